@@ -1,0 +1,127 @@
+// Package api serves the public JSON API under /api/v1 and the managed
+// state backend. Handlers parse, authorize, call a domain service and
+// encode; the error table lives in httpx.
+package api
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gantry-iac/gantry/internal/auth"
+	"github.com/gantry-iac/gantry/internal/errs"
+	"github.com/gantry-iac/gantry/internal/httpx"
+	"github.com/gantry-iac/gantry/internal/run"
+	"github.com/gantry-iac/gantry/internal/space"
+	"github.com/gantry-iac/gantry/internal/stack"
+	"github.com/gantry-iac/gantry/internal/state"
+)
+
+// MaxBody bounds JSON request bodies.
+const MaxBody = 1 << 20
+
+// API holds the services the handlers use.
+type API struct {
+	Spaces *space.Service
+	Stacks *stack.Service
+	Runs   *run.Service
+	State  *state.Service
+	Keys   *auth.Keys
+	Log    *slog.Logger
+	// Head resolves the commit at the tip of a branch when a run is
+	// triggered without a SHA; an error leaves the commit to the worker.
+	Head func(ctx context.Context, repo, branch string) (string, error)
+}
+
+type handler func(w http.ResponseWriter, r *http.Request, p auth.Principal) error
+
+// Routes registers every route on mux.
+func (a *API) Routes(mux *http.ServeMux) {
+	ad := httpx.Adapter{Log: a.Log}
+	user := func(pattern string, h handler) {
+		mux.Handle(pattern, ad.H(func(w http.ResponseWriter, r *http.Request) error {
+			p, err := a.authenticate(r)
+			if err != nil {
+				return err
+			}
+			if p.Kind != "api_key" {
+				return errs.E(errs.Forbidden, "run tokens may only use the state backend of their stack")
+			}
+			return h(w, r.WithContext(auth.WithPrincipal(r.Context(), p)), p)
+		}))
+	}
+	user("GET /api/v1/spaces", a.listSpaces)
+	user("POST /api/v1/spaces", a.createSpace)
+	user("GET /api/v1/spaces/{id}", a.getSpace)
+	user("PATCH /api/v1/spaces/{id}", a.updateSpace)
+	user("DELETE /api/v1/spaces/{id}", a.deleteSpace)
+
+	user("GET /api/v1/stacks", a.listStacks)
+	user("POST /api/v1/stacks", a.createStack)
+	user("GET /api/v1/stacks/{id}", a.getStack)
+	user("PATCH /api/v1/stacks/{id}", a.updateStack)
+	user("DELETE /api/v1/stacks/{id}", a.deleteStack)
+	user("GET /api/v1/stacks/{id}/env", a.listEnv)
+	user("PUT /api/v1/stacks/{id}/env/{name}", a.setEnv)
+	user("DELETE /api/v1/stacks/{id}/env/{name}", a.deleteEnv)
+	user("POST /api/v1/stacks/{id}/runs", a.createRun)
+	user("GET /api/v1/stacks/{id}/outputs", a.outputs)
+	user("GET /api/v1/stacks/{id}/state/versions", a.stateVersions)
+	user("GET /api/v1/stacks/{id}/state/versions/{serial}", a.stateVersion)
+	user("POST /api/v1/stacks/{id}/state/rollback", a.rollback)
+
+	user("GET /api/v1/runs", a.listRuns)
+	user("GET /api/v1/runs/{id}", a.getRun)
+	user("POST /api/v1/runs/{id}/confirm", a.runAction(auth.RunConfirm, a.Runs.Confirm))
+	user("POST /api/v1/runs/{id}/discard", a.runAction(auth.RunDiscard, a.Runs.Discard))
+	user("POST /api/v1/runs/{id}/cancel", a.runAction(auth.RunCancel, a.Runs.Cancel))
+	user("POST /api/v1/runs/{id}/stop", a.runAction(auth.RunStop, a.Runs.Stop))
+	user("GET /api/v1/runs/{id}/logs", a.runLogs)
+	user("GET /api/v1/runs/{id}/plan", a.runPlan)
+
+	a.stateRoutes(mux, ad)
+	mux.Handle("GET /api/v1/openapi.json", http.HandlerFunc(serveOpenAPI))
+	mux.Handle("/api/v1/", ad.H(func(w http.ResponseWriter, r *http.Request) error {
+		return errs.E(errs.NotFound, "no route %s %s", r.Method, r.URL.Path)
+	}))
+}
+
+// authenticate resolves the caller of r from its bearer token (or basic
+// auth password, as OpenTofu's http backend sends it).
+func (a *API) authenticate(r *http.Request) (auth.Principal, error) {
+	token := httpx.BearerToken(r)
+	if token == "" {
+		return auth.Principal{}, errs.E(errs.Unauthenticated, "missing API token: send Authorization: Bearer <token>")
+	}
+	if strings.HasPrefix(token, "gjt_") {
+		rn, err := a.Runs.Authenticate(r.Context(), token, false)
+		if err != nil {
+			return auth.Principal{}, errs.E(errs.Unauthenticated, "invalid or expired run token")
+		}
+		return auth.Principal{Kind: "run", ID: rn.ID, StackID: rn.StackID, Name: rn.ID}, nil
+	}
+	return a.Keys.Authenticate(r.Context(), token)
+}
+
+// page reads limit (1..1000, default 50) and cursor.
+func page(r *http.Request) (int, string, error) {
+	limit := 50
+	if v := r.URL.Query().Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			return 0, "", errs.E(errs.Invalid, "limit must be an integer from 1 to 1000")
+		}
+		limit = n
+	}
+	return limit, r.URL.Query().Get("cursor"), nil
+}
+
+func utc(t time.Time) time.Time { return t.UTC() }
+
+func noContent(w http.ResponseWriter) error {
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}

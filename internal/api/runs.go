@@ -1,0 +1,161 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gantry-iac/gantry/internal/apiv1"
+	"github.com/gantry-iac/gantry/internal/auth"
+	"github.com/gantry-iac/gantry/internal/errs"
+	"github.com/gantry-iac/gantry/internal/git"
+	"github.com/gantry-iac/gantry/internal/httpx"
+	"github.com/gantry-iac/gantry/internal/run"
+)
+
+func runOut(r run.Run, ts []run.Transition) apiv1.Run {
+	out := apiv1.Run{ID: r.ID, Stack: r.StackID, Space: r.SpaceID, Type: r.Type, State: r.State, Blocking: r.Blocking,
+		CommitSHA: r.CommitSHA, CommitMessage: r.CommitMessage, TriggeredBy: r.TriggeredBy, Command: r.Command,
+		HasChanges: r.HasChanges, Reason: r.Reason, CreatedAt: utc(r.CreatedAt), UpdatedAt: utc(r.UpdatedAt)}
+	if r.HasDelta {
+		out.Delta = &apiv1.Delta{Add: r.Delta.Add, Change: r.Delta.Change, Destroy: r.Delta.Destroy}
+	}
+	for _, t := range ts {
+		out.Transitions = append(out.Transitions, apiv1.Transition{From: t.From, To: t.To, At: utc(t.At), Actor: t.Actor, Reason: t.Reason})
+	}
+	return out
+}
+
+func (a *API) writeRun(w http.ResponseWriter, r *http.Request, status int, rn run.Run) error {
+	ts, err := a.Runs.Transitions(r.Context(), rn.ID)
+	if err != nil {
+		return err
+	}
+	httpx.WriteJSON(w, status, runOut(rn, ts))
+	return nil
+}
+
+func (a *API) createRun(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	var in apiv1.RunCreate
+	if err := httpx.DecodeJSON(w, r, &in, MaxBody); err != nil {
+		return err
+	}
+	action := auth.RunTrigger
+	if in.Type == run.Task {
+		action = auth.TaskCreate
+	}
+	st, err := a.stack(r, p, action)
+	if err != nil {
+		return err
+	}
+	if in.SHA != "" && !git.ValidSHA(in.SHA) {
+		return errs.E(errs.Invalid, "sha %q is not a full 40-character commit SHA", in.SHA)
+	}
+	sha := in.SHA
+	if sha == "" && a.Head != nil {
+		// Pin the run to the branch's head now; if the repository cannot
+		// be reached, the worker will fail the run with git's message.
+		ctx, cancel := context.WithTimeout(r.Context(), 15*time.Second)
+		sha, _ = a.Head(ctx, st.Repository, st.Branch)
+		cancel()
+	}
+	rn, err := a.Runs.Create(r.Context(), run.New{StackID: st.ID, Type: in.Type, CommitSHA: sha, Command: in.Command, TriggeredBy: p.String()})
+	if err != nil {
+		return err
+	}
+	return a.writeRun(w, r, http.StatusCreated, rn)
+}
+
+// run loads a run and checks that p may do action in its space.
+func (a *API) run(r *http.Request, p auth.Principal, action string) (run.Run, error) {
+	rn, err := a.Runs.Get(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return rn, err
+	}
+	return rn, auth.Authorize(p, action, rn.SpaceID)
+}
+
+func (a *API) getRun(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	rn, err := a.run(r, p, auth.SpaceRead)
+	if err != nil {
+		return err
+	}
+	return a.writeRun(w, r, http.StatusOK, rn)
+}
+
+func (a *API) listRuns(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	limit, cursor, err := page(r)
+	if err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	if err := auth.Authorize(p, auth.SpaceRead, q.Get("space")); err != nil {
+		return err
+	}
+	list, next, err := a.Runs.List(r.Context(), run.Filter{Stack: q.Get("stack"), Space: q.Get("space"), State: q.Get("state"), Type: q.Get("type"), Cursor: cursor, Limit: limit})
+	if err != nil {
+		return err
+	}
+	out := apiv1.List[apiv1.Run]{Items: []apiv1.Run{}, NextCursor: next}
+	for _, rn := range list {
+		out.Items = append(out.Items, runOut(rn, nil))
+	}
+	httpx.WriteJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (a *API) runAction(action string, fn func(ctx context.Context, runID, actor string) (run.Run, error)) handler {
+	return func(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+		if _, err := a.run(r, p, action); err != nil {
+			return err
+		}
+		rn, err := fn(r.Context(), r.PathValue("id"), p.String())
+		if err != nil {
+			return err
+		}
+		return a.writeRun(w, r, http.StatusOK, rn)
+	}
+}
+
+func (a *API) runLogs(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	rn, err := a.run(r, p, auth.SpaceRead)
+	if err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	var offset int64
+	if v := q.Get("offset"); v != "" {
+		if offset, err = strconv.ParseInt(v, 10, 64); err != nil || offset < 0 {
+			return errs.E(errs.Invalid, "offset must be a non-negative integer")
+		}
+	}
+	var wait time.Duration
+	if v := q.Get("wait"); v != "" {
+		secs, err := strconv.Atoi(v)
+		if err != nil || secs < 0 || secs > 60 {
+			return errs.E(errs.Invalid, "wait must be a number of seconds from 0 to 60")
+		}
+		wait = time.Duration(secs) * time.Second
+	}
+	data, done, err := a.Runs.ReadLog(r.Context(), rn.ID, offset, 1<<20, wait)
+	if err != nil {
+		return err
+	}
+	httpx.WriteJSON(w, http.StatusOK, apiv1.LogChunk{Offset: offset, NextOffset: offset + int64(len(data)), Data: string(data), Done: done})
+	return nil
+}
+
+func (a *API) runPlan(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	rn, err := a.run(r, p, auth.SpaceRead)
+	if err != nil {
+		return err
+	}
+	data, err := a.Runs.Artifact(r.Context(), rn.ID, run.ArtifactPlanJSON)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, err = w.Write(data)
+	return err
+}

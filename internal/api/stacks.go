@@ -1,0 +1,211 @@
+package api
+
+import (
+	"net/http"
+
+	"github.com/gantry-iac/gantry/internal/apiv1"
+	"github.com/gantry-iac/gantry/internal/auth"
+	"github.com/gantry-iac/gantry/internal/errs"
+	"github.com/gantry-iac/gantry/internal/httpx"
+	"github.com/gantry-iac/gantry/internal/stack"
+)
+
+func stackOut(s stack.Stack, state string) apiv1.Stack {
+	if state == "" {
+		state = "NONE"
+	}
+	return apiv1.Stack{ID: s.ID, Name: s.Name, Space: s.Space, Repository: s.Repository, Branch: s.Branch,
+		ProjectRoot: s.ProjectRoot, Tool: s.Tool, ToolVersion: s.ToolVersion, Labels: s.Labels, Description: s.Description,
+		Autodeploy: s.Autodeploy, ManagedState: s.ManagedState, Hooks: apiv1.Hooks(s.Hooks), State: state,
+		CreatedAt: utc(s.CreatedAt), UpdatedAt: utc(s.UpdatedAt)}
+}
+
+// stack loads a stack and checks that p may do action in its space.
+func (a *API) stack(r *http.Request, p auth.Principal, action string) (stack.Stack, error) {
+	st, err := a.Stacks.Get(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return st, err
+	}
+	return st, auth.Authorize(p, action, st.Space)
+}
+
+func (a *API) writeStack(w http.ResponseWriter, r *http.Request, status int, st stack.Stack) error {
+	states, err := a.Runs.StackStates(r.Context(), []string{st.ID})
+	if err != nil {
+		return err
+	}
+	httpx.WriteJSON(w, status, stackOut(st, states[st.ID]))
+	return nil
+}
+
+func (a *API) listStacks(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	limit, cursor, err := page(r)
+	if err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	if err := auth.Authorize(p, auth.SpaceRead, q.Get("space")); err != nil {
+		return err
+	}
+	list, next, err := a.Stacks.List(r.Context(), stack.Filter{Space: q.Get("space"), Labels: q["label"], Cursor: cursor, Limit: limit})
+	if err != nil {
+		return err
+	}
+	ids := make([]string, len(list))
+	for i, s := range list {
+		ids[i] = s.ID
+	}
+	states, err := a.Runs.StackStates(r.Context(), ids)
+	if err != nil {
+		return err
+	}
+	out := apiv1.List[apiv1.Stack]{Items: []apiv1.Stack{}, NextCursor: next}
+	for _, s := range list {
+		out.Items = append(out.Items, stackOut(s, states[s.ID]))
+	}
+	httpx.WriteJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (a *API) createStack(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	var in apiv1.StackCreate
+	if err := httpx.DecodeJSON(w, r, &in, MaxBody); err != nil {
+		return err
+	}
+	if in.ID == "" {
+		return errs.E(errs.Invalid, "id is required")
+	}
+	st := stack.Stack{ID: in.ID, Name: in.Name, Space: in.Space, Repository: in.Repository, Branch: in.Branch,
+		ProjectRoot: in.ProjectRoot, Tool: in.Tool, ToolVersion: in.ToolVersion, Labels: in.Labels,
+		Description: in.Description, Autodeploy: in.Autodeploy, ManagedState: true}
+	if st.Space == "" {
+		st.Space = "root"
+	}
+	if in.ManagedState != nil {
+		st.ManagedState = *in.ManagedState
+	}
+	if in.Hooks != nil {
+		st.Hooks = stack.Hooks(*in.Hooks)
+	}
+	if err := auth.Authorize(p, auth.StackCreate, st.Space); err != nil {
+		return err
+	}
+	st, err := a.Stacks.Create(r.Context(), st)
+	if err != nil {
+		return err
+	}
+	return a.writeStack(w, r, http.StatusCreated, st)
+}
+
+func (a *API) getStack(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	st, err := a.stack(r, p, auth.SpaceRead)
+	if err != nil {
+		return err
+	}
+	return a.writeStack(w, r, http.StatusOK, st)
+}
+
+func (a *API) updateStack(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	var in apiv1.StackUpdate
+	if err := httpx.DecodeJSON(w, r, &in, MaxBody); err != nil {
+		return err
+	}
+	if _, err := a.stack(r, p, auth.StackUpdate); err != nil {
+		return err
+	}
+	st, err := a.Stacks.Update(r.Context(), r.PathValue("id"), func(s *stack.Stack) error {
+		set(&s.Name, in.Name)
+		set(&s.Repository, in.Repository)
+		set(&s.Branch, in.Branch)
+		set(&s.ProjectRoot, in.ProjectRoot)
+		set(&s.Tool, in.Tool)
+		set(&s.ToolVersion, in.ToolVersion)
+		set(&s.Labels, in.Labels)
+		set(&s.Description, in.Description)
+		set(&s.Autodeploy, in.Autodeploy)
+		set(&s.ManagedState, in.ManagedState)
+		if in.Hooks != nil {
+			s.Hooks = stack.Hooks(*in.Hooks)
+		}
+		if in.Space != nil && *in.Space != s.Space {
+			if err := auth.Authorize(p, auth.StackCreate, *in.Space); err != nil {
+				return err
+			}
+			s.Space = *in.Space
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return a.writeStack(w, r, http.StatusOK, st)
+}
+
+func set[T any](dst *T, v *T) {
+	if v != nil {
+		*dst = *v
+	}
+}
+
+func (a *API) deleteStack(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	if _, err := a.stack(r, p, auth.StackDelete); err != nil {
+		return err
+	}
+	force := r.URL.Query().Get("force") == "true"
+	if err := a.Stacks.Delete(r.Context(), r.PathValue("id"), force); err != nil {
+		return err
+	}
+	return noContent(w)
+}
+
+func envOut(v stack.EnvVar) apiv1.EnvVar {
+	if v.Secret {
+		v.Value = ""
+	}
+	return apiv1.EnvVar{Name: v.Name, Value: v.Value, Secret: v.Secret}
+}
+
+func (a *API) listEnv(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	st, err := a.stack(r, p, auth.SpaceRead)
+	if err != nil {
+		return err
+	}
+	vars, err := a.Stacks.ListEnv(r.Context(), st.ID)
+	if err != nil {
+		return err
+	}
+	out := apiv1.List[apiv1.EnvVar]{Items: []apiv1.EnvVar{}}
+	for _, v := range vars {
+		out.Items = append(out.Items, envOut(v))
+	}
+	httpx.WriteJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (a *API) setEnv(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	var in apiv1.EnvVarSet
+	if err := httpx.DecodeJSON(w, r, &in, MaxBody); err != nil {
+		return err
+	}
+	st, err := a.stack(r, p, auth.StackUpdate)
+	if err != nil {
+		return err
+	}
+	v, err := a.Stacks.SetEnv(r.Context(), st.ID, stack.EnvVar{Name: r.PathValue("name"), Value: in.Value, Secret: in.Secret})
+	if err != nil {
+		return err
+	}
+	httpx.WriteJSON(w, http.StatusOK, envOut(v))
+	return nil
+}
+
+func (a *API) deleteEnv(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	st, err := a.stack(r, p, auth.StackUpdate)
+	if err != nil {
+		return err
+	}
+	if err := a.Stacks.DeleteEnv(r.Context(), st.ID, r.PathValue("name")); err != nil {
+		return err
+	}
+	return noContent(w)
+}

@@ -1,0 +1,243 @@
+package api
+
+import (
+	"crypto/md5"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+
+	"github.com/gantry-iac/gantry/internal/apiv1"
+	"github.com/gantry-iac/gantry/internal/auth"
+	"github.com/gantry-iac/gantry/internal/errs"
+	"github.com/gantry-iac/gantry/internal/httpx"
+	"github.com/gantry-iac/gantry/internal/state"
+	"github.com/gantry-iac/gantry/internal/tofu"
+)
+
+// stateRoutes serves OpenTofu's http backend protocol at
+// /api/v1/stacks/{id}/tfstate: GET and POST the state, LOCK and UNLOCK.
+func (a *API) stateRoutes(mux *http.ServeMux, ad httpx.Adapter) {
+	h := func(method, action string, fn func(w http.ResponseWriter, r *http.Request, p auth.Principal, stackID string) error) {
+		mux.Handle(method+" /api/v1/stacks/{id}/tfstate", ad.H(func(w http.ResponseWriter, r *http.Request) error {
+			p, err := a.authenticate(r)
+			if err != nil {
+				return err
+			}
+			stackID := r.PathValue("id")
+			if p.Kind == "run" {
+				if p.StackID != stackID {
+					return errs.E(errs.Forbidden, "this run token is for the state of stack %s only", p.StackID)
+				}
+			} else if _, err := a.stack(r, p, action); err != nil {
+				return err
+			}
+			st, err := a.Stacks.Get(r.Context(), stackID)
+			if err != nil {
+				return err
+			}
+			if !st.ManagedState {
+				return errs.E(errs.Conflict, "stack %s does not use managed state", stackID)
+			}
+			return fn(w, r, p, stackID)
+		}))
+	}
+	h("GET", auth.StateDownload, a.stateGet)
+	h("POST", auth.StackUpdate, a.statePost)
+	h("LOCK", auth.StackUpdate, a.stateLock)
+	h("UNLOCK", auth.StackUpdate, a.stateUnlock)
+}
+
+func (a *API) stateGet(w http.ResponseWriter, r *http.Request, p auth.Principal, stackID string) error {
+	_, data, err := a.State.Current(r.Context(), stackID)
+	if errs.Is(err, errs.NotFound) {
+		w.WriteHeader(http.StatusNoContent) // no state yet: OpenTofu starts empty
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	sum := md5.Sum(data)
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-MD5", base64.StdEncoding.EncodeToString(sum[:]))
+	_, err = w.Write(data)
+	return err
+}
+
+func (a *API) statePost(w http.ResponseWriter, r *http.Request, p auth.Principal, stackID string) error {
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, state.MaxSize))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return errs.E(errs.TooLarge, "state larger than %d bytes", state.MaxSize)
+		}
+		return errs.E(errs.Invalid, "reading the state: %v", err)
+	}
+	if want := r.Header.Get("Content-MD5"); want != "" {
+		sum := md5.Sum(data)
+		if base64.StdEncoding.EncodeToString(sum[:]) != want {
+			return errs.E(errs.Invalid, "state body does not match its Content-MD5 header")
+		}
+	}
+	runID := ""
+	if p.Kind == "run" {
+		runID = p.ID
+	}
+	_, err = a.State.Write(r.Context(), stackID, data, r.URL.Query().Get("ID"), runID, p.String())
+	if err != nil {
+		return lockAware(w, err)
+	}
+	w.WriteHeader(http.StatusOK)
+	return nil
+}
+
+func readLockInfo(w http.ResponseWriter, r *http.Request) (state.LockInfo, error) {
+	var info state.LockInfo
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<10))
+	if err != nil {
+		return info, errs.E(errs.TooLarge, "lock info larger than 64 KiB")
+	}
+	if err := json.Unmarshal(body, &info); err != nil {
+		return info, errs.E(errs.Invalid, "lock info is not valid JSON: %v", err)
+	}
+	return info, nil
+}
+
+func (a *API) stateLock(w http.ResponseWriter, r *http.Request, p auth.Principal, stackID string) error {
+	info, err := readLockInfo(w, r)
+	if err != nil {
+		return err
+	}
+	runID := ""
+	if p.Kind == "run" {
+		runID = p.ID
+		if info.Info == "" {
+			info.Info = "run " + p.ID
+		}
+	}
+	if err := a.State.Acquire(r.Context(), stackID, info, runID); err != nil {
+		return lockAware(w, err)
+	}
+	w.WriteHeader(http.StatusOK)
+	return nil
+}
+
+func (a *API) stateUnlock(w http.ResponseWriter, r *http.Request, p auth.Principal, stackID string) error {
+	info, err := readLockInfo(w, r)
+	if err != nil {
+		return err
+	}
+	if err := a.State.Release(r.Context(), stackID, info.ID); err != nil {
+		return lockAware(w, err)
+	}
+	w.WriteHeader(http.StatusOK)
+	return nil
+}
+
+// lockAware answers a lock conflict as OpenTofu expects: 423 with the
+// holder's lock info as the body (plus our error envelope's field).
+func lockAware(w http.ResponseWriter, err error) error {
+	l, ok := errs.DetailOf(err).(state.LockInfo)
+	if !ok || !errs.Is(err, errs.Locked) {
+		return err
+	}
+	body := struct {
+		state.LockInfo
+		Error apiv1.ErrorDetail `json:"error"`
+	}{l, apiv1.ErrorDetail{Code: string(errs.Locked), Message: errs.Public(err)}}
+	httpx.WriteJSON(w, http.StatusLocked, body)
+	return nil
+}
+
+func versionOut(v state.Version, current int64) apiv1.StateVersion {
+	return apiv1.StateVersion{Serial: v.Serial, Lineage: v.Lineage, Checksum: v.Checksum, Size: v.Size, Run: v.RunID,
+		CreatedBy: v.CreatedBy, CreatedAt: utc(v.CreatedAt), Current: v.Serial == current}
+}
+
+func (a *API) stateVersions(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	st, err := a.stack(r, p, auth.StateRead)
+	if err != nil {
+		return err
+	}
+	vs, err := a.State.Versions(r.Context(), st.ID)
+	if err != nil {
+		return err
+	}
+	out := apiv1.List[apiv1.StateVersion]{Items: []apiv1.StateVersion{}}
+	for _, v := range vs {
+		out.Items = append(out.Items, versionOut(v, vs[0].Serial))
+	}
+	httpx.WriteJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (a *API) stateVersion(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	st, err := a.stack(r, p, auth.StateDownload)
+	if err != nil {
+		return err
+	}
+	var data []byte
+	if s := r.PathValue("serial"); s == "current" {
+		_, data, err = a.State.Current(r.Context(), st.ID)
+	} else {
+		serial, perr := strconv.ParseInt(s, 10, 64)
+		if perr != nil {
+			return errs.E(errs.Invalid, "serial must be an integer or \"current\"")
+		}
+		_, data, err = a.State.Get(r.Context(), st.ID, serial)
+	}
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, err = w.Write(data)
+	return err
+}
+
+func (a *API) rollback(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	var in apiv1.StateRollback
+	if err := httpx.DecodeJSON(w, r, &in, MaxBody); err != nil {
+		return err
+	}
+	st, err := a.stack(r, p, auth.StateRollback)
+	if err != nil {
+		return err
+	}
+	v, err := a.State.Rollback(r.Context(), st.ID, in.Serial, p.String())
+	if err != nil {
+		return err
+	}
+	httpx.WriteJSON(w, http.StatusOK, versionOut(v, v.Serial))
+	return nil
+}
+
+func (a *API) outputs(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	st, err := a.stack(r, p, auth.StateRead)
+	if err != nil {
+		return err
+	}
+	out := apiv1.List[apiv1.Output]{Items: []apiv1.Output{}}
+	_, data, err := a.State.Current(r.Context(), st.ID)
+	if errs.Is(err, errs.NotFound) {
+		httpx.WriteJSON(w, http.StatusOK, out)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	outs, err := tofu.ParseOutputs(data)
+	if err != nil {
+		return errs.Wrap(errs.Internal, err, "reading the outputs of the current state")
+	}
+	for _, o := range outs {
+		v := o.Value
+		if o.Sensitive {
+			v = nil
+		}
+		out.Items = append(out.Items, apiv1.Output{Name: o.Name, Value: v, Sensitive: o.Sensitive, Type: o.Type})
+	}
+	httpx.WriteJSON(w, http.StatusOK, out)
+	return nil
+}

@@ -1,0 +1,101 @@
+package cli
+
+import (
+	"context"
+	"io"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/gantry-iac/gantry/internal/apiv1"
+	"github.com/gantry-iac/gantry/internal/client"
+)
+
+func (a *app) envCommand() *cobra.Command {
+	return group("env", "Manage a stack's environment variables",
+		a.envSet(), a.envList(), a.envDelete())
+}
+
+func (a *app) envSet() *cobra.Command {
+	var (
+		id     string
+		secret bool
+	)
+	cmd := &cobra.Command{
+		Use:   "set --id ID NAME VALUE",
+		Short: "Set an environment variable (VALUE - reads it from standard input)",
+		Args:  cobra.ExactArgs(2),
+		RunE: a.withClient(func(ctx context.Context, c *client.Client, args []string) error {
+			value := args[1]
+			if value == "-" {
+				b, err := io.ReadAll(a.stdin)
+				if err != nil {
+					return err
+				}
+				value = strings.TrimRight(string(b), "\r\n")
+			}
+			v, err := c.SetEnv(ctx, id, args[0], apiv1.EnvVarSet{Value: value, Secret: secret})
+			if err != nil {
+				return err
+			}
+			return a.printEnv([]apiv1.EnvVar{v}, v)
+		}),
+	}
+	cmd.Flags().StringVar(&id, "id", "", "stack id")
+	cmd.Flags().BoolVar(&secret, "secret", false, "write-only value, masked in logs")
+	required(cmd, "id")
+	return cmd
+}
+
+func (a *app) envList() *cobra.Command {
+	var id string
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List environment variables (secret values are not shown)",
+		Args:  cobra.NoArgs,
+		RunE: a.withClient(func(ctx context.Context, c *client.Client, _ []string) error {
+			l, err := c.ListEnv(ctx, id)
+			if err != nil {
+				return err
+			}
+			vars := orEmpty(l.Items)
+			return a.printEnv(vars, vars)
+		}),
+	}
+	cmd.Flags().StringVar(&id, "id", "", "stack id")
+	required(cmd, "id")
+	return cmd
+}
+
+func (a *app) envDelete() *cobra.Command {
+	var id string
+	cmd := &cobra.Command{
+		Use:   "delete --id ID NAME",
+		Short: "Delete an environment variable",
+		Args:  cobra.ExactArgs(1),
+		RunE: a.withClient(func(ctx context.Context, c *client.Client, args []string) error {
+			if err := c.DeleteEnv(ctx, id, args[0]); err != nil {
+				return err
+			}
+			return a.deleted("environment variable", args[0])
+		}),
+	}
+	cmd.Flags().StringVar(&id, "id", "", "stack id")
+	required(cmd, "id")
+	return cmd
+}
+
+// printEnv prints vars as a table, or jsonValue as JSON; secret values never
+// show in the table, whatever the server sent.
+func (a *app) printEnv(vars []apiv1.EnvVar, jsonValue any) error {
+	return a.print(jsonValue, func(w io.Writer) {
+		row(w, "NAME", "VALUE", "SECRET")
+		for _, v := range vars {
+			value := v.Value
+			if v.Secret {
+				value = "*****"
+			}
+			row(w, v.Name, value, v.Secret)
+		}
+	})
+}

@@ -1,0 +1,229 @@
+// Package cli is the cobra command tree of the gantry binary. It is thin:
+// commands parse flags, call the API through package client and print.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/gantry-iac/gantry/internal/client"
+)
+
+// extraCommands are added to the root command; other files of the package
+// (server, worker) append their constructors from init functions.
+var extraCommands []func() *cobra.Command
+
+// pollInterval is how often --wait polls a run.
+var pollInterval = 2 * time.Second
+
+// stdin is where login reads a token and `stack env set NAME -` a value.
+var stdin io.Reader = os.Stdin
+
+const defaultURL = "http://127.0.0.1:8080"
+
+func init() {
+	// Run every PersistentPreRunE from the root down, so that the root's
+	// (environment variables, validation) also runs for commands that have
+	// their own.
+	cobra.EnableTraverseRunHooks = true
+}
+
+// app holds what the commands of one Main call share.
+type app struct {
+	stdout, stderr io.Writer
+	stdin          io.Reader
+
+	url, token, output string // persistent flags
+
+	// ready is set once flags and arguments are validated: errors after it
+	// are run errors (exit 1), before it usage errors (exit 2).
+	ready bool
+}
+
+// Main runs the gantry command line with args (without the program name)
+// and returns the exit code: 0 success, 1 failure, 2 usage error.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	a := &app{stdout: stdout, stderr: stderr, stdin: stdin}
+	root := a.rootCommand()
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetIn(a.stdin)
+	cmd, err := root.ExecuteContextC(ctx)
+	if err == nil {
+		return 0
+	}
+	fmt.Fprintf(stderr, "Error: %s\n", err)
+	var ue *usageError
+	if !a.ready || errors.As(err, &ue) {
+		fmt.Fprint(stderr, cmd.UsageString())
+		return 2
+	}
+	return 1
+}
+
+func (a *app) rootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "gantry",
+		Short: "Gantry orchestrates OpenTofu and Terraform runs",
+		Long: `Gantry orchestrates OpenTofu and Terraform runs.
+
+Every flag can also be set with the environment variable GANTRY_<FLAG>
+(upper case, dashes as underscores, e.g. GANTRY_TOKEN), or read from the file
+named by GANTRY_<FLAG>_FILE. A flag given on the command line wins.`,
+		SilenceErrors:     true,
+		SilenceUsage:      true,
+		PersistentPreRunE: a.prepare,
+	}
+	pf := root.PersistentFlags()
+	pf.StringVar(&a.url, "url", "", "server URL (default: from gantry login, else "+defaultURL+")")
+	pf.StringVar(&a.token, "token", "", "API token (default: from gantry login)")
+	pf.StringVarP(&a.output, "output", "o", "table", "output format: table or json")
+
+	root.AddCommand(
+		a.loginCommand(), a.logoutCommand(),
+		a.spaceCommand(), a.stackCommand(), a.runCommand(),
+		a.versionCommand(),
+	)
+	for _, newCmd := range extraCommands {
+		root.AddCommand(newCmd())
+	}
+	return root
+}
+
+// prepare runs before every command: it fills flags from the environment
+// and validates them, so that missing flags are usage errors.
+func (a *app) prepare(cmd *cobra.Command, _ []string) error {
+	if err := applyEnv(cmd.Flags()); err != nil {
+		return err
+	}
+	if err := cmd.ValidateRequiredFlags(); err != nil {
+		return err
+	}
+	if err := cmd.ValidateFlagGroups(); err != nil {
+		return err
+	}
+	if a.output != "table" && a.output != "json" {
+		return fmt.Errorf("invalid --output %q: want table or json", a.output)
+	}
+	a.ready = true
+	return nil
+}
+
+// envName is the environment variable of a flag: GANTRY_<FLAG>.
+func envName(flag string) string {
+	return "GANTRY_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+}
+
+// applyEnv sets every flag of fs not given on the command line from
+// GANTRY_<FLAG>, or from the file named by GANTRY_<FLAG>_FILE. Empty
+// variables count as unset.
+func applyEnv(fs *pflag.FlagSet) error {
+	var err error
+	fs.VisitAll(func(f *pflag.Flag) {
+		if err != nil || f.Changed || f.Name == "help" {
+			return
+		}
+		name := envName(f.Name)
+		value := os.Getenv(name)
+		if value == "" {
+			file := os.Getenv(name + "_FILE")
+			if file == "" {
+				return
+			}
+			b, rerr := os.ReadFile(file)
+			if rerr != nil {
+				err = fmt.Errorf("%s_FILE: %w", name, rerr)
+				return
+			}
+			value = strings.TrimRight(string(b), "\r\n")
+		}
+		if serr := fs.Set(f.Name, value); serr != nil {
+			err = fmt.Errorf("%s: invalid value for --%s: %w", name, f.Name, serr)
+		}
+	})
+	return err
+}
+
+// usageError is an error in how a command was called.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usageErrorf(format string, args ...any) error {
+	return &usageError{msg: fmt.Sprintf(format, args...)}
+}
+
+// client returns an API client for the effective URL and token: flags (or
+// their environment variables) first, then the login configuration. The
+// configured token is only sent to the configured server.
+func (a *app) client() (*client.Client, error) {
+	url, token := a.url, a.token
+	if url == "" || token == "" {
+		cfg, err := loadConfig()
+		if err != nil {
+			return nil, err
+		}
+		if url == "" {
+			url = cfg.URL
+		}
+		if token == "" && cfg.URL != "" && sameURL(url, cfg.URL) {
+			token = cfg.Token
+		}
+	}
+	if url == "" {
+		url = defaultURL
+	}
+	return client.New(url, token, client.WithUserAgent("gantry-cli/"+version())), nil
+}
+
+func sameURL(a, b string) bool {
+	return strings.TrimRight(a, "/") == strings.TrimRight(b, "/")
+}
+
+// apiFunc is the body of a command that calls the API.
+type apiFunc func(ctx context.Context, c *client.Client, args []string) error
+
+// withClient makes a RunE that builds the client and calls fn.
+func (a *app) withClient(fn apiFunc) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		c, err := a.client()
+		if err != nil {
+			return err
+		}
+		return fn(cmd.Context(), c, args)
+	}
+}
+
+// group makes a command that only holds subcommands.
+func group(use, short string, subs ...*cobra.Command) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   use,
+		Short: short,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return usageErrorf("unknown command %q for %q", args[0], cmd.CommandPath())
+			}
+			return cmd.Help()
+		},
+	}
+	cmd.AddCommand(subs...)
+	return cmd
+}
+
+// required marks flags of cmd as required.
+func required(cmd *cobra.Command, names ...string) {
+	for _, n := range names {
+		if err := cmd.MarkFlagRequired(n); err != nil {
+			panic(err) // a programming error: the flag does not exist
+		}
+	}
+}

@@ -1,0 +1,98 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/gantry-iac/gantry/internal/server"
+)
+
+func init() { extraCommands = append(extraCommands, serverCommand) }
+
+func serverCommand() *cobra.Command {
+	var cfg server.Config
+	var logFormat, logLevel string
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run the Gantry control plane (API, scheduler, state backend, built-in workers)",
+		Long: `Run the Gantry control plane.
+
+With no flags it keeps everything in SQLite under ./gantry-data and runs jobs
+on 2 built-in workers. Every flag also reads GANTRY_<FLAG> (for example
+GANTRY_DATABASE_URL, GANTRY_ENCRYPTION_KEY, GANTRY_ADMIN_TOKEN), and
+GANTRY_<FLAG>_FILE for secrets kept in files.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := newLogger(cmd.ErrOrStderr(), logFormat, logLevel)
+			if err != nil {
+				return err
+			}
+			if cfg.Dev && !cmd.Flags().Changed("data-dir") && os.Getenv("GANTRY_DATA_DIR") == "" {
+				cfg.DataDir = ""
+			}
+			if cfg.BuiltinWorkers < 0 || cfg.WorkerTimeout < time.Second/2 {
+				return fmt.Errorf("--builtin-workers must be >= 0 and --worker-timeout >= 500ms")
+			}
+			log.Info("configuration", configAttrs(cfg)...)
+			return server.Run(cmd.Context(), cfg, cmd.OutOrStdout(), log)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Listen, "listen", "127.0.0.1:8080", "address to listen on (port 0 picks a free port)")
+	f.StringVar(&cfg.DataDir, "data-dir", "./gantry-data", "data directory (SQLite database, encryption key, admin token)")
+	f.StringVar(&cfg.DatabaseURL, "database-url", "", "empty for SQLite in the data directory, or postgres://... for PostgreSQL")
+	f.IntVar(&cfg.BuiltinWorkers, "builtin-workers", 2, "number of built-in workers (0: none)")
+	f.BoolVar(&cfg.Dev, "dev", false, "development mode: a temporary data directory unless --data-dir is given")
+	f.BoolVar(&cfg.Demo, "demo", false, "create the demo space and stack from examples/demo and deploy it")
+	f.StringVar(&cfg.EncryptionKey, "encryption-key", "", "AES-256 key (64 hex characters or base64) for data at rest; default: generated into <data-dir>/encryption.key")
+	f.StringVar(&cfg.AdminToken, "admin-token", "", "pre-seed the first admin API token instead of generating one")
+	f.DurationVar(&cfg.WorkerTimeout, "worker-timeout", 30*time.Second, "a run whose worker sent no heartbeat for this long fails")
+	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 2*time.Minute, "on SIGTERM, how long running jobs may take to finish")
+	f.StringVar(&cfg.ToolsDir, "tools-dir", "", "where downloaded tool versions are kept (default <data-dir>/tools)")
+	f.StringVar(&cfg.OpenTofuMirror, "opentofu-mirror", "", "base URL of OpenTofu releases (default: the official GitHub releases)")
+	f.StringVar(&cfg.TerraformMirror, "terraform-mirror", "", "base URL of Terraform releases (default: releases.hashicorp.com)")
+	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
+	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	return cmd
+}
+
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level must be debug, info, warn or error")
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format must be text or json")
+}
+
+// configAttrs is the effective configuration with secrets redacted.
+func configAttrs(c server.Config) []any {
+	redact := func(s string) string {
+		if s == "" {
+			return ""
+		}
+		return "(set)"
+	}
+	dbURL := c.DatabaseURL
+	if i := strings.Index(dbURL, "@"); i > 0 {
+		if j := strings.Index(dbURL, "://"); j > 0 && j < i {
+			dbURL = dbURL[:j+3] + "(redacted)" + dbURL[i:]
+		}
+	}
+	return []any{"listen", c.Listen, "data_dir", c.DataDir, "database_url", dbURL, "builtin_workers", c.BuiltinWorkers,
+		"dev", c.Dev, "demo", c.Demo, "encryption_key", redact(c.EncryptionKey), "admin_token", redact(c.AdminToken),
+		"worker_timeout", c.WorkerTimeout, "shutdown_timeout", c.ShutdownTimeout, "tools_dir", c.ToolsDir,
+		"opentofu_mirror", c.OpenTofuMirror, "terraform_mirror", c.TerraformMirror}
+}

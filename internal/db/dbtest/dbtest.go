@@ -1,0 +1,77 @@
+// Package dbtest runs tests against both of Gantry's databases: SQLite in a
+// fresh temporary directory, and PostgreSQL in a fresh database of a
+// throwaway cluster that the test binary starts on first use and stops when
+// it exits.
+//
+// A package whose tests use PostgreSQL must stop the cluster by declaring
+//
+//	func TestMain(m *testing.M) { dbtest.Main(m) }
+//
+// Set GANTRY_TEST_PG_URL (postgres://user:pass@host:port/db) to use an
+// existing server instead; each test then gets a fresh database there, which
+// is dropped afterwards. Without that variable and without PostgreSQL
+// binaries (initdb, pg_ctl, postgres on PATH or in
+// /usr/lib/postgresql/*/bin), PostgreSQL tests are skipped.
+package dbtest
+
+import (
+	"context"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/gantry-iac/gantry/internal/db"
+)
+
+// openTimeout bounds opening and migrating one test database.
+const openTimeout = time.Minute
+
+// Each runs fn twice, as the subtests "sqlite" and "postgres", each with a
+// freshly opened and migrated database that is closed when the subtest
+// ends.
+func Each(t *testing.T, fn func(t *testing.T, d *db.DB)) {
+	t.Helper()
+	t.Run("sqlite", func(t *testing.T) { fn(t, SQLite(t)) })
+	t.Run("postgres", func(t *testing.T) { fn(t, Postgres(t)) })
+}
+
+// SQLite returns a migrated SQLite database in a fresh temporary directory,
+// closed when the test ends.
+func SQLite(t testing.TB) *db.DB {
+	t.Helper()
+	return open(t, "", t.TempDir())
+}
+
+// Postgres returns a migrated PostgreSQL database, fresh and empty before
+// migration, closed and dropped when the test ends. It skips the test if no
+// PostgreSQL is available (see the package documentation).
+func Postgres(t testing.TB) *db.DB {
+	t.Helper()
+	return open(t, PostgresURL(t), "")
+}
+
+// PostgresURL creates a fresh, empty database (not migrated) and returns its
+// URL, for tests that start whole server processes against PostgreSQL. The
+// database is dropped when the test ends. It skips the test if no PostgreSQL
+// is available (see the package documentation).
+func PostgresURL(t testing.TB) string {
+	t.Helper()
+	return server(t).createDatabase(t)
+}
+
+func open(t testing.TB, url, dataDir string) *db.DB {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), openTimeout)
+	defer cancel()
+	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	d, err := db.Open(ctx, url, dataDir, log)
+	if err != nil {
+		t.Fatalf("dbtest: open: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := d.Close(); err != nil {
+			t.Errorf("dbtest: close: %v", err)
+		}
+	})
+	return d
+}

@@ -1,0 +1,67 @@
+package db_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/gantry-iac/gantry/internal/db"
+	"github.com/gantry-iac/gantry/internal/db/dbtest"
+)
+
+func TestConstraintErrors(t *testing.T) {
+	tests := []struct {
+		name       string
+		query      string
+		args       []any
+		unique, fk bool
+	}{
+		{"duplicate primary key", "INSERT INTO spaces (id, name, created_at, updated_at) VALUES ($1, $2, 1, 1)",
+			[]any{"spc-1", "again"}, true, false},
+		{"duplicate unique column", "INSERT INTO api_tokens (id, name, token_hash, created_at) VALUES ($1, $2, $3, 1)",
+			[]any{"tok-2", "second", "hash-1"}, true, false},
+		{"missing parent", "INSERT INTO stacks (id, name, space_id, repository, branch, tool, created_at, updated_at) VALUES ($1, $2, $3, '', '', '', 1, 1)",
+			[]any{"stk-1", "s", "spc-missing"}, false, true},
+		{"not null", "INSERT INTO settings (name, value) VALUES ($1, NULL)", []any{"n"}, false, false},
+	}
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		for _, q := range []string{
+			"INSERT INTO spaces (id, name, created_at, updated_at) VALUES ('spc-1', 'root', 1, 1)",
+			"INSERT INTO api_tokens (id, name, token_hash, created_at) VALUES ('tok-1', 'first', 'hash-1', 1)",
+		} {
+			if _, err := d.Exec(ctx, q); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				_, err := d.Exec(ctx, tt.query, tt.args...)
+				if err == nil {
+					t.Fatal("statement succeeded")
+				}
+				err = fmt.Errorf("wrapped: %w", err)
+				if got := db.IsUniqueViolation(err); got != tt.unique {
+					t.Errorf("IsUniqueViolation(%v) = %v, want %v", err, got, tt.unique)
+				}
+				if got := db.IsForeignKeyViolation(err); got != tt.fk {
+					t.Errorf("IsForeignKeyViolation(%v) = %v, want %v", err, got, tt.fk)
+				}
+			})
+		}
+		// Inside a transaction the error comes through Tx unchanged.
+		err := d.Tx(ctx, func(ctx context.Context) error {
+			_, err := d.Exec(ctx, tests[0].query, tests[0].args...)
+			return err
+		})
+		if !db.IsUniqueViolation(err) {
+			t.Errorf("IsUniqueViolation(Tx error %v) = false", err)
+		}
+	})
+	for _, err := range []error{nil, errors.New("UNIQUE constraint failed")} {
+		if db.IsUniqueViolation(err) || db.IsForeignKeyViolation(err) {
+			t.Errorf("%v classified as a constraint violation", err)
+		}
+	}
+}

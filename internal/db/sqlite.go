@@ -1,0 +1,90 @@
+package db
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+// sqliteFile is the name of the SQLite database inside the data directory.
+const sqliteFile = "gantry.db"
+
+// Pragmas every SQLite connection gets, through the DSN so that a
+// connection the pool opens later gets them too. busy_timeout comes first so
+// that the others wait for a lock rather than fail.
+const sqlitePragmas = "_pragma=busy_timeout(5000)&_pragma=foreign_keys(1)"
+
+// openSQLite opens <dataDir>/gantry.db with two pools.
+//
+// SQLite allows one writer at a time per file. With a pool of several
+// connections, two goroutines writing at once would contend inside SQLite:
+// an IMMEDIATE transaction waits out busy_timeout and then fails with
+// SQLITE_BUSY, and a read transaction that later writes can fail at once
+// (SQLITE_BUSY_SNAPSHOT) whatever the timeout. So every transaction and
+// every statement that may write goes through a writer pool of exactly one
+// connection: Go's pool queues the writers, SQLite never sees two, and a
+// transaction begins IMMEDIATE (_txlock), taking the write lock up front.
+//
+// One pool of one connection would also be correct, but then a reader
+// waits for every writer, and a goroutine that iterates rows outside a
+// transaction while writing would deadlock against itself. In WAL mode
+// readers neither block nor are blocked by the writer, so plain SELECTs
+// outside a transaction run on a separate pool of reader connections,
+// opened with query_only so that nothing can write through them.
+func openSQLite(ctx context.Context, dataDir string, log *slog.Logger) (*DB, error) {
+	if dataDir == "" {
+		return nil, errors.New("db: SQLite needs a data directory")
+	}
+	dir, err := filepath.Abs(dataDir)
+	if err != nil {
+		return nil, fmt.Errorf("db: data directory: %w", err)
+	}
+	if strings.ContainsRune(dir, '?') {
+		return nil, fmt.Errorf("db: data directory %q must not contain '?'", dir)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("db: data directory: %w", err)
+	}
+	path := filepath.Join(dir, sqliteFile)
+
+	write, err := sql.Open("sqlite", path+"?"+sqlitePragmas+
+		"&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate")
+	if err != nil {
+		return nil, fmt.Errorf("db: open %s: %w", path, err)
+	}
+	write.SetMaxOpenConns(1)
+	write.SetMaxIdleConns(1)
+	write.SetConnMaxLifetime(0)
+	write.SetConnMaxIdleTime(0)
+	// Migrate through the writer before any reader connects.
+	if err := migrate(ctx, write, SQLite, log); err != nil {
+		write.Close()
+		return nil, err
+	}
+
+	read, err := sql.Open("sqlite", path+"?"+sqlitePragmas+"&_pragma=query_only(1)")
+	if err != nil {
+		write.Close()
+		return nil, fmt.Errorf("db: open %s: %w", path, err)
+	}
+	n := max(4, runtime.GOMAXPROCS(0))
+	read.SetMaxOpenConns(n)
+	read.SetMaxIdleConns(n)
+	read.SetConnMaxIdleTime(5 * time.Minute)
+	if err := read.PingContext(ctx); err != nil {
+		write.Close()
+		read.Close()
+		return nil, fmt.Errorf("db: open %s: %w", path, err)
+	}
+	log.Info("database opened", "dialect", SQLite.String(), "path", path)
+	return &DB{Dialect: SQLite, write: write, read: read, log: log}, nil
+}

@@ -1,0 +1,59 @@
+// Package events wakes waiters inside one process when something they wait
+// for may have happened (a run became claimable, a log grew, a run changed
+// state). It carries no data: waiters re-read the store. Across replicas the
+// waiters also re-read on a short timer, so a lost wake-up only costs latency.
+package events
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// Hub is a set of named wake-up channels.
+type Hub struct {
+	mu      sync.Mutex
+	waiters map[string]chan struct{}
+}
+
+// NewHub returns an empty hub.
+func NewHub() *Hub { return &Hub{waiters: map[string]chan struct{}{}} }
+
+// Chan returns a channel closed at the next Notify(key). Take it before
+// reading the store, then wait on it, so no notification is missed.
+func (h *Hub) Chan(key string) <-chan struct{} {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	c, ok := h.waiters[key]
+	if !ok {
+		c = make(chan struct{})
+		h.waiters[key] = c
+	}
+	return c
+}
+
+// Notify wakes every waiter of key.
+func (h *Hub) Notify(keys ...string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, key := range keys {
+		if c, ok := h.waiters[key]; ok {
+			close(c)
+			delete(h.waiters, key)
+		}
+	}
+}
+
+// Wait blocks until c is closed, ctx ends, or d passes. It reports whether
+// c was closed.
+func Wait(ctx context.Context, c <-chan struct{}, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-c:
+		return true
+	case <-ctx.Done():
+	case <-t.C:
+	}
+	return false
+}

@@ -1,0 +1,78 @@
+// Package git runs the git CLI to resolve branches and check out commits.
+package git
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+)
+
+var shaRE = regexp.MustCompile(`^[0-9a-f]{40}([0-9a-f]{24})?$`)
+
+// ValidSHA reports whether s is a full commit id.
+func ValidSHA(s string) bool { return shaRE.MatchString(s) }
+
+func run(ctx context.Context, dir string, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, "git", args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GIT_TERMINAL_PROMPT=0", "GIT_ASKPASS=true", "LC_ALL=C")
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		msg := strings.TrimSpace(errb.String())
+		if msg == "" {
+			msg = err.Error()
+		}
+		return "", fmt.Errorf("git %s: %s", args[0], msg)
+	}
+	return out.String(), nil
+}
+
+// Head returns the commit at the tip of branch in repo.
+func Head(ctx context.Context, repo, branch string) (string, error) {
+	out, err := run(ctx, "", "ls-remote", "--", repo, "refs/heads/"+branch)
+	if err != nil {
+		return "", err
+	}
+	f := strings.Fields(out)
+	if len(f) < 1 || !ValidSHA(f[0]) {
+		return "", fmt.Errorf("branch %q not found in %s", branch, repo)
+	}
+	return f[0], nil
+}
+
+// Checkout clones branch of repo into dir and checks out sha (the branch's
+// tip when sha is empty). It returns the commit and its message.
+func Checkout(ctx context.Context, repo, branch, sha, dir string) (string, string, error) {
+	if sha != "" && !ValidSHA(sha) {
+		return "", "", fmt.Errorf("%q is not a full commit SHA", sha)
+	}
+	if _, err := run(ctx, "", "clone", "--quiet", "--no-checkout", "--single-branch", "--branch", branch, "--", repo, dir); err != nil {
+		return "", "", err
+	}
+	if sha == "" {
+		out, err := run(ctx, dir, "rev-parse", "HEAD")
+		if err != nil {
+			return "", "", err
+		}
+		sha = strings.TrimSpace(out)
+	}
+	if _, err := run(ctx, dir, "checkout", "--quiet", "--detach", sha); err != nil {
+		// The commit may not be on the branch: fetch it by id.
+		if _, ferr := run(ctx, dir, "fetch", "--quiet", "origin", sha); ferr != nil {
+			return "", "", fmt.Errorf("commit %s not found in %s (branch %s)", sha, repo, branch)
+		}
+		if _, err := run(ctx, dir, "checkout", "--quiet", "--detach", sha); err != nil {
+			return "", "", err
+		}
+	}
+	msg, err := run(ctx, dir, "log", "-1", "--format=%B", sha)
+	if err != nil {
+		return "", "", err
+	}
+	return sha, strings.TrimSpace(msg), nil
+}

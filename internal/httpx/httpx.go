@@ -1,0 +1,165 @@
+// Package httpx adapts handlers that return errors, maps error kinds to
+// HTTP statuses in one table, and decodes and encodes JSON strictly.
+package httpx
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/gantry-iac/gantry/internal/apiv1"
+	"github.com/gantry-iac/gantry/internal/errs"
+	"github.com/gantry-iac/gantry/internal/id"
+)
+
+// Status maps error kinds to HTTP statuses: the one table.
+var Status = map[errs.Kind]int{
+	errs.Invalid:         http.StatusBadRequest,
+	errs.Unauthenticated: http.StatusUnauthorized,
+	errs.Forbidden:       http.StatusForbidden,
+	errs.NotFound:        http.StatusNotFound,
+	errs.Conflict:        http.StatusConflict,
+	errs.TooLarge:        http.StatusRequestEntityTooLarge,
+	errs.Locked:          http.StatusLocked,
+	errs.Unavailable:     http.StatusServiceUnavailable,
+	errs.Internal:        http.StatusInternalServerError,
+}
+
+// HandlerFunc is an http handler that returns an error.
+type HandlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+type ctxKey int
+
+const requestIDKey ctxKey = 0
+
+// RequestID returns the request id of ctx.
+func RequestID(ctx context.Context) string {
+	v, _ := ctx.Value(requestIDKey).(string)
+	return v
+}
+
+// Adapter turns HandlerFuncs into http.Handlers that write errors.
+type Adapter struct{ Log *slog.Logger }
+
+// H adapts h.
+func (a Adapter) H(h HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := h(w, r); err != nil {
+			a.WriteError(w, r, err)
+		}
+	})
+}
+
+// WriteError writes err as the error envelope with its status; the cause of
+// internal errors is logged with the request id, never sent.
+func (a Adapter) WriteError(w http.ResponseWriter, r *http.Request, err error) {
+	kind := errs.KindOf(err)
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		kind, err = errs.TooLarge, errs.E(errs.TooLarge, "request body larger than %d bytes", mbe.Limit)
+	}
+	status := Status[kind]
+	if status == 0 {
+		status = http.StatusInternalServerError
+	}
+	if status >= 500 && a.Log != nil {
+		a.Log.Error("request failed", "request_id", RequestID(r.Context()), "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	msg := errs.Public(err)
+	if kind == errs.Internal {
+		msg = "internal error (request " + RequestID(r.Context()) + ")"
+	}
+	WriteJSON(w, status, apiv1.ErrorBody{Error: apiv1.ErrorDetail{Code: string(kind), Message: msg, Detail: errs.DetailOf(err)}})
+}
+
+// WriteJSON writes v as JSON with status.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+// DecodeJSON reads one JSON object of at most max bytes into v, refusing
+// unknown fields and trailing data.
+func DecodeJSON(w http.ResponseWriter, r *http.Request, v any, max int64) error {
+	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
+		return errs.E(errs.Invalid, "Content-Type must be application/json, got %q", ct)
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return errs.E(errs.TooLarge, "request body larger than %d bytes", max)
+		}
+		return errs.E(errs.Invalid, "reading request body: %v", err)
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return errs.E(errs.Invalid, "request body is empty: a JSON object is required")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var se *json.SyntaxError
+		var te *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &se):
+			return errs.E(errs.Invalid, "malformed JSON at byte %d: %v", se.Offset, err)
+		case errors.As(err, &te):
+			return errs.E(errs.Invalid, "field %q must be %s, got %s", te.Field, te.Type, te.Value)
+		case strings.HasPrefix(err.Error(), "json: unknown field"):
+			return errs.E(errs.Invalid, "unknown field %s", strings.TrimPrefix(err.Error(), "json: unknown field "))
+		}
+		return errs.E(errs.Invalid, "malformed JSON: %v", err)
+	}
+	if dec.More() {
+		return errs.E(errs.Invalid, "malformed JSON: unexpected data after the object")
+	}
+	return nil
+}
+
+// WithRequestID gives every request an id (X-Request-Id echoes it).
+func WithRequestID(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rid := r.Header.Get("X-Request-Id")
+		if rid == "" || len(rid) > 64 {
+			rid = id.New("req")
+		}
+		w.Header().Set("X-Request-Id", rid)
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestIDKey, rid)))
+	})
+}
+
+// Recover turns a panic into a 500 and logs it.
+func (a Adapter) Recover(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				a.WriteError(w, r, errs.Wrap(errs.Internal, fmt.Errorf("panic: %v", v), "internal error"))
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// BearerToken returns the bearer token of r, or the password of its basic
+// auth (how OpenTofu's http backend sends credentials).
+func BearerToken(r *http.Request) string {
+	if h := r.Header.Get("Authorization"); strings.HasPrefix(h, "Bearer ") {
+		return strings.TrimSpace(h[len("Bearer "):])
+	}
+	if _, p, ok := r.BasicAuth(); ok {
+		return p
+	}
+	return ""
+}

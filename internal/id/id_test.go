@@ -1,0 +1,43 @@
+package id
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestNewSortableAndUnique(t *testing.T) {
+	prev := ""
+	seen := map[string]bool{}
+	for i := 0; i < 10000; i++ {
+		v := New("run")
+		if !strings.HasPrefix(v, "run-") || len(v) != 30 {
+			t.Fatalf("bad id %q", v)
+		}
+		if v <= prev {
+			t.Fatalf("id %q not after %q", v, prev)
+		}
+		if seen[v] {
+			t.Fatalf("duplicate %q", v)
+		}
+		seen[v] = true
+		prev = v
+	}
+}
+
+func TestValidSlug(t *testing.T) {
+	for s, want := range map[string]bool{
+		"root": true, "a": true, "my-stack-1": true, "": false, "-a": false, "a-": false,
+		"Upper": false, "a_b": false, "a/b": false, "../x": false, strings.Repeat("a", 64): false,
+	} {
+		if got := ValidSlug(s); got != want {
+			t.Errorf("ValidSlug(%q) = %v, want %v", s, got, want)
+		}
+	}
+}
+
+func TestSecret(t *testing.T) {
+	a, b := Secret(32), Secret(32)
+	if a == b || len(a) < 50 {
+		t.Fatalf("weak secrets %q %q", a, b)
+	}
+}

@@ -1,0 +1,77 @@
+// Package labels validates label lists and stores them as JSON text in a way
+// that both databases can filter on.
+package labels
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/gantry-iac/gantry/internal/errs"
+)
+
+// Normalize validates labels, drops duplicates and sorts them.
+func Normalize(in []string) ([]string, error) {
+	seen := map[string]bool{}
+	out := []string{}
+	for _, l := range in {
+		l = strings.TrimSpace(l)
+		switch {
+		case l == "":
+			return nil, errs.E(errs.Invalid, "labels must not be empty")
+		case len(l) > 255 || !utf8.ValidString(l):
+			return nil, errs.E(errs.Invalid, "label %.40q is longer than 255 bytes or not UTF-8", l)
+		case strings.ContainsAny(l, "\"\\\n\r\t"):
+			return nil, errs.E(errs.Invalid, "label %q must not contain quotes, backslashes or control characters", l)
+		}
+		if !seen[l] {
+			seen[l] = true
+			out = append(out, l)
+		}
+	}
+	if len(out) > 100 {
+		return nil, errs.E(errs.Invalid, "at most 100 labels, got %d", len(out))
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// Encode returns the JSON text stored in a labels column.
+func Encode(l []string) string {
+	if l == nil {
+		l = []string{}
+	}
+	b, _ := json.Marshal(l)
+	return string(b)
+}
+
+// Decode reads a labels column.
+func Decode(s string) ([]string, error) {
+	var l []string
+	if err := json.Unmarshal([]byte(s), &l); err != nil {
+		return nil, fmt.Errorf("labels column: %w", err)
+	}
+	if l == nil {
+		l = []string{}
+	}
+	return l, nil
+}
+
+// LikePattern returns a LIKE pattern (with ESCAPE '\') matching a labels
+// column that contains label l.
+func LikePattern(l string) string {
+	r := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
+	return `%` + r.Replace(`"`+l+`"`) + `%`
+}
+
+// Has reports whether list holds l.
+func Has(list []string, l string) bool {
+	for _, x := range list {
+		if x == l {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,335 @@
+package run
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/gantry-iac/gantry/internal/db"
+	"github.com/gantry-iac/gantry/internal/errs"
+	"github.com/gantry-iac/gantry/internal/id"
+)
+
+func isNoRows(err error) bool { return errors.Is(err, sql.ErrNoRows) }
+func isFK(err error) bool     { return db.IsForeignKeyViolation(err) }
+
+// Job kinds.
+const (
+	KindPlan  = "plan"  // plan (and apply at once when nobody has to confirm)
+	KindApply = "apply" // apply a saved plan after confirmation
+	KindTask  = "task"  // init then a user command
+)
+
+// Claimed is a run a worker just claimed, with the token for its job.
+type Claimed struct {
+	Run   Run
+	Kind  string
+	Token string // gjt_<run>_<secret>; valid until the run ends or is handed off
+}
+
+func hashToken(t string) string {
+	h := sha256.Sum256([]byte(t))
+	return hex.EncodeToString(h[:])
+}
+
+// Claim gives the next claimable run of the pool to a worker: blocking runs
+// before proposed runs, FIFO within a class; confirmed runs waiting for an
+// apply count as blocking. It returns nil when nothing is claimable.
+func (s *Service) Claim(ctx context.Context, pool, workerID string) (*Claimed, error) {
+	for attempt := 0; attempt < 5; attempt++ {
+		var out *Claimed
+		lost := false
+		err := s.tx(ctx, func(ctx context.Context, n *notes) error {
+			var runID, state string
+			err := s.db.QueryRow(ctx, `SELECT id, state FROM runs WHERE state IN ('READY', 'CONFIRMED') AND worker_id = ''
+				AND stack_id IN (SELECT id FROM stacks WHERE worker_pool = $1)
+				ORDER BY blocking DESC, drift, id LIMIT 1`+s.db.ForUpdateSkipLocked(), pool).Scan(&runID, &state)
+			if isNoRows(err) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			r, err := s.Get(ctx, runID)
+			if err != nil {
+				return err
+			}
+			if r.State != state || r.WorkerID != "" {
+				lost = true
+				return nil
+			}
+			token := "gjt_" + r.ID + "_" + id.Secret(32)
+			kind, to, reason := KindPlan, Preparing, "claimed by worker "+workerID
+			if r.Type == Task {
+				kind = KindTask
+			}
+			if state == Confirmed {
+				kind, to, reason = KindApply, Applying, "apply claimed by worker "+workerID
+			}
+			now := time.Now().UnixNano()
+			err = s.transition(ctx, n, &r, change{to: to, actor: "worker:" + workerID, reason: reason,
+				sets: []string{"worker_id = $5", "job_token_hash = $6", "heartbeat_at = $7"},
+				args: []any{workerID, hashToken(token), now}})
+			if errs.Is(err, errs.Conflict) {
+				lost = true
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			r.WorkerID = workerID
+			out = &Claimed{Run: r, Kind: kind, Token: token}
+			return nil
+		})
+		if err != nil || !lost {
+			return out, err
+		}
+	}
+	return nil, nil
+}
+
+// RunIDFromToken returns the run a job token names, without checking it.
+func RunIDFromToken(token string) (string, bool) {
+	rest, ok := strings.CutPrefix(token, "gjt_")
+	if !ok {
+		return "", false
+	}
+	i := strings.LastIndexByte(rest, '_')
+	if i <= 0 {
+		return "", false
+	}
+	return rest[:i], true
+}
+
+// Authenticate checks a job token and returns its run. A token is valid
+// while its job holds the run: not after the run ended or was handed off.
+// With allowEnded, a token of a run that ended still authenticates (so a
+// heartbeat can tell the worker to stop).
+func (s *Service) Authenticate(ctx context.Context, token string, allowEnded bool) (Run, error) {
+	runID, ok := RunIDFromToken(token)
+	if !ok {
+		return Run{}, errs.E(errs.Unauthenticated, "invalid job token")
+	}
+	var hash string
+	err := s.db.QueryRow(ctx, `SELECT job_token_hash FROM runs WHERE id = $1`, runID).Scan(&hash)
+	if err != nil || hash == "" || subtle.ConstantTimeCompare([]byte(hash), []byte(hashToken(token))) != 1 {
+		return Run{}, errs.E(errs.Unauthenticated, "invalid or expired job token")
+	}
+	r, err := s.Get(ctx, runID)
+	if err != nil {
+		return r, err
+	}
+	if Terminal(r.State) && !allowEnded {
+		return r, errs.E(errs.Unauthenticated, "job token expired: run %s is %s", r.ID, r.State)
+	}
+	return r, nil
+}
+
+// jobStep runs fn on a run still held by the worker.
+func (s *Service) jobStep(ctx context.Context, runID, workerID string, fn func(ctx context.Context, n *notes, r *Run) error) (Run, error) {
+	var r Run
+	err := s.tx(ctx, func(ctx context.Context, n *notes) error {
+		var err error
+		if r, err = s.Get(ctx, runID); err != nil {
+			return err
+		}
+		if Terminal(r.State) {
+			return errs.E(errs.Conflict, "run %s is %s: %s", r.ID, r.State, r.Reason)
+		}
+		if r.WorkerID != workerID {
+			return errs.E(errs.Conflict, "run %s is not held by worker %s", r.ID, workerID)
+		}
+		return fn(ctx, n, &r)
+	})
+	return r, err
+}
+
+// Phase records that the worker's job entered a new phase: INITIALIZING
+// after PREPARING, PLANNING or PERFORMING after INITIALIZING.
+// The commit, once the worker knows it, is recorded with the phase.
+func (s *Service) Phase(ctx context.Context, runID, workerID, to, sha, message string) (Run, error) {
+	return s.jobStep(ctx, runID, workerID, func(ctx context.Context, n *notes, r *Run) error {
+		ok := (r.State == Preparing && to == Initializing) ||
+			(r.State == Initializing && to == Planning && r.Type != Task) ||
+			(r.State == Initializing && to == Performing && r.Type == Task)
+		if !ok {
+			return errs.E(errs.Conflict, "run %s cannot go from %s to %s", r.ID, r.State, to)
+		}
+		if sha != "" {
+			if len(message) > 4096 {
+				message = message[:4096]
+			}
+			if _, err := s.db.Exec(ctx, `UPDATE runs SET commit_sha = $2, commit_message = $3 WHERE id = $1`, r.ID, sha, message); err != nil {
+				return err
+			}
+			r.CommitSHA, r.CommitMessage = sha, message
+		}
+		return s.transition(ctx, n, r, change{to: to, actor: "worker:" + workerID})
+	})
+}
+
+// Next steps after planning.
+const (
+	NextDone  = "done"  // the run ended: no changes, or proposed
+	NextApply = "apply" // apply now in the same workspace
+	NextSave  = "save"  // upload the workspace, then hand off: a person decides
+)
+
+// Planned records a plan's result and tells the worker what to do next.
+func (s *Service) Planned(ctx context.Context, runID, workerID string, hasChanges bool, d Delta, autodeploy bool) (string, Run, error) {
+	next := ""
+	r, err := s.jobStep(ctx, runID, workerID, func(ctx context.Context, n *notes, r *Run) error {
+		if r.State != Planning {
+			return errs.E(errs.Conflict, "run %s is %s, not PLANNING", r.ID, r.State)
+		}
+		if _, err := s.db.Exec(ctx, `UPDATE runs SET has_delta = TRUE, delta_add = $2, delta_change = $3, delta_destroy = $4, has_changes = $5 WHERE id = $1`,
+			r.ID, d.Add, d.Change, d.Destroy, hasChanges); err != nil {
+			return err
+		}
+		r.HasDelta, r.Delta, r.HasChanges = true, d, hasChanges
+		switch {
+		case !hasChanges:
+			next = NextDone
+			return s.transition(ctx, n, r, change{to: Finished, actor: "worker:" + workerID, reason: "no changes"})
+		case r.Type == Proposed:
+			next = NextDone
+			return s.transition(ctx, n, r, change{to: Finished, actor: "worker:" + workerID, reason: "proposed run planned"})
+		case autodeploy:
+			next = NextApply
+			if err := s.transition(ctx, n, r, change{to: Confirmed, actor: "gantry", reason: "autodeploy"}); err != nil {
+				return err
+			}
+			return s.transition(ctx, n, r, change{to: Applying, actor: "worker:" + workerID, reason: "applying in the workspace that planned"})
+		default:
+			next = NextSave
+			return nil
+		}
+	})
+	return next, r, err
+}
+
+// HandOff records that the worker saved the workspace: the run waits for a
+// person, and no worker holds it.
+func (s *Service) HandOff(ctx context.Context, runID, workerID string) (Run, error) {
+	return s.jobStep(ctx, runID, workerID, func(ctx context.Context, n *notes, r *Run) error {
+		if r.State != Planning || !r.HasChanges {
+			return errs.E(errs.Conflict, "run %s is %s with no saved plan to hand off", r.ID, r.State)
+		}
+		var k int
+		if err := s.db.QueryRow(ctx, `SELECT COUNT(*) FROM run_artifacts WHERE run_id = $1 AND name = 'workspace'`, r.ID).Scan(&k); err != nil {
+			return err
+		}
+		if k == 0 {
+			return errs.E(errs.Conflict, "run %s has no saved workspace", r.ID)
+		}
+		return s.transition(ctx, n, r, change{to: Unconfirmed, actor: "worker:" + workerID, reason: "waiting for confirmation",
+			sets: []string{"worker_id = ''", "job_token_hash = ''"}})
+	})
+}
+
+// Finish ends the worker's job: FINISHED when ok, else FAILED with reason.
+func (s *Service) Finish(ctx context.Context, runID, workerID string, ok bool, reason string) (Run, error) {
+	return s.jobStep(ctx, runID, workerID, func(ctx context.Context, n *notes, r *Run) error {
+		if !contains(workingStates, r.State) {
+			return errs.E(errs.Conflict, "run %s is %s: nothing to finish", r.ID, r.State)
+		}
+		to := Finished
+		if !ok {
+			to = Failed
+			if reason == "" {
+				reason = "the job failed"
+			}
+		} else if reason == "" {
+			reason = "done"
+		}
+		return s.transition(ctx, n, r, change{to: to, actor: "worker:" + workerID, reason: reason})
+	})
+}
+
+// Heartbeat records that the worker still holds the run. It reports whether
+// the worker must stop (the run ended meanwhile, for example stopped).
+func (s *Service) Heartbeat(ctx context.Context, runID, workerID string) (stop bool, reason string, err error) {
+	now := time.Now().UnixNano()
+	if _, err := s.db.Exec(ctx, `UPDATE runs SET heartbeat_at = $3 WHERE id = $1 AND worker_id = $2 AND state NOT IN `+terminalSQL, runID, workerID, now); err != nil {
+		return false, "", err
+	}
+	r, err := s.Get(ctx, runID)
+	if err != nil {
+		return true, "run deleted", nil
+	}
+	if Terminal(r.State) {
+		return true, "run is " + r.State + ": " + r.Reason, nil
+	}
+	if r.WorkerID != workerID {
+		return true, "run is no longer held by this worker", nil
+	}
+	return false, "", nil
+}
+
+// FailLost fails runs whose worker missed heartbeats since before cutoff,
+// or whose worker is one of lostWorkers (a restarted server's built-in
+// workers). It returns how many runs it failed.
+func (s *Service) FailLost(ctx context.Context, cutoff time.Time, lostWorkers []string, why string) (int, error) {
+	q := `SELECT r.id FROM runs r WHERE r.worker_id <> '' AND r.state IN ('PREPARING','INITIALIZING','PLANNING','PERFORMING','APPLYING') AND (r.heartbeat_at < $1`
+	args := []any{cutoff.UnixNano()}
+	for _, w := range lostWorkers {
+		args = append(args, w)
+		q += ` OR r.worker_id = $` + itoa(len(args))
+	}
+	q += `)`
+	rows, err := s.db.Query(ctx, q, args...)
+	if err != nil {
+		return 0, err
+	}
+	var ids []string
+	for rows.Next() {
+		var runID string
+		if err := rows.Scan(&runID); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		ids = append(ids, runID)
+	}
+	rows.Close()
+	failed := 0
+	for _, runID := range ids {
+		err := s.tx(ctx, func(ctx context.Context, n *notes) error {
+			r, err := s.Get(ctx, runID)
+			if err != nil || !contains(workingStates, r.State) {
+				return err
+			}
+			reason := why
+			if reason == "" {
+				reason = "worker " + r.WorkerID + " lost: no heartbeat since " + r.HeartbeatAt.Format(time.RFC3339)
+			}
+			if r.State == Applying {
+				reason += " (during apply: the state written so far is kept; check it before the next run)"
+			}
+			if err := s.transition(ctx, n, &r, change{to: Failed, actor: "gantry", reason: reason}); err != nil {
+				return err
+			}
+			failed++
+			return nil
+		})
+		if err != nil && !errs.Is(err, errs.Conflict) {
+			return failed, err
+		}
+	}
+	return failed, nil
+}
+
+func itoa(i int) string {
+	b := []byte{}
+	for {
+		b = append([]byte{byte('0' + i%10)}, b...)
+		i /= 10
+		if i == 0 {
+			return string(b)
+		}
+	}
+}

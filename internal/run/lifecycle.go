@@ -1,0 +1,251 @@
+package run
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/gantry-iac/gantry/internal/errs"
+	"github.com/gantry-iac/gantry/internal/id"
+)
+
+// notes collects the events keys to wake once a transaction committed.
+type notes struct{ keys []string }
+
+func (n *notes) add(keys ...string) { n.keys = append(n.keys, keys...) }
+
+// tx runs fn in a transaction and wakes waiters after it committed.
+func (s *Service) tx(ctx context.Context, fn func(ctx context.Context, n *notes) error) error {
+	var n notes
+	err := s.db.Tx(ctx, func(ctx context.Context) error {
+		n.keys = n.keys[:0]
+		return fn(ctx, &n)
+	})
+	if err == nil && len(n.keys) > 0 {
+		s.hub.Notify(n.keys...)
+	}
+	return err
+}
+
+// change describes a transition and the columns that change with it.
+type change struct {
+	to     string
+	actor  string
+	reason string
+	sets   []string // extra "col = $N" assignments, N counting from 5
+	args   []any
+}
+
+// transition moves r to c.to if r is still in the state it was read in.
+// It records the timeline entry, and for terminal states releases what the
+// run held and lets the next run of the stack go.
+func (s *Service) transition(ctx context.Context, n *notes, r *Run, c change) error {
+	now := time.Now().UnixNano()
+	set := "state = $3, updated_at = $4"
+	if Terminal(c.to) && c.reason != "" {
+		c.sets = append(c.sets, "reason = $"+fmt.Sprint(5+len(c.args)))
+		c.args = append(c.args, c.reason)
+	}
+	if len(c.sets) > 0 {
+		set += ", " + strings.Join(c.sets, ", ")
+	}
+	args := append([]any{r.ID, r.State, c.to, now}, c.args...)
+	res, err := s.db.Exec(ctx, `UPDATE runs SET `+set+` WHERE id = $1 AND state = $2`, args...)
+	if err != nil {
+		return err
+	}
+	if k, _ := res.RowsAffected(); k != 1 {
+		cur, err := s.Get(ctx, r.ID)
+		if err != nil {
+			return err
+		}
+		return errs.E(errs.Conflict, "run %s is %s, not %s", r.ID, cur.State, r.State)
+	}
+	_, err = s.db.Exec(ctx, `INSERT INTO run_transitions (run_id, seq, from_state, to_state, at, actor, reason)
+		VALUES ($1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM run_transitions WHERE run_id = $1), $2, $3, $4, $5, $6)`,
+		r.ID, r.State, c.to, now, c.actor, c.reason)
+	if err != nil {
+		return err
+	}
+	r.State = c.to
+	n.add(Key(r.ID), LogKey(r.ID))
+	if Terminal(c.to) {
+		if c.reason != "" {
+			r.Reason = c.reason
+		}
+		// The saved workspace (plan and code) is only needed until the run ends.
+		if _, err := s.db.Exec(ctx, `DELETE FROM run_artifacts WHERE run_id = $1 AND name = 'workspace'`, r.ID); err != nil {
+			return err
+		}
+		if s.OnTerminal != nil {
+			if err := s.OnTerminal(ctx, *r); err != nil {
+				return err
+			}
+		}
+		return s.promote(ctx, n, r.StackID)
+	}
+	return nil
+}
+
+// promote makes the next runs of a stack READY: every queued proposed run,
+// and the oldest queued blocking run if no blocking run holds the stack.
+func (s *Service) promote(ctx context.Context, n *notes, stackID string) error {
+	// Updating the stack row serializes promotions of one stack across
+	// transactions on both databases.
+	var pool string
+	if err := s.db.QueryRow(ctx, `UPDATE stacks SET lock_version = lock_version + 1 WHERE id = $1 RETURNING worker_pool`, stackID).Scan(&pool); err != nil {
+		return err
+	}
+	var ready []Run
+	rows, err := s.db.Query(ctx, `SELECT `+cols+from+` WHERE r.stack_id = $1 AND r.state = 'QUEUED' AND NOT r.blocking ORDER BY r.id`, stackID)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		r, err := scan(rows)
+		if err != nil {
+			rows.Close()
+			return err
+		}
+		ready = append(ready, r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	var busy int
+	if err := s.db.QueryRow(ctx, `SELECT COUNT(*) FROM runs WHERE stack_id = $1 AND blocking AND state <> 'QUEUED' AND state NOT IN `+terminalSQL, stackID).Scan(&busy); err != nil {
+		return err
+	}
+	if busy == 0 {
+		r, err := scan(s.db.QueryRow(ctx, `SELECT `+cols+from+` WHERE r.stack_id = $1 AND r.state = 'QUEUED' AND r.blocking ORDER BY r.id LIMIT 1`, stackID))
+		if err == nil {
+			ready = append(ready, r)
+		} else if !isNoRows(err) {
+			return err
+		}
+	}
+	for i := range ready {
+		if err := s.transition(ctx, n, &ready[i], change{to: Ready, actor: "gantry", reason: "waiting for a worker"}); err != nil {
+			return err
+		}
+	}
+	if len(ready) > 0 {
+		n.add(PoolKey(pool))
+	}
+	return nil
+}
+
+// New describes a run to create.
+type New struct {
+	StackID       string
+	Type          string
+	CommitSHA     string
+	CommitMessage string
+	Command       string
+	TriggeredBy   string
+	Reason        string
+}
+
+// Create queues a run and lets it go if the stack is free.
+func (s *Service) Create(ctx context.Context, in New) (Run, error) {
+	if in.Type == "" {
+		in.Type = Tracked
+	}
+	switch in.Type {
+	case Tracked, Proposed, Destroy:
+		if in.Command != "" {
+			return Run{}, errs.E(errs.Invalid, "only TASK runs take a command")
+		}
+	case Task:
+		if strings.TrimSpace(in.Command) == "" {
+			return Run{}, errs.E(errs.Invalid, "a TASK run needs a command")
+		}
+		if len(in.Command) > 8192 {
+			return Run{}, errs.E(errs.Invalid, "task command longer than 8192 bytes")
+		}
+	default:
+		return Run{}, errs.E(errs.Invalid, "run type must be TRACKED, PROPOSED, DESTROY or TASK, got %q", in.Type)
+	}
+	var r Run
+	err := s.tx(ctx, func(ctx context.Context, n *notes) error {
+		now := time.Now().UnixNano()
+		runID := id.New("run")
+		_, err := s.db.Exec(ctx, `INSERT INTO runs (id, stack_id, type, state, blocking, commit_sha, commit_message, triggered_by, command, created_at, updated_at)
+			VALUES ($1, $2, $3, 'QUEUED', $4, $5, $6, $7, $8, $9, $9)`,
+			runID, in.StackID, in.Type, in.Type != Proposed, in.CommitSHA, in.CommitMessage, in.TriggeredBy, in.Command, now)
+		if err != nil {
+			if isFK(err) {
+				return errs.E(errs.NotFound, "stack %q not found", in.StackID)
+			}
+			return err
+		}
+		reason := in.Reason
+		if reason == "" {
+			reason = "triggered by " + in.TriggeredBy
+		}
+		if _, err := s.db.Exec(ctx, `INSERT INTO run_transitions (run_id, seq, from_state, to_state, at, actor, reason) VALUES ($1, 1, '', 'QUEUED', $2, $3, $4)`,
+			runID, now, in.TriggeredBy, reason); err != nil {
+			return err
+		}
+		if err := s.promote(ctx, n, in.StackID); err != nil {
+			return err
+		}
+		r, err = s.Get(ctx, runID)
+		return err
+	})
+	return r, err
+}
+
+// act applies a person's action to a run in one of the allowed states.
+func (s *Service) act(ctx context.Context, runID, action string, allowed []string, c change) (Run, error) {
+	var r Run
+	err := s.tx(ctx, func(ctx context.Context, n *notes) error {
+		var err error
+		if r, err = s.Get(ctx, runID); err != nil {
+			return err
+		}
+		if !contains(allowed, r.State) {
+			return errs.E(errs.Conflict, "cannot %s run %s: it is %s (%s is possible only when %s)", action, runID, r.State, action, strings.Join(allowed, " or "))
+		}
+		if err := s.transition(ctx, n, &r, c); err != nil {
+			return err
+		}
+		if c.to == Confirmed {
+			n.add(PoolKey(r.Pool))
+		}
+		return nil
+	})
+	return r, err
+}
+
+// Confirm lets an UNCONFIRMED run apply its saved plan.
+func (s *Service) Confirm(ctx context.Context, runID, actor string) (Run, error) {
+	return s.act(ctx, runID, "confirm", []string{Unconfirmed}, change{to: Confirmed, actor: actor, reason: "confirmed by " + actor})
+}
+
+// Discard drops an UNCONFIRMED run's plan.
+func (s *Service) Discard(ctx context.Context, runID, actor string) (Run, error) {
+	return s.act(ctx, runID, "discard", []string{Unconfirmed}, change{to: Discarded, actor: actor, reason: "discarded by " + actor})
+}
+
+// Cancel ends a run that has not started.
+func (s *Service) Cancel(ctx context.Context, runID, actor string) (Run, error) {
+	return s.act(ctx, runID, "cancel", []string{Queued, Ready, PendingReview}, change{to: Canceled, actor: actor, reason: "canceled by " + actor})
+}
+
+// Stop ends a running run; its worker learns it at the next heartbeat and
+// kills the tool.
+func (s *Service) Stop(ctx context.Context, runID, actor string) (Run, error) {
+	return s.act(ctx, runID, "stop", []string{Preparing, Initializing, Planning, Performing}, change{to: Stopped, actor: actor, reason: "stopped by " + actor})
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,137 @@
+package run
+
+import (
+	"context"
+	"time"
+
+	"github.com/gantry-iac/gantry/internal/errs"
+	"github.com/gantry-iac/gantry/internal/events"
+)
+
+// MaxLogChunk is the largest log chunk a worker may append at once.
+const MaxLogChunk = 1 << 20
+
+// AppendLog adds data at byte offset of the run's log. Appending a chunk
+// that is already stored (same offset) is a no-op, so workers can retry.
+func (s *Service) AppendLog(ctx context.Context, runID string, offset int64, data []byte) (int64, error) {
+	if len(data) > MaxLogChunk {
+		return 0, errs.E(errs.TooLarge, "log chunk larger than %d bytes", MaxLogChunk)
+	}
+	var size int64
+	err := s.tx(ctx, func(ctx context.Context, n *notes) error {
+		if err := s.db.QueryRow(ctx, `SELECT log_size FROM runs WHERE id = $1`, runID).Scan(&size); err != nil {
+			if isNoRows(err) {
+				return errs.E(errs.NotFound, "run %q not found", runID)
+			}
+			return err
+		}
+		switch {
+		case offset < size:
+			return nil // already stored
+		case offset > size:
+			return errs.E(errs.Conflict, "log offset %d is past the end of the log (%d bytes)", offset, size)
+		case len(data) == 0:
+			return nil
+		}
+		if _, err := s.db.Exec(ctx, `INSERT INTO run_logs (run_id, byte_offset, data) VALUES ($1, $2, $3)`, runID, offset, data); err != nil {
+			return err
+		}
+		size = offset + int64(len(data))
+		if _, err := s.db.Exec(ctx, `UPDATE runs SET log_size = $2 WHERE id = $1`, runID, size); err != nil {
+			return err
+		}
+		n.add(LogKey(runID))
+		return nil
+	})
+	return size, err
+}
+
+// ReadLog returns up to max bytes of the log from offset, and whether the run
+// is terminal with nothing more to read. With wait > 0 it waits that long for
+// new data when offset is at the end.
+func (s *Service) ReadLog(ctx context.Context, runID string, offset int64, max int, wait time.Duration) ([]byte, bool, error) {
+	deadline := time.Now().Add(wait)
+	for {
+		c := s.hub.Chan(LogKey(runID))
+		r, err := s.Get(ctx, runID)
+		if err != nil {
+			return nil, false, err
+		}
+		if offset < r.LogSize {
+			data, err := s.readLog(ctx, runID, offset, max)
+			return data, false, err
+		}
+		if Terminal(r.State) {
+			return nil, true, nil
+		}
+		left := time.Until(deadline)
+		if left <= 0 || ctx.Err() != nil {
+			return nil, false, nil
+		}
+		// Poll at least every second: another replica may have appended.
+		events.Wait(ctx, c, min(left, time.Second))
+	}
+}
+
+func (s *Service) readLog(ctx context.Context, runID string, offset int64, max int) ([]byte, error) {
+	rows, err := s.db.Query(ctx, `SELECT byte_offset, data FROM run_logs WHERE run_id = $1 AND byte_offset + LENGTH(data) > $2 ORDER BY byte_offset`, runID, offset)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []byte
+	for rows.Next() && len(out) < max {
+		var off int64
+		var data []byte
+		if err := rows.Scan(&off, &data); err != nil {
+			return nil, err
+		}
+		if off < offset {
+			data = data[offset-off:]
+		}
+		out = append(out, data...)
+	}
+	if len(out) > max {
+		out = out[:max]
+	}
+	return out, rows.Err()
+}
+
+// Artifact names.
+const (
+	ArtifactPlanJSON  = "plan.json"
+	ArtifactWorkspace = "workspace"
+)
+
+// MaxArtifact is the largest artifact a worker may upload.
+const MaxArtifact = 512 << 20
+
+func artifactAAD(runID, name string) string { return "artifact:" + runID + ":" + name }
+
+// PutArtifact stores an artifact of the run, encrypted.
+func (s *Service) PutArtifact(ctx context.Context, runID, name string, data []byte) error {
+	sealed := s.box.Seal(data, artifactAAD(runID, name))
+	_, err := s.db.Exec(ctx, `INSERT INTO run_artifacts (run_id, name, data, created_at) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (run_id, name) DO UPDATE SET data = excluded.data, created_at = excluded.created_at`, runID, name, sealed, time.Now().UnixNano())
+	if isFK(err) {
+		return errs.E(errs.NotFound, "run %q not found", runID)
+	}
+	return err
+}
+
+// Artifact returns an artifact of the run.
+func (s *Service) Artifact(ctx context.Context, runID, name string) ([]byte, error) {
+	var sealed []byte
+	err := s.db.QueryRow(ctx, `SELECT data FROM run_artifacts WHERE run_id = $1 AND name = $2`, runID, name).Scan(&sealed)
+	if isNoRows(err) {
+		return nil, errs.E(errs.NotFound, "run %s has no %s", runID, name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	data, err := s.box.Open(sealed, artifactAAD(runID, name))
+	if err != nil {
+		return nil, errs.Wrap(errs.Internal, err, "artifact %s of run %s cannot be decrypted", name, runID)
+	}
+	return data, nil
+}

@@ -1,0 +1,263 @@
+// Package run keeps runs and drives their lifecycle (../shared/design/RUNS.md):
+// creation, the per-stack queue, claims by workers, the reports workers make
+// as a job goes on, the actions of people (confirm, discard, cancel, stop),
+// logs and artifacts.
+package run
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gantry-iac/gantry/internal/db"
+	"github.com/gantry-iac/gantry/internal/errs"
+	"github.com/gantry-iac/gantry/internal/events"
+	"github.com/gantry-iac/gantry/internal/secrets"
+)
+
+// Types.
+const (
+	Tracked  = "TRACKED"
+	Proposed = "PROPOSED"
+	Destroy  = "DESTROY"
+	Task     = "TASK"
+)
+
+// States.
+const (
+	Queued        = "QUEUED"
+	Ready         = "READY"
+	Preparing     = "PREPARING"
+	Initializing  = "INITIALIZING"
+	Planning      = "PLANNING"
+	Performing    = "PERFORMING"
+	Unconfirmed   = "UNCONFIRMED"
+	Confirmed     = "CONFIRMED"
+	Applying      = "APPLYING"
+	Finished      = "FINISHED"
+	Failed        = "FAILED"
+	Discarded     = "DISCARDED"
+	Canceled      = "CANCELED"
+	Stopped       = "STOPPED"
+	PendingReview = "PENDING_REVIEW"
+)
+
+// terminalSQL lists the terminal states for SQL IN clauses.
+const terminalSQL = `('FINISHED','FAILED','DISCARDED','CANCELED','STOPPED')`
+
+// workingStates are the states in which a worker holds the run.
+var workingStates = []string{Preparing, Initializing, Planning, Performing, Applying}
+
+// Terminal reports whether a run in state s never changes again.
+func Terminal(s string) bool {
+	switch s {
+	case Finished, Failed, Discarded, Canceled, Stopped:
+		return true
+	}
+	return false
+}
+
+// Delta counts a plan's resource changes.
+type Delta struct{ Add, Change, Destroy int }
+
+// Run is one execution on a stack.
+type Run struct {
+	ID            string
+	StackID       string
+	SpaceID       string
+	Pool          string
+	Type          string
+	State         string
+	Blocking      bool
+	Drift         bool
+	CommitSHA     string
+	CommitMessage string
+	TriggeredBy   string
+	Command       string
+	HasDelta      bool
+	Delta         Delta
+	HasChanges    bool
+	Reason        string
+	WorkerID      string
+	HeartbeatAt   time.Time
+	LogSize       int64
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
+}
+
+// Transition is one entry of a run's timeline.
+type Transition struct {
+	Seq    int
+	From   string
+	To     string
+	At     time.Time
+	Actor  string
+	Reason string
+}
+
+// Service keeps runs.
+type Service struct {
+	db  *db.DB
+	hub *events.Hub
+	box *secrets.Box
+	log *slog.Logger
+	// OnTerminal, if set, runs inside the transaction that makes a run
+	// terminal (the state backend releases the run's locks there).
+	OnTerminal func(ctx context.Context, r Run) error
+}
+
+// NewService returns a run service.
+func NewService(d *db.DB, hub *events.Hub, box *secrets.Box, log *slog.Logger) *Service {
+	return &Service{db: d, hub: hub, box: box, log: log}
+}
+
+// PoolKey is the events key woken when a run of the pool may be claimable.
+func PoolKey(pool string) string { return "pool:" + pool }
+
+// Key is the events key woken when a run changes.
+func Key(runID string) string { return "run:" + runID }
+
+// LogKey is the events key woken when a run's log grows.
+func LogKey(runID string) string { return "log:" + runID }
+
+const cols = `r.id, r.stack_id, s.space_id, s.worker_pool, r.type, r.state, r.blocking, r.drift, r.commit_sha, r.commit_message,
+	r.triggered_by, r.command, r.has_delta, r.delta_add, r.delta_change, r.delta_destroy, r.has_changes, r.reason,
+	r.worker_id, r.heartbeat_at, r.log_size, r.created_at, r.updated_at`
+
+const from = ` FROM runs r JOIN stacks s ON s.id = r.stack_id`
+
+func scan(row interface{ Scan(...any) error }) (Run, error) {
+	var r Run
+	var hb, c, u int64
+	err := row.Scan(&r.ID, &r.StackID, &r.SpaceID, &r.Pool, &r.Type, &r.State, &r.Blocking, &r.Drift, &r.CommitSHA, &r.CommitMessage,
+		&r.TriggeredBy, &r.Command, &r.HasDelta, &r.Delta.Add, &r.Delta.Change, &r.Delta.Destroy, &r.HasChanges, &r.Reason,
+		&r.WorkerID, &hb, &r.LogSize, &c, &u)
+	r.HeartbeatAt, r.CreatedAt, r.UpdatedAt = time.Unix(0, hb).UTC(), time.Unix(0, c).UTC(), time.Unix(0, u).UTC()
+	return r, err
+}
+
+// Get returns one run.
+func (s *Service) Get(ctx context.Context, runID string) (Run, error) {
+	r, err := scan(s.db.QueryRow(ctx, `SELECT `+cols+from+` WHERE r.id = $1`, runID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return r, errs.E(errs.NotFound, "run %q not found", runID)
+	}
+	return r, err
+}
+
+// Filter selects runs in List.
+type Filter struct {
+	Stack  string
+	Space  string
+	State  string
+	Type   string
+	Cursor string // list runs older than this id
+	Limit  int
+}
+
+// List returns a page of runs, newest first, and the next cursor.
+func (s *Service) List(ctx context.Context, f Filter) ([]Run, string, error) {
+	var where []string
+	var args []any
+	add := func(cond string, v any) {
+		args = append(args, v)
+		where = append(where, strings.ReplaceAll(cond, "?", "$"+strconv.Itoa(len(args))))
+	}
+	if f.Cursor != "" {
+		add("r.id < ?", f.Cursor)
+	}
+	if f.Stack != "" {
+		add("r.stack_id = ?", f.Stack)
+	}
+	if f.Space != "" {
+		add("s.space_id = ?", f.Space)
+	}
+	if f.State != "" {
+		add("r.state = ?", f.State)
+	}
+	if f.Type != "" {
+		add("r.type = ?", f.Type)
+	}
+	q := `SELECT ` + cols + from
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	args = append(args, f.Limit+1)
+	q += " ORDER BY r.id DESC LIMIT $" + strconv.Itoa(len(args))
+	rows, err := s.db.Query(ctx, q, args...)
+	if err != nil {
+		return nil, "", err
+	}
+	defer rows.Close()
+	out := []Run{}
+	for rows.Next() {
+		r, err := scan(rows)
+		if err != nil {
+			return nil, "", err
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", err
+	}
+	next := ""
+	if len(out) > f.Limit {
+		out = out[:f.Limit]
+		next = out[f.Limit-1].ID
+	}
+	return out, next, nil
+}
+
+// Transitions returns the run's timeline, oldest first.
+func (s *Service) Transitions(ctx context.Context, runID string) ([]Transition, error) {
+	rows, err := s.db.Query(ctx, `SELECT seq, from_state, to_state, at, actor, reason FROM run_transitions WHERE run_id = $1 ORDER BY seq`, runID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []Transition{}
+	for rows.Next() {
+		var t Transition
+		var at int64
+		if err := rows.Scan(&t.Seq, &t.From, &t.To, &at, &t.Actor, &t.Reason); err != nil {
+			return nil, err
+		}
+		t.At = time.Unix(0, at).UTC()
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
+// StackStates returns, for each given stack, the state of its newest
+// blocking run ("NONE" when it never had one).
+func (s *Service) StackStates(ctx context.Context, stackIDs []string) (map[string]string, error) {
+	out := make(map[string]string, len(stackIDs))
+	if len(stackIDs) == 0 {
+		return out, nil
+	}
+	ph := make([]string, len(stackIDs))
+	args := make([]any, len(stackIDs))
+	for i, id := range stackIDs {
+		ph[i] = "$" + strconv.Itoa(i+1)
+		args[i] = id
+		out[id] = "NONE"
+	}
+	rows, err := s.db.Query(ctx, `SELECT r.stack_id, r.state FROM runs r WHERE r.id IN (
+		SELECT MAX(id) FROM runs WHERE blocking AND stack_id IN (`+strings.Join(ph, ",")+`) GROUP BY stack_id)`, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var st, state string
+		if err := rows.Scan(&st, &state); err != nil {
+			return nil, err
+		}
+		out[st] = state
+	}
+	return out, rows.Err()
+}

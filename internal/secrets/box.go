@@ -1,0 +1,124 @@
+// Package secrets encrypts data at rest with AES-256-GCM under a key the
+// operator controls, and masks secret values in text.
+package secrets
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// version prefixes every sealed value so the format can evolve.
+const version byte = 1
+
+// Box seals and opens values with one AES-256-GCM key.
+type Box struct{ aead cipher.AEAD }
+
+// NewBox makes a Box from a 32-byte key.
+func NewBox(key []byte) (*Box, error) {
+	if len(key) != 32 {
+		return nil, fmt.Errorf("encryption key must be 32 bytes, got %d", len(key))
+	}
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, err
+	}
+	return &Box{aead: aead}, nil
+}
+
+// Seal encrypts plaintext; aad binds the ciphertext to its place (for
+// example "state:<stack>") so it cannot be moved to another row.
+func (b *Box) Seal(plaintext []byte, aad string) []byte {
+	nonce := make([]byte, b.aead.NonceSize(), 1+b.aead.NonceSize()+len(plaintext)+b.aead.Overhead())
+	_, _ = rand.Read(nonce)
+	out := append([]byte{version}, nonce...)
+	return b.aead.Seal(out, nonce, plaintext, []byte(aad))
+}
+
+// Open decrypts a value made by Seal with the same aad.
+func (b *Box) Open(sealed []byte, aad string) ([]byte, error) {
+	ns := b.aead.NonceSize()
+	if len(sealed) < 1+ns+b.aead.Overhead() || sealed[0] != version {
+		return nil, errors.New("sealed value is malformed")
+	}
+	pt, err := b.aead.Open(nil, sealed[1:1+ns], sealed[1+ns:], []byte(aad))
+	if err != nil {
+		return nil, errors.New("sealed value does not decrypt with this key (wrong key or tampered data)")
+	}
+	return pt, nil
+}
+
+// SealString seals s and returns base64 text for TEXT columns.
+func (b *Box) SealString(s, aad string) string {
+	return base64.StdEncoding.EncodeToString(b.Seal([]byte(s), aad))
+}
+
+// OpenString reverses SealString.
+func (b *Box) OpenString(s, aad string) (string, error) {
+	raw, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		return "", errors.New("sealed value is not base64")
+	}
+	pt, err := b.Open(raw, aad)
+	return string(pt), err
+}
+
+// ParseKey reads a 32-byte key written as 64 hex characters or base64.
+func ParseKey(s string) ([]byte, error) {
+	s = strings.TrimSpace(s)
+	if k, err := hex.DecodeString(s); err == nil && len(k) == 32 {
+		return k, nil
+	}
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		if k, err := enc.DecodeString(s); err == nil && len(k) == 32 {
+			return k, nil
+		}
+	}
+	return nil, errors.New("encryption key must be 32 bytes written as 64 hex characters or base64")
+}
+
+// LoadOrCreateKey returns the key given in configured (hex or base64), or
+// the one stored in <dataDir>/encryption.key, creating that file (mode 0600)
+// with a fresh random key when it does not exist.
+func LoadOrCreateKey(configured, dataDir string) (key []byte, created bool, err error) {
+	if configured != "" {
+		k, err := ParseKey(configured)
+		return k, false, err
+	}
+	path := filepath.Join(dataDir, "encryption.key")
+	if raw, err := os.ReadFile(path); err == nil {
+		k, err := ParseKey(string(raw))
+		if err != nil {
+			return nil, false, fmt.Errorf("%s: %w", path, err)
+		}
+		return k, false, nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, false, err
+	}
+	k := make([]byte, 32)
+	_, _ = rand.Read(k)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, false, fmt.Errorf("create %s: %w", path, err)
+	}
+	if _, err := f.WriteString(hex.EncodeToString(k) + "\n"); err != nil {
+		f.Close()
+		return nil, false, err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return nil, false, err
+	}
+	return k, true, f.Close()
+}

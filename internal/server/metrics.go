@@ -1,0 +1,78 @@
+package server
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+var httpRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+	Name: "gantry_http_requests_total", Help: "HTTP requests served, by method and status code.",
+}, []string{"method", "code"})
+
+type statusRecorder struct {
+	http.ResponseWriter
+	code int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	r.code = code
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Flush() {
+	if f, ok := r.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func countRequests(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := &statusRecorder{ResponseWriter: w, code: 200}
+		next.ServeHTTP(rec, r)
+		method := r.Method
+		switch method {
+		case "GET", "POST", "PUT", "PATCH", "DELETE", "LOCK", "UNLOCK", "HEAD":
+		default:
+			method = "other"
+		}
+		httpRequests.WithLabelValues(method, strconv.Itoa(rec.code)).Inc()
+	})
+}
+
+// runsCollector reports the number of runs per state at scrape time.
+type runsCollector struct {
+	s    *Server
+	desc *prometheus.Desc
+}
+
+func (c runsCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c runsCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	rows, err := c.s.db.Query(ctx, `SELECT state, COUNT(*) FROM runs WHERE state NOT IN ('FINISHED','FAILED','DISCARDED','CANCELED','STOPPED') GROUP BY state`)
+	if err != nil {
+		return
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var state string
+		var n float64
+		if rows.Scan(&state, &n) == nil {
+			ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, n, state)
+		}
+	}
+}
+
+func (s *Server) metricsHandler() http.Handler {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), httpRequests,
+		runsCollector{s: s, desc: prometheus.NewDesc("gantry_runs_active", "Runs not yet terminal, by state.", []string{"state"}, nil)})
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+}

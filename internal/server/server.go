@@ -1,0 +1,280 @@
+// Package server is the composition root of `gantry server`: it builds the
+// services, starts the HTTP server, the built-in workers and the reaper, and
+// shuts them down in order.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gantry-iac/gantry/internal/api"
+	"github.com/gantry-iac/gantry/internal/auth"
+	"github.com/gantry-iac/gantry/internal/db"
+	"github.com/gantry-iac/gantry/internal/events"
+	"github.com/gantry-iac/gantry/internal/git"
+	"github.com/gantry-iac/gantry/internal/httpx"
+	"github.com/gantry-iac/gantry/internal/run"
+	"github.com/gantry-iac/gantry/internal/secrets"
+	"github.com/gantry-iac/gantry/internal/space"
+	"github.com/gantry-iac/gantry/internal/stack"
+	"github.com/gantry-iac/gantry/internal/state"
+	"github.com/gantry-iac/gantry/internal/workerapi"
+)
+
+// Config is the server's configuration; every field is a flag.
+type Config struct {
+	Listen          string
+	DataDir         string
+	DatabaseURL     string
+	BuiltinWorkers  int
+	Dev             bool
+	Demo            bool
+	EncryptionKey   string
+	AdminToken      string
+	WorkerTimeout   time.Duration
+	ShutdownTimeout time.Duration
+	ToolsDir        string
+	OpenTofuMirror  string
+	TerraformMirror string
+}
+
+// Server is a running control plane.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	out      io.Writer
+	db       *db.DB
+	hub      *events.Hub
+	box      *secrets.Box
+	spaces   *space.Service
+	stacks   *stack.Service
+	runs     *run.Service
+	state    *state.Service
+	keys     *auth.Keys
+	registry *workerapi.Registry
+	instance string
+	url      string
+	ready    atomic.Bool
+	draining atomic.Bool
+	poolTok  string
+}
+
+// Run starts the server and blocks until ctx ends, then drains.
+func Run(ctx context.Context, cfg Config, out io.Writer, log *slog.Logger) error {
+	s := &Server{cfg: cfg, log: log, out: out, hub: events.NewHub()}
+	if err := s.open(ctx); err != nil {
+		return err
+	}
+	defer s.db.Close()
+	return s.serve(ctx)
+}
+
+func (s *Server) open(ctx context.Context) error {
+	cfg := &s.cfg
+	if cfg.DataDir == "" {
+		if !cfg.Dev {
+			return errors.New("--data-dir is required")
+		}
+		dir, err := os.MkdirTemp("", "gantry-dev-")
+		if err != nil {
+			return err
+		}
+		cfg.DataDir = dir
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("creating the data directory: %w", err)
+	}
+	key, created, err := secrets.LoadOrCreateKey(cfg.EncryptionKey, cfg.DataDir)
+	if err != nil {
+		return fmt.Errorf("encryption key: %w", err)
+	}
+	if created {
+		s.log.Warn("generated a new encryption key; back it up: without it the state and secrets cannot be read", "path", filepath.Join(cfg.DataDir, "encryption.key"))
+	}
+	if s.box, err = secrets.NewBox(key); err != nil {
+		return err
+	}
+	if s.db, err = db.Open(ctx, cfg.DatabaseURL, cfg.DataDir, s.log); err != nil {
+		return fmt.Errorf("opening the database: %w", err)
+	}
+	s.spaces = space.NewService(s.db)
+	s.stacks = stack.NewService(s.db, s.box)
+	s.runs = run.NewService(s.db, s.hub, s.box, s.log)
+	s.state = state.NewService(s.db, s.box)
+	s.runs.OnTerminal = func(ctx context.Context, r run.Run) error { return s.state.ReleaseRun(ctx, r.ID) }
+	s.keys = auth.NewKeys(s.db)
+	s.registry = workerapi.NewRegistry(s.db)
+	if err := s.spaces.EnsureRoot(ctx); err != nil {
+		return err
+	}
+	if err := s.bootstrapToken(ctx); err != nil {
+		return err
+	}
+	return s.recoverInstance(ctx)
+}
+
+// bootstrapToken creates the first admin API token on an empty store.
+func (s *Server) bootstrapToken(ctx context.Context) error {
+	n, err := s.keys.Count(ctx)
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		if s.cfg.AdminToken != "" {
+			if _, err := s.keys.Authenticate(ctx, s.cfg.AdminToken); err != nil {
+				if _, err := s.keys.Create(ctx, "admin (GANTRY_ADMIN_TOKEN)", s.cfg.AdminToken); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	token, err := s.keys.Create(ctx, "admin", s.cfg.AdminToken)
+	if err != nil {
+		return err
+	}
+	path := filepath.Join(s.cfg.DataDir, "admin-token")
+	if err := os.WriteFile(path, []byte(token+"\n"), 0o600); err != nil {
+		return err
+	}
+	if s.cfg.AdminToken == "" {
+		fmt.Fprintf(s.out, "Created the first admin API token (shown once; also in %s):\n  %s\n", path, token)
+	}
+	return nil
+}
+
+// recoverInstance fails the runs that this server's built-in workers held
+// when it last stopped without draining (for example, killed).
+func (s *Server) recoverInstance(ctx context.Context) error {
+	path := filepath.Join(s.cfg.DataDir, "instance-id")
+	raw, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		raw = []byte(fmt.Sprintf("srv-%d-%d", time.Now().UnixNano(), os.Getpid()))
+		if err := os.WriteFile(path, raw, 0o600); err != nil {
+			return err
+		}
+	} else if err != nil {
+		return err
+	}
+	s.instance = strings.TrimSpace(string(raw))
+	lost, err := s.registry.OfInstance(ctx, s.instance)
+	if err != nil || len(lost) == 0 {
+		return err
+	}
+	n, err := s.runs.FailLost(ctx, time.Unix(0, 0), lost, "the server restarted while the run was in progress (its built-in worker was lost)")
+	if n > 0 {
+		s.log.Warn("failed runs left in progress by the previous server process", "runs", n)
+	}
+	return err
+}
+
+func (s *Server) handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok\n") })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if !s.ready.Load() || s.draining.Load() {
+			http.Error(w, "not ready\n", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = io.WriteString(w, "ready\n")
+	})
+	mux.Handle("GET /metrics", s.metricsHandler())
+	a := &api.API{Spaces: s.spaces, Stacks: s.stacks, Runs: s.runs, State: s.state, Keys: s.keys, Log: s.log, Head: git.Head}
+	a.Routes(mux)
+	wh := &workerapi.Handler{Runs: s.runs, Stacks: s.stacks, Registry: s.registry, Hub: s.hub, Log: s.log,
+		MaxClaimWait: 30 * time.Second, Draining: s.draining.Load,
+		PoolForToken: func(t string) (string, bool) { return "", t != "" && t == s.poolTok }}
+	wh.Routes(mux)
+	ad := httpx.Adapter{Log: s.log}
+	return httpx.WithRequestID(ad.Recover(countRequests(mux)))
+}
+
+func (s *Server) serve(ctx context.Context) error {
+	ln, err := net.Listen("tcp", s.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", s.cfg.Listen, err)
+	}
+	s.url = "http://" + ln.Addr().String()
+	srv := &http.Server{Handler: s.handler(), ReadHeaderTimeout: 10 * time.Second}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	s.ready.Store(true)
+	if err := os.WriteFile(filepath.Join(s.cfg.DataDir, "url"), []byte(s.url+"\n"), 0o600); err != nil {
+		return err
+	}
+	s.log.Info("server started", "url", s.url, "data_dir", s.cfg.DataDir, "database", s.db.Dialect.String(), "builtin_workers", s.cfg.BuiltinWorkers)
+	fmt.Fprintf(s.out, "Gantry listening on %s\n", s.url)
+
+	stopWorkers, cancelStop := context.WithCancel(context.Background())
+	killWorkers, cancelKill := context.WithCancel(context.Background())
+	defer cancelKill()
+	var workers sync.WaitGroup
+	s.startWorkers(stopWorkers, killWorkers, &workers)
+	reaperCtx, stopReaper := context.WithCancel(context.Background())
+	go s.reaper(reaperCtx)
+	if s.cfg.Demo {
+		go func() {
+			if err := s.demo(ctx); err != nil {
+				s.log.Error("demo setup failed", "err", err)
+				fmt.Fprintf(s.out, "Demo setup failed: %v\n", err)
+			}
+		}()
+	}
+
+	select {
+	case <-ctx.Done():
+	case err := <-serveErr:
+		cancelStop()
+		stopReaper()
+		return err
+	}
+	// Drain: no new claims; running jobs finish within the shutdown timeout.
+	s.log.Info("draining: no new jobs; waiting for running jobs", "timeout", s.cfg.ShutdownTimeout)
+	s.draining.Store(true)
+	cancelStop()
+	done := make(chan struct{})
+	go func() { workers.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(s.cfg.ShutdownTimeout):
+		s.log.Warn("shutdown timeout: stopping running jobs")
+		cancelKill()
+		<-done
+	}
+	stopReaper()
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s.log.Info("server stopped")
+	return srv.Shutdown(shutdownCtx)
+}
+
+// reaper fails runs whose worker stopped sending heartbeats.
+func (s *Server) reaper(ctx context.Context) {
+	every := max(s.cfg.WorkerTimeout/4, 250*time.Millisecond)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		n, err := s.runs.FailLost(ctx, time.Now().Add(-s.cfg.WorkerTimeout), nil, "")
+		if err != nil && ctx.Err() == nil {
+			s.log.Error("reaper failed", "err", err)
+		} else if n > 0 {
+			s.log.Warn("failed runs whose worker was lost", "runs", n)
+		}
+	}
+}

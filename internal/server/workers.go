@@ -1,0 +1,62 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/gantry-iac/gantry/internal/id"
+	"github.com/gantry-iac/gantry/internal/tofu"
+	"github.com/gantry-iac/gantry/internal/worker"
+	"github.com/gantry-iac/gantry/internal/workerapi"
+)
+
+// Resolver builds the tool resolver from the configuration.
+func (c Config) Resolver() *tofu.Resolver {
+	r := &tofu.Resolver{ToolsDir: c.ToolsDir}
+	if r.ToolsDir == "" {
+		r.ToolsDir = filepath.Join(c.DataDir, "tools")
+	}
+	if c.OpenTofuMirror != "" || c.TerraformMirror != "" {
+		r.BaseURLs = map[tofu.Tool]string{}
+		if c.OpenTofuMirror != "" {
+			r.BaseURLs[tofu.OpenTofu] = c.OpenTofuMirror
+		}
+		if c.TerraformMirror != "" {
+			r.BaseURLs[tofu.Terraform] = c.TerraformMirror
+		}
+	}
+	return r
+}
+
+// startWorkers runs the built-in pool: workers that speak the worker
+// protocol to this server over loopback, exactly like remote workers.
+func (s *Server) startWorkers(stop, kill context.Context, wg *sync.WaitGroup) {
+	if s.cfg.BuiltinWorkers <= 0 {
+		return
+	}
+	s.poolTok = "gpt_builtin_" + id.Secret(32)
+	resolver := s.cfg.Resolver()
+	workDir := filepath.Join(s.cfg.DataDir, "workspaces")
+	_ = os.RemoveAll(workDir) // leftovers of a killed process
+	if err := os.MkdirAll(workDir, 0o700); err != nil {
+		s.log.Error("cannot create the workspace directory", "err", err)
+		return
+	}
+	for i := 1; i <= s.cfg.BuiltinWorkers; i++ {
+		name := fmt.Sprintf("builtin-%d", i)
+		w := worker.New(worker.Config{
+			Name: name, Instance: s.instance, ServerURL: s.url, WorkDir: workDir, Resolver: resolver,
+			Log: s.log.With("worker", name), HeartbeatEvery: max(s.cfg.WorkerTimeout/6, 100e6),
+		}, workerapi.NewClient(s.url, s.poolTok))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := w.Run(stop, kill); err != nil {
+				s.log.Error("built-in worker stopped", "worker", name, "err", err)
+			}
+		}()
+	}
+}

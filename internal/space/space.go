@@ -1,0 +1,193 @@
+// Package space keeps the tree of spaces that hold stacks and everything
+// else. The space `root` always exists.
+package space
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/gantry-iac/gantry/internal/db"
+	"github.com/gantry-iac/gantry/internal/errs"
+	"github.com/gantry-iac/gantry/internal/id"
+	"github.com/gantry-iac/gantry/internal/labels"
+)
+
+// Root is the id of the root space.
+const Root = "root"
+
+// Space is a node of the tree.
+type Space struct {
+	ID          string
+	Name        string
+	Parent      string // empty for root
+	Inherit     bool
+	Labels      []string
+	Description string
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
+}
+
+// Service stores spaces.
+type Service struct{ db *db.DB }
+
+// NewService returns a space service.
+func NewService(d *db.DB) *Service { return &Service{db: d} }
+
+const cols = `id, name, COALESCE(parent_id, ''), inherit, labels, description, created_at, updated_at`
+
+func scan(row interface{ Scan(...any) error }) (Space, error) {
+	var s Space
+	var lbl string
+	var c, u int64
+	if err := row.Scan(&s.ID, &s.Name, &s.Parent, &s.Inherit, &lbl, &s.Description, &c, &u); err != nil {
+		return s, err
+	}
+	l, err := labels.Decode(lbl)
+	s.Labels, s.CreatedAt, s.UpdatedAt = l, time.Unix(0, c).UTC(), time.Unix(0, u).UTC()
+	return s, err
+}
+
+// EnsureRoot creates the root space if it does not exist.
+func (s *Service) EnsureRoot(ctx context.Context) error {
+	now := time.Now().UnixNano()
+	_, err := s.db.Exec(ctx, `INSERT INTO spaces (id, name, parent_id, inherit, labels, description, created_at, updated_at)
+		VALUES ('root', 'root', NULL, FALSE, '[]', 'The root space.', $1, $1) ON CONFLICT (id) DO NOTHING`, now)
+	return err
+}
+
+func validate(sp *Space) error {
+	if !id.ValidSlug(sp.ID) {
+		return errs.E(errs.Invalid, "space id %q is not a valid slug (lower-case letters, digits and dashes, at most 63)", sp.ID)
+	}
+	if sp.Name == "" {
+		sp.Name = sp.ID
+	}
+	if len(sp.Name) > 255 || len(sp.Description) > 4096 {
+		return errs.E(errs.Invalid, "space name (255) or description (4096 bytes) too long")
+	}
+	l, err := labels.Normalize(sp.Labels)
+	sp.Labels = l
+	return err
+}
+
+// Create adds a space under its parent (root by default).
+func (s *Service) Create(ctx context.Context, sp Space) (Space, error) {
+	if sp.Parent == "" {
+		sp.Parent = Root
+	}
+	if err := validate(&sp); err != nil {
+		return sp, err
+	}
+	if sp.ID == Root {
+		return sp, errs.E(errs.Conflict, "space root already exists")
+	}
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	sp.CreatedAt, sp.UpdatedAt = now, now
+	err := s.db.Tx(ctx, func(ctx context.Context) error {
+		if _, err := s.Get(ctx, sp.Parent); err != nil {
+			if errs.Is(err, errs.NotFound) {
+				return errs.E(errs.Invalid, "parent space %q does not exist", sp.Parent)
+			}
+			return err
+		}
+		_, err := s.db.Exec(ctx, `INSERT INTO spaces (id, name, parent_id, inherit, labels, description, created_at, updated_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $7)`, sp.ID, sp.Name, sp.Parent, sp.Inherit, labels.Encode(sp.Labels), sp.Description, now.UnixNano())
+		if db.IsUniqueViolation(err) {
+			return errs.E(errs.Conflict, "space %q already exists", sp.ID)
+		}
+		return err
+	})
+	return sp, err
+}
+
+// Get returns one space.
+func (s *Service) Get(ctx context.Context, spaceID string) (Space, error) {
+	sp, err := scan(s.db.QueryRow(ctx, `SELECT `+cols+` FROM spaces WHERE id = $1`, spaceID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return sp, errs.E(errs.NotFound, "space %q not found", spaceID)
+	}
+	return sp, err
+}
+
+// List returns up to limit spaces with ids after cursor, and the next cursor.
+func (s *Service) List(ctx context.Context, cursor string, limit int) ([]Space, string, error) {
+	rows, err := s.db.Query(ctx, `SELECT `+cols+` FROM spaces WHERE id > $1 ORDER BY id LIMIT $2`, cursor, limit+1)
+	if err != nil {
+		return nil, "", err
+	}
+	defer rows.Close()
+	out := []Space{}
+	for rows.Next() {
+		sp, err := scan(rows)
+		if err != nil {
+			return nil, "", err
+		}
+		out = append(out, sp)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", err
+	}
+	next := ""
+	if len(out) > limit {
+		out = out[:limit]
+		next = out[limit-1].ID
+	}
+	return out, next, nil
+}
+
+// Update changes a space with fn, which must not change its id or parent.
+func (s *Service) Update(ctx context.Context, spaceID string, fn func(*Space) error) (Space, error) {
+	var sp Space
+	err := s.db.Tx(ctx, func(ctx context.Context) error {
+		var err error
+		if sp, err = s.Get(ctx, spaceID); err != nil {
+			return err
+		}
+		if err := fn(&sp); err != nil {
+			return err
+		}
+		sp.ID = spaceID
+		if err := validate(&sp); err != nil {
+			return err
+		}
+		sp.UpdatedAt = time.Now().UTC().Truncate(time.Microsecond)
+		_, err = s.db.Exec(ctx, `UPDATE spaces SET name=$2, inherit=$3, labels=$4, description=$5, updated_at=$6 WHERE id=$1`,
+			sp.ID, sp.Name, sp.Inherit, labels.Encode(sp.Labels), sp.Description, sp.UpdatedAt.UnixNano())
+		return err
+	})
+	return sp, err
+}
+
+// Delete removes an empty space. Root and spaces holding anything cannot be
+// deleted.
+func (s *Service) Delete(ctx context.Context, spaceID string) error {
+	if spaceID == Root {
+		return errs.E(errs.Conflict, "the root space cannot be deleted")
+	}
+	return s.db.Tx(ctx, func(ctx context.Context) error {
+		if _, err := s.Get(ctx, spaceID); err != nil {
+			return err
+		}
+		var held []string
+		for _, q := range []struct{ what, sql string }{
+			{"child spaces", `SELECT COUNT(*) FROM spaces WHERE parent_id = $1`},
+			{"stacks", `SELECT COUNT(*) FROM stacks WHERE space_id = $1`},
+		} {
+			var n int
+			if err := s.db.QueryRow(ctx, q.sql, spaceID).Scan(&n); err != nil {
+				return err
+			}
+			if n > 0 {
+				held = append(held, q.what)
+			}
+		}
+		if len(held) > 0 {
+			return errs.E(errs.Conflict, "space %q is not empty: it holds %s", spaceID, strings.Join(held, " and "))
+		}
+		_, err := s.db.Exec(ctx, `DELETE FROM spaces WHERE id = $1`, spaceID)
+		return err
+	})
+}

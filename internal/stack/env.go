@@ -1,0 +1,108 @@
+package stack
+
+import (
+	"context"
+	"regexp"
+
+	"github.com/gantry-iac/gantry/internal/errs"
+)
+
+// EnvVar is one environment variable of a stack.
+type EnvVar struct {
+	Name   string
+	Value  string // empty for secrets unless read with EnvForJob
+	Secret bool
+}
+
+var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,254}$`)
+
+// reservedPrefixes are set by Gantry for every run.
+var reservedPrefixes = []string{"GANTRY_", "TF_VAR_gantry_"}
+
+func aad(stackID, name string) string { return "stack-env:" + stackID + ":" + name }
+
+// SetEnv creates or replaces a variable. Secret values are encrypted.
+func (s *Service) SetEnv(ctx context.Context, stackID string, v EnvVar) (EnvVar, error) {
+	if !envNameRE.MatchString(v.Name) {
+		return v, errs.E(errs.Invalid, "environment variable name %q is not valid (letters, digits, underscores; not starting with a digit)", v.Name)
+	}
+	for _, p := range reservedPrefixes {
+		if len(v.Name) >= len(p) && v.Name[:len(p)] == p {
+			return v, errs.E(errs.Invalid, "environment variable %q uses the reserved prefix %s", v.Name, p)
+		}
+	}
+	if len(v.Value) > 256*1024 {
+		return v, errs.E(errs.TooLarge, "environment variable value is larger than 256 KiB")
+	}
+	stored := v.Value
+	if v.Secret {
+		stored = s.box.SealString(v.Value, aad(stackID, v.Name))
+	}
+	err := s.db.Tx(ctx, func(ctx context.Context) error {
+		if _, err := s.Get(ctx, stackID); err != nil {
+			return err
+		}
+		_, err := s.db.Exec(ctx, `INSERT INTO stack_env (stack_id, name, value, secret) VALUES ($1, $2, $3, $4)
+			ON CONFLICT (stack_id, name) DO UPDATE SET value = excluded.value, secret = excluded.secret`, stackID, v.Name, stored, v.Secret)
+		return err
+	})
+	if v.Secret {
+		v.Value = ""
+	}
+	return v, err
+}
+
+// ListEnv returns the variables with secret values blanked.
+func (s *Service) ListEnv(ctx context.Context, stackID string) ([]EnvVar, error) {
+	vars, err := s.env(ctx, stackID, false)
+	return vars, err
+}
+
+// EnvForJob returns the variables with secret values decrypted, for a job.
+func (s *Service) EnvForJob(ctx context.Context, stackID string) ([]EnvVar, error) {
+	return s.env(ctx, stackID, true)
+}
+
+func (s *Service) env(ctx context.Context, stackID string, reveal bool) ([]EnvVar, error) {
+	if _, err := s.Get(ctx, stackID); err != nil {
+		return nil, err
+	}
+	rows, err := s.db.Query(ctx, `SELECT name, value, secret FROM stack_env WHERE stack_id = $1 ORDER BY name`, stackID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []EnvVar{}
+	for rows.Next() {
+		var v EnvVar
+		if err := rows.Scan(&v.Name, &v.Value, &v.Secret); err != nil {
+			return nil, err
+		}
+		if v.Secret {
+			if reveal {
+				if v.Value, err = s.box.OpenString(v.Value, aad(stackID, v.Name)); err != nil {
+					return nil, errs.Wrap(errs.Internal, err, "secret %s of stack %s cannot be decrypted", v.Name, stackID)
+				}
+			} else {
+				v.Value = ""
+			}
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
+// DeleteEnv removes a variable.
+func (s *Service) DeleteEnv(ctx context.Context, stackID, name string) error {
+	res, err := s.db.Exec(ctx, `DELETE FROM stack_env WHERE stack_id = $1 AND name = $2`, stackID, name)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		if _, err := s.Get(ctx, stackID); err != nil {
+			return err
+		}
+		return errs.E(errs.NotFound, "stack %q has no environment variable %q", stackID, name)
+	}
+	return nil
+}

@@ -1,0 +1,295 @@
+// Package stack keeps stacks: one root module in one repository, run by one
+// tool, with its environment and hooks.
+package stack
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"path"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/gantry-iac/gantry/internal/db"
+	"github.com/gantry-iac/gantry/internal/errs"
+	"github.com/gantry-iac/gantry/internal/id"
+	"github.com/gantry-iac/gantry/internal/labels"
+	"github.com/gantry-iac/gantry/internal/secrets"
+)
+
+// Tools a stack can run.
+const (
+	OpenTofu  = "opentofu"
+	Terraform = "terraform"
+)
+
+// Hooks are shell commands run in the workspace around each phase.
+type Hooks struct {
+	BeforeInit  []string `json:"before_init,omitempty"`
+	AfterInit   []string `json:"after_init,omitempty"`
+	BeforePlan  []string `json:"before_plan,omitempty"`
+	AfterPlan   []string `json:"after_plan,omitempty"`
+	BeforeApply []string `json:"before_apply,omitempty"`
+	AfterApply  []string `json:"after_apply,omitempty"`
+}
+
+// Stack is one root module.
+type Stack struct {
+	ID           string
+	Name         string
+	Space        string
+	Repository   string
+	Branch       string
+	ProjectRoot  string
+	Tool         string
+	ToolVersion  string
+	Labels       []string
+	Description  string
+	Autodeploy   bool
+	ManagedState bool
+	Hooks        Hooks
+	WorkerPool   string // empty: the built-in pool
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+}
+
+// Service stores stacks and their environment.
+type Service struct {
+	db  *db.DB
+	box *secrets.Box
+}
+
+// NewService returns a stack service; box encrypts secret values.
+func NewService(d *db.DB, box *secrets.Box) *Service { return &Service{db: d, box: box} }
+
+const cols = `id, name, space_id, repository, branch, project_root, tool, tool_version, labels, description, autodeploy, managed_state, hooks, worker_pool, created_at, updated_at`
+
+func scan(row interface{ Scan(...any) error }) (Stack, error) {
+	var s Stack
+	var lbl, hooks string
+	var c, u int64
+	err := row.Scan(&s.ID, &s.Name, &s.Space, &s.Repository, &s.Branch, &s.ProjectRoot, &s.Tool, &s.ToolVersion,
+		&lbl, &s.Description, &s.Autodeploy, &s.ManagedState, &hooks, &s.WorkerPool, &c, &u)
+	if err != nil {
+		return s, err
+	}
+	if s.Labels, err = labels.Decode(lbl); err != nil {
+		return s, err
+	}
+	if err := json.Unmarshal([]byte(hooks), &s.Hooks); err != nil {
+		return s, err
+	}
+	s.CreatedAt, s.UpdatedAt = time.Unix(0, c).UTC(), time.Unix(0, u).UTC()
+	return s, nil
+}
+
+var (
+	versionRE = regexp.MustCompile(`^\d+\.\d+\.\d+(-[0-9A-Za-z.]+)?$`)
+	branchRE  = regexp.MustCompile(`^[A-Za-z0-9._/-]{1,255}$`)
+)
+
+// Validate checks a stack and fills defaults.
+func Validate(s *Stack) error {
+	if !id.ValidSlug(s.ID) {
+		return errs.E(errs.Invalid, "stack id %q is not a valid slug (lower-case letters, digits and dashes, at most 63)", s.ID)
+	}
+	if s.Name == "" {
+		s.Name = s.ID
+	}
+	if s.Space == "" {
+		s.Space = "root"
+	}
+	if s.Branch == "" {
+		s.Branch = "main"
+	}
+	if s.Tool == "" {
+		s.Tool = OpenTofu
+	}
+	switch {
+	case len(s.Name) > 255 || len(s.Description) > 4096:
+		return errs.E(errs.Invalid, "stack name (255) or description (4096 bytes) too long")
+	case strings.TrimSpace(s.Repository) == "":
+		return errs.E(errs.Invalid, "repository is required")
+	case strings.HasPrefix(s.Repository, "-") || strings.ContainsAny(s.Repository, "\n\r\x00") || len(s.Repository) > 2048:
+		return errs.E(errs.Invalid, "repository %q is not a valid git URL or path", s.Repository)
+	case !branchRE.MatchString(s.Branch) || strings.HasPrefix(s.Branch, "-") || strings.Contains(s.Branch, ".."):
+		return errs.E(errs.Invalid, "branch %q is not a valid branch name", s.Branch)
+	case s.Tool != OpenTofu && s.Tool != Terraform:
+		return errs.E(errs.Invalid, "tool must be %q or %q, got %q", OpenTofu, Terraform, s.Tool)
+	case s.ToolVersion != "" && !versionRE.MatchString(s.ToolVersion):
+		return errs.E(errs.Invalid, "tool version %q is not a version like 1.10.7", s.ToolVersion)
+	}
+	if s.ProjectRoot != "" {
+		clean := path.Clean(strings.TrimPrefix(s.ProjectRoot, "./"))
+		if path.IsAbs(clean) || clean == ".." || strings.HasPrefix(clean, "../") || strings.ContainsAny(clean, "\x00\n") {
+			return errs.E(errs.Invalid, "project root %q must be a relative path inside the repository", s.ProjectRoot)
+		}
+		if clean == "." {
+			clean = ""
+		}
+		s.ProjectRoot = clean
+	}
+	for _, list := range [][]string{s.Hooks.BeforeInit, s.Hooks.AfterInit, s.Hooks.BeforePlan, s.Hooks.AfterPlan, s.Hooks.BeforeApply, s.Hooks.AfterApply} {
+		if len(list) > 50 {
+			return errs.E(errs.Invalid, "at most 50 commands per hook")
+		}
+		for _, c := range list {
+			if strings.TrimSpace(c) == "" || len(c) > 8192 {
+				return errs.E(errs.Invalid, "hook commands must be non-empty and at most 8192 bytes")
+			}
+		}
+	}
+	l, err := labels.Normalize(s.Labels)
+	s.Labels = l
+	return err
+}
+
+func hooksJSON(h Hooks) string {
+	b, _ := json.Marshal(h)
+	return string(b)
+}
+
+func (s *Service) checkSpace(ctx context.Context, spaceID string) error {
+	var n int
+	if err := s.db.QueryRow(ctx, `SELECT COUNT(*) FROM spaces WHERE id = $1`, spaceID).Scan(&n); err != nil {
+		return err
+	}
+	if n == 0 {
+		return errs.E(errs.Invalid, "space %q does not exist", spaceID)
+	}
+	return nil
+}
+
+// Create adds a stack.
+func (s *Service) Create(ctx context.Context, st Stack) (Stack, error) {
+	if err := Validate(&st); err != nil {
+		return st, err
+	}
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	st.CreatedAt, st.UpdatedAt = now, now
+	err := s.db.Tx(ctx, func(ctx context.Context) error {
+		if err := s.checkSpace(ctx, st.Space); err != nil {
+			return err
+		}
+		_, err := s.db.Exec(ctx, `INSERT INTO stacks (`+cols+`) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$15)`,
+			st.ID, st.Name, st.Space, st.Repository, st.Branch, st.ProjectRoot, st.Tool, st.ToolVersion,
+			labels.Encode(st.Labels), st.Description, st.Autodeploy, st.ManagedState, hooksJSON(st.Hooks), st.WorkerPool, now.UnixNano())
+		if db.IsUniqueViolation(err) {
+			return errs.E(errs.Conflict, "stack %q already exists", st.ID)
+		}
+		return err
+	})
+	return st, err
+}
+
+// Get returns one stack.
+func (s *Service) Get(ctx context.Context, stackID string) (Stack, error) {
+	st, err := scan(s.db.QueryRow(ctx, `SELECT `+cols+` FROM stacks WHERE id = $1`, stackID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return st, errs.E(errs.NotFound, "stack %q not found", stackID)
+	}
+	return st, err
+}
+
+// Filter selects stacks in List.
+type Filter struct {
+	Space  string
+	Labels []string // all must be present
+	Cursor string
+	Limit  int
+}
+
+// List returns a page of stacks ordered by id and the next cursor.
+func (s *Service) List(ctx context.Context, f Filter) ([]Stack, string, error) {
+	q := `SELECT ` + cols + ` FROM stacks WHERE id > $1`
+	args := []any{f.Cursor}
+	if f.Space != "" {
+		args = append(args, f.Space)
+		q += ` AND space_id = $` + itoa(len(args))
+	}
+	for _, l := range f.Labels {
+		args = append(args, labels.LikePattern(l))
+		q += ` AND labels LIKE $` + itoa(len(args)) + ` ESCAPE '\'`
+	}
+	args = append(args, f.Limit+1)
+	q += ` ORDER BY id LIMIT $` + itoa(len(args))
+	rows, err := s.db.Query(ctx, q, args...)
+	if err != nil {
+		return nil, "", err
+	}
+	defer rows.Close()
+	out := []Stack{}
+	for rows.Next() {
+		st, err := scan(rows)
+		if err != nil {
+			return nil, "", err
+		}
+		out = append(out, st)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", err
+	}
+	next := ""
+	if len(out) > f.Limit {
+		out = out[:f.Limit]
+		next = out[f.Limit-1].ID
+	}
+	return out, next, nil
+}
+
+func itoa(i int) string {
+	const digits = "0123456789"
+	if i < 10 {
+		return digits[i : i+1]
+	}
+	return itoa(i/10) + digits[i%10:i%10+1]
+}
+
+// Update changes a stack with fn; the id cannot change.
+func (s *Service) Update(ctx context.Context, stackID string, fn func(*Stack) error) (Stack, error) {
+	var st Stack
+	err := s.db.Tx(ctx, func(ctx context.Context) error {
+		var err error
+		if st, err = s.Get(ctx, stackID); err != nil {
+			return err
+		}
+		if err := fn(&st); err != nil {
+			return err
+		}
+		st.ID = stackID
+		if err := Validate(&st); err != nil {
+			return err
+		}
+		if err := s.checkSpace(ctx, st.Space); err != nil {
+			return err
+		}
+		st.UpdatedAt = time.Now().UTC().Truncate(time.Microsecond)
+		_, err = s.db.Exec(ctx, `UPDATE stacks SET name=$2, space_id=$3, repository=$4, branch=$5, project_root=$6, tool=$7,
+			tool_version=$8, labels=$9, description=$10, autodeploy=$11, managed_state=$12, hooks=$13, worker_pool=$14, updated_at=$15 WHERE id=$1`,
+			st.ID, st.Name, st.Space, st.Repository, st.Branch, st.ProjectRoot, st.Tool, st.ToolVersion,
+			labels.Encode(st.Labels), st.Description, st.Autodeploy, st.ManagedState, hooksJSON(st.Hooks), st.WorkerPool, st.UpdatedAt.UnixNano())
+		return err
+	})
+	return st, err
+}
+
+// Delete removes a stack with its runs and state versions. A stack with
+// runs in progress is only deleted with force.
+func (s *Service) Delete(ctx context.Context, stackID string, force bool) error {
+	return s.db.Tx(ctx, func(ctx context.Context) error {
+		if _, err := s.Get(ctx, stackID); err != nil {
+			return err
+		}
+		var active int
+		if err := s.db.QueryRow(ctx, `SELECT COUNT(*) FROM runs WHERE stack_id = $1 AND state NOT IN ('FINISHED','FAILED','DISCARDED','CANCELED','STOPPED')`, stackID).Scan(&active); err != nil {
+			return err
+		}
+		if active > 0 && !force {
+			return errs.E(errs.Conflict, "stack %q has %d run(s) in progress; wait for them, cancel them, or delete with force", stackID, active)
+		}
+		_, err := s.db.Exec(ctx, `DELETE FROM stacks WHERE id = $1`, stackID)
+		return err
+	})
+}

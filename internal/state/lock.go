@@ -1,0 +1,112 @@
+package state
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/gantry-iac/gantry/internal/errs"
+)
+
+// LockInfo is OpenTofu's lock information, as sent in LOCK and UNLOCK.
+type LockInfo struct {
+	ID        string `json:"ID"`
+	Operation string `json:"Operation"`
+	Info      string `json:"Info"`
+	Who       string `json:"Who"`
+	Version   string `json:"Version"`
+	Created   string `json:"Created"`
+	Path      string `json:"Path"`
+}
+
+func (s *Service) lock(ctx context.Context, stackID string) (LockInfo, error) {
+	var raw string
+	err := s.db.QueryRow(ctx, `SELECT info FROM state_locks WHERE stack_id = $1`, stackID).Scan(&raw)
+	if errors.Is(err, sql.ErrNoRows) {
+		return LockInfo{}, errs.E(errs.NotFound, "state of stack %q is not locked", stackID)
+	}
+	if err != nil {
+		return LockInfo{}, err
+	}
+	var l LockInfo
+	if err := json.Unmarshal([]byte(raw), &l); err != nil {
+		return l, errs.Wrap(errs.Internal, err, "stored lock info is not JSON")
+	}
+	return l, nil
+}
+
+// Lock returns the current lock of a stack's state.
+func (s *Service) Lock(ctx context.Context, stackID string) (LockInfo, error) {
+	return s.lock(ctx, stackID)
+}
+
+func lockedErr(stackID string, l LockInfo) error {
+	return &errs.Error{Kind: errs.Locked, Detail: l,
+		Message: "state of stack " + stackID + " is locked by " + l.Who + " (lock " + l.ID + ", " + l.Operation + ")"}
+}
+
+func (s *Service) checkWriteLock(ctx context.Context, stackID, lockID string) error {
+	l, err := s.lock(ctx, stackID)
+	if errs.Is(err, errs.NotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if l.ID != lockID {
+		return lockedErr(stackID, l)
+	}
+	return nil
+}
+
+// Acquire locks a stack's state for the holder described by info. runID
+// names the run holding it ("" for a person), so that the lock is released
+// when that run ends. Locking again with the same lock ID succeeds.
+func (s *Service) Acquire(ctx context.Context, stackID string, info LockInfo, runID string) error {
+	if info.ID == "" {
+		return errs.E(errs.Invalid, "lock info needs an ID")
+	}
+	raw, _ := json.Marshal(info)
+	return s.db.Tx(ctx, func(ctx context.Context) error {
+		l, err := s.lock(ctx, stackID)
+		switch {
+		case err == nil && l.ID == info.ID:
+			return nil
+		case err == nil:
+			return lockedErr(stackID, l)
+		case !errs.Is(err, errs.NotFound):
+			return err
+		}
+		_, err = s.db.Exec(ctx, `INSERT INTO state_locks (stack_id, lock_id, info, holder_run, created_at) VALUES ($1, $2, $3, $4, $5)`,
+			stackID, info.ID, string(raw), runID, time.Now().UnixNano())
+		return err
+	})
+}
+
+// Release unlocks a stack's state held under lockID. Releasing a state that
+// is not locked succeeds; a lock held under another ID is refused.
+func (s *Service) Release(ctx context.Context, stackID, lockID string) error {
+	return s.db.Tx(ctx, func(ctx context.Context) error {
+		l, err := s.lock(ctx, stackID)
+		if errs.Is(err, errs.NotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if l.ID != lockID {
+			return lockedErr(stackID, l)
+		}
+		_, err = s.db.Exec(ctx, `DELETE FROM state_locks WHERE stack_id = $1`, stackID)
+		return err
+	})
+}
+
+// ReleaseRun drops the locks a run held; it is called when the run ends, so
+// a killed tool never leaves its stack locked.
+func (s *Service) ReleaseRun(ctx context.Context, runID string) error {
+	_, err := s.db.Exec(ctx, `DELETE FROM state_locks WHERE holder_run = $1`, runID)
+	return err
+}

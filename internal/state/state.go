@@ -1,0 +1,220 @@
+// Package state is the managed state backend of stacks: versions kept with
+// serial, lineage and checksum, encrypted at rest, locks, rollback. The HTTP
+// side (OpenTofu's `backend "http"` protocol) lives in the api package.
+package state
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"strconv"
+	"time"
+
+	"github.com/gantry-iac/gantry/internal/db"
+	"github.com/gantry-iac/gantry/internal/errs"
+	"github.com/gantry-iac/gantry/internal/secrets"
+)
+
+// MaxSize is the largest state document accepted.
+const MaxSize = 256 << 20
+
+// Version describes one stored state version.
+type Version struct {
+	StackID   string
+	Serial    int64
+	Lineage   string
+	Checksum  string // hex SHA-256 of the document
+	Size      int64
+	RunID     string
+	CreatedBy string
+	CreatedAt time.Time
+}
+
+// Service stores state versions and locks.
+type Service struct {
+	db  *db.DB
+	box *secrets.Box
+}
+
+// NewService returns a state service.
+func NewService(d *db.DB, box *secrets.Box) *Service { return &Service{db: d, box: box} }
+
+func aad(stackID string, serial int64) string {
+	return "state:" + stackID + ":" + strconv.FormatInt(serial, 10)
+}
+
+type header struct {
+	Version *int    `json:"version"`
+	Serial  *int64  `json:"serial"`
+	Lineage *string `json:"lineage"`
+}
+
+func parseHeader(data []byte) (serial int64, lineage string, err error) {
+	var h header
+	if err := json.Unmarshal(data, &h); err != nil {
+		return 0, "", errs.E(errs.Invalid, "state is not valid JSON: %v", err)
+	}
+	if h.Version == nil || h.Serial == nil || h.Lineage == nil || *h.Lineage == "" || *h.Serial < 0 {
+		return 0, "", errs.E(errs.Invalid, "state must have version, serial and lineage")
+	}
+	return *h.Serial, *h.Lineage, nil
+}
+
+const cols = `stack_id, serial, lineage, checksum, size, run_id, created_by, created_at`
+
+func scan(row interface{ Scan(...any) error }) (Version, error) {
+	var v Version
+	var c int64
+	err := row.Scan(&v.StackID, &v.Serial, &v.Lineage, &v.Checksum, &v.Size, &v.RunID, &v.CreatedBy, &c)
+	v.CreatedAt = time.Unix(0, c).UTC()
+	return v, err
+}
+
+// Current returns the newest version of a stack's state and its document.
+// It returns a NotFound error when the stack has no state yet.
+func (s *Service) Current(ctx context.Context, stackID string) (Version, []byte, error) {
+	return s.get(ctx, stackID, `SELECT `+cols+`, data FROM state_versions WHERE stack_id = $1 ORDER BY serial DESC LIMIT 1`, stackID)
+}
+
+// Get returns one version and its document.
+func (s *Service) Get(ctx context.Context, stackID string, serial int64) (Version, []byte, error) {
+	return s.get(ctx, stackID, `SELECT `+cols+`, data FROM state_versions WHERE stack_id = $1 AND serial = $2`, stackID, serial)
+}
+
+func (s *Service) get(ctx context.Context, stackID, q string, args ...any) (Version, []byte, error) {
+	var v Version
+	var c int64
+	var sealed []byte
+	err := s.db.QueryRow(ctx, q, args...).Scan(&v.StackID, &v.Serial, &v.Lineage, &v.Checksum, &v.Size, &v.RunID, &v.CreatedBy, &c, &sealed)
+	if errors.Is(err, sql.ErrNoRows) {
+		return v, nil, errs.E(errs.NotFound, "stack %q has no such state version", stackID)
+	}
+	if err != nil {
+		return v, nil, err
+	}
+	v.CreatedAt = time.Unix(0, c).UTC()
+	data, err := s.box.Open(sealed, aad(stackID, v.Serial))
+	if err != nil {
+		return v, nil, errs.Wrap(errs.Internal, err, "state version %d of stack %s cannot be decrypted", v.Serial, stackID)
+	}
+	return v, data, nil
+}
+
+// Versions lists a stack's state versions, newest first.
+func (s *Service) Versions(ctx context.Context, stackID string) ([]Version, error) {
+	rows, err := s.db.Query(ctx, `SELECT `+cols+` FROM state_versions WHERE stack_id = $1 ORDER BY serial DESC`, stackID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []Version{}
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
+// Write stores a new state version. lockID is the lock the writer holds
+// ("" for none); a write to a state locked by someone else is refused, and
+// so is a stale serial or a different lineage. Writing the current version
+// again is a no-op.
+func (s *Service) Write(ctx context.Context, stackID string, data []byte, lockID, runID, actor string) (Version, error) {
+	if len(data) > MaxSize {
+		return Version{}, errs.E(errs.TooLarge, "state larger than %d bytes", MaxSize)
+	}
+	serial, lineage, err := parseHeader(data)
+	if err != nil {
+		return Version{}, err
+	}
+	sum := sha256.Sum256(data)
+	v := Version{StackID: stackID, Serial: serial, Lineage: lineage, Checksum: hex.EncodeToString(sum[:]), Size: int64(len(data)),
+		RunID: runID, CreatedBy: actor, CreatedAt: time.Now().UTC()}
+	err = s.db.Tx(ctx, func(ctx context.Context) error {
+		if err := s.checkWriteLock(ctx, stackID, lockID); err != nil {
+			return err
+		}
+		cur, err := scan(s.db.QueryRow(ctx, `SELECT `+cols+` FROM state_versions WHERE stack_id = $1 ORDER BY serial DESC LIMIT 1`, stackID))
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+		case err != nil:
+			return err
+		case cur.Lineage != lineage:
+			return errs.E(errs.Conflict, "state lineage %q does not match the stored lineage %q", lineage, cur.Lineage)
+		case serial < cur.Serial:
+			return errs.E(errs.Conflict, "state serial %d is older than the stored serial %d", serial, cur.Serial)
+		case serial == cur.Serial && cur.Checksum == v.Checksum:
+			v = cur
+			return nil
+		case serial == cur.Serial:
+			return errs.E(errs.Conflict, "state serial %d is already stored with different content", serial)
+		}
+		return s.insert(ctx, v, data)
+	})
+	return v, err
+}
+
+func (s *Service) insert(ctx context.Context, v Version, data []byte) error {
+	_, err := s.db.Exec(ctx, `INSERT INTO state_versions (`+cols+`, data) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)`,
+		v.StackID, v.Serial, v.Lineage, v.Checksum, v.Size, v.RunID, v.CreatedBy, v.CreatedAt.UnixNano(), s.box.Seal(data, aad(v.StackID, v.Serial)))
+	if db.IsUniqueViolation(err) {
+		return errs.E(errs.Conflict, "state serial %d was written concurrently", v.Serial)
+	}
+	if db.IsForeignKeyViolation(err) {
+		return errs.E(errs.NotFound, "stack %q not found", v.StackID)
+	}
+	return err
+}
+
+// Rollback makes the document of an earlier version current again, as a new
+// version with the next serial. The stack must have no run in progress and
+// its state must not be locked.
+func (s *Service) Rollback(ctx context.Context, stackID string, serial int64, actor string) (Version, error) {
+	var v Version
+	err := s.db.Tx(ctx, func(ctx context.Context) error {
+		var active int
+		if err := s.db.QueryRow(ctx, `SELECT COUNT(*) FROM runs WHERE stack_id = $1 AND state NOT IN ('FINISHED','FAILED','DISCARDED','CANCELED','STOPPED')`, stackID).Scan(&active); err != nil {
+			return err
+		}
+		if active > 0 {
+			return errs.E(errs.Conflict, "stack %q has %d run(s) in progress; roll back when it has none", stackID, active)
+		}
+		if l, err := s.lock(ctx, stackID); err == nil {
+			return errs.E(errs.Locked, "state of stack %q is locked by %s (lock %s)", stackID, l.Who, l.ID)
+		} else if !errs.Is(err, errs.NotFound) {
+			return err
+		}
+		old, data, err := s.Get(ctx, stackID, serial)
+		if err != nil {
+			return err
+		}
+		cur, _, err := s.Current(ctx, stackID)
+		if err != nil {
+			return err
+		}
+		if old.Serial == cur.Serial {
+			return errs.E(errs.Conflict, "serial %d is already the current state", serial)
+		}
+		doc := map[string]json.RawMessage{}
+		if err := json.Unmarshal(data, &doc); err != nil {
+			return errs.Wrap(errs.Internal, err, "stored state %d is not JSON", serial)
+		}
+		doc["serial"] = json.RawMessage(strconv.FormatInt(cur.Serial+1, 10))
+		out, err := json.MarshalIndent(doc, "", "  ")
+		if err != nil {
+			return err
+		}
+		out = append(out, '\n')
+		sum := sha256.Sum256(out)
+		v = Version{StackID: stackID, Serial: cur.Serial + 1, Lineage: old.Lineage, Checksum: hex.EncodeToString(sum[:]), Size: int64(len(out)),
+			CreatedBy: actor + " (rollback to serial " + strconv.FormatInt(serial, 10) + ")", CreatedAt: time.Now().UTC()}
+		return s.insert(ctx, v, out)
+	})
+	return v, err
+}

@@ -1,0 +1,244 @@
+package tofu
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gantry-iac/gantry/internal/errs"
+)
+
+// Default release locations, used when Resolver.BaseURLs has no entry.
+const (
+	DefaultOpenTofuBaseURL  = "https://github.com/opentofu/opentofu/releases/download"
+	DefaultTerraformBaseURL = "https://releases.hashicorp.com/terraform"
+)
+
+// versionProbeTimeout bounds `<bin> version -json` on a binary found on PATH.
+const versionProbeTimeout = 30 * time.Second
+
+// Resolver finds the binary for a tool version: in ToolsDir, on PATH, or by
+// downloading an official release into ToolsDir. Installed binaries live at
+// <ToolsDir>/<tool>/<version>/<binary>, e.g. tools/opentofu/1.10.7/tofu
+// (scripts/ensure-tofu.sh builds into the same layout).
+//
+// The zero value only looks on PATH. A Resolver is safe for concurrent use
+// and must not be copied after first use.
+type Resolver struct {
+	// ToolsDir holds installed versions; downloads go here. Empty disables
+	// both the lookup and downloads.
+	ToolsDir string
+	// BaseURLs overrides the release location per tool; see the Default*BaseURL constants.
+	BaseURLs map[Tool]string
+	// HTTPClient downloads releases; nil means http.DefaultClient.
+	HTTPClient *http.Client
+	// LookPath finds a binary on PATH; nil means exec.LookPath.
+	LookPath func(string) (string, error)
+
+	mu    sync.Mutex
+	found map[string]string        // "tool@version" -> path
+	locks map[string]chan struct{} // one resolution per key at a time
+}
+
+// Resolve returns the path of the binary for tool at version, writing
+// progress lines to logw (which may be nil).
+//
+// With an empty version it takes the binary on PATH, else the newest version
+// in ToolsDir. With a version it takes ToolsDir's copy, else the binary on
+// PATH if `version -json` reports exactly that version, else it downloads
+// the release, checks it against the release's SHA256SUMS and installs it
+// into ToolsDir. Results are remembered, so repeated calls are cheap.
+func (r *Resolver) Resolve(ctx context.Context, tool Tool, version string, logw io.Writer) (string, error) {
+	if err := checkTool(tool); err != nil {
+		return "", err
+	}
+	version = strings.TrimPrefix(version, "v")
+	if version != "" {
+		if err := checkVersion(tool, version); err != nil {
+			return "", err
+		}
+	}
+	if logw == nil {
+		logw = io.Discard
+	}
+	key := string(tool) + "@" + version
+	if p, ok := r.cached(key); ok {
+		return p, nil
+	}
+	unlock, err := r.lock(ctx, key)
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
+	if p, ok := r.cached(key); ok { // resolved while we waited
+		return p, nil
+	}
+
+	var p string
+	if version == "" {
+		p, err = r.resolveAny(tool)
+	} else {
+		p, err = r.resolveVersion(ctx, tool, version, logw)
+	}
+	if err != nil {
+		return "", err
+	}
+	r.mu.Lock()
+	if r.found == nil {
+		r.found = make(map[string]string)
+	}
+	r.found[key] = p
+	r.mu.Unlock()
+	return p, nil
+}
+
+// cached returns a remembered path if the file is still there.
+func (r *Resolver) cached(key string) (string, bool) {
+	r.mu.Lock()
+	p, ok := r.found[key]
+	r.mu.Unlock()
+	if !ok {
+		return "", false
+	}
+	if !isExecutableFile(p) {
+		r.mu.Lock()
+		if r.found[key] == p {
+			delete(r.found, key)
+		}
+		r.mu.Unlock()
+		return "", false
+	}
+	return p, true
+}
+
+// lock takes the per-key lock, giving up when ctx is done.
+func (r *Resolver) lock(ctx context.Context, key string) (func(), error) {
+	r.mu.Lock()
+	if r.locks == nil {
+		r.locks = make(map[string]chan struct{})
+	}
+	ch, ok := r.locks[key]
+	if !ok {
+		ch = make(chan struct{}, 1)
+		r.locks[key] = ch
+	}
+	r.mu.Unlock()
+	select {
+	case ch <- struct{}{}:
+		return func() { <-ch }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (r *Resolver) resolveAny(tool Tool) (string, error) {
+	if p, ok := r.onPath(tool); ok {
+		return p, nil
+	}
+	if _, p, ok := r.newestInstalled(tool); ok {
+		return p, nil
+	}
+	where := "PATH"
+	if r.ToolsDir != "" {
+		where = "PATH or in " + filepath.Join(r.ToolsDir, string(tool))
+	}
+	return "", errs.E(errs.NotFound, "no %s binary found on %s; set a tool version to download one", tool, where)
+}
+
+func (r *Resolver) resolveVersion(ctx context.Context, tool Tool, version string, logw io.Writer) (string, error) {
+	if r.ToolsDir != "" {
+		if p := r.installedPath(tool, version); isExecutableFile(p) {
+			return p, nil
+		}
+	}
+	if p, ok := r.onPath(tool); ok {
+		if v, err := binaryVersion(ctx, p); err == nil && v == version {
+			writeLog(logw, "Using %s from PATH: %s", toolVersionString(tool, version), p)
+			return p, nil
+		}
+	}
+	if r.ToolsDir == "" {
+		return "", errs.E(errs.NotFound, "%s is not on PATH and no tools directory is configured to download it", toolVersionString(tool, version))
+	}
+	return r.download(ctx, tool, version, logw)
+}
+
+func (r *Resolver) installedPath(tool Tool, version string) string {
+	return filepath.Join(r.ToolsDir, string(tool), version, tool.Binary())
+}
+
+func (r *Resolver) onPath(tool Tool) (string, bool) {
+	look := r.LookPath
+	if look == nil {
+		look = exec.LookPath
+	}
+	p, err := look(tool.Binary())
+	if err != nil || p == "" {
+		return "", false
+	}
+	if abs, err := filepath.Abs(p); err == nil {
+		p = abs
+	}
+	return p, isExecutableFile(p)
+}
+
+// newestInstalled returns the highest version in <ToolsDir>/<tool> that has
+// an executable binary.
+func (r *Resolver) newestInstalled(tool Tool) (version, path string, ok bool) {
+	if r.ToolsDir == "" {
+		return "", "", false
+	}
+	entries, err := os.ReadDir(filepath.Join(r.ToolsDir, string(tool)))
+	if err != nil {
+		return "", "", false
+	}
+	for _, e := range entries {
+		name := e.Name()
+		if !e.IsDir() || !ValidVersion(name) {
+			continue
+		}
+		p := r.installedPath(tool, name)
+		if !isExecutableFile(p) {
+			continue
+		}
+		if !ok || compareVersions(name, version) > 0 {
+			version, path, ok = name, p, true
+		}
+	}
+	return version, path, ok
+}
+
+// binaryVersion asks a binary for its version; both tools answer
+// `version -json` with {"terraform_version": "1.10.7", ...}. A "-dev"
+// suffix (source builds) is dropped.
+func binaryVersion(ctx context.Context, bin string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, versionProbeTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "version", "-json")
+	// No update check (Terraform's checkpoint) while probing.
+	cmd.Env = append(os.Environ(), "CHECKPOINT_DISABLE=1")
+	out, err := cmd.Output()
+	if err != nil {
+		return "", err
+	}
+	var v struct {
+		TerraformVersion string `json:"terraform_version"`
+	}
+	if err := json.Unmarshal(bytes.TrimSpace(out), &v); err != nil {
+		return "", err
+	}
+	return strings.TrimSuffix(v.TerraformVersion, "-dev"), nil
+}
+
+func isExecutableFile(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0
+}

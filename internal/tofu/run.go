@@ -1,0 +1,172 @@
+package tofu
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"time"
+)
+
+// KillGrace is how long Run waits after interrupting a cancelled tool before
+// killing it. OpenTofu and Terraform stop cleanly on SIGINT (releasing state
+// locks, writing state) if given the time.
+var KillGrace = 10 * time.Second
+
+// drainTimeout bounds how long Run waits for output after the tool's process
+// group is gone (only a process that left the group can hold it open).
+const drainTimeout = 5 * time.Second
+
+// Run runs bin with args in dir, with stdout and stderr both written to out
+// (nil discards) and stdin empty. env is the complete environment; nil
+// inherits this process's, as with exec.Cmd.
+//
+// The tool runs in its own process group. When ctx is done the group gets
+// SIGINT, then SIGKILL after KillGrace; once the tool has exited anything
+// left in its group is killed too, so provider plugins and other children
+// never outlive a run.
+//
+// It returns the exit code (128+N for death by signal N, -1 if the tool
+// never ran). err is non-nil only when the tool could not be started or ctx
+// ended the run (then it wraps ctx.Err()); a non-zero exit code alone is not
+// an error.
+func Run(ctx context.Context, bin, dir string, env []string, out io.Writer, args ...string) (exitCode int, err error) {
+	return run(ctx, bin, dir, env, out, nil, args)
+}
+
+// RunSplit is Run with stdout and stderr kept apart, for commands whose
+// stdout is data (`show -json`, `output -json`): warnings on stderr, such
+// as one about a missing CLI configuration file, would corrupt it.
+func RunSplit(ctx context.Context, bin, dir string, env []string, stdout, stderr io.Writer, args ...string) (exitCode int, err error) {
+	if stderr == nil {
+		stderr = io.Discard
+	}
+	return run(ctx, bin, dir, env, stdout, stderr, args)
+}
+
+// run runs the tool; a nil stderr means stderr shares stdout's pipe.
+func run(ctx context.Context, bin, dir string, env []string, stdout, stderr io.Writer, args []string) (int, error) {
+	name := filepath.Base(bin)
+	if err := ctx.Err(); err != nil {
+		return -1, fmt.Errorf("%s not started: %w", name, err)
+	}
+	if stdout == nil {
+		stdout = io.Discard
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Dir = dir
+	cmd.Env = env
+	setProcessGroup(cmd)
+	// Our own pipes rather than exec's copying goroutines: Wait then returns
+	// when the tool exits, even if a stray child still holds a pipe open.
+	var out outputs
+	var err error
+	if cmd.Stdout, err = out.pipe(stdout); err == nil {
+		cmd.Stderr = cmd.Stdout
+		if stderr != nil {
+			cmd.Stderr, err = out.pipe(stderr)
+		}
+	}
+	if err == nil {
+		err = cmd.Start()
+	}
+	out.closeWriters()
+	if err != nil {
+		out.closeReaders()
+		return -1, fmt.Errorf("starting %s: %w", name, err)
+	}
+	done := out.copy()
+
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	waitErr, cancelled := waitOrStop(ctx, cmd.Process, exited)
+
+	killGroup(cmd.Process)
+	select {
+	case <-done:
+	case <-time.After(drainTimeout):
+	}
+	out.closeReaders()
+	<-done
+
+	if cmd.ProcessState == nil {
+		return -1, fmt.Errorf("waiting for %s: %w", name, waitErr)
+	}
+	code := exitCodeOf(cmd.ProcessState)
+	if cancelled {
+		return code, fmt.Errorf("%s cancelled: %w", name, ctx.Err())
+	}
+	return code, nil
+}
+
+// outputs are the pipes carrying a tool's output to writers.
+type outputs struct {
+	readers []*os.File
+	writers []*os.File // the child's ends
+	dests   []io.Writer
+}
+
+func (o *outputs) pipe(dest io.Writer) (*os.File, error) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	o.readers = append(o.readers, r)
+	o.writers = append(o.writers, w)
+	o.dests = append(o.dests, dest)
+	return w, nil
+}
+
+func (o *outputs) closeWriters() {
+	for _, w := range o.writers {
+		w.Close()
+	}
+}
+
+func (o *outputs) closeReaders() {
+	for _, r := range o.readers {
+		r.Close()
+	}
+}
+
+// copy copies every pipe to its writer; the channel closes when all are done.
+func (o *outputs) copy() <-chan struct{} {
+	var wg sync.WaitGroup
+	for i, r := range o.readers {
+		wg.Go(func() { _, _ = io.Copy(o.dests[i], r) })
+	}
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	return done
+}
+
+// waitOrStop waits for the tool to exit, interrupting and then killing its
+// process group if ctx ends first.
+func waitOrStop(ctx context.Context, p *os.Process, exited <-chan error) (waitErr error, cancelled bool) {
+	select {
+	case err := <-exited:
+		return err, false
+	case <-ctx.Done():
+	}
+	select {
+	case err := <-exited: // finished on its own as ctx ended
+		return err, false
+	default:
+	}
+	interruptGroup(p)
+	grace := time.NewTimer(KillGrace)
+	defer grace.Stop()
+	select {
+	case err := <-exited:
+		return err, true
+	case <-grace.C:
+	}
+	killGroup(p)
+	return <-exited, true
+}

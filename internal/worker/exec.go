@@ -1,0 +1,367 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/gantry-iac/gantry/internal/git"
+	"github.com/gantry-iac/gantry/internal/secrets"
+	"github.com/gantry-iac/gantry/internal/tofu"
+	"github.com/gantry-iac/gantry/internal/workerapi"
+)
+
+// failure is a reason a job failed, shown in the run's log and API.
+type failure struct{ reason string }
+
+func (f *failure) Error() string { return f.reason }
+
+func fail(format string, args ...any) error { return &failure{reason: fmt.Sprintf(format, args...)} }
+
+// jobRun is one job in progress.
+type jobRun struct {
+	w       *Worker
+	job     *workerapi.Job
+	log     *logStream
+	dir     string // job directory: src/ and tool configuration
+	root    string // the project root inside src/
+	bin     string
+	env     []string
+	stopped string // why the server asked us to stop, if it did
+	ended   bool   // the server already ended the run (no Finish needed)
+}
+
+func (w *Worker) execute(kill context.Context, job *workerapi.Job) {
+	log := w.cfg.Log.With("run_id", job.RunID, "stack_id", job.StackID, "kind", job.Kind)
+	log.Info("job started")
+	start := time.Now()
+	var masked []string
+	for _, v := range job.Env {
+		if v.Secret {
+			masked = append(masked, v.Value)
+		}
+	}
+	masked = append(masked, job.Token)
+	j := &jobRun{w: w, job: job, log: newLogStream(w.proto, job, secrets.NewMasker(masked))}
+	ctx, cancel := context.WithCancel(kill)
+	defer cancel()
+	hbDone := make(chan struct{})
+	go j.heartbeat(ctx, cancel, hbDone)
+
+	err := j.run(ctx)
+	cancel()
+	<-hbDone
+	reason := ""
+	if err != nil {
+		var f *failure
+		switch {
+		case j.stopped != "":
+			reason = j.stopped
+		case errors.As(err, &f):
+			reason = f.reason
+		case kill.Err() != nil:
+			reason = "the worker was shut down during the job"
+		default:
+			reason = err.Error()
+		}
+		j.log.Printf("Run failed: %s", reason)
+	}
+	j.log.Close()
+	if j.stopped == "" && !j.ended {
+		fctx, fcancel := context.WithTimeout(context.Background(), 30*time.Second)
+		if ferr := w.proto.Finish(fctx, job, workerapi.FinishRequest{OK: err == nil, Reason: secrets.NewMasker(masked).String(reason)}); ferr != nil {
+			log.Warn("reporting the end of the job failed", "err", ferr)
+		}
+		fcancel()
+	}
+	if j.dir != "" {
+		if rerr := os.RemoveAll(j.dir); rerr != nil {
+			log.Warn("removing the workspace failed", "err", rerr)
+		}
+	}
+	log.Info("job ended", "ok", err == nil, "reason", reason, "duration", time.Since(start))
+}
+
+func (j *jobRun) heartbeat(ctx context.Context, cancel context.CancelFunc, done chan struct{}) {
+	defer close(done)
+	t := time.NewTicker(j.w.cfg.HeartbeatEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		hctx, hcancel := context.WithTimeout(ctx, 10*time.Second)
+		resp, err := j.w.proto.Heartbeat(hctx, j.job)
+		hcancel()
+		switch {
+		case err == nil && resp.Stop:
+			j.stopped = resp.Reason
+			j.log.Printf("Stopping: %s", resp.Reason)
+			cancel()
+			return
+		case err != nil && workerapi.Permanent(err):
+			j.stopped = "the server no longer accepts this job: " + err.Error()
+			cancel()
+			return
+		}
+	}
+}
+
+func (j *jobRun) phase(ctx context.Context, state, sha, msg string) error {
+	return j.w.proto.Phase(ctx, j.job, workerapi.PhaseRequest{State: state, CommitSHA: sha, CommitMessage: msg})
+}
+
+func (j *jobRun) run(ctx context.Context) error {
+	dir, err := os.MkdirTemp(j.w.cfg.WorkDir, "gantry-job-")
+	if err != nil {
+		return fail("creating the workspace: %v", err)
+	}
+	j.dir = dir
+	switch j.job.Kind {
+	case "apply":
+		return j.runApply(ctx)
+	case "plan", "task":
+		return j.runPlan(ctx)
+	}
+	return fail("unknown job kind %q: upgrade the worker", j.job.Kind)
+}
+
+// prepare checks out the code and sets up tool, backend and environment.
+func (j *jobRun) prepare(ctx context.Context) (sha, msg string, err error) {
+	src := filepath.Join(j.dir, "src")
+	j.log.Printf("Cloning %s (branch %s) at %s", j.job.Repository, j.job.Branch, orHead(j.job.CommitSHA))
+	sha, msg, err = git.Checkout(ctx, j.job.Repository, j.job.Branch, j.job.CommitSHA, src)
+	if err != nil {
+		return "", "", fail("checking out the code: %v", err)
+	}
+	j.log.Printf("Checked out commit %s: %s", sha, firstLine(msg))
+	if err := j.setup(ctx, src); err != nil {
+		return "", "", err
+	}
+	if j.job.ManagedState {
+		if err := checkNoBackend(j.root); err != nil {
+			return "", "", err
+		}
+		if err := writeBackendOverride(j.root, j.w.cfg.ServerURL+j.job.StatePath); err != nil {
+			return "", "", fail("writing the backend configuration: %v", err)
+		}
+	}
+	return sha, msg, nil
+}
+
+// setup finds the project root, the tool and builds the environment.
+func (j *jobRun) setup(ctx context.Context, src string) error {
+	j.root = filepath.Join(src, filepath.FromSlash(j.job.ProjectRoot))
+	if fi, err := os.Stat(j.root); err != nil || !fi.IsDir() {
+		return fail("project root %q does not exist in the repository", j.job.ProjectRoot)
+	}
+	bin, err := j.w.cfg.Resolver.Resolve(ctx, tofu.Tool(j.job.Tool), j.job.ToolVersion, j.log)
+	if err != nil {
+		return fail("finding %s %s: %v", j.job.Tool, orAny(j.job.ToolVersion), err)
+	}
+	j.bin = bin
+	cliConfig := filepath.Join(j.dir, "cli.tfrc")
+	if err := os.WriteFile(cliConfig, nil, 0o600); err != nil {
+		return fail("writing the CLI configuration: %v", err)
+	}
+	j.env = buildEnv(j.job, cliConfig)
+	return nil
+}
+
+func (j *jobRun) runPlan(ctx context.Context) error {
+	sha, msg, err := j.prepare(ctx)
+	if err != nil {
+		return err
+	}
+	if err := j.phase(ctx, "INITIALIZING", sha, msg); err != nil {
+		return err
+	}
+	if err := j.init(ctx); err != nil {
+		return err
+	}
+	if j.job.Kind == "task" {
+		if err := j.phase(ctx, "PERFORMING", "", ""); err != nil {
+			return err
+		}
+		j.log.Printf("Running task: %s", j.job.Command)
+		code, err := tofu.Run(ctx, "/bin/sh", j.root, j.env, j.log, "-c", j.job.Command)
+		if err != nil {
+			return err
+		}
+		if code != 0 {
+			return fail("task command exited with code %d", code)
+		}
+		return nil
+	}
+	if err := j.phase(ctx, "PLANNING", "", ""); err != nil {
+		return err
+	}
+	if err := j.hooks(ctx, "before_plan", j.job.Hooks.BeforePlan); err != nil {
+		return err
+	}
+	args := []string{"plan", "-input=false", "-no-color", "-out=gantry.tfplan", "-detailed-exitcode"}
+	if j.job.RunType == "DESTROY" {
+		args = append(args, "-destroy")
+	}
+	code, err := j.tool(ctx, args...)
+	if err != nil {
+		return err
+	}
+	if code != 0 && code != 2 {
+		return fail("plan failed: %s exited with code %d", filepath.Base(j.bin), code)
+	}
+	var planJSON strings.Builder
+	if code, err := tofu.RunSplit(ctx, j.bin, j.root, j.env, &planJSON, j.log, "show", "-json", "-no-color", "gantry.tfplan"); err != nil {
+		return err
+	} else if code != 0 {
+		return fail("show -json failed with code %d", code)
+	}
+	if err := j.w.proto.PutArtifact(ctx, j.job, "plan.json", []byte(planJSON.String())); err != nil {
+		return fmt.Errorf("uploading the plan: %w", err)
+	}
+	delta, hasChanges, err := tofu.ParsePlan([]byte(planJSON.String()))
+	if err != nil {
+		return fail("reading the plan: %v", err)
+	}
+	hasChanges = hasChanges || code == 2
+	j.log.Printf("Plan: %d to add, %d to change, %d to destroy", delta.Add, delta.Change, delta.Destroy)
+	if err := j.hooks(ctx, "after_plan", j.job.Hooks.AfterPlan); err != nil {
+		return err
+	}
+	resp, err := j.w.proto.Planned(ctx, j.job, workerapi.PlannedRequest{HasChanges: hasChanges, Add: delta.Add, Change: delta.Change, Destroy: delta.Destroy})
+	if err != nil {
+		return fmt.Errorf("reporting the plan: %w", err)
+	}
+	switch resp.Next {
+	case "done":
+		j.ended = true
+		if !hasChanges {
+			j.log.Printf("No changes.")
+		}
+		return nil
+	case "apply":
+		return j.apply(ctx)
+	case "save":
+		return j.save(ctx)
+	}
+	return fail("the server asked for %q after planning: upgrade the worker", resp.Next)
+}
+
+func (j *jobRun) init(ctx context.Context) error {
+	if err := j.hooks(ctx, "before_init", j.job.Hooks.BeforeInit); err != nil {
+		return err
+	}
+	code, err := j.tool(ctx, "init", "-input=false", "-no-color")
+	if err != nil {
+		return err
+	}
+	if code != 0 {
+		return fail("init failed: %s exited with code %d", filepath.Base(j.bin), code)
+	}
+	return j.hooks(ctx, "after_init", j.job.Hooks.AfterInit)
+}
+
+func (j *jobRun) apply(ctx context.Context) error {
+	if err := j.hooks(ctx, "before_apply", j.job.Hooks.BeforeApply); err != nil {
+		return err
+	}
+	code, err := j.tool(ctx, "apply", "-input=false", "-no-color", "gantry.tfplan")
+	if err != nil {
+		return err
+	}
+	if code != 0 {
+		return fail("apply failed: %s exited with code %d", filepath.Base(j.bin), code)
+	}
+	return j.hooks(ctx, "after_apply", j.job.Hooks.AfterApply)
+}
+
+// save hands the workspace (code, .terraform and the plan) to the server so
+// that any worker can apply it once a person confirms.
+func (j *jobRun) save(ctx context.Context) error {
+	data, err := packWorkspace(filepath.Join(j.dir, "src"))
+	if err != nil {
+		return fail("packing the workspace: %v", err)
+	}
+	if err := j.w.proto.PutArtifact(ctx, j.job, "workspace", data); err != nil {
+		return fmt.Errorf("uploading the workspace: %w", err)
+	}
+	if err := j.w.proto.HandOff(ctx, j.job); err != nil {
+		return fmt.Errorf("handing off: %w", err)
+	}
+	j.ended = true
+	j.log.Printf("Plan saved; waiting for confirmation.")
+	return nil
+}
+
+func (j *jobRun) runApply(ctx context.Context) error {
+	data, err := j.w.proto.GetArtifact(ctx, j.job, "workspace")
+	if err != nil {
+		return fail("fetching the saved workspace: %v", err)
+	}
+	src := filepath.Join(j.dir, "src")
+	if err := unpackWorkspace(data, src); err != nil {
+		return fail("restoring the saved workspace: %v", err)
+	}
+	j.log.Printf("Restored the workspace planned by this run")
+	if err := j.setup(ctx, src); err != nil {
+		return err
+	}
+	code, err := j.tool(ctx, "init", "-input=false", "-no-color")
+	if err != nil {
+		return err
+	}
+	if code != 0 {
+		return fail("init failed: %s exited with code %d", filepath.Base(j.bin), code)
+	}
+	return j.apply(ctx)
+}
+
+func (j *jobRun) tool(ctx context.Context, args ...string) (int, error) {
+	j.log.Printf("$ %s %s", filepath.Base(j.bin), strings.Join(args, " "))
+	code, err := tofu.Run(ctx, j.bin, j.root, j.env, j.log, args...)
+	if err != nil {
+		return code, err
+	}
+	return code, nil
+}
+
+func (j *jobRun) hooks(ctx context.Context, name string, cmds []string) error {
+	for _, c := range cmds {
+		j.log.Printf("Hook %s: %s", name, c)
+		code, err := tofu.Run(ctx, "/bin/sh", j.root, j.env, j.log, "-c", c)
+		if err != nil {
+			return err
+		}
+		if code != 0 {
+			return fail("%s hook failed: `%s` exited with code %d", name, c, code)
+		}
+	}
+	return nil
+}
+
+func orHead(sha string) string {
+	if sha == "" {
+		return "its head"
+	}
+	return sha
+}
+
+func orAny(v string) string {
+	if v == "" {
+		return "(any version)"
+	}
+	return v
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}

@@ -1,0 +1,106 @@
+// Package worker is the worker loop: register, claim a job, run it in a
+// fresh workspace with the real IaC tool, stream logs, heartbeat, report.
+// The built-in pool of `gantry server` and `gantry worker` both run it.
+package worker
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/gantry-iac/gantry/internal/tofu"
+	"github.com/gantry-iac/gantry/internal/workerapi"
+)
+
+// Config configures a worker.
+type Config struct {
+	Name      string
+	Instance  string
+	ServerURL string // base URL runs use to reach the state backend
+	WorkDir   string // where workspaces are made
+	Resolver  *tofu.Resolver
+	Log       *slog.Logger
+	// HeartbeatEvery is how often a job reports that it is alive.
+	HeartbeatEvery time.Duration
+	// ClaimWait is how long one claim long-polls.
+	ClaimWait time.Duration
+}
+
+// Worker runs jobs one at a time.
+type Worker struct {
+	cfg   Config
+	proto workerapi.Protocol
+	busy  sync.WaitGroup
+}
+
+// New returns a worker speaking proto.
+func New(cfg Config, proto workerapi.Protocol) *Worker {
+	if cfg.HeartbeatEvery == 0 {
+		cfg.HeartbeatEvery = 2 * time.Second
+	}
+	if cfg.ClaimWait == 0 {
+		cfg.ClaimWait = 30 * time.Second
+	}
+	if cfg.WorkDir == "" {
+		cfg.WorkDir = os.TempDir()
+	}
+	return &Worker{cfg: cfg, proto: proto}
+}
+
+// Run registers and runs jobs until stop ends. A job in progress when stop
+// ends runs on until it finishes or kill ends.
+func (w *Worker) Run(stop, kill context.Context) error {
+	log := w.cfg.Log
+	backoff := 100 * time.Millisecond
+	for {
+		_, err := w.proto.Register(stop, workerapi.RegisterRequest{Name: w.cfg.Name, Version: workerapi.Version, Instance: w.cfg.Instance})
+		if err == nil {
+			break
+		}
+		if stop.Err() != nil {
+			return nil
+		}
+		if workerapi.Permanent(err) {
+			return err
+		}
+		log.Warn("worker registration failed; retrying", "err", err)
+		sleep(stop, backoff)
+		backoff = min(backoff*2, 5*time.Second)
+	}
+	backoff = 100 * time.Millisecond
+	for stop.Err() == nil {
+		job, err := w.proto.Claim(stop, w.cfg.ClaimWait)
+		if err != nil {
+			if stop.Err() != nil {
+				return nil
+			}
+			log.Warn("claim failed", "err", err)
+			if workerapi.Permanent(err) && !errors.Is(err, context.Canceled) {
+				return err
+			}
+			sleep(stop, backoff)
+			backoff = min(backoff*2, 5*time.Second)
+			continue
+		}
+		backoff = 100 * time.Millisecond
+		if job == nil {
+			continue
+		}
+		w.busy.Add(1)
+		w.execute(kill, job)
+		w.busy.Done()
+	}
+	return nil
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}

@@ -1,0 +1,229 @@
+package worker
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/gantry-iac/gantry/internal/workerapi"
+)
+
+// backendRE finds a backend or cloud block in HCL source.
+var backendRE = regexp.MustCompile(`(?m)^\s*(backend\s+"([^"]+)"|cloud)\s*\{`)
+
+// checkNoBackend refuses code that declares its own backend while the
+// stack's state is managed by Gantry.
+func checkNoBackend(root string) error {
+	entries, err := os.ReadDir(root)
+	if err != nil {
+		return fail("reading the project root: %v", err)
+	}
+	for _, e := range entries {
+		name := e.Name()
+		if e.IsDir() || !(strings.HasSuffix(name, ".tf") || strings.HasSuffix(name, ".tofu")) {
+			continue
+		}
+		src, err := os.ReadFile(filepath.Join(root, name))
+		if err != nil {
+			return fail("reading %s: %v", name, err)
+		}
+		if m := backendRE.FindSubmatch(src); m != nil {
+			what := "a cloud block"
+			if len(m[2]) > 0 {
+				what = fmt.Sprintf("a backend %q block", m[2])
+			}
+			return fail("this stack's state is managed by Gantry, but %s declares %s: remove it, or turn managed state off for the stack", name, what)
+		}
+	}
+	return nil
+}
+
+const overrideFile = "gantry_backend_override.tf"
+
+// writeBackendOverride points the configuration at the server's state
+// backend. The credential is not written: it is in TF_HTTP_PASSWORD.
+func writeBackendOverride(root, address string) error {
+	q := strconv.Quote(address)
+	src := `# Written by Gantry: this stack's state is managed by the Gantry server.
+terraform {
+  backend "http" {
+    address        = ` + q + `
+    lock_address   = ` + q + `
+    unlock_address = ` + q + `
+    lock_method    = "LOCK"
+    unlock_method  = "UNLOCK"
+    username       = "gantry"
+  }
+}
+`
+	return os.WriteFile(filepath.Join(root, overrideFile), []byte(src), 0o600)
+}
+
+// inheritedEnv is the worker's environment minus what belongs to Gantry or
+// the tool (a run must never see the server's own secrets).
+func inheritedEnv() []string {
+	var out []string
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(name, "GANTRY_") || strings.HasPrefix(name, "TF_") || strings.HasPrefix(name, "SPACELIFT_") {
+			continue
+		}
+		out = append(out, kv)
+	}
+	return out
+}
+
+// buildEnv is the run's environment: inherited, then Gantry's, then the
+// stack's variables.
+func buildEnv(job *workerapi.Job, cliConfig string) []string {
+	env := inheritedEnv()
+	set := map[string]string{
+		"TF_IN_AUTOMATION":       "1",
+		"TF_INPUT":               "0",
+		"CHECKPOINT_DISABLE":     "1",
+		"TF_CLI_CONFIG_FILE":     cliConfig,
+		"GANTRY_RUN_ID":          job.RunID,
+		"GANTRY_STACK_ID":        job.StackID,
+		"GANTRY_SPACE_ID":        job.SpaceID,
+		"GANTRY_RUN_TYPE":        job.RunType,
+		"GANTRY_COMMIT_SHA":      job.CommitSHA,
+		"TF_VAR_gantry_run_id":   job.RunID,
+		"TF_VAR_gantry_stack_id": job.StackID,
+		"TF_VAR_gantry_space_id": job.SpaceID,
+		"TF_VAR_gantry_run_type": job.RunType,
+	}
+	if job.ManagedState {
+		set["TF_HTTP_PASSWORD"] = job.Token
+	}
+	for k, v := range set {
+		env = append(env, k+"="+v)
+	}
+	for _, v := range job.Env {
+		env = append(env, v.Name+"="+v.Value)
+	}
+	return env
+}
+
+// packWorkspace makes a gzipped tar of dir, leaving out provider binaries
+// (init restores them from the lock file) and git metadata.
+func packWorkspace(dir string) ([]byte, error) {
+	var buf bytes.Buffer
+	gz := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(gz)
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		if rel == "." {
+			return nil
+		}
+		rel = filepath.ToSlash(rel)
+		if d.IsDir() && (d.Name() == ".git" || strings.HasSuffix(rel, ".terraform/providers")) {
+			return filepath.SkipDir
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		link := ""
+		if info.Mode()&fs.ModeSymlink != 0 {
+			if link, err = os.Readlink(p); err != nil {
+				return err
+			}
+		}
+		hdr, err := tar.FileInfoHeader(info, link)
+		if err != nil {
+			return err
+		}
+		hdr.Name = rel
+		if err := tw.WriteHeader(hdr); err != nil {
+			return err
+		}
+		if info.Mode().IsRegular() {
+			f, err := os.Open(p)
+			if err != nil {
+				return err
+			}
+			_, err = io.Copy(tw, f)
+			f.Close()
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := tw.Close(); err != nil {
+		return nil, err
+	}
+	if err := gz.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// unpackWorkspace extracts a packed workspace into dir, refusing entries
+// that would land outside it.
+func unpackWorkspace(data []byte, dir string) error {
+	gz, err := gzip.NewReader(bytes.NewReader(data))
+	if err != nil {
+		return err
+	}
+	tr := tar.NewReader(gz)
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		name := filepath.FromSlash(hdr.Name)
+		if filepath.IsAbs(name) || name == ".." || strings.HasPrefix(name, ".."+string(filepath.Separator)) || strings.Contains(name, string(filepath.Separator)+".."+string(filepath.Separator)) {
+			return fmt.Errorf("workspace entry %q is outside the workspace", hdr.Name)
+		}
+		target := filepath.Join(dir, name)
+		switch hdr.Typeflag {
+		case tar.TypeDir:
+			if err := os.MkdirAll(target, 0o700); err != nil {
+				return err
+			}
+		case tar.TypeReg:
+			if err := os.MkdirAll(filepath.Dir(target), 0o700); err != nil {
+				return err
+			}
+			f, err := os.OpenFile(target, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, fs.FileMode(hdr.Mode)&0o755|0o600)
+			if err != nil {
+				return err
+			}
+			_, err = io.Copy(f, tr)
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				return err
+			}
+		case tar.TypeSymlink:
+			if filepath.IsAbs(hdr.Linkname) {
+				// Absolute links (e.g. to a provider cache) are left out;
+				// init recreates what it needs.
+				continue
+			}
+			if err := os.MkdirAll(filepath.Dir(target), 0o700); err != nil {
+				return err
+			}
+			if err := os.Symlink(hdr.Linkname, target); err != nil {
+				return err
+			}
+		}
+	}
+}

@@ -1,0 +1,184 @@
+package workerapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gantry-iac/gantry/internal/apiv1"
+	"github.com/gantry-iac/gantry/internal/errs"
+)
+
+// Client speaks the protocol to a server over HTTP.
+type Client struct {
+	BaseURL   string // the server, e.g. http://127.0.0.1:8080
+	PoolToken string
+	HTTP      *http.Client
+
+	workerToken string
+}
+
+var _ Protocol = (*Client)(nil)
+
+// NewClient returns a protocol client for the server at baseURL.
+func NewClient(baseURL, poolToken string) *Client {
+	return &Client{BaseURL: strings.TrimRight(baseURL, "/"), PoolToken: poolToken, HTTP: &http.Client{}}
+}
+
+// StatusError is a non-2xx answer.
+type StatusError struct {
+	Status  int
+	Code    string
+	Message string
+}
+
+func (e *StatusError) Error() string {
+	return fmt.Sprintf("server answered %d %s: %s", e.Status, e.Code, e.Message)
+}
+
+// Kind maps the status to an error kind.
+func (e *StatusError) Kind() errs.Kind {
+	switch e.Status {
+	case 401:
+		return errs.Unauthenticated
+	case 403:
+		return errs.Forbidden
+	case 404:
+		return errs.NotFound
+	case 409:
+		return errs.Conflict
+	case 413:
+		return errs.TooLarge
+	case 400:
+		return errs.Invalid
+	}
+	return errs.Internal
+}
+
+// Permanent reports whether retrying the same request cannot succeed.
+func Permanent(err error) bool {
+	se, ok := err.(*StatusError)
+	return ok && se.Status >= 400 && se.Status < 500
+}
+
+func (c *Client) do(ctx context.Context, method, path, token string, body io.Reader, contentType string, out any) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.BaseURL+Prefix+path, body)
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		var eb apiv1.ErrorBody
+		raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		_ = json.Unmarshal(raw, &eb)
+		return resp.StatusCode, &StatusError{Status: resp.StatusCode, Code: eb.Error.Code, Message: eb.Error.Message}
+	}
+	if out != nil && resp.StatusCode != http.StatusNoContent {
+		if b, ok := out.(*[]byte); ok {
+			*b, err = io.ReadAll(resp.Body)
+			return resp.StatusCode, err
+		}
+		return resp.StatusCode, json.NewDecoder(resp.Body).Decode(out)
+	}
+	return resp.StatusCode, nil
+}
+
+func (c *Client) doJSON(ctx context.Context, method, path, token string, in, out any) (int, error) {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return 0, err
+		}
+		body = bytes.NewReader(b)
+	}
+	return c.do(ctx, method, path, token, body, "application/json", out)
+}
+
+// Register implements Protocol.
+func (c *Client) Register(ctx context.Context, req RegisterRequest) (RegisterResponse, error) {
+	var resp RegisterResponse
+	_, err := c.doJSON(ctx, "POST", "/register", c.PoolToken, req, &resp)
+	if err == nil {
+		c.workerToken = resp.Token
+	}
+	return resp, err
+}
+
+// Claim implements Protocol.
+func (c *Client) Claim(ctx context.Context, wait time.Duration) (*Job, error) {
+	var job Job
+	status, err := c.doJSON(ctx, "POST", "/claim?wait="+url.QueryEscape(wait.String()), c.workerToken, nil, &job)
+	if err != nil || status == http.StatusNoContent {
+		return nil, err
+	}
+	return &job, nil
+}
+
+func jobPath(job *Job, rest string) string { return "/jobs/" + url.PathEscape(job.RunID) + "/" + rest }
+
+// Phase implements Protocol.
+func (c *Client) Phase(ctx context.Context, job *Job, req PhaseRequest) error {
+	_, err := c.doJSON(ctx, "POST", jobPath(job, "phase"), job.Token, req, nil)
+	return err
+}
+
+// AppendLog implements Protocol.
+func (c *Client) AppendLog(ctx context.Context, job *Job, offset int64, data []byte) error {
+	_, err := c.do(ctx, "POST", jobPath(job, "logs?offset="+strconv.FormatInt(offset, 10)), job.Token, bytes.NewReader(data), "application/octet-stream", nil)
+	return err
+}
+
+// PutArtifact implements Protocol.
+func (c *Client) PutArtifact(ctx context.Context, job *Job, name string, data []byte) error {
+	_, err := c.do(ctx, "PUT", jobPath(job, "artifacts/"+name), job.Token, bytes.NewReader(data), "application/octet-stream", nil)
+	return err
+}
+
+// GetArtifact implements Protocol.
+func (c *Client) GetArtifact(ctx context.Context, job *Job, name string) ([]byte, error) {
+	var data []byte
+	_, err := c.do(ctx, "GET", jobPath(job, "artifacts/"+name), job.Token, nil, "", &data)
+	return data, err
+}
+
+// Planned implements Protocol.
+func (c *Client) Planned(ctx context.Context, job *Job, req PlannedRequest) (PlannedResponse, error) {
+	var resp PlannedResponse
+	_, err := c.doJSON(ctx, "POST", jobPath(job, "planned"), job.Token, req, &resp)
+	return resp, err
+}
+
+// HandOff implements Protocol.
+func (c *Client) HandOff(ctx context.Context, job *Job) error {
+	_, err := c.doJSON(ctx, "POST", jobPath(job, "handoff"), job.Token, nil, nil)
+	return err
+}
+
+// Heartbeat implements Protocol.
+func (c *Client) Heartbeat(ctx context.Context, job *Job) (HeartbeatResponse, error) {
+	var resp HeartbeatResponse
+	_, err := c.doJSON(ctx, "POST", jobPath(job, "heartbeat"), job.Token, nil, &resp)
+	return resp, err
+}
+
+// Finish implements Protocol.
+func (c *Client) Finish(ctx context.Context, job *Job, req FinishRequest) error {
+	_, err := c.doJSON(ctx, "POST", jobPath(job, "finish"), job.Token, req, nil)
+	return err
+}

@@ -1,0 +1,260 @@
+package workerapi
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gantry-iac/gantry/internal/errs"
+	"github.com/gantry-iac/gantry/internal/events"
+	"github.com/gantry-iac/gantry/internal/httpx"
+	"github.com/gantry-iac/gantry/internal/run"
+	"github.com/gantry-iac/gantry/internal/stack"
+)
+
+// Prefix is where the protocol is served.
+const Prefix = "/api/worker/v1"
+
+// Handler serves the worker protocol.
+type Handler struct {
+	Runs     *run.Service
+	Stacks   *stack.Service
+	Registry *Registry
+	Hub      *events.Hub
+	// PoolForToken returns the pool a pool token admits to.
+	PoolForToken func(token string) (pool string, ok bool)
+	// Draining, when it returns true, makes claims return no job.
+	Draining func() bool
+	Log      *slog.Logger
+	// MaxClaimWait bounds a claim's long poll.
+	MaxClaimWait time.Duration
+}
+
+// Routes registers the protocol's routes on mux.
+func (h *Handler) Routes(mux *http.ServeMux) {
+	a := httpx.Adapter{Log: h.Log}
+	mux.Handle("POST "+Prefix+"/register", a.H(h.register))
+	mux.Handle("POST "+Prefix+"/claim", a.H(h.claim))
+	job := func(method, path string, fn func(w http.ResponseWriter, r *http.Request, rn run.Run) error) {
+		mux.Handle(method+" "+Prefix+"/jobs/{run}/"+path, a.H(func(w http.ResponseWriter, r *http.Request) error {
+			rn, err := h.Runs.Authenticate(r.Context(), httpx.BearerToken(r), path == "heartbeat")
+			if err != nil {
+				return err
+			}
+			if rn.ID != r.PathValue("run") {
+				return errs.E(errs.Forbidden, "this job token is for run %s", rn.ID)
+			}
+			return fn(w, r, rn)
+		}))
+	}
+	job("POST", "phase", h.phase)
+	job("POST", "logs", h.logs)
+	job("PUT", "artifacts/{name}", h.putArtifact)
+	job("GET", "artifacts/{name}", h.getArtifact)
+	job("POST", "planned", h.planned)
+	job("POST", "handoff", h.handoff)
+	job("POST", "heartbeat", h.heartbeat)
+	job("POST", "finish", h.finish)
+}
+
+func (h *Handler) register(w http.ResponseWriter, r *http.Request) error {
+	pool, ok := h.PoolForToken(httpx.BearerToken(r))
+	if !ok {
+		return errs.E(errs.Unauthenticated, "invalid pool token")
+	}
+	var req RegisterRequest
+	if err := httpx.DecodeJSON(w, r, &req, 64<<10); err != nil {
+		return err
+	}
+	if req.Version != Version {
+		return errs.E(errs.Invalid, "worker protocol version %d is not supported: this server speaks version %d; upgrade the worker", req.Version, Version)
+	}
+	if req.Name == "" || len(req.Name) > 255 {
+		return errs.E(errs.Invalid, "worker name must be 1 to 255 bytes")
+	}
+	wk, token, err := h.Registry.Register(r.Context(), pool, req.Name, req.Instance)
+	if err != nil {
+		return err
+	}
+	httpx.WriteJSON(w, http.StatusCreated, RegisterResponse{WorkerID: wk.ID, Token: token, Pool: pool})
+	return nil
+}
+
+func (h *Handler) claim(w http.ResponseWriter, r *http.Request) error {
+	wk, err := h.Registry.Authenticate(r.Context(), httpx.BearerToken(r))
+	if err != nil {
+		return err
+	}
+	wait, _ := time.ParseDuration(r.URL.Query().Get("wait"))
+	if wait > h.MaxClaimWait {
+		wait = h.MaxClaimWait
+	}
+	if err := h.Registry.Seen(r.Context(), wk.ID); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(wait)
+	for {
+		if h.Draining != nil && h.Draining() {
+			w.WriteHeader(http.StatusNoContent)
+			return nil
+		}
+		c := h.Hub.Chan(run.PoolKey(wk.Pool))
+		cl, err := h.Runs.Claim(r.Context(), wk.Pool, wk.ID)
+		if err != nil {
+			return err
+		}
+		if cl != nil {
+			job, err := h.buildJob(r.Context(), cl)
+			if err != nil {
+				_, _ = h.Runs.Finish(context.WithoutCancel(r.Context()), cl.Run.ID, wk.ID, false, "preparing the job failed: "+errs.Public(err))
+				return err
+			}
+			httpx.WriteJSON(w, http.StatusOK, job)
+			return nil
+		}
+		left := time.Until(deadline)
+		if left <= 0 || r.Context().Err() != nil {
+			w.WriteHeader(http.StatusNoContent)
+			return nil
+		}
+		// Re-read at least every second: another replica may have queued work.
+		events.Wait(r.Context(), c, min(left, time.Second))
+	}
+}
+
+func (h *Handler) buildJob(ctx context.Context, cl *run.Claimed) (*Job, error) {
+	st, err := h.Stacks.Get(ctx, cl.Run.StackID)
+	if err != nil {
+		return nil, err
+	}
+	vars, err := h.Stacks.EnvForJob(ctx, st.ID)
+	if err != nil {
+		return nil, err
+	}
+	job := &Job{
+		RunID: cl.Run.ID, Kind: cl.Kind, Token: cl.Token, RunType: cl.Run.Type,
+		StackID: st.ID, SpaceID: st.Space, Repository: st.Repository, Branch: st.Branch,
+		CommitSHA: cl.Run.CommitSHA, ProjectRoot: st.ProjectRoot, Tool: st.Tool, ToolVersion: st.ToolVersion,
+		Command: cl.Run.Command, ManagedState: st.ManagedState,
+		StatePath: "/api/v1/stacks/" + st.ID + "/tfstate", LogOffset: cl.Run.LogSize,
+		Hooks: Hooks(st.Hooks),
+	}
+	for _, v := range vars {
+		job.Env = append(job.Env, EnvVar{Name: v.Name, Value: v.Value, Secret: v.Secret})
+	}
+	return job, nil
+}
+
+func (h *Handler) phase(w http.ResponseWriter, r *http.Request, rn run.Run) error {
+	var req PhaseRequest
+	if err := httpx.DecodeJSON(w, r, &req, 64<<10); err != nil {
+		return err
+	}
+	_, err := h.Runs.Phase(r.Context(), rn.ID, rn.WorkerID, req.State, req.CommitSHA, req.CommitMessage)
+	return noContent(w, err)
+}
+
+func (h *Handler) logs(w http.ResponseWriter, r *http.Request, rn run.Run) error {
+	offset, err := strconv.ParseInt(r.URL.Query().Get("offset"), 10, 64)
+	if err != nil || offset < 0 {
+		return errs.E(errs.Invalid, "offset must be a non-negative integer")
+	}
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, run.MaxLogChunk))
+	if err != nil {
+		return errs.E(errs.TooLarge, "log chunk larger than %d bytes", run.MaxLogChunk)
+	}
+	_, err = h.Runs.AppendLog(r.Context(), rn.ID, offset, data)
+	return noContent(w, err)
+}
+
+func artifactName(r *http.Request) (string, error) {
+	name := r.PathValue("name")
+	if name != run.ArtifactPlanJSON && name != run.ArtifactWorkspace {
+		return "", errs.E(errs.Invalid, "unknown artifact %q", name)
+	}
+	return name, nil
+}
+
+func (h *Handler) putArtifact(w http.ResponseWriter, r *http.Request, rn run.Run) error {
+	name, err := artifactName(r)
+	if err != nil {
+		return err
+	}
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, run.MaxArtifact))
+	if err != nil {
+		return errs.E(errs.TooLarge, "artifact larger than %d bytes", run.MaxArtifact)
+	}
+	if name == run.ArtifactPlanJSON && !json.Valid(data) {
+		return errs.E(errs.Invalid, "plan.json is not valid JSON")
+	}
+	return noContent(w, h.Runs.PutArtifact(r.Context(), rn.ID, name, data))
+}
+
+func (h *Handler) getArtifact(w http.ResponseWriter, r *http.Request, rn run.Run) error {
+	name, err := artifactName(r)
+	if err != nil {
+		return err
+	}
+	data, err := h.Runs.Artifact(r.Context(), rn.ID, name)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	_, err = w.Write(data)
+	return err
+}
+
+func (h *Handler) planned(w http.ResponseWriter, r *http.Request, rn run.Run) error {
+	var req PlannedRequest
+	if err := httpx.DecodeJSON(w, r, &req, 64<<10); err != nil {
+		return err
+	}
+	st, err := h.Stacks.Get(r.Context(), rn.StackID)
+	if err != nil {
+		return err
+	}
+	next, _, err := h.Runs.Planned(r.Context(), rn.ID, rn.WorkerID, req.HasChanges, run.Delta{Add: req.Add, Change: req.Change, Destroy: req.Destroy}, st.Autodeploy)
+	if err != nil {
+		return err
+	}
+	httpx.WriteJSON(w, http.StatusOK, PlannedResponse{Next: next})
+	return nil
+}
+
+func (h *Handler) handoff(w http.ResponseWriter, r *http.Request, rn run.Run) error {
+	_, err := h.Runs.HandOff(r.Context(), rn.ID, rn.WorkerID)
+	return noContent(w, err)
+}
+
+func (h *Handler) heartbeat(w http.ResponseWriter, r *http.Request, rn run.Run) error {
+	stop, reason, err := h.Runs.Heartbeat(r.Context(), rn.ID, rn.WorkerID)
+	if err != nil {
+		return err
+	}
+	httpx.WriteJSON(w, http.StatusOK, HeartbeatResponse{Stop: stop, Reason: reason})
+	return nil
+}
+
+func (h *Handler) finish(w http.ResponseWriter, r *http.Request, rn run.Run) error {
+	var req FinishRequest
+	if err := httpx.DecodeJSON(w, r, &req, 64<<10); err != nil {
+		return err
+	}
+	if len(req.Reason) > 4096 {
+		req.Reason = req.Reason[:4096]
+	}
+	_, err := h.Runs.Finish(r.Context(), rn.ID, rn.WorkerID, req.OK, req.Reason)
+	return noContent(w, err)
+}
+
+func noContent(w http.ResponseWriter, err error) error {
+	if err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}

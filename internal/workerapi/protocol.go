@@ -1,0 +1,131 @@
+// Package workerapi is the worker protocol: how a worker (built into the
+// server or remote) registers, claims jobs, streams logs, reports phases,
+// uploads artifacts and finishes. It is HTTP/JSON under /api/worker/v1 on the
+// server's own port. Protocol is the contract; Handler serves it and Client
+// speaks it, and both are tested against each other.
+//
+// Authentication: a pool token to register; the worker token returned by
+// register to claim; the job token returned with each job for everything
+// about that job (valid while the job holds the run).
+package workerapi
+
+import (
+	"context"
+	"time"
+)
+
+// Version is checked at register: a worker speaking another version is
+// refused with a clear message.
+const Version = 1
+
+// Protocol is what a worker can ask of the server.
+type Protocol interface {
+	// Register joins a worker pool and returns the worker's identity.
+	Register(ctx context.Context, req RegisterRequest) (RegisterResponse, error)
+	// Claim waits up to wait for a job of the worker's pool; nil means none.
+	Claim(ctx context.Context, wait time.Duration) (*Job, error)
+	// Phase reports that the job entered a new run state
+	// (INITIALIZING, PLANNING, PERFORMING).
+	Phase(ctx context.Context, job *Job, req PhaseRequest) error
+	// AppendLog adds data at byte offset of the run's log (idempotent).
+	AppendLog(ctx context.Context, job *Job, offset int64, data []byte) error
+	// PutArtifact uploads an artifact (plan.json, workspace).
+	PutArtifact(ctx context.Context, job *Job, name string, data []byte) error
+	// GetArtifact downloads an artifact (the workspace, for an apply job).
+	GetArtifact(ctx context.Context, job *Job, name string) ([]byte, error)
+	// Planned reports a plan and returns what to do next: done, apply, save.
+	Planned(ctx context.Context, job *Job, req PlannedRequest) (PlannedResponse, error)
+	// HandOff says the workspace was saved: the run waits for a person.
+	HandOff(ctx context.Context, job *Job) error
+	// Heartbeat keeps the job alive; the reply says whether to stop.
+	Heartbeat(ctx context.Context, job *Job) (HeartbeatResponse, error)
+	// Finish ends the job.
+	Finish(ctx context.Context, job *Job, req FinishRequest) error
+}
+
+// RegisterRequest is the body of POST /register (pool token as bearer).
+type RegisterRequest struct {
+	Name     string `json:"name"`
+	Version  int    `json:"version"`
+	Instance string `json:"instance,omitempty"` // built-in workers: the server instance
+}
+
+// RegisterResponse carries the worker's id and token.
+type RegisterResponse struct {
+	WorkerID string `json:"worker_id"`
+	Token    string `json:"token"`
+	Pool     string `json:"pool"`
+}
+
+// EnvVar is one variable of the job's environment.
+type EnvVar struct {
+	Name   string `json:"name"`
+	Value  string `json:"value"`
+	Secret bool   `json:"secret,omitempty"`
+}
+
+// Hooks are shell commands around each phase.
+type Hooks struct {
+	BeforeInit  []string `json:"before_init,omitempty"`
+	AfterInit   []string `json:"after_init,omitempty"`
+	BeforePlan  []string `json:"before_plan,omitempty"`
+	AfterPlan   []string `json:"after_plan,omitempty"`
+	BeforeApply []string `json:"before_apply,omitempty"`
+	AfterApply  []string `json:"after_apply,omitempty"`
+}
+
+// Job is what a worker needs to run one phase sequence of a run.
+type Job struct {
+	RunID        string   `json:"run_id"`
+	Kind         string   `json:"kind"` // plan, apply, task
+	Token        string   `json:"token"`
+	RunType      string   `json:"run_type"`
+	StackID      string   `json:"stack_id"`
+	SpaceID      string   `json:"space_id"`
+	Repository   string   `json:"repository"`
+	Branch       string   `json:"branch"`
+	CommitSHA    string   `json:"commit_sha"`
+	ProjectRoot  string   `json:"project_root"`
+	Tool         string   `json:"tool"`
+	ToolVersion  string   `json:"tool_version,omitempty"`
+	Command      string   `json:"command,omitempty"`
+	Env          []EnvVar `json:"env"`
+	Hooks        Hooks    `json:"hooks"`
+	ManagedState bool     `json:"managed_state"`
+	StatePath    string   `json:"state_path"` // path of the state backend on the server
+	LogOffset    int64    `json:"log_offset"` // where this job's log output starts
+}
+
+// PlannedRequest reports a plan's outcome.
+type PlannedRequest struct {
+	HasChanges bool `json:"has_changes"`
+	Add        int  `json:"add"`
+	Change     int  `json:"change"`
+	Destroy    int  `json:"destroy"`
+	// CommitMessage is the message of the commit the workspace was built from.
+	CommitMessage string `json:"commit_message,omitempty"`
+}
+
+// PlannedResponse says what to do after planning.
+type PlannedResponse struct {
+	Next string `json:"next"` // done, apply, save
+}
+
+// HeartbeatResponse tells a worker whether to stop the job.
+type HeartbeatResponse struct {
+	Stop   bool   `json:"stop"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// FinishRequest ends a job.
+type FinishRequest struct {
+	OK     bool   `json:"ok"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// PhaseRequest reports a new run state, and the commit once it is known.
+type PhaseRequest struct {
+	State         string `json:"state"`
+	CommitSHA     string `json:"commit_sha,omitempty"`
+	CommitMessage string `json:"commit_message,omitempty"`
+}
