@@ -22,7 +22,7 @@ import (
 var extraCommands []func() *cobra.Command
 
 // pollInterval is how often --wait polls a run.
-var pollInterval = 2 * time.Second
+var pollInterval = 250 * time.Millisecond
 
 // stdin is where login reads a token and `stack env set NAME -` a value.
 var stdin io.Reader = os.Stdin

@@ -245,7 +245,7 @@ func (s *Service) Finish(ctx context.Context, runID, workerID string, ok bool, r
 				reason = "the job failed"
 			}
 		} else if reason == "" {
-			reason = "done"
+			reason = map[string]string{Applying: "applied", Performing: "task completed"}[r.State]
 		}
 		return s.transition(ctx, n, r, change{to: to, actor: "worker:" + workerID, reason: reason})
 	})

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/gantry-iac/gantry/internal/id"
 	"github.com/gantry-iac/gantry/internal/tofu"
@@ -49,7 +50,7 @@ func (s *Server) startWorkers(stop, kill context.Context, wg *sync.WaitGroup) {
 		name := fmt.Sprintf("builtin-%d", i)
 		w := worker.New(worker.Config{
 			Name: name, Instance: s.instance, ServerURL: s.url, WorkDir: workDir, Resolver: resolver,
-			Log: s.log.With("worker", name), HeartbeatEvery: max(s.cfg.WorkerTimeout/6, 100e6),
+			Log: s.log.With("worker", name), HeartbeatEvery: min(max(s.cfg.WorkerTimeout/4, 100*time.Millisecond), 2*time.Second),
 		}, workerapi.NewClient(s.url, s.poolTok))
 		wg.Add(1)
 		go func() {

@@ -4,13 +4,8 @@ package tofu
 
 import (
 	"os"
-	"os/exec"
 	"syscall"
 )
-
-func setProcessGroup(cmd *exec.Cmd) {
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-}
 
 // interruptGroup and killGroup signal the whole process group led by p;
 // errors (typically: the group is already gone) are ignored.

@@ -234,6 +234,10 @@ func (j *jobRun) runPlan(ctx context.Context) error {
 	if err := j.hooks(ctx, "after_plan", j.job.Hooks.AfterPlan); err != nil {
 		return err
 	}
+	if !hasChanges {
+		j.log.Printf("No changes.")
+	}
+	j.log.Sync() // the run may end with this report: send its log first
 	resp, err := j.w.proto.Planned(ctx, j.job, workerapi.PlannedRequest{HasChanges: hasChanges, Add: delta.Add, Change: delta.Change, Destroy: delta.Destroy})
 	if err != nil {
 		return fmt.Errorf("reporting the plan: %w", err)
@@ -241,9 +245,6 @@ func (j *jobRun) runPlan(ctx context.Context) error {
 	switch resp.Next {
 	case "done":
 		j.ended = true
-		if !hasChanges {
-			j.log.Printf("No changes.")
-		}
 		return nil
 	case "apply":
 		return j.apply(ctx)
@@ -291,11 +292,12 @@ func (j *jobRun) save(ctx context.Context) error {
 	if err := j.w.proto.PutArtifact(ctx, j.job, "workspace", data); err != nil {
 		return fmt.Errorf("uploading the workspace: %w", err)
 	}
+	j.log.Printf("Plan saved; waiting for confirmation.")
+	j.log.Sync()
 	if err := j.w.proto.HandOff(ctx, j.job); err != nil {
 		return fmt.Errorf("handing off: %w", err)
 	}
 	j.ended = true
-	j.log.Printf("Plan saved; waiting for confirmation.")
 	return nil
 }
 

@@ -19,6 +19,7 @@ type logStream struct {
 	job    *workerapi.Job
 	masker *secrets.Masker
 
+	sendMu  sync.Mutex // one flush at a time: offsets must not be sent twice
 	mu      sync.Mutex
 	buf     []byte // not yet masked
 	pending []byte // masked, not yet sent
@@ -73,6 +74,8 @@ func (l *logStream) take(all bool) {
 }
 
 func (l *logStream) flush(all bool) {
+	l.sendMu.Lock()
+	defer l.sendMu.Unlock()
 	l.mu.Lock()
 	l.take(all)
 	data := l.pending
@@ -105,23 +108,28 @@ func (l *logStream) loop() {
 	for {
 		select {
 		case <-l.done:
-			for i := 0; i < 5; i++ {
-				l.flush(true)
-				l.mu.Lock()
-				left := len(l.pending) + len(l.buf)
-				dead := l.dead
-				l.mu.Unlock()
-				if left == 0 || dead {
-					return
-				}
-				time.Sleep(200 * time.Millisecond)
-			}
+			l.Sync()
 			return
 		case <-t.C:
 			l.flush(false)
 		case <-l.wake:
 			l.flush(false)
 		}
+	}
+}
+
+// Sync sends everything written so far, retrying a few times; call it
+// before a report that may end the run (after which appends are refused).
+func (l *logStream) Sync() {
+	for i := 0; i < 5; i++ {
+		l.flush(true)
+		l.mu.Lock()
+		left, dead := len(l.pending)+len(l.buf), l.dead
+		l.mu.Unlock()
+		if left == 0 || dead {
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
 

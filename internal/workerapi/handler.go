@@ -41,7 +41,9 @@ func (h *Handler) Routes(mux *http.ServeMux) {
 	mux.Handle("POST "+Prefix+"/claim", a.H(h.claim))
 	job := func(method, path string, fn func(w http.ResponseWriter, r *http.Request, rn run.Run) error) {
 		mux.Handle(method+" "+Prefix+"/jobs/{run}/"+path, a.H(func(w http.ResponseWriter, r *http.Request) error {
-			rn, err := h.Runs.Authenticate(r.Context(), httpx.BearerToken(r), path == "heartbeat")
+			// A job whose run ended may still send its heartbeat (to learn it must
+			// stop) and the last of its log.
+			rn, err := h.Runs.Authenticate(r.Context(), httpx.BearerToken(r), path == "heartbeat" || path == "logs")
 			if err != nil {
 				return err
 			}
