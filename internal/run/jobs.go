@@ -169,7 +169,11 @@ func (s *Service) Phase(ctx context.Context, runID, workerID, to, sha, message s
 			}
 			r.CommitSHA, r.CommitMessage = sha, message
 		}
-		return s.transition(ctx, n, r, change{to: to, actor: "worker:" + workerID})
+		reason := "init succeeded"
+		if to == Initializing {
+			reason = "workspace ready at commit " + r.CommitSHA
+		}
+		return s.transition(ctx, n, r, change{to: to, actor: "worker:" + workerID, reason: reason})
 	})
 }
 

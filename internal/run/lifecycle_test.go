@@ -1,0 +1,847 @@
+package run_test
+
+import (
+	"context"
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/gantry-iac/gantry/internal/db"
+	"github.com/gantry-iac/gantry/internal/db/dbtest"
+	"github.com/gantry-iac/gantry/internal/errs"
+	"github.com/gantry-iac/gantry/internal/run"
+	"github.com/gantry-iac/gantry/internal/stack"
+)
+
+func TestCreateRefused(t *testing.T) {
+	tests := []struct {
+		name string
+		in   run.New
+		kind errs.Kind
+	}{
+		{"unknown type", run.New{Type: "APPLY"}, errs.Invalid},
+		{"lower-case type", run.New{Type: "tracked"}, errs.Invalid},
+		{"command on a tracked run", run.New{Type: run.Tracked, Command: "ls"}, errs.Invalid},
+		{"command on a proposed run", run.New{Type: run.Proposed, Command: "ls"}, errs.Invalid},
+		{"task without command", run.New{Type: run.Task}, errs.Invalid},
+		{"task with blank command", run.New{Type: run.Task, Command: " \t"}, errs.Invalid},
+		{"task command too long", run.New{Type: run.Task, Command: strings.Repeat("x", 8193)}, errs.Invalid},
+		{"missing stack", run.New{StackID: "missing"}, errs.NotFound},
+	}
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newFixture(t, d)
+		st := f.stack(t, nil)
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				if tt.in.StackID == "" {
+					tt.in.StackID = st.ID
+				}
+				_, err := f.runs.Create(f.ctx, tt.in)
+				wantKind(t, err, tt.kind)
+			})
+		}
+		list, _, err := f.runs.List(f.ctx, run.Filter{Limit: 10})
+		if err != nil || len(list) != 0 {
+			t.Fatalf("refused creations left runs: %d %v", len(list), err)
+		}
+	})
+}
+
+func TestCreateQueues(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newFixture(t, d)
+		st := f.stack(t, func(s *stack.Stack) { s.Space = "root" })
+		first := f.create(t, st.ID, "") // default type
+		if first.Type != run.Tracked || !first.Blocking || first.State != run.Ready {
+			t.Fatalf("first run = %s %s blocking=%v, want a blocking TRACKED run READY", first.Type, first.State, first.Blocking)
+		}
+		if first.StackID != st.ID || first.SpaceID != "root" || first.Pool != "" || first.TriggeredBy != "alice" {
+			t.Fatalf("first run = %+v", first)
+		}
+		second := f.create(t, st.ID, run.Tracked)
+		task := f.create(t, st.ID, run.Task)
+		destroy := f.create(t, st.ID, run.Destroy)
+		proposed := f.create(t, st.ID, run.Proposed)
+		for _, r := range []run.Run{second, task, destroy} {
+			if r.State != run.Queued || !r.Blocking {
+				t.Errorf("%s run behind a READY run is %s blocking=%v, want QUEUED and blocking", r.Type, r.State, r.Blocking)
+			}
+		}
+		if proposed.State != run.Ready || proposed.Blocking {
+			t.Errorf("proposed run while the stack is held is %s blocking=%v, want READY, not blocking", proposed.State, proposed.Blocking)
+		}
+		if task.Command != "tofu state list" {
+			t.Errorf("task command = %q", task.Command)
+		}
+
+		// Ending the first lets the next blocking runs go one at a time, in order.
+		for _, next := range []run.Run{second, task, destroy} {
+			cur := f.get(t, first.ID)
+			if _, err := f.runs.Cancel(f.ctx, cur.ID, "bob"); err != nil {
+				t.Fatalf("cancel %s: %v", cur.ID, err)
+			}
+			f.wantState(t, next.ID, run.Ready)
+			first = next
+		}
+		f.wantState(t, proposed.ID, run.Ready)
+	})
+}
+
+func TestClaimOrder(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newFixture(t, d)
+		pool := func(s *stack.Stack) { s.WorkerPool = "p" }
+		a, b := f.stack(t, pool), f.stack(t, pool)
+		pa := f.create(t, a.ID, run.Proposed)
+		ta := f.create(t, a.ID, run.Tracked)
+		pb := f.create(t, b.ID, run.Proposed)
+		tb := f.create(t, b.ID, run.Task)
+		qa := f.create(t, a.ID, run.Tracked) // QUEUED behind ta: not claimable
+
+		want := []struct {
+			id, kind, state string
+		}{
+			{ta.ID, run.KindPlan, run.Preparing},
+			{tb.ID, run.KindTask, run.Preparing},
+			{pa.ID, run.KindPlan, run.Preparing},
+			{pb.ID, run.KindPlan, run.Preparing},
+		}
+		for i, w := range want {
+			c := f.claim(t, "p", worker)
+			if c.Run.ID != w.id || c.Kind != w.kind || c.Run.State != w.state || c.Run.WorkerID != worker {
+				t.Fatalf("claim %d = %s kind %s state %s worker %q, want %s kind %s state %s", i, c.Run.ID, c.Kind, c.Run.State, c.Run.WorkerID, w.id, w.kind, w.state)
+			}
+			if !strings.HasPrefix(c.Token, "gjt_"+w.id+"_") {
+				t.Fatalf("token %q does not name run %s", c.Token, w.id)
+			}
+			f.wantState(t, w.id, run.Preparing)
+		}
+		if c, err := f.runs.Claim(f.ctx, "p", worker); err != nil || c != nil {
+			t.Fatalf("Claim with nothing claimable = %+v, %v; want nil, nil", c, err)
+		}
+		f.wantState(t, qa.ID, run.Queued)
+	})
+}
+
+func TestClaimPool(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newFixture(t, d)
+		if c, err := f.runs.Claim(f.ctx, "", worker); err != nil || c != nil {
+			t.Fatalf("Claim on an empty store = %+v, %v", c, err)
+		}
+		builtin := f.stack(t, nil)
+		gpu := f.stack(t, func(s *stack.Stack) { s.WorkerPool = "gpu" })
+		rg := f.create(t, gpu.ID, run.Tracked)
+		rb := f.create(t, builtin.ID, run.Tracked)
+
+		if c, err := f.runs.Claim(f.ctx, "other", worker); err != nil || c != nil {
+			t.Fatalf("Claim(other) = %+v, %v; want nothing", c, err)
+		}
+		if c := f.claim(t, "", worker); c.Run.ID != rb.ID {
+			t.Fatalf("built-in pool claimed %s, want %s", c.Run.ID, rb.ID)
+		}
+		if c, _ := f.runs.Claim(f.ctx, "", worker); c != nil {
+			t.Fatalf("built-in pool claimed %s of pool gpu", c.Run.ID)
+		}
+		if c := f.claim(t, "gpu", worker); c.Run.ID != rg.ID || c.Run.Pool != "gpu" {
+			t.Fatalf("gpu pool claimed %s (pool %q), want %s", c.Run.ID, c.Run.Pool, rg.ID)
+		}
+	})
+}
+
+func TestPlanOutcomes(t *testing.T) {
+	tests := []struct {
+		name       string
+		typ        string
+		changes    bool
+		autodeploy bool
+		wantNext   string
+		wantState  string
+		wantReason string
+	}{
+		{"tracked without changes", run.Tracked, false, false, run.NextDone, run.Finished, "no changes"},
+		{"autodeploy without changes", run.Tracked, false, true, run.NextDone, run.Finished, "no changes"},
+		{"proposed with changes", run.Proposed, true, false, run.NextDone, run.Finished, "proposed run planned"},
+		{"proposed on an autodeploy stack", run.Proposed, true, true, run.NextDone, run.Finished, "proposed run planned"},
+		{"tracked autodeploy", run.Tracked, true, true, run.NextApply, run.Applying, ""},
+		{"destroy autodeploy", run.Destroy, true, true, run.NextApply, run.Applying, ""},
+		{"tracked needs confirmation", run.Tracked, true, false, run.NextSave, run.Planning, ""},
+		{"destroy needs confirmation", run.Destroy, true, false, run.NextSave, run.Planning, ""},
+	}
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newFixture(t, d)
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				st := f.isolated(t, tt.autodeploy)
+				r := f.create(t, st.ID, tt.typ)
+				queued := f.create(t, st.ID, run.Tracked)
+				c := f.claim(t, st.WorkerPool, worker)
+				if c.Run.ID != r.ID || c.Kind != run.KindPlan {
+					t.Fatalf("claimed %s kind %s", c.Run.ID, c.Kind)
+				}
+				f.phase(t, r.ID, run.Initializing)
+				if _, err := f.runs.Phase(f.ctx, r.ID, worker, run.Planning, "abc123", "fix the VPC"); err != nil {
+					t.Fatalf("Phase: %v", err)
+				}
+				d := run.Delta{Add: 2, Change: 1, Destroy: 3}
+				next, got, err := f.runs.Planned(f.ctx, r.ID, worker, tt.changes, d, tt.autodeploy)
+				if err != nil {
+					t.Fatalf("Planned: %v", err)
+				}
+				if next != tt.wantNext || got.State != tt.wantState {
+					t.Fatalf("Planned = %q, %s; want %q, %s", next, got.State, tt.wantNext, tt.wantState)
+				}
+				stored := f.wantState(t, r.ID, tt.wantState)
+				if !stored.HasDelta || stored.Delta != d || stored.HasChanges != tt.changes {
+					t.Errorf("delta = %v %+v changes %v", stored.HasDelta, stored.Delta, stored.HasChanges)
+				}
+				if stored.CommitSHA != "abc123" || stored.CommitMessage != "fix the VPC" {
+					t.Errorf("commit = %q %q", stored.CommitSHA, stored.CommitMessage)
+				}
+				if tt.wantReason != "" && stored.Reason != tt.wantReason {
+					t.Errorf("reason = %q, want %q", stored.Reason, tt.wantReason)
+				}
+
+				switch tt.wantNext {
+				case run.NextApply:
+					tr, _ := f.runs.Transitions(f.ctx, r.ID)
+					if n := len(tr); n < 2 || tr[n-2].To != run.Confirmed || tr[n-1].To != run.Applying || tr[n-2].Actor != "gantry" || tr[n-1].Actor != "worker:"+worker {
+						t.Fatalf("autodeploy transitions end with %+v, want CONFIRMED by gantry then APPLYING by the worker", tr)
+					}
+					f.wantState(t, queued.ID, run.Queued)
+					if _, err := f.runs.Finish(f.ctx, r.ID, worker, true, "applied"); err != nil {
+						t.Fatalf("Finish: %v", err)
+					}
+					f.wantState(t, r.ID, run.Finished)
+				case run.NextSave:
+					f.wantState(t, queued.ID, run.Queued)
+					if stop, _, _ := f.runs.Heartbeat(f.ctx, r.ID, worker); stop {
+						t.Fatalf("heartbeat of a planned run waiting to be saved says stop")
+					}
+					return
+				}
+				// A blocking run that ended lets the queued run go; a proposed
+				// run never held the stack.
+				if tt.typ == run.Proposed {
+					f.wantState(t, queued.ID, run.Preparing) // claimed above: it was READY at once
+					return
+				}
+				f.wantState(t, queued.ID, run.Ready)
+			})
+		}
+	})
+}
+
+func TestSaveConfirmApply(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newFixture(t, d)
+		st := f.isolated(t, false)
+		other := f.stack(t, func(s *stack.Stack) { s.WorkerPool = st.WorkerPool })
+		r := f.create(t, st.ID, run.Tracked)
+		queued := f.create(t, st.ID, run.Tracked)
+		c := f.claim(t, st.WorkerPool, worker)
+		f.phase(t, r.ID, run.Initializing)
+		f.phase(t, r.ID, run.Planning)
+		if next := f.planned(t, r.ID, true, false); next != run.NextSave {
+			t.Fatalf("Planned = %q, want save", next)
+		}
+
+		_, err := f.runs.HandOff(f.ctx, r.ID, worker)
+		wantKind(t, err, errs.Conflict)
+		f.wantState(t, r.ID, run.Planning)
+		if err := f.runs.PutArtifact(f.ctx, r.ID, run.ArtifactPlanJSON, []byte(`{"plan":1}`)); err != nil {
+			t.Fatal(err)
+		}
+		_, err = f.runs.HandOff(f.ctx, r.ID, worker)
+		wantKind(t, err, errs.Conflict) // plan.json is not the workspace
+
+		f.handOff(t, r.ID)
+		held := f.wantState(t, r.ID, run.Unconfirmed)
+		if held.WorkerID != "" {
+			t.Fatalf("handed-off run still held by %q", held.WorkerID)
+		}
+		if stop, reason, err := f.runs.Heartbeat(f.ctx, r.ID, worker); err != nil || !stop {
+			t.Fatalf("heartbeat after hand-off = %v %q %v, want stop", stop, reason, err)
+		}
+		if _, err := f.runs.Authenticate(f.ctx, c.Token, true); !errs.Is(err, errs.Unauthenticated) {
+			t.Fatalf("plan job token after hand-off: %v, want Unauthenticated", err)
+		}
+		if c2, _ := f.runs.Claim(f.ctx, st.WorkerPool, worker); c2 != nil {
+			t.Fatalf("claimed %s (%s) while the run waits for confirmation", c2.Run.ID, c2.Run.State)
+		}
+		f.wantState(t, queued.ID, run.Queued) // the stack stays held while UNCONFIRMED
+
+		_, err = f.runs.Discard(f.ctx, queued.ID, "bob")
+		wantKind(t, err, errs.Conflict)
+		confirmed, err := f.runs.Confirm(f.ctx, r.ID, "bob")
+		if err != nil || confirmed.State != run.Confirmed {
+			t.Fatalf("Confirm = %s, %v", confirmed.State, err)
+		}
+		_, err = f.runs.Confirm(f.ctx, r.ID, "bob")
+		wantKind(t, err, errs.Conflict)
+
+		// A confirmed run waiting for its apply counts as blocking: it goes
+		// before an older proposed run of the pool.
+		proposed := f.create(t, other.ID, run.Proposed)
+		apply := f.claim(t, st.WorkerPool, "wrk-2")
+		if apply.Run.ID != r.ID || apply.Kind != run.KindApply || apply.Run.State != run.Applying || apply.Run.WorkerID != "wrk-2" {
+			t.Fatalf("apply claim = %s kind %s state %s worker %s", apply.Run.ID, apply.Kind, apply.Run.State, apply.Run.WorkerID)
+		}
+		if apply.Token == c.Token {
+			t.Fatal("the apply job reuses the plan job's token")
+		}
+		ws, err := f.runs.Artifact(f.ctx, r.ID, run.ArtifactWorkspace)
+		if err != nil || string(ws) != "workspace tarball" {
+			t.Fatalf("workspace for the apply job = %q, %v", ws, err)
+		}
+		_, err = f.runs.Finish(f.ctx, r.ID, worker, true, "") // not the worker holding it
+		wantKind(t, err, errs.Conflict)
+		if _, err := f.runs.Finish(f.ctx, r.ID, "wrk-2", true, "apply succeeded"); err != nil {
+			t.Fatalf("Finish: %v", err)
+		}
+		done := f.wantState(t, r.ID, run.Finished)
+		if done.Reason != "apply succeeded" {
+			t.Errorf("reason = %q", done.Reason)
+		}
+		if _, err := f.runs.Artifact(f.ctx, r.ID, run.ArtifactWorkspace); !errs.Is(err, errs.NotFound) {
+			t.Errorf("workspace artifact after the run ended: %v, want NotFound", err)
+		}
+		if _, err := f.runs.Artifact(f.ctx, r.ID, run.ArtifactPlanJSON); err != nil {
+			t.Errorf("plan.json after the run ended: %v", err)
+		}
+		f.wantState(t, queued.ID, run.Ready)
+		f.wantState(t, proposed.ID, run.Ready)
+
+		type step struct{ from, to, actor, reason string }
+		want := []step{
+			{"", run.Queued, "alice", "triggered by alice"},
+			{run.Queued, run.Ready, "gantry", "waiting for a worker"},
+			{run.Ready, run.Preparing, "worker:" + worker, "claimed by worker " + worker},
+			{run.Preparing, run.Initializing, "worker:" + worker, ""},
+			{run.Initializing, run.Planning, "worker:" + worker, ""},
+			{run.Planning, run.Unconfirmed, "worker:" + worker, "waiting for confirmation"},
+			{run.Unconfirmed, run.Confirmed, "bob", "confirmed by bob"},
+			{run.Confirmed, run.Applying, "worker:wrk-2", "apply claimed by worker wrk-2"},
+			{run.Applying, run.Finished, "worker:wrk-2", "apply succeeded"},
+		}
+		tr, err := f.runs.Transitions(f.ctx, r.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []step
+		for i, x := range tr {
+			got = append(got, step{x.From, x.To, x.Actor, x.Reason})
+			if x.Seq != i+1 {
+				t.Errorf("transition %d has seq %d", i, x.Seq)
+			}
+			if i > 0 && x.At.Before(tr[i-1].At) {
+				t.Errorf("transition %d at %v is before the previous one at %v", i, x.At, tr[i-1].At)
+			}
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("transitions:\n got %+v\nwant %+v", got, want)
+		}
+	})
+}
+
+func TestDiscard(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newFixture(t, d)
+		r, _ := f.runIn(t, run.Unconfirmed)
+		queued := f.create(t, r.StackID, run.Tracked)
+		f.wantState(t, queued.ID, run.Queued)
+		got, err := f.runs.Discard(f.ctx, r.ID, "carol")
+		if err != nil || got.State != run.Discarded {
+			t.Fatalf("Discard = %s, %v", got.State, err)
+		}
+		stored := f.wantState(t, r.ID, run.Discarded)
+		if stored.Reason != "discarded by carol" {
+			t.Errorf("reason = %q", stored.Reason)
+		}
+		f.wantState(t, queued.ID, run.Ready)
+		if _, err := f.runs.Artifact(f.ctx, r.ID, run.ArtifactWorkspace); !errs.Is(err, errs.NotFound) {
+			t.Errorf("workspace artifact of a discarded run: %v, want NotFound", err)
+		}
+		tr, _ := f.runs.Transitions(f.ctx, r.ID)
+		if last := tr[len(tr)-1]; last.From != run.Unconfirmed || last.To != run.Discarded || last.Actor != "carol" {
+			t.Errorf("last transition = %+v", last)
+		}
+	})
+}
+
+// TestActions tries every person's action on a run in every reachable state.
+func TestActions(t *testing.T) {
+	actions := []struct {
+		name    string
+		do      func(f *fixture, runID string) (run.Run, error)
+		allowed []string
+		to      string
+	}{
+		{"cancel", func(f *fixture, id string) (run.Run, error) { return f.runs.Cancel(f.ctx, id, "bob") },
+			[]string{run.Queued, run.Ready}, run.Canceled},
+		{"stop", func(f *fixture, id string) (run.Run, error) { return f.runs.Stop(f.ctx, id, "bob") },
+			[]string{run.Preparing, run.Initializing, run.Planning, run.Performing}, run.Stopped},
+		{"confirm", func(f *fixture, id string) (run.Run, error) { return f.runs.Confirm(f.ctx, id, "bob") },
+			[]string{run.Unconfirmed}, run.Confirmed},
+		{"discard", func(f *fixture, id string) (run.Run, error) { return f.runs.Discard(f.ctx, id, "bob") },
+			[]string{run.Unconfirmed}, run.Discarded},
+	}
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newFixture(t, d)
+		for _, a := range actions {
+			for _, state := range reachable {
+				t.Run(a.name+" "+state, func(t *testing.T) {
+					r, _ := f.runIn(t, state)
+					before, _ := f.runs.Transitions(f.ctx, r.ID)
+					got, err := a.do(f, r.ID)
+					allowed := false
+					for _, s := range a.allowed {
+						allowed = allowed || s == state
+					}
+					if !allowed {
+						wantKind(t, err, errs.Conflict)
+						f.wantState(t, r.ID, state)
+						if after, _ := f.runs.Transitions(f.ctx, r.ID); len(after) != len(before) {
+							t.Fatalf("a refused %s recorded a transition", a.name)
+						}
+						return
+					}
+					if err != nil || got.State != a.to {
+						t.Fatalf("%s from %s = %s, %v; want %s", a.name, state, got.State, err, a.to)
+					}
+					stored := f.wantState(t, r.ID, a.to)
+					if run.Terminal(a.to) && stored.Reason != a.name+"ed by bob" && stored.Reason != a.name+"ped by bob" && stored.Reason != a.name+"d by bob" {
+						t.Errorf("reason = %q", stored.Reason)
+					}
+					after, _ := f.runs.Transitions(f.ctx, r.ID)
+					if len(after) != len(before)+1 || after[len(after)-1].From != state || after[len(after)-1].To != a.to || after[len(after)-1].Actor != "bob" {
+						t.Fatalf("transitions after %s: %+v", a.name, after)
+					}
+				})
+			}
+		}
+	})
+}
+
+func TestStopTellsWorker(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newFixture(t, d)
+		r, c := f.runIn(t, run.Planning)
+		queued := f.create(t, r.StackID, run.Tracked)
+		if stop, _, err := f.runs.Heartbeat(f.ctx, r.ID, worker); err != nil || stop {
+			t.Fatalf("heartbeat before stop = %v %v", stop, err)
+		}
+		if _, err := f.runs.Stop(f.ctx, r.ID, "bob"); err != nil {
+			t.Fatalf("Stop: %v", err)
+		}
+		stop, reason, err := f.runs.Heartbeat(f.ctx, r.ID, worker)
+		if err != nil || !stop || !strings.Contains(reason, run.Stopped) {
+			t.Fatalf("heartbeat after stop = %v %q %v; want stop naming STOPPED", stop, reason, err)
+		}
+		if _, err := f.runs.Authenticate(f.ctx, c.Token, true); err != nil {
+			t.Fatalf("heartbeat authentication of a stopped run's job: %v", err)
+		}
+		_, err = f.runs.Authenticate(f.ctx, c.Token, false)
+		wantKind(t, err, errs.Unauthenticated)
+		f.wantState(t, queued.ID, run.Ready)
+	})
+}
+
+// TestTerminalRefusesWorker: a late message from the worker about a run
+// that ended is refused, and the run does not change.
+func TestTerminalRefusesWorker(t *testing.T) {
+	msgs := []struct {
+		name string
+		do   func(f *fixture, id string) error
+	}{
+		{"phase initializing", func(f *fixture, id string) error {
+			_, err := f.runs.Phase(f.ctx, id, worker, run.Initializing, "", "")
+			return err
+		}},
+		{"phase planning", func(f *fixture, id string) error {
+			_, err := f.runs.Phase(f.ctx, id, worker, run.Planning, "", "")
+			return err
+		}},
+		{"planned", func(f *fixture, id string) error {
+			_, _, err := f.runs.Planned(f.ctx, id, worker, true, run.Delta{}, true)
+			return err
+		}},
+		{"handoff", func(f *fixture, id string) error { _, err := f.runs.HandOff(f.ctx, id, worker); return err }},
+		{"finish ok", func(f *fixture, id string) error { _, err := f.runs.Finish(f.ctx, id, worker, true, ""); return err }},
+		{"finish failed", func(f *fixture, id string) error { _, err := f.runs.Finish(f.ctx, id, worker, false, "x"); return err }},
+	}
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newFixture(t, d)
+		for _, state := range []string{run.Finished, run.Failed, run.Discarded, run.Canceled, run.Stopped} {
+			t.Run(state, func(t *testing.T) {
+				r, _ := f.runIn(t, state)
+				before, _ := f.runs.Transitions(f.ctx, r.ID)
+				for _, m := range msgs {
+					if err := m.do(f, r.ID); !errs.Is(err, errs.Conflict) {
+						t.Errorf("%s on a %s run: %v, want Conflict", m.name, state, err)
+					}
+				}
+				stop, _, err := f.runs.Heartbeat(f.ctx, r.ID, worker)
+				if err != nil || !stop {
+					t.Errorf("heartbeat of a %s run = %v %v, want stop", state, stop, err)
+				}
+				after := f.wantState(t, r.ID, state)
+				if after.Reason != r.Reason {
+					t.Errorf("reason changed from %q to %q", r.Reason, after.Reason)
+				}
+				if tr, _ := f.runs.Transitions(f.ctx, r.ID); len(tr) != len(before) {
+					t.Errorf("transitions grew from %d to %d", len(before), len(tr))
+				}
+				if c, _ := f.runs.Claim(f.ctx, "pool-"+r.StackID, worker); c != nil {
+					t.Errorf("claimed the %s run", state)
+				}
+			})
+		}
+	})
+}
+
+func TestWorkerSteps(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newFixture(t, d)
+		r, _ := f.runIn(t, run.Preparing)
+		tests := []struct {
+			name string
+			do   func() error
+			kind errs.Kind
+		}{
+			{"skip initializing", func() error { _, err := f.runs.Phase(f.ctx, r.ID, worker, run.Planning, "", ""); return err }, errs.Conflict},
+			{"performing on a tracked run", func() error { _, err := f.runs.Phase(f.ctx, r.ID, worker, run.Performing, "", ""); return err }, errs.Conflict},
+			{"unknown phase", func() error { _, err := f.runs.Phase(f.ctx, r.ID, worker, "BOGUS", "", ""); return err }, errs.Conflict},
+			{"planned before planning", func() error {
+				_, _, err := f.runs.Planned(f.ctx, r.ID, worker, true, run.Delta{}, false)
+				return err
+			}, errs.Conflict},
+			{"handoff before planning", func() error { _, err := f.runs.HandOff(f.ctx, r.ID, worker); return err }, errs.Conflict},
+			{"another worker", func() error { _, err := f.runs.Phase(f.ctx, r.ID, "wrk-other", run.Initializing, "", ""); return err }, errs.Conflict},
+			{"missing run", func() error { _, err := f.runs.Phase(f.ctx, "run-missing", worker, run.Initializing, "", ""); return err }, errs.NotFound},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				wantKind(t, tt.do(), tt.kind)
+				f.wantState(t, r.ID, run.Preparing)
+			})
+		}
+		// Once planning, handing off without changes is refused.
+		f.phase(t, r.ID, run.Initializing)
+		f.phase(t, r.ID, run.Planning)
+		if _, err := f.runs.PutArtifact(f.ctx, r.ID, run.ArtifactWorkspace, []byte("ws")), error(nil); err != nil {
+			t.Fatal(err)
+		}
+		_, err := f.runs.HandOff(f.ctx, r.ID, worker) // Planned was never reported
+		wantKind(t, err, errs.Conflict)
+		// A failed plan ends the run.
+		if _, err := f.runs.Finish(f.ctx, r.ID, worker, false, ""); err != nil {
+			t.Fatalf("Finish: %v", err)
+		}
+		if got := f.wantState(t, r.ID, run.Failed); got.Reason == "" {
+			t.Errorf("failed run has no reason")
+		}
+	})
+}
+
+func TestTask(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newFixture(t, d)
+		for _, ok := range []bool{true, false} {
+			st := f.isolated(t, false)
+			r := f.create(t, st.ID, run.Task)
+			c := f.claim(t, st.WorkerPool, worker)
+			if c.Kind != run.KindTask || c.Run.Command != "tofu state list" {
+				t.Fatalf("claim = kind %s command %q", c.Kind, c.Run.Command)
+			}
+			f.phase(t, r.ID, run.Initializing)
+			_, err := f.runs.Phase(f.ctx, r.ID, worker, run.Planning, "", "")
+			wantKind(t, err, errs.Conflict)
+			f.phase(t, r.ID, run.Performing)
+			_, _, err = f.runs.Planned(f.ctx, r.ID, worker, true, run.Delta{}, true)
+			wantKind(t, err, errs.Conflict)
+			if _, err := f.runs.Finish(f.ctx, r.ID, worker, ok, "exit status 3"); err != nil {
+				t.Fatalf("Finish: %v", err)
+			}
+			want := run.Finished
+			if !ok {
+				want = run.Failed
+			}
+			tr, _ := f.runs.Transitions(f.ctx, r.ID)
+			var tos []string
+			for _, x := range tr {
+				tos = append(tos, x.To)
+			}
+			if wantTos := []string{run.Queued, run.Ready, run.Preparing, run.Initializing, run.Performing, want}; !reflect.DeepEqual(tos, wantTos) {
+				t.Fatalf("task transitions = %q, want %q", tos, wantTos)
+			}
+			if got := f.wantState(t, r.ID, want); got.Reason != "exit status 3" {
+				t.Errorf("reason = %q", got.Reason)
+			}
+		}
+	})
+}
+
+func TestAuthenticate(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newFixture(t, d)
+		r, c := f.runIn(t, run.Preparing)
+		other, oc := f.runIn(t, run.Preparing)
+		secret := c.Token[strings.LastIndexByte(c.Token, '_')+1:]
+		tampered := []byte(c.Token)
+		if tampered[len(tampered)-1] == 'a' {
+			tampered[len(tampered)-1] = 'b'
+		} else {
+			tampered[len(tampered)-1] = 'a'
+		}
+		tests := []struct {
+			name   string
+			token  string
+			wantID string // "" for refused
+		}{
+			{"own token", c.Token, r.ID},
+			{"other run's own token", oc.Token, other.ID},
+			{"tampered", string(tampered), ""},
+			{"secret moved to another run", "gjt_" + other.ID + "_" + secret, ""},
+			{"no prefix", strings.TrimPrefix(c.Token, "gjt_"), ""},
+			{"worker token prefix", "gwt_" + strings.TrimPrefix(c.Token, "gjt_"), ""},
+			{"no secret", "gjt_" + r.ID, ""},
+			{"empty secret", "gjt_" + r.ID + "_", ""},
+			{"empty", "", ""},
+			{"missing run", "gjt_run-missing_" + secret, ""},
+		}
+		for _, tt := range tests {
+			for _, allowEnded := range []bool{false, true} {
+				got, err := f.runs.Authenticate(f.ctx, tt.token, allowEnded)
+				if tt.wantID == "" {
+					if !errs.Is(err, errs.Unauthenticated) {
+						t.Errorf("%s: Authenticate = %s, %v; want Unauthenticated", tt.name, got.ID, err)
+					}
+					continue
+				}
+				if err != nil || got.ID != tt.wantID {
+					t.Errorf("%s: Authenticate = %s, %v; want %s", tt.name, got.ID, err, tt.wantID)
+				}
+			}
+		}
+		if id, ok := run.RunIDFromToken(c.Token); !ok || id != r.ID {
+			t.Errorf("RunIDFromToken = %q %v", id, ok)
+		}
+
+		if _, err := f.runs.Finish(f.ctx, r.ID, worker, true, "done"); err != nil {
+			t.Fatal(err)
+		}
+		_, err := f.runs.Authenticate(f.ctx, c.Token, false)
+		wantKind(t, err, errs.Unauthenticated)
+		if got, err := f.runs.Authenticate(f.ctx, c.Token, true); err != nil || got.State != run.Finished {
+			t.Fatalf("Authenticate(allowEnded) of a finished run = %s, %v", got.State, err)
+		}
+		if got, err := f.runs.Authenticate(f.ctx, oc.Token, false); err != nil || got.ID != other.ID {
+			t.Fatalf("another job's token stopped working: %v", err)
+		}
+	})
+}
+
+func TestFailLost(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newFixture(t, d)
+		var terminal []string
+		f.runs.OnTerminal = func(_ context.Context, r run.Run) error {
+			terminal = append(terminal, r.ID+" "+r.State)
+			return nil
+		}
+		stale, _ := f.runIn(t, run.Planning)
+		staleApply, _ := f.runIn(t, run.Applying)
+		listed, _ := f.runIn(t, run.Initializing)
+		fresh, _ := f.runIn(t, run.Planning)
+		waiting, _ := f.runIn(t, run.Unconfirmed)
+		ready, _ := f.runIn(t, run.Ready)
+		queued := f.create(t, stale.StackID, run.Tracked)
+
+		old := f.get(t, fresh.ID).HeartbeatAt.Add(-time.Hour)
+		for _, id := range []string{stale.ID, staleApply.ID, waiting.ID, ready.ID} {
+			if _, err := d.Exec(f.ctx, `UPDATE runs SET heartbeat_at = $2 WHERE id = $1`, id, old.UnixNano()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// listed's worker is named as lost although its heartbeat is fresh.
+		if _, err := d.Exec(f.ctx, `UPDATE runs SET worker_id = 'wrk-lost' WHERE id = $1`, listed.ID); err != nil {
+			t.Fatal(err)
+		}
+		terminal = nil
+		n, err := f.runs.FailLost(f.ctx, time.Now().Add(-time.Minute), []string{"wrk-lost", "wrk-unknown"}, "")
+		if err != nil || n != 3 {
+			t.Fatalf("FailLost = %d, %v; want 3", n, err)
+		}
+		got := f.wantState(t, stale.ID, run.Failed)
+		if !strings.Contains(got.Reason, "worker "+worker+" lost") {
+			t.Errorf("reason = %q", got.Reason)
+		}
+		if got := f.wantState(t, staleApply.ID, run.Failed); !strings.Contains(got.Reason, "during apply") {
+			t.Errorf("reason of a run lost while applying = %q", got.Reason)
+		}
+		if got := f.wantState(t, listed.ID, run.Failed); !strings.Contains(got.Reason, "wrk-lost") {
+			t.Errorf("reason of a listed worker's run = %q", got.Reason)
+		}
+		f.wantState(t, fresh.ID, run.Planning)
+		f.wantState(t, waiting.ID, run.Unconfirmed)
+		f.wantState(t, ready.ID, run.Ready)
+		f.wantState(t, queued.ID, run.Ready)
+		if len(terminal) != 3 {
+			t.Errorf("OnTerminal calls = %q, want the 3 failed runs", terminal)
+		}
+		tr, _ := f.runs.Transitions(f.ctx, stale.ID)
+		if last := tr[len(tr)-1]; last.To != run.Failed || last.Actor != "gantry" {
+			t.Errorf("last transition = %+v", last)
+		}
+
+		// With a reason given, it is used as is; nothing is failed twice.
+		r2, _ := f.runIn(t, run.Preparing)
+		n, err = f.runs.FailLost(f.ctx, time.Unix(0, 0), []string{worker}, "the server restarted")
+		if err != nil || n != 2 { // r2 and fresh share the worker
+			t.Fatalf("FailLost(listed) = %d, %v; want 2", n, err)
+		}
+		if got := f.wantState(t, r2.ID, run.Failed); got.Reason != "the server restarted" {
+			t.Errorf("reason = %q", got.Reason)
+		}
+		if n, err := f.runs.FailLost(f.ctx, time.Now(), []string{worker}, "again"); err != nil || n != 0 {
+			t.Fatalf("FailLost with nothing to fail = %d, %v", n, err)
+		}
+	})
+}
+
+func TestOnTerminal(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newFixture(t, d)
+		r, _ := f.runIn(t, run.Planning)
+		queued := f.create(t, r.StackID, run.Tracked)
+		boom := errors.New("boom")
+		var calls []run.Run
+		f.runs.OnTerminal = func(ctx context.Context, x run.Run) error {
+			calls = append(calls, x)
+			if len(calls) == 1 {
+				return boom
+			}
+			return nil
+		}
+		// A failing hook rolls the transition back.
+		if _, err := f.runs.Finish(f.ctx, r.ID, worker, false, "plan failed"); !errors.Is(err, boom) {
+			t.Fatalf("Finish with a failing hook = %v, want boom", err)
+		}
+		f.wantState(t, r.ID, run.Planning)
+		f.wantState(t, queued.ID, run.Queued)
+		if _, err := f.runs.Finish(f.ctx, r.ID, worker, false, "plan failed"); err != nil {
+			t.Fatalf("Finish: %v", err)
+		}
+		if len(calls) != 2 || calls[1].ID != r.ID || calls[1].State != run.Failed || calls[1].Reason != "plan failed" {
+			t.Fatalf("OnTerminal calls = %+v", calls)
+		}
+		f.wantState(t, queued.ID, run.Ready)
+		// Non-terminal transitions do not call it.
+		f.claim(t, "pool-"+r.StackID, worker)
+		f.phase(t, queued.ID, run.Initializing)
+		if len(calls) != 2 {
+			t.Fatalf("OnTerminal called for a non-terminal transition: %d calls", len(calls))
+		}
+	})
+}
+
+func TestStackStates(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newFixture(t, d)
+		finished, _ := f.runIn(t, run.Finished)
+		f.create(t, finished.StackID, run.Proposed) // not blocking: ignored
+		planning, _ := f.runIn(t, run.Planning)
+		held, _ := f.runIn(t, run.Ready)
+		f.create(t, held.StackID, run.Tracked) // the newest blocking run is QUEUED
+		onlyProposed := f.isolated(t, false)
+		f.create(t, onlyProposed.ID, run.Proposed)
+		idle := f.isolated(t, false)
+
+		got, err := f.runs.StackStates(f.ctx, []string{finished.StackID, planning.StackID, held.StackID, onlyProposed.ID, idle.ID, "missing"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]string{
+			finished.StackID: run.Finished, planning.StackID: run.Planning, held.StackID: run.Queued,
+			onlyProposed.ID: "NONE", idle.ID: "NONE", "missing": "NONE",
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("StackStates = %v, want %v", got, want)
+		}
+		if got, err := f.runs.StackStates(f.ctx, nil); err != nil || len(got) != 0 {
+			t.Fatalf("StackStates(nil) = %v, %v", got, err)
+		}
+	})
+}
+
+func TestList(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newFixture(t, d)
+		if _, err := f.spaces.Create(f.ctx, spaceNamed("dev")); err != nil {
+			t.Fatal(err)
+		}
+		a := f.stack(t, nil)
+		b := f.stack(t, func(s *stack.Stack) { s.Space = "dev" })
+		var all []run.Run // in creation order
+		for _, x := range []struct{ stack, typ string }{
+			{a.ID, run.Tracked}, {b.ID, run.Proposed}, {a.ID, run.Tracked}, {b.ID, run.Tracked}, {a.ID, run.Proposed}, {b.ID, run.Task},
+		} {
+			all = append(all, f.create(t, x.stack, x.typ))
+		}
+		newest := func(keep func(r run.Run) bool) []string {
+			out := []string{}
+			for i := len(all) - 1; i >= 0; i-- {
+				r := f.get(t, all[i].ID)
+				if keep(r) {
+					out = append(out, r.ID)
+				}
+			}
+			return out
+		}
+		tests := []struct {
+			name   string
+			filter run.Filter
+			keep   func(r run.Run) bool
+		}{
+			{"all", run.Filter{}, func(run.Run) bool { return true }},
+			{"stack", run.Filter{Stack: a.ID}, func(r run.Run) bool { return r.StackID == a.ID }},
+			{"space", run.Filter{Space: "dev"}, func(r run.Run) bool { return r.StackID == b.ID }},
+			{"state", run.Filter{State: run.Queued}, func(r run.Run) bool { return r.State == run.Queued }},
+			{"type", run.Filter{Type: run.Proposed}, func(r run.Run) bool { return r.Type == run.Proposed }},
+			{"stack and state", run.Filter{Stack: b.ID, State: run.Ready}, func(r run.Run) bool { return r.StackID == b.ID && r.State == run.Ready }},
+			{"nothing", run.Filter{Stack: "missing"}, func(run.Run) bool { return false }},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				want := newest(tt.keep)
+				for _, limit := range []int{1, 2, 4, 100} {
+					var got []string
+					filter := tt.filter
+					filter.Limit = limit
+					for page := 0; ; page++ {
+						if page > len(all) {
+							t.Fatalf("limit %d: too many pages", limit)
+						}
+						list, next, err := f.runs.List(f.ctx, filter)
+						if err != nil {
+							t.Fatalf("List: %v", err)
+						}
+						if len(list) > limit {
+							t.Fatalf("limit %d: page of %d", limit, len(list))
+						}
+						got = append(got, runIDs(list)...)
+						if next == "" {
+							break
+						}
+						filter.Cursor = next
+					}
+					if !reflect.DeepEqual(got, want) {
+						t.Fatalf("limit %d: listed %q, want %q", limit, got, want)
+					}
+				}
+			})
+		}
+	})
+}
