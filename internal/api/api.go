@@ -97,7 +97,10 @@ func (a *API) authenticate(r *http.Request) (auth.Principal, error) {
 		return auth.Principal{}, errs.E(errs.Unauthenticated, "missing API token: send Authorization: Bearer <token>")
 	}
 	if strings.HasPrefix(token, "gjt_") {
-		rn, err := a.Runs.Authenticate(r.Context(), token, false)
+		return auth.Principal{}, errs.E(errs.Unauthenticated, "job tokens are for the worker protocol only")
+	}
+	if strings.HasPrefix(token, "gst_") {
+		rn, err := a.Runs.AuthenticateState(r.Context(), token)
 		if err != nil {
 			return auth.Principal{}, errs.E(errs.Unauthenticated, "invalid or expired run token")
 		}

@@ -152,6 +152,15 @@ func (a *API) deleteStack(w http.ResponseWriter, r *http.Request, p auth.Princip
 		return err
 	}
 	force := r.URL.Query().Get("force") == "true"
+	if !force {
+		n, err := a.State.ResourceCount(r.Context(), r.PathValue("id"))
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			return errs.E(errs.Conflict, "stack %q manages %d resource(s) in its state; destroy them first (gantry stack destroy), or delete with force to drop the state and leave them unmanaged", r.PathValue("id"), n)
+		}
+	}
 	if err := a.Stacks.Delete(r.Context(), r.PathValue("id"), force); err != nil {
 		return err
 	}

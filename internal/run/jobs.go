@@ -30,6 +30,10 @@ type Claimed struct {
 	Run   Run
 	Kind  string
 	Token string // gjt_<run>_<secret>; valid until the run ends or is handed off
+	// StateToken is the run's credential for its stack's state backend
+	// (gst_<run>_<secret>): the code a run executes sees it, so it is not
+	// the job token, which could report on the job.
+	StateToken string
 }
 
 func hashToken(t string) string {
@@ -64,6 +68,7 @@ func (s *Service) Claim(ctx context.Context, pool, workerID string) (*Claimed, e
 				return nil
 			}
 			token := "gjt_" + r.ID + "_" + id.Secret(32)
+			stateToken := "gst_" + r.ID + "_" + id.Secret(32)
 			kind, to, reason := KindPlan, Preparing, "claimed by worker "+workerID
 			if r.Type == Task {
 				kind = KindTask
@@ -73,8 +78,8 @@ func (s *Service) Claim(ctx context.Context, pool, workerID string) (*Claimed, e
 			}
 			now := time.Now().UnixNano()
 			err = s.transition(ctx, n, &r, change{to: to, actor: "worker:" + workerID, reason: reason,
-				sets: []string{"worker_id = $5", "job_token_hash = $6", "heartbeat_at = $7"},
-				args: []any{workerID, hashToken(token), now}})
+				sets: []string{"worker_id = $5", "job_token_hash = $6", "heartbeat_at = $7", "state_token_hash = $8"},
+				args: []any{workerID, hashToken(token), now, hashToken(stateToken)}})
 			if errs.Is(err, errs.Conflict) {
 				lost = true
 				return nil
@@ -83,7 +88,7 @@ func (s *Service) Claim(ctx context.Context, pool, workerID string) (*Claimed, e
 				return err
 			}
 			r.WorkerID = workerID
-			out = &Claimed{Run: r, Kind: kind, Token: token}
+			out = &Claimed{Run: r, Kind: kind, Token: token, StateToken: stateToken}
 			return nil
 		})
 		if err != nil || !lost {
@@ -93,9 +98,13 @@ func (s *Service) Claim(ctx context.Context, pool, workerID string) (*Claimed, e
 	return nil, nil
 }
 
-// RunIDFromToken returns the run a job token names, without checking it.
+// RunIDFromToken returns the run a job or state token names, without
+// checking it.
 func RunIDFromToken(token string) (string, bool) {
 	rest, ok := strings.CutPrefix(token, "gjt_")
+	if !ok {
+		rest, ok = strings.CutPrefix(token, "gst_")
+	}
 	if !ok {
 		return "", false
 	}
@@ -111,21 +120,31 @@ func RunIDFromToken(token string) (string, bool) {
 // With allowEnded, a token of a run that ended still authenticates (so a
 // heartbeat can tell the worker to stop).
 func (s *Service) Authenticate(ctx context.Context, token string, allowEnded bool) (Run, error) {
+	return s.authenticate(ctx, token, "gjt_", "job_token_hash", allowEnded)
+}
+
+// AuthenticateState checks a run's state token: valid while the run's job
+// holds it.
+func (s *Service) AuthenticateState(ctx context.Context, token string) (Run, error) {
+	return s.authenticate(ctx, token, "gst_", "state_token_hash", false)
+}
+
+func (s *Service) authenticate(ctx context.Context, token, prefix, column string, allowEnded bool) (Run, error) {
 	runID, ok := RunIDFromToken(token)
-	if !ok {
-		return Run{}, errs.E(errs.Unauthenticated, "invalid job token")
+	if !ok || !strings.HasPrefix(token, prefix) {
+		return Run{}, errs.E(errs.Unauthenticated, "invalid run token")
 	}
 	var hash string
-	err := s.db.QueryRow(ctx, `SELECT job_token_hash FROM runs WHERE id = $1`, runID).Scan(&hash)
+	err := s.db.QueryRow(ctx, `SELECT `+column+` FROM runs WHERE id = $1`, runID).Scan(&hash)
 	if err != nil || hash == "" || subtle.ConstantTimeCompare([]byte(hash), []byte(hashToken(token))) != 1 {
-		return Run{}, errs.E(errs.Unauthenticated, "invalid or expired job token")
+		return Run{}, errs.E(errs.Unauthenticated, "invalid or expired run token")
 	}
 	r, err := s.Get(ctx, runID)
 	if err != nil {
 		return r, err
 	}
 	if Terminal(r.State) && !allowEnded {
-		return r, errs.E(errs.Unauthenticated, "job token expired: run %s is %s", r.ID, r.State)
+		return r, errs.E(errs.Unauthenticated, "run token expired: run %s is %s", r.ID, r.State)
 	}
 	return r, nil
 }
@@ -197,6 +216,9 @@ func (s *Service) Planned(ctx context.Context, runID, workerID string, hasChange
 		}
 		r.HasDelta, r.Delta, r.HasChanges = true, d, hasChanges
 		switch {
+		case r.StopRequested != "":
+			next = NextDone
+			return s.transition(ctx, n, r, change{to: Stopped, actor: r.StopRequested, reason: "stopped by " + r.StopRequested})
 		case !hasChanges:
 			next = NextDone
 			return s.transition(ctx, n, r, change{to: Finished, actor: "worker:" + workerID, reason: "no changes"})
@@ -232,7 +254,7 @@ func (s *Service) HandOff(ctx context.Context, runID, workerID string) (Run, err
 			return errs.E(errs.Conflict, "run %s has no saved workspace", r.ID)
 		}
 		return s.transition(ctx, n, r, change{to: Unconfirmed, actor: "worker:" + workerID, reason: "waiting for confirmation",
-			sets: []string{"worker_id = ''", "job_token_hash = ''"}})
+			sets: []string{"worker_id = ''", "job_token_hash = ''", "state_token_hash = ''"}})
 	})
 }
 
@@ -242,7 +264,10 @@ func (s *Service) Finish(ctx context.Context, runID, workerID string, ok bool, r
 		if !contains(workingStates, r.State) {
 			return errs.E(errs.Conflict, "run %s is %s: nothing to finish", r.ID, r.State)
 		}
-		to := Finished
+		to, actor := Finished, "worker:"+workerID
+		if r.StopRequested != "" {
+			return s.transition(ctx, n, r, change{to: Stopped, actor: r.StopRequested, reason: "stopped by " + r.StopRequested})
+		}
 		if !ok {
 			to = Failed
 			if reason == "" {
@@ -251,7 +276,7 @@ func (s *Service) Finish(ctx context.Context, runID, workerID string, ok bool, r
 		} else if reason == "" {
 			reason = map[string]string{Applying: "applied", Performing: "task completed"}[r.State]
 		}
-		return s.transition(ctx, n, r, change{to: to, actor: "worker:" + workerID, reason: reason})
+		return s.transition(ctx, n, r, change{to: to, actor: actor, reason: reason})
 	})
 }
 
@@ -271,6 +296,9 @@ func (s *Service) Heartbeat(ctx context.Context, runID, workerID string) (stop b
 	}
 	if r.WorkerID != workerID {
 		return true, "run is no longer held by this worker", nil
+	}
+	if r.StopRequested != "" {
+		return true, "stop requested by " + r.StopRequested, nil
 	}
 	return false, "", nil
 }

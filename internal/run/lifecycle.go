@@ -235,10 +235,35 @@ func (s *Service) Cancel(ctx context.Context, runID, actor string) (Run, error) 
 	return s.act(ctx, runID, "cancel", []string{Queued, Ready, PendingReview}, change{to: Canceled, actor: actor, reason: "canceled by " + actor})
 }
 
-// Stop ends a running run; its worker learns it at the next heartbeat and
-// kills the tool.
+// Stop asks the worker of a running run to stop it: at its next heartbeat
+// the worker interrupts the tool (which then saves what it changed and
+// unlocks the state) and reports, and the run becomes STOPPED.
 func (s *Service) Stop(ctx context.Context, runID, actor string) (Run, error) {
-	return s.act(ctx, runID, "stop", []string{Preparing, Initializing, Planning, Performing}, change{to: Stopped, actor: actor, reason: "stopped by " + actor})
+	var r Run
+	err := s.tx(ctx, func(ctx context.Context, n *notes) error {
+		var err error
+		if r, err = s.Get(ctx, runID); err != nil {
+			return err
+		}
+		allowed := []string{Preparing, Initializing, Planning, Performing}
+		if !contains(allowed, r.State) {
+			return errs.E(errs.Conflict, "cannot stop run %s: it is %s (stop is possible only when %s)", runID, r.State, strings.Join(allowed, " or "))
+		}
+		if r.StopRequested != "" {
+			return nil
+		}
+		res, err := s.db.Exec(ctx, `UPDATE runs SET stop_requested = $3, updated_at = $4 WHERE id = $1 AND state = $2`, r.ID, r.State, actor, time.Now().UnixNano())
+		if err != nil {
+			return err
+		}
+		if k, _ := res.RowsAffected(); k != 1 {
+			return errs.E(errs.Conflict, "run %s changed while stopping it; try again", r.ID)
+		}
+		r.StopRequested = actor
+		n.add(Key(r.ID))
+		return nil
+	})
+	return r, err
 }
 
 func contains(list []string, s string) bool {

@@ -25,6 +25,10 @@ func (s *Service) AppendLog(ctx context.Context, runID string, offset int64, dat
 			}
 			return err
 		}
+		if offset < size && offset+int64(len(data)) > size {
+			// A retry that resends stored bytes and more: keep the new part.
+			data, offset = data[size-offset:], size
+		}
 		switch {
 		case offset < size:
 			return nil // already stored

@@ -82,6 +82,7 @@ type Run struct {
 	Delta         Delta
 	HasChanges    bool
 	Reason        string
+	StopRequested string // who asked to stop the run, while its worker stops it
 	WorkerID      string
 	HeartbeatAt   time.Time
 	LogSize       int64
@@ -126,7 +127,7 @@ func LogKey(runID string) string { return "log:" + runID }
 
 const cols = `r.id, r.stack_id, s.space_id, s.worker_pool, r.type, r.state, r.blocking, r.drift, r.commit_sha, r.commit_message,
 	r.triggered_by, r.command, r.has_delta, r.delta_add, r.delta_change, r.delta_destroy, r.has_changes, r.reason,
-	r.worker_id, r.heartbeat_at, r.log_size, r.created_at, r.updated_at`
+	r.stop_requested, r.worker_id, r.heartbeat_at, r.log_size, r.created_at, r.updated_at`
 
 const from = ` FROM runs r JOIN stacks s ON s.id = r.stack_id`
 
@@ -135,7 +136,7 @@ func scan(row interface{ Scan(...any) error }) (Run, error) {
 	var hb, c, u int64
 	err := row.Scan(&r.ID, &r.StackID, &r.SpaceID, &r.Pool, &r.Type, &r.State, &r.Blocking, &r.Drift, &r.CommitSHA, &r.CommitMessage,
 		&r.TriggeredBy, &r.Command, &r.HasDelta, &r.Delta.Add, &r.Delta.Change, &r.Delta.Destroy, &r.HasChanges, &r.Reason,
-		&r.WorkerID, &hb, &r.LogSize, &c, &u)
+		&r.StopRequested, &r.WorkerID, &hb, &r.LogSize, &c, &u)
 	r.HeartbeatAt, r.CreatedAt, r.UpdatedAt = time.Unix(0, hb).UTC(), time.Unix(0, c).UTC(), time.Unix(0, u).UTC()
 	return r, err
 }

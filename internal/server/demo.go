@@ -30,7 +30,11 @@ func (s *Server) demo(ctx context.Context) error {
 	}
 	_, err := s.stacks.Create(ctx, stack.Stack{ID: "demo", Name: "Demo stack", Space: "demo", Repository: repo, Branch: "main",
 		Autodeploy: true, ManagedState: true, Labels: []string{"demo"}, Description: "terraform_data and local-exec: no cloud needed."})
-	if err != nil && !errs.Is(err, errs.Conflict) {
+	if errs.Is(err, errs.Conflict) {
+		fmt.Fprintf(s.out, "Demo: stack \"demo\" exists already; deploy it again with: gantry stack deploy --id demo --wait\n")
+		return nil
+	}
+	if err != nil {
 		return err
 	}
 	r, err := s.runs.Create(ctx, run.New{StackID: "demo", Type: run.Tracked, TriggeredBy: "gantry::demo"})

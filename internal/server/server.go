@@ -108,6 +108,9 @@ func (s *Server) open(ctx context.Context) error {
 	if s.db, err = db.Open(ctx, cfg.DatabaseURL, cfg.DataDir, s.log); err != nil {
 		return fmt.Errorf("opening the database: %w", err)
 	}
+	if err := s.checkKey(ctx); err != nil {
+		return err
+	}
 	s.spaces = space.NewService(s.db)
 	s.stacks = stack.NewService(s.db, s.box)
 	s.runs = run.NewService(s.db, s.hub, s.box, s.log)
@@ -122,6 +125,25 @@ func (s *Server) open(ctx context.Context) error {
 		return err
 	}
 	return s.recoverInstance(ctx)
+}
+
+// checkKey makes sure the encryption key is the one the database was
+// written with: a lost or mistyped key must stop the server at start, not
+// surface later as state that cannot be read.
+func (s *Server) checkKey(ctx context.Context) error {
+	if _, err := s.db.Exec(ctx, `INSERT INTO settings (name, value) VALUES ('encryption_check', $1) ON CONFLICT (name) DO NOTHING`,
+		s.box.SealString("gantry", "encryption-check")); err != nil {
+		return err
+	}
+	var sealed string
+	if err := s.db.QueryRow(ctx, `SELECT value FROM settings WHERE name = 'encryption_check'`).Scan(&sealed); err != nil {
+		return err
+	}
+	if _, err := s.box.OpenString(sealed, "encryption-check"); err != nil {
+		return errors.New("the encryption key does not match the one this database was written with: " +
+			"set --encryption-key / GANTRY_ENCRYPTION_KEY to the original key (or restore " + filepath.Join(s.cfg.DataDir, "encryption.key") + ")")
+	}
+	return nil
 }
 
 // bootstrapToken creates the first admin API token on an empty store.
@@ -173,10 +195,13 @@ func (s *Server) recoverInstance(ctx context.Context) error {
 		return err
 	}
 	n, err := s.runs.FailLost(ctx, time.Unix(0, 0), lost, "the server restarted while the run was in progress (its built-in worker was lost)")
+	if err != nil {
+		return err
+	}
 	if n > 0 {
 		s.log.Warn("failed runs left in progress by the previous server process", "runs", n)
 	}
-	return err
+	return s.registry.Forget(ctx, s.instance)
 }
 
 func (s *Server) handler() http.Handler {

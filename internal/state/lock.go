@@ -7,6 +7,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/gantry-iac/gantry/internal/db"
 	"github.com/gantry-iac/gantry/internal/errs"
 )
 
@@ -68,6 +69,11 @@ func (s *Service) Acquire(ctx context.Context, stackID string, info LockInfo, ru
 	if info.ID == "" {
 		return errs.E(errs.Invalid, "lock info needs an ID")
 	}
+	// OpenTofu reads Created as a time and fails on the whole reply when it
+	// is not one: always store a valid time.
+	if _, err := time.Parse(time.RFC3339Nano, info.Created); err != nil {
+		info.Created = time.Now().UTC().Format(time.RFC3339Nano)
+	}
 	raw, _ := json.Marshal(info)
 	return s.db.Tx(ctx, func(ctx context.Context) error {
 		l, err := s.lock(ctx, stackID)
@@ -81,6 +87,13 @@ func (s *Service) Acquire(ctx context.Context, stackID string, info LockInfo, ru
 		}
 		_, err = s.db.Exec(ctx, `INSERT INTO state_locks (stack_id, lock_id, info, holder_run, created_at) VALUES ($1, $2, $3, $4, $5)`,
 			stackID, info.ID, string(raw), runID, time.Now().UnixNano())
+		if db.IsUniqueViolation(err) {
+			// Another locker won the race (PostgreSQL, concurrent transactions).
+			return errs.E(errs.Locked, "state of stack %s was locked concurrently; try again", stackID)
+		}
+		if db.IsForeignKeyViolation(err) {
+			return errs.E(errs.NotFound, "stack %q not found", stackID)
+		}
 		return err
 	})
 }

@@ -57,8 +57,10 @@ func parseHeader(data []byte) (serial int64, lineage string, err error) {
 	if err := json.Unmarshal(data, &h); err != nil {
 		return 0, "", errs.E(errs.Invalid, "state is not valid JSON: %v", err)
 	}
-	if h.Version == nil || h.Serial == nil || h.Lineage == nil || *h.Lineage == "" || *h.Serial < 0 {
-		return 0, "", errs.E(errs.Invalid, "state must have version, serial and lineage")
+	// OpenTofu's client-side encrypted state has serial and lineage but no
+	// version: accept it as it is.
+	if h.Serial == nil || h.Lineage == nil || *h.Lineage == "" || *h.Serial < 0 {
+		return 0, "", errs.E(errs.Invalid, "state must have serial and lineage")
 	}
 	return *h.Serial, *h.Lineage, nil
 }
@@ -101,6 +103,25 @@ func (s *Service) get(ctx context.Context, stackID, q string, args ...any) (Vers
 		return v, nil, errs.Wrap(errs.Internal, err, "state version %d of stack %s cannot be decrypted", v.Serial, stackID)
 	}
 	return v, data, nil
+}
+
+// ResourceCount returns how many resources the current state holds (0 when
+// the stack has no state).
+func (s *Service) ResourceCount(ctx context.Context, stackID string) (int, error) {
+	_, data, err := s.Current(ctx, stackID)
+	if errs.Is(err, errs.NotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	var doc struct {
+		Resources []json.RawMessage `json:"resources"`
+	}
+	if err := json.Unmarshal(data, &doc); err != nil {
+		return 0, errs.Wrap(errs.Internal, err, "current state of stack %s is not JSON", stackID)
+	}
+	return len(doc.Resources), nil
 }
 
 // Versions lists a stack's state versions, newest first.

@@ -24,15 +24,16 @@ func fail(format string, args ...any) error { return &failure{reason: fmt.Sprint
 
 // jobRun is one job in progress.
 type jobRun struct {
-	w       *Worker
-	job     *workerapi.Job
-	log     *logStream
-	dir     string // job directory: src/ and tool configuration
-	root    string // the project root inside src/
-	bin     string
-	env     []string
-	stopped string // why the server asked us to stop, if it did
-	ended   bool   // the server already ended the run (no Finish needed)
+	w         *Worker
+	job       *workerapi.Job
+	log       *logStream
+	dir       string // job directory: src/ and tool configuration
+	root      string // the project root inside src/
+	bin       string
+	env       []string
+	stopped   string // why the server asked us to stop, if it did
+	lastError string // the first error line of the last tool command
+	ended     bool   // the server already ended the run (no Finish needed)
 }
 
 func (w *Worker) execute(kill context.Context, job *workerapi.Job) {
@@ -45,7 +46,7 @@ func (w *Worker) execute(kill context.Context, job *workerapi.Job) {
 			masked = append(masked, v.Value)
 		}
 	}
-	masked = append(masked, job.Token)
+	masked = append(masked, job.Token, job.StateToken)
 	j := &jobRun{w: w, job: job, log: newLogStream(w.proto, job, secrets.NewMasker(masked))}
 	ctx, cancel := context.WithCancel(kill)
 	defer cancel()
@@ -71,7 +72,7 @@ func (w *Worker) execute(kill context.Context, job *workerapi.Job) {
 		j.log.Printf("Run failed: %s", reason)
 	}
 	j.log.Close()
-	if j.stopped == "" && !j.ended {
+	if !j.ended {
 		fctx, fcancel := context.WithTimeout(context.Background(), 30*time.Second)
 		if ferr := w.proto.Finish(fctx, job, workerapi.FinishRequest{OK: err == nil, Reason: secrets.NewMasker(masked).String(reason)}); ferr != nil {
 			log.Warn("reporting the end of the job failed", "err", ferr)
@@ -170,7 +171,7 @@ func (j *jobRun) setup(ctx context.Context, src string) error {
 	if err := os.WriteFile(cliConfig, nil, 0o600); err != nil {
 		return fail("writing the CLI configuration: %v", err)
 	}
-	j.env = buildEnv(j.job, cliConfig)
+	j.env = buildEnv(j.job, cliConfig, filepath.Dir(bin))
 	return nil
 }
 
@@ -206,6 +207,13 @@ func (j *jobRun) runPlan(ctx context.Context) error {
 		return err
 	}
 	args := []string{"plan", "-input=false", "-no-color", "-out=gantry.tfplan", "-detailed-exitcode"}
+	if j.job.RunType == "PROPOSED" {
+		// A proposed run never writes state: it must not wait for, or
+		// block, the stack's tracked run.
+		args = append(args, "-lock=false")
+	} else {
+		args = append(args, "-lock-timeout=10s")
+	}
 	if j.job.RunType == "DESTROY" {
 		args = append(args, "-destroy")
 	}
@@ -214,7 +222,7 @@ func (j *jobRun) runPlan(ctx context.Context) error {
 		return err
 	}
 	if code != 0 && code != 2 {
-		return fail("plan failed: %s exited with code %d", filepath.Base(j.bin), code)
+		return j.toolFailed("plan", code)
 	}
 	var planJSON strings.Builder
 	if code, err := tofu.RunSplit(ctx, j.bin, j.root, j.env, &planJSON, j.log, "show", "-json", "-no-color", "gantry.tfplan"); err != nil {
@@ -263,7 +271,7 @@ func (j *jobRun) init(ctx context.Context) error {
 		return err
 	}
 	if code != 0 {
-		return fail("init failed: %s exited with code %d", filepath.Base(j.bin), code)
+		return j.toolFailed("init", code)
 	}
 	return j.hooks(ctx, "after_init", j.job.Hooks.AfterInit)
 }
@@ -272,12 +280,12 @@ func (j *jobRun) apply(ctx context.Context) error {
 	if err := j.hooks(ctx, "before_apply", j.job.Hooks.BeforeApply); err != nil {
 		return err
 	}
-	code, err := j.tool(ctx, "apply", "-input=false", "-no-color", "gantry.tfplan")
+	code, err := j.tool(ctx, "apply", "-input=false", "-no-color", "-lock-timeout=10s", "gantry.tfplan")
 	if err != nil {
 		return err
 	}
 	if code != 0 {
-		return fail("apply failed: %s exited with code %d", filepath.Base(j.bin), code)
+		return j.toolFailed("apply", code)
 	}
 	return j.hooks(ctx, "after_apply", j.job.Hooks.AfterApply)
 }
@@ -314,23 +322,38 @@ func (j *jobRun) runApply(ctx context.Context) error {
 	if err := j.setup(ctx, src); err != nil {
 		return err
 	}
-	code, err := j.tool(ctx, "init", "-input=false", "-no-color")
+	if j.job.ManagedState {
+		// The saved workspace points at the server that planned; this
+		// worker may reach the state through another replica.
+		if err := writeBackendOverride(j.root, j.w.cfg.ServerURL+j.job.StatePath); err != nil {
+			return fail("writing the backend configuration: %v", err)
+		}
+	}
+	code, err := j.tool(ctx, "init", "-input=false", "-no-color", "-reconfigure")
 	if err != nil {
 		return err
 	}
 	if code != 0 {
-		return fail("init failed: %s exited with code %d", filepath.Base(j.bin), code)
+		return j.toolFailed("init", code)
 	}
 	return j.apply(ctx)
 }
 
 func (j *jobRun) tool(ctx context.Context, args ...string) (int, error) {
 	j.log.Printf("$ %s %s", filepath.Base(j.bin), strings.Join(args, " "))
-	code, err := tofu.Run(ctx, j.bin, j.root, j.env, j.log, args...)
-	if err != nil {
-		return code, err
+	ec := &errorCatcher{dst: j.log}
+	code, err := tofu.Run(ctx, j.bin, j.root, j.env, ec, args...)
+	j.lastError = ec.First()
+	return code, err
+}
+
+// toolFailed is the reason a tool command failed, with its first error.
+func (j *jobRun) toolFailed(what string, code int) error {
+	reason := fmt.Sprintf("%s failed: %s exited with code %d", what, filepath.Base(j.bin), code)
+	if j.lastError != "" {
+		reason += ": " + j.lastError
 	}
-	return code, nil
+	return fail("%s", reason)
 }
 
 func (j *jobRun) hooks(ctx context.Context, name string, cmds []string) error {

@@ -83,8 +83,15 @@ func inheritedEnv() []string {
 
 // buildEnv is the run's environment: inherited, then Gantry's, then the
 // stack's variables.
-func buildEnv(job *workerapi.Job, cliConfig string) []string {
+func buildEnv(job *workerapi.Job, cliConfig, toolDir string) []string {
 	env := inheritedEnv()
+	// The resolved tool comes first on PATH, so hooks and tasks run the same
+	// binary as the run.
+	for i, kv := range env {
+		if strings.HasPrefix(kv, "PATH=") {
+			env[i] = "PATH=" + toolDir + string(os.PathListSeparator) + kv[len("PATH="):]
+		}
+	}
 	set := map[string]string{
 		"TF_IN_AUTOMATION":       "1",
 		"TF_INPUT":               "0",
@@ -101,7 +108,7 @@ func buildEnv(job *workerapi.Job, cliConfig string) []string {
 		"TF_VAR_gantry_run_type": job.RunType,
 	}
 	if job.ManagedState {
-		set["TF_HTTP_PASSWORD"] = job.Token
+		set["TF_HTTP_PASSWORD"] = job.StateToken
 	}
 	for k, v := range set {
 		env = append(env, k+"="+v)

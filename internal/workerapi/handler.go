@@ -138,7 +138,7 @@ func (h *Handler) buildJob(ctx context.Context, cl *run.Claimed) (*Job, error) {
 		return nil, err
 	}
 	job := &Job{
-		RunID: cl.Run.ID, Kind: cl.Kind, Token: cl.Token, RunType: cl.Run.Type,
+		RunID: cl.Run.ID, Kind: cl.Kind, Token: cl.Token, StateToken: cl.StateToken, RunType: cl.Run.Type,
 		StackID: st.ID, SpaceID: st.Space, Repository: st.Repository, Branch: st.Branch,
 		CommitSHA: cl.Run.CommitSHA, ProjectRoot: st.ProjectRoot, Tool: st.Tool, ToolVersion: st.ToolVersion,
 		Command: cl.Run.Command, ManagedState: st.ManagedState,

@@ -92,8 +92,9 @@ type Job struct {
 	Env          []EnvVar `json:"env"`
 	Hooks        Hooks    `json:"hooks"`
 	ManagedState bool     `json:"managed_state"`
-	StatePath    string   `json:"state_path"` // path of the state backend on the server
-	LogOffset    int64    `json:"log_offset"` // where this job's log output starts
+	StatePath    string   `json:"state_path"`  // path of the state backend on the server
+	StateToken   string   `json:"state_token"` // the run's credential for that state backend only
+	LogOffset    int64    `json:"log_offset"`  // where this job's log output starts
 }
 
 // PlannedRequest reports a plan's outcome.

@@ -65,6 +65,13 @@ func (g *Registry) Seen(ctx context.Context, workerID string) error {
 	return err
 }
 
+// Forget removes the workers registered by a server instance (after the
+// runs they held were failed).
+func (g *Registry) Forget(ctx context.Context, instance string) error {
+	_, err := g.db.Exec(ctx, `DELETE FROM workers WHERE instance = $1`, instance)
+	return err
+}
+
 // OfInstance lists the workers registered by a server instance.
 func (g *Registry) OfInstance(ctx context.Context, instance string) ([]string, error) {
 	rows, err := g.db.Query(ctx, `SELECT id FROM workers WHERE instance = $1`, instance)

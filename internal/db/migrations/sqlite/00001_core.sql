@@ -58,6 +58,8 @@ CREATE TABLE runs (
     reason         TEXT NOT NULL DEFAULT '',
     worker_id      TEXT NOT NULL DEFAULT '',
     job_token_hash TEXT NOT NULL DEFAULT '',
+    state_token_hash TEXT NOT NULL DEFAULT '',
+    stop_requested TEXT NOT NULL DEFAULT '',
     heartbeat_at   BIGINT NOT NULL DEFAULT 0,
     log_size       BIGINT NOT NULL DEFAULT 0,
     created_at     BIGINT NOT NULL,
