@@ -23,7 +23,7 @@ func Normalize(in []string) ([]string, error) {
 			return nil, errs.E(errs.Invalid, "labels must not be empty")
 		case len(l) > 255 || !utf8.ValidString(l):
 			return nil, errs.E(errs.Invalid, "label %.40q is longer than 255 bytes or not UTF-8", l)
-		case strings.ContainsAny(l, "\"\\\n\r\t"):
+		case strings.ContainsAny(l, "\"\\\n\r\t\u2028\u2029"):
 			return nil, errs.E(errs.Invalid, "label %q must not contain quotes, backslashes or control characters", l)
 		}
 		if !seen[l] {
@@ -43,8 +43,12 @@ func Encode(l []string) string {
 	if l == nil {
 		l = []string{}
 	}
-	b, _ := json.Marshal(l)
-	return string(b)
+	// No HTML escaping: "r&d" must be stored as written so LIKE finds it.
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(l)
+	return strings.TrimSuffix(b.String(), "\n")
 }
 
 // Decode reads a labels column.

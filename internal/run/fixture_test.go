@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"testing"
 
 	"github.com/gantry-iac/gantry/internal/db"
@@ -153,6 +154,27 @@ func (f *fixture) handOff(t *testing.T, runID string) {
 	}
 }
 
+// stop stops a running run as a person and its worker would: the person
+// asks, the worker learns it from its heartbeat and reports the end of its
+// job (RUNS.md: the run is then STOPPED, whether the server recorded that
+// at once or at the worker's report).
+func (f *fixture) stop(t *testing.T, runID, actor string) run.Run {
+	t.Helper()
+	if _, err := f.runs.Stop(f.ctx, runID, actor); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	stop, reason, err := f.runs.Heartbeat(f.ctx, runID, worker)
+	if err != nil || !stop || !strings.Contains(reason, actor) {
+		t.Fatalf("heartbeat after stop = %v %q %v; want stop, naming %s", stop, reason, err, actor)
+	}
+	if r := f.get(t, runID); !run.Terminal(r.State) {
+		if _, err := f.runs.Finish(f.ctx, runID, worker, true, ""); err != nil {
+			t.Fatalf("the stopped worker's Finish: %v", err)
+		}
+	}
+	return f.wantState(t, runID, run.Stopped)
+}
+
 // reachable lists the states runIn can put a run in.
 var reachable = []string{
 	run.Queued, run.Ready, run.Preparing, run.Initializing, run.Planning, run.Performing,
@@ -185,9 +207,7 @@ func (f *fixture) runIn(t *testing.T, state string) (run.Run, *run.Claimed) {
 				t.Fatal(err)
 			}
 		case "stop":
-			if _, err := f.runs.Stop(f.ctx, r.ID, "bob"); err != nil {
-				t.Fatal(err)
-			}
+			f.stop(t, r.ID, "bob")
 		case "fail":
 			if _, err := f.runs.Finish(f.ctx, r.ID, worker, false, "boom"); err != nil {
 				t.Fatal(err)

@@ -246,6 +246,9 @@ func (s *Service) HandOff(ctx context.Context, runID, workerID string) (Run, err
 		if r.State != Planning || !r.HasChanges {
 			return errs.E(errs.Conflict, "run %s is %s with no saved plan to hand off", r.ID, r.State)
 		}
+		if r.StopRequested != "" {
+			return s.transition(ctx, n, r, change{to: Stopped, actor: r.StopRequested, reason: "stopped by " + r.StopRequested})
+		}
 		var k int
 		if err := s.db.QueryRow(ctx, `SELECT COUNT(*) FROM run_artifacts WHERE run_id = $1 AND name = 'workspace'`, r.ID).Scan(&k); err != nil {
 			return err
@@ -267,6 +270,9 @@ func (s *Service) Finish(ctx context.Context, runID, workerID string, ok bool, r
 		to, actor := Finished, "worker:"+workerID
 		if r.StopRequested != "" {
 			return s.transition(ctx, n, r, change{to: Stopped, actor: r.StopRequested, reason: "stopped by " + r.StopRequested})
+		}
+		if ok && r.State != Applying && r.State != Performing {
+			return errs.E(errs.Conflict, "run %s is %s: only an apply or a task can finish successfully", r.ID, r.State)
 		}
 		if !ok {
 			to = Failed

@@ -115,12 +115,23 @@ func artifactAAD(runID, name string) string { return "artifact:" + runID + ":" +
 // PutArtifact stores an artifact of the run, encrypted.
 func (s *Service) PutArtifact(ctx context.Context, runID, name string, data []byte) error {
 	sealed := s.box.Seal(data, artifactAAD(runID, name))
-	_, err := s.db.Exec(ctx, `INSERT INTO run_artifacts (run_id, name, data, created_at) VALUES ($1, $2, $3, $4)
-		ON CONFLICT (run_id, name) DO UPDATE SET data = excluded.data, created_at = excluded.created_at`, runID, name, sealed, time.Now().UnixNano())
-	if isFK(err) {
-		return errs.E(errs.NotFound, "run %q not found", runID)
-	}
-	return err
+	return s.db.Tx(ctx, func(ctx context.Context) error {
+		// Touching the run row locks it (PostgreSQL) until the artifact is
+		// stored, so a run cannot end, and drop its workspace, in between.
+		res, err := s.db.Exec(ctx, `UPDATE runs SET updated_at = updated_at WHERE id = $1 AND state NOT IN `+terminalSQL, runID)
+		if err != nil {
+			return err
+		}
+		if k, _ := res.RowsAffected(); k != 1 {
+			if _, err := s.Get(ctx, runID); err != nil {
+				return err
+			}
+			return errs.E(errs.Conflict, "run %s has ended: artifacts are no longer accepted", runID)
+		}
+		_, err = s.db.Exec(ctx, `INSERT INTO run_artifacts (run_id, name, data, created_at) VALUES ($1, $2, $3, $4)
+			ON CONFLICT (run_id, name) DO UPDATE SET data = excluded.data, created_at = excluded.created_at`, runID, name, sealed, time.Now().UnixNano())
+		return err
+	})
 }
 
 // Artifact returns an artifact of the run.

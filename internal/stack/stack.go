@@ -220,21 +220,33 @@ func (s *Service) List(ctx context.Context, f Filter) ([]Stack, string, error) {
 		return nil, "", err
 	}
 	defer rows.Close()
-	out := []Stack{}
+	var scanned []Stack
 	for rows.Next() {
 		st, err := scan(rows)
 		if err != nil {
 			return nil, "", err
 		}
-		out = append(out, st)
+		scanned = append(scanned, st)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, "", err
 	}
 	next := ""
-	if len(out) > f.Limit {
-		out = out[:f.Limit]
-		next = out[f.Limit-1].ID
+	if len(scanned) > f.Limit {
+		scanned = scanned[:f.Limit]
+		next = scanned[f.Limit-1].ID
+	}
+	// LIKE narrows the rows (case-insensitively on SQLite); labels match
+	// exactly. The cursor follows the rows scanned, so no page skips any.
+	out := []Stack{}
+	for _, st := range scanned {
+		ok := true
+		for _, l := range f.Labels {
+			ok = ok && labels.Has(st.Labels, l)
+		}
+		if ok {
+			out = append(out, st)
+		}
 	}
 	return out, next, nil
 }

@@ -75,7 +75,7 @@ func (s *Service) Acquire(ctx context.Context, stackID string, info LockInfo, ru
 		info.Created = time.Now().UTC().Format(time.RFC3339Nano)
 	}
 	raw, _ := json.Marshal(info)
-	return s.db.Tx(ctx, func(ctx context.Context) error {
+	err := s.db.Tx(ctx, func(ctx context.Context) error {
 		l, err := s.lock(ctx, stackID)
 		switch {
 		case err == nil && l.ID == info.ID:
@@ -88,15 +88,29 @@ func (s *Service) Acquire(ctx context.Context, stackID string, info LockInfo, ru
 		_, err = s.db.Exec(ctx, `INSERT INTO state_locks (stack_id, lock_id, info, holder_run, created_at) VALUES ($1, $2, $3, $4, $5)`,
 			stackID, info.ID, string(raw), runID, time.Now().UnixNano())
 		if db.IsUniqueViolation(err) {
-			// Another locker won the race (PostgreSQL, concurrent transactions).
-			return errs.E(errs.Locked, "state of stack %s was locked concurrently; try again", stackID)
+			return errLostRace
 		}
 		if db.IsForeignKeyViolation(err) {
 			return errs.E(errs.NotFound, "stack %q not found", stackID)
 		}
 		return err
 	})
+	if err == errLostRace {
+		// Another locker won the race (PostgreSQL, concurrent transactions):
+		// report the winner, as OpenTofu expects.
+		l, lerr := s.lock(ctx, stackID)
+		if lerr != nil {
+			return errs.E(errs.Locked, "state of stack %s was locked concurrently; try again", stackID)
+		}
+		if l.ID == info.ID {
+			return nil
+		}
+		return lockedErr(stackID, l)
+	}
+	return err
 }
+
+var errLostRace = errors.New("lost the race for the lock")
 
 // Release unlocks a stack's state held under lockID. Releasing a state that
 // is not locked succeeds; a lock held under another ID is refused.
@@ -120,6 +134,9 @@ func (s *Service) Release(ctx context.Context, stackID, lockID string) error {
 // ReleaseRun drops the locks a run held; it is called when the run ends, so
 // a killed tool never leaves its stack locked.
 func (s *Service) ReleaseRun(ctx context.Context, runID string) error {
+	if runID == "" {
+		return nil
+	}
 	_, err := s.db.Exec(ctx, `DELETE FROM state_locks WHERE holder_run = $1`, runID)
 	return err
 }

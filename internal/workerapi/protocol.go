@@ -103,8 +103,6 @@ type PlannedRequest struct {
 	Add        int  `json:"add"`
 	Change     int  `json:"change"`
 	Destroy    int  `json:"destroy"`
-	// CommitMessage is the message of the commit the workspace was built from.
-	CommitMessage string `json:"commit_message,omitempty"`
 }
 
 // PlannedResponse says what to do after planning.

@@ -1,0 +1,251 @@
+package run_test
+
+import (
+	"bytes"
+	"context"
+	"testing"
+	"time"
+
+	"github.com/gantry-iac/gantry/internal/db"
+	"github.com/gantry-iac/gantry/internal/db/dbtest"
+	"github.com/gantry-iac/gantry/internal/errs"
+	"github.com/gantry-iac/gantry/internal/run"
+)
+
+// patience bounds waits for something that should happen at once.
+const patience = 20 * time.Second
+
+func TestAppendLog(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newFixture(t, d)
+		r, _ := f.runIn(t, run.Planning)
+		steps := []struct {
+			name     string
+			offset   int64
+			data     string
+			wantSize int64
+			kind     errs.Kind // "" for success
+		}{
+			{"first chunk", 0, "hello ", 6, ""},
+			{"same chunk again", 0, "hello ", 6, ""},
+			{"retry of an older chunk with other bytes", 0, "HELLO ", 6, ""},
+			{"next chunk", 6, "wörld\n", 13, ""},
+			{"gap", 14, "x", 0, errs.Conflict},
+			{"far gap", 1000, "x", 0, errs.Conflict},
+			{"empty chunk at the end", 13, "", 13, ""},
+			{"chunk inside stored data", 3, "xyz", 13, ""},
+			{"last chunk", 13, "bye", 16, ""},
+		}
+		for _, s := range steps {
+			size, err := f.runs.AppendLog(f.ctx, r.ID, s.offset, []byte(s.data))
+			if s.kind != "" {
+				if !errs.Is(err, s.kind) {
+					t.Fatalf("%s: AppendLog = %d, %v; want kind %s", s.name, size, err, s.kind)
+				}
+				continue
+			}
+			if err != nil || size != s.wantSize {
+				t.Fatalf("%s: AppendLog = %d, %v; want size %d", s.name, size, err, s.wantSize)
+			}
+		}
+		const full = "hello wörld\nbye"
+		var chunks int
+		if err := d.QueryRow(f.ctx, `SELECT COUNT(*) FROM run_logs WHERE run_id = $1`, r.ID).Scan(&chunks); err != nil || chunks != 3 {
+			t.Fatalf("stored chunks = %d, %v; want 3", chunks, err)
+		}
+		if got := f.get(t, r.ID).LogSize; got != int64(len(full)) {
+			t.Fatalf("LogSize = %d, want %d", got, len(full))
+		}
+
+		reads := []struct {
+			offset int64
+			max    int
+			want   string
+		}{
+			{0, 1 << 20, full},
+			{3, 1 << 20, full[3:]},
+			{6, 1 << 20, full[6:]},
+			{8, 1 << 20, full[8:]}, // inside a multi-byte character: bytes, not runes
+			{12, 1 << 20, full[12:]},
+			{13, 1 << 20, "bye"},
+			{15, 1 << 20, "e"},
+			{0, 4, "hell"},
+			{2, 5, full[2:7]},
+			{5, 9, full[5:14]},
+			{int64(len(full)), 100, ""},
+		}
+		for _, rd := range reads {
+			got, done, err := f.runs.ReadLog(f.ctx, r.ID, rd.offset, rd.max, 0)
+			if err != nil || done || string(got) != rd.want {
+				t.Errorf("ReadLog(%d, %d) = %q, %v, %v; want %q", rd.offset, rd.max, got, done, err, rd.want)
+			}
+		}
+
+		_, err := f.runs.AppendLog(f.ctx, "run-missing", 0, []byte("x"))
+		wantKind(t, err, errs.NotFound)
+		_, err = f.runs.AppendLog(f.ctx, r.ID, int64(len(full)), make([]byte, run.MaxLogChunk+1))
+		wantKind(t, err, errs.TooLarge)
+		_, _, err = f.runs.ReadLog(f.ctx, "run-missing", 0, 10, 0)
+		wantKind(t, err, errs.NotFound)
+	})
+}
+
+func TestReadLogWaitsForData(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newFixture(t, d)
+		r, _ := f.runIn(t, run.Planning)
+		if _, err := f.runs.AppendLog(f.ctx, r.ID, 0, []byte("first\n")); err != nil {
+			t.Fatal(err)
+		}
+		type result struct {
+			data []byte
+			done bool
+			err  error
+		}
+		ctx, cancel := context.WithTimeout(f.ctx, 2*patience)
+		defer cancel()
+		got := make(chan result, 1)
+		go func() {
+			data, done, err := f.runs.ReadLog(ctx, r.ID, 6, 1024, patience)
+			got <- result{data, done, err}
+		}()
+		if _, err := f.runs.AppendLog(f.ctx, r.ID, 6, []byte("second\n")); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case res := <-got:
+			if res.err != nil || res.done || string(res.data) != "second\n" {
+				t.Fatalf("ReadLog = %q, %v, %v; want the appended data", res.data, res.done, res.err)
+			}
+		case <-ctx.Done():
+			t.Fatal("ReadLog did not return the appended data")
+		}
+
+		// A reader waiting at the end learns that the run ended.
+		go func() {
+			data, done, err := f.runs.ReadLog(ctx, r.ID, 13, 1024, patience)
+			got <- result{data, done, err}
+		}()
+		if _, err := f.runs.Finish(f.ctx, r.ID, worker, false, "plan failed"); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case res := <-got:
+			if res.err != nil || !res.done || len(res.data) != 0 {
+				t.Fatalf("ReadLog when the run ended = %q, %v, %v; want done", res.data, res.done, res.err)
+			}
+		case <-ctx.Done():
+			t.Fatal("ReadLog did not return when the run ended")
+		}
+	})
+}
+
+func TestReadLogDone(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newFixture(t, d)
+		r, _ := f.runIn(t, run.Planning)
+		if _, err := f.runs.AppendLog(f.ctx, r.ID, 0, []byte("log")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.runs.Finish(f.ctx, r.ID, worker, false, ""); err != nil {
+			t.Fatal(err)
+		}
+		// A long wait must not be waited out: ctx would end first.
+		ctx, cancel := context.WithTimeout(f.ctx, patience)
+		defer cancel()
+		data, done, err := f.runs.ReadLog(ctx, r.ID, 0, 100, time.Hour)
+		if err != nil || done || string(data) != "log" {
+			t.Fatalf("ReadLog(0) of a finished run = %q, %v, %v; want the log, not done", data, done, err)
+		}
+		data, done, err = f.runs.ReadLog(ctx, r.ID, 3, 100, time.Hour)
+		if err != nil || !done || len(data) != 0 {
+			t.Fatalf("ReadLog at the end of a finished run = %q, %v, %v; want done", data, done, err)
+		}
+		if ctx.Err() != nil {
+			t.Fatal("ReadLog waited for a finished run")
+		}
+
+		// A run that never started is ended too.
+		q, _ := f.runIn(t, run.Canceled)
+		if _, done, err := f.runs.ReadLog(ctx, q.ID, 0, 100, time.Hour); err != nil || !done {
+			t.Fatalf("ReadLog of a canceled run = %v, %v; want done", done, err)
+		}
+	})
+}
+
+func TestArtifacts(t *testing.T) {
+	plan := []byte(`{"format_version":"1.2","resource_changes":[{"address":"aws_s3_bucket.very_secret_bucket"}]}`)
+	workspace := bytes.Repeat([]byte("TARBALL-PLAINTEXT-"), 1000)
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newFixture(t, d)
+		r, _ := f.runIn(t, run.Planning)
+		other, _ := f.runIn(t, run.Planning)
+		for name, data := range map[string][]byte{run.ArtifactPlanJSON: plan, run.ArtifactWorkspace: workspace} {
+			if err := f.runs.PutArtifact(f.ctx, r.ID, name, data); err != nil {
+				t.Fatalf("PutArtifact(%s): %v", name, err)
+			}
+			got, err := f.runs.Artifact(f.ctx, r.ID, name)
+			if err != nil || !bytes.Equal(got, data) {
+				t.Fatalf("Artifact(%s) = %d bytes, %v; want what was put", name, len(got), err)
+			}
+			var raw []byte
+			if err := d.QueryRow(f.ctx, `SELECT data FROM run_artifacts WHERE run_id = $1 AND name = $2`, r.ID, name).Scan(&raw); err != nil {
+				t.Fatal(err)
+			}
+			if bytes.Contains(raw, []byte("very_secret_bucket")) || bytes.Contains(raw, []byte("TARBALL-PLAINTEXT")) {
+				t.Fatalf("artifact %s is stored in clear", name)
+			}
+			// Moved to another run, the ciphertext does not open.
+			if _, err := d.Exec(f.ctx, `INSERT INTO run_artifacts (run_id, name, data, created_at) VALUES ($1, $2, $3, 0)`, other.ID, name, raw); err != nil {
+				t.Fatal(err)
+			}
+			_, err = f.runs.Artifact(f.ctx, other.ID, name)
+			wantKind(t, err, errs.Internal)
+		}
+		// Replacing an artifact keeps one row with the new content.
+		if err := f.runs.PutArtifact(f.ctx, r.ID, run.ArtifactPlanJSON, []byte(`{"v":2}`)); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := f.runs.Artifact(f.ctx, r.ID, run.ArtifactPlanJSON); string(got) != `{"v":2}` {
+			t.Fatalf("replaced artifact = %q", got)
+		}
+		if err := f.runs.PutArtifact(f.ctx, r.ID, "empty", nil); err != nil {
+			t.Fatalf("PutArtifact(empty): %v", err)
+		}
+		if got, err := f.runs.Artifact(f.ctx, r.ID, "empty"); err != nil || len(got) != 0 {
+			t.Fatalf("empty artifact = %q, %v", got, err)
+		}
+		_, err := f.runs.Artifact(f.ctx, r.ID, "missing")
+		wantKind(t, err, errs.NotFound)
+		wantKind(t, f.runs.PutArtifact(f.ctx, "run-missing", run.ArtifactPlanJSON, plan), errs.NotFound)
+
+		// The workspace goes when the run ends; the plan stays.
+		if _, err := f.runs.Finish(f.ctx, r.ID, worker, false, "boom"); err != nil {
+			t.Fatal(err)
+		}
+		_, err = f.runs.Artifact(f.ctx, r.ID, run.ArtifactWorkspace)
+		wantKind(t, err, errs.NotFound)
+		if _, err := f.runs.Artifact(f.ctx, r.ID, run.ArtifactPlanJSON); err != nil {
+			t.Fatalf("plan.json after the run ended: %v", err)
+		}
+	})
+}
+
+// TestPutArtifactAfterEnd: a worker's upload that arrives after its run
+// ended (its job token was checked just before the run was stopped) must
+// not store a workspace that nothing will ever delete.
+func TestPutArtifactAfterEnd(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newFixture(t, d)
+		r, _ := f.runIn(t, run.Stopped)
+		err := f.runs.PutArtifact(f.ctx, r.ID, run.ArtifactWorkspace, []byte("late workspace with secrets"))
+		var n int
+		if err := d.QueryRow(f.ctx, `SELECT COUNT(*) FROM run_artifacts WHERE run_id = $1 AND name = 'workspace'`, r.ID).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if err == nil || n != 0 {
+			t.Fatalf("PutArtifact(workspace) on a STOPPED run = %v, and %d workspace row(s) stored; want Conflict and none", err, n)
+		}
+		wantKind(t, err, errs.Conflict)
+	})
+}
