@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gantry-iac/gantry/internal/apiv1"
 	"github.com/gantry-iac/gantry/internal/db/dbtest"
@@ -39,12 +40,20 @@ func TestServerKilledDuringApply(t *testing.T) {
 		s.WaitRun(t, r.ID, apiv1.StateApplying)
 		s.WaitLog(t, "crash", r.ID, "Provisioning with 'local-exec'")
 
-		survivors := s.Kill(t)
-		for _, p := range survivors {
-			t.Logf("note: pid %d (%s) outlived the killed server by a second; the test killed it, as the crash of the machine would", p.pid, p.args)
-		}
-
+		// The provisioner's processes outlive the server (the tool itself
+		// dies with it); the restarted server must kill them.
+		survivors := s.KillLeavingOrphans(t)
 		s = s.Restart(t)
+		if !poll(10*time.Second, 50*time.Millisecond, func() bool {
+			for _, p := range survivors {
+				if alive(p.pid) {
+					return false
+				}
+			}
+			return true
+		}) {
+			t.Errorf("processes of the interrupted job still run after the restart: %+v", survivors)
+		}
 		failed := s.WaitRun(t, r.ID, apiv1.StateFailed)
 		if !regexp.MustCompile(`(?i)restart|lost|heartbeat|shut ?down|crash`).MatchString(failed.Reason) {
 			t.Errorf("reason %q does not say that the server or worker went away", failed.Reason)

@@ -260,6 +260,16 @@ func (s *Server) Stop(t *testing.T) {
 // processes it had started that were still running a moment after it died
 // (which it then kills too, as the crash of its machine would).
 func (s *Server) Kill(t *testing.T) []process {
+	survivors := s.KillLeavingOrphans(t)
+	for _, p := range survivors {
+		killPID(p.pid)
+	}
+	return survivors
+}
+
+// KillLeavingOrphans kills the server with SIGKILL and returns the
+// processes it had started that outlived it (left running).
+func (s *Server) KillLeavingOrphans(t *testing.T) []process {
 	select {
 	case <-s.exited:
 		return nil
@@ -278,9 +288,11 @@ func (s *Server) Kill(t *testing.T) []process {
 		}
 		return len(survivors) == 0
 	})
-	for _, p := range survivors {
-		killPID(p.pid)
-	}
+	t.Cleanup(func() {
+		for _, p := range survivors {
+			killPID(p.pid)
+		}
+	})
 	return survivors
 }
 

@@ -41,6 +41,9 @@ func (s *Server) startWorkers(stop, kill context.Context, wg *sync.WaitGroup) {
 	s.poolTok = "gpt_builtin_" + id.Secret(32)
 	resolver := s.cfg.Resolver()
 	workDir := filepath.Join(s.cfg.DataDir, "workspaces")
+	if pids := killLeftovers(workDir); len(pids) > 0 {
+		s.log.Warn("killed processes left running by jobs of a previous server process", "pids", pids)
+	}
 	_ = os.RemoveAll(workDir) // leftovers of a killed process
 	if err := os.MkdirAll(workDir, 0o700); err != nil {
 		s.log.Error("cannot create the workspace directory", "err", err)
