@@ -68,6 +68,7 @@ type Server struct {
 	ready    atomic.Bool
 	draining atomic.Bool
 	poolTok  string
+	tempDir  bool // --dev made the data directory: remove it at exit
 }
 
 // Run starts the server and blocks until ctx ends, then drains.
@@ -77,6 +78,10 @@ func Run(ctx context.Context, cfg Config, out io.Writer, log *slog.Logger) error
 		return err
 	}
 	defer s.db.Close()
+	if s.tempDir {
+		defer os.RemoveAll(s.cfg.DataDir)
+		fmt.Fprintf(out, "Development mode: data in %s, removed at exit.\n", s.cfg.DataDir)
+	}
 	return s.serve(ctx)
 }
 
@@ -91,6 +96,7 @@ func (s *Server) open(ctx context.Context) error {
 			return err
 		}
 		cfg.DataDir = dir
+		s.tempDir = true
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("creating the data directory: %w", err)
