@@ -160,6 +160,9 @@ func (a *API) deleteStack(w http.ResponseWriter, r *http.Request, p auth.Princip
 		if n > 0 {
 			return errs.E(errs.Conflict, "stack %q manages %d resource(s) in its state; destroy them first (gantry stack destroy), or delete with force to drop the state and leave them unmanaged", r.PathValue("id"), n)
 		}
+		if n < 0 {
+			return errs.E(errs.Conflict, "the state of stack %q cannot be inspected (encrypted client-side or not written by OpenTofu), so it may manage resources; delete with force to drop it", r.PathValue("id"))
+		}
 	}
 	if err := a.Stacks.Delete(r.Context(), r.PathValue("id"), force); err != nil {
 		return err

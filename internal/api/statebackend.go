@@ -229,7 +229,7 @@ func (a *API) outputs(w http.ResponseWriter, r *http.Request, p auth.Principal) 
 	}
 	outs, err := tofu.ParseOutputs(data)
 	if err != nil {
-		return errs.Wrap(errs.Internal, err, "reading the outputs of the current state")
+		return errs.E(errs.Conflict, "the outputs of the current state cannot be read: %v", err)
 	}
 	for _, o := range outs {
 		v := o.Value

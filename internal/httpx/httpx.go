@@ -68,7 +68,7 @@ func (a Adapter) WriteError(w http.ResponseWriter, r *http.Request, err error) {
 	if status == 0 {
 		status = http.StatusInternalServerError
 	}
-	if status >= 500 && a.Log != nil {
+	if status >= 500 && a.Log != nil && r.Context().Err() == nil {
 		a.Log.Error("request failed", "request_id", RequestID(r.Context()), "method", r.Method, "path", r.URL.Path, "err", err)
 	}
 	msg := errs.Public(err)
@@ -101,7 +101,7 @@ func DecodeJSON(w http.ResponseWriter, r *http.Request, v any, max int64) error 
 		}
 		return errs.E(errs.Invalid, "reading request body: %v", err)
 	}
-	if len(bytes.TrimSpace(body)) == 0 {
+	if t := bytes.TrimSpace(body); len(t) == 0 || string(t) == "null" {
 		return errs.E(errs.Invalid, "request body is empty: a JSON object is required")
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
@@ -155,8 +155,8 @@ func (a Adapter) Recover(next http.Handler) http.Handler {
 // BearerToken returns the bearer token of r, or the password of its basic
 // auth (how OpenTofu's http backend sends credentials).
 func BearerToken(r *http.Request) string {
-	if h := r.Header.Get("Authorization"); strings.HasPrefix(h, "Bearer ") {
-		return strings.TrimSpace(h[len("Bearer "):])
+	if h := r.Header.Get("Authorization"); len(h) > 7 && strings.EqualFold(h[:7], "Bearer ") {
+		return strings.TrimSpace(h[7:])
 	}
 	if _, p, ok := r.BasicAuth(); ok {
 		return p

@@ -75,6 +75,9 @@ type Server struct {
 func Run(ctx context.Context, cfg Config, out io.Writer, log *slog.Logger) error {
 	s := &Server{cfg: cfg, log: log, out: out, hub: events.NewHub()}
 	if err := s.open(ctx); err != nil {
+		if s.db != nil {
+			s.db.Close()
+		}
 		return err
 	}
 	defer s.db.Close()
@@ -251,7 +254,7 @@ func (s *Server) serve(ctx context.Context) error {
 	killWorkers, cancelKill := context.WithCancel(context.Background())
 	defer cancelKill()
 	var workers sync.WaitGroup
-	s.startWorkers(stopWorkers, killWorkers, &workers)
+	closeIdle := s.startWorkers(stopWorkers, killWorkers, &workers)
 	reaperCtx, stopReaper := context.WithCancel(context.Background())
 	go s.reaper(reaperCtx)
 	if s.cfg.Demo {
@@ -284,6 +287,7 @@ func (s *Server) serve(ctx context.Context) error {
 		<-done
 	}
 	stopReaper()
+	closeIdle() // the built-in workers' connections, so Shutdown need not wait for them
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	s.log.Info("server stopped")

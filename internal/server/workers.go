@@ -34,9 +34,15 @@ func (c Config) Resolver() *tofu.Resolver {
 
 // startWorkers runs the built-in pool: workers that speak the worker
 // protocol to this server over loopback, exactly like remote workers.
-func (s *Server) startWorkers(stop, kill context.Context, wg *sync.WaitGroup) {
+func (s *Server) startWorkers(stop, kill context.Context, wg *sync.WaitGroup) (closeIdle func()) {
+	var clients []*workerapi.Client
+	closeIdle = func() {
+		for _, c := range clients {
+			c.HTTP.CloseIdleConnections()
+		}
+	}
 	if s.cfg.BuiltinWorkers <= 0 {
-		return
+		return closeIdle
 	}
 	s.poolTok = "gpt_builtin_" + id.Secret(32)
 	resolver := s.cfg.Resolver()
@@ -47,14 +53,16 @@ func (s *Server) startWorkers(stop, kill context.Context, wg *sync.WaitGroup) {
 	_ = os.RemoveAll(workDir) // leftovers of a killed process
 	if err := os.MkdirAll(workDir, 0o700); err != nil {
 		s.log.Error("cannot create the workspace directory", "err", err)
-		return
+		return closeIdle
 	}
 	for i := 1; i <= s.cfg.BuiltinWorkers; i++ {
 		name := fmt.Sprintf("builtin-%d", i)
+		c := workerapi.NewClient(s.url, s.poolTok)
+		clients = append(clients, c)
 		w := worker.New(worker.Config{
 			Name: name, Instance: s.instance, ServerURL: s.url, WorkDir: workDir, Resolver: resolver,
 			Log: s.log.With("worker", name), HeartbeatEvery: min(max(s.cfg.WorkerTimeout/4, 100*time.Millisecond), 2*time.Second),
-		}, workerapi.NewClient(s.url, s.poolTok))
+		}, c)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -63,4 +71,5 @@ func (s *Server) startWorkers(stop, kill context.Context, wg *sync.WaitGroup) {
 			}
 		}()
 	}
+	return closeIdle
 }

@@ -106,7 +106,8 @@ func (s *Service) get(ctx context.Context, stackID, q string, args ...any) (Vers
 }
 
 // ResourceCount returns how many resources the current state holds (0 when
-// the stack has no state).
+// the stack has no state, -1 when the state cannot be inspected, for
+// example because OpenTofu encrypted it client-side).
 func (s *Service) ResourceCount(ctx context.Context, stackID string) (int, error) {
 	_, data, err := s.Current(ctx, stackID)
 	if errs.Is(err, errs.NotFound) {
@@ -116,12 +117,22 @@ func (s *Service) ResourceCount(ctx context.Context, stackID string) (int, error
 		return 0, err
 	}
 	var doc struct {
-		Resources []json.RawMessage `json:"resources"`
+		Resources json.RawMessage `json:"resources"`
 	}
-	if err := json.Unmarshal(data, &doc); err != nil {
-		return 0, errs.Wrap(errs.Internal, err, "current state of stack %s is not JSON", stackID)
+	var list []json.RawMessage
+	if json.Unmarshal(data, &doc) != nil || (len(doc.Resources) > 0 && json.Unmarshal(doc.Resources, &list) != nil) {
+		return -1, nil
 	}
-	return len(doc.Resources), nil
+	if len(doc.Resources) == 0 {
+		// No resources key: encrypted, or not a state OpenTofu wrote.
+		var enc struct {
+			Encrypted json.RawMessage `json:"encrypted_data"`
+		}
+		if json.Unmarshal(data, &enc) == nil && len(enc.Encrypted) > 0 {
+			return -1, nil
+		}
+	}
+	return len(list), nil
 }
 
 // Versions lists a stack's state versions, newest first.

@@ -63,8 +63,13 @@ func (l *logStream) Printf(format string, args ...any) {
 // masked.
 func (l *logStream) take(all bool) {
 	cut := len(l.buf)
-	if !all && cut <= 64<<10 {
+	if !all {
 		cut = bytes.LastIndexByte(l.buf, '\n') + 1
+		if cut == 0 && len(l.buf) > 64<<10 {
+			// One very long line: send it but hold back what could be the
+			// start of a secret that the next write completes.
+			cut = max(len(l.buf)-(l.masker.MaxLen()-1), 0)
+		}
 	}
 	if cut == 0 {
 		return

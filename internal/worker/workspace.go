@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -18,6 +19,9 @@ import (
 
 // backendRE finds a backend or cloud block in HCL source.
 var backendRE = regexp.MustCompile(`(?m)^\s*(backend\s+"([^"]+)"|cloud)\s*\{`)
+
+// blockCommentRE finds /* */ comments, which may hide a backend block.
+var blockCommentRE = regexp.MustCompile(`(?s)/\*.*?\*/`)
 
 // checkNoBackend refuses code that declares its own backend while the
 // stack's state is managed by Gantry.
@@ -35,7 +39,7 @@ func checkNoBackend(root string) error {
 		if err != nil {
 			return fail("reading %s: %v", name, err)
 		}
-		if m := backendRE.FindSubmatch(src); m != nil {
+		if m := backendRE.FindSubmatch(blockCommentRE.ReplaceAll(src, nil)); m != nil {
 			what := "a cloud block"
 			if len(m[2]) > 0 {
 				what = fmt.Sprintf("a backend %q block", m[2])
@@ -178,9 +182,34 @@ func packWorkspace(dir string) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
+// noSymlinkBetween checks that no directory from dir down to sub (both
+// inside dir) is a symbolic link, so an entry cannot be written through one.
+func noSymlinkBetween(dir, sub string) error {
+	rel, err := filepath.Rel(dir, sub)
+	if err != nil || rel == "." {
+		return err
+	}
+	p := dir
+	for _, part := range strings.Split(rel, string(filepath.Separator)) {
+		p = filepath.Join(p, part)
+		fi, err := os.Lstat(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if fi.Mode()&fs.ModeSymlink != 0 {
+			return fmt.Errorf("%s is a symbolic link", p)
+		}
+	}
+	return nil
+}
+
 // unpackWorkspace extracts a packed workspace into dir, refusing entries
 // that would land outside it.
 func unpackWorkspace(data []byte, dir string) error {
+	dir = filepath.Clean(dir)
 	gz, err := gzip.NewReader(bytes.NewReader(data))
 	if err != nil {
 		return err
@@ -199,6 +228,9 @@ func unpackWorkspace(data []byte, dir string) error {
 			return fmt.Errorf("workspace entry %q is outside the workspace", hdr.Name)
 		}
 		target := filepath.Join(dir, name)
+		if err := noSymlinkBetween(dir, filepath.Dir(target)); err != nil {
+			return fmt.Errorf("workspace entry %q: %w", hdr.Name, err)
+		}
 		switch hdr.Typeflag {
 		case tar.TypeDir:
 			if err := os.MkdirAll(target, 0o700); err != nil {
@@ -207,6 +239,9 @@ func unpackWorkspace(data []byte, dir string) error {
 		case tar.TypeReg:
 			if err := os.MkdirAll(filepath.Dir(target), 0o700); err != nil {
 				return err
+			}
+			if fi, err := os.Lstat(target); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
+				return fmt.Errorf("workspace entry %q would be written through a symbolic link", hdr.Name)
 			}
 			f, err := os.OpenFile(target, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, fs.FileMode(hdr.Mode)&0o755|0o600)
 			if err != nil {
@@ -224,6 +259,9 @@ func unpackWorkspace(data []byte, dir string) error {
 				// Absolute links (e.g. to a provider cache) are left out;
 				// init recreates what it needs.
 				continue
+			}
+			if dest := filepath.Join(filepath.Dir(target), hdr.Linkname); dest != dir && !strings.HasPrefix(dest, dir+string(filepath.Separator)) {
+				return fmt.Errorf("workspace link %q points outside the workspace", hdr.Name)
 			}
 			if err := os.MkdirAll(filepath.Dir(target), 0o700); err != nil {
 				return err

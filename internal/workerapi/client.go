@@ -29,7 +29,8 @@ var _ Protocol = (*Client)(nil)
 
 // NewClient returns a protocol client for the server at baseURL.
 func NewClient(baseURL, poolToken string) *Client {
-	return &Client{BaseURL: strings.TrimRight(baseURL, "/"), PoolToken: poolToken, HTTP: &http.Client{}}
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	return &Client{BaseURL: strings.TrimRight(baseURL, "/"), PoolToken: poolToken, HTTP: &http.Client{Transport: transport}}
 }
 
 // StatusError is a non-2xx answer.

@@ -1,0 +1,255 @@
+package api_test
+
+import (
+	"context"
+	"crypto/md5"
+	"encoding/base64"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gantry-iac/gantry/internal/apiv1"
+)
+
+func md5Header(s string) map[string]string {
+	sum := md5.Sum([]byte(s))
+	return map[string]string{"Content-MD5": base64.StdEncoding.EncodeToString(sum[:])}
+}
+
+func lockInfo(id, op string) string {
+	b, _ := json.Marshal(map[string]string{"ID": id, "Operation": op, "Who": "tester@host", "Version": "1.10.7", "Path": ""})
+	return string(b)
+}
+
+// lockConflict is the 423 body: the holder's lock info plus the envelope.
+type lockConflict struct {
+	ID        string            `json:"ID"`
+	Operation string            `json:"Operation"`
+	Who       string            `json:"Who"`
+	Created   string            `json:"Created"`
+	Info      string            `json:"Info"`
+	Error     apiv1.ErrorDetail `json:"error"`
+}
+
+func wantLocked(t *testing.T, r response, holder string) lockConflict {
+	t.Helper()
+	if r.status != 423 {
+		t.Fatalf("status = %s, want 423", r)
+	}
+	var c lockConflict
+	if err := json.Unmarshal(r.body, &c); err != nil {
+		t.Fatalf("423 body %q: %v", r.body, err)
+	}
+	if c.ID != holder || c.Error.Code != "locked" || c.Error.Message == "" {
+		t.Errorf("423 body = %+v, want the holder %s and the locked envelope", c, holder)
+	}
+	if _, err := time.Parse(time.RFC3339Nano, c.Created); err != nil {
+		t.Errorf("Created = %q is not a time OpenTofu can read: %v", c.Created, err)
+	}
+	return c
+}
+
+func TestStateBackendReadWrite(t *testing.T) {
+	e := newAPIEnv(t)
+	e.createStack("web", nil)
+
+	if r := e.tfstate("GET", "web", "", e.token, "", nil); r.status != 204 || len(r.body) != 0 {
+		t.Fatalf("GET with no state = %s, want 204 and no body", r)
+	}
+	doc := stateDoc(1, "lin-1", 1)
+	if r := e.tfstate("POST", "web", "", e.token, doc, md5Header(doc)); r.status != 200 {
+		t.Fatalf("POST = %s, want 200", r)
+	}
+	r := e.tfstate("GET", "web", "", e.token, "", nil)
+	if r.status != 200 || string(r.body) != doc {
+		t.Fatalf("GET = %s, want the same bytes", r)
+	}
+	if got, want := r.header.Get("Content-MD5"), md5Header(doc)["Content-MD5"]; got != want {
+		t.Errorf("Content-MD5 = %q, want %q", got, want)
+	}
+
+	// The same document again is accepted (OpenTofu retries).
+	if r := e.tfstate("POST", "web", "", e.token, doc, nil); r.status != 200 {
+		t.Errorf("POST of the current document again = %s, want 200", r)
+	}
+
+	tests := []struct {
+		name   string
+		body   string
+		header map[string]string
+		status int
+		code   string
+	}{
+		{"bad Content-MD5", stateDoc(2, "lin-1", 1), md5Header("something else"), 400, "invalid"},
+		{"Content-MD5 not base64", stateDoc(2, "lin-1", 1), map[string]string{"Content-MD5": "%%%"}, 400, "invalid"},
+		{"stale serial", stateDoc(0, "lin-1", 1), nil, 409, "conflict"},
+		{"other lineage", stateDoc(5, "lin-other", 1), nil, 409, "conflict"},
+		{"same serial, other content", stateDoc(1, "lin-1", 3), nil, 409, "conflict"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			wantError(t, e.tfstate("POST", "web", "", e.token, tt.body, tt.header), tt.status, tt.code)
+		})
+	}
+	if r := e.tfstate("GET", "web", "", e.token, "", nil); string(r.body) != doc {
+		t.Errorf("the refused writes changed the state: %s", r)
+	}
+
+	newer := stateDoc(2, "lin-1", 0)
+	if r := e.tfstate("POST", "web", "", e.token, newer, md5Header(newer)); r.status != 200 {
+		t.Fatalf("POST serial 2 = %s", r)
+	}
+	var versions apiv1.List[apiv1.StateVersion]
+	e.must(e.do("GET", "/api/v1/stacks/web/state/versions", nil), 200, &versions)
+	if len(versions.Items) != 2 || versions.Items[0].Serial != 2 || !versions.Items[0].Current || versions.Items[1].Current ||
+		versions.Items[0].CreatedBy != "api_key::admin" || versions.Items[0].Lineage != "lin-1" {
+		t.Errorf("versions = %+v", versions.Items)
+	}
+	if r := e.do("GET", "/api/v1/stacks/web/state/versions/1", nil); r.status != 200 || string(r.body) != doc {
+		t.Errorf("version 1 = %s", r)
+	}
+}
+
+func TestStateBackendLocking(t *testing.T) {
+	e := newAPIEnv(t)
+	e.createStack("web", nil)
+
+	if r := e.tfstate("LOCK", "web", "", e.token, lockInfo("lock-a", "OperationTypePlan"), nil); r.status != 200 {
+		t.Fatalf("LOCK a = %s", r)
+	}
+	// Locking again under the same ID succeeds.
+	if r := e.tfstate("LOCK", "web", "", e.token, lockInfo("lock-a", "OperationTypePlan"), nil); r.status != 200 {
+		t.Errorf("LOCK a again = %s, want 200", r)
+	}
+	c := wantLocked(t, e.tfstate("LOCK", "web", "", e.token, lockInfo("lock-b", "OperationTypeApply"), nil), "lock-a")
+	if c.Operation != "OperationTypePlan" || c.Who != "tester@host" {
+		t.Errorf("holder = %+v, want lock a's info", c)
+	}
+
+	doc := stateDoc(1, "lin", 0)
+	wantLocked(t, e.tfstate("POST", "web", "", e.token, doc, nil), "lock-a")
+	wantLocked(t, e.tfstate("POST", "web", "ID=lock-b", e.token, doc, nil), "lock-a")
+	if r := e.tfstate("POST", "web", "ID=lock-a", e.token, doc, nil); r.status != 200 {
+		t.Errorf("POST under the held lock = %s, want 200", r)
+	}
+
+	wantLocked(t, e.tfstate("UNLOCK", "web", "", e.token, lockInfo("lock-b", ""), nil), "lock-a")
+	if r := e.tfstate("UNLOCK", "web", "", e.token, lockInfo("lock-a", ""), nil); r.status != 200 {
+		t.Fatalf("UNLOCK a = %s", r)
+	}
+	// Unlocking a state that is not locked succeeds.
+	if r := e.tfstate("UNLOCK", "web", "", e.token, lockInfo("lock-a", ""), nil); r.status != 200 {
+		t.Errorf("UNLOCK of an unlocked state = %s, want 200", r)
+	}
+	if r := e.tfstate("LOCK", "web", "", e.token, lockInfo("lock-b", "OperationTypeApply"), nil); r.status != 200 {
+		t.Errorf("LOCK b after unlock = %s", r)
+	}
+	// A rollback waits for the lock.
+	wantError(t, e.do("POST", "/api/v1/stacks/web/state/rollback", map[string]any{"serial": 1}), 423, "locked")
+}
+
+func TestStateBackendRunToken(t *testing.T) {
+	e := newAPIEnv(t)
+	e.createStack("web", nil)
+	rn := e.createRun("web", "TRACKED")
+	claimed, err := e.runs.Claim(context.Background(), "", "wkr-test")
+	if err != nil || claimed == nil {
+		t.Fatalf("Claim = %v, %v", claimed, err)
+	}
+	tok := claimed.StateToken
+	if r := e.tfstate("LOCK", "web", "", tok, lockInfo("run-lock", "OperationTypeApply"), nil); r.status != 200 {
+		t.Fatalf("LOCK with the run token = %s", r)
+	}
+	c := wantLocked(t, e.tfstate("LOCK", "web", "", e.token, lockInfo("person", "OperationTypePlan"), nil), "run-lock")
+	if c.Info != "" && !strings.Contains(c.Info, rn.ID) {
+		t.Errorf("Info = %q", c.Info)
+	}
+	doc := stateDoc(1, "lin", 1)
+	if r := e.tfstate("POST", "web", "ID=run-lock", tok, doc, nil); r.status != 200 {
+		t.Fatalf("POST with the run token = %s", r)
+	}
+	var versions apiv1.List[apiv1.StateVersion]
+	e.must(e.do("GET", "/api/v1/stacks/web/state/versions", nil), 200, &versions)
+	if len(versions.Items) != 1 || versions.Items[0].Run != rn.ID || versions.Items[0].CreatedBy != "run::"+rn.ID {
+		t.Errorf("versions = %+v, want one written by the run", versions.Items)
+	}
+	// The run's lock goes with the run.
+	if _, err := e.runs.Finish(context.Background(), rn.ID, "wkr-test", false, "done"); err != nil {
+		t.Fatal(err)
+	}
+	if r := e.tfstate("LOCK", "web", "", e.token, lockInfo("person", "OperationTypePlan"), nil); r.status != 200 {
+		t.Errorf("LOCK after the run ended = %s, want the run's lock released", r)
+	}
+}
+
+func TestStateBackendUnmanagedStack(t *testing.T) {
+	e := newAPIEnv(t)
+	e.createStack("own", map[string]any{"managed_state": false})
+	for _, m := range []string{"GET", "POST", "LOCK", "UNLOCK"} {
+		body := ""
+		switch m {
+		case "POST":
+			body = stateDoc(1, "lin", 0)
+		case "LOCK", "UNLOCK":
+			body = lockInfo("x", "")
+		}
+		wantError(t, e.tfstate(m, "own", "", e.token, body, nil), 409, "conflict")
+	}
+}
+
+func TestOutputs(t *testing.T) {
+	e := newAPIEnv(t)
+	e.createStack("web", nil)
+	var outs apiv1.List[apiv1.Output]
+	e.must(e.do("GET", "/api/v1/stacks/web/outputs", nil), 200, &outs)
+	if len(outs.Items) != 0 {
+		t.Errorf("outputs with no state = %+v", outs.Items)
+	}
+	doc := `{"version":4,"serial":1,"lineage":"l","outputs":{"url":{"value":"https://x","type":"string"},"pw":{"value":"s3cret-output","type":"string","sensitive":true}},"resources":[]}`
+	if r := e.tfstate("POST", "web", "", e.token, doc, nil); r.status != 200 {
+		t.Fatal(r)
+	}
+	r := e.do("GET", "/api/v1/stacks/web/outputs", nil)
+	e.must(r, 200, &outs)
+	if len(outs.Items) != 2 || outs.Items[0].Name != "pw" || !outs.Items[0].Sensitive || outs.Items[0].Value != nil ||
+		outs.Items[1].Name != "url" || outs.Items[1].Value != "https://x" {
+		t.Errorf("outputs = %+v", outs.Items)
+	}
+	if strings.Contains(string(r.body), "s3cret-output") {
+		t.Errorf("a sensitive output value was returned: %s", r.body)
+	}
+}
+
+// Documents the state backend accepts must not make later reads of the
+// stack answer 500.
+func TestAcceptedStateNeverBreaksReads(t *testing.T) {
+	tests := []struct{ name, doc string }{
+		{"outputs not an object", `{"version":4,"serial":1,"lineage":"l","outputs":[],"resources":[]}`},
+		{"resources not a list", `{"version":4,"serial":1,"lineage":"l","outputs":{},"resources":{}}`},
+		{"format version 3", `{"version":3,"serial":1,"lineage":"l","modules":[]}`},
+		// OpenTofu's client-side encryption: serial and lineage, no version.
+		{"client-side encrypted", `{"serial":1,"lineage":"l","meta":{"key_provider.pbkdf2.k":"e30="},"encrypted_data":"AAAA","encryption_version":"v0"}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newAPIEnv(t)
+			e.createStack("web", nil)
+			r := e.tfstate("POST", "web", "", e.token, tt.doc, nil)
+			if r.status != 200 {
+				if r.status >= 500 {
+					t.Fatalf("POST = %s", r)
+				}
+				return // refused up front: fine
+			}
+			for _, rq := range []struct{ method, path string }{
+				{"GET", "/api/v1/stacks/web/outputs"},
+				{"DELETE", "/api/v1/stacks/web"},
+			} {
+				if r := e.do(rq.method, rq.path, nil); r.status >= 500 {
+					t.Errorf("%s %s = %s, want no server error for a state the backend accepted", rq.method, rq.path, r)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,357 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gantry-iac/gantry/internal/server"
+)
+
+// lockedBuffer is a bytes.Buffer safe for the server's goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// running is a server started in-process.
+type running struct {
+	dir    string
+	url    string
+	out    *lockedBuffer
+	logs   *lockedBuffer
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func config(dir string) server.Config {
+	return server.Config{Listen: "127.0.0.1:0", DataDir: dir, BuiltinWorkers: 0, WorkerTimeout: time.Second, ShutdownTimeout: time.Second}
+}
+
+// start runs the server with cfg and waits for its URL file. A start that
+// fails returns the error instead.
+func start(t *testing.T, cfg server.Config) (*running, error) {
+	t.Helper()
+	// A URL file of an earlier run must not be taken for this one.
+	os.Remove(filepath.Join(cfg.DataDir, "url"))
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &running{dir: cfg.DataDir, out: &lockedBuffer{}, logs: &lockedBuffer{}, cancel: cancel, done: make(chan error, 1)}
+	log := slog.New(slog.NewTextHandler(s.logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	go func() { s.done <- server.Run(ctx, cfg, s.out, log) }()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		select {
+		case err := <-s.done:
+			cancel()
+			if err == nil {
+				err = errors.New("server.Run returned nil before serving")
+			}
+			return nil, err
+		default:
+		}
+		if raw, err := os.ReadFile(filepath.Join(cfg.DataDir, "url")); err == nil && bytes.HasSuffix(raw, []byte("\n")) {
+			s.url = strings.TrimSpace(string(raw))
+			break
+		}
+		if time.Now().After(deadline) {
+			cancel()
+			t.Fatalf("no url file after 20s; logs:\n%s", s.logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Cleanup(func() { s.stop(t) })
+	return s, nil
+}
+
+// stop cancels the server and waits for Run to return.
+func (s *running) stop(t *testing.T) error {
+	t.Helper()
+	s.cancel()
+	select {
+	case err, ok := <-s.done:
+		if ok {
+			close(s.done)
+		}
+		return err
+	case <-time.After(15 * time.Second):
+		t.Fatalf("server.Run did not return after cancel; logs:\n%s", s.logs.String())
+	}
+	return nil
+}
+
+func (s *running) get(t *testing.T, path, token string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest("GET", s.url+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestServerStartServeStop(t *testing.T) {
+	dir := t.TempDir()
+	s, err := start(t, config(dir))
+	if err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	if !strings.HasPrefix(s.url, "http://127.0.0.1:") {
+		t.Fatalf("url = %q", s.url)
+	}
+
+	tests := []struct {
+		path, token string
+		status      int
+		contains    string
+	}{
+		{"/healthz", "", 200, "ok"},
+		{"/readyz", "", 200, "ready"},
+		{"/api/v1/stacks", "", 401, `"unauthenticated"`},
+		{"/api/v1/openapi.json", "", 200, `"openapi"`},
+		{"/metrics", "", 200, "gantry_http_requests_total"},
+	}
+	for _, tt := range tests {
+		status, body := s.get(t, tt.path, tt.token)
+		if status != tt.status || !strings.Contains(body, tt.contains) {
+			t.Errorf("GET %s = %d %.200q, want %d containing %q", tt.path, status, body, tt.status, tt.contains)
+		}
+	}
+	if _, body := s.get(t, "/metrics", ""); !strings.Contains(body, `gantry_http_requests_total{code="401",method="GET"}`) {
+		t.Errorf("metrics do not count the 401:\n%s", body)
+	}
+
+	p := filepath.Join(dir, "admin-token")
+	fi, err := os.Stat(p)
+	if err != nil {
+		t.Fatalf("admin-token file: %v", err)
+	}
+	if perm := fi.Mode().Perm(); perm != 0o600 {
+		t.Errorf("admin-token mode = %v, want 0600", perm)
+	}
+	raw, _ := os.ReadFile(p)
+	token := strings.TrimSpace(string(raw))
+	if status, body := s.get(t, "/api/v1/stacks", token); status != 200 || !strings.Contains(body, `"items"`) {
+		t.Errorf("GET /api/v1/stacks with the admin token = %d %s", status, body)
+	}
+	if !strings.Contains(s.out.String(), token) {
+		t.Errorf("the first token was not shown on the output: %q", s.out.String())
+	}
+	if fi, err := os.Stat(filepath.Join(dir, "encryption.key")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("encryption.key: %v %v, want a 0600 file", fi, err)
+	}
+
+	if err := s.stop(t); err != nil {
+		t.Errorf("Run after cancel = %v, want nil", err)
+	}
+	if _, err := http.Get(s.url + "/healthz"); err == nil {
+		t.Error("the server still answers after Run returned")
+	}
+
+	t.Run("restart keeps the token and does not make another", func(t *testing.T) {
+		s2, err := start(t, config(dir))
+		if err != nil {
+			t.Fatalf("restart: %v", err)
+		}
+		if status, _ := s2.get(t, "/api/v1/stacks", token); status != 200 {
+			t.Errorf("the first token after restart = %d", status)
+		}
+		if strings.Contains(s2.out.String(), "Created the first admin API token") {
+			t.Errorf("a second admin token was made: %q", s2.out.String())
+		}
+	})
+
+	t.Run("another encryption key is refused", func(t *testing.T) {
+		cfg := config(dir)
+		cfg.EncryptionKey = strings.Repeat("ab", 32)
+		s3, err := start(t, cfg)
+		if err == nil {
+			s3.stop(t)
+			t.Fatal("the server started with another encryption key")
+		}
+		if !strings.Contains(err.Error(), "encryption key") {
+			t.Errorf("error = %q, want it to mention the encryption key", err)
+		}
+	})
+
+	t.Run("the stored key given explicitly is accepted", func(t *testing.T) {
+		raw, err := os.ReadFile(filepath.Join(dir, "encryption.key"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := config(dir)
+		cfg.EncryptionKey = strings.TrimSpace(string(raw))
+		if _, err := start(t, cfg); err != nil {
+			t.Errorf("start with the right key: %v", err)
+		}
+	})
+
+	t.Run("a bad encryption key is refused", func(t *testing.T) {
+		cfg := config(dir)
+		cfg.EncryptionKey = "not-a-key"
+		if _, err := start(t, cfg); err == nil || !strings.Contains(err.Error(), "encryption key") {
+			t.Errorf("start with a malformed key = %v, want an encryption key error", err)
+		}
+	})
+}
+
+func TestServerPresetAdminToken(t *testing.T) {
+	dir := t.TempDir()
+	cfg := config(dir)
+	cfg.AdminToken = "gnt_preset-admin-token-for-tests"
+	s, err := start(t, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status, body := s.get(t, "/api/v1/stacks", cfg.AdminToken); status != 200 {
+		t.Errorf("preset token = %d %s", status, body)
+	}
+	if strings.Contains(s.out.String(), cfg.AdminToken) {
+		t.Errorf("the preset token was printed: %q", s.out.String())
+	}
+	if status, _ := s.get(t, "/api/v1/stacks", "gnt_some-other-token-000000"); status != 401 {
+		t.Errorf("another token = %d, want 401", status)
+	}
+	s.stop(t)
+
+	// A new preset token on a store that has keys is added.
+	cfg.AdminToken = "gnt_second-preset-token-for-tests"
+	s2, err := start(t, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tok := range []string{"gnt_preset-admin-token-for-tests", cfg.AdminToken} {
+		if status, _ := s2.get(t, "/api/v1/stacks", tok); status != 200 {
+			t.Errorf("token %s after restart = %d, want 200", tok, status)
+		}
+	}
+}
+
+func TestServerRefusesShortAdminToken(t *testing.T) {
+	cfg := config(t.TempDir())
+	cfg.AdminToken = "short"
+	if _, err := start(t, cfg); err == nil {
+		t.Error("the server started with a 5-character admin token")
+	}
+}
+
+func TestServerRequiresDataDir(t *testing.T) {
+	cfg := config("")
+	err := server.Run(context.Background(), cfg, io.Discard, slog.New(slog.DiscardHandler))
+	if err == nil || !strings.Contains(err.Error(), "data-dir") {
+		t.Errorf("Run without a data dir = %v, want an error naming --data-dir", err)
+	}
+}
+
+func TestServerListenError(t *testing.T) {
+	s, err := start(t, config(t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := config(t.TempDir())
+	cfg.Listen = strings.TrimPrefix(s.url, "http://") // taken
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err = server.Run(ctx, cfg, io.Discard, slog.New(slog.DiscardHandler))
+	if err == nil || !strings.Contains(err.Error(), "listening on") {
+		t.Errorf("Run on a taken address = %v, want a listen error", err)
+	}
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestServerBuiltinWorkersDrain(t *testing.T) {
+	cfg := config(t.TempDir())
+	cfg.BuiltinWorkers = 2
+	s, err := start(t, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status, _ := s.get(t, "/readyz", ""); status != 200 {
+		t.Errorf("/readyz = %d", status)
+	}
+	waitFor(t, "the workspaces directory", func() bool {
+		fi, err := os.Stat(filepath.Join(cfg.DataDir, "workspaces"))
+		return err == nil && fi.IsDir()
+	})
+	time.Sleep(300 * time.Millisecond) // the workers are in their claim long poll
+	began := time.Now()
+	if err := s.stop(t); err != nil {
+		t.Errorf("Run = %v, want nil", err)
+	}
+	// Idle workers stop at once; http.Server.Shutdown may then wait up to
+	// 5 s for a keep-alive connection the workers opened but never used.
+	if d := time.Since(began); d > 10*time.Second {
+		t.Errorf("draining idle workers took %v", d)
+	}
+	if l := s.logs.String(); strings.Contains(l, "built-in worker stopped") {
+		t.Errorf("a worker stopped with an error:\n%s", l)
+	}
+}
+
+func TestServerDemo(t *testing.T) {
+	dir := t.TempDir()
+	cfg := config(dir)
+	cfg.Demo = true
+	s, err := start(t, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the demo run to be queued", func() bool { return strings.Contains(s.out.String(), "tracked run") })
+	raw, _ := os.ReadFile(filepath.Join(dir, "admin-token"))
+	token := strings.TrimSpace(string(raw))
+	if status, body := s.get(t, "/api/v1/stacks/demo", token); status != 200 || !strings.Contains(body, `"space": "demo"`) {
+		t.Errorf("GET demo stack = %d %s", status, body)
+	}
+	if status, body := s.get(t, "/api/v1/runs?stack=demo", token); status != 200 || strings.Count(body, `"id": "run-`) != 1 {
+		t.Errorf("demo runs = %d %s", status, body)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "demo-repo", ".git")); err != nil {
+		t.Errorf("demo repository: %v", err)
+	}
+	s.stop(t)
+
+	s2, err := start(t, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the demo to notice its stack", func() bool { return strings.Contains(s2.out.String(), "exists already") })
+}

@@ -1,0 +1,180 @@
+package worker
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gantry-iac/gantry/internal/workerapi"
+)
+
+// appendCall is one AppendLog call seen by fakeProto.
+type appendCall struct {
+	offset int64
+	data   string
+	err    error // what the fake answered
+}
+
+// fakeProto is a workerapi.Protocol that records what a worker reports.
+// Its hooks (nil by default) decide the answers.
+type fakeProto struct {
+	mu sync.Mutex
+
+	appends   []appendCall
+	phases    []workerapi.PhaseRequest
+	artifacts map[string][]byte
+	planned   []workerapi.PlannedRequest
+	finishes  []workerapi.FinishRequest
+	handoffs  int
+	claims    int
+
+	// appendErr answers the n-th (0-based) AppendLog call.
+	appendErr func(n int) error
+	// next is the answer to Planned ("apply" when empty).
+	next string
+	// heartbeat answers Heartbeat.
+	heartbeat func() (workerapi.HeartbeatResponse, error)
+	// claim answers Claim.
+	claim func(ctx context.Context, n int) (*workerapi.Job, error)
+	// registerErr answers Register.
+	registerErr error
+}
+
+var _ workerapi.Protocol = (*fakeProto)(nil)
+
+func newFakeProto() *fakeProto { return &fakeProto{artifacts: map[string][]byte{}} }
+
+func (f *fakeProto) Register(ctx context.Context, req workerapi.RegisterRequest) (workerapi.RegisterResponse, error) {
+	if f.registerErr != nil {
+		return workerapi.RegisterResponse{}, f.registerErr
+	}
+	return workerapi.RegisterResponse{WorkerID: "wkr-1", Token: "gwt_x", Pool: ""}, nil
+}
+
+func (f *fakeProto) Claim(ctx context.Context, wait time.Duration) (*workerapi.Job, error) {
+	f.mu.Lock()
+	n := f.claims
+	f.claims++
+	claim := f.claim
+	f.mu.Unlock()
+	if claim == nil {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	return claim(ctx, n)
+}
+
+func (f *fakeProto) Phase(ctx context.Context, job *workerapi.Job, req workerapi.PhaseRequest) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.phases = append(f.phases, req)
+	return nil
+}
+
+func (f *fakeProto) AppendLog(ctx context.Context, job *workerapi.Job, offset int64, data []byte) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var err error
+	if f.appendErr != nil {
+		err = f.appendErr(len(f.appends))
+	}
+	f.appends = append(f.appends, appendCall{offset: offset, data: string(data), err: err})
+	return err
+}
+
+func (f *fakeProto) PutArtifact(ctx context.Context, job *workerapi.Job, name string, data []byte) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.artifacts[name] = bytes.Clone(data)
+	return nil
+}
+
+func (f *fakeProto) GetArtifact(ctx context.Context, job *workerapi.Job, name string) ([]byte, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	data, ok := f.artifacts[name]
+	if !ok {
+		return nil, &workerapi.StatusError{Status: 404, Code: "not_found", Message: "no artifact " + name}
+	}
+	return bytes.Clone(data), nil
+}
+
+func (f *fakeProto) Planned(ctx context.Context, job *workerapi.Job, req workerapi.PlannedRequest) (workerapi.PlannedResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.planned = append(f.planned, req)
+	next := f.next
+	if next == "" {
+		next = "apply"
+	}
+	return workerapi.PlannedResponse{Next: next}, nil
+}
+
+func (f *fakeProto) HandOff(ctx context.Context, job *workerapi.Job) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.handoffs++
+	return nil
+}
+
+func (f *fakeProto) Heartbeat(ctx context.Context, job *workerapi.Job) (workerapi.HeartbeatResponse, error) {
+	f.mu.Lock()
+	hb := f.heartbeat
+	f.mu.Unlock()
+	if hb == nil {
+		return workerapi.HeartbeatResponse{}, nil
+	}
+	return hb()
+}
+
+func (f *fakeProto) Finish(ctx context.Context, job *workerapi.Job, req workerapi.FinishRequest) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.finishes = append(f.finishes, req)
+	return nil
+}
+
+// calls returns a copy of the AppendLog calls so far.
+func (f *fakeProto) calls() []appendCall {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]appendCall(nil), f.appends...)
+}
+
+// log returns the log as the server would hold it, starting at start:
+// the accepted appends, which must be contiguous.
+func (f *fakeProto) log(t *testing.T, start int64) string {
+	t.Helper()
+	var ok []appendCall
+	for _, c := range f.calls() {
+		if c.err == nil {
+			ok = append(ok, c)
+		}
+	}
+	sort.SliceStable(ok, func(i, j int) bool { return ok[i].offset < ok[j].offset })
+	var b bytes.Buffer
+	next := start
+	for _, c := range ok {
+		if c.offset != next {
+			t.Fatalf("append at offset %d, want %d (calls %s)", c.offset, next, describeCalls(f.calls()))
+		}
+		b.WriteString(c.data)
+		next += int64(len(c.data))
+	}
+	return b.String()
+}
+
+func describeCalls(cs []appendCall) string {
+	var b bytes.Buffer
+	for _, c := range cs {
+		fmt.Fprintf(&b, "[off=%d len=%d err=%v] ", c.offset, len(c.data), c.err)
+	}
+	return b.String()
+}
+
+var errTransient = errors.New("connection reset by peer")

@@ -1,0 +1,495 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gantry-iac/gantry/internal/tofu"
+	"github.com/gantry-iac/gantry/internal/workerapi"
+)
+
+// planJSON is what the fake tool prints for `show -json`: one create.
+const planJSON = `{"format_version":"1.2","terraform_version":"1.10.7","resource_changes":[{"address":"terraform_data.x","mode":"managed","type":"terraform_data","name":"x","change":{"actions":["create"]}}]}`
+
+// fakeTool stands in for `tofu`. It records its environment per command in
+// $RECORD (a stack variable), prints the stack's secret and the state
+// token (the worker must mask both), and fails on request through FAKE_*
+// variables.
+const fakeTool = `#!/bin/sh
+cmd="$1"
+env > "$RECORD/$cmd.env"
+echo "fake tofu $*" >&2
+case "$cmd" in
+init)
+	[ -f gantry_backend_override.tf ] || { echo "Error: no backend override"; exit 1; }
+	echo "secret=$APP_SECRET password=$TF_HTTP_PASSWORD"
+	echo "OpenTofu has been successfully initialized!"
+	;;
+plan)
+	if [ -n "$FAKE_PLAN_SLEEP" ]; then sleep 30; fi
+	if [ -n "$FAKE_PLAN_FAIL" ]; then
+		printf '╷\n│ Error: Reference to undeclared resource\n│\n╵\n'
+		exit 1
+	fi
+	echo "planfile" > gantry.tfplan
+	echo "Plan: 1 to add, 0 to change, 0 to destroy."
+	exit 2
+	;;
+show)
+	[ -f "$4" ] || { echo "no plan file $4" >&2; exit 1; }
+	echo "Warning: this goes to stderr" >&2
+	cat <<'JSON'
+` + planJSON + `
+JSON
+	;;
+apply)
+	[ -f "$5" ] || { echo "Error: no plan file $5"; exit 1; }
+	echo "Apply complete! Resources: 1 added, 0 changed, 0 destroyed."
+	;;
+*)
+	echo "Error: unexpected command $cmd"
+	exit 1
+	;;
+esac
+`
+
+// gitRun runs git in dir with a fixed identity and no user configuration.
+func gitRun(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("git", args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1",
+		"GIT_AUTHOR_NAME=Test", "GIT_AUTHOR_EMAIL=test@example.com", "GIT_COMMITTER_NAME=Test", "GIT_COMMITTER_EMAIL=test@example.com")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// newRepo makes a git repository with files committed on main and returns
+// its path and head commit.
+func newRepo(t *testing.T, files map[string]string) (string, string) {
+	t.Helper()
+	repo := t.TempDir()
+	gitRun(t, repo, "init", "--quiet", "--initial-branch=main")
+	writeFiles(t, repo, files)
+	gitRun(t, repo, "add", "-A")
+	gitRun(t, repo, "commit", "--quiet", "-m", "Add the stack\n\nWith a body.")
+	return repo, gitRun(t, repo, "rev-parse", "HEAD")
+}
+
+type jobFixture struct {
+	proto  *fakeProto
+	worker *Worker
+	work   string // the worker's WorkDir
+	record string // where the fake tool records its environments
+	tool   string
+	repo   string
+	head   string
+}
+
+func newJobFixture(t *testing.T, files map[string]string) *jobFixture {
+	t.Helper()
+	if files == nil {
+		files = map[string]string{"main.tf": "resource \"terraform_data\" \"x\" {}\n"}
+	}
+	fx := &jobFixture{proto: newFakeProto(), work: t.TempDir(), record: t.TempDir()}
+	toolDir := t.TempDir()
+	fx.tool = filepath.Join(toolDir, "tofu")
+	if err := os.WriteFile(fx.tool, []byte(fakeTool), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	fx.repo, fx.head = newRepo(t, files)
+	resolver := &tofu.Resolver{LookPath: func(name string) (string, error) {
+		if name != "tofu" {
+			return "", errors.New("not found")
+		}
+		return fx.tool, nil
+	}}
+	fx.worker = New(Config{Name: "test", ServerURL: "http://127.0.0.1:9", WorkDir: fx.work, Resolver: resolver,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), HeartbeatEvery: 20 * time.Millisecond, ClaimWait: time.Second}, fx.proto)
+	return fx
+}
+
+func (fx *jobFixture) job(kind string) *workerapi.Job {
+	return &workerapi.Job{
+		RunID: "run-01TEST", Kind: kind, Token: "gjt_run-01TEST_jobtokensecret", RunType: "TRACKED",
+		StackID: "stk", SpaceID: "root", Repository: fx.repo, Branch: "main", Tool: "opentofu",
+		ManagedState: true, StatePath: "/api/v1/stacks/stk/tfstate", StateToken: "gst_run-01TEST_statetokensecret",
+		Env: []workerapi.EnvVar{
+			{Name: "RECORD", Value: fx.record},
+			{Name: "APP_SECRET", Value: "very-secret-value", Secret: true},
+		},
+	}
+}
+
+func (fx *jobFixture) env(t *testing.T, cmd string) map[string]string {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(fx.record, cmd+".env"))
+	if err != nil {
+		t.Fatalf("the fake tool did not run %s: %v", cmd, err)
+	}
+	return envMap(strings.Split(strings.TrimSpace(string(raw)), "\n"))
+}
+
+func phaseStates(ps []workerapi.PhaseRequest) []string {
+	var out []string
+	for _, p := range ps {
+		out = append(out, p.State)
+	}
+	return out
+}
+
+func TestJobPlanAndApply(t *testing.T) {
+	t.Setenv("GANTRY_ADMIN_TOKEN", "gnt_must_not_reach_the_run")
+	fx := newJobFixture(t, nil)
+	job := fx.job("plan")
+	fx.proto.next = "apply"
+
+	fx.worker.execute(context.Background(), job)
+	p := fx.proto
+
+	if got, want := strings.Join(phaseStates(p.phases), ","), "INITIALIZING,PLANNING"; got != want {
+		t.Errorf("phases = %s, want %s", got, want)
+	}
+	if len(p.phases) > 0 {
+		if p.phases[0].CommitSHA != fx.head || !strings.HasPrefix(p.phases[0].CommitMessage, "Add the stack") {
+			t.Errorf("INITIALIZING reported commit %q %q, want %q and its message", p.phases[0].CommitSHA, p.phases[0].CommitMessage, fx.head)
+		}
+	}
+	if got := string(p.artifacts["plan.json"]); strings.TrimSpace(got) != planJSON {
+		t.Errorf("plan.json artifact = %q, want the show -json output only", got)
+	}
+	if len(p.planned) != 1 || p.planned[0] != (workerapi.PlannedRequest{HasChanges: true, Add: 1}) {
+		t.Errorf("Planned = %+v, want one report of 1 to add with changes", p.planned)
+	}
+	if len(p.finishes) != 1 || !p.finishes[0].OK || p.finishes[0].Reason != "" {
+		t.Errorf("Finish = %+v, want one OK finish", p.finishes)
+	}
+
+	log := p.log(t, 0)
+	for _, want := range []string{"[gantry] Cloning", "[gantry] Checked out commit " + fx.head + ": Add the stack\n",
+		"[gantry] $ tofu init -input=false -no-color", "$ tofu plan", "-out=gantry.tfplan", "[gantry] Plan: 1 to add, 0 to change, 0 to destroy",
+		"$ tofu apply -input=false -no-color -lock-timeout=10s gantry.tfplan", "Apply complete!", "secret=***** password=*****"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("log lacks %q:\n%s", want, log)
+		}
+	}
+	for _, secret := range []string{"very-secret-value", job.StateToken, job.Token} {
+		if strings.Contains(log, secret) {
+			t.Errorf("log holds the secret %q", secret)
+		}
+	}
+
+	env := fx.env(t, "init")
+	if env["TF_HTTP_PASSWORD"] != job.StateToken {
+		t.Errorf("TF_HTTP_PASSWORD = %q, want the state token", env["TF_HTTP_PASSWORD"])
+	}
+	if !strings.HasPrefix(env["PATH"], filepath.Dir(fx.tool)+string(os.PathListSeparator)) {
+		t.Errorf("PATH = %q, want it to start with the tool's directory", env["PATH"])
+	}
+	if _, ok := env["GANTRY_ADMIN_TOKEN"]; ok {
+		t.Error("GANTRY_ADMIN_TOKEN reached the tool")
+	}
+	if env["GANTRY_RUN_ID"] != job.RunID || env["APP_SECRET"] != "very-secret-value" {
+		t.Errorf("GANTRY_RUN_ID = %q, APP_SECRET = %q", env["GANTRY_RUN_ID"], env["APP_SECRET"])
+	}
+	if _, err := os.Stat(fx.record + "/apply.env"); err != nil {
+		t.Errorf("apply did not run: %v", err)
+	}
+	if left, _ := os.ReadDir(fx.work); len(left) != 0 {
+		t.Errorf("the job left %d entries in the work directory", len(left))
+	}
+}
+
+func TestJobPlannedDoneEndsWithoutFinish(t *testing.T) {
+	fx := newJobFixture(t, nil)
+	fx.proto.next = "done"
+	fx.worker.execute(context.Background(), fx.job("plan"))
+	if len(fx.proto.finishes) != 0 {
+		t.Errorf("Finish = %+v after the server ended the run, want none", fx.proto.finishes)
+	}
+	if _, err := os.Stat(fx.record + "/apply.env"); err == nil {
+		t.Error("apply ran although the server said done")
+	}
+}
+
+func TestJobSaveThenApplyOnRestoredWorkspace(t *testing.T) {
+	fx := newJobFixture(t, nil)
+	fx.proto.next = "save"
+	fx.worker.execute(context.Background(), fx.job("plan"))
+	p := fx.proto
+	if p.handoffs != 1 || len(p.finishes) != 0 {
+		t.Fatalf("handoffs = %d, finishes = %+v; want a hand-off and no finish", p.handoffs, p.finishes)
+	}
+	names := tarNames(t, p.artifacts["workspace"])
+	for _, want := range []string{"main.tf", "gantry.tfplan", overrideFile} {
+		found := false
+		for _, n := range names {
+			found = found || n == want
+		}
+		if !found {
+			t.Errorf("saved workspace lacks %s: %v", want, names)
+		}
+	}
+	if _, err := os.Stat(fx.record + "/apply.env"); err == nil {
+		t.Fatal("apply ran before confirmation")
+	}
+
+	// The apply job, on "another" worker, restores the workspace.
+	apply := fx.job("apply")
+	apply.LogOffset = int64(len(p.log(t, 0)))
+	fx.worker.execute(context.Background(), apply)
+	if len(p.finishes) != 1 || !p.finishes[0].OK {
+		t.Fatalf("Finish = %+v, want OK after the apply; log:\n%s", p.finishes, p.log(t, 0))
+	}
+	if !strings.Contains(p.log(t, 0), "Restored the workspace") {
+		t.Errorf("apply log lacks the restore line")
+	}
+}
+
+func TestJobFailures(t *testing.T) {
+	tests := []struct {
+		name       string
+		files      map[string]string
+		edit       func(j *workerapi.Job)
+		wantPhases string
+		wantReason []string
+	}{
+		{
+			name:       "before_init hook fails",
+			edit:       func(j *workerapi.Job) { j.Hooks.BeforeInit = []string{"echo preparing", "exit 7"} },
+			wantPhases: "INITIALIZING",
+			wantReason: []string{"before_init hook failed", "`exit 7`", "code 7"},
+		},
+		{
+			name:       "plan fails with a diagnostic",
+			edit:       func(j *workerapi.Job) { j.Env = append(j.Env, workerapi.EnvVar{Name: "FAKE_PLAN_FAIL", Value: "1"}) },
+			wantPhases: "INITIALIZING,PLANNING",
+			wantReason: []string{"plan failed: tofu exited with code 1: Error: Reference to undeclared resource"},
+		},
+		{
+			name:       "backend in code with managed state",
+			files:      map[string]string{"main.tf": "terraform {\n  backend \"s3\" {}\n}\n"},
+			wantReason: []string{`main.tf declares a backend "s3" block`},
+		},
+		{
+			name:       "missing project root",
+			edit:       func(j *workerapi.Job) { j.ProjectRoot = "stacks/nope" },
+			wantReason: []string{`project root "stacks/nope" does not exist`},
+		},
+		{
+			name:       "missing branch",
+			edit:       func(j *workerapi.Job) { j.Branch = "nope" },
+			wantReason: []string{"checking out the code"},
+		},
+		{
+			name:       "apply without a saved workspace",
+			edit:       func(j *workerapi.Job) { j.Kind = "apply" },
+			wantReason: []string{"fetching the saved workspace"},
+		},
+		{
+			name:       "unknown job kind",
+			edit:       func(j *workerapi.Job) { j.Kind = "dance" },
+			wantReason: []string{`unknown job kind "dance"`},
+		},
+		{
+			name:       "hook output with a secret is masked in the reason",
+			edit:       func(j *workerapi.Job) { j.Hooks.AfterInit = []string{"exit 3 # very-secret-value"} },
+			wantPhases: "INITIALIZING",
+			wantReason: []string{"after_init hook failed", "*****"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fx := newJobFixture(t, tt.files)
+			job := fx.job("plan")
+			if tt.edit != nil {
+				tt.edit(job)
+			}
+			fx.worker.execute(context.Background(), job)
+			p := fx.proto
+			if got := strings.Join(phaseStates(p.phases), ","); got != tt.wantPhases {
+				t.Errorf("phases = %q, want %q", got, tt.wantPhases)
+			}
+			if len(p.finishes) != 1 || p.finishes[0].OK {
+				t.Fatalf("Finish = %+v, want one failed finish", p.finishes)
+			}
+			reason := p.finishes[0].Reason
+			for _, want := range tt.wantReason {
+				if !strings.Contains(reason, want) {
+					t.Errorf("reason = %q, want it to contain %q", reason, want)
+				}
+			}
+			if strings.Contains(reason, "very-secret-value") {
+				t.Errorf("reason holds a secret: %q", reason)
+			}
+			if !strings.Contains(p.log(t, 0), "[gantry] Run failed: ") {
+				t.Errorf("log lacks the failure line:\n%s", p.log(t, 0))
+			}
+			if len(p.planned) != 0 {
+				t.Errorf("Planned = %+v after a failure", p.planned)
+			}
+		})
+	}
+}
+
+func TestJobStoppedByHeartbeat(t *testing.T) {
+	tests := []struct {
+		name       string
+		answer     workerapi.HeartbeatResponse
+		err        error
+		wantReason string
+	}{
+		{name: "stop asked", answer: workerapi.HeartbeatResponse{Stop: true, Reason: "stopped by api_key::admin"}, wantReason: "stopped by api_key::admin"},
+		{name: "job refused", err: &workerapi.StatusError{Status: 401, Code: "unauthenticated", Message: "run token expired"}, wantReason: "the server no longer accepts this job: server answered 401"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fx := newJobFixture(t, nil)
+			job := fx.job("plan")
+			job.Env = append(job.Env, workerapi.EnvVar{Name: "FAKE_PLAN_SLEEP", Value: "1"})
+			fx.proto.heartbeat = func() (workerapi.HeartbeatResponse, error) {
+				fx.proto.mu.Lock()
+				planning := len(fx.proto.phases) == 2
+				fx.proto.mu.Unlock()
+				if planning {
+					return tt.answer, tt.err
+				}
+				return workerapi.HeartbeatResponse{}, nil
+			}
+			start := time.Now()
+			fx.worker.execute(context.Background(), job)
+			if d := time.Since(start); d > 15*time.Second {
+				t.Errorf("stopping took %v", d)
+			}
+			if len(fx.proto.finishes) != 1 || fx.proto.finishes[0].OK || !strings.HasPrefix(fx.proto.finishes[0].Reason, tt.wantReason) {
+				t.Errorf("Finish = %+v, want failed with reason %q", fx.proto.finishes, tt.wantReason)
+			}
+		})
+	}
+}
+
+func TestJobPlanArguments(t *testing.T) {
+	tests := []struct {
+		runType string
+		want    []string
+		notWant []string
+	}{
+		{"TRACKED", []string{"-detailed-exitcode", "-lock-timeout=10s"}, []string{"-lock=false", "-destroy"}},
+		{"PROPOSED", []string{"-lock=false"}, []string{"-lock-timeout", "-destroy"}},
+		{"DESTROY", []string{"-destroy", "-lock-timeout=10s"}, []string{"-lock=false"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.runType, func(t *testing.T) {
+			fx := newJobFixture(t, nil)
+			fx.proto.next = "done"
+			job := fx.job("plan")
+			job.RunType = tt.runType
+			fx.worker.execute(context.Background(), job)
+			var planLine string
+			for _, l := range strings.Split(fx.proto.log(t, 0), "\n") {
+				if strings.HasPrefix(l, "[gantry] $ tofu plan ") {
+					planLine = l
+				}
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(planLine, w) {
+					t.Errorf("plan command %q lacks %s", planLine, w)
+				}
+			}
+			for _, w := range tt.notWant {
+				if strings.Contains(planLine, w) {
+					t.Errorf("plan command %q has %s", planLine, w)
+				}
+			}
+			if env := fx.env(t, "plan"); env["GANTRY_RUN_TYPE"] != tt.runType || env["TF_VAR_gantry_run_type"] != tt.runType {
+				t.Errorf("run type in the environment = %q / %q", env["GANTRY_RUN_TYPE"], env["TF_VAR_gantry_run_type"])
+			}
+		})
+	}
+}
+
+func TestJobTask(t *testing.T) {
+	tests := []struct {
+		name, command string
+		ok            bool
+		wantLog       string
+		wantReason    string
+	}{
+		{name: "succeeds", command: "echo task ran for $GANTRY_RUN_ID in $(basename $(pwd))", ok: true, wantLog: "task ran for run-01TEST in src"},
+		{name: "fails", command: "echo failing; exit 4", wantLog: "failing", wantReason: "task command exited with code 4"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fx := newJobFixture(t, nil)
+			job := fx.job("task")
+			job.RunType = "TASK"
+			job.Command = tt.command
+			fx.worker.execute(context.Background(), job)
+			p := fx.proto
+			if got := strings.Join(phaseStates(p.phases), ","); got != "INITIALIZING,PERFORMING" {
+				t.Errorf("phases = %s, want INITIALIZING,PERFORMING", got)
+			}
+			if len(p.finishes) != 1 || p.finishes[0].OK != tt.ok || p.finishes[0].Reason != tt.wantReason {
+				t.Errorf("Finish = %+v, want ok=%v reason %q", p.finishes, tt.ok, tt.wantReason)
+			}
+			if log := p.log(t, 0); !strings.Contains(log, tt.wantLog) || !strings.Contains(log, "[gantry] Running task: ") {
+				t.Errorf("log lacks %q:\n%s", tt.wantLog, log)
+			}
+			if len(p.planned) != 0 {
+				t.Errorf("a task reported a plan: %+v", p.planned)
+			}
+		})
+	}
+}
+
+func TestWorkerRunClaimsAndStops(t *testing.T) {
+	fx := newJobFixture(t, nil)
+	stop, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	fx.proto.claim = func(ctx context.Context, n int) (*workerapi.Job, error) {
+		switch n {
+		case 0:
+			return nil, nil // nothing yet
+		case 1:
+			return fx.job("plan"), nil
+		}
+		cancel()
+		return nil, ctx.Err()
+	}
+	done := make(chan error, 1)
+	go func() { done <- fx.worker.Run(stop, context.Background()) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run = %v, want nil after stop", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Run did not return after stop")
+	}
+	fx.proto.mu.Lock()
+	defer fx.proto.mu.Unlock()
+	if len(fx.proto.finishes) != 1 || !fx.proto.finishes[0].OK {
+		t.Errorf("Finish = %+v, want the claimed job finished OK", fx.proto.finishes)
+	}
+}
+
+func TestWorkerRunRegisterRefused(t *testing.T) {
+	fx := newJobFixture(t, nil)
+	fx.proto.registerErr = &workerapi.StatusError{Status: 400, Code: "invalid", Message: "unsupported version"}
+	err := fx.worker.Run(context.Background(), context.Background())
+	var se *workerapi.StatusError
+	if !errors.As(err, &se) || se.Status != 400 {
+		t.Errorf("Run = %v, want the permanent registration error", err)
+	}
+}

@@ -1,0 +1,463 @@
+package worker
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/gantry-iac/gantry/internal/workerapi"
+)
+
+// writeFiles writes name -> content under dir, making directories.
+func writeFiles(t *testing.T, dir string, files map[string]string) {
+	t.Helper()
+	for name, content := range files {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestCheckNoBackend(t *testing.T) {
+	tests := []struct {
+		name    string
+		files   map[string]string
+		wantErr string // substring; empty: no error
+	}{
+		{
+			name:  "no backend",
+			files: map[string]string{"main.tf": "terraform {\n  required_version = \">= 1.6\"\n}\nresource \"terraform_data\" \"x\" {}\n"},
+		},
+		{
+			name:  "no configuration files",
+			files: map[string]string{"README.md": "backend \"s3\" {\n"},
+		},
+		{
+			name:    "s3 backend",
+			files:   map[string]string{"main.tf": "resource \"terraform_data\" \"x\" {}\n", "backend.tf": "terraform {\n  backend \"s3\" {\n    bucket = \"b\"\n  }\n}\n"},
+			wantErr: `backend.tf declares a backend "s3" block`,
+		},
+		{
+			name:    "backend without space before the brace",
+			files:   map[string]string{"main.tf": "terraform {\n\tbackend \"gcs\"{\n\t}\n}\n"},
+			wantErr: `main.tf declares a backend "gcs" block`,
+		},
+		{
+			name:    "cloud block",
+			files:   map[string]string{"main.tf": "terraform {\n  cloud {\n    organization = \"o\"\n  }\n}\n"},
+			wantErr: "main.tf declares a cloud block",
+		},
+		{
+			name:    "backend in a .tofu file",
+			files:   map[string]string{"main.tofu": "terraform {\n  backend \"local\" {\n  }\n}\n"},
+			wantErr: `main.tofu declares a backend "local" block`,
+		},
+		{
+			name:  "hash comment",
+			files: map[string]string{"main.tf": "terraform {\n  # backend \"s3\" {\n  #   bucket = \"b\"\n  # }\n}\n"},
+		},
+		{
+			name:  "slash comment",
+			files: map[string]string{"main.tf": "terraform {\n  // backend \"s3\" {}\n  // cloud {}\n}\n"},
+		},
+		{
+			name:  "backend in a subdirectory (a child module) is ignored",
+			files: map[string]string{"main.tf": "module \"m\" { source = \"./m\" }\n", "m/main.tf": "terraform {\n  backend \"s3\" {\n  }\n}\n"},
+		},
+		{
+			name:  "the word backend in a string",
+			files: map[string]string{"main.tf": "locals {\n  note = \"backend \\\"s3\\\" is not used\"\n}\n"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			writeFiles(t, dir, tt.files)
+			err := checkNoBackend(dir)
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Errorf("checkNoBackend = %v, want nil", err)
+			case tt.wantErr != "" && err == nil:
+				t.Errorf("checkNoBackend = nil, want an error containing %q", tt.wantErr)
+			case tt.wantErr != "" && !strings.Contains(err.Error(), tt.wantErr):
+				t.Errorf("checkNoBackend = %q, want it to contain %q", err, tt.wantErr)
+			}
+			var f *failure
+			if err != nil && !errors.As(err, &f) {
+				t.Errorf("checkNoBackend error %T is not a failure (its reason would not reach the run)", err)
+			}
+		})
+	}
+}
+
+// A backend commented out with a block comment is not a backend.
+func TestCheckNoBackendBlockComment(t *testing.T) {
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"main.tf": "terraform {\n/*\n  backend \"s3\" {\n    bucket = \"old\"\n  }\n*/\n}\n"})
+	if err := checkNoBackend(dir); err != nil {
+		t.Errorf("checkNoBackend = %v, want nil: the backend block is inside /* */", err)
+	}
+}
+
+func TestCheckNoBackendMissingRoot(t *testing.T) {
+	if err := checkNoBackend(filepath.Join(t.TempDir(), "nope")); err == nil {
+		t.Fatal("checkNoBackend of a missing directory = nil, want an error")
+	}
+}
+
+func TestWriteBackendOverride(t *testing.T) {
+	tests := []struct {
+		name, address, quoted string
+	}{
+		{"plain", "http://127.0.0.1:8080/api/v1/stacks/demo/tfstate", `"http://127.0.0.1:8080/api/v1/stacks/demo/tfstate"`},
+		{"quote and backslash", `http://h/a"b\c`, `"http://h/a\"b\\c"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := writeBackendOverride(dir, tt.address); err != nil {
+				t.Fatal(err)
+			}
+			p := filepath.Join(dir, "gantry_backend_override.tf")
+			fi, err := os.Stat(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if perm := fi.Mode().Perm(); perm != 0o600 {
+				t.Errorf("override mode = %v, want 0600", perm)
+			}
+			// Writing again (an apply job re-points the restored workspace)
+			// replaces the older override.
+			writeFiles(t, dir, map[string]string{overrideFile: "stale"})
+			if err := writeBackendOverride(dir, tt.address); err != nil {
+				t.Fatal(err)
+			}
+			raw, err := os.ReadFile(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			src := string(raw)
+			for _, want := range []string{
+				`backend "http" {`,
+				"address        = " + tt.quoted + "\n",
+				"lock_address   = " + tt.quoted + "\n",
+				"unlock_address = " + tt.quoted + "\n",
+				`lock_method    = "LOCK"`,
+				`unlock_method  = "UNLOCK"`,
+				`username       = "gantry"`,
+			} {
+				if !strings.Contains(src, want) {
+					t.Errorf("override lacks %q:\n%s", want, src)
+				}
+			}
+			if strings.Contains(src, "password") || strings.Contains(src, "stale") {
+				t.Errorf("override holds a password or old content:\n%s", src)
+			}
+		})
+	}
+}
+
+// envMap reads an environment list the way exec does: the last entry of a
+// name wins.
+func envMap(env []string) map[string]string {
+	m := map[string]string{}
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		m[k] = v
+	}
+	return m
+}
+
+func TestBuildEnv(t *testing.T) {
+	t.Setenv("GANTRY_ADMIN_TOKEN", "gnt_server_admin_secret")
+	t.Setenv("GANTRY_ENCRYPTION_KEY", "0123")
+	t.Setenv("TF_LOG", "TRACE")
+	t.Setenv("TF_HTTP_PASSWORD", "server-own-password")
+	t.Setenv("TF_VAR_leak", "x")
+	t.Setenv("SPACELIFT_API_KEY_SECRET", "sl")
+	t.Setenv("KEEP_ME", "kept")
+	t.Setenv("PATH", "/usr/bin:/bin")
+
+	job := &workerapi.Job{
+		RunID: "run-1", StackID: "stk", SpaceID: "root", RunType: "TRACKED", CommitSHA: strings.Repeat("a", 40),
+		Token: "gjt_run-1_jobsecret", StateToken: "gst_run-1_statesecret", ManagedState: true,
+		Env: []workerapi.EnvVar{{Name: "AWS_REGION", Value: "eu-west-1"}, {Name: "DB_PASSWORD", Value: "pw-1234", Secret: true}, {Name: "TF_LOG", Value: "DEBUG"}},
+	}
+	env := buildEnv(job, "/job/cli.tfrc", "/tools/opentofu/1.10.7")
+	m := envMap(env)
+
+	for _, name := range []string{"GANTRY_ADMIN_TOKEN", "GANTRY_ENCRYPTION_KEY", "TF_VAR_leak", "SPACELIFT_API_KEY_SECRET"} {
+		if v, ok := m[name]; ok {
+			t.Errorf("%s=%q reached the run's environment", name, v)
+		}
+	}
+	for _, kv := range env {
+		_, v, _ := strings.Cut(kv, "=")
+		if v == "gnt_server_admin_secret" || v == "server-own-password" || v == "TRACE" {
+			t.Errorf("the worker's own variable leaked: %q", kv)
+		}
+		if strings.Contains(kv, job.Token) {
+			t.Errorf("the job token is in the environment: %q", kv)
+		}
+	}
+	want := map[string]string{
+		"KEEP_ME":                "kept",
+		"TF_IN_AUTOMATION":       "1",
+		"TF_INPUT":               "0",
+		"CHECKPOINT_DISABLE":     "1",
+		"TF_CLI_CONFIG_FILE":     "/job/cli.tfrc",
+		"GANTRY_RUN_ID":          "run-1",
+		"GANTRY_STACK_ID":        "stk",
+		"GANTRY_SPACE_ID":        "root",
+		"GANTRY_RUN_TYPE":        "TRACKED",
+		"GANTRY_COMMIT_SHA":      job.CommitSHA,
+		"TF_VAR_gantry_run_id":   "run-1",
+		"TF_VAR_gantry_stack_id": "stk",
+		"TF_VAR_gantry_space_id": "root",
+		"TF_VAR_gantry_run_type": "TRACKED",
+		"TF_HTTP_PASSWORD":       job.StateToken,
+		"AWS_REGION":             "eu-west-1",
+		"DB_PASSWORD":            "pw-1234",
+		"TF_LOG":                 "DEBUG", // the stack's own TF_ variables are passed
+		"PATH":                   "/tools/opentofu/1.10.7" + string(os.PathListSeparator) + "/usr/bin:/bin",
+	}
+	for k, v := range want {
+		if got, ok := m[k]; !ok || got != v {
+			t.Errorf("%s = %q (set %v), want %q", k, got, ok, v)
+		}
+	}
+
+	t.Run("unmanaged state has no state credential", func(t *testing.T) {
+		j := *job
+		j.ManagedState = false
+		m := envMap(buildEnv(&j, "/job/cli.tfrc", "/tools"))
+		if v, ok := m["TF_HTTP_PASSWORD"]; ok {
+			t.Errorf("TF_HTTP_PASSWORD = %q without managed state", v)
+		}
+	})
+}
+
+// tarEntry describes one entry of a crafted archive.
+type tarEntry struct {
+	name, link, body string
+	typ              byte
+	mode             int64
+}
+
+func craftTar(t *testing.T, entries []tarEntry) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	gz := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(gz)
+	for _, e := range entries {
+		mode := e.mode
+		if mode == 0 {
+			mode = 0o644
+		}
+		hdr := &tar.Header{Name: e.name, Linkname: e.link, Typeflag: e.typ, Mode: mode, Size: int64(len(e.body))}
+		if e.typ != tar.TypeReg {
+			hdr.Size = 0
+		}
+		if err := tw.WriteHeader(hdr); err != nil {
+			t.Fatal(err)
+		}
+		if e.typ == tar.TypeReg {
+			if _, err := tw.Write([]byte(e.body)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := gz.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// tarNames lists the entry names of a packed workspace.
+func tarNames(t *testing.T, data []byte) []string {
+	t.Helper()
+	gz, err := gzip.NewReader(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := tar.NewReader(gz)
+	var names []string
+	for {
+		hdr, err := tr.Next()
+		if err != nil {
+			break
+		}
+		names = append(names, hdr.Name)
+	}
+	return names
+}
+
+func TestPackUnpackWorkspace(t *testing.T) {
+	src := t.TempDir()
+	writeFiles(t, src, map[string]string{
+		"main.tf":                                      "resource \"terraform_data\" \"x\" {}\n",
+		"modules/net/main.tf":                          "# module\n",
+		"gantry.tfplan":                                "binary plan \x00\x01",
+		".terraform.lock.hcl":                          "# lock\n",
+		".terraform/modules/modules.json":              "{}",
+		".terraform/terraform.tfstate":                 "{\"backend\":{}}",
+		".terraform/providers/registry/x/terraform-pr": "PROVIDER BINARY",
+		".git/HEAD":                                    "ref: refs/heads/main\n",
+		".git/objects/ab/cdef":                         "object",
+	})
+	if err := os.WriteFile(filepath.Join(src, "run.sh"), []byte("#!/bin/sh\necho hi\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(src, "empty"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("main.tf", filepath.Join(src, "link.tf")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("../modules/net", filepath.Join(src, "empty", "net")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/usr/share/provider-cache", filepath.Join(src, "abs-link")); err != nil {
+		t.Fatal(err)
+	}
+
+	data, err := packWorkspace(src)
+	if err != nil {
+		t.Fatalf("packWorkspace: %v", err)
+	}
+	for _, name := range tarNames(t, data) {
+		if name == ".git" || strings.HasPrefix(name, ".git/") || strings.HasPrefix(name, ".terraform/providers") {
+			t.Errorf("packed %q, which must be left out", name)
+		}
+	}
+
+	dst := filepath.Join(t.TempDir(), "src")
+	if err := unpackWorkspace(data, dst); err != nil {
+		t.Fatalf("unpackWorkspace: %v", err)
+	}
+	for _, name := range []string{"main.tf", "modules/net/main.tf", "gantry.tfplan", ".terraform.lock.hcl", ".terraform/modules/modules.json", ".terraform/terraform.tfstate", "run.sh"} {
+		want, _ := os.ReadFile(filepath.Join(src, name))
+		got, err := os.ReadFile(filepath.Join(dst, name))
+		if err != nil || !bytes.Equal(got, want) {
+			t.Errorf("%s after round trip = %q, %v; want %q", name, got, err, want)
+		}
+	}
+	for _, name := range []string{".git", ".terraform/providers", "abs-link"} {
+		if _, err := os.Lstat(filepath.Join(dst, name)); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s exists after the round trip (err %v), want it left out", name, err)
+		}
+	}
+	if fi, err := os.Stat(filepath.Join(dst, "run.sh")); err != nil || fi.Mode().Perm()&0o100 == 0 {
+		t.Errorf("run.sh lost its executable bit: %v %v", fi.Mode(), err)
+	}
+	if fi, err := os.Stat(filepath.Join(dst, "empty")); err != nil || !fi.IsDir() {
+		t.Errorf("empty directory not restored: %v", err)
+	}
+	for link, target := range map[string]string{"link.tf": "main.tf", "empty/net": "../modules/net"} {
+		got, err := os.Readlink(filepath.Join(dst, link))
+		if err != nil || got != target {
+			t.Errorf("symlink %s -> %q, %v; want -> %q", link, got, err, target)
+		}
+	}
+	if got, err := os.ReadFile(filepath.Join(dst, "empty", "net", "main.tf")); err != nil || string(got) != "# module\n" {
+		t.Errorf("reading through the restored symlink = %q, %v", got, err)
+	}
+}
+
+func TestUnpackWorkspaceRefusesEscapes(t *testing.T) {
+	tests := []struct {
+		name    string
+		entries []tarEntry
+	}{
+		{"dot-dot file", []tarEntry{{name: "../evil", body: "x", typ: tar.TypeReg}}},
+		{"nested dot-dot file", []tarEntry{{name: "a/../../evil", body: "x", typ: tar.TypeReg}}},
+		{"dot-dot directory", []tarEntry{{name: "../evil", typ: tar.TypeDir, mode: 0o755}}},
+		{"dot-dot symlink", []tarEntry{{name: "../evil", link: "x", typ: tar.TypeSymlink}}},
+		{"absolute path", []tarEntry{{name: "/tmp/evil-" + strconv.Itoa(os.Getpid()), body: "x", typ: tar.TypeReg}}},
+		{"write through a symlink leading out", []tarEntry{
+			{name: "escape", link: "../outside", typ: tar.TypeSymlink},
+			{name: "escape/evil", body: "x", typ: tar.TypeReg},
+		}},
+		{"overwrite a symlink leading out", []tarEntry{
+			{name: "escape", link: "../outside/evil", typ: tar.TypeSymlink},
+			{name: "escape", body: "x", typ: tar.TypeReg},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			base := t.TempDir()
+			dst := filepath.Join(base, "ws", "src")
+			outside := filepath.Join(base, "ws", "outside")
+			if err := os.MkdirAll(outside, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			err := unpackWorkspace(craftTar(t, tt.entries), dst)
+			if err == nil {
+				t.Errorf("unpackWorkspace accepted an archive whose entries leave the workspace")
+			}
+			var escaped []string
+			_ = filepath.WalkDir(base, func(p string, d fs.DirEntry, err error) error {
+				if err == nil && d.Name() == "evil" {
+					escaped = append(escaped, p)
+				}
+				return nil
+			})
+			if abs := tt.entries[0].name; filepath.IsAbs(abs) {
+				if _, err := os.Lstat(abs); err == nil {
+					escaped = append(escaped, abs)
+					os.Remove(abs)
+				}
+			}
+			for _, p := range escaped {
+				if rel, _ := filepath.Rel(dst, p); rel == ".." || strings.HasPrefix(rel, "../") {
+					t.Errorf("a file was written outside the workspace: %s", p)
+				}
+			}
+		})
+	}
+}
+
+func TestUnpackWorkspaceRejectsGarbage(t *testing.T) {
+	if err := unpackWorkspace([]byte("not a gzip stream"), t.TempDir()); err == nil {
+		t.Error("unpackWorkspace of garbage = nil, want an error")
+	}
+}
+
+func TestPackWorkspaceSkipsOnlyProviderDirs(t *testing.T) {
+	src := t.TempDir()
+	writeFiles(t, src, map[string]string{
+		"sub/.terraform/providers/p":  "binary",
+		"sub/.terraform/modules/m.tf": "module",
+		"providers/keep.tf":           "kept",
+	})
+	data, err := packWorkspace(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := tarNames(t, data)
+	for _, want := range []string{"sub/.terraform/modules/m.tf", "providers/keep.tf"} {
+		if !slices.Contains(names, want) {
+			t.Errorf("%s not packed; entries %v", want, names)
+		}
+	}
+	for _, n := range names {
+		if strings.Contains(n, ".terraform/providers") {
+			t.Errorf("packed %s", n)
+		}
+	}
+}
