@@ -14,6 +14,9 @@ import (
 type Hub struct {
 	mu      sync.Mutex
 	waiters map[string]chan struct{}
+	// Publish, if set, also sends every Notify to the other replicas
+	// (PostgreSQL NOTIFY); what they receive goes to NotifyLocal.
+	Publish func(keys []string)
 }
 
 // NewHub returns an empty hub.
@@ -32,8 +35,16 @@ func (h *Hub) Chan(key string) <-chan struct{} {
 	return c
 }
 
-// Notify wakes every waiter of key.
+// Notify wakes every waiter of the keys, here and on other replicas.
 func (h *Hub) Notify(keys ...string) {
+	h.NotifyLocal(keys...)
+	if h.Publish != nil && len(keys) > 0 {
+		h.Publish(keys)
+	}
+}
+
+// NotifyLocal wakes the waiters of the keys in this process.
+func (h *Hub) NotifyLocal(keys ...string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, key := range keys {

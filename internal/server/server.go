@@ -32,6 +32,10 @@ import (
 	"github.com/gantry-iac/gantry/internal/workerapi"
 )
 
+// eventsChannel is the PostgreSQL NOTIFY channel that carries wake-ups
+// between replicas.
+const eventsChannel = "gantry_events"
+
 // Config is the server's configuration; every field is a flag.
 type Config struct {
 	Listen          string
@@ -119,6 +123,16 @@ func (s *Server) open(ctx context.Context) error {
 	}
 	if err := s.checkKey(ctx); err != nil {
 		return err
+	}
+	if s.db.Dialect == db.Postgres {
+		// Wake waiters (claims, log followers) on every replica.
+		s.hub.Publish = func(keys []string) {
+			pctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			if err := s.db.Notify(pctx, eventsChannel, strings.Join(keys, " ")); err != nil {
+				s.log.Warn("publishing an event failed", "err", err)
+			}
+		}
 	}
 	s.spaces = space.NewService(s.db)
 	s.stacks = stack.NewService(s.db, s.box)
@@ -257,6 +271,9 @@ func (s *Server) serve(ctx context.Context) error {
 	closeIdle := s.startWorkers(stopWorkers, killWorkers, &workers)
 	reaperCtx, stopReaper := context.WithCancel(context.Background())
 	go s.reaper(reaperCtx)
+	go func() {
+		_ = s.db.Listen(reaperCtx, eventsChannel, func(p string) { s.hub.NotifyLocal(strings.Fields(p)...) })
+	}()
 	if s.cfg.Demo {
 		go func() {
 			if err := s.demo(ctx); err != nil {
