@@ -84,4 +84,3 @@ func quoteIdent(s string) string {
 	}
 	return string(append(out, '"'))
 }
-
