@@ -46,20 +46,18 @@ func Head(ctx context.Context, repo, branch string) (string, error) {
 }
 
 // Checkout clones branch of repo into dir and checks out sha (the branch's
-// tip when sha is empty). It returns the commit and its message.
+// tip when sha is empty). It returns the commit and its message. The usual
+// case, the tip, takes two git commands.
 func Checkout(ctx context.Context, repo, branch, sha, dir string) (string, string, error) {
 	if sha != "" && !ValidSHA(sha) {
 		return "", "", fmt.Errorf("%q is not a full commit SHA", sha)
 	}
-	if _, err := run(ctx, "", "clone", "--quiet", "--no-checkout", "--single-branch", "--branch", branch, "--", repo, dir); err != nil {
+	if _, err := run(ctx, "", "clone", "--quiet", "--single-branch", "--branch", branch, "--", repo, dir); err != nil {
 		return "", "", err
 	}
-	if sha == "" {
-		out, err := run(ctx, dir, "rev-parse", "HEAD")
-		if err != nil {
-			return "", "", err
-		}
-		sha = strings.TrimSpace(out)
+	head, msg, err := describe(ctx, dir, "HEAD")
+	if err != nil || sha == "" || sha == head {
+		return head, msg, err
 	}
 	if _, err := run(ctx, dir, "checkout", "--quiet", "--detach", sha); err != nil {
 		// The commit may not be on the branch: fetch it by id.
@@ -70,9 +68,16 @@ func Checkout(ctx context.Context, repo, branch, sha, dir string) (string, strin
 			return "", "", err
 		}
 	}
-	msg, err := run(ctx, dir, "log", "-1", "--format=%B", sha)
+	return describe(ctx, dir, sha)
+}
+
+// describe returns the full id and the message of a commit; pre are git's
+// global options.
+func describe(ctx context.Context, dir, rev string, pre ...string) (string, string, error) {
+	out, err := run(ctx, dir, append(pre, "log", "-1", "--format=%H%x00%B", rev, "--")...)
 	if err != nil {
 		return "", "", err
 	}
-	return sha, strings.TrimSpace(msg), nil
+	id, msg, _ := strings.Cut(out, "\x00")
+	return strings.TrimSpace(id), strings.TrimSpace(msg), nil
 }

@@ -247,18 +247,22 @@ func (s *Service) StackStates(ctx context.Context, stackIDs []string) (map[strin
 		args[i] = id
 		out[id] = "NONE"
 	}
-	rows, err := s.db.Query(ctx, `SELECT r.stack_id, r.state FROM runs r WHERE r.id IN (
-		SELECT MAX(id) FROM runs WHERE blocking AND stack_id IN (`+strings.Join(ph, ",")+`) GROUP BY stack_id)`, args...)
+	// One index seek per stack (runs_blocking), newest first.
+	rows, err := s.db.Query(ctx, `SELECT s.id, (SELECT r.state FROM runs r WHERE r.stack_id = s.id AND r.blocking ORDER BY r.id DESC LIMIT 1)
+		FROM stacks s WHERE s.id IN (`+strings.Join(ph, ",")+`)`, args...)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var st, state string
+		var st string
+		var state sql.NullString
 		if err := rows.Scan(&st, &state); err != nil {
 			return nil, err
 		}
-		out[st] = state
+		if state.Valid {
+			out[st] = state.String
+		}
 	}
 	return out, rows.Err()
 }

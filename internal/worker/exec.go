@@ -137,7 +137,12 @@ func (j *jobRun) run(ctx context.Context) error {
 func (j *jobRun) prepare(ctx context.Context) (sha, msg string, err error) {
 	src := filepath.Join(j.dir, "src")
 	j.log.Printf("Cloning %s (branch %s) at %s", j.job.Repository, j.job.Branch, orHead(j.job.CommitSHA))
-	sha, msg, err = git.Checkout(ctx, j.job.Repository, j.job.Branch, j.job.CommitSHA, src)
+	if j.w.cfg.GitCache != "" {
+		cache := &git.Cache{Dir: j.w.cfg.GitCache}
+		sha, msg, err = cache.Checkout(ctx, j.job.Repository, j.job.Branch, j.job.CommitSHA, src)
+	} else {
+		sha, msg, err = git.Checkout(ctx, j.job.Repository, j.job.Branch, j.job.CommitSHA, src)
+	}
 	if err != nil {
 		return "", "", fail("checking out the code: %v", err)
 	}

@@ -21,6 +21,9 @@ type Config struct {
 	Instance  string
 	ServerURL string // base URL runs use to reach the state backend
 	WorkDir   string // where workspaces are made
+	// GitCache, if set, keeps this worker's bare copies of repositories so
+	// that runs fetch only new commits (one directory per worker).
+	GitCache string
 	Resolver  *tofu.Resolver
 	Log       *slog.Logger
 	// HeartbeatEvery is how often a job reports that it is alive.

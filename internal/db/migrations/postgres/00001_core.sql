@@ -67,6 +67,8 @@ CREATE TABLE runs (
 );
 CREATE INDEX runs_stack ON runs(stack_id, id);
 CREATE INDEX runs_state ON runs(state, id);
+-- The newest blocking run of a stack (its state, and what holds it).
+CREATE INDEX runs_blocking ON runs(stack_id, id) WHERE blocking;
 
 CREATE TABLE run_transitions (
     run_id     TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,

@@ -1,0 +1,106 @@
+package git_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/gantry-iac/gantry/internal/git"
+)
+
+func readFile(t *testing.T, p string) string {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func TestCacheCheckout(t *testing.T) {
+	r := newTestRepo(t)
+	c := &git.Cache{Dir: t.TempDir()}
+	out := func(name string) string { return filepath.Join(t.TempDir(), name) }
+
+	// The branch tip, then a pinned older commit, then one of another branch.
+	for _, tc := range []struct{ sha, want, content string }{
+		{"", r.second, "# v2\n"},
+		{r.first, r.first, "# v1\n"},
+		{r.feature, r.feature, "# feature\n"},
+	} {
+		dst := out("ws")
+		id, msg, err := c.Checkout(ctx(t), r.path, "main", tc.sha, dst)
+		if err != nil {
+			t.Fatalf("Checkout(%q): %v", tc.sha, err)
+		}
+		if id != tc.want || msg == "" {
+			t.Errorf("Checkout(%q) = %s %q, want %s", tc.sha, id, msg, tc.want)
+		}
+		if got := readFile(t, filepath.Join(dst, "main.tf")); got != tc.content {
+			t.Errorf("Checkout(%q) wrote %q, want %q", tc.sha, got, tc.content)
+		}
+		if _, err := os.Stat(filepath.Join(dst, ".git")); err == nil {
+			t.Error("the workspace has a .git directory")
+		}
+	}
+
+	// A commit the cache holds is served from it: the repository is not
+	// read again (here it is gone).
+	moved := r.path + "-moved"
+	if err := os.Rename(r.path, moved); err != nil {
+		t.Fatal(err)
+	}
+	dst := out("offline")
+	if id, _, err := c.Checkout(ctx(t), r.path, "main", r.first, dst); err != nil || id != r.first {
+		t.Fatalf("cached Checkout = %s, %v", id, err)
+	}
+	if err := os.Rename(moved, r.path); err != nil {
+		t.Fatal(err)
+	}
+
+	// A new commit is fetched.
+	third := commit(t, r.path, "main.tf", "# v3\n", "Third")
+	dst = out("new")
+	if id, msg, err := c.Checkout(ctx(t), r.path, "main", third, dst); err != nil || id != third || msg != "Third" {
+		t.Fatalf("new commit: %s %q %v", id, msg, err)
+	}
+
+	// Missing branch and commit are reported, not retried as cache damage.
+	if _, _, err := c.Checkout(ctx(t), r.path, "nope", "", out("b")); err == nil || !strings.Contains(err.Error(), "nope") {
+		t.Errorf("missing branch: %v", err)
+	}
+	missing := strings.Repeat("ab", 20)
+	if _, _, err := c.Checkout(ctx(t), r.path, "main", missing, out("c")); err == nil || !strings.Contains(err.Error(), missing) {
+		t.Errorf("missing commit: %v", err)
+	}
+	if _, _, err := c.Checkout(ctx(t), r.path, "main", "--upload-pack=evil", out("d")); err == nil {
+		t.Error("an option-like SHA was accepted")
+	}
+}
+
+// A damaged cache (say, left half-written by a killed worker) does not fail
+// the run: it is dropped and the run clones.
+func TestCacheDamaged(t *testing.T) {
+	r := newTestRepo(t)
+	c := &git.Cache{Dir: t.TempDir()}
+	if _, _, err := c.Checkout(ctx(t), r.path, "main", "", filepath.Join(t.TempDir(), "a")); err != nil {
+		t.Fatal(err)
+	}
+	entries, _ := os.ReadDir(c.Dir)
+	if len(entries) != 1 {
+		t.Fatalf("cache holds %d entries, want 1", len(entries))
+	}
+	gitDir := filepath.Join(c.Dir, entries[0].Name())
+	if err := os.WriteFile(filepath.Join(gitDir, "HEAD"), []byte("garbage"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dst := filepath.Join(t.TempDir(), "b")
+	id, _, err := c.Checkout(ctx(t), r.path, "main", r.first, dst)
+	if err != nil || id != r.first {
+		t.Fatalf("Checkout with a damaged cache = %s, %v", id, err)
+	}
+	if got := readFile(t, filepath.Join(dst, "main.tf")); got != "# v1\n" {
+		t.Errorf("wrote %q", got)
+	}
+}
