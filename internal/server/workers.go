@@ -62,7 +62,7 @@ func (s *Server) startWorkers(stop, kill context.Context, wg *sync.WaitGroup) (c
 		w := worker.New(worker.Config{
 			Name: name, Instance: s.instance, ServerURL: s.url, WorkDir: workDir, Resolver: resolver,
 			GitCache: filepath.Join(s.cfg.DataDir, "git-cache", name),
-			Log: s.log.With("worker", name), HeartbeatEvery: min(max(s.cfg.WorkerTimeout/4, 100*time.Millisecond), 2*time.Second),
+			Log:      s.log.With("worker", name), HeartbeatEvery: min(max(s.cfg.WorkerTimeout/4, 100*time.Millisecond), 2*time.Second),
 		}, c)
 		wg.Add(1)
 		go func() {

@@ -24,8 +24,8 @@ type Config struct {
 	// GitCache, if set, keeps this worker's bare copies of repositories so
 	// that runs fetch only new commits (one directory per worker).
 	GitCache string
-	Resolver  *tofu.Resolver
-	Log       *slog.Logger
+	Resolver *tofu.Resolver
+	Log      *slog.Logger
 	// HeartbeatEvery is how often a job reports that it is alive.
 	HeartbeatEvery time.Duration
 	// ClaimWait is how long one claim long-polls.
