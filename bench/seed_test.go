@@ -297,7 +297,7 @@ func seedStore(tb testing.TB, db *sql.DB, pg bool, spec seedSpec) seeded {
 	for i := range workers {
 		workers[i] = sortableID("wrk", now.Add(-200*24*time.Hour), rng)
 	}
-	runCols := []string{"id", "stack_id", "type", "state", "blocking", "drift", "commit_sha", "commit_message", "triggered_by",
+	runCols := []string{"id", "stack_id", "space_id", "type", "state", "blocking", "drift", "commit_sha", "commit_message", "triggered_by",
 		"command", "has_delta", "delta_add", "delta_change", "delta_destroy", "has_changes", "reason", "worker_id",
 		"job_token_hash", "heartbeat_at", "log_size", "created_at", "updated_at"}
 	rn := newInserter(ctx, tx, pg, "runs", runCols, 500)
@@ -311,7 +311,8 @@ func seedStore(tb testing.TB, db *sql.DB, pg bool, spec seedSpec) seeded {
 		pending = pending[:0]
 	}
 	for i := range spec.runs {
-		stackID := out.stacks[int(float64(spec.stacks)*math.Pow(rng.Float64(), 1.5))]
+		stackIdx := int(float64(spec.stacks) * math.Pow(rng.Float64(), 1.5))
+		stackID, spaceID := out.stacks[stackIdx], out.spaces[stackIdx%len(out.spaces)]
 		created := time.Unix(0, times[i])
 		id := sortableID("run", created, rng)
 		worker := workers[rng.IntN(len(workers))]
@@ -341,7 +342,7 @@ func seedStore(tb testing.TB, db *sql.DB, pg bool, spec seedSpec) seeded {
 		if last := life[len(life)-1]; state != "FINISHED" || last.reason != "" {
 			reason = last.reason
 		}
-		sent, err := rn.add(id, stackID, typ, state, typ != "PROPOSED", false, randHex(rng, 20), commitMessages[rng.IntN(len(commitMessages))],
+		sent, err := rn.add(id, stackID, spaceID, typ, state, typ != "PROPOSED", false, randHex(rng, 20), commitMessages[rng.IntN(len(commitMessages))],
 			trigger, command, planned, add, change, destroy, hasChanges, reason, worker, randHex(rng, 32),
 			at.UnixNano(), 2000+rng.IntN(60_000), created.UnixNano(), at.UnixNano())
 		fail(err)

@@ -24,8 +24,8 @@ func seedRun(t *testing.T, d *db.DB, runID string) {
 			[]any{"spc-1", "root", int64(1)}},
 		{"INSERT INTO stacks (id, name, space_id, repository, branch, tool, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
 			[]any{"stk-1", "demo", "spc-1", "/repo", "main", "tofu", int64(1)}},
-		{"INSERT INTO runs (id, stack_id, type, state, blocking, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6)",
-			[]any{runID, "stk-1", "tracked", "queued", true, int64(1)}},
+		{"INSERT INTO runs (id, stack_id, space_id, type, state, blocking, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+			[]any{runID, "stk-1", "spc-1", "tracked", "queued", true, int64(1)}},
 	}
 	for _, s := range stmts {
 		if _, err := d.Exec(ctx, s.query, s.args...); err != nil {

@@ -172,14 +172,14 @@ func (s *Service) Create(ctx context.Context, in New) (Run, error) {
 	err := s.tx(ctx, func(ctx context.Context, n *notes) error {
 		now := time.Now().UnixNano()
 		runID := id.New("run")
-		_, err := s.db.Exec(ctx, `INSERT INTO runs (id, stack_id, type, state, blocking, commit_sha, commit_message, triggered_by, command, created_at, updated_at)
-			VALUES ($1, $2, $3, 'QUEUED', $4, $5, $6, $7, $8, $9, $9)`,
+		res, err := s.db.Exec(ctx, `INSERT INTO runs (id, stack_id, space_id, type, state, blocking, commit_sha, commit_message, triggered_by, command, created_at, updated_at)
+			SELECT $1, id, space_id, $3, 'QUEUED', $4, $5, $6, $7, $8, $9, $9 FROM stacks WHERE id = $2`,
 			runID, in.StackID, in.Type, in.Type != Proposed, in.CommitSHA, in.CommitMessage, in.TriggeredBy, in.Command, now)
 		if err != nil {
-			if isFK(err) {
-				return errs.E(errs.NotFound, "stack %q not found", in.StackID)
-			}
 			return err
+		}
+		if k, _ := res.RowsAffected(); k != 1 {
+			return errs.E(errs.NotFound, "stack %q not found", in.StackID)
 		}
 		reason := in.Reason
 		if reason == "" {

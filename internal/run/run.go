@@ -175,7 +175,7 @@ func (s *Service) List(ctx context.Context, f Filter) ([]Run, string, error) {
 		add("r.stack_id = ?", f.Stack)
 	}
 	if f.Space != "" {
-		add("s.space_id = ?", f.Space)
+		add("r.space_id = ?", f.Space)
 	}
 	if f.State != "" {
 		add("r.state = ?", f.State)

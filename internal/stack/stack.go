@@ -278,6 +278,10 @@ func (s *Service) Update(ctx context.Context, stackID string, fn func(*Stack) er
 			return err
 		}
 		st.UpdatedAt = time.Now().UTC().Truncate(time.Microsecond)
+		// Runs carry their stack's space (for listing runs by space).
+		if _, err := s.db.Exec(ctx, `UPDATE runs SET space_id = $2 WHERE stack_id = $1 AND space_id <> $2`, st.ID, st.Space); err != nil {
+			return err
+		}
 		_, err = s.db.Exec(ctx, `UPDATE stacks SET name=$2, space_id=$3, repository=$4, branch=$5, project_root=$6, tool=$7,
 			tool_version=$8, labels=$9, description=$10, autodeploy=$11, managed_state=$12, hooks=$13, worker_pool=$14, updated_at=$15 WHERE id=$1`,
 			st.ID, st.Name, st.Space, st.Repository, st.Branch, st.ProjectRoot, st.Tool, st.ToolVersion,

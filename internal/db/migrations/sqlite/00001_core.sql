@@ -42,6 +42,7 @@ CREATE TABLE stack_env (
 CREATE TABLE runs (
     id             TEXT PRIMARY KEY,
     stack_id       TEXT NOT NULL REFERENCES stacks(id) ON DELETE CASCADE,
+    space_id       TEXT NOT NULL, -- the stack's space, kept in step when it moves
     type           TEXT NOT NULL,
     state          TEXT NOT NULL,
     blocking       BOOLEAN NOT NULL,
@@ -67,6 +68,7 @@ CREATE TABLE runs (
 );
 CREATE INDEX runs_stack ON runs(stack_id, id);
 CREATE INDEX runs_state ON runs(state, id);
+CREATE INDEX runs_space ON runs(space_id, id);
 -- The newest blocking run of a stack (its state, and what holds it).
 CREATE INDEX runs_blocking ON runs(stack_id, id) WHERE blocking;
 
