@@ -239,6 +239,56 @@ func (s *Service) Planned(ctx context.Context, runID, workerID string, hasChange
 	return next, r, err
 }
 
+// NextPlan asks the worker for the plan JSON before deciding.
+const NextPlan = "plan"
+
+// PlannedPending records that a TRACKED or DESTROY plan has changes whose
+// JSON is not made yet. On an autodeploy stack nothing needs the plan before
+// applying, so the run goes on to APPLYING at once and the worker sends the
+// counts later (RecordDelta); otherwise the answer is NextPlan.
+func (s *Service) PlannedPending(ctx context.Context, runID, workerID string, autodeploy bool) (string, Run, error) {
+	next := ""
+	r, err := s.jobStep(ctx, runID, workerID, func(ctx context.Context, n *notes, r *Run) error {
+		if r.State != Planning {
+			return errs.E(errs.Conflict, "run %s is %s, not PLANNING", r.ID, r.State)
+		}
+		switch {
+		case r.StopRequested != "":
+			next = NextDone
+			return s.transition(ctx, n, r, change{to: Stopped, actor: r.StopRequested, reason: "stopped by " + r.StopRequested})
+		case !autodeploy || (r.Type != Tracked && r.Type != Destroy):
+			next = NextPlan
+			return nil
+		}
+		next = NextApply
+		if _, err := s.db.Exec(ctx, `UPDATE runs SET has_changes = TRUE WHERE id = $1`, r.ID); err != nil {
+			return err
+		}
+		r.HasChanges = true
+		if err := s.transition(ctx, n, r, change{to: Confirmed, actor: "gantry", reason: "autodeploy"}); err != nil {
+			return err
+		}
+		return s.transition(ctx, n, r, change{to: Applying, actor: "worker:" + workerID, reason: "applying in the workspace that planned"})
+	})
+	return next, r, err
+}
+
+// RecordDelta stores the counts of a plan reported pending, once.
+func (s *Service) RecordDelta(ctx context.Context, runID, workerID string, d Delta) (Run, error) {
+	return s.jobStep(ctx, runID, workerID, func(ctx context.Context, n *notes, r *Run) error {
+		if r.HasDelta {
+			return errs.E(errs.Conflict, "run %s already has its plan's counts", r.ID)
+		}
+		if _, err := s.db.Exec(ctx, `UPDATE runs SET has_delta = TRUE, delta_add = $2, delta_change = $3, delta_destroy = $4 WHERE id = $1`,
+			r.ID, d.Add, d.Change, d.Destroy); err != nil {
+			return err
+		}
+		r.HasDelta, r.Delta = true, d
+		n.add(Key(r.ID))
+		return nil
+	})
+}
+
 // HandOff records that the worker saved the workspace: the run waits for a
 // person, and no worker holds it.
 func (s *Service) HandOff(ctx context.Context, runID, workerID string) (Run, error) {

@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -229,23 +230,47 @@ func (j *jobRun) runPlan(ctx context.Context) error {
 	if code != 0 && code != 2 {
 		return j.toolFailed("plan", code)
 	}
-	var planJSON strings.Builder
-	if code, err := tofu.RunSplit(ctx, j.bin, j.root, j.env, &planJSON, j.log, "show", "-json", "-no-color", "gantry.tfplan"); err != nil {
-		return err
-	} else if code != 0 {
-		return fail("show -json failed with code %d", code)
+	afterPlanDone := false
+	if code == 2 && j.job.Autodeploy && (j.job.RunType == "TRACKED" || j.job.RunType == "DESTROY") {
+		// Changes on an autodeploy stack: ask whether anything needs the
+		// plan JSON before applying; if not, make it while applying.
+		if err := j.hooks(ctx, "after_plan", j.job.Hooks.AfterPlan); err != nil {
+			return err
+		}
+		afterPlanDone = true
+		j.log.Sync()
+		resp, err := j.w.proto.Planned(ctx, j.job, workerapi.PlannedRequest{HasChanges: true, PlanPending: true})
+		if err != nil {
+			return fmt.Errorf("reporting the plan: %w", err)
+		}
+		switch resp.Next {
+		case "apply":
+			return j.applyWhileShowing(ctx)
+		case "done":
+			j.ended = true
+			return nil
+		case "plan":
+		default:
+			return fail("the server asked for %q after planning: upgrade the worker", resp.Next)
+		}
 	}
-	if err := j.w.proto.PutArtifact(ctx, j.job, "plan.json", []byte(planJSON.String())); err != nil {
+	planJSON, err := j.showPlan(ctx)
+	if err != nil {
+		return err
+	}
+	if err := j.w.proto.PutArtifact(ctx, j.job, "plan.json", planJSON); err != nil {
 		return fmt.Errorf("uploading the plan: %w", err)
 	}
-	delta, hasChanges, err := tofu.ParsePlan([]byte(planJSON.String()))
+	delta, hasChanges, err := tofu.ParsePlan(planJSON)
 	if err != nil {
 		return fail("reading the plan: %v", err)
 	}
 	hasChanges = hasChanges || code == 2
 	j.log.Printf("Plan: %d to add, %d to change, %d to destroy", delta.Add, delta.Change, delta.Destroy)
-	if err := j.hooks(ctx, "after_plan", j.job.Hooks.AfterPlan); err != nil {
-		return err
+	if !afterPlanDone {
+		if err := j.hooks(ctx, "after_plan", j.job.Hooks.AfterPlan); err != nil {
+			return err
+		}
 	}
 	if !hasChanges {
 		j.log.Printf("No changes.")
@@ -265,6 +290,52 @@ func (j *jobRun) runPlan(ctx context.Context) error {
 		return j.save(ctx)
 	}
 	return fail("the server asked for %q after planning: upgrade the worker", resp.Next)
+}
+
+// showPlan returns the saved plan as JSON (`show -json`).
+func (j *jobRun) showPlan(ctx context.Context) ([]byte, error) {
+	var out bytes.Buffer
+	code, err := tofu.RunSplit(ctx, j.bin, j.root, j.env, &out, j.log, "show", "-json", "-no-color", "gantry.tfplan")
+	if err != nil {
+		return nil, err
+	}
+	if code != 0 {
+		return nil, fail("show -json failed with code %d", code)
+	}
+	return out.Bytes(), nil
+}
+
+// applyWhileShowing applies the saved plan and, at the same time, makes its
+// JSON, then sends the JSON and the counts. A failure to make or send the
+// JSON is logged; it does not fail a run whose apply succeeded.
+func (j *jobRun) applyWhileShowing(ctx context.Context) error {
+	shown := make(chan []byte, 1)
+	go func() {
+		data, err := j.showPlan(ctx)
+		if err != nil {
+			j.log.Printf("Making the plan JSON failed: %v", err)
+		}
+		shown <- data
+	}()
+	applyErr := j.apply(ctx)
+	data := <-shown
+	if data == nil {
+		return applyErr
+	}
+	rctx := context.WithoutCancel(ctx)
+	if err := j.w.proto.PutArtifact(rctx, j.job, "plan.json", data); err != nil {
+		j.log.Printf("Uploading the plan JSON failed: %v", err)
+	}
+	delta, _, err := tofu.ParsePlan(data)
+	if err != nil {
+		j.log.Printf("Reading the plan JSON failed: %v", err)
+		return applyErr
+	}
+	j.log.Printf("Plan: %d to add, %d to change, %d to destroy", delta.Add, delta.Change, delta.Destroy)
+	if err := j.w.proto.RecordDelta(rctx, j.job, workerapi.DeltaRequest{Add: delta.Add, Change: delta.Change, Destroy: delta.Destroy}); err != nil {
+		j.log.Printf("Reporting the plan's counts failed: %v", err)
+	}
+	return applyErr
 }
 
 func (j *jobRun) init(ctx context.Context) error {

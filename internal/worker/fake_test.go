@@ -43,6 +43,8 @@ type fakeProto struct {
 	claim func(ctx context.Context, n int) (*workerapi.Job, error)
 	// registerErr answers Register.
 	registerErr error
+	deltas      []workerapi.DeltaRequest
+	nextQueue   []string // answers to Planned, in order, before next
 }
 
 var _ workerapi.Protocol = (*fakeProto)(nil)
@@ -109,10 +111,20 @@ func (f *fakeProto) Planned(ctx context.Context, job *workerapi.Job, req workera
 	defer f.mu.Unlock()
 	f.planned = append(f.planned, req)
 	next := f.next
+	if len(f.nextQueue) > 0 {
+		next, f.nextQueue = f.nextQueue[0], f.nextQueue[1:]
+	}
 	if next == "" {
 		next = "apply"
 	}
 	return workerapi.PlannedResponse{Next: next}, nil
+}
+
+func (f *fakeProto) RecordDelta(ctx context.Context, job *workerapi.Job, req workerapi.DeltaRequest) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.deltas = append(f.deltas, req)
+	return nil
 }
 
 func (f *fakeProto) HandOff(ctx context.Context, job *workerapi.Job) error {

@@ -165,6 +165,12 @@ func (c *Client) Planned(ctx context.Context, job *Job, req PlannedRequest) (Pla
 	return resp, err
 }
 
+// RecordDelta implements Protocol.
+func (c *Client) RecordDelta(ctx context.Context, job *Job, req DeltaRequest) error {
+	_, err := c.doJSON(ctx, "POST", jobPath(job, "delta"), job.Token, req, nil)
+	return err
+}
+
 // HandOff implements Protocol.
 func (c *Client) HandOff(ctx context.Context, job *Job) error {
 	_, err := c.doJSON(ctx, "POST", jobPath(job, "handoff"), job.Token, nil, nil)

@@ -59,6 +59,7 @@ func (h *Handler) Routes(mux *http.ServeMux) {
 	job("GET", "artifacts/{name}", h.getArtifact)
 	job("POST", "planned", h.planned)
 	job("POST", "handoff", h.handoff)
+	job("POST", "delta", h.delta)
 	job("POST", "heartbeat", h.heartbeat)
 	job("POST", "finish", h.finish)
 }
@@ -141,7 +142,7 @@ func (h *Handler) buildJob(ctx context.Context, cl *run.Claimed) (*Job, error) {
 		RunID: cl.Run.ID, Kind: cl.Kind, Token: cl.Token, StateToken: cl.StateToken, RunType: cl.Run.Type,
 		StackID: st.ID, SpaceID: st.Space, Repository: st.Repository, Branch: st.Branch,
 		CommitSHA: cl.Run.CommitSHA, ProjectRoot: st.ProjectRoot, Tool: st.Tool, ToolVersion: st.ToolVersion,
-		Command: cl.Run.Command, ManagedState: st.ManagedState,
+		Command: cl.Run.Command, ManagedState: st.ManagedState, Autodeploy: st.Autodeploy,
 		StatePath: "/api/v1/stacks/" + st.ID + "/tfstate", LogOffset: cl.Run.LogSize,
 		Hooks: Hooks(st.Hooks),
 	}
@@ -219,12 +220,26 @@ func (h *Handler) planned(w http.ResponseWriter, r *http.Request, rn run.Run) er
 	if err != nil {
 		return err
 	}
-	next, _, err := h.Runs.Planned(r.Context(), rn.ID, rn.WorkerID, req.HasChanges, run.Delta{Add: req.Add, Change: req.Change, Destroy: req.Destroy}, st.Autodeploy)
+	var next string
+	if req.PlanPending {
+		next, _, err = h.Runs.PlannedPending(r.Context(), rn.ID, rn.WorkerID, st.Autodeploy)
+	} else {
+		next, _, err = h.Runs.Planned(r.Context(), rn.ID, rn.WorkerID, req.HasChanges, run.Delta{Add: req.Add, Change: req.Change, Destroy: req.Destroy}, st.Autodeploy)
+	}
 	if err != nil {
 		return err
 	}
 	httpx.WriteJSON(w, http.StatusOK, PlannedResponse{Next: next})
 	return nil
+}
+
+func (h *Handler) delta(w http.ResponseWriter, r *http.Request, rn run.Run) error {
+	var req DeltaRequest
+	if err := httpx.DecodeJSON(w, r, &req, 64<<10); err != nil {
+		return err
+	}
+	_, err := h.Runs.RecordDelta(r.Context(), rn.ID, rn.WorkerID, run.Delta{Add: req.Add, Change: req.Change, Destroy: req.Destroy})
+	return noContent(w, err)
 }
 
 func (h *Handler) handoff(w http.ResponseWriter, r *http.Request, rn run.Run) error {

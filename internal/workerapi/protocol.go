@@ -33,8 +33,12 @@ type Protocol interface {
 	PutArtifact(ctx context.Context, job *Job, name string, data []byte) error
 	// GetArtifact downloads an artifact (the workspace, for an apply job).
 	GetArtifact(ctx context.Context, job *Job, name string) ([]byte, error)
-	// Planned reports a plan and returns what to do next: done, apply, save.
+	// Planned reports a plan and returns what to do next: done, apply, save
+	// (or plan: send the plan JSON first, when it was reported pending).
 	Planned(ctx context.Context, job *Job, req PlannedRequest) (PlannedResponse, error)
+	// RecordDelta reports the plan's counts of a run that went on to apply
+	// before its plan JSON was made (see PlannedRequest.PlanPending).
+	RecordDelta(ctx context.Context, job *Job, req DeltaRequest) error
 	// HandOff says the workspace was saved: the run waits for a person.
 	HandOff(ctx context.Context, job *Job) error
 	// Heartbeat keeps the job alive; the reply says whether to stop.
@@ -92,6 +96,7 @@ type Job struct {
 	Env          []EnvVar `json:"env"`
 	Hooks        Hooks    `json:"hooks"`
 	ManagedState bool     `json:"managed_state"`
+	Autodeploy   bool     `json:"autodeploy,omitempty"`
 	StatePath    string   `json:"state_path"`  // path of the state backend on the server
 	StateToken   string   `json:"state_token"` // the run's credential for that state backend only
 	LogOffset    int64    `json:"log_offset"`  // where this job's log output starts
@@ -103,11 +108,24 @@ type PlannedRequest struct {
 	Add        int  `json:"add"`
 	Change     int  `json:"change"`
 	Destroy    int  `json:"destroy"`
+	// PlanPending says the plan has changes but its JSON (and so the counts)
+	// is not made yet. When nothing needs the plan before applying (an
+	// autodeploy stack), the server answers apply at once and the worker
+	// makes the plan JSON while it applies, then sends it with RecordDelta;
+	// otherwise the server answers plan: make it, upload it, report again.
+	PlanPending bool `json:"plan_pending,omitempty"`
+}
+
+// DeltaRequest carries a plan's counts.
+type DeltaRequest struct {
+	Add     int `json:"add"`
+	Change  int `json:"change"`
+	Destroy int `json:"destroy"`
 }
 
 // PlannedResponse says what to do after planning.
 type PlannedResponse struct {
-	Next string `json:"next"` // done, apply, save
+	Next string `json:"next"` // done, apply, save, plan
 }
 
 // HeartbeatResponse tells a worker whether to stop the job.
