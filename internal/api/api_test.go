@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/gantry-iac/gantry/internal/apiv1"
+	"time"
 )
 
 func TestBadInput(t *testing.T) {
@@ -250,11 +251,27 @@ func TestCreateRunPinsHead(t *testing.T) {
 	e := newAPIEnv(t)
 	e.createStack("pinned", map[string]any{"repository": pinnedRepo})
 	e.createStack("loose", nil)
-	if r := e.createRun("pinned", "PROPOSED"); r.CommitSHA != pinnedSHA {
-		t.Errorf("run commit = %q, want the branch head %s", r.CommitSHA, pinnedSHA)
+	// The head is pinned shortly after the run is created (no worker runs
+	// here, so the run stays QUEUED or READY).
+	pinned := e.createRun("pinned", "PROPOSED")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var r apiv1.Run
+		e.must(e.do("GET", "/api/v1/runs/"+pinned.ID, nil), 200, &r)
+		if r.CommitSHA == pinnedSHA {
+			break
+		}
+		if r.CommitSHA != "" || time.Now().After(deadline) {
+			t.Fatalf("run commit = %q, want the branch head %s", r.CommitSHA, pinnedSHA)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
-	if r := e.createRun("loose", "PROPOSED"); r.CommitSHA != "" {
-		t.Errorf("run commit = %q for an unreachable repository, want it left to the worker", r.CommitSHA)
+	loose := e.createRun("loose", "PROPOSED")
+	time.Sleep(200 * time.Millisecond) // give a wrong pin the chance to show
+	var lr apiv1.Run
+	e.must(e.do("GET", "/api/v1/runs/"+loose.ID, nil), 200, &lr)
+	if lr.CommitSHA != "" {
+		t.Errorf("run commit = %q for an unreachable repository, want it left to the worker", lr.CommitSHA)
 	}
 	sha := strings.Repeat("c", 40)
 	var r apiv1.Run

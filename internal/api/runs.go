@@ -52,17 +52,22 @@ func (a *API) createRun(w http.ResponseWriter, r *http.Request, p auth.Principal
 	if in.SHA != "" && !git.ValidSHA(in.SHA) {
 		return errs.E(errs.Invalid, "sha %q is not a full 40-character commit SHA", in.SHA)
 	}
-	sha := in.SHA
-	if sha == "" && a.Head != nil {
-		// Pin the run to the branch's head now; if the repository cannot
-		// be reached, the worker will fail the run with git's message.
-		ctx, cancel := context.WithTimeout(r.Context(), 15*time.Second)
-		sha, _ = a.Head(ctx, st.Repository, st.Branch)
-		cancel()
-	}
-	rn, err := a.Runs.Create(r.Context(), run.New{StackID: st.ID, Type: in.Type, CommitSHA: sha, Command: in.Command, TriggeredBy: p.String()})
+	rn, err := a.Runs.Create(r.Context(), run.New{StackID: st.ID, Type: in.Type, CommitSHA: in.SHA, Command: in.Command, TriggeredBy: p.String()})
 	if err != nil {
 		return err
+	}
+	if in.SHA == "" && a.Head != nil {
+		// Pin the run to the branch's head as of now, without making the
+		// caller wait for the remote: a run claimed before this resolves
+		// takes the head when it checks out; if the repository cannot be
+		// reached, the worker fails the run with git's message.
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+			defer cancel()
+			if sha, err := a.Head(ctx, st.Repository, st.Branch); err == nil {
+				_ = a.Runs.PinCommit(ctx, rn.ID, sha)
+			}
+		}()
 	}
 	return a.writeRun(w, r, http.StatusCreated, rn)
 }

@@ -98,6 +98,13 @@ func (s *Service) Claim(ctx context.Context, pool, workerID string) (*Claimed, e
 	return nil, nil
 }
 
+// PinCommit records the commit a run will check out, unless it has one or
+// a worker already took it.
+func (s *Service) PinCommit(ctx context.Context, runID, sha string) error {
+	_, err := s.db.Exec(ctx, `UPDATE runs SET commit_sha = $2 WHERE id = $1 AND commit_sha = '' AND state IN ('QUEUED', 'READY')`, runID, sha)
+	return err
+}
+
 // RunIDFromToken returns the run a job or state token names, without
 // checking it.
 func RunIDFromToken(token string) (string, bool) {
