@@ -57,6 +57,7 @@ GANTRY_<FLAG>_FILE for secrets kept in files.`,
 	f.StringVar(&cfg.ToolsDir, "tools-dir", "", "where downloaded tool versions are kept (default <data-dir>/tools)")
 	f.StringVar(&cfg.OpenTofuMirror, "opentofu-mirror", "", "base URL of OpenTofu releases (default: the official GitHub releases)")
 	f.StringVar(&cfg.TerraformMirror, "terraform-mirror", "", "base URL of Terraform releases (default: releases.hashicorp.com)")
+	f.StringVar(&cfg.DebugListen, "debug-listen", "", "serve Go's profiler (/debug/pprof) on this address, e.g. 127.0.0.1:6060 (off by default)")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	return cmd
@@ -94,5 +95,5 @@ func configAttrs(c server.Config) []any {
 	return []any{"listen", c.Listen, "data_dir", c.DataDir, "database_url", dbURL, "builtin_workers", c.BuiltinWorkers,
 		"dev", c.Dev, "demo", c.Demo, "encryption_key", redact(c.EncryptionKey), "admin_token", redact(c.AdminToken),
 		"worker_timeout", c.WorkerTimeout, "shutdown_timeout", c.ShutdownTimeout, "tools_dir", c.ToolsDir,
-		"opentofu_mirror", c.OpenTofuMirror, "terraform_mirror", c.TerraformMirror}
+		"opentofu_mirror", c.OpenTofuMirror, "terraform_mirror", c.TerraformMirror, "debug_listen", c.DebugListen}
 }

@@ -51,6 +51,9 @@ type Config struct {
 	ToolsDir        string
 	OpenTofuMirror  string
 	TerraformMirror string
+	// DebugListen, if set, serves Go's profiler (/debug/pprof) there: keep
+	// it on loopback.
+	DebugListen string
 }
 
 // Server is a running control plane.
@@ -254,6 +257,12 @@ func (s *Server) serve(ctx context.Context) error {
 		return fmt.Errorf("listening on %s: %w", s.cfg.Listen, err)
 	}
 	s.url = "http://" + ln.Addr().String()
+	if s.cfg.DebugListen != "" {
+		if err := s.serveDebug(); err != nil {
+			ln.Close()
+			return err
+		}
+	}
 	srv := &http.Server{Handler: s.handler(), ReadHeaderTimeout: 10 * time.Second}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()

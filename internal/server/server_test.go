@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/gantry-iac/gantry/internal/server"
+	"net"
 )
 
 // lockedBuffer is a bytes.Buffer safe for the server's goroutines.
@@ -354,4 +355,32 @@ func TestServerDemo(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "the demo to notice its stack", func() bool { return strings.Contains(s2.out.String(), "exists already") })
+}
+
+// The profiler is served only on --debug-listen, never on the API's port.
+func TestServerDebugListen(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	cfg := config(t.TempDir())
+	cfg.DebugListen = addr
+	s, err := start(t, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.stop(t)
+	resp, err := http.Get("http://" + addr + "/debug/pprof/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("profiler index = %d", resp.StatusCode)
+	}
+	if status, _ := s.get(t, "/debug/pprof/", ""); status == 200 {
+		t.Error("the profiler is served on the API's port")
+	}
 }
