@@ -5,6 +5,7 @@ package server
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io"
@@ -75,12 +76,14 @@ type Server struct {
 	ready    atomic.Bool
 	draining atomic.Bool
 	poolTok  string
-	tempDir  bool // --dev made the data directory: remove it at exit
+	tempDir  bool          // --dev made the data directory: remove it at exit
+	closed   chan struct{} // closed when Run returns
 }
 
 // Run starts the server and blocks until ctx ends, then drains.
 func Run(ctx context.Context, cfg Config, out io.Writer, log *slog.Logger) error {
-	s := &Server{cfg: cfg, log: log, out: out, hub: events.NewHub()}
+	s := &Server{cfg: cfg, log: log, out: out, hub: events.NewHub(), closed: make(chan struct{})}
+	defer close(s.closed)
 	if err := s.open(ctx); err != nil {
 		if s.db != nil {
 			s.db.Close()
@@ -128,14 +131,30 @@ func (s *Server) open(ctx context.Context) error {
 		return err
 	}
 	if s.db.Dialect == db.Postgres {
-		// Wake waiters (claims, log followers) on every replica.
+		// Wake waiters (claims, log followers) on every replica. Sending
+		// happens off the request path: waiters here are already woken, and
+		// the others also re-read every second.
+		events := make(chan string, 1024)
 		s.hub.Publish = func(keys []string) {
-			pctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			defer cancel()
-			if err := s.db.Notify(pctx, eventsChannel, strings.Join(keys, " ")); err != nil {
-				s.log.Warn("publishing an event failed", "err", err)
+			select {
+			case events <- strings.Join(keys, " "):
+			default: // full: the other replicas fall back to their timers
 			}
 		}
+		go func() {
+			for {
+				select {
+				case <-s.closed:
+					return
+				case payload := <-events:
+					pctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+					if err := s.db.Notify(pctx, eventsChannel, payload); err != nil && !errors.Is(err, sql.ErrConnDone) {
+						s.log.Warn("publishing an event failed", "err", err)
+					}
+					cancel()
+				}
+			}
+		}()
 	}
 	s.spaces = space.NewService(s.db)
 	s.stacks = stack.NewService(s.db, s.box)
