@@ -72,16 +72,16 @@ func (c *Cache) checkout(ctx context.Context, gitDir, repo, branch, sha, dir str
 		_, err := g("rev-parse", "--git-dir")
 		return err
 	}
-	rev := sha
 	if sha == "" {
-		if err := sound(); err != nil {
-			return "", "", err
-		}
-		if err := fetch("+refs/heads/" + branch + ":refs/heads/" + branch); err != nil {
+		// Ask the remote for the branch's tip (cheaper than fetching):
+		// often the cache already holds that commit.
+		head, err := Head(ctx, repo, branch)
+		if err != nil {
 			return "", "", notFound{err}
 		}
-		rev = "refs/heads/" + branch
+		sha = head
 	}
+	rev := sha
 	id, msg, err := describeIn(ctx, gitDir, rev)
 	if err != nil {
 		// Not in the cache yet: fetch the branch, then the commit itself.
