@@ -7,6 +7,7 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"errors"
+	"strconv"
 	"strings"
 	"time"
 
@@ -374,7 +375,7 @@ func (s *Service) FailLost(ctx context.Context, cutoff time.Time, lostWorkers []
 	args := []any{cutoff.UnixNano()}
 	for _, w := range lostWorkers {
 		args = append(args, w)
-		q += ` OR r.worker_id = $` + itoa(len(args))
+		q += ` OR r.worker_id = $` + strconv.Itoa(len(args))
 	}
 	q += `)`
 	rows, err := s.db.Query(ctx, q, args...)
@@ -416,15 +417,4 @@ func (s *Service) FailLost(ctx context.Context, cutoff time.Time, lostWorkers []
 		}
 	}
 	return failed, nil
-}
-
-func itoa(i int) string {
-	b := []byte{}
-	for {
-		b = append([]byte{byte('0' + i%10)}, b...)
-		i /= 10
-		if i == 0 {
-			return string(b)
-		}
-	}
 }

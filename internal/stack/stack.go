@@ -9,6 +9,7 @@ import (
 	"errors"
 	"path"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -207,14 +208,14 @@ func (s *Service) List(ctx context.Context, f Filter) ([]Stack, string, error) {
 	args := []any{f.Cursor}
 	if f.Space != "" {
 		args = append(args, f.Space)
-		q += ` AND space_id = $` + itoa(len(args))
+		q += ` AND space_id = $` + strconv.Itoa(len(args))
 	}
 	for _, l := range f.Labels {
 		args = append(args, labels.LikePattern(l))
-		q += ` AND labels LIKE $` + itoa(len(args)) + ` ESCAPE '\'`
+		q += ` AND labels LIKE $` + strconv.Itoa(len(args)) + ` ESCAPE '\'`
 	}
 	args = append(args, f.Limit+1)
-	q += ` ORDER BY id LIMIT $` + itoa(len(args))
+	q += ` ORDER BY id LIMIT $` + strconv.Itoa(len(args))
 	rows, err := s.db.Query(ctx, q, args...)
 	if err != nil {
 		return nil, "", err
@@ -249,14 +250,6 @@ func (s *Service) List(ctx context.Context, f Filter) ([]Stack, string, error) {
 		}
 	}
 	return out, next, nil
-}
-
-func itoa(i int) string {
-	const digits = "0123456789"
-	if i < 10 {
-		return digits[i : i+1]
-	}
-	return itoa(i/10) + digits[i%10:i%10+1]
 }
 
 // Update changes a stack with fn; the id cannot change.
