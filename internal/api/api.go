@@ -14,6 +14,8 @@ import (
 	"github.com/gantry-iac/gantry/internal/auth"
 	"github.com/gantry-iac/gantry/internal/errs"
 	"github.com/gantry-iac/gantry/internal/httpx"
+	"github.com/gantry-iac/gantry/internal/notify"
+	"github.com/gantry-iac/gantry/internal/policy"
 	"github.com/gantry-iac/gantry/internal/run"
 	"github.com/gantry-iac/gantry/internal/space"
 	"github.com/gantry-iac/gantry/internal/stack"
@@ -31,6 +33,10 @@ type API struct {
 	State  *state.Service
 	Keys   *auth.Keys
 	Log    *slog.Logger
+	// Notify serves webhooks, notifications and deliveries; nil answers 503.
+	Notify *notify.Service
+	// Policies serves policies, reviews, receipts and push events; nil answers 503.
+	Policies *policy.Service
 	// Head resolves the commit at the tip of a branch when a run is
 	// triggered without a SHA; an error leaves the commit to the worker.
 	Head func(ctx context.Context, repo, branch string) (string, error)
@@ -82,6 +88,8 @@ func (a *API) Routes(mux *http.ServeMux) {
 	user("GET /api/v1/runs/{id}/logs", a.runLogs)
 	user("GET /api/v1/runs/{id}/plan", a.runPlan)
 
+	a.notifyRoutes(user)
+	a.policyRoutes(user)
 	a.stateRoutes(mux, ad)
 	mux.Handle("GET /api/v1/openapi.json", http.HandlerFunc(serveOpenAPI))
 	mux.Handle("/api/v1/", ad.H(func(w http.ResponseWriter, r *http.Request) error {

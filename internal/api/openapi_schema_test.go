@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"go/ast"
 	"go/parser"
 	"go/token"
@@ -91,7 +92,7 @@ func checkType(t *testing.T, doc map[string]any, where string, s map[string]any,
 			t.Errorf("%s: want $ref %s%s, got %q", where, schemaRef, typ.Name(), ref)
 		}
 		return
-	case typ.Kind() == reflect.Interface:
+	case typ.Kind() == reflect.Interface || typ == reflect.TypeFor[json.RawMessage]():
 		if ref != "" || s["type"] != nil {
 			t.Errorf("%s: holds any JSON value, so it must not have a type", where)
 		}
@@ -112,6 +113,8 @@ func checkType(t *testing.T, doc map[string]any, where string, s map[string]any,
 		if typ.Kind() == reflect.Int64 && s["format"] != "int64" {
 			t.Errorf("%s: an int64 has format int64", where)
 		}
+	case reflect.Float32, reflect.Float64:
+		want = "number"
 	case reflect.Slice, reflect.Array:
 		want = "array"
 		if items := obj(s["items"]); items != nil {

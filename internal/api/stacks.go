@@ -16,7 +16,7 @@ func stackOut(s stack.Stack, state string) apiv1.Stack {
 	}
 	return apiv1.Stack{ID: s.ID, Name: s.Name, Space: s.Space, Repository: s.Repository, Branch: s.Branch,
 		ProjectRoot: s.ProjectRoot, Tool: s.Tool, ToolVersion: s.ToolVersion, Labels: s.Labels, Description: s.Description,
-		Autodeploy: s.Autodeploy, ManagedState: s.ManagedState, Hooks: apiv1.Hooks(s.Hooks), State: state,
+		Autodeploy: s.Autodeploy, ManagedState: s.ManagedState, Hooks: apiv1.Hooks(s.Hooks), State: state, RawPolicyInput: s.RawPolicyInput,
 		CreatedAt: utc(s.CreatedAt), UpdatedAt: utc(s.UpdatedAt)}
 }
 
@@ -77,7 +77,7 @@ func (a *API) createStack(w http.ResponseWriter, r *http.Request, p auth.Princip
 	}
 	st := stack.Stack{ID: in.ID, Name: in.Name, Space: in.Space, Repository: in.Repository, Branch: in.Branch,
 		ProjectRoot: in.ProjectRoot, Tool: in.Tool, ToolVersion: in.ToolVersion, Labels: in.Labels,
-		Description: in.Description, Autodeploy: in.Autodeploy, ManagedState: true}
+		Description: in.Description, Autodeploy: in.Autodeploy, ManagedState: true, RawPolicyInput: in.RawPolicyInput}
 	if st.Space == "" {
 		st.Space = "root"
 	}
@@ -124,6 +124,7 @@ func (a *API) updateStack(w http.ResponseWriter, r *http.Request, p auth.Princip
 		set(&s.Description, in.Description)
 		set(&s.Autodeploy, in.Autodeploy)
 		set(&s.ManagedState, in.ManagedState)
+		set(&s.RawPolicyInput, in.RawPolicyInput)
 		if in.Hooks != nil {
 			s.Hooks = stack.Hooks(*in.Hooks)
 		}

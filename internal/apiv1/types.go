@@ -69,55 +69,59 @@ type Hooks struct {
 
 // Stack is one root module run by one tool.
 type Stack struct {
-	ID           string    `json:"id"`
-	Name         string    `json:"name"`
-	Space        string    `json:"space"`
-	Repository   string    `json:"repository"`
-	Branch       string    `json:"branch"`
-	ProjectRoot  string    `json:"project_root"`
-	Tool         string    `json:"tool"`
-	ToolVersion  string    `json:"tool_version,omitempty"`
-	Labels       []string  `json:"labels"`
-	Description  string    `json:"description"`
-	Autodeploy   bool      `json:"autodeploy"`
-	ManagedState bool      `json:"managed_state"`
-	Hooks        Hooks     `json:"hooks"`
-	State        string    `json:"state"` // state of the newest blocking run, or NONE
-	CreatedAt    time.Time `json:"created_at"`
-	UpdatedAt    time.Time `json:"updated_at"`
+	ID           string   `json:"id"`
+	Name         string   `json:"name"`
+	Space        string   `json:"space"`
+	Repository   string   `json:"repository"`
+	Branch       string   `json:"branch"`
+	ProjectRoot  string   `json:"project_root"`
+	Tool         string   `json:"tool"`
+	ToolVersion  string   `json:"tool_version,omitempty"`
+	Labels       []string `json:"labels"`
+	Description  string   `json:"description"`
+	Autodeploy   bool     `json:"autodeploy"`
+	ManagedState bool     `json:"managed_state"`
+	Hooks        Hooks    `json:"hooks"`
+	// RawPolicyInput: plan policies see sensitive values unsanitized.
+	RawPolicyInput bool      `json:"raw_policy_input"`
+	State          string    `json:"state"` // state of the newest blocking run, or NONE
+	CreatedAt      time.Time `json:"created_at"`
+	UpdatedAt      time.Time `json:"updated_at"`
 }
 
 // StackCreate is the body of POST /stacks.
 type StackCreate struct {
-	ID           string   `json:"id"`
-	Name         string   `json:"name,omitempty"` // default: the id
-	Space        string   `json:"space,omitempty"`
-	Repository   string   `json:"repository"`
-	Branch       string   `json:"branch,omitempty"` // default main
-	ProjectRoot  string   `json:"project_root,omitempty"`
-	Tool         string   `json:"tool,omitempty"` // opentofu (default) or terraform
-	ToolVersion  string   `json:"tool_version,omitempty"`
-	Labels       []string `json:"labels,omitempty"`
-	Description  string   `json:"description,omitempty"`
-	Autodeploy   bool     `json:"autodeploy,omitempty"`
-	ManagedState *bool    `json:"managed_state,omitempty"` // default true
-	Hooks        *Hooks   `json:"hooks,omitempty"`
+	ID             string   `json:"id"`
+	Name           string   `json:"name,omitempty"` // default: the id
+	Space          string   `json:"space,omitempty"`
+	Repository     string   `json:"repository"`
+	Branch         string   `json:"branch,omitempty"` // default main
+	ProjectRoot    string   `json:"project_root,omitempty"`
+	Tool           string   `json:"tool,omitempty"` // opentofu (default) or terraform
+	ToolVersion    string   `json:"tool_version,omitempty"`
+	Labels         []string `json:"labels,omitempty"`
+	Description    string   `json:"description,omitempty"`
+	Autodeploy     bool     `json:"autodeploy,omitempty"`
+	ManagedState   *bool    `json:"managed_state,omitempty"` // default true
+	Hooks          *Hooks   `json:"hooks,omitempty"`
+	RawPolicyInput bool     `json:"raw_policy_input,omitempty"`
 }
 
 // StackUpdate is the body of PATCH /stacks/{id}; absent fields are unchanged.
 type StackUpdate struct {
-	Name         *string   `json:"name,omitempty"`
-	Space        *string   `json:"space,omitempty"`
-	Repository   *string   `json:"repository,omitempty"`
-	Branch       *string   `json:"branch,omitempty"`
-	ProjectRoot  *string   `json:"project_root,omitempty"`
-	Tool         *string   `json:"tool,omitempty"`
-	ToolVersion  *string   `json:"tool_version,omitempty"`
-	Labels       *[]string `json:"labels,omitempty"`
-	Description  *string   `json:"description,omitempty"`
-	Autodeploy   *bool     `json:"autodeploy,omitempty"`
-	ManagedState *bool     `json:"managed_state,omitempty"`
-	Hooks        *Hooks    `json:"hooks,omitempty"`
+	Name           *string   `json:"name,omitempty"`
+	Space          *string   `json:"space,omitempty"`
+	Repository     *string   `json:"repository,omitempty"`
+	Branch         *string   `json:"branch,omitempty"`
+	ProjectRoot    *string   `json:"project_root,omitempty"`
+	Tool           *string   `json:"tool,omitempty"`
+	ToolVersion    *string   `json:"tool_version,omitempty"`
+	Labels         *[]string `json:"labels,omitempty"`
+	Description    *string   `json:"description,omitempty"`
+	Autodeploy     *bool     `json:"autodeploy,omitempty"`
+	ManagedState   *bool     `json:"managed_state,omitempty"`
+	Hooks          *Hooks    `json:"hooks,omitempty"`
+	RawPolicyInput *bool     `json:"raw_policy_input,omitempty"`
 }
 
 // EnvVar is a stack environment variable. Value is empty for secrets in
@@ -191,7 +195,10 @@ type Run struct {
 	Command       string       `json:"command,omitempty"`
 	Delta         *Delta       `json:"delta,omitempty"`
 	HasChanges    bool         `json:"has_changes"`
-	Reason        string       `json:"reason,omitempty"` // why it failed or stopped
+	Reason        string       `json:"reason,omitempty"`      // why it failed or stopped
+	Flags         []string     `json:"flags"`                 // set by policies (flag / reset_flag)
+	Workflow      string       `json:"workflow,omitempty"`    // the trigger workflow it belongs to
+	ReviewFrom    string       `json:"review_from,omitempty"` // while PENDING_REVIEW: where an approval returns it
 	CreatedAt     time.Time    `json:"created_at"`
 	UpdatedAt     time.Time    `json:"updated_at"`
 	Transitions   []Transition `json:"transitions,omitempty"`

@@ -123,6 +123,9 @@ const (
 	RunCancel     = "run:cancel"
 	RunStop       = "run:stop"
 	TaskCreate    = "task:create"
+	RunReview     = "run:review"
+	PolicyManage  = "policy:manage"
+	PushNotify    = "stack:notify-push"
 )
 
 // Authorize checks that p may do action in space.

@@ -91,6 +91,7 @@ named by GANTRY_<FLAG>_FILE. A flag given on the command line wins.`,
 	root.AddCommand(
 		a.loginCommand(), a.logoutCommand(),
 		a.spaceCommand(), a.stackCommand(), a.runCommand(),
+		a.policyCommand(),
 		a.versionCommand(),
 	)
 	for _, newCmd := range extraCommands {

@@ -209,10 +209,11 @@ func (a *app) logsCommand() *cobra.Command {
 }
 
 func (a *app) runCommand() *cobra.Command {
-	return group("run", "List, inspect, cancel and stop runs",
+	return group("run", "List, inspect, review, cancel and stop runs",
 		a.runList(), a.runShow(),
 		a.runAction("cancel", "Cancel a run that has not started", (*client.Client).CancelRun),
 		a.runAction("stop", "Stop a run in progress", (*client.Client).StopRun),
+		a.runReview(),
 	)
 }
 
@@ -285,14 +286,18 @@ func (a *app) runShow() *cobra.Command {
 	var id string
 	cmd := &cobra.Command{
 		Use:   "show",
-		Short: "Show a run and its timeline",
+		Short: "Show a run, its timeline, policy receipts and reviews",
 		Args:  cobra.NoArgs,
 		RunE: a.withClient(func(ctx context.Context, c *client.Client, _ []string) error {
 			r, err := c.GetRun(ctx, id)
 			if err != nil {
 				return err
 			}
-			return a.print(r, func(w io.Writer) { runDetail(w, r) })
+			rp, err := runPolicies(ctx, c, r)
+			if err != nil {
+				return err
+			}
+			return a.print(rp, func(w io.Writer) { runDetail(w, r); policyDetail(w, rp) })
 		}),
 	}
 	cmd.Flags().StringVar(&id, "id", "", "run id")

@@ -36,6 +36,9 @@ GANTRY_<FLAG>_FILE for secrets kept in files.`,
 			if cfg.Dev && !cmd.Flags().Changed("data-dir") && os.Getenv("GANTRY_DATA_DIR") == "" {
 				cfg.DataDir = ""
 			}
+			if cfg.PolicySamples < 0 || cfg.PolicyTimeoutScale <= 0 || cfg.PolicyTimeoutScale > 100 {
+				return fmt.Errorf("--policy-samples must be >= 0 and --policy-timeout-scale in (0, 100]")
+			}
 			if cfg.BuiltinWorkers < 0 || cfg.WorkerTimeout < time.Second/2 {
 				return fmt.Errorf("--builtin-workers must be >= 0 and --worker-timeout >= 500ms")
 			}
@@ -58,6 +61,9 @@ GANTRY_<FLAG>_FILE for secrets kept in files.`,
 	f.StringVar(&cfg.OpenTofuMirror, "opentofu-mirror", "", "base URL of OpenTofu releases (default: the official GitHub releases)")
 	f.StringVar(&cfg.TerraformMirror, "terraform-mirror", "", "base URL of Terraform releases (default: releases.hashicorp.com)")
 	f.StringVar(&cfg.DebugListen, "debug-listen", "", "serve Go's profiler (/debug/pprof) on this address, e.g. 127.0.0.1:6060 (off by default)")
+	f.StringVar(&cfg.PublicURL, "public-url", "", "the address users reach the server at, for links in notifications (default: the listen address)")
+	f.IntVar(&cfg.PolicySamples, "policy-samples", 10, "keep the newest N evaluations of every policy as samples for simulate and replay (0: only those a policy asks for)")
+	f.Float64Var(&cfg.PolicyTimeoutScale, "policy-timeout-scale", 1, "multiply the policy evaluation timeouts (plan 45s, push and notification 10s, others 5s)")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	return cmd
@@ -95,5 +101,6 @@ func configAttrs(c server.Config) []any {
 	return []any{"listen", c.Listen, "data_dir", c.DataDir, "database_url", dbURL, "builtin_workers", c.BuiltinWorkers,
 		"dev", c.Dev, "demo", c.Demo, "encryption_key", redact(c.EncryptionKey), "admin_token", redact(c.AdminToken),
 		"worker_timeout", c.WorkerTimeout, "shutdown_timeout", c.ShutdownTimeout, "tools_dir", c.ToolsDir,
-		"opentofu_mirror", c.OpenTofuMirror, "terraform_mirror", c.TerraformMirror, "debug_listen", c.DebugListen}
+		"opentofu_mirror", c.OpenTofuMirror, "terraform_mirror", c.TerraformMirror, "debug_listen", c.DebugListen,
+		"public_url", c.PublicURL, "policy_samples", c.PolicySamples, "policy_timeout_scale", c.PolicyTimeoutScale}
 }

@@ -23,6 +23,7 @@ func (a *app) stackCommand() *cobra.Command {
 		a.taskCommand(),
 		a.confirmCommand(), a.discardCommand(), a.logsCommand(),
 		a.outputsCommand(), a.stateCommand(),
+		a.stackNotifyPush(),
 	)
 }
 

@@ -213,6 +213,10 @@ const (
 
 // Planned records a plan's result and tells the worker what to do next.
 func (s *Service) Planned(ctx context.Context, runID, workerID string, hasChanges bool, d Delta, autodeploy bool) (string, Run, error) {
+	plan, review, err := s.planVerdicts(ctx, runID, workerID, hasChanges, d)
+	if err != nil {
+		return "", Run{}, err
+	}
 	next := ""
 	r, err := s.jobStep(ctx, runID, workerID, func(ctx context.Context, n *notes, r *Run) error {
 		if r.State != Planning {
@@ -223,16 +227,26 @@ func (s *Service) Planned(ctx context.Context, runID, workerID string, hasChange
 			return err
 		}
 		r.HasDelta, r.Delta, r.HasChanges = true, d, hasChanges
+		if err := plan.record(ctx, r.ID); err != nil {
+			return err
+		}
+		r.Notes = planNotes(plan)
 		switch {
 		case r.StopRequested != "":
 			next = NextDone
 			return s.transition(ctx, n, r, change{to: Stopped, actor: r.StopRequested, reason: "stopped by " + r.StopRequested})
+		case plan.Outcome == OutcomeDeny:
+			next = NextDone
+			return s.transition(ctx, n, r, change{to: Failed, actor: "policy", reason: messages("denied by plan policy", plan.Messages)})
 		case !hasChanges:
 			next = NextDone
 			return s.transition(ctx, n, r, change{to: Finished, actor: "worker:" + workerID, reason: "no changes"})
 		case r.Type == Proposed:
 			next = NextDone
-			return s.transition(ctx, n, r, change{to: Finished, actor: "worker:" + workerID, reason: "proposed run planned"})
+			return s.proposedDone(ctx, n, r, workerID, review)
+		case autodeploy && plan.Outcome == OutcomeWarn:
+			next = NextSave
+			return nil
 		case autodeploy:
 			next = NextApply
 			if err := s.transition(ctx, n, r, change{to: Confirmed, actor: "gantry", reason: "autodeploy"}); err != nil {
@@ -255,6 +269,16 @@ const NextPlan = "plan"
 // applying, so the run goes on to APPLYING at once and the worker sends the
 // counts later (RecordDelta); otherwise the answer is NextPlan.
 func (s *Service) PlannedPending(ctx context.Context, runID, workerID string, autodeploy bool) (string, Run, error) {
+	needsPlan := false
+	if s.Policies != nil {
+		r, err := s.Get(ctx, runID)
+		if err != nil {
+			return "", r, err
+		}
+		if needsPlan, err = s.Policies.NeedsPlan(ctx, r); err != nil {
+			return "", r, err
+		}
+	}
 	next := ""
 	r, err := s.jobStep(ctx, runID, workerID, func(ctx context.Context, n *notes, r *Run) error {
 		if r.State != Planning {
@@ -264,7 +288,7 @@ func (s *Service) PlannedPending(ctx context.Context, runID, workerID string, au
 		case r.StopRequested != "":
 			next = NextDone
 			return s.transition(ctx, n, r, change{to: Stopped, actor: r.StopRequested, reason: "stopped by " + r.StopRequested})
-		case !autodeploy || (r.Type != Tracked && r.Type != Destroy):
+		case !autodeploy || (r.Type != Tracked && r.Type != Destroy) || needsPlan:
 			next = NextPlan
 			return nil
 		}
@@ -300,6 +324,17 @@ func (s *Service) RecordDelta(ctx context.Context, runID, workerID string, d Del
 // HandOff records that the worker saved the workspace: the run waits for a
 // person, and no worker holds it.
 func (s *Service) HandOff(ctx context.Context, runID, workerID string) (Run, error) {
+	var verdict Verdict
+	if s.Policies != nil {
+		r, err := s.Get(ctx, runID)
+		if err != nil {
+			return r, err
+		}
+		r.State = Unconfirmed
+		if verdict, err = s.Policies.Approval(ctx, r, Unconfirmed); err != nil {
+			return r, err
+		}
+	}
 	return s.jobStep(ctx, runID, workerID, func(ctx context.Context, n *notes, r *Run) error {
 		if r.State != Planning || !r.HasChanges {
 			return errs.E(errs.Conflict, "run %s is %s with no saved plan to hand off", r.ID, r.State)
@@ -314,8 +349,12 @@ func (s *Service) HandOff(ctx context.Context, runID, workerID string) (Run, err
 		if k == 0 {
 			return errs.E(errs.Conflict, "run %s has no saved workspace", r.ID)
 		}
-		return s.transition(ctx, n, r, change{to: Unconfirmed, actor: "worker:" + workerID, reason: "waiting for confirmation",
-			sets: []string{"worker_id = ''", "job_token_hash = ''", "state_token_hash = ''"}})
+		if err := s.transition(ctx, n, r, change{to: Unconfirmed, actor: "worker:" + workerID, reason: "waiting for confirmation",
+			sets: []string{"worker_id = ''", "job_token_hash = ''", "state_token_hash = ''"}}); err != nil {
+			return err
+		}
+		r.WorkerID = ""
+		return s.applyApproval(ctx, n, r, Unconfirmed, verdict)
 	})
 }
 

@@ -8,6 +8,7 @@ import (
 
 	"github.com/gantry-iac/gantry/internal/errs"
 	"github.com/gantry-iac/gantry/internal/id"
+	"github.com/gantry-iac/gantry/internal/labels"
 )
 
 // notes collects the events keys to wake once a transaction committed.
@@ -68,8 +69,14 @@ func (s *Service) transition(ctx context.Context, n *notes, r *Run, c change) er
 	if err != nil {
 		return err
 	}
+	from := r.State
 	r.State = c.to
 	n.add(Key(r.ID), LogKey(r.ID))
+	if s.Policies != nil {
+		if err := s.Policies.Changed(ctx, *r, from, time.Unix(0, now)); err != nil {
+			return err
+		}
+	}
 	if Terminal(c.to) {
 		if c.reason != "" {
 			r.Reason = c.reason
@@ -89,7 +96,9 @@ func (s *Service) transition(ctx context.Context, n *notes, r *Run, c change) er
 }
 
 // promote makes the next runs of a stack READY: every queued proposed run,
-// and the oldest queued blocking run if no blocking run holds the stack.
+// and the oldest queued blocking run if no blocking run holds the stack. A
+// run waiting for review before it started (PENDING_REVIEW from QUEUED)
+// does not hold the stack.
 func (s *Service) promote(ctx context.Context, n *notes, stackID string) error {
 	// Updating the stack row serializes promotions of one stack across
 	// transactions on both databases.
@@ -115,7 +124,8 @@ func (s *Service) promote(ctx context.Context, n *notes, stackID string) error {
 		return err
 	}
 	var busy int
-	if err := s.db.QueryRow(ctx, `SELECT COUNT(*) FROM runs WHERE stack_id = $1 AND blocking AND state <> 'QUEUED' AND state NOT IN `+terminalSQL, stackID).Scan(&busy); err != nil {
+	if err := s.db.QueryRow(ctx, `SELECT COUNT(*) FROM runs WHERE stack_id = $1 AND blocking AND state <> 'QUEUED' AND state NOT IN `+terminalSQL+
+		` AND NOT (state = 'PENDING_REVIEW' AND review_from = 'QUEUED')`, stackID).Scan(&busy); err != nil {
 		return err
 	}
 	if busy == 0 {
@@ -146,6 +156,8 @@ type New struct {
 	Command       string
 	TriggeredBy   string
 	Reason        string
+	WorkflowID    string   // the trigger chain the run joins
+	Flags         []string // flags carried over (from the run that triggered it)
 }
 
 // Create queues a run and lets it go if the stack is free.
@@ -168,13 +180,24 @@ func (s *Service) Create(ctx context.Context, in New) (Run, error) {
 	default:
 		return Run{}, errs.E(errs.Invalid, "run type must be TRACKED, PROPOSED, DESTROY or TASK, got %q", in.Type)
 	}
+	runID := id.New("run")
+	created := time.Now()
+	var verdict Verdict
+	if s.Policies != nil {
+		var err error
+		verdict, err = s.Policies.Approval(ctx, Run{ID: runID, StackID: in.StackID, Type: in.Type, State: Queued, Blocking: in.Type != Proposed,
+			CommitSHA: in.CommitSHA, CommitMessage: in.CommitMessage, TriggeredBy: in.TriggeredBy, Command: in.Command,
+			Flags: in.Flags, WorkflowID: in.WorkflowID, CreatedAt: created, UpdatedAt: created}, Queued)
+		if err != nil {
+			return Run{}, err
+		}
+	}
 	var r Run
 	err := s.tx(ctx, func(ctx context.Context, n *notes) error {
-		now := time.Now().UnixNano()
-		runID := id.New("run")
-		res, err := s.db.Exec(ctx, `INSERT INTO runs (id, stack_id, space_id, type, state, blocking, commit_sha, commit_message, triggered_by, command, created_at, updated_at)
-			SELECT $1, id, space_id, $3, 'QUEUED', $4, $5, $6, $7, $8, $9, $9 FROM stacks WHERE id = $2`,
-			runID, in.StackID, in.Type, in.Type != Proposed, in.CommitSHA, in.CommitMessage, in.TriggeredBy, in.Command, now)
+		now := created.UnixNano()
+		res, err := s.db.Exec(ctx, `INSERT INTO runs (id, stack_id, space_id, type, state, blocking, commit_sha, commit_message, triggered_by, command, workflow_id, flags, created_at, updated_at)
+			SELECT $1, id, space_id, $3, 'QUEUED', $4, $5, $6, $7, $8, $10, $11, $9, $9 FROM stacks WHERE id = $2`,
+			runID, in.StackID, in.Type, in.Type != Proposed, in.CommitSHA, in.CommitMessage, in.TriggeredBy, in.Command, now, in.WorkflowID, labels.Encode(in.Flags))
 		if err != nil {
 			return err
 		}
@@ -189,8 +212,21 @@ func (s *Service) Create(ctx context.Context, in New) (Run, error) {
 			runID, now, in.TriggeredBy, reason); err != nil {
 			return err
 		}
-		if err := s.promote(ctx, n, in.StackID); err != nil {
+		if r, err = s.Get(ctx, runID); err != nil {
 			return err
+		}
+		if s.Policies != nil {
+			if err := s.Policies.Changed(ctx, r, "", created); err != nil {
+				return err
+			}
+		}
+		if err := s.applyApproval(ctx, n, &r, Queued, verdict); err != nil {
+			return err
+		}
+		if r.State == Queued {
+			if err := s.promote(ctx, n, in.StackID); err != nil {
+				return err
+			}
 		}
 		r, err = s.Get(ctx, runID)
 		return err

@@ -105,6 +105,10 @@ func (s *Service) readLog(ctx context.Context, runID string, offset int64, max i
 const (
 	ArtifactPlanJSON  = "plan.json"
 	ArtifactWorkspace = "workspace"
+	// ArtifactMetadata holds the <key>.custom.spacelift.json (and
+	// .custom.gantry.json) files of the project root, as one JSON object
+	// by key, for input.third_party_metadata.custom of plan policies.
+	ArtifactMetadata = "metadata.json"
 )
 
 // MaxArtifact is the largest artifact a worker may upload.

@@ -16,6 +16,7 @@ import (
 	"github.com/gantry-iac/gantry/internal/db"
 	"github.com/gantry-iac/gantry/internal/errs"
 	"github.com/gantry-iac/gantry/internal/events"
+	"github.com/gantry-iac/gantry/internal/labels"
 	"github.com/gantry-iac/gantry/internal/secrets"
 )
 
@@ -86,8 +87,14 @@ type Run struct {
 	WorkerID      string
 	HeartbeatAt   time.Time
 	LogSize       int64
-	CreatedAt     time.Time
-	UpdatedAt     time.Time
+	Flags         []string // set by policies (flag / reset_flag), carried across policy types
+	WorkflowID    string   // the first run of the trigger chain this run belongs to ("" if none)
+	ReviewFrom    string   // while PENDING_REVIEW: the state an approval returns it to
+	// Notes is not stored: what policies said at the step that returned
+	// this run, for the worker to write into the run's log.
+	Notes     []string
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
 // Transition is one entry of a run's timeline.
@@ -109,6 +116,8 @@ type Service struct {
 	// OnTerminal, if set, runs inside the transaction that makes a run
 	// terminal (the state backend releases the run's locks there).
 	OnTerminal func(ctx context.Context, r Run) error
+	// Policies, if set, is consulted at the decision points of RUNS.md.
+	Policies Policies
 }
 
 // NewService returns a run service.
@@ -127,16 +136,20 @@ func LogKey(runID string) string { return "log:" + runID }
 
 const cols = `r.id, r.stack_id, s.space_id, s.worker_pool, r.type, r.state, r.blocking, r.drift, r.commit_sha, r.commit_message,
 	r.triggered_by, r.command, r.has_delta, r.delta_add, r.delta_change, r.delta_destroy, r.has_changes, r.reason,
-	r.stop_requested, r.worker_id, r.heartbeat_at, r.log_size, r.created_at, r.updated_at`
+	r.stop_requested, r.worker_id, r.heartbeat_at, r.log_size, r.flags, r.workflow_id, r.review_from, r.created_at, r.updated_at`
 
 const from = ` FROM runs r JOIN stacks s ON s.id = r.stack_id`
 
 func scan(row interface{ Scan(...any) error }) (Run, error) {
 	var r Run
 	var hb, c, u int64
+	var flags string
 	err := row.Scan(&r.ID, &r.StackID, &r.SpaceID, &r.Pool, &r.Type, &r.State, &r.Blocking, &r.Drift, &r.CommitSHA, &r.CommitMessage,
 		&r.TriggeredBy, &r.Command, &r.HasDelta, &r.Delta.Add, &r.Delta.Change, &r.Delta.Destroy, &r.HasChanges, &r.Reason,
-		&r.StopRequested, &r.WorkerID, &hb, &r.LogSize, &c, &u)
+		&r.StopRequested, &r.WorkerID, &hb, &r.LogSize, &flags, &r.WorkflowID, &r.ReviewFrom, &c, &u)
+	if err == nil {
+		r.Flags, err = labels.Decode(flags)
+	}
 	r.HeartbeatAt, r.CreatedAt, r.UpdatedAt = time.Unix(0, hb).UTC(), time.Unix(0, c).UTC(), time.Unix(0, u).UTC()
 	return r, err
 }
@@ -152,12 +165,13 @@ func (s *Service) Get(ctx context.Context, runID string) (Run, error) {
 
 // Filter selects runs in List.
 type Filter struct {
-	Stack  string
-	Space  string
-	State  string
-	Type   string
-	Cursor string // list runs older than this id
-	Limit  int
+	Stack    string
+	Space    string
+	State    string
+	Type     string
+	Workflow string // runs of one trigger workflow
+	Cursor   string // list runs older than this id
+	Limit    int
 }
 
 // List returns a page of runs, newest first, and the next cursor.
@@ -182,6 +196,9 @@ func (s *Service) List(ctx context.Context, f Filter) ([]Run, string, error) {
 	}
 	if f.Type != "" {
 		add("r.type = ?", f.Type)
+	}
+	if f.Workflow != "" {
+		add("r.workflow_id = ?", f.Workflow)
 	}
 	q := `SELECT ` + cols + from
 	if len(where) > 0 {

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -25,6 +26,9 @@ import (
 	"github.com/gantry-iac/gantry/internal/events"
 	"github.com/gantry-iac/gantry/internal/git"
 	"github.com/gantry-iac/gantry/internal/httpx"
+	"github.com/gantry-iac/gantry/internal/notify"
+	"github.com/gantry-iac/gantry/internal/policy"
+	"github.com/gantry-iac/gantry/internal/policy/engine"
 	"github.com/gantry-iac/gantry/internal/run"
 	"github.com/gantry-iac/gantry/internal/secrets"
 	"github.com/gantry-iac/gantry/internal/space"
@@ -55,6 +59,15 @@ type Config struct {
 	// DebugListen, if set, serves Go's profiler (/debug/pprof) there: keep
 	// it on loopback.
 	DebugListen string
+	// PublicURL is the address users reach the server at (links in
+	// notifications); default: the listen address.
+	PublicURL string
+	// PolicySamples keeps the newest N evaluations of every policy as
+	// samples for simulate and replay (besides those a policy asks for).
+	PolicySamples int
+	// PolicyTimeoutScale multiplies the per-type policy evaluation timeouts
+	// (1 = plan 45s, push and notification 10s, others 5s).
+	PolicyTimeoutScale float64
 }
 
 // Server is a running control plane.
@@ -71,6 +84,8 @@ type Server struct {
 	state    *state.Service
 	keys     *auth.Keys
 	registry *workerapi.Registry
+	notify   *notify.Service
+	policies *policy.Service
 	instance string
 	url      string
 	ready    atomic.Bool
@@ -163,6 +178,11 @@ func (s *Server) open(ctx context.Context) error {
 	s.runs.OnTerminal = func(ctx context.Context, r run.Run) error { return s.state.ReleaseRun(ctx, r.ID) }
 	s.keys = auth.NewKeys(s.db)
 	s.registry = workerapi.NewRegistry(s.db)
+	s.notify = notify.NewService(s.db, s.box, s.log)
+	s.policies = policy.NewService(s.db, s.spaces, s.stacks, s.runs, s.notify, s.hub, s.log)
+	s.policies.SampleLast = s.cfg.PolicySamples
+	scalePolicyTimeouts(s.cfg.PolicyTimeoutScale)
+	s.runs.Policies = s.policies
 	if err := s.spaces.EnsureRoot(ctx); err != nil {
 		return err
 	}
@@ -260,7 +280,8 @@ func (s *Server) handler() http.Handler {
 		_, _ = io.WriteString(w, "ready\n")
 	})
 	mux.Handle("GET /metrics", s.metricsHandler())
-	a := &api.API{Spaces: s.spaces, Stacks: s.stacks, Runs: s.runs, State: s.state, Keys: s.keys, Log: s.log, Head: git.Head}
+	a := &api.API{Spaces: s.spaces, Stacks: s.stacks, Runs: s.runs, State: s.state, Keys: s.keys, Log: s.log, Head: git.Head,
+		Notify: s.notify, Policies: s.policies}
 	a.Routes(mux)
 	wh := &workerapi.Handler{Runs: s.runs, Stacks: s.stacks, Registry: s.registry, Hub: s.hub, Log: s.log,
 		MaxClaimWait: 30 * time.Second, Draining: s.draining.Load,
@@ -276,6 +297,10 @@ func (s *Server) serve(ctx context.Context) error {
 		return fmt.Errorf("listening on %s: %w", s.cfg.Listen, err)
 	}
 	s.url = "http://" + ln.Addr().String()
+	s.policies.PublicURL = s.url
+	if s.cfg.PublicURL != "" {
+		s.policies.PublicURL = s.cfg.PublicURL
+	}
 	if s.cfg.DebugListen != "" {
 		if err := s.serveDebug(); err != nil {
 			ln.Close()
@@ -299,6 +324,8 @@ func (s *Server) serve(ctx context.Context) error {
 	closeIdle := s.startWorkers(stopWorkers, killWorkers, &workers)
 	reaperCtx, stopReaper := context.WithCancel(context.Background())
 	go s.reaper(reaperCtx)
+	go s.policies.RunEvents(reaperCtx, time.Second)
+	go s.notify.Run(reaperCtx)
 	go func() {
 		_ = s.db.Listen(reaperCtx, eventsChannel, func(p string) { s.hub.NotifyLocal(strings.Fields(p)...) })
 	}()
@@ -356,5 +383,18 @@ func (s *Server) reaper(ctx context.Context) {
 		} else if n > 0 {
 			s.log.Warn("failed runs whose worker was lost", "runs", n)
 		}
+	}
+}
+
+// baseTimeouts are the policy engine's timeouts before any scaling.
+var baseTimeouts = maps.Clone(engine.Timeouts)
+
+// scalePolicyTimeouts applies --policy-timeout-scale (0 means 1).
+func scalePolicyTimeouts(f float64) {
+	if f <= 0 {
+		f = 1
+	}
+	for k, v := range baseTimeouts {
+		engine.Timeouts[k] = time.Duration(float64(v) * f)
 	}
 }

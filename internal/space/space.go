@@ -191,3 +191,22 @@ func (s *Service) Delete(ctx context.Context, spaceID string) error {
 		return err
 	})
 }
+
+// Lineage returns the spaces whose policies, contexts and integrations a
+// space sees: itself, then its parent if it inherits, then the parent's
+// parent if the parent inherits too, and so on.
+func (s *Service) Lineage(ctx context.Context, spaceID string) ([]Space, error) {
+	var out []Space
+	for next := spaceID; next != ""; {
+		sp, err := s.Get(ctx, next)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, sp)
+		if !sp.Inherit || len(out) > 64 {
+			break
+		}
+		next = sp.Parent
+	}
+	return out, nil
+}

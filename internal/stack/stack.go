@@ -52,8 +52,11 @@ type Stack struct {
 	ManagedState bool
 	Hooks        Hooks
 	WorkerPool   string // empty: the built-in pool
-	CreatedAt    time.Time
-	UpdatedAt    time.Time
+	// RawPolicyInput turns off the sanitization of sensitive values in
+	// the plan policy input.
+	RawPolicyInput bool
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
 }
 
 // Service stores stacks and their environment.
@@ -65,14 +68,14 @@ type Service struct {
 // NewService returns a stack service; box encrypts secret values.
 func NewService(d *db.DB, box *secrets.Box) *Service { return &Service{db: d, box: box} }
 
-const cols = `id, name, space_id, repository, branch, project_root, tool, tool_version, labels, description, autodeploy, managed_state, hooks, worker_pool, created_at, updated_at`
+const cols = `id, name, space_id, repository, branch, project_root, tool, tool_version, labels, description, autodeploy, managed_state, hooks, worker_pool, raw_policy_input, created_at, updated_at`
 
 func scan(row interface{ Scan(...any) error }) (Stack, error) {
 	var s Stack
 	var lbl, hooks string
 	var c, u int64
 	err := row.Scan(&s.ID, &s.Name, &s.Space, &s.Repository, &s.Branch, &s.ProjectRoot, &s.Tool, &s.ToolVersion,
-		&lbl, &s.Description, &s.Autodeploy, &s.ManagedState, &hooks, &s.WorkerPool, &c, &u)
+		&lbl, &s.Description, &s.Autodeploy, &s.ManagedState, &hooks, &s.WorkerPool, &s.RawPolicyInput, &c, &u)
 	if err != nil {
 		return s, err
 	}
@@ -174,9 +177,9 @@ func (s *Service) Create(ctx context.Context, st Stack) (Stack, error) {
 		if err := s.checkSpace(ctx, st.Space); err != nil {
 			return err
 		}
-		_, err := s.db.Exec(ctx, `INSERT INTO stacks (`+cols+`) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$15)`,
+		_, err := s.db.Exec(ctx, `INSERT INTO stacks (`+cols+`) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$16,$15,$15)`,
 			st.ID, st.Name, st.Space, st.Repository, st.Branch, st.ProjectRoot, st.Tool, st.ToolVersion,
-			labels.Encode(st.Labels), st.Description, st.Autodeploy, st.ManagedState, hooksJSON(st.Hooks), st.WorkerPool, now.UnixNano())
+			labels.Encode(st.Labels), st.Description, st.Autodeploy, st.ManagedState, hooksJSON(st.Hooks), st.WorkerPool, now.UnixNano(), st.RawPolicyInput)
 		if db.IsUniqueViolation(err) {
 			return errs.E(errs.Conflict, "stack %q already exists", st.ID)
 		}
@@ -276,9 +279,9 @@ func (s *Service) Update(ctx context.Context, stackID string, fn func(*Stack) er
 			return err
 		}
 		_, err = s.db.Exec(ctx, `UPDATE stacks SET name=$2, space_id=$3, repository=$4, branch=$5, project_root=$6, tool=$7,
-			tool_version=$8, labels=$9, description=$10, autodeploy=$11, managed_state=$12, hooks=$13, worker_pool=$14, updated_at=$15 WHERE id=$1`,
+			tool_version=$8, labels=$9, description=$10, autodeploy=$11, managed_state=$12, hooks=$13, worker_pool=$14, updated_at=$15, raw_policy_input=$16 WHERE id=$1`,
 			st.ID, st.Name, st.Space, st.Repository, st.Branch, st.ProjectRoot, st.Tool, st.ToolVersion,
-			labels.Encode(st.Labels), st.Description, st.Autodeploy, st.ManagedState, hooksJSON(st.Hooks), st.WorkerPool, st.UpdatedAt.UnixNano())
+			labels.Encode(st.Labels), st.Description, st.Autodeploy, st.ManagedState, hooksJSON(st.Hooks), st.WorkerPool, st.UpdatedAt.UnixNano(), st.RawPolicyInput)
 		return err
 	})
 	return st, err

@@ -258,6 +258,9 @@ func (j *jobRun) runPlan(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := j.uploadMetadata(ctx); err != nil {
+		return err
+	}
 	if err := j.w.proto.PutArtifact(ctx, j.job, "plan.json", planJSON); err != nil {
 		return fmt.Errorf("uploading the plan: %w", err)
 	}
@@ -279,6 +282,9 @@ func (j *jobRun) runPlan(ctx context.Context) error {
 	resp, err := j.w.proto.Planned(ctx, j.job, workerapi.PlannedRequest{HasChanges: hasChanges, Add: delta.Add, Change: delta.Change, Destroy: delta.Destroy})
 	if err != nil {
 		return fmt.Errorf("reporting the plan: %w", err)
+	}
+	for _, line := range resp.Log {
+		j.log.Printf("%s", line)
 	}
 	switch resp.Next {
 	case "done":

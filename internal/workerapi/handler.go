@@ -176,7 +176,7 @@ func (h *Handler) logs(w http.ResponseWriter, r *http.Request, rn run.Run) error
 
 func artifactName(r *http.Request) (string, error) {
 	name := r.PathValue("name")
-	if name != run.ArtifactPlanJSON && name != run.ArtifactWorkspace {
+	if name != run.ArtifactPlanJSON && name != run.ArtifactWorkspace && name != run.ArtifactMetadata {
 		return "", errs.E(errs.Invalid, "unknown artifact %q", name)
 	}
 	return name, nil
@@ -191,7 +191,7 @@ func (h *Handler) putArtifact(w http.ResponseWriter, r *http.Request, rn run.Run
 	if err != nil {
 		return errs.E(errs.TooLarge, "artifact larger than %d bytes", run.MaxArtifact)
 	}
-	if name == run.ArtifactPlanJSON && !json.Valid(data) {
+	if (name == run.ArtifactPlanJSON || name == run.ArtifactMetadata) && !json.Valid(data) {
 		return errs.E(errs.Invalid, "plan.json is not valid JSON")
 	}
 	return noContent(w, h.Runs.PutArtifact(r.Context(), rn.ID, name, data))
@@ -221,15 +221,16 @@ func (h *Handler) planned(w http.ResponseWriter, r *http.Request, rn run.Run) er
 		return err
 	}
 	var next string
+	var after run.Run
 	if req.PlanPending {
-		next, _, err = h.Runs.PlannedPending(r.Context(), rn.ID, rn.WorkerID, st.Autodeploy)
+		next, after, err = h.Runs.PlannedPending(r.Context(), rn.ID, rn.WorkerID, st.Autodeploy)
 	} else {
-		next, _, err = h.Runs.Planned(r.Context(), rn.ID, rn.WorkerID, req.HasChanges, run.Delta{Add: req.Add, Change: req.Change, Destroy: req.Destroy}, st.Autodeploy)
+		next, after, err = h.Runs.Planned(r.Context(), rn.ID, rn.WorkerID, req.HasChanges, run.Delta{Add: req.Add, Change: req.Change, Destroy: req.Destroy}, st.Autodeploy)
 	}
 	if err != nil {
 		return err
 	}
-	httpx.WriteJSON(w, http.StatusOK, PlannedResponse{Next: next})
+	httpx.WriteJSON(w, http.StatusOK, PlannedResponse{Next: next, Log: after.Notes})
 	return nil
 }
 

@@ -126,6 +126,8 @@ type DeltaRequest struct {
 // PlannedResponse says what to do after planning.
 type PlannedResponse struct {
 	Next string `json:"next"` // done, apply, save, plan
+	// Log holds lines for the run's log: what the plan policies decided.
+	Log []string `json:"log,omitempty"`
 }
 
 // HeartbeatResponse tells a worker whether to stop the job.

@@ -1,0 +1,351 @@
+package e2e
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gantry-iac/gantry/internal/apiv1"
+)
+
+// writePolicy writes a Rego file for `gantry policy create --body-file`.
+func writePolicy(t *testing.T, name, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// createPolicy creates a policy with the CLI and returns it.
+func (s *Server) createPolicy(t *testing.T, id, typ, body string, extra ...string) apiv1.Policy {
+	t.Helper()
+	var p apiv1.Policy
+	args := append([]string{"policy", "create", "--id", id, "--name", id, "--type", typ, "--space", "root",
+		"--body-file", writePolicy(t, id+".rego", body)}, extra...)
+	s.MustJSON(t, &p, args...)
+	if p.ID != id {
+		t.Fatalf("policy create printed %+v", p)
+	}
+	return p
+}
+
+func (s *Server) receipts(t *testing.T, runID string) []apiv1.PolicyReceipt {
+	t.Helper()
+	var out apiv1.List[apiv1.PolicyReceipt]
+	s.getJSON(t, "/api/v1/runs/"+runID+"/policy-receipts", &out)
+	return out.Items
+}
+
+// getJSON reads an API path with the admin token.
+func (s *Server) getJSON(t *testing.T, path string, out any) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), "GET", s.URL+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+s.Token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(resp.Body)
+		t.Fatalf("GET %s: %s %s", path, resp.Status, body)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+}
+
+// waitFor polls cond until it holds, or fails t after waitTimeout.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	if !poll(waitTimeout, 200*time.Millisecond, cond) {
+		t.Fatalf("timed out waiting for %s", what)
+	}
+}
+
+// Plan policy written in v0 syntax (detected), denying by resource type.
+const denyThingV0 = `package spacelift
+
+deny[sprintf("%s may not be created here", [r.address])] {
+	r := input.terraform.resource_changes[_]
+	r.type == "terraform_data"
+	r.change.actions[_] == "create"
+}
+`
+
+// Plan policy in v1 syntax, warning on every change; reads Gantry's
+// normalized view too.
+const warnChangesV1 = `package gantry
+
+warn contains sprintf("%d resources change (%d normalized)", [count(input.terraform.resource_changes), count(input.gantry.resources)]) if {
+	count(input.terraform.resource_changes) > 0
+}
+`
+
+// A plan policy denies: the run fails with the message in its reason, its
+// receipt and its log; a plan policy warns on an autodeploy stack: the run
+// stops at UNCONFIRMED instead of applying.
+func TestPlanPolicies(t *testing.T) {
+	t.Parallel()
+	eachBackend(t, func(t *testing.T, b backend) {
+		s := StartServer(t, ServerConfig{DBURL: b.dbURL(t)})
+		repo := NewRepo(t, map[string]string{"main.tf": staticConfig("v1")})
+		p := s.createPolicy(t, "deny-thing", "PLAN", denyThingV0, "--label", "autoattach:guarded")
+		if p.Engine != "rego_v0" || p.Version != 1 {
+			t.Fatalf("v0 policy saved as %+v", p)
+		}
+		s.CreateStack(t, "guarded", repo.URL, "--label", "guarded", "--autodeploy")
+		r := s.Deploy(t, "guarded")
+		r = s.WaitRun(t, r.ID, "FAILED")
+		if !strings.Contains(r.Reason, "terraform_data.thing may not be created here") {
+			t.Fatalf("reason = %q, want the deny message\n%s", r.Reason, s.Describe(t, r))
+		}
+		if log := s.Logs(t, "guarded", r.ID); !strings.Contains(log, "Plan policies denied this run") || !strings.Contains(log, "terraform_data.thing may not be created here") {
+			t.Fatalf("the log does not tell the deny:\n%s", log)
+		}
+		rcs := s.receipts(t, r.ID)
+		if len(rcs) != 1 || rcs[0].Policy != "deny-thing" || rcs[0].Outcome != "deny" || rcs[0].Type != "PLAN" {
+			t.Fatalf("receipts = %+v", rcs)
+		}
+		if out := s.MustGantry(t, "run", "show", "--id", r.ID); !strings.Contains(out, "deny-thing") {
+			t.Fatalf("run show does not list the receipt:\n%s", out)
+		}
+
+		s.createPolicy(t, "warn-changes", "PLAN", warnChangesV1, "--engine", "rego_v1")
+		s.CreateStack(t, "warned", repo.URL, "--autodeploy")
+		s.MustGantry(t, "policy", "attach", "--id", "warn-changes", "--stack", "warned")
+		w := s.WaitRun(t, s.Deploy(t, "warned").ID, "UNCONFIRMED")
+		if rcs := s.receipts(t, w.ID); len(rcs) != 1 || rcs[0].Outcome != "warn" || !strings.Contains(rcs[0].Messages[0], "1 resources change (1 normalized)") {
+			t.Fatalf("warn receipts = %+v", rcs)
+		}
+		s.MustGantry(t, "stack", "confirm", "--id", "warned", "--run", w.ID)
+		s.WaitRun(t, w.ID, "FINISHED")
+	})
+}
+
+// Saving refuses a policy that does not compile, names a disabled
+// built-in, or gives a rule the wrong shape, with file and line.
+func TestPolicySaveRefusesBadRego(t *testing.T) {
+	t.Parallel()
+	requireSetup(t)
+	s := StartServer(t, ServerConfig{})
+	for name, tc := range map[string]struct{ body, want string }{
+		"syntax":    {"package spacelift\n\ndeny contains msg if {\n  msg := \n}\n", "bad.rego:"},
+		"http":      {"package spacelift\n\ndeny contains \"x\" if {\n  http.send({\"method\": \"get\", \"url\": \"http://127.0.0.1:1\"})\n}\n", "http.send"},
+		"time":      {"package spacelift\n\ndeny contains \"x\" if { time.now_ns() > 0 }\n", "time.now_ns"},
+		"bool deny": {"package spacelift\n\ndeny := true\n", "deny"},
+	} {
+		res := s.Gantry(t, "policy", "create", "--id", "bad", "--type", "PLAN", "--space", "root", "--body-file", writePolicy(t, "bad.rego", tc.body))
+		if res.Code == 0 || !strings.Contains(res.Stderr, tc.want) {
+			t.Errorf("%s: %s\nwant a failure mentioning %q", name, res, tc.want)
+		}
+	}
+	var list []apiv1.Policy
+	s.MustJSON(t, &list, "policy", "list")
+	if len(list) != 0 {
+		t.Fatalf("refused policies were saved: %+v", list)
+	}
+}
+
+// An approval policy holds a run in PENDING_REVIEW until a review decides;
+// a rejection fails it.
+func TestApprovalPolicyAndReviews(t *testing.T) {
+	t.Parallel()
+	requireSetup(t)
+	s := StartServer(t, ServerConfig{})
+	repo := NewRepo(t, map[string]string{"main.tf": staticConfig("v1")})
+	s.createPolicy(t, "needs-review", "APPROVAL", `package spacelift
+
+approve if count(input.reviews.current.approvals) >= 1
+reject if count(input.reviews.current.rejections) > 0
+`, "--label", "autoattach:*")
+	s.CreateStack(t, "reviewed", repo.URL, "--autodeploy")
+	var r apiv1.Run
+	res := s.GantryJSON(t, &r, "stack", "deploy", "--id", "reviewed", "--wait")
+	if r.State != "PENDING_REVIEW" || !strings.Contains(res.Stderr, "waits for review") {
+		t.Fatalf("deploy --wait: %s", res)
+	}
+	var reviewed apiv1.Run
+	s.MustJSON(t, &reviewed, "run", "review", "--id", r.ID, "--approve", "--note", "looks fine")
+	s.WaitRun(t, r.ID, "FINISHED")
+
+	second := s.Deploy(t, "reviewed")
+	s.WaitRun(t, second.ID, "PENDING_REVIEW")
+	s.MustJSON(t, &reviewed, "run", "review", "--id", second.ID, "--reject", "--note", "not today")
+	got := s.WaitRun(t, second.ID, "FAILED")
+	if !strings.Contains(got.Reason, "rejected") {
+		t.Fatalf("reason = %q", got.Reason)
+	}
+}
+
+// A trigger policy runs the dependent stack when its dependency finished;
+// the workflow's loop guard stops the cycle back.
+func TestTriggerPolicyWorkflow(t *testing.T) {
+	t.Parallel()
+	requireSetup(t)
+	s := StartServer(t, ServerConfig{})
+	repo := NewRepo(t, map[string]string{"main.tf": staticConfig("v1")})
+	s.createPolicy(t, "dependents", "TRIGGER", `package spacelift
+
+trigger contains stack.id if {
+	input.run.state == "FINISHED"
+	some stack in input.stacks
+	concat(":", ["depends-on", input.stack.id]) in stack.labels
+}
+`, "--label", "autoattach:chain")
+	s.CreateStack(t, "network", repo.URL, "--autodeploy", "--label", "chain", "--label", "depends-on:app")
+	s.CreateStack(t, "app", repo.URL, "--autodeploy", "--label", "chain", "--label", "depends-on:network")
+	first := s.WaitRun(t, s.Deploy(t, "network").ID, "FINISHED")
+	var runs []apiv1.Run
+	waitFor(t, "a run of app triggered by network's", func() bool {
+		s.MustJSON(t, &runs, "run", "list", "--stack", "app")
+		return len(runs) == 1
+	})
+	app := s.WaitRun(t, runs[0].ID, "FINISHED")
+	if app.Workflow != first.ID || !strings.HasPrefix(app.TriggeredBy, "trigger_policy:") {
+		t.Fatalf("triggered run = %+v", app)
+	}
+	waitFor(t, "the loop guard's note", func() bool {
+		rcs := s.receipts(t, app.ID)
+		return len(rcs) == 1 && strings.Contains(strings.Join(rcs[0].Messages, " "), "loop protection")
+	})
+	s.MustJSON(t, &runs, "run", "list", "--stack", "network")
+	if len(runs) != 1 {
+		t.Fatalf("the cycle ran network again: %+v", runs)
+	}
+}
+
+// A runaway policy ends with a clear timeout error, and fails closed: the
+// approval evaluation that timed out rejects the run.
+func TestRunawayPolicyTimesOut(t *testing.T) {
+	t.Parallel()
+	requireSetup(t)
+	// Timeouts a tenth of the defaults: approval 0.5 s instead of 5 s.
+	s := StartServer(t, ServerConfig{Args: []string{"--policy-timeout-scale", "0.1"}})
+	repo := NewRepo(t, map[string]string{"main.tf": staticConfig("v1")})
+	s.createPolicy(t, "runaway", "APPROVAL", `package spacelift
+
+approve if {
+	count([x | some x in numbers.range(1, 100000000); x % 7 == 3]) > 0
+}
+`, "--label", "autoattach:*")
+	s.CreateStack(t, "slow", repo.URL)
+	r := s.WaitRun(t, s.Deploy(t, "slow").ID, "FAILED")
+	if !strings.Contains(r.Reason, "timed out") {
+		t.Fatalf("reason = %q, want a timeout", r.Reason)
+	}
+	rcs := s.receipts(t, r.ID)
+	if len(rcs) != 1 || rcs[0].Outcome != "error" || !strings.Contains(rcs[0].Error, "timed out") {
+		t.Fatalf("receipts = %+v", rcs)
+	}
+}
+
+// Simulate an edited body against a stored sample, replay it against every
+// sample, and run Rego unit tests with `gantry policy test`.
+func TestPolicySimulateReplayAndTest(t *testing.T) {
+	t.Parallel()
+	requireSetup(t)
+	s := StartServer(t, ServerConfig{})
+	repo := NewRepo(t, map[string]string{"main.tf": staticConfig("v1")})
+	s.createPolicy(t, "deny-thing", "PLAN", denyThingV0, "--label", "autoattach:*")
+	s.CreateStack(t, "sampled", repo.URL)
+	denied := s.WaitRun(t, s.Deploy(t, "sampled").ID, "FAILED")
+	var samples struct{ Items []apiv1.PolicySample }
+	s.MustJSON(t, &samples.Items, "policy", "samples", "--id", "deny-thing")
+	if len(samples.Items) != 1 || samples.Items[0].Run != denied.ID || samples.Items[0].Outcome != "deny" {
+		t.Fatalf("samples = %+v", samples.Items)
+	}
+	key := samples.Items[0].Key
+	edited := writePolicy(t, "edited.rego", strings.Replace(denyThingV0, `"terraform_data"`, `"aws_instance"`, 1))
+	var sim apiv1.PolicySimulation
+	s.MustJSON(t, &sim, "policy", "simulate", "--id", "deny-thing", "--sample", key, "--body", edited)
+	if sim.Decision.Outcome != "allow" || sim.Recorded == nil || sim.Recorded.Outcome != "deny" || len(sim.Changes) == 0 {
+		t.Fatalf("simulate = %+v", sim)
+	}
+	out := s.MustGantry(t, "policy", "replay", "--id", "deny-thing", "--body", edited, "--since", "1d")
+	if !strings.Contains(out, key) || !strings.Contains(out, "deny") || !strings.Contains(out, "allow") {
+		t.Fatalf("replay output does not show the changed decision:\n%s", out)
+	}
+
+	dir := t.TempDir()
+	for name, body := range map[string]string{
+		"policy.rego": denyThingV0,
+		"policy_test.rego": `package spacelift
+
+test_denies_thing if {
+	count(deny) == 1 with input as {"terraform": {"resource_changes": [{"address": "a", "type": "terraform_data", "change": {"actions": ["create"]}}]}}
+}
+
+test_sanitized_builtin if {
+	sanitized("secret") == sanitized("secret")
+}
+`,
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if res := s.Gantry(t, "policy", "test", dir); res.Code != 0 || !strings.Contains(res.Stdout, "PASS") {
+		t.Fatalf("policy test: %s", res)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "fail_test.rego"), []byte("package spacelift\n\ntest_fails if { count(deny) == 7 }\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if res := s.Gantry(t, "policy", "test", dir); res.Code == 0 || !strings.Contains(res.Stdout+res.Stderr, "test_fails") {
+		t.Fatalf("a failing policy test passed: %s", res)
+	}
+}
+
+// A notification policy sends a signed webhook when a run finishes.
+func TestNotificationWebhook(t *testing.T) {
+	t.Parallel()
+	requireSetup(t)
+	got := make(chan *http.Request, 10)
+	bodies := make(chan []byte, 10)
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got <- r
+		bodies <- b
+	}))
+	defer recv.Close()
+	s := StartServer(t, ServerConfig{})
+	repo := NewRepo(t, map[string]string{"main.tf": staticConfig("v1")})
+	s.MustGantry(t, "webhook", "create", "--id", "ops", "--webhook-url", recv.URL+"/hook", "--secret", "s3cret-e2e")
+	s.createPolicy(t, "on-finish", "NOTIFICATION", `package spacelift
+
+webhook contains {"endpoint_id": "ops", "payload": {"run": input.run_updated.run.id, "stack": input.run_updated.stack.id}} if {
+	input.run_updated.state == "FINISHED"
+}
+`)
+	s.CreateStack(t, "notified", repo.URL, "--autodeploy")
+	r := s.WaitRun(t, s.Deploy(t, "notified").ID, "FINISHED")
+	select {
+	case req := <-got:
+		body := <-bodies
+		mac := hmac.New(sha256.New, []byte("s3cret-e2e"))
+		mac.Write(body)
+		if want := "sha256=" + hex.EncodeToString(mac.Sum(nil)); req.Header.Get("X-Signature-256") != want {
+			t.Fatalf("signature %q, want %q", req.Header.Get("X-Signature-256"), want)
+		}
+		var payload map[string]string
+		if err := json.Unmarshal(body, &payload); err != nil || payload["run"] != r.ID || payload["stack"] != "notified" {
+			t.Fatalf("payload = %s (%v)", body, err)
+		}
+	case <-time.After(waitTimeout):
+		t.Fatal("no webhook arrived")
+	}
+}

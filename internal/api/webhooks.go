@@ -1,0 +1,256 @@
+package api
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/gantry-iac/gantry/internal/apiv1"
+	"github.com/gantry-iac/gantry/internal/auth"
+	"github.com/gantry-iac/gantry/internal/errs"
+	"github.com/gantry-iac/gantry/internal/httpx"
+	"github.com/gantry-iac/gantry/internal/notify"
+	"github.com/gantry-iac/gantry/internal/space"
+)
+
+// routeFunc registers a route through Routes' user registrar. Its Handle
+// method keeps the registrations in the mux.Handle(pattern, handler) form
+// that the OpenAPI route test reads.
+type routeFunc func(pattern string, h handler)
+
+// Handle registers h for pattern.
+func (r routeFunc) Handle(pattern string, h handler) { r(pattern, h) }
+
+// notifyRoutes registers the notification endpoints, inbox and deliveries.
+func (a *API) notifyRoutes(user func(pattern string, h handler)) {
+	r := routeFunc(user)
+	r.Handle("GET /api/v1/webhooks", a.listWebhooks)
+	r.Handle("POST /api/v1/webhooks", a.createWebhook)
+	r.Handle("GET /api/v1/webhooks/{id}", a.getWebhook)
+	r.Handle("PATCH /api/v1/webhooks/{id}", a.updateWebhook)
+	r.Handle("DELETE /api/v1/webhooks/{id}", a.deleteWebhook)
+	r.Handle("GET /api/v1/notifications", a.listNotifications)
+	r.Handle("POST /api/v1/notifications/{id}/read", a.readNotification)
+	r.Handle("GET /api/v1/deliveries", a.listDeliveries)
+}
+
+// notifier returns the notification service, or an error if the server
+// runs without one.
+func (a *API) notifier() (*notify.Service, error) {
+	if a.Notify == nil {
+		return nil, errs.E(errs.Unavailable, "notifications are not enabled on this server")
+	}
+	return a.Notify, nil
+}
+
+func webhookOut(e notify.Endpoint) apiv1.Webhook {
+	// The service masks the URL of slack endpoints and the header values.
+	return apiv1.Webhook{ID: e.ID, Space: e.SpaceID, Kind: e.Kind, URL: e.URL, HasSecret: e.HasSecret, Headers: e.Headers,
+		Labels: e.Labels, Retries: e.Retries, Enabled: e.Enabled, CreatedAt: utc(e.CreatedAt), UpdatedAt: utc(e.UpdatedAt)}
+}
+
+// webhook loads the endpoint of the path and checks p may do action in its space.
+func (a *API) webhook(r *http.Request, p auth.Principal, action string) (*notify.Service, notify.Endpoint, error) {
+	n, err := a.notifier()
+	if err != nil {
+		return nil, notify.Endpoint{}, err
+	}
+	e, err := n.GetEndpoint(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return nil, e, err
+	}
+	return n, e, auth.Authorize(p, action, e.SpaceID)
+}
+
+func (a *API) listWebhooks(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	n, err := a.notifier()
+	if err != nil {
+		return err
+	}
+	sp := r.URL.Query().Get("space")
+	if err := auth.Authorize(p, auth.SpaceRead, orRoot(sp)); err != nil {
+		return err
+	}
+	list, err := n.ListEndpoints(r.Context(), sp)
+	if err != nil {
+		return err
+	}
+	out := apiv1.List[apiv1.Webhook]{Items: []apiv1.Webhook{}}
+	for _, e := range list {
+		out.Items = append(out.Items, webhookOut(e))
+	}
+	httpx.WriteJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func orRoot(spaceID string) string {
+	if spaceID == "" {
+		return space.Root
+	}
+	return spaceID
+}
+
+func (a *API) createWebhook(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	n, err := a.notifier()
+	if err != nil {
+		return err
+	}
+	var in apiv1.WebhookCreate
+	if err := httpx.DecodeJSON(w, r, &in, MaxBody); err != nil {
+		return err
+	}
+	if in.ID == "" || in.URL == "" {
+		return errs.E(errs.Invalid, "id and url are required")
+	}
+	e := notify.Endpoint{ID: in.ID, SpaceID: orRoot(in.Space), Kind: in.Kind, URL: in.URL, Secret: in.Secret,
+		Headers: in.Headers, Labels: in.Labels, Retries: notify.DefaultRetries, Enabled: true}
+	set(&e.Retries, in.Retries)
+	set(&e.Enabled, in.Enabled)
+	if err := auth.Authorize(p, auth.SpaceAdmin, e.SpaceID); err != nil {
+		return err
+	}
+	if e, err = n.CreateEndpoint(r.Context(), e); err != nil {
+		return err
+	}
+	httpx.WriteJSON(w, http.StatusCreated, webhookOut(e))
+	return nil
+}
+
+func (a *API) getWebhook(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	_, e, err := a.webhook(r, p, auth.SpaceRead)
+	if err != nil {
+		return err
+	}
+	httpx.WriteJSON(w, http.StatusOK, webhookOut(e))
+	return nil
+}
+
+func (a *API) updateWebhook(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	var in apiv1.WebhookUpdate
+	if err := httpx.DecodeJSON(w, r, &in, MaxBody); err != nil {
+		return err
+	}
+	n, e, err := a.webhook(r, p, auth.SpaceAdmin)
+	if err != nil {
+		return err
+	}
+	e, err = n.UpdateEndpoint(r.Context(), e.ID, notify.EndpointUpdate{URL: in.URL, Secret: in.Secret, Headers: in.Headers,
+		Labels: in.Labels, Retries: in.Retries, Enabled: in.Enabled})
+	if err != nil {
+		return err
+	}
+	httpx.WriteJSON(w, http.StatusOK, webhookOut(e))
+	return nil
+}
+
+func (a *API) deleteWebhook(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	n, e, err := a.webhook(r, p, auth.SpaceAdmin)
+	if err != nil {
+		return err
+	}
+	if err := n.DeleteEndpoint(r.Context(), e.ID); err != nil {
+		return err
+	}
+	return noContent(w)
+}
+
+func notificationOut(it notify.InboxItem) apiv1.Notification {
+	return apiv1.Notification{ID: it.ID, Space: it.SpaceID, Run: it.RunID, Stack: it.StackID, Event: it.Event,
+		Title: it.Title, Body: it.Body, Severity: it.Severity, Read: it.Read, CreatedAt: utc(it.CreatedAt)}
+}
+
+func (a *API) listNotifications(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	n, err := a.notifier()
+	if err != nil {
+		return err
+	}
+	limit, cursor, err := page(r)
+	if err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	f := notify.InboxFilter{RunID: q.Get("run"), Limit: limit, Cursor: cursor}
+	if sp := q.Get("space"); sp != "" {
+		f.SpaceIDs = []string{sp}
+	}
+	if err := auth.Authorize(p, auth.SpaceRead, orRoot(q.Get("space"))); err != nil {
+		return err
+	}
+	items, next, err := n.ListInbox(r.Context(), f)
+	if err != nil {
+		return err
+	}
+	out := apiv1.List[apiv1.Notification]{Items: []apiv1.Notification{}, NextCursor: next}
+	for _, it := range items {
+		out.Items = append(out.Items, notificationOut(it))
+	}
+	httpx.WriteJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (a *API) readNotification(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	n, err := a.notifier()
+	if err != nil {
+		return err
+	}
+	it, err := n.GetInbox(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	if err := auth.Authorize(p, auth.SpaceRead, it.SpaceID); err != nil {
+		return err
+	}
+	if err := n.MarkRead(r.Context(), it.ID); err != nil {
+		return err
+	}
+	it.Read = true
+	httpx.WriteJSON(w, http.StatusOK, notificationOut(it))
+	return nil
+}
+
+func deliveryOut(d notify.Delivery) apiv1.Delivery {
+	out := apiv1.Delivery{ID: d.ID, Kind: d.Kind, Endpoint: d.EndpointID, Space: d.SpaceID, Run: d.RunID, Stack: d.StackID,
+		Event: d.Event, Method: d.Method, Body: d.Body, Status: d.Status, Error: d.Error, Attempts: []apiv1.DeliveryAttempt{},
+		CreatedAt: utc(d.CreatedAt), UpdatedAt: utc(d.UpdatedAt)}
+	if !d.NextAttempt.IsZero() {
+		t := utc(d.NextAttempt)
+		out.NextAttemptAt = &t
+	}
+	for _, at := range d.Attempts {
+		out.Attempts = append(out.Attempts, apiv1.DeliveryAttempt{N: at.N, At: utc(at.At), HTTPStatus: at.HTTPStatus,
+			Error: at.Error, DurationMS: at.Duration.Milliseconds()})
+	}
+	return out
+}
+
+func (a *API) listDeliveries(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	n, err := a.notifier()
+	if err != nil {
+		return err
+	}
+	limit, cursor, err := page(r)
+	if err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	f := notify.DeliveryFilter{RunID: q.Get("run"), EndpointID: q.Get("endpoint"), Status: strings.ToUpper(q.Get("status")),
+		Limit: limit, Cursor: cursor}
+	scope := space.Root
+	if f.EndpointID != "" {
+		if e, err := n.GetEndpoint(r.Context(), f.EndpointID); err == nil {
+			scope = e.SpaceID
+		}
+	}
+	if err := auth.Authorize(p, auth.SpaceRead, scope); err != nil {
+		return err
+	}
+	list, next, err := n.ListDeliveries(r.Context(), f)
+	if err != nil {
+		return err
+	}
+	out := apiv1.List[apiv1.Delivery]{Items: []apiv1.Delivery{}, NextCursor: next}
+	for _, d := range list {
+		out.Items = append(out.Items, deliveryOut(d))
+	}
+	httpx.WriteJSON(w, http.StatusOK, out)
+	return nil
+}

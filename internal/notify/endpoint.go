@@ -1,0 +1,359 @@
+package notify
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"net/url"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/gantry-iac/gantry/internal/db"
+	"github.com/gantry-iac/gantry/internal/errs"
+	"github.com/gantry-iac/gantry/internal/id"
+	"github.com/gantry-iac/gantry/internal/labels"
+	"github.com/gantry-iac/gantry/internal/secrets"
+)
+
+// AAD of each sealed column: bound to the endpoint, so a sealed value
+// cannot be moved to another endpoint or column.
+func aad(endpointID, what string) string { return "notify-endpoint:" + endpointID + ":" + what }
+
+var headerNameRE = regexp.MustCompile("^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,128}$")
+
+// reservedHeaders are set by the dispatcher on every request.
+var reservedHeaders = map[string]bool{
+	"content-type": true, "content-length": true, "host": true, "transfer-encoding": true,
+	"connection": true, "user-agent": true,
+	"x-signature-256": true, "x-gantry-delivery": true, "x-gantry-event": true,
+}
+
+// checkHeaders validates header names and values.
+func checkHeaders(h map[string]string, refuseReserved bool) error {
+	if len(h) > 50 {
+		return errs.E(errs.Invalid, "at most 50 headers")
+	}
+	for k, v := range h {
+		if !headerNameRE.MatchString(k) {
+			return errs.E(errs.Invalid, "header name %q is not a valid HTTP header name", k)
+		}
+		if refuseReserved && reservedHeaders[strings.ToLower(k)] {
+			return errs.E(errs.Invalid, "header %s is set by Gantry and cannot be configured", k)
+		}
+		if strings.ContainsAny(v, "\r\n\x00") || len(v) > 8192 {
+			return errs.E(errs.Invalid, "the value of header %s must be one line of at most 8192 bytes", k)
+		}
+	}
+	return nil
+}
+
+// checkURL accepts absolute http and https URLs only.
+func checkURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || raw == "" || len(raw) > 2048 {
+		return errs.E(errs.Invalid, "url must be an absolute http:// or https:// URL of at most 2048 bytes")
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return errs.E(errs.Invalid, "url must use http or https, not %q", u.Scheme)
+	}
+	if u.Host == "" {
+		return errs.E(errs.Invalid, "url must name a host")
+	}
+	return nil
+}
+
+// displayURL is the URL shown for an endpoint: a Slack incoming-webhook URL
+// carries its credential in the path, so only scheme and host are shown.
+func displayURL(kind, raw string) string {
+	if kind != KindSlack {
+		return raw
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return secrets.Mask
+	}
+	return u.Scheme + "://" + u.Host + "/" + secrets.Mask
+}
+
+func validate(e *Endpoint) error {
+	if !id.ValidSlug(e.ID) {
+		return errs.E(errs.Invalid, "endpoint id %q is not a valid slug (lower-case letters, digits and dashes, at most 63)", e.ID)
+	}
+	if e.SpaceID == "" {
+		e.SpaceID = "root"
+	}
+	if e.Kind == "" {
+		e.Kind = KindWebhook
+	}
+	if e.Kind != KindWebhook && e.Kind != KindSlack {
+		return errs.E(errs.Invalid, "endpoint kind must be %q or %q, got %q", KindWebhook, KindSlack, e.Kind)
+	}
+	if e.Retries < 0 || e.Retries > MaxRetries {
+		return errs.E(errs.Invalid, "retries must be from 0 to %d", MaxRetries)
+	}
+	if len(e.Secret) > 4096 {
+		return errs.E(errs.Invalid, "secret must be at most 4096 bytes")
+	}
+	if err := checkURL(e.URL); err != nil {
+		return err
+	}
+	if err := checkHeaders(e.Headers, true); err != nil {
+		return err
+	}
+	l, err := labels.Normalize(e.Labels)
+	e.Labels = l
+	return err
+}
+
+// sealed is an endpoint as stored.
+type sealed struct {
+	urlDisplay, url, secret, headerNames, headers string
+}
+
+func (s *Service) seal(e Endpoint) (sealed, error) {
+	names := make([]string, 0, len(e.Headers))
+	for k := range e.Headers {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	n, _ := json.Marshal(names)
+	out := sealed{urlDisplay: displayURL(e.Kind, e.URL), url: s.box.SealString(e.URL, aad(e.ID, "url")), headerNames: string(n)}
+	if e.Secret != "" {
+		out.secret = s.box.SealString(e.Secret, aad(e.ID, "secret"))
+	}
+	if len(e.Headers) > 0 {
+		h, err := json.Marshal(e.Headers)
+		if err != nil {
+			return out, err
+		}
+		out.headers = s.box.SealString(string(h), aad(e.ID, "headers"))
+	}
+	return out, nil
+}
+
+// CreateEndpoint adds an endpoint. Its space must exist. A zero Retries
+// means no retries: callers offering a default use DefaultRetries.
+func (s *Service) CreateEndpoint(ctx context.Context, e Endpoint) (Endpoint, error) {
+	if err := validate(&e); err != nil {
+		return Endpoint{}, err
+	}
+	sl, err := s.seal(e)
+	if err != nil {
+		return Endpoint{}, err
+	}
+	t := now()
+	err = s.db.Tx(ctx, func(ctx context.Context) error {
+		var n int
+		if err := s.db.QueryRow(ctx, `SELECT COUNT(*) FROM spaces WHERE id = $1`, e.SpaceID).Scan(&n); err != nil {
+			return err
+		}
+		if n == 0 {
+			return errs.E(errs.Invalid, "space %q does not exist", e.SpaceID)
+		}
+		_, err := s.db.Exec(ctx, `INSERT INTO notify_endpoints (id, space_id, kind, url_display, url_sealed, secret_sealed,
+			header_names, headers_sealed, labels, retries, enabled, created_at, updated_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)`,
+			e.ID, e.SpaceID, e.Kind, sl.urlDisplay, sl.url, sl.secret, sl.headerNames, sl.headers,
+			labels.Encode(e.Labels), e.Retries, e.Enabled, t.UnixNano())
+		if db.IsUniqueViolation(err) {
+			return errs.E(errs.Conflict, "endpoint %q already exists", e.ID)
+		}
+		return err
+	})
+	if err != nil {
+		return Endpoint{}, err
+	}
+	return s.GetEndpoint(ctx, e.ID)
+}
+
+const endpointCols = `id, space_id, kind, url_display, secret_sealed, header_names, labels, retries, enabled, created_at, updated_at`
+
+// scanEndpoint reads endpointCols, then extra columns into extra; it
+// returns the sealed secret too.
+func scanEndpoint(row interface{ Scan(...any) error }, extra ...any) (Endpoint, string, error) {
+	var e Endpoint
+	var secret, names, lbl string
+	var c, u int64
+	dest := append([]any{&e.ID, &e.SpaceID, &e.Kind, &e.URL, &secret, &names, &lbl, &e.Retries, &e.Enabled, &c, &u}, extra...)
+	if err := row.Scan(dest...); err != nil {
+		return e, "", err
+	}
+	var hn []string
+	if err := json.Unmarshal([]byte(names), &hn); err != nil {
+		return e, "", err
+	}
+	e.Headers = map[string]string{}
+	for _, k := range hn {
+		e.Headers[k] = secrets.Mask
+	}
+	var err error
+	e.Labels, err = labels.Decode(lbl)
+	e.HasSecret, e.CreatedAt, e.UpdatedAt = secret != "", db.FromNanos(c), db.FromNanos(u)
+	return e, secret, err
+}
+
+// GetEndpoint returns an endpoint, its secrets left out.
+func (s *Service) GetEndpoint(ctx context.Context, endpointID string) (Endpoint, error) {
+	e, _, err := scanEndpoint(s.db.QueryRow(ctx, `SELECT `+endpointCols+` FROM notify_endpoints WHERE id = $1`, endpointID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return e, errs.E(errs.NotFound, "endpoint %q not found", endpointID)
+	}
+	return e, err
+}
+
+// ListEndpoints returns the endpoints of a space (all spaces for ""),
+// ordered by id, their secrets left out.
+func (s *Service) ListEndpoints(ctx context.Context, spaceID string) ([]Endpoint, error) {
+	if spaceID == "" {
+		return s.queryEndpoints(ctx, `SELECT `+endpointCols+` FROM notify_endpoints ORDER BY id`)
+	}
+	return s.queryEndpoints(ctx, `SELECT `+endpointCols+` FROM notify_endpoints WHERE space_id = $1 ORDER BY id`, spaceID)
+}
+
+// Endpoints returns the endpoints of the given spaces ordered by id, for
+// the webhook_endpoints of notification policy input (id and labels).
+func (s *Service) Endpoints(ctx context.Context, spaceIDs []string) ([]Endpoint, error) {
+	if len(spaceIDs) == 0 {
+		return []Endpoint{}, nil
+	}
+	q, args := inList(spaceIDs, 0)
+	return s.queryEndpoints(ctx, `SELECT `+endpointCols+` FROM notify_endpoints WHERE space_id IN (`+q+`) ORDER BY id`, args...)
+}
+
+func (s *Service) queryEndpoints(ctx context.Context, q string, args ...any) ([]Endpoint, error) {
+	rows, err := s.db.Query(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []Endpoint{}
+	for rows.Next() {
+		e, _, err := scanEndpoint(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// UpdateEndpoint changes the fields u sets. Changing the URL of a Slack
+// endpoint replaces the sealed URL; changing a webhook's URL keeps its
+// secret and headers.
+func (s *Service) UpdateEndpoint(ctx context.Context, endpointID string, u EndpointUpdate) (Endpoint, error) {
+	err := s.db.Tx(ctx, func(ctx context.Context) error {
+		full, err := s.revealed(ctx, endpointID)
+		if err != nil {
+			return err
+		}
+		e := full.Endpoint
+		set(&e.URL, u.URL)
+		set(&e.Secret, u.Secret)
+		set(&e.Headers, u.Headers)
+		set(&e.Labels, u.Labels)
+		set(&e.Retries, u.Retries)
+		set(&e.Enabled, u.Enabled)
+		if err := validate(&e); err != nil {
+			return err
+		}
+		sl, err := s.seal(e)
+		if err != nil {
+			return err
+		}
+		_, err = s.db.Exec(ctx, `UPDATE notify_endpoints SET url_display = $2, url_sealed = $3, secret_sealed = $4,
+			header_names = $5, headers_sealed = $6, labels = $7, retries = $8, enabled = $9, updated_at = $10 WHERE id = $1`,
+			endpointID, sl.urlDisplay, sl.url, sl.secret, sl.headerNames, sl.headers, labels.Encode(e.Labels),
+			e.Retries, e.Enabled, now().UnixNano())
+		return err
+	})
+	if err != nil {
+		return Endpoint{}, err
+	}
+	return s.GetEndpoint(ctx, endpointID)
+}
+
+func set[T any](dst *T, v *T) {
+	if v != nil {
+		*dst = *v
+	}
+}
+
+// DeleteEndpoint removes an endpoint. Its pending deliveries fail when
+// their turn comes; its delivery history stays.
+func (s *Service) DeleteEndpoint(ctx context.Context, endpointID string) error {
+	res, err := s.db.Exec(ctx, `DELETE FROM notify_endpoints WHERE id = $1`, endpointID)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return errs.E(errs.NotFound, "endpoint %q not found", endpointID)
+	}
+	return nil
+}
+
+// revealedEndpoint is an endpoint with its secrets decrypted, for sending.
+type revealedEndpoint struct {
+	Endpoint
+	masker *secrets.Masker // masks the URL, secret and header values
+}
+
+// revealed reads an endpoint with its secrets decrypted.
+func (s *Service) revealed(ctx context.Context, endpointID string) (revealedEndpoint, error) {
+	var r revealedEndpoint
+	var urlSealed, headersSealed string
+	row := s.db.QueryRow(ctx, `SELECT `+endpointCols+`, url_sealed, headers_sealed FROM notify_endpoints WHERE id = $1`, endpointID)
+	e, secretSealed, err := scanEndpoint(row, &urlSealed, &headersSealed)
+	if errors.Is(err, sql.ErrNoRows) {
+		return r, errs.E(errs.NotFound, "endpoint %q not found", endpointID)
+	}
+	if err != nil {
+		return r, err
+	}
+	fail := func(err error) (revealedEndpoint, error) {
+		return r, errs.Wrap(errs.Internal, err, "the secrets of endpoint %s cannot be decrypted", endpointID)
+	}
+	if e.URL, err = s.box.OpenString(urlSealed, aad(endpointID, "url")); err != nil {
+		return fail(err)
+	}
+	if secretSealed != "" {
+		if e.Secret, err = s.box.OpenString(secretSealed, aad(endpointID, "secret")); err != nil {
+			return fail(err)
+		}
+	}
+	e.Headers = map[string]string{}
+	if headersSealed != "" {
+		h, err := s.box.OpenString(headersSealed, aad(endpointID, "headers"))
+		if err != nil {
+			return fail(err)
+		}
+		if err := json.Unmarshal([]byte(h), &e.Headers); err != nil {
+			return fail(err)
+		}
+	}
+	vals := []string{e.URL, e.Secret}
+	if e.Kind == KindWebhook {
+		vals = vals[1:] // a webhook URL is not secret (and is shown)
+	}
+	for _, v := range e.Headers {
+		vals = append(vals, v)
+	}
+	return revealedEndpoint{Endpoint: e, masker: secrets.NewMasker(vals)}, nil
+}
+
+// inList returns "$k+1, $k+2, ..." for the values and the values as args.
+func inList(values []string, k int) (string, []any) {
+	var b strings.Builder
+	args := make([]any, len(values))
+	for i, v := range values {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("$")
+		b.WriteString(strconv.Itoa(k + i + 1))
+		args[i] = v
+	}
+	return b.String(), args
+}

@@ -1,0 +1,179 @@
+package notify
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/gantry-iac/gantry/internal/errs"
+	"github.com/gantry-iac/gantry/internal/id"
+)
+
+// maxBody bounds a message body (webhook payload or Slack text).
+const maxBody = 1 << 20
+
+// methods a webhook message may use.
+var methods = []string{"GET", "POST", "PUT", "PATCH", "DELETE"}
+
+// delivery is a row of notify_deliveries about to be written.
+type delivery struct {
+	id, kind, endpointID, method, headers, body, status, lastError string
+}
+
+// Enqueue stores msgs: one delivery per webhook or Slack message, one inbox
+// item per inbox message. It runs in the context's transaction if there is
+// one (the run update that caused the messages), so the messages are stored
+// if and only if the update commits; call Wake after the commit.
+//
+// A message that cannot be delivered (unknown or disabled endpoint, an
+// endpoint in a space the run cannot see, a malformed payload) is stored as
+// a FAILED delivery that says why, rather than dropped.
+func (s *Service) Enqueue(ctx context.Context, msgs []Message) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	return s.db.Tx(ctx, func(ctx context.Context) error {
+		for _, m := range msgs {
+			if err := s.enqueueOne(ctx, m); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func (s *Service) enqueueOne(ctx context.Context, m Message) error {
+	if m.SpaceID == "" {
+		return errs.E(errs.Invalid, "a notification needs the space of its run")
+	}
+	t := now().UnixNano()
+	switch m.Kind {
+	case KindInbox:
+		return s.addInbox(ctx, m, t)
+	case KindWebhook, KindSlack:
+	default:
+		return errs.E(errs.Invalid, "notification kind must be webhook, slack or inbox, got %q", m.Kind)
+	}
+	d, err := s.prepare(ctx, m)
+	if err != nil {
+		return err
+	}
+	if d.lastError != "" {
+		s.log.WarnContext(ctx, "notification not deliverable", "delivery_id", d.id, "endpoint_id", m.EndpointID,
+			"run_id", m.RunID, "error", d.lastError)
+	}
+	_, err = s.db.Exec(ctx, `INSERT INTO notify_deliveries (id, kind, endpoint_id, space_id, run_id, stack_id, event,
+		method, headers, body, status, next_attempt_at, last_error, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $12, $12)`,
+		d.id, d.kind, d.endpointID, m.SpaceID, m.RunID, m.StackID, m.Event, d.method, d.headers, d.body,
+		d.status, t, d.lastError)
+	return err
+}
+
+// prepare builds the delivery of a webhook or Slack message; a message that
+// cannot be delivered gets status FAILED and the reason.
+func (s *Service) prepare(ctx context.Context, m Message) (delivery, error) {
+	d := delivery{id: id.New("dlv"), kind: m.Kind, endpointID: m.EndpointID, method: "POST", headers: "{}", status: StatusPending}
+	fail := func(format string, args ...any) (delivery, error) {
+		d.status, d.lastError = StatusFailed, fmt.Sprintf(format, args...)
+		return d, nil
+	}
+	body, reason := messageBody(m)
+	d.body = body
+	if reason != "" {
+		return fail("%s", reason)
+	}
+	if m.Kind == KindWebhook {
+		if m.Method != "" {
+			d.method = strings.ToUpper(m.Method)
+		}
+		if !slices.Contains(methods, d.method) {
+			return fail("method %q is not one of %s", m.Method, strings.Join(methods, ", "))
+		}
+		if err := checkHeaders(m.Headers, false); err != nil {
+			return fail("%s", errs.Public(err))
+		}
+		if len(m.Headers) > 0 {
+			h, _ := json.Marshal(m.Headers)
+			d.headers = string(h)
+		}
+	}
+	if m.EndpointID == "" {
+		field := map[string]string{KindWebhook: "endpoint_id", KindSlack: "channel_id"}[m.Kind]
+		return fail("the %s message names no endpoint (%s is empty)", m.Kind, field)
+	}
+	e, err := s.GetEndpoint(ctx, m.EndpointID)
+	switch {
+	case errs.Is(err, errs.NotFound):
+		return fail("endpoint %q does not exist", m.EndpointID)
+	case err != nil:
+		return d, err
+	}
+	allowed := m.AllowedSpaces
+	if allowed == nil {
+		allowed = []string{m.SpaceID}
+	}
+	switch {
+	case !slices.Contains(allowed, e.SpaceID):
+		return fail("endpoint %q is in space %q, which runs in space %q cannot use", e.ID, e.SpaceID, m.SpaceID)
+	case m.Kind == KindSlack && e.Kind != KindSlack:
+		return fail("endpoint %q is a %s endpoint: slack messages need a slack endpoint", e.ID, e.Kind)
+	case !e.Enabled:
+		return fail("endpoint %q is disabled", e.ID)
+	}
+	return d, nil
+}
+
+// messageBody returns the JSON document to send, or why there is none.
+func messageBody(m Message) (string, string) {
+	if m.Kind == KindSlack {
+		if strings.TrimSpace(m.Text) == "" {
+			return "", "the slack message is empty"
+		}
+		b, _ := json.Marshal(map[string]string{"text": m.Text})
+		return string(b), tooLarge(b)
+	}
+	body := m.Payload
+	if len(body) == 0 || string(body) == "null" {
+		body = m.DefaultPayload
+	}
+	if len(body) == 0 {
+		b, _ := json.Marshal(map[string]string{"event": m.Event, "run_id": m.RunID, "stack_id": m.StackID, "space_id": m.SpaceID})
+		body = b
+	}
+	if !json.Valid(body) {
+		return "", "the webhook payload is not valid JSON"
+	}
+	return string(body), tooLarge(body)
+}
+
+func tooLarge(b []byte) string {
+	if len(b) > maxBody {
+		return fmt.Sprintf("the message body is %d bytes, more than the limit of %d", len(b), maxBody)
+	}
+	return ""
+}
+
+// Wake makes the dispatcher look for due deliveries now, here and (on
+// PostgreSQL) on the other replicas. Call it after the transaction that
+// enqueued messages commits.
+func (s *Service) Wake() {
+	s.wakeLocal()
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := s.db.Notify(ctx, wakeChannel, ""); err != nil {
+			s.log.Debug("notify wake not sent to other replicas", "error", err)
+		}
+	}()
+}
+
+func (s *Service) wakeLocal() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}

@@ -1,0 +1,160 @@
+// Package notify keeps notification endpoints (webhooks and Slack incoming
+// webhooks defined in a space) and delivers the messages that notification
+// policies route to them, durably: every message is a row written in the
+// transaction of the run update that caused it, and a dispatcher sends due
+// rows with retries and exponential backoff, recording every attempt. Inbox
+// messages are stored as inbox items at once.
+//
+// Several server replicas may run the dispatcher on one PostgreSQL database:
+// a delivery is claimed with FOR UPDATE SKIP LOCKED under a lease, so it is
+// sent by one replica at a time, and sent again after the lease if that
+// replica died mid-delivery. Receivers de-duplicate by X-Gantry-Delivery.
+//
+// The package sends HTTP itself (as a client only): delivering is its job,
+// and the rule that domain packages do not import net/http is about not
+// depending on the server's edges.
+package notify
+
+import (
+	"encoding/json"
+	"log/slog"
+	"time"
+
+	"github.com/gantry-iac/gantry/internal/db"
+	"github.com/gantry-iac/gantry/internal/secrets"
+)
+
+// Endpoint kinds.
+const (
+	KindWebhook = "webhook"
+	KindSlack   = "slack"
+	// KindInbox is a message kind only: inbox messages have no endpoint.
+	KindInbox = "inbox"
+)
+
+// Delivery statuses.
+const (
+	StatusPending   = "PENDING"
+	StatusSending   = "SENDING"
+	StatusDelivered = "DELIVERED"
+	StatusFailed    = "FAILED"
+)
+
+// Inbox severities (Spacelift's).
+const (
+	SeverityInfo    = "INFO"
+	SeverityWarning = "WARNING"
+	SeverityError   = "ERROR"
+)
+
+// Retries bounds.
+const (
+	DefaultRetries = 5
+	MaxRetries     = 20
+)
+
+// Endpoint is a place messages are sent to.
+type Endpoint struct {
+	ID      string // slug, unique across spaces
+	SpaceID string
+	Kind    string // KindWebhook or KindSlack
+	// URL is where messages go. Read back, a Slack URL (which is itself a
+	// secret) is masked.
+	URL string
+	// Secret signs webhook bodies (X-Signature-256). Write-only: empty when
+	// read back; HasSecret tells whether one is set.
+	Secret    string
+	HasSecret bool
+	// Headers are sent with every message. Values are write-only: read back
+	// they are secrets.Mask.
+	Headers   map[string]string
+	Labels    []string
+	Retries   int // retries after the first attempt, 0 to MaxRetries
+	Enabled   bool
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// EndpointUpdate changes the fields it sets (non-nil) of an endpoint.
+type EndpointUpdate struct {
+	URL     *string
+	Secret  *string // "" removes the secret
+	Headers *map[string]string
+	Labels  *[]string
+	Retries *int
+	Enabled *bool
+}
+
+// Message is one notification routed by a policy.
+type Message struct {
+	Kind       string // KindWebhook, KindSlack or KindInbox
+	EndpointID string // webhook endpoint_id or Slack channel_id
+	SpaceID    string // the run's space
+	RunID      string
+	StackID    string
+	Event      string // e.g. "run_updated:FAILED"
+	// AllowedSpaces are the spaces whose endpoints the run may use (its
+	// space and the ancestors it inherits from). Nil means SpaceID only.
+	AllowedSpaces []string
+
+	// Webhook.
+	Payload        json.RawMessage // the body; DefaultPayload when empty
+	DefaultPayload json.RawMessage // the run update document
+	Method         string          // default POST
+	Headers        map[string]string
+
+	// Slack.
+	Text string
+
+	// Inbox.
+	Title    string
+	Body     string
+	Severity string // INFO (default), WARNING, ERROR
+}
+
+// Service stores endpoints, deliveries and inbox items, and runs the
+// dispatcher. The exported fields tune the dispatcher; set them before Run.
+type Service struct {
+	// BackoffBase is the wait before the first retry; each later retry
+	// waits twice as long, up to MaxBackoff, with jitter.
+	BackoffBase time.Duration
+	MaxBackoff  time.Duration
+	// PollInterval is how often the dispatcher looks for due deliveries
+	// when nothing wakes it.
+	PollInterval time.Duration
+	// Lease is how long a claimed delivery stays claimed: a sender that
+	// dies mid-delivery leaves it to be sent again after its lease.
+	Lease time.Duration
+	// Timeout bounds one HTTP request.
+	Timeout time.Duration
+	// Concurrency is how many deliveries are sent at once.
+	Concurrency int
+
+	db   *db.DB
+	box  *secrets.Box
+	log  *slog.Logger
+	wake chan struct{}
+}
+
+// NewService returns a notification service; box seals endpoint secrets.
+// A nil log discards records.
+func NewService(d *db.DB, box *secrets.Box, log *slog.Logger) *Service {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Service{
+		BackoffBase:  10 * time.Second,
+		MaxBackoff:   10 * time.Minute,
+		PollInterval: 3 * time.Second,
+		Lease:        time.Minute,
+		Timeout:      10 * time.Second,
+		Concurrency:  8,
+		db:           d,
+		box:          box,
+		log:          log,
+		wake:         make(chan struct{}, 1),
+	}
+}
+
+// now is the service's clock, truncated like the other services' times.
+func now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }

@@ -1,0 +1,108 @@
+package notify
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// maxResponse bounds how much of an answer is read.
+const maxResponse = 64 << 10
+
+// Headers of every request.
+const (
+	HeaderSignature = "X-Signature-256"
+	HeaderDelivery  = "X-Gantry-Delivery"
+	HeaderEvent     = "X-Gantry-Event"
+)
+
+// Sign returns the X-Signature-256 value of body under secret:
+// "sha256=" and the hex HMAC-SHA256, as GitHub and Spacelift send it.
+func Sign(secret string, body []byte) string {
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write(body)
+	return "sha256=" + hex.EncodeToString(m.Sum(nil))
+}
+
+// send makes one HTTP request for a claimed delivery. The outcome's error
+// text is masked: it never holds the secret, a header value or a Slack URL.
+func (s *Service) send(ctx context.Context, client *http.Client, e revealedEndpoint, c claimed) outcome {
+	start := time.Now()
+	o := outcome{at: start}
+	req, err := http.NewRequestWithContext(ctx, c.method, e.URL, strings.NewReader(c.body))
+	if err != nil {
+		o.err, o.final = e.masker.String("cannot build the request: "+unwrapURLError(err)), true
+		return o
+	}
+	for k, v := range e.Headers {
+		req.Header.Set(k, v)
+	}
+	var msgHeaders map[string]string
+	if err := json.Unmarshal([]byte(c.headers), &msgHeaders); err == nil {
+		for k, v := range msgHeaders {
+			req.Header.Set(k, v)
+		}
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "Gantry-Notifications")
+	req.Header.Set(HeaderDelivery, c.id)
+	if c.event != "" {
+		req.Header.Set(HeaderEvent, c.event)
+	}
+	if e.Secret != "" {
+		req.Header.Set(HeaderSignature, Sign(e.Secret, []byte(c.body)))
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		o.dur = time.Since(start)
+		if ctx.Err() != nil {
+			o.err = "canceled: the server stopped during the request"
+		} else {
+			o.err = e.masker.String(unwrapURLError(err))
+		}
+		return o
+	}
+	answer, _ := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
+	resp.Body.Close()
+	o.dur, o.status = time.Since(start), resp.StatusCode
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		// Mask before cutting, so that no part of a secret is left.
+		o.err = e.masker.String(fmt.Sprintf("HTTP %d%s", resp.StatusCode, excerpt([]byte(e.masker.String(string(answer))))))
+	}
+	return o
+}
+
+// unwrapURLError drops the URL that net/http puts in its errors (a Slack
+// URL is a secret), keeping the operation and the cause.
+func unwrapURLError(err error) string {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Op + ": " + ue.Err.Error()
+	}
+	return err.Error()
+}
+
+// excerpt is the start of an answer as one line, for the attempt's error.
+func excerpt(b []byte) string {
+	if !utf8.Valid(b) {
+		return ""
+	}
+	s := strings.Join(strings.Fields(string(b)), " ")
+	if s == "" {
+		return ""
+	}
+	if len(s) > 200 {
+		s = cut(s, 200) + "..."
+	}
+	return ": " + s
+}

@@ -1,0 +1,242 @@
+package policy
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gantry-iac/gantry/internal/db"
+	"github.com/gantry-iac/gantry/internal/errs"
+	"github.com/gantry-iac/gantry/internal/labels"
+	"github.com/gantry-iac/gantry/internal/policy/engine"
+	"github.com/gantry-iac/gantry/internal/space"
+	"github.com/gantry-iac/gantry/internal/stack"
+)
+
+// AutoattachPrefix marks a policy label that attaches it by stack label.
+const AutoattachPrefix = "autoattach:"
+
+// attachable reports whether a policy of type t is attached to stacks
+// (LOGIN and NOTIFICATION policies apply by space instead).
+func attachable(t string) bool {
+	return t != engine.TypeLogin && t != engine.TypeNotification
+}
+
+// lineageIDs returns the ids of the spaces a space sees.
+func (s *Service) lineageIDs(ctx context.Context, spaceID string) ([]string, []space.Space, error) {
+	lin, err := s.spaces.Lineage(ctx, spaceID)
+	if err != nil {
+		return nil, nil, err
+	}
+	ids := make([]string, len(lin))
+	for i, sp := range lin {
+		ids[i] = sp.ID
+	}
+	return ids, lin, nil
+}
+
+// Attach attaches a policy to a stack explicitly. The policy must be in the
+// stack's space or in an ancestor the stack's space inherits from.
+func (s *Service) Attach(ctx context.Context, policyID, stackID string) error {
+	return s.db.Tx(ctx, func(ctx context.Context) error {
+		p, err := s.Get(ctx, policyID)
+		if err != nil {
+			return err
+		}
+		if !attachable(p.Type) {
+			return errs.E(errs.Invalid, "%s policies are not attached to stacks: they apply to their space (and, for NOTIFICATION, the spaces that inherit from it)", p.Type)
+		}
+		st, err := s.stacks.Get(ctx, stackID)
+		if err != nil {
+			return err
+		}
+		ids, _, err := s.lineageIDs(ctx, st.Space)
+		if err != nil {
+			return err
+		}
+		if !labels.Has(ids, p.Space) {
+			return errs.E(errs.Invalid, "policy %q is in space %q, which stack %q (space %q) does not inherit from: a stack may use policies of its own space and of the ancestors it inherits from",
+				p.ID, p.Space, st.ID, st.Space)
+		}
+		_, err = s.db.Exec(ctx, `INSERT INTO policy_attachments (policy_id, stack_id, created_at) VALUES ($1, $2, $3)`, p.ID, st.ID, time.Now().UnixNano())
+		if db.IsUniqueViolation(err) {
+			return errs.E(errs.Conflict, "policy %q is already attached to stack %q", p.ID, st.ID)
+		}
+		return err
+	})
+}
+
+// Detach removes an explicit attachment.
+func (s *Service) Detach(ctx context.Context, policyID, stackID string) error {
+	res, err := s.db.Exec(ctx, `DELETE FROM policy_attachments WHERE policy_id = $1 AND stack_id = $2`, policyID, stackID)
+	if err != nil {
+		return err
+	}
+	if k, _ := res.RowsAffected(); k == 0 {
+		return errs.E(errs.NotFound, "policy %q is not attached to stack %q explicitly", policyID, stackID)
+	}
+	return nil
+}
+
+// Attachment is a stack a policy applies to, and why.
+type Attachment struct {
+	StackID string
+	Via     string // "explicit" or the autoattach label
+}
+
+// Attached returns the stacks a policy applies to (explicitly or by
+// autoattach label).
+func (s *Service) Attached(ctx context.Context, policyID string) ([]Attachment, error) {
+	p, err := s.Get(ctx, policyID)
+	if err != nil {
+		return nil, err
+	}
+	out := []Attachment{}
+	rows, err := s.db.Query(ctx, `SELECT stack_id FROM policy_attachments WHERE policy_id = $1 ORDER BY stack_id`, policyID)
+	if err != nil {
+		return nil, err
+	}
+	for rows.Next() {
+		var st string
+		if err := rows.Scan(&st); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		out = append(out, Attachment{StackID: st, Via: "explicit"})
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil || !hasAutoattach(p.Labels) {
+		return out, err
+	}
+	// Autoattach: every stack that sees the policy's space and matches.
+	for cursor := ""; ; {
+		page, next, err := s.stacks.List(ctx, stack.Filter{Cursor: cursor, Limit: 500})
+		if err != nil {
+			return nil, err
+		}
+		for _, st := range page {
+			via := autoattachMatch(p.Labels, st.Labels)
+			if via == "" {
+				continue
+			}
+			ids, _, err := s.lineageIDs(ctx, st.Space)
+			if err != nil {
+				return nil, err
+			}
+			if labels.Has(ids, p.Space) && !hasStack(out, st.ID) {
+				out = append(out, Attachment{StackID: st.ID, Via: via})
+			}
+		}
+		if next == "" {
+			return out, nil
+		}
+		cursor = next
+	}
+}
+
+func hasStack(list []Attachment, stackID string) bool {
+	for _, a := range list {
+		if a.StackID == stackID {
+			return true
+		}
+	}
+	return false
+}
+
+func hasAutoattach(policyLabels []string) bool {
+	for _, l := range policyLabels {
+		if strings.HasPrefix(l, AutoattachPrefix) {
+			return true
+		}
+	}
+	return false
+}
+
+// autoattachMatch returns the autoattach label of a policy that matches a
+// stack's labels ("" if none).
+func autoattachMatch(policyLabels, stackLabels []string) string {
+	for _, l := range policyLabels {
+		want, ok := strings.CutPrefix(l, AutoattachPrefix)
+		if !ok {
+			continue
+		}
+		if want == "*" || labels.Has(stackLabels, want) {
+			return l
+		}
+	}
+	return ""
+}
+
+// ForStack returns the policies of type t that apply to a stack: attached
+// explicitly or by autoattach label, from the stack's space or an ancestor
+// it inherits from. Sorted by id.
+func (s *Service) ForStack(ctx context.Context, st stack.Stack, t string) ([]Policy, error) {
+	ids, _, err := s.lineageIDs(ctx, st.Space)
+	if err != nil {
+		return nil, err
+	}
+	cands, err := s.inSpaces(ctx, ids, t)
+	if err != nil || len(cands) == 0 {
+		return cands, err
+	}
+	explicit := map[string]bool{}
+	rows, err := s.db.Query(ctx, `SELECT policy_id FROM policy_attachments WHERE stack_id = $1`, st.ID)
+	if err != nil {
+		return nil, err
+	}
+	for rows.Next() {
+		var pid string
+		if err := rows.Scan(&pid); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		explicit[pid] = true
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	out := []Policy{}
+	for _, p := range cands {
+		if explicit[p.ID] || autoattachMatch(p.Labels, st.Labels) != "" {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+// ForSpace returns the policies of type t that apply by space: for
+// NOTIFICATION the space's and its inherited ancestors'; for LOGIN the root
+// space's.
+func (s *Service) ForSpace(ctx context.Context, spaceID, t string) ([]Policy, error) {
+	if t == engine.TypeLogin {
+		return s.inSpaces(ctx, []string{space.Root}, t)
+	}
+	ids, _, err := s.lineageIDs(ctx, spaceID)
+	if err != nil {
+		return nil, err
+	}
+	return s.inSpaces(ctx, ids, t)
+}
+
+func (s *Service) inSpaces(ctx context.Context, spaceIDs []string, t string) ([]Policy, error) {
+	if len(spaceIDs) == 0 {
+		return []Policy{}, nil
+	}
+	args := []any{t}
+	ph := make([]string, len(spaceIDs))
+	for i, id := range spaceIDs {
+		args = append(args, id)
+		ph[i] = "$" + strconv.Itoa(i+2)
+	}
+	return s.query(ctx, `SELECT `+cols+` FROM policies WHERE type = $1 AND space_id IN (`+strings.Join(ph, ",")+`) ORDER BY id`, args...)
+}
+
+// anyOfType reports whether any policy of type t exists (a cheap check
+// before building inputs on hot paths).
+func (s *Service) anyOfType(ctx context.Context, t string) (bool, error) {
+	var n int
+	err := s.db.QueryRow(ctx, `SELECT COUNT(*) FROM (SELECT 1 FROM policies WHERE type = $1 LIMIT 1) x`, t).Scan(&n)
+	return n > 0, err
+}

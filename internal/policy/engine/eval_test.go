@@ -1,0 +1,265 @@
+package engine_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gantry-iac/gantry/internal/policy/engine"
+)
+
+func mustInput(t *testing.T, v any) engine.Input {
+	t.Helper()
+	in, err := engine.NewInput(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return in
+}
+
+func eval(t *testing.T, typ, body string, in engine.Input) engine.Result {
+	t.Helper()
+	p, err := engine.Compile(engine.Source{Name: "p.rego", Type: typ, Body: body})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := p.Eval(context.Background(), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func TestDecisionPerType(t *testing.T) {
+	in := mustInput(t, json.RawMessage(`{"stack": {"id": "s1"}, "run": {"id": "r1"}}`))
+	tests := []struct {
+		name, typ, body string
+		want            engine.Decision
+	}{
+		{"plan", engine.TypePlan, `package spacelift
+deny contains "b" if { true }
+deny contains "a" if { true }
+warn contains "w" if { true }
+flag contains "f" if { true }
+sample := true`, engine.Decision{Deny: []string{"a", "b"}, Warn: []string{"w"}, Flags: []string{"f"}, Sample: true}},
+		{"approval", engine.TypeApproval, `package spacelift
+approve if { true }
+reject := false
+approve_with_note contains "ok by policy" if { true }
+reset_flag contains "x" if { true }`, engine.Decision{Approve: true, ApproveNotes: []string{"ok by policy"}, ResetFlags: []string{"x"}}},
+		{"trigger", engine.TypeTrigger, `package spacelift
+trigger[id] { id := ["s2", "s3"][_] }`, engine.Decision{Trigger: []string{"s2", "s3"}}},
+		{"push", engine.TypePush, `package spacelift
+track { true }
+propose { true }
+ignore_track { true }
+notrigger { true }
+fail { true }
+cancel[input.run.id] { true }
+message["I love bacon"] { true }`, engine.Decision{Track: true, Propose: true, IgnoreTrack: true, NoTrigger: true, Fail: true, Cancel: []string{"r1"}, Message: "I love bacon"}},
+		{"push message string", engine.TypePush, `package spacelift
+message := "hello"`, engine.Decision{Message: "hello"}},
+		{"notification", engine.TypeNotification, `package spacelift
+webhook[{"endpoint_id": "hook", "method": "PUT"}] { true }
+slack[{"channel_id": "C1"}] { true }
+inbox[{"title": "t", "severity": "INFO"}] { true }`, engine.Decision{
+			Webhook: []map[string]any{{"endpoint_id": "hook", "method": "PUT"}},
+			Slack:   []map[string]any{{"channel_id": "C1"}},
+			Inbox:   []map[string]any{{"title": "t", "severity": "INFO"}}}},
+		{"login", engine.TypeLogin, `package spacelift
+allow { true }
+admin { false }
+deny_admin { true }
+team["Superwriter"] { true }
+roles["space-a"]["writer"] { true }
+roles["space-a"]["reader"] { true }
+roles[s]["admin"] { s := "root" }
+space_read["s1"] { true }`, engine.Decision{Allow: true, DenyAdmin: true, Team: []string{"Superwriter"},
+			Roles: map[string][]string{"space-a": {"reader", "writer"}, "root": {"admin"}}, SpaceRead: []string{"s1"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := eval(t, tt.typ, tt.body, in)
+			if !reflect.DeepEqual(r.Decision, tt.want) {
+				t.Errorf("Decision =\n%+v\nwant\n%+v", r.Decision, tt.want)
+			}
+		})
+	}
+}
+
+func TestEvalWrongValueType(t *testing.T) {
+	tests := []struct{ name, typ, body, want string }{
+		{"deny not strings", engine.TypePlan, "package spacelift\nx := {1, 2}\ndeny := x\n", "rule deny must be a set of strings, but it holds number"},
+		{"deny boolean via var", engine.TypePlan, "package spacelift\nx := true\ndeny := x\n", "rule deny must be a set of strings, but its value is boolean"},
+		{"approve string via var", engine.TypeApproval, "package spacelift\nx := \"yes\"\napprove := x\n", "rule approve must be a boolean"},
+		{"webhook strings", engine.TypeNotification, "package spacelift\nx := {\"a\"}\nwebhook := x\n", "set of objects"},
+	}
+	in := mustInput(t, map[string]any{})
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := engine.Compile(engine.Source{Name: "p.rego", Type: tt.typ, Body: tt.body})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = p.Eval(context.Background(), in)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("err = %v, want %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestValuesAndSanitized(t *testing.T) {
+	r := eval(t, engine.TypePlan, `package spacelift
+import rego.v1
+endpoint := sanitized("forbidden.endpoint/webhook")
+deny contains "forbidden" if { input.after.endpoint == sanitized("forbidden.endpoint/webhook") }
+nums := {3, 1, 2}
+`, mustInput(t, map[string]any{"after": map[string]any{"endpoint": engine.Sanitized("forbidden.endpoint/webhook")}}))
+	if r.Values["endpoint"] != engine.Sanitized("forbidden.endpoint/webhook") || len(r.Values["endpoint"].(string)) != 8 {
+		t.Errorf("endpoint = %v", r.Values["endpoint"])
+	}
+	if got := r.Values["nums"]; !reflect.DeepEqual(got, []any{json.Number("1"), json.Number("2"), json.Number("3")}) {
+		t.Errorf("nums = %#v", got)
+	}
+	if !reflect.DeepEqual(r.Decision.Deny, []string{"forbidden"}) {
+		t.Errorf("Deny = %v", r.Decision.Deny)
+	}
+	if engine.Sanitized("abc") != "f20015ad" { // sha256("abc") ends in ...f20015ad
+		t.Errorf("Sanitized(abc) = %s", engine.Sanitized("abc"))
+	}
+}
+
+func TestPlanHelpers(t *testing.T) {
+	in := mustInput(t, json.RawMessage(`{"terraform": {"resource_changes": [
+		{"address": "a.new", "change": {"actions": ["create"]}},
+		{"address": "a.gone", "change": {"actions": ["delete"]}},
+		{"address": "a.changed", "change": {"actions": ["update"]}},
+		{"address": "a.replaced", "change": {"actions": ["delete", "create"]}},
+		{"address": "a.same", "change": {"actions": ["no-op"]}}
+	]}}`))
+	body := `package spacelift
+addrs(s) := sort([r.address | some r in s])
+created := addrs(created_resources)
+deleted := addrs(deleted_resources)
+updated := addrs(updated_resources)
+recreated := addrs(recreated_resources)
+affected := addrs(affected_resources)
+`
+	r := eval(t, engine.TypePlan, body, in)
+	want := map[string][]any{
+		"created": {"a.new"}, "deleted": {"a.gone"}, "updated": {"a.changed"}, "recreated": {"a.replaced"},
+		"affected": {"a.changed", "a.gone", "a.new", "a.replaced"},
+	}
+	for k, w := range want {
+		if !reflect.DeepEqual(r.Values[k], w) {
+			t.Errorf("%s = %v, want %v", k, r.Values[k], w)
+		}
+	}
+	if _, ok := r.Values["created_resources"]; ok {
+		t.Error("helpers show in Values")
+	}
+	// A v0 policy using the helpers as Spacelift documents it.
+	r = eval(t, engine.TypePlan, "package spacelift\ndeny[sprintf(\"no %s\", [r.address])] { created_resources[r] }\n", in)
+	if !reflect.DeepEqual(r.Decision.Deny, []string{"no a.new"}) {
+		t.Errorf("Deny = %v", r.Decision.Deny)
+	}
+	// A policy defining its own rule of a helper's name keeps it.
+	r = eval(t, engine.TypePlan, "package spacelift\ncreated_resources := {\"mine\"}\ndeny contains x if { some x in created_resources }\n", in)
+	if !reflect.DeepEqual(r.Decision.Deny, []string{"mine"}) {
+		t.Errorf("Deny = %v", r.Decision.Deny)
+	}
+	// Without resource changes the helpers are empty sets.
+	r = eval(t, engine.TypePlan, "package spacelift\nn := count(affected_resources)\n", mustInput(t, map[string]any{}))
+	if r.Values["n"] != json.Number("0") {
+		t.Errorf("n = %v", r.Values["n"])
+	}
+}
+
+func TestTimeout(t *testing.T) {
+	old := engine.Timeouts[engine.TypeTrigger]
+	engine.Timeouts[engine.TypeTrigger] = 50 * time.Millisecond
+	t.Cleanup(func() { engine.Timeouts[engine.TypeTrigger] = old })
+	p, err := engine.Compile(engine.Source{Name: "p.rego", Type: engine.TypeTrigger, Body: `package spacelift
+trigger contains "x" if {
+	n := count([x | some x in numbers.range(1, 100000000); x % 7 == 0])
+	n > 0
+}`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, err = p.Eval(context.Background(), mustInput(t, map[string]any{}))
+	if !errors.Is(err, engine.ErrTimeout) || !strings.Contains(err.Error(), "policy evaluation timed out after 50ms") {
+		t.Fatalf("err = %v", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("took %v", d)
+	}
+}
+
+func TestInput(t *testing.T) {
+	for _, v := range []any{
+		map[string]any{"a": 1.5, "b": []any{"x", true, nil}},
+		json.RawMessage(`{"a": 1.5, "b": ["x", true, null]}`),
+		[]byte(`{"a": 1.5, "b": ["x", true, null]}`),
+	} {
+		in := mustInput(t, v)
+		b, err := in.JSON()
+		if err != nil || string(b) != `{"a":1.5,"b":["x",true,null]}` {
+			t.Errorf("JSON() = %s, %v", b, err)
+		}
+	}
+	for _, bad := range []any{json.RawMessage(`[1]`), json.RawMessage(`{"a":`), []byte(`{} x`), json.RawMessage(`{"a": 01}`)} {
+		if _, err := engine.NewInput(bad); err == nil {
+			t.Errorf("NewInput(%s) accepted", bad)
+		}
+	}
+	in := mustInput(t, json.RawMessage(`{"s": "caf\u00e9 \"q\"", "n": -1.5e3}`))
+	b, _ := in.JSON()
+	if string(b) != `{"n":-1.5e3,"s":"café \"q\""}` {
+		t.Errorf("JSON() = %s", b)
+	}
+}
+
+func TestRunTests(t *testing.T) {
+	dir := t.TempDir()
+	files := map[string]string{
+		"policy.rego": `package spacelift
+deny[sprintf("no %s", [r.address])] { created_resources[r] }
+`,
+		"policy_test.rego": `package spacelift
+test_denies_create {
+	deny["no a"] with input as {"terraform": {"resource_changes": [{"address": "a", "change": {"actions": ["create"]}}]}}
+}
+test_sanitized { sanitized("abc") == "f20015ad" }
+test_fails { count(deny) == 1 with input as {} }
+`,
+	}
+	for name, body := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var out strings.Builder
+	passed, failed, err := engine.RunTests(context.Background(), dir, &out, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if passed != 2 || failed != 1 {
+		t.Errorf("passed %d, failed %d, want 2, 1\n%s", passed, failed, out.String())
+	}
+	if !strings.Contains(out.String(), "test_fails") || !strings.Contains(out.String(), "FAIL") {
+		t.Errorf("report:\n%s", out.String())
+	}
+	os.WriteFile(filepath.Join(dir, "bad_test.rego"), []byte("package spacelift\ntest_now if { time.now_ns() > 0 }\n"), 0o644)
+	if _, _, err := engine.RunTests(context.Background(), dir, &out, false); err == nil || !strings.Contains(err.Error(), "time.now_ns is disabled") {
+		t.Errorf("err = %v", err)
+	}
+}

@@ -1,0 +1,168 @@
+package policy
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/gantry-iac/gantry/internal/errs"
+)
+
+// Policy events: written in the transaction of a run's state change,
+// processed after it (with retries) by RunEvents.
+const (
+	EventRunUpdated = "run_updated" // notification policies
+	EventRunEnded   = "run_ended"   // trigger policies (a blocking run ended)
+	// EventsKey is the events key woken when an event is written.
+	EventsKey = "policy-events"
+)
+
+// maxEventAttempts is how often an event is tried before it is FAILED.
+const maxEventAttempts = 8
+
+type event struct {
+	ID, Kind, RunID string
+	Attempts        int
+	Payload         struct {
+		From   string `json:"from"`
+		State  string `json:"state"`
+		At     int64  `json:"at"`
+		Reason string `json:"reason"`
+	}
+}
+
+// RunEvents processes policy events until ctx ends: at once when woken,
+// and every poll interval anyway (events of other replicas, retries).
+func (s *Service) RunEvents(ctx context.Context, poll time.Duration) {
+	lastPrune := time.Now()
+	for {
+		wake := s.hub.Chan(EventsKey)
+		for {
+			n, err := s.ProcessEvents(ctx)
+			if err != nil && ctx.Err() == nil {
+				s.log.ErrorContext(ctx, "processing policy events failed", "error", err)
+			}
+			if n == 0 || err != nil {
+				break
+			}
+		}
+		if time.Since(lastPrune) > 10*time.Minute {
+			lastPrune = time.Now()
+			if err := s.PruneInputs(ctx); err != nil && ctx.Err() == nil {
+				s.log.WarnContext(ctx, "pruning policy inputs failed", "error", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-wake:
+			// The transaction that wrote the event may still be committing.
+			time.Sleep(20 * time.Millisecond)
+		case <-time.After(poll):
+		}
+	}
+}
+
+// ProcessEvents handles the due events (a batch) and returns how many.
+func (s *Service) ProcessEvents(ctx context.Context) (int, error) {
+	evs, err := s.claimEvents(ctx, 20)
+	if err != nil {
+		return 0, err
+	}
+	for _, ev := range evs {
+		var err error
+		switch ev.Kind {
+		case EventRunUpdated:
+			err = s.handleRunUpdated(ctx, ev)
+		case EventRunEnded:
+			err = s.handleRunEnded(ctx, ev)
+		default:
+			err = fmt.Errorf("unknown policy event kind %q", ev.Kind)
+		}
+		if err != nil {
+			s.log.WarnContext(ctx, "policy event failed", "event", ev.ID, "kind", ev.Kind, "run_id", ev.RunID, "error", err)
+			if ferr := s.failEvent(ctx, ev, err); ferr != nil {
+				return len(evs), ferr
+			}
+		}
+	}
+	return len(evs), nil
+}
+
+// claimEvents leases due events so that one server handles each.
+func (s *Service) claimEvents(ctx context.Context, limit int) ([]event, error) {
+	var out []event
+	err := s.db.Tx(ctx, func(ctx context.Context) error {
+		now := time.Now().UnixNano()
+		rows, err := s.db.Query(ctx, `SELECT id, kind, run_id, attempts, payload FROM policy_events
+			WHERE status = 'PENDING' AND next_at <= $1 AND lease_until <= $1 ORDER BY id LIMIT $2`+s.db.ForUpdateSkipLocked(), now, limit)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var ev event
+			var payload string
+			if err := rows.Scan(&ev.ID, &ev.Kind, &ev.RunID, &ev.Attempts, &payload); err != nil {
+				rows.Close()
+				return err
+			}
+			_ = json.Unmarshal([]byte(payload), &ev.Payload)
+			out = append(out, ev)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		lease := time.Now().Add(2 * time.Minute).UnixNano()
+		for _, ev := range out {
+			if _, err := s.db.Exec(ctx, `UPDATE policy_events SET lease_until = $2 WHERE id = $1`, ev.ID, lease); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+func (s *Service) doneEvent(ctx context.Context, ev event) error {
+	_, err := s.db.Exec(ctx, `UPDATE policy_events SET status = 'DONE', attempts = attempts + 1, error = '' WHERE id = $1`, ev.ID)
+	return err
+}
+
+// failEvent schedules a retry with backoff, or gives up after
+// maxEventAttempts.
+func (s *Service) failEvent(ctx context.Context, ev event, cause error) error {
+	n := ev.Attempts + 1
+	status := "PENDING"
+	if n >= maxEventAttempts || errs.Is(cause, errs.NotFound) {
+		status = "FAILED"
+	}
+	next := time.Now().Add(time.Duration(1<<min(n, 10)) * time.Second).UnixNano()
+	msg := cause.Error()
+	if len(msg) > 4096 {
+		msg = msg[:4096]
+	}
+	_, err := s.db.Exec(ctx, `UPDATE policy_events SET status = $2, attempts = $3, next_at = $4, lease_until = 0, error = $5 WHERE id = $1`,
+		ev.ID, status, n, next, msg)
+	return err
+}
+
+// EventStatus counts policy events by status (for operators and tests).
+func (s *Service) EventStatus(ctx context.Context) (map[string]int, error) {
+	rows, err := s.db.Query(ctx, `SELECT status, COUNT(*) FROM policy_events GROUP BY status`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var st string
+		var n int
+		if err := rows.Scan(&st, &n); err != nil {
+			return nil, err
+		}
+		out[st] = n
+	}
+	return out, rows.Err()
+}

@@ -1,0 +1,196 @@
+package policy_test
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gantry-iac/gantry/internal/db"
+	"github.com/gantry-iac/gantry/internal/db/dbtest"
+	"github.com/gantry-iac/gantry/internal/notify"
+	"github.com/gantry-iac/gantry/internal/policy"
+	"github.com/gantry-iac/gantry/internal/run"
+	"github.com/gantry-iac/gantry/internal/stack"
+)
+
+// finish takes the stack's next run through a no-change plan to FINISHED.
+func (f *fixture) finishNoChanges(t *testing.T, st stack.Stack) run.Run {
+	t.Helper()
+	_, r := f.plan(t, st, map[string]any{"format_version": "1.2", "resource_changes": []any{}})
+	wantState(t, r, run.Finished)
+	return r
+}
+
+// Trigger: every stack labelled depends-on:<finished stack>.
+const triggerDependents = `package spacelift
+
+trigger contains stack.id if {
+	input.run.state == "FINISHED"
+	some stack in input.stacks
+	some label in stack.labels
+	label == concat(":", ["depends-on", input.stack.id])
+}
+`
+
+func TestTriggerPolicyWithLoopGuard(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newFixture(t, d)
+		// a -> b -> a: a cycle the workflow must stop.
+		a := f.stack(t, func(s *stack.Stack) { s.ID = "aaa"; s.Labels = []string{"chain", "depends-on:bbb"} })
+		b := f.stack(t, func(s *stack.Stack) { s.ID = "bbb"; s.Labels = []string{"chain", "depends-on:aaa"} })
+		f.policy(t, "dependents", "TRIGGER", triggerDependents, "autoattach:chain")
+		first := f.create(t, a.ID, run.Tracked)
+		f.finishNoChanges(t, a)
+		f.processEvents(t)
+		runs, _, err := f.runs.List(f.ctx, run.Filter{Stack: b.ID, Limit: 10})
+		if err != nil || len(runs) != 1 {
+			t.Fatalf("runs of b = %+v, %v; want one triggered run", runs, err)
+		}
+		triggered := runs[0]
+		if triggered.WorkflowID != first.ID || triggered.Type != run.Tracked || !strings.HasPrefix(triggered.TriggeredBy, "trigger_policy:") {
+			t.Fatalf("triggered run = %+v", triggered)
+		}
+		f.finishNoChanges(t, b)
+		f.processEvents(t)
+		if runs, _, _ := f.runs.List(f.ctx, run.Filter{Stack: a.ID, Limit: 10}); len(runs) != 1 {
+			t.Fatalf("the workflow triggered stack a again: %d runs", len(runs))
+		}
+		rcs, err := f.policies.Receipts(f.ctx, triggered.ID)
+		if err != nil || len(rcs) != 1 || !strings.Contains(strings.Join(rcs[0].Messages, "\n"), "loop protection") {
+			t.Fatalf("receipt of b's trigger evaluation = %+v, %v; want a loop protection note", rcs, err)
+		}
+		st, err := f.policies.EventStatus(f.ctx)
+		if err != nil || st["PENDING"] != 0 || st["FAILED"] != 0 {
+			t.Fatalf("event status = %v, %v", st, err)
+		}
+	})
+}
+
+const inboxOnFailure = `package spacelift
+
+inbox contains {"title": sprintf("Run %s failed", [input.run_updated.run.id]), "body": input.run_updated.note, "severity": "ERROR"} if {
+	input.run_updated.state == "FAILED"
+}
+
+webhook contains {"endpoint_id": "hook", "payload": {"run": input.run_updated.run.id, "state": input.run_updated.state}} if {
+	input.run_updated.state == "FAILED"
+}
+`
+
+func TestNotificationPolicyEnqueues(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newFixture(t, d)
+		st := f.stack(t, nil)
+		f.policy(t, "deny-public", "PLAN", denyPublic)
+		f.attach(t, "deny-public", st.ID)
+		f.policy(t, "on-failure", "NOTIFICATION", inboxOnFailure)
+		if _, err := f.notify.CreateEndpoint(f.ctx, notify.Endpoint{ID: "hook", SpaceID: "root", Kind: notify.KindWebhook, URL: "http://127.0.0.1:1/hook", Enabled: true}); err != nil {
+			t.Fatal(err)
+		}
+		r := f.create(t, st.ID, run.Tracked)
+		_, got := f.plan(t, st, bucketPlan("public-read"))
+		wantState(t, got, run.Failed)
+		f.processEvents(t)
+		items, _, err := f.notify.ListInbox(f.ctx, notify.InboxFilter{RunID: r.ID})
+		if err != nil || len(items) != 1 || items[0].Severity != "ERROR" || !strings.Contains(items[0].Body, "is public") {
+			t.Fatalf("inbox = %+v, %v; want one ERROR item saying why", items, err)
+		}
+		ds, _, err := f.notify.ListDeliveries(f.ctx, notify.DeliveryFilter{RunID: r.ID})
+		if err != nil || len(ds) != 1 {
+			t.Fatalf("deliveries = %+v, %v", ds, err)
+		}
+		var body map[string]any
+		if err := json.Unmarshal([]byte(ds[0].Body), &body); err != nil || body["run"] != r.ID || body["state"] != "FAILED" {
+			t.Fatalf("webhook body = %s (%v)", ds[0].Body, err)
+		}
+	})
+}
+
+func TestPushPolicies(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newFixture(t, d)
+		st := f.stack(t, func(s *stack.Stack) { s.ProjectRoot = "infra/prod" })
+		sha := strings.Repeat("a", 40)
+		for _, tc := range []struct {
+			name string
+			push policy.Push
+			want string
+			typ  string
+		}{
+			{"tracked branch in root", policy.Push{Branch: "main", SHA: sha, AffectedFiles: []string{"infra/prod/main.tf"}}, "track", run.Tracked},
+			{"outside root", policy.Push{Branch: "main", SHA: sha, AffectedFiles: []string{"docs/readme.md", "infra/production/x.tf"}}, "ignore", ""},
+			{"other branch", policy.Push{Branch: "feature", SHA: sha, AffectedFiles: []string{"infra/prod/x.tf"}}, "propose", run.Proposed},
+			{"tag", policy.Push{Tag: "v1.0.0", SHA: sha, AffectedFiles: []string{"infra/prod/x.tf"}}, "ignore", ""},
+		} {
+			res, err := f.policies.NotifyPush(f.ctx, st.ID, tc.push, "tester")
+			if err != nil {
+				t.Fatalf("%s: %v", tc.name, err)
+			}
+			if res.Action != tc.want || !res.Default || (res.Run == nil) != (tc.typ == "") || res.Run != nil && res.Run.Type != tc.typ {
+				t.Errorf("%s: result = %+v, want %s", tc.name, res, tc.want)
+			}
+		}
+		// A push policy: only pushes whose message says "deploy" track;
+		// everything else is ignored with a message.
+		f.policy(t, "deploy-word", "GIT_PUSH", `package spacelift
+
+track if contains(input.push.message, "deploy")
+ignore if not track
+message := "say deploy to deploy" if not track
+`)
+		f.attach(t, "deploy-word", st.ID)
+		res, err := f.policies.NotifyPush(f.ctx, st.ID, policy.Push{Branch: "main", SHA: sha, Message: "fix typo", AffectedFiles: []string{"infra/prod/main.tf"}}, "tester")
+		if err != nil || res.Action != "ignore" || res.Default || res.Message != "say deploy to deploy" || res.Run != nil {
+			t.Fatalf("ignored push = %+v, %v", res, err)
+		}
+		res, err = f.policies.NotifyPush(f.ctx, st.ID, policy.Push{Branch: "main", SHA: sha, Message: "deploy it", AffectedFiles: []string{"README"}}, "tester")
+		if err != nil || res.Action != "track" || res.Run == nil || res.Run.CommitSHA != sha || len(res.Receipts) != 1 {
+			t.Fatalf("tracked push = %+v, %v", res, err)
+		}
+	})
+}
+
+func TestSimulateAndReplay(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newFixture(t, d)
+		st := f.stack(t, nil)
+		f.policy(t, "deny-public", "PLAN", denyPublic)
+		f.attach(t, "deny-public", st.ID)
+		f.create(t, st.ID, run.Tracked)
+		f.plan(t, st, bucketPlan("public-read"))
+		f.create(t, st.ID, run.Tracked)
+		f.plan(t, st, bucketPlan("private"))
+		samples, err := f.policies.Samples(f.ctx, "deny-public", "", 10)
+		if err != nil || len(samples) != 2 {
+			t.Fatalf("samples = %+v, %v", samples, err)
+		}
+		denied := samples[1] // newest first
+		if denied.Outcome != "deny" {
+			t.Fatalf("older sample outcome = %s", denied.Outcome)
+		}
+		// The stored body on its own sample: no change.
+		sim, err := f.policies.Simulate(f.ctx, "deny-public", nil, denied.Key, "")
+		if err != nil || sim.Decision.Outcome != "deny" || len(sim.Changes) != 0 {
+			t.Fatalf("simulate stored body = %+v, %v", sim, err)
+		}
+		// An edited body that allows public-read: the decision changes.
+		edited := strings.Replace(denyPublic, `"public-read"`, `"public-read-write"`, 1)
+		sim, err = f.policies.Simulate(f.ctx, "deny-public", nil, denied.Key, edited)
+		if err != nil || sim.Decision.Outcome != "allow" || !sim.Edited || len(sim.Changes) == 0 || !strings.Contains(sim.Changes[0], "outcome: deny -> allow") {
+			t.Fatalf("simulate edited body = %+v, %v", sim, err)
+		}
+		items, n, err := f.policies.Replay(f.ctx, "deny-public", edited, time.Now().Add(-time.Hour))
+		if err != nil || n != 2 || len(items) != 1 || items[0].SampleKey != denied.Key || items[0].Before != "deny" || items[0].After != "allow" {
+			t.Fatalf("replay = %+v (%d evaluated), %v", items, n, err)
+		}
+		// Simulate on a hand-written input.
+		sim, err = f.policies.Simulate(f.ctx, "deny-public", []byte(`{"terraform": {"resource_changes": [{"address": "x", "change": {"after": {"acl": "public-read"}}}]}}`), "", "")
+		if err != nil || sim.Decision.Outcome != "deny" || sim.Recorded != nil {
+			t.Fatalf("simulate input = %+v, %v", sim, err)
+		}
+		if _, err := f.policies.Simulate(f.ctx, "deny-public", []byte(`{not json`), "", ""); err == nil {
+			t.Fatal("simulate accepted malformed JSON")
+		}
+	})
+}

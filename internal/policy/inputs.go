@@ -1,0 +1,184 @@
+package policy
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"time"
+
+	"github.com/gantry-iac/gantry/internal/errs"
+	"github.com/gantry-iac/gantry/internal/run"
+	"github.com/gantry-iac/gantry/internal/space"
+	"github.com/gantry-iac/gantry/internal/stack"
+)
+
+// The inputs follow Spacelift's policy input shapes
+// (../shared/reference/spacelift-policy-inputs): snake_case keys, times in
+// Unix nanoseconds, upper-case enums.
+
+type obj = map[string]any
+
+func ns(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func strs(l []string) []any {
+	out := make([]any, len(l))
+	for i, s := range l {
+		out[i] = s
+	}
+	return out
+}
+
+// stackView is a stack with what its input objects need.
+type stackView struct {
+	stack.Stack
+	space space.Space
+	state string
+}
+
+func (s *Service) stackView(ctx context.Context, stackID string) (stackView, error) {
+	st, err := s.stacks.Get(ctx, stackID)
+	if err != nil {
+		return stackView{}, err
+	}
+	sp, err := s.spaces.Get(ctx, st.Space)
+	if err != nil {
+		return stackView{}, err
+	}
+	states, err := s.runs.StackStates(ctx, []string{st.ID})
+	if err != nil {
+		return stackView{}, err
+	}
+	return stackView{Stack: st, space: sp, state: states[st.ID]}, nil
+}
+
+func toolName(t string) string {
+	if t == stack.Terraform {
+		return "TERRAFORM_FOSS"
+	}
+	return "OPEN_TOFU"
+}
+
+func commitObject(sha, message, branch string, at time.Time) obj {
+	return obj{"author": "", "branch": branch, "created_at": ns(at), "exist_on_tracked_branch": true,
+		"hash": sha, "message": message, "pull_request_id": 0, "tag": "", "url": ""}
+}
+
+func stackObject(v stackView) obj {
+	pool := obj{"id": nil, "name": nil, "public": true, "labels": []any{}}
+	if v.WorkerPool != "" {
+		pool = obj{"id": v.WorkerPool, "name": v.WorkerPool, "public": false, "labels": []any{}}
+	}
+	return obj{
+		"id": v.ID, "name": v.Name, "labels": strs(v.Labels), "autodeploy": v.Autodeploy, "administrative": false,
+		"branch": v.Branch, "namespace": "", "project_root": v.ProjectRoot, "repository": v.Repository,
+		"state": v.state, "terraform_version": v.ToolVersion, "terraform_workflow_tool": toolName(v.Tool),
+		"additional_project_globs": []any{}, "contexts": []any{}, "locked_by": nil, "tracked_commit": nil,
+		"worker_pool": pool,
+		"space":       obj{"id": v.space.ID, "name": v.space.Name, "labels": strs(v.space.Labels)},
+	}
+}
+
+// session describes who triggered a run, as Spacelift's creator_session.
+func session(actor string) obj {
+	kind, name, ok := strings.Cut(actor, "::")
+	if !ok {
+		kind, name = "", actor
+	}
+	return obj{"login": name, "name": name, "admin": kind == "api_key", "machine": kind != "user",
+		"member": true, "teams": []any{}, "account_name": "", "creator_ip": "", "stack_id": ""}
+}
+
+// runObject is Spacelift's run object.
+func runObject(r run.Run, branch string, changes []any) obj {
+	if changes == nil {
+		changes = []any{}
+	}
+	flags := r.Flags
+	if flags == nil {
+		flags = []string{}
+	}
+	return obj{
+		"id": r.ID, "type": r.Type, "state": r.State, "branch": branch,
+		"commit":     commitObject(r.CommitSHA, r.CommitMessage, branch, r.CreatedAt),
+		"created_at": ns(r.CreatedAt), "updated_at": ns(r.UpdatedAt),
+		"triggered_by": r.TriggeredBy, "drift_detection": r.Drift, "flags": strs(flags),
+		"command": r.Command, "based_on_local_workspace": false, "changes": changes,
+		"creator_session": session(r.TriggeredBy), "user_provided_metadata": []any{},
+		"runtime_config": obj{"project_root": "", "environment": obj{}, "terraform_version": ""},
+	}
+}
+
+// planChanges turns a plan's resource changes into Spacelift's run changes.
+func planChanges(plan map[string]any) []any {
+	rcs, _ := plan["resource_changes"].([]any)
+	out := []any{}
+	for _, x := range rcs {
+		rc, _ := x.(map[string]any)
+		ch, _ := rc["change"].(map[string]any)
+		acts, _ := ch["actions"].([]any)
+		action := changeAction(acts)
+		if action == "" {
+			continue
+		}
+		out = append(out, obj{"phase": "plan", "action": action, "moved": rc["previous_address"] != nil,
+			"entity": obj{"address": rc["address"], "name": rc["name"], "type": rc["type"], "entity_type": "resource"}})
+	}
+	return out
+}
+
+func changeAction(acts []any) string {
+	var a []string
+	for _, x := range acts {
+		s, _ := x.(string)
+		a = append(a, s)
+	}
+	switch strings.Join(a, ",") {
+	case "create":
+		return "added"
+	case "update":
+		return "changed"
+	case "delete":
+		return "deleted"
+	case "delete,create", "create,delete":
+		return "replaced"
+	}
+	return ""
+}
+
+// loadPlan returns the run's plan JSON, decoded (nil if it has none).
+func (s *Service) loadPlan(ctx context.Context, runID string) (map[string]any, error) {
+	data, err := s.runs.Artifact(ctx, runID, run.ArtifactPlanJSON)
+	if errs.Is(err, errs.NotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var plan map[string]any
+	dec := json.NewDecoder(strings.NewReader(string(data)))
+	dec.UseNumber()
+	if err := dec.Decode(&plan); err != nil {
+		return nil, errs.E(errs.Invalid, "the run's plan JSON does not parse: %v", err)
+	}
+	return plan, nil
+}
+
+// history is a run's timeline as Spacelift's states_history.
+func (s *Service) history(ctx context.Context, runID string) ([]any, error) {
+	ts, err := s.runs.Transitions(ctx, runID)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]any, 0, len(ts))
+	for _, t := range ts {
+		out = append(out, obj{"state": t.To, "note": t.Reason, "timestamp": ns(t.At), "actor": t.Actor})
+	}
+	return out, nil
+}
+
+func request(at time.Time) obj { return obj{"remote_ip": "", "timestamp_ns": ns(at)} }

@@ -1,0 +1,161 @@
+package policy
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"time"
+
+	"github.com/gantry-iac/gantry/internal/errs"
+	"github.com/gantry-iac/gantry/internal/notify"
+	"github.com/gantry-iac/gantry/internal/policy/engine"
+	"github.com/gantry-iac/gantry/internal/run"
+)
+
+// handleRunUpdated evaluates the notification policies of a run's space
+// (and the ancestors it inherits from) on one state change, and stores the
+// messages they ask for with the event's completion, in one transaction.
+func (s *Service) handleRunUpdated(ctx context.Context, ev event) error {
+	r, err := s.runs.Get(ctx, ev.RunID)
+	if errs.Is(err, errs.NotFound) {
+		return s.doneEvent(ctx, ev) // deleted with its stack
+	}
+	if err != nil {
+		return err
+	}
+	pols, err := s.ForSpace(ctx, r.SpaceID, engine.TypeNotification)
+	if err != nil {
+		return err
+	}
+	if len(pols) == 0 {
+		return s.doneEvent(ctx, ev)
+	}
+	input, lineage, err := s.notificationInput(ctx, r, ev)
+	if err != nil {
+		return err
+	}
+	evaluation, err := s.evaluate(ctx, pols, engine.TypeNotification, input, r.ID)
+	if err != nil {
+		return err
+	}
+	def, _ := json.Marshal(input["run_updated"])
+	msgs := messagesOf(evaluation.Decision, r, ev, lineage, def)
+	err = s.db.Tx(ctx, func(ctx context.Context) error {
+		if err := s.record(evaluation)(ctx, r.ID); err != nil {
+			return err
+		}
+		if err := s.notify.Enqueue(ctx, msgs); err != nil {
+			return err
+		}
+		return s.doneEvent(ctx, ev)
+	})
+	if err == nil && len(msgs) > 0 {
+		s.notify.Wake()
+	}
+	return err
+}
+
+func (s *Service) notificationInput(ctx context.Context, r run.Run, ev event) (map[string]any, []string, error) {
+	v, err := s.stackView(ctx, r.StackID)
+	if err != nil {
+		return nil, nil, err
+	}
+	lineage, _, err := s.lineageIDs(ctx, r.SpaceID)
+	if err != nil {
+		return nil, nil, err
+	}
+	eps, err := s.notify.Endpoints(ctx, lineage)
+	if err != nil {
+		return nil, nil, err
+	}
+	endpoints := []any{}
+	for _, e := range eps {
+		endpoints = append(endpoints, obj{"id": e.ID, "labels": strs(e.Labels)})
+	}
+	ts, err := s.runs.Transitions(ctx, r.ID)
+	if err != nil {
+		return nil, nil, err
+	}
+	at := time.Unix(0, ev.Payload.At)
+	history, timing := []any{}, []any{}
+	username, note := "", ev.Payload.Reason
+	for i, t := range ts {
+		if t.At.After(at) {
+			break
+		}
+		history = append(history, obj{"state": t.To, "note": t.Reason, "timestamp": ns(t.At), "actor": t.Actor})
+		end := at
+		if i+1 < len(ts) && !ts[i+1].At.After(at) {
+			end = ts[i+1].At
+		}
+		timing = append(timing, obj{"state": t.To, "duration": end.Sub(t.At).Nanoseconds()})
+		if t.To == ev.Payload.State {
+			username, note = t.Actor, t.Reason
+		}
+	}
+	receipts, err := s.Receipts(ctx, r.ID)
+	if err != nil {
+		return nil, nil, err
+	}
+	rcpts, deny, warn := []any{}, []any{}, []any{}
+	for _, rc := range receipts {
+		if rc.Type == engine.TypeNotification {
+			continue
+		}
+		rcpts = append(rcpts, obj{"type": rc.Type, "name": rc.Name, "outcome": rc.Outcome, "flags": strs(nonNil(rc.Flags))})
+		if rc.Type == engine.TypePlan && rc.Outcome == "deny" {
+			deny = append(deny, strs(rc.Messages)...)
+		} else if rc.Type == engine.TypePlan && rc.Outcome == "warn" {
+			warn = append(warn, strs(rc.Messages)...)
+		}
+	}
+	ro := runObject(r, v.Branch, nil)
+	ro["state"], ro["states_history"] = ev.Payload.State, history
+	input := obj{
+		"account":           obj{"name": "gantry"},
+		"webhook_endpoints": endpoints,
+		"run_updated": obj{
+			"state": ev.Payload.State, "username": username, "note": note, "run": ro, "stack": stackObject(v),
+			"urls": obj{"run": strings.TrimSuffix(s.PublicURL, "/") + "/runs/" + r.ID}, "timing": timing,
+			"policy_receipts": rcpts, "plan_policy_decision": obj{"deny": deny, "warn": warn},
+		},
+	}
+	return input, lineage, nil
+}
+
+// messagesOf turns a notification decision into messages to enqueue.
+func messagesOf(d engine.Decision, r run.Run, ev event, lineage []string, def []byte) []notify.Message {
+	base := notify.Message{SpaceID: r.SpaceID, RunID: r.ID, StackID: r.StackID, Event: "run_updated:" + ev.Payload.State, AllowedSpaces: lineage}
+	var out []notify.Message
+	for _, w := range d.Webhook {
+		m := base
+		m.Kind, m.EndpointID, m.DefaultPayload = notify.KindWebhook, str(w["endpoint_id"]), def
+		if p, ok := w["payload"]; ok && p != nil {
+			m.Payload, _ = json.Marshal(p)
+		}
+		m.Method = str(w["method"])
+		if h, ok := w["headers"].(map[string]any); ok {
+			m.Headers = map[string]string{}
+			for k, v := range h {
+				m.Headers[k] = str(v)
+			}
+		}
+		out = append(out, m)
+	}
+	for _, sl := range d.Slack {
+		m := base
+		m.Kind, m.EndpointID, m.Text = notify.KindSlack, str(sl["channel_id"]), str(sl["message"])
+		out = append(out, m)
+	}
+	for _, in := range d.Inbox {
+		m := base
+		m.Kind, m.Title, m.Body, m.Severity = notify.KindInbox, str(in["title"]), str(in["body"]), strings.ToUpper(str(in["severity"]))
+		out = append(out, m)
+	}
+	return out
+}
+
+func str(v any) string {
+	s, _ := v.(string)
+	return s
+}

@@ -1,0 +1,132 @@
+package policy
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/gantry-iac/gantry/internal/errs"
+	"github.com/gantry-iac/gantry/internal/id"
+	"github.com/gantry-iac/gantry/internal/run"
+)
+
+// Review decisions.
+const (
+	Approve = "APPROVE"
+	Reject  = "REJECT"
+)
+
+// Review is one person's decision on a run.
+type Review struct {
+	ID        string
+	RunID     string
+	Author    string
+	Decision  string
+	Note      string
+	RunState  string // the stage the run waited in when reviewed
+	RemoteIP  string
+	CreatedAt time.Time
+}
+
+// MaxNote bounds a review note.
+const MaxNote = 4096
+
+// stageOf is the stage a run waits in, for approval policies.
+func stageOf(r run.Run) string {
+	switch r.State {
+	case run.PendingReview:
+		if r.ReviewFrom != "" {
+			return r.ReviewFrom
+		}
+		return run.Queued
+	case run.Ready:
+		return run.Queued
+	}
+	return r.State
+}
+
+// AddReview records a review and evaluates the approval policies again:
+// the run goes back to where it waited when they all approve, fails when
+// one rejects, and stays when they are still undecided.
+func (s *Service) AddReview(ctx context.Context, runID, author, decision, note, remoteIP string) (run.Run, error) {
+	decision = strings.ToUpper(decision)
+	if decision != Approve && decision != Reject {
+		return run.Run{}, errs.E(errs.Invalid, "a review must approve or reject")
+	}
+	if len(note) > MaxNote {
+		return run.Run{}, errs.E(errs.Invalid, "review note longer than %d bytes", MaxNote)
+	}
+	r, err := s.runs.Get(ctx, runID)
+	if err != nil {
+		return r, err
+	}
+	if err := run.CheckReviewable(r); err != nil {
+		return r, err
+	}
+	stage := stageOf(r)
+	if _, err := s.db.Exec(ctx, `INSERT INTO run_reviews (id, run_id, author, decision, note, run_state, remote_ip, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+		id.New("rev"), r.ID, author, decision, note, stage, remoteIP, time.Now().UnixNano()); err != nil {
+		return r, err
+	}
+	r.State = stage
+	v, err := s.Approval(ctx, r, stage)
+	if err != nil {
+		return r, err
+	}
+	return s.runs.ReviewOutcome(ctx, runID, author, v)
+}
+
+// Reviews returns a run's reviews, oldest first.
+func (s *Service) Reviews(ctx context.Context, runID string) ([]Review, error) {
+	rows, err := s.db.Query(ctx, `SELECT id, run_id, author, decision, note, run_state, remote_ip, created_at FROM run_reviews WHERE run_id = $1 ORDER BY id`, runID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []Review{}
+	for rows.Next() {
+		var rv Review
+		var at int64
+		if err := rows.Scan(&rv.ID, &rv.RunID, &rv.Author, &rv.Decision, &rv.Note, &rv.RunState, &rv.RemoteIP, &at); err != nil {
+			return nil, err
+		}
+		rv.CreatedAt = time.Unix(0, at).UTC()
+		out = append(out, rv)
+	}
+	return out, rows.Err()
+}
+
+// reviewsInput is Spacelift's input.reviews: only each reviewer's newest
+// review counts; reviews made in the stage being decided are current, the
+// others older.
+func (s *Service) reviewsInput(ctx context.Context, runID, stage string) (map[string]any, error) {
+	all, err := s.Reviews(ctx, runID)
+	if err != nil {
+		return nil, err
+	}
+	newest := map[string]Review{}
+	var order []string
+	for _, rv := range all {
+		if _, seen := newest[rv.Author]; !seen {
+			order = append(order, rv.Author)
+		}
+		newest[rv.Author] = rv
+	}
+	group := func() obj { return obj{"approvals": []any{}, "rejections": []any{}} }
+	current, older := group(), group()
+	for _, author := range order {
+		rv := newest[author]
+		g := older
+		if rv.RunState == stage {
+			g = current
+		}
+		item := obj{"author": rv.Author, "state": rv.RunState, "state_version": 0, "note": rv.Note,
+			"request": obj{"remote_ip": rv.RemoteIP, "timestamp_ns": ns(rv.CreatedAt)}, "session": session(rv.Author)}
+		key := "approvals"
+		if rv.Decision == Reject {
+			key = "rejections"
+		}
+		g[key] = append(g[key].([]any), item)
+	}
+	return obj{"current": current, "older": older}, nil
+}

@@ -1,0 +1,211 @@
+package policy
+
+import (
+	"context"
+	"fmt"
+
+	"strings"
+
+	"github.com/gantry-iac/gantry/internal/errs"
+	"github.com/gantry-iac/gantry/internal/labels"
+	"github.com/gantry-iac/gantry/internal/policy/engine"
+	"github.com/gantry-iac/gantry/internal/run"
+	"github.com/gantry-iac/gantry/internal/stack"
+)
+
+// maxTriggerStacks bounds input.stacks of trigger policies.
+const maxTriggerStacks = 10000
+
+// TriggeredBy is the triggered_by of runs a trigger policy started.
+func TriggeredBy(policyIDs []string) string { return "trigger_policy:" + strings.Join(policyIDs, ",") }
+
+// handleRunEnded evaluates the trigger policies of a blocking run that
+// ended and starts a tracked run on every stack they name. Runs started
+// this way join the ended run's workflow; a workflow never triggers a
+// stack that already ran in it (loop protection), which also makes a
+// retried event harmless.
+func (s *Service) handleRunEnded(ctx context.Context, ev event) error {
+	r, err := s.runs.Get(ctx, ev.RunID)
+	if errs.Is(err, errs.NotFound) {
+		return s.doneEvent(ctx, ev)
+	}
+	if err != nil {
+		return err
+	}
+	if labels.Has(r.Flags, NoTriggerFlag) {
+		return s.doneEvent(ctx, ev)
+	}
+	v, err := s.stackView(ctx, r.StackID)
+	if err != nil {
+		return err
+	}
+	pols, err := s.ForStack(ctx, v.Stack, engine.TypeTrigger)
+	if err != nil {
+		return err
+	}
+	if len(pols) == 0 {
+		return s.doneEvent(ctx, ev)
+	}
+	wf := r.WorkflowID
+	if wf == "" {
+		wf = r.ID
+	}
+	workflow, err := s.workflow(ctx, wf)
+	if err != nil {
+		return err
+	}
+	input, err := s.triggerInput(ctx, r, v, workflow)
+	if err != nil {
+		return err
+	}
+	evaluation, err := s.evaluate(ctx, pols, engine.TypeTrigger, input, r.ID)
+	if err != nil {
+		return err
+	}
+	notes := s.startTriggered(ctx, r, wf, workflow, evaluation)
+	for i := range evaluation.Receipts {
+		evaluation.Receipts[i].Messages = append(evaluation.Receipts[i].Messages, notes...)
+	}
+	return s.db.Tx(ctx, func(ctx context.Context) error {
+		if err := s.record(evaluation)(ctx, r.ID); err != nil {
+			return err
+		}
+		return s.doneEvent(ctx, ev)
+	})
+}
+
+// startTriggered creates the runs a trigger decision asks for and returns
+// notes on what it did not start and why.
+func (s *Service) startTriggered(ctx context.Context, r run.Run, wf string, workflow []run.Run, ev Evaluation) []string {
+	var notes []string
+	if len(ev.Decision.Trigger) == 0 {
+		return nil
+	}
+	if r.WorkflowID == "" {
+		if _, err := s.db.Exec(ctx, `UPDATE runs SET workflow_id = id WHERE id = $1 AND workflow_id = ''`, r.ID); err != nil {
+			return []string{"could not record the workflow: " + err.Error()}
+		}
+	}
+	ran := map[string]bool{r.StackID: true}
+	for _, w := range workflow {
+		ran[w.StackID] = true
+	}
+	ids := make([]string, 0, len(ev.Receipts))
+	for _, rc := range ev.Receipts {
+		if rc.Outcome == "trigger" {
+			ids = append(ids, rc.PolicyID)
+		}
+	}
+	for _, target := range ev.Decision.Trigger {
+		if ran[target] {
+			notes = append(notes, fmt.Sprintf("stack %s not triggered: it already ran in workflow %s (loop protection)", target, wf))
+			continue
+		}
+		created, err := s.runs.Create(ctx, run.New{StackID: target, Type: run.Tracked, TriggeredBy: TriggeredBy(ids), WorkflowID: wf,
+			Flags: nil, Reason: fmt.Sprintf("triggered by policy %s after run %s of stack %s ended %s", strings.Join(ids, ","), r.ID, r.StackID, r.State)})
+		if err != nil {
+			notes = append(notes, fmt.Sprintf("stack %s not triggered: %v", target, err))
+			continue
+		}
+		ran[target] = true
+		notes = append(notes, fmt.Sprintf("triggered run %s on stack %s", created.ID, target))
+	}
+	return notes
+}
+
+// workflow returns the runs of a workflow, oldest first.
+func (s *Service) workflow(ctx context.Context, wf string) ([]run.Run, error) {
+	var out []run.Run
+	for cursor := ""; ; {
+		page, next, err := s.runs.List(ctx, run.Filter{Workflow: wf, Cursor: cursor, Limit: 500})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, page...)
+		if next == "" {
+			break
+		}
+		cursor = next
+	}
+	root, err := s.runs.Get(ctx, wf)
+	if err == nil && root.WorkflowID == "" {
+		out = append(out, root)
+	}
+	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
+		out[i], out[j] = out[j], out[i]
+	}
+	return out, nil
+}
+
+func (s *Service) triggerInput(ctx context.Context, r run.Run, v stackView, workflow []run.Run) (map[string]any, error) {
+	hist, err := s.history(ctx, r.ID)
+	if err != nil {
+		return nil, err
+	}
+	ro := runObject(r, v.Branch, nil)
+	ro["states_history"] = hist
+	wf := []any{}
+	for _, w := range workflow {
+		wf = append(wf, obj{"id": w.ID, "stack_id": w.StackID, "state": w.State, "type": w.Type})
+	}
+	stacks, err := s.stacksInput(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return obj{"run": ro, "stack": stackObject(v), "stacks": stacks, "workflow": wf}, nil
+}
+
+// stacksInput is input.stacks of trigger policies: every stack, with the
+// number of its queued runs.
+func (s *Service) stacksInput(ctx context.Context) ([]any, error) {
+	queued := map[string]int{}
+	rows, err := s.db.Query(ctx, `SELECT stack_id, COUNT(*) FROM runs WHERE state = 'QUEUED' GROUP BY stack_id`)
+	if err != nil {
+		return nil, err
+	}
+	for rows.Next() {
+		var st string
+		var n int
+		if err := rows.Scan(&st, &n); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		queued[st] = n
+	}
+	rows.Close()
+	out := []any{}
+	spaces := map[string]stackView{}
+	for cursor := ""; len(out) < maxTriggerStacks; {
+		page, next, err := s.stacks.List(ctx, stack.Filter{Cursor: cursor, Limit: 500})
+		if err != nil {
+			return nil, err
+		}
+		ids := make([]string, len(page))
+		for i, st := range page {
+			ids[i] = st.ID
+		}
+		states, err := s.runs.StackStates(ctx, ids)
+		if err != nil {
+			return nil, err
+		}
+		for _, st := range page {
+			sv, ok := spaces[st.Space]
+			if !ok {
+				sp, err := s.spaces.Get(ctx, st.Space)
+				if err != nil {
+					return nil, err
+				}
+				sv = stackView{space: sp}
+				spaces[st.Space] = sv
+			}
+			o := stackObject(stackView{Stack: st, space: sv.space, state: states[st.ID]})
+			o["queued_runs"] = queued[st.ID]
+			out = append(out, o)
+		}
+		if next == "" {
+			break
+		}
+		cursor = next
+	}
+	return out, nil
+}
