@@ -161,18 +161,22 @@ func TestPolicySaveRefusesBadRego(t *testing.T) {
 	}
 }
 
-// An approval policy holds a run in PENDING_REVIEW until a review decides;
-// a rejection fails it.
+// An approval policy needing two approvals holds a run in PENDING_REVIEW
+// until two people approved; a rejection fails a run.
 func TestApprovalPolicyAndReviews(t *testing.T) {
 	t.Parallel()
 	requireSetup(t)
 	s := StartServer(t, ServerConfig{})
 	repo := NewRepo(t, map[string]string{"main.tf": staticConfig("v1")})
-	s.createPolicy(t, "needs-review", "APPROVAL", `package spacelift
+	s.createPolicy(t, "two-approvals", "APPROVAL", `package spacelift
 
-approve if count(input.reviews.current.approvals) >= 1
+approve if count(input.reviews.current.approvals) >= 2
 reject if count(input.reviews.current.rejections) > 0
 `, "--label", "autoattach:*")
+	var bob struct {
+		Token string `json:"token"`
+	}
+	s.MustJSON(t, &bob, "api-key", "create", "--name", "bob")
 	s.CreateStack(t, "reviewed", repo.URL, "--autodeploy")
 	var r apiv1.Run
 	res := s.GantryJSON(t, &r, "stack", "deploy", "--id", "reviewed", "--wait")
@@ -181,7 +185,18 @@ reject if count(input.reviews.current.rejections) > 0
 	}
 	var reviewed apiv1.Run
 	s.MustJSON(t, &reviewed, "run", "review", "--id", r.ID, "--approve", "--note", "looks fine")
+	// The same reviewer again: only the newest review of each person counts.
+	s.MustJSON(t, &reviewed, "run", "review", "--id", r.ID, "--approve")
+	if got := s.GetRun(t, r.ID); got.State != "PENDING_REVIEW" {
+		t.Fatalf("one reviewer's two approvals moved the run to %s", got.State)
+	}
+	s.MustJSON(t, &reviewed, "--token", bob.Token, "run", "review", "--id", r.ID, "--approve")
 	s.WaitRun(t, r.ID, "FINISHED")
+	var reviews []apiv1.Review
+	s.getJSON(t, "/api/v1/runs/"+r.ID+"/reviews", &struct{ Items *[]apiv1.Review }{&reviews})
+	if len(reviews) != 3 || reviews[2].Author != "api_key::bob" {
+		t.Fatalf("reviews = %+v", reviews)
+	}
 
 	second := s.Deploy(t, "reviewed")
 	s.WaitRun(t, second.ID, "PENDING_REVIEW")
@@ -347,5 +362,90 @@ webhook contains {"endpoint_id": "ops", "payload": {"run": input.run_updated.run
 		}
 	case <-time.After(waitTimeout):
 		t.Fatal("no webhook arrived")
+	}
+}
+
+// sensitiveConfig plans a resource whose input OpenTofu marks sensitive.
+const sensitiveConfig = `
+variable "password" {
+  type      = string
+  sensitive = true
+  default   = "topsecret-e2e"
+}
+
+resource "terraform_data" "secret" {
+  input = var.password
+}
+`
+
+// Sensitive values reach plan policies sanitized, unless the stack turns
+// that off; either way the policy can recognise the value.
+func TestPlanPolicySanitization(t *testing.T) {
+	t.Parallel()
+	requireSetup(t)
+	s := StartServer(t, ServerConfig{})
+	repo := NewRepo(t, map[string]string{"main.tf": sensitiveConfig})
+	s.createPolicy(t, "what-it-sees", "PLAN", `package spacelift
+
+deny contains "sanitized" if {
+	some r in input.terraform.resource_changes
+	r.change.after.input == sanitized("topsecret-e2e")
+}
+
+deny contains "raw" if {
+	some r in input.terraform.resource_changes
+	r.change.after.input == "topsecret-e2e"
+}
+`, "--label", "autoattach:*")
+	s.CreateStack(t, "default", repo.URL)
+	s.CreateStack(t, "raw", repo.URL, "--raw-policy-input")
+	for stack, want := range map[string]string{"default": "sanitized", "raw": "raw"} {
+		r := s.WaitRun(t, s.Deploy(t, stack).ID, "FAILED")
+		rcs := s.receipts(t, r.ID)
+		if len(rcs) != 1 || len(rcs[0].Messages) != 1 || rcs[0].Messages[0] != want {
+			t.Errorf("stack %s: the policy saw %+v, want only %q", stack, rcs, want)
+		}
+		if log := s.Logs(t, stack, r.ID); strings.Contains(log, "topsecret-e2e") {
+			t.Errorf("stack %s: the secret is in the run log", stack)
+		}
+	}
+}
+
+// Autoattach labels and space inheritance pick exactly the policies a
+// stack may use.
+func TestPolicyAutoattachAndSpaces(t *testing.T) {
+	t.Parallel()
+	requireSetup(t)
+	s := StartServer(t, ServerConfig{})
+	repo := NewRepo(t, map[string]string{"main.tf": staticConfig("v1")})
+	s.MustGantry(t, "space", "create", "--id", "prod", "--inherit")
+	s.MustGantry(t, "space", "create", "--id", "sandbox")
+	warn := func(msg string) string {
+		return "package spacelift\n\nwarn contains \"" + msg + "\" if { true }\n"
+	}
+	s.createPolicy(t, "root-all", "PLAN", warn("root-all"), "--label", "autoattach:*")
+	s.createPolicy(t, "root-db", "PLAN", warn("root-db"), "--label", "autoattach:db")
+	var p apiv1.Policy
+	s.MustJSON(t, &p, "policy", "create", "--id", "prod-all", "--type", "PLAN", "--space", "prod",
+		"--body-file", writePolicy(t, "prod.rego", warn("prod-all")), "--label", "autoattach:*")
+	s.MustJSON(t, &p, "policy", "create", "--id", "sandbox-all", "--type", "PLAN", "--space", "sandbox",
+		"--body-file", writePolicy(t, "sandbox.rego", warn("sandbox-all")), "--label", "autoattach:*")
+	s.CreateStack(t, "prod-db", repo.URL, "--space", "prod", "--label", "db")
+	s.CreateStack(t, "sandbox-db", repo.URL, "--space", "sandbox", "--label", "db")
+	if res := s.Gantry(t, "policy", "attach", "--id", "prod-all", "--stack", "sandbox-db"); res.Code == 0 || !strings.Contains(res.Stderr, "inherit") {
+		t.Fatalf("attaching across spaces: %s", res)
+	}
+	for stack, want := range map[string][]string{
+		"prod-db":    {"prod-all", "root-all", "root-db"},
+		"sandbox-db": {"sandbox-all"},
+	} {
+		r := s.WaitRun(t, s.Deploy(t, stack).ID, "UNCONFIRMED")
+		var got []string
+		for _, rc := range s.receipts(t, r.ID) {
+			got = append(got, rc.Policy)
+		}
+		if strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Errorf("stack %s was judged by %v, want %v", stack, got, want)
+		}
 	}
 }

@@ -90,6 +90,7 @@ func (a *API) Routes(mux *http.ServeMux) {
 
 	a.notifyRoutes(user)
 	a.policyRoutes(user)
+	a.apiKeyRoutes(user)
 	a.stateRoutes(mux, ad)
 	mux.Handle("GET /api/v1/openapi.json", http.HandlerFunc(serveOpenAPI))
 	mux.Handle("/api/v1/", ad.H(func(w http.ResponseWriter, r *http.Request) error {

@@ -74,6 +74,10 @@ func (k *Keys) Create(ctx context.Context, name, token string) (string, error) {
 	_, err := k.db.Exec(ctx, `INSERT INTO api_tokens (id, name, token_hash, created_at) VALUES ($1, $2, $3, $4)`,
 		id.New("key"), name, hash(token), time.Now().UnixNano())
 	if db.IsUniqueViolation(err) {
+		var revoked int64
+		if k.db.QueryRow(ctx, `SELECT revoked_at FROM api_tokens WHERE token_hash = $1`, hash(token)).Scan(&revoked) == nil && revoked != 0 {
+			return "", errs.E(errs.Conflict, "that token was revoked and cannot be used again (if it is the server's --admin-token, GANTRY_ADMIN_TOKEN: remove it or set a new one)")
+		}
 		return "", errs.E(errs.Conflict, "that token already exists")
 	}
 	return token, err
@@ -91,18 +95,24 @@ func (k *Keys) Authenticate(ctx context.Context, token string) (Principal, error
 	if !strings.HasPrefix(token, TokenPrefix) && len(token) < 16 {
 		return Principal{}, errs.E(errs.Unauthenticated, "invalid API token")
 	}
-	var p Principal
-	var last int64
-	err := k.db.QueryRow(ctx, `SELECT id, name, last_used_at FROM api_tokens WHERE token_hash = $1`, hash(token)).Scan(&p.ID, &p.Name, &last)
+	key, err := scanKey(k.db.QueryRow(ctx, `SELECT `+keyColumns+` FROM api_tokens WHERE token_hash = $1`, hash(token)))
 	if err != nil {
 		return Principal{}, errs.E(errs.Unauthenticated, "invalid API token")
 	}
-	// Record use at most once a minute to keep reads cheap.
-	if now := time.Now(); now.Sub(time.Unix(0, last)) > time.Minute {
-		_, _ = k.db.Exec(ctx, `UPDATE api_tokens SET last_used_at = $2 WHERE id = $1`, p.ID, now.UnixNano())
+	now := time.Now()
+	switch {
+	case key.Revoked():
+		return Principal{}, errs.E(errs.Unauthenticated, "API key revoked")
+	case key.Expired(now):
+		return Principal{}, errs.E(errs.Unauthenticated, "API key expired")
 	}
-	p.Kind, p.Admin = "api_key", true
-	return p, nil
+	// Record use at most once a minute per key to spare the database.
+	if now.Sub(key.LastUsedAt) > time.Minute {
+		_, _ = k.db.Exec(ctx, `UPDATE api_tokens SET last_used_at = $2 WHERE id = $1`, key.ID, now.UnixNano())
+	}
+	// Every key is an admin until roles arrive; the identity issue binds
+	// keys to roles, starting from who created them (Key.CreatedBy).
+	return Principal{Kind: "api_key", ID: key.ID, Name: key.Name, Admin: true}, nil
 }
 
 // Actions checked by Authorize. The identity issue binds them to roles per
@@ -126,6 +136,7 @@ const (
 	RunReview     = "run:review"
 	PolicyManage  = "policy:manage"
 	PushNotify    = "stack:notify-push"
+	APIKeyManage  = "api_key:manage"
 )
 
 // Authorize checks that p may do action in space.

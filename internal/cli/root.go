@@ -92,6 +92,7 @@ named by GANTRY_<FLAG>_FILE. A flag given on the command line wins.`,
 		a.loginCommand(), a.logoutCommand(),
 		a.spaceCommand(), a.stackCommand(), a.runCommand(),
 		a.policyCommand(),
+		a.apiKeyCommand(),
 		a.versionCommand(),
 	)
 	for _, newCmd := range extraCommands {

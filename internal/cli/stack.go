@@ -44,7 +44,7 @@ var hookFlags = []struct {
 type stackFlags struct {
 	id, name, space, repository, branch, projectRoot string
 	tool, toolVersion, description                   string
-	autodeploy, managedState                         bool
+	autodeploy, managedState, rawPolicyInput         bool
 	labels                                           []string
 	hooks                                            apiv1.Hooks
 }
@@ -62,6 +62,7 @@ func (s *stackFlags) register(f *pflag.FlagSet) {
 	f.StringArrayVar(&s.labels, "label", nil, `label (repeatable; on update replaces all labels, --label "" removes them)`)
 	f.StringVar(&s.description, "description", "", "description")
 	f.BoolVar(&s.managedState, "managed-state", true, "keep the state in Gantry's state backend")
+	f.BoolVar(&s.rawPolicyInput, "raw-policy-input", false, "plan policies see sensitive values unsanitized (default: sanitized)")
 	for _, h := range hookFlags {
 		f.StringArrayVar(h.field(&s.hooks), h.name, nil, "shell command run "+strings.ReplaceAll(h.name, "-", " ")+" (repeatable)")
 	}
@@ -72,6 +73,7 @@ func (s *stackFlags) create(f *pflag.FlagSet) apiv1.StackCreate {
 		ID: s.id, Name: s.name, Space: s.space, Repository: s.repository, Branch: s.branch,
 		ProjectRoot: s.projectRoot, Tool: s.tool, ToolVersion: s.toolVersion,
 		Labels: nonEmpty(s.labels), Description: s.description, Autodeploy: s.autodeploy,
+		RawPolicyInput: s.rawPolicyInput,
 	}
 	if f.Changed("managed-state") {
 		in.ManagedState = &s.managedState
@@ -120,6 +122,9 @@ func (s *stackFlags) update(ctx context.Context, c *client.Client, f *pflag.Flag
 	}
 	if f.Changed("managed-state") {
 		in.ManagedState = &s.managedState
+	}
+	if f.Changed("raw-policy-input") {
+		in.RawPolicyInput = &s.rawPolicyInput
 	}
 	if f.Changed("label") {
 		l := nonEmpty(s.labels)
@@ -275,6 +280,7 @@ func (a *app) printStack(s apiv1.Stack) error {
 		field(w, "Tool", tool)
 		field(w, "Autodeploy", s.Autodeploy)
 		field(w, "Managed state", s.ManagedState)
+		field(w, "Raw policy input", s.RawPolicyInput)
 		field(w, "Labels", joinOrDash(s.Labels))
 		field(w, "Description", s.Description)
 		field(w, "State", orDash(s.State))

@@ -221,7 +221,9 @@ func (s *Server) bootstrapToken(ctx context.Context) error {
 		if s.cfg.AdminToken != "" {
 			if _, err := s.keys.Authenticate(ctx, s.cfg.AdminToken); err != nil {
 				if _, err := s.keys.Create(ctx, "admin (GANTRY_ADMIN_TOKEN)", s.cfg.AdminToken); err != nil {
-					return err
+					// A revoked or expired key is never brought back: start
+					// without it, and say so.
+					s.log.Warn("the --admin-token (GANTRY_ADMIN_TOKEN) was revoked or has expired: it is not added again; remove it from the configuration or set a new one", "error", err)
 				}
 			}
 		}

@@ -1,0 +1,33 @@
+package apiv1
+
+import "time"
+
+// APIKey is an API key as listed: never its token. Absent times mean never.
+type APIKey struct {
+	ID         string     `json:"id"`
+	Name       string     `json:"name"`
+	CreatedBy  string     `json:"created_by"` // "" for keys the server made at start
+	CreatedAt  time.Time  `json:"created_at"`
+	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
+	ExpiresAt  *time.Time `json:"expires_at,omitempty"`
+	RevokedAt  *time.Time `json:"revoked_at,omitempty"`
+}
+
+// APIKeyCreate is the body of POST /api-keys. At most one of ExpiresIn and
+// ExpiresAt; neither means the key never expires.
+type APIKeyCreate struct {
+	Name      string     `json:"name"`
+	ExpiresIn string     `json:"expires_in,omitempty"` // a Go duration ("720h") or days ("30d")
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+}
+
+// APIKeyCreated is the answer to POST /api-keys: the only answer that
+// carries the token.
+type APIKeyCreated struct {
+	ID        string     `json:"id"`
+	Name      string     `json:"name"`
+	Token     string     `json:"token"`
+	CreatedAt time.Time  `json:"created_at"`
+	CreatedBy string     `json:"created_by"`
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+}

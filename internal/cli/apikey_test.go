@@ -1,0 +1,123 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gantry-iac/gantry/internal/api"
+	"github.com/gantry-iac/gantry/internal/apiv1"
+	"github.com/gantry-iac/gantry/internal/auth"
+	"github.com/gantry-iac/gantry/internal/db"
+	"github.com/gantry-iac/gantry/internal/httpx"
+	spacepkg "github.com/gantry-iac/gantry/internal/space"
+)
+
+// keyServer is the real API over SQLite; it returns its URL and the
+// bootstrap admin token.
+func keyServer(t *testing.T) (string, string) {
+	t.Helper()
+	ctx := context.Background()
+	d, err := db.Open(ctx, "", t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	spaces := spacepkg.NewService(d)
+	if err := spaces.EnsureRoot(ctx); err != nil {
+		t.Fatal(err)
+	}
+	keys := auth.NewKeys(d)
+	token, err := keys.Create(ctx, "admin", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &api.API{Spaces: spaces, Keys: keys, Log: slog.New(slog.DiscardHandler)}
+	mux := http.NewServeMux()
+	a.Routes(mux)
+	srv := httptest.NewServer(httpx.WithRequestID(mux))
+	t.Cleanup(srv.Close)
+	return srv.URL, token
+}
+
+func TestAPIKeyCommands(t *testing.T) {
+	isolate(t)
+	url, admin := keyServer(t)
+	as := func(token string, args ...string) (int, string, string) {
+		return runMain(append(args, "--url", url, "--token", token)...)
+	}
+
+	// Table output: the token once, with the warning.
+	code, out, errOut := as(admin, "api-key", "create", "--name", "ci", "--expires-in", "30d")
+	wantRun(t, code, out, errOut, 0, "ID:", "key-", "Name:", "ci", "Created by:", "api_key::admin", "Expires:",
+		"shown only this once", auth.TokenPrefix)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	ciToken := lines[len(lines)-1]
+	if !strings.HasPrefix(ciToken, auth.TokenPrefix) {
+		t.Fatalf("the last line %q is not the token", ciToken)
+	}
+
+	// JSON output: the whole object, token included.
+	at := time.Now().Add(72 * time.Hour).UTC().Truncate(time.Second)
+	code, out, errOut = as(ciToken, "api-key", "create", "--name", "deploy", "--expires-at", at.Format(time.RFC3339), "-o", "json")
+	wantRun(t, code, out, errOut, 0)
+	var deploy apiv1.APIKeyCreated
+	if err := json.Unmarshal([]byte(out), &deploy); err != nil || !strings.HasPrefix(deploy.Token, auth.TokenPrefix) ||
+		deploy.CreatedBy != "api_key::ci" || deploy.ExpiresAt == nil || !deploy.ExpiresAt.Equal(at) {
+		t.Fatalf("create -o json = %v, %+v", err, deploy)
+	}
+
+	// List: every key, status, never a token.
+	code, out, errOut = as(deploy.Token, "api-key", "list")
+	wantRun(t, code, out, errOut, 0, "NAME", "STATUS", "CREATED BY", "admin", "ci", "deploy", "api_key::ci", "active", "never")
+	for _, tok := range []string{admin, ciToken, deploy.Token} {
+		if strings.Contains(out, tok) {
+			t.Errorf("list shows a token:\n%s", out)
+		}
+	}
+	code, out, errOut = as(admin, "api-key", "list", "-o", "json")
+	wantRun(t, code, out, errOut, 0)
+	var keys []apiv1.APIKey
+	if err := json.Unmarshal([]byte(out), &keys); err != nil || len(keys) != 3 || strings.Contains(out, "token") {
+		t.Fatalf("list -o json = %v, %s", err, out)
+	}
+
+	// Revoke: the key stops working at once.
+	code, out, errOut = as(admin, "api-key", "revoke", "--id", deploy.ID)
+	wantRun(t, code, out, errOut, 0, "Revoked API key", deploy.ID)
+	code, _, errOut = as(deploy.Token, "api-key", "list")
+	if code != 1 || !strings.Contains(errOut, "API key revoked") {
+		t.Errorf("revoked key: exit %d, stderr %q", code, errOut)
+	}
+	code, out, errOut = as(admin, "api-key", "list")
+	wantRun(t, code, out, errOut, 0, "revoked")
+
+	// The last active key cannot be revoked.
+	code, out, errOut = as(admin, "api-key", "revoke", "--id", keys[1].ID)
+	wantRun(t, code, out, errOut, 0)
+	code, _, errOut = as(admin, "api-key", "revoke", "--id", keys[0].ID)
+	if code != 1 || !strings.Contains(errOut, "last active API key") {
+		t.Errorf("revoking the last key: exit %d, stderr %q", code, errOut)
+	}
+
+	// Usage errors.
+	for _, args := range [][]string{
+		{"api-key", "create"},
+		{"api-key", "create", "--name", "x", "--expires-in", "1h", "--expires-at", "2099-01-01T00:00:00Z"},
+		{"api-key", "create", "--name", "x", "--expires-at", "soon"},
+		{"api-key", "revoke"},
+	} {
+		if code, _, errOut := as(admin, args...); code != 2 {
+			t.Errorf("%v: exit %d, want 2 (usage)\n%s", args, code, errOut)
+		}
+	}
+	code, _, errOut = as(admin, "api-key", "create", "--name", "x", "--expires-in", "3 weeks")
+	if code != 1 || !strings.Contains(errOut, "expires_in") {
+		t.Errorf("bad --expires-in: exit %d, stderr %q", code, errOut)
+	}
+}
