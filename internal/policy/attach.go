@@ -4,6 +4,7 @@ import (
 	"context"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gantry-iac/gantry/internal/db"
@@ -233,10 +234,65 @@ func (s *Service) inSpaces(ctx context.Context, spaceIDs []string, t string) ([]
 	return s.query(ctx, `SELECT `+cols+` FROM policies WHERE type = $1 AND space_id IN (`+strings.Join(ph, ",")+`) ORDER BY id`, args...)
 }
 
+// PoliciesKey is the events key woken (on every replica) when a policy is
+// created, changed or deleted.
+const PoliciesKey = "policies"
+
+// typeCache remembers which policy types exist, so that the hot paths of
+// runs (every state change asks whether notification policies exist) cost
+// no query while nothing changed. It is dropped when PoliciesKey is woken,
+// here or on another replica, and after typeCacheTTL in case a wake-up was
+// lost.
+type typeCache struct {
+	mu    sync.Mutex
+	types map[string]bool
+	valid <-chan struct{} // closed when a policy changes
+	at    time.Time
+}
+
+const typeCacheTTL = 5 * time.Second
+
 // anyOfType reports whether any policy of type t exists (a cheap check
 // before building inputs on hot paths).
 func (s *Service) anyOfType(ctx context.Context, t string) (bool, error) {
-	var n int
-	err := s.db.QueryRow(ctx, `SELECT COUNT(*) FROM (SELECT 1 FROM policies WHERE type = $1 LIMIT 1) x`, t).Scan(&n)
-	return n > 0, err
+	c := &s.types
+	c.mu.Lock()
+	if c.types != nil && time.Since(c.at) < typeCacheTTL {
+		select {
+		case <-c.valid:
+		default:
+			ok := c.types[t]
+			c.mu.Unlock()
+			return ok, nil
+		}
+	}
+	c.mu.Unlock()
+	valid := s.hub.Chan(PoliciesKey) // before reading, so no change is missed
+	rows, err := s.db.Query(ctx, `SELECT DISTINCT type FROM policies`)
+	if err != nil {
+		return false, err
+	}
+	defer rows.Close()
+	types := map[string]bool{}
+	for rows.Next() {
+		var typ string
+		if err := rows.Scan(&typ); err != nil {
+			return false, err
+		}
+		types[typ] = true
+	}
+	if err := rows.Err(); err != nil {
+		return false, err
+	}
+	if !s.db.InTx(ctx) {
+		// What a transaction reads may not be committed yet: only
+		// remember what is.
+		c.mu.Lock()
+		c.types, c.valid, c.at = types, valid, time.Now()
+		c.mu.Unlock()
+	}
+	return types[t], nil
 }
+
+// changed wakes every replica's type cache after a policy change committed.
+func (s *Service) changed() { s.hub.Notify(PoliciesKey) }

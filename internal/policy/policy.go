@@ -60,6 +60,8 @@ type Service struct {
 	SampleLast int
 	// PublicURL is the server's address, for links in notification input.
 	PublicURL string
+
+	types typeCache
 }
 
 // NewService returns a policy service.
@@ -152,6 +154,9 @@ func (s *Service) Create(ctx context.Context, p Policy) (Policy, error) {
 		}
 		return s.saveVersion(ctx, p)
 	})
+	if err == nil {
+		s.changed()
+	}
 	return p, err
 }
 
@@ -262,17 +267,24 @@ func (s *Service) Update(ctx context.Context, policyID string, fn func(*Policy) 
 			p.ID, p.Name, p.Body, p.Engine, p.EngineSet, labels.Encode(p.Labels), p.Description, p.Version, p.UpdatedAt.UnixNano())
 		return err
 	})
+	if err == nil {
+		s.changed()
+	}
 	return p, err
 }
 
 // Delete removes a policy with its attachments, versions and samples.
 // Receipts on runs stay: they are history.
 func (s *Service) Delete(ctx context.Context, policyID string) error {
-	return s.db.Tx(ctx, func(ctx context.Context) error {
+	err := s.db.Tx(ctx, func(ctx context.Context) error {
 		if _, err := s.Get(ctx, policyID); err != nil {
 			return err
 		}
 		_, err := s.db.Exec(ctx, `DELETE FROM policies WHERE id = $1`, policyID)
 		return err
 	})
+	if err == nil {
+		s.changed()
+	}
+	return err
 }
