@@ -449,3 +449,43 @@ func TestPolicyAutoattachAndSpaces(t *testing.T) {
 		}
 	}
 }
+
+// A push event starts the run Spacelift's default push rules (or a push
+// policy) ask for, at the pushed commit; custom metadata files at the
+// project root reach plan policies.
+func TestNotifyPushAndCustomMetadata(t *testing.T) {
+	t.Parallel()
+	requireSetup(t)
+	s := StartServer(t, ServerConfig{})
+	repo := NewRepo(t, map[string]string{
+		"infra/main.tf":                         staticConfig("v1"),
+		"infra/infracost.custom.spacelift.json": `{"monthly_cost": 1234}`,
+	})
+	s.CreateStack(t, "pushed", repo.URL, "--project-root", "infra")
+	s.createPolicy(t, "cost-cap", "PLAN", `package spacelift
+
+deny contains sprintf("monthly cost %d is over budget", [input.third_party_metadata.custom.infracost.monthly_cost]) if {
+	input.third_party_metadata.custom.infracost.monthly_cost > 1000
+}
+`)
+	s.MustGantry(t, "policy", "attach", "--id", "cost-cap", "--stack", "pushed")
+	sha := repo.Commit(t, "touch docs", map[string]string{"docs/readme.md": "hi\n"})
+	var res apiv1.PushResult
+	s.MustJSON(t, &res, "stack", "notify-push", "--id", "pushed", "--sha", sha, "--branch", "main", "--file", "docs/readme.md")
+	if res.Action != "ignore" || !res.Default || res.Run != nil {
+		t.Fatalf("a push outside the project root: %+v", res)
+	}
+	sha = repo.Commit(t, "change infra", map[string]string{"infra/main.tf": staticConfig("v2")})
+	s.MustJSON(t, &res, "stack", "notify-push", "--id", "pushed", "--sha", sha, "--branch", "main", "--file", "infra/main.tf")
+	if res.Action != "track" || res.Run == nil || res.Run.Type != "TRACKED" || res.Run.CommitSHA != sha {
+		t.Fatalf("a push to the tracked branch: %+v", res)
+	}
+	r := s.WaitRun(t, res.Run.ID, "FAILED")
+	if !strings.Contains(r.Reason, "monthly cost 1234 is over budget") || r.CommitSHA != sha {
+		t.Fatalf("run = %s", s.Describe(t, r))
+	}
+	s.MustJSON(t, &res, "stack", "notify-push", "--id", "pushed", "--sha", sha, "--branch", "feature", "--file", "infra/main.tf")
+	if res.Action != "propose" || res.Run == nil || res.Run.Type != "PROPOSED" {
+		t.Fatalf("a push to another branch: %+v", res)
+	}
+}

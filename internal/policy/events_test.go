@@ -194,3 +194,35 @@ func TestSimulateAndReplay(t *testing.T) {
 		}
 	})
 }
+
+func TestSampleRule(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newFixture(t, d)
+		f.policies.SampleLast = 0 // keep only what policies ask for
+		f.policy(t, "sampler", "PLAN", `package spacelift
+
+warn contains "public" if {
+	some r in input.terraform.resource_changes
+	r.change.after.acl == "public-read"
+}
+
+sample if count(warn) > 0
+`, "autoattach:*")
+		quiet, loud := f.stack(t, nil), f.stack(t, nil)
+		f.create(t, quiet.ID, run.Proposed)
+		f.plan(t, quiet, bucketPlan("private"))
+		if got, _ := f.policies.Samples(f.ctx, "sampler", "", 10); len(got) != 0 {
+			t.Fatalf("a policy that did not ask was sampled: %+v", got)
+		}
+		r := f.create(t, loud.ID, run.Proposed)
+		f.plan(t, loud, bucketPlan("public-read"))
+		got, err := f.policies.Samples(f.ctx, "sampler", "", 10)
+		if err != nil || len(got) != 1 || !got[0].Explicit || got[0].RunID != r.ID || got[0].Outcome != "warn" {
+			t.Fatalf("samples = %+v, %v; want the evaluation that said sample", got, err)
+		}
+		sm, err := f.policies.Sample(f.ctx, "sampler", got[0].Key)
+		if err != nil || !strings.Contains(string(sm.Input), "public-read") || !strings.Contains(string(sm.Result), `"sample":true`) {
+			t.Fatalf("sample = %s / %s, %v", sm.Input, sm.Result, err)
+		}
+	})
+}
