@@ -408,6 +408,28 @@ deny contains "raw" if {
 		if log := s.Logs(t, stack, r.ID); strings.Contains(log, "topsecret-e2e") {
 			t.Errorf("stack %s: the secret is in the run log", stack)
 		}
+		if stack != "default" {
+			continue
+		}
+		// The stored sample holds the input as the policy saw it: the
+		// secret appears nowhere in it (variables, planned values...).
+		var samples []apiv1.PolicySample
+		s.MustJSON(t, &samples, "policy", "samples", "--id", "what-it-sees")
+		found := false
+		for _, sm := range samples {
+			if sm.Run != r.ID {
+				continue
+			}
+			found = true
+			var full apiv1.PolicySample
+			s.MustJSON(t, &full, "policy", "sample", "--id", "what-it-sees", "--key", sm.Key)
+			if len(full.Input) == 0 || strings.Contains(string(full.Input), "topsecret-e2e") {
+				t.Errorf("the sample of a sanitized stack holds the secret (or nothing): %.300s", full.Input)
+			}
+		}
+		if !found {
+			t.Errorf("no sample of run %s", r.ID)
+		}
 	}
 }
 
@@ -457,11 +479,10 @@ func TestNotifyPushAndCustomMetadata(t *testing.T) {
 	t.Parallel()
 	requireSetup(t)
 	s := StartServer(t, ServerConfig{})
-	repo := NewRepo(t, map[string]string{
-		"infra/main.tf":                         staticConfig("v1"),
-		"infra/infracost.custom.spacelift.json": `{"monthly_cost": 1234}`,
-	})
-	s.CreateStack(t, "pushed", repo.URL, "--project-root", "infra")
+	repo := NewRepo(t, map[string]string{"infra/main.tf": staticConfig("v1")})
+	// Infracost-style: an after_plan hook writes the metadata file.
+	s.CreateStack(t, "pushed", repo.URL, "--project-root", "infra",
+		"--after-plan", `echo '{"monthly_cost": 1234}' > infracost.custom.spacelift.json`)
 	s.createPolicy(t, "cost-cap", "PLAN", `package spacelift
 
 deny contains sprintf("monthly cost %d is over budget", [input.third_party_metadata.custom.infracost.monthly_cost]) if {

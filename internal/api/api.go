@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gantry-iac/gantry/internal/auth"
+	"github.com/gantry-iac/gantry/internal/contexts"
 	"github.com/gantry-iac/gantry/internal/errs"
 	"github.com/gantry-iac/gantry/internal/httpx"
 	"github.com/gantry-iac/gantry/internal/notify"
@@ -20,6 +21,7 @@ import (
 	"github.com/gantry-iac/gantry/internal/space"
 	"github.com/gantry-iac/gantry/internal/stack"
 	"github.com/gantry-iac/gantry/internal/state"
+	"github.com/gantry-iac/gantry/internal/workerpool"
 )
 
 // MaxBody bounds JSON request bodies.
@@ -37,6 +39,10 @@ type API struct {
 	Notify *notify.Service
 	// Policies serves policies, reviews, receipts and push events; nil answers 503.
 	Policies *policy.Service
+	// Contexts serves contexts and stacks' effective environment; nil answers 503.
+	Contexts *contexts.Service
+	// Pools serves worker pools; nil answers 503.
+	Pools *workerpool.Service
 	// Head resolves the commit at the tip of a branch when a run is
 	// triggered without a SHA; an error leaves the commit to the worker.
 	Head func(ctx context.Context, repo, branch string) (string, error)
@@ -90,7 +96,9 @@ func (a *API) Routes(mux *http.ServeMux) {
 
 	a.notifyRoutes(user)
 	a.policyRoutes(user)
+	a.contextRoutes(user)
 	a.apiKeyRoutes(user)
+	a.workerPoolRoutes(user)
 	a.stateRoutes(mux, ad)
 	mux.Handle("GET /api/v1/openapi.json", http.HandlerFunc(serveOpenAPI))
 	mux.Handle("/api/v1/", ad.H(func(w http.ResponseWriter, r *http.Request) error {

@@ -17,7 +17,7 @@ func stackOut(s stack.Stack, state string) apiv1.Stack {
 	return apiv1.Stack{ID: s.ID, Name: s.Name, Space: s.Space, Repository: s.Repository, Branch: s.Branch,
 		ProjectRoot: s.ProjectRoot, Tool: s.Tool, ToolVersion: s.ToolVersion, Labels: s.Labels, Description: s.Description,
 		Autodeploy: s.Autodeploy, ManagedState: s.ManagedState, Hooks: apiv1.Hooks(s.Hooks), State: state, RawPolicyInput: s.RawPolicyInput,
-		CreatedAt: utc(s.CreatedAt), UpdatedAt: utc(s.UpdatedAt)}
+		WorkerPool: s.WorkerPool, CreatedAt: utc(s.CreatedAt), UpdatedAt: utc(s.UpdatedAt)}
 }
 
 // stack loads a stack and checks that p may do action in its space.
@@ -77,7 +77,8 @@ func (a *API) createStack(w http.ResponseWriter, r *http.Request, p auth.Princip
 	}
 	st := stack.Stack{ID: in.ID, Name: in.Name, Space: in.Space, Repository: in.Repository, Branch: in.Branch,
 		ProjectRoot: in.ProjectRoot, Tool: in.Tool, ToolVersion: in.ToolVersion, Labels: in.Labels,
-		Description: in.Description, Autodeploy: in.Autodeploy, ManagedState: true, RawPolicyInput: in.RawPolicyInput}
+		Description: in.Description, Autodeploy: in.Autodeploy, ManagedState: true, RawPolicyInput: in.RawPolicyInput,
+		WorkerPool: in.WorkerPool}
 	if st.Space == "" {
 		st.Space = "root"
 	}
@@ -88,6 +89,9 @@ func (a *API) createStack(w http.ResponseWriter, r *http.Request, p auth.Princip
 		st.Hooks = stack.Hooks(*in.Hooks)
 	}
 	if err := auth.Authorize(p, auth.StackCreate, st.Space); err != nil {
+		return err
+	}
+	if err := a.usablePool(r, st.WorkerPool, st.Space); err != nil {
 		return err
 	}
 	st, err := a.Stacks.Create(r.Context(), st)
@@ -114,6 +118,7 @@ func (a *API) updateStack(w http.ResponseWriter, r *http.Request, p auth.Princip
 		return err
 	}
 	st, err := a.Stacks.Update(r.Context(), r.PathValue("id"), func(s *stack.Stack) error {
+		oldSpace := s.Space
 		set(&s.Name, in.Name)
 		set(&s.Repository, in.Repository)
 		set(&s.Branch, in.Branch)
@@ -134,12 +139,34 @@ func (a *API) updateStack(w http.ResponseWriter, r *http.Request, p auth.Princip
 			}
 			s.Space = *in.Space
 		}
+		oldPool := s.WorkerPool
+		set(&s.WorkerPool, in.WorkerPool)
+		if s.WorkerPool != oldPool || s.Space != oldSpace {
+			return a.usablePool(r, s.WorkerPool, s.Space)
+		}
 		return nil
 	})
 	if err != nil {
 		return err
 	}
 	return a.writeStack(w, r, http.StatusOK, st)
+}
+
+// usablePool checks that a stack in spaceID may run on pool ("" is the
+// built-in pool, always usable).
+func (a *API) usablePool(r *http.Request, pool, spaceID string) error {
+	if pool == "" {
+		return nil
+	}
+	s, err := a.pools()
+	if err != nil {
+		return err
+	}
+	err = s.Usable(r.Context(), pool, spaceID)
+	if errs.Is(err, errs.NotFound) { // the space: Usable reports a missing pool as invalid
+		return errs.E(errs.Invalid, "space %q does not exist", spaceID)
+	}
+	return err
 }
 
 func set[T any](dst *T, v *T) {

@@ -234,17 +234,11 @@ func (a *API) listDeliveries(w http.ResponseWriter, r *http.Request, p auth.Prin
 	q := r.URL.Query()
 	f := notify.DeliveryFilter{RunID: q.Get("run"), EndpointID: q.Get("endpoint"), Status: strings.ToUpper(q.Get("status")),
 		Limit: limit, Cursor: cursor}
-	scope := space.Root
-	if f.EndpointID != "" {
-		if e, err := n.GetEndpoint(r.Context(), f.EndpointID); err == nil {
-			scope = e.SpaceID
-		}
-	}
-	if err := auth.Authorize(p, auth.SpaceRead, scope); err != nil {
-		return err
-	}
 	list, next, err := n.ListDeliveries(r.Context(), f)
 	if err != nil {
+		return err
+	}
+	if err := authorizeDeliveries(p, list); err != nil {
 		return err
 	}
 	out := apiv1.List[apiv1.Delivery]{Items: []apiv1.Delivery{}, NextCursor: next}
@@ -252,5 +246,23 @@ func (a *API) listDeliveries(w http.ResponseWriter, r *http.Request, p auth.Prin
 		out.Items = append(out.Items, deliveryOut(d))
 	}
 	httpx.WriteJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// authorizeDeliveries checks p may read each delivery in its own space (the
+// space of the run that sent it). Not the current space of the endpoint it
+// names: an endpoint id can be reused, after a delete, by an endpoint in
+// another space, and the older deliveries are not that endpoint's.
+func authorizeDeliveries(p auth.Principal, ds []notify.Delivery) error {
+	checked := map[string]bool{}
+	for _, d := range ds {
+		if checked[d.SpaceID] {
+			continue
+		}
+		if err := auth.Authorize(p, auth.SpaceRead, d.SpaceID); err != nil {
+			return err
+		}
+		checked[d.SpaceID] = true
+	}
 	return nil
 }

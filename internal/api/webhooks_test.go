@@ -165,3 +165,37 @@ func TestWebhooksAPI(t *testing.T) {
 	e.must(e.do("DELETE", "/api/v1/webhooks/ops", nil), http.StatusNoContent, nil)
 	wantError(t, e.do("DELETE", "/api/v1/webhooks/ops", nil), 404, "not_found")
 }
+
+// TestDeliveryErrorsMaskEchoedTokens: a receiver that echoes the token of
+// an endpoint's "Bearer <token>" header does not put it in the API.
+func TestDeliveryErrorsMaskEchoedTokens(t *testing.T) {
+	e, n := newNotifyEnv(t)
+	const token = "s3cr3t-t0ken-value"
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "invalid token "+strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer "), http.StatusUnauthorized)
+	}))
+	t.Cleanup(recv.Close)
+	e.must(e.do("POST", "/api/v1/webhooks", map[string]any{"id": "ops", "url": recv.URL, "retries": 0,
+		"headers": map[string]string{"Authorization": "Bearer " + token}}), http.StatusCreated, nil)
+	if err := n.Enqueue(context.Background(), []notify.Message{
+		{Kind: notify.KindWebhook, EndpointID: "ops", SpaceID: "root", RunID: "run-1"}}); err != nil {
+		t.Fatal(err)
+	}
+	n.Wake()
+	var ds apiv1.List[apiv1.Delivery]
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		e.must(e.do("GET", "/api/v1/deliveries?run=run-1", nil), 200, &ds)
+		if len(ds.Items) == 1 && ds.Items[0].Status == "FAILED" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not failed: %+v", ds)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	body := string(e.do("GET", "/api/v1/deliveries?run=run-1", nil).body)
+	if strings.Contains(body, token) || strings.Contains(e.logs.String(), token) || !strings.Contains(body, "invalid token *****") {
+		t.Errorf("deliveries: %s\nlogs: %s", body, e.logs.String())
+	}
+}

@@ -83,10 +83,13 @@ type Stack struct {
 	ManagedState bool     `json:"managed_state"`
 	Hooks        Hooks    `json:"hooks"`
 	// RawPolicyInput: plan policies see sensitive values unsanitized.
-	RawPolicyInput bool      `json:"raw_policy_input"`
-	State          string    `json:"state"` // state of the newest blocking run, or NONE
-	CreatedAt      time.Time `json:"created_at"`
-	UpdatedAt      time.Time `json:"updated_at"`
+	RawPolicyInput bool `json:"raw_policy_input"`
+	// WorkerPool is the pool whose workers run the stack; "" is the
+	// server's built-in pool.
+	WorkerPool string    `json:"worker_pool"`
+	State      string    `json:"state"` // state of the newest blocking run, or NONE
+	CreatedAt  time.Time `json:"created_at"`
+	UpdatedAt  time.Time `json:"updated_at"`
 }
 
 // StackCreate is the body of POST /stacks.
@@ -105,6 +108,9 @@ type StackCreate struct {
 	ManagedState   *bool    `json:"managed_state,omitempty"` // default true
 	Hooks          *Hooks   `json:"hooks,omitempty"`
 	RawPolicyInput bool     `json:"raw_policy_input,omitempty"`
+	// WorkerPool is a pool of the stack's space or of an ancestor it
+	// inherits from; absent or "" for the built-in pool.
+	WorkerPool string `json:"worker_pool,omitempty"`
 }
 
 // StackUpdate is the body of PATCH /stacks/{id}; absent fields are unchanged.
@@ -122,6 +128,7 @@ type StackUpdate struct {
 	ManagedState   *bool     `json:"managed_state,omitempty"`
 	Hooks          *Hooks    `json:"hooks,omitempty"`
 	RawPolicyInput *bool     `json:"raw_policy_input,omitempty"`
+	WorkerPool     *string   `json:"worker_pool,omitempty"` // "" moves the stack to the built-in pool
 }
 
 // EnvVar is a stack environment variable. Value is empty for secrets in

@@ -51,15 +51,14 @@ func (a *app) envList() *cobra.Command {
 	var id string
 	cmd := &cobra.Command{
 		Use:   "list",
-		Short: "List environment variables (secret values are not shown)",
+		Short: "List the effective environment: the stack's variables and its contexts', where each comes from (secrets masked, with their SHA-256)",
 		Args:  cobra.NoArgs,
 		RunE: a.withClient(func(ctx context.Context, c *client.Client, _ []string) error {
-			l, err := c.ListEnv(ctx, id)
+			eff, err := c.EffectiveEnv(ctx, id)
 			if err != nil {
 				return err
 			}
-			vars := orEmpty(l.Items)
-			return a.printEnv(vars, vars)
+			return a.printEffectiveEnv(eff)
 		}),
 	}
 	cmd.Flags().StringVar(&id, "id", "", "stack id")

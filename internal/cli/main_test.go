@@ -300,11 +300,13 @@ func TestCommands(t *testing.T) {
 			notOut:   []string{"s3cret"},
 		},
 		{
-			name:     "env list masks secrets",
-			args:     []string{"stack", "env", "list", "--id", "net"},
-			routes:   map[string]route{"GET /api/v1/stacks/net/env": ok(apiv1.List[apiv1.EnvVar]{Items: []apiv1.EnvVar{plainV, secret}})},
-			wantReqs: []string{"GET /api/v1/stacks/net/env"},
-			wantOut:  []string{"REGION", "eu-west-1", "*****"},
+			name: "env list shows the effective environment, secrets masked",
+			args: []string{"stack", "env", "list", "--id", "net"},
+			routes: map[string]route{"GET /api/v1/stacks/net/env/effective": ok(apiv1.EffectiveEnv{Variables: []apiv1.EffectiveEnvVar{
+				{Name: plainV.Name, Value: plainV.Value, Source: "stack", Checksum: "abc123"},
+				{Name: secret.Name, Value: "s3cret", Secret: true, Source: "context", Context: "aws", Checksum: "def456"}}})},
+			wantReqs: []string{"GET /api/v1/stacks/net/env/effective"},
+			wantOut:  []string{"REGION", "eu-west-1", "*****", "context:aws", "def456"},
 			notOut:   []string{"s3cret"},
 		},
 		{

@@ -92,7 +92,9 @@ named by GANTRY_<FLAG>_FILE. A flag given on the command line wins.`,
 		a.loginCommand(), a.logoutCommand(),
 		a.spaceCommand(), a.stackCommand(), a.runCommand(),
 		a.policyCommand(),
+		a.contextCommand(),
 		a.apiKeyCommand(),
+		a.workerpoolCommand(), a.workerCommand(),
 		a.versionCommand(),
 	)
 	for _, newCmd := range extraCommands {

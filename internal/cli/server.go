@@ -55,7 +55,7 @@ GANTRY_<FLAG>_FILE for secrets kept in files.`,
 	f.BoolVar(&cfg.Demo, "demo", false, "create the demo space and stack from examples/demo and deploy it")
 	f.StringVar(&cfg.EncryptionKey, "encryption-key", "", "AES-256 key (64 hex characters or base64) for data at rest; default: generated into <data-dir>/encryption.key")
 	f.StringVar(&cfg.AdminToken, "admin-token", "", "pre-seed the first admin API token instead of generating one")
-	f.DurationVar(&cfg.WorkerTimeout, "worker-timeout", 30*time.Second, "a run whose worker sent no heartbeat for this long fails")
+	f.DurationVar(&cfg.WorkerTimeout, "worker-timeout", 60*time.Second, "a run whose worker sent no heartbeat for this long fails")
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 2*time.Minute, "on SIGTERM, how long running jobs may take to finish")
 	f.StringVar(&cfg.ToolsDir, "tools-dir", "", "where downloaded tool versions are kept (default <data-dir>/tools)")
 	f.StringVar(&cfg.OpenTofuMirror, "opentofu-mirror", "", "base URL of OpenTofu releases (default: the official GitHub releases)")

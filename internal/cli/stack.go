@@ -44,6 +44,7 @@ var hookFlags = []struct {
 type stackFlags struct {
 	id, name, space, repository, branch, projectRoot string
 	tool, toolVersion, description                   string
+	workerPool                                       string
 	autodeploy, managedState, rawPolicyInput         bool
 	labels                                           []string
 	hooks                                            apiv1.Hooks
@@ -63,6 +64,7 @@ func (s *stackFlags) register(f *pflag.FlagSet) {
 	f.StringVar(&s.description, "description", "", "description")
 	f.BoolVar(&s.managedState, "managed-state", true, "keep the state in Gantry's state backend")
 	f.BoolVar(&s.rawPolicyInput, "raw-policy-input", false, "plan policies see sensitive values unsanitized (default: sanitized)")
+	f.StringVar(&s.workerPool, "worker-pool", "", `worker pool whose private workers run the stack (a pool of its space or of an ancestor it inherits from; default, or "" on update: the built-in pool)`)
 	for _, h := range hookFlags {
 		f.StringArrayVar(h.field(&s.hooks), h.name, nil, "shell command run "+strings.ReplaceAll(h.name, "-", " ")+" (repeatable)")
 	}
@@ -73,7 +75,7 @@ func (s *stackFlags) create(f *pflag.FlagSet) apiv1.StackCreate {
 		ID: s.id, Name: s.name, Space: s.space, Repository: s.repository, Branch: s.branch,
 		ProjectRoot: s.projectRoot, Tool: s.tool, ToolVersion: s.toolVersion,
 		Labels: nonEmpty(s.labels), Description: s.description, Autodeploy: s.autodeploy,
-		RawPolicyInput: s.rawPolicyInput,
+		RawPolicyInput: s.rawPolicyInput, WorkerPool: s.workerPool,
 	}
 	if f.Changed("managed-state") {
 		in.ManagedState = &s.managedState
@@ -111,6 +113,7 @@ func (s *stackFlags) update(ctx context.Context, c *client.Client, f *pflag.Flag
 		{"repository", &in.Repository, &s.repository}, {"branch", &in.Branch, &s.branch},
 		{"project-root", &in.ProjectRoot, &s.projectRoot}, {"tool", &in.Tool, &s.tool},
 		{"tool-version", &in.ToolVersion, &s.toolVersion}, {"description", &in.Description, &s.description},
+		{"worker-pool", &in.WorkerPool, &s.workerPool},
 	}
 	for _, x := range strs {
 		if f.Changed(x.flag) {
@@ -281,6 +284,7 @@ func (a *app) printStack(s apiv1.Stack) error {
 		field(w, "Autodeploy", s.Autodeploy)
 		field(w, "Managed state", s.ManagedState)
 		field(w, "Raw policy input", s.RawPolicyInput)
+		field(w, "Worker pool", orBuiltin(s.WorkerPool))
 		field(w, "Labels", joinOrDash(s.Labels))
 		field(w, "Description", s.Description)
 		field(w, "State", orDash(s.State))

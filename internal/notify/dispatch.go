@@ -19,8 +19,12 @@ const wakeChannel = "gantry_notify"
 // claimed is a delivery this dispatcher holds the lease of.
 type claimed struct {
 	id, kind, endpointID, event, method, headers, body string
-	token                                              string // the lease: recording an outcome needs it
-	n                                                  int    // number of this attempt, from 1
+	// endpointRef is the created_at (Unix ns) of the endpoint the delivery
+	// was made for: an endpoint deleted and created again under the same
+	// id (maybe in another space) is another endpoint.
+	endpointRef int64
+	token       string // the lease: recording an outcome needs it
+	n           int    // number of this attempt, from 1
 }
 
 // outcome is the result of one attempt.
@@ -45,12 +49,11 @@ func (s *Service) Run(ctx context.Context) {
 		_ = s.db.Listen(ctx, wakeChannel, func(string) { s.wakeLocal() })
 	}()
 	defer wg.Wait()
-	client := &http.Client{
-		Timeout: s.Timeout,
-		// A redirect is an answer, not a new destination: secrets and
-		// signed bodies are not forwarded elsewhere.
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	if l := s.lease(); s.Lease < l {
+		s.log.WarnContext(ctx, "notification lease raised to twice the request timeout plus a margin, so that a delivery in flight is not sent again",
+			"lease", s.Lease, "timeout", s.Timeout, "effective_lease", l)
 	}
+	client := s.newClient()
 	for ctx.Err() == nil {
 		for ctx.Err() == nil {
 			n, err := s.dispatchOnce(ctx, client)
@@ -99,7 +102,7 @@ func (s *Service) claim(ctx context.Context, limit int) ([]claimed, error) {
 	err := s.db.Tx(ctx, func(ctx context.Context) error {
 		out = out[:0]
 		t := time.Now()
-		rows, err := s.db.Query(ctx, `SELECT id, kind, endpoint_id, event, method, headers, body, status, attempts
+		rows, err := s.db.Query(ctx, `SELECT id, kind, endpoint_id, endpoint_created_at, event, method, headers, body, status, attempts
 			FROM notify_deliveries WHERE status IN ('PENDING', 'SENDING') AND next_attempt_at <= $1
 			ORDER BY next_attempt_at, id LIMIT $2`+s.db.ForUpdateSkipLocked(), t.UnixNano(), limit)
 		if err != nil {
@@ -109,7 +112,7 @@ func (s *Service) claim(ctx context.Context, limit int) ([]claimed, error) {
 		for rows.Next() {
 			var c claimed
 			var status string
-			if err := rows.Scan(&c.id, &c.kind, &c.endpointID, &c.event, &c.method, &c.headers, &c.body, &status, &c.n); err != nil {
+			if err := rows.Scan(&c.id, &c.kind, &c.endpointID, &c.endpointRef, &c.event, &c.method, &c.headers, &c.body, &status, &c.n); err != nil {
 				rows.Close()
 				return err
 			}
@@ -132,7 +135,7 @@ func (s *Service) claim(ctx context.Context, limit int) ([]claimed, error) {
 			c.token = id.Secret(12)
 			if _, err := s.db.Exec(ctx, `UPDATE notify_deliveries SET status = 'SENDING', attempts = $2, lease_token = $3,
 				next_attempt_at = $4, updated_at = $5 WHERE id = $1`,
-				c.id, c.n, c.token, t.Add(s.Lease).UnixNano(), t.UnixNano()); err != nil {
+				c.id, c.n, c.token, t.Add(s.lease()).UnixNano(), t.UnixNano()); err != nil {
 				return err
 			}
 		}
@@ -150,6 +153,10 @@ func (s *Service) process(ctx context.Context, client *http.Client, c claimed) {
 	switch {
 	case errs.Is(err, errs.NotFound):
 		o = outcome{err: "endpoint " + quote(c.endpointID) + " was deleted", final: true}
+	case err == nil && e.CreatedAt.UnixNano() != c.endpointRef:
+		o = outcome{err: "endpoint " + quote(c.endpointID) + " was deleted (an endpoint created since under the same id is another endpoint)", final: true}
+	case err == nil && e.Kind != c.kind:
+		o = outcome{err: kindMismatch(c.kind, e.Kind, e.ID), final: true}
 	case errors.As(err, &kindErr):
 		o = outcome{err: errs.Public(err), final: true}
 	case err != nil:
@@ -191,7 +198,7 @@ func (s *Service) record(ctx context.Context, c claimed, retries int, o outcome)
 	return s.db.Tx(ctx, func(ctx context.Context) error {
 		res, err := s.db.Exec(ctx, `UPDATE notify_deliveries SET status = $3, next_attempt_at = $4, last_error = $5,
 			lease_token = '', updated_at = $6 WHERE id = $1 AND status = 'SENDING' AND lease_token = $2`,
-			c.id, c.token, status, next, o.err, time.Now().UnixNano())
+			c.id, c.token, status, next, dbText(o.err, maxError), time.Now().UnixNano())
 		if err != nil {
 			return err
 		}
@@ -201,7 +208,7 @@ func (s *Service) record(ctx context.Context, c claimed, retries int, o outcome)
 		}
 		_, err = s.db.Exec(ctx, `INSERT INTO notify_delivery_attempts (delivery_id, n, at, http_status, error, duration_ns)
 			VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (delivery_id, n) DO NOTHING`,
-			c.id, c.n, o.at.UnixNano(), o.status, o.err, int64(o.dur))
+			c.id, c.n, o.at.UnixNano(), o.status, dbText(o.err, maxError), int64(o.dur))
 		if err == nil {
 			s.logOutcome(ctx, c, status, o)
 		}

@@ -117,13 +117,17 @@ func TestLeaseExpiry(t *testing.T) {
 		rc := newReceiver(t, nil)
 		mustCreate(t, s, Endpoint{ID: "ops", URL: rc.url, Retries: 3, Enabled: true})
 		mustEnqueue(t, s, Message{Kind: KindWebhook, EndpointID: "ops", SpaceID: "root", RunID: "run-1"})
-		s.Lease = 300 * time.Millisecond
 		crashed, err := s.claim(ctx, 10)
 		if err != nil || len(crashed) != 1 {
 			t.Fatalf("claim = %v, %v", crashed, err)
 		}
 		if again, err := s.claim(ctx, 10); err != nil || len(again) != 0 {
 			t.Fatalf("a leased delivery was claimed again: %v %v", again, err)
+		}
+		// The lease runs out (it is at least 2*Timeout+LeaseMargin long).
+		if _, err := d.Exec(ctx, `UPDATE notify_deliveries SET next_attempt_at = $2 WHERE id = $1`,
+			crashed[0].id, time.Now().UnixNano()); err != nil {
+			t.Fatal(err)
 		}
 		start(t, s)
 		got := waitDelivery(t, s, "run-1")

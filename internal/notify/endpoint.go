@@ -3,6 +3,7 @@ package notify
 import (
 	"context"
 	"database/sql"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"net/url"
@@ -10,6 +11,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/gantry-iac/gantry/internal/db"
 	"github.com/gantry-iac/gantry/internal/errs"
@@ -61,6 +64,9 @@ func checkURL(raw string) error {
 	}
 	if u.Host == "" {
 		return errs.E(errs.Invalid, "url must name a host")
+	}
+	if !utf8.ValidString(raw) {
+		return errs.E(errs.Invalid, "url must be valid UTF-8")
 	}
 	return nil
 }
@@ -281,17 +287,26 @@ func set[T any](dst *T, v *T) {
 	}
 }
 
-// DeleteEndpoint removes an endpoint. Its pending deliveries fail when
-// their turn comes; its delivery history stays.
+// DeleteEndpoint removes an endpoint and, in the same transaction, fails its
+// pending deliveries ("endpoint deleted"): an endpoint created later under
+// the same id, maybe in another space, must not get them. A delivery being
+// sent keeps its attempt; it is not tried again (the dispatcher checks the
+// endpoint is still the one the delivery was made for). The delivery
+// history stays.
 func (s *Service) DeleteEndpoint(ctx context.Context, endpointID string) error {
-	res, err := s.db.Exec(ctx, `DELETE FROM notify_endpoints WHERE id = $1`, endpointID)
-	if err != nil {
+	return s.db.Tx(ctx, func(ctx context.Context) error {
+		res, err := s.db.Exec(ctx, `DELETE FROM notify_endpoints WHERE id = $1`, endpointID)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return errs.E(errs.NotFound, "endpoint %q not found", endpointID)
+		}
+		_, err = s.db.Exec(ctx, `UPDATE notify_deliveries SET status = 'FAILED', next_attempt_at = 0, lease_token = '',
+			last_error = $2, updated_at = $3 WHERE endpoint_id = $1 AND status = 'PENDING'`,
+			endpointID, dbText("endpoint "+quote(endpointID)+" deleted", maxError), now().UnixNano())
 		return err
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return errs.E(errs.NotFound, "endpoint %q not found", endpointID)
-	}
-	return nil
+	})
 }
 
 // revealedEndpoint is an endpoint with its secrets decrypted, for sending.
@@ -338,9 +353,43 @@ func (s *Service) revealed(ctx context.Context, endpointID string) (revealedEndp
 		vals = vals[1:] // a webhook URL is not secret (and is shown)
 	}
 	for _, v := range e.Headers {
-		vals = append(vals, v)
+		vals = append(vals, headerSecrets(v)...)
 	}
 	return revealedEndpoint{Endpoint: e, masker: secrets.NewMasker(vals)}, nil
+}
+
+// authSchemes are the HTTP authentication scheme names, which are not
+// secret: a header value's first part that is one is not masked.
+var authSchemes = map[string]bool{"basic": true, "bearer": true, "digest": true, "token": true, "negotiate": true}
+
+// headerSecrets returns the texts of a header value to mask: the value,
+// each of its whitespace- or comma-separated parts (a receiver may echo
+// the token of "Bearer <token>" alone) and, for Basic credentials, the
+// decoded user:password and each half. The masker ignores those shorter
+// than 4 bytes.
+func headerSecrets(v string) []string {
+	out := []string{v}
+	parts := strings.FieldsFunc(v, func(r rune) bool { return r == ',' || unicode.IsSpace(r) })
+	for i, p := range parts {
+		if !(i == 0 && len(parts) > 1 && authSchemes[strings.ToLower(p)]) {
+			out = append(out, p)
+		}
+		if i+1 < len(parts) && strings.EqualFold(p, "basic") {
+			raw := strings.TrimRight(parts[i+1], "=")
+			dec, err := base64.RawStdEncoding.DecodeString(raw)
+			if err != nil {
+				dec, err = base64.RawURLEncoding.DecodeString(raw)
+			}
+			if err == nil && len(dec) > 0 {
+				creds := string(dec)
+				out = append(out, creds)
+				if user, pass, ok := strings.Cut(creds, ":"); ok {
+					out = append(out, user, pass)
+				}
+			}
+		}
+	}
+	return out
 }
 
 // inList returns "$k+1, $k+2, ..." for the values and the values as args.

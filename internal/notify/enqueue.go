@@ -21,6 +21,7 @@ var methods = []string{"GET", "POST", "PUT", "PATCH", "DELETE"}
 // delivery is a row of notify_deliveries about to be written.
 type delivery struct {
 	id, kind, endpointID, method, headers, body, status, lastError string
+	endpointRef                                                    int64 // the endpoint's created_at, 0 if none
 }
 
 // Enqueue stores msgs: one delivery per webhook or Slack message, one inbox
@@ -65,11 +66,12 @@ func (s *Service) enqueueOne(ctx context.Context, m Message) error {
 		s.log.WarnContext(ctx, "notification not deliverable", "delivery_id", d.id, "endpoint_id", m.EndpointID,
 			"run_id", m.RunID, "error", d.lastError)
 	}
-	_, err = s.db.Exec(ctx, `INSERT INTO notify_deliveries (id, kind, endpoint_id, space_id, run_id, stack_id, event,
-		method, headers, body, status, next_attempt_at, last_error, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $12, $12)`,
-		d.id, d.kind, d.endpointID, m.SpaceID, m.RunID, m.StackID, m.Event, d.method, d.headers, d.body,
-		d.status, t, d.lastError)
+	_, err = s.db.Exec(ctx, `INSERT INTO notify_deliveries (id, kind, endpoint_id, endpoint_created_at, space_id, run_id,
+		stack_id, event, method, headers, body, status, next_attempt_at, last_error, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $13, $13)`,
+		d.id, d.kind, dbText(d.endpointID, maxShort), d.endpointRef, dbText(m.SpaceID, maxShort), dbText(m.RunID, maxShort),
+		dbText(m.StackID, maxShort), dbText(m.Event, maxShort), d.method, dbText(d.headers, 0), dbText(d.body, 0),
+		d.status, t, dbText(d.lastError, maxError))
 	return err
 }
 
@@ -105,6 +107,9 @@ func (s *Service) prepare(ctx context.Context, m Message) (delivery, error) {
 		field := map[string]string{KindWebhook: "endpoint_id", KindSlack: "channel_id"}[m.Kind]
 		return fail("the %s message names no endpoint (%s is empty)", m.Kind, field)
 	}
+	if !id.ValidSlug(m.EndpointID) {
+		return fail("endpoint %q does not exist", m.EndpointID)
+	}
 	e, err := s.GetEndpoint(ctx, m.EndpointID)
 	switch {
 	case errs.Is(err, errs.NotFound):
@@ -119,12 +124,21 @@ func (s *Service) prepare(ctx context.Context, m Message) (delivery, error) {
 	switch {
 	case !slices.Contains(allowed, e.SpaceID):
 		return fail("endpoint %q is in space %q, which runs in space %q cannot use", e.ID, e.SpaceID, m.SpaceID)
-	case m.Kind == KindSlack && e.Kind != KindSlack:
-		return fail("endpoint %q is a %s endpoint: slack messages need a slack endpoint", e.ID, e.Kind)
+	case m.Kind != e.Kind:
+		return fail("%s", kindMismatch(m.Kind, e.Kind, e.ID))
 	case !e.Enabled:
 		return fail("endpoint %q is disabled", e.ID)
 	}
+	d.endpointRef = e.CreatedAt.UnixNano()
 	return d, nil
+}
+
+// kindMismatch says why a message of one kind is not sent to an endpoint of
+// another: a webhook rule chooses the method, headers and body of the
+// request, which a Slack URL must not get, and a Slack message is not what
+// a webhook receiver expects.
+func kindMismatch(msgKind, endpointKind, endpointID string) string {
+	return fmt.Sprintf("endpoint %q is a %s endpoint: %s messages need a %s endpoint", endpointID, endpointKind, msgKind, msgKind)
 }
 
 // messageBody returns the JSON document to send, or why there is none.

@@ -51,25 +51,15 @@ func (s *Service) addInbox(ctx context.Context, m Message, t int64) error {
 		s.log.WarnContext(ctx, "inbox message with an unknown severity stored as INFO", "severity", m.Severity, "run_id", m.RunID)
 		sev = SeverityInfo
 	}
-	title := cut(m.Title, maxTitle)
+	title := dbText(m.Title, maxTitle)
 	if title == "" {
-		title = m.Event
+		title = dbText(m.Event, maxTitle)
 	}
 	_, err := s.db.Exec(ctx, `INSERT INTO notify_inbox (id, space_id, run_id, stack_id, event, title, body, severity, created_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-		id.New("ntf"), m.SpaceID, m.RunID, m.StackID, m.Event, title, cut(m.Body, maxInboxBody), sev, t)
+		id.New("ntf"), dbText(m.SpaceID, maxShort), dbText(m.RunID, maxShort), dbText(m.StackID, maxShort),
+		dbText(m.Event, maxShort), title, dbText(m.Body, maxInboxBody), sev, t)
 	return err
-}
-
-// cut shortens s to at most n bytes without splitting a UTF-8 sequence.
-func cut(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && s[n]&0xC0 == 0x80 {
-		n--
-	}
-	return s[:n]
 }
 
 // ListInbox returns inbox items newest first, and the cursor of the next

@@ -18,6 +18,7 @@ package notify
 import (
 	"encoding/json"
 	"log/slog"
+	"net/netip"
 	"time"
 
 	"github.com/gantry-iac/gantry/internal/db"
@@ -123,12 +124,23 @@ type Service struct {
 	// when nothing wakes it.
 	PollInterval time.Duration
 	// Lease is how long a claimed delivery stays claimed: a sender that
-	// dies mid-delivery leaves it to be sent again after its lease.
+	// dies mid-delivery leaves it to be sent again after its lease. It is
+	// at least 2*Timeout+LeaseMargin (a shorter one is raised, with a
+	// warning, when the dispatcher starts), so that no replica sends a
+	// delivery again while its first request may still be in flight.
 	Lease time.Duration
 	// Timeout bounds one HTTP request.
 	Timeout time.Duration
 	// Concurrency is how many deliveries are sent at once.
 	Concurrency int
+	// DenyCIDRs are address ranges deliveries may not connect to, on top
+	// of those always denied (link-local, including the cloud metadata
+	// address 169.254.169.254, the unspecified addresses and
+	// fd00:ec2::254). Loopback and private ranges are allowed unless
+	// listed here (e.g. 127.0.0.0/8, ::1/128, 10.0.0.0/8, 172.16.0.0/12,
+	// 192.168.0.0/16, fc00::/7). The check is made by the dialer on the
+	// resolved address, so DNS cannot get around it.
+	DenyCIDRs []netip.Prefix
 
 	db   *db.DB
 	box  *secrets.Box
@@ -154,6 +166,15 @@ func NewService(d *db.DB, box *secrets.Box, log *slog.Logger) *Service {
 		log:          log,
 		wake:         make(chan struct{}, 1),
 	}
+}
+
+// LeaseMargin is added to twice the Timeout for the shortest Lease: the
+// time to read the endpoint and record the outcome.
+const LeaseMargin = 5 * time.Second
+
+// lease is the lease of a claim: Lease, raised to 2*Timeout+LeaseMargin.
+func (s *Service) lease() time.Duration {
+	return max(s.Lease, 2*s.Timeout+LeaseMargin)
 }
 
 // now is the service's clock, truncated like the other services' times.

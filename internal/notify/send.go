@@ -13,7 +13,6 @@ import (
 	"net/url"
 	"strings"
 	"time"
-	"unicode/utf8"
 )
 
 // maxResponse bounds how much of an answer is read.
@@ -65,7 +64,10 @@ func (s *Service) send(ctx context.Context, client *http.Client, e revealedEndpo
 	resp, err := client.Do(req)
 	if err != nil {
 		o.dur = time.Since(start)
-		if ctx.Err() != nil {
+		if d, ok := deniedError(err); ok {
+			// Not retried: the address will not become allowed.
+			o.err, o.final = e.masker.String(d.Error()), true
+		} else if ctx.Err() != nil {
 			o.err = "canceled: the server stopped during the request"
 		} else {
 			o.err = e.masker.String(unwrapURLError(err))
@@ -94,10 +96,7 @@ func unwrapURLError(err error) string {
 
 // excerpt is the start of an answer as one line, for the attempt's error.
 func excerpt(b []byte) string {
-	if !utf8.Valid(b) {
-		return ""
-	}
-	s := strings.Join(strings.Fields(string(b)), " ")
+	s := strings.Join(strings.Fields(dbText(string(b), 0)), " ")
 	if s == "" {
 		return ""
 	}

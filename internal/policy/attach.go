@@ -252,8 +252,9 @@ type typeCache struct {
 
 const typeCacheTTL = 5 * time.Second
 
-// anyOfType reports whether any policy of type t exists (a cheap check
-// before building inputs on hot paths).
+// anyOfType reports whether any policy of type t exists, from the cache:
+// for notification events, where a miss in the moment a first policy is
+// created elsewhere costs a notification, never a decision.
 func (s *Service) anyOfType(ctx context.Context, t string) (bool, error) {
 	c := &s.types
 	c.mu.Lock()
@@ -292,6 +293,15 @@ func (s *Service) anyOfType(ctx context.Context, t string) (bool, error) {
 		c.mu.Unlock()
 	}
 	return types[t], nil
+}
+
+// typeExists asks the database whether any policy of type t exists. The
+// gates (plan, approval) and triggers use it rather than the cache: a
+// policy created a moment ago on another replica must not be skipped.
+func (s *Service) typeExists(ctx context.Context, t string) (bool, error) {
+	var n int
+	err := s.db.QueryRow(ctx, `SELECT COUNT(*) FROM (SELECT 1 FROM policies WHERE type = $1 LIMIT 1) x`, t).Scan(&n)
+	return n > 0, err
 }
 
 // changed wakes every replica's type cache after a policy change committed.

@@ -46,7 +46,11 @@ type Evaluation struct {
 	Type     string
 	Decision engine.Decision
 	Receipts []Receipt
-	Errors   []string // policies that failed to evaluate (fail closed)
+	// Decisions are each policy's own, in the order of Receipts (zero for
+	// a policy that failed to evaluate).
+	Decisions []engine.Decision
+	Policies  []Policy
+	Errors    []string // policies that failed to evaluate (fail closed)
 }
 
 // evaluate runs each policy on its own against one input (converted once),
@@ -82,9 +86,12 @@ func (s *Service) evaluate(ctx context.Context, pols []Policy, typ string, input
 		if e.err != nil {
 			rc.Error = e.err.Error()
 			ev.Errors = append(ev.Errors, fmt.Sprintf("policy %s: %v", e.policy.ID, e.err))
+			ev.Decisions = append(ev.Decisions, engine.Decision{})
 		} else {
 			decisions = append(decisions, e.result.Decision)
+			ev.Decisions = append(ev.Decisions, e.result.Decision)
 		}
+		ev.Policies = append(ev.Policies, e.policy)
 		key, err := s.keepSample(ctx, sm, e, runID)
 		if err != nil {
 			s.log.WarnContext(ctx, "keeping a policy sample failed", "policy", e.policy.ID, "error", err)

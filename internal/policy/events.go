@@ -3,8 +3,11 @@ package policy
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gantry-iac/gantry/internal/errs"
 )
@@ -24,6 +27,7 @@ const maxEventAttempts = 8
 type event struct {
 	ID, Kind, RunID string
 	Attempts        int
+	Lease           int64 // lease_until as this server set it: its claim on the event
 	Payload         struct {
 		From   string `json:"from"`
 		State  string `json:"state"`
@@ -52,21 +56,36 @@ func (s *Service) RunEvents(ctx context.Context, poll time.Duration) {
 			if err := s.PruneInputs(ctx); err != nil && ctx.Err() == nil {
 				s.log.WarnContext(ctx, "pruning policy inputs failed", "error", err)
 			}
+			if err := s.PruneEvents(ctx, 7*24*time.Hour); err != nil && ctx.Err() == nil {
+				s.log.WarnContext(ctx, "pruning policy events failed", "error", err)
+			}
 		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-wake:
-			// The transaction that wrote the event may still be committing.
-			time.Sleep(20 * time.Millisecond)
+		case <-wake: // woken after the transaction that wrote an event committed
 		case <-time.After(poll):
 		}
 	}
 }
 
-// ProcessEvents handles the due events (a batch) and returns how many.
+// ProcessEvents handles the due events, one lease at a time (so that a
+// slow evaluation never lets another replica take over events this one
+// still holds), and returns how many it handled.
 func (s *Service) ProcessEvents(ctx context.Context) (int, error) {
-	evs, err := s.claimEvents(ctx, 20)
+	n := 0
+	for n < 20 {
+		k, err := s.processOne(ctx)
+		n += k
+		if err != nil || k == 0 {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+func (s *Service) processOne(ctx context.Context) (int, error) {
+	evs, err := s.claimEvents(ctx, 1)
 	if err != nil {
 		return 0, err
 	}
@@ -79,6 +98,9 @@ func (s *Service) ProcessEvents(ctx context.Context) (int, error) {
 			err = s.handleRunEnded(ctx, ev)
 		default:
 			err = fmt.Errorf("unknown policy event kind %q", ev.Kind)
+		}
+		if errors.Is(err, errLeaseLost) {
+			continue // another server took it over and will finish it
 		}
 		if err != nil {
 			s.log.WarnContext(ctx, "policy event failed", "event", ev.ID, "kind", ev.Kind, "run_id", ev.RunID, "error", err)
@@ -114,20 +136,41 @@ func (s *Service) claimEvents(ctx context.Context, limit int) ([]event, error) {
 		if err := rows.Err(); err != nil {
 			return err
 		}
-		lease := time.Now().Add(2 * time.Minute).UnixNano()
-		for _, ev := range out {
-			if _, err := s.db.Exec(ctx, `UPDATE policy_events SET lease_until = $2 WHERE id = $1`, ev.ID, lease); err != nil {
+		lease := time.Now().Add(eventLease).UnixNano()
+		for i := range out {
+			if _, err := s.db.Exec(ctx, `UPDATE policy_events SET lease_until = $2 WHERE id = $1`, out[i].ID, lease); err != nil {
 				return err
 			}
+			out[i].Lease = lease
 		}
 		return nil
 	})
 	return out, err
 }
 
+// eventLease is how long a server holds an event it handles: longer than
+// the slowest evaluation (a notification policy's 10 s timeout).
+const eventLease = 2 * time.Minute
+
+// errLeaseLost: another server took the event over (its lease expired).
+var errLeaseLost = errs.E(errs.Conflict, "policy event lease lost: another server took it over")
+
+// doneEvent marks an event done, if this server still holds its lease;
+// otherwise the transaction it is part of must roll back (the other
+// server's work counts).
 func (s *Service) doneEvent(ctx context.Context, ev event) error {
-	_, err := s.db.Exec(ctx, `UPDATE policy_events SET status = 'DONE', attempts = attempts + 1, error = '' WHERE id = $1`, ev.ID)
-	return err
+	q, args := `UPDATE policy_events SET status = 'DONE', attempts = attempts + 1, error = '' WHERE id = $1 AND status = 'PENDING'`, []any{ev.ID}
+	if ev.Lease != 0 {
+		q, args = q+` AND lease_until = $2`, append(args, ev.Lease)
+	}
+	res, err := s.db.Exec(ctx, q, args...)
+	if err != nil {
+		return err
+	}
+	if k, _ := res.RowsAffected(); k == 0 {
+		return errLeaseLost
+	}
+	return nil
 }
 
 // failEvent schedules a retry with backoff, or gives up after
@@ -139,12 +182,13 @@ func (s *Service) failEvent(ctx context.Context, ev event, cause error) error {
 		status = "FAILED"
 	}
 	next := time.Now().Add(time.Duration(1<<min(n, 10)) * time.Second).UnixNano()
-	msg := cause.Error()
-	if len(msg) > 4096 {
-		msg = msg[:4096]
+	msg := strings.ToValidUTF8(strings.ReplaceAll(cause.Error(), "\x00", ""), "?")
+	for len(msg) > 4096 {
+		_, size := utf8.DecodeLastRuneInString(msg)
+		msg = msg[:len(msg)-size]
 	}
-	_, err := s.db.Exec(ctx, `UPDATE policy_events SET status = $2, attempts = $3, next_at = $4, lease_until = 0, error = $5 WHERE id = $1`,
-		ev.ID, status, n, next, msg)
+	_, err := s.db.Exec(ctx, `UPDATE policy_events SET status = $2, attempts = $3, next_at = $4, lease_until = 0, error = $5
+		WHERE id = $1 AND status = 'PENDING' AND lease_until = $6`, ev.ID, status, n, next, msg, ev.Lease)
 	return err
 }
 
@@ -165,4 +209,10 @@ func (s *Service) EventStatus(ctx context.Context) (map[string]int, error) {
 		out[st] = n
 	}
 	return out, rows.Err()
+}
+
+// PruneEvents deletes handled events (DONE or FAILED) older than age.
+func (s *Service) PruneEvents(ctx context.Context, age time.Duration) error {
+	_, err := s.db.Exec(ctx, `DELETE FROM policy_events WHERE status <> 'PENDING' AND created_at < $1`, time.Now().Add(-age).UnixNano())
+	return err
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/gantry-iac/gantry/internal/notify"
 	"github.com/gantry-iac/gantry/internal/policy"
 	"github.com/gantry-iac/gantry/internal/run"
+	"github.com/gantry-iac/gantry/internal/space"
 	"github.com/gantry-iac/gantry/internal/stack"
 )
 
@@ -224,5 +225,66 @@ sample if count(warn) > 0
 		if err != nil || !strings.Contains(string(sm.Input), "public-read") || !strings.Contains(string(sm.Result), `"sample":true`) {
 			t.Fatalf("sample = %s / %s, %v", sm.Input, sm.Result, err)
 		}
+	})
+}
+
+// A trigger policy may only start stacks that could use it, and sees only
+// those; a push policy may only cancel its own stack's runs.
+func TestTriggerAndCancelScope(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newFixture(t, d)
+		for _, sp := range []space.Space{{ID: "team-a", Parent: space.Root}, {ID: "prod", Parent: space.Root}} {
+			if _, err := f.spaces.Create(f.ctx, sp); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := f.policies.Create(f.ctx, policy.Policy{ID: "reach", Space: "team-a", Type: "TRIGGER", Labels: []string{"autoattach:*"}, Body: `package spacelift
+
+trigger contains "prod-db"
+trigger contains "team-b"
+
+seen contains s.id if some s in input.stacks
+`}); err != nil {
+			t.Fatal(err)
+		}
+		a := f.stack(t, func(s *stack.Stack) { s.ID, s.Space = "team-a1", "team-a" })
+		f.stack(t, func(s *stack.Stack) { s.ID, s.Space = "team-b", "team-a" })
+		f.stack(t, func(s *stack.Stack) { s.ID, s.Space = "prod-db", "prod" })
+		r := f.create(t, a.ID, run.Tracked)
+		f.finishNoChanges(t, a)
+		f.processEvents(t)
+		if runs, _, _ := f.runs.List(f.ctx, run.Filter{Stack: "prod-db", Limit: 5}); len(runs) != 0 {
+			t.Fatalf("a policy of team-a triggered a stack of prod: %+v", runs)
+		}
+		if runs, _, _ := f.runs.List(f.ctx, run.Filter{Stack: "team-b", Limit: 5}); len(runs) != 1 {
+			t.Fatalf("team-b runs = %d, want 1", len(runs))
+		}
+		rcs, _ := f.policies.Receipts(f.ctx, r.ID)
+		if len(rcs) != 1 || !strings.Contains(strings.Join(rcs[0].Messages, "\n"), "stack prod-db not triggered") {
+			t.Fatalf("receipts = %+v", rcs)
+		}
+		sm, _ := f.policies.Samples(f.ctx, "reach", "", 1)
+		full, _ := f.policies.Sample(f.ctx, "reach", sm[0].Key)
+		if strings.Contains(string(full.Result), `"seen":["prod-db"`) || !strings.Contains(string(full.Result), `"seen":["team-a1","team-b"]`) {
+			t.Fatalf("input.stacks shows a stack of another space: %s", full.Result)
+		}
+
+		// Push cancel: only this stack's runs that have not started.
+		other := f.stack(t, nil)
+		victim := f.create(t, other.ID, run.Proposed)
+		st := f.stack(t, nil)
+		mine := f.create(t, st.ID, run.Proposed)
+		f.policy(t, "canceller", "GIT_PUSH", `package spacelift
+
+cancel contains run.id if some run in input.in_progress
+cancel contains "`+victim.ID+`"
+ignore := true
+`)
+		f.attach(t, "canceller", st.ID)
+		res, err := f.policies.NotifyPush(f.ctx, st.ID, policy.Push{Branch: "main", SHA: strings.Repeat("b", 40)}, "tester")
+		if err != nil || len(res.Canceled) != 1 || res.Canceled[0] != mine.ID {
+			t.Fatalf("canceled %v, %v; want only %s", res.Canceled, err, mine.ID)
+		}
+		wantState(t, f.get(t, victim.ID), run.Ready)
 	})
 }

@@ -36,8 +36,9 @@ func strs(l []string) []any {
 // stackView is a stack with what its input objects need.
 type stackView struct {
 	stack.Stack
-	space space.Space
-	state string
+	space   space.Space
+	state   string
+	visible bool // trigger input: the stack sees a trigger policy's space
 }
 
 func (s *Service) stackView(ctx context.Context, stackID string) (stackView, error) {

@@ -20,7 +20,7 @@ var _ run.Policies = (*Service)(nil)
 // stack, for a run about to wait in stage. On autodeploy stacks they are
 // consulted only at QUEUED.
 func (s *Service) Approval(ctx context.Context, r run.Run, stage string) (run.Verdict, error) {
-	if ok, err := s.anyOfType(ctx, engine.TypeApproval); err != nil || !ok {
+	if ok, err := s.typeExists(ctx, engine.TypeApproval); err != nil || !ok {
 		return run.Verdict{}, err
 	}
 	v, err := s.stackView(ctx, r.StackID)
@@ -82,7 +82,7 @@ func (s *Service) approvalInput(ctx context.Context, r run.Run, v stackView, sta
 
 // NeedsPlan implements run.Policies: plan policies read the plan JSON.
 func (s *Service) NeedsPlan(ctx context.Context, r run.Run) (bool, error) {
-	if ok, err := s.anyOfType(ctx, engine.TypePlan); err != nil || !ok {
+	if ok, err := s.typeExists(ctx, engine.TypePlan); err != nil || !ok {
 		return false, err
 	}
 	st, err := s.stacks.Get(ctx, r.StackID)
@@ -96,7 +96,7 @@ func (s *Service) NeedsPlan(ctx context.Context, r run.Run) (bool, error) {
 // Plan implements run.Policies: the plan policies of the run's stack on
 // its plan JSON. A policy that cannot be evaluated denies (fail closed).
 func (s *Service) Plan(ctx context.Context, r run.Run) (run.Verdict, error) {
-	if ok, err := s.anyOfType(ctx, engine.TypePlan); err != nil || !ok {
+	if ok, err := s.typeExists(ctx, engine.TypePlan); err != nil || !ok {
 		return run.Verdict{}, err
 	}
 	v, err := s.stackView(ctx, r.StackID)
@@ -141,6 +141,10 @@ func (s *Service) planInput(ctx context.Context, r run.Run, v stackView) (map[st
 	if err != nil {
 		return nil, err
 	}
+	custom, err := s.customMetadata(ctx, r.ID)
+	if err != nil {
+		return nil, err
+	}
 	changes := planChanges(plan)
 	input := obj{
 		"spacelift": obj{
@@ -149,7 +153,7 @@ func (s *Service) planInput(ctx context.Context, r run.Run, v stackView) (map[st
 		},
 		"terraform":            plan,
 		"gantry":               obj{"resources": cloud.Normalize(plan)},
-		"third_party_metadata": obj{"custom": s.customMetadata(ctx, r.ID)},
+		"third_party_metadata": obj{"custom": custom},
 	}
 	if !v.RawPolicyInput {
 		input = engine.SanitizePlan(input)
@@ -158,15 +162,22 @@ func (s *Service) planInput(ctx context.Context, r run.Run, v stackView) (map[st
 }
 
 // customMetadata is what the worker found in <key>.custom.spacelift.json
-// (or .custom.gantry.json) files at the project root.
-func (s *Service) customMetadata(ctx context.Context, runID string) map[string]any {
+// (or .custom.gantry.json) files at the project root. A run without such
+// files has none; one whose metadata cannot be read is denied (fail
+// closed: a cost policy must not pass for want of its input).
+func (s *Service) customMetadata(ctx context.Context, runID string) (map[string]any, error) {
 	out := obj{}
 	data, err := s.runs.Artifact(ctx, runID, run.ArtifactMetadata)
-	if err != nil {
-		return out
+	if errs.Is(err, errs.NotFound) {
+		return out, nil
 	}
-	_ = json.Unmarshal(data, &out)
-	return out
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(data, &out); err != nil {
+		return nil, errs.E(errs.Invalid, "the run's custom policy metadata does not parse: %v", err)
+	}
+	return out, nil
 }
 
 // previousRun is the stack's newest terminal tracked run before r (nil if
@@ -188,16 +199,18 @@ func (s *Service) previousRun(ctx context.Context, r run.Run) (any, error) {
 // change it records the event that drives notification policies (every
 // change) and trigger policies (a blocking run that ended), so that they
 // are evaluated even if the server stops right after.
-func (s *Service) Changed(ctx context.Context, r run.Run, from string, at time.Time) error {
+func (s *Service) Changed(ctx context.Context, r run.Run, from string, at time.Time) ([]string, error) {
 	var kinds []string
 	if ok, err := s.anyOfType(ctx, engine.TypeNotification); err != nil {
-		return err
+		return nil, err
 	} else if ok {
 		kinds = append(kinds, EventRunUpdated)
 	}
 	if r.Blocking && run.Terminal(r.State) {
-		if ok, err := s.anyOfType(ctx, engine.TypeTrigger); err != nil {
-			return err
+		// A missed trigger cannot be made up for: ask the database, not the
+		// cache.
+		if ok, err := s.typeExists(ctx, engine.TypeTrigger); err != nil {
+			return nil, err
 		} else if ok {
 			kinds = append(kinds, EventRunEnded)
 		}
@@ -206,11 +219,11 @@ func (s *Service) Changed(ctx context.Context, r run.Run, from string, at time.T
 		payload, _ := json.Marshal(obj{"from": from, "state": r.State, "at": at.UnixNano(), "reason": r.Reason})
 		if _, err := s.db.Exec(ctx, `INSERT INTO policy_events (id, kind, run_id, payload, next_at, created_at) VALUES ($1, $2, $3, $4, $5, $5)`,
 			id.New("pev"), k, r.ID, string(payload), at.UnixNano()); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	if len(kinds) > 0 {
-		s.hub.Notify(EventsKey)
+		return []string{EventsKey}, nil
 	}
-	return nil
+	return nil, nil
 }

@@ -94,6 +94,10 @@ func (s *Service) NotifyPush(ctx context.Context, stackID string, p Push, actor 
 		res.Action, res.Message, res.Fail = d.PushAction(), d.Message, d.Fail
 	}
 	for _, runID := range d.Cancel {
+		// Only this stack's runs that have not started (input.in_progress).
+		if !cancelable(inProgress, runID) {
+			continue
+		}
 		if _, err := s.runs.Cancel(ctx, runID, "push_policy"); err == nil {
 			res.Canceled = append(res.Canceled, runID)
 		}
@@ -107,9 +111,9 @@ func (s *Service) NotifyPush(ctx context.Context, stackID string, p Push, actor 
 	default:
 		return res, nil
 	}
-	var flags []string
+	flags := append([]string{}, d.Flags...)
 	if d.NoTrigger {
-		flags = []string{NoTriggerFlag}
+		flags = append(flags, NoTriggerFlag)
 	}
 	r, err := s.runs.Create(ctx, run.New{StackID: stackID, Type: typ, CommitSHA: p.SHA, CommitMessage: p.Message,
 		TriggeredBy: "push:" + actor, Flags: flags, Reason: "push of " + short(p.SHA) + " to " + p.Branch})
@@ -197,4 +201,16 @@ func (s *Service) inProgress(ctx context.Context, stackID, branch string) ([]any
 		out = append(out, o)
 	}
 	return out, nil
+}
+
+// cancelable reports whether runID is one of the stack's runs in progress
+// that has not started (QUEUED or READY).
+func cancelable(inProgress []any, runID string) bool {
+	for _, x := range inProgress {
+		o, _ := x.(obj)
+		if o["id"] == runID && (o["state"] == run.Queued || o["state"] == run.Ready) {
+			return true
+		}
+	}
+	return false
 }

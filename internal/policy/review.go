@@ -2,6 +2,7 @@ package policy
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"time"
 
@@ -63,17 +64,32 @@ func (s *Service) AddReview(ctx context.Context, runID, author, decision, note, 
 	if err := run.CheckReviewable(r); err != nil {
 		return r, err
 	}
-	stage := stageOf(r)
 	if _, err := s.db.Exec(ctx, `INSERT INTO run_reviews (id, run_id, author, decision, note, run_state, remote_ip, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-		id.New("rev"), r.ID, author, decision, note, stage, remoteIP, time.Now().UnixNano()); err != nil {
+		id.New("rev"), r.ID, author, decision, note, stageOf(r), remoteIP, time.Now().UnixNano()); err != nil {
 		return r, err
 	}
-	r.State = stage
-	v, err := s.Approval(ctx, r, stage)
-	if err != nil {
-		return r, err
+	// Evaluate on the run as it is, and apply the verdict only if the run
+	// did not move meanwhile (a confirm, a claim, another review); if it
+	// did, evaluate again on its new state.
+	for attempt := 0; ; attempt++ {
+		seen := r.State
+		stage := stageOf(r)
+		r.State = stage
+		v, err := s.Approval(ctx, r, stage)
+		if err != nil {
+			return r, err
+		}
+		out, err := s.runs.ReviewOutcome(ctx, runID, author, seen, v)
+		if !errors.Is(err, run.ErrStaleReview) || attempt == 4 {
+			return out, err
+		}
+		if r, err = s.runs.Get(ctx, runID); err != nil {
+			return r, err
+		}
+		if err := run.CheckReviewable(r); err != nil {
+			return r, errs.E(errs.Conflict, "your review is recorded, but run %s became %s before it was applied", r.ID, r.State)
+		}
 	}
-	return s.runs.ReviewOutcome(ctx, runID, author, v)
 }
 
 // Reviews returns a run's reviews, oldest first.

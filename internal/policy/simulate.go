@@ -38,11 +38,13 @@ func (s *Service) Samples(ctx context.Context, policyID, cursor string, limit in
 	if _, err := s.Get(ctx, policyID); err != nil {
 		return nil, err
 	}
-	if cursor == "" {
-		cursor = "~" // sorts after every key
+	q := `SELECT key, policy_id, policy_version, type, run_id, explicit, outcome, created_at FROM policy_samples WHERE policy_id = $1`
+	args := []any{policyID, limit}
+	if cursor != "" {
+		q += ` AND key < $3`
+		args = append(args, cursor)
 	}
-	rows, err := s.db.Query(ctx, `SELECT key, policy_id, policy_version, type, run_id, explicit, outcome, created_at
-		FROM policy_samples WHERE policy_id = $1 AND key < $3 ORDER BY key DESC LIMIT $2`, policyID, limit, cursor)
+	rows, err := s.db.Query(ctx, q+` ORDER BY key DESC LIMIT $2`, args...)
 	if err != nil {
 		return nil, err
 	}

@@ -3,6 +3,7 @@ package policy
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"strings"
 
@@ -54,7 +55,7 @@ func (s *Service) handleRunEnded(ctx context.Context, ev event) error {
 	if err != nil {
 		return err
 	}
-	input, err := s.triggerInput(ctx, r, v, workflow)
+	input, err := s.triggerInput(ctx, r, v, workflow, pols)
 	if err != nil {
 		return err
 	}
@@ -62,11 +63,17 @@ func (s *Service) handleRunEnded(ctx context.Context, ev event) error {
 	if err != nil {
 		return err
 	}
-	notes := s.startTriggered(ctx, r, wf, workflow, evaluation)
-	for i := range evaluation.Receipts {
-		evaluation.Receipts[i].Messages = append(evaluation.Receipts[i].Messages, notes...)
-	}
+	// Check the workflow and create the runs in one transaction that holds
+	// the workflow's first run: two replicas ending two runs of one
+	// workflow at once cannot both start the same stack.
 	return s.db.Tx(ctx, func(ctx context.Context) error {
+		notes, err := s.startTriggered(ctx, r, wf, evaluation)
+		if err != nil {
+			return err // transient: the event is retried
+		}
+		for i := range evaluation.Receipts {
+			evaluation.Receipts[i].Messages = append(evaluation.Receipts[i].Messages, notes...)
+		}
 		if err := s.record(evaluation)(ctx, r.ID); err != nil {
 			return err
 		}
@@ -75,42 +82,82 @@ func (s *Service) handleRunEnded(ctx context.Context, ev event) error {
 }
 
 // startTriggered creates the runs a trigger decision asks for and returns
-// notes on what it did not start and why.
-func (s *Service) startTriggered(ctx context.Context, r run.Run, wf string, workflow []run.Run, ev Evaluation) []string {
-	var notes []string
+// notes on what it started and on what it did not and why. A policy may
+// only trigger stacks that could use it: stacks whose space is the
+// policy's or inherits from it.
+func (s *Service) startTriggered(ctx context.Context, r run.Run, wf string, ev Evaluation) ([]string, error) {
 	if len(ev.Decision.Trigger) == 0 {
-		return nil
+		return nil, nil
 	}
-	if r.WorkflowID == "" {
-		if _, err := s.db.Exec(ctx, `UPDATE runs SET workflow_id = id WHERE id = $1 AND workflow_id = ''`, r.ID); err != nil {
-			return []string{"could not record the workflow: " + err.Error()}
-		}
+	if _, err := s.db.Exec(ctx, `UPDATE runs SET workflow_id = id WHERE id = $1 AND workflow_id = ''`, wf); err != nil {
+		return nil, err
+	}
+	workflow, err := s.workflow(ctx, wf)
+	if err != nil {
+		return nil, err
 	}
 	ran := map[string]bool{r.StackID: true}
 	for _, w := range workflow {
 		ran[w.StackID] = true
 	}
-	ids := make([]string, 0, len(ev.Receipts))
-	for _, rc := range ev.Receipts {
-		if rc.Outcome == "trigger" {
-			ids = append(ids, rc.PolicyID)
-		}
-	}
+	var notes []string
+	lineages := map[string][]string{}
 	for _, target := range ev.Decision.Trigger {
 		if ran[target] {
 			notes = append(notes, fmt.Sprintf("stack %s not triggered: it already ran in workflow %s (loop protection)", target, wf))
 			continue
 		}
-		created, err := s.runs.Create(ctx, run.New{StackID: target, Type: run.Tracked, TriggeredBy: TriggeredBy(ids), WorkflowID: wf,
-			Flags: nil, Reason: fmt.Sprintf("triggered by policy %s after run %s of stack %s ended %s", strings.Join(ids, ","), r.ID, r.StackID, r.State)})
+		by, why, err := s.triggerAllowed(ctx, target, ev, lineages)
 		if err != nil {
+			return nil, err
+		}
+		if len(by) == 0 {
+			notes = append(notes, fmt.Sprintf("stack %s not triggered: %s", target, why))
+			continue
+		}
+		created, err := s.runs.Create(ctx, run.New{StackID: target, Type: run.Tracked, TriggeredBy: TriggeredBy(by), WorkflowID: wf,
+			Flags:  r.Flags,
+			Reason: fmt.Sprintf("triggered by policy %s after run %s of stack %s ended %s", strings.Join(by, ","), r.ID, r.StackID, r.State)})
+		switch {
+		case errs.Is(err, errs.Invalid) || errs.Is(err, errs.NotFound) || errs.Is(err, errs.Conflict):
 			notes = append(notes, fmt.Sprintf("stack %s not triggered: %v", target, err))
 			continue
+		case err != nil:
+			return nil, fmt.Errorf("triggering stack %s: %w", target, err)
 		}
 		ran[target] = true
 		notes = append(notes, fmt.Sprintf("triggered run %s on stack %s", created.ID, target))
 	}
-	return notes
+	return notes, nil
+}
+
+// triggerAllowed returns the policies that named target and may trigger
+// it (target's space is theirs or inherits from it), or why none may.
+func (s *Service) triggerAllowed(ctx context.Context, target string, ev Evaluation, lineages map[string][]string) ([]string, string, error) {
+	st, err := s.stacks.Get(ctx, target)
+	if errs.Is(err, errs.NotFound) {
+		return nil, "no such stack", nil
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	lin, ok := lineages[st.Space]
+	if !ok {
+		if lin, _, err = s.lineageIDs(ctx, st.Space); err != nil {
+			return nil, "", err
+		}
+		lineages[st.Space] = lin
+	}
+	var by []string
+	for i, d := range ev.Decisions {
+		if slices.Contains(d.Trigger, target) && slices.Contains(lin, ev.Policies[i].Space) {
+			by = append(by, ev.Policies[i].ID)
+		}
+	}
+	if len(by) == 0 {
+		return nil, fmt.Sprintf("it is in space %s, which does not see the space of the policy that named it", st.Space), nil
+	}
+	return by, "", nil
 }
 
 // workflow returns the runs of a workflow, oldest first.
@@ -137,7 +184,7 @@ func (s *Service) workflow(ctx context.Context, wf string) ([]run.Run, error) {
 	return out, nil
 }
 
-func (s *Service) triggerInput(ctx context.Context, r run.Run, v stackView, workflow []run.Run) (map[string]any, error) {
+func (s *Service) triggerInput(ctx context.Context, r run.Run, v stackView, workflow []run.Run, pols []Policy) (map[string]any, error) {
 	hist, err := s.history(ctx, r.ID)
 	if err != nil {
 		return nil, err
@@ -148,16 +195,21 @@ func (s *Service) triggerInput(ctx context.Context, r run.Run, v stackView, work
 	for _, w := range workflow {
 		wf = append(wf, obj{"id": w.ID, "stack_id": w.StackID, "state": w.State, "type": w.Type})
 	}
-	stacks, err := s.stacksInput(ctx)
+	spaces := map[string]bool{}
+	for _, p := range pols {
+		spaces[p.Space] = true
+	}
+	stacks, err := s.stacksInput(ctx, spaces)
 	if err != nil {
 		return nil, err
 	}
 	return obj{"run": ro, "stack": stackObject(v), "stacks": stacks, "workflow": wf}, nil
 }
 
-// stacksInput is input.stacks of trigger policies: every stack, with the
+// stacksInput is input.stacks of trigger policies: every stack that sees
+// one of the policies' spaces (the stacks they may trigger), with the
 // number of its queued runs.
-func (s *Service) stacksInput(ctx context.Context) ([]any, error) {
+func (s *Service) stacksInput(ctx context.Context, policySpaces map[string]bool) ([]any, error) {
 	queued := map[string]int{}
 	rows, err := s.db.Query(ctx, `SELECT stack_id, COUNT(*) FROM runs WHERE state = 'QUEUED' GROUP BY stack_id`)
 	if err != nil {
@@ -191,12 +243,19 @@ func (s *Service) stacksInput(ctx context.Context) ([]any, error) {
 		for _, st := range page {
 			sv, ok := spaces[st.Space]
 			if !ok {
-				sp, err := s.spaces.Get(ctx, st.Space)
+				ids, lin, err := s.lineageIDs(ctx, st.Space)
 				if err != nil {
 					return nil, err
 				}
-				sv = stackView{space: sp}
+				sv = stackView{space: lin[0]}
+				sv.visible = false
+				for _, id := range ids {
+					sv.visible = sv.visible || policySpaces[id]
+				}
 				spaces[st.Space] = sv
+			}
+			if !sv.visible {
+				continue
 			}
 			o := stackObject(stackView{Stack: st, space: sv.space, state: states[st.ID]})
 			o["queued_runs"] = queued[st.ID]

@@ -73,9 +73,11 @@ func (s *Service) transition(ctx context.Context, n *notes, r *Run, c change) er
 	r.State = c.to
 	n.add(Key(r.ID), LogKey(r.ID))
 	if s.Policies != nil {
-		if err := s.Policies.Changed(ctx, *r, from, time.Unix(0, now)); err != nil {
+		keys, err := s.Policies.Changed(ctx, *r, from, time.Unix(0, now))
+		if err != nil {
 			return err
 		}
+		n.add(keys...)
 	}
 	if Terminal(c.to) {
 		if c.reason != "" {
@@ -216,9 +218,11 @@ func (s *Service) Create(ctx context.Context, in New) (Run, error) {
 			return err
 		}
 		if s.Policies != nil {
-			if err := s.Policies.Changed(ctx, r, "", created); err != nil {
+			keys, err := s.Policies.Changed(ctx, r, "", created)
+			if err != nil {
 				return err
 			}
+			n.add(keys...)
 		}
 		if err := s.applyApproval(ctx, n, &r, Queued, verdict); err != nil {
 			return err

@@ -49,8 +49,9 @@ type Policies interface {
 	NeedsPlan(ctx context.Context, r Run) (bool, error)
 	// Plan evaluates the plan policies on the run's uploaded plan JSON.
 	Plan(ctx context.Context, r Run) (Verdict, error)
-	// Changed is called inside the transaction of every state change.
-	Changed(ctx context.Context, r Run, from string, at time.Time) error
+	// Changed is called inside the transaction of every state change; it
+	// returns the events keys to wake once that transaction committed.
+	Changed(ctx context.Context, r Run, from string, at time.Time) ([]string, error)
 }
 
 func messages(prefix string, msgs []string) string {
@@ -84,12 +85,19 @@ func (s *Service) applyApproval(ctx context.Context, n *notes, r *Run, stage str
 // that waits in PENDING_REVIEW: approve sends it back to where it waited,
 // reject fails it, undecided leaves it. For runs that are QUEUED or
 // UNCONFIRMED (reviewed before anything asked), only a reject acts.
-func (s *Service) ReviewOutcome(ctx context.Context, runID, actor string, v Verdict) (Run, error) {
+//
+// seen is the state the run was in when the verdict was made: if it
+// changed since (a confirm, a claim, another review), ReviewOutcome answers
+// ErrStaleReview and the caller evaluates again.
+func (s *Service) ReviewOutcome(ctx context.Context, runID, actor, seen string, v Verdict) (Run, error) {
 	var r Run
 	err := s.tx(ctx, func(ctx context.Context, n *notes) error {
 		var err error
 		if r, err = s.Get(ctx, runID); err != nil {
 			return err
+		}
+		if r.State != seen {
+			return ErrStaleReview
 		}
 		if Terminal(r.State) {
 			return nil
@@ -124,6 +132,10 @@ func (s *Service) ReviewOutcome(ctx context.Context, runID, actor string, v Verd
 	})
 	return r, err
 }
+
+// ErrStaleReview: the run changed state while its approval policies were
+// being evaluated after a review.
+var ErrStaleReview = errs.E(errs.Conflict, "the run changed while the review was being evaluated")
 
 // CheckReviewable refuses a review of a run that no review can change.
 func CheckReviewable(r Run) error {

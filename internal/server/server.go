@@ -5,6 +5,7 @@ package server
 
 import (
 	"context"
+	"crypto/subtle"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/gantry-iac/gantry/internal/api"
 	"github.com/gantry-iac/gantry/internal/auth"
+	"github.com/gantry-iac/gantry/internal/contexts"
 	"github.com/gantry-iac/gantry/internal/db"
 	"github.com/gantry-iac/gantry/internal/events"
 	"github.com/gantry-iac/gantry/internal/git"
@@ -35,6 +37,7 @@ import (
 	"github.com/gantry-iac/gantry/internal/stack"
 	"github.com/gantry-iac/gantry/internal/state"
 	"github.com/gantry-iac/gantry/internal/workerapi"
+	"github.com/gantry-iac/gantry/internal/workerpool"
 )
 
 // eventsChannel is the PostgreSQL NOTIFY channel that carries wake-ups
@@ -86,6 +89,7 @@ type Server struct {
 	registry *workerapi.Registry
 	notify   *notify.Service
 	policies *policy.Service
+	pools    *workerpool.Service
 	instance string
 	url      string
 	ready    atomic.Bool
@@ -179,6 +183,8 @@ func (s *Server) open(ctx context.Context) error {
 	s.keys = auth.NewKeys(s.db)
 	s.registry = workerapi.NewRegistry(s.db)
 	s.notify = notify.NewService(s.db, s.box, s.log)
+	s.pools = workerpool.NewService(s.db, s.spaces, s.hub)
+	s.pools.WorkerTimeout = s.cfg.WorkerTimeout
 	s.policies = policy.NewService(s.db, s.spaces, s.stacks, s.runs, s.notify, s.hub, s.log)
 	s.policies.SampleLast = s.cfg.PolicySamples
 	scalePolicyTimeouts(s.cfg.PolicyTimeoutScale)
@@ -283,11 +289,13 @@ func (s *Server) handler() http.Handler {
 	})
 	mux.Handle("GET /metrics", s.metricsHandler())
 	a := &api.API{Spaces: s.spaces, Stacks: s.stacks, Runs: s.runs, State: s.state, Keys: s.keys, Log: s.log, Head: git.Head,
-		Notify: s.notify, Policies: s.policies}
+		Notify: s.notify, Policies: s.policies, Pools: s.pools}
 	a.Routes(mux)
 	wh := &workerapi.Handler{Runs: s.runs, Stacks: s.stacks, Registry: s.registry, Hub: s.hub, Log: s.log,
 		MaxClaimWait: 30 * time.Second, Draining: s.draining.Load,
-		PoolForToken: func(t string) (string, bool) { return "", t != "" && t == s.poolTok }}
+		PoolForToken: s.poolForToken, PoolKey: s.pools.PublicKey}
+	a.Contexts = contexts.NewService(s.db, s.box, s.spaces, s.stacks)
+	wh.Contexts = a.Contexts
 	wh.Routes(mux)
 	ad := httpx.Adapter{Log: s.log}
 	return httpx.WithRequestID(ad.Recover(countRequests(mux)))
@@ -399,4 +407,18 @@ func scalePolicyTimeouts(f float64) {
 	for k, v := range baseTimeouts {
 		engine.Timeouts[k] = time.Duration(float64(v) * f)
 	}
+}
+
+// poolForToken returns the pool a worker's pool token belongs to: the
+// built-in pool ("") for the server's own workers, or a worker pool.
+func (s *Server) poolForToken(t string) (string, bool) {
+	if t == "" {
+		return "", false
+	}
+	if s.poolTok != "" && subtle.ConstantTimeCompare([]byte(t), []byte(s.poolTok)) == 1 {
+		return "", true
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return s.pools.Authenticate(ctx, t)
 }

@@ -17,7 +17,7 @@ func TestJobAutodeployAppliesWhileShowing(t *testing.T) {
 	job.Autodeploy = true
 	fx.proto.next = "apply"
 
-	fx.worker.execute(context.Background(), job)
+	fx.worker.execute(context.Background(), job, 0)
 	p := fx.proto
 
 	if len(p.planned) != 1 || p.planned[0] != (workerapi.PlannedRequest{HasChanges: true, PlanPending: true}) {
@@ -51,7 +51,7 @@ func TestJobAutodeployServerWantsThePlanFirst(t *testing.T) {
 	job.Hooks.AfterPlan = []string{"echo after-plan-hook >> \"$RECORD/hooks\""}
 	fx.proto.nextQueue = []string{"plan", "apply"}
 
-	fx.worker.execute(context.Background(), job)
+	fx.worker.execute(context.Background(), job, 0)
 	p := fx.proto
 
 	want := []workerapi.PlannedRequest{{HasChanges: true, PlanPending: true}, {HasChanges: true, Add: 1}}

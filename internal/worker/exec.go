@@ -27,6 +27,7 @@ func fail(format string, args ...any) error { return &failure{reason: fmt.Sprint
 type jobRun struct {
 	w         *Worker
 	job       *workerapi.Job
+	slot      int // which of the worker's concurrent loops runs it (0: the only one)
 	log       *logStream
 	dir       string // job directory: src/ and tool configuration
 	root      string // the project root inside src/
@@ -35,26 +36,33 @@ type jobRun struct {
 	stopped   string // why the server asked us to stop, if it did
 	lastError string // the first error line of the last tool command
 	ended     bool   // the server already ended the run (no Finish needed)
+	handedOff bool   // the run waits for a person (after_run reports UNCONFIRMED)
 }
 
-func (w *Worker) execute(kill context.Context, job *workerapi.Job) {
+func (w *Worker) execute(kill context.Context, job *workerapi.Job, slot int) {
 	log := w.cfg.Log.With("run_id", job.RunID, "stack_id", job.StackID, "kind", job.Kind)
 	log.Info("job started")
 	start := time.Now()
+	openErr := w.openSecrets(job) // reported as the job's failure below
 	var masked []string
 	for _, v := range job.Env {
 		if v.Secret {
 			masked = append(masked, v.Value)
 		}
 	}
+	masked = append(masked, secretFileMasks(job.Files)...)
 	masked = append(masked, job.Token, job.StateToken)
-	j := &jobRun{w: w, job: job, log: newLogStream(w.proto, job, secrets.NewMasker(masked))}
+	j := &jobRun{w: w, job: job, slot: slot, log: newLogStream(w.proto, job, secrets.NewMasker(masked))}
 	ctx, cancel := context.WithCancel(kill)
 	defer cancel()
 	hbDone := make(chan struct{})
 	go j.heartbeat(ctx, cancel, hbDone)
 
-	err := j.run(ctx)
+	err := openErr
+	if err == nil {
+		err = j.run(ctx)
+		j.afterRun(kill, err, j.handedOff)
+	}
 	cancel()
 	<-hbDone
 	reason := ""
@@ -139,7 +147,12 @@ func (j *jobRun) prepare(ctx context.Context) (sha, msg string, err error) {
 	src := filepath.Join(j.dir, "src")
 	j.log.Printf("Cloning %s (branch %s) at %s", j.job.Repository, j.job.Branch, orHead(j.job.CommitSHA))
 	if j.w.cfg.GitCache != "" {
-		cache := &git.Cache{Dir: j.w.cfg.GitCache}
+		dir := j.w.cfg.GitCache
+		if j.slot > 0 {
+			// Concurrent jobs of one worker each keep their own cache.
+			dir = filepath.Join(dir, fmt.Sprintf("slot-%d", j.slot))
+		}
+		cache := &git.Cache{Dir: dir}
 		sha, msg, err = cache.Checkout(ctx, j.job.Repository, j.job.Branch, j.job.CommitSHA, src)
 	} else {
 		sha, msg, err = git.Checkout(ctx, j.job.Repository, j.job.Branch, j.job.CommitSHA, src)
@@ -148,6 +161,12 @@ func (j *jobRun) prepare(ctx context.Context) (sha, msg string, err error) {
 		return "", "", fail("checking out the code: %v", err)
 	}
 	j.log.Printf("Checked out commit %s: %s", sha, firstLine(msg))
+	if j.job.CommitSHA == "" {
+		j.job.CommitSHA = sha // for TF_VAR_gantry_commit_sha and TF_VAR_spacelift_commit_sha
+	}
+	if err := j.mountFiles(); err != nil {
+		return "", "", err
+	}
 	if err := j.setup(ctx, src); err != nil {
 		return "", "", err
 	}
@@ -196,15 +215,17 @@ func (j *jobRun) runPlan(ctx context.Context) error {
 		if err := j.phase(ctx, "PERFORMING", "", ""); err != nil {
 			return err
 		}
-		j.log.Printf("Running task: %s", j.job.Command)
-		code, err := tofu.Run(ctx, "/bin/sh", j.root, j.env, j.log, "-c", j.job.Command)
-		if err != nil {
-			return err
-		}
-		if code != 0 {
-			return fail("task command exited with code %d", code)
-		}
-		return nil
+		return j.around(ctx, "perform", j.job.Hooks.BeforePerform, j.job.Hooks.AfterPerform, func() error {
+			j.log.Printf("Running task: %s", j.job.Command)
+			code, err := tofu.Run(ctx, "/bin/sh", j.root, j.env, j.log, "-c", j.job.Command)
+			if err != nil {
+				return err
+			}
+			if code != 0 {
+				return fail("task command exited with code %d", code)
+			}
+			return nil
+		})
 	}
 	if err := j.phase(ctx, "PLANNING", "", ""); err != nil {
 		return err
@@ -254,11 +275,8 @@ func (j *jobRun) runPlan(ctx context.Context) error {
 			return fail("the server asked for %q after planning: upgrade the worker", resp.Next)
 		}
 	}
-	planJSON, err := j.showPlan(ctx)
+	planJSON, err := j.showPlan(ctx, j.env)
 	if err != nil {
-		return err
-	}
-	if err := j.uploadMetadata(ctx); err != nil {
 		return err
 	}
 	if err := j.w.proto.PutArtifact(ctx, j.job, "plan.json", planJSON); err != nil {
@@ -274,6 +292,10 @@ func (j *jobRun) runPlan(ctx context.Context) error {
 		if err := j.hooks(ctx, "after_plan", j.job.Hooks.AfterPlan); err != nil {
 			return err
 		}
+	}
+	// After the after_plan hooks, which may write the files (Infracost).
+	if err := j.uploadMetadata(ctx); err != nil {
+		return err
 	}
 	if !hasChanges {
 		j.log.Printf("No changes.")
@@ -299,9 +321,9 @@ func (j *jobRun) runPlan(ctx context.Context) error {
 }
 
 // showPlan returns the saved plan as JSON (`show -json`).
-func (j *jobRun) showPlan(ctx context.Context) ([]byte, error) {
+func (j *jobRun) showPlan(ctx context.Context, env []string) ([]byte, error) {
 	var out bytes.Buffer
-	code, err := tofu.RunSplit(ctx, j.bin, j.root, j.env, &out, j.log, "show", "-json", "-no-color", "gantry.tfplan")
+	code, err := tofu.RunSplit(ctx, j.bin, j.root, env, &out, j.log, "show", "-json", "-no-color", "gantry.tfplan")
 	if err != nil {
 		return nil, err
 	}
@@ -316,8 +338,9 @@ func (j *jobRun) showPlan(ctx context.Context) ([]byte, error) {
 // JSON is logged; it does not fail a run whose apply succeeded.
 func (j *jobRun) applyWhileShowing(ctx context.Context) error {
 	shown := make(chan []byte, 1)
+	readEnv := j.env // apply switches j.env to the write stage's
 	go func() {
-		data, err := j.showPlan(ctx)
+		data, err := j.showPlan(ctx, readEnv)
 		if err != nil {
 			j.log.Printf("Making the plan JSON failed: %v", err)
 		}
@@ -359,25 +382,38 @@ func (j *jobRun) init(ctx context.Context) error {
 }
 
 func (j *jobRun) apply(ctx context.Context) error {
-	if err := j.hooks(ctx, "before_apply", j.job.Hooks.BeforeApply); err != nil {
-		return err
+	j.env = j.stageEnv(true) // applying is the write stage: wo_ variables, not ro_ ones
+	step := func() error {
+		code, err := j.tool(ctx, "apply", "-input=false", "-no-color", "-lock-timeout=10s", "gantry.tfplan")
+		if err != nil {
+			return err
+		}
+		if code != 0 {
+			return j.toolFailed("apply", code)
+		}
+		return nil
 	}
-	code, err := j.tool(ctx, "apply", "-input=false", "-no-color", "-lock-timeout=10s", "gantry.tfplan")
-	if err != nil {
-		return err
+	if j.job.RunType == "DESTROY" {
+		// A DESTROY run's apply is the destroying phase: its hooks run
+		// inside the apply hooks.
+		destroy := step
+		step = func() error {
+			return j.around(ctx, "destroy", j.job.Hooks.BeforeDestroy, j.job.Hooks.AfterDestroy, destroy)
+		}
 	}
-	if code != 0 {
-		return j.toolFailed("apply", code)
-	}
-	return j.hooks(ctx, "after_apply", j.job.Hooks.AfterApply)
+	return j.around(ctx, "apply", j.job.Hooks.BeforeApply, j.job.Hooks.AfterApply, step)
 }
 
 // save hands the workspace (code, .terraform and the plan) to the server so
 // that any worker can apply it once a person confirms.
 func (j *jobRun) save(ctx context.Context) error {
+	j.unmountFiles()
 	data, err := packWorkspace(filepath.Join(j.dir, "src"))
 	if err != nil {
 		return fail("packing the workspace: %v", err)
+	}
+	if data, err = j.sealWorkspace(data); err != nil {
+		return err
 	}
 	if err := j.w.proto.PutArtifact(ctx, j.job, "workspace", data); err != nil {
 		return fmt.Errorf("uploading the workspace: %w", err)
@@ -387,7 +423,7 @@ func (j *jobRun) save(ctx context.Context) error {
 	if err := j.w.proto.HandOff(ctx, j.job); err != nil {
 		return fmt.Errorf("handing off: %w", err)
 	}
-	j.ended = true
+	j.ended, j.handedOff = true, true
 	return nil
 }
 
@@ -396,14 +432,21 @@ func (j *jobRun) runApply(ctx context.Context) error {
 	if err != nil {
 		return fail("fetching the saved workspace: %v", err)
 	}
+	if data, err = j.openWorkspace(data); err != nil {
+		return err
+	}
 	src := filepath.Join(j.dir, "src")
 	if err := unpackWorkspace(data, src); err != nil {
 		return fail("restoring the saved workspace: %v", err)
 	}
 	j.log.Printf("Restored the workspace planned by this run")
+	if err := j.mountFiles(); err != nil {
+		return err
+	}
 	if err := j.setup(ctx, src); err != nil {
 		return err
 	}
+	j.env = j.stageEnv(true) // the apply job is the write stage throughout
 	if j.job.ManagedState {
 		// The saved workspace points at the server that planned; this
 		// worker may reach the state through another replica.

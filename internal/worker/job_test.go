@@ -155,7 +155,7 @@ func TestJobPlanAndApply(t *testing.T) {
 	job := fx.job("plan")
 	fx.proto.next = "apply"
 
-	fx.worker.execute(context.Background(), job)
+	fx.worker.execute(context.Background(), job, 0)
 	p := fx.proto
 
 	if got, want := strings.Join(phaseStates(p.phases), ","), "INITIALIZING,PLANNING"; got != want {
@@ -214,7 +214,7 @@ func TestJobPlanAndApply(t *testing.T) {
 func TestJobPlannedDoneEndsWithoutFinish(t *testing.T) {
 	fx := newJobFixture(t, nil)
 	fx.proto.next = "done"
-	fx.worker.execute(context.Background(), fx.job("plan"))
+	fx.worker.execute(context.Background(), fx.job("plan"), 0)
 	if len(fx.proto.finishes) != 0 {
 		t.Errorf("Finish = %+v after the server ended the run, want none", fx.proto.finishes)
 	}
@@ -226,7 +226,7 @@ func TestJobPlannedDoneEndsWithoutFinish(t *testing.T) {
 func TestJobSaveThenApplyOnRestoredWorkspace(t *testing.T) {
 	fx := newJobFixture(t, nil)
 	fx.proto.next = "save"
-	fx.worker.execute(context.Background(), fx.job("plan"))
+	fx.worker.execute(context.Background(), fx.job("plan"), 0)
 	p := fx.proto
 	if p.handoffs != 1 || len(p.finishes) != 0 {
 		t.Fatalf("handoffs = %d, finishes = %+v; want a hand-off and no finish", p.handoffs, p.finishes)
@@ -248,7 +248,7 @@ func TestJobSaveThenApplyOnRestoredWorkspace(t *testing.T) {
 	// The apply job, on "another" worker, restores the workspace.
 	apply := fx.job("apply")
 	apply.LogOffset = int64(len(p.log(t, 0)))
-	fx.worker.execute(context.Background(), apply)
+	fx.worker.execute(context.Background(), apply, 0)
 	if len(p.finishes) != 1 || !p.finishes[0].OK {
 		t.Fatalf("Finish = %+v, want OK after the apply; log:\n%s", p.finishes, p.log(t, 0))
 	}
@@ -316,7 +316,7 @@ func TestJobFailures(t *testing.T) {
 			if tt.edit != nil {
 				tt.edit(job)
 			}
-			fx.worker.execute(context.Background(), job)
+			fx.worker.execute(context.Background(), job, 0)
 			p := fx.proto
 			if got := strings.Join(phaseStates(p.phases), ","); got != tt.wantPhases {
 				t.Errorf("phases = %q, want %q", got, tt.wantPhases)
@@ -368,7 +368,7 @@ func TestJobStoppedByHeartbeat(t *testing.T) {
 				return workerapi.HeartbeatResponse{}, nil
 			}
 			start := time.Now()
-			fx.worker.execute(context.Background(), job)
+			fx.worker.execute(context.Background(), job, 0)
 			if d := time.Since(start); d > 15*time.Second {
 				t.Errorf("stopping took %v", d)
 			}
@@ -395,7 +395,7 @@ func TestJobPlanArguments(t *testing.T) {
 			fx.proto.next = "done"
 			job := fx.job("plan")
 			job.RunType = tt.runType
-			fx.worker.execute(context.Background(), job)
+			fx.worker.execute(context.Background(), job, 0)
 			var planLine string
 			for _, l := range strings.Split(fx.proto.log(t, 0), "\n") {
 				if strings.HasPrefix(l, "[gantry] $ tofu plan ") {
@@ -435,7 +435,7 @@ func TestJobTask(t *testing.T) {
 			job := fx.job("task")
 			job.RunType = "TASK"
 			job.Command = tt.command
-			fx.worker.execute(context.Background(), job)
+			fx.worker.execute(context.Background(), job, 0)
 			p := fx.proto
 			if got := strings.Join(phaseStates(p.phases), ","); got != "INITIALIZING,PERFORMING" {
 				t.Errorf("phases = %s, want INITIALIZING,PERFORMING", got)

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gantry-iac/gantry/internal/seal"
 	"github.com/gantry-iac/gantry/internal/tofu"
 	"github.com/gantry-iac/gantry/internal/workerapi"
 )
@@ -30,6 +31,16 @@ type Config struct {
 	HeartbeatEvery time.Duration
 	// ClaimWait is how long one claim long-polls.
 	ClaimWait time.Duration
+	// Concurrency is how many jobs the worker runs at once (default 1).
+	Concurrency int
+	// Labels describe the worker to operators (`gantry worker --label`).
+	Labels map[string]string
+	// Tools, if set, are reported at registration instead of the tools
+	// found on PATH.
+	Tools map[string]string
+	// PrivateKey is the pool's private key, when the pool seals its
+	// secrets and workspaces (see package seal).
+	PrivateKey *seal.PrivateKey
 }
 
 // Worker runs jobs one at a time.
@@ -58,8 +69,14 @@ func New(cfg Config, proto workerapi.Protocol) *Worker {
 func (w *Worker) Run(stop, kill context.Context) error {
 	log := w.cfg.Log
 	backoff := 100 * time.Millisecond
+	n := max(w.cfg.Concurrency, 1)
+	tools := w.cfg.Tools
+	if tools == nil {
+		tools = DetectTools(stop)
+	}
 	for {
-		_, err := w.proto.Register(stop, workerapi.RegisterRequest{Name: w.cfg.Name, Version: workerapi.Version, Instance: w.cfg.Instance})
+		_, err := w.proto.Register(stop, workerapi.RegisterRequest{Name: w.cfg.Name, Version: workerapi.Version, Instance: w.cfg.Instance,
+			Labels: w.cfg.Labels, Tools: tools, Concurrency: n})
 		if err == nil {
 			break
 		}
@@ -73,7 +90,27 @@ func (w *Worker) Run(stop, kill context.Context) error {
 		sleep(stop, backoff)
 		backoff = min(backoff*2, 5*time.Second)
 	}
-	backoff = 100 * time.Millisecond
+	if n == 1 {
+		return w.loop(stop, kill, 0)
+	}
+	errc := make(chan error, n)
+	for slot := range n {
+		go func() { errc <- w.loop(stop, kill, slot+1) }()
+	}
+	var first error
+	for range n {
+		if err := <-errc; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// loop claims and runs jobs one at a time until stop ends. slot tells the
+// concurrent loops of one worker apart (0 when there is one).
+func (w *Worker) loop(stop, kill context.Context, slot int) error {
+	log := w.cfg.Log
+	backoff := 100 * time.Millisecond
 	for stop.Err() == nil {
 		job, err := w.proto.Claim(stop, w.cfg.ClaimWait)
 		if err != nil {
@@ -93,7 +130,7 @@ func (w *Worker) Run(stop, kill context.Context) error {
 			continue
 		}
 		w.busy.Add(1)
-		w.execute(kill, job)
+		w.execute(kill, job, slot)
 		w.busy.Done()
 	}
 	return nil

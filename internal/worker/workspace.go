@@ -85,9 +85,17 @@ func inheritedEnv() []string {
 	return out
 }
 
-// buildEnv is the run's environment: inherited, then Gantry's, then the
-// stack's variables.
+// buildEnv is the run's environment for the read stages: inherited, then
+// Gantry's, then the stack's variables.
 func buildEnv(job *workerapi.Job, cliConfig, toolDir string) []string {
+	return buildStageEnv(job, cliConfig, toolDir, false)
+}
+
+// buildStageEnv is the run's environment for the read (write false) or
+// the write stage: inherited, then Gantry's (the run's facts also under
+// Spacelift's TF_VAR_spacelift_* names), then the stack's variables, of
+// which ro_/wo_ ones reach only their stage, without the prefix.
+func buildStageEnv(job *workerapi.Job, cliConfig, toolDir string, write bool) []string {
 	env := inheritedEnv()
 	// The resolved tool comes first on PATH, so hooks and tasks run the same
 	// binary as the run.
@@ -111,16 +119,14 @@ func buildEnv(job *workerapi.Job, cliConfig, toolDir string) []string {
 		"TF_VAR_gantry_space_id": job.SpaceID,
 		"TF_VAR_gantry_run_type": job.RunType,
 	}
+	addRunVars(set, job, filepath.Dir(cliConfig))
 	if job.ManagedState {
 		set["TF_HTTP_PASSWORD"] = job.StateToken
 	}
 	for k, v := range set {
 		env = append(env, k+"="+v)
 	}
-	for _, v := range job.Env {
-		env = append(env, v.Name+"="+v.Value)
-	}
-	return env
+	return append(env, stageVars(job.Env, write)...)
 }
 
 // packWorkspace makes a gzipped tar of dir, leaving out provider binaries

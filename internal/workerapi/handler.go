@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/gantry-iac/gantry/internal/contexts"
 	"github.com/gantry-iac/gantry/internal/errs"
 	"github.com/gantry-iac/gantry/internal/events"
 	"github.com/gantry-iac/gantry/internal/httpx"
@@ -24,12 +25,18 @@ type Handler struct {
 	Runs     *run.Service
 	Stacks   *stack.Service
 	Registry *Registry
+	// Contexts, when set, adds the environment, files and hooks of the
+	// contexts that apply to the stack to every job.
+	Contexts *contexts.Service
 	Hub      *events.Hub
 	// PoolForToken returns the pool a pool token admits to.
 	PoolForToken func(token string) (pool string, ok bool)
 	// Draining, when it returns true, makes claims return no job.
 	Draining func() bool
-	Log      *slog.Logger
+	// PoolKey, when set, returns a pool's public key ("" for none): secret
+	// values of its jobs are sealed to it and its workspaces must be.
+	PoolKey func(ctx context.Context, pool string) (string, error)
+	Log     *slog.Logger
 	// MaxClaimWait bounds a claim's long poll.
 	MaxClaimWait time.Duration
 }
@@ -79,7 +86,10 @@ func (h *Handler) register(w http.ResponseWriter, r *http.Request) error {
 	if req.Name == "" || len(req.Name) > 255 {
 		return errs.E(errs.Invalid, "worker name must be 1 to 255 bytes")
 	}
-	wk, token, err := h.Registry.Register(r.Context(), pool, req.Name, req.Instance)
+	if len(req.Labels) > 64 || len(req.Tools) > 64 || req.Concurrency < 0 || req.Concurrency > 256 {
+		return errs.E(errs.Invalid, "at most 64 labels and 64 tools, and a concurrency from 1 to 256")
+	}
+	wk, token, err := h.Registry.Register(r.Context(), pool, req)
 	if err != nil {
 		return err
 	}
@@ -101,6 +111,18 @@ func (h *Handler) claim(w http.ResponseWriter, r *http.Request) error {
 	}
 	deadline := time.Now().Add(wait)
 	for {
+		if drained, err := h.Registry.Drained(r.Context(), wk.ID); err != nil {
+			return err
+		} else if drained {
+			wk.Drained = true
+		}
+		if wk.Drained {
+			// A drained worker gets no new jobs; it waits, so that it does
+			// not spin, and learns nothing else.
+			events.Wait(r.Context(), make(chan struct{}), wait)
+			w.WriteHeader(http.StatusNoContent)
+			return nil
+		}
 		if h.Draining != nil && h.Draining() {
 			w.WriteHeader(http.StatusNoContent)
 			return nil
@@ -112,6 +134,9 @@ func (h *Handler) claim(w http.ResponseWriter, r *http.Request) error {
 		}
 		if cl != nil {
 			job, err := h.buildJob(r.Context(), cl)
+			if err == nil {
+				err = h.sealJob(r.Context(), wk.Pool, job)
+			}
 			if err != nil {
 				_, _ = h.Runs.Finish(context.WithoutCancel(r.Context()), cl.Run.ID, wk.ID, false, "preparing the job failed: "+errs.Public(err))
 				return err
@@ -144,11 +169,30 @@ func (h *Handler) buildJob(ctx context.Context, cl *run.Claimed) (*Job, error) {
 		CommitSHA: cl.Run.CommitSHA, ProjectRoot: st.ProjectRoot, Tool: st.Tool, ToolVersion: st.ToolVersion,
 		Command: cl.Run.Command, ManagedState: st.ManagedState, Autodeploy: st.Autodeploy,
 		StatePath: "/api/v1/stacks/" + st.ID + "/tfstate", LogOffset: cl.Run.LogSize,
-		Hooks: Hooks(st.Hooks),
+		Hooks: Hooks{BeforeInit: st.Hooks.BeforeInit, AfterInit: st.Hooks.AfterInit, BeforePlan: st.Hooks.BeforePlan,
+			AfterPlan: st.Hooks.AfterPlan, BeforeApply: st.Hooks.BeforeApply, AfterApply: st.Hooks.AfterApply},
+		StackLabels: st.Labels,
 	}
-	for _, v := range vars {
+	if h.Contexts == nil {
+		for _, v := range vars {
+			job.Env = append(job.Env, EnvVar{Name: v.Name, Value: v.Value, Secret: v.Secret})
+		}
+		return job, nil
+	}
+	// The stack's environment merged with its contexts' (stack first, then
+	// attached contexts by priority, then auto-attached ones), and the
+	// hooks in Spacelift's order.
+	eff, err := h.Contexts.Effective(ctx, st.ID, true)
+	if err != nil {
+		return nil, err
+	}
+	for _, v := range eff.Env {
 		job.Env = append(job.Env, EnvVar{Name: v.Name, Value: v.Value, Secret: v.Secret})
 	}
+	for _, f := range eff.Files {
+		job.Files = append(job.Files, File{Path: f.Path, Content: f.Content, Secret: f.Secret})
+	}
+	job.Hooks = Hooks(eff.Hooks)
 	return job, nil
 }
 
@@ -191,8 +235,13 @@ func (h *Handler) putArtifact(w http.ResponseWriter, r *http.Request, rn run.Run
 	if err != nil {
 		return errs.E(errs.TooLarge, "artifact larger than %d bytes", run.MaxArtifact)
 	}
+	if name == run.ArtifactWorkspace {
+		if err := h.checkSealed(r.Context(), rn, data); err != nil {
+			return err
+		}
+	}
 	if (name == run.ArtifactPlanJSON || name == run.ArtifactMetadata) && !json.Valid(data) {
-		return errs.E(errs.Invalid, "plan.json is not valid JSON")
+		return errs.E(errs.Invalid, "%s is not valid JSON", name)
 	}
 	return noContent(w, h.Runs.PutArtifact(r.Context(), rn.ID, name, data))
 }
@@ -249,6 +298,9 @@ func (h *Handler) handoff(w http.ResponseWriter, r *http.Request, rn run.Run) er
 }
 
 func (h *Handler) heartbeat(w http.ResponseWriter, r *http.Request, rn run.Run) error {
+	if err := h.Registry.Seen(r.Context(), rn.WorkerID); err != nil {
+		return err
+	}
 	stop, reason, err := h.Runs.Heartbeat(r.Context(), rn.ID, rn.WorkerID)
 	if err != nil {
 		return err

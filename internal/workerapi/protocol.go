@@ -52,6 +52,13 @@ type RegisterRequest struct {
 	Name     string `json:"name"`
 	Version  int    `json:"version"`
 	Instance string `json:"instance,omitempty"` // built-in workers: the server instance
+	// Labels describe the worker (from `gantry worker --label K=V`).
+	Labels map[string]string `json:"labels,omitempty"`
+	// Tools are the tools the worker has at hand and their versions (it
+	// downloads others as runs need them).
+	Tools map[string]string `json:"tools,omitempty"`
+	// Concurrency is how many jobs the worker runs at once.
+	Concurrency int `json:"concurrency,omitempty"`
 }
 
 // RegisterResponse carries the worker's id and token.
@@ -66,6 +73,10 @@ type EnvVar struct {
 	Name   string `json:"name"`
 	Value  string `json:"value"`
 	Secret bool   `json:"secret,omitempty"`
+	// Sealed says Value is sealed to the pool's public key (base64; see
+	// package seal, info "env:<run>:<name>"): only the pool's workers can
+	// open it.
+	Sealed bool `json:"sealed,omitempty"`
 }
 
 // Hooks are shell commands around each phase.
@@ -76,6 +87,23 @@ type Hooks struct {
 	AfterPlan   []string `json:"after_plan,omitempty"`
 	BeforeApply []string `json:"before_apply,omitempty"`
 	AfterApply  []string `json:"after_apply,omitempty"`
+	// The phases contexts add (Spacelift's names): around the apply of a
+	// DESTROY run, around a task's command, and after every job.
+	BeforeDestroy []string `json:"before_destroy,omitempty"`
+	AfterDestroy  []string `json:"after_destroy,omitempty"`
+	BeforePerform []string `json:"before_perform,omitempty"`
+	AfterPerform  []string `json:"after_perform,omitempty"`
+	AfterRun      []string `json:"after_run,omitempty"`
+}
+
+// File is a file mounted into the job's workspace (from a context).
+type File struct {
+	Path    string `json:"path"`    // relative to the workspace root
+	Content []byte `json:"content"` // base64 in JSON
+	Secret  bool   `json:"secret,omitempty"`
+	// Sealed says Content is sealed to the pool's public key (info
+	// "file:<run>:<path>").
+	Sealed bool `json:"sealed,omitempty"`
 }
 
 // Job is what a worker needs to run one phase sequence of a run.
@@ -94,12 +122,18 @@ type Job struct {
 	ToolVersion  string   `json:"tool_version,omitempty"`
 	Command      string   `json:"command,omitempty"`
 	Env          []EnvVar `json:"env"`
+	Files        []File   `json:"files,omitempty"`
+	StackLabels  []string `json:"stack_labels,omitempty"`
 	Hooks        Hooks    `json:"hooks"`
 	ManagedState bool     `json:"managed_state"`
 	Autodeploy   bool     `json:"autodeploy,omitempty"`
 	StatePath    string   `json:"state_path"`  // path of the state backend on the server
 	StateToken   string   `json:"state_token"` // the run's credential for that state backend only
 	LogOffset    int64    `json:"log_offset"`  // where this job's log output starts
+	// Sealed says the pool has a key pair: secret values come sealed to
+	// it, and the workspace handed from plan to apply must be sealed to it
+	// (info "workspace:<run>").
+	Sealed bool `json:"sealed,omitempty"`
 }
 
 // PlannedRequest reports a plan's outcome.

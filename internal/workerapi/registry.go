@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
+	"encoding/json"
 	"strings"
 	"time"
 
@@ -22,6 +23,7 @@ func NewRegistry(d *db.DB) *Registry { return &Registry{db: d} }
 // Worker is a registered worker.
 type Worker struct {
 	ID, Pool, Name, Instance string
+	Drained                  bool // claims no new jobs
 	LastSeen                 time.Time
 }
 
@@ -31,13 +33,23 @@ func hash(s string) string {
 }
 
 // Register records a worker and returns its token.
-func (g *Registry) Register(ctx context.Context, pool, name, instance string) (Worker, string, error) {
-	w := Worker{ID: id.New("wrk"), Pool: pool, Name: name, Instance: instance, LastSeen: time.Now()}
+func (g *Registry) Register(ctx context.Context, pool string, req RegisterRequest) (Worker, string, error) {
+	w := Worker{ID: id.New("wrk"), Pool: pool, Name: req.Name, Instance: req.Instance, LastSeen: time.Now()}
 	token := "gwt_" + w.ID + "_" + id.Secret(32)
 	now := time.Now().UnixNano()
-	_, err := g.db.Exec(ctx, `INSERT INTO workers (id, pool_id, name, instance, token_hash, registered_at, last_seen_at) VALUES ($1,$2,$3,$4,$5,$6,$6)`,
-		w.ID, pool, name, instance, hash(token), now)
+	lbl, _ := json.Marshal(nonNilMap(req.Labels))
+	tools, _ := json.Marshal(nonNilMap(req.Tools))
+	_, err := g.db.Exec(ctx, `INSERT INTO workers (id, pool_id, name, instance, token_hash, registered_at, last_seen_at, labels, tools, concurrency)
+		VALUES ($1,$2,$3,$4,$5,$6,$6,$7,$8,$9)`,
+		w.ID, pool, req.Name, req.Instance, hash(token), now, string(lbl), string(tools), max(req.Concurrency, 1))
 	return w, token, err
+}
+
+func nonNilMap(m map[string]string) map[string]string {
+	if m == nil {
+		return map[string]string{}
+	}
+	return m
 }
 
 // Authenticate checks a worker token.
@@ -50,13 +62,23 @@ func (g *Registry) Authenticate(ctx context.Context, token string) (Worker, erro
 	var w Worker
 	var h string
 	var seen int64
-	err := g.db.QueryRow(ctx, `SELECT id, pool_id, name, instance, token_hash, last_seen_at FROM workers WHERE id = $1`, rest[:i]).
-		Scan(&w.ID, &w.Pool, &w.Name, &w.Instance, &h, &seen)
+	err := g.db.QueryRow(ctx, `SELECT id, pool_id, name, instance, token_hash, last_seen_at, drained FROM workers WHERE id = $1`, rest[:i]).
+		Scan(&w.ID, &w.Pool, &w.Name, &w.Instance, &h, &seen, &w.Drained)
 	if err != nil || subtle.ConstantTimeCompare([]byte(h), []byte(hash(token))) != 1 {
-		return Worker{}, errs.E(errs.Unauthenticated, "invalid worker token")
+		return Worker{}, errs.E(errs.Unauthenticated, "invalid worker token (unknown worker, or its pool's token was reset: register again with the new pool token)")
 	}
 	w.LastSeen = time.Unix(0, seen)
 	return w, nil
+}
+
+// Drained reports whether a worker was drained (it takes no new jobs).
+func (g *Registry) Drained(ctx context.Context, workerID string) (bool, error) {
+	var d bool
+	err := g.db.QueryRow(ctx, `SELECT drained FROM workers WHERE id = $1`, workerID).Scan(&d)
+	if err != nil {
+		return false, errs.E(errs.Unauthenticated, "worker %s is no longer registered (its pool's token was reset?)", workerID)
+	}
+	return d, nil
 }
 
 // Seen records that a worker asked for work.

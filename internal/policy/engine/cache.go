@@ -8,7 +8,9 @@ import (
 // Cache holds compiled policies by SourceHash, compiling each source once
 // (concurrent requests for the same source wait for one compilation) and
 // keeping at most max of them, dropping the least recently used. Failed
-// compilations are not kept. A Cache is safe for concurrent use.
+// compilations are not kept. Policies of the same source share one
+// compiled entry; each call returns its own copy, named as its source
+// (errors name the right policy). A Cache is safe for concurrent use.
 type Cache struct {
 	max int
 
@@ -19,6 +21,7 @@ type Cache struct {
 
 type cacheEntry struct {
 	hash   string
+	name   string        // Source.Name of the compilation
 	done   chan struct{} // closed when policy/err are set
 	policy *Policy
 	err    error
@@ -38,9 +41,9 @@ func (c *Cache) Compile(src Source) (*Policy, error) {
 		e := el.Value.(*cacheEntry)
 		c.mu.Unlock()
 		<-e.done
-		return e.policy, e.err
+		return e.result(src)
 	}
-	e := &cacheEntry{hash: hash, done: make(chan struct{})}
+	e := &cacheEntry{hash: hash, name: src.Name, done: make(chan struct{})}
 	c.entries[hash] = c.order.PushFront(e)
 	c.evict()
 	c.mu.Unlock()
@@ -55,7 +58,23 @@ func (c *Cache) Compile(src Source) (*Policy, error) {
 		}
 		c.mu.Unlock()
 	}
-	return e.policy, e.err
+	return e.result(src)
+}
+
+// result returns the entry's policy, or error, for src: a copy named
+// src.Name sharing the prepared query. A failure is compiled again under
+// src's name when another name compiled it (failures are rare and not
+// kept), so the errors name src.
+func (e *cacheEntry) result(src Source) (*Policy, error) {
+	if e.err != nil {
+		if e.name != src.Name {
+			return Compile(src)
+		}
+		return nil, e.err
+	}
+	p := *e.policy
+	p.Name = src.Name
+	return &p, nil
 }
 
 // Len is the number of policies held (compiled or being compiled).

@@ -97,7 +97,7 @@ type Policy struct {
 	Hash    string // SourceHash of the source
 	Package string // "spacelift" or "gantry"
 
-	query rego.PreparedEvalQuery
+	query *rego.PreparedEvalQuery // shared by the copies the Cache returns
 }
 
 // SourceHash is the hex sha256 of the source's type, engine (as given, so
@@ -115,6 +115,11 @@ func SourceHash(src Source) string {
 // Compile parses, checks and prepares src. Mistakes in the policy are
 // returned as a *CompileError.
 func Compile(src Source) (*Policy, error) {
+	return defaultEnv().compile(src)
+}
+
+// compile is Compile with the built-ins of e.
+func (e *env) compile(src Source) (*Policy, error) {
 	if !ValidType(src.Type) {
 		return nil, fmt.Errorf("policy %s: unknown policy type %q", src.Name, src.Type)
 	}
@@ -134,7 +139,7 @@ func Compile(src Source) (*Policy, error) {
 		addHelperImports(mod)
 		modules[helperFile] = helperModule()
 	}
-	compiler := newCompiler()
+	compiler := e.newCompiler()
 	if compiler.Compile(modules); compiler.Failed() {
 		diags = append(diags, compilerDiags(src.Name, compiler.Errors)...)
 	}
@@ -142,12 +147,8 @@ func Compile(src Source) (*Policy, error) {
 		sortDiags(diags)
 		return nil, &CompileError{Errors: diags}
 	}
-	pq, err := rego.New(
-		rego.Compiler(compiler),
-		rego.Query("data."+pkg),
-		sanitizedFunc,
-		planResourcesFunc,
-	).PrepareForEval(context.Background())
+	opts := append(e.regoOptions(), rego.Compiler(compiler), rego.Query("data."+pkg))
+	pq, err := rego.New(opts...).PrepareForEval(context.Background())
 	if err != nil {
 		var astErrs ast.Errors
 		if errors.As(err, &astErrs) {
@@ -155,7 +156,7 @@ func Compile(src Source) (*Policy, error) {
 		}
 		return nil, fmt.Errorf("policy %s: prepare: %w", src.Name, err)
 	}
-	return &Policy{Name: src.Name, Type: src.Type, Engine: engine, Hash: SourceHash(src), Package: pkg, query: pq}, nil
+	return &Policy{Name: src.Name, Type: src.Type, Engine: engine, Hash: SourceHash(src), Package: pkg, query: &pq}, nil
 }
 
 // parse parses src.Body in the syntax src.Engine names, or detects it: Rego
@@ -222,12 +223,12 @@ func compileErrors(file string, err error) *CompileError {
 }
 
 // compilerDiags converts the compiler's errors, leaving out those about
-// disabled built-ins (reported with a clearer message by disabledCalls).
+// refused built-ins (reported with a clearer message by disabledCalls).
 func compilerDiags(file string, errs ast.Errors) []Diag {
 	var out []Diag
 	for _, e := range errs {
 		if name, ok := strings.CutPrefix(e.Message, "undefined function "); ok {
-			if _, off := disabledBuiltins[name]; off {
+			if _, off := refusedBuiltin(name); off {
 				continue
 			}
 		}

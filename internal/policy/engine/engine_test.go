@@ -55,13 +55,20 @@ func TestCompileRefuses(t *testing.T) {
 
 func TestCompileDisabledBuiltins(t *testing.T) {
 	calls := map[string]string{
-		"http.send":          `http.send({"method": "GET", "url": "http://x"})`,
-		"opa.runtime":        `opa.runtime()`,
-		"rego.parse_module":  `rego.parse_module("a", "package a")`,
-		"time.now_ns":        `time.now_ns()`,
-		"net.lookup_ip_addr": `net.lookup_ip_addr("example.com")`,
-		"rand.intn":          `rand.intn("a", 3)`,
-		"uuid.rfc4122":       `uuid.rfc4122("a")`,
+		"http.send":               `http.send({"method": "GET", "url": "http://x"})`,
+		"opa.runtime":             `opa.runtime()`,
+		"rego.parse_module":       `rego.parse_module("a", "package a")`,
+		"time.now_ns":             `time.now_ns()`,
+		"net.lookup_ip_addr":      `net.lookup_ip_addr("example.com")`,
+		"rand.intn":               `rand.intn("a", 3)`,
+		"uuid.rfc4122":            `uuid.rfc4122("a")`,
+		"json.match_schema":       `json.match_schema({}, {"$ref": "file:///etc/passwd"})`,
+		"json.verify_schema":      `json.verify_schema({"$ref": "http://169.254.169.254/latest"})`,
+		"strings.render_template": `strings.render_template("{{.a}}", {"a": 1})`,
+		"net.cidr_expand":         `net.cidr_expand("::/0")`,
+		"io.jwt.decode_verify":    `io.jwt.decode_verify("a.b.c", {"secret": "s"})`,
+		"io.jwt.encode_sign":      `io.jwt.encode_sign({"alg": "ES256"}, {}, {})`,
+		"crypto.x509.parse_and_verify_certificates": `crypto.x509.parse_and_verify_certificates("x")`,
 	}
 	for name, call := range calls {
 		t.Run(name, func(t *testing.T) {
@@ -150,34 +157,30 @@ func TestValidType(t *testing.T) {
 	}
 }
 
-func TestCache(t *testing.T) {
-	c := engine.NewCache(2)
-	src := func(body string) engine.Source {
-		return engine.Source{Name: "p.rego", Type: engine.TypePlan, Body: "package spacelift\n" + body}
+func TestCacheNamesEachPolicy(t *testing.T) {
+	c := engine.NewCache(8)
+	body := "package spacelift\n\ndeny contains msg if {\n  msg := 1 + \"a\"\n}\n"
+	ok := "package spacelift\n\nx := 1\n"
+	for _, name := range []string{"first.rego", "second.rego"} {
+		p, err := c.Compile(engine.Source{Name: name, Type: engine.TypePlan, Body: ok})
+		if err != nil || p.Name != name {
+			t.Fatalf("Compile(%s) = %+v, %v", name, p, err)
+		}
+		_, err = c.Compile(engine.Source{Name: name, Type: engine.TypePlan, Body: body})
+		if err == nil || !strings.HasPrefix(err.Error(), name+":4:") {
+			t.Errorf("Compile(%s) error = %v, want it to name %s", name, err, name)
+		}
 	}
-	a1, err := c.Compile(src("a := 1\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	a2, _ := c.Compile(src("a := 1\n"))
-	if a1 != a2 {
-		t.Error("same source compiled twice")
-	}
-	if a1.Hash != engine.SourceHash(src("a := 1\n")) || len(a1.Hash) != 64 {
-		t.Errorf("Hash = %q", a1.Hash)
-	}
-	b, _ := c.Compile(src("b := 1\n"))
-	if b == a1 || b.Hash == a1.Hash {
-		t.Error("different sources share a policy")
-	}
-	if _, err := c.Compile(src("deny if { true }\n")); err == nil {
-		t.Error("bad policy compiled")
-	}
-	c.Compile(src("c := 1\n"))
-	if c.Len() != 2 {
-		t.Errorf("Len = %d, want 2", c.Len())
-	}
-	if a3, _ := c.Compile(src("a := 1\n")); a3 == a1 {
-		t.Error("least recently used policy not evicted")
+	// An error raised at evaluation names the policy evaluated.
+	raise := "package spacelift\n\nx := 1 if { input.n }\n\nx := 2 if { input.n }\n"
+	in, _ := engine.NewInput(map[string]any{"n": true})
+	for _, name := range []string{"one.rego", "two.rego"} {
+		p, err := c.Compile(engine.Source{Name: name, Type: engine.TypePlan, Body: raise})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := p.Eval(context.Background(), in); err == nil || !strings.HasPrefix(err.Error(), "policy "+name+":") {
+			t.Errorf("Eval error = %v, want it to name %s", err, name)
+		}
 	}
 }

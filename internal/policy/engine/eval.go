@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"sync/atomic"
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -30,6 +31,21 @@ const defaultTimeout = 5 * time.Second
 // ErrTimeout is wrapped by the error of an evaluation that ran out of time.
 var ErrTimeout = errors.New("policy evaluation timed out")
 
+// ErrBusy is wrapped by the error of an evaluation refused because too many
+// evaluations that timed out are still running (see Eval).
+var ErrBusy = errors.New("policy engine busy: too many timed-out evaluations still running, try again later")
+
+// evalGrace is how long after the deadline Eval waits for the evaluation to
+// stop by itself before abandoning it.
+var evalGrace = 100 * time.Millisecond
+
+// maxAbandoned bounds the evaluations that timed out and still run.
+const maxAbandoned = 8
+
+// abandoned counts the evaluations Eval returned from without waiting for
+// and that still run.
+var abandoned atomic.Int64
+
 // Input is a policy input converted once to OPA's value form, to be
 // evaluated by many policies. The zero Input is an empty object.
 type Input struct {
@@ -39,7 +55,9 @@ type Input struct {
 
 // NewInput converts v: a JSON-compatible Go value (map[string]any, []any,
 // string, float64, json.Number, int, bool, nil...) or a JSON document as
-// json.RawMessage or []byte. The top level must be an object.
+// json.RawMessage or []byte. The top level must be an object. Numbers too
+// large to compute with (longer than 100 characters, or with an exponent
+// beyond ±400) are refused.
 func NewInput(v any) (Input, error) {
 	var val ast.Value
 	var err error
@@ -49,9 +67,16 @@ func NewInput(v any) (Input, error) {
 	case []byte:
 		val, err = valueFromJSON(x)
 	case ast.Value:
-		val = x
+		val, err = x, checkNumbers(x)
 	default:
-		val, err = ast.InterfaceToValue(v)
+		// Check before converting too: OPA refuses some of the numbers
+		// too large, less clearly.
+		if err = checkGoNumbers(v); err == nil {
+			val, err = ast.InterfaceToValue(v)
+		}
+		if err == nil {
+			err = checkNumbers(val)
+		}
 	}
 	if err != nil {
 		return Input{}, fmt.Errorf("policy input: %w", err)
@@ -60,6 +85,44 @@ func NewInput(v any) (Input, error) {
 		return Input{}, fmt.Errorf("policy input: must be a JSON object, not %s", ast.ValueName(val))
 	}
 	return Input{value: val, helpers: newHelperCache(val)}, nil
+}
+
+// checkNumbers refuses the numbers of v too large to compute with (the
+// JSON parser checks them as it reads).
+func checkNumbers(v ast.Value) error {
+	var err error
+	ast.WalkTerms(v, func(t *ast.Term) bool {
+		if err != nil {
+			return true
+		}
+		if n, ok := t.Value.(ast.Number); ok {
+			err = checkNumber(string(n))
+		}
+		return false
+	})
+	return err
+}
+
+// checkGoNumbers refuses the json.Numbers of v (through map[string]any and
+// []any) too large to compute with.
+func checkGoNumbers(v any) error {
+	switch x := v.(type) {
+	case json.Number:
+		return checkNumber(string(x))
+	case map[string]any:
+		for _, e := range x {
+			if err := checkGoNumbers(e); err != nil {
+				return err
+			}
+		}
+	case []any:
+		for _, e := range x {
+			if err := checkGoNumbers(e); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // valueFromJSON converts a JSON document, keeping numbers exact.
@@ -95,34 +158,63 @@ type Result struct {
 }
 
 // Eval evaluates p against in under the timeout of p's type.
+//
+// OPA checks for cancellation between evaluation steps, not inside a
+// built-in call, so the query runs in a goroutine of its own and Eval
+// returns at the deadline (plus evalGrace) even if that goroutine is still
+// busy in one call: it is abandoned, and finishes on its own. At most
+// maxAbandoned abandoned evaluations are tolerated; while that many are
+// still running, Eval refuses new evaluations with ErrBusy rather than pile
+// up more.
 func (p *Policy) Eval(ctx context.Context, in Input) (Result, error) {
 	limit, ok := Timeouts[p.Type]
 	if !ok || limit <= 0 {
 		limit = defaultTimeout
 	}
+	if n := abandoned.Load(); n >= maxAbandoned {
+		return Result{}, fmt.Errorf("policy %s: %w (%d evaluations that timed out are still running)", p.Name, ErrBusy, n)
+	}
 	ectx, cancel := context.WithTimeout(withHelpers(ctx, in.helpers), limit)
 	defer cancel()
 
 	start := time.Now()
-	var obj ast.Object
-	rs, err := p.query.Eval(ectx,
-		rego.EvalParsedInput(in.ast()),
-		rego.EvalGenerateJSON(func(t *ast.Term, _ *rego.EvalContext) (any, error) {
-			o, ok := t.Value.(ast.Object)
-			if !ok {
-				return nil, fmt.Errorf("package is %s, not an object", ast.ValueName(t.Value))
+	done := make(chan evalOutcome, 1) // buffered: an abandoned evaluation does not block
+	// state: 0 running, 1 abandoned by Eval, 2 finished first.
+	var state atomic.Int32
+	go func() {
+		obj, err := p.run(ectx, in)
+		done <- evalOutcome{obj, err}
+		if !state.CompareAndSwap(0, 2) {
+			abandoned.Add(-1)
+		}
+	}()
+	var out evalOutcome
+	select {
+	case out = <-done:
+	case <-ectx.Done():
+		grace := time.NewTimer(evalGrace)
+		defer grace.Stop()
+		select {
+		case out = <-done:
+		case <-grace.C:
+			abandoned.Add(1)
+			if state.CompareAndSwap(0, 1) {
+				out = evalOutcome{err: ectx.Err()}
+			} else { // it finished meanwhile
+				abandoned.Add(-1)
+				out = <-done
 			}
-			obj = o
-			return nil, nil
-		}),
-	)
-	res := Result{Duration: time.Since(start)}
-	if err != nil {
-		return res, p.evalError(ctx, ectx, limit, err)
+		}
 	}
-	if len(rs) == 0 || obj == nil {
+	res := Result{Duration: time.Since(start)}
+	if out.err != nil {
+		return res, p.evalError(ctx, ectx, limit, out.err)
+	}
+	obj := out.obj
+	if obj == nil {
 		obj = ast.NewObject() // no rule defined
 	}
+	var err error
 	res.Decision, err = decode(p.Type, obj)
 	if err != nil {
 		return res, fmt.Errorf("policy %s: %w", p.Name, err)
@@ -134,6 +226,38 @@ func (p *Policy) Eval(ctx context.Context, in Input) (Result, error) {
 		}
 	})
 	return res, nil
+}
+
+type evalOutcome struct {
+	obj ast.Object // nil: no rule defined
+	err error
+}
+
+// run evaluates the query: the package's object of rules. A panic (in
+// OPA) is returned as an error: it happens in a goroutine of its own, where
+// nothing else would recover it.
+func (p *Policy) run(ctx context.Context, in Input) (_ ast.Object, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("evaluation panicked: %v", r)
+		}
+	}()
+	var obj ast.Object
+	rs, err := p.query.Eval(ctx,
+		rego.EvalParsedInput(in.ast()),
+		rego.EvalGenerateJSON(func(t *ast.Term, _ *rego.EvalContext) (any, error) {
+			o, ok := t.Value.(ast.Object)
+			if !ok {
+				return nil, fmt.Errorf("package is %s, not an object", ast.ValueName(t.Value))
+			}
+			obj = o
+			return nil, nil
+		}),
+	)
+	if err != nil || len(rs) == 0 {
+		return nil, err
+	}
+	return obj, nil
 }
 
 // evalError explains a failed evaluation: a timeout, the caller giving up,

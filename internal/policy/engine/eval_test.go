@@ -228,6 +228,75 @@ func TestInput(t *testing.T) {
 	}
 }
 
+func TestInputRefusesHugeNumbers(t *testing.T) {
+	long := "1" + strings.Repeat("0", 100)
+	for _, v := range []any{
+		json.RawMessage(`{"n": 1e30000000}`),
+		json.RawMessage(`{"a": [{"n": -2.5E-401}]}`),
+		json.RawMessage(`{"n": 1e00000000000000000000000401}`),
+		json.RawMessage(`{"n": ` + long + `}`),
+		[]byte(`{"n": 1e+401}`),
+		map[string]any{"a": []any{json.Number("1e30000000")}},
+		map[string]any{"n": json.Number(long)},
+	} {
+		_, err := engine.NewInput(v)
+		if err == nil || !strings.HasPrefix(err.Error(), "policy input: number ") || !strings.Contains(err.Error(), " too large") {
+			t.Errorf("NewInput(%.60v) = %v, want a number too large", v, err)
+		}
+	}
+	for _, v := range []any{
+		json.RawMessage(`{"n": 1e400, "m": -1.5e-400, "o": 1e0000400, "p": 123456789012345678901234567890}`),
+		json.RawMessage(`{"n": ` + long[:100] + `}`),
+		map[string]any{"n": json.Number("1e400"), "f": 1.7976931348623157e308, "i": 42},
+	} {
+		if _, err := engine.NewInput(v); err != nil {
+			t.Errorf("NewInput(%v) = %v", v, err)
+		}
+	}
+}
+
+func TestInputDuplicateKeysKeepLast(t *testing.T) {
+	many := `"k0": 0`
+	for i := 1; i < 40; i++ {
+		many += `, "k` + string(rune('0'+i%10)) + string(rune('a'+i/10)) + `": ` + string(rune('0'+i%10))
+	}
+	in := mustInput(t, json.RawMessage(`{"a": 1, "b": {"x": 1, "y": 2, "x": 3}, "a": 2, "big": {`+many+`, "k0": 9}}`))
+	var want map[string]any
+	json.Unmarshal([]byte(`{"a": 2, "b": {"x": 3, "y": 2}, "big": {`+many+`, "k0": 9}}`), &want)
+	b, _ := in.JSON()
+	var got map[string]any
+	json.Unmarshal(b, &got)
+	if !reflect.DeepEqual(got, want) || !strings.HasPrefix(string(b), `{"a":2,"b":{"x":3,"y":2},`) {
+		t.Errorf("JSON() = %s", b)
+	}
+	// Policies see one value per key.
+	r := eval(t, engine.TypePlan, `package spacelift
+a := input.a
+keys := count(object.keys(input.b))
+xs := [v | some k, v in input.b; k == "x"]
+`, in)
+	if r.Values["a"] != json.Number("2") || r.Values["keys"] != json.Number("2") || !reflect.DeepEqual(r.Values["xs"], []any{json.Number("3")}) {
+		t.Errorf("Values = %v", r.Values)
+	}
+}
+
+func TestInputNestingLimit(t *testing.T) {
+	doc := func(depth int) json.RawMessage {
+		return json.RawMessage(`{"a":` + strings.Repeat(`[`, depth-2) + `{}` + strings.Repeat(`]`, depth-2) + `}`)
+	}
+	if _, err := engine.NewInput(doc(10000)); err != nil {
+		t.Errorf("depth 10000: %v", err)
+	}
+	_, err := engine.NewInput(doc(10001))
+	if err == nil || !strings.Contains(err.Error(), "nesting deeper than 10000 levels") {
+		t.Errorf("depth 10001: err = %v", err)
+	}
+	_, err = engine.NewInput(json.RawMessage(strings.Repeat(`{"a":`, 1_000_000)))
+	if err == nil || !strings.Contains(err.Error(), "nesting deeper than 10000 levels") {
+		t.Errorf("depth 1e6: err = %v", err)
+	}
+}
+
 func TestRunTests(t *testing.T) {
 	dir := t.TempDir()
 	files := map[string]string{

@@ -3,6 +3,8 @@ package engine
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -12,7 +14,9 @@ import (
 // without going through map[string]any: about twice as fast as decoding and
 // then converting, and with less garbage. Object keys are interned, since
 // plans repeat the same few hundred attribute names many times. Numbers
-// keep their exact text.
+// keep their exact text; numbers too large to compute with (checkNumber)
+// are refused. Of duplicate object keys the last value is kept, as
+// encoding/json does. Nesting is limited to maxJSONDepth.
 func parseJSONValue(b []byte) (ast.Value, error) {
 	p := jsonParser{buf: b, keys: map[string]*ast.Term{}, vals: map[string]*ast.Term{}, nums: map[string]*ast.Term{}}
 	p.skipSpace()
@@ -35,6 +39,38 @@ type jsonParser struct {
 	nums  map[string]*ast.Term // interned numbers
 	pairs [][2]*ast.Term       // stack of object members being read
 	elems []*ast.Term          // stack of array elements being read
+	depth int                  // objects and arrays open
+}
+
+// maxJSONDepth is the deepest nesting of objects and arrays accepted, as
+// encoding/json's.
+const maxJSONDepth = 10000
+
+// Numbers larger than this are refused: arithmetic and format_int on a
+// number like 1e30000000 run far past any timeout.
+const (
+	maxNumberLen      = 100 // characters
+	maxNumberExponent = 400 // absolute value of the exponent
+)
+
+// checkNumber refuses a number (JSON text) too large to compute with.
+func checkNumber(s string) error {
+	tooLarge := len(s) > maxNumberLen
+	if !tooLarge {
+		if i := strings.IndexAny(s, "eE"); i >= 0 {
+			exp := strings.TrimLeft(strings.TrimLeft(s[i+1:], "+-"), "0")
+			n, err := strconv.Atoi(exp)
+			tooLarge = exp != "" && (err != nil || n > maxNumberExponent)
+		}
+	}
+	if !tooLarge {
+		return nil
+	}
+	shown := s
+	if len(shown) > 40 {
+		shown = shown[:20] + "..." + shown[len(shown)-10:]
+	}
+	return fmt.Errorf("number %s too large (at most %d characters and an exponent within ±%d)", shown, maxNumberLen, maxNumberExponent)
 }
 
 // Short strings and numbers repeat a lot in plans ("create", "tcp", 443):
@@ -116,7 +152,20 @@ func (p *jsonParser) value() (*ast.Term, error) {
 	return nil, p.errorf("unexpected character %q", p.buf[p.pos])
 }
 
+// enter notes an object or array opening; the caller defers p.depth--.
+func (p *jsonParser) enter() error {
+	p.depth++
+	if p.depth > maxJSONDepth {
+		return p.errorf("nesting deeper than %d levels", maxJSONDepth)
+	}
+	return nil
+}
+
 func (p *jsonParser) object() (*ast.Term, error) {
+	defer func() { p.depth-- }()
+	if err := p.enter(); err != nil {
+		return nil, err
+	}
 	p.pos++ // {
 	base := len(p.pairs)
 	defer func() { p.pairs = p.pairs[:base] }()
@@ -160,14 +209,61 @@ func (p *jsonParser) object() (*ast.Term, error) {
 			p.pos++
 		case '}':
 			p.pos++
-			return ast.NewTerm(ast.NewObject(p.pairs[base:]...)), nil
+			return ast.NewTerm(ast.NewObject(dedupKeys(p.pairs[base:])...)), nil
 		default:
 			return nil, p.errorf("expected ',' or '}'")
 		}
 	}
 }
 
+// dedupKeys returns pairs with one member per key, the last value of a
+// duplicate key in the place of its first occurrence (ast.NewObject would
+// keep both, an object inconsistent with itself). Keys are strings.
+func dedupKeys(pairs [][2]*ast.Term) [][2]*ast.Term {
+	dup := false
+	if len(pairs) <= 16 {
+	small:
+		for i := 1; i < len(pairs); i++ {
+			for j := range i {
+				if pairs[i][0] == pairs[j][0] || pairs[i][0].Value.(ast.String) == pairs[j][0].Value.(ast.String) {
+					dup = true
+					break small
+				}
+			}
+		}
+	} else {
+		seen := make(map[ast.String]struct{}, len(pairs))
+		for _, kv := range pairs {
+			k := kv[0].Value.(ast.String)
+			if _, ok := seen[k]; ok {
+				dup = true
+				break
+			}
+			seen[k] = struct{}{}
+		}
+	}
+	if !dup {
+		return pairs
+	}
+	at := make(map[ast.String]int, len(pairs))
+	out := make([][2]*ast.Term, 0, len(pairs))
+	for _, kv := range pairs {
+		k := kv[0].Value.(ast.String)
+		if i, ok := at[k]; ok {
+			out[i][1] = kv[1]
+			continue
+		}
+		at[k] = len(out)
+		out = append(out, kv)
+	}
+	return out
+}
+
 func (p *jsonParser) array() (*ast.Term, error) {
+	defer func() { p.depth-- }()
+	if err := p.enter(); err != nil {
+		return nil, err
+	}
 	p.pos++ // [
 	base := len(p.elems)
 	defer func() { p.elems = p.elems[:base] }()
@@ -245,6 +341,7 @@ func (p *jsonParser) number() (*ast.Term, error) {
 		}
 		return n
 	}
+	hasExp := false
 	if p.buf[p.pos] == '-' {
 		p.pos++
 	}
@@ -259,12 +356,18 @@ func (p *jsonParser) number() (*ast.Term, error) {
 		}
 	}
 	if p.pos < len(p.buf) && (p.buf[p.pos] == 'e' || p.buf[p.pos] == 'E') {
+		hasExp = true
 		p.pos++
 		if p.pos < len(p.buf) && (p.buf[p.pos] == '+' || p.buf[p.pos] == '-') {
 			p.pos++
 		}
 		if digits() == 0 {
 			return nil, p.errorf("bad number")
+		}
+	}
+	if hasExp || p.pos-start > maxNumberLen {
+		if err := checkNumber(string(p.buf[start:p.pos])); err != nil {
+			return nil, fmt.Errorf("%w at offset %d", err, start)
 		}
 	}
 	return p.intern(p.nums, p.buf[start:p.pos], numberTerm), nil

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/tester"
 )
 
@@ -34,15 +35,20 @@ func RunTests(ctx context.Context, dir string, out io.Writer, verbose bool) (pas
 	if len(modules) == 0 {
 		return 0, 0, fmt.Errorf("no .rego files under %s", dir)
 	}
-	compiler := newCompiler()
+	e := defaultEnv()
+	// The runner applies each custom built-in's Func to every rego instance
+	// it makes: the first entry only passes the capabilities, so the
+	// evaluator enforces them as in Compile (its declaration is unused: the
+	// runner has a compiler).
+	custom := []*tester.Builtin{{Decl: &ast.Builtin{Name: "gantry.capabilities"}, Func: rego.Capabilities(e.caps)}}
+	for _, cb := range e.custom {
+		custom = append(custom, &tester.Builtin{Decl: cb.decl, Func: cb.impl})
+	}
 	runner := tester.NewRunner().
-		SetCompiler(compiler).
+		SetCompiler(e.newCompiler()).
 		SetTimeout(TestTimeout).
 		CapturePrintOutput(true).
-		AddCustomBuiltins([]*tester.Builtin{
-			{Decl: &ast.Builtin{Name: sanitizedName, Decl: sanitizedDecl}, Func: sanitizedFunc},
-			{Decl: &ast.Builtin{Name: planResourcesName, Decl: planResourcesDecl}, Func: planResourcesFunc},
-		})
+		AddCustomBuiltins(custom)
 	ch, err := runner.Run(ctx, modules)
 	if err != nil {
 		var astErrs ast.Errors

@@ -1,0 +1,280 @@
+package e2e
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gantry-iac/gantry/internal/apiv1"
+)
+
+// WorkerProc is one `gantry worker` process.
+type WorkerProc struct {
+	Name    string
+	cmd     *exec.Cmd
+	exited  chan struct{}
+	logPath string
+}
+
+// StartWorker runs `gantry worker` for a pool token against s.
+func (s *Server) StartWorker(t *testing.T, name, token string, extra ...string) *WorkerProc {
+	t.Helper()
+	dir := t.TempDir()
+	w := &WorkerProc{Name: name, exited: make(chan struct{}), logPath: filepath.Join(dir, "worker.log")}
+	logFile, err := os.Create(w.logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp := filepath.Join(dir, "tmp")
+	if err := os.Mkdir(tmp, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	args := append([]string{"worker", "--server", s.URL, "--name", name, "--work-dir", filepath.Join(dir, "work"),
+		"--heartbeat", "500ms", "--claim-wait", "2s"}, extra...)
+	w.cmd = exec.Command(gantryBin, args...)
+	w.cmd.Env = append(serverEnv(ServerConfig{}, tmp), "GANTRY_TOKEN="+token)
+	w.cmd.Stdout, w.cmd.Stderr = logFile, logFile
+	dieWithParent(w.cmd)
+	err = w.cmd.Start()
+	logFile.Close()
+	if err != nil {
+		t.Fatalf("start gantry worker: %v", err)
+	}
+	go func() { _ = w.cmd.Wait(); close(w.exited) }()
+	t.Cleanup(func() {
+		if t.Failed() {
+			b, _ := os.ReadFile(w.logPath)
+			t.Logf("output of worker %s:\n%s", name, tail(string(b), 8000))
+		}
+		_ = w.cmd.Process.Signal(syscall.SIGKILL)
+		<-w.exited
+	})
+	return w
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+// Log returns what the worker printed so far.
+func (w *WorkerProc) Log() string {
+	b, _ := os.ReadFile(w.logPath)
+	return string(b)
+}
+
+type poolCreated struct {
+	apiv1.WorkerPool
+	Token string `json:"token"`
+}
+
+func (s *Server) workers(t *testing.T, pool string) []apiv1.Worker {
+	t.Helper()
+	var ws []apiv1.Worker
+	s.MustJSON(t, &ws, "workerpool", "workers", "--id", pool)
+	return ws
+}
+
+// workerID waits until the named worker registered in pool and returns its id.
+func (s *Server) workerID(t *testing.T, pool, name string) string {
+	t.Helper()
+	var id string
+	waitFor(t, "worker "+name+" to register in pool "+pool, func() bool {
+		for _, w := range s.workers(t, pool) {
+			if w.Name == name && w.Status != "GONE" {
+				id = w.ID
+				return true
+			}
+		}
+		return false
+	})
+	return id
+}
+
+// claimedBy is the worker that claimed a run (from its timeline).
+func claimedBy(r apiv1.Run) string {
+	for _, tr := range r.Transitions {
+		if tr.To == "PREPARING" {
+			return strings.TrimPrefix(tr.Actor, "worker:")
+		}
+	}
+	return ""
+}
+
+// sleepyConfig sleeps in its provisioner for the seconds in var.sleep.
+func sleepyConfig(sleep int) string {
+	return fmt.Sprintf(`
+variable "sleep" {
+  type    = number
+  default = %d
+}
+
+resource "terraform_data" "slow" {
+  input = var.sleep
+
+  provisioner "local-exec" {
+    command = "echo applying; sleep ${var.sleep}"
+  }
+}
+`, sleep)
+}
+
+// Private workers in two pools: stacks run only on their pool; a worker
+// killed mid-apply fails its run within the timeout, the lock is released
+// and the next run succeeds on the pool's other worker; a drained worker
+// takes no new job; a reset token locks the old worker out.
+func TestPrivateWorkerPools(t *testing.T) {
+	t.Parallel()
+	requireSetup(t)
+	s := StartServer(t, ServerConfig{Args: []string{"--builtin-workers", "0", "--worker-timeout", "3s"}})
+	var alpha, beta poolCreated
+	s.MustJSON(t, &alpha, "workerpool", "create", "--id", "alpha", "--space", "root")
+	s.MustJSON(t, &beta, "workerpool", "create", "--id", "beta", "--space", "root", "--label", "cloud:aws")
+	if !strings.HasPrefix(alpha.Token, "gpt_alpha_") || beta.Token == "" {
+		t.Fatalf("pool tokens: %q %q", alpha.Token, beta.Token)
+	}
+	a1 := s.StartWorker(t, "a1", alpha.Token, "--label", "region=eu")
+	a2 := s.StartWorker(t, "a2", alpha.Token)
+	b1 := s.StartWorker(t, "b1", beta.Token)
+	ids := map[string]string{"a1": s.workerID(t, "alpha", "a1"), "a2": s.workerID(t, "alpha", "a2"), "b1": s.workerID(t, "beta", "b1")}
+	procs := map[string]*WorkerProc{"a1": a1, "a2": a2, "b1": b1}
+	alphaIDs := []string{ids["a1"], ids["a2"]}
+
+	repo := NewRepo(t, map[string]string{"main.tf": staticConfig("v1")})
+	slow := NewRepo(t, map[string]string{"main.tf": sleepyConfig(30)})
+	s.CreateStack(t, "on-alpha", repo.URL, "--worker-pool", "alpha", "--autodeploy")
+	s.CreateStack(t, "on-beta", repo.URL, "--worker-pool", "beta", "--autodeploy")
+	s.CreateStack(t, "slow", slow.URL, "--worker-pool", "alpha", "--autodeploy")
+
+	ra := s.WaitRun(t, s.Deploy(t, "on-alpha").ID, "FINISHED")
+	rb := s.WaitRun(t, s.Deploy(t, "on-beta").ID, "FINISHED")
+	if !slices.Contains(alphaIDs, claimedBy(ra)) || claimedBy(rb) != ids["b1"] {
+		t.Fatalf("runs ran on the wrong pool: on-alpha by %s, on-beta by %s (ids %v)", claimedBy(ra), claimedBy(rb), ids)
+	}
+
+	// Kill -9 the worker applying the slow run.
+	r := s.Deploy(t, "slow")
+	s.WaitLog(t, "slow", r.ID, "applying")
+	victim := ""
+	for name, id := range ids {
+		if id == claimedBy(s.GetRun(t, r.ID)) {
+			victim = name
+		}
+	}
+	if victim == "" || victim == "b1" {
+		t.Fatalf("the slow run was claimed by %q", claimedBy(s.GetRun(t, r.ID)))
+	}
+	if err := procs[victim].cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	killedAt := time.Now()
+	failed := s.WaitRun(t, r.ID, "FAILED")
+	if !strings.Contains(failed.Reason, "lost") || time.Since(killedAt) > 20*time.Second {
+		t.Fatalf("run after its worker was killed: %s (after %s)", s.Describe(t, failed), time.Since(killedAt))
+	}
+	slow.Commit(t, "no more sleep", map[string]string{"main.tf": sleepyConfig(0)})
+	next := s.WaitRun(t, s.Deploy(t, "slow").ID, "FINISHED")
+	other := "a1"
+	if victim == "a1" {
+		other = "a2"
+	}
+	if claimedBy(next) != ids[other] {
+		t.Fatalf("the next run ran on %s, want %s", claimedBy(next), ids[other])
+	}
+
+	// Drain the remaining alpha worker: a new run waits.
+	s.MustGantry(t, "worker", "drain", "--pool", "alpha", "--id", ids[other])
+	var drained bool
+	for _, w := range s.workers(t, "alpha") {
+		drained = drained || (w.ID == ids[other] && w.Status == "DRAINED")
+	}
+	if !drained {
+		t.Fatalf("workers after drain: %+v", s.workers(t, "alpha"))
+	}
+	waiting := s.Deploy(t, "on-alpha")
+	time.Sleep(3 * time.Second) // long enough for a claim
+	if got := s.GetRun(t, waiting.ID); got.State != "READY" {
+		t.Fatalf("a run of a pool whose only worker is drained is %s", got.State)
+	}
+
+	// Reset beta's token: b1 is locked out and exits.
+	var reset poolCreated
+	s.MustJSON(t, &reset, "workerpool", "reset", "--id", "beta")
+	if reset.Token == "" || reset.Token == beta.Token {
+		t.Fatalf("reset token %q", reset.Token)
+	}
+	select {
+	case <-b1.exited:
+	case <-time.After(waitTimeout):
+		t.Fatal("the worker with the old token kept running after the reset")
+	}
+	if !strings.Contains(b1.Log(), "reset") {
+		t.Fatalf("worker b1 did not say why it stopped:\n%s", tail(b1.Log(), 2000))
+	}
+	// New workers with the current tokens pick up the waiting runs.
+	s.StartWorker(t, "a3", alpha.Token)
+	s.WaitRun(t, waiting.ID, "FINISHED")
+	s.StartWorker(t, "b2", reset.Token)
+	s.WaitRun(t, s.Deploy(t, "on-beta").ID, "FINISHED")
+}
+
+// A pool with a key pair: secret values reach its worker sealed and open
+// only with the private key; the workspace handed from plan to apply is
+// sealed too; a worker without the key fails the job with a clear reason.
+func TestSealedWorkerPool(t *testing.T) {
+	t.Parallel()
+	requireSetup(t)
+	const secret = "sealed-s3cr3t-e2e"
+	sum := sha256.Sum256([]byte(secret))
+	s := StartServer(t, ServerConfig{Args: []string{"--builtin-workers", "0", "--worker-timeout", "3s"}})
+	var pool poolCreated
+	s.MustJSON(t, &pool, "workerpool", "create", "--id", "vault", "--space", "root")
+	keyFile := filepath.Join(t.TempDir(), "vault.key")
+	out := s.MustGantry(t, "workerpool", "keygen", "--id", "vault", "--out", keyFile)
+	if !strings.Contains(out, "--private-key-file") {
+		t.Fatalf("keygen said:\n%s", out)
+	}
+	if fi, err := os.Stat(keyFile); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("private key file: %v %v", fi, err)
+	}
+	if res := s.Gantry(t, "workerpool", "keygen", "--id", "vault", "--out", keyFile); res.Code == 0 {
+		t.Fatal("keygen overwrote an existing private key")
+	}
+	repo := NewRepo(t, map[string]string{"main.tf": `
+resource "terraform_data" "echo" {
+  provisioner "local-exec" {
+    command = "echo \"secret is $SECRET_X\"; echo \"sum=$(printf %s \"$SECRET_X\" | sha256sum | cut -c1-64)\""
+  }
+}
+`})
+	s.CreateStack(t, "sealed", repo.URL, "--worker-pool", "vault")
+	s.MustGantry(t, "stack", "env", "set", "--id", "sealed", "SECRET_X", secret, "--secret")
+
+	// Without the private key the worker cannot open the secret.
+	nokey := s.StartWorker(t, "nokey", pool.Token)
+	r := s.WaitRun(t, s.Deploy(t, "sealed").ID, "FAILED")
+	if !strings.Contains(r.Reason, "private key") {
+		t.Fatalf("reason = %q", r.Reason)
+	}
+	_ = nokey.cmd.Process.Signal(syscall.SIGKILL)
+	<-nokey.exited
+
+	s.StartWorker(t, "withkey", pool.Token, "--private-key-file", keyFile)
+	r = s.WaitRun(t, s.Deploy(t, "sealed").ID, "UNCONFIRMED")
+	s.MustGantry(t, "stack", "confirm", "--id", "sealed", "--run", r.ID)
+	r = s.WaitRun(t, r.ID, "FINISHED")
+	logs := s.WaitLog(t, "sealed", r.ID, "sum="+hex.EncodeToString(sum[:]))
+	if strings.Contains(logs, secret) {
+		t.Fatal("the secret is in the log")
+	}
+}

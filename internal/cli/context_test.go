@@ -1,0 +1,133 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/gantry-iac/gantry/internal/api"
+	"github.com/gantry-iac/gantry/internal/apiv1"
+	"github.com/gantry-iac/gantry/internal/auth"
+	"github.com/gantry-iac/gantry/internal/contexts"
+	"github.com/gantry-iac/gantry/internal/db"
+	"github.com/gantry-iac/gantry/internal/events"
+	"github.com/gantry-iac/gantry/internal/httpx"
+	runpkg "github.com/gantry-iac/gantry/internal/run"
+	"github.com/gantry-iac/gantry/internal/secrets"
+	spacepkg "github.com/gantry-iac/gantry/internal/space"
+	stackpkg "github.com/gantry-iac/gantry/internal/stack"
+	"github.com/gantry-iac/gantry/internal/state"
+)
+
+// contextServer is the real API with contexts over SQLite; it returns the
+// flags that point the CLI at it.
+func contextServer(t *testing.T) []string {
+	t.Helper()
+	ctx := context.Background()
+	log := slog.New(slog.DiscardHandler)
+	d, err := db.Open(ctx, "", t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	box, _ := secrets.NewBox(bytes.Repeat([]byte{3}, 32))
+	spaces := spacepkg.NewService(d)
+	if err := spaces.EnsureRoot(ctx); err != nil {
+		t.Fatal(err)
+	}
+	keys := auth.NewKeys(d)
+	token, err := keys.Create(ctx, "admin", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stacks := stackpkg.NewService(d, box)
+	a := &api.API{Spaces: spaces, Stacks: stacks, Runs: runpkg.NewService(d, events.NewHub(), box, log),
+		State: state.NewService(d, box), Keys: keys, Log: log, Contexts: contexts.NewService(d, box, spaces, stacks)}
+	mux := http.NewServeMux()
+	a.Routes(mux)
+	srv := httptest.NewServer(httpx.WithRequestID(mux))
+	t.Cleanup(srv.Close)
+	return []string{"--url", srv.URL, "--token", token}
+}
+
+func TestContextCommands(t *testing.T) {
+	isolate(t)
+	conn := contextServer(t)
+	cli := func(args ...string) (int, string, string) { return runMain(append(args, conn...)...) }
+	must := func(args ...string) string {
+		t.Helper()
+		code, out, errOut := cli(args...)
+		if code != 0 {
+			t.Fatalf("gantry %s = %d\n%s%s", strings.Join(args, " "), code, out, errOut)
+		}
+		return out
+	}
+	const secret = "cli-secret-value-777"
+	keyFile := filepath.Join(t.TempDir(), "key.json")
+	if err := os.WriteFile(keyFile, []byte(`{"key": "file-secret-content"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	must("stack", "create", "--id", "web", "--repository", "https://example.com/x.git", "--label", "eu")
+	must("context", "create", "--id", "aws", "--name", "AWS", "--space", "root")
+	must("context", "create", "--id", "shared", "--label", "autoattach:eu")
+	if out := must("context", "env", "set", "--id", "aws", "AWS_SECRET", secret, "--secret"); strings.Contains(out, secret) || !strings.Contains(out, "*****") {
+		t.Errorf("env set printed:\n%s", out)
+	}
+	must("context", "env", "set", "--id", "aws", "REGION", "eu-west-1")
+	must("context", "env", "set", "--id", "shared", "REGION", "us-east-1")
+	must("context", "env", "set", "--id", "shared", "ro_TOKEN", "read")
+	must("context", "file", "set", "--id", "aws", "creds/key.json", "--from-file", keyFile, "--secret")
+	must("context", "hook", "add", "--id", "aws", "--phase", "before_plan", "--command", "echo hi")
+	if code, _, errOut := cli("context", "hook", "add", "--id", "aws", "--phase", "whenever", "--command", "x"); code != 1 || !strings.Contains(errOut, "unknown hook phase") {
+		t.Errorf("bad phase: %d %s", code, errOut)
+	}
+	if out := must("context", "attach", "--id", "aws", "--stack", "web", "--priority", "3"); !strings.Contains(out, "priority 3") {
+		t.Errorf("attach printed %q", out)
+	}
+
+	show := must("context", "show", "--id", "aws")
+	for _, want := range []string{"AWS", "Hook before_plan:", "echo hi", "web (priority 3)", "Env AWS_SECRET:", "*****", "File creds/key.json:", "secret"} {
+		if !strings.Contains(show, want) {
+			t.Errorf("show lacks %q:\n%s", want, show)
+		}
+	}
+	env := must("stack", "env", "list", "--id", "web")
+	for _, want := range []string{"AWS_SECRET", "context:aws", contexts.Checksum([]byte(secret)), "ro_TOKEN", "context:shared",
+		"creds/key.json", "CONTEXT", "autoattach:eu"} {
+		if !strings.Contains(env, want) {
+			t.Errorf("stack env list lacks %q:\n%s", want, env)
+		}
+	}
+	var vars []apiv1.EffectiveEnvVar
+	if err := json.Unmarshal([]byte(must("stack", "env", "list", "--id", "web", "-o", "json")), &vars); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range vars {
+		if v.Name == "REGION" && (v.Context != "aws" || v.Value != "eu-west-1") {
+			t.Errorf("REGION = %+v, want the attached context's over the auto-attached one's", v)
+		}
+	}
+	for _, out := range []string{show, env, must("context", "show", "--id", "aws", "-o", "json"), must("context", "env", "list", "--id", "aws")} {
+		if strings.Contains(out, secret) || strings.Contains(out, "file-secret-content") {
+			t.Errorf("a secret was printed:\n%s", out)
+		}
+	}
+	if out := must("context", "list"); !strings.Contains(out, "aws") || !strings.Contains(out, "shared") {
+		t.Errorf("list:\n%s", out)
+	}
+	must("context", "detach", "--id", "aws", "--stack", "web")
+	must("context", "file", "delete", "--id", "aws", "creds/key.json")
+	must("context", "env", "delete", "--id", "aws", "REGION")
+	must("context", "delete", "--id", "aws")
+	if code, _, errOut := cli("context", "show", "--id", "aws"); code != 1 || !strings.Contains(errOut, "not found") {
+		t.Errorf("show deleted: %d %s", code, errOut)
+	}
+}

@@ -1,0 +1,178 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/gantry-iac/gantry/internal/client"
+	"github.com/gantry-iac/gantry/internal/seal"
+	"github.com/gantry-iac/gantry/internal/tofu"
+	"github.com/gantry-iac/gantry/internal/worker"
+	"github.com/gantry-iac/gantry/internal/workerapi"
+)
+
+// workerFlags configure `gantry worker`.
+type workerFlags struct {
+	server, name, workDir, toolsDir     string
+	opentofuMirror, terraformMirror     string
+	privateKeyFile                      string
+	logFormat, logLevel                 string
+	concurrency                         int
+	labels                              []string
+	heartbeat, claimWait, shutdownAfter time.Duration
+}
+
+// workerCommand is `gantry worker`: a private worker that dials out to the
+// server, and `gantry worker drain`.
+func (a *app) workerCommand() *cobra.Command {
+	var f workerFlags
+	cmd := &cobra.Command{
+		Use:   "worker --server URL --token POOL_TOKEN",
+		Short: "Run a private worker of a worker pool",
+		Long: `Run a private worker: it registers with the server using its pool's token,
+long-polls for the jobs of the stacks that use the pool, runs them exactly as
+the server's built-in workers do (real OpenTofu or Terraform, workspace,
+hooks, state backend), streams their logs and heartbeats. It only dials out:
+nothing needs to reach it.
+
+Every flag also reads GANTRY_<FLAG> (GANTRY_SERVER, GANTRY_TOKEN,
+GANTRY_CONCURRENCY...) and GANTRY_<FLAG>_FILE (GANTRY_TOKEN_FILE).
+SIGTERM (or Ctrl-C) drains: no new jobs, exit when the running ones end;
+a second signal interrupts them.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return a.runWorker(cmd.Context(), f) },
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.server, "server", "", "the Gantry server's URL, e.g. https://gantry.example.com")
+	fl.StringVar(&f.name, "name", "", "worker name shown to operators (default: the host name)")
+	fl.IntVar(&f.concurrency, "concurrency", 1, "jobs run at once")
+	fl.StringArrayVar(&f.labels, "label", nil, "label K=V describing the worker (repeatable)")
+	fl.StringVar(&f.workDir, "work-dir", "", "where workspaces, the git cache and tools live (default: a directory under the system's temporary directory)")
+	fl.StringVar(&f.toolsDir, "tools-dir", "", "where downloaded tool versions are kept (default <work-dir>/tools)")
+	fl.StringVar(&f.opentofuMirror, "opentofu-mirror", "", "base URL of OpenTofu releases (default: the official GitHub releases)")
+	fl.StringVar(&f.terraformMirror, "terraform-mirror", "", "base URL of Terraform releases (default: releases.hashicorp.com)")
+	fl.StringVar(&f.privateKeyFile, "private-key-file", "", "the pool's private key (from gantry workerpool keygen), when the pool seals its secrets and workspaces")
+	fl.DurationVar(&f.heartbeat, "heartbeat", 5*time.Second, "how often a job reports it is alive (keep well under the server's --worker-timeout)")
+	fl.DurationVar(&f.claimWait, "claim-wait", 30*time.Second, "how long one request for work waits")
+	fl.DurationVar(&f.shutdownAfter, "shutdown-timeout", 0, "after SIGTERM, interrupt running jobs after this long (0: wait for them)")
+	fl.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
+	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	_ = cmd.MarkFlagRequired("server")
+	cmd.AddCommand(a.workerDrain())
+	return cmd
+}
+
+func (a *app) runWorker(ctx context.Context, f workerFlags) error {
+	if !strings.HasPrefix(a.token, "gpt_") {
+		return usageErrorf("--token (or GANTRY_TOKEN) must be a worker pool token (gpt_...): create one with `gantry workerpool create`")
+	}
+	if f.concurrency < 1 || f.concurrency > 256 {
+		return usageErrorf("--concurrency must be from 1 to 256")
+	}
+	labels := map[string]string{}
+	for _, l := range f.labels {
+		k, v, ok := strings.Cut(l, "=")
+		if !ok || k == "" {
+			return usageErrorf("--label %q: want KEY=VALUE", l)
+		}
+		labels[k] = v
+	}
+	log, err := newLogger(a.stderr, f.logFormat, f.logLevel)
+	if err != nil {
+		return err
+	}
+	if f.name == "" {
+		f.name, _ = os.Hostname()
+	}
+	if f.workDir == "" {
+		f.workDir = filepath.Join(os.TempDir(), "gantry-worker-"+strings.ReplaceAll(f.name, string(filepath.Separator), "_"))
+	}
+	if err := os.MkdirAll(filepath.Join(f.workDir, "workspaces"), 0o700); err != nil {
+		return err
+	}
+	resolver := &tofu.Resolver{ToolsDir: f.toolsDir}
+	if resolver.ToolsDir == "" {
+		resolver.ToolsDir = filepath.Join(f.workDir, "tools")
+	}
+	if f.opentofuMirror != "" || f.terraformMirror != "" {
+		resolver.BaseURLs = map[tofu.Tool]string{}
+		if f.opentofuMirror != "" {
+			resolver.BaseURLs[tofu.OpenTofu] = f.opentofuMirror
+		}
+		if f.terraformMirror != "" {
+			resolver.BaseURLs[tofu.Terraform] = f.terraformMirror
+		}
+	}
+	var key *seal.PrivateKey
+	if f.privateKeyFile != "" {
+		raw, err := os.ReadFile(f.privateKeyFile)
+		if err != nil {
+			return fmt.Errorf("--private-key-file: %w", err)
+		}
+		k, err := seal.ParsePrivateKey(string(raw))
+		if err != nil {
+			return fmt.Errorf("--private-key-file: %w", err)
+		}
+		key = &k
+	}
+	c := workerapi.NewClient(f.server, a.token)
+	w := worker.New(worker.Config{
+		Name: f.name, ServerURL: strings.TrimRight(f.server, "/"), WorkDir: filepath.Join(f.workDir, "workspaces"),
+		GitCache: filepath.Join(f.workDir, "git-cache"), Resolver: resolver, Log: log.With("worker", f.name),
+		HeartbeatEvery: f.heartbeat, ClaimWait: f.claimWait, Concurrency: f.concurrency, Labels: labels,
+		PrivateKey: key,
+	}, c)
+	kill, cancelKill := context.WithCancel(context.Background())
+	defer cancelKill()
+	go func() {
+		<-ctx.Done()
+		log.Info("draining: no new jobs; waiting for the running ones (send the signal again to interrupt them)")
+		again := make(chan os.Signal, 1)
+		signal.Notify(again, os.Interrupt, syscall.SIGTERM)
+		defer signal.Stop(again)
+		var timeout <-chan time.Time
+		if f.shutdownAfter > 0 {
+			timeout = time.After(f.shutdownAfter)
+		}
+		select {
+		case <-again:
+		case <-timeout:
+		case <-kill.Done():
+		}
+		cancelKill()
+	}()
+	log.Info("worker starting", "server", f.server, "name", f.name, "concurrency", f.concurrency, "work_dir", f.workDir)
+	fmt.Fprintf(a.stderr, "Gantry worker %s connecting to %s\n", f.name, f.server)
+	err = w.Run(ctx, kill)
+	log.Info("worker stopped")
+	return err
+}
+
+// workerDrain is `gantry worker drain --pool P --id W`.
+func (a *app) workerDrain() *cobra.Command {
+	var pool, id string
+	cmd := &cobra.Command{
+		Use:   "drain --pool P --id W",
+		Short: "Stop a worker from taking new jobs (its running jobs go on)",
+		Args:  cobra.NoArgs,
+		RunE: a.withClient(func(ctx context.Context, c *client.Client, _ []string) error {
+			if err := c.DrainWorker(ctx, pool, id); err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "Worker %s of pool %s is drained: it takes no new jobs.\n", id, pool)
+			return nil
+		}),
+	}
+	cmd.Flags().StringVar(&pool, "pool", "", "worker pool id")
+	cmd.Flags().StringVar(&id, "id", "", "worker id (see gantry workerpool workers)")
+	required(cmd, "pool", "id")
+	return cmd
+}

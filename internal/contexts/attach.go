@@ -1,0 +1,223 @@
+package contexts
+
+import (
+	"context"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gantry-iac/gantry/internal/errs"
+	"github.com/gantry-iac/gantry/internal/labels"
+	"github.com/gantry-iac/gantry/internal/stack"
+)
+
+// AutoattachPrefix marks a context label that attaches it by stack label
+// (autoattach:* attaches it to every stack that sees its space).
+const AutoattachPrefix = "autoattach:"
+
+// Explicit is the Via of a context attached by hand.
+const Explicit = "explicit"
+
+// MaxPriority bounds attachment priorities (either sign).
+const MaxPriority = 1_000_000
+
+// Attachment is a stack a context applies to, and how.
+type Attachment struct {
+	ContextID string
+	StackID   string
+	Priority  int    // explicit attachments only
+	Via       string // Explicit or the autoattach label
+}
+
+// Applied is a context that applies to a stack.
+type Applied struct {
+	Context  Context
+	Priority int
+	Via      string
+}
+
+// IsExplicit reports whether the context was attached by hand.
+func (a Applied) IsExplicit() bool { return a.Via == Explicit }
+
+// lineage returns the ids of the spaces a space sees.
+func (s *Service) lineage(ctx context.Context, spaceID string) ([]string, error) {
+	lin, err := s.spaces.Lineage(ctx, spaceID)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, len(lin))
+	for i, sp := range lin {
+		ids[i] = sp.ID
+	}
+	return ids, nil
+}
+
+// Attach attaches a context to a stack with a priority (lower wins), or
+// changes the priority of an attachment. The context must be in the
+// stack's space or in an ancestor the stack's space inherits from.
+func (s *Service) Attach(ctx context.Context, contextID, stackID string, priority int) (Attachment, error) {
+	if priority < -MaxPriority || priority > MaxPriority {
+		return Attachment{}, errs.E(errs.Invalid, "priority must be from %d to %d", -MaxPriority, MaxPriority)
+	}
+	at := Attachment{ContextID: contextID, StackID: stackID, Priority: priority, Via: Explicit}
+	err := s.db.Tx(ctx, func(ctx context.Context) error {
+		c, err := s.Get(ctx, contextID)
+		if err != nil {
+			return err
+		}
+		st, err := s.stacks.Get(ctx, stackID)
+		if err != nil {
+			return err
+		}
+		ids, err := s.lineage(ctx, st.Space)
+		if err != nil {
+			return err
+		}
+		if !labels.Has(ids, c.Space) {
+			return errs.E(errs.Invalid, "context %q is in space %q, which stack %q (space %q) does not inherit from: a stack may use contexts of its own space and of the ancestors it inherits from",
+				c.ID, c.Space, st.ID, st.Space)
+		}
+		_, err = s.db.Exec(ctx, `INSERT INTO context_attachments (context_id, stack_id, priority, created_at) VALUES ($1, $2, $3, $4)
+			ON CONFLICT (context_id, stack_id) DO UPDATE SET priority = excluded.priority`, c.ID, st.ID, priority, time.Now().UnixNano())
+		return err
+	})
+	return at, err
+}
+
+// Detach removes an explicit attachment.
+func (s *Service) Detach(ctx context.Context, contextID, stackID string) error {
+	res, err := s.db.Exec(ctx, `DELETE FROM context_attachments WHERE context_id = $1 AND stack_id = $2`, contextID, stackID)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		if err := s.exists(ctx, contextID); err != nil {
+			return err
+		}
+		return errs.E(errs.NotFound, "context %q is not attached to stack %q explicitly", contextID, stackID)
+	}
+	return nil
+}
+
+// autoattachMatch returns the autoattach label of a context that matches a
+// stack's labels ("" if none).
+func autoattachMatch(contextLabels, stackLabels []string) string {
+	for _, l := range contextLabels {
+		want, ok := strings.CutPrefix(l, AutoattachPrefix)
+		if ok && (want == "*" || labels.Has(stackLabels, want)) {
+			return l
+		}
+	}
+	return ""
+}
+
+func hasAutoattach(l []string) bool {
+	for _, x := range l {
+		if strings.HasPrefix(x, AutoattachPrefix) {
+			return true
+		}
+	}
+	return false
+}
+
+// Attached returns the stacks a context applies to: explicit attachments
+// (by priority) then stacks matching an autoattach label (by id).
+func (s *Service) Attached(ctx context.Context, contextID string) ([]Attachment, error) {
+	c, err := s.Get(ctx, contextID)
+	if err != nil {
+		return nil, err
+	}
+	out := []Attachment{}
+	rows, err := s.db.Query(ctx, `SELECT stack_id, priority FROM context_attachments WHERE context_id = $1 ORDER BY priority, stack_id`, contextID)
+	if err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	for rows.Next() {
+		at := Attachment{ContextID: contextID, Via: Explicit}
+		if err := rows.Scan(&at.StackID, &at.Priority); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		seen[at.StackID] = true
+		out = append(out, at)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil || !hasAutoattach(c.Labels) {
+		return out, err
+	}
+	for cursor := ""; ; {
+		page, next, err := s.stacks.List(ctx, stack.Filter{Cursor: cursor, Limit: 500})
+		if err != nil {
+			return nil, err
+		}
+		for _, st := range page {
+			via := autoattachMatch(c.Labels, st.Labels)
+			if via == "" || seen[st.ID] {
+				continue
+			}
+			ids, err := s.lineage(ctx, st.Space)
+			if err != nil {
+				return nil, err
+			}
+			if labels.Has(ids, c.Space) {
+				out = append(out, Attachment{ContextID: contextID, StackID: st.ID, Via: via})
+			}
+		}
+		if next == "" {
+			return out, nil
+		}
+		cursor = next
+	}
+}
+
+// ForStack returns the contexts that apply to a stack, in precedence
+// order: explicit attachments by priority (lowest first, then id), then
+// auto-attached contexts by id. Only contexts of the stack's space and of
+// the ancestors it inherits from apply, so an attachment made before the
+// stack moved, or before its space stopped inheriting, is left out.
+func (s *Service) ForStack(ctx context.Context, st stack.Stack) ([]Applied, error) {
+	ids, err := s.lineage(ctx, st.Space)
+	if err != nil {
+		return nil, err
+	}
+	args := make([]any, len(ids))
+	ph := make([]string, len(ids))
+	for i, id := range ids {
+		args[i] = id
+		ph[i] = "$" + strconv.Itoa(i+1)
+	}
+	cands, err := s.query(ctx, `SELECT `+cols+` FROM contexts WHERE space_id IN (`+strings.Join(ph, ",")+`) ORDER BY id`, args...)
+	if err != nil || len(cands) == 0 {
+		return []Applied{}, err
+	}
+	explicit := map[string]int{}
+	rows, err := s.db.Query(ctx, `SELECT context_id, priority FROM context_attachments WHERE stack_id = $1`, st.ID)
+	if err != nil {
+		return nil, err
+	}
+	for rows.Next() {
+		var cid string
+		var prio int
+		if err := rows.Scan(&cid, &prio); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		explicit[cid] = prio
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	var manual, auto []Applied
+	for _, c := range cands {
+		if prio, ok := explicit[c.ID]; ok {
+			manual = append(manual, Applied{Context: c, Priority: prio, Via: Explicit})
+		} else if via := autoattachMatch(c.Labels, st.Labels); via != "" {
+			auto = append(auto, Applied{Context: c, Via: via})
+		}
+	}
+	sort.SliceStable(manual, func(i, j int) bool { return manual[i].Priority < manual[j].Priority })
+	return append(append([]Applied{}, manual...), auto...), nil
+}

@@ -1,0 +1,65 @@
+package workerapi
+
+import (
+	"context"
+
+	"github.com/gantry-iac/gantry/internal/errs"
+	"github.com/gantry-iac/gantry/internal/run"
+	"github.com/gantry-iac/gantry/internal/seal"
+)
+
+// sealJob seals the secret values of a job to its pool's public key, when
+// the pool has one: in transit and in the worker's hands they open only
+// with the pool's private key.
+func (h *Handler) sealJob(ctx context.Context, pool string, job *Job) error {
+	if h.PoolKey == nil {
+		return nil
+	}
+	key, err := h.PoolKey(ctx, pool)
+	if err != nil || key == "" {
+		return err
+	}
+	pk, err := seal.ParsePublicKey(key)
+	if err != nil {
+		return errs.E(errs.Internal, "worker pool %s has a broken public key: %v", pool, err)
+	}
+	job.Sealed = true
+	for i := range job.Env {
+		v := &job.Env[i]
+		if !v.Secret || v.Sealed {
+			continue
+		}
+		sealed, err := pk.SealString("env:"+job.RunID+":"+v.Name, v.Value)
+		if err != nil {
+			return err
+		}
+		v.Value, v.Sealed = sealed, true
+	}
+	for i := range job.Files {
+		f := &job.Files[i]
+		if !f.Secret || f.Sealed {
+			continue
+		}
+		sealed, err := pk.Seal("file:"+job.RunID+":"+f.Path, f.Content)
+		if err != nil {
+			return err
+		}
+		f.Content, f.Sealed = sealed, true
+	}
+	return nil
+}
+
+// checkSealed refuses a workspace that a pool with a key did not seal.
+func (h *Handler) checkSealed(ctx context.Context, rn run.Run, data []byte) error {
+	if h.PoolKey == nil {
+		return nil
+	}
+	key, err := h.PoolKey(ctx, rn.Pool)
+	if err != nil || key == "" {
+		return err
+	}
+	if !seal.IsSealed(data) {
+		return errs.E(errs.Invalid, "worker pool %s seals workspaces to its key: this worker sent a plain one (start it with the pool's private key)", rn.Pool)
+	}
+	return nil
+}

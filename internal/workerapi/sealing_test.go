@@ -1,0 +1,100 @@
+package workerapi_test
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/gantry-iac/gantry/internal/db"
+	"github.com/gantry-iac/gantry/internal/db/dbtest"
+	"github.com/gantry-iac/gantry/internal/run"
+	"github.com/gantry-iac/gantry/internal/seal"
+	"github.com/gantry-iac/gantry/internal/stack"
+	"github.com/gantry-iac/gantry/internal/workerapi"
+)
+
+// A pool with a key pair gets its secrets sealed to it, and only sealed
+// workspaces; what the server stores cannot be opened with the server's
+// keys alone.
+func TestPoolSealing(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newFixture(t, d)
+		priv, pub, err := seal.GenerateKey()
+		if err != nil {
+			t.Fatal(err)
+		}
+		key, _ := seal.ParsePrivateKey(priv)
+		f.handler.PoolKey = func(_ context.Context, pool string) (string, error) {
+			if pool == "gpu" {
+				return pub, nil
+			}
+			return "", nil
+		}
+		st := f.stack(t, func(s *stack.Stack) { s.WorkerPool = "gpu" })
+		if _, err := f.stacks.SetEnv(f.ctx, st.ID, stack.EnvVar{Name: "DB_PASSWORD", Value: "hunter2-sealed", Secret: true}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.stacks.SetEnv(f.ctx, st.ID, stack.EnvVar{Name: "REGION", Value: "eu-west-1"}); err != nil {
+			t.Fatal(err)
+		}
+		r := f.create(t, st.ID, run.Tracked)
+		c, _ := f.worker(t, gpuToken)
+		job := claim(t, c)
+		if !job.Sealed {
+			t.Fatal("the job of a pool with a key is not marked sealed")
+		}
+		for _, v := range job.Env {
+			switch v.Name {
+			case "DB_PASSWORD":
+				if !v.Sealed || strings.Contains(v.Value, "hunter2") {
+					t.Fatalf("secret sent as %+v", v)
+				}
+				got, err := key.OpenString("env:"+job.RunID+":DB_PASSWORD", v.Value)
+				if err != nil || got != "hunter2-sealed" {
+					t.Fatalf("open the sealed secret: %q, %v", got, err)
+				}
+			case "REGION":
+				if v.Sealed || v.Value != "eu-west-1" {
+					t.Fatalf("a plain variable was sealed: %+v", v)
+				}
+			}
+		}
+		// A plain workspace is refused; a sealed one is kept sealed.
+		if err := c.PutArtifact(f.ctx, job, run.ArtifactWorkspace, []byte("plain tarball")); err == nil || !strings.Contains(err.Error(), "seals workspaces") {
+			t.Fatalf("plain workspace upload: %v", err)
+		}
+		sealed, err := key.PublicKey().Seal("workspace:"+r.ID, []byte("tarball with the plan"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.PutArtifact(f.ctx, job, run.ArtifactWorkspace, sealed); err != nil {
+			t.Fatal(err)
+		}
+		// The server's own keys decrypt its storage layer only: what is
+		// inside stays sealed to the pool.
+		stored, err := f.runs.Artifact(f.ctx, r.ID, run.ArtifactWorkspace)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !seal.IsSealed(stored) || bytes.Contains(stored, []byte("tarball")) {
+			t.Fatal("the stored workspace is readable with the server's keys")
+		}
+		otherPriv, _, _ := seal.GenerateKey()
+		other, _ := seal.ParsePrivateKey(otherPriv)
+		if _, err := other.Open("workspace:"+r.ID, stored); err == nil {
+			t.Fatal("another key opened the workspace")
+		}
+		if pt, err := key.Open("workspace:"+r.ID, stored); err != nil || string(pt) != "tarball with the plan" {
+			t.Fatalf("the pool key cannot open its workspace: %v", err)
+		}
+		// A pool without a key works as before.
+		plain := f.stack(t, func(s *stack.Stack) { s.WorkerPool = "" })
+		f.create(t, plain.ID, run.Tracked)
+		pc, _ := f.worker(t, builtinToken)
+		if pj := claim(t, pc); pj.Sealed {
+			t.Fatal("a job of a pool without a key is sealed")
+		}
+		_ = workerapi.Version
+	})
+}
