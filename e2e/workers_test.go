@@ -203,8 +203,11 @@ func TestPrivateWorkerPools(t *testing.T) {
 	}
 	waiting := s.Deploy(t, "on-alpha")
 	time.Sleep(3 * time.Second) // long enough for a claim
-	if got := s.GetRun(t, waiting.ID); got.State != "READY" {
-		t.Fatalf("a run of a pool whose only worker is drained is %s", got.State)
+	if got := s.GetRun(t, waiting.ID); got.State != "READY" || got.WaitingFor != "no worker in pool alpha" {
+		t.Fatalf("a run of a pool whose only worker is drained is %s (waiting for %q)", got.State, got.WaitingFor)
+	}
+	if out := s.MustGantry(t, "run", "show", "--id", waiting.ID); !strings.Contains(out, "no worker in pool alpha") {
+		t.Fatalf("run show does not say why the run waits:\n%s", out)
 	}
 
 	// Reset beta's token: b1 is locked out and exits.

@@ -36,7 +36,9 @@ func (a *API) writeRun(w http.ResponseWriter, r *http.Request, status int, rn ru
 	if err != nil {
 		return err
 	}
-	httpx.WriteJSON(w, status, runOut(rn, ts))
+	out := runOut(rn, ts)
+	out.WaitingFor = a.waitingFor(r.Context(), rn, map[string]string{})
+	httpx.WriteJSON(w, status, out)
 	return nil
 }
 
@@ -107,8 +109,11 @@ func (a *API) listRuns(w http.ResponseWriter, r *http.Request, p auth.Principal)
 		return err
 	}
 	out := apiv1.List[apiv1.Run]{Items: []apiv1.Run{}, NextCursor: next}
+	reasons := map[string]string{} // by pool, for this page
 	for _, rn := range list {
-		out.Items = append(out.Items, runOut(rn, nil))
+		ro := runOut(rn, nil)
+		ro.WaitingFor = a.waitingFor(r.Context(), rn, reasons)
+		out.Items = append(out.Items, ro)
 	}
 	httpx.WriteJSON(w, http.StatusOK, out)
 	return nil
@@ -167,4 +172,25 @@ func (a *API) runPlan(w http.ResponseWriter, r *http.Request, p auth.Principal) 
 	w.Header().Set("Content-Type", "application/json")
 	_, err = w.Write(data)
 	return err
+}
+
+// waitingFor tells why a run that waits for a worker (READY, or CONFIRMED
+// for its apply) may wait long: its pool has no connected worker. reasons
+// caches the answer per pool.
+func (a *API) waitingFor(ctx context.Context, rn run.Run, reasons map[string]string) string {
+	if a.Pools == nil || (rn.State != run.Ready && rn.State != run.Confirmed && rn.State != run.Queued) {
+		return ""
+	}
+	if why, ok := reasons[rn.Pool]; ok {
+		return why
+	}
+	why := ""
+	if n, err := a.Pools.Connected(ctx, rn.Pool); err == nil && n == 0 {
+		why = "no worker in pool " + rn.Pool
+		if rn.Pool == "" {
+			why = "no built-in worker is running (the server runs with --builtin-workers 0?) and the stack names no worker pool"
+		}
+	}
+	reasons[rn.Pool] = why
+	return why
 }

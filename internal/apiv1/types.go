@@ -190,25 +190,28 @@ type Transition struct {
 
 // Run is one execution on a stack.
 type Run struct {
-	ID            string       `json:"id"`
-	Stack         string       `json:"stack"`
-	Space         string       `json:"space"`
-	Type          string       `json:"type"`
-	State         string       `json:"state"`
-	Blocking      bool         `json:"blocking"`
-	CommitSHA     string       `json:"commit_sha"`
-	CommitMessage string       `json:"commit_message"`
-	TriggeredBy   string       `json:"triggered_by"`
-	Command       string       `json:"command,omitempty"`
-	Delta         *Delta       `json:"delta,omitempty"`
-	HasChanges    bool         `json:"has_changes"`
-	Reason        string       `json:"reason,omitempty"`      // why it failed or stopped
-	Flags         []string     `json:"flags"`                 // set by policies (flag / reset_flag)
-	Workflow      string       `json:"workflow,omitempty"`    // the trigger workflow it belongs to
-	ReviewFrom    string       `json:"review_from,omitempty"` // while PENDING_REVIEW: where an approval returns it
-	CreatedAt     time.Time    `json:"created_at"`
-	UpdatedAt     time.Time    `json:"updated_at"`
-	Transitions   []Transition `json:"transitions,omitempty"`
+	ID            string   `json:"id"`
+	Stack         string   `json:"stack"`
+	Space         string   `json:"space"`
+	Type          string   `json:"type"`
+	State         string   `json:"state"`
+	Blocking      bool     `json:"blocking"`
+	CommitSHA     string   `json:"commit_sha"`
+	CommitMessage string   `json:"commit_message"`
+	TriggeredBy   string   `json:"triggered_by"`
+	Command       string   `json:"command,omitempty"`
+	Delta         *Delta   `json:"delta,omitempty"`
+	HasChanges    bool     `json:"has_changes"`
+	Reason        string   `json:"reason,omitempty"`      // why it failed or stopped
+	Flags         []string `json:"flags"`                 // set by policies (flag / reset_flag)
+	Workflow      string   `json:"workflow,omitempty"`    // the trigger workflow it belongs to
+	ReviewFrom    string   `json:"review_from,omitempty"` // while PENDING_REVIEW: where an approval returns it
+	// WaitingFor says why a run waiting for a worker gets none, e.g.
+	// "no worker in pool eu-private".
+	WaitingFor  string       `json:"waiting_for,omitempty"`
+	CreatedAt   time.Time    `json:"created_at"`
+	UpdatedAt   time.Time    `json:"updated_at"`
+	Transitions []Transition `json:"transitions,omitempty"`
 }
 
 // RunCreate is the body of POST /stacks/{id}/runs.

@@ -312,6 +312,9 @@ func runDetail(w io.Writer, r apiv1.Run) {
 	field(w, "Type", r.Type)
 	field(w, "State", r.State)
 	field(w, "Reason", r.Reason)
+	if r.WaitingFor != "" {
+		field(w, "Waiting for", r.WaitingFor)
+	}
 	field(w, "Blocking", r.Blocking)
 	field(w, "Commit", strings.TrimSpace(r.CommitSHA+" "+firstLine(r.CommitMessage)))
 	field(w, "Command", r.Command)
