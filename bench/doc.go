@@ -14,6 +14,11 @@
 //   - BenchmarkIdleMemory: the server's resident memory right after start.
 //   - BenchmarkBurst: 20 runs at once on 5 built-in workers against the bare
 //     sequence run 5-way parallel with xargs -P5.
+//   - BenchmarkPolicyEval: 20 plan policies on a 10,000-change plan against
+//     `opa eval` (OPA v1.22.3, built with go install), and on a 100-change
+//     plan.
+//   - BenchmarkRemoteWorkers: 500 proposed runs through 4 `gantry worker`
+//     processes: throughput, hand-over and idle dispatch latency.
 //
 // They are skipped unless GANTRY_BENCH=1, so `go test ./...` stays fast.
 // Run them with `make bench` (scripts/bench.sh), which builds the binary,
@@ -32,6 +37,9 @@
 //	GANTRY_BENCH_LIST_SAMPLES=N   requests per list endpoint (default 300)
 //	GANTRY_BENCH_BURST_REPS=N  burst repetitions (default 5)
 //	GANTRY_BENCH_TIMELINE_RUNS=N  traced runs of BenchmarkRunTimeline (default 8)
+//	GANTRY_BENCH_POLICY_SAMPLES=N 10k-change policy samples (default 7)
+//	GANTRY_BENCH_REMOTE_RUNS=N    runs of BenchmarkRemoteWorkers (default 500)
+//	GANTRY_BENCH_REMOTE_DISPATCH_RUNS=N  its idle dispatch samples (default 50)
 //	GANTRY_BENCH_POLL=DURATION wait for runs by polling GET /runs/{id} this
 //	                           often (default: long-poll the run's log)
 package bench

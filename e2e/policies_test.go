@@ -176,7 +176,7 @@ reject if count(input.reviews.current.rejections) > 0
 	var bob struct {
 		Token string `json:"token"`
 	}
-	s.MustJSON(t, &bob, "api-key", "create", "--name", "bob")
+	s.MustJSON(t, &bob, "apikey", "create", "--name", "bob")
 	s.CreateStack(t, "reviewed", repo.URL, "--autodeploy")
 	var r apiv1.Run
 	res := s.GantryJSON(t, &r, "stack", "deploy", "--id", "reviewed", "--wait")

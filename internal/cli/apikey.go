@@ -13,8 +13,10 @@ import (
 )
 
 func (a *app) apiKeyCommand() *cobra.Command {
-	return group("api-key", "Manage API keys (create shows the token once)",
+	cmd := group("apikey", "Manage API keys (create shows the token once)",
 		a.apiKeyCreate(), a.apiKeyList(), a.apiKeyRevoke())
+	cmd.Aliases = []string{"api-key"}
+	return cmd
 }
 
 func (a *app) apiKeyCreate() *cobra.Command {
@@ -55,9 +57,11 @@ func (a *app) apiKeyCreate() *cobra.Command {
 	})
 	f := cmd.Flags()
 	f.StringVar(&in.Name, "name", "", "key name (unique among the keys not revoked)")
-	f.StringVar(&in.ExpiresIn, "expires-in", "", `lifetime: a duration such as "720h" or days such as "30d" (default: never expires)`)
+	f.StringVar(&in.ExpiresIn, "expires", "", `lifetime: a duration such as "720h" or days such as "30d" (default: never expires)`)
+	f.StringVar(&in.ExpiresIn, "expires-in", "", "same as --expires")
+	_ = f.MarkHidden("expires-in")
 	f.StringVar(&expiresAt, "expires-at", "", "expiry as an RFC 3339 time (default: never expires)")
-	cmd.MarkFlagsMutuallyExclusive("expires-in", "expires-at")
+	cmd.MarkFlagsMutuallyExclusive("expires", "expires-in", "expires-at")
 	required(cmd, "name")
 	return cmd
 }

@@ -1,5 +1,7 @@
-// Package secrets encrypts data at rest with AES-256-GCM under a key the
-// operator controls, and masks secret values in text.
+// Package secrets encrypts data at rest with AES-256-GCM, and masks secret
+// values in text. Data is sealed with a data key that is stored only
+// wrapped by the master key the operator controls (envelope encryption:
+// see UnlockDataKey and RotateMasterKey).
 package secrets
 
 import (

@@ -140,13 +140,12 @@ func (s *Server) open(ctx context.Context) error {
 	if created {
 		s.log.Warn("generated a new encryption key; back it up: without it the state and secrets cannot be read", "path", filepath.Join(cfg.DataDir, "encryption.key"))
 	}
-	if s.box, err = secrets.NewBox(key); err != nil {
-		return err
-	}
 	if s.db, err = db.Open(ctx, cfg.DatabaseURL, cfg.DataDir, s.log); err != nil {
 		return fmt.Errorf("opening the database: %w", err)
 	}
-	if err := s.checkKey(ctx); err != nil {
+	err = s.checkKey(ctx, key)
+	clear(key)
+	if err != nil {
 		return err
 	}
 	if s.db.Dialect == db.Postgres {
@@ -198,22 +197,29 @@ func (s *Server) open(ctx context.Context) error {
 	return s.recoverInstance(ctx)
 }
 
-// checkKey makes sure the encryption key is the one the database was
-// written with: a lost or mistyped key must stop the server at start, not
-// surface later as state that cannot be read.
-func (s *Server) checkKey(ctx context.Context) error {
-	if _, err := s.db.Exec(ctx, `INSERT INTO settings (name, value) VALUES ('encryption_check', $1) ON CONFLICT (name) DO NOTHING`,
-		s.box.SealString("gantry", "encryption-check")); err != nil {
-		return err
+// checkKey unwraps the data key, which every service's Box uses, with
+// the master key (creating or adopting the data key on first start): a
+// lost, mistyped or rotated-away master key must stop the server at start,
+// not surface later as state that cannot be read. Only the data key's id
+// is logged, never a key.
+func (s *Server) checkKey(ctx context.Context, master []byte) error {
+	box, info, err := secrets.UnlockDataKey(ctx, s.db, master)
+	if errors.Is(err, secrets.ErrWrongKey) {
+		return fmt.Errorf("%w Set --encryption-key / GANTRY_ENCRYPTION_KEY to the current key, or restore %s "+
+			"(after `gantry admin rotate-key` only the new key opens the database)", err, filepath.Join(s.cfg.DataDir, "encryption.key"))
 	}
-	var sealed string
-	if err := s.db.QueryRow(ctx, `SELECT value FROM settings WHERE name = 'encryption_check'`).Scan(&sealed); err != nil {
-		return err
+	if err != nil {
+		return fmt.Errorf("encryption key: %w", err)
 	}
-	if _, err := s.box.OpenString(sealed, "encryption-check"); err != nil {
-		return errors.New("the encryption key does not match the one this database was written with: " +
-			"set --encryption-key / GANTRY_ENCRYPTION_KEY to the original key (or restore " + filepath.Join(s.cfg.DataDir, "encryption.key") + ")")
+	s.box = box
+	switch {
+	case info.Created && info.Adopted:
+		s.log.Info("adopted the encryption key as the data key of this existing database; it is now stored wrapped by the same key",
+			"data_key_id", info.ID)
+	case info.Created:
+		s.log.Info("created the data key, stored wrapped by the encryption key", "data_key_id", info.ID)
 	}
+	s.log.Debug("data key unlocked", "data_key_id", info.ID, "master_key_version", info.MasterVersion, "adopted", info.Adopted)
 	return nil
 }
 

@@ -1,0 +1,168 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/gantry-iac/gantry/internal/db"
+	"github.com/gantry-iac/gantry/internal/secrets"
+	spacesvc "github.com/gantry-iac/gantry/internal/space"
+	stacksvc "github.com/gantry-iac/gantry/internal/stack"
+)
+
+// adminEnv clears the variables rotate-key reads.
+func adminEnv(t *testing.T) {
+	t.Helper()
+	isolate(t)
+	for _, v := range []string{"GANTRY_DATABASE_URL", "GANTRY_DATA_DIR", "GANTRY_OLD_KEY", "GANTRY_NEW_KEY",
+		"GANTRY_OLD_KEY_FILE", "GANTRY_NEW_KEY_FILE", "GANTRY_DATABASE_URL_FILE", "GANTRY_DATA_DIR_FILE"} {
+		t.Setenv(v, "")
+	}
+}
+
+// withDB opens the SQLite database in dir for fn.
+func withDB(t *testing.T, dir string, fn func(d *db.DB)) {
+	t.Helper()
+	d, err := db.Open(context.Background(), "", dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	fn(d)
+}
+
+func writeKey(t *testing.T, dir, name, key string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(key+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestAdminRotateKey(t *testing.T) {
+	adminEnv(t)
+	ctx := context.Background()
+	dir, keys := t.TempDir(), t.TempDir()
+	k1, k2, wrong := secrets.GenerateKey(), secrets.GenerateKey(), secrets.GenerateKey()
+	k1File, k2File, wrongFile := writeKey(t, keys, "k1", k1), writeKey(t, keys, "k2", k2), writeKey(t, keys, "wrong", wrong)
+	master := func(s string) []byte { k, _ := secrets.ParseKey(s); return k }
+
+	var before string
+	withDB(t, dir, func(d *db.DB) {
+		box, _, err := secrets.UnlockDataKey(ctx, d, master(k1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := spacesvc.NewService(d).EnsureRoot(ctx); err != nil {
+			t.Fatal(err)
+		}
+		stacks := stacksvc.NewService(d, box)
+		if _, err := stacks.Create(ctx, stacksvc.Stack{ID: "net", Name: "net", Space: "root", Repository: "https://example.com/net.git", Branch: "main", Tool: stacksvc.OpenTofu}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := stacks.SetEnv(ctx, "net", stacksvc.EnvVar{Name: "PW", Value: "s3cret", Secret: true}); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.QueryRow(ctx, `SELECT value FROM settings WHERE name = 'data_key'`).Scan(&before); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	usage := []struct {
+		name    string
+		args    []string
+		wantErr string
+	}{
+		{"no database", []string{"--old-key-file", k1File, "--new-key-file", k2File}, "--database-url or --data-dir is required"},
+		{"no old key", []string{"--data-dir", dir, "--new-key-file", k2File}, "the old key is required"},
+		{"no new key", []string{"--data-dir", dir, "--old-key-file", k1File}, "the new key is required"},
+	}
+	for _, tt := range usage {
+		t.Run(tt.name, func(t *testing.T) {
+			code, _, errOut := runMain(append([]string{"admin", "rotate-key"}, tt.args...)...)
+			if code != 2 || !strings.Contains(errOut, tt.wantErr) {
+				t.Errorf("exit %d stderr %q, want 2 and %q", code, errOut, tt.wantErr)
+			}
+		})
+	}
+
+	t.Run("no database in the data directory", func(t *testing.T) {
+		empty := t.TempDir()
+		code, _, errOut := runMain("admin", "rotate-key", "--data-dir", empty, "--old-key-file", k1File, "--new-key-file", k2File)
+		if code != 1 || !strings.Contains(errOut, "no database at") {
+			t.Errorf("exit %d stderr %q", code, errOut)
+		}
+		if _, err := os.Stat(filepath.Join(empty, "gantry.db")); err == nil {
+			t.Error("rotate-key created a database")
+		}
+	})
+
+	t.Run("a wrong old key changes nothing", func(t *testing.T) {
+		code, out, errOut := runMain("admin", "rotate-key", "--data-dir", dir, "--old-key-file", wrongFile, "--new-key-file", k2File)
+		if code != 1 || !strings.Contains(errOut, "the old key does not match this database") || !strings.Contains(errOut, "nothing was changed") {
+			t.Errorf("exit %d stderr %q", code, errOut)
+		}
+		if strings.Contains(out+errOut, k2) || strings.Contains(out+errOut, wrong) {
+			t.Error("a key was printed")
+		}
+		withDB(t, dir, func(d *db.DB) {
+			var after string
+			if err := d.QueryRow(ctx, `SELECT value FROM settings WHERE name = 'data_key'`).Scan(&after); err != nil || after != before {
+				t.Errorf("data key row changed: %v", err)
+			}
+			if _, _, err := secrets.UnlockDataKey(ctx, d, master(k1)); err != nil {
+				t.Errorf("the old key stopped working after a refused rotation: %v", err)
+			}
+		})
+	})
+
+	t.Run("rotate with keys from the environment", func(t *testing.T) {
+		t.Setenv("GANTRY_DATA_DIR", dir)
+		t.Setenv("GANTRY_OLD_KEY", k1)
+		t.Setenv("GANTRY_NEW_KEY_FILE", k2File)
+		code, out, errOut := runMain("admin", "rotate-key")
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, errOut)
+		}
+		if !strings.Contains(out, "master key version 2") || !strings.Contains(out, "Restart each with the new key") {
+			t.Errorf("stdout %q", out)
+		}
+		if strings.Contains(out+errOut, k1) || strings.Contains(out+errOut, k2) {
+			t.Error("a key was printed")
+		}
+	})
+
+	withDB(t, dir, func(d *db.DB) {
+		if _, _, err := secrets.UnlockDataKey(ctx, d, master(k1)); !errors.Is(err, secrets.ErrWrongKey) {
+			t.Errorf("old key after rotation: %v, want ErrWrongKey", err)
+		}
+		box, _, err := secrets.UnlockDataKey(ctx, d, master(k2))
+		if err != nil {
+			t.Fatalf("new key: %v", err)
+		}
+		env, err := stacksvc.NewService(d, box).EnvForJob(ctx, "net")
+		if err != nil || len(env) != 1 || env[0].Value != "s3cret" {
+			t.Errorf("secret after rotation: %+v %v", env, err)
+		}
+	})
+}
+
+func TestAdminGenerateKey(t *testing.T) {
+	adminEnv(t)
+	code, out, errOut := runMain("admin", "generate-key")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	k := strings.TrimSpace(out)
+	if _, err := secrets.ParseKey(k); err != nil || len(k) != 64 {
+		t.Errorf("key %q: %v", k, err)
+	}
+	if _, again, _ := runMain("admin", "generate-key"); strings.TrimSpace(again) == k {
+		t.Error("the same key twice")
+	}
+}
