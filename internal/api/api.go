@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gantry-iac/gantry/internal/audit"
 	"github.com/gantry-iac/gantry/internal/auth"
 	"github.com/gantry-iac/gantry/internal/contexts"
 	"github.com/gantry-iac/gantry/internal/errs"
@@ -43,6 +44,9 @@ type API struct {
 	Contexts *contexts.Service
 	// Pools serves worker pools; nil answers 503.
 	Pools *workerpool.Service
+	// Audit records and serves the audit trail; nil answers 503 (and
+	// Audited records nothing).
+	Audit *audit.Service
 	// Head resolves the commit at the tip of a branch when a run is
 	// triggered without a SHA; an error leaves the commit to the worker.
 	Head func(ctx context.Context, repo, branch string) (string, error)
@@ -99,6 +103,7 @@ func (a *API) Routes(mux *http.ServeMux) {
 	a.contextRoutes(user)
 	a.apiKeyRoutes(user)
 	a.workerPoolRoutes(user)
+	a.auditRoutes(user)
 	a.stateRoutes(mux, ad)
 	mux.Handle("GET /api/v1/openapi.json", http.HandlerFunc(serveOpenAPI))
 	mux.Handle("/api/v1/", ad.H(func(w http.ResponseWriter, r *http.Request) error {
@@ -108,7 +113,8 @@ func (a *API) Routes(mux *http.ServeMux) {
 
 // authenticate resolves the caller of r from its bearer token (or basic
 // auth password, as OpenTofu's http backend sends it).
-func (a *API) authenticate(r *http.Request) (auth.Principal, error) {
+func (a *API) authenticate(r *http.Request) (p auth.Principal, err error) {
+	defer func() { noteAuth(r, p, err) }()
 	token := httpx.BearerToken(r)
 	if token == "" {
 		return auth.Principal{}, errs.E(errs.Unauthenticated, "missing API token: send Authorization: Bearer <token>")

@@ -94,6 +94,7 @@ named by GANTRY_<FLAG>_FILE. A flag given on the command line wins.`,
 		a.policyCommand(),
 		a.contextCommand(),
 		a.apiKeyCommand(),
+		a.auditCommand(),
 		a.workerpoolCommand(), a.workerCommand(),
 		a.versionCommand(),
 	)

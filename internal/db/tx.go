@@ -23,6 +23,8 @@ type txKey struct{}
 type txValue struct {
 	db *DB
 	tx *sql.Tx
+
+	afterCommit []func() // see AfterCommit; touched only by the transaction's goroutine
 }
 
 // txFrom returns the transaction of d carried by ctx, or nil.
@@ -95,7 +97,8 @@ func (d *DB) runTx(ctx context.Context, fn func(ctx context.Context) error) erro
 			_ = tx.Rollback()
 		}
 	}()
-	err = fn(context.WithValue(ctx, txKey{}, &txValue{db: d, tx: tx}))
+	tv := &txValue{db: d, tx: tx}
+	err = fn(context.WithValue(ctx, txKey{}, tv))
 	finished = true
 	if err != nil {
 		if rbErr := tx.Rollback(); rbErr != nil && !errors.Is(rbErr, sql.ErrTxDone) {
@@ -105,6 +108,9 @@ func (d *DB) runTx(ctx context.Context, fn func(ctx context.Context) error) erro
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("db: commit: %w", err)
+	}
+	for _, f := range tv.afterCommit {
+		f()
 	}
 	return nil
 }

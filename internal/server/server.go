@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/gantry-iac/gantry/internal/api"
+	"github.com/gantry-iac/gantry/internal/audit"
 	"github.com/gantry-iac/gantry/internal/auth"
 	"github.com/gantry-iac/gantry/internal/contexts"
 	"github.com/gantry-iac/gantry/internal/db"
@@ -295,7 +296,7 @@ func (s *Server) handler() http.Handler {
 	})
 	mux.Handle("GET /metrics", s.metricsHandler())
 	a := &api.API{Spaces: s.spaces, Stacks: s.stacks, Runs: s.runs, State: s.state, Keys: s.keys, Log: s.log, Head: git.Head,
-		Notify: s.notify, Policies: s.policies, Pools: s.pools}
+		Notify: s.notify, Policies: s.policies, Pools: s.pools, Audit: audit.NewService(s.db, s.log)}
 	a.Routes(mux)
 	wh := &workerapi.Handler{Runs: s.runs, Stacks: s.stacks, Registry: s.registry, Hub: s.hub, Log: s.log,
 		MaxClaimWait: 30 * time.Second, Draining: s.draining.Load,
@@ -304,7 +305,7 @@ func (s *Server) handler() http.Handler {
 	wh.Contexts = a.Contexts
 	wh.Routes(mux)
 	ad := httpx.Adapter{Log: s.log}
-	return httpx.WithRequestID(ad.Recover(countRequests(mux)))
+	return httpx.WithRequestID(ad.Recover(countRequests(a.Audited(mux))))
 }
 
 func (s *Server) serve(ctx context.Context) error {

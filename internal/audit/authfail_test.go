@@ -1,0 +1,41 @@
+package audit
+
+import (
+	"testing"
+	"time"
+)
+
+func TestFailureLimiter(t *testing.T) {
+	var l failureLimiter
+	t0 := time.Unix(1000, 0)
+	steps := []struct {
+		ip         string
+		at         time.Duration
+		ok         bool
+		suppressed int
+	}{
+		{"192.0.2.1", 0, true, 0},
+		{"192.0.2.1", 100 * time.Millisecond, false, 0},
+		{"192.0.2.1", 900 * time.Millisecond, false, 0},
+		{"192.0.2.2", 900 * time.Millisecond, true, 0}, // another address has its own second
+		{"192.0.2.1", time.Second, true, 2},            // the two in between are counted
+		{"192.0.2.1", 3 * time.Second, true, 0},
+	}
+	for i, s := range steps {
+		ok, n := l.allow(s.ip, t0.Add(s.at))
+		if ok != s.ok || n != s.suppressed {
+			t.Errorf("step %d: allow(%s, +%v) = %v, %d; want %v, %d", i, s.ip, s.at, ok, n, s.ok, s.suppressed)
+		}
+	}
+}
+
+func TestFailureLimiterBounded(t *testing.T) {
+	var l failureLimiter
+	now := time.Unix(1000, 0)
+	for i := range maxTracked + 10 {
+		l.allow(string(rune(i)), now)
+	}
+	if len(l.byIP) > maxTracked {
+		t.Errorf("tracks %d addresses, at most %d", len(l.byIP), maxTracked)
+	}
+}

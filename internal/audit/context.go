@@ -1,0 +1,122 @@
+package audit
+
+import (
+	"context"
+	"slices"
+	"sync"
+)
+
+// Request holds the facts of the request an event happens in.
+type Request struct {
+	Actor     string   // see auth.Principal.String; empty until authenticated
+	Roles     []string // the actor's roles (none until RBAC)
+	SourceIP  string
+	RequestID string
+}
+
+// reqState is the mutable request state ctx carries: the API sets the
+// request facts before authentication and the actor after it, and Record
+// notes that the request has its own event.
+type reqState struct {
+	mu       sync.Mutex
+	req      Request
+	recorded bool
+	authFail string // why the credentials presented did not work
+}
+
+type ctxKey struct{}
+
+// WithRequest returns ctx carrying the facts of req for [Service.Record].
+// If ctx already carries request facts (the API middleware puts them there
+// before authentication), the non-empty fields of req update them in place
+// and ctx is returned: the request keeps one state, so that what Record
+// notes there ([Recorded]) is seen by the middleware.
+func WithRequest(ctx context.Context, req Request) context.Context {
+	if st := stateFrom(ctx); st != nil {
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		if req.Actor != "" {
+			st.req.Actor = req.Actor
+		}
+		if req.Roles != nil {
+			st.req.Roles = slices.Clone(req.Roles)
+		}
+		if req.SourceIP != "" {
+			st.req.SourceIP = req.SourceIP
+		}
+		if req.RequestID != "" {
+			st.req.RequestID = req.RequestID
+		}
+		return ctx
+	}
+	req.Roles = slices.Clone(req.Roles)
+	return context.WithValue(ctx, ctxKey{}, &reqState{req: req})
+}
+
+func stateFrom(ctx context.Context) *reqState {
+	st, _ := ctx.Value(ctxKey{}).(*reqState)
+	return st
+}
+
+// RequestFrom returns the request facts of ctx.
+func RequestFrom(ctx context.Context) (Request, bool) {
+	if st := stateFrom(ctx); st != nil {
+		return st.request(), true
+	}
+	return Request{}, false
+}
+
+// SetActor records who the request of ctx turned out to be, once
+// authenticated: WithRequest(ctx, Request{Actor: actor, Roles: roles}).
+func SetActor(ctx context.Context, actor string, roles []string) {
+	if roles == nil {
+		roles = []string{}
+	}
+	WithRequest(ctx, Request{Actor: actor, Roles: roles})
+}
+
+// SetAuthFailure notes that the credentials the request of ctx presented
+// did not work, and why (a public message).
+func SetAuthFailure(ctx context.Context, reason string) {
+	if st := stateFrom(ctx); st != nil {
+		st.mu.Lock()
+		st.authFail = reason
+		st.mu.Unlock()
+	}
+}
+
+// AuthFailure returns why the request's credentials did not work, if they
+// did not.
+func AuthFailure(ctx context.Context) (string, bool) {
+	if st := stateFrom(ctx); st != nil {
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		return st.authFail, st.authFail != ""
+	}
+	return "", false
+}
+
+// Recorded reports whether an event of the request of ctx has been
+// committed by [Service.Record].
+func Recorded(ctx context.Context) bool {
+	if st := stateFrom(ctx); st != nil {
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		return st.recorded
+	}
+	return false
+}
+
+func (st *reqState) request() Request {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	r := st.req
+	r.Roles = slices.Clone(r.Roles)
+	return r
+}
+
+func (st *reqState) markRecorded() {
+	st.mu.Lock()
+	st.recorded = true
+	st.mu.Unlock()
+}
