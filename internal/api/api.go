@@ -69,6 +69,7 @@ func (a *API) Routes(mux *http.ServeMux) {
 			return h(w, r.WithContext(auth.WithPrincipal(r.Context(), p)), p)
 		}))
 	}
+	user("GET /api/v1/whoami", a.whoami)
 	user("GET /api/v1/spaces", a.listSpaces)
 	user("POST /api/v1/spaces", a.createSpace)
 	user("GET /api/v1/spaces/{id}", a.getSpace)

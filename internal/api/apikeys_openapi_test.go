@@ -20,3 +20,5 @@ func init() {
 	requestOnly["APIKeyCreate"] = true
 	strictBodies = append(strictBodies, "APIKeyCreate")
 }
+
+func init() { goSchemas["Whoami"] = reflect.TypeFor[apiv1.Whoami]() }

@@ -121,3 +121,22 @@ func TestAPIKeyCommands(t *testing.T) {
 		t.Errorf("bad --expires-in: exit %d, stderr %q", code, errOut)
 	}
 }
+
+func TestWhoami(t *testing.T) {
+	isolate(t)
+	url, admin := keyServer(t)
+	as := func(token string, args ...string) (int, string, string) {
+		return runMain(append(args, "--url", url, "--token", token)...)
+	}
+	code, out, errOut := as(admin, "whoami", "-o", "json")
+	if code != 0 {
+		t.Fatalf("whoami: %d %s", code, errOut)
+	}
+	var me apiv1.Whoami
+	if err := json.Unmarshal([]byte(out), &me); err != nil || me.Kind != "api_key" || !strings.HasPrefix(me.Actor, "api_key::") || !me.Admin {
+		t.Fatalf("whoami = %+v (%v)\n%s", me, err, out)
+	}
+	if code, _, errOut := as("gnt_not-a-real-token-000000000", "whoami"); code == 0 || !strings.Contains(errOut, "invalid") {
+		t.Fatalf("whoami with a bad token: %d %s", code, errOut)
+	}
+}

@@ -89,7 +89,7 @@ named by GANTRY_<FLAG>_FILE. A flag given on the command line wins.`,
 	pf.StringVarP(&a.output, "output", "o", "table", "output format: table or json")
 
 	root.AddCommand(
-		a.loginCommand(), a.logoutCommand(),
+		a.loginCommand(), a.logoutCommand(), a.whoamiCommand(),
 		a.spaceCommand(), a.stackCommand(), a.runCommand(),
 		a.policyCommand(),
 		a.contextCommand(),
