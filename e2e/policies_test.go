@@ -510,3 +510,46 @@ deny contains sprintf("monthly cost %d is over budget", [input.third_party_metad
 		t.Fatalf("a push to another branch: %+v", res)
 	}
 }
+
+// A secret variable passed as TF_VAR_ never shows in the stored plan JSON
+// (GET /runs/{id}/plan) nor in policy samples, even when the configuration
+// does not declare the variable sensitive.
+func TestSecretTFVarNotInPlanJSON(t *testing.T) {
+	t.Parallel()
+	requireSetup(t)
+	const secret = "tfvar-s3cr3t-e2e"
+	s := StartServer(t, ServerConfig{})
+	repo := NewRepo(t, map[string]string{"main.tf": `
+variable "db_password" {
+  type = string
+}
+
+resource "terraform_data" "db" {
+  input = "postgres://app:${var.db_password}@db/app"
+}
+`})
+	s.CreateStack(t, "tfvar", repo.URL)
+	s.MustGantry(t, "stack", "env", "set", "--id", "tfvar", "TF_VAR_db_password", secret, "--secret")
+	s.createPolicy(t, "sees-all", "PLAN", "package spacelift\n\nwarn contains \"look\" if { true }\n", "--label", "autoattach:*")
+	r := s.WaitRun(t, s.StartRun(t, "preview", "tfvar").ID, "FINISHED")
+	req, _ := http.NewRequestWithContext(t.Context(), "GET", s.URL+"/api/v1/runs/"+r.ID+"/plan", nil)
+	req.Header.Set("Authorization", "Bearer "+s.Token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !json.Valid(plan) || strings.Contains(string(plan), secret) || !strings.Contains(string(plan), "postgres://app:") {
+		t.Fatalf("plan JSON (%d): %.400s", resp.StatusCode, plan)
+	}
+	var samples []apiv1.PolicySample
+	s.MustJSON(t, &samples, "policy", "samples", "--id", "sees-all")
+	for _, sm := range samples {
+		var full apiv1.PolicySample
+		s.MustJSON(t, &full, "policy", "sample", "--id", "sees-all", "--key", sm.Key)
+		if strings.Contains(string(full.Input), secret) {
+			t.Fatal("the secret is in a policy sample")
+		}
+	}
+}

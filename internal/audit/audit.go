@@ -23,7 +23,9 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gantry-iac/gantry/internal/auth"
 	"github.com/gantry-iac/gantry/internal/db"
@@ -117,6 +119,14 @@ func (s *Service) complete(ctx context.Context, ev *Event) error {
 	if ev.Outcome == "" {
 		ev.Outcome = Success
 	}
+	// Text a caller controls (paths, request ids, names) must never keep an
+	// event out of the trail: PostgreSQL refuses NUL and invalid UTF-8.
+	for _, f := range []*string{&ev.Actor, &ev.SourceIP, &ev.RequestID, &ev.SubjectType, &ev.SubjectID, &ev.Space} {
+		*f = cleanText(*f)
+	}
+	for i := range ev.Roles {
+		ev.Roles[i] = cleanText(ev.Roles[i])
+	}
 	switch {
 	case !actionRE.MatchString(ev.Action):
 		return errs.E(errs.Invalid, "audit action %q is not of the form <subject>.<verb>", ev.Action)
@@ -184,4 +194,15 @@ func (s *Service) Record(ctx context.Context, ev Event) (Event, error) {
 		return Event{}, err
 	}
 	return ev, nil
+}
+
+// cleanText drops NUL bytes, replaces invalid UTF-8 and bounds the length
+// (on a rune boundary).
+func cleanText(s string) string {
+	s = strings.ToValidUTF8(strings.ReplaceAll(s, "\x00", ""), "\uFFFD")
+	for len(s) > 1024 {
+		_, size := utf8.DecodeLastRuneInString(s)
+		s = s[:len(s)-size]
+	}
+	return s
 }

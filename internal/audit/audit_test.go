@@ -98,6 +98,7 @@ func TestTamper(t *testing.T) {
 			`UPDATE audit_events SET seq = 3 WHERE seq = 100`}, false, 2, "prev_hash mismatch"},
 		{"renumber a row", []string{`UPDATE audit_events SET seq = 6 WHERE seq = 5`, `UPDATE audit_head SET seq = 6`}, false, 5, "gap"},
 		{"rewrite the head", []string{`UPDATE audit_head SET hash = 'x'`}, false, 5, "head mismatch"},
+		{"rewind the head", []string{`UPDATE audit_head SET seq = 3, hash = (SELECT hash FROM audit_events WHERE seq = 3)`}, false, 4, "events beyond the head"},
 	}
 	dbtest.Each(t, func(t *testing.T, d *db.DB) {
 		for _, tt := range tests {
@@ -397,4 +398,23 @@ func TestNewChange(t *testing.T) {
 	if err != nil || string(raw) != `{"after":{"id":"x"}}` {
 		t.Errorf("creation = %s, %v", raw, err)
 	}
+}
+
+// Text a caller controls never keeps an event out of the trail (PostgreSQL
+// refuses NUL and invalid UTF-8).
+func TestRecordCleansText(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		s := audit.NewService(d, nil)
+		ev, err := s.Record(context.Background(), audit.Event{Actor: "api_key::a\x00b", RequestID: "\xff\xfe", Action: "stack.create",
+			SubjectType: "stack", SubjectID: "x\x00y\xc3", Space: "root"})
+		if err != nil {
+			t.Fatalf("Record: %v", err)
+		}
+		if ev.Actor != "api_key::ab" || strings.ContainsRune(ev.SubjectID, 0) {
+			t.Fatalf("event = %+v", ev)
+		}
+		if v := verify(t, s); !v.OK {
+			t.Fatalf("verify = %+v", v)
+		}
+	})
 }

@@ -37,6 +37,8 @@ func (s *Service) Verify(ctx context.Context) (Verification, error) {
 	}
 	err := s.Each(ctx, Filter{}, func(ev Event) error {
 		if ev.Seq > v.HeadSeq {
+			// The head was rewound: events past it are not covered by it.
+			broken(ev.Seq, "events beyond the head: event %d exists but the head is at %d (the head was rewound)", ev.Seq, v.HeadSeq)
 			return errStop
 		}
 		switch {

@@ -83,6 +83,7 @@ func (k *Keys) lockKeys(ctx context.Context) error {
 // New creates an API key named name for createdBy (the creating principal,
 // Principal.String), expiring at expiresAt (zero: never). It returns the
 // key and its token: the token is shown this once, only its hash is kept.
+// (maxExpiry: times are stored as Unix nanoseconds, which end in 2262.)
 // Names are unique among the keys not revoked.
 func (k *Keys) New(ctx context.Context, name, createdBy string, expiresAt time.Time) (Key, string, error) {
 	if err := validKeyName(name); err != nil {
@@ -91,6 +92,9 @@ func (k *Keys) New(ctx context.Context, name, createdBy string, expiresAt time.T
 	now := time.Now()
 	if !expiresAt.IsZero() && !expiresAt.After(now) {
 		return Key{}, "", errs.E(errs.Invalid, "the expiry of an API key must be in the future")
+	}
+	if expiresAt.After(maxExpiry) {
+		return Key{}, "", errs.E(errs.Invalid, "the expiry of an API key must be before %s (omit it for a key that never expires)", maxExpiry.Format("2006-01-02"))
 	}
 	key := Key{ID: id.New("key"), Name: name, CreatedBy: createdBy, CreatedAt: db.FromNanos(now.UnixNano()),
 		ExpiresAt: db.FromNanos(db.Nanos(expiresAt))}
@@ -180,3 +184,7 @@ func (k *Keys) Revoke(ctx context.Context, keyID string) (Key, error) {
 	}
 	return key, nil
 }
+
+// maxExpiry is the latest expiry a key may have: times are stored in Unix
+// nanoseconds, which overflow in 2262.
+var maxExpiry = time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC)

@@ -129,7 +129,7 @@ func DecodeJSON(w http.ResponseWriter, r *http.Request, v any, max int64) error 
 func WithRequestID(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rid := r.Header.Get("X-Request-Id")
-		if rid == "" || len(rid) > 64 {
+		if !validRequestID(rid) {
 			rid = id.New("req")
 		}
 		w.Header().Set("X-Request-Id", rid)
@@ -162,4 +162,20 @@ func BearerToken(r *http.Request) string {
 		return p
 	}
 	return ""
+}
+
+// validRequestID accepts a caller's request id only when it is 1 to 64
+// letters, digits, dots, dashes and underscores: it reaches logs and the
+// audit trail, where anything else (NUL, invalid UTF-8) could break them.
+func validRequestID(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for _, c := range []byte(s) {
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '-' || c == '_'
+		if !ok {
+			return false
+		}
+	}
+	return true
 }

@@ -28,6 +28,7 @@ type jobRun struct {
 	w         *Worker
 	job       *workerapi.Job
 	slot      int // which of the worker's concurrent loops runs it (0: the only one)
+	masker    *secrets.Masker
 	log       *logStream
 	dir       string // job directory: src/ and tool configuration
 	root      string // the project root inside src/
@@ -51,8 +52,10 @@ func (w *Worker) execute(kill context.Context, job *workerapi.Job, slot int) {
 		}
 	}
 	masked = append(masked, secretFileMasks(job.Files)...)
+	masked = append(masked, secretLines(job.Env)...)
 	masked = append(masked, job.Token, job.StateToken)
-	j := &jobRun{w: w, job: job, slot: slot, log: newLogStream(w.proto, job, secrets.NewMasker(masked))}
+	masker := secrets.NewMasker(masked)
+	j := &jobRun{w: w, job: job, slot: slot, masker: masker, log: newLogStream(w.proto, job, masker)}
 	ctx, cancel := context.WithCancel(kill)
 	defer cancel()
 	hbDone := make(chan struct{})
@@ -93,7 +96,7 @@ func (w *Worker) execute(kill context.Context, job *workerapi.Job, slot int) {
 			log.Warn("removing the workspace failed", "err", rerr)
 		}
 	}
-	log.Info("job ended", "ok", err == nil, "reason", reason, "duration", time.Since(start))
+	log.Info("job ended", "ok", err == nil, "reason", j.masker.String(reason), "duration", time.Since(start))
 }
 
 func (j *jobRun) heartbeat(ctx context.Context, cancel context.CancelFunc, done chan struct{}) {
@@ -330,7 +333,11 @@ func (j *jobRun) showPlan(ctx context.Context, env []string) ([]byte, error) {
 	if code != 0 {
 		return nil, fail("show -json failed with code %d", code)
 	}
-	return out.Bytes(), nil
+	masked, err := maskJSON(j.masker, out.Bytes())
+	if err != nil {
+		return nil, fail("reading the plan JSON: %v", err)
+	}
+	return masked, nil
 }
 
 // applyWhileShowing applies the saved plan and, at the same time, makes its
