@@ -13,6 +13,7 @@ import (
 	"github.com/gantry-iac/gantry/internal/auth"
 	"github.com/gantry-iac/gantry/internal/errs"
 	"github.com/gantry-iac/gantry/internal/httpx"
+	"github.com/gantry-iac/gantry/internal/run"
 	"github.com/gantry-iac/gantry/internal/state"
 	"github.com/gantry-iac/gantry/internal/tofu"
 )
@@ -30,6 +31,9 @@ func (a *API) stateRoutes(mux *http.ServeMux, ad httpx.Adapter) {
 			if p.Kind == "run" {
 				if p.StackID != stackID {
 					return errs.E(errs.Forbidden, "this run token is for the state of stack %s only", p.StackID)
+				}
+				if err := a.runStateAccess(r, p, stackID); err != nil {
+					return err
 				}
 			} else if _, err := a.stack(r, p, action); err != nil {
 				return err
@@ -239,5 +243,36 @@ func (a *API) outputs(w http.ResponseWriter, r *http.Request, p auth.Principal) 
 		out.Items = append(out.Items, apiv1.Output{Name: o.Name, Value: v, Sensitive: o.Sensitive, Type: o.Type})
 	}
 	httpx.WriteJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// runStateAccess limits what a run's own state token may do: a proposed
+// run (which never writes state) may only read it, and a run may only
+// unlock the lock it holds itself (the 423 answer to a LOCK shows the
+// holder's lock id, which must not let a run release another's lock).
+func (a *API) runStateAccess(r *http.Request, p auth.Principal, stackID string) error {
+	if r.Method == http.MethodGet {
+		return nil
+	}
+	rn, err := a.Runs.Get(r.Context(), p.ID)
+	if err != nil {
+		return err
+	}
+	if rn.Type == run.Proposed {
+		return errs.E(errs.Forbidden, "a proposed run may only read the state of stack %s", stackID)
+	}
+	if r.Method == "UNLOCK" {
+		holder, locked, err := a.State.Holder(r.Context(), stackID)
+		if err != nil {
+			return err
+		}
+		if locked && holder != rn.ID {
+			who := "a person"
+			if holder != "" {
+				who = "run " + holder
+			}
+			return errs.E(errs.Forbidden, "run %s may only release the lock it holds itself (this one is held by %s)", rn.ID, who)
+		}
+	}
 	return nil
 }

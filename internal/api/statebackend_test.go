@@ -253,3 +253,44 @@ func TestAcceptedStateNeverBreaksReads(t *testing.T) {
 		})
 	}
 }
+
+// A proposed run's state token only reads; a run may not release a lock
+// it does not hold (the 423 answer shows the holder's lock id).
+func TestStateBackendRunTokenLimits(t *testing.T) {
+	e := newAPIEnv(t)
+	e.createStack("web", nil)
+	e.createRun("web", "PROPOSED")
+	proposed, err := e.runs.Claim(context.Background(), "", "wkr-1")
+	if err != nil || proposed == nil {
+		t.Fatalf("Claim = %v, %v", proposed, err)
+	}
+	if r := e.tfstate("GET", "web", "", proposed.StateToken, "", nil); r.status != 204 && r.status != 200 {
+		t.Fatalf("GET with a proposed run's token = %s", r)
+	}
+	for _, m := range []string{"POST", "LOCK", "UNLOCK"} {
+		body := stateDoc(1, "lin", 0)
+		if m != "POST" {
+			body = lockInfo("x", "")
+		}
+		wantError(t, e.tfstate(m, "web", "", proposed.StateToken, body, nil), 403, "forbidden")
+	}
+	// A person's lock: a tracked run's token cannot release it.
+	if r := e.tfstate("LOCK", "web", "", e.token, lockInfo("person", "OperationTypeApply"), nil); r.status != 200 {
+		t.Fatalf("LOCK = %s", r)
+	}
+	e.createRun("web", "TRACKED")
+	tracked, err := e.runs.Claim(context.Background(), "", "wkr-2")
+	if err != nil || tracked == nil {
+		t.Fatalf("Claim = %v, %v", tracked, err)
+	}
+	wantError(t, e.tfstate("UNLOCK", "web", "", tracked.StateToken, lockInfo("person", ""), nil), 403, "forbidden")
+	if r := e.tfstate("UNLOCK", "web", "", e.token, lockInfo("person", ""), nil); r.status != 200 {
+		t.Fatalf("the person's UNLOCK = %s", r)
+	}
+	if r := e.tfstate("LOCK", "web", "", tracked.StateToken, lockInfo("run", "OperationTypeApply"), nil); r.status != 200 {
+		t.Fatalf("the run's LOCK = %s", r)
+	}
+	if r := e.tfstate("UNLOCK", "web", "", tracked.StateToken, lockInfo("run", ""), nil); r.status != 200 {
+		t.Fatalf("the run's own UNLOCK = %s", r)
+	}
+}

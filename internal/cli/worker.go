@@ -55,7 +55,7 @@ a second signal interrupts them.`,
 	fl.StringVar(&f.name, "name", "", "worker name shown to operators (default: the host name)")
 	fl.IntVar(&f.concurrency, "concurrency", 1, "jobs run at once")
 	fl.StringArrayVar(&f.labels, "label", nil, "label K=V describing the worker (repeatable)")
-	fl.StringVar(&f.workDir, "work-dir", "", "where workspaces, the git cache and tools live (default: a directory under the system's temporary directory)")
+	fl.StringVar(&f.workDir, "work-dir", "", "where workspaces, the git cache and tools live (default: <user cache dir>/gantry/worker-<name>)")
 	fl.StringVar(&f.toolsDir, "tools-dir", "", "where downloaded tool versions are kept (default <work-dir>/tools)")
 	fl.StringVar(&f.opentofuMirror, "opentofu-mirror", "", "base URL of OpenTofu releases (default: the official GitHub releases)")
 	fl.StringVar(&f.terraformMirror, "terraform-mirror", "", "base URL of Terraform releases (default: releases.hashicorp.com)")
@@ -93,9 +93,34 @@ func (a *app) runWorker(ctx context.Context, f workerFlags) error {
 		f.name, _ = os.Hostname()
 	}
 	if f.workDir == "" {
-		f.workDir = filepath.Join(os.TempDir(), "gantry-worker-"+strings.ReplaceAll(f.name, string(filepath.Separator), "_"))
+		// The user's own cache directory, not a shared /tmp path another
+		// user could prepare (with a planted tool binary) in advance.
+		base, err := os.UserCacheDir()
+		if err != nil {
+			return fmt.Errorf("no --work-dir and no user cache directory ($XDG_CACHE_HOME or $HOME): %w", err)
+		}
+		f.workDir = filepath.Join(base, "gantry", "worker-"+strings.ReplaceAll(f.name, string(filepath.Separator), "_"))
 	}
-	if err := os.MkdirAll(filepath.Join(f.workDir, "workspaces"), 0o700); err != nil {
+	if err := os.MkdirAll(f.workDir, 0o700); err != nil {
+		return err
+	}
+	// One worker per work directory: two would share (and break) the git
+	// cache, and one's start-up cleaning would kill the other's jobs.
+	unlock, err := lockDir(f.workDir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	// What a killed worker left: processes its jobs started (provisioners,
+	// hooks) and workspaces holding code and secret files.
+	workspaces := filepath.Join(f.workDir, "workspaces")
+	if pids := worker.KillLeftovers(workspaces); len(pids) > 0 {
+		log.Warn("killed processes left running by jobs of a previous worker process", "pids", pids)
+	}
+	if err := os.RemoveAll(workspaces); err != nil {
+		return fmt.Errorf("removing the workspaces of a previous worker process: %w", err)
+	}
+	if err := os.MkdirAll(workspaces, 0o700); err != nil {
 		return err
 	}
 	resolver := &tofu.Resolver{ToolsDir: f.toolsDir}

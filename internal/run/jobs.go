@@ -7,6 +7,7 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -99,6 +100,25 @@ func (s *Service) Claim(ctx context.Context, pool, workerID string) (*Claimed, e
 	return nil, nil
 }
 
+// Unclaim gives back a run a worker claimed but never received (it left
+// while the claim committed): PREPARING goes back to READY, APPLYING (an
+// apply job) back to CONFIRMED, for another worker to claim.
+func (s *Service) Unclaim(ctx context.Context, runID, workerID string) (Run, error) {
+	return s.jobStep(ctx, runID, workerID, func(ctx context.Context, n *notes, r *Run) error {
+		to := map[string]string{Preparing: Ready, Applying: Confirmed}[r.State]
+		if to == "" {
+			return errs.E(errs.Conflict, "run %s is %s: the worker already started it", r.ID, r.State)
+		}
+		if err := s.transition(ctx, n, r, change{to: to, actor: "gantry", reason: "worker " + workerID + " left before receiving the job",
+			sets: []string{"worker_id = ''", "job_token_hash = ''", "state_token_hash = ''"}}); err != nil {
+			return err
+		}
+		r.WorkerID = ""
+		n.add(PoolKey(r.Pool))
+		return nil
+	})
+}
+
 // PinCommit records the commit a run will check out, unless it has one or
 // a worker already took it.
 func (s *Service) PinCommit(ctx context.Context, runID, sha string) error {
@@ -144,6 +164,11 @@ func (s *Service) authenticate(ctx context.Context, token, prefix, column string
 	}
 	var hash string
 	err := s.db.QueryRow(ctx, `SELECT `+column+` FROM runs WHERE id = $1`, runID).Scan(&hash)
+	if err != nil && !isNoRows(err) {
+		// A database that does not answer is no reason to tell a worker
+		// its job is over: the caller retries a 5xx.
+		return Run{}, fmt.Errorf("checking a run token: %w", err)
+	}
 	if err != nil || hash == "" || subtle.ConstantTimeCompare([]byte(hash), []byte(hashToken(token))) != 1 {
 		return Run{}, errs.E(errs.Unauthenticated, "invalid or expired run token")
 	}

@@ -456,3 +456,34 @@ func TestOnTerminal(t *testing.T) {
 		}
 	})
 }
+
+// A run claimed by a worker that left before receiving the job is given
+// back, claimable again, instead of waiting for the reaper.
+func TestUnclaim(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newFixture(t, d)
+		st := f.isolated(t, false)
+		r, err := f.runs.Create(f.ctx, run.New{StackID: st.ID, Type: run.Tracked, TriggeredBy: "t"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := f.runs.Claim(f.ctx, st.WorkerPool, "gone")
+		if err != nil || c == nil {
+			t.Fatalf("claim: %v %v", c, err)
+		}
+		back, err := f.runs.Unclaim(f.ctx, r.ID, "gone")
+		if err != nil || back.State != run.Ready || back.WorkerID != "" {
+			t.Fatalf("unclaim = %+v, %v", back, err)
+		}
+		if _, err := f.runs.Authenticate(f.ctx, c.Token, false); err == nil {
+			t.Fatal("the given back job token still works")
+		}
+		c2, err := f.runs.Claim(f.ctx, st.WorkerPool, "other")
+		if err != nil || c2 == nil || c2.Run.ID != r.ID {
+			t.Fatalf("second claim: %v %v", c2, err)
+		}
+		if _, err := f.runs.Unclaim(f.ctx, r.ID, "gone"); err == nil {
+			t.Fatal("a worker that does not hold the run gave it back")
+		}
+	})
+}

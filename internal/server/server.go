@@ -299,7 +299,7 @@ func (s *Server) handler() http.Handler {
 		Notify: s.notify, Policies: s.policies, Pools: s.pools, Audit: audit.NewService(s.db, s.log)}
 	a.Routes(mux)
 	wh := &workerapi.Handler{Runs: s.runs, Stacks: s.stacks, Registry: s.registry, Hub: s.hub, Log: s.log,
-		MaxClaimWait: 30 * time.Second, Draining: s.draining.Load,
+		MaxClaimWait: min(30*time.Second, max(s.cfg.WorkerTimeout/3, time.Second)), Draining: s.draining.Load,
 		PoolForToken: s.poolForToken, PoolKey: s.pools.PublicKey}
 	a.Contexts = contexts.NewService(s.db, s.box, s.spaces, s.stacks)
 	wh.Contexts = a.Contexts

@@ -47,7 +47,7 @@ func (s *Server) startWorkers(stop, kill context.Context, wg *sync.WaitGroup) (c
 	s.poolTok = "gpt_builtin_" + id.Secret(32)
 	resolver := s.cfg.Resolver()
 	workDir := filepath.Join(s.cfg.DataDir, "workspaces")
-	if pids := killLeftovers(workDir); len(pids) > 0 {
+	if pids := worker.KillLeftovers(workDir); len(pids) > 0 {
 		s.log.Warn("killed processes left running by jobs of a previous server process", "pids", pids)
 	}
 	_ = os.RemoveAll(workDir) // leftovers of a killed process

@@ -175,6 +175,9 @@ func (s *Service) Delete(ctx context.Context, spaceID string) error {
 		for _, q := range []struct{ what, sql string }{
 			{"child spaces", `SELECT COUNT(*) FROM spaces WHERE parent_id = $1`},
 			{"stacks", `SELECT COUNT(*) FROM stacks WHERE space_id = $1`},
+			{"policies", `SELECT COUNT(*) FROM policies WHERE space_id = $1`},
+			{"worker pools", `SELECT COUNT(*) FROM worker_pools WHERE space_id = $1`},
+			{"contexts", `SELECT COUNT(*) FROM contexts WHERE space_id = $1`},
 		} {
 			var n int
 			if err := s.db.QueryRow(ctx, q.sql, spaceID).Scan(&n); err != nil {
@@ -185,7 +188,7 @@ func (s *Service) Delete(ctx context.Context, spaceID string) error {
 			}
 		}
 		if len(held) > 0 {
-			return errs.E(errs.Conflict, "space %q is not empty: it holds %s", spaceID, strings.Join(held, " and "))
+			return errs.E(errs.Conflict, "space %q is not empty: it holds %s", spaceID, strings.Join(held, ", "))
 		}
 		_, err := s.db.Exec(ctx, `DELETE FROM spaces WHERE id = $1`, spaceID)
 		return err

@@ -261,3 +261,34 @@ func TestDelete(t *testing.T) {
 		}
 	})
 }
+
+// A space holding policies, worker pools or contexts is not empty: deleting
+// it is a conflict that says why, not a database error.
+func TestDeleteRefusesHeldObjects(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		ctx, s := newSpaces(t, d)
+		for _, tc := range []struct{ what, insert string }{
+			{"policies", `INSERT INTO policies (id, name, space_id, type, body, engine, created_at, updated_at) VALUES ('p', 'p', 'held', 'PLAN', 'package spacelift', 'rego_v1', 1, 1)`},
+			{"worker pools", `INSERT INTO worker_pools (id, name, space_id, token_hash, created_at, updated_at) VALUES ('wp', 'wp', 'held', 'h', 1, 1)`},
+			{"contexts", `INSERT INTO contexts (id, name, space_id, created_at, updated_at) VALUES ('c', 'c', 'held', 1, 1)`},
+		} {
+			mustCreate(t, ctx, s, space.Space{ID: "held"})
+			if _, err := d.Exec(ctx, tc.insert); err != nil {
+				t.Fatalf("%s: %v", tc.what, err)
+			}
+			err := s.Delete(ctx, "held")
+			wantKind(t, err, errs.Conflict)
+			if !strings.Contains(err.Error(), tc.what) {
+				t.Fatalf("error %q does not name %s", err, tc.what)
+			}
+			for _, q := range []string{`DELETE FROM policies`, `DELETE FROM worker_pools`, `DELETE FROM contexts`} {
+				if _, err := d.Exec(ctx, q); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := s.Delete(ctx, "held"); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+}

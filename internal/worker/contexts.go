@@ -212,7 +212,7 @@ func (j *jobRun) afterRun(kill context.Context, runErr error, handedOff bool) {
 	}
 	state := "FINISHED"
 	switch {
-	case j.stopped != "":
+	case j.stopReason() != "":
 		state = "STOPPED"
 	case runErr != nil:
 		state = "FAILED"

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gantry-iac/gantry/internal/git"
@@ -34,7 +35,8 @@ type jobRun struct {
 	root      string // the project root inside src/
 	bin       string
 	env       []string
-	stopped   string // why the server asked us to stop, if it did
+	stopMu    sync.Mutex
+	stopped   string // why the server asked us to stop, if it did (under stopMu: the heartbeat sets it)
 	lastError string // the first error line of the last tool command
 	ended     bool   // the server already ended the run (no Finish needed)
 	handedOff bool   // the run waits for a person (after_run reports UNCONFIRMED)
@@ -72,8 +74,8 @@ func (w *Worker) execute(kill context.Context, job *workerapi.Job, slot int) {
 	if err != nil {
 		var f *failure
 		switch {
-		case j.stopped != "":
-			reason = j.stopped
+		case j.stopReason() != "":
+			reason = j.stopReason()
 		case errors.As(err, &f):
 			reason = f.reason
 		case kill.Err() != nil:
@@ -114,12 +116,12 @@ func (j *jobRun) heartbeat(ctx context.Context, cancel context.CancelFunc, done 
 		hcancel()
 		switch {
 		case err == nil && resp.Stop:
-			j.stopped = resp.Reason
+			j.setStopped(resp.Reason)
 			j.log.Printf("Stopping: %s", resp.Reason)
 			cancel()
 			return
 		case err != nil && workerapi.Permanent(err):
-			j.stopped = "the server no longer accepts this job: " + err.Error()
+			j.setStopped("the server no longer accepts this job: " + err.Error())
 			cancel()
 			return
 		}
@@ -521,4 +523,16 @@ func firstLine(s string) string {
 		return s[:i]
 	}
 	return s
+}
+
+func (j *jobRun) setStopped(why string) {
+	j.stopMu.Lock()
+	j.stopped = why
+	j.stopMu.Unlock()
+}
+
+func (j *jobRun) stopReason() string {
+	j.stopMu.Lock()
+	defer j.stopMu.Unlock()
+	return j.stopped
 }

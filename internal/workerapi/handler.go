@@ -124,6 +124,9 @@ func (h *Handler) claim(w http.ResponseWriter, r *http.Request) error {
 			return nil
 		}
 		if h.Draining != nil && h.Draining() {
+			// No jobs while the server drains; make remote workers wait a
+			// little so that they do not spin against a closing server.
+			events.Wait(r.Context(), make(chan struct{}), min(time.Until(deadline), 2*time.Second))
 			w.WriteHeader(http.StatusNoContent)
 			return nil
 		}
@@ -133,13 +136,23 @@ func (h *Handler) claim(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 		if cl != nil {
-			job, err := h.buildJob(r.Context(), cl)
+			// The worker may have gone (SIGTERM, network) while the claim
+			// committed: build the job regardless, and give the run back
+			// rather than lose it when nobody is there to take it.
+			bctx := context.WithoutCancel(r.Context())
+			job, err := h.buildJob(bctx, cl)
 			if err == nil {
-				err = h.sealJob(r.Context(), wk.Pool, job)
+				err = h.sealJob(bctx, wk.Pool, job)
 			}
 			if err != nil {
-				_, _ = h.Runs.Finish(context.WithoutCancel(r.Context()), cl.Run.ID, wk.ID, false, "preparing the job failed: "+errs.Public(err))
+				_, _ = h.Runs.Finish(bctx, cl.Run.ID, wk.ID, false, "preparing the job failed: "+errs.Public(err))
 				return err
+			}
+			if r.Context().Err() != nil {
+				if _, uerr := h.Runs.Unclaim(bctx, cl.Run.ID, wk.ID); uerr != nil {
+					h.Log.Warn("giving back a run claimed by a worker that left failed", "run_id", cl.Run.ID, "worker", wk.ID, "err", uerr)
+				}
+				return r.Context().Err()
 			}
 			httpx.WriteJSON(w, http.StatusOK, job)
 			return nil

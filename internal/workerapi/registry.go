@@ -4,8 +4,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"database/sql"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -64,6 +67,9 @@ func (g *Registry) Authenticate(ctx context.Context, token string) (Worker, erro
 	var seen int64
 	err := g.db.QueryRow(ctx, `SELECT id, pool_id, name, instance, token_hash, last_seen_at, drained FROM workers WHERE id = $1`, rest[:i]).
 		Scan(&w.ID, &w.Pool, &w.Name, &w.Instance, &h, &seen, &w.Drained)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return Worker{}, fmt.Errorf("checking a worker token: %w", err) // 5xx: the worker retries
+	}
 	if err != nil || subtle.ConstantTimeCompare([]byte(h), []byte(hash(token))) != 1 {
 		return Worker{}, errs.E(errs.Unauthenticated, "invalid worker token (unknown worker, or its pool's token was reset: register again with the new pool token)")
 	}
@@ -75,8 +81,11 @@ func (g *Registry) Authenticate(ctx context.Context, token string) (Worker, erro
 func (g *Registry) Drained(ctx context.Context, workerID string) (bool, error) {
 	var d bool
 	err := g.db.QueryRow(ctx, `SELECT drained FROM workers WHERE id = $1`, workerID).Scan(&d)
-	if err != nil {
+	if errors.Is(err, sql.ErrNoRows) {
 		return false, errs.E(errs.Unauthenticated, "worker %s is no longer registered (its pool's token was reset?)", workerID)
+	}
+	if err != nil {
+		return false, fmt.Errorf("checking a worker: %w", err)
 	}
 	return d, nil
 }

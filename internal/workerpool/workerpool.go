@@ -229,6 +229,8 @@ func (s *Service) Authenticate(ctx context.Context, token string) (string, bool)
 	}
 	var h string
 	if err := s.db.QueryRow(ctx, `SELECT token_hash FROM worker_pools WHERE id = $1`, rest[:i]).Scan(&h); err != nil {
+		// (A database error also refuses: registering is retried by the
+		// worker for network errors; a refused registration is reported.)
 		return "", false
 	}
 	if subtle.ConstantTimeCompare([]byte(h), []byte(hash(token))) != 1 {

@@ -1,4 +1,4 @@
-package server
+package worker
 
 import (
 	"os"
@@ -8,11 +8,11 @@ import (
 	"syscall"
 )
 
-// killLeftovers kills the processes still working in dir: what a killed
-// server's jobs started (provisioners, hooks) survives it, and must not go
+// KillLeftovers kills the processes still working in dir: what a killed
+// worker's (or server's) jobs started (provisioners, hooks) survives it, and must not go
 // on changing infrastructure for a run that is now marked failed. It finds
 // them by their working directory (Linux /proc); elsewhere it does nothing.
-func killLeftovers(dir string) []int {
+func KillLeftovers(dir string) []int {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil
