@@ -22,6 +22,10 @@ type EffectiveVar struct {
 	Source    string // SourceStack or SourceContext
 	ContextID string // the context, for SourceContext
 	Checksum  string
+	// Rank orders the sources: 0 the stack, then the contexts in the order
+	// they apply (lower wins). Stage variables (ro_X, wo_X) compete with X
+	// by rank, stage by stage.
+	Rank int
 }
 
 // EffectiveFile is a file mounted into the workspace of a stack's runs.
@@ -67,14 +71,14 @@ func (s *Service) Effective(ctx context.Context, stackID string, reveal bool) (E
 		vars[v.Name] = EffectiveVar{Name: v.Name, Value: v.Value, Secret: v.Secret, Source: SourceStack, Checksum: Checksum([]byte(v.Value))}
 	}
 	files := map[string]EffectiveFile{}
-	for _, a := range applied {
+	for i, a := range applied {
 		env, err := s.env(ctx, a.Context.ID, true)
 		if err != nil {
 			return out, err
 		}
 		for _, v := range env {
 			if _, taken := vars[v.Name]; !taken {
-				vars[v.Name] = EffectiveVar{Name: v.Name, Value: v.Value, Secret: v.Secret, Source: SourceContext, ContextID: a.Context.ID, Checksum: v.Checksum}
+				vars[v.Name] = EffectiveVar{Name: v.Name, Value: v.Value, Secret: v.Secret, Source: SourceContext, ContextID: a.Context.ID, Checksum: v.Checksum, Rank: i + 1}
 			}
 		}
 		fs, err := s.files(ctx, a.Context.ID, true)

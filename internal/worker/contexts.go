@@ -26,33 +26,48 @@ const (
 	writeOnlyPrefix = "wo_"
 )
 
-// stageVars returns the job's variables as KEY=VALUE for one stage: plain
-// ones first, then those of the stage's prefix without it (so they win
-// over a plain variable of the same name); the other stage's are left out.
+// stageVars returns the job's variables as KEY=VALUE for one stage. For
+// each name X the value comes from the highest-precedence source (lowest
+// Rank: the stack, then contexts in order) that sets X or the stage's form
+// of it (ro_X for the read stages, wo_X for applying); within one source
+// the stage form wins. The other stage's forms are left out.
 func stageVars(vars []workerapi.EnvVar, write bool) []string {
-	var plain, staged []string
+	type pick struct {
+		value  string
+		rank   int
+		staged bool
+	}
+	best := map[string]pick{}
+	var order []string
 	for _, v := range vars {
-		ro, isRO := strings.CutPrefix(v.Name, readOnlyPrefix)
-		wo, isWO := strings.CutPrefix(v.Name, writeOnlyPrefix)
-		switch {
-		case isRO && !write:
-			staged = appendVar(staged, ro, v.Value)
-		case isWO && write:
-			staged = appendVar(staged, wo, v.Value)
-		case !isRO && !isWO:
-			plain = append(plain, v.Name+"="+v.Value)
+		name, staged := v.Name, false
+		if ro, ok := strings.CutPrefix(v.Name, readOnlyPrefix); ok {
+			if write {
+				continue
+			}
+			name, staged = ro, true
+		} else if wo, ok := strings.CutPrefix(v.Name, writeOnlyPrefix); ok {
+			if !write {
+				continue
+			}
+			name, staged = wo, true
+		}
+		if staged && (name == "" || strings.HasPrefix(name, "GANTRY_") || strings.HasPrefix(name, "TF_VAR_gantry_")) {
+			continue // names Gantry sets itself
+		}
+		cur, seen := best[name]
+		if !seen {
+			order = append(order, name)
+		}
+		if !seen || v.Rank < cur.rank || (v.Rank == cur.rank && staged && !cur.staged) {
+			best[name] = pick{value: v.Value, rank: v.Rank, staged: staged}
 		}
 	}
-	return append(plain, staged...)
-}
-
-// appendVar adds name=value unless name, once its stage prefix is gone,
-// is one Gantry sets itself.
-func appendVar(env []string, name, value string) []string {
-	if name == "" || strings.HasPrefix(name, "GANTRY_") || strings.HasPrefix(name, "TF_VAR_gantry_") {
-		return env
+	out := make([]string, 0, len(order))
+	for _, name := range order {
+		out = append(out, name+"="+best[name].value)
 	}
-	return append(env, name+"="+value)
+	return out
 }
 
 // runVars are the facts about the run every job gets as input variables,

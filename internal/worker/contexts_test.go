@@ -226,3 +226,34 @@ func assertOrder(t *testing.T, log string, parts ...string) {
 		at += i + len(p)
 	}
 }
+
+// Stage variables compete with plain ones by the precedence of their
+// source: a context's ro_X does not beat the stack's X.
+func TestStageVarsPrecedence(t *testing.T) {
+	vars := []workerapi.EnvVar{
+		{Name: "ROLE", Value: "stack", Rank: 0},
+		{Name: "ro_ROLE", Value: "ctx-read", Rank: 2},
+		{Name: "REGION", Value: "ctx1-plain", Rank: 1},
+		{Name: "ro_REGION", Value: "ctx1-read", Rank: 1},
+		{Name: "wo_REGION", Value: "ctx2-write", Rank: 2},
+		{Name: "wo_KEY", Value: "apply-only", Rank: 3},
+	}
+	got := func(write bool) map[string]string {
+		out := map[string]string{}
+		for _, kv := range stageVars(vars, write) {
+			k, v, _ := strings.Cut(kv, "=")
+			out[k] = v
+		}
+		return out
+	}
+	read, write := got(false), got(true)
+	if read["ROLE"] != "stack" || write["ROLE"] != "stack" {
+		t.Errorf("ROLE read %q write %q, want the stack's both times", read["ROLE"], write["ROLE"])
+	}
+	if read["REGION"] != "ctx1-read" || write["REGION"] != "ctx1-plain" {
+		t.Errorf("REGION read %q write %q", read["REGION"], write["REGION"])
+	}
+	if _, ok := read["KEY"]; ok || write["KEY"] != "apply-only" {
+		t.Errorf("KEY read %v write %q", read, write["KEY"])
+	}
+}

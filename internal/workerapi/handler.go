@@ -200,7 +200,7 @@ func (h *Handler) buildJob(ctx context.Context, cl *run.Claimed) (*Job, error) {
 		return nil, err
 	}
 	for _, v := range eff.Env {
-		job.Env = append(job.Env, EnvVar{Name: v.Name, Value: v.Value, Secret: v.Secret})
+		job.Env = append(job.Env, EnvVar{Name: v.Name, Value: v.Value, Secret: v.Secret, Rank: v.Rank})
 	}
 	for _, f := range eff.Files {
 		job.Files = append(job.Files, File{Path: f.Path, Content: f.Content, Secret: f.Secret})

@@ -77,6 +77,10 @@ type EnvVar struct {
 	// package seal, info "env:<run>:<name>"): only the pool's workers can
 	// open it.
 	Sealed bool `json:"sealed,omitempty"`
+	// Rank orders the variable's source: 0 the stack, then its contexts
+	// in the order they apply (lower wins); a stage variable (ro_X, wo_X)
+	// and X compete by rank for each stage.
+	Rank int `json:"rank,omitempty"`
 }
 
 // Hooks are shell commands around each phase.
