@@ -463,12 +463,20 @@ func (j *jobRun) runApply(ctx context.Context) error {
 			return fail("writing the backend configuration: %v", err)
 		}
 	}
+	// The init hooks run around this init too, as in every phase on
+	// Spacelift (they often fetch credentials the tool needs).
+	if err := j.hooks(ctx, "before_init", j.job.Hooks.BeforeInit); err != nil {
+		return err
+	}
 	code, err := j.tool(ctx, "init", "-input=false", "-no-color", "-reconfigure")
 	if err != nil {
 		return err
 	}
 	if code != 0 {
 		return j.toolFailed("init", code)
+	}
+	if err := j.hooks(ctx, "after_init", j.job.Hooks.AfterInit); err != nil {
+		return err
 	}
 	return j.apply(ctx)
 }
