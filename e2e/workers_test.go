@@ -250,8 +250,11 @@ func TestSealedWorkerPool(t *testing.T) {
 	if fi, err := os.Stat(keyFile); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("private key file: %v %v", fi, err)
 	}
-	if res := s.Gantry(t, "workerpool", "keygen", "--id", "vault", "--out", keyFile); res.Code == 0 {
+	if res := s.Gantry(t, "workerpool", "keygen", "--id", "vault", "--out", keyFile, "--replace"); res.Code == 0 {
 		t.Fatal("keygen overwrote an existing private key")
+	}
+	if res := s.Gantry(t, "workerpool", "keygen", "--id", "vault", "--out", keyFile+".new"); res.Code == 0 || !strings.Contains(res.Stderr, "--replace") {
+		t.Fatalf("keygen replaced a pool's key without --replace: %s", res)
 	}
 	repo := NewRepo(t, map[string]string{"main.tf": `
 resource "terraform_data" "echo" {
@@ -263,17 +266,21 @@ resource "terraform_data" "echo" {
 	s.CreateStack(t, "sealed", repo.URL, "--worker-pool", "vault")
 	s.MustGantry(t, "stack", "env", "set", "--id", "sealed", "SECRET_X", secret, "--secret")
 
-	// Without the private key the worker cannot open the secret.
+	// A worker without the private key refuses to work for the pool
+	// rather than take its jobs and fail them.
 	nokey := s.StartWorker(t, "nokey", pool.Token)
-	r := s.WaitRun(t, s.Deploy(t, "sealed").ID, "FAILED")
-	if !strings.Contains(r.Reason, "private key") {
-		t.Fatalf("reason = %q", r.Reason)
+	select {
+	case <-nokey.exited:
+	case <-time.After(waitTimeout):
+		t.Fatal("a worker without the pool's key kept running")
 	}
-	_ = nokey.cmd.Process.Signal(syscall.SIGKILL)
-	<-nokey.exited
+	if !strings.Contains(nokey.Log(), "--private-key-file") {
+		t.Fatalf("the worker did not say why it stopped:\n%s", tail(nokey.Log(), 2000))
+	}
+	r := s.Deploy(t, "sealed")
 
 	s.StartWorker(t, "withkey", pool.Token, "--private-key-file", keyFile)
-	r = s.WaitRun(t, s.Deploy(t, "sealed").ID, "UNCONFIRMED")
+	r = s.WaitRun(t, r.ID, "UNCONFIRMED")
 	s.MustGantry(t, "stack", "confirm", "--id", "sealed", "--run", r.ID)
 	r = s.WaitRun(t, r.ID, "FINISHED")
 	logs := s.WaitLog(t, "sealed", r.ID, "sum="+hex.EncodeToString(sum[:]))

@@ -16,6 +16,7 @@ import (
 // a key pair here, keep the private key in a file, upload the public key.
 func (a *app) workerpoolKeygen() *cobra.Command {
 	var id, out string
+	var replace bool
 	cmd := &cobra.Command{
 		Use:   "keygen --id P [--out FILE]",
 		Short: "Make the pool's key pair: secrets and workspaces get sealed to it",
@@ -28,11 +29,19 @@ them. Give the private key to the pool's workers:
 
   gantry worker --server URL --token $POOL_TOKEN --private-key-file P.key
 
-Running keygen again replaces the key: restart the workers with the new one.`,
+Replacing an existing key needs --replace: restart the workers with the new
+key (a worker whose key does not match its pool's refuses to start).`,
 		Args: cobra.NoArgs,
 		RunE: a.withClient(func(ctx context.Context, c *client.Client, _ []string) error {
 			if out == "" {
 				out = id + ".key"
+			}
+			cur, err := c.GetWorkerPool(ctx, id)
+			if err != nil {
+				return err
+			}
+			if cur.PublicKey != "" && !replace {
+				return fmt.Errorf("worker pool %s already has a key pair: a new one makes the old private key useless (jobs in flight and runs waiting for confirmation with a workspace sealed to it fail); pass --replace to do it anyway", id)
 			}
 			if _, err := os.Stat(out); err == nil {
 				return fmt.Errorf("%s exists: refusing to overwrite a private key (remove it or choose --out)", out)
@@ -68,6 +77,7 @@ Running keygen again replaces the key: restart the workers with the new one.`,
 	}
 	cmd.Flags().StringVar(&id, "id", "", "worker pool id")
 	cmd.Flags().StringVar(&out, "out", "", "where to write the private key (default <pool>.key)")
+	cmd.Flags().BoolVar(&replace, "replace", false, "replace the pool's existing key pair")
 	required(cmd, "id")
 	return cmd
 }

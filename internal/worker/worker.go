@@ -8,6 +8,7 @@ import (
 	"errors"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -75,9 +76,12 @@ func (w *Worker) Run(stop, kill context.Context) error {
 		tools = DetectTools(stop)
 	}
 	for {
-		_, err := w.proto.Register(stop, workerapi.RegisterRequest{Name: w.cfg.Name, Version: workerapi.Version, Instance: w.cfg.Instance,
+		reg, err := w.proto.Register(stop, workerapi.RegisterRequest{Name: w.cfg.Name, Version: workerapi.Version, Instance: w.cfg.Instance,
 			Labels: w.cfg.Labels, Tools: tools, Concurrency: n})
 		if err == nil {
+			if err := w.checkPoolKey(reg.PublicKey); err != nil {
+				return err
+			}
 			break
 		}
 		if stop.Err() != nil {
@@ -143,4 +147,19 @@ func sleep(ctx context.Context, d time.Duration) {
 	case <-ctx.Done():
 	case <-t.C:
 	}
+}
+
+// checkPoolKey refuses to work for a pool that seals its jobs to a key
+// this worker does not hold: it would take the pool's jobs and fail them.
+func (w *Worker) checkPoolKey(poolKey string) error {
+	switch {
+	case poolKey == "" && w.cfg.PrivateKey != nil:
+		w.cfg.Log.Warn("this worker has a private key but its pool has none: nothing is sealed")
+	case poolKey == "":
+	case w.cfg.PrivateKey == nil:
+		return errors.New("this worker pool seals its secrets and workspaces to a key pair: start the worker with the pool's private key (--private-key-file)")
+	case w.cfg.PrivateKey.Public() != strings.TrimSpace(poolKey):
+		return errors.New("the private key given does not match this worker pool's public key (was `gantry workerpool keygen` run again? use the new key)")
+	}
+	return nil
 }

@@ -93,7 +93,13 @@ func (h *Handler) register(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	httpx.WriteJSON(w, http.StatusCreated, RegisterResponse{WorkerID: wk.ID, Token: token, Pool: pool})
+	resp := RegisterResponse{WorkerID: wk.ID, Token: token, Pool: pool}
+	if h.PoolKey != nil {
+		if resp.PublicKey, err = h.PoolKey(r.Context(), pool); err != nil {
+			return err
+		}
+	}
+	httpx.WriteJSON(w, http.StatusCreated, resp)
 	return nil
 }
 

@@ -66,6 +66,10 @@ type RegisterResponse struct {
 	WorkerID string `json:"worker_id"`
 	Token    string `json:"token"`
 	Pool     string `json:"pool"`
+	// PublicKey is the pool's public key when the pool seals its secrets
+	// and workspaces: a worker without the matching private key cannot
+	// run the pool's jobs, and should not take them.
+	PublicKey string `json:"public_key,omitempty"`
 }
 
 // EnvVar is one variable of the job's environment.

@@ -77,6 +77,16 @@ func (g *Registry) Authenticate(ctx context.Context, token string) (Worker, erro
 	return w, nil
 }
 
+// Pool returns the pool a registered worker belongs to.
+func (g *Registry) Pool(ctx context.Context, workerID string) (string, error) {
+	var pool string
+	err := g.db.QueryRow(ctx, `SELECT pool_id FROM workers WHERE id = $1`, workerID).Scan(&pool)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", errs.E(errs.Unauthenticated, "worker %s is no longer registered", workerID)
+	}
+	return pool, err
+}
+
 // Drained reports whether a worker was drained (it takes no new jobs).
 func (g *Registry) Drained(ctx context.Context, workerID string) (bool, error) {
 	var d bool

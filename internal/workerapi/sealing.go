@@ -54,12 +54,18 @@ func (h *Handler) checkSealed(ctx context.Context, rn run.Run, data []byte) erro
 	if h.PoolKey == nil {
 		return nil
 	}
-	key, err := h.PoolKey(ctx, rn.Pool)
+	// The pool of the worker that holds the job (the stack may have moved
+	// to another pool since the job was claimed).
+	pool, err := h.Registry.Pool(ctx, rn.WorkerID)
+	if err != nil {
+		return err
+	}
+	key, err := h.PoolKey(ctx, pool)
 	if err != nil || key == "" {
 		return err
 	}
 	if !seal.IsSealed(data) {
-		return errs.E(errs.Invalid, "worker pool %s seals workspaces to its key: this worker sent a plain one (start it with the pool's private key)", rn.Pool)
+		return errs.E(errs.Invalid, "worker pool %s seals workspaces to its key: this worker sent a plain one (start it with the pool's private key)", pool)
 	}
 	return nil
 }
