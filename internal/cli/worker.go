@@ -89,6 +89,9 @@ func (a *app) runWorker(ctx context.Context, f workerFlags) error {
 	if err != nil {
 		return err
 	}
+	if err := hideSecrets(); err != nil {
+		log.Warn("could not hide this process's memory and environment from the runs it executes", "err", err)
+	}
 	if f.name == "" {
 		f.name, _ = os.Hostname()
 	}

@@ -400,6 +400,12 @@ func (s *Server) reaper(ctx context.Context) {
 		} else if n > 0 {
 			s.log.Warn("failed runs whose worker was lost", "runs", n)
 		}
+		// Workers silent for a day are gone for good: forget them.
+		if k, err := s.pools.PruneWorkers(ctx, time.Now().Add(-24*time.Hour)); err != nil && ctx.Err() == nil {
+			s.log.Error("pruning gone workers failed", "err", err)
+		} else if k > 0 {
+			s.log.Info("forgot workers silent for a day", "workers", k)
+		}
 	}
 }
 

@@ -393,6 +393,19 @@ func (s *Service) Connected(ctx context.Context, poolID string) (int, error) {
 	return n, err
 }
 
+// PruneWorkers forgets the workers (of every pool, built-in included) not
+// seen since before cutoff and holding no run, and returns how many.
+func (s *Service) PruneWorkers(ctx context.Context, cutoff time.Time) (int, error) {
+	res, err := s.db.Exec(ctx, `DELETE FROM workers WHERE last_seen_at < $1 AND NOT EXISTS
+		(SELECT 1 FROM runs WHERE runs.worker_id = workers.id AND runs.state IN ('PREPARING','INITIALIZING','PLANNING','PERFORMING','APPLYING'))`,
+		cutoff.UnixNano())
+	if err != nil {
+		return 0, err
+	}
+	k, _ := res.RowsAffected()
+	return int(k), nil
+}
+
 // Drain stops a worker from claiming new jobs; the jobs it runs go on.
 func (s *Service) Drain(ctx context.Context, poolID, workerID string) error {
 	res, err := s.db.Exec(ctx, `UPDATE workers SET drained = TRUE WHERE id = $1 AND pool_id = $2`, workerID, poolID)

@@ -85,6 +85,15 @@ func TestPools(t *testing.T) {
 		if err := s.Drain(ctx, "other", w.ID); !errs.Is(err, errs.NotFound) {
 			t.Fatalf("drain in another pool = %v", err)
 		}
+		if k, err := s.PruneWorkers(ctx, time.Now().Add(-time.Hour)); err != nil || k != 0 {
+			t.Fatalf("pruned a worker seen just now: %d %v", k, err)
+		}
+		if k, err := s.PruneWorkers(ctx, time.Now().Add(time.Hour)); err != nil || k != 1 {
+			t.Fatalf("pruning a silent worker: %d %v", k, err)
+		}
+		if _, _, err := reg.Register(ctx, "eu", workerapi.RegisterRequest{Name: "w2"}); err != nil {
+			t.Fatal(err)
+		}
 		newToken, err := s.Reset(ctx, "eu")
 		if err != nil || newToken == token {
 			t.Fatal(err)

@@ -1,0 +1,6 @@
+//go:build !linux
+
+package cli
+
+// hideSecrets does nothing outside Linux.
+func hideSecrets() error { return nil }
