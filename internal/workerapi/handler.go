@@ -41,6 +41,10 @@ type Handler struct {
 	MaxClaimWait time.Duration
 }
 
+// EndedGrace is how long after its run ended a job may still send its
+// heartbeat and the last of its log: then its token is dead for good.
+var EndedGrace = 5 * time.Minute
+
 // Routes registers the protocol's routes on mux.
 func (h *Handler) Routes(mux *http.ServeMux) {
 	a := httpx.Adapter{Log: h.Log}
@@ -53,6 +57,9 @@ func (h *Handler) Routes(mux *http.ServeMux) {
 			rn, err := h.Runs.Authenticate(r.Context(), httpx.BearerToken(r), path == "heartbeat" || path == "logs")
 			if err != nil {
 				return err
+			}
+			if run.Terminal(rn.State) && time.Since(rn.UpdatedAt) > EndedGrace {
+				return errs.E(errs.Unauthenticated, "run token expired: run %s ended %s ago", rn.ID, time.Since(rn.UpdatedAt).Round(time.Second))
 			}
 			if rn.ID != r.PathValue("run") {
 				return errs.E(errs.Forbidden, "this job token is for run %s", rn.ID)

@@ -98,3 +98,27 @@ func TestPoolSealing(t *testing.T) {
 		_ = workerapi.Version
 	})
 }
+
+// A job token of an ended run works for the last log lines only for a
+// grace period.
+func TestEndedRunGrace(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newFixture(t, d)
+		st := f.stack(t, nil)
+		f.create(t, st.ID, run.Tracked)
+		c, _ := f.worker(t, builtinToken)
+		job := claim(t, c)
+		if err := c.Finish(f.ctx, job, workerapi.FinishRequest{OK: false, Reason: "boom"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.AppendLog(f.ctx, job, job.LogOffset, []byte("last words\n")); err != nil {
+			t.Fatalf("a log line right after the end: %v", err)
+		}
+		old := workerapi.EndedGrace
+		workerapi.EndedGrace = 0
+		defer func() { workerapi.EndedGrace = old }()
+		if err := c.AppendLog(f.ctx, job, job.LogOffset+11, []byte("much later\n")); err == nil {
+			t.Fatal("a job token of a run that ended long ago still appends to its log")
+		}
+	})
+}
