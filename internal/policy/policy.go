@@ -62,6 +62,9 @@ type Service struct {
 	PublicURL string
 
 	types typeCache
+	// Audit, if set, records policy changes and reviews in their
+	// transaction.
+	Audit Auditor
 }
 
 // NewService returns a policy service.
@@ -152,7 +155,10 @@ func (s *Service) Create(ctx context.Context, p Policy) (Policy, error) {
 		if err != nil {
 			return err
 		}
-		return s.saveVersion(ctx, p)
+		if err := s.saveVersion(ctx, p); err != nil {
+			return err
+		}
+		return s.auditPolicy(ctx, "create", nil, &p)
 	})
 	if err == nil {
 		s.changed()
@@ -265,7 +271,10 @@ func (s *Service) Update(ctx context.Context, policyID string, fn func(*Policy) 
 		}
 		_, err = s.db.Exec(ctx, `UPDATE policies SET name = $2, body = $3, engine = $4, engine_set = $5, labels = $6, description = $7, version = $8, updated_at = $9 WHERE id = $1`,
 			p.ID, p.Name, p.Body, p.Engine, p.EngineSet, labels.Encode(p.Labels), p.Description, p.Version, p.UpdatedAt.UnixNano())
-		return err
+		if err != nil {
+			return err
+		}
+		return s.auditPolicy(ctx, "update", &old, &p)
 	})
 	if err == nil {
 		s.changed()
@@ -277,11 +286,14 @@ func (s *Service) Update(ctx context.Context, policyID string, fn func(*Policy) 
 // Receipts on runs stay: they are history.
 func (s *Service) Delete(ctx context.Context, policyID string) error {
 	err := s.db.Tx(ctx, func(ctx context.Context) error {
-		if _, err := s.Get(ctx, policyID); err != nil {
+		p, err := s.Get(ctx, policyID)
+		if err != nil {
 			return err
 		}
-		_, err := s.db.Exec(ctx, `DELETE FROM policies WHERE id = $1`, policyID)
-		return err
+		if _, err := s.db.Exec(ctx, `DELETE FROM policies WHERE id = $1`, policyID); err != nil {
+			return err
+		}
+		return s.auditPolicy(ctx, "delete", &p, nil)
 	})
 	if err == nil {
 		s.changed()

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gantry-iac/gantry/internal/audit"
 	"github.com/gantry-iac/gantry/internal/errs"
 	"github.com/gantry-iac/gantry/internal/id"
 	"github.com/gantry-iac/gantry/internal/run"
@@ -64,8 +65,22 @@ func (s *Service) AddReview(ctx context.Context, runID, author, decision, note, 
 	if err := run.CheckReviewable(r); err != nil {
 		return r, err
 	}
-	if _, err := s.db.Exec(ctx, `INSERT INTO run_reviews (id, run_id, author, decision, note, run_state, remote_ip, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-		id.New("rev"), r.ID, author, decision, note, stageOf(r), remoteIP, time.Now().UnixNano()); err != nil {
+	err = s.db.Tx(ctx, func(ctx context.Context) error {
+		if _, err := s.db.Exec(ctx, `INSERT INTO run_reviews (id, run_id, author, decision, note, run_state, remote_ip, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+			id.New("rev"), r.ID, author, decision, note, stageOf(r), remoteIP, time.Now().UnixNano()); err != nil {
+			return err
+		}
+		if s.Audit == nil {
+			return nil
+		}
+		change, err := audit.NewChange(nil, map[string]string{"decision": decision, "note": note, "run_state": stageOf(r)})
+		if err != nil {
+			return err
+		}
+		_, err = s.Audit.Record(ctx, audit.Event{Action: "run.review", SubjectType: "run", SubjectID: r.ID, Space: r.SpaceID, Change: change})
+		return err
+	})
+	if err != nil {
 		return r, err
 	}
 	// Evaluate on the run as it is, and apply the verdict only if the run

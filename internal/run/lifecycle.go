@@ -217,6 +217,9 @@ func (s *Service) Create(ctx context.Context, in New) (Run, error) {
 		if r, err = s.Get(ctx, runID); err != nil {
 			return err
 		}
+		if err := s.audit(ctx, "trigger", r, nil, map[string]string{"type": r.Type, "stack": r.StackID, "commit": r.CommitSHA, "triggered_by": r.TriggeredBy}); err != nil {
+			return err
+		}
 		if s.Policies != nil {
 			keys, err := s.Policies.Changed(ctx, r, "", created)
 			if err != nil {
@@ -249,7 +252,11 @@ func (s *Service) act(ctx context.Context, runID, action string, allowed []strin
 		if !contains(allowed, r.State) {
 			return errs.E(errs.Conflict, "cannot %s run %s: it is %s (%s is possible only when %s)", action, runID, r.State, action, strings.Join(allowed, " or "))
 		}
+		before := r.State
 		if err := s.transition(ctx, n, &r, c); err != nil {
+			return err
+		}
+		if err := s.audit(ctx, action, r, stateChange(before), stateChange(r.State)); err != nil {
 			return err
 		}
 		if c.to == Confirmed {
@@ -291,6 +298,9 @@ func (s *Service) Stop(ctx context.Context, runID, actor string) (Run, error) {
 		}
 		if r.StopRequested != "" {
 			return nil
+		}
+		if err := s.audit(ctx, "stop", r, map[string]string{"state": r.State}, map[string]string{"state": r.State, "stop_requested": actor}); err != nil {
+			return err
 		}
 		res, err := s.db.Exec(ctx, `UPDATE runs SET stop_requested = $3, updated_at = $4 WHERE id = $1 AND state = $2`, r.ID, r.State, actor, time.Now().UnixNano())
 		if err != nil {

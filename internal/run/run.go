@@ -118,6 +118,9 @@ type Service struct {
 	OnTerminal func(ctx context.Context, r Run) error
 	// Policies, if set, is consulted at the decision points of RUNS.md.
 	Policies Policies
+	// Audit, if set, records the actions of people on runs (trigger,
+	// confirm, discard, cancel, stop) in their transaction.
+	Audit Auditor
 }
 
 // NewService returns a run service.

@@ -91,6 +91,7 @@ type Server struct {
 	notify   *notify.Service
 	policies *policy.Service
 	pools    *workerpool.Service
+	audit    *audit.Service
 	instance string
 	url      string
 	ready    atomic.Bool
@@ -189,6 +190,11 @@ func (s *Server) open(ctx context.Context) error {
 	s.policies.SampleLast = s.cfg.PolicySamples
 	scalePolicyTimeouts(s.cfg.PolicyTimeoutScale)
 	s.runs.Policies = s.policies
+	// People's actions on runs and policy changes are audited in their
+	// own transaction; the API adds a generic event for other changes.
+	s.audit = audit.NewService(s.db, s.log)
+	s.runs.Audit = s.audit
+	s.policies.Audit = s.audit
 	if err := s.spaces.EnsureRoot(ctx); err != nil {
 		return err
 	}
@@ -296,7 +302,7 @@ func (s *Server) handler() http.Handler {
 	})
 	mux.Handle("GET /metrics", s.metricsHandler())
 	a := &api.API{Spaces: s.spaces, Stacks: s.stacks, Runs: s.runs, State: s.state, Keys: s.keys, Log: s.log, Head: git.Head,
-		Notify: s.notify, Policies: s.policies, Pools: s.pools, Audit: audit.NewService(s.db, s.log)}
+		Notify: s.notify, Policies: s.policies, Pools: s.pools, Audit: s.audit}
 	a.Routes(mux)
 	wh := &workerapi.Handler{Runs: s.runs, Stacks: s.stacks, Registry: s.registry, Hub: s.hub, Log: s.log,
 		MaxClaimWait: min(30*time.Second, max(s.cfg.WorkerTimeout/3, time.Second)), Draining: s.draining.Load,

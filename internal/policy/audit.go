@@ -1,0 +1,37 @@
+package policy
+
+import (
+	"context"
+
+	"github.com/gantry-iac/gantry/internal/audit"
+)
+
+// Auditor records audit events in the caller's transaction.
+type Auditor interface {
+	Record(ctx context.Context, ev audit.Event) (audit.Event, error)
+}
+
+// auditPolicy records a change of a policy in the transaction of the
+// change: metadata and the body's version, not the body itself (it can be
+// long; the version history keeps every body).
+func (s *Service) auditPolicy(ctx context.Context, action string, before, after *Policy) error {
+	if s.Audit == nil {
+		return nil
+	}
+	view := func(p *Policy) any {
+		if p == nil {
+			return nil
+		}
+		return map[string]any{"name": p.Name, "type": p.Type, "space": p.Space, "labels": p.Labels, "version": p.Version, "engine": p.Engine}
+	}
+	change, err := audit.NewChange(view(before), view(after))
+	if err != nil {
+		return err
+	}
+	subject := after
+	if subject == nil {
+		subject = before
+	}
+	_, err = s.Audit.Record(ctx, audit.Event{Action: "policy." + action, SubjectType: "policy", SubjectID: subject.ID, Space: subject.Space, Change: change})
+	return err
+}
