@@ -116,6 +116,9 @@ func (a *app) apiKeyRevoke() *cobra.Command {
 			if err := c.RevokeAPIKey(ctx, id); err != nil {
 				return err
 			}
+			if a.output == "json" {
+				return a.printJSON(map[string]any{"revoked": id})
+			}
 			fmt.Fprintf(a.stdout, "Revoked API key %q: it no longer authenticates.\n", id)
 			return nil
 		}),

@@ -64,7 +64,7 @@ func (a *app) finish(ctx context.Context, c *client.Client, run apiv1.Run, wait 
 	case apiv1.StateUnconfirmed:
 		fmt.Fprintf(a.stderr, "Run %s waits for confirmation: gantry stack confirm --id %s --run %s\n", run.ID, run.Stack, run.ID)
 	case apiv1.StatePendingReview:
-		fmt.Fprintf(a.stderr, "Run %s waits for review.\n", run.ID)
+		fmt.Fprintf(a.stderr, "Run %s waits for review: gantry run review --id %s --approve|--reject\n", run.ID, run.ID)
 	}
 	return outcome(run)
 }

@@ -72,7 +72,11 @@ a second signal interrupts them.`,
 
 func (a *app) runWorker(ctx context.Context, f workerFlags) error {
 	if !strings.HasPrefix(a.token, "gpt_") {
-		return usageErrorf("--token (or GANTRY_TOKEN) must be a worker pool token (gpt_...): create one with `gantry workerpool create`")
+		msg := "--token (or GANTRY_TOKEN, or GANTRY_TOKEN_FILE) must be a worker pool token (gpt_...): create one with `gantry workerpool create`"
+		if os.Getenv("GANTRY_TOKEN") != "" && os.Getenv("GANTRY_TOKEN_FILE") != "" {
+			msg += "; GANTRY_TOKEN is set and wins over GANTRY_TOKEN_FILE: unset it"
+		}
+		return usageErrorf("%s", msg)
 	}
 	if f.concurrency < 1 || f.concurrency > 256 {
 		return usageErrorf("--concurrency must be from 1 to 256")
@@ -160,8 +164,14 @@ func (a *app) runWorker(ctx context.Context, f workerFlags) error {
 	}, c)
 	kill, cancelKill := context.WithCancel(context.Background())
 	defer cancelKill()
+	done := make(chan struct{})
+	defer close(done)
 	go func() {
-		<-ctx.Done()
+		select {
+		case <-ctx.Done():
+		case <-done:
+			return // the worker stopped by itself
+		}
 		log.Info("draining: no new jobs; waiting for the running ones (send the signal again to interrupt them)")
 		again := make(chan os.Signal, 1)
 		signal.Notify(again, os.Interrupt, syscall.SIGTERM)
@@ -194,6 +204,9 @@ func (a *app) workerDrain() *cobra.Command {
 		RunE: a.withClient(func(ctx context.Context, c *client.Client, _ []string) error {
 			if err := c.DrainWorker(ctx, pool, id); err != nil {
 				return err
+			}
+			if a.output == "json" {
+				return a.printJSON(map[string]any{"pool": pool, "worker": id, "status": "DRAINED"})
 			}
 			fmt.Fprintf(a.stdout, "Worker %s of pool %s is drained: it takes no new jobs.\n", id, pool)
 			return nil

@@ -116,7 +116,7 @@ func (s *Service) notificationInput(ctx context.Context, r run.Run, ev event) (m
 		"webhook_endpoints": endpoints,
 		"run_updated": obj{
 			"state": ev.Payload.State, "username": username, "note": note, "run": ro, "stack": stackObject(v),
-			"urls": obj{"run": strings.TrimSuffix(s.PublicURL, "/") + "/runs/" + r.ID}, "timing": timing,
+			"urls": obj{"run": strings.TrimSuffix(s.PublicURL, "/") + "/api/v1/runs/" + r.ID}, "timing": timing,
 			"policy_receipts": rcpts, "plan_policy_decision": obj{"deny": deny, "warn": warn},
 		},
 	}

@@ -413,7 +413,11 @@ func (s *Service) Drain(ctx context.Context, poolID, workerID string) error {
 		return err
 	}
 	if k, _ := res.RowsAffected(); k == 0 {
-		return errs.E(errs.NotFound, "worker %q not found in pool %q", workerID, poolID)
+		name := poolID
+		if name == "" {
+			name = "builtin"
+		}
+		return errs.E(errs.NotFound, "worker %q not found in pool %s", workerID, name)
 	}
 	return nil
 }
