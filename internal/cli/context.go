@@ -17,7 +17,7 @@ func (a *app) contextCommand() *cobra.Command {
 		a.contextCreate(), a.contextList(), a.contextShow(), a.contextDelete(),
 		group("env", "Manage a context's environment variables", a.contextEnvSet(), a.contextEnvList(), a.contextEnvDelete()),
 		group("file", "Manage a context's mounted files", a.contextFileSet(), a.contextFileDelete()),
-		group("hook", "Manage a context's hooks", a.contextHookAdd()),
+		group("hook", "Manage a context's hooks", a.contextHookAdd(), a.contextHookDelete()),
 		a.contextAttachment(false), a.contextAttachment(true),
 	)
 }
@@ -431,4 +431,55 @@ func source(kind, ctx string) string {
 		return "context:" + ctx
 	}
 	return kind
+}
+
+// hookPhase returns the list of a context's hooks for a phase name.
+func hookPhase(h *apiv1.ContextHooks, phase string) *[]string {
+	return map[string]*[]string{
+		"before_init": &h.BeforeInit, "after_init": &h.AfterInit, "before_plan": &h.BeforePlan, "after_plan": &h.AfterPlan,
+		"before_apply": &h.BeforeApply, "after_apply": &h.AfterApply, "before_destroy": &h.BeforeDestroy,
+		"after_destroy": &h.AfterDestroy, "before_perform": &h.BeforePerform, "after_perform": &h.AfterPerform,
+		"after_run": &h.AfterRun,
+	}[phase]
+}
+
+// contextHookDelete is `gantry context hook delete --id C --phase P [--command CMD]`.
+func (a *app) contextHookDelete() *cobra.Command {
+	var id, phase, command string
+	cmd := &cobra.Command{
+		Use:   "delete",
+		Short: "Remove a command from a hook phase (without --command: every command of the phase)",
+		Args:  cobra.NoArgs,
+		RunE: a.withClient(func(ctx context.Context, c *client.Client, _ []string) error {
+			cur, err := c.GetContext(ctx, id)
+			if err != nil {
+				return err
+			}
+			hooks := cur.Hooks
+			list := hookPhase(&hooks, phase)
+			if list == nil {
+				return usageErrorf("--phase %q: want before_/after_ init, plan, apply, destroy, perform, or after_run", phase)
+			}
+			kept := []string{}
+			for _, h := range *list {
+				if command != "" && h != command {
+					kept = append(kept, h)
+				}
+			}
+			if len(kept) == len(*list) {
+				return fmt.Errorf("context %s has no %s hook %q", id, phase, command)
+			}
+			*list = kept
+			x, err := c.UpdateContext(ctx, id, apiv1.ContextUpdate{Hooks: &hooks})
+			if err != nil {
+				return err
+			}
+			return a.printContext(x, nil, nil, nil, false)
+		}),
+	}
+	cmd.Flags().StringVar(&id, "id", "", "context id")
+	cmd.Flags().StringVar(&phase, "phase", "", "hook phase, e.g. before_plan")
+	cmd.Flags().StringVar(&command, "command", "", "the command to remove (default: all of the phase)")
+	required(cmd, "id", "phase")
+	return cmd
 }

@@ -99,6 +99,15 @@ func TestContextCommands(t *testing.T) {
 			t.Errorf("show lacks %q:\n%s", want, show)
 		}
 	}
+	// A hook can be removed again.
+	must("context", "hook", "add", "--id", "aws", "--phase", "before_plan", "--command", "tflint")
+	must("context", "hook", "delete", "--id", "aws", "--phase", "before_plan", "--command", "tflint")
+	if show := must("context", "show", "--id", "aws"); strings.Contains(show, "tflint") || !strings.Contains(show, "echo hi") {
+		t.Errorf("after hook delete:\n%s", show)
+	}
+	if code, _, _ := cli("context", "hook", "delete", "--id", "aws", "--phase", "before_plan", "--command", "nope"); code == 0 {
+		t.Error("deleting a hook that does not exist succeeded")
+	}
 	env := must("stack", "env", "list", "--id", "web")
 	for _, want := range []string{"AWS_SECRET", "context:aws", contexts.Checksum([]byte(secret)), "ro_TOKEN", "context:shared",
 		"creds/key.json", "CONTEXT", "autoattach:eu"} {
