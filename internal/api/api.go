@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gantry-iac/gantry/internal/audit"
@@ -44,6 +45,9 @@ type API struct {
 	Contexts *contexts.Service
 	// Pools serves worker pools; nil answers 503.
 	Pools *workerpool.Service
+
+	initThrottle sync.Once
+	throttle     *authThrottle // brute-force protection of authentication
 	// Audit records and serves the audit trail; nil answers 503 (and
 	// Audited records nothing).
 	Audit *audit.Service
@@ -116,6 +120,15 @@ func (a *API) Routes(mux *http.ServeMux) {
 // auth password, as OpenTofu's http backend sends it).
 func (a *API) authenticate(r *http.Request) (p auth.Principal, err error) {
 	defer func() { noteAuth(r, p, err) }()
+	a.initThrottle.Do(func() { a.throttle = newAuthThrottle() })
+	if err := a.throttle.check(r, time.Now()); err != nil {
+		return auth.Principal{}, err
+	}
+	defer func() {
+		if errs.Is(err, errs.Unauthenticated) && httpx.BearerToken(r) != "" {
+			a.throttle.failed(r, time.Now())
+		}
+	}()
 	token := httpx.BearerToken(r)
 	if token == "" {
 		return auth.Principal{}, errs.E(errs.Unauthenticated, "missing API token: send Authorization: Bearer <token>")

@@ -77,6 +77,7 @@ type Service struct {
 	log      *slog.Logger
 	now      func() time.Time
 	failures failureLimiter
+	forward  *Forwarder // set by NewForwarder
 }
 
 // NewService returns the audit service over d. A nil log discards.

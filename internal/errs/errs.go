@@ -20,6 +20,7 @@ const (
 	Locked          Kind = "locked"
 	TooLarge        Kind = "too_large"
 	Unavailable     Kind = "unavailable"
+	TooManyRequests Kind = "too_many_requests"
 	Internal        Kind = "internal"
 )
 

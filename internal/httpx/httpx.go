@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/gantry-iac/gantry/internal/apiv1"
@@ -28,6 +29,7 @@ var Status = map[errs.Kind]int{
 	errs.TooLarge:        http.StatusRequestEntityTooLarge,
 	errs.Locked:          http.StatusLocked,
 	errs.Unavailable:     http.StatusServiceUnavailable,
+	errs.TooManyRequests: http.StatusTooManyRequests,
 	errs.Internal:        http.StatusInternalServerError,
 }
 
@@ -75,8 +77,17 @@ func (a Adapter) WriteError(w http.ResponseWriter, r *http.Request, err error) {
 	if kind == errs.Internal {
 		msg = "internal error (request " + RequestID(r.Context()) + ")"
 	}
-	WriteJSON(w, status, apiv1.ErrorBody{Error: apiv1.ErrorDetail{Code: string(kind), Message: msg, Detail: errs.DetailOf(err)}})
+	detail := errs.DetailOf(err)
+	if ra, ok := detail.(RetryAfter); ok {
+		w.Header().Set("Retry-After", strconv.Itoa(int(ra)))
+		detail = nil
+	}
+	WriteJSON(w, status, apiv1.ErrorBody{Error: apiv1.ErrorDetail{Code: string(kind), Message: msg, Detail: detail}})
 }
+
+// RetryAfter, as an error's detail, is sent as the Retry-After header
+// (seconds) instead of in the body.
+type RetryAfter int
 
 // WriteJSON writes v as JSON with status.
 func WriteJSON(w http.ResponseWriter, status int, v any) {

@@ -87,12 +87,22 @@ func controlDial(extra []netip.Prefix) func(network, address string, c syscall.R
 // Timeout, redirects not followed, no proxy (the deny list must see the
 // address really connected to), and the deny list enforced in the dialer.
 func (s *Service) newClient() *http.Client {
-	dialer := &net.Dialer{Timeout: s.Timeout, KeepAlive: 30 * time.Second, Control: controlDial(s.DenyCIDRs)}
+	return NewClient(s.Timeout, s.DenyCIDRs)
+}
+
+// NewClient returns an HTTP client for outgoing webhooks: requests bounded
+// by timeout, redirects not followed, no proxy (the deny list must see the
+// address really connected to), and connections to the always-denied
+// addresses (link-local, metadata services, unspecified) and to deny
+// refused in the dialer, after name resolution. Other packages that send
+// webhooks (audit forwarding) use it too.
+func NewClient(timeout time.Duration, deny []netip.Prefix) *http.Client {
+	dialer := &net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second, Control: controlDial(deny)}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.Proxy = nil
 	tr.DialContext = dialer.DialContext
 	return &http.Client{
-		Timeout:   s.Timeout,
+		Timeout:   timeout,
 		Transport: tr,
 		// A redirect is an answer, not a new destination: secrets and
 		// signed bodies are not forwarded elsewhere.
