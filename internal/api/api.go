@@ -109,6 +109,7 @@ func (a *API) Routes(mux *http.ServeMux) {
 	a.apiKeyRoutes(user)
 	a.workerPoolRoutes(user)
 	a.auditRoutes(user)
+	a.auditWebhookRoutes(user)
 	a.stateRoutes(mux, ad)
 	mux.Handle("GET /api/v1/openapi.json", http.HandlerFunc(serveOpenAPI))
 	mux.Handle("/api/v1/", ad.H(func(w http.ResponseWriter, r *http.Request) error {

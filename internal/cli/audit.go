@@ -18,7 +18,8 @@ import (
 
 func (a *app) auditCommand() *cobra.Command {
 	return group("audit", "Read, export and verify the tamper-evident audit trail",
-		a.auditList(), a.auditExport(), a.auditVerify())
+		a.auditList(), a.auditExport(), a.auditVerify(),
+		a.auditWebhook(), a.auditDeliveries())
 }
 
 // auditFlags are the filters of list and export.

@@ -193,6 +193,7 @@ func (s *Server) open(ctx context.Context) error {
 	// People's actions on runs and policy changes are audited in their
 	// own transaction; the API adds a generic event for other changes.
 	s.audit = audit.NewService(s.db, s.log)
+	audit.NewForwarder(s.audit, s.box, s.log) // audit webhooks; started with the notification dispatcher
 	s.runs.Audit = s.audit
 	s.policies.Audit = s.audit
 	if err := s.spaces.EnsureRoot(ctx); err != nil {
@@ -349,6 +350,7 @@ func (s *Server) serve(ctx context.Context) error {
 	go s.reaper(reaperCtx)
 	go s.policies.RunEvents(reaperCtx, time.Second)
 	go s.notify.Run(reaperCtx)
+	go s.audit.Forwarder().Run(reaperCtx)
 	go func() {
 		_ = s.db.Listen(reaperCtx, eventsChannel, func(p string) { s.hub.NotifyLocal(strings.Fields(p)...) })
 	}()
