@@ -78,7 +78,7 @@ func TestWorkerPoolsAPI(t *testing.T) {
 		t.Fatalf("created = %+v", created)
 	}
 	token := created.Token
-	if got, ok := pools.Authenticate(ctx, token); !ok || got != "eu" {
+	if got, ok, _ := pools.Authenticate(ctx, token); !ok || got != "eu" {
 		t.Fatalf("Authenticate(created token) = %q, %v", got, ok)
 	}
 
@@ -179,10 +179,10 @@ func TestWorkerPoolsAPI(t *testing.T) {
 	if reset.ID != "eu" || reset.Name != "Europe" || !strings.HasPrefix(reset.Token, workerpool.TokenPrefix) || reset.Token == token {
 		t.Fatalf("reset = %+v", reset)
 	}
-	if _, ok := pools.Authenticate(ctx, token); ok {
+	if _, ok, _ := pools.Authenticate(ctx, token); ok {
 		t.Errorf("the old token still authenticates after reset")
 	}
-	if got, ok := pools.Authenticate(ctx, reset.Token); !ok || got != "eu" {
+	if got, ok, _ := pools.Authenticate(ctx, reset.Token); !ok || got != "eu" {
 		t.Errorf("Authenticate(new token) = %q, %v", got, ok)
 	}
 	e.must(e.do("GET", "/api/v1/worker-pools/eu/workers", nil), http.StatusOK, &workers)

@@ -73,7 +73,7 @@ func TestWorkerPoolCommands(t *testing.T) {
 	code, out, errOut := cli("workerpool", "create", "--id", "eu", "--space", "root", "--label", "private", "--description", "EU workers")
 	wantRun(t, code, out, errOut, 0, "ID:", "eu", "Space:", "root", "Labels:", "private", "shown only this once", workerpool.TokenPrefix)
 	token := lastLine(out)
-	if p, ok := pools.Authenticate(ctx, token); !ok || p != "eu" {
+	if p, ok, _ := pools.Authenticate(ctx, token); !ok || p != "eu" {
 		t.Fatalf("the printed token %q does not authenticate pool eu", token)
 	}
 	// --space is required.
@@ -147,10 +147,10 @@ func TestWorkerPoolCommands(t *testing.T) {
 	code, out, errOut = cli("workerpool", "reset", "--id", "eu")
 	wantRun(t, code, out, errOut, 0, "Europe", "new pool token", "shown only this once")
 	newToken := lastLine(out)
-	if p, ok := pools.Authenticate(ctx, newToken); !ok || p != "eu" || newToken == token {
+	if p, ok, _ := pools.Authenticate(ctx, newToken); !ok || p != "eu" || newToken == token {
 		t.Errorf("the reset token %q does not authenticate pool eu", newToken)
 	}
-	if _, ok := pools.Authenticate(ctx, token); ok {
+	if _, ok, _ := pools.Authenticate(ctx, token); ok {
 		t.Errorf("the old token still works after reset")
 	}
 	tokens = append(tokens, newToken)

@@ -432,14 +432,12 @@ func scalePolicyTimeouts(f float64) {
 
 // poolForToken returns the pool a worker's pool token belongs to: the
 // built-in pool ("") for the server's own workers, or a worker pool.
-func (s *Server) poolForToken(t string) (string, bool) {
+func (s *Server) poolForToken(ctx context.Context, t string) (string, bool, error) {
 	if t == "" {
-		return "", false
+		return "", false, nil
 	}
 	if s.poolTok != "" && subtle.ConstantTimeCompare([]byte(t), []byte(s.poolTok)) == 1 {
-		return "", true
+		return "", true, nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
 	return s.pools.Authenticate(ctx, t)
 }

@@ -29,8 +29,10 @@ type Handler struct {
 	// contexts that apply to the stack to every job.
 	Contexts *contexts.Service
 	Hub      *events.Hub
-	// PoolForToken returns the pool a pool token admits to.
-	PoolForToken func(token string) (pool string, ok bool)
+	// PoolForToken returns the pool a pool token admits to; an error means
+	// the token could not be checked (the worker retries), not that it is
+	// wrong.
+	PoolForToken func(ctx context.Context, token string) (pool string, ok bool, err error)
 	// Draining, when it returns true, makes claims return no job.
 	Draining func() bool
 	// PoolKey, when set, returns a pool's public key ("" for none): secret
@@ -79,7 +81,10 @@ func (h *Handler) Routes(mux *http.ServeMux) {
 }
 
 func (h *Handler) register(w http.ResponseWriter, r *http.Request) error {
-	pool, ok := h.PoolForToken(httpx.BearerToken(r))
+	pool, ok, err := h.PoolForToken(r.Context(), httpx.BearerToken(r))
+	if err != nil {
+		return err
+	}
 	if !ok {
 		return errs.E(errs.Unauthenticated, "invalid pool token")
 	}

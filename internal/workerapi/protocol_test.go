@@ -65,9 +65,9 @@ func newFixture(t *testing.T, d *db.DB) *fixture {
 	f.handler = &workerapi.Handler{
 		Runs: f.runs, Stacks: f.stacks, Registry: workerapi.NewRegistry(d), Hub: hub, Log: log,
 		MaxClaimWait: patience,
-		PoolForToken: func(token string) (string, bool) {
+		PoolForToken: func(_ context.Context, token string) (string, bool, error) {
 			pool, ok := map[string]string{builtinToken: "", gpuToken: "gpu"}[token]
-			return pool, ok
+			return pool, ok, nil
 		},
 		Draining: f.draining.Load,
 	}

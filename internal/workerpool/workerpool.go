@@ -14,6 +14,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -220,23 +221,26 @@ func (s *Service) Reset(ctx context.Context, poolID string) (string, error) {
 	return token, err
 }
 
-// Authenticate returns the pool a pool token belongs to.
-func (s *Service) Authenticate(ctx context.Context, token string) (string, bool) {
+// Authenticate returns the pool a pool token belongs to. An error means
+// the token could not be checked (the database did not answer).
+func (s *Service) Authenticate(ctx context.Context, token string) (string, bool, error) {
 	rest, ok := strings.CutPrefix(token, TokenPrefix)
 	i := strings.LastIndexByte(rest, '_')
 	if !ok || i <= 0 {
-		return "", false
+		return "", false, nil
 	}
 	var h string
-	if err := s.db.QueryRow(ctx, `SELECT token_hash FROM worker_pools WHERE id = $1`, rest[:i]).Scan(&h); err != nil {
-		// (A database error also refuses: registering is retried by the
-		// worker for network errors; a refused registration is reported.)
-		return "", false
+	err := s.db.QueryRow(ctx, `SELECT token_hash FROM worker_pools WHERE id = $1`, rest[:i]).Scan(&h)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("checking a pool token: %w", err)
 	}
 	if subtle.ConstantTimeCompare([]byte(h), []byte(hash(token))) != 1 {
-		return "", false
+		return "", false, nil
 	}
-	return rest[:i], true
+	return rest[:i], true, nil
 }
 
 // Usable checks that a stack in spaceID may use a pool: the pool's space

@@ -42,11 +42,11 @@ func TestPools(t *testing.T) {
 		if _, _, err := s.Create(ctx, workerpool.Pool{ID: "builtin"}); !errs.Is(err, errs.Invalid) {
 			t.Fatalf("pool named builtin = %v", err)
 		}
-		if got, ok := s.Authenticate(ctx, token); !ok || got != "eu" {
+		if got, ok, _ := s.Authenticate(ctx, token); !ok || got != "eu" {
 			t.Fatalf("Authenticate = %q %v", got, ok)
 		}
 		for _, bad := range []string{"", "gpt_eu_x", token + "x", strings.Replace(token, "gpt_eu_", "gpt_other_", 1)} {
-			if _, ok := s.Authenticate(ctx, bad); ok {
+			if _, ok, _ := s.Authenticate(ctx, bad); ok {
 				t.Errorf("Authenticate(%q) accepted", bad)
 			}
 		}
@@ -98,7 +98,7 @@ func TestPools(t *testing.T) {
 		if err != nil || newToken == token {
 			t.Fatal(err)
 		}
-		if _, ok := s.Authenticate(ctx, token); ok {
+		if _, ok, _ := s.Authenticate(ctx, token); ok {
 			t.Fatal("the old token still works after reset")
 		}
 		if ws, _ := s.Workers(ctx, "eu"); len(ws) != 0 {
