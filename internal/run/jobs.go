@@ -463,6 +463,11 @@ func (s *Service) FailLost(ctx context.Context, cutoff time.Time, lostWorkers []
 			if err != nil || !contains(workingStates, r.State) {
 				return err
 			}
+			// Re-check under the transaction: a heartbeat or a hand-over
+			// since the scan means the worker is not lost after all.
+			if !r.HeartbeatAt.Before(cutoff) && !contains(lostWorkers, r.WorkerID) {
+				return nil
+			}
 			reason := why
 			if reason == "" {
 				reason = "worker " + r.WorkerID + " lost: no heartbeat since " + r.HeartbeatAt.Format(time.RFC3339)
