@@ -1,48 +1,22 @@
 package cli
 
 import (
-	"context"
 	"encoding/json"
-	"log/slog"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/gantry-iac/gantry/internal/api"
 	"github.com/gantry-iac/gantry/internal/apiv1"
 	"github.com/gantry-iac/gantry/internal/auth"
-	"github.com/gantry-iac/gantry/internal/db"
-	"github.com/gantry-iac/gantry/internal/httpx"
-	spacepkg "github.com/gantry-iac/gantry/internal/space"
 )
 
-// keyServer is the real API over SQLite; it returns its URL and the
+// keyServer is the real API with API keys; it returns its URL and the
 // bootstrap admin token.
 func keyServer(t *testing.T) (string, string) {
 	t.Helper()
-	ctx := context.Background()
-	d, err := db.Open(ctx, "", t.TempDir(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
-	spaces := spacepkg.NewService(d)
-	if err := spaces.EnsureRoot(ctx); err != nil {
-		t.Fatal(err)
-	}
-	keys := auth.NewKeys(d)
-	token, err := keys.Create(ctx, "admin", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := &api.API{Spaces: spaces, Keys: keys, Log: slog.New(slog.DiscardHandler)}
-	mux := http.NewServeMux()
-	a.Routes(mux)
-	srv := httptest.NewServer(httpx.WithRequestID(mux))
-	t.Cleanup(srv.Close)
-	return srv.URL, token
+	ta := newTestAPI(t)
+	ta.serve(nil)
+	return ta.URL, ta.Token
 }
 
 func TestAPIKeyCommands(t *testing.T) {

@@ -4,47 +4,23 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
-	"log/slog"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/gantry-iac/gantry/internal/api"
 	"github.com/gantry-iac/gantry/internal/apiv1"
 	"github.com/gantry-iac/gantry/internal/audit"
-	"github.com/gantry-iac/gantry/internal/auth"
 	"github.com/gantry-iac/gantry/internal/db"
-	"github.com/gantry-iac/gantry/internal/httpx"
-	spacepkg "github.com/gantry-iac/gantry/internal/space"
 )
 
-// auditServer is the real API with its audit trail over SQLite.
 func auditServer(t *testing.T) (url, token string, d *db.DB) {
 	t.Helper()
-	ctx := context.Background()
-	d, err := db.Open(ctx, "", t.TempDir(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
-	spaces := spacepkg.NewService(d)
-	if err := spaces.EnsureRoot(ctx); err != nil {
-		t.Fatal(err)
-	}
-	keys := auth.NewKeys(d)
-	if token, err = keys.Create(ctx, "admin", ""); err != nil {
-		t.Fatal(err)
-	}
-	a := &api.API{Spaces: spaces, Keys: keys, Log: slog.New(slog.DiscardHandler), Audit: audit.NewService(d, nil)}
-	mux := http.NewServeMux()
-	a.Routes(mux)
-	srv := httptest.NewServer(httpx.WithRequestID(a.Audited(mux)))
-	t.Cleanup(srv.Close)
-	return srv.URL, token, d
+	ta := newTestAPI(t)
+	ta.API.Audit = audit.NewService(ta.D, nil)
+	ta.serve(ta.API.Audited)
+	return ta.URL, ta.Token, ta.D
 }
 
 func TestAuditCommands(t *testing.T) {

@@ -1,60 +1,21 @@
 package cli
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
-	"log/slog"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/gantry-iac/gantry/internal/api"
 	"github.com/gantry-iac/gantry/internal/apiv1"
-	"github.com/gantry-iac/gantry/internal/auth"
 	"github.com/gantry-iac/gantry/internal/contexts"
-	"github.com/gantry-iac/gantry/internal/db"
-	"github.com/gantry-iac/gantry/internal/events"
-	"github.com/gantry-iac/gantry/internal/httpx"
-	runpkg "github.com/gantry-iac/gantry/internal/run"
-	"github.com/gantry-iac/gantry/internal/secrets"
-	spacepkg "github.com/gantry-iac/gantry/internal/space"
-	stackpkg "github.com/gantry-iac/gantry/internal/stack"
-	"github.com/gantry-iac/gantry/internal/state"
 )
 
-// contextServer is the real API with contexts over SQLite; it returns the
-// flags that point the CLI at it.
 func contextServer(t *testing.T) []string {
 	t.Helper()
-	ctx := context.Background()
-	log := slog.New(slog.DiscardHandler)
-	d, err := db.Open(ctx, "", t.TempDir(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
-	box, _ := secrets.NewBox(bytes.Repeat([]byte{3}, 32))
-	spaces := spacepkg.NewService(d)
-	if err := spaces.EnsureRoot(ctx); err != nil {
-		t.Fatal(err)
-	}
-	keys := auth.NewKeys(d)
-	token, err := keys.Create(ctx, "admin", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	stacks := stackpkg.NewService(d, box)
-	a := &api.API{Spaces: spaces, Stacks: stacks, Runs: runpkg.NewService(d, events.NewHub(), box, log),
-		State: state.NewService(d, box), Keys: keys, Log: log, Contexts: contexts.NewService(d, box, spaces, stacks)}
-	mux := http.NewServeMux()
-	a.Routes(mux)
-	srv := httptest.NewServer(httpx.WithRequestID(mux))
-	t.Cleanup(srv.Close)
-	return []string{"--url", srv.URL, "--token", token}
+	ta := newTestAPI(t)
+	ta.API.Contexts = contexts.NewService(ta.D, ta.Box, ta.Spaces, ta.Stacks)
+	return ta.serve(nil)
 }
 
 func TestContextCommands(t *testing.T) {

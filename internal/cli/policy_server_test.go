@@ -1,65 +1,28 @@
 package cli
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
-	"log/slog"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 
-	"github.com/gantry-iac/gantry/internal/api"
 	"github.com/gantry-iac/gantry/internal/apiv1"
-	"github.com/gantry-iac/gantry/internal/auth"
-	"github.com/gantry-iac/gantry/internal/db"
-	"github.com/gantry-iac/gantry/internal/events"
-	"github.com/gantry-iac/gantry/internal/httpx"
 	"github.com/gantry-iac/gantry/internal/notify"
 	"github.com/gantry-iac/gantry/internal/policy"
-	runpkg "github.com/gantry-iac/gantry/internal/run"
-	"github.com/gantry-iac/gantry/internal/secrets"
-	spacepkg "github.com/gantry-iac/gantry/internal/space"
-	stackpkg "github.com/gantry-iac/gantry/internal/stack"
-	"github.com/gantry-iac/gantry/internal/state"
 )
 
 // policyServer is the real API with policies over SQLite; it returns the
 // flags that point the CLI at it.
 func policyServer(t *testing.T) []string {
 	t.Helper()
-	ctx := context.Background()
-	log := slog.New(slog.DiscardHandler)
-	d, err := db.Open(ctx, "", t.TempDir(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
-	box, _ := secrets.NewBox(bytes.Repeat([]byte{5}, 32))
-	spaces := spacepkg.NewService(d)
-	if err := spaces.EnsureRoot(ctx); err != nil {
-		t.Fatal(err)
-	}
-	keys := auth.NewKeys(d)
-	token, err := keys.Create(ctx, "admin", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hub := events.NewHub()
-	stacks, runs, n := stackpkg.NewService(d, box), runpkg.NewService(d, hub, box, log), notify.NewService(d, box, log)
-	pols := policy.NewService(d, spaces, stacks, runs, n, hub, log)
-	runs.Policies = pols
-	a := &api.API{Spaces: spaces, Stacks: stacks, Runs: runs, State: state.NewService(d, box), Keys: keys, Log: log,
-		Notify: n, Policies: pols}
-	mux := http.NewServeMux()
-	a.Routes(mux)
-	srv := httptest.NewServer(httpx.WithRequestID(mux))
-	t.Cleanup(srv.Close)
-	return []string{"--url", srv.URL, "--token", token}
+	ta := newTestAPI(t)
+	n := notify.NewService(ta.D, ta.Box, ta.Log)
+	pols := policy.NewService(ta.D, ta.Spaces, ta.Stacks, ta.Runs, n, ta.Hub, ta.Log)
+	ta.Runs.Policies = pols
+	ta.API.Notify, ta.API.Policies = n, pols
+	return ta.serve(nil)
 }
 
 // writeFile writes content to name in dir and returns its path.

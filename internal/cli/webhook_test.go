@@ -1,10 +1,8 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -13,54 +11,24 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gantry-iac/gantry/internal/api"
 	"github.com/gantry-iac/gantry/internal/apiv1"
-	"github.com/gantry-iac/gantry/internal/auth"
-	"github.com/gantry-iac/gantry/internal/db"
-	"github.com/gantry-iac/gantry/internal/events"
-	"github.com/gantry-iac/gantry/internal/httpx"
 	"github.com/gantry-iac/gantry/internal/notify"
-	runpkg "github.com/gantry-iac/gantry/internal/run"
-	"github.com/gantry-iac/gantry/internal/secrets"
-	spacepkg "github.com/gantry-iac/gantry/internal/space"
-	stackpkg "github.com/gantry-iac/gantry/internal/stack"
-	"github.com/gantry-iac/gantry/internal/state"
 )
 
-// notifyServer is the real API with notifications over SQLite; it returns
-// the flags that point the CLI at it, and the service.
+// notifyServer is the real API with notifications and a running
+// dispatcher; it returns the CLI flags and the notify service.
 func notifyServer(t *testing.T) ([]string, *notify.Service) {
 	t.Helper()
-	ctx := context.Background()
-	log := slog.New(slog.DiscardHandler)
-	d, err := db.Open(ctx, "", t.TempDir(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
-	box, _ := secrets.NewBox(bytes.Repeat([]byte{3}, 32))
-	spaces := spacepkg.NewService(d)
-	if err := spaces.EnsureRoot(ctx); err != nil {
-		t.Fatal(err)
-	}
-	keys := auth.NewKeys(d)
-	token, err := keys.Create(ctx, "admin", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := notify.NewService(d, box, log)
+	ta := newTestAPI(t)
+	n := notify.NewService(ta.D, ta.Box, ta.Log)
 	n.BackoffBase, n.PollInterval = 5*time.Millisecond, 20*time.Millisecond
-	a := &api.API{Spaces: spaces, Stacks: stackpkg.NewService(d, box), Runs: runpkg.NewService(d, events.NewHub(), box, log),
-		State: state.NewService(d, box), Keys: keys, Log: log, Notify: n}
-	mux := http.NewServeMux()
-	a.Routes(mux)
-	srv := httptest.NewServer(httpx.WithRequestID(mux))
-	t.Cleanup(srv.Close)
-	rctx, cancel := context.WithCancel(ctx)
+	ta.API.Notify = n
+	flags := ta.serve(nil)
+	rctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); n.Run(rctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	return []string{"--url", srv.URL, "--token", token}, n
+	return flags, n
 }
 
 func TestWebhookCommands(t *testing.T) {

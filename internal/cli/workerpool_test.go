@@ -1,26 +1,12 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"log/slog"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 
-	"github.com/gantry-iac/gantry/internal/api"
 	"github.com/gantry-iac/gantry/internal/apiv1"
-	"github.com/gantry-iac/gantry/internal/auth"
-	"github.com/gantry-iac/gantry/internal/db"
-	"github.com/gantry-iac/gantry/internal/events"
-	"github.com/gantry-iac/gantry/internal/httpx"
-	runpkg "github.com/gantry-iac/gantry/internal/run"
-	"github.com/gantry-iac/gantry/internal/secrets"
-	spacepkg "github.com/gantry-iac/gantry/internal/space"
-	stackpkg "github.com/gantry-iac/gantry/internal/stack"
-	"github.com/gantry-iac/gantry/internal/state"
 	"github.com/gantry-iac/gantry/internal/workerapi"
 	"github.com/gantry-iac/gantry/internal/workerpool"
 )
@@ -29,32 +15,10 @@ import (
 // flags that point the CLI at it, the pool service and the worker registry.
 func poolServer(t *testing.T) ([]string, *workerpool.Service, *workerapi.Registry) {
 	t.Helper()
-	ctx := context.Background()
-	log := slog.New(slog.DiscardHandler)
-	d, err := db.Open(ctx, "", t.TempDir(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
-	box, _ := secrets.NewBox(bytes.Repeat([]byte{3}, 32))
-	spaces := spacepkg.NewService(d)
-	if err := spaces.EnsureRoot(ctx); err != nil {
-		t.Fatal(err)
-	}
-	keys := auth.NewKeys(d)
-	token, err := keys.Create(ctx, "admin", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hub := events.NewHub()
-	pools := workerpool.NewService(d, spaces, hub)
-	a := &api.API{Spaces: spaces, Stacks: stackpkg.NewService(d, box), Runs: runpkg.NewService(d, hub, box, log),
-		State: state.NewService(d, box), Keys: keys, Log: log, Pools: pools}
-	mux := http.NewServeMux()
-	a.Routes(mux)
-	srv := httptest.NewServer(httpx.WithRequestID(mux))
-	t.Cleanup(srv.Close)
-	return []string{"--url", srv.URL, "--token", token}, pools, workerapi.NewRegistry(d)
+	ta := newTestAPI(t)
+	pools := workerpool.NewService(ta.D, ta.Spaces, ta.Hub)
+	ta.API.Pools = pools
+	return ta.serve(nil), pools, workerapi.NewRegistry(ta.D)
 }
 
 // lastLine is the last line of out: where create and reset print the token.
