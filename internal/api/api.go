@@ -122,12 +122,16 @@ func (a *API) Routes(mux *http.ServeMux) {
 func (a *API) authenticate(r *http.Request) (p auth.Principal, err error) {
 	defer func() { noteAuth(r, p, err) }()
 	a.initThrottle.Do(func() { a.throttle = newAuthThrottle() })
-	if err := a.throttle.check(r, time.Now()); err != nil {
-		return auth.Principal{}, err
-	}
 	defer func() {
+		// A working token always works; a source that keeps sending bad
+		// ones is told to slow down (429) instead of 401.
 		if errs.Is(err, errs.Unauthenticated) && httpx.BearerToken(r) != "" {
-			a.throttle.failed(r, time.Now())
+			now := time.Now()
+			if terr := a.throttle.check(r, now); terr != nil {
+				err = terr
+				return
+			}
+			a.throttle.failed(r, now)
 		}
 	}()
 	token := httpx.BearerToken(r)
@@ -139,8 +143,11 @@ func (a *API) authenticate(r *http.Request) (p auth.Principal, err error) {
 	}
 	if strings.HasPrefix(token, "gst_") {
 		rn, err := a.Runs.AuthenticateState(r.Context(), token)
-		if err != nil {
+		if errs.Is(err, errs.Unauthenticated) {
 			return auth.Principal{}, errs.E(errs.Unauthenticated, "invalid or expired run token")
+		}
+		if err != nil {
+			return auth.Principal{}, err // could not be checked: 5xx, retried
 		}
 		return auth.Principal{Kind: "run", ID: rn.ID, StackID: rn.StackID, Name: rn.ID}, nil
 	}

@@ -7,7 +7,10 @@ package auth
 import (
 	"context"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/hex"
+	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -96,8 +99,12 @@ func (k *Keys) Authenticate(ctx context.Context, token string) (Principal, error
 		return Principal{}, errs.E(errs.Unauthenticated, "invalid API token")
 	}
 	key, err := scanKey(k.db.QueryRow(ctx, `SELECT `+keyColumns+` FROM api_tokens WHERE token_hash = $1`, hash(token)))
-	if err != nil {
+	if errors.Is(err, sql.ErrNoRows) {
 		return Principal{}, errs.E(errs.Unauthenticated, "invalid API token")
+	}
+	if err != nil {
+		// The key could not be checked: a 5xx clients retry, not a 401.
+		return Principal{}, fmt.Errorf("checking an API key: %w", err)
 	}
 	now := time.Now()
 	switch {

@@ -48,7 +48,12 @@ GANTRY_CONCURRENCY...) and GANTRY_<FLAG>_FILE (GANTRY_TOKEN_FILE).
 SIGTERM (or Ctrl-C) drains: no new jobs, exit when the running ones end;
 a second signal interrupts them.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return a.runWorker(cmd.Context(), f) },
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if cmd.Flags().Changed("token") {
+				fmt.Fprintln(a.stderr, "Warning: a pool token given with --token is visible to every process of this host in /proc/<pid>/cmdline, the runs this worker executes included: pass it with GANTRY_TOKEN_FILE (or GANTRY_TOKEN) instead.")
+			}
+			return a.runWorker(cmd.Context(), f)
+		},
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.server, "server", "", "the Gantry server's URL, e.g. https://gantry.example.com")
@@ -93,6 +98,9 @@ func (a *app) runWorker(ctx context.Context, f workerFlags) error {
 	if err != nil {
 		return err
 	}
+	// The runs this worker executes run as the same user: keep them from
+	// reading its memory and environment (GANTRY_TOKEN). Its command line
+	// stays readable: hence GANTRY_TOKEN_FILE rather than --token.
 	if err := hideSecrets(); err != nil {
 		log.Warn("could not hide this process's memory and environment from the runs it executes", "err", err)
 	}

@@ -40,7 +40,7 @@ func (a *app) printPoolToken(p apiv1.WorkerPoolToken, what string) error {
 		poolFields(w, p.WorkerPool)
 		fmt.Fprintln(w)
 		fmt.Fprintf(w, "Store this %s now: it is shown only this once and cannot be retrieved again.\n", what)
-		fmt.Fprintf(w, "Start workers with: gantry worker --server URL --token TOKEN (or GANTRY_TOKEN / GANTRY_TOKEN_FILE)\n")
+		fmt.Fprintf(w, "Start workers with: GANTRY_TOKEN_FILE=<file holding the token> gantry worker --server URL (a --token on the command line is visible to other processes)\n")
 		fmt.Fprintln(w, p.Token)
 	})
 }

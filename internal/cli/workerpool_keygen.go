@@ -27,7 +27,7 @@ the jobs sent to its workers, and its workers seal the workspaces they hand
 from plan to apply, so that the server's database and keys alone cannot open
 them. Give the private key to the pool's workers:
 
-  gantry worker --server URL --token $POOL_TOKEN --private-key-file P.key
+  GANTRY_TOKEN_FILE=pool.token gantry worker --server URL --private-key-file P.key
 
 Replacing an existing key needs --replace: restart the workers with the new
 key (a worker whose key does not match its pool's refuses to start).`,

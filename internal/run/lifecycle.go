@@ -217,9 +217,6 @@ func (s *Service) Create(ctx context.Context, in New) (Run, error) {
 		if r, err = s.Get(ctx, runID); err != nil {
 			return err
 		}
-		if err := s.audit(ctx, "trigger", r, nil, map[string]string{"type": r.Type, "stack": r.StackID, "commit": r.CommitSHA, "triggered_by": r.TriggeredBy}); err != nil {
-			return err
-		}
 		if s.Policies != nil {
 			keys, err := s.Policies.Changed(ctx, r, "", created)
 			if err != nil {
@@ -235,8 +232,11 @@ func (s *Service) Create(ctx context.Context, in New) (Run, error) {
 				return err
 			}
 		}
-		r, err = s.Get(ctx, runID)
-		return err
+		if r, err = s.Get(ctx, runID); err != nil {
+			return err
+		}
+		// Last in the transaction: the audit head's lock is held briefly.
+		return s.audit(ctx, "trigger", r, nil, map[string]string{"type": r.Type, "stack": r.StackID, "commit": r.CommitSHA, "triggered_by": r.TriggeredBy})
 	})
 	return r, err
 }
@@ -299,9 +299,6 @@ func (s *Service) Stop(ctx context.Context, runID, actor string) (Run, error) {
 		if r.StopRequested != "" {
 			return nil
 		}
-		if err := s.audit(ctx, "stop", r, map[string]string{"state": r.State}, map[string]string{"state": r.State, "stop_requested": actor}); err != nil {
-			return err
-		}
 		res, err := s.db.Exec(ctx, `UPDATE runs SET stop_requested = $3, updated_at = $4 WHERE id = $1 AND state = $2`, r.ID, r.State, actor, time.Now().UnixNano())
 		if err != nil {
 			return err
@@ -311,7 +308,7 @@ func (s *Service) Stop(ctx context.Context, runID, actor string) (Run, error) {
 		}
 		r.StopRequested = actor
 		n.add(Key(r.ID))
-		return nil
+		return s.audit(ctx, "stop", r, map[string]string{"state": r.State}, map[string]string{"state": r.State, "stop_requested": actor})
 	})
 	return r, err
 }

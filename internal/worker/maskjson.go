@@ -3,6 +3,7 @@ package worker
 import (
 	"bytes"
 	"encoding/json"
+	"strconv"
 	"strings"
 
 	"github.com/gantry-iac/gantry/internal/secrets"
@@ -62,10 +63,15 @@ func maskValue(m *secrets.Masker, v any) any {
 		}
 		return x
 	case map[string]any:
+		out := make(map[string]any, len(x))
 		for k, e := range x {
-			x[k] = maskValue(m, e)
+			mk := m.String(k) // a secret can be a key too (for_each, tags)
+			if _, taken := out[mk]; taken && mk != k {
+				mk += "#" + strconv.Itoa(len(out)) // two keys masked alike stay apart
+			}
+			out[mk] = maskValue(m, e)
 		}
-		return x
+		return out
 	case []any:
 		for i, e := range x {
 			x[i] = maskValue(m, e)
