@@ -20,8 +20,9 @@ type authThrottle struct {
 	Window   time.Duration
 	Block    time.Duration
 
-	mu      sync.Mutex
-	sources map[netip.Prefix]*failWindow
+	mu        sync.Mutex
+	sources   map[netip.Prefix]*failWindow
+	lastSweep time.Time
 }
 
 type failWindow struct {
@@ -30,8 +31,7 @@ type failWindow struct {
 	blockedUntil time.Time
 }
 
-// maxSources bounds the memory the throttle uses: past it, the oldest
-// windows are forgotten first (they are the least likely to matter).
+// maxSources bounds the memory the throttle uses (see failed).
 const maxSources = 100000
 
 func newAuthThrottle() *authThrottle {
@@ -84,10 +84,20 @@ func (t *authThrottle) failed(r *http.Request, now time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	w := t.sources[src]
-	if w == nil || now.Sub(w.start) > t.Window {
-		if w == nil && len(t.sources) >= maxSources {
-			t.forgetOldest()
+	if w == nil && len(t.sources) >= maxSources {
+		// Full: forget the finished windows, at most once a second (a
+		// flood of new sources must not make every request scan); until
+		// there is room, new sources are not tracked.
+		if now.Sub(t.lastSweep) < time.Second {
+			return
 		}
+		t.lastSweep = now
+		t.sweep(now)
+		if len(t.sources) >= maxSources {
+			return
+		}
+	}
+	if w == nil || now.Sub(w.start) > t.Window {
 		w = &failWindow{start: now}
 		t.sources[src] = w
 	}
@@ -98,13 +108,11 @@ func (t *authThrottle) failed(r *http.Request, now time.Time) {
 	}
 }
 
-func (t *authThrottle) forgetOldest() {
-	var oldest netip.Prefix
-	var at time.Time
+// sweep forgets the sources whose window and block are over.
+func (t *authThrottle) sweep(now time.Time) {
 	for p, w := range t.sources {
-		if at.IsZero() || w.start.Before(at) {
-			oldest, at = p, w.start
+		if now.Sub(w.start) > t.Window && !now.Before(w.blockedUntil) {
+			delete(t.sources, p)
 		}
 	}
-	delete(t.sources, oldest)
 }

@@ -20,7 +20,17 @@ const maxTracked = 1 << 16
 type failureLimiter struct {
 	mu   sync.Mutex
 	byIP map[string]*ipFailures
+	// A global cap across all sources, so that a flood from many addresses
+	// (an IPv6 prefix) cannot turn into unbounded audit writes, each of
+	// which takes the audit head's lock: at most globalPerSecond events a
+	// second; the rest are counted in the next event that gets through.
+	second        time.Time
+	inSecond      int
+	globalDropped int
 }
+
+// globalPerSecond bounds failed-authentication events across all sources.
+const globalPerSecond = 20
 
 type ipFailures struct {
 	next       time.Time // no event before
@@ -47,7 +57,17 @@ func (l *failureLimiter) allow(ip string, now time.Time) (bool, int) {
 		f.suppressed++
 		return false, 0
 	}
-	n := f.suppressed
+	if sec := now.Truncate(time.Second); !sec.Equal(l.second) {
+		l.second, l.inSecond = sec, 0
+	}
+	if l.inSecond >= globalPerSecond {
+		l.globalDropped++
+		f.suppressed++
+		return false, 0
+	}
+	l.inSecond++
+	n := f.suppressed + l.globalDropped
+	l.globalDropped = 0
 	f.next, f.suppressed = now.Add(time.Second), 0
 	return true, n
 }

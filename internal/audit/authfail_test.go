@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"fmt"
 	"testing"
 	"time"
 )
@@ -37,5 +38,25 @@ func TestFailureLimiterBounded(t *testing.T) {
 	}
 	if len(l.byIP) > maxTracked {
 		t.Errorf("tracks %d addresses, at most %d", len(l.byIP), maxTracked)
+	}
+}
+
+// Many sources at once: at most globalPerSecond events a second in all,
+// and the dropped ones are counted in the next event that gets through.
+func TestFailureLimiterGlobalCap(t *testing.T) {
+	var l failureLimiter
+	now := time.Unix(1000, 0)
+	allowed := 0
+	for i := range 100 {
+		if ok, _ := l.allow(fmt.Sprintf("2001:db8::%x", i), now); ok {
+			allowed++
+		}
+	}
+	if allowed != globalPerSecond {
+		t.Fatalf("%d events in one second from 100 sources, want %d", allowed, globalPerSecond)
+	}
+	ok, suppressed := l.allow("2001:db8::ffff", now.Add(time.Second))
+	if !ok || suppressed < 100-globalPerSecond {
+		t.Fatalf("next second: allowed %v, suppressed %d, want the %d dropped counted", ok, suppressed, 100-globalPerSecond)
 	}
 }
