@@ -62,11 +62,16 @@ func ForwardBody(ev Event) ([]byte, error) {
 func (f *Forwarder) lease() time.Duration { return max(f.Lease, 2*f.Timeout+5*time.Second) }
 
 // Run forwards events until ctx ends, waking on Wake and every
-// PollInterval.
+// PollInterval. Each leased endpoint is served on its own, so that a slow
+// one (a long replay, a receiver timing out) never holds back the others;
+// Run returns once every endpoint it serves has stopped.
 func (f *Forwarder) Run(ctx context.Context) {
 	client := notify.NewClient(f.Timeout, f.DenyCIDRs)
+	slots := make(chan struct{}, maxForwardConcurrency)
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	for ctx.Err() == nil {
-		if _, err := f.forwardOnce(ctx, client); err != nil && ctx.Err() == nil {
+		if _, err := f.forwardSome(ctx, client, slots, &wg); err != nil && ctx.Err() == nil {
 			f.log.ErrorContext(ctx, "audit forwarder", "error", err)
 		}
 		select {
@@ -77,23 +82,25 @@ func (f *Forwarder) Run(ctx context.Context) {
 	}
 }
 
-// forwardOnce leases the endpoints that have events to receive and are
-// due, and serves each (in parallel) until it is caught up, fails or
-// loses its lease. It returns how many it leased.
-func (f *Forwarder) forwardOnce(ctx context.Context, client *http.Client) (int, error) {
-	leased, err := f.claim(ctx, maxForwardConcurrency)
+// forwardSome leases as many due endpoints behind the head as there are
+// free slots and starts serving each; it returns how many it leased.
+func (f *Forwarder) forwardSome(ctx context.Context, client *http.Client, slots chan struct{}, wg *sync.WaitGroup) (int, error) {
+	free := cap(slots) - len(slots)
+	if free == 0 {
+		return 0, nil
+	}
+	leased, err := f.claim(ctx, free)
 	if err != nil || len(leased) == 0 {
 		return 0, err
 	}
-	var wg sync.WaitGroup
 	for _, c := range leased {
+		slots <- struct{}{}
 		wg.Add(1)
 		go func() {
-			defer wg.Done()
+			defer func() { <-slots; wg.Done() }()
 			f.serve(ctx, client, c)
 		}()
 	}
-	wg.Wait()
 	return len(leased), nil
 }
 

@@ -341,3 +341,31 @@ func TestForwardTwoForwardersPostgres(t *testing.T) {
 		t.Errorf("at most %d requests at once (want 1), %d bad signatures", rc.maxFlight, rc.badSig)
 	}
 }
+
+// A slow endpoint (a receiver taking its time on every event) does not hold
+// back a healthy one.
+func TestForwardSlowEndpointDoesNotBlockOthers(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		s, f, _ := newForwarder(t, d)
+		slow := newReceiver(t, func(int) int { return http.StatusOK }, 300*time.Millisecond)
+		fast := newReceiver(t, func(int) int { return http.StatusOK }, 0)
+		for id, rc := range map[string]*receiver{"slow": slow, "fast": fast} {
+			if _, err := f.CreateEndpoint(ctx, audit.ForwardEndpoint{ID: id, URL: rc.URL, Secret: fwdSecret}, 1); err != nil {
+				t.Fatal(err)
+			}
+		}
+		record(t, ctx, s, 20)
+		start(t, f)
+		waitFor(t, "the fast endpoint caught up", func() bool { g := fast.got(); return len(g) > 0 && g[len(g)-1] == 20 })
+		if n := len(slow.got()); n >= 20 {
+			t.Fatalf("the slow endpoint already got %d events: the test proves nothing", n)
+		}
+		record(t, ctx, s, 5)
+		waitFor(t, "new events reach the fast endpoint while the slow one lags", func() bool {
+			g := fast.got()
+			return len(g) > 0 && g[len(g)-1] == 25 && len(slow.got()) < 25
+		})
+		checkInOrder(t, fast.got(), 1, 25)
+	})
+}
