@@ -279,12 +279,23 @@ resource "terraform_data" "echo" {
 	}
 	r := s.Deploy(t, "sealed")
 
-	s.StartWorker(t, "withkey", pool.Token, "--private-key-file", keyFile)
+	withKey := s.StartWorker(t, "withkey", pool.Token, "--private-key-file", keyFile)
 	r = s.WaitRun(t, r.ID, "UNCONFIRMED")
 	s.MustGantry(t, "stack", "confirm", "--id", "sealed", "--run", r.ID)
 	r = s.WaitRun(t, r.ID, "FINISHED")
 	logs := s.WaitLog(t, "sealed", r.ID, "sum="+hex.EncodeToString(sum[:]))
 	if strings.Contains(logs, secret) {
 		t.Fatal("the secret is in the log")
+	}
+	// A new key pair for the pool: the running worker holds the old one,
+	// gets no more jobs and stops, saying why.
+	s.MustGantry(t, "workerpool", "keygen", "--id", "vault", "--out", keyFile+".new", "--replace")
+	select {
+	case <-withKey.exited:
+	case <-time.After(waitTimeout):
+		t.Fatal("a worker with the replaced key kept running")
+	}
+	if !strings.Contains(withKey.Log(), "key pair") {
+		t.Fatalf("the worker did not say why it stopped:\n%s", tail(withKey.Log(), 2000))
 	}
 }

@@ -76,8 +76,12 @@ func (w *Worker) Run(stop, kill context.Context) error {
 		tools = DetectTools(stop)
 	}
 	for {
+		pub := ""
+		if w.cfg.PrivateKey != nil {
+			pub = w.cfg.PrivateKey.Public()
+		}
 		reg, err := w.proto.Register(stop, workerapi.RegisterRequest{Name: w.cfg.Name, Version: workerapi.Version, Instance: w.cfg.Instance,
-			Labels: w.cfg.Labels, Tools: tools, Concurrency: n})
+			Labels: w.cfg.Labels, Tools: tools, Concurrency: n, PublicKey: pub})
 		if err == nil {
 			if err := w.checkPoolKey(reg.PublicKey); err != nil {
 				return err

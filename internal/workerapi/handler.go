@@ -127,6 +127,9 @@ func (h *Handler) claim(w http.ResponseWriter, r *http.Request) error {
 	if err := h.Registry.Seen(r.Context(), wk.ID); err != nil {
 		return err
 	}
+	if err := h.checkWorkerKey(r.Context(), wk); err != nil {
+		return err
+	}
 	deadline := time.Now().Add(wait)
 	for {
 		if drained, err := h.Registry.Drained(r.Context(), wk.ID); err != nil {

@@ -59,6 +59,9 @@ type RegisterRequest struct {
 	Tools map[string]string `json:"tools,omitempty"`
 	// Concurrency is how many jobs the worker runs at once.
 	Concurrency int `json:"concurrency,omitempty"`
+	// PublicKey is the public half of the pool key pair the worker holds
+	// (none: empty): it gets no job of a pool whose key differs.
+	PublicKey string `json:"public_key,omitempty"`
 }
 
 // RegisterResponse carries the worker's id and token.

@@ -26,7 +26,8 @@ func NewRegistry(d *db.DB) *Registry { return &Registry{db: d} }
 // Worker is a registered worker.
 type Worker struct {
 	ID, Pool, Name, Instance string
-	Drained                  bool // claims no new jobs
+	Drained                  bool   // claims no new jobs
+	PublicKey                string // of the pool key pair it holds ("" for none)
 	LastSeen                 time.Time
 }
 
@@ -37,14 +38,14 @@ func hash(s string) string {
 
 // Register records a worker and returns its token.
 func (g *Registry) Register(ctx context.Context, pool string, req RegisterRequest) (Worker, string, error) {
-	w := Worker{ID: id.New("wrk"), Pool: pool, Name: req.Name, Instance: req.Instance, LastSeen: time.Now()}
+	w := Worker{ID: id.New("wrk"), Pool: pool, Name: req.Name, Instance: req.Instance, PublicKey: strings.TrimSpace(req.PublicKey), LastSeen: time.Now()}
 	token := "gwt_" + w.ID + "_" + id.Secret(32)
 	now := time.Now().UnixNano()
 	lbl, _ := json.Marshal(nonNilMap(req.Labels))
 	tools, _ := json.Marshal(nonNilMap(req.Tools))
-	_, err := g.db.Exec(ctx, `INSERT INTO workers (id, pool_id, name, instance, token_hash, registered_at, last_seen_at, labels, tools, concurrency)
-		VALUES ($1,$2,$3,$4,$5,$6,$6,$7,$8,$9)`,
-		w.ID, pool, req.Name, req.Instance, hash(token), now, string(lbl), string(tools), max(req.Concurrency, 1))
+	_, err := g.db.Exec(ctx, `INSERT INTO workers (id, pool_id, name, instance, token_hash, registered_at, last_seen_at, labels, tools, concurrency, public_key)
+		VALUES ($1,$2,$3,$4,$5,$6,$6,$7,$8,$9,$10)`,
+		w.ID, pool, req.Name, req.Instance, hash(token), now, string(lbl), string(tools), max(req.Concurrency, 1), w.PublicKey)
 	return w, token, err
 }
 
@@ -65,8 +66,8 @@ func (g *Registry) Authenticate(ctx context.Context, token string) (Worker, erro
 	var w Worker
 	var h string
 	var seen int64
-	err := g.db.QueryRow(ctx, `SELECT id, pool_id, name, instance, token_hash, last_seen_at, drained FROM workers WHERE id = $1`, rest[:i]).
-		Scan(&w.ID, &w.Pool, &w.Name, &w.Instance, &h, &seen, &w.Drained)
+	err := g.db.QueryRow(ctx, `SELECT id, pool_id, name, instance, token_hash, last_seen_at, drained, public_key FROM workers WHERE id = $1`, rest[:i]).
+		Scan(&w.ID, &w.Pool, &w.Name, &w.Instance, &h, &seen, &w.Drained, &w.PublicKey)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return Worker{}, fmt.Errorf("checking a worker token: %w", err) // 5xx: the worker retries
 	}

@@ -2,6 +2,7 @@ package workerapi
 
 import (
 	"context"
+	"strings"
 
 	"github.com/gantry-iac/gantry/internal/errs"
 	"github.com/gantry-iac/gantry/internal/run"
@@ -68,4 +69,18 @@ func (h *Handler) checkSealed(ctx context.Context, rn run.Run, data []byte) erro
 		return errs.E(errs.Invalid, "worker pool %s seals workspaces to its key: this worker sent a plain one (start it with the pool's private key)", pool)
 	}
 	return nil
+}
+
+// checkWorkerKey refuses work to a worker whose key pair is not its
+// pool's (the pool's key was replaced while it ran): it could not open
+// the pool's jobs. The 409 stops the worker with the reason.
+func (h *Handler) checkWorkerKey(ctx context.Context, wk Worker) error {
+	if h.PoolKey == nil {
+		return nil
+	}
+	key, err := h.PoolKey(ctx, wk.Pool)
+	if err != nil || key == "" || strings.TrimSpace(key) == wk.PublicKey {
+		return err
+	}
+	return errs.E(errs.Conflict, "this worker's key pair is not its pool's (was `gantry workerpool keygen --replace` run?): restart it with the pool's current private key")
 }

@@ -39,7 +39,15 @@ func TestPoolSealing(t *testing.T) {
 			t.Fatal(err)
 		}
 		r := f.create(t, st.ID, run.Tracked)
-		c, _ := f.worker(t, gpuToken)
+		// A worker without the pool's key gets no job.
+		nokey, _ := f.worker(t, gpuToken)
+		if _, err := nokey.Claim(f.ctx, 0); err == nil || !strings.Contains(err.Error(), "key pair") {
+			t.Fatalf("claim by a worker without the pool's key: %v", err)
+		}
+		c := workerapi.NewClient(f.url+"/", gpuToken)
+		if _, err := c.Register(f.ctx, workerapi.RegisterRequest{Name: "keyed", Version: workerapi.Version, PublicKey: key.Public()}); err != nil {
+			t.Fatal(err)
+		}
 		job := claim(t, c)
 		if !job.Sealed {
 			t.Fatal("the job of a pool with a key is not marked sealed")
