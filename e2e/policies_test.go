@@ -190,6 +190,12 @@ reject if count(input.reviews.current.rejections) > 0
 	if got := s.GetRun(t, r.ID); got.State != "PENDING_REVIEW" {
 		t.Fatalf("one reviewer's two approvals moved the run to %s", got.State)
 	}
+	// A key without a role may not review; bound space-writer, bob may.
+	if res := s.Gantry(t, "--token", bob.Token, "run", "review", "--id", r.ID, "--approve"); res.Code == 0 || !strings.Contains(res.Stderr, "run:review") {
+		t.Fatalf("a key without a role reviewed: %s", res)
+	}
+	var binding apiv1.RoleBinding
+	s.MustJSON(t, &binding, "role", "bind", "--role", "space-writer", "--apikey", "bob")
 	s.MustJSON(t, &reviewed, "--token", bob.Token, "run", "review", "--id", r.ID, "--approve")
 	s.WaitRun(t, r.ID, "FINISHED")
 	var reviews []apiv1.Review

@@ -5,6 +5,8 @@ package api
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -36,6 +38,12 @@ type API struct {
 	Runs   *run.Service
 	State  *state.Service
 	Keys   *auth.Keys
+	// Roles holds custom roles and role bindings; Users signed-in users
+	// and their sessions.
+	Roles *auth.Roles
+	Users *auth.Users
+	// SSO signs users in with an OpenID Provider; nil: SSO is off.
+	SSO *SSO
 	Log    *slog.Logger
 	// Notify serves webhooks, notifications and deliveries; nil answers 503.
 	Notify *notify.Service
@@ -58,51 +66,112 @@ type API struct {
 
 type handler func(w http.ResponseWriter, r *http.Request, p auth.Principal) error
 
+// Route is one API route and the one action it checks (auth.Authenticated:
+// any authenticated caller).
+type Route struct{ Pattern, Action string }
+
+// RouteTable returns every route Routes registers, with its action: the
+// one place that says which action guards which endpoint.
+func (a *API) RouteTable() []Route {
+	var out []Route
+	a.register(func(pattern, action string, _ handler) { out = append(out, Route{pattern, action}) })
+	a.stateRoutes(http.NewServeMux(), httpx.Adapter{}, func(r Route) { out = append(out, r) })
+	return out
+}
+
 // Routes registers every route on mux.
 func (a *API) Routes(mux *http.ServeMux) {
 	ad := httpx.Adapter{Log: a.Log}
-	user := func(pattern string, h handler) {
+	if a.Keys != nil && a.Roles == nil {
+		a.Roles = auth.NewRoles(a.Keys.DB())
+	}
+	if a.Keys != nil && a.Users == nil {
+		a.Users = auth.NewUsers(a.Keys.DB())
+	}
+	user := func(pattern, action string, h handler) {
+		if action != auth.Authenticated && !auth.KnownAction(action) {
+			panic("route " + pattern + " checks unknown action " + action)
+		}
 		mux.Handle(pattern, ad.H(func(w http.ResponseWriter, r *http.Request) error {
 			p, err := a.authenticate(r)
 			if err != nil {
 				return err
 			}
-			if p.Kind != "api_key" {
+			if p.Kind == "run" {
 				return errs.E(errs.Forbidden, "run tokens may only use the state backend of their stack")
 			}
-			return h(w, r.WithContext(auth.WithPrincipal(r.Context(), p)), p)
+			err = h(w, r.WithContext(auth.WithPrincipal(r.Context(), p)), p)
+			if errors.Is(err, auth.ErrHidden) {
+				return hiddenSubject(r, pattern)
+			}
+			return err
 		}))
 	}
-	user("GET /api/v1/whoami", a.whoami)
-	user("GET /api/v1/spaces", a.listSpaces)
-	user("POST /api/v1/spaces", a.createSpace)
-	user("GET /api/v1/spaces/{id}", a.getSpace)
-	user("PATCH /api/v1/spaces/{id}", a.updateSpace)
-	user("DELETE /api/v1/spaces/{id}", a.deleteSpace)
+	a.register(user)
+	a.stateRoutes(mux, ad, nil)
+	a.authRoutes(mux, ad)
+	mux.Handle("GET /api/v1/openapi.json", http.HandlerFunc(serveOpenAPI))
+	mux.Handle("/api/v1/", ad.H(func(w http.ResponseWriter, r *http.Request) error {
+		return errs.E(errs.NotFound, "no route %s %s", r.Method, r.URL.Path)
+	}))
+}
 
-	user("GET /api/v1/stacks", a.listStacks)
-	user("POST /api/v1/stacks", a.createStack)
-	user("GET /api/v1/stacks/{id}", a.getStack)
-	user("PATCH /api/v1/stacks/{id}", a.updateStack)
-	user("DELETE /api/v1/stacks/{id}", a.deleteStack)
-	user("GET /api/v1/stacks/{id}/env", a.listEnv)
-	user("PUT /api/v1/stacks/{id}/env/{name}", a.setEnv)
-	user("DELETE /api/v1/stacks/{id}/env/{name}", a.deleteEnv)
-	user("POST /api/v1/stacks/{id}/runs", a.createRun)
-	user("GET /api/v1/stacks/{id}/outputs", a.outputs)
-	user("GET /api/v1/stacks/{id}/state/versions", a.stateVersions)
-	user("GET /api/v1/stacks/{id}/state/versions/{serial}", a.stateVersion)
-	user("POST /api/v1/stacks/{id}/state/rollback", a.rollback)
+// subjects names what a route's {id} is, for hiddenSubject.
+var subjects = map[string]string{"spaces": "space", "stacks": "stack", "runs": "run", "policies": "policy",
+	"contexts": "context", "worker-pools": "worker pool", "webhooks": "endpoint", "notifications": "notification"}
 
-	user("GET /api/v1/runs", a.listRuns)
-	user("GET /api/v1/runs/{id}", a.getRun)
-	user("POST /api/v1/runs/{id}/confirm", a.runAction(auth.RunConfirm, a.Runs.Confirm))
-	user("POST /api/v1/runs/{id}/discard", a.runAction(auth.RunDiscard, a.Runs.Discard))
-	user("POST /api/v1/runs/{id}/cancel", a.runAction(auth.RunCancel, a.Runs.Cancel))
-	user("POST /api/v1/runs/{id}/stop", a.runAction(auth.RunStop, a.Runs.Stop))
-	user("GET /api/v1/runs/{id}/logs", a.runLogs)
-	user("GET /api/v1/runs/{id}/plan", a.runPlan)
+// hiddenSubject answers a request about something in a space the caller
+// holds nothing in exactly as if it did not exist.
+func hiddenSubject(r *http.Request, pattern string) error {
+	_, path, _ := strings.Cut(pattern, " ")
+	parts := strings.Split(strings.TrimPrefix(path, "/api/v1/"), "/")
+	if len(parts) > 1 && parts[1] == "{id}" {
+		if kind, ok := subjects[parts[0]]; ok {
+			return errs.E(errs.NotFound, "%s %q not found", kind, r.PathValue("id"))
+		}
+	}
+	sp := r.URL.Query().Get("space")
+	if sp == "" {
+		sp = "root"
+	}
+	return errs.E(errs.NotFound, "space %q not found", sp)
+}
 
+// register calls user for every route, with the action it checks.
+func (a *API) register(user func(pattern, action string, h handler)) {
+	r := routeFunc(user)
+	r.Handle("GET /api/v1/whoami", auth.Authenticated, a.whoami)
+	r.Handle("GET /api/v1/spaces", auth.SpaceRead, a.listSpaces)
+	r.Handle("POST /api/v1/spaces", auth.SpaceAdmin, a.createSpace)
+	r.Handle("GET /api/v1/spaces/{id}", auth.SpaceRead, a.getSpace)
+	r.Handle("PATCH /api/v1/spaces/{id}", auth.SpaceWrite, a.updateSpace)
+	r.Handle("DELETE /api/v1/spaces/{id}", auth.SpaceAdmin, a.deleteSpace)
+
+	r.Handle("GET /api/v1/stacks", auth.SpaceRead, a.listStacks)
+	r.Handle("POST /api/v1/stacks", auth.StackCreate, a.createStack)
+	r.Handle("GET /api/v1/stacks/{id}", auth.SpaceRead, a.getStack)
+	r.Handle("PATCH /api/v1/stacks/{id}", auth.StackUpdate, a.updateStack)
+	r.Handle("DELETE /api/v1/stacks/{id}", auth.StackDelete, a.deleteStack)
+	r.Handle("GET /api/v1/stacks/{id}/env", auth.SpaceRead, a.listEnv)
+	r.Handle("PUT /api/v1/stacks/{id}/env/{name}", auth.StackUpdate, a.setEnv)
+	r.Handle("DELETE /api/v1/stacks/{id}/env/{name}", auth.StackUpdate, a.deleteEnv)
+	r.Handle("POST /api/v1/stacks/{id}/runs", auth.RunTrigger, a.createRun)
+	r.Handle("GET /api/v1/stacks/{id}/outputs", auth.SpaceRead, a.outputs)
+	r.Handle("GET /api/v1/stacks/{id}/state/versions", auth.StateRead, a.stateVersions)
+	r.Handle("GET /api/v1/stacks/{id}/state/versions/{serial}", auth.StateDownload, a.stateVersion)
+	r.Handle("POST /api/v1/stacks/{id}/state/rollback", auth.StateRollback, a.rollback)
+
+	r.Handle("GET /api/v1/runs", auth.SpaceRead, a.listRuns)
+	r.Handle("GET /api/v1/runs/{id}", auth.SpaceRead, a.getRun)
+	r.Handle("POST /api/v1/runs/{id}/confirm", auth.RunConfirm, a.runAction(auth.RunConfirm, a.Runs.Confirm))
+	r.Handle("POST /api/v1/runs/{id}/discard", auth.RunDiscard, a.runAction(auth.RunDiscard, a.Runs.Discard))
+	r.Handle("POST /api/v1/runs/{id}/cancel", auth.RunCancel, a.runAction(auth.RunCancel, a.Runs.Cancel))
+	r.Handle("POST /api/v1/runs/{id}/stop", auth.RunStop, a.runAction(auth.RunStop, a.Runs.Stop))
+	r.Handle("GET /api/v1/runs/{id}/logs", auth.SpaceRead, a.runLogs)
+	r.Handle("GET /api/v1/runs/{id}/plan", auth.SpaceRead, a.runPlan)
+
+	r.Handle("POST /api/v1/stacks/{id}/tasks", auth.TaskCreate, a.createTask)
+	r.Handle("POST /api/v1/runs/{id}/retry", auth.RunRetry, a.retryRun)
 	a.notifyRoutes(user)
 	a.policyRoutes(user)
 	a.contextRoutes(user)
@@ -110,11 +179,7 @@ func (a *API) Routes(mux *http.ServeMux) {
 	a.workerPoolRoutes(user)
 	a.auditRoutes(user)
 	a.auditWebhookRoutes(user)
-	a.stateRoutes(mux, ad)
-	mux.Handle("GET /api/v1/openapi.json", http.HandlerFunc(serveOpenAPI))
-	mux.Handle("/api/v1/", ad.H(func(w http.ResponseWriter, r *http.Request) error {
-		return errs.E(errs.NotFound, "no route %s %s", r.Method, r.URL.Path)
-	}))
+	a.roleRoutes(user)
 }
 
 // authenticate resolves the caller of r from its bearer token (or basic
@@ -136,6 +201,9 @@ func (a *API) authenticate(r *http.Request) (p auth.Principal, err error) {
 	}()
 	token := httpx.BearerToken(r)
 	if token == "" {
+		token = a.sessionCookie(r)
+	}
+	if token == "" {
 		return auth.Principal{}, errs.E(errs.Unauthenticated, "missing API token: send Authorization: Bearer <token>")
 	}
 	if strings.HasPrefix(token, "gjt_") {
@@ -151,7 +219,32 @@ func (a *API) authenticate(r *http.Request) (p auth.Principal, err error) {
 		}
 		return auth.Principal{Kind: "run", ID: rn.ID, StackID: rn.StackID, Name: rn.ID}, nil
 	}
-	return a.Keys.Authenticate(r.Context(), token)
+	if strings.HasPrefix(token, auth.SessionPrefix) {
+		p, err = a.Users.Authenticate(r.Context(), token)
+	} else {
+		p, err = a.Keys.Authenticate(r.Context(), token)
+		if err == nil {
+			p, err = a.Users.ActAs(r.Context(), p)
+		}
+	}
+	if err != nil {
+		return auth.Principal{}, err
+	}
+	return a.permissions(r, p)
+}
+
+// permissions resolves what a non-admin principal's role bindings (and
+// login policy grants) allow.
+func (a *API) permissions(r *http.Request, p auth.Principal) (auth.Principal, error) {
+	if p.Admin || p.Kind == "run" {
+		return p, nil
+	}
+	perms, admin, err := a.Roles.Resolve(r.Context(), p.Actors(), p.Grants)
+	if err != nil {
+		return auth.Principal{}, fmt.Errorf("resolving permissions: %w", err)
+	}
+	p.Perms, p.Admin = perms, admin
+	return p, nil
 }
 
 // page reads limit (1..1000, default 50) and cursor.

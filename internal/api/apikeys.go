@@ -18,11 +18,11 @@ const maxExpiryDays = 36500
 
 // apiKeyRoutes registers the API key routes. Keys are managed in the root
 // space: a key is not bound to a space (yet).
-func (a *API) apiKeyRoutes(user func(pattern string, h handler)) {
+func (a *API) apiKeyRoutes(user func(pattern, action string, h handler)) {
 	r := routeFunc(user)
-	r.Handle("GET /api/v1/api-keys", a.listAPIKeys)
-	r.Handle("POST /api/v1/api-keys", a.createAPIKey)
-	r.Handle("DELETE /api/v1/api-keys/{id}", a.revokeAPIKey)
+	r.Handle("GET /api/v1/api-keys", auth.APIKeyManage, a.listAPIKeys)
+	r.Handle("POST /api/v1/api-keys", auth.APIKeyManage, a.createAPIKey)
+	r.Handle("DELETE /api/v1/api-keys/{id}", auth.APIKeyManage, a.revokeAPIKey)
 }
 
 // optTime returns t in UTC, or nil for the zero time.
@@ -36,7 +36,8 @@ func optTime(t time.Time) *time.Time {
 
 func apiKeyOut(k auth.Key) apiv1.APIKey {
 	return apiv1.APIKey{ID: k.ID, Name: k.Name, CreatedBy: k.CreatedBy, CreatedAt: utc(k.CreatedAt),
-		LastUsedAt: optTime(k.LastUsedAt), ExpiresAt: optTime(k.ExpiresAt), RevokedAt: optTime(k.RevokedAt)}
+		LastUsedAt: optTime(k.LastUsedAt), ExpiresAt: optTime(k.ExpiresAt), RevokedAt: optTime(k.RevokedAt),
+		Admin: k.Admin, Owner: k.OwnerUser}
 }
 
 // parseExpiresIn reads a lifetime: a Go duration ("720h", "90m") or a whole
@@ -77,19 +78,34 @@ func expiry(in apiv1.APIKeyCreate, now time.Time) (time.Time, error) {
 	return time.Time{}, nil
 }
 
+// ownKeys: a signed-in user (a session, or a key of their own) manages
+// their own keys without apikey:manage; their keys act as them, so they
+// grant nothing the user does not have.
+func ownKeys(p auth.Principal) bool { return p.User != "" && !p.Can(auth.APIKeyManage, space.Root) }
+
 func (a *API) createAPIKey(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
-	if err := auth.Authorize(p, auth.APIKeyManage, space.Root); err != nil {
-		return err
+	own := p.User != ""
+	if !own {
+		if err := auth.Authorize(p, auth.APIKeyManage, space.Root); err != nil {
+			return err
+		}
 	}
 	var in apiv1.APIKeyCreate
 	if err := httpx.DecodeJSON(w, r, &in, MaxBody); err != nil {
 		return err
 	}
+	if in.Admin && (!p.Admin || own) {
+		return errs.E(errs.Forbidden, "only an admin's automation key may create admin keys (a signed-in user's keys act as the user)")
+	}
 	exp, err := expiry(in, time.Now())
 	if err != nil {
 		return err
 	}
-	k, token, err := a.Keys.New(r.Context(), in.Name, p.String(), exp)
+	spec := auth.KeySpec{Name: in.Name, CreatedBy: p.String(), ExpiresAt: exp, Admin: in.Admin}
+	if own {
+		spec.OwnerUser = p.User
+	}
+	k, token, err := a.Keys.NewKey(r.Context(), spec)
 	if err != nil {
 		return err
 	}
@@ -101,8 +117,11 @@ func (a *API) createAPIKey(w http.ResponseWriter, r *http.Request, p auth.Princi
 }
 
 func (a *API) listAPIKeys(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
-	if err := auth.Authorize(p, auth.APIKeyManage, space.Root); err != nil {
-		return err
+	own := ownKeys(p)
+	if !own {
+		if err := auth.Authorize(p, auth.APIKeyManage, space.Root); err != nil {
+			return err
+		}
 	}
 	list, err := a.Keys.List(r.Context())
 	if err != nil {
@@ -110,6 +129,9 @@ func (a *API) listAPIKeys(w http.ResponseWriter, r *http.Request, p auth.Princip
 	}
 	out := apiv1.List[apiv1.APIKey]{Items: []apiv1.APIKey{}}
 	for _, k := range list {
+		if own && k.OwnerUser != p.User {
+			continue
+		}
 		out.Items = append(out.Items, apiKeyOut(k))
 	}
 	httpx.WriteJSON(w, http.StatusOK, out)
@@ -117,7 +139,17 @@ func (a *API) listAPIKeys(w http.ResponseWriter, r *http.Request, p auth.Princip
 }
 
 func (a *API) revokeAPIKey(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
-	if err := auth.Authorize(p, auth.APIKeyManage, space.Root); err != nil {
+	if p.Kind == "api_key" && p.ID == r.PathValue("id") {
+		// A key may always revoke itself (a leaked key's holder can end it).
+	} else if ownKeys(p) {
+		k, err := a.Keys.Get(r.Context(), r.PathValue("id"))
+		if errs.Is(err, errs.NotFound) || (err == nil && k.OwnerUser != p.User) {
+			return errs.E(errs.NotFound, "no API key %q among yours", r.PathValue("id"))
+		}
+		if err != nil {
+			return err
+		}
+	} else if err := auth.Authorize(p, auth.APIKeyManage, space.Root); err != nil {
 		return err
 	}
 	k, err := a.Keys.Revoke(r.Context(), r.PathValue("id"))

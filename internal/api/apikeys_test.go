@@ -70,7 +70,7 @@ func TestAPIKeys(t *testing.T) {
 	// Create: the token is in the answer, once.
 	before := time.Now()
 	var ci apiv1.APIKeyCreated
-	e.must(e.do("POST", "/api/v1/api-keys", map[string]any{"name": "ci", "expires_in": "30d"}), http.StatusCreated, &ci)
+	e.must(e.do("POST", "/api/v1/api-keys", map[string]any{"name": "ci", "expires_in": "30d", "admin": true}), http.StatusCreated, &ci)
 	tokens = append(tokens, ci.Token)
 	if !strings.HasPrefix(ci.ID, "key-") || ci.Name != "ci" || !strings.HasPrefix(ci.Token, auth.TokenPrefix) ||
 		ci.CreatedBy != "api_key::admin" || ci.CreatedAt.Location() != time.UTC || ci.ExpiresAt == nil {
@@ -98,6 +98,12 @@ func TestAPIKeys(t *testing.T) {
 	tokens = append(tokens, byCI.Token)
 	if byCI.CreatedBy != "api_key::ci" || byCI.ExpiresAt != nil {
 		t.Errorf("key made by ci = %+v", byCI)
+	}
+	// A key made without "admin" may do nothing until a role is bound to
+	// it: not even list keys (403 naming the missing action).
+	r = e.send(request{method: "GET", path: "/api/v1/api-keys", token: byCI.Token})
+	if d := wantError(t, r, 403, "forbidden"); !strings.Contains(d.Message, "apikey:manage") || !strings.Contains(d.Message, "root") {
+		t.Errorf("non-admin key listing keys: %q", d.Message)
 	}
 
 	// The list shows every key and no token.
@@ -183,7 +189,7 @@ func TestAPIKeys(t *testing.T) {
 		}
 		adminID := list.Items[0].ID
 		d := wantError(t, e.do("DELETE", "/api/v1/api-keys/"+adminID, nil), 409, "conflict")
-		if !strings.Contains(d.Message, "last active API key") {
+		if !strings.Contains(d.Message, "last active admin API key") {
 			t.Errorf("message %q does not explain", d.Message)
 		}
 		if _, r := e.listKeys(e.token); r.status != http.StatusOK {
@@ -205,7 +211,7 @@ func TestAPIKeys(t *testing.T) {
 func TestAPIKeyExpiry(t *testing.T) {
 	e := newKeyEnv(t)
 	var k apiv1.APIKeyCreated
-	e.must(e.do("POST", "/api/v1/api-keys", map[string]any{"name": "brief", "expires_in": "1s"}), http.StatusCreated, &k)
+	e.must(e.do("POST", "/api/v1/api-keys", map[string]any{"name": "brief", "expires_in": "1s", "admin": true}), http.StatusCreated, &k)
 	// Poll until the key has expired (at most a few seconds).
 	deadline := time.Now().Add(10 * time.Second)
 	for {

@@ -23,11 +23,11 @@ import (
 )
 
 // auditRoutes registers the audit trail: list, export and verify.
-func (a *API) auditRoutes(user func(pattern string, h handler)) {
+func (a *API) auditRoutes(user func(pattern, action string, h handler)) {
 	r := routeFunc(user)
-	r.Handle("GET /api/v1/audit/events", a.listAuditEvents)
-	r.Handle("GET /api/v1/audit/export", a.exportAuditEvents)
-	r.Handle("POST /api/v1/audit/verify", a.verifyAudit)
+	r.Handle("GET /api/v1/audit/events", auth.AuditRead, a.listAuditEvents)
+	r.Handle("GET /api/v1/audit/export", auth.AuditRead, a.exportAuditEvents)
+	r.Handle("POST /api/v1/audit/verify", auth.AuditRead, a.verifyAudit)
 }
 
 // auditReader returns the audit service once p may read the trail.
@@ -429,11 +429,17 @@ var auditActions = map[string]routeAudit{
 	"UNLOCK /api/v1/stacks/{id}/tfstate":              {"state.unlock", "stack", "id"},
 	"GET /api/v1/stacks/{id}/state/versions/{serial}": {"state.download", "stack", "id"},
 
-	"POST /api/v1/runs/{id}/confirm": {"run.confirm", "run", "id"},
-	"POST /api/v1/runs/{id}/discard": {"run.discard", "run", "id"},
-	"POST /api/v1/runs/{id}/cancel":  {"run.cancel", "run", "id"},
-	"POST /api/v1/runs/{id}/stop":    {"run.stop", "run", "id"},
-	"POST /api/v1/runs/{id}/reviews": {"run.review", "run", "id"},
+	"POST /api/v1/stacks/{id}/tasks":    {"task.create", "run", fromResponse},
+	"POST /api/v1/runs/{id}/retry":      {"run.retry", "run", "id"},
+	"POST /api/v1/roles":                {"role.create", "role", fromResponse},
+	"DELETE /api/v1/roles/{id}":         {"role.delete", "role", "id"},
+	"POST /api/v1/role-bindings":        {"role_binding.create", "role_binding", fromResponse},
+	"DELETE /api/v1/role-bindings/{id}": {"role_binding.delete", "role_binding", "id"},
+	"POST /api/v1/runs/{id}/confirm":    {"run.confirm", "run", "id"},
+	"POST /api/v1/runs/{id}/discard":    {"run.discard", "run", "id"},
+	"POST /api/v1/runs/{id}/cancel":     {"run.cancel", "run", "id"},
+	"POST /api/v1/runs/{id}/stop":       {"run.stop", "run", "id"},
+	"POST /api/v1/runs/{id}/reviews":    {"run.review", "run", "id"},
 
 	"POST /api/v1/webhooks":                {"webhook.create", "webhook", fromResponse},
 	"PATCH /api/v1/webhooks/{id}":          {"webhook.update", "webhook", "id"},

@@ -20,12 +20,12 @@ func init() {
 
 // auditWebhookRoutes registers audit forwarding: its endpoints and their
 // delivery status.
-func (a *API) auditWebhookRoutes(user func(pattern string, h handler)) {
+func (a *API) auditWebhookRoutes(user func(pattern, action string, h handler)) {
 	r := routeFunc(user)
-	r.Handle("GET /api/v1/audit/webhooks", a.listAuditWebhooks)
-	r.Handle("POST /api/v1/audit/webhooks", a.createAuditWebhook)
-	r.Handle("DELETE /api/v1/audit/webhooks/{id}", a.deleteAuditWebhook)
-	r.Handle("GET /api/v1/audit/deliveries", a.listAuditDeliveries)
+	r.Handle("GET /api/v1/audit/webhooks", auth.AuditRead, a.listAuditWebhooks)
+	r.Handle("POST /api/v1/audit/webhooks", auth.AuditManage, a.createAuditWebhook)
+	r.Handle("DELETE /api/v1/audit/webhooks/{id}", auth.AuditManage, a.deleteAuditWebhook)
+	r.Handle("GET /api/v1/audit/deliveries", auth.AuditRead, a.listAuditDeliveries)
 }
 
 // auditForwarder returns the forwarder once p may do action (audit:read

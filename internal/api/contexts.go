@@ -13,25 +13,25 @@ import (
 
 // contextRoutes registers contexts, their variables, files, hooks and
 // attachments, and a stack's contexts and effective environment.
-func (a *API) contextRoutes(user func(pattern string, h handler)) {
+func (a *API) contextRoutes(user func(pattern, action string, h handler)) {
 	r := routeFunc(user)
-	r.Handle("GET /api/v1/contexts", a.listContexts)
-	r.Handle("POST /api/v1/contexts", a.createContext)
-	r.Handle("GET /api/v1/contexts/{id}", a.getContext)
-	r.Handle("PATCH /api/v1/contexts/{id}", a.updateContext)
-	r.Handle("DELETE /api/v1/contexts/{id}", a.deleteContext)
-	r.Handle("GET /api/v1/contexts/{id}/env", a.listContextEnv)
-	r.Handle("PUT /api/v1/contexts/{id}/env/{name}", a.setContextEnv)
-	r.Handle("DELETE /api/v1/contexts/{id}/env/{name}", a.deleteContextEnv)
-	r.Handle("GET /api/v1/contexts/{id}/files", a.listContextFiles)
-	r.Handle("PUT /api/v1/contexts/{id}/files", a.setContextFile)
-	r.Handle("DELETE /api/v1/contexts/{id}/files", a.deleteContextFile)
-	r.Handle("POST /api/v1/contexts/{id}/hooks", a.addContextHook)
-	r.Handle("GET /api/v1/contexts/{id}/attachments", a.listContextAttachments)
-	r.Handle("POST /api/v1/contexts/{id}/attachments", a.attachContext)
-	r.Handle("DELETE /api/v1/contexts/{id}/attachments/{stack}", a.detachContext)
-	r.Handle("GET /api/v1/stacks/{id}/contexts", a.stackContexts)
-	r.Handle("GET /api/v1/stacks/{id}/env/effective", a.effectiveEnv)
+	r.Handle("GET /api/v1/contexts", auth.SpaceRead, a.listContexts)
+	r.Handle("POST /api/v1/contexts", auth.ContextCreate, a.createContext)
+	r.Handle("GET /api/v1/contexts/{id}", auth.SpaceRead, a.getContext)
+	r.Handle("PATCH /api/v1/contexts/{id}", auth.ContextUpdate, a.updateContext)
+	r.Handle("DELETE /api/v1/contexts/{id}", auth.ContextDelete, a.deleteContext)
+	r.Handle("GET /api/v1/contexts/{id}/env", auth.SpaceRead, a.listContextEnv)
+	r.Handle("PUT /api/v1/contexts/{id}/env/{name}", auth.ContextUpdate, a.setContextEnv)
+	r.Handle("DELETE /api/v1/contexts/{id}/env/{name}", auth.ContextUpdate, a.deleteContextEnv)
+	r.Handle("GET /api/v1/contexts/{id}/files", auth.SpaceRead, a.listContextFiles)
+	r.Handle("PUT /api/v1/contexts/{id}/files", auth.ContextUpdate, a.setContextFile)
+	r.Handle("DELETE /api/v1/contexts/{id}/files", auth.ContextUpdate, a.deleteContextFile)
+	r.Handle("POST /api/v1/contexts/{id}/hooks", auth.ContextUpdate, a.addContextHook)
+	r.Handle("GET /api/v1/contexts/{id}/attachments", auth.SpaceRead, a.listContextAttachments)
+	r.Handle("POST /api/v1/contexts/{id}/attachments", auth.StackUpdate, a.attachContext)
+	r.Handle("DELETE /api/v1/contexts/{id}/attachments/{stack}", auth.StackUpdate, a.detachContext)
+	r.Handle("GET /api/v1/stacks/{id}/contexts", auth.SpaceRead, a.stackContexts)
+	r.Handle("GET /api/v1/stacks/{id}/env/effective", auth.SpaceRead, a.effectiveEnv)
 }
 
 func (a *API) contextService() (*contexts.Service, error) {
@@ -71,7 +71,7 @@ func (a *API) listContexts(w http.ResponseWriter, r *http.Request, p auth.Princi
 		return err
 	}
 	sp := r.URL.Query().Get("space")
-	if err := auth.Authorize(p, auth.SpaceRead, orRoot(sp)); err != nil {
+	if err := listScope(p, sp); err != nil {
 		return err
 	}
 	list, next, err := cs.List(r.Context(), contexts.Filter{Space: sp, Cursor: cursor, Limit: limit})
@@ -80,6 +80,9 @@ func (a *API) listContexts(w http.ResponseWriter, r *http.Request, p auth.Princi
 	}
 	out := apiv1.List[apiv1.Context]{Items: []apiv1.Context{}, NextCursor: next}
 	for _, c := range list {
+		if !readable(p, c.Space) {
+			continue
+		}
 		out.Items = append(out.Items, contextOut(c))
 	}
 	httpx.WriteJSON(w, http.StatusOK, out)
@@ -102,7 +105,7 @@ func (a *API) createContext(w http.ResponseWriter, r *http.Request, p auth.Princ
 	if in.Hooks != nil {
 		c.Hooks = contexts.Hooks(*in.Hooks)
 	}
-	if err := auth.Authorize(p, auth.SpaceAdmin, c.Space); err != nil {
+	if err := auth.Authorize(p, auth.ContextCreate, c.Space); err != nil {
 		return err
 	}
 	if c, err = cs.Create(r.Context(), c); err != nil {
@@ -126,7 +129,7 @@ func (a *API) updateContext(w http.ResponseWriter, r *http.Request, p auth.Princ
 	if err := httpx.DecodeJSON(w, r, &in, MaxBody); err != nil {
 		return err
 	}
-	cs, c, err := a.contextOf(r, p, auth.SpaceAdmin)
+	cs, c, err := a.contextOf(r, p, auth.ContextUpdate)
 	if err != nil {
 		return err
 	}
@@ -147,7 +150,7 @@ func (a *API) updateContext(w http.ResponseWriter, r *http.Request, p auth.Princ
 }
 
 func (a *API) deleteContext(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
-	cs, c, err := a.contextOf(r, p, auth.SpaceAdmin)
+	cs, c, err := a.contextOf(r, p, auth.ContextDelete)
 	if err != nil {
 		return err
 	}
@@ -186,7 +189,7 @@ func (a *API) setContextEnv(w http.ResponseWriter, r *http.Request, p auth.Princ
 	if err := httpx.DecodeJSON(w, r, &in, MaxBody); err != nil {
 		return err
 	}
-	cs, c, err := a.contextOf(r, p, auth.SpaceAdmin)
+	cs, c, err := a.contextOf(r, p, auth.ContextUpdate)
 	if err != nil {
 		return err
 	}
@@ -199,7 +202,7 @@ func (a *API) setContextEnv(w http.ResponseWriter, r *http.Request, p auth.Princ
 }
 
 func (a *API) deleteContextEnv(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
-	cs, c, err := a.contextOf(r, p, auth.SpaceAdmin)
+	cs, c, err := a.contextOf(r, p, auth.ContextUpdate)
 	if err != nil {
 		return err
 	}
@@ -242,7 +245,7 @@ func (a *API) setContextFile(w http.ResponseWriter, r *http.Request, p auth.Prin
 	if err != nil {
 		return errs.E(errs.Invalid, "content must be base64 (standard encoding, with padding)")
 	}
-	cs, c, err := a.contextOf(r, p, auth.SpaceAdmin)
+	cs, c, err := a.contextOf(r, p, auth.ContextUpdate)
 	if err != nil {
 		return err
 	}
@@ -255,7 +258,7 @@ func (a *API) setContextFile(w http.ResponseWriter, r *http.Request, p auth.Prin
 }
 
 func (a *API) deleteContextFile(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
-	cs, c, err := a.contextOf(r, p, auth.SpaceAdmin)
+	cs, c, err := a.contextOf(r, p, auth.ContextUpdate)
 	if err != nil {
 		return err
 	}
@@ -270,7 +273,7 @@ func (a *API) addContextHook(w http.ResponseWriter, r *http.Request, p auth.Prin
 	if err := httpx.DecodeJSON(w, r, &in, MaxBody); err != nil {
 		return err
 	}
-	cs, c, err := a.contextOf(r, p, auth.SpaceAdmin)
+	cs, c, err := a.contextOf(r, p, auth.ContextUpdate)
 	if err != nil {
 		return err
 	}
@@ -303,7 +306,7 @@ func (a *API) attachContext(w http.ResponseWriter, r *http.Request, p auth.Princ
 	if err := httpx.DecodeJSON(w, r, &in, MaxBody); err != nil {
 		return err
 	}
-	cs, c, err := a.contextOf(r, p, auth.SpaceAdmin)
+	cs, c, err := a.contextOf(r, p, auth.Visible)
 	if err != nil {
 		return err
 	}
@@ -323,7 +326,7 @@ func (a *API) attachContext(w http.ResponseWriter, r *http.Request, p auth.Princ
 }
 
 func (a *API) detachContext(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
-	cs, c, err := a.contextOf(r, p, auth.SpaceRead)
+	cs, c, err := a.contextOf(r, p, auth.Visible)
 	if err != nil {
 		return err
 	}

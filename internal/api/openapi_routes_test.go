@@ -60,7 +60,7 @@ func TestOpenAPIRoutes(t *testing.T) {
 			}
 			continue
 		}
-		if strings.HasPrefix(path, "/api/worker/") {
+		if strings.HasPrefix(path, "/api/worker/") || strings.HasPrefix(path, "/auth/") {
 			continue
 		}
 		if got := patternOf(t, mux, method, path); got != r.pattern {
@@ -79,7 +79,13 @@ func TestOpenAPIRoutes(t *testing.T) {
 			t.Errorf("%s: documented header parameters %v, the handler reads %v", o, got, want)
 		}
 	}
-	if len(documented) != len(routes)-1 {
+	outside := 0
+	for _, r := range routes {
+		if strings.Contains(r.pattern, " /auth/") {
+			outside++ // the sign-in flow (docs/sso.md), not the JSON API
+		}
+	}
+	if len(documented) != len(routes)-1-outside {
 		t.Errorf("%d operations documented, %d routes registered besides the catch-all", len(documented), len(routes)-1)
 	}
 
@@ -122,7 +128,7 @@ func sourceRoutes(t *testing.T) []sourceRoute {
 			}
 			if isHandle(call) && !inRegistrar[call] {
 				if p, ok := stringLit(call.Args[0]); ok {
-					add(p, call.Args[1])
+					add(p, call.Args[len(call.Args)-1])
 				} else {
 					t.Errorf("%s: a route registration this test cannot read; teach sourceRoutes", fset.Position(call.Pos()))
 				}
@@ -226,7 +232,7 @@ func registrars(fd *ast.FuncDecl) (map[string]registrar, map[*ast.CallExpr]bool)
 
 func isHandle(call *ast.CallExpr) bool {
 	sel, ok := call.Fun.(*ast.SelectorExpr)
-	return ok && (sel.Sel.Name == "Handle" || sel.Sel.Name == "HandleFunc") && len(call.Args) == 2
+	return ok && (sel.Sel.Name == "Handle" || sel.Sel.Name == "HandleFunc") && len(call.Args) >= 2
 }
 
 func stringLit(e ast.Expr) (string, bool) {

@@ -16,26 +16,26 @@ import (
 
 // policyRoutes registers policies, their attachments, samples, simulate
 // and replay, the library, reviews, receipts and push notifications.
-func (a *API) policyRoutes(user func(pattern string, h handler)) {
+func (a *API) policyRoutes(user func(pattern, action string, h handler)) {
 	r := routeFunc(user)
-	r.Handle("GET /api/v1/policies", a.listPolicies)
-	r.Handle("POST /api/v1/policies", a.createPolicy)
-	r.Handle("GET /api/v1/policies/{id}", a.getPolicy)
-	r.Handle("PATCH /api/v1/policies/{id}", a.updatePolicy)
-	r.Handle("DELETE /api/v1/policies/{id}", a.deletePolicy)
-	r.Handle("GET /api/v1/policies/{id}/attachments", a.listAttachments)
-	r.Handle("POST /api/v1/policies/{id}/attachments", a.attachPolicy)
-	r.Handle("DELETE /api/v1/policies/{id}/attachments/{stack}", a.detachPolicy)
-	r.Handle("GET /api/v1/policies/{id}/samples", a.listSamples)
-	r.Handle("GET /api/v1/policies/{id}/samples/{key}", a.getSample)
-	r.Handle("POST /api/v1/policies/{id}/simulate", a.simulatePolicy)
-	r.Handle("POST /api/v1/policies/{id}/replay", a.replayPolicy)
-	r.Handle("GET /api/v1/policy-library", a.listLibrary)
-	r.Handle("POST /api/v1/policy-library/{name}/import", a.importLibrary)
-	r.Handle("GET /api/v1/runs/{id}/reviews", a.listReviews)
-	r.Handle("POST /api/v1/runs/{id}/reviews", a.reviewRun)
-	r.Handle("GET /api/v1/runs/{id}/policy-receipts", a.listReceipts)
-	r.Handle("POST /api/v1/stacks/{id}/notify-push", a.notifyPush)
+	r.Handle("GET /api/v1/policies", auth.SpaceRead, a.listPolicies)
+	r.Handle("POST /api/v1/policies", auth.PolicyCreate, a.createPolicy)
+	r.Handle("GET /api/v1/policies/{id}", auth.SpaceRead, a.getPolicy)
+	r.Handle("PATCH /api/v1/policies/{id}", auth.PolicyUpdate, a.updatePolicy)
+	r.Handle("DELETE /api/v1/policies/{id}", auth.PolicyDelete, a.deletePolicy)
+	r.Handle("GET /api/v1/policies/{id}/attachments", auth.SpaceRead, a.listAttachments)
+	r.Handle("POST /api/v1/policies/{id}/attachments", auth.StackUpdate, a.attachPolicy)
+	r.Handle("DELETE /api/v1/policies/{id}/attachments/{stack}", auth.StackUpdate, a.detachPolicy)
+	r.Handle("GET /api/v1/policies/{id}/samples", auth.PolicyUpdate, a.listSamples)
+	r.Handle("GET /api/v1/policies/{id}/samples/{key}", auth.PolicyUpdate, a.getSample)
+	r.Handle("POST /api/v1/policies/{id}/simulate", auth.PolicyUpdate, a.simulatePolicy)
+	r.Handle("POST /api/v1/policies/{id}/replay", auth.PolicyUpdate, a.replayPolicy)
+	r.Handle("GET /api/v1/policy-library", auth.Authenticated, a.listLibrary)
+	r.Handle("POST /api/v1/policy-library/{name}/import", auth.PolicyCreate, a.importLibrary)
+	r.Handle("GET /api/v1/runs/{id}/reviews", auth.SpaceRead, a.listReviews)
+	r.Handle("POST /api/v1/runs/{id}/reviews", auth.RunReview, a.reviewRun)
+	r.Handle("GET /api/v1/runs/{id}/policy-receipts", auth.SpaceRead, a.listReceipts)
+	r.Handle("POST /api/v1/stacks/{id}/notify-push", auth.RunTrigger, a.notifyPush)
 }
 
 func (a *API) policies() (*policy.Service, error) {
@@ -80,7 +80,7 @@ func (a *API) listPolicies(w http.ResponseWriter, r *http.Request, p auth.Princi
 		return err
 	}
 	q := r.URL.Query()
-	if err := auth.Authorize(p, auth.SpaceRead, orRoot(q.Get("space"))); err != nil {
+	if err := listScope(p, q.Get("space")); err != nil {
 		return err
 	}
 	list, next, err := ps.List(r.Context(), policy.Filter{Space: q.Get("space"), Type: q.Get("type"), Cursor: cursor, Limit: limit})
@@ -89,6 +89,9 @@ func (a *API) listPolicies(w http.ResponseWriter, r *http.Request, p auth.Princi
 	}
 	out := apiv1.List[apiv1.Policy]{Items: []apiv1.Policy{}, NextCursor: next}
 	for _, pol := range list {
+		if !readable(p, pol.Space) {
+			continue
+		}
 		out.Items = append(out.Items, policyOut(pol))
 	}
 	httpx.WriteJSON(w, http.StatusOK, out)
@@ -107,7 +110,7 @@ func (a *API) createPolicy(w http.ResponseWriter, r *http.Request, p auth.Princi
 	if in.ID == "" {
 		return errs.E(errs.Invalid, "id is required")
 	}
-	if err := auth.Authorize(p, auth.PolicyManage, orRoot(in.Space)); err != nil {
+	if err := auth.Authorize(p, auth.PolicyCreate, orRoot(in.Space)); err != nil {
 		return err
 	}
 	pol, err := ps.Create(r.Context(), policy.Policy{ID: in.ID, Name: in.Name, Space: in.Space, Type: in.Type, Body: in.Body,
@@ -133,7 +136,7 @@ func (a *API) updatePolicy(w http.ResponseWriter, r *http.Request, p auth.Princi
 	if err := httpx.DecodeJSON(w, r, &in, MaxBody); err != nil {
 		return err
 	}
-	ps, pol, err := a.policy(r, p, auth.PolicyManage)
+	ps, pol, err := a.policy(r, p, auth.PolicyUpdate)
 	if err != nil {
 		return err
 	}
@@ -153,7 +156,7 @@ func (a *API) updatePolicy(w http.ResponseWriter, r *http.Request, p auth.Princi
 }
 
 func (a *API) deletePolicy(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
-	ps, pol, err := a.policy(r, p, auth.PolicyManage)
+	ps, pol, err := a.policy(r, p, auth.PolicyDelete)
 	if err != nil {
 		return err
 	}
@@ -185,7 +188,7 @@ func (a *API) attachPolicy(w http.ResponseWriter, r *http.Request, p auth.Princi
 	if err := httpx.DecodeJSON(w, r, &in, MaxBody); err != nil {
 		return err
 	}
-	ps, pol, err := a.policy(r, p, auth.PolicyManage)
+	ps, pol, err := a.policy(r, p, auth.Visible)
 	if err != nil {
 		return err
 	}
@@ -204,7 +207,7 @@ func (a *API) attachPolicy(w http.ResponseWriter, r *http.Request, p auth.Princi
 }
 
 func (a *API) detachPolicy(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
-	ps, pol, err := a.policy(r, p, auth.PolicyManage)
+	ps, pol, err := a.policy(r, p, auth.Visible)
 	if err != nil {
 		return err
 	}
@@ -227,7 +230,7 @@ func sampleOut(sm policy.Sample) apiv1.PolicySample {
 }
 
 func (a *API) listSamples(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
-	ps, pol, err := a.policy(r, p, auth.PolicyManage)
+	ps, pol, err := a.policy(r, p, auth.PolicyUpdate)
 	if err != nil {
 		return err
 	}
@@ -252,7 +255,7 @@ func (a *API) listSamples(w http.ResponseWriter, r *http.Request, p auth.Princip
 }
 
 func (a *API) getSample(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
-	ps, pol, err := a.policy(r, p, auth.PolicyManage)
+	ps, pol, err := a.policy(r, p, auth.PolicyUpdate)
 	if err != nil {
 		return err
 	}
@@ -278,7 +281,7 @@ func (a *API) simulatePolicy(w http.ResponseWriter, r *http.Request, p auth.Prin
 	if err := httpx.DecodeJSON(w, r, &in, policy.MaxInput); err != nil {
 		return err
 	}
-	ps, pol, err := a.policy(r, p, auth.PolicyManage)
+	ps, pol, err := a.policy(r, p, auth.PolicyUpdate)
 	if err != nil {
 		return err
 	}
@@ -323,7 +326,7 @@ func (a *API) replayPolicy(w http.ResponseWriter, r *http.Request, p auth.Princi
 	if err := httpx.DecodeJSON(w, r, &in, MaxBody); err != nil {
 		return err
 	}
-	ps, pol, err := a.policy(r, p, auth.PolicyManage)
+	ps, pol, err := a.policy(r, p, auth.PolicyUpdate)
 	if err != nil {
 		return err
 	}
@@ -369,7 +372,7 @@ func (a *API) importLibrary(w http.ResponseWriter, r *http.Request, p auth.Princ
 	if !ok {
 		return errs.E(errs.NotFound, "no library policy %q (see GET /api/v1/policy-library)", r.PathValue("name"))
 	}
-	if err := auth.Authorize(p, auth.PolicyManage, orRoot(in.Space)); err != nil {
+	if err := auth.Authorize(p, auth.PolicyCreate, orRoot(in.Space)); err != nil {
 		return err
 	}
 	pid, lbl := in.ID, in.Labels
@@ -483,7 +486,7 @@ func (a *API) notifyPush(w http.ResponseWriter, r *http.Request, p auth.Principa
 	if err != nil {
 		return err
 	}
-	st, err := a.stack(r, p, auth.PushNotify)
+	st, err := a.stack(r, p, auth.RunTrigger)
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/gantry-iac/gantry/internal/git"
 	"github.com/gantry-iac/gantry/internal/httpx"
 	"github.com/gantry-iac/gantry/internal/run"
+	"github.com/gantry-iac/gantry/internal/stack"
 )
 
 func runOut(r run.Run, ts []run.Transition) apiv1.Run {
@@ -47,22 +48,59 @@ func (a *API) createRun(w http.ResponseWriter, r *http.Request, p auth.Principal
 	if err := httpx.DecodeJSON(w, r, &in, MaxBody); err != nil {
 		return err
 	}
-	action := auth.RunTrigger
 	if in.Type == run.Task {
-		action = auth.TaskCreate
+		return errs.E(errs.Invalid, "tasks are created with POST /api/v1/stacks/{id}/tasks (action task:create)")
 	}
-	st, err := a.stack(r, p, action)
+	st, err := a.stack(r, p, auth.RunTrigger)
 	if err != nil {
 		return err
 	}
-	if in.SHA != "" && !git.ValidSHA(in.SHA) {
-		return errs.E(errs.Invalid, "sha %q is not a full 40-character commit SHA", in.SHA)
+	return a.startRun(w, r, p, st, run.New{StackID: st.ID, Type: in.Type, CommitSHA: in.SHA, Command: in.Command})
+}
+
+// createTask runs a command on a stack (a TASK run).
+func (a *API) createTask(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	var in apiv1.TaskCreate
+	if err := httpx.DecodeJSON(w, r, &in, MaxBody); err != nil {
+		return err
 	}
-	rn, err := a.Runs.Create(r.Context(), run.New{StackID: st.ID, Type: in.Type, CommitSHA: in.SHA, Command: in.Command, TriggeredBy: p.String()})
+	st, err := a.stack(r, p, auth.TaskCreate)
 	if err != nil {
 		return err
 	}
-	if in.SHA == "" && a.Head != nil {
+	return a.startRun(w, r, p, st, run.New{StackID: st.ID, Type: run.Task, CommitSHA: in.SHA, Command: in.Command})
+}
+
+// retryRun starts a new run like a failed, stopped, canceled or discarded
+// one: same stack, type, commit and command.
+func (a *API) retryRun(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	old, err := a.run(r, p, auth.RunRetry)
+	if err != nil {
+		return err
+	}
+	switch old.State {
+	case run.Failed, run.Stopped, run.Canceled, run.Discarded:
+	default:
+		return errs.E(errs.Conflict, "run %s is %s: only failed, stopped, canceled or discarded runs can be retried", old.ID, old.State)
+	}
+	st, err := a.Stacks.Get(r.Context(), old.StackID)
+	if err != nil {
+		return err
+	}
+	return a.startRun(w, r, p, st, run.New{StackID: st.ID, Type: old.Type, CommitSHA: old.CommitSHA, Command: old.Command})
+}
+
+// startRun creates a run triggered by p and answers 201 with it.
+func (a *API) startRun(w http.ResponseWriter, r *http.Request, p auth.Principal, st stack.Stack, in run.New) error {
+	if in.CommitSHA != "" && !git.ValidSHA(in.CommitSHA) {
+		return errs.E(errs.Invalid, "sha %q is not a full 40-character commit SHA", in.CommitSHA)
+	}
+	in.TriggeredBy = p.String()
+	rn, err := a.Runs.Create(r.Context(), in)
+	if err != nil {
+		return err
+	}
+	if in.CommitSHA == "" && a.Head != nil {
 		// Pin the run to the branch's head as of now, without making the
 		// caller wait for the remote: a run claimed before this resolves
 		// takes the head when it checks out; if the repository cannot be
@@ -101,7 +139,7 @@ func (a *API) listRuns(w http.ResponseWriter, r *http.Request, p auth.Principal)
 		return err
 	}
 	q := r.URL.Query()
-	if err := auth.Authorize(p, auth.SpaceRead, q.Get("space")); err != nil {
+	if err := listScope(p, q.Get("space")); err != nil {
 		return err
 	}
 	list, next, err := a.Runs.List(r.Context(), run.Filter{Stack: q.Get("stack"), Space: q.Get("space"), State: q.Get("state"), Type: q.Get("type"), Cursor: cursor, Limit: limit})
@@ -111,6 +149,9 @@ func (a *API) listRuns(w http.ResponseWriter, r *http.Request, p auth.Principal)
 	out := apiv1.List[apiv1.Run]{Items: []apiv1.Run{}, NextCursor: next}
 	reasons := map[string]string{} // by pool, for this page
 	for _, rn := range list {
+		if !readable(p, rn.SpaceID) {
+			continue
+		}
 		ro := runOut(rn, nil)
 		ro.WaitingFor = a.waitingFor(r.Context(), rn, reasons)
 		out.Items = append(out.Items, ro)

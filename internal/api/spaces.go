@@ -19,15 +19,15 @@ func (a *API) listSpaces(w http.ResponseWriter, r *http.Request, p auth.Principa
 	if err != nil {
 		return err
 	}
-	if err := auth.Authorize(p, auth.SpaceRead, space.Root); err != nil {
-		return err
-	}
 	list, next, err := a.Spaces.List(r.Context(), cursor, limit)
 	if err != nil {
 		return err
 	}
 	out := apiv1.List[apiv1.Space]{Items: []apiv1.Space{}, NextCursor: next}
 	for _, s := range list {
+		if !readable(p, s.ID) {
+			continue
+		}
 		out.Items = append(out.Items, spaceOut(s))
 	}
 	httpx.WriteJSON(w, http.StatusOK, out)
@@ -71,7 +71,7 @@ func (a *API) updateSpace(w http.ResponseWriter, r *http.Request, p auth.Princip
 	if err := httpx.DecodeJSON(w, r, &in, MaxBody); err != nil {
 		return err
 	}
-	if err := auth.Authorize(p, auth.SpaceAdmin, r.PathValue("id")); err != nil {
+	if err := auth.Authorize(p, auth.SpaceWrite, r.PathValue("id")); err != nil {
 		return err
 	}
 	s, err := a.Spaces.Update(r.Context(), r.PathValue("id"), func(s *space.Space) error {

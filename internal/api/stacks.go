@@ -1,6 +1,7 @@
 package api
 
 import (
+	"slices"
 	"net/http"
 
 	"github.com/gantry-iac/gantry/internal/apiv1"
@@ -44,13 +45,14 @@ func (a *API) listStacks(w http.ResponseWriter, r *http.Request, p auth.Principa
 		return err
 	}
 	q := r.URL.Query()
-	if err := auth.Authorize(p, auth.SpaceRead, q.Get("space")); err != nil {
+	if err := listScope(p, q.Get("space")); err != nil {
 		return err
 	}
 	list, next, err := a.Stacks.List(r.Context(), stack.Filter{Space: q.Get("space"), Labels: q["label"], Cursor: cursor, Limit: limit})
 	if err != nil {
 		return err
 	}
+	list = slices.DeleteFunc(list, func(s stack.Stack) bool { return !readable(p, s.Space) })
 	ids := make([]string, len(list))
 	for i, s := range list {
 		ids[i] = s.ID

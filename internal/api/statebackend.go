@@ -20,8 +20,11 @@ import (
 
 // stateRoutes serves OpenTofu's http backend protocol at
 // /api/v1/stacks/{id}/tfstate: GET and POST the state, LOCK and UNLOCK.
-func (a *API) stateRoutes(mux *http.ServeMux, ad httpx.Adapter) {
+func (a *API) stateRoutes(mux *http.ServeMux, ad httpx.Adapter, record func(Route)) {
 	h := func(method, action string, fn func(w http.ResponseWriter, r *http.Request, p auth.Principal, stackID string) error) {
+		if record != nil {
+			record(Route{method + " /api/v1/stacks/{id}/tfstate", action})
+		}
 		mux.Handle(method+" /api/v1/stacks/{id}/tfstate", ad.H(func(w http.ResponseWriter, r *http.Request) error {
 			p, err := a.authenticate(r)
 			if err != nil {
@@ -36,6 +39,9 @@ func (a *API) stateRoutes(mux *http.ServeMux, ad httpx.Adapter) {
 					return err
 				}
 			} else if _, err := a.stack(r, p, action); err != nil {
+				if errors.Is(err, auth.ErrHidden) {
+					return errs.E(errs.NotFound, "stack %q not found", stackID)
+				}
 				return err
 			}
 			st, err := a.Stacks.Get(r.Context(), stackID)
@@ -48,10 +54,11 @@ func (a *API) stateRoutes(mux *http.ServeMux, ad httpx.Adapter) {
 			return fn(w, r, p, stackID)
 		}))
 	}
+	// For people; runs use their own state token, on their stack only.
 	h("GET", auth.StateDownload, a.stateGet)
-	h("POST", auth.StackUpdate, a.statePost)
-	h("LOCK", auth.StackUpdate, a.stateLock)
-	h("UNLOCK", auth.StackUpdate, a.stateUnlock)
+	h("POST", auth.StateWrite, a.statePost)
+	h("LOCK", auth.StackLock, a.stateLock)
+	h("UNLOCK", auth.StackUnlock, a.stateUnlock)
 }
 
 func (a *API) stateGet(w http.ResponseWriter, r *http.Request, p auth.Principal, stackID string) error {
@@ -218,7 +225,7 @@ func (a *API) rollback(w http.ResponseWriter, r *http.Request, p auth.Principal)
 }
 
 func (a *API) outputs(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
-	st, err := a.stack(r, p, auth.StateRead)
+	st, err := a.stack(r, p, auth.SpaceRead)
 	if err != nil {
 		return err
 	}

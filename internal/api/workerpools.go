@@ -13,17 +13,17 @@ import (
 
 // workerPoolRoutes registers the worker pool endpoints. Pool tokens only
 // appear in the answers of create and reset; nothing logs them.
-func (a *API) workerPoolRoutes(user func(pattern string, h handler)) {
+func (a *API) workerPoolRoutes(user func(pattern, action string, h handler)) {
 	r := routeFunc(user)
-	r.Handle("GET /api/v1/worker-pools", a.listWorkerPools)
-	r.Handle("POST /api/v1/worker-pools", a.createWorkerPool)
-	r.Handle("GET /api/v1/worker-pools/{id}", a.getWorkerPool)
-	r.Handle("PATCH /api/v1/worker-pools/{id}", a.updateWorkerPool)
-	r.Handle("DELETE /api/v1/worker-pools/{id}", a.deleteWorkerPool)
-	r.Handle("POST /api/v1/worker-pools/{id}/reset", a.resetWorkerPool)
-	r.Handle("PUT /api/v1/worker-pools/{id}/public-key", a.setWorkerPoolKey)
-	r.Handle("GET /api/v1/worker-pools/{id}/workers", a.listWorkers)
-	r.Handle("POST /api/v1/worker-pools/{id}/workers/{worker}/drain", a.drainWorker)
+	r.Handle("GET /api/v1/worker-pools", auth.SpaceRead, a.listWorkerPools)
+	r.Handle("POST /api/v1/worker-pools", auth.WorkerPoolCreate, a.createWorkerPool)
+	r.Handle("GET /api/v1/worker-pools/{id}", auth.SpaceRead, a.getWorkerPool)
+	r.Handle("PATCH /api/v1/worker-pools/{id}", auth.WorkerPoolUpdate, a.updateWorkerPool)
+	r.Handle("DELETE /api/v1/worker-pools/{id}", auth.WorkerPoolDelete, a.deleteWorkerPool)
+	r.Handle("POST /api/v1/worker-pools/{id}/reset", auth.WorkerPoolUpdate, a.resetWorkerPool)
+	r.Handle("PUT /api/v1/worker-pools/{id}/public-key", auth.WorkerPoolUpdate, a.setWorkerPoolKey)
+	r.Handle("GET /api/v1/worker-pools/{id}/workers", auth.SpaceRead, a.listWorkers)
+	r.Handle("POST /api/v1/worker-pools/{id}/workers/{worker}/drain", auth.WorkerPoolUpdate, a.drainWorker)
 }
 
 // pools returns the pool service, or an error if the server runs without one.
@@ -91,7 +91,7 @@ func (a *API) listWorkerPools(w http.ResponseWriter, r *http.Request, p auth.Pri
 		return err
 	}
 	sp := r.URL.Query().Get("space")
-	if err := auth.Authorize(p, auth.SpaceRead, orRoot(sp)); err != nil {
+	if err := listScope(p, sp); err != nil {
 		return err
 	}
 	list, err := s.List(r.Context(), sp)
@@ -100,6 +100,9 @@ func (a *API) listWorkerPools(w http.ResponseWriter, r *http.Request, p auth.Pri
 	}
 	out := apiv1.List[apiv1.WorkerPool]{Items: []apiv1.WorkerPool{}}
 	for _, pool := range list {
+		if !readable(p, pool.Space) {
+			continue
+		}
 		out.Items = append(out.Items, workerPoolOut(pool))
 	}
 	httpx.WriteJSON(w, http.StatusOK, out)
@@ -119,7 +122,7 @@ func (a *API) createWorkerPool(w http.ResponseWriter, r *http.Request, p auth.Pr
 		return errs.E(errs.Invalid, "id is required")
 	}
 	pool := workerpool.Pool{ID: in.ID, Name: in.Name, Space: orRoot(in.Space), Labels: in.Labels, Description: in.Description}
-	if err := auth.Authorize(p, auth.WorkerPoolManage, pool.Space); err != nil {
+	if err := auth.Authorize(p, auth.WorkerPoolCreate, pool.Space); err != nil {
 		return err
 	}
 	pool, token, err := s.Create(r.Context(), pool)
@@ -144,7 +147,7 @@ func (a *API) updateWorkerPool(w http.ResponseWriter, r *http.Request, p auth.Pr
 	if err := httpx.DecodeJSON(w, r, &in, MaxBody); err != nil {
 		return err
 	}
-	s, pool, err := a.workerPool(r, p, auth.WorkerPoolManage)
+	s, pool, err := a.workerPool(r, p, auth.WorkerPoolUpdate)
 	if err != nil {
 		return err
 	}
@@ -162,7 +165,7 @@ func (a *API) updateWorkerPool(w http.ResponseWriter, r *http.Request, p auth.Pr
 }
 
 func (a *API) deleteWorkerPool(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
-	s, pool, err := a.workerPool(r, p, auth.WorkerPoolManage)
+	s, pool, err := a.workerPool(r, p, auth.WorkerPoolDelete)
 	if err != nil {
 		return err
 	}
@@ -173,7 +176,7 @@ func (a *API) deleteWorkerPool(w http.ResponseWriter, r *http.Request, p auth.Pr
 }
 
 func (a *API) resetWorkerPool(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
-	s, pool, err := a.workerPool(r, p, auth.WorkerPoolManage)
+	s, pool, err := a.workerPool(r, p, auth.WorkerPoolUpdate)
 	if err != nil {
 		return err
 	}
@@ -193,7 +196,7 @@ func (a *API) setWorkerPoolKey(w http.ResponseWriter, r *http.Request, p auth.Pr
 	if err := httpx.DecodeJSON(w, r, &in, MaxBody); err != nil {
 		return err
 	}
-	s, pool, err := a.workerPool(r, p, auth.WorkerPoolManage)
+	s, pool, err := a.workerPool(r, p, auth.WorkerPoolUpdate)
 	if err != nil {
 		return err
 	}
@@ -226,7 +229,7 @@ func (a *API) listWorkers(w http.ResponseWriter, r *http.Request, p auth.Princip
 }
 
 func (a *API) drainWorker(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
-	s, pool, err := a.poolScope(r, p, auth.WorkerPoolManage)
+	s, pool, err := a.poolScope(r, p, auth.WorkerPoolUpdate)
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,8 @@ type APIKey struct {
 	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
 	ExpiresAt  *time.Time `json:"expires_at,omitempty"`
 	RevokedAt  *time.Time `json:"revoked_at,omitempty"`
+	Admin      bool       `json:"admin"`                // may do everything
+	Owner      string     `json:"owner,omitempty"`      // the user whose own key it is (acts as them)
 }
 
 // APIKeyCreate is the body of POST /api-keys. At most one of ExpiresIn and
@@ -19,6 +21,10 @@ type APIKeyCreate struct {
 	Name      string     `json:"name"`
 	ExpiresIn string     `json:"expires_in,omitempty"` // a Go duration ("720h") or days ("30d")
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+	// Admin makes an admin key (callers who are admins only). Without it a
+	// key may do what its role bindings grant (`gantry role bind --apikey`).
+	// A signed-in user's keys are their own: they act as the user.
+	Admin bool `json:"admin,omitempty"`
 }
 
 // APIKeyCreated is the answer to POST /api-keys: the only answer that

@@ -216,9 +216,15 @@ type Run struct {
 
 // RunCreate is the body of POST /stacks/{id}/runs.
 type RunCreate struct {
-	Type    string `json:"type,omitempty"` // TRACKED (default), PROPOSED, DESTROY, TASK
+	Type    string `json:"type,omitempty"` // TRACKED (default), PROPOSED, DESTROY (tasks: TaskCreate)
 	SHA     string `json:"sha,omitempty"`  // default: head of the stack's branch
 	Command string `json:"command,omitempty"`
+}
+
+// TaskCreate runs a command on a stack (a TASK run).
+type TaskCreate struct {
+	Command string `json:"command"`
+	SHA     string `json:"sha,omitempty"` // default: head of the stack's branch
 }
 
 // LogChunk is a piece of a run's log starting at byte Offset.

@@ -21,11 +21,18 @@ import (
 
 // Principal is an authenticated caller.
 type Principal struct {
-	Kind    string // "api_key" or "run"
-	ID      string // api key id or run id
-	Name    string
+	Kind    string // "api_key", "user" (a signed-in user's session) or "run"
+	ID      string // api key id, session id or run id
+	Name    string // api key name, or the user's login
 	StackID string // for run tokens: the only stack it may touch
 	Admin   bool
+	// User is the signed-in user (sessions, and API keys a user made for
+	// themselves): its id, IdP groups and login policy grants.
+	User   string
+	Groups []string
+	Grants map[string][]string
+	// Perms are the role bindings' permissions (nil for admins and runs).
+	Perms *Perms
 }
 
 // String names the principal in timelines and logs (never its secret).
@@ -33,9 +40,26 @@ func (p Principal) String() string {
 	switch p.Kind {
 	case "run":
 		return "run::" + p.ID
+	case "user":
+		return "user::" + p.Name
 	default:
 		return "api_key::" + p.Name
 	}
+}
+
+// Actors are the identities the principal acts as, for role bindings.
+func (p Principal) Actors() []Actor {
+	var out []Actor
+	if p.Kind == "api_key" {
+		out = append(out, Actor{ActorAPIKey, p.ID})
+	}
+	if p.User != "" {
+		out = append(out, Actor{ActorUser, p.User})
+		for _, g := range p.Groups {
+			out = append(out, Actor{ActorGroup, g})
+		}
+	}
+	return out
 }
 
 type ctxKey int
@@ -65,8 +89,9 @@ func hash(t string) string {
 // TokenPrefix starts every API key.
 const TokenPrefix = "gnt_"
 
-// Create stores a new API key. With token empty a random one is made; the
-// token is returned once and never stored.
+// Create stores a new admin API key (the server's bootstrap key). With
+// token empty a random one is made; the token is returned once and never
+// stored.
 func (k *Keys) Create(ctx context.Context, name, token string) (string, error) {
 	if token == "" {
 		token = TokenPrefix + id.Secret(30)
@@ -74,7 +99,7 @@ func (k *Keys) Create(ctx context.Context, name, token string) (string, error) {
 	if len(token) < 16 {
 		return "", errs.E(errs.Invalid, "API tokens must be at least 16 characters")
 	}
-	_, err := k.db.Exec(ctx, `INSERT INTO api_tokens (id, name, token_hash, created_at) VALUES ($1, $2, $3, $4)`,
+	_, err := k.db.Exec(ctx, `INSERT INTO api_tokens (id, name, token_hash, created_at, admin) VALUES ($1, $2, $3, $4, TRUE)`,
 		id.New("key"), name, hash(token), time.Now().UnixNano())
 	if db.IsUniqueViolation(err) {
 		var revoked int64
@@ -117,39 +142,10 @@ func (k *Keys) Authenticate(ctx context.Context, token string) (Principal, error
 	if now.Sub(key.LastUsedAt) > time.Minute {
 		_, _ = k.db.Exec(ctx, `UPDATE api_tokens SET last_used_at = $2 WHERE id = $1`, key.ID, now.UnixNano())
 	}
-	// Every key is an admin until roles arrive; the identity issue binds
-	// keys to roles, starting from who created them (Key.CreatedBy).
-	return Principal{Kind: "api_key", ID: key.ID, Name: key.Name, Admin: true}, nil
+	return Principal{Kind: "api_key", ID: key.ID, Name: key.Name, Admin: key.Admin, User: key.OwnerUser}, nil
 }
 
-// Actions checked by Authorize. The identity issue binds them to roles per
-// space; until then an API key may do everything.
-const (
-	SpaceRead     = "space:read"
-	SpaceWrite    = "space:write"
-	SpaceAdmin    = "space:admin"
-	StackCreate   = "stack:create"
-	StackUpdate   = "stack:update"
-	StackDelete   = "stack:delete"
-	StateRead     = "stack:state-read"
-	StateDownload = "stack:state-download"
-	StateRollback = "stack:managed-state-rollback"
-	RunTrigger    = "run:trigger"
-	RunConfirm    = "run:confirm"
-	RunDiscard    = "run:discard"
-	RunCancel     = "run:cancel"
-	RunStop       = "run:stop"
-	TaskCreate    = "task:create"
-	RunReview     = "run:review"
-	PolicyManage  = "policy:manage"
-	PushNotify    = "stack:notify-push"
-	APIKeyManage  = "api_key:manage"
-)
 
-// Authorize checks that p may do action in space.
-func Authorize(p Principal, action, space string) error {
-	if p.Admin {
-		return nil
-	}
-	return errs.E(errs.Forbidden, "%s may not %s in space %s", p, action, space)
-}
+// DB returns the database the keys are stored in (for the role and user
+// stores that share it).
+func (k *Keys) DB() *db.DB { return k.db }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -159,10 +161,17 @@ func TestAuthorize(t *testing.T) {
 	if err := auth.Authorize(auth.Principal{Kind: "api_key", Name: "a", Admin: true}, auth.StackDelete, "root"); err != nil {
 		t.Errorf("admin refused: %v", err)
 	}
-	err := auth.Authorize(auth.Principal{Kind: "run", ID: "run-1"}, auth.StackDelete, "root")
+	// A principal holding nothing in the space learns nothing of it.
+	err := auth.Authorize(auth.Principal{Kind: "run", ID: "run-1"}, auth.StackDelete, "team")
+	wantKind(t, err, errs.NotFound)
+	if !errors.Is(err, auth.ErrHidden) {
+		t.Errorf("err = %v, want ErrHidden", err)
+	}
+	// The root space is no secret: a 403 naming the missing action.
+	err = auth.Authorize(auth.Principal{Kind: "api_key", Name: "ci"}, auth.AuditRead, "root")
 	wantKind(t, err, errs.Forbidden)
-	if !strings.Contains(errs.Public(err), "run::run-1") {
-		t.Errorf("message %q does not name the principal", errs.Public(err))
+	if !strings.Contains(errs.Public(err), "api_key::ci") || !strings.Contains(errs.Public(err), "audit:read") {
+		t.Errorf("message %q does not name the principal and the action", errs.Public(err))
 	}
 }
 
@@ -172,7 +181,7 @@ func TestPrincipalContext(t *testing.T) {
 	}
 	p := auth.Principal{Kind: "run", ID: "run-9", StackID: "s"}
 	got, ok := auth.From(auth.WithPrincipal(context.Background(), p))
-	if !ok || got != p {
+	if !ok || !reflect.DeepEqual(got, p) {
 		t.Errorf("From = %+v, %v; want %+v", got, ok, p)
 	}
 	if p.String() != "run::run-9" {

@@ -27,6 +27,8 @@ type Key struct {
 	LastUsedAt time.Time
 	ExpiresAt  time.Time
 	RevokedAt  time.Time
+	Admin      bool   // may do everything
+	OwnerUser  string // a signed-in user's own key: acts as that user
 }
 
 // Revoked reports whether the key was revoked.
@@ -39,14 +41,14 @@ func (k Key) Expired(now time.Time) bool { return !k.ExpiresAt.IsZero() && !now.
 func (k Key) Active(now time.Time) bool { return !k.Revoked() && !k.Expired(now) }
 
 // keyColumns are the columns scanKey reads, in order.
-const keyColumns = `id, name, created_by, created_at, last_used_at, expires_at, revoked_at`
+const keyColumns = `id, name, created_by, created_at, last_used_at, expires_at, revoked_at, admin, owner_user`
 
 type scanner interface{ Scan(dest ...any) error }
 
 func scanKey(s scanner) (Key, error) {
 	var k Key
 	var created, used, expires, revoked int64
-	if err := s.Scan(&k.ID, &k.Name, &k.CreatedBy, &created, &used, &expires, &revoked); err != nil {
+	if err := s.Scan(&k.ID, &k.Name, &k.CreatedBy, &created, &used, &expires, &revoked, &k.Admin, &k.OwnerUser); err != nil {
 		return Key{}, err
 	}
 	k.CreatedAt, k.LastUsedAt = db.FromNanos(created), db.FromNanos(used)
@@ -80,12 +82,26 @@ func (k *Keys) lockKeys(ctx context.Context) error {
 	return err
 }
 
-// New creates an API key named name for createdBy (the creating principal,
-// Principal.String), expiring at expiresAt (zero: never). It returns the
-// key and its token: the token is shown this once, only its hash is kept.
-// (maxExpiry: times are stored as Unix nanoseconds, which end in 2262.)
-// Names are unique among the keys not revoked.
+// New creates an admin API key named name for createdBy (see NewKey).
 func (k *Keys) New(ctx context.Context, name, createdBy string, expiresAt time.Time) (Key, string, error) {
+	return k.NewKey(ctx, KeySpec{Name: name, CreatedBy: createdBy, ExpiresAt: expiresAt, Admin: true})
+}
+
+// KeySpec describes a key to create.
+type KeySpec struct {
+	Name      string
+	CreatedBy string    // the creating principal (Principal.String)
+	ExpiresAt time.Time // zero: never
+	Admin     bool      // may do everything; otherwise only what its bindings grant
+	OwnerUser string    // a signed-in user's own key: acts as that user
+}
+
+// NewKey creates an API key. It returns the key and its token: the token
+// is shown this once, only its hash is kept. (maxExpiry: times are stored
+// as Unix nanoseconds, which end in 2262.) Names are unique among the keys
+// not revoked.
+func (k *Keys) NewKey(ctx context.Context, spec KeySpec) (Key, string, error) {
+	name, createdBy, expiresAt := spec.Name, spec.CreatedBy, spec.ExpiresAt
 	if err := validKeyName(name); err != nil {
 		return Key{}, "", err
 	}
@@ -97,7 +113,7 @@ func (k *Keys) New(ctx context.Context, name, createdBy string, expiresAt time.T
 		return Key{}, "", errs.E(errs.Invalid, "the expiry of an API key must be before %s (omit it for a key that never expires)", maxExpiry.Format("2006-01-02"))
 	}
 	key := Key{ID: id.New("key"), Name: name, CreatedBy: createdBy, CreatedAt: db.FromNanos(now.UnixNano()),
-		ExpiresAt: db.FromNanos(db.Nanos(expiresAt))}
+		ExpiresAt: db.FromNanos(db.Nanos(expiresAt)), Admin: spec.Admin, OwnerUser: spec.OwnerUser}
 	token := TokenPrefix + id.Secret(30)
 	err := k.db.Tx(ctx, func(ctx context.Context) error {
 		if err := k.lockKeys(ctx); err != nil {
@@ -110,9 +126,9 @@ func (k *Keys) New(ctx context.Context, name, createdBy string, expiresAt time.T
 		if n > 0 {
 			return errs.E(errs.Conflict, "an API key named %q already exists (names are unique among keys not revoked)", name)
 		}
-		_, err := k.db.Exec(ctx, `INSERT INTO api_tokens (id, name, token_hash, created_at, created_by, expires_at)
-			VALUES ($1, $2, $3, $4, $5, $6)`,
-			key.ID, key.Name, hash(token), db.Nanos(key.CreatedAt), key.CreatedBy, db.Nanos(key.ExpiresAt))
+		_, err := k.db.Exec(ctx, `INSERT INTO api_tokens (id, name, token_hash, created_at, created_by, expires_at, admin, owner_user)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+			key.ID, key.Name, hash(token), db.Nanos(key.CreatedAt), key.CreatedBy, db.Nanos(key.ExpiresAt), key.Admin, key.OwnerUser)
 		return err
 	})
 	if err != nil {
@@ -151,8 +167,8 @@ func (k *Keys) Get(ctx context.Context, keyID string) (Key, error) {
 
 // Revoke revokes an API key: it stops authenticating at once, and its row
 // stays as history. Revoking a revoked key changes nothing. The last active
-// key (not revoked, not expired) cannot be revoked: nobody could use the API
-// afterwards.
+// admin key (not revoked, not expired) cannot be revoked: nobody might be
+// able to administer the server afterwards.
 func (k *Keys) Revoke(ctx context.Context, keyID string) (Key, error) {
 	var key Key
 	err := k.db.Tx(ctx, func(ctx context.Context) error {
@@ -164,15 +180,15 @@ func (k *Keys) Revoke(ctx context.Context, keyID string) (Key, error) {
 			return err
 		}
 		now := time.Now()
-		if key.Active(now) {
+		if key.Active(now) && key.Admin {
 			var others int
 			err := k.db.QueryRow(ctx, `SELECT COUNT(*) FROM api_tokens
-				WHERE id <> $1 AND revoked_at = 0 AND (expires_at = 0 OR expires_at > $2)`, keyID, now.UnixNano()).Scan(&others)
+				WHERE id <> $1 AND admin AND revoked_at = 0 AND (expires_at = 0 OR expires_at > $2)`, keyID, now.UnixNano()).Scan(&others)
 			if err != nil {
 				return err
 			}
 			if others == 0 {
-				return errs.E(errs.Conflict, "%q is the last active API key: revoking it would lock everyone out of the server; create another key first", key.Name)
+				return errs.E(errs.Conflict, "%q is the last active admin API key: revoking it could lock everyone out of the server; create another admin key first", key.Name)
 			}
 		}
 		key.RevokedAt = db.FromNanos(now.UnixNano())

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -67,7 +68,7 @@ func TestManagedKeys(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if p != (auth.Principal{Kind: "api_key", ID: ci.ID, Name: "ci", Admin: true}) {
+			if !reflect.DeepEqual(p, auth.Principal{Kind: "api_key", ID: ci.ID, Name: "ci", Admin: true}) {
 				t.Errorf("principal = %+v", p)
 			}
 			got, err := keys.Get(ctx, ci.ID)
@@ -210,7 +211,7 @@ func TestManagedKeys(t *testing.T) {
 			}
 			_, err = keys.Revoke(ctx, last.ID)
 			wantKind(t, err, errs.Conflict)
-			if !strings.Contains(errs.Public(err), "last active API key") {
+			if !strings.Contains(errs.Public(err), "last active admin API key") {
 				t.Errorf("message %q does not explain", errs.Public(err))
 			}
 			if _, err := keys.Authenticate(ctx, boot); err != nil {

@@ -27,7 +27,7 @@ func TestAPIKeyCommands(t *testing.T) {
 	}
 
 	// Table output: the token once, with the warning.
-	code, out, errOut := as(admin, "api-key", "create", "--name", "ci", "--expires-in", "30d")
+	code, out, errOut := as(admin, "api-key", "create", "--name", "ci", "--expires-in", "30d", "--admin")
 	wantRun(t, code, out, errOut, 0, "ID:", "key-", "Name:", "ci", "Created by:", "api_key::admin", "Expires:",
 		"shown only this once", auth.TokenPrefix)
 	lines := strings.Split(strings.TrimSpace(out), "\n")
@@ -38,7 +38,7 @@ func TestAPIKeyCommands(t *testing.T) {
 
 	// JSON output: the whole object, token included.
 	at := time.Now().Add(72 * time.Hour).UTC().Truncate(time.Second)
-	code, out, errOut = as(ciToken, "api-key", "create", "--name", "deploy", "--expires-at", at.Format(time.RFC3339), "-o", "json")
+	code, out, errOut = as(ciToken, "api-key", "create", "--name", "deploy", "--expires-at", at.Format(time.RFC3339), "--admin", "-o", "json")
 	wantRun(t, code, out, errOut, 0)
 	var deploy apiv1.APIKeyCreated
 	if err := json.Unmarshal([]byte(out), &deploy); err != nil || !strings.HasPrefix(deploy.Token, auth.TokenPrefix) ||

@@ -392,8 +392,8 @@ func TestCommands(t *testing.T) {
 		{
 			name:     "task",
 			args:     []string{"stack", "task", "--id", "net", "--", "tofu", "state", "list", "-id=x"},
-			routes:   map[string]route{"POST /api/v1/stacks/net/runs": status(201, queued)},
-			wantReqs: []string{`POST /api/v1/stacks/net/runs {"type":"TASK","command":"tofu state list -id=x"}`},
+			routes:   map[string]route{"POST /api/v1/stacks/net/tasks": status(201, queued)},
+			wantReqs: []string{`POST /api/v1/stacks/net/tasks {"command":"tofu state list -id=x"}`},
 		},
 		{
 			name: "confirm wait",

@@ -106,7 +106,7 @@ func (a *app) taskCommand() *cobra.Command {
 		Short: "Queue a task: run a command in the stack's workspace",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: a.withClient(func(ctx context.Context, c *client.Client, args []string) error {
-			run, err := c.CreateRun(ctx, id, apiv1.RunCreate{Type: apiv1.RunTask, Command: strings.Join(args, " ")})
+			run, err := c.CreateTask(ctx, id, apiv1.TaskCreate{Command: strings.Join(args, " ")})
 			if err != nil {
 				return err
 			}
@@ -213,6 +213,7 @@ func (a *app) runCommand() *cobra.Command {
 		a.runList(), a.runShow(),
 		a.runAction("cancel", "Cancel a run that has not started", (*client.Client).CancelRun),
 		a.runAction("stop", "Stop a run in progress", (*client.Client).StopRun),
+		a.runAction("retry", "Retry a failed, stopped, canceled or discarded run: a new run on the same commit", (*client.Client).RetryRun),
 		a.runReview(),
 	)
 }

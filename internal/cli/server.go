@@ -39,6 +39,12 @@ GANTRY_<FLAG>_FILE for secrets kept in files.`,
 			if cfg.PolicySamples < 0 || cfg.PolicyTimeoutScale <= 0 || cfg.PolicyTimeoutScale > 100 {
 				return fmt.Errorf("--policy-samples must be >= 0 and --policy-timeout-scale in (0, 100]")
 			}
+			if cfg.OIDCIssuer != "" && (cfg.OIDCClientID == "" || cfg.OIDCClientSecret == "") {
+				return fmt.Errorf("--oidc-issuer needs --oidc-client-id and --oidc-client-secret (or GANTRY_OIDC_CLIENT_SECRET_FILE)")
+			}
+			if cfg.SessionTTL < time.Minute || cfg.CLITokenTTL < time.Minute {
+				return fmt.Errorf("--session-ttl and --cli-token-ttl must be at least 1m")
+			}
 			if cfg.BuiltinWorkers < 0 || cfg.WorkerTimeout < time.Second/2 {
 				return fmt.Errorf("--builtin-workers must be >= 0 and --worker-timeout >= 500ms")
 			}
@@ -64,6 +70,13 @@ GANTRY_<FLAG>_FILE for secrets kept in files.`,
 	f.StringVar(&cfg.PublicURL, "public-url", "", "the address users reach the server at, for links in notifications (default: the listen address)")
 	f.IntVar(&cfg.PolicySamples, "policy-samples", 10, "keep the newest N evaluations of every policy as samples for simulate and replay (0: only those a policy asks for)")
 	f.Float64Var(&cfg.PolicyTimeoutScale, "policy-timeout-scale", 1, "multiply the policy evaluation timeouts (plan 45s, push and notification 10s, others 5s)")
+	f.StringVar(&cfg.OIDCIssuer, "oidc-issuer", "", "single sign-on: the OpenID Provider's issuer URL (off when empty)")
+	f.StringVar(&cfg.OIDCClientID, "oidc-client-id", "", "single sign-on: Gantry's client id at the provider")
+	f.StringVar(&cfg.OIDCClientSecret, "oidc-client-secret", "", "single sign-on: Gantry's client secret (prefer GANTRY_OIDC_CLIENT_SECRET_FILE)")
+	f.StringSliceVar(&cfg.OIDCScopes, "oidc-scopes", []string{"openid", "profile", "email", "groups"}, "single sign-on: scopes asked for")
+	f.StringVar(&cfg.OIDCGroupsClaim, "oidc-groups-claim", "groups", "single sign-on: the ID token claim holding the user's groups")
+	f.DurationVar(&cfg.SessionTTL, "session-ttl", 12*time.Hour, "how long a browser session lasts")
+	f.DurationVar(&cfg.CLITokenTTL, "cli-token-ttl", 7*24*time.Hour, "how long a token from `gantry login --sso` lasts")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	return cmd
@@ -102,5 +115,7 @@ func configAttrs(c server.Config) []any {
 		"dev", c.Dev, "demo", c.Demo, "encryption_key", redact(c.EncryptionKey), "admin_token", redact(c.AdminToken),
 		"worker_timeout", c.WorkerTimeout, "shutdown_timeout", c.ShutdownTimeout, "tools_dir", c.ToolsDir,
 		"opentofu_mirror", c.OpenTofuMirror, "terraform_mirror", c.TerraformMirror, "debug_listen", c.DebugListen,
-		"public_url", c.PublicURL, "policy_samples", c.PolicySamples, "policy_timeout_scale", c.PolicyTimeoutScale}
+		"public_url", c.PublicURL, "policy_samples", c.PolicySamples, "policy_timeout_scale", c.PolicyTimeoutScale,
+		"oidc_issuer", c.OIDCIssuer, "oidc_client_id", c.OIDCClientID, "oidc_client_secret", redact(c.OIDCClientSecret),
+		"oidc_groups_claim", c.OIDCGroupsClaim, "session_ttl", c.SessionTTL, "cli_token_ttl", c.CLITokenTTL}
 }

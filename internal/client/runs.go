@@ -27,6 +27,20 @@ func (c *Client) CreateRun(ctx context.Context, stack string, in apiv1.RunCreate
 	return out, err
 }
 
+// CreateTask runs a command on a stack (a TASK run).
+func (c *Client) CreateTask(ctx context.Context, stack string, in apiv1.TaskCreate) (apiv1.Run, error) {
+	var out apiv1.Run
+	err := c.do(ctx, http.MethodPost, "/stacks/"+esc(stack)+"/tasks", nil, in, &out)
+	return out, err
+}
+
+// RetryRun starts a new run like a failed, stopped, canceled or discarded one.
+func (c *Client) RetryRun(ctx context.Context, runID string) (apiv1.Run, error) {
+	var out apiv1.Run
+	err := c.do(ctx, http.MethodPost, "/runs/"+esc(runID)+"/retry", nil, nil, &out)
+	return out, err
+}
+
 // ListRuns returns a page of runs.
 func (c *Client) ListRuns(ctx context.Context, opts RunListOptions) (apiv1.List[apiv1.Run], error) {
 	q := opts.values()

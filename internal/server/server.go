@@ -72,6 +72,18 @@ type Config struct {
 	// PolicyTimeoutScale multiplies the per-type policy evaluation timeouts
 	// (1 = plan 45s, push and notification 10s, others 5s).
 	PolicyTimeoutScale float64
+	// OIDC* configure single sign-on (off without an issuer): the
+	// provider's issuer URL, Gantry's client id and secret there, the
+	// scopes asked for and the claim holding the user's groups.
+	OIDCIssuer       string
+	OIDCClientID     string
+	OIDCClientSecret string
+	OIDCScopes       []string
+	OIDCGroupsClaim  string
+	// SessionTTL bounds browser sessions; CLITokenTTL the tokens of
+	// `gantry login --sso`.
+	SessionTTL  time.Duration
+	CLITokenTTL time.Duration
 }
 
 // Server is a running control plane.
@@ -303,7 +315,8 @@ func (s *Server) handler() http.Handler {
 	})
 	mux.Handle("GET /metrics", s.metricsHandler())
 	a := &api.API{Spaces: s.spaces, Stacks: s.stacks, Runs: s.runs, State: s.state, Keys: s.keys, Log: s.log, Head: git.Head,
-		Notify: s.notify, Policies: s.policies, Pools: s.pools, Audit: s.audit}
+		Notify: s.notify, Policies: s.policies, Pools: s.pools, Audit: s.audit,
+		Roles: auth.NewRoles(s.db), Users: auth.NewUsers(s.db), SSO: s.sso()}
 	a.Routes(mux)
 	wh := &workerapi.Handler{Runs: s.runs, Stacks: s.stacks, Registry: s.registry, Hub: s.hub, Log: s.log,
 		MaxClaimWait: min(30*time.Second, max(s.cfg.WorkerTimeout/3, time.Second)), Draining: s.draining.Load,
@@ -313,6 +326,34 @@ func (s *Server) handler() http.Handler {
 	wh.Routes(mux)
 	ad := httpx.Adapter{Log: s.log}
 	return httpx.WithRequestID(ad.Recover(countRequests(a.Audited(mux))))
+}
+
+// sso configures single sign-on, nil when no issuer is set.
+func (s *Server) sso() *api.SSO {
+	if s.cfg.OIDCIssuer == "" {
+		return nil
+	}
+	public := s.url
+	if s.cfg.PublicURL != "" {
+		public = strings.TrimSuffix(s.cfg.PublicURL, "/")
+	}
+	roles := auth.NewRoles(s.db)
+	return &api.SSO{Issuer: s.cfg.OIDCIssuer, ClientID: s.cfg.OIDCClientID, ClientSecret: s.cfg.OIDCClientSecret,
+		RedirectURL: public + "/auth/callback", Scopes: s.cfg.OIDCScopes, GroupsClaim: s.cfg.OIDCGroupsClaim,
+		SessionTTL: s.cfg.SessionTTL, CLITokenTTL: s.cfg.CLITokenTTL, DB: s.db,
+		Login: func(ctx context.Context, in api.LoginInput) (api.LoginDecision, error) {
+			all, err := roles.ListRoles(ctx)
+			if err != nil {
+				return api.LoginDecision{}, err
+			}
+			var rs []map[string]any
+			for _, r := range all {
+				rs = append(rs, map[string]any{"id": r.ID, "name": r.Name, "slug": r.ID, "ulid": r.ID})
+			}
+			out, err := s.policies.Login(ctx, policy.LoginRequest{Login: in.Login, Name: in.Name, Email: in.Email,
+				RemoteIP: in.RemoteIP, Teams: in.Groups, Roles: rs})
+			return api.LoginDecision{Applied: out.Applied, Deny: out.Deny, Admin: out.Admin, Teams: out.Teams, Grants: out.Grants}, err
+		}}
 }
 
 func (s *Server) serve(ctx context.Context) error {

@@ -1,0 +1,221 @@
+package api
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/gantry-iac/gantry/internal/apiv1"
+	"github.com/gantry-iac/gantry/internal/auth"
+	"github.com/gantry-iac/gantry/internal/errs"
+	"github.com/gantry-iac/gantry/internal/httpx"
+	"github.com/gantry-iac/gantry/internal/space"
+)
+
+// roleRoutes registers roles, role bindings, the action catalog and users.
+func (a *API) roleRoutes(user func(pattern, action string, h handler)) {
+	r := routeFunc(user)
+	r.Handle("GET /api/v1/role-actions", auth.Authenticated, a.listActions)
+	r.Handle("GET /api/v1/roles", auth.Authenticated, a.listRoles)
+	r.Handle("POST /api/v1/roles", auth.RoleManage, a.createRole)
+	r.Handle("GET /api/v1/roles/{id}", auth.Authenticated, a.getRole)
+	r.Handle("DELETE /api/v1/roles/{id}", auth.RoleManage, a.deleteRole)
+	r.Handle("GET /api/v1/role-bindings", auth.SpaceRead, a.listBindings)
+	r.Handle("POST /api/v1/role-bindings", auth.RoleManage, a.createBinding)
+	r.Handle("DELETE /api/v1/role-bindings/{id}", auth.RoleManage, a.deleteBinding)
+	r.Handle("GET /api/v1/users", auth.RoleManage, a.listUsers)
+}
+
+func (a *API) listActions(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	out := apiv1.List[apiv1.RoleAction]{Items: []apiv1.RoleAction{}}
+	for _, c := range auth.Catalog {
+		out.Items = append(out.Items, apiv1.RoleAction{Name: c.Name, Allows: c.Allow, RootOnly: c.Root})
+	}
+	httpx.WriteJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (a *API) listRoles(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	list, err := a.Roles.ListRoles(r.Context())
+	if err != nil {
+		return err
+	}
+	out := apiv1.List[apiv1.Role]{Items: []apiv1.Role{}}
+	for _, role := range list {
+		out.Items = append(out.Items, roleOut(role))
+	}
+	httpx.WriteJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (a *API) getRole(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	role, err := a.Roles.Role(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	httpx.WriteJSON(w, http.StatusOK, roleOut(role))
+	return nil
+}
+
+func (a *API) createRole(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	if err := auth.Authorize(p, auth.RoleManage, space.Root); err != nil {
+		return err
+	}
+	var in apiv1.RoleCreate
+	if err := httpx.DecodeJSON(w, r, &in, MaxBody); err != nil {
+		return err
+	}
+	role, err := a.Roles.CreateRole(r.Context(), auth.Role{ID: in.ID, Name: in.Name, Description: in.Description, Actions: in.Actions}, p.String())
+	if err != nil {
+		return err
+	}
+	httpx.WriteJSON(w, http.StatusCreated, roleOut(role))
+	return nil
+}
+
+func (a *API) deleteRole(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	if err := auth.Authorize(p, auth.RoleManage, space.Root); err != nil {
+		return err
+	}
+	if _, err := a.Roles.DeleteRole(r.Context(), r.PathValue("id")); err != nil {
+		return err
+	}
+	return noContent(w)
+}
+
+func (a *API) listBindings(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	sp := r.URL.Query().Get("space")
+	if err := listScope(p, sp); err != nil {
+		return err
+	}
+	list, err := a.Roles.Bindings(r.Context(), sp)
+	if err != nil {
+		return err
+	}
+	out := apiv1.List[apiv1.RoleBinding]{Items: []apiv1.RoleBinding{}}
+	for _, b := range list {
+		if readable(p, b.Space) {
+			out.Items = append(out.Items, bindingOut(b))
+		}
+	}
+	httpx.WriteJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// createBinding binds a role to a user (id or login; they must have signed
+// in once), an API key (id or name) or an IdP group, in a space.
+func (a *API) createBinding(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	var in apiv1.RoleBindingCreate
+	if err := httpx.DecodeJSON(w, r, &in, MaxBody); err != nil {
+		return err
+	}
+	sp := orRoot(in.Space)
+	if err := auth.Authorize(p, auth.RoleManage, sp); err != nil {
+		return err
+	}
+	b := auth.Binding{Role: in.Role, Space: sp, CreatedBy: p.String()}
+	n := 0
+	for _, v := range []string{in.User, in.APIKey, in.Group} {
+		if v != "" {
+			n++
+		}
+	}
+	if n != 1 {
+		return errs.E(errs.Invalid, "give exactly one of user, api_key and group")
+	}
+	switch {
+	case in.User != "":
+		u, err := a.Users.Get(r.Context(), in.User)
+		if errs.Is(err, errs.NotFound) {
+			u, err = a.Users.ByLogin(r.Context(), in.User)
+		}
+		if errs.Is(err, errs.NotFound) {
+			return errs.E(errs.NotFound, "user %q has not signed in yet: bind one of their IdP groups, or ask them to sign in once", in.User)
+		}
+		if err != nil {
+			return err
+		}
+		b.ActorType, b.ActorID = auth.ActorUser, u.ID
+	case in.APIKey != "":
+		id, err := a.keyID(r, in.APIKey)
+		if err != nil {
+			return err
+		}
+		b.ActorType, b.ActorID = auth.ActorAPIKey, id
+	default:
+		b.ActorType, b.ActorID = auth.ActorGroup, strings.TrimSpace(in.Group)
+	}
+	b, created, err := a.Roles.Bind(r.Context(), b)
+	if err != nil {
+		return err
+	}
+	status := http.StatusCreated
+	if !created {
+		status = http.StatusOK
+	}
+	httpx.WriteJSON(w, status, bindingOut(b))
+	return nil
+}
+
+// keyID resolves an API key given by id or by the name of a key not revoked.
+func (a *API) keyID(r *http.Request, ref string) (string, error) {
+	if k, err := a.Keys.Get(r.Context(), ref); err == nil {
+		return k.ID, nil
+	}
+	list, err := a.Keys.List(r.Context())
+	if err != nil {
+		return "", err
+	}
+	for _, k := range list {
+		if k.Name == ref && !k.Revoked() {
+			return k.ID, nil
+		}
+	}
+	return "", errs.E(errs.NotFound, "no API key %q (give its id or name)", ref)
+}
+
+func (a *API) deleteBinding(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	b, err := a.Roles.Binding(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	if err := auth.Authorize(p, auth.RoleManage, b.Space); err != nil {
+		if errs.Is(err, errs.NotFound) {
+			return errs.E(errs.NotFound, "role binding %q not found", b.ID)
+		}
+		return err
+	}
+	if err := a.Roles.Unbind(r.Context(), b.ID); err != nil {
+		return err
+	}
+	return noContent(w)
+}
+
+func (a *API) listUsers(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	if err := auth.Authorize(p, auth.RoleManage, space.Root); err != nil {
+		return err
+	}
+	list, err := a.Users.List(r.Context())
+	if err != nil {
+		return err
+	}
+	out := apiv1.List[apiv1.User]{Items: []apiv1.User{}}
+	for _, u := range list {
+		out.Items = append(out.Items, userOut(u))
+	}
+	httpx.WriteJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func roleOut(r auth.Role) apiv1.Role {
+	return apiv1.Role{ID: r.ID, Name: r.Name, Description: r.Description, Actions: r.Actions, BuiltIn: r.BuiltIn, CreatedBy: r.CreatedBy}
+}
+
+func bindingOut(b auth.Binding) apiv1.RoleBinding {
+	return apiv1.RoleBinding{ID: b.ID, Role: b.Role, Space: b.Space, ActorType: b.ActorType, ActorID: b.ActorID,
+		CreatedBy: b.CreatedBy, CreatedAt: utc(b.CreatedAt)}
+}
+
+func userOut(u auth.User) apiv1.User {
+	return apiv1.User{ID: u.ID, Login: u.Login, Name: u.Name, Email: u.Email, Issuer: u.Issuer, Groups: u.Groups,
+		Grants: u.Grants, Admin: u.Admin, CreatedAt: utc(u.CreatedAt), LastLoginAt: utc(u.LastLoginAt)}
+}

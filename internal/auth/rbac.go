@@ -1,0 +1,459 @@
+package auth
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/gantry-iac/gantry/internal/db"
+	"github.com/gantry-iac/gantry/internal/errs"
+	"github.com/gantry-iac/gantry/internal/id"
+)
+
+// rootSpace is the id of the root space (package space's Root; not
+// imported to keep auth free of domain packages).
+const rootSpace = "root"
+
+// Actor types of role bindings.
+const (
+	ActorUser   = "user"
+	ActorAPIKey = "api_key"
+	ActorGroup  = "group"
+)
+
+// Perms is what a principal may do, resolved once per request from its
+// role bindings (and login policy grants) and the space tree.
+type Perms struct {
+	admin bool
+	// held: space id -> actions bound there (apply to descendants too).
+	held map[string]map[string]bool
+	// parent and inherit: the space tree.
+	parent  map[string]string
+	inherit map[string]bool
+}
+
+// ancestors returns space and its ancestors, nearest first.
+func (p *Perms) ancestors(space string) []string {
+	var out []string
+	for s := space; s != "" && len(out) < 64; s = p.parent[s] {
+		out = append(out, s)
+		if s == rootSpace {
+			break
+		}
+	}
+	return out
+}
+
+// allows reports whether action is bound in space or one of its ancestors.
+func (p *Perms) allows(action, space string) bool {
+	for _, s := range p.ancestors(space) {
+		if p.held[s][action] {
+			return true
+		}
+	}
+	return false
+}
+
+// Visible reports whether the principal holds anything in space: a role
+// bound there or on an ancestor, or (spaces that inherit) any role in a
+// descendant, which gives read on its ancestors. Objects of a space that
+// is not visible are answered as not found.
+func (p *Perms) Visible(space string) bool {
+	if p.admin {
+		return true
+	}
+	for _, s := range p.ancestors(space) {
+		if len(p.held[s]) > 0 {
+			return true
+		}
+	}
+	for b := range p.held {
+		for s, n := b, 0; p.inherit[s] && n < 64; n++ {
+			s = p.parent[s]
+			if s == space {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Can reports whether the principal may do action in space.
+func (p Principal) Can(action, space string) bool {
+	if p.Admin {
+		return true
+	}
+	if p.Perms == nil {
+		return false
+	}
+	if space == "" {
+		space = rootSpace
+	}
+	if p.allowsRead(action, space) {
+		return true
+	}
+	return p.Perms.allows(action, space)
+}
+
+// allowsRead: space:read also follows inheritance up from descendants.
+func (p Principal) allowsRead(action, space string) bool {
+	if action != SpaceRead {
+		return false
+	}
+	for b, acts := range p.Perms.held {
+		if len(acts) == 0 {
+			continue
+		}
+		for s, n := b, 0; p.Perms.inherit[s] && n < 64; n++ {
+			s = p.Perms.parent[s]
+			if s == space {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// CanSee reports whether space is visible to the principal (see Visible).
+func (p Principal) CanSee(space string) bool {
+	if p.Admin {
+		return true
+	}
+	if space == "" {
+		space = rootSpace
+	}
+	return p.Perms != nil && p.Perms.Visible(space)
+}
+
+// ErrHidden is the cause of a refusal in a space the principal holds
+// nothing in: the subject is answered as not found, so that nobody learns
+// what exists where they cannot look.
+var ErrHidden = errors.New("hidden: the principal holds nothing in the space")
+
+// Visible is not an action: Authorize(p, Visible, space) only checks that
+// p holds something in the space (for the second object of a route, such
+// as the context of an attachment, whose route checks stack:update).
+const Visible = "visible"
+
+// Denial is the detail of a 403: the missing action and the space.
+type Denial struct {
+	MissingAction string `json:"missing_action"`
+	Space         string `json:"space"`
+}
+
+// Authorize checks that p may do action in space: a 403 naming the
+// missing action and the space, or a 404 (cause ErrHidden) when p holds
+// nothing in the space.
+func Authorize(p Principal, action, space string) error {
+	if space == "" {
+		space = rootSpace
+	}
+	if p.Can(action, space) || (action == Visible && p.CanSee(space)) {
+		return nil
+	}
+	if space != rootSpace && !p.CanSee(space) {
+		return errs.Wrap(errs.NotFound, ErrHidden, "not found")
+	}
+	return &errs.Error{Kind: errs.Forbidden, Message: fmt.Sprintf("%s may not %s in space %s: missing action %s", p, action, space, action),
+		Detail: Denial{MissingAction: action, Space: space}}
+}
+
+// Roles stores custom roles and role bindings and resolves principals'
+// permissions.
+type Roles struct{ db *db.DB }
+
+// NewRoles returns the role store.
+func NewRoles(d *db.DB) *Roles { return &Roles{db: d} }
+
+var roleID = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+
+// CreateRole stores a custom role.
+func (rs *Roles) CreateRole(ctx context.Context, r Role, by string) (Role, error) {
+	if !roleID.MatchString(r.ID) {
+		return Role{}, errs.E(errs.Invalid, "role id %q: use 1-63 lower-case letters, digits and dashes", r.ID)
+	}
+	if _, ok := builtIn(r.ID); ok {
+		return Role{}, errs.E(errs.Conflict, "%q is a built-in role", r.ID)
+	}
+	if strings.TrimSpace(r.Name) == "" {
+		r.Name = r.ID
+	}
+	if len(r.Name) > 255 || len(r.Description) > 4096 {
+		return Role{}, errs.E(errs.Invalid, "a role's name has at most 255 bytes, its description 4096")
+	}
+	if len(r.Actions) == 0 {
+		return Role{}, errs.E(errs.Invalid, "a role needs at least one action (see `gantry role actions`)")
+	}
+	seen := map[string]bool{}
+	var acts []string
+	for _, a := range r.Actions {
+		if !KnownAction(a) {
+			return Role{}, errs.E(errs.Invalid, "unknown action %q (see `gantry role actions`)", a)
+		}
+		if !seen[a] {
+			seen[a] = true
+			acts = append(acts, a)
+		}
+	}
+	sort.Strings(acts)
+	r.Actions, r.BuiltIn, r.CreatedBy = acts, false, by
+	js, _ := json.Marshal(acts)
+	_, err := rs.db.Exec(ctx, `INSERT INTO roles (id, name, description, actions, created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6)`,
+		r.ID, r.Name, r.Description, string(js), by, time.Now().UnixNano())
+	if db.IsUniqueViolation(err) {
+		return Role{}, errs.E(errs.Conflict, "role %q already exists", r.ID)
+	}
+	return r, err
+}
+
+func scanRole(s scanner) (Role, error) {
+	var r Role
+	var acts string
+	if err := s.Scan(&r.ID, &r.Name, &r.Description, &acts, &r.CreatedBy); err != nil {
+		return Role{}, err
+	}
+	if err := json.Unmarshal([]byte(acts), &r.Actions); err != nil {
+		return Role{}, err
+	}
+	return r, nil
+}
+
+// Role returns a built-in or custom role.
+func (rs *Roles) Role(ctx context.Context, roleID string) (Role, error) {
+	if r, ok := builtIn(roleID); ok {
+		return r, nil
+	}
+	r, err := scanRole(rs.db.QueryRow(ctx, `SELECT id, name, description, actions, created_by FROM roles WHERE id = $1`, roleID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Role{}, errs.E(errs.NotFound, "role %q not found (see `gantry role list`)", roleID)
+	}
+	return r, err
+}
+
+// ListRoles returns the built-in roles, then the custom ones by id.
+func (rs *Roles) ListRoles(ctx context.Context) ([]Role, error) {
+	out := slices.Clone(BuiltInRoles)
+	rows, err := rs.db.Query(ctx, `SELECT id, name, description, actions, created_by FROM roles ORDER BY id`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		r, err := scanRole(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// DeleteRole deletes a custom role; a role still bound cannot be deleted.
+func (rs *Roles) DeleteRole(ctx context.Context, roleID string) (Role, error) {
+	if _, ok := builtIn(roleID); ok {
+		return Role{}, errs.E(errs.Invalid, "%q is a built-in role and cannot be deleted", roleID)
+	}
+	var r Role
+	err := rs.db.Tx(ctx, func(ctx context.Context) error {
+		var err error
+		if r, err = rs.Role(ctx, roleID); err != nil {
+			return err
+		}
+		var n int
+		if err := rs.db.QueryRow(ctx, `SELECT COUNT(*) FROM role_bindings WHERE role_id = $1`, roleID).Scan(&n); err != nil {
+			return err
+		}
+		if n > 0 {
+			return errs.E(errs.Conflict, "role %q has %d binding(s): unbind them first (`gantry role bindings`)", roleID, n)
+		}
+		_, err = rs.db.Exec(ctx, `DELETE FROM roles WHERE id = $1`, roleID)
+		return err
+	})
+	return r, err
+}
+
+// Binding is a role held by an actor in a space (and its descendants).
+type Binding struct {
+	ID        string    `json:"id"`
+	Role      string    `json:"role"`
+	Space     string    `json:"space"`
+	ActorType string    `json:"actor_type"`
+	ActorID   string    `json:"actor_id"`
+	CreatedBy string    `json:"created_by"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// Bind stores a binding; binding twice returns the existing one.
+func (rs *Roles) Bind(ctx context.Context, b Binding) (Binding, bool, error) {
+	switch b.ActorType {
+	case ActorUser, ActorAPIKey, ActorGroup:
+	default:
+		return Binding{}, false, errs.E(errs.Invalid, "actor_type must be user, api_key or group")
+	}
+	if strings.TrimSpace(b.ActorID) == "" || len(b.ActorID) > 255 {
+		return Binding{}, false, errs.E(errs.Invalid, "a binding needs an actor id of at most 255 bytes")
+	}
+	if _, err := rs.Role(ctx, b.Role); err != nil {
+		return Binding{}, false, err
+	}
+	b.ID, b.CreatedAt = id.New("rbd"), time.Now().UTC()
+	created := true
+	err := rs.db.Tx(ctx, func(ctx context.Context) error {
+		var n int
+		if err := rs.db.QueryRow(ctx, `SELECT COUNT(*) FROM spaces WHERE id = $1`, b.Space).Scan(&n); err != nil {
+			return err
+		}
+		if n == 0 {
+			return errs.E(errs.NotFound, "space %q not found", b.Space)
+		}
+		old, err := rs.scanBindings(ctx, `WHERE role_id = $1 AND space_id = $2 AND actor_type = $3 AND actor_id = $4`, b.Role, b.Space, b.ActorType, b.ActorID)
+		if err != nil {
+			return err
+		}
+		if len(old) > 0 {
+			b, created = old[0], false
+			return nil
+		}
+		_, err = rs.db.Exec(ctx, `INSERT INTO role_bindings (id, role_id, space_id, actor_type, actor_id, created_by, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7)`, b.ID, b.Role, b.Space, b.ActorType, b.ActorID, b.CreatedBy, b.CreatedAt.UnixNano())
+		return err
+	})
+	return b, created, err
+}
+
+// Binding returns one binding.
+func (rs *Roles) Binding(ctx context.Context, bindingID string) (Binding, error) {
+	list, err := rs.scanBindings(ctx, `WHERE id = $1`, bindingID)
+	if err != nil {
+		return Binding{}, err
+	}
+	if len(list) == 0 {
+		return Binding{}, errs.E(errs.NotFound, "role binding %q not found", bindingID)
+	}
+	return list[0], nil
+}
+
+// Unbind deletes a binding.
+func (rs *Roles) Unbind(ctx context.Context, bindingID string) error {
+	_, err := rs.db.Exec(ctx, `DELETE FROM role_bindings WHERE id = $1`, bindingID)
+	return err
+}
+
+// Bindings lists bindings, of one space when space is not empty.
+func (rs *Roles) Bindings(ctx context.Context, space string) ([]Binding, error) {
+	if space != "" {
+		return rs.scanBindings(ctx, `WHERE space_id = $1 ORDER BY created_at, id`, space)
+	}
+	return rs.scanBindings(ctx, `ORDER BY created_at, id`)
+}
+
+func (rs *Roles) scanBindings(ctx context.Context, where string, args ...any) ([]Binding, error) {
+	rows, err := rs.db.Query(ctx, `SELECT id, role_id, space_id, actor_type, actor_id, created_by, created_at FROM role_bindings `+where, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Binding
+	for rows.Next() {
+		var b Binding
+		var at int64
+		if err := rows.Scan(&b.ID, &b.Role, &b.Space, &b.ActorType, &b.ActorID, &b.CreatedBy, &at); err != nil {
+			return nil, err
+		}
+		b.CreatedAt = db.FromNanos(at).UTC()
+		out = append(out, b)
+	}
+	return out, rows.Err()
+}
+
+// Actor is one identity a principal acts as.
+type Actor struct{ Type, ID string }
+
+// Resolve computes the permissions of the actors, plus grants (space ->
+// role slugs, from the login policy). An admin binding (space-admin in the
+// root space) makes the principal the account admin.
+func (rs *Roles) Resolve(ctx context.Context, actors []Actor, grants map[string][]string) (*Perms, bool, error) {
+	p := &Perms{held: map[string]map[string]bool{}, parent: map[string]string{}, inherit: map[string]bool{}}
+	roleCache := map[string][]string{}
+	actionsOf := func(roleID string) ([]string, error) {
+		if a, ok := roleCache[roleID]; ok {
+			return a, nil
+		}
+		r, err := rs.Role(ctx, roleID)
+		if errs.Is(err, errs.NotFound) {
+			roleCache[roleID] = nil // a login policy naming an unknown role grants nothing
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		roleCache[roleID] = r.Actions
+		return r.Actions, nil
+	}
+	admin := false
+	grant := func(space, roleID string) error {
+		acts, err := actionsOf(roleID)
+		if err != nil {
+			return err
+		}
+		if roleID == RoleAdmin && space == rootSpace {
+			admin = true
+		}
+		if len(acts) == 0 {
+			return nil
+		}
+		if p.held[space] == nil {
+			p.held[space] = map[string]bool{}
+		}
+		for _, a := range acts {
+			p.held[space][a] = true
+		}
+		return nil
+	}
+	for _, a := range actors {
+		bs, err := rs.scanBindings(ctx, `WHERE actor_type = $1 AND actor_id = $2`, a.Type, a.ID)
+		if err != nil {
+			return nil, false, err
+		}
+		for _, b := range bs {
+			if err := grant(b.Space, b.Role); err != nil {
+				return nil, false, err
+			}
+		}
+	}
+	for space, roles := range grants {
+		for _, r := range roles {
+			if err := grant(space, r); err != nil {
+				return nil, false, err
+			}
+		}
+	}
+	if len(p.held) > 0 {
+		rows, err := rs.db.Query(ctx, `SELECT id, parent_id, inherit FROM spaces`)
+		if err != nil {
+			return nil, false, err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id string
+			var parent sql.NullString
+			var inh bool
+			if err := rows.Scan(&id, &parent, &inh); err != nil {
+				return nil, false, err
+			}
+			p.parent[id], p.inherit[id] = parent.String, inh
+		}
+		if err := rows.Err(); err != nil {
+			return nil, false, err
+		}
+	}
+	p.admin = admin
+	return p, admin, nil
+}

@@ -1,0 +1,233 @@
+package auth
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/gantry-iac/gantry/internal/db"
+	"github.com/gantry-iac/gantry/internal/errs"
+	"github.com/gantry-iac/gantry/internal/id"
+)
+
+// User is someone who signed in with single sign-on.
+type User struct {
+	ID      string `json:"id"`
+	Issuer  string `json:"issuer"`
+	Subject string `json:"subject"`
+	Login   string `json:"login"`
+	Name    string `json:"name"`
+	Email   string `json:"email"`
+	// Groups: the IdP groups of the last login (after the login policy's
+	// team rewrite); Grants: the login policy's roles per space then.
+	Groups      []string            `json:"groups"`
+	Grants      map[string][]string `json:"grants,omitempty"`
+	Admin       bool                `json:"admin"`
+	CreatedAt   time.Time           `json:"created_at"`
+	LastLoginAt time.Time           `json:"last_login_at"`
+}
+
+// Users stores users and their sessions.
+type Users struct{ db *db.DB }
+
+// NewUsers returns the user store.
+func NewUsers(d *db.DB) *Users { return &Users{db: d} }
+
+const userColumns = `id, issuer, subject, login, name, email, groups_json, grants, admin, created_at, last_login_at`
+
+func scanUser(s scanner) (User, error) {
+	var u User
+	var groups, grants string
+	var created, last int64
+	if err := s.Scan(&u.ID, &u.Issuer, &u.Subject, &u.Login, &u.Name, &u.Email, &groups, &grants, &u.Admin, &created, &last); err != nil {
+		return User{}, err
+	}
+	_ = json.Unmarshal([]byte(groups), &u.Groups)
+	_ = json.Unmarshal([]byte(grants), &u.Grants)
+	if u.Groups == nil {
+		u.Groups = []string{}
+	}
+	u.CreatedAt, u.LastLoginAt = db.FromNanos(created).UTC(), db.FromNanos(last).UTC()
+	return u, nil
+}
+
+// SignedIn records a login: the user is created on first login, and its
+// login, name, email, groups, grants and admin flag are those of this one.
+func (us *Users) SignedIn(ctx context.Context, u User) (User, error) {
+	now := time.Now()
+	if u.Groups == nil {
+		u.Groups = []string{}
+	}
+	groups, _ := json.Marshal(u.Groups)
+	grants, _ := json.Marshal(u.Grants)
+	var out User
+	err := us.db.Tx(ctx, func(ctx context.Context) error {
+		old, err := scanUser(us.db.QueryRow(ctx, `SELECT `+userColumns+` FROM users WHERE issuer = $1 AND subject = $2`, u.Issuer, u.Subject))
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			u.ID = id.New("usr")
+			_, err = us.db.Exec(ctx, `INSERT INTO users (id, issuer, subject, login, name, email, groups_json, grants, admin, created_at, last_login_at)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)`,
+				u.ID, u.Issuer, u.Subject, u.Login, u.Name, u.Email, string(groups), string(grants), u.Admin, now.UnixNano())
+		case err == nil:
+			u.ID = old.ID
+			_, err = us.db.Exec(ctx, `UPDATE users SET login = $2, name = $3, email = $4, groups_json = $5, grants = $6, admin = $7, last_login_at = $8 WHERE id = $1`,
+				u.ID, u.Login, u.Name, u.Email, string(groups), string(grants), u.Admin, now.UnixNano())
+		}
+		if err != nil {
+			return err
+		}
+		out, err = us.Get(ctx, u.ID)
+		return err
+	})
+	return out, err
+}
+
+// Get returns one user.
+func (us *Users) Get(ctx context.Context, userID string) (User, error) {
+	u, err := scanUser(us.db.QueryRow(ctx, `SELECT `+userColumns+` FROM users WHERE id = $1`, userID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return User{}, errs.E(errs.NotFound, "user %q not found", userID)
+	}
+	return u, err
+}
+
+// ByLogin returns the user with that login (for `role bind --user`).
+func (us *Users) ByLogin(ctx context.Context, login string) (User, error) {
+	u, err := scanUser(us.db.QueryRow(ctx, `SELECT `+userColumns+` FROM users WHERE login = $1 ORDER BY created_at LIMIT 1`, login))
+	if errors.Is(err, sql.ErrNoRows) {
+		return User{}, errs.E(errs.NotFound, "user %q not found", login)
+	}
+	return u, err
+}
+
+// List returns every user, oldest first.
+func (us *Users) List(ctx context.Context) ([]User, error) {
+	rows, err := us.db.Query(ctx, `SELECT `+userColumns+` FROM users ORDER BY created_at, id`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []User{}
+	for rows.Next() {
+		u, err := scanUser(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, u)
+	}
+	return out, rows.Err()
+}
+
+// SessionPrefix starts every session token.
+const SessionPrefix = "gss_"
+
+// Session is a signed-in user's session.
+type Session struct {
+	ID        string
+	UserID    string
+	Kind      string // "browser" or "cli"
+	CreatedAt time.Time
+	ExpiresAt time.Time
+}
+
+// NewSession starts a session of ttl for the user; the token is returned
+// once, only its hash is kept.
+func (us *Users) NewSession(ctx context.Context, userID, kind, sourceIP string, ttl time.Duration) (Session, string, error) {
+	now := time.Now()
+	s := Session{ID: id.New("ses"), UserID: userID, Kind: kind, CreatedAt: now, ExpiresAt: now.Add(ttl)}
+	token := SessionPrefix + id.Secret(32)
+	_, err := us.db.Exec(ctx, `INSERT INTO sessions (id, token_hash, user_id, kind, source_ip, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+		s.ID, hash(token), userID, kind, sourceIP, now.UnixNano(), s.ExpiresAt.UnixNano())
+	return s, token, err
+}
+
+// RevokeSession ends a session (logout).
+func (us *Users) RevokeSession(ctx context.Context, sessionID string) error {
+	_, err := us.db.Exec(ctx, `UPDATE sessions SET revoked_at = $2 WHERE id = $1 AND revoked_at = 0`, sessionID, time.Now().UnixNano())
+	return err
+}
+
+// Authenticate checks a session token.
+func (us *Users) Authenticate(ctx context.Context, token string) (Principal, error) {
+	var sid, uid string
+	var expires, revoked int64
+	err := us.db.QueryRow(ctx, `SELECT id, user_id, expires_at, revoked_at FROM sessions WHERE token_hash = $1`, hash(token)).Scan(&sid, &uid, &expires, &revoked)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Principal{}, errs.E(errs.Unauthenticated, "invalid session")
+	}
+	if err != nil {
+		return Principal{}, fmt.Errorf("checking a session: %w", err)
+	}
+	switch {
+	case revoked != 0:
+		return Principal{}, errs.E(errs.Unauthenticated, "session ended (signed out): sign in again")
+	case time.Now().UnixNano() >= expires:
+		return Principal{}, errs.E(errs.Unauthenticated, "session expired: sign in again (gantry login --sso)")
+	}
+	u, err := us.Get(ctx, uid)
+	if err != nil {
+		return Principal{}, fmt.Errorf("loading a session's user: %w", err)
+	}
+	return Principal{Kind: "user", ID: sid, Name: u.Login, User: u.ID, Groups: u.Groups, Grants: u.Grants, Admin: u.Admin}, nil
+}
+
+// ActAs completes p, an API key a user made for themselves, with that
+// user's groups, grants and admin flag as of their last login.
+func (us *Users) ActAs(ctx context.Context, p Principal) (Principal, error) {
+	if p.User == "" || p.Kind != "api_key" {
+		return p, nil
+	}
+	u, err := us.Get(ctx, p.User)
+	if err != nil {
+		return Principal{}, fmt.Errorf("loading an API key's user: %w", err)
+	}
+	p.Groups, p.Grants, p.Admin = u.Groups, u.Grants, p.Admin || u.Admin
+	return p, nil
+}
+
+// CookieKey returns the key signing session cookies, made on first use
+// and shared by every replica through the database.
+func (us *Users) CookieKey(ctx context.Context) ([]byte, error) {
+	var v string
+	err := us.db.QueryRow(ctx, `SELECT value FROM settings WHERE name = 'session_cookie_key'`).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		b := make([]byte, 32)
+		_, _ = rand.Read(b)
+		if _, err := us.db.Exec(ctx, `INSERT INTO settings (name, value) VALUES ('session_cookie_key', $1) ON CONFLICT (name) DO NOTHING`, hex.EncodeToString(b)); err != nil {
+			return nil, err
+		}
+		err = us.db.QueryRow(ctx, `SELECT value FROM settings WHERE name = 'session_cookie_key'`).Scan(&v)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return hex.DecodeString(v)
+}
+
+// SignCookie returns the cookie value for a session token: the token and
+// its HMAC-SHA256 under key.
+func SignCookie(key []byte, token string) string {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(token))
+	return token + "." + base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// VerifyCookie returns the session token of a signed cookie value.
+func VerifyCookie(key []byte, value string) (string, bool) {
+	token, sig, ok := strings.Cut(value, ".")
+	if !ok {
+		return "", false
+	}
+	want := SignCookie(key, token)
+	return token, hmac.Equal([]byte(want), []byte(token+"."+sig))
+}
