@@ -44,7 +44,7 @@ type API struct {
 	Users *auth.Users
 	// SSO signs users in with an OpenID Provider; nil: SSO is off.
 	SSO *SSO
-	Log    *slog.Logger
+	Log *slog.Logger
 	// Notify serves webhooks, notifications and deliveries; nil answers 503.
 	Notify *notify.Service
 	// Policies serves policies, reviews, receipts and push events; nil answers 503.

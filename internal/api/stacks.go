@@ -1,8 +1,8 @@
 package api
 
 import (
-	"slices"
 	"net/http"
+	"slices"
 
 	"github.com/gantry-iac/gantry/internal/apiv1"
 	"github.com/gantry-iac/gantry/internal/auth"

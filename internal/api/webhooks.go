@@ -258,7 +258,6 @@ func (a *API) listDeliveries(w http.ResponseWriter, r *http.Request, p auth.Prin
 	return nil
 }
 
-
 // listScope checks space:read in the space a list is asked for; a list of
 // every space is filtered item by item instead (readable): a caller sees
 // only what they may read, and a page may then hold fewer than limit items.

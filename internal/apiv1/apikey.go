@@ -11,8 +11,8 @@ type APIKey struct {
 	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
 	ExpiresAt  *time.Time `json:"expires_at,omitempty"`
 	RevokedAt  *time.Time `json:"revoked_at,omitempty"`
-	Admin      bool       `json:"admin"`                // may do everything
-	Owner      string     `json:"owner,omitempty"`      // the user whose own key it is (acts as them)
+	Admin      bool       `json:"admin"`           // may do everything
+	Owner      string     `json:"owner,omitempty"` // the user whose own key it is (acts as them)
 }
 
 // APIKeyCreate is the body of POST /api-keys. At most one of ExpiresIn and

@@ -145,7 +145,6 @@ func (k *Keys) Authenticate(ctx context.Context, token string) (Principal, error
 	return Principal{Kind: "api_key", ID: key.ID, Name: key.Name, Admin: key.Admin, User: key.OwnerUser}, nil
 }
 
-
 // DB returns the database the keys are stored in (for the role and user
 // stores that share it).
 func (k *Keys) DB() *db.DB { return k.db }

@@ -3,8 +3,8 @@ package auth_test
 import (
 	"context"
 	"fmt"
-	"slices"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"

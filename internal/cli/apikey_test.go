@@ -75,7 +75,7 @@ func TestAPIKeyCommands(t *testing.T) {
 	code, out, errOut = as(admin, "api-key", "revoke", "--id", keys[1].ID)
 	wantRun(t, code, out, errOut, 0)
 	code, _, errOut = as(admin, "api-key", "revoke", "--id", keys[0].ID)
-	if code != 1 || !strings.Contains(errOut, "last active API key") {
+	if code != 1 || !strings.Contains(errOut, "last active admin API key") {
 		t.Errorf("revoking the last key: exit %d, stderr %q", code, errOut)
 	}
 
