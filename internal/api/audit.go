@@ -207,7 +207,11 @@ func (a *API) verifyAudit(w http.ResponseWriter, r *http.Request, p auth.Princip
 func noteAuth(r *http.Request, p auth.Principal, err error) {
 	switch {
 	case err == nil:
-		audit.SetActor(r.Context(), p.String(), nil)
+		roles := p.Perms.Roles()
+		if p.Admin {
+			roles = append([]string{"admin"}, roles...)
+		}
+		audit.SetActor(r.Context(), p.String(), roles)
 	case errs.Is(err, errs.Unauthenticated) && httpx.BearerToken(r) != "":
 		audit.SetAuthFailure(r.Context(), errs.Public(err))
 	}

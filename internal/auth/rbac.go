@@ -37,6 +37,16 @@ type Perms struct {
 	// parent and inherit: the space tree.
 	parent  map[string]string
 	inherit map[string]bool
+	// roles: "role@space" of every binding and grant, sorted.
+	roles []string
+}
+
+// Roles returns the principal's roles as "role@space", sorted.
+func (p *Perms) Roles() []string {
+	if p == nil {
+		return []string{}
+	}
+	return slices.Clone(p.roles)
 }
 
 // ancestors returns space and its ancestors, nearest first.
@@ -406,6 +416,9 @@ func (rs *Roles) Resolve(ctx context.Context, actors []Actor, grants map[string]
 		if roleID == RoleAdmin && space == rootSpace {
 			admin = true
 		}
+		if r := roleID + "@" + space; !slices.Contains(p.roles, r) {
+			p.roles = append(p.roles, r)
+		}
 		if len(acts) == 0 {
 			return nil
 		}
@@ -455,5 +468,6 @@ func (rs *Roles) Resolve(ctx context.Context, actors []Actor, grants map[string]
 		}
 	}
 	p.admin = admin
+	sort.Strings(p.roles)
 	return p, admin, nil
 }

@@ -7,20 +7,29 @@ import (
 	"io/fs"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
-
-	"github.com/gantry-iac/gantry/internal/client"
 )
 
 func (a *app) loginCommand() *cobra.Command {
-	return &cobra.Command{
+	var (
+		sso       bool
+		noBrowser bool
+		timeout   time.Duration
+	)
+	cmd := &cobra.Command{
 		Use:   "login",
-		Short: "Check a token against a server and save both for later commands",
-		Long: `Check a token against a server and save the URL and token in
-$GANTRY_CONFIG, else $XDG_CONFIG_HOME/gantry/config.json, else
-~/.config/gantry/config.json (mode 0600). Without --token the token is read
-from standard input.`,
+		Short: "Sign in (--sso) or check a token, and save the server and token for later commands",
+		Long: `Save a server URL and a token in $GANTRY_CONFIG, else
+$XDG_CONFIG_HOME/gantry/config.json, else ~/.config/gantry/config.json
+(mode 0600).
+
+With --sso, sign in through the server's single sign-on: gantry prints (and
+opens, unless --no-browser) an address; after you sign in at your identity
+provider the browser comes back to gantry on a localhost port, and gantry
+stores a session token (valid for the server's --cli-token-ttl, 7 days by
+default). Otherwise the token is --token, or read from standard input.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			url := a.url
@@ -35,14 +44,20 @@ from standard input.`,
 				url = defaultURL
 			}
 			token := a.token
-			if !cmd.Flags().Changed("token") || token == "" {
+			switch {
+			case sso:
+				var err error
+				if token, err = a.ssoLogin(cmd.Context(), url, !noBrowser, timeout); err != nil {
+					return err
+				}
+			case !cmd.Flags().Changed("token") || token == "":
 				var err error
 				if token, err = a.readToken(url); err != nil {
 					return err
 				}
 			}
-			c := client.New(url, token, client.WithUserAgent("gantry-cli/"+version()))
-			if _, err := c.ListStacks(cmd.Context(), client.StackListOptions{ListOptions: client.ListOptions{Limit: 1}}); err != nil {
+			actor, err := checkLogin(cmd.Context(), url, token)
+			if err != nil {
 				return fmt.Errorf("login to %s: %w", url, err)
 			}
 			path, err := saveConfig(config{URL: url, Token: token})
@@ -50,12 +65,16 @@ from standard input.`,
 				return err
 			}
 			if a.output == "json" {
-				return a.printJSON(map[string]string{"url": url, "config": path})
+				return a.printJSON(map[string]string{"url": url, "config": path, "actor": actor})
 			}
-			fmt.Fprintf(a.stdout, "Logged in to %s; credentials saved in %s\n", url, path)
+			fmt.Fprintf(a.stdout, "Logged in to %s as %s; credentials saved in %s\n", url, actor, path)
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&sso, "sso", false, "sign in with the server's single sign-on (OpenID Connect) in a browser")
+	cmd.Flags().BoolVar(&noBrowser, "no-browser", false, "with --sso: only print the address, do not open a browser")
+	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "with --sso: how long to wait for the sign-in")
+	return cmd
 }
 
 // readToken reads one line from standard input, prompting on stderr.

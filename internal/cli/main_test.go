@@ -632,7 +632,7 @@ func TestTokenFile(t *testing.T) {
 func TestLogin(t *testing.T) {
 	cfgPath := isolate(t)
 	api := newFake(t, map[string]route{
-		"GET /api/v1/stacks":     ok(apiv1.List[apiv1.Stack]{}),
+		"GET /api/v1/whoami":     ok(apiv1.Whoami{Kind: "api_key", Actor: "api_key::ci"}),
 		"GET /api/v1/stacks/net": ok(stack),
 	})
 
@@ -643,7 +643,7 @@ func TestLogin(t *testing.T) {
 	if strings.Contains(out+errOut, "s3cr3t-token") {
 		t.Errorf("login printed the token: %s %s", out, errOut)
 	}
-	if got := api.requests(); len(got) != 1 || got[0] != "GET /api/v1/stacks?limit=1" || api.auth[0] != "Bearer s3cr3t-token" {
+	if got := api.requests(); len(got) != 1 || got[0] != "GET /api/v1/whoami" || api.auth[0] != "Bearer s3cr3t-token" {
 		t.Errorf("login requests %q auth %q", got, api.auth)
 	}
 	info, err := os.Stat(cfgPath)
@@ -684,7 +684,7 @@ func TestLogin(t *testing.T) {
 
 func TestLoginTokenFromStdin(t *testing.T) {
 	cfgPath := isolate(t)
-	api := newFake(t, map[string]route{"GET /api/v1/stacks": ok(apiv1.List[apiv1.Stack]{})})
+	api := newFake(t, map[string]route{"GET /api/v1/whoami": ok(apiv1.Whoami{Kind: "api_key", Actor: "api_key::ci"})})
 	old := stdin
 	stdin = strings.NewReader("piped-token\n")
 	defer func() { stdin = old }()
@@ -705,7 +705,7 @@ func TestLoginTokenFromStdin(t *testing.T) {
 
 func TestLoginRejected(t *testing.T) {
 	cfgPath := isolate(t)
-	api := newFake(t, map[string]route{"GET /api/v1/stacks": apiErr(401, "unauthenticated", "invalid token")})
+	api := newFake(t, map[string]route{"GET /api/v1/whoami": apiErr(401, "unauthenticated", "invalid token")})
 	code, _, errOut := runMain("login", "--url", api.srv.URL, "--token", "bad")
 	if code != 1 || !strings.Contains(errOut, "unauthenticated: invalid token") {
 		t.Errorf("exit %d stderr %q", code, errOut)
