@@ -9,6 +9,9 @@ tofu="$(scripts/ensure-deps.sh)"
 export GANTRY_TEST_TOFU="$tofu"
 echo "Using OpenTofu at $tofu"
 
+# The test OpenID Provider (the npm package oidc-provider) for the SSO tests.
+npm ci --prefix e2e/oidcprovider --no-audit --no-fund --loglevel=error
+
 unformatted="$(gofmt -l cmd internal e2e examples)"
 if [[ -n "$unformatted" ]]; then
 	echo "gofmt needed on:"; echo "$unformatted"; exit 1

@@ -102,7 +102,7 @@ func (a *API) Routes(mux *http.ServeMux) {
 			}
 			err = h(w, r.WithContext(auth.WithPrincipal(r.Context(), p)), p)
 			if errors.Is(err, auth.ErrHidden) {
-				return hiddenSubject(r, pattern)
+				return hiddenSubject(r, pattern, err)
 			}
 			return err
 		}))
@@ -120,9 +120,11 @@ func (a *API) Routes(mux *http.ServeMux) {
 var subjects = map[string]string{"spaces": "space", "stacks": "stack", "runs": "run", "policies": "policy",
 	"contexts": "context", "worker-pools": "worker pool", "webhooks": "endpoint", "notifications": "notification"}
 
-// hiddenSubject answers a request about something in a space the caller
-// holds nothing in exactly as if it did not exist.
-func hiddenSubject(r *http.Request, pattern string) error {
+// hiddenSubject answers a refusal in a space the caller holds nothing in
+// exactly as if the subject did not exist: the route's {id} (a stack, a
+// run...), else the space refused (a list or create in that space). The
+// root space is no secret: a refusal there about no {id} stays a 403.
+func hiddenSubject(r *http.Request, pattern string, err error) error {
 	_, path, _ := strings.Cut(pattern, " ")
 	parts := strings.Split(strings.TrimPrefix(path, "/api/v1/"), "/")
 	if len(parts) > 1 && parts[1] == "{id}" {
@@ -130,11 +132,10 @@ func hiddenSubject(r *http.Request, pattern string) error {
 			return errs.E(errs.NotFound, "%s %q not found", kind, r.PathValue("id"))
 		}
 	}
-	sp := r.URL.Query().Get("space")
-	if sp == "" {
-		sp = "root"
+	if d, ok := errs.DetailOf(err).(auth.Denial); ok && d.Space != space.Root {
+		return errs.E(errs.NotFound, "space %q not found", d.Space)
 	}
-	return errs.E(errs.NotFound, "space %q not found", sp)
+	return err
 }
 
 // register calls user for every route, with the action it checks.

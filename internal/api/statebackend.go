@@ -39,7 +39,7 @@ func (a *API) stateRoutes(mux *http.ServeMux, ad httpx.Adapter, record func(Rout
 					return err
 				}
 			} else if _, err := a.stack(r, p, action); err != nil {
-				if errors.Is(err, auth.ErrHidden) {
+				if errors.Is(err, auth.ErrHidden) { // as if it did not exist
 					return errs.E(errs.NotFound, "stack %q not found", stackID)
 				}
 				return err

@@ -163,11 +163,11 @@ func TestAuthorize(t *testing.T) {
 	}
 	// A principal holding nothing in the space learns nothing of it.
 	err := auth.Authorize(auth.Principal{Kind: "run", ID: "run-1"}, auth.StackDelete, "team")
-	wantKind(t, err, errs.NotFound)
+	wantKind(t, err, errs.Forbidden)
 	if !errors.Is(err, auth.ErrHidden) {
 		t.Errorf("err = %v, want ErrHidden", err)
 	}
-	// The root space is no secret: a 403 naming the missing action.
+	// A 403 naming the missing action.
 	err = auth.Authorize(auth.Principal{Kind: "api_key", Name: "ci"}, auth.AuditRead, "root")
 	wantKind(t, err, errs.Forbidden)
 	if !strings.Contains(errs.Public(err), "api_key::ci") || !strings.Contains(errs.Public(err), "audit:read") {

@@ -143,8 +143,9 @@ func (p Principal) CanSee(space string) bool {
 }
 
 // ErrHidden is the cause of a refusal in a space the principal holds
-// nothing in: the subject is answered as not found, so that nobody learns
-// what exists where they cannot look.
+// nothing in: the API answers such a refusal about a subject (a stack, a
+// run, a space...) as not found, so that nobody learns what exists where
+// they cannot look.
 var ErrHidden = errors.New("hidden: the principal holds nothing in the space")
 
 // Visible is not an action: Authorize(p, Visible, space) only checks that
@@ -159,7 +160,7 @@ type Denial struct {
 }
 
 // Authorize checks that p may do action in space: a 403 naming the
-// missing action and the space, or a 404 (cause ErrHidden) when p holds
+// missing action and the space, whose cause is ErrHidden when p holds
 // nothing in the space.
 func Authorize(p Principal, action, space string) error {
 	if space == "" {
@@ -168,11 +169,12 @@ func Authorize(p Principal, action, space string) error {
 	if p.Can(action, space) || (action == Visible && p.CanSee(space)) {
 		return nil
 	}
-	if space != rootSpace && !p.CanSee(space) {
-		return errs.Wrap(errs.NotFound, ErrHidden, "not found")
-	}
-	return &errs.Error{Kind: errs.Forbidden, Message: fmt.Sprintf("%s may not %s in space %s: missing action %s", p, action, space, action),
+	e := &errs.Error{Kind: errs.Forbidden, Message: fmt.Sprintf("%s may not %s in space %s: missing action %s", p, action, space, action),
 		Detail: Denial{MissingAction: action, Space: space}}
+	if !p.CanSee(space) {
+		e.Err = ErrHidden
+	}
+	return e
 }
 
 // Roles stores custom roles and role bindings and resolves principals'
