@@ -192,10 +192,6 @@ func (a *API) ssoLogin(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	d, err := s.config(r.Context())
-	if err != nil {
-		return err
-	}
 	q := r.URL.Query()
 	returnTo := q.Get("return_to")
 	if returnTo == "" || !strings.HasPrefix(returnTo, "/") || strings.HasPrefix(returnTo, "//") || strings.Contains(returnTo, `\`) {
@@ -212,6 +208,10 @@ func (a *API) ssoLogin(w http.ResponseWriter, r *http.Request) error {
 			return errs.E(errs.Invalid, "a CLI login needs cli_state (16-128 characters) and cli_challenge (S256, 43 characters)")
 		}
 		returnTo = cliState
+	}
+	d, err := s.config(r.Context())
+	if err != nil {
+		return err
 	}
 	state, verifier, nonce := id.Secret(32), id.Secret(48), id.Secret(24)
 	if _, err := s.DB.Exec(r.Context(), `DELETE FROM oidc_logins WHERE created_at < $1`, time.Now().Add(-loginMaxAge).UnixNano()); err != nil {
@@ -273,22 +273,25 @@ func (a *API) ssoCallback(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if err := a.loginThrottle(r); err != nil {
+		return err
+	}
 	q := r.URL.Query()
 	if q.Get("state") == "" || strings.HasPrefix(q.Get("state"), "x:") {
 		return errs.E(errs.Invalid, "missing state")
 	}
 	pl, err := s.takeLogin(r.Context(), q.Get("state"))
 	if err != nil {
-		a.auditLogin(r, "auth.login_failed", "", err.Error())
+		a.loginFailed(r, "", errs.Public(err))
 		return err
 	}
 	if e := q.Get("error"); e != "" {
-		a.auditLogin(r, "auth.login_failed", "", "provider: "+e)
+		a.loginFailed(r, "", "provider: "+e)
 		return errs.E(errs.Unauthenticated, "the OpenID Provider refused the sign-in: %s %s", e, q.Get("error_description"))
 	}
 	claims, err := s.exchange(r.Context(), q.Get("code"), pl)
 	if err != nil {
-		a.auditLogin(r, "auth.login_failed", "", errs.Public(err))
+		a.loginFailed(r, "", errs.Public(err))
 		return err
 	}
 	u, err := a.signIn(r, s, claims)
@@ -501,15 +504,19 @@ func (a *API) ssoCLIToken(w http.ResponseWriter, r *http.Request) error {
 		Code     string `json:"code"`
 		Verifier string `json:"verifier"`
 	}
+	if err := a.loginThrottle(r); err != nil {
+		return err
+	}
 	if err := httpx.DecodeJSON(w, r, &in, 4096); err != nil {
 		return err
 	}
 	pl, err := s.takeLogin(r.Context(), hashCode(in.Code))
 	if err != nil {
+		a.loginFailed(r, "", "CLI code unknown, used or expired")
 		return err
 	}
 	if pkceChallenge(in.Verifier) != pl.verifier {
-		a.auditLogin(r, "auth.login_failed", "", "CLI code presented with a wrong verifier")
+		a.loginFailed(r, "", "CLI code presented with a wrong verifier")
 		return errs.E(errs.Unauthenticated, "the verifier does not match this sign-in")
 	}
 	ttl := s.CLITokenTTL
@@ -560,6 +567,20 @@ func (a *API) sessionCookie(r *http.Request) string {
 		return "invalid-cookie"
 	}
 	return token
+}
+
+// loginThrottle refuses sign-in attempts (429) from a source that failed
+// too often, like bad tokens.
+func (a *API) loginThrottle(r *http.Request) error {
+	a.initThrottle.Do(func() { a.throttle = newAuthThrottle() })
+	return a.throttle.check(r, time.Now())
+}
+
+// loginFailed counts a failed sign-in against its source and audits it.
+func (a *API) loginFailed(r *http.Request, login, reason string) {
+	a.initThrottle.Do(func() { a.throttle = newAuthThrottle() })
+	a.throttle.failed(r, time.Now())
+	a.auditLogin(r, "auth.login_failed", login, reason)
 }
 
 // auditLogin records a login event (or a failed or denied one); failed

@@ -1,0 +1,53 @@
+package api_test
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/gantry-iac/gantry/internal/api"
+	"github.com/gantry-iac/gantry/internal/apiv1"
+)
+
+// TestSSOFailures: sign-ins that cannot be right are refused without
+// asking the provider, audited, and a source that keeps failing is told
+// to slow down. (The whole flow against a real provider: e2e TestSSO.)
+func TestSSOFailures(t *testing.T) {
+	e := newRBACEnv(t)
+	e.a.SSO = &api.SSO{Issuer: "http://127.0.0.1:1", ClientID: "gantry", ClientSecret: "x", RedirectURL: e.url + "/auth/callback", DB: e.db}
+	get := func(path string) response { return e.send(request{method: "GET", path: path}) }
+
+	// Unknown state: a forged or replayed callback.
+	r := get("/auth/callback?state=forged&code=abc")
+	if r.status != http.StatusUnauthorized || !strings.Contains(string(r.body), "expired or was already used") {
+		t.Errorf("forged state: %s", r)
+	}
+	// A code for the CLI without its verifier.
+	r = e.as("", "POST", "/auth/cli/token", map[string]string{"code": "guess", "verifier": "v"})
+	if r.status != http.StatusUnauthorized {
+		t.Errorf("guessed CLI code: %s", r)
+	}
+	// A CLI login must bring its state and S256 challenge.
+	if r = get("/auth/login?cli_port=5555&cli_state=short"); r.status != http.StatusBadRequest {
+		t.Errorf("CLI login without a challenge: %s", r)
+	}
+	// Brute force: after 20 failures a minute, 429 with Retry-After.
+	var last response
+	for i := 0; i < 25; i++ {
+		last = get("/auth/callback?state=forged&code=abc")
+	}
+	if last.status != http.StatusTooManyRequests || last.header.Get("Retry-After") == "" {
+		t.Errorf("after 27 failed sign-ins: %s", last)
+	}
+	// Each failure is audited (until the throttle refuses).
+	var evs apiv1.List[apiv1.AuditEvent]
+	e.must(e.do("GET", "/api/v1/audit/events?action=auth.login_failed&limit=100", nil), http.StatusOK, &evs)
+	if len(evs.Items) < 20 || evs.Items[0].Outcome != "denied" || evs.Items[0].SourceIP != "127.0.0.1" {
+		t.Errorf("%d failed sign-in events, first %+v", len(evs.Items), evs.Items)
+	}
+	// SSO off: a clear 503.
+	e.a.SSO = nil
+	if r = get("/auth/login"); r.status != http.StatusServiceUnavailable || !strings.Contains(string(r.body), "not configured") {
+		t.Errorf("SSO off: %s", r)
+	}
+}
