@@ -88,6 +88,16 @@ func (a *API) Routes(mux *http.ServeMux) {
 	if a.Keys != nil && a.Users == nil {
 		a.Users = auth.NewUsers(a.Keys.DB())
 	}
+	if a.Audit != nil {
+		// Role, binding and key changes record their event in their own
+		// transaction.
+		if a.Roles != nil {
+			a.Roles.Audit = a.auditRecorder
+		}
+		if a.Keys != nil {
+			a.Keys.Audit = a.auditRecorder
+		}
+	}
 	user := func(pattern, action string, h handler) {
 		if action != auth.Authenticated && !auth.KnownAction(action) {
 			panic("route " + pattern + " checks unknown action " + action)

@@ -201,6 +201,17 @@ func (a *API) verifyAudit(w http.ResponseWriter, r *http.Request, p auth.Princip
 	return nil
 }
 
+// auditRecorder records an event in the caller's transaction for the
+// stores of package auth (auth.Recorder).
+func (a *API) auditRecorder(ctx context.Context, action, subjectType, subjectID, space string, before, after any) error {
+	change, err := audit.NewChange(before, after)
+	if err != nil {
+		return err
+	}
+	_, err = a.Audit.Record(ctx, audit.Event{Action: action, SubjectType: subjectType, SubjectID: subjectID, Space: space, Change: change})
+	return err
+}
+
 // noteAuth tells the audit trail who the caller of r is, or that the
 // credentials it presented did not work. A request without credentials is
 // no security event.

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -349,5 +350,51 @@ func TestRBACRouteMatrix(t *testing.T) {
 		if want[p] != st {
 			t.Errorf("%s with its action answered %d (not 2xx); add it to want with the reason if expected", p, st)
 		}
+	}
+}
+
+// TestRBACAudit: role, binding and key changes are audited once each, in
+// their transaction, with the change; a refused change leaves no change
+// event, only the failed attempt (no change).
+func TestRBACAudit(t *testing.T) {
+	e := newRBACEnv(t)
+	events := func(action string) []apiv1.AuditEvent {
+		var l apiv1.List[apiv1.AuditEvent]
+		e.must(e.do("GET", "/api/v1/audit/events?action="+action, nil), http.StatusOK, &l)
+		return l.Items
+	}
+	e.must(e.do("POST", "/api/v1/roles", map[string]any{"id": "deployer", "actions": []string{auth.RunTrigger, auth.RunConfirm}}), http.StatusCreated, nil)
+	var b apiv1.RoleBinding
+	e.must(e.do("POST", "/api/v1/role-bindings", map[string]any{"role": "deployer", "group": "ci"}), http.StatusCreated, &b)
+	// Refused: unknown space, unknown role. No event.
+	if r := e.do("POST", "/api/v1/role-bindings", map[string]any{"role": "deployer", "space": "nowhere", "group": "ci"}); r.status != http.StatusNotFound {
+		t.Errorf("binding in a missing space: %s", r)
+	}
+	if r := e.do("POST", "/api/v1/role-bindings", map[string]any{"role": "nope", "group": "ci"}); r.status != http.StatusNotFound {
+		t.Errorf("binding an unknown role: %s", r)
+	}
+	e.must(e.do("DELETE", "/api/v1/role-bindings/"+b.ID, nil), http.StatusNoContent, nil)
+	var k apiv1.APIKeyCreated
+	e.must(e.do("POST", "/api/v1/api-keys", map[string]any{"name": "ci"}), http.StatusCreated, &k)
+	e.must(e.do("DELETE", "/api/v1/api-keys/"+k.ID, nil), http.StatusNoContent, nil)
+
+	for action, want := range map[string]string{"role.create": `"deployer"`, "role_binding.create": `"after"`, "role_binding.delete": `"before"`,
+		"api_key.create": `"ci"`, "api_key.revoke": `"revoked_at"`} {
+		all := events(action)
+		evs := slices.DeleteFunc(slices.Clone(all), func(ev apiv1.AuditEvent) bool { return ev.Outcome != "success" })
+		if action == "role_binding.create" && len(all)-len(evs) != 2 {
+			t.Errorf("the two refused bindings are not audited as failed attempts: %+v", all)
+		}
+		if len(evs) != 1 {
+			t.Errorf("%s: %d events, want 1: %+v", action, len(evs), evs)
+			continue
+		}
+		if ev := evs[0]; ev.Actor != "api_key::admin" || ev.Outcome != "success" || !strings.Contains(string(ev.Change), want) ||
+			strings.Contains(string(ev.Change), k.Token) {
+			t.Errorf("%s: %+v change %s", action, ev, ev.Change)
+		}
+	}
+	if evs := events("role_binding.create"); len(evs) == 1 && !strings.Contains(string(evs[0].Change), `"ci"`) {
+		t.Errorf("binding event lacks the actor: %s", evs[0].Change)
 	}
 }

@@ -75,8 +75,12 @@ func From(ctx context.Context) (Principal, bool) {
 	return p, ok
 }
 
-// Keys stores API keys (only their hashes).
-type Keys struct{ db *db.DB }
+// Keys stores API keys (only their hashes). Audit, when set, records
+// creations and revocations in their transaction.
+type Keys struct {
+	db    *db.DB
+	Audit Recorder
+}
 
 // NewKeys returns the API key store.
 func NewKeys(d *db.DB) *Keys { return &Keys{db: d} }

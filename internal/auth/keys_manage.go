@@ -31,6 +31,18 @@ type Key struct {
 	OwnerUser  string // a signed-in user's own key: acts as that user
 }
 
+// view is what the audit trail shows of a key (never a token: keys hold none).
+func (k Key) view() map[string]any {
+	v := map[string]any{"name": k.Name, "admin": k.Admin, "owner_user": k.OwnerUser, "created_by": k.CreatedBy}
+	if !k.ExpiresAt.IsZero() {
+		v["expires_at"] = k.ExpiresAt.UTC()
+	}
+	if !k.RevokedAt.IsZero() {
+		v["revoked_at"] = k.RevokedAt.UTC()
+	}
+	return v
+}
+
 // Revoked reports whether the key was revoked.
 func (k Key) Revoked() bool { return !k.RevokedAt.IsZero() }
 
@@ -129,7 +141,10 @@ func (k *Keys) NewKey(ctx context.Context, spec KeySpec) (Key, string, error) {
 		_, err := k.db.Exec(ctx, `INSERT INTO api_tokens (id, name, token_hash, created_at, created_by, expires_at, admin, owner_user)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
 			key.ID, key.Name, hash(token), db.Nanos(key.CreatedAt), key.CreatedBy, db.Nanos(key.ExpiresAt), key.Admin, key.OwnerUser)
-		return err
+		if err != nil {
+			return err
+		}
+		return k.Audit.record(ctx, "api_key.create", "api_key", key.ID, rootSpace, nil, key.view())
 	})
 	if err != nil {
 		return Key{}, "", err
@@ -191,9 +206,12 @@ func (k *Keys) Revoke(ctx context.Context, keyID string) (Key, error) {
 				return errs.E(errs.Conflict, "%q is the last active admin API key: revoking it could lock everyone out of the server; create another admin key first", key.Name)
 			}
 		}
+		before := key.view()
 		key.RevokedAt = db.FromNanos(now.UnixNano())
-		_, err = k.db.Exec(ctx, `UPDATE api_tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at = 0`, keyID, db.Nanos(key.RevokedAt))
-		return err
+		if _, err = k.db.Exec(ctx, `UPDATE api_tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at = 0`, keyID, db.Nanos(key.RevokedAt)); err != nil {
+			return err
+		}
+		return k.Audit.record(ctx, "api_key.revoke", "api_key", key.ID, rootSpace, before, key.view())
 	})
 	if err != nil {
 		return Key{}, err

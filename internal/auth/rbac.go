@@ -177,9 +177,24 @@ func Authorize(p Principal, action, space string) error {
 	return e
 }
 
+// Recorder records an audit event in the caller's transaction (package
+// audit's, wired by the API; auth cannot import it).
+type Recorder func(ctx context.Context, action, subjectType, subjectID, space string, before, after any) error
+
+// record calls rec if set.
+func (rec Recorder) record(ctx context.Context, action, subjectType, subjectID, space string, before, after any) error {
+	if rec == nil {
+		return nil
+	}
+	return rec(ctx, action, subjectType, subjectID, space, before, after)
+}
+
 // Roles stores custom roles and role bindings and resolves principals'
-// permissions.
-type Roles struct{ db *db.DB }
+// permissions. Audit, when set, records every change in its transaction.
+type Roles struct {
+	db    *db.DB
+	Audit Recorder
+}
 
 // NewRoles returns the role store.
 func NewRoles(d *db.DB) *Roles { return &Roles{db: d} }
@@ -217,12 +232,21 @@ func (rs *Roles) CreateRole(ctx context.Context, r Role, by string) (Role, error
 	sort.Strings(acts)
 	r.Actions, r.BuiltIn, r.CreatedBy = acts, false, by
 	js, _ := json.Marshal(acts)
-	_, err := rs.db.Exec(ctx, `INSERT INTO roles (id, name, description, actions, created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6)`,
-		r.ID, r.Name, r.Description, string(js), by, time.Now().UnixNano())
-	if db.IsUniqueViolation(err) {
-		return Role{}, errs.E(errs.Conflict, "role %q already exists", r.ID)
+	err := rs.db.Tx(ctx, func(ctx context.Context) error {
+		_, err := rs.db.Exec(ctx, `INSERT INTO roles (id, name, description, actions, created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6)`,
+			r.ID, r.Name, r.Description, string(js), by, time.Now().UnixNano())
+		if db.IsUniqueViolation(err) {
+			return errs.E(errs.Conflict, "role %q already exists", r.ID)
+		}
+		if err != nil {
+			return err
+		}
+		return rs.Audit.record(ctx, "role.create", "role", r.ID, rootSpace, nil, r)
+	})
+	if err != nil {
+		return Role{}, err
 	}
-	return r, err
+	return r, nil
 }
 
 func scanRole(s scanner) (Role, error) {
@@ -285,8 +309,10 @@ func (rs *Roles) DeleteRole(ctx context.Context, roleID string) (Role, error) {
 		if n > 0 {
 			return errs.E(errs.Conflict, "role %q has %d binding(s): unbind them first (`gantry role bindings`)", roleID, n)
 		}
-		_, err = rs.db.Exec(ctx, `DELETE FROM roles WHERE id = $1`, roleID)
-		return err
+		if _, err = rs.db.Exec(ctx, `DELETE FROM roles WHERE id = $1`, roleID); err != nil {
+			return err
+		}
+		return rs.Audit.record(ctx, "role.delete", "role", roleID, rootSpace, r, nil)
 	})
 	return r, err
 }
@@ -335,7 +361,10 @@ func (rs *Roles) Bind(ctx context.Context, b Binding) (Binding, bool, error) {
 		}
 		_, err = rs.db.Exec(ctx, `INSERT INTO role_bindings (id, role_id, space_id, actor_type, actor_id, created_by, created_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7)`, b.ID, b.Role, b.Space, b.ActorType, b.ActorID, b.CreatedBy, b.CreatedAt.UnixNano())
-		return err
+		if err != nil {
+			return err
+		}
+		return rs.Audit.record(ctx, "role_binding.create", "role_binding", b.ID, b.Space, nil, b)
 	})
 	return b, created, err
 }
@@ -354,8 +383,16 @@ func (rs *Roles) Binding(ctx context.Context, bindingID string) (Binding, error)
 
 // Unbind deletes a binding.
 func (rs *Roles) Unbind(ctx context.Context, bindingID string) error {
-	_, err := rs.db.Exec(ctx, `DELETE FROM role_bindings WHERE id = $1`, bindingID)
-	return err
+	return rs.db.Tx(ctx, func(ctx context.Context) error {
+		b, err := rs.Binding(ctx, bindingID)
+		if err != nil {
+			return err
+		}
+		if _, err := rs.db.Exec(ctx, `DELETE FROM role_bindings WHERE id = $1`, bindingID); err != nil {
+			return err
+		}
+		return rs.Audit.record(ctx, "role_binding.delete", "role_binding", b.ID, b.Space, b, nil)
+	})
 }
 
 // Bindings lists bindings, of one space when space is not empty.
