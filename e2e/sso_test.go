@@ -168,6 +168,11 @@ deny if input.session.login == "mallory"
 admin if "admins" in input.session.teams
 
 roles["team"]["space-admin"] if input.session.login == "carol"
+
+space_read contains "root" if {
+	endswith(input.session.email, "@example.com")
+	input.session.login == "carol"
+}
 `)
 
 	whoami := func(t *testing.T, c *http.Client, token string) (apiv1.Whoami, int) {
@@ -334,8 +339,8 @@ roles["team"]["space-admin"] if input.session.login == "carol"
 		c = browser(t)
 		signIn(t, c, gantryURL+"/auth/login", "carol")
 		me, _ := whoami(t, c, "")
-		if !slices.Equal(me.Roles, []string{"space-admin@team"}) || me.Admin {
-			t.Errorf("carol = %+v, want space-admin@team from the login policy", me)
+		if !slices.Equal(me.Roles, []string{"space-admin@team", "space-reader@root"}) || me.Admin {
+			t.Errorf("carol = %+v, want space-admin@team and space-reader@root from the login policy", me)
 		}
 		if st, body := post(t, c, "/api/v1/stacks", fmt.Sprintf(`{"id":"carols","space":"team","repository":%q}`, repo.URL)); st != 201 {
 			t.Errorf("carol creating a stack in team: %d %s", st, body)

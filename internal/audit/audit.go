@@ -56,7 +56,7 @@ type Event struct {
 	Seq         int64     // 1, 2, 3... per database, without gaps
 	At          time.Time // when it was recorded, to the nanosecond
 	Actor       string    // "api_key::ci", "run::run-...", "worker:wrk-...", "gantry", "unknown"
-	Roles       []string  // the actor's roles at the time (none until RBAC)
+	Roles       []string  // the actor's roles at the time: "admin", then role@space
 	SourceIP    string
 	RequestID   string
 	Action      string // "<subject>.<verb>", e.g. "stack.create"

@@ -9,7 +9,7 @@ import (
 // Request holds the facts of the request an event happens in.
 type Request struct {
 	Actor     string   // see auth.Principal.String; empty until authenticated
-	Roles     []string // the actor's roles (none until RBAC)
+	Roles     []string // the actor's roles: "admin", then role@space
 	SourceIP  string
 	RequestID string
 }
