@@ -139,7 +139,10 @@ func signIn(t *testing.T, c *http.Client, start, login string) (*http.Response, 
 // IdP groups bound to roles give exactly those roles, that the LOGIN policy
 // denies, grants roles and makes admins, and that it all is audited.
 func TestSSO(t *testing.T) {
-	requireSetup(t)
+	eachBackend(t, testSSO)
+}
+
+func testSSO(t *testing.T, b backend) {
 	addr := freeAddr(t)
 	gantryURL := "http://" + addr
 	const clientID, secret = "gantry", "op-client-secret-123"
@@ -150,7 +153,7 @@ func TestSSO(t *testing.T) {
 		"dave":    {Name: "Dave", Email: "dave@example.com", Groups: []string{"admins"}},
 		"mallory": {Name: "Mallory", Email: "mallory@example.com", Groups: []string{"platform"}},
 	})
-	s := StartServer(t, ServerConfig{Listen: addr, Args: []string{"--oidc-issuer", issuer, "--oidc-client-id", clientID},
+	s := StartServer(t, ServerConfig{Listen: addr, DBURL: b.dbURL(t), Args: []string{"--oidc-issuer", issuer, "--oidc-client-id", clientID},
 		Env: []string{"GANTRY_OIDC_CLIENT_SECRET=" + secret}})
 
 	// A team space with a stack, and one in root the team may not touch.
@@ -158,9 +161,9 @@ func TestSSO(t *testing.T) {
 	s.MustGantry(t, "space", "create", "--id", "team", "--name", "team")
 	s.CreateStack(t, "team-app", repo.URL, "--space", "team")
 	s.CreateStack(t, "ops", repo.URL)
-	var b apiv1.RoleBinding
-	s.MustJSON(t, &b, "role", "bind", "--role", "space-writer", "--space", "team", "--group", "platform")
-	s.MustJSON(t, &b, "role", "bind", "--role", "space-reader", "--space", "team", "--group", "devs")
+	var rb apiv1.RoleBinding
+	s.MustJSON(t, &rb, "role", "bind", "--role", "space-writer", "--space", "team", "--group", "platform")
+	s.MustJSON(t, &rb, "role", "bind", "--role", "space-reader", "--space", "team", "--group", "devs")
 	s.createPolicy(t, "login", "LOGIN", `package spacelift
 
 deny if input.session.login == "mallory"

@@ -3,8 +3,10 @@ package api
 import (
 	"context"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -261,6 +263,9 @@ func (s *SSO) takeLogin(ctx context.Context, state string) (pendingLogin, error)
 		_, err = s.DB.Exec(ctx, `DELETE FROM oidc_logins WHERE state = $1`, state)
 		return err
 	})
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return pendingLogin{}, fmt.Errorf("reading a sign-in in progress: %w", err)
+	}
 	if err != nil || time.Since(db.FromNanos(created)) > loginMaxAge {
 		return pendingLogin{}, errs.E(errs.Unauthenticated, "this sign-in expired or was already used: start again")
 	}

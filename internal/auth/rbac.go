@@ -469,8 +469,15 @@ func (rs *Roles) Resolve(ctx context.Context, actors []Actor, grants map[string]
 		}
 		return nil
 	}
-	for _, a := range actors {
-		bs, err := rs.scanBindings(ctx, `WHERE actor_type = $1 AND actor_id = $2`, a.Type, a.ID)
+	if len(actors) > 0 {
+		// One query for every actor (a user, their groups, a key).
+		var where []string
+		var args []any
+		for _, a := range actors {
+			where = append(where, fmt.Sprintf("(actor_type = $%d AND actor_id = $%d)", len(args)+1, len(args)+2))
+			args = append(args, a.Type, a.ID)
+		}
+		bs, err := rs.scanBindings(ctx, `WHERE `+strings.Join(where, " OR ")+` ORDER BY id`, args...)
 		if err != nil {
 			return nil, false, err
 		}
