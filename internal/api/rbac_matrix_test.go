@@ -72,6 +72,11 @@ func newRBACEnv(t *testing.T) *rbacEnv {
 		Policies: policy.NewService(d, spaces, e.stacks, e.runs, n, hub, log),
 		Contexts: contexts.NewService(d, box, spaces, e.stacks),
 		Pools:    workerpool.NewService(d, spaces, hub), Audit: au}
+	// Every domain records its changes in its own transaction, as the
+	// server wires it.
+	hook := au.Hook()
+	spaces.Audit, e.stacks.Audit, e.state.Audit, a.Pools.Audit, n.Audit, a.Contexts.Audit = hook, hook, hook, hook, hook, hook
+	e.runs.Audit, a.Policies.Audit = au, au
 	mux := http.NewServeMux()
 	a.Routes(mux)
 	srv := httptest.NewServer(httpx.WithRequestID(httpx.Adapter{Log: log}.Recover(a.Audited(mux))))
@@ -396,5 +401,55 @@ func TestRBACAudit(t *testing.T) {
 	}
 	if evs := events("role_binding.create"); len(evs) == 1 && !strings.Contains(string(evs[0].Change), `"ci"`) {
 		t.Errorf("binding event lacks the actor: %s", evs[0].Change)
+	}
+}
+
+// TestDomainAuditInTransaction: every kind of change records one event,
+// in the change's transaction, with before/after and never a secret; a
+// change that fails records no success event.
+func TestDomainAuditInTransaction(t *testing.T) {
+	e := newRBACEnv(t)
+	f := e.fixture(1)
+	e.must(e.do("PUT", "/api/v1/stacks/"+f.stack+"/env/DB_PASSWORD", map[string]any{"value": "hunter2-secret", "secret": true}), http.StatusOK, nil)
+	e.must(e.do("PATCH", "/api/v1/stacks/"+f.stack, map[string]any{"description": "new"}), http.StatusOK, nil)
+	e.must(e.do("PUT", "/api/v1/contexts/"+f.context+"/env/TOKEN", map[string]any{"value": "ctx-secret-value", "secret": true}), http.StatusOK, nil)
+	e.must(e.do("PATCH", "/api/v1/webhooks/"+f.webhook, map[string]any{"secret": "hmac-secret-value"}), http.StatusOK, nil)
+	// Failing changes: a stack in a missing space, a stale state write.
+	if r := e.do("POST", "/api/v1/stacks", map[string]any{"id": "ghost", "space": "nowhere", "repository": pinnedRepo}); r.status != http.StatusBadRequest {
+		t.Errorf("stack in a missing space: %s", r)
+	}
+	var l apiv1.List[apiv1.AuditEvent]
+	e.must(e.do("GET", "/api/v1/audit/events?limit=1000", nil), http.StatusOK, &l)
+	count := map[string]int{}
+	for _, ev := range l.Items {
+		// The domain's own event has before/after; the API's generic one
+		// (written after the transaction) has none.
+		if ev.Outcome == "success" && (strings.Contains(string(ev.Change), `"after"`) || strings.Contains(string(ev.Change), `"before"`)) {
+			count[ev.Action]++
+		}
+		for _, secret := range []string{"hunter2-secret", "ctx-secret-value", "hmac-secret-value", "s3cret-s3cret"} {
+			if strings.Contains(string(ev.Change), secret) {
+				t.Errorf("%s holds a secret: %s", ev.Action, ev.Change)
+			}
+		}
+		if ev.Action == "stack.update" && (!strings.Contains(string(ev.Change), `"before"`) || !strings.Contains(string(ev.Change), `"new"`)) {
+			t.Errorf("stack.update change: %s", ev.Change)
+		}
+		if ev.Action == "stack.env.set" && !strings.Contains(string(ev.Change), "DB_PASSWORD") {
+			t.Errorf("stack.env.set change: %s", ev.Change)
+		}
+	}
+	// The fixture made one of each; each change is recorded once (the
+	// domain's event, not also the API's generic one).
+	for _, action := range []string{"space.create", "stack.create", "stack.update", "stack.env.set", "context.create", "context.env.set",
+		"worker_pool.create", "webhook.create", "webhook.update", "state.write", "policy.create", "run.trigger"} {
+		if count[action] != 1 {
+			t.Errorf("%s: %d success events, want 1", action, count[action])
+		}
+	}
+	for _, ev := range l.Items {
+		if ev.Action == "stack.create" && ev.Outcome == "success" && ev.SubjectID == "ghost" {
+			t.Errorf("a failed create left a success event: %+v", ev)
+		}
 	}
 }

@@ -80,24 +80,30 @@ func (s *Service) Attach(ctx context.Context, contextID, stackID string, priorit
 		}
 		_, err = s.db.Exec(ctx, `INSERT INTO context_attachments (context_id, stack_id, priority, created_at) VALUES ($1, $2, $3, $4)
 			ON CONFLICT (context_id, stack_id) DO UPDATE SET priority = excluded.priority`, c.ID, st.ID, priority, time.Now().UnixNano())
-		return err
+		if err != nil {
+			return err
+		}
+		return s.Audit.Record(ctx, "context.attach", "context", c.ID, st.Space, nil, map[string]any{"stack": st.ID, "priority": priority})
 	})
 	return at, err
 }
 
 // Detach removes an explicit attachment.
 func (s *Service) Detach(ctx context.Context, contextID, stackID string) error {
-	res, err := s.db.Exec(ctx, `DELETE FROM context_attachments WHERE context_id = $1 AND stack_id = $2`, contextID, stackID)
-	if err != nil {
-		return err
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		if err := s.exists(ctx, contextID); err != nil {
+	return s.db.Tx(ctx, func(ctx context.Context) error {
+		c, err := s.Get(ctx, contextID)
+		if err != nil {
 			return err
 		}
-		return errs.E(errs.NotFound, "context %q is not attached to stack %q explicitly", contextID, stackID)
-	}
-	return nil
+		res, err := s.db.Exec(ctx, `DELETE FROM context_attachments WHERE context_id = $1 AND stack_id = $2`, contextID, stackID)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return errs.E(errs.NotFound, "context %q is not attached to stack %q explicitly", contextID, stackID)
+		}
+		return s.Audit.Record(ctx, "context.detach", "context", contextID, c.Space, map[string]any{"stack": stackID}, nil)
+	})
 }
 
 // autoattachMatch returns the autoattach label of a context that matches a

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gantry-iac/gantry/internal/audit"
 	"github.com/gantry-iac/gantry/internal/db"
 	"github.com/gantry-iac/gantry/internal/errs"
 	"github.com/gantry-iac/gantry/internal/id"
@@ -44,6 +45,14 @@ type Service struct {
 	box    *secrets.Box
 	spaces *space.Service
 	stacks *stack.Service
+	// Audit records every change in its transaction.
+	Audit audit.Hook
+}
+
+// view is what the audit trail shows of a context (its variables and
+// files are recorded by name and path only).
+func view(c Context) map[string]any {
+	return map[string]any{"name": c.Name, "space": c.Space, "labels": c.Labels, "description": c.Description, "hooks": c.Hooks}
 }
 
 // NewService returns a context service; box seals secret values and files.
@@ -123,7 +132,10 @@ func (s *Service) Create(ctx context.Context, c Context) (Context, error) {
 		if db.IsUniqueViolation(err) {
 			return errs.E(errs.Conflict, "context %q already exists", c.ID)
 		}
-		return err
+		if err != nil {
+			return err
+		}
+		return s.Audit.Record(ctx, "context.create", "context", c.ID, c.Space, nil, view(c))
 	})
 	return c, err
 }
@@ -195,7 +207,7 @@ func (s *Service) Update(ctx context.Context, contextID string, fn func(*Context
 		if c, err = s.Get(ctx, contextID); err != nil {
 			return err
 		}
-		sp := c.Space
+		sp, before := c.Space, view(c)
 		if err := fn(&c); err != nil {
 			return err
 		}
@@ -206,7 +218,10 @@ func (s *Service) Update(ctx context.Context, contextID string, fn func(*Context
 		c.UpdatedAt = time.Now().UTC().Truncate(time.Microsecond)
 		_, err = s.db.Exec(ctx, `UPDATE contexts SET name = $2, labels = $3, description = $4, hooks = $5, updated_at = $6 WHERE id = $1`,
 			c.ID, c.Name, labels.Encode(c.Labels), c.Description, hooksJSON(c.Hooks), c.UpdatedAt.UnixNano())
-		return err
+		if err != nil {
+			return err
+		}
+		return s.Audit.Record(ctx, "context.update", "context", c.ID, c.Space, before, view(c))
 	})
 	return c, err
 }
@@ -225,12 +240,14 @@ func (s *Service) AddHook(ctx context.Context, contextID, phase, command string)
 
 // Delete removes a context with its variables, files and attachments.
 func (s *Service) Delete(ctx context.Context, contextID string) error {
-	res, err := s.db.Exec(ctx, `DELETE FROM contexts WHERE id = $1`, contextID)
-	if err != nil {
-		return err
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return errs.E(errs.NotFound, "context %q not found", contextID)
-	}
-	return nil
+	return s.db.Tx(ctx, func(ctx context.Context) error {
+		c, err := s.Get(ctx, contextID)
+		if err != nil {
+			return err
+		}
+		if _, err := s.db.Exec(ctx, `DELETE FROM contexts WHERE id = $1`, contextID); err != nil {
+			return err
+		}
+		return s.Audit.Record(ctx, "context.delete", "context", c.ID, c.Space, view(c), nil)
+	})
 }

@@ -141,13 +141,18 @@ func (s *Service) SetEnv(ctx context.Context, contextID string, v EnvVar) (EnvVa
 		v.Value = ""
 	}
 	err := s.db.Tx(ctx, func(ctx context.Context) error {
-		if err := s.exists(ctx, contextID); err != nil {
+		c, err := s.Get(ctx, contextID)
+		if err != nil {
 			return err
 		}
-		_, err := s.db.Exec(ctx, `INSERT INTO context_env (context_id, name, value, secret, description) VALUES ($1, $2, $3, $4, $5)
+		_, err = s.db.Exec(ctx, `INSERT INTO context_env (context_id, name, value, secret, description) VALUES ($1, $2, $3, $4, $5)
 			ON CONFLICT (context_id, name) DO UPDATE SET value = excluded.value, secret = excluded.secret, description = excluded.description`,
 			contextID, v.Name, stored, v.Secret, v.Description)
-		return err
+		if err != nil {
+			return err
+		}
+		// The name only: never a value, secret or not.
+		return s.Audit.Record(ctx, "context.env.set", "context", contextID, c.Space, nil, map[string]any{"name": v.Name, "secret": v.Secret})
 	})
 	return v, err
 }
@@ -189,17 +194,20 @@ func (s *Service) env(ctx context.Context, contextID string, reveal bool) ([]Env
 
 // DeleteEnv removes a variable.
 func (s *Service) DeleteEnv(ctx context.Context, contextID, name string) error {
-	res, err := s.db.Exec(ctx, `DELETE FROM context_env WHERE context_id = $1 AND name = $2`, contextID, name)
-	if err != nil {
-		return err
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		if err := s.exists(ctx, contextID); err != nil {
+	return s.db.Tx(ctx, func(ctx context.Context) error {
+		c, err := s.Get(ctx, contextID)
+		if err != nil {
 			return err
 		}
-		return errs.E(errs.NotFound, "context %q has no environment variable %q", contextID, name)
-	}
-	return nil
+		res, err := s.db.Exec(ctx, `DELETE FROM context_env WHERE context_id = $1 AND name = $2`, contextID, name)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return errs.E(errs.NotFound, "context %q has no environment variable %q", contextID, name)
+		}
+		return s.Audit.Record(ctx, "context.env.delete", "context", contextID, c.Space, map[string]any{"name": name}, nil)
+	})
 }
 
 // SetFile creates or replaces a mounted file; a secret file's content is
@@ -225,13 +233,17 @@ func (s *Service) SetFile(ctx context.Context, contextID string, f File) (File, 
 	}
 	f.Content = nil
 	err = s.db.Tx(ctx, func(ctx context.Context) error {
-		if err := s.exists(ctx, contextID); err != nil {
+		c, err := s.Get(ctx, contextID)
+		if err != nil {
 			return err
 		}
-		_, err := s.db.Exec(ctx, `INSERT INTO context_files (context_id, path, content, size, secret, description) VALUES ($1, $2, $3, $4, $5, $6)
+		_, err = s.db.Exec(ctx, `INSERT INTO context_files (context_id, path, content, size, secret, description) VALUES ($1, $2, $3, $4, $5, $6)
 			ON CONFLICT (context_id, path) DO UPDATE SET content = excluded.content, size = excluded.size, secret = excluded.secret, description = excluded.description`,
 			contextID, f.Path, stored, f.Size, f.Secret, f.Description)
-		return err
+		if err != nil {
+			return err
+		}
+		return s.Audit.Record(ctx, "context.file.set", "context", contextID, c.Space, nil, map[string]any{"path": f.Path, "size": f.Size, "secret": f.Secret})
 	})
 	return f, err
 }
@@ -278,15 +290,18 @@ func (s *Service) DeleteFile(ctx context.Context, contextID, p string) error {
 	if err != nil {
 		return err
 	}
-	res, err := s.db.Exec(ctx, `DELETE FROM context_files WHERE context_id = $1 AND path = $2`, contextID, clean)
-	if err != nil {
-		return err
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		if err := s.exists(ctx, contextID); err != nil {
+	return s.db.Tx(ctx, func(ctx context.Context) error {
+		c, err := s.Get(ctx, contextID)
+		if err != nil {
 			return err
 		}
-		return errs.E(errs.NotFound, "context %q has no file %q", contextID, clean)
-	}
-	return nil
+		res, err := s.db.Exec(ctx, `DELETE FROM context_files WHERE context_id = $1 AND path = $2`, contextID, clean)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return errs.E(errs.NotFound, "context %q has no file %q", contextID, clean)
+		}
+		return s.Audit.Record(ctx, "context.file.delete", "context", contextID, c.Space, map[string]any{"path": clean}, nil)
+	})
 }

@@ -167,12 +167,31 @@ func (s *Service) CreateEndpoint(ctx context.Context, e Endpoint) (Endpoint, err
 		if db.IsUniqueViolation(err) {
 			return errs.E(errs.Conflict, "endpoint %q already exists", e.ID)
 		}
-		return err
+		if err != nil {
+			return err
+		}
+		after, err := s.GetEndpoint(ctx, e.ID)
+		if err != nil {
+			return err
+		}
+		return s.audit(ctx, "webhook.create", "webhook", e.ID, e.SpaceID, nil, endpointView(after))
 	})
 	if err != nil {
 		return Endpoint{}, err
 	}
 	return s.GetEndpoint(ctx, e.ID)
+}
+
+// endpointView is what the audit trail shows of an endpoint: the URL as
+// listed (a Slack URL masked), header names, never the secret or values.
+func endpointView(e Endpoint) map[string]any {
+	names := make([]string, 0, len(e.Headers))
+	for k := range e.Headers {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	return map[string]any{"kind": e.Kind, "space": e.SpaceID, "url": e.URL, "headers": names, "has_hmac_key": e.HasSecret,
+		"labels": e.Labels, "retries": e.Retries, "enabled": e.Enabled}
 }
 
 const endpointCols = `id, space_id, kind, url_display, secret_sealed, header_names, labels, retries, enabled, created_at, updated_at`
@@ -255,6 +274,10 @@ func (s *Service) UpdateEndpoint(ctx context.Context, endpointID string, u Endpo
 		if err != nil {
 			return err
 		}
+		before, err := s.GetEndpoint(ctx, endpointID)
+		if err != nil {
+			return err
+		}
 		e := full.Endpoint
 		set(&e.URL, u.URL)
 		set(&e.Secret, u.Secret)
@@ -273,7 +296,14 @@ func (s *Service) UpdateEndpoint(ctx context.Context, endpointID string, u Endpo
 			header_names = $5, headers_sealed = $6, labels = $7, retries = $8, enabled = $9, updated_at = $10 WHERE id = $1`,
 			endpointID, sl.urlDisplay, sl.url, sl.secret, sl.headerNames, sl.headers, labels.Encode(e.Labels),
 			e.Retries, e.Enabled, now().UnixNano())
-		return err
+		if err != nil {
+			return err
+		}
+		after, err := s.GetEndpoint(ctx, endpointID)
+		if err != nil {
+			return err
+		}
+		return s.audit(ctx, "webhook.update", "webhook", endpointID, after.SpaceID, endpointView(before), endpointView(after))
 	})
 	if err != nil {
 		return Endpoint{}, err
@@ -295,17 +325,20 @@ func set[T any](dst *T, v *T) {
 // history stays.
 func (s *Service) DeleteEndpoint(ctx context.Context, endpointID string) error {
 	return s.db.Tx(ctx, func(ctx context.Context) error {
-		res, err := s.db.Exec(ctx, `DELETE FROM notify_endpoints WHERE id = $1`, endpointID)
+		before, err := s.GetEndpoint(ctx, endpointID)
 		if err != nil {
 			return err
 		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return errs.E(errs.NotFound, "endpoint %q not found", endpointID)
+		if _, err := s.db.Exec(ctx, `DELETE FROM notify_endpoints WHERE id = $1`, endpointID); err != nil {
+			return err
 		}
 		_, err = s.db.Exec(ctx, `UPDATE notify_deliveries SET status = 'FAILED', next_attempt_at = 0, lease_token = '',
 			last_error = $2, updated_at = $3 WHERE endpoint_id = $1 AND status = 'PENDING'`,
 			endpointID, dbText("endpoint "+quote(endpointID)+" deleted", maxError), now().UnixNano())
-		return err
+		if err != nil {
+			return err
+		}
+		return s.audit(ctx, "webhook.delete", "webhook", endpointID, before.SpaceID, endpointView(before), nil)
 	})
 }
 

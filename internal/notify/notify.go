@@ -16,6 +16,7 @@
 package notify
 
 import (
+	"context"
 	"encoding/json"
 	"log/slog"
 	"net/netip"
@@ -141,6 +142,9 @@ type Service struct {
 	// 192.168.0.0/16, fc00::/7). The check is made by the dialer on the
 	// resolved address, so DNS cannot get around it.
 	DenyCIDRs []netip.Prefix
+	// Audit records every endpoint change in its transaction (an
+	// audit.Hook; package audit imports this one, so not named here).
+	Audit func(ctx context.Context, action, subjectType, subjectID, space string, before, after any) error
 
 	db   *db.DB
 	box  *secrets.Box
@@ -179,3 +183,11 @@ func (s *Service) lease() time.Duration {
 
 // now is the service's clock, truncated like the other services' times.
 func now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
+
+// record records an audit event when Audit is set.
+func (s *Service) audit(ctx context.Context, action, subjectType, subjectID, space string, before, after any) error {
+	if s.Audit == nil {
+		return nil
+	}
+	return s.Audit(ctx, action, subjectType, subjectID, space, before, after)
+}

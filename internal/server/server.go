@@ -202,12 +202,15 @@ func (s *Server) open(ctx context.Context) error {
 	s.policies.SampleLast = s.cfg.PolicySamples
 	scalePolicyTimeouts(s.cfg.PolicyTimeoutScale)
 	s.runs.Policies = s.policies
-	// People's actions on runs and policy changes are audited in their
-	// own transaction; the API adds a generic event for other changes.
+	// Changes are audited in their own transaction (roles, bindings and
+	// keys through the API's stores); the API adds a generic event for a
+	// request whose domain recorded none.
 	s.audit = audit.NewService(s.db, s.log)
 	audit.NewForwarder(s.audit, s.box, s.log) // audit webhooks; started with the notification dispatcher
 	s.runs.Audit = s.audit
 	s.policies.Audit = s.audit
+	hook := s.audit.Hook()
+	s.spaces.Audit, s.stacks.Audit, s.state.Audit, s.pools.Audit, s.notify.Audit = hook, hook, hook, hook, hook
 	if err := s.spaces.EnsureRoot(ctx); err != nil {
 		return err
 	}
@@ -322,6 +325,7 @@ func (s *Server) handler() http.Handler {
 		MaxClaimWait: min(30*time.Second, max(s.cfg.WorkerTimeout/3, time.Second)), Draining: s.draining.Load,
 		PoolForToken: s.poolForToken, PoolKey: s.pools.PublicKey}
 	a.Contexts = contexts.NewService(s.db, s.box, s.spaces, s.stacks)
+	a.Contexts.Audit = s.audit.Hook()
 	wh.Contexts = a.Contexts
 	wh.Routes(mux)
 	ad := httpx.Adapter{Log: s.log}

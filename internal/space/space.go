@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gantry-iac/gantry/internal/audit"
 	"github.com/gantry-iac/gantry/internal/db"
 	"github.com/gantry-iac/gantry/internal/errs"
 	"github.com/gantry-iac/gantry/internal/id"
@@ -30,8 +31,11 @@ type Space struct {
 	UpdatedAt   time.Time
 }
 
-// Service stores spaces.
-type Service struct{ db *db.DB }
+// Service stores spaces. Audit records every change in its transaction.
+type Service struct {
+	db    *db.DB
+	Audit audit.Hook
+}
 
 // NewService returns a space service.
 func NewService(d *db.DB) *Service { return &Service{db: d} }
@@ -98,7 +102,10 @@ func (s *Service) Create(ctx context.Context, sp Space) (Space, error) {
 		if db.IsUniqueViolation(err) {
 			return errs.E(errs.Conflict, "space %q already exists", sp.ID)
 		}
-		return err
+		if err != nil {
+			return err
+		}
+		return s.Audit.Record(ctx, "space.create", "space", sp.ID, sp.ID, nil, view(sp))
 	})
 	return sp, err
 }
@@ -146,6 +153,7 @@ func (s *Service) Update(ctx context.Context, spaceID string, fn func(*Space) er
 		if sp, err = s.Get(ctx, spaceID); err != nil {
 			return err
 		}
+		before := view(sp)
 		if err := fn(&sp); err != nil {
 			return err
 		}
@@ -156,7 +164,10 @@ func (s *Service) Update(ctx context.Context, spaceID string, fn func(*Space) er
 		sp.UpdatedAt = time.Now().UTC().Truncate(time.Microsecond)
 		_, err = s.db.Exec(ctx, `UPDATE spaces SET name=$2, inherit=$3, labels=$4, description=$5, updated_at=$6 WHERE id=$1`,
 			sp.ID, sp.Name, sp.Inherit, labels.Encode(sp.Labels), sp.Description, sp.UpdatedAt.UnixNano())
-		return err
+		if err != nil {
+			return err
+		}
+		return s.Audit.Record(ctx, "space.update", "space", sp.ID, sp.ID, before, view(sp))
 	})
 	return sp, err
 }
@@ -168,7 +179,8 @@ func (s *Service) Delete(ctx context.Context, spaceID string) error {
 		return errs.E(errs.Conflict, "the root space cannot be deleted")
 	}
 	return s.db.Tx(ctx, func(ctx context.Context) error {
-		if _, err := s.Get(ctx, spaceID); err != nil {
+		old, err := s.Get(ctx, spaceID)
+		if err != nil {
 			return err
 		}
 		var held []string
@@ -190,9 +202,16 @@ func (s *Service) Delete(ctx context.Context, spaceID string) error {
 		if len(held) > 0 {
 			return errs.E(errs.Conflict, "space %q is not empty: it holds %s", spaceID, strings.Join(held, ", "))
 		}
-		_, err := s.db.Exec(ctx, `DELETE FROM spaces WHERE id = $1`, spaceID)
-		return err
+		if _, err := s.db.Exec(ctx, `DELETE FROM spaces WHERE id = $1`, spaceID); err != nil {
+			return err
+		}
+		return s.Audit.Record(ctx, "space.delete", "space", spaceID, spaceID, view(old), nil)
 	})
+}
+
+// view is what the audit trail shows of a space.
+func view(sp Space) map[string]any {
+	return map[string]any{"name": sp.Name, "parent": sp.Parent, "inherit": sp.Inherit, "labels": sp.Labels, "description": sp.Description}
 }
 
 // Lineage returns the spaces whose policies, contexts and integrations a

@@ -39,12 +39,17 @@ func (s *Service) SetEnv(ctx context.Context, stackID string, v EnvVar) (EnvVar,
 		stored = s.box.SealString(v.Value, aad(stackID, v.Name))
 	}
 	err := s.db.Tx(ctx, func(ctx context.Context) error {
-		if _, err := s.Get(ctx, stackID); err != nil {
+		st, err := s.Get(ctx, stackID)
+		if err != nil {
 			return err
 		}
-		_, err := s.db.Exec(ctx, `INSERT INTO stack_env (stack_id, name, value, secret) VALUES ($1, $2, $3, $4)
+		_, err = s.db.Exec(ctx, `INSERT INTO stack_env (stack_id, name, value, secret) VALUES ($1, $2, $3, $4)
 			ON CONFLICT (stack_id, name) DO UPDATE SET value = excluded.value, secret = excluded.secret`, stackID, v.Name, stored, v.Secret)
-		return err
+		if err != nil {
+			return err
+		}
+		// The name only: never a value, secret or not.
+		return s.Audit.Record(ctx, "stack.env.set", "stack", stackID, st.Space, nil, map[string]any{"name": v.Name, "secret": v.Secret})
 	})
 	if v.Secret {
 		v.Value = ""
@@ -94,15 +99,18 @@ func (s *Service) env(ctx context.Context, stackID string, reveal bool) ([]EnvVa
 
 // DeleteEnv removes a variable.
 func (s *Service) DeleteEnv(ctx context.Context, stackID, name string) error {
-	res, err := s.db.Exec(ctx, `DELETE FROM stack_env WHERE stack_id = $1 AND name = $2`, stackID, name)
-	if err != nil {
-		return err
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		if _, err := s.Get(ctx, stackID); err != nil {
+	return s.db.Tx(ctx, func(ctx context.Context) error {
+		st, err := s.Get(ctx, stackID)
+		if err != nil {
 			return err
 		}
-		return errs.E(errs.NotFound, "stack %q has no environment variable %q", stackID, name)
-	}
-	return nil
+		res, err := s.db.Exec(ctx, `DELETE FROM stack_env WHERE stack_id = $1 AND name = $2`, stackID, name)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return errs.E(errs.NotFound, "stack %q has no environment variable %q", stackID, name)
+		}
+		return s.Audit.Record(ctx, "stack.env.delete", "stack", stackID, st.Space, map[string]any{"name": name}, nil)
+	})
 }

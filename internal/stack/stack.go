@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gantry-iac/gantry/internal/audit"
 	"github.com/gantry-iac/gantry/internal/db"
 	"github.com/gantry-iac/gantry/internal/errs"
 	"github.com/gantry-iac/gantry/internal/id"
@@ -63,6 +64,8 @@ type Stack struct {
 type Service struct {
 	db  *db.DB
 	box *secrets.Box
+	// Audit records every change in its transaction.
+	Audit audit.Hook
 }
 
 // NewService returns a stack service; box encrypts secret values.
@@ -183,7 +186,10 @@ func (s *Service) Create(ctx context.Context, st Stack) (Stack, error) {
 		if db.IsUniqueViolation(err) {
 			return errs.E(errs.Conflict, "stack %q already exists", st.ID)
 		}
-		return err
+		if err != nil {
+			return err
+		}
+		return s.Audit.Record(ctx, "stack.create", "stack", st.ID, st.Space, nil, view(st))
 	})
 	return st, err
 }
@@ -263,6 +269,7 @@ func (s *Service) Update(ctx context.Context, stackID string, fn func(*Stack) er
 		if st, err = s.Get(ctx, stackID); err != nil {
 			return err
 		}
+		before := view(st)
 		if err := fn(&st); err != nil {
 			return err
 		}
@@ -282,16 +289,29 @@ func (s *Service) Update(ctx context.Context, stackID string, fn func(*Stack) er
 			tool_version=$8, labels=$9, description=$10, autodeploy=$11, managed_state=$12, hooks=$13, worker_pool=$14, updated_at=$15, raw_policy_input=$16 WHERE id=$1`,
 			st.ID, st.Name, st.Space, st.Repository, st.Branch, st.ProjectRoot, st.Tool, st.ToolVersion,
 			labels.Encode(st.Labels), st.Description, st.Autodeploy, st.ManagedState, hooksJSON(st.Hooks), st.WorkerPool, st.UpdatedAt.UnixNano(), st.RawPolicyInput)
-		return err
+		if err != nil {
+			return err
+		}
+		return s.Audit.Record(ctx, "stack.update", "stack", st.ID, st.Space, before, view(st))
 	})
 	return st, err
+}
+
+// view is what the audit trail shows of a stack (its variables are
+// recorded by name only).
+func view(st Stack) map[string]any {
+	return map[string]any{"name": st.Name, "space": st.Space, "repository": st.Repository, "branch": st.Branch,
+		"project_root": st.ProjectRoot, "tool": st.Tool, "tool_version": st.ToolVersion, "labels": st.Labels,
+		"description": st.Description, "autodeploy": st.Autodeploy, "managed_state": st.ManagedState,
+		"hooks": st.Hooks, "worker_pool": st.WorkerPool, "raw_policy_input": st.RawPolicyInput}
 }
 
 // Delete removes a stack with its runs and state versions. A stack with
 // runs in progress is only deleted with force.
 func (s *Service) Delete(ctx context.Context, stackID string, force bool) error {
 	return s.db.Tx(ctx, func(ctx context.Context) error {
-		if _, err := s.Get(ctx, stackID); err != nil {
+		old, err := s.Get(ctx, stackID)
+		if err != nil {
 			return err
 		}
 		var active int
@@ -301,7 +321,9 @@ func (s *Service) Delete(ctx context.Context, stackID string, force bool) error 
 		if active > 0 && !force {
 			return errs.E(errs.Conflict, "stack %q has %d run(s) in progress; wait for them, cancel them, or delete with force", stackID, active)
 		}
-		_, err := s.db.Exec(ctx, `DELETE FROM stacks WHERE id = $1`, stackID)
-		return err
+		if _, err := s.db.Exec(ctx, `DELETE FROM stacks WHERE id = $1`, stackID); err != nil {
+			return err
+		}
+		return s.Audit.Record(ctx, "stack.delete", "stack", stackID, old.Space, view(old), nil)
 	})
 }

@@ -104,7 +104,10 @@ func (s *Service) Acquire(ctx context.Context, stackID string, info LockInfo, ru
 		if db.IsForeignKeyViolation(err) {
 			return errs.E(errs.NotFound, "stack %q not found", stackID)
 		}
-		return err
+		if err != nil {
+			return err
+		}
+		return s.record(ctx, "state.lock", stackID, nil, map[string]any{"lock": info.ID, "who": info.Who, "operation": info.Operation, "run": runID})
 	})
 	if err == errLostRace {
 		// Another locker won the race (PostgreSQL, concurrent transactions):
@@ -137,8 +140,10 @@ func (s *Service) Release(ctx context.Context, stackID, lockID string) error {
 		if l.ID != lockID {
 			return lockedErr(stackID, l)
 		}
-		_, err = s.db.Exec(ctx, `DELETE FROM state_locks WHERE stack_id = $1`, stackID)
-		return err
+		if _, err = s.db.Exec(ctx, `DELETE FROM state_locks WHERE stack_id = $1`, stackID); err != nil {
+			return err
+		}
+		return s.record(ctx, "state.unlock", stackID, map[string]any{"lock": l.ID, "who": l.Who, "operation": l.Operation}, nil)
 	})
 }
 

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/gantry-iac/gantry/internal/audit"
 	"github.com/gantry-iac/gantry/internal/db"
 	"github.com/gantry-iac/gantry/internal/errs"
 	"github.com/gantry-iac/gantry/internal/secrets"
@@ -37,6 +38,26 @@ type Version struct {
 type Service struct {
 	db  *db.DB
 	box *secrets.Box
+	// Audit records writes, rollbacks, locks and unlocks in their
+	// transaction (never the state's content).
+	Audit audit.Hook
+}
+
+// record records a state event of a stack, in the stack's space.
+func (s *Service) record(ctx context.Context, action, stackID string, before, after any) error {
+	if s.Audit == nil {
+		return nil
+	}
+	var space string
+	if err := s.db.QueryRow(ctx, `SELECT space_id FROM stacks WHERE id = $1`, stackID).Scan(&space); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return err
+	}
+	return s.Audit.Record(ctx, action, "stack", stackID, space, before, after)
+}
+
+// versionView is what the audit trail shows of a state version.
+func versionView(v Version) map[string]any {
+	return map[string]any{"serial": v.Serial, "lineage": v.Lineage, "checksum": v.Checksum, "size": v.Size, "run": v.RunID}
 }
 
 // NewService returns a state service.
@@ -187,7 +208,10 @@ func (s *Service) Write(ctx context.Context, stackID string, data []byte, lockID
 		case serial == cur.Serial:
 			return errs.E(errs.Conflict, "state serial %d is already stored with different content", serial)
 		}
-		return s.insert(ctx, v, data)
+		if err := s.insert(ctx, v, data); err != nil {
+			return err
+		}
+		return s.record(ctx, "state.write", stackID, nil, versionView(v))
 	})
 	return v, err
 }
@@ -246,7 +270,12 @@ func (s *Service) Rollback(ctx context.Context, stackID string, serial int64, ac
 		sum := sha256.Sum256(out)
 		v = Version{StackID: stackID, Serial: cur.Serial + 1, Lineage: old.Lineage, Checksum: hex.EncodeToString(sum[:]), Size: int64(len(out)),
 			CreatedBy: actor + " (rollback to serial " + strconv.FormatInt(serial, 10) + ")", CreatedAt: time.Now().UTC()}
-		return s.insert(ctx, v, out)
+		if err := s.insert(ctx, v, out); err != nil {
+			return err
+		}
+		after := versionView(v)
+		after["rolled_back_to"] = serial
+		return s.record(ctx, "state.rollback", stackID, versionView(cur), after)
 	})
 	return v, err
 }

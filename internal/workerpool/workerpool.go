@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gantry-iac/gantry/internal/audit"
 	"github.com/gantry-iac/gantry/internal/db"
 	"github.com/gantry-iac/gantry/internal/errs"
 	"github.com/gantry-iac/gantry/internal/events"
@@ -47,6 +48,8 @@ type Service struct {
 	db     *db.DB
 	spaces *space.Service
 	hub    *events.Hub
+	// Audit records every change in its transaction (never a token).
+	Audit audit.Hook
 	// WorkerTimeout is how long a worker may stay silent and still count
 	// as connected.
 	WorkerTimeout time.Duration
@@ -117,12 +120,20 @@ func (s *Service) Create(ctx context.Context, p Pool) (Pool, string, error) {
 		if db.IsUniqueViolation(err) {
 			return errs.E(errs.Conflict, "worker pool %q already exists", p.ID)
 		}
-		return err
+		if err != nil {
+			return err
+		}
+		return s.Audit.Record(ctx, "worker_pool.create", "worker_pool", p.ID, p.Space, nil, view(p))
 	})
 	if err != nil {
 		return p, "", err
 	}
 	return p, token, nil
+}
+
+// view is what the audit trail shows of a pool (never its token).
+func view(p Pool) map[string]any {
+	return map[string]any{"name": p.Name, "space": p.Space, "labels": p.Labels, "description": p.Description}
 }
 
 // Get returns one pool.
@@ -175,7 +186,10 @@ func (s *Service) Update(ctx context.Context, poolID string, fn func(*Pool) erro
 		p.UpdatedAt = time.Now().UTC().Truncate(time.Microsecond)
 		_, err = s.db.Exec(ctx, `UPDATE worker_pools SET name = $2, labels = $3, description = $4, updated_at = $5 WHERE id = $1`,
 			p.ID, p.Name, labels.Encode(p.Labels), p.Description, p.UpdatedAt.UnixNano())
-		return err
+		if err != nil {
+			return err
+		}
+		return s.Audit.Record(ctx, "worker_pool.update", "worker_pool", p.ID, p.Space, view(old), view(p))
 	})
 	return p, err
 }
@@ -183,7 +197,8 @@ func (s *Service) Update(ctx context.Context, poolID string, fn func(*Pool) erro
 // Delete removes a pool that no stack names.
 func (s *Service) Delete(ctx context.Context, poolID string) error {
 	return s.db.Tx(ctx, func(ctx context.Context) error {
-		if _, err := s.Get(ctx, poolID); err != nil {
+		old, err := s.Get(ctx, poolID)
+		if err != nil {
 			return err
 		}
 		var n int
@@ -196,8 +211,10 @@ func (s *Service) Delete(ctx context.Context, poolID string) error {
 		if _, err := s.db.Exec(ctx, `DELETE FROM workers WHERE pool_id = $1`, poolID); err != nil {
 			return err
 		}
-		_, err := s.db.Exec(ctx, `DELETE FROM worker_pools WHERE id = $1`, poolID)
-		return err
+		if _, err := s.db.Exec(ctx, `DELETE FROM worker_pools WHERE id = $1`, poolID); err != nil {
+			return err
+		}
+		return s.Audit.Record(ctx, "worker_pool.delete", "worker_pool", poolID, old.Space, view(old), nil)
 	})
 }
 
@@ -208,15 +225,17 @@ func (s *Service) Delete(ctx context.Context, poolID string) error {
 func (s *Service) Reset(ctx context.Context, poolID string) (string, error) {
 	token := newToken(poolID)
 	err := s.db.Tx(ctx, func(ctx context.Context) error {
-		res, err := s.db.Exec(ctx, `UPDATE worker_pools SET token_hash = $2, updated_at = $3 WHERE id = $1`, poolID, hash(token), time.Now().UnixNano())
+		p, err := s.Get(ctx, poolID)
 		if err != nil {
 			return err
 		}
-		if k, _ := res.RowsAffected(); k == 0 {
-			return errs.E(errs.NotFound, "worker pool %q not found", poolID)
+		if _, err := s.db.Exec(ctx, `UPDATE worker_pools SET token_hash = $2, updated_at = $3 WHERE id = $1`, poolID, hash(token), time.Now().UnixNano()); err != nil {
+			return err
 		}
-		_, err = s.db.Exec(ctx, `DELETE FROM workers WHERE pool_id = $1`, poolID)
-		return err
+		if _, err = s.db.Exec(ctx, `DELETE FROM workers WHERE pool_id = $1`, poolID); err != nil {
+			return err
+		}
+		return s.Audit.Record(ctx, "worker_pool.reset", "worker_pool", poolID, p.Space, nil, map[string]any{"reset": true, "workers_disconnected": true})
 	})
 	return token, err
 }
@@ -280,14 +299,21 @@ func (s *Service) SetPublicKey(ctx context.Context, poolID, key string) error {
 			return errs.E(errs.Invalid, "%v", err)
 		}
 	}
-	res, err := s.db.Exec(ctx, `UPDATE worker_pools SET public_key = $2, updated_at = $3 WHERE id = $1`, poolID, key, time.Now().UnixNano())
-	if err != nil {
-		return err
-	}
-	if k, _ := res.RowsAffected(); k == 0 {
-		return errs.E(errs.NotFound, "worker pool %q not found", poolID)
-	}
-	return nil
+	return s.db.Tx(ctx, func(ctx context.Context) error {
+		p, err := s.Get(ctx, poolID)
+		if err != nil {
+			return err
+		}
+		old, err := s.PublicKey(ctx, poolID)
+		if err != nil {
+			return err
+		}
+		if _, err := s.db.Exec(ctx, `UPDATE worker_pools SET public_key = $2, updated_at = $3 WHERE id = $1`, poolID, key, time.Now().UnixNano()); err != nil {
+			return err
+		}
+		return s.Audit.Record(ctx, "worker_pool.set-key", "worker_pool", poolID, p.Space,
+			map[string]any{"public_key": old}, map[string]any{"public_key": key})
+	})
 }
 
 // PublicKey returns the pool's public key ("" when it has none, and for
