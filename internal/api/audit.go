@@ -7,7 +7,6 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -276,15 +275,9 @@ func (a *API) Audited(mux *http.ServeMux) http.Handler {
 	})
 }
 
-// sourceIP is the address the request came from. X-Forwarded-For is not
-// trusted: any client can send it.
-func sourceIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
-}
+// sourceIP is the address the request came from: the peer's, or the
+// client's behind a trusted proxy (httpx.WithClientIP, --trusted-proxies).
+func sourceIP(r *http.Request) string { return httpx.ClientIP(r) }
 
 // auditRecorder notes the status of an answer, and the "id" of a 2xx JSON
 // answer when asked to (the id of what a create made). It keeps nothing

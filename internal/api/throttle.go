@@ -1,7 +1,6 @@
 package api
 
 import (
-	"net"
 	"net/http"
 	"net/netip"
 	"strconv"
@@ -41,11 +40,7 @@ func newAuthThrottle() *authThrottle {
 // sourceOf groups a request's peer address: itself for IPv4, its /64 for
 // IPv6 (one host usually has a whole /64).
 func sourceOf(r *http.Request) (netip.Prefix, bool) {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
-	addr, err := netip.ParseAddr(host)
+	addr, err := netip.ParseAddr(httpx.ClientIP(r))
 	if err != nil {
 		return netip.Prefix{}, false
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/gantry-iac/gantry/internal/httpx"
 	"github.com/gantry-iac/gantry/internal/server"
 )
 
@@ -18,6 +19,7 @@ func init() { extraCommands = append(extraCommands, serverCommand) }
 func serverCommand() *cobra.Command {
 	var cfg server.Config
 	var logFormat, logLevel string
+	var trustedProxies []string
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run the Gantry control plane (API, scheduler, state backend, built-in workers)",
@@ -38,6 +40,9 @@ GANTRY_<FLAG>_FILE for secrets kept in files.`,
 			}
 			if cfg.PolicySamples < 0 || cfg.PolicyTimeoutScale <= 0 || cfg.PolicyTimeoutScale > 100 {
 				return fmt.Errorf("--policy-samples must be >= 0 and --policy-timeout-scale in (0, 100]")
+			}
+			if cfg.TrustedProxies, err = httpx.ParsePrefixes(trustedProxies); err != nil {
+				return fmt.Errorf("--trusted-proxies: %v", err)
 			}
 			if cfg.OIDCIssuer != "" && (cfg.OIDCClientID == "" || cfg.OIDCClientSecret == "") {
 				return fmt.Errorf("--oidc-issuer needs --oidc-client-id and --oidc-client-secret (or GANTRY_OIDC_CLIENT_SECRET_FILE)")
@@ -75,6 +80,7 @@ GANTRY_<FLAG>_FILE for secrets kept in files.`,
 	f.StringVar(&cfg.OIDCClientSecret, "oidc-client-secret", "", "single sign-on: Gantry's client secret (prefer GANTRY_OIDC_CLIENT_SECRET_FILE)")
 	f.StringSliceVar(&cfg.OIDCScopes, "oidc-scopes", []string{"openid", "profile", "email", "groups"}, "single sign-on: scopes asked for")
 	f.StringVar(&cfg.OIDCGroupsClaim, "oidc-groups-claim", "groups", "single sign-on: the ID token claim holding the user's groups")
+	f.StringSliceVar(&trustedProxies, "trusted-proxies", nil, "addresses or CIDR ranges of reverse proxies whose X-Forwarded-For names the client (audit trail, brute-force throttle); none by default")
 	f.DurationVar(&cfg.SessionTTL, "session-ttl", 12*time.Hour, "how long a browser session lasts")
 	f.DurationVar(&cfg.CLITokenTTL, "cli-token-ttl", 7*24*time.Hour, "how long a token from `gantry login --sso` lasts")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
@@ -117,5 +123,5 @@ func configAttrs(c server.Config) []any {
 		"opentofu_mirror", c.OpenTofuMirror, "terraform_mirror", c.TerraformMirror, "debug_listen", c.DebugListen,
 		"public_url", c.PublicURL, "policy_samples", c.PolicySamples, "policy_timeout_scale", c.PolicyTimeoutScale,
 		"oidc_issuer", c.OIDCIssuer, "oidc_client_id", c.OIDCClientID, "oidc_client_secret", redact(c.OIDCClientSecret),
-		"oidc_groups_claim", c.OIDCGroupsClaim, "session_ttl", c.SessionTTL, "cli_token_ttl", c.CLITokenTTL}
+		"oidc_groups_claim", c.OIDCGroupsClaim, "trusted_proxies", fmt.Sprint(c.TrustedProxies), "session_ttl", c.SessionTTL, "cli_token_ttl", c.CLITokenTTL}
 }

@@ -14,6 +14,7 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -80,6 +81,9 @@ type Config struct {
 	OIDCClientSecret string
 	OIDCScopes       []string
 	OIDCGroupsClaim  string
+	// TrustedProxies are the proxies whose X-Forwarded-For names the
+	// client (for the audit trail and the brute-force throttle).
+	TrustedProxies []netip.Prefix
 	// SessionTTL bounds browser sessions; CLITokenTTL the tokens of
 	// `gantry login --sso`.
 	SessionTTL  time.Duration
@@ -329,7 +333,7 @@ func (s *Server) handler() http.Handler {
 	wh.Contexts = a.Contexts
 	wh.Routes(mux)
 	ad := httpx.Adapter{Log: s.log}
-	return httpx.WithRequestID(ad.Recover(countRequests(a.Audited(mux))))
+	return httpx.WithRequestID(httpx.WithClientIP(s.cfg.TrustedProxies, ad.Recover(countRequests(a.Audited(mux)))))
 }
 
 // sso configures single sign-on, nil when no issuer is set.
