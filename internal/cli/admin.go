@@ -5,10 +5,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/gantry-iac/gantry/internal/audit"
 	"github.com/gantry-iac/gantry/internal/db"
+	"github.com/gantry-iac/gantry/internal/runtoken"
 	"github.com/gantry-iac/gantry/internal/secrets"
 )
 
@@ -18,7 +21,7 @@ func init() { extraCommands = append(extraCommands, adminCommand) }
 // directly, not through the API.
 func adminCommand() *cobra.Command {
 	return group("admin", "Operate on the server's database and keys directly (not through the API)",
-		rotateKeyCommand(), generateKeyCommand())
+		rotateKeyCommand(), generateKeyCommand(), rotateSigningKeyCommand())
 }
 
 func generateKeyCommand() *cobra.Command {
@@ -128,4 +131,72 @@ func readKey(which, file string) ([]byte, error) {
 		return nil, fmt.Errorf("%s key (%s): %w", which, src, err)
 	}
 	return k, nil
+}
+
+func rotateSigningKeyCommand() *cobra.Command {
+	var databaseURL, dataDir, keyFile, alg string
+	var grace time.Duration
+	cmd := &cobra.Command{
+		Use:   "rotate-signing-key",
+		Short: "Add a new key signing the runs' OIDC tokens; the old one stays published for a grace period",
+		Long: `Add a new key signing the runs' OpenID Connect tokens, stored sealed with
+the data key. Running servers sign with it from their next token; the
+previous key stays in /.well-known/jwks for --grace (at least the token
+lifetime), so the tokens it signed keep verifying until they expire, then
+leaves it. The encryption key is read from --encryption-key-file (or
+GANTRY_ENCRYPTION_KEY_FILE, GANTRY_ENCRYPTION_KEY), default
+<data-dir>/encryption.key.`,
+		Example: `  gantry admin rotate-signing-key --data-dir ./gantry-data
+  gantry admin rotate-signing-key --database-url postgres://... --encryption-key-file /run/secrets/gantry.key --grace 24h`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if databaseURL == "" && dataDir == "" {
+				return usageErrorf("--database-url or --data-dir is required")
+			}
+			if keyFile == "" && os.Getenv("GANTRY_ENCRYPTION_KEY") == "" && dataDir != "" {
+				keyFile = filepath.Join(dataDir, "encryption.key")
+			}
+			text := os.Getenv("GANTRY_ENCRYPTION_KEY")
+			if keyFile != "" {
+				b, err := os.ReadFile(keyFile)
+				if err != nil {
+					return fmt.Errorf("encryption key: %w", err)
+				}
+				text = string(b)
+			}
+			master, err := secrets.ParseKey(text)
+			if err != nil {
+				return fmt.Errorf("encryption key: %w", err)
+			}
+			if databaseURL == "" {
+				path := filepath.Join(dataDir, "gantry.db")
+				if _, err := os.Stat(path); err != nil {
+					return fmt.Errorf("no database at %s: %w", path, err)
+				}
+			}
+			d, err := db.Open(cmd.Context(), databaseURL, dataDir, nil)
+			if err != nil {
+				return fmt.Errorf("opening the database: %w", err)
+			}
+			defer d.Close()
+			box, _, err := secrets.UnlockDataKey(cmd.Context(), d, master)
+			clear(master)
+			if err != nil {
+				return fmt.Errorf("encryption key: %w", err)
+			}
+			kid, err := runtoken.AddKey(cmd.Context(), d, box, alg, grace, audit.NewService(d, nil).Hook())
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "New token signing key %s (%s) signs from now on; the previous key stays published for %s.\n", kid, alg, grace)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&databaseURL, "database-url", "", "postgres://... of the server's database (empty: SQLite in --data-dir)")
+	f.StringVar(&dataDir, "data-dir", "", "the server's data directory, holding gantry.db (SQLite)")
+	f.StringVar(&keyFile, "encryption-key-file", "", "file holding the master encryption key (default: <data-dir>/encryption.key)")
+	f.StringVar(&alg, "alg", "RS256", "algorithm of the new key: RS256 or ES256")
+	f.DurationVar(&grace, "grace", 2*time.Hour, "how long the previous key stays published (at least the --token-lifetime of the servers)")
+	return cmd
 }

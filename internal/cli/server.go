@@ -47,6 +47,9 @@ GANTRY_<FLAG>_FILE for secrets kept in files.`,
 			if cfg.OIDCIssuer != "" && (cfg.OIDCClientID == "" || cfg.OIDCClientSecret == "") {
 				return fmt.Errorf("--oidc-issuer needs --oidc-client-id and --oidc-client-secret (or GANTRY_OIDC_CLIENT_SECRET_FILE)")
 			}
+			if cfg.TokenLifetime < time.Minute || cfg.TokenLifetime > 12*time.Hour {
+				return fmt.Errorf("--token-lifetime must be from 1m to 12h")
+			}
 			if cfg.SessionTTL < time.Minute || cfg.CLITokenTTL < time.Minute {
 				return fmt.Errorf("--session-ttl and --cli-token-ttl must be at least 1m")
 			}
@@ -80,6 +83,11 @@ GANTRY_<FLAG>_FILE for secrets kept in files.`,
 	f.StringVar(&cfg.OIDCClientSecret, "oidc-client-secret", "", "single sign-on: Gantry's client secret (prefer GANTRY_OIDC_CLIENT_SECRET_FILE)")
 	f.StringSliceVar(&cfg.OIDCScopes, "oidc-scopes", []string{"openid", "profile", "email", "groups"}, "single sign-on: scopes asked for")
 	f.StringVar(&cfg.OIDCGroupsClaim, "oidc-groups-claim", "groups", "single sign-on: the ID token claim holding the user's groups")
+	f.StringVar(&cfg.TokenIssuer, "token-issuer", "", "iss of the runs' OIDC tokens, where /.well-known/openid-configuration is served (default: --public-url, else the listen address)")
+	f.StringVar(&cfg.TokenAudience, "token-audience", "", "default aud of the runs' OIDC tokens (default: the issuer's host name)")
+	f.StringVar(&cfg.TokenSubject, "token-subject-template", "space:{spaceId}:stack:{stackId}:run_type:{runType}:scope:{scope}", "sub of the runs' OIDC tokens; placeholders {spaceId} {spacePath} {stackId} {runId} {runType} {scope}")
+	f.DurationVar(&cfg.TokenLifetime, "token-lifetime", time.Hour, "how long a run's OIDC token is valid")
+	f.StringVar(&cfg.TokenAlg, "token-signing-alg", "RS256", "algorithm of new token signing keys: RS256 or ES256")
 	f.StringSliceVar(&trustedProxies, "trusted-proxies", nil, "addresses or CIDR ranges of reverse proxies whose X-Forwarded-For names the client (audit trail, brute-force throttle); none by default")
 	f.DurationVar(&cfg.SessionTTL, "session-ttl", 12*time.Hour, "how long a browser session lasts")
 	f.DurationVar(&cfg.CLITokenTTL, "cli-token-ttl", 7*24*time.Hour, "how long a token from `gantry login --sso` lasts")
@@ -123,5 +131,6 @@ func configAttrs(c server.Config) []any {
 		"opentofu_mirror", c.OpenTofuMirror, "terraform_mirror", c.TerraformMirror, "debug_listen", c.DebugListen,
 		"public_url", c.PublicURL, "policy_samples", c.PolicySamples, "policy_timeout_scale", c.PolicyTimeoutScale,
 		"oidc_issuer", c.OIDCIssuer, "oidc_client_id", c.OIDCClientID, "oidc_client_secret", redact(c.OIDCClientSecret),
-		"oidc_groups_claim", c.OIDCGroupsClaim, "trusted_proxies", fmt.Sprint(c.TrustedProxies), "session_ttl", c.SessionTTL, "cli_token_ttl", c.CLITokenTTL}
+		"oidc_groups_claim", c.OIDCGroupsClaim, "trusted_proxies", fmt.Sprint(c.TrustedProxies),
+		"token_issuer", c.TokenIssuer, "token_audience", c.TokenAudience, "token_lifetime", c.TokenLifetime, "token_signing_alg", c.TokenAlg, "session_ttl", c.SessionTTL, "cli_token_ttl", c.CLITokenTTL}
 }

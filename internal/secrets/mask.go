@@ -5,14 +5,18 @@ import (
 	"encoding/json"
 	"sort"
 	"strings"
+	"sync"
 )
 
 // Mask is the text that replaces a secret value.
 const Mask = "*****"
 
 // Masker replaces secret values, and their common encodings (JSON-escaped,
-// base64), by Mask.
+// base64), by Mask. It is safe for concurrent use; Add masks more values
+// from then on.
 type Masker struct {
+	mu     sync.RWMutex
+	values []string
 	r      *strings.Replacer
 	maxLen int
 }
@@ -20,8 +24,18 @@ type Masker struct {
 // NewMasker returns a masker for the given values; values shorter than 4
 // characters are not masked (they would mask ordinary text).
 func NewMasker(values []string) *Masker {
+	m := &Masker{}
+	m.Add(values...)
+	return m
+}
+
+// Add masks values too (a token issued while a job runs).
+func (m *Masker) Add(values ...string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.values = append(m.values, values...)
 	var forms []string
-	for _, v := range values {
+	for _, v := range m.values {
 		if len(v) < 4 {
 			continue
 		}
@@ -33,9 +47,9 @@ func NewMasker(values []string) *Masker {
 	}
 	// Longest first so that a value containing another is masked whole.
 	sort.Slice(forms, func(i, j int) bool { return len(forms[i]) > len(forms[j]) })
-	m := &Masker{}
 	var pairs []string
 	seen := map[string]bool{}
+	m.maxLen = 0
 	for _, f := range forms {
 		if seen[f] {
 			continue
@@ -46,15 +60,20 @@ func NewMasker(values []string) *Masker {
 			m.maxLen = len(f)
 		}
 	}
+	m.r = nil
 	if len(pairs) > 0 {
 		m.r = strings.NewReplacer(pairs...)
 	}
-	return m
 }
 
 // String masks s.
 func (m *Masker) String(s string) string {
-	if m == nil || m.r == nil {
+	if m == nil {
+		return s
+	}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.r == nil {
 		return s
 	}
 	return m.r.Replace(s)
@@ -66,5 +85,7 @@ func (m *Masker) MaxLen() int {
 	if m == nil {
 		return 0
 	}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
 	return m.maxLen
 }

@@ -34,6 +34,7 @@ import (
 	"github.com/gantry-iac/gantry/internal/policy"
 	"github.com/gantry-iac/gantry/internal/policy/engine"
 	"github.com/gantry-iac/gantry/internal/run"
+	"github.com/gantry-iac/gantry/internal/runtoken"
 	"github.com/gantry-iac/gantry/internal/secrets"
 	"github.com/gantry-iac/gantry/internal/space"
 	"github.com/gantry-iac/gantry/internal/stack"
@@ -81,6 +82,12 @@ type Config struct {
 	OIDCClientSecret string
 	OIDCScopes       []string
 	OIDCGroupsClaim  string
+	// Token* configure the runs' OpenID Connect tokens (package runtoken):
+	// the issuer URL (default: the public URL), the default audience
+	// (default: its host name), the subject template, the lifetime and the
+	// signing algorithm of new keys.
+	TokenIssuer, TokenAudience, TokenSubject, TokenAlg string
+	TokenLifetime                                      time.Duration
 	// TrustedProxies are the proxies whose X-Forwarded-For names the
 	// client (for the audit trail and the brute-force throttle).
 	TrustedProxies []netip.Prefix
@@ -108,6 +115,7 @@ type Server struct {
 	policies *policy.Service
 	pools    *workerpool.Service
 	audit    *audit.Service
+	tokens   *runtoken.Service
 	instance string
 	url      string
 	ready    atomic.Bool
@@ -327,13 +335,67 @@ func (s *Server) handler() http.Handler {
 	a.Routes(mux)
 	wh := &workerapi.Handler{Runs: s.runs, Stacks: s.stacks, Registry: s.registry, Hub: s.hub, Log: s.log,
 		MaxClaimWait: min(30*time.Second, max(s.cfg.WorkerTimeout/3, time.Second)), Draining: s.draining.Load,
-		PoolForToken: s.poolForToken, PoolKey: s.pools.PublicKey}
+		PoolForToken: s.poolForToken, PoolKey: s.pools.PublicKey, Tokens: s.tokens, SpacePath: s.spacePath}
+	// The runs' OIDC issuer: discovery and keys, without authentication.
+	mux.HandleFunc("GET /.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "public, max-age=300")
+		_, _ = w.Write(s.tokens.Discovery())
+	})
+	mux.HandleFunc("GET /.well-known/jwks", func(w http.ResponseWriter, r *http.Request) {
+		b, err := s.tokens.JWKS(r.Context())
+		if err != nil {
+			s.log.Error("serving the JWKS failed", "err", err)
+			http.Error(w, "internal error\n", http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "public, max-age=60")
+		_, _ = w.Write(b)
+	})
 	a.Contexts = contexts.NewService(s.db, s.box, s.spaces, s.stacks)
 	a.Contexts.Audit = s.audit.Hook()
 	wh.Contexts = a.Contexts
 	wh.Routes(mux)
 	ad := httpx.Adapter{Log: s.log}
 	return httpx.WithRequestID(httpx.WithClientIP(s.cfg.TrustedProxies, ad.Recover(countRequests(a.Audited(mux)))))
+}
+
+// openTokens starts the runs' OIDC token issuer, with a first signing
+// key on a new database.
+func (s *Server) openTokens(ctx context.Context) error {
+	issuer := s.cfg.TokenIssuer
+	if issuer == "" {
+		issuer = s.cfg.PublicURL
+	}
+	if issuer == "" {
+		issuer = s.url
+	}
+	t, err := runtoken.New(s.db, s.box, runtoken.Config{Issuer: issuer, Audience: s.cfg.TokenAudience, Subject: s.cfg.TokenSubject,
+		Lifetime: s.cfg.TokenLifetime, Alg: s.cfg.TokenAlg})
+	if err != nil {
+		return err
+	}
+	t.Audit = s.audit.Hook()
+	if err := t.EnsureKey(ctx); err != nil {
+		return fmt.Errorf("token signing key: %w", err)
+	}
+	s.tokens = t
+	return nil
+}
+
+// spacePath names a space by its path from the root ("root/team/app").
+func (s *Server) spacePath(ctx context.Context, spaceID string) (string, error) {
+	var parts []string
+	for id := spaceID; id != "" && len(parts) < 64; {
+		sp, err := s.spaces.Get(ctx, id)
+		if err != nil {
+			return "", err
+		}
+		parts = append([]string{sp.ID}, parts...)
+		id = sp.Parent
+	}
+	return strings.Join(parts, "/"), nil
 }
 
 // sso configures single sign-on, nil when no issuer is set.
@@ -379,6 +441,10 @@ func (s *Server) serve(ctx context.Context) error {
 			ln.Close()
 			return err
 		}
+	}
+	if err := s.openTokens(ctx); err != nil {
+		ln.Close()
+		return err
 	}
 	srv := &http.Server{Handler: s.handler(), ReadHeaderTimeout: 10 * time.Second}
 	serveErr := make(chan error, 1)

@@ -55,7 +55,7 @@ func (w *Worker) execute(kill context.Context, job *workerapi.Job, slot int) {
 	}
 	masked = append(masked, secretFileMasks(job.Files)...)
 	masked = append(masked, secretLines(job.Env)...)
-	masked = append(masked, job.Token, job.StateToken)
+	masked = append(masked, job.Token, job.StateToken, job.OIDCToken)
 	masker := secrets.NewMasker(masked)
 	j := &jobRun{w: w, job: job, slot: slot, masker: masker, log: newLogStream(w.proto, job, masker)}
 	ctx, cancel := context.WithCancel(kill)
@@ -201,6 +201,9 @@ func (j *jobRun) setup(ctx context.Context, src string) error {
 	if err := os.WriteFile(cliConfig, nil, 0o600); err != nil {
 		return fail("writing the CLI configuration: %v", err)
 	}
+	if err := j.writeOIDCToken(); err != nil {
+		return err
+	}
 	j.env = buildEnv(j.job, cliConfig, filepath.Dir(bin))
 	return nil
 }
@@ -271,6 +274,9 @@ func (j *jobRun) runPlan(ctx context.Context) error {
 		}
 		switch resp.Next {
 		case "apply":
+			if err := j.newOIDCToken(resp); err != nil {
+				return err
+			}
 			return j.applyWhileShowing(ctx)
 		case "done":
 			j.ended = true
@@ -318,6 +324,9 @@ func (j *jobRun) runPlan(ctx context.Context) error {
 		j.ended = true
 		return nil
 	case "apply":
+		if err := j.newOIDCToken(resp); err != nil {
+			return err
+		}
 		return j.apply(ctx)
 	case "save":
 		return j.save(ctx)
@@ -543,4 +552,38 @@ func (j *jobRun) stopReason() string {
 	j.stopMu.Lock()
 	defer j.stopMu.Unlock()
 	return j.stopped
+}
+
+// oidcTokenFile is where the run's OIDC token is written for tools that
+// read it from a file (GANTRY_OIDC_TOKEN_FILE): the job's private
+// directory, outside the workspace.
+func oidcTokenFile(jobDir string) string { return filepath.Join(jobDir, "oidc-token") }
+
+// writeOIDCToken writes the job's current OIDC token to its file.
+func (j *jobRun) writeOIDCToken() error {
+	if j.job.OIDCToken == "" {
+		return nil
+	}
+	if err := os.WriteFile(oidcTokenFile(j.dir), []byte(j.job.OIDCToken), 0o600); err != nil {
+		return fail("writing the OIDC token file: %v", err)
+	}
+	return nil
+}
+
+// newOIDCToken takes the fresh token of scope write the server sent for
+// the apply: masked from now on, in the environment and the file.
+func (j *jobRun) newOIDCToken(resp workerapi.PlannedResponse) error {
+	if resp.OIDCToken == "" {
+		return nil
+	}
+	tok := resp.OIDCToken
+	if resp.OIDCTokenSealed {
+		var err error
+		if tok, err = j.w.openValue("oidc-write:"+j.job.RunID, tok); err != nil {
+			return err
+		}
+	}
+	j.masker.Add(tok)
+	j.job.OIDCToken = tok
+	return j.writeOIDCToken()
 }

@@ -14,6 +14,13 @@ func workspaceInfo(runID string) string { return "workspace:" + runID }
 
 // openSecrets opens the job's sealed values in place.
 func (w *Worker) openSecrets(job *workerapi.Job) error {
+	if job.OIDCTokenSealed {
+		tok, err := w.openValue("oidc:"+job.RunID, job.OIDCToken)
+		if err != nil {
+			return err
+		}
+		job.OIDCToken, job.OIDCTokenSealed = tok, false
+	}
 	for i := range job.Env {
 		v := &job.Env[i]
 		if !v.Sealed {
@@ -78,4 +85,16 @@ func (j *jobRun) openWorkspace(data []byte) ([]byte, error) {
 		return nil, fail("opening the saved workspace: %v", err)
 	}
 	return out, nil
+}
+
+// openValue opens one sealed value (the run's OIDC token).
+func (w *Worker) openValue(info, v string) (string, error) {
+	if w.cfg.PrivateKey == nil {
+		return "", fail("this pool seals its secrets to its key: start the worker with the pool's private key (--private-key-file)")
+	}
+	pt, err := w.cfg.PrivateKey.OpenString(info, v)
+	if err != nil {
+		return "", fail("opening the sealed OIDC token: %v", err)
+	}
+	return pt, nil
 }

@@ -120,6 +120,11 @@ func buildStageEnv(job *workerapi.Job, cliConfig, toolDir string, write bool) []
 		"TF_VAR_gantry_run_type": job.RunType,
 	}
 	addRunVars(set, job, filepath.Dir(cliConfig))
+	if job.OIDCToken != "" {
+		set["GANTRY_OIDC_TOKEN"] = job.OIDCToken
+		set["SPACELIFT_OIDC_TOKEN"] = job.OIDCToken // configurations written for Spacelift
+		set["GANTRY_OIDC_TOKEN_FILE"] = oidcTokenFile(filepath.Dir(cliConfig))
+	}
 	if job.ManagedState {
 		set["TF_HTTP_PASSWORD"] = job.StateToken
 	}

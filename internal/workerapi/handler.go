@@ -3,6 +3,7 @@ package workerapi
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"github.com/gantry-iac/gantry/internal/events"
 	"github.com/gantry-iac/gantry/internal/httpx"
 	"github.com/gantry-iac/gantry/internal/run"
+	"github.com/gantry-iac/gantry/internal/runtoken"
 	"github.com/gantry-iac/gantry/internal/stack"
 )
 
@@ -38,7 +40,15 @@ type Handler struct {
 	// PoolKey, when set, returns a pool's public key ("" for none): secret
 	// values of its jobs are sealed to it and its workspaces must be.
 	PoolKey func(ctx context.Context, pool string) (string, error)
-	Log     *slog.Logger
+	// SpacePath, when set, names a space by its path from the root
+	// ("root/team/app"), for the spacePath claim.
+	SpacePath func(ctx context.Context, spaceID string) (string, error)
+	// Tokens, when set, issues every job an OpenID Connect token for its
+	// run (see package runtoken).
+	Tokens interface {
+		Issue(ctx context.Context, r runtoken.Run) (string, time.Time, error)
+	}
+	Log *slog.Logger
 	// MaxClaimWait bounds a claim's long poll.
 	MaxClaimWait time.Duration
 }
@@ -207,6 +217,13 @@ func (h *Handler) buildJob(ctx context.Context, cl *run.Claimed) (*Job, error) {
 			AfterPlan: st.Hooks.AfterPlan, BeforeApply: st.Hooks.BeforeApply, AfterApply: st.Hooks.AfterApply},
 		StackLabels: st.Labels,
 	}
+	scope := runtoken.Read
+	if cl.Kind != "plan" {
+		scope = runtoken.Write // applies and tasks
+	}
+	if job.OIDCToken, err = h.runToken(ctx, cl.Run, st.Space, scope); err != nil {
+		return nil, err
+	}
 	if h.Contexts == nil {
 		for _, v := range vars {
 			job.Env = append(job.Env, EnvVar{Name: v.Name, Value: v.Value, Secret: v.Secret})
@@ -313,8 +330,46 @@ func (h *Handler) planned(w http.ResponseWriter, r *http.Request, rn run.Run) er
 	if err != nil {
 		return err
 	}
-	httpx.WriteJSON(w, http.StatusOK, PlannedResponse{Next: next, Log: after.Notes})
+	resp := PlannedResponse{Next: next, Log: after.Notes}
+	if next == "apply" {
+		// The apply is the write stage: a fresh token of scope write.
+		if resp.OIDCToken, err = h.runToken(r.Context(), rn, st.Space, runtoken.Write); err != nil {
+			return err
+		}
+		if resp.OIDCToken != "" {
+			pool, err := h.Registry.Pool(r.Context(), rn.WorkerID)
+			if err != nil {
+				return err
+			}
+			if resp.OIDCToken, resp.OIDCTokenSealed, err = h.sealValue(r.Context(), pool, "oidc-write:"+rn.ID, resp.OIDCToken); err != nil {
+				return err
+			}
+		}
+	}
+	httpx.WriteJSON(w, http.StatusOK, resp)
 	return nil
+}
+
+// runToken issues the run's OpenID Connect token of scope ("" when no
+// issuer is configured); a failure fails the job at PREPARING with the
+// reason.
+func (h *Handler) runToken(ctx context.Context, rn run.Run, space, scope string) (string, error) {
+	if h.Tokens == nil {
+		return "", nil
+	}
+	path := space
+	if h.SpacePath != nil {
+		p, err := h.SpacePath(ctx, space)
+		if err != nil {
+			return "", err
+		}
+		path = p
+	}
+	tok, _, err := h.Tokens.Issue(ctx, runtoken.Run{SpaceID: space, SpacePath: path, StackID: rn.StackID, RunID: rn.ID, RunType: rn.Type, Scope: scope})
+	if err != nil {
+		return "", fmt.Errorf("issuing the run's OIDC token: %w", err)
+	}
+	return tok, nil
 }
 
 func (h *Handler) delta(w http.ResponseWriter, r *http.Request, rn run.Run) error {

@@ -145,6 +145,11 @@ type Job struct {
 	// it, and the workspace handed from plan to apply must be sealed to it
 	// (info "workspace:<run>").
 	Sealed bool `json:"sealed,omitempty"`
+	// OIDCToken is the run's OpenID Connect token for this job's first
+	// stage (scope read for plans, write for applies and tasks); sealed
+	// to the pool's key (info "oidc:<run>") when OIDCTokenSealed.
+	OIDCToken       string `json:"oidc_token,omitempty"`
+	OIDCTokenSealed bool   `json:"oidc_token_sealed,omitempty"`
 }
 
 // PlannedRequest reports a plan's outcome.
@@ -173,6 +178,10 @@ type PlannedResponse struct {
 	Next string `json:"next"` // done, apply, save, plan
 	// Log holds lines for the run's log: what the plan policies decided.
 	Log []string `json:"log,omitempty"`
+	// OIDCToken, with next apply, is a fresh token of scope write for the
+	// apply (sealed, info "oidc-write:<run>", when OIDCTokenSealed).
+	OIDCToken       string `json:"oidc_token,omitempty"`
+	OIDCTokenSealed bool   `json:"oidc_token_sealed,omitempty"`
 }
 
 // HeartbeatResponse tells a worker whether to stop the job.

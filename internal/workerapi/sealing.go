@@ -25,6 +25,12 @@ func (h *Handler) sealJob(ctx context.Context, pool string, job *Job) error {
 		return errs.E(errs.Internal, "worker pool %s has a broken public key: %v", pool, err)
 	}
 	job.Sealed = true
+	if job.OIDCToken != "" && !job.OIDCTokenSealed {
+		if job.OIDCToken, err = pk.SealString("oidc:"+job.RunID, job.OIDCToken); err != nil {
+			return err
+		}
+		job.OIDCTokenSealed = true
+	}
 	for i := range job.Env {
 		v := &job.Env[i]
 		if !v.Secret || v.Sealed {
@@ -83,4 +89,21 @@ func (h *Handler) checkWorkerKey(ctx context.Context, wk Worker) error {
 		return err
 	}
 	return errs.E(errs.Conflict, "this worker's key pair is not its pool's (was `gantry workerpool keygen --replace` run?): restart it with the pool's current private key")
+}
+
+// sealValue seals v to pool's public key when the pool has one.
+func (h *Handler) sealValue(ctx context.Context, pool, info, v string) (string, bool, error) {
+	if h.PoolKey == nil {
+		return v, false, nil
+	}
+	key, err := h.PoolKey(ctx, pool)
+	if err != nil || key == "" {
+		return v, false, err
+	}
+	pk, err := seal.ParsePublicKey(key)
+	if err != nil {
+		return "", false, errs.E(errs.Internal, "worker pool %s has a broken public key: %v", pool, err)
+	}
+	sealed, err := pk.SealString(info, v)
+	return sealed, err == nil, err
 }
