@@ -193,9 +193,14 @@ space_read contains "root" if {
 		_ = json.NewDecoder(resp.Body).Decode(&me)
 		return me, resp.StatusCode
 	}
+	// A browser's POST: with its Origin (a cookie-authenticated change
+	// without one is refused).
 	post := func(t *testing.T, c *http.Client, path, body string) (int, string) {
 		t.Helper()
-		resp, err := c.Post(gantryURL+path, "application/json", strings.NewReader(body))
+		req, _ := http.NewRequest("POST", gantryURL+path, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Origin", gantryURL)
+		resp, err := c.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -227,6 +232,12 @@ space_read contains "root" if {
 		// Writer in team: may trigger there; holds nothing in root's stack.
 		if st, body := post(t, c, "/api/v1/stacks/team-app/runs", `{"type":"PROPOSED"}`); st != 201 {
 			t.Errorf("trigger in team: %d %s", st, body)
+		}
+		// The same from another site (no Origin of ours): refused.
+		if resp, err := c.Post(gantryURL+"/api/v1/stacks/team-app/runs", "application/json", strings.NewReader(`{"type":"PROPOSED"}`)); err != nil || resp.StatusCode != 403 {
+			t.Errorf("cookie POST without our Origin: %v %v", resp.StatusCode, err)
+		} else {
+			resp.Body.Close()
 		}
 		if st, body := post(t, c, "/api/v1/stacks/ops/runs", `{"type":"PROPOSED"}`); st != 404 || !strings.Contains(body, `stack \"ops\" not found`) {
 			t.Errorf("trigger in root as a team writer: %d %s, want 404 as for a stack that does not exist", st, body)

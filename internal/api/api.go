@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -212,7 +213,11 @@ func (a *API) authenticate(r *http.Request) (p auth.Principal, err error) {
 	}()
 	token := httpx.BearerToken(r)
 	if token == "" {
-		token = a.sessionCookie(r)
+		if token = a.sessionCookie(r); token != "" {
+			if err := sameOrigin(r); err != nil {
+				return auth.Principal{}, err
+			}
+		}
 	}
 	if token == "" {
 		return auth.Principal{}, errs.E(errs.Unauthenticated, "missing API token: send Authorization: Bearer <token>")
@@ -256,6 +261,27 @@ func (a *API) permissions(r *http.Request, p auth.Principal) (auth.Principal, er
 	}
 	p.Perms, p.Admin = perms, admin
 	return p, nil
+}
+
+// sameOrigin refuses a request authenticated by the session cookie that
+// changes something unless the browser says it comes from this site
+// (Sec-Fetch-Site, else Origin): SameSite=Lax alone lets a sibling
+// subdomain (same site, another origin) post with the cookie.
+func sameOrigin(r *http.Request) error {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions:
+		return nil
+	}
+	if sfs := r.Header.Get("Sec-Fetch-Site"); sfs != "" {
+		if sfs == "same-origin" {
+			return nil
+		}
+	} else if o := r.Header.Get("Origin"); o != "" && o != "null" {
+		if u, err := url.Parse(o); err == nil && u.Host == r.Host {
+			return nil
+		}
+	}
+	return errs.E(errs.Forbidden, "a request signed in with the session cookie that changes something must come from this site (Origin or Sec-Fetch-Site); scripts use an API key")
 }
 
 // page reads limit (1..1000, default 50) and cursor.

@@ -315,7 +315,7 @@ func (a *API) attachContext(w http.ResponseWriter, r *http.Request, p auth.Princ
 		return err
 	}
 	if err := auth.Authorize(p, auth.StackUpdate, st.Space); err != nil {
-		return err
+		return hiddenStack(err, st.ID)
 	}
 	at, err := cs.Attach(r.Context(), c.ID, st.ID, in.Priority)
 	if err != nil {
@@ -335,7 +335,7 @@ func (a *API) detachContext(w http.ResponseWriter, r *http.Request, p auth.Princ
 		return err
 	}
 	if err := auth.Authorize(p, auth.StackUpdate, st.Space); err != nil {
-		return err
+		return hiddenStack(err, st.ID)
 	}
 	if err := cs.Detach(r.Context(), c.ID, st.ID); err != nil {
 		return err

@@ -11,6 +11,7 @@ import (
 	"github.com/gantry-iac/gantry/internal/errs"
 	"github.com/gantry-iac/gantry/internal/httpx"
 	"github.com/gantry-iac/gantry/internal/policy"
+	"github.com/gantry-iac/gantry/internal/policy/engine"
 	"github.com/gantry-iac/gantry/internal/policy/library"
 )
 
@@ -113,6 +114,9 @@ func (a *API) createPolicy(w http.ResponseWriter, r *http.Request, p auth.Princi
 	if err := auth.Authorize(p, auth.PolicyCreate, orRoot(in.Space)); err != nil {
 		return err
 	}
+	if err := loginPolicyAdmin(p, in.Type); err != nil {
+		return err
+	}
 	pol, err := ps.Create(r.Context(), policy.Policy{ID: in.ID, Name: in.Name, Space: in.Space, Type: in.Type, Body: in.Body,
 		EngineSet: in.Engine, Labels: in.Labels, Description: in.Description})
 	if err != nil {
@@ -140,6 +144,9 @@ func (a *API) updatePolicy(w http.ResponseWriter, r *http.Request, p auth.Princi
 	if err != nil {
 		return err
 	}
+	if err := loginPolicyAdmin(p, pol.Type); err != nil {
+		return err
+	}
 	pol, err = ps.Update(r.Context(), pol.ID, func(x *policy.Policy) error {
 		set(&x.Name, in.Name)
 		set(&x.Body, in.Body)
@@ -158,6 +165,9 @@ func (a *API) updatePolicy(w http.ResponseWriter, r *http.Request, p auth.Princi
 func (a *API) deletePolicy(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
 	ps, pol, err := a.policy(r, p, auth.PolicyDelete)
 	if err != nil {
+		return err
+	}
+	if err := loginPolicyAdmin(p, pol.Type); err != nil {
 		return err
 	}
 	if err := ps.Delete(r.Context(), pol.ID); err != nil {
@@ -197,7 +207,7 @@ func (a *API) attachPolicy(w http.ResponseWriter, r *http.Request, p auth.Princi
 		return err
 	}
 	if err := auth.Authorize(p, auth.StackUpdate, st.Space); err != nil {
-		return err
+		return hiddenStack(err, st.ID)
 	}
 	if err := ps.Attach(r.Context(), pol.ID, st.ID); err != nil {
 		return err
@@ -216,7 +226,7 @@ func (a *API) detachPolicy(w http.ResponseWriter, r *http.Request, p auth.Princi
 		return err
 	}
 	if err := auth.Authorize(p, auth.StackUpdate, st.Space); err != nil {
-		return err
+		return hiddenStack(err, st.ID)
 	}
 	if err := ps.Detach(r.Context(), pol.ID, st.ID); err != nil {
 		return err
@@ -382,6 +392,9 @@ func (a *API) importLibrary(w http.ResponseWriter, r *http.Request, p auth.Princ
 	if lbl == nil {
 		lbl = e.Labels
 	}
+	if err := loginPolicyAdmin(p, e.Type); err != nil {
+		return err
+	}
 	pol, err := ps.Create(r.Context(), policy.Policy{ID: pid, Name: e.Name, Space: in.Space, Type: e.Type, Body: e.Body,
 		Labels: lbl, Description: e.Description})
 	if err != nil {
@@ -514,5 +527,15 @@ func (a *API) notifyPush(w http.ResponseWriter, r *http.Request, p auth.Principa
 		out.Run, status = &ro, http.StatusCreated
 	}
 	httpx.WriteJSON(w, status, out)
+	return nil
+}
+
+// loginPolicyAdmin: LOGIN policies decide who signs in and who is an
+// admin, so only admins write them (a policy:create holder could
+// otherwise make themselves admin).
+func loginPolicyAdmin(p auth.Principal, typ string) error {
+	if strings.EqualFold(typ, engine.TypeLogin) && !p.Admin {
+		return errs.E(errs.Forbidden, "%s may not change LOGIN policies: they decide who is an admin, so only admins may", p)
+	}
 	return nil
 }

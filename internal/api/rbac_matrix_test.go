@@ -139,6 +139,7 @@ func (e *rbacEnv) fixture(n int) fixture {
 		e.t.Fatal(err)
 	}
 	e.must(e.do("POST", "/api/v1/roles", map[string]any{"id": f.role, "actions": []string{auth.SpaceRead}}), http.StatusCreated, nil)
+	e.must(e.do("POST", "/api/v1/roles", map[string]any{"id": f.role + "m", "actions": []string{auth.RoleManage}}), http.StatusCreated, nil)
 	var key apiv1.APIKeyCreated
 	e.must(e.do("POST", "/api/v1/api-keys", map[string]any{"name": "fk" + f.space}), http.StatusCreated, &key)
 	f.key = key.ID
@@ -255,7 +256,8 @@ func matrixCall(pattern string, f fixture) (method, path string, body any) {
 	case "POST /api/v1/roles":
 		body = map[string]any{"id": f.role + "-new", "actions": []string{auth.SpaceRead}}
 	case "POST /api/v1/role-bindings":
-		body = map[string]any{"role": f.role, "space": f.space, "group": "another-group"}
+		// A role the caller holds all of (nobody grants more than they hold).
+		body = map[string]any{"role": f.role + "m", "space": f.space, "group": "another-group"}
 	}
 	return method, path, body
 }
@@ -451,5 +453,60 @@ func TestDomainAuditInTransaction(t *testing.T) {
 		if ev.Action == "stack.create" && ev.Outcome == "success" && ev.SubjectID == "ghost" {
 			t.Errorf("a failed create left a success event: %+v", ev)
 		}
+	}
+}
+
+// TestRBACEscalation: the ways a holder of some actions could give itself
+// more are closed.
+func TestRBACEscalation(t *testing.T) {
+	e := newRBACEnv(t)
+	f := e.fixture(1)
+	// A space admin of a child may not switch inherit on (it would open
+	// the parent's contexts, pools and read access to it).
+	child := e.actor("child-admin", f.space, []string{auth.SpaceWrite, auth.SpaceAdmin, auth.SpaceRead})
+	if r := e.as(child, "PATCH", "/api/v1/spaces/"+f.space, map[string]any{"inherit": true}); r.status != http.StatusForbidden ||
+		!strings.Contains(string(r.body), "space:admin in space root") {
+		t.Errorf("child admin turning inherit on: %s", r)
+	}
+	if r := e.as(child, "PATCH", "/api/v1/spaces/"+f.space, map[string]any{"description": "fine"}); r.status != http.StatusOK {
+		t.Errorf("child admin changing the description: %s", r)
+	}
+	e.must(e.do("PATCH", "/api/v1/spaces/"+f.space, map[string]any{"inherit": true}), http.StatusOK, nil)
+	// role:manage grants only what its holder holds.
+	rm := e.actor("role-manager", space.Root, []string{auth.RoleManage, auth.SpaceRead})
+	for _, role := range []string{auth.RoleAdmin, auth.RoleWriter} {
+		if r := e.as(rm, "POST", "/api/v1/role-bindings", map[string]any{"role": role, "space": space.Root, "group": "mine"}); r.status != http.StatusForbidden {
+			t.Errorf("role manager granting %s: %s", role, r)
+		}
+	}
+	if r := e.as(rm, "POST", "/api/v1/role-bindings", map[string]any{"role": auth.RoleReader, "space": f.space, "group": "mine"}); r.status != http.StatusForbidden {
+		t.Errorf("role manager granting space-reader (it lacks stack:state-read): %s", r)
+	}
+	if r := e.as(rm, "POST", "/api/v1/role-bindings", map[string]any{"role": f.role, "space": f.space, "group": "mine"}); r.status != http.StatusCreated {
+		t.Errorf("role manager granting what it holds: %s", r)
+	}
+	// LOGIN policies (which make admins) are written by admins only.
+	pc := e.actor("policy-writer", space.Root, []string{auth.PolicyCreate, auth.SpaceRead})
+	r := e.as(pc, "POST", "/api/v1/policies", map[string]any{"id": "let-me-in", "type": "LOGIN", "body": "package spacelift\nadmin := true\n"})
+	if r.status != http.StatusForbidden || !strings.Contains(string(r.body), "LOGIN") {
+		t.Errorf("policy:create holder writing a LOGIN policy: %s", r)
+	}
+	// A space holding role bindings cannot be deleted (they would apply to
+	// a later space of the same id).
+	e.must(e.do("POST", "/api/v1/spaces", map[string]any{"id": "short-lived"}), http.StatusCreated, nil)
+	var b apiv1.RoleBinding
+	e.must(e.do("POST", "/api/v1/role-bindings", map[string]any{"role": auth.RoleReader, "space": "short-lived", "group": "g"}), http.StatusCreated, &b)
+	if r := e.do("DELETE", "/api/v1/spaces/short-lived", nil); r.status != http.StatusConflict || !strings.Contains(string(r.body), "role bindings") {
+		t.Errorf("deleting a space with bindings: %s", r)
+	}
+	e.must(e.do("DELETE", "/api/v1/role-bindings/"+b.ID, nil), http.StatusNoContent, nil)
+	e.must(e.do("DELETE", "/api/v1/spaces/short-lived", nil), http.StatusNoContent, nil)
+	// A pool in a hidden space is answered as missing, not named.
+	e.must(e.do("POST", "/api/v1/spaces", map[string]any{"id": "secret-team"}), http.StatusCreated, nil)
+	e.must(e.do("POST", "/api/v1/worker-pools", map[string]any{"id": "secret-pool", "space": "secret-team"}), http.StatusCreated, nil)
+	sc := e.actor("stack-creator", f.space, []string{auth.StackCreate, auth.SpaceRead})
+	r = e.as(sc, "POST", "/api/v1/stacks", map[string]any{"id": "mine", "space": f.space, "repository": pinnedRepo, "worker_pool": "secret-pool"})
+	if r.status != http.StatusBadRequest || strings.Contains(string(r.body), "secret-team") {
+		t.Errorf("stack on a hidden pool: %s", r)
 	}
 }

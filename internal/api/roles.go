@@ -1,6 +1,7 @@
 package api
 
 import (
+	"errors"
 	"net/http"
 	"strings"
 
@@ -144,6 +145,20 @@ func (a *API) createBinding(w http.ResponseWriter, r *http.Request, p auth.Princ
 	default:
 		b.ActorType, b.ActorID = auth.ActorGroup, strings.TrimSpace(in.Group)
 	}
+	// Nobody grants more than they hold: every action of the role, in
+	// that space (admins hold all).
+	role, err := a.Roles.Role(r.Context(), b.Role)
+	if err != nil {
+		return err
+	}
+	for _, act := range role.Actions {
+		if !p.Can(act, sp) {
+			return errs.E(errs.Forbidden, "%s may not grant role %s in space %s: it does not hold %s there itself", p, role.ID, sp, act)
+		}
+	}
+	if role.ID == auth.RoleAdmin && sp == space.Root && !p.Admin {
+		return errs.E(errs.Forbidden, "only an admin may make an admin (space-admin in the root space)")
+	}
 	b, created, err := a.Roles.Bind(r.Context(), b)
 	if err != nil {
 		return err
@@ -179,7 +194,7 @@ func (a *API) deleteBinding(w http.ResponseWriter, r *http.Request, p auth.Princ
 		return err
 	}
 	if err := auth.Authorize(p, auth.RoleManage, b.Space); err != nil {
-		if errs.Is(err, errs.NotFound) {
+		if errors.Is(err, auth.ErrHidden) {
 			return errs.E(errs.NotFound, "role binding %q not found", b.ID)
 		}
 		return err

@@ -1,10 +1,12 @@
 package api
 
 import (
+	"fmt"
 	"net/http"
 
 	"github.com/gantry-iac/gantry/internal/apiv1"
 	"github.com/gantry-iac/gantry/internal/auth"
+	"github.com/gantry-iac/gantry/internal/errs"
 	"github.com/gantry-iac/gantry/internal/httpx"
 	"github.com/gantry-iac/gantry/internal/space"
 )
@@ -78,7 +80,14 @@ func (a *API) updateSpace(w http.ResponseWriter, r *http.Request, p auth.Princip
 		if in.Name != nil {
 			s.Name = *in.Name
 		}
-		if in.Inherit != nil {
+		if in.Inherit != nil && *in.Inherit != s.Inherit {
+			// Inheriting opens the parent's contexts, policies, pools and
+			// read access to the child: the parent's admin decides, as when
+			// creating the space.
+			if !p.Can(auth.SpaceAdmin, s.Parent) {
+				return &errs.Error{Kind: errs.Forbidden, Message: fmt.Sprintf("%s may not change whether space %s inherits: that needs space:admin in space %s (its parent)", p, s.ID, s.Parent),
+					Detail: auth.Denial{MissingAction: auth.SpaceAdmin, Space: s.Parent}}
+			}
 			s.Inherit = *in.Inherit
 		}
 		if in.Labels != nil {

@@ -86,6 +86,7 @@ type oidcDiscovery struct {
 
 const (
 	sessionCookie = "gantry_session"
+	loginCookie   = "gantry_login"
 	loginMaxAge   = 10 * time.Minute
 )
 
@@ -195,10 +196,7 @@ func (a *API) ssoLogin(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	q := r.URL.Query()
-	returnTo := q.Get("return_to")
-	if returnTo == "" || !strings.HasPrefix(returnTo, "/") || strings.HasPrefix(returnTo, "//") || strings.Contains(returnTo, `\`) {
-		returnTo = "/"
-	}
+	returnTo := safeReturn(q.Get("return_to"))
 	port := 0
 	cliState, cliChallenge := q.Get("cli_state"), q.Get("cli_challenge")
 	if v := q.Get("cli_port"); v != "" {
@@ -241,8 +239,28 @@ func (a *API) ssoLogin(w http.ResponseWriter, r *http.Request) error {
 	if strings.Contains(d.Authorization, "?") {
 		sep = "&"
 	}
+	// The state is also bound to this browser: the callback must come back
+	// with this cookie (login CSRF: someone else's callback link does not
+	// sign this browser in).
+	http.SetCookie(w, &http.Cookie{Name: loginCookie, Value: hashCode(state), Path: "/auth/", HttpOnly: true,
+		SameSite: http.SameSiteLaxMode, Secure: r.TLS != nil || strings.HasPrefix(s.RedirectURL, "https://"), MaxAge: int(loginMaxAge.Seconds())})
 	http.Redirect(w, r, d.Authorization+sep+v.Encode(), http.StatusFound)
 	return nil
+}
+
+// safeReturn keeps return_to only when it is a path of this server: no
+// scheme or host, no leading "//" or "\\", no control characters (browsers
+// drop tabs and newlines from Location, turning "/\t/evil" into "//evil").
+func safeReturn(v string) string {
+	if v == "" || !strings.HasPrefix(v, "/") || strings.ContainsAny(v, "\\") ||
+		strings.ContainsFunc(v, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		return "/"
+	}
+	u, err := url.Parse(v)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || strings.HasPrefix(u.Path, "//") || strings.HasPrefix(v, "//") {
+		return "/"
+	}
+	return v
 }
 
 type pendingLogin struct {
@@ -254,15 +272,9 @@ type pendingLogin struct {
 func (s *SSO) takeLogin(ctx context.Context, state string) (pendingLogin, error) {
 	var pl pendingLogin
 	var created int64
-	err := s.DB.Tx(ctx, func(ctx context.Context) error {
-		err := s.DB.QueryRow(ctx, `SELECT verifier, nonce, return_to, cli_port, cli_code, created_at FROM oidc_logins WHERE state = $1`, state).
-			Scan(&pl.verifier, &pl.nonce, &pl.returnTo, &pl.cliPort, &pl.cliChallenge, &created)
-		if err != nil {
-			return err
-		}
-		_, err = s.DB.Exec(ctx, `DELETE FROM oidc_logins WHERE state = $1`, state)
-		return err
-	})
+	// One statement: of two concurrent uses only one gets the row.
+	err := s.DB.QueryRow(ctx, `DELETE FROM oidc_logins WHERE state = $1 RETURNING verifier, nonce, return_to, cli_port, cli_code, created_at`, state).
+		Scan(&pl.verifier, &pl.nonce, &pl.returnTo, &pl.cliPort, &pl.cliChallenge, &created)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return pendingLogin{}, fmt.Errorf("reading a sign-in in progress: %w", err)
 	}
@@ -285,6 +297,11 @@ func (a *API) ssoCallback(w http.ResponseWriter, r *http.Request) error {
 	if q.Get("state") == "" || strings.HasPrefix(q.Get("state"), "x:") {
 		return errs.E(errs.Invalid, "missing state")
 	}
+	if c, err := r.Cookie(loginCookie); err != nil || c.Value != hashCode(q.Get("state")) {
+		a.loginFailed(r, "", "the sign-in was not started by this browser")
+		return errs.E(errs.Unauthenticated, "this sign-in was not started by this browser (or its cookie expired): start again")
+	}
+	http.SetCookie(w, &http.Cookie{Name: loginCookie, Value: "", Path: "/auth/", HttpOnly: true, SameSite: http.SameSiteLaxMode, MaxAge: -1})
 	pl, err := s.takeLogin(r.Context(), q.Get("state"))
 	if err != nil {
 		a.loginFailed(r, "", errs.Public(err))
@@ -472,6 +489,9 @@ func claimGroups(c map[string]any, name string) []string {
 
 // signIn applies the login decision and records the user.
 func (a *API) signIn(r *http.Request, s *SSO, claims map[string]any) (auth.User, error) {
+	if v, ok := claims["email_verified"].(bool); ok && !v {
+		delete(claims, "email") // an address the provider did not verify names nobody
+	}
 	u := auth.User{Issuer: s.Issuer, Subject: claimString(claims, "sub"),
 		Login: claimString(claims, "preferred_username", "email", "sub"), Name: claimString(claims, "name"),
 		Email: claimString(claims, "email"), Groups: claimGroups(claims, s.groupsClaim())}

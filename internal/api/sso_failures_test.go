@@ -1,6 +1,8 @@
 package api_test
 
 import (
+	"crypto/sha256"
+	"encoding/base64"
 	"net/http"
 	"strings"
 	"testing"
@@ -17,8 +19,16 @@ func TestSSOFailures(t *testing.T) {
 	e.a.SSO = &api.SSO{Issuer: "http://127.0.0.1:1", ClientID: "gantry", ClientSecret: "x", RedirectURL: e.url + "/auth/callback", DB: e.db}
 	get := func(path string) response { return e.send(request{method: "GET", path: path}) }
 
-	// Unknown state: a forged or replayed callback.
+	// A callback this browser did not start (login CSRF: someone else's
+	// callback link).
 	r := get("/auth/callback?state=forged&code=abc")
+	if r.status != http.StatusUnauthorized || !strings.Contains(string(r.body), "not started by this browser") {
+		t.Errorf("callback without the login cookie: %s", r)
+	}
+	// Unknown state with a matching cookie: forged or replayed.
+	sum := sha256.Sum256([]byte("forged"))
+	r = e.send(request{method: "GET", path: "/auth/callback?state=forged&code=abc",
+		header: map[string]string{"Cookie": "gantry_login=x:" + base64.RawURLEncoding.EncodeToString(sum[:])}})
 	if r.status != http.StatusUnauthorized || !strings.Contains(string(r.body), "expired or was already used") {
 		t.Errorf("forged state: %s", r)
 	}

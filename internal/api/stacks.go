@@ -1,6 +1,7 @@
 package api
 
 import (
+	"errors"
 	"net/http"
 	"slices"
 
@@ -164,6 +165,13 @@ func (a *API) usablePool(r *http.Request, pool, spaceID string) error {
 	if err != nil {
 		return err
 	}
+	// A pool in a space the caller holds nothing in is answered as one
+	// that does not exist (its error would name its space).
+	if p, ok := auth.From(r.Context()); ok {
+		if wp, err := s.Get(r.Context(), pool); err == nil && !p.CanSee(wp.Space) {
+			return errs.E(errs.Invalid, "worker pool %q does not exist", pool)
+		}
+	}
 	err = s.Usable(r.Context(), pool, spaceID)
 	if errs.Is(err, errs.NotFound) { // the space: Usable reports a missing pool as invalid
 		return errs.E(errs.Invalid, "space %q does not exist", spaceID)
@@ -250,4 +258,14 @@ func (a *API) deleteEnv(w http.ResponseWriter, r *http.Request, p auth.Principal
 		return err
 	}
 	return noContent(w)
+}
+
+// hiddenStack answers a refusal about a stack in a space the caller holds
+// nothing in as if the stack did not exist (when the route's own subject
+// is something else, such as the context being attached).
+func hiddenStack(err error, stackID string) error {
+	if errors.Is(err, auth.ErrHidden) {
+		return errs.E(errs.NotFound, "stack %q not found", stackID)
+	}
+	return err
 }

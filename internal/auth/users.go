@@ -102,12 +102,33 @@ func (us *Users) Get(ctx context.Context, userID string) (User, error) {
 }
 
 // ByLogin returns the user with that login (for `role bind --user`).
+// Logins come from claims a user may be able to choose
+// (preferred_username): when two users share one, the caller must give
+// the user's id.
 func (us *Users) ByLogin(ctx context.Context, login string) (User, error) {
-	u, err := scanUser(us.db.QueryRow(ctx, `SELECT `+userColumns+` FROM users WHERE login = $1 ORDER BY created_at LIMIT 1`, login))
-	if errors.Is(err, sql.ErrNoRows) {
-		return User{}, errs.E(errs.NotFound, "user %q not found", login)
+	rows, err := us.db.Query(ctx, `SELECT `+userColumns+` FROM users WHERE login = $1 ORDER BY created_at LIMIT 2`, login)
+	if err != nil {
+		return User{}, err
 	}
-	return u, err
+	defer rows.Close()
+	var found []User
+	for rows.Next() {
+		u, err := scanUser(rows)
+		if err != nil {
+			return User{}, err
+		}
+		found = append(found, u)
+	}
+	if err := rows.Err(); err != nil {
+		return User{}, err
+	}
+	switch len(found) {
+	case 0:
+		return User{}, errs.E(errs.NotFound, "user %q not found", login)
+	case 1:
+		return found[0], nil
+	}
+	return User{}, errs.E(errs.Conflict, "several users sign in as %q: give the user's id (gantry user list)", login)
 }
 
 // List returns every user, oldest first.
