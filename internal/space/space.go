@@ -190,6 +190,7 @@ func (s *Service) Delete(ctx context.Context, spaceID string) error {
 			{"policies", `SELECT COUNT(*) FROM policies WHERE space_id = $1`},
 			{"worker pools", `SELECT COUNT(*) FROM worker_pools WHERE space_id = $1`},
 			{"contexts", `SELECT COUNT(*) FROM contexts WHERE space_id = $1`},
+			{"integrations", `SELECT COUNT(*) FROM integrations WHERE space_id = $1`},
 			// A binding left behind would apply to a later space of the
 			// same id.
 			{"role bindings", `SELECT COUNT(*) FROM role_bindings WHERE space_id = $1`},

@@ -1,0 +1,158 @@
+package integration_test
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/gantry-iac/gantry/internal/db"
+	"github.com/gantry-iac/gantry/internal/db/dbtest"
+	"github.com/gantry-iac/gantry/internal/errs"
+	"github.com/gantry-iac/gantry/internal/fakes/fakests"
+	"github.com/gantry-iac/gantry/internal/integration"
+	"github.com/gantry-iac/gantry/internal/runtoken"
+	"github.com/gantry-iac/gantry/internal/secrets"
+)
+
+func TestMain(m *testing.M) { dbtest.Main(m) }
+
+// issuer is Gantry's run token issuer served over real HTTP.
+func issuer(t *testing.T, d *db.DB) (*runtoken.Service, string) {
+	t.Helper()
+	var s *runtoken.Service
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write(s.Discovery()) })
+	mux.HandleFunc("GET /.well-known/jwks", func(w http.ResponseWriter, r *http.Request) {
+		b, _ := s.JWKS(r.Context())
+		_, _ = w.Write(b)
+	})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	box, _ := secrets.NewBox(bytes.Repeat([]byte{3}, 32))
+	var err error
+	if s, err = runtoken.New(d, box, runtoken.Config{Issuer: srv.URL}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.EnsureKey(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return s, srv.URL
+}
+
+func request(tokens *runtoken.Service, stack, scope string) integration.Request {
+	r := integration.Request{RunID: "run-01TEST", RunType: "TRACKED", StackID: stack, SpaceID: "team", Scope: scope}
+	r.Token = func(ctx context.Context, aud string) (string, error) {
+		tok, _, err := tokens.Issue(ctx, runtoken.Run{SpaceID: "team", SpacePath: "root/team", StackID: stack, RunID: r.RunID, RunType: "TRACKED", Scope: scope, Audience: aud})
+		return tok, err
+	}
+	return r
+}
+
+// TestAWSWebIdentity: the run's token buys AWS credentials through the
+// SDK from an STS that verifies it against Gantry's JWKS and the role's
+// trust condition on sub; a stack the role does not trust is refused with
+// AWS's message.
+func TestAWSWebIdentity(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		tokens, iss := issuer(t, d)
+		const role = "arn:aws:iam::123456789012:role/gantry-net"
+		fake := fakests.New("eu-west-1", fakests.Role{ARN: role, Issuer: iss, Audience: "sts.amazonaws.com",
+			Subjects: []string{"space:team:stack:net:run_type:*:scope:*"}})
+		sts := httptest.NewServer(fake)
+		t.Cleanup(sts.Close)
+		in := integration.Integration{ID: "aws-prod", Type: integration.AWS, Config: map[string]string{
+			"role_arn": role, "region": "eu-west-1", "sts_endpoint": sts.URL, "duration_seconds": "900"}}
+		m := &integration.AWSMinter{}
+		if err := m.Validate(in.Config); err != nil {
+			t.Fatal(err)
+		}
+		c, err := m.Mint(ctx, in, request(tokens, "net", "read"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := fake.Issued()
+		if len(got) != 1 || got[0].Subject != "space:team:stack:net:run_type:TRACKED:scope:read" || got[0].Session != "run-01TEST" {
+			t.Fatalf("STS issued %+v", got)
+		}
+		if c.Env["AWS_ACCESS_KEY_ID"] != got[0].AccessKeyID || c.Env["AWS_SECRET_ACCESS_KEY"] != got[0].SecretAccessKey ||
+			c.Env["AWS_SESSION_TOKEN"] != got[0].SessionToken || c.Env["AWS_SECURITY_TOKEN"] != got[0].SessionToken ||
+			c.Env["AWS_REGION"] != "eu-west-1" || c.Env["AWS_DEFAULT_REGION"] != "eu-west-1" || c.Expires.IsZero() || c.Identity != role {
+			t.Errorf("credentials %+v", c)
+		}
+		// Another stack: the trust policy's sub condition refuses it.
+		_, err = m.Mint(ctx, in, request(tokens, "other", "write"))
+		if !errs.Is(err, errs.Invalid) || !strings.Contains(errs.Public(err), "AWS refused AssumeRoleWithWebIdentity for "+role+": AccessDenied") {
+			t.Errorf("untrusted stack: %v", err)
+		}
+		// A role the account does not have.
+		in.Config["role_arn"] = "arn:aws:iam::123456789012:role/nope"
+		if _, err := m.Mint(ctx, in, request(tokens, "net", "read")); err == nil || !strings.Contains(errs.Public(err), "AccessDenied") {
+			t.Errorf("unknown role: %v", err)
+		}
+	})
+}
+
+// TestAWSAssumeRole: with the server's own AWS credentials (SigV4-signed
+// by the SDK, checked by the fake), AssumeRole names the run and sends
+// the stack's ExternalId and session tags.
+func TestAWSAssumeRole(t *testing.T) {
+	ctx := context.Background()
+	const role = "arn:aws:iam::210987654321:role/gantry-assume"
+	fake := fakests.New("us-east-1", fakests.Role{ARN: role, AccessKeyID: "AKIAGANTRYSERVER", ExternalIDs: []string{"acme@aws-a@net@write"}})
+	fake.Secrets["AKIAGANTRYSERVER"] = "server-secret-key"
+	sts := httptest.NewServer(fake)
+	t.Cleanup(sts.Close)
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIAGANTRYSERVER")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "server-secret-key")
+	t.Setenv("AWS_CONFIG_FILE", "/dev/null")
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	in := integration.Integration{ID: "aws-a", Type: integration.AWS, Config: map[string]string{"role_arn": role, "mode": "assume_role",
+		"external_id": "true", "account": "acme", "session_tags": "true", "sts_endpoint": sts.URL}}
+	m := &integration.AWSMinter{}
+	if err := m.Validate(in.Config); err != nil {
+		t.Fatal(err)
+	}
+	r := integration.Request{RunID: "run-01W", StackID: "net", SpaceID: "team", Scope: "write"}
+	c, err := m.Mint(ctx, in, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := fake.Issued()
+	if len(got) != 1 || got[0].ExternalID != "acme@aws-a@net@write" || got[0].Session != "run-01W" || got[0].Tags["gantry:stack"] != "net" ||
+		c.Env["AWS_ACCESS_KEY_ID"] != got[0].AccessKeyID {
+		t.Fatalf("issued %+v, credentials %+v", got, c)
+	}
+	// The read ExternalId is not trusted by this role.
+	r.Scope = "read"
+	if _, err := m.Mint(ctx, in, r); err == nil || !strings.Contains(errs.Public(err), "AccessDenied") {
+		t.Errorf("read ExternalId: %v", err)
+	}
+	// A wrong secret: the signature does not verify.
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret")
+	r.Scope = "write"
+	if _, err := m.Mint(ctx, in, r); err == nil || !strings.Contains(errs.Public(err), "SignatureDoesNotMatch") {
+		t.Errorf("bad signature: %v", err)
+	}
+}
+
+func TestAWSValidate(t *testing.T) {
+	m := &integration.AWSMinter{}
+	for _, cfg := range []map[string]string{
+		{},
+		{"role_arn": "arn:aws:iam::1234:role/x"},
+		{"role_arn": "arn:aws:iam::123456789012:role/x", "duration_seconds": "60"},
+		{"role_arn": "arn:aws:iam::123456789012:role/x", "mode": "magic"},
+		{"role_arn": "arn:aws:iam::123456789012:role/x", "secret_access_key": "x"},
+		{"role_arn": "arn:aws:iam::123456789012:role/x", "sts_endpoint": "ftp://x"},
+		{"role_arn": "arn:aws:iam::123456789012:role/x", "region": "mars"},
+	} {
+		if err := m.Validate(cfg); !errs.Is(err, errs.Invalid) {
+			t.Errorf("Validate(%v) = %v, want invalid", cfg, err)
+		}
+	}
+}

@@ -1,0 +1,82 @@
+package integration
+
+import (
+	"context"
+	"sort"
+	"time"
+
+	"github.com/gantry-iac/gantry/internal/errs"
+	"github.com/gantry-iac/gantry/internal/stack"
+)
+
+// Request is what a minter knows of the run it mints for.
+type Request struct {
+	RunID, RunType, StackID, SpaceID string
+	Scope                            string // "read" (planning) or "write" (applying, tasks)
+	// Token returns the run's OIDC token for an audience, of this scope.
+	Token func(ctx context.Context, audience string) (string, error)
+}
+
+// Credentials are what a minter hands the run.
+type Credentials struct {
+	Env     map[string]string // environment variables, all secret
+	Expires time.Time
+	// Identity names who the credentials act as (a role ARN), for the
+	// audit trail.
+	Identity string
+}
+
+// Minter validates settings of one integration type and mints
+// credentials.
+type Minter interface {
+	Validate(cfg map[string]string) error
+	Mint(ctx context.Context, in Integration, r Request) (Credentials, error)
+}
+
+// EnvVar is one variable for the run (always secret).
+type EnvVar struct{ Name, Value string }
+
+// Credentials mints the credentials of every integration that applies to
+// st for r.Scope (read attachments for planning, write for applying), in
+// id order, and audits each issuance (never the credentials). A refusal
+// by the cloud is an error naming the integration and carrying the
+// cloud's message: the run fails at PREPARING with it.
+func (s *Service) Credentials(ctx context.Context, st stack.Stack, r Request) ([]EnvVar, error) {
+	applied, err := s.ForStack(ctx, st)
+	if err != nil {
+		return nil, err
+	}
+	var out []EnvVar
+	for _, a := range applied {
+		if (r.Scope == "read" && !a.Attachment.Read) || (r.Scope != "read" && !a.Attachment.Write) {
+			continue
+		}
+		m, ok := s.Minters[a.Integration.Type]
+		if !ok {
+			return nil, errs.E(errs.Invalid, "integration %s: type %q is not supported", a.Integration.ID, a.Integration.Type)
+		}
+		c, err := m.Mint(ctx, a.Integration, r)
+		if err != nil {
+			if errs.KindOf(err) == errs.Internal {
+				err = errs.Wrap(errs.Unavailable, err, "integration %s: minting credentials failed: %v", a.Integration.ID, err)
+			}
+			return nil, err
+		}
+		names := make([]string, 0, len(c.Env))
+		for k := range c.Env {
+			names = append(names, k)
+		}
+		sort.Strings(names)
+		for _, k := range names {
+			out = append(out, EnvVar{Name: k, Value: c.Env[k]})
+		}
+		ev := map[string]any{"integration": a.Integration.ID, "type": a.Integration.Type, "stack": st.ID, "run": r.RunID,
+			"scope": r.Scope, "identity": c.Identity, "variables": names, "expires_at": c.Expires.UTC()}
+		if err := s.db.Tx(ctx, func(ctx context.Context) error {
+			return s.Audit.Record(ctx, "integration.credentials", "integration", a.Integration.ID, st.Space, nil, ev)
+		}); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
