@@ -20,6 +20,7 @@ import (
 	"github.com/gantry-iac/gantry/internal/contexts"
 	"github.com/gantry-iac/gantry/internal/errs"
 	"github.com/gantry-iac/gantry/internal/httpx"
+	"github.com/gantry-iac/gantry/internal/integration"
 	"github.com/gantry-iac/gantry/internal/notify"
 	"github.com/gantry-iac/gantry/internal/policy"
 	"github.com/gantry-iac/gantry/internal/run"
@@ -43,6 +44,11 @@ type API struct {
 	// and their sessions.
 	Roles *auth.Roles
 	Users *auth.Users
+	// Integrations serves cloud integrations; nil answers 503.
+	Integrations *integration.Service
+	// TokenSubject returns the runs' token issuer and the subjects of a
+	// stack's read and write tokens (run type *), for trust policies.
+	TokenSubject func(ctx context.Context, spaceID, stackID string) (issuer, read, write string)
 	// SSO signs users in with an OpenID Provider; nil: SSO is off.
 	SSO *SSO
 	Log *slog.Logger
@@ -129,7 +135,8 @@ func (a *API) Routes(mux *http.ServeMux) {
 
 // subjects names what a route's {id} is, for hiddenSubject.
 var subjects = map[string]string{"spaces": "space", "stacks": "stack", "runs": "run", "policies": "policy",
-	"contexts": "context", "worker-pools": "worker pool", "webhooks": "endpoint", "notifications": "notification"}
+	"contexts": "context", "worker-pools": "worker pool", "webhooks": "endpoint", "notifications": "notification",
+	"integrations": "integration"}
 
 // hiddenSubject answers a refusal in a space the caller holds nothing in
 // exactly as if the subject did not exist: the route's {id} (a stack, a
@@ -192,6 +199,7 @@ func (a *API) register(user func(pattern, action string, h handler)) {
 	a.auditRoutes(user)
 	a.auditWebhookRoutes(user)
 	a.roleRoutes(user)
+	a.integrationRoutes(user)
 }
 
 // authenticate resolves the caller of r from its bearer token (or basic

@@ -474,6 +474,12 @@ var auditActions = map[string]routeAudit{
 	"POST /api/v1/contexts/{id}/attachments":           {"context.attach", "context", "id"},
 	"DELETE /api/v1/contexts/{id}/attachments/{stack}": {"context.detach", "context", "id"},
 
+	"POST /api/v1/integrations":                            {"integration.create", "integration", fromResponse},
+	"PATCH /api/v1/integrations/{id}":                      {"integration.update", "integration", "id"},
+	"DELETE /api/v1/integrations/{id}":                     {"integration.delete", "integration", "id"},
+	"POST /api/v1/integrations/{id}/attachments":           {"integration.attach", "integration", "id"},
+	"DELETE /api/v1/integrations/{id}/attachments/{stack}": {"integration.detach", "integration", "id"},
+
 	"POST /api/v1/api-keys":        {"api_key.create", "api_key", fromResponse},
 	"DELETE /api/v1/api-keys/{id}": {"api_key.revoke", "api_key", "id"},
 

@@ -24,6 +24,7 @@ import (
 	"github.com/gantry-iac/gantry/internal/events"
 	"github.com/gantry-iac/gantry/internal/httpx"
 	"github.com/gantry-iac/gantry/internal/id"
+	"github.com/gantry-iac/gantry/internal/integration"
 	"github.com/gantry-iac/gantry/internal/notify"
 	"github.com/gantry-iac/gantry/internal/policy"
 	"github.com/gantry-iac/gantry/internal/run"
@@ -76,6 +77,11 @@ func newRBACEnv(t *testing.T) *rbacEnv {
 	// server wires it.
 	hook := au.Hook()
 	spaces.Audit, e.stacks.Audit, e.state.Audit, a.Pools.Audit, n.Audit, a.Contexts.Audit = hook, hook, hook, hook, hook, hook
+	a.Integrations = integration.New(d, spaces, e.stacks)
+	a.Integrations.Audit = hook
+	a.TokenSubject = func(_ context.Context, spaceID, stackID string) (string, string, string) {
+		return "https://gantry.example", "space:" + spaceID + ":stack:" + stackID + ":run_type:*:scope:read", "space:" + spaceID + ":stack:" + stackID + ":run_type:*:scope:write"
+	}
 	e.runs.Audit, a.Policies.Audit = au, au
 	mux := http.NewServeMux()
 	a.Routes(mux)
@@ -110,7 +116,7 @@ func (e *rbacEnv) actor(name, sp string, actions []string) string {
 
 // fixture is one of everything, in a space of its own.
 type fixture struct {
-	space, stack, run, policy, context, pool, webhook, notification, auditHook, role, binding, key string
+	space, stack, run, policy, context, pool, webhook, notification, auditHook, role, binding, key, integration string
 }
 
 func (e *rbacEnv) fixture(n int) fixture {
@@ -126,6 +132,10 @@ func (e *rbacEnv) fixture(n int) fixture {
 	e.must(e.do("POST", "/api/v1/policies", map[string]any{"id": f.policy, "space": f.space, "type": "PLAN",
 		"body": "package spacelift\ndeny contains \"no\" if false\n"}), http.StatusCreated, nil)
 	e.must(e.do("POST", "/api/v1/contexts", map[string]any{"id": f.context, "space": f.space}), http.StatusCreated, nil)
+	f.integration = fmt.Sprintf("aws%d", n)
+	e.must(e.do("POST", "/api/v1/integrations", map[string]any{"id": f.integration, "space": f.space, "type": "aws",
+		"config": map[string]string{"role_arn": "arn:aws:iam::123456789012:role/gantry"}}), http.StatusCreated, nil)
+	e.must(e.do("POST", "/api/v1/integrations/"+f.integration+"/attachments", map[string]any{"stack": f.stack, "read": true}), http.StatusOK, nil)
 	e.must(e.do("POST", "/api/v1/worker-pools", map[string]any{"id": f.pool, "space": f.space}), http.StatusCreated, nil)
 	e.must(e.do("POST", "/api/v1/webhooks", map[string]any{"id": f.webhook, "space": f.space, "url": "http://127.0.0.1:9/hook"}), http.StatusCreated, nil)
 	e.must(e.do("POST", "/api/v1/audit/webhooks", map[string]any{"id": f.auditHook, "url": "http://127.0.0.1:9/audit", "secret": "s3cret-s3cret"}), http.StatusCreated, nil)
@@ -184,6 +194,8 @@ func matrixCall(pattern string, f fixture) (method, path string, body any) {
 		repl["{id}"] = f.binding
 	case strings.HasPrefix(path, "/api/v1/api-keys/{id}"):
 		repl["{id}"] = f.key
+	case strings.HasPrefix(path, "/api/v1/integrations/{id}"):
+		repl["{id}"] = f.integration
 	}
 	repl["{stack}"] = f.stack
 	if strings.Contains(path, "policy-library/{name}") {
@@ -255,6 +267,16 @@ func matrixCall(pattern string, f fixture) (method, path string, body any) {
 		body = map[string]any{"id": f.auditHook + "-new", "url": "http://127.0.0.1:9/a", "secret": "s3cret-s3cret"}
 	case "POST /api/v1/roles":
 		body = map[string]any{"id": f.role + "-new", "actions": []string{auth.SpaceRead}}
+	case "GET /api/v1/integrations":
+		path += q
+	case "GET /api/v1/integrations/{id}/aws-trust-policy":
+		path += "?stack=" + f.stack
+	case "POST /api/v1/integrations":
+		body = map[string]any{"id": f.integration + "-new", "space": f.space, "type": "aws", "config": map[string]string{"role_arn": "arn:aws:iam::123456789012:role/x"}}
+	case "PATCH /api/v1/integrations/{id}":
+		body = map[string]any{"description": "changed"}
+	case "POST /api/v1/integrations/{id}/attachments":
+		body = map[string]any{"stack": f.stack, "read": true, "write": true}
 	case "POST /api/v1/role-bindings":
 		// A role the caller holds all of (nobody grants more than they hold).
 		body = map[string]any{"role": f.role + "m", "space": f.space, "group": "another-group"}

@@ -30,6 +30,7 @@ import (
 	"github.com/gantry-iac/gantry/internal/events"
 	"github.com/gantry-iac/gantry/internal/git"
 	"github.com/gantry-iac/gantry/internal/httpx"
+	"github.com/gantry-iac/gantry/internal/integration"
 	"github.com/gantry-iac/gantry/internal/notify"
 	"github.com/gantry-iac/gantry/internal/policy"
 	"github.com/gantry-iac/gantry/internal/policy/engine"
@@ -99,30 +100,31 @@ type Config struct {
 
 // Server is a running control plane.
 type Server struct {
-	cfg      Config
-	log      *slog.Logger
-	out      io.Writer
-	db       *db.DB
-	hub      *events.Hub
-	box      *secrets.Box
-	spaces   *space.Service
-	stacks   *stack.Service
-	runs     *run.Service
-	state    *state.Service
-	keys     *auth.Keys
-	registry *workerapi.Registry
-	notify   *notify.Service
-	policies *policy.Service
-	pools    *workerpool.Service
-	audit    *audit.Service
-	tokens   *runtoken.Service
-	instance string
-	url      string
-	ready    atomic.Bool
-	draining atomic.Bool
-	poolTok  string
-	tempDir  bool          // --dev made the data directory: remove it at exit
-	closed   chan struct{} // closed when Run returns
+	cfg          Config
+	log          *slog.Logger
+	out          io.Writer
+	db           *db.DB
+	hub          *events.Hub
+	box          *secrets.Box
+	spaces       *space.Service
+	stacks       *stack.Service
+	runs         *run.Service
+	state        *state.Service
+	keys         *auth.Keys
+	registry     *workerapi.Registry
+	notify       *notify.Service
+	policies     *policy.Service
+	pools        *workerpool.Service
+	audit        *audit.Service
+	tokens       *runtoken.Service
+	integrations *integration.Service
+	instance     string
+	url          string
+	ready        atomic.Bool
+	draining     atomic.Bool
+	poolTok      string
+	tempDir      bool          // --dev made the data directory: remove it at exit
+	closed       chan struct{} // closed when Run returns
 }
 
 // Run starts the server and blocks until ctx ends, then drains.
@@ -223,6 +225,8 @@ func (s *Server) open(ctx context.Context) error {
 	s.policies.Audit = s.audit
 	hook := s.audit.Hook()
 	s.spaces.Audit, s.stacks.Audit, s.state.Audit, s.pools.Audit, s.notify.Audit = hook, hook, hook, hook, hook
+	s.integrations = integration.New(s.db, s.spaces, s.stacks)
+	s.integrations.Audit = hook
 	if err := s.spaces.EnsureRoot(ctx); err != nil {
 		return err
 	}
@@ -331,11 +335,21 @@ func (s *Server) handler() http.Handler {
 	mux.Handle("GET /metrics", s.metricsHandler())
 	a := &api.API{Spaces: s.spaces, Stacks: s.stacks, Runs: s.runs, State: s.state, Keys: s.keys, Log: s.log, Head: git.Head,
 		Notify: s.notify, Policies: s.policies, Pools: s.pools, Audit: s.audit,
-		Roles: auth.NewRoles(s.db), Users: auth.NewUsers(s.db), SSO: s.sso()}
+		Roles: auth.NewRoles(s.db), Users: auth.NewUsers(s.db), SSO: s.sso(), Integrations: s.integrations,
+		TokenSubject: func(ctx context.Context, spaceID, stackID string) (string, string, string) {
+			path, err := s.spacePath(ctx, spaceID)
+			if err != nil {
+				path = spaceID
+			}
+			sub := func(scope string) string {
+				return s.tokens.Subject(runtoken.Run{SpaceID: spaceID, SpacePath: path, StackID: stackID, RunID: "*", RunType: "*", Scope: scope})
+			}
+			return s.tokens.Config().Issuer, sub(runtoken.Read), sub(runtoken.Write)
+		}}
 	a.Routes(mux)
 	wh := &workerapi.Handler{Runs: s.runs, Stacks: s.stacks, Registry: s.registry, Hub: s.hub, Log: s.log,
 		MaxClaimWait: min(30*time.Second, max(s.cfg.WorkerTimeout/3, time.Second)), Draining: s.draining.Load,
-		PoolForToken: s.poolForToken, PoolKey: s.pools.PublicKey, Tokens: s.tokens, SpacePath: s.spacePath}
+		PoolForToken: s.poolForToken, PoolKey: s.pools.PublicKey, Tokens: s.tokens, SpacePath: s.spacePath, Integrations: s.integrations}
 	// The runs' OIDC issuer: discovery and keys, without authentication.
 	mux.HandleFunc("GET /.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")

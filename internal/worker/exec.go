@@ -570,9 +570,31 @@ func (j *jobRun) writeOIDCToken() error {
 	return nil
 }
 
-// newOIDCToken takes the fresh token of scope write the server sent for
-// the apply: masked from now on, in the environment and the file.
+// newOIDCToken takes what the server sent for the apply: the cloud
+// integrations' write credentials and a fresh token of scope write,
+// masked from now on, in the environment (and the token's file).
 func (j *jobRun) newOIDCToken(resp workerapi.PlannedResponse) error {
+	// The cloud integrations' write credentials replace the read ones
+	// (ranked -1), all of them: an integration attached for read only
+	// gives the apply nothing.
+	kept := j.job.Env[:0]
+	for _, v := range j.job.Env {
+		if v.Rank != -1 {
+			kept = append(kept, v)
+		}
+	}
+	j.job.Env = kept
+	for _, v := range resp.Env {
+		if v.Sealed {
+			pt, err := j.w.openValue(envInfo(j.job.RunID, v.Name), v.Value)
+			if err != nil {
+				return err
+			}
+			v.Value, v.Sealed = pt, false
+		}
+		j.masker.Add(v.Value)
+		j.job.Env = append(j.job.Env, v)
+	}
 	if resp.OIDCToken == "" {
 		return nil
 	}

@@ -87,14 +87,15 @@ func (j *jobRun) openWorkspace(data []byte) ([]byte, error) {
 	return out, nil
 }
 
-// openValue opens one sealed value (the run's OIDC token).
+// openValue opens one sealed value (the run's OIDC token, an apply's
+// credentials).
 func (w *Worker) openValue(info, v string) (string, error) {
 	if w.cfg.PrivateKey == nil {
 		return "", fail("this pool seals its secrets to its key: start the worker with the pool's private key (--private-key-file)")
 	}
 	pt, err := w.cfg.PrivateKey.OpenString(info, v)
 	if err != nil {
-		return "", fail("opening the sealed OIDC token: %v", err)
+		return "", fail("opening a sealed value (%s): %v", info, err)
 	}
 	return pt, nil
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/gantry-iac/gantry/internal/errs"
 	"github.com/gantry-iac/gantry/internal/events"
 	"github.com/gantry-iac/gantry/internal/httpx"
+	"github.com/gantry-iac/gantry/internal/integration"
 	"github.com/gantry-iac/gantry/internal/run"
 	"github.com/gantry-iac/gantry/internal/runtoken"
 	"github.com/gantry-iac/gantry/internal/stack"
@@ -40,6 +41,11 @@ type Handler struct {
 	// PoolKey, when set, returns a pool's public key ("" for none): secret
 	// values of its jobs are sealed to it and its workspaces must be.
 	PoolKey func(ctx context.Context, pool string) (string, error)
+	// Integrations, when set, mints the credentials of the stack's cloud
+	// integrations for each job (read for plans, write for applies).
+	Integrations interface {
+		Credentials(ctx context.Context, st stack.Stack, r integration.Request) ([]integration.EnvVar, error)
+	}
 	// SpacePath, when set, names a space by its path from the root
 	// ("root/team/app"), for the spacePath claim.
 	SpacePath func(ctx context.Context, spaceID string) (string, error)
@@ -224,10 +230,15 @@ func (h *Handler) buildJob(ctx context.Context, cl *run.Claimed) (*Job, error) {
 	if job.OIDCToken, err = h.runToken(ctx, cl.Run, st.Space, scope); err != nil {
 		return nil, err
 	}
+	creds, err := h.credentials(ctx, cl.Run, st, scope)
+	if err != nil {
+		return nil, err
+	}
 	if h.Contexts == nil {
 		for _, v := range vars {
 			job.Env = append(job.Env, EnvVar{Name: v.Name, Value: v.Value, Secret: v.Secret})
 		}
+		job.Env = append(job.Env, creds...)
 		return job, nil
 	}
 	// The stack's environment merged with its contexts' (stack first, then
@@ -244,7 +255,41 @@ func (h *Handler) buildJob(ctx context.Context, cl *run.Claimed) (*Job, error) {
 		job.Files = append(job.Files, File{Path: f.Path, Content: f.Content, Secret: f.Secret})
 	}
 	job.Hooks = Hooks(eff.Hooks)
+	job.Env = append(job.Env, creds...)
 	return job, nil
+}
+
+// credentials mints the stack's cloud integrations' credentials for the
+// run's scope: secret variables ranked above the stack's and its
+// contexts' (an integration's credentials are not shadowed by accident).
+func (h *Handler) credentials(ctx context.Context, rn run.Run, st stack.Stack, scope string) ([]EnvVar, error) {
+	if h.Integrations == nil {
+		return nil, nil
+	}
+	req := integration.Request{RunID: rn.ID, RunType: rn.Type, StackID: st.ID, SpaceID: st.Space, Scope: scope,
+		Token: func(ctx context.Context, audience string) (string, error) {
+			if h.Tokens == nil {
+				return "", errs.E(errs.Unavailable, "this server issues no OIDC tokens")
+			}
+			path := st.Space
+			if h.SpacePath != nil {
+				if p, err := h.SpacePath(ctx, st.Space); err == nil {
+					path = p
+				}
+			}
+			tok, _, err := h.Tokens.Issue(ctx, runtoken.Run{SpaceID: st.Space, SpacePath: path, StackID: st.ID, RunID: rn.ID,
+				RunType: rn.Type, Scope: scope, Audience: audience})
+			return tok, err
+		}}
+	vars, err := h.Integrations.Credentials(ctx, st, req)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]EnvVar, 0, len(vars))
+	for _, v := range vars {
+		out = append(out, EnvVar{Name: v.Name, Value: v.Value, Secret: true, Rank: -1})
+	}
+	return out, nil
 }
 
 func (h *Handler) phase(w http.ResponseWriter, r *http.Request, rn run.Run) error {
@@ -336,12 +381,24 @@ func (h *Handler) planned(w http.ResponseWriter, r *http.Request, rn run.Run) er
 		if resp.OIDCToken, err = h.runToken(r.Context(), rn, st.Space, runtoken.Write); err != nil {
 			return err
 		}
+		if resp.Env, err = h.credentials(r.Context(), rn, st, runtoken.Write); err != nil {
+			// The apply cannot have its credentials: fail the run now, with
+			// the cloud's reason, rather than apply without them.
+			_, _ = h.Runs.Finish(r.Context(), rn.ID, rn.WorkerID, false, "minting the apply's credentials failed: "+errs.Public(err))
+			return err
+		}
+		pool, err := h.Registry.Pool(r.Context(), rn.WorkerID)
+		if err != nil {
+			return err
+		}
 		if resp.OIDCToken != "" {
-			pool, err := h.Registry.Pool(r.Context(), rn.WorkerID)
-			if err != nil {
+			if resp.OIDCToken, resp.OIDCTokenSealed, err = h.sealValue(r.Context(), pool, "oidc-write:"+rn.ID, resp.OIDCToken); err != nil {
 				return err
 			}
-			if resp.OIDCToken, resp.OIDCTokenSealed, err = h.sealValue(r.Context(), pool, "oidc-write:"+rn.ID, resp.OIDCToken); err != nil {
+		}
+		for i := range resp.Env {
+			v := &resp.Env[i]
+			if v.Value, v.Sealed, err = h.sealValue(r.Context(), pool, "env:"+rn.ID+":"+v.Name, v.Value); err != nil {
 				return err
 			}
 		}

@@ -182,6 +182,10 @@ type PlannedResponse struct {
 	// apply (sealed, info "oidc-write:<run>", when OIDCTokenSealed).
 	OIDCToken       string `json:"oidc_token,omitempty"`
 	OIDCTokenSealed bool   `json:"oidc_token_sealed,omitempty"`
+	// Env, with next apply, are the write credentials of the stack's cloud
+	// integrations for the apply: they replace variables of the same name
+	// (secret, sealed like the job's when the pool has a key pair).
+	Env []EnvVar `json:"env,omitempty"`
 }
 
 // HeartbeatResponse tells a worker whether to stop the job.

@@ -1,0 +1,129 @@
+package e2e
+
+import (
+	"encoding/json"
+	"io/fs"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/gantry-iac/gantry/internal/apiv1"
+	"github.com/gantry-iac/gantry/internal/fakes/fakests"
+)
+
+// TestAWSIntegration: a stack with an AWS integration gets credentials
+// minted for each run from its OIDC token (AssumeRoleWithWebIdentity,
+// through the official SDK, at an STS that verifies the token against the
+// server's JWKS over HTTP and the role's trust condition on sub): read
+// credentials while planning, other, write ones while applying, seen by
+// real OpenTofu (a local-exec provisioner); a stack the role does not
+// trust fails at PREPARING with AWS's reason; no credential in the log,
+// the API, the audit trail or the data directory.
+func TestAWSIntegration(t *testing.T) {
+	requireSetup(t)
+	s := StartServer(t, ServerConfig{})
+	const role = "arn:aws:iam::123456789012:role/gantry-app"
+	fake := fakests.New("eu-west-1", fakests.Role{ARN: role, Issuer: s.URL, Audience: "sts.amazonaws.com",
+		Subjects: []string{"space:team:stack:app:run_type:*:scope:*"}})
+	sts := httptest.NewServer(fake)
+	t.Cleanup(sts.Close)
+
+	out := t.TempDir()
+	repo := NewRepo(t, map[string]string{"main.tf": `
+variable "out" {}
+
+resource "terraform_data" "aws" {
+  input = "v1"
+  provisioner "local-exec" {
+    command = "test -n \"$AWS_SECRET_ACCESS_KEY\" && test \"$AWS_SECURITY_TOKEN\" = \"$AWS_SESSION_TOKEN\" && test \"$AWS_REGION\" = eu-west-1 && printf %s \"$AWS_ACCESS_KEY_ID\" > ${var.out}/apply.akid && echo \"secret: $AWS_SECRET_ACCESS_KEY\""
+  }
+}
+`})
+	s.MustGantry(t, "space", "create", "--id", "team", "--name", "team")
+	for _, id := range []string{"app", "other"} {
+		s.CreateStack(t, id, repo.URL, "--space", "team", "--autodeploy",
+			"--before-plan", `printf %s "$AWS_ACCESS_KEY_ID" > `+filepath.Join(out, id+"-plan.akid"))
+		s.MustGantry(t, "stack", "env", "set", "--id", id, "TF_VAR_out", out)
+	}
+	var in apiv1.Integration
+	s.MustJSON(t, &in, "integration", "create", "--id", "aws-team", "--space", "team", "--type", "aws",
+		"--set", "role_arn="+role, "--set", "region=eu-west-1", "--set", "sts_endpoint="+sts.URL)
+	s.MustGantry(t, "integration", "attach", "--id", "aws-team", "--stack", "app")
+	s.MustGantry(t, "integration", "attach", "--id", "aws-team", "--stack", "other", "--read")
+
+	r := s.StartRun(t, "deploy", "app")
+	s.WaitRun(t, r.ID, "FINISHED")
+	issued := fake.Issued()
+	if len(issued) != 2 || !strings.HasSuffix(issued[0].Subject, ":scope:read") || !strings.HasSuffix(issued[1].Subject, ":scope:write") ||
+		issued[0].Session != r.ID {
+		t.Fatalf("STS issued %+v", issued)
+	}
+	read := func(name string) string {
+		b, err := os.ReadFile(filepath.Join(out, name))
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", name, err, s.Logs(t, "app", r.ID))
+		}
+		return string(b)
+	}
+	if read("app-plan.akid") != issued[0].AccessKeyID || read("apply.akid") != issued[1].AccessKeyID {
+		t.Errorf("plan saw %s, apply %s; STS issued %s (read) and %s (write)", read("app-plan.akid"), read("apply.akid"), issued[0].AccessKeyID, issued[1].AccessKeyID)
+	}
+	log := s.Logs(t, "app", r.ID)
+	if !strings.Contains(log, "secret: *****") {
+		t.Errorf("the apply's secret key is not masked in the log:\n%s", log)
+	}
+
+	// The role does not trust stack other: its run fails at PREPARING with
+	// AWS's reason.
+	r2 := s.StartRun(t, "deploy", "other")
+	failed := s.WaitRun(t, r2.ID, "FAILED")
+	if !strings.Contains(failed.Reason, "AWS refused AssumeRoleWithWebIdentity for "+role+": AccessDenied") {
+		t.Errorf("reason %q", failed.Reason)
+	}
+	if _, err := os.Stat(filepath.Join(out, "other-plan.akid")); err == nil {
+		t.Error("the refused run went on to plan")
+	}
+
+	// The trust policy to paste into AWS names the stack's subjects.
+	var doc map[string]any
+	s.MustJSON(t, &doc, "integration", "aws", "trust-policy", "--id", "aws-team", "--stack", "app")
+	raw, _ := json.Marshal(doc)
+	if !strings.Contains(string(raw), "space:team:stack:app:run_type:*:scope:write") || !strings.Contains(string(raw), "sts:AssumeRoleWithWebIdentity") {
+		t.Errorf("trust policy %s", raw)
+	}
+
+	// Every issuance audited, without credentials; no credential stored.
+	var evs []apiv1.AuditEvent
+	s.getJSON(t, "/api/v1/audit/events?action=integration.credentials", &struct{ Items *[]apiv1.AuditEvent }{&evs})
+	if len(evs) != 2 {
+		t.Errorf("%d integration.credentials events, want 2", len(evs))
+	}
+	secretsIssued := []string{}
+	for _, is := range fake.Issued() {
+		secretsIssued = append(secretsIssued, is.SecretAccessKey, is.SessionToken)
+	}
+	for _, ev := range evs {
+		for _, sec := range secretsIssued {
+			if strings.Contains(string(ev.Change), sec) {
+				t.Errorf("audit event holds a credential: %s", ev.Change)
+			}
+		}
+	}
+	_ = filepath.WalkDir(s.DataDir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return nil
+		}
+		b, _ := os.ReadFile(p)
+		for _, sec := range secretsIssued {
+			if strings.Contains(string(b), sec) {
+				t.Errorf("%s holds a credential", p)
+			}
+		}
+		return nil
+	})
+	if strings.Contains(s.Log(), issued[1].SecretAccessKey) {
+		t.Error("the server log holds a credential")
+	}
+}
