@@ -370,6 +370,36 @@ space_read contains "root" if {
 		}
 	})
 
+	t.Run("offboarding", func(t *testing.T) {
+		// carol signs in, makes a key of her own; disabled, both stop,
+		// and she cannot sign in again until enabled.
+		c := browser(t)
+		signIn(t, c, gantryURL+"/auth/login", "carol")
+		st, body := post(t, c, "/api/v1/api-keys", `{"name":"carol-laptop"}`)
+		if st != 201 {
+			t.Fatalf("carol's key: %d %s", st, body)
+		}
+		var key apiv1.APIKeyCreated
+		_ = json.Unmarshal([]byte(body), &key)
+		s.MustGantry(t, "user", "disable", "--id", "carol")
+		if _, st := whoami(t, c, ""); st != 401 {
+			t.Errorf("carol's session after disable: %d", st)
+		}
+		if _, st := whoami(t, http.DefaultClient, key.Token); st != 401 {
+			t.Errorf("carol's key after disable: %d", st)
+		}
+		resp, body2 := signIn(t, browser(t), gantryURL+"/auth/login", "carol")
+		if resp.StatusCode != 403 || !strings.Contains(body2, "disabled") {
+			t.Errorf("disabled carol signing in: %d %s", resp.StatusCode, body2)
+		}
+		s.MustGantry(t, "user", "enable", "--id", "carol")
+		c = browser(t)
+		signIn(t, c, gantryURL+"/auth/login", "carol")
+		if me, st := whoami(t, c, ""); st != 200 || me.Actor != "user::carol" {
+			t.Errorf("enabled carol: %d %+v", st, me)
+		}
+	})
+
 	t.Run("users and audit", func(t *testing.T) {
 		var users []apiv1.User
 		s.getJSON(t, "/api/v1/users", &struct{ Items *[]apiv1.User }{&users})
@@ -383,8 +413,8 @@ space_read contains "root" if {
 		}
 		var evs []apiv1.AuditEvent
 		s.getJSON(t, "/api/v1/audit/events?action=auth.login_denied", &struct{ Items *[]apiv1.AuditEvent }{&evs})
-		if len(evs) != 1 || evs[0].Actor != "user::mallory" || evs[0].Outcome != "denied" {
-			t.Errorf("denied login events = %+v", evs)
+		if len(evs) != 2 || evs[1].Actor != "user::mallory" || evs[0].Actor != "user::carol" || evs[1].Outcome != "denied" {
+			t.Errorf("denied login events = %+v (mallory by the policy, then disabled carol)", evs)
 		}
 		s.getJSON(t, "/api/v1/audit/events?action=auth.login&actor=user::alice", &struct{ Items *[]apiv1.AuditEvent }{&evs})
 		if len(evs) != 1 || evs[0].SourceIP != "127.0.0.1" {

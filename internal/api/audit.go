@@ -474,6 +474,8 @@ var auditActions = map[string]routeAudit{
 	"POST /api/v1/contexts/{id}/attachments":           {"context.attach", "context", "id"},
 	"DELETE /api/v1/contexts/{id}/attachments/{stack}": {"context.detach", "context", "id"},
 
+	"POST /api/v1/users/{id}/disable":                      {"user.disable", "user", "id"},
+	"POST /api/v1/users/{id}/enable":                       {"user.enable", "user", "id"},
 	"POST /api/v1/integrations":                            {"integration.create", "integration", fromResponse},
 	"PATCH /api/v1/integrations/{id}":                      {"integration.update", "integration", "id"},
 	"DELETE /api/v1/integrations/{id}":                     {"integration.delete", "integration", "id"},

@@ -116,7 +116,7 @@ func (e *rbacEnv) actor(name, sp string, actions []string) string {
 
 // fixture is one of everything, in a space of its own.
 type fixture struct {
-	space, stack, run, policy, context, pool, webhook, notification, auditHook, role, binding, key, integration string
+	space, stack, run, policy, context, pool, webhook, notification, auditHook, role, binding, key, integration, user string
 }
 
 func (e *rbacEnv) fixture(n int) fixture {
@@ -132,6 +132,11 @@ func (e *rbacEnv) fixture(n int) fixture {
 	e.must(e.do("POST", "/api/v1/policies", map[string]any{"id": f.policy, "space": f.space, "type": "PLAN",
 		"body": "package spacelift\ndeny contains \"no\" if false\n"}), http.StatusCreated, nil)
 	e.must(e.do("POST", "/api/v1/contexts", map[string]any{"id": f.context, "space": f.space}), http.StatusCreated, nil)
+	f.user = id.New("usr")
+	if _, err := e.db.Exec(context.Background(), `INSERT INTO users (id, issuer, subject, login, created_at) VALUES ($1, 'https://idp', $1, $2, $3)`,
+		f.user, "login-"+f.space, time.Now().UnixNano()); err != nil {
+		e.t.Fatal(err)
+	}
 	f.integration = fmt.Sprintf("aws%d", n)
 	e.must(e.do("POST", "/api/v1/integrations", map[string]any{"id": f.integration, "space": f.space, "type": "aws",
 		"config": map[string]string{"role_arn": "arn:aws:iam::123456789012:role/gantry"}}), http.StatusCreated, nil)
@@ -196,6 +201,8 @@ func matrixCall(pattern string, f fixture) (method, path string, body any) {
 		repl["{id}"] = f.key
 	case strings.HasPrefix(path, "/api/v1/integrations/{id}"):
 		repl["{id}"] = f.integration
+	case strings.HasPrefix(path, "/api/v1/users/{id}"):
+		repl["{id}"] = f.user
 	}
 	repl["{stack}"] = f.stack
 	if strings.Contains(path, "policy-library/{name}") {
@@ -291,6 +298,7 @@ var filtered = map[string]bool{"GET /api/v1/spaces": true, "GET /api/v1/deliveri
 // fixture's space.
 var rootRoutes = map[string]bool{
 	"POST /api/v1/roles": true, "DELETE /api/v1/roles/{id}": true, "GET /api/v1/users": true,
+	"POST /api/v1/users/{id}/disable": true, "POST /api/v1/users/{id}/enable": true,
 }
 
 // TestRBACRouteMatrix walks every route of the route table with an actor

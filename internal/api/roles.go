@@ -24,6 +24,8 @@ func (a *API) roleRoutes(user func(pattern, action string, h handler)) {
 	r.Handle("POST /api/v1/role-bindings", auth.RoleManage, a.createBinding)
 	r.Handle("DELETE /api/v1/role-bindings/{id}", auth.RoleManage, a.deleteBinding)
 	r.Handle("GET /api/v1/users", auth.RoleManage, a.listUsers)
+	r.Handle("POST /api/v1/users/{id}/disable", auth.RoleManage, a.disableUser(true))
+	r.Handle("POST /api/v1/users/{id}/enable", auth.RoleManage, a.disableUser(false))
 }
 
 func (a *API) listActions(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
@@ -232,5 +234,36 @@ func bindingOut(b auth.Binding) apiv1.RoleBinding {
 
 func userOut(u auth.User) apiv1.User {
 	return apiv1.User{ID: u.ID, Login: u.Login, Name: u.Name, Email: u.Email, Issuer: u.Issuer, Groups: u.Groups,
-		Grants: u.Grants, Admin: u.Admin, CreatedAt: utc(u.CreatedAt), LastLoginAt: utc(u.LastLoginAt)}
+		Grants: u.Grants, Admin: u.Admin, CreatedAt: utc(u.CreatedAt), LastLoginAt: utc(u.LastLoginAt), DisabledAt: optTime(u.DisabledAt)}
+}
+
+// disableUser disables a user (signing them out everywhere and revoking
+// their own API keys) or enables them again; users are account-wide, so
+// role:manage in the root space.
+func (a *API) disableUser(disabled bool) handler {
+	return func(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+		if err := auth.Authorize(p, auth.RoleManage, space.Root); err != nil {
+			return err
+		}
+		u, err := a.Users.Get(r.Context(), r.PathValue("id"))
+		if errs.Is(err, errs.NotFound) {
+			u, err = a.Users.ByLogin(r.Context(), r.PathValue("id"))
+		}
+		if err != nil {
+			return err
+		}
+		if disabled && p.User == u.ID {
+			return errs.E(errs.Conflict, "you cannot disable yourself")
+		}
+		var rec auth.Recorder
+		if a.Audit != nil {
+			rec = a.auditRecorder
+		}
+		u, err = a.Users.SetDisabled(r.Context(), u.ID, disabled, rec)
+		if err != nil {
+			return err
+		}
+		httpx.WriteJSON(w, http.StatusOK, userOut(u))
+		return nil
+	}
 }

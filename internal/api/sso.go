@@ -511,6 +511,9 @@ func (a *API) signIn(r *http.Request, s *SSO, claims map[string]any) (auth.User,
 		}
 	}
 	out, err := a.Users.SignedIn(r.Context(), u)
+	if errs.Is(err, errs.Forbidden) {
+		a.auditLogin(r, "auth.login_denied", u.Login, errs.Public(err))
+	}
 	if err != nil {
 		return auth.User{}, err
 	}

@@ -60,4 +60,5 @@ type User struct {
 	Admin       bool                `json:"admin"`
 	CreatedAt   time.Time           `json:"created_at"`
 	LastLoginAt time.Time           `json:"last_login_at"`
+	DisabledAt  *time.Time          `json:"disabled_at,omitempty"` // disabled: cannot sign in, sessions and own keys revoked
 }

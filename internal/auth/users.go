@@ -34,6 +34,7 @@ type User struct {
 	Admin       bool                `json:"admin"`
 	CreatedAt   time.Time           `json:"created_at"`
 	LastLoginAt time.Time           `json:"last_login_at"`
+	DisabledAt  time.Time           `json:"disabled_at"` // zero: enabled
 }
 
 // Users stores users and their sessions.
@@ -42,13 +43,13 @@ type Users struct{ db *db.DB }
 // NewUsers returns the user store.
 func NewUsers(d *db.DB) *Users { return &Users{db: d} }
 
-const userColumns = `id, issuer, subject, login, name, email, groups_json, grants, admin, created_at, last_login_at`
+const userColumns = `id, issuer, subject, login, name, email, groups_json, grants, admin, created_at, last_login_at, disabled_at`
 
 func scanUser(s scanner) (User, error) {
 	var u User
 	var groups, grants string
-	var created, last int64
-	if err := s.Scan(&u.ID, &u.Issuer, &u.Subject, &u.Login, &u.Name, &u.Email, &groups, &grants, &u.Admin, &created, &last); err != nil {
+	var created, last, disabled int64
+	if err := s.Scan(&u.ID, &u.Issuer, &u.Subject, &u.Login, &u.Name, &u.Email, &groups, &grants, &u.Admin, &created, &last, &disabled); err != nil {
 		return User{}, err
 	}
 	_ = json.Unmarshal([]byte(groups), &u.Groups)
@@ -57,6 +58,9 @@ func scanUser(s scanner) (User, error) {
 		u.Groups = []string{}
 	}
 	u.CreatedAt, u.LastLoginAt = db.FromNanos(created).UTC(), db.FromNanos(last).UTC()
+	if disabled != 0 {
+		u.DisabledAt = db.FromNanos(disabled).UTC()
+	}
 	return u, nil
 }
 
@@ -79,6 +83,9 @@ func (us *Users) SignedIn(ctx context.Context, u User) (User, error) {
 				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)`,
 				u.ID, u.Issuer, u.Subject, u.Login, u.Name, u.Email, string(groups), string(grants), u.Admin, now.UnixNano())
 		case err == nil:
+			if !old.DisabledAt.IsZero() {
+				return errs.E(errs.Forbidden, "user %s is disabled: an admin enables them with gantry user enable", old.Login)
+			}
 			u.ID = old.ID
 			_, err = us.db.Exec(ctx, `UPDATE users SET login = $2, name = $3, email = $4, groups_json = $5, grants = $6, admin = $7, last_login_at = $8 WHERE id = $1`,
 				u.ID, u.Login, u.Name, u.Email, string(groups), string(grants), u.Admin, now.UnixNano())
@@ -199,6 +206,9 @@ func (us *Users) Authenticate(ctx context.Context, token string) (Principal, err
 	if err != nil {
 		return Principal{}, fmt.Errorf("loading a session's user: %w", err)
 	}
+	if !u.DisabledAt.IsZero() {
+		return Principal{}, errs.E(errs.Unauthenticated, "user disabled")
+	}
 	return Principal{Kind: "user", ID: sid, Name: u.Login, User: u.ID, Groups: u.Groups, Grants: u.Grants, Admin: u.Admin}, nil
 }
 
@@ -211,6 +221,9 @@ func (us *Users) ActAs(ctx context.Context, p Principal) (Principal, error) {
 	u, err := us.Get(ctx, p.User)
 	if err != nil {
 		return Principal{}, fmt.Errorf("loading an API key's user: %w", err)
+	}
+	if !u.DisabledAt.IsZero() {
+		return Principal{}, errs.E(errs.Unauthenticated, "API key of a disabled user")
 	}
 	p.Groups, p.Grants, p.Admin = u.Groups, u.Grants, p.Admin || u.Admin
 	return p, nil
@@ -251,4 +264,42 @@ func VerifyCookie(key []byte, value string) (string, bool) {
 	}
 	want := SignCookie(key, token)
 	return token, hmac.Equal([]byte(want), []byte(token+"."+sig))
+}
+
+// SetDisabled disables (or enables) a user. Disabling signs them out
+// everywhere: their sessions and their own API keys are revoked in the
+// same transaction, and they cannot sign in until enabled. rec audits it.
+func (us *Users) SetDisabled(ctx context.Context, userID string, disabled bool, rec Recorder) (User, error) {
+	var u User
+	err := us.db.Tx(ctx, func(ctx context.Context) error {
+		var err error
+		if u, err = us.Get(ctx, userID); err != nil {
+			return err
+		}
+		now := time.Now().UnixNano()
+		at := int64(0)
+		if disabled {
+			at = now
+			if _, err := us.db.Exec(ctx, `UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at = 0`, userID, now); err != nil {
+				return err
+			}
+			if _, err := us.db.Exec(ctx, `UPDATE api_tokens SET revoked_at = $2 WHERE owner_user = $1 AND revoked_at = 0`, userID, now); err != nil {
+				return err
+			}
+		}
+		if _, err := us.db.Exec(ctx, `UPDATE users SET disabled_at = $2 WHERE id = $1`, userID, at); err != nil {
+			return err
+		}
+		action := "user.enable"
+		if disabled {
+			action = "user.disable"
+		}
+		if err := rec.record(ctx, action, "user", userID, rootSpace, map[string]any{"login": u.Login, "disabled": !u.DisabledAt.IsZero()},
+			map[string]any{"login": u.Login, "disabled": disabled}); err != nil {
+			return err
+		}
+		u, err = us.Get(ctx, userID)
+		return err
+	})
+	return u, err
 }

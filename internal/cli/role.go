@@ -19,7 +19,7 @@ func (a *app) roleCommand() *cobra.Command {
 }
 
 func (a *app) userCommand() *cobra.Command {
-	return group("user", "Users who signed in with single sign-on", a.userList())
+	return group("user", "Users who signed in with single sign-on", a.userList(), a.userDisable(true), a.userDisable(false))
 }
 
 func (a *app) roleActions() *cobra.Command {
@@ -227,11 +227,42 @@ func (a *app) userList() *cobra.Command {
 				return err
 			}
 			return a.print(orEmpty(l.Items), func(w io.Writer) {
-				row(w, "ID", "LOGIN", "NAME", "GROUPS", "ADMIN", "LAST LOGIN")
+				row(w, "ID", "LOGIN", "NAME", "GROUPS", "ADMIN", "LAST LOGIN", "DISABLED")
 				for _, u := range l.Items {
-					row(w, u.ID, u.Login, orDash(u.Name), orDash(strings.Join(u.Groups, ",")), u.Admin, fmtTime(u.LastLoginAt))
+					row(w, u.ID, u.Login, orDash(u.Name), orDash(strings.Join(u.Groups, ",")), u.Admin, fmtTime(u.LastLoginAt), optTime(u.DisabledAt, "-"))
 				}
 			})
 		}),
 	}
+}
+
+func (a *app) userDisable(disabled bool) *cobra.Command {
+	var id string
+	use, short := "enable", "Let a disabled user sign in again"
+	if disabled {
+		use, short = "disable", "Offboard a user: no more sign-ins; their sessions and own API keys are revoked"
+	}
+	cmd := &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  cobra.NoArgs,
+		RunE: a.withClient(func(ctx context.Context, c *client.Client, _ []string) error {
+			u, err := c.SetUserDisabled(ctx, id, disabled)
+			if err != nil {
+				return err
+			}
+			if a.output == "json" {
+				return a.printJSON(u)
+			}
+			if disabled {
+				fmt.Fprintf(a.stdout, "Disabled user %s (%s): signed out everywhere, their own API keys revoked.\n", u.Login, u.ID)
+			} else {
+				fmt.Fprintf(a.stdout, "Enabled user %s (%s): they may sign in again.\n", u.Login, u.ID)
+			}
+			return nil
+		}),
+	}
+	cmd.Flags().StringVar(&id, "id", "", "user id or login")
+	required(cmd, "id")
+	return cmd
 }

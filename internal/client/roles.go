@@ -61,3 +61,13 @@ func (c *Client) ListUsers(ctx context.Context) (apiv1.List[apiv1.User], error) 
 	var out apiv1.List[apiv1.User]
 	return out, c.do(ctx, http.MethodGet, "/users", nil, nil, &out)
 }
+
+// SetUserDisabled disables (or enables) a user.
+func (c *Client) SetUserDisabled(ctx context.Context, id string, disabled bool) (apiv1.User, error) {
+	verb := "enable"
+	if disabled {
+		verb = "disable"
+	}
+	var out apiv1.User
+	return out, c.do(ctx, http.MethodPost, "/users/"+esc(id)+"/"+verb, nil, nil, &out)
+}
