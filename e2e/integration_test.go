@@ -8,9 +8,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gantry-iac/gantry/internal/apiv1"
 	"github.com/gantry-iac/gantry/internal/fakes/fakests"
+	"github.com/gantry-iac/gantry/internal/fakes/fakevault"
 )
 
 // TestAWSIntegration: a stack with an AWS integration gets credentials
@@ -125,5 +127,50 @@ resource "terraform_data" "aws" {
 	})
 	if strings.Contains(s.Log(), issued[1].SecretAccessKey) {
 		t.Error("the server log holds a credential")
+	}
+}
+
+// TestVaultIntegration: a stack with a Vault integration logs in to the
+// JWT auth method with the run's token (through the official Vault API
+// client, at a Vault that verifies it against the server's JWKS and the
+// role's bound subject); the run sees VAULT_TOKEN and VAULT_ADDR; the
+// token is revoked when the job ends; a role bound to another stack fails
+// the run at PREPARING with Vault's reason.
+func TestVaultIntegration(t *testing.T) {
+	requireSetup(t)
+	s := StartServer(t, ServerConfig{})
+	fake := fakevault.New(fakevault.Role{Name: "app", Issuer: s.URL, Audience: "vault", BoundSubject: "space:root:stack:app:*"})
+	v := httptest.NewServer(fake)
+	t.Cleanup(v.Close)
+	out := t.TempDir()
+	repo := NewRepo(t, map[string]string{"main.tf": staticConfig("v1")})
+	for _, id := range []string{"app", "other"} {
+		s.CreateStack(t, id, repo.URL, "--before-plan",
+			`test "$VAULT_ADDR" = "`+v.URL+`" && printf %s "$VAULT_TOKEN" > `+filepath.Join(out, id+".vt")+` && echo "vault: $VAULT_TOKEN"`)
+	}
+	var in apiv1.Integration
+	s.MustJSON(t, &in, "integration", "create", "--id", "vault", "--type", "vault", "--set", "address="+v.URL, "--set", "role=app",
+		"--label", "autoattach:*")
+	r := s.StartRun(t, "preview", "app")
+	s.WaitRun(t, r.ID, "FINISHED")
+	tok, err := os.ReadFile(filepath.Join(out, "app.vt"))
+	if err != nil || !strings.HasPrefix(string(tok), "hvs.") {
+		t.Fatalf("the run saw no Vault token: %v %q\n%s", err, tok, s.Logs(t, "app", r.ID))
+	}
+	logins := fake.Logins()
+	if len(logins) != 1 || logins[0].Token != string(tok) || logins[0].Subject != "space:root:stack:app:run_type:PROPOSED:scope:read" {
+		t.Errorf("logins %+v", logins)
+	}
+	// The worker revokes it as the job ends (just after the run does).
+	if !poll(10*time.Second, 50*time.Millisecond, func() bool { return fake.Revoked(string(tok)) }) {
+		t.Error("the Vault token was not revoked when the job ended")
+	}
+	if log := s.Logs(t, "app", r.ID); strings.Contains(log, string(tok)) || !strings.Contains(log, "vault: *****") {
+		t.Errorf("the Vault token shows in the log:\n%s", log)
+	}
+	r2 := s.StartRun(t, "preview", "other")
+	failed := s.WaitRun(t, r2.ID, "FAILED")
+	if !strings.Contains(failed.Reason, "Vault refused the JWT login") || !strings.Contains(failed.Reason, "bound subject") {
+		t.Errorf("reason %q", failed.Reason)
 	}
 }

@@ -156,3 +156,21 @@ func TestAWSValidate(t *testing.T) {
 		}
 	}
 }
+
+func TestVaultValidate(t *testing.T) {
+	m := &integration.VaultMinter{}
+	if err := m.Validate(map[string]string{"address": "https://vault.example:8200", "role": "app", "mount": "jwt/gantry", "namespace": "team"}); err != nil {
+		t.Errorf("valid settings: %v", err)
+	}
+	for _, cfg := range []map[string]string{
+		{},
+		{"address": "vault.example", "role": "app"},
+		{"address": "https://vault.example"},
+		{"address": "https://vault.example", "role": "app", "mount": "../x"},
+		{"address": "https://vault.example", "role": "app", "token": "hvs.x"},
+	} {
+		if err := m.Validate(cfg); !errs.Is(err, errs.Invalid) {
+			t.Errorf("Validate(%v) = %v, want invalid", cfg, err)
+		}
+	}
+}

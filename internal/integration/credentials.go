@@ -24,6 +24,19 @@ type Credentials struct {
 	// Identity names who the credentials act as (a role ARN), for the
 	// audit trail.
 	Identity string
+	// Revoke, when set, says how the worker revokes the credentials when
+	// the job ends (a Vault token).
+	Revoke *Revoke
+}
+
+// Revoke kinds.
+const RevokeVault = "vault"
+
+// Revoke tells the worker how to revoke credentials at the end of a job:
+// for RevokeVault, POST <Address>/v1/auth/token/revoke-self with the
+// token in the variable TokenVar (and the namespace).
+type Revoke struct {
+	Kind, Address, Namespace, TokenVar string
 }
 
 // Minter validates settings of one integration type and mints
@@ -41,26 +54,30 @@ type EnvVar struct{ Name, Value string }
 // id order, and audits each issuance (never the credentials). A refusal
 // by the cloud is an error naming the integration and carrying the
 // cloud's message: the run fails at PREPARING with it.
-func (s *Service) Credentials(ctx context.Context, st stack.Stack, r Request) ([]EnvVar, error) {
+func (s *Service) Credentials(ctx context.Context, st stack.Stack, r Request) ([]EnvVar, []Revoke, error) {
 	applied, err := s.ForStack(ctx, st)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var out []EnvVar
+	var revokes []Revoke
 	for _, a := range applied {
 		if (r.Scope == "read" && !a.Attachment.Read) || (r.Scope != "read" && !a.Attachment.Write) {
 			continue
 		}
 		m, ok := s.Minters[a.Integration.Type]
 		if !ok {
-			return nil, errs.E(errs.Invalid, "integration %s: type %q is not supported", a.Integration.ID, a.Integration.Type)
+			return nil, nil, errs.E(errs.Invalid, "integration %s: type %q is not supported", a.Integration.ID, a.Integration.Type)
 		}
 		c, err := m.Mint(ctx, a.Integration, r)
 		if err != nil {
 			if errs.KindOf(err) == errs.Internal {
 				err = errs.Wrap(errs.Unavailable, err, "integration %s: minting credentials failed: %v", a.Integration.ID, err)
 			}
-			return nil, err
+			return nil, nil, err
+		}
+		if c.Revoke != nil {
+			revokes = append(revokes, *c.Revoke)
 		}
 		names := make([]string, 0, len(c.Env))
 		for k := range c.Env {
@@ -75,8 +92,8 @@ func (s *Service) Credentials(ctx context.Context, st stack.Stack, r Request) ([
 		if err := s.db.Tx(ctx, func(ctx context.Context) error {
 			return s.Audit.Record(ctx, "integration.credentials", "integration", a.Integration.ID, st.Space, nil, ev)
 		}); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
-	return out, nil
+	return out, revokes, nil
 }

@@ -25,7 +25,7 @@ import (
 	"github.com/gantry-iac/gantry/internal/stack"
 )
 
-// Types of integration.
+// Types of integration (Vault is in vault.go).
 const (
 	AWS = "aws"
 )
@@ -67,7 +67,7 @@ type Service struct {
 
 // New returns the integration service with the built-in minters.
 func New(d *db.DB, spaces *space.Service, stacks *stack.Service) *Service {
-	return &Service{db: d, spaces: spaces, stacks: stacks, Minters: map[string]Minter{AWS: &AWSMinter{}}}
+	return &Service{db: d, spaces: spaces, stacks: stacks, Minters: map[string]Minter{AWS: &AWSMinter{}, Vault: &VaultMinter{}}}
 }
 
 const cols = `id, name, space_id, type, config, labels, description, created_at, updated_at`

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -70,6 +71,8 @@ func (w *Worker) execute(kill context.Context, job *workerapi.Job, slot int) {
 	}
 	cancel()
 	<-hbDone
+	// Credentials that can be revoked (Vault tokens) end with the job.
+	j.revokeCredentials()
 	reason := ""
 	if err != nil {
 		var f *failure
@@ -577,6 +580,10 @@ func (j *jobRun) newOIDCToken(resp workerapi.PlannedResponse) error {
 	// The cloud integrations' write credentials replace the read ones
 	// (ranked -1), all of them: an integration attached for read only
 	// gives the apply nothing.
+	if resp.Env != nil || resp.Revoke != nil {
+		j.revokeCredentials() // the plan's, replaced by the apply's
+		j.job.Revoke = resp.Revoke
+	}
 	kept := j.job.Env[:0]
 	for _, v := range j.job.Env {
 		if v.Rank != -1 {
@@ -608,4 +615,44 @@ func (j *jobRun) newOIDCToken(resp workerapi.PlannedResponse) error {
 	j.masker.Add(tok)
 	j.job.OIDCToken = tok
 	return j.writeOIDCToken()
+}
+
+// revokeCredentials revokes the job's revocable integration credentials
+// (Vault tokens, with their own token: revoke-self) and forgets them.
+// Failures are logged, not fatal: the credentials expire anyway.
+func (j *jobRun) revokeCredentials() {
+	for _, rv := range j.job.Revoke {
+		if rv.Kind != "vault" {
+			continue
+		}
+		token := ""
+		for _, v := range j.job.Env {
+			if v.Name == rv.TokenVar && v.Rank == -1 {
+				token = v.Value
+			}
+		}
+		if token == "" {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(rv.Address, "/")+"/v1/auth/token/revoke-self", nil)
+		if err == nil {
+			req.Header.Set("X-Vault-Token", token)
+			if rv.Namespace != "" {
+				req.Header.Set("X-Vault-Namespace", rv.Namespace)
+			}
+			var resp *http.Response
+			if resp, err = http.DefaultClient.Do(req); err == nil {
+				resp.Body.Close()
+				if resp.StatusCode >= 300 {
+					err = fmt.Errorf("Vault answered %s", resp.Status)
+				}
+			}
+		}
+		cancel()
+		if err != nil {
+			j.w.cfg.Log.Warn("revoking a Vault token at the end of the job failed (it expires by itself)", "run_id", j.job.RunID, "err", err)
+		}
+	}
+	j.job.Revoke = nil
 }

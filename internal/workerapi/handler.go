@@ -44,7 +44,7 @@ type Handler struct {
 	// Integrations, when set, mints the credentials of the stack's cloud
 	// integrations for each job (read for plans, write for applies).
 	Integrations interface {
-		Credentials(ctx context.Context, st stack.Stack, r integration.Request) ([]integration.EnvVar, error)
+		Credentials(ctx context.Context, st stack.Stack, r integration.Request) ([]integration.EnvVar, []integration.Revoke, error)
 	}
 	// SpacePath, when set, names a space by its path from the root
 	// ("root/team/app"), for the spacePath claim.
@@ -230,10 +230,11 @@ func (h *Handler) buildJob(ctx context.Context, cl *run.Claimed) (*Job, error) {
 	if job.OIDCToken, err = h.runToken(ctx, cl.Run, st.Space, scope); err != nil {
 		return nil, err
 	}
-	creds, err := h.credentials(ctx, cl.Run, st, scope)
+	creds, revokes, err := h.credentials(ctx, cl.Run, st, scope)
 	if err != nil {
 		return nil, err
 	}
+	job.Revoke = revokes
 	if h.Contexts == nil {
 		for _, v := range vars {
 			job.Env = append(job.Env, EnvVar{Name: v.Name, Value: v.Value, Secret: v.Secret})
@@ -262,9 +263,9 @@ func (h *Handler) buildJob(ctx context.Context, cl *run.Claimed) (*Job, error) {
 // credentials mints the stack's cloud integrations' credentials for the
 // run's scope: secret variables ranked above the stack's and its
 // contexts' (an integration's credentials are not shadowed by accident).
-func (h *Handler) credentials(ctx context.Context, rn run.Run, st stack.Stack, scope string) ([]EnvVar, error) {
+func (h *Handler) credentials(ctx context.Context, rn run.Run, st stack.Stack, scope string) ([]EnvVar, []Revoke, error) {
 	if h.Integrations == nil {
-		return nil, nil
+		return nil, nil, nil
 	}
 	req := integration.Request{RunID: rn.ID, RunType: rn.Type, StackID: st.ID, SpaceID: st.Space, Scope: scope,
 		Token: func(ctx context.Context, audience string) (string, error) {
@@ -281,15 +282,19 @@ func (h *Handler) credentials(ctx context.Context, rn run.Run, st stack.Stack, s
 				RunType: rn.Type, Scope: scope, Audience: audience})
 			return tok, err
 		}}
-	vars, err := h.Integrations.Credentials(ctx, st, req)
+	vars, revokes, err := h.Integrations.Credentials(ctx, st, req)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	out := make([]EnvVar, 0, len(vars))
 	for _, v := range vars {
 		out = append(out, EnvVar{Name: v.Name, Value: v.Value, Secret: true, Rank: -1})
 	}
-	return out, nil
+	var rv []Revoke
+	for _, x := range revokes {
+		rv = append(rv, Revoke{Kind: x.Kind, Address: x.Address, Namespace: x.Namespace, TokenVar: x.TokenVar})
+	}
+	return out, rv, nil
 }
 
 func (h *Handler) phase(w http.ResponseWriter, r *http.Request, rn run.Run) error {
@@ -381,7 +386,7 @@ func (h *Handler) planned(w http.ResponseWriter, r *http.Request, rn run.Run) er
 		if resp.OIDCToken, err = h.runToken(r.Context(), rn, st.Space, runtoken.Write); err != nil {
 			return err
 		}
-		if resp.Env, err = h.credentials(r.Context(), rn, st, runtoken.Write); err != nil {
+		if resp.Env, resp.Revoke, err = h.credentials(r.Context(), rn, st, runtoken.Write); err != nil {
 			// The apply cannot have its credentials: fail the run now, with
 			// the cloud's reason, rather than apply without them.
 			_, _ = h.Runs.Finish(r.Context(), rn.ID, rn.WorkerID, false, "minting the apply's credentials failed: "+errs.Public(err))

@@ -150,6 +150,19 @@ type Job struct {
 	// to the pool's key (info "oidc:<run>") when OIDCTokenSealed.
 	OIDCToken       string `json:"oidc_token,omitempty"`
 	OIDCTokenSealed bool   `json:"oidc_token_sealed,omitempty"`
+	// Revoke says how to revoke credentials of the job's environment when
+	// the job ends (or when the apply's replace them).
+	Revoke []Revoke `json:"revoke,omitempty"`
+}
+
+// Revoke is a credential to revoke at the end of a job: kind vault:
+// POST <address>/v1/auth/token/revoke-self with X-Vault-Token = the value
+// of the variable token_var (and X-Vault-Namespace).
+type Revoke struct {
+	Kind      string `json:"kind"`
+	Address   string `json:"address"`
+	Namespace string `json:"namespace,omitempty"`
+	TokenVar  string `json:"token_var"`
 }
 
 // PlannedRequest reports a plan's outcome.
@@ -183,9 +196,11 @@ type PlannedResponse struct {
 	OIDCToken       string `json:"oidc_token,omitempty"`
 	OIDCTokenSealed bool   `json:"oidc_token_sealed,omitempty"`
 	// Env, with next apply, are the write credentials of the stack's cloud
-	// integrations for the apply: they replace variables of the same name
-	// (secret, sealed like the job's when the pool has a key pair).
-	Env []EnvVar `json:"env,omitempty"`
+	// integrations for the apply: they replace the job's integration
+	// credentials (secret, sealed like the job's when the pool has a key
+	// pair); Revoke replaces the job's list (revoke the old ones first).
+	Env    []EnvVar `json:"env,omitempty"`
+	Revoke []Revoke `json:"revoke,omitempty"`
 }
 
 // HeartbeatResponse tells a worker whether to stop the job.
