@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gantry-iac/gantry/internal/apiv1"
+	"github.com/gantry-iac/gantry/internal/fakes/fakegoogle"
 	"github.com/gantry-iac/gantry/internal/fakes/fakests"
 	"github.com/gantry-iac/gantry/internal/fakes/fakevault"
 )
@@ -171,6 +172,46 @@ func TestVaultIntegration(t *testing.T) {
 	r2 := s.StartRun(t, "preview", "other")
 	failed := s.WaitRun(t, r2.ID, "FAILED")
 	if !strings.Contains(failed.Reason, "Vault refused the JWT login") || !strings.Contains(failed.Reason, "bound subject") {
+		t.Errorf("reason %q", failed.Reason)
+	}
+}
+
+// TestGoogleIntegration: workload identity federation through Google's own
+// library: the run's token is exchanged at an STS that verifies it against
+// the server's JWKS, its audience (the provider's resource name) and an
+// attribute condition on sub, then the service account is impersonated
+// (generateAccessToken); the run sees GOOGLE_OAUTH_ACCESS_TOKEN and the
+// project; a stack the service account does not trust fails at PREPARING.
+func TestGoogleIntegration(t *testing.T) {
+	requireSetup(t)
+	s := StartServer(t, ServerConfig{})
+	const provider = "projects/123456789/locations/global/workloadIdentityPools/gantry-pool/providers/gantry-prov"
+	const sa = "tofu-runner@my-proj.iam.gserviceaccount.com"
+	fake := fakegoogle.New(fakegoogle.Provider{Resource: provider, Issuer: s.URL, SubjectPattern: "space:root:stack:*",
+		ServiceAccounts: map[string]string{sa: "space:root:stack:app:*"}})
+	g := httptest.NewServer(fake)
+	t.Cleanup(g.Close)
+	out := t.TempDir()
+	repo := NewRepo(t, map[string]string{"main.tf": staticConfig("v1")})
+	for _, id := range []string{"app", "other"} {
+		s.CreateStack(t, id, repo.URL, "--before-plan",
+			`test "$GOOGLE_PROJECT" = my-proj && test "$CLOUDSDK_CORE_PROJECT" = my-proj && printf %s "$GOOGLE_OAUTH_ACCESS_TOKEN" > `+filepath.Join(out, id+".gat"))
+	}
+	var in apiv1.Integration
+	s.MustJSON(t, &in, "integration", "create", "--id", "gcp", "--type", "gcp", "--set", "workload_identity_provider="+provider,
+		"--set", "service_account="+sa, "--set", "project=my-proj", "--set", "sts_endpoint="+g.URL+"/v1/token",
+		"--set", "iam_credentials_endpoint="+g.URL, "--label", "autoattach:*")
+	r := s.StartRun(t, "preview", "app")
+	s.WaitRun(t, r.ID, "FINISHED")
+	issued := fake.Issued()
+	got, err := os.ReadFile(filepath.Join(out, "app.gat"))
+	if err != nil || len(issued) != 1 || string(got) != issued[0].AccessToken || issued[0].ServiceAccount != sa ||
+		issued[0].Subject != "space:root:stack:app:run_type:PROPOSED:scope:read" {
+		t.Fatalf("the run saw %q (%v); Google issued %+v\n%s", got, err, issued, s.Logs(t, "app", r.ID))
+	}
+	r2 := s.StartRun(t, "preview", "other")
+	failed := s.WaitRun(t, r2.ID, "FAILED")
+	if !strings.Contains(failed.Reason, "Google refused the token exchange for "+sa) || !strings.Contains(failed.Reason, "iam.serviceAccounts.getAccessToken") {
 		t.Errorf("reason %q", failed.Reason)
 	}
 }

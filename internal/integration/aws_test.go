@@ -174,3 +174,25 @@ func TestVaultValidate(t *testing.T) {
 		}
 	}
 }
+
+func TestGCPValidate(t *testing.T) {
+	m := &integration.GCPMinter{}
+	good := map[string]string{"workload_identity_provider": "projects/123/locations/global/workloadIdentityPools/pool1/providers/prov1",
+		"service_account": "runner@proj-1.iam.gserviceaccount.com"}
+	if err := m.Validate(good); err != nil {
+		t.Errorf("valid settings: %v", err)
+	}
+	if got := integration.GCPAudienceOf(good); got != "//iam.googleapis.com/projects/123/locations/global/workloadIdentityPools/pool1/providers/prov1" {
+		t.Errorf("audience %q", got)
+	}
+	for _, bad := range []map[string]string{
+		{"service_account": good["service_account"]},
+		{"workload_identity_provider": good["workload_identity_provider"], "service_account": "runner@gmail.com"},
+		{"workload_identity_provider": good["workload_identity_provider"], "service_account": good["service_account"], "lifetime_seconds": "7200"},
+		{"workload_identity_provider": good["workload_identity_provider"], "service_account": good["service_account"], "key_json": "{}"},
+	} {
+		if err := m.Validate(bad); !errs.Is(err, errs.Invalid) {
+			t.Errorf("Validate(%v) = %v, want invalid", bad, err)
+		}
+	}
+}

@@ -1,0 +1,149 @@
+package integration
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/google/externalaccount"
+
+	"github.com/gantry-iac/gantry/internal/errs"
+)
+
+// Google Cloud integration settings (workload identity federation).
+const (
+	GCP                   = "gcp"
+	GCPProvider           = "workload_identity_provider" // required: projects/NUM/locations/global/workloadIdentityPools/POOL/providers/PROV
+	GCPServiceAccount     = "service_account"            // required: the service account to impersonate
+	GCPScopes             = "scopes"                     // comma-separated, default cloud-platform
+	GCPProject            = "project"                    // optional: GOOGLE_PROJECT, CLOUDSDK_CORE_PROJECT
+	GCPLifetime           = "lifetime_seconds"           // 600-3600, default 3600
+	GCPAudience           = "audience"                   // the token's aud, default the provider's full resource name
+	GCPSTSEndpoint        = "sts_endpoint"               // default https://sts.googleapis.com/v1/token
+	GCPIAMEndpoint        = "iam_credentials_endpoint"   // default https://iamcredentials.googleapis.com
+	defaultGoogleSTS      = "https://sts.googleapis.com/v1/token"
+	defaultGoogleIAMCreds = "https://iamcredentials.googleapis.com"
+)
+
+var (
+	gcpProviderRE = regexp.MustCompile(`^projects/\d+/locations/global/workloadIdentityPools/[a-z0-9-]{4,32}/providers/[a-z0-9-]{4,32}$`)
+	gcpSARE       = regexp.MustCompile(`^[a-z][a-z0-9-]{4,28}[a-z0-9]@[a-z0-9.-]+\.iam\.gserviceaccount\.com$`)
+)
+
+// GCPMinter exchanges the run's OIDC token at Google's Security Token
+// Service for a federated token (audience: the workload identity
+// provider), then impersonates the configured service account
+// (generateAccessToken), through Google's own library
+// (golang.org/x/oauth2/google/externalaccount). The run gets
+// GOOGLE_OAUTH_ACCESS_TOKEN, which the google provider and gcloud use.
+type GCPMinter struct {
+	HTTPClient *http.Client
+}
+
+// Validate checks a Google Cloud integration's settings.
+func (m *GCPMinter) Validate(cfg map[string]string) error {
+	known := map[string]bool{GCPProvider: true, GCPServiceAccount: true, GCPScopes: true, GCPProject: true, GCPLifetime: true,
+		GCPAudience: true, GCPSTSEndpoint: true, GCPIAMEndpoint: true}
+	for k := range cfg {
+		if !known[k] {
+			return errs.E(errs.Invalid, "unknown Google Cloud setting %q (known: workload_identity_provider, service_account, scopes, project, lifetime_seconds, audience, sts_endpoint, iam_credentials_endpoint)", k)
+		}
+	}
+	if !gcpProviderRE.MatchString(cfg[GCPProvider]) {
+		return errs.E(errs.Invalid, "workload_identity_provider %q: want projects/<number>/locations/global/workloadIdentityPools/<pool>/providers/<provider>", cfg[GCPProvider])
+	}
+	if !gcpSARE.MatchString(cfg[GCPServiceAccount]) {
+		return errs.E(errs.Invalid, "service_account %q is not a service account email (name@project.iam.gserviceaccount.com)", cfg[GCPServiceAccount])
+	}
+	if l := cfg[GCPLifetime]; l != "" {
+		if n, err := strconv.Atoi(l); err != nil || n < 600 || n > 3600 {
+			return errs.E(errs.Invalid, "lifetime_seconds must be from 600 to 3600")
+		}
+	}
+	for _, k := range []string{GCPSTSEndpoint, GCPIAMEndpoint} {
+		if e := cfg[k]; e != "" {
+			if u, err := url.Parse(e); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+				return errs.E(errs.Invalid, "%s must be an http(s) URL", k)
+			}
+		}
+	}
+	return nil
+}
+
+// GCPAudienceOf is the default audience of the run token for an
+// integration: the provider's full resource name, as Google expects.
+func GCPAudienceOf(cfg map[string]string) string {
+	if a := cfg[GCPAudience]; a != "" {
+		return a
+	}
+	return "//iam.googleapis.com/" + cfg[GCPProvider]
+}
+
+type tokenSupplier func(ctx context.Context) (string, error)
+
+func (f tokenSupplier) SubjectToken(ctx context.Context, _ externalaccount.SupplierOptions) (string, error) {
+	return f(ctx)
+}
+
+// Mint exchanges the run's token for an access token of the service account.
+func (m *GCPMinter) Mint(ctx context.Context, in Integration, r Request) (Credentials, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if m.HTTPClient != nil {
+		ctx = context.WithValue(ctx, oauth2.HTTPClient, m.HTTPClient)
+	}
+	aud := GCPAudienceOf(in.Config)
+	stsURL := in.Config[GCPSTSEndpoint]
+	if stsURL == "" {
+		stsURL = defaultGoogleSTS
+	}
+	iam := strings.TrimSuffix(in.Config[GCPIAMEndpoint], "/")
+	if iam == "" {
+		iam = defaultGoogleIAMCreds
+	}
+	scopes := []string{"https://www.googleapis.com/auth/cloud-platform"}
+	if s := in.Config[GCPScopes]; s != "" {
+		scopes = strings.Split(s, ",")
+	}
+	lifetime := 3600
+	if n, err := strconv.Atoi(in.Config[GCPLifetime]); err == nil {
+		lifetime = n
+	}
+	ts, err := externalaccount.NewTokenSource(ctx, externalaccount.Config{
+		Audience:                       "//iam.googleapis.com/" + in.Config[GCPProvider],
+		SubjectTokenType:               "urn:ietf:params:oauth:token-type:jwt",
+		TokenURL:                       stsURL,
+		ServiceAccountImpersonationURL: iam + "/v1/projects/-/serviceAccounts/" + in.Config[GCPServiceAccount] + ":generateAccessToken",
+		ServiceAccountImpersonationLifetimeSeconds: lifetime,
+		Scopes: scopes,
+		SubjectTokenSupplier: tokenSupplier(func(ctx context.Context) (string, error) {
+			return r.Token(ctx, aud)
+		}),
+	})
+	if err != nil {
+		return Credentials{}, errs.E(errs.Invalid, "integration %s: %v", in.ID, err)
+	}
+	tok, err := ts.Token()
+	if err != nil {
+		return Credentials{}, errs.E(errs.Invalid, "integration %s: Google refused the token exchange for %s: %s", in.ID, in.Config[GCPServiceAccount], googleMessage(err))
+	}
+	env := map[string]string{"GOOGLE_OAUTH_ACCESS_TOKEN": tok.AccessToken}
+	if p := in.Config[GCPProject]; p != "" {
+		env["GOOGLE_PROJECT"], env["CLOUDSDK_CORE_PROJECT"], env["GOOGLE_CLOUD_PROJECT"] = p, p, p
+	}
+	return Credentials{Env: env, Identity: in.Config[GCPServiceAccount], Expires: tok.Expiry}, nil
+}
+
+// googleMessage keeps the library's error short: Google's own message.
+func googleMessage(err error) string {
+	msg := err.Error()
+	if i := strings.Index(msg, "Response: "); i >= 0 {
+		return strings.TrimSpace(msg[i+len("Response: "):])
+	}
+	return msg
+}
