@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"io/fs"
 	"net/http/httptest"
@@ -10,7 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coreos/go-oidc/v3/oidc"
+
 	"github.com/gantry-iac/gantry/internal/apiv1"
+	"github.com/gantry-iac/gantry/internal/fakes/fakeentra"
 	"github.com/gantry-iac/gantry/internal/fakes/fakegoogle"
 	"github.com/gantry-iac/gantry/internal/fakes/fakests"
 	"github.com/gantry-iac/gantry/internal/fakes/fakevault"
@@ -213,5 +217,56 @@ func TestGoogleIntegration(t *testing.T) {
 	failed := s.WaitRun(t, r2.ID, "FAILED")
 	if !strings.Contains(failed.Reason, "Google refused the token exchange for "+sa) || !strings.Contains(failed.Reason, "iam.serviceAccounts.getAccessToken") {
 		t.Errorf("reason %q", failed.Reason)
+	}
+}
+
+// TestAzureIntegration: the run gets the azurerm provider's OIDC settings
+// and a token for Entra's audience; with access_token the token is
+// exchanged at an Entra that checks it against the server's JWKS and the
+// app's federated credential (exact subject): the run sees the access
+// token; a stack without a federated credential fails at PREPARING with
+// AADSTS70021.
+func TestAzureIntegration(t *testing.T) {
+	requireSetup(t)
+	s := StartServer(t, ServerConfig{})
+	const tenant, client, sub = "11111111-2222-3333-4444-555555555555", "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee", "66666666-7777-8888-9999-000000000000"
+	fake := fakeentra.New(fakeentra.App{Tenant: tenant, ClientID: client, Issuer: s.URL,
+		Subjects: []string{"space:root:stack:app:run_type:PROPOSED:scope:read"}})
+	e := httptest.NewServer(fake)
+	t.Cleanup(e.Close)
+	out := t.TempDir()
+	repo := NewRepo(t, map[string]string{"main.tf": staticConfig("v1")})
+	for _, id := range []string{"app", "other"} {
+		s.CreateStack(t, id, repo.URL, "--before-plan",
+			`test "$ARM_USE_OIDC" = true && test "$ARM_CLIENT_ID" = `+client+` && test "$ARM_TENANT_ID" = `+tenant+` && test "$ARM_SUBSCRIPTION_ID" = `+sub+
+				` && printf %s "$ARM_ACCESS_TOKEN" > `+filepath.Join(out, id+".at")+` && printf %s "$ARM_OIDC_TOKEN" > `+filepath.Join(out, id+".jwt"))
+	}
+	var in apiv1.Integration
+	s.MustJSON(t, &in, "integration", "create", "--id", "azure", "--type", "azure", "--set", "tenant_id="+tenant, "--set", "client_id="+client,
+		"--set", "subscription_id="+sub, "--set", "access_token=true", "--set", "authority="+e.URL, "--label", "autoattach:*")
+	r := s.StartRun(t, "preview", "app")
+	s.WaitRun(t, r.ID, "FINISHED")
+	issued := fake.Issued()
+	at, err := os.ReadFile(filepath.Join(out, "app.at"))
+	if err != nil || len(issued) != 1 || string(at) != issued[0].AccessToken || issued[0].Scope != "https://management.azure.com/.default" {
+		t.Fatalf("the run saw %q (%v); Entra issued %+v\n%s", at, err, issued, s.Logs(t, "app", r.ID))
+	}
+	jwt, _ := os.ReadFile(filepath.Join(out, "app.jwt"))
+	provider, err := oidc.NewProvider(context.Background(), s.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := provider.Verifier(&oidc.Config{ClientID: "api://AzureADTokenExchange"}).Verify(context.Background(), string(jwt)); err != nil {
+		t.Errorf("ARM_OIDC_TOKEN: %v", err)
+	}
+	r2 := s.StartRun(t, "preview", "other")
+	failed := s.WaitRun(t, r2.ID, "FAILED")
+	if !strings.Contains(failed.Reason, "Microsoft Entra refused the token exchange") || !strings.Contains(failed.Reason, "AADSTS70021") {
+		t.Errorf("reason %q", failed.Reason)
+	}
+	// The setup printed for Azure names the exact subjects Entra will see.
+	setup := s.MustGantry(t, "integration", "oidc", "setup", "--provider", "azure", "--stack", "app")
+	if !strings.Contains(setup, `"subject":"space:root:stack:app:run_type:PROPOSED:scope:read"`) || !strings.Contains(setup, `"issuer":"`+s.URL+`"`) {
+		t.Errorf("azure setup:\n%s", setup)
 	}
 }

@@ -49,6 +49,8 @@ type API struct {
 	// TokenSubject returns the runs' token issuer and the subjects of a
 	// stack's read and write tokens (run type *), for trust policies.
 	TokenSubject func(ctx context.Context, spaceID, stackID string) (issuer, read, write string)
+	// SubjectFor returns the subject of a stack's token of a run type and scope.
+	SubjectFor func(ctx context.Context, spaceID, stackID, runType, scope string) string
 	// SSO signs users in with an OpenID Provider; nil: SSO is off.
 	SSO *SSO
 	Log *slog.Logger

@@ -22,6 +22,7 @@ func (a *API) integrationRoutes(user func(pattern, action string, h handler)) {
 	r.Handle("POST /api/v1/integrations/{id}/attachments", auth.IntegrationAttach, a.attachIntegration)
 	r.Handle("DELETE /api/v1/integrations/{id}/attachments/{stack}", auth.IntegrationAttach, a.detachIntegration)
 	r.Handle("GET /api/v1/integrations/{id}/aws-trust-policy", auth.SpaceRead, a.awsTrustPolicy)
+	r.Handle("GET /api/v1/oidc-setup", auth.SpaceRead, a.oidcSetup)
 }
 
 func (a *API) integrations() (*integration.Service, error) {

@@ -16,6 +16,7 @@ func init() {
 		"IntegrationAttach":         reflect.TypeFor[apiv1.IntegrationAttach](),
 		"IntegrationAttachment":     reflect.TypeFor[apiv1.IntegrationAttachment](),
 		"IntegrationAttachmentList": reflect.TypeFor[apiv1.List[apiv1.IntegrationAttachment]](),
+		"OIDCSetup":                 reflect.TypeFor[apiv1.OIDCSetup](),
 	} {
 		goSchemas[name] = typ
 	}

@@ -79,6 +79,9 @@ func newRBACEnv(t *testing.T) *rbacEnv {
 	spaces.Audit, e.stacks.Audit, e.state.Audit, a.Pools.Audit, n.Audit, a.Contexts.Audit = hook, hook, hook, hook, hook, hook
 	a.Integrations = integration.New(d, spaces, e.stacks)
 	a.Integrations.Audit = hook
+	a.SubjectFor = func(_ context.Context, spaceID, stackID, runType, scope string) string {
+		return "space:" + spaceID + ":stack:" + stackID + ":run_type:" + runType + ":scope:" + scope
+	}
 	a.TokenSubject = func(_ context.Context, spaceID, stackID string) (string, string, string) {
 		return "https://gantry.example", "space:" + spaceID + ":stack:" + stackID + ":run_type:*:scope:read", "space:" + spaceID + ":stack:" + stackID + ":run_type:*:scope:write"
 	}
@@ -278,6 +281,8 @@ func matrixCall(pattern string, f fixture) (method, path string, body any) {
 		path += q
 	case "GET /api/v1/integrations/{id}/aws-trust-policy":
 		path += "?stack=" + f.stack
+	case "GET /api/v1/oidc-setup":
+		path += "?provider=azure&stack=" + f.stack
 	case "POST /api/v1/integrations":
 		body = map[string]any{"id": f.integration + "-new", "space": f.space, "type": "aws", "config": map[string]string{"role_arn": "arn:aws:iam::123456789012:role/x"}}
 	case "PATCH /api/v1/integrations/{id}":

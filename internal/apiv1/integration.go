@@ -50,3 +50,15 @@ type IntegrationAttachment struct {
 	Write bool   `json:"write"`
 	Via   string `json:"via"` // explicit
 }
+
+// OIDCSetup is what to configure on a cloud so that it trusts a stack's
+// runs (GET /oidc-setup).
+type OIDCSetup struct {
+	Provider     string   `json:"provider"`
+	Issuer       string   `json:"issuer"`
+	Audience     string   `json:"audience"`
+	SubjectRead  string   `json:"subject_read"`  // with run type *
+	SubjectWrite string   `json:"subject_write"` // with run type *
+	Subjects     []string `json:"subjects,omitempty"`
+	Instructions string   `json:"instructions"` // commands and documents to paste
+}

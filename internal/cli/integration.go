@@ -17,7 +17,8 @@ func (a *app) integrationCommand() *cobra.Command {
 	return group("integration", "Cloud integrations: short-lived cloud credentials for runs (docs/credentials.md)",
 		a.integrationCreate(), a.integrationUpdate(), a.integrationShow(), a.integrationList(), a.integrationDelete(),
 		a.integrationAttach(), a.integrationDetach(),
-		group("aws", "AWS integrations", a.integrationAWSTrust()))
+		group("aws", "AWS integrations", a.integrationAWSTrust()),
+		group("oidc", "The runs' OIDC tokens and the clouds that trust them", a.integrationOIDCSetup()))
 }
 
 // settings parses --set key=value flags.
@@ -95,7 +96,7 @@ func (a *app) integrationCreate() *cobra.Command {
 	f.StringVar(&in.ID, "id", "", "integration id (a slug)")
 	f.StringVar(&in.Name, "name", "", "display name (default: the id)")
 	f.StringVar(&in.Space, "space", "", "space (default root)")
-	f.StringVar(&in.Type, "type", "", "aws, gcp or vault")
+	f.StringVar(&in.Type, "type", "", "aws, azure, gcp, vault or oidc")
 	f.StringArrayVar(&set, "set", nil, "a setting key=value (repeatable; see docs/credentials.md)")
 	f.StringArrayVar(&in.Labels, "label", nil, `label (repeatable; "autoattach:<stack label>" or "autoattach:*")`)
 	f.StringVar(&in.Description, "description", "", "description")
@@ -303,5 +304,29 @@ func (a *app) integrationAWSTrust() *cobra.Command {
 	cmd.Flags().StringVar(&id, "id", "", "integration id")
 	cmd.Flags().StringVar(&stack, "stack", "", "stack id")
 	required(cmd, "id", "stack")
+	return cmd
+}
+
+func (a *app) integrationOIDCSetup() *cobra.Command {
+	var provider, stack string
+	cmd := &cobra.Command{
+		Use:   "setup",
+		Short: "Print what to configure on a cloud (aws, gcp, azure, vault) so that it trusts a stack's runs",
+		Args:  cobra.NoArgs,
+		RunE: a.withClient(func(ctx context.Context, c *client.Client, _ []string) error {
+			out, err := c.OIDCSetup(ctx, provider, stack)
+			if err != nil {
+				return err
+			}
+			if a.output == "json" {
+				return a.printJSON(out)
+			}
+			fmt.Fprintf(a.stdout, "Issuer:   %s\nAudience: %s\nSubjects: %s (read), %s (write)\n\n%s", out.Issuer, out.Audience, out.SubjectRead, out.SubjectWrite, out.Instructions)
+			return nil
+		}),
+	}
+	cmd.Flags().StringVar(&provider, "provider", "", "aws, gcp, azure or vault")
+	cmd.Flags().StringVar(&stack, "stack", "", "the stack whose runs the cloud should trust")
+	required(cmd, "provider", "stack")
 	return cmd
 }

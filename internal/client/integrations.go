@@ -61,3 +61,9 @@ func (c *Client) AWSTrustPolicy(ctx context.Context, id, stack string) (map[stri
 	var out map[string]any
 	return out, c.do(ctx, http.MethodGet, "/integrations/"+esc(id)+"/aws-trust-policy", url.Values{"stack": {stack}}, nil, &out)
 }
+
+// OIDCSetup returns what to configure on a cloud so that it trusts a stack's runs.
+func (c *Client) OIDCSetup(ctx context.Context, provider, stack string) (apiv1.OIDCSetup, error) {
+	var out apiv1.OIDCSetup
+	return out, c.do(ctx, http.MethodGet, "/oidc-setup", url.Values{"provider": {provider}, "stack": {stack}}, nil, &out)
+}

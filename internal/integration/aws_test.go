@@ -196,3 +196,37 @@ func TestGCPValidate(t *testing.T) {
 		}
 	}
 }
+
+func TestAzureValidate(t *testing.T) {
+	m := &integration.AzureMinter{}
+	good := map[string]string{"tenant_id": "11111111-2222-3333-4444-555555555555", "client_id": "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"}
+	if err := m.Validate(good); err != nil {
+		t.Errorf("valid settings: %v", err)
+	}
+	for _, bad := range []map[string]string{
+		{"tenant_id": good["tenant_id"]},
+		{"tenant_id": "contoso", "client_id": good["client_id"]},
+		{"tenant_id": good["tenant_id"], "client_id": good["client_id"], "access_token": "yes"},
+		{"tenant_id": good["tenant_id"], "client_id": good["client_id"], "client_secret": "s3cret"},
+	} {
+		if err := m.Validate(bad); !errs.Is(err, errs.Invalid) {
+			t.Errorf("Validate(%v) = %v, want invalid", bad, err)
+		}
+	}
+}
+
+func TestGenericOIDC(t *testing.T) {
+	m := integration.OIDCMinter{}
+	for _, bad := range []map[string]string{{}, {"audience": "x", "variable": "GANTRY_X"}, {"audience": "x", "variable": "1BAD"}, {"audience": "x", "secret": "y"}} {
+		if err := m.Validate(bad); !errs.Is(err, errs.Invalid) {
+			t.Errorf("Validate(%v) = %v, want invalid", bad, err)
+		}
+	}
+	in := integration.Integration{ID: "my-ci", Type: "oidc", Config: map[string]string{"audience": "https://ci.example"}}
+	var gotAud string
+	r := integration.Request{Token: func(_ context.Context, aud string) (string, error) { gotAud = aud; return "tok-123", nil }}
+	c, err := m.Mint(context.Background(), in, r)
+	if err != nil || gotAud != "https://ci.example" || c.Env["OIDC_TOKEN_MY_CI"] != "tok-123" {
+		t.Errorf("Mint = %+v, %v (aud %q)", c, err, gotAud)
+	}
+}

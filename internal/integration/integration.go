@@ -67,7 +67,7 @@ type Service struct {
 
 // New returns the integration service with the built-in minters.
 func New(d *db.DB, spaces *space.Service, stacks *stack.Service) *Service {
-	return &Service{db: d, spaces: spaces, stacks: stacks, Minters: map[string]Minter{AWS: &AWSMinter{}, Vault: &VaultMinter{}, GCP: &GCPMinter{}}}
+	return &Service{db: d, spaces: spaces, stacks: stacks, Minters: map[string]Minter{AWS: &AWSMinter{}, Vault: &VaultMinter{}, GCP: &GCPMinter{}, Azure: &AzureMinter{}, OIDC: OIDCMinter{}}}
 }
 
 const cols = `id, name, space_id, type, config, labels, description, created_at, updated_at`

@@ -345,6 +345,13 @@ func (s *Server) handler() http.Handler {
 				return s.tokens.Subject(runtoken.Run{SpaceID: spaceID, SpacePath: path, StackID: stackID, RunID: "*", RunType: "*", Scope: scope})
 			}
 			return s.tokens.Config().Issuer, sub(runtoken.Read), sub(runtoken.Write)
+		},
+		SubjectFor: func(ctx context.Context, spaceID, stackID, runType, scope string) string {
+			path, err := s.spacePath(ctx, spaceID)
+			if err != nil {
+				path = spaceID
+			}
+			return s.tokens.Subject(runtoken.Run{SpaceID: spaceID, SpacePath: path, StackID: stackID, RunID: "*", RunType: runType, Scope: scope})
 		}}
 	a.Routes(mux)
 	wh := &workerapi.Handler{Runs: s.runs, Stacks: s.stacks, Registry: s.registry, Hub: s.hub, Log: s.log,
