@@ -199,7 +199,8 @@ func TestGoogleIntegration(t *testing.T) {
 	repo := NewRepo(t, map[string]string{"main.tf": staticConfig("v1")})
 	for _, id := range []string{"app", "other"} {
 		s.CreateStack(t, id, repo.URL, "--before-plan",
-			`test "$GOOGLE_PROJECT" = my-proj && test "$CLOUDSDK_CORE_PROJECT" = my-proj && printf %s "$GOOGLE_OAUTH_ACCESS_TOKEN" > `+filepath.Join(out, id+".gat"))
+			`test "$GOOGLE_PROJECT" = my-proj && test "$CLOUDSDK_CORE_PROJECT" = my-proj && printf %s "$GOOGLE_OAUTH_ACCESS_TOKEN" > `+filepath.Join(out, id+".gat")+
+				` && cp "$GOOGLE_APPLICATION_CREDENTIALS" `+filepath.Join(out, id+".json")+` && cp "$(dirname "$GOOGLE_APPLICATION_CREDENTIALS")/gcp-gcp.jwt" `+filepath.Join(out, id+".jwt"))
 	}
 	var in apiv1.Integration
 	s.MustJSON(t, &in, "integration", "create", "--id", "gcp", "--type", "gcp", "--set", "workload_identity_provider="+provider,
@@ -212,6 +213,24 @@ func TestGoogleIntegration(t *testing.T) {
 	if err != nil || len(issued) != 1 || string(got) != issued[0].AccessToken || issued[0].ServiceAccount != sa ||
 		issued[0].Subject != "space:root:stack:app:run_type:PROPOSED:scope:read" {
 		t.Fatalf("the run saw %q (%v); Google issued %+v\n%s", got, err, issued, s.Logs(t, "app", r.ID))
+	}
+	// The external_account configuration Google's own libraries read: it
+	// names the token file beside it (outside the workspace), whose token
+	// the fake STS accepts.
+	var ext struct {
+		Type, Audience   string
+		CredentialSource struct{ File string } `json:"credential_source"`
+	}
+	raw, _ := os.ReadFile(filepath.Join(out, "app.json"))
+	if err := json.Unmarshal(raw, &ext); err != nil || ext.Type != "external_account" || ext.Audience != "//iam.googleapis.com/"+provider ||
+		!strings.HasSuffix(ext.CredentialSource.File, "/credentials/gcp-gcp.jwt") || strings.Contains(ext.CredentialSource.File, "/src/") {
+		t.Errorf("external_account config %s (%v)", raw, err)
+	}
+	jwt, _ := os.ReadFile(filepath.Join(out, "app.jwt"))
+	if p, err := oidc.NewProvider(context.Background(), s.URL); err != nil {
+		t.Fatal(err)
+	} else if _, err := p.Verifier(&oidc.Config{ClientID: "//iam.googleapis.com/" + provider}).Verify(context.Background(), string(jwt)); err != nil {
+		t.Errorf("the credential file's token: %v", err)
 	}
 	r2 := s.StartRun(t, "preview", "other")
 	failed := s.WaitRun(t, r2.ID, "FAILED")

@@ -19,7 +19,11 @@ type Request struct {
 
 // Credentials are what a minter hands the run.
 type Credentials struct {
-	Env     map[string]string // environment variables, all secret
+	Env map[string]string // environment variables, all secret
+	// Files are files for the run (name -> content), written by the worker
+	// in a directory of the job outside the workspace; in their contents
+	// and in Env values, {credentials_dir} stands for that directory.
+	Files   map[string]FileContent
 	Expires time.Time
 	// Identity names who the credentials act as (a role ARN), for the
 	// audit trail.
@@ -54,30 +58,37 @@ type EnvVar struct{ Name, Value string }
 // id order, and audits each issuance (never the credentials). A refusal
 // by the cloud is an error naming the integration and carrying the
 // cloud's message: the run fails at PREPARING with it.
-func (s *Service) Credentials(ctx context.Context, st stack.Stack, r Request) ([]EnvVar, []Revoke, error) {
+func (s *Service) Credentials(ctx context.Context, st stack.Stack, r Request) (Minted, error) {
 	applied, err := s.ForStack(ctx, st)
 	if err != nil {
-		return nil, nil, err
+		return Minted{}, err
 	}
-	var out []EnvVar
-	var revokes []Revoke
+	var m Minted
 	for _, a := range applied {
 		if (r.Scope == "read" && !a.Attachment.Read) || (r.Scope != "read" && !a.Attachment.Write) {
 			continue
 		}
-		m, ok := s.Minters[a.Integration.Type]
+		minter, ok := s.Minters[a.Integration.Type]
 		if !ok {
-			return nil, nil, errs.E(errs.Invalid, "integration %s: type %q is not supported", a.Integration.ID, a.Integration.Type)
+			return Minted{}, errs.E(errs.Invalid, "integration %s: type %q is not supported", a.Integration.ID, a.Integration.Type)
 		}
-		c, err := m.Mint(ctx, a.Integration, r)
+		c, err := minter.Mint(ctx, a.Integration, r)
 		if err != nil {
 			if errs.KindOf(err) == errs.Internal {
 				err = errs.Wrap(errs.Unavailable, err, "integration %s: minting credentials failed: %v", a.Integration.ID, err)
 			}
-			return nil, nil, err
+			return Minted{}, err
 		}
 		if c.Revoke != nil {
-			revokes = append(revokes, *c.Revoke)
+			m.Revoke = append(m.Revoke, *c.Revoke)
+		}
+		files := make([]string, 0, len(c.Files))
+		for name := range c.Files {
+			files = append(files, name)
+		}
+		sort.Strings(files)
+		for _, name := range files {
+			m.Files = append(m.Files, File{Name: name, Content: c.Files[name].Content, Secret: c.Files[name].Secret})
 		}
 		names := make([]string, 0, len(c.Env))
 		for k := range c.Env {
@@ -85,15 +96,35 @@ func (s *Service) Credentials(ctx context.Context, st stack.Stack, r Request) ([
 		}
 		sort.Strings(names)
 		for _, k := range names {
-			out = append(out, EnvVar{Name: k, Value: c.Env[k]})
+			m.Env = append(m.Env, EnvVar{Name: k, Value: c.Env[k]})
 		}
 		ev := map[string]any{"integration": a.Integration.ID, "type": a.Integration.Type, "stack": st.ID, "run": r.RunID,
-			"scope": r.Scope, "identity": c.Identity, "variables": names, "expires_at": c.Expires.UTC()}
+			"scope": r.Scope, "identity": c.Identity, "variables": names, "files": files, "expires_at": c.Expires.UTC()}
 		if err := s.db.Tx(ctx, func(ctx context.Context) error {
 			return s.Audit.Record(ctx, "integration.credentials", "integration", a.Integration.ID, st.Space, nil, ev)
 		}); err != nil {
-			return nil, nil, err
+			return Minted{}, err
 		}
 	}
-	return out, revokes, nil
+	return m, nil
+}
+
+// Minted is what the integrations of a stack give one job.
+type Minted struct {
+	Env    []EnvVar
+	Files  []File
+	Revoke []Revoke
+}
+
+// File is a credential file for the run.
+type File struct {
+	Name    string
+	Content []byte
+	Secret  bool // masked in logs (a token); a configuration naming paths is not
+}
+
+// FileContent is a credential file a minter makes.
+type FileContent struct {
+	Content []byte
+	Secret  bool
 }

@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -136,7 +137,27 @@ func (m *GCPMinter) Mint(ctx context.Context, in Integration, r Request) (Creden
 	if p := in.Config[GCPProject]; p != "" {
 		env["GOOGLE_PROJECT"], env["CLOUDSDK_CORE_PROJECT"], env["GOOGLE_CLOUD_PROJECT"] = p, p, p
 	}
-	return Credentials{Env: env, Identity: in.Config[GCPServiceAccount], Expires: tok.Expiry}, nil
+	// An external_account credential configuration for tools that do the
+	// exchange themselves (client libraries, gcloud), reading the run's
+	// token for Google's audience from a file beside it.
+	subject, err := r.Token(ctx, aud)
+	if err != nil {
+		return Credentials{}, err
+	}
+	base := "gcp-" + in.ID
+	cfgJSON, _ := json.MarshalIndent(map[string]any{
+		"type":                              "external_account",
+		"audience":                          "//iam.googleapis.com/" + in.Config[GCPProvider],
+		"subject_token_type":                "urn:ietf:params:oauth:token-type:jwt",
+		"token_url":                         stsURL,
+		"service_account_impersonation_url": iam + "/v1/projects/-/serviceAccounts/" + in.Config[GCPServiceAccount] + ":generateAccessToken",
+		"service_account_impersonation":     map[string]any{"token_lifetime_seconds": lifetime},
+		"credential_source":                 map[string]any{"file": "{credentials_dir}/" + base + ".jwt"},
+	}, "", "  ")
+	env["GOOGLE_APPLICATION_CREDENTIALS"] = "{credentials_dir}/" + base + ".json"
+	env["CLOUDSDK_AUTH_CREDENTIAL_FILE_OVERRIDE"] = env["GOOGLE_APPLICATION_CREDENTIALS"]
+	files := map[string]FileContent{base + ".jwt": {Content: []byte(subject), Secret: true}, base + ".json": {Content: cfgJSON}}
+	return Credentials{Env: env, Files: files, Identity: in.Config[GCPServiceAccount], Expires: tok.Expiry}, nil
 }
 
 // googleMessage keeps the library's error short: Google's own message.

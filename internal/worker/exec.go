@@ -55,6 +55,7 @@ func (w *Worker) execute(kill context.Context, job *workerapi.Job, slot int) {
 		}
 	}
 	masked = append(masked, secretFileMasks(job.Files)...)
+	masked = append(masked, secretFileMasks(job.CredentialFiles)...)
 	masked = append(masked, secretLines(job.Env)...)
 	masked = append(masked, job.Token, job.StateToken, job.OIDCToken)
 	masker := secrets.NewMasker(masked)
@@ -205,6 +206,9 @@ func (j *jobRun) setup(ctx context.Context, src string) error {
 		return fail("writing the CLI configuration: %v", err)
 	}
 	if err := j.writeOIDCToken(); err != nil {
+		return err
+	}
+	if err := j.writeCredentialFiles(); err != nil {
 		return err
 	}
 	j.env = buildEnv(j.job, cliConfig, filepath.Dir(bin))
@@ -580,9 +584,24 @@ func (j *jobRun) newOIDCToken(resp workerapi.PlannedResponse) error {
 	// The cloud integrations' write credentials replace the read ones
 	// (ranked -1), all of them: an integration attached for read only
 	// gives the apply nothing.
-	if resp.Env != nil || resp.Revoke != nil {
+	if resp.Env != nil || resp.Revoke != nil || resp.CredentialFiles != nil {
 		j.revokeCredentials() // the plan's, replaced by the apply's
 		j.job.Revoke = resp.Revoke
+		for i := range resp.CredentialFiles {
+			f := &resp.CredentialFiles[i]
+			if f.Sealed {
+				pt, err := j.w.openValue("credfile:"+j.job.RunID+":"+f.Path, string(f.Content))
+				if err != nil {
+					return err
+				}
+				f.Content, f.Sealed = []byte(pt), false
+			}
+		}
+		j.masker.Add(secretFileMasks(resp.CredentialFiles)...)
+		j.job.CredentialFiles = resp.CredentialFiles
+		if err := j.writeCredentialFiles(); err != nil {
+			return err
+		}
 	}
 	kept := j.job.Env[:0]
 	for _, v := range j.job.Env {
@@ -655,4 +674,34 @@ func (j *jobRun) revokeCredentials() {
 		}
 	}
 	j.job.Revoke = nil
+}
+
+// credentialsDir is where the integrations' files of a job live: in the
+// job's directory, outside the workspace.
+func credentialsDir(jobDir string) string { return filepath.Join(jobDir, "credentials") }
+
+// writeCredentialFiles (re)writes the job's credential files, with
+// {credentials_dir} replaced by their directory.
+func (j *jobRun) writeCredentialFiles() error {
+	dir := credentialsDir(j.dir)
+	if err := os.RemoveAll(dir); err != nil {
+		return fail("clearing the credential files: %v", err)
+	}
+	if len(j.job.CredentialFiles) == 0 {
+		return nil
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		return fail("writing the credential files: %v", err)
+	}
+	for _, f := range j.job.CredentialFiles {
+		name := filepath.Base(f.Path)
+		if name != f.Path || name == "." || name == ".." {
+			return fail("credential file name %q is not a plain name", f.Path)
+		}
+		content := strings.ReplaceAll(string(f.Content), "{credentials_dir}", dir)
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
+			return fail("writing the credential file %s: %v", name, err)
+		}
+	}
+	return nil
 }

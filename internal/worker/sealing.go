@@ -35,6 +35,17 @@ func (w *Worker) openSecrets(job *workerapi.Job) error {
 		}
 		v.Value, v.Sealed = pt, false
 	}
+	for i := range job.CredentialFiles {
+		f := &job.CredentialFiles[i]
+		if !f.Sealed {
+			continue
+		}
+		pt, err := w.openValue("credfile:"+job.RunID+":"+f.Path, string(f.Content))
+		if err != nil {
+			return err
+		}
+		f.Content, f.Sealed = []byte(pt), false
+	}
 	for i := range job.Files {
 		f := &job.Files[i]
 		if !f.Sealed {

@@ -131,7 +131,19 @@ func buildStageEnv(job *workerapi.Job, cliConfig, toolDir string, write bool) []
 	for k, v := range set {
 		env = append(env, k+"="+v)
 	}
-	return append(env, stageVars(job.Env, write)...)
+	vars := job.Env
+	if len(job.CredentialFiles) > 0 {
+		// The integrations' variables may name their files.
+		dir := credentialsDir(filepath.Dir(cliConfig))
+		vars = make([]workerapi.EnvVar, len(job.Env))
+		for i, v := range job.Env {
+			if v.Rank == -1 {
+				v.Value = strings.ReplaceAll(v.Value, "{credentials_dir}", dir)
+			}
+			vars[i] = v
+		}
+	}
+	return append(env, stageVars(vars, write)...)
 }
 
 // packWorkspace makes a gzipped tar of dir, leaving out provider binaries

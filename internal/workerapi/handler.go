@@ -44,7 +44,7 @@ type Handler struct {
 	// Integrations, when set, mints the credentials of the stack's cloud
 	// integrations for each job (read for plans, write for applies).
 	Integrations interface {
-		Credentials(ctx context.Context, st stack.Stack, r integration.Request) ([]integration.EnvVar, []integration.Revoke, error)
+		Credentials(ctx context.Context, st stack.Stack, r integration.Request) (integration.Minted, error)
 	}
 	// SpacePath, when set, names a space by its path from the root
 	// ("root/team/app"), for the spacePath claim.
@@ -230,11 +230,11 @@ func (h *Handler) buildJob(ctx context.Context, cl *run.Claimed) (*Job, error) {
 	if job.OIDCToken, err = h.runToken(ctx, cl.Run, st.Space, scope); err != nil {
 		return nil, err
 	}
-	creds, revokes, err := h.credentials(ctx, cl.Run, st, scope)
+	creds, revokes, files, err := h.credentials(ctx, cl.Run, st, scope)
 	if err != nil {
 		return nil, err
 	}
-	job.Revoke = revokes
+	job.Revoke, job.CredentialFiles = revokes, files
 	if h.Contexts == nil {
 		for _, v := range vars {
 			job.Env = append(job.Env, EnvVar{Name: v.Name, Value: v.Value, Secret: v.Secret})
@@ -263,9 +263,9 @@ func (h *Handler) buildJob(ctx context.Context, cl *run.Claimed) (*Job, error) {
 // credentials mints the stack's cloud integrations' credentials for the
 // run's scope: secret variables ranked above the stack's and its
 // contexts' (an integration's credentials are not shadowed by accident).
-func (h *Handler) credentials(ctx context.Context, rn run.Run, st stack.Stack, scope string) ([]EnvVar, []Revoke, error) {
+func (h *Handler) credentials(ctx context.Context, rn run.Run, st stack.Stack, scope string) ([]EnvVar, []Revoke, []File, error) {
 	if h.Integrations == nil {
-		return nil, nil, nil
+		return nil, nil, nil, nil
 	}
 	req := integration.Request{RunID: rn.ID, RunType: rn.Type, StackID: st.ID, SpaceID: st.Space, Scope: scope,
 		Token: func(ctx context.Context, audience string) (string, error) {
@@ -282,19 +282,23 @@ func (h *Handler) credentials(ctx context.Context, rn run.Run, st stack.Stack, s
 				RunType: rn.Type, Scope: scope, Audience: audience})
 			return tok, err
 		}}
-	vars, revokes, err := h.Integrations.Credentials(ctx, st, req)
+	m, err := h.Integrations.Credentials(ctx, st, req)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	out := make([]EnvVar, 0, len(vars))
-	for _, v := range vars {
+	out := make([]EnvVar, 0, len(m.Env))
+	for _, v := range m.Env {
 		out = append(out, EnvVar{Name: v.Name, Value: v.Value, Secret: true, Rank: -1})
 	}
 	var rv []Revoke
-	for _, x := range revokes {
+	for _, x := range m.Revoke {
 		rv = append(rv, Revoke{Kind: x.Kind, Address: x.Address, Namespace: x.Namespace, TokenVar: x.TokenVar})
 	}
-	return out, rv, nil
+	var files []File
+	for _, f := range m.Files {
+		files = append(files, File{Path: f.Name, Content: f.Content, Secret: f.Secret})
+	}
+	return out, rv, files, nil
 }
 
 func (h *Handler) phase(w http.ResponseWriter, r *http.Request, rn run.Run) error {
@@ -386,7 +390,7 @@ func (h *Handler) planned(w http.ResponseWriter, r *http.Request, rn run.Run) er
 		if resp.OIDCToken, err = h.runToken(r.Context(), rn, st.Space, runtoken.Write); err != nil {
 			return err
 		}
-		if resp.Env, resp.Revoke, err = h.credentials(r.Context(), rn, st, runtoken.Write); err != nil {
+		if resp.Env, resp.Revoke, resp.CredentialFiles, err = h.credentials(r.Context(), rn, st, runtoken.Write); err != nil {
 			// The apply cannot have its credentials: fail the run now, with
 			// the cloud's reason, rather than apply without them.
 			_, _ = h.Runs.Finish(r.Context(), rn.ID, rn.WorkerID, false, "minting the apply's credentials failed: "+errs.Public(err))
@@ -406,6 +410,14 @@ func (h *Handler) planned(w http.ResponseWriter, r *http.Request, rn run.Run) er
 			if v.Value, v.Sealed, err = h.sealValue(r.Context(), pool, "env:"+rn.ID+":"+v.Name, v.Value); err != nil {
 				return err
 			}
+		}
+		for i := range resp.CredentialFiles {
+			f := &resp.CredentialFiles[i]
+			var sealed string
+			if sealed, f.Sealed, err = h.sealValue(r.Context(), pool, "credfile:"+rn.ID+":"+f.Path, string(f.Content)); err != nil {
+				return err
+			}
+			f.Content = []byte(sealed)
 		}
 	}
 	httpx.WriteJSON(w, http.StatusOK, resp)

@@ -153,6 +153,12 @@ type Job struct {
 	// Revoke says how to revoke credentials of the job's environment when
 	// the job ends (or when the apply's replace them).
 	Revoke []Revoke `json:"revoke,omitempty"`
+	// CredentialFiles are the cloud integrations' files (Path: a plain
+	// name), written by the worker in a directory of the job outside the
+	// workspace; "{credentials_dir}" in their contents and in the values
+	// of the integrations' variables (rank -1) stands for that directory.
+	// Secret, sealed like the job's files (info "credfile:<run>:<name>").
+	CredentialFiles []File `json:"credential_files,omitempty"`
 }
 
 // Revoke is a credential to revoke at the end of a job: kind vault:
@@ -199,8 +205,9 @@ type PlannedResponse struct {
 	// integrations for the apply: they replace the job's integration
 	// credentials (secret, sealed like the job's when the pool has a key
 	// pair); Revoke replaces the job's list (revoke the old ones first).
-	Env    []EnvVar `json:"env,omitempty"`
-	Revoke []Revoke `json:"revoke,omitempty"`
+	Env             []EnvVar `json:"env,omitempty"`
+	Revoke          []Revoke `json:"revoke,omitempty"`
+	CredentialFiles []File   `json:"credential_files,omitempty"`
 }
 
 // HeartbeatResponse tells a worker whether to stop the job.

@@ -42,6 +42,17 @@ func (h *Handler) sealJob(ctx context.Context, pool string, job *Job) error {
 		}
 		v.Value, v.Sealed = sealed, true
 	}
+	for i := range job.CredentialFiles {
+		f := &job.CredentialFiles[i]
+		if f.Sealed {
+			continue
+		}
+		sealed, err := pk.SealString("credfile:"+job.RunID+":"+f.Path, string(f.Content))
+		if err != nil {
+			return err
+		}
+		f.Content, f.Sealed = []byte(sealed), true
+	}
 	for i := range job.Files {
 		f := &job.Files[i]
 		if !f.Secret || f.Sealed {
