@@ -20,6 +20,20 @@ import (
 	"github.com/gantry-iac/gantry/internal/fakes/fakevault"
 )
 
+// awsConfig checks the AWS variables in a local-exec provisioner (at
+// apply) and keeps the access key id it saw.
+const awsConfig = `
+variable "out" {}
+
+resource "terraform_data" "aws" {
+  input            = "v1"
+  triggers_replace = "v1" # a new version replaces it: the provisioner runs again
+  provisioner "local-exec" {
+    command = "test -n \"$AWS_SECRET_ACCESS_KEY\" && test \"$AWS_SECURITY_TOKEN\" = \"$AWS_SESSION_TOKEN\" && test \"$AWS_REGION\" = eu-west-1 && printf %s \"$AWS_ACCESS_KEY_ID\" > ${var.out}/apply.akid && echo \"secret: $AWS_SECRET_ACCESS_KEY\""
+  }
+}
+`
+
 // TestAWSIntegration: a stack with an AWS integration gets credentials
 // minted for each run from its OIDC token (AssumeRoleWithWebIdentity,
 // through the official SDK, at an STS that verifies the token against the
@@ -38,16 +52,7 @@ func TestAWSIntegration(t *testing.T) {
 	t.Cleanup(sts.Close)
 
 	out := t.TempDir()
-	repo := NewRepo(t, map[string]string{"main.tf": `
-variable "out" {}
-
-resource "terraform_data" "aws" {
-  input = "v1"
-  provisioner "local-exec" {
-    command = "test -n \"$AWS_SECRET_ACCESS_KEY\" && test \"$AWS_SECURITY_TOKEN\" = \"$AWS_SESSION_TOKEN\" && test \"$AWS_REGION\" = eu-west-1 && printf %s \"$AWS_ACCESS_KEY_ID\" > ${var.out}/apply.akid && echo \"secret: $AWS_SECRET_ACCESS_KEY\""
-  }
-}
-`})
+	repo := NewRepo(t, map[string]string{"main.tf": awsConfig})
 	s.MustGantry(t, "space", "create", "--id", "team", "--name", "team")
 	for _, id := range []string{"app", "other"} {
 		s.CreateStack(t, id, repo.URL, "--space", "team", "--autodeploy",
@@ -82,6 +87,25 @@ resource "terraform_data" "aws" {
 		t.Errorf("the apply's secret key is not masked in the log:\n%s", log)
 	}
 
+	// generate_on_worker: the worker mints the credentials itself, with
+	// tokens the server issued for the integration's audience.
+	s.MustGantry(t, "integration", "update", "--id", "aws-team", "--set", "generate_on_worker=true")
+	repo.Commit(t, "v2", map[string]string{"main.tf": strings.ReplaceAll(awsConfig, `"v1"`, `"v2"`)})
+	rw := s.StartRun(t, "deploy", "app")
+	s.WaitRun(t, rw.ID, "FINISHED")
+	issued = fake.Issued()
+	if len(issued) != 4 || issued[2].Session != rw.ID || !strings.HasSuffix(issued[3].Subject, ":scope:write") {
+		t.Fatalf("STS issued %+v", issued)
+	}
+	if read("app-plan.akid") != issued[2].AccessKeyID || read("apply.akid") != issued[3].AccessKeyID {
+		t.Errorf("on the worker: plan saw %s, apply %s; STS issued %s and %s", read("app-plan.akid"), read("apply.akid"), issued[2].AccessKeyID, issued[3].AccessKeyID)
+	}
+	if log := s.Logs(t, "app", rw.ID); !strings.Contains(log, "Minted the credentials of integration aws-team on this worker (read)") ||
+		!strings.Contains(log, "(write)") {
+		t.Errorf("the log does not say the worker minted:\n%s", log)
+	}
+	s.MustGantry(t, "integration", "update", "--id", "aws-team", "--unset", "generate_on_worker")
+
 	// The role does not trust stack other: its run fails at PREPARING with
 	// AWS's reason.
 	r2 := s.StartRun(t, "deploy", "other")
@@ -105,7 +129,7 @@ resource "terraform_data" "aws" {
 	var evs []apiv1.AuditEvent
 	s.getJSON(t, "/api/v1/audit/events?action=integration.credentials", &struct{ Items *[]apiv1.AuditEvent }{&evs})
 	if len(evs) != 2 {
-		t.Errorf("%d integration.credentials events, want 2", len(evs))
+		t.Errorf("%d integration.credentials events, want 2 (the worker minted the others)", len(evs))
 	}
 	secretsIssued := []string{}
 	for _, is := range fake.Issued() {

@@ -235,3 +235,14 @@ func TrustPolicy(in Integration, issuer, stackSubjectRead, stackSubjectWrite, se
 		},
 	}}}, nil
 }
+
+// Audience is the web identity token's aud ("" in assume_role mode).
+func (m *AWSMinter) Audience(cfg map[string]string) string {
+	if cfg[AWSMode] == AWSModeAssumeRole {
+		return ""
+	}
+	if a := cfg[AWSAudience]; a != "" {
+		return a
+	}
+	return "sts.amazonaws.com"
+}

@@ -138,3 +138,11 @@ func firstLine(s string) string {
 	}
 	return s
 }
+
+// Audience is Entra's token exchange audience.
+func (m *AzureMinter) Audience(cfg map[string]string) string {
+	if a := cfg[AzureAudience]; a != "" {
+		return a
+	}
+	return "api://AzureADTokenExchange"
+}

@@ -48,6 +48,21 @@ type Revoke struct {
 type Minter interface {
 	Validate(cfg map[string]string) error
 	Mint(ctx context.Context, in Integration, r Request) (Credentials, error)
+	// Audience is the aud of the run token Mint asks for ("" when it
+	// needs none), so that a worker minting on its own can be given it.
+	Audience(cfg map[string]string) string
+}
+
+// OnWorker is the setting that makes the worker mint an integration's
+// credentials itself ("true"): for private workers that reach a cloud (or
+// hold an identity) the server does not. The server hands the worker the
+// integration and a run token of its audience instead of credentials.
+const OnWorker = "generate_on_worker"
+
+// Delegated is an integration whose credentials the worker mints.
+type Delegated struct {
+	Integration Integration
+	Token       string // the run's token for the minter's audience
 }
 
 // EnvVar is one variable for the run (always secret).
@@ -71,6 +86,22 @@ func (s *Service) Credentials(ctx context.Context, st stack.Stack, r Request) (M
 		minter, ok := s.Minters[a.Integration.Type]
 		if !ok {
 			return Minted{}, errs.E(errs.Invalid, "integration %s: type %q is not supported", a.Integration.ID, a.Integration.Type)
+		}
+		if a.Integration.Config[OnWorker] == "true" {
+			d := Delegated{Integration: a.Integration}
+			if aud := minter.Audience(a.Integration.Config); aud != "" {
+				if d.Token, err = r.Token(ctx, aud); err != nil {
+					return Minted{}, err
+				}
+			}
+			m.Delegated = append(m.Delegated, d)
+			if err := s.db.Tx(ctx, func(ctx context.Context) error {
+				return s.Audit.Record(ctx, "integration.delegated", "integration", a.Integration.ID, st.Space, nil,
+					map[string]any{"integration": a.Integration.ID, "type": a.Integration.Type, "stack": st.ID, "run": r.RunID, "scope": r.Scope})
+			}); err != nil {
+				return Minted{}, err
+			}
+			continue
 		}
 		c, err := minter.Mint(ctx, a.Integration, r)
 		if err != nil {
@@ -111,9 +142,26 @@ func (s *Service) Credentials(ctx context.Context, st stack.Stack, r Request) (M
 
 // Minted is what the integrations of a stack give one job.
 type Minted struct {
-	Env    []EnvVar
-	Files  []File
-	Revoke []Revoke
+	Env       []EnvVar
+	Files     []File
+	Revoke    []Revoke
+	Delegated []Delegated // minted by the worker
+}
+
+// MintOnWorker mints a delegated integration's credentials where the
+// worker runs, with the token the server issued for it.
+func MintOnWorker(ctx context.Context, minters map[string]Minter, d Delegated, r Request) (Credentials, error) {
+	m, ok := minters[d.Integration.Type]
+	if !ok {
+		return Credentials{}, errs.E(errs.Invalid, "integration %s: type %q is not supported by this worker", d.Integration.ID, d.Integration.Type)
+	}
+	r.Token = func(context.Context, string) (string, error) { return d.Token, nil }
+	return m.Mint(ctx, d.Integration, r)
+}
+
+// Builtin returns the built-in minters by type.
+func Builtin() map[string]Minter {
+	return map[string]Minter{AWS: &AWSMinter{}, Vault: &VaultMinter{}, GCP: &GCPMinter{}, Azure: &AzureMinter{}, OIDC: OIDCMinter{}}
 }
 
 // File is a credential file for the run.

@@ -168,3 +168,6 @@ func googleMessage(err error) string {
 	}
 	return msg
 }
+
+// Audience is the provider's audience.
+func (m *GCPMinter) Audience(cfg map[string]string) string { return GCPAudienceOf(cfg) }

@@ -67,7 +67,7 @@ type Service struct {
 
 // New returns the integration service with the built-in minters.
 func New(d *db.DB, spaces *space.Service, stacks *stack.Service) *Service {
-	return &Service{db: d, spaces: spaces, stacks: stacks, Minters: map[string]Minter{AWS: &AWSMinter{}, Vault: &VaultMinter{}, GCP: &GCPMinter{}, Azure: &AzureMinter{}, OIDC: OIDCMinter{}}}
+	return &Service{db: d, spaces: spaces, stacks: stacks, Minters: Builtin()}
 }
 
 const cols = `id, name, space_id, type, config, labels, description, created_at, updated_at`
@@ -122,7 +122,16 @@ func (s *Service) validate(in *Integration) error {
 	if len(in.Config) > 64 {
 		return errs.E(errs.Invalid, "at most 64 settings")
 	}
-	if err := m.Validate(in.Config); err != nil {
+	cfg := make(map[string]string, len(in.Config))
+	for k, v := range in.Config {
+		if k != OnWorker {
+			cfg[k] = v
+		}
+	}
+	if v, ok := in.Config[OnWorker]; ok && v != "true" && v != "false" {
+		return errs.E(errs.Invalid, "%s must be true or false", OnWorker)
+	}
+	if err := m.Validate(cfg); err != nil {
 		return err
 	}
 	l, err := labels.Normalize(in.Labels)

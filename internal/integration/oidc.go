@@ -50,3 +50,6 @@ func (OIDCMinter) Mint(ctx context.Context, in Integration, r Request) (Credenti
 	}
 	return Credentials{Env: map[string]string{name: tok}, Identity: "aud " + in.Config[OIDCAudience], Expires: time.Now().Add(time.Hour)}, nil
 }
+
+// Audience is the configured one.
+func (OIDCMinter) Audience(cfg map[string]string) string { return cfg[OIDCAudience] }

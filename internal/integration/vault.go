@@ -111,3 +111,11 @@ func vaultMessage(err error) string {
 	}
 	return err.Error()
 }
+
+// Audience is the JWT login's aud.
+func (m *VaultMinter) Audience(cfg map[string]string) string {
+	if a := cfg[VaultAudience]; a != "" {
+		return a
+	}
+	return "vault"
+}

@@ -8,11 +8,14 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/gantry-iac/gantry/internal/errs"
 	"github.com/gantry-iac/gantry/internal/git"
+	"github.com/gantry-iac/gantry/internal/integration"
 	"github.com/gantry-iac/gantry/internal/secrets"
 	"github.com/gantry-iac/gantry/internal/tofu"
 	"github.com/gantry-iac/gantry/internal/workerapi"
@@ -208,6 +211,13 @@ func (j *jobRun) setup(ctx context.Context, src string) error {
 	if err := j.writeOIDCToken(); err != nil {
 		return err
 	}
+	scope := "read"
+	if j.job.Kind != "plan" {
+		scope = "write"
+	}
+	if err := j.mintDelegated(ctx, j.job.Delegated, scope); err != nil {
+		return err
+	}
 	if err := j.writeCredentialFiles(); err != nil {
 		return err
 	}
@@ -281,7 +291,7 @@ func (j *jobRun) runPlan(ctx context.Context) error {
 		}
 		switch resp.Next {
 		case "apply":
-			if err := j.newOIDCToken(resp); err != nil {
+			if err := j.applyCredentials(ctx, resp); err != nil {
 				return err
 			}
 			return j.applyWhileShowing(ctx)
@@ -331,7 +341,7 @@ func (j *jobRun) runPlan(ctx context.Context) error {
 		j.ended = true
 		return nil
 	case "apply":
-		if err := j.newOIDCToken(resp); err != nil {
+		if err := j.applyCredentials(ctx, resp); err != nil {
 			return err
 		}
 		return j.apply(ctx)
@@ -577,32 +587,26 @@ func (j *jobRun) writeOIDCToken() error {
 	return nil
 }
 
-// newOIDCToken takes what the server sent for the apply: the cloud
-// integrations' write credentials and a fresh token of scope write,
-// masked from now on, in the environment (and the token's file).
-func (j *jobRun) newOIDCToken(resp workerapi.PlannedResponse) error {
-	// The cloud integrations' write credentials replace the read ones
-	// (ranked -1), all of them: an integration attached for read only
-	// gives the apply nothing.
-	if resp.Env != nil || resp.Revoke != nil || resp.CredentialFiles != nil {
-		j.revokeCredentials() // the plan's, replaced by the apply's
-		j.job.Revoke = resp.Revoke
-		for i := range resp.CredentialFiles {
-			f := &resp.CredentialFiles[i]
-			if f.Sealed {
-				pt, err := j.w.openValue("credfile:"+j.job.RunID+":"+f.Path, string(f.Content))
-				if err != nil {
-					return err
-				}
-				f.Content, f.Sealed = []byte(pt), false
+// applyCredentials takes what the server sent for the apply: the cloud
+// integrations' write credentials (which replace all of the plan's: an
+// integration attached for read only gives the apply nothing; the plan's
+// revocable ones are revoked), those the worker mints itself, and a fresh
+// OIDC token of scope write; all masked from now on.
+func (j *jobRun) applyCredentials(ctx context.Context, resp workerapi.PlannedResponse) error {
+	j.revokeCredentials()
+	j.job.Revoke = resp.Revoke
+	for i := range resp.CredentialFiles {
+		f := &resp.CredentialFiles[i]
+		if f.Sealed {
+			pt, err := j.w.openValue("credfile:"+j.job.RunID+":"+f.Path, string(f.Content))
+			if err != nil {
+				return err
 			}
-		}
-		j.masker.Add(secretFileMasks(resp.CredentialFiles)...)
-		j.job.CredentialFiles = resp.CredentialFiles
-		if err := j.writeCredentialFiles(); err != nil {
-			return err
+			f.Content, f.Sealed = []byte(pt), false
 		}
 	}
+	j.masker.Add(secretFileMasks(resp.CredentialFiles)...)
+	j.job.CredentialFiles = resp.CredentialFiles
 	kept := j.job.Env[:0]
 	for _, v := range j.job.Env {
 		if v.Rank != -1 {
@@ -621,6 +625,12 @@ func (j *jobRun) newOIDCToken(resp workerapi.PlannedResponse) error {
 		j.masker.Add(v.Value)
 		j.job.Env = append(j.job.Env, v)
 	}
+	if err := j.mintDelegated(ctx, resp.Delegated, "write"); err != nil {
+		return err
+	}
+	if err := j.writeCredentialFiles(); err != nil {
+		return err
+	}
 	if resp.OIDCToken == "" {
 		return nil
 	}
@@ -634,6 +644,48 @@ func (j *jobRun) newOIDCToken(resp workerapi.PlannedResponse) error {
 	j.masker.Add(tok)
 	j.job.OIDCToken = tok
 	return j.writeOIDCToken()
+}
+
+// mintDelegated mints, here, the credentials of the integrations that say
+// generate_on_worker, with the run tokens the server issued for them: a
+// refusal fails the job with the cloud's message.
+func (j *jobRun) mintDelegated(ctx context.Context, ds []workerapi.Delegation, scope string) error {
+	for _, d := range ds {
+		tok := d.Token
+		if d.TokenSealed {
+			var err error
+			if tok, err = j.w.openValue("delegated:"+j.job.RunID+":"+d.ID, tok); err != nil {
+				return err
+			}
+		}
+		j.masker.Add(tok)
+		c, err := integration.MintOnWorker(ctx, integration.Builtin(), integration.Delegated{
+			Integration: integration.Integration{ID: d.ID, Type: d.Type, Config: d.Config}, Token: tok},
+			integration.Request{RunID: j.job.RunID, RunType: j.job.RunType, StackID: j.job.StackID, SpaceID: j.job.SpaceID, Scope: scope})
+		if err != nil {
+			return fail("%s (minted on this worker)", errs.Public(err))
+		}
+		names := make([]string, 0, len(c.Env))
+		for k := range c.Env {
+			names = append(names, k)
+		}
+		sort.Strings(names)
+		for _, k := range names {
+			j.masker.Add(c.Env[k])
+			j.job.Env = append(j.job.Env, workerapi.EnvVar{Name: k, Value: c.Env[k], Secret: true, Rank: -1})
+		}
+		for name, f := range c.Files {
+			if f.Secret {
+				j.masker.Add(string(f.Content))
+			}
+			j.job.CredentialFiles = append(j.job.CredentialFiles, workerapi.File{Path: name, Content: f.Content, Secret: f.Secret})
+		}
+		if c.Revoke != nil {
+			j.job.Revoke = append(j.job.Revoke, workerapi.Revoke{Kind: c.Revoke.Kind, Address: c.Revoke.Address, Namespace: c.Revoke.Namespace, TokenVar: c.Revoke.TokenVar})
+		}
+		j.log.Printf("Minted the credentials of integration %s on this worker (%s).", d.ID, scope)
+	}
+	return nil
 }
 
 // revokeCredentials revokes the job's revocable integration credentials

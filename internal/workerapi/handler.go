@@ -230,11 +230,11 @@ func (h *Handler) buildJob(ctx context.Context, cl *run.Claimed) (*Job, error) {
 	if job.OIDCToken, err = h.runToken(ctx, cl.Run, st.Space, scope); err != nil {
 		return nil, err
 	}
-	creds, revokes, files, err := h.credentials(ctx, cl.Run, st, scope)
+	creds, revokes, files, delegated, err := h.credentials(ctx, cl.Run, st, scope)
 	if err != nil {
 		return nil, err
 	}
-	job.Revoke, job.CredentialFiles = revokes, files
+	job.Revoke, job.CredentialFiles, job.Delegated = revokes, files, delegated
 	if h.Contexts == nil {
 		for _, v := range vars {
 			job.Env = append(job.Env, EnvVar{Name: v.Name, Value: v.Value, Secret: v.Secret})
@@ -263,9 +263,9 @@ func (h *Handler) buildJob(ctx context.Context, cl *run.Claimed) (*Job, error) {
 // credentials mints the stack's cloud integrations' credentials for the
 // run's scope: secret variables ranked above the stack's and its
 // contexts' (an integration's credentials are not shadowed by accident).
-func (h *Handler) credentials(ctx context.Context, rn run.Run, st stack.Stack, scope string) ([]EnvVar, []Revoke, []File, error) {
+func (h *Handler) credentials(ctx context.Context, rn run.Run, st stack.Stack, scope string) ([]EnvVar, []Revoke, []File, []Delegation, error) {
 	if h.Integrations == nil {
-		return nil, nil, nil, nil
+		return nil, nil, nil, nil, nil
 	}
 	req := integration.Request{RunID: rn.ID, RunType: rn.Type, StackID: st.ID, SpaceID: st.Space, Scope: scope,
 		Token: func(ctx context.Context, audience string) (string, error) {
@@ -284,7 +284,7 @@ func (h *Handler) credentials(ctx context.Context, rn run.Run, st stack.Stack, s
 		}}
 	m, err := h.Integrations.Credentials(ctx, st, req)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
 	out := make([]EnvVar, 0, len(m.Env))
 	for _, v := range m.Env {
@@ -298,7 +298,11 @@ func (h *Handler) credentials(ctx context.Context, rn run.Run, st stack.Stack, s
 	for _, f := range m.Files {
 		files = append(files, File{Path: f.Name, Content: f.Content, Secret: f.Secret})
 	}
-	return out, rv, files, nil
+	var del []Delegation
+	for _, d := range m.Delegated {
+		del = append(del, Delegation{ID: d.Integration.ID, Type: d.Integration.Type, Config: d.Integration.Config, Token: d.Token})
+	}
+	return out, rv, files, del, nil
 }
 
 func (h *Handler) phase(w http.ResponseWriter, r *http.Request, rn run.Run) error {
@@ -390,7 +394,7 @@ func (h *Handler) planned(w http.ResponseWriter, r *http.Request, rn run.Run) er
 		if resp.OIDCToken, err = h.runToken(r.Context(), rn, st.Space, runtoken.Write); err != nil {
 			return err
 		}
-		if resp.Env, resp.Revoke, resp.CredentialFiles, err = h.credentials(r.Context(), rn, st, runtoken.Write); err != nil {
+		if resp.Env, resp.Revoke, resp.CredentialFiles, resp.Delegated, err = h.credentials(r.Context(), rn, st, runtoken.Write); err != nil {
 			// The apply cannot have its credentials: fail the run now, with
 			// the cloud's reason, rather than apply without them.
 			_, _ = h.Runs.Finish(r.Context(), rn.ID, rn.WorkerID, false, "minting the apply's credentials failed: "+errs.Public(err))
@@ -408,6 +412,12 @@ func (h *Handler) planned(w http.ResponseWriter, r *http.Request, rn run.Run) er
 		for i := range resp.Env {
 			v := &resp.Env[i]
 			if v.Value, v.Sealed, err = h.sealValue(r.Context(), pool, "env:"+rn.ID+":"+v.Name, v.Value); err != nil {
+				return err
+			}
+		}
+		for i := range resp.Delegated {
+			d := &resp.Delegated[i]
+			if d.Token, d.TokenSealed, err = h.sealValue(r.Context(), pool, "delegated:"+rn.ID+":"+d.ID, d.Token); err != nil {
 				return err
 			}
 		}

@@ -159,6 +159,19 @@ type Job struct {
 	// of the integrations' variables (rank -1) stands for that directory.
 	// Secret, sealed like the job's files (info "credfile:<run>:<name>").
 	CredentialFiles []File `json:"credential_files,omitempty"`
+	// Delegated are integrations whose credentials the worker mints itself
+	// (setting generate_on_worker), each with the run's token for it
+	// (sealed, info "delegated:<run>:<integration>", when TokenSealed).
+	Delegated []Delegation `json:"delegated,omitempty"`
+}
+
+// Delegation is an integration the worker mints credentials for.
+type Delegation struct {
+	ID          string            `json:"id"`
+	Type        string            `json:"type"`
+	Config      map[string]string `json:"config"`
+	Token       string            `json:"token,omitempty"`
+	TokenSealed bool              `json:"token_sealed,omitempty"`
 }
 
 // Revoke is a credential to revoke at the end of a job: kind vault:
@@ -205,9 +218,10 @@ type PlannedResponse struct {
 	// integrations for the apply: they replace the job's integration
 	// credentials (secret, sealed like the job's when the pool has a key
 	// pair); Revoke replaces the job's list (revoke the old ones first).
-	Env             []EnvVar `json:"env,omitempty"`
-	Revoke          []Revoke `json:"revoke,omitempty"`
-	CredentialFiles []File   `json:"credential_files,omitempty"`
+	Env             []EnvVar     `json:"env,omitempty"`
+	Revoke          []Revoke     `json:"revoke,omitempty"`
+	CredentialFiles []File       `json:"credential_files,omitempty"`
+	Delegated       []Delegation `json:"delegated,omitempty"`
 }
 
 // HeartbeatResponse tells a worker whether to stop the job.

@@ -42,6 +42,16 @@ func (h *Handler) sealJob(ctx context.Context, pool string, job *Job) error {
 		}
 		v.Value, v.Sealed = sealed, true
 	}
+	for i := range job.Delegated {
+		d := &job.Delegated[i]
+		if d.Token == "" || d.TokenSealed {
+			continue
+		}
+		if d.Token, err = pk.SealString("delegated:"+job.RunID+":"+d.ID, d.Token); err != nil {
+			return err
+		}
+		d.TokenSealed = true
+	}
 	for i := range job.CredentialFiles {
 		f := &job.CredentialFiles[i]
 		if f.Sealed {
