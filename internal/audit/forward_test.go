@@ -179,7 +179,13 @@ func TestForwardFailThenRecover(t *testing.T) {
 		}
 		stop := start(t, f)
 		record(t, ctx, s, 7)
-		waitFor(t, "10 events delivered", func() bool { g := rc.got(); return len(g) > 0 && g[len(g)-1] == 10 })
+		// Delivered and its cursor saved (the receiver answers before the
+		// forwarder records it: stopping in between would send 10 again,
+		// as at-least-once allows).
+		waitFor(t, "10 events delivered", func() bool {
+			g := rc.got()
+			return len(g) > 0 && g[len(g)-1] == 10 && status(t, f, "siem").DeliveredSeq == 10
+		})
 		checkInOrder(t, rc.got(), 1, 10)
 		rc.mu.Lock()
 		if rc.badSig != 0 || rc.header != fwdToken {
