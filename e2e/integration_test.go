@@ -313,3 +313,77 @@ func TestAzureIntegration(t *testing.T) {
 		t.Errorf("azure setup:\n%s", setup)
 	}
 }
+
+// TestAzureManagedSecret: in managed mode the server creates the
+// application's client secret through Microsoft Graph with its admin
+// credential, keeps it sealed, hands runs ARM_CLIENT_SECRET (checked at
+// PREPARING by a client credentials exchange), rotates it on schedule and
+// removes the previous one later; the secret is never in the data
+// directory in clear.
+func TestAzureManagedSecret(t *testing.T) {
+	requireSetup(t)
+	const tenant, app, admin = "11111111-2222-3333-4444-555555555555", "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee", "99999999-8888-7777-6666-555555555555"
+	fake := fakeentra.New(fakeentra.App{Tenant: tenant, ClientID: app},
+		fakeentra.App{Tenant: tenant, ClientID: admin, GraphAdmin: true, Secrets: map[string]string{"k0": "admin-secret-value"}})
+	e := httptest.NewServer(fake)
+	t.Cleanup(e.Close)
+	s := StartServer(t, ServerConfig{Args: []string{"--azure-graph-tenant-id", tenant, "--azure-graph-client-id", admin,
+		"--azure-authority", e.URL, "--azure-graph-endpoint", e.URL, "--azure-secret-rotation", "3s"},
+		Env: []string{"GANTRY_AZURE_GRAPH_CLIENT_SECRET=admin-secret-value"}})
+	out := t.TempDir()
+	repo := NewRepo(t, map[string]string{"main.tf": staticConfig("v1")})
+	s.CreateStack(t, "app", repo.URL, "--before-plan",
+		`test -z "$ARM_USE_OIDC" && test -n "$ARM_ACCESS_TOKEN" && printf %s "$ARM_CLIENT_SECRET" > `+filepath.Join(out, "secret"))
+	var in apiv1.Integration
+	s.MustJSON(t, &in, "integration", "create", "--id", "azure-managed", "--type", "azure", "--set", "tenant_id="+tenant, "--set", "client_id="+app,
+		"--set", "mode=managed", "--set", "access_token=true", "--set", "authority="+e.URL, "--label", "autoattach:*")
+	runSecret := func() string {
+		t.Helper()
+		r := s.StartRun(t, "preview", "app")
+		s.WaitRun(t, r.ID, "FINISHED")
+		b, err := os.ReadFile(filepath.Join(out, "secret"))
+		if err != nil {
+			t.Fatalf("no secret: %v\n%s", err, s.Logs(t, "app", r.ID))
+		}
+		return string(b)
+	}
+	first := runSecret()
+	secrets := fake.Secrets(app)
+	if len(secrets) != 1 || !slicesContains(secrets, first) {
+		t.Fatalf("app secrets %v, the run saw %q", secrets, first)
+	}
+	// After the rotation interval a new secret is made; after twice it the
+	// old one is removed from the application.
+	if !poll(20*time.Second, 100*time.Millisecond, func() bool { return len(fake.Secrets(app)) == 2 }) {
+		t.Fatalf("no rotation: %v", fake.Secrets(app))
+	}
+	second := runSecret()
+	if second == first || !slicesContains(fake.Secrets(app), second) {
+		t.Errorf("after rotation the run saw %q (first %q), app has %v", second, first, fake.Secrets(app))
+	}
+	if !poll(20*time.Second, 100*time.Millisecond, func() bool { return !slicesContains(fake.Secrets(app), first) }) {
+		t.Errorf("the old secret was not removed: %v", fake.Secrets(app))
+	}
+	_ = filepath.WalkDir(s.DataDir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if b, _ := os.ReadFile(p); strings.Contains(string(b), first) || strings.Contains(string(b), second) {
+				t.Errorf("%s holds a managed secret in clear", p)
+			}
+		}
+		return nil
+	})
+	var evs []apiv1.AuditEvent
+	s.getJSON(t, "/api/v1/audit/events?action=integration.secret_rotate", &struct{ Items *[]apiv1.AuditEvent }{&evs})
+	if len(evs) < 2 {
+		t.Errorf("%d secret_rotate events", len(evs))
+	}
+}
+
+func slicesContains(m map[string]string, v string) bool {
+	for _, x := range m {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}

@@ -47,6 +47,12 @@ GANTRY_<FLAG>_FILE for secrets kept in files.`,
 			if cfg.OIDCIssuer != "" && (cfg.OIDCClientID == "" || cfg.OIDCClientSecret == "") {
 				return fmt.Errorf("--oidc-issuer needs --oidc-client-id and --oidc-client-secret (or GANTRY_OIDC_CLIENT_SECRET_FILE)")
 			}
+			if cfg.AzureGraphClientID != "" && (cfg.AzureGraphTenantID == "" || cfg.AzureGraphClientSecret == "") {
+				return fmt.Errorf("--azure-graph-client-id needs --azure-graph-tenant-id and --azure-graph-client-secret (or GANTRY_AZURE_GRAPH_CLIENT_SECRET_FILE)")
+			}
+			if cfg.AzureSecretRotation < time.Second {
+				return fmt.Errorf("--azure-secret-rotation must be at least 1s")
+			}
 			if cfg.TokenLifetime < time.Minute || cfg.TokenLifetime > 12*time.Hour {
 				return fmt.Errorf("--token-lifetime must be from 1m to 12h")
 			}
@@ -88,6 +94,12 @@ GANTRY_<FLAG>_FILE for secrets kept in files.`,
 	f.StringVar(&cfg.TokenSubject, "token-subject-template", "space:{spaceId}:stack:{stackId}:run_type:{runType}:scope:{scope}", "sub of the runs' OIDC tokens; placeholders {spaceId} {spacePath} {stackId} {runId} {runType} {scope}")
 	f.DurationVar(&cfg.TokenLifetime, "token-lifetime", time.Hour, "how long a run's OIDC token is valid")
 	f.StringVar(&cfg.TokenAlg, "token-signing-alg", "RS256", "algorithm of new token signing keys: RS256 or ES256")
+	f.StringVar(&cfg.AzureGraphTenantID, "azure-graph-tenant-id", "", "Azure managed integrations: the tenant of the server's Microsoft Graph credential")
+	f.StringVar(&cfg.AzureGraphClientID, "azure-graph-client-id", "", "Azure managed integrations: the application Gantry uses to manage client secrets through Microsoft Graph (off when empty)")
+	f.StringVar(&cfg.AzureGraphClientSecret, "azure-graph-client-secret", "", "its client secret (prefer GANTRY_AZURE_GRAPH_CLIENT_SECRET_FILE)")
+	f.StringVar(&cfg.AzureAuthority, "azure-authority", "https://login.microsoftonline.com", "Microsoft Entra's authority for that credential")
+	f.StringVar(&cfg.AzureGraphEndpoint, "azure-graph-endpoint", "https://graph.microsoft.com", "Microsoft Graph's address")
+	f.DurationVar(&cfg.AzureSecretRotation, "azure-secret-rotation", 24*time.Hour, "how often managed Azure client secrets are rotated (the previous one is removed after twice this)")
 	f.StringSliceVar(&trustedProxies, "trusted-proxies", nil, "addresses or CIDR ranges of reverse proxies whose X-Forwarded-For names the client (audit trail, brute-force throttle); none by default")
 	f.DurationVar(&cfg.SessionTTL, "session-ttl", 12*time.Hour, "how long a browser session lasts")
 	f.DurationVar(&cfg.CLITokenTTL, "cli-token-ttl", 7*24*time.Hour, "how long a token from `gantry login --sso` lasts")
@@ -132,5 +144,6 @@ func configAttrs(c server.Config) []any {
 		"public_url", c.PublicURL, "policy_samples", c.PolicySamples, "policy_timeout_scale", c.PolicyTimeoutScale,
 		"oidc_issuer", c.OIDCIssuer, "oidc_client_id", c.OIDCClientID, "oidc_client_secret", redact(c.OIDCClientSecret),
 		"oidc_groups_claim", c.OIDCGroupsClaim, "trusted_proxies", fmt.Sprint(c.TrustedProxies),
+		"azure_graph_client_id", c.AzureGraphClientID, "azure_graph_client_secret", redact(c.AzureGraphClientSecret), "azure_secret_rotation", c.AzureSecretRotation,
 		"token_issuer", c.TokenIssuer, "token_audience", c.TokenAudience, "token_lifetime", c.TokenLifetime, "token_signing_alg", c.TokenAlg, "session_ttl", c.SessionTTL, "cli_token_ttl", c.CLITokenTTL}
 }

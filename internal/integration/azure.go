@@ -40,10 +40,10 @@ type AzureMinter struct {
 // Validate checks an Azure integration's settings.
 func (m *AzureMinter) Validate(cfg map[string]string) error {
 	known := map[string]bool{AzureTenant: true, AzureClient: true, AzureSubscription: true, AzureAudience: true, AzureAccessToken: true,
-		AzureScope: true, AzureAuthority: true}
+		AzureScope: true, AzureAuthority: true, AzureMode: true}
 	for k := range cfg {
 		if !known[k] {
-			return errs.E(errs.Invalid, "unknown Azure setting %q (known: tenant_id, client_id, subscription_id, audience, access_token, scope, authority)", k)
+			return errs.E(errs.Invalid, "unknown Azure setting %q (known: tenant_id, client_id, subscription_id, mode, audience, access_token, scope, authority)", k)
 		}
 	}
 	for _, k := range []string{AzureTenant, AzureClient} {
@@ -53,6 +53,11 @@ func (m *AzureMinter) Validate(cfg map[string]string) error {
 	}
 	if s := cfg[AzureSubscription]; s != "" && !guidRE.MatchString(s) {
 		return errs.E(errs.Invalid, "subscription_id must be a GUID")
+	}
+	switch cfg[AzureMode] {
+	case "", AzureModeOIDC, AzureModeManaged:
+	default:
+		return errs.E(errs.Invalid, "mode must be oidc or managed")
 	}
 	if v := cfg[AzureAccessToken]; v != "" && v != "true" && v != "false" {
 		return errs.E(errs.Invalid, "access_token must be true or false")
@@ -69,18 +74,29 @@ func (m *AzureMinter) Validate(cfg map[string]string) error {
 func (m *AzureMinter) Mint(ctx context.Context, in Integration, r Request) (Credentials, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	aud := in.Config[AzureAudience]
-	if aud == "" {
-		aud = "api://AzureADTokenExchange"
-	}
-	tok, err := r.Token(ctx, aud)
-	if err != nil {
-		return Credentials{}, err
-	}
 	env := map[string]string{
-		"ARM_USE_OIDC": "true", "ARM_OIDC_TOKEN": tok,
 		"ARM_CLIENT_ID": in.Config[AzureClient], "ARM_TENANT_ID": in.Config[AzureTenant],
 		"AZURE_CLIENT_ID": in.Config[AzureClient], "AZURE_TENANT_ID": in.Config[AzureTenant],
+	}
+	form := url.Values{"client_id": {in.Config[AzureClient]}, "grant_type": {"client_credentials"}}
+	if in.Config[AzureMode] == AzureModeManaged {
+		if r.ManagedSecret == nil {
+			return Credentials{}, errs.E(errs.Unavailable, "integration %s: no managed secret here", in.ID)
+		}
+		secret, err := r.ManagedSecret(ctx)
+		if err != nil {
+			return Credentials{}, err
+		}
+		env["ARM_CLIENT_SECRET"], env["AZURE_CLIENT_SECRET"] = secret, secret
+		form.Set("client_secret", secret)
+	} else {
+		tok, err := r.Token(ctx, m.Audience(in.Config))
+		if err != nil {
+			return Credentials{}, err
+		}
+		env["ARM_USE_OIDC"], env["ARM_OIDC_TOKEN"] = "true", tok
+		form.Set("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+		form.Set("client_assertion", tok)
 	}
 	if s := in.Config[AzureSubscription]; s != "" {
 		env["ARM_SUBSCRIPTION_ID"], env["AZURE_SUBSCRIPTION_ID"] = s, s
@@ -97,8 +113,7 @@ func (m *AzureMinter) Mint(ctx context.Context, in Integration, r Request) (Cred
 	if scope == "" {
 		scope = "https://management.azure.com/.default"
 	}
-	form := url.Values{"client_id": {in.Config[AzureClient]}, "scope": {scope}, "grant_type": {"client_credentials"},
-		"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}, "client_assertion": {tok}}
+	form.Set("scope", scope)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, authority+"/"+url.PathEscape(in.Config[AzureTenant])+"/oauth2/v2.0/token", strings.NewReader(form.Encode()))
 	if err != nil {
 		return Credentials{}, err
@@ -139,8 +154,11 @@ func firstLine(s string) string {
 	return s
 }
 
-// Audience is Entra's token exchange audience.
+// Audience is Entra's token exchange audience ("" in managed mode).
 func (m *AzureMinter) Audience(cfg map[string]string) string {
+	if cfg[AzureMode] == AzureModeManaged {
+		return ""
+	}
 	if a := cfg[AzureAudience]; a != "" {
 		return a
 	}

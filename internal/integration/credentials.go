@@ -15,6 +15,9 @@ type Request struct {
 	Scope                            string // "read" (planning) or "write" (applying, tasks)
 	// Token returns the run's OIDC token for an audience, of this scope.
 	Token func(ctx context.Context, audience string) (string, error)
+	// ManagedSecret returns the secret Gantry manages for the integration
+	// (Azure managed mode), set by the service for such integrations.
+	ManagedSecret func(ctx context.Context) (string, error)
 }
 
 // Credentials are what a minter hands the run.
@@ -103,7 +106,12 @@ func (s *Service) Credentials(ctx context.Context, st stack.Stack, r Request) (M
 			}
 			continue
 		}
-		c, err := minter.Mint(ctx, a.Integration, r)
+		req := r
+		if a.Integration.Type == Azure && a.Integration.Config[AzureMode] == AzureModeManaged {
+			integ := a.Integration
+			req.ManagedSecret = func(ctx context.Context) (string, error) { return s.managedSecret(ctx, integ) }
+		}
+		c, err := minter.Mint(ctx, a.Integration, req)
 		if err != nil {
 			if errs.KindOf(err) == errs.Internal {
 				err = errs.Wrap(errs.Unavailable, err, "integration %s: minting credentials failed: %v", a.Integration.ID, err)

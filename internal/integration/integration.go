@@ -21,6 +21,7 @@ import (
 	"github.com/gantry-iac/gantry/internal/errs"
 	"github.com/gantry-iac/gantry/internal/id"
 	"github.com/gantry-iac/gantry/internal/labels"
+	"github.com/gantry-iac/gantry/internal/secrets"
 	"github.com/gantry-iac/gantry/internal/space"
 	"github.com/gantry-iac/gantry/internal/stack"
 )
@@ -63,6 +64,10 @@ type Service struct {
 	Audit audit.Hook
 	// Minters by type; New installs the built-in ones.
 	Minters map[string]Minter
+	// Box seals the secrets Gantry manages (Azure managed mode); Graph is
+	// the server's Microsoft Graph credential for that mode (nil: off).
+	Box   *secrets.Box
+	Graph *GraphAdmin
 }
 
 // New returns the integration service with the built-in minters.
@@ -133,6 +138,14 @@ func (s *Service) validate(in *Integration) error {
 	}
 	if err := m.Validate(cfg); err != nil {
 		return err
+	}
+	if in.Type == Azure && cfg[AzureMode] == AzureModeManaged {
+		if in.Config[OnWorker] == "true" {
+			return errs.E(errs.Invalid, "managed mode keeps the secret on the server: it cannot be generated on the worker")
+		}
+		if s.Graph == nil {
+			return errs.E(errs.Invalid, "managed mode needs the server's Microsoft Graph credential (gantry server --azure-graph-tenant-id, --azure-graph-client-id, --azure-graph-client-secret)")
+		}
 	}
 	l, err := labels.Normalize(in.Labels)
 	in.Labels = l

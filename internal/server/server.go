@@ -89,6 +89,12 @@ type Config struct {
 	// signing algorithm of new keys.
 	TokenIssuer, TokenAudience, TokenSubject, TokenAlg string
 	TokenLifetime                                      time.Duration
+	// AzureGraph* are the server's Microsoft Graph credential for Azure
+	// integrations in managed mode (off without a client id);
+	// AzureSecretRotation is how often their client secrets are rotated.
+	AzureGraphTenantID, AzureGraphClientID, AzureGraphClientSecret string
+	AzureAuthority, AzureGraphEndpoint                             string
+	AzureSecretRotation                                            time.Duration
 	// TrustedProxies are the proxies whose X-Forwarded-For names the
 	// client (for the audit trail and the brute-force throttle).
 	TrustedProxies []netip.Prefix
@@ -226,7 +232,12 @@ func (s *Server) open(ctx context.Context) error {
 	hook := s.audit.Hook()
 	s.spaces.Audit, s.stacks.Audit, s.state.Audit, s.pools.Audit, s.notify.Audit = hook, hook, hook, hook, hook
 	s.integrations = integration.New(s.db, s.spaces, s.stacks)
-	s.integrations.Audit = hook
+	s.integrations.Audit, s.integrations.Box = hook, s.box
+	if s.cfg.AzureGraphClientID != "" {
+		s.integrations.Graph = &integration.GraphAdmin{TenantID: s.cfg.AzureGraphTenantID, ClientID: s.cfg.AzureGraphClientID,
+			ClientSecret: s.cfg.AzureGraphClientSecret, Authority: s.cfg.AzureAuthority, Endpoint: s.cfg.AzureGraphEndpoint,
+			RotateEvery: s.cfg.AzureSecretRotation}
+	}
 	if err := s.spaces.EnsureRoot(ctx); err != nil {
 		return err
 	}
@@ -487,6 +498,14 @@ func (s *Server) serve(ctx context.Context) error {
 	go s.policies.RunEvents(reaperCtx, time.Second)
 	go s.notify.Run(reaperCtx)
 	go s.audit.Forwarder().Run(reaperCtx)
+	if s.integrations.Graph != nil {
+		// Managed Azure secrets: checked often enough for the rotation
+		// interval, at most every minute.
+		every := min(time.Minute, max(s.integrations.Graph.RotateEvery/4, time.Second))
+		go s.integrations.RunRotation(reaperCtx, every, func(err error) {
+			s.log.Warn("rotating managed Azure client secrets failed", "err", err)
+		})
+	}
 	go func() {
 		_ = s.db.Listen(reaperCtx, eventsChannel, func(p string) { s.hub.NotifyLocal(strings.Fields(p)...) })
 	}()
