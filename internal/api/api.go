@@ -18,12 +18,14 @@ import (
 	"github.com/gantry-iac/gantry/internal/audit"
 	"github.com/gantry-iac/gantry/internal/auth"
 	"github.com/gantry-iac/gantry/internal/contexts"
+	"github.com/gantry-iac/gantry/internal/drift"
 	"github.com/gantry-iac/gantry/internal/errs"
 	"github.com/gantry-iac/gantry/internal/httpx"
 	"github.com/gantry-iac/gantry/internal/integration"
 	"github.com/gantry-iac/gantry/internal/notify"
 	"github.com/gantry-iac/gantry/internal/policy"
 	"github.com/gantry-iac/gantry/internal/run"
+	"github.com/gantry-iac/gantry/internal/schedule"
 	"github.com/gantry-iac/gantry/internal/space"
 	"github.com/gantry-iac/gantry/internal/stack"
 	"github.com/gantry-iac/gantry/internal/state"
@@ -62,6 +64,9 @@ type API struct {
 	Contexts *contexts.Service
 	// Pools serves worker pools; nil answers 503.
 	Pools *workerpool.Service
+	// Schedules and Drift serve schedules and drift; nil answers 503.
+	Schedules *schedule.Service
+	Drift     *drift.Service
 
 	initThrottle sync.Once
 	throttle     *authThrottle // brute-force protection of authentication
@@ -202,6 +207,7 @@ func (a *API) register(user func(pattern, action string, h handler)) {
 	a.auditWebhookRoutes(user)
 	a.roleRoutes(user)
 	a.integrationRoutes(user)
+	a.driftRoutes(user)
 }
 
 // authenticate resolves the caller of r from its bearer token (or basic

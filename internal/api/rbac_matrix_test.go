@@ -21,6 +21,7 @@ import (
 	"github.com/gantry-iac/gantry/internal/auth"
 	"github.com/gantry-iac/gantry/internal/contexts"
 	"github.com/gantry-iac/gantry/internal/db"
+	"github.com/gantry-iac/gantry/internal/drift"
 	"github.com/gantry-iac/gantry/internal/events"
 	"github.com/gantry-iac/gantry/internal/httpx"
 	"github.com/gantry-iac/gantry/internal/id"
@@ -28,6 +29,7 @@ import (
 	"github.com/gantry-iac/gantry/internal/notify"
 	"github.com/gantry-iac/gantry/internal/policy"
 	"github.com/gantry-iac/gantry/internal/run"
+	"github.com/gantry-iac/gantry/internal/schedule"
 	"github.com/gantry-iac/gantry/internal/secrets"
 	"github.com/gantry-iac/gantry/internal/space"
 	"github.com/gantry-iac/gantry/internal/stack"
@@ -78,6 +80,9 @@ func newRBACEnv(t *testing.T) *rbacEnv {
 	hook := au.Hook()
 	spaces.Audit, e.stacks.Audit, e.state.Audit, a.Pools.Audit, n.Audit, a.Contexts.Audit = hook, hook, hook, hook, hook, hook
 	a.Integrations = integration.New(d, spaces, e.stacks)
+	a.Schedules = schedule.New(d)
+	a.Schedules.Audit = hook
+	a.Drift = drift.New(d, e.runs, a.Schedules, log)
 	a.Integrations.Audit = hook
 	a.SubjectFor = func(_ context.Context, spaceID, stackID, runType, scope string) string {
 		return "space:" + spaceID + ":stack:" + stackID + ":run_type:" + runType + ":scope:" + scope
@@ -119,7 +124,7 @@ func (e *rbacEnv) actor(name, sp string, actions []string) string {
 
 // fixture is one of everything, in a space of its own.
 type fixture struct {
-	space, stack, run, policy, context, pool, webhook, notification, auditHook, role, binding, key, integration, user string
+	space, stack, run, policy, context, pool, webhook, notification, auditHook, role, binding, key, integration, user, schedule string
 }
 
 func (e *rbacEnv) fixture(n int) fixture {
@@ -164,6 +169,10 @@ func (e *rbacEnv) fixture(n int) fixture {
 	var b apiv1.RoleBinding
 	e.must(e.do("POST", "/api/v1/role-bindings", map[string]any{"role": f.role, "space": f.space, "group": "fixture-group"}), http.StatusCreated, &b)
 	f.binding = b.ID
+	e.must(e.do("PUT", "/api/v1/stacks/"+f.stack+"/drift-detection", map[string]any{"schedule": []string{"@daily"}}), http.StatusOK, nil)
+	var sc apiv1.Schedule
+	e.must(e.do("POST", "/api/v1/stacks/"+f.stack+"/schedules", map[string]any{"kind": "run", "cron": []string{"0 3 * * *"}}), http.StatusCreated, &sc)
+	f.schedule = sc.ID
 	// A state version, for the state routes.
 	st := `{"version":4,"terraform_version":"1.10.7","serial":1,"lineage":"l-` + f.space + `","outputs":{},"resources":[]}`
 	r := e.send(request{method: "POST", path: "/api/v1/stacks/" + f.stack + "/tfstate", token: e.token, contentType: "application/json", body: strings.NewReader(st)})
@@ -208,6 +217,7 @@ func matrixCall(pattern string, f fixture) (method, path string, body any) {
 		repl["{id}"] = f.user
 	}
 	repl["{stack}"] = f.stack
+	repl["{schedule}"] = f.schedule
 	if strings.Contains(path, "policy-library/{name}") {
 		repl["{name}"] = "approval-destroy-runs"
 	}
@@ -289,6 +299,14 @@ func matrixCall(pattern string, f fixture) (method, path string, body any) {
 		body = map[string]any{"description": "changed"}
 	case "POST /api/v1/integrations/{id}/attachments":
 		body = map[string]any{"stack": f.stack, "read": true, "write": true}
+	case "PUT /api/v1/stacks/{id}/drift-detection":
+		body = map[string]any{"schedule": []string{"*/15 * * * *"}, "timezone": "Europe/Berlin"}
+	case "POST /api/v1/stacks/{id}/schedules":
+		body = map[string]any{"kind": "run", "cron": []string{"0 4 * * *"}}
+	case "GET /api/v1/drift":
+		path += q
+	case "POST /api/v1/stacks/{id}/drift/reconcile":
+		body = map[string]any{}
 	case "POST /api/v1/role-bindings":
 		// A role the caller holds all of (nobody grants more than they hold).
 		body = map[string]any{"role": f.role + "m", "space": f.space, "group": "another-group"}
@@ -305,6 +323,10 @@ var rootRoutes = map[string]bool{
 	"POST /api/v1/roles": true, "DELETE /api/v1/roles/{id}": true, "GET /api/v1/users": true,
 	"POST /api/v1/users/{id}/disable": true, "POST /api/v1/users/{id}/enable": true,
 }
+
+// alsoNeeds are the actions a route needs besides its own for the
+// matrix's request: a scheduled tracked run needs run:trigger too.
+var alsoNeeds = map[string][]string{"POST /api/v1/stacks/{id}/schedules": {auth.RunTrigger}}
 
 // TestRBACRouteMatrix walks every route of the route table with an actor
 // that holds exactly the route's action (in the subject's space) and one
@@ -328,7 +350,7 @@ func TestRBACRouteMatrix(t *testing.T) {
 		if auth.ActionRootOnly(rt.Action) || rootRoutes[rt.Pattern] {
 			bindSpace = space.Root
 		}
-		has := e.actor(fmt.Sprintf("has%d", i), bindSpace, []string{rt.Action})
+		has := e.actor(fmt.Sprintf("has%d", i), bindSpace, append([]string{rt.Action}, alsoNeeds[rt.Pattern]...))
 		var others []string
 		for _, a := range all {
 			if a != rt.Action {

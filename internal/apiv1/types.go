@@ -206,6 +206,10 @@ type Run struct {
 	Flags         []string `json:"flags"`                 // set by policies (flag / reset_flag)
 	Workflow      string   `json:"workflow,omitempty"`    // the trigger workflow it belongs to
 	ReviewFrom    string   `json:"review_from,omitempty"` // while PENDING_REVIEW: where an approval returns it
+	// DriftDetection says the run is a drift detection run (PROPOSED).
+	DriftDetection bool `json:"drift_detection"`
+	// Targets are the resource addresses the plan is limited to.
+	Targets []string `json:"targets,omitempty"`
 	// WaitingFor says why a run waiting for a worker gets none, e.g.
 	// "no worker in pool eu-private".
 	WaitingFor  string       `json:"waiting_for,omitempty"`

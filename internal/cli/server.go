@@ -59,6 +59,9 @@ GANTRY_<FLAG>_FILE for secrets kept in files.`,
 			if cfg.SessionTTL < time.Minute || cfg.CLITokenTTL < time.Minute {
 				return fmt.Errorf("--session-ttl and --cli-token-ttl must be at least 1m")
 			}
+			if cfg.ScheduleJitter < 0 || cfg.SchedulerInterval < 10*time.Millisecond || cfg.BuiltinDriftRunLimit < 0 {
+				return fmt.Errorf("--schedule-jitter and --builtin-drift-run-limit must be >= 0 and --scheduler-interval >= 10ms")
+			}
 			if cfg.BuiltinWorkers < 0 || cfg.WorkerTimeout < time.Second/2 {
 				return fmt.Errorf("--builtin-workers must be >= 0 and --worker-timeout >= 500ms")
 			}
@@ -103,6 +106,9 @@ GANTRY_<FLAG>_FILE for secrets kept in files.`,
 	f.StringSliceVar(&trustedProxies, "trusted-proxies", nil, "addresses or CIDR ranges of reverse proxies whose X-Forwarded-For names the client (audit trail, brute-force throttle); none by default")
 	f.DurationVar(&cfg.SessionTTL, "session-ttl", 12*time.Hour, "how long a browser session lasts")
 	f.DurationVar(&cfg.CLITokenTTL, "cli-token-ttl", 7*24*time.Hour, "how long a token from `gantry login --sso` lasts")
+	f.DurationVar(&cfg.ScheduleJitter, "schedule-jitter", 2*time.Minute, "spread schedules due at the same time (drift detection of many stacks on one cron expression) over this window; never more than half the time to a schedule's next due time (0: no spread)")
+	f.DurationVar(&cfg.SchedulerInterval, "scheduler-interval", time.Second, "how often the scheduler looks for due schedules")
+	f.IntVar(&cfg.BuiltinDriftRunLimit, "builtin-drift-run-limit", 0, "at most this many drift detection runs of the built-in pool at once; due ones beyond are skipped with a note (0: no limit)")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	return cmd

@@ -24,6 +24,7 @@ func (a *app) stackCommand() *cobra.Command {
 		a.confirmCommand(), a.discardCommand(), a.logsCommand(),
 		a.outputsCommand(), a.stateCommand(),
 		a.stackNotifyPush(),
+		a.driftDetectionCommand(), a.scheduleCommand(),
 	)
 }
 

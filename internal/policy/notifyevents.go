@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gantry-iac/gantry/internal/drift"
 	"github.com/gantry-iac/gantry/internal/errs"
 	"github.com/gantry-iac/gantry/internal/notify"
 	"github.com/gantry-iac/gantry/internal/policy/engine"
@@ -109,7 +110,11 @@ func (s *Service) notificationInput(ctx context.Context, r run.Run, ev event) (m
 			warn = append(warn, strs(rc.Messages)...)
 		}
 	}
-	ro := runObject(r, v.Branch, nil)
+	changes, err := s.notificationChanges(ctx, r)
+	if err != nil {
+		return nil, nil, err
+	}
+	ro := runObject(r, v.Branch, changes)
 	ro["state"], ro["states_history"] = ev.Payload.State, history
 	input := obj{
 		"account":           obj{"name": "gantry"},
@@ -158,4 +163,43 @@ func messagesOf(d engine.Decision, r run.Run, ev event, lineage []string, def []
 func str(v any) string {
 	s, _ := v.(string)
 	return s
+}
+
+// notificationChanges are the run's changes as Spacelift's notification
+// input carries them: the plan's resource changes, and for a drift
+// detection run the resources that drifted (not the configuration's
+// pending changes), each with the attributes that differ.
+func (s *Service) notificationChanges(ctx context.Context, r run.Run) ([]any, error) {
+	if !r.Drift {
+		plan, err := s.loadPlan(ctx, r.ID)
+		if err != nil || plan == nil {
+			return nil, nil // a plan that does not parse leaves the changes empty
+		}
+		return planChanges(plan), nil
+	}
+	data, err := s.runs.Artifact(ctx, r.ID, run.ArtifactPlanJSON)
+	if errs.Is(err, errs.NotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	res, err := drift.Parse(data)
+	if err != nil {
+		return nil, nil
+	}
+	out := []any{}
+	for _, x := range res.Resources {
+		attrs := []any{}
+		for _, a := range x.Attributes {
+			attrs = append(attrs, a.Name)
+		}
+		name := x.Address
+		if i := strings.LastIndexByte(name, '.'); i >= 0 {
+			name = name[i+1:]
+		}
+		out = append(out, obj{"phase": "plan", "action": x.Action, "moved": false, "cloud": x.Cloud, "attributes": attrs,
+			"entity": obj{"address": x.Address, "name": name, "type": x.Type, "entity_type": "resource"}})
+	}
+	return out, nil
 }

@@ -19,14 +19,20 @@ func (n *notes) add(keys ...string) { n.keys = append(n.keys, keys...) }
 // tx runs fn in a transaction and wakes waiters after it committed.
 func (s *Service) tx(ctx context.Context, fn func(ctx context.Context, n *notes) error) error {
 	var n notes
-	err := s.db.Tx(ctx, func(ctx context.Context) error {
+	return s.db.Tx(ctx, func(ctx context.Context) error {
 		n.keys = n.keys[:0]
-		return fn(ctx, &n)
+		if err := fn(ctx, &n); err != nil {
+			return err
+		}
+		// After the outermost transaction commits (a run created inside
+		// another service's transaction, e.g. by the scheduler, must not
+		// wake a worker before it can be seen).
+		if len(n.keys) > 0 {
+			keys := append([]string(nil), n.keys...)
+			s.db.AfterCommit(ctx, func() { s.hub.Notify(keys...) })
+		}
+		return nil
 	})
-	if err == nil && len(n.keys) > 0 {
-		s.hub.Notify(n.keys...)
-	}
-	return err
 }
 
 // change describes a transition and the columns that change with it.
@@ -160,6 +166,8 @@ type New struct {
 	Reason        string
 	WorkflowID    string   // the trigger chain the run joins
 	Flags         []string // flags carried over (from the run that triggered it)
+	Drift         bool     // a drift detection run (PROPOSED only)
+	Targets       []string // resource addresses to limit the plan to (TRACKED and PROPOSED)
 }
 
 // Create queues a run and lets it go if the stack is free.
@@ -182,6 +190,17 @@ func (s *Service) Create(ctx context.Context, in New) (Run, error) {
 	default:
 		return Run{}, errs.E(errs.Invalid, "run type must be TRACKED, PROPOSED, DESTROY or TASK, got %q", in.Type)
 	}
+	if in.Drift && in.Type != Proposed {
+		return Run{}, errs.E(errs.Invalid, "only PROPOSED runs detect drift")
+	}
+	if len(in.Targets) > 0 {
+		if in.Type != Tracked && in.Type != Proposed {
+			return Run{}, errs.E(errs.Invalid, "only TRACKED and PROPOSED runs take resource targets")
+		}
+		if err := checkTargets(in.Targets); err != nil {
+			return Run{}, err
+		}
+	}
 	runID := id.New("run")
 	created := time.Now()
 	var verdict Verdict
@@ -189,7 +208,7 @@ func (s *Service) Create(ctx context.Context, in New) (Run, error) {
 		var err error
 		verdict, err = s.Policies.Approval(ctx, Run{ID: runID, StackID: in.StackID, Type: in.Type, State: Queued, Blocking: in.Type != Proposed,
 			CommitSHA: in.CommitSHA, CommitMessage: in.CommitMessage, TriggeredBy: in.TriggeredBy, Command: in.Command,
-			Flags: in.Flags, WorkflowID: in.WorkflowID, CreatedAt: created, UpdatedAt: created}, Queued)
+			Drift: in.Drift, Targets: in.Targets, Flags: in.Flags, WorkflowID: in.WorkflowID, CreatedAt: created, UpdatedAt: created}, Queued)
 		if err != nil {
 			return Run{}, err
 		}
@@ -197,9 +216,10 @@ func (s *Service) Create(ctx context.Context, in New) (Run, error) {
 	var r Run
 	err := s.tx(ctx, func(ctx context.Context, n *notes) error {
 		now := created.UnixNano()
-		res, err := s.db.Exec(ctx, `INSERT INTO runs (id, stack_id, space_id, type, state, blocking, commit_sha, commit_message, triggered_by, command, workflow_id, flags, created_at, updated_at)
-			SELECT $1, id, space_id, $3, 'QUEUED', $4, $5, $6, $7, $8, $10, $11, $9, $9 FROM stacks WHERE id = $2`,
-			runID, in.StackID, in.Type, in.Type != Proposed, in.CommitSHA, in.CommitMessage, in.TriggeredBy, in.Command, now, in.WorkflowID, labels.Encode(in.Flags))
+		res, err := s.db.Exec(ctx, `INSERT INTO runs (id, stack_id, space_id, type, state, blocking, commit_sha, commit_message, triggered_by, command, workflow_id, flags, drift, targets, created_at, updated_at)
+			SELECT $1, id, space_id, $3, 'QUEUED', $4, $5, $6, $7, $8, $10, $11, $12, $13, $9, $9 FROM stacks WHERE id = $2`,
+			runID, in.StackID, in.Type, in.Type != Proposed, in.CommitSHA, in.CommitMessage, in.TriggeredBy, in.Command, now, in.WorkflowID, labels.Encode(in.Flags),
+			in.Drift, labels.Encode(in.Targets))
 		if err != nil {
 			return err
 		}
@@ -320,4 +340,21 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// MaxTargets bounds the resource targets of one run.
+const MaxTargets = 100
+
+// checkTargets accepts resource addresses as OpenTofu's -target takes them:
+// one line each, no options.
+func checkTargets(targets []string) error {
+	if len(targets) > MaxTargets {
+		return errs.E(errs.Invalid, "at most %d resource targets", MaxTargets)
+	}
+	for _, t := range targets {
+		if t == "" || len(t) > 1024 || strings.HasPrefix(t, "-") || strings.ContainsAny(t, "\r\n\x00 \t") {
+			return errs.E(errs.Invalid, "resource target %q is not a resource address", t)
+		}
+	}
+	return nil
 }

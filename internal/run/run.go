@@ -90,6 +90,7 @@ type Run struct {
 	Flags         []string // set by policies (flag / reset_flag), carried across policy types
 	WorkflowID    string   // the first run of the trigger chain this run belongs to ("" if none)
 	ReviewFrom    string   // while PENDING_REVIEW: the state an approval returns it to
+	Targets       []string // resource addresses the plan is limited to (-target)
 	// Notes is not stored: what policies said at the step that returned
 	// this run, for the worker to write into the run's log.
 	Notes     []string
@@ -139,19 +140,22 @@ func LogKey(runID string) string { return "log:" + runID }
 
 const cols = `r.id, r.stack_id, s.space_id, s.worker_pool, r.type, r.state, r.blocking, r.drift, r.commit_sha, r.commit_message,
 	r.triggered_by, r.command, r.has_delta, r.delta_add, r.delta_change, r.delta_destroy, r.has_changes, r.reason,
-	r.stop_requested, r.worker_id, r.heartbeat_at, r.log_size, r.flags, r.workflow_id, r.review_from, r.created_at, r.updated_at`
+	r.stop_requested, r.worker_id, r.heartbeat_at, r.log_size, r.flags, r.workflow_id, r.review_from, r.targets, r.created_at, r.updated_at`
 
 const from = ` FROM runs r JOIN stacks s ON s.id = r.stack_id`
 
 func scan(row interface{ Scan(...any) error }) (Run, error) {
 	var r Run
 	var hb, c, u int64
-	var flags string
+	var flags, targets string
 	err := row.Scan(&r.ID, &r.StackID, &r.SpaceID, &r.Pool, &r.Type, &r.State, &r.Blocking, &r.Drift, &r.CommitSHA, &r.CommitMessage,
 		&r.TriggeredBy, &r.Command, &r.HasDelta, &r.Delta.Add, &r.Delta.Change, &r.Delta.Destroy, &r.HasChanges, &r.Reason,
-		&r.StopRequested, &r.WorkerID, &hb, &r.LogSize, &flags, &r.WorkflowID, &r.ReviewFrom, &c, &u)
+		&r.StopRequested, &r.WorkerID, &hb, &r.LogSize, &flags, &r.WorkflowID, &r.ReviewFrom, &targets, &c, &u)
 	if err == nil {
 		r.Flags, err = labels.Decode(flags)
+	}
+	if err == nil {
+		r.Targets, err = labels.Decode(targets)
 	}
 	r.HeartbeatAt, r.CreatedAt, r.UpdatedAt = time.Unix(0, hb).UTC(), time.Unix(0, c).UTC(), time.Unix(0, u).UTC()
 	return r, err

@@ -70,9 +70,52 @@ func (c runsCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
+// driftCollector reports open drift and the age of each stack's last
+// drift check at scrape time.
+type driftCollector struct {
+	s                      *Server
+	drifted, age, lastTime *prometheus.Desc
+}
+
+func newDriftCollector(s *Server) driftCollector {
+	return driftCollector{s: s,
+		drifted: prometheus.NewDesc("gantry_drifted_resources", "Resources that drifted and were not reconciled yet, by stack, space and cloud (from the last drift detection run).",
+			[]string{"stack", "space", "cloud"}, nil),
+		age: prometheus.NewDesc("gantry_drift_check_age_seconds", "Seconds since the stack's last drift check.",
+			[]string{"stack", "space"}, nil),
+		lastTime: prometheus.NewDesc("gantry_drift_last_check_timestamp_seconds", "When the stack's last drift check ended (Unix time).",
+			[]string{"stack", "space"}, nil),
+	}
+}
+
+func (c driftCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.drifted
+	ch <- c.age
+	ch <- c.lastTime
+}
+
+func (c driftCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	ms, err := c.s.drift.Metrics(ctx)
+	if err != nil {
+		c.s.log.Warn("collecting drift metrics failed", "err", err)
+		return
+	}
+	now := time.Now()
+	for _, m := range ms {
+		for cloud, n := range m.ByCloud {
+			ch <- prometheus.MustNewConstMetric(c.drifted, prometheus.GaugeValue, float64(n), m.StackID, m.SpaceID, cloud)
+		}
+		ch <- prometheus.MustNewConstMetric(c.age, prometheus.GaugeValue, now.Sub(m.LastCheckedAt).Seconds(), m.StackID, m.SpaceID)
+		ch <- prometheus.MustNewConstMetric(c.lastTime, prometheus.GaugeValue, float64(m.LastCheckedAt.UnixNano())/1e9, m.StackID, m.SpaceID)
+	}
+}
+
 func (s *Server) metricsHandler() http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), httpRequests,
-		runsCollector{s: s, desc: prometheus.NewDesc("gantry_runs_active", "Runs not yet terminal, by state.", []string{"state"}, nil)})
+		runsCollector{s: s, desc: prometheus.NewDesc("gantry_runs_active", "Runs not yet terminal, by state.", []string{"state"}, nil)},
+		newDriftCollector(s))
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 }

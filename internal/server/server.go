@@ -27,6 +27,7 @@ import (
 	"github.com/gantry-iac/gantry/internal/auth"
 	"github.com/gantry-iac/gantry/internal/contexts"
 	"github.com/gantry-iac/gantry/internal/db"
+	"github.com/gantry-iac/gantry/internal/drift"
 	"github.com/gantry-iac/gantry/internal/events"
 	"github.com/gantry-iac/gantry/internal/git"
 	"github.com/gantry-iac/gantry/internal/httpx"
@@ -36,6 +37,7 @@ import (
 	"github.com/gantry-iac/gantry/internal/policy/engine"
 	"github.com/gantry-iac/gantry/internal/run"
 	"github.com/gantry-iac/gantry/internal/runtoken"
+	"github.com/gantry-iac/gantry/internal/schedule"
 	"github.com/gantry-iac/gantry/internal/secrets"
 	"github.com/gantry-iac/gantry/internal/space"
 	"github.com/gantry-iac/gantry/internal/stack"
@@ -102,6 +104,13 @@ type Config struct {
 	// `gantry login --sso`.
 	SessionTTL  time.Duration
 	CLITokenTTL time.Duration
+	// ScheduleJitter spreads schedules due at the same time over this
+	// window (capped at half the time to each schedule's next due time);
+	// SchedulerInterval is how often due schedules are looked for;
+	// BuiltinDriftRunLimit caps the built-in pool's drift runs at once.
+	ScheduleJitter       time.Duration
+	SchedulerInterval    time.Duration
+	BuiltinDriftRunLimit int
 }
 
 // Server is a running control plane.
@@ -118,6 +127,9 @@ type Server struct {
 	state        *state.Service
 	keys         *auth.Keys
 	registry     *workerapi.Registry
+	schedules    *schedule.Service
+	scheduler    *schedule.Scheduler
+	drift        *drift.Service
 	notify       *notify.Service
 	policies     *policy.Service
 	pools        *workerpool.Service
@@ -212,7 +224,20 @@ func (s *Server) open(ctx context.Context) error {
 	s.stacks = stack.NewService(s.db, s.box)
 	s.runs = run.NewService(s.db, s.hub, s.box, s.log)
 	s.state = state.NewService(s.db, s.box)
-	s.runs.OnTerminal = func(ctx context.Context, r run.Run) error { return s.state.ReleaseRun(ctx, r.ID) }
+	s.schedules = schedule.New(s.db)
+	s.schedules.Jitter = s.cfg.ScheduleJitter
+	s.drift = drift.New(s.db, s.runs, s.schedules, s.log)
+	s.runs.OnTerminal = func(ctx context.Context, r run.Run) error {
+		if err := s.state.ReleaseRun(ctx, r.ID); err != nil {
+			return err
+		}
+		return s.drift.OnTerminal(ctx, r)
+	}
+	s.scheduler = s.schedules.NewScheduler(s.runs, s.stacks, s.log.With("component", "scheduler"))
+	if s.cfg.SchedulerInterval > 0 {
+		s.scheduler.Interval = s.cfg.SchedulerInterval
+	}
+	s.scheduler.BuiltinDriftRunLimit = s.cfg.BuiltinDriftRunLimit
 	s.keys = auth.NewKeys(s.db)
 	s.registry = workerapi.NewRegistry(s.db)
 	s.notify = notify.NewService(s.db, s.box, s.log)
@@ -231,6 +256,7 @@ func (s *Server) open(ctx context.Context) error {
 	s.policies.Audit = s.audit
 	hook := s.audit.Hook()
 	s.spaces.Audit, s.stacks.Audit, s.state.Audit, s.pools.Audit, s.notify.Audit = hook, hook, hook, hook, hook
+	s.schedules.Audit = hook
 	s.integrations = integration.New(s.db, s.spaces, s.stacks)
 	s.integrations.Audit, s.integrations.Box = hook, s.box
 	if s.cfg.AzureGraphClientID != "" {
@@ -345,7 +371,7 @@ func (s *Server) handler() http.Handler {
 	})
 	mux.Handle("GET /metrics", s.metricsHandler())
 	a := &api.API{Spaces: s.spaces, Stacks: s.stacks, Runs: s.runs, State: s.state, Keys: s.keys, Log: s.log, Head: git.Head,
-		Notify: s.notify, Policies: s.policies, Pools: s.pools, Audit: s.audit,
+		Notify: s.notify, Policies: s.policies, Pools: s.pools, Audit: s.audit, Schedules: s.schedules, Drift: s.drift,
 		Roles: auth.NewRoles(s.db), Users: auth.NewUsers(s.db), SSO: s.sso(), Integrations: s.integrations,
 		TokenSubject: func(ctx context.Context, spaceID, stackID string) (string, string, string) {
 			path, err := s.spacePath(ctx, spaceID)
@@ -497,6 +523,7 @@ func (s *Server) serve(ctx context.Context) error {
 	go s.reaper(reaperCtx)
 	go s.policies.RunEvents(reaperCtx, time.Second)
 	go s.notify.Run(reaperCtx)
+	go s.scheduler.Run(reaperCtx)
 	go s.audit.Forwarder().Run(reaperCtx)
 	if s.integrations.Graph != nil {
 		// Managed Azure secrets: checked often enough for the rotation

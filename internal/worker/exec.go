@@ -269,6 +269,12 @@ func (j *jobRun) runPlan(ctx context.Context) error {
 	if j.job.RunType == "DESTROY" {
 		args = append(args, "-destroy")
 	}
+	for _, t := range j.job.Targets {
+		args = append(args, "-target="+t)
+	}
+	if len(j.job.Targets) > 0 {
+		j.log.Printf("Planning only for: %s", strings.Join(j.job.Targets, ", "))
+	}
 	code, err := j.tool(ctx, args...)
 	if err != nil {
 		return err

@@ -119,19 +119,23 @@ type File struct {
 
 // Job is what a worker needs to run one phase sequence of a run.
 type Job struct {
-	RunID        string   `json:"run_id"`
-	Kind         string   `json:"kind"` // plan, apply, task
-	Token        string   `json:"token"`
-	RunType      string   `json:"run_type"`
-	StackID      string   `json:"stack_id"`
-	SpaceID      string   `json:"space_id"`
-	Repository   string   `json:"repository"`
-	Branch       string   `json:"branch"`
-	CommitSHA    string   `json:"commit_sha"`
-	ProjectRoot  string   `json:"project_root"`
-	Tool         string   `json:"tool"`
-	ToolVersion  string   `json:"tool_version,omitempty"`
-	Command      string   `json:"command,omitempty"`
+	RunID       string `json:"run_id"`
+	Kind        string `json:"kind"` // plan, apply, task
+	Token       string `json:"token"`
+	RunType     string `json:"run_type"`
+	StackID     string `json:"stack_id"`
+	SpaceID     string `json:"space_id"`
+	Repository  string `json:"repository"`
+	Branch      string `json:"branch"`
+	CommitSHA   string `json:"commit_sha"`
+	ProjectRoot string `json:"project_root"`
+	Tool        string `json:"tool"`
+	ToolVersion string `json:"tool_version,omitempty"`
+	Command     string `json:"command,omitempty"`
+	// Targets limits the plan to these resource addresses (-target).
+	Targets []string `json:"targets,omitempty"`
+	// Drift says the run is a drift detection run.
+	Drift        bool     `json:"drift_detection,omitempty"`
 	Env          []EnvVar `json:"env"`
 	Files        []File   `json:"files,omitempty"`
 	StackLabels  []string `json:"stack_labels,omitempty"`

@@ -1,0 +1,518 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gantry-iac/gantry/internal/apiv1"
+	"github.com/gantry-iac/gantry/internal/db/dbtest"
+)
+
+// The test provider (e2e/testprovider): registry.opentofu.org/gantry-test/files,
+// built once per test binary into a filesystem mirror.
+var (
+	providerOnce   sync.Once
+	providerMirror string
+	providerErr    error
+)
+
+// testProviderConfig builds the test provider and returns a CLI
+// configuration file that installs it from a filesystem mirror (for the
+// stack's TF_CLI_CONFIG_FILE).
+func testProviderConfig(t *testing.T) string {
+	t.Helper()
+	providerOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "gantry-provider-")
+		if err != nil {
+			providerErr = err
+			return
+		}
+		if err := removeAtExit(dir); err != nil {
+			providerErr = err
+			return
+		}
+		pkg := filepath.Join(dir, "mirror", "registry.opentofu.org", "gantry-test", "files", "0.1.0", runtime.GOOS+"_"+runtime.GOARCH)
+		if err := os.MkdirAll(pkg, 0o755); err != nil {
+			providerErr = err
+			return
+		}
+		start := time.Now()
+		build := exec.Command("go", "build", "-o", filepath.Join(pkg, "terraform-provider-files_v0.1.0"), ".")
+		build.Dir = filepath.Join(moduleDir, "e2e", "testprovider")
+		if out, err := build.CombinedOutput(); err != nil {
+			providerErr = fmt.Errorf("building the test provider: %v\n%s", err, out)
+			return
+		}
+		fmt.Fprintf(os.Stderr, "e2e: built the test provider in %s\n", time.Since(start).Round(time.Millisecond))
+		providerMirror = filepath.Join(dir, "provider.tfrc")
+		cfg := fmt.Sprintf(`provider_installation {
+  filesystem_mirror {
+    path    = %q
+    include = ["registry.opentofu.org/gantry-test/*"]
+  }
+  direct {
+    exclude = ["registry.opentofu.org/gantry-test/*"]
+  }
+}
+`, filepath.Join(dir, "mirror"))
+		providerErr = os.WriteFile(providerMirror, []byte(cfg), 0o644)
+	})
+	if providerErr != nil {
+		t.Fatal(providerErr)
+	}
+	return providerMirror
+}
+
+// bucketsConfig manages two buckets of the test provider in var.dir (three
+// with extra).
+func bucketsConfig(logsEnv string, extra bool) string {
+	more := ""
+	if extra {
+		more = `
+resource "files_bucket" "extra" {
+  name   = "extra"
+  public = true
+}
+`
+	}
+	return `terraform {
+  required_providers {
+    files = { source = "gantry-test/files" }
+  }
+}
+
+variable "dir" { type = string }
+
+provider "files" { dir = var.dir }
+
+resource "files_bucket" "data" {
+  name   = "data"
+  public = false
+  tags   = { team = "data" }
+}
+
+resource "files_bucket" "logs" {
+  name   = "logs"
+  public = false
+  tags   = { env = "` + logsEnv + `" }
+}
+` + more
+}
+
+type bucketFile struct {
+	Public bool              `json:"public"`
+	Tags   map[string]string `json:"tags"`
+}
+
+func readBucket(t *testing.T, dir, name string) (bucketFile, bool) {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(dir, name+".json"))
+	if os.IsNotExist(err) {
+		return bucketFile{}, false
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bucketFile
+	if err := json.Unmarshal(data, &b); err != nil {
+		t.Fatal(err)
+	}
+	return b, true
+}
+
+func writeBucket(t *testing.T, dir, name string, b bucketFile) {
+	t.Helper()
+	data, _ := json.Marshal(b)
+	if err := os.WriteFile(filepath.Join(dir, name+".json"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// driftStack creates an autodeploy stack of bucketsConfig whose buckets live
+// in a directory of the test, and deploys it.
+func driftStack(t *testing.T, s *Server, id string, repo *Repo) string {
+	t.Helper()
+	bucketDir := t.TempDir()
+	s.CreateStack(t, id, repo.URL, "--autodeploy")
+	s.MustGantry(t, "stack", "env", "set", "--id", id, "TF_CLI_CONFIG_FILE", testProviderConfig(t))
+	s.MustGantry(t, "stack", "env", "set", "--id", id, "TF_VAR_dir", bucketDir)
+	r := s.WaitRun(t, s.Deploy(t, id).ID, "FINISHED")
+	if r.State != "FINISHED" {
+		t.Fatalf("deploy: %s", s.Describe(t, r))
+	}
+	if b, ok := readBucket(t, bucketDir, "data"); !ok || b.Public {
+		t.Fatalf("after the deploy the data bucket is %+v (exists %v)", b, ok)
+	}
+	return bucketDir
+}
+
+// nextDriftRun waits for a drift detection run of the stack newer than
+// after to end, and returns it.
+func (s *Server) nextDriftRun(t *testing.T, stack, after string) apiv1.Run {
+	t.Helper()
+	var found apiv1.Run
+	if !poll(2*waitTimeout, 200*time.Millisecond, func() bool {
+		var runs []apiv1.Run
+		s.MustJSON(t, &runs, "run", "list", "--stack", stack)
+		for _, r := range runs {
+			if r.DriftDetection && r.ID > after {
+				found = r
+				return isTerminal(r.State)
+			}
+		}
+		return false
+	}) {
+		t.Fatalf("no drift detection run of %s after %s ended (last seen %+v)", stack, after, found)
+	}
+	return found
+}
+
+func (s *Server) driftShow(t *testing.T, stack string) apiv1.StackDriftDetail {
+	t.Helper()
+	var d apiv1.StackDriftDetail
+	s.MustJSON(t, &d, "drift", "show", "--stack", stack)
+	return d
+}
+
+// Real drift end to end: a scheduled drift detection run finds exactly the
+// attribute changed behind Gantry's back (and a bucket deleted), not the
+// configuration's pending change; Slack-style notification on drift;
+// metrics; targeted reconcile; reconcile by the schedule; the next drift
+// run is clean and the history keeps when each drift appeared and went.
+func TestDriftDetection(t *testing.T) {
+	t.Parallel()
+	requireSetup(t)
+	testProviderConfig(t)
+	slack := make(chan map[string]any, 20)
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var m map[string]any
+		b, _ := io.ReadAll(r.Body)
+		if err := json.Unmarshal(b, &m); err != nil || r.Method != http.MethodPost {
+			http.Error(w, "bad slack message", http.StatusBadRequest)
+			return
+		}
+		slack <- m
+	}))
+	defer recv.Close()
+	s := StartServer(t, ServerConfig{Args: []string{"--schedule-jitter", "0", "--scheduler-interval", "200ms"}})
+	s.MustGantry(t, "webhook", "create", "--id", "drift-slack", "--slack", "--webhook-url", recv.URL+"/services/T0/B0/X")
+	s.createPolicy(t, "slack-on-drift", "NOTIFICATION", `package spacelift
+
+slack contains {"channel_id": "drift-slack", "message": msg} if {
+	input.run_updated.run.drift_detection
+	input.run_updated.state == "FINISHED"
+	count(input.run_updated.run.changes) > 0
+	addrs := [c.entity.address | some c in input.run_updated.run.changes]
+	msg := sprintf("Drift on %s: %s", [input.run_updated.stack.id, concat(", ", sort(addrs))])
+}
+`)
+	repo := NewRepo(t, map[string]string{"main.tf": bucketsConfig("prod", false)})
+	dir := driftStack(t, s, "buckets", repo)
+
+	// A drift check of an untouched stack is clean.
+	s.MustGantry(t, "stack", "drift-detection", "set", "--id", "buckets", "--schedule", "*/2 * * * * *")
+	var dd apiv1.DriftDetection
+	s.MustJSON(t, &dd, "stack", "drift-detection", "show", "--id", "buckets")
+	if len(dd.Schedule) != 1 || dd.NextRunAt == nil || dd.Reconcile {
+		t.Fatalf("drift-detection show: %+v", dd)
+	}
+	first := s.nextDriftRun(t, "buckets", "")
+	if first.State != "FINISHED" || first.Type != "PROPOSED" || first.TriggeredBy != "gantry/schedules/drift" {
+		t.Fatalf("first drift run: %s", s.Describe(t, first))
+	}
+	if d := s.driftShow(t, "buckets"); d.Status != "clean" || d.Drifted != 0 || len(d.Resources) != 0 || d.LastRun != first.ID {
+		t.Fatalf("after a clean check: %+v", d)
+	}
+
+	// Behind Gantry's back: the data bucket goes public, the logs bucket
+	// is deleted; and the configuration changes (pending, not drift): the
+	// logs bucket's tag, and a new bucket.
+	writeBucket(t, dir, "data", bucketFile{Public: true, Tags: map[string]string{"team": "data"}})
+	if err := os.Remove(filepath.Join(dir, "logs.json")); err != nil {
+		t.Fatal(err)
+	}
+	repo.Commit(t, "logs: staging", map[string]string{"main.tf": bucketsConfig("staging", true)})
+	var drifted apiv1.Run
+	var d apiv1.StackDriftDetail
+	last := first.ID
+	if !poll(2*waitTimeout, 0, func() bool {
+		drifted = s.nextDriftRun(t, "buckets", last)
+		last = drifted.ID
+		d = s.driftShow(t, "buckets")
+		return d.Drifted == 2
+	}) {
+		t.Fatalf("no drift found: %+v", d)
+	}
+	if d.Status != "drifted" || !d.PendingChanges || d.Since == nil || len(d.Resources) != 2 {
+		t.Fatalf("drift show: %+v", d)
+	}
+	data, logs := d.Resources[0], d.Resources[1]
+	if data.Address != "files_bucket.data" || data.Action != "changed" || data.Cloud != "files" || data.Type != "files_bucket" ||
+		!strings.HasSuffix(data.Provider, "gantry-test/files") {
+		t.Fatalf("data drift: %+v", data)
+	}
+	if len(data.Attributes) != 1 || data.Attributes[0].Name != "public" || string(data.Attributes[0].Before) != "false" || string(data.Attributes[0].After) != "true" {
+		t.Fatalf("data drift attributes (want exactly public false -> true): %+v", data.Attributes)
+	}
+	if logs.Address != "files_bucket.logs" || logs.Action != "deleted" {
+		t.Fatalf("logs drift: %+v", logs)
+	}
+	for _, r := range d.Resources {
+		if strings.Contains(fmt.Sprint(r.Attributes), "staging") {
+			t.Fatalf("the configuration change is reported as drift: %+v", r)
+		}
+	}
+	out := s.MustGantry(t, "drift", "show", "--stack", "buckets")
+	if !strings.Contains(out, "public: false -> true") || !strings.Contains(out, "files_bucket.logs") {
+		t.Errorf("drift show table:\n%s", out)
+	}
+	var list []apiv1.StackDrift
+	s.MustJSON(t, &list, "drift", "list", "--cloud", "files")
+	if len(list) != 1 || list[0].Stack != "buckets" || list[0].Status != "drifted" || list[0].Drifted != 2 || list[0].LastCheckedAt == nil {
+		t.Fatalf("drift list --cloud files: %+v", list)
+	}
+	s.MustJSON(t, &list, "drift", "list", "--cloud", "aws")
+	if len(list) != 0 {
+		t.Fatalf("drift list --cloud aws: %+v", list)
+	}
+	select {
+	case m := <-slack:
+		if txt, _ := m["text"].(string); txt != "Drift on buckets: files_bucket.data, files_bucket.logs" {
+			t.Fatalf("slack message %v", m)
+		}
+	case <-time.After(waitTimeout):
+		t.Fatal("no Slack message on drift")
+	}
+	metrics := s.metrics(t)
+	if !strings.Contains(metrics, `gantry_drifted_resources{cloud="files",space="root",stack="buckets"} 2`) ||
+		!strings.Contains(metrics, `gantry_drift_check_age_seconds{space="root",stack="buckets"}`) {
+		t.Fatalf("metrics lack the drift:\n%s", grepLines(metrics, "drift"))
+	}
+
+	// Reconcile only the logs bucket: a targeted tracked run.
+	var rec apiv1.Run
+	s.MustJSON(t, &rec, "drift", "reconcile", "--stack", "buckets", "--resource", "files_bucket.logs")
+	if rec.Type != "TRACKED" || len(rec.Targets) != 1 || rec.Targets[0] != "files_bucket.logs" {
+		t.Fatalf("reconcile run: %+v", rec)
+	}
+	if rec = s.WaitRun(t, rec.ID, "FINISHED"); rec.State != "FINISHED" {
+		t.Fatalf("targeted reconcile: %s", s.Describe(t, rec))
+	}
+	if b, ok := readBucket(t, dir, "logs"); !ok || b.Tags["env"] != "staging" {
+		t.Fatalf("the logs bucket after the targeted reconcile: %+v (exists %v)", b, ok)
+	}
+	if b, _ := readBucket(t, dir, "data"); !b.Public {
+		t.Fatal("the targeted reconcile touched the data bucket")
+	}
+	if res := s.Gantry(t, "drift", "reconcile", "--stack", "buckets", "--resource", "files_bucket.nope"); res.Code == 0 || !strings.Contains(res.Stderr, "no open drift") {
+		t.Fatalf("reconcile of a resource without drift: %s", res)
+	}
+	if !poll(2*waitTimeout, 0, func() bool {
+		last = s.nextDriftRun(t, "buckets", last).ID
+		d = s.driftShow(t, "buckets")
+		return d.Drifted == 1
+	}) {
+		t.Fatalf("after the targeted reconcile: %+v", d)
+	}
+	if d.Resources[0].Address != "files_bucket.data" || !d.PendingChanges || len(d.History) != 1 || d.History[0].Address != "files_bucket.logs" ||
+		d.History[0].ResolvedAt == nil || d.History[0].ResolvedRun != last {
+		t.Fatalf("after the targeted reconcile: %+v", d)
+	}
+
+	// The schedule reconciles: a tracked run puts the data bucket back,
+	// and the next drift run is clean.
+	s.MustGantry(t, "stack", "drift-detection", "set", "--id", "buckets", "--schedule", "*/2 * * * * *", "--reconcile")
+	var reconcile apiv1.Run
+	if !poll(2*waitTimeout, 200*time.Millisecond, func() bool {
+		var runs []apiv1.Run
+		s.MustJSON(t, &runs, "run", "list", "--stack", "buckets", "--type", "TRACKED")
+		for _, r := range runs {
+			if r.TriggeredBy == "gantry/schedules/drift" {
+				reconcile = r
+				return true
+			}
+		}
+		return false
+	}) {
+		t.Fatal("no reconciliation run")
+	}
+	if reconcile = s.WaitRun(t, reconcile.ID, "FINISHED"); reconcile.State != "FINISHED" {
+		t.Fatalf("reconciliation run: %s", s.Describe(t, reconcile))
+	}
+	if b, _ := readBucket(t, dir, "data"); b.Public {
+		t.Fatal("the reconciliation run did not put the data bucket back")
+	}
+	if _, ok := readBucket(t, dir, "extra"); !ok {
+		t.Fatal("the reconciliation run did not apply the configuration")
+	}
+	if !poll(2*waitTimeout, 0, func() bool {
+		r := s.nextDriftRun(t, "buckets", reconcile.ID)
+		last = r.ID
+		d = s.driftShow(t, "buckets")
+		return r.State == "FINISHED" && d.LastRun == r.ID
+	}) {
+		t.Fatalf("no drift run after the reconciliation: %+v", d)
+	}
+	if d.Status != "clean" || d.Drifted != 0 || len(d.History) != 2 || d.Since != nil || d.PendingChanges {
+		t.Fatalf("after the reconciliation: %+v", d)
+	}
+	metrics = s.metrics(t)
+	if !strings.Contains(metrics, `gantry_drifted_resources{cloud="files",space="root",stack="buckets"} 0`) {
+		t.Fatalf("metrics after the reconciliation:\n%s", grepLines(metrics, "drift"))
+	}
+	// Changing the schedule is audited.
+	var events []apiv1.AuditEvent
+	s.MustJSON(t, &events, "audit", "list", "--action", "stack.drift_detection.set")
+	if len(events) < 2 {
+		t.Fatalf("audit events of drift detection changes: %+v", events)
+	}
+}
+
+func (s *Server) metrics(t *testing.T) string {
+	t.Helper()
+	resp, err := http.Get(s.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// Drift detection skips a stack whose last tracked run failed, with a
+// note, unless ignore-state; it never queues a second drift run while one
+// has not ended.
+func TestDriftSkipsFailedStack(t *testing.T) {
+	t.Parallel()
+	requireSetup(t)
+	s := StartServer(t, ServerConfig{Args: []string{"--schedule-jitter", "0", "--scheduler-interval", "200ms"}})
+	repo := NewRepo(t, map[string]string{"main.tf": `resource "terraform_data" "x" { input = 1 }
+resource "terraform_data" "fail" {
+  provisioner "local-exec" { command = "exit 3" }
+}
+`})
+	s.CreateStack(t, "broken", repo.URL, "--autodeploy")
+	if r := s.WaitRun(t, s.Deploy(t, "broken").ID, "FAILED"); r.State != "FAILED" {
+		t.Fatalf("deploy: %s", s.Describe(t, r))
+	}
+	s.MustGantry(t, "stack", "drift-detection", "set", "--id", "broken", "--schedule", "* * * * * *")
+	var dd apiv1.DriftDetection
+	if !poll(waitTimeout, 200*time.Millisecond, func() bool {
+		s.MustJSON(t, &dd, "stack", "drift-detection", "show", "--id", "broken")
+		return dd.LastDue != nil
+	}) {
+		t.Fatal("the schedule never came due")
+	}
+	if !strings.Contains(dd.LastNote, "FAILED") || dd.LastRun != "" {
+		t.Fatalf("drift detection on a failed stack: %+v", dd)
+	}
+	var runs []apiv1.Run
+	s.MustJSON(t, &runs, "run", "list", "--stack", "broken")
+	for _, r := range runs {
+		if r.DriftDetection {
+			t.Fatalf("a drift run was queued on a failed stack: %+v", r)
+		}
+	}
+	s.MustGantry(t, "stack", "drift-detection", "set", "--id", "broken", "--schedule", "* * * * * *", "--ignore-state")
+	r := s.nextDriftRun(t, "broken", "")
+	if r.State != "FINISHED" {
+		t.Fatalf("drift run with ignore-state: %s", s.Describe(t, r))
+	}
+	// The plan shows the failed resource still to create: pending
+	// changes, no drift.
+	if d := s.driftShow(t, "broken"); d.Status != "clean" || !d.PendingChanges {
+		t.Fatalf("drift show: %+v", d)
+	}
+}
+
+// Two servers on one PostgreSQL database queue one run per due time, and
+// a due time missed while no server ran is run once after a restart.
+func TestSchedulerSingleOnPostgres(t *testing.T) {
+	t.Parallel()
+	requireSetup(t)
+	dbURL := dbtest.PostgresURL(t)
+	token := randomHex(t, 24)
+	key := randomHex(t, 32)
+	cfg := ServerConfig{DBURL: dbURL, Token: token, Args: []string{"--builtin-workers", "0", "--schedule-jitter", "0",
+		"--scheduler-interval", "100ms"}, Env: []string{"GANTRY_ENCRYPTION_KEY=" + key}}
+	a := StartServer(t, cfg)
+	b := StartServer(t, cfg)
+	repo := NewRepo(t, map[string]string{"main.tf": staticConfig("v1")})
+	a.CreateStack(t, "sched", repo.URL)
+	// A scheduled tracked run every 2 seconds: runs queue behind each
+	// other (no worker), so every due time shows.
+	a.MustGantry(t, "stack", "schedule", "run", "--id", "sched", "--cron", "*/2 * * * * *")
+	time.Sleep(9 * time.Second)
+	var runs []apiv1.Run
+	b.MustJSON(t, &runs, "run", "list", "--stack", "sched")
+	seen := map[string]string{}
+	for _, r := range runs {
+		full := b.ShowRun(t, r.ID)
+		reason := full.Transitions[0].Reason
+		if other, dup := seen[reason]; dup {
+			t.Fatalf("runs %s and %s for one due time (%s)", other, r.ID, reason)
+		}
+		seen[reason] = r.ID
+		if r.TriggeredBy != "gantry/schedules/run" {
+			t.Fatalf("run %+v", r)
+		}
+	}
+	if len(runs) < 3 || len(runs) > 5 {
+		t.Fatalf("%d runs in 9 s of a schedule every 2 s, want 4 or 5: %v", len(runs), seen)
+	}
+	// One server leads.
+	leads := strings.Count(a.Log(), "this server schedules") + strings.Count(b.Log(), "this server schedules")
+	if leads != 1 {
+		t.Fatalf("%d servers say they schedule", leads)
+	}
+
+	// A due time while both are down runs once at restart.
+	var sc apiv1.Schedule
+	due := time.Now().UTC().Add(6 * time.Second).Truncate(time.Second)
+	cron := fmt.Sprintf("%d %d %d * * *", due.Second(), due.Minute(), due.Hour())
+	a.MustJSON(t, &sc, "stack", "schedule", "task", "--id", "sched", "--cron", cron, "--", "echo", "once")
+	a.Stop(t)
+	b.Stop(t)
+	time.Sleep(time.Until(due.Add(2 * time.Second)))
+	c := StartServer(t, cfg)
+	var tasks []apiv1.Run
+	if !poll(waitTimeout, 200*time.Millisecond, func() bool {
+		c.MustJSON(t, &tasks, "run", "list", "--stack", "sched", "--type", "TASK")
+		return len(tasks) > 0
+	}) {
+		t.Fatal("the missed due time was not run after the restart")
+	}
+	time.Sleep(2 * time.Second)
+	c.MustJSON(t, &tasks, "run", "list", "--stack", "sched", "--type", "TASK")
+	if len(tasks) != 1 || tasks[0].Command != "echo once" || tasks[0].TriggeredBy != "gantry/schedules/task" {
+		t.Fatalf("after the restart: %+v", tasks)
+	}
+	var list []apiv1.Schedule
+	c.MustJSON(t, &list, "stack", "schedule", "list", "--id", "sched")
+	for _, x := range list {
+		if x.ID == sc.ID && (x.LastRun != tasks[0].ID || x.NextRunAt == nil || !x.NextRunAt.After(due.Add(23*time.Hour))) {
+			t.Fatalf("the task schedule after the restart: %+v", x)
+		}
+	}
+}
