@@ -516,3 +516,66 @@ func TestSchedulerSingleOnPostgres(t *testing.T) {
 		}
 	}
 }
+
+// A scheduled delete destroys the stack's resources (confirming the
+// destroy run itself) and then deletes the stack.
+func TestScheduledDelete(t *testing.T) {
+	t.Parallel()
+	requireSetup(t)
+	s := StartServer(t, ServerConfig{Args: []string{"--scheduler-interval", "200ms"}})
+	repo := NewRepo(t, map[string]string{"main.tf": staticConfig("v1")})
+	s.CreateStack(t, "doomed", repo.URL)
+	r := s.Deploy(t, "doomed")
+	s.WaitRun(t, r.ID, "UNCONFIRMED")
+	s.MustGantry(t, "stack", "confirm", "--id", "doomed", "--run", r.ID)
+	if r = s.WaitRun(t, r.ID, "FINISHED"); r.State != "FINISHED" {
+		t.Fatalf("deploy: %s", s.Describe(t, r))
+	}
+	if res := s.Gantry(t, "stack", "schedule", "delete", "--id", "doomed", "--at", "tomorrow"); res.Code == 0 {
+		t.Fatalf("a delete at %q was accepted: %s", "tomorrow", res)
+	}
+	at := time.Now().UTC().Add(2 * time.Second).Format(time.RFC3339)
+	var sc apiv1.Schedule
+	s.MustJSON(t, &sc, "stack", "schedule", "delete", "--id", "doomed", "--at", at)
+	if sc.Kind != "delete" || !sc.DeleteResources || sc.Status != "active" {
+		t.Fatalf("scheduled delete: %+v", sc)
+	}
+	if res := s.Gantry(t, "stack", "schedule", "delete", "--id", "doomed", "--at", at); res.Code == 0 || !strings.Contains(res.Stderr, "already has a scheduled delete") {
+		t.Fatalf("a second scheduled delete: %s", res)
+	}
+	var destroy apiv1.Run
+	if !poll(waitTimeout, 200*time.Millisecond, func() bool {
+		var runs []apiv1.Run
+		if res := s.GantryJSON(t, &runs, "run", "list", "--stack", "doomed", "--type", "DESTROY"); res.Code != 0 {
+			return false
+		}
+		if len(runs) == 1 {
+			destroy = runs[0]
+		}
+		return destroy.ID != ""
+	}) {
+		t.Fatal("no destroy run")
+	}
+	if destroy.TriggeredBy != "gantry/schedules/delete" {
+		t.Fatalf("destroy run: %+v", destroy)
+	}
+	if !poll(waitTimeout, 200*time.Millisecond, func() bool {
+		return s.Gantry(t, "stack", "show", "--id", "doomed").Code != 0
+	}) {
+		t.Fatalf("the stack was not deleted; destroy run %s", s.Describe(t, s.GetRun(t, destroy.ID)))
+	}
+	var events []apiv1.AuditEvent
+	s.MustJSON(t, &events, "audit", "list", "--action", "stack.delete")
+	if len(events) != 1 || events[0].Actor != "gantry/schedules" || events[0].SubjectID != "doomed" {
+		t.Fatalf("audit of the scheduled delete: %+v", events)
+	}
+	events = nil
+	s.MustJSON(t, &events, "audit", "list", "--action", "run.confirm")
+	found := false
+	for _, e := range events {
+		found = found || e.SubjectID == destroy.ID
+	}
+	if !found {
+		t.Fatalf("the destroy run's confirmation is not audited: %+v", events)
+	}
+}

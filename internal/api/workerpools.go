@@ -40,7 +40,7 @@ func workerPoolOut(p workerpool.Pool) apiv1.WorkerPool {
 		l = []string{}
 	}
 	return apiv1.WorkerPool{ID: p.ID, Name: p.Name, Space: p.Space, Labels: l, Description: p.Description, PublicKey: p.PublicKey,
-		CreatedAt: utc(p.CreatedAt), UpdatedAt: utc(p.UpdatedAt)}
+		DriftRunLimit: p.DriftRunLimit, CreatedAt: utc(p.CreatedAt), UpdatedAt: utc(p.UpdatedAt)}
 }
 
 func workerOut(w workerpool.WorkerStatus) apiv1.Worker {
@@ -121,7 +121,8 @@ func (a *API) createWorkerPool(w http.ResponseWriter, r *http.Request, p auth.Pr
 	if in.ID == "" {
 		return errs.E(errs.Invalid, "id is required")
 	}
-	pool := workerpool.Pool{ID: in.ID, Name: in.Name, Space: orRoot(in.Space), Labels: in.Labels, Description: in.Description}
+	pool := workerpool.Pool{ID: in.ID, Name: in.Name, Space: orRoot(in.Space), Labels: in.Labels, Description: in.Description,
+		DriftRunLimit: in.DriftRunLimit}
 	if err := auth.Authorize(p, auth.WorkerPoolCreate, pool.Space); err != nil {
 		return err
 	}
@@ -155,6 +156,7 @@ func (a *API) updateWorkerPool(w http.ResponseWriter, r *http.Request, p auth.Pr
 		set(&pl.Name, in.Name)
 		set(&pl.Labels, in.Labels)
 		set(&pl.Description, in.Description)
+		set(&pl.DriftRunLimit, in.DriftRunLimit)
 		return nil
 	})
 	if err != nil {

@@ -25,9 +25,11 @@ type WorkerPool struct {
 	Description string   `json:"description"`
 	// PublicKey seals the pool's secret values and workspaces (from
 	// `gantry workerpool keygen`); empty when the pool has no key pair.
-	PublicKey string    `json:"public_key"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
+	PublicKey string `json:"public_key"`
+	// DriftRunLimit caps the pool's drift detection runs at once (0: no limit).
+	DriftRunLimit int       `json:"drift_run_limit"`
+	CreatedAt     time.Time `json:"created_at"`
+	UpdatedAt     time.Time `json:"updated_at"`
 }
 
 // WorkerPoolKey is the body of PUT /worker-pools/{id}/public-key.
@@ -42,14 +44,17 @@ type WorkerPoolCreate struct {
 	Space       string   `json:"space,omitempty"` // default root
 	Labels      []string `json:"labels,omitempty"`
 	Description string   `json:"description,omitempty"`
+	// DriftRunLimit caps the pool's drift detection runs at once (0: no limit).
+	DriftRunLimit int `json:"drift_run_limit,omitempty"`
 }
 
 // WorkerPoolUpdate is the body of PATCH /worker-pools/{id}; absent fields
 // are unchanged. The id and space cannot change.
 type WorkerPoolUpdate struct {
-	Name        *string   `json:"name,omitempty"`
-	Labels      *[]string `json:"labels,omitempty"`
-	Description *string   `json:"description,omitempty"`
+	Name          *string   `json:"name,omitempty"`
+	Labels        *[]string `json:"labels,omitempty"`
+	Description   *string   `json:"description,omitempty"`
+	DriftRunLimit *int      `json:"drift_run_limit,omitempty"`
 }
 
 // WorkerPoolToken is the answer to POST /worker-pools and to POST

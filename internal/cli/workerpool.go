@@ -51,6 +51,9 @@ func poolFields(w io.Writer, p apiv1.WorkerPool) {
 	field(w, "Space", p.Space)
 	field(w, "Labels", joinOrDash(p.Labels))
 	field(w, "Description", p.Description)
+	if p.DriftRunLimit > 0 {
+		field(w, "Drift run limit", p.DriftRunLimit)
+	}
 	field(w, "Created", fmtTime(p.CreatedAt))
 	field(w, "Updated", fmtTime(p.UpdatedAt))
 }
@@ -76,6 +79,7 @@ func (a *app) workerpoolCreate() *cobra.Command {
 	f.StringVar(&in.Space, "space", "", "space of the pool: its stacks and those of the spaces inheriting from it may use the pool")
 	f.StringArrayVar(&in.Labels, "label", nil, "label (repeatable)")
 	f.StringVar(&in.Description, "description", "", "description")
+	f.IntVar(&in.DriftRunLimit, "drift-run-limit", 0, "at most this many drift detection runs of the pool at once; due ones beyond are skipped with a note (0: no limit)")
 	required(cmd, "id", "space")
 	return cmd
 }
@@ -149,6 +153,7 @@ func (a *app) workerpoolUpdate() *cobra.Command {
 	var (
 		id, name, description string
 		labels                []string
+		driftLimit            int
 	)
 	cmd := &cobra.Command{
 		Use:   "update",
@@ -168,6 +173,9 @@ func (a *app) workerpoolUpdate() *cobra.Command {
 			l := nonEmpty(labels)
 			in.Labels = &l
 		}
+		if f.Changed("drift-run-limit") {
+			in.DriftRunLimit = &driftLimit
+		}
 		if in == (apiv1.WorkerPoolUpdate{}) {
 			return usageErrorf("nothing to update: give at least one flag besides --id")
 		}
@@ -182,6 +190,7 @@ func (a *app) workerpoolUpdate() *cobra.Command {
 	f.StringVar(&name, "name", "", "display name (empty: the id)")
 	f.StringArrayVar(&labels, "label", nil, `label (repeatable; replaces all labels, --label "" removes them)`)
 	f.StringVar(&description, "description", "", "description")
+	f.IntVar(&driftLimit, "drift-run-limit", 0, "at most this many drift detection runs of the pool at once (0: no limit)")
 	required(cmd, "id")
 	return cmd
 }

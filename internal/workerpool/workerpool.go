@@ -39,8 +39,11 @@ type Pool struct {
 	Labels      []string
 	Description string
 	PublicKey   string // seals the pool's secrets and workspaces ("" = none)
-	CreatedAt   time.Time
-	UpdatedAt   time.Time
+	// DriftRunLimit caps the pool's drift detection runs at once (0: no
+	// limit); the scheduler skips due ones beyond it with a note.
+	DriftRunLimit int
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
 }
 
 // Service keeps pools and the status of their workers.
@@ -67,13 +70,13 @@ func hash(s string) string {
 
 func newToken(poolID string) string { return TokenPrefix + poolID + "_" + id.Secret(32) }
 
-const cols = `id, name, space_id, labels, description, public_key, created_at, updated_at`
+const cols = `id, name, space_id, labels, description, public_key, drift_run_limit, created_at, updated_at`
 
 func scan(row interface{ Scan(...any) error }) (Pool, error) {
 	var p Pool
 	var lbl string
 	var c, u int64
-	if err := row.Scan(&p.ID, &p.Name, &p.Space, &lbl, &p.Description, &p.PublicKey, &c, &u); err != nil {
+	if err := row.Scan(&p.ID, &p.Name, &p.Space, &lbl, &p.Description, &p.PublicKey, &p.DriftRunLimit, &c, &u); err != nil {
 		return p, err
 	}
 	var err error
@@ -95,6 +98,9 @@ func validate(p *Pool) error {
 	if len(p.Name) > 255 || len(p.Description) > 4096 {
 		return errs.E(errs.Invalid, "worker pool name (255) or description (4096 bytes) too long")
 	}
+	if p.DriftRunLimit < 0 || p.DriftRunLimit > 100000 {
+		return errs.E(errs.Invalid, "drift_run_limit must be from 0 (no limit) to 100000")
+	}
 	l, err := labels.Normalize(p.Labels)
 	p.Labels = l
 	return err
@@ -115,8 +121,8 @@ func (s *Service) Create(ctx context.Context, p Pool) (Pool, string, error) {
 			}
 			return err
 		}
-		_, err := s.db.Exec(ctx, `INSERT INTO worker_pools (id, name, space_id, labels, description, token_hash, created_at, updated_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$7)`,
-			p.ID, p.Name, p.Space, labels.Encode(p.Labels), p.Description, hash(token), now.UnixNano())
+		_, err := s.db.Exec(ctx, `INSERT INTO worker_pools (id, name, space_id, labels, description, token_hash, drift_run_limit, created_at, updated_at) VALUES ($1,$2,$3,$4,$5,$6,$8,$7,$7)`,
+			p.ID, p.Name, p.Space, labels.Encode(p.Labels), p.Description, hash(token), now.UnixNano(), p.DriftRunLimit)
 		if db.IsUniqueViolation(err) {
 			return errs.E(errs.Conflict, "worker pool %q already exists", p.ID)
 		}
@@ -133,7 +139,7 @@ func (s *Service) Create(ctx context.Context, p Pool) (Pool, string, error) {
 
 // view is what the audit trail shows of a pool (never its token).
 func view(p Pool) map[string]any {
-	return map[string]any{"name": p.Name, "space": p.Space, "labels": p.Labels, "description": p.Description}
+	return map[string]any{"name": p.Name, "space": p.Space, "labels": p.Labels, "description": p.Description, "drift_run_limit": p.DriftRunLimit}
 }
 
 // Get returns one pool.
@@ -167,7 +173,7 @@ func (s *Service) List(ctx context.Context, spaceID string) ([]Pool, error) {
 	return out, rows.Err()
 }
 
-// Update changes a pool's name, labels and description.
+// Update changes a pool's name, labels, description and drift run limit.
 func (s *Service) Update(ctx context.Context, poolID string, fn func(*Pool) error) (Pool, error) {
 	var p Pool
 	err := s.db.Tx(ctx, func(ctx context.Context) error {
@@ -184,8 +190,8 @@ func (s *Service) Update(ctx context.Context, poolID string, fn func(*Pool) erro
 			return err
 		}
 		p.UpdatedAt = time.Now().UTC().Truncate(time.Microsecond)
-		_, err = s.db.Exec(ctx, `UPDATE worker_pools SET name = $2, labels = $3, description = $4, updated_at = $5 WHERE id = $1`,
-			p.ID, p.Name, labels.Encode(p.Labels), p.Description, p.UpdatedAt.UnixNano())
+		_, err = s.db.Exec(ctx, `UPDATE worker_pools SET name = $2, labels = $3, description = $4, updated_at = $5, drift_run_limit = $6 WHERE id = $1`,
+			p.ID, p.Name, labels.Encode(p.Labels), p.Description, p.UpdatedAt.UnixNano(), p.DriftRunLimit)
 		if err != nil {
 			return err
 		}
