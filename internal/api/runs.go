@@ -87,7 +87,8 @@ func (a *API) retryRun(w http.ResponseWriter, r *http.Request, p auth.Principal)
 	if err != nil {
 		return err
 	}
-	return a.startRun(w, r, p, st, run.New{StackID: st.ID, Type: old.Type, CommitSHA: old.CommitSHA, Command: old.Command})
+	return a.startRun(w, r, p, st, run.New{StackID: st.ID, Type: old.Type, CommitSHA: old.CommitSHA, Command: old.Command,
+		Drift: old.Drift, Targets: old.Targets})
 }
 
 // startRun creates a run triggered by p and answers 201 with it.
