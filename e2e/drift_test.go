@@ -486,6 +486,17 @@ func TestSchedulerSingleOnPostgres(t *testing.T) {
 	if leads != 1 {
 		t.Fatalf("%d servers say they schedule", leads)
 	}
+	// One drift detection run for one due time, whichever server fires it.
+	a.CreateStack(t, "sched-drift", repo.URL)
+	driftDue := time.Now().UTC().Add(3 * time.Second).Truncate(time.Second)
+	a.MustGantry(t, "stack", "drift-detection", "set", "--id", "sched-drift", "--ignore-state",
+		"--schedule", fmt.Sprintf("%d %d %d * * *", driftDue.Second(), driftDue.Minute(), driftDue.Hour()))
+	time.Sleep(time.Until(driftDue.Add(2 * time.Second)))
+	var driftRuns []apiv1.Run
+	b.MustJSON(t, &driftRuns, "run", "list", "--stack", "sched-drift")
+	if len(driftRuns) != 1 || !driftRuns[0].DriftDetection || driftRuns[0].TriggeredBy != "gantry/schedules/drift" {
+		t.Fatalf("drift runs for one due time on two servers: %+v", driftRuns)
+	}
 
 	// A due time while both are down runs once at restart.
 	var sc apiv1.Schedule
