@@ -33,15 +33,8 @@ var (
 func testProviderConfig(t *testing.T) string {
 	t.Helper()
 	providerOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "gantry-provider-")
-		if err != nil {
-			providerErr = err
-			return
-		}
-		if err := removeAtExit(dir); err != nil {
-			providerErr = err
-			return
-		}
+		// In the test binary's own directory, removed when it exits.
+		dir := filepath.Join(filepath.Dir(gantryBin), "provider")
 		pkg := filepath.Join(dir, "mirror", "registry.opentofu.org", "gantry-test", "files", "0.1.0", runtime.GOOS+"_"+runtime.GOARCH)
 		if err := os.MkdirAll(pkg, 0o755); err != nil {
 			providerErr = err
@@ -74,8 +67,8 @@ func testProviderConfig(t *testing.T) string {
 	return providerMirror
 }
 
-// bucketsConfig manages two buckets of the test provider in var.dir (three
-// with extra).
+// bucketsConfig manages two buckets (three with extra) and a firewall rule
+// of the test provider in var.dir.
 func bucketsConfig(logsEnv string, extra bool) string {
 	more := ""
 	if extra {
@@ -106,6 +99,13 @@ resource "files_bucket" "logs" {
   name   = "logs"
   public = false
   tags   = { env = "` + logsEnv + `" }
+}
+
+resource "files_firewall_rule" "ssh" {
+  name   = "ssh"
+  port   = 22
+  cidr   = "10.0.0.0/8"
+  action = "allow"
 }
 ` + more
 }
@@ -242,6 +242,9 @@ slack contains {"channel_id": "drift-slack", "message": msg} if {
 	if err := os.Remove(filepath.Join(dir, "logs.json")); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.WriteFile(filepath.Join(dir, "rule-ssh.json"), []byte(`{"port": 22, "cidr": "0.0.0.0/0", "action": "allow"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	repo.Commit(t, "logs: staging", map[string]string{"main.tf": bucketsConfig("staging", true)})
 	var drifted apiv1.Run
 	var d apiv1.StackDriftDetail
@@ -250,14 +253,18 @@ slack contains {"channel_id": "drift-slack", "message": msg} if {
 		drifted = s.nextDriftRun(t, "buckets", last)
 		last = drifted.ID
 		d = s.driftShow(t, "buckets")
-		return d.Drifted == 2
+		return d.Drifted == 3
 	}) {
 		t.Fatalf("no drift found: %+v", d)
 	}
-	if d.Status != "drifted" || !d.PendingChanges || d.Since == nil || len(d.Resources) != 2 {
+	if d.Status != "drifted" || !d.PendingChanges || d.Since == nil || len(d.Resources) != 3 {
 		t.Fatalf("drift show: %+v", d)
 	}
-	data, logs := d.Resources[0], d.Resources[1]
+	data, logs, ssh := d.Resources[0], d.Resources[1], d.Resources[2]
+	if ssh.Address != "files_firewall_rule.ssh" || ssh.Action != "changed" || len(ssh.Attributes) != 1 || ssh.Attributes[0].Name != "cidr" ||
+		string(ssh.Attributes[0].Before) != `"10.0.0.0/8"` || string(ssh.Attributes[0].After) != `"0.0.0.0/0"` {
+		t.Fatalf("firewall rule drift: %+v", ssh)
+	}
 	if data.Address != "files_bucket.data" || data.Action != "changed" || data.Cloud != "files" || data.Type != "files_bucket" ||
 		!strings.HasSuffix(data.Provider, "gantry-test/files") {
 		t.Fatalf("data drift: %+v", data)
@@ -279,7 +286,7 @@ slack contains {"channel_id": "drift-slack", "message": msg} if {
 	}
 	var list []apiv1.StackDrift
 	s.MustJSON(t, &list, "drift", "list", "--cloud", "files")
-	if len(list) != 1 || list[0].Stack != "buckets" || list[0].Status != "drifted" || list[0].Drifted != 2 || list[0].LastCheckedAt == nil {
+	if len(list) != 1 || list[0].Stack != "buckets" || list[0].Status != "drifted" || list[0].Drifted != 3 || list[0].LastCheckedAt == nil {
 		t.Fatalf("drift list --cloud files: %+v", list)
 	}
 	s.MustJSON(t, &list, "drift", "list", "--cloud", "aws")
@@ -288,14 +295,14 @@ slack contains {"channel_id": "drift-slack", "message": msg} if {
 	}
 	select {
 	case m := <-slack:
-		if txt, _ := m["text"].(string); txt != "Drift on buckets: files_bucket.data, files_bucket.logs" {
+		if txt, _ := m["text"].(string); txt != "Drift on buckets: files_bucket.data, files_bucket.logs, files_firewall_rule.ssh" {
 			t.Fatalf("slack message %v", m)
 		}
 	case <-time.After(waitTimeout):
 		t.Fatal("no Slack message on drift")
 	}
 	metrics := s.metrics(t)
-	if !strings.Contains(metrics, `gantry_drifted_resources{cloud="files",space="root",stack="buckets"} 2`) ||
+	if !strings.Contains(metrics, `gantry_drifted_resources{cloud="files",space="root",stack="buckets"} 3`) ||
 		!strings.Contains(metrics, `gantry_drift_check_age_seconds{space="root",stack="buckets"}`) {
 		t.Fatalf("metrics lack the drift:\n%s", grepLines(metrics, "drift"))
 	}
@@ -321,7 +328,7 @@ slack contains {"channel_id": "drift-slack", "message": msg} if {
 	if !poll(2*waitTimeout, 0, func() bool {
 		last = s.nextDriftRun(t, "buckets", last).ID
 		d = s.driftShow(t, "buckets")
-		return d.Drifted == 1
+		return d.Drifted == 2
 	}) {
 		t.Fatalf("after the targeted reconcile: %+v", d)
 	}
@@ -353,6 +360,9 @@ slack contains {"channel_id": "drift-slack", "message": msg} if {
 	if b, _ := readBucket(t, dir, "data"); b.Public {
 		t.Fatal("the reconciliation run did not put the data bucket back")
 	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "rule-ssh.json")); !strings.Contains(string(b), "10.0.0.0/8") {
+		t.Fatalf("the reconciliation run did not put the firewall rule back: %s", b)
+	}
 	if _, ok := readBucket(t, dir, "extra"); !ok {
 		t.Fatal("the reconciliation run did not apply the configuration")
 	}
@@ -364,7 +374,7 @@ slack contains {"channel_id": "drift-slack", "message": msg} if {
 	}) {
 		t.Fatalf("no drift run after the reconciliation: %+v", d)
 	}
-	if d.Status != "clean" || d.Drifted != 0 || len(d.History) != 2 || d.Since != nil || d.PendingChanges {
+	if d.Status != "clean" || d.Drifted != 0 || len(d.History) != 3 || d.Since != nil || d.PendingChanges {
 		t.Fatalf("after the reconciliation: %+v", d)
 	}
 	metrics = s.metrics(t)
