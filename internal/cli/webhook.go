@@ -407,13 +407,15 @@ func (a *app) printWebhook(e apiv1.Webhook) error {
 		field(w, "Kind", e.Kind)
 		field(w, "Space", e.Space)
 		field(w, "URL", e.URL)
-		field(w, "Secret", map[bool]string{true: "set (write-only)", false: "none"}[e.HasSecret])
-		names := make([]string, 0, len(e.Headers))
-		for k := range e.Headers {
-			names = append(names, k+"="+e.Headers[k])
+		if e.Email == nil {
+			field(w, "Secret", map[bool]string{true: "set (write-only)", false: "none"}[e.HasSecret])
+			names := make([]string, 0, len(e.Headers))
+			for k := range e.Headers {
+				names = append(names, k+"="+e.Headers[k])
+			}
+			sort.Strings(names)
+			field(w, "Headers", joinOrDash(names))
 		}
-		sort.Strings(names)
-		field(w, "Headers", joinOrDash(names))
 		field(w, "Labels", joinOrDash(e.Labels))
 		if m := e.Email; m != nil {
 			field(w, "SMTP host", m.SMTPHost)

@@ -49,7 +49,7 @@ func TestEmailAndTeamsEndpoints(t *testing.T) {
 			Host: "smtp.example.com", Username: "gantry", Password: "smtp-password-value", From: "Gantry <gantry@example.com>",
 			To: []string{"ops@example.com", "OPS@example.com", "Dev Team <dev@example.com>"}}})
 		want := EmailSettings{Host: "smtp.example.com", Port: 587, Username: "gantry", HasPassword: true, TLS: TLSStartTLS,
-			From: `"Gantry" <gantry@example.com>`, To: []string{"<ops@example.com>", `"Dev Team" <dev@example.com>`}}
+			From: `"Gantry" <gantry@example.com>`, To: []string{"ops@example.com", `"Dev Team" <dev@example.com>`}}
 		if got := mail.Email; got.Password != "" || !equalSettings(got, want) || mail.URL != "smtp://smtp.example.com:587" {
 			t.Errorf("email endpoint = %+v %q, want %+v", got, mail.URL, want)
 		}

@@ -160,7 +160,7 @@ func validateEmail(s *EmailSettings) error {
 	if err != nil {
 		return err
 	}
-	s.From = from.String()
+	s.From = formatAddress(from)
 	to, err := parseAddresses("to", s.To)
 	if err != nil {
 		return err
@@ -210,10 +210,19 @@ func parseAddresses(field string, list []string) ([]*mail.Address, error) {
 	return out, nil
 }
 
+// formatAddress is the canonical text of an address: the bare address
+// when it has no name, else the quoted, encoded name and the address.
+func formatAddress(a *mail.Address) string {
+	if a.Name == "" {
+		return a.Address
+	}
+	return a.String()
+}
+
 func formatAddresses(as []*mail.Address) []string {
 	out := make([]string, 0, len(as))
 	for _, a := range as {
-		out = append(out, a.String())
+		out = append(out, formatAddress(a))
 	}
 	return out
 }

@@ -170,8 +170,8 @@ func TestEmailHeaderInjectionRefused(t *testing.T) {
 	if _, reason := emailBody(Message{Kind: KindEmail, Subject: "s"}, nil); !strings.Contains(reason, "no recipients") {
 		t.Errorf("no recipients: %q", reason)
 	}
-	body, reason := emailBody(Message{Kind: KindEmail, Subject: "s", Body: "b"}, []string{"<ops@example.com>"})
-	if reason != "" || body != `{"subject":"s","body":"b","to":["<ops@example.com>"]}` {
+	body, reason := emailBody(Message{Kind: KindEmail, Subject: "s", Body: "b"}, []string{"ops@example.com"})
+	if reason != "" || body != `{"subject":"s","body":"b","to":["ops@example.com"]}` {
 		t.Errorf("default recipients: %s (%s)", body, reason)
 	}
 }
