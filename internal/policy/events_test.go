@@ -113,8 +113,10 @@ func TestNotificationPolicyEnqueues(t *testing.T) {
 // that are no addresses.
 const teamsAndEmailOnFailure = `package spacelift
 
-teams contains {"channel_id": "ops-teams", "title": sprintf("Run %s failed", [input.run_updated.run.id]), "message": input.run_updated.note} if {
+teams contains {"channel_id": e.id, "title": sprintf("Run %s failed", [input.run_updated.run.id]), "message": input.run_updated.note} if {
 	input.run_updated.state == "FAILED"
+	some e in input.webhook_endpoints
+	e.kind == "teams"
 }
 
 email contains {"endpoint_id": "ops-mail", "subject": sprintf("[gantry] %s failed", [input.run_updated.stack.id]), "body": input.run_updated.urls.run, "to": ["oncall@example.com"]} if {

@@ -70,7 +70,8 @@ func (s *Service) notificationInput(ctx context.Context, r run.Run, ev event) (m
 	}
 	endpoints := []any{}
 	for _, e := range eps {
-		endpoints = append(endpoints, obj{"id": e.ID, "labels": strs(e.Labels)})
+		// kind (a Gantry addition) lets a rule pick the endpoints of its kind.
+		endpoints = append(endpoints, obj{"id": e.ID, "labels": strs(e.Labels), "kind": e.Kind})
 	}
 	ts, err := s.runs.Transitions(ctx, r.ID)
 	if err != nil {
