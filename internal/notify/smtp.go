@@ -44,11 +44,15 @@ func classify(step string, err error) *smtpError {
 	if errors.As(err, &se) {
 		return se
 	}
-	if _, ok := deniedError(err); ok {
+	if _, ok := deniedError(err); ok || errors.Is(err, errNotLoopback) {
 		return &smtpError{step: step, err: err, final: true}
 	}
 	return &smtpError{step: step, err: err}
 }
+
+// errNotLoopback refuses a plain-text (tls none) connection to an address
+// that is not a loopback one.
+var errNotLoopback = errors.New("not a loopback address, and tls is none (plain text)")
 
 // controlSMTPDial is controlDial, and with loopbackOnly (tls none) it also
 // refuses every resolved address that is not a loopback one: plain text
@@ -60,7 +64,7 @@ func controlSMTPDial(extra []netip.Prefix, loopbackOnly bool) func(network, addr
 			return err
 		}
 		if ap, err := netip.ParseAddrPort(address); loopbackOnly && (err != nil || !ap.Addr().Unmap().IsLoopback()) {
-			return fmt.Errorf("connecting to %s in plain text (tls none) is not allowed: not a loopback address", address)
+			return fmt.Errorf("connecting to %s is not allowed: %w", address, errNotLoopback)
 		}
 		return nil
 	}

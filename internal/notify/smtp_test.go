@@ -167,8 +167,12 @@ func TestEmailDeniedAddress(t *testing.T) {
 	// tls none: a non-loopback resolved address is refused by the dialer.
 	ctrl := controlSMTPDial(nil, true)
 	for addr, ok := range map[string]bool{"127.0.0.1:25": true, "[::1]:25": true, "10.0.0.1:25": false, "[::ffff:127.0.0.1]:25": true} {
-		if err := ctrl("tcp", addr, nil); (err == nil) != ok {
+		err := ctrl("tcp", addr, nil)
+		if (err == nil) != ok {
 			t.Errorf("tls none to %s: %v", addr, err)
+		}
+		if err != nil && !classify("connecting", err).final {
+			t.Errorf("tls none to %s is retried: %v", addr, err)
 		}
 	}
 }
