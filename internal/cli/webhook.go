@@ -61,13 +61,13 @@ type webhookFlags struct {
 
 // emailFlags are the SMTP settings of an email endpoint.
 type emailFlags struct {
-	host, username, password, passwordFile, tls, caFile, from string
-	port                                                      int
-	to                                                        []string
+	host, username, passwordFile, tls, caFile, from string
+	port                                            int
+	to                                              []string
 }
 
 // emailFlagNames are the flags only email endpoints take.
-var emailFlagNames = []string{"smtp-host", "smtp-port", "smtp-username", "smtp-password", "smtp-password-file",
+var emailFlagNames = []string{"smtp-host", "smtp-port", "smtp-username", "smtp-password-file",
 	"tls", "smtp-ca-file", "from", "to"}
 
 func (w *webhookFlags) register(cmd *cobra.Command) {
@@ -84,13 +84,12 @@ func (w *webhookFlags) register(cmd *cobra.Command) {
 	f.StringVar(&m.host, "smtp-host", "", "email: the SMTP server's host name or IP address")
 	f.IntVar(&m.port, "smtp-port", 0, "email: the SMTP server's port (default 587, 465 with --tls tls)")
 	f.StringVar(&m.username, "smtp-username", "", "email: the user to authenticate as (AUTH PLAIN, over TLS only)")
-	f.StringVar(&m.password, "smtp-password", "", "email: the SMTP password; prefer --smtp-password-file or GANTRY_SMTP_PASSWORD")
+	// Only from a file (or GANTRY_SMTP_PASSWORD_FILE), never on the command line.
 	f.StringVar(&m.passwordFile, "smtp-password-file", "", "email: read the SMTP password from this file (write-only, encrypted at rest)")
 	f.StringVar(&m.tls, "tls", "", "email: starttls (default: STARTTLS required), tls (implicit TLS) or none (plain text, loopback hosts only)")
 	f.StringVar(&m.caFile, "smtp-ca-file", "", "email: PEM certificates to trust for the SMTP server's certificate (a private CA, a self-signed server)")
 	f.StringVar(&m.from, "from", "", "email: the sender, e.g. 'Gantry <gantry@example.com>'")
-	f.StringArrayVar(&m.to, "to", nil, "email: a default recipient (repeatable), used when a rule gives no `to`")
-	cmd.MarkFlagsMutuallyExclusive("smtp-password", "smtp-password-file")
+	f.StringArrayVar(&m.to, "to", nil, "email: a default recipient (repeatable), used when a rule gives no \"to\"")
 }
 
 // anyEmailFlag reports whether a flag only email endpoints take was given.
@@ -103,21 +102,18 @@ func anyEmailFlag(cmd *cobra.Command) (string, bool) {
 	return "", false
 }
 
-// password returns the SMTP password given, and whether one was.
+// passwordValue returns the SMTP password of --smtp-password-file, and
+// whether the flag was given.
 func (m *emailFlags) passwordValue(cmd *cobra.Command) (*string, error) {
-	f := cmd.Flags()
-	switch {
-	case f.Changed("smtp-password-file"):
-		b, err := os.ReadFile(m.passwordFile)
-		if err != nil {
-			return nil, fmt.Errorf("--smtp-password-file: %w", err)
-		}
-		s := strings.TrimRight(string(b), "\r\n")
-		return &s, nil
-	case f.Changed("smtp-password"):
-		return &m.password, nil
+	if !cmd.Flags().Changed("smtp-password-file") {
+		return nil, nil
 	}
-	return nil, nil
+	b, err := os.ReadFile(m.passwordFile)
+	if err != nil {
+		return nil, fmt.Errorf("--smtp-password-file: %w", err)
+	}
+	s := strings.TrimRight(string(b), "\r\n")
+	return &s, nil
 }
 
 // caValue returns the PEM certificates of --smtp-ca-file ("" for an empty
@@ -290,7 +286,7 @@ func webhookCreate() *cobra.Command {
 	f.StringVar(&in.Space, "space", "", "space of the endpoint (default root)")
 	f.BoolVar(&slack, "slack", false, "a Slack incoming webhook: messages are {\"text\": ...} and the URL is kept secret")
 	f.BoolVar(&teams, "teams", false, "a Microsoft Teams incoming webhook (or Workflows URL): messages are Adaptive Cards and the URL is kept secret")
-	f.BoolVar(&email, "email", false, "an SMTP server (implied by the --smtp-* flags): give --smtp-host, --from and usually --to")
+	f.BoolVar(&email, "email", false, "an SMTP server (implied by the email flags below): give --smtp-host, --from and usually --to")
 	w.register(cmd)
 	cmd.MarkFlagsMutuallyExclusive("slack", "teams", "email")
 	required(cmd, "id")
@@ -367,7 +363,7 @@ func webhookUpdate() *cobra.Command {
 		}
 		if in == (apiv1.WebhookUpdate{}) {
 			return usageErrorf("nothing to update: give at least one of --webhook-url, --secret, --secret-file, --header, --label, " +
-				"--retries, --enabled or, for email endpoints, --smtp-host, --smtp-port, --smtp-username, --smtp-password(-file), --tls, " +
+				"--retries, --enabled or, for email endpoints, --smtp-host, --smtp-port, --smtp-username, --smtp-password-file, --tls, " +
 				"--smtp-ca-file, --from, --to")
 		}
 		e, err := c.UpdateWebhook(ctx, id, in)
@@ -382,7 +378,7 @@ func webhookUpdate() *cobra.Command {
 	cmd.Flags().Lookup("secret").Usage = `new secret (--secret "" removes it); prefer --secret-file or GANTRY_SECRET`
 	cmd.Flags().Lookup("to").Usage = `email: a default recipient (repeatable; replaces them all; --to "" removes them)`
 	cmd.Flags().Lookup("smtp-ca-file").Usage = `email: PEM certificates to trust for the SMTP server (--smtp-ca-file "" removes them)`
-	cmd.Flags().Lookup("smtp-password").Usage = `email: new SMTP password (--smtp-password "" removes it, with --smtp-username ""); prefer --smtp-password-file`
+	cmd.Flags().Lookup("smtp-password-file").Usage = `email: read the new SMTP password from this file (an empty file, with --smtp-username "", removes authentication)`
 	required(cmd, "id")
 	return cmd
 }

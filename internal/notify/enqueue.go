@@ -136,9 +136,11 @@ func (s *Service) prepare(ctx context.Context, m Message) (delivery, error) {
 	}
 	if m.Kind == KindEmail {
 		// The recipients are resolved now, so the delivery shows them.
-		if d.body, reason = emailBody(m, e.Email.To); reason != "" {
+		body, reason := emailBody(m, e.Email.To)
+		if reason != "" {
 			return fail("%s", reason)
 		}
+		d.body = body
 	}
 	d.endpointRef = e.CreatedAt.UnixNano()
 	return d, nil
