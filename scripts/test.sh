@@ -11,6 +11,8 @@ echo "Using OpenTofu at $tofu"
 
 # The test OpenID Provider (the npm package oidc-provider) for the SSO tests.
 npm ci --prefix e2e/oidcprovider --no-audit --no-fund --loglevel=error
+# The test SMTP server (the npm package smtp-server) for the email tests.
+npm ci --prefix e2e/smtpserver --no-audit --no-fund --loglevel=error
 
 unformatted="$(gofmt -l cmd internal e2e examples)"
 if [[ -n "$unformatted" ]]; then

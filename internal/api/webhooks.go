@@ -43,9 +43,38 @@ func (a *API) notifier() (*notify.Service, error) {
 }
 
 func webhookOut(e notify.Endpoint) apiv1.Webhook {
-	// The service masks the URL of slack endpoints and the header values.
-	return apiv1.Webhook{ID: e.ID, Space: e.SpaceID, Kind: e.Kind, URL: e.URL, HasSecret: e.HasSecret, Headers: e.Headers,
+	// The service masks the URL of slack and teams endpoints and the
+	// header values, and never returns the SMTP password.
+	out := apiv1.Webhook{ID: e.ID, Space: e.SpaceID, Kind: e.Kind, URL: e.URL, HasSecret: e.HasSecret, Headers: e.Headers,
 		Labels: e.Labels, Retries: e.Retries, Enabled: e.Enabled, CreatedAt: utc(e.CreatedAt), UpdatedAt: utc(e.UpdatedAt)}
+	if e.Kind == notify.KindEmail {
+		m := e.Email
+		to := m.To
+		if to == nil {
+			to = []string{}
+		}
+		out.Email = &apiv1.WebhookEmail{SMTPHost: m.Host, SMTPPort: m.Port, SMTPUsername: m.Username, HasSMTPPassword: m.HasPassword,
+			TLS: m.TLS, HasCAPEM: m.CAPEM != "", From: m.From, To: to}
+	}
+	return out
+}
+
+// emailSettings maps the SMTP configuration of a create body.
+func emailSettings(in *apiv1.WebhookEmailCreate) notify.EmailSettings {
+	if in == nil {
+		return notify.EmailSettings{}
+	}
+	return notify.EmailSettings{Host: in.SMTPHost, Port: in.SMTPPort, Username: in.SMTPUsername, Password: in.SMTPPassword,
+		TLS: in.TLS, CAPEM: in.CAPEM, From: in.From, To: in.To}
+}
+
+// emailUpdate maps the SMTP changes of an update body.
+func emailUpdate(in *apiv1.WebhookEmailUpdate) notify.EmailUpdate {
+	if in == nil {
+		return notify.EmailUpdate{}
+	}
+	return notify.EmailUpdate{Host: in.SMTPHost, Port: in.SMTPPort, Username: in.SMTPUsername, Password: in.SMTPPassword,
+		TLS: in.TLS, CAPEM: in.CAPEM, From: in.From, To: in.To}
 }
 
 // webhook loads the endpoint of the path and checks p may do action in its space.
@@ -101,11 +130,16 @@ func (a *API) createWebhook(w http.ResponseWriter, r *http.Request, p auth.Princ
 	if err := httpx.DecodeJSON(w, r, &in, MaxBody); err != nil {
 		return err
 	}
-	if in.ID == "" || in.URL == "" {
-		return errs.E(errs.Invalid, "id and url are required")
+	switch {
+	case in.ID == "":
+		return errs.E(errs.Invalid, "id is required")
+	case in.Kind == notify.KindEmail && in.Email == nil:
+		return errs.E(errs.Invalid, "email (the SMTP settings) is required for kind email")
+	case in.Kind != notify.KindEmail && in.URL == "":
+		return errs.E(errs.Invalid, "url is required")
 	}
 	e := notify.Endpoint{ID: in.ID, SpaceID: orRoot(in.Space), Kind: in.Kind, URL: in.URL, Secret: in.Secret,
-		Headers: in.Headers, Labels: in.Labels, Retries: notify.DefaultRetries, Enabled: true}
+		Headers: in.Headers, Labels: in.Labels, Retries: notify.DefaultRetries, Enabled: true, Email: emailSettings(in.Email)}
 	set(&e.Retries, in.Retries)
 	set(&e.Enabled, in.Enabled)
 	if err := auth.Authorize(p, auth.IntegrationCreate, e.SpaceID); err != nil {
@@ -137,7 +171,7 @@ func (a *API) updateWebhook(w http.ResponseWriter, r *http.Request, p auth.Princ
 		return err
 	}
 	e, err = n.UpdateEndpoint(r.Context(), e.ID, notify.EndpointUpdate{URL: in.URL, Secret: in.Secret, Headers: in.Headers,
-		Labels: in.Labels, Retries: in.Retries, Enabled: in.Enabled})
+		Labels: in.Labels, Retries: in.Retries, Enabled: in.Enabled, Email: emailUpdate(in.Email)})
 	if err != nil {
 		return err
 	}

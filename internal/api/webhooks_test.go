@@ -3,9 +3,11 @@ package api_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -197,5 +199,79 @@ func TestDeliveryErrorsMaskEchoedTokens(t *testing.T) {
 	body := string(e.do("GET", "/api/v1/deliveries?run=run-1", nil).body)
 	if strings.Contains(body, token) || strings.Contains(e.logs.String(), token) || !strings.Contains(body, "invalid token *****") {
 		t.Errorf("deliveries: %s\nlogs: %s", body, e.logs.String())
+	}
+}
+
+// TestTeamsAndEmailEndpointsAPI: teams and email endpoints through the API
+// (create, list, show, update), their secrets (the Teams URL, the SMTP
+// password) never in an answer, the audit trail or the logs.
+func TestTeamsAndEmailEndpointsAPI(t *testing.T) {
+	e := newRBACEnv(t)
+	const (
+		teamsToken = "teams-url-token-value"
+		smtpPass   = "smtp-password-value"
+		smtpPass2  = "smtp-password-changed"
+	)
+	var tm apiv1.Webhook
+	e.must(e.do("POST", "/api/v1/webhooks", map[string]any{"id": "ops-teams", "kind": "teams",
+		"url": "https://example.webhook.office.com/webhookb2/" + teamsToken}), http.StatusCreated, &tm)
+	if tm.Kind != "teams" || tm.URL != "https://example.webhook.office.com/"+secrets.Mask || tm.Email != nil {
+		t.Errorf("teams endpoint %+v", tm)
+	}
+	var em apiv1.Webhook
+	e.must(e.do("POST", "/api/v1/webhooks", map[string]any{"id": "ops-mail", "kind": "email", "retries": 2,
+		"email": map[string]any{"smtp_host": "smtp.example.com", "smtp_username": "gantry", "smtp_password": smtpPass,
+			"from": "gantry@example.com", "to": []string{"ops@example.com"}}}), http.StatusCreated, &em)
+	want := apiv1.WebhookEmail{SMTPHost: "smtp.example.com", SMTPPort: 587, SMTPUsername: "gantry", HasSMTPPassword: true,
+		TLS: "starttls", From: "gantry@example.com", To: []string{"ops@example.com"}}
+	if em.Kind != "email" || em.URL != "smtp://smtp.example.com:587" || em.Email == nil || !reflect.DeepEqual(*em.Email, want) {
+		t.Errorf("email endpoint %+v %+v", em, em.Email)
+	}
+
+	wantError(t, e.do("POST", "/api/v1/webhooks", map[string]any{"id": "m2", "kind": "email"}), 400, "invalid")
+	wantError(t, e.do("POST", "/api/v1/webhooks", map[string]any{"id": "m3", "kind": "email",
+		"email": map[string]any{"smtp_host": "smtp.example.com", "from": "g@example.com", "tls": "none"}}), 400, "invalid")
+	wantError(t, e.do("POST", "/api/v1/webhooks", map[string]any{"id": "m4", "kind": "email",
+		"email": map[string]any{"smtp_host": "smtp.example.com", "from": "g@example.com", "bogus": 1}}), 400, "invalid")
+	wantError(t, e.do("POST", "/api/v1/webhooks", map[string]any{"id": "m5", "kind": "teams", "url": "https://e.com/x",
+		"email": map[string]any{"smtp_host": "smtp.example.com"}}), 400, "invalid")
+	wantError(t, e.do("PATCH", "/api/v1/webhooks/ops-teams", map[string]any{"email": map[string]any{"smtp_port": 25}}), 400, "invalid")
+
+	var up apiv1.Webhook
+	e.must(e.do("PATCH", "/api/v1/webhooks/ops-mail", map[string]any{"email": map[string]any{"smtp_port": 2525,
+		"smtp_password": smtpPass2, "to": []string{"a@example.com", "b@example.com"}}}), http.StatusOK, &up)
+	if up.Email == nil || up.Email.SMTPPort != 2525 || len(up.Email.To) != 2 || !up.Email.HasSMTPPassword ||
+		up.Email.SMTPHost != "smtp.example.com" || up.URL != "smtp://smtp.example.com:2525" {
+		t.Errorf("updated %+v %+v", up, up.Email)
+	}
+	var list apiv1.List[apiv1.Webhook]
+	e.must(e.do("GET", "/api/v1/webhooks", nil), http.StatusOK, &list)
+	var sawEmail bool
+	for _, w := range list.Items {
+		sawEmail = sawEmail || w.ID == "ops-mail" && w.Email != nil && w.Email.SMTPPort == 2525
+	}
+	if !sawEmail {
+		t.Errorf("list %+v", list.Items)
+	}
+
+	var all []string
+	for _, path := range []string{"/api/v1/webhooks", "/api/v1/webhooks/ops-teams", "/api/v1/webhooks/ops-mail", "/api/v1/audit/events?limit=1000"} {
+		all = append(all, string(e.do("GET", path, nil).body))
+	}
+	all = append(all, e.logs.String())
+	text := strings.Join(all, "\n")
+	for _, s := range []string{teamsToken, smtpPass, smtpPass2} {
+		if strings.Contains(text, s) {
+			t.Errorf("%q leaked:\n%s", s, text)
+		}
+	}
+	var evs apiv1.List[apiv1.AuditEvent]
+	e.must(e.do("GET", "/api/v1/audit/events?action=webhook.update&subject_id=ops-mail", nil), http.StatusOK, &evs)
+	var change bytes.Buffer
+	if len(evs.Items) == 1 {
+		_ = json.Compact(&change, evs.Items[0].Change)
+	}
+	if !strings.Contains(change.String(), `"smtp_port":2525`) || !strings.Contains(change.String(), `"has_smtp_password":true`) {
+		t.Errorf("the audit event of the update does not show the email settings: %d events, %s", len(evs.Items), change.String())
 	}
 }

@@ -2,47 +2,97 @@ package apiv1
 
 import "time"
 
-// Webhook is a notification endpoint of a space: a webhook, or a Slack
-// incoming webhook (kind slack). Notification policies name it in
-// endpoint_id (webhook rules) or channel_id (slack rules).
+// Webhook is a notification endpoint of a space: a webhook, a Slack
+// incoming webhook (kind slack), a Microsoft Teams incoming webhook (kind
+// teams) or an SMTP server (kind email). Notification policies name it in
+// endpoint_id (webhook and email rules) or channel_id (slack and teams
+// rules).
 type Webhook struct {
 	ID    string `json:"id"`
 	Space string `json:"space"`
-	Kind  string `json:"kind"` // webhook or slack
-	// URL is masked for slack endpoints: their URL is a secret.
+	Kind  string `json:"kind"` // webhook, slack, teams or email
+	// URL is masked for slack and teams endpoints: their URL is a secret.
+	// For email endpoints it is smtp://host:port (smtps:// for implicit
+	// TLS), for display only.
 	URL       string `json:"url"`
 	HasSecret bool   `json:"has_secret"` // the secret itself is write-only
 	// Headers sent with every message; values are write-only (masked).
-	Headers   map[string]string `json:"headers"`
-	Labels    []string          `json:"labels"`
-	Retries   int               `json:"retries"`
-	Enabled   bool              `json:"enabled"`
-	CreatedAt time.Time         `json:"created_at"`
-	UpdatedAt time.Time         `json:"updated_at"`
+	Headers map[string]string `json:"headers"`
+	Labels  []string          `json:"labels"`
+	Retries int               `json:"retries"`
+	Enabled bool              `json:"enabled"`
+	// Email is the SMTP configuration of an email endpoint (absent for
+	// the other kinds).
+	Email     *WebhookEmail `json:"email,omitempty"`
+	CreatedAt time.Time     `json:"created_at"`
+	UpdatedAt time.Time     `json:"updated_at"`
+}
+
+// WebhookEmail is the SMTP configuration of an email endpoint, as read:
+// the password is write-only.
+type WebhookEmail struct {
+	SMTPHost        string   `json:"smtp_host"`
+	SMTPPort        int      `json:"smtp_port"`
+	SMTPUsername    string   `json:"smtp_username"`
+	HasSMTPPassword bool     `json:"has_smtp_password"`
+	TLS             string   `json:"tls"` // starttls, tls or none
+	HasCAPEM        bool     `json:"has_ca_pem"`
+	From            string   `json:"from"`
+	To              []string `json:"to"` // default recipients
 }
 
 // WebhookCreate is the body of POST /webhooks.
 type WebhookCreate struct {
 	ID      string            `json:"id"`
 	Space   string            `json:"space,omitempty"` // default root
-	Kind    string            `json:"kind,omitempty"`  // webhook (default) or slack
-	URL     string            `json:"url"`
+	Kind    string            `json:"kind,omitempty"`  // webhook (default), slack, teams or email
+	URL     string            `json:"url,omitempty"`   // required but for email
 	Secret  string            `json:"secret,omitempty"`
 	Headers map[string]string `json:"headers,omitempty"`
 	Labels  []string          `json:"labels,omitempty"`
 	Retries *int              `json:"retries,omitempty"` // default 5, at most 20
 	Enabled *bool             `json:"enabled,omitempty"` // default true
+	// Email is the SMTP configuration, required for kind email.
+	Email *WebhookEmailCreate `json:"email,omitempty"`
+}
+
+// WebhookEmailCreate is the SMTP configuration of a new email endpoint.
+type WebhookEmailCreate struct {
+	SMTPHost     string `json:"smtp_host"`
+	SMTPPort     int    `json:"smtp_port,omitempty"` // default 587 (465 with tls "tls")
+	SMTPUsername string `json:"smtp_username,omitempty"`
+	SMTPPassword string `json:"smtp_password,omitempty"`
+	TLS          string `json:"tls,omitempty"` // starttls (default), tls, or none (loopback hosts only)
+	// CAPEM holds PEM certificates trusted for the server's certificate.
+	CAPEM string   `json:"ca_pem,omitempty"`
+	From  string   `json:"from"`
+	To    []string `json:"to,omitempty"`
 }
 
 // WebhookUpdate is the body of PATCH /webhooks/{id}; absent fields are
 // unchanged. An empty secret removes the secret; headers replace them all.
 type WebhookUpdate struct {
-	URL     *string            `json:"url,omitempty"`
-	Secret  *string            `json:"secret,omitempty"`
-	Headers *map[string]string `json:"headers,omitempty"`
-	Labels  *[]string          `json:"labels,omitempty"`
-	Retries *int               `json:"retries,omitempty"`
-	Enabled *bool              `json:"enabled,omitempty"`
+	URL     *string             `json:"url,omitempty"`
+	Secret  *string             `json:"secret,omitempty"`
+	Headers *map[string]string  `json:"headers,omitempty"`
+	Labels  *[]string           `json:"labels,omitempty"`
+	Retries *int                `json:"retries,omitempty"`
+	Enabled *bool               `json:"enabled,omitempty"`
+	Email   *WebhookEmailUpdate `json:"email,omitempty"`
+}
+
+// WebhookEmailUpdate changes the SMTP configuration of an email endpoint;
+// absent fields are unchanged. An empty password or ca_pem removes it; to
+// replaces the default recipients.
+type WebhookEmailUpdate struct {
+	SMTPHost     *string   `json:"smtp_host,omitempty"`
+	SMTPPort     *int      `json:"smtp_port,omitempty"`
+	SMTPUsername *string   `json:"smtp_username,omitempty"`
+	SMTPPassword *string   `json:"smtp_password,omitempty"`
+	TLS          *string   `json:"tls,omitempty"`
+	CAPEM        *string   `json:"ca_pem,omitempty"`
+	From         *string   `json:"from,omitempty"`
+	To           *[]string `json:"to,omitempty"`
 }
 
 // Notification is an inbox message of a notification policy.
@@ -59,7 +109,8 @@ type Notification struct {
 	CreatedAt time.Time `json:"created_at"`
 }
 
-// Delivery is a webhook or Slack message and what became of it.
+// Delivery is a webhook, Slack, Teams or email message and what became of
+// it.
 type Delivery struct {
 	ID       string `json:"id"` // also sent as X-Gantry-Delivery
 	Kind     string `json:"kind"`
@@ -68,10 +119,11 @@ type Delivery struct {
 	Run      string `json:"run,omitempty"`
 	Stack    string `json:"stack,omitempty"`
 	Event    string `json:"event,omitempty"`
-	Method   string `json:"method"`
-	Body     string `json:"body"`   // the JSON document sent
-	Status   string `json:"status"` // PENDING, SENDING, DELIVERED or FAILED
-	Error    string `json:"error,omitempty"`
+	Method   string `json:"method"` // SMTP for email
+	// Body is the JSON document sent; for email, {subject, body, to}.
+	Body   string `json:"body"`
+	Status string `json:"status"` // PENDING, SENDING, DELIVERED or FAILED
+	Error  string `json:"error,omitempty"`
 	// NextAttemptAt is when a pending delivery is tried next.
 	NextAttemptAt *time.Time        `json:"next_attempt_at,omitempty"`
 	Attempts      []DeliveryAttempt `json:"attempts"`

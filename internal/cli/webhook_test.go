@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/gantry-iac/gantry/internal/apiv1"
 	"github.com/gantry-iac/gantry/internal/notify"
+	"github.com/gantry-iac/gantry/internal/notify/smtptest"
 )
 
 // notifyServer is the real API with notifications and a running
@@ -113,5 +115,104 @@ func TestWebhookCommands(t *testing.T) {
 	}
 	if code, _, errOut = cli("webhook", "show", "--id", "ops"); code != 1 || !strings.Contains(errOut, "not_found") {
 		t.Errorf("show deleted: exit %d %s", code, errOut)
+	}
+}
+
+func TestWebhookTeamsAndEmailCommands(t *testing.T) {
+	isolate(t)
+	conn, n := notifyServer(t)
+	cli := func(args ...string) (int, string, string) { return runMain(append(args, conn...)...) }
+	srv := smtptest.Start(t, smtptest.Options{Username: "mailer", Password: "cli-smtp-password"})
+	dir := t.TempDir()
+	passFile, wrongFile := filepath.Join(dir, "password"), filepath.Join(dir, "wrong")
+	for f, v := range map[string]string{passFile: "cli-smtp-password\n", wrongFile: "not-the-password\n"} {
+		if err := os.WriteFile(f, []byte(v), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	code, out, errOut := cli("webhook", "create", "--id", "ops-teams", "--teams", "--webhook-url", "https://example.webhook.office.com/webhookb2/teams-cli-token")
+	if code != 0 || strings.Contains(out, "teams-cli-token") || !strings.Contains(out, "teams") {
+		t.Errorf("create teams: exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, errOut = cli("webhook", "create", "--id", "ops-mail", "--smtp-host", srv.Host, "--smtp-port", fmt.Sprint(srv.Port),
+		"--smtp-username", "mailer", "--smtp-password-file", wrongFile, "--smtp-ca-file", srv.CAFile,
+		"--from", "Gantry <gantry@example.com>", "--to", "ops@example.com", "--to", "dev@example.com", "--retries", "0")
+	if code != 0 || strings.Contains(out, "not-the-password") {
+		t.Fatalf("create email: exit %d\n%s%s", code, out, errOut)
+	}
+	for _, want := range []string{"email", "SMTP host:", srv.Host, "starttls", "SMTP password:", "set (write-only)", "SMTP CA:",
+		"ops@example.com,dev@example.com", "smtp://" + srv.Addr()} {
+		if !strings.Contains(out, want) {
+			t.Errorf("create email output lacks %q:\n%s", want, out)
+		}
+	}
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"webhook", "create", "--id", "x"}, 2, "webhook-url"},
+		{[]string{"webhook", "create", "--id", "x", "--slack", "--smtp-host", "h.example"}, 2, "--smtp-host is for email endpoints"},
+		{[]string{"webhook", "create", "--id", "x", "--email", "--webhook-url", "https://e.com"}, 2, "no --webhook-url"},
+		{[]string{"webhook", "create", "--id", "x", "--email", "--from", "g@example.com"}, 2, "needs --smtp-host and --from"},
+		{[]string{"webhook", "create", "--id", "x", "--smtp-host", "smtp.example.com", "--from", "g@example.com", "--tls", "none"}, 1, "loopback"},
+		{[]string{"webhook", "create", "--id", "x", "--teams", "--slack", "--webhook-url", "https://e.com"}, 2, "none of the others"},
+		{[]string{"webhook", "update", "--id", "ops-teams", "--smtp-port", "25"}, 1, "email endpoints only"},
+	} {
+		if code, out, errOut := cli(tc.args...); code != tc.code || !strings.Contains(out+errOut, tc.want) {
+			t.Errorf("%v: exit %d, want %d with %q\n%s%s", tc.args, code, tc.code, tc.want, out, errOut)
+		}
+	}
+
+	send := func(run string) {
+		t.Helper()
+		if err := n.Enqueue(context.Background(), []notify.Message{{Kind: notify.KindEmail, EndpointID: "ops-mail", SpaceID: "root",
+			RunID: run, Event: "run_updated:FINISHED", Subject: "Run " + run, Body: "done"}}); err != nil {
+			t.Fatal(err)
+		}
+		n.Wake()
+	}
+	waitStatus := func(run, status string) apiv1.Delivery {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			code, out, _ := cli("notification", "deliveries", "--run", run, "-o", "json")
+			var ds []apiv1.Delivery
+			if code == 0 && json.Unmarshal([]byte(out), &ds) == nil && len(ds) == 1 && ds[0].Status == status {
+				return ds[0]
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("delivery of %s not %s: exit %d\n%s", run, status, code, out)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	// The wrong password fails at once (535), then the right one delivers.
+	send("run-wrong")
+	if d := waitStatus("run-wrong", "FAILED"); len(d.Attempts) != 1 || !strings.Contains(d.Error, "535") {
+		t.Errorf("wrong password: %+v", d)
+	}
+	code, out, errOut = cli("webhook", "update", "--id", "ops-mail", "--smtp-password-file", passFile, "--to", "oncall@example.com", "-o", "json")
+	var up apiv1.Webhook
+	if err := json.Unmarshal([]byte(out), &up); code != 0 || err != nil || up.Email == nil || !up.Email.HasSMTPPassword ||
+		len(up.Email.To) != 1 || up.Email.To[0] != "oncall@example.com" || up.Email.SMTPPort != srv.Port {
+		t.Fatalf("update: exit %d %v\n%s%s", code, err, out, errOut)
+	}
+	send("run-ok")
+	if d := waitStatus("run-ok", "DELIVERED"); len(d.Attempts) != 1 || d.Attempts[0].Error != "" || d.Method != "SMTP" {
+		t.Errorf("delivered: %+v", d)
+	}
+	msgs := srv.WaitMessages(t, 1, 10*time.Second)
+	if m := msgs[0]; !m.Secure || m.User != "mailer" || strings.Join(m.To, ",") != "oncall@example.com" || !strings.Contains(m.Raw, "Subject: Run run-ok") {
+		t.Errorf("message %+v", m)
+	}
+	code, out, _ = cli("notification", "deliveries", "--endpoint", "ops-mail")
+	if code != 0 || !strings.Contains(out, "DELIVERED") || !strings.Contains(out, "FAILED") {
+		t.Errorf("deliveries table: exit %d\n%s", code, out)
+	}
+	code, out, _ = cli("webhook", "list")
+	if code != 0 || !strings.Contains(out, "smtp://"+srv.Addr()) || strings.Contains(out, "teams-cli-token") {
+		t.Errorf("list: exit %d\n%s", code, out)
 	}
 }

@@ -34,9 +34,10 @@ type outcome struct {
 	err    string // "" on success; never holds a secret
 	dur    time.Duration
 	final  bool // no further attempt, whatever the retries
+	sent   bool // an email accepted by the SMTP server (no HTTP status)
 }
 
-func (o outcome) ok() bool { return o.err == "" && o.status >= 200 && o.status <= 299 }
+func (o outcome) ok() bool { return o.err == "" && (o.sent || o.status >= 200 && o.status <= 299) }
 
 // Run sends due deliveries until ctx ends. It wakes on Wake (from this or,
 // on PostgreSQL, another replica) and every PollInterval. Any number of
@@ -170,6 +171,9 @@ func (s *Service) process(ctx context.Context, client *http.Client, c claimed) {
 	case c.n > e.Retries+1:
 		retries = e.Retries
 		o = outcome{err: "no attempt left", final: true}
+	case e.Kind == KindEmail:
+		retries = e.Retries
+		o = s.sendEmail(ctx, e, c)
 	default:
 		retries = e.Retries
 		o = s.send(ctx, client, e, c)

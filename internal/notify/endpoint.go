@@ -71,10 +71,11 @@ func checkURL(raw string) error {
 	return nil
 }
 
-// displayURL is the URL shown for an endpoint: a Slack incoming-webhook URL
-// carries its credential in the path, so only scheme and host are shown.
+// displayURL is the URL shown for an endpoint: a Slack or Teams
+// incoming-webhook URL carries its credential in the path (and a Workflows
+// URL in its query), so only scheme and host are shown.
 func displayURL(kind, raw string) string {
-	if kind != KindSlack {
+	if kind == KindWebhook {
 		return raw
 	}
 	u, err := url.Parse(raw)
@@ -94,8 +95,10 @@ func validate(e *Endpoint) error {
 	if e.Kind == "" {
 		e.Kind = KindWebhook
 	}
-	if e.Kind != KindWebhook && e.Kind != KindSlack {
-		return errs.E(errs.Invalid, "endpoint kind must be %q or %q, got %q", KindWebhook, KindSlack, e.Kind)
+	switch e.Kind {
+	case KindWebhook, KindSlack, KindTeams, KindEmail:
+	default:
+		return errs.E(errs.Invalid, "endpoint kind must be %q, %q, %q or %q, got %q", KindWebhook, KindSlack, KindTeams, KindEmail, e.Kind)
 	}
 	if e.Retries < 0 || e.Retries > MaxRetries {
 		return errs.E(errs.Invalid, "retries must be from 0 to %d", MaxRetries)
@@ -103,8 +106,17 @@ func validate(e *Endpoint) error {
 	if len(e.Secret) > 4096 {
 		return errs.E(errs.Invalid, "secret must be at most 4096 bytes")
 	}
-	if err := checkURL(e.URL); err != nil {
-		return err
+	if e.Kind == KindEmail {
+		if err := validateEmailEndpoint(e); err != nil {
+			return err
+		}
+	} else {
+		if !e.Email.isZero() {
+			return errs.E(errs.Invalid, "SMTP settings (host, port, username, password, tls, CA, from, to) are for email endpoints only, not %s ones", e.Kind)
+		}
+		if err := checkURL(e.URL); err != nil {
+			return err
+		}
 	}
 	if err := checkHeaders(e.Headers, true); err != nil {
 		return err
@@ -114,9 +126,22 @@ func validate(e *Endpoint) error {
 	return err
 }
 
+// validateEmailEndpoint checks an email endpoint: SMTP settings, no URL,
+// and none of the webhook-only fields.
+func validateEmailEndpoint(e *Endpoint) error {
+	if e.URL != "" {
+		return errs.E(errs.Invalid, "an email endpoint has no url: give its SMTP host and port")
+	}
+	if e.Secret != "" || len(e.Headers) > 0 {
+		return errs.E(errs.Invalid, "an email endpoint has no secret or headers (they sign and go with HTTP requests)")
+	}
+	return validateEmail(&e.Email)
+}
+
 // sealed is an endpoint as stored.
 type sealed struct {
 	urlDisplay, url, secret, headerNames, headers string
+	smtpPassword, mailTo                          string
 }
 
 func (s *Service) seal(e Endpoint) (sealed, error) {
@@ -126,7 +151,16 @@ func (s *Service) seal(e Endpoint) (sealed, error) {
 	}
 	sort.Strings(names)
 	n, _ := json.Marshal(names)
-	out := sealed{urlDisplay: displayURL(e.Kind, e.URL), url: s.box.SealString(e.URL, aad(e.ID, "url")), headerNames: string(n)}
+	to, _ := json.Marshal(nonNilStrings(e.Email.To))
+	out := sealed{urlDisplay: displayURL(e.Kind, e.URL), headerNames: string(n), mailTo: string(to)}
+	if e.Kind == KindEmail {
+		out.urlDisplay = displaySMTP(e.Email)
+	} else {
+		out.url = s.box.SealString(e.URL, aad(e.ID, "url"))
+	}
+	if e.Email.Password != "" {
+		out.smtpPassword = s.box.SealString(e.Email.Password, aad(e.ID, "smtp_password"))
+	}
 	if e.Secret != "" {
 		out.secret = s.box.SealString(e.Secret, aad(e.ID, "secret"))
 	}
@@ -159,11 +193,14 @@ func (s *Service) CreateEndpoint(ctx context.Context, e Endpoint) (Endpoint, err
 		if n == 0 {
 			return errs.E(errs.Invalid, "space %q does not exist", e.SpaceID)
 		}
+		m := e.Email
 		_, err := s.db.Exec(ctx, `INSERT INTO notify_endpoints (id, space_id, kind, url_display, url_sealed, secret_sealed,
-			header_names, headers_sealed, labels, retries, enabled, created_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)`,
+			header_names, headers_sealed, labels, retries, enabled, created_at, updated_at,
+			smtp_host, smtp_port, smtp_username, smtp_password_sealed, smtp_tls, smtp_ca_pem, mail_from, mail_to)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13, $14, $15, $16, $17, $18, $19, $20)`,
 			e.ID, e.SpaceID, e.Kind, sl.urlDisplay, sl.url, sl.secret, sl.headerNames, sl.headers,
-			labels.Encode(e.Labels), e.Retries, e.Enabled, t.UnixNano())
+			labels.Encode(e.Labels), e.Retries, e.Enabled, t.UnixNano(),
+			m.Host, m.Port, m.Username, sl.smtpPassword, m.TLS, m.CAPEM, m.From, sl.mailTo)
 		if db.IsUniqueViolation(err) {
 			return errs.E(errs.Conflict, "endpoint %q already exists", e.ID)
 		}
@@ -183,27 +220,49 @@ func (s *Service) CreateEndpoint(ctx context.Context, e Endpoint) (Endpoint, err
 }
 
 // endpointView is what the audit trail shows of an endpoint: the URL as
-// listed (a Slack URL masked), header names, never the secret or values.
+// listed (a Slack or Teams URL masked), header names, the SMTP settings
+// but whether a password is set, never the secret, values or password.
 func endpointView(e Endpoint) map[string]any {
 	names := make([]string, 0, len(e.Headers))
 	for k := range e.Headers {
 		names = append(names, k)
 	}
 	sort.Strings(names)
-	return map[string]any{"kind": e.Kind, "space": e.SpaceID, "url": e.URL, "headers": names, "has_hmac_key": e.HasSecret,
+	v := map[string]any{"kind": e.Kind, "space": e.SpaceID, "url": e.URL, "headers": names, "has_hmac_key": e.HasSecret,
 		"labels": e.Labels, "retries": e.Retries, "enabled": e.Enabled}
+	if e.Kind == KindEmail {
+		m := e.Email
+		v["email"] = map[string]any{"smtp_host": m.Host, "smtp_port": m.Port, "smtp_username": m.Username,
+			"has_smtp_password": m.HasPassword, "tls": m.TLS, "has_ca": m.CAPEM != "", "from": m.From, "to": nonNilStrings(m.To)}
+	}
+	return v
 }
 
-const endpointCols = `id, space_id, kind, url_display, secret_sealed, header_names, labels, retries, enabled, created_at, updated_at`
+func nonNilStrings(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+const endpointCols = `id, space_id, kind, url_display, secret_sealed, header_names, labels, retries, enabled, created_at, updated_at,
+	smtp_host, smtp_port, smtp_username, smtp_password_sealed, smtp_tls, smtp_ca_pem, mail_from, mail_to`
 
 // scanEndpoint reads endpointCols, then extra columns into extra; it
-// returns the sealed secret too.
+// returns the sealed secret too. The sealed SMTP password is left in
+// e.Email.Password (revealed opens it; the others clear it).
 func scanEndpoint(row interface{ Scan(...any) error }, extra ...any) (Endpoint, string, error) {
 	var e Endpoint
-	var secret, names, lbl string
+	var secret, names, lbl, to string
 	var c, u int64
-	dest := append([]any{&e.ID, &e.SpaceID, &e.Kind, &e.URL, &secret, &names, &lbl, &e.Retries, &e.Enabled, &c, &u}, extra...)
+	m := &e.Email
+	dest := append([]any{&e.ID, &e.SpaceID, &e.Kind, &e.URL, &secret, &names, &lbl, &e.Retries, &e.Enabled, &c, &u,
+		&m.Host, &m.Port, &m.Username, &m.Password, &m.TLS, &m.CAPEM, &m.From, &to}, extra...)
 	if err := row.Scan(dest...); err != nil {
+		return e, "", err
+	}
+	m.HasPassword = m.Password != ""
+	if err := json.Unmarshal([]byte(to), &m.To); err != nil {
 		return e, "", err
 	}
 	var hn []string
@@ -226,6 +285,7 @@ func (s *Service) GetEndpoint(ctx context.Context, endpointID string) (Endpoint,
 	if errors.Is(err, sql.ErrNoRows) {
 		return e, errs.E(errs.NotFound, "endpoint %q not found", endpointID)
 	}
+	e.Email.Password = ""
 	return e, err
 }
 
@@ -260,14 +320,16 @@ func (s *Service) queryEndpoints(ctx context.Context, q string, args ...any) ([]
 		if err != nil {
 			return nil, err
 		}
+		e.Email.Password = ""
 		out = append(out, e)
 	}
 	return out, rows.Err()
 }
 
-// UpdateEndpoint changes the fields u sets. Changing the URL of a Slack
-// endpoint replaces the sealed URL; changing a webhook's URL keeps its
-// secret and headers.
+// UpdateEndpoint changes the fields u sets. Changing the URL of a Slack or
+// Teams endpoint replaces the sealed URL; changing a webhook's URL keeps
+// its secret and headers; changing an email endpoint's SMTP settings keeps
+// the password unless u sets it.
 func (s *Service) UpdateEndpoint(ctx context.Context, endpointID string, u EndpointUpdate) (Endpoint, error) {
 	err := s.db.Tx(ctx, func(ctx context.Context) error {
 		full, err := s.revealed(ctx, endpointID)
@@ -285,6 +347,10 @@ func (s *Service) UpdateEndpoint(ctx context.Context, endpointID string, u Endpo
 		set(&e.Labels, u.Labels)
 		set(&e.Retries, u.Retries)
 		set(&e.Enabled, u.Enabled)
+		if e.Kind != KindEmail && !u.Email.isZero() {
+			return errs.E(errs.Invalid, "SMTP settings are for email endpoints only, and %q is a %s endpoint", endpointID, e.Kind)
+		}
+		u.Email.apply(&e.Email)
 		if err := validate(&e); err != nil {
 			return err
 		}
@@ -292,10 +358,14 @@ func (s *Service) UpdateEndpoint(ctx context.Context, endpointID string, u Endpo
 		if err != nil {
 			return err
 		}
+		m := e.Email
 		_, err = s.db.Exec(ctx, `UPDATE notify_endpoints SET url_display = $2, url_sealed = $3, secret_sealed = $4,
-			header_names = $5, headers_sealed = $6, labels = $7, retries = $8, enabled = $9, updated_at = $10 WHERE id = $1`,
+			header_names = $5, headers_sealed = $6, labels = $7, retries = $8, enabled = $9, updated_at = $10,
+			smtp_host = $11, smtp_port = $12, smtp_username = $13, smtp_password_sealed = $14, smtp_tls = $15,
+			smtp_ca_pem = $16, mail_from = $17, mail_to = $18 WHERE id = $1`,
 			endpointID, sl.urlDisplay, sl.url, sl.secret, sl.headerNames, sl.headers, labels.Encode(e.Labels),
-			e.Retries, e.Enabled, now().UnixNano())
+			e.Retries, e.Enabled, now().UnixNano(),
+			m.Host, m.Port, m.Username, sl.smtpPassword, m.TLS, m.CAPEM, m.From, sl.mailTo)
 		if err != nil {
 			return err
 		}
@@ -363,8 +433,16 @@ func (s *Service) revealed(ctx context.Context, endpointID string) (revealedEndp
 	fail := func(err error) (revealedEndpoint, error) {
 		return r, errs.Wrap(errs.Internal, err, "the secrets of endpoint %s cannot be decrypted", endpointID)
 	}
-	if e.URL, err = s.box.OpenString(urlSealed, aad(endpointID, "url")); err != nil {
-		return fail(err)
+	e.URL = ""
+	if urlSealed != "" {
+		if e.URL, err = s.box.OpenString(urlSealed, aad(endpointID, "url")); err != nil {
+			return fail(err)
+		}
+	}
+	if e.Email.Password != "" {
+		if e.Email.Password, err = s.box.OpenString(e.Email.Password, aad(endpointID, "smtp_password")); err != nil {
+			return fail(err)
+		}
 	}
 	if secretSealed != "" {
 		if e.Secret, err = s.box.OpenString(secretSealed, aad(endpointID, "secret")); err != nil {
@@ -381,14 +459,49 @@ func (s *Service) revealed(ctx context.Context, endpointID string) (revealedEndp
 			return fail(err)
 		}
 	}
-	vals := []string{e.URL, e.Secret}
-	if e.Kind == KindWebhook {
-		vals = vals[1:] // a webhook URL is not secret (and is shown)
+	vals := []string{e.Secret}
+	if e.Kind == KindSlack || e.Kind == KindTeams {
+		// A webhook URL is not secret (and is shown); a Slack or Teams
+		// one is, and a receiver may echo a part of it.
+		vals = append(vals, urlSecrets(e.URL)...)
 	}
 	for _, v := range e.Headers {
 		vals = append(vals, headerSecrets(v)...)
 	}
+	if p := e.Email.Password; p != "" {
+		// The password, and the AUTH PLAIN response a server might echo.
+		auth := "\x00" + e.Email.Username + "\x00" + p
+		vals = append(vals, p, base64.StdEncoding.EncodeToString([]byte(auth)))
+	}
 	return revealedEndpoint{Endpoint: e, masker: secrets.NewMasker(vals)}, nil
+}
+
+// urlSecrets returns the texts of a secret URL to mask: the URL, its path
+// and query, the path segments of 12 bytes or more (the tokens of Slack
+// and Teams incoming-webhook URLs; shorter ones are words such as
+// "services") and the query values of 8 bytes or more (the sig of a Teams
+// Workflows URL), so that a receiver echoing only a part of the URL in an
+// error does not reveal it.
+func urlSecrets(raw string) []string {
+	out := []string{raw}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return out
+	}
+	out = append(out, u.Path, u.EscapedPath(), u.RawQuery)
+	for _, seg := range strings.Split(u.Path, "/") {
+		if len(seg) >= 12 {
+			out = append(out, seg, url.PathEscape(seg))
+		}
+	}
+	for _, vs := range u.Query() {
+		for _, v := range vs {
+			if len(v) >= 8 {
+				out = append(out, v, url.QueryEscape(v))
+			}
+		}
+	}
+	return out
 }
 
 // authSchemes are the HTTP authentication scheme names, which are not

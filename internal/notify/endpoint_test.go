@@ -40,7 +40,7 @@ func TestEndpoints(t *testing.T) {
 			{Endpoint{ID: "x", URL: "file:///etc/passwd"}, "http or https"},
 			{Endpoint{ID: "x", URL: "not a url"}, "http"},
 			{Endpoint{ID: "x", URL: "https://e.com", Retries: 21}, "retries"},
-			{Endpoint{ID: "x", URL: "https://e.com", Kind: "email"}, "kind"},
+			{Endpoint{ID: "x", URL: "https://e.com", Kind: "pager"}, "kind"},
 			{Endpoint{ID: "X_", URL: "https://e.com"}, "slug"},
 			{Endpoint{ID: "x", URL: "https://e.com", Headers: map[string]string{"X-Signature-256": "v"}}, "set by Gantry"},
 			{Endpoint{ID: "x", URL: "https://e.com", Headers: map[string]string{"A": "1\r\nB: 2"}}, "one line"},

@@ -54,9 +54,9 @@ func (s *Service) enqueueOne(ctx context.Context, m Message) error {
 	switch m.Kind {
 	case KindInbox:
 		return s.addInbox(ctx, m, t)
-	case KindWebhook, KindSlack:
+	case KindWebhook, KindSlack, KindTeams, KindEmail:
 	default:
-		return errs.E(errs.Invalid, "notification kind must be webhook, slack or inbox, got %q", m.Kind)
+		return errs.E(errs.Invalid, "notification kind must be webhook, slack, teams, email or inbox, got %q", m.Kind)
 	}
 	d, err := s.prepare(ctx, m)
 	if err != nil {
@@ -75,13 +75,19 @@ func (s *Service) enqueueOne(ctx context.Context, m Message) error {
 	return err
 }
 
-// prepare builds the delivery of a webhook or Slack message; a message that
-// cannot be delivered gets status FAILED and the reason.
+// endpointField is the field of a rule that names the endpoint, by kind.
+var endpointField = map[string]string{KindWebhook: "endpoint_id", KindSlack: "channel_id", KindTeams: "channel_id", KindEmail: "endpoint_id"}
+
+// prepare builds the delivery of a webhook, Slack, Teams or email message;
+// a message that cannot be delivered gets status FAILED and the reason.
 func (s *Service) prepare(ctx context.Context, m Message) (delivery, error) {
 	d := delivery{id: id.New("dlv"), kind: m.Kind, endpointID: m.EndpointID, method: "POST", headers: "{}", status: StatusPending}
 	fail := func(format string, args ...any) (delivery, error) {
 		d.status, d.lastError = StatusFailed, fmt.Sprintf(format, args...)
 		return d, nil
+	}
+	if m.Kind == KindEmail {
+		d.method = "SMTP"
 	}
 	body, reason := messageBody(m)
 	d.body = body
@@ -104,8 +110,7 @@ func (s *Service) prepare(ctx context.Context, m Message) (delivery, error) {
 		}
 	}
 	if m.EndpointID == "" {
-		field := map[string]string{KindWebhook: "endpoint_id", KindSlack: "channel_id"}[m.Kind]
-		return fail("the %s message names no endpoint (%s is empty)", m.Kind, field)
+		return fail("the %s message names no endpoint (%s is empty)", m.Kind, endpointField[m.Kind])
 	}
 	if !id.ValidSlug(m.EndpointID) {
 		return fail("endpoint %q does not exist", m.EndpointID)
@@ -129,25 +134,57 @@ func (s *Service) prepare(ctx context.Context, m Message) (delivery, error) {
 	case !e.Enabled:
 		return fail("endpoint %q is disabled", e.ID)
 	}
+	if m.Kind == KindEmail {
+		// The recipients are resolved now, so the delivery shows them.
+		body, reason := emailBody(m, e.Email.To)
+		if reason != "" {
+			return fail("%s", reason)
+		}
+		d.body = body
+	}
 	d.endpointRef = e.CreatedAt.UnixNano()
 	return d, nil
 }
 
 // kindMismatch says why a message of one kind is not sent to an endpoint of
 // another: a webhook rule chooses the method, headers and body of the
-// request, which a Slack URL must not get, and a Slack message is not what
-// a webhook receiver expects.
+// request, which a Slack or Teams URL must not get, and a Slack message is
+// not what a webhook or Teams receiver expects.
 func kindMismatch(msgKind, endpointKind, endpointID string) string {
-	return fmt.Sprintf("endpoint %q is a %s endpoint: %s messages need a %s endpoint", endpointID, endpointKind, msgKind, msgKind)
+	return fmt.Sprintf("endpoint %q is %s %s endpoint: %s messages need %s %s endpoint", endpointID, article(endpointKind), endpointKind,
+		msgKind, article(msgKind), msgKind)
+}
+
+// article is the indefinite article of a kind's name.
+func article(kind string) string {
+	if kind != "" && strings.ContainsRune("aeiou", rune(kind[0])) {
+		return "an"
+	}
+	return "a"
 }
 
 // messageBody returns the JSON document to send, or why there is none.
+// For email it only checks the message: its body (with the recipients)
+// is made once the endpoint is known.
 func messageBody(m Message) (string, string) {
-	if m.Kind == KindSlack {
+	switch m.Kind {
+	case KindSlack, KindTeams:
 		if strings.TrimSpace(m.Text) == "" {
-			return "", "the slack message is empty"
+			return "", "the " + m.Kind + " message is empty"
 		}
 		b, _ := json.Marshal(map[string]string{"text": m.Text})
+		if m.Kind == KindTeams {
+			b = teamsCardJSON(m.Title, m.Text, m.RunURL)
+		}
+		return string(b), tooLarge(b)
+	case KindEmail:
+		if err := checkSubject(m.Subject); err != nil {
+			return "", errs.Public(err)
+		}
+		if _, err := parseAddresses("to", m.To); err != nil {
+			return "", errs.Public(err)
+		}
+		b := marshalPlain(emailDoc{Subject: m.Subject, Body: m.Body, To: m.To})
 		return string(b), tooLarge(b)
 	}
 	body := m.Payload

@@ -50,7 +50,7 @@ func TestUndeliverable(t *testing.T) {
 		if !strings.Contains(logs.String(), "notification not deliverable") {
 			t.Errorf("undeliverable messages not logged")
 		}
-		if err := s.Enqueue(context.Background(), []Message{{Kind: "email", SpaceID: "root"}}); err == nil {
+		if err := s.Enqueue(context.Background(), []Message{{Kind: "pager", SpaceID: "root"}}); err == nil {
 			t.Errorf("unknown kind accepted")
 		}
 	})

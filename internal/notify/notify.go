@@ -1,5 +1,6 @@
-// Package notify keeps notification endpoints (webhooks and Slack incoming
-// webhooks defined in a space) and delivers the messages that notification
+// Package notify keeps notification endpoints (webhooks, Slack and
+// Microsoft Teams incoming webhooks and SMTP email servers defined in a
+// space) and delivers the messages that notification
 // policies route to them, durably: every message is a row written in the
 // transaction of the run update that caused it, and a dispatcher sends due
 // rows with retries and exponential backoff, recording every attempt. Inbox
@@ -10,9 +11,9 @@
 // sent by one replica at a time, and sent again after the lease if that
 // replica died mid-delivery. Receivers de-duplicate by X-Gantry-Delivery.
 //
-// The package sends HTTP itself (as a client only): delivering is its job,
-// and the rule that domain packages do not import net/http is about not
-// depending on the server's edges.
+// The package sends HTTP and SMTP itself (as a client only): delivering is
+// its job, and the rule that domain packages do not import net/http is
+// about not depending on the server's edges.
 package notify
 
 import (
@@ -30,6 +31,8 @@ import (
 const (
 	KindWebhook = "webhook"
 	KindSlack   = "slack"
+	KindTeams   = "teams" // a Microsoft Teams incoming webhook (or Workflows URL)
+	KindEmail   = "email" // an SMTP server
 	// KindInbox is a message kind only: inbox messages have no endpoint.
 	KindInbox = "inbox"
 )
@@ -59,9 +62,10 @@ const (
 type Endpoint struct {
 	ID      string // slug, unique across spaces
 	SpaceID string
-	Kind    string // KindWebhook or KindSlack
-	// URL is where messages go. Read back, a Slack URL (which is itself a
-	// secret) is masked.
+	Kind    string // KindWebhook, KindSlack, KindTeams or KindEmail
+	// URL is where messages go. Read back, a Slack or Teams URL (which is
+	// itself a secret) is masked; an email endpoint's is smtp://host:port
+	// (or smtps:// for implicit TLS), shown only, never set.
 	URL string
 	// Secret signs webhook bodies (X-Signature-256). Write-only: empty when
 	// read back; HasSecret tells whether one is set.
@@ -69,10 +73,12 @@ type Endpoint struct {
 	HasSecret bool
 	// Headers are sent with every message. Values are write-only: read back
 	// they are secrets.Mask.
-	Headers   map[string]string
-	Labels    []string
-	Retries   int // retries after the first attempt, 0 to MaxRetries
-	Enabled   bool
+	Headers map[string]string
+	Labels  []string
+	Retries int // retries after the first attempt, 0 to MaxRetries
+	Enabled bool
+	// Email is the SMTP configuration of an email endpoint.
+	Email     EmailSettings
 	CreatedAt time.Time
 	UpdatedAt time.Time
 }
@@ -85,6 +91,7 @@ type EndpointUpdate struct {
 	Labels  *[]string
 	Retries *int
 	Enabled *bool
+	Email   EmailUpdate
 }
 
 // Message is one notification routed by a policy.
@@ -105,13 +112,21 @@ type Message struct {
 	Method         string          // default POST
 	Headers        map[string]string
 
-	// Slack.
+	// Slack, and the message of a Teams card.
 	Text string
 
-	// Inbox.
+	// Inbox; Title is also the title of a Teams card.
 	Title    string
 	Body     string
 	Severity string // INFO (default), WARNING, ERROR
+
+	// Teams: the link of the card's "Open run" action (omitted when empty).
+	RunURL string
+
+	// Email (the body is Body). To, when not empty, replaces the
+	// endpoint's default recipients.
+	Subject string
+	To      []string
 }
 
 // Service stores endpoints, deliveries and inbox items, and runs the

@@ -146,11 +146,12 @@ func Outcome(typ string, d engine.Decision) (string, []string) {
 	case engine.TypePush:
 		return pushOutcome(d), messageList(d.Message)
 	case engine.TypeNotification:
-		n := len(d.Webhook) + len(d.Slack) + len(d.Inbox)
+		n := len(d.Webhook) + len(d.Slack) + len(d.Teams) + len(d.Email) + len(d.Inbox)
 		if n == 0 {
 			return "none", nil
 		}
-		return "notify", []string{fmt.Sprintf("%d webhook, %d slack, %d inbox", len(d.Webhook), len(d.Slack), len(d.Inbox))}
+		return "notify", []string{fmt.Sprintf("%d webhook, %d slack, %d teams, %d email, %d inbox",
+			len(d.Webhook), len(d.Slack), len(d.Teams), len(d.Email), len(d.Inbox))}
 	case engine.TypeLogin:
 		switch {
 		case d.DenyLogin:

@@ -108,6 +108,80 @@ func TestNotificationPolicyEnqueues(t *testing.T) {
 	})
 }
 
+// teamsAndEmailOnFailure routes a failed run to a Teams endpoint and to an
+// email endpoint (with its own recipients), and a rule with recipients
+// that are no addresses.
+const teamsAndEmailOnFailure = `package spacelift
+
+teams contains {"channel_id": e.id, "title": sprintf("Run %s failed", [input.run_updated.run.id]), "message": input.run_updated.note} if {
+	input.run_updated.state == "FAILED"
+	some e in input.webhook_endpoints
+	e.kind == "teams"
+}
+
+email contains {"endpoint_id": "ops-mail", "subject": sprintf("[gantry] %s failed", [input.run_updated.stack.id]), "body": input.run_updated.urls.run, "to": ["oncall@example.com"]} if {
+	input.run_updated.state == "FAILED"
+}
+
+email contains {"endpoint_id": "ops-mail", "subject": "bad", "to": [1]} if {
+	input.run_updated.state == "FAILED"
+}
+`
+
+func TestNotificationPolicyTeamsAndEmail(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newFixture(t, d)
+		f.policies.PublicURL = "https://gantry.example.com/"
+		st := f.stack(t, nil)
+		f.policy(t, "deny-public", "PLAN", denyPublic)
+		f.attach(t, "deny-public", st.ID)
+		f.policy(t, "on-failure", "NOTIFICATION", teamsAndEmailOnFailure)
+		for _, e := range []notify.Endpoint{
+			{ID: "ops-teams", Kind: notify.KindTeams, URL: "http://127.0.0.1:1/webhookb2/x", Enabled: true},
+			{ID: "ops-mail", Kind: notify.KindEmail, Enabled: true, Email: notify.EmailSettings{Host: "127.0.0.1", Port: 1, TLS: notify.TLSNone,
+				From: "gantry@example.com", To: []string{"ops@example.com"}}},
+		} {
+			if _, err := f.notify.CreateEndpoint(f.ctx, e); err != nil {
+				t.Fatal(err)
+			}
+		}
+		r := f.create(t, st.ID, run.Tracked)
+		_, got := f.plan(t, st, bucketPlan("public-read"))
+		wantState(t, got, run.Failed)
+		f.processEvents(t)
+		ds, _, err := f.notify.ListDeliveries(f.ctx, notify.DeliveryFilter{RunID: r.ID})
+		if err != nil || len(ds) != 3 {
+			t.Fatalf("deliveries = %+v, %v", ds, err)
+		}
+		runURL := "https://gantry.example.com/api/v1/runs/" + r.ID
+		var sawTeams, sawEmail, sawBad bool
+		for _, dl := range ds {
+			switch {
+			case dl.Kind == notify.KindTeams:
+				sawTeams = true
+				if !strings.Contains(dl.Body, `"text":"Run `+r.ID+` failed","weight":"Bolder"`) || !strings.Contains(dl.Body, "is public") ||
+					!strings.Contains(dl.Body, `{"type":"Action.OpenUrl","title":"Open run","url":"`+runURL+`"}`) || dl.Status == notify.StatusFailed && len(dl.Attempts) == 0 {
+					t.Errorf("teams delivery %+v", dl)
+				}
+			case dl.Kind == notify.KindEmail && dl.Method == "SMTP" && strings.Contains(dl.Body, "oncall@example.com"):
+				sawEmail = true
+				var doc map[string]any
+				if err := json.Unmarshal([]byte(dl.Body), &doc); err != nil || doc["subject"] != "[gantry] "+st.ID+" failed" || doc["body"] != runURL {
+					t.Errorf("email delivery %+v (%v)", dl, err)
+				}
+			case dl.Kind == notify.KindEmail:
+				sawBad = true
+				if dl.Status != notify.StatusFailed || !strings.Contains(dl.Error, `the to address "1" is not an email address`) {
+					t.Errorf("email with a bad recipient: %+v", dl)
+				}
+			}
+		}
+		if !sawTeams || !sawEmail || !sawBad {
+			t.Errorf("deliveries %+v", ds)
+		}
+	})
+}
+
 func TestPushPolicies(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, d *db.DB) {
 		f := newFixture(t, d)

@@ -40,7 +40,7 @@ func (s *Service) handleRunUpdated(ctx context.Context, ev event) error {
 		return err
 	}
 	def, _ := json.Marshal(input["run_updated"])
-	msgs := messagesOf(evaluation.Decision, r, ev, lineage, def)
+	msgs := messagesOf(evaluation.Decision, r, ev, lineage, def, s.runURL(r.ID))
 	err = s.db.Tx(ctx, func(ctx context.Context) error {
 		if err := s.record(evaluation)(ctx, r.ID); err != nil {
 			return err
@@ -71,7 +71,8 @@ func (s *Service) notificationInput(ctx context.Context, r run.Run, ev event) (m
 	}
 	endpoints := []any{}
 	for _, e := range eps {
-		endpoints = append(endpoints, obj{"id": e.ID, "labels": strs(e.Labels)})
+		// kind (a Gantry addition) lets a rule pick the endpoints of its kind.
+		endpoints = append(endpoints, obj{"id": e.ID, "labels": strs(e.Labels), "kind": e.Kind})
 	}
 	ts, err := s.runs.Transitions(ctx, r.ID)
 	if err != nil {
@@ -121,15 +122,22 @@ func (s *Service) notificationInput(ctx context.Context, r run.Run, ev event) (m
 		"webhook_endpoints": endpoints,
 		"run_updated": obj{
 			"state": ev.Payload.State, "username": username, "note": note, "run": ro, "stack": stackObject(v),
-			"urls": obj{"run": strings.TrimSuffix(s.PublicURL, "/") + "/api/v1/runs/" + r.ID}, "timing": timing,
+			"urls": obj{"run": s.runURL(r.ID)}, "timing": timing,
 			"policy_receipts": rcpts, "plan_policy_decision": obj{"deny": deny, "warn": warn},
 		},
 	}
 	return input, lineage, nil
 }
 
-// messagesOf turns a notification decision into messages to enqueue.
-func messagesOf(d engine.Decision, r run.Run, ev event, lineage []string, def []byte) []notify.Message {
+// runURL is the link to a run in notification input (`urls.run`) and in
+// the "Open run" button of Teams cards.
+func (s *Service) runURL(runID string) string {
+	return strings.TrimSuffix(s.PublicURL, "/") + "/api/v1/runs/" + runID
+}
+
+// messagesOf turns a notification decision into messages to enqueue;
+// runURL is the link Teams cards offer (left out unless absolute).
+func messagesOf(d engine.Decision, r run.Run, ev event, lineage []string, def []byte, runURL string) []notify.Message {
 	base := notify.Message{SpaceID: r.SpaceID, RunID: r.ID, StackID: r.StackID, Event: "run_updated:" + ev.Payload.State, AllowedSpaces: lineage}
 	var out []notify.Message
 	for _, w := range d.Webhook {
@@ -152,12 +160,50 @@ func messagesOf(d engine.Decision, r run.Run, ev event, lineage []string, def []
 		m.Kind, m.EndpointID, m.Text = notify.KindSlack, str(sl["channel_id"]), str(sl["message"])
 		out = append(out, m)
 	}
+	for _, tm := range d.Teams {
+		m := base
+		m.Kind, m.EndpointID, m.Title, m.Text = notify.KindTeams, str(tm["channel_id"]), str(tm["title"]), str(tm["message"])
+		m.RunURL = runURL
+		out = append(out, m)
+	}
+	for _, em := range d.Email {
+		m := base
+		m.Kind, m.EndpointID, m.Subject, m.Body = notify.KindEmail, str(em["endpoint_id"]), str(em["subject"]), str(em["body"])
+		m.To = emailRecipients(em["to"])
+		out = append(out, m)
+	}
 	for _, in := range d.Inbox {
 		m := base
 		m.Kind, m.Title, m.Body, m.Severity = notify.KindInbox, str(in["title"]), str(in["body"]), strings.ToUpper(str(in["severity"]))
 		out = append(out, m)
 	}
 	return out
+}
+
+// emailRecipients reads the `to` of an email rule: a list (or set) of
+// addresses, or one address. Anything else gives a recipient the notify
+// package refuses, so that the delivery fails and says why rather than
+// going to the endpoint's default recipients.
+func emailRecipients(v any) []string {
+	switch v := v.(type) {
+	case nil:
+		return nil
+	case string:
+		return []string{v}
+	case []any:
+		out := make([]string, 0, len(v))
+		for _, e := range v {
+			s, ok := e.(string)
+			if !ok {
+				b, _ := json.Marshal(e)
+				s = string(b)
+			}
+			out = append(out, s)
+		}
+		return out
+	}
+	b, _ := json.Marshal(v)
+	return []string{string(b)}
 }
 
 func str(v any) string {

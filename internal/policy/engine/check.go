@@ -54,7 +54,8 @@ var typeRules = map[string]map[string]shape{
 		"cancel": shapeStrings, "message": shapeStringOrSet,
 	},
 	TypeNotification: {
-		"webhook": shapeObjects, "slack": shapeObjects, "inbox": shapeObjects, "pull_request": shapeObjects,
+		"webhook": shapeObjects, "slack": shapeObjects, "teams": shapeObjects, "email": shapeObjects,
+		"inbox": shapeObjects, "pull_request": shapeObjects,
 	},
 	TypeLogin: {
 		"allow": shapeBool, "admin": shapeBool, "deny": shapeBool, "deny_admin": shapeBool,

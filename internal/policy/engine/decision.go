@@ -45,9 +45,11 @@ type Decision struct {
 
 	// NOTIFICATION: sets of objects `webhook` ({endpoint_id, payload,
 	// method, headers}), `slack` ({channel_id, message, mention_users,
-	// mention_groups, thread_key}), `inbox` ({title, body, severity}) and
-	// `pull_request` ({id, commit, branch, body, deduplication_key}).
-	Webhook, Slack, Inbox, PullRequest []map[string]any
+	// mention_groups, thread_key}), `teams` ({channel_id, title, message}),
+	// `email` ({endpoint_id, subject, body, to}), `inbox` ({title, body,
+	// severity}) and `pull_request` ({id, commit, branch, body,
+	// deduplication_key}).
+	Webhook, Slack, Teams, Email, Inbox, PullRequest []map[string]any
 
 	// LOGIN: booleans `allow`, `admin`, `deny` (DenyLogin) and `deny_admin`;
 	// `team`, the set of team names replacing the session's when not empty;
@@ -224,6 +226,10 @@ func (d *Decision) objectsField(name string) *[]map[string]any {
 		return &d.Webhook
 	case "slack":
 		return &d.Slack
+	case "teams":
+		return &d.Teams
+	case "email":
+		return &d.Email
 	case "inbox":
 		return &d.Inbox
 	case "pull_request":
@@ -313,6 +319,8 @@ func Combine(typ string, ds []Decision) Decision {
 		out.ResetFlags = append(out.ResetFlags, d.ResetFlags...)
 		out.Webhook = append(out.Webhook, d.Webhook...)
 		out.Slack = append(out.Slack, d.Slack...)
+		out.Teams = append(out.Teams, d.Teams...)
+		out.Email = append(out.Email, d.Email...)
 		out.Inbox = append(out.Inbox, d.Inbox...)
 		out.PullRequest = append(out.PullRequest, d.PullRequest...)
 		out.Roles = mergeRoles(out.Roles, d.Roles)
@@ -341,7 +349,7 @@ func Combine(typ string, ds []Decision) Decision {
 		&out.Cancel, &out.Team, &out.SpaceRead, &out.SpaceWrite, &out.SpaceAdmin, &out.Flags, &out.ResetFlags} {
 		*p = uniqSorted(*p)
 	}
-	for _, p := range []*[]map[string]any{&out.Webhook, &out.Slack, &out.Inbox, &out.PullRequest} {
+	for _, p := range []*[]map[string]any{&out.Webhook, &out.Slack, &out.Teams, &out.Email, &out.Inbox, &out.PullRequest} {
 		*p = uniqObjects(*p)
 	}
 	return out

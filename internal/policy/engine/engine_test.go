@@ -36,6 +36,8 @@ func TestCompileRefuses(t *testing.T) {
 		{"boolean trigger", engine.TypeTrigger, "package spacelift\n\ntrigger if { true }\n", 3, "set of strings"},
 		{"set track", engine.TypePush, "package spacelift\n\ntrack contains 1 if { true }\n", 3, "must be a boolean"},
 		{"boolean webhook", engine.TypeNotification, "package spacelift\n\nwebhook if { true }\n", 3, "set of objects"},
+		{"boolean teams", engine.TypeNotification, "package spacelift\n\nteams if { true }\n", 3, "rule teams in a NOTIFICATION policy must be a set of objects"},
+		{"string email", engine.TypeNotification, "package spacelift\n\nemail := \"ops@example.com\"\n", 3, "rule email in a NOTIFICATION policy must be a set of objects"},
 		{"set allow", engine.TypeLogin, "package spacelift\n\nallow contains 1 if { true }\n", 3, "must be a boolean"},
 		{"boolean flag", engine.TypeLogin, "package spacelift\n\nflag if { true }\n", 3, "set of strings"},
 	}

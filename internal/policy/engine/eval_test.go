@@ -68,9 +68,13 @@ message := "hello"`, engine.Decision{Message: "hello"}},
 		{"notification", engine.TypeNotification, `package spacelift
 webhook[{"endpoint_id": "hook", "method": "PUT"}] { true }
 slack[{"channel_id": "C1"}] { true }
+teams[{"channel_id": "ops-teams", "title": "t", "message": "m"}] { true }
+email[{"endpoint_id": "ops-mail", "subject": "s", "body": "b", "to": ["a@example.com"]}] { true }
 inbox[{"title": "t", "severity": "INFO"}] { true }`, engine.Decision{
 			Webhook: []map[string]any{{"endpoint_id": "hook", "method": "PUT"}},
 			Slack:   []map[string]any{{"channel_id": "C1"}},
+			Teams:   []map[string]any{{"channel_id": "ops-teams", "title": "t", "message": "m"}},
+			Email:   []map[string]any{{"endpoint_id": "ops-mail", "subject": "s", "body": "b", "to": []any{"a@example.com"}}},
 			Inbox:   []map[string]any{{"title": "t", "severity": "INFO"}}}},
 		{"login", engine.TypeLogin, `package spacelift
 allow { true }
@@ -99,6 +103,8 @@ func TestEvalWrongValueType(t *testing.T) {
 		{"deny boolean via var", engine.TypePlan, "package spacelift\nx := true\ndeny := x\n", "rule deny must be a set of strings, but its value is boolean"},
 		{"approve string via var", engine.TypeApproval, "package spacelift\nx := \"yes\"\napprove := x\n", "rule approve must be a boolean"},
 		{"webhook strings", engine.TypeNotification, "package spacelift\nx := {\"a\"}\nwebhook := x\n", "set of objects"},
+		{"teams strings", engine.TypeNotification, "package spacelift\nx := {\"a\"}\nteams := x\n", "rule teams must be a set of objects"},
+		{"email boolean", engine.TypeNotification, "package spacelift\nx := true\nemail := x\n", "rule email must be a set of objects"},
 	}
 	in := mustInput(t, map[string]any{})
 	for _, tt := range tests {
