@@ -4,12 +4,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"mime/quotedprintable"
 	"net/http"
 	"net/http/httptest"
+	"net/mail"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -17,6 +20,7 @@ import (
 
 	"github.com/gantry-iac/gantry/internal/apiv1"
 	"github.com/gantry-iac/gantry/internal/db/dbtest"
+	"github.com/gantry-iac/gantry/internal/notify/smtptest"
 )
 
 // The test provider (e2e/testprovider): registry.opentofu.org/gantry-test/files,
@@ -205,8 +209,16 @@ func TestDriftDetection(t *testing.T) {
 		slack <- m
 	}))
 	defer recv.Close()
+	smtpSrv := smtptest.Start(t, smtptest.Options{Username: "drift", Password: "drift-smtp-pw-77"})
 	s := StartServer(t, ServerConfig{Args: []string{"--schedule-jitter", "0", "--scheduler-interval", "200ms"}})
 	s.MustGantry(t, "webhook", "create", "--id", "drift-slack", "--slack", "--webhook-url", recv.URL+"/services/T0/B0/X")
+	passFile := filepath.Join(t.TempDir(), "smtp-password")
+	if err := os.WriteFile(passFile, []byte("drift-smtp-pw-77"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.MustGantry(t, "webhook", "create", "--id", "drift-mail", "--smtp-host", smtpSrv.Host, "--smtp-port", strconv.Itoa(smtpSrv.Port),
+		"--smtp-username", "drift", "--smtp-password-file", passFile, "--smtp-ca-file", smtpSrv.CAFile,
+		"--from", "gantry@example.com", "--to", "platform@example.com")
 	s.createPolicy(t, "slack-on-drift", "NOTIFICATION", `package spacelift
 
 slack contains {"channel_id": "drift-slack", "message": msg} if {
@@ -215,6 +227,14 @@ slack contains {"channel_id": "drift-slack", "message": msg} if {
 	count(input.run_updated.run.changes) > 0
 	addrs := [c.entity.address | some c in input.run_updated.run.changes]
 	msg := sprintf("Drift on %s: %s", [input.run_updated.stack.id, concat(", ", sort(addrs))])
+}
+
+email contains {"endpoint_id": "drift-mail", "subject": sprintf("[drift] %s", [input.run_updated.stack.id]), "body": body} if {
+	input.run_updated.run.drift_detection
+	input.run_updated.state == "FINISHED"
+	count(input.run_updated.run.changes) > 0
+	lines := [sprintf("%s %s: %s", [c.entity.address, c.action, concat(",", c.attributes)]) | some c in input.run_updated.run.changes]
+	body := concat("\n", sort(lines))
 }
 `)
 	repo := NewRepo(t, map[string]string{"main.tf": bucketsConfig("prod", false)})
@@ -300,6 +320,18 @@ slack contains {"channel_id": "drift-slack", "message": msg} if {
 		}
 	case <-time.After(waitTimeout):
 		t.Fatal("no Slack message on drift")
+	}
+	msgs := smtpSrv.WaitMessages(t, 1, waitTimeout)
+	pm, err := mail.ReadMessage(strings.NewReader(msgs[0].Raw))
+	if err != nil {
+		t.Fatalf("the drift email does not parse: %v\n%s", err, msgs[0].Raw)
+	}
+	mailBody, _ := io.ReadAll(quotedprintable.NewReader(pm.Body))
+	if pm.Header.Get("Subject") != "[drift] buckets" || len(msgs[0].To) != 1 || msgs[0].To[0] != "platform@example.com" || !msgs[0].Secure ||
+		!strings.Contains(string(mailBody), "files_bucket.data changed: public") ||
+		!strings.Contains(string(mailBody), "files_firewall_rule.ssh changed: cidr") ||
+		!strings.Contains(string(mailBody), "files_bucket.logs deleted") {
+		t.Fatalf("drift email: %+v\n%s", msgs[0], mailBody)
 	}
 	metrics := s.metrics(t)
 	if !strings.Contains(metrics, `gantry_drifted_resources{cloud="files",space="root",stack="buckets"} 3`) ||
