@@ -258,8 +258,36 @@ func walk(path string, before, after, bs, as any, out *[]Attribute) {
 		return
 	}
 	if !equal(before, after) {
+		if anySensitive(bs) || anySensitive(as) {
+			// A shape that changed (a block added or removed, a list
+			// that grew) with sensitive values inside: hide it whole.
+			*out = append(*out, Attribute{Name: path, Sensitive: true})
+			return
+		}
 		*out = append(*out, Attribute{Name: path, Before: value(before), After: value(after)})
 	}
+}
+
+// anySensitive reports whether a sensitivity marker marks anything inside
+// as sensitive.
+func anySensitive(m any) bool {
+	switch v := m.(type) {
+	case bool:
+		return v
+	case map[string]any:
+		for _, x := range v {
+			if anySensitive(x) {
+				return true
+			}
+		}
+	case []any:
+		for _, x := range v {
+			if anySensitive(x) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func nameOr(path string) string {

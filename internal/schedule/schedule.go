@@ -131,12 +131,42 @@ func Parse(crons []string, timezone string) (*Spec, error) {
 func (sp *Spec) Next(t time.Time) time.Time {
 	var best time.Time
 	for _, s := range sp.specs {
-		n := s.Next(t.In(sp.loc))
+		n := sp.next(s, t)
 		if !n.IsZero() && (best.IsZero() || n.Before(best)) {
 			best = n
 		}
 	}
 	return best.UTC()
+}
+
+// allHours are the hour bits of an expression due every hour.
+const allHours = 1<<24 - 1
+
+// next is one expression's first due time after t, with cron's rules for
+// daylight-saving changes: an expression due every hour (or more often)
+// follows real time; one at chosen hours follows the wall clock, so a
+// daily 02:30 runs once on the day the clocks go forward (at the first
+// valid time after the gap, e.g. 03:30) and once, not twice, on the day
+// they go back.
+func (sp *Spec) next(s cron.Schedule, t time.Time) time.Time {
+	if ss, ok := s.(*cron.SpecSchedule); !ok || ss.Hour&allHours == allHours {
+		return s.Next(t.In(sp.loc))
+	}
+	// Wall-clock time as if it were UTC, which has no DST.
+	w := t.In(sp.loc)
+	w = time.Date(w.Year(), w.Month(), w.Day(), w.Hour(), w.Minute(), w.Second(), w.Nanosecond(), time.UTC)
+	for range 8 {
+		w = s.Next(w)
+		if w.IsZero() {
+			return w
+		}
+		real := time.Date(w.Year(), w.Month(), w.Day(), w.Hour(), w.Minute(), w.Second(), 0, sp.loc)
+		if real.After(t) {
+			return real
+		}
+		// A wall time of the repeated hour that already passed: the next.
+	}
+	return time.Time{}
 }
 
 // jitter returns the offset of a schedule's run after its due time: an
