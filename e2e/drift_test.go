@@ -211,7 +211,9 @@ func TestDriftDetection(t *testing.T) {
 	defer recv.Close()
 	smtpSrv := smtptest.Start(t, smtptest.Options{Username: "drift", Password: "drift-smtp-pw-77"})
 	s := StartServer(t, ServerConfig{Args: []string{"--schedule-jitter", "0", "--scheduler-interval", "200ms"}})
-	s.MustGantry(t, "webhook", "create", "--id", "drift-slack", "--slack", "--webhook-url", recv.URL+"/services/T0/B0/X")
+	// Spacelift's "Slack on drift", from the policy library as it is.
+	s.MustGantry(t, "webhook", "create", "--id", "infra-drift", "--slack", "--webhook-url", recv.URL+"/services/T0/B0/X")
+	s.MustGantry(t, "policy", "library", "import", "--name", "notify-slack-on-drift", "--space", "root")
 	passFile := filepath.Join(t.TempDir(), "smtp-password")
 	if err := os.WriteFile(passFile, []byte("drift-smtp-pw-77"), 0o600); err != nil {
 		t.Fatal(err)
@@ -219,15 +221,7 @@ func TestDriftDetection(t *testing.T) {
 	s.MustGantry(t, "webhook", "create", "--id", "drift-mail", "--smtp-host", smtpSrv.Host, "--smtp-port", strconv.Itoa(smtpSrv.Port),
 		"--smtp-username", "drift", "--smtp-password-file", passFile, "--smtp-ca-file", smtpSrv.CAFile,
 		"--from", "gantry@example.com", "--to", "platform@example.com")
-	s.createPolicy(t, "slack-on-drift", "NOTIFICATION", `package spacelift
-
-slack contains {"channel_id": "drift-slack", "message": msg} if {
-	input.run_updated.run.drift_detection
-	input.run_updated.state == "FINISHED"
-	count(input.run_updated.run.changes) > 0
-	addrs := [c.entity.address | some c in input.run_updated.run.changes]
-	msg := sprintf("Drift on %s: %s", [input.run_updated.stack.id, concat(", ", sort(addrs))])
-}
+	s.createPolicy(t, "mail-on-drift", "NOTIFICATION", `package spacelift
 
 email contains {"endpoint_id": "drift-mail", "subject": sprintf("[drift] %s", [input.run_updated.stack.id]), "body": body} if {
 	input.run_updated.run.drift_detection
@@ -315,7 +309,7 @@ email contains {"endpoint_id": "drift-mail", "subject": sprintf("[drift] %s", [i
 	}
 	select {
 	case m := <-slack:
-		if txt, _ := m["text"].(string); txt != "Drift on buckets: files_bucket.data, files_bucket.logs, files_firewall_rule.ssh" {
+		if txt, _ := m["text"].(string); txt != fmt.Sprintf("Drift detected on stack buckets: 3 resource changes (run %s)", drifted.ID) {
 			t.Fatalf("slack message %v", m)
 		}
 	case <-time.After(waitTimeout):
