@@ -62,7 +62,7 @@ drift is found.`,
 
 func (a *app) printDriftDetection(dd apiv1.DriftDetection) error {
 	return a.print(dd, func(w io.Writer) {
-		field(w, "Stack schedule", dd.ID)
+		field(w, "Schedule ID", dd.ID)
 		field(w, "Schedule", strings.Join(dd.Schedule, "; "))
 		field(w, "Time zone", dd.Timezone)
 		field(w, "Reconcile", dd.Reconcile)
