@@ -59,8 +59,12 @@ func (s *Service) OnTerminal(ctx context.Context, r run.Run) error {
 		return nil
 	}
 	now := time.Now()
-	if r.State != run.Finished {
+	switch r.State {
+	case run.Finished:
+	case run.Failed:
 		return s.check(ctx, r.StackID, r.ID, now, OutcomeFailed, -1, false, nil)
+	default:
+		return nil // canceled or stopped by someone: no check happened
 	}
 	data, err := s.runs.Artifact(ctx, r.ID, run.ArtifactPlanJSON)
 	if errs.Is(err, errs.NotFound) {

@@ -474,3 +474,22 @@ func TestRecordsHideSensitiveValues(t *testing.T) {
 		}
 	})
 }
+
+// A drift detection run canceled before it ran is no check: the stack stays
+// as its last check left it.
+func TestCanceledDriftRunIsNoCheck(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newFixture(t, d)
+		st := f.stack(t, "")
+		r, err := f.runs.Create(f.ctx, run.New{StackID: st.ID, Type: run.Proposed, Drift: true, TriggeredBy: schedule.TriggerDrift})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r, err = f.runs.Cancel(f.ctx, r.ID, "api_key::ops"); err != nil || r.State != run.Canceled {
+			t.Fatalf("Cancel: %v, %+v", err, r)
+		}
+		if s := f.show(t, st.ID).Status; s.Status != "unchecked" || s.LastRunID != "" {
+			t.Fatalf("after a canceled drift run: %+v, want unchecked", s)
+		}
+	})
+}
