@@ -739,3 +739,22 @@ func TestExtraCommands(t *testing.T) {
 		t.Errorf("exit %d stderr %q", code, errOut)
 	}
 }
+
+// GANTRY_SECRET_FILE names the --secret-file flag's file; it does not also
+// fill --secret (which would clash with it).
+func TestFileFlagEnvironment(t *testing.T) {
+	isolate(t)
+	api := newFake(t, map[string]route{"POST /api/v1/webhooks": status(201, apiv1.Webhook{ID: "ops", Kind: "webhook"})})
+	file := t.TempDir() + "/secret"
+	if err := os.WriteFile(file, []byte("from-a-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("GANTRY_SECRET_FILE", file)
+	code, _, errOut := runMain("webhook", "create", "--id", "ops", "--webhook-url", "https://example.com/x", "--url", api.srv.URL, "--token", "t")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	if got := api.requests(); len(got) != 1 || !strings.Contains(got[0], `"secret":"from-a-file"`) {
+		t.Errorf("requests %q", got)
+	}
+}

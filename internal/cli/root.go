@@ -131,7 +131,8 @@ func envName(flag string) string {
 }
 
 // applyEnv sets every flag of fs not given on the command line from
-// GANTRY_<FLAG>, or from the file named by GANTRY_<FLAG>_FILE. Empty
+// GANTRY_<FLAG>, or from the file named by GANTRY_<FLAG>_FILE (unless the
+// command has a --<flag>-file flag, which that variable sets). Empty
 // variables count as unset.
 func applyEnv(fs *pflag.FlagSet) error {
 	var err error
@@ -142,6 +143,12 @@ func applyEnv(fs *pflag.FlagSet) error {
 		name := envName(f.Name)
 		value := os.Getenv(name)
 		if value == "" {
+			if fs.Lookup(f.Name+"-file") != nil {
+				// GANTRY_<FLAG>_FILE is the --<flag>-file flag's own
+				// variable (--secret and --secret-file): it sets that
+				// flag, not this one as well.
+				return
+			}
 			file := os.Getenv(name + "_FILE")
 			if file == "" {
 				return
