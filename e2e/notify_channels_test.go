@@ -198,3 +198,36 @@ func TestTeamsAndEmailNotifications(t *testing.T) {
 		t.Errorf("the audit trail lacks the endpoints' creation")
 	}
 }
+
+// --notification-deny-cidrs keeps deliveries away from the ranges it names
+// (here loopback, where the receiver listens): the delivery fails at once,
+// naming the address, and the receiver gets nothing.
+func TestNotificationDenyCIDRs(t *testing.T) {
+	t.Parallel()
+	requireSetup(t)
+	var hits sync.Map
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits.Store(r.URL.Path, true) }))
+	defer recv.Close()
+	s := StartServer(t, ServerConfig{Args: []string{"--notification-deny-cidrs", "127.0.0.0/8,::1/128"}})
+	s.MustGantry(t, "webhook", "create", "--id", "local", "--webhook-url", recv.URL+"/hook")
+	s.createPolicy(t, "on-finish", "NOTIFICATION", `package spacelift
+
+webhook contains {"endpoint_id": "local"} if input.run_updated.state == "FINISHED"
+`)
+	repo := NewRepo(t, map[string]string{"main.tf": staticConfig("v1")})
+	s.CreateStack(t, "denied", repo.URL, "--autodeploy")
+	r := s.WaitRun(t, s.Deploy(t, "denied").ID, "FINISHED")
+	var ds []apiv1.Delivery
+	if !poll(waitTimeout, 300*time.Millisecond, func() bool {
+		s.MustJSON(t, &ds, "notification", "deliveries", "--run", r.ID)
+		return len(ds) == 1 && ds[0].Status == "FAILED"
+	}) {
+		t.Fatalf("deliveries: %+v", ds)
+	}
+	if !strings.Contains(ds[0].Error, "127.0.0.1") || !strings.Contains(ds[0].Error, "not allowed") || len(ds[0].Attempts) != 1 {
+		t.Fatalf("delivery to a denied range: %+v", ds[0])
+	}
+	if _, ok := hits.Load("/hook"); ok {
+		t.Fatal("the receiver in a denied range got the delivery")
+	}
+}

@@ -19,7 +19,7 @@ func init() { extraCommands = append(extraCommands, serverCommand) }
 func serverCommand() *cobra.Command {
 	var cfg server.Config
 	var logFormat, logLevel string
-	var trustedProxies []string
+	var trustedProxies, denyCIDRs []string
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run the Gantry control plane (API, scheduler, state backend, built-in workers)",
@@ -43,6 +43,9 @@ GANTRY_<FLAG>_FILE for secrets kept in files.`,
 			}
 			if cfg.TrustedProxies, err = httpx.ParsePrefixes(trustedProxies); err != nil {
 				return fmt.Errorf("--trusted-proxies: %v", err)
+			}
+			if cfg.NotificationDenyCIDRs, err = httpx.ParsePrefixes(denyCIDRs); err != nil {
+				return fmt.Errorf("--notification-deny-cidrs: %v", err)
 			}
 			if cfg.OIDCIssuer != "" && (cfg.OIDCClientID == "" || cfg.OIDCClientSecret == "") {
 				return fmt.Errorf("--oidc-issuer needs --oidc-client-id and --oidc-client-secret (or GANTRY_OIDC_CLIENT_SECRET_FILE)")
@@ -103,6 +106,7 @@ GANTRY_<FLAG>_FILE for secrets kept in files.`,
 	f.StringVar(&cfg.AzureAuthority, "azure-authority", "https://login.microsoftonline.com", "Microsoft Entra's authority for that credential")
 	f.StringVar(&cfg.AzureGraphEndpoint, "azure-graph-endpoint", "https://graph.microsoft.com", "Microsoft Graph's address")
 	f.DurationVar(&cfg.AzureSecretRotation, "azure-secret-rotation", 24*time.Hour, "how often managed Azure client secrets are rotated (the previous one is removed after twice this)")
+	f.StringSliceVar(&denyCIDRs, "notification-deny-cidrs", nil, "addresses or CIDR ranges notification deliveries (webhooks, Slack, Teams, email) may not connect to, e.g. 127.0.0.0/8,10.0.0.0/8 (link-local and cloud metadata addresses are always refused)")
 	f.StringSliceVar(&trustedProxies, "trusted-proxies", nil, "addresses or CIDR ranges of reverse proxies whose X-Forwarded-For names the client (audit trail, brute-force throttle); none by default")
 	f.DurationVar(&cfg.SessionTTL, "session-ttl", 12*time.Hour, "how long a browser session lasts")
 	f.DurationVar(&cfg.CLITokenTTL, "cli-token-ttl", 7*24*time.Hour, "how long a token from `gantry login --sso` lasts")
@@ -149,7 +153,7 @@ func configAttrs(c server.Config) []any {
 		"opentofu_mirror", c.OpenTofuMirror, "terraform_mirror", c.TerraformMirror, "debug_listen", c.DebugListen,
 		"public_url", c.PublicURL, "policy_samples", c.PolicySamples, "policy_timeout_scale", c.PolicyTimeoutScale,
 		"oidc_issuer", c.OIDCIssuer, "oidc_client_id", c.OIDCClientID, "oidc_client_secret", redact(c.OIDCClientSecret),
-		"oidc_groups_claim", c.OIDCGroupsClaim, "trusted_proxies", fmt.Sprint(c.TrustedProxies),
+		"oidc_groups_claim", c.OIDCGroupsClaim, "trusted_proxies", fmt.Sprint(c.TrustedProxies), "notification_deny_cidrs", fmt.Sprint(c.NotificationDenyCIDRs),
 		"azure_graph_client_id", c.AzureGraphClientID, "azure_graph_client_secret", redact(c.AzureGraphClientSecret), "azure_secret_rotation", c.AzureSecretRotation,
 		"token_issuer", c.TokenIssuer, "token_audience", c.TokenAudience, "token_lifetime", c.TokenLifetime, "token_signing_alg", c.TokenAlg, "session_ttl", c.SessionTTL, "cli_token_ttl", c.CLITokenTTL}
 }

@@ -100,6 +100,10 @@ type Config struct {
 	// TrustedProxies are the proxies whose X-Forwarded-For names the
 	// client (for the audit trail and the brute-force throttle).
 	TrustedProxies []netip.Prefix
+	// NotificationDenyCIDRs are address ranges notification deliveries may
+	// not connect to, on top of the link-local and metadata addresses
+	// always refused.
+	NotificationDenyCIDRs []netip.Prefix
 	// SessionTTL bounds browser sessions; CLITokenTTL the tokens of
 	// `gantry login --sso`.
 	SessionTTL  time.Duration
@@ -241,6 +245,7 @@ func (s *Server) open(ctx context.Context) error {
 	s.keys = auth.NewKeys(s.db)
 	s.registry = workerapi.NewRegistry(s.db)
 	s.notify = notify.NewService(s.db, s.box, s.log)
+	s.notify.DenyCIDRs = s.cfg.NotificationDenyCIDRs
 	s.pools = workerpool.NewService(s.db, s.spaces, s.hub)
 	s.pools.WorkerTimeout = s.cfg.WorkerTimeout
 	s.policies = policy.NewService(s.db, s.spaces, s.stacks, s.runs, s.notify, s.hub, s.log)
