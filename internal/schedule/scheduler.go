@@ -1,6 +1,7 @@
 package schedule
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -98,11 +99,19 @@ func (sch *Scheduler) Tick(ctx context.Context, now time.Time) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	// One schedule that fails (the database refused its transaction) is
+	// tried again at the next tick; it does not hold the others back.
 	fired := 0
+	var first error
 	for _, id := range ids {
+		if ctx.Err() != nil {
+			return fired, ctx.Err()
+		}
 		ok, err := sch.fire(ctx, id, now)
 		if err != nil {
-			return fired, err
+			sch.log.Warn("firing a schedule failed; trying again at the next tick", "schedule", id, "err", err)
+			first = cmp.Or(first, err)
+			continue
 		}
 		if ok {
 			fired++
@@ -114,10 +123,11 @@ func (sch *Scheduler) Tick(ctx context.Context, now time.Time) (int, error) {
 	}
 	for _, id := range waiting {
 		if err := sch.followDelete(ctx, id); err != nil {
-			return fired, err
+			sch.log.Warn("following a scheduled delete failed; trying again at the next tick", "schedule", id, "err", err)
+			first = cmp.Or(first, err)
 		}
 	}
-	return fired, nil
+	return fired, first
 }
 
 func (sch *Scheduler) ids(ctx context.Context, q string, args ...any) ([]string, error) {
