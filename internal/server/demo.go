@@ -12,6 +12,7 @@ import (
 	"github.com/gantry-iac/gantry/examples"
 	"github.com/gantry-iac/gantry/internal/errs"
 	"github.com/gantry-iac/gantry/internal/run"
+	"github.com/gantry-iac/gantry/internal/schedule"
 	"github.com/gantry-iac/gantry/internal/space"
 	"github.com/gantry-iac/gantry/internal/stack"
 )
@@ -35,6 +36,10 @@ func (s *Server) demo(ctx context.Context) error {
 		return nil
 	}
 	if err != nil {
+		return err
+	}
+	// Drift detection every 5 minutes, once the deploy finished.
+	if _, err := s.schedules.SetDrift(ctx, "demo", "gantry::demo", schedule.DriftSettings{Crons: []string{"*/5 * * * *"}}); err != nil {
 		return err
 	}
 	r, err := s.runs.Create(ctx, run.New{StackID: "demo", Type: run.Tracked, TriggeredBy: "gantry::demo"})
@@ -65,6 +70,8 @@ Try the CLI:
   gantry stack logs --id demo --run %s
   gantry stack outputs --id demo
   gantry stack deploy --id demo --wait
+  gantry stack drift-detection show --id demo   # checked for drift every 5 minutes
+  gantry drift list
 `, r.ID, r.State, r.Reason, s.url, tokenHint, r.ID, r.ID)
 	return nil
 }

@@ -348,6 +348,9 @@ func TestServerDemo(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "demo-repo", ".git")); err != nil {
 		t.Errorf("demo repository: %v", err)
 	}
+	if status, body := s.get(t, "/api/v1/stacks/demo/drift-detection", token); status != 200 || !strings.Contains(body, `"*/5 * * * *"`) {
+		t.Errorf("demo drift detection = %d %s", status, body)
+	}
 	s.stop(t)
 
 	s2, err := start(t, cfg)
