@@ -25,10 +25,6 @@ const (
 	OutcomeFailed  = "failed"
 )
 
-// TriggerReconcile is the triggered_by of the tracked runs that put drift
-// back (a schedule with reconcile on).
-const TriggerReconcile = "gantry/schedules/drift"
-
 // Runs is what drift asks of runs (package run).
 type Runs interface {
 	Create(ctx context.Context, in run.New) (run.Run, error)
@@ -103,7 +99,7 @@ func (s *Service) OnTerminal(ctx context.Context, r run.Run) error {
 	for _, x := range res.Resources {
 		addrs = append(addrs, x.Address)
 	}
-	rec, err := s.runs.Create(ctx, run.New{StackID: r.StackID, Type: run.Tracked, TriggeredBy: TriggerReconcile,
+	rec, err := s.runs.Create(ctx, run.New{StackID: r.StackID, Type: run.Tracked, TriggeredBy: schedule.TriggerDrift,
 		Reason: fmt.Sprintf("reconciling the drift run %s found (%s)", r.ID, shortList(addrs))})
 	if err != nil {
 		// The drift is recorded either way; a refused reconciliation
@@ -254,18 +250,11 @@ func scanStatus(row interface{ Scan(...any) error }) (Status, error) {
 		st.Status = OutcomeDrifted // what the last good check found still stands
 	}
 	st.Scheduled = scheduled > 0
-	st.LastCheckedAt, st.Since = unix(checked), unix(since)
+	st.LastCheckedAt, st.Since = db.FromNanos(checked), db.FromNanos(since)
 	if err := json.Unmarshal([]byte(clouds), &st.Clouds); err != nil || st.Clouds == nil {
 		st.Clouds = []string{}
 	}
 	return st, nil
-}
-
-func unix(ns int64) time.Time {
-	if ns == 0 {
-		return time.Time{}
-	}
-	return time.Unix(0, ns).UTC()
 }
 
 // List returns the drift status of every stack that has drift detection or
@@ -404,7 +393,7 @@ func (s *Service) records(ctx context.Context, q string, args ...any) ([]Record,
 		if err := json.Unmarshal([]byte(attrs), &r.Attributes); err != nil || r.Attributes == nil {
 			r.Attributes = []Attribute{}
 		}
-		r.FirstDetectedAt, r.LastDetectedAt, r.ResolvedAt = unix(fd), unix(ld), unix(rd)
+		r.FirstDetectedAt, r.LastDetectedAt, r.ResolvedAt = db.FromNanos(fd), db.FromNanos(ld), db.FromNanos(rd)
 		out = append(out, r)
 	}
 	return out, rows.Err()
@@ -456,7 +445,7 @@ func (s *Service) Metrics(ctx context.Context) ([]Metric, error) {
 			rows.Close()
 			return nil, err
 		}
-		m.LastCheckedAt, m.ByCloud = unix(at), map[string]int{}
+		m.LastCheckedAt, m.ByCloud = db.FromNanos(at), map[string]int{}
 		var cl []string
 		_ = json.Unmarshal([]byte(clouds), &cl)
 		for _, c := range cl {

@@ -428,7 +428,7 @@ func TestScheduledReconciliation(t *testing.T) {
 		// Drifted: one tracked run puts it back, naming what drifted.
 		dr := f.driftRun(t, on.ID, driftPlan(t, "aws", map[string]string{"aws_s3_bucket.a": "dev"}), false)
 		list := tracked(on.ID)
-		if len(list) != 1 || list[0].TriggeredBy != TriggerReconcile {
+		if len(list) != 1 || list[0].TriggeredBy != schedule.TriggerDrift {
 			t.Fatalf("tracked runs after drift with reconcile on: %+v", list)
 		}
 		trs, err := f.runs.Transitions(f.ctx, list[0].ID)

@@ -412,7 +412,7 @@ func (s *Service) Finish(ctx context.Context, runID, workerID string, ok bool, r
 // the worker must stop (the run ended meanwhile, for example stopped).
 func (s *Service) Heartbeat(ctx context.Context, runID, workerID string) (stop bool, reason string, err error) {
 	now := time.Now().UnixNano()
-	if _, err := s.db.Exec(ctx, `UPDATE runs SET heartbeat_at = $3 WHERE id = $1 AND worker_id = $2 AND state NOT IN `+terminalSQL, runID, workerID, now); err != nil {
+	if _, err := s.db.Exec(ctx, `UPDATE runs SET heartbeat_at = $3 WHERE id = $1 AND worker_id = $2 AND state NOT IN `+TerminalSQL, runID, workerID, now); err != nil {
 		return false, "", err
 	}
 	r, err := s.Get(ctx, runID)

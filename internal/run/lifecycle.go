@@ -132,7 +132,7 @@ func (s *Service) promote(ctx context.Context, n *notes, stackID string) error {
 		return err
 	}
 	var busy int
-	if err := s.db.QueryRow(ctx, `SELECT COUNT(*) FROM runs WHERE stack_id = $1 AND blocking AND state <> 'QUEUED' AND state NOT IN `+terminalSQL+
+	if err := s.db.QueryRow(ctx, `SELECT COUNT(*) FROM runs WHERE stack_id = $1 AND blocking AND state <> 'QUEUED' AND state NOT IN `+TerminalSQL+
 		` AND NOT (state = 'PENDING_REVIEW' AND review_from = 'QUEUED')`, stackID).Scan(&busy); err != nil {
 		return err
 	}

@@ -122,7 +122,7 @@ func (s *Service) PutArtifact(ctx context.Context, runID, name string, data []by
 	return s.db.Tx(ctx, func(ctx context.Context) error {
 		// Touching the run row locks it (PostgreSQL) until the artifact is
 		// stored, so a run cannot end, and drop its workspace, in between.
-		res, err := s.db.Exec(ctx, `UPDATE runs SET updated_at = updated_at WHERE id = $1 AND state NOT IN `+terminalSQL, runID)
+		res, err := s.db.Exec(ctx, `UPDATE runs SET updated_at = updated_at WHERE id = $1 AND state NOT IN `+TerminalSQL, runID)
 		if err != nil {
 			return err
 		}

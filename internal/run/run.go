@@ -47,8 +47,8 @@ const (
 	PendingReview = "PENDING_REVIEW"
 )
 
-// terminalSQL lists the terminal states for SQL IN clauses.
-const terminalSQL = `('FINISHED','FAILED','DISCARDED','CANCELED','STOPPED')`
+// TerminalSQL lists the terminal states for SQL IN clauses.
+const TerminalSQL = `('FINISHED','FAILED','DISCARDED','CANCELED','STOPPED')`
 
 // workingStates are the states in which a worker holds the run.
 var workingStates = []string{Preparing, Initializing, Planning, Performing, Applying}

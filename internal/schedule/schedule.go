@@ -217,23 +217,9 @@ func scan(row interface{ Scan(...any) error }) (Schedule, error) {
 	if err := json.Unmarshal([]byte(crons), &s.Crons); err != nil {
 		return s, err
 	}
-	s.At, s.NextDue, s.NextRunAt, s.LastDue = unix(at), unix(nd), unix(nr), unix(ld)
-	s.CreatedAt, s.UpdatedAt = unix(c), unix(u)
+	s.At, s.NextDue, s.NextRunAt, s.LastDue = db.FromNanos(at), db.FromNanos(nd), db.FromNanos(nr), db.FromNanos(ld)
+	s.CreatedAt, s.UpdatedAt = db.FromNanos(c), db.FromNanos(u)
 	return s, nil
-}
-
-func unix(ns int64) time.Time {
-	if ns == 0 {
-		return time.Time{}
-	}
-	return time.Unix(0, ns).UTC()
-}
-
-func nanos(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixNano()
 }
 
 // Get returns one schedule of a stack.
@@ -461,8 +447,8 @@ func (s *Service) insert(ctx context.Context, sc Schedule, spec *Spec, now time.
 	_, err := s.db.Exec(ctx, `INSERT INTO schedules (id, stack_id, kind, crons, timezone, at, command, reconcile, ignore_state, delete_resources,
 		next_due, next_run_at, last_due, last_run_id, last_note, status, created_by, created_at, updated_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $18)`,
-		sc.ID, sc.StackID, sc.Kind, string(crons), sc.Timezone, nanos(sc.At), sc.Command, sc.Reconcile, sc.IgnoreState, sc.DeleteResources,
-		nanos(sc.NextDue), nanos(sc.NextRunAt), nanos(sc.LastDue), sc.LastRunID, sc.LastNote, sc.Status, sc.CreatedBy, t)
+		sc.ID, sc.StackID, sc.Kind, string(crons), sc.Timezone, db.Nanos(sc.At), sc.Command, sc.Reconcile, sc.IgnoreState, sc.DeleteResources,
+		db.Nanos(sc.NextDue), db.Nanos(sc.NextRunAt), db.Nanos(sc.LastDue), sc.LastRunID, sc.LastNote, sc.Status, sc.CreatedBy, t)
 	if err != nil {
 		return Schedule{}, err
 	}

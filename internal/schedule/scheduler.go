@@ -245,7 +245,7 @@ func (sch *Scheduler) advance(ctx context.Context, sc Schedule, now time.Time, o
 	}
 	_, err := sch.s.db.Exec(ctx, `UPDATE schedules SET next_due = $2, next_run_at = $3, last_due = $4, last_run_id = $5, last_note = $6,
 		status = $7, updated_at = $8 WHERE id = $1`,
-		sc.ID, nanos(nextDue), nanos(nextRun), nanos(sc.NextDue), lastRun, out.note, status, now.UnixNano())
+		sc.ID, db.Nanos(nextDue), db.Nanos(nextRun), db.Nanos(sc.NextDue), lastRun, out.note, status, now.UnixNano())
 	return err
 }
 
@@ -283,13 +283,11 @@ func (sch *Scheduler) queue(ctx context.Context, sc Schedule) (outcome, error) {
 	return outcome{note: "unknown schedule kind " + sc.Kind}, nil
 }
 
-const terminalSQL = `('FINISHED','FAILED','DISCARDED','CANCELED','STOPPED')`
-
 // driftBlocked says why a drift detection run must not be queued now, or "".
 func (sch *Scheduler) driftBlocked(ctx context.Context, sc Schedule) (string, error) {
 	d := sch.s.db
 	var pending string
-	err := d.QueryRow(ctx, `SELECT id FROM runs WHERE stack_id = $1 AND drift AND state NOT IN `+terminalSQL+` ORDER BY id LIMIT 1`, sc.StackID).Scan(&pending)
+	err := d.QueryRow(ctx, `SELECT id FROM runs WHERE stack_id = $1 AND drift AND state NOT IN `+run.TerminalSQL+` ORDER BY id LIMIT 1`, sc.StackID).Scan(&pending)
 	if err == nil {
 		return fmt.Sprintf("skipped: drift detection run %s has not ended", pending), nil
 	}
@@ -321,7 +319,7 @@ func (sch *Scheduler) driftBlocked(ctx context.Context, sc Schedule) (string, er
 	if limit > 0 {
 		var n int
 		if err := d.QueryRow(ctx, `SELECT COUNT(*) FROM runs r JOIN stacks s ON s.id = r.stack_id
-			WHERE s.worker_pool = $1 AND r.drift AND r.state NOT IN `+terminalSQL, pool).Scan(&n); err != nil {
+			WHERE s.worker_pool = $1 AND r.drift AND r.state NOT IN `+run.TerminalSQL, pool).Scan(&n); err != nil {
 			return "", err
 		}
 		if n >= limit {
