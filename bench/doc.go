@@ -40,6 +40,8 @@
 //	GANTRY_BENCH_POLICY_SAMPLES=N 10k-change policy samples (default 7)
 //	GANTRY_BENCH_REMOTE_RUNS=N    runs of BenchmarkRemoteWorkers (default 500)
 //	GANTRY_BENCH_REMOTE_DISPATCH_RUNS=N  its idle dispatch samples (default 50)
+//	GANTRY_BENCH_SERVER_ARGS=FLAGS  extra `gantry server` flags, for example
+//	                           --debug-listen 127.0.0.1:6060 to profile it
 //	GANTRY_BENCH_POLL=DURATION wait for runs by polling GET /runs/{id} this
 //	                           often (default: long-poll the run's log)
 package bench

@@ -66,6 +66,8 @@ func startServer(tb testing.TB, cfg serverConfig) *server {
 	if cfg.dbURL != "" {
 		args = append(args, "--database-url", cfg.dbURL)
 	}
+	// Extra flags, for example --debug-listen to profile the server.
+	args = append(args, strings.Fields(os.Getenv("GANTRY_BENCH_SERVER_ARGS"))...)
 	logPath := filepath.Join(cfg.dataDir, fmt.Sprintf("server-%d.log", time.Now().UnixNano()))
 	logFile, err := os.Create(logPath)
 	if err != nil {

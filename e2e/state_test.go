@@ -136,6 +136,37 @@ func TestLocalTofuAndLocks(t *testing.T) {
 			t.Errorf("the local apply left the state locked: LOCK answered %d: %s", status, body)
 		}
 		s.StateRequest(t, "UNLOCK", "shared", `{"ID":"ghi"}`)
+
+		// The audit trail: what people did with the state (their locks,
+		// unlocks, downloads and the local apply's write) and every state
+		// version a run wrote; a run's own reads, locks and unlocks are
+		// part of the run, not events of their own.
+		var evs []apiv1.AuditEvent
+		s.getJSON(t, "/api/v1/audit/events?subject_type=stack&subject_id=shared&limit=500", &struct{ Items *[]apiv1.AuditEvent }{&evs})
+		count := map[string]int{}
+		for _, ev := range evs {
+			who := "person"
+			if strings.HasPrefix(ev.Actor, "run::") {
+				who = "run"
+			}
+			count[who+" "+ev.Action+" "+ev.Outcome]++
+		}
+		// Runs: the first deploy wrote; the others changed nothing or
+		// failed on the lock (their failures are in their logs).
+		if count["run state.write success"] != 1 {
+			t.Errorf("%d state.write events by runs, want 1 (the first deploy's): %v", count["run state.write success"], count)
+		}
+		for k, n := range count {
+			if strings.HasPrefix(k, "run ") && !strings.HasPrefix(k, "run state.write ") {
+				t.Errorf("%d %q events by runs, want none: %v", n, k, count)
+			}
+		}
+		// People: locks abc, full-lock-1, ghi and the local plan's and
+		// apply's; the refused ones too.
+		if count["person state.lock success"] < 5 || count["person state.unlock success"] < 5 || count["person state.lock failed"] == 0 ||
+			count["person state.write success"] != 1 || count["person state.download success"] == 0 {
+			t.Errorf("people's state events %v, want at least 5 locks and unlocks, refused locks, 1 write and downloads", count)
+		}
 	})
 }
 

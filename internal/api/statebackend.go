@@ -10,6 +10,7 @@ import (
 	"strconv"
 
 	"github.com/gantry-iac/gantry/internal/apiv1"
+	"github.com/gantry-iac/gantry/internal/audit"
 	"github.com/gantry-iac/gantry/internal/auth"
 	"github.com/gantry-iac/gantry/internal/errs"
 	"github.com/gantry-iac/gantry/internal/httpx"
@@ -62,6 +63,9 @@ func (a *API) stateRoutes(mux *http.ServeMux, ad httpx.Adapter, record func(Rout
 }
 
 func (a *API) stateGet(w http.ResponseWriter, r *http.Request, p auth.Principal, stackID string) error {
+	if p.Kind == "run" {
+		audit.Skip(r.Context()) // the run reading its own stack's state
+	}
 	_, data, err := a.State.Current(r.Context(), stackID)
 	if errs.Is(err, errs.NotFound) {
 		w.WriteHeader(http.StatusNoContent) // no state yet: OpenTofu starts empty
@@ -128,6 +132,9 @@ func (a *API) stateLock(w http.ResponseWriter, r *http.Request, p auth.Principal
 			info.Info = "run " + p.ID
 		}
 	}
+	if runID != "" {
+		audit.Skip(r.Context()) // a run's own lock: its failure is in the run's log
+	}
 	if err := a.State.Acquire(r.Context(), stackID, info, runID); err != nil {
 		return lockAware(w, err)
 	}
@@ -140,7 +147,12 @@ func (a *API) stateUnlock(w http.ResponseWriter, r *http.Request, p auth.Princip
 	if err != nil {
 		return err
 	}
-	if err := a.State.Release(r.Context(), stackID, info.ID); err != nil {
+	runID := ""
+	if p.Kind == "run" {
+		runID = p.ID
+		audit.Skip(r.Context()) // State.Release records a run's release of another's lock
+	}
+	if err := a.State.Release(r.Context(), stackID, info.ID, runID); err != nil {
 		return lockAware(w, err)
 	}
 	w.WriteHeader(http.StatusOK)

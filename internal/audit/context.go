@@ -107,6 +107,16 @@ func Recorded(ctx context.Context) bool {
 	return false
 }
 
+// Skip marks the request of ctx as one that makes no event of its own: a
+// run's own traffic with its stack's state backend (reads, lock, unlock),
+// which belongs to the run (its trigger and transitions are recorded, and
+// every state version names the run that wrote it).
+func Skip(ctx context.Context) {
+	if st := stateFrom(ctx); st != nil {
+		st.markRecorded()
+	}
+}
+
 func (st *reqState) request() Request {
 	st.mu.Lock()
 	defer st.mu.Unlock()

@@ -71,6 +71,9 @@ type DB struct {
 
 	queries    sync.Map // query text -> *query
 	numQueries atomic.Int64
+	prepMu     sync.Mutex
+	closing    bool           // under prepMu: Close began, prepare nothing more
+	preparing  sync.WaitGroup // statements being prepared (see stmt)
 }
 
 // Open opens the database named by url and brings its schema up to date.
@@ -99,6 +102,10 @@ func Open(ctx context.Context, url string, dataDir string, log *slog.Logger) (*D
 
 // Close closes all connections. Statements running at the time fail.
 func (d *DB) Close() error {
+	d.prepMu.Lock()
+	d.closing = true
+	d.prepMu.Unlock()
+	d.preparing.Wait()
 	err := d.write.Close()
 	if d.read != d.write {
 		err = errors.Join(err, d.read.Close())
@@ -126,8 +133,15 @@ func (d *DB) ForUpdateSkipLocked() string {
 // if it has one.
 func (d *DB) Exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
 	q, args := d.prepare(query), normalizeArgs(args)
+	s := d.stmt(q, false)
 	if tx := d.txFrom(ctx); tx != nil {
+		if s != nil {
+			return inTx(ctx, tx, s).ExecContext(ctx, args...)
+		}
 		return tx.ExecContext(ctx, q.text, args...)
+	}
+	if s != nil {
+		return s.ExecContext(ctx, args...)
 	}
 	return d.write.ExecContext(ctx, q.text, args...)
 }
@@ -137,7 +151,13 @@ func (d *DB) Exec(ctx context.Context, query string, args ...any) (sql.Result, e
 func (d *DB) Query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
 	q, args := d.prepare(query), normalizeArgs(args)
 	if tx := d.txFrom(ctx); tx != nil {
+		if s := d.stmt(q, false); s != nil {
+			return inTx(ctx, tx, s).QueryContext(ctx, args...)
+		}
 		return tx.QueryContext(ctx, q.text, args...)
+	}
+	if s := d.stmt(q, q.readOnly); s != nil {
+		return s.QueryContext(ctx, args...)
 	}
 	return d.pool(q).QueryContext(ctx, q.text, args...)
 }
@@ -148,7 +168,13 @@ func (d *DB) Query(ctx context.Context, query string, args ...any) (*sql.Rows, e
 func (d *DB) QueryRow(ctx context.Context, query string, args ...any) *sql.Row {
 	q, args := d.prepare(query), normalizeArgs(args)
 	if tx := d.txFrom(ctx); tx != nil {
+		if s := d.stmt(q, false); s != nil {
+			return inTx(ctx, tx, s).QueryRowContext(ctx, args...)
+		}
 		return tx.QueryRowContext(ctx, q.text, args...)
+	}
+	if s := d.stmt(q, q.readOnly); s != nil {
+		return s.QueryRowContext(ctx, args...)
 	}
 	return d.pool(q).QueryRowContext(ctx, q.text, args...)
 }

@@ -12,6 +12,8 @@ type query struct {
 	// readOnly is true when the statement is a plain SELECT that may run on
 	// SQLite's reader pool outside a transaction. Always false on PostgreSQL.
 	readOnly bool
+	// prep, on SQLite, keeps the statement prepared (nil: never).
+	prep *prepared
 }
 
 // prepare returns the statement for query, from the cache when possible.
@@ -23,10 +25,16 @@ func (d *DB) prepare(text string) *query {
 		text:     rebind(d.Dialect, text),
 		readOnly: d.Dialect == SQLite && isSelect(text),
 	}
-	if d.numQueries.Load() < maxCachedQueries {
-		if _, loaded := d.queries.LoadOrStore(text, q); !loaded {
+	n := d.numQueries.Load()
+	if n < maxCachedQueries {
+		if d.Dialect == SQLite && n < maxPreparedQueries {
+			q.prep = &prepared{}
+		}
+		v, loaded := d.queries.LoadOrStore(text, q)
+		if !loaded {
 			d.numQueries.Add(1)
 		}
+		q = v.(*query)
 	}
 	return q
 }

@@ -162,8 +162,9 @@ func (s *Service) authenticate(ctx context.Context, token, prefix, column string
 	if !ok || !strings.HasPrefix(token, prefix) {
 		return Run{}, errs.E(errs.Unauthenticated, "invalid run token")
 	}
+	// One query for the token's hash and the run.
 	var hash string
-	err := s.db.QueryRow(ctx, `SELECT `+column+` FROM runs WHERE id = $1`, runID).Scan(&hash)
+	r, err := scan(s.db.QueryRow(ctx, `SELECT `+cols+`, r.`+column+from+` WHERE r.id = $1`, runID), &hash)
 	if err != nil && !isNoRows(err) {
 		// A database that does not answer is no reason to tell a worker
 		// its job is over: the caller retries a 5xx.
@@ -171,10 +172,6 @@ func (s *Service) authenticate(ctx context.Context, token, prefix, column string
 	}
 	if err != nil || hash == "" || subtle.ConstantTimeCompare([]byte(hash), []byte(hashToken(token))) != 1 {
 		return Run{}, errs.E(errs.Unauthenticated, "invalid or expired run token")
-	}
-	r, err := s.Get(ctx, runID)
-	if err != nil {
-		return r, err
 	}
 	if Terminal(r.State) && !allowEnded {
 		return r, errs.E(errs.Unauthenticated, "run token expired: run %s is %s", r.ID, r.State)

@@ -144,13 +144,14 @@ const cols = `r.id, r.stack_id, s.space_id, s.worker_pool, r.type, r.state, r.bl
 
 const from = ` FROM runs r JOIN stacks s ON s.id = r.stack_id`
 
-func scan(row interface{ Scan(...any) error }) (Run, error) {
+// scan reads a row of cols, then any columns after them into extra.
+func scan(row interface{ Scan(...any) error }, extra ...any) (Run, error) {
 	var r Run
 	var hb, c, u int64
 	var flags, targets string
-	err := row.Scan(&r.ID, &r.StackID, &r.SpaceID, &r.Pool, &r.Type, &r.State, &r.Blocking, &r.Drift, &r.CommitSHA, &r.CommitMessage,
+	err := row.Scan(append([]any{&r.ID, &r.StackID, &r.SpaceID, &r.Pool, &r.Type, &r.State, &r.Blocking, &r.Drift, &r.CommitSHA, &r.CommitMessage,
 		&r.TriggeredBy, &r.Command, &r.HasDelta, &r.Delta.Add, &r.Delta.Change, &r.Delta.Destroy, &r.HasChanges, &r.Reason,
-		&r.StopRequested, &r.WorkerID, &hb, &r.LogSize, &flags, &r.WorkflowID, &r.ReviewFrom, &targets, &c, &u)
+		&r.StopRequested, &r.WorkerID, &hb, &r.LogSize, &flags, &r.WorkflowID, &r.ReviewFrom, &targets, &c, &u}, extra...)...)
 	if err == nil {
 		r.Flags, err = labels.Decode(flags)
 	}

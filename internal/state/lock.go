@@ -23,19 +23,26 @@ type LockInfo struct {
 }
 
 func (s *Service) lock(ctx context.Context, stackID string) (LockInfo, error) {
-	var raw string
-	err := s.db.QueryRow(ctx, `SELECT info FROM state_locks WHERE stack_id = $1`, stackID).Scan(&raw)
+	l, _, err := s.lockAndHolder(ctx, stackID)
+	return l, err
+}
+
+// lockAndHolder returns a stack's lock and the run holding it ("" for a
+// person).
+func (s *Service) lockAndHolder(ctx context.Context, stackID string) (LockInfo, string, error) {
+	var raw, run string
+	err := s.db.QueryRow(ctx, `SELECT info, holder_run FROM state_locks WHERE stack_id = $1`, stackID).Scan(&raw, &run)
 	if errors.Is(err, sql.ErrNoRows) {
-		return LockInfo{}, errs.E(errs.NotFound, "state of stack %q is not locked", stackID)
+		return LockInfo{}, "", errs.E(errs.NotFound, "state of stack %q is not locked", stackID)
 	}
 	if err != nil {
-		return LockInfo{}, err
+		return LockInfo{}, "", err
 	}
 	var l LockInfo
 	if err := json.Unmarshal([]byte(raw), &l); err != nil {
-		return l, errs.Wrap(errs.Internal, err, "stored lock info is not JSON")
+		return l, run, errs.Wrap(errs.Internal, err, "stored lock info is not JSON")
 	}
-	return l, nil
+	return l, run, nil
 }
 
 // Lock returns the current lock of a stack's state.
@@ -75,7 +82,8 @@ func (s *Service) checkWriteLock(ctx context.Context, stackID, lockID string) er
 
 // Acquire locks a stack's state for the holder described by info. runID
 // names the run holding it ("" for a person), so that the lock is released
-// when that run ends. Locking again with the same lock ID succeeds.
+// when that run ends. Locking again with the same lock ID succeeds. A
+// person's lock is an audit event; a run's own lock is part of the run.
 func (s *Service) Acquire(ctx context.Context, stackID string, info LockInfo, runID string) error {
 	if info.ID == "" {
 		return errs.E(errs.Invalid, "lock info needs an ID")
@@ -107,7 +115,10 @@ func (s *Service) Acquire(ctx context.Context, stackID string, info LockInfo, ru
 		if err != nil {
 			return err
 		}
-		return s.record(ctx, "state.lock", stackID, nil, map[string]any{"lock": info.ID, "who": info.Who, "operation": info.Operation, "run": runID})
+		if runID != "" {
+			return nil
+		}
+		return s.record(ctx, "state.lock", stackID, nil, map[string]any{"lock": info.ID, "who": info.Who, "operation": info.Operation})
 	})
 	if err == errLostRace {
 		// Another locker won the race (PostgreSQL, concurrent transactions):
@@ -127,10 +138,12 @@ func (s *Service) Acquire(ctx context.Context, stackID string, info LockInfo, ru
 var errLostRace = errors.New("lost the race for the lock")
 
 // Release unlocks a stack's state held under lockID. Releasing a state that
-// is not locked succeeds; a lock held under another ID is refused.
-func (s *Service) Release(ctx context.Context, stackID, lockID string) error {
+// is not locked succeeds; a lock held under another ID is refused. runID
+// names the run releasing it ("" for a person): a run releasing its own lock
+// makes no audit event, like its Acquire.
+func (s *Service) Release(ctx context.Context, stackID, lockID, runID string) error {
 	return s.db.Tx(ctx, func(ctx context.Context) error {
-		l, err := s.lock(ctx, stackID)
+		l, holder, err := s.lockAndHolder(ctx, stackID)
 		if errs.Is(err, errs.NotFound) {
 			return nil
 		}
@@ -142,6 +155,9 @@ func (s *Service) Release(ctx context.Context, stackID, lockID string) error {
 		}
 		if _, err = s.db.Exec(ctx, `DELETE FROM state_locks WHERE stack_id = $1`, stackID); err != nil {
 			return err
+		}
+		if runID != "" && holder == runID {
+			return nil
 		}
 		return s.record(ctx, "state.unlock", stackID, map[string]any{"lock": l.ID, "who": l.Who, "operation": l.Operation}, nil)
 	})

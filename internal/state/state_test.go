@@ -243,11 +243,11 @@ func TestLocks(t *testing.T) {
 		}
 		f.write(t, doc(1, lineage, "a"), "lock-1")
 
-		wantKind(t, f.states.Release(f.ctx, "app", "lock-2"), errs.Locked)
-		if err := f.states.Release(f.ctx, "app", "lock-1"); err != nil {
+		wantKind(t, f.states.Release(f.ctx, "app", "lock-2", ""), errs.Locked)
+		if err := f.states.Release(f.ctx, "app", "lock-1", ""); err != nil {
 			t.Fatalf("Release: %v", err)
 		}
-		if err := f.states.Release(f.ctx, "app", "lock-1"); err != nil {
+		if err := f.states.Release(f.ctx, "app", "lock-1", ""); err != nil {
 			t.Fatalf("Release of an unlocked state: %v", err)
 		}
 		_, err = f.states.Lock(f.ctx, "app")
@@ -340,7 +340,7 @@ func TestAcquireConcurrently(t *testing.T) {
 			if won != 1 {
 				t.Fatalf("round %d: %d lockers won", round, won)
 			}
-			if err := f.states.Release(f.ctx, "app", holder.ID); err != nil {
+			if err := f.states.Release(f.ctx, "app", holder.ID, ""); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -377,7 +377,7 @@ func TestRollback(t *testing.T) {
 		}
 		_, err = f.states.Rollback(f.ctx, "app", 1, "alice")
 		wantKind(t, err, errs.Locked)
-		if err := f.states.Release(f.ctx, "app", "l"); err != nil {
+		if err := f.states.Release(f.ctx, "app", "l", ""); err != nil {
 			t.Fatal(err)
 		}
 		if got := f.serials(t); !reflect.DeepEqual(got, []int64{3, 2, 1}) {

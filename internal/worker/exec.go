@@ -44,6 +44,8 @@ type jobRun struct {
 	lastError string // the first error line of the last tool command
 	ended     bool   // the server already ended the run (no Finish needed)
 	handedOff bool   // the run waits for a person (after_run reports UNCONFIRMED)
+	cancel    context.CancelFunc
+	pending   chan error // the phase report in flight, if any (see phase)
 }
 
 func (w *Worker) execute(kill context.Context, job *workerapi.Job, slot int) {
@@ -65,12 +67,16 @@ func (w *Worker) execute(kill context.Context, job *workerapi.Job, slot int) {
 	j := &jobRun{w: w, job: job, slot: slot, masker: masker, log: newLogStream(w.proto, job, masker)}
 	ctx, cancel := context.WithCancel(kill)
 	defer cancel()
+	j.cancel = cancel
 	hbDone := make(chan struct{})
 	go j.heartbeat(ctx, cancel, hbDone)
 
 	err := openErr
 	if err == nil {
 		err = j.run(ctx)
+		if perr := j.settle(); perr != nil {
+			err = perr // a refused phase report stopped the job
+		}
 		j.afterRun(kill, err, j.handedOff)
 	}
 	cancel()
@@ -135,8 +141,36 @@ func (j *jobRun) heartbeat(ctx context.Context, cancel context.CancelFunc, done 
 	}
 }
 
+// phase reports that the job entered a new phase without waiting for the
+// answer: the tool starts while the server records the transition. The next
+// report waits for it (settle); a refusal cancels the job.
 func (j *jobRun) phase(ctx context.Context, state, sha, msg string) error {
-	return j.w.proto.Phase(ctx, j.job, workerapi.PhaseRequest{State: state, CommitSHA: sha, CommitMessage: msg})
+	if err := j.settle(); err != nil {
+		return err
+	}
+	done := make(chan error, 1)
+	j.pending = done
+	go func() {
+		err := j.w.proto.Phase(ctx, j.job, workerapi.PhaseRequest{State: state, CommitSHA: sha, CommitMessage: msg})
+		if err != nil && j.cancel != nil {
+			j.cancel()
+		}
+		done <- err
+	}()
+	return nil
+}
+
+// settle waits for the phase report in flight and returns its error.
+func (j *jobRun) settle() error {
+	if j.pending == nil {
+		return nil
+	}
+	err := <-j.pending
+	j.pending = nil
+	if err != nil {
+		return fmt.Errorf("reporting the phase: %w", err)
+	}
+	return nil
 }
 
 func (j *jobRun) run(ctx context.Context) error {
@@ -291,6 +325,9 @@ func (j *jobRun) runPlan(ctx context.Context) error {
 		}
 		afterPlanDone = true
 		j.log.Sync()
+		if err := j.settle(); err != nil {
+			return err
+		}
 		resp, err := j.w.proto.Planned(ctx, j.job, workerapi.PlannedRequest{HasChanges: true, PlanPending: true})
 		if err != nil {
 			return fmt.Errorf("reporting the plan: %w", err)
@@ -311,6 +348,9 @@ func (j *jobRun) runPlan(ctx context.Context) error {
 	}
 	planJSON, err := j.showPlan(ctx, j.env)
 	if err != nil {
+		return err
+	}
+	if err := j.settle(); err != nil {
 		return err
 	}
 	if err := j.w.proto.PutArtifact(ctx, j.job, "plan.json", planJSON); err != nil {
@@ -335,6 +375,9 @@ func (j *jobRun) runPlan(ctx context.Context) error {
 		j.log.Printf("No changes.")
 	}
 	j.log.Sync() // the run may end with this report: send its log first
+	if err := j.settle(); err != nil {
+		return err
+	}
 	resp, err := j.w.proto.Planned(ctx, j.job, workerapi.PlannedRequest{HasChanges: hasChanges, Add: delta.Add, Change: delta.Change, Destroy: delta.Destroy})
 	if err != nil {
 		return fmt.Errorf("reporting the plan: %w", err)

@@ -44,7 +44,9 @@ type fakeProto struct {
 	// registerErr answers Register.
 	registerErr error
 	deltas      []workerapi.DeltaRequest
-	nextQueue   []string // answers to Planned, in order, before next
+	// phaseErr answers Phase (nil: accepted).
+	phaseErr  func(req workerapi.PhaseRequest) error
+	nextQueue []string // answers to Planned, in order, before next
 }
 
 var _ workerapi.Protocol = (*fakeProto)(nil)
@@ -75,6 +77,9 @@ func (f *fakeProto) Phase(ctx context.Context, job *workerapi.Job, req workerapi
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.phases = append(f.phases, req)
+	if f.phaseErr != nil {
+		return f.phaseErr(req)
+	}
 	return nil
 }
 

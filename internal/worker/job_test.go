@@ -379,6 +379,36 @@ func TestJobStoppedByHeartbeat(t *testing.T) {
 	}
 }
 
+// Phase reports do not hold the tool back, but a refused one stops the job
+// at once, with the refusal as its reason, and nothing more is reported.
+func TestJobPhaseRefused(t *testing.T) {
+	fx := newJobFixture(t, nil)
+	job := fx.job("plan")
+	job.Env = append(job.Env, workerapi.EnvVar{Name: "FAKE_PLAN_SLEEP", Value: "20"})
+	fx.proto.phaseErr = func(req workerapi.PhaseRequest) error {
+		if req.State == "PLANNING" {
+			time.Sleep(50 * time.Millisecond) // the plan has started by now
+			return &workerapi.StatusError{Status: 409, Code: "conflict", Message: "run run-01TEST is CANCELED"}
+		}
+		return nil
+	}
+	start := time.Now()
+	fx.worker.execute(context.Background(), job, 0)
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("the refused phase stopped the job after %v", d)
+	}
+	p := fx.proto
+	if len(p.planned) != 0 {
+		t.Errorf("Planned = %+v after a refused phase, want none", p.planned)
+	}
+	if len(p.finishes) != 1 || p.finishes[0].OK || !strings.Contains(p.finishes[0].Reason, "run run-01TEST is CANCELED") {
+		t.Errorf("Finish = %+v, want one failure naming the refusal", p.finishes)
+	}
+	if _, err := os.Stat(fx.record + "/apply.env"); err == nil {
+		t.Error("apply ran after a refused phase")
+	}
+}
+
 func TestJobPlanArguments(t *testing.T) {
 	tests := []struct {
 		runType string
