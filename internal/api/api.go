@@ -242,14 +242,14 @@ func (a *API) authenticate(r *http.Request) (p auth.Principal, err error) {
 		return auth.Principal{}, errs.E(errs.Unauthenticated, "job tokens are for the worker protocol only")
 	}
 	if strings.HasPrefix(token, "gst_") {
-		rn, err := a.Runs.AuthenticateState(r.Context(), token)
+		rn, managed, err := a.Runs.AuthenticateState(r.Context(), token)
 		if errs.Is(err, errs.Unauthenticated) {
 			return auth.Principal{}, errs.E(errs.Unauthenticated, "invalid or expired run token")
 		}
 		if err != nil {
 			return auth.Principal{}, err // could not be checked: 5xx, retried
 		}
-		return auth.Principal{Kind: "run", ID: rn.ID, StackID: rn.StackID, Name: rn.ID}, nil
+		return auth.Principal{Kind: "run", ID: rn.ID, StackID: rn.StackID, Name: rn.ID, RunType: rn.Type, ManagedState: managed}, nil
 	}
 	if strings.HasPrefix(token, auth.SessionPrefix) {
 		p, err = a.Users.Authenticate(r.Context(), token)

@@ -91,6 +91,10 @@ func (a *API) retryRun(w http.ResponseWriter, r *http.Request, p auth.Principal)
 		Drift: old.Drift, Targets: old.Targets})
 }
 
+// pinDelay is how long a new run without a commit may wait for a worker
+// before the server asks the remote for the branch's head itself.
+const pinDelay = 100 * time.Millisecond
+
 // startRun creates a run triggered by p and answers 201 with it.
 func (a *API) startRun(w http.ResponseWriter, r *http.Request, p auth.Principal, st stack.Stack, in run.New) error {
 	if in.CommitSHA != "" && !git.ValidSHA(in.CommitSHA) {
@@ -102,13 +106,19 @@ func (a *API) startRun(w http.ResponseWriter, r *http.Request, p auth.Principal,
 		return err
 	}
 	if in.CommitSHA == "" && a.Head != nil {
-		// Pin the run to the branch's head as of now, without making the
-		// caller wait for the remote: a run claimed before this resolves
-		// takes the head when it checks out; if the repository cannot be
-		// reached, the worker fails the run with git's message.
+		// Pin a run that waits for a worker to the branch's head, without
+		// making the caller wait for the remote. A run claimed at once (the
+		// usual case) takes the head when its worker checks out: asking
+		// the remote here too would only cost a second git process, so
+		// this looks first whether the run still waits. If the repository
+		// cannot be reached, the worker fails the run with git's message.
 		go func() {
+			time.Sleep(pinDelay)
 			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 			defer cancel()
+			if cur, err := a.Runs.Get(ctx, rn.ID); err != nil || cur.CommitSHA != "" || (cur.State != run.Queued && cur.State != run.Ready) {
+				return
+			}
 			if sha, err := a.Head(ctx, st.Repository, st.Branch); err == nil {
 				_ = a.Runs.PinCommit(ctx, rn.ID, sha)
 			}

@@ -39,14 +39,16 @@ func (a *API) stateRoutes(mux *http.ServeMux, ad httpx.Adapter, record func(Rout
 				if err := a.runStateAccess(r, p, stackID); err != nil {
 					return err
 				}
-			} else if _, err := a.stack(r, p, action); err != nil {
+				if !p.ManagedState {
+					return errs.E(errs.Conflict, "stack %s does not use managed state", stackID)
+				}
+				return fn(w, r, p, stackID)
+			}
+			st, err := a.stack(r, p, action)
+			if err != nil {
 				if errors.Is(err, auth.ErrHidden) { // as if it did not exist
 					return errs.E(errs.NotFound, "stack %q not found", stackID)
 				}
-				return err
-			}
-			st, err := a.Stacks.Get(r.Context(), stackID)
-			if err != nil {
 				return err
 			}
 			if !st.ManagedState {
@@ -273,11 +275,7 @@ func (a *API) runStateAccess(r *http.Request, p auth.Principal, stackID string) 
 	if r.Method == http.MethodGet {
 		return nil
 	}
-	rn, err := a.Runs.Get(r.Context(), p.ID)
-	if err != nil {
-		return err
-	}
-	if rn.Type == run.Proposed {
+	if p.RunType == run.Proposed {
 		return errs.E(errs.Forbidden, "a proposed run may only read the state of stack %s", stackID)
 	}
 	if r.Method == "UNLOCK" {
@@ -285,12 +283,12 @@ func (a *API) runStateAccess(r *http.Request, p auth.Principal, stackID string) 
 		if err != nil {
 			return err
 		}
-		if locked && holder != rn.ID {
+		if locked && holder != p.ID {
 			who := "a person"
 			if holder != "" {
 				who = "run " + holder
 			}
-			return errs.E(errs.Forbidden, "run %s may only release the lock it holds itself (this one is held by %s)", rn.ID, who)
+			return errs.E(errs.Forbidden, "run %s may only release the lock it holds itself (this one is held by %s)", p.ID, who)
 		}
 	}
 	return nil

@@ -25,6 +25,10 @@ type Principal struct {
 	ID      string // api key id, session id or run id
 	Name    string // api key name, or the user's login
 	StackID string // for run tokens: the only stack it may touch
+	// RunType and ManagedState describe a run token's run and its stack
+	// when it was authenticated.
+	RunType      string
+	ManagedState bool
 	Admin   bool
 	// User is the signed-in user (sessions, and API keys a user made for
 	// themselves): its id, IdP groups and login policy grants.

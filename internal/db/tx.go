@@ -29,10 +29,17 @@ type txValue struct {
 
 // txFrom returns the transaction of d carried by ctx, or nil.
 func (d *DB) txFrom(ctx context.Context) *sql.Tx {
-	if v, ok := ctx.Value(txKey{}).(*txValue); ok && v.db == d {
+	if v, ok := ctx.Value(txKey{}).(*txValue); ok && v != nil && v.db == d {
 		return v.tx
 	}
 	return nil
+}
+
+// OutsideTx returns ctx without its transaction: statements run with it
+// read what is committed, on a connection of their own. Only reads: on
+// SQLite a write outside the transaction fn holds waits for it forever.
+func OutsideTx(ctx context.Context) context.Context {
+	return context.WithValue(ctx, txKey{}, (*txValue)(nil))
 }
 
 // InTx reports whether ctx carries a transaction of d.

@@ -6,6 +6,9 @@ package events
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"strings"
 	"sync"
 	"time"
 )
@@ -14,13 +17,41 @@ import (
 type Hub struct {
 	mu      sync.Mutex
 	waiters map[string]chan struct{}
+	origin  string // tells this hub's payloads from other replicas'
+
 	// Publish, if set, also sends every Notify to the other replicas
 	// (PostgreSQL NOTIFY); what they receive goes to NotifyLocal.
 	Publish func(keys []string)
 }
 
 // NewHub returns an empty hub.
-func NewHub() *Hub { return &Hub{waiters: map[string]chan struct{}{}} }
+func NewHub() *Hub {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return &Hub{waiters: map[string]chan struct{}{}, origin: "@" + hex.EncodeToString(b)}
+}
+
+// Payload is what Publish sends to the other replicas for keys: this hub's
+// origin, then the keys, separated by spaces.
+func (h *Hub) Payload(keys []string) string {
+	return h.origin + " " + strings.Join(keys, " ")
+}
+
+// NotifyRemote wakes the waiters of the keys in a payload received from
+// the replicas. The hub's own payloads come back too (PostgreSQL delivers a
+// NOTIFY to every listener, the sender's included); their waiters were
+// woken when they were sent, so they are ignored: waking them again would
+// make every claim and log follower read the store twice.
+func (h *Hub) NotifyRemote(payload string) {
+	keys := strings.Fields(payload)
+	if len(keys) > 0 && strings.HasPrefix(keys[0], "@") {
+		if keys[0] == h.origin {
+			return
+		}
+		keys = keys[1:]
+	}
+	h.NotifyLocal(keys...)
+}
 
 // Chan returns a channel closed at the next Notify(key). Take it before
 // reading the store, then wait on it, so no notification is missed.

@@ -11,7 +11,9 @@ import (
 
 // Cache keeps a bare copy of each repository a worker checks out, so that a
 // run fetches only what it lacks and writes its tree in one process instead
-// of cloning. One Cache belongs to one worker: it is not safe for concurrent
+// of cloning, and the trees of the last commits it checked out (trees.go),
+// so that running the same commit again starts no git at all once the
+// commit is known. One Cache belongs to one worker: it is not safe for concurrent
 // use.
 type Cache struct{ Dir string }
 
@@ -23,8 +25,9 @@ func (c *Cache) Checkout(ctx context.Context, repo, branch, sha, dir string) (st
 		return "", "", fmt.Errorf("%q is not a full commit SHA", sha)
 	}
 	sum := sha256.Sum256([]byte(repo))
-	gitDir := filepath.Join(c.Dir, hex.EncodeToString(sum[:16])+".git")
-	id, msg, err := c.checkout(ctx, gitDir, repo, branch, sha, dir)
+	key := hex.EncodeToString(sum[:16])
+	gitDir := filepath.Join(c.Dir, key+".git")
+	id, msg, err := c.checkout(ctx, gitDir, key, repo, branch, sha, dir)
 	if err == nil || ctx.Err() != nil {
 		return id, msg, err
 	}
@@ -41,7 +44,7 @@ func (c *Cache) Checkout(ctx context.Context, repo, branch, sha, dir string) (st
 // notFound is an error about the repository's content, not the cache.
 type notFound struct{ error }
 
-func (c *Cache) checkout(ctx context.Context, gitDir, repo, branch, sha, dir string) (string, string, error) {
+func (c *Cache) checkout(ctx context.Context, gitDir, key, repo, branch, sha, dir string) (string, string, error) {
 	if _, err := os.Stat(gitDir); os.IsNotExist(err) {
 		if err := os.MkdirAll(c.Dir, 0o700); err != nil {
 			return "", "", err
@@ -81,6 +84,11 @@ func (c *Cache) checkout(ctx context.Context, gitDir, repo, branch, sha, dir str
 		}
 		sha = head
 	}
+	if len(sha) == 40 || len(sha) == 64 {
+		if msg, ok := c.fromTree(c.treeEntry(key, sha), dir); ok {
+			return sha, msg, nil
+		}
+	}
 	rev := sha
 	id, msg, err := describeIn(ctx, gitDir, rev)
 	if err != nil {
@@ -107,6 +115,7 @@ func (c *Cache) checkout(ctx context.Context, gitDir, repo, branch, sha, dir str
 	if _, err := g("--work-tree="+dir, "checkout", "--quiet", "--force", id, "--", "."); err != nil {
 		return "", "", err
 	}
+	c.keepTree(c.treeEntry(key, id), dir, msg)
 	return id, msg, nil
 }
 

@@ -87,11 +87,11 @@ func TestCacheDamaged(t *testing.T) {
 	if _, _, err := c.Checkout(ctx(t), r.path, "main", "", filepath.Join(t.TempDir(), "a")); err != nil {
 		t.Fatal(err)
 	}
-	entries, _ := os.ReadDir(c.Dir)
-	if len(entries) != 1 {
-		t.Fatalf("cache holds %d entries, want 1", len(entries))
+	gitDirs, _ := filepath.Glob(filepath.Join(c.Dir, "*.git"))
+	if len(gitDirs) != 1 {
+		t.Fatalf("cache holds %d repositories, want 1", len(gitDirs))
 	}
-	gitDir := filepath.Join(c.Dir, entries[0].Name())
+	gitDir := gitDirs[0]
 	if err := os.WriteFile(filepath.Join(gitDir, "HEAD"), []byte("garbage"), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -102,5 +102,61 @@ func TestCacheDamaged(t *testing.T) {
 	}
 	if got := readFile(t, filepath.Join(dst, "main.tf")); got != "# v1\n" {
 		t.Errorf("wrote %q", got)
+	}
+}
+
+// The trees of commits checked out before are copied from the cache, with
+// their modes and links, without git: a pinned commit needs neither the
+// repository nor git once its tree is kept. What a run does to its
+// workspace does not reach the kept tree.
+func TestCacheKeepsTrees(t *testing.T) {
+	r := newTestRepo(t)
+	for _, d := range []string{"hooks", "sub"} {
+		if err := os.MkdirAll(filepath.Join(r.path, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(r.path, "hooks/run.sh"), []byte("#!/bin/sh\necho hi\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("../main.tf", filepath.Join(r.path, "sub/link.tf")); err != nil {
+		t.Fatal(err)
+	}
+	gitRun(t, r.path, "add", "-A")
+	gitRun(t, r.path, "commit", "-q", "-m", "Executable hook and a link")
+	tip := gitRun(t, r.path, "rev-parse", "HEAD")
+
+	c := &git.Cache{Dir: t.TempDir()}
+	first := filepath.Join(t.TempDir(), "ws")
+	if id, _, err := c.Checkout(ctx(t), r.path, "main", tip, first); err != nil || id != tip {
+		t.Fatalf("Checkout = %s, %v", id, err)
+	}
+	// The run changes its workspace.
+	if err := os.WriteFile(filepath.Join(first, "main.tf"), []byte("changed by the run"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	// No repository and no git: only the kept tree can serve the commit.
+	if err := os.Rename(r.path, r.path+"-gone"); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", t.TempDir())
+	second := filepath.Join(t.TempDir(), "ws")
+	id, msg, err := c.Checkout(ctx(t), r.path, "main", tip, second)
+	if err != nil || id != tip || msg != "Executable hook and a link" {
+		t.Fatalf("Checkout from the kept tree = %s %q, %v", id, msg, err)
+	}
+	if got := readFile(t, filepath.Join(second, "main.tf")); got != "# v2\n" {
+		t.Errorf("main.tf = %q, want the commit's content, not the run's change", got)
+	}
+	if fi, err := os.Stat(filepath.Join(second, "hooks/run.sh")); err != nil || fi.Mode().Perm()&0o100 == 0 {
+		t.Errorf("hooks/run.sh lost its executable bit: %v %v", fi, err)
+	}
+	if link, err := os.Readlink(filepath.Join(second, "sub/link.tf")); err != nil || link != "../main.tf" {
+		t.Errorf("sub/link.tf = %q, %v; want a link to ../main.tf", link, err)
+	}
+	// A commit never checked out still needs git.
+	if _, _, err := c.Checkout(ctx(t), r.path, "main", r.first, filepath.Join(t.TempDir(), "ws")); err == nil {
+		t.Error("a commit that is not kept was checked out without git or the repository")
 	}
 }

@@ -269,7 +269,9 @@ func (s *Service) anyOfType(ctx context.Context, t string) (bool, error) {
 	}
 	c.mu.Unlock()
 	valid := s.hub.Chan(PoliciesKey) // before reading, so no change is missed
-	rows, err := s.db.Query(ctx, `SELECT DISTINCT type FROM policies`)
+	// What is committed, even from inside a transaction (most callers are
+	// in a run's), so that the answer can be kept.
+	rows, err := s.db.Query(db.OutsideTx(ctx), `SELECT DISTINCT type FROM policies`)
 	if err != nil {
 		return false, err
 	}
@@ -285,13 +287,9 @@ func (s *Service) anyOfType(ctx context.Context, t string) (bool, error) {
 	if err := rows.Err(); err != nil {
 		return false, err
 	}
-	if !s.db.InTx(ctx) {
-		// What a transaction reads may not be committed yet: only
-		// remember what is.
-		c.mu.Lock()
-		c.types, c.valid, c.at = types, valid, time.Now()
-		c.mu.Unlock()
-	}
+	c.mu.Lock()
+	c.types, c.valid, c.at = types, valid, time.Now()
+	c.mu.Unlock()
 	return types[t], nil
 }
 

@@ -51,24 +51,23 @@ func (s *Service) Claim(ctx context.Context, pool, workerID string) (*Claimed, e
 		var out *Claimed
 		lost := false
 		err := s.tx(ctx, func(ctx context.Context, n *notes) error {
-			var runID, state string
-			err := s.db.QueryRow(ctx, `SELECT id, state FROM runs WHERE state IN ('READY', 'CONFIRMED') AND worker_id = ''
-				AND stack_id IN (SELECT id FROM stacks WHERE worker_pool = $1)
-				ORDER BY blocking DESC, drift, id LIMIT 1`+s.db.ForUpdateSkipLocked(), pool).Scan(&runID, &state)
+			// The run, locked (PostgreSQL: skipping runs other claims
+			// hold), in one statement.
+			lock := ""
+			if s.db.ForUpdateSkipLocked() != "" {
+				lock = " FOR UPDATE OF r SKIP LOCKED"
+			}
+			// A drained worker gets nothing.
+			r, err := scan(s.db.QueryRow(ctx, `SELECT `+cols+from+` WHERE r.state IN ('READY', 'CONFIRMED') AND r.worker_id = ''
+				AND s.worker_pool = $1 AND NOT EXISTS (SELECT 1 FROM workers w WHERE w.id = $2 AND w.drained)
+				ORDER BY r.blocking DESC, r.drift, r.id LIMIT 1`+lock, pool, workerID))
 			if isNoRows(err) {
 				return nil
 			}
 			if err != nil {
 				return err
 			}
-			r, err := s.Get(ctx, runID)
-			if err != nil {
-				return err
-			}
-			if r.State != state || r.WorkerID != "" {
-				lost = true
-				return nil
-			}
+			state := r.State
 			token := "gjt_" + r.ID + "_" + id.Secret(32)
 			stateToken := "gst_" + r.ID + "_" + id.Secret(32)
 			kind, to, reason := KindPlan, Preparing, "claimed by worker "+workerID
@@ -152,19 +151,27 @@ func (s *Service) Authenticate(ctx context.Context, token string, allowEnded boo
 }
 
 // AuthenticateState checks a run's state token: valid while the run's job
-// holds it.
-func (s *Service) AuthenticateState(ctx context.Context, token string) (Run, error) {
-	return s.authenticate(ctx, token, "gst_", "state_token_hash", false)
+// holds it. It also says whether the run's stack keeps managed state.
+func (s *Service) AuthenticateState(ctx context.Context, token string) (Run, bool, error) {
+	var managed bool
+	r, err := s.authenticate(ctx, token, "gst_", "state_token_hash", false, &managed)
+	return r, managed, err
 }
 
-func (s *Service) authenticate(ctx context.Context, token, prefix, column string, allowEnded bool) (Run, error) {
+// authenticate checks a token against the hash in column; extra receives
+// the stack's managed_state when given.
+func (s *Service) authenticate(ctx context.Context, token, prefix, column string, allowEnded bool, managed ...any) (Run, error) {
 	runID, ok := RunIDFromToken(token)
 	if !ok || !strings.HasPrefix(token, prefix) {
 		return Run{}, errs.E(errs.Unauthenticated, "invalid run token")
 	}
 	// One query for the token's hash and the run.
 	var hash string
-	r, err := scan(s.db.QueryRow(ctx, `SELECT `+cols+`, r.`+column+from+` WHERE r.id = $1`, runID), &hash)
+	q := `SELECT ` + cols + `, r.` + column + from + ` WHERE r.id = $1`
+	if len(managed) > 0 {
+		q = `SELECT ` + cols + `, r.` + column + `, s.managed_state` + from + ` WHERE r.id = $1`
+	}
+	r, err := scan(s.db.QueryRow(ctx, q, runID), append([]any{&hash}, managed...)...)
 	if err != nil && !isNoRows(err) {
 		// A database that does not answer is no reason to tell a worker
 		// its job is over: the caller retries a 5xx.

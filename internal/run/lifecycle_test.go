@@ -123,6 +123,28 @@ func TestClaimOrder(t *testing.T) {
 	})
 }
 
+// A drained worker claims nothing; the pool's other workers still do.
+func TestClaimDrainedWorker(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newFixture(t, d)
+		for _, w := range []struct {
+			id      string
+			drained bool
+		}{{"wkr-drained", true}, {"wkr-ok", false}} {
+			if _, err := d.Exec(f.ctx, `INSERT INTO workers (id, pool_id, name, token_hash, registered_at, last_seen_at, drained) VALUES ($1, '', $1, $1, 1, 1, $2)`, w.id, w.drained); err != nil {
+				t.Fatal(err)
+			}
+		}
+		r := f.create(t, f.stack(t, nil).ID, run.Tracked)
+		if c, err := f.runs.Claim(f.ctx, "", "wkr-drained"); err != nil || c != nil {
+			t.Fatalf("a drained worker claimed %+v (%v)", c, err)
+		}
+		if c := f.claim(t, "", "wkr-ok"); c.Run.ID != r.ID {
+			t.Fatalf("claimed %s, want %s", c.Run.ID, r.ID)
+		}
+	})
+}
+
 func TestClaimPool(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, d *db.DB) {
 		f := newFixture(t, d)

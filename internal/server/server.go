@@ -46,6 +46,32 @@ import (
 	"github.com/gantry-iac/gantry/internal/workerpool"
 )
 
+// batchEvents adds to keys what is waiting in events, without duplicates,
+// while the payload stays well under PostgreSQL's 8000-byte limit.
+func batchEvents(keys []string, events chan []string) []string {
+	seen := map[string]bool{}
+	out, size := keys[:0:0], 0
+	add := func(ks []string) {
+		for _, k := range ks {
+			if !seen[k] {
+				seen[k] = true
+				out = append(out, k)
+				size += len(k) + 1
+			}
+		}
+	}
+	add(keys)
+	for size < 4000 {
+		select {
+		case more := <-events:
+			add(more)
+		default:
+			return out
+		}
+	}
+	return out
+}
+
 // eventsChannel is the PostgreSQL NOTIFY channel that carries wake-ups
 // between replicas.
 const eventsChannel = "gantry_events"
@@ -202,25 +228,28 @@ func (s *Server) open(ctx context.Context) error {
 		// Wake waiters (claims, log followers) on every replica. Sending
 		// happens off the request path: waiters here are already woken, and
 		// the others also re-read every second.
-		events := make(chan string, 1024)
+		events := make(chan []string, 1024)
 		s.hub.Publish = func(keys []string) {
 			select {
-			case events <- strings.Join(keys, " "):
+			case events <- keys:
 			default: // full: the other replicas fall back to their timers
 			}
 		}
 		go func() {
 			for {
+				var keys []string
 				select {
 				case <-s.closed:
 					return
-				case payload := <-events:
-					pctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-					if err := s.db.Notify(pctx, eventsChannel, payload); err != nil && !errors.Is(err, sql.ErrConnDone) {
-						s.log.Warn("publishing an event failed", "err", err)
-					}
-					cancel()
+				case keys = <-events:
 				}
+				// What piled up meanwhile goes in the same NOTIFY.
+				keys = batchEvents(keys, events)
+				pctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+				if err := s.db.Notify(pctx, eventsChannel, s.hub.Payload(keys)); err != nil && !errors.Is(err, sql.ErrConnDone) {
+					s.log.Warn("publishing an event failed", "err", err)
+				}
+				cancel()
 			}
 		}()
 	}
@@ -539,7 +568,7 @@ func (s *Server) serve(ctx context.Context) error {
 		})
 	}
 	go func() {
-		_ = s.db.Listen(reaperCtx, eventsChannel, func(p string) { s.hub.NotifyLocal(strings.Fields(p)...) })
+		_ = s.db.Listen(reaperCtx, eventsChannel, s.hub.NotifyRemote)
 	}()
 	if s.cfg.Demo {
 		go func() {

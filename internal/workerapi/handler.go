@@ -148,11 +148,6 @@ func (h *Handler) claim(w http.ResponseWriter, r *http.Request) error {
 	}
 	deadline := time.Now().Add(wait)
 	for {
-		if drained, err := h.Registry.Drained(r.Context(), wk.ID); err != nil {
-			return err
-		} else if drained {
-			wk.Drained = true
-		}
 		if wk.Drained {
 			// A drained worker gets no new jobs; it waits, so that it does
 			// not spin, and learns nothing else.
@@ -193,6 +188,14 @@ func (h *Handler) claim(w http.ResponseWriter, r *http.Request) error {
 			}
 			httpx.WriteJSON(w, http.StatusOK, job)
 			return nil
+		}
+		// Nothing for this worker: maybe because it was drained (Claim
+		// gives a drained worker nothing).
+		if drained, err := h.Registry.Drained(r.Context(), wk.ID); err != nil {
+			return err
+		} else if drained {
+			wk.Drained = true
+			continue
 		}
 		left := time.Until(deadline)
 		if left <= 0 || r.Context().Err() != nil {
