@@ -29,7 +29,7 @@ type Principal struct {
 	// when it was authenticated.
 	RunType      string
 	ManagedState bool
-	Admin   bool
+	Admin        bool
 	// User is the signed-in user (sessions, and API keys a user made for
 	// themselves): its id, IdP groups and login policy grants.
 	User   string
