@@ -76,7 +76,7 @@ func (s *Service) transition(ctx context.Context, n *notes, r *Run, c change) er
 		return err
 	}
 	from := r.State
-	r.State = c.to
+	r.State, r.UpdatedAt = c.to, time.Unix(0, now).UTC()
 	n.add(Key(r.ID), LogKey(r.ID))
 	if s.Policies != nil {
 		keys, err := s.Policies.Changed(ctx, *r, from, time.Unix(0, now))
@@ -202,17 +202,20 @@ func (s *Service) Create(ctx context.Context, in New) (Run, error) {
 		}
 	}
 	runID := id.New("run")
-	created := time.Now()
 	var verdict Verdict
 	if s.Policies != nil {
 		var err error
+		now := time.Now()
 		verdict, err = s.Policies.Approval(ctx, Run{ID: runID, StackID: in.StackID, Type: in.Type, State: Queued, Blocking: in.Type != Proposed,
 			CommitSHA: in.CommitSHA, CommitMessage: in.CommitMessage, TriggeredBy: in.TriggeredBy, Command: in.Command,
-			Drift: in.Drift, Targets: in.Targets, Flags: in.Flags, WorkflowID: in.WorkflowID, CreatedAt: created, UpdatedAt: created}, Queued)
+			Drift: in.Drift, Targets: in.Targets, Flags: in.Flags, WorkflowID: in.WorkflowID, CreatedAt: now, UpdatedAt: now}, Queued)
 		if err != nil {
 			return Run{}, err
 		}
 	}
+	// The run is queued when its row is written, after the approval
+	// policies decided whether it may be.
+	created := time.Now()
 	var r Run
 	err := s.tx(ctx, func(ctx context.Context, n *notes) error {
 		now := created.UnixNano()
@@ -247,13 +250,20 @@ func (s *Service) Create(ctx context.Context, in New) (Run, error) {
 		if err := s.applyApproval(ctx, n, &r, Queued, verdict); err != nil {
 			return err
 		}
-		if r.State == Queued {
+		switch {
+		case r.State == Queued && !r.Blocking:
+			// A proposed run waits for no other run: ready at once.
+			if err := s.transition(ctx, n, &r, change{to: Ready, actor: "gantry", reason: "waiting for a worker"}); err != nil {
+				return err
+			}
+			n.add(PoolKey(r.Pool))
+		case r.State == Queued:
 			if err := s.promote(ctx, n, in.StackID); err != nil {
 				return err
 			}
-		}
-		if r, err = s.Get(ctx, runID); err != nil {
-			return err
+			if r, err = s.Get(ctx, runID); err != nil {
+				return err
+			}
 		}
 		// Last in the transaction: the audit head's lock is held briefly.
 		return s.audit(ctx, "trigger", r, nil, map[string]string{"type": r.Type, "stack": r.StackID, "commit": r.CommitSHA, "triggered_by": r.TriggeredBy})

@@ -292,12 +292,31 @@ func (s *Service) Subject(r Run) string {
 // Issue signs a token for r and records the issuance in the audit trail
 // (claims, never the token).
 func (s *Service) Issue(ctx context.Context, r Run) (string, time.Time, error) {
+	p, err := s.Prepare(ctx, r)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	return s.Hand(ctx, p)
+}
+
+// Prepared is a signed token not handed out yet: signing (RSA) is the
+// costly part of issuing, so callers may sign while doing other work and
+// hand the token out (recording it) only if they do.
+type Prepared struct {
+	token string
+	exp   time.Time
+	run   Run
+	view  map[string]any
+}
+
+// Prepare signs a token for r without recording it.
+func (s *Service) Prepare(ctx context.Context, r Run) (Prepared, error) {
 	if r.Scope != Read && r.Scope != Write {
-		return "", time.Time{}, fmt.Errorf("token scope %q", r.Scope)
+		return Prepared{}, fmt.Errorf("token scope %q", r.Scope)
 	}
 	k, err := s.active(ctx)
 	if err != nil {
-		return "", time.Time{}, err
+		return Prepared{}, err
 	}
 	now := time.Now().Truncate(time.Second)
 	exp := now.Add(s.cfg.Lifetime)
@@ -316,16 +335,25 @@ func (s *Service) Issue(ctx context.Context, r Run) (string, time.Time, error) {
 	}
 	tok, err := sign(k, claims)
 	if err != nil {
-		return "", time.Time{}, err
+		return Prepared{}, err
 	}
 	view := map[string]any{"jti": jti, "kid": k.kid, "sub": claims["sub"], "aud": aud, "scope": r.Scope, "run": r.RunID, "expires_at": exp.UTC()}
-	err = s.db.Tx(ctx, func(ctx context.Context) error {
-		return s.Audit.Record(ctx, "oidc_token.issue", "run", r.RunID, r.SpaceID, nil, view)
+	return Prepared{token: tok, exp: exp, run: r, view: view}, nil
+}
+
+// Hand records the issuance of a prepared token in the audit trail and
+// returns it with its expiry.
+func (s *Service) Hand(ctx context.Context, p Prepared) (string, time.Time, error) {
+	if p.token == "" {
+		return "", time.Time{}, errors.New("no prepared token")
+	}
+	err := s.db.Tx(ctx, func(ctx context.Context) error {
+		return s.Audit.Record(ctx, "oidc_token.issue", "run", p.run.RunID, p.run.SpaceID, nil, p.view)
 	})
 	if err != nil {
 		return "", time.Time{}, err
 	}
-	return tok, exp, nil
+	return p.token, p.exp, nil
 }
 
 // sign makes a compact JWS.

@@ -53,6 +53,8 @@ type Handler struct {
 	// run (see package runtoken).
 	Tokens interface {
 		Issue(ctx context.Context, r runtoken.Run) (string, time.Time, error)
+		Prepare(ctx context.Context, r runtoken.Run) (runtoken.Prepared, error)
+		Hand(ctx context.Context, p runtoken.Prepared) (string, time.Time, error)
 	}
 	Log *slog.Logger
 	// MaxClaimWait bounds a claim's long poll.
@@ -208,6 +210,12 @@ func (h *Handler) claim(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *Handler) buildJob(ctx context.Context, cl *run.Claimed) (*Job, error) {
+	scope := runtoken.Read
+	if cl.Kind != "plan" {
+		scope = runtoken.Write // applies and tasks
+	}
+	// Signed while the rest of the job is read.
+	token := h.prepareToken(ctx, cl.Run, cl.Run.SpaceID, scope)
 	st, err := h.Stacks.Get(ctx, cl.Run.StackID)
 	if err != nil {
 		return nil, err
@@ -226,11 +234,10 @@ func (h *Handler) buildJob(ctx context.Context, cl *run.Claimed) (*Job, error) {
 			AfterPlan: st.Hooks.AfterPlan, BeforeApply: st.Hooks.BeforeApply, AfterApply: st.Hooks.AfterApply},
 		StackLabels: st.Labels,
 	}
-	scope := runtoken.Read
-	if cl.Kind != "plan" {
-		scope = runtoken.Write // applies and tasks
+	if st.Space != cl.Run.SpaceID {
+		token = h.prepareToken(ctx, cl.Run, st.Space, scope)
 	}
-	if job.OIDCToken, err = h.runToken(ctx, cl.Run, st.Space, scope); err != nil {
+	if job.OIDCToken, err = token(); err != nil {
 		return nil, err
 	}
 	creds, revokes, files, delegated, err := h.credentials(ctx, cl.Run, st, scope)
@@ -377,6 +384,11 @@ func (h *Handler) planned(w http.ResponseWriter, r *http.Request, rn run.Run) er
 	if err := httpx.DecodeJSON(w, r, &req, 64<<10); err != nil {
 		return err
 	}
+	var writeToken func() (string, error)
+	if req.HasChanges && (rn.Type == run.Tracked || rn.Type == run.Destroy) {
+		// The run may go on to apply: sign its write token meanwhile.
+		writeToken = h.prepareToken(context.WithoutCancel(r.Context()), rn, rn.SpaceID, runtoken.Write)
+	}
 	st, err := h.Stacks.Get(r.Context(), rn.StackID)
 	if err != nil {
 		return err
@@ -394,7 +406,10 @@ func (h *Handler) planned(w http.ResponseWriter, r *http.Request, rn run.Run) er
 	resp := PlannedResponse{Next: next, Log: after.Notes}
 	if next == "apply" {
 		// The apply is the write stage: a fresh token of scope write.
-		if resp.OIDCToken, err = h.runToken(r.Context(), rn, st.Space, runtoken.Write); err != nil {
+		if writeToken == nil || st.Space != rn.SpaceID {
+			writeToken = h.prepareToken(r.Context(), rn, st.Space, runtoken.Write)
+		}
+		if resp.OIDCToken, err = writeToken(); err != nil {
 			return err
 		}
 		if resp.Env, resp.Revoke, resp.CredentialFiles, resp.Delegated, err = h.credentials(r.Context(), rn, st, runtoken.Write); err != nil {
@@ -437,26 +452,45 @@ func (h *Handler) planned(w http.ResponseWriter, r *http.Request, rn run.Run) er
 	return nil
 }
 
-// runToken issues the run's OpenID Connect token of scope ("" when no
-// issuer is configured); a failure fails the job at PREPARING with the
-// reason.
-func (h *Handler) runToken(ctx context.Context, rn run.Run, space, scope string) (string, error) {
+// prepareToken starts signing the run's OpenID Connect token of scope ("" when
+// no issuer is configured) in the background
+// (RSA signing costs more than the database work it can overlap) and
+// returns a function that waits for it and hands it out, recording it in
+// the audit trail; its error fails the job with the reason. A token
+// prepared but never handed out is dropped unrecorded: nobody received it.
+func (h *Handler) prepareToken(ctx context.Context, rn run.Run, space, scope string) func() (string, error) {
 	if h.Tokens == nil {
-		return "", nil
+		return func() (string, error) { return "", nil }
 	}
-	path := space
-	if h.SpacePath != nil {
-		p, err := h.SpacePath(ctx, space)
-		if err != nil {
-			return "", err
+	type result struct {
+		p   runtoken.Prepared
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		path := space
+		if h.SpacePath != nil {
+			p, err := h.SpacePath(ctx, space)
+			if err != nil {
+				done <- result{err: err}
+				return
+			}
+			path = p
 		}
-		path = p
+		p, err := h.Tokens.Prepare(ctx, runtoken.Run{SpaceID: space, SpacePath: path, StackID: rn.StackID, RunID: rn.ID, RunType: rn.Type, Scope: scope})
+		done <- result{p, err}
+	}()
+	return func() (string, error) {
+		res := <-done
+		if res.err != nil {
+			return "", fmt.Errorf("issuing the run's OIDC token: %w", res.err)
+		}
+		tok, _, err := h.Tokens.Hand(ctx, res.p)
+		if err != nil {
+			return "", fmt.Errorf("issuing the run's OIDC token: %w", err)
+		}
+		return tok, nil
 	}
-	tok, _, err := h.Tokens.Issue(ctx, runtoken.Run{SpaceID: space, SpacePath: path, StackID: rn.StackID, RunID: rn.ID, RunType: rn.Type, Scope: scope})
-	if err != nil {
-		return "", fmt.Errorf("issuing the run's OIDC token: %w", err)
-	}
-	return tok, nil
 }
 
 func (h *Handler) delta(w http.ResponseWriter, r *http.Request, rn run.Run) error {
