@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"regexp"
 	"strings"
+	"sync"
 )
 
 var shaRE = regexp.MustCompile(`^[0-9a-f]{40}([0-9a-f]{24})?$`)
@@ -32,8 +33,53 @@ func run(ctx context.Context, dir string, args ...string) (string, error) {
 	return out.String(), nil
 }
 
+// heads coalesces concurrent Head calls for the same branch: runs of many
+// stacks of one repository triggered together (a burst, a monorepo) ask
+// the remote once. A call that joins one in flight gets an answer at least
+// as fresh as its own start.
+var heads = struct {
+	sync.Mutex
+	calls map[string]*headCall
+}{calls: map[string]*headCall{}}
+
+type headCall struct {
+	done     chan struct{}
+	sha      string
+	err      error
+	canceled bool // the asking caller's context ended
+}
+
 // Head returns the commit at the tip of branch in repo.
 func Head(ctx context.Context, repo, branch string) (string, error) {
+	key := repo + "\x00" + branch
+	heads.Lock()
+	if c, ok := heads.calls[key]; ok {
+		heads.Unlock()
+		select {
+		case <-c.done:
+		case <-ctx.Done():
+			return "", ctx.Err()
+		}
+		if !c.canceled {
+			return c.sha, c.err
+		}
+		// The caller that asked gave up; ask again for this one.
+		return head(ctx, repo, branch)
+	}
+	c := &headCall{done: make(chan struct{})}
+	heads.calls[key] = c
+	heads.Unlock()
+	c.sha, c.err = head(ctx, repo, branch)
+	c.canceled = ctx.Err() != nil
+	heads.Lock()
+	delete(heads.calls, key)
+	heads.Unlock()
+	close(c.done)
+	return c.sha, c.err
+}
+
+
+func head(ctx context.Context, repo, branch string) (string, error) {
 	out, err := run(ctx, "", "ls-remote", "--", repo, "refs/heads/"+branch)
 	if err != nil {
 		return "", err

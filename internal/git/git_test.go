@@ -2,10 +2,12 @@ package git_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -189,5 +191,39 @@ func TestCheckoutCancelled(t *testing.T) {
 	}
 	if _, err := git.Head(c, r.path, "main"); err == nil {
 		t.Error("Head with a cancelled context = nil, want an error")
+	}
+}
+
+// Concurrent Head calls for one branch share one answer, and each gets the
+// tip; a caller whose context ends does not fail the others.
+func TestHeadConcurrent(t *testing.T) {
+	r := newTestRepo(t)
+	var wg sync.WaitGroup
+	errc := make(chan error, 20)
+	canceled, cancel := context.WithCancel(context.Background())
+	cancel()
+	for i := range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := ctx(t)
+			if i == 0 {
+				c = canceled
+			}
+			sha, err := git.Head(c, r.path, "main")
+			switch {
+			case i == 0:
+				if err == nil {
+					errc <- fmt.Errorf("Head with an ended context succeeded")
+				}
+			case err != nil || sha != r.second:
+				errc <- fmt.Errorf("Head = %s, %v; want %s", sha, err, r.second)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errc)
+	for err := range errc {
+		t.Error(err)
 	}
 }

@@ -35,7 +35,7 @@ import (
 
 // Signing algorithms.
 const (
-	RS256 = "RS256" // what AWS requires; the default
+	RS256 = "RS256" // the default: Microsoft Entra accepts no other
 	ES256 = "ES256"
 )
 
