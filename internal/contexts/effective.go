@@ -52,12 +52,17 @@ type Effective struct {
 // Effective computes the effective environment of a stack. With reveal,
 // secret values and file contents are included (for jobs only).
 func (s *Service) Effective(ctx context.Context, stackID string, reveal bool) (Effective, error) {
-	var out Effective
 	st, err := s.stacks.Get(ctx, stackID)
 	if err != nil {
-		return out, err
+		return Effective{}, err
 	}
-	own, err := s.stacks.EnvForJob(ctx, stackID)
+	return s.EffectiveFor(ctx, st, reveal)
+}
+
+// EffectiveFor is Effective for a stack the caller has read.
+func (s *Service) EffectiveFor(ctx context.Context, st stack.Stack, reveal bool) (Effective, error) {
+	var out Effective
+	own, err := s.stacks.EnvForJob(ctx, st.ID)
 	if err != nil {
 		return out, err
 	}

@@ -63,15 +63,20 @@ func (s *Service) ListEnv(ctx context.Context, stackID string) ([]EnvVar, error)
 	return vars, err
 }
 
-// EnvForJob returns the variables with secret values decrypted, for a job.
+// EnvForJob returns the variables with secret values decrypted, for a job
+// of a stack the caller has read (an unknown stack has none).
 func (s *Service) EnvForJob(ctx context.Context, stackID string) ([]EnvVar, error) {
-	return s.env(ctx, stackID, true)
+	return s.vars(ctx, stackID, true)
 }
 
 func (s *Service) env(ctx context.Context, stackID string, reveal bool) ([]EnvVar, error) {
 	if _, err := s.Get(ctx, stackID); err != nil {
 		return nil, err
 	}
+	return s.vars(ctx, stackID, reveal)
+}
+
+func (s *Service) vars(ctx context.Context, stackID string, reveal bool) ([]EnvVar, error) {
 	rows, err := s.db.Query(ctx, `SELECT name, value, secret FROM stack_env WHERE stack_id = $1 ORDER BY name`, stackID)
 	if err != nil {
 		return nil, err

@@ -421,32 +421,45 @@ func (j *jobRun) showPlan(ctx context.Context, env []string) ([]byte, error) {
 // JSON, then sends the JSON and the counts. A failure to make or send the
 // JSON is logged; it does not fail a run whose apply succeeded.
 func (j *jobRun) applyWhileShowing(ctx context.Context) error {
-	shown := make(chan []byte, 1)
+	// The JSON is usually made before the apply ends: it is sent, and the
+	// counts with it, while the apply runs; the log says so after the
+	// apply's output, so as not to cut into it.
+	type shownPlan struct {
+		notes []string // what to log once the apply is done
+		delta tofu.Delta
+		ok    bool
+	}
+	shown := make(chan shownPlan, 1)
 	readEnv := j.env // apply switches j.env to the write stage's
+	rctx := context.WithoutCancel(ctx)
 	go func() {
+		var out shownPlan
+		defer func() { shown <- out }()
 		data, err := j.showPlan(ctx, readEnv)
 		if err != nil {
-			j.log.Printf("Making the plan JSON failed: %v", err)
+			out.notes = append(out.notes, fmt.Sprintf("Making the plan JSON failed: %v", err))
+			return
 		}
-		shown <- data
+		if err := j.w.proto.PutArtifact(rctx, j.job, "plan.json", data); err != nil {
+			out.notes = append(out.notes, fmt.Sprintf("Uploading the plan JSON failed: %v", err))
+		}
+		delta, _, err := tofu.ParsePlan(data)
+		if err != nil {
+			out.notes = append(out.notes, fmt.Sprintf("Reading the plan JSON failed: %v", err))
+			return
+		}
+		out.delta, out.ok = delta, true
+		if err := j.w.proto.RecordDelta(rctx, j.job, workerapi.DeltaRequest{Add: delta.Add, Change: delta.Change, Destroy: delta.Destroy}); err != nil {
+			out.notes = append(out.notes, fmt.Sprintf("Reporting the plan's counts failed: %v", err))
+		}
 	}()
 	applyErr := j.apply(ctx)
-	data := <-shown
-	if data == nil {
-		return applyErr
+	res := <-shown
+	if res.ok {
+		j.log.Printf("Plan: %d to add, %d to change, %d to destroy", res.delta.Add, res.delta.Change, res.delta.Destroy)
 	}
-	rctx := context.WithoutCancel(ctx)
-	if err := j.w.proto.PutArtifact(rctx, j.job, "plan.json", data); err != nil {
-		j.log.Printf("Uploading the plan JSON failed: %v", err)
-	}
-	delta, _, err := tofu.ParsePlan(data)
-	if err != nil {
-		j.log.Printf("Reading the plan JSON failed: %v", err)
-		return applyErr
-	}
-	j.log.Printf("Plan: %d to add, %d to change, %d to destroy", delta.Add, delta.Change, delta.Destroy)
-	if err := j.w.proto.RecordDelta(rctx, j.job, workerapi.DeltaRequest{Add: delta.Add, Change: delta.Change, Destroy: delta.Destroy}); err != nil {
-		j.log.Printf("Reporting the plan's counts failed: %v", err)
+	for _, note := range res.notes {
+		j.log.Printf("%s", note)
 	}
 	return applyErr
 }

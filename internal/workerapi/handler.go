@@ -220,10 +220,6 @@ func (h *Handler) buildJob(ctx context.Context, cl *run.Claimed) (*Job, error) {
 	if err != nil {
 		return nil, err
 	}
-	vars, err := h.Stacks.EnvForJob(ctx, st.ID)
-	if err != nil {
-		return nil, err
-	}
 	job := &Job{
 		RunID: cl.Run.ID, Kind: cl.Kind, Token: cl.Token, StateToken: cl.StateToken, RunType: cl.Run.Type,
 		StackID: st.ID, SpaceID: st.Space, Repository: st.Repository, Branch: st.Branch,
@@ -246,6 +242,10 @@ func (h *Handler) buildJob(ctx context.Context, cl *run.Claimed) (*Job, error) {
 	}
 	job.Revoke, job.CredentialFiles, job.Delegated = revokes, files, delegated
 	if h.Contexts == nil {
+		vars, err := h.Stacks.EnvForJob(ctx, st.ID)
+		if err != nil {
+			return nil, err
+		}
 		for _, v := range vars {
 			job.Env = append(job.Env, EnvVar{Name: v.Name, Value: v.Value, Secret: v.Secret})
 		}
@@ -255,7 +255,7 @@ func (h *Handler) buildJob(ctx context.Context, cl *run.Claimed) (*Job, error) {
 	// The stack's environment merged with its contexts' (stack first, then
 	// attached contexts by priority, then auto-attached ones), and the
 	// hooks in Spacelift's order.
-	eff, err := h.Contexts.Effective(ctx, st.ID, true)
+	eff, err := h.Contexts.EffectiveFor(ctx, st, true)
 	if err != nil {
 		return nil, err
 	}
