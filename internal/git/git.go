@@ -78,7 +78,6 @@ func Head(ctx context.Context, repo, branch string) (string, error) {
 	return c.sha, c.err
 }
 
-
 func head(ctx context.Context, repo, branch string) (string, error) {
 	out, err := run(ctx, "", "ls-remote", "--", repo, "refs/heads/"+branch)
 	if err != nil {
