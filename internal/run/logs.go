@@ -19,6 +19,23 @@ func (s *Service) AppendLog(ctx context.Context, runID string, offset int64, dat
 	}
 	var size int64
 	err := s.tx(ctx, func(ctx context.Context, n *notes) error {
+		if len(data) > 0 {
+			// The usual case, the next chunk in order: one statement moves
+			// the end (and locks the run), the next stores the chunk.
+			end := offset + int64(len(data))
+			res, err := s.db.Exec(ctx, `UPDATE runs SET log_size = $3 WHERE id = $1 AND log_size = $2`, runID, offset, end)
+			if err != nil {
+				return err
+			}
+			if k, _ := res.RowsAffected(); k == 1 {
+				if _, err := s.db.Exec(ctx, `INSERT INTO run_logs (run_id, byte_offset, data) VALUES ($1, $2, $3)`, runID, offset, data); err != nil {
+					return err
+				}
+				size = end
+				n.add(LogKey(runID))
+				return nil
+			}
+		}
 		if err := s.db.QueryRow(ctx, `SELECT log_size FROM runs WHERE id = $1`, runID).Scan(&size); err != nil {
 			if isNoRows(err) {
 				return errs.E(errs.NotFound, "run %q not found", runID)

@@ -139,8 +139,8 @@ var errLostRace = errors.New("lost the race for the lock")
 
 // Release unlocks a stack's state held under lockID. Releasing a state that
 // is not locked succeeds; a lock held under another ID is refused. runID
-// names the run releasing it ("" for a person): a run releasing its own lock
-// makes no audit event, like its Acquire.
+// names the run releasing it ("" for a person): a run may release only the
+// lock it holds, and doing so makes no audit event, like its Acquire.
 func (s *Service) Release(ctx context.Context, stackID, lockID, runID string) error {
 	return s.db.Tx(ctx, func(ctx context.Context) error {
 		l, holder, err := s.lockAndHolder(ctx, stackID)
@@ -150,14 +150,21 @@ func (s *Service) Release(ctx context.Context, stackID, lockID, runID string) er
 		if err != nil {
 			return err
 		}
+		if runID != "" && holder != runID {
+			who := "a person"
+			if holder != "" {
+				who = "run " + holder
+			}
+			return errs.E(errs.Forbidden, "run %s may only release the lock it holds itself (this one is held by %s)", runID, who)
+		}
 		if l.ID != lockID {
 			return lockedErr(stackID, l)
 		}
 		if _, err = s.db.Exec(ctx, `DELETE FROM state_locks WHERE stack_id = $1`, stackID); err != nil {
 			return err
 		}
-		if runID != "" && holder == runID {
-			return nil
+		if runID != "" {
+			return nil // the run's own lock (checked above)
 		}
 		return s.record(ctx, "state.unlock", stackID, map[string]any{"lock": l.ID, "who": l.Who, "operation": l.Operation}, nil)
 	})

@@ -296,6 +296,34 @@ func TestReleaseRun(t *testing.T) {
 	})
 }
 
+// A run releases only the lock it holds itself, even knowing another's
+// lock ID; a person may release any lock by its ID.
+func TestReleaseByRun(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newFixture(t, d)
+		f.stack(t, "b")
+		if err := f.states.Acquire(f.ctx, "app", lockInfo("l-app", "w"), "run-1"); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.states.Acquire(f.ctx, "b", lockInfo("l-b", "w"), ""); err != nil {
+			t.Fatal(err)
+		}
+		wantKind(t, f.states.Release(f.ctx, "app", "l-app", "run-2"), errs.Forbidden)
+		wantKind(t, f.states.Release(f.ctx, "b", "l-b", "run-1"), errs.Forbidden)
+		wantKind(t, f.states.Release(f.ctx, "app", "l-other", "run-1"), errs.Locked)
+		if err := f.states.Release(f.ctx, "app", "l-app", "run-1"); err != nil {
+			t.Fatalf("a run releasing its own lock: %v", err)
+		}
+		if err := f.states.Release(f.ctx, "b", "l-b", ""); err != nil {
+			t.Fatalf("a person releasing a lock: %v", err)
+		}
+		for _, st := range []string{"app", "b"} {
+			_, err := f.states.Lock(f.ctx, st)
+			wantKind(t, err, errs.NotFound)
+		}
+	})
+}
+
 // TestAcquireConcurrently: lockers racing for a free state get one winner;
 // every other gets Locked with the winner's lock info, as OpenTofu expects
 // (it reports who holds the lock on 423), not an internal error.
