@@ -22,7 +22,7 @@ func openPostgres(ctx context.Context, url string, log *slog.Logger) (*DB, error
 		return nil, fmt.Errorf("db: open PostgreSQL: %w", err)
 	}
 	pool.SetMaxOpenConns(maxPostgresConns)
-	pool.SetMaxIdleConns(maxPostgresConns / 2)
+	pool.SetMaxIdleConns(maxPostgresConns)
 	pool.SetConnMaxIdleTime(5 * time.Minute)
 	if err := pool.PingContext(ctx); err != nil {
 		pool.Close()
