@@ -452,12 +452,12 @@ func (h *Handler) planned(w http.ResponseWriter, r *http.Request, rn run.Run) er
 	return nil
 }
 
-// prepareToken starts signing the run's OpenID Connect token of scope ("" when
-// no issuer is configured) in the background
-// (RSA signing costs more than the database work it can overlap) and
-// returns a function that waits for it and hands it out, recording it in
-// the audit trail; its error fails the job with the reason. A token
-// prepared but never handed out is dropped unrecorded: nobody received it.
+// prepareToken starts signing the run's OpenID Connect token of scope in the
+// background (RSA signing costs more than the database work it overlaps)
+// and returns a function that waits for it and hands it out, recording it
+// in the audit trail ("" when no issuer is configured); its error fails the
+// job with the reason. A token prepared but never handed out is dropped
+// unrecorded: nobody received it.
 func (h *Handler) prepareToken(ctx context.Context, rn run.Run, space, scope string) func() (string, error) {
 	if h.Tokens == nil {
 		return func() (string, error) { return "", nil }
