@@ -215,7 +215,7 @@ func (h *Handler) buildJob(ctx context.Context, cl *run.Claimed) (*Job, error) {
 		scope = runtoken.Write // applies and tasks
 	}
 	// Signed while the rest of the job is read.
-	token := h.prepareToken(ctx, cl.Run, cl.Run.SpaceID, scope)
+	token := h.prepareToken(ctx, cl.Run, cl.Run.SpaceID, scope, true)
 	st, err := h.Stacks.Get(ctx, cl.Run.StackID)
 	if err != nil {
 		return nil, err
@@ -231,7 +231,7 @@ func (h *Handler) buildJob(ctx context.Context, cl *run.Claimed) (*Job, error) {
 		StackLabels: st.Labels,
 	}
 	if st.Space != cl.Run.SpaceID {
-		token = h.prepareToken(ctx, cl.Run, st.Space, scope)
+		token = h.prepareToken(ctx, cl.Run, st.Space, scope, true)
 	}
 	if job.OIDCToken, err = token(); err != nil {
 		return nil, err
@@ -387,7 +387,7 @@ func (h *Handler) planned(w http.ResponseWriter, r *http.Request, rn run.Run) er
 	var writeToken func() (string, error)
 	if req.HasChanges && (rn.Type == run.Tracked || rn.Type == run.Destroy) {
 		// The run may go on to apply: sign its write token meanwhile.
-		writeToken = h.prepareToken(context.WithoutCancel(r.Context()), rn, rn.SpaceID, runtoken.Write)
+		writeToken = h.prepareToken(context.WithoutCancel(r.Context()), rn, rn.SpaceID, runtoken.Write, false)
 	}
 	st, err := h.Stacks.Get(r.Context(), rn.StackID)
 	if err != nil {
@@ -407,7 +407,7 @@ func (h *Handler) planned(w http.ResponseWriter, r *http.Request, rn run.Run) er
 	if next == "apply" {
 		// The apply is the write stage: a fresh token of scope write.
 		if writeToken == nil || st.Space != rn.SpaceID {
-			writeToken = h.prepareToken(r.Context(), rn, st.Space, runtoken.Write)
+			writeToken = h.prepareToken(r.Context(), rn, st.Space, runtoken.Write, false)
 		}
 		if resp.OIDCToken, err = writeToken(); err != nil {
 			return err
@@ -458,13 +458,19 @@ func (h *Handler) planned(w http.ResponseWriter, r *http.Request, rn run.Run) er
 // in the audit trail ("" when no issuer is configured); its error fails the
 // job with the reason. A token prepared but never handed out is dropped
 // unrecorded: nobody received it.
-func (h *Handler) prepareToken(ctx context.Context, rn run.Run, space, scope string) func() (string, error) {
+//
+// With handNow the issuance is recorded as soon as the token is signed,
+// while the caller goes on: for a job being claimed, which gets its token
+// unless building the job fails (then the trail shows a token the failed
+// run never received, rather than missing one it did).
+func (h *Handler) prepareToken(ctx context.Context, rn run.Run, space, scope string, handNow bool) func() (string, error) {
 	if h.Tokens == nil {
 		return func() (string, error) { return "", nil }
 	}
 	type result struct {
-		p   runtoken.Prepared
-		err error
+		p     runtoken.Prepared
+		token string // when handed out already
+		err   error
 	}
 	done := make(chan result, 1)
 	go func() {
@@ -478,12 +484,20 @@ func (h *Handler) prepareToken(ctx context.Context, rn run.Run, space, scope str
 			path = p
 		}
 		p, err := h.Tokens.Prepare(ctx, runtoken.Run{SpaceID: space, SpacePath: path, StackID: rn.StackID, RunID: rn.ID, RunType: rn.Type, Scope: scope})
-		done <- result{p, err}
+		if err == nil && handNow {
+			tok, _, herr := h.Tokens.Hand(ctx, p)
+			done <- result{token: tok, err: herr}
+			return
+		}
+		done <- result{p: p, err: err}
 	}()
 	return func() (string, error) {
 		res := <-done
 		if res.err != nil {
 			return "", fmt.Errorf("issuing the run's OIDC token: %w", res.err)
+		}
+		if handNow {
+			return res.token, nil
 		}
 		tok, _, err := h.Tokens.Hand(ctx, res.p)
 		if err != nil {
