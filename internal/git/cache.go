@@ -13,8 +13,8 @@ import (
 // run fetches only what it lacks and writes its tree in one process instead
 // of cloning, and the trees of the last commits it checked out (trees.go),
 // so that running the same commit again starts no git at all once the
-// commit is known. One Cache belongs to one worker: it is not safe for concurrent
-// use.
+// commit is known. One Cache belongs to one worker: it is not safe for
+// concurrent use.
 type Cache struct{ Dir string }
 
 // Checkout writes the tree of sha (the tip of branch when sha is empty) into

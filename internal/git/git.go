@@ -35,8 +35,8 @@ func run(ctx context.Context, dir string, args ...string) (string, error) {
 
 // heads coalesces concurrent Head calls for the same branch: runs of many
 // stacks of one repository triggered together (a burst, a monorepo) ask
-// the remote once. A call that joins one in flight gets an answer at least
-// as fresh as its own start.
+// the remote once. A call that joins one in flight gets that call's answer,
+// which may predate the join by at most the time one ls-remote takes.
 var heads = struct {
 	sync.Mutex
 	calls map[string]*headCall
