@@ -136,7 +136,7 @@ func (d *DB) Exec(ctx context.Context, query string, args ...any) (sql.Result, e
 	s := d.stmt(q, false)
 	if tx := d.txFrom(ctx); tx != nil {
 		if s != nil {
-			return inTx(ctx, tx, s).ExecContext(ctx, args...)
+			return tx.StmtContext(ctx, s).ExecContext(ctx, args...)
 		}
 		return tx.ExecContext(ctx, q.text, args...)
 	}
@@ -152,7 +152,7 @@ func (d *DB) Query(ctx context.Context, query string, args ...any) (*sql.Rows, e
 	q, args := d.prepare(query), normalizeArgs(args)
 	if tx := d.txFrom(ctx); tx != nil {
 		if s := d.stmt(q, false); s != nil {
-			return inTx(ctx, tx, s).QueryContext(ctx, args...)
+			return tx.StmtContext(ctx, s).QueryContext(ctx, args...)
 		}
 		return tx.QueryContext(ctx, q.text, args...)
 	}
@@ -169,7 +169,7 @@ func (d *DB) QueryRow(ctx context.Context, query string, args ...any) *sql.Row {
 	q, args := d.prepare(query), normalizeArgs(args)
 	if tx := d.txFrom(ctx); tx != nil {
 		if s := d.stmt(q, false); s != nil {
-			return inTx(ctx, tx, s).QueryRowContext(ctx, args...)
+			return tx.StmtContext(ctx, s).QueryRowContext(ctx, args...)
 		}
 		return tx.QueryRowContext(ctx, q.text, args...)
 	}

@@ -52,6 +52,3 @@ func (d *DB) stmt(q *query, reader bool) *sql.Stmt {
 	}
 	return nil
 }
-
-// inTx returns s for use inside tx.
-func inTx(ctx context.Context, tx *sql.Tx, s *sql.Stmt) *sql.Stmt { return tx.StmtContext(ctx, s) }

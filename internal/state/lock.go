@@ -50,17 +50,6 @@ func (s *Service) Lock(ctx context.Context, stackID string) (LockInfo, error) {
 	return s.lock(ctx, stackID)
 }
 
-// Holder returns the run that holds a stack's state lock ("" when a person
-// holds it), and whether the state is locked at all.
-func (s *Service) Holder(ctx context.Context, stackID string) (string, bool, error) {
-	var run string
-	err := s.db.QueryRow(ctx, `SELECT holder_run FROM state_locks WHERE stack_id = $1`, stackID).Scan(&run)
-	if errors.Is(err, sql.ErrNoRows) {
-		return "", false, nil
-	}
-	return run, err == nil, err
-}
-
 func lockedErr(stackID string, l LockInfo) error {
 	return &errs.Error{Kind: errs.Locked, Detail: l,
 		Message: "state of stack " + stackID + " is locked by " + l.Who + " (lock " + l.ID + ", " + l.Operation + ")"}
