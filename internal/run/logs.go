@@ -19,21 +19,28 @@ func (s *Service) AppendLog(ctx context.Context, runID string, offset int64, dat
 	}
 	var size int64
 	err := s.tx(ctx, func(ctx context.Context, n *notes) error {
-		if len(data) > 0 {
-			// The usual case, the next chunk in order: one statement moves
-			// the end (and locks the run), the next stores the chunk.
+		// store moves the end of the log from offset (and locks the run),
+		// then stores the chunk: false when the log does not end at offset.
+		store := func() (bool, error) {
 			end := offset + int64(len(data))
 			res, err := s.db.Exec(ctx, `UPDATE runs SET log_size = $3 WHERE id = $1 AND log_size = $2`, runID, offset, end)
 			if err != nil {
-				return err
+				return false, err
 			}
-			if k, _ := res.RowsAffected(); k == 1 {
-				if _, err := s.db.Exec(ctx, `INSERT INTO run_logs (run_id, byte_offset, data) VALUES ($1, $2, $3)`, runID, offset, data); err != nil {
-					return err
-				}
-				size = end
-				n.add(LogKey(runID))
-				return nil
+			if k, _ := res.RowsAffected(); k != 1 {
+				return false, nil
+			}
+			if _, err := s.db.Exec(ctx, `INSERT INTO run_logs (run_id, byte_offset, data) VALUES ($1, $2, $3)`, runID, offset, data); err != nil {
+				return false, err
+			}
+			size = end
+			n.add(LogKey(runID))
+			return true, nil
+		}
+		if len(data) > 0 {
+			// The usual case: the next chunk in order.
+			if ok, err := store(); ok || err != nil {
+				return err
 			}
 		}
 		if err := s.db.QueryRow(ctx, `SELECT log_size FROM runs WHERE id = $1`, runID).Scan(&size); err != nil {
@@ -54,15 +61,11 @@ func (s *Service) AppendLog(ctx context.Context, runID string, offset int64, dat
 		case len(data) == 0:
 			return nil
 		}
-		if _, err := s.db.Exec(ctx, `INSERT INTO run_logs (run_id, byte_offset, data) VALUES ($1, $2, $3)`, runID, offset, data); err != nil {
-			return err
+		ok, err := store()
+		if err == nil && !ok {
+			err = errs.E(errs.Conflict, "the log of run %s grew while appending; retry", runID)
 		}
-		size = offset + int64(len(data))
-		if _, err := s.db.Exec(ctx, `UPDATE runs SET log_size = $2 WHERE id = $1`, runID, size); err != nil {
-			return err
-		}
-		n.add(LogKey(runID))
-		return nil
+		return err
 	})
 	return size, err
 }
