@@ -147,43 +147,39 @@ func RunIDFromToken(token string) (string, bool) {
 // With allowEnded, a token of a run that ended still authenticates (so a
 // heartbeat can tell the worker to stop).
 func (s *Service) Authenticate(ctx context.Context, token string, allowEnded bool) (Run, error) {
-	return s.authenticate(ctx, token, "gjt_", "job_token_hash", allowEnded)
+	r, _, err := s.authenticate(ctx, token, "gjt_", "job_token_hash", allowEnded)
+	return r, err
 }
 
 // AuthenticateState checks a run's state token: valid while the run's job
 // holds it. It also says whether the run's stack keeps managed state.
 func (s *Service) AuthenticateState(ctx context.Context, token string) (Run, bool, error) {
-	var managed bool
-	r, err := s.authenticate(ctx, token, "gst_", "state_token_hash", false, &managed)
-	return r, managed, err
+	return s.authenticate(ctx, token, "gst_", "state_token_hash", false)
 }
 
-// authenticate checks a token against the hash in column; extra receives
-// the stack's managed_state when given.
-func (s *Service) authenticate(ctx context.Context, token, prefix, column string, allowEnded bool, managed ...any) (Run, error) {
+// authenticate checks a token against the hash in column and returns its
+// run and whether the run's stack keeps managed state.
+func (s *Service) authenticate(ctx context.Context, token, prefix, column string, allowEnded bool) (Run, bool, error) {
 	runID, ok := RunIDFromToken(token)
 	if !ok || !strings.HasPrefix(token, prefix) {
-		return Run{}, errs.E(errs.Unauthenticated, "invalid run token")
+		return Run{}, false, errs.E(errs.Unauthenticated, "invalid run token")
 	}
 	// One query for the token's hash and the run.
 	var hash string
-	q := `SELECT ` + cols + `, r.` + column + from + ` WHERE r.id = $1`
-	if len(managed) > 0 {
-		q = `SELECT ` + cols + `, r.` + column + `, s.managed_state` + from + ` WHERE r.id = $1`
-	}
-	r, err := scan(s.db.QueryRow(ctx, q, runID), append([]any{&hash}, managed...)...)
+	var managed bool
+	r, err := scan(s.db.QueryRow(ctx, `SELECT `+cols+`, r.`+column+`, s.managed_state`+from+` WHERE r.id = $1`, runID), &hash, &managed)
 	if err != nil && !isNoRows(err) {
 		// A database that does not answer is no reason to tell a worker
 		// its job is over: the caller retries a 5xx.
-		return Run{}, fmt.Errorf("checking a run token: %w", err)
+		return Run{}, false, fmt.Errorf("checking a run token: %w", err)
 	}
 	if err != nil || hash == "" || subtle.ConstantTimeCompare([]byte(hash), []byte(hashToken(token))) != 1 {
-		return Run{}, errs.E(errs.Unauthenticated, "invalid or expired run token")
+		return Run{}, false, errs.E(errs.Unauthenticated, "invalid or expired run token")
 	}
 	if Terminal(r.State) && !allowEnded {
-		return r, errs.E(errs.Unauthenticated, "run token expired: run %s is %s", r.ID, r.State)
+		return r, managed, errs.E(errs.Unauthenticated, "run token expired: run %s is %s", r.ID, r.State)
 	}
-	return r, nil
+	return r, managed, nil
 }
 
 // jobStep runs fn on a run still held by the worker.
