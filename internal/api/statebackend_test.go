@@ -196,6 +196,19 @@ func TestStateBackendUnmanagedStack(t *testing.T) {
 		}
 		wantError(t, e.tfstate(m, "own", "", e.token, body, nil), 409, "conflict")
 	}
+	// A run of that stack is refused too (its token says so by itself).
+	e.createRun("own", "TRACKED")
+	claimed, err := e.runs.Claim(context.Background(), "", "wkr-test")
+	if err != nil || claimed == nil {
+		t.Fatalf("Claim = %v, %v", claimed, err)
+	}
+	for _, m := range []string{"GET", "LOCK"} {
+		body := ""
+		if m == "LOCK" {
+			body = lockInfo("x", "")
+		}
+		wantError(t, e.tfstate(m, "own", "", claimed.StateToken, body, nil), 409, "conflict")
+	}
 }
 
 func TestOutputs(t *testing.T) {
