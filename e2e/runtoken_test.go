@@ -119,6 +119,26 @@ func TestRunOIDCTokens(t *testing.T) {
 	if _, err := fresh.Verifier(&oidc.Config{ClientID: "sts.amazonaws.com", SkipExpiryCheck: false}).Verify(ctx, planTok); err != nil {
 		t.Errorf("a token of the old key after rotation: %v", err)
 	}
+	// A run that waits for a person got its read token only: the write
+	// token is issued (and recorded) once it is confirmed.
+	repo2 := NewRepo(t, map[string]string{"main.tf": staticConfig("v1")})
+	s.CreateStack(t, "manual", repo2.URL, "--space", "team")
+	r3 := s.StartRun(t, "deploy", "manual")
+	s.WaitRun(t, r3.ID, "UNCONFIRMED")
+	issued := func() int {
+		var evs []apiv1.AuditEvent
+		s.getJSON(t, "/api/v1/audit/events?action=oidc_token.issue&subject_id="+r3.ID, &struct{ Items *[]apiv1.AuditEvent }{&evs})
+		return len(evs)
+	}
+	if n := issued(); n != 1 {
+		t.Errorf("%d tokens recorded for a run waiting for confirmation, want 1 (its plan's)", n)
+	}
+	s.MustGantry(t, "stack", "confirm", "--id", "manual", "--run", r3.ID)
+	s.WaitRun(t, r3.ID, "FINISHED")
+	if n := issued(); n != 2 {
+		t.Errorf("%d tokens recorded after the confirmed apply, want 2", n)
+	}
+
 	// The discovery document and the keys need no credentials.
 	for _, p := range []string{"/.well-known/openid-configuration", "/.well-known/jwks"} {
 		u, _ := url.JoinPath(s.URL, p)
