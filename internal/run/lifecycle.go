@@ -98,7 +98,8 @@ func (s *Service) transition(ctx context.Context, n *notes, r *Run, c change) er
 				return err
 			}
 		}
-		return s.promote(ctx, n, r.StackID)
+		_, err := s.promote(ctx, n, r.StackID)
+		return err
 	}
 	return nil
 }
@@ -107,52 +108,46 @@ func (s *Service) transition(ctx context.Context, n *notes, r *Run, c change) er
 // and the oldest queued blocking run if no blocking run holds the stack. A
 // run waiting for review before it started (PENDING_REVIEW from QUEUED)
 // does not hold the stack.
-func (s *Service) promote(ctx context.Context, n *notes, stackID string) error {
+func (s *Service) promote(ctx context.Context, n *notes, stackID string) ([]Run, error) {
 	// Updating the stack row serializes promotions of one stack across
 	// transactions on both databases.
 	var pool string
 	if err := s.db.QueryRow(ctx, `UPDATE stacks SET lock_version = lock_version + 1 WHERE id = $1 RETURNING worker_pool`, stackID).Scan(&pool); err != nil {
-		return err
+		return nil, err
 	}
+	// One query: every queued non-blocking run, and the oldest queued
+	// blocking run if no blocking run is active (a run waiting for review
+	// of its queueing does not hold the stack).
 	var ready []Run
-	rows, err := s.db.Query(ctx, `SELECT `+cols+from+` WHERE r.stack_id = $1 AND r.state = 'QUEUED' AND NOT r.blocking ORDER BY r.id`, stackID)
+	rows, err := s.db.Query(ctx, `SELECT `+cols+from+` WHERE r.stack_id = $1 AND r.state = 'QUEUED' AND (NOT r.blocking OR (
+			r.id = (SELECT MIN(q.id) FROM runs q WHERE q.stack_id = $1 AND q.state = 'QUEUED' AND q.blocking)
+			AND NOT EXISTS (SELECT 1 FROM runs b WHERE b.stack_id = $1 AND b.blocking AND b.state <> 'QUEUED' AND b.state NOT IN `+TerminalSQL+`
+				AND NOT (b.state = 'PENDING_REVIEW' AND b.review_from = 'QUEUED'))))
+		ORDER BY r.id`, stackID)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	for rows.Next() {
 		r, err := scan(rows)
 		if err != nil {
 			rows.Close()
-			return err
+			return nil, err
 		}
 		ready = append(ready, r)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return err
-	}
-	var busy int
-	if err := s.db.QueryRow(ctx, `SELECT COUNT(*) FROM runs WHERE stack_id = $1 AND blocking AND state <> 'QUEUED' AND state NOT IN `+TerminalSQL+
-		` AND NOT (state = 'PENDING_REVIEW' AND review_from = 'QUEUED')`, stackID).Scan(&busy); err != nil {
-		return err
-	}
-	if busy == 0 {
-		r, err := scan(s.db.QueryRow(ctx, `SELECT `+cols+from+` WHERE r.stack_id = $1 AND r.state = 'QUEUED' AND r.blocking ORDER BY r.id LIMIT 1`, stackID))
-		if err == nil {
-			ready = append(ready, r)
-		} else if !isNoRows(err) {
-			return err
-		}
+		return nil, err
 	}
 	for i := range ready {
 		if err := s.transition(ctx, n, &ready[i], change{to: Ready, actor: "gantry", reason: "waiting for a worker"}); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	if len(ready) > 0 {
 		n.add(PoolKey(pool))
 	}
-	return nil
+	return ready, nil
 }
 
 // New describes a run to create.
@@ -258,11 +253,14 @@ func (s *Service) Create(ctx context.Context, in New) (Run, error) {
 			}
 			n.add(PoolKey(r.Pool))
 		case r.State == Queued:
-			if err := s.promote(ctx, n, in.StackID); err != nil {
+			promoted, err := s.promote(ctx, n, in.StackID)
+			if err != nil {
 				return err
 			}
-			if r, err = s.Get(ctx, runID); err != nil {
-				return err
+			for _, p := range promoted {
+				if p.ID == r.ID {
+					r = p
+				}
 			}
 		}
 		// Last in the transaction: the audit head's lock is held briefly.

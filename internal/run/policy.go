@@ -121,7 +121,7 @@ func (s *Service) ReviewOutcome(ctx context.Context, runID, actor, seen string, 
 			}
 			r.ReviewFrom = ""
 			if to == Queued {
-				if err := s.promote(ctx, n, r.StackID); err != nil {
+				if _, err := s.promote(ctx, n, r.StackID); err != nil {
 					return err
 				}
 				r, err = s.Get(ctx, r.ID)

@@ -59,6 +59,9 @@ type Handler struct {
 	Log *slog.Logger
 	// MaxClaimWait bounds a claim's long poll.
 	MaxClaimWait time.Duration
+	// SeenEvery spares the database a write per claim: a worker seen less
+	// than this long ago is not recorded as seen again (0: every claim).
+	SeenEvery time.Duration
 }
 
 // EndedGrace is how long after its run ended a job may still send its
@@ -142,13 +145,16 @@ func (h *Handler) claim(w http.ResponseWriter, r *http.Request) error {
 	if wait > h.MaxClaimWait {
 		wait = h.MaxClaimWait
 	}
-	if err := h.Registry.Seen(r.Context(), wk.ID); err != nil {
-		return err
+	if time.Since(wk.LastSeen) >= h.SeenEvery {
+		if err := h.Registry.Seen(r.Context(), wk.ID); err != nil {
+			return err
+		}
 	}
 	if err := h.checkWorkerKey(r.Context(), wk); err != nil {
 		return err
 	}
 	deadline := time.Now().Add(wait)
+	drainChecked := time.Now() // wk.Drained is fresh
 	for {
 		if wk.Drained {
 			// A drained worker gets no new jobs; it waits, so that it does
@@ -192,12 +198,16 @@ func (h *Handler) claim(w http.ResponseWriter, r *http.Request) error {
 			return nil
 		}
 		// Nothing for this worker: maybe because it was drained (Claim
-		// gives a drained worker nothing).
-		if drained, err := h.Registry.Drained(r.Context(), wk.ID); err != nil {
-			return err
-		} else if drained {
-			wk.Drained = true
-			continue
+		// gives a drained worker nothing). Asked at most once a second: a
+		// wake-up that another worker won costs no extra query.
+		if time.Since(drainChecked) >= time.Second {
+			drainChecked = time.Now()
+			if drained, err := h.Registry.Drained(r.Context(), wk.ID); err != nil {
+				return err
+			} else if drained {
+				wk.Drained = true
+				continue
+			}
 		}
 		left := time.Until(deadline)
 		if left <= 0 || r.Context().Err() != nil {
@@ -233,14 +243,7 @@ func (h *Handler) buildJob(ctx context.Context, cl *run.Claimed) (*Job, error) {
 	if st.Space != cl.Run.SpaceID {
 		token = h.prepareToken(ctx, cl.Run, st.Space, scope, true)
 	}
-	if job.OIDCToken, err = token(); err != nil {
-		return nil, err
-	}
-	creds, revokes, files, delegated, err := h.credentials(ctx, cl.Run, st, scope)
-	if err != nil {
-		return nil, err
-	}
-	job.Revoke, job.CredentialFiles, job.Delegated = revokes, files, delegated
+	// The environment is read while the token is signed.
 	if h.Contexts == nil {
 		vars, err := h.Stacks.EnvForJob(ctx, st.ID)
 		if err != nil {
@@ -249,23 +252,32 @@ func (h *Handler) buildJob(ctx context.Context, cl *run.Claimed) (*Job, error) {
 		for _, v := range vars {
 			job.Env = append(job.Env, EnvVar{Name: v.Name, Value: v.Value, Secret: v.Secret})
 		}
-		job.Env = append(job.Env, creds...)
-		return job, nil
+	} else {
+		// The stack's environment merged with its contexts' (stack first,
+		// then attached contexts by priority, then auto-attached ones), and
+		// the hooks in Spacelift's order.
+		eff, err := h.Contexts.EffectiveFor(ctx, st, true)
+		if err != nil {
+			return nil, err
+		}
+		for _, v := range eff.Env {
+			job.Env = append(job.Env, EnvVar{Name: v.Name, Value: v.Value, Secret: v.Secret, Rank: v.Rank})
+		}
+		for _, f := range eff.Files {
+			job.Files = append(job.Files, File{Path: f.Path, Content: f.Content, Secret: f.Secret})
+		}
+		job.Hooks = Hooks(eff.Hooks)
 	}
-	// The stack's environment merged with its contexts' (stack first, then
-	// attached contexts by priority, then auto-attached ones), and the
-	// hooks in Spacelift's order.
-	eff, err := h.Contexts.EffectiveFor(ctx, st, true)
+	// Credentials are minted only once the run's token is: a job that
+	// cannot have its token mints nothing in the clouds.
+	if job.OIDCToken, err = token(); err != nil {
+		return nil, err
+	}
+	creds, revokes, files, delegated, err := h.credentials(ctx, cl.Run, st, scope)
 	if err != nil {
 		return nil, err
 	}
-	for _, v := range eff.Env {
-		job.Env = append(job.Env, EnvVar{Name: v.Name, Value: v.Value, Secret: v.Secret, Rank: v.Rank})
-	}
-	for _, f := range eff.Files {
-		job.Files = append(job.Files, File{Path: f.Path, Content: f.Content, Secret: f.Secret})
-	}
-	job.Hooks = Hooks(eff.Hooks)
+	job.Revoke, job.CredentialFiles, job.Delegated = revokes, files, delegated
 	job.Env = append(job.Env, creds...)
 	return job, nil
 }

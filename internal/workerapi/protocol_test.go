@@ -292,6 +292,39 @@ func TestClaimLongPoll(t *testing.T) {
 	})
 }
 
+// A claim records the worker as seen only when it was last seen at least
+// SeenEvery ago: long polls do not write to the database each time.
+func TestClaimSeenEvery(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newFixture(t, d)
+		c, reg := f.worker(t, builtinToken)
+		lastSeen := func() int64 {
+			t.Helper()
+			var at int64
+			if err := d.QueryRow(f.ctx, `SELECT last_seen_at FROM workers WHERE id = $1`, reg.WorkerID).Scan(&at); err != nil {
+				t.Fatal(err)
+			}
+			return at
+		}
+		f.handler.SeenEvery = time.Hour
+		before := lastSeen()
+		if job, err := c.Claim(f.ctx, 0); err != nil || job != nil {
+			t.Fatalf("Claim = %+v, %v", job, err)
+		}
+		if got := lastSeen(); got != before {
+			t.Fatalf("a worker seen just now was written as seen again (%d -> %d)", before, got)
+		}
+		f.handler.SeenEvery = 0
+		time.Sleep(time.Millisecond)
+		if job, err := c.Claim(f.ctx, 0); err != nil || job != nil {
+			t.Fatalf("Claim = %+v, %v", job, err)
+		}
+		if got := lastSeen(); got <= before {
+			t.Fatalf("a claim did not record the worker as seen (%d -> %d)", before, got)
+		}
+	})
+}
+
 func TestClaimPools(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, d *db.DB) {
 		f := newFixture(t, d)
