@@ -145,20 +145,29 @@ func RunIDFromToken(token string) (string, bool) {
 // Authenticate checks a job token and returns its run. A token is valid
 // while its job holds the run: not after the run ended or was handed off.
 // With allowEnded, a token of a run that ended still authenticates (so a
-// heartbeat can tell the worker to stop).
+// heartbeat can tell the worker to stop). The run has only the fields of
+// authCols set (who it is, where, its state and its worker): callers
+// needing more read it (the job steps do, in their transaction).
 func (s *Service) Authenticate(ctx context.Context, token string, allowEnded bool) (Run, error) {
 	r, _, err := s.authenticate(ctx, token, "gjt_", "job_token_hash", allowEnded)
 	return r, err
 }
 
 // AuthenticateState checks a run's state token: valid while the run's job
-// holds it. It also says whether the run's stack keeps managed state.
+// holds it. It also says whether the run's stack keeps managed state. The
+// run has only the fields of authCols set.
 func (s *Service) AuthenticateState(ctx context.Context, token string) (Run, bool, error) {
 	return s.authenticate(ctx, token, "gst_", "state_token_hash", false)
 }
 
+// authCols are the columns of a run that a token check reads: every
+// request of a run's job and of its tool's state backend is checked, so the
+// query stays small.
+const authCols = `r.id, r.stack_id, s.space_id, s.worker_pool, r.type, r.state, r.worker_id, r.updated_at`
+
 // authenticate checks a token against the hash in column and returns its
-// run and whether the run's stack keeps managed state.
+// run (the fields of authCols) and whether the run's stack keeps managed
+// state.
 func (s *Service) authenticate(ctx context.Context, token, prefix, column string, allowEnded bool) (Run, bool, error) {
 	runID, ok := RunIDFromToken(token)
 	if !ok || !strings.HasPrefix(token, prefix) {
@@ -167,7 +176,11 @@ func (s *Service) authenticate(ctx context.Context, token, prefix, column string
 	// One query for the token's hash and the run.
 	var hash string
 	var managed bool
-	r, err := scan(s.db.QueryRow(ctx, `SELECT `+cols+`, r.`+column+`, s.managed_state`+from+` WHERE r.id = $1`, runID), &hash, &managed)
+	var r Run
+	var updated int64
+	err := s.db.QueryRow(ctx, `SELECT `+authCols+`, r.`+column+`, s.managed_state`+from+` WHERE r.id = $1`, runID).
+		Scan(&r.ID, &r.StackID, &r.SpaceID, &r.Pool, &r.Type, &r.State, &r.WorkerID, &updated, &hash, &managed)
+	r.UpdatedAt = time.Unix(0, updated).UTC()
 	if err != nil && !isNoRows(err) {
 		// A database that does not answer is no reason to tell a worker
 		// its job is over: the caller retries a 5xx.
