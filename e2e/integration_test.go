@@ -377,6 +377,11 @@ func TestAzureManagedSecret(t *testing.T) {
 	if len(evs) < 2 {
 		t.Errorf("%d secret_rotate events", len(evs))
 	}
+	// Deleting the integration removes its secrets at Microsoft.
+	s.MustGantry(t, "integration", "delete", "--id", "azure-managed")
+	if left := fake.Secrets(app); len(left) != 0 {
+		t.Errorf("secrets left at Microsoft after the integration was deleted: %v", left)
+	}
 }
 
 func slicesContains(m map[string]string, v string) bool {

@@ -74,6 +74,9 @@ type DB struct {
 	prepMu     sync.Mutex
 	closing    bool           // under prepMu: Close began, prepare nothing more
 	preparing  sync.WaitGroup // statements being prepared (see stmt)
+
+	locksMu sync.Mutex
+	locks   map[int64]chan struct{} // SQLite's WithLock locks
 }
 
 // Open opens the database named by url and brings its schema up to date.

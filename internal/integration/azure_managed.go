@@ -185,63 +185,91 @@ func (s *Service) openSecret(integrationID, keyID, sealed string) (string, error
 	return string(pt), err
 }
 
+// secretsLock serializes the managed secrets' changes across replicas
+// (an advisory lock key on PostgreSQL: "gantry" and 2).
+const secretsLock = 0x67616e7472790002
+
 // rotate makes a new client secret when the newest is older than the
 // rotation interval (or there is none), and removes, at Microsoft and
 // here, secrets older than twice the interval (runs that took the
 // previous one keep it that long). Serialized across replicas by a lock
-// row held for the transaction.
+// held outside any transaction: Microsoft Graph is called between short
+// transactions, so a slow Graph never holds up the database's writers.
 func (s *Service) rotate(ctx context.Context, in Integration, now time.Time) error {
 	every := s.Graph.rotateEvery()
-	return s.db.Tx(ctx, func(ctx context.Context) error {
-		if _, err := s.db.Exec(ctx, `INSERT INTO settings (name, value) VALUES ('integration_secrets_lock', '')
-			ON CONFLICT (name) DO UPDATE SET value = excluded.value`); err != nil {
-			return err
-		}
+	app := in.Config[AzureClient]
+	return s.db.WithLock(ctx, secretsLock, func(ctx context.Context) error {
 		var newest int64
 		if err := s.db.QueryRow(ctx, `SELECT COALESCE(MAX(created_at), 0) FROM integration_secrets WHERE integration_id = $1`, in.ID).Scan(&newest); err != nil {
 			return err
 		}
 		if newest == 0 || now.Sub(db.FromNanos(newest)) >= every {
-			keyID, secret, err := s.Graph.AddPassword(ctx, in.Config[AzureClient], "gantry "+in.ID, now.Add(3*every))
+			keyID, secret, err := s.Graph.AddPassword(ctx, app, "gantry "+in.ID, now.Add(3*every))
 			if err != nil {
 				return errs.E(errs.Unavailable, "integration %s: %v", in.ID, err)
 			}
-			if _, err := s.db.Exec(ctx, `INSERT INTO integration_secrets (integration_id, key_id, secret_sealed, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)`,
-				in.ID, keyID, base64.StdEncoding.EncodeToString(s.Box.Seal([]byte(secret), secretAAD(in.ID, keyID))), now.UnixNano(), now.Add(3*every).UnixNano()); err != nil {
-				return err
-			}
-			if err := s.Audit.Record(ctx, "integration.secret_rotate", "integration", in.ID, in.Space, nil,
-				map[string]any{"application": in.Config[AzureClient], "key_id": keyID, "expires_at": now.Add(3 * every).UTC()}); err != nil {
+			err = s.db.Tx(ctx, func(ctx context.Context) error {
+				if _, err := s.db.Exec(ctx, `INSERT INTO integration_secrets (integration_id, key_id, secret_sealed, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)`,
+					in.ID, keyID, base64.StdEncoding.EncodeToString(s.Box.Seal([]byte(secret), secretAAD(in.ID, keyID))), now.UnixNano(), now.Add(3*every).UnixNano()); err != nil {
+					return err
+				}
+				return s.Audit.Record(ctx, "integration.secret_rotate", "integration", in.ID, in.Space, nil,
+					map[string]any{"application": app, "key_id": keyID, "expires_at": now.Add(3 * every).UTC()})
+			})
+			if err != nil {
+				// Not kept here (the integration was deleted meanwhile, or
+				// the database failed): a secret nobody knows must not live
+				// on at Microsoft.
+				if rerr := s.Graph.RemovePassword(context.WithoutCancel(ctx), app, keyID); rerr != nil {
+					return fmt.Errorf("integration %s: keeping the new client secret %s failed (%w), and removing it at Microsoft too: %v", in.ID, keyID, err, rerr)
+				}
 				return err
 			}
 		}
-		rows, err := s.db.Query(ctx, `SELECT key_id FROM integration_secrets WHERE integration_id = $1 AND created_at < $2`, in.ID, now.Add(-2*every).UnixNano())
+		old, err := s.secretKeys(ctx, in.ID, now.Add(-2*every))
 		if err != nil {
 			return err
 		}
-		var old []string
-		for rows.Next() {
-			var k string
-			if err := rows.Scan(&k); err != nil {
-				rows.Close()
-				return err
-			}
-			old = append(old, k)
+		return s.removeSecrets(ctx, in, old)
+	})
+}
+
+// secretKeys lists the key ids of an integration's managed secrets made
+// before cutoff.
+func (s *Service) secretKeys(ctx context.Context, integrationID string, cutoff time.Time) ([]string, error) {
+	rows, err := s.db.Query(ctx, `SELECT key_id FROM integration_secrets WHERE integration_id = $1 AND created_at < $2 ORDER BY created_at`, integrationID, cutoff.UnixNano())
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var keys []string
+	for rows.Next() {
+		var k string
+		if err := rows.Scan(&k); err != nil {
+			return nil, err
 		}
-		rows.Close()
-		for _, k := range old {
-			if err := s.Graph.RemovePassword(ctx, in.Config[AzureClient], k); err != nil {
-				return errs.E(errs.Unavailable, "integration %s: %v", in.ID, err)
-			}
+		keys = append(keys, k)
+	}
+	return keys, rows.Err()
+}
+
+// removeSecrets removes managed secrets at Microsoft, then here, one by
+// one (what was removed stays removed if a later one fails).
+func (s *Service) removeSecrets(ctx context.Context, in Integration, keys []string) error {
+	for _, k := range keys {
+		if err := s.Graph.RemovePassword(ctx, in.Config[AzureClient], k); err != nil {
+			return errs.E(errs.Unavailable, "integration %s: %v", in.ID, err)
+		}
+		if err := s.db.Tx(ctx, func(ctx context.Context) error {
 			if _, err := s.db.Exec(ctx, `DELETE FROM integration_secrets WHERE integration_id = $1 AND key_id = $2`, in.ID, k); err != nil {
 				return err
 			}
-			if err := s.Audit.Record(ctx, "integration.secret_remove", "integration", in.ID, in.Space, map[string]any{"key_id": k}, nil); err != nil {
-				return err
-			}
+			return s.Audit.Record(ctx, "integration.secret_remove", "integration", in.ID, in.Space, map[string]any{"key_id": k}, nil)
+		}); err != nil {
+			return err
 		}
-		return nil
-	})
+	}
+	return nil
 }
 
 // RotateManaged rotates the managed secrets of every managed integration

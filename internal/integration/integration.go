@@ -11,6 +11,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"math"
 	"sort"
 	"strconv"
 	"strings"
@@ -243,7 +244,34 @@ func (s *Service) Update(ctx context.Context, integrationID string, fn func(*Int
 }
 
 // Delete removes an integration and its attachments.
+//
+// A managed Azure integration's client secrets are removed at Microsoft
+// first: if that fails, nothing is deleted and the error says why (a
+// secret nobody knows of must not live on).
 func (s *Service) Delete(ctx context.Context, integrationID string) error {
+	in, err := s.Get(ctx, integrationID)
+	if err != nil {
+		return err
+	}
+	if in.Type != Azure || in.Config[AzureMode] != AzureModeManaged {
+		return s.delete(ctx, integrationID)
+	}
+	return s.db.WithLock(ctx, secretsLock, func(ctx context.Context) error {
+		keys, err := s.secretKeys(ctx, in.ID, time.Unix(0, math.MaxInt64))
+		if err != nil {
+			return err
+		}
+		if len(keys) > 0 && s.Graph == nil {
+			return errs.E(errs.Unavailable, "integration %s: its %d client secret(s) at Microsoft can only be removed with the server's Microsoft Graph credential (--azure-graph-*): nothing was deleted", in.ID, len(keys))
+		}
+		if err := s.removeSecrets(ctx, in, keys); err != nil {
+			return errs.Wrap(errs.KindOf(err), err, "%s (the integration was not deleted: try again)", errs.Public(err))
+		}
+		return s.delete(ctx, integrationID)
+	})
+}
+
+func (s *Service) delete(ctx context.Context, integrationID string) error {
 	return s.db.Tx(ctx, func(ctx context.Context) error {
 		in, err := s.Get(ctx, integrationID)
 		if err != nil {

@@ -59,6 +59,14 @@ func PostgresURL(t testing.TB) string {
 	return server(t).createDatabase(t)
 }
 
+// Open opens (and migrates) the PostgreSQL database at url (from
+// PostgresURL), closed when the test ends: two handles of one database
+// behave as two replicas.
+func Open(t testing.TB, url string) *db.DB {
+	t.Helper()
+	return open(t, url, "")
+}
+
 func open(t testing.TB, url, dataDir string) *db.DB {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), openTimeout)
