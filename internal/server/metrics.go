@@ -117,5 +117,6 @@ func (s *Server) metricsHandler() http.Handler {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), httpRequests,
 		runsCollector{s: s, desc: prometheus.NewDesc("gantry_runs_active", "Runs not yet terminal, by state.", []string{"state"}, nil)},
 		newDriftCollector(s))
+	reg.MustRegister(s.replicaMetrics()...)
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 }

@@ -170,6 +170,9 @@ type Server struct {
 	url          string
 	ready        atomic.Bool
 	draining     atomic.Bool
+	others       atomic.Bool  // another server shares the database (see replicas.go)
+	replicas     atomic.Int64 // servers alive on the database, this one included
+	published    atomic.Int64 // wake-ups sent to the others
 	poolTok      string
 	tempDir      bool          // --dev made the data directory: remove it at exit
 	closed       chan struct{} // closed when Run returns
@@ -245,6 +248,10 @@ func (s *Server) open(ctx context.Context) error {
 				}
 				// What piled up meanwhile goes in the same NOTIFY.
 				keys = batchEvents(keys, events)
+				if !s.others.Load() {
+					continue // nobody else would read it
+				}
+				s.published.Add(1)
 				pctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 				if err := s.db.Notify(pctx, eventsChannel, s.hub.Payload(keys)); err != nil && !errors.Is(err, sql.ErrConnDone) {
 					s.log.Warn("publishing an event failed", "err", err)
@@ -304,7 +311,14 @@ func (s *Server) open(ctx context.Context) error {
 	if err := s.bootstrapToken(ctx); err != nil {
 		return err
 	}
-	return s.recoverInstance(ctx)
+	if err := s.recoverInstance(ctx); err != nil {
+		return err
+	}
+	s.replicas.Store(1)
+	if s.db.Dialect == db.Postgres {
+		return s.seeReplicas(ctx, time.Now())
+	}
+	return nil
 }
 
 // checkKey unwraps the data key, which every service's Box uses, with
@@ -571,6 +585,9 @@ func (s *Server) serve(ctx context.Context) error {
 	go func() {
 		_ = s.db.Listen(reaperCtx, eventsChannel, s.hub.NotifyRemote)
 	}()
+	if s.db.Dialect == db.Postgres {
+		go s.watchReplicas(reaperCtx)
+	}
 	if s.cfg.Demo {
 		go func() {
 			if err := s.demo(ctx); err != nil {
@@ -601,6 +618,9 @@ func (s *Server) serve(ctx context.Context) error {
 		<-done
 	}
 	stopReaper()
+	if s.db.Dialect == db.Postgres {
+		s.leaveReplicas()
+	}
 	closeIdle() // the built-in workers' connections, so Shutdown need not wait for them
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
