@@ -13,7 +13,9 @@
 // serialized by one row, audit_head, which each Record updates in its
 // transaction: on PostgreSQL its row lock orders the writers of every
 // replica; on SQLite the single writer does. Call Record last in a
-// transaction, so that the head row is held as briefly as possible.
+// transaction, so that the head row is held as briefly as possible. A
+// process that wrote the head last moves it with one compare-and-set
+// (two statements per event); otherwise Record locks and reads it first.
 package audit
 
 import (
@@ -24,6 +26,7 @@ import (
 	"log/slog"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -78,6 +81,10 @@ type Service struct {
 	now      func() time.Time
 	failures failureLimiter
 	forward  *Forwarder // set by NewForwarder
+
+	hintMu   sync.Mutex
+	hintSeq  int64  // the head this process last wrote (see Record)
+	hintHash string // "" when unknown
 }
 
 // NewService returns the audit service over d. A nil log discards.
@@ -158,23 +165,45 @@ func (s *Service) Record(ctx context.Context, ev Event) (Event, error) {
 	if err := s.complete(ctx, &ev); err != nil {
 		return Event{}, err
 	}
+	given := !ev.At.IsZero()
 	err := s.db.Tx(ctx, func(ctx context.Context) error {
-		// The row lock taken here is held until the transaction ends: every
-		// other writer waits, so seq and prev_hash follow one line.
-		var prev string
-		if err := s.db.QueryRow(ctx, `UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash`).
-			Scan(&ev.Seq, &prev); err != nil {
-			return fmt.Errorf("audit: advance head: %w", err)
+		stamp := func() {
+			if !given {
+				ev.At = s.now()
+			}
+			ev.At = db.FromNanos(db.Nanos(ev.At))
 		}
-		ev.PrevHash = prev
-		if ev.At.IsZero() {
-			ev.At = s.now()
-		}
-		ev.At = db.FromNanos(db.Nanos(ev.At))
-		ev.Hash = ev.ComputeHash()
 		roles, err := json.Marshal(ev.Roles)
 		if err != nil {
 			return err
+		}
+		// Fast path: the head this process last wrote is still the head,
+		// so the event follows it and the head moves to it in one
+		// compare-and-set (which takes the head's row lock, held until the
+		// transaction ends). The hint is only a guess: if another writer
+		// (replica, rolled back transaction, other process) moved the head,
+		// nothing matches and the slow path below locks and reads it.
+		advanced := false
+		if seq, hash, ok := s.headHint(); ok {
+			stamp()
+			ev.Seq, ev.PrevHash = seq+1, hash
+			ev.Hash = ev.ComputeHash()
+			res, err := s.db.Exec(ctx, `UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1 AND seq = $3 AND hash = $4`, ev.Seq, ev.Hash, seq, hash)
+			if err != nil {
+				return fmt.Errorf("audit: advance head: %w", err)
+			}
+			n, _ := res.RowsAffected()
+			advanced = n == 1
+		}
+		if !advanced {
+			// The row lock taken here is held until the transaction ends:
+			// every other writer waits, so seq and prev_hash follow one line.
+			if err := s.db.QueryRow(ctx, `UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash`).
+				Scan(&ev.Seq, &ev.PrevHash); err != nil {
+				return fmt.Errorf("audit: advance head: %w", err)
+			}
+			stamp() // under the lock: times follow the sequence
+			ev.Hash = ev.ComputeHash()
 		}
 		if _, err := s.db.Exec(ctx, `INSERT INTO audit_events (seq, at, actor, roles, source_ip, request_id, action,
 			subject_type, subject_id, space, change, outcome, prev_hash, hash)
@@ -183,9 +212,12 @@ func (s *Service) Record(ctx context.Context, ev Event) (Event, error) {
 			ev.SubjectType, ev.SubjectID, ev.Space, string(ev.Change), ev.Outcome, ev.PrevHash, ev.Hash); err != nil {
 			return fmt.Errorf("audit: insert event: %w", err)
 		}
-		if _, err := s.db.Exec(ctx, `UPDATE audit_head SET hash = $1 WHERE id = 1`, ev.Hash); err != nil {
-			return fmt.Errorf("audit: update head: %w", err)
+		if !advanced {
+			if _, err := s.db.Exec(ctx, `UPDATE audit_head SET hash = $1 WHERE id = 1`, ev.Hash); err != nil {
+				return fmt.Errorf("audit: update head: %w", err)
+			}
 		}
+		s.setHeadHint(ev.Seq, ev.Hash)
 		if st := stateFrom(ctx); st != nil {
 			s.db.AfterCommit(ctx, st.markRecorded)
 		}
@@ -195,6 +227,21 @@ func (s *Service) Record(ctx context.Context, ev Event) (Event, error) {
 		return Event{}, err
 	}
 	return ev, nil
+}
+
+// headHint returns the head this process last wrote, if any.
+func (s *Service) headHint() (seq int64, hash string, ok bool) {
+	s.hintMu.Lock()
+	defer s.hintMu.Unlock()
+	return s.hintSeq, s.hintHash, s.hintHash != ""
+}
+
+// setHeadHint remembers the head this process just wrote (committed or
+// not: a wrong hint only sends the next writer down the slow path).
+func (s *Service) setHeadHint(seq int64, hash string) {
+	s.hintMu.Lock()
+	defer s.hintMu.Unlock()
+	s.hintSeq, s.hintHash = seq, hash
 }
 
 // cleanText drops NUL bytes, replaces invalid UTF-8 and bounds the length

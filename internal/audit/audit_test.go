@@ -418,3 +418,39 @@ func TestRecordCleansText(t *testing.T) {
 		}
 	})
 }
+
+// A process moves the head it wrote last with one compare-and-set; a hint
+// made stale by a rolled back transaction and by another replica's event
+// at the same sequence number (another hash) must not be followed: the
+// chain stays whole.
+func TestStaleHeadHint(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		a, b := audit.NewService(d, nil), audit.NewService(d, nil) // two replicas
+		record := func(s *audit.Service, action string) {
+			t.Helper()
+			if _, err := s.Record(ctx, audit.Event{Action: action}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		record(a, "test.first")
+		// a writes seq 2 and rolls back: its hint names an event that
+		// never was.
+		boom := errors.New("boom")
+		if err := d.Tx(ctx, func(ctx context.Context) error {
+			if _, err := a.Record(ctx, audit.Event{Action: "test.rolled-back"}); err != nil {
+				return err
+			}
+			return boom
+		}); !errors.Is(err, boom) {
+			t.Fatal(err)
+		}
+		record(b, "test.other-replica") // seq 2, another hash
+		record(a, "test.after")         // must follow b's event
+		record(a, "test.again")         // the fast path again
+		v := verify(t, a)
+		if !v.OK || v.Checked != 4 || v.HeadSeq != 4 {
+			t.Fatalf("Verify = %+v, want 4 events linked", v)
+		}
+	})
+}
