@@ -307,20 +307,17 @@ const NextPlan = "plan"
 // applying, so the run goes on to APPLYING at once and the worker sends the
 // counts later (RecordDelta); otherwise the answer is NextPlan.
 func (s *Service) PlannedPending(ctx context.Context, runID, workerID string, autodeploy bool) (string, Run, error) {
-	needsPlan := false
-	if s.Policies != nil {
-		r, err := s.Get(ctx, runID)
-		if err != nil {
-			return "", r, err
-		}
-		if needsPlan, err = s.Policies.NeedsPlan(ctx, r); err != nil {
-			return "", r, err
-		}
-	}
 	next := ""
 	r, err := s.jobStep(ctx, runID, workerID, func(ctx context.Context, n *notes, r *Run) error {
 		if r.State != Planning {
 			return errs.E(errs.Conflict, "run %s is %s, not PLANNING", r.ID, r.State)
+		}
+		needsPlan := false
+		if s.Policies != nil {
+			var err error
+			if needsPlan, err = s.Policies.NeedsPlan(ctx, *r); err != nil {
+				return err
+			}
 		}
 		switch {
 		case r.StopRequested != "":
