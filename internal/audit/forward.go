@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/netip"
 	"net/url"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -145,7 +144,7 @@ func forwardAAD(endpointID string, createdAt int64, what string) string {
 	return "audit-endpoint:" + endpointID + ":" + strconv.FormatInt(createdAt, 10) + ":" + what
 }
 
-var forwardHeaderRE = regexp.MustCompile("^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,128}$")
+var forwardHeaderRE = id.MustPattern("^[A-Za-z0-9!#$%&'*+.^_`|~-]+$", 1, 128)
 
 // reservedForwardHeaders are set by the forwarder.
 var reservedForwardHeaders = map[string]bool{

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -199,7 +198,7 @@ type Roles struct {
 // NewRoles returns the role store.
 func NewRoles(d *db.DB) *Roles { return &Roles{db: d} }
 
-var roleID = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+var roleID = id.MustPattern(`^[a-z0-9][a-z0-9-]*$`, 1, 63)
 
 // CreateRole stores a custom role.
 func (rs *Roles) CreateRole(ctx context.Context, r Role, by string) (Role, error) {

@@ -5,10 +5,10 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"path"
-	"regexp"
 	"strings"
 
 	"github.com/gantry-iac/gantry/internal/errs"
+	"github.com/gantry-iac/gantry/internal/id"
 )
 
 // EnvVar is an environment variable of a context.
@@ -37,7 +37,7 @@ const (
 	MaxFilePath = 1024
 )
 
-var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,254}$`)
+var envNameRE = id.MustPattern(`^[A-Za-z_][A-Za-z0-9_]*$`, 1, 255)
 
 // reservedPrefixes are set by Gantry for every run.
 var reservedPrefixes = []string{"GANTRY_", "TF_VAR_gantry_"}

@@ -5,7 +5,6 @@ package id
 import (
 	"crypto/rand"
 	"encoding/binary"
-	"regexp"
 	"sync"
 	"time"
 )
@@ -81,7 +80,7 @@ func Secret(n int) string {
 	return string(out)
 }
 
-var slugRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+var slugRE = MustPattern(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`, 1, 63)
 
 // ValidSlug reports whether s is a valid slug id: lower-case letters, digits
 // and dashes, 1 to 63 characters, not starting or ending with a dash.

@@ -28,6 +28,7 @@ func TestValidSlug(t *testing.T) {
 	for s, want := range map[string]bool{
 		"root": true, "a": true, "my-stack-1": true, "": false, "-a": false, "a-": false,
 		"Upper": false, "a_b": false, "a/b": false, "../x": false, strings.Repeat("a", 64): false,
+		strings.Repeat("a", 63): true, "a" + strings.Repeat("-", 61) + "a": true,
 	} {
 		if got := ValidSlug(s); got != want {
 			t.Errorf("ValidSlug(%q) = %v, want %v", s, got, want)
@@ -39,5 +40,14 @@ func TestSecret(t *testing.T) {
 	a, b := Secret(32), Secret(32)
 	if a == b || len(a) < 50 {
 		t.Fatalf("weak secrets %q %q", a, b)
+	}
+}
+
+func TestPattern(t *testing.T) {
+	p := MustPattern(`^[a-z]+$`, 2, 4)
+	for s, want := range map[string]bool{"a": false, "ab": true, "abcd": true, "abcde": false, "aB": false, "": false} {
+		if got := p.MatchString(s); got != want {
+			t.Errorf("MatchString(%q) = %v, want %v", s, got, want)
+		}
 	}
 }

@@ -35,7 +35,14 @@ const (
 	AWSModeAssumeRole  = "assume_role"
 )
 
-var roleARN = regexp.MustCompile(`^arn:aws[a-z-]*:iam::(\d{12}):role/[\w+=,.@/-]{1,512}$`)
+var roleARN = regexp.MustCompile(`^arn:aws[a-z-]*:iam::(\d{12}):role/[\w+=,.@/-]+$`)
+
+// validRoleARN reports whether arn is an IAM role ARN whose path and name
+// take at most 512 bytes (checked apart: {1,512} would compile to a
+// regular expression of hundreds of KiB).
+func validRoleARN(arn string) bool {
+	return roleARN.MatchString(arn) && len(arn)-strings.Index(arn, ":role/")-len(":role/") <= 512
+}
 
 // AWSMinter mints AWS credentials with STS, through the official SDK:
 // AssumeRoleWithWebIdentity with the run's OIDC token (no AWS credentials
@@ -55,7 +62,7 @@ func (m *AWSMinter) Validate(cfg map[string]string) error {
 			return errs.E(errs.Invalid, "unknown AWS setting %q (known: role_arn, duration_seconds, region, mode, audience, external_id, account, session_tags, sts_endpoint)", k)
 		}
 	}
-	if !roleARN.MatchString(cfg[AWSRoleARN]) {
+	if !validRoleARN(cfg[AWSRoleARN]) {
 		return errs.E(errs.Invalid, "role_arn %q is not an IAM role ARN (arn:aws:iam::123456789012:role/name)", cfg[AWSRoleARN])
 	}
 	if d := cfg[AWSDuration]; d != "" {

@@ -230,3 +230,42 @@ func TestGenericOIDC(t *testing.T) {
 		t.Errorf("Mint = %+v, %v (aud %q)", c, err, gotAud)
 	}
 }
+
+// The settings' length bounds hold (they are checked apart from the
+// patterns).
+func TestSettingBounds(t *testing.T) {
+	name := func(n int) string { return strings.Repeat("r", n) }
+	for arn, want := range map[string]bool{
+		"arn:aws:iam::123456789012:role/" + name(512):    true,
+		"arn:aws:iam::123456789012:role/" + name(513):    false,
+		"arn:aws:iam::123456789012:role/path/" + name(5): true,
+		"arn:aws:iam::123456789012:role/":                false,
+		"arn:aws:iam::12345678901:role/x":                false,
+	} {
+		err := (&integration.AWSMinter{}).Validate(map[string]string{integration.AWSRoleARN: arn})
+		if got := err == nil; got != want {
+			t.Errorf("role_arn of %d bytes: %v, want ok=%v", len(arn), err, want)
+		}
+	}
+	const sa = "@proj.iam.gserviceaccount.com"
+	provider := func(pool, prov string) string {
+		return "projects/123/locations/global/workloadIdentityPools/" + pool + "/providers/" + prov
+	}
+	for _, c := range []struct {
+		provider, account string
+		want              bool
+	}{
+		{provider("pool", "prov"), "gantry" + sa, true},
+		{provider(name(32), name(32)), "g" + name(28) + "x" + sa, true},
+		{provider("poo", "prov"), "gantry" + sa, false},
+		{provider("pool", name(33)), "gantry" + sa, false},
+		{provider("pool", "prov"), "gantr" + sa, false},
+		{provider("pool", "prov"), "g" + name(29) + "x" + sa, false},
+		{provider("pool", "prov"), "gantry-" + sa, false},
+	} {
+		err := (&integration.GCPMinter{}).Validate(map[string]string{integration.GCPProvider: c.provider, integration.GCPServiceAccount: c.account})
+		if got := err == nil; got != c.want {
+			t.Errorf("provider %q, account %q: %v, want ok=%v", c.provider, c.account, err, c.want)
+		}
+	}
+}

@@ -31,10 +31,26 @@ const (
 	defaultGoogleIAMCreds = "https://iamcredentials.googleapis.com"
 )
 
+// Lengths are checked apart from the patterns (a bounded repetition such
+// as {4,32} compiles to one copy per repetition).
 var (
-	gcpProviderRE = regexp.MustCompile(`^projects/\d+/locations/global/workloadIdentityPools/[a-z0-9-]{4,32}/providers/[a-z0-9-]{4,32}$`)
-	gcpSARE       = regexp.MustCompile(`^[a-z][a-z0-9-]{4,28}[a-z0-9]@[a-z0-9.-]+\.iam\.gserviceaccount\.com$`)
+	gcpProviderRE = regexp.MustCompile(`^projects/\d+/locations/global/workloadIdentityPools/([a-z0-9-]+)/providers/([a-z0-9-]+)$`)
+	gcpSARE       = regexp.MustCompile(`^([a-z][a-z0-9-]*[a-z0-9])@[a-z0-9.-]+\.iam\.gserviceaccount\.com$`)
 )
+
+// validGCPProvider reports whether s names a workload identity provider
+// (pool and provider ids of 4 to 32 characters).
+func validGCPProvider(s string) bool {
+	m := gcpProviderRE.FindStringSubmatch(s)
+	return m != nil && len(m[1]) >= 4 && len(m[1]) <= 32 && len(m[2]) >= 4 && len(m[2]) <= 32
+}
+
+// validGCPServiceAccount reports whether s is a service account email (a
+// name of 6 to 30 characters).
+func validGCPServiceAccount(s string) bool {
+	m := gcpSARE.FindStringSubmatch(s)
+	return m != nil && len(m[1]) >= 6 && len(m[1]) <= 30
+}
 
 // GCPMinter exchanges the run's OIDC token at Google's Security Token
 // Service for a federated token (audience: the workload identity
@@ -55,10 +71,10 @@ func (m *GCPMinter) Validate(cfg map[string]string) error {
 			return errs.E(errs.Invalid, "unknown Google Cloud setting %q (known: workload_identity_provider, service_account, scopes, project, lifetime_seconds, audience, sts_endpoint, iam_credentials_endpoint)", k)
 		}
 	}
-	if !gcpProviderRE.MatchString(cfg[GCPProvider]) {
+	if !validGCPProvider(cfg[GCPProvider]) {
 		return errs.E(errs.Invalid, "workload_identity_provider %q: want projects/<number>/locations/global/workloadIdentityPools/<pool>/providers/<provider>", cfg[GCPProvider])
 	}
-	if !gcpSARE.MatchString(cfg[GCPServiceAccount]) {
+	if !validGCPServiceAccount(cfg[GCPServiceAccount]) {
 		return errs.E(errs.Invalid, "service_account %q is not a service account email (name@project.iam.gserviceaccount.com)", cfg[GCPServiceAccount])
 	}
 	if l := cfg[GCPLifetime]; l != "" {

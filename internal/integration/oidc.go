@@ -2,11 +2,11 @@ package integration
 
 import (
 	"context"
-	"regexp"
 	"strings"
 	"time"
 
 	"github.com/gantry-iac/gantry/internal/errs"
+	"github.com/gantry-iac/gantry/internal/id"
 )
 
 // Generic OIDC integration settings: any other provider that trusts
@@ -17,7 +17,7 @@ const (
 	OIDCVariable = "variable" // the variable holding the token, default OIDC_TOKEN_<ID>
 )
 
-var varNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,127}$`)
+var varNameRE = id.MustPattern(`^[A-Za-z_][A-Za-z0-9_]*$`, 1, 128)
 
 // OIDCMinter hands the run a token for the integration's audience.
 type OIDCMinter struct{}

@@ -89,7 +89,23 @@ func (u EmailUpdate) apply(s *EmailSettings) {
 	set(&s.To, u.To)
 }
 
-var hostnameRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$`)
+var hostLabelRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?$`)
+
+// validHostname reports whether h is a DNS host name: labels of 1 to 63
+// letters, digits and inner dashes, separated by dots, maybe a final dot.
+// (One regular expression with {0,61} would compile to many KiB.)
+func validHostname(h string) bool {
+	h = strings.TrimSuffix(h, ".")
+	if h == "" {
+		return false
+	}
+	for _, l := range strings.Split(h, ".") {
+		if len(l) > 63 || !hostLabelRE.MatchString(l) {
+			return false
+		}
+	}
+	return true
+}
 
 // isLoopbackHost reports whether host names the local host: localhost (or
 // a name under .localhost) or a loopback IP address.
@@ -108,7 +124,7 @@ func validateEmail(s *EmailSettings) error {
 	if s.Host == "" {
 		return errs.E(errs.Invalid, "an email endpoint needs an SMTP host")
 	}
-	if _, err := netip.ParseAddr(s.Host); err != nil && (len(s.Host) > 253 || !hostnameRE.MatchString(s.Host)) {
+	if _, err := netip.ParseAddr(s.Host); err != nil && (len(s.Host) > 253 || !validHostname(s.Host)) {
 		return errs.E(errs.Invalid, "SMTP host %q is not a host name or an IP address", s.Host)
 	}
 	if s.TLS == "" {
@@ -350,7 +366,7 @@ func (m outgoingEmail) build() ([]byte, error) {
 
 // messageIDDomain is the right part of Message-IDs: the sender's domain.
 func messageIDDomain(from *mail.Address) string {
-	if _, d, ok := strings.Cut(from.Address, "@"); ok && hostnameRE.MatchString(d) {
+	if _, d, ok := strings.Cut(from.Address, "@"); ok && validHostname(d) {
 		return strings.ToLower(d)
 	}
 	return "gantry.invalid"

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/url"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -25,7 +24,7 @@ import (
 // cannot be moved to another endpoint or column.
 func aad(endpointID, what string) string { return "notify-endpoint:" + endpointID + ":" + what }
 
-var headerNameRE = regexp.MustCompile("^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,128}$")
+var headerNameRE = id.MustPattern("^[A-Za-z0-9!#$%&'*+.^_`|~-]+$", 1, 128)
 
 // reservedHeaders are set by the dispatcher on every request.
 var reservedHeaders = map[string]bool{

@@ -91,7 +91,7 @@ func tlsConfig(s EmailSettings) (*tls.Config, error) {
 // heloName is the name Gantry gives in EHLO: the host's name when it is a
 // valid one, else localhost.
 func heloName() string {
-	if h, err := os.Hostname(); err == nil && hostnameRE.MatchString(h) {
+	if h, err := os.Hostname(); err == nil && validHostname(h) {
 		return h
 	}
 	return "localhost"

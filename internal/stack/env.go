@@ -2,9 +2,9 @@ package stack
 
 import (
 	"context"
-	"regexp"
 
 	"github.com/gantry-iac/gantry/internal/errs"
+	"github.com/gantry-iac/gantry/internal/id"
 )
 
 // EnvVar is one environment variable of a stack.
@@ -14,7 +14,7 @@ type EnvVar struct {
 	Secret bool
 }
 
-var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,254}$`)
+var envNameRE = id.MustPattern(`^[A-Za-z_][A-Za-z0-9_]*$`, 1, 255)
 
 // reservedPrefixes are set by Gantry for every run.
 var reservedPrefixes = []string{"GANTRY_", "TF_VAR_gantry_"}

@@ -94,7 +94,7 @@ func scan(row interface{ Scan(...any) error }) (Stack, error) {
 
 var (
 	versionRE = regexp.MustCompile(`^\d+\.\d+\.\d+(-[0-9A-Za-z.]+)?$`)
-	branchRE  = regexp.MustCompile(`^[A-Za-z0-9._/-]{1,255}$`)
+	branchRE  = id.MustPattern(`^[A-Za-z0-9._/-]+$`, 1, 255)
 )
 
 // Validate checks a stack and fills defaults.
