@@ -299,6 +299,17 @@ func (s *Service) Issue(ctx context.Context, r Run) (string, time.Time, error) {
 	return s.Hand(ctx, p)
 }
 
+// Pending is a token whose claims are fixed but which is not signed yet:
+// its issuance can be recorded while it is signed (RSA is the costly
+// part), and it is handed out only once both are done.
+type Pending struct {
+	key    *signingKey
+	claims map[string]any
+	exp    time.Time
+	run    Run
+	view   map[string]any // what the audit trail records (never the token)
+}
+
 // Prepared is a signed token not handed out yet: signing (RSA) is the
 // costly part of issuing, so callers may sign while doing other work and
 // hand the token out (recording it) only if they do.
@@ -309,14 +320,15 @@ type Prepared struct {
 	view  map[string]any
 }
 
-// Prepare signs a token for r without recording it.
-func (s *Service) Prepare(ctx context.Context, r Run) (Prepared, error) {
+// Pend fixes the claims of a token for r (with the signing key's id),
+// without signing or recording it.
+func (s *Service) Pend(ctx context.Context, r Run) (Pending, error) {
 	if r.Scope != Read && r.Scope != Write {
-		return Prepared{}, fmt.Errorf("token scope %q", r.Scope)
+		return Pending{}, fmt.Errorf("token scope %q", r.Scope)
 	}
 	k, err := s.active(ctx)
 	if err != nil {
-		return Prepared{}, err
+		return Pending{}, err
 	}
 	now := time.Now().Truncate(time.Second)
 	exp := now.Add(s.cfg.Lifetime)
@@ -333,12 +345,49 @@ func (s *Service) Prepare(ctx context.Context, r Run) (Prepared, error) {
 		"spaceId": r.SpaceID, "spacePath": r.SpacePath, "stackId": r.StackID, "callerType": "stack", "callerId": r.StackID,
 		"runId": r.RunID, "runType": r.RunType, "scope": r.Scope,
 	}
-	tok, err := sign(k, claims)
+	view := map[string]any{"jti": jti, "kid": k.kid, "sub": claims["sub"], "aud": aud, "scope": r.Scope, "run": r.RunID, "expires_at": exp.UTC()}
+	return Pending{key: k, claims: claims, exp: exp, run: r, view: view}, nil
+}
+
+// Sign signs a pending token.
+func (p Pending) Sign() (Prepared, error) {
+	if p.key == nil {
+		return Prepared{}, errors.New("no pending token")
+	}
+	tok, err := sign(p.key, p.claims)
 	if err != nil {
 		return Prepared{}, err
 	}
-	view := map[string]any{"jti": jti, "kid": k.kid, "sub": claims["sub"], "aud": aud, "scope": r.Scope, "run": r.RunID, "expires_at": exp.UTC()}
-	return Prepared{token: tok, exp: exp, run: r, view: view}, nil
+	return Prepared{token: tok, exp: p.exp, run: p.run, view: p.view}, nil
+}
+
+// Token returns the signed token and its expiry, for a caller that recorded
+// its issuance with Record.
+func (p Prepared) Token() (string, time.Time) { return p.token, p.exp }
+
+// Prepare signs a token for r without recording it.
+func (s *Service) Prepare(ctx context.Context, r Run) (Prepared, error) {
+	p, err := s.Pend(ctx, r)
+	if err != nil {
+		return Prepared{}, err
+	}
+	return p.Sign()
+}
+
+// Record records the issuance of a token in the audit trail (claims,
+// never the token), in the transaction ctx carries or in its own. Call it
+// before handing the token out.
+func (s *Service) Record(ctx context.Context, p Pending) error {
+	if p.key == nil {
+		return errors.New("no pending token")
+	}
+	return s.record(ctx, p.run, p.view)
+}
+
+func (s *Service) record(ctx context.Context, r Run, view map[string]any) error {
+	return s.db.Tx(ctx, func(ctx context.Context) error {
+		return s.Audit.Record(ctx, "oidc_token.issue", "run", r.RunID, r.SpaceID, nil, view)
+	})
 }
 
 // Hand records the issuance of a prepared token in the audit trail and
@@ -347,10 +396,7 @@ func (s *Service) Hand(ctx context.Context, p Prepared) (string, time.Time, erro
 	if p.token == "" {
 		return "", time.Time{}, errors.New("no prepared token")
 	}
-	err := s.db.Tx(ctx, func(ctx context.Context) error {
-		return s.Audit.Record(ctx, "oidc_token.issue", "run", p.run.RunID, p.run.SpaceID, nil, p.view)
-	})
-	if err != nil {
+	if err := s.record(ctx, p.run, p.view); err != nil {
 		return "", time.Time{}, err
 	}
 	return p.token, p.exp, nil

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -169,3 +170,55 @@ func tokenHeader(t *testing.T, tok string) string {
 }
 
 func base64Decode(s string) ([]byte, error) { return base64.RawURLEncoding.DecodeString(s) }
+
+// A pending token's issuance is recorded (its claims, never the token)
+// before it is signed, and the signed token carries exactly those claims.
+func TestPendRecordSign(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		s, url := issuer(t, d, runtoken.RS256)
+		var recorded []map[string]any
+		s.Audit = func(ctx context.Context, action, subjectType, subjectID, space string, before, after any) error {
+			if action != "oidc_token.issue" || subjectID != "run-1" {
+				t.Errorf("recorded %s of %s %s", action, subjectType, subjectID)
+			}
+			recorded = append(recorded, after.(map[string]any))
+			return nil
+		}
+		p, err := s.Pend(ctx, runtoken.Run{SpaceID: "team", SpacePath: "root/team", StackID: "net", RunID: "run-1", RunType: "TRACKED", Scope: runtoken.Write})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Record(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+		signed, err := p.Sign()
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok, exp := signed.Token()
+		if len(recorded) != 1 || strings.Contains(fmt.Sprint(recorded[0]), tok) {
+			t.Fatalf("recorded %v", recorded)
+		}
+		provider, err := oidc.NewProvider(ctx, url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		idt, err := provider.Verifier(&oidc.Config{SkipClientIDCheck: true}).Verify(ctx, tok)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var c struct {
+			Jti string `json:"jti"`
+		}
+		if err := idt.Claims(&c); err != nil {
+			t.Fatal(err)
+		}
+		if c.Jti != recorded[0]["jti"] || !idt.Expiry.Equal(exp) || idt.Subject != recorded[0]["sub"] {
+			t.Errorf("token jti %s, expiry %v, sub %s; recorded %v (expiry %v)", c.Jti, idt.Expiry, idt.Subject, recorded[0], exp)
+		}
+		if _, err := (runtoken.Pending{}).Sign(); err == nil {
+			t.Error("signed an empty pending token")
+		}
+	})
+}

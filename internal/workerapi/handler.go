@@ -55,6 +55,8 @@ type Handler struct {
 		Issue(ctx context.Context, r runtoken.Run) (string, time.Time, error)
 		Prepare(ctx context.Context, r runtoken.Run) (runtoken.Prepared, error)
 		Hand(ctx context.Context, p runtoken.Prepared) (string, time.Time, error)
+		Pend(ctx context.Context, r runtoken.Run) (runtoken.Pending, error)
+		Record(ctx context.Context, p runtoken.Pending) error
 	}
 	Log *slog.Logger
 	// MaxClaimWait bounds a claim's long poll.
@@ -421,9 +423,18 @@ func (h *Handler) planned(w http.ResponseWriter, r *http.Request, rn run.Run) er
 		if writeToken == nil || st.Space != rn.SpaceID {
 			writeToken = h.prepareToken(r.Context(), rn, st.Space, runtoken.Write, false)
 		}
-		if resp.OIDCToken, err = writeToken(); err != nil {
-			return err
+		// The token is handed out (its issuance recorded) while the apply's
+		// credentials and the worker's pool are read. (If the credentials
+		// fail, the trail may show a token the failed apply never got.)
+		type handed struct {
+			token string
+			err   error
 		}
+		tokc := make(chan handed, 1)
+		go func() {
+			tok, err := writeToken()
+			tokc <- handed{tok, err}
+		}()
 		if resp.Env, resp.Revoke, resp.CredentialFiles, resp.Delegated, err = h.credentials(r.Context(), rn, st, runtoken.Write); err != nil {
 			// The apply cannot have its credentials: fail the run now, with
 			// the cloud's reason, rather than apply without them.
@@ -434,6 +445,11 @@ func (h *Handler) planned(w http.ResponseWriter, r *http.Request, rn run.Run) er
 		if err != nil {
 			return err
 		}
+		tok := <-tokc
+		if tok.err != nil {
+			return tok.err
+		}
+		resp.OIDCToken = tok.token
 		if resp.OIDCToken != "" {
 			if resp.OIDCToken, resp.OIDCTokenSealed, err = h.sealValue(r.Context(), pool, "oidc-write:"+rn.ID, resp.OIDCToken); err != nil {
 				return err
@@ -471,10 +487,10 @@ func (h *Handler) planned(w http.ResponseWriter, r *http.Request, rn run.Run) er
 // job with the reason. A token prepared but never handed out is dropped
 // unrecorded: nobody received it.
 //
-// With handNow the issuance is recorded as soon as the token is signed,
-// while the caller goes on: for a job being claimed, which gets its token
-// unless building the job fails (then the trail shows a token the failed
-// run never received, rather than missing one it did).
+// With handNow the issuance is recorded while the token is signed and the
+// caller goes on: for a job being claimed, which gets its token unless
+// building the job fails (then the trail shows a token the failed run
+// never received, rather than missing one it did).
 func (h *Handler) prepareToken(ctx context.Context, rn run.Run, space, scope string, handNow bool) func() (string, error) {
 	if h.Tokens == nil {
 		return func() (string, error) { return "", nil }
@@ -495,13 +511,31 @@ func (h *Handler) prepareToken(ctx context.Context, rn run.Run, space, scope str
 			}
 			path = p
 		}
-		p, err := h.Tokens.Prepare(ctx, runtoken.Run{SpaceID: space, SpacePath: path, StackID: rn.StackID, RunID: rn.ID, RunType: rn.Type, Scope: scope})
-		if err == nil && handNow {
-			tok, _, herr := h.Tokens.Hand(ctx, p)
-			done <- result{token: tok, err: herr}
+		tr := runtoken.Run{SpaceID: space, SpacePath: path, StackID: rn.StackID, RunID: rn.ID, RunType: rn.Type, Scope: scope}
+		if !handNow {
+			p, err := h.Tokens.Prepare(ctx, tr)
+			done <- result{p: p, err: err}
 			return
 		}
-		done <- result{p: p, err: err}
+		// Handed out for sure: the issuance is recorded while the token
+		// is signed.
+		pend, err := h.Tokens.Pend(ctx, tr)
+		if err != nil {
+			done <- result{err: err}
+			return
+		}
+		signed := make(chan result, 1)
+		go func() {
+			p, err := pend.Sign()
+			signed <- result{p: p, err: err}
+		}()
+		rerr := h.Tokens.Record(ctx, pend)
+		res := <-signed
+		if res.err == nil {
+			res.err = rerr
+		}
+		res.token, _ = res.p.Token()
+		done <- res
 	}()
 	return func() (string, error) {
 		res := <-done
