@@ -368,6 +368,34 @@ space_read contains "root" if {
 		if st, body := post(t, c, "/api/v1/roles", `{"id":"auditor","actions":["audit:read"]}`); st != 201 {
 			t.Errorf("dave creating a role: %d %s", st, body)
 		}
+		// An admin signed in with SSO makes an automation key for CI: owned
+		// by nobody, it holds only what is bound to it (not dave's admin).
+		st, body := post(t, c, "/api/v1/api-keys", `{"name":"ci-from-sso","automation":true}`)
+		if st != 201 {
+			t.Fatalf("dave's automation key: %d %s", st, body)
+		}
+		var ci apiv1.APIKeyCreated
+		_ = json.Unmarshal([]byte(body), &ci)
+		if me, st := whoami(t, http.DefaultClient, ci.Token); st != 200 || me.Actor != "api_key::ci-from-sso" || me.Admin || len(me.Roles) != 0 {
+			t.Errorf("the automation key: %d %+v, want no roles until bound", st, me)
+		}
+		s.MustGantry(t, "role", "bind", "--role", "space-reader", "--space", "team", "--apikey", "ci-from-sso")
+		if me, _ := whoami(t, http.DefaultClient, ci.Token); !slices.Equal(me.Roles, []string{"space-reader@team"}) {
+			t.Errorf("the automation key after binding: %+v", me)
+		}
+		var keys []apiv1.APIKey
+		s.getJSON(t, "/api/v1/api-keys", &struct{ Items *[]apiv1.APIKey }{&keys})
+		for _, k := range keys {
+			if k.Name == "ci-from-sso" && (k.Owner != "" || k.CreatedBy != "user::dave") {
+				t.Errorf("the automation key is listed as %+v, want no owner, created by user::dave", k)
+			}
+		}
+		// carol (a space admin, without apikey:manage) may not.
+		c2 := browser(t)
+		signIn(t, c2, gantryURL+"/auth/login", "carol")
+		if st, body := post(t, c2, "/api/v1/api-keys", `{"name":"carols-ci","automation":true}`); st != 403 || !strings.Contains(body, "apikey:manage") {
+			t.Errorf("carol's automation key: %d %s", st, body)
+		}
 	})
 
 	t.Run("offboarding", func(t *testing.T) {

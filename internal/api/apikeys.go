@@ -84,18 +84,28 @@ func expiry(in apiv1.APIKeyCreate, now time.Time) (time.Time, error) {
 func ownKeys(p auth.Principal) bool { return p.User != "" && !p.Can(auth.APIKeyManage, space.Root) }
 
 func (a *API) createAPIKey(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
-	own := p.User != ""
-	if !own {
+	var in apiv1.APIKeyCreate
+	if p.User != "" && !p.Can(auth.APIKeyManage, space.Root) {
+		// A signed-in user's own key: no apikey:manage needed.
+		if err := httpx.DecodeJSON(w, r, &in, MaxBody); err != nil {
+			return err
+		}
+		if in.Automation {
+			return auth.Authorize(p, auth.APIKeyManage, space.Root)
+		}
+	} else {
 		if err := auth.Authorize(p, auth.APIKeyManage, space.Root); err != nil {
 			return err
 		}
+		if err := httpx.DecodeJSON(w, r, &in, MaxBody); err != nil {
+			return err
+		}
 	}
-	var in apiv1.APIKeyCreate
-	if err := httpx.DecodeJSON(w, r, &in, MaxBody); err != nil {
-		return err
-	}
+	// A signed-in user's key is their own (it acts as them) unless they
+	// ask for an automation key, which needs apikey:manage.
+	own := p.User != "" && !in.Automation
 	if in.Admin && (!p.Admin || own) {
-		return errs.E(errs.Forbidden, "only an admin's automation key may create admin keys (a signed-in user's keys act as the user)")
+		return errs.E(errs.Forbidden, "only an admin may create admin keys, and only as automation keys (a signed-in user's own keys act as the user: add \"automation\": true)")
 	}
 	exp, err := expiry(in, time.Now())
 	if err != nil {

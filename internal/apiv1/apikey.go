@@ -25,6 +25,11 @@ type APIKeyCreate struct {
 	// key may do what its role bindings grant (`gantry role bind --apikey`).
 	// A signed-in user's keys are their own: they act as the user.
 	Admin bool `json:"admin,omitempty"`
+	// Automation makes a signed-in user's key an automation key, owned by
+	// nobody, that may do what its role bindings grant (or everything,
+	// with Admin): for CI. It needs apikey:manage in the root space. API
+	// keys that are not a user's own are always automation keys.
+	Automation bool `json:"automation,omitempty"`
 }
 
 // APIKeyCreated is the answer to POST /api-keys: the only answer that

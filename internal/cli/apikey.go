@@ -58,6 +58,7 @@ func (a *app) apiKeyCreate() *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&in.Name, "name", "", "key name (unique among the keys not revoked)")
 	f.BoolVar(&in.Admin, "admin", false, "an admin key, which may do everything (admins only); without it the key may do what roles bound to it grant (gantry role bind --apikey)")
+	f.BoolVar(&in.Automation, "automation", false, "signed in with single sign-on: an automation key owned by nobody (for CI) rather than a key of your own; needs apikey:manage")
 	f.StringVar(&in.ExpiresIn, "expires", "", `lifetime: a duration such as "720h" or days such as "30d" (default: never expires)`)
 	f.StringVar(&in.ExpiresIn, "expires-in", "", "same as --expires")
 	_ = f.MarkHidden("expires-in")
