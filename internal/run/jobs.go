@@ -287,10 +287,8 @@ func (s *Service) Planned(ctx context.Context, runID, workerID string, hasChange
 			return nil
 		case autodeploy:
 			next = NextApply
-			if err := s.transition(ctx, n, r, change{to: Confirmed, actor: "gantry", reason: "autodeploy"}); err != nil {
-				return err
-			}
-			return s.transition(ctx, n, r, change{to: Applying, actor: "worker:" + workerID, reason: "applying in the workspace that planned"})
+			return s.transitions(ctx, n, r, change{to: Confirmed, actor: "gantry", reason: "autodeploy"},
+				change{to: Applying, actor: "worker:" + workerID, reason: "applying in the workspace that planned"})
 		default:
 			next = NextSave
 			return nil
@@ -328,14 +326,9 @@ func (s *Service) PlannedPending(ctx context.Context, runID, workerID string, au
 			return nil
 		}
 		next = NextApply
-		if _, err := s.db.Exec(ctx, `UPDATE runs SET has_changes = TRUE WHERE id = $1`, r.ID); err != nil {
-			return err
-		}
 		r.HasChanges = true
-		if err := s.transition(ctx, n, r, change{to: Confirmed, actor: "gantry", reason: "autodeploy"}); err != nil {
-			return err
-		}
-		return s.transition(ctx, n, r, change{to: Applying, actor: "worker:" + workerID, reason: "applying in the workspace that planned"})
+		return s.transitions(ctx, n, r, change{to: Confirmed, actor: "gantry", reason: "autodeploy", sets: []string{"has_changes = TRUE"}},
+			change{to: Applying, actor: "worker:" + workerID, reason: "applying in the workspace that planned"})
 	})
 	return next, r, err
 }

@@ -3,6 +3,7 @@ package run
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -48,16 +49,47 @@ type change struct {
 // It records the timeline entry, and for terminal states releases what the
 // run held and lets the next run of the stack go.
 func (s *Service) transition(ctx context.Context, n *notes, r *Run, c change) error {
+	return s.transitions(ctx, n, r, c)
+}
+
+// transitions moves r through the states of steps in one update and one
+// insert of their timeline entries (a run that autodeploys goes through
+// CONFIRMED to APPLYING at once); only the last may be terminal. Each step
+// is seen by the policies and notifications as if made alone.
+func (s *Service) transitions(ctx context.Context, n *notes, r *Run, steps ...change) error {
 	now := time.Now().UnixNano()
+	last := steps[len(steps)-1]
+	for _, c := range steps[:len(steps)-1] {
+		if Terminal(c.to) {
+			return fmt.Errorf("run %s: %s cannot be followed by another state", r.ID, c.to)
+		}
+	}
 	set := "state = $3, updated_at = $4"
-	if Terminal(c.to) && c.reason != "" {
-		c.sets = append(c.sets, "reason = $"+fmt.Sprint(5+len(c.args)))
-		c.args = append(c.args, c.reason)
+	args := []any{r.ID, r.State, last.to, now}
+	var sets []string
+	for i, c := range steps {
+		if i == len(steps)-1 && Terminal(c.to) && c.reason != "" {
+			c.sets = append(c.sets, "reason = $"+fmt.Sprint(5+len(c.args)))
+			c.args = append(c.args, c.reason)
+		}
+		// Renumber each step's $N (counting from 5) after the ones before.
+		for _, sa := range c.sets {
+			col, num, found := strings.Cut(sa, "$")
+			if !found {
+				sets = append(sets, sa)
+				continue
+			}
+			k, err := strconv.Atoi(num)
+			if err != nil {
+				return fmt.Errorf("run transition: bad assignment %q", sa)
+			}
+			sets = append(sets, col+"$"+strconv.Itoa(k-5+len(args)+1))
+		}
+		args = append(args, c.args...)
 	}
-	if len(c.sets) > 0 {
-		set += ", " + strings.Join(c.sets, ", ")
+	if len(sets) > 0 {
+		set += ", " + strings.Join(sets, ", ")
 	}
-	args := append([]any{r.ID, r.State, c.to, now}, c.args...)
 	res, err := s.db.Exec(ctx, `UPDATE runs SET `+set+` WHERE id = $1 AND state = $2`, args...)
 	if err != nil {
 		return err
@@ -69,25 +101,34 @@ func (s *Service) transition(ctx context.Context, n *notes, r *Run, c change) er
 		}
 		return errs.E(errs.Conflict, "run %s is %s, not %s", r.ID, cur.State, r.State)
 	}
-	_, err = s.db.Exec(ctx, `INSERT INTO run_transitions (run_id, seq, from_state, to_state, at, actor, reason)
-		VALUES ($1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM run_transitions WHERE run_id = $1), $2, $3, $4, $5, $6)`,
-		r.ID, r.State, c.to, now, c.actor, c.reason)
-	if err != nil {
+	// One row per step, numbered after the run's last entry.
+	var rows []string
+	targs := []any{r.ID, now}
+	from := r.State
+	for i, c := range steps {
+		b := len(targs)
+		rows = append(rows, fmt.Sprintf("($1, (SELECT COALESCE(MAX(seq), 0) + %d FROM run_transitions WHERE run_id = $1), $%d, $%d, $2, $%d, $%d)", i+1, b+1, b+2, b+3, b+4))
+		targs = append(targs, from, c.to, c.actor, c.reason)
+		from = c.to
+	}
+	if _, err := s.db.Exec(ctx, `INSERT INTO run_transitions (run_id, seq, from_state, to_state, at, actor, reason) VALUES `+strings.Join(rows, ", "), targs...); err != nil {
 		return err
 	}
-	from := r.State
-	r.State, r.UpdatedAt = c.to, time.Unix(0, now).UTC()
 	n.add(Key(r.ID), LogKey(r.ID))
-	if s.Policies != nil {
-		keys, err := s.Policies.Changed(ctx, *r, from, time.Unix(0, now))
-		if err != nil {
-			return err
+	for _, c := range steps {
+		from := r.State
+		r.State, r.UpdatedAt = c.to, time.Unix(0, now).UTC()
+		if s.Policies != nil {
+			keys, err := s.Policies.Changed(ctx, *r, from, time.Unix(0, now))
+			if err != nil {
+				return err
+			}
+			n.add(keys...)
 		}
-		n.add(keys...)
 	}
-	if Terminal(c.to) {
-		if c.reason != "" {
-			r.Reason = c.reason
+	if Terminal(last.to) {
+		if last.reason != "" {
+			r.Reason = last.reason
 		}
 		// The saved workspace (plan and code) is only needed until the run ends.
 		if _, err := s.db.Exec(ctx, `DELETE FROM run_artifacts WHERE run_id = $1 AND name = 'workspace'`, r.ID); err != nil {

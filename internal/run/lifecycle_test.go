@@ -2,6 +2,7 @@ package run_test
 
 import (
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -544,6 +545,53 @@ func TestList(t *testing.T) {
 					}
 				}
 			})
+		}
+	})
+}
+
+// Several transitions made at once are one update and one insert: each
+// step's extra columns land (their $N renumbered), the timeline has one
+// entry per step in order, and a stale state is refused for all of them.
+func TestTransitionsAtOnce(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newFixture(t, d)
+		r := f.create(t, f.stack(t, nil).ID, run.Proposed) // READY
+		got, err := f.runs.TransitionsForTest(f.ctx, r.ID,
+			run.Step{To: run.Preparing, Actor: "worker:w1", Reason: "claimed", Sets: []string{"worker_id = $5", "heartbeat_at = $6"}, Args: []any{"w1", int64(42)}},
+			run.Step{To: run.Initializing, Actor: "worker:w1", Reason: "init", Sets: []string{"commit_message = $5"}, Args: []any{"the message"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.State != run.Initializing {
+			t.Fatalf("state %s", got.State)
+		}
+		r, err = f.runs.Get(f.ctx, r.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.State != run.Initializing || r.WorkerID != "w1" || r.CommitMessage != "the message" || r.HeartbeatAt.UnixNano() != 42 {
+			t.Fatalf("run after two steps: %+v", r)
+		}
+		tr, err := f.runs.Transitions(f.ctx, r.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var path []string
+		for _, x := range tr {
+			path = append(path, x.From+">"+x.To)
+		}
+		want := []string{">QUEUED", "QUEUED>READY", "READY>PREPARING", "PREPARING>INITIALIZING"}
+		if !slices.Equal(path, want) {
+			t.Fatalf("timeline %v, want %v", path, want)
+		}
+		for i := 1; i < len(tr); i++ {
+			if tr[i].Seq != tr[i-1].Seq+1 {
+				t.Fatalf("timeline seqs %+v", tr)
+			}
+		}
+		// A terminal state cannot be followed by another.
+		if _, err := f.runs.TransitionsForTest(f.ctx, r.ID, run.Step{To: run.Failed}, run.Step{To: run.Queued}); err == nil {
+			t.Fatal("moved past a terminal state")
 		}
 	})
 }
