@@ -57,9 +57,11 @@ func (s *Service) Claim(ctx context.Context, pool, workerID string) (*Claimed, e
 			if s.db.ForUpdateSkipLocked() != "" {
 				lock = " FOR UPDATE OF r SKIP LOCKED"
 			}
-			// A drained worker gets nothing.
+			// A drained worker gets nothing, nor one that lacks a feature the
+			// run needs (a targeted plan: "targets").
 			r, err := scan(s.db.QueryRow(ctx, `SELECT `+cols+from+` WHERE r.state IN ('READY', 'CONFIRMED') AND r.worker_id = ''
-				AND s.worker_pool = $1 AND NOT EXISTS (SELECT 1 FROM workers w WHERE w.id = $2 AND w.drained)
+				AND s.worker_pool = $1 AND NOT EXISTS (SELECT 1 FROM workers w WHERE w.id = $2
+					AND (w.drained OR (r.targets NOT IN ('', '[]') AND w.features NOT LIKE '%"targets"%')))
 				ORDER BY r.blocking DESC, r.drift, r.id LIMIT 1`+lock, pool, workerID))
 			if isNoRows(err) {
 				return nil

@@ -80,7 +80,7 @@ func (w *Worker) Run(stop, kill context.Context) error {
 		if w.cfg.PrivateKey != nil {
 			pub = w.cfg.PrivateKey.Public()
 		}
-		reg, err := w.proto.Register(stop, workerapi.RegisterRequest{Name: w.cfg.Name, Version: workerapi.Version, Instance: w.cfg.Instance,
+		reg, err := w.proto.Register(stop, workerapi.RegisterRequest{Name: w.cfg.Name, Version: workerapi.Version, Instance: w.cfg.Instance, Features: workerapi.Features,
 			Labels: w.cfg.Labels, Tools: tools, Concurrency: n, PublicKey: pub})
 		if err == nil {
 			if err := w.checkPoolKey(reg.PublicKey); err != nil {

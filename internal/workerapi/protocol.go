@@ -62,7 +62,19 @@ type RegisterRequest struct {
 	// PublicKey is the public half of the pool key pair the worker holds
 	// (none: empty): it gets no job of a pool whose key differs.
 	PublicKey string `json:"public_key,omitempty"`
+	// Features are what the worker can do beyond protocol version 1 (see
+	// Features): a job that needs one the worker does not name is left
+	// for another worker.
+	Features []string `json:"features,omitempty"`
 }
+
+// Features are the job features this worker knows: FeatureTargets, a plan
+// limited to resource addresses (-target). A worker that does not name it
+// would plan everything.
+const FeatureTargets = "targets"
+
+// Features this worker supports.
+var Features = []string{FeatureTargets}
 
 // RegisterResponse carries the worker's id and token.
 type RegisterResponse struct {

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -855,6 +856,38 @@ func TestClaimHeadSoon(t *testing.T) {
 		unpinned(f.stack(t, func(s *stack.Stack) { s.WorkerPool = "gpu" }))
 		if job := claim(t, gpu); job.CommitSHA != "" || len(asked) != n {
 			t.Fatalf("private pool job commit %q (asked %v)", job.CommitSHA, asked)
+		}
+	})
+}
+
+// A worker that does not name the targets feature at register (one built
+// before targeted runs, which would plan everything) gets no targeted run;
+// a worker that does gets it, and any worker gets the others.
+func TestClaimNeedsFeatures(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newFixture(t, d)
+		old := workerapi.NewClient(f.url+"/", builtinToken)
+		if _, err := old.Register(f.ctx, workerapi.RegisterRequest{Name: "old-worker", Version: workerapi.Version}); err != nil {
+			t.Fatal(err)
+		}
+		current := workerapi.NewClient(f.url+"/", builtinToken)
+		if _, err := current.Register(f.ctx, workerapi.RegisterRequest{Name: "new-worker", Version: workerapi.Version, Features: workerapi.Features}); err != nil {
+			t.Fatal(err)
+		}
+		targeted, err := f.runs.Create(f.ctx, run.New{StackID: f.stack(t, nil).ID, Type: run.Tracked, TriggeredBy: "alice", CommitSHA: "0123abcd",
+			Targets: []string{"terraform_data.a"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if job, err := old.Claim(f.ctx, 0); err != nil || job != nil {
+			t.Fatalf("a worker without the targets feature claimed %+v (%v)", job, err)
+		}
+		if job := claim(t, current); job.RunID != targeted.ID || !slices.Equal(job.Targets, []string{"terraform_data.a"}) {
+			t.Fatalf("claimed %s with targets %v, want %s", job.RunID, job.Targets, targeted.ID)
+		}
+		plain := f.create(t, f.stack(t, nil).ID, run.Tracked)
+		if job := claim(t, old); job.RunID != plain.ID {
+			t.Fatalf("the old worker claimed %s, want %s", job.RunID, plain.ID)
 		}
 	})
 }

@@ -43,9 +43,14 @@ func (g *Registry) Register(ctx context.Context, pool string, req RegisterReques
 	now := time.Now().UnixNano()
 	lbl, _ := json.Marshal(nonNilMap(req.Labels))
 	tools, _ := json.Marshal(nonNilMap(req.Tools))
-	_, err := g.db.Exec(ctx, `INSERT INTO workers (id, pool_id, name, instance, token_hash, registered_at, last_seen_at, labels, tools, concurrency, public_key)
-		VALUES ($1,$2,$3,$4,$5,$6,$6,$7,$8,$9,$10)`,
-		w.ID, pool, req.Name, req.Instance, hash(token), now, string(lbl), string(tools), max(req.Concurrency, 1), w.PublicKey)
+	features := req.Features
+	if features == nil {
+		features = []string{}
+	}
+	feat, _ := json.Marshal(features)
+	_, err := g.db.Exec(ctx, `INSERT INTO workers (id, pool_id, name, instance, token_hash, registered_at, last_seen_at, labels, tools, concurrency, public_key, features)
+		VALUES ($1,$2,$3,$4,$5,$6,$6,$7,$8,$9,$10,$11)`,
+		w.ID, pool, req.Name, req.Instance, hash(token), now, string(lbl), string(tools), max(req.Concurrency, 1), w.PublicKey, string(feat))
 	return w, token, err
 }
 
