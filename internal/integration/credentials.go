@@ -18,6 +18,11 @@ type Request struct {
 	// ManagedSecret returns the secret Gantry manages for the integration
 	// (Azure managed mode), set by the service for such integrations.
 	ManagedSecret func(ctx context.Context) (string, error)
+	// Ready, if set, is waited for before anything is minted (and only
+	// when some integration applies): its error stops Credentials, so
+	// that the integrations can be looked up while the caller finishes
+	// what must come first (the run's own token).
+	Ready func() error
 }
 
 // Credentials are what a minter hands the run.
@@ -82,9 +87,16 @@ func (s *Service) Credentials(ctx context.Context, st stack.Stack, r Request) (M
 		return Minted{}, err
 	}
 	var m Minted
+	ready := r.Ready
 	for _, a := range applied {
 		if (r.Scope == "read" && !a.Attachment.Read) || (r.Scope != "read" && !a.Attachment.Write) {
 			continue
+		}
+		if ready != nil {
+			if err := ready(); err != nil {
+				return Minted{}, err
+			}
+			ready = nil
 		}
 		minter, ok := s.Minters[a.Integration.Type]
 		if !ok {

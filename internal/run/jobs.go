@@ -45,8 +45,10 @@ func hashToken(t string) string {
 
 // Claim gives the next claimable run of the pool to a worker: blocking runs
 // before proposed runs, FIFO within a class; confirmed runs waiting for an
-// apply count as blocking. It returns nil when nothing is claimable.
-func (s *Service) Claim(ctx context.Context, pool, workerID string) (*Claimed, error) {
+// apply count as blocking. It returns nil when nothing is claimable. Each
+// of within runs in the claim's transaction once the run is claimed (its
+// error undoes the claim): to record what the job is given with it.
+func (s *Service) Claim(ctx context.Context, pool, workerID string, within ...func(ctx context.Context, cl *Claimed) error) (*Claimed, error) {
 	for attempt := 0; attempt < 5; attempt++ {
 		var out *Claimed
 		lost := false
@@ -92,10 +94,18 @@ func (s *Service) Claim(ctx context.Context, pool, workerID string) (*Claimed, e
 			}
 			r.WorkerID = workerID
 			out = &Claimed{Run: r, Kind: kind, Token: token, StateToken: stateToken}
+			for _, f := range within {
+				if err := f(ctx, out); err != nil {
+					return err
+				}
+			}
 			return nil
 		})
-		if err != nil || !lost {
-			return out, err
+		if err != nil {
+			return nil, err
+		}
+		if !lost {
+			return out, nil
 		}
 	}
 	return nil, nil

@@ -1,6 +1,8 @@
 package run_test
 
 import (
+	"context"
+	"errors"
 	"reflect"
 	"slices"
 	"strings"
@@ -592,6 +594,42 @@ func TestTransitionsAtOnce(t *testing.T) {
 		// A terminal state cannot be followed by another.
 		if _, err := f.runs.TransitionsForTest(f.ctx, r.ID, run.Step{To: run.Failed}, run.Step{To: run.Queued}); err == nil {
 			t.Fatal("moved past a terminal state")
+		}
+	})
+}
+
+// What runs within a claim shares its transaction: its error undoes the
+// claim (the run waits for the next one), its writes land with it.
+func TestClaimWithin(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newFixture(t, d)
+		r := f.create(t, f.stack(t, nil).ID, run.Tracked)
+		boom := errors.New("boom")
+		if cl, err := f.runs.Claim(f.ctx, "", worker, func(ctx context.Context, cl *run.Claimed) error {
+			if _, err := d.Exec(ctx, `INSERT INTO settings (name, value) VALUES ('claim-test', $1)`, cl.Run.ID); err != nil {
+				return err
+			}
+			return boom
+		}); !errors.Is(err, boom) || cl != nil {
+			t.Fatalf("Claim = %+v, %v; want the hook's error", cl, err)
+		}
+		if got, _ := f.runs.Get(f.ctx, r.ID); got.State != run.Ready || got.WorkerID != "" {
+			t.Fatalf("after a failed hook the run is %s held by %q", got.State, got.WorkerID)
+		}
+		var n int
+		if err := d.QueryRow(f.ctx, `SELECT COUNT(*) FROM settings WHERE name = 'claim-test'`).Scan(&n); err != nil || n != 0 {
+			t.Fatalf("the hook's write outlived the undone claim: %d, %v", n, err)
+		}
+		cl, err := f.runs.Claim(f.ctx, "", worker, func(ctx context.Context, cl *run.Claimed) error {
+			_, err := d.Exec(ctx, `INSERT INTO settings (name, value) VALUES ('claim-test', $1)`, cl.Run.ID)
+			return err
+		})
+		if err != nil || cl == nil || cl.Run.ID != r.ID {
+			t.Fatalf("Claim = %+v, %v", cl, err)
+		}
+		var v string
+		if err := d.QueryRow(f.ctx, `SELECT value FROM settings WHERE name = 'claim-test'`).Scan(&v); err != nil || v != r.ID {
+			t.Fatalf("the hook's write: %q, %v", v, err)
 		}
 	})
 }

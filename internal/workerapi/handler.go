@@ -3,11 +3,13 @@ package workerapi
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/gantry-iac/gantry/internal/contexts"
@@ -178,7 +180,26 @@ func (h *Handler) claim(w http.ResponseWriter, r *http.Request) error {
 			return nil
 		}
 		c := h.Hub.Chan(run.PoolKey(wk.Pool))
-		cl, err := h.Runs.Claim(r.Context(), wk.Pool, wk.ID)
+		// The job's OpenID Connect token: its claims are fixed, and its
+		// issuance recorded, in the claim's transaction; it is signed while
+		// the rest of the job is read.
+		var pending *runtoken.Pending
+		record := func(ctx context.Context, cl *run.Claimed) error {
+			pending = nil
+			if h.Tokens == nil {
+				return nil
+			}
+			p, err := h.pendToken(ctx, cl.Run, cl.Run.SpaceID, jobScope(cl))
+			if err != nil {
+				return nil // buildJob asks again, and fails the run with the reason
+			}
+			if err := h.Tokens.Record(ctx, p); err != nil {
+				return err
+			}
+			pending = &p
+			return nil
+		}
+		cl, err := h.Runs.Claim(r.Context(), wk.Pool, wk.ID, record)
 		if err != nil {
 			return err
 		}
@@ -187,7 +208,7 @@ func (h *Handler) claim(w http.ResponseWriter, r *http.Request) error {
 			// committed: build the job regardless, and give the run back
 			// rather than lose it when nobody is there to take it.
 			bctx := context.WithoutCancel(r.Context())
-			job, err := h.buildJob(bctx, cl)
+			job, err := h.buildJob(bctx, cl, pending)
 			if err == nil {
 				err = h.sealJob(bctx, wk.Pool, job)
 			}
@@ -226,13 +247,57 @@ func (h *Handler) claim(w http.ResponseWriter, r *http.Request) error {
 	}
 }
 
-func (h *Handler) buildJob(ctx context.Context, cl *run.Claimed) (*Job, error) {
-	scope := runtoken.Read
+// jobScope is the scope of a job's token: read for plans, write for
+// applies and tasks.
+func jobScope(cl *run.Claimed) string {
 	if cl.Kind != "plan" {
-		scope = runtoken.Write // applies and tasks
+		return runtoken.Write
 	}
-	// Signed while the rest of the job is read.
-	token := h.prepareToken(ctx, cl.Run, cl.Run.SpaceID, scope, true)
+	return runtoken.Read
+}
+
+// pendToken fixes the claims of a run's token of scope in space.
+func (h *Handler) pendToken(ctx context.Context, rn run.Run, space, scope string) (runtoken.Pending, error) {
+	path := space
+	if h.SpacePath != nil {
+		p, err := h.SpacePath(ctx, space)
+		if err != nil {
+			return runtoken.Pending{}, err
+		}
+		path = p
+	}
+	return h.Tokens.Pend(ctx, runtoken.Run{SpaceID: space, SpacePath: path, StackID: rn.StackID, RunID: rn.ID, RunType: rn.Type, Scope: scope})
+}
+
+// buildJob reads the job of a claimed run. pending, when set, is its token,
+// recorded in the claim's transaction, to sign.
+func (h *Handler) buildJob(ctx context.Context, cl *run.Claimed, pending *runtoken.Pending) (*Job, error) {
+	scope := jobScope(cl)
+	var token func() (string, error)
+	if pending != nil {
+		// Signed while the rest of the job is read.
+		signed := make(chan string, 1)
+		failed := make(chan error, 1)
+		go func() {
+			p, err := pending.Sign()
+			if err != nil {
+				failed <- err
+				return
+			}
+			tok, _ := p.Token()
+			signed <- tok
+		}()
+		token = func() (string, error) {
+			select {
+			case tok := <-signed:
+				return tok, nil
+			case err := <-failed:
+				return "", fmt.Errorf("issuing the run's OIDC token: %w", err)
+			}
+		}
+	} else {
+		token = h.prepareToken(ctx, cl.Run, cl.Run.SpaceID, scope, true)
+	}
 	st, err := h.Stacks.Get(ctx, cl.Run.StackID)
 	if err != nil {
 		return nil, err
@@ -259,7 +324,27 @@ func (h *Handler) buildJob(ctx context.Context, cl *run.Claimed) (*Job, error) {
 	if st.Space != cl.Run.SpaceID {
 		token = h.prepareToken(ctx, cl.Run, st.Space, scope, true)
 	}
-	// The environment is read while the token is signed.
+	// The integrations are looked up while the token is signed and the
+	// environment read; anything is minted only once both succeeded (a job
+	// that cannot be built mints nothing in the clouds).
+	proceed := make(chan error, 1)
+	var releaseOnce sync.Once
+	release := func(err error) { releaseOnce.Do(func() { proceed <- err }) }
+	defer release(errors.New("the job could not be built"))
+	type minted struct {
+		env       []EnvVar
+		revoke    []Revoke
+		files     []File
+		delegated []Delegation
+		err       error
+	}
+	credc := make(chan minted, 1)
+	go func() {
+		var m minted
+		m.env, m.revoke, m.files, m.delegated, m.err = h.credentials(ctx, cl.Run, st, scope, func() error { return <-proceed })
+		credc <- m
+	}()
+	// The environment is read meanwhile too.
 	if h.Contexts == nil {
 		vars, err := h.Stacks.EnvForJob(ctx, st.ID)
 		if err != nil {
@@ -284,17 +369,16 @@ func (h *Handler) buildJob(ctx context.Context, cl *run.Claimed) (*Job, error) {
 		}
 		job.Hooks = Hooks(eff.Hooks)
 	}
-	// Credentials are minted only once the run's token is: a job that
-	// cannot have its token mints nothing in the clouds.
 	if job.OIDCToken, err = token(); err != nil {
 		return nil, err
 	}
-	creds, revokes, files, delegated, err := h.credentials(ctx, cl.Run, st, scope)
-	if err != nil {
-		return nil, err
+	release(nil)
+	m := <-credc
+	if m.err != nil {
+		return nil, m.err
 	}
-	job.Revoke, job.CredentialFiles, job.Delegated = revokes, files, delegated
-	job.Env = append(job.Env, creds...)
+	job.Revoke, job.CredentialFiles, job.Delegated = m.revoke, m.files, m.delegated
+	job.Env = append(job.Env, m.env...)
 	if head != nil {
 		job.CommitSHA = <-head // "": the worker asks the remote
 	}
@@ -304,11 +388,12 @@ func (h *Handler) buildJob(ctx context.Context, cl *run.Claimed) (*Job, error) {
 // credentials mints the stack's cloud integrations' credentials for the
 // run's scope: secret variables ranked above the stack's and its
 // contexts' (an integration's credentials are not shadowed by accident).
-func (h *Handler) credentials(ctx context.Context, rn run.Run, st stack.Stack, scope string) ([]EnvVar, []Revoke, []File, []Delegation, error) {
+// ready, if set, is waited for before anything is minted.
+func (h *Handler) credentials(ctx context.Context, rn run.Run, st stack.Stack, scope string, ready func() error) ([]EnvVar, []Revoke, []File, []Delegation, error) {
 	if h.Integrations == nil {
 		return nil, nil, nil, nil, nil
 	}
-	req := integration.Request{RunID: rn.ID, RunType: rn.Type, StackID: st.ID, SpaceID: st.Space, Scope: scope,
+	req := integration.Request{RunID: rn.ID, RunType: rn.Type, StackID: st.ID, SpaceID: st.Space, Scope: scope, Ready: ready,
 		Token: func(ctx context.Context, audience string) (string, error) {
 			if h.Tokens == nil {
 				return "", errs.E(errs.Unavailable, "this server issues no OIDC tokens")
@@ -452,7 +537,7 @@ func (h *Handler) planned(w http.ResponseWriter, r *http.Request, rn run.Run) er
 			tok, err := writeToken()
 			tokc <- handed{tok, err}
 		}()
-		if resp.Env, resp.Revoke, resp.CredentialFiles, resp.Delegated, err = h.credentials(r.Context(), rn, st, runtoken.Write); err != nil {
+		if resp.Env, resp.Revoke, resp.CredentialFiles, resp.Delegated, err = h.credentials(r.Context(), rn, st, runtoken.Write, nil); err != nil {
 			// The apply cannot have its credentials: fail the run now, with
 			// the cloud's reason, rather than apply without them.
 			_, _ = h.Runs.Finish(r.Context(), rn.ID, rn.WorkerID, false, "minting the apply's credentials failed: "+errs.Public(err))
