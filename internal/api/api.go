@@ -76,9 +76,6 @@ type API struct {
 	// Head resolves the commit at the tip of a branch when a run is
 	// triggered without a SHA; an error leaves the commit to the worker.
 	Head func(ctx context.Context, repo, branch string) (string, error)
-	// Reachable, when set, says whether the server may ask a repository
-	// for a head ahead of the workers (it did not fail to lately).
-	Reachable func(repo string) bool
 }
 
 type handler func(w http.ResponseWriter, r *http.Request, p auth.Principal) error

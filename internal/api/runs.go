@@ -95,9 +95,8 @@ func (a *API) retryRun(w http.ResponseWriter, r *http.Request, p auth.Principal)
 		Drift: old.Drift, Targets: old.Targets})
 }
 
-// pinDelay is how long a new run of a private worker pool without a
-// commit may wait for a worker before the server asks the remote for the
-// branch's head itself.
+// pinDelay is how long a new run without a commit may wait for a worker
+// before the server asks the remote for the branch's head itself.
 const pinDelay = 100 * time.Millisecond
 
 // startRun creates a run triggered by p and answers 201 with it.
@@ -110,29 +109,13 @@ func (a *API) startRun(w http.ResponseWriter, r *http.Request, p auth.Principal,
 	if err != nil {
 		return err
 	}
-	if in.CommitSHA == "" && a.Head != nil && st.WorkerPool == "" {
-		// A built-in worker will take the run: ask the remote for the
-		// branch's head now, without making the caller wait. The claim
-		// hands the worker that commit (joining this call if it still
-		// runs), and a run still waiting for a worker is pinned to it. If
-		// the repository cannot be reached, the worker asks it itself and
-		// fails the run with git's message.
-		if a.Reachable == nil || a.Reachable(st.Repository) {
-			go func() {
-				ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-				defer cancel()
-				if sha, err := a.Head(ctx, st.Repository, st.Branch); err == nil {
-					_ = a.Runs.PinCommit(ctx, rn.ID, sha)
-				}
-			}()
-		}
-		return a.writeRun(w, r, http.StatusCreated, rn)
-	}
 	if in.CommitSHA == "" && a.Head != nil {
-		// A run of a private pool: its worker may see the remote where
-		// the server does not. Pin it to the branch's head only if it
-		// still waits for a worker after pinDelay (a run claimed at once
-		// takes the head its worker sees).
+		// Pin a run that waits for a worker to the branch's head, without
+		// making the caller wait for the remote. A run claimed at once (the
+		// usual case) takes the head when its worker checks out: asking
+		// the remote here too would only cost a second git process, so
+		// this looks first whether the run still waits. If the repository
+		// cannot be reached, the worker fails the run with git's message.
 		go func() {
 			time.Sleep(pinDelay)
 			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)

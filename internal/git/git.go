@@ -82,66 +82,9 @@ func Head(ctx context.Context, repo, branch string) (string, error) {
 	return c.sha, c.err
 }
 
-// Ahead of workers: the server asks the remote for a branch's head when a
-// run is created, and the claim that hands the run to a worker takes the
-// answer (HeadSoon), so the worker checks out that commit without asking
-// the remote itself. A repository the server could not ask (error, or
-// slower than the claim would wait) is not asked ahead again for a while:
-// workers ask it themselves, as they must when the server cannot reach it.
-var unreachable = struct {
-	sync.Mutex
-	until map[string]time.Time
-}{until: map[string]time.Time{}}
-
-// unreachableFor is how long a repository the server failed to ask is
-// left to the workers.
-const unreachableFor = time.Minute
-
-func markUnreachable(repo string) {
-	unreachable.Lock()
-	defer unreachable.Unlock()
-	unreachable.until[repo] = time.Now().Add(unreachableFor)
-	for r, t := range unreachable.until {
-		if time.Now().After(t) {
-			delete(unreachable.until, r)
-		}
-	}
-}
-
-// Reachable reports whether the server asked repo for a head without
-// failing in the last minute.
-func Reachable(repo string) bool {
-	unreachable.Lock()
-	defer unreachable.Unlock()
-	return time.Now().After(unreachable.until[repo])
-}
-
-// HeadSoon returns the head of branch in repo if the remote answers within
-// wait, joining a call in flight for the branch (see Head). It returns
-// false at once for a repository that was unreachable in the last minute,
-// and marks one that does not answer within wait.
-func HeadSoon(ctx context.Context, repo, branch string, wait time.Duration) (string, bool) {
-	if !Reachable(repo) {
-		return "", false
-	}
-	wctx, cancel := context.WithTimeout(ctx, wait)
-	defer cancel()
-	sha, err := Head(wctx, repo, branch)
-	if err != nil {
-		if wctx.Err() != nil && ctx.Err() == nil {
-			markUnreachable(repo)
-		}
-		return "", false
-	}
-	return sha, true
-}
-
 func head(ctx context.Context, repo, branch string) (string, error) {
 	out, err := run(ctx, "", "ls-remote", "--", repo, "refs/heads/"+branch)
 	if err != nil {
-		if ctx.Err() == nil {
-			markUnreachable(repo)
-		}
 		return "", err
 	}
 	f := strings.Fields(out)

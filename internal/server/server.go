@@ -76,12 +76,6 @@ func batchEvents(keys []string, events chan []string) []string {
 // between replicas.
 const eventsChannel = "gantry_events"
 
-// headWait bounds how long a built-in worker's claim waits for the head of
-// its run's branch that the server asked the remote for (see
-// git.HeadSoon): a remote slower than that is left to the workers for a
-// minute.
-const headWait = 5 * time.Second
-
 // Config is the server's configuration; every field is a flag.
 type Config struct {
 	Listen          string
@@ -424,7 +418,7 @@ func (s *Server) handler() http.Handler {
 		_, _ = io.WriteString(w, "ready\n")
 	})
 	mux.Handle("GET /metrics", s.metricsHandler())
-	a := &api.API{Spaces: s.spaces, Stacks: s.stacks, Runs: s.runs, State: s.state, Keys: s.keys, Log: s.log, Head: git.Head, Reachable: git.Reachable,
+	a := &api.API{Spaces: s.spaces, Stacks: s.stacks, Runs: s.runs, State: s.state, Keys: s.keys, Log: s.log, Head: git.Head,
 		Notify: s.notify, Policies: s.policies, Pools: s.pools, Audit: s.audit, Schedules: s.schedules, Drift: s.drift,
 		Roles: auth.NewRoles(s.db), Users: auth.NewUsers(s.db), SSO: s.sso(), Integrations: s.integrations,
 		TokenSubject: func(ctx context.Context, spaceID, stackID string) (string, string, string) {
@@ -447,10 +441,7 @@ func (s *Server) handler() http.Handler {
 	a.Routes(mux)
 	wh := &workerapi.Handler{Runs: s.runs, Stacks: s.stacks, Registry: s.registry, Hub: s.hub, Log: s.log,
 		MaxClaimWait: min(30*time.Second, max(s.cfg.WorkerTimeout/3, time.Second)), Draining: s.draining.Load,
-		SeenEvery: min(5*time.Second, s.cfg.WorkerTimeout/10),
-		HeadSoon: func(ctx context.Context, repo, branch string) (string, bool) {
-			return git.HeadSoon(ctx, repo, branch, headWait)
-		},
+		SeenEvery:    min(5*time.Second, s.cfg.WorkerTimeout/10),
 		PoolForToken: s.poolForToken, PoolKey: s.pools.PublicKey, Tokens: s.tokens, SpacePath: s.spacePath, Integrations: s.integrations}
 	// The runs' OIDC issuer: discovery and keys, without authentication.
 	mux.HandleFunc("GET /.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {

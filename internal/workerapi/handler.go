@@ -66,11 +66,6 @@ type Handler struct {
 	// SeenEvery spares the database a write per claim: a worker seen less
 	// than this long ago is not recorded as seen again (0: every claim).
 	SeenEvery time.Duration
-	// HeadSoon, when set, returns the head of a branch if the remote
-	// answers soon (see git.HeadSoon): a job of the built-in pool without
-	// a commit gets the head the server asked for when the run was
-	// created, so that its worker need not ask the remote again.
-	HeadSoon func(ctx context.Context, repo, branch string) (string, bool)
 }
 
 // EndedGrace is how long after its run ended a job may still send its
@@ -302,15 +297,6 @@ func (h *Handler) buildJob(ctx context.Context, cl *run.Claimed, pending *runtok
 	if err != nil {
 		return nil, err
 	}
-	var head chan string
-	if cl.Run.CommitSHA == "" && cl.Run.Pool == "" && h.HeadSoon != nil {
-		// Built-in workers share the server's view of the repository.
-		head = make(chan string, 1)
-		go func() {
-			sha, _ := h.HeadSoon(ctx, st.Repository, st.Branch)
-			head <- sha
-		}()
-	}
 	job := &Job{
 		RunID: cl.Run.ID, Kind: cl.Kind, Token: cl.Token, StateToken: cl.StateToken, RunType: cl.Run.Type,
 		StackID: st.ID, SpaceID: st.Space, Repository: st.Repository, Branch: st.Branch,
@@ -379,9 +365,6 @@ func (h *Handler) buildJob(ctx context.Context, cl *run.Claimed, pending *runtok
 	}
 	job.Revoke, job.CredentialFiles, job.Delegated = m.revoke, m.files, m.delegated
 	job.Env = append(job.Env, m.env...)
-	if head != nil {
-		job.CommitSHA = <-head // "": the worker asks the remote
-	}
 	return job, nil
 }
 

@@ -806,60 +806,6 @@ func TestStopDuringSave(t *testing.T) {
 	})
 }
 
-// A built-in worker's job without a commit carries the head the server
-// asked the remote for; a private pool's worker asks the remote itself, and
-// so does a built-in worker when the server has no answer.
-func TestClaimHeadSoon(t *testing.T) {
-	dbtest.Each(t, func(t *testing.T, d *db.DB) {
-		f := newFixture(t, d)
-		const head = "89abcdef0123456789abcdef0123456789abcdef"
-		var asked []string
-		answer := true
-		f.handler.HeadSoon = func(ctx context.Context, repo, branch string) (string, bool) {
-			asked = append(asked, repo+"@"+branch)
-			if !answer {
-				return "", false
-			}
-			return head, true
-		}
-		unpinned := func(st stack.Stack) run.Run {
-			r, err := f.runs.Create(f.ctx, run.New{StackID: st.ID, Type: run.Tracked, TriggeredBy: "alice"})
-			if err != nil {
-				t.Fatal(err)
-			}
-			return r
-		}
-		builtin, _ := f.worker(t, builtinToken)
-		st := f.stack(t, func(s *stack.Stack) { s.Branch = "main" })
-		r := unpinned(st)
-		if job := claim(t, builtin); job.RunID != r.ID || job.CommitSHA != head {
-			t.Fatalf("job %s commit %q, want run %s at %s", job.RunID, job.CommitSHA, r.ID, head)
-		}
-		if len(asked) != 1 || asked[0] != st.Repository+"@main" {
-			t.Fatalf("asked %v", asked)
-		}
-		// A pinned run keeps its commit; the server asks nothing.
-		pinned := f.create(t, f.stack(t, nil).ID, run.Tracked)
-		if job := claim(t, builtin); job.RunID != pinned.ID || job.CommitSHA != pinned.CommitSHA || len(asked) != 1 {
-			t.Fatalf("pinned job %s commit %q (asked %v)", job.RunID, job.CommitSHA, asked)
-		}
-		// No answer: the job goes without a commit.
-		answer = false
-		unpinned(f.stack(t, nil))
-		if job := claim(t, builtin); job.CommitSHA != "" {
-			t.Fatalf("job commit %q without an answer", job.CommitSHA)
-		}
-		// A private pool's run: never asked for.
-		gpu, _ := f.worker(t, gpuToken)
-		answer = true
-		n := len(asked)
-		unpinned(f.stack(t, func(s *stack.Stack) { s.WorkerPool = "gpu" }))
-		if job := claim(t, gpu); job.CommitSHA != "" || len(asked) != n {
-			t.Fatalf("private pool job commit %q (asked %v)", job.CommitSHA, asked)
-		}
-	})
-}
-
 // A worker that does not name the targets feature at register (one built
 // before targeted runs, which would plan everything) gets no targeted run;
 // a worker that does gets it, and any worker gets the others.
