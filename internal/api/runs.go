@@ -33,16 +33,12 @@ func runOut(r run.Run, ts []run.Transition) apiv1.Run {
 }
 
 func (a *API) writeRun(w http.ResponseWriter, r *http.Request, status int, rn run.Run) error {
-	// Why the run may wait is asked while its timeline is read.
-	waiting := make(chan string, 1)
-	go func() { waiting <- a.waitingFor(r.Context(), rn, map[string]string{}) }()
 	ts, err := a.Runs.Transitions(r.Context(), rn.ID)
-	why := <-waiting
 	if err != nil {
 		return err
 	}
 	out := runOut(rn, ts)
-	out.WaitingFor = why
+	out.WaitingFor = a.waitingFor(r.Context(), rn, map[string]string{})
 	httpx.WriteJSON(w, status, out)
 	return nil
 }
