@@ -295,8 +295,13 @@ func (s *Service) anyOfType(ctx context.Context, t string) (bool, error) {
 
 // typeExists asks the database whether any policy of type t exists. The
 // gates (plan, approval) and triggers use it rather than the cache: a
-// policy created a moment ago on another replica must not be skipped.
+// policy created a moment ago on another replica must not be skipped. A
+// server alone on its database (Shared says no) knows every change as it
+// commits, and answers from the cache.
 func (s *Service) typeExists(ctx context.Context, t string) (bool, error) {
+	if s.Shared != nil && !s.Shared() {
+		return s.anyOfType(ctx, t)
+	}
 	var n int
 	err := s.db.QueryRow(ctx, `SELECT COUNT(*) FROM (SELECT 1 FROM policies WHERE type = $1 LIMIT 1) x`, t).Scan(&n)
 	return n > 0, err

@@ -200,3 +200,41 @@ flag contains "planned"
 }
 
 var _ = policy.Approve
+
+// A server alone on its database answers the gates' "does any policy of
+// this type exist" from its cache, which every change made through it
+// clears at once; a server sharing the database asks the database, and so
+// sees a policy another replica just wrote.
+func TestGatesAloneUseTheCache(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newFixture(t, d)
+		shared := false
+		f.policies.Shared = func() bool { return shared }
+		st := f.stack(t, nil)
+		if need, err := f.policies.NeedsPlan(f.ctx, run.Run{StackID: st.ID}); err != nil || need {
+			t.Fatalf("NeedsPlan without policies = %v, %v", need, err)
+		}
+		// Made through this server: seen at once.
+		f.policy(t, "warn-all", "PLAN", warnAll)
+		f.attach(t, "warn-all", st.ID)
+		if need, err := f.policies.NeedsPlan(f.ctx, run.Run{StackID: st.ID}); err != nil || !need {
+			t.Fatalf("NeedsPlan right after a plan policy was made here = %v, %v", need, err)
+		}
+		// Approval policies written behind this server's back (another
+		// replica whose wake-up was lost): alone, the cache does not know;
+		// shared, the database is asked.
+		if _, err := d.Exec(f.ctx, `INSERT INTO policies (id, name, space_id, type, body, engine, engine_set, labels, description, version, created_at, updated_at)
+			SELECT 'reject-elsewhere', 'x', space_id, 'APPROVAL', $1, engine, engine_set, '["autoattach:*"]', '', 1, created_at, updated_at FROM policies WHERE id = 'warn-all'`,
+			"package spacelift\n\nreject if true\n"); err != nil {
+			t.Fatal(err)
+		}
+		r := f.create(t, st.ID, run.Tracked)
+		if v, err := f.policies.Approval(f.ctx, r, run.Queued); err != nil || v.Outcome != "" {
+			t.Fatalf("alone, an approval policy written elsewhere was seen before any wake-up: %+v, %v", v, err)
+		}
+		shared = true
+		if v, err := f.policies.Approval(f.ctx, r, run.Queued); err != nil || v.Outcome == "" {
+			t.Fatalf("sharing the database, the approval policy written elsewhere was not seen: %+v, %v", v, err)
+		}
+	})
+}

@@ -65,6 +65,10 @@ type Service struct {
 	// Audit, if set, records policy changes and reviews in their
 	// transaction.
 	Audit Auditor
+	// Shared, if set, says whether other servers share the database (and
+	// may change policies this one learns of late); while it says no, the
+	// gates ask the policy-type cache rather than the database.
+	Shared func() bool
 }
 
 // NewService returns a policy service.

@@ -286,6 +286,10 @@ func (s *Server) open(ctx context.Context) error {
 	s.pools.WorkerTimeout = s.cfg.WorkerTimeout
 	s.policies = policy.NewService(s.db, s.spaces, s.stacks, s.runs, s.notify, s.hub, s.log)
 	s.policies.SampleLast = s.cfg.PolicySamples
+	// Alone on the database (SQLite, or PostgreSQL without another live
+	// replica), the policy gates trust the type cache: every policy change
+	// reaches it as it commits (another replica's, through NOTIFY).
+	s.policies.Shared = func() bool { return s.db.Dialect == db.Postgres && s.others.Load() }
 	scalePolicyTimeouts(s.cfg.PolicyTimeoutScale)
 	s.runs.Policies = s.policies
 	// Changes are audited in their own transaction (roles, bindings and
