@@ -197,6 +197,9 @@ func TestPrivateWorkerPools(t *testing.T) {
 	var drained bool
 	for _, w := range s.workers(t, "alpha") {
 		drained = drained || (w.ID == ids[other] && w.Status == "DRAINED")
+		if !slices.Contains(w.Features, "targets") {
+			t.Errorf("worker %s does not list the targets feature: %v", w.ID, w.Features)
+		}
 	}
 	if !drained {
 		t.Fatalf("workers after drain: %+v", s.workers(t, "alpha"))

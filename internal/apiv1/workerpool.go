@@ -72,7 +72,9 @@ type Worker struct {
 	Labels      map[string]string `json:"labels"`
 	Tools       map[string]string `json:"tools"` // tool versions it has, by tool
 	Concurrency int               `json:"concurrency"`
-	Jobs        []string          `json:"jobs"` // ids of the runs it holds
+	// Features are what it can do beyond protocol version 1 ("targets").
+	Features []string `json:"features,omitempty"`
+	Jobs     []string `json:"jobs"` // ids of the runs it holds
 	// RegisteredAt is when it registered; LastSeenAt when it was last heard
 	// from (a claim or a job's heartbeat).
 	RegisteredAt time.Time `json:"registered_at"`

@@ -353,6 +353,7 @@ type WorkerStatus struct {
 	Labels      map[string]string
 	Tools       map[string]string
 	Concurrency int
+	Features    []string // what it can do beyond protocol version 1
 	Jobs        []string // runs it holds
 	Registered  time.Time
 	LastSeen    time.Time
@@ -360,7 +361,7 @@ type WorkerStatus struct {
 
 // Workers lists a pool's workers ("" for the built-in pool).
 func (s *Service) Workers(ctx context.Context, poolID string) ([]WorkerStatus, error) {
-	rows, err := s.db.Query(ctx, `SELECT id, pool_id, name, labels, tools, concurrency, drained, registered_at, last_seen_at
+	rows, err := s.db.Query(ctx, `SELECT id, pool_id, name, labels, tools, concurrency, drained, registered_at, last_seen_at, features
 		FROM workers WHERE pool_id = $1 ORDER BY id`, poolID)
 	if err != nil {
 		return nil, err
@@ -368,15 +369,16 @@ func (s *Service) Workers(ctx context.Context, poolID string) ([]WorkerStatus, e
 	var out []WorkerStatus
 	for rows.Next() {
 		var w WorkerStatus
-		var lbl, tools string
+		var lbl, tools, feat string
 		var drained bool
 		var reg, seen int64
-		if err := rows.Scan(&w.ID, &w.Pool, &w.Name, &lbl, &tools, &w.Concurrency, &drained, &reg, &seen); err != nil {
+		if err := rows.Scan(&w.ID, &w.Pool, &w.Name, &lbl, &tools, &w.Concurrency, &drained, &reg, &seen, &feat); err != nil {
 			rows.Close()
 			return nil, err
 		}
 		_ = json.Unmarshal([]byte(lbl), &w.Labels)
 		_ = json.Unmarshal([]byte(tools), &w.Tools)
+		_ = json.Unmarshal([]byte(feat), &w.Features)
 		w.Registered, w.LastSeen = time.Unix(0, reg).UTC(), time.Unix(0, seen).UTC()
 		if drained {
 			w.Status = Drained
