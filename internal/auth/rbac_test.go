@@ -196,3 +196,47 @@ func TestSessions(t *testing.T) {
 		}
 	})
 }
+
+// A user's own API key keeps what single sign-on gave the user (groups,
+// login policy grants, admin) only within GrantsMaxAge of their last
+// sign-in: someone removed from a group at the IdP who never signs in
+// again loses it on their keys too. A new sign-in restores it.
+func TestOwnKeysGrantsLapse(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		us := auth.NewUsers(d)
+		us.GrantsMaxAge = 30 * 24 * time.Hour
+		sso := auth.User{Issuer: "https://idp.example", Subject: "alice-sub", Login: "alice",
+			Groups: []string{"platform"}, Grants: map[string][]string{"team": {"space-writer"}}, Admin: true}
+		u, err := us.SignedIn(ctx, sso)
+		if err != nil {
+			t.Fatal(err)
+		}
+		key := auth.Principal{Kind: "api_key", ID: "key-1", Name: "laptop", User: u.ID}
+		p, err := us.ActAs(ctx, key)
+		if err != nil || !p.Admin || !slices.Equal(p.Groups, []string{"platform"}) || len(p.Grants["team"]) != 1 {
+			t.Fatalf("fresh sign-in: %+v, %v", p, err)
+		}
+		if _, err := d.Exec(ctx, `UPDATE users SET last_login_at = $2 WHERE id = $1`, u.ID, time.Now().Add(-31*24*time.Hour).UnixNano()); err != nil {
+			t.Fatal(err)
+		}
+		p, err = us.ActAs(ctx, key)
+		if err != nil || p.Admin || len(p.Groups) != 0 || len(p.Grants) != 0 || p.User != u.ID {
+			t.Fatalf("31 days after the last sign-in: %+v, %v; want the user without SSO grants", p, err)
+		}
+		if _, err := us.SignedIn(ctx, sso); err != nil {
+			t.Fatal(err)
+		}
+		if p, _ = us.ActAs(ctx, key); !p.Admin {
+			t.Fatalf("after signing in again: %+v", p)
+		}
+		// Without a bound, the grants never lapse.
+		forever := auth.NewUsers(d)
+		if _, err := d.Exec(ctx, `UPDATE users SET last_login_at = $2 WHERE id = $1`, u.ID, time.Now().Add(-365*24*time.Hour).UnixNano()); err != nil {
+			t.Fatal(err)
+		}
+		if p, _ = forever.ActAs(ctx, key); !p.Admin {
+			t.Fatalf("without GrantsMaxAge: %+v", p)
+		}
+	})
+}

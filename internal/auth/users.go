@@ -38,7 +38,16 @@ type User struct {
 }
 
 // Users stores users and their sessions.
-type Users struct{ db *db.DB }
+type Users struct {
+	db *db.DB
+	// GrantsMaxAge bounds how long the API keys a user made for themselves
+	// keep what single sign-on gave the user at their last sign-in (IdP
+	// groups, login policy grants, admin): a user who has not signed in
+	// for longer keeps only the roles bound to them directly, until they
+	// sign in again (0: no bound). Someone removed from a group at the
+	// IdP loses it on their keys within this time, even without signing in.
+	GrantsMaxAge time.Duration
+}
 
 // NewUsers returns the user store.
 func NewUsers(d *db.DB) *Users { return &Users{db: d} }
@@ -213,7 +222,8 @@ func (us *Users) Authenticate(ctx context.Context, token string) (Principal, err
 }
 
 // ActAs completes p, an API key a user made for themselves, with that
-// user's groups, grants and admin flag as of their last login.
+// user's groups, grants and admin flag as of their last login (if it is
+// more recent than GrantsMaxAge).
 func (us *Users) ActAs(ctx context.Context, p Principal) (Principal, error) {
 	if p.User == "" || p.Kind != "api_key" {
 		return p, nil
@@ -224,6 +234,11 @@ func (us *Users) ActAs(ctx context.Context, p Principal) (Principal, error) {
 	}
 	if !u.DisabledAt.IsZero() {
 		return Principal{}, errs.E(errs.Unauthenticated, "API key of a disabled user")
+	}
+	if us.GrantsMaxAge > 0 && time.Since(u.LastLoginAt) > us.GrantsMaxAge {
+		// Lapsed: what the IdP said at the last sign-in is too old to
+		// trust; roles bound to the user still apply.
+		return p, nil
 	}
 	p.Groups, p.Grants, p.Admin = u.Groups, u.Grants, p.Admin || u.Admin
 	return p, nil

@@ -62,6 +62,9 @@ GANTRY_<FLAG>_FILE for secrets kept in files.`,
 			if cfg.SessionTTL < time.Minute || cfg.CLITokenTTL < time.Minute {
 				return fmt.Errorf("--session-ttl and --cli-token-ttl must be at least 1m")
 			}
+			if cfg.SSOGrantsMaxAge < 0 {
+				return fmt.Errorf("--sso-grants-max-age must be >= 0 (0: no limit)")
+			}
 			if cfg.ScheduleJitter < 0 || cfg.SchedulerInterval < 10*time.Millisecond || cfg.BuiltinDriftRunLimit < 0 {
 				return fmt.Errorf("--schedule-jitter and --builtin-drift-run-limit must be >= 0 and --scheduler-interval >= 10ms")
 			}
@@ -110,6 +113,7 @@ GANTRY_<FLAG>_FILE for secrets kept in files.`,
 	f.StringSliceVar(&trustedProxies, "trusted-proxies", nil, "addresses or CIDR ranges of reverse proxies whose X-Forwarded-For names the client (audit trail, brute-force throttle); none by default")
 	f.DurationVar(&cfg.SessionTTL, "session-ttl", 12*time.Hour, "how long a browser session lasts")
 	f.DurationVar(&cfg.CLITokenTTL, "cli-token-ttl", 7*24*time.Hour, "how long a token from `gantry login --sso` lasts")
+	f.DurationVar(&cfg.SSOGrantsMaxAge, "sso-grants-max-age", 30*24*time.Hour, "a user's own API keys keep what single sign-on granted (IdP groups, login policy) only this long after the user's last sign-in; then only roles bound to the user apply until they sign in again (0: no limit)")
 	f.DurationVar(&cfg.ScheduleJitter, "schedule-jitter", 2*time.Minute, "spread schedules due at the same time (drift detection of many stacks on one cron expression) over this window; never more than half the time to a schedule's next due time (0: no spread)")
 	f.DurationVar(&cfg.SchedulerInterval, "scheduler-interval", time.Second, "how often the scheduler looks for due schedules")
 	f.IntVar(&cfg.BuiltinDriftRunLimit, "builtin-drift-run-limit", 0, "at most this many drift detection runs of the built-in pool at once; due ones beyond are skipped with a note (0: no limit)")
@@ -155,5 +159,5 @@ func configAttrs(c server.Config) []any {
 		"oidc_issuer", c.OIDCIssuer, "oidc_client_id", c.OIDCClientID, "oidc_client_secret", redact(c.OIDCClientSecret),
 		"oidc_groups_claim", c.OIDCGroupsClaim, "trusted_proxies", fmt.Sprint(c.TrustedProxies), "notification_deny_cidrs", fmt.Sprint(c.NotificationDenyCIDRs),
 		"azure_graph_client_id", c.AzureGraphClientID, "azure_graph_client_secret", redact(c.AzureGraphClientSecret), "azure_secret_rotation", c.AzureSecretRotation,
-		"token_issuer", c.TokenIssuer, "token_audience", c.TokenAudience, "token_lifetime", c.TokenLifetime, "token_signing_alg", c.TokenAlg, "session_ttl", c.SessionTTL, "cli_token_ttl", c.CLITokenTTL}
+		"token_issuer", c.TokenIssuer, "token_audience", c.TokenAudience, "token_lifetime", c.TokenLifetime, "token_signing_alg", c.TokenAlg, "session_ttl", c.SessionTTL, "cli_token_ttl", c.CLITokenTTL, "sso_grants_max_age", c.SSOGrantsMaxAge}
 }

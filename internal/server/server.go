@@ -134,6 +134,9 @@ type Config struct {
 	// `gantry login --sso`.
 	SessionTTL  time.Duration
 	CLITokenTTL time.Duration
+	// SSOGrantsMaxAge bounds how long a user's own API keys keep their
+	// single sign-on grants without a new sign-in (0: forever).
+	SSOGrantsMaxAge time.Duration
 	// ScheduleJitter spreads schedules due at the same time over this
 	// window (capped at half the time to each schedule's next due time);
 	// SchedulerInterval is how often due schedules are looked for;
@@ -424,7 +427,7 @@ func (s *Server) handler() http.Handler {
 	mux.Handle("GET /metrics", s.metricsHandler())
 	a := &api.API{Spaces: s.spaces, Stacks: s.stacks, Runs: s.runs, State: s.state, Keys: s.keys, Log: s.log, Head: git.Head,
 		Notify: s.notify, Policies: s.policies, Pools: s.pools, Audit: s.audit, Schedules: s.schedules, Drift: s.drift,
-		Roles: auth.NewRoles(s.db), Users: auth.NewUsers(s.db), SSO: s.sso(), Integrations: s.integrations,
+		Roles: auth.NewRoles(s.db), Users: s.users(), SSO: s.sso(), Integrations: s.integrations,
 		TokenSubject: func(ctx context.Context, spaceID, stackID string) (string, string, string) {
 			path, err := s.spacePath(ctx, spaceID)
 			if err != nil {
@@ -681,4 +684,11 @@ func (s *Server) poolForToken(ctx context.Context, t string) (string, bool, erro
 		return "", true, nil
 	}
 	return s.pools.Authenticate(ctx, t)
+}
+
+// users is the user store with the server's bound on single sign-on grants.
+func (s *Server) users() *auth.Users {
+	u := auth.NewUsers(s.db)
+	u.GrantsMaxAge = s.cfg.SSOGrantsMaxAge
+	return u
 }
