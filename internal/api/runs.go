@@ -153,16 +153,15 @@ func (a *API) listRuns(w http.ResponseWriter, r *http.Request, p auth.Principal)
 	if err := listScope(p, q.Get("space")); err != nil {
 		return err
 	}
-	list, next, err := a.Runs.List(r.Context(), run.Filter{Stack: q.Get("stack"), Space: q.Get("space"), State: q.Get("state"), Type: q.Get("type"), Cursor: cursor, Limit: limit})
+	list, next, err := fillPage(limit, cursor, func(cursor string, limit int) ([]run.Run, string, error) {
+		return a.Runs.List(r.Context(), run.Filter{Stack: q.Get("stack"), Space: q.Get("space"), State: q.Get("state"), Type: q.Get("type"), Cursor: cursor, Limit: limit})
+	}, func(rn run.Run) bool { return readable(p, rn.SpaceID) }, func(rn run.Run) string { return rn.ID })
 	if err != nil {
 		return err
 	}
 	out := apiv1.List[apiv1.Run]{Items: []apiv1.Run{}, NextCursor: next}
 	reasons := map[string]string{} // by pool, for this page
 	for _, rn := range list {
-		if !readable(p, rn.SpaceID) {
-			continue
-		}
 		ro := runOut(rn, nil)
 		ro.WaitingFor = a.waitingFor(r.Context(), rn, reasons)
 		out.Items = append(out.Items, ro)

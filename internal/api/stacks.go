@@ -3,7 +3,6 @@ package api
 import (
 	"errors"
 	"net/http"
-	"slices"
 
 	"github.com/gantry-iac/gantry/internal/apiv1"
 	"github.com/gantry-iac/gantry/internal/auth"
@@ -49,11 +48,12 @@ func (a *API) listStacks(w http.ResponseWriter, r *http.Request, p auth.Principa
 	if err := listScope(p, q.Get("space")); err != nil {
 		return err
 	}
-	list, next, err := a.Stacks.List(r.Context(), stack.Filter{Space: q.Get("space"), Labels: q["label"], Cursor: cursor, Limit: limit})
+	list, next, err := fillPage(limit, cursor, func(cursor string, limit int) ([]stack.Stack, string, error) {
+		return a.Stacks.List(r.Context(), stack.Filter{Space: q.Get("space"), Labels: q["label"], Cursor: cursor, Limit: limit})
+	}, func(s stack.Stack) bool { return readable(p, s.Space) }, func(s stack.Stack) string { return s.ID })
 	if err != nil {
 		return err
 	}
-	list = slices.DeleteFunc(list, func(s stack.Stack) bool { return !readable(p, s.Space) })
 	ids := make([]string, len(list))
 	for i, s := range list {
 		ids[i] = s.ID
