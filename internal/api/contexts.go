@@ -74,15 +74,14 @@ func (a *API) listContexts(w http.ResponseWriter, r *http.Request, p auth.Princi
 	if err := listScope(p, sp); err != nil {
 		return err
 	}
-	list, next, err := cs.List(r.Context(), contexts.Filter{Space: sp, Cursor: cursor, Limit: limit})
+	list, next, err := fillPage(limit, cursor, func(cursor string, limit int) ([]contexts.Context, string, error) {
+		return cs.List(r.Context(), contexts.Filter{Space: sp, Cursor: cursor, Limit: limit})
+	}, func(c contexts.Context) bool { return readable(p, c.Space) }, func(c contexts.Context) string { return c.ID })
 	if err != nil {
 		return err
 	}
 	out := apiv1.List[apiv1.Context]{Items: []apiv1.Context{}, NextCursor: next}
 	for _, c := range list {
-		if !readable(p, c.Space) {
-			continue
-		}
 		out.Items = append(out.Items, contextOut(c))
 	}
 	httpx.WriteJSON(w, http.StatusOK, out)

@@ -72,6 +72,41 @@ func TestListPagesFilledForReaders(t *testing.T) {
 		t.Fatalf("stacks seen through the pages %v, want %v", got, want)
 	}
 
+	// Spaces: the reader sees "seen" and the spaces under it.
+	spacesWant := []string{}
+	for i := range 10 {
+		parent := "hidden"
+		if i%3 == 0 {
+			parent = "seen"
+		}
+		id := fmt.Sprintf("s-%02d", i)
+		e.must(e.do("POST", "/api/v1/spaces", map[string]any{"id": id, "parent": parent}), http.StatusCreated, nil)
+		if parent == "seen" {
+			spacesWant = append(spacesWant, id)
+		}
+	}
+	spacesWant = append(spacesWant, "seen")
+	spaceIDs := func(b []byte) ([]string, string) {
+		var l apiv1.List[apiv1.Space]
+		e.must(response{status: http.StatusOK, body: b}, http.StatusOK, &l)
+		var ids []string
+		for _, s := range l.Items {
+			ids = append(ids, s.ID)
+		}
+		return ids, l.NextCursor
+	}
+	pages = walk("/api/v1/spaces?limit=2", spaceIDs)
+	got = nil
+	for i, p := range pages {
+		if i < len(pages)-1 && len(p) != 2 {
+			t.Errorf("space page %d of %v holds %d spaces, want 2", i, pages, len(p))
+		}
+		got = append(got, p...)
+	}
+	if !slices.Equal(got, spacesWant) {
+		t.Fatalf("spaces seen through the pages %v, want %v", got, spacesWant)
+	}
+
 	// Runs: newest first, the same way.
 	var runsWant []string
 	for _, id := range []string{"st-00", "st-01", "st-04", "st-02", "st-13", "st-03"} {

@@ -84,15 +84,14 @@ func (a *API) listPolicies(w http.ResponseWriter, r *http.Request, p auth.Princi
 	if err := listScope(p, q.Get("space")); err != nil {
 		return err
 	}
-	list, next, err := ps.List(r.Context(), policy.Filter{Space: q.Get("space"), Type: q.Get("type"), Cursor: cursor, Limit: limit})
+	list, next, err := fillPage(limit, cursor, func(cursor string, limit int) ([]policy.Policy, string, error) {
+		return ps.List(r.Context(), policy.Filter{Space: q.Get("space"), Type: q.Get("type"), Cursor: cursor, Limit: limit})
+	}, func(pol policy.Policy) bool { return readable(p, pol.Space) }, func(pol policy.Policy) string { return pol.ID })
 	if err != nil {
 		return err
 	}
 	out := apiv1.List[apiv1.Policy]{Items: []apiv1.Policy{}, NextCursor: next}
 	for _, pol := range list {
-		if !readable(p, pol.Space) {
-			continue
-		}
 		out.Items = append(out.Items, policyOut(pol))
 	}
 	httpx.WriteJSON(w, http.StatusOK, out)

@@ -21,15 +21,14 @@ func (a *API) listSpaces(w http.ResponseWriter, r *http.Request, p auth.Principa
 	if err != nil {
 		return err
 	}
-	list, next, err := a.Spaces.List(r.Context(), cursor, limit)
+	list, next, err := fillPage(limit, cursor, func(cursor string, limit int) ([]space.Space, string, error) {
+		return a.Spaces.List(r.Context(), cursor, limit)
+	}, func(s space.Space) bool { return readable(p, s.ID) }, func(s space.Space) string { return s.ID })
 	if err != nil {
 		return err
 	}
 	out := apiv1.List[apiv1.Space]{Items: []apiv1.Space{}, NextCursor: next}
 	for _, s := range list {
-		if !readable(p, s.ID) {
-			continue
-		}
 		out.Items = append(out.Items, spaceOut(s))
 	}
 	httpx.WriteJSON(w, http.StatusOK, out)
