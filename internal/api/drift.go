@@ -2,7 +2,6 @@ package api
 
 import (
 	"net/http"
-	"slices"
 	"time"
 
 	"github.com/gantry-iac/gantry/internal/apiv1"
@@ -208,11 +207,12 @@ func (a *API) listDrift(w http.ResponseWriter, r *http.Request, p auth.Principal
 	if err := listScope(p, q.Get("space")); err != nil {
 		return err
 	}
-	list, next, err := dr.List(r.Context(), drift.Filter{Space: q.Get("space"), Cloud: q.Get("cloud"), Status: q.Get("status"), Cursor: cursor, Limit: limit})
+	list, next, err := fillPage(limit, cursor, func(cursor string, limit int) ([]drift.Status, string, error) {
+		return dr.List(r.Context(), drift.Filter{Space: q.Get("space"), Cloud: q.Get("cloud"), Status: q.Get("status"), Cursor: cursor, Limit: limit})
+	}, func(s drift.Status) bool { return readable(p, s.SpaceID) }, func(s drift.Status) string { return s.StackID })
 	if err != nil {
 		return err
 	}
-	list = slices.DeleteFunc(list, func(s drift.Status) bool { return !readable(p, s.SpaceID) })
 	out := apiv1.List[apiv1.StackDrift]{Items: []apiv1.StackDrift{}, NextCursor: next}
 	for _, s := range list {
 		out.Items = append(out.Items, stackDriftOut(s))

@@ -212,15 +212,15 @@ func (a *API) listNotifications(w http.ResponseWriter, r *http.Request, p auth.P
 	if err := listScope(p, q.Get("space")); err != nil {
 		return err
 	}
-	items, next, err := n.ListInbox(r.Context(), f)
+	items, next, err := fillPage(limit, cursor, func(cursor string, limit int) ([]notify.InboxItem, string, error) {
+		f.Cursor, f.Limit = cursor, limit
+		return n.ListInbox(r.Context(), f)
+	}, func(it notify.InboxItem) bool { return readable(p, it.SpaceID) }, func(it notify.InboxItem) string { return it.ID })
 	if err != nil {
 		return err
 	}
 	out := apiv1.List[apiv1.Notification]{Items: []apiv1.Notification{}, NextCursor: next}
 	for _, it := range items {
-		if !readable(p, it.SpaceID) {
-			continue
-		}
 		out.Items = append(out.Items, notificationOut(it))
 	}
 	httpx.WriteJSON(w, http.StatusOK, out)
@@ -274,18 +274,18 @@ func (a *API) listDeliveries(w http.ResponseWriter, r *http.Request, p auth.Prin
 	q := r.URL.Query()
 	f := notify.DeliveryFilter{RunID: q.Get("run"), EndpointID: q.Get("endpoint"), Status: strings.ToUpper(q.Get("status")),
 		Limit: limit, Cursor: cursor}
-	list, next, err := n.ListDeliveries(r.Context(), f)
+	// In the space of the run that sent it, not the current space of the
+	// endpoint it names (an endpoint id can be reused after a delete by an
+	// endpoint in another space).
+	list, next, err := fillPage(limit, cursor, func(cursor string, limit int) ([]notify.Delivery, string, error) {
+		f.Cursor, f.Limit = cursor, limit
+		return n.ListDeliveries(r.Context(), f)
+	}, func(d notify.Delivery) bool { return readable(p, d.SpaceID) }, func(d notify.Delivery) string { return d.ID })
 	if err != nil {
 		return err
 	}
 	out := apiv1.List[apiv1.Delivery]{Items: []apiv1.Delivery{}, NextCursor: next}
 	for _, d := range list {
-		// In the space of the run that sent it, not the current space of
-		// the endpoint it names (an endpoint id can be reused after a
-		// delete by an endpoint in another space).
-		if !readable(p, d.SpaceID) {
-			continue
-		}
 		out.Items = append(out.Items, deliveryOut(d))
 	}
 	httpx.WriteJSON(w, http.StatusOK, out)
