@@ -55,7 +55,6 @@ type Handler struct {
 	// run (see package runtoken).
 	Tokens interface {
 		Issue(ctx context.Context, r runtoken.Run) (string, time.Time, error)
-		Prepare(ctx context.Context, r runtoken.Run) (runtoken.Prepared, error)
 		Hand(ctx context.Context, p runtoken.Prepared) (string, time.Time, error)
 		Pend(ctx context.Context, r runtoken.Run) (runtoken.Pending, error)
 		Record(ctx context.Context, p runtoken.Pending) error
@@ -268,31 +267,8 @@ func (h *Handler) pendToken(ctx context.Context, rn run.Run, space, scope string
 // recorded in the claim's transaction, to sign.
 func (h *Handler) buildJob(ctx context.Context, cl *run.Claimed, pending *runtoken.Pending) (*Job, error) {
 	scope := jobScope(cl)
-	var token func() (string, error)
-	if pending != nil {
-		// Signed while the rest of the job is read.
-		signed := make(chan string, 1)
-		failed := make(chan error, 1)
-		go func() {
-			p, err := pending.Sign()
-			if err != nil {
-				failed <- err
-				return
-			}
-			tok, _ := p.Token()
-			signed <- tok
-		}()
-		token = func() (string, error) {
-			select {
-			case tok := <-signed:
-				return tok, nil
-			case err := <-failed:
-				return "", fmt.Errorf("issuing the run's OIDC token: %w", err)
-			}
-		}
-	} else {
-		token = h.prepareToken(ctx, cl.Run, cl.Run.SpaceID, scope, true)
-	}
+	// Signed while the rest of the job is read.
+	token := h.jobToken(ctx, cl.Run, cl.Run.SpaceID, scope, pending)
 	st, err := h.Stacks.Get(ctx, cl.Run.StackID)
 	if err != nil {
 		return nil, err
@@ -308,7 +284,8 @@ func (h *Handler) buildJob(ctx context.Context, cl *run.Claimed, pending *runtok
 		StackLabels: st.Labels,
 	}
 	if st.Space != cl.Run.SpaceID {
-		token = h.prepareToken(ctx, cl.Run, st.Space, scope, true)
+		// The stack moved since the run was queued: a token of its space.
+		token = h.jobToken(ctx, cl.Run, st.Space, scope, nil)
 	}
 	// The integrations are looked up while the token is signed and the
 	// environment read; anything is minted only once both succeeded (a job
@@ -486,7 +463,7 @@ func (h *Handler) planned(w http.ResponseWriter, r *http.Request, rn run.Run) er
 	var writeToken func() (string, error)
 	if req.HasChanges && (rn.Type == run.Tracked || rn.Type == run.Destroy) {
 		// The run may go on to apply: sign its write token meanwhile.
-		writeToken = h.prepareToken(context.WithoutCancel(r.Context()), rn, rn.SpaceID, runtoken.Write, false)
+		writeToken = h.prepareToken(context.WithoutCancel(r.Context()), rn, rn.SpaceID, runtoken.Write)
 	}
 	st, err := h.Stacks.Get(r.Context(), rn.StackID)
 	if err != nil {
@@ -506,7 +483,7 @@ func (h *Handler) planned(w http.ResponseWriter, r *http.Request, rn run.Run) er
 	if next == "apply" {
 		// The apply is the write stage: a fresh token of scope write.
 		if writeToken == nil || st.Space != rn.SpaceID {
-			writeToken = h.prepareToken(r.Context(), rn, st.Space, runtoken.Write, false)
+			writeToken = h.prepareToken(r.Context(), rn, st.Space, runtoken.Write)
 		}
 		// The token is handed out (its issuance recorded) while the apply's
 		// credentials and the worker's pool are read. (If the credentials
@@ -571,55 +548,74 @@ func (h *Handler) planned(w http.ResponseWriter, r *http.Request, rn run.Run) er
 // in the audit trail ("" when no issuer is configured); its error fails the
 // job with the reason. A token prepared but never handed out is dropped
 // unrecorded: nobody received it.
-//
-// With handNow the issuance is recorded while the token is signed and the
-// caller goes on: for a job being claimed, which gets its token unless
-// building the job fails (then the trail shows a token the failed run
-// never received, rather than missing one it did).
-func (h *Handler) prepareToken(ctx context.Context, rn run.Run, space, scope string, handNow bool) func() (string, error) {
+func (h *Handler) prepareToken(ctx context.Context, rn run.Run, space, scope string) func() (string, error) {
 	if h.Tokens == nil {
 		return func() (string, error) { return "", nil }
 	}
 	type result struct {
-		p     runtoken.Prepared
-		token string // when handed out already
-		err   error
+		p   runtoken.Prepared
+		err error
 	}
 	done := make(chan result, 1)
 	go func() {
-		path := space
-		if h.SpacePath != nil {
-			p, err := h.SpacePath(ctx, space)
-			if err != nil {
-				done <- result{err: err}
-				return
-			}
-			path = p
-		}
-		tr := runtoken.Run{SpaceID: space, SpacePath: path, StackID: rn.StackID, RunID: rn.ID, RunType: rn.Type, Scope: scope}
-		if !handNow {
-			p, err := h.Tokens.Prepare(ctx, tr)
-			done <- result{p: p, err: err}
+		pend, err := h.pendToken(ctx, rn, space, scope)
+		if err != nil {
+			done <- result{err: err}
 			return
 		}
-		// Handed out for sure: the issuance is recorded while the token
-		// is signed.
-		pend, err := h.Tokens.Pend(ctx, tr)
+		p, err := pend.Sign()
+		done <- result{p, err}
+	}()
+	return func() (string, error) {
+		res := <-done
+		if res.err != nil {
+			return "", fmt.Errorf("issuing the run's OIDC token: %w", res.err)
+		}
+		tok, _, err := h.Tokens.Hand(ctx, res.p)
+		if err != nil {
+			return "", fmt.Errorf("issuing the run's OIDC token: %w", err)
+		}
+		return tok, nil
+	}
+}
+
+// jobToken signs, in the background, the token of a job being claimed,
+// which gets it unless building the job fails (then the trail shows a
+// token the failed run never received, rather than missing one it did).
+// pending, when set, was recorded in the claim's transaction; otherwise the
+// token's issuance is recorded here while it is signed. The function
+// returned waits for it ("" when no issuer is configured).
+func (h *Handler) jobToken(ctx context.Context, rn run.Run, space, scope string, pending *runtoken.Pending) func() (string, error) {
+	if h.Tokens == nil {
+		return func() (string, error) { return "", nil }
+	}
+	type result struct {
+		token string
+		err   error
+	}
+	sign := func(p runtoken.Pending) result {
+		signed, err := p.Sign()
+		tok, _ := signed.Token()
+		return result{tok, err}
+	}
+	done := make(chan result, 1)
+	go func() {
+		if pending != nil {
+			done <- sign(*pending)
+			return
+		}
+		p, err := h.pendToken(ctx, rn, space, scope)
 		if err != nil {
 			done <- result{err: err}
 			return
 		}
 		signed := make(chan result, 1)
-		go func() {
-			p, err := pend.Sign()
-			signed <- result{p: p, err: err}
-		}()
-		rerr := h.Tokens.Record(ctx, pend)
+		go func() { signed <- sign(p) }()
+		rerr := h.Tokens.Record(ctx, p)
 		res := <-signed
 		if res.err == nil {
 			res.err = rerr
 		}
-		res.token, _ = res.p.Token()
 		done <- res
 	}()
 	return func() (string, error) {
@@ -627,14 +623,7 @@ func (h *Handler) prepareToken(ctx context.Context, rn run.Run, space, scope str
 		if res.err != nil {
 			return "", fmt.Errorf("issuing the run's OIDC token: %w", res.err)
 		}
-		if handNow {
-			return res.token, nil
-		}
-		tok, _, err := h.Tokens.Hand(ctx, res.p)
-		if err != nil {
-			return "", fmt.Errorf("issuing the run's OIDC token: %w", err)
-		}
-		return tok, nil
+		return res.token, nil
 	}
 }
 

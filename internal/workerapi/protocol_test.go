@@ -2,162 +2,22 @@ package workerapi_test
 
 import (
 	"bytes"
-	"context"
-	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"reflect"
-	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/gantry-iac/gantry/internal/db"
 	"github.com/gantry-iac/gantry/internal/db/dbtest"
 	"github.com/gantry-iac/gantry/internal/errs"
-	"github.com/gantry-iac/gantry/internal/events"
 	"github.com/gantry-iac/gantry/internal/run"
-	"github.com/gantry-iac/gantry/internal/secrets"
-	"github.com/gantry-iac/gantry/internal/space"
 	"github.com/gantry-iac/gantry/internal/stack"
 	"github.com/gantry-iac/gantry/internal/workerapi"
 )
-
-func TestMain(m *testing.M) { dbtest.Main(m) }
-
-// Pool tokens the test server knows.
-const (
-	builtinToken = "pool-token-builtin"
-	gpuToken     = "pool-token-gpu"
-)
-
-// patience bounds waits for things that should happen at once.
-const patience = 20 * time.Second
-
-// fixture is a real Handler over a real database, served by httptest.
-type fixture struct {
-	ctx      context.Context
-	d        *db.DB
-	stacks   *stack.Service
-	runs     *run.Service
-	handler  *workerapi.Handler
-	draining atomic.Bool
-	url      string
-	n        int
-}
-
-func newFixture(t *testing.T, d *db.DB) *fixture {
-	t.Helper()
-	box, err := secrets.NewBox(bytes.Repeat([]byte{1}, 32))
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-	hub := events.NewHub()
-	f := &fixture{ctx: context.Background(), d: d, stacks: stack.NewService(d, box), runs: run.NewService(d, hub, box, log)}
-	if err := space.NewService(d).EnsureRoot(f.ctx); err != nil {
-		t.Fatal(err)
-	}
-	f.handler = &workerapi.Handler{
-		Runs: f.runs, Stacks: f.stacks, Registry: workerapi.NewRegistry(d), Hub: hub, Log: log,
-		MaxClaimWait: patience,
-		PoolForToken: func(_ context.Context, token string) (string, bool, error) {
-			pool, ok := map[string]string{builtinToken: "", gpuToken: "gpu"}[token]
-			return pool, ok, nil
-		},
-		Draining: f.draining.Load,
-	}
-	mux := http.NewServeMux()
-	f.handler.Routes(mux)
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
-	f.url = srv.URL
-	return f
-}
-
-// worker returns a client registered with the pool token.
-func (f *fixture) worker(t *testing.T, poolToken string) (*workerapi.Client, workerapi.RegisterResponse) {
-	t.Helper()
-	c := workerapi.NewClient(f.url+"/", poolToken)
-	resp, err := c.Register(f.ctx, workerapi.RegisterRequest{Name: "test-worker", Version: workerapi.Version})
-	if err != nil {
-		t.Fatalf("Register: %v", err)
-	}
-	return c, resp
-}
-
-// stack creates a stack; mod may change it first.
-func (f *fixture) stack(t *testing.T, mod func(*stack.Stack)) stack.Stack {
-	t.Helper()
-	f.n++
-	st := stack.Stack{ID: fmt.Sprintf("st-%d", f.n), Repository: "https://example.com/infra.git"}
-	if mod != nil {
-		mod(&st)
-	}
-	got, err := f.stacks.Create(f.ctx, st)
-	if err != nil {
-		t.Fatalf("create stack: %v", err)
-	}
-	return got
-}
-
-func (f *fixture) create(t *testing.T, stackID, typ string) run.Run {
-	t.Helper()
-	r, err := f.runs.Create(f.ctx, run.New{StackID: stackID, Type: typ, TriggeredBy: "alice", CommitSHA: "0123abcd"})
-	if err != nil {
-		t.Fatalf("create run: %v", err)
-	}
-	return r
-}
-
-// claim claims a job at once; it fails the test when there is none.
-func claim(t *testing.T, c *workerapi.Client) *workerapi.Job {
-	t.Helper()
-	job, err := c.Claim(context.Background(), 0)
-	if err != nil {
-		t.Fatalf("Claim: %v", err)
-	}
-	if job == nil {
-		t.Fatal("Claim found no job")
-	}
-	return job
-}
-
-func (f *fixture) get(t *testing.T, runID string) run.Run {
-	t.Helper()
-	r, err := f.runs.Get(f.ctx, runID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return r
-}
-
-func (f *fixture) wantState(t *testing.T, runID, state string) run.Run {
-	t.Helper()
-	r, err := f.runs.Get(f.ctx, runID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r.State != state {
-		t.Fatalf("run %s is %s, want %s (reason %q)", runID, r.State, state, r.Reason)
-	}
-	return r
-}
-
-// wantStatus fails the test unless err is a StatusError with status.
-func wantStatus(t *testing.T, err error, status int) *workerapi.StatusError {
-	t.Helper()
-	var se *workerapi.StatusError
-	if !errors.As(err, &se) || se.Status != status {
-		t.Fatalf("error = %v, want HTTP %d", err, status)
-	}
-	return se
-}
 
 func TestRegister(t *testing.T) {
 	tests := []struct {
@@ -219,131 +79,6 @@ func TestRegister(t *testing.T) {
 			if resp.StatusCode != 401 {
 				t.Errorf("claim with worker token %q: HTTP %d, want 401", token, resp.StatusCode)
 			}
-		}
-	})
-}
-
-func TestClaimLongPoll(t *testing.T) {
-	dbtest.Each(t, func(t *testing.T, d *db.DB) {
-		f := newFixture(t, d)
-		c, reg := f.worker(t, builtinToken)
-		st := f.stack(t, nil)
-
-		ctx, cancel := context.WithTimeout(f.ctx, 2*patience)
-		defer cancel()
-		type result struct {
-			job *workerapi.Job
-			err error
-			at  time.Time
-		}
-		got := make(chan result, 1)
-		go func() {
-			job, err := c.Claim(ctx, patience)
-			got <- result{job, err, time.Now()}
-		}()
-		// Wait until the claim reached the server (it records the worker
-		// as seen before it starts waiting).
-		for {
-			var seen bool
-			if err := d.QueryRow(f.ctx, `SELECT last_seen_at > registered_at FROM workers WHERE id = $1`, reg.WorkerID).Scan(&seen); err != nil {
-				t.Fatal(err)
-			}
-			if seen {
-				break
-			}
-			select {
-			case res := <-got:
-				t.Fatalf("Claim returned before any run existed: %+v, %v", res.job, res.err)
-			case <-ctx.Done():
-				t.Fatal("the claim never reached the server")
-			case <-time.After(5 * time.Millisecond):
-			}
-		}
-		created := time.Now()
-		r := f.create(t, st.ID, run.Tracked)
-		select {
-		case res := <-got:
-			if res.err != nil || res.job == nil || res.job.RunID != r.ID {
-				t.Fatalf("Claim = %+v, %v; want the job of run %s", res.job, res.err, r.ID)
-			}
-			if waited := res.at.Sub(created); waited > patience/2 {
-				t.Fatalf("Claim returned %v after the run was created, with %v of wait left: the long poll was not woken", waited, patience)
-			}
-		case <-ctx.Done():
-			t.Fatal("Claim did not return")
-		}
-		f.wantState(t, r.ID, run.Preparing)
-
-		// A wait longer than the server's maximum is cut to the maximum.
-		f.handler.MaxClaimWait = 50 * time.Millisecond
-		if job, err := c.Claim(ctx, time.Hour); err != nil || job != nil {
-			t.Fatalf("Claim with nothing to do = %+v, %v", job, err)
-		}
-		if ctx.Err() != nil {
-			t.Fatal("Claim waited longer than MaxClaimWait")
-		}
-		// A draining server hands out no work.
-		f.create(t, f.stack(t, nil).ID, run.Tracked)
-		f.draining.Store(true)
-		if job, err := c.Claim(ctx, 0); err != nil || job != nil {
-			t.Fatalf("Claim while draining = %+v, %v", job, err)
-		}
-		f.draining.Store(false)
-		claim(t, c)
-	})
-}
-
-// A claim records the worker as seen only when it was last seen at least
-// SeenEvery ago: long polls do not write to the database each time.
-func TestClaimSeenEvery(t *testing.T) {
-	dbtest.Each(t, func(t *testing.T, d *db.DB) {
-		f := newFixture(t, d)
-		c, reg := f.worker(t, builtinToken)
-		lastSeen := func() int64 {
-			t.Helper()
-			var at int64
-			if err := d.QueryRow(f.ctx, `SELECT last_seen_at FROM workers WHERE id = $1`, reg.WorkerID).Scan(&at); err != nil {
-				t.Fatal(err)
-			}
-			return at
-		}
-		f.handler.SeenEvery = time.Hour
-		before := lastSeen()
-		if job, err := c.Claim(f.ctx, 0); err != nil || job != nil {
-			t.Fatalf("Claim = %+v, %v", job, err)
-		}
-		if got := lastSeen(); got != before {
-			t.Fatalf("a worker seen just now was written as seen again (%d -> %d)", before, got)
-		}
-		f.handler.SeenEvery = 0
-		time.Sleep(time.Millisecond)
-		if job, err := c.Claim(f.ctx, 0); err != nil || job != nil {
-			t.Fatalf("Claim = %+v, %v", job, err)
-		}
-		if got := lastSeen(); got <= before {
-			t.Fatalf("a claim did not record the worker as seen (%d -> %d)", before, got)
-		}
-	})
-}
-
-func TestClaimPools(t *testing.T) {
-	dbtest.Each(t, func(t *testing.T, d *db.DB) {
-		f := newFixture(t, d)
-		builtin, _ := f.worker(t, builtinToken)
-		gpu, _ := f.worker(t, gpuToken)
-		rg := f.create(t, f.stack(t, func(s *stack.Stack) { s.WorkerPool = "gpu" }).ID, run.Tracked)
-		if job, err := builtin.Claim(f.ctx, 0); err != nil || job != nil {
-			t.Fatalf("built-in worker claimed %+v, %v", job, err)
-		}
-		rb := f.create(t, f.stack(t, nil).ID, run.Tracked)
-		if job, err := gpu.Claim(f.ctx, 0); err != nil || job == nil || job.RunID != rg.ID {
-			t.Fatalf("gpu worker claimed %+v, %v; want %s", job, err, rg.ID)
-		}
-		if job, err := gpu.Claim(f.ctx, 0); err != nil || job != nil {
-			t.Fatalf("gpu worker claimed %+v, %v; want nothing", job, err)
-		}
-		if job := claim(t, builtin); job.RunID != rb.ID {
-			t.Fatalf("built-in worker claimed %s, want %s", job.RunID, rb.ID)
 		}
 	})
 }
@@ -803,37 +538,5 @@ func TestStopDuringSave(t *testing.T) {
 			}
 		}
 		f.wantState(t, r.ID, run.Stopped)
-	})
-}
-
-// A worker that does not name the targets feature at register (one built
-// before targeted runs, which would plan everything) gets no targeted run;
-// a worker that does gets it, and any worker gets the others.
-func TestClaimNeedsFeatures(t *testing.T) {
-	dbtest.Each(t, func(t *testing.T, d *db.DB) {
-		f := newFixture(t, d)
-		old := workerapi.NewClient(f.url+"/", builtinToken)
-		if _, err := old.Register(f.ctx, workerapi.RegisterRequest{Name: "old-worker", Version: workerapi.Version}); err != nil {
-			t.Fatal(err)
-		}
-		current := workerapi.NewClient(f.url+"/", builtinToken)
-		if _, err := current.Register(f.ctx, workerapi.RegisterRequest{Name: "new-worker", Version: workerapi.Version, Features: workerapi.Features}); err != nil {
-			t.Fatal(err)
-		}
-		targeted, err := f.runs.Create(f.ctx, run.New{StackID: f.stack(t, nil).ID, Type: run.Tracked, TriggeredBy: "alice", CommitSHA: "0123abcd",
-			Targets: []string{"terraform_data.a"}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if job, err := old.Claim(f.ctx, 0); err != nil || job != nil {
-			t.Fatalf("a worker without the targets feature claimed %+v (%v)", job, err)
-		}
-		if job := claim(t, current); job.RunID != targeted.ID || !slices.Equal(job.Targets, []string{"terraform_data.a"}) {
-			t.Fatalf("claimed %s with targets %v, want %s", job.RunID, job.Targets, targeted.ID)
-		}
-		plain := f.create(t, f.stack(t, nil).ID, run.Tracked)
-		if job := claim(t, old); job.RunID != plain.ID {
-			t.Fatalf("the old worker claimed %s, want %s", job.RunID, plain.ID)
-		}
 	})
 }
