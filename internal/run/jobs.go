@@ -83,7 +83,7 @@ func (s *Service) Claim(ctx context.Context, pool, workerID string, within ...fu
 			}
 			now := time.Now().UnixNano()
 			err = s.transition(ctx, n, &r, change{to: to, actor: "worker:" + workerID, reason: reason,
-				sets: []string{"worker_id = $5", "job_token_hash = $6", "heartbeat_at = $7", "state_token_hash = $8"},
+				sets: []string{"worker_id = ?", "job_token_hash = ?", "heartbeat_at = ?", "state_token_hash = ?"},
 				args: []any{workerID, hashToken(token), now, hashToken(stateToken)}})
 			if errs.Is(err, errs.Conflict) {
 				lost = true

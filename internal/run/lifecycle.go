@@ -41,7 +41,7 @@ type change struct {
 	to     string
 	actor  string
 	reason string
-	sets   []string // extra "col = $N" assignments, N counting from 5
+	sets   []string // extra "col = ?" assignments, each ? taking the next of args
 	args   []any
 }
 
@@ -69,23 +69,18 @@ func (s *Service) transitions(ctx context.Context, n *notes, r *Run, steps ...ch
 	var sets []string
 	for i, c := range steps {
 		if i == len(steps)-1 && Terminal(c.to) && c.reason != "" {
-			c.sets = append(c.sets, "reason = $"+fmt.Sprint(5+len(c.args)))
+			c.sets = append(c.sets, "reason = ?")
 			c.args = append(c.args, c.reason)
 		}
-		// Renumber each step's $N (counting from 5) after the ones before.
+		// Each ? takes the next argument, after the steps before.
 		for _, sa := range c.sets {
-			col, num, found := strings.Cut(sa, "$")
-			if !found {
-				sets = append(sets, sa)
-				continue
+			for strings.Contains(sa, "?") {
+				args = append(args, c.args[0])
+				c.args = c.args[1:]
+				sa = strings.Replace(sa, "?", "$"+strconv.Itoa(len(args)), 1)
 			}
-			k, err := strconv.Atoi(num)
-			if err != nil {
-				return fmt.Errorf("run transition: bad assignment %q", sa)
-			}
-			sets = append(sets, col+"$"+strconv.Itoa(k-5+len(args)+1))
+			sets = append(sets, sa)
 		}
-		args = append(args, c.args...)
 	}
 	if len(sets) > 0 {
 		set += ", " + strings.Join(sets, ", ")

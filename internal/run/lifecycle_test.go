@@ -552,15 +552,16 @@ func TestList(t *testing.T) {
 }
 
 // Several transitions made at once are one update and one insert: each
-// step's extra columns land (their $N renumbered), the timeline has one
-// entry per step in order, and a stale state is refused for all of them.
+// step's extra columns land (each ? bound to its own argument), the
+// timeline has one entry per step in order, and a past terminal state
+// cannot be followed by another.
 func TestTransitionsAtOnce(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, d *db.DB) {
 		f := newFixture(t, d)
 		r := f.create(t, f.stack(t, nil).ID, run.Proposed) // READY
 		got, err := f.runs.TransitionsForTest(f.ctx, r.ID,
-			run.Step{To: run.Preparing, Actor: "worker:w1", Reason: "claimed", Sets: []string{"worker_id = $5", "heartbeat_at = $6"}, Args: []any{"w1", int64(42)}},
-			run.Step{To: run.Initializing, Actor: "worker:w1", Reason: "init", Sets: []string{"commit_message = $5"}, Args: []any{"the message"}})
+			run.Step{To: run.Preparing, Actor: "worker:w1", Reason: "claimed", Sets: []string{"worker_id = ?", "heartbeat_at = ?"}, Args: []any{"w1", int64(42)}},
+			run.Step{To: run.Initializing, Actor: "worker:w1", Reason: "init", Sets: []string{"commit_message = ?"}, Args: []any{"the message"}})
 		if err != nil {
 			t.Fatal(err)
 		}

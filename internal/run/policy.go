@@ -73,7 +73,7 @@ func (s *Service) applyApproval(ctx context.Context, n *notes, r *Run, stage str
 		return s.transition(ctx, n, r, change{to: Failed, actor: "policy", reason: messages("rejected by approval policy", v.Messages)})
 	case OutcomeUndecided:
 		if err := s.transition(ctx, n, r, change{to: PendingReview, actor: "policy", reason: messages("waiting for review", v.Messages),
-			sets: []string{"review_from = $5"}, args: []any{stage}}); err != nil {
+			sets: []string{"review_from = ?"}, args: []any{stage}}); err != nil {
 			return err
 		}
 		r.ReviewFrom = stage
@@ -182,7 +182,7 @@ func (s *Service) proposedDone(ctx context.Context, n *notes, r *Run, workerID s
 		return s.transition(ctx, n, r, change{to: Failed, actor: "policy", reason: messages("rejected by approval policy", review.Messages)})
 	case OutcomeUndecided:
 		return s.transition(ctx, n, r, change{to: PendingReview, actor: "policy", reason: messages("plan warnings wait for review", review.Messages),
-			sets: []string{"review_from = $5", "worker_id = ''", "job_token_hash = ''", "state_token_hash = ''"}, args: []any{Finished}})
+			sets: []string{"review_from = ?", "worker_id = ''", "job_token_hash = ''", "state_token_hash = ''"}, args: []any{Finished}})
 	}
 	return s.transition(ctx, n, r, change{to: Finished, actor: "worker:" + workerID, reason: "proposed run planned"})
 }
