@@ -122,6 +122,11 @@ func Parse(crons []string, timezone string) (*Spec, error) {
 		if err != nil {
 			return nil, errs.E(errs.Invalid, "cron expression %q: %v", c, err)
 		}
+		// Cron looks five years ahead: a day that never comes (30
+		// February, 31 April) is never found.
+		if sp.next(s, time.Now()).IsZero() {
+			return nil, errs.E(errs.Invalid, "cron expression %q never matches a date (a day that does not exist in its months?)", c)
+		}
 		sp.specs = append(sp.specs, s)
 	}
 	return sp, nil
@@ -137,6 +142,17 @@ func (sp *Spec) Next(t time.Time) time.Time {
 		}
 	}
 	return best.UTC()
+}
+
+// Due returns the first due time strictly after t and when the schedule
+// with id runs for it (the due time plus its jitter within window); both
+// zero when no time is due.
+func (sp *Spec) Due(id string, t time.Time, window time.Duration) (due, run time.Time) {
+	due = sp.Next(t)
+	if due.IsZero() {
+		return time.Time{}, time.Time{}
+	}
+	return due, due.Add(jitter(id, due, sp.Next(due), window))
 }
 
 // allHours are the hour bits of an expression due every hour.
@@ -436,8 +452,7 @@ func (s *Service) insert(ctx context.Context, sc Schedule, spec *Spec, now time.
 	if sc.Kind == KindDelete {
 		sc.NextDue, sc.NextRunAt = sc.At, sc.At
 	} else {
-		sc.NextDue = spec.Next(now)
-		sc.NextRunAt = sc.NextDue.Add(jitter(sc.ID, sc.NextDue, spec.Next(sc.NextDue), s.Jitter))
+		sc.NextDue, sc.NextRunAt = spec.Due(sc.ID, now, s.Jitter)
 	}
 	if sc.Crons == nil {
 		sc.Crons = []string{}

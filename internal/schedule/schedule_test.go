@@ -91,6 +91,8 @@ func TestParseRefuses(t *testing.T) {
 		{"unknown zone", []string{"0 * * * *"}, "Mars/Olympus_Mons", "unknown time zone"},
 		{"path zone", []string{"0 * * * *"}, "/etc/localtime", "unknown time zone"},
 		{"dot-dot zone", []string{"0 * * * *"}, "../../etc/passwd", "unknown time zone"},
+		{"30 February", []string{"0 0 30 2 *"}, "", "never matches"},
+		{"31 April in a list", []string{"0 * * * *", "0 0 31 4 *"}, "", "never matches"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			sp, err := Parse(tc.crons, tc.tz)
@@ -131,6 +133,22 @@ func dues(sp *Spec, from, until time.Time) []time.Time {
 		out = append(out, t)
 	}
 	return out
+}
+
+// A leap day is rare but comes: it is due, not refused.
+func TestLeapDayIsDue(t *testing.T) {
+	sp, err := Parse([]string{"0 6 29 2 *"}, "UTC")
+	if err != nil {
+		t.Fatal(err)
+	}
+	from := time.Date(2026, 11, 26, 0, 0, 0, 0, time.UTC)
+	due, run := sp.Due("s", from, time.Minute)
+	if want := time.Date(2028, 2, 29, 6, 0, 0, 0, time.UTC); !due.Equal(want) {
+		t.Errorf("due = %v, want %v", due, want)
+	}
+	if run.Before(due) || run.Sub(due) >= time.Minute {
+		t.Errorf("run = %v, want within a minute after %v", run, due)
+	}
 }
 
 func TestNextFollowsTheTimeZoneAcrossDST(t *testing.T) {

@@ -233,8 +233,7 @@ func (sch *Scheduler) advance(ctx context.Context, sc Schedule, now time.Time, o
 		if err != nil {
 			return err
 		}
-		nextDue = spec.Next(now)
-		nextRun = nextDue.Add(jitter(sc.ID, nextDue, spec.Next(nextDue), sch.s.Jitter))
+		nextDue, nextRun = spec.Due(sc.ID, now, sch.s.Jitter)
 	}
 	lastRun := sc.LastRunID
 	if out.runID != "" {
