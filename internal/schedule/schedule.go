@@ -125,7 +125,7 @@ func Parse(crons []string, timezone string) (*Spec, error) {
 		// Cron looks five years ahead: a day that never comes (30
 		// February, 31 April) is never found.
 		if sp.next(s, time.Now()).IsZero() {
-			return nil, errs.E(errs.Invalid, "cron expression %q never matches a date (a day that does not exist in its months?)", c)
+			return nil, errs.E(errs.Invalid, "cron expression %q matches no date in the next five years (a day its months do not have?)", c)
 		}
 		sp.specs = append(sp.specs, s)
 	}

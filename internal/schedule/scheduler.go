@@ -230,10 +230,17 @@ func (sch *Scheduler) advance(ctx context.Context, sc Schedule, now time.Time, o
 		}
 	default:
 		spec, err := Parse(sc.Crons, sc.Timezone)
-		if err != nil {
-			return err
+		if err == nil {
+			nextDue, nextRun = spec.Due(sc.ID, now, sch.s.Jitter)
 		}
-		nextDue, nextRun = spec.Due(sc.ID, now, sch.s.Jitter)
+		if nextDue.IsZero() {
+			// Cron looks five years ahead: 29 February is due in 2096,
+			// then not before 2104.
+			status = StatusDone
+			if out.note == "" {
+				out.note = "ended: its cron expressions match no date in the next five years"
+			}
+		}
 	}
 	lastRun := sc.LastRunID
 	if out.runID != "" {

@@ -487,6 +487,32 @@ func TestTickScheduledRunAndTask(t *testing.T) {
 	})
 }
 
+// A schedule whose next due time is more than five years away (cron does
+// not look further) ends after its last run, saying why, instead of
+// showing no due time while it claims to be active.
+func TestTickEndsAScheduleWithNoFurtherDueTime(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newFixture(t, d)
+		st := f.stack(t, "-")
+		// 29 February: in 2096, then not before 2104 (2100 is no leap year).
+		sc := f.add(t, st.ID, NewSchedule{Kind: KindTask, Crons: []string{"0 0 29 2 *"}, Command: "true"})
+		sc.NextRunAt = time.Date(2096, 2, 29, 0, 0, 0, 0, time.UTC)
+		if _, err := d.Exec(f.ctx, `UPDATE schedules SET next_due = $2, next_run_at = $2 WHERE id = $1`, sc.ID, sc.NextRunAt.UnixNano()); err != nil {
+			t.Fatal(err)
+		}
+		if n := f.tick(t, sc.NextRunAt); n != 1 {
+			t.Fatalf("Tick fired %d, want 1", n)
+		}
+		got := f.schedule(t, sc)
+		if got.Status != StatusDone || !got.NextRunAt.IsZero() || !strings.Contains(got.LastNote, "no date in the next five years") {
+			t.Errorf("schedule %+v, want done with no next run and a note saying why", got)
+		}
+		if n := f.tick(t, sc.NextRunAt.Add(time.Hour)); n != 0 || len(f.runsOf(t, st.ID, false)) != 1 {
+			t.Errorf("an ended schedule fired again")
+		}
+	})
+}
+
 func TestAddRefuses(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, d *db.DB) {
 		f := newFixture(t, d)
