@@ -276,20 +276,7 @@ func (f *Forwarder) GetEndpoint(ctx context.Context, endpointID string) (Forward
 
 // ListEndpoints returns every endpoint ordered by id, secrets left out.
 func (f *Forwarder) ListEndpoints(ctx context.Context) ([]ForwardEndpoint, error) {
-	rows, err := f.db.Query(ctx, `SELECT `+forwardEndpointCols+` FROM audit_forward_endpoints ORDER BY id`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := []ForwardEndpoint{}
-	for rows.Next() {
-		e, err := scanForwardEndpoint(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, e)
-	}
-	return out, rows.Err()
+	return db.Collect(ctx, f.db, scanForwardEndpoint, `SELECT `+forwardEndpointCols+` FROM audit_forward_endpoints ORDER BY id`)
 }
 
 // DeleteEndpoint removes an endpoint: nothing more is sent to it (a
@@ -311,20 +298,13 @@ func (f *Forwarder) Deliveries(ctx context.Context) ([]ForwardStatus, error) {
 	if err != nil {
 		return nil, err
 	}
-	rows, err := f.db.Query(ctx, `SELECT id, url, enabled, delivered_seq, last_delivered_at, attempts, last_error,
-		failing_since, flagged, next_attempt_at FROM audit_forward_endpoints ORDER BY id`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
 	now := f.now()
-	out := []ForwardStatus{}
-	for rows.Next() {
+	return db.Collect(ctx, f.db, func(row db.Scanner) (ForwardStatus, error) {
 		var st ForwardStatus
 		var last, failing, next int64
-		if err := rows.Scan(&st.Endpoint, &st.URL, &st.Enabled, &st.DeliveredSeq, &last, &st.Attempts, &st.LastError,
+		if err := row.Scan(&st.Endpoint, &st.URL, &st.Enabled, &st.DeliveredSeq, &last, &st.Attempts, &st.LastError,
 			&failing, &st.Flagged, &next); err != nil {
-			return nil, err
+			return ForwardStatus{}, err
 		}
 		st.HeadSeq, st.Lag = head, max(head-st.DeliveredSeq, 0)
 		if last > 0 {
@@ -337,9 +317,9 @@ func (f *Forwarder) Deliveries(ctx context.Context) ([]ForwardStatus, error) {
 		if next > 0 && st.Attempts > 0 {
 			st.NextAttemptAt = db.FromNanos(next)
 		}
-		out = append(out, st)
-	}
-	return out, rows.Err()
+		return st, nil
+	}, `SELECT id, url, enabled, delivered_seq, last_delivered_at, attempts, last_error,
+		failing_since, flagged, next_attempt_at FROM audit_forward_endpoints ORDER BY id`)
 }
 
 // Wake makes this forwarder look for events now rather than at its next

@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gantry-iac/gantry/internal/db"
 	"github.com/gantry-iac/gantry/internal/id"
 	"github.com/gantry-iac/gantry/internal/notify"
 	"github.com/gantry-iac/gantry/internal/secrets"
@@ -115,28 +116,19 @@ type leaseOf struct {
 func (f *Forwarder) claim(ctx context.Context, limit int) ([]leaseOf, error) {
 	var out []leaseOf
 	err := f.db.Tx(ctx, func(ctx context.Context) error {
-		out = out[:0]
 		head, err := f.headSeq(ctx)
 		if err != nil {
 			return err
 		}
 		t := f.now().UnixNano()
-		rows, err := f.db.Query(ctx, `SELECT id FROM audit_forward_endpoints
+		out, err = db.Collect(ctx, f.db, func(row db.Scanner) (leaseOf, error) {
+			var l leaseOf
+			err := row.Scan(&l.id)
+			return l, err
+		}, `SELECT id FROM audit_forward_endpoints
 			WHERE enabled = $1 AND next_attempt_at <= $2 AND lease_until <= $2 AND delivered_seq < $3
 			ORDER BY next_attempt_at, id LIMIT $4`+f.db.ForUpdateSkipLocked(), true, t, head, limit)
 		if err != nil {
-			return err
-		}
-		for rows.Next() {
-			var l leaseOf
-			if err := rows.Scan(&l.id); err != nil {
-				rows.Close()
-				return err
-			}
-			out = append(out, l)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
 			return err
 		}
 		for i := range out {

@@ -55,9 +55,7 @@ func (k Key) Active(now time.Time) bool { return !k.Revoked() && !k.Expired(now)
 // keyColumns are the columns scanKey reads, in order.
 const keyColumns = `id, name, created_by, created_at, last_used_at, expires_at, revoked_at, admin, owner_user`
 
-type scanner interface{ Scan(dest ...any) error }
-
-func scanKey(s scanner) (Key, error) {
+func scanKey(s db.Scanner) (Key, error) {
 	var k Key
 	var created, used, expires, revoked int64
 	if err := s.Scan(&k.ID, &k.Name, &k.CreatedBy, &created, &used, &expires, &revoked, &k.Admin, &k.OwnerUser); err != nil {
@@ -155,20 +153,7 @@ func (k *Keys) NewKey(ctx context.Context, spec KeySpec) (Key, string, error) {
 // List returns every API key, revoked ones too, oldest first. Tokens are
 // never stored, so never listed.
 func (k *Keys) List(ctx context.Context) ([]Key, error) {
-	rows, err := k.db.Query(ctx, `SELECT `+keyColumns+` FROM api_tokens ORDER BY created_at, id`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []Key
-	for rows.Next() {
-		key, err := scanKey(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, key)
-	}
-	return out, rows.Err()
+	return db.Collect(ctx, k.db, scanKey, `SELECT `+keyColumns+` FROM api_tokens ORDER BY created_at, id`)
 }
 
 // Get returns one API key.

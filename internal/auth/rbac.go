@@ -248,7 +248,7 @@ func (rs *Roles) CreateRole(ctx context.Context, r Role, by string) (Role, error
 	return r, nil
 }
 
-func scanRole(s scanner) (Role, error) {
+func scanRole(s db.Scanner) (Role, error) {
 	var r Role
 	var acts string
 	if err := s.Scan(&r.ID, &r.Name, &r.Description, &acts, &r.CreatedBy); err != nil {
@@ -274,20 +274,11 @@ func (rs *Roles) Role(ctx context.Context, roleID string) (Role, error) {
 
 // ListRoles returns the built-in roles, then the custom ones by id.
 func (rs *Roles) ListRoles(ctx context.Context) ([]Role, error) {
-	out := slices.Clone(BuiltInRoles)
-	rows, err := rs.db.Query(ctx, `SELECT id, name, description, actions, created_by FROM roles ORDER BY id`)
+	custom, err := db.Collect(ctx, rs.db, scanRole, `SELECT id, name, description, actions, created_by FROM roles ORDER BY id`)
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	for rows.Next() {
-		r, err := scanRole(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
+	return append(slices.Clone(BuiltInRoles), custom...), nil
 }
 
 // DeleteRole deletes a custom role; a role still bound cannot be deleted.
@@ -403,22 +394,15 @@ func (rs *Roles) Bindings(ctx context.Context, space string) ([]Binding, error) 
 }
 
 func (rs *Roles) scanBindings(ctx context.Context, where string, args ...any) ([]Binding, error) {
-	rows, err := rs.db.Query(ctx, `SELECT id, role_id, space_id, actor_type, actor_id, created_by, created_at FROM role_bindings `+where, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []Binding
-	for rows.Next() {
+	return db.Collect(ctx, rs.db, func(s db.Scanner) (Binding, error) {
 		var b Binding
 		var at int64
-		if err := rows.Scan(&b.ID, &b.Role, &b.Space, &b.ActorType, &b.ActorID, &b.CreatedBy, &at); err != nil {
-			return nil, err
+		if err := s.Scan(&b.ID, &b.Role, &b.Space, &b.ActorType, &b.ActorID, &b.CreatedBy, &at); err != nil {
+			return Binding{}, err
 		}
 		b.CreatedAt = db.FromNanos(at).UTC()
-		out = append(out, b)
-	}
-	return out, rows.Err()
+		return b, nil
+	}, `SELECT id, role_id, space_id, actor_type, actor_id, created_by, created_at FROM role_bindings `+where, args...)
 }
 
 // Actor is one identity a principal acts as.

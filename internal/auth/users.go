@@ -54,7 +54,7 @@ func NewUsers(d *db.DB) *Users { return &Users{db: d} }
 
 const userColumns = `id, issuer, subject, login, name, email, groups_json, grants, admin, created_at, last_login_at, disabled_at`
 
-func scanUser(s scanner) (User, error) {
+func scanUser(s db.Scanner) (User, error) {
 	var u User
 	var groups, grants string
 	var created, last, disabled int64
@@ -122,20 +122,8 @@ func (us *Users) Get(ctx context.Context, userID string) (User, error) {
 // (preferred_username): when two users share one, the caller must give
 // the user's id.
 func (us *Users) ByLogin(ctx context.Context, login string) (User, error) {
-	rows, err := us.db.Query(ctx, `SELECT `+userColumns+` FROM users WHERE login = $1 ORDER BY created_at LIMIT 2`, login)
+	found, err := db.Collect(ctx, us.db, scanUser, `SELECT `+userColumns+` FROM users WHERE login = $1 ORDER BY created_at LIMIT 2`, login)
 	if err != nil {
-		return User{}, err
-	}
-	defer rows.Close()
-	var found []User
-	for rows.Next() {
-		u, err := scanUser(rows)
-		if err != nil {
-			return User{}, err
-		}
-		found = append(found, u)
-	}
-	if err := rows.Err(); err != nil {
 		return User{}, err
 	}
 	switch len(found) {
@@ -149,20 +137,7 @@ func (us *Users) ByLogin(ctx context.Context, login string) (User, error) {
 
 // List returns every user, oldest first.
 func (us *Users) List(ctx context.Context) ([]User, error) {
-	rows, err := us.db.Query(ctx, `SELECT `+userColumns+` FROM users ORDER BY created_at, id`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := []User{}
-	for rows.Next() {
-		u, err := scanUser(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, u)
-	}
-	return out, rows.Err()
+	return db.Collect(ctx, us.db, scanUser, `SELECT `+userColumns+` FROM users ORDER BY created_at, id`)
 }
 
 // SessionPrefix starts every session token.

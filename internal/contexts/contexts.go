@@ -182,20 +182,7 @@ func (s *Service) List(ctx context.Context, f Filter) ([]Context, string, error)
 }
 
 func (s *Service) query(ctx context.Context, q string, args ...any) ([]Context, error) {
-	rows, err := s.db.Query(ctx, q, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := []Context{}
-	for rows.Next() {
-		c, err := scan(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, c)
-	}
-	return out, rows.Err()
+	return db.Collect(ctx, s.db, scan, q, args...)
 }
 
 // Update changes a context with fn; its id and space cannot change (the

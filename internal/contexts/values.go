@@ -7,6 +7,7 @@ import (
 	"path"
 	"strings"
 
+	"github.com/gantry-iac/gantry/internal/db"
 	"github.com/gantry-iac/gantry/internal/errs"
 	"github.com/gantry-iac/gantry/internal/id"
 )
@@ -167,29 +168,23 @@ func (s *Service) ListEnv(ctx context.Context, contextID string) ([]EnvVar, erro
 
 // env reads the variables of a context; reveal keeps secret values.
 func (s *Service) env(ctx context.Context, contextID string, reveal bool) ([]EnvVar, error) {
-	rows, err := s.db.Query(ctx, `SELECT name, value, secret, description FROM context_env WHERE context_id = $1 ORDER BY name`, contextID)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := []EnvVar{}
-	for rows.Next() {
+	return db.Collect(ctx, s.db, func(row db.Scanner) (EnvVar, error) {
 		var v EnvVar
-		if err := rows.Scan(&v.Name, &v.Value, &v.Secret, &v.Description); err != nil {
-			return nil, err
+		err := row.Scan(&v.Name, &v.Value, &v.Secret, &v.Description)
+		if err != nil {
+			return EnvVar{}, err
 		}
 		if v.Secret {
 			if v.Value, err = s.box.OpenString(v.Value, envAAD(contextID, v.Name)); err != nil {
-				return nil, errs.Wrap(errs.Internal, err, "secret %s of context %s cannot be decrypted", v.Name, contextID)
+				return EnvVar{}, errs.Wrap(errs.Internal, err, "secret %s of context %s cannot be decrypted", v.Name, contextID)
 			}
 		}
 		v.Checksum = Checksum([]byte(v.Value))
 		if v.Secret && !reveal {
 			v.Value = ""
 		}
-		out = append(out, v)
-	}
-	return out, rows.Err()
+		return v, nil
+	}, `SELECT name, value, secret, description FROM context_env WHERE context_id = $1 ORDER BY name`, contextID)
 }
 
 // DeleteEnv removes a variable.
@@ -259,29 +254,23 @@ func (s *Service) ListFiles(ctx context.Context, contextID string) ([]File, erro
 // files reads the files of a context; reveal keeps the contents (secret
 // ones decrypted).
 func (s *Service) files(ctx context.Context, contextID string, reveal bool) ([]File, error) {
-	rows, err := s.db.Query(ctx, `SELECT path, content, size, secret, description FROM context_files WHERE context_id = $1 ORDER BY path`, contextID)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := []File{}
-	for rows.Next() {
+	return db.Collect(ctx, s.db, func(row db.Scanner) (File, error) {
 		var f File
-		if err := rows.Scan(&f.Path, &f.Content, &f.Size, &f.Secret, &f.Description); err != nil {
-			return nil, err
+		err := row.Scan(&f.Path, &f.Content, &f.Size, &f.Secret, &f.Description)
+		if err != nil {
+			return File{}, err
 		}
 		if f.Secret {
 			if f.Content, err = s.box.Open(f.Content, fileAAD(contextID, f.Path)); err != nil {
-				return nil, errs.Wrap(errs.Internal, err, "secret file %s of context %s cannot be decrypted", f.Path, contextID)
+				return File{}, errs.Wrap(errs.Internal, err, "secret file %s of context %s cannot be decrypted", f.Path, contextID)
 			}
 		}
 		f.Checksum = Checksum(f.Content)
 		if !reveal {
 			f.Content = nil
 		}
-		out = append(out, f)
-	}
-	return out, rows.Err()
+		return f, nil
+	}, `SELECT path, content, size, secret, description FROM context_files WHERE context_id = $1 ORDER BY path`, contextID)
 }
 
 // DeleteFile removes a mounted file.

@@ -307,20 +307,8 @@ func (s *Service) List(ctx context.Context, f Filter) ([]Status, string, error) 
 	}
 	q := `SELECT ` + statusCols + ` FROM stacks s LEFT JOIN drift_checks c ON c.stack_id = s.id WHERE ` + strings.Join(where, " AND ") +
 		` ORDER BY s.id LIMIT ` + arg(f.Limit+1)
-	rows, err := s.db.Query(ctx, q, args...)
+	out, err := db.Collect(ctx, s.db, scanStatus, q, args...)
 	if err != nil {
-		return nil, "", err
-	}
-	defer rows.Close()
-	out := []Status{}
-	for rows.Next() {
-		st, err := scanStatus(rows)
-		if err != nil {
-			return nil, "", err
-		}
-		out = append(out, st)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, "", err
 	}
 	next := ""
@@ -376,27 +364,20 @@ func (s *Service) Show(ctx context.Context, stackID string) (Detail, error) {
 const recordCols = `id, address, type, provider, cloud, action, attributes, first_run_id, first_detected_at, last_run_id, last_detected_at, resolved_run_id, resolved_at`
 
 func (s *Service) records(ctx context.Context, q string, args ...any) ([]Record, error) {
-	rows, err := s.db.Query(ctx, q, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := []Record{}
-	for rows.Next() {
+	return db.Collect(ctx, s.db, func(row db.Scanner) (Record, error) {
 		var r Record
 		var attrs string
 		var fd, ld, rd int64
-		if err := rows.Scan(&r.ID, &r.Address, &r.Type, &r.Provider, &r.Cloud, &r.Action, &attrs, &r.FirstRunID, &fd, &r.LastRunID, &ld,
+		if err := row.Scan(&r.ID, &r.Address, &r.Type, &r.Provider, &r.Cloud, &r.Action, &attrs, &r.FirstRunID, &fd, &r.LastRunID, &ld,
 			&r.ResolvedRunID, &rd); err != nil {
-			return nil, err
+			return Record{}, err
 		}
 		if err := json.Unmarshal([]byte(attrs), &r.Attributes); err != nil || r.Attributes == nil {
 			r.Attributes = []Attribute{}
 		}
 		r.FirstDetectedAt, r.LastDetectedAt, r.ResolvedAt = db.FromNanos(fd), db.FromNanos(ld), db.FromNanos(rd)
-		out = append(out, r)
-	}
-	return out, rows.Err()
+		return r, nil
+	}, q, args...)
 }
 
 // Reconcile queues a tracked run that applies the configuration back,

@@ -237,20 +237,11 @@ func (s *Service) rotate(ctx context.Context, in Integration, now time.Time) err
 // secretKeys lists the key ids of an integration's managed secrets made
 // before cutoff.
 func (s *Service) secretKeys(ctx context.Context, integrationID string, cutoff time.Time) ([]string, error) {
-	rows, err := s.db.Query(ctx, `SELECT key_id FROM integration_secrets WHERE integration_id = $1 AND created_at < $2 ORDER BY created_at`, integrationID, cutoff.UnixNano())
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var keys []string
-	for rows.Next() {
+	return db.Collect(ctx, s.db, func(row db.Scanner) (string, error) {
 		var k string
-		if err := rows.Scan(&k); err != nil {
-			return nil, err
-		}
-		keys = append(keys, k)
-	}
-	return keys, rows.Err()
+		err := row.Scan(&k)
+		return k, err
+	}, `SELECT key_id FROM integration_secrets WHERE integration_id = $1 AND created_at < $2 ORDER BY created_at`, integrationID, cutoff.UnixNano())
 }
 
 // removeSecrets removes managed secrets at Microsoft, then here, one by

@@ -200,20 +200,7 @@ func (s *Service) List(ctx context.Context, spaceID string) ([]Integration, erro
 }
 
 func (s *Service) query(ctx context.Context, q string, args ...any) ([]Integration, error) {
-	rows, err := s.db.Query(ctx, q, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := []Integration{}
-	for rows.Next() {
-		in, err := scan(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, in)
-	}
-	return out, rows.Err()
+	return db.Collect(ctx, s.db, scan, q, args...)
 }
 
 // Update changes an integration with fn; its id, space and type stay.
@@ -353,20 +340,11 @@ func (s *Service) Attachments(ctx context.Context, integrationID string) ([]Atta
 	if _, err := s.Get(ctx, integrationID); err != nil {
 		return nil, err
 	}
-	rows, err := s.db.Query(ctx, `SELECT stack_id, read, write FROM integration_attachments WHERE integration_id = $1 ORDER BY stack_id`, integrationID)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := []Attachment{}
-	for rows.Next() {
+	return db.Collect(ctx, s.db, func(row db.Scanner) (Attachment, error) {
 		a := Attachment{IntegrationID: integrationID, Via: Explicit}
-		if err := rows.Scan(&a.StackID, &a.Read, &a.Write); err != nil {
-			return nil, err
-		}
-		out = append(out, a)
-	}
-	return out, rows.Err()
+		err := row.Scan(&a.StackID, &a.Read, &a.Write)
+		return a, err
+	}, `SELECT stack_id, read, write FROM integration_attachments WHERE integration_id = $1 ORDER BY stack_id`, integrationID)
 }
 
 // Applied is an integration that applies to a stack.

@@ -77,27 +77,20 @@ func (s *Service) ListDeliveries(ctx context.Context, f DeliveryFilter) ([]Deliv
 		q += " WHERE " + strings.Join(where, " AND ")
 	}
 	args = append(args, limit+1)
-	rows, err := s.db.Query(ctx, q+" ORDER BY id DESC LIMIT $"+strconv.Itoa(len(args)), args...)
-	if err != nil {
-		return nil, "", err
-	}
-	out := []Delivery{}
-	for rows.Next() {
+	out, err := db.Collect(ctx, s.db, func(row db.Scanner) (Delivery, error) {
 		var d Delivery
 		var next, c, u int64
-		if err := rows.Scan(&d.ID, &d.Kind, &d.EndpointID, &d.SpaceID, &d.RunID, &d.StackID, &d.Event, &d.Method,
+		if err := row.Scan(&d.ID, &d.Kind, &d.EndpointID, &d.SpaceID, &d.RunID, &d.StackID, &d.Event, &d.Method,
 			&d.Body, &d.Status, &d.Error, &next, &c, &u); err != nil {
-			rows.Close()
-			return nil, "", err
+			return Delivery{}, err
 		}
 		if d.Status == StatusPending || d.Status == StatusSending {
 			d.NextAttempt = db.FromNanos(next)
 		}
 		d.CreatedAt, d.UpdatedAt, d.Attempts = db.FromNanos(c), db.FromNanos(u), []Attempt{}
-		out = append(out, d)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+		return d, nil
+	}, q+" ORDER BY id DESC LIMIT $"+strconv.Itoa(len(args)), args...)
+	if err != nil {
 		return nil, "", err
 	}
 	out, cursor, _ := nextPage(out, limit, func(d Delivery) string { return d.ID })

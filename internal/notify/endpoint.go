@@ -308,21 +308,14 @@ func (s *Service) Endpoints(ctx context.Context, spaceIDs []string) ([]Endpoint,
 }
 
 func (s *Service) queryEndpoints(ctx context.Context, q string, args ...any) ([]Endpoint, error) {
-	rows, err := s.db.Query(ctx, q, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := []Endpoint{}
-	for rows.Next() {
-		e, _, err := scanEndpoint(rows)
+	return db.Collect(ctx, s.db, func(row db.Scanner) (Endpoint, error) {
+		e, _, err := scanEndpoint(row)
 		if err != nil {
-			return nil, err
+			return Endpoint{}, err
 		}
 		e.Email.Password = ""
-		out = append(out, e)
-	}
-	return out, rows.Err()
+		return e, nil
+	}, q, args...)
 }
 
 // UpdateEndpoint changes the fields u sets. Changing the URL of a Slack or

@@ -88,22 +88,16 @@ func (s *Service) ListInbox(ctx context.Context, f InboxFilter) ([]InboxItem, st
 		q += " WHERE " + strings.Join(where, " AND ")
 	}
 	args = append(args, limit+1)
-	rows, err := s.db.Query(ctx, q+" ORDER BY id DESC LIMIT $"+strconv.Itoa(len(args)), args...)
-	if err != nil {
-		return nil, "", err
-	}
-	defer rows.Close()
-	out := []InboxItem{}
-	for rows.Next() {
+	out, err := db.Collect(ctx, s.db, func(row db.Scanner) (InboxItem, error) {
 		var it InboxItem
 		var readAt, c int64
-		if err := rows.Scan(&it.ID, &it.SpaceID, &it.RunID, &it.StackID, &it.Event, &it.Title, &it.Body, &it.Severity, &readAt, &c); err != nil {
-			return nil, "", err
+		if err := row.Scan(&it.ID, &it.SpaceID, &it.RunID, &it.StackID, &it.Event, &it.Title, &it.Body, &it.Severity, &readAt, &c); err != nil {
+			return InboxItem{}, err
 		}
 		it.Read, it.CreatedAt = readAt != 0, db.FromNanos(c)
-		out = append(out, it)
-	}
-	if err := rows.Err(); err != nil {
+		return it, nil
+	}, q+" ORDER BY id DESC LIMIT $"+strconv.Itoa(len(args)), args...)
+	if err != nil {
 		return nil, "", err
 	}
 	return nextPage(out, limit, func(it InboxItem) string { return it.ID })

@@ -93,21 +93,12 @@ func (s *Service) Attached(ctx context.Context, policyID string) ([]Attachment, 
 	if err != nil {
 		return nil, err
 	}
-	out := []Attachment{}
-	rows, err := s.db.Query(ctx, `SELECT stack_id FROM policy_attachments WHERE policy_id = $1 ORDER BY stack_id`, policyID)
-	if err != nil {
-		return nil, err
-	}
-	for rows.Next() {
+	out, err := db.Collect(ctx, s.db, func(row db.Scanner) (Attachment, error) {
 		var st string
-		if err := rows.Scan(&st); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		out = append(out, Attachment{StackID: st, Via: "explicit"})
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil || !hasAutoattach(p.Labels) {
+		err := row.Scan(&st)
+		return Attachment{StackID: st, Via: "explicit"}, err
+	}, `SELECT stack_id FROM policy_attachments WHERE policy_id = $1 ORDER BY stack_id`, policyID)
+	if err != nil || !hasAutoattach(p.Labels) {
 		return out, err
 	}
 	// Autoattach: every stack that sees the policy's space and matches.

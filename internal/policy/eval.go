@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gantry-iac/gantry/internal/db"
 	"github.com/gantry-iac/gantry/internal/id"
 	"github.com/gantry-iac/gantry/internal/labels"
 	"github.com/gantry-iac/gantry/internal/policy/engine"
@@ -303,26 +304,19 @@ func (s *Service) applyFlags(ctx context.Context, runID string, add, reset []str
 
 // Receipts returns the receipts of a run, oldest first.
 func (s *Service) Receipts(ctx context.Context, runID string) ([]Receipt, error) {
-	rows, err := s.db.Query(ctx, `SELECT id, run_id, policy_id, policy_name, policy_version, type, outcome, messages, flags, error, duration_us, sample_key, at
-		FROM policy_receipts WHERE run_id = $1 ORDER BY at, id`, runID)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := []Receipt{}
-	for rows.Next() {
+	return db.Collect(ctx, s.db, func(row db.Scanner) (Receipt, error) {
 		var rc Receipt
 		var msgs, flags string
 		var us, at int64
-		if err := rows.Scan(&rc.ID, &rc.RunID, &rc.PolicyID, &rc.Name, &rc.Version, &rc.Type, &rc.Outcome, &msgs, &flags, &rc.Error, &us, &rc.SampleKey, &at); err != nil {
-			return nil, err
+		if err := row.Scan(&rc.ID, &rc.RunID, &rc.PolicyID, &rc.Name, &rc.Version, &rc.Type, &rc.Outcome, &msgs, &flags, &rc.Error, &us, &rc.SampleKey, &at); err != nil {
+			return Receipt{}, err
 		}
 		_ = json.Unmarshal([]byte(msgs), &rc.Messages)
 		_ = json.Unmarshal([]byte(flags), &rc.Flags)
 		rc.Duration, rc.At = time.Duration(us)*time.Microsecond, time.Unix(0, at).UTC()
-		out = append(out, rc)
-	}
-	return out, rows.Err()
+		return rc, nil
+	}, `SELECT id, run_id, policy_id, policy_name, policy_version, type, outcome, messages, flags, error, duration_us, sample_key, at
+		FROM policy_receipts WHERE run_id = $1 ORDER BY at, id`, runID)
 }
 
 // failClosed lists evaluation errors as messages.

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gantry-iac/gantry/internal/db"
 	"github.com/gantry-iac/gantry/internal/policy/engine"
 	"github.com/gantry-iac/gantry/internal/space"
 )
@@ -82,20 +83,13 @@ func (s *Service) Login(ctx context.Context, req LoginRequest) (LoginOutcome, er
 
 // allSpaces lists every space as the LOGIN input shows it.
 func (s *Service) allSpaces(ctx context.Context) ([]any, error) {
-	rows, err := s.db.Query(ctx, `SELECT id, name, labels FROM spaces ORDER BY id`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := []any{}
-	for rows.Next() {
+	return db.Collect(ctx, s.db, func(row db.Scanner) (any, error) {
 		var id, name, labels string
-		if err := rows.Scan(&id, &name, &labels); err != nil {
+		if err := row.Scan(&id, &name, &labels); err != nil {
 			return nil, err
 		}
-		out = append(out, map[string]any{"id": id, "name": name, "labels": jsonList(labels)})
-	}
-	return out, rows.Err()
+		return map[string]any{"id": id, "name": name, "labels": jsonList(labels)}, nil
+	}, `SELECT id, name, labels FROM spaces ORDER BY id`)
 }
 
 // jsonList decodes a JSON array of strings stored in a column ([] when bad).

@@ -234,20 +234,7 @@ func (s *Service) List(ctx context.Context, f Filter) ([]Policy, string, error) 
 }
 
 func (s *Service) query(ctx context.Context, q string, args ...any) ([]Policy, error) {
-	rows, err := s.db.Query(ctx, q, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := []Policy{}
-	for rows.Next() {
-		p, err := scan(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, p)
-	}
-	return out, rows.Err()
+	return db.Collect(ctx, s.db, scan, q, args...)
 }
 
 // Update changes a policy; a new body is compiled and becomes a new version.

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/gantry-iac/gantry/internal/audit"
+	"github.com/gantry-iac/gantry/internal/db"
 	"github.com/gantry-iac/gantry/internal/errs"
 	"github.com/gantry-iac/gantry/internal/id"
 	"github.com/gantry-iac/gantry/internal/run"
@@ -109,22 +110,15 @@ func (s *Service) AddReview(ctx context.Context, runID, author, decision, note, 
 
 // Reviews returns a run's reviews, oldest first.
 func (s *Service) Reviews(ctx context.Context, runID string) ([]Review, error) {
-	rows, err := s.db.Query(ctx, `SELECT id, run_id, author, decision, note, run_state, remote_ip, created_at FROM run_reviews WHERE run_id = $1 ORDER BY id`, runID)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := []Review{}
-	for rows.Next() {
+	return db.Collect(ctx, s.db, func(row db.Scanner) (Review, error) {
 		var rv Review
 		var at int64
-		if err := rows.Scan(&rv.ID, &rv.RunID, &rv.Author, &rv.Decision, &rv.Note, &rv.RunState, &rv.RemoteIP, &at); err != nil {
-			return nil, err
+		if err := row.Scan(&rv.ID, &rv.RunID, &rv.Author, &rv.Decision, &rv.Note, &rv.RunState, &rv.RemoteIP, &at); err != nil {
+			return Review{}, err
 		}
 		rv.CreatedAt = time.Unix(0, at).UTC()
-		out = append(out, rv)
-	}
-	return out, rows.Err()
+		return rv, nil
+	}, `SELECT id, run_id, author, decision, note, run_state, remote_ip, created_at FROM run_reviews WHERE run_id = $1 ORDER BY id`, runID)
 }
 
 // reviewsInput is Spacelift's input.reviews: only each reviewer's newest

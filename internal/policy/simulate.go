@@ -11,6 +11,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/gantry-iac/gantry/internal/db"
 	"github.com/gantry-iac/gantry/internal/errs"
 	"github.com/gantry-iac/gantry/internal/policy/engine"
 )
@@ -44,22 +45,15 @@ func (s *Service) Samples(ctx context.Context, policyID, cursor string, limit in
 		q += ` AND key < $3`
 		args = append(args, cursor)
 	}
-	rows, err := s.db.Query(ctx, q+` ORDER BY key DESC LIMIT $2`, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := []Sample{}
-	for rows.Next() {
+	return db.Collect(ctx, s.db, func(row db.Scanner) (Sample, error) {
 		var sm Sample
 		var at int64
-		if err := rows.Scan(&sm.Key, &sm.PolicyID, &sm.Version, &sm.Type, &sm.RunID, &sm.Explicit, &sm.Outcome, &at); err != nil {
-			return nil, err
+		if err := row.Scan(&sm.Key, &sm.PolicyID, &sm.Version, &sm.Type, &sm.RunID, &sm.Explicit, &sm.Outcome, &at); err != nil {
+			return Sample{}, err
 		}
 		sm.CreatedAt = time.Unix(0, at).UTC()
-		out = append(out, sm)
-	}
-	return out, rows.Err()
+		return sm, nil
+	}, q+` ORDER BY key DESC LIMIT $2`, args...)
 }
 
 // Sample returns one sample of a policy with its input and result.

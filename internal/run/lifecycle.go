@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gantry-iac/gantry/internal/db"
 	"github.com/gantry-iac/gantry/internal/errs"
 	"github.com/gantry-iac/gantry/internal/id"
 	"github.com/gantry-iac/gantry/internal/labels"
@@ -154,25 +155,12 @@ func (s *Service) promote(ctx context.Context, n *notes, stackID string) ([]Run,
 	// One query: every queued non-blocking run, and the oldest queued
 	// blocking run if no blocking run is active (a run waiting for review
 	// of its queueing does not hold the stack).
-	var ready []Run
-	rows, err := s.db.Query(ctx, `SELECT `+cols+from+` WHERE r.stack_id = $1 AND r.state = 'QUEUED' AND (NOT r.blocking OR (
+	ready, err := db.Collect(ctx, s.db, func(row db.Scanner) (Run, error) { return scan(row) }, `SELECT `+cols+from+` WHERE r.stack_id = $1 AND r.state = 'QUEUED' AND (NOT r.blocking OR (
 			r.id = (SELECT MIN(q.id) FROM runs q WHERE q.stack_id = $1 AND q.state = 'QUEUED' AND q.blocking)
 			AND NOT EXISTS (SELECT 1 FROM runs b WHERE b.stack_id = $1 AND b.blocking AND b.state <> 'QUEUED' AND b.state NOT IN `+TerminalSQL+`
 				AND NOT (b.state = 'PENDING_REVIEW' AND b.review_from = 'QUEUED'))))
 		ORDER BY r.id`, stackID)
 	if err != nil {
-		return nil, err
-	}
-	for rows.Next() {
-		r, err := scan(rows)
-		if err != nil {
-			rows.Close()
-			return nil, err
-		}
-		ready = append(ready, r)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
 		return nil, err
 	}
 	for i := range ready {

@@ -214,20 +214,8 @@ func (s *Service) List(ctx context.Context, f Filter) ([]Run, string, error) {
 	}
 	args = append(args, f.Limit+1)
 	q += " ORDER BY r.id DESC LIMIT $" + strconv.Itoa(len(args))
-	rows, err := s.db.Query(ctx, q, args...)
+	out, err := db.Collect(ctx, s.db, func(row db.Scanner) (Run, error) { return scan(row) }, q, args...)
 	if err != nil {
-		return nil, "", err
-	}
-	defer rows.Close()
-	out := []Run{}
-	for rows.Next() {
-		r, err := scan(rows)
-		if err != nil {
-			return nil, "", err
-		}
-		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, "", err
 	}
 	next := ""
@@ -240,22 +228,15 @@ func (s *Service) List(ctx context.Context, f Filter) ([]Run, string, error) {
 
 // Transitions returns the run's timeline, oldest first.
 func (s *Service) Transitions(ctx context.Context, runID string) ([]Transition, error) {
-	rows, err := s.db.Query(ctx, `SELECT seq, from_state, to_state, at, actor, reason FROM run_transitions WHERE run_id = $1 ORDER BY seq`, runID)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := []Transition{}
-	for rows.Next() {
+	return db.Collect(ctx, s.db, func(row db.Scanner) (Transition, error) {
 		var t Transition
 		var at int64
-		if err := rows.Scan(&t.Seq, &t.From, &t.To, &at, &t.Actor, &t.Reason); err != nil {
-			return nil, err
+		if err := row.Scan(&t.Seq, &t.From, &t.To, &at, &t.Actor, &t.Reason); err != nil {
+			return Transition{}, err
 		}
 		t.At = time.Unix(0, at).UTC()
-		out = append(out, t)
-	}
-	return out, rows.Err()
+		return t, nil
+	}, `SELECT seq, from_state, to_state, at, actor, reason FROM run_transitions WHERE run_id = $1 ORDER BY seq`, runID)
 }
 
 // StackStates returns, for each given stack, the state of its newest

@@ -240,20 +240,12 @@ func (s *Service) active(ctx context.Context) (*signingKey, error) {
 // JWKS returns the published keys: the signing one and retired ones
 // still within their grace.
 func (s *Service) JWKS(ctx context.Context) ([]byte, error) {
-	rows, err := s.db.Query(ctx, `SELECT public_jwk FROM oidc_keys WHERE retired_at = 0 OR not_after > $1 ORDER BY created_at DESC`, time.Now().UnixNano())
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	keys := []json.RawMessage{}
-	for rows.Next() {
+	keys, err := db.Collect(ctx, s.db, func(row db.Scanner) (json.RawMessage, error) {
 		var k string
-		if err := rows.Scan(&k); err != nil {
-			return nil, err
-		}
-		keys = append(keys, json.RawMessage(k))
-	}
-	if err := rows.Err(); err != nil {
+		err := row.Scan(&k)
+		return json.RawMessage(k), err
+	}, `SELECT public_jwk FROM oidc_keys WHERE retired_at = 0 OR not_after > $1 ORDER BY created_at DESC`, time.Now().UnixNano())
+	if err != nil {
 		return nil, err
 	}
 	return json.Marshal(map[string]any{"keys": keys})

@@ -258,20 +258,7 @@ func (s *Service) Drift(ctx context.Context, stackID string) (Schedule, error) {
 
 // List returns the schedules of a stack (drift detection included).
 func (s *Service) List(ctx context.Context, stackID string) ([]Schedule, error) {
-	rows, err := s.db.Query(ctx, `SELECT `+cols+` FROM schedules WHERE stack_id = $1 ORDER BY id`, stackID)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := []Schedule{}
-	for rows.Next() {
-		sc, err := scan(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, sc)
-	}
-	return out, rows.Err()
+	return db.Collect(ctx, s.db, scan, `SELECT `+cols+` FROM schedules WHERE stack_id = $1 ORDER BY id`, stackID)
 }
 
 // DriftSettings is what `gantry stack drift-detection set` sets.

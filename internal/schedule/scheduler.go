@@ -131,20 +131,11 @@ func (sch *Scheduler) Tick(ctx context.Context, now time.Time) (int, error) {
 }
 
 func (sch *Scheduler) ids(ctx context.Context, q string, args ...any) ([]string, error) {
-	rows, err := sch.s.db.Query(ctx, q, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
+	return db.Collect(ctx, sch.s.db, func(row db.Scanner) (string, error) {
 		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		out = append(out, id)
-	}
-	return out, rows.Err()
+		err := row.Scan(&id)
+		return id, err
+	}, q, args...)
 }
 
 // lock reads a schedule for update inside a transaction.

@@ -121,20 +121,8 @@ func (s *Service) Get(ctx context.Context, spaceID string) (Space, error) {
 
 // List returns up to limit spaces with ids after cursor, and the next cursor.
 func (s *Service) List(ctx context.Context, cursor string, limit int) ([]Space, string, error) {
-	rows, err := s.db.Query(ctx, `SELECT `+cols+` FROM spaces WHERE id > $1 ORDER BY id LIMIT $2`, cursor, limit+1)
+	out, err := db.Collect(ctx, s.db, scan, `SELECT `+cols+` FROM spaces WHERE id > $1 ORDER BY id LIMIT $2`, cursor, limit+1)
 	if err != nil {
-		return nil, "", err
-	}
-	defer rows.Close()
-	out := []Space{}
-	for rows.Next() {
-		sp, err := scan(rows)
-		if err != nil {
-			return nil, "", err
-		}
-		out = append(out, sp)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, "", err
 	}
 	next := ""

@@ -3,6 +3,7 @@ package stack
 import (
 	"context"
 
+	"github.com/gantry-iac/gantry/internal/db"
 	"github.com/gantry-iac/gantry/internal/errs"
 	"github.com/gantry-iac/gantry/internal/id"
 )
@@ -77,29 +78,23 @@ func (s *Service) env(ctx context.Context, stackID string, reveal bool) ([]EnvVa
 }
 
 func (s *Service) vars(ctx context.Context, stackID string, reveal bool) ([]EnvVar, error) {
-	rows, err := s.db.Query(ctx, `SELECT name, value, secret FROM stack_env WHERE stack_id = $1 ORDER BY name`, stackID)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := []EnvVar{}
-	for rows.Next() {
+	return db.Collect(ctx, s.db, func(row db.Scanner) (EnvVar, error) {
 		var v EnvVar
-		if err := rows.Scan(&v.Name, &v.Value, &v.Secret); err != nil {
-			return nil, err
+		err := row.Scan(&v.Name, &v.Value, &v.Secret)
+		if err != nil {
+			return EnvVar{}, err
 		}
 		if v.Secret {
 			if reveal {
 				if v.Value, err = s.box.OpenString(v.Value, aad(stackID, v.Name)); err != nil {
-					return nil, errs.Wrap(errs.Internal, err, "secret %s of stack %s cannot be decrypted", v.Name, stackID)
+					return EnvVar{}, errs.Wrap(errs.Internal, err, "secret %s of stack %s cannot be decrypted", v.Name, stackID)
 				}
 			} else {
 				v.Value = ""
 			}
 		}
-		out = append(out, v)
-	}
-	return out, rows.Err()
+		return v, nil
+	}, `SELECT name, value, secret FROM stack_env WHERE stack_id = $1 ORDER BY name`, stackID)
 }
 
 // DeleteEnv removes a variable.

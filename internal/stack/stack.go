@@ -225,20 +225,8 @@ func (s *Service) List(ctx context.Context, f Filter) ([]Stack, string, error) {
 	}
 	args = append(args, f.Limit+1)
 	q += ` ORDER BY id LIMIT $` + strconv.Itoa(len(args))
-	rows, err := s.db.Query(ctx, q, args...)
+	scanned, err := db.Collect(ctx, s.db, scan, q, args...)
 	if err != nil {
-		return nil, "", err
-	}
-	defer rows.Close()
-	var scanned []Stack
-	for rows.Next() {
-		st, err := scan(rows)
-		if err != nil {
-			return nil, "", err
-		}
-		scanned = append(scanned, st)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, "", err
 	}
 	next := ""

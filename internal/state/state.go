@@ -158,20 +158,7 @@ func (s *Service) ResourceCount(ctx context.Context, stackID string) (int, error
 
 // Versions lists a stack's state versions, newest first.
 func (s *Service) Versions(ctx context.Context, stackID string) ([]Version, error) {
-	rows, err := s.db.Query(ctx, `SELECT `+cols+` FROM state_versions WHERE stack_id = $1 ORDER BY serial DESC`, stackID)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := []Version{}
-	for rows.Next() {
-		v, err := scan(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, v)
-	}
-	return out, rows.Err()
+	return db.Collect(ctx, s.db, scan, `SELECT `+cols+` FROM state_versions WHERE stack_id = $1 ORDER BY serial DESC`, stackID)
 }
 
 // Write stores a new state version. lockID is the lock the writer holds

@@ -121,18 +121,9 @@ func (g *Registry) Forget(ctx context.Context, instance string) error {
 
 // OfInstance lists the workers registered by a server instance.
 func (g *Registry) OfInstance(ctx context.Context, instance string) ([]string, error) {
-	rows, err := g.db.Query(ctx, `SELECT id FROM workers WHERE instance = $1`, instance)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
+	return db.Collect(ctx, g.db, func(row db.Scanner) (string, error) {
 		var w string
-		if err := rows.Scan(&w); err != nil {
-			return nil, err
-		}
-		out = append(out, w)
-	}
-	return out, rows.Err()
+		err := row.Scan(&w)
+		return w, err
+	}, `SELECT id FROM workers WHERE instance = $1`, instance)
 }

@@ -157,20 +157,7 @@ func (s *Service) List(ctx context.Context, spaceID string) ([]Pool, error) {
 	if spaceID != "" {
 		q, args = `SELECT `+cols+` FROM worker_pools WHERE space_id = $1 ORDER BY id`, []any{spaceID}
 	}
-	rows, err := s.db.Query(ctx, q, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := []Pool{}
-	for rows.Next() {
-		p, err := scan(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, p)
-	}
-	return out, rows.Err()
+	return db.Collect(ctx, s.db, scan, q, args...)
 }
 
 // Update changes a pool's name, labels, description and drift run limit.
@@ -361,20 +348,13 @@ type WorkerStatus struct {
 
 // Workers lists a pool's workers ("" for the built-in pool).
 func (s *Service) Workers(ctx context.Context, poolID string) ([]WorkerStatus, error) {
-	rows, err := s.db.Query(ctx, `SELECT id, pool_id, name, labels, tools, concurrency, drained, registered_at, last_seen_at, features
-		FROM workers WHERE pool_id = $1 ORDER BY id`, poolID)
-	if err != nil {
-		return nil, err
-	}
-	var out []WorkerStatus
-	for rows.Next() {
+	out, err := db.Collect(ctx, s.db, func(row db.Scanner) (WorkerStatus, error) {
 		var w WorkerStatus
 		var lbl, tools, feat string
 		var drained bool
 		var reg, seen int64
-		if err := rows.Scan(&w.ID, &w.Pool, &w.Name, &lbl, &tools, &w.Concurrency, &drained, &reg, &seen, &feat); err != nil {
-			rows.Close()
-			return nil, err
+		if err := row.Scan(&w.ID, &w.Pool, &w.Name, &lbl, &tools, &w.Concurrency, &drained, &reg, &seen, &feat); err != nil {
+			return WorkerStatus{}, err
 		}
 		_ = json.Unmarshal([]byte(lbl), &w.Labels)
 		_ = json.Unmarshal([]byte(tools), &w.Tools)
@@ -383,10 +363,10 @@ func (s *Service) Workers(ctx context.Context, poolID string) ([]WorkerStatus, e
 		if drained {
 			w.Status = Drained
 		}
-		out = append(out, w)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+		return w, nil
+	}, `SELECT id, pool_id, name, labels, tools, concurrency, drained, registered_at, last_seen_at, features
+		FROM workers WHERE pool_id = $1 ORDER BY id`, poolID)
+	if err != nil {
 		return nil, err
 	}
 	for i := range out {
