@@ -9,6 +9,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/gantry-iac/gantry/internal/db"
+
 	"github.com/gantry-iac/gantry/internal/errs"
 )
 
@@ -116,24 +118,20 @@ func (s *Service) processOne(ctx context.Context) (int, error) {
 func (s *Service) claimEvents(ctx context.Context, limit int) ([]event, error) {
 	var out []event
 	err := s.db.Tx(ctx, func(ctx context.Context) error {
+		// A retried transaction starts over: out is replaced, not added to.
 		now := time.Now().UnixNano()
-		rows, err := s.db.Query(ctx, `SELECT id, kind, run_id, attempts, payload FROM policy_events
-			WHERE status = 'PENDING' AND next_at <= $1 AND lease_until <= $1 ORDER BY id LIMIT $2`+s.db.ForUpdateSkipLocked(), now, limit)
-		if err != nil {
-			return err
-		}
-		for rows.Next() {
+		var err error
+		out, err = db.Collect(ctx, s.db, func(row db.Scanner) (event, error) {
 			var ev event
 			var payload string
-			if err := rows.Scan(&ev.ID, &ev.Kind, &ev.RunID, &ev.Attempts, &payload); err != nil {
-				rows.Close()
-				return err
+			if err := row.Scan(&ev.ID, &ev.Kind, &ev.RunID, &ev.Attempts, &payload); err != nil {
+				return ev, err
 			}
 			_ = json.Unmarshal([]byte(payload), &ev.Payload)
-			out = append(out, ev)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
+			return ev, nil
+		}, `SELECT id, kind, run_id, attempts, payload FROM policy_events
+			WHERE status = 'PENDING' AND next_at <= $1 AND lease_until <= $1 ORDER BY id LIMIT $2`+s.db.ForUpdateSkipLocked(), now, limit)
+		if err != nil {
 			return err
 		}
 		lease := time.Now().Add(eventLease).UnixNano()
