@@ -13,6 +13,7 @@ import (
 	"github.com/gantry-iac/gantry/internal/httpx"
 	"github.com/gantry-iac/gantry/internal/run"
 	"github.com/gantry-iac/gantry/internal/stack"
+	"github.com/gantry-iac/gantry/internal/tofu"
 )
 
 func runOut(r run.Run, ts []run.Transition) apiv1.Run {
@@ -220,7 +221,16 @@ func (a *API) runPlan(w http.ResponseWriter, r *http.Request, p auth.Principal) 
 	if err != nil {
 		return err
 	}
+	// The plan holds the stack's state (prior_state) and the values
+	// OpenTofu marks sensitive: whole only for who may download the state.
+	redacted := auth.Authorize(p, auth.StateDownload, rn.SpaceID) != nil
+	if redacted {
+		if data, err = tofu.RedactPlan(data); err != nil {
+			return err
+		}
+	}
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Gantry-Plan-Redacted", strconv.FormatBool(redacted))
 	_, err = w.Write(data)
 	return err
 }

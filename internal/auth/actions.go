@@ -68,7 +68,7 @@ var Catalog = []Action{
 	{StackLock, "take a stack's state lock from outside a run (local OpenTofu against the managed backend)", false},
 	{StackUnlock, "release a stack's state lock from outside a run", false},
 	{StateRead, "list a stack's state versions (serial, lineage, checksum, who wrote it)", false},
-	{StateDownload, "download a stack's state (its contents hold resource attributes)", false},
+	{StateDownload, "download a stack's state (its contents hold resource attributes) and read runs' whole plan JSON (redacted without it)", false},
 	{StateWrite, "write a stack's state from outside a run (local OpenTofu against the managed backend)", false},
 	{StateRollback, "roll a stack's managed state back to an earlier version", false},
 	{RunTrigger, "trigger tracked and proposed runs, notify pushes", false},
