@@ -200,4 +200,3 @@ func TestRedactPlanRefusesGarbage(t *testing.T) {
 		t.Error("RedactPlan accepted malformed JSON")
 	}
 }
-
