@@ -253,6 +253,9 @@ func (j *jobRun) setup(ctx context.Context, src string) error {
 		return err
 	}
 	j.env = buildEnv(j.job, cliConfig, filepath.Dir(bin))
+	for _, name := range ignoredStateVars(j.job) {
+		j.log.Printf("The variable %s is ignored: this stack's state is managed by Gantry, which sets it (turn managed state off to use your own)", name)
+	}
 	return nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -146,7 +147,55 @@ func buildStageEnv(job *workerapi.Job, cliConfig, toolDir string, write bool) []
 			vars[i] = v
 		}
 	}
-	return append(env, stageVars(vars, write)...)
+	user := stageVars(vars, write)
+	if job.ManagedState {
+		// Gantry's state backend settings win over the run's variables.
+		kept := user[:0]
+		for _, kv := range user {
+			if name, _, _ := strings.Cut(kv, "="); !stateBackendVars[name] {
+				kept = append(kept, kv)
+			}
+		}
+		user = kept
+	}
+	return append(env, user...)
+}
+
+// stateBackendVars are the variables of OpenTofu's http backend that the
+// managed state sets: TF_HTTP_PASSWORD in the environment, the others in the
+// backend override (where an unset update method means POST). On a stack
+// with managed state the run's own variables of these names are ignored.
+var stateBackendVars = map[string]bool{
+	"TF_HTTP_ADDRESS":        true,
+	"TF_HTTP_UPDATE_METHOD":  true,
+	"TF_HTTP_LOCK_ADDRESS":   true,
+	"TF_HTTP_LOCK_METHOD":    true,
+	"TF_HTTP_UNLOCK_ADDRESS": true,
+	"TF_HTTP_UNLOCK_METHOD":  true,
+	"TF_HTTP_USERNAME":       true,
+	"TF_HTTP_PASSWORD":       true,
+}
+
+// ignoredStateVars are the names of the job's variables (with their ro_ or
+// wo_ prefix, if any) that managed state overrides, sorted, each once.
+func ignoredStateVars(job *workerapi.Job) []string {
+	if !job.ManagedState {
+		return nil
+	}
+	var out []string
+	for _, v := range job.Env {
+		name := v.Name
+		if n, ok := strings.CutPrefix(name, readOnlyPrefix); ok {
+			name = n
+		} else if n, ok := strings.CutPrefix(name, writeOnlyPrefix); ok {
+			name = n
+		}
+		if stateBackendVars[name] && !slices.Contains(out, v.Name) {
+			out = append(out, v.Name)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // packWorkspace makes a gzipped tar of dir, leaving out provider binaries
