@@ -43,6 +43,10 @@ type app struct {
 
 	url, token, output string // persistent flags
 
+	// onCommandLine are the flags given on the command line, not filled
+	// from GANTRY_<FLAG> or GANTRY_<FLAG>_FILE (which mark them changed too).
+	onCommandLine map[string]bool
+
 	// ready is set once flags and arguments are validated: errors after it
 	// are run errors (exit 1), before it usage errors (exit 2).
 	ready bool
@@ -109,6 +113,10 @@ named by GANTRY_<FLAG>_FILE. A flag given on the command line wins.`,
 // prepare runs before every command: it fills flags from the environment
 // and validates them, so that missing flags are usage errors.
 func (a *app) prepare(cmd *cobra.Command, _ []string) error {
+	if a.onCommandLine == nil {
+		a.onCommandLine = map[string]bool{}
+		cmd.Flags().Visit(func(f *pflag.Flag) { a.onCommandLine[f.Name] = true })
+	}
 	if err := applyEnv(cmd.Flags()); err != nil {
 		return err
 	}

@@ -49,7 +49,7 @@ SIGTERM (or Ctrl-C) drains: no new jobs, exit when the running ones end;
 a second signal interrupts them.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if cmd.Flags().Changed("token") {
+			if a.onCommandLine["token"] {
 				fmt.Fprintln(a.stderr, "Warning: a pool token given with --token is visible to every process of this host in /proc/<pid>/cmdline, the runs this worker executes included: pass it with GANTRY_TOKEN_FILE (or GANTRY_TOKEN) instead.")
 			}
 			return a.runWorker(cmd.Context(), f)

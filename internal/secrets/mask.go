@@ -6,13 +6,15 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"unicode/utf16"
 )
 
 // Mask is the text that replaces a secret value.
 const Mask = "*****"
 
-// Masker replaces secret values, and their common encodings (JSON-escaped,
-// base64), by Mask. It is safe for concurrent use; Add masks more values
+// Masker replaces secret values, and their common encodings (JSON-escaped
+// as the usual encoders write them, base64), by Mask; a value's trailing
+// line break is left in place. It is safe for concurrent use; Add masks more values
 // from then on.
 type Masker struct {
 	mu     sync.RWMutex
@@ -39,9 +41,12 @@ func (m *Masker) Add(values ...string) {
 		if len(v) < 4 {
 			continue
 		}
-		forms = append(forms, v)
-		if j, err := json.Marshal(v); err == nil {
-			forms = append(forms, string(j[1:len(j)-1]))
+		// A value's trailing line break (a file's last line, a value
+		// pasted with its newline) is not masked: printing the value must
+		// not join its line and the next.
+		if t := strings.TrimRight(v, "\r\n"); len(t) >= 4 {
+			forms = append(forms, t, base64.StdEncoding.EncodeToString([]byte(t)))
+			forms = append(forms, jsonForms(t)...)
 		}
 		forms = append(forms, base64.StdEncoding.EncodeToString([]byte(v)))
 	}
@@ -64,6 +69,77 @@ func (m *Masker) Add(values ...string) {
 	if len(pairs) > 0 {
 		m.r = strings.NewReplacer(pairs...)
 	}
+}
+
+// jsonForms are v as it appears inside a JSON string written by the common
+// encoders: Go's (<, > and & as \u003c...), JavaScript's and Python's with
+// ensure_ascii=False (only quotes, backslashes and control characters
+// escaped), and Python's default ensure_ascii (every non-ASCII character
+// as \uxxxx, astral ones as surrogate pairs) in lowercase and uppercase
+// hexadecimal. Forms equal to v or to each other are merged by the caller.
+func jsonForms(v string) []string {
+	var out []string
+	if j, err := json.Marshal(v); err == nil {
+		out = append(out, string(j[1:len(j)-1]))
+	}
+	out = append(out, escapeJSON(v, false, "0123456789abcdef"))
+	if hasNonASCII(v) {
+		out = append(out, escapeJSON(v, true, "0123456789abcdef"), escapeJSON(v, true, "0123456789ABCDEF"))
+	}
+	return out
+}
+
+// hasNonASCII tells whether s has a byte that ensure_ascii escapes as
+// \uxxxx (DEL or beyond ASCII).
+func hasNonASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x7f {
+			return true
+		}
+	}
+	return false
+}
+
+// escapeJSON escapes s for the inside of a JSON string: quote, backslash
+// and control characters always (\b \f \n \r \t short), and with
+// ascii every rune outside printable ASCII as \u escapes in hex's digits.
+func escapeJSON(s string, ascii bool, hex string) string {
+	var b strings.Builder
+	u := func(r rune) {
+		b.WriteString(`\u`)
+		for shift := 12; shift >= 0; shift -= 4 {
+			b.WriteByte(hex[(r>>shift)&0xf])
+		}
+	}
+	for _, r := range s {
+		switch {
+		case r == '"':
+			b.WriteString(`\"`)
+		case r == '\\':
+			b.WriteString(`\\`)
+		case r == '\b':
+			b.WriteString(`\b`)
+		case r == '\f':
+			b.WriteString(`\f`)
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r == '\r':
+			b.WriteString(`\r`)
+		case r == '\t':
+			b.WriteString(`\t`)
+		case r < 0x20:
+			u(r)
+		case ascii && r > 0xffff:
+			r1, r2 := utf16.EncodeRune(r)
+			u(r1)
+			u(r2)
+		case ascii && r >= 0x7f:
+			u(r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
 }
 
 // String masks s.

@@ -115,6 +115,11 @@ func TestJobMountedFiles(t *testing.T) {
 	if !strings.Contains(log, "Mounted secret file creds/key.json") {
 		t.Errorf("log lacks the mount line:\n%s", log)
 	}
+	// The masked content keeps its trailing newline: the next hook's line
+	// starts a line of its own.
+	if !strings.Contains(log, "*****\n[gantry] Hook before_init: grep private_key") {
+		t.Errorf("the masked file content swallowed its newline:\n%s", log)
+	}
 	// The saved workspace holds no mounted file (secret or not).
 	for _, n := range tarNames(t, p.artifacts["workspace"]) {
 		if n == "extra.auto.tfvars" {

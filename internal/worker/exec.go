@@ -225,10 +225,11 @@ func (j *jobRun) prepare(ctx context.Context) (sha, msg string, err error) {
 
 // setup finds the project root, the tool and builds the environment.
 func (j *jobRun) setup(ctx context.Context, src string) error {
-	j.root = filepath.Join(src, filepath.FromSlash(j.job.ProjectRoot))
-	if fi, err := os.Stat(j.root); err != nil || !fi.IsDir() {
-		return fail("project root %q does not exist in the repository", j.job.ProjectRoot)
+	root, err := resolveProjectRoot(src, j.job.ProjectRoot)
+	if err != nil {
+		return err
 	}
+	j.root = root
 	bin, err := j.w.cfg.Resolver.Resolve(ctx, tofu.Tool(j.job.Tool), j.job.ToolVersion, j.log)
 	if err != nil {
 		return fail("finding %s %s: %v", j.job.Tool, orAny(j.job.ToolVersion), err)
@@ -252,6 +253,9 @@ func (j *jobRun) setup(ctx context.Context, src string) error {
 		return err
 	}
 	j.env = buildEnv(j.job, cliConfig, filepath.Dir(bin))
+	for _, name := range ignoredStateVars(j.job) {
+		j.log.Printf("The variable %s is ignored: this stack's state is managed by Gantry, which sets it (turn managed state off to use your own)", name)
+	}
 	return nil
 }
 
@@ -288,7 +292,7 @@ func (j *jobRun) runPlan(ctx context.Context) error {
 	if err := j.hooks(ctx, "before_plan", j.job.Hooks.BeforePlan); err != nil {
 		return err
 	}
-	args := []string{"plan", "-input=false", "-no-color", "-out=gantry.tfplan", "-detailed-exitcode"}
+	args := []string{"plan", "-input=false", "-no-color", "-out=" + planFile, "-detailed-exitcode"}
 	if j.job.RunType == "PROPOSED" {
 		// A proposed run never writes state: it must not wait for, or
 		// block, the stack's tracked run.
@@ -399,7 +403,7 @@ func (j *jobRun) runPlan(ctx context.Context) error {
 // showPlan returns the saved plan as JSON (`show -json`).
 func (j *jobRun) showPlan(ctx context.Context, env []string) ([]byte, error) {
 	var out bytes.Buffer
-	code, err := tofu.RunSplit(ctx, j.bin, j.root, env, &out, j.log, "show", "-json", "-no-color", "gantry.tfplan")
+	code, err := tofu.RunSplit(ctx, j.bin, j.root, env, &out, j.log, "show", "-json", "-no-color", planFile)
 	if err != nil {
 		return nil, err
 	}
@@ -477,7 +481,7 @@ func (j *jobRun) init(ctx context.Context) error {
 func (j *jobRun) apply(ctx context.Context) error {
 	j.env = j.stageEnv(true) // applying is the write stage: wo_ variables, not ro_ ones
 	step := func() error {
-		code, err := j.tool(ctx, "apply", "-input=false", "-no-color", "-lock-timeout=10s", "gantry.tfplan")
+		code, err := j.tool(ctx, "apply", "-input=false", "-no-color", "-lock-timeout=10s", planFile)
 		if err != nil {
 			return err
 		}

@@ -153,6 +153,7 @@ func TestJobPlanAndApply(t *testing.T) {
 	t.Setenv("GANTRY_ADMIN_TOKEN", "gnt_must_not_reach_the_run")
 	fx := newJobFixture(t, nil)
 	job := fx.job("plan")
+	job.Env = append(job.Env, workerapi.EnvVar{Name: "TF_HTTP_PASSWORD", Value: "the-users-own-password", Secret: true})
 	fx.proto.next = "apply"
 
 	fx.worker.execute(context.Background(), job, 0)
@@ -190,6 +191,9 @@ func TestJobPlanAndApply(t *testing.T) {
 		}
 	}
 
+	if !strings.Contains(log, "[gantry] The variable TF_HTTP_PASSWORD is ignored: this stack's state is managed by Gantry") {
+		t.Errorf("log does not say the run's TF_HTTP_PASSWORD is ignored:\n%s", log)
+	}
 	env := fx.env(t, "init")
 	if env["TF_HTTP_PASSWORD"] != job.StateToken {
 		t.Errorf("TF_HTTP_PASSWORD = %q, want the state token", env["TF_HTTP_PASSWORD"])

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -51,6 +52,9 @@ func checkNoBackend(root string) error {
 }
 
 const overrideFile = "gantry_backend_override.tf"
+
+// planFile is the saved plan, in the project root.
+const planFile = "gantry.tfplan"
 
 // writeBackendOverride points the configuration at the server's state
 // backend. The credential is not written: it is in TF_HTTP_PASSWORD.
@@ -143,7 +147,55 @@ func buildStageEnv(job *workerapi.Job, cliConfig, toolDir string, write bool) []
 			vars[i] = v
 		}
 	}
-	return append(env, stageVars(vars, write)...)
+	user := stageVars(vars, write)
+	if job.ManagedState {
+		// Gantry's state backend settings win over the run's variables.
+		kept := user[:0]
+		for _, kv := range user {
+			if name, _, _ := strings.Cut(kv, "="); !stateBackendVars[name] {
+				kept = append(kept, kv)
+			}
+		}
+		user = kept
+	}
+	return append(env, user...)
+}
+
+// stateBackendVars are the variables of OpenTofu's http backend that the
+// managed state sets: TF_HTTP_PASSWORD in the environment, the others in the
+// backend override (where an unset update method means POST). On a stack
+// with managed state the run's own variables of these names are ignored.
+var stateBackendVars = map[string]bool{
+	"TF_HTTP_ADDRESS":        true,
+	"TF_HTTP_UPDATE_METHOD":  true,
+	"TF_HTTP_LOCK_ADDRESS":   true,
+	"TF_HTTP_LOCK_METHOD":    true,
+	"TF_HTTP_UNLOCK_ADDRESS": true,
+	"TF_HTTP_UNLOCK_METHOD":  true,
+	"TF_HTTP_USERNAME":       true,
+	"TF_HTTP_PASSWORD":       true,
+}
+
+// ignoredStateVars are the names of the job's variables (with their ro_ or
+// wo_ prefix, if any) that managed state overrides, sorted, each once.
+func ignoredStateVars(job *workerapi.Job) []string {
+	if !job.ManagedState {
+		return nil
+	}
+	var out []string
+	for _, v := range job.Env {
+		name := v.Name
+		if n, ok := strings.CutPrefix(name, readOnlyPrefix); ok {
+			name = n
+		} else if n, ok := strings.CutPrefix(name, writeOnlyPrefix); ok {
+			name = n
+		}
+		if stateBackendVars[name] && !slices.Contains(out, v.Name) {
+			out = append(out, v.Name)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // packWorkspace makes a gzipped tar of dir, leaving out provider binaries
@@ -203,6 +255,39 @@ func packWorkspace(dir string) ([]byte, error) {
 		return nil, err
 	}
 	return buf.Bytes(), nil
+}
+
+// resolveProjectRoot is the directory of the project root rel inside the
+// checkout src, with every symbolic link along the way resolved. A root
+// that is, or passes through, a link leading out of the checkout is
+// refused: the tool, the hooks and the files Gantry writes there (backend
+// override, .terraform, the plan) must stay in the job's directory. Links
+// that stay inside the checkout are followed.
+func resolveProjectRoot(src, rel string) (string, error) {
+	base, err := filepath.EvalSymlinks(src)
+	if err != nil {
+		return "", fail("reading the checkout: %v", err)
+	}
+	root, err := filepath.EvalSymlinks(filepath.Join(base, filepath.FromSlash(rel)))
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return "", fail("project root %q does not exist in the repository", rel)
+		}
+		return "", fail("project root %q: %v", rel, err)
+	}
+	if root != base && !strings.HasPrefix(root, base+string(filepath.Separator)) {
+		return "", fail("project root %q leads outside the repository through a symbolic link: a project root must be a directory inside the repository", rel)
+	}
+	if fi, err := os.Stat(root); err != nil || !fi.IsDir() {
+		return "", fail("project root %q does not exist in the repository", rel)
+	}
+	// What Gantry and the tool write in the root must not be a link either.
+	for _, name := range []string{overrideFile, planFile, ".terraform"} {
+		if fi, err := os.Lstat(filepath.Join(root, name)); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
+			return "", fail("%s in the project root is a symbolic link: Gantry writes it during the run; remove it from the repository", name)
+		}
+	}
+	return root, nil
 }
 
 // noSymlinkBetween checks that no directory from dir down to sub (both

@@ -249,6 +249,56 @@ func TestBuildEnv(t *testing.T) {
 	})
 }
 
+// On a stack with managed state, the run's own variables for the state
+// backend (stack, context, ro_/wo_ forms) do not replace Gantry's; with
+// managed state off they are the run's.
+func TestBuildEnvStateBackendVars(t *testing.T) {
+	job := &workerapi.Job{
+		RunID: "run-1", StackID: "stk", RunType: "TRACKED", StateToken: "gst_run-1_statesecret", ManagedState: true,
+		Env: []workerapi.EnvVar{
+			{Name: "TF_HTTP_PASSWORD", Value: "user-password", Secret: true},
+			{Name: "TF_HTTP_USERNAME", Value: "user", Rank: 1},
+			{Name: "wo_TF_HTTP_PASSWORD", Value: "user-write-password", Rank: 1},
+			{Name: "ro_TF_HTTP_UPDATE_METHOD", Value: "PUT", Rank: 1},
+			{Name: "TF_HTTP_RETRY_MAX", Value: "5"},
+			{Name: "TF_LOG", Value: "DEBUG"},
+		},
+	}
+	for _, write := range []bool{false, true} {
+		env := buildStageEnv(job, "/job/cli.tfrc", "/tools", write)
+		m := envMap(env)
+		if m["TF_HTTP_PASSWORD"] != job.StateToken {
+			t.Errorf("write %v: TF_HTTP_PASSWORD = %q, want the state token", write, m["TF_HTTP_PASSWORD"])
+		}
+		for _, name := range []string{"TF_HTTP_USERNAME", "TF_HTTP_UPDATE_METHOD"} {
+			if v, ok := m[name]; ok {
+				t.Errorf("write %v: %s = %q, want it left out", write, name, v)
+			}
+		}
+		if m["TF_HTTP_RETRY_MAX"] != "5" || m["TF_LOG"] != "DEBUG" {
+			t.Errorf("write %v: other TF_ variables changed: %v", write, m)
+		}
+		for _, kv := range env {
+			if strings.Contains(kv, "user-password") || strings.Contains(kv, "user-write-password") {
+				t.Errorf("write %v: the user's password is in the environment: %q", write, kv)
+			}
+		}
+	}
+	want := []string{"TF_HTTP_PASSWORD", "TF_HTTP_USERNAME", "ro_TF_HTTP_UPDATE_METHOD", "wo_TF_HTTP_PASSWORD"}
+	if got := ignoredStateVars(job); !slices.Equal(got, want) {
+		t.Errorf("ignoredStateVars = %q, want %q", got, want)
+	}
+
+	unmanaged := *job
+	unmanaged.ManagedState = false
+	if m := envMap(buildStageEnv(&unmanaged, "/job/cli.tfrc", "/tools", true)); m["TF_HTTP_PASSWORD"] != "user-password" || m["TF_HTTP_USERNAME"] != "user" {
+		t.Errorf("without managed state the run's TF_HTTP_ variables are not used: %v", m)
+	}
+	if got := ignoredStateVars(&unmanaged); got != nil {
+		t.Errorf("ignoredStateVars without managed state = %q", got)
+	}
+}
+
 // tarEntry describes one entry of a crafted archive.
 type tarEntry struct {
 	name, link, body string

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -125,16 +126,26 @@ func (h *Handler) register(w http.ResponseWriter, r *http.Request) error {
 	if len(req.Labels) > 64 || len(req.Tools) > 64 || req.Concurrency < 0 || req.Concurrency > 256 {
 		return errs.E(errs.Invalid, "at most 64 labels and 64 tools, and a concurrency from 1 to 256")
 	}
+	// A worker without the pool's key pair could open none of its jobs: it
+	// is refused before it is registered (it would show as idle).
+	poolKey := ""
+	if h.PoolKey != nil {
+		if poolKey, err = h.PoolKey(r.Context(), pool); err != nil {
+			return err
+		}
+	}
+	switch {
+	case poolKey == "":
+	case strings.TrimSpace(req.PublicKey) == "":
+		return errs.E(errs.Conflict, "worker pool %s seals its secrets and workspaces to a key pair: start the worker with the pool's private key (--private-key-file)", pool)
+	case strings.TrimSpace(req.PublicKey) != strings.TrimSpace(poolKey):
+		return errs.E(errs.Conflict, "the worker's private key does not match worker pool %s's public key (was `gantry workerpool keygen` run again? use the new key)", pool)
+	}
 	wk, token, err := h.Registry.Register(r.Context(), pool, req)
 	if err != nil {
 		return err
 	}
-	resp := RegisterResponse{WorkerID: wk.ID, Token: token, Pool: pool}
-	if h.PoolKey != nil {
-		if resp.PublicKey, err = h.PoolKey(r.Context(), pool); err != nil {
-			return err
-		}
-	}
+	resp := RegisterResponse{WorkerID: wk.ID, Token: token, Pool: pool, PublicKey: poolKey}
 	httpx.WriteJSON(w, http.StatusCreated, resp)
 	return nil
 }

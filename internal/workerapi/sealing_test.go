@@ -39,10 +39,26 @@ func TestPoolSealing(t *testing.T) {
 			t.Fatal(err)
 		}
 		r := f.create(t, st.ID, run.Tracked)
-		// A worker without the pool's key gets no job.
-		nokey, _ := f.worker(t, gpuToken)
-		if _, err := nokey.Claim(f.ctx, 0); err == nil || !strings.Contains(err.Error(), "key pair") {
-			t.Fatalf("claim by a worker without the pool's key: %v", err)
+		// A worker without the pool's key, or with another key, is refused
+		// and not registered (it would show as an idle worker of the pool).
+		otherPriv, _, _ := seal.GenerateKey()
+		other, _ := seal.ParsePrivateKey(otherPriv)
+		for _, tc := range []struct{ key, want string }{
+			{"", "seals its secrets and workspaces to a key pair: start the worker with the pool's private key (--private-key-file)"},
+			{other.Public(), "the worker's private key does not match worker pool gpu's public key"},
+		} {
+			refused := workerapi.NewClient(f.url+"/", gpuToken)
+			_, err := refused.Register(f.ctx, workerapi.RegisterRequest{Name: "nokey", Version: workerapi.Version, PublicKey: tc.key})
+			if se := wantStatus(t, err, 409); !workerapi.Permanent(err) || !strings.Contains(se.Message, tc.want) {
+				t.Fatalf("register with key %q: %v, want a permanent 409 with %q", tc.key, err, tc.want)
+			}
+			if _, err := refused.Claim(f.ctx, 0); err == nil {
+				t.Fatal("a refused worker can claim")
+			}
+		}
+		var n int
+		if err := f.d.QueryRow(f.ctx, `SELECT COUNT(*) FROM workers WHERE pool_id = $1`, "gpu").Scan(&n); err != nil || n != 0 {
+			t.Fatalf("workers registered in pool gpu after the refusals: %d (%v), want 0", n, err)
 		}
 		c := workerapi.NewClient(f.url+"/", gpuToken)
 		if _, err := c.Register(f.ctx, workerapi.RegisterRequest{Name: "keyed", Version: workerapi.Version, PublicKey: key.Public()}); err != nil {
@@ -88,8 +104,6 @@ func TestPoolSealing(t *testing.T) {
 		if !seal.IsSealed(stored) || bytes.Contains(stored, []byte("tarball")) {
 			t.Fatal("the stored workspace is readable with the server's keys")
 		}
-		otherPriv, _, _ := seal.GenerateKey()
-		other, _ := seal.ParsePrivateKey(otherPriv)
 		if _, err := other.Open("workspace:"+r.ID, stored); err == nil {
 			t.Fatal("another key opened the workspace")
 		}
@@ -103,7 +117,22 @@ func TestPoolSealing(t *testing.T) {
 		if pj := claim(t, pc); pj.Sealed {
 			t.Fatal("a job of a pool without a key is sealed")
 		}
-		_ = workerapi.Version
+		// The pool's key replaced while a worker runs: its claims are
+		// refused, and it stops with the reason.
+		_, newPub, err := seal.GenerateKey()
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.handler.PoolKey = func(_ context.Context, pool string) (string, error) {
+			if pool == "gpu" {
+				return newPub, nil
+			}
+			return "", nil
+		}
+		_, err = c.Claim(f.ctx, 0)
+		if se := wantStatus(t, err, 409); !strings.Contains(se.Message, "not its pool's") {
+			t.Fatalf("claim after the pool's key was replaced: %v", err)
+		}
 	})
 }
 
