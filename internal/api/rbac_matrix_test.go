@@ -326,7 +326,9 @@ var rootRoutes = map[string]bool{
 
 // alsoNeeds are the actions a route needs besides its own for the
 // matrix's request: a scheduled tracked run needs run:trigger too.
-var alsoNeeds = map[string][]string{"POST /api/v1/stacks/{id}/schedules": {auth.RunTrigger}}
+var alsoNeeds = map[string][]string{"POST /api/v1/stacks/{id}/schedules": {auth.RunTrigger},
+	// Removing the fixture's binding (of space:read) needs what it grants.
+	"DELETE /api/v1/role-bindings/{id}": {auth.SpaceRead}}
 
 // TestRBACRouteMatrix walks every route of the route table with an actor
 // that holds exactly the route's action (in the subject's space) and one
@@ -542,6 +544,26 @@ func TestRBACEscalation(t *testing.T) {
 	if r := e.as(rm, "POST", "/api/v1/role-bindings", map[string]any{"role": f.role, "space": f.space, "group": "mine"}); r.status != http.StatusCreated {
 		t.Errorf("role manager granting what it holds: %s", r)
 	}
+	// Unbinding follows the same rule: a role manager of the space may
+	// not remove a binding more powerful than itself.
+	trm := e.actor("team-role-manager", f.space, []string{auth.RoleManage, auth.SpaceRead})
+	var strong, weak apiv1.RoleBinding
+	e.must(e.do("POST", "/api/v1/role-bindings", map[string]any{"role": auth.RoleAdmin, "space": f.space, "group": "team-admins"}), http.StatusCreated, &strong)
+	e.must(e.do("POST", "/api/v1/role-bindings", map[string]any{"role": f.role, "space": f.space, "group": "team-readers"}), http.StatusCreated, &weak)
+	if r := e.as(trm, "DELETE", "/api/v1/role-bindings/"+strong.ID, nil); r.status != http.StatusForbidden ||
+		!strings.Contains(string(r.body), "may not remove role space-admin") {
+		t.Errorf("role manager removing a space-admin binding: %s", r)
+	}
+	if r := e.as(trm, "DELETE", "/api/v1/role-bindings/"+weak.ID, nil); r.status != http.StatusNoContent {
+		t.Errorf("role manager removing a binding of what it holds: %s", r)
+	}
+	var rootAdmin apiv1.RoleBinding
+	e.must(e.do("POST", "/api/v1/role-bindings", map[string]any{"role": auth.RoleAdmin, "space": space.Root, "group": "admins"}), http.StatusCreated, &rootAdmin)
+	if r := e.as(rm, "DELETE", "/api/v1/role-bindings/"+rootAdmin.ID, nil); r.status != http.StatusForbidden {
+		t.Errorf("role manager removing an admin binding: %s", r)
+	}
+	e.must(e.do("DELETE", "/api/v1/role-bindings/"+strong.ID, nil), http.StatusNoContent, nil)
+	e.must(e.do("DELETE", "/api/v1/role-bindings/"+rootAdmin.ID, nil), http.StatusNoContent, nil)
 	// LOGIN policies (which make admins) are written by admins only.
 	pc := e.actor("policy-writer", space.Root, []string{auth.PolicyCreate, auth.SpaceRead})
 	r := e.as(pc, "POST", "/api/v1/policies", map[string]any{"id": "let-me-in", "type": "LOGIN", "body": "package spacelift\nadmin := true\n"})
