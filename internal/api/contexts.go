@@ -305,6 +305,7 @@ func (a *API) attachContext(w http.ResponseWriter, r *http.Request, p auth.Princ
 	if err := httpx.DecodeJSON(w, r, &in, MaxBody); err != nil {
 		return err
 	}
+	noteStack(r, "", in.Stack)
 	cs, c, err := a.contextOf(r, p, auth.Visible)
 	if err != nil {
 		return err
@@ -313,6 +314,7 @@ func (a *API) attachContext(w http.ResponseWriter, r *http.Request, p auth.Princ
 	if err != nil {
 		return err
 	}
+	noteStack(r, st.Space, st.ID)
 	if err := auth.Authorize(p, auth.StackUpdate, st.Space); err != nil {
 		return hiddenStack(err, st.ID)
 	}
