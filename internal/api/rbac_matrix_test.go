@@ -570,6 +570,11 @@ func TestRBACEscalation(t *testing.T) {
 	if r.status != http.StatusForbidden || !strings.Contains(string(r.body), "LOGIN") {
 		t.Errorf("policy:create holder writing a LOGIN policy: %s", r)
 	}
+	// A LOGIN policy outside the root space would never apply: refused.
+	r = e.do("POST", "/api/v1/policies", map[string]any{"id": "login-team", "type": "LOGIN", "space": f.space, "body": "package spacelift\nallow := true\n"})
+	if r.status != http.StatusBadRequest || !strings.Contains(string(r.body), "root space") {
+		t.Errorf("a LOGIN policy in space %s: %s", f.space, r)
+	}
 	// A space holding role bindings cannot be deleted (they would apply to
 	// a later space of the same id).
 	e.must(e.do("POST", "/api/v1/spaces", map[string]any{"id": "short-lived"}), http.StatusCreated, nil)
