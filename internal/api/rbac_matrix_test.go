@@ -593,4 +593,19 @@ func TestRBACEscalation(t *testing.T) {
 	if r.status != http.StatusBadRequest || strings.Contains(string(r.body), "secret-team") {
 		t.Errorf("stack on a hidden pool: %s", r)
 	}
+	// Moving a stack the caller sees to a space it cannot see: the space
+	// is answered as missing, in the same words as one that does not
+	// exist, and the stack stays where it was.
+	sa := e.actor("team-admin", f.space, []string{auth.StackCreate, auth.StackUpdate, auth.SpaceRead})
+	for _, target := range []string{"secret-team", "no-such-space"} {
+		r = e.as(sa, "PATCH", "/api/v1/stacks/"+f.stack, map[string]any{"space": target})
+		if d := wantError(t, r, http.StatusNotFound, "not_found"); d.Message != fmt.Sprintf("space %q not found", target) {
+			t.Errorf("moving a stack to %s: %s", target, r)
+		}
+	}
+	var moved apiv1.Stack
+	e.must(e.do("GET", "/api/v1/stacks/"+f.stack, nil), http.StatusOK, &moved)
+	if moved.Space != f.space {
+		t.Errorf("a refused move left the stack in %s", moved.Space)
+	}
 }
