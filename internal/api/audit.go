@@ -268,7 +268,9 @@ func (a *API) Audited(mux *http.ServeMux) http.Handler {
 		if !audited || req.Actor == "" || audit.Recorded(ctx) {
 			return
 		}
-		if _, err := a.Audit.Record(rctx, ra.event(pattern, r.URL.Path, rec)); err != nil {
+		ev := ra.event(pattern, r.URL.Path, rec)
+		addNotes(ctx, &ev)
+		if _, err := a.Audit.Record(rctx, ev); err != nil {
 			a.Log.Error("recording an audit event failed", "request_id", httpx.RequestID(ctx),
 				"method", r.Method, "path", r.URL.Path, "err", err)
 		}
@@ -362,6 +364,39 @@ func (ra routeAudit) event(pattern, path string, rec *auditRecorder) audit.Event
 		ev.Change, _ = json.Marshal(map[string]any{"path": params})
 	}
 	return ev
+}
+
+// noteStack tells the generic event of r, written should the change be
+// refused or fail, the stack the body named, and its space once known.
+func noteStack(r *http.Request, sp, stackID string) {
+	if len(stackID) > 255 {
+		stackID = stackID[:255]
+	}
+	audit.Note(r.Context(), sp, map[string]string{"stack": stackID})
+}
+
+// noteSpace tells the generic event of r the space of its subject.
+func noteSpace(r *http.Request, sp string) { audit.Note(r.Context(), sp, nil) }
+
+// addNotes adds to a generic event what the handler noted (audit.Note):
+// the subject's space and the body values naming what was touched, as
+// {"request": {...}} next to the path values.
+func addNotes(ctx context.Context, ev *audit.Event) {
+	sp, values := audit.Noted(ctx)
+	if sp != "" && ev.Space == "" {
+		ev.Space = sp
+	}
+	if len(values) == 0 {
+		return
+	}
+	change := map[string]any{"request": values}
+	var prev map[string]any
+	if len(ev.Change) > 0 && json.Unmarshal(ev.Change, &prev) == nil {
+		for k, v := range prev {
+			change[k] = v
+		}
+	}
+	ev.Change, _ = json.Marshal(change)
 }
 
 // pathParams returns the values of the wildcards of pattern in path.

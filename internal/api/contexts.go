@@ -47,8 +47,17 @@ func contextOut(c contexts.Context) apiv1.Context {
 }
 
 // contextOf loads the context of the path and checks p may do action in
-// its space. Managing a context (and attaching it, which hands its secrets
-// to a stack's runs) takes space:admin in its space.
+// its space. Managing a context takes context:create, context:update or
+// context:delete in its space. Attaching or detaching one (auth.Visible
+// here) takes only the context visible, and stack:update on the stack; the
+// context must be in the stack's space or an ancestor the stack's space
+// inherits from (contexts.Service.Attach). That is Spacelift's model:
+// inheritance shares a parent's contexts, secrets included, with the
+// stacks of inheriting child spaces, and stack:update is admin-level. So
+// once a space inherits, whoever may update its stacks can hand them the
+// parent's contexts and secrets, by attaching them or by a stack label an
+// autoattach: context of a visible ancestor matches; turning inherit on
+// therefore needs space:admin in the parent.
 func (a *API) contextOf(r *http.Request, p auth.Principal, action string) (*contexts.Service, contexts.Context, error) {
 	cs, err := a.contextService()
 	if err != nil {
@@ -305,6 +314,7 @@ func (a *API) attachContext(w http.ResponseWriter, r *http.Request, p auth.Princ
 	if err := httpx.DecodeJSON(w, r, &in, MaxBody); err != nil {
 		return err
 	}
+	noteStack(r, "", in.Stack)
 	cs, c, err := a.contextOf(r, p, auth.Visible)
 	if err != nil {
 		return err
@@ -313,6 +323,7 @@ func (a *API) attachContext(w http.ResponseWriter, r *http.Request, p auth.Princ
 	if err != nil {
 		return err
 	}
+	noteStack(r, st.Space, st.ID)
 	if err := auth.Authorize(p, auth.StackUpdate, st.Space); err != nil {
 		return hiddenStack(err, st.ID)
 	}

@@ -166,6 +166,7 @@ func (a *API) attachIntegration(w http.ResponseWriter, r *http.Request, p auth.P
 	if err := httpx.DecodeJSON(w, r, &in, MaxBody); err != nil {
 		return err
 	}
+	noteStack(r, "", in.Stack)
 	s, integ, err := a.integrationOf(r, p, auth.Visible)
 	if err != nil {
 		return err
@@ -174,6 +175,7 @@ func (a *API) attachIntegration(w http.ResponseWriter, r *http.Request, p auth.P
 	if err != nil {
 		return err
 	}
+	noteStack(r, st.Space, st.ID)
 	if err := auth.Authorize(p, auth.IntegrationAttach, st.Space); err != nil {
 		return hiddenStack(err, st.ID)
 	}

@@ -197,6 +197,7 @@ func (a *API) attachPolicy(w http.ResponseWriter, r *http.Request, p auth.Princi
 	if err := httpx.DecodeJSON(w, r, &in, MaxBody); err != nil {
 		return err
 	}
+	noteStack(r, "", in.Stack)
 	ps, pol, err := a.policy(r, p, auth.Visible)
 	if err != nil {
 		return err
@@ -205,6 +206,7 @@ func (a *API) attachPolicy(w http.ResponseWriter, r *http.Request, p auth.Princi
 	if err != nil {
 		return err
 	}
+	noteStack(r, st.Space, st.ID)
 	if err := auth.Authorize(p, auth.StackUpdate, st.Space); err != nil {
 		return hiddenStack(err, st.ID)
 	}
@@ -224,6 +226,7 @@ func (a *API) detachPolicy(w http.ResponseWriter, r *http.Request, p auth.Princi
 	if err != nil {
 		return err
 	}
+	noteSpace(r, st.Space)
 	if err := auth.Authorize(p, auth.StackUpdate, st.Space); err != nil {
 		return hiddenStack(err, st.ID)
 	}

@@ -326,7 +326,9 @@ var rootRoutes = map[string]bool{
 
 // alsoNeeds are the actions a route needs besides its own for the
 // matrix's request: a scheduled tracked run needs run:trigger too.
-var alsoNeeds = map[string][]string{"POST /api/v1/stacks/{id}/schedules": {auth.RunTrigger}}
+var alsoNeeds = map[string][]string{"POST /api/v1/stacks/{id}/schedules": {auth.RunTrigger},
+	// Removing the fixture's binding (of space:read) needs what it grants.
+	"DELETE /api/v1/role-bindings/{id}": {auth.SpaceRead}}
 
 // TestRBACRouteMatrix walks every route of the route table with an actor
 // that holds exactly the route's action (in the subject's space) and one
@@ -542,11 +544,36 @@ func TestRBACEscalation(t *testing.T) {
 	if r := e.as(rm, "POST", "/api/v1/role-bindings", map[string]any{"role": f.role, "space": f.space, "group": "mine"}); r.status != http.StatusCreated {
 		t.Errorf("role manager granting what it holds: %s", r)
 	}
+	// Unbinding follows the same rule: a role manager of the space may
+	// not remove a binding more powerful than itself.
+	trm := e.actor("team-role-manager", f.space, []string{auth.RoleManage, auth.SpaceRead})
+	var strong, weak apiv1.RoleBinding
+	e.must(e.do("POST", "/api/v1/role-bindings", map[string]any{"role": auth.RoleAdmin, "space": f.space, "group": "team-admins"}), http.StatusCreated, &strong)
+	e.must(e.do("POST", "/api/v1/role-bindings", map[string]any{"role": f.role, "space": f.space, "group": "team-readers"}), http.StatusCreated, &weak)
+	if r := e.as(trm, "DELETE", "/api/v1/role-bindings/"+strong.ID, nil); r.status != http.StatusForbidden ||
+		!strings.Contains(string(r.body), "may not remove role space-admin") {
+		t.Errorf("role manager removing a space-admin binding: %s", r)
+	}
+	if r := e.as(trm, "DELETE", "/api/v1/role-bindings/"+weak.ID, nil); r.status != http.StatusNoContent {
+		t.Errorf("role manager removing a binding of what it holds: %s", r)
+	}
+	var rootAdmin apiv1.RoleBinding
+	e.must(e.do("POST", "/api/v1/role-bindings", map[string]any{"role": auth.RoleAdmin, "space": space.Root, "group": "admins"}), http.StatusCreated, &rootAdmin)
+	if r := e.as(rm, "DELETE", "/api/v1/role-bindings/"+rootAdmin.ID, nil); r.status != http.StatusForbidden {
+		t.Errorf("role manager removing an admin binding: %s", r)
+	}
+	e.must(e.do("DELETE", "/api/v1/role-bindings/"+strong.ID, nil), http.StatusNoContent, nil)
+	e.must(e.do("DELETE", "/api/v1/role-bindings/"+rootAdmin.ID, nil), http.StatusNoContent, nil)
 	// LOGIN policies (which make admins) are written by admins only.
 	pc := e.actor("policy-writer", space.Root, []string{auth.PolicyCreate, auth.SpaceRead})
 	r := e.as(pc, "POST", "/api/v1/policies", map[string]any{"id": "let-me-in", "type": "LOGIN", "body": "package spacelift\nadmin := true\n"})
 	if r.status != http.StatusForbidden || !strings.Contains(string(r.body), "LOGIN") {
 		t.Errorf("policy:create holder writing a LOGIN policy: %s", r)
+	}
+	// A LOGIN policy outside the root space would never apply: refused.
+	r = e.do("POST", "/api/v1/policies", map[string]any{"id": "login-team", "type": "LOGIN", "space": f.space, "body": "package spacelift\nallow := true\n"})
+	if r.status != http.StatusBadRequest || !strings.Contains(string(r.body), "root space") {
+		t.Errorf("a LOGIN policy in space %s: %s", f.space, r)
 	}
 	// A space holding role bindings cannot be deleted (they would apply to
 	// a later space of the same id).
@@ -565,5 +592,20 @@ func TestRBACEscalation(t *testing.T) {
 	r = e.as(sc, "POST", "/api/v1/stacks", map[string]any{"id": "mine", "space": f.space, "repository": pinnedRepo, "worker_pool": "secret-pool"})
 	if r.status != http.StatusBadRequest || strings.Contains(string(r.body), "secret-team") {
 		t.Errorf("stack on a hidden pool: %s", r)
+	}
+	// Moving a stack the caller sees to a space it cannot see: the space
+	// is answered as missing, in the same words as one that does not
+	// exist, and the stack stays where it was.
+	sa := e.actor("team-admin", f.space, []string{auth.StackCreate, auth.StackUpdate, auth.SpaceRead})
+	for _, target := range []string{"secret-team", "no-such-space"} {
+		r = e.as(sa, "PATCH", "/api/v1/stacks/"+f.stack, map[string]any{"space": target})
+		if d := wantError(t, r, http.StatusNotFound, "not_found"); d.Message != fmt.Sprintf("space %q not found", target) {
+			t.Errorf("moving a stack to %s: %s", target, r)
+		}
+	}
+	var moved apiv1.Stack
+	e.must(e.do("GET", "/api/v1/stacks/"+f.stack, nil), http.StatusOK, &moved)
+	if moved.Space != f.space {
+		t.Errorf("a refused move left the stack in %s", moved.Space)
 	}
 }

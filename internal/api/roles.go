@@ -147,19 +147,8 @@ func (a *API) createBinding(w http.ResponseWriter, r *http.Request, p auth.Princ
 	default:
 		b.ActorType, b.ActorID = auth.ActorGroup, strings.TrimSpace(in.Group)
 	}
-	// Nobody grants more than they hold: every action of the role, in
-	// that space (admins hold all).
-	role, err := a.Roles.Role(r.Context(), b.Role)
-	if err != nil {
+	if err := a.holdsRole(r, p, "grant", b.Role, sp); err != nil {
 		return err
-	}
-	for _, act := range role.Actions {
-		if !p.Can(act, sp) {
-			return errs.E(errs.Forbidden, "%s may not grant role %s in space %s: it does not hold %s there itself", p, role.ID, sp, act)
-		}
-	}
-	if role.ID == auth.RoleAdmin && sp == space.Root && !p.Admin {
-		return errs.E(errs.Forbidden, "only an admin may make an admin (space-admin in the root space)")
 	}
 	b, created, err := a.Roles.Bind(r.Context(), b)
 	if err != nil {
@@ -170,6 +159,27 @@ func (a *API) createBinding(w http.ResponseWriter, r *http.Request, p auth.Princ
 		status = http.StatusOK
 	}
 	httpx.WriteJSON(w, status, bindingOut(b))
+	return nil
+}
+
+// holdsRole is the rule of binding and unbinding: nobody grants or
+// removes more than they hold. p must hold every action of the role in
+// the space (admins hold all), and only an admin makes or unmakes an
+// admin (space-admin in the root space). verb names the change in the
+// refusal.
+func (a *API) holdsRole(r *http.Request, p auth.Principal, verb, roleID, sp string) error {
+	role, err := a.Roles.Role(r.Context(), roleID)
+	if err != nil {
+		return err
+	}
+	for _, act := range role.Actions {
+		if !p.Can(act, sp) {
+			return errs.E(errs.Forbidden, "%s may not %s role %s in space %s: it does not hold %s there itself", p, verb, role.ID, sp, act)
+		}
+	}
+	if role.ID == auth.RoleAdmin && sp == space.Root && !p.Admin {
+		return errs.E(errs.Forbidden, "only an admin may %s an admin binding (space-admin in the root space)", verb)
+	}
 	return nil
 }
 
@@ -199,6 +209,9 @@ func (a *API) deleteBinding(w http.ResponseWriter, r *http.Request, p auth.Princ
 		if errors.Is(err, auth.ErrHidden) {
 			return errs.E(errs.NotFound, "role binding %q not found", b.ID)
 		}
+		return err
+	}
+	if err := a.holdsRole(r, p, "remove", b.Role, b.Space); err != nil {
 		return err
 	}
 	if err := a.Roles.Unbind(r.Context(), b.ID); err != nil {

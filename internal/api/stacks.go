@@ -138,6 +138,12 @@ func (a *API) updateStack(w http.ResponseWriter, r *http.Request, p auth.Princip
 		}
 		if in.Space != nil && *in.Space != s.Space {
 			if err := auth.Authorize(p, auth.StackCreate, *in.Space); err != nil {
+				// The caller sees the stack: a target space it cannot
+				// see is answered as missing, as when creating a stack
+				// there (not as the stack missing).
+				if errors.Is(err, auth.ErrHidden) {
+					return errs.E(errs.NotFound, "space %q not found", *in.Space)
+				}
 				return err
 			}
 			s.Space = *in.Space

@@ -22,6 +22,10 @@ type reqState struct {
 	req      Request
 	recorded bool
 	authFail string // why the credentials presented did not work
+	// noteSpace and note are what the handler said about the request's
+	// subject for the API's generic event ([Note]).
+	noteSpace string
+	note      map[string]string
 }
 
 type ctxKey struct{}
@@ -129,4 +133,28 @@ func (st *reqState) markRecorded() {
 	st.mu.Lock()
 	st.recorded = true
 	st.mu.Unlock()
+}
+
+// Note tells the generic event the API writes for the request of ctx (a
+// refused or failed change; a change that commits records its own) what
+// its path does not say: the space of the subject, when known, and values
+// of the request body that name what was touched (the stack of an
+// attachment). Never a secret: notes are recorded as given. A later note
+// replaces an earlier one.
+func Note(ctx context.Context, space string, values map[string]string) {
+	if st := stateFrom(ctx); st != nil {
+		st.mu.Lock()
+		st.noteSpace, st.note = space, values
+		st.mu.Unlock()
+	}
+}
+
+// Noted returns what [Note] said for the request of ctx.
+func Noted(ctx context.Context) (space string, values map[string]string) {
+	if st := stateFrom(ctx); st != nil {
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		return st.noteSpace, st.note
+	}
+	return "", nil
 }

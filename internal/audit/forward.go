@@ -235,6 +235,17 @@ func (f *Forwarder) CreateEndpoint(ctx context.Context, e ForwardEndpoint, fromS
 		if db.IsUniqueViolation(err) {
 			return errs.E(errs.Conflict, "audit endpoint %q already exists", e.ID)
 		}
+		if err != nil {
+			return err
+		}
+		// The URL as listed and the header names; never the secret or
+		// the header values.
+		change, err := NewChange(nil, map[string]any{"url": e.URL, "headers": names, "has_secret": e.Secret != "",
+			"enabled": true, "from_seq": cursor + 1})
+		if err != nil {
+			return err
+		}
+		_, err = f.svc.Record(ctx, Event{Action: "audit_webhook.create", SubjectType: "audit_webhook", SubjectID: e.ID, Space: "root", Change: change})
 		return err
 	})
 	if err != nil {

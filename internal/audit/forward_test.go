@@ -178,7 +178,8 @@ func TestForwardFailThenRecover(t *testing.T) {
 			t.Fatalf("created endpoint: %+v", e)
 		}
 		stop := start(t, f)
-		record(t, ctx, s, 7)
+		// The endpoint's creation is event 4; six more make 10.
+		record(t, ctx, s, 6)
 		// Delivered and its cursor saved (the receiver answers before the
 		// forwarder records it: stopping in between would send 10 again,
 		// as at-least-once allows).
@@ -253,7 +254,8 @@ func TestForwardFlagsLongFailure(t *testing.T) {
 		start(t, f)
 		waitFor(t, "flagged", func() bool { st := status(t, f, "down"); return st.Flagged && st.Attempts >= 2 })
 		st := status(t, f, "down")
-		if st.DeliveredSeq != 0 || st.Lag != 2 || st.FailingSince.IsZero() || !strings.HasPrefix(st.LastError, "HTTP 500") {
+		// Behind by its own creation's event and the two after it.
+		if st.DeliveredSeq != 0 || st.Lag != 3 || st.FailingSince.IsZero() || !strings.HasPrefix(st.LastError, "HTTP 500") {
 			t.Errorf("status: %+v", st)
 		}
 		if strings.Contains(st.LastError, fwdSecret) || strings.Contains(st.LastError, "tok-9f8e7d6c5b4a") {
@@ -339,8 +341,9 @@ func TestForwardTwoForwardersPostgres(t *testing.T) {
 		record(t, ctx, s, 5)
 		time.Sleep(15 * time.Millisecond)
 	}
-	waitFor(t, "30 events delivered", func() bool { g := rc.got(); return len(g) > 0 && g[len(g)-1] == 30 })
-	checkInOrder(t, rc.got(), 1, 30)
+	// The endpoint's creation (event 1) and the 30 recorded.
+	waitFor(t, "31 events delivered", func() bool { g := rc.got(); return len(g) > 0 && g[len(g)-1] == 31 })
+	checkInOrder(t, rc.got(), 1, 31)
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
 	if rc.maxFlight != 1 || rc.badSig != 0 {
@@ -361,7 +364,8 @@ func TestForwardSlowEndpointDoesNotBlockOthers(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		record(t, ctx, s, 20)
+		// The two creations are events 1 and 2; 18 more make 20.
+		record(t, ctx, s, 18)
 		start(t, f)
 		waitFor(t, "the fast endpoint caught up", func() bool { g := fast.got(); return len(g) > 0 && g[len(g)-1] == 20 })
 		if n := len(slow.got()); n >= 20 {

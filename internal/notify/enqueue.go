@@ -112,13 +112,19 @@ func (s *Service) prepare(ctx context.Context, m Message) (delivery, error) {
 	if m.EndpointID == "" {
 		return fail("the %s message names no endpoint (%s is empty)", m.Kind, endpointField[m.Kind])
 	}
+	// An endpoint the run's space may not use reads as one that does not
+	// exist: deliveries are read by whoever sees the run, and must not
+	// tell what exists where they cannot look.
+	missing := func() (delivery, error) {
+		return fail("endpoint %q does not exist in the spaces runs in space %q may use (their own and the ancestors they inherit from)", m.EndpointID, m.SpaceID)
+	}
 	if !id.ValidSlug(m.EndpointID) {
-		return fail("endpoint %q does not exist", m.EndpointID)
+		return missing()
 	}
 	e, err := s.GetEndpoint(ctx, m.EndpointID)
 	switch {
 	case errs.Is(err, errs.NotFound):
-		return fail("endpoint %q does not exist", m.EndpointID)
+		return missing()
 	case err != nil:
 		return d, err
 	}
@@ -128,7 +134,7 @@ func (s *Service) prepare(ctx context.Context, m Message) (delivery, error) {
 	}
 	switch {
 	case !slices.Contains(allowed, e.SpaceID):
-		return fail("endpoint %q is in space %q, which runs in space %q cannot use", e.ID, e.SpaceID, m.SpaceID)
+		return missing()
 	case m.Kind != e.Kind:
 		return fail("%s", kindMismatch(m.Kind, e.Kind, e.ID))
 	case !e.Enabled:

@@ -27,7 +27,10 @@ func TestUndeliverable(t *testing.T) {
 			want string
 		}{
 			{Message{Kind: KindWebhook, EndpointID: "nope"}, `endpoint "nope" does not exist`},
-			{Message{Kind: KindWebhook, EndpointID: "elsewhere"}, `is in space "other"`},
+			// An endpoint the run's space may not use reads as one that
+			// does not exist (nothing names its space).
+			{Message{Kind: KindWebhook, EndpointID: "elsewhere"}, `endpoint "elsewhere" does not exist in the spaces runs in space "root" may use`},
+			{Message{Kind: KindWebhook, EndpointID: "nope"}, `endpoint "nope" does not exist in the spaces runs in space "root" may use`},
 			{Message{Kind: KindWebhook, EndpointID: "off"}, "disabled"},
 			{Message{Kind: KindSlack, EndpointID: "hook", Text: "hi"}, "slack messages need a slack endpoint"},
 			{Message{Kind: KindSlack, EndpointID: "nope", Text: ""}, "empty"},

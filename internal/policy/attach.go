@@ -64,7 +64,10 @@ func (s *Service) Attach(ctx context.Context, policyID, stackID string) error {
 		if db.IsUniqueViolation(err) {
 			return errs.E(errs.Conflict, "policy %q is already attached to stack %q", p.ID, st.ID)
 		}
-		return err
+		if err != nil {
+			return err
+		}
+		return s.auditAttach(ctx, p, st)
 	})
 }
 

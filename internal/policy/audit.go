@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/gantry-iac/gantry/internal/audit"
+	"github.com/gantry-iac/gantry/internal/stack"
 )
 
 // Auditor records audit events in the caller's transaction.
@@ -33,5 +34,19 @@ func (s *Service) auditPolicy(ctx context.Context, action string, before, after 
 		subject = before
 	}
 	_, err = s.Audit.Record(ctx, audit.Event{Action: "policy." + action, SubjectType: "policy", SubjectID: subject.ID, Space: subject.Space, Change: change})
+	return err
+}
+
+// auditAttach records an explicit attachment in its transaction, in the
+// stack's space (as context.attach): which stack, and the policy's space.
+func (s *Service) auditAttach(ctx context.Context, p Policy, st stack.Stack) error {
+	if s.Audit == nil {
+		return nil
+	}
+	change, err := audit.NewChange(nil, map[string]any{"stack": st.ID, "policy_space": p.Space})
+	if err != nil {
+		return err
+	}
+	_, err = s.Audit.Record(ctx, audit.Event{Action: "policy.attach", SubjectType: "policy", SubjectID: p.ID, Space: st.Space, Change: change})
 	return err
 }

@@ -315,6 +315,7 @@ func TestTriggerAndCancelScope(t *testing.T) {
 		if _, err := f.policies.Create(f.ctx, policy.Policy{ID: "reach", Space: "team-a", Type: "TRIGGER", Labels: []string{"autoattach:*"}, Body: `package spacelift
 
 trigger contains "prod-db"
+trigger contains "no-such-stack"
 trigger contains "team-b"
 
 seen contains s.id if some s in input.stacks
@@ -336,6 +337,21 @@ seen contains s.id if some s in input.stacks
 		rcs, _ := f.policies.Receipts(f.ctx, r.ID)
 		if len(rcs) != 1 || !strings.Contains(strings.Join(rcs[0].Messages, "\n"), "stack prod-db not triggered") {
 			t.Fatalf("receipts = %+v", rcs)
+		}
+		// A stack the policy's space does not see reads as one that does
+		// not exist: the receipt names no space and tells them apart.
+		notes := strings.Join(rcs[0].Messages, "\n")
+		hidden, missing := "", ""
+		for _, m := range rcs[0].Messages {
+			if rest, ok := strings.CutPrefix(m, "stack prod-db not triggered: "); ok {
+				hidden = rest
+			}
+			if rest, ok := strings.CutPrefix(m, "stack no-such-stack not triggered: "); ok {
+				missing = rest
+			}
+		}
+		if hidden == "" || hidden != missing || strings.Contains(notes, "prod\n") || strings.Contains(notes, "space prod") {
+			t.Fatalf("a hidden stack and a missing one read differently: %q", notes)
 		}
 		sm, _ := f.policies.Samples(f.ctx, "reach", "", 1)
 		full, _ := f.policies.Sample(f.ctx, "reach", sm[0].Key)

@@ -111,6 +111,10 @@ func (s *Service) validate(p *Policy) error {
 	switch {
 	case !engine.ValidType(p.Type):
 		return errs.E(errs.Invalid, "policy type must be PLAN, APPROVAL, TRIGGER, GIT_PUSH, NOTIFICATION or LOGIN, got %q", p.Type)
+	case p.Type == engine.TypeLogin && p.Space != space.Root:
+		// Sign-in evaluates the LOGIN policies of the root space only: one
+		// elsewhere would be stored and never apply.
+		return errs.E(errs.Invalid, "LOGIN policies live in the root space (they apply to every sign-in from there only), not in space %q", p.Space)
 	case p.EngineSet != "" && p.EngineSet != engine.EngineV0 && p.EngineSet != engine.EngineV1:
 		return errs.E(errs.Invalid, "engine must be %s or %s, got %q", engine.EngineV0, engine.EngineV1, p.EngineSet)
 	case len(p.Name) > 255 || len(p.Description) > 4096:

@@ -45,6 +45,19 @@ func TestCreateCompilesAndVersions(t *testing.T) {
 				t.Errorf("%s: error = %v, want Invalid mentioning %q", name, err, tc.want)
 			}
 		}
+		// LOGIN policies apply from the root space only: one elsewhere
+		// would never apply.
+		if _, err := f.spaces.Create(f.ctx, space.Space{ID: "team", Parent: space.Root}); err != nil {
+			t.Fatal(err)
+		}
+		login := policy.Policy{ID: "login-team", Type: "login", Space: "team", Body: "package spacelift\n\nallow := true\n"}
+		if _, err := f.policies.Create(f.ctx, login); !errs.Is(err, errs.Invalid) || !strings.Contains(err.Error(), "root space") {
+			t.Errorf("a LOGIN policy in space team: %v, want Invalid naming the root space", err)
+		}
+		login.Space = ""
+		if lp, err := f.policies.Create(f.ctx, login); err != nil || lp.Space != space.Root {
+			t.Errorf("a LOGIN policy in root: %+v, %v", lp, err)
+		}
 		_, err := f.policies.Create(f.ctx, policy.Policy{ID: "bad", Type: "PLAN", Body: "package spacelift\n\ndeny contains msg if {\n  msg := \n}\n"})
 		if err == nil || !strings.Contains(err.Error(), "bad.rego:5") && !strings.Contains(err.Error(), "bad.rego:4") {
 			t.Errorf("syntax error = %v, want the file and line", err)

@@ -131,12 +131,18 @@ func (s *Service) startTriggered(ctx context.Context, r run.Run, wf string, ev E
 	return notes, nil
 }
 
+// notTriggerable is why a policy may not trigger a stack, the same words
+// for a stack that does not exist and for one in a space that does not
+// see the policy's: receipts are read by whoever sees the run, and must
+// not tell what exists where they cannot look.
+const notTriggerable = "no such stack in the space of the policy that named it or in a space that inherits from it"
+
 // triggerAllowed returns the policies that named target and may trigger
 // it (target's space is theirs or inherits from it), or why none may.
 func (s *Service) triggerAllowed(ctx context.Context, target string, ev Evaluation, lineages map[string][]string) ([]string, string, error) {
 	st, err := s.stacks.Get(ctx, target)
 	if errs.Is(err, errs.NotFound) {
-		return nil, "no such stack", nil
+		return nil, notTriggerable, nil
 	}
 	if err != nil {
 		return nil, "", err
@@ -155,7 +161,7 @@ func (s *Service) triggerAllowed(ctx context.Context, target string, ev Evaluati
 		}
 	}
 	if len(by) == 0 {
-		return nil, fmt.Sprintf("it is in space %s, which does not see the space of the policy that named it", st.Space), nil
+		return nil, notTriggerable, nil
 	}
 	return by, "", nil
 }
