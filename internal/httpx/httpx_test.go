@@ -94,6 +94,50 @@ func TestDecodeJSONFillsValue(t *testing.T) {
 	}
 }
 
+func TestDecodeJSONRequiredFields(t *testing.T) {
+	type inner struct {
+		Host string `json:"host" required:"true"`
+		Port int    `json:"port"`
+	}
+	type embedded struct {
+		Kind string `json:"kind" required:"true"`
+	}
+	type req struct {
+		embedded
+		ID    string `json:"id" required:"true"`
+		On    bool   `json:"on" required:"true"`
+		Note  string `json:"note,omitempty"`
+		Email *inner `json:"email,omitempty"`
+	}
+	tests := []struct{ body, wantMsg string }{
+		{body: `{"kind":"k","id":"a","on":false}`},
+		{body: `{"kind":"","id":"","on":false}`},  // explicit zero values are values
+		{body: `{"Kind":"k","ID":"a","On":true}`}, // names match as encoding/json matches them
+		{body: `{"kind":"k","id":"a","on":true,"email":{"host":"h"}}`},
+		{body: `{"kind":"k","id":"a","on":true,"email":null}`}, // optional
+		{body: `{"kind":"k","on":true}`, wantMsg: "id is required"},
+		{body: `{"kind":"k","id":null,"on":true}`, wantMsg: "id is required"},
+		{body: `{}`, wantMsg: "kind, id and on are required"},
+		{body: `{"kind":"k","id":"a"}`, wantMsg: "on is required"},
+		{body: `{"kind":"k","id":"a","on":true,"email":{"port":25}}`, wantMsg: "email.host is required"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.body, func(t *testing.T) {
+			var v req
+			err := httpx.DecodeJSON(httptest.NewRecorder(), httptest.NewRequest("POST", "/x", strings.NewReader(tt.body)), &v, 1<<20)
+			if tt.wantMsg == "" {
+				if err != nil {
+					t.Errorf("DecodeJSON = %v, want nil", err)
+				}
+				return
+			}
+			if !errs.Is(err, errs.Invalid) || errs.Public(err) != tt.wantMsg {
+				t.Errorf("DecodeJSON = %v, want invalid %q", err, tt.wantMsg)
+			}
+		})
+	}
+}
+
 // errorBody decodes an error envelope strictly.
 func errorBody(t *testing.T, rec *httptest.ResponseRecorder) apiv1.ErrorBody {
 	t.Helper()
