@@ -15,6 +15,7 @@ import (
 
 	"github.com/gantry-iac/gantry/internal/apiv1"
 	"github.com/gantry-iac/gantry/internal/httpx"
+	"github.com/gantry-iac/gantry/internal/run"
 	"github.com/gantry-iac/gantry/internal/stack"
 	"github.com/gantry-iac/gantry/internal/state"
 )
@@ -273,6 +274,13 @@ func TestOpenAPIEnums(t *testing.T) {
 	if got := enum(obj(schemas["RunState"])); len(runStates) == 0 || !slices.Equal(got, runStates) {
 		t.Errorf("RunState enum %v, apiv1 run states %v", got, runStates)
 	}
+	// The run package refuses list filters outside these.
+	if got := stringSet(toAny(run.States)); !slices.Equal(got, runStates) {
+		t.Errorf("run.States %v, apiv1 run states %v", got, runStates)
+	}
+	if got := stringSet(toAny(run.Types)); !slices.Equal(got, runTypes) {
+		t.Errorf("run.Types %v, apiv1 run types %v", got, runTypes)
+	}
 	stackStates := append(slices.Clone(runStates), "NONE")
 	sort.Strings(stackStates)
 	if got := enum(obj(obj(obj(schemas["Stack"])["properties"])["state"])); !slices.Equal(got, stackStates) {
@@ -291,6 +299,14 @@ func TestOpenAPIEnums(t *testing.T) {
 	if got := enum(obj(obj(obj(schemas["ErrorDetail"])["properties"])["code"])); !slices.Equal(got, kinds) {
 		t.Errorf("ErrorDetail.code enum %v, httpx.Status has kinds %v", got, kinds)
 	}
+}
+
+func toAny(l []string) []any {
+	out := make([]any, len(l))
+	for i, s := range l {
+		out[i] = s
+	}
+	return out
 }
 
 // apiv1Source returns the exported struct types of package apiv1 and its

@@ -446,6 +446,20 @@ func TestCommands(t *testing.T) {
 			wantOut:  []string{"run-1", "01234567", "FAILED"},
 		},
 		{
+			name:     "run list upper-cases state and type",
+			args:     []string{"run", "list", "--state", "finished", "--type", "tracked"},
+			routes:   map[string]route{"GET /api/v1/runs": ok(apiv1.List[apiv1.Run]{Items: []apiv1.Run{run("FINISHED")}})},
+			wantReqs: []string{"GET /api/v1/runs?limit=50&state=FINISHED&type=TRACKED"},
+			wantOut:  []string{"run-1", "FINISHED"},
+		},
+		{
+			name:     "run list with a bogus state",
+			args:     []string{"run", "list", "--state", "nope"},
+			routes:   map[string]route{"GET /api/v1/runs": apiErr(400, "invalid", `state must be one of QUEUED, READY, FINISHED, got "NOPE"`)},
+			wantCode: 1,
+			wantErr:  []string{`Error: invalid: state must be one of QUEUED, READY, FINISHED, got "NOPE"`},
+		},
+		{
 			name: "run show",
 			args: []string{"run", "show", "--id", "run-1"},
 			routes: map[string]route{"GET /api/v1/runs/run-1": ok(func() apiv1.Run {
