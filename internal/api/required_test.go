@@ -108,3 +108,23 @@ func TestRequiredBodyFields(t *testing.T) {
 		t.Errorf("files after the refused requests: %v", files.Items)
 	}
 }
+
+// TestBadTimesNamed: a time that is not RFC 3339 is refused naming its
+// field and the format (not Go's reference layout).
+func TestBadTimesNamed(t *testing.T) {
+	e := newRBACEnv(t)
+	f := e.fixture(0)
+	for _, tt := range []struct {
+		path string
+		body map[string]any
+		want string
+	}{
+		{"/api/v1/api-keys", map[string]any{"name": "k", "expires_at": "tomorrow"}, `expires_at: "tomorrow" is not an RFC 3339 time such as 2026-12-01T00:00:00Z`},
+		{"/api/v1/stacks/" + f.stack + "/schedules", map[string]any{"kind": "delete", "at": "tomorrow"}, `at: "tomorrow" is not an RFC 3339 time such as 2026-12-01T00:00:00Z`},
+	} {
+		d := wantError(t, e.do("POST", tt.path, tt.body), http.StatusBadRequest, "invalid")
+		if d.Message != tt.want {
+			t.Errorf("%s: message %q, want %q", tt.path, d.Message, tt.want)
+		}
+	}
+}

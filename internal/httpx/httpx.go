@@ -14,6 +14,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gantry-iac/gantry/internal/apiv1"
 	"github.com/gantry-iac/gantry/internal/errs"
@@ -131,6 +132,9 @@ func DecodeJSON(w http.ResponseWriter, r *http.Request, v any, max int64) error 
 		case strings.HasPrefix(err.Error(), "json: unknown field"):
 			return errs.E(errs.Invalid, "unknown field %s", strings.TrimPrefix(err.Error(), "json: unknown field "))
 		}
+		if field, value, ok := badTime(body, reflect.TypeOf(v), ""); ok {
+			return errs.E(errs.Invalid, "%s: %s is not an RFC 3339 time such as 2026-12-01T00:00:00Z", field, value)
+		}
 		return errs.E(errs.Invalid, "malformed JSON: %v", err)
 	}
 	if dec.More() {
@@ -142,39 +146,37 @@ func DecodeJSON(w http.ResponseWriter, r *http.Request, v any, max int64) error 
 	return nil
 }
 
-// missingFields returns the fields tagged `required:"true"` of the struct
-// type t (or pointer to one) that the JSON object raw lacks or holds null
-// for, with those of present nested objects, by JSON path ("email.host").
-// An explicit zero value ("", 0, false, []) is a value. Field names match
+// eachField calls fn with the JSON path and raw value (nil when absent) of
+// each field of the struct type t (or pointer to one) in the JSON object
+// raw, and recurses into the present values of struct fields. Names match
 // case-insensitively, as encoding/json matches them.
-func missingFields(raw []byte, t reflect.Type, prefix string) []string {
+func eachField(raw []byte, t reflect.Type, prefix string, fn func(path string, f reflect.StructField, v json.RawMessage)) {
 	for t != nil && t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
-	if t == nil || t.Kind() != reflect.Struct {
-		return nil
+	if t == nil || t.Kind() != reflect.Struct || t == reflect.TypeFor[time.Time]() {
+		return
 	}
 	var obj map[string]json.RawMessage
 	if json.Unmarshal(raw, &obj) != nil {
-		return nil
+		return
 	}
-	lookup := func(name string) (json.RawMessage, bool) {
+	lookup := func(name string) json.RawMessage {
 		if v, ok := obj[name]; ok {
-			return v, true
+			return v
 		}
 		for k, v := range obj {
 			if strings.EqualFold(k, name) {
-				return v, true
+				return v
 			}
 		}
-		return nil, false
+		return nil
 	}
-	var missing []string
 	for i := range t.NumField() {
 		f := t.Field(i)
 		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
 		if f.Anonymous && name == "" {
-			missing = append(missing, missingFields(raw, f.Type, prefix)...)
+			eachField(raw, f.Type, prefix, fn)
 			continue
 		}
 		if !f.IsExported() || name == "-" {
@@ -183,15 +185,47 @@ func missingFields(raw []byte, t reflect.Type, prefix string) []string {
 		if name == "" {
 			name = f.Name
 		}
-		v, ok := lookup(name)
-		present := ok && string(bytes.TrimSpace(v)) != "null"
-		switch {
-		case !present && f.Tag.Get("required") == "true":
-			missing = append(missing, prefix+name)
-		case present:
-			missing = append(missing, missingFields(v, f.Type, prefix+name+".")...)
+		v := lookup(name)
+		fn(prefix+name, f, v)
+		if v != nil && string(bytes.TrimSpace(v)) != "null" {
+			eachField(v, f.Type, prefix+name+".", fn)
 		}
 	}
+}
+
+// badTime finds the time field of raw that is not an RFC 3339 time (what
+// encoding/json's error does not name), with its value as sent.
+func badTime(raw []byte, t reflect.Type, prefix string) (field, value string, ok bool) {
+	eachField(raw, t, prefix, func(path string, f reflect.StructField, v json.RawMessage) {
+		typ := f.Type
+		for typ.Kind() == reflect.Pointer {
+			typ = typ.Elem()
+		}
+		if ok || v == nil || typ != reflect.TypeFor[time.Time]() || string(bytes.TrimSpace(v)) == "null" {
+			return
+		}
+		var tm time.Time
+		if tm.UnmarshalJSON(bytes.TrimSpace(v)) != nil {
+			field, value, ok = path, string(bytes.TrimSpace(v)), true
+			if len(value) > 64 {
+				value = value[:64] + "..."
+			}
+		}
+	})
+	return field, value, ok
+}
+
+// missingFields returns the fields tagged `required:"true"` of the struct
+// type t (or pointer to one) that the JSON object raw lacks or holds null
+// for, with those of present nested objects, by JSON path ("email.host").
+// An explicit zero value ("", 0, false, []) is a value.
+func missingFields(raw []byte, t reflect.Type, prefix string) []string {
+	var missing []string
+	eachField(raw, t, prefix, func(path string, f reflect.StructField, v json.RawMessage) {
+		if f.Tag.Get("required") == "true" && (v == nil || string(bytes.TrimSpace(v)) == "null") {
+			missing = append(missing, path)
+		}
+	})
 	return missing
 }
 

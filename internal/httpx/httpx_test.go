@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gantry-iac/gantry/internal/apiv1"
 	"github.com/gantry-iac/gantry/internal/errs"
@@ -132,6 +133,39 @@ func TestDecodeJSONRequiredFields(t *testing.T) {
 				return
 			}
 			if !errs.Is(err, errs.Invalid) || errs.Public(err) != tt.wantMsg {
+				t.Errorf("DecodeJSON = %v, want invalid %q", err, tt.wantMsg)
+			}
+		})
+	}
+}
+
+// A bad time names its field and the format, not Go's layout.
+func TestDecodeJSONBadTime(t *testing.T) {
+	type req struct {
+		ExpiresAt *time.Time `json:"expires_at,omitempty"`
+		Inner     struct {
+			At time.Time `json:"at"`
+		} `json:"inner"`
+	}
+	tests := []struct{ body, wantMsg string }{
+		{body: `{"expires_at":"2026-12-01T00:00:00Z","inner":{"at":"2026-12-01T10:00:00+02:00"}}`},
+		{body: `{"expires_at":null}`},
+		{body: `{"expires_at":"tomorrow"}`, wantMsg: `expires_at: "tomorrow" is not an RFC 3339 time such as 2026-12-01T00:00:00Z`},
+		{body: `{"expires_at":"2026-12-01"}`, wantMsg: `expires_at: "2026-12-01" is not an RFC 3339 time`},
+		{body: `{"expires_at":5}`, wantMsg: `expires_at: 5 is not an RFC 3339 time`},
+		{body: `{"inner":{"at":"soon"}}`, wantMsg: `inner.at: "soon" is not an RFC 3339 time`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.body, func(t *testing.T) {
+			var v req
+			err := httpx.DecodeJSON(httptest.NewRecorder(), httptest.NewRequest("POST", "/x", strings.NewReader(tt.body)), &v, 1<<20)
+			if tt.wantMsg == "" {
+				if err != nil {
+					t.Errorf("DecodeJSON = %v, want nil", err)
+				}
+				return
+			}
+			if !errs.Is(err, errs.Invalid) || !strings.Contains(errs.Public(err), tt.wantMsg) || strings.Contains(errs.Public(err), "2006") {
 				t.Errorf("DecodeJSON = %v, want invalid %q", err, tt.wantMsg)
 			}
 		})
