@@ -2,6 +2,7 @@ package bench
 
 import (
 	"database/sql"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -75,11 +76,11 @@ func BenchmarkList(b *testing.B) {
 		space := sd.spaces[1]
 		endpoints := []endpoint{
 			{"stacks", "/stacks?limit=100", 100},
-			{"stacks, page 51", "/stacks?limit=100&cursor=" + url.QueryEscape(sd.stacks[5000-1]), 100},
+			{"stacks, page 51", "/stacks?limit=100&cursor=" + listCursor("/stacks", sd.stacks[5000-1]), 100},
 			{"stacks ?space=" + space, "/stacks?limit=100&space=" + space, 100},
 			{"stacks ?label=" + sd.labelExample, "/stacks?limit=100&label=" + url.QueryEscape(sd.labelExample), 100},
 			{"runs", "/runs?limit=100", 100},
-			{"runs, page 501", "/runs?limit=100&cursor=" + sd.runs[len(sd.runs)-50_000], 100},
+			{"runs, page 501", "/runs?limit=100&cursor=" + listCursor("/runs", sd.runs[len(sd.runs)-50_000]), 100},
 			{fmt.Sprintf("runs ?stack=busiest (%d runs)", sd.runsOf[sd.busiest]), "/runs?limit=100&stack=" + sd.busiest, min(100, sd.runsOf[sd.busiest])},
 			{fmt.Sprintf("runs ?stack=typical (%d runs)", sd.runsOf[sd.typical]), "/runs?limit=100&stack=" + sd.typical, min(100, sd.runsOf[sd.typical])},
 			{"runs ?state=FINISHED", "/runs?limit=100&state=FINISHED", 100},
@@ -186,4 +187,12 @@ func BenchmarkIdleMemory(b *testing.B) {
 		b.ReportMetric(mib(rss), "rss-MiB")
 		hideNsPerOp(b)
 	})
+}
+
+// listCursor is the next_cursor the API hands out for the page of list
+// (under /api/v1) after the item with id last (see nextCursor in
+// internal/api/pages.go): the benchmark starts deep pages without walking
+// to them.
+func listCursor(list, last string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte("/api/v1" + list + "\n" + last))
 }

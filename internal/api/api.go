@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -298,19 +297,6 @@ func sameOrigin(r *http.Request) error {
 		}
 	}
 	return errs.E(errs.Forbidden, "a request signed in with the session cookie that changes something must come from this site (Origin or Sec-Fetch-Site); scripts use an API key")
-}
-
-// page reads limit (1..1000, default 50) and cursor.
-func page(r *http.Request) (int, string, error) {
-	limit := 50
-	if v := r.URL.Query().Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 1000 {
-			return 0, "", errs.E(errs.Invalid, "limit must be an integer from 1 to 1000")
-		}
-		limit = n
-	}
-	return limit, r.URL.Query().Get("cursor"), nil
 }
 
 func utc(t time.Time) time.Time { return t.UTC() }

@@ -327,6 +327,12 @@ func TestEnvSecretsNeverReturned(t *testing.T) {
 	e.must(e.do("PUT", "/api/v1/stacks/web/env/REGION", map[string]any{"value": "eu-west-1"}), 200, nil)
 	// Replacing keeps one variable of the name.
 	e.must(e.do("PUT", "/api/v1/stacks/web/env/DB_PASSWORD", map[string]any{"value": secret + "-2", "secret": true}), 200, nil)
+	// Rotating it without "secret" (the --secret forgotten) is refused, not
+	// stored in the clear.
+	d := wantError(t, e.do("PUT", "/api/v1/stacks/web/env/DB_PASSWORD", map[string]any{"value": secret + "-3"}), 409, "conflict")
+	if want := "environment variable DB_PASSWORD is secret: set it with --secret"; !strings.Contains(d.Message, want) {
+		t.Errorf("message %q, want it to contain %q", d.Message, want)
+	}
 
 	list := e.do("GET", "/api/v1/stacks/web/env", nil)
 	var vars apiv1.List[apiv1.EnvVar]

@@ -109,7 +109,7 @@ func (a *API) listAuditEvents(w http.ResponseWriter, r *http.Request, p auth.Pri
 		out.Items = append(out.Items, auditEventOut(ev))
 	}
 	if next > 0 {
-		out.NextCursor = strconv.FormatInt(next, 10)
+		out.NextCursor = nextCursor(r, strconv.FormatInt(next, 10))
 	}
 	httpx.WriteJSON(w, http.StatusOK, out)
 	return nil

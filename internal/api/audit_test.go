@@ -224,7 +224,7 @@ func TestAuditAPI(t *testing.T) {
 	// List: newest first, filters, cursor.
 	var l apiv1.List[apiv1.AuditEvent]
 	e.must(e.do("GET", "/api/v1/audit/events?limit=3", nil), http.StatusOK, &l)
-	if len(l.Items) != 3 || l.Items[0].Seq != 4 || l.Items[0].Action != "stack.delete" || l.NextCursor != "2" {
+	if len(l.Items) != 3 || l.Items[0].Seq != 4 || l.Items[0].Action != "stack.delete" || l.NextCursor == "" {
 		t.Fatalf("first page = %+v", l)
 	}
 	if ev := l.Items[0]; ev.Hash == "" || ev.PrevHash != l.Items[1].Hash || ev.Roles == nil || ev.At.IsZero() {

@@ -89,7 +89,7 @@ func (a *API) listContexts(w http.ResponseWriter, r *http.Request, p auth.Princi
 	if err != nil {
 		return err
 	}
-	out := apiv1.List[apiv1.Context]{Items: []apiv1.Context{}, NextCursor: next}
+	out := apiv1.List[apiv1.Context]{Items: []apiv1.Context{}, NextCursor: nextCursor(r, next)}
 	for _, c := range list {
 		out.Items = append(out.Items, contextOut(c))
 	}

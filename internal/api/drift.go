@@ -213,7 +213,7 @@ func (a *API) listDrift(w http.ResponseWriter, r *http.Request, p auth.Principal
 	if err != nil {
 		return err
 	}
-	out := apiv1.List[apiv1.StackDrift]{Items: []apiv1.StackDrift{}, NextCursor: next}
+	out := apiv1.List[apiv1.StackDrift]{Items: []apiv1.StackDrift{}, NextCursor: nextCursor(r, next)}
 	for _, s := range list {
 		out.Items = append(out.Items, stackDriftOut(s))
 	}

@@ -15,13 +15,19 @@ import (
 
 	"github.com/gantry-iac/gantry/internal/apiv1"
 	"github.com/gantry-iac/gantry/internal/httpx"
+	"github.com/gantry-iac/gantry/internal/run"
 	"github.com/gantry-iac/gantry/internal/stack"
 	"github.com/gantry-iac/gantry/internal/state"
 )
 
+// ownDecoder are request bodies not decoded with httpx.DecodeJSON: the
+// state backend reads the LOCK body as OpenTofu sends it and checks its ID.
+var ownDecoder = map[string]bool{"Lock": true}
+
 type jsonField struct {
 	typ       reflect.Type
 	omitempty bool
+	required  bool // tagged required:"true": httpx.DecodeJSON refuses bodies without it
 }
 
 // jsonFields returns the JSON object fields encoding/json uses for t.
@@ -46,7 +52,7 @@ func jsonFields(t reflect.Type) map[string]jsonField {
 		if name == "" {
 			name = f.Name
 		}
-		out[name] = jsonField{f.Type, slices.Contains(strings.Split(opts, ","), "omitempty")}
+		out[name] = jsonField{f.Type, slices.Contains(strings.Split(opts, ","), "omitempty"), f.Tag.Get("required") == "true"}
 	}
 	return out
 }
@@ -151,6 +157,25 @@ func checkFields(t *testing.T, doc map[string]any, name string, s map[string]any
 			t.Errorf("schema %s requires %q, which is no field", name, r)
 		}
 	}
+	// What a request body requires, httpx.DecodeJSON enforces: the fields
+	// tagged required:"true" (never omitempty, or the client could not send
+	// their zero value). Responses tag nothing.
+	var tagged []string
+	for f, jf := range fields {
+		if jf.required {
+			tagged = append(tagged, f)
+			if jf.omitempty {
+				t.Errorf("schema %s: required field %q is omitempty in Go, so its zero value is never sent", name, f)
+			}
+		}
+	}
+	sort.Strings(tagged)
+	if requestOnly[name] && !ownDecoder[name] && !slices.Equal(required, tagged) {
+		t.Errorf("schema %s requires %v, but the Go fields tagged required:\"true\" are %v (httpx.DecodeJSON enforces the tags)", name, required, tagged)
+	}
+	if !requestOnly[name] && len(tagged) > 0 {
+		t.Errorf("schema %s is no request body, but tags %v required", name, tagged)
+	}
 	if !requestOnly[name] {
 		// Responses always carry the fields without omitempty, and only those.
 		var always []string
@@ -249,6 +274,13 @@ func TestOpenAPIEnums(t *testing.T) {
 	if got := enum(obj(schemas["RunState"])); len(runStates) == 0 || !slices.Equal(got, runStates) {
 		t.Errorf("RunState enum %v, apiv1 run states %v", got, runStates)
 	}
+	// The run package refuses list filters outside these.
+	if got := stringSet(toAny(run.States)); !slices.Equal(got, runStates) {
+		t.Errorf("run.States %v, apiv1 run states %v", got, runStates)
+	}
+	if got := stringSet(toAny(run.Types)); !slices.Equal(got, runTypes) {
+		t.Errorf("run.Types %v, apiv1 run types %v", got, runTypes)
+	}
 	stackStates := append(slices.Clone(runStates), "NONE")
 	sort.Strings(stackStates)
 	if got := enum(obj(obj(obj(schemas["Stack"])["properties"])["state"])); !slices.Equal(got, stackStates) {
@@ -267,6 +299,14 @@ func TestOpenAPIEnums(t *testing.T) {
 	if got := enum(obj(obj(obj(schemas["ErrorDetail"])["properties"])["code"])); !slices.Equal(got, kinds) {
 		t.Errorf("ErrorDetail.code enum %v, httpx.Status has kinds %v", got, kinds)
 	}
+}
+
+func toAny(l []string) []any {
+	out := make([]any, len(l))
+	for i, s := range l {
+		out[i] = s
+	}
+	return out
 }
 
 // apiv1Source returns the exported struct types of package apiv1 and its

@@ -1,5 +1,67 @@
 package api
 
+import (
+	"encoding/base64"
+	"net/http"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/gantry-iac/gantry/internal/errs"
+)
+
+// page reads limit (1..1000, default 50) and cursor: the store cursor a
+// next_cursor of this list carries (see nextCursor), "" for the first
+// page. Any other cursor (made up, damaged, another list's) is refused.
+func page(r *http.Request) (int, string, error) {
+	limit := 50
+	if v := r.URL.Query().Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			return 0, "", errs.E(errs.Invalid, "limit must be an integer from 1 to 1000")
+		}
+		limit = n
+	}
+	c := r.URL.Query().Get("cursor")
+	if c == "" {
+		return limit, "", nil
+	}
+	cursor, ok := openCursor(r, c)
+	if !ok {
+		if len(c) > 80 {
+			c = c[:80] + "..."
+		}
+		return 0, "", errs.E(errs.Invalid, "cursor %q is not a next_cursor of this list", c)
+	}
+	return limit, cursor, nil
+}
+
+// nextCursor is the next_cursor of a page of the list r reads, from the
+// store's cursor of the next page (the last item's id or sequence number;
+// "" on the last page). It is opaque and names the list, so that page
+// refuses a cursor this list did not hand out instead of reading it as an
+// id (and answering a silently empty or shifted page).
+func nextCursor(r *http.Request, next string) string {
+	if next == "" {
+		return ""
+	}
+	return base64.RawURLEncoding.EncodeToString([]byte(r.URL.Path + "\n" + next))
+}
+
+// openCursor returns the store cursor in c, a nextCursor of the list r reads.
+func openCursor(r *http.Request, c string) (string, bool) {
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	if err != nil {
+		return "", false
+	}
+	next, ok := strings.CutPrefix(string(b), r.URL.Path+"\n")
+	if !ok || next == "" || len(next) > 512 || !utf8.ValidString(next) || strings.ContainsFunc(next, unicode.IsControl) {
+		return "", false
+	}
+	return next, true
+}
+
 // maxFillRounds bounds the reads of one page of a list filtered by what
 // the caller may read: a caller who may read little of a large store gets
 // a shorter page (with a cursor) rather than a request that reads it all.

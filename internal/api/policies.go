@@ -90,7 +90,7 @@ func (a *API) listPolicies(w http.ResponseWriter, r *http.Request, p auth.Princi
 	if err != nil {
 		return err
 	}
-	out := apiv1.List[apiv1.Policy]{Items: []apiv1.Policy{}, NextCursor: next}
+	out := apiv1.List[apiv1.Policy]{Items: []apiv1.Policy{}, NextCursor: nextCursor(r, next)}
 	for _, pol := range list {
 		out.Items = append(out.Items, policyOut(pol))
 	}
@@ -257,7 +257,7 @@ func (a *API) listSamples(w http.ResponseWriter, r *http.Request, p auth.Princip
 	out := apiv1.List[apiv1.PolicySample]{Items: []apiv1.PolicySample{}}
 	if len(list) > limit {
 		list = list[:limit]
-		out.NextCursor = list[limit-1].Key
+		out.NextCursor = nextCursor(r, list[limit-1].Key)
 	}
 	for _, sm := range list {
 		out.Items = append(out.Items, sampleOut(sm))

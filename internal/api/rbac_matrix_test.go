@@ -148,7 +148,7 @@ func (e *rbacEnv) fixture(n int) fixture {
 	f.integration = fmt.Sprintf("aws%d", n)
 	e.must(e.do("POST", "/api/v1/integrations", map[string]any{"id": f.integration, "space": f.space, "type": "aws",
 		"config": map[string]string{"role_arn": "arn:aws:iam::123456789012:role/gantry"}}), http.StatusCreated, nil)
-	e.must(e.do("POST", "/api/v1/integrations/"+f.integration+"/attachments", map[string]any{"stack": f.stack, "read": true}), http.StatusOK, nil)
+	e.must(e.do("POST", "/api/v1/integrations/"+f.integration+"/attachments", map[string]any{"stack": f.stack, "read": true, "write": false}), http.StatusOK, nil)
 	e.must(e.do("POST", "/api/v1/worker-pools", map[string]any{"id": f.pool, "space": f.space}), http.StatusCreated, nil)
 	e.must(e.do("POST", "/api/v1/webhooks", map[string]any{"id": f.webhook, "space": f.space, "url": "http://127.0.0.1:9/hook"}), http.StatusCreated, nil)
 	e.must(e.do("POST", "/api/v1/audit/webhooks", map[string]any{"id": f.auditHook, "url": "http://127.0.0.1:9/audit", "secret": "s3cret-s3cret"}), http.StatusCreated, nil)

@@ -160,7 +160,7 @@ func (a *API) listRuns(w http.ResponseWriter, r *http.Request, p auth.Principal)
 	if err != nil {
 		return err
 	}
-	out := apiv1.List[apiv1.Run]{Items: []apiv1.Run{}, NextCursor: next}
+	out := apiv1.List[apiv1.Run]{Items: []apiv1.Run{}, NextCursor: nextCursor(r, next)}
 	reasons := map[string]string{} // by pool, for this page
 	for _, rn := range list {
 		ro := runOut(rn, nil)

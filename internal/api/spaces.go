@@ -27,7 +27,7 @@ func (a *API) listSpaces(w http.ResponseWriter, r *http.Request, p auth.Principa
 	if err != nil {
 		return err
 	}
-	out := apiv1.List[apiv1.Space]{Items: []apiv1.Space{}, NextCursor: next}
+	out := apiv1.List[apiv1.Space]{Items: []apiv1.Space{}, NextCursor: nextCursor(r, next)}
 	for _, s := range list {
 		out.Items = append(out.Items, spaceOut(s))
 	}

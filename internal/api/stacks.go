@@ -62,7 +62,7 @@ func (a *API) listStacks(w http.ResponseWriter, r *http.Request, p auth.Principa
 	if err != nil {
 		return err
 	}
-	out := apiv1.List[apiv1.Stack]{Items: []apiv1.Stack{}, NextCursor: next}
+	out := apiv1.List[apiv1.Stack]{Items: []apiv1.Stack{}, NextCursor: nextCursor(r, next)}
 	for _, s := range list {
 		out.Items = append(out.Items, stackOut(s, states[s.ID]))
 	}

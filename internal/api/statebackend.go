@@ -119,6 +119,10 @@ func readLockInfo(w http.ResponseWriter, r *http.Request) (state.LockInfo, error
 	if err := json.Unmarshal(body, &info); err != nil {
 		return info, errs.E(errs.Invalid, "lock info is not valid JSON: %v", err)
 	}
+	if info.ID == "" {
+		// OpenTofu always sends the lock's ID, to lock and to unlock.
+		return info, errs.E(errs.Invalid, "lock info needs an ID")
+	}
 	return info, nil
 }
 

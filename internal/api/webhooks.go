@@ -219,7 +219,7 @@ func (a *API) listNotifications(w http.ResponseWriter, r *http.Request, p auth.P
 	if err != nil {
 		return err
 	}
-	out := apiv1.List[apiv1.Notification]{Items: []apiv1.Notification{}, NextCursor: next}
+	out := apiv1.List[apiv1.Notification]{Items: []apiv1.Notification{}, NextCursor: nextCursor(r, next)}
 	for _, it := range items {
 		out.Items = append(out.Items, notificationOut(it))
 	}
@@ -284,7 +284,7 @@ func (a *API) listDeliveries(w http.ResponseWriter, r *http.Request, p auth.Prin
 	if err != nil {
 		return err
 	}
-	out := apiv1.List[apiv1.Delivery]{Items: []apiv1.Delivery{}, NextCursor: next}
+	out := apiv1.List[apiv1.Delivery]{Items: []apiv1.Delivery{}, NextCursor: nextCursor(r, next)}
 	for _, d := range list {
 		out.Items = append(out.Items, deliveryOut(d))
 	}

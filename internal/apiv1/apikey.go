@@ -18,7 +18,7 @@ type APIKey struct {
 // APIKeyCreate is the body of POST /api-keys. At most one of ExpiresIn and
 // ExpiresAt; neither means the key never expires.
 type APIKeyCreate struct {
-	Name      string     `json:"name"`
+	Name      string     `json:"name" required:"true"`
 	ExpiresIn string     `json:"expires_in,omitempty"` // a Go duration ("720h") or days ("30d")
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`
 	// Admin makes an admin key (callers who are admins only). Without it a

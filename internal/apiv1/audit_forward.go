@@ -20,8 +20,8 @@ type AuditWebhook struct {
 
 // AuditWebhookCreate is the body of POST /audit/webhooks.
 type AuditWebhookCreate struct {
-	ID      string            `json:"id"`
-	URL     string            `json:"url"`
+	ID      string            `json:"id" required:"true"`
+	URL     string            `json:"url" required:"true"`
 	Secret  string            `json:"secret,omitempty"`
 	Headers map[string]string `json:"headers,omitempty"`
 	// FromSeq is the first event to send (a replay of the trail from

@@ -33,7 +33,7 @@ type Context struct {
 
 // ContextCreate is the body of POST /contexts.
 type ContextCreate struct {
-	ID          string        `json:"id"`
+	ID          string        `json:"id" required:"true"`
 	Name        string        `json:"name,omitempty"`
 	Space       string        `json:"space,omitempty"` // default root
 	Labels      []string      `json:"labels,omitempty"`
@@ -61,7 +61,7 @@ type ContextEnvVar struct {
 
 // ContextEnvVarSet is the body of PUT /contexts/{id}/env/{name}.
 type ContextEnvVarSet struct {
-	Value       string `json:"value"`
+	Value       string `json:"value" required:"true"`
 	Secret      bool   `json:"secret,omitempty"`
 	Description string `json:"description,omitempty"`
 }
@@ -78,16 +78,16 @@ type ContextFile struct {
 
 // ContextFileSet is the body of PUT /contexts/{id}/files.
 type ContextFileSet struct {
-	Path        string `json:"path"`
-	Content     string `json:"content"` // base64
+	Path        string `json:"path" required:"true"`
+	Content     string `json:"content" required:"true"` // base64
 	Secret      bool   `json:"secret,omitempty"`
 	Description string `json:"description,omitempty"`
 }
 
 // ContextHookAdd is the body of POST /contexts/{id}/hooks.
 type ContextHookAdd struct {
-	Phase   string `json:"phase"`
-	Command string `json:"command"`
+	Phase   string `json:"phase" required:"true"`
+	Command string `json:"command" required:"true"`
 }
 
 // ContextAttachment is a stack a context applies to.
@@ -99,7 +99,7 @@ type ContextAttachment struct {
 
 // ContextAttach is the body of POST /contexts/{id}/attachments.
 type ContextAttach struct {
-	Stack    string `json:"stack"`
+	Stack    string `json:"stack" required:"true"`
 	Priority int    `json:"priority,omitempty"`
 }
 

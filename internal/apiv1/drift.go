@@ -7,10 +7,10 @@ import (
 
 // DriftDetectionSet is the body of PUT /stacks/{id}/drift-detection.
 type DriftDetectionSet struct {
-	Schedule    []string `json:"schedule"`               // cron expressions (five fields, or @hourly, @daily, ...)
-	Timezone    string   `json:"timezone,omitempty"`     // IANA name; default UTC
-	Reconcile   bool     `json:"reconcile,omitempty"`    // queue a tracked run when drift is found
-	IgnoreState bool     `json:"ignore_state,omitempty"` // run whatever the stack's last tracked run
+	Schedule    []string `json:"schedule" required:"true"` // cron expressions (five fields, or @hourly, @daily, ...)
+	Timezone    string   `json:"timezone,omitempty"`       // IANA name; default UTC
+	Reconcile   bool     `json:"reconcile,omitempty"`      // queue a tracked run when drift is found
+	IgnoreState bool     `json:"ignore_state,omitempty"`   // run whatever the stack's last tracked run
 }
 
 // DriftDetection is a stack's drift detection schedule
@@ -50,11 +50,11 @@ type Schedule struct {
 
 // ScheduleCreate is the body of POST /stacks/{id}/schedules.
 type ScheduleCreate struct {
-	Kind            string     `json:"kind"`               // run, task, delete
-	Cron            []string   `json:"cron,omitempty"`     // run, task
-	Timezone        string     `json:"timezone,omitempty"` // run, task
-	Command         string     `json:"command,omitempty"`  // task
-	At              *time.Time `json:"at,omitempty"`       // delete
+	Kind            string     `json:"kind" required:"true"` // run, task, delete
+	Cron            []string   `json:"cron,omitempty"`       // run, task
+	Timezone        string     `json:"timezone,omitempty"`   // run, task
+	Command         string     `json:"command,omitempty"`    // task
+	At              *time.Time `json:"at,omitempty"`         // delete
 	DeleteResources *bool      `json:"delete_resources,omitempty"`
 }
 

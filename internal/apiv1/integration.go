@@ -18,10 +18,10 @@ type Integration struct {
 
 // IntegrationCreate is the body of POST /integrations.
 type IntegrationCreate struct {
-	ID          string            `json:"id"`
+	ID          string            `json:"id" required:"true"`
 	Name        string            `json:"name,omitempty"`
 	Space       string            `json:"space,omitempty"` // default root
-	Type        string            `json:"type"`
+	Type        string            `json:"type" required:"true"`
 	Config      map[string]string `json:"config,omitempty"`
 	Labels      []string          `json:"labels,omitempty"`
 	Description string            `json:"description,omitempty"`
@@ -38,9 +38,9 @@ type IntegrationUpdate struct {
 
 // IntegrationAttach is the body of POST /integrations/{id}/attachments.
 type IntegrationAttach struct {
-	Stack string `json:"stack"`
-	Read  bool   `json:"read"`
-	Write bool   `json:"write"`
+	Stack string `json:"stack" required:"true"`
+	Read  bool   `json:"read" required:"true"`
+	Write bool   `json:"write" required:"true"`
 }
 
 // IntegrationAttachment is a stack an integration applies to.

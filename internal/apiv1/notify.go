@@ -43,7 +43,7 @@ type WebhookEmail struct {
 
 // WebhookCreate is the body of POST /webhooks.
 type WebhookCreate struct {
-	ID      string            `json:"id"`
+	ID      string            `json:"id" required:"true"`
 	Space   string            `json:"space,omitempty"` // default root
 	Kind    string            `json:"kind,omitempty"`  // webhook (default), slack, teams or email
 	URL     string            `json:"url,omitempty"`   // required but for email
@@ -58,14 +58,14 @@ type WebhookCreate struct {
 
 // WebhookEmailCreate is the SMTP configuration of a new email endpoint.
 type WebhookEmailCreate struct {
-	SMTPHost     string `json:"smtp_host"`
+	SMTPHost     string `json:"smtp_host" required:"true"`
 	SMTPPort     int    `json:"smtp_port,omitempty"` // default 587 (465 with tls "tls")
 	SMTPUsername string `json:"smtp_username,omitempty"`
 	SMTPPassword string `json:"smtp_password,omitempty"`
 	TLS          string `json:"tls,omitempty"` // starttls (default), tls, or none (loopback hosts only)
 	// CAPEM holds PEM certificates trusted for the server's certificate.
 	CAPEM string   `json:"ca_pem,omitempty"`
-	From  string   `json:"from"`
+	From  string   `json:"from" required:"true"`
 	To    []string `json:"to,omitempty"`
 }
 

@@ -23,11 +23,11 @@ type Policy struct {
 
 // PolicyCreate is the body of POST /policies.
 type PolicyCreate struct {
-	ID          string   `json:"id"`
+	ID          string   `json:"id" required:"true"`
 	Name        string   `json:"name,omitempty"`
 	Space       string   `json:"space,omitempty"` // default root
-	Type        string   `json:"type"`
-	Body        string   `json:"body"`
+	Type        string   `json:"type" required:"true"`
+	Body        string   `json:"body" required:"true"`
 	Engine      string   `json:"engine,omitempty"` // rego_v0, rego_v1, or empty to detect
 	Labels      []string `json:"labels,omitempty"`
 	Description string   `json:"description,omitempty"`
@@ -51,7 +51,7 @@ type PolicyAttachment struct {
 
 // PolicyAttach is the body of POST /policies/{id}/attachments.
 type PolicyAttach struct {
-	Stack string `json:"stack"`
+	Stack string `json:"stack" required:"true"`
 }
 
 // PolicySample is a stored evaluation of a policy.
@@ -99,7 +99,7 @@ type PolicySimulation struct {
 
 // PolicyReplay is the body of POST /policies/{id}/replay.
 type PolicyReplay struct {
-	Body  string `json:"body"`
+	Body  string `json:"body" required:"true"`
 	Since string `json:"since,omitempty"` // a duration like 7d or 36h; default 7d
 }
 
@@ -164,7 +164,7 @@ type Review struct {
 
 // ReviewCreate is the body of POST /runs/{id}/reviews.
 type ReviewCreate struct {
-	Decision string `json:"decision"` // APPROVE or REJECT
+	Decision string `json:"decision" required:"true"` // APPROVE or REJECT
 	Note     string `json:"note,omitempty"`
 }
 
@@ -172,7 +172,7 @@ type ReviewCreate struct {
 // pull-request event when pull_request is set.
 type PushEvent struct {
 	Branch        string           `json:"branch"`
-	SHA           string           `json:"sha"`
+	SHA           string           `json:"sha" required:"true"`
 	Message       string           `json:"message,omitempty"`
 	Author        string           `json:"author,omitempty"`
 	Tag           string           `json:"tag,omitempty"`

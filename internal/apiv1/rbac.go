@@ -21,10 +21,10 @@ type Role struct {
 
 // RoleCreate is the body of POST /roles.
 type RoleCreate struct {
-	ID          string   `json:"id"`
+	ID          string   `json:"id" required:"true"`
 	Name        string   `json:"name,omitempty"`
 	Description string   `json:"description,omitempty"`
-	Actions     []string `json:"actions"`
+	Actions     []string `json:"actions" required:"true"`
 }
 
 // RoleBinding gives an actor a role in a space and its descendants.
@@ -41,7 +41,7 @@ type RoleBinding struct {
 // RoleBindingCreate is the body of POST /role-bindings: exactly one of
 // User (id or login), APIKey (id or name) and Group.
 type RoleBindingCreate struct {
-	Role   string `json:"role"`
+	Role   string `json:"role" required:"true"`
 	Space  string `json:"space,omitempty"` // default root
 	User   string `json:"user,omitempty"`
 	APIKey string `json:"api_key,omitempty"`

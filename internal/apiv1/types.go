@@ -41,7 +41,7 @@ type Space struct {
 
 // SpaceCreate is the body of POST /spaces.
 type SpaceCreate struct {
-	ID          string   `json:"id"`
+	ID          string   `json:"id" required:"true"`
 	Name        string   `json:"name,omitempty"`
 	Parent      string   `json:"parent,omitempty"` // default root
 	Inherit     bool     `json:"inherit,omitempty"`
@@ -94,10 +94,10 @@ type Stack struct {
 
 // StackCreate is the body of POST /stacks.
 type StackCreate struct {
-	ID             string   `json:"id"`
+	ID             string   `json:"id" required:"true"`
 	Name           string   `json:"name,omitempty"` // default: the id
 	Space          string   `json:"space,omitempty"`
-	Repository     string   `json:"repository"`
+	Repository     string   `json:"repository" required:"true"`
 	Branch         string   `json:"branch,omitempty"` // default main
 	ProjectRoot    string   `json:"project_root,omitempty"`
 	Tool           string   `json:"tool,omitempty"` // opentofu (default) or terraform
@@ -141,7 +141,7 @@ type EnvVar struct {
 
 // EnvVarSet is the body of PUT /stacks/{id}/env/{name}.
 type EnvVarSet struct {
-	Value  string `json:"value"`
+	Value  string `json:"value" required:"true"`
 	Secret bool   `json:"secret,omitempty"`
 }
 
@@ -227,7 +227,7 @@ type RunCreate struct {
 
 // TaskCreate runs a command on a stack (a TASK run).
 type TaskCreate struct {
-	Command string `json:"command"`
+	Command string `json:"command" required:"true"`
 	SHA     string `json:"sha,omitempty"` // default: head of the stack's branch
 }
 
@@ -255,7 +255,7 @@ type StateVersion struct {
 
 // StateRollback is the body of POST /stacks/{id}/state/rollback.
 type StateRollback struct {
-	Serial int64 `json:"serial"`
+	Serial int64 `json:"serial" required:"true"`
 }
 
 // Output is one root module output of the current state.

@@ -34,12 +34,12 @@ type WorkerPool struct {
 
 // WorkerPoolKey is the body of PUT /worker-pools/{id}/public-key.
 type WorkerPoolKey struct {
-	PublicKey string `json:"public_key"` // empty turns sealing off
+	PublicKey string `json:"public_key" required:"true"` // empty turns sealing off
 }
 
 // WorkerPoolCreate is the body of POST /worker-pools.
 type WorkerPoolCreate struct {
-	ID          string   `json:"id"`
+	ID          string   `json:"id" required:"true"`
 	Name        string   `json:"name,omitempty"`  // default: the id
 	Space       string   `json:"space,omitempty"` // default root
 	Labels      []string `json:"labels,omitempty"`

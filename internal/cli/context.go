@@ -204,7 +204,7 @@ func (a *app) contextEnvSet() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "set --id ID NAME VALUE",
 		Short: "Set a context variable (VALUE - reads it from standard input; ro_/wo_ prefixes limit it to the read or write stage)",
-		Args:  cobra.ExactArgs(2),
+		Args:  namedArgs(2, "variable name"),
 		RunE: a.withClient(func(ctx context.Context, c *client.Client, args []string) error {
 			value := args[1]
 			if value == "-" {
@@ -268,7 +268,7 @@ func (a *app) contextEnvDelete() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "delete --id ID NAME",
 		Short: "Delete a context variable",
-		Args:  cobra.ExactArgs(1),
+		Args:  namedArgs(1, "variable name"),
 		RunE: a.withClient(func(ctx context.Context, c *client.Client, args []string) error {
 			if err := c.DeleteContextEnv(ctx, id, args[0]); err != nil {
 				return err
@@ -289,7 +289,7 @@ func (a *app) contextFileSet() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "set --id ID PATH --from-file FILE",
 		Short: "Mount a file at PATH, relative to the workspace root of runs (the repository is in src/); at most 2 MiB",
-		Args:  cobra.ExactArgs(1),
+		Args:  namedArgs(1, "file path"),
 		RunE: a.withClient(func(ctx context.Context, c *client.Client, args []string) error {
 			content, err := a.readInput("from-file", from)
 			if err != nil {
@@ -317,7 +317,7 @@ func (a *app) contextFileDelete() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "delete --id ID PATH",
 		Short: "Remove a mounted file",
-		Args:  cobra.ExactArgs(1),
+		Args:  namedArgs(1, "file path"),
 		RunE: a.withClient(func(ctx context.Context, c *client.Client, args []string) error {
 			if err := c.DeleteContextFile(ctx, id, args[0]); err != nil {
 				return err

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"strings"
 
@@ -24,7 +25,7 @@ func (a *app) envSet() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "set --id ID NAME VALUE",
 		Short: "Set an environment variable (VALUE - reads it from standard input)",
-		Args:  cobra.ExactArgs(2),
+		Args:  namedArgs(2, "variable name"),
 		RunE: a.withClient(func(ctx context.Context, c *client.Client, args []string) error {
 			value := args[1]
 			if value == "-" {
@@ -71,7 +72,7 @@ func (a *app) envDelete() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "delete --id ID NAME",
 		Short: "Delete an environment variable",
-		Args:  cobra.ExactArgs(1),
+		Args:  namedArgs(1, "variable name"),
 		RunE: a.withClient(func(ctx context.Context, c *client.Client, args []string) error {
 			if err := c.DeleteEnv(ctx, id, args[0]); err != nil {
 				return err
@@ -82,6 +83,20 @@ func (a *app) envDelete() *cobra.Command {
 	cmd.Flags().StringVar(&id, "id", "", "stack id")
 	required(cmd, "id")
 	return cmd
+}
+
+// namedArgs accepts n arguments, the first a non-empty name of what: an
+// empty one would make a request to no route ("no route PUT .../env/").
+func namedArgs(n int, what string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := cobra.ExactArgs(n)(cmd, args); err != nil {
+			return err
+		}
+		if strings.TrimSpace(args[0]) == "" {
+			return fmt.Errorf("a %s is required", what)
+		}
+		return nil
+	}
 }
 
 // printEnv prints vars as a table, or jsonValue as JSON; secret values never

@@ -446,6 +446,48 @@ func TestCommands(t *testing.T) {
 			wantOut:  []string{"run-1", "01234567", "FAILED"},
 		},
 		{
+			name:     "env set without a name",
+			args:     []string{"stack", "env", "set", "--id", "net", "", "v"},
+			wantCode: 2,
+			wantReqs: []string{},
+			wantErr:  []string{"Error: a variable name is required"},
+		},
+		{
+			name:     "env delete without a name",
+			args:     []string{"stack", "env", "delete", "--id", "net", " "},
+			wantCode: 2,
+			wantReqs: []string{},
+			wantErr:  []string{"Error: a variable name is required"},
+		},
+		{
+			name:     "context env set without a name",
+			args:     []string{"context", "env", "set", "--id", "c", "", "v"},
+			wantCode: 2,
+			wantReqs: []string{},
+			wantErr:  []string{"Error: a variable name is required"},
+		},
+		{
+			name:     "context file delete without a path",
+			args:     []string{"context", "file", "delete", "--id", "c", ""},
+			wantCode: 2,
+			wantReqs: []string{},
+			wantErr:  []string{"Error: a file path is required"},
+		},
+		{
+			name:     "run list upper-cases state and type",
+			args:     []string{"run", "list", "--state", "finished", "--type", "tracked"},
+			routes:   map[string]route{"GET /api/v1/runs": ok(apiv1.List[apiv1.Run]{Items: []apiv1.Run{run("FINISHED")}})},
+			wantReqs: []string{"GET /api/v1/runs?limit=50&state=FINISHED&type=TRACKED"},
+			wantOut:  []string{"run-1", "FINISHED"},
+		},
+		{
+			name:     "run list with a bogus state",
+			args:     []string{"run", "list", "--state", "nope"},
+			routes:   map[string]route{"GET /api/v1/runs": apiErr(400, "invalid", `state must be one of QUEUED, READY, FINISHED, got "NOPE"`)},
+			wantCode: 1,
+			wantErr:  []string{`Error: invalid: state must be one of QUEUED, READY, FINISHED, got "NOPE"`},
+		},
+		{
 			name: "run show",
 			args: []string{"run", "show", "--id", "run-1"},
 			routes: map[string]route{"GET /api/v1/runs/run-1": ok(func() apiv1.Run {

@@ -247,6 +247,9 @@ func (a *app) runList() *cobra.Command {
 		Short: "List runs, newest first",
 		Args:  cobra.NoArgs,
 		RunE: a.withClient(func(ctx context.Context, c *client.Client, _ []string) error {
+			// States and types are upper case (Spacelift's); the server
+			// refuses others with the allowed values.
+			opts.State, opts.Type = strings.ToUpper(opts.State), strings.ToUpper(opts.Type)
 			runs, err := collect(limit, func(o client.ListOptions) (apiv1.List[apiv1.Run], error) {
 				opts.ListOptions = o
 				return c.ListRuns(ctx, opts)

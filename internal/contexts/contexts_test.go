@@ -149,6 +149,24 @@ func TestSecretsSealedAndWriteOnly(t *testing.T) {
 		if err != nil || len(files) != 1 || files[0].Content != nil || files[0].Checksum != contexts.Checksum([]byte("file-secret-content")) {
 			t.Errorf("ListFiles = %+v, %v", files, err)
 		}
+		// A secret is never replaced by a plain value or file (a rotation
+		// that forgot --secret): that takes deleting it first.
+		_, err = f.svc.SetEnv(f.ctx, "c", contexts.EnvVar{Name: "TOKEN", Value: "visible", Description: "x"})
+		wantKind(t, err, errs.Conflict, "TOKEN is secret: set it with --secret")
+		_, err = f.svc.SetFile(f.ctx, "c", contexts.File{Path: "creds/key.json", Content: []byte("visible")})
+		wantKind(t, err, errs.Conflict, "creds/key.json is secret: set it with --secret")
+		if env, _ := f.svc.ListEnv(f.ctx, "c"); len(env) != 1 || !env[0].Secret || env[0].Checksum != contexts.Checksum([]byte("s3cr3t-value")) {
+			t.Errorf("after the refused downgrade: %+v", env)
+		}
+		if v, err := f.svc.SetEnv(f.ctx, "c", contexts.EnvVar{Name: "TOKEN", Value: "rotated", Secret: true}); err != nil || v.Checksum != contexts.Checksum([]byte("rotated")) {
+			t.Errorf("rotating a secret = %+v, %v", v, err)
+		}
+		if err := f.svc.DeleteEnv(f.ctx, "c", "TOKEN"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.svc.SetEnv(f.ctx, "c", contexts.EnvVar{Name: "TOKEN", Value: "visible"}); err != nil {
+			t.Errorf("plain after deleting the secret: %v", err)
+		}
 		wantKind(t, f.svc.DeleteEnv(f.ctx, "c", "NOPE"), errs.NotFound, "no environment variable")
 		if err := f.svc.DeleteFile(f.ctx, "c", "creds/key.json"); err != nil {
 			t.Error(err)

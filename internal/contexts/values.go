@@ -3,7 +3,9 @@ package contexts
 import (
 	"context"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/hex"
+	"errors"
 	"path"
 	"strings"
 
@@ -129,8 +131,21 @@ func (s *Service) exists(ctx context.Context, contextID string) error {
 	return err
 }
 
+// isSecret reports whether query (of one secret column) finds a secret
+// row; none is not secret.
+func (s *Service) isSecret(ctx context.Context, query string, args ...any) (bool, error) {
+	var secret bool
+	err := s.db.QueryRow(ctx, query, args...).Scan(&secret)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	return secret, err
+}
+
 // SetEnv creates or replaces a variable; a secret value is sealed and not
-// returned.
+// returned. A secret variable is never replaced by a plain one (a rotation
+// that forgot the secret flag would store the new value in the clear):
+// that takes deleting it first.
 func (s *Service) SetEnv(ctx context.Context, contextID string, v EnvVar) (EnvVar, error) {
 	if err := validateEnv(v); err != nil {
 		return EnvVar{}, err
@@ -145,6 +160,14 @@ func (s *Service) SetEnv(ctx context.Context, contextID string, v EnvVar) (EnvVa
 		c, err := s.Get(ctx, contextID)
 		if err != nil {
 			return err
+		}
+		if !v.Secret {
+			if secret, err := s.isSecret(ctx, `SELECT secret FROM context_env WHERE context_id = $1 AND name = $2`, contextID, v.Name); err != nil || secret {
+				if err == nil {
+					err = errs.E(errs.Conflict, "environment variable %s is secret: set it with --secret (\"secret\": true), or delete it first to store it as plain text", v.Name)
+				}
+				return err
+			}
 		}
 		_, err = s.db.Exec(ctx, `INSERT INTO context_env (context_id, name, value, secret, description) VALUES ($1, $2, $3, $4, $5)
 			ON CONFLICT (context_id, name) DO UPDATE SET value = excluded.value, secret = excluded.secret, description = excluded.description`,
@@ -206,7 +229,8 @@ func (s *Service) DeleteEnv(ctx context.Context, contextID, name string) error {
 }
 
 // SetFile creates or replaces a mounted file; a secret file's content is
-// sealed. The file returned has no content.
+// sealed. The file returned has no content. A secret file is never replaced
+// by a plain one, as for variables.
 func (s *Service) SetFile(ctx context.Context, contextID string, f File) (File, error) {
 	clean, err := CleanPath(f.Path)
 	if err != nil {
@@ -231,6 +255,14 @@ func (s *Service) SetFile(ctx context.Context, contextID string, f File) (File, 
 		c, err := s.Get(ctx, contextID)
 		if err != nil {
 			return err
+		}
+		if !f.Secret {
+			if secret, err := s.isSecret(ctx, `SELECT secret FROM context_files WHERE context_id = $1 AND path = $2`, contextID, f.Path); err != nil || secret {
+				if err == nil {
+					err = errs.E(errs.Conflict, "file %s is secret: set it with --secret (\"secret\": true), or delete it first to store it as plain text", f.Path)
+				}
+				return err
+			}
 		}
 		_, err = s.db.Exec(ctx, `INSERT INTO context_files (context_id, path, content, size, secret, description) VALUES ($1, $2, $3, $4, $5, $6)
 			ON CONFLICT (context_id, path) DO UPDATE SET content = excluded.content, size = excluded.size, secret = excluded.secret, description = excluded.description`,

@@ -11,8 +11,10 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gantry-iac/gantry/internal/apiv1"
 	"github.com/gantry-iac/gantry/internal/errs"
@@ -99,7 +101,9 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 }
 
 // DecodeJSON reads one JSON object of at most max bytes into v, refusing
-// unknown fields and trailing data.
+// unknown fields, trailing data and objects without the fields v's struct
+// type tags `required:"true"` (absent or null; the OpenAPI document's
+// required lists, which a test keeps equal to the tags).
 func DecodeJSON(w http.ResponseWriter, r *http.Request, v any, max int64) error {
 	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
 		return errs.E(errs.Invalid, "Content-Type must be application/json, got %q", ct)
@@ -128,12 +132,110 @@ func DecodeJSON(w http.ResponseWriter, r *http.Request, v any, max int64) error 
 		case strings.HasPrefix(err.Error(), "json: unknown field"):
 			return errs.E(errs.Invalid, "unknown field %s", strings.TrimPrefix(err.Error(), "json: unknown field "))
 		}
+		if field, value, ok := badTime(body, reflect.TypeOf(v), ""); ok {
+			return errs.E(errs.Invalid, "%s: %s is not an RFC 3339 time such as 2026-12-01T00:00:00Z", field, value)
+		}
 		return errs.E(errs.Invalid, "malformed JSON: %v", err)
 	}
 	if dec.More() {
 		return errs.E(errs.Invalid, "malformed JSON: unexpected data after the object")
 	}
+	if missing := missingFields(body, reflect.TypeOf(v), ""); len(missing) > 0 {
+		return errs.E(errs.Invalid, "%s", requiredMessage(missing))
+	}
 	return nil
+}
+
+// eachField calls fn with the JSON path and raw value (nil when absent) of
+// each field of the struct type t (or pointer to one) in the JSON object
+// raw, and recurses into the present values of struct fields. Names match
+// case-insensitively, as encoding/json matches them.
+func eachField(raw []byte, t reflect.Type, prefix string, fn func(path string, f reflect.StructField, v json.RawMessage)) {
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t == nil || t.Kind() != reflect.Struct || t == reflect.TypeFor[time.Time]() {
+		return
+	}
+	var obj map[string]json.RawMessage
+	if json.Unmarshal(raw, &obj) != nil {
+		return
+	}
+	lookup := func(name string) json.RawMessage {
+		if v, ok := obj[name]; ok {
+			return v
+		}
+		for k, v := range obj {
+			if strings.EqualFold(k, name) {
+				return v
+			}
+		}
+		return nil
+	}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if f.Anonymous && name == "" {
+			eachField(raw, f.Type, prefix, fn)
+			continue
+		}
+		if !f.IsExported() || name == "-" {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		v := lookup(name)
+		fn(prefix+name, f, v)
+		if v != nil && string(bytes.TrimSpace(v)) != "null" {
+			eachField(v, f.Type, prefix+name+".", fn)
+		}
+	}
+}
+
+// badTime finds the time field of raw that is not an RFC 3339 time (what
+// encoding/json's error does not name), with its value as sent.
+func badTime(raw []byte, t reflect.Type, prefix string) (field, value string, ok bool) {
+	eachField(raw, t, prefix, func(path string, f reflect.StructField, v json.RawMessage) {
+		typ := f.Type
+		for typ.Kind() == reflect.Pointer {
+			typ = typ.Elem()
+		}
+		if ok || v == nil || typ != reflect.TypeFor[time.Time]() || string(bytes.TrimSpace(v)) == "null" {
+			return
+		}
+		var tm time.Time
+		if tm.UnmarshalJSON(bytes.TrimSpace(v)) != nil {
+			field, value, ok = path, string(bytes.TrimSpace(v)), true
+			if len(value) > 64 {
+				value = value[:64] + "..."
+			}
+		}
+	})
+	return field, value, ok
+}
+
+// missingFields returns the fields tagged `required:"true"` of the struct
+// type t (or pointer to one) that the JSON object raw lacks or holds null
+// for, with those of present nested objects, by JSON path ("email.host").
+// An explicit zero value ("", 0, false, []) is a value.
+func missingFields(raw []byte, t reflect.Type, prefix string) []string {
+	var missing []string
+	eachField(raw, t, prefix, func(path string, f reflect.StructField, v json.RawMessage) {
+		if f.Tag.Get("required") == "true" && (v == nil || string(bytes.TrimSpace(v)) == "null") {
+			missing = append(missing, path)
+		}
+	})
+	return missing
+}
+
+// requiredMessage says which fields are required: "id is required", "id
+// and url are required".
+func requiredMessage(missing []string) string {
+	if len(missing) == 1 {
+		return missing[0] + " is required"
+	}
+	return strings.Join(missing[:len(missing)-1], ", ") + " and " + missing[len(missing)-1] + " are required"
 }
 
 // WithRequestID gives every request an id (X-Request-Id echoes it).

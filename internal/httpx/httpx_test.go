@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gantry-iac/gantry/internal/apiv1"
 	"github.com/gantry-iac/gantry/internal/errs"
@@ -91,6 +92,83 @@ func TestDecodeJSONFillsValue(t *testing.T) {
 	}
 	if v.Name != "a" || v.Count != 2 || len(v.Tags) != 2 || v.Inner == nil || !v.Inner.On {
 		t.Errorf("decoded %+v", v)
+	}
+}
+
+func TestDecodeJSONRequiredFields(t *testing.T) {
+	type inner struct {
+		Host string `json:"host" required:"true"`
+		Port int    `json:"port"`
+	}
+	type embedded struct {
+		Kind string `json:"kind" required:"true"`
+	}
+	type req struct {
+		embedded
+		ID    string `json:"id" required:"true"`
+		On    bool   `json:"on" required:"true"`
+		Note  string `json:"note,omitempty"`
+		Email *inner `json:"email,omitempty"`
+	}
+	tests := []struct{ body, wantMsg string }{
+		{body: `{"kind":"k","id":"a","on":false}`},
+		{body: `{"kind":"","id":"","on":false}`},  // explicit zero values are values
+		{body: `{"Kind":"k","ID":"a","On":true}`}, // names match as encoding/json matches them
+		{body: `{"kind":"k","id":"a","on":true,"email":{"host":"h"}}`},
+		{body: `{"kind":"k","id":"a","on":true,"email":null}`}, // optional
+		{body: `{"kind":"k","on":true}`, wantMsg: "id is required"},
+		{body: `{"kind":"k","id":null,"on":true}`, wantMsg: "id is required"},
+		{body: `{}`, wantMsg: "kind, id and on are required"},
+		{body: `{"kind":"k","id":"a"}`, wantMsg: "on is required"},
+		{body: `{"kind":"k","id":"a","on":true,"email":{"port":25}}`, wantMsg: "email.host is required"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.body, func(t *testing.T) {
+			var v req
+			err := httpx.DecodeJSON(httptest.NewRecorder(), httptest.NewRequest("POST", "/x", strings.NewReader(tt.body)), &v, 1<<20)
+			if tt.wantMsg == "" {
+				if err != nil {
+					t.Errorf("DecodeJSON = %v, want nil", err)
+				}
+				return
+			}
+			if !errs.Is(err, errs.Invalid) || errs.Public(err) != tt.wantMsg {
+				t.Errorf("DecodeJSON = %v, want invalid %q", err, tt.wantMsg)
+			}
+		})
+	}
+}
+
+// A bad time names its field and the format, not Go's layout.
+func TestDecodeJSONBadTime(t *testing.T) {
+	type req struct {
+		ExpiresAt *time.Time `json:"expires_at,omitempty"`
+		Inner     struct {
+			At time.Time `json:"at"`
+		} `json:"inner"`
+	}
+	tests := []struct{ body, wantMsg string }{
+		{body: `{"expires_at":"2026-12-01T00:00:00Z","inner":{"at":"2026-12-01T10:00:00+02:00"}}`},
+		{body: `{"expires_at":null}`},
+		{body: `{"expires_at":"tomorrow"}`, wantMsg: `expires_at: "tomorrow" is not an RFC 3339 time such as 2026-12-01T00:00:00Z`},
+		{body: `{"expires_at":"2026-12-01"}`, wantMsg: `expires_at: "2026-12-01" is not an RFC 3339 time`},
+		{body: `{"expires_at":5}`, wantMsg: `expires_at: 5 is not an RFC 3339 time`},
+		{body: `{"inner":{"at":"soon"}}`, wantMsg: `inner.at: "soon" is not an RFC 3339 time`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.body, func(t *testing.T) {
+			var v req
+			err := httpx.DecodeJSON(httptest.NewRecorder(), httptest.NewRequest("POST", "/x", strings.NewReader(tt.body)), &v, 1<<20)
+			if tt.wantMsg == "" {
+				if err != nil {
+					t.Errorf("DecodeJSON = %v, want nil", err)
+				}
+				return
+			}
+			if !errs.Is(err, errs.Invalid) || !strings.Contains(errs.Public(err), tt.wantMsg) || strings.Contains(errs.Public(err), "2006") {
+				t.Errorf("DecodeJSON = %v, want invalid %q", err, tt.wantMsg)
+			}
+		})
 	}
 }
 

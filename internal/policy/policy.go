@@ -220,6 +220,9 @@ func (s *Service) List(ctx context.Context, f Filter) ([]Policy, string, error) 
 		q += ` AND space_id = $` + strconv.Itoa(len(args))
 	}
 	if f.Type != "" {
+		if !engine.ValidType(strings.ToUpper(f.Type)) {
+			return nil, "", errs.E(errs.Invalid, "type must be one of PLAN, APPROVAL, TRIGGER, GIT_PUSH, NOTIFICATION or LOGIN, got %q", f.Type)
+		}
 		args = append(args, strings.ToUpper(f.Type))
 		q += ` AND type = $` + strconv.Itoa(len(args))
 	}

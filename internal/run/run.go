@@ -9,6 +9,7 @@ import (
 	"database/sql"
 	"errors"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -45,6 +46,13 @@ const (
 	Canceled      = "CANCELED"
 	Stopped       = "STOPPED"
 	PendingReview = "PENDING_REVIEW"
+)
+
+// Types and States list the run types and states, for validating filters.
+var (
+	Types  = []string{Tracked, Proposed, Destroy, Task}
+	States = []string{Queued, Ready, Preparing, Initializing, Planning, Performing, Unconfirmed, Confirmed, Applying,
+		Finished, Failed, Discarded, Canceled, Stopped, PendingReview}
 )
 
 // TerminalSQL lists the terminal states for SQL IN clauses.
@@ -189,6 +197,12 @@ func (s *Service) List(ctx context.Context, f Filter) ([]Run, string, error) {
 	add := func(cond string, v any) {
 		args = append(args, v)
 		where = append(where, strings.ReplaceAll(cond, "?", "$"+strconv.Itoa(len(args))))
+	}
+	if f.State != "" && !slices.Contains(States, f.State) {
+		return nil, "", errs.E(errs.Invalid, "state must be one of %s, got %q", strings.Join(States, ", "), f.State)
+	}
+	if f.Type != "" && !slices.Contains(Types, f.Type) {
+		return nil, "", errs.E(errs.Invalid, "type must be one of %s, got %q", strings.Join(Types, ", "), f.Type)
 	}
 	if f.Cursor != "" {
 		add("r.id < ?", f.Cursor)

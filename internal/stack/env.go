@@ -2,6 +2,8 @@ package stack
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 
 	"github.com/gantry-iac/gantry/internal/db"
 	"github.com/gantry-iac/gantry/internal/errs"
@@ -22,7 +24,10 @@ var reservedPrefixes = []string{"GANTRY_", "TF_VAR_gantry_"}
 
 func aad(stackID, name string) string { return "stack-env:" + stackID + ":" + name }
 
-// SetEnv creates or replaces a variable. Secret values are encrypted.
+// SetEnv creates or replaces a variable. Secret values are encrypted. A
+// secret variable is never replaced by a plain one (a rotation that forgot
+// the secret flag would store the new value in the clear): that takes
+// deleting it first.
 func (s *Service) SetEnv(ctx context.Context, stackID string, v EnvVar) (EnvVar, error) {
 	if !envNameRE.MatchString(v.Name) {
 		return v, errs.E(errs.Invalid, "environment variable name %q is not valid (letters, digits, underscores; not starting with a digit)", v.Name)
@@ -43,6 +48,16 @@ func (s *Service) SetEnv(ctx context.Context, stackID string, v EnvVar) (EnvVar,
 		st, err := s.Get(ctx, stackID)
 		if err != nil {
 			return err
+		}
+		if !v.Secret {
+			var secret bool
+			err := s.db.QueryRow(ctx, `SELECT secret FROM stack_env WHERE stack_id = $1 AND name = $2`, stackID, v.Name).Scan(&secret)
+			if err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return err
+			}
+			if secret {
+				return errs.E(errs.Conflict, "environment variable %s is secret: set it with --secret (\"secret\": true), or delete it first to store it as plain text", v.Name)
+			}
 		}
 		_, err = s.db.Exec(ctx, `INSERT INTO stack_env (stack_id, name, value, secret) VALUES ($1, $2, $3, $4)
 			ON CONFLICT (stack_id, name) DO UPDATE SET value = excluded.value, secret = excluded.secret`, stackID, v.Name, stored, v.Secret)

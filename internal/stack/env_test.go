@@ -66,13 +66,34 @@ func TestEnvSecrets(t *testing.T) {
 		_, err = f.stacks.EnvForJob(f.ctx, "other")
 		wantKind(t, err, errs.Internal)
 
-		// Replacing a secret with a plain value and back.
-		if _, err := f.stacks.SetEnv(f.ctx, "app", stack.EnvVar{Name: "TOKEN", Value: "visible"}); err != nil {
+		// A secret is never replaced by a plain value (a rotation that
+		// forgot --secret); a new secret value replaces it, and a plain
+		// variable may become secret.
+		_, err = f.stacks.SetEnv(f.ctx, "app", stack.EnvVar{Name: "TOKEN", Value: "visible"})
+		wantKind(t, err, errs.Conflict)
+		if err == nil || !strings.Contains(err.Error(), "TOKEN is secret: set it with --secret") || !strings.Contains(err.Error(), "delete it first") {
+			t.Errorf("downgrade refused with %v", err)
+		}
+		if job, _ := f.stacks.EnvForJob(f.ctx, "app"); job[1] != (stack.EnvVar{Name: "TOKEN", Value: secret, Secret: true}) {
+			t.Fatalf("after the refused downgrade: %+v", job[1])
+		}
+		if _, err := f.stacks.SetEnv(f.ctx, "app", stack.EnvVar{Name: "TOKEN", Value: "rotated", Secret: true}); err != nil {
 			t.Fatal(err)
 		}
-		listed, _ = f.stacks.ListEnv(f.ctx, "app")
-		if listed[1] != (stack.EnvVar{Name: "TOKEN", Value: "visible"}) {
-			t.Fatalf("after replacing with a plain value: %+v", listed[1])
+		if _, err := f.stacks.SetEnv(f.ctx, "app", stack.EnvVar{Name: "REGION", Value: "eu-west-2", Secret: true}); err != nil {
+			t.Fatal(err)
+		}
+		if job, _ := f.stacks.EnvForJob(f.ctx, "app"); !reflect.DeepEqual(job, []stack.EnvVar{{Name: "REGION", Value: "eu-west-2", Secret: true}, {Name: "TOKEN", Value: "rotated", Secret: true}}) {
+			t.Fatalf("after rotating: %+v", job)
+		}
+		if _, err := f.stacks.SetEnv(f.ctx, "app", stack.EnvVar{Name: "REGION", Value: "eu-west-1"}); !errs.Is(err, errs.Conflict) {
+			t.Fatalf("REGION made plain again: %v", err)
+		}
+		if err := f.stacks.DeleteEnv(f.ctx, "app", "REGION"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.stacks.SetEnv(f.ctx, "app", stack.EnvVar{Name: "REGION", Value: "eu-west-1"}); err != nil {
+			t.Fatalf("plain after deleting the secret: %v", err)
 		}
 
 		if err := f.stacks.DeleteEnv(f.ctx, "app", "TOKEN"); err != nil {

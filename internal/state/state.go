@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strconv"
 	"time"
 
@@ -76,14 +77,35 @@ type header struct {
 func parseHeader(data []byte) (serial int64, lineage string, err error) {
 	var h header
 	if err := json.Unmarshal(data, &h); err != nil {
+		var te *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &te) && te.Field == "serial":
+			return 0, "", errs.E(errs.Invalid, "state serial must be a non-negative integer, got %s", te.Value)
+		case errors.As(err, &te):
+			return 0, "", errs.E(errs.Invalid, "state field %q must be %s, got %s", te.Field, jsonKind(te.Type.Kind().String()), te.Value)
+		}
 		return 0, "", errs.E(errs.Invalid, "state is not valid JSON: %v", err)
 	}
 	// OpenTofu's client-side encrypted state has serial and lineage but no
 	// version: accept it as it is.
-	if h.Serial == nil || h.Lineage == nil || *h.Lineage == "" || *h.Serial < 0 {
+	switch {
+	case h.Serial == nil || h.Lineage == nil || *h.Lineage == "":
 		return 0, "", errs.E(errs.Invalid, "state must have serial and lineage")
+	case *h.Serial < 0:
+		return 0, "", errs.E(errs.Invalid, "state serial must be a non-negative integer, got %d", *h.Serial)
 	}
 	return *h.Serial, *h.Lineage, nil
+}
+
+// jsonKind names a Go kind as JSON does.
+func jsonKind(k string) string {
+	switch k {
+	case "string":
+		return "a string"
+	case "int", "int64":
+		return "an integer"
+	}
+	return k
 }
 
 const cols = `stack_id, serial, lineage, checksum, size, run_id, created_by, created_at`
@@ -99,21 +121,23 @@ func scan(row interface{ Scan(...any) error }) (Version, error) {
 // Current returns the newest version of a stack's state and its document.
 // It returns a NotFound error when the stack has no state yet.
 func (s *Service) Current(ctx context.Context, stackID string) (Version, []byte, error) {
-	return s.get(ctx, stackID, `SELECT `+cols+`, data FROM state_versions WHERE stack_id = $1 ORDER BY serial DESC LIMIT 1`, stackID)
+	return s.get(ctx, stackID, fmt.Sprintf("stack %s has no state yet", stackID),
+		`SELECT `+cols+`, data FROM state_versions WHERE stack_id = $1 ORDER BY serial DESC LIMIT 1`, stackID)
 }
 
 // Get returns one version and its document.
 func (s *Service) Get(ctx context.Context, stackID string, serial int64) (Version, []byte, error) {
-	return s.get(ctx, stackID, `SELECT `+cols+`, data FROM state_versions WHERE stack_id = $1 AND serial = $2`, stackID, serial)
+	return s.get(ctx, stackID, fmt.Sprintf("stack %s has no state version %d", stackID, serial),
+		`SELECT `+cols+`, data FROM state_versions WHERE stack_id = $1 AND serial = $2`, stackID, serial)
 }
 
-func (s *Service) get(ctx context.Context, stackID, q string, args ...any) (Version, []byte, error) {
+func (s *Service) get(ctx context.Context, stackID, notFound, q string, args ...any) (Version, []byte, error) {
 	var v Version
 	var c int64
 	var sealed []byte
 	err := s.db.QueryRow(ctx, q, args...).Scan(&v.StackID, &v.Serial, &v.Lineage, &v.Checksum, &v.Size, &v.RunID, &v.CreatedBy, &c, &sealed)
 	if errors.Is(err, sql.ErrNoRows) {
-		return v, nil, errs.E(errs.NotFound, "stack %q has no such state version", stackID)
+		return v, nil, errs.E(errs.NotFound, "%s", notFound)
 	}
 	if err != nil {
 		return v, nil, err

@@ -132,22 +132,29 @@ func TestWrite(t *testing.T) {
 			name string
 			data []byte
 			kind errs.Kind
+			msg  string // the public message, if set
 		}{
-			{"stale serial", doc(4, lineage, "d"), errs.Conflict},
-			{"much older serial", doc(1, lineage, "a"), errs.Conflict},
-			{"other lineage", doc(6, "another-lineage", "d"), errs.Conflict},
-			{"same serial, other content", doc(5, lineage, "changed"), errs.Conflict},
-			{"not JSON", []byte("not json"), errs.Invalid},
-			{"JSON array", []byte("[]"), errs.Invalid},
-			{"no serial", []byte(`{"version":4,"lineage":"x"}`), errs.Invalid},
-			{"no lineage", []byte(`{"version":4,"serial":7}`), errs.Invalid},
-			{"empty lineage", []byte(`{"version":4,"serial":7,"lineage":""}`), errs.Invalid},
-			{"negative serial", []byte(`{"version":4,"serial":-1,"lineage":"x"}`), errs.Invalid},
+			{"stale serial", doc(4, lineage, "d"), errs.Conflict, ""},
+			{"much older serial", doc(1, lineage, "a"), errs.Conflict, ""},
+			{"other lineage", doc(6, "another-lineage", "d"), errs.Conflict, ""},
+			{"same serial, other content", doc(5, lineage, "changed"), errs.Conflict, ""},
+			{"not JSON", []byte("not json"), errs.Invalid, ""},
+			{"JSON array", []byte("[]"), errs.Invalid, ""},
+			{"no serial", []byte(`{"version":4,"lineage":"x"}`), errs.Invalid, ""},
+			{"no lineage", []byte(`{"version":4,"serial":7}`), errs.Invalid, ""},
+			{"empty lineage", []byte(`{"version":4,"serial":7,"lineage":""}`), errs.Invalid, ""},
+			{"negative serial", []byte(`{"version":4,"serial":-7,"lineage":"x"}`), errs.Invalid, "state serial must be a non-negative integer, got -7"},
+			{"fractional serial", []byte(`{"version":4,"serial":1.5,"lineage":"x"}`), errs.Invalid, "state serial must be a non-negative integer, got number 1.5"},
+			{"string serial", []byte(`{"version":4,"serial":"1","lineage":"x"}`), errs.Invalid, "state serial must be a non-negative integer, got string"},
+			{"numeric lineage", []byte(`{"version":4,"serial":1,"lineage":5}`), errs.Invalid, `state field "lineage" must be a string, got number`},
 		}
 		for _, r := range refused {
 			_, err := f.states.Write(f.ctx, "app", r.data, "", "", "tofu")
 			if !errs.Is(err, r.kind) {
 				t.Errorf("%s: Write = %v, want kind %s", r.name, err, r.kind)
+			}
+			if r.msg != "" && errs.Public(err) != r.msg {
+				t.Errorf("%s: message %q, want %q", r.name, errs.Public(err), r.msg)
 			}
 		}
 		if got := f.serials(t); !reflect.DeepEqual(got, []int64{5, 2, 1}) {
@@ -380,6 +387,12 @@ func TestRollback(t *testing.T) {
 		f := newFixture(t, d)
 		_, err := f.states.Rollback(f.ctx, "app", 1, "alice")
 		wantKind(t, err, errs.NotFound)
+		if _, _, err := f.states.Current(f.ctx, "app"); errs.Public(err) != "stack app has no state yet" {
+			t.Errorf("Current without state: %v", err)
+		}
+		if _, _, err := f.states.Get(f.ctx, "app", 4); errs.Public(err) != "stack app has no state version 4" {
+			t.Errorf("Get of a missing version: %v", err)
+		}
 		f.write(t, doc(1, lineage, "one"), "")
 		f.write(t, doc(2, lineage, "two"), "")
 		f.write(t, doc(3, lineage, "three"), "")

@@ -155,20 +155,26 @@ func ParseOutputs(stateJSON []byte) ([]Output, error) {
 	if *h.Version < 4 {
 		return nil, fmt.Errorf("parsing state: state format version %d is not supported (want 4)", *h.Version)
 	}
+	// Step by step, so that a malformed state gets a plain message rather
+	// than encoding/json's Go types.
 	var s struct {
-		Outputs map[string]struct {
+		Outputs map[string]json.RawMessage `json:"outputs"`
+	}
+	if err := json.Unmarshal(stateJSON, &s); err != nil {
+		return nil, errors.New("parsing state outputs: the state's outputs are not an object of outputs")
+	}
+	outs := make([]Output, 0, len(s.Outputs))
+	for name, raw := range s.Outputs {
+		var o struct {
 			Value     any  `json:"value"`
 			Type      any  `json:"type"`
 			Sensitive bool `json:"sensitive"`
-		} `json:"outputs"`
-	}
-	dec := json.NewDecoder(bytes.NewReader(stateJSON))
-	dec.UseNumber()
-	if err := dec.Decode(&s); err != nil {
-		return nil, fmt.Errorf("parsing state outputs: %w", err)
-	}
-	outs := make([]Output, 0, len(s.Outputs))
-	for name, o := range s.Outputs {
+		}
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.UseNumber()
+		if err := dec.Decode(&o); err != nil {
+			return nil, fmt.Errorf("parsing state outputs: output %q is not an object with a value, a type and a sensitive flag", name)
+		}
 		outs = append(outs, Output{Name: name, Value: o.Value, Sensitive: o.Sensitive, Type: o.Type})
 	}
 	slices.SortFunc(outs, func(a, b Output) int { return strings.Compare(a.Name, b.Name) })

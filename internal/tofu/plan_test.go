@@ -94,6 +94,21 @@ func TestParseOutputsNone(t *testing.T) {
 	}
 }
 
+// Malformed outputs get plain messages, never encoding/json's Go types.
+func TestParseOutputsMalformed(t *testing.T) {
+	for _, tt := range []struct{ outputs, want string }{
+		{`"x"`, "parsing state outputs: the state's outputs are not an object of outputs"},
+		{`[1]`, "parsing state outputs: the state's outputs are not an object of outputs"},
+		{`{"a": "x"}`, `parsing state outputs: output "a" is not an object with a value, a type and a sensitive flag`},
+		{`{"a": {"value": 1, "sensitive": "yes"}}`, `output "a" is not an object`},
+	} {
+		_, err := ParseOutputs([]byte(`{"version": 4, "serial": 1, "lineage": "x", "outputs": ` + tt.outputs + `}`))
+		if err == nil || !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), "struct") {
+			t.Errorf("outputs %s: error %v, want %q", tt.outputs, err, tt.want)
+		}
+	}
+}
+
 func TestParseStateHeader(t *testing.T) {
 	serial, lineage, version, err := ParseStateHeader(readTestdata(t, "state.json"))
 	if err != nil {
