@@ -14,6 +14,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gantry-iac/gantry/internal/apiv1"
@@ -140,10 +141,43 @@ func DecodeJSON(w http.ResponseWriter, r *http.Request, v any, max int64) error 
 	if dec.More() {
 		return errs.E(errs.Invalid, "malformed JSON: unexpected data after the object")
 	}
-	if missing := missingFields(body, reflect.TypeOf(v), ""); len(missing) > 0 {
-		return errs.E(errs.Invalid, "%s", requiredMessage(missing))
+	if t := reflect.TypeOf(v); hasRequired(t) {
+		if missing := missingFields(body, t, ""); len(missing) > 0 {
+			return errs.E(errs.Invalid, "%s", requiredMessage(missing))
+		}
 	}
 	return nil
+}
+
+// requiredTypes remembers which struct types have required fields.
+var requiredTypes sync.Map // reflect.Type -> bool
+
+// hasRequired reports whether the struct type t (or pointer to one), or a
+// struct in its fields, tags a field `required:"true"`: only then is the
+// body read a second time to find what is missing.
+func hasRequired(t reflect.Type) bool {
+	if v, ok := requiredTypes.Load(t); ok {
+		return v.(bool)
+	}
+	found := tagsRequired(t, map[reflect.Type]bool{})
+	requiredTypes.Store(t, found)
+	return found
+}
+
+func tagsRequired(t reflect.Type, seen map[reflect.Type]bool) bool {
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t == nil || t.Kind() != reflect.Struct || seen[t] {
+		return false
+	}
+	seen[t] = true // a type holding itself ends here
+	for i := range t.NumField() {
+		if f := t.Field(i); f.Tag.Get("required") == "true" || tagsRequired(f.Type, seen) {
+			return true
+		}
+	}
+	return false
 }
 
 // eachField calls fn with the JSON path and raw value (nil when absent) of
