@@ -1,0 +1,96 @@
+package cli
+
+import (
+	"encoding/json"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/gantry-iac/gantry/internal/apiv1"
+)
+
+func TestLogin(t *testing.T) {
+	cfgPath := isolate(t)
+	api := newFake(t, map[string]route{
+		"GET /api/v1/whoami":     ok(apiv1.Whoami{Kind: "api_key", Actor: "api_key::ci"}),
+		"GET /api/v1/stacks/net": ok(stack),
+	})
+
+	code, out, errOut := runMain("login", "--url", api.srv.URL, "--token", "s3cr3t-token")
+	if code != 0 {
+		t.Fatalf("login exit %d: %s", code, errOut)
+	}
+	if strings.Contains(out+errOut, "s3cr3t-token") {
+		t.Errorf("login printed the token: %s %s", out, errOut)
+	}
+	if got := api.requests(); len(got) != 1 || got[0] != "GET /api/v1/whoami" || api.auth[0] != "Bearer s3cr3t-token" {
+		t.Errorf("login requests %q auth %q", got, api.auth)
+	}
+	info, err := os.Stat(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mode := info.Mode().Perm(); mode != 0o600 {
+		t.Errorf("config mode %o, want 600", mode)
+	}
+	var cfg config
+	b, _ := os.ReadFile(cfgPath)
+	if err := json.Unmarshal(b, &cfg); err != nil || cfg.URL != api.srv.URL || cfg.Token != "s3cr3t-token" {
+		t.Errorf("config %s: %v", b, err)
+	}
+
+	// Later commands use the saved URL and token.
+	if code, _, errOut := runMain("stack", "show", "--id", "net"); code != 0 {
+		t.Fatalf("show exit %d: %s", code, errOut)
+	}
+	if got := api.auth[len(api.auth)-1]; got != "Bearer s3cr3t-token" {
+		t.Errorf("show sent authorization %q", got)
+	}
+
+	// The saved token is not sent to another server.
+	other := newFake(t, map[string]route{"GET /api/v1/stacks/net": ok(stack)})
+	runMain("stack", "show", "--id", "net", "--url", other.srv.URL)
+	if got := other.auth[0]; got != "" {
+		t.Errorf("other server got authorization %q", got)
+	}
+
+	if code, _, _ := runMain("logout"); code != 0 {
+		t.Errorf("logout exit %d", code)
+	}
+	if _, err := os.Stat(cfgPath); !os.IsNotExist(err) {
+		t.Errorf("config still there after logout: %v", err)
+	}
+}
+
+func TestLoginTokenFromStdin(t *testing.T) {
+	cfgPath := isolate(t)
+	api := newFake(t, map[string]route{"GET /api/v1/whoami": ok(apiv1.Whoami{Kind: "api_key", Actor: "api_key::ci"})})
+	old := stdin
+	stdin = strings.NewReader("piped-token\n")
+	defer func() { stdin = old }()
+	code, out, errOut := runMain("login", "--url", api.srv.URL)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	if !strings.Contains(errOut, "API token for") || strings.Contains(out+errOut, "piped-token") {
+		t.Errorf("prompt: stdout %q stderr %q", out, errOut)
+	}
+	if api.auth[0] != "Bearer piped-token" {
+		t.Errorf("authorization %q", api.auth[0])
+	}
+	if _, err := os.Stat(cfgPath); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestLoginRejected(t *testing.T) {
+	cfgPath := isolate(t)
+	api := newFake(t, map[string]route{"GET /api/v1/whoami": apiErr(401, "unauthenticated", "invalid token")})
+	code, _, errOut := runMain("login", "--url", api.srv.URL, "--token", "bad")
+	if code != 1 || !strings.Contains(errOut, "unauthenticated: invalid token") {
+		t.Errorf("exit %d stderr %q", code, errOut)
+	}
+	if _, err := os.Stat(cfgPath); !os.IsNotExist(err) {
+		t.Errorf("config written after a failed login: %v", err)
+	}
+}
