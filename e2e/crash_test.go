@@ -132,3 +132,32 @@ func TestTwoServersOnePostgres(t *testing.T) {
 	}
 	t.Logf("runs claimed per worker: %v", workers)
 }
+
+// A run planned by a replica that is gone is applied through another one:
+// the saved plan keeps the state backend's configuration, but not the
+// address of the server that planned (it comes from the environment).
+func TestConfirmAfterThePlanningReplicaIsGone(t *testing.T) {
+	t.Parallel()
+	requireSetup(t)
+	cfg := ServerConfig{DBURL: dbtest.PostgresURL(t), Token: randomHex(t, 24), Workers: 1,
+		Env: []string{"GANTRY_ENCRYPTION_KEY=" + randomHex(t, 32)}}
+	planner := StartServer(t, cfg)
+	idle := cfg
+	idle.Args = []string{"--builtin-workers", "0"}
+	other := StartServer(t, idle)
+
+	repo := NewRepo(t, map[string]string{"main.tf": staticConfig("failover")})
+	planner.CreateStack(t, "failover", repo.URL)
+	r := planner.WaitRun(t, planner.Deploy(t, "failover").ID, apiv1.StateUnconfirmed)
+	planner.Kill(t)
+
+	applier := StartServer(t, cfg)
+	other.MustGantry(t, "stack", "confirm", "--id", "failover", "--run", r.ID)
+	done := applier.WaitRun(t, r.ID, apiv1.StateFinished, apiv1.StateFailed)
+	if done.State != apiv1.StateFinished {
+		t.Fatalf("the run planned by the replica that is gone ended %s (%s):\n%s", done.State, done.Reason, applier.Logs(t, "failover", r.ID))
+	}
+	if v := applier.Outputs(t, "failover")["value"].Value; v != "failover" {
+		t.Errorf("output value = %v, want failover", v)
+	}
+}

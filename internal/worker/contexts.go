@@ -111,7 +111,7 @@ func addRunVars(set map[string]string, job *workerapi.Job, workspace string) {
 // stageEnv is the run's environment for the read (write false) or write
 // stage.
 func (j *jobRun) stageEnv(write bool) []string {
-	return buildStageEnv(j.job, filepath.Join(j.dir, "cli.tfrc"), filepath.Dir(j.bin), write)
+	return buildStageEnv(j.job, filepath.Join(j.dir, "cli.tfrc"), filepath.Dir(j.bin), j.stateAddress(), write)
 }
 
 // secretFileMasks are the values to mask for the job's secret files: each

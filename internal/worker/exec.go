@@ -216,7 +216,7 @@ func (j *jobRun) prepare(ctx context.Context) (sha, msg string, err error) {
 		if err := checkNoBackend(j.root); err != nil {
 			return "", "", err
 		}
-		if err := writeBackendOverride(j.root, j.w.cfg.ServerURL+j.job.StatePath); err != nil {
+		if err := writeBackendOverride(j.root); err != nil {
 			return "", "", fail("writing the backend configuration: %v", err)
 		}
 	}
@@ -252,7 +252,7 @@ func (j *jobRun) setup(ctx context.Context, src string) error {
 	if err := j.writeCredentialFiles(); err != nil {
 		return err
 	}
-	j.env = buildEnv(j.job, cliConfig, filepath.Dir(bin))
+	j.env = buildEnv(j.job, cliConfig, filepath.Dir(bin), j.stateAddress())
 	for _, name := range ignoredStateVars(j.job) {
 		j.log.Printf("The variable %s is ignored: this stack's state is managed by Gantry, which sets it (turn managed state off to use your own)", name)
 	}
@@ -545,9 +545,9 @@ func (j *jobRun) runApply(ctx context.Context) error {
 	}
 	j.env = j.stageEnv(true) // the apply job is the write stage throughout
 	if j.job.ManagedState {
-		// The saved workspace points at the server that planned; this
-		// worker may reach the state through another replica.
-		if err := writeBackendOverride(j.root, j.w.cfg.ServerURL+j.job.StatePath); err != nil {
+		// Workspaces saved before the addresses moved to the environment
+		// name the server that planned in their override.
+		if err := writeBackendOverride(j.root); err != nil {
 			return fail("writing the backend configuration: %v", err)
 		}
 	}
@@ -568,6 +568,10 @@ func (j *jobRun) runApply(ctx context.Context) error {
 	}
 	return j.apply(ctx)
 }
+
+// stateAddress is the address of the stack's state at the server this
+// worker reaches.
+func (j *jobRun) stateAddress() string { return j.w.cfg.ServerURL + j.job.StatePath }
 
 func (j *jobRun) tool(ctx context.Context, args ...string) (int, error) {
 	j.log.Printf("$ %s %s", filepath.Base(j.bin), strings.Join(args, " "))

@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/gantry-iac/gantry/internal/workerapi"
@@ -57,18 +56,20 @@ const overrideFile = "gantry_backend_override.tf"
 const planFile = "gantry.tfplan"
 
 // writeBackendOverride points the configuration at the server's state
-// backend. The credential is not written: it is in TF_HTTP_PASSWORD.
-func writeBackendOverride(root, address string) error {
-	q := strconv.Quote(address)
-	src := `# Written by Gantry: this stack's state is managed by the Gantry server.
+// backend. Neither the addresses nor the credential are written: they are
+// in the environment (TF_HTTP_ADDRESS, TF_HTTP_LOCK_ADDRESS,
+// TF_HTTP_UNLOCK_ADDRESS, TF_HTTP_PASSWORD), so that a saved plan, which
+// keeps the backend's configuration, is applied through the server the
+// applying worker reaches (another replica when the one that planned is
+// gone), not the address it was planned with.
+func writeBackendOverride(root string) error {
+	src := `# Written by Gantry: this stack's state is managed by the Gantry server
+# (where it is and the credential come from the environment: TF_HTTP_*).
 terraform {
   backend "http" {
-    address        = ` + q + `
-    lock_address   = ` + q + `
-    unlock_address = ` + q + `
-    lock_method    = "LOCK"
-    unlock_method  = "UNLOCK"
-    username       = "gantry"
+    lock_method   = "LOCK"
+    unlock_method = "UNLOCK"
+    username      = "gantry"
   }
 }
 `
@@ -91,15 +92,15 @@ func inheritedEnv() []string {
 
 // buildEnv is the run's environment for the read stages: inherited, then
 // Gantry's, then the stack's variables.
-func buildEnv(job *workerapi.Job, cliConfig, toolDir string) []string {
-	return buildStageEnv(job, cliConfig, toolDir, false)
+func buildEnv(job *workerapi.Job, cliConfig, toolDir, stateAddress string) []string {
+	return buildStageEnv(job, cliConfig, toolDir, stateAddress, false)
 }
 
 // buildStageEnv is the run's environment for the read (write false) or
 // the write stage: inherited, then Gantry's (the run's facts also under
 // Spacelift's TF_VAR_spacelift_* names), then the stack's variables, of
 // which ro_/wo_ ones reach only their stage, without the prefix.
-func buildStageEnv(job *workerapi.Job, cliConfig, toolDir string, write bool) []string {
+func buildStageEnv(job *workerapi.Job, cliConfig, toolDir, stateAddress string, write bool) []string {
 	env := inheritedEnv()
 	// The resolved tool comes first on PATH, so hooks and tasks run the same
 	// binary as the run.
@@ -130,6 +131,9 @@ func buildStageEnv(job *workerapi.Job, cliConfig, toolDir string, write bool) []
 		set["GANTRY_OIDC_TOKEN_FILE"] = oidcTokenFile(filepath.Dir(cliConfig))
 	}
 	if job.ManagedState {
+		set["TF_HTTP_ADDRESS"] = stateAddress
+		set["TF_HTTP_LOCK_ADDRESS"] = stateAddress
+		set["TF_HTTP_UNLOCK_ADDRESS"] = stateAddress
 		set["TF_HTTP_PASSWORD"] = job.StateToken
 	}
 	for k, v := range set {
@@ -162,8 +166,9 @@ func buildStageEnv(job *workerapi.Job, cliConfig, toolDir string, write bool) []
 }
 
 // stateBackendVars are the variables of OpenTofu's http backend that the
-// managed state sets: TF_HTTP_PASSWORD in the environment, the others in the
-// backend override (where an unset update method means POST). On a stack
+// managed state sets: the addresses and TF_HTTP_PASSWORD in the
+// environment, the others in the backend override (where an unset update
+// method means POST). On a stack
 // with managed state the run's own variables of these names are ignored.
 var stateBackendVars = map[string]bool{
 	"TF_HTTP_ADDRESS":        true,

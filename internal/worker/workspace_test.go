@@ -118,54 +118,39 @@ func TestCheckNoBackendMissingRoot(t *testing.T) {
 }
 
 func TestWriteBackendOverride(t *testing.T) {
-	tests := []struct {
-		name, address, quoted string
-	}{
-		{"plain", "http://127.0.0.1:8080/api/v1/stacks/demo/tfstate", `"http://127.0.0.1:8080/api/v1/stacks/demo/tfstate"`},
-		{"quote and backslash", `http://h/a"b\c`, `"http://h/a\"b\\c"`},
+	dir := t.TempDir()
+	if err := writeBackendOverride(dir); err != nil {
+		t.Fatal(err)
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			dir := t.TempDir()
-			if err := writeBackendOverride(dir, tt.address); err != nil {
-				t.Fatal(err)
-			}
-			p := filepath.Join(dir, "gantry_backend_override.tf")
-			fi, err := os.Stat(p)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if perm := fi.Mode().Perm(); perm != 0o600 {
-				t.Errorf("override mode = %v, want 0600", perm)
-			}
-			// Writing again (an apply job re-points the restored workspace)
-			// replaces the older override.
-			writeFiles(t, dir, map[string]string{overrideFile: "stale"})
-			if err := writeBackendOverride(dir, tt.address); err != nil {
-				t.Fatal(err)
-			}
-			raw, err := os.ReadFile(p)
-			if err != nil {
-				t.Fatal(err)
-			}
-			src := string(raw)
-			for _, want := range []string{
-				`backend "http" {`,
-				"address        = " + tt.quoted + "\n",
-				"lock_address   = " + tt.quoted + "\n",
-				"unlock_address = " + tt.quoted + "\n",
-				`lock_method    = "LOCK"`,
-				`unlock_method  = "UNLOCK"`,
-				`username       = "gantry"`,
-			} {
-				if !strings.Contains(src, want) {
-					t.Errorf("override lacks %q:\n%s", want, src)
-				}
-			}
-			if strings.Contains(src, "password") || strings.Contains(src, "stale") {
-				t.Errorf("override holds a password or old content:\n%s", src)
-			}
-		})
+	p := filepath.Join(dir, "gantry_backend_override.tf")
+	fi, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if perm := fi.Mode().Perm(); perm != 0o600 {
+		t.Errorf("override mode = %v, want 0600", perm)
+	}
+	// Writing again (an apply job re-points a restored workspace saved
+	// with addresses in it) replaces the older override.
+	writeFiles(t, dir, map[string]string{overrideFile: `address = "http://gone:8080/stale"`})
+	if err := writeBackendOverride(dir); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := string(raw)
+	for _, want := range []string{`backend "http" {`, `lock_method   = "LOCK"`, `unlock_method = "UNLOCK"`, `username      = "gantry"`} {
+		if !strings.Contains(src, want) {
+			t.Errorf("override lacks %q:\n%s", want, src)
+		}
+	}
+	// The addresses and the credential are in the environment: a saved
+	// plan keeps the backend's configuration, and must not keep the
+	// address of the server that planned.
+	if strings.Contains(src, "address =") || strings.Contains(src, "http://") || strings.Contains(src, "password") || strings.Contains(src, "stale") {
+		t.Errorf("override holds an address, a password or old content:\n%s", src)
 	}
 }
 
@@ -195,7 +180,7 @@ func TestBuildEnv(t *testing.T) {
 		Token: "gjt_run-1_jobsecret", StateToken: "gst_run-1_statesecret", ManagedState: true,
 		Env: []workerapi.EnvVar{{Name: "AWS_REGION", Value: "eu-west-1"}, {Name: "DB_PASSWORD", Value: "pw-1234", Secret: true}, {Name: "TF_LOG", Value: "DEBUG"}},
 	}
-	env := buildEnv(job, "/job/cli.tfrc", "/tools/opentofu/1.10.7")
+	env := buildEnv(job, "/job/cli.tfrc", "/tools/opentofu/1.10.7", "http://gantry:8080/api/v1/stacks/s/tfstate")
 	m := envMap(env)
 
 	for _, name := range []string{"GANTRY_ADMIN_TOKEN", "GANTRY_ENCRYPTION_KEY", "TF_VAR_leak", "SPACELIFT_API_KEY_SECRET"} {
@@ -242,7 +227,7 @@ func TestBuildEnv(t *testing.T) {
 	t.Run("unmanaged state has no state credential", func(t *testing.T) {
 		j := *job
 		j.ManagedState = false
-		m := envMap(buildEnv(&j, "/job/cli.tfrc", "/tools"))
+		m := envMap(buildEnv(&j, "/job/cli.tfrc", "/tools", "http://gantry:8080/api/v1/stacks/s/tfstate"))
 		if v, ok := m["TF_HTTP_PASSWORD"]; ok {
 			t.Errorf("TF_HTTP_PASSWORD = %q without managed state", v)
 		}
@@ -265,10 +250,17 @@ func TestBuildEnvStateBackendVars(t *testing.T) {
 		},
 	}
 	for _, write := range []bool{false, true} {
-		env := buildStageEnv(job, "/job/cli.tfrc", "/tools", write)
+		env := buildStageEnv(job, "/job/cli.tfrc", "/tools", "http://replica-2:8080/api/v1/stacks/stk/tfstate", write)
 		m := envMap(env)
 		if m["TF_HTTP_PASSWORD"] != job.StateToken {
 			t.Errorf("write %v: TF_HTTP_PASSWORD = %q, want the state token", write, m["TF_HTTP_PASSWORD"])
+		}
+		// The addresses are in the environment, not in the saved plan: the
+		// apply goes through the server this worker reaches.
+		for _, name := range []string{"TF_HTTP_ADDRESS", "TF_HTTP_LOCK_ADDRESS", "TF_HTTP_UNLOCK_ADDRESS"} {
+			if m[name] != "http://replica-2:8080/api/v1/stacks/stk/tfstate" {
+				t.Errorf("write %v: %s = %q, want the state's address at this worker's server", write, name, m[name])
+			}
 		}
 		for _, name := range []string{"TF_HTTP_USERNAME", "TF_HTTP_UPDATE_METHOD"} {
 			if v, ok := m[name]; ok {
@@ -291,7 +283,7 @@ func TestBuildEnvStateBackendVars(t *testing.T) {
 
 	unmanaged := *job
 	unmanaged.ManagedState = false
-	if m := envMap(buildStageEnv(&unmanaged, "/job/cli.tfrc", "/tools", true)); m["TF_HTTP_PASSWORD"] != "user-password" || m["TF_HTTP_USERNAME"] != "user" {
+	if m := envMap(buildStageEnv(&unmanaged, "/job/cli.tfrc", "/tools", "http://replica-2:8080/api/v1/stacks/stk/tfstate", true)); m["TF_HTTP_PASSWORD"] != "user-password" || m["TF_HTTP_USERNAME"] != "user" {
 		t.Errorf("without managed state the run's TF_HTTP_ variables are not used: %v", m)
 	}
 	if got := ignoredStateVars(&unmanaged); got != nil {
