@@ -198,6 +198,9 @@ func TestJobPlanAndApply(t *testing.T) {
 	if env["TF_HTTP_PASSWORD"] != job.StateToken {
 		t.Errorf("TF_HTTP_PASSWORD = %q, want the state token", env["TF_HTTP_PASSWORD"])
 	}
+	if want := "http://127.0.0.1:9/api/v1/stacks/stk/tfstate"; env["TF_HTTP_ADDRESS"] != want || env["TF_HTTP_LOCK_ADDRESS"] != want {
+		t.Errorf("TF_HTTP_ADDRESS = %q, TF_HTTP_LOCK_ADDRESS = %q, want %q", env["TF_HTTP_ADDRESS"], env["TF_HTTP_LOCK_ADDRESS"], want)
+	}
 	if !strings.HasPrefix(env["PATH"], filepath.Dir(fx.tool)+string(os.PathListSeparator)) {
 		t.Errorf("PATH = %q, want it to start with the tool's directory", env["PATH"])
 	}
@@ -212,6 +215,28 @@ func TestJobPlanAndApply(t *testing.T) {
 	}
 	if left, _ := os.ReadDir(fx.work); len(left) != 0 {
 		t.Errorf("the job left %d entries in the work directory", len(left))
+	}
+}
+
+// A worker given a relative work directory (the server's default data
+// directory is ./gantry-data) hands the tool absolute paths: the tool runs
+// in the project root, where relative ones name nothing.
+func TestJobRelativeWorkDir(t *testing.T) {
+	fx := newJobFixture(t, nil)
+	t.Chdir(filepath.Dir(fx.work))
+	fx.worker = New(Config{Name: "test", ServerURL: "http://127.0.0.1:9", WorkDir: filepath.Base(fx.work), Resolver: fx.worker.cfg.Resolver,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), HeartbeatEvery: 20 * time.Millisecond, ClaimWait: time.Second}, fx.proto)
+	job := fx.job("plan")
+	job.OIDCToken = "header.payload.signature"
+	fx.worker.execute(context.Background(), job, 0)
+	if len(fx.proto.finishes) != 1 || !fx.proto.finishes[0].OK {
+		t.Fatalf("Finish = %+v, want one OK finish", fx.proto.finishes)
+	}
+	env := fx.env(t, "init")
+	for _, name := range []string{"TF_CLI_CONFIG_FILE", "GANTRY_OIDC_TOKEN_FILE"} {
+		if !filepath.IsAbs(env[name]) || !strings.HasPrefix(env[name], fx.work) {
+			t.Errorf("%s = %q, want an absolute path under %s", name, env[name], fx.work)
+		}
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -61,6 +62,16 @@ func New(cfg Config, proto workerapi.Protocol) *Worker {
 	}
 	if cfg.WorkDir == "" {
 		cfg.WorkDir = os.TempDir()
+	}
+	// The tool runs in the project root, not here: paths handed to it
+	// (TF_CLI_CONFIG_FILE, GANTRY_OIDC_TOKEN_FILE, credential files) must
+	// not be relative to the worker's directory.
+	for _, dir := range []*string{&cfg.WorkDir, &cfg.GitCache} {
+		if *dir != "" {
+			if abs, err := filepath.Abs(*dir); err == nil {
+				*dir = abs
+			}
+		}
 	}
 	return &Worker{cfg: cfg, proto: proto}
 }
