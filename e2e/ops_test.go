@@ -130,3 +130,34 @@ func TestStopAndCancel(t *testing.T) {
 		}
 	})
 }
+
+// `make demo` starts the server with --data-dir ./gantry-data: a relative
+// data directory must give runs paths they can open (the tool runs in the
+// project root), or every OpenTofu command warns that its CLI configuration
+// is missing and the OIDC token file cannot be read.
+func TestDemoWithARelativeDataDir(t *testing.T) {
+	t.Parallel()
+	requireSetup(t)
+	s := StartServer(t, ServerConfig{Dir: t.TempDir(), DataDir: "gantry-data", Args: []string{"--demo"}})
+	var runs []apiv1.Run
+	if !poll(waitTimeout, 100*time.Millisecond, func() bool {
+		runs = nil
+		s.MustJSON(t, &runs, "run", "list", "--stack", "demo")
+		return len(runs) > 0
+	}) {
+		t.Fatal("the demo queued no run")
+	}
+	demo := s.WaitRun(t, runs[0].ID, apiv1.StateFinished)
+	if logs := s.Logs(t, "demo", demo.ID); strings.Contains(logs, "Unable to open CLI configuration") {
+		t.Errorf("the demo run's tools could not open their CLI configuration:\n%s", logs)
+	}
+	var task apiv1.Run
+	res := s.GantryJSON(t, &task, "stack", "task", "--id", "demo", "--wait", "--",
+		`test -r "$TF_CLI_CONFIG_FILE" && test -r "$GANTRY_OIDC_TOKEN_FILE" && echo both-readable`)
+	if res.Code != 0 || task.State != apiv1.StateFinished {
+		t.Fatalf("task: exit %d, %+v\n%s", res.Code, task, res.Stderr)
+	}
+	if logs := s.Logs(t, "demo", task.ID); !strings.Contains(logs, "both-readable") {
+		t.Errorf("the task could not read its CLI configuration or OIDC token file:\n%s", logs)
+	}
+}

@@ -63,6 +63,7 @@ type ServerConfig struct {
 	Token   string   // admin token (GANTRY_ADMIN_TOKEN); "" makes one
 	Env     []string // extra environment
 	Args    []string // extra flags
+	Dir     string   // the server's working directory ("" : the test's); a relative DataDir is in it
 }
 
 // Server is one `gantry server` process.
@@ -116,6 +117,7 @@ func StartServer(t *testing.T, cfg ServerConfig) *Server {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(gantryBin, args...)
+	cmd.Dir = cfg.Dir
 	cmd.Env = serverEnv(cfg, tmp)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	dieWithParent(cmd)
@@ -123,6 +125,9 @@ func StartServer(t *testing.T, cfg ServerConfig) *Server {
 	logFile.Close()
 	if err != nil {
 		t.Fatalf("start gantry server: %v", err)
+	}
+	if cfg.Dir != "" && !filepath.IsAbs(cfg.DataDir) {
+		cfg.DataDir = filepath.Join(cfg.Dir, cfg.DataDir)
 	}
 	s := &Server{Token: cfg.Token, DataDir: cfg.DataDir, cfg: cfg, cmd: cmd, exited: make(chan struct{}), logPath: logPath}
 	go func() {

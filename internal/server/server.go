@@ -212,6 +212,13 @@ func (s *Server) open(ctx context.Context) error {
 		cfg.DataDir = dir
 		s.tempDir = true
 	}
+	// Absolute, so that every path made from it (tools, workspaces, git
+	// cache) still names the same place from a run's own directory.
+	abs, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		return fmt.Errorf("the data directory: %w", err)
+	}
+	cfg.DataDir = abs
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("creating the data directory: %w", err)
 	}
