@@ -82,6 +82,11 @@ func (a *API) setDriftDetection(w http.ResponseWriter, r *http.Request, p auth.P
 	if err != nil {
 		return err
 	}
+	// Drift detection queues runs (proposed ones, and with reconcile
+	// tracked ones that apply): what queuing them by hand takes.
+	if err := auth.Authorize(p, auth.RunTrigger, st.Space); err != nil {
+		return err
+	}
 	sc, err := sch.SetDrift(r.Context(), st.ID, p.String(), schedule.DriftSettings{Crons: in.Schedule, Timezone: in.Timezone,
 		Reconcile: in.Reconcile, IgnoreState: in.IgnoreState})
 	if err != nil {

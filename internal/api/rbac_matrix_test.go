@@ -327,6 +327,7 @@ var rootRoutes = map[string]bool{
 // alsoNeeds are the actions a route needs besides its own for the
 // matrix's request: a scheduled tracked run needs run:trigger too.
 var alsoNeeds = map[string][]string{"POST /api/v1/stacks/{id}/schedules": {auth.RunTrigger},
+	"PUT /api/v1/stacks/{id}/drift-detection": {auth.RunTrigger},
 	// Removing the fixture's binding (of space:read) needs what it grants.
 	"DELETE /api/v1/role-bindings/{id}": {auth.SpaceRead}}
 
