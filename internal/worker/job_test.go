@@ -527,3 +527,23 @@ func TestWorkerRunRegisterRefused(t *testing.T) {
 		t.Errorf("Run = %v, want the permanent registration error", err)
 	}
 }
+
+// TestJobRelativeWorkDir: a relative work directory (gantry server
+// --data-dir ./gantry-data) still gives the tool absolute paths: it runs in
+// the checkout, where a relative TF_CLI_CONFIG_FILE (or OIDC token file)
+// names nothing.
+func TestJobRelativeWorkDir(t *testing.T) {
+	fx := newJobFixture(t, nil)
+	base := t.TempDir()
+	t.Chdir(base)
+	if err := os.Mkdir("work", 0o700); err != nil {
+		t.Fatal(err)
+	}
+	fx.worker = New(Config{Name: "test", ServerURL: "http://127.0.0.1:9", WorkDir: "work", Resolver: fx.worker.cfg.Resolver,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), HeartbeatEvery: 20 * time.Millisecond, ClaimWait: time.Second}, fx.proto)
+	fx.worker.execute(context.Background(), fx.job("plan"), 0)
+	cfg := fx.env(t, "init")["TF_CLI_CONFIG_FILE"]
+	if !filepath.IsAbs(cfg) || !strings.HasPrefix(cfg, filepath.Join(base, "work")+string(filepath.Separator)) {
+		t.Errorf("TF_CLI_CONFIG_FILE = %q, want an absolute path under %s", cfg, filepath.Join(base, "work"))
+	}
+}

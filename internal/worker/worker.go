@@ -8,6 +8,7 @@ import (
 	"errors"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -61,6 +62,12 @@ func New(cfg Config, proto workerapi.Protocol) *Worker {
 	}
 	if cfg.WorkDir == "" {
 		cfg.WorkDir = os.TempDir()
+	}
+	// The tool runs in the checkout: the paths it is given (its CLI
+	// configuration, the OIDC token and credential files) must not be
+	// relative to the process's directory.
+	if abs, err := filepath.Abs(cfg.WorkDir); err == nil {
+		cfg.WorkDir = abs
 	}
 	return &Worker{cfg: cfg, proto: proto}
 }
