@@ -172,9 +172,10 @@ func hashCode(code string) string {
 	return "x:" + base64.RawURLEncoding.EncodeToString(h[:])
 }
 
-// authRoutes serves the sign-in flow: /auth/login, /auth/callback,
-// /auth/logout and /auth/cli/token.
+// authRoutes serves the sign-in flow: /auth/sso, /auth/login,
+// /auth/callback, /auth/logout and /auth/cli/token.
 func (a *API) authRoutes(mux *http.ServeMux, ad httpx.Adapter) {
+	mux.Handle("GET /auth/sso", ad.H(a.ssoStatus))
 	mux.Handle("GET /auth/login", ad.H(a.ssoLogin))
 	mux.Handle("GET /auth/callback", ad.H(a.ssoCallback))
 	mux.Handle("POST /auth/logout", ad.H(a.ssoLogout))
@@ -186,6 +187,22 @@ func (a *API) sso() (*SSO, error) {
 		return nil, errs.E(errs.Unavailable, "single sign-on is not configured on this server (gantry server --oidc-issuer ...)")
 	}
 	return a.SSO, nil
+}
+
+// ssoStatus tells, without starting a sign-in, whether /auth/login can
+// start one: 200 {"issuer"} when single sign-on is configured and its
+// provider's discovery document can be read, else the 503 /auth/login
+// would answer. `gantry login --sso` asks it before waiting for a browser.
+func (a *API) ssoStatus(w http.ResponseWriter, r *http.Request) error {
+	s, err := a.sso()
+	if err != nil {
+		return err
+	}
+	if _, err := s.config(r.Context()); err != nil {
+		return err
+	}
+	httpx.WriteJSON(w, http.StatusOK, map[string]string{"issuer": s.Issuer})
+	return nil
 }
 
 // ssoLogin starts a login: ?return_to=/path for the browser, or

@@ -19,6 +19,12 @@ func TestSSOFailures(t *testing.T) {
 	e.a.SSO = &api.SSO{Issuer: "http://127.0.0.1:1", ClientID: "gantry", ClientSecret: "x", RedirectURL: e.url + "/auth/callback", DB: e.db}
 	get := func(path string) response { return e.send(request{method: "GET", path: path}) }
 
+	// The check `gantry login --sso` makes first: the provider cannot be
+	// reached, so no sign-in could start.
+	if r := get("/auth/sso"); r.status != http.StatusServiceUnavailable || !strings.Contains(string(r.body), "cannot be reached") {
+		t.Errorf("GET /auth/sso, provider down: %s", r)
+	}
+
 	// A callback this browser did not start (login CSRF: someone else's
 	// callback link).
 	r := get("/auth/callback?state=forged&code=abc")
@@ -59,5 +65,8 @@ func TestSSOFailures(t *testing.T) {
 	e.a.SSO = nil
 	if r = get("/auth/login"); r.status != http.StatusServiceUnavailable || !strings.Contains(string(r.body), "not configured") {
 		t.Errorf("SSO off: %s", r)
+	}
+	if r = get("/auth/sso"); r.status != http.StatusServiceUnavailable || !strings.Contains(string(r.body), "not configured") {
+		t.Errorf("GET /auth/sso, SSO off: %s", r)
 	}
 }

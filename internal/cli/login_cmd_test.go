@@ -5,6 +5,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gantry-iac/gantry/internal/apiv1"
 )
@@ -92,5 +93,47 @@ func TestLoginRejected(t *testing.T) {
 	}
 	if _, err := os.Stat(cfgPath); !os.IsNotExist(err) {
 		t.Errorf("config written after a failed login: %v", err)
+	}
+}
+
+// TestLoginSSONotConfigured: `login --sso` asks the server first and fails
+// at once, with the server's reason, instead of printing an address that
+// answers 503 and waiting for a sign-in that cannot happen.
+func TestLoginSSONotConfigured(t *testing.T) {
+	cfgPath := isolate(t)
+	api := newFake(t, map[string]route{"GET /auth/sso": apiErr(503, "unavailable",
+		"single sign-on is not configured on this server (gantry server --oidc-issuer ...)")})
+	done := make(chan struct{})
+	var code int
+	var errOut string
+	go func() {
+		defer close(done)
+		code, _, errOut = runMain("login", "--sso", "--no-browser", "--timeout", "1m", "--url", api.srv.URL)
+	}()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("login --sso waited for a sign-in on a server without single sign-on")
+	}
+	if code != 1 || !strings.Contains(errOut, "single sign-on is not configured on this server (gantry server --oidc-issuer") ||
+		strings.Contains(errOut, "Waiting for the sign-in") || strings.Contains(errOut, "/auth/login") {
+		t.Errorf("exit %d stderr %q", code, errOut)
+	}
+	if got := api.requests(); len(got) != 1 || got[0] != "GET /auth/sso" {
+		t.Errorf("requests %q", got)
+	}
+	if _, err := os.Stat(cfgPath); !os.IsNotExist(err) {
+		t.Errorf("config written after a failed login: %v", err)
+	}
+}
+
+// TestLoginSSOConfigured: a server that offers single sign-on gets the
+// browser address printed and the CLI waits (here until its --timeout).
+func TestLoginSSOConfigured(t *testing.T) {
+	isolate(t)
+	api := newFake(t, map[string]route{"GET /auth/sso": ok(map[string]string{"issuer": "https://idp.example.com"})})
+	code, _, errOut := runMain("login", "--sso", "--no-browser", "--timeout", "50ms", "--url", api.srv.URL)
+	if code != 1 || !strings.Contains(errOut, api.srv.URL+"/auth/login?") || !strings.Contains(errOut, "did not finish within 50ms") {
+		t.Errorf("exit %d stderr %q", code, errOut)
 	}
 }

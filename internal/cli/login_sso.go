@@ -25,6 +25,9 @@ import (
 // process on a localhost port with a one-time code; the code and a PKCE
 // verifier only this process holds buy a session token.
 func (a *app) ssoLogin(ctx context.Context, server string, openBrowser bool, timeout time.Duration) (string, error) {
+	if err := ssoAvailable(ctx, server); err != nil {
+		return "", err
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", fmt.Errorf("listening on localhost for the sign-in callback: %w", err)
@@ -104,6 +107,36 @@ func (a *app) ssoLogin(ctx context.Context, server string, openBrowser bool, tim
 		return "", fmt.Errorf("sign-in refused: %s", resp.Status)
 	}
 	return out.Token, nil
+}
+
+// ssoAvailable asks the server whether it can start a sign-in (GET
+// /auth/sso) before a browser is sent there and the CLI waits for it: a
+// server without single sign-on, or whose provider cannot be reached, is
+// told at once. A server too old to know the route (404) is tried anyway.
+func ssoAvailable(ctx context.Context, server string) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(server, "/")+"/auth/sso", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("asking %s whether it offers single sign-on: %w", server, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusNotFound {
+		return nil
+	}
+	var out struct {
+		Error struct {
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	if json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&out) == nil && out.Error.Message != "" {
+		return errors.New("cannot sign in with single sign-on: " + out.Error.Message)
+	}
+	return fmt.Errorf("cannot sign in with single sign-on: %s answers %s", server, resp.Status)
 }
 
 func randomString(n int) string {

@@ -223,13 +223,12 @@ func (a *app) policyTest() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// The report ends with opa test's own summary (PASS: n/N,
+			// FAIL: n/N): the text output adds none of its own.
 			if a.output == "json" {
-				err = a.printJSON(map[string]int{"passed": passed, "failed": failed})
-			} else {
-				_, err = fmt.Fprintf(a.stdout, "PASS: %d, FAIL: %d\n", passed, failed)
-			}
-			if err != nil {
-				return err
+				if err := a.printJSON(map[string]int{"passed": passed, "failed": failed}); err != nil {
+					return err
+				}
 			}
 			if failed > 0 {
 				return fmt.Errorf("%d of %d policy tests failed", failed, passed+failed)

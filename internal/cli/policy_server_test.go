@@ -179,17 +179,26 @@ func TestPolicyTestCommand(t *testing.T) {
 	writeFile(t, pass, "policy.rego", "package spacelift\n\ndeny[msg] {\n\tinput.x > 1\n\tmsg := \"too big\"\n}\n")
 	writeFile(t, pass, "policy_test.rego", "package spacelift\n\ntest_small {\n\tcount(deny) == 0 with input as {\"x\": 1}\n}\n\n"+
 		"test_big {\n\tdeny[\"too big\"] with input as {\"x\": 2}\n}\n")
+	// One summary, opa test's.
+	oneSummary := func(out string) {
+		t.Helper()
+		if n := strings.Count(out, "PASS:") + strings.Count(out, "FAIL:"); n != 1 || strings.Contains(out, ", FAIL:") {
+			t.Errorf("want opa test's summary alone, got:\n%s", out)
+		}
+	}
 	code, out, errOut := runMain("policy", "test", pass)
-	wantRun(t, code, out, errOut, 0, "PASS: 2, FAIL: 0")
+	wantRun(t, code, out, errOut, 0, "PASS: 2/2")
+	oneSummary(out)
 
 	code, out, errOut = runMain("policy", "test", "-v", pass)
-	wantRun(t, code, out, errOut, 0, "test_small", "test_big", "PASS: 2, FAIL: 0")
+	wantRun(t, code, out, errOut, 0, "test_small", "test_big", "PASS: 2/2")
 
 	fail := t.TempDir()
 	writeFile(t, fail, "policy.rego", "package spacelift\n\ndeny[msg] {\n\tinput.x > 1\n\tmsg := \"too big\"\n}\n")
 	writeFile(t, fail, "policy_test.rego", "package spacelift\n\ntest_wrong {\n\tcount(deny) == 1 with input as {\"x\": 1}\n}\n")
 	code, out, errOut = runMain("policy", "test", fail)
-	wantRun(t, code, out, errOut, 1, "test_wrong", "PASS: 0, FAIL: 1")
+	wantRun(t, code, out, errOut, 1, "test_wrong", "FAIL: 1/1")
+	oneSummary(out)
 	if !strings.Contains(errOut, "1 of 1 policy tests failed") {
 		t.Errorf("stderr: %s", errOut)
 	}

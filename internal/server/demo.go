@@ -3,10 +3,12 @@ package server
 import (
 	"context"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/gantry-iac/gantry/examples"
@@ -32,7 +34,8 @@ func (s *Server) demo(ctx context.Context) error {
 	_, err := s.stacks.Create(ctx, stack.Stack{ID: "demo", Name: "Demo stack", Space: "demo", Repository: repo, Branch: "main",
 		Autodeploy: true, ManagedState: true, Labels: []string{"demo"}, Description: "terraform_data and local-exec: no cloud needed."})
 	if errs.Is(err, errs.Conflict) {
-		fmt.Fprintf(s.out, "Demo: stack \"demo\" exists already; deploy it again with: gantry stack deploy --id demo --wait\n")
+		fmt.Fprintf(s.out, "Demo: stack \"demo\" exists already (in %s); Gantry is at %s.\n", s.cfg.DataDir, s.url)
+		s.demoHints("")
 		return nil
 	}
 	if err != nil {
@@ -61,19 +64,38 @@ func (s *Server) demo(ctx context.Context) error {
 			break
 		}
 	}
-	tokenHint := "$(cat " + filepath.Join(s.cfg.DataDir, "admin-token") + ")"
-	fmt.Fprintf(s.out, `Demo run %s ended %s %s
-Try the CLI:
-  export GANTRY_URL=%s GANTRY_TOKEN=%s
-  gantry stack list
-  gantry run show --id %s
-  gantry stack logs --id demo --run %s
-  gantry stack outputs --id demo
+	fmt.Fprintf(s.out, "Demo run %s ended %s %s\n", r.ID, r.State, r.Reason)
+	s.demoHints(r.ID)
+	return nil
+}
+
+// demoHints prints what to paste in another shell to try the CLI on the
+// demo: this binary on the PATH, the server's URL and the admin token
+// file, by absolute paths (the new shell may be anywhere).
+func (s *Server) demoHints(runID string) {
+	token := "<your admin API token>"
+	if p, err := filepath.Abs(filepath.Join(s.cfg.DataDir, "admin-token")); err == nil {
+		if _, err := os.Stat(p); err == nil {
+			token = "$(cat " + p + ")"
+		}
+	}
+	var b strings.Builder
+	b.WriteString("Try the CLI (in another shell):\n")
+	if exe, err := os.Executable(); err == nil {
+		fmt.Fprintf(&b, "  export PATH=%s:$PATH\n", filepath.Dir(exe))
+	}
+	fmt.Fprintf(&b, "  export GANTRY_URL=%s GANTRY_TOKEN=%s\n  gantry stack list\n", s.url, token)
+	if runID != "" {
+		fmt.Fprintf(&b, "  gantry run show --id %s\n  gantry stack logs --id demo --run %s\n", runID, runID)
+	} else {
+		b.WriteString("  gantry run list --stack demo\n")
+	}
+	b.WriteString(`  gantry stack outputs --id demo
   gantry stack deploy --id demo --wait
   gantry stack drift-detection show --id demo   # checked for drift every 5 minutes
   gantry drift list
-`, r.ID, r.State, r.Reason, s.url, tokenHint, r.ID, r.ID)
-	return nil
+`)
+	_, _ = io.WriteString(s.out, b.String())
 }
 
 func writeDemoRepo(ctx context.Context, repo string) error {

@@ -20,6 +20,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/gantry-iac/gantry/internal/api"
@@ -185,7 +186,15 @@ type Server struct {
 func Run(ctx context.Context, cfg Config, out io.Writer, log *slog.Logger) error {
 	s := &Server{cfg: cfg, log: log, out: out, hub: events.NewHub(), closed: make(chan struct{})}
 	defer close(s.closed)
+	// The address first: a server that cannot listen stops before it
+	// creates anything (the first admin token is printed only by a start
+	// that goes on to serve).
+	ln, err := listen(cfg.Listen)
+	if err != nil {
+		return err
+	}
 	if err := s.open(ctx); err != nil {
+		ln.Close()
 		if s.db != nil {
 			s.db.Close()
 		}
@@ -196,7 +205,20 @@ func Run(ctx context.Context, cfg Config, out io.Writer, log *slog.Logger) error
 		defer os.RemoveAll(s.cfg.DataDir)
 		fmt.Fprintf(out, "Development mode: data in %s, removed at exit.\n", s.cfg.DataDir)
 	}
-	return s.serve(ctx)
+	return s.serve(ctx, ln)
+}
+
+// listen binds --listen; a busy address says how to choose another.
+func listen(addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return nil, fmt.Errorf("listening on %s: %w: another process uses this address; "+
+			"choose another with --listen or GANTRY_LISTEN (e.g. GANTRY_LISTEN=127.0.0.1:18483)", addr, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("listening on %s: %w (set the address with --listen or GANTRY_LISTEN)", addr, err)
+	}
+	return ln, nil
 }
 
 func (s *Server) open(ctx context.Context) error {
@@ -547,11 +569,7 @@ func (s *Server) sso() *api.SSO {
 		}}
 }
 
-func (s *Server) serve(ctx context.Context) error {
-	ln, err := net.Listen("tcp", s.cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("listening on %s: %w", s.cfg.Listen, err)
-	}
+func (s *Server) serve(ctx context.Context, ln net.Listener) error {
 	s.url = "http://" + ln.Addr().String()
 	s.policies.PublicURL = s.url
 	if s.cfg.PublicURL != "" {

@@ -281,9 +281,26 @@ func TestServerListenError(t *testing.T) {
 	cfg.Listen = strings.TrimPrefix(s.url, "http://") // taken
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	err = server.Run(ctx, cfg, io.Discard, slog.New(slog.DiscardHandler))
-	if err == nil || !strings.Contains(err.Error(), "listening on") {
-		t.Errorf("Run on a taken address = %v, want a listen error", err)
+	var out bytes.Buffer
+	err = server.Run(ctx, cfg, &out, slog.New(slog.DiscardHandler))
+	if err == nil || !strings.Contains(err.Error(), "listening on") || !strings.Contains(err.Error(), "--listen or GANTRY_LISTEN") {
+		t.Errorf("Run on a taken address = %v, want a listen error naming --listen and GANTRY_LISTEN", err)
+	}
+	// Nothing was created: the first admin token is shown by the start
+	// that serves, not lost with one that could not.
+	if strings.Contains(out.String(), "admin API token") {
+		t.Errorf("a start that could not listen printed:\n%s", out.String())
+	}
+	if _, err := os.Stat(filepath.Join(cfg.DataDir, "admin-token")); !os.IsNotExist(err) {
+		t.Errorf("admin-token after a start that could not listen: %v", err)
+	}
+	cfg.Listen = "127.0.0.1:0"
+	s2, err := start(t, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(s2.out.String(), "Created the first admin API token") {
+		t.Errorf("the next start did not show the first admin token:\n%s", s2.out.String())
 	}
 }
 
@@ -357,7 +374,16 @@ func TestServerDemo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the demo to notice its stack", func() bool { return strings.Contains(s2.out.String(), "exists already") })
+	// A second start says where everything is again, not only that the
+	// stack exists.
+	waitFor(t, "the demo to notice its stack", func() bool { return strings.Contains(s2.out.String(), "gantry drift list") })
+	abs, _ := filepath.Abs(dir)
+	for _, want := range []string{"exists already", "export PATH=", "export GANTRY_URL=" + s2.url,
+		"GANTRY_TOKEN=$(cat " + filepath.Join(abs, "admin-token") + ")", "gantry run list --stack demo"} {
+		if !strings.Contains(s2.out.String(), want) {
+			t.Errorf("second demo start: no %q in\n%s", want, s2.out.String())
+		}
+	}
 }
 
 // The profiler is served only on --debug-listen, never on the API's port.
