@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -13,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/gantry-iac/gantry/internal/client"
+	"github.com/gantry-iac/gantry/internal/dirlock"
 	"github.com/gantry-iac/gantry/internal/seal"
 	"github.com/gantry-iac/gantry/internal/tofu"
 	"github.com/gantry-iac/gantry/internal/worker"
@@ -121,7 +123,10 @@ func (a *app) runWorker(ctx context.Context, f workerFlags) error {
 	}
 	// One worker per work directory: two would share (and break) the git
 	// cache, and one's start-up cleaning would kill the other's jobs.
-	unlock, err := lockDir(f.workDir)
+	unlock, err := dirlock.Lock(f.workDir)
+	if errors.Is(err, dirlock.ErrInUse) {
+		return fmt.Errorf("work directory %s is in use by another gantry worker: give each worker its own --work-dir", f.workDir)
+	}
 	if err != nil {
 		return err
 	}

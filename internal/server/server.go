@@ -28,6 +28,7 @@ import (
 	"github.com/gantry-iac/gantry/internal/auth"
 	"github.com/gantry-iac/gantry/internal/contexts"
 	"github.com/gantry-iac/gantry/internal/db"
+	"github.com/gantry-iac/gantry/internal/dirlock"
 	"github.com/gantry-iac/gantry/internal/drift"
 	"github.com/gantry-iac/gantry/internal/events"
 	"github.com/gantry-iac/gantry/internal/git"
@@ -179,6 +180,7 @@ type Server struct {
 	published    atomic.Int64 // wake-ups sent to the others
 	poolTok      string
 	tempDir      bool          // --dev made the data directory: remove it at exit
+	unlockDir    func()        // releases the data directory
 	closed       chan struct{} // closed when Run returns
 }
 
@@ -193,7 +195,11 @@ func Run(ctx context.Context, cfg Config, out io.Writer, log *slog.Logger) error
 	if err != nil {
 		return err
 	}
-	if err := s.open(ctx); err != nil {
+	err = s.open(ctx)
+	if s.unlockDir != nil {
+		defer s.unlockDir()
+	}
+	if err != nil {
 		ln.Close()
 		if s.db != nil {
 			s.db.Close()
@@ -244,6 +250,17 @@ func (s *Server) open(ctx context.Context) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("creating the data directory: %w", err)
 	}
+	// One server per data directory: a second one would take the first's
+	// runs for ones a crash left behind, and its workers' registrations.
+	unlock, err := dirlock.Lock(cfg.DataDir)
+	if errors.Is(err, dirlock.ErrInUse) {
+		return fmt.Errorf("data directory %s is in use by another gantry server: stop it first, or give this one its own --data-dir "+
+			"(replicas share a PostgreSQL database, not a data directory)", cfg.DataDir)
+	}
+	if err != nil {
+		return fmt.Errorf("locking the data directory: %w", err)
+	}
+	s.unlockDir = unlock
 	key, created, err := secrets.LoadOrCreateKey(cfg.EncryptionKey, cfg.DataDir)
 	if err != nil {
 		return fmt.Errorf("encryption key: %w", err)

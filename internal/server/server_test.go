@@ -305,6 +305,38 @@ func TestServerListenError(t *testing.T) {
 }
 
 // waitFor polls cond until it holds or the deadline passes.
+// A second server on a data directory in use stops before it opens the
+// database: it would take the first one's runs in progress for ones a
+// crash left behind, and break its workers' registrations. Once the first
+// has stopped, the directory is free.
+func TestServerDataDirInUse(t *testing.T) {
+	dir := t.TempDir()
+	first, err := start(t, config(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var out bytes.Buffer
+	logs := &lockedBuffer{}
+	err = server.Run(ctx, config(dir), &out, slog.New(slog.NewTextHandler(logs, nil)))
+	if err == nil || !strings.Contains(err.Error(), "in use by another gantry server") {
+		t.Fatalf("a second server on the same data directory: %v, want it refused", err)
+	}
+	if strings.Contains(logs.String(), "database") || out.Len() > 0 {
+		t.Errorf("the refused server went on:\nout: %s\nlogs: %s", out.String(), logs.String())
+	}
+	if status, _ := first.get(t, "/healthz", ""); status != 200 {
+		t.Errorf("the first server answers /healthz %d", status)
+	}
+	if err := first.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := start(t, config(dir)); err != nil {
+		t.Fatalf("a server on the directory after the first stopped: %v", err)
+	}
+}
+
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
