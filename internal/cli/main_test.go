@@ -378,6 +378,17 @@ func TestCommands(t *testing.T) {
 			},
 		},
 		{
+			name: "retry wait",
+			args: []string{"run", "retry", "--id", "run-0", "--wait"},
+			routes: map[string]route{
+				"POST /api/v1/runs/run-0/retry": status(201, queued),
+				"GET /api/v1/runs/run-1":        seq(run("PLANNING"), run("FAILED")),
+			},
+			wantReqs: []string{"POST /api/v1/runs/run-0/retry", "GET /api/v1/runs/run-1", "GET /api/v1/runs/run-1"},
+			wantCode: 1,
+			wantErr:  []string{"run-1 PLANNING", "Error: run run-1 ended FAILED"},
+		},
+		{
 			name:     "preview",
 			args:     []string{"stack", "preview", "--id", "net", "--sha", "abc"},
 			routes:   map[string]route{"POST /api/v1/stacks/net/runs": status(201, queued)},

@@ -211,15 +211,18 @@ func (a *app) logsCommand() *cobra.Command {
 func (a *app) runCommand() *cobra.Command {
 	return group("run", "List, inspect, review, cancel and stop runs",
 		a.runList(), a.runShow(),
-		a.runAction("cancel", "Cancel a run that has not started", (*client.Client).CancelRun),
-		a.runAction("stop", "Stop a run in progress", (*client.Client).StopRun),
-		a.runAction("retry", "Retry a failed, stopped, canceled or discarded run: a new run on the same commit", (*client.Client).RetryRun),
+		a.runAction("cancel", "Cancel a run that has not started", (*client.Client).CancelRun, false),
+		a.runAction("stop", "Stop a run in progress", (*client.Client).StopRun, false),
+		a.runAction("retry", "Retry a failed, stopped, canceled or discarded run: a new run on the same commit", (*client.Client).RetryRun, true),
 		a.runReview(),
 	)
 }
 
-func (a *app) runAction(use, short string, act func(*client.Client, context.Context, string) (apiv1.Run, error)) *cobra.Command {
+// runAction is a command acting on one run; with waitable (retry, which
+// starts a new run) it also takes --wait.
+func (a *app) runAction(use, short string, act func(*client.Client, context.Context, string) (apiv1.Run, error), waitable bool) *cobra.Command {
 	var id string
+	var wait bool
 	cmd := &cobra.Command{
 		Use:   use,
 		Short: short,
@@ -229,10 +232,13 @@ func (a *app) runAction(use, short string, act func(*client.Client, context.Cont
 			if err != nil {
 				return err
 			}
-			return a.printRuns([]apiv1.Run{run}, run)
+			return a.finish(ctx, c, run, wait)
 		}),
 	}
 	cmd.Flags().StringVar(&id, "id", "", "run id")
+	if waitable {
+		cmd.Flags().BoolVar(&wait, "wait", false, "wait until the new run ends or waits for a person; fail if it did not succeed")
+	}
 	required(cmd, "id")
 	return cmd
 }
