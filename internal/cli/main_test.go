@@ -666,6 +666,29 @@ func TestEnvironmentVariables(t *testing.T) {
 	}
 }
 
+// An update changes what its command line names: settings left in the
+// environment for other commands (GANTRY_SPACE for create and list) must
+// not move or rename what it updates.
+func TestUpdateIgnoresEnvironmentSettings(t *testing.T) {
+	isolate(t)
+	api := newFake(t, map[string]route{"PATCH /api/v1/stacks/net": ok(stack)})
+	t.Setenv("GANTRY_URL", api.srv.URL)
+	t.Setenv("GANTRY_TOKEN", "envtok")
+	t.Setenv("GANTRY_SPACE", "elsewhere")
+	t.Setenv("GANTRY_NAME", "renamed")
+	t.Setenv("GANTRY_AUTODEPLOY", "true")
+	code, _, errOut := runMain("stack", "update", "--id", "net", "--description", "d")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	if got := api.requests(); len(got) != 1 || got[0] != `PATCH /api/v1/stacks/net {"description":"d"}` {
+		t.Errorf("requests %q, want only the description", got)
+	}
+	if api.auth[0] != "Bearer envtok" {
+		t.Errorf("authorization %q: --token still comes from GANTRY_TOKEN", api.auth[0])
+	}
+}
+
 func TestTokenFile(t *testing.T) {
 	isolate(t)
 	api := newFake(t, map[string]route{"GET /api/v1/stacks/net": ok(stack)})

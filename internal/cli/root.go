@@ -82,7 +82,9 @@ func (a *app) rootCommand() *cobra.Command {
 
 Every flag can also be set with the environment variable GANTRY_<FLAG>
 (upper case, dashes as underscores, e.g. GANTRY_TOKEN), or read from the file
-named by GANTRY_<FLAG>_FILE. A flag given on the command line wins.`,
+named by GANTRY_<FLAG>_FILE. A flag given on the command line wins. The
+update commands are the exception: they change only what their command
+line names (--url, --token and --output still come from the environment).`,
 		SilenceErrors:     true,
 		SilenceUsage:      true,
 		PersistentPreRunE: a.prepare,
@@ -117,7 +119,15 @@ func (a *app) prepare(cmd *cobra.Command, _ []string) error {
 		a.onCommandLine = map[string]bool{}
 		cmd.Flags().Visit(func(f *pflag.Flag) { a.onCommandLine[f.Name] = true })
 	}
-	if err := applyEnv(cmd.Flags()); err != nil {
+	flags := cmd.Flags()
+	if cmd.Name() == "update" {
+		// An update changes what its command line names: a GANTRY_SPACE
+		// or GANTRY_NAME left in the environment for other commands must
+		// not move or rename what it updates. --url, --token and --output
+		// still come from the environment.
+		flags = cmd.InheritedFlags()
+	}
+	if err := applyEnv(flags); err != nil {
 		return err
 	}
 	if err := cmd.ValidateRequiredFlags(); err != nil {
