@@ -3,6 +3,7 @@ package api
 import (
 	"errors"
 	"net/http"
+	"slices"
 
 	"github.com/gantry-iac/gantry/internal/apiv1"
 	"github.com/gantry-iac/gantry/internal/auth"
@@ -97,6 +98,9 @@ func (a *API) createStack(w http.ResponseWriter, r *http.Request, p auth.Princip
 	if err := a.usablePool(r, st.WorkerPool, st.Space); err != nil {
 		return err
 	}
+	if err := a.labelAttaches(r, p, nil, st); err != nil {
+		return err
+	}
 	st, err := a.Stacks.Create(r.Context(), st)
 	if err != nil {
 		return err
@@ -121,6 +125,7 @@ func (a *API) updateStack(w http.ResponseWriter, r *http.Request, p auth.Princip
 		return err
 	}
 	st, err := a.Stacks.Update(r.Context(), r.PathValue("id"), func(s *stack.Stack) error {
+		before := *s
 		oldSpace := s.Space
 		set(&s.Name, in.Name)
 		set(&s.Repository, in.Repository)
@@ -151,7 +156,12 @@ func (a *API) updateStack(w http.ResponseWriter, r *http.Request, p auth.Princip
 		oldPool := s.WorkerPool
 		set(&s.WorkerPool, in.WorkerPool)
 		if s.WorkerPool != oldPool || s.Space != oldSpace {
-			return a.usablePool(r, s.WorkerPool, s.Space)
+			if err := a.usablePool(r, s.WorkerPool, s.Space); err != nil {
+				return err
+			}
+		}
+		if in.Labels != nil || s.Space != oldSpace {
+			return a.labelAttaches(r, p, &before, *s)
 		}
 		return nil
 	})
@@ -159,6 +169,34 @@ func (a *API) updateStack(w http.ResponseWriter, r *http.Request, p auth.Princip
 		return err
 	}
 	return a.writeStack(w, r, http.StatusOK, st)
+}
+
+// labelAttaches refuses a stack's labels or space (after; before is the
+// stack as it was, nil for a new one) that make an integration apply to it
+// through `autoattach:<label>` when it did not before, unless p may attach
+// integrations in the stack's space: a label would otherwise hand the
+// stack's runs cloud credentials without integration:attach.
+func (a *API) labelAttaches(r *http.Request, p auth.Principal, before *stack.Stack, after stack.Stack) error {
+	if a.Integrations == nil || auth.Authorize(p, auth.IntegrationAttach, after.Space) == nil {
+		return nil
+	}
+	now, err := a.Integrations.ByLabel(r.Context(), after)
+	if err != nil || len(now) == 0 {
+		return err
+	}
+	var had []string
+	if before != nil {
+		if had, err = a.Integrations.ByLabel(r.Context(), *before); err != nil {
+			return err
+		}
+	}
+	for _, id := range now {
+		if !slices.Contains(had, id) {
+			return errs.E(errs.Forbidden, "the labels of stack %s would attach integration %s (autoattach): that takes %s in space %s",
+				after.ID, id, auth.IntegrationAttach, after.Space)
+		}
+	}
+	return nil
 }
 
 // usablePool checks that a stack in spaceID may run on pool ("" is the

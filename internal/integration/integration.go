@@ -353,6 +353,23 @@ type Applied struct {
 	Attachment  Attachment
 }
 
+// ByLabel returns the ids of the integrations that apply to st through
+// one of its labels (`autoattach:<label>`; not `autoattach:*`, which
+// applies to every stack, nor an explicit attachment), by id.
+func (s *Service) ByLabel(ctx context.Context, st stack.Stack) ([]string, error) {
+	applied, err := s.ForStack(ctx, st)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, ap := range applied {
+		if via := ap.Attachment.Via; via != Explicit && via != AutoattachPrefix+"*" {
+			out = append(out, ap.Integration.ID)
+		}
+	}
+	return out, nil
+}
+
 // ForStack returns the integrations that apply to a stack: explicit
 // attachments, then those auto-attached by label (read and write), of
 // the stack's space and the ancestors it inherits from, by id.
