@@ -275,9 +275,10 @@ func (a *app) driftList() *cobra.Command {
 				return err
 			}
 			return a.print(items, func(w io.Writer) {
-				row(w, "STACK", "SPACE", "STATUS", "DRIFTED", "SINCE", "LAST CHECKED", "CLOUDS", "PENDING CHANGES")
+				row(w, "STACK", "SPACE", "STATUS", "DRIFTED", "SINCE", "LAST CHECKED", "LAST GOOD CHECK", "CLOUDS", "PENDING CHANGES")
 				for _, s := range items {
-					row(w, s.Stack, s.Space, s.Status, s.Drifted, fmtTimePtr(s.Since), fmtTimePtr(s.LastCheckedAt), joinOrDash(s.Clouds), s.PendingChanges)
+					row(w, s.Stack, s.Space, s.Status, s.Drifted, fmtTimePtr(s.Since), fmtTimePtr(s.LastCheckedAt), fmtTimePtr(s.LastGoodAt),
+						joinOrDash(s.Clouds), s.PendingChanges)
 				}
 			})
 		}),
@@ -308,6 +309,11 @@ func (a *app) driftShow() *cobra.Command {
 				field(w, "Since", fmtTimePtr(d.Since))
 				field(w, "Last checked", fmtTimePtr(d.LastCheckedAt))
 				field(w, "Last run", d.LastRun)
+				if d.Status == "failed" {
+					field(w, "Last check error", d.Error)
+					field(w, "Last good check", fmtTimePtr(d.LastGoodAt))
+					field(w, "Last good run", orDash(d.LastGoodRun))
+				}
 				field(w, "Pending changes", d.PendingChanges)
 				if len(d.Resources) > 0 {
 					fmt.Fprintln(w, "\nDRIFTED\tACTION\tCLOUD\tSINCE\tATTRIBUTES")
