@@ -168,7 +168,8 @@ func (a *app) scheduleDelete() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "delete --id ID --at TIME [--keep-resources]",
 		Short: "Schedule the stack's deletion: destroy its resources, then delete it",
-		Long: `Schedule the stack's deletion at a time (RFC 3339, e.g. 2027-01-31T18:00:00Z).
+		Long: `Schedule the stack's deletion at a time (RFC 3339, e.g. 2027-01-31T18:00:00Z)
+in the future: a time in the past is refused.
 
 At that time Gantry queues a DESTROY run, confirms it itself when it waits
 for a confirmation (approval policies still apply), and deletes the stack
@@ -241,7 +242,7 @@ func (a *app) printSchedules(list []apiv1.Schedule, v any) error {
 		for _, s := range list {
 			when := strings.Join(s.Cron, "; ")
 			if s.Kind == "delete" {
-				when = fmtTimePtr(s.At)
+				when = fmtTimePtr(s.At) + map[bool]string{true: ", destroying the resources", false: ", keeping the resources"}[s.DeleteResources]
 			}
 			if s.Kind == "task" {
 				when += " -- " + s.Command
