@@ -2,6 +2,7 @@ package policy_test
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -376,5 +377,62 @@ ignore := true
 			t.Fatalf("canceled %v, %v; want only %s", res.Canceled, err, mine.ID)
 		}
 		wantState(t, f.get(t, victim.ID), run.Ready)
+	})
+}
+
+const badRuleValues = `package spacelift
+
+inbox contains {"title": "critical", "severity": "CRITICAL"} if input.run_updated.state == "FAILED"
+
+inbox contains {"title": "numbered", "severity": 3} if input.run_updated.state == "FAILED"
+
+inbox contains {"title": "fine", "severity": "warning"} if input.run_updated.state == "FAILED"
+
+webhook contains {"endpoint_id": "hook", "headers": {"X-Num": 5, "X-Ok": "yes"}} if input.run_updated.state == "FAILED"
+
+webhook contains {"endpoint_id": "hook", "method": 7} if input.run_updated.state == "FAILED"
+`
+
+// A rule value of the wrong kind is not read as empty or as a default: the
+// message is recorded as a FAILED delivery that says why.
+func TestNotificationRuleValuesRefused(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newFixture(t, d)
+		st := f.stack(t, nil)
+		f.policy(t, "deny-public", "PLAN", denyPublic)
+		f.attach(t, "deny-public", st.ID)
+		f.policy(t, "bad-values", "NOTIFICATION", badRuleValues)
+		if _, err := f.notify.CreateEndpoint(f.ctx, notify.Endpoint{ID: "hook", SpaceID: "root", Kind: notify.KindWebhook, URL: "http://127.0.0.1:1/hook", Enabled: true}); err != nil {
+			t.Fatal(err)
+		}
+		r := f.create(t, st.ID, run.Tracked)
+		_, got := f.plan(t, st, bucketPlan("public-read"))
+		wantState(t, got, run.Failed)
+		f.processEvents(t)
+		items, _, err := f.notify.ListInbox(f.ctx, notify.InboxFilter{RunID: r.ID})
+		if err != nil || len(items) != 1 || items[0].Title != "fine" || items[0].Severity != notify.SeverityWarning {
+			t.Fatalf("inbox = %+v, %v; want only the item with a known severity", items, err)
+		}
+		ds, _, err := f.notify.ListDeliveries(f.ctx, notify.DeliveryFilter{RunID: r.ID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var reasons []string
+		for _, dl := range ds {
+			if dl.Status != notify.StatusFailed {
+				t.Errorf("delivery %s (%s) is %s, want FAILED: %s", dl.ID, dl.Kind, dl.Status, dl.Error)
+			}
+			reasons = append(reasons, dl.Kind+": "+dl.Error)
+		}
+		slices.Sort(reasons)
+		want := []string{
+			`inbox: inbox severity "CRITICAL" is not one of INFO, WARNING, ERROR (the inbox item was not stored)`,
+			`inbox: the inbox rule's severity must be a string, got 3 (the inbox item was not stored)`,
+			`webhook: the webhook rule's header "X-Num" must be a string, got 5`,
+			`webhook: the webhook rule's method must be a string, got 7`,
+		}
+		if !slices.Equal(reasons, want) {
+			t.Errorf("deliveries:\n%s\nwant:\n%s", strings.Join(reasons, "\n"), strings.Join(want, "\n"))
+		}
 	})
 }
