@@ -436,3 +436,58 @@ func TestNotificationRuleValuesRefused(t *testing.T) {
 		}
 	})
 }
+
+// Every run update carries its change's number in the run's timeline
+// (run_updated.sequence), so that receivers can order a run's messages;
+// the history given is the run's up to that change, even for changes made
+// at the same instant.
+func TestNotificationSequence(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newFixture(t, d)
+		st := f.stack(t, nil)
+		f.policy(t, "deny-public", "PLAN", denyPublic)
+		f.attach(t, "deny-public", st.ID)
+		f.policy(t, "every-change", "NOTIFICATION", `package spacelift
+
+webhook contains {"endpoint_id": "hook"} if true
+`)
+		if _, err := f.notify.CreateEndpoint(f.ctx, notify.Endpoint{ID: "hook", SpaceID: "root", Kind: notify.KindWebhook, URL: "http://127.0.0.1:1/hook", Enabled: true}); err != nil {
+			t.Fatal(err)
+		}
+		r := f.create(t, st.ID, run.Tracked)
+		_, got := f.plan(t, st, bucketPlan("public-read"))
+		wantState(t, got, run.Failed)
+		f.processEvents(t)
+		ts, err := f.runs.Transitions(f.ctx, r.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ds, _, err := f.notify.ListDeliveries(f.ctx, notify.DeliveryFilter{RunID: r.ID})
+		if err != nil || len(ds) != len(ts) {
+			t.Fatalf("%d deliveries (%v) for %d changes", len(ds), err, len(ts))
+		}
+		seen := map[int]bool{}
+		for _, dl := range ds {
+			var body struct {
+				State    string `json:"state"`
+				Sequence int    `json:"sequence"`
+				Run      struct {
+					History []struct{ State string } `json:"states_history"`
+				} `json:"run"`
+			}
+			if err := json.Unmarshal([]byte(dl.Body), &body); err != nil {
+				t.Fatal(err)
+			}
+			if body.Sequence < 1 || body.Sequence > len(ts) || seen[body.Sequence] {
+				t.Fatalf("sequence %d (state %s): want each of 1..%d once", body.Sequence, body.State, len(ts))
+			}
+			seen[body.Sequence] = true
+			tr := ts[body.Sequence-1]
+			if tr.Seq != body.Sequence || tr.To != body.State || len(body.Run.History) != body.Sequence ||
+				body.Run.History[len(body.Run.History)-1].State != body.State {
+				t.Errorf("message %d is %s with %d history entries; the change %d is to %s", body.Sequence, body.State,
+					len(body.Run.History), tr.Seq, tr.To)
+			}
+		}
+	})
+}

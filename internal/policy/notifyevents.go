@@ -85,13 +85,22 @@ func (s *Service) notificationInput(ctx context.Context, r run.Run, ev event) (m
 	at := time.Unix(0, ev.Payload.At)
 	history, timing := []any{}, []any{}
 	username, note := "", ev.Payload.Reason
+	// The history up to this change: by its number (changes made in one
+	// transaction share their time), or by time for events stored before
+	// they carried it.
+	upTo := func(t run.Transition) bool {
+		if ev.Payload.Seq > 0 {
+			return t.Seq <= ev.Payload.Seq
+		}
+		return !t.At.After(at)
+	}
 	for i, t := range ts {
-		if t.At.After(at) {
+		if !upTo(t) {
 			break
 		}
 		history = append(history, obj{"state": t.To, "note": t.Reason, "timestamp": ns(t.At), "actor": t.Actor})
 		end := at
-		if i+1 < len(ts) && !ts[i+1].At.After(at) {
+		if i+1 < len(ts) && upTo(ts[i+1]) {
 			end = ts[i+1].At
 		}
 		timing = append(timing, obj{"state": t.To, "duration": end.Sub(t.At).Nanoseconds()})
@@ -128,6 +137,11 @@ func (s *Service) notificationInput(ctx context.Context, r run.Run, ev event) (m
 			"state": ev.Payload.State, "username": username, "note": note, "run": ro, "stack": stackObject(v),
 			"urls": obj{"run": s.runURL(r.ID)}, "timing": timing,
 			"policy_receipts": rcpts, "plan_policy_decision": obj{"deny": deny, "warn": warn},
+			// A Gantry addition: the change's number in the run's timeline
+			// (1 for QUEUED at creation, then one more per change), for
+			// receivers to order a run's messages, which are not delivered
+			// in order.
+			"sequence": ev.Payload.Seq,
 		},
 	}
 	return input, lineage, nil
