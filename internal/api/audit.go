@@ -135,6 +135,8 @@ func (a *API) exportAuditEvents(w http.ResponseWriter, r *http.Request, p auth.P
 	case "", "jsonl":
 		format = "jsonl"
 		enc := json.NewEncoder(bw)
+		// change exactly as stored (and hashed): not re-escaped.
+		enc.SetEscapeHTML(false)
 		write = func(ev apiv1.AuditEvent) error { return enc.Encode(ev) }
 	case "csv":
 		cw := csv.NewWriter(bw)

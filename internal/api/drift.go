@@ -185,7 +185,8 @@ func (a *API) deleteSchedule(w http.ResponseWriter, r *http.Request, p auth.Prin
 
 func stackDriftOut(s drift.Status) apiv1.StackDrift {
 	return apiv1.StackDrift{Stack: s.StackID, Name: s.StackName, Space: s.SpaceID, Status: s.Status, Drifted: s.Drifted,
-		Since: timePtr(s.Since), LastCheckedAt: timePtr(s.LastCheckedAt), LastRun: s.LastRunID, PendingChanges: s.PendingChanges,
+		Since: timePtr(s.Since), LastCheckedAt: timePtr(s.LastCheckedAt), LastRun: s.LastRunID, LastGoodAt: timePtr(s.LastGoodAt),
+		LastGoodRun: s.LastGoodRunID, Error: s.Error, PendingChanges: s.PendingChanges,
 		Clouds: s.Clouds, Scheduled: s.Scheduled}
 }
 

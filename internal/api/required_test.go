@@ -128,3 +128,14 @@ func TestBadTimesNamed(t *testing.T) {
 		}
 	}
 }
+
+// A scheduled delete in the past is refused (it would destroy at once).
+func TestScheduledDeleteInThePast(t *testing.T) {
+	e := newRBACEnv(t)
+	f := e.fixture(0)
+	d := wantError(t, e.do("POST", "/api/v1/stacks/"+f.stack+"/schedules", map[string]any{"kind": "delete", "at": "2020-01-01T00:00:00Z"}),
+		http.StatusBadRequest, "invalid")
+	if !strings.HasPrefix(d.Message, "a scheduled delete needs a time in the future: 2020-01-01T00:00:00Z is in the past (the server's time is ") {
+		t.Errorf("message %q", d.Message)
+	}
+}

@@ -93,7 +93,10 @@ type StackDrift struct {
 	Since          *time.Time `json:"since,omitempty"` // first detection of the oldest open drift
 	LastCheckedAt  *time.Time `json:"last_checked_at,omitempty"`
 	LastRun        string     `json:"last_run,omitempty"`
-	PendingChanges bool       `json:"pending_changes"` // the configuration changed since the last apply (not drift)
+	LastGoodAt     *time.Time `json:"last_successful_check_at,omitempty"`
+	LastGoodRun    string     `json:"last_successful_run,omitempty"`
+	Error          string     `json:"last_check_error,omitempty"` // why the last check failed
+	PendingChanges bool       `json:"pending_changes"`            // the configuration changed since the last apply (not drift)
 	Clouds         []string   `json:"clouds"`
 	Scheduled      bool       `json:"scheduled"`
 }

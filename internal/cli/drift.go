@@ -168,7 +168,8 @@ func (a *app) scheduleDelete() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "delete --id ID --at TIME [--keep-resources]",
 		Short: "Schedule the stack's deletion: destroy its resources, then delete it",
-		Long: `Schedule the stack's deletion at a time (RFC 3339, e.g. 2027-01-31T18:00:00Z).
+		Long: `Schedule the stack's deletion at a time (RFC 3339, e.g. 2027-01-31T18:00:00Z)
+in the future: a time in the past is refused.
 
 At that time Gantry queues a DESTROY run, confirms it itself when it waits
 for a confirmation (approval policies still apply), and deletes the stack
@@ -241,7 +242,7 @@ func (a *app) printSchedules(list []apiv1.Schedule, v any) error {
 		for _, s := range list {
 			when := strings.Join(s.Cron, "; ")
 			if s.Kind == "delete" {
-				when = fmtTimePtr(s.At)
+				when = fmtTimePtr(s.At) + map[bool]string{true: ", destroying the resources", false: ", keeping the resources"}[s.DeleteResources]
 			}
 			if s.Kind == "task" {
 				when += " -- " + s.Command
@@ -275,9 +276,10 @@ func (a *app) driftList() *cobra.Command {
 				return err
 			}
 			return a.print(items, func(w io.Writer) {
-				row(w, "STACK", "SPACE", "STATUS", "DRIFTED", "SINCE", "LAST CHECKED", "CLOUDS", "PENDING CHANGES")
+				row(w, "STACK", "SPACE", "STATUS", "DRIFTED", "SINCE", "LAST CHECKED", "LAST GOOD CHECK", "CLOUDS", "PENDING CHANGES")
 				for _, s := range items {
-					row(w, s.Stack, s.Space, s.Status, s.Drifted, fmtTimePtr(s.Since), fmtTimePtr(s.LastCheckedAt), joinOrDash(s.Clouds), s.PendingChanges)
+					row(w, s.Stack, s.Space, s.Status, s.Drifted, fmtTimePtr(s.Since), fmtTimePtr(s.LastCheckedAt), fmtTimePtr(s.LastGoodAt),
+						joinOrDash(s.Clouds), s.PendingChanges)
 				}
 			})
 		}),
@@ -308,6 +310,11 @@ func (a *app) driftShow() *cobra.Command {
 				field(w, "Since", fmtTimePtr(d.Since))
 				field(w, "Last checked", fmtTimePtr(d.LastCheckedAt))
 				field(w, "Last run", d.LastRun)
+				if d.Status == "failed" {
+					field(w, "Last check error", d.Error)
+					field(w, "Last good check", fmtTimePtr(d.LastGoodAt))
+					field(w, "Last good run", orDash(d.LastGoodRun))
+				}
 				field(w, "Pending changes", d.PendingChanges)
 				if len(d.Resources) > 0 {
 					fmt.Fprintln(w, "\nDRIFTED\tACTION\tCLOUD\tSINCE\tATTRIBUTES")

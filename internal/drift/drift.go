@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gantry-iac/gantry/internal/db"
 	"github.com/gantry-iac/gantry/internal/errs"
@@ -58,14 +59,18 @@ func (s *Service) OnTerminal(ctx context.Context, r run.Run) error {
 	switch r.State {
 	case run.Finished:
 	case run.Failed:
-		return s.check(ctx, r.StackID, r.ID, now, OutcomeFailed, -1, false, nil)
+		why := r.Reason
+		if why == "" {
+			why = "the run failed"
+		}
+		return s.failed(ctx, r.StackID, r.ID, now, "run "+r.ID+" failed: "+why)
 	default:
 		return nil // canceled or stopped by someone: no check happened
 	}
 	data, err := s.runs.Artifact(ctx, r.ID, run.ArtifactPlanJSON)
 	if errs.Is(err, errs.NotFound) {
 		// No plan JSON: nothing to compare (a plan that made none).
-		return s.check(ctx, r.StackID, r.ID, now, OutcomeFailed, -1, false, nil)
+		return s.failed(ctx, r.StackID, r.ID, now, "run "+r.ID+" finished without a plan JSON to compare")
 	}
 	if err != nil {
 		return err
@@ -73,7 +78,7 @@ func (s *Service) OnTerminal(ctx context.Context, r run.Run) error {
 	res, err := Parse(data)
 	if err != nil {
 		s.log.Warn("reading a drift detection run's plan failed", "run", r.ID, "err", err)
-		return s.check(ctx, r.StackID, r.ID, now, OutcomeFailed, -1, false, nil)
+		return s.failed(ctx, r.StackID, r.ID, now, "run "+r.ID+": "+err.Error())
 	}
 	if err := s.record(ctx, r, res, now); err != nil {
 		return err
@@ -88,6 +93,12 @@ func (s *Service) OnTerminal(ctx context.Context, r run.Run) error {
 	if outcome != OutcomeDrifted {
 		return nil
 	}
+	return s.reconcileFound(ctx, r, res)
+}
+
+// reconcileFound queues the reconciliation run of the drift a run found when
+// the stack's drift detection asks for one.
+func (s *Service) reconcileFound(ctx context.Context, r run.Run, res Result) error {
 	sc, err := s.schedules.Drift(ctx, r.StackID)
 	if errs.Is(err, errs.NotFound) || err == nil && !sc.Reconcile {
 		return nil
@@ -174,45 +185,66 @@ func (s *Service) openRows(ctx context.Context, stackID string) (map[string]stri
 	return out, rows.Err()
 }
 
-// check stores a stack's last drift check. drifted < 0 keeps the count of
-// the previous check (a failed check says nothing new about the world).
+// check stores a stack's last drift check, a good one: it is also the last
+// good check, and what it found replaces what the previous one did.
 func (s *Service) check(ctx context.Context, stackID, runID string, now time.Time, outcome string, drifted int, pending bool, clouds []string) error {
-	if drifted < 0 {
-		if err := s.db.QueryRow(ctx, `SELECT COUNT(*) FROM drift_resources WHERE stack_id = $1 AND resolved_at = 0`, stackID).Scan(&drifted); err != nil {
-			return err
-		}
-	}
 	cl := "[]"
 	if clouds != nil {
 		data, _ := json.Marshal(clouds)
 		cl = string(data)
-	} else {
-		var old string
-		err := s.db.QueryRow(ctx, `SELECT clouds FROM drift_checks WHERE stack_id = $1`, stackID).Scan(&old)
-		if err == nil {
-			cl = old
-		} else if !errors.Is(err, sql.ErrNoRows) {
-			return err
-		}
 	}
-	_, err := s.db.Exec(ctx, `INSERT INTO drift_checks (stack_id, last_run_id, last_checked_at, outcome, drifted, pending_changes, clouds)
-		VALUES ($1, $2, $3, $4, $5, $6, $7)
+	_, err := s.db.Exec(ctx, `INSERT INTO drift_checks (stack_id, last_run_id, last_checked_at, outcome, drifted, pending_changes, clouds,
+			last_good_run_id, last_good_checked_at, error)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $2, $3, '')
 		ON CONFLICT (stack_id) DO UPDATE SET last_run_id = excluded.last_run_id, last_checked_at = excluded.last_checked_at,
-		outcome = excluded.outcome, drifted = excluded.drifted, pending_changes = excluded.pending_changes, clouds = excluded.clouds`,
+		outcome = excluded.outcome, drifted = excluded.drifted, pending_changes = excluded.pending_changes, clouds = excluded.clouds,
+		last_good_run_id = excluded.last_good_run_id, last_good_checked_at = excluded.last_good_checked_at, error = ''`,
 		stackID, runID, now.UnixNano(), outcome, drifted, pending, cl)
 	return err
 }
 
+// failed stores a failed drift check: it says nothing new about the world,
+// so what the last good check found (the drift count, pending changes,
+// clouds) and when it ended are kept; why this one failed is recorded.
+func (s *Service) failed(ctx context.Context, stackID, runID string, now time.Time, why string) error {
+	_, err := s.db.Exec(ctx, `INSERT INTO drift_checks (stack_id, last_run_id, last_checked_at, outcome, error)
+		VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT (stack_id) DO UPDATE SET last_run_id = excluded.last_run_id, last_checked_at = excluded.last_checked_at,
+		outcome = excluded.outcome, error = excluded.error`,
+		stackID, runID, now.UnixNano(), OutcomeFailed, shorten(why, maxError))
+	return err
+}
+
+// maxError bounds the failure reason kept with a check.
+const maxError = 1000
+
+// shorten cuts s to at most n bytes on a character boundary.
+func shorten(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "..."
+}
+
 // Status is a stack's drift status in the estate-wide view.
 type Status struct {
-	StackID        string
-	StackName      string
-	SpaceID        string
-	Status         string // drifted, clean, failed, unchecked
+	StackID   string
+	StackName string
+	SpaceID   string
+	// Status is the outcome of the last check: drifted, clean, failed
+	// (the last check failed: Drifted, PendingChanges and Clouds are what
+	// the last good check found) or unchecked.
+	Status         string
 	Drifted        int
 	Since          time.Time // when the oldest open drift was first detected
-	LastCheckedAt  time.Time
+	LastCheckedAt  time.Time // when the last check (good or failed) ended
 	LastRunID      string
+	LastGoodAt     time.Time // when the last good check ended (zero: none yet)
+	LastGoodRunID  string
+	Error          string // why the last check failed ("" unless failed)
 	PendingChanges bool
 	Clouds         []string
 	Scheduled      bool // the stack has a drift detection schedule
@@ -230,27 +262,25 @@ type Filter struct {
 
 const statusCols = `s.id, s.name, s.space_id, COALESCE(c.outcome, ''), COALESCE(c.drifted, 0), COALESCE(c.last_checked_at, 0),
 	COALESCE(c.last_run_id, ''), COALESCE(c.pending_changes, FALSE), COALESCE(c.clouds, '[]'),
+	COALESCE(c.last_good_run_id, ''), COALESCE(c.last_good_checked_at, 0), COALESCE(c.error, ''),
 	(SELECT COUNT(*) FROM schedules sc WHERE sc.stack_id = s.id AND sc.kind = 'drift'),
 	COALESCE((SELECT MIN(d.first_detected_at) FROM drift_resources d WHERE d.stack_id = s.id AND d.resolved_at = 0), 0)`
 
 func scanStatus(row interface{ Scan(...any) error }) (Status, error) {
 	var st Status
 	var outcome, clouds string
-	var checked, since int64
+	var checked, good, since int64
 	var scheduled int
 	if err := row.Scan(&st.StackID, &st.StackName, &st.SpaceID, &outcome, &st.Drifted, &checked, &st.LastRunID, &st.PendingChanges,
-		&clouds, &scheduled, &since); err != nil {
+		&clouds, &st.LastGoodRunID, &good, &st.Error, &scheduled, &since); err != nil {
 		return st, err
 	}
 	st.Status = outcome
 	if outcome == "" {
 		st.Status = "unchecked"
 	}
-	if outcome == OutcomeFailed && st.Drifted > 0 {
-		st.Status = OutcomeDrifted // what the last good check found still stands
-	}
 	st.Scheduled = scheduled > 0
-	st.LastCheckedAt, st.Since = db.FromNanos(checked), db.FromNanos(since)
+	st.LastCheckedAt, st.LastGoodAt, st.Since = db.FromNanos(checked), db.FromNanos(good), db.FromNanos(since)
 	if err := json.Unmarshal([]byte(clouds), &st.Clouds); err != nil || st.Clouds == nil {
 		st.Clouds = []string{}
 	}
@@ -292,9 +322,9 @@ func (s *Service) List(ctx context.Context, f Filter) ([]Status, string, error) 
 	switch f.Status {
 	case "":
 	case OutcomeDrifted:
-		where = append(where, "c.drifted > 0")
+		where = append(where, "c.outcome = 'drifted'")
 	case OutcomeClean:
-		where = append(where, "c.drifted = 0 AND c.outcome = 'clean'")
+		where = append(where, "c.outcome = 'clean'")
 	case OutcomeFailed:
 		where = append(where, "c.outcome = 'failed'")
 	case "unchecked":
@@ -406,13 +436,16 @@ func (s *Service) Reconcile(ctx context.Context, stackID, actor string, resource
 type Metric struct {
 	StackID, SpaceID string
 	ByCloud          map[string]int // every cloud of the stack's resources, 0 when clean
-	LastCheckedAt    time.Time
+	LastCheckedAt    time.Time      // the last check, good or failed
+	LastGoodAt       time.Time      // the last good check (zero: none yet)
+	LastFailed       bool           // the last check failed
 }
 
 // Metrics returns the open drift per stack and cloud and each checked
-// stack's last check.
+// stack's last check and last good check.
 func (s *Service) Metrics(ctx context.Context) ([]Metric, error) {
-	rows, err := s.db.Query(ctx, `SELECT c.stack_id, s.space_id, c.last_checked_at, c.clouds FROM drift_checks c JOIN stacks s ON s.id = c.stack_id ORDER BY c.stack_id`)
+	rows, err := s.db.Query(ctx, `SELECT c.stack_id, s.space_id, c.last_checked_at, c.last_good_checked_at, c.outcome, c.clouds
+		FROM drift_checks c JOIN stacks s ON s.id = c.stack_id ORDER BY c.stack_id`)
 	if err != nil {
 		return nil, err
 	}
@@ -420,13 +453,14 @@ func (s *Service) Metrics(ctx context.Context) ([]Metric, error) {
 	index := map[string]int{}
 	for rows.Next() {
 		var m Metric
-		var at int64
-		var clouds string
-		if err := rows.Scan(&m.StackID, &m.SpaceID, &at, &clouds); err != nil {
+		var at, good int64
+		var outcome, clouds string
+		if err := rows.Scan(&m.StackID, &m.SpaceID, &at, &good, &outcome, &clouds); err != nil {
 			rows.Close()
 			return nil, err
 		}
-		m.LastCheckedAt, m.ByCloud = db.FromNanos(at), map[string]int{}
+		m.LastCheckedAt, m.LastGoodAt, m.ByCloud = db.FromNanos(at), db.FromNanos(good), map[string]int{}
+		m.LastFailed = outcome == OutcomeFailed
 		var cl []string
 		_ = json.Unmarshal([]byte(clouds), &cl)
 		for _, c := range cl {

@@ -203,23 +203,44 @@ func TestEpisodes(t *testing.T) {
 			}
 		}
 
-		// Run 5 fails: what run 4 found stands, the check says failed.
+		// Run 5 fails: what run 4 found stands, the status says the last
+		// check failed and why, and when the last good check was.
+		good := d4.Status.LastCheckedAt
+		if s := d4.Status; !s.LastGoodAt.Equal(good) || s.LastGoodRunID != r4.ID || s.Error != "" {
+			t.Fatalf("status after run 4 (good): %+v", s)
+		}
 		r5 := f.driftRun(t, st.ID, nil, true)
 		d5 := f.show(t, st.ID)
-		if s := d5.Status; s.Status != OutcomeDrifted || s.Drifted != 1 || s.LastRunID != r5.ID || !reflect.DeepEqual(s.Clouds, []string{"aws"}) {
+		if s := d5.Status; s.Status != OutcomeFailed || s.Drifted != 1 || s.LastRunID != r5.ID || !reflect.DeepEqual(s.Clouds, []string{"aws"}) ||
+			!s.LastGoodAt.Equal(good) || s.LastGoodRunID != r4.ID || !s.LastCheckedAt.After(good) || !strings.Contains(s.Error, "refresh failed") ||
+			!strings.Contains(s.Error, r5.ID) {
 			t.Fatalf("status after a failed run: %+v", s)
 		}
 		if len(d5.Open) != 1 || d5.Open[0].LastRunID != r4.ID {
 			t.Fatalf("a failed run changed the open drift: %+v", d5.Open)
 		}
-		if list, _, err := f.drift.List(f.ctx, Filter{Status: OutcomeFailed}); err != nil || len(list) != 1 {
-			t.Fatalf("List(failed) = %d, %v; want the stack", len(list), err)
+		if list, _, err := f.drift.List(f.ctx, Filter{Status: OutcomeFailed}); err != nil || len(list) != 1 || list[0].Status != OutcomeFailed {
+			t.Fatalf("List(failed) = %+v, %v; want the stack, failed", list, err)
+		}
+		if list, _, err := f.drift.List(f.ctx, Filter{Status: OutcomeDrifted}); err != nil || len(list) != 0 {
+			t.Fatalf("List(drifted) = %+v, %v; want none (the status is failed)", list, err)
 		}
 
 		// A plan JSON that does not parse, or none: a failed check.
 		f.driftRun(t, st.ID, []byte("{not json"), false)
-		if s := f.show(t, st.ID).Status; s.Drifted != 1 || s.Status != OutcomeDrifted {
+		if s := f.show(t, st.ID).Status; s.Drifted != 1 || s.Status != OutcomeFailed || !s.LastGoodAt.Equal(good) ||
+			!strings.Contains(s.Error, "reading the plan JSON") {
 			t.Fatalf("status after an unreadable plan: %+v", s)
+		}
+		f.driftRun(t, st.ID, nil, false)
+		if s := f.show(t, st.ID).Status; s.Status != OutcomeFailed || !s.LastGoodAt.Equal(good) || !strings.Contains(s.Error, "without a plan JSON") {
+			t.Fatalf("status after a run without a plan JSON: %+v", s)
+		}
+
+		// The next good check clears the error.
+		r6 := f.driftRun(t, st.ID, driftPlan(t, "aws", map[string]string{b: "qa"}), false)
+		if s := f.show(t, st.ID).Status; s.Status != OutcomeDrifted || s.Error != "" || s.LastGoodRunID != r6.ID || !s.LastGoodAt.Equal(s.LastCheckedAt) {
+			t.Fatalf("status after a good check again: %+v", s)
 		}
 
 		// Other runs are not drift checks.
@@ -257,6 +278,11 @@ func TestPendingChangesRecorded(t *testing.T) {
 		f.driftRun(t, st.ID, plan(t, nil, []change{code}), false)
 		if s := f.show(t, st.ID).Status; s.Status != OutcomeClean || !s.PendingChanges || s.Drifted != 0 {
 			t.Fatalf("status: %+v; want clean with pending changes", s)
+		}
+		// A failed check says nothing new: the pending changes stand.
+		f.driftRun(t, st.ID, nil, true)
+		if s := f.show(t, st.ID).Status; s.Status != OutcomeFailed || !s.PendingChanges || !reflect.DeepEqual(s.Clouds, []string{"aws"}) {
+			t.Fatalf("status after a failed check: %+v; want failed, pending changes and clouds kept", s)
 		}
 	})
 }
@@ -360,7 +386,8 @@ func TestList(t *testing.T) {
 			t.Errorf("pages gave %v", all)
 		}
 
-		// Metrics: open drift per stack and cloud.
+		// Metrics: open drift per stack and cloud; the last good check and
+		// whether the last one failed.
 		metrics, err := f.drift.Metrics(f.ctx)
 		if err != nil {
 			t.Fatal(err)
@@ -368,6 +395,9 @@ func TestList(t *testing.T) {
 		got := map[string]map[string]int{}
 		for _, m := range metrics {
 			got[m.StackID] = m.ByCloud
+			if failed := m.StackID == "st-3"; m.LastFailed != failed || m.LastGoodAt.IsZero() != failed || m.LastCheckedAt.IsZero() {
+				t.Errorf("metrics of %s: %+v", m.StackID, m)
+			}
 		}
 		wantM := map[string]map[string]int{"st-1": {"aws": 1}, "st-2": {"google": 0}, "st-3": {}, "st-6": {"azure": 2}}
 		if !reflect.DeepEqual(got, wantM) {

@@ -19,6 +19,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Actions: what happened to a resource outside Gantry.
@@ -303,14 +304,34 @@ func equal(a, b any) bool {
 	return bytes.Equal(x, y)
 }
 
-// value is the JSON of v, shortened when long.
+// value is the JSON of v, shortened when long: a string longer than
+// maxValue bytes is cut there (on a character boundary); an object or list
+// whose JSON is longer becomes a string of the start of that JSON. Either
+// ends "... (truncated)".
 func value(v any) json.RawMessage {
+	str, isString := v.(string)
+	if isString && len(str) > maxValue {
+		v = cut(str, maxValue) + truncated
+	}
 	data, err := json.Marshal(v)
 	if err != nil {
 		return nil
 	}
-	if len(data) > maxValue {
-		data, _ = json.Marshal(string(data[:maxValue]) + "... (truncated)")
+	if !isString && len(data) > maxValue {
+		data, _ = json.Marshal(cut(string(data), maxValue) + truncated)
 	}
 	return data
+}
+
+const truncated = "... (truncated)"
+
+// cut is the start of s, at most n bytes, not splitting a character.
+func cut(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }

@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func readPlan(t *testing.T, name string) []byte {
@@ -310,8 +311,38 @@ func TestParseTruncatesHugeValues(t *testing.T) {
 	if err := json.Unmarshal(a[0].After, &after); err != nil {
 		t.Fatalf("the truncated value is not a JSON string: %v", err)
 	}
-	if len(a[0].After) > maxValue+100 || !strings.HasSuffix(after, "... (truncated)") || !strings.HasPrefix(after, `"xxxx`) {
-		t.Errorf("after is %d bytes, ends %q; want at most about %d bytes, marked truncated", len(a[0].After), after[max(0, len(after)-20):], maxValue)
+	if want := strings.Repeat("x", maxValue) + "... (truncated)"; after != want {
+		t.Errorf("after is %d bytes, ends %q; want the value's first %d bytes, marked truncated", len(after), after[max(0, len(after)-20):], maxValue)
+	}
+
+	// Long values are cut on a character boundary, the value itself (not
+	// its JSON: no quote of its own inside); long objects are the start of
+	// their JSON, as a string.
+	accents := strings.Repeat("é", 1500)
+	list := make([]any, 1000)
+	for i := range list {
+		list[i] = "é"
+	}
+	c = managed("files_bucket.a", "hashicorp/files", []string{"update"}, obj{"tag": "x", "list": []any{}}, obj{"tag": accents, "list": list})
+	res = mustParse(t, plan(t, []change{c}, nil))
+	for _, at := range res.Resources[0].Attributes {
+		var got string
+		if err := json.Unmarshal(at.After, &got); err != nil {
+			t.Fatalf("%s: the truncated value is not a JSON string: %v", at.Name, err)
+		}
+		if !utf8.ValidString(got) || strings.ContainsRune(got, utf8.RuneError) || !strings.HasSuffix(got, "... (truncated)") {
+			t.Errorf("%s: value ends %q; want whole characters, marked truncated", at.Name, got[max(0, len(got)-30):])
+		}
+		switch at.Name {
+		case "tag":
+			if want := strings.Repeat("é", maxValue/2) + "... (truncated)"; got != want {
+				t.Errorf("tag: %d bytes, starts %q; want the first %d bytes of the value", len(got), got[:10], maxValue)
+			}
+		case "list":
+			if !strings.HasPrefix(got, `["é","é"`) || len(got) > maxValue+len("... (truncated)") {
+				t.Errorf("list: %d bytes, starts %q; want the start of its JSON", len(got), got[:10])
+			}
+		}
 	}
 
 	// Many attributes: at most maxAttributes.

@@ -11,10 +11,11 @@ import (
 	"github.com/gantry-iac/gantry/internal/errs"
 )
 
-// Delivery is a webhook or Slack message and what became of it.
+// Delivery is a webhook, Slack, Teams or email message and what became of
+// it, or an inbox message that was refused (FAILED, never sent).
 type Delivery struct {
 	ID          string
-	Kind        string // KindWebhook or KindSlack
+	Kind        string // KindWebhook, KindSlack, KindTeams, KindEmail; KindInbox when refused
 	EndpointID  string
 	SpaceID     string
 	RunID       string

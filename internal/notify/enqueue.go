@@ -51,22 +51,34 @@ func (s *Service) enqueueOne(ctx context.Context, m Message) error {
 		return errs.E(errs.Invalid, "a notification needs the space of its run")
 	}
 	t := now().UnixNano()
+	var d delivery
 	switch m.Kind {
 	case KindInbox:
-		return s.addInbox(ctx, m, t)
+		reason := m.Problem
+		if reason == "" {
+			reason = checkSeverity(m.Severity)
+		}
+		if reason == "" {
+			return s.addInbox(ctx, m, t)
+		}
+		// Not stored with another severity than the rule asked for: a
+		// FAILED delivery says why, as for the other channels.
+		b := marshalPlain(map[string]string{"title": m.Title, "body": m.Body, "severity": m.Severity})
+		d = delivery{id: id.New("dlv"), kind: KindInbox, headers: "{}", body: string(b), status: StatusFailed,
+			lastError: reason + " (the inbox item was not stored)"}
 	case KindWebhook, KindSlack, KindTeams, KindEmail:
+		var err error
+		if d, err = s.prepare(ctx, m); err != nil {
+			return err
+		}
 	default:
 		return errs.E(errs.Invalid, "notification kind must be webhook, slack, teams, email or inbox, got %q", m.Kind)
-	}
-	d, err := s.prepare(ctx, m)
-	if err != nil {
-		return err
 	}
 	if d.lastError != "" {
 		s.log.WarnContext(ctx, "notification not deliverable", "delivery_id", d.id, "endpoint_id", m.EndpointID,
 			"run_id", m.RunID, "error", d.lastError)
 	}
-	_, err = s.db.Exec(ctx, `INSERT INTO notify_deliveries (id, kind, endpoint_id, endpoint_created_at, space_id, run_id,
+	_, err := s.db.Exec(ctx, `INSERT INTO notify_deliveries (id, kind, endpoint_id, endpoint_created_at, space_id, run_id,
 		stack_id, event, method, headers, body, status, next_attempt_at, last_error, created_at, updated_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $13, $13)`,
 		d.id, d.kind, dbText(d.endpointID, maxShort), d.endpointRef, dbText(m.SpaceID, maxShort), dbText(m.RunID, maxShort),
@@ -93,6 +105,9 @@ func (s *Service) prepare(ctx context.Context, m Message) (delivery, error) {
 	d.body = body
 	if reason != "" {
 		return fail("%s", reason)
+	}
+	if m.Problem != "" {
+		return fail("%s", m.Problem)
 	}
 	if m.Kind == KindWebhook {
 		if m.Method != "" {

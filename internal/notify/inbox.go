@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -41,14 +42,19 @@ const (
 	maxInboxBody = 64 << 10
 )
 
+// checkSeverity says why an inbox message's severity is refused ("" when
+// it is INFO, WARNING or ERROR, in any case, or empty for INFO).
+func checkSeverity(sev string) string {
+	switch strings.ToUpper(sev) {
+	case "", SeverityInfo, SeverityWarning, SeverityError:
+		return ""
+	}
+	return fmt.Sprintf("inbox severity %q is not one of INFO, WARNING, ERROR", sev)
+}
+
 func (s *Service) addInbox(ctx context.Context, m Message, t int64) error {
 	sev := strings.ToUpper(m.Severity)
-	switch sev {
-	case SeverityInfo, SeverityWarning, SeverityError:
-	case "":
-		sev = SeverityInfo
-	default:
-		s.log.WarnContext(ctx, "inbox message with an unknown severity stored as INFO", "severity", m.Severity, "run_id", m.RunID)
+	if sev == "" {
 		sev = SeverityInfo
 	}
 	title := dbText(m.Title, maxTitle)

@@ -2,6 +2,7 @@ package notify
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/gantry-iac/gantry/internal/db"
@@ -16,7 +17,7 @@ func TestInbox(t *testing.T) {
 		mustEnqueue(t, s,
 			Message{Kind: KindInbox, SpaceID: "root", RunID: "run-1", Title: "first", Body: "b1", Severity: "error"},
 			Message{Kind: KindInbox, SpaceID: "other", RunID: "run-2", Title: "second", Severity: "WARNING"},
-			Message{Kind: KindInbox, SpaceID: "root", RunID: "run-1", Event: "run_updated:FINISHED", Severity: "LOUD"},
+			Message{Kind: KindInbox, SpaceID: "root", RunID: "run-1", Event: "run_updated:FINISHED"},
 		)
 		all, next, err := s.ListInbox(ctx, InboxFilter{})
 		if err != nil || next != "" || len(all) != 3 {
@@ -51,6 +52,29 @@ func TestInbox(t *testing.T) {
 		}
 		if err := s.MarkRead(ctx, "ntf-nope"); !errs.Is(err, errs.NotFound) {
 			t.Errorf("MarkRead unknown: %v", err)
+		}
+
+		// An unknown severity, or a rule mistake found before, is not
+		// stored as something else: a FAILED delivery says why.
+		mustEnqueue(t, s,
+			Message{Kind: KindInbox, SpaceID: "root", RunID: "run-3", Title: "loud", Severity: "CRITICAL"},
+			Message{Kind: KindInbox, SpaceID: "root", RunID: "run-3", Title: "typed", Problem: "the inbox rule's severity must be a string, got 3"},
+		)
+		if items, _, _ := s.ListInbox(ctx, InboxFilter{RunID: "run-3"}); len(items) != 0 {
+			t.Errorf("refused inbox messages stored: %+v", items)
+		}
+		ds, _, err := s.ListDeliveries(ctx, DeliveryFilter{RunID: "run-3"})
+		if err != nil || len(ds) != 2 {
+			t.Fatalf("deliveries of refused inbox messages: %+v, %v", ds, err)
+		}
+		for _, dl := range ds {
+			if dl.Kind != KindInbox || dl.Status != StatusFailed || !strings.HasSuffix(dl.Error, "(the inbox item was not stored)") ||
+				!strings.Contains(dl.Body, `"title":"`) {
+				t.Errorf("delivery %+v; want a FAILED inbox delivery saying why", dl)
+			}
+		}
+		if !strings.Contains(ds[0].Error+ds[1].Error, `inbox severity "CRITICAL" is not one of INFO, WARNING, ERROR`) {
+			t.Errorf("errors %q, %q", ds[0].Error, ds[1].Error)
 		}
 	})
 }

@@ -105,6 +105,10 @@ type Message struct {
 	// AllowedSpaces are the spaces whose endpoints the run may use (its
 	// space and the ancestors it inherits from). Nil means SpaceID only.
 	AllowedSpaces []string
+	// Problem, when set by whoever built the message from a policy rule,
+	// says why the rule cannot be honoured (a field of the wrong type): the
+	// message is recorded as a FAILED delivery saying so.
+	Problem string
 
 	// Webhook.
 	Payload        json.RawMessage // the body; DefaultPayload when empty

@@ -35,6 +35,9 @@ type event struct {
 		State  string `json:"state"`
 		At     int64  `json:"at"`
 		Reason string `json:"reason"`
+		// Seq is the change's number in the run's timeline (0 in events
+		// stored before it was recorded).
+		Seq int `json:"seq"`
 	}
 }
 

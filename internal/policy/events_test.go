@@ -2,6 +2,7 @@ package policy_test
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -376,5 +377,117 @@ ignore := true
 			t.Fatalf("canceled %v, %v; want only %s", res.Canceled, err, mine.ID)
 		}
 		wantState(t, f.get(t, victim.ID), run.Ready)
+	})
+}
+
+const badRuleValues = `package spacelift
+
+inbox contains {"title": "critical", "severity": "CRITICAL"} if input.run_updated.state == "FAILED"
+
+inbox contains {"title": "numbered", "severity": 3} if input.run_updated.state == "FAILED"
+
+inbox contains {"title": "fine", "severity": "warning"} if input.run_updated.state == "FAILED"
+
+webhook contains {"endpoint_id": "hook", "headers": {"X-Num": 5, "X-Ok": "yes"}} if input.run_updated.state == "FAILED"
+
+webhook contains {"endpoint_id": "hook", "method": 7} if input.run_updated.state == "FAILED"
+`
+
+// A rule value of the wrong kind is not read as empty or as a default: the
+// message is recorded as a FAILED delivery that says why.
+func TestNotificationRuleValuesRefused(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newFixture(t, d)
+		st := f.stack(t, nil)
+		f.policy(t, "deny-public", "PLAN", denyPublic)
+		f.attach(t, "deny-public", st.ID)
+		f.policy(t, "bad-values", "NOTIFICATION", badRuleValues)
+		if _, err := f.notify.CreateEndpoint(f.ctx, notify.Endpoint{ID: "hook", SpaceID: "root", Kind: notify.KindWebhook, URL: "http://127.0.0.1:1/hook", Enabled: true}); err != nil {
+			t.Fatal(err)
+		}
+		r := f.create(t, st.ID, run.Tracked)
+		_, got := f.plan(t, st, bucketPlan("public-read"))
+		wantState(t, got, run.Failed)
+		f.processEvents(t)
+		items, _, err := f.notify.ListInbox(f.ctx, notify.InboxFilter{RunID: r.ID})
+		if err != nil || len(items) != 1 || items[0].Title != "fine" || items[0].Severity != notify.SeverityWarning {
+			t.Fatalf("inbox = %+v, %v; want only the item with a known severity", items, err)
+		}
+		ds, _, err := f.notify.ListDeliveries(f.ctx, notify.DeliveryFilter{RunID: r.ID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var reasons []string
+		for _, dl := range ds {
+			if dl.Status != notify.StatusFailed {
+				t.Errorf("delivery %s (%s) is %s, want FAILED: %s", dl.ID, dl.Kind, dl.Status, dl.Error)
+			}
+			reasons = append(reasons, dl.Kind+": "+dl.Error)
+		}
+		slices.Sort(reasons)
+		want := []string{
+			`inbox: inbox severity "CRITICAL" is not one of INFO, WARNING, ERROR (the inbox item was not stored)`,
+			`inbox: the inbox rule's severity must be a string, got 3 (the inbox item was not stored)`,
+			`webhook: the webhook rule's header "X-Num" must be a string, got 5`,
+			`webhook: the webhook rule's method must be a string, got 7`,
+		}
+		if !slices.Equal(reasons, want) {
+			t.Errorf("deliveries:\n%s\nwant:\n%s", strings.Join(reasons, "\n"), strings.Join(want, "\n"))
+		}
+	})
+}
+
+// Every run update carries its change's number in the run's timeline
+// (run_updated.sequence), so that receivers can order a run's messages;
+// the history given is the run's up to that change, even for changes made
+// at the same instant.
+func TestNotificationSequence(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newFixture(t, d)
+		st := f.stack(t, nil)
+		f.policy(t, "deny-public", "PLAN", denyPublic)
+		f.attach(t, "deny-public", st.ID)
+		f.policy(t, "every-change", "NOTIFICATION", `package spacelift
+
+webhook contains {"endpoint_id": "hook"} if true
+`)
+		if _, err := f.notify.CreateEndpoint(f.ctx, notify.Endpoint{ID: "hook", SpaceID: "root", Kind: notify.KindWebhook, URL: "http://127.0.0.1:1/hook", Enabled: true}); err != nil {
+			t.Fatal(err)
+		}
+		r := f.create(t, st.ID, run.Tracked)
+		_, got := f.plan(t, st, bucketPlan("public-read"))
+		wantState(t, got, run.Failed)
+		f.processEvents(t)
+		ts, err := f.runs.Transitions(f.ctx, r.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ds, _, err := f.notify.ListDeliveries(f.ctx, notify.DeliveryFilter{RunID: r.ID})
+		if err != nil || len(ds) != len(ts) {
+			t.Fatalf("%d deliveries (%v) for %d changes", len(ds), err, len(ts))
+		}
+		seen := map[int]bool{}
+		for _, dl := range ds {
+			var body struct {
+				State    string `json:"state"`
+				Sequence int    `json:"sequence"`
+				Run      struct {
+					History []struct{ State string } `json:"states_history"`
+				} `json:"run"`
+			}
+			if err := json.Unmarshal([]byte(dl.Body), &body); err != nil {
+				t.Fatal(err)
+			}
+			if body.Sequence < 1 || body.Sequence > len(ts) || seen[body.Sequence] {
+				t.Fatalf("sequence %d (state %s): want each of 1..%d once", body.Sequence, body.State, len(ts))
+			}
+			seen[body.Sequence] = true
+			tr := ts[body.Sequence-1]
+			if tr.Seq != body.Sequence || tr.To != body.State || len(body.Run.History) != body.Sequence ||
+				body.Run.History[len(body.Run.History)-1].State != body.State {
+				t.Errorf("message %d is %s with %d history entries; the change %d is to %s", body.Sequence, body.State,
+					len(body.Run.History), tr.Seq, tr.To)
+			}
+		}
 	})
 }

@@ -199,7 +199,7 @@ func (s *Service) previousRun(ctx context.Context, r run.Run) (any, error) {
 // change it records the event that drives notification policies (every
 // change) and trigger policies (a blocking run that ended), so that they
 // are evaluated even if the server stops right after.
-func (s *Service) Changed(ctx context.Context, r run.Run, from string, at time.Time) ([]string, error) {
+func (s *Service) Changed(ctx context.Context, r run.Run, from string, at time.Time, seq int) ([]string, error) {
 	var kinds []string
 	if ok, err := s.anyOfType(ctx, engine.TypeNotification); err != nil {
 		return nil, err
@@ -216,7 +216,7 @@ func (s *Service) Changed(ctx context.Context, r run.Run, from string, at time.T
 		}
 	}
 	for _, k := range kinds {
-		payload, _ := json.Marshal(obj{"from": from, "state": r.State, "at": at.UnixNano(), "reason": r.Reason})
+		payload, _ := json.Marshal(obj{"from": from, "state": r.State, "at": at.UnixNano(), "reason": r.Reason, "seq": seq})
 		if _, err := s.db.Exec(ctx, `INSERT INTO policy_events (id, kind, run_id, payload, next_at, created_at) VALUES ($1, $2, $3, $4, $5, $5)`,
 			id.New("pev"), k, r.ID, string(payload), at.UnixNano()); err != nil {
 			return nil, err

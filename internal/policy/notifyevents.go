@@ -3,8 +3,12 @@ package policy
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gantry-iac/gantry/internal/drift"
 	"github.com/gantry-iac/gantry/internal/errs"
@@ -81,13 +85,22 @@ func (s *Service) notificationInput(ctx context.Context, r run.Run, ev event) (m
 	at := time.Unix(0, ev.Payload.At)
 	history, timing := []any{}, []any{}
 	username, note := "", ev.Payload.Reason
+	// The history up to this change: by its number (changes made in one
+	// transaction share their time), or by time for events stored before
+	// they carried it.
+	upTo := func(t run.Transition) bool {
+		if ev.Payload.Seq > 0 {
+			return t.Seq <= ev.Payload.Seq
+		}
+		return !t.At.After(at)
+	}
 	for i, t := range ts {
-		if t.At.After(at) {
+		if !upTo(t) {
 			break
 		}
 		history = append(history, obj{"state": t.To, "note": t.Reason, "timestamp": ns(t.At), "actor": t.Actor})
 		end := at
-		if i+1 < len(ts) && !ts[i+1].At.After(at) {
+		if i+1 < len(ts) && upTo(ts[i+1]) {
 			end = ts[i+1].At
 		}
 		timing = append(timing, obj{"state": t.To, "duration": end.Sub(t.At).Nanoseconds()})
@@ -124,6 +137,11 @@ func (s *Service) notificationInput(ctx context.Context, r run.Run, ev event) (m
 			"state": ev.Payload.State, "username": username, "note": note, "run": ro, "stack": stackObject(v),
 			"urls": obj{"run": s.runURL(r.ID)}, "timing": timing,
 			"policy_receipts": rcpts, "plan_policy_decision": obj{"deny": deny, "warn": warn},
+			// A Gantry addition: the change's number in the run's timeline
+			// (1 for QUEUED at creation, then one more per change), for
+			// receivers to order a run's messages, which are not delivered
+			// in order.
+			"sequence": ev.Payload.Seq,
 		},
 	}
 	return input, lineage, nil
@@ -136,48 +154,111 @@ func (s *Service) runURL(runID string) string {
 }
 
 // messagesOf turns a notification decision into messages to enqueue;
-// runURL is the link Teams cards offer (left out unless absolute).
+// runURL is the link Teams cards offer (left out unless absolute). A field
+// of a rule that has the wrong type (a number as a header value or a
+// severity) is not read as empty: the message carries the problem and its
+// delivery fails saying so.
 func messagesOf(d engine.Decision, r run.Run, ev event, lineage []string, def []byte, runURL string) []notify.Message {
 	base := notify.Message{SpaceID: r.SpaceID, RunID: r.ID, StackID: r.StackID, Event: "run_updated:" + ev.Payload.State, AllowedSpaces: lineage}
 	var out []notify.Message
 	for _, w := range d.Webhook {
-		m := base
-		m.Kind, m.EndpointID, m.DefaultPayload = notify.KindWebhook, str(w["endpoint_id"]), def
+		m, f := base, rule{kind: "webhook", m: w}
+		m.Kind, m.EndpointID, m.DefaultPayload = notify.KindWebhook, f.str("endpoint_id"), def
 		if p, ok := w["payload"]; ok && p != nil {
 			m.Payload, _ = json.Marshal(p)
 		}
-		m.Method = str(w["method"])
-		if h, ok := w["headers"].(map[string]any); ok {
-			m.Headers = map[string]string{}
-			for k, v := range h {
-				m.Headers[k] = str(v)
-			}
-		}
+		m.Method = f.str("method")
+		m.Headers = f.headers()
+		m.Problem = f.problem
 		out = append(out, m)
 	}
 	for _, sl := range d.Slack {
-		m := base
-		m.Kind, m.EndpointID, m.Text = notify.KindSlack, str(sl["channel_id"]), str(sl["message"])
+		m, f := base, rule{kind: "slack", m: sl}
+		m.Kind, m.EndpointID, m.Text = notify.KindSlack, f.str("channel_id"), f.str("message")
+		m.Problem = f.problem
 		out = append(out, m)
 	}
 	for _, tm := range d.Teams {
-		m := base
-		m.Kind, m.EndpointID, m.Title, m.Text = notify.KindTeams, str(tm["channel_id"]), str(tm["title"]), str(tm["message"])
+		m, f := base, rule{kind: "teams", m: tm}
+		m.Kind, m.EndpointID, m.Title, m.Text = notify.KindTeams, f.str("channel_id"), f.str("title"), f.str("message")
 		m.RunURL = runURL
+		m.Problem = f.problem
 		out = append(out, m)
 	}
 	for _, em := range d.Email {
-		m := base
-		m.Kind, m.EndpointID, m.Subject, m.Body = notify.KindEmail, str(em["endpoint_id"]), str(em["subject"]), str(em["body"])
+		m, f := base, rule{kind: "email", m: em}
+		m.Kind, m.EndpointID, m.Subject, m.Body = notify.KindEmail, f.str("endpoint_id"), f.str("subject"), f.str("body")
 		m.To = emailRecipients(em["to"])
+		m.Problem = f.problem
 		out = append(out, m)
 	}
 	for _, in := range d.Inbox {
-		m := base
-		m.Kind, m.Title, m.Body, m.Severity = notify.KindInbox, str(in["title"]), str(in["body"]), strings.ToUpper(str(in["severity"]))
+		m, f := base, rule{kind: "inbox", m: in}
+		m.Kind, m.Title, m.Body, m.Severity = notify.KindInbox, f.str("title"), f.str("body"), strings.ToUpper(f.str("severity"))
+		m.Problem = f.problem
 		out = append(out, m)
 	}
 	return out
+}
+
+// rule reads the fields of one notification rule, keeping the first
+// problem found.
+type rule struct {
+	kind    string
+	m       map[string]any
+	problem string
+}
+
+func (r *rule) fail(format string, args ...any) {
+	if r.problem == "" {
+		r.problem = fmt.Sprintf("the %s rule's ", r.kind) + fmt.Sprintf(format, args...)
+	}
+}
+
+// str is a string field; absent or null is "".
+func (r *rule) str(name string) string {
+	v, ok := r.m[name]
+	if !ok || v == nil {
+		return ""
+	}
+	s, ok := v.(string)
+	if !ok {
+		r.fail("%s must be a string, got %s", name, jsonText(v))
+	}
+	return s
+}
+
+// headers is a webhook rule's headers: an object of strings.
+func (r *rule) headers() map[string]string {
+	v, ok := r.m["headers"]
+	if !ok || v == nil {
+		return nil
+	}
+	h, ok := v.(map[string]any)
+	if !ok {
+		r.fail("headers must be an object of strings, got %s", jsonText(v))
+		return nil
+	}
+	out := map[string]string{}
+	for _, k := range slices.Sorted(maps.Keys(h)) {
+		s, ok := h[k].(string)
+		if !ok {
+			r.fail("header %q must be a string, got %s", k, jsonText(h[k]))
+		}
+		out[k] = s
+	}
+	return out
+}
+
+func jsonText(v any) string {
+	b, _ := json.Marshal(v)
+	if n := 100; len(b) > n {
+		for n > 0 && !utf8.RuneStart(b[n]) {
+			n--
+		}
+		return string(b[:n]) + "..."
+	}
+	return string(b)
 }
 
 // emailRecipients reads the `to` of an email rule: a list (or set) of
@@ -204,11 +285,6 @@ func emailRecipients(v any) []string {
 	}
 	b, _ := json.Marshal(v)
 	return []string{string(b)}
-}
-
-func str(v any) string {
-	s, _ := v.(string)
-	return s
 }
 
 // notificationChanges are the run's changes as Spacelift's notification

@@ -97,25 +97,30 @@ func (s *Service) transitions(ctx context.Context, n *notes, r *Run, steps ...ch
 		}
 		return errs.E(errs.Conflict, "run %s is %s, not %s", r.ID, cur.State, r.State)
 	}
-	// One row per step, numbered after the run's last entry.
+	// One row per step, numbered after the run's last entry (the update
+	// above holds the run's row: no other change of it numbers meanwhile).
+	var lastSeq int
+	if err := s.db.QueryRow(ctx, `SELECT COALESCE(MAX(seq), 0) FROM run_transitions WHERE run_id = $1`, r.ID).Scan(&lastSeq); err != nil {
+		return err
+	}
 	var rows []string
 	targs := []any{r.ID, now}
 	from := r.State
 	for i, c := range steps {
 		b := len(targs)
-		rows = append(rows, fmt.Sprintf("($1, (SELECT COALESCE(MAX(seq), 0) + %d FROM run_transitions WHERE run_id = $1), $%d, $%d, $2, $%d, $%d)", i+1, b+1, b+2, b+3, b+4))
-		targs = append(targs, from, c.to, c.actor, c.reason)
+		rows = append(rows, fmt.Sprintf("($1, $%d, $%d, $%d, $2, $%d, $%d)", b+1, b+2, b+3, b+4, b+5))
+		targs = append(targs, lastSeq+i+1, from, c.to, c.actor, c.reason)
 		from = c.to
 	}
 	if _, err := s.db.Exec(ctx, `INSERT INTO run_transitions (run_id, seq, from_state, to_state, at, actor, reason) VALUES `+strings.Join(rows, ", "), targs...); err != nil {
 		return err
 	}
 	n.add(Key(r.ID), LogKey(r.ID))
-	for _, c := range steps {
+	for i, c := range steps {
 		from := r.State
 		r.State, r.UpdatedAt = c.to, time.Unix(0, now).UTC()
 		if s.Policies != nil {
-			keys, err := s.Policies.Changed(ctx, *r, from, time.Unix(0, now))
+			keys, err := s.Policies.Changed(ctx, *r, from, time.Unix(0, now), lastSeq+i+1)
 			if err != nil {
 				return err
 			}
@@ -260,7 +265,7 @@ func (s *Service) Create(ctx context.Context, in New) (Run, error) {
 			return err
 		}
 		if s.Policies != nil {
-			keys, err := s.Policies.Changed(ctx, r, "", created)
+			keys, err := s.Policies.Changed(ctx, r, "", created, 1)
 			if err != nil {
 				return err
 			}

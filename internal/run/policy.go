@@ -50,8 +50,9 @@ type Policies interface {
 	// Plan evaluates the plan policies on the run's uploaded plan JSON.
 	Plan(ctx context.Context, r Run) (Verdict, error)
 	// Changed is called inside the transaction of every state change; it
-	// returns the events keys to wake once that transaction committed.
-	Changed(ctx context.Context, r Run, from string, at time.Time) ([]string, error)
+	// returns the events keys to wake once that transaction committed. seq
+	// is the change's number in the run's timeline (Transition.Seq).
+	Changed(ctx context.Context, r Run, from string, at time.Time, seq int) ([]string, error)
 }
 
 func messages(prefix string, msgs []string) string {

@@ -335,6 +335,10 @@ func (s *Service) DeleteDrift(ctx context.Context, stackID string) error {
 	})
 }
 
+// ClockSkew is how far in the past a scheduled delete's time may be (clocks
+// a little apart); an earlier time is refused.
+const ClockSkew = 10 * time.Second
+
 // NewSchedule describes a scheduled run, task or delete.
 type NewSchedule struct {
 	Kind            string // run, task, delete
@@ -371,6 +375,12 @@ func (s *Service) Add(ctx context.Context, stackID, actor string, in NewSchedule
 	case KindDelete:
 		if in.At.IsZero() {
 			return Schedule{}, errs.E(errs.Invalid, "a scheduled delete needs a time (at)")
+		}
+		// A time in the past would destroy at once (a mistyped year):
+		// refused, with an allowance for clocks a little apart.
+		if now := time.Now(); in.At.Before(now.Add(-ClockSkew)) {
+			return Schedule{}, errs.E(errs.Invalid, "a scheduled delete needs a time in the future: %s is in the past (the server's time is %s)",
+				in.At.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
 		}
 		if len(in.Crons) > 0 || in.Command != "" {
 			return Schedule{}, errs.E(errs.Invalid, "a scheduled delete takes a time, not cron expressions or a command")

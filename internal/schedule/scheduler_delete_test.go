@@ -7,6 +7,7 @@ import (
 
 	"github.com/gantry-iac/gantry/internal/db"
 	"github.com/gantry-iac/gantry/internal/db/dbtest"
+	"github.com/gantry-iac/gantry/internal/errs"
 	"github.com/gantry-iac/gantry/internal/run"
 )
 
@@ -138,5 +139,27 @@ func TestTickScheduledDeleteKeepsTheStackWhenDestroyFails(t *testing.T) {
 		}
 		// Done, it no longer blocks scheduling another delete.
 		f.add(t, st.ID, NewSchedule{Kind: KindDelete, At: at})
+	})
+}
+
+// A scheduled delete at a time in the past would destroy at once (a
+// mistyped year): refused, saying so; a few seconds ago is clock skew.
+func TestAddScheduledDeleteInThePast(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newFixture(t, d)
+		st := f.stack(t, "-")
+		for _, at := range []time.Time{time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC), time.Now().Add(-time.Minute)} {
+			_, err := f.svc.Add(f.ctx, st.ID, "alice", NewSchedule{Kind: KindDelete, At: at, DeleteResources: true})
+			if !errs.Is(err, errs.Invalid) || !strings.Contains(err.Error(), "in the past") {
+				t.Errorf("a delete at %s: %v, want refused: in the past", at, err)
+			}
+		}
+		if list, _ := f.svc.List(f.ctx, st.ID); len(list) != 0 {
+			t.Fatalf("%d schedules stored by refused requests", len(list))
+		}
+		sc := f.add(t, st.ID, NewSchedule{Kind: KindDelete, At: time.Now().Add(-ClockSkew / 2), DeleteResources: true})
+		if sc.Status != StatusActive {
+			t.Fatalf("a delete a few seconds ago (clock skew): %+v", sc)
+		}
 	})
 }

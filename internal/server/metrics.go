@@ -2,9 +2,13 @@ package server
 
 import (
 	"context"
+	"log/slog"
+	"math"
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/gantry-iac/gantry/internal/drift"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -70,20 +74,24 @@ func (c runsCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// driftCollector reports open drift and the age of each stack's last
-// drift check at scrape time.
+// driftCollector reports open drift, the age of each stack's last good
+// drift check and whether its last check failed, at scrape time.
 type driftCollector struct {
-	s                      *Server
-	drifted, age, lastTime *prometheus.Desc
+	metrics                            func(context.Context) ([]drift.Metric, error)
+	log                                *slog.Logger
+	drifted, age, lastTime, lastFailed *prometheus.Desc
 }
 
-func newDriftCollector(s *Server) driftCollector {
-	return driftCollector{s: s,
+func newDriftCollector(metrics func(context.Context) ([]drift.Metric, error), log *slog.Logger) driftCollector {
+	return driftCollector{metrics: metrics, log: log,
 		drifted: prometheus.NewDesc("gantry_drifted_resources", "Resources that drifted and were not reconciled yet, by stack, space and cloud (from the last drift detection run).",
 			[]string{"stack", "space", "cloud"}, nil),
-		age: prometheus.NewDesc("gantry_drift_check_age_seconds", "Seconds since the stack's last drift check.",
+		age: prometheus.NewDesc("gantry_drift_check_age_seconds",
+			"Seconds since the stack's last successful drift check ended (failed checks do not count; +Inf while none succeeded).",
 			[]string{"stack", "space"}, nil),
-		lastTime: prometheus.NewDesc("gantry_drift_last_check_timestamp_seconds", "When the stack's last drift check ended (Unix time).",
+		lastTime: prometheus.NewDesc("gantry_drift_last_check_timestamp_seconds", "When the stack's last drift check ended, successful or failed (Unix time).",
+			[]string{"stack", "space"}, nil),
+		lastFailed: prometheus.NewDesc("gantry_drift_last_check_failed", "1 when the stack's last drift check failed, else 0.",
 			[]string{"stack", "space"}, nil),
 	}
 }
@@ -92,14 +100,15 @@ func (c driftCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.drifted
 	ch <- c.age
 	ch <- c.lastTime
+	ch <- c.lastFailed
 }
 
 func (c driftCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	ms, err := c.s.drift.Metrics(ctx)
+	ms, err := c.metrics(ctx)
 	if err != nil {
-		c.s.log.Warn("collecting drift metrics failed", "err", err)
+		c.log.Warn("collecting drift metrics failed", "err", err)
 		return
 	}
 	now := time.Now()
@@ -107,8 +116,17 @@ func (c driftCollector) Collect(ch chan<- prometheus.Metric) {
 		for cloud, n := range m.ByCloud {
 			ch <- prometheus.MustNewConstMetric(c.drifted, prometheus.GaugeValue, float64(n), m.StackID, m.SpaceID, cloud)
 		}
-		ch <- prometheus.MustNewConstMetric(c.age, prometheus.GaugeValue, now.Sub(m.LastCheckedAt).Seconds(), m.StackID, m.SpaceID)
+		age := math.Inf(1)
+		if !m.LastGoodAt.IsZero() {
+			age = now.Sub(m.LastGoodAt).Seconds()
+		}
+		failed := 0.0
+		if m.LastFailed {
+			failed = 1
+		}
+		ch <- prometheus.MustNewConstMetric(c.age, prometheus.GaugeValue, age, m.StackID, m.SpaceID)
 		ch <- prometheus.MustNewConstMetric(c.lastTime, prometheus.GaugeValue, float64(m.LastCheckedAt.UnixNano())/1e9, m.StackID, m.SpaceID)
+		ch <- prometheus.MustNewConstMetric(c.lastFailed, prometheus.GaugeValue, failed, m.StackID, m.SpaceID)
 	}
 }
 
@@ -116,7 +134,7 @@ func (s *Server) metricsHandler() http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), httpRequests,
 		runsCollector{s: s, desc: prometheus.NewDesc("gantry_runs_active", "Runs not yet terminal, by state.", []string{"state"}, nil)},
-		newDriftCollector(s))
+		newDriftCollector(func(ctx context.Context) ([]drift.Metric, error) { return s.drift.Metrics(ctx) }, s.log))
 	reg.MustRegister(s.replicaMetrics()...)
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 }

@@ -1,0 +1,66 @@
+package server
+
+import (
+	"context"
+	"log/slog"
+	"math"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/gantry-iac/gantry/internal/drift"
+)
+
+// The drift check age is that of the last good check: failed checks do not
+// make it younger (the stale alert must fire while checks fail), and a
+// stack none of whose checks succeeded is infinitely stale.
+func TestDriftMetrics(t *testing.T) {
+	now := time.Now()
+	ms := []drift.Metric{
+		{StackID: "good", SpaceID: "root", ByCloud: map[string]int{"aws": 1}, LastCheckedAt: now.Add(-time.Minute), LastGoodAt: now.Add(-time.Minute)},
+		{StackID: "failing", SpaceID: "root", ByCloud: map[string]int{"aws": 2}, LastCheckedAt: now.Add(-time.Minute),
+			LastGoodAt: now.Add(-10 * time.Hour), LastFailed: true},
+		{StackID: "never", SpaceID: "root", ByCloud: map[string]int{}, LastCheckedAt: now.Add(-time.Minute), LastFailed: true},
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(newDriftCollector(func(context.Context) ([]drift.Metric, error) { return ms, nil }, slog.New(slog.DiscardHandler)))
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]map[string]float64{}
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			stack := ""
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "stack" {
+					stack = l.GetValue()
+				}
+			}
+			if got[f.GetName()] == nil {
+				got[f.GetName()] = map[string]float64{}
+			}
+			got[f.GetName()][stack] += m.GetGauge().GetValue()
+		}
+	}
+	age, failed, last := got["gantry_drift_check_age_seconds"], got["gantry_drift_last_check_failed"], got["gantry_drift_last_check_timestamp_seconds"]
+	if a := age["good"]; a < 59 || a > 120 {
+		t.Errorf("age of a good check a minute old: %v", a)
+	}
+	if a := age["failing"]; a < 10*3600-1 || a > 10*3600+60 {
+		t.Errorf("age of a stack whose last good check is 10h old and last check failed a minute ago: %v, want ~36000", a)
+	}
+	if a := age["never"]; !math.IsInf(a, 1) {
+		t.Errorf("age of a stack whose checks all failed: %v, want +Inf", a)
+	}
+	if failed["good"] != 0 || failed["failing"] != 1 || failed["never"] != 1 {
+		t.Errorf("gantry_drift_last_check_failed: %v", failed)
+	}
+	if want := float64(now.Add(-time.Minute).UnixNano()) / 1e9; math.Abs(last["failing"]-want) > 1 {
+		t.Errorf("last check timestamp of the failing stack: %v, want %v (the failed check)", last["failing"], want)
+	}
+	if d := got["gantry_drifted_resources"]; d["good"] != 1 || d["failing"] != 2 {
+		t.Errorf("gantry_drifted_resources: %v", d)
+	}
+}
