@@ -63,6 +63,9 @@ type API struct {
 	Contexts *contexts.Service
 	// Pools serves worker pools; nil answers 503.
 	Pools *workerpool.Service
+	// BuiltinWorkers is how many built-in workers this server runs: while
+	// they start, the built-in pool is not said to have none.
+	BuiltinWorkers int
 	// Schedules and Drift serve schedules and drift; nil answers 503.
 	Schedules *schedule.Service
 	Drift     *drift.Service

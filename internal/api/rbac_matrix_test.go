@@ -44,7 +44,7 @@ type rbacEnv struct {
 	db *db.DB
 }
 
-func newRBACEnv(t *testing.T) *rbacEnv {
+func newRBACEnv(t *testing.T, opts ...func(*api.API)) *rbacEnv {
 	t.Helper()
 	ctx := context.Background()
 	logs := &lockedBuffer{}
@@ -92,6 +92,9 @@ func newRBACEnv(t *testing.T) *rbacEnv {
 	}
 	e.runs.Audit, a.Policies.Audit = au, au
 	mux := http.NewServeMux()
+	for _, o := range opts {
+		o(a)
+	}
 	a.Routes(mux)
 	srv := httptest.NewServer(httpx.WithRequestID(httpx.Adapter{Log: log}.Recover(a.Audited(mux))))
 	t.Cleanup(srv.Close)

@@ -246,6 +246,10 @@ func (a *API) waitingFor(ctx context.Context, rn run.Run, reasons map[string]str
 		return why
 	}
 	why := ""
+	if rn.Pool == "" && a.BuiltinWorkers > 0 {
+		reasons[rn.Pool] = why
+		return why
+	}
 	if n, err := a.Pools.Connected(ctx, rn.Pool); err == nil && n == 0 {
 		why = "no worker in pool " + rn.Pool
 		if rn.Pool == "" {
