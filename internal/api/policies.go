@@ -184,8 +184,19 @@ func (a *API) listAttachments(w http.ResponseWriter, r *http.Request, p auth.Pri
 	if err != nil {
 		return err
 	}
+	ids := make([]string, len(list))
+	for i, at := range list {
+		ids[i] = at.StackID
+	}
+	ok, err := a.readableStacks(r.Context(), p, ids)
+	if err != nil {
+		return err
+	}
 	out := apiv1.List[apiv1.PolicyAttachment]{Items: []apiv1.PolicyAttachment{}}
 	for _, at := range list {
+		if !ok[at.StackID] {
+			continue
+		}
 		out.Items = append(out.Items, apiv1.PolicyAttachment{Stack: at.StackID, Via: at.Via})
 	}
 	httpx.WriteJSON(w, http.StatusOK, out)
@@ -242,7 +253,7 @@ func sampleOut(sm policy.Sample) apiv1.PolicySample {
 }
 
 func (a *API) listSamples(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
-	ps, pol, err := a.policy(r, p, auth.PolicyUpdate)
+	ps, pol, err := a.policyEvaluation(r, p)
 	if err != nil {
 		return err
 	}
@@ -267,7 +278,7 @@ func (a *API) listSamples(w http.ResponseWriter, r *http.Request, p auth.Princip
 }
 
 func (a *API) getSample(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
-	ps, pol, err := a.policy(r, p, auth.PolicyUpdate)
+	ps, pol, err := a.policyEvaluation(r, p)
 	if err != nil {
 		return err
 	}
@@ -293,7 +304,7 @@ func (a *API) simulatePolicy(w http.ResponseWriter, r *http.Request, p auth.Prin
 	if err := httpx.DecodeJSON(w, r, &in, policy.MaxInput); err != nil {
 		return err
 	}
-	ps, pol, err := a.policy(r, p, auth.PolicyUpdate)
+	ps, pol, err := a.policyEvaluation(r, p)
 	if err != nil {
 		return err
 	}
@@ -338,7 +349,7 @@ func (a *API) replayPolicy(w http.ResponseWriter, r *http.Request, p auth.Princi
 	if err := httpx.DecodeJSON(w, r, &in, MaxBody); err != nil {
 		return err
 	}
-	ps, pol, err := a.policy(r, p, auth.PolicyUpdate)
+	ps, pol, err := a.policyEvaluation(r, p)
 	if err != nil {
 		return err
 	}
@@ -534,10 +545,22 @@ func (a *API) notifyPush(w http.ResponseWriter, r *http.Request, p auth.Principa
 
 // loginPolicyAdmin: LOGIN policies decide who signs in and who is an
 // admin, so only admins write them (a policy:create holder could
-// otherwise make themselves admin).
+// otherwise make themselves admin), and their samples hold every
+// sign-in's login, email, groups and address, so only admins read,
+// simulate or replay them.
 func loginPolicyAdmin(p auth.Principal, typ string) error {
 	if strings.EqualFold(typ, engine.TypeLogin) && !p.Admin {
-		return errs.E(errs.Forbidden, "%s may not change LOGIN policies: they decide who is an admin, so only admins may", p)
+		return errs.E(errs.Forbidden, "%s may not change LOGIN policies or use their samples: they decide who is an admin, so only admins may", p)
 	}
 	return nil
+}
+
+// policyEvaluation loads the policy of the path for its samples, simulate
+// and replay: policy:update in its space, and an admin for a LOGIN policy.
+func (a *API) policyEvaluation(r *http.Request, p auth.Principal) (*policy.Service, policy.Policy, error) {
+	ps, pol, err := a.policy(r, p, auth.PolicyUpdate)
+	if err != nil {
+		return ps, pol, err
+	}
+	return ps, pol, loginPolicyAdmin(p, pol.Type)
 }

@@ -331,6 +331,8 @@ var rootRoutes = map[string]bool{
 // matrix's request: a scheduled tracked run needs run:trigger too.
 var alsoNeeds = map[string][]string{"POST /api/v1/stacks/{id}/schedules": {auth.RunTrigger},
 	"PUT /api/v1/stacks/{id}/drift-detection": {auth.RunTrigger},
+	// A retry starts the fixture's (PROPOSED) run again.
+	"POST /api/v1/runs/{id}/retry": {auth.RunTrigger},
 	// Removing the fixture's binding (of space:read) needs what it grants.
 	"DELETE /api/v1/role-bindings/{id}": {auth.SpaceRead}}
 

@@ -1,9 +1,11 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/gantry-iac/gantry/internal/apiv1"
 	"github.com/gantry-iac/gantry/internal/auth"
@@ -252,7 +254,9 @@ func userOut(u auth.User) apiv1.User {
 
 // disableUser disables a user (signing them out everywhere and revoking
 // their own API keys) or enables them again; users are account-wide, so
-// role:manage in the root space.
+// role:manage in the root space. As with admin bindings, only an admin
+// disables or enables an admin: otherwise a role manager could lock the
+// account's admins out.
 func (a *API) disableUser(disabled bool) handler {
 	return func(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
 		if err := auth.Authorize(p, auth.RoleManage, space.Root); err != nil {
@@ -268,6 +272,19 @@ func (a *API) disableUser(disabled bool) handler {
 		if disabled && p.User == u.ID {
 			return errs.E(errs.Conflict, "you cannot disable yourself")
 		}
+		if !p.Admin {
+			admin, err := a.userIsAdmin(r.Context(), u)
+			if err != nil {
+				return err
+			}
+			if admin {
+				verb := "enable"
+				if disabled {
+					verb = "disable"
+				}
+				return errs.E(errs.Forbidden, "only an admin may %s user %s: they are an admin", verb, u.Login)
+			}
+		}
 		var rec auth.Recorder
 		if a.Audit != nil {
 			rec = a.auditRecorder
@@ -279,4 +296,34 @@ func (a *API) disableUser(disabled bool) handler {
 		httpx.WriteJSON(w, http.StatusOK, userOut(u))
 		return nil
 	}
+}
+
+// userIsAdmin reports whether u is an admin in any way: by the login
+// policy at their last sign-in, by a space-admin binding in the root space
+// of theirs or of one of their groups (whatever the login policy granted
+// included), or through one of their own API keys.
+func (a *API) userIsAdmin(ctx context.Context, u auth.User) (bool, error) {
+	if u.Admin {
+		return true, nil
+	}
+	actors := []auth.Actor{{Type: auth.ActorUser, ID: u.ID}}
+	for _, g := range u.Groups {
+		actors = append(actors, auth.Actor{Type: auth.ActorGroup, ID: g})
+	}
+	keys, err := a.Keys.List(ctx)
+	if err != nil {
+		return false, err
+	}
+	now := time.Now()
+	for _, k := range keys {
+		if k.OwnerUser != u.ID || !k.Active(now) {
+			continue
+		}
+		if k.Admin {
+			return true, nil
+		}
+		actors = append(actors, auth.Actor{Type: auth.ActorAPIKey, ID: k.ID})
+	}
+	_, admin, err := a.Roles.Resolve(ctx, actors, u.Grants)
+	return admin, err
 }

@@ -73,10 +73,20 @@ func (a *API) createTask(w http.ResponseWriter, r *http.Request, p auth.Principa
 }
 
 // retryRun starts a new run like a failed, stopped, canceled or discarded
-// one: same stack, type, commit and command.
+// one: same stack, type, commit and command. Retrying is a convenience,
+// not a right of its own: it also takes what starting that run afresh
+// would (task:create for a task, whose command it runs again; run:trigger
+// for the others).
 func (a *API) retryRun(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
 	old, err := a.run(r, p, auth.RunRetry)
 	if err != nil {
+		return err
+	}
+	starts := auth.RunTrigger
+	if old.Type == run.Task {
+		starts = auth.TaskCreate
+	}
+	if err := auth.Authorize(p, starts, old.SpaceID); err != nil {
 		return err
 	}
 	switch old.State {

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"net/http"
 	"strings"
 
@@ -304,3 +305,27 @@ func listScope(p auth.Principal, spaceID string) error {
 
 // readable reports whether p may read things of the space.
 func readable(p auth.Principal, spaceID string) bool { return p.Can(auth.SpaceRead, spaceID) }
+
+// readableStacks reports, per stack id, whether p may read the stack's
+// space: lists of what a context, policy or integration is attached to
+// live in their owner's space (often a parent readable by inheritance) and
+// must not name stacks of spaces the caller cannot read. A stack deleted
+// meanwhile is not readable.
+func (a *API) readableStacks(ctx context.Context, p auth.Principal, stackIDs []string) (map[string]bool, error) {
+	ok := make(map[string]bool, len(stackIDs))
+	for _, sid := range stackIDs {
+		if _, seen := ok[sid]; seen {
+			continue
+		}
+		st, err := a.Stacks.Get(ctx, sid)
+		if errs.Is(err, errs.NotFound) {
+			ok[sid] = false
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		ok[sid] = readable(p, st.Space)
+	}
+	return ok, nil
+}

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"net/http"
 
 	"github.com/gantry-iac/gantry/internal/apiv1"
@@ -224,10 +225,33 @@ func (a *API) listWorkers(w http.ResponseWriter, r *http.Request, p auth.Princip
 	}
 	out := apiv1.List[apiv1.Worker]{Items: []apiv1.Worker{}}
 	for _, wk := range list {
+		if wk.Jobs, err = a.readableRuns(r.Context(), p, wk.Jobs); err != nil {
+			return err
+		}
 		out.Items = append(out.Items, workerOut(wk))
 	}
 	httpx.WriteJSON(w, http.StatusOK, out)
 	return nil
+}
+
+// readableRuns keeps the runs of spaces p may read: a pool (the built-in
+// one in root above all) runs jobs of many spaces, and its worker list must
+// not name runs the caller could not open. A run gone meanwhile is dropped.
+func (a *API) readableRuns(ctx context.Context, p auth.Principal, runIDs []string) ([]string, error) {
+	var out []string
+	for _, id := range runIDs {
+		rn, err := a.Runs.Get(ctx, id)
+		if errs.Is(err, errs.NotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if readable(p, rn.SpaceID) {
+			out = append(out, id)
+		}
+	}
+	return out, nil
 }
 
 func (a *API) drainWorker(w http.ResponseWriter, r *http.Request, p auth.Principal) error {

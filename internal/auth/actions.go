@@ -77,7 +77,7 @@ var Catalog = []Action{
 	{RunCancel, "cancel a run that has not started", false},
 	{RunStop, "stop a run in progress", false},
 	{RunReview, "approve or reject a run", false},
-	{RunRetry, "retry a failed, stopped or discarded run (a new run on the same commit)", false},
+	{RunRetry, "retry a failed, stopped or discarded run (a new run on the same commit; also needs run:trigger, or task:create for a task)", false},
 	{TaskCreate, "run a task (an arbitrary command) on a stack", false},
 	{ContextCreate, "create contexts", false},
 	{ContextUpdate, "change a context, its variables, files and hooks", false},

@@ -161,7 +161,7 @@ func (s *Service) Update(ctx context.Context, spaceID string, fn func(*Space) er
 }
 
 // Delete removes an empty space. Root and spaces holding anything cannot be
-// deleted.
+// deleted. The space's notification inbox items and deliveries go with it.
 func (s *Service) Delete(ctx context.Context, spaceID string) error {
 	if spaceID == Root {
 		return errs.E(errs.Conflict, "the root space cannot be deleted")
@@ -193,6 +193,18 @@ func (s *Service) Delete(ctx context.Context, spaceID string) error {
 		}
 		if len(held) > 0 {
 			return errs.E(errs.Conflict, "space %q is not empty: it holds %s", spaceID, strings.Join(held, ", "))
+		}
+		// The space's notifications (inbox items, deliveries and, by
+		// cascade, their attempts) name it without a foreign key: left
+		// behind, they would show in a later space of the same id, to
+		// whoever may read that one. They go with the space.
+		for _, q := range []string{
+			`DELETE FROM notify_inbox WHERE space_id = $1`,
+			`DELETE FROM notify_deliveries WHERE space_id = $1`,
+		} {
+			if _, err := s.db.Exec(ctx, q, spaceID); err != nil {
+				return err
+			}
 		}
 		if _, err := s.db.Exec(ctx, `DELETE FROM spaces WHERE id = $1`, spaceID); err != nil {
 			return err

@@ -292,3 +292,50 @@ func TestDeleteRefusesHeldObjects(t *testing.T) {
 		}
 	})
 }
+
+// Deleting a space deletes its notifications (inbox items, deliveries and
+// their attempts), which name it without a foreign key: a later space of
+// the same id starts with none. Other spaces' notifications stay.
+func TestDeleteTakesNotifications(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		ctx, s := newSpaces(t, d)
+		mustCreate(t, ctx, s, space.Space{ID: "proj"})
+		mustCreate(t, ctx, s, space.Space{ID: "other"})
+		for _, sp := range []string{"proj", "other"} {
+			for _, q := range []string{
+				`INSERT INTO notify_inbox (id, space_id, run_id, stack_id, event, title, body, severity, created_at)
+					VALUES ('ntf-` + sp + `', '` + sp + `', 'run-1', 'merger-x', 'run_updated', 'Run of merger-x: FAILED', 'confidential', 'ERROR', 1)`,
+				`INSERT INTO notify_deliveries (id, kind, endpoint_id, space_id, run_id, stack_id, method, body, status, created_at, updated_at)
+					VALUES ('dlv-` + sp + `', 'webhook', 'hook', '` + sp + `', 'run-1', 'merger-x', 'POST', '{}', 'FAILED', 1, 1)`,
+				`INSERT INTO notify_delivery_attempts (delivery_id, n, at, error) VALUES ('dlv-` + sp + `', 1, 1, 'refused')`,
+			} {
+				if _, err := d.Exec(ctx, q); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if err := s.Delete(ctx, "proj"); err != nil {
+			t.Fatal(err)
+		}
+		mustCreate(t, ctx, s, space.Space{ID: "proj"})
+		count := func(q, sp string) int {
+			t.Helper()
+			var n int
+			if err := d.QueryRow(ctx, q, sp).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+		for sp, want := range map[string]int{"proj": 0, "other": 1} {
+			for _, q := range []string{
+				`SELECT COUNT(*) FROM notify_inbox WHERE space_id = $1`,
+				`SELECT COUNT(*) FROM notify_deliveries WHERE space_id = $1`,
+				`SELECT COUNT(*) FROM notify_delivery_attempts WHERE delivery_id = 'dlv-' || $1`,
+			} {
+				if n := count(q, sp); n != want {
+					t.Errorf("%s: %s = %d, want %d", sp, q, n, want)
+				}
+			}
+		}
+	})
+}
