@@ -161,21 +161,22 @@ func driftStack(t *testing.T, s *Server, id string, repo *Repo) string {
 	return bucketDir
 }
 
-// nextDriftRun waits for a drift detection run of the stack newer than
-// after to end, and returns it.
+// nextDriftRun waits for the first drift detection run of the stack newer
+// than after to end, and returns it (not a later one that may have started
+// meanwhile: the list is newest first).
 func (s *Server) nextDriftRun(t *testing.T, stack, after string) apiv1.Run {
 	t.Helper()
 	var found apiv1.Run
 	if !poll(2*waitTimeout, 200*time.Millisecond, func() bool {
 		var runs []apiv1.Run
 		s.MustJSON(t, &runs, "run", "list", "--stack", stack)
+		next := false
 		for _, r := range runs {
 			if r.DriftDetection && r.ID > after {
-				found = r
-				return isTerminal(r.State)
+				found, next = r, true
 			}
 		}
-		return false
+		return next && isTerminal(found.State)
 	}) {
 		t.Fatalf("no drift detection run of %s after %s ended (last seen %+v)", stack, after, found)
 	}
