@@ -502,3 +502,11 @@ func (s *Service) FailLost(ctx context.Context, cutoff time.Time, lostWorkers []
 	}
 	return failed, nil
 }
+
+// CountHeld returns how many runs a worker holds in a job in progress
+// (PREPARING to APPLYING/PERFORMING): a draining server waits for them.
+func (s *Service) CountHeld(ctx context.Context) (int, error) {
+	var n int
+	err := s.db.QueryRow(ctx, `SELECT COUNT(*) FROM runs r WHERE r.worker_id <> '' AND r.state IN ('PREPARING','INITIALIZING','PLANNING','PERFORMING','APPLYING')`).Scan(&n)
+	return n, err
+}

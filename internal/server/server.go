@@ -659,9 +659,14 @@ func (s *Server) serve(ctx context.Context, ln net.Listener) error {
 	cancelStop()
 	done := make(chan struct{})
 	go func() { workers.Wait(); close(done) }()
+	timeout := time.After(s.cfg.ShutdownTimeout)
 	select {
 	case <-done:
-	case <-time.After(s.cfg.ShutdownTimeout):
+		// Private workers' jobs too: they need the API, the state backend
+		// and the log endpoints until they end (the reaper still fails the
+		// runs of workers that went silent meanwhile).
+		s.waitHeldRuns(timeout)
+	case <-timeout:
 		s.log.Warn("shutdown timeout: stopping running jobs")
 		cancelKill()
 		<-done
@@ -675,6 +680,35 @@ func (s *Server) serve(ctx context.Context, ln net.Listener) error {
 	defer cancel()
 	s.log.Info("server stopped")
 	return srv.Shutdown(shutdownCtx)
+}
+
+// waitHeldRuns waits until no run is held by a worker in a job in
+// progress, or timeout. With replicas on one database it waits for the
+// runs of every replica's workers (bounded by the timeout all the same).
+func (s *Server) waitHeldRuns(timeout <-chan time.Time) {
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	logged := false
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		n, err := s.runs.CountHeld(ctx)
+		cancel()
+		if err == nil && n == 0 {
+			return
+		}
+		if err != nil {
+			s.log.Warn("draining: counting the runs held by workers failed", "err", err)
+		} else if !logged {
+			s.log.Info("draining: waiting for jobs of workers", "runs", n)
+			logged = true
+		}
+		select {
+		case <-timeout:
+			s.log.Warn("shutdown timeout: stopping with jobs of workers still running", "runs", n)
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // reaper fails runs whose worker stopped sending heartbeats.

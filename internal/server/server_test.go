@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gantry-iac/gantry/internal/db"
 	"github.com/gantry-iac/gantry/internal/server"
 	"net"
 )
@@ -443,5 +444,57 @@ func TestServerDebugListen(t *testing.T) {
 	}
 	if status, _ := s.get(t, "/debug/pprof/", ""); status == 200 {
 		t.Error("the profiler is served on the API's port")
+	}
+}
+
+// A draining server keeps serving while a private worker holds a run in a
+// job: the worker needs the API, the state backend and the log endpoints
+// to end it (and to save the state of an apply).
+func TestServerDrainWaitsForPrivateWorkersJobs(t *testing.T) {
+	cfg := config(t.TempDir())
+	cfg.ShutdownTimeout = 10 * time.Second
+	cfg.WorkerTimeout = time.Minute // the test plays the worker: no heartbeats
+	s, err := start(t, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	d, err := db.Open(ctx, "", cfg.DataDir, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	exec := func(q string) {
+		t.Helper()
+		if _, err := d.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	exec(`PRAGMA foreign_keys = OFF`)
+	exec(`INSERT INTO runs (id, stack_id, space_id, type, state, blocking, created_at, updated_at, worker_id)
+		VALUES ('run-held', 'stk', 'root', 'TRACKED', 'APPLYING', TRUE, 1, 1, 'wrk-private')`)
+	stopped := make(chan error, 1)
+	began := time.Now()
+	go func() { stopped <- s.stop(t) }()
+	time.Sleep(1500 * time.Millisecond)
+	select {
+	case <-stopped:
+		t.Fatalf("the server stopped after %v while a worker held a run in APPLYING; logs:\n%s", time.Since(began), s.logs.String())
+	default:
+	}
+	if status, _ := s.get(t, "/healthz", ""); status != 200 {
+		t.Errorf("/healthz while draining = %d, want 200", status)
+	}
+	exec(`UPDATE runs SET state = 'FINISHED', worker_id = '' WHERE id = 'run-held'`)
+	select {
+	case err := <-stopped:
+		if err != nil {
+			t.Errorf("Run = %v", err)
+		}
+	case <-time.After(8 * time.Second):
+		t.Fatalf("the server did not stop once the run ended; logs:\n%s", s.logs.String())
+	}
+	if l := s.logs.String(); !strings.Contains(l, "waiting for jobs of workers") {
+		t.Errorf("logs do not say the server waits for workers' jobs:\n%s", l)
 	}
 }

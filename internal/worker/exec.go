@@ -92,15 +92,29 @@ func (w *Worker) execute(kill context.Context, job *workerapi.Job, slot int) {
 		default:
 			reason = err.Error()
 		}
+	}
+	if path, rerr := j.rescueState(); rerr != nil {
+		log.Error("OpenTofu could not save the state and keeping its errored.tfstate failed: the workspace is left in place",
+			"workspace", j.dir, "err", rerr)
+		j.log.Printf("OpenTofu could not save the state; keeping its errored.tfstate failed (%v): it stays in %s on the worker", rerr, j.root)
+		j.dir = "" // do not remove the only copy of the state
+	} else if path != "" {
+		log.Error("OpenTofu could not save the state: its errored.tfstate is kept; push it to the stack's state", "path", path)
+		j.log.Printf("OpenTofu could not save the state: the new state is kept on worker %s at %s. "+
+			"Push it to the stack's state with `tofu state push` against the stack's backend (see docs/state.md), "+
+			"or the next run will not know the resources this one made.", j.w.cfg.Name, path)
+	}
+	if err != nil {
 		j.log.Printf("Run failed: %s", reason)
 	}
 	j.log.Close()
 	if !j.ended {
-		fctx, fcancel := context.WithTimeout(context.Background(), 30*time.Second)
-		if ferr := w.proto.Finish(fctx, job, workerapi.FinishRequest{OK: err == nil, Reason: secrets.NewMasker(masked).String(reason)}); ferr != nil {
+		ferr := retryReport(context.Background(), func(ctx context.Context) error {
+			return w.proto.Finish(ctx, job, workerapi.FinishRequest{OK: err == nil, Reason: secrets.NewMasker(masked).String(reason)})
+		})
+		if ferr != nil {
 			log.Warn("reporting the end of the job failed", "err", ferr)
 		}
-		fcancel()
 	}
 	if j.dir != "" {
 		if rerr := os.RemoveAll(j.dir); rerr != nil {
@@ -328,7 +342,11 @@ func (j *jobRun) runPlan(ctx context.Context) error {
 		if err := j.settle(); err != nil {
 			return err
 		}
-		resp, err := j.w.proto.Planned(ctx, j.job, workerapi.PlannedRequest{HasChanges: true, PlanPending: true})
+		var resp workerapi.PlannedResponse
+		err := retryReport(ctx, func(ctx context.Context) (err error) {
+			resp, err = j.w.proto.Planned(ctx, j.job, workerapi.PlannedRequest{HasChanges: true, PlanPending: true})
+			return err
+		})
 		if err != nil {
 			return fmt.Errorf("reporting the plan: %w", err)
 		}
@@ -378,7 +396,11 @@ func (j *jobRun) runPlan(ctx context.Context) error {
 	if err := j.settle(); err != nil {
 		return err
 	}
-	resp, err := j.w.proto.Planned(ctx, j.job, workerapi.PlannedRequest{HasChanges: hasChanges, Add: delta.Add, Change: delta.Change, Destroy: delta.Destroy})
+	var resp workerapi.PlannedResponse
+	err = retryReport(ctx, func(ctx context.Context) (err error) {
+		resp, err = j.w.proto.Planned(ctx, j.job, workerapi.PlannedRequest{HasChanges: hasChanges, Add: delta.Add, Change: delta.Change, Destroy: delta.Destroy})
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("reporting the plan: %w", err)
 	}
@@ -517,7 +539,7 @@ func (j *jobRun) save(ctx context.Context) error {
 	}
 	j.log.Printf("Plan saved; waiting for confirmation.")
 	j.log.Sync()
-	if err := j.w.proto.HandOff(ctx, j.job); err != nil {
+	if err := retryReport(ctx, func(ctx context.Context) error { return j.w.proto.HandOff(ctx, j.job) }); err != nil {
 		return fmt.Errorf("handing off: %w", err)
 	}
 	j.ended, j.handedOff = true, true

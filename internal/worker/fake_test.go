@@ -47,6 +47,9 @@ type fakeProto struct {
 	// phaseErr answers Phase (nil: accepted).
 	phaseErr  func(req workerapi.PhaseRequest) error
 	nextQueue []string // answers to Planned, in order, before next
+	// finishErr answers the n-th (0-based) Finish call (nil: accepted).
+	finishErr   func(n int) error
+	finishTries int
 }
 
 var _ workerapi.Protocol = (*fakeProto)(nil)
@@ -152,6 +155,13 @@ func (f *fakeProto) Heartbeat(ctx context.Context, job *workerapi.Job) (workerap
 func (f *fakeProto) Finish(ctx context.Context, job *workerapi.Job, req workerapi.FinishRequest) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	n := f.finishTries
+	f.finishTries++
+	if f.finishErr != nil {
+		if err := f.finishErr(n); err != nil {
+			return err
+		}
+	}
 	f.finishes = append(f.finishes, req)
 	return nil
 }

@@ -52,6 +52,11 @@ JSON
 	;;
 apply)
 	[ -f "$5" ] || { echo "Error: no plan file $5"; exit 1; }
+	if [ -n "$FAKE_APPLY_ERRORED" ]; then
+		echo '{"version":4,"serial":7}' > errored.tfstate
+		echo "Error: Failed to save state"
+		exit 1
+	fi
 	echo "Apply complete! Resources: 1 added, 0 changed, 0 destroyed."
 	;;
 *)
@@ -550,5 +555,79 @@ func TestWorkerRunRegisterRefused(t *testing.T) {
 	var se *workerapi.StatusError
 	if !errors.As(err, &se) || se.Status != 400 {
 		t.Errorf("Run = %v, want the permanent registration error", err)
+	}
+}
+
+// OpenTofu writes errored.tfstate when it cannot save the state after an
+// apply: the only copy of what the apply made. The worker keeps it outside
+// the job directory it removes and says where in the run's log.
+func TestJobRescuesErroredState(t *testing.T) {
+	fx := newJobFixture(t, nil)
+	job := fx.job("plan")
+	job.Env = append(job.Env, workerapi.EnvVar{Name: "FAKE_APPLY_ERRORED", Value: "1"})
+	fx.proto.next = "apply"
+	fx.worker.execute(context.Background(), job, 0)
+	p := fx.proto
+	if len(p.finishes) != 1 || p.finishes[0].OK {
+		t.Fatalf("Finish = %+v, want one failed finish", p.finishes)
+	}
+	path := filepath.Join(fx.work, "rescued", job.RunID+".tfstate")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("the errored state was not kept: %v", err)
+	}
+	if got := strings.TrimSpace(string(data)); got != `{"version":4,"serial":7}` {
+		t.Errorf("kept state = %q", got)
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("kept state mode = %v (%v), want 0600", fi.Mode().Perm(), err)
+	}
+	log := p.log(t, 0)
+	if !strings.Contains(log, path) || !strings.Contains(log, "tofu state push") {
+		t.Errorf("log does not say where the state is kept and how to push it:\n%s", log)
+	}
+	if !strings.Contains(log, "[gantry] Run failed: ") {
+		t.Errorf("log lacks the failure line:\n%s", log)
+	}
+	// The job directory itself is gone.
+	if ents, _ := filepath.Glob(filepath.Join(fx.work, "gantry-job-*")); len(ents) != 0 {
+		t.Errorf("job directories left: %v", ents)
+	}
+}
+
+// A failed finish report (the server briefly down) is retried: the job's
+// real outcome reaches the server instead of a later "worker lost".
+func TestJobFinishRetriedOnTransientErrors(t *testing.T) {
+	defer func(b time.Duration) { reportBackoff = b }(reportBackoff)
+	reportBackoff = time.Millisecond
+	for _, tt := range []struct {
+		name      string
+		err       error
+		wantTries int
+		wantOK    int
+	}{
+		{"network error", errTransient, 4, 1},
+		{"server error 503", &workerapi.StatusError{Status: 503, Code: "unavailable", Message: "down"}, 4, 1},
+		{"permanent 409", &workerapi.StatusError{Status: 409, Code: "conflict", Message: "run ended"}, 1, 0},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			fx := newJobFixture(t, nil)
+			job := fx.job("plan")
+			job.Hooks.BeforeInit = []string{"exit 4"}
+			fx.proto.finishErr = func(n int) error {
+				if n < 3 {
+					return tt.err
+				}
+				return nil
+			}
+			fx.worker.execute(context.Background(), job, 0)
+			p := fx.proto
+			if p.finishTries != tt.wantTries || len(p.finishes) != tt.wantOK {
+				t.Fatalf("%d Finish calls, %d accepted; want %d and %d", p.finishTries, len(p.finishes), tt.wantTries, tt.wantOK)
+			}
+			if tt.wantOK == 1 && (p.finishes[0].OK || !strings.Contains(p.finishes[0].Reason, "before_init hook failed")) {
+				t.Errorf("Finish = %+v, want the hook's failure", p.finishes[0])
+			}
+		})
 	}
 }

@@ -78,7 +78,8 @@ func (l *logStream) take(all bool) {
 	l.buf = append(l.buf[:0], l.buf[cut:]...)
 }
 
-func (l *logStream) flush(all bool) {
+// flush sends one chunk; it returns the error of a failed append.
+func (l *logStream) flush(all bool) error {
 	l.sendMu.Lock()
 	defer l.sendMu.Unlock()
 	l.mu.Lock()
@@ -90,7 +91,7 @@ func (l *logStream) flush(all bool) {
 	off, dead := l.offset, l.dead
 	l.mu.Unlock()
 	if len(data) == 0 || dead {
-		return
+		return nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	err := l.proto.AppendLog(ctx, l.job, off, data)
@@ -104,6 +105,7 @@ func (l *logStream) flush(all bool) {
 	case workerapi.Permanent(err):
 		l.dead = true // the run ended or the job token expired
 	}
+	return err
 }
 
 func (l *logStream) loop() {
@@ -123,18 +125,27 @@ func (l *logStream) loop() {
 	}
 }
 
-// Sync sends everything written so far, retrying a few times; call it
-// before a report that may end the run (after which appends are refused).
+// Sync sends everything written so far; call it before a report that may
+// end the run (after which appends are refused). It sends chunk after
+// chunk until nothing is left, retrying transient errors with backoff, for
+// at most reportRetryFor in all (a server briefly down, a large output).
 func (l *logStream) Sync() {
-	for i := 0; i < 5; i++ {
-		l.flush(true)
+	deadline := time.Now().Add(reportRetryFor)
+	wait := reportBackoff
+	for {
+		err := l.flush(true)
 		l.mu.Lock()
 		left, dead := len(l.pending)+len(l.buf), l.dead
 		l.mu.Unlock()
-		if left == 0 || dead {
+		if left == 0 || dead || time.Now().After(deadline) {
 			return
 		}
-		time.Sleep(200 * time.Millisecond)
+		if err == nil {
+			wait = reportBackoff
+			continue
+		}
+		time.Sleep(wait)
+		wait = min(wait*2, reportBackoffMax)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gantry-iac/gantry/internal/secrets"
 	"github.com/gantry-iac/gantry/internal/workerapi"
@@ -213,4 +214,38 @@ func TestLogStreamMasksSecretAcrossLargeBurst(t *testing.T) {
 	if !strings.HasSuffix(got, "password=*****\n") {
 		t.Errorf("log ends with %q, want it to end with %q", got[max(0, len(got)-40):], "password=*****\n")
 	}
+}
+
+// Output larger than a few chunks is all sent before a report that ends
+// the job: a 10 MB hook output is not cut at 2.5 MB.
+func TestLogStreamSyncSendsLargeOutput(t *testing.T) {
+	f := newFakeProto()
+	l := newTestStream(t, f, 0)
+	big := strings.Repeat(strings.Repeat("z", 99)+"\n", 100000) + "[gantry] Run failed: the end\n"
+	l.Write([]byte(big))
+	l.Sync()
+	if got := f.log(t, 0); got != big {
+		t.Fatalf("after Sync the log has %d bytes, want %d", len(got), len(big))
+	}
+	l.Close()
+}
+
+// Sync retries a server that is down for a while (more than a few tries).
+func TestLogStreamSyncRetriesUntilTheServerAnswers(t *testing.T) {
+	defer func(b, m time.Duration) { reportBackoff, reportBackoffMax = b, m }(reportBackoff, reportBackoffMax)
+	reportBackoff, reportBackoffMax = time.Millisecond, 2*time.Millisecond
+	f := newFakeProto()
+	f.appendErr = func(n int) error {
+		if n < 30 {
+			return errTransient
+		}
+		return nil
+	}
+	l := newTestStream(t, f, 0)
+	l.Write([]byte("Error: the tool failed\n[gantry] Run failed: x\n"))
+	l.Sync()
+	if got, want := f.log(t, 0), "Error: the tool failed\n[gantry] Run failed: x\n"; got != want {
+		t.Fatalf("log = %q, want %q", got, want)
+	}
+	l.Close()
 }

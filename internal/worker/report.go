@@ -1,0 +1,86 @@
+package worker
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/gantry-iac/gantry/internal/workerapi"
+)
+
+// Reports that end a job (planned, handoff, finish) and the log flush
+// before them are retried on transient errors (network errors, 5xx) for
+// about as long as the server waits before it takes a silent worker for
+// lost: a server restarting meanwhile must not turn the job's real outcome
+// into "worker lost". A 4xx answer is permanent and stops the retries.
+var (
+	reportRetryFor   = 60 * time.Second
+	reportBackoff    = 250 * time.Millisecond
+	reportBackoffMax = 5 * time.Second
+)
+
+// retryReport calls fn until it succeeds, fails permanently, ctx ends or
+// reportRetryFor passes; each attempt gets its own 30-second timeout.
+func retryReport(ctx context.Context, fn func(ctx context.Context) error) error {
+	deadline := time.Now().Add(reportRetryFor)
+	wait := reportBackoff
+	for {
+		actx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		err := fn(actx)
+		cancel()
+		if err == nil || workerapi.Permanent(err) || ctx.Err() != nil || time.Now().Add(wait).After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		wait = min(wait*2, reportBackoffMax)
+	}
+}
+
+// rescueState keeps the errored.tfstate OpenTofu writes when it cannot save
+// the state (the only copy of what an apply made) before the job directory
+// is removed: it is copied to <work-dir>/rescued/<run-id>.tfstate and the
+// run's log says where and how to push it. It returns the copy's path ("":
+// nothing to rescue).
+func (j *jobRun) rescueState() (string, error) {
+	if j.root == "" {
+		return "", nil
+	}
+	src, err := os.Open(filepath.Join(j.root, "errored.tfstate"))
+	if os.IsNotExist(err) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	defer src.Close()
+	dir := filepath.Join(j.w.cfg.WorkDir, "rescued")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	dst := filepath.Join(dir, j.job.RunID+".tfstate")
+	if _, err := os.Stat(dst); err == nil {
+		// The same run rescued before (an apply retried): keep both.
+		dst = filepath.Join(dir, fmt.Sprintf("%s-%d.tfstate", j.job.RunID, time.Now().UnixNano()))
+	}
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return "", err
+	}
+	if _, err := io.Copy(out, src); err != nil {
+		out.Close()
+		os.Remove(dst)
+		return "", err
+	}
+	if err := out.Close(); err != nil {
+		os.Remove(dst)
+		return "", err
+	}
+	return dst, nil
+}
