@@ -514,7 +514,7 @@ func (h *Handler) planned(w http.ResponseWriter, r *http.Request, rn run.Run) er
 			_, _ = h.Runs.Finish(r.Context(), rn.ID, rn.WorkerID, false, "minting the apply's credentials failed: "+errs.Public(err))
 			return err
 		}
-		pool, err := h.Registry.Pool(r.Context(), rn.WorkerID)
+		pool, err := h.jobPool(r.Context(), rn)
 		if err != nil {
 			return err
 		}

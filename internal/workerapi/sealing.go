@@ -77,14 +77,24 @@ func (h *Handler) sealJob(ctx context.Context, pool string, job *Job) error {
 	return nil
 }
 
+// jobPool is the pool of the worker that holds rn's job (the stack may
+// have moved to another pool since the job was claimed), or, once a pool
+// reset forgot that worker, the run's: a reset does not stop the jobs in
+// progress, which go on with their own tokens.
+func (h *Handler) jobPool(ctx context.Context, rn run.Run) (string, error) {
+	pool, err := h.Registry.Pool(ctx, rn.WorkerID)
+	if errs.Is(err, errs.Unauthenticated) {
+		return rn.Pool, nil
+	}
+	return pool, err
+}
+
 // checkSealed refuses a workspace that a pool with a key did not seal.
 func (h *Handler) checkSealed(ctx context.Context, rn run.Run, data []byte) error {
 	if h.PoolKey == nil {
 		return nil
 	}
-	// The pool of the worker that holds the job (the stack may have moved
-	// to another pool since the job was claimed).
-	pool, err := h.Registry.Pool(ctx, rn.WorkerID)
+	pool, err := h.jobPool(ctx, rn)
 	if err != nil {
 		return err
 	}

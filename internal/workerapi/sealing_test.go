@@ -95,6 +95,21 @@ func TestPoolSealing(t *testing.T) {
 		if err := c.PutArtifact(f.ctx, job, run.ArtifactWorkspace, sealed); err != nil {
 			t.Fatal(err)
 		}
+		// A pool reset forgets its workers, but their jobs in progress go
+		// on with their own tokens: the hand-off still works, and is still
+		// held to the pool's key.
+		if _, err := f.d.Exec(f.ctx, `DELETE FROM workers WHERE pool_id = $1`, "gpu"); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.PutArtifact(f.ctx, job, run.ArtifactWorkspace, sealed); err != nil {
+			t.Fatalf("sealed hand-off after the pool's workers were forgotten: %v", err)
+		}
+		if err := c.PutArtifact(f.ctx, job, run.ArtifactWorkspace, []byte("plain tarball")); err == nil || !strings.Contains(err.Error(), "seals workspaces") {
+			t.Fatalf("plain workspace upload after the reset: %v", err)
+		}
+		if _, err := c.Register(f.ctx, workerapi.RegisterRequest{Name: "keyed", Version: workerapi.Version, PublicKey: key.Public()}); err != nil {
+			t.Fatal(err)
+		}
 		// The server's own keys decrypt its storage layer only: what is
 		// inside stays sealed to the pool.
 		stored, err := f.runs.Artifact(f.ctx, r.ID, run.ArtifactWorkspace)
