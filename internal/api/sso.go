@@ -568,13 +568,30 @@ func (a *API) ssoCLIToken(w http.ResponseWriter, r *http.Request) error {
 	if ttl <= 0 {
 		ttl = 7 * 24 * time.Hour
 	}
-	sess, token, err := a.Users.NewSession(r.Context(), pl.nonce, "cli", sourceIP(r), ttl)
-	if err != nil {
-		return err
-	}
+	// The user may have been disabled since the sign-in: no session for
+	// them. Checked again once the session exists, so that a disable
+	// racing this exchange either revokes it or is seen here.
 	u, err := a.Users.Get(r.Context(), pl.nonce)
 	if err != nil {
 		return err
+	}
+	if !u.DisabledAt.IsZero() {
+		a.auditLogin(r, "auth.login_denied", u.Login, "user disabled")
+		return errs.E(errs.Forbidden, "user %s is disabled: an admin enables them with gantry user enable", u.Login)
+	}
+	sess, token, err := a.Users.NewSession(r.Context(), u.ID, "cli", sourceIP(r), ttl)
+	if err != nil {
+		return err
+	}
+	if u, err = a.Users.Get(r.Context(), u.ID); err != nil || !u.DisabledAt.IsZero() {
+		if rerr := a.Users.RevokeSession(r.Context(), sess.ID); rerr != nil {
+			return rerr
+		}
+		if err != nil {
+			return err
+		}
+		a.auditLogin(r, "auth.login_denied", u.Login, "user disabled")
+		return errs.E(errs.Forbidden, "user %s is disabled: an admin enables them with gantry user enable", u.Login)
 	}
 	httpx.WriteJSON(w, http.StatusOK, map[string]any{"token": token, "login": u.Login, "expires_at": sess.ExpiresAt.UTC()})
 	return nil
