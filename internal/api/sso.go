@@ -601,7 +601,13 @@ func (a *API) ssoCLIToken(w http.ResponseWriter, r *http.Request) error {
 func (a *API) ssoLogout(w http.ResponseWriter, r *http.Request) error {
 	token := httpx.BearerToken(r)
 	if token == "" {
-		token = a.sessionCookie(r)
+		// Signing out with the cookie is a change made with the cookie:
+		// from this site only, as every other one.
+		if token = a.sessionCookie(r); token != "" {
+			if err := sameOrigin(r, a.PublicURL); err != nil {
+				return err
+			}
+		}
 	}
 	if strings.HasPrefix(token, auth.SessionPrefix) {
 		if p, err := a.Users.Authenticate(r.Context(), token); err == nil {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gantry-iac/gantry/internal/api"
+	"github.com/gantry-iac/gantry/internal/auth"
 )
 
 // cliCode stores what the callback of a CLI sign-in stores for userID and
@@ -48,4 +49,27 @@ func TestCLITokenDisabledUser(t *testing.T) {
 	var out struct{ Token string }
 	e.must(e.as("", "POST", "/auth/cli/token", map[string]string{"code": code, "verifier": verifier}), http.StatusOK, &out)
 	e.must(e.as(out.Token, "GET", "/api/v1/whoami", nil), http.StatusOK, nil)
+}
+
+// TestLogoutCookieSameOrigin: signing out with the session cookie is a
+// change made with the cookie, refused from another site like the others.
+func TestLogoutCookieSameOrigin(t *testing.T) {
+	e := newRBACEnv(t)
+	e.a.SSO = &api.SSO{Issuer: "http://127.0.0.1:1", ClientID: "gantry", ClientSecret: "x", RedirectURL: e.url + "/auth/callback", DB: e.db}
+	_, token := e.signedInUser("carol", `[]`)
+	key, err := e.a.Users.CookieKey(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cookie := "gantry_session=" + auth.SignCookie(key, token)
+	r := e.send(request{method: "POST", path: "/auth/logout", header: map[string]string{"Cookie": cookie, "Origin": "http://evil.example"}})
+	wantError(t, r, http.StatusForbidden, "forbidden")
+	e.must(e.as(token, "GET", "/api/v1/whoami", nil), http.StatusOK, nil)
+	r = e.send(request{method: "POST", path: "/auth/logout", header: map[string]string{"Cookie": cookie, "Sec-Fetch-Site": "same-origin"}})
+	if r.status != http.StatusNoContent {
+		t.Fatalf("same-origin logout: %s", r)
+	}
+	if r := e.as(token, "GET", "/api/v1/whoami", nil); r.status != http.StatusUnauthorized {
+		t.Errorf("session after logout: %s", r)
+	}
 }
