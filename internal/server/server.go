@@ -582,6 +582,10 @@ func (s *Server) sso() *api.SSO {
 			}
 			out, err := s.policies.Login(ctx, policy.LoginRequest{Login: in.Login, Name: in.Name, Email: in.Email,
 				RemoteIP: in.RemoteIP, Teams: in.Groups, Roles: rs})
+			if out.DenyAdmin {
+				// deny_admin: no admin by the back door of a root grant.
+				out.Grants = auth.WithoutAdminGrants(out.Grants, all)
+			}
 			return api.LoginDecision{Applied: out.Applied, Deny: out.Deny, Admin: out.Admin, Teams: out.Teams, Grants: out.Grants}, err
 		}}
 }
