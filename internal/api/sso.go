@@ -516,10 +516,16 @@ func (a *API) signIn(r *http.Request, s *SSO, claims map[string]any) (auth.User,
 		dec, err := s.Login(r.Context(), LoginInput{Login: u.Login, Name: u.Name, Email: u.Email, RemoteIP: sourceIP(r), Groups: u.Groups})
 		if err != nil {
 			a.auditLogin(r, "auth.login_failed", u.Login, "login policy: "+errs.Public(err))
+			if cerr := a.signInRefused(r, u, "the login policy could not be evaluated"); cerr != nil {
+				return auth.User{}, cerr
+			}
 			return auth.User{}, errs.Wrap(errs.Forbidden, err, "the login policy could not be evaluated; sign-in refused")
 		}
 		if dec.Deny {
 			a.auditLogin(r, "auth.login_denied", u.Login, "denied by the login policy")
+			if cerr := a.signInRefused(r, u, "denied by the login policy"); cerr != nil {
+				return auth.User{}, cerr
+			}
 			return auth.User{}, errs.E(errs.Forbidden, "sign-in denied by the login policy")
 		}
 		u.Admin, u.Grants = dec.Admin, dec.Grants
@@ -536,6 +542,20 @@ func (a *API) signIn(r *http.Request, s *SSO, claims map[string]any) (auth.User,
 	}
 	a.auditLogin(r, "auth.login", out.Login, "")
 	return out, nil
+}
+
+// signInRefused: the login policy refused a sign-in (a deny or an error),
+// so the user no longer qualifies: what single sign-on gave them at their
+// last sign-in is cleared and their sessions revoked (their own API keys
+// keep only the roles bound to the user), audited as
+// user.sign_in_refused. Fail closed: an error here is the answer.
+func (a *API) signInRefused(r *http.Request, u auth.User, reason string) error {
+	var rec auth.Recorder
+	if a.Audit != nil {
+		rec = a.auditRecorder
+	}
+	_, err := a.Users.SignInRefused(r.Context(), u.Issuer, u.Subject, reason, rec)
+	return err
 }
 
 // ssoCLIToken trades the one-time code the CLI received on its localhost
