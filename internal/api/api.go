@@ -54,7 +54,11 @@ type API struct {
 	SubjectFor func(ctx context.Context, spaceID, stackID, runType, scope string) string
 	// SSO signs users in with an OpenID Provider; nil: SSO is off.
 	SSO *SSO
-	Log *slog.Logger
+	// PublicURL is the address users reach the server at (--public-url);
+	// when set, a cookie-authenticated change must come from exactly its
+	// origin (scheme and host).
+	PublicURL string
+	Log       *slog.Logger
 	// Notify serves webhooks, notifications and deliveries; nil answers 503.
 	Notify *notify.Service
 	// Policies serves policies, reviews, receipts and push events; nil answers 503.
@@ -232,7 +236,7 @@ func (a *API) authenticate(r *http.Request) (p auth.Principal, err error) {
 	token := httpx.BearerToken(r)
 	if token == "" {
 		if token = a.sessionCookie(r); token != "" {
-			if err := sameOrigin(r); err != nil {
+			if err := sameOrigin(r, a.PublicURL); err != nil {
 				return auth.Principal{}, err
 			}
 		}
@@ -284,8 +288,11 @@ func (a *API) permissions(r *http.Request, p auth.Principal) (auth.Principal, er
 // sameOrigin refuses a request authenticated by the session cookie that
 // changes something unless the browser says it comes from this site
 // (Sec-Fetch-Site, else Origin): SameSite=Lax alone lets a sibling
-// subdomain (same site, another origin) post with the cookie.
-func sameOrigin(r *http.Request) error {
+// subdomain (same site, another origin) post with the cookie. With a
+// public URL the Origin must be its origin, scheme and host (an http://
+// page of the same host is another origin); without one, its host must be
+// the request's.
+func sameOrigin(r *http.Request, publicURL string) error {
 	switch r.Method {
 	case http.MethodGet, http.MethodHead, http.MethodOptions:
 		return nil
@@ -295,7 +302,13 @@ func sameOrigin(r *http.Request) error {
 			return nil
 		}
 	} else if o := r.Header.Get("Origin"); o != "" && o != "null" {
-		if u, err := url.Parse(o); err == nil && u.Host == r.Host {
+		u, err := url.Parse(o)
+		if err == nil && publicURL != "" {
+			if pu, perr := url.Parse(publicURL); perr == nil && pu.Host != "" &&
+				strings.EqualFold(u.Scheme, pu.Scheme) && strings.EqualFold(u.Host, pu.Host) {
+				return nil
+			}
+		} else if err == nil && u.Host == r.Host {
 			return nil
 		}
 	}

@@ -139,13 +139,22 @@ func (a *API) createBinding(w http.ResponseWriter, r *http.Request, p auth.Princ
 		if err != nil {
 			return err
 		}
+		if u.ID == p.User {
+			return errs.E(errs.Forbidden, "%s may not bind a role to themselves: a right held through a group or a grant stays with it (ask another role manager)", p)
+		}
 		b.ActorType, b.ActorID = auth.ActorUser, u.ID
 	case in.APIKey != "":
-		id, err := a.keyID(r, in.APIKey)
+		k, err := a.keyByRef(r, in.APIKey)
 		if err != nil {
 			return err
 		}
-		b.ActorType, b.ActorID = auth.ActorAPIKey, id
+		if k.OwnerUser != "" {
+			return errs.E(errs.Invalid, "API key %s is a user's own key: it acts as its user and never more; bind the role to the user instead (or to an automation key)", k.Name)
+		}
+		if p.Kind == "api_key" && k.ID == p.ID {
+			return errs.E(errs.Forbidden, "%s may not bind a role to itself (ask another role manager)", p)
+		}
+		b.ActorType, b.ActorID = auth.ActorAPIKey, k.ID
 	default:
 		b.ActorType, b.ActorID = auth.ActorGroup, strings.TrimSpace(in.Group)
 	}
@@ -185,21 +194,21 @@ func (a *API) holdsRole(r *http.Request, p auth.Principal, verb, roleID, sp stri
 	return nil
 }
 
-// keyID resolves an API key given by id or by the name of a key not revoked.
-func (a *API) keyID(r *http.Request, ref string) (string, error) {
+// keyByRef resolves an API key given by id or by the name of a key not revoked.
+func (a *API) keyByRef(r *http.Request, ref string) (auth.Key, error) {
 	if k, err := a.Keys.Get(r.Context(), ref); err == nil {
-		return k.ID, nil
+		return k, nil
 	}
 	list, err := a.Keys.List(r.Context())
 	if err != nil {
-		return "", err
+		return auth.Key{}, err
 	}
 	for _, k := range list {
 		if k.Name == ref && !k.Revoked() {
-			return k.ID, nil
+			return k, nil
 		}
 	}
-	return "", errs.E(errs.NotFound, "no API key %q (give its id or name)", ref)
+	return auth.Key{}, errs.E(errs.NotFound, "no API key %q (give its id or name)", ref)
 }
 
 func (a *API) deleteBinding(w http.ResponseWriter, r *http.Request, p auth.Principal) error {

@@ -516,10 +516,16 @@ func (a *API) signIn(r *http.Request, s *SSO, claims map[string]any) (auth.User,
 		dec, err := s.Login(r.Context(), LoginInput{Login: u.Login, Name: u.Name, Email: u.Email, RemoteIP: sourceIP(r), Groups: u.Groups})
 		if err != nil {
 			a.auditLogin(r, "auth.login_failed", u.Login, "login policy: "+errs.Public(err))
+			if cerr := a.signInRefused(r, u, "the login policy could not be evaluated"); cerr != nil {
+				return auth.User{}, cerr
+			}
 			return auth.User{}, errs.Wrap(errs.Forbidden, err, "the login policy could not be evaluated; sign-in refused")
 		}
 		if dec.Deny {
 			a.auditLogin(r, "auth.login_denied", u.Login, "denied by the login policy")
+			if cerr := a.signInRefused(r, u, "denied by the login policy"); cerr != nil {
+				return auth.User{}, cerr
+			}
 			return auth.User{}, errs.E(errs.Forbidden, "sign-in denied by the login policy")
 		}
 		u.Admin, u.Grants = dec.Admin, dec.Grants
@@ -536,6 +542,20 @@ func (a *API) signIn(r *http.Request, s *SSO, claims map[string]any) (auth.User,
 	}
 	a.auditLogin(r, "auth.login", out.Login, "")
 	return out, nil
+}
+
+// signInRefused: the login policy refused a sign-in (a deny or an error),
+// so the user no longer qualifies: what single sign-on gave them at their
+// last sign-in is cleared and their sessions revoked (their own API keys
+// keep only the roles bound to the user), audited as
+// user.sign_in_refused. Fail closed: an error here is the answer.
+func (a *API) signInRefused(r *http.Request, u auth.User, reason string) error {
+	var rec auth.Recorder
+	if a.Audit != nil {
+		rec = a.auditRecorder
+	}
+	_, err := a.Users.SignInRefused(r.Context(), u.Issuer, u.Subject, reason, rec)
+	return err
 }
 
 // ssoCLIToken trades the one-time code the CLI received on its localhost
@@ -568,13 +588,30 @@ func (a *API) ssoCLIToken(w http.ResponseWriter, r *http.Request) error {
 	if ttl <= 0 {
 		ttl = 7 * 24 * time.Hour
 	}
-	sess, token, err := a.Users.NewSession(r.Context(), pl.nonce, "cli", sourceIP(r), ttl)
-	if err != nil {
-		return err
-	}
+	// The user may have been disabled since the sign-in: no session for
+	// them. Checked again once the session exists, so that a disable
+	// racing this exchange either revokes it or is seen here.
 	u, err := a.Users.Get(r.Context(), pl.nonce)
 	if err != nil {
 		return err
+	}
+	if !u.DisabledAt.IsZero() {
+		a.auditLogin(r, "auth.login_denied", u.Login, "user disabled")
+		return errs.E(errs.Forbidden, "user %s is disabled: an admin enables them with gantry user enable", u.Login)
+	}
+	sess, token, err := a.Users.NewSession(r.Context(), u.ID, "cli", sourceIP(r), ttl)
+	if err != nil {
+		return err
+	}
+	if u, err = a.Users.Get(r.Context(), u.ID); err != nil || !u.DisabledAt.IsZero() {
+		if rerr := a.Users.RevokeSession(r.Context(), sess.ID); rerr != nil {
+			return rerr
+		}
+		if err != nil {
+			return err
+		}
+		a.auditLogin(r, "auth.login_denied", u.Login, "user disabled")
+		return errs.E(errs.Forbidden, "user %s is disabled: an admin enables them with gantry user enable", u.Login)
 	}
 	httpx.WriteJSON(w, http.StatusOK, map[string]any{"token": token, "login": u.Login, "expires_at": sess.ExpiresAt.UTC()})
 	return nil
@@ -584,7 +621,13 @@ func (a *API) ssoCLIToken(w http.ResponseWriter, r *http.Request) error {
 func (a *API) ssoLogout(w http.ResponseWriter, r *http.Request) error {
 	token := httpx.BearerToken(r)
 	if token == "" {
-		token = a.sessionCookie(r)
+		// Signing out with the cookie is a change made with the cookie:
+		// from this site only, as every other one.
+		if token = a.sessionCookie(r); token != "" {
+			if err := sameOrigin(r, a.PublicURL); err != nil {
+				return err
+			}
+		}
 	}
 	if strings.HasPrefix(token, auth.SessionPrefix) {
 		if p, err := a.Users.Authenticate(r.Context(), token); err == nil {

@@ -43,8 +43,22 @@ func TestSameOrigin(t *testing.T) {
 		for k, v := range tt.headers {
 			r.Header.Set(k, v)
 		}
-		if err := sameOrigin(r); (err == nil) != tt.ok {
+		if err := sameOrigin(r, ""); (err == nil) != tt.ok {
 			t.Errorf("%s %v: %v, want ok %v", tt.method, tt.headers, err, tt.ok)
+		}
+	}
+	// With a public URL, the whole origin (scheme and host) must be its.
+	for origin, ok := range map[string]bool{
+		"https://gantry.example":      true,
+		"HTTPS://Gantry.Example":      true,
+		"http://gantry.example":       false,
+		"https://gantry.example:8443": false,
+		"https://evil.example":        false,
+	} {
+		r := httptest.NewRequest("POST", "http://gantry.example/api/v1/stacks", nil)
+		r.Header.Set("Origin", origin)
+		if err := sameOrigin(r, "https://gantry.example/"); (err == nil) != ok {
+			t.Errorf("Origin %s, public URL https://gantry.example/: %v, want ok %v", origin, err, ok)
 		}
 	}
 }

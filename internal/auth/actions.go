@@ -167,3 +167,37 @@ func ActionRootOnly(action string) bool {
 	}
 	return false
 }
+
+// WithoutAdminGrants returns grants (space -> role slugs, from a login
+// policy) without those that make an admin, for a deny_admin rule:
+// space-admin in the root space (the account admin) and, in the root
+// space, any role holding an action checked only there (account-wide
+// actions an admin holds: the audit trail, every API key). roles are the
+// installation's roles (an unknown slug grants nothing and stays).
+func WithoutAdminGrants(grants map[string][]string, roles []Role) map[string][]string {
+	if len(grants[rootSpace]) == 0 {
+		return grants
+	}
+	adminLike := func(slug string) bool {
+		if slug == RoleAdmin {
+			return true
+		}
+		for _, r := range roles {
+			if r.ID == slug {
+				return slices.ContainsFunc(r.Actions, ActionRootOnly)
+			}
+		}
+		return false
+	}
+	out := make(map[string][]string, len(grants))
+	for sp, slugs := range grants {
+		if sp == rootSpace {
+			slugs = slices.DeleteFunc(slices.Clone(slugs), adminLike)
+			if len(slugs) == 0 {
+				continue
+			}
+		}
+		out[sp] = slugs
+	}
+	return out
+}

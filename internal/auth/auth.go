@@ -54,7 +54,9 @@ func (p Principal) String() string {
 // Actors are the identities the principal acts as, for role bindings.
 func (p Principal) Actors() []Actor {
 	var out []Actor
-	if p.Kind == "api_key" {
+	// A user's own key acts as its user and never more: roles bound to the
+	// key itself (refused since, but perhaps stored before) do not apply.
+	if p.Kind == "api_key" && p.User == "" {
 		out = append(out, Actor{ActorAPIKey, p.ID})
 	}
 	if p.User != "" {

@@ -293,3 +293,37 @@ func (us *Users) SetDisabled(ctx context.Context, userID string, disabled bool, 
 	})
 	return u, err
 }
+
+// SignInRefused records that a sign-in of the user with issuer and
+// subject was refused by the login policy (a deny or an error): they no
+// longer qualify, so what single sign-on gave them at their last sign-in
+// (groups, grants, admin) is cleared, which their own API keys lose at
+// once, and their sessions (browser and CLI) are revoked, in one
+// transaction; rec audits it. API keys stay, with the roles bound to the
+// user directly. A user never seen before is not recorded (false).
+func (us *Users) SignInRefused(ctx context.Context, issuer, subject, reason string, rec Recorder) (bool, error) {
+	found := false
+	err := us.db.Tx(ctx, func(ctx context.Context) error {
+		u, err := scanUser(us.db.QueryRow(ctx, `SELECT `+userColumns+` FROM users WHERE issuer = $1 AND subject = $2`, issuer, subject))
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		found = true
+		now := time.Now().UnixNano()
+		if _, err := us.db.Exec(ctx, `UPDATE users SET groups_json = '[]', grants = '{}', admin = $2 WHERE id = $1`, u.ID, false); err != nil {
+			return err
+		}
+		res, err := us.db.Exec(ctx, `UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at = 0`, u.ID, now)
+		if err != nil {
+			return err
+		}
+		n, _ := res.RowsAffected()
+		return rec.record(ctx, "user.sign_in_refused", "user", u.ID, rootSpace,
+			map[string]any{"login": u.Login, "groups": u.Groups, "grants": u.Grants, "admin": u.Admin},
+			map[string]any{"login": u.Login, "groups": []string{}, "grants": map[string][]string{}, "admin": false, "reason": reason, "sessions_revoked": n})
+	})
+	return found, err
+}

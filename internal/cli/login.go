@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -10,6 +11,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/gantry-iac/gantry/internal/client"
 )
 
 func (a *app) loginCommand() *cobra.Command {
@@ -94,12 +97,27 @@ func (a *app) readToken(url string) (string, error) {
 func (a *app) logoutCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "logout",
-		Short: "Forget the URL and token saved by login",
-		Args:  cobra.NoArgs,
-		RunE: func(*cobra.Command, []string) error {
+		Short: "End the saved session at the server and forget the URL and token saved by login",
+		Long: `Forget the URL and token saved by login. A session token of
+gantry login --sso is first ended at the server (POST /auth/logout), so it
+stops working at once; if the server cannot be reached or refuses, gantry
+says so and forgets the token all the same (it then stays valid until it
+expires). API keys are not revoked: gantry apikey revoke does that.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
 			path, err := configPath()
 			if err != nil {
 				return err
+			}
+			if cfg, err := loadConfig(); err == nil && cfg.URL != "" && strings.HasPrefix(cfg.Token, "gss_") {
+				ctx, cancel := context.WithTimeout(cmd.Context(), 10*time.Second)
+				c := client.New(cfg.URL, cfg.Token, client.WithUserAgent("gantry-cli/"+version()))
+				if err := c.Logout(ctx); err != nil {
+					fmt.Fprintf(a.stderr, "Warning: could not end the session at %s (%v); forgetting it here anyway: it stays valid until it expires\n", cfg.URL, err)
+				} else {
+					fmt.Fprintf(a.stderr, "Signed out of %s\n", cfg.URL)
+				}
+				cancel()
 			}
 			err = os.Remove(path)
 			switch {

@@ -137,3 +137,36 @@ func TestLoginSSOConfigured(t *testing.T) {
 		t.Errorf("exit %d stderr %q", code, errOut)
 	}
 }
+
+// TestLogoutEndsSession: logout ends a saved SSO session at the server
+// before forgetting it, and forgets it even when the server cannot.
+func TestLogoutEndsSession(t *testing.T) {
+	cfgPath := isolate(t)
+	api := newFake(t, map[string]route{"POST /auth/logout": status(204, nil)})
+	if _, err := saveConfig(config{URL: api.srv.URL, Token: "gss_session"}); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut := runMain("logout")
+	if code != 0 {
+		t.Fatalf("logout exit %d: %s", code, errOut)
+	}
+	if got := api.requests(); len(got) != 1 || got[0] != "POST /auth/logout" || api.auth[0] != "Bearer gss_session" {
+		t.Errorf("logout requests %q auth %q", got, api.auth)
+	}
+	if _, err := os.Stat(cfgPath); !os.IsNotExist(err) {
+		t.Errorf("config still there after logout: %v", err)
+	}
+
+	// The server refuses (or is gone): the local token is forgotten all the same.
+	down := newFake(t, map[string]route{"POST /auth/logout": apiErr(500, "internal", "boom")})
+	if _, err := saveConfig(config{URL: down.srv.URL, Token: "gss_session"}); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut = runMain("logout")
+	if code != 0 || !strings.Contains(errOut, "could not end the session") {
+		t.Errorf("logout, server failing: exit %d: %s", code, errOut)
+	}
+	if _, err := os.Stat(cfgPath); !os.IsNotExist(err) {
+		t.Errorf("config still there after a failed server logout: %v", err)
+	}
+}

@@ -26,8 +26,12 @@ type LoginOutcome struct {
 	Applied bool // some LOGIN policy exists
 	Deny    bool
 	Admin   bool
-	Teams   []string
-	Grants  map[string][]string
+	// DenyAdmin: a deny_admin rule held; Admin is then false, and the
+	// caller drops grants that would make the user an admin anyway
+	// (auth.WithoutAdminGrants).
+	DenyAdmin bool
+	Teams     []string
+	Grants    map[string][]string
 }
 
 // Login evaluates the LOGIN policies (of the root space) when a user signs
@@ -66,7 +70,7 @@ func (s *Service) Login(ctx context.Context, req LoginRequest) (LoginOutcome, er
 		return LoginOutcome{}, errors.New(strings.Join(ev.Errors, "; "))
 	}
 	d := ev.Decision
-	out := LoginOutcome{Applied: true, Deny: d.DenyLogin, Admin: d.Admin, Teams: d.Team, Grants: map[string][]string{}}
+	out := LoginOutcome{Applied: true, Deny: d.DenyLogin, Admin: d.Admin, DenyAdmin: d.DenyAdmin, Teams: d.Team, Grants: map[string][]string{}}
 	for sp, slugs := range d.Roles {
 		out.Grants[sp] = append(out.Grants[sp], slugs...)
 	}

@@ -473,7 +473,7 @@ func (s *Server) handler() http.Handler {
 	mux.Handle("GET /metrics", s.metricsHandler())
 	a := &api.API{Spaces: s.spaces, Stacks: s.stacks, Runs: s.runs, State: s.state, Keys: s.keys, Log: s.log, Head: git.Head,
 		Notify: s.notify, Policies: s.policies, Pools: s.pools, BuiltinWorkers: s.cfg.BuiltinWorkers, Audit: s.audit, Schedules: s.schedules, Drift: s.drift,
-		Roles: auth.NewRoles(s.db), Users: s.users(), SSO: s.sso(), Integrations: s.integrations,
+		Roles: auth.NewRoles(s.db), Users: s.users(), SSO: s.sso(), Integrations: s.integrations, PublicURL: s.cfg.PublicURL,
 		TokenSubject: func(ctx context.Context, spaceID, stackID string) (string, string, string) {
 			path, err := s.spacePath(ctx, spaceID)
 			if err != nil {
@@ -582,6 +582,10 @@ func (s *Server) sso() *api.SSO {
 			}
 			out, err := s.policies.Login(ctx, policy.LoginRequest{Login: in.Login, Name: in.Name, Email: in.Email,
 				RemoteIP: in.RemoteIP, Teams: in.Groups, Roles: rs})
+			if out.DenyAdmin {
+				// deny_admin: no admin by the back door of a root grant.
+				out.Grants = auth.WithoutAdminGrants(out.Grants, all)
+			}
 			return api.LoginDecision{Applied: out.Applied, Deny: out.Deny, Admin: out.Admin, Teams: out.Teams, Grants: out.Grants}, err
 		}}
 }
