@@ -3,6 +3,7 @@ package run
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -98,23 +99,29 @@ func (s *Service) transitions(ctx context.Context, n *notes, r *Run, steps ...ch
 		return errs.E(errs.Conflict, "run %s is %s, not %s", r.ID, cur.State, r.State)
 	}
 	// One row per step, numbered after the run's last entry (the update
-	// above holds the run's row: no other change of it numbers meanwhile).
-	var lastSeq int
-	if err := s.db.QueryRow(ctx, `SELECT COALESCE(MAX(seq), 0) FROM run_transitions WHERE run_id = $1`, r.ID).Scan(&lastSeq); err != nil {
-		return err
-	}
+	// above holds the run's row: no other change of it numbers meanwhile),
+	// in the same statement, which returns the numbers (no round trip to
+	// learn them first).
 	var rows []string
 	targs := []any{r.ID, now}
 	from := r.State
 	for i, c := range steps {
 		b := len(targs)
-		rows = append(rows, fmt.Sprintf("($1, $%d, $%d, $%d, $2, $%d, $%d)", b+1, b+2, b+3, b+4, b+5))
-		targs = append(targs, lastSeq+i+1, from, c.to, c.actor, c.reason)
+		rows = append(rows, fmt.Sprintf("($1, (SELECT COALESCE(MAX(seq), 0) + %d FROM run_transitions WHERE run_id = $1), $%d, $%d, $2, $%d, $%d)", i+1, b+1, b+2, b+3, b+4))
+		targs = append(targs, from, c.to, c.actor, c.reason)
 		from = c.to
 	}
-	if _, err := s.db.Exec(ctx, `INSERT INTO run_transitions (run_id, seq, from_state, to_state, at, actor, reason) VALUES `+strings.Join(rows, ", "), targs...); err != nil {
+	seqs, err := db.Collect(ctx, s.db, func(row db.Scanner) (int, error) {
+		var seq int
+		return seq, row.Scan(&seq)
+	}, `INSERT INTO run_transitions (run_id, seq, from_state, to_state, at, actor, reason) VALUES `+strings.Join(rows, ", ")+` RETURNING seq`, targs...)
+	if err != nil {
 		return err
 	}
+	if len(seqs) != len(steps) {
+		return fmt.Errorf("run %s: %d transitions recorded, want %d", r.ID, len(seqs), len(steps))
+	}
+	lastSeq := slices.Min(seqs) - 1
 	n.add(Key(r.ID), LogKey(r.ID))
 	for i, c := range steps {
 		from := r.State
