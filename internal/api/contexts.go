@@ -301,19 +301,11 @@ func (a *API) listContextAttachments(w http.ResponseWriter, r *http.Request, p a
 	if err != nil {
 		return err
 	}
-	ids := make([]string, len(list))
-	for i, at := range list {
-		ids[i] = at.StackID
-	}
-	ok, err := a.readableStacks(r.Context(), p, ids)
-	if err != nil {
+	if list, err = readableStacks(r.Context(), a, p, list, func(at contexts.Attachment) string { return at.StackID }); err != nil {
 		return err
 	}
 	out := apiv1.List[apiv1.ContextAttachment]{Items: []apiv1.ContextAttachment{}}
 	for _, at := range list {
-		if !ok[at.StackID] {
-			continue
-		}
 		out.Items = append(out.Items, apiv1.ContextAttachment{Stack: at.StackID, Priority: at.Priority, Via: at.Via})
 	}
 	httpx.WriteJSON(w, http.StatusOK, out)

@@ -151,19 +151,11 @@ func (a *API) listIntegrationAttachments(w http.ResponseWriter, r *http.Request,
 	if err != nil {
 		return err
 	}
-	ids := make([]string, len(list))
-	for i, at := range list {
-		ids[i] = at.StackID
-	}
-	ok, err := a.readableStacks(r.Context(), p, ids)
-	if err != nil {
+	if list, err = readableStacks(r.Context(), a, p, list, func(at integration.Attachment) string { return at.StackID }); err != nil {
 		return err
 	}
 	out := apiv1.List[apiv1.IntegrationAttachment]{Items: []apiv1.IntegrationAttachment{}}
 	for _, at := range list {
-		if !ok[at.StackID] {
-			continue
-		}
 		out.Items = append(out.Items, apiv1.IntegrationAttachment{Stack: at.StackID, Read: at.Read, Write: at.Write, Via: at.Via})
 	}
 	httpx.WriteJSON(w, http.StatusOK, out)

@@ -184,19 +184,11 @@ func (a *API) listAttachments(w http.ResponseWriter, r *http.Request, p auth.Pri
 	if err != nil {
 		return err
 	}
-	ids := make([]string, len(list))
-	for i, at := range list {
-		ids[i] = at.StackID
-	}
-	ok, err := a.readableStacks(r.Context(), p, ids)
-	if err != nil {
+	if list, err = readableStacks(r.Context(), a, p, list, func(at policy.Attachment) string { return at.StackID }); err != nil {
 		return err
 	}
 	out := apiv1.List[apiv1.PolicyAttachment]{Items: []apiv1.PolicyAttachment{}}
 	for _, at := range list {
-		if !ok[at.StackID] {
-			continue
-		}
 		out.Items = append(out.Items, apiv1.PolicyAttachment{Stack: at.StackID, Via: at.Via})
 	}
 	httpx.WriteJSON(w, http.StatusOK, out)

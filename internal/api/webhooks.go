@@ -306,26 +306,30 @@ func listScope(p auth.Principal, spaceID string) error {
 // readable reports whether p may read things of the space.
 func readable(p auth.Principal, spaceID string) bool { return p.Can(auth.SpaceRead, spaceID) }
 
-// readableStacks reports, per stack id, whether p may read the stack's
-// space: lists of what a context, policy or integration is attached to
-// live in their owner's space (often a parent readable by inheritance) and
-// must not name stacks of spaces the caller cannot read. A stack deleted
-// meanwhile is not readable.
-func (a *API) readableStacks(ctx context.Context, p auth.Principal, stackIDs []string) (map[string]bool, error) {
-	ok := make(map[string]bool, len(stackIDs))
-	for _, sid := range stackIDs {
-		if _, seen := ok[sid]; seen {
-			continue
+// readableStacks keeps the items whose stack (stackOf) p may read: lists
+// of what a context, policy or integration is attached to live in their
+// owner's space (often a parent readable by inheritance) and must not name
+// stacks of spaces the caller cannot read. A stack deleted meanwhile is
+// not readable.
+func readableStacks[T any](ctx context.Context, a *API, p auth.Principal, items []T, stackOf func(T) string) ([]T, error) {
+	ok := map[string]bool{}
+	out := items[:0:0]
+	for _, it := range items {
+		sid := stackOf(it)
+		if _, seen := ok[sid]; !seen {
+			st, err := a.Stacks.Get(ctx, sid)
+			switch {
+			case errs.Is(err, errs.NotFound):
+				ok[sid] = false
+			case err != nil:
+				return nil, err
+			default:
+				ok[sid] = readable(p, st.Space)
+			}
 		}
-		st, err := a.Stacks.Get(ctx, sid)
-		if errs.Is(err, errs.NotFound) {
-			ok[sid] = false
-			continue
+		if ok[sid] {
+			out = append(out, it)
 		}
-		if err != nil {
-			return nil, err
-		}
-		ok[sid] = readable(p, st.Space)
 	}
-	return ok, nil
+	return out, nil
 }
