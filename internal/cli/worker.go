@@ -170,7 +170,7 @@ func (a *app) runWorker(ctx context.Context, f workerFlags) error {
 	}
 	c := workerapi.NewClient(f.server, a.token)
 	w := worker.New(worker.Config{
-		Name: f.name, ServerURL: strings.TrimRight(f.server, "/"), WorkDir: filepath.Join(f.workDir, "workspaces"),
+		Name: f.name, ServerURL: strings.TrimRight(f.server, "/"), WorkDir: filepath.Join(f.workDir, "workspaces"), RescueDir: filepath.Join(f.workDir, "rescued"),
 		GitCache: filepath.Join(f.workDir, "git-cache"), Resolver: resolver, Log: log.With("worker", f.name),
 		HeartbeatEvery: f.heartbeat, ClaimWait: f.claimWait, Concurrency: f.concurrency, Labels: labels,
 		PrivateKey: key,

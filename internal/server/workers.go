@@ -60,7 +60,7 @@ func (s *Server) startWorkers(stop, kill context.Context, wg *sync.WaitGroup) (c
 		c := workerapi.NewClient(s.url, s.poolTok)
 		clients = append(clients, c)
 		w := worker.New(worker.Config{
-			Name: name, Instance: s.instance, ServerURL: s.url, WorkDir: workDir, Resolver: resolver,
+			Name: name, Instance: s.instance, ServerURL: s.url, WorkDir: workDir, RescueDir: filepath.Join(s.cfg.DataDir, "rescued"), Resolver: resolver,
 			GitCache: filepath.Join(s.cfg.DataDir, "git-cache", name),
 			Log:      s.log.With("worker", name), HeartbeatEvery: min(max(s.cfg.WorkerTimeout/4, 100*time.Millisecond), 2*time.Second),
 		}, c)

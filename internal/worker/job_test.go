@@ -563,6 +563,8 @@ func TestWorkerRunRegisterRefused(t *testing.T) {
 // the job directory it removes and says where in the run's log.
 func TestJobRescuesErroredState(t *testing.T) {
 	fx := newJobFixture(t, nil)
+	// Out of the work directory, which a restarted worker clears.
+	fx.worker.cfg.RescueDir = filepath.Join(t.TempDir(), "rescued")
 	job := fx.job("plan")
 	job.Env = append(job.Env, workerapi.EnvVar{Name: "FAKE_APPLY_ERRORED", Value: "1"})
 	fx.proto.next = "apply"
@@ -571,7 +573,7 @@ func TestJobRescuesErroredState(t *testing.T) {
 	if len(p.finishes) != 1 || p.finishes[0].OK {
 		t.Fatalf("Finish = %+v, want one failed finish", p.finishes)
 	}
-	path := filepath.Join(fx.work, "rescued", job.RunID+".tfstate")
+	path := filepath.Join(fx.worker.cfg.RescueDir, job.RunID+".tfstate")
 	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatalf("the errored state was not kept: %v", err)

@@ -45,7 +45,7 @@ func retryReport(ctx context.Context, fn func(ctx context.Context) error) error 
 
 // rescueState keeps the errored.tfstate OpenTofu writes when it cannot save
 // the state (the only copy of what an apply made) before the job directory
-// is removed: it is copied to <work-dir>/rescued/<run-id>.tfstate and the
+// is removed: it is copied to <rescue-dir>/<run-id>.tfstate and the
 // run's log says where and how to push it. It returns the copy's path ("":
 // nothing to rescue).
 func (j *jobRun) rescueState() (string, error) {
@@ -60,7 +60,7 @@ func (j *jobRun) rescueState() (string, error) {
 		return "", err
 	}
 	defer src.Close()
-	dir := filepath.Join(j.w.cfg.WorkDir, "rescued")
+	dir := j.w.cfg.RescueDir
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", err
 	}

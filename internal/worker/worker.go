@@ -24,6 +24,9 @@ type Config struct {
 	Instance  string
 	ServerURL string // base URL runs use to reach the state backend
 	WorkDir   string // where workspaces are made
+	// RescueDir keeps what OpenTofu could not save (errored.tfstate), out
+	// of WorkDir, which a restarted worker clears (default WorkDir/rescued).
+	RescueDir string
 	// GitCache, if set, keeps this worker's bare copies of repositories so
 	// that runs fetch only new commits (one directory per worker).
 	GitCache string
@@ -66,7 +69,10 @@ func New(cfg Config, proto workerapi.Protocol) *Worker {
 	// The tool runs in the project root, not here: paths handed to it
 	// (TF_CLI_CONFIG_FILE, GANTRY_OIDC_TOKEN_FILE, credential files) must
 	// not be relative to the worker's directory.
-	for _, dir := range []*string{&cfg.WorkDir, &cfg.GitCache} {
+	if cfg.RescueDir == "" {
+		cfg.RescueDir = filepath.Join(cfg.WorkDir, "rescued")
+	}
+	for _, dir := range []*string{&cfg.WorkDir, &cfg.GitCache, &cfg.RescueDir} {
 		if *dir != "" {
 			if abs, err := filepath.Abs(*dir); err == nil {
 				*dir = abs
