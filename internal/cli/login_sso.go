@@ -63,13 +63,25 @@ func (a *app) ssoLogin(ctx context.Context, server string, openBrowser bool, tim
 		}
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		_, _ = io.WriteString(w, "<!doctype html><title>Gantry</title><p>Signed in. You can close this tab and go back to the terminal.</p>\n")
+		// Sent before the code is handed on: this process may be done
+		// (and close the server) before the handler returns.
+		if f, ok := w.(http.Flusher); ok {
+			f.Flush()
+		}
 		select {
 		case got <- result{code: code}:
 		default:
 		}
 	})}
 	go func() { _ = srv.Serve(ln) }()
-	defer srv.Close()
+	defer func() {
+		// Let the browser's answer finish; then close.
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if srv.Shutdown(sctx) != nil {
+			srv.Close()
+		}
+	}()
 
 	fmt.Fprintf(a.stderr, "Open this address in a browser to sign in:\n\n  %s\n\nWaiting for the sign-in to finish...\n", loginURL)
 	if openBrowser {
