@@ -201,6 +201,14 @@ func (a *API) ssoStatus(w http.ResponseWriter, r *http.Request) error {
 	if _, err := s.config(r.Context()); err != nil {
 		return err
 	}
+	// The document the sign-ins use is kept once read: whether the
+	// provider answers now is asked anew.
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	defer cancel()
+	var d oidcDiscovery
+	if err := s.getJSON(ctx, strings.TrimSuffix(s.Issuer, "/")+"/.well-known/openid-configuration", &d); err != nil {
+		return errs.Wrap(errs.Unavailable, err, "the OpenID Provider %s cannot be reached", s.Issuer)
+	}
 	httpx.WriteJSON(w, http.StatusOK, map[string]string{"issuer": s.Issuer})
 	return nil
 }

@@ -3,7 +3,9 @@ package api_test
 import (
 	"crypto/sha256"
 	"encoding/base64"
+	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -68,5 +70,26 @@ func TestSSOFailures(t *testing.T) {
 	}
 	if r = get("/auth/sso"); r.status != http.StatusServiceUnavailable || !strings.Contains(string(r.body), "not configured") {
 		t.Errorf("GET /auth/sso, SSO off: %s", r)
+	}
+}
+
+// `gantry login --sso` asks /auth/sso first: once the provider is down it
+// says so, even after a sign-in made the server keep its discovery
+// document.
+func TestSSOStatusWhenTheProviderGoesDown(t *testing.T) {
+	e := newRBACEnv(t)
+	var issuer string
+	idp := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"issuer":%q,"authorization_endpoint":"%[1]s/auth","token_endpoint":"%[1]s/token","jwks_uri":"%[1]s/jwks"}`, issuer)
+	}))
+	issuer = idp.URL
+	e.a.SSO = &api.SSO{Issuer: issuer, ClientID: "gantry", ClientSecret: "x", RedirectURL: e.url + "/auth/callback", DB: e.db}
+	if r := e.send(request{method: "GET", path: "/auth/sso"}); r.status != http.StatusOK || !strings.Contains(string(r.body), issuer) {
+		t.Fatalf("GET /auth/sso, provider up: %s", r)
+	}
+	idp.Close()
+	if r := e.send(request{method: "GET", path: "/auth/sso"}); r.status != http.StatusServiceUnavailable || !strings.Contains(string(r.body), "cannot be reached") {
+		t.Errorf("GET /auth/sso, provider gone: %s", r)
 	}
 }
