@@ -548,7 +548,7 @@ func (a *API) signIn(r *http.Request, s *SSO, claims map[string]any) (auth.User,
 	if err != nil {
 		return auth.User{}, err
 	}
-	a.auditLogin(r, "auth.login", out.Login, "")
+	a.auditLogin(r, "auth.login", out.Login, "", map[string]any{"groups": out.Groups, "admin": out.Admin, "grants": out.Grants})
 	return out, nil
 }
 
@@ -680,8 +680,9 @@ func (a *API) loginFailed(r *http.Request, login, reason string) {
 }
 
 // auditLogin records a login event (or a failed or denied one); failed
-// ones are also what the brute-force throttle counts.
-func (a *API) auditLogin(r *http.Request, action, login, reason string) {
+// ones are also what the brute-force throttle counts. A sign-in records
+// what it gave the user (granted: IdP groups, admin, login policy grants).
+func (a *API) auditLogin(r *http.Request, action, login, reason string, granted ...map[string]any) {
 	if a.Audit == nil {
 		return
 	}
@@ -693,6 +694,8 @@ func (a *API) auditLogin(r *http.Request, action, login, reason string) {
 	if action != "auth.login" {
 		ev.Outcome = audit.Denied
 		ev.Change, _ = json.Marshal(map[string]string{"reason": reason})
+	} else if len(granted) > 0 {
+		ev.Change, _ = audit.NewChange(nil, granted[0])
 	}
 	if _, err := a.Audit.Record(r.Context(), ev); err != nil && a.Log != nil {
 		a.Log.WarnContext(r.Context(), "could not audit a login", "err", err)

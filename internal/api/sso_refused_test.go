@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -144,6 +145,26 @@ func TestSignInRefusedClearsSSORights(t *testing.T) {
 			}
 			if resp.StatusCode != http.StatusFound || session == "" {
 				t.Fatalf("sign-in: %d %v", resp.StatusCode, resp.Header)
+			}
+			// The sign-in records what it gave: groups, admin, grants.
+			var logins apiv1.List[apiv1.AuditEvent]
+			e.must(e.do("GET", "/api/v1/audit/events?action=auth.login&limit=100", nil), http.StatusOK, &logins)
+			found := false
+			for _, ev := range logins.Items {
+				var c struct {
+					After struct {
+						Groups []string            `json:"groups"`
+						Admin  bool                `json:"admin"`
+						Grants map[string][]string `json:"grants"`
+					} `json:"after"`
+				}
+				if ev.SubjectID == sub && json.Unmarshal(ev.Change, &c) == nil && c.After.Admin &&
+					slices.Contains(c.After.Groups, "admins") && slices.Contains(c.After.Grants["root"], "space-reader") {
+					found = true
+				}
+			}
+			if !found {
+				t.Errorf("no auth.login event of %s recording its groups, admin and grants: %+v", sub, logins.Items)
 			}
 			var key apiv1.APIKeyCreated
 			e.must(e.as(session, "POST", "/api/v1/api-keys", map[string]any{"name": sub + "-laptop"}), http.StatusCreated, &key)
