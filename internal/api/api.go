@@ -224,7 +224,7 @@ func (a *API) authenticate(r *http.Request) (p auth.Principal, err error) {
 	defer func() {
 		// A working token always works; a source that keeps sending bad
 		// ones is told to slow down (429) instead of 401.
-		if errs.Is(err, errs.Unauthenticated) && httpx.BearerToken(r) != "" {
+		if errs.Is(err, errs.Unauthenticated) && presentedCredentials(r) {
 			now := time.Now()
 			if terr := a.throttle.check(r, now); terr != nil {
 				err = terr

@@ -216,6 +216,17 @@ func (a *API) auditRecorder(ctx context.Context, action, subjectType, subjectID,
 // noteAuth tells the audit trail who the caller of r is, or that the
 // credentials it presented did not work. A request without credentials is
 // no security event.
+// presentedCredentials reports whether r brings credentials: a bearer
+// token (or basic-auth password) or a session cookie. Only those that do
+// and fail are audited and throttled (a request with none is just told).
+func presentedCredentials(r *http.Request) bool {
+	if httpx.BearerToken(r) != "" {
+		return true
+	}
+	_, err := r.Cookie(sessionCookie)
+	return err == nil
+}
+
 func noteAuth(r *http.Request, p auth.Principal, err error) {
 	switch {
 	case err == nil:
@@ -224,7 +235,7 @@ func noteAuth(r *http.Request, p auth.Principal, err error) {
 			roles = append([]string{"admin"}, roles...)
 		}
 		audit.SetActor(r.Context(), p.String(), roles)
-	case errs.Is(err, errs.Unauthenticated) && httpx.BearerToken(r) != "":
+	case errs.Is(err, errs.Unauthenticated) && presentedCredentials(r):
 		audit.SetAuthFailure(r.Context(), errs.Public(err))
 	}
 }

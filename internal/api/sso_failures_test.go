@@ -93,3 +93,23 @@ func TestSSOStatusWhenTheProviderGoesDown(t *testing.T) {
 		t.Errorf("GET /auth/sso, provider gone: %s", r)
 	}
 }
+
+// A session cookie that does not work (forged, expired, revoked) is a
+// failed authentication like a bad token: audited, and counted by the
+// throttle.
+func TestBadSessionCookieAudited(t *testing.T) {
+	e := newRBACEnv(t)
+	e.a.SSO = &api.SSO{Issuer: "http://127.0.0.1:1", ClientID: "gantry", ClientSecret: "x", RedirectURL: e.url + "/auth/callback", DB: e.db}
+	var last response
+	for range 25 {
+		last = e.send(request{method: "GET", path: "/api/v1/whoami", header: map[string]string{"Cookie": "gantry_session=forged.cookie"}})
+	}
+	if last.status != http.StatusTooManyRequests {
+		t.Errorf("after 25 forged cookies: %s, want 429", last)
+	}
+	var evs apiv1.List[apiv1.AuditEvent]
+	e.must(e.do("GET", "/api/v1/audit/events?action=auth.failed&limit=100", nil), http.StatusOK, &evs)
+	if len(evs.Items) == 0 {
+		t.Error("no auth.failed event for a forged session cookie")
+	}
+}
