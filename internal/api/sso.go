@@ -523,6 +523,10 @@ func (a *API) signIn(r *http.Request, s *SSO, claims map[string]any) (auth.User,
 	if s.Login != nil {
 		dec, err := s.Login(r.Context(), LoginInput{Login: u.Login, Name: u.Name, Email: u.Email, RemoteIP: sourceIP(r), Groups: u.Groups})
 		if err != nil {
+			if a.Log != nil {
+				// The audit trail says "internal error"; the cause is for the operator.
+				a.Log.WarnContext(r.Context(), "the login policy failed; sign-in refused", "login", u.Login, "err", err)
+			}
 			a.auditLogin(r, "auth.login_failed", u.Login, "login policy: "+errs.Public(err))
 			if cerr := a.signInRefused(r, u, "the login policy could not be evaluated"); cerr != nil {
 				return auth.User{}, cerr

@@ -183,6 +183,11 @@ func TestSignInRefusedClearsSSORights(t *testing.T) {
 			if resp.StatusCode != http.StatusForbidden {
 				t.Fatalf("refused sign-in: %d", resp.StatusCode)
 			}
+			// The audit trail says "internal error"; the server log gives
+			// the operator the cause.
+			if l := e.logs.String(); refusal == "error" && (!strings.Contains(l, "the login policy failed") || !strings.Contains(l, "deadline exceeded")) {
+				t.Errorf("the server log does not give the login policy's error:\n%s", l)
+			}
 			if r := e.as(session, "GET", "/api/v1/whoami", nil); r.status != http.StatusUnauthorized {
 				t.Errorf("browser session after the refused sign-in: %s", r)
 			}
