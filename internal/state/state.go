@@ -97,6 +97,22 @@ func parseHeader(data []byte) (serial int64, lineage string, err error) {
 	return *h.Serial, *h.Lineage, nil
 }
 
+// clientEncrypted tells whether a state document is encrypted by
+// OpenTofu's client-side state encryption (`terraform { encryption {} }`),
+// as OpenTofu decides it (IsEncryptionPayload and decrypt in its
+// internal/encryption/base.go): the document decodes as the encrypted
+// envelope and its encryption_version is not empty. The envelope keeps
+// serial and lineage in clear beside encrypted_data, and OpenTofu refuses
+// the state when they differ from the ones inside.
+func clientEncrypted(data []byte) bool {
+	var env struct {
+		Meta    map[string][]byte `json:"meta"`
+		Data    []byte            `json:"encrypted_data"`
+		Version string            `json:"encryption_version"`
+	}
+	return json.Unmarshal(data, &env) == nil && env.Version != ""
+}
+
 // jsonKind names a Go kind as JSON does.
 func jsonKind(k string) string {
 	switch k {
@@ -260,6 +276,15 @@ func (s *Service) Rollback(ctx context.Context, stackID string, serial int64, ac
 		old, data, err := s.Get(ctx, stackID, serial)
 		if err != nil {
 			return err
+		}
+		if clientEncrypted(data) {
+			// Only the outer serial could be rewritten; OpenTofu compares it
+			// with the one inside the ciphertext and refuses the state.
+			return errs.E(errs.Conflict, "state version %d of stack %s is encrypted by OpenTofu (client-side state encryption): "+
+				"its serial is inside the ciphertext, which Gantry cannot rewrite, so OpenTofu would refuse the rolled-back state. "+
+				"Roll back with your own OpenTofu instead: download the version (gantry stack state show --id %s --serial %d), "+
+				"decrypt it, set its serial above the current one and push it (tofu state push); see \"Rolling back an encrypted state\" in docs/state.md",
+				serial, stackID, stackID, serial)
 		}
 		cur, _, err := s.Current(ctx, stackID)
 		if err != nil {

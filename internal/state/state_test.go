@@ -467,3 +467,42 @@ func TestRollback(t *testing.T) {
 		}
 	})
 }
+
+// encryptedDoc is a state as OpenTofu writes it with client-side state
+// encryption: serial and lineage in clear, the state itself (with the same
+// serial) inside encrypted_data.
+func encryptedDoc(serial int64, lin string) []byte {
+	return []byte(fmt.Sprintf(`{"serial":%d,"lineage":%q,"meta":{"key_provider.pbkdf2.k":"eyJzYWx0IjoiVkVsY2d4Y0dadkhMaTRxSFJBOSs2WDZlS3JiTnoxMStYcE9LOExkQU8vZz0iLCJpdGVyYXRpb25zIjo2MDAwMDAsImhhc2hfZnVuY3Rpb24iOiJzaGE1MTIiLCJrZXlfbGVuZ3RoIjozMn0="},"encrypted_data":"1qt4ubJaY+1e9mhWIeePbfmVLmUET1/OI6jDWLmE059aO2WhVG0Hneceuyg/Kr9jkyWKg7Nlc7FErdqkdvOFdvw=","encryption_version":"v0"}`, serial, lin))
+}
+
+// A rollback rewrites the serial of the document it brings back; in a
+// client-side encrypted document the serial OpenTofu checks is inside the
+// ciphertext, so rolling back to one is refused (rolling back from one is
+// not: only the target is rewritten).
+func TestRollbackEncrypted(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newFixture(t, d)
+		f.write(t, doc(1, lineage, "plain"), "")
+		f.write(t, encryptedDoc(2, lineage), "")
+		f.write(t, encryptedDoc(3, lineage), "")
+
+		_, err := f.states.Rollback(f.ctx, "app", 2, "alice")
+		wantKind(t, err, errs.Conflict)
+		for _, want := range []string{"version 2", "encrypted", "gantry stack state show --id app --serial 2", "tofu state push"} {
+			if !strings.Contains(errs.Public(err), want) {
+				t.Errorf("message %q does not say %q", errs.Public(err), want)
+			}
+		}
+		if got := f.serials(t); !reflect.DeepEqual(got, []int64{3, 2, 1}) {
+			t.Fatalf("the refused rollback stored versions: %v", got)
+		}
+
+		v, err := f.states.Rollback(f.ctx, "app", 1, "alice")
+		if err != nil {
+			t.Fatalf("rollback from an encrypted state to a plain one: %v", err)
+		}
+		if v.Serial != 4 {
+			t.Fatalf("rollback version = %+v, want serial 4", v)
+		}
+	})
+}
