@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"time"
 
@@ -292,6 +293,9 @@ func (s *Service) Rollback(ctx context.Context, stackID string, serial int64, ac
 		}
 		if old.Serial == cur.Serial {
 			return errs.E(errs.Conflict, "serial %d is already the current state", serial)
+		}
+		if cur.Serial == math.MaxInt64 {
+			return errs.E(errs.Conflict, "the current state serial of stack %s is %d, the largest there is: a rollback needs a higher one", stackID, cur.Serial)
 		}
 		doc := map[string]json.RawMessage{}
 		if err := json.Unmarshal(data, &doc); err != nil {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"math"
 	"reflect"
 	"strings"
 	"sync"
@@ -503,6 +504,25 @@ func TestRollbackEncrypted(t *testing.T) {
 		}
 		if v.Serial != 4 {
 			t.Fatalf("rollback version = %+v, want serial 4", v)
+		}
+	})
+}
+
+// The rolled-back version takes the current serial plus one: at the
+// largest serial there is none, and the rollback is refused rather than
+// stored with a serial that wrapped around.
+func TestRollbackAtLargestSerial(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newFixture(t, d)
+		f.write(t, doc(1, lineage, "one"), "")
+		f.write(t, doc(math.MaxInt64, lineage, "last"), "")
+		_, err := f.states.Rollback(f.ctx, "app", 1, "alice")
+		wantKind(t, err, errs.Conflict)
+		if !strings.Contains(errs.Public(err), "9223372036854775807") {
+			t.Errorf("message %q does not name the serial", errs.Public(err))
+		}
+		if got := f.serials(t); !reflect.DeepEqual(got, []int64{math.MaxInt64, 1}) {
+			t.Fatalf("serials = %v, want the refused rollback to store nothing", got)
 		}
 	})
 }
