@@ -218,6 +218,9 @@ func (s *Service) Write(ctx context.Context, stackID string, data []byte, lockID
 	v := Version{StackID: stackID, Serial: serial, Lineage: lineage, Checksum: hex.EncodeToString(sum[:]), Size: int64(len(data)),
 		RunID: runID, CreatedBy: actor, CreatedAt: time.Now().UTC()}
 	err = s.db.Tx(ctx, func(ctx context.Context) error {
+		if err := s.lockStack(ctx, stackID); err != nil {
+			return err
+		}
 		if err := s.checkWriteLock(ctx, stackID, lockID); err != nil {
 			return err
 		}
@@ -244,6 +247,23 @@ func (s *Service) Write(ctx context.Context, stackID string, data []byte, lockID
 	return v, err
 }
 
+// lockStack takes the stack's row until the transaction ends, so that the
+// state changes of one stack (writes, rollbacks) and the creation of its
+// runs happen one at a time: on PostgreSQL (READ COMMITTED) two first
+// writes would otherwise each see no state and both be stored, with their
+// different lineages, and a rollback would not see a run created meanwhile.
+// (SQLite's single writer already serializes them.)
+func (s *Service) lockStack(ctx context.Context, stackID string) error {
+	res, err := s.db.Exec(ctx, `UPDATE stacks SET lock_version = lock_version + 1 WHERE id = $1`, stackID)
+	if err != nil {
+		return err
+	}
+	if k, _ := res.RowsAffected(); k != 1 {
+		return errs.E(errs.NotFound, "stack %q not found", stackID)
+	}
+	return nil
+}
+
 func (s *Service) insert(ctx context.Context, v Version, data []byte) error {
 	_, err := s.db.Exec(ctx, `INSERT INTO state_versions (`+cols+`, data) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)`,
 		v.StackID, v.Serial, v.Lineage, v.Checksum, v.Size, v.RunID, v.CreatedBy, v.CreatedAt.UnixNano(), s.box.Seal(data, aad(v.StackID, v.Serial)))
@@ -262,6 +282,11 @@ func (s *Service) insert(ctx context.Context, v Version, data []byte) error {
 func (s *Service) Rollback(ctx context.Context, stackID string, serial int64, actor string) (Version, error) {
 	var v Version
 	err := s.db.Tx(ctx, func(ctx context.Context) error {
+		// First: a run being created now is either seen below or
+		// created after the rollback (run.Service.Create takes the row too).
+		if err := s.lockStack(ctx, stackID); err != nil {
+			return err
+		}
 		var active int
 		if err := s.db.QueryRow(ctx, `SELECT COUNT(*) FROM runs WHERE stack_id = $1 AND state NOT IN ('FINISHED','FAILED','DISCARDED','CANCELED','STOPPED')`, stackID).Scan(&active); err != nil {
 			return err

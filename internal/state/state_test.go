@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/gantry-iac/gantry/internal/db"
 	"github.com/gantry-iac/gantry/internal/db/dbtest"
@@ -525,4 +526,131 @@ func TestRollbackAtLargestSerial(t *testing.T) {
 			t.Fatalf("serials = %v, want the refused rollback to store nothing", got)
 		}
 	})
+}
+
+// Concurrent first writes of different lineages (two OpenTofu processes,
+// or replicas, starting a stack's state at once): one is stored, every
+// other one is refused for its lineage. On PostgreSQL each transaction
+// would otherwise see no state yet and store its own lineage.
+func TestConcurrentFirstWrites(t *testing.T) {
+	const writers, stacks = 20, 4
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newFixture(t, d)
+		for n := range stacks {
+			id := fmt.Sprintf("first-%d", n)
+			f.stack(t, id)
+			var wg sync.WaitGroup
+			errc := make([]error, writers)
+			start := make(chan struct{})
+			for i := range writers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					<-start
+					_, errc[i] = f.states.Write(f.ctx, id, doc(int64(i+1), fmt.Sprintf("lineage-%d", i), "a"), "", "", "tofu")
+				}()
+			}
+			close(start)
+			wg.Wait()
+			won := 0
+			for i, err := range errc {
+				switch {
+				case err == nil:
+					won++
+				case !errs.Is(err, errs.Conflict):
+					t.Fatalf("stack %s: writer %d got %v (kind %s), want success or Conflict", id, i, err, errs.KindOf(err))
+				}
+			}
+			vs, err := f.states.Versions(f.ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if won != 1 || len(vs) != 1 {
+				var got []string
+				for _, v := range vs {
+					got = append(got, fmt.Sprintf("%d/%s", v.Serial, v.Lineage))
+				}
+				t.Fatalf("stack %s: %d writers succeeded and %d versions were stored (%v), want one of each", id, won, len(vs), got)
+			}
+		}
+	})
+}
+
+// A rollback and a run created at the same time: the rollback (refused
+// while the stack has a run in progress) either sees the run or ends
+// before it exists. Here the run's creation is held open, uncommitted,
+// until the rollback waits for it.
+func TestRollbackWhileRunCreated(t *testing.T) {
+	for _, typ := range []string{run.Tracked, run.Proposed} {
+		t.Run(typ, func(t *testing.T) {
+			dbtest.Each(t, func(t *testing.T, d *db.DB) {
+				f := newFixture(t, d)
+				f.write(t, doc(1, lineage, "one"), "")
+				f.write(t, doc(2, lineage, "two"), "")
+
+				created := make(chan error, 1)
+				commit := make(chan struct{})
+				txDone := make(chan error, 1)
+				go func() {
+					txDone <- d.Tx(f.ctx, func(ctx context.Context) error {
+						_, err := f.runs.Create(ctx, run.New{StackID: "app", Type: typ, TriggeredBy: "alice"})
+						created <- err
+						<-commit
+						return err
+					})
+				}()
+				if err := <-created; err != nil {
+					close(commit)
+					t.Fatalf("Create: %v", err)
+				}
+				rolledBack := make(chan error, 1)
+				go func() {
+					_, err := f.states.Rollback(f.ctx, "app", 1, "bob")
+					rolledBack <- err
+				}()
+				// Let the run's transaction commit once the rollback waits for
+				// it (or has answered, wrongly, without waiting).
+				select {
+				case err := <-rolledBack:
+					close(commit)
+					<-txDone
+					t.Fatalf("Rollback answered %v while a run was being created, without waiting for it", err)
+				case <-waitingForLock(t, d):
+				}
+				close(commit)
+				if err := <-txDone; err != nil {
+					t.Fatal(err)
+				}
+				wantKind(t, <-rolledBack, errs.Conflict)
+				if got := f.serials(t); !reflect.DeepEqual(got, []int64{2, 1}) {
+					t.Fatalf("serials = %v, want no rollback stored", got)
+				}
+			})
+		})
+	}
+}
+
+// waitingForLock is closed once a statement of d waits for a lock another
+// transaction holds. On SQLite, whose single writer a transaction holds
+// whole, it is closed at once: nothing else can run before it commits.
+func waitingForLock(t *testing.T, d *db.DB) <-chan struct{} {
+	t.Helper()
+	done := make(chan struct{})
+	if d.Dialect != db.Postgres {
+		close(done)
+		return done
+	}
+	go func() {
+		defer close(done)
+		deadline := time.Now().Add(10 * time.Second)
+		for time.Now().Before(deadline) {
+			var n int
+			err := d.QueryRow(context.Background(), `SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&n)
+			if err != nil || n > 0 {
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+	return done
 }
