@@ -307,3 +307,34 @@ func TestStateBackendRunTokenLimits(t *testing.T) {
 		t.Fatalf("the run's own UNLOCK = %s", r)
 	}
 }
+
+// The 423 a person gets shows the lock id of a running apply; with it, the
+// person still may not write: the run's lock is the run's. Force-unlocking
+// (UNLOCK with the id, stack:unlock) comes first, and the 423 says so.
+func TestStateBackendRunLockNotForPeople(t *testing.T) {
+	e := newAPIEnv(t)
+	e.createStack("web", nil)
+	e.createRun("web", "TRACKED")
+	claimed, err := e.runs.Claim(context.Background(), "", "wkr-test")
+	if err != nil || claimed == nil {
+		t.Fatalf("Claim = %v, %v", claimed, err)
+	}
+	if r := e.tfstate("LOCK", "web", "", claimed.StateToken, lockInfo("run-lock", "OperationTypeApply"), nil); r.status != 200 {
+		t.Fatalf("the run's LOCK = %s", r)
+	}
+	doc := stateDoc(1, "lin", 1)
+	c := wantLocked(t, e.tfstate("POST", "web", "ID=run-lock", e.token, doc, nil), "run-lock")
+	if !strings.Contains(c.Error.Message, "force-unlock") || !strings.Contains(c.Error.Message, claimed.Run.ID) {
+		t.Errorf("423 message %q, want it to name the run and say to force-unlock first", c.Error.Message)
+	}
+	wantLocked(t, e.tfstate("LOCK", "web", "", e.token, lockInfo("run-lock", "OperationTypeApply"), nil), "run-lock")
+	if r := e.tfstate("POST", "web", "ID=run-lock", claimed.StateToken, doc, nil); r.status != 200 {
+		t.Fatalf("the run's own POST = %s", r)
+	}
+	if r := e.tfstate("UNLOCK", "web", "", e.token, lockInfo("run-lock", ""), nil); r.status != 200 {
+		t.Fatalf("force-unlock = %s", r)
+	}
+	if r := e.tfstate("POST", "web", "", e.token, stateDoc(2, "lin", 1), nil); r.status != 200 {
+		t.Fatalf("POST after the force-unlock = %s", r)
+	}
+}

@@ -221,7 +221,7 @@ func (s *Service) Write(ctx context.Context, stackID string, data []byte, lockID
 		if err := s.lockStack(ctx, stackID); err != nil {
 			return err
 		}
-		if err := s.checkWriteLock(ctx, stackID, lockID); err != nil {
+		if err := s.checkWriteLock(ctx, stackID, lockID, runID); err != nil {
 			return err
 		}
 		cur, err := scan(s.db.QueryRow(ctx, `SELECT `+cols+` FROM state_versions WHERE stack_id = $1 ORDER BY serial DESC LIMIT 1`, stackID))

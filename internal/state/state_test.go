@@ -654,3 +654,49 @@ func waitingForLock(t *testing.T, d *db.DB) <-chan struct{} {
 	}()
 	return done
 }
+
+// A lock a run holds is that run's: its ID (shown in every 423) does not
+// let a person or another run write or lock under it. A person writes only
+// after force-unlocking it (Release with the ID, stack:unlock at the API).
+func TestLockHeldByRun(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newFixture(t, d)
+		held := lockInfo("l-run", "worker@host")
+		if err := f.states.Acquire(f.ctx, "app", held, "run-1"); err != nil {
+			t.Fatal(err)
+		}
+		for _, who := range []struct{ run, want string }{{"", "force-unlock"}, {"run-2", "not by run run-2"}} {
+			_, err := f.states.Write(f.ctx, "app", doc(1, lineage, "a"), "l-run", who.run, "someone")
+			wantKind(t, err, errs.Locked)
+			if got, _ := errs.DetailOf(err).(state.LockInfo); got != held {
+				t.Errorf("write by %q: detail %#v, want the holder's lock info", who.run, errs.DetailOf(err))
+			}
+			if msg := errs.Public(err); !strings.Contains(msg, "run-1") || !strings.Contains(msg, who.want) {
+				t.Errorf("write by %q: message %q, want it to name run-1 and say %q", who.run, msg, who.want)
+			}
+			wantKind(t, f.states.Acquire(f.ctx, "app", held, who.run), errs.Locked)
+		}
+		if got := f.serials(t); len(got) != 0 {
+			t.Fatalf("refused writes stored %v", got)
+		}
+		if err := f.states.Acquire(f.ctx, "app", held, "run-1"); err != nil {
+			t.Fatalf("the run locking again: %v", err)
+		}
+		if _, err := f.states.Write(f.ctx, "app", doc(1, lineage, "a"), "l-run", "run-1", "run"); err != nil {
+			t.Fatalf("the run's own write: %v", err)
+		}
+		// Force-unlocked by a person, the state takes the person's writes.
+		if err := f.states.Release(f.ctx, "app", "l-run", ""); err != nil {
+			t.Fatalf("force-unlock: %v", err)
+		}
+		f.write(t, doc(2, lineage, "b"), "")
+
+		// A person's lock is not a run's to write under either.
+		if err := f.states.Acquire(f.ctx, "app", lockInfo("l-person", "alice"), ""); err != nil {
+			t.Fatal(err)
+		}
+		_, err := f.states.Write(f.ctx, "app", doc(3, lineage, "c"), "l-person", "run-1", "run")
+		wantKind(t, err, errs.Locked)
+		f.write(t, doc(3, lineage, "c"), "l-person")
+	})
+}
