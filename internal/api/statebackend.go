@@ -226,12 +226,14 @@ func (a *API) stateVersion(w http.ResponseWriter, r *http.Request, p auth.Princi
 }
 
 func (a *API) rollback(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
-	var in apiv1.StateRollback
-	if err := httpx.DecodeJSON(w, r, &in, MaxBody); err != nil {
-		return err
-	}
+	// The permission first: whoever may not roll back learns that, not
+	// what is wrong with their request.
 	st, err := a.stack(r, p, auth.StateRollback)
 	if err != nil {
+		return err
+	}
+	var in apiv1.StateRollback
+	if err := httpx.DecodeJSON(w, r, &in, MaxBody); err != nil {
 		return err
 	}
 	v, err := a.State.Rollback(r.Context(), st.ID, in.Serial, p.String())

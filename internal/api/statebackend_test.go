@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gantry-iac/gantry/internal/apiv1"
+	"github.com/gantry-iac/gantry/internal/auth"
 )
 
 func md5Header(s string) map[string]string {
@@ -336,5 +337,24 @@ func TestStateBackendRunLockNotForPeople(t *testing.T) {
 	}
 	if r := e.tfstate("POST", "web", "", e.token, stateDoc(2, "lin", 1), nil); r.status != 200 {
 		t.Fatalf("POST after the force-unlock = %s", r)
+	}
+}
+
+// A key that may not roll back is told so (403) before anything about its
+// request body (400).
+func TestRollbackPermissionBeforeBody(t *testing.T) {
+	e := newRBACEnv(t)
+	e.createStack("web", nil)
+	reader := e.actor("reader", "root", []string{auth.SpaceRead, auth.StateRead})
+	roller := e.actor("roller", "root", []string{auth.StateRollback})
+	for _, rq := range []request{
+		{method: "POST", path: "/api/v1/stacks/web/state/rollback", contentType: "text/plain", body: strings.NewReader(`{"serial":1}`)},
+		{method: "POST", path: "/api/v1/stacks/web/state/rollback", contentType: "application/json", body: strings.NewReader(`not json`)},
+	} {
+		rq.token = reader
+		wantError(t, e.send(rq), 403, "forbidden")
+		// With the permission, the body is checked.
+		rq.token = roller
+		wantError(t, e.send(rq), 400, "invalid")
 	}
 }
