@@ -5,6 +5,7 @@ import (
 	"crypto/md5"
 	"encoding/base64"
 	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -356,5 +357,54 @@ func TestRollbackPermissionBeforeBody(t *testing.T) {
 		// With the permission, the body is checked.
 		rq.token = roller
 		wantError(t, e.send(rq), 400, "invalid")
+	}
+}
+
+// An output that echoes a secret variable (value = var.pw, TF_VAR_pw a
+// secret) is not sensitive in the state, but its value is masked for
+// everyone, as in the run's log: the stack's own secrets, its contexts'
+// secret variables and files. The state itself still has it.
+func TestOutputsMaskSecrets(t *testing.T) {
+	e := newRBACEnv(t)
+	e.createStack("web", nil)
+	e.must(e.do("PUT", "/api/v1/stacks/web/env/TF_VAR_pw", map[string]any{"value": "stack-pw-1234", "secret": true}), 200, nil)
+	e.must(e.do("PUT", "/api/v1/stacks/web/env/TF_VAR_region", map[string]any{"value": "eu-west-1"}), 200, nil)
+	e.must(e.do("POST", "/api/v1/contexts", map[string]any{"id": "shared"}), 201, nil)
+	e.must(e.do("PUT", "/api/v1/contexts/shared/env/TF_VAR_db", map[string]any{"value": "ctx-db-5678", "secret": true}), 200, nil)
+	e.must(e.do("PUT", "/api/v1/contexts/shared/env/TF_VAR_pin", map[string]any{"value": "90817263", "secret": true}), 200, nil)
+	e.must(e.do("PUT", "/api/v1/contexts/shared/files", map[string]any{"path": "key.pem", "secret": true,
+		"content": base64.StdEncoding.EncodeToString([]byte("-----BEGIN KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END KEY-----\n"))}), 200, nil)
+	e.must(e.do("POST", "/api/v1/contexts/shared/attachments", map[string]any{"stack": "web"}), 200, nil)
+
+	doc := `{"version":4,"serial":1,"lineage":"l","outputs":{
+		"pw_echo":{"value":"stack-pw-1234","type":"string"},
+		"conn":{"value":"postgres://app:ctx-db-5678@db/app","type":"string"},
+		"pin":{"value":90817263,"type":"number"},
+		"key_line":{"value":["MIIEvQIBADANBgkqhkiG9w0BAQEFAASC"],"type":["list","string"]},
+		"region":{"value":"eu-west-1","type":"string"}},"resources":[]}`
+	if r := e.tfstate("POST", "web", "", e.token, doc, nil); r.status != 200 {
+		t.Fatal(r)
+	}
+	reader := e.actor("reader", "root", []string{auth.SpaceRead})
+	for _, token := range []string{reader, e.token} {
+		r := e.send(request{method: "GET", path: "/api/v1/stacks/web/outputs", token: token})
+		var outs apiv1.List[apiv1.Output]
+		e.must(r, 200, &outs)
+		for _, leak := range []string{"stack-pw-1234", "ctx-db-5678", "90817263", "MIIEvQ"} {
+			if strings.Contains(string(r.body), leak) {
+				t.Errorf("outputs show the secret %q: %s", leak, r.body)
+			}
+		}
+		got := map[string]any{}
+		for _, o := range outs.Items {
+			got[o.Name] = o.Value
+		}
+		want := map[string]any{"pw_echo": "*****", "conn": "postgres://app:*****@db/app", "pin": "*****", "key_line": []any{"*****"}, "region": "eu-west-1"}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("outputs = %v, want %v", got, want)
+		}
+	}
+	if r := e.tfstate("GET", "web", "", e.token, "", nil); !strings.Contains(string(r.body), "stack-pw-1234") {
+		t.Errorf("the state download lost the value: %s", r)
 	}
 }
