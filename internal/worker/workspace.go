@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -24,7 +25,8 @@ var backendRE = regexp.MustCompile(`(?m)^\s*(backend\s+"([^"]+)"|cloud)\s*\{`)
 var blockCommentRE = regexp.MustCompile(`(?s)/\*.*?\*/`)
 
 // checkNoBackend refuses code that declares its own backend while the
-// stack's state is managed by Gantry.
+// stack's state is managed by Gantry: in the native syntax (.tf, .tofu)
+// and in the JSON syntax (.tf.json, .tofu.json), which OpenTofu reads too.
 func checkNoBackend(root string) error {
 	entries, err := os.ReadDir(root)
 	if err != nil {
@@ -32,19 +34,117 @@ func checkNoBackend(root string) error {
 	}
 	for _, e := range entries {
 		name := e.Name()
-		if e.IsDir() || !(strings.HasSuffix(name, ".tf") || strings.HasSuffix(name, ".tofu")) {
+		native := strings.HasSuffix(name, ".tf") || strings.HasSuffix(name, ".tofu")
+		jsonSyntax := strings.HasSuffix(name, ".tf.json") || strings.HasSuffix(name, ".tofu.json")
+		if e.IsDir() || !(native || jsonSyntax) {
 			continue
 		}
 		src, err := os.ReadFile(filepath.Join(root, name))
 		if err != nil {
 			return fail("reading %s: %v", name, err)
 		}
-		if m := backendRE.FindSubmatch(blockCommentRE.ReplaceAll(src, nil)); m != nil {
-			what := "a cloud block"
-			if len(m[2]) > 0 {
-				what = fmt.Sprintf("a backend %q block", m[2])
+		what := ""
+		if native {
+			if m := backendRE.FindSubmatch(blockCommentRE.ReplaceAll(src, nil)); m != nil {
+				what = "a cloud block"
+				if len(m[2]) > 0 {
+					what = fmt.Sprintf("a backend %q block", m[2])
+				}
 			}
+		} else if what, err = jsonBackend(src); err != nil {
+			return fail("reading %s: it is not valid JSON (%v), so it cannot be checked for a backend block", name, err)
+		}
+		if what != "" {
 			return fail("this stack's state is managed by Gantry, but %s declares %s: remove it, or turn managed state off for the stack", name, what)
+		}
+	}
+	return nil
+}
+
+// jsonBackend finds a backend or cloud block in a file of OpenTofu's JSON
+// syntax: a "backend" or "cloud" property of the top-level "terraform"
+// object, or of one of the objects of a "terraform" array (a block may be
+// written either way, and a name may repeat: every occurrence counts). It
+// says what it found as checkNoBackend names it, "" for nothing.
+func jsonBackend(src []byte) (string, error) {
+	found := ""
+	err := eachProperty(src, func(key string, val json.RawMessage) error {
+		if key != "terraform" {
+			return nil
+		}
+		return eachBody(val, func(body json.RawMessage) error {
+			return eachProperty(body, func(key string, val json.RawMessage) error {
+				switch {
+				case found != "":
+				case key == "cloud":
+					found = "a cloud block"
+				case key == "backend":
+					found = "a backend block"
+					if label := firstKey(val); label != "" {
+						found = fmt.Sprintf("a backend %q block", label)
+					}
+				}
+				return nil
+			})
+		})
+	})
+	return found, err
+}
+
+// firstKey is the first property name of val, or of its first element if
+// it is an array: the label of a block ("s3" in {"s3": {...}}).
+func firstKey(val json.RawMessage) string {
+	key := ""
+	_ = eachBody(val, func(body json.RawMessage) error {
+		return eachProperty(body, func(k string, _ json.RawMessage) error {
+			if key == "" {
+				key = k
+			}
+			return nil
+		})
+	})
+	return key
+}
+
+// eachBody calls fn with val, or with each element of val if it is an
+// array.
+func eachBody(val json.RawMessage, fn func(json.RawMessage) error) error {
+	var list []json.RawMessage
+	if json.Unmarshal(val, &list) != nil {
+		return fn(val)
+	}
+	for _, v := range list {
+		if err := fn(v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// eachProperty calls fn with every property of the JSON object data, in
+// order and repeated names included. A value that is not an object has
+// none; data that is not JSON is an error.
+func eachProperty(data []byte, fn func(key string, val json.RawMessage) error) error {
+	if !json.Valid(data) {
+		var v any
+		return json.Unmarshal(data, &v) // the reason
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if tok, _ := dec.Token(); tok != json.Delim('{') {
+		return nil
+	}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		key, _ := tok.(string)
+		var val json.RawMessage
+		if err := dec.Decode(&val); err != nil {
+			return err
+		}
+		if err := fn(key, val); err != nil {
+			return err
 		}
 	}
 	return nil

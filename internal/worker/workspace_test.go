@@ -80,6 +80,40 @@ func TestCheckNoBackend(t *testing.T) {
 			name:  "the word backend in a string",
 			files: map[string]string{"main.tf": "locals {\n  note = \"backend \\\"s3\\\" is not used\"\n}\n"},
 		},
+		{
+			name:    "backend in a .tf.json file",
+			files:   map[string]string{"main.tf.json": `{"terraform": {"backend": {"local": {"path": "/tmp/elsewhere.tfstate"}}}}`},
+			wantErr: `main.tf.json declares a backend "local" block`,
+		},
+		{
+			name:    "backend in a .tofu.json file, terraform as an array",
+			files:   map[string]string{"main.tofu.json": `{"terraform": [{"required_version": ">= 1.6"}, {"backend": [{"s3": {"bucket": "b"}}]}]}`},
+			wantErr: `main.tofu.json declares a backend "s3" block`,
+		},
+		{
+			name:    "backend in a JSON override file, after a repeated terraform",
+			files:   map[string]string{"backend_override.tf.json": `{"terraform": {"required_version": ">= 1.6"}, "terraform": {"backend": {"http": {}}}}`},
+			wantErr: `backend_override.tf.json declares a backend "http" block`,
+		},
+		{
+			name:    "cloud block in JSON",
+			files:   map[string]string{"main.tf.json": `{"//": "comment", "terraform": {"cloud": {"organization": "o"}}}`},
+			wantErr: "main.tf.json declares a cloud block",
+		},
+		{
+			name: "JSON without a backend",
+			files: map[string]string{"main.tf.json": `{"terraform": {"required_version": ">= 1.6"}, "resource": {"terraform_data": {"backend": {"input": "cloud"}}},
+				"locals": {"backend": "s3", "cloud": 1e400}}`},
+		},
+		{
+			name:    "JSON that is not JSON",
+			files:   map[string]string{"main.tf.json": `{"terraform": {"backend": `},
+			wantErr: "main.tf.json: it is not valid JSON",
+		},
+		{
+			name:  "other JSON files are not configuration",
+			files: map[string]string{"package.json": `{"terraform": {"backend": {"s3": {}}}}`, "main.json": `{"terraform": {"backend": {"s3": {}}}}`},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
