@@ -269,7 +269,7 @@ func (j *jobRun) setup(ctx context.Context, src string) error {
 	for _, name := range ignoredStateVars(j.job) {
 		j.log.Printf("The variable %s is ignored: this stack's state is managed by Gantry, which sets it (turn managed state off to use your own)", name)
 	}
-	return nil
+	return checkBackendArgs(j.job)
 }
 
 func (j *jobRun) runPlan(ctx context.Context) error {

@@ -281,6 +281,75 @@ var stateBackendVars = map[string]bool{
 	"TF_HTTP_PASSWORD":       true,
 }
 
+// cliArgsVars are the variables OpenTofu (and Terraform) read extra
+// arguments of `init` from: TF_CLI_ARGS for every command, TF_CLI_ARGS_init
+// for init alone.
+var cliArgsVars = []string{"TF_CLI_ARGS", "TF_CLI_ARGS_init"}
+
+// checkBackendArgs refuses a run of a stack with managed state whose
+// TF_CLI_ARGS or TF_CLI_ARGS_init, as the run gets them in either stage
+// (from the stack, a context, in their ro_/wo_ forms), passes -backend-config
+// or -backend to init: they would point the run's state, and its state
+// token, at another backend, or keep it off Gantry's. The refusal names the
+// variable, never its value.
+func checkBackendArgs(job *workerapi.Job) error {
+	if !job.ManagedState {
+		return nil
+	}
+	for _, write := range []bool{false, true} {
+		for _, kv := range stageVars(job.Env, write) {
+			name, value, _ := strings.Cut(kv, "=")
+			if !slices.Contains(cliArgsVars, name) {
+				continue
+			}
+			flag := backendFlag(value)
+			if flag == "" {
+				continue
+			}
+			source := name // the variable it came from, maybe in a stage form
+			for _, v := range job.Env {
+				if v.Value == value && (v.Name == name || v.Name == readOnlyPrefix+name || v.Name == writeOnlyPrefix+name) {
+					source = v.Name
+					break
+				}
+			}
+			return fail("this stack's state is managed by Gantry, but the variable %s passes %s to init, which would take the run's state "+
+				"elsewhere: remove the flag from it (Gantry sets the backend), or turn managed state off for the stack", source, flag)
+		}
+	}
+	return nil
+}
+
+// backendFlag returns the -backend-config or -backend flag that the value
+// of TF_CLI_ARGS gives OpenTofu, "" if none. OpenTofu splits the value into
+// words as a shell does (github.com/mattn/go-shellwords); here quotes and
+// backslashes are dropped and shell operators taken as spaces first, so no
+// quoting can hide a flag (a quoted space may make a false alarm, never a
+// miss).
+func backendFlag(value string) string {
+	plain := strings.Map(func(r rune) rune {
+		switch r {
+		case '"', '\'', '\\', '`':
+			return -1
+		case ';', '&', '|', '<', '>', '(', ')':
+			return ' '
+		}
+		return r
+	}, value)
+	for _, word := range strings.Fields(plain) {
+		name, _, _ := strings.Cut(word, "=")
+		if !strings.HasPrefix(name, "-") {
+			continue
+		}
+		// -flag or --flag, as Go's flag package reads them.
+		switch flag := strings.TrimPrefix(name[1:], "-"); flag {
+		case "backend-config", "backend":
+			return "-" + flag
+		}
+	}
+	return ""
+}
+
 // ignoredStateVars are the names of the job's variables (with their ro_ or
 // wo_ prefix, if any) that managed state overrides, sorted, each once.
 func ignoredStateVars(job *workerapi.Job) []string {

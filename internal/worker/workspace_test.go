@@ -537,3 +537,60 @@ func TestPackWorkspaceSkipsOnlyProviderDirs(t *testing.T) {
 		}
 	}
 }
+
+func TestBackendFlag(t *testing.T) {
+	tests := []struct{ value, want string }{
+		{"", ""},
+		{"-upgrade -no-color", ""},
+		{"-backend-config=address=http://elsewhere", "-backend-config"},
+		{"-upgrade --backend-config=key=x", "-backend-config"},
+		{"-backend-config backend.hcl", "-backend-config"},
+		{"-backend=false", "-backend"},
+		{"--backend=0", "-backend"},
+		{`"-backend-config=address=http://x"`, "-backend-config"},
+		{`'-back'"end"-config=address=x`, "-backend-config"},
+		{`-var=a\ -backend-config=x`, "-backend-config"},
+		{"-upgrade;-backend-config=x", "-backend-config"}, // a false alarm at worst
+		{"-var=name=my-backend-config", ""},
+		{"-var-file=backend.tfvars", ""},
+		{"backend-config=x", ""},
+		{"---backend=false", ""}, // not a flag Go's flag package reads
+	}
+	for _, tt := range tests {
+		if got := backendFlag(tt.value); got != tt.want {
+			t.Errorf("backendFlag(%q) = %q, want %q", tt.value, got, tt.want)
+		}
+	}
+}
+
+// The check looks at what the run gets: a variable shadowed by one of a
+// higher-precedence source does not count, and without managed state
+// nothing does.
+func TestCheckBackendArgs(t *testing.T) {
+	bad := workerapi.EnvVar{Name: "TF_CLI_ARGS_init", Value: "-backend-config=address=http://elsewhere", Rank: 2}
+	tests := []struct {
+		name    string
+		managed bool
+		env     []workerapi.EnvVar
+		want    string // substring of the failure; empty: none
+	}{
+		{"managed", true, []workerapi.EnvVar{bad}, "variable TF_CLI_ARGS_init passes -backend-config"},
+		{"not managed", false, []workerapi.EnvVar{bad}, ""},
+		{"shadowed by the stack's own", true, []workerapi.EnvVar{bad, {Name: "TF_CLI_ARGS_init", Value: "-upgrade"}}, ""},
+		{"write stage only", true, []workerapi.EnvVar{{Name: "wo_TF_CLI_ARGS", Value: "-backend=false"}}, "variable wo_TF_CLI_ARGS passes -backend"},
+		{"another command's", true, []workerapi.EnvVar{{Name: "TF_CLI_ARGS_plan", Value: "-backend-config=x"}}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := checkBackendArgs(&workerapi.Job{ManagedState: tt.managed, Env: tt.env})
+			switch {
+			case tt.want == "" && err != nil:
+				t.Errorf("checkBackendArgs = %v, want nil", err)
+			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+				t.Errorf("checkBackendArgs = %v, want an error containing %q", err, tt.want)
+			case err != nil && strings.Contains(err.Error(), "http://elsewhere"):
+				t.Errorf("checkBackendArgs shows the value: %v", err)
+			}
+		})
+	}
+}
