@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -267,5 +268,55 @@ func writeFile(t *testing.T, path, content string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Managed state keeps to itself: an output echoing a secret variable is
+// masked in `stack outputs` (the state keeps it); a run whose
+// TF_CLI_ARGS_init points init at another backend, or whose code declares
+// a backend in the JSON syntax, fails before OpenTofu touches the state.
+func TestManagedStateGuards(t *testing.T) {
+	t.Parallel()
+	const secret = "hunter2-e2e-pw"
+	s := StartServer(t, ServerConfig{})
+	repo := NewRepo(t, map[string]string{"main.tf": `
+variable "pw" {
+  type = string
+}
+
+output "pw_echo" {
+  value = var.pw
+}
+
+output "pw_length" {
+  value = length(var.pw)
+}
+`})
+	s.CreateStack(t, "guards", repo.URL, "--autodeploy")
+	s.MustGantry(t, "stack", "env", "set", "--id", "guards", "TF_VAR_pw", secret, "--secret")
+	s.WaitRun(t, s.Deploy(t, "guards").ID, apiv1.StateFinished)
+	outs := s.Outputs(t, "guards")
+	if outs["pw_echo"].Value != "*****" || outs["pw_echo"].Sensitive || fmt.Sprint(outs["pw_length"].Value) != strconv.Itoa(len(secret)) {
+		t.Errorf("outputs = %+v, want pw_echo masked and pw_length %d", outs, len(secret))
+	}
+	noSecret(t, "gantry stack outputs", s.MustGantry(t, "stack", "outputs", "--id", "guards"), secret)
+	if doc := stateDoc(t, s, "guards", ""); doc.Outputs["pw_echo"].Value != secret {
+		t.Errorf("the state document's pw_echo = %v, want the value itself", doc.Outputs["pw_echo"].Value)
+	}
+	before := CurrentVersion(t, s.StateVersions(t, "guards"))
+
+	s.MustGantry(t, "stack", "env", "set", "--id", "guards", "--secret", "--", "TF_CLI_ARGS_init", "-upgrade -backend-config=address=http://127.0.0.1:9/elsewhere")
+	r := s.WaitRun(t, s.Deploy(t, "guards").ID, apiv1.StateFailed)
+	logs := s.WaitLog(t, "guards", r.ID, "the variable TF_CLI_ARGS_init passes -backend-config to init")
+	if strings.Contains(logs, "$ tofu init") {
+		t.Errorf("init ran despite the backend flag:\n%s", logs)
+	}
+	s.MustGantry(t, "stack", "env", "delete", "--id", "guards", "TF_CLI_ARGS_init")
+
+	repo.Commit(t, "json backend", map[string]string{"backend.tf.json": `{"terraform": {"backend": {"local": {"path": "/tmp/elsewhere.tfstate"}}}}`})
+	r = s.WaitRun(t, s.Deploy(t, "guards").ID, apiv1.StateFailed)
+	s.WaitLog(t, "guards", r.ID, `backend.tf.json declares a backend "local" block`)
+	if after := CurrentVersion(t, s.StateVersions(t, "guards")); after.Serial != before.Serial {
+		t.Errorf("the refused runs wrote the state: serial %d, was %d", after.Serial, before.Serial)
 	}
 }

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"crypto/md5"
 	"encoding/base64"
 	"encoding/json"
@@ -15,6 +16,8 @@ import (
 	"github.com/gantry-iac/gantry/internal/errs"
 	"github.com/gantry-iac/gantry/internal/httpx"
 	"github.com/gantry-iac/gantry/internal/run"
+	"github.com/gantry-iac/gantry/internal/secrets"
+	"github.com/gantry-iac/gantry/internal/stack"
 	"github.com/gantry-iac/gantry/internal/state"
 	"github.com/gantry-iac/gantry/internal/tofu"
 )
@@ -226,12 +229,14 @@ func (a *API) stateVersion(w http.ResponseWriter, r *http.Request, p auth.Princi
 }
 
 func (a *API) rollback(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
-	var in apiv1.StateRollback
-	if err := httpx.DecodeJSON(w, r, &in, MaxBody); err != nil {
-		return err
-	}
+	// The permission first: whoever may not roll back learns that, not
+	// what is wrong with their request.
 	st, err := a.stack(r, p, auth.StateRollback)
 	if err != nil {
+		return err
+	}
+	var in apiv1.StateRollback
+	if err := httpx.DecodeJSON(w, r, &in, MaxBody); err != nil {
 		return err
 	}
 	v, err := a.State.Rollback(r.Context(), st.ID, in.Serial, p.String())
@@ -260,8 +265,12 @@ func (a *API) outputs(w http.ResponseWriter, r *http.Request, p auth.Principal) 
 	if err != nil {
 		return errs.E(errs.Conflict, "the outputs of the current state cannot be read: %v", err)
 	}
+	m, err := a.stackMasker(r.Context(), st)
+	if err != nil {
+		return err
+	}
 	for _, o := range outs {
-		v := o.Value
+		v := m.Value(o.Value)
 		if o.Sensitive {
 			v = nil
 		}
@@ -269,6 +278,43 @@ func (a *API) outputs(w http.ResponseWriter, r *http.Request, p auth.Principal) 
 	}
 	httpx.WriteJSON(w, http.StatusOK, out)
 	return nil
+}
+
+// stackMasker masks what the log of a run of the stack masks: the secret
+// values of its environment (its own variables and its contexts', as a
+// run gets them) and of its contexts' secret files. An output that echoes
+// a secret variable (value = var.password, with TF_VAR_password secret)
+// is not marked sensitive in the state, but is shown masked all the same;
+// the state itself (stack:state-download) still has the value.
+func (a *API) stackMasker(ctx context.Context, st stack.Stack) (*secrets.Masker, error) {
+	var masked []string
+	if a.Contexts == nil {
+		vars, err := a.Stacks.EnvForJob(ctx, st.ID)
+		if err != nil {
+			return nil, err
+		}
+		for _, v := range vars {
+			if v.Secret {
+				masked = append(masked, secrets.VariableForms(v.Value)...)
+			}
+		}
+		return secrets.NewMasker(masked), nil
+	}
+	eff, err := a.Contexts.EffectiveFor(ctx, st, true)
+	if err != nil {
+		return nil, err
+	}
+	for _, v := range eff.Env {
+		if v.Secret {
+			masked = append(masked, secrets.VariableForms(v.Value)...)
+		}
+	}
+	for _, f := range eff.Files {
+		if f.Secret {
+			masked = append(masked, secrets.FileForms(f.Content)...)
+		}
+	}
+	return secrets.NewMasker(masked), nil
 }
 
 // runStateAccess limits what a run's own state token may do: a proposed

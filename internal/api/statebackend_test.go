@@ -5,11 +5,13 @@ import (
 	"crypto/md5"
 	"encoding/base64"
 	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/gantry-iac/gantry/internal/apiv1"
+	"github.com/gantry-iac/gantry/internal/auth"
 )
 
 func md5Header(s string) map[string]string {
@@ -305,5 +307,104 @@ func TestStateBackendRunTokenLimits(t *testing.T) {
 	}
 	if r := e.tfstate("UNLOCK", "web", "", tracked.StateToken, lockInfo("run", ""), nil); r.status != 200 {
 		t.Fatalf("the run's own UNLOCK = %s", r)
+	}
+}
+
+// The 423 a person gets shows the lock id of a running apply; with it, the
+// person still may not write: the run's lock is the run's. Force-unlocking
+// (UNLOCK with the id, stack:unlock) comes first, and the 423 says so.
+func TestStateBackendRunLockNotForPeople(t *testing.T) {
+	e := newAPIEnv(t)
+	e.createStack("web", nil)
+	e.createRun("web", "TRACKED")
+	claimed, err := e.runs.Claim(context.Background(), "", "wkr-test")
+	if err != nil || claimed == nil {
+		t.Fatalf("Claim = %v, %v", claimed, err)
+	}
+	if r := e.tfstate("LOCK", "web", "", claimed.StateToken, lockInfo("run-lock", "OperationTypeApply"), nil); r.status != 200 {
+		t.Fatalf("the run's LOCK = %s", r)
+	}
+	doc := stateDoc(1, "lin", 1)
+	c := wantLocked(t, e.tfstate("POST", "web", "ID=run-lock", e.token, doc, nil), "run-lock")
+	if !strings.Contains(c.Error.Message, "force-unlock") || !strings.Contains(c.Error.Message, claimed.Run.ID) {
+		t.Errorf("423 message %q, want it to name the run and say to force-unlock first", c.Error.Message)
+	}
+	wantLocked(t, e.tfstate("LOCK", "web", "", e.token, lockInfo("run-lock", "OperationTypeApply"), nil), "run-lock")
+	if r := e.tfstate("POST", "web", "ID=run-lock", claimed.StateToken, doc, nil); r.status != 200 {
+		t.Fatalf("the run's own POST = %s", r)
+	}
+	if r := e.tfstate("UNLOCK", "web", "", e.token, lockInfo("run-lock", ""), nil); r.status != 200 {
+		t.Fatalf("force-unlock = %s", r)
+	}
+	if r := e.tfstate("POST", "web", "", e.token, stateDoc(2, "lin", 1), nil); r.status != 200 {
+		t.Fatalf("POST after the force-unlock = %s", r)
+	}
+}
+
+// A key that may not roll back is told so (403) before anything about its
+// request body (400).
+func TestRollbackPermissionBeforeBody(t *testing.T) {
+	e := newRBACEnv(t)
+	e.createStack("web", nil)
+	reader := e.actor("reader", "root", []string{auth.SpaceRead, auth.StateRead})
+	roller := e.actor("roller", "root", []string{auth.StateRollback})
+	for _, rq := range []request{
+		{method: "POST", path: "/api/v1/stacks/web/state/rollback", contentType: "text/plain", body: strings.NewReader(`{"serial":1}`)},
+		{method: "POST", path: "/api/v1/stacks/web/state/rollback", contentType: "application/json", body: strings.NewReader(`not json`)},
+	} {
+		rq.token = reader
+		wantError(t, e.send(rq), 403, "forbidden")
+		// With the permission, the body is checked.
+		rq.token = roller
+		wantError(t, e.send(rq), 400, "invalid")
+	}
+}
+
+// An output that echoes a secret variable (value = var.pw, TF_VAR_pw a
+// secret) is not sensitive in the state, but its value is masked for
+// everyone, as in the run's log: the stack's own secrets, its contexts'
+// secret variables and files. The state itself still has it.
+func TestOutputsMaskSecrets(t *testing.T) {
+	e := newRBACEnv(t)
+	e.createStack("web", nil)
+	e.must(e.do("PUT", "/api/v1/stacks/web/env/TF_VAR_pw", map[string]any{"value": "stack-pw-1234", "secret": true}), 200, nil)
+	e.must(e.do("PUT", "/api/v1/stacks/web/env/TF_VAR_region", map[string]any{"value": "eu-west-1"}), 200, nil)
+	e.must(e.do("POST", "/api/v1/contexts", map[string]any{"id": "shared"}), 201, nil)
+	e.must(e.do("PUT", "/api/v1/contexts/shared/env/TF_VAR_db", map[string]any{"value": "ctx-db-5678", "secret": true}), 200, nil)
+	e.must(e.do("PUT", "/api/v1/contexts/shared/env/TF_VAR_pin", map[string]any{"value": "90817263", "secret": true}), 200, nil)
+	e.must(e.do("PUT", "/api/v1/contexts/shared/files", map[string]any{"path": "key.pem", "secret": true,
+		"content": base64.StdEncoding.EncodeToString([]byte("-----BEGIN KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END KEY-----\n"))}), 200, nil)
+	e.must(e.do("POST", "/api/v1/contexts/shared/attachments", map[string]any{"stack": "web"}), 200, nil)
+
+	doc := `{"version":4,"serial":1,"lineage":"l","outputs":{
+		"pw_echo":{"value":"stack-pw-1234","type":"string"},
+		"conn":{"value":"postgres://app:ctx-db-5678@db/app","type":"string"},
+		"pin":{"value":90817263,"type":"number"},
+		"key_line":{"value":["MIIEvQIBADANBgkqhkiG9w0BAQEFAASC"],"type":["list","string"]},
+		"region":{"value":"eu-west-1","type":"string"}},"resources":[]}`
+	if r := e.tfstate("POST", "web", "", e.token, doc, nil); r.status != 200 {
+		t.Fatal(r)
+	}
+	reader := e.actor("reader", "root", []string{auth.SpaceRead})
+	for _, token := range []string{reader, e.token} {
+		r := e.send(request{method: "GET", path: "/api/v1/stacks/web/outputs", token: token})
+		var outs apiv1.List[apiv1.Output]
+		e.must(r, 200, &outs)
+		for _, leak := range []string{"stack-pw-1234", "ctx-db-5678", "90817263", "MIIEvQ"} {
+			if strings.Contains(string(r.body), leak) {
+				t.Errorf("outputs show the secret %q: %s", leak, r.body)
+			}
+		}
+		got := map[string]any{}
+		for _, o := range outs.Items {
+			got[o.Name] = o.Value
+		}
+		want := map[string]any{"pw_echo": "*****", "conn": "postgres://app:*****@db/app", "pin": "*****", "key_line": []any{"*****"}, "region": "eu-west-1"}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("outputs = %v, want %v", got, want)
+		}
+	}
+	if r := e.tfstate("GET", "web", "", e.token, "", nil); !strings.Contains(string(r.body), "stack-pw-1234") {
+		t.Errorf("the state download lost the value: %s", r)
 	}
 }

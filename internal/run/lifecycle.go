@@ -250,6 +250,12 @@ func (s *Service) Create(ctx context.Context, in New) (Run, error) {
 	var r Run
 	err := s.tx(ctx, func(ctx context.Context, n *notes) error {
 		now := created.UnixNano()
+		// The stack's row first, as state.Service.Rollback does: a rollback
+		// (refused while the stack has a run in progress) either sees this
+		// run or is over before it exists.
+		if _, err := s.db.Exec(ctx, `UPDATE stacks SET lock_version = lock_version + 1 WHERE id = $1`, in.StackID); err != nil {
+			return err
+		}
 		res, err := s.db.Exec(ctx, `INSERT INTO runs (id, stack_id, space_id, type, state, blocking, commit_sha, commit_message, triggered_by, command, workflow_id, flags, drift, targets, created_at, updated_at)
 			SELECT $1, id, space_id, $3, 'QUEUED', $4, $5, $6, $7, $8, $10, $11, $12, $13, $9, $9 FROM stacks WHERE id = $2`,
 			runID, in.StackID, in.Type, in.Type != Proposed, in.CommitSHA, in.CommitMessage, in.TriggeredBy, in.Command, now, in.WorkflowID, labels.Encode(in.Flags),

@@ -55,8 +55,30 @@ func lockedErr(stackID string, l LockInfo) error {
 		Message: "state of stack " + stackID + " is locked by " + l.Who + " (lock " + l.ID + ", " + l.Operation + ")"}
 }
 
-func (s *Service) checkWriteLock(ctx context.Context, stackID, lockID string) error {
-	l, err := s.lock(ctx, stackID)
+// heldByOther is the answer to whoever presents the ID of a lock another
+// holds: a person presenting a run's lock ID (every 423 shows it), or a
+// run presenting a lock it did not take. 423, with the holder's lock info.
+func heldByOther(stackID string, l LockInfo, holder, runID string) error {
+	who := l.Who
+	if holder != "" {
+		who = "run " + holder
+	}
+	msg := "state of stack " + stackID + " is locked by " + who + " (lock " + l.ID + ", " + l.Operation + ")"
+	if runID != "" {
+		msg += ", not by run " + runID + ": a run uses only the lock it took itself"
+	} else {
+		msg += ": only that run may use its lock. To write anyway, force-unlock it first (tofu force-unlock " + l.ID +
+			", which needs stack:unlock); the run then no longer holds the state"
+	}
+	return &errs.Error{Kind: errs.Locked, Detail: l, Message: msg}
+}
+
+// checkWriteLock lets a write through when the state is not locked, or
+// when the writer holds the lock: its ID, and the same holder (runID, ""
+// for a person). A run's lock ID alone does not let a person write under
+// a running apply.
+func (s *Service) checkWriteLock(ctx context.Context, stackID, lockID, runID string) error {
+	l, holder, err := s.lockAndHolder(ctx, stackID)
 	if errs.Is(err, errs.NotFound) {
 		return nil
 	}
@@ -65,6 +87,9 @@ func (s *Service) checkWriteLock(ctx context.Context, stackID, lockID string) er
 	}
 	if l.ID != lockID {
 		return lockedErr(stackID, l)
+	}
+	if holder != runID {
+		return heldByOther(stackID, l, holder, runID)
 	}
 	return nil
 }
@@ -100,10 +125,12 @@ func (s *Service) Acquire(ctx context.Context, stackID string, info LockInfo, ru
 		// Locked already: by this lock ID (a retry) or by someone else.
 	}
 	err := s.db.Tx(ctx, func(ctx context.Context) error {
-		l, err := s.lock(ctx, stackID)
+		l, holder, err := s.lockAndHolder(ctx, stackID)
 		switch {
-		case err == nil && l.ID == info.ID:
+		case err == nil && l.ID == info.ID && holder == runID:
 			return nil
+		case err == nil && l.ID == info.ID:
+			return heldByOther(stackID, l, holder, runID)
 		case err == nil:
 			return lockedErr(stackID, l)
 		case !errs.Is(err, errs.NotFound):
@@ -128,12 +155,14 @@ func (s *Service) Acquire(ctx context.Context, stackID string, info LockInfo, ru
 	if err == errLostRace {
 		// Another locker won the race (PostgreSQL, concurrent transactions):
 		// report the winner, as OpenTofu expects.
-		l, lerr := s.lock(ctx, stackID)
-		if lerr != nil {
+		l, holder, lerr := s.lockAndHolder(ctx, stackID)
+		switch {
+		case lerr != nil:
 			return errs.E(errs.Locked, "state of stack %s was locked concurrently; try again", stackID)
-		}
-		if l.ID == info.ID {
+		case l.ID == info.ID && holder == runID:
 			return nil
+		case l.ID == info.ID:
+			return heldByOther(stackID, l, holder, runID)
 		}
 		return lockedErr(stackID, l)
 	}

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"time"
 
@@ -95,6 +96,22 @@ func parseHeader(data []byte) (serial int64, lineage string, err error) {
 		return 0, "", errs.E(errs.Invalid, "state serial must be a non-negative integer, got %d", *h.Serial)
 	}
 	return *h.Serial, *h.Lineage, nil
+}
+
+// clientEncrypted tells whether a state document is encrypted by
+// OpenTofu's client-side state encryption (`terraform { encryption {} }`),
+// as OpenTofu decides it (IsEncryptionPayload and decrypt in its
+// internal/encryption/base.go): the document decodes as the encrypted
+// envelope and its encryption_version is not empty. The envelope keeps
+// serial and lineage in clear beside encrypted_data, and OpenTofu refuses
+// the state when they differ from the ones inside.
+func clientEncrypted(data []byte) bool {
+	var env struct {
+		Meta    map[string][]byte `json:"meta"`
+		Data    []byte            `json:"encrypted_data"`
+		Version string            `json:"encryption_version"`
+	}
+	return json.Unmarshal(data, &env) == nil && env.Version != ""
 }
 
 // jsonKind names a Go kind as JSON does.
@@ -201,7 +218,10 @@ func (s *Service) Write(ctx context.Context, stackID string, data []byte, lockID
 	v := Version{StackID: stackID, Serial: serial, Lineage: lineage, Checksum: hex.EncodeToString(sum[:]), Size: int64(len(data)),
 		RunID: runID, CreatedBy: actor, CreatedAt: time.Now().UTC()}
 	err = s.db.Tx(ctx, func(ctx context.Context) error {
-		if err := s.checkWriteLock(ctx, stackID, lockID); err != nil {
+		if err := s.lockStack(ctx, stackID); err != nil {
+			return err
+		}
+		if err := s.checkWriteLock(ctx, stackID, lockID, runID); err != nil {
 			return err
 		}
 		cur, err := scan(s.db.QueryRow(ctx, `SELECT `+cols+` FROM state_versions WHERE stack_id = $1 ORDER BY serial DESC LIMIT 1`, stackID))
@@ -227,6 +247,23 @@ func (s *Service) Write(ctx context.Context, stackID string, data []byte, lockID
 	return v, err
 }
 
+// lockStack takes the stack's row until the transaction ends, so that the
+// state changes of one stack (writes, rollbacks) and the creation of its
+// runs happen one at a time: on PostgreSQL (READ COMMITTED) two first
+// writes would otherwise each see no state and both be stored, with their
+// different lineages, and a rollback would not see a run created meanwhile.
+// (SQLite's single writer already serializes them.)
+func (s *Service) lockStack(ctx context.Context, stackID string) error {
+	res, err := s.db.Exec(ctx, `UPDATE stacks SET lock_version = lock_version + 1 WHERE id = $1`, stackID)
+	if err != nil {
+		return err
+	}
+	if k, _ := res.RowsAffected(); k != 1 {
+		return errs.E(errs.NotFound, "stack %q not found", stackID)
+	}
+	return nil
+}
+
 func (s *Service) insert(ctx context.Context, v Version, data []byte) error {
 	_, err := s.db.Exec(ctx, `INSERT INTO state_versions (`+cols+`, data) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)`,
 		v.StackID, v.Serial, v.Lineage, v.Checksum, v.Size, v.RunID, v.CreatedBy, v.CreatedAt.UnixNano(), s.box.Seal(data, aad(v.StackID, v.Serial)))
@@ -245,6 +282,11 @@ func (s *Service) insert(ctx context.Context, v Version, data []byte) error {
 func (s *Service) Rollback(ctx context.Context, stackID string, serial int64, actor string) (Version, error) {
 	var v Version
 	err := s.db.Tx(ctx, func(ctx context.Context) error {
+		// First: a run being created now is either seen below or
+		// created after the rollback (run.Service.Create takes the row too).
+		if err := s.lockStack(ctx, stackID); err != nil {
+			return err
+		}
 		var active int
 		if err := s.db.QueryRow(ctx, `SELECT COUNT(*) FROM runs WHERE stack_id = $1 AND state NOT IN ('FINISHED','FAILED','DISCARDED','CANCELED','STOPPED')`, stackID).Scan(&active); err != nil {
 			return err
@@ -261,12 +303,24 @@ func (s *Service) Rollback(ctx context.Context, stackID string, serial int64, ac
 		if err != nil {
 			return err
 		}
+		if clientEncrypted(data) {
+			// Only the outer serial could be rewritten; OpenTofu compares it
+			// with the one inside the ciphertext and refuses the state.
+			return errs.E(errs.Conflict, "state version %d of stack %s is encrypted by OpenTofu (client-side state encryption): "+
+				"its serial is inside the ciphertext, which Gantry cannot rewrite, so OpenTofu would refuse the rolled-back state. "+
+				"Roll back with your own OpenTofu instead: download the version (gantry stack state show --id %s --serial %d), "+
+				"decrypt it, set its serial above the current one and push it (tofu state push); see \"Rolling back an encrypted state\" in docs/state.md",
+				serial, stackID, stackID, serial)
+		}
 		cur, _, err := s.Current(ctx, stackID)
 		if err != nil {
 			return err
 		}
 		if old.Serial == cur.Serial {
 			return errs.E(errs.Conflict, "serial %d is already the current state", serial)
+		}
+		if cur.Serial == math.MaxInt64 {
+			return errs.E(errs.Conflict, "the current state serial of stack %s is %d, the largest there is: a rollback needs a higher one", stackID, cur.Serial)
 		}
 		doc := map[string]json.RawMessage{}
 		if err := json.Unmarshal(data, &doc); err != nil {

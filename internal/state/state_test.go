@@ -6,10 +6,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"math"
 	"reflect"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/gantry-iac/gantry/internal/db"
 	"github.com/gantry-iac/gantry/internal/db/dbtest"
@@ -465,5 +467,236 @@ func TestRollback(t *testing.T) {
 		if got := f.serials(t); !reflect.DeepEqual(got, []int64{5, 4, 3, 2, 1}) {
 			t.Fatalf("serials = %v", got)
 		}
+	})
+}
+
+// encryptedDoc is a state as OpenTofu writes it with client-side state
+// encryption: serial and lineage in clear, the state itself (with the same
+// serial) inside encrypted_data.
+func encryptedDoc(serial int64, lin string) []byte {
+	return []byte(fmt.Sprintf(`{"serial":%d,"lineage":%q,"meta":{"key_provider.pbkdf2.k":"eyJzYWx0IjoiVkVsY2d4Y0dadkhMaTRxSFJBOSs2WDZlS3JiTnoxMStYcE9LOExkQU8vZz0iLCJpdGVyYXRpb25zIjo2MDAwMDAsImhhc2hfZnVuY3Rpb24iOiJzaGE1MTIiLCJrZXlfbGVuZ3RoIjozMn0="},"encrypted_data":"1qt4ubJaY+1e9mhWIeePbfmVLmUET1/OI6jDWLmE059aO2WhVG0Hneceuyg/Kr9jkyWKg7Nlc7FErdqkdvOFdvw=","encryption_version":"v0"}`, serial, lin))
+}
+
+// A rollback rewrites the serial of the document it brings back; in a
+// client-side encrypted document the serial OpenTofu checks is inside the
+// ciphertext, so rolling back to one is refused (rolling back from one is
+// not: only the target is rewritten).
+func TestRollbackEncrypted(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newFixture(t, d)
+		f.write(t, doc(1, lineage, "plain"), "")
+		f.write(t, encryptedDoc(2, lineage), "")
+		f.write(t, encryptedDoc(3, lineage), "")
+
+		_, err := f.states.Rollback(f.ctx, "app", 2, "alice")
+		wantKind(t, err, errs.Conflict)
+		for _, want := range []string{"version 2", "encrypted", "gantry stack state show --id app --serial 2", "tofu state push"} {
+			if !strings.Contains(errs.Public(err), want) {
+				t.Errorf("message %q does not say %q", errs.Public(err), want)
+			}
+		}
+		if got := f.serials(t); !reflect.DeepEqual(got, []int64{3, 2, 1}) {
+			t.Fatalf("the refused rollback stored versions: %v", got)
+		}
+
+		v, err := f.states.Rollback(f.ctx, "app", 1, "alice")
+		if err != nil {
+			t.Fatalf("rollback from an encrypted state to a plain one: %v", err)
+		}
+		if v.Serial != 4 {
+			t.Fatalf("rollback version = %+v, want serial 4", v)
+		}
+	})
+}
+
+// The rolled-back version takes the current serial plus one: at the
+// largest serial there is none, and the rollback is refused rather than
+// stored with a serial that wrapped around.
+func TestRollbackAtLargestSerial(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newFixture(t, d)
+		f.write(t, doc(1, lineage, "one"), "")
+		f.write(t, doc(math.MaxInt64, lineage, "last"), "")
+		_, err := f.states.Rollback(f.ctx, "app", 1, "alice")
+		wantKind(t, err, errs.Conflict)
+		if !strings.Contains(errs.Public(err), "9223372036854775807") {
+			t.Errorf("message %q does not name the serial", errs.Public(err))
+		}
+		if got := f.serials(t); !reflect.DeepEqual(got, []int64{math.MaxInt64, 1}) {
+			t.Fatalf("serials = %v, want the refused rollback to store nothing", got)
+		}
+	})
+}
+
+// Concurrent first writes of different lineages (two OpenTofu processes,
+// or replicas, starting a stack's state at once): one is stored, every
+// other one is refused for its lineage. On PostgreSQL each transaction
+// would otherwise see no state yet and store its own lineage.
+func TestConcurrentFirstWrites(t *testing.T) {
+	const writers, stacks = 20, 4
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newFixture(t, d)
+		for n := range stacks {
+			id := fmt.Sprintf("first-%d", n)
+			f.stack(t, id)
+			var wg sync.WaitGroup
+			errc := make([]error, writers)
+			start := make(chan struct{})
+			for i := range writers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					<-start
+					_, errc[i] = f.states.Write(f.ctx, id, doc(int64(i+1), fmt.Sprintf("lineage-%d", i), "a"), "", "", "tofu")
+				}()
+			}
+			close(start)
+			wg.Wait()
+			won := 0
+			for i, err := range errc {
+				switch {
+				case err == nil:
+					won++
+				case !errs.Is(err, errs.Conflict):
+					t.Fatalf("stack %s: writer %d got %v (kind %s), want success or Conflict", id, i, err, errs.KindOf(err))
+				}
+			}
+			vs, err := f.states.Versions(f.ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if won != 1 || len(vs) != 1 {
+				var got []string
+				for _, v := range vs {
+					got = append(got, fmt.Sprintf("%d/%s", v.Serial, v.Lineage))
+				}
+				t.Fatalf("stack %s: %d writers succeeded and %d versions were stored (%v), want one of each", id, won, len(vs), got)
+			}
+		}
+	})
+}
+
+// A rollback and a run created at the same time: the rollback (refused
+// while the stack has a run in progress) either sees the run or ends
+// before it exists. Here the run's creation is held open, uncommitted,
+// until the rollback waits for it.
+func TestRollbackWhileRunCreated(t *testing.T) {
+	for _, typ := range []string{run.Tracked, run.Proposed} {
+		t.Run(typ, func(t *testing.T) {
+			dbtest.Each(t, func(t *testing.T, d *db.DB) {
+				f := newFixture(t, d)
+				f.write(t, doc(1, lineage, "one"), "")
+				f.write(t, doc(2, lineage, "two"), "")
+
+				created := make(chan error, 1)
+				commit := make(chan struct{})
+				txDone := make(chan error, 1)
+				go func() {
+					txDone <- d.Tx(f.ctx, func(ctx context.Context) error {
+						_, err := f.runs.Create(ctx, run.New{StackID: "app", Type: typ, TriggeredBy: "alice"})
+						created <- err
+						<-commit
+						return err
+					})
+				}()
+				if err := <-created; err != nil {
+					close(commit)
+					t.Fatalf("Create: %v", err)
+				}
+				rolledBack := make(chan error, 1)
+				go func() {
+					_, err := f.states.Rollback(f.ctx, "app", 1, "bob")
+					rolledBack <- err
+				}()
+				// Let the run's transaction commit once the rollback waits for
+				// it (or has answered, wrongly, without waiting).
+				select {
+				case err := <-rolledBack:
+					close(commit)
+					<-txDone
+					t.Fatalf("Rollback answered %v while a run was being created, without waiting for it", err)
+				case <-waitingForLock(t, d):
+				}
+				close(commit)
+				if err := <-txDone; err != nil {
+					t.Fatal(err)
+				}
+				wantKind(t, <-rolledBack, errs.Conflict)
+				if got := f.serials(t); !reflect.DeepEqual(got, []int64{2, 1}) {
+					t.Fatalf("serials = %v, want no rollback stored", got)
+				}
+			})
+		})
+	}
+}
+
+// waitingForLock is closed once a statement of d waits for a lock another
+// transaction holds. On SQLite, whose single writer a transaction holds
+// whole, it is closed at once: nothing else can run before it commits.
+func waitingForLock(t *testing.T, d *db.DB) <-chan struct{} {
+	t.Helper()
+	done := make(chan struct{})
+	if d.Dialect != db.Postgres {
+		close(done)
+		return done
+	}
+	go func() {
+		defer close(done)
+		deadline := time.Now().Add(10 * time.Second)
+		for time.Now().Before(deadline) {
+			var n int
+			err := d.QueryRow(context.Background(), `SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&n)
+			if err != nil || n > 0 {
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+	return done
+}
+
+// A lock a run holds is that run's: its ID (shown in every 423) does not
+// let a person or another run write or lock under it. A person writes only
+// after force-unlocking it (Release with the ID, stack:unlock at the API).
+func TestLockHeldByRun(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newFixture(t, d)
+		held := lockInfo("l-run", "worker@host")
+		if err := f.states.Acquire(f.ctx, "app", held, "run-1"); err != nil {
+			t.Fatal(err)
+		}
+		for _, who := range []struct{ run, want string }{{"", "force-unlock"}, {"run-2", "not by run run-2"}} {
+			_, err := f.states.Write(f.ctx, "app", doc(1, lineage, "a"), "l-run", who.run, "someone")
+			wantKind(t, err, errs.Locked)
+			if got, _ := errs.DetailOf(err).(state.LockInfo); got != held {
+				t.Errorf("write by %q: detail %#v, want the holder's lock info", who.run, errs.DetailOf(err))
+			}
+			if msg := errs.Public(err); !strings.Contains(msg, "run-1") || !strings.Contains(msg, who.want) {
+				t.Errorf("write by %q: message %q, want it to name run-1 and say %q", who.run, msg, who.want)
+			}
+			wantKind(t, f.states.Acquire(f.ctx, "app", held, who.run), errs.Locked)
+		}
+		if got := f.serials(t); len(got) != 0 {
+			t.Fatalf("refused writes stored %v", got)
+		}
+		if err := f.states.Acquire(f.ctx, "app", held, "run-1"); err != nil {
+			t.Fatalf("the run locking again: %v", err)
+		}
+		if _, err := f.states.Write(f.ctx, "app", doc(1, lineage, "a"), "l-run", "run-1", "run"); err != nil {
+			t.Fatalf("the run's own write: %v", err)
+		}
+		// Force-unlocked by a person, the state takes the person's writes.
+		if err := f.states.Release(f.ctx, "app", "l-run", ""); err != nil {
+			t.Fatalf("force-unlock: %v", err)
+		}
+		f.write(t, doc(2, lineage, "b"), "")
+
+		// A person's lock is not a run's to write under either.
+		if err := f.states.Acquire(f.ctx, "app", lockInfo("l-person", "alice"), ""); err != nil {
+			t.Fatal(err)
+		}
+		_, err := f.states.Write(f.ctx, "app", doc(3, lineage, "c"), "l-person", "run-1", "run")
+		wantKind(t, err, errs.Locked)
+		f.write(t, doc(3, lineage, "c"), "l-person")
 	})
 }

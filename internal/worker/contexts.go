@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gantry-iac/gantry/internal/secrets"
 	"github.com/gantry-iac/gantry/internal/tofu"
 	"github.com/gantry-iac/gantry/internal/workerapi"
 )
@@ -114,21 +115,13 @@ func (j *jobRun) stageEnv(write bool) []string {
 	return buildStageEnv(j.job, filepath.Join(j.dir, "cli.tfrc"), filepath.Dir(j.bin), j.stateAddress(), write)
 }
 
-// secretFileMasks are the values to mask for the job's secret files: each
-// whole content, and each of its lines long enough not to mask ordinary
-// text (a file may be printed a line at a time).
+// secretFileMasks are the values to mask for the job's secret files
+// (secrets.FileForms of each).
 func secretFileMasks(files []workerapi.File) []string {
 	var out []string
 	for _, f := range files {
-		if !f.Secret {
-			continue
-		}
-		content := string(f.Content)
-		out = append(out, content, strings.TrimSpace(content))
-		for _, line := range strings.Split(content, "\n") {
-			if line = strings.TrimSpace(line); len(line) >= 8 {
-				out = append(out, line)
-			}
+		if f.Secret {
+			out = append(out, secrets.FileForms(f.Content)...)
 		}
 	}
 	return out

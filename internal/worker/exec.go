@@ -52,12 +52,11 @@ func (w *Worker) execute(kill context.Context, job *workerapi.Job, slot int) {
 	var masked []string
 	for _, v := range job.Env {
 		if v.Secret {
-			masked = append(masked, v.Value)
+			masked = append(masked, secrets.VariableForms(v.Value)...)
 		}
 	}
 	masked = append(masked, secretFileMasks(job.Files)...)
 	masked = append(masked, secretFileMasks(job.CredentialFiles)...)
-	masked = append(masked, secretLines(job.Env)...)
 	masked = append(masked, job.Token, job.StateToken, job.OIDCToken)
 	masker := secrets.NewMasker(masked)
 	j := &jobRun{w: w, job: job, slot: slot, masker: masker, log: newLogStream(w.proto, job, masker)}
@@ -270,7 +269,7 @@ func (j *jobRun) setup(ctx context.Context, src string) error {
 	for _, name := range ignoredStateVars(j.job) {
 		j.log.Printf("The variable %s is ignored: this stack's state is managed by Gantry, which sets it (turn managed state off to use your own)", name)
 	}
-	return nil
+	return checkBackendArgs(j.job)
 }
 
 func (j *jobRun) runPlan(ctx context.Context) error {
@@ -432,7 +431,7 @@ func (j *jobRun) showPlan(ctx context.Context, env []string) ([]byte, error) {
 	if code != 0 {
 		return nil, fail("show -json failed with code %d", code)
 	}
-	masked, err := maskJSON(j.masker, out.Bytes())
+	masked, err := j.masker.JSON(out.Bytes())
 	if err != nil {
 		return nil, fail("reading the plan JSON: %v", err)
 	}

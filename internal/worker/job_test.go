@@ -317,6 +317,20 @@ func TestJobFailures(t *testing.T) {
 			wantReason: []string{`main.tf declares a backend "s3" block`},
 		},
 		{
+			name: "backend flag in TF_CLI_ARGS_init with managed state",
+			edit: func(j *workerapi.Job) {
+				j.Env = append(j.Env, workerapi.EnvVar{Name: "TF_CLI_ARGS_init", Value: "-backend-config=address=http://elsewhere.example/state", Secret: true})
+			},
+			wantReason: []string{"the variable TF_CLI_ARGS_init passes -backend-config to init", "turn managed state off"},
+		},
+		{
+			name: "backend off in a context's ro_TF_CLI_ARGS",
+			edit: func(j *workerapi.Job) {
+				j.Env = append(j.Env, workerapi.EnvVar{Name: "ro_TF_CLI_ARGS", Value: "-no-color -backend=false", Rank: 2})
+			},
+			wantReason: []string{"the variable ro_TF_CLI_ARGS passes -backend to init"},
+		},
+		{
 			name:       "missing project root",
 			edit:       func(j *workerapi.Job) { j.ProjectRoot = "stacks/nope" },
 			wantReason: []string{`project root "stacks/nope" does not exist`},
@@ -366,6 +380,9 @@ func TestJobFailures(t *testing.T) {
 			}
 			if strings.Contains(reason, "very-secret-value") {
 				t.Errorf("reason holds a secret: %q", reason)
+			}
+			if log := p.log(t, 0); strings.Contains(log+reason, "elsewhere.example") {
+				t.Errorf("the log or the reason shows a variable's value:\n%s\n%s", log, reason)
 			}
 			if !strings.Contains(p.log(t, 0), "[gantry] Run failed: ") {
 				t.Errorf("log lacks the failure line:\n%s", p.log(t, 0))

@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -24,7 +25,8 @@ var backendRE = regexp.MustCompile(`(?m)^\s*(backend\s+"([^"]+)"|cloud)\s*\{`)
 var blockCommentRE = regexp.MustCompile(`(?s)/\*.*?\*/`)
 
 // checkNoBackend refuses code that declares its own backend while the
-// stack's state is managed by Gantry.
+// stack's state is managed by Gantry: in the native syntax (.tf, .tofu)
+// and in the JSON syntax (.tf.json, .tofu.json), which OpenTofu reads too.
 func checkNoBackend(root string) error {
 	entries, err := os.ReadDir(root)
 	if err != nil {
@@ -32,19 +34,117 @@ func checkNoBackend(root string) error {
 	}
 	for _, e := range entries {
 		name := e.Name()
-		if e.IsDir() || !(strings.HasSuffix(name, ".tf") || strings.HasSuffix(name, ".tofu")) {
+		native := strings.HasSuffix(name, ".tf") || strings.HasSuffix(name, ".tofu")
+		jsonSyntax := strings.HasSuffix(name, ".tf.json") || strings.HasSuffix(name, ".tofu.json")
+		if e.IsDir() || !(native || jsonSyntax) {
 			continue
 		}
 		src, err := os.ReadFile(filepath.Join(root, name))
 		if err != nil {
 			return fail("reading %s: %v", name, err)
 		}
-		if m := backendRE.FindSubmatch(blockCommentRE.ReplaceAll(src, nil)); m != nil {
-			what := "a cloud block"
-			if len(m[2]) > 0 {
-				what = fmt.Sprintf("a backend %q block", m[2])
+		what := ""
+		if native {
+			if m := backendRE.FindSubmatch(blockCommentRE.ReplaceAll(src, nil)); m != nil {
+				what = "a cloud block"
+				if len(m[2]) > 0 {
+					what = fmt.Sprintf("a backend %q block", m[2])
+				}
 			}
+		} else if what, err = jsonBackend(src); err != nil {
+			return fail("reading %s: it is not valid JSON (%v), so it cannot be checked for a backend block", name, err)
+		}
+		if what != "" {
 			return fail("this stack's state is managed by Gantry, but %s declares %s: remove it, or turn managed state off for the stack", name, what)
+		}
+	}
+	return nil
+}
+
+// jsonBackend finds a backend or cloud block in a file of OpenTofu's JSON
+// syntax: a "backend" or "cloud" property of the top-level "terraform"
+// object, or of one of the objects of a "terraform" array (a block may be
+// written either way, and a name may repeat: every occurrence counts). It
+// says what it found as checkNoBackend names it, "" for nothing.
+func jsonBackend(src []byte) (string, error) {
+	found := ""
+	err := eachProperty(src, func(key string, val json.RawMessage) error {
+		if key != "terraform" {
+			return nil
+		}
+		return eachBody(val, func(body json.RawMessage) error {
+			return eachProperty(body, func(key string, val json.RawMessage) error {
+				switch {
+				case found != "":
+				case key == "cloud":
+					found = "a cloud block"
+				case key == "backend":
+					found = "a backend block"
+					if label := firstKey(val); label != "" {
+						found = fmt.Sprintf("a backend %q block", label)
+					}
+				}
+				return nil
+			})
+		})
+	})
+	return found, err
+}
+
+// firstKey is the first property name of val, or of its first element if
+// it is an array: the label of a block ("s3" in {"s3": {...}}).
+func firstKey(val json.RawMessage) string {
+	key := ""
+	_ = eachBody(val, func(body json.RawMessage) error {
+		return eachProperty(body, func(k string, _ json.RawMessage) error {
+			if key == "" {
+				key = k
+			}
+			return nil
+		})
+	})
+	return key
+}
+
+// eachBody calls fn with val, or with each element of val if it is an
+// array.
+func eachBody(val json.RawMessage, fn func(json.RawMessage) error) error {
+	var list []json.RawMessage
+	if json.Unmarshal(val, &list) != nil {
+		return fn(val)
+	}
+	for _, v := range list {
+		if err := fn(v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// eachProperty calls fn with every property of the JSON object data, in
+// order and repeated names included. A value that is not an object has
+// none; data that is not JSON is an error.
+func eachProperty(data []byte, fn func(key string, val json.RawMessage) error) error {
+	if !json.Valid(data) {
+		var v any
+		return json.Unmarshal(data, &v) // the reason
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if tok, _ := dec.Token(); tok != json.Delim('{') {
+		return nil
+	}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		key, _ := tok.(string)
+		var val json.RawMessage
+		if err := dec.Decode(&val); err != nil {
+			return err
+		}
+		if err := fn(key, val); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -179,6 +279,75 @@ var stateBackendVars = map[string]bool{
 	"TF_HTTP_UNLOCK_METHOD":  true,
 	"TF_HTTP_USERNAME":       true,
 	"TF_HTTP_PASSWORD":       true,
+}
+
+// cliArgsVars are the variables OpenTofu (and Terraform) read extra
+// arguments of `init` from: TF_CLI_ARGS for every command, TF_CLI_ARGS_init
+// for init alone.
+var cliArgsVars = []string{"TF_CLI_ARGS", "TF_CLI_ARGS_init"}
+
+// checkBackendArgs refuses a run of a stack with managed state whose
+// TF_CLI_ARGS or TF_CLI_ARGS_init, as the run gets them in either stage
+// (from the stack, a context, in their ro_/wo_ forms), passes -backend-config
+// or -backend to init: they would point the run's state, and its state
+// token, at another backend, or keep it off Gantry's. The refusal names the
+// variable, never its value.
+func checkBackendArgs(job *workerapi.Job) error {
+	if !job.ManagedState {
+		return nil
+	}
+	for _, write := range []bool{false, true} {
+		for _, kv := range stageVars(job.Env, write) {
+			name, value, _ := strings.Cut(kv, "=")
+			if !slices.Contains(cliArgsVars, name) {
+				continue
+			}
+			flag := backendFlag(value)
+			if flag == "" {
+				continue
+			}
+			source := name // the variable it came from, maybe in a stage form
+			for _, v := range job.Env {
+				if v.Value == value && (v.Name == name || v.Name == readOnlyPrefix+name || v.Name == writeOnlyPrefix+name) {
+					source = v.Name
+					break
+				}
+			}
+			return fail("this stack's state is managed by Gantry, but the variable %s passes %s to init, which would take the run's state "+
+				"elsewhere: remove the flag from it (Gantry sets the backend), or turn managed state off for the stack", source, flag)
+		}
+	}
+	return nil
+}
+
+// backendFlag returns the -backend-config or -backend flag that the value
+// of TF_CLI_ARGS gives OpenTofu, "" if none. OpenTofu splits the value into
+// words as a shell does (github.com/mattn/go-shellwords); here quotes and
+// backslashes are dropped and shell operators taken as spaces first, so no
+// quoting can hide a flag (a quoted space may make a false alarm, never a
+// miss).
+func backendFlag(value string) string {
+	plain := strings.Map(func(r rune) rune {
+		switch r {
+		case '"', '\'', '\\', '`':
+			return -1
+		case ';', '&', '|', '<', '>', '(', ')':
+			return ' '
+		}
+		return r
+	}, value)
+	for _, word := range strings.Fields(plain) {
+		name, _, _ := strings.Cut(word, "=")
+		if !strings.HasPrefix(name, "-") {
+			continue
+		}
+		// -flag or --flag, as Go's flag package reads them.
+		switch flag := strings.TrimPrefix(name[1:], "-"); flag {
+		case "backend-config", "backend":
+			return "-" + flag
+		}
+	}
+	return ""
 }
 
 // ignoredStateVars are the names of the job's variables (with their ro_ or

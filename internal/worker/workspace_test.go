@@ -80,6 +80,40 @@ func TestCheckNoBackend(t *testing.T) {
 			name:  "the word backend in a string",
 			files: map[string]string{"main.tf": "locals {\n  note = \"backend \\\"s3\\\" is not used\"\n}\n"},
 		},
+		{
+			name:    "backend in a .tf.json file",
+			files:   map[string]string{"main.tf.json": `{"terraform": {"backend": {"local": {"path": "/tmp/elsewhere.tfstate"}}}}`},
+			wantErr: `main.tf.json declares a backend "local" block`,
+		},
+		{
+			name:    "backend in a .tofu.json file, terraform as an array",
+			files:   map[string]string{"main.tofu.json": `{"terraform": [{"required_version": ">= 1.6"}, {"backend": [{"s3": {"bucket": "b"}}]}]}`},
+			wantErr: `main.tofu.json declares a backend "s3" block`,
+		},
+		{
+			name:    "backend in a JSON override file, after a repeated terraform",
+			files:   map[string]string{"backend_override.tf.json": `{"terraform": {"required_version": ">= 1.6"}, "terraform": {"backend": {"http": {}}}}`},
+			wantErr: `backend_override.tf.json declares a backend "http" block`,
+		},
+		{
+			name:    "cloud block in JSON",
+			files:   map[string]string{"main.tf.json": `{"//": "comment", "terraform": {"cloud": {"organization": "o"}}}`},
+			wantErr: "main.tf.json declares a cloud block",
+		},
+		{
+			name: "JSON without a backend",
+			files: map[string]string{"main.tf.json": `{"terraform": {"required_version": ">= 1.6"}, "resource": {"terraform_data": {"backend": {"input": "cloud"}}},
+				"locals": {"backend": "s3", "cloud": 1e400}}`},
+		},
+		{
+			name:    "JSON that is not JSON",
+			files:   map[string]string{"main.tf.json": `{"terraform": {"backend": `},
+			wantErr: "main.tf.json: it is not valid JSON",
+		},
+		{
+			name:  "other JSON files are not configuration",
+			files: map[string]string{"package.json": `{"terraform": {"backend": {"s3": {}}}}`, "main.json": `{"terraform": {"backend": {"s3": {}}}}`},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -501,5 +535,62 @@ func TestPackWorkspaceSkipsOnlyProviderDirs(t *testing.T) {
 		if strings.Contains(n, ".terraform/providers") {
 			t.Errorf("packed %s", n)
 		}
+	}
+}
+
+func TestBackendFlag(t *testing.T) {
+	tests := []struct{ value, want string }{
+		{"", ""},
+		{"-upgrade -no-color", ""},
+		{"-backend-config=address=http://elsewhere", "-backend-config"},
+		{"-upgrade --backend-config=key=x", "-backend-config"},
+		{"-backend-config backend.hcl", "-backend-config"},
+		{"-backend=false", "-backend"},
+		{"--backend=0", "-backend"},
+		{`"-backend-config=address=http://x"`, "-backend-config"},
+		{`'-back'"end"-config=address=x`, "-backend-config"},
+		{`-var=a\ -backend-config=x`, "-backend-config"},
+		{"-upgrade;-backend-config=x", "-backend-config"}, // a false alarm at worst
+		{"-var=name=my-backend-config", ""},
+		{"-var-file=backend.tfvars", ""},
+		{"backend-config=x", ""},
+		{"---backend=false", ""}, // not a flag Go's flag package reads
+	}
+	for _, tt := range tests {
+		if got := backendFlag(tt.value); got != tt.want {
+			t.Errorf("backendFlag(%q) = %q, want %q", tt.value, got, tt.want)
+		}
+	}
+}
+
+// The check looks at what the run gets: a variable shadowed by one of a
+// higher-precedence source does not count, and without managed state
+// nothing does.
+func TestCheckBackendArgs(t *testing.T) {
+	bad := workerapi.EnvVar{Name: "TF_CLI_ARGS_init", Value: "-backend-config=address=http://elsewhere", Rank: 2}
+	tests := []struct {
+		name    string
+		managed bool
+		env     []workerapi.EnvVar
+		want    string // substring of the failure; empty: none
+	}{
+		{"managed", true, []workerapi.EnvVar{bad}, "variable TF_CLI_ARGS_init passes -backend-config"},
+		{"not managed", false, []workerapi.EnvVar{bad}, ""},
+		{"shadowed by the stack's own", true, []workerapi.EnvVar{bad, {Name: "TF_CLI_ARGS_init", Value: "-upgrade"}}, ""},
+		{"write stage only", true, []workerapi.EnvVar{{Name: "wo_TF_CLI_ARGS", Value: "-backend=false"}}, "variable wo_TF_CLI_ARGS passes -backend"},
+		{"another command's", true, []workerapi.EnvVar{{Name: "TF_CLI_ARGS_plan", Value: "-backend-config=x"}}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := checkBackendArgs(&workerapi.Job{ManagedState: tt.managed, Env: tt.env})
+			switch {
+			case tt.want == "" && err != nil:
+				t.Errorf("checkBackendArgs = %v, want nil", err)
+			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+				t.Errorf("checkBackendArgs = %v, want an error containing %q", err, tt.want)
+			case err != nil && strings.Contains(err.Error(), "http://elsewhere"):
+				t.Errorf("checkBackendArgs shows the value: %v", err)
+			}
+		})
 	}
 }
