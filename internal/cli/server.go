@@ -5,11 +5,11 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/gantry-iac/gantry/internal/db"
 	"github.com/gantry-iac/gantry/internal/httpx"
 	"github.com/gantry-iac/gantry/internal/server"
 )
@@ -145,13 +145,7 @@ func configAttrs(c server.Config) []any {
 		}
 		return "(set)"
 	}
-	dbURL := c.DatabaseURL
-	if i := strings.Index(dbURL, "@"); i > 0 {
-		if j := strings.Index(dbURL, "://"); j > 0 && j < i {
-			dbURL = dbURL[:j+3] + "(redacted)" + dbURL[i:]
-		}
-	}
-	return []any{"listen", c.Listen, "data_dir", c.DataDir, "database_url", dbURL, "builtin_workers", c.BuiltinWorkers,
+	return []any{"listen", c.Listen, "data_dir", c.DataDir, "database_url", db.RedactURL(c.DatabaseURL), "builtin_workers", c.BuiltinWorkers,
 		"dev", c.Dev, "demo", c.Demo, "encryption_key", redact(c.EncryptionKey), "admin_token", redact(c.AdminToken),
 		"worker_timeout", c.WorkerTimeout, "shutdown_timeout", c.ShutdownTimeout, "tools_dir", c.ToolsDir,
 		"opentofu_mirror", c.OpenTofuMirror, "terraform_mirror", c.TerraformMirror, "debug_listen", c.DebugListen,

@@ -1,0 +1,41 @@
+package cli
+
+import (
+	"strings"
+	"testing"
+)
+
+// The configuration logged at start does not show the database password,
+// in the URL's user information or in its password parameter. The database
+// refuses the connection, so the server stops right after logging it.
+func TestServerConfigurationLogRedacts(t *testing.T) {
+	tests := []struct {
+		name, databaseURL, want string
+	}{
+		{"password in user information", "postgres://gantry:Pw9QzX@127.0.0.1:1/gantry?sslmode=disable", "postgres://gantry:redacted@127.0.0.1:1/gantry"},
+		// PostgreSQL would split it at the first '@', other parsers at the
+		// last: the whole URL is hidden, and the database refuses it.
+		{"password with an @", "postgres://gantry:Pw9@QzX@127.0.0.1:1/gantry?sslmode=disable", "database_url=redacted"},
+		{"password parameter", "postgres://gantry@127.0.0.1:1/gantry?sslmode=disable&password=Pw9QzX", "password=redacted"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			isolate(t)
+			code, _, errOut := runMain("server", "--data-dir", t.TempDir(), "--listen", "127.0.0.1:0", "--builtin-workers", "0",
+				"--database-url", tt.databaseURL)
+			if code == 0 {
+				t.Fatalf("server started on a database that refuses connections:\n%s", errOut)
+			}
+			config, _, _ := strings.Cut(errOut, "\n")
+			if !strings.Contains(config, "msg=configuration") {
+				t.Fatalf("first line is not the configuration:\n%s", errOut)
+			}
+			if !strings.Contains(config, tt.want) {
+				t.Errorf("configuration lacks %s:\n%s", tt.want, config)
+			}
+			if strings.Contains(errOut, "Pw9") || strings.Contains(errOut, "QzX") {
+				t.Errorf("the log shows the database password:\n%s", errOut)
+			}
+		})
+	}
+}
