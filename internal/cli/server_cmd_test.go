@@ -5,9 +5,10 @@ import (
 	"testing"
 )
 
-// The configuration logged at start does not show the database password,
-// in the URL's user information or in its password parameter. The database
-// refuses the connection, so the server stops right after logging it.
+// The configuration logged at start shows neither the database password
+// (in the URL's user information or its password parameter) nor a mirror's
+// credentials. The database refuses the connection, so the server stops
+// right after logging it.
 func TestServerConfigurationLogRedacts(t *testing.T) {
 	tests := []struct {
 		name, databaseURL, want string
@@ -22,7 +23,9 @@ func TestServerConfigurationLogRedacts(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			isolate(t)
 			code, _, errOut := runMain("server", "--data-dir", t.TempDir(), "--listen", "127.0.0.1:0", "--builtin-workers", "0",
-				"--database-url", tt.databaseURL)
+				"--database-url", tt.databaseURL,
+				"--opentofu-mirror", "http://mirror:hunter2@127.0.0.1:1/tofu?token=hunter2",
+				"--terraform-mirror", "https://ghp_hunter2@127.0.0.1:1/terraform")
 			if code == 0 {
 				t.Fatalf("server started on a database that refuses connections:\n%s", errOut)
 			}
@@ -30,11 +33,16 @@ func TestServerConfigurationLogRedacts(t *testing.T) {
 			if !strings.Contains(config, "msg=configuration") {
 				t.Fatalf("first line is not the configuration:\n%s", errOut)
 			}
-			if !strings.Contains(config, tt.want) {
-				t.Errorf("configuration lacks %s:\n%s", tt.want, config)
+			for _, want := range []string{tt.want, "opentofu_mirror=\"http://redacted@127.0.0.1:1/tofu?token=redacted\"", "terraform_mirror=https://redacted@127.0.0.1:1/terraform"} {
+				if !strings.Contains(config, want) {
+					t.Errorf("configuration lacks %s:\n%s", want, config)
+				}
 			}
 			if strings.Contains(errOut, "Pw9") || strings.Contains(errOut, "QzX") {
 				t.Errorf("the log shows the database password:\n%s", errOut)
+			}
+			if strings.Contains(errOut, "hunter2") {
+				t.Errorf("the log shows a mirror's credentials:\n%s", errOut)
 			}
 		})
 	}
