@@ -177,12 +177,26 @@ func applyEnv(fs *pflag.FlagSet) error {
 				return
 			}
 			value = strings.TrimRight(string(b), "\r\n")
+			_ = fs.SetAnnotation(f.Name, fromFile, []string{file})
 		}
 		if serr := fs.Set(f.Name, value); serr != nil {
 			err = fmt.Errorf("%s: invalid value for --%s: %w", name, f.Name, serr)
 		}
 	})
 	return err
+}
+
+// fromFile is the annotation applyEnv puts on a flag it read from
+// GANTRY_<FLAG>_FILE: the file's path.
+const fromFile = "gantry-from-file"
+
+// flagFile returns the file the flag's value was read from
+// (GANTRY_<FLAG>_FILE), or "".
+func flagFile(fs *pflag.FlagSet, name string) string {
+	if f := fs.Lookup(name); f != nil && len(f.Annotations[fromFile]) == 1 {
+		return f.Annotations[fromFile][0]
+	}
+	return ""
 }
 
 // usageError is an error in how a command was called.

@@ -39,6 +39,7 @@ GANTRY_<FLAG>_FILE for secrets kept in files.`,
 			if cfg.Dev && !cmd.Flags().Changed("data-dir") && os.Getenv("GANTRY_DATA_DIR") == "" {
 				cfg.DataDir = ""
 			}
+			cfg.EncryptionKeyFile = flagFile(cmd.Flags(), "encryption-key")
 			if cfg.PolicySamples < 0 || cfg.PolicyTimeoutScale <= 0 || cfg.PolicyTimeoutScale > 100 {
 				return fmt.Errorf("--policy-samples must be >= 0 and --policy-timeout-scale in (0, 100]")
 			}

@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -45,5 +47,29 @@ func TestServerConfigurationLogRedacts(t *testing.T) {
 				t.Errorf("the log shows a mirror's credentials:\n%s", errOut)
 			}
 		})
+	}
+}
+
+// A key read from GANTRY_ENCRYPTION_KEY_FILE is known to the server by its
+// file: one that other users can read is warned about, by name. The
+// database refuses the connection, so the server stops after that.
+func TestServerKeyFileFromEnvironment(t *testing.T) {
+	isolate(t)
+	keyFile := filepath.Join(t.TempDir(), "key")
+	if err := os.WriteFile(keyFile, []byte(strings.Repeat("ab", 32)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(keyFile, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("GANTRY_ENCRYPTION_KEY_FILE", keyFile)
+	t.Setenv("GANTRY_ENCRYPTION_KEY", "")
+	code, _, errOut := runMain("server", "--data-dir", t.TempDir(), "--listen", "127.0.0.1:0", "--builtin-workers", "0",
+		"--database-url", "postgres://gantry@127.0.0.1:1/gantry?sslmode=disable")
+	if code == 0 {
+		t.Fatalf("server started on a database that refuses connections:\n%s", errOut)
+	}
+	if !strings.Contains(errOut, "the encryption key file can be read by other users") || !strings.Contains(errOut, "path="+keyFile) {
+		t.Errorf("no warning naming %s:\n%s", keyFile, errOut)
 	}
 }
