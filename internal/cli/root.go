@@ -67,6 +67,10 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stderr, "Error: %s\n", err)
 	var ue *usageError
+	var fe *envFileError
+	if errors.As(err, &fe) {
+		return 2 // the command line is right: its usage would not help
+	}
 	if !a.ready || errors.As(err, &ue) {
 		fmt.Fprint(stderr, cmd.UsageString())
 		return 2
@@ -173,7 +177,7 @@ func applyEnv(fs *pflag.FlagSet) error {
 			}
 			b, rerr := os.ReadFile(file)
 			if rerr != nil {
-				err = fmt.Errorf("%s_FILE: %w", name, rerr)
+				err = &envFileError{name: name + "_FILE", err: rerr}
 				return
 			}
 			value = strings.TrimRight(string(b), "\r\n")
@@ -198,6 +202,15 @@ func flagFile(fs *pflag.FlagSet, name string) string {
 	}
 	return ""
 }
+
+// envFileError is a GANTRY_<FLAG>_FILE that cannot be read.
+type envFileError struct {
+	name string // GANTRY_<FLAG>_FILE
+	err  error
+}
+
+func (e *envFileError) Error() string { return e.name + ": " + e.err.Error() }
+func (e *envFileError) Unwrap() error { return e.err }
 
 // usageError is an error in how a command was called.
 type usageError struct{ msg string }

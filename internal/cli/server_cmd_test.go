@@ -73,3 +73,19 @@ func TestServerKeyFileFromEnvironment(t *testing.T) {
 		t.Errorf("no warning naming %s:\n%s", keyFile, errOut)
 	}
 }
+
+// A GANTRY_<FLAG>_FILE that cannot be read (a missing key file) is a clear
+// error, not followed by the whole usage text: the command line was right.
+func TestUnreadableFlagFile(t *testing.T) {
+	isolate(t)
+	missing := filepath.Join(t.TempDir(), "missing-key")
+	t.Setenv("GANTRY_ENCRYPTION_KEY_FILE", missing)
+	t.Setenv("GANTRY_ENCRYPTION_KEY", "")
+	code, _, errOut := runMain("server", "--data-dir", t.TempDir())
+	if code != 2 {
+		t.Errorf("exit %d, want 2", code)
+	}
+	if want := "Error: GANTRY_ENCRYPTION_KEY_FILE: open " + missing + ": no such file or directory\n"; errOut != want {
+		t.Errorf("stderr:\n%s\nwant only:\n%s", errOut, want)
+	}
+}
