@@ -67,6 +67,10 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stderr, "Error: %s\n", err)
 	var ue *usageError
+	var fe *envFileError
+	if errors.As(err, &fe) {
+		return 2 // the command line is right: its usage would not help
+	}
 	if !a.ready || errors.As(err, &ue) {
 		fmt.Fprint(stderr, cmd.UsageString())
 		return 2
@@ -173,10 +177,11 @@ func applyEnv(fs *pflag.FlagSet) error {
 			}
 			b, rerr := os.ReadFile(file)
 			if rerr != nil {
-				err = fmt.Errorf("%s_FILE: %w", name, rerr)
+				err = &envFileError{name: name + "_FILE", err: rerr}
 				return
 			}
 			value = strings.TrimRight(string(b), "\r\n")
+			_ = fs.SetAnnotation(f.Name, fromFile, []string{file})
 		}
 		if serr := fs.Set(f.Name, value); serr != nil {
 			err = fmt.Errorf("%s: invalid value for --%s: %w", name, f.Name, serr)
@@ -184,6 +189,28 @@ func applyEnv(fs *pflag.FlagSet) error {
 	})
 	return err
 }
+
+// fromFile is the annotation applyEnv puts on a flag it read from
+// GANTRY_<FLAG>_FILE: the file's path.
+const fromFile = "gantry-from-file"
+
+// flagFile returns the file the flag's value was read from
+// (GANTRY_<FLAG>_FILE), or "".
+func flagFile(fs *pflag.FlagSet, name string) string {
+	if f := fs.Lookup(name); f != nil && len(f.Annotations[fromFile]) == 1 {
+		return f.Annotations[fromFile][0]
+	}
+	return ""
+}
+
+// envFileError is a GANTRY_<FLAG>_FILE that cannot be read.
+type envFileError struct {
+	name string // GANTRY_<FLAG>_FILE
+	err  error
+}
+
+func (e *envFileError) Error() string { return e.name + ": " + e.err.Error() }
+func (e *envFileError) Unwrap() error { return e.err }
 
 // usageError is an error in how a command was called.
 type usageError struct{ msg string }

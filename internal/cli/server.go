@@ -5,12 +5,13 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/gantry-iac/gantry/internal/db"
 	"github.com/gantry-iac/gantry/internal/httpx"
+	"github.com/gantry-iac/gantry/internal/redact"
 	"github.com/gantry-iac/gantry/internal/server"
 )
 
@@ -38,6 +39,7 @@ GANTRY_<FLAG>_FILE for secrets kept in files.`,
 			if cfg.Dev && !cmd.Flags().Changed("data-dir") && os.Getenv("GANTRY_DATA_DIR") == "" {
 				cfg.DataDir = ""
 			}
+			cfg.EncryptionKeyFile = flagFile(cmd.Flags(), "encryption-key")
 			if cfg.PolicySamples < 0 || cfg.PolicyTimeoutScale <= 0 || cfg.PolicyTimeoutScale > 100 {
 				return fmt.Errorf("--policy-samples must be >= 0 and --policy-timeout-scale in (0, 100]")
 			}
@@ -139,25 +141,19 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 
 // configAttrs is the effective configuration with secrets redacted.
 func configAttrs(c server.Config) []any {
-	redact := func(s string) string {
+	set := func(s string) string {
 		if s == "" {
 			return ""
 		}
 		return "(set)"
 	}
-	dbURL := c.DatabaseURL
-	if i := strings.Index(dbURL, "@"); i > 0 {
-		if j := strings.Index(dbURL, "://"); j > 0 && j < i {
-			dbURL = dbURL[:j+3] + "(redacted)" + dbURL[i:]
-		}
-	}
-	return []any{"listen", c.Listen, "data_dir", c.DataDir, "database_url", dbURL, "builtin_workers", c.BuiltinWorkers,
-		"dev", c.Dev, "demo", c.Demo, "encryption_key", redact(c.EncryptionKey), "admin_token", redact(c.AdminToken),
+	return []any{"listen", c.Listen, "data_dir", c.DataDir, "database_url", db.RedactURL(c.DatabaseURL), "builtin_workers", c.BuiltinWorkers,
+		"dev", c.Dev, "demo", c.Demo, "encryption_key", set(c.EncryptionKey), "admin_token", set(c.AdminToken),
 		"worker_timeout", c.WorkerTimeout, "shutdown_timeout", c.ShutdownTimeout, "tools_dir", c.ToolsDir,
-		"opentofu_mirror", c.OpenTofuMirror, "terraform_mirror", c.TerraformMirror, "debug_listen", c.DebugListen,
+		"opentofu_mirror", redact.URL(c.OpenTofuMirror), "terraform_mirror", redact.URL(c.TerraformMirror), "debug_listen", c.DebugListen,
 		"public_url", c.PublicURL, "policy_samples", c.PolicySamples, "policy_timeout_scale", c.PolicyTimeoutScale,
-		"oidc_issuer", c.OIDCIssuer, "oidc_client_id", c.OIDCClientID, "oidc_client_secret", redact(c.OIDCClientSecret),
+		"oidc_issuer", c.OIDCIssuer, "oidc_client_id", c.OIDCClientID, "oidc_client_secret", set(c.OIDCClientSecret),
 		"oidc_groups_claim", c.OIDCGroupsClaim, "trusted_proxies", fmt.Sprint(c.TrustedProxies), "notification_deny_cidrs", fmt.Sprint(c.NotificationDenyCIDRs),
-		"azure_graph_client_id", c.AzureGraphClientID, "azure_graph_client_secret", redact(c.AzureGraphClientSecret), "azure_secret_rotation", c.AzureSecretRotation,
+		"azure_graph_client_id", c.AzureGraphClientID, "azure_graph_client_secret", set(c.AzureGraphClientSecret), "azure_secret_rotation", c.AzureSecretRotation,
 		"token_issuer", c.TokenIssuer, "token_audience", c.TokenAudience, "token_lifetime", c.TokenLifetime, "token_signing_alg", c.TokenAlg, "session_ttl", c.SessionTTL, "cli_token_ttl", c.CLITokenTTL, "sso_grants_max_age", c.SSOGrantsMaxAge}
 }

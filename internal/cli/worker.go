@@ -15,6 +15,7 @@ import (
 
 	"github.com/gantry-iac/gantry/internal/client"
 	"github.com/gantry-iac/gantry/internal/dirlock"
+	"github.com/gantry-iac/gantry/internal/redact"
 	"github.com/gantry-iac/gantry/internal/seal"
 	"github.com/gantry-iac/gantry/internal/tofu"
 	"github.com/gantry-iac/gantry/internal/worker"
@@ -200,8 +201,9 @@ func (a *app) runWorker(ctx context.Context, f workerFlags) error {
 		}
 		cancelKill()
 	}()
-	log.Info("worker starting", "server", f.server, "name", f.name, "concurrency", f.concurrency, "work_dir", f.workDir)
-	fmt.Fprintf(a.stderr, "Gantry worker %s connecting to %s\n", f.name, f.server)
+	log.Info("worker starting", "server", redact.URL(f.server), "name", f.name, "concurrency", f.concurrency, "work_dir", f.workDir,
+		"opentofu_mirror", redact.URL(f.opentofuMirror), "terraform_mirror", redact.URL(f.terraformMirror))
+	fmt.Fprintf(a.stderr, "Gantry worker %s connecting to %s\n", f.name, redact.URL(f.server))
 	err = w.Run(ctx, kill)
 	log.Info("worker stopped")
 	return err

@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"testing"
@@ -41,5 +43,35 @@ func TestWorkerTokenWarning(t *testing.T) {
 				t.Errorf("warning printed: %v, want %v:\n%s", got, tt.wantWarn, errOut)
 			}
 		})
+	}
+}
+
+// `gantry worker` logs its server and mirrors without their credentials.
+// The server refuses the pool token, so the worker stops after logging.
+func TestWorkerLogHidesCredentials(t *testing.T) {
+	isolate(t)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, `{"error":{"code":"unauthenticated","message":"bad token"}}`, http.StatusUnauthorized)
+	}))
+	defer srv.Close()
+	t.Setenv("GANTRY_TOKEN", "gpt_not-a-known-token")
+	withCredentials := strings.Replace(srv.URL, "http://", "http://worker:hunter2@", 1)
+	code, _, errOut := runMain("worker", "--server", withCredentials, "--work-dir", t.TempDir(),
+		"--opentofu-mirror", "http://mirror:hunter2@127.0.0.1:1/tofu?token=hunter2",
+		"--terraform-mirror", "https://ghp_hunter2@127.0.0.1:1/terraform")
+	if code == 0 {
+		t.Fatalf("worker exited 0 though the server refuses its token:\n%s", errOut)
+	}
+	for _, want := range []string{
+		"server=http://redacted@" + strings.TrimPrefix(srv.URL, "http://"),
+		`opentofu_mirror="http://redacted@127.0.0.1:1/tofu?token=redacted"`,
+		"terraform_mirror=https://redacted@127.0.0.1:1/terraform",
+	} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("log lacks %s:\n%s", want, errOut)
+		}
+	}
+	if strings.Contains(errOut, "hunter2") {
+		t.Errorf("log shows a credential:\n%s", errOut)
 	}
 }

@@ -93,6 +93,11 @@ func Open(ctx context.Context, url string, dataDir string, log *slog.Logger) (*D
 	case url == "":
 		return openSQLite(ctx, dataDir, log)
 	case strings.HasPrefix(url, "postgres://"), strings.HasPrefix(url, "postgresql://"):
+		if ambiguousUserinfo(url) {
+			// pgx's errors would show what it took for the host or the
+			// database: the rest of the password.
+			return nil, errAmbiguousURL
+		}
 		return openPostgres(ctx, url, log)
 	}
 	// Do not echo the URL: it may hold a password.

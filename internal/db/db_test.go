@@ -76,6 +76,10 @@ func TestOpenRejects(t *testing.T) {
 		{"unknown scheme", "mysql://u:secret@h/db", "", `"mysql"`},
 		{"no scheme", "u:secret@h/db", "", "unsupported"},
 		{"sqlite without data dir", "", "", "data directory"},
+		// pgx would take "secret@127.0.0.1" for the host, or "secret@..."
+		// for the database, and name it in its error.
+		{"unescaped @ in password", "postgres://u:x@secret@127.0.0.1:1/db", "", "percent-encoded"},
+		{"unescaped / in password", "postgres://u:1/secret@127.0.0.1:1/db", "", "percent-encoded"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"embed"
+	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -44,6 +45,14 @@ func migrate(ctx context.Context, pool *sql.DB, dialect Dialect, log *slog.Logge
 		return fmt.Errorf("db: migrations: %w", err)
 	}
 	// provider.Close would close pool, which the caller owns: not called.
+	//
+	// The schema version is checked before migrating, so that an older
+	// binary touches nothing, and again after: on PostgreSQL a newer replica
+	// may have migrated while this one waited for the lock, and Up then has
+	// nothing to do.
+	if err := checkNotNewer(ctx, provider); err != nil {
+		return err
+	}
 	results, err := provider.Up(ctx)
 	if err != nil {
 		return fmt.Errorf("db: migrate %s: %w", dialect, err)
@@ -51,6 +60,36 @@ func migrate(ctx context.Context, pool *sql.DB, dialect Dialect, log *slog.Logge
 	for _, r := range results {
 		log.Info("database migration applied", "dialect", dialect.String(),
 			"version", r.Source.Version, "file", r.Source.Path, "duration", r.Duration)
+	}
+	return checkNotNewer(ctx, provider)
+}
+
+// ErrSchemaTooNew is returned by [Open] when the database was migrated by a
+// newer Gantry than this binary: its schema version is above the highest
+// migration this binary embeds.
+var ErrSchemaTooNew = errors.New("the database was migrated by a newer Gantry")
+
+// checkNotNewer fails with [ErrSchemaTooNew] if the database records a
+// migration version above the newest one this binary embeds. Such a
+// binary does not know the newer schema and could write data that the
+// newer release no longer reads (for example a secret sealed the old way).
+// This is the only downgrade guard: a change in how data is written that
+// older binaries must not meet needs a migration, empty if nothing else,
+// to raise the version.
+func checkNotNewer(ctx context.Context, provider *goose.Provider) error {
+	current, err := provider.GetDBVersion(ctx)
+	if err != nil {
+		return fmt.Errorf("db: schema version: %w", err)
+	}
+	sources := provider.ListSources()
+	var known int64
+	if len(sources) > 0 {
+		known = sources[len(sources)-1].Version
+	}
+	if current > known {
+		return fmt.Errorf("db: %w: schema version %d > %d, the newest this binary knows; "+
+			"run that Gantry release (or a later one), or restore a backup taken before the upgrade",
+			ErrSchemaTooNew, current, known)
 	}
 	return nil
 }

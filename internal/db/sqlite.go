@@ -55,6 +55,9 @@ func openSQLite(ctx context.Context, dataDir string, log *slog.Logger) (*DB, err
 		return nil, fmt.Errorf("db: data directory: %w", err)
 	}
 	path := filepath.Join(dir, sqliteFile)
+	if err := makePrivate(path, log); err != nil {
+		return nil, err
+	}
 
 	write, err := sql.Open("sqlite", path+"?"+sqlitePragmas+
 		"&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate")
@@ -87,4 +90,31 @@ func openSQLite(ctx context.Context, dataDir string, log *slog.Logger) (*DB, err
 	}
 	log.Info("database opened", "dialect", SQLite.String(), "path", path)
 	return &DB{Dialect: SQLite, write: write, read: read, log: log}, nil
+}
+
+// makePrivate creates the database file path with mode 0600 if it does not
+// exist, and takes the group's and others' permissions off it and its
+// -wal and -shm files if they have any: they hold the audit trail, run
+// logs and variables, and the data directory may be a pre-existing one
+// that others can enter. SQLite creates -wal and -shm with the mode of the
+// main file, so creating that one first is enough for a new database.
+func makePrivate(path string, log *slog.Logger) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("db: open %s: %w", path, err)
+	}
+	f.Close()
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		fi, err := os.Stat(p)
+		if err != nil || fi.Mode().Perm()&0o077 == 0 {
+			continue
+		}
+		mode := fi.Mode().Perm()
+		if err := os.Chmod(p, mode&^0o077); err != nil {
+			log.Warn("a database file is readable by other users, and changing its mode failed: chmod 600 it", "path", p, "mode", mode.String(), "err", err)
+			continue
+		}
+		log.Warn("a database file was readable by other users: its mode is now owner-only", "path", p, "was", mode.String(), "now", (mode &^ 0o077).String())
+	}
+	return nil
 }

@@ -62,6 +62,7 @@ func (c runsCollector) Collect(ch chan<- prometheus.Metric) {
 	defer cancel()
 	rows, err := c.s.db.Query(ctx, `SELECT state, COUNT(*) FROM runs WHERE state NOT IN ('FINISHED','FAILED','DISCARDED','CANCELED','STOPPED') GROUP BY state`)
 	if err != nil {
+		c.s.log.Warn("collecting gantry_runs_active failed: the metric is left out of this scrape", "err", err)
 		return
 	}
 	defer rows.Close()
@@ -71,6 +72,9 @@ func (c runsCollector) Collect(ch chan<- prometheus.Metric) {
 		if rows.Scan(&state, &n) == nil {
 			ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, n, state)
 		}
+	}
+	if err := rows.Err(); err != nil {
+		c.s.log.Warn("collecting gantry_runs_active failed: the metric may be incomplete in this scrape", "err", err)
 	}
 }
 

@@ -1,14 +1,17 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"log/slog"
 	"math"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/gantry-iac/gantry/internal/db"
 	"github.com/gantry-iac/gantry/internal/drift"
 )
 
@@ -62,5 +65,30 @@ func TestDriftMetrics(t *testing.T) {
 	}
 	if d := got["gantry_drifted_resources"]; d["good"] != 1 || d["failing"] != 2 {
 		t.Errorf("gantry_drifted_resources: %v", d)
+	}
+}
+
+// gantry_runs_active is read from the database at scrape time: when the
+// database fails, the metric is left out and a warning says why, as for
+// the drift metrics, instead of the metric silently disappearing.
+func TestRunsActiveWarnsOnDatabaseError(t *testing.T) {
+	d, err := db.Open(context.Background(), "", t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var log bytes.Buffer
+	s := &Server{db: d, log: slog.New(slog.NewTextHandler(&log, nil))}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(runsCollector{s: s, desc: prometheus.NewDesc("gantry_runs_active", "", []string{"state"}, nil)})
+	if _, err := reg.Gather(); err != nil || log.Len() != 0 {
+		t.Fatalf("Gather on a working database: %v, log %q", err, log.String())
+	}
+	d.Close()
+	families, err := reg.Gather()
+	if err != nil || len(families) != 0 {
+		t.Errorf("Gather = %v, %v; want no metric and no error", families, err)
+	}
+	if !strings.Contains(log.String(), "level=WARN") || !strings.Contains(log.String(), "collecting gantry_runs_active failed") {
+		t.Errorf("no warning logged:\n%s", log.String())
 	}
 }

@@ -146,6 +146,10 @@ type Config struct {
 	ScheduleJitter       time.Duration
 	SchedulerInterval    time.Duration
 	BuiltinDriftRunLimit int
+	// EncryptionKeyFile is the file EncryptionKey was read from
+	// (GANTRY_ENCRYPTION_KEY_FILE): messages name it and its permissions
+	// are checked. Empty when the key was given directly.
+	EncryptionKeyFile string
 }
 
 // Server is a running control plane.
@@ -261,12 +265,9 @@ func (s *Server) open(ctx context.Context) error {
 		return fmt.Errorf("locking the data directory: %w", err)
 	}
 	s.unlockDir = unlock
-	key, created, err := secrets.LoadOrCreateKey(cfg.EncryptionKey, cfg.DataDir)
+	key, err := s.loadKey()
 	if err != nil {
-		return fmt.Errorf("encryption key: %w", err)
-	}
-	if created {
-		s.log.Warn("generated a new encryption key; back it up: without it the state and secrets cannot be read", "path", filepath.Join(cfg.DataDir, "encryption.key"))
+		return err
 	}
 	if s.db, err = db.Open(ctx, cfg.DatabaseURL, cfg.DataDir, s.log); err != nil {
 		return fmt.Errorf("opening the database: %w", err)
@@ -371,32 +372,6 @@ func (s *Server) open(ctx context.Context) error {
 	if s.db.Dialect == db.Postgres {
 		return s.seeReplicas(ctx, time.Now())
 	}
-	return nil
-}
-
-// checkKey unwraps the data key, which every service's Box uses, with
-// the master key (creating or adopting the data key on first start): a
-// lost, mistyped or rotated-away master key must stop the server at start,
-// not surface later as state that cannot be read. Only the data key's id
-// is logged, never a key.
-func (s *Server) checkKey(ctx context.Context, master []byte) error {
-	box, info, err := secrets.UnlockDataKey(ctx, s.db, master)
-	if errors.Is(err, secrets.ErrWrongKey) {
-		return fmt.Errorf("%w Set --encryption-key / GANTRY_ENCRYPTION_KEY to the current key, or restore %s "+
-			"(after `gantry admin rotate-key` only the new key opens the database)", err, filepath.Join(s.cfg.DataDir, "encryption.key"))
-	}
-	if err != nil {
-		return fmt.Errorf("encryption key: %w", err)
-	}
-	s.box = box
-	switch {
-	case info.Created && info.Adopted:
-		s.log.Info("adopted the encryption key as the data key of this existing database; it is now stored wrapped by the same key",
-			"data_key_id", info.ID)
-	case info.Created:
-		s.log.Info("created the data key, stored wrapped by the encryption key", "data_key_id", info.ID)
-	}
-	s.log.Debug("data key unlocked", "data_key_id", info.ID, "master_key_version", info.MasterVersion, "adopted", info.Adopted)
 	return nil
 }
 

@@ -114,6 +114,10 @@ func Validate(s *Stack) error {
 	if s.Tool == "" {
 		s.Tool = OpenTofu
 	}
+	// v1.10.7, as release tags are written, is stored as 1.10.7.
+	if v, ok := strings.CutPrefix(s.ToolVersion, "v"); ok && versionRE.MatchString(v) {
+		s.ToolVersion = v
+	}
 	switch {
 	case len(s.Name) > 255 || len(s.Description) > 4096:
 		return errs.E(errs.Invalid, "stack name (255) or description (4096 bytes) too long")

@@ -104,6 +104,11 @@ func TestValidate(t *testing.T) {
 				t.Errorf("project root = %q, want empty", s.ProjectRoot)
 			}
 		}},
+		{name: "version with a leading v", in: stack.Stack{ID: "web", Repository: repo, ToolVersion: "v1.10.8"}, ok: true, check: func(t *testing.T, s stack.Stack) {
+			if s.ToolVersion != "1.10.8" {
+				t.Errorf("tool version = %q, want 1.10.8", s.ToolVersion)
+			}
+		}},
 		{name: "terraform with prerelease version", in: stack.Stack{ID: "web", Repository: repo, Tool: stack.Terraform, ToolVersion: "1.10.0-rc1"}, ok: true},
 		{name: "branch with slash", in: stack.Stack{ID: "web", Repository: repo, Branch: "feature/x.y_z"}, ok: true},
 		{name: "local path repository", in: stack.Stack{ID: "web", Repository: "/srv/git/infra"}, ok: true},
@@ -125,7 +130,9 @@ func TestValidate(t *testing.T) {
 		{name: "branch with space", in: stack.Stack{ID: "web", Repository: repo, Branch: "a b"}},
 		{name: "branch with ~", in: stack.Stack{ID: "web", Repository: repo, Branch: "a~1"}},
 		{name: "unknown tool", in: stack.Stack{ID: "web", Repository: repo, Tool: "pulumi"}},
-		{name: "version with v", in: stack.Stack{ID: "web", Repository: repo, ToolVersion: "v1.10.7"}},
+		{name: "version with vv", in: stack.Stack{ID: "web", Repository: repo, ToolVersion: "vv1.10.7"}},
+		{name: "version V", in: stack.Stack{ID: "web", Repository: repo, ToolVersion: "V1.10.7"}},
+		{name: "version v alone", in: stack.Stack{ID: "web", Repository: repo, ToolVersion: "v"}},
 		{name: "version without patch", in: stack.Stack{ID: "web", Repository: repo, ToolVersion: "1.10"}},
 		{name: "version latest", in: stack.Stack{ID: "web", Repository: repo, ToolVersion: "latest"}},
 		{name: "project root ../x", in: stack.Stack{ID: "web", Repository: repo, ProjectRoot: "../x"}},
@@ -176,6 +183,16 @@ func TestCreateGet(t *testing.T) {
 		}
 		if !reflect.DeepEqual(got, created) {
 			t.Fatalf("Get = %+v\nwant  %+v", got, created)
+		}
+
+		// A leading v (as release tags are written) is stored without it.
+		withV := f.create(t, stack.Stack{ID: "tagged", ToolVersion: "v1.10.8"})
+		if got, err := f.stacks.Get(f.ctx, withV.ID); err != nil || got.ToolVersion != "1.10.8" {
+			t.Errorf("stored tool version = %q (%v), want 1.10.8", got.ToolVersion, err)
+		}
+		updated, err := f.stacks.Update(f.ctx, withV.ID, func(s *stack.Stack) error { s.ToolVersion = "v1.11.0-beta1"; return nil })
+		if err != nil || updated.ToolVersion != "1.11.0-beta1" {
+			t.Errorf("updated tool version = %q (%v), want 1.11.0-beta1", updated.ToolVersion, err)
 		}
 
 		_, err = f.stacks.Create(f.ctx, stack.Stack{ID: "network", Repository: repo})

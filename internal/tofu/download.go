@@ -11,12 +11,14 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
 
 	"github.com/gantry-iac/gantry/internal/errs"
+	"github.com/gantry-iac/gantry/internal/redact"
 )
 
 // Size limits for what we download and unpack.
@@ -26,7 +28,9 @@ const (
 	maxBinarySize = 2 << 30 // binary inside it
 )
 
-// release names the files of one release of a tool for this platform.
+// release names the files of one release of a tool for this platform. The
+// URLs may carry the mirror's credentials: what is printed (logs, errors)
+// goes through redact.URL.
 type release struct {
 	tool     Tool
 	version  string
@@ -84,7 +88,7 @@ func (r *Resolver) download(ctx context.Context, tool Tool, version string, logw
 	}
 	defer os.RemoveAll(tmp)
 
-	writeLog(logw, "Downloading %s from %s", toolVersionString(tool, version), rel.zipURL)
+	writeLog(logw, "Downloading %s from %s", toolVersionString(tool, version), redact.URL(rel.zipURL))
 	zipPath := filepath.Join(tmp, rel.zipName)
 	got, err := r.fetchToFile(ctx, rel, zipPath)
 	if err != nil {
@@ -110,10 +114,10 @@ func (r *Resolver) download(ctx context.Context, tool Tool, version string, logw
 }
 
 // get starts a GET and returns the body of a 200 response.
-func (r *Resolver) get(ctx context.Context, rel release, url string) (io.ReadCloser, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+func (r *Resolver) get(ctx context.Context, rel release, addr string) (io.ReadCloser, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, addr, nil)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("downloading %s: %w", redact.URL(addr), unwrapURLError(err))
 	}
 	client := r.HTTPClient
 	if client == nil {
@@ -121,18 +125,27 @@ func (r *Resolver) get(ctx context.Context, rel release, url string) (io.ReadClo
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("downloading %s: %w", url, err)
+		return nil, fmt.Errorf("downloading %s: %w", redact.URL(addr), unwrapURLError(err))
 	}
 	switch resp.StatusCode {
 	case http.StatusOK:
 		return resp.Body, nil
 	case http.StatusNotFound:
 		resp.Body.Close()
-		return nil, errs.E(errs.NotFound, "%s version %s not found at %s: %d", rel.tool, rel.version, url, resp.StatusCode)
+		return nil, errs.E(errs.NotFound, "%s version %s not found at %s: %d", rel.tool, rel.version, redact.URL(addr), resp.StatusCode)
 	default:
 		resp.Body.Close()
-		return nil, fmt.Errorf("downloading %s: %s", url, resp.Status)
+		return nil, fmt.Errorf("downloading %s: %s", redact.URL(addr), resp.Status)
 	}
+}
+
+// unwrapURLError returns the cause of a *url.Error, whose message repeats
+// the URL with its user name and query (net/http hides only the password).
+func unwrapURLError(err error) error {
+	if ue, ok := errors.AsType[*url.Error](err); ok {
+		return ue.Err
+	}
+	return err
 }
 
 // expectedSum fetches the release's SHA256SUMS and returns the line for
@@ -145,14 +158,14 @@ func (r *Resolver) expectedSum(ctx context.Context, rel release) (string, error)
 	defer body.Close()
 	data, err := io.ReadAll(io.LimitReader(body, maxSumsSize+1))
 	if err != nil {
-		return "", fmt.Errorf("downloading %s: %w", rel.sumsURL, err)
+		return "", fmt.Errorf("downloading %s: %w", redact.URL(rel.sumsURL), unwrapURLError(err))
 	}
 	if len(data) > maxSumsSize {
-		return "", fmt.Errorf("%s is larger than %d bytes", rel.sumsURL, maxSumsSize)
+		return "", fmt.Errorf("%s is larger than %d bytes", redact.URL(rel.sumsURL), maxSumsSize)
 	}
 	sum, ok := findSum(data, rel.zipName)
 	if !ok {
-		return "", fmt.Errorf("no SHA256 for %s in %s (is %s built for %s?)", rel.zipName, rel.sumsURL, toolVersionString(rel.tool, rel.version), rel.platform)
+		return "", fmt.Errorf("no SHA256 for %s in %s (is %s built for %s?)", rel.zipName, redact.URL(rel.sumsURL), toolVersionString(rel.tool, rel.version), rel.platform)
 	}
 	return sum, nil
 }
@@ -193,10 +206,10 @@ func (r *Resolver) fetchToFile(ctx context.Context, rel release, path string) (s
 	h := sha256.New()
 	n, err := io.Copy(io.MultiWriter(f, h), io.LimitReader(body, maxZipSize+1))
 	if err != nil {
-		return "", fmt.Errorf("downloading %s: %w", rel.zipURL, err)
+		return "", fmt.Errorf("downloading %s: %w", redact.URL(rel.zipURL), unwrapURLError(err))
 	}
 	if n > maxZipSize {
-		return "", fmt.Errorf("%s is larger than %d bytes", rel.zipURL, maxZipSize)
+		return "", fmt.Errorf("%s is larger than %d bytes", redact.URL(rel.zipURL), maxZipSize)
 	}
 	if err := f.Close(); err != nil {
 		return "", err

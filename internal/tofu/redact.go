@@ -49,8 +49,8 @@ func redactChange(c map[string]any) {
 	if c == nil {
 		return
 	}
-	c["before"] = redact(c["before"], c["before_sensitive"])
-	c["after"] = redact(c["after"], c["after_sensitive"])
+	c["before"] = redactMarked(c["before"], c["before_sensitive"])
+	c["after"] = redactMarked(c["after"], c["after_sensitive"])
 }
 
 // redactValues redacts a values representation (planned_values): its
@@ -69,7 +69,7 @@ func redactValues(v map[string]any) {
 		for _, r := range list(m["resources"]) {
 			res := object(r)
 			if res != nil {
-				res["values"] = redact(res["values"], res["sensitive_values"])
+				res["values"] = redactMarked(res["values"], res["sensitive_values"])
 			}
 		}
 		for _, child := range list(m["child_modules"]) {
@@ -79,9 +79,9 @@ func redactValues(v map[string]any) {
 	module(object(v["root_module"]))
 }
 
-// redact replaces the parts of value that marks (true, or an object or
+// redactMarked replaces the parts of value that marks (true, or an object or
 // array of marks shaped like value) flags sensitive. A null stays null.
-func redact(value, marks any) any {
+func redactMarked(value, marks any) any {
 	if value == nil {
 		return nil
 	}
@@ -93,14 +93,14 @@ func redact(value, marks any) any {
 	case map[string]any:
 		if obj, ok := value.(map[string]any); ok {
 			for k, sub := range obj {
-				obj[k] = redact(sub, m[k])
+				obj[k] = redactMarked(sub, m[k])
 			}
 		}
 	case []any:
 		if arr, ok := value.([]any); ok {
 			for i := range arr {
 				if i < len(m) {
-					arr[i] = redact(arr[i], m[i])
+					arr[i] = redactMarked(arr[i], m[i])
 				}
 			}
 		}

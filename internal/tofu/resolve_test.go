@@ -276,6 +276,48 @@ func TestResolveDownloadFailures(t *testing.T) {
 	}
 }
 
+// A mirror's credentials (user information, query parameters) appear in
+// neither the run's log nor the errors, whether the download works, finds
+// nothing, or cannot connect.
+func TestResolveHidesMirrorCredentials(t *testing.T) {
+	f := newFakeReleases(t)
+	f.addRelease(t, OpenTofu, "1.2.3", fakeToolScript("1.2.3"), nil)
+	withCredentials := strings.Replace(f.srv.URL, "http://", "http://mirror:hunter2@", 1)
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closed.Close()
+
+	tests := []struct {
+		name, mirror, version, want string
+		wantErr                     bool
+	}{
+		{"downloaded", withCredentials, "1.2.3", "Downloading OpenTofu 1.2.3 from http://redacted@" + strings.TrimPrefix(f.srv.URL, "http://") + "/v1.2.3/", false},
+		{"not found", withCredentials, "9.9.9", "not found at http://redacted@", true},
+		{"token alone", strings.Replace(f.srv.URL, "http://", "http://hunter2@", 1), "9.9.9", "not found at http://redacted@", true},
+		{"refused", strings.Replace(closed.URL, "http://", "http://mirror:hunter2@", 1) + "/?token=hunter2", "1.2.3", "downloading http://redacted@", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := f.resolver(t, t.TempDir())
+			r.BaseURLs = map[Tool]string{OpenTofu: tt.mirror}
+			var log bytes.Buffer
+			_, err := r.Resolve(context.Background(), OpenTofu, tt.version, &log)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("Resolve: %v, want an error: %v", err, tt.wantErr)
+			}
+			out := log.String()
+			if err != nil {
+				out += "\n" + err.Error()
+			}
+			if !strings.Contains(out, tt.want) {
+				t.Errorf("log and error lack %q:\n%s", tt.want, out)
+			}
+			if strings.Contains(out, "hunter2") {
+				t.Errorf("log or error shows the mirror's credentials:\n%s", out)
+			}
+		})
+	}
+}
+
 func TestResolveRejectsBadVersions(t *testing.T) {
 	f := newFakeReleases(t)
 	r := f.resolver(t, t.TempDir())

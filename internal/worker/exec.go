@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -92,17 +93,7 @@ func (w *Worker) execute(kill context.Context, job *workerapi.Job, slot int) {
 			reason = err.Error()
 		}
 	}
-	if path, rerr := j.rescueState(); rerr != nil {
-		log.Error("OpenTofu could not save the state and keeping its errored.tfstate failed: the workspace is left in place",
-			"workspace", j.dir, "err", rerr)
-		j.log.Printf("OpenTofu could not save the state; keeping its errored.tfstate failed (%v): it stays in %s on the worker", rerr, j.root)
-		j.dir = "" // do not remove the only copy of the state
-	} else if path != "" {
-		log.Error("OpenTofu could not save the state: its errored.tfstate is kept; push it to the stack's state", "path", path)
-		j.log.Printf("OpenTofu could not save the state: the new state is kept on worker %s at %s. "+
-			"Push it to the stack's state with `tofu state push` against the stack's backend (see docs/state.md), "+
-			"or the next run will not know the resources this one made.", j.w.cfg.Name, path)
-	}
+	j.reportRescue(log)
 	if err != nil {
 		j.log.Printf("Run failed: %s", reason)
 	}
@@ -121,6 +112,37 @@ func (w *Worker) execute(kill context.Context, job *workerapi.Job, slot int) {
 		}
 	}
 	log.Info("job ended", "ok", err == nil, "reason", j.masker.String(reason), "duration", time.Since(start))
+}
+
+// reportRescue keeps what OpenTofu wrote when it could not save the state
+// (see rescueState) and says in the run's log and the worker's what was
+// kept, and what was not.
+func (j *jobRun) reportRescue(log *slog.Logger) {
+	path, unusable, err := j.rescueState()
+	switch {
+	case err != nil:
+		log.Error("OpenTofu could not save the state and keeping its errored.tfstate failed: the workspace is left in place",
+			"workspace", j.dir, "err", err)
+		j.log.Printf("OpenTofu could not save the state; keeping its errored.tfstate failed (%v): it stays in %s on the worker", err, j.root)
+		j.dir = "" // do not remove the only copy of the state
+	case unusable != "":
+		kept := "Nothing was kept."
+		if path != "" {
+			kept = fmt.Sprintf("What it holds is kept on worker %s at %s, for reference: it cannot be pushed as is.", j.w.cfg.Name, path)
+		}
+		log.Error("OpenTofu could not save the state, nor write it whole to errored.tfstate: the new state was not kept",
+			"problem", unusable, "path", path)
+		j.log.Printf("OpenTofu could not save the state, and could not write it to errored.tfstate either (%s; a full disk?): "+
+			"the state this apply produced could not be kept. %s See OpenTofu's errors above: when it cannot write that file, "+
+			"it prints the state's JSON in this log instead (secret values masked here), which can be completed and pushed with `tofu state push`. "+
+			"Otherwise the resources this apply made are in no state: import them into the stack's state, or delete them, before the next run.",
+			unusable, kept)
+	case path != "":
+		log.Error("OpenTofu could not save the state: its errored.tfstate is kept; push it to the stack's state", "path", path)
+		j.log.Printf("OpenTofu could not save the state: the new state is kept on worker %s at %s. "+
+			"Push it to the stack's state with `tofu state push` against the stack's backend (see docs/state.md), "+
+			"or the next run will not know the resources this one made.", j.w.cfg.Name, path)
+	}
 }
 
 func (j *jobRun) heartbeat(ctx context.Context, cancel context.CancelFunc, done chan struct{}) {

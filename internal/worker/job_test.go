@@ -53,7 +53,11 @@ JSON
 apply)
 	[ -f "$5" ] || { echo "Error: no plan file $5"; exit 1; }
 	if [ -n "$FAKE_APPLY_ERRORED" ]; then
-		echo '{"version":4,"serial":7}' > errored.tfstate
+		case "$FAKE_APPLY_ERRORED" in
+		empty) : > errored.tfstate ;;            # a full disk: nothing written
+		truncated) printf '{"version":4,"ser' > errored.tfstate ;;
+		*) echo '{"version":4,"serial":7}' > errored.tfstate ;;
+		esac
 		echo "Error: Failed to save state"
 		exit 1
 	fi
@@ -611,6 +615,54 @@ func TestJobRescuesErroredState(t *testing.T) {
 	// The job directory itself is gone.
 	if ents, _ := filepath.Glob(filepath.Join(fx.work, "gantry-job-*")); len(ents) != 0 {
 		t.Errorf("job directories left: %v", ents)
+	}
+}
+
+// When OpenTofu could not write errored.tfstate either (a full disk leaves
+// it empty or cut short), the log does not claim the state was kept: it
+// says plainly that it was not, and points to OpenTofu's own messages. An
+// empty file is not copied; a truncated one is kept under a name that does
+// not pass for a state.
+func TestJobErroredStateNotWritten(t *testing.T) {
+	for _, tt := range []struct {
+		name, errored, wantKept, wantLog string
+	}{
+		{"empty", "empty", "", "(it is empty; a full disk?)"},
+		{"truncated", "truncated", `{"version":4,"ser`, "(it is not a complete state (17 bytes, cut short); a full disk?)"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			fx := newJobFixture(t, nil)
+			fx.worker.cfg.RescueDir = filepath.Join(t.TempDir(), "rescued")
+			job := fx.job("plan")
+			job.Env = append(job.Env, workerapi.EnvVar{Name: "FAKE_APPLY_ERRORED", Value: tt.errored})
+			fx.proto.next = "apply"
+			fx.worker.execute(context.Background(), job, 0)
+			if len(fx.proto.finishes) != 1 || fx.proto.finishes[0].OK {
+				t.Fatalf("Finish = %+v, want one failed finish", fx.proto.finishes)
+			}
+			log := fx.proto.log(t, 0)
+			for _, want := range []string{tt.wantLog, "the state this apply produced could not be kept", "See OpenTofu's errors above"} {
+				if !strings.Contains(log, want) {
+					t.Errorf("log lacks %q:\n%s", want, log)
+				}
+			}
+			if strings.Contains(log, "the new state is kept") || strings.Contains(log, "Push it to the stack's state") {
+				t.Errorf("log claims a rescue that did not happen:\n%s", log)
+			}
+			kept, _ := filepath.Glob(filepath.Join(fx.worker.cfg.RescueDir, "*"))
+			switch {
+			case tt.wantKept == "" && len(kept) != 0:
+				t.Errorf("files kept: %v, want none", kept)
+			case tt.wantKept != "":
+				want := filepath.Join(fx.worker.cfg.RescueDir, job.RunID+".tfstate.incomplete")
+				if data, err := os.ReadFile(want); err != nil || string(data) != tt.wantKept {
+					t.Errorf("kept %v; %s holds %q (%v), want %q", kept, want, data, err, tt.wantKept)
+				}
+				if !strings.Contains(log, want) {
+					t.Errorf("log does not say where the incomplete file is:\n%s", log)
+				}
+			}
+		})
 	}
 }
 

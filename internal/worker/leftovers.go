@@ -12,10 +12,15 @@ import (
 // worker's (or server's) jobs started (provisioners, hooks) survives it, and must not go
 // on changing infrastructure for a run that is now marked failed. It finds
 // them by their working directory (Linux /proc); elsewhere it does nothing.
+// dir may be or lie under a symbolic link: /proc shows working directories
+// with links resolved, so dir is compared resolved too.
 func KillLeftovers(dir string) []int {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil
+	}
+	if real, err := filepath.EvalSymlinks(abs); err == nil {
+		abs = real
 	}
 	entries, err := os.ReadDir("/proc")
 	if err != nil {

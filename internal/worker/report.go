@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -48,39 +49,70 @@ func retryReport(ctx context.Context, fn func(ctx context.Context) error) error 
 // is removed: it is copied to <rescue-dir>/<run-id>.tfstate and the
 // run's log says where and how to push it. It returns the copy's path ("":
 // nothing to rescue).
-func (j *jobRun) rescueState() (string, error) {
+//
+// OpenTofu may fail to write that file too (a full disk): unusable then
+// says why the file is no state that can be pushed. An empty file is not
+// copied; one cut short is kept as <run-id>.tfstate.incomplete, for what it
+// shows of the apply.
+func (j *jobRun) rescueState() (path, unusable string, err error) {
 	if j.root == "" {
-		return "", nil
+		return "", "", nil
 	}
 	src, err := os.Open(filepath.Join(j.root, "errored.tfstate"))
 	if os.IsNotExist(err) {
-		return "", nil
+		return "", "", nil
 	}
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	defer src.Close()
+	fi, err := src.Stat()
+	if err != nil {
+		return "", "", err
+	}
+	if fi.Size() == 0 {
+		return "", "it is empty", nil
+	}
+	if !isState(src) {
+		unusable = fmt.Sprintf("it is not a complete state (%d bytes, cut short)", fi.Size())
+	}
+	if _, err := src.Seek(0, io.SeekStart); err != nil {
+		return "", "", err
+	}
 	dir := j.w.cfg.RescueDir
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", err
+		return "", "", err
 	}
-	dst := filepath.Join(dir, j.job.RunID+".tfstate")
+	ext := ".tfstate"
+	if unusable != "" {
+		ext += ".incomplete"
+	}
+	dst := filepath.Join(dir, j.job.RunID+ext)
 	if _, err := os.Stat(dst); err == nil {
 		// The same run rescued before (an apply retried): keep both.
-		dst = filepath.Join(dir, fmt.Sprintf("%s-%d.tfstate", j.job.RunID, time.Now().UnixNano()))
+		dst = filepath.Join(dir, fmt.Sprintf("%s-%d%s", j.job.RunID, time.Now().UnixNano(), ext))
 	}
 	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	if _, err := io.Copy(out, src); err != nil {
 		out.Close()
 		os.Remove(dst)
-		return "", err
+		return "", "", err
 	}
 	if err := out.Close(); err != nil {
 		os.Remove(dst)
-		return "", err
+		return "", "", err
 	}
-	return dst, nil
+	return dst, unusable, nil
+}
+
+// isState reports whether r holds a whole JSON state: one JSON object with
+// a version.
+func isState(r io.Reader) bool {
+	var st struct {
+		Version *int `json:"version"`
+	}
+	return json.NewDecoder(r).Decode(&st) == nil && st.Version != nil
 }
