@@ -159,6 +159,39 @@ func TestAWSIntegration(t *testing.T) {
 	}
 }
 
+// TestRefusedCredentialsKeepTheWorker: a cloud that refuses a run's
+// credentials fails that run at PREPARING, and nothing else: the built-in
+// worker that drew it (the only one here) goes on and runs the next runs.
+// (A refusal used to come back to the worker as an error that stopped it
+// for good, and READY runs then waited forever.)
+func TestRefusedCredentialsKeepTheWorker(t *testing.T) {
+	requireSetup(t)
+	s := StartServer(t, ServerConfig{Workers: 1})
+	const role = "arn:aws:iam::123456789012:role/gantry-app"
+	fake := fakests.New("eu-west-1", fakests.Role{ARN: role, Issuer: s.URL, Audience: "sts.amazonaws.com",
+		Subjects: []string{"space:root:stack:app:run_type:*:scope:*"}})
+	sts := httptest.NewServer(fake)
+	t.Cleanup(sts.Close)
+	repo := NewRepo(t, map[string]string{"main.tf": staticConfig("v1")})
+	for _, id := range []string{"app", "other"} {
+		s.CreateStack(t, id, repo.URL, "--autodeploy")
+	}
+	s.MustGantry(t, "integration", "create", "--id", "aws", "--type", "aws", "--set", "role_arn="+role,
+		"--set", "sts_endpoint="+sts.URL, "--label", "autoattach:*")
+	for range 2 {
+		r := s.StartRun(t, "deploy", "other")
+		failed := s.WaitRun(t, r.ID, "FAILED")
+		if !strings.Contains(failed.Reason, "AWS refused AssumeRoleWithWebIdentity") {
+			t.Fatalf("reason %q", failed.Reason)
+		}
+	}
+	r := s.StartRun(t, "deploy", "app")
+	s.WaitRun(t, r.ID, "FINISHED")
+	if strings.Contains(s.Log(), "built-in worker stopped") {
+		t.Errorf("a built-in worker stopped:\n%s", s.Log())
+	}
+}
+
 // TestVaultIntegration: a stack with a Vault integration logs in to the
 // JWT auth method with the run's token (through the official Vault API
 // client, at a Vault that verifies it against the server's JWKS and the

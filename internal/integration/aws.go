@@ -178,6 +178,9 @@ func (m *AWSMinter) Mint(ctx context.Context, in Integration, r Request) (Creden
 		}
 	}
 	if err != nil {
+		if kind := cloudKind(awsStatus(err)); kind != errs.Invalid {
+			return Credentials{}, errs.E(kind, "integration %s: AWS STS could not answer %s for %s: %s", in.ID, op, role, awsMessage(err))
+		}
 		return Credentials{}, errs.E(errs.Invalid, "integration %s: AWS refused %s for %s: %s", in.ID, op, role, awsMessage(err))
 	}
 	if creds == nil || creds.AccessKeyId == nil || creds.SecretAccessKey == nil || creds.SessionToken == nil {
@@ -206,6 +209,15 @@ func awsMessage(err error) string {
 		return api.ErrorCode() + ": " + api.ErrorMessage()
 	}
 	return err.Error()
+}
+
+// awsStatus is the HTTP status of AWS's answer (0: none came).
+func awsStatus(err error) int {
+	var resp interface{ HTTPStatusCode() int }
+	if errors.As(err, &resp) {
+		return resp.HTTPStatusCode()
+	}
+	return 0
 }
 
 // TrustPolicy returns the IAM trust policy to put on the role: for

@@ -140,6 +140,9 @@ func (m *AzureMinter) Mint(ctx context.Context, in Integration, r Request) (Cred
 		if out.Error == "" {
 			msg = resp.Status
 		}
+		if kind := cloudKind(resp.StatusCode); kind != errs.Invalid {
+			return Credentials{}, errs.E(kind, "integration %s: Microsoft Entra could not answer the token exchange for client %s: %s", in.ID, in.Config[AzureClient], firstLine(msg))
+		}
 		return Credentials{}, errs.E(errs.Invalid, "integration %s: Microsoft Entra refused the token exchange for client %s: %s", in.ID, in.Config[AzureClient], firstLine(msg))
 	}
 	env["ARM_ACCESS_TOKEN"] = out.AccessToken

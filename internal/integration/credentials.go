@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"net/http"
 	"sort"
 	"time"
 
@@ -189,6 +190,18 @@ type File struct {
 	Name    string
 	Content []byte
 	Secret  bool // masked in logs (a token); a configuration naming paths is not
+}
+
+// cloudKind classifies a cloud's failure to mint from the HTTP status of
+// its answer (0: none came): a refusal (4xx) is Invalid, the run's trust
+// is not what the cloud wants; no answer, throttling (429) or a failing
+// cloud (5xx) is Unavailable, nobody's fault but the network's or the
+// cloud's.
+func cloudKind(status int) errs.Kind {
+	if status == 0 || status == http.StatusTooManyRequests || status >= 500 {
+		return errs.Unavailable
+	}
+	return errs.Invalid
 }
 
 // FileContent is a credential file a minter makes.

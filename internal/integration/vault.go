@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -90,6 +91,14 @@ func (m *VaultMinter) Mint(ctx context.Context, in Integration, r Request) (Cred
 	}
 	sec, err := c.Logical().WriteWithContext(ctx, "auth/"+strings.Trim(mount, "/")+"/login", map[string]any{"role": in.Config[VaultRole], "jwt": tok})
 	if err != nil {
+		status := 0
+		var re *vault.ResponseError
+		if errors.As(err, &re) {
+			status = re.StatusCode
+		}
+		if kind := cloudKind(status); kind != errs.Invalid {
+			return Credentials{}, errs.E(kind, "integration %s: Vault at %s could not answer the JWT login (role %s): %s", in.ID, in.Config[VaultAddress], in.Config[VaultRole], vaultMessage(err))
+		}
 		return Credentials{}, errs.E(errs.Invalid, "integration %s: Vault refused the JWT login at %s (role %s): %s", in.ID, in.Config[VaultAddress], in.Config[VaultRole], vaultMessage(err))
 	}
 	if sec == nil || sec.Auth == nil || sec.Auth.ClientToken == "" {
@@ -106,7 +115,8 @@ func (m *VaultMinter) Mint(ctx context.Context, in Integration, r Request) (Cred
 
 // vaultMessage is Vault's own error text.
 func vaultMessage(err error) string {
-	if re, ok := err.(*vault.ResponseError); ok {
+	var re *vault.ResponseError
+	if errors.As(err, &re) {
 		return strings.Join(re.Errors, "; ") + " (" + http.StatusText(re.StatusCode) + ")"
 	}
 	return err.Error()

@@ -218,8 +218,14 @@ func (h *Handler) claim(w http.ResponseWriter, r *http.Request) error {
 				err = h.sealJob(bctx, wk.Pool, job)
 			}
 			if err != nil {
-				_, _ = h.Runs.Finish(bctx, cl.Run.ID, wk.ID, false, "preparing the job failed: "+errs.Public(err))
-				return err
+				// The run fails, not the worker: a cloud refusing the run's
+				// credentials says nothing about the worker, which is answered
+				// as if the run had never been there and goes on claiming.
+				h.failPreparing(bctx, cl.Run, wk.ID, err)
+				if r.Context().Err() != nil {
+					return r.Context().Err()
+				}
+				continue
 			}
 			if r.Context().Err() != nil {
 				if _, uerr := h.Runs.Unclaim(bctx, cl.Run.ID, wk.ID); uerr != nil {
@@ -249,6 +255,15 @@ func (h *Handler) claim(w http.ResponseWriter, r *http.Request) error {
 		}
 		// Re-read at least every second: another replica may have queued work.
 		events.Wait(r.Context(), c, min(left, time.Second))
+	}
+}
+
+// failPreparing fails a claimed run whose job could not be built, with the
+// reason, and logs the cause.
+func (h *Handler) failPreparing(ctx context.Context, rn run.Run, workerID string, cause error) {
+	h.Log.Warn("preparing a job failed: the run fails", "run_id", rn.ID, "stack_id", rn.StackID, "worker_id", workerID, "err", cause)
+	if _, err := h.Runs.Finish(ctx, rn.ID, workerID, false, "preparing the job failed: "+errs.Public(cause)); err != nil {
+		h.Log.Warn("failing a run whose job could not be prepared failed", "run_id", rn.ID, "worker_id", workerID, "err", err)
 	}
 }
 
@@ -510,9 +525,15 @@ func (h *Handler) planned(w http.ResponseWriter, r *http.Request, rn run.Run) er
 		}()
 		if resp.Env, resp.Revoke, resp.CredentialFiles, resp.Delegated, err = h.credentials(r.Context(), rn, st, runtoken.Write, nil); err != nil {
 			// The apply cannot have its credentials: fail the run now, with
-			// the cloud's reason, rather than apply without them.
-			_, _ = h.Runs.Finish(r.Context(), rn.ID, rn.WorkerID, false, "minting the apply's credentials failed: "+errs.Public(err))
-			return err
+			// the cloud's reason, rather than apply without them. The job
+			// is over (done), which is no fault of the worker's.
+			reason := "minting the apply's credentials failed: " + errs.Public(err)
+			h.Log.Warn("minting the apply's credentials failed: the run fails", "run_id", rn.ID, "stack_id", rn.StackID, "worker_id", rn.WorkerID, "err", err)
+			if _, ferr := h.Runs.Finish(r.Context(), rn.ID, rn.WorkerID, false, reason); ferr != nil {
+				return err
+			}
+			httpx.WriteJSON(w, http.StatusOK, PlannedResponse{Next: "done", Log: []string{reason}})
+			return nil
 		}
 		pool, err := h.jobPool(r.Context(), rn)
 		if err != nil {
