@@ -237,6 +237,61 @@ func TestVaultIntegration(t *testing.T) {
 	}
 }
 
+// TestVaultTokenRevokedWhenALaterIntegrationFails: integrations mint in
+// id order; when a later one is refused after a Vault login succeeded, no
+// worker gets the job, so the server revokes the Vault token itself: at
+// the apply (minting the apply's credentials failed) and at the claim
+// (PREPARING).
+func TestVaultTokenRevokedWhenALaterIntegrationFails(t *testing.T) {
+	requireSetup(t)
+	s := StartServer(t, ServerConfig{Workers: 1})
+	fake := fakevault.New(fakevault.Role{Name: "app", Issuer: s.URL, Audience: "vault", BoundSubject: "space:root:stack:app:*"})
+	v := httptest.NewServer(fake)
+	t.Cleanup(v.Close)
+	repo := NewRepo(t, map[string]string{"main.tf": staticConfig("v1")})
+	s.CreateStack(t, "app", repo.URL, "--autodeploy")
+	s.MustGantry(t, "integration", "create", "--id", "a-vault", "--type", "vault", "--set", "address="+v.URL, "--set", "role=app")
+	s.MustGantry(t, "integration", "create", "--id", "b-vault", "--type", "vault", "--set", "address="+v.URL, "--set", "role=nope")
+	s.MustGantry(t, "integration", "attach", "--id", "a-vault", "--stack", "app")
+	s.MustGantry(t, "integration", "attach", "--id", "b-vault", "--stack", "app", "--write")
+	allRevoked := func(want int) {
+		t.Helper()
+		var logins []fakevault.Login
+		if !poll(10*time.Second, 50*time.Millisecond, func() bool {
+			logins = fake.Logins()
+			for _, l := range logins {
+				if !fake.Revoked(l.Token) {
+					return false
+				}
+			}
+			return len(logins) == want
+		}) {
+			for _, l := range logins {
+				t.Errorf("token of %s revoked: %v", l.Subject, fake.Revoked(l.Token))
+			}
+			t.Fatalf("%d logins, want %d, all revoked", len(logins), want)
+		}
+	}
+
+	// The plan gets a-vault's token; at the apply, a-vault logs in, then
+	// b-vault is refused.
+	r := s.StartRun(t, "deploy", "app")
+	failed := s.WaitRun(t, r.ID, "FAILED")
+	if !strings.Contains(failed.Reason, "minting the apply's credentials failed: integration b-vault: Vault refused the JWT login") {
+		t.Errorf("reason %q", failed.Reason)
+	}
+	allRevoked(2) // the plan's by the worker, the apply's by the server
+
+	// At the claim.
+	s.MustGantry(t, "integration", "attach", "--id", "b-vault", "--stack", "app")
+	r = s.StartRun(t, "preview", "app")
+	failed = s.WaitRun(t, r.ID, "FAILED")
+	if !strings.Contains(failed.Reason, "preparing the job failed: integration b-vault: Vault refused the JWT login") {
+		t.Errorf("reason %q", failed.Reason)
+	}
+	allRevoked(3)
+}
+
 // TestGoogleIntegration: workload identity federation through Google's own
 // library: the run's token is exchanged at an STS that verifies it against
 // the server's JWKS, its audience (the provider's resource name) and an

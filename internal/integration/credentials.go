@@ -2,6 +2,8 @@ package integration
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net/http"
 	"sort"
 	"time"
@@ -50,6 +52,10 @@ const RevokeVault = "vault"
 // token in the variable TokenVar (and the namespace).
 type Revoke struct {
 	Kind, Address, Namespace, TokenVar string
+	// Token is the credential itself, for the server to revoke what it
+	// minted for a job that no worker gets (the worker is not sent it: it
+	// reads TokenVar).
+	Token string
 }
 
 // Minter validates settings of one integration type and mints
@@ -88,6 +94,9 @@ func (s *Service) Credentials(ctx context.Context, st stack.Stack, r Request) (M
 		return Minted{}, err
 	}
 	var m Minted
+	// Whatever fails once something was minted revokes what was: no worker
+	// will get the job, so none would revoke it.
+	undo := func(err error) (Minted, error) { return Minted{}, s.undo(ctx, m, err) }
 	ready := r.Ready
 	for _, a := range applied {
 		if (r.Scope == "read" && !a.Attachment.Read) || (r.Scope != "read" && !a.Attachment.Write) {
@@ -101,13 +110,13 @@ func (s *Service) Credentials(ctx context.Context, st stack.Stack, r Request) (M
 		}
 		minter, ok := s.Minters[a.Integration.Type]
 		if !ok {
-			return Minted{}, errs.E(errs.Invalid, "integration %s: type %q is not supported", a.Integration.ID, a.Integration.Type)
+			return undo(errs.E(errs.Invalid, "integration %s: type %q is not supported", a.Integration.ID, a.Integration.Type))
 		}
 		if a.Integration.Config[OnWorker] == "true" {
 			d := Delegated{Integration: a.Integration}
 			if aud := minter.Audience(a.Integration.Config); aud != "" {
 				if d.Token, err = r.Token(ctx, aud); err != nil {
-					return Minted{}, err
+					return undo(err)
 				}
 			}
 			m.Delegated = append(m.Delegated, d)
@@ -115,7 +124,7 @@ func (s *Service) Credentials(ctx context.Context, st stack.Stack, r Request) (M
 				return s.Audit.Record(ctx, "integration.delegated", "integration", a.Integration.ID, st.Space, nil,
 					map[string]any{"integration": a.Integration.ID, "type": a.Integration.Type, "stack": st.ID, "run": r.RunID, "scope": r.Scope})
 			}); err != nil {
-				return Minted{}, err
+				return undo(err)
 			}
 			continue
 		}
@@ -129,7 +138,7 @@ func (s *Service) Credentials(ctx context.Context, st stack.Stack, r Request) (M
 			if errs.KindOf(err) == errs.Internal {
 				err = errs.Wrap(errs.Unavailable, err, "integration %s: minting credentials failed: %v", a.Integration.ID, err)
 			}
-			return Minted{}, err
+			return undo(err)
 		}
 		if c.Revoke != nil {
 			m.Revoke = append(m.Revoke, *c.Revoke)
@@ -155,10 +164,41 @@ func (s *Service) Credentials(ctx context.Context, st stack.Stack, r Request) (M
 		if err := s.db.Tx(ctx, func(ctx context.Context) error {
 			return s.Audit.Record(ctx, "integration.credentials", "integration", a.Integration.ID, st.Space, nil, ev)
 		}); err != nil {
-			return Minted{}, err
+			return undo(err)
 		}
 	}
 	return m, nil
+}
+
+// Discard revokes the credentials of m that can be revoked (Vault tokens),
+// for a job that no worker gets (a worker revokes those of its jobs when
+// they end). The others expire by themselves.
+func (s *Service) Discard(ctx context.Context, m Minted) error {
+	var client *http.Client
+	if vm, ok := s.Minters[Vault].(*VaultMinter); ok {
+		client = vm.HTTPClient
+	}
+	var all []error
+	for _, rv := range m.Revoke {
+		if rv.Kind != RevokeVault || rv.Token == "" {
+			continue
+		}
+		if err := RevokeVaultToken(ctx, client, rv.Address, rv.Namespace, rv.Token); err != nil {
+			all = append(all, err)
+		}
+	}
+	return errors.Join(all...)
+}
+
+// undo discards what m holds after minting failed with err, and returns
+// err; a revocation that fails too joins its cause, for the operator's
+// log (the run sees err's message).
+func (s *Service) undo(ctx context.Context, m Minted, err error) error {
+	derr := s.Discard(ctx, m)
+	if derr == nil {
+		return err
+	}
+	return errs.Wrap(errs.KindOf(err), errors.Join(err, fmt.Errorf("revoking the credentials minted before: %w", derr)), "%s", errs.Public(err))
 }
 
 // Minted is what the integrations of a stack give one job.

@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -110,7 +111,37 @@ func (m *VaultMinter) Mint(ctx context.Context, in Integration, r Request) (Cred
 	}
 	return Credentials{Env: env, Identity: "vault role " + in.Config[VaultRole],
 		Expires: time.Now().Add(time.Duration(sec.Auth.LeaseDuration) * time.Second),
-		Revoke:  &Revoke{Kind: RevokeVault, Address: in.Config[VaultAddress], Namespace: in.Config[VaultNamespace], TokenVar: "VAULT_TOKEN"}}, nil
+		Revoke: &Revoke{Kind: RevokeVault, Address: in.Config[VaultAddress], Namespace: in.Config[VaultNamespace], TokenVar: "VAULT_TOKEN",
+			Token: sec.Auth.ClientToken}}, nil
+}
+
+// RevokeVaultToken revokes a Vault token with itself
+// (auth/token/revoke-self) at address, in namespace ("" for none), within
+// 10 seconds, even when ctx is already cancelled. client nil is Go's
+// default.
+func RevokeVaultToken(ctx context.Context, client *http.Client, address, namespace, token string) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(address, "/")+"/v1/auth/token/revoke-self", nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("X-Vault-Token", token)
+	if namespace != "" {
+		req.Header.Set("X-Vault-Namespace", namespace)
+	}
+	if client == nil {
+		client = http.DefaultClient
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		return fmt.Errorf("Vault at %s answered %s to revoke-self", address, resp.Status)
+	}
+	return nil
 }
 
 // vaultMessage is Vault's own error text.

@@ -6,13 +6,10 @@ package worker
 
 import (
 	"context"
-	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
-	"time"
 
 	"github.com/gantry-iac/gantry/internal/errs"
 	"github.com/gantry-iac/gantry/internal/integration"
@@ -153,23 +150,7 @@ func (j *jobRun) revokeCredentials() {
 		if token == "" {
 			continue
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(rv.Address, "/")+"/v1/auth/token/revoke-self", nil)
-		if err == nil {
-			req.Header.Set("X-Vault-Token", token)
-			if rv.Namespace != "" {
-				req.Header.Set("X-Vault-Namespace", rv.Namespace)
-			}
-			var resp *http.Response
-			if resp, err = http.DefaultClient.Do(req); err == nil {
-				resp.Body.Close()
-				if resp.StatusCode >= 300 {
-					err = fmt.Errorf("Vault answered %s", resp.Status)
-				}
-			}
-		}
-		cancel()
-		if err != nil {
+		if err := integration.RevokeVaultToken(context.Background(), nil, rv.Address, rv.Namespace, token); err != nil {
 			j.w.cfg.Log.Warn("revoking a Vault token at the end of the job failed (it expires by itself)", "run_id", j.job.RunID, "err", err)
 		}
 	}
