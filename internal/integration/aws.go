@@ -186,14 +186,14 @@ func (m *AWSMinter) Mint(ctx context.Context, in Integration, r Request) (Creden
 	if creds == nil || creds.AccessKeyId == nil || creds.SecretAccessKey == nil || creds.SessionToken == nil {
 		return Credentials{}, errs.E(errs.Unavailable, "integration %s: AWS %s answered without credentials", in.ID, op)
 	}
-	env := map[string]string{
-		"AWS_ACCESS_KEY_ID":     *creds.AccessKeyId,
-		"AWS_SECRET_ACCESS_KEY": *creds.SecretAccessKey,
-		"AWS_SESSION_TOKEN":     *creds.SessionToken,
-		"AWS_SECURITY_TOKEN":    *creds.SessionToken,
+	env := map[string]Var{
+		"AWS_ACCESS_KEY_ID":     secret(*creds.AccessKeyId),
+		"AWS_SECRET_ACCESS_KEY": secret(*creds.SecretAccessKey),
+		"AWS_SESSION_TOKEN":     secret(*creds.SessionToken),
+		"AWS_SECURITY_TOKEN":    secret(*creds.SessionToken),
 	}
 	if reg := in.Config[AWSRegion]; reg != "" {
-		env["AWS_REGION"], env["AWS_DEFAULT_REGION"] = reg, reg
+		env["AWS_REGION"], env["AWS_DEFAULT_REGION"] = setting(reg), setting(reg)
 	}
 	c := Credentials{Env: env, Identity: role}
 	if creds.Expiration != nil {

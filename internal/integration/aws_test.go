@@ -3,6 +3,7 @@ package integration_test
 import (
 	"bytes"
 	"context"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -78,9 +79,15 @@ func TestAWSWebIdentity(t *testing.T) {
 		if len(got) != 1 || got[0].Subject != "space:team:stack:net:run_type:TRACKED:scope:read" || got[0].Session != "run-01TEST" {
 			t.Fatalf("STS issued %+v", got)
 		}
-		if c.Env["AWS_ACCESS_KEY_ID"] != got[0].AccessKeyID || c.Env["AWS_SECRET_ACCESS_KEY"] != got[0].SecretAccessKey ||
-			c.Env["AWS_SESSION_TOKEN"] != got[0].SessionToken || c.Env["AWS_SECURITY_TOKEN"] != got[0].SessionToken ||
-			c.Env["AWS_REGION"] != "eu-west-1" || c.Env["AWS_DEFAULT_REGION"] != "eu-west-1" || c.Expires.IsZero() || c.Identity != role {
+		want := map[string]integration.Var{
+			"AWS_ACCESS_KEY_ID":     {Value: got[0].AccessKeyID, Secret: true},
+			"AWS_SECRET_ACCESS_KEY": {Value: got[0].SecretAccessKey, Secret: true},
+			"AWS_SESSION_TOKEN":     {Value: got[0].SessionToken, Secret: true},
+			"AWS_SECURITY_TOKEN":    {Value: got[0].SessionToken, Secret: true},
+			"AWS_REGION":            {Value: "eu-west-1"}, // a setting, not a secret
+			"AWS_DEFAULT_REGION":    {Value: "eu-west-1"},
+		}
+		if !maps.Equal(c.Env, want) || c.Expires.IsZero() || c.Identity != role {
 			t.Errorf("credentials %+v", c)
 		}
 		// Another stack: the trust policy's sub condition refuses it.
@@ -124,7 +131,7 @@ func TestAWSAssumeRole(t *testing.T) {
 	}
 	got := fake.Issued()
 	if len(got) != 1 || got[0].ExternalID != "acme@aws-a@net@write" || got[0].Session != "run-01W" || got[0].Tags["gantry:stack"] != "net" ||
-		c.Env["AWS_ACCESS_KEY_ID"] != got[0].AccessKeyID {
+		c.Env["AWS_ACCESS_KEY_ID"] != (integration.Var{Value: got[0].AccessKeyID, Secret: true}) {
 		t.Fatalf("issued %+v, credentials %+v", got, c)
 	}
 	// The read ExternalId is not trusted by this role.
@@ -226,7 +233,7 @@ func TestGenericOIDC(t *testing.T) {
 	var gotAud string
 	r := integration.Request{Token: func(_ context.Context, aud string) (string, error) { gotAud = aud; return "tok-123", nil }}
 	c, err := m.Mint(context.Background(), in, r)
-	if err != nil || gotAud != "https://ci.example" || c.Env["OIDC_TOKEN_MY_CI"] != "tok-123" {
+	if err != nil || gotAud != "https://ci.example" || c.Env["OIDC_TOKEN_MY_CI"] != (integration.Var{Value: "tok-123", Secret: true}) {
 		t.Errorf("Mint = %+v, %v (aud %q)", c, err, gotAud)
 	}
 }

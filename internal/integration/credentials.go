@@ -30,7 +30,7 @@ type Request struct {
 
 // Credentials are what a minter hands the run.
 type Credentials struct {
-	Env map[string]string // environment variables, all secret
+	Env map[string]Var // environment variables
 	// Files are files for the run (name -> content), written by the worker
 	// in a directory of the job outside the workspace; in their contents
 	// and in Env values, {credentials_dir} stands for that directory.
@@ -80,8 +80,23 @@ type Delegated struct {
 	Token       string // the run's token for the minter's audience
 }
 
-// EnvVar is one variable for the run (always secret).
-type EnvVar struct{ Name, Value string }
+// Var is the value of a variable a minter hands the run. A credential (a
+// key, a token, a secret) is Secret: masked in the run's log and sealed to
+// a private pool's key. A setting (a region, a project, an address, an id,
+// a path) is not: it shows in the log like any plain variable.
+type Var struct {
+	Value  string
+	Secret bool
+}
+
+func secret(v string) Var  { return Var{Value: v, Secret: true} }
+func setting(v string) Var { return Var{Value: v} }
+
+// EnvVar is one variable for the run.
+type EnvVar struct {
+	Name, Value string
+	Secret      bool
+}
 
 // Credentials mints the credentials of every integration that applies to
 // st for r.Scope (read attachments for planning, write for applying), in
@@ -157,7 +172,7 @@ func (s *Service) Credentials(ctx context.Context, st stack.Stack, r Request) (M
 		}
 		sort.Strings(names)
 		for _, k := range names {
-			m.Env = append(m.Env, EnvVar{Name: k, Value: c.Env[k]})
+			m.Env = append(m.Env, EnvVar{Name: k, Value: c.Env[k].Value, Secret: c.Env[k].Secret})
 		}
 		ev := map[string]any{"integration": a.Integration.ID, "type": a.Integration.Type, "stack": st.ID, "run": r.RunID,
 			"scope": r.Scope, "identity": c.Identity, "variables": names, "files": files, "expires_at": c.Expires.UTC()}

@@ -3,6 +3,7 @@ package integration_test
 import (
 	"bytes"
 	"context"
+	"maps"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -118,4 +119,42 @@ func TestCredentialsRevokedWhenALaterOneFails(t *testing.T) {
 			t.Errorf("Discard = %v; revoked %v", err, f.vault.Revoked(m.Revoke[0].Token))
 		}
 	})
+}
+
+// TestOnlyCredentialsAreSecret: a minter marks the credentials it hands
+// the run secret (masked in the log, sealed to a private pool's key) and
+// its settings not (a region, an address, an id, ARM_USE_OIDC=true: masked,
+// every literal true of a log became *****).
+func TestOnlyCredentialsAreSecret(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newCredentialsFixture(t, d)
+		f.attach(t, "vault", "app", true, true)
+		m, err := f.s.Credentials(f.ctx, f.st, f.tokens("read"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]bool{}
+		for _, v := range m.Env {
+			got[v.Name] = v.Secret
+		}
+		if want := map[string]bool{"VAULT_TOKEN": true, "VAULT_ADDR": false}; !maps.Equal(got, want) {
+			t.Errorf("secret by variable %v, want %v", got, want)
+		}
+	})
+	const guid = "00000000-0000-0000-0000-000000000001"
+	in := integration.Integration{ID: "az", Type: integration.Azure, Config: map[string]string{"tenant_id": guid, "client_id": guid, "subscription_id": guid}}
+	r := integration.Request{Token: func(context.Context, string) (string, error) { return "a.b.c", nil }}
+	c, err := (&integration.AzureMinter{}).Mint(context.Background(), in, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for k, v := range c.Env {
+		got[k] = v.Secret
+	}
+	want := map[string]bool{"ARM_OIDC_TOKEN": true, "ARM_USE_OIDC": false, "ARM_CLIENT_ID": false, "ARM_TENANT_ID": false,
+		"ARM_SUBSCRIPTION_ID": false, "AZURE_CLIENT_ID": false, "AZURE_TENANT_ID": false, "AZURE_SUBSCRIPTION_ID": false}
+	if !maps.Equal(got, want) {
+		t.Errorf("secret by variable %v, want %v", got, want)
+	}
 }

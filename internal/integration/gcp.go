@@ -159,9 +159,9 @@ func (m *GCPMinter) Mint(ctx context.Context, in Integration, r Request) (Creden
 		}
 		return Credentials{}, errs.E(errs.Invalid, "integration %s: Google refused the token exchange for %s: %s", in.ID, in.Config[GCPServiceAccount], googleMessage(err))
 	}
-	env := map[string]string{"GOOGLE_OAUTH_ACCESS_TOKEN": tok.AccessToken}
+	env := map[string]Var{"GOOGLE_OAUTH_ACCESS_TOKEN": secret(tok.AccessToken)}
 	if p := in.Config[GCPProject]; p != "" {
-		env["GOOGLE_PROJECT"], env["CLOUDSDK_CORE_PROJECT"], env["GOOGLE_CLOUD_PROJECT"] = p, p, p
+		env["GOOGLE_PROJECT"], env["CLOUDSDK_CORE_PROJECT"], env["GOOGLE_CLOUD_PROJECT"] = setting(p), setting(p), setting(p)
 	}
 	// An external_account credential configuration for tools that do the
 	// exchange themselves (client libraries, gcloud), reading the run's
@@ -180,7 +180,7 @@ func (m *GCPMinter) Mint(ctx context.Context, in Integration, r Request) (Creden
 		"service_account_impersonation":     map[string]any{"token_lifetime_seconds": lifetime},
 		"credential_source":                 map[string]any{"file": "{credentials_dir}/" + base + ".jwt"},
 	}, "", "  ")
-	env["GOOGLE_APPLICATION_CREDENTIALS"] = "{credentials_dir}/" + base + ".json"
+	env["GOOGLE_APPLICATION_CREDENTIALS"] = setting("{credentials_dir}/" + base + ".json")
 	env["CLOUDSDK_AUTH_CREDENTIAL_FILE_OVERRIDE"] = env["GOOGLE_APPLICATION_CREDENTIALS"]
 	files := map[string]FileContent{base + ".jwt": {Content: []byte(subject), Secret: true}, base + ".json": {Content: cfgJSON}}
 	return Credentials{Env: env, Files: files, Identity: in.Config[GCPServiceAccount], Expires: tok.Expiry}, nil

@@ -48,7 +48,7 @@ func (OIDCMinter) Mint(ctx context.Context, in Integration, r Request) (Credenti
 	if name == "" {
 		name = "OIDC_TOKEN_" + strings.ToUpper(strings.ReplaceAll(in.ID, "-", "_"))
 	}
-	return Credentials{Env: map[string]string{name: tok}, Identity: "aud " + in.Config[OIDCAudience], Expires: time.Now().Add(time.Hour)}, nil
+	return Credentials{Env: map[string]Var{name: secret(tok)}, Identity: "aud " + in.Config[OIDCAudience], Expires: time.Now().Add(time.Hour)}, nil
 }
 
 // Audience is the configured one.

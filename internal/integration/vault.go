@@ -105,9 +105,9 @@ func (m *VaultMinter) Mint(ctx context.Context, in Integration, r Request) (Cred
 	if sec == nil || sec.Auth == nil || sec.Auth.ClientToken == "" {
 		return Credentials{}, errs.E(errs.Unavailable, "integration %s: Vault answered the login without a token", in.ID)
 	}
-	env := map[string]string{"VAULT_TOKEN": sec.Auth.ClientToken, "VAULT_ADDR": in.Config[VaultAddress]}
+	env := map[string]Var{"VAULT_TOKEN": secret(sec.Auth.ClientToken), "VAULT_ADDR": setting(in.Config[VaultAddress])}
 	if ns := in.Config[VaultNamespace]; ns != "" {
-		env["VAULT_NAMESPACE"] = ns
+		env["VAULT_NAMESPACE"] = setting(ns)
 	}
 	return Credentials{Env: env, Identity: "vault role " + in.Config[VaultRole],
 		Expires: time.Now().Add(time.Duration(sec.Auth.LeaseDuration) * time.Second),

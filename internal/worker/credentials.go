@@ -36,7 +36,7 @@ func (j *jobRun) writeOIDCToken() error {
 // integrations' write credentials (which replace all of the plan's: an
 // integration attached for read only gives the apply nothing; the plan's
 // revocable ones are revoked), those the worker mints itself, and a fresh
-// OIDC token of scope write; all masked from now on.
+// OIDC token of scope write; the secret ones masked from now on.
 func (j *jobRun) applyCredentials(ctx context.Context, resp workerapi.PlannedResponse) error {
 	j.revokeCredentials()
 	j.job.Revoke = resp.Revoke
@@ -67,7 +67,9 @@ func (j *jobRun) applyCredentials(ctx context.Context, resp workerapi.PlannedRes
 			}
 			v.Value, v.Sealed = pt, false
 		}
-		j.masker.Add(v.Value)
+		if v.Secret {
+			j.masker.Add(v.Value)
+		}
 		j.job.Env = append(j.job.Env, v)
 	}
 	if err := j.mintDelegated(ctx, resp.Delegated, "write"); err != nil {
@@ -116,8 +118,11 @@ func (j *jobRun) mintDelegated(ctx context.Context, ds []workerapi.Delegation, s
 		}
 		sort.Strings(names)
 		for _, k := range names {
-			j.masker.Add(c.Env[k])
-			j.job.Env = append(j.job.Env, workerapi.EnvVar{Name: k, Value: c.Env[k], Secret: true, Rank: -1})
+			v := c.Env[k]
+			if v.Secret {
+				j.masker.Add(v.Value)
+			}
+			j.job.Env = append(j.job.Env, workerapi.EnvVar{Name: k, Value: v.Value, Secret: v.Secret, Rank: -1})
 		}
 		for name, f := range c.Files {
 			if f.Secret {

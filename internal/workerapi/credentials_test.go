@@ -44,7 +44,7 @@ func (s *stubIntegrations) Credentials(ctx context.Context, st stack.Stack, r in
 	defer s.mu.Unlock()
 	tok := fmt.Sprintf("hvs.%d", len(s.minted))
 	s.minted = append(s.minted, tok)
-	return integration.Minted{Env: []integration.EnvVar{{Name: "AWS_REGION", Value: "eu-west-1"}, {Name: "VAULT_TOKEN", Value: tok}},
+	return integration.Minted{Env: []integration.EnvVar{{Name: "AWS_REGION", Value: "eu-west-1"}, {Name: "VAULT_TOKEN", Value: tok, Secret: true}},
 		Revoke: []integration.Revoke{{Kind: integration.RevokeVault, Address: "http://vault", TokenVar: "VAULT_TOKEN", Token: tok}}}, nil
 }
 

@@ -395,8 +395,9 @@ func (h *Handler) discard(ctx context.Context, rn run.Run, m integration.Minted)
 }
 
 // credentials mints the stack's cloud integrations' credentials for the
-// run's scope: secret variables ranked above the stack's and its
-// contexts' (an integration's credentials are not shadowed by accident).
+// run's scope: variables ranked above the stack's and its contexts' (an
+// integration's credentials are not shadowed by accident), secret when
+// they are credentials, plain when they are settings (a region, an id).
 // ready, if set, is waited for before anything is minted.
 func (h *Handler) credentials(ctx context.Context, rn run.Run, st stack.Stack, scope string, ready func() error) (jobCredentials, error) {
 	if h.Integrations == nil {
@@ -423,7 +424,7 @@ func (h *Handler) credentials(ctx context.Context, rn run.Run, st stack.Stack, s
 	}
 	out := make([]EnvVar, 0, len(m.Env))
 	for _, v := range m.Env {
-		out = append(out, EnvVar{Name: v.Name, Value: v.Value, Secret: true, Rank: -1})
+		out = append(out, EnvVar{Name: v.Name, Value: v.Value, Secret: v.Secret, Rank: -1})
 	}
 	var rv []Revoke
 	for _, x := range m.Revoke {
@@ -599,6 +600,9 @@ func (h *Handler) sealApply(ctx context.Context, rn run.Run, resp *PlannedRespon
 	}
 	for i := range resp.Env {
 		v := &resp.Env[i]
+		if !v.Secret {
+			continue
+		}
 		if v.Value, v.Sealed, err = h.sealValue(ctx, pool, "env:"+rn.ID+":"+v.Name, v.Value); err != nil {
 			return err
 		}
