@@ -151,10 +151,16 @@ func (s *Service) AddKey(ctx context.Context, grace time.Duration) (string, erro
 }
 
 // AddKey adds a signing key of alg to the database d (see Service.AddKey);
-// `gantry admin rotate-signing-key` calls it on a server's database.
+// `gantry admin rotate-signing-key` calls it on a server's database, not
+// knowing the servers' token lifetime: whatever grace it gives, the
+// servers publish a retired key for at least their lifetime (see JWKS).
+// alg "" is the current key's (RS256 when there is none).
 func AddKey(ctx context.Context, d *db.DB, box *secrets.Box, alg string, grace time.Duration, rec audit.Hook) (string, error) {
 	if alg == "" {
-		alg = RS256
+		var err error
+		if alg, err = CurrentAlg(ctx, d); err != nil {
+			return "", err
+		}
 	}
 	if alg != RS256 && alg != ES256 {
 		return "", fmt.Errorf("token signing algorithm %q: want RS256 or ES256", alg)
@@ -187,6 +193,17 @@ func AddKey(ctx context.Context, d *db.DB, box *secrets.Box, alg string, grace t
 		return rec.Record(ctx, "oidc_key.rotate", "oidc_key", kid, "root", nil, map[string]any{"kid": kid, "alg": alg, "previous_published_for": grace.String()})
 	})
 	return kid, err
+}
+
+// CurrentAlg returns the algorithm of the key that signs (RS256 when
+// there is none yet).
+func CurrentAlg(ctx context.Context, d *db.DB) (string, error) {
+	var alg string
+	err := d.QueryRow(ctx, `SELECT alg FROM oidc_keys WHERE retired_at = 0 ORDER BY created_at DESC LIMIT 1`).Scan(&alg)
+	if errors.Is(err, sql.ErrNoRows) {
+		return RS256, nil
+	}
+	return alg, err
 }
 
 // EnsureKey makes the first signing key when there is none.
@@ -238,13 +255,17 @@ func (s *Service) active(ctx context.Context) (*signingKey, error) {
 }
 
 // JWKS returns the published keys: the signing one and retired ones
-// still within their grace.
+// still within their grace, which lasts at least this server's token
+// lifetime whoever rotated (the tokens a key signed up to its retirement
+// verify until they expire).
 func (s *Service) JWKS(ctx context.Context) ([]byte, error) {
+	now := time.Now()
 	keys, err := db.Collect(ctx, s.db, func(row db.Scanner) (json.RawMessage, error) {
 		var k string
 		err := row.Scan(&k)
 		return json.RawMessage(k), err
-	}, `SELECT public_jwk FROM oidc_keys WHERE retired_at = 0 OR not_after > $1 ORDER BY created_at DESC`, time.Now().UnixNano())
+	}, `SELECT public_jwk FROM oidc_keys WHERE retired_at = 0 OR not_after > $1 OR retired_at > $2 ORDER BY created_at DESC`,
+		now.UnixNano(), now.Add(-s.cfg.Lifetime).UnixNano())
 	if err != nil {
 		return nil, err
 	}

@@ -143,7 +143,7 @@ func TestTokensVerifyWithGoOIDC(t *testing.T) {
 					t.Errorf("new token not signed by the new key %s", kid)
 				}
 				// After the grace the old key leaves the JWKS.
-				if _, err := d.Exec(ctx, `UPDATE oidc_keys SET not_after = 1 WHERE retired_at <> 0`); err != nil {
+				if _, err := d.Exec(ctx, `UPDATE oidc_keys SET retired_at = 1, not_after = 1 WHERE retired_at <> 0`); err != nil {
 					t.Fatal(err)
 				}
 				jwks, err := s.JWKS(ctx)
