@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"math/big"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -93,6 +94,9 @@ func New(d *db.DB, box *secrets.Box, cfg Config) (*Service, error) {
 	}
 	if cfg.Subject == "" {
 		cfg.Subject = DefaultSubject
+	}
+	if err := CheckSubject(cfg.Subject); err != nil {
+		return nil, err
 	}
 	if cfg.Lifetime <= 0 {
 		cfg.Lifetime = time.Hour
@@ -294,6 +298,35 @@ type Run struct {
 	Audience                                    string // "" for the default
 	// NotAfter caps the expiry (the run's own deadline), if set.
 	NotAfter time.Time
+}
+
+// placeholders are those a subject template may use.
+var placeholders = []string{"{spaceId}", "{spacePath}", "{stackId}", "{runId}", "{runType}", "{scope}"}
+
+// CheckSubject refuses a subject template that uses anything but the
+// placeholders (names are case-sensitive; a brace is always one), or that
+// does not name the stack: every stack's token would then have the same
+// sub, and a cloud trust written for one stack would trust them all.
+func CheckSubject(tmpl string) error {
+	rest := tmpl
+	for {
+		i := strings.IndexAny(rest, "{}")
+		if i < 0 {
+			break
+		}
+		j := strings.IndexByte(rest[i:], '}')
+		if rest[i] == '}' || j < 0 {
+			return fmt.Errorf("the token subject template %q has an unmatched brace (placeholders: %s)", tmpl, strings.Join(placeholders, " "))
+		}
+		if p := rest[i : i+j+1]; !slices.Contains(placeholders, p) {
+			return fmt.Errorf("the token subject template %q uses the unknown placeholder %s (placeholders: %s)", tmpl, p, strings.Join(placeholders, " "))
+		}
+		rest = rest[i+j+1:]
+	}
+	if !strings.Contains(tmpl, "{stackId}") {
+		return fmt.Errorf("the token subject template %q must contain {stackId}: without it every stack's token has the same sub, and a cloud trusting one stack would trust them all", tmpl)
+	}
+	return nil
 }
 
 // Subject renders the subject template for r.

@@ -222,3 +222,33 @@ func TestPendRecordSign(t *testing.T) {
 		}
 	})
 }
+
+// A subject template may use only the placeholders, and must name the
+// stack: without {stackId} (or with it mis-cased, which left it as text)
+// every stack's token had the same sub, so a cloud trust written for one
+// stack trusted them all.
+func TestSubjectTemplateChecked(t *testing.T) {
+	for _, tmpl := range []string{
+		runtoken.DefaultSubject,
+		"{stackId}",
+		"{spacePath}/{stackId}:{runType}:{scope}:{runId}:{spaceId}",
+	} {
+		if _, err := runtoken.New(nil, nil, runtoken.Config{Issuer: "https://gantry.example", Subject: tmpl}); err != nil {
+			t.Errorf("New with %q: %v", tmpl, err)
+		}
+	}
+	for tmpl, want := range map[string]string{
+		"x:{foo}:{stackid}":           "unknown placeholder {foo}",
+		"x:{stackid}":                 "unknown placeholder {stackid}",
+		"space:{spaceId}:run:{runId}": "must contain {stackId}",
+		"stack:{stackId":              "unmatched brace",
+		"stack:{stackId}}":            "unmatched brace",
+		"stack:}{stackId}":            "unmatched brace",
+		"stack:{{stackId}}":           "unknown placeholder {{stackId}",
+	} {
+		_, err := runtoken.New(nil, nil, runtoken.Config{Issuer: "https://gantry.example", Subject: tmpl})
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("New with %q: %v, want %q", tmpl, err, want)
+		}
+	}
+}
