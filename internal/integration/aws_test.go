@@ -229,6 +229,26 @@ func TestGenericOIDC(t *testing.T) {
 			t.Errorf("Validate(%v) = %v, want invalid", bad, err)
 		}
 	}
+	// The token may not take a name Gantry, OpenTofu, another integration
+	// or every program of the run reads.
+	for _, name := range []string{"SPACELIFT_OIDC_TOKEN", "ro_GANTRY_OIDC_TOKEN", "TF_TOKEN_app_terraform_io", "AWS_ACCESS_KEY_ID",
+		"ARM_OIDC_TOKEN", "AZURE_FEDERATED_TOKEN", "GOOGLE_OAUTH_ACCESS_TOKEN", "CLOUDSDK_AUTH_ACCESS_TOKEN", "VAULT_TOKEN",
+		"PATH", "Path", "HOME", "LD_PRELOAD", "DYLD_INSERT_LIBRARIES", "https_proxy", "BASH_ENV"} {
+		if err := m.Validate(map[string]string{"audience": "x", "variable": name}); !errs.Is(err, errs.Invalid) {
+			t.Errorf("variable %s: %v, want invalid", name, err)
+		}
+	}
+	for _, name := range []string{"OIDC_TOKEN_CI", "CI_JWT", "NOMAD_TOKEN", "PATHS_TOKEN", "CONSUL_JWT"} {
+		if err := m.Validate(map[string]string{"audience": "x", "variable": name}); err != nil {
+			t.Errorf("variable %s: %v", name, err)
+		}
+	}
+	// One stored before the rule is refused when it mints.
+	stored := integration.Integration{ID: "old", Type: "oidc", Config: map[string]string{"audience": "x", "variable": "PATH"}}
+	if _, err := m.Mint(context.Background(), stored, integration.Request{Token: func(context.Context, string) (string, error) { return "t", nil }}); !errs.Is(err, errs.Invalid) {
+		t.Errorf("Mint with variable PATH: %v, want invalid", err)
+	}
+
 	in := integration.Integration{ID: "my-ci", Type: "oidc", Config: map[string]string{"audience": "https://ci.example"}}
 	var gotAud string
 	r := integration.Request{Token: func(_ context.Context, aud string) (string, error) { gotAud = aud; return "tok-123", nil }}
