@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gantry-iac/gantry/internal/contexts"
 	"github.com/gantry-iac/gantry/internal/db"
 	"github.com/gantry-iac/gantry/internal/db/dbtest"
 	"github.com/gantry-iac/gantry/internal/errs"
@@ -24,6 +25,8 @@ import (
 type credentialsFixture struct {
 	ctx    context.Context
 	s      *integration.Service
+	spaces *space.Service
+	stacks *stack.Service
 	st     stack.Stack
 	vault  *fakevault.Vault
 	url    string
@@ -50,7 +53,7 @@ func newCredentialsFixture(t *testing.T, d *db.DB) *credentialsFixture {
 	fake := fakevault.New(fakevault.Role{Name: "app", Issuer: iss, Audience: "vault", BoundSubject: "space:team:stack:net:*"})
 	srv := httptest.NewServer(fake)
 	t.Cleanup(srv.Close)
-	return &credentialsFixture{ctx: ctx, s: integration.New(d, spaces, stacks), st: st, vault: fake, url: srv.URL,
+	return &credentialsFixture{ctx: ctx, s: integration.New(d, spaces, stacks), spaces: spaces, stacks: stacks, st: st, vault: fake, url: srv.URL,
 		tokens: func(scope string) integration.Request { return request(tokens, "net", scope) }}
 }
 
@@ -157,4 +160,53 @@ func TestOnlyCredentialsAreSecret(t *testing.T) {
 	if !maps.Equal(got, want) {
 		t.Errorf("secret by variable %v, want %v", got, want)
 	}
+}
+
+// TestAttachmentOfAStackThatMovedAway: an explicit attachment follows its
+// stack, but applies only while the stack's space sees the integration's
+// (as a context's does): moved to a space that does not, the stack's runs
+// get nothing from it (nothing is minted); moved back, they do again.
+func TestAttachmentOfAStackThatMovedAway(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newCredentialsFixture(t, d)
+		f.attach(t, "vault", "app", true, true)
+		if _, err := f.spaces.Create(f.ctx, space.Space{ID: "elsewhere", Name: "elsewhere", Parent: space.Root, Inherit: true}); err != nil {
+			t.Fatal(err)
+		}
+		box, _ := secrets.NewBox(bytes.Repeat([]byte{5}, 32))
+		ctxs := contexts.NewService(d, box, f.spaces, f.stacks)
+		if _, err := ctxs.Create(f.ctx, contexts.Context{ID: "team-ctx", Space: "team"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ctxs.Attach(f.ctx, "team-ctx", "net", 0); err != nil {
+			t.Fatal(err)
+		}
+		move := func(to string) stack.Stack {
+			t.Helper()
+			st, err := f.stacks.Update(f.ctx, "net", func(s *stack.Stack) error { s.Space = to; return nil })
+			if err != nil {
+				t.Fatal(err)
+			}
+			return st
+		}
+
+		st := move("elsewhere")
+		if applied, err := f.s.ForStack(f.ctx, st); err != nil || len(applied) != 0 {
+			t.Errorf("ForStack after the move = %+v, %v; want nothing", applied, err)
+		}
+		if m, err := f.s.Credentials(f.ctx, st, f.tokens("read")); err != nil || len(m.Env) != 0 || len(f.vault.Logins()) != 0 {
+			t.Errorf("Credentials after the move = %+v, %v (%d logins); want nothing minted", m, err, len(f.vault.Logins()))
+		}
+		if applied, err := ctxs.ForStack(f.ctx, st); err != nil || len(applied) != 0 {
+			t.Errorf("the context after the move: %+v, %v; want it not applied either", applied, err)
+		}
+		if atts, err := f.s.Attachments(f.ctx, "vault"); err != nil || len(atts) != 1 {
+			t.Errorf("Attachments = %+v, %v; want the attachment kept", atts, err)
+		}
+
+		st = move("team")
+		if m, err := f.s.Credentials(f.ctx, st, f.tokens("read")); err != nil || len(m.Env) == 0 || len(f.vault.Logins()) != 1 {
+			t.Errorf("Credentials after moving back = %+v, %v; want the integration's", m, err)
+		}
+	})
 }
