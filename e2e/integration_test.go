@@ -29,7 +29,7 @@ resource "terraform_data" "aws" {
   input            = "v1"
   triggers_replace = "v1" # a new version replaces it: the provisioner runs again
   provisioner "local-exec" {
-    command = "test -n \"$AWS_SECRET_ACCESS_KEY\" && test \"$AWS_SECURITY_TOKEN\" = \"$AWS_SESSION_TOKEN\" && test \"$AWS_REGION\" = eu-west-1 && printf %s \"$AWS_ACCESS_KEY_ID\" > ${var.out}/apply.akid && echo \"secret: $AWS_SECRET_ACCESS_KEY\""
+    command = "test -n \"$AWS_SECRET_ACCESS_KEY\" && test \"$AWS_SECURITY_TOKEN\" = \"$AWS_SESSION_TOKEN\" && test \"$AWS_REGION\" = eu-west-1 && printf %s \"$AWS_ACCESS_KEY_ID\" > ${var.out}/apply.akid && echo \"secret: $AWS_SECRET_ACCESS_KEY, apply region: $AWS_REGION\""
   }
 }
 `
@@ -56,7 +56,7 @@ func TestAWSIntegration(t *testing.T) {
 	s.MustGantry(t, "space", "create", "--id", "team", "--name", "team")
 	for _, id := range []string{"app", "other"} {
 		s.CreateStack(t, id, repo.URL, "--space", "team", "--autodeploy",
-			"--before-plan", `printf %s "$AWS_ACCESS_KEY_ID" > `+filepath.Join(out, id+"-plan.akid"))
+			"--before-plan", `printf %s "$AWS_ACCESS_KEY_ID" > `+filepath.Join(out, id+"-plan.akid")+` && echo "region: $AWS_REGION key: $AWS_ACCESS_KEY_ID"`)
 		s.MustGantry(t, "stack", "env", "set", "--id", id, "TF_VAR_out", out)
 	}
 	var in apiv1.Integration
@@ -86,6 +86,11 @@ func TestAWSIntegration(t *testing.T) {
 	if !strings.Contains(log, "secret: *****") {
 		t.Errorf("the apply's secret key is not masked in the log:\n%s", log)
 	}
+	// The region is a setting, shown; the access key is a credential.
+	if !strings.Contains(log, "region: eu-west-1 key: *****") || !strings.Contains(log, "secret: *****, apply region: eu-west-1") ||
+		strings.Contains(log, issued[0].AccessKeyID) || strings.Contains(log, issued[1].AccessKeyID) {
+		t.Errorf("want the region shown and the access key masked in the log:\n%s", log)
+	}
 
 	// generate_on_worker: the worker mints the credentials itself, with
 	// tokens the server issued for the integration's audience.
@@ -101,8 +106,8 @@ func TestAWSIntegration(t *testing.T) {
 		t.Errorf("on the worker: plan saw %s, apply %s; STS issued %s and %s", read("app-plan.akid"), read("apply.akid"), issued[2].AccessKeyID, issued[3].AccessKeyID)
 	}
 	if log := s.Logs(t, "app", rw.ID); !strings.Contains(log, "Minted the credentials of integration aws-team on this worker (read)") ||
-		!strings.Contains(log, "(write)") {
-		t.Errorf("the log does not say the worker minted:\n%s", log)
+		!strings.Contains(log, "(write)") || !strings.Contains(log, "region: eu-west-1 key: *****") || strings.Contains(log, issued[2].AccessKeyID) {
+		t.Errorf("the log does not say the worker minted, or shows the access key, or hides the region:\n%s", log)
 	}
 	s.MustGantry(t, "integration", "update", "--id", "aws-team", "--unset", "generate_on_worker")
 
@@ -159,6 +164,39 @@ func TestAWSIntegration(t *testing.T) {
 	}
 }
 
+// TestRefusedCredentialsKeepTheWorker: a cloud that refuses a run's
+// credentials fails that run at PREPARING, and nothing else: the built-in
+// worker that drew it (the only one here) goes on and runs the next runs.
+// (A refusal used to come back to the worker as an error that stopped it
+// for good, and READY runs then waited forever.)
+func TestRefusedCredentialsKeepTheWorker(t *testing.T) {
+	requireSetup(t)
+	s := StartServer(t, ServerConfig{Workers: 1})
+	const role = "arn:aws:iam::123456789012:role/gantry-app"
+	fake := fakests.New("eu-west-1", fakests.Role{ARN: role, Issuer: s.URL, Audience: "sts.amazonaws.com",
+		Subjects: []string{"space:root:stack:app:run_type:*:scope:*"}})
+	sts := httptest.NewServer(fake)
+	t.Cleanup(sts.Close)
+	repo := NewRepo(t, map[string]string{"main.tf": staticConfig("v1")})
+	for _, id := range []string{"app", "other"} {
+		s.CreateStack(t, id, repo.URL, "--autodeploy")
+	}
+	s.MustGantry(t, "integration", "create", "--id", "aws", "--type", "aws", "--set", "role_arn="+role,
+		"--set", "sts_endpoint="+sts.URL, "--label", "autoattach:*")
+	for range 2 {
+		r := s.StartRun(t, "deploy", "other")
+		failed := s.WaitRun(t, r.ID, "FAILED")
+		if !strings.Contains(failed.Reason, "AWS refused AssumeRoleWithWebIdentity") {
+			t.Fatalf("reason %q", failed.Reason)
+		}
+	}
+	r := s.StartRun(t, "deploy", "app")
+	s.WaitRun(t, r.ID, "FINISHED")
+	if strings.Contains(s.Log(), "built-in worker stopped") {
+		t.Errorf("a built-in worker stopped:\n%s", s.Log())
+	}
+}
+
 // TestVaultIntegration: a stack with a Vault integration logs in to the
 // JWT auth method with the run's token (through the official Vault API
 // client, at a Vault that verifies it against the server's JWKS and the
@@ -202,6 +240,61 @@ func TestVaultIntegration(t *testing.T) {
 	if !strings.Contains(failed.Reason, "Vault refused the JWT login") || !strings.Contains(failed.Reason, "bound subject") {
 		t.Errorf("reason %q", failed.Reason)
 	}
+}
+
+// TestVaultTokenRevokedWhenALaterIntegrationFails: integrations mint in
+// id order; when a later one is refused after a Vault login succeeded, no
+// worker gets the job, so the server revokes the Vault token itself: at
+// the apply (minting the apply's credentials failed) and at the claim
+// (PREPARING).
+func TestVaultTokenRevokedWhenALaterIntegrationFails(t *testing.T) {
+	requireSetup(t)
+	s := StartServer(t, ServerConfig{Workers: 1})
+	fake := fakevault.New(fakevault.Role{Name: "app", Issuer: s.URL, Audience: "vault", BoundSubject: "space:root:stack:app:*"})
+	v := httptest.NewServer(fake)
+	t.Cleanup(v.Close)
+	repo := NewRepo(t, map[string]string{"main.tf": staticConfig("v1")})
+	s.CreateStack(t, "app", repo.URL, "--autodeploy")
+	s.MustGantry(t, "integration", "create", "--id", "a-vault", "--type", "vault", "--set", "address="+v.URL, "--set", "role=app")
+	s.MustGantry(t, "integration", "create", "--id", "b-vault", "--type", "vault", "--set", "address="+v.URL, "--set", "role=nope")
+	s.MustGantry(t, "integration", "attach", "--id", "a-vault", "--stack", "app")
+	s.MustGantry(t, "integration", "attach", "--id", "b-vault", "--stack", "app", "--write")
+	allRevoked := func(want int) {
+		t.Helper()
+		var logins []fakevault.Login
+		if !poll(10*time.Second, 50*time.Millisecond, func() bool {
+			logins = fake.Logins()
+			for _, l := range logins {
+				if !fake.Revoked(l.Token) {
+					return false
+				}
+			}
+			return len(logins) == want
+		}) {
+			for _, l := range logins {
+				t.Errorf("token of %s revoked: %v", l.Subject, fake.Revoked(l.Token))
+			}
+			t.Fatalf("%d logins, want %d, all revoked", len(logins), want)
+		}
+	}
+
+	// The plan gets a-vault's token; at the apply, a-vault logs in, then
+	// b-vault is refused.
+	r := s.StartRun(t, "deploy", "app")
+	failed := s.WaitRun(t, r.ID, "FAILED")
+	if !strings.Contains(failed.Reason, "minting the apply's credentials failed: integration b-vault: Vault refused the JWT login") {
+		t.Errorf("reason %q", failed.Reason)
+	}
+	allRevoked(2) // the plan's by the worker, the apply's by the server
+
+	// At the claim.
+	s.MustGantry(t, "integration", "attach", "--id", "b-vault", "--stack", "app")
+	r = s.StartRun(t, "preview", "app")
+	failed = s.WaitRun(t, r.ID, "FAILED")
+	if !strings.Contains(failed.Reason, "preparing the job failed: integration b-vault: Vault refused the JWT login") {
+		t.Errorf("reason %q", failed.Reason)
+	}
+	allRevoked(3)
 }
 
 // TestGoogleIntegration: workload identity federation through Google's own
@@ -282,7 +375,8 @@ func TestAzureIntegration(t *testing.T) {
 	for _, id := range []string{"app", "other"} {
 		s.CreateStack(t, id, repo.URL, "--before-plan",
 			`test "$ARM_USE_OIDC" = true && test "$ARM_CLIENT_ID" = `+client+` && test "$ARM_TENANT_ID" = `+tenant+` && test "$ARM_SUBSCRIPTION_ID" = `+sub+
-				` && printf %s "$ARM_ACCESS_TOKEN" > `+filepath.Join(out, id+".at")+` && printf %s "$ARM_OIDC_TOKEN" > `+filepath.Join(out, id+".jwt"))
+				` && printf %s "$ARM_ACCESS_TOKEN" > `+filepath.Join(out, id+".at")+` && printf %s "$ARM_OIDC_TOKEN" > `+filepath.Join(out, id+".jwt")+
+				` && echo "oidc: $ARM_USE_OIDC, client $ARM_CLIENT_ID, token $ARM_ACCESS_TOKEN"`)
 	}
 	var in apiv1.Integration
 	s.MustJSON(t, &in, "integration", "create", "--id", "azure", "--type", "azure", "--set", "tenant_id="+tenant, "--set", "client_id="+client,
@@ -293,6 +387,11 @@ func TestAzureIntegration(t *testing.T) {
 	at, err := os.ReadFile(filepath.Join(out, "app.at"))
 	if err != nil || len(issued) != 1 || string(at) != issued[0].AccessToken || issued[0].Scope != "https://management.azure.com/.default" {
 		t.Fatalf("the run saw %q (%v); Entra issued %+v\n%s", at, err, issued, s.Logs(t, "app", r.ID))
+	}
+	// The settings show in the log (a literal true is not masked); the
+	// tokens do not.
+	if log := s.Logs(t, "app", r.ID); !strings.Contains(log, "oidc: true, client "+client+", token *****") || strings.Contains(log, string(at)) {
+		t.Errorf("the log:\n%s", log)
 	}
 	jwt, _ := os.ReadFile(filepath.Join(out, "app.jwt"))
 	provider, err := oidc.NewProvider(context.Background(), s.URL)

@@ -69,8 +69,10 @@ func (a *API) oidcSetup(w http.ResponseWriter, r *http.Request, p auth.Principal
 		fmt.Fprintf(&b, "vault auth enable jwt\n")
 		fmt.Fprintf(&b, "vault write auth/jwt/config oidc_discovery_url=%s bound_issuer=%s\n", issuer, issuer)
 		fmt.Fprintf(&b, "vault write auth/jwt/role/gantry-%s role_type=jwt user_claim=sub bound_audiences=vault \\\n", st.ID)
+		// Every run type and scope of the stack: the template rendered with
+		// wildcards, whatever its shape.
 		fmt.Fprintf(&b, "    bound_claims_type=glob bound_claims='{\"sub\":\"%s\"}' token_policies=<policy> token_ttl=1h\n",
-			strings.Replace(read, ":scope:read", ":scope:*", 1))
+			a.SubjectFor(r.Context(), st.Space, st.ID, "*", "*"))
 		fmt.Fprintf(&b, "gantry integration create --id ID --space %s --type vault --set address=https://<vault>:8200 --set role=gantry-%s\n", st.Space, st.ID)
 	default:
 		return errs.E(errs.Invalid, "provider must be aws, gcp, azure or vault")

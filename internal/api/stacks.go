@@ -173,26 +173,28 @@ func (a *API) updateStack(w http.ResponseWriter, r *http.Request, p auth.Princip
 
 // labelAttaches refuses a stack's labels or space (after; before is the
 // stack as it was, nil for a new one) that make an integration apply to it
-// through `autoattach:<label>` when it did not before, unless p may attach
-// integrations in the stack's space: a label would otherwise hand the
-// stack's runs cloud credentials without integration:attach.
+// when it did not before (through `autoattach:<label>`, or an explicit
+// attachment left from before the stack moved away and applying again),
+// unless p may attach integrations in the stack's space: a label or a move
+// would otherwise hand the stack's runs cloud credentials without
+// integration:attach.
 func (a *API) labelAttaches(r *http.Request, p auth.Principal, before *stack.Stack, after stack.Stack) error {
 	if a.Integrations == nil || auth.Authorize(p, auth.IntegrationAttach, after.Space) == nil {
 		return nil
 	}
-	now, err := a.Integrations.ByLabel(r.Context(), after)
+	now, err := a.Integrations.Attaching(r.Context(), after)
 	if err != nil || len(now) == 0 {
 		return err
 	}
 	var had []string
 	if before != nil {
-		if had, err = a.Integrations.ByLabel(r.Context(), *before); err != nil {
+		if had, err = a.Integrations.Attaching(r.Context(), *before); err != nil {
 			return err
 		}
 	}
 	for _, id := range now {
 		if !slices.Contains(had, id) {
-			return errs.E(errs.Forbidden, "the labels of stack %s would attach integration %s (autoattach): that takes %s in space %s",
+			return errs.E(errs.Forbidden, "the labels or space of stack %s would make integration %s apply to it (by an autoattach label, or an attachment made before it moved): that takes %s in space %s",
 				after.ID, id, auth.IntegrationAttach, after.Space)
 		}
 	}

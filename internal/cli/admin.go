@@ -140,12 +140,13 @@ func rotateSigningKeyCommand() *cobra.Command {
 		Use:   "rotate-signing-key",
 		Short: "Add a new key signing the runs' OIDC tokens; the old one stays published for a grace period",
 		Long: `Add a new key signing the runs' OpenID Connect tokens, stored sealed with
-the data key. Running servers sign with it from their next token; the
-previous key stays in /.well-known/jwks for --grace (at least the token
-lifetime), so the tokens it signed keep verifying until they expire, then
-leaves it. The encryption key is read from --encryption-key-file (or
-GANTRY_ENCRYPTION_KEY_FILE, GANTRY_ENCRYPTION_KEY), default
-<data-dir>/encryption.key.`,
+the data key, of the current key's algorithm unless --alg says otherwise.
+Running servers sign with it from their next token; the previous key stays
+in /.well-known/jwks for --grace, and in any case for the servers' own
+--token-lifetime, so the tokens it signed keep verifying until they
+expire, then leaves it. The encryption key is read from
+--encryption-key-file (or GANTRY_ENCRYPTION_KEY_FILE,
+GANTRY_ENCRYPTION_KEY), default <data-dir>/encryption.key.`,
 		Example: `  gantry admin rotate-signing-key --data-dir ./gantry-data
   gantry admin rotate-signing-key --database-url postgres://... --encryption-key-file /run/secrets/gantry.key --grace 24h`,
 		Args: cobra.NoArgs,
@@ -184,11 +185,17 @@ GANTRY_ENCRYPTION_KEY_FILE, GANTRY_ENCRYPTION_KEY), default
 			if err != nil {
 				return fmt.Errorf("encryption key: %w", err)
 			}
+			if alg == "" {
+				if alg, err = runtoken.CurrentAlg(cmd.Context(), d); err != nil {
+					return err
+				}
+			}
 			kid, err := runtoken.AddKey(cmd.Context(), d, box, alg, grace, audit.NewService(d, nil).Hook())
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "New token signing key %s (%s) signs from now on; the previous key stays published for %s.\n", kid, alg, grace)
+			fmt.Fprintf(cmd.OutOrStdout(), "New token signing key %s (%s) signs from now on; the previous key stays published for %s, "+
+				"and at least the servers' --token-lifetime.\n", kid, alg, grace)
 			return nil
 		},
 	}
@@ -196,7 +203,7 @@ GANTRY_ENCRYPTION_KEY_FILE, GANTRY_ENCRYPTION_KEY), default
 	f.StringVar(&databaseURL, "database-url", "", "postgres://... of the server's database (empty: SQLite in --data-dir)")
 	f.StringVar(&dataDir, "data-dir", "", "the server's data directory, holding gantry.db (SQLite)")
 	f.StringVar(&keyFile, "encryption-key-file", "", "file holding the master encryption key (default: <data-dir>/encryption.key)")
-	f.StringVar(&alg, "alg", "RS256", "algorithm of the new key: RS256 or ES256")
-	f.DurationVar(&grace, "grace", 2*time.Hour, "how long the previous key stays published (at least the --token-lifetime of the servers)")
+	f.StringVar(&alg, "alg", "", "algorithm of the new key: RS256 or ES256 (default: the current key's)")
+	f.DurationVar(&grace, "grace", 2*time.Hour, "how long the previous key stays published (the servers keep it at least their --token-lifetime)")
 	return cmd
 }

@@ -7,8 +7,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gantry-iac/gantry/internal/db"
+	"github.com/gantry-iac/gantry/internal/runtoken"
 	"github.com/gantry-iac/gantry/internal/secrets"
 	spacesvc "github.com/gantry-iac/gantry/internal/space"
 	stacksvc "github.com/gantry-iac/gantry/internal/stack"
@@ -165,4 +167,75 @@ func TestAdminGenerateKey(t *testing.T) {
 	if _, again, _ := runMain("admin", "generate-key"); strings.TrimSpace(again) == k {
 		t.Error("the same key twice")
 	}
+}
+
+// rotate-signing-key keeps the current key's algorithm unless told
+// otherwise, and however short its --grace, the servers publish the
+// previous key for their whole token lifetime (the tokens it signed live
+// that long).
+func TestAdminRotateSigningKey(t *testing.T) {
+	adminEnv(t)
+	t.Setenv("GANTRY_ENCRYPTION_KEY", "")
+	t.Setenv("GANTRY_ENCRYPTION_KEY_FILE", "")
+	ctx := context.Background()
+	dir := t.TempDir()
+	k := secrets.GenerateKey()
+	kFile := writeKey(t, t.TempDir(), "k", k)
+	master, _ := secrets.ParseKey(k)
+	var tokens *runtoken.Service
+	withDB(t, dir, func(d *db.DB) {
+		box, _, err := secrets.UnlockDataKey(ctx, d, master)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tokens, err = runtoken.New(d, box, runtoken.Config{Issuer: "https://gantry.example", Alg: runtoken.ES256, Lifetime: time.Hour}); err != nil {
+			t.Fatal(err)
+		}
+		if err := tokens.EnsureKey(ctx); err != nil {
+			t.Fatal(err)
+		}
+	})
+	code, out, errOut := runMain("admin", "rotate-signing-key", "--data-dir", dir, "--encryption-key-file", kFile, "--grace", "1m")
+	if code != 0 || !strings.Contains(out, "(ES256)") {
+		t.Fatalf("rotate-signing-key = %d\n%s%s", code, out, errOut)
+	}
+	withDB(t, dir, func(d *db.DB) {
+		server, err := runtoken.New(d, nil, runtoken.Config{Issuer: "https://gantry.example", Lifetime: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var algs []string
+		rows, err := d.Query(ctx, `SELECT alg FROM oidc_keys`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			var a string
+			_ = rows.Scan(&a)
+			algs = append(algs, a)
+		}
+		rows.Close()
+		if len(algs) != 2 || algs[0] != runtoken.ES256 || algs[1] != runtoken.ES256 {
+			t.Errorf("keys of %v, want two ES256", algs)
+		}
+		// Two minutes later, past the grace of one: still published.
+		published := func(ago time.Duration) int {
+			t.Helper()
+			if _, err := d.Exec(ctx, `UPDATE oidc_keys SET retired_at = $1, not_after = $2 WHERE retired_at <> 0`,
+				time.Now().Add(-ago).UnixNano(), time.Now().Add(-ago+time.Minute).UnixNano()); err != nil {
+				t.Fatal(err)
+			}
+			jwks, err := server.JWKS(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return strings.Count(string(jwks), `"kid"`)
+		}
+		if n := published(2 * time.Minute); n != 2 {
+			t.Errorf("2 minutes after the rotation, %d keys published, want both", n)
+		}
+		if n := published(61 * time.Minute); n != 1 {
+			t.Errorf("a token lifetime after the rotation, %d keys published, want the new one", n)
+		}
+	})
 }

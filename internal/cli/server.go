@@ -12,6 +12,7 @@ import (
 	"github.com/gantry-iac/gantry/internal/db"
 	"github.com/gantry-iac/gantry/internal/httpx"
 	"github.com/gantry-iac/gantry/internal/redact"
+	"github.com/gantry-iac/gantry/internal/runtoken"
 	"github.com/gantry-iac/gantry/internal/server"
 )
 
@@ -60,6 +61,9 @@ GANTRY_<FLAG>_FILE for secrets kept in files.`,
 			}
 			if cfg.TokenLifetime < time.Minute || cfg.TokenLifetime > 12*time.Hour {
 				return fmt.Errorf("--token-lifetime must be from 1m to 12h")
+			}
+			if err := runtoken.CheckSubject(cfg.TokenSubject); err != nil {
+				return fmt.Errorf("--token-subject-template: %v", err)
 			}
 			if cfg.SessionTTL < time.Minute || cfg.CLITokenTTL < time.Minute {
 				return fmt.Errorf("--session-ttl and --cli-token-ttl must be at least 1m")

@@ -186,6 +186,8 @@ func TestValidation(t *testing.T) {
 			{"1BAD", errs.Invalid, "not valid"},
 			{"GANTRY_X", errs.Invalid, "reserved prefix"},
 			{"ro_TF_VAR_gantry_run_id", errs.Invalid, "reserved prefix"},
+			{"SPACELIFT_OIDC_TOKEN", errs.Invalid, "reserved name"},
+			{"wo_SPACELIFT_OIDC_TOKEN", errs.Invalid, "reserved name"},
 			{"wo_", errs.Invalid, "only a stage prefix"},
 		} {
 			_, err := f.svc.SetEnv(f.ctx, "c", contexts.EnvVar{Name: tt.name, Value: "v"})

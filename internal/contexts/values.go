@@ -12,6 +12,7 @@ import (
 	"github.com/gantry-iac/gantry/internal/db"
 	"github.com/gantry-iac/gantry/internal/errs"
 	"github.com/gantry-iac/gantry/internal/id"
+	"github.com/gantry-iac/gantry/internal/runenv"
 )
 
 // EnvVar is an environment variable of a context.
@@ -41,9 +42,6 @@ const (
 )
 
 var envNameRE = id.MustPattern(`^[A-Za-z_][A-Za-z0-9_]*$`, 1, 255)
-
-// reservedPrefixes are set by Gantry for every run.
-var reservedPrefixes = []string{"GANTRY_", "TF_VAR_gantry_"}
 
 // Stage prefixes (Spacelift's): a variable named ro_X reaches only the
 // read stages (everything but applying) as X, wo_X only the write stage
@@ -77,12 +75,8 @@ func validateEnv(v EnvVar) error {
 	if !envNameRE.MatchString(v.Name) {
 		return errs.E(errs.Invalid, "environment variable name %q is not valid (letters, digits, underscores; not starting with a digit)", v.Name)
 	}
-	for _, n := range []string{v.Name, StripStage(v.Name)} {
-		for _, p := range reservedPrefixes {
-			if strings.HasPrefix(n, p) {
-				return errs.E(errs.Invalid, "environment variable %q uses the reserved prefix %s", v.Name, p)
-			}
-		}
+	if why := runenv.Reserved(v.Name); why != "" {
+		return errs.E(errs.Invalid, "environment variable %q uses %s (Gantry sets it in every run)", v.Name, why)
 	}
 	if StripStage(v.Name) == "" {
 		return errs.E(errs.Invalid, "environment variable %q is only a stage prefix", v.Name)

@@ -178,19 +178,22 @@ func (m *AWSMinter) Mint(ctx context.Context, in Integration, r Request) (Creden
 		}
 	}
 	if err != nil {
+		if kind := cloudKind(awsStatus(err)); kind != errs.Invalid {
+			return Credentials{}, errs.E(kind, "integration %s: AWS STS could not answer %s for %s: %s", in.ID, op, role, awsMessage(err))
+		}
 		return Credentials{}, errs.E(errs.Invalid, "integration %s: AWS refused %s for %s: %s", in.ID, op, role, awsMessage(err))
 	}
 	if creds == nil || creds.AccessKeyId == nil || creds.SecretAccessKey == nil || creds.SessionToken == nil {
 		return Credentials{}, errs.E(errs.Unavailable, "integration %s: AWS %s answered without credentials", in.ID, op)
 	}
-	env := map[string]string{
-		"AWS_ACCESS_KEY_ID":     *creds.AccessKeyId,
-		"AWS_SECRET_ACCESS_KEY": *creds.SecretAccessKey,
-		"AWS_SESSION_TOKEN":     *creds.SessionToken,
-		"AWS_SECURITY_TOKEN":    *creds.SessionToken,
+	env := map[string]Var{
+		"AWS_ACCESS_KEY_ID":     secret(*creds.AccessKeyId),
+		"AWS_SECRET_ACCESS_KEY": secret(*creds.SecretAccessKey),
+		"AWS_SESSION_TOKEN":     secret(*creds.SessionToken),
+		"AWS_SECURITY_TOKEN":    secret(*creds.SessionToken),
 	}
 	if reg := in.Config[AWSRegion]; reg != "" {
-		env["AWS_REGION"], env["AWS_DEFAULT_REGION"] = reg, reg
+		env["AWS_REGION"], env["AWS_DEFAULT_REGION"] = setting(reg), setting(reg)
 	}
 	c := Credentials{Env: env, Identity: role}
 	if creds.Expiration != nil {
@@ -206,6 +209,15 @@ func awsMessage(err error) string {
 		return api.ErrorCode() + ": " + api.ErrorMessage()
 	}
 	return err.Error()
+}
+
+// awsStatus is the HTTP status of AWS's answer (0: none came).
+func awsStatus(err error) int {
+	var resp interface{ HTTPStatusCode() int }
+	if errors.As(err, &resp) {
+		return resp.HTTPStatusCode()
+	}
+	return 0
 }
 
 // TrustPolicy returns the IAM trust policy to put on the role: for

@@ -3,6 +3,7 @@ package integration_test
 import (
 	"bytes"
 	"context"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -78,9 +79,15 @@ func TestAWSWebIdentity(t *testing.T) {
 		if len(got) != 1 || got[0].Subject != "space:team:stack:net:run_type:TRACKED:scope:read" || got[0].Session != "run-01TEST" {
 			t.Fatalf("STS issued %+v", got)
 		}
-		if c.Env["AWS_ACCESS_KEY_ID"] != got[0].AccessKeyID || c.Env["AWS_SECRET_ACCESS_KEY"] != got[0].SecretAccessKey ||
-			c.Env["AWS_SESSION_TOKEN"] != got[0].SessionToken || c.Env["AWS_SECURITY_TOKEN"] != got[0].SessionToken ||
-			c.Env["AWS_REGION"] != "eu-west-1" || c.Env["AWS_DEFAULT_REGION"] != "eu-west-1" || c.Expires.IsZero() || c.Identity != role {
+		want := map[string]integration.Var{
+			"AWS_ACCESS_KEY_ID":     {Value: got[0].AccessKeyID, Secret: true},
+			"AWS_SECRET_ACCESS_KEY": {Value: got[0].SecretAccessKey, Secret: true},
+			"AWS_SESSION_TOKEN":     {Value: got[0].SessionToken, Secret: true},
+			"AWS_SECURITY_TOKEN":    {Value: got[0].SessionToken, Secret: true},
+			"AWS_REGION":            {Value: "eu-west-1"}, // a setting, not a secret
+			"AWS_DEFAULT_REGION":    {Value: "eu-west-1"},
+		}
+		if !maps.Equal(c.Env, want) || c.Expires.IsZero() || c.Identity != role {
 			t.Errorf("credentials %+v", c)
 		}
 		// Another stack: the trust policy's sub condition refuses it.
@@ -124,7 +131,7 @@ func TestAWSAssumeRole(t *testing.T) {
 	}
 	got := fake.Issued()
 	if len(got) != 1 || got[0].ExternalID != "acme@aws-a@net@write" || got[0].Session != "run-01W" || got[0].Tags["gantry:stack"] != "net" ||
-		c.Env["AWS_ACCESS_KEY_ID"] != got[0].AccessKeyID {
+		c.Env["AWS_ACCESS_KEY_ID"] != (integration.Var{Value: got[0].AccessKeyID, Secret: true}) {
 		t.Fatalf("issued %+v, credentials %+v", got, c)
 	}
 	// The read ExternalId is not trusted by this role.
@@ -222,11 +229,31 @@ func TestGenericOIDC(t *testing.T) {
 			t.Errorf("Validate(%v) = %v, want invalid", bad, err)
 		}
 	}
+	// The token may not take a name Gantry, OpenTofu, another integration
+	// or every program of the run reads.
+	for _, name := range []string{"SPACELIFT_OIDC_TOKEN", "ro_GANTRY_OIDC_TOKEN", "TF_TOKEN_app_terraform_io", "AWS_ACCESS_KEY_ID",
+		"ARM_OIDC_TOKEN", "AZURE_FEDERATED_TOKEN", "GOOGLE_OAUTH_ACCESS_TOKEN", "CLOUDSDK_AUTH_ACCESS_TOKEN", "VAULT_TOKEN",
+		"PATH", "Path", "HOME", "LD_PRELOAD", "DYLD_INSERT_LIBRARIES", "https_proxy", "BASH_ENV"} {
+		if err := m.Validate(map[string]string{"audience": "x", "variable": name}); !errs.Is(err, errs.Invalid) {
+			t.Errorf("variable %s: %v, want invalid", name, err)
+		}
+	}
+	for _, name := range []string{"OIDC_TOKEN_CI", "CI_JWT", "NOMAD_TOKEN", "PATHS_TOKEN", "CONSUL_JWT"} {
+		if err := m.Validate(map[string]string{"audience": "x", "variable": name}); err != nil {
+			t.Errorf("variable %s: %v", name, err)
+		}
+	}
+	// One stored before the rule is refused when it mints.
+	stored := integration.Integration{ID: "old", Type: "oidc", Config: map[string]string{"audience": "x", "variable": "PATH"}}
+	if _, err := m.Mint(context.Background(), stored, integration.Request{Token: func(context.Context, string) (string, error) { return "t", nil }}); !errs.Is(err, errs.Invalid) {
+		t.Errorf("Mint with variable PATH: %v, want invalid", err)
+	}
+
 	in := integration.Integration{ID: "my-ci", Type: "oidc", Config: map[string]string{"audience": "https://ci.example"}}
 	var gotAud string
 	r := integration.Request{Token: func(_ context.Context, aud string) (string, error) { gotAud = aud; return "tok-123", nil }}
 	c, err := m.Mint(context.Background(), in, r)
-	if err != nil || gotAud != "https://ci.example" || c.Env["OIDC_TOKEN_MY_CI"] != "tok-123" {
+	if err != nil || gotAud != "https://ci.example" || c.Env["OIDC_TOKEN_MY_CI"] != (integration.Var{Value: "tok-123", Secret: true}) {
 		t.Errorf("Mint = %+v, %v (aud %q)", c, err, gotAud)
 	}
 }

@@ -74,32 +74,30 @@ func (m *AzureMinter) Validate(cfg map[string]string) error {
 func (m *AzureMinter) Mint(ctx context.Context, in Integration, r Request) (Credentials, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	env := map[string]string{
-		"ARM_CLIENT_ID": in.Config[AzureClient], "ARM_TENANT_ID": in.Config[AzureTenant],
-		"AZURE_CLIENT_ID": in.Config[AzureClient], "AZURE_TENANT_ID": in.Config[AzureTenant],
-	}
+	clientID, tenant := setting(in.Config[AzureClient]), setting(in.Config[AzureTenant])
+	env := map[string]Var{"ARM_CLIENT_ID": clientID, "ARM_TENANT_ID": tenant, "AZURE_CLIENT_ID": clientID, "AZURE_TENANT_ID": tenant}
 	form := url.Values{"client_id": {in.Config[AzureClient]}, "grant_type": {"client_credentials"}}
 	if in.Config[AzureMode] == AzureModeManaged {
 		if r.ManagedSecret == nil {
 			return Credentials{}, errs.E(errs.Unavailable, "integration %s: no managed secret here", in.ID)
 		}
-		secret, err := r.ManagedSecret(ctx)
+		clientSecret, err := r.ManagedSecret(ctx)
 		if err != nil {
 			return Credentials{}, err
 		}
-		env["ARM_CLIENT_SECRET"], env["AZURE_CLIENT_SECRET"] = secret, secret
-		form.Set("client_secret", secret)
+		env["ARM_CLIENT_SECRET"], env["AZURE_CLIENT_SECRET"] = secret(clientSecret), secret(clientSecret)
+		form.Set("client_secret", clientSecret)
 	} else {
 		tok, err := r.Token(ctx, m.Audience(in.Config))
 		if err != nil {
 			return Credentials{}, err
 		}
-		env["ARM_USE_OIDC"], env["ARM_OIDC_TOKEN"] = "true", tok
+		env["ARM_USE_OIDC"], env["ARM_OIDC_TOKEN"] = setting("true"), secret(tok)
 		form.Set("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
 		form.Set("client_assertion", tok)
 	}
 	if s := in.Config[AzureSubscription]; s != "" {
-		env["ARM_SUBSCRIPTION_ID"], env["AZURE_SUBSCRIPTION_ID"] = s, s
+		env["ARM_SUBSCRIPTION_ID"], env["AZURE_SUBSCRIPTION_ID"] = setting(s), setting(s)
 	}
 	c := Credentials{Env: env, Identity: "azure app " + in.Config[AzureClient], Expires: time.Now().Add(time.Hour)}
 	if in.Config[AzureAccessToken] != "true" {
@@ -140,9 +138,12 @@ func (m *AzureMinter) Mint(ctx context.Context, in Integration, r Request) (Cred
 		if out.Error == "" {
 			msg = resp.Status
 		}
+		if kind := cloudKind(resp.StatusCode); kind != errs.Invalid {
+			return Credentials{}, errs.E(kind, "integration %s: Microsoft Entra could not answer the token exchange for client %s: %s", in.ID, in.Config[AzureClient], firstLine(msg))
+		}
 		return Credentials{}, errs.E(errs.Invalid, "integration %s: Microsoft Entra refused the token exchange for client %s: %s", in.ID, in.Config[AzureClient], firstLine(msg))
 	}
-	env["ARM_ACCESS_TOKEN"] = out.AccessToken
+	env["ARM_ACCESS_TOKEN"] = secret(out.AccessToken)
 	c.Expires = time.Now().Add(time.Duration(out.ExpiresIn) * time.Second)
 	return c, nil
 }

@@ -2,6 +2,9 @@ package integration
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"net/http"
 	"sort"
 	"time"
 
@@ -27,7 +30,7 @@ type Request struct {
 
 // Credentials are what a minter hands the run.
 type Credentials struct {
-	Env map[string]string // environment variables, all secret
+	Env map[string]Var // environment variables
 	// Files are files for the run (name -> content), written by the worker
 	// in a directory of the job outside the workspace; in their contents
 	// and in Env values, {credentials_dir} stands for that directory.
@@ -49,6 +52,10 @@ const RevokeVault = "vault"
 // token in the variable TokenVar (and the namespace).
 type Revoke struct {
 	Kind, Address, Namespace, TokenVar string
+	// Token is the credential itself, for the server to revoke what it
+	// minted for a job that no worker gets (the worker is not sent it: it
+	// reads TokenVar).
+	Token string
 }
 
 // Minter validates settings of one integration type and mints
@@ -73,8 +80,23 @@ type Delegated struct {
 	Token       string // the run's token for the minter's audience
 }
 
-// EnvVar is one variable for the run (always secret).
-type EnvVar struct{ Name, Value string }
+// Var is the value of a variable a minter hands the run. A credential (a
+// key, a token, a secret) is Secret: masked in the run's log and sealed to
+// a private pool's key. A setting (a region, a project, an address, an id,
+// a path) is not: it shows in the log like any plain variable.
+type Var struct {
+	Value  string
+	Secret bool
+}
+
+func secret(v string) Var  { return Var{Value: v, Secret: true} }
+func setting(v string) Var { return Var{Value: v} }
+
+// EnvVar is one variable for the run.
+type EnvVar struct {
+	Name, Value string
+	Secret      bool
+}
 
 // Credentials mints the credentials of every integration that applies to
 // st for r.Scope (read attachments for planning, write for applying), in
@@ -87,6 +109,9 @@ func (s *Service) Credentials(ctx context.Context, st stack.Stack, r Request) (M
 		return Minted{}, err
 	}
 	var m Minted
+	// Whatever fails once something was minted revokes what was: no worker
+	// will get the job, so none would revoke it.
+	undo := func(err error) (Minted, error) { return Minted{}, s.undo(ctx, m, err) }
 	ready := r.Ready
 	for _, a := range applied {
 		if (r.Scope == "read" && !a.Attachment.Read) || (r.Scope != "read" && !a.Attachment.Write) {
@@ -100,13 +125,13 @@ func (s *Service) Credentials(ctx context.Context, st stack.Stack, r Request) (M
 		}
 		minter, ok := s.Minters[a.Integration.Type]
 		if !ok {
-			return Minted{}, errs.E(errs.Invalid, "integration %s: type %q is not supported", a.Integration.ID, a.Integration.Type)
+			return undo(errs.E(errs.Invalid, "integration %s: type %q is not supported", a.Integration.ID, a.Integration.Type))
 		}
 		if a.Integration.Config[OnWorker] == "true" {
 			d := Delegated{Integration: a.Integration}
 			if aud := minter.Audience(a.Integration.Config); aud != "" {
 				if d.Token, err = r.Token(ctx, aud); err != nil {
-					return Minted{}, err
+					return undo(err)
 				}
 			}
 			m.Delegated = append(m.Delegated, d)
@@ -114,7 +139,7 @@ func (s *Service) Credentials(ctx context.Context, st stack.Stack, r Request) (M
 				return s.Audit.Record(ctx, "integration.delegated", "integration", a.Integration.ID, st.Space, nil,
 					map[string]any{"integration": a.Integration.ID, "type": a.Integration.Type, "stack": st.ID, "run": r.RunID, "scope": r.Scope})
 			}); err != nil {
-				return Minted{}, err
+				return undo(err)
 			}
 			continue
 		}
@@ -128,7 +153,7 @@ func (s *Service) Credentials(ctx context.Context, st stack.Stack, r Request) (M
 			if errs.KindOf(err) == errs.Internal {
 				err = errs.Wrap(errs.Unavailable, err, "integration %s: minting credentials failed: %v", a.Integration.ID, err)
 			}
-			return Minted{}, err
+			return undo(err)
 		}
 		if c.Revoke != nil {
 			m.Revoke = append(m.Revoke, *c.Revoke)
@@ -147,17 +172,48 @@ func (s *Service) Credentials(ctx context.Context, st stack.Stack, r Request) (M
 		}
 		sort.Strings(names)
 		for _, k := range names {
-			m.Env = append(m.Env, EnvVar{Name: k, Value: c.Env[k]})
+			m.Env = append(m.Env, EnvVar{Name: k, Value: c.Env[k].Value, Secret: c.Env[k].Secret})
 		}
 		ev := map[string]any{"integration": a.Integration.ID, "type": a.Integration.Type, "stack": st.ID, "run": r.RunID,
 			"scope": r.Scope, "identity": c.Identity, "variables": names, "files": files, "expires_at": c.Expires.UTC()}
 		if err := s.db.Tx(ctx, func(ctx context.Context) error {
 			return s.Audit.Record(ctx, "integration.credentials", "integration", a.Integration.ID, st.Space, nil, ev)
 		}); err != nil {
-			return Minted{}, err
+			return undo(err)
 		}
 	}
 	return m, nil
+}
+
+// Discard revokes the credentials of m that can be revoked (Vault tokens),
+// for a job that no worker gets (a worker revokes those of its jobs when
+// they end). The others expire by themselves.
+func (s *Service) Discard(ctx context.Context, m Minted) error {
+	var client *http.Client
+	if vm, ok := s.Minters[Vault].(*VaultMinter); ok {
+		client = vm.HTTPClient
+	}
+	var all []error
+	for _, rv := range m.Revoke {
+		if rv.Kind != RevokeVault || rv.Token == "" {
+			continue
+		}
+		if err := RevokeVaultToken(ctx, client, rv.Address, rv.Namespace, rv.Token); err != nil {
+			all = append(all, err)
+		}
+	}
+	return errors.Join(all...)
+}
+
+// undo discards what m holds after minting failed with err, and returns
+// err; a revocation that fails too joins its cause, for the operator's
+// log (the run sees err's message).
+func (s *Service) undo(ctx context.Context, m Minted, err error) error {
+	derr := s.Discard(ctx, m)
+	if derr == nil {
+		return err
+	}
+	return errs.Wrap(errs.KindOf(err), errors.Join(err, fmt.Errorf("revoking the credentials minted before: %w", derr)), "%s", errs.Public(err))
 }
 
 // Minted is what the integrations of a stack give one job.
@@ -189,6 +245,18 @@ type File struct {
 	Name    string
 	Content []byte
 	Secret  bool // masked in logs (a token); a configuration naming paths is not
+}
+
+// cloudKind classifies a cloud's failure to mint from the HTTP status of
+// its answer (0: none came): a refusal (4xx) is Invalid, the run's trust
+// is not what the cloud wants; no answer, throttling (429) or a failing
+// cloud (5xx) is Unavailable, nobody's fault but the network's or the
+// cloud's.
+func cloudKind(status int) errs.Kind {
+	if status == 0 || status == http.StatusTooManyRequests || status >= 500 {
+		return errs.Unavailable
+	}
+	return errs.Invalid
 }
 
 // FileContent is a credential file a minter makes.

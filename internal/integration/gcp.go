@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/oauth2"
@@ -111,9 +112,15 @@ func (f tokenSupplier) SubjectToken(ctx context.Context, _ externalaccount.Suppl
 func (m *GCPMinter) Mint(ctx context.Context, in Integration, r Request) (Credentials, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
+	// Google's library keeps no error type: the status of Google's last
+	// answer tells a refusal from a Google that could not answer.
+	client := &http.Client{}
 	if m.HTTPClient != nil {
-		ctx = context.WithValue(ctx, oauth2.HTTPClient, m.HTTPClient)
+		*client = *m.HTTPClient
 	}
+	last := &lastStatus{rt: client.Transport}
+	client.Transport = last
+	ctx = context.WithValue(ctx, oauth2.HTTPClient, client)
 	aud := GCPAudienceOf(in.Config)
 	stsURL := in.Config[GCPSTSEndpoint]
 	if stsURL == "" {
@@ -147,11 +154,14 @@ func (m *GCPMinter) Mint(ctx context.Context, in Integration, r Request) (Creden
 	}
 	tok, err := ts.Token()
 	if err != nil {
+		if kind := cloudKind(last.get()); kind != errs.Invalid {
+			return Credentials{}, errs.E(kind, "integration %s: Google could not answer the token exchange for %s: %s", in.ID, in.Config[GCPServiceAccount], googleMessage(err))
+		}
 		return Credentials{}, errs.E(errs.Invalid, "integration %s: Google refused the token exchange for %s: %s", in.ID, in.Config[GCPServiceAccount], googleMessage(err))
 	}
-	env := map[string]string{"GOOGLE_OAUTH_ACCESS_TOKEN": tok.AccessToken}
+	env := map[string]Var{"GOOGLE_OAUTH_ACCESS_TOKEN": secret(tok.AccessToken)}
 	if p := in.Config[GCPProject]; p != "" {
-		env["GOOGLE_PROJECT"], env["CLOUDSDK_CORE_PROJECT"], env["GOOGLE_CLOUD_PROJECT"] = p, p, p
+		env["GOOGLE_PROJECT"], env["CLOUDSDK_CORE_PROJECT"], env["GOOGLE_CLOUD_PROJECT"] = setting(p), setting(p), setting(p)
 	}
 	// An external_account credential configuration for tools that do the
 	// exchange themselves (client libraries, gcloud), reading the run's
@@ -170,10 +180,39 @@ func (m *GCPMinter) Mint(ctx context.Context, in Integration, r Request) (Creden
 		"service_account_impersonation":     map[string]any{"token_lifetime_seconds": lifetime},
 		"credential_source":                 map[string]any{"file": "{credentials_dir}/" + base + ".jwt"},
 	}, "", "  ")
-	env["GOOGLE_APPLICATION_CREDENTIALS"] = "{credentials_dir}/" + base + ".json"
+	env["GOOGLE_APPLICATION_CREDENTIALS"] = setting("{credentials_dir}/" + base + ".json")
 	env["CLOUDSDK_AUTH_CREDENTIAL_FILE_OVERRIDE"] = env["GOOGLE_APPLICATION_CREDENTIALS"]
 	files := map[string]FileContent{base + ".jwt": {Content: []byte(subject), Secret: true}, base + ".json": {Content: cfgJSON}}
 	return Credentials{Env: env, Files: files, Identity: in.Config[GCPServiceAccount], Expires: tok.Expiry}, nil
+}
+
+// lastStatus is a transport that remembers the status of the last answer
+// (0 when the last request got none).
+type lastStatus struct {
+	rt     http.RoundTripper
+	mu     sync.Mutex
+	status int
+}
+
+func (l *lastStatus) RoundTrip(req *http.Request) (*http.Response, error) {
+	rt := l.rt
+	if rt == nil {
+		rt = http.DefaultTransport
+	}
+	resp, err := rt.RoundTrip(req)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.status = 0
+	if err == nil {
+		l.status = resp.StatusCode
+	}
+	return resp, err
+}
+
+func (l *lastStatus) get() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.status
 }
 
 // googleMessage keeps the library's error short: Google's own message.

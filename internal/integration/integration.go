@@ -353,17 +353,22 @@ type Applied struct {
 	Attachment  Attachment
 }
 
-// ByLabel returns the ids of the integrations that apply to st through
-// one of its labels (`autoattach:<label>`; not `autoattach:*`, which
-// applies to every stack, nor an explicit attachment), by id.
-func (s *Service) ByLabel(ctx context.Context, st stack.Stack) ([]string, error) {
+// Attaching returns the ids of the integrations that apply to st because
+// of its labels or its space, by id: through one of its labels
+// (`autoattach:<label>`), or through an explicit attachment, which applies
+// only while the stack's space sees the integration's (one made before the
+// stack moved away applies again when it moves back). Not those labelled
+// `autoattach:*`, which apply to every stack that sees their space (their
+// owner's choice). A change of st's labels or space that makes one apply
+// that did not is attaching it.
+func (s *Service) Attaching(ctx context.Context, st stack.Stack) ([]string, error) {
 	applied, err := s.ForStack(ctx, st)
 	if err != nil {
 		return nil, err
 	}
 	var out []string
 	for _, ap := range applied {
-		if via := ap.Attachment.Via; via != Explicit && via != AutoattachPrefix+"*" {
+		if !labels.Has(ap.Integration.Labels, AutoattachPrefix+"*") {
 			out = append(out, ap.Integration.ID)
 		}
 	}

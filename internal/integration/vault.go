@@ -2,6 +2,8 @@ package integration
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -90,23 +92,62 @@ func (m *VaultMinter) Mint(ctx context.Context, in Integration, r Request) (Cred
 	}
 	sec, err := c.Logical().WriteWithContext(ctx, "auth/"+strings.Trim(mount, "/")+"/login", map[string]any{"role": in.Config[VaultRole], "jwt": tok})
 	if err != nil {
+		status := 0
+		var re *vault.ResponseError
+		if errors.As(err, &re) {
+			status = re.StatusCode
+		}
+		if kind := cloudKind(status); kind != errs.Invalid {
+			return Credentials{}, errs.E(kind, "integration %s: Vault at %s could not answer the JWT login (role %s): %s", in.ID, in.Config[VaultAddress], in.Config[VaultRole], vaultMessage(err))
+		}
 		return Credentials{}, errs.E(errs.Invalid, "integration %s: Vault refused the JWT login at %s (role %s): %s", in.ID, in.Config[VaultAddress], in.Config[VaultRole], vaultMessage(err))
 	}
 	if sec == nil || sec.Auth == nil || sec.Auth.ClientToken == "" {
 		return Credentials{}, errs.E(errs.Unavailable, "integration %s: Vault answered the login without a token", in.ID)
 	}
-	env := map[string]string{"VAULT_TOKEN": sec.Auth.ClientToken, "VAULT_ADDR": in.Config[VaultAddress]}
+	env := map[string]Var{"VAULT_TOKEN": secret(sec.Auth.ClientToken), "VAULT_ADDR": setting(in.Config[VaultAddress])}
 	if ns := in.Config[VaultNamespace]; ns != "" {
-		env["VAULT_NAMESPACE"] = ns
+		env["VAULT_NAMESPACE"] = setting(ns)
 	}
 	return Credentials{Env: env, Identity: "vault role " + in.Config[VaultRole],
 		Expires: time.Now().Add(time.Duration(sec.Auth.LeaseDuration) * time.Second),
-		Revoke:  &Revoke{Kind: RevokeVault, Address: in.Config[VaultAddress], Namespace: in.Config[VaultNamespace], TokenVar: "VAULT_TOKEN"}}, nil
+		Revoke: &Revoke{Kind: RevokeVault, Address: in.Config[VaultAddress], Namespace: in.Config[VaultNamespace], TokenVar: "VAULT_TOKEN",
+			Token: sec.Auth.ClientToken}}, nil
+}
+
+// RevokeVaultToken revokes a Vault token with itself
+// (auth/token/revoke-self) at address, in namespace ("" for none), within
+// 10 seconds, even when ctx is already cancelled. client nil is Go's
+// default.
+func RevokeVaultToken(ctx context.Context, client *http.Client, address, namespace, token string) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(address, "/")+"/v1/auth/token/revoke-self", nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("X-Vault-Token", token)
+	if namespace != "" {
+		req.Header.Set("X-Vault-Namespace", namespace)
+	}
+	if client == nil {
+		client = http.DefaultClient
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		return fmt.Errorf("Vault at %s answered %s to revoke-self", address, resp.Status)
+	}
+	return nil
 }
 
 // vaultMessage is Vault's own error text.
 func vaultMessage(err error) string {
-	if re, ok := err.(*vault.ResponseError); ok {
+	var re *vault.ResponseError
+	if errors.As(err, &re) {
 		return strings.Join(re.Errors, "; ") + " (" + http.StatusText(re.StatusCode) + ")"
 	}
 	return err.Error()

@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"math/big"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -94,6 +95,9 @@ func New(d *db.DB, box *secrets.Box, cfg Config) (*Service, error) {
 	if cfg.Subject == "" {
 		cfg.Subject = DefaultSubject
 	}
+	if err := CheckSubject(cfg.Subject); err != nil {
+		return nil, err
+	}
 	if cfg.Lifetime <= 0 {
 		cfg.Lifetime = time.Hour
 	}
@@ -151,10 +155,16 @@ func (s *Service) AddKey(ctx context.Context, grace time.Duration) (string, erro
 }
 
 // AddKey adds a signing key of alg to the database d (see Service.AddKey);
-// `gantry admin rotate-signing-key` calls it on a server's database.
+// `gantry admin rotate-signing-key` calls it on a server's database, not
+// knowing the servers' token lifetime: whatever grace it gives, the
+// servers publish a retired key for at least their lifetime (see JWKS).
+// alg "" is the current key's (RS256 when there is none).
 func AddKey(ctx context.Context, d *db.DB, box *secrets.Box, alg string, grace time.Duration, rec audit.Hook) (string, error) {
 	if alg == "" {
-		alg = RS256
+		var err error
+		if alg, err = CurrentAlg(ctx, d); err != nil {
+			return "", err
+		}
 	}
 	if alg != RS256 && alg != ES256 {
 		return "", fmt.Errorf("token signing algorithm %q: want RS256 or ES256", alg)
@@ -187,6 +197,17 @@ func AddKey(ctx context.Context, d *db.DB, box *secrets.Box, alg string, grace t
 		return rec.Record(ctx, "oidc_key.rotate", "oidc_key", kid, "root", nil, map[string]any{"kid": kid, "alg": alg, "previous_published_for": grace.String()})
 	})
 	return kid, err
+}
+
+// CurrentAlg returns the algorithm of the key that signs (RS256 when
+// there is none yet).
+func CurrentAlg(ctx context.Context, d *db.DB) (string, error) {
+	var alg string
+	err := d.QueryRow(ctx, `SELECT alg FROM oidc_keys WHERE retired_at = 0 ORDER BY created_at DESC LIMIT 1`).Scan(&alg)
+	if errors.Is(err, sql.ErrNoRows) {
+		return RS256, nil
+	}
+	return alg, err
 }
 
 // EnsureKey makes the first signing key when there is none.
@@ -238,13 +259,17 @@ func (s *Service) active(ctx context.Context) (*signingKey, error) {
 }
 
 // JWKS returns the published keys: the signing one and retired ones
-// still within their grace.
+// still within their grace, which lasts at least this server's token
+// lifetime whoever rotated (the tokens a key signed up to its retirement
+// verify until they expire).
 func (s *Service) JWKS(ctx context.Context) ([]byte, error) {
+	now := time.Now()
 	keys, err := db.Collect(ctx, s.db, func(row db.Scanner) (json.RawMessage, error) {
 		var k string
 		err := row.Scan(&k)
 		return json.RawMessage(k), err
-	}, `SELECT public_jwk FROM oidc_keys WHERE retired_at = 0 OR not_after > $1 ORDER BY created_at DESC`, time.Now().UnixNano())
+	}, `SELECT public_jwk FROM oidc_keys WHERE retired_at = 0 OR not_after > $1 OR retired_at > $2 ORDER BY created_at DESC`,
+		now.UnixNano(), now.Add(-s.cfg.Lifetime).UnixNano())
 	if err != nil {
 		return nil, err
 	}
@@ -273,6 +298,35 @@ type Run struct {
 	Audience                                    string // "" for the default
 	// NotAfter caps the expiry (the run's own deadline), if set.
 	NotAfter time.Time
+}
+
+// placeholders are those a subject template may use.
+var placeholders = []string{"{spaceId}", "{spacePath}", "{stackId}", "{runId}", "{runType}", "{scope}"}
+
+// CheckSubject refuses a subject template that uses anything but the
+// placeholders (names are case-sensitive; a brace is always one), or that
+// does not name the stack: every stack's token would then have the same
+// sub, and a cloud trust written for one stack would trust them all.
+func CheckSubject(tmpl string) error {
+	rest := tmpl
+	for {
+		i := strings.IndexAny(rest, "{}")
+		if i < 0 {
+			break
+		}
+		j := strings.IndexByte(rest[i:], '}')
+		if rest[i] == '}' || j < 0 {
+			return fmt.Errorf("the token subject template %q has an unmatched brace (placeholders: %s)", tmpl, strings.Join(placeholders, " "))
+		}
+		if p := rest[i : i+j+1]; !slices.Contains(placeholders, p) {
+			return fmt.Errorf("the token subject template %q uses the unknown placeholder %s (placeholders: %s)", tmpl, p, strings.Join(placeholders, " "))
+		}
+		rest = rest[i+j+1:]
+	}
+	if !strings.Contains(tmpl, "{stackId}") {
+		return fmt.Errorf("the token subject template %q must contain {stackId}: without it every stack's token has the same sub, and a cloud trusting one stack would trust them all", tmpl)
+	}
+	return nil
 }
 
 // Subject renders the subject template for r.

@@ -143,7 +143,7 @@ func TestTokensVerifyWithGoOIDC(t *testing.T) {
 					t.Errorf("new token not signed by the new key %s", kid)
 				}
 				// After the grace the old key leaves the JWKS.
-				if _, err := d.Exec(ctx, `UPDATE oidc_keys SET not_after = 1 WHERE retired_at <> 0`); err != nil {
+				if _, err := d.Exec(ctx, `UPDATE oidc_keys SET retired_at = 1, not_after = 1 WHERE retired_at <> 0`); err != nil {
 					t.Fatal(err)
 				}
 				jwks, err := s.JWKS(ctx)
@@ -221,4 +221,34 @@ func TestPendRecordSign(t *testing.T) {
 			t.Error("signed an empty pending token")
 		}
 	})
+}
+
+// A subject template may use only the placeholders, and must name the
+// stack: without {stackId} (or with it mis-cased, which left it as text)
+// every stack's token had the same sub, so a cloud trust written for one
+// stack trusted them all.
+func TestSubjectTemplateChecked(t *testing.T) {
+	for _, tmpl := range []string{
+		runtoken.DefaultSubject,
+		"{stackId}",
+		"{spacePath}/{stackId}:{runType}:{scope}:{runId}:{spaceId}",
+	} {
+		if _, err := runtoken.New(nil, nil, runtoken.Config{Issuer: "https://gantry.example", Subject: tmpl}); err != nil {
+			t.Errorf("New with %q: %v", tmpl, err)
+		}
+	}
+	for tmpl, want := range map[string]string{
+		"x:{foo}:{stackid}":           "unknown placeholder {foo}",
+		"x:{stackid}":                 "unknown placeholder {stackid}",
+		"space:{spaceId}:run:{runId}": "must contain {stackId}",
+		"stack:{stackId":              "unmatched brace",
+		"stack:{stackId}}":            "unmatched brace",
+		"stack:}{stackId}":            "unmatched brace",
+		"stack:{{stackId}}":           "unknown placeholder {{stackId}",
+	} {
+		_, err := runtoken.New(nil, nil, runtoken.Config{Issuer: "https://gantry.example", Subject: tmpl})
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("New with %q: %v, want %q", tmpl, err, want)
+		}
+	}
 }

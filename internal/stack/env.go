@@ -8,6 +8,7 @@ import (
 	"github.com/gantry-iac/gantry/internal/db"
 	"github.com/gantry-iac/gantry/internal/errs"
 	"github.com/gantry-iac/gantry/internal/id"
+	"github.com/gantry-iac/gantry/internal/runenv"
 )
 
 // EnvVar is one environment variable of a stack.
@@ -19,9 +20,6 @@ type EnvVar struct {
 
 var envNameRE = id.MustPattern(`^[A-Za-z_][A-Za-z0-9_]*$`, 1, 255)
 
-// reservedPrefixes are set by Gantry for every run.
-var reservedPrefixes = []string{"GANTRY_", "TF_VAR_gantry_"}
-
 func aad(stackID, name string) string { return "stack-env:" + stackID + ":" + name }
 
 // SetEnv creates or replaces a variable. Secret values are encrypted. A
@@ -32,10 +30,8 @@ func (s *Service) SetEnv(ctx context.Context, stackID string, v EnvVar) (EnvVar,
 	if !envNameRE.MatchString(v.Name) {
 		return v, errs.E(errs.Invalid, "environment variable name %q is not valid (letters, digits, underscores; not starting with a digit)", v.Name)
 	}
-	for _, p := range reservedPrefixes {
-		if len(v.Name) >= len(p) && v.Name[:len(p)] == p {
-			return v, errs.E(errs.Invalid, "environment variable %q uses the reserved prefix %s", v.Name, p)
-		}
+	if why := runenv.Reserved(v.Name); why != "" {
+		return v, errs.E(errs.Invalid, "environment variable %q uses %s (Gantry sets it in every run)", v.Name, why)
 	}
 	if len(v.Value) > 256*1024 {
 		return v, errs.E(errs.TooLarge, "environment variable value is larger than 256 KiB")

@@ -125,6 +125,8 @@ func TestSetEnvRefused(t *testing.T) {
 		{"GANTRY_ prefix exactly", "app", stack.EnvVar{Name: "GANTRY_", Value: "x"}, errs.Invalid},
 		{"TF_VAR_gantry_ prefix", "app", stack.EnvVar{Name: "TF_VAR_gantry_stack", Value: "x"}, errs.Invalid},
 		{"TF_VAR_gantry_ prefix secret", "app", stack.EnvVar{Name: "TF_VAR_gantry_x", Value: "x", Secret: true}, errs.Invalid},
+		{"the run's token under Spacelift's name", "app", stack.EnvVar{Name: "SPACELIFT_OIDC_TOKEN", Value: "x"}, errs.Invalid},
+		{"a stage of a reserved name", "app", stack.EnvVar{Name: "wo_GANTRY_OIDC_TOKEN", Value: "x"}, errs.Invalid},
 		{"empty name", "app", stack.EnvVar{Name: "", Value: "x"}, errs.Invalid},
 		{"leading digit", "app", stack.EnvVar{Name: "1ABC", Value: "x"}, errs.Invalid},
 		{"dash", "app", stack.EnvVar{Name: "A-B", Value: "x"}, errs.Invalid},

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gantry-iac/gantry/internal/runenv"
 	"github.com/gantry-iac/gantry/internal/secrets"
 	"github.com/gantry-iac/gantry/internal/tofu"
 	"github.com/gantry-iac/gantry/internal/workerapi"
@@ -53,8 +54,8 @@ func stageVars(vars []workerapi.EnvVar, write bool) []string {
 			}
 			name, staged = wo, true
 		}
-		if staged && (name == "" || strings.HasPrefix(name, "GANTRY_") || strings.HasPrefix(name, "TF_VAR_gantry_")) {
-			continue // names Gantry sets itself
+		if name == "" || runenv.Reserved(name) != "" {
+			continue // names Gantry sets itself (a variable stored before a name was reserved does not override it)
 		}
 		cur, seen := best[name]
 		if !seen {

@@ -6,13 +6,10 @@ package worker
 
 import (
 	"context"
-	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
-	"time"
 
 	"github.com/gantry-iac/gantry/internal/errs"
 	"github.com/gantry-iac/gantry/internal/integration"
@@ -39,7 +36,7 @@ func (j *jobRun) writeOIDCToken() error {
 // integrations' write credentials (which replace all of the plan's: an
 // integration attached for read only gives the apply nothing; the plan's
 // revocable ones are revoked), those the worker mints itself, and a fresh
-// OIDC token of scope write; all masked from now on.
+// OIDC token of scope write; the secret ones masked from now on.
 func (j *jobRun) applyCredentials(ctx context.Context, resp workerapi.PlannedResponse) error {
 	j.revokeCredentials()
 	j.job.Revoke = resp.Revoke
@@ -70,7 +67,9 @@ func (j *jobRun) applyCredentials(ctx context.Context, resp workerapi.PlannedRes
 			}
 			v.Value, v.Sealed = pt, false
 		}
-		j.masker.Add(v.Value)
+		if v.Secret {
+			j.masker.Add(v.Value)
+		}
 		j.job.Env = append(j.job.Env, v)
 	}
 	if err := j.mintDelegated(ctx, resp.Delegated, "write"); err != nil {
@@ -119,8 +118,11 @@ func (j *jobRun) mintDelegated(ctx context.Context, ds []workerapi.Delegation, s
 		}
 		sort.Strings(names)
 		for _, k := range names {
-			j.masker.Add(c.Env[k])
-			j.job.Env = append(j.job.Env, workerapi.EnvVar{Name: k, Value: c.Env[k], Secret: true, Rank: -1})
+			v := c.Env[k]
+			if v.Secret {
+				j.masker.Add(v.Value)
+			}
+			j.job.Env = append(j.job.Env, workerapi.EnvVar{Name: k, Value: v.Value, Secret: v.Secret, Rank: -1})
 		}
 		for name, f := range c.Files {
 			if f.Secret {
@@ -153,23 +155,7 @@ func (j *jobRun) revokeCredentials() {
 		if token == "" {
 			continue
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(rv.Address, "/")+"/v1/auth/token/revoke-self", nil)
-		if err == nil {
-			req.Header.Set("X-Vault-Token", token)
-			if rv.Namespace != "" {
-				req.Header.Set("X-Vault-Namespace", rv.Namespace)
-			}
-			var resp *http.Response
-			if resp, err = http.DefaultClient.Do(req); err == nil {
-				resp.Body.Close()
-				if resp.StatusCode >= 300 {
-					err = fmt.Errorf("Vault answered %s", resp.Status)
-				}
-			}
-		}
-		cancel()
-		if err != nil {
+		if err := integration.RevokeVaultToken(context.Background(), nil, rv.Address, rv.Namespace, token); err != nil {
 			j.w.cfg.Log.Warn("revoking a Vault token at the end of the job failed (it expires by itself)", "run_id", j.job.RunID, "err", err)
 		}
 	}

@@ -378,6 +378,9 @@ func (j *jobRun) runPlan(ctx context.Context) error {
 			}
 			return j.applyWhileShowing(ctx)
 		case "done":
+			for _, line := range resp.Log {
+				j.log.Printf("%s", line)
+			}
 			j.ended = true
 			return nil
 		case "plan":

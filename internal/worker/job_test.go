@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -576,6 +577,55 @@ func TestWorkerRunRegisterRefused(t *testing.T) {
 	var se *workerapi.StatusError
 	if !errors.As(err, &se) || se.Status != 400 {
 		t.Errorf("Run = %v, want the permanent registration error", err)
+	}
+}
+
+// A claim the server answers with an error the worker cannot help (a 400
+// for a job it could not prepare, a 5xx) is retried; only a refusal of the
+// worker itself (401, 403, 409) stops it.
+func TestWorkerRunClaimErrors(t *testing.T) {
+	for _, tt := range []struct {
+		status int
+		stops  bool
+	}{
+		{400, false}, {404, false}, {500, false}, {503, false},
+		{401, true}, {403, true}, {409, true},
+	} {
+		t.Run(strconv.Itoa(tt.status), func(t *testing.T) {
+			fx := newJobFixture(t, nil)
+			stop, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			refusal := &workerapi.StatusError{Status: tt.status, Code: "x", Message: "no"}
+			fx.proto.claim = func(ctx context.Context, n int) (*workerapi.Job, error) {
+				switch n {
+				case 0, 1:
+					return nil, refusal
+				case 2:
+					return fx.job("plan"), nil
+				}
+				cancel()
+				return nil, ctx.Err()
+			}
+			done := make(chan error, 1)
+			go func() { done <- fx.worker.Run(stop, context.Background()) }()
+			var err error
+			select {
+			case err = <-done:
+			case <-time.After(20 * time.Second):
+				t.Fatal("Run did not return")
+			}
+			fx.proto.mu.Lock()
+			defer fx.proto.mu.Unlock()
+			if tt.stops {
+				if !errors.Is(err, refusal) || fx.proto.claims != 1 {
+					t.Errorf("Run = %v after %d claims, want it stopped by the refusal", err, fx.proto.claims)
+				}
+				return
+			}
+			if err != nil || len(fx.proto.finishes) != 1 || !fx.proto.finishes[0].OK {
+				t.Errorf("Run = %v, Finish = %+v; want the worker to go on and run the next job", err, fx.proto.finishes)
+			}
+		})
 	}
 }
 

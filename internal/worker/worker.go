@@ -142,10 +142,10 @@ func (w *Worker) loop(stop, kill context.Context, slot int) error {
 			if stop.Err() != nil {
 				return nil
 			}
-			log.Warn("claim failed", "err", err)
-			if workerapi.Permanent(err) && !errors.Is(err, context.Canceled) {
+			if workerapi.Refused(err) {
 				return err
 			}
+			log.Warn("claim failed; retrying", "err", err, "backoff", backoff)
 			sleep(stop, backoff)
 			backoff = min(backoff*2, 5*time.Second)
 			continue

@@ -258,6 +258,17 @@ func TestBuildEnv(t *testing.T) {
 		}
 	}
 
+	t.Run("a reserved variable stored before it was reserved does not override Gantry's", func(t *testing.T) {
+		j := *job
+		j.OIDCToken = "the.run.token"
+		j.Env = append(slices.Clone(job.Env), workerapi.EnvVar{Name: "SPACELIFT_OIDC_TOKEN", Value: "forged"},
+			workerapi.EnvVar{Name: "ro_GANTRY_RUN_ID", Value: "forged"})
+		m := envMap(buildEnv(&j, "/job/cli.tfrc", "/tools", "http://gantry:8080/api/v1/stacks/s/tfstate"))
+		if m["SPACELIFT_OIDC_TOKEN"] != j.OIDCToken || m["GANTRY_RUN_ID"] != "run-1" {
+			t.Errorf("SPACELIFT_OIDC_TOKEN = %q, GANTRY_RUN_ID = %q; want Gantry's", m["SPACELIFT_OIDC_TOKEN"], m["GANTRY_RUN_ID"])
+		}
+	})
+
 	t.Run("unmanaged state has no state credential", func(t *testing.T) {
 		j := *job
 		j.ManagedState = false

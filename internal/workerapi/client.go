@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -67,6 +68,20 @@ func (e *StatusError) Kind() errs.Kind {
 func Permanent(err error) bool {
 	se, ok := err.(*StatusError)
 	return ok && se.Status >= 400 && se.Status < 500
+}
+
+// Refused reports whether a claim's error means that this worker can claim
+// no more until it is restarted: its token is refused (401: unknown
+// worker, its pool's token was reset; 403) or its key pair is no longer
+// its pool's (409). Anything else (a server in trouble, a request it did
+// not like) is logged and retried with backoff: a worker that stopped on
+// it would leave its pool's runs waiting for good.
+func Refused(err error) bool {
+	var se *StatusError
+	if !errors.As(err, &se) {
+		return false
+	}
+	return se.Status == http.StatusUnauthorized || se.Status == http.StatusForbidden || se.Status == http.StatusConflict
 }
 
 func (c *Client) do(ctx context.Context, method, path, token string, body io.Reader, contentType string, out any) (int, error) {

@@ -46,8 +46,10 @@ type Handler struct {
 	PoolKey func(ctx context.Context, pool string) (string, error)
 	// Integrations, when set, mints the credentials of the stack's cloud
 	// integrations for each job (read for plans, write for applies).
+	// Discard revokes what was minted for a job no worker gets.
 	Integrations interface {
 		Credentials(ctx context.Context, st stack.Stack, r integration.Request) (integration.Minted, error)
+		Discard(ctx context.Context, m integration.Minted) error
 	}
 	// SpacePath, when set, names a space by its path from the root
 	// ("root/team/app"), for the spacePath claim.
@@ -213,15 +215,23 @@ func (h *Handler) claim(w http.ResponseWriter, r *http.Request) error {
 			// committed: build the job regardless, and give the run back
 			// rather than lose it when nobody is there to take it.
 			bctx := context.WithoutCancel(r.Context())
-			job, err := h.buildJob(bctx, cl, pending)
+			job, minted, err := h.buildJob(bctx, cl, pending)
 			if err == nil {
 				err = h.sealJob(bctx, wk.Pool, job)
 			}
 			if err != nil {
-				_, _ = h.Runs.Finish(bctx, cl.Run.ID, wk.ID, false, "preparing the job failed: "+errs.Public(err))
-				return err
+				// The run fails, not the worker: a cloud refusing the run's
+				// credentials says nothing about the worker, which is answered
+				// as if the run had never been there and goes on claiming.
+				h.discard(bctx, cl.Run, minted)
+				h.failPreparing(bctx, cl.Run, wk.ID, err)
+				if r.Context().Err() != nil {
+					return r.Context().Err()
+				}
+				continue
 			}
 			if r.Context().Err() != nil {
+				h.discard(bctx, cl.Run, minted)
 				if _, uerr := h.Runs.Unclaim(bctx, cl.Run.ID, wk.ID); uerr != nil {
 					h.Log.Warn("giving back a run claimed by a worker that left failed", "run_id", cl.Run.ID, "worker", wk.ID, "err", uerr)
 				}
@@ -252,6 +262,15 @@ func (h *Handler) claim(w http.ResponseWriter, r *http.Request) error {
 	}
 }
 
+// failPreparing fails a claimed run whose job could not be built, with the
+// reason, and logs the cause.
+func (h *Handler) failPreparing(ctx context.Context, rn run.Run, workerID string, cause error) {
+	h.Log.Warn("preparing a job failed: the run fails", "run_id", rn.ID, "stack_id", rn.StackID, "worker_id", workerID, "err", cause)
+	if _, err := h.Runs.Finish(ctx, rn.ID, workerID, false, "preparing the job failed: "+errs.Public(cause)); err != nil {
+		h.Log.Warn("failing a run whose job could not be prepared failed", "run_id", rn.ID, "worker_id", workerID, "err", err)
+	}
+}
+
 // jobScope is the scope of a job's token: read for plans, write for
 // applies and tasks.
 func jobScope(cl *run.Claimed) string {
@@ -275,14 +294,15 @@ func (h *Handler) pendToken(ctx context.Context, rn run.Run, space, scope string
 }
 
 // buildJob reads the job of a claimed run. pending, when set, is its token,
-// recorded in the claim's transaction, to sign.
-func (h *Handler) buildJob(ctx context.Context, cl *run.Claimed, pending *runtoken.Pending) (*Job, error) {
+// recorded in the claim's transaction, to sign. It returns the job's
+// credentials as minted too, to discard if the job is not handed out.
+func (h *Handler) buildJob(ctx context.Context, cl *run.Claimed, pending *runtoken.Pending) (*Job, integration.Minted, error) {
 	scope := jobScope(cl)
 	// Signed while the rest of the job is read.
 	token := h.jobToken(ctx, cl.Run, cl.Run.SpaceID, scope, pending)
 	st, err := h.Stacks.Get(ctx, cl.Run.StackID)
 	if err != nil {
-		return nil, err
+		return nil, integration.Minted{}, err
 	}
 	job := &Job{
 		RunID: cl.Run.ID, Kind: cl.Kind, Token: cl.Token, StateToken: cl.StateToken, RunType: cl.Run.Type,
@@ -306,23 +326,20 @@ func (h *Handler) buildJob(ctx context.Context, cl *run.Claimed, pending *runtok
 	release := func(err error) { releaseOnce.Do(func() { proceed <- err }) }
 	defer release(errors.New("the job could not be built"))
 	type minted struct {
-		env       []EnvVar
-		revoke    []Revoke
-		files     []File
-		delegated []Delegation
-		err       error
+		creds jobCredentials
+		err   error
 	}
 	credc := make(chan minted, 1)
 	go func() {
 		var m minted
-		m.env, m.revoke, m.files, m.delegated, m.err = h.credentials(ctx, cl.Run, st, scope, func() error { return <-proceed })
+		m.creds, m.err = h.credentials(ctx, cl.Run, st, scope, func() error { return <-proceed })
 		credc <- m
 	}()
 	// The environment is read meanwhile too.
 	if h.Contexts == nil {
 		vars, err := h.Stacks.EnvForJob(ctx, st.ID)
 		if err != nil {
-			return nil, err
+			return nil, integration.Minted{}, err
 		}
 		for _, v := range vars {
 			job.Env = append(job.Env, EnvVar{Name: v.Name, Value: v.Value, Secret: v.Secret})
@@ -333,7 +350,7 @@ func (h *Handler) buildJob(ctx context.Context, cl *run.Claimed, pending *runtok
 		// the hooks in Spacelift's order.
 		eff, err := h.Contexts.EffectiveFor(ctx, st, true)
 		if err != nil {
-			return nil, err
+			return nil, integration.Minted{}, err
 		}
 		for _, v := range eff.Env {
 			job.Env = append(job.Env, EnvVar{Name: v.Name, Value: v.Value, Secret: v.Secret, Rank: v.Rank})
@@ -344,25 +361,47 @@ func (h *Handler) buildJob(ctx context.Context, cl *run.Claimed, pending *runtok
 		job.Hooks = Hooks(eff.Hooks)
 	}
 	if job.OIDCToken, err = token(); err != nil {
-		return nil, err
+		return nil, integration.Minted{}, err
 	}
 	release(nil)
 	m := <-credc
 	if m.err != nil {
-		return nil, m.err
+		return nil, integration.Minted{}, m.err
 	}
-	job.Revoke, job.CredentialFiles, job.Delegated = m.revoke, m.files, m.delegated
-	job.Env = append(job.Env, m.env...)
-	return job, nil
+	job.Revoke, job.CredentialFiles, job.Delegated = m.creds.revoke, m.creds.files, m.creds.delegated
+	job.Env = append(job.Env, m.creds.env...)
+	return job, m.creds.minted, nil
+}
+
+// jobCredentials are the cloud integrations' credentials of a job, as the
+// worker gets them, and as minted (to discard if no worker gets them).
+type jobCredentials struct {
+	env       []EnvVar
+	revoke    []Revoke
+	files     []File
+	delegated []Delegation
+	minted    integration.Minted
+}
+
+// discard revokes what was minted for a job of rn that no worker gets
+// (a failure is logged: the credentials expire anyway).
+func (h *Handler) discard(ctx context.Context, rn run.Run, m integration.Minted) {
+	if h.Integrations == nil || len(m.Revoke) == 0 {
+		return
+	}
+	if err := h.Integrations.Discard(ctx, m); err != nil {
+		h.Log.Warn("revoking the credentials of a job no worker got failed (they expire by themselves)", "run_id", rn.ID, "err", err)
+	}
 }
 
 // credentials mints the stack's cloud integrations' credentials for the
-// run's scope: secret variables ranked above the stack's and its
-// contexts' (an integration's credentials are not shadowed by accident).
+// run's scope: variables ranked above the stack's and its contexts' (an
+// integration's credentials are not shadowed by accident), secret when
+// they are credentials, plain when they are settings (a region, an id).
 // ready, if set, is waited for before anything is minted.
-func (h *Handler) credentials(ctx context.Context, rn run.Run, st stack.Stack, scope string, ready func() error) ([]EnvVar, []Revoke, []File, []Delegation, error) {
+func (h *Handler) credentials(ctx context.Context, rn run.Run, st stack.Stack, scope string, ready func() error) (jobCredentials, error) {
 	if h.Integrations == nil {
-		return nil, nil, nil, nil, nil
+		return jobCredentials{}, nil
 	}
 	req := integration.Request{RunID: rn.ID, RunType: rn.Type, StackID: st.ID, SpaceID: st.Space, Scope: scope, Ready: ready,
 		Token: func(ctx context.Context, audience string) (string, error) {
@@ -381,11 +420,11 @@ func (h *Handler) credentials(ctx context.Context, rn run.Run, st stack.Stack, s
 		}}
 	m, err := h.Integrations.Credentials(ctx, st, req)
 	if err != nil {
-		return nil, nil, nil, nil, err
+		return jobCredentials{}, err
 	}
 	out := make([]EnvVar, 0, len(m.Env))
 	for _, v := range m.Env {
-		out = append(out, EnvVar{Name: v.Name, Value: v.Value, Secret: true, Rank: -1})
+		out = append(out, EnvVar{Name: v.Name, Value: v.Value, Secret: v.Secret, Rank: -1})
 	}
 	var rv []Revoke
 	for _, x := range m.Revoke {
@@ -399,7 +438,7 @@ func (h *Handler) credentials(ctx context.Context, rn run.Run, st stack.Stack, s
 	for _, d := range m.Delegated {
 		del = append(del, Delegation{ID: d.Integration.ID, Type: d.Integration.Type, Config: d.Integration.Config, Token: d.Token})
 	}
-	return out, rv, files, del, nil
+	return jobCredentials{env: out, revoke: rv, files: files, delegated: del, minted: m}, nil
 }
 
 func (h *Handler) phase(w http.ResponseWriter, r *http.Request, rn run.Run) error {
@@ -496,60 +535,92 @@ func (h *Handler) planned(w http.ResponseWriter, r *http.Request, rn run.Run) er
 		if writeToken == nil || st.Space != rn.SpaceID {
 			writeToken = h.prepareToken(r.Context(), rn, st.Space, runtoken.Write)
 		}
-		// The token is handed out (its issuance recorded) while the apply's
-		// credentials and the worker's pool are read. (If the credentials
-		// fail, the trail may show a token the failed apply never got.)
-		type handed struct {
-			token string
-			err   error
-		}
-		tokc := make(chan handed, 1)
-		go func() {
-			tok, err := writeToken()
-			tokc <- handed{tok, err}
-		}()
-		if resp.Env, resp.Revoke, resp.CredentialFiles, resp.Delegated, err = h.credentials(r.Context(), rn, st, runtoken.Write, nil); err != nil {
-			// The apply cannot have its credentials: fail the run now, with
-			// the cloud's reason, rather than apply without them.
-			_, _ = h.Runs.Finish(r.Context(), rn.ID, rn.WorkerID, false, "minting the apply's credentials failed: "+errs.Public(err))
-			return err
-		}
-		pool, err := h.jobPool(r.Context(), rn)
-		if err != nil {
-			return err
-		}
-		tok := <-tokc
-		if tok.err != nil {
-			return tok.err
-		}
-		resp.OIDCToken = tok.token
-		if resp.OIDCToken != "" {
-			if resp.OIDCToken, resp.OIDCTokenSealed, err = h.sealValue(r.Context(), pool, "oidc-write:"+rn.ID, resp.OIDCToken); err != nil {
-				return err
-			}
-		}
-		for i := range resp.Env {
-			v := &resp.Env[i]
-			if v.Value, v.Sealed, err = h.sealValue(r.Context(), pool, "env:"+rn.ID+":"+v.Name, v.Value); err != nil {
-				return err
-			}
-		}
-		for i := range resp.Delegated {
-			d := &resp.Delegated[i]
-			if d.Token, d.TokenSealed, err = h.sealValue(r.Context(), pool, "delegated:"+rn.ID+":"+d.ID, d.Token); err != nil {
-				return err
-			}
-		}
-		for i := range resp.CredentialFiles {
-			f := &resp.CredentialFiles[i]
-			var sealed string
-			if sealed, f.Sealed, err = h.sealValue(r.Context(), pool, "credfile:"+rn.ID+":"+f.Path, string(f.Content)); err != nil {
-				return err
-			}
-			f.Content = []byte(sealed)
-		}
+		return h.answerApply(w, r, rn, st, writeToken, resp)
 	}
 	httpx.WriteJSON(w, http.StatusOK, resp)
+	return nil
+}
+
+// answerApply answers planned with next apply: the apply's write token
+// and credentials, sealed to the worker's pool when it has a key pair.
+// Credentials that cannot be minted fail the run, and the job is over
+// (done), which is no fault of the worker's; credentials minted but not
+// sent are revoked.
+func (h *Handler) answerApply(w http.ResponseWriter, r *http.Request, rn run.Run, st stack.Stack, writeToken func() (string, error), resp PlannedResponse) error {
+	// The token is handed out (its issuance recorded) while the apply's
+	// credentials and the worker's pool are read. (If the credentials
+	// fail, the trail may show a token the failed apply never got.)
+	type handed struct {
+		token string
+		err   error
+	}
+	tokc := make(chan handed, 1)
+	go func() {
+		tok, err := writeToken()
+		tokc <- handed{tok, err}
+	}()
+	creds, err := h.credentials(r.Context(), rn, st, runtoken.Write, nil)
+	if err != nil {
+		// Rather than apply without them: the cloud's reason.
+		reason := "minting the apply's credentials failed: " + errs.Public(err)
+		h.Log.Warn("minting the apply's credentials failed: the run fails", "run_id", rn.ID, "stack_id", rn.StackID, "worker_id", rn.WorkerID, "err", err)
+		if _, ferr := h.Runs.Finish(r.Context(), rn.ID, rn.WorkerID, false, reason); ferr != nil {
+			return err
+		}
+		httpx.WriteJSON(w, http.StatusOK, PlannedResponse{Next: run.NextDone, Log: []string{reason}})
+		return nil
+	}
+	resp.Env, resp.Revoke, resp.CredentialFiles, resp.Delegated = creds.env, creds.revoke, creds.files, creds.delegated
+	err = h.sealApply(r.Context(), rn, &resp, func() (string, error) {
+		tok := <-tokc
+		return tok.token, tok.err
+	})
+	if err != nil {
+		h.discard(context.WithoutCancel(r.Context()), rn, creds.minted)
+		return err
+	}
+	httpx.WriteJSON(w, http.StatusOK, resp)
+	return nil
+}
+
+// sealApply puts the apply's write token in resp and seals it and the
+// secret values of resp to the worker's pool's key, if it has one.
+func (h *Handler) sealApply(ctx context.Context, rn run.Run, resp *PlannedResponse, token func() (string, error)) error {
+	pool, err := h.jobPool(ctx, rn)
+	if err != nil {
+		return err
+	}
+	if resp.OIDCToken, err = token(); err != nil {
+		return err
+	}
+	if resp.OIDCToken != "" {
+		if resp.OIDCToken, resp.OIDCTokenSealed, err = h.sealValue(ctx, pool, "oidc-write:"+rn.ID, resp.OIDCToken); err != nil {
+			return err
+		}
+	}
+	for i := range resp.Env {
+		v := &resp.Env[i]
+		if !v.Secret {
+			continue
+		}
+		if v.Value, v.Sealed, err = h.sealValue(ctx, pool, "env:"+rn.ID+":"+v.Name, v.Value); err != nil {
+			return err
+		}
+	}
+	for i := range resp.Delegated {
+		d := &resp.Delegated[i]
+		if d.Token, d.TokenSealed, err = h.sealValue(ctx, pool, "delegated:"+rn.ID+":"+d.ID, d.Token); err != nil {
+			return err
+		}
+	}
+	for i := range resp.CredentialFiles {
+		f := &resp.CredentialFiles[i]
+		var sealed string
+		if sealed, f.Sealed, err = h.sealValue(ctx, pool, "credfile:"+rn.ID+":"+f.Path, string(f.Content)); err != nil {
+			return err
+		}
+		f.Content = []byte(sealed)
+	}
 	return nil
 }
 

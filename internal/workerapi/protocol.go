@@ -232,8 +232,8 @@ type PlannedResponse struct {
 	OIDCTokenSealed bool   `json:"oidc_token_sealed,omitempty"`
 	// Env, with next apply, are the write credentials of the stack's cloud
 	// integrations for the apply: they replace the job's integration
-	// credentials (secret, sealed like the job's when the pool has a key
-	// pair); Revoke replaces the job's list (revoke the old ones first).
+	// variables (the secret ones sealed like the job's when the pool has a
+	// key pair); Revoke replaces the job's list (revoke the old ones first).
 	Env             []EnvVar     `json:"env,omitempty"`
 	Revoke          []Revoke     `json:"revoke,omitempty"`
 	CredentialFiles []File       `json:"credential_files,omitempty"`

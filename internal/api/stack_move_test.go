@@ -1,0 +1,37 @@
+package api_test
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/gantry-iac/gantry/internal/auth"
+)
+
+// An explicit integration attachment stops applying while its stack is in
+// a space that does not see the integration's (as contexts and policies
+// do); moving the stack back, where it applies again, is attaching it: it
+// takes integration:attach there, as a label that auto-attaches one does.
+func TestStackMoveBackReattachingAnIntegrationNeedsAttach(t *testing.T) {
+	e := newRBACEnv(t)
+	f1, f2 := e.fixture(1), e.fixture(2) // aws1 in sp1, attached to st1
+	actions := []string{auth.SpaceRead, auth.StackCreate, auth.StackUpdate}
+	mover := e.actor("mover", "root", actions)
+	lead := e.actor("lead", "root", append(actions, auth.IntegrationAttach))
+	move := func(token, space string) response {
+		t.Helper()
+		return e.as(token, "PATCH", "/api/v1/stacks/"+f1.stack, map[string]any{"space": space})
+	}
+	// Away: the integration stops applying, which takes nothing.
+	if r := move(mover, f2.space); r.status != http.StatusOK {
+		t.Fatalf("moving the stack away: %v", r)
+	}
+	// Back: it would apply again.
+	if r := move(mover, f1.space); r.status != http.StatusForbidden || !strings.Contains(string(r.body), f1.integration) ||
+		!strings.Contains(string(r.body), auth.IntegrationAttach) {
+		t.Errorf("moving the stack back without %s: %v, want 403 naming the integration", auth.IntegrationAttach, r)
+	}
+	if r := move(lead, f1.space); r.status != http.StatusOK {
+		t.Errorf("moving the stack back with %s: %v", auth.IntegrationAttach, r)
+	}
+}
