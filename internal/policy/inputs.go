@@ -84,14 +84,25 @@ func stackObject(v stackView) obj {
 	}
 }
 
-// session describes who triggered a run, as Spacelift's creator_session.
-func session(actor string) obj {
+// Actor is who reviews a run or notifies a push, as session objects show
+// them: its name (as auth.Principal's String: user::alice, api_key::ci),
+// whether it is an admin, and its IdP groups (a user's, or those of the
+// user whose own API key it is).
+type Actor struct {
+	Name  string
+	Admin bool
+	Teams []string
+}
+
+// session is Spacelift's session object (creator_session, a review's
+// session) of an actor as it was when it acted.
+func session(actor string, admin bool, teams []string) obj {
 	kind, name, ok := strings.Cut(actor, "::")
 	if !ok {
 		kind, name = "", actor
 	}
-	return obj{"login": name, "name": name, "admin": kind == "api_key", "machine": kind != "user",
-		"member": true, "teams": []any{}, "account_name": "", "creator_ip": "", "stack_id": ""}
+	return obj{"login": name, "name": name, "admin": admin, "machine": kind != "user",
+		"member": true, "teams": strs(nonNil(teams)), "account_name": "", "creator_ip": "", "stack_id": ""}
 }
 
 // runObject is Spacelift's run object.
@@ -109,7 +120,7 @@ func runObject(r run.Run, branch string, changes []any) obj {
 		"created_at": ns(r.CreatedAt), "updated_at": ns(r.UpdatedAt),
 		"triggered_by": r.TriggeredBy, "drift_detection": r.Drift, "flags": strs(flags),
 		"command": r.Command, "based_on_local_workspace": false, "changes": changes,
-		"creator_session": session(r.TriggeredBy), "user_provided_metadata": []any{},
+		"creator_session": session(r.TriggeredBy, r.Creator.Admin, r.Creator.Teams), "user_provided_metadata": []any{},
 		"runtime_config": obj{"project_root": "", "environment": obj{}, "terraform_version": ""},
 	}
 }

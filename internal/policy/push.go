@@ -55,7 +55,7 @@ const MaxAffectedFiles = 10000
 
 // NotifyPush evaluates the GIT_PUSH policies of a stack on a push (or the
 // default rules when none is attached) and starts the run they ask for.
-func (s *Service) NotifyPush(ctx context.Context, stackID string, p Push, actor string) (PushResult, error) {
+func (s *Service) NotifyPush(ctx context.Context, stackID string, p Push, by Actor) (PushResult, error) {
 	if p.SHA == "" || p.Branch == "" && p.Tag == "" {
 		return PushResult{}, errs.E(errs.Invalid, "a push needs a commit SHA and a branch (or a tag)")
 	}
@@ -116,7 +116,7 @@ func (s *Service) NotifyPush(ctx context.Context, stackID string, p Push, actor 
 		flags = append(flags, NoTriggerFlag)
 	}
 	r, err := s.runs.Create(ctx, run.New{StackID: stackID, Type: typ, CommitSHA: p.SHA, CommitMessage: p.Message,
-		TriggeredBy: "push:" + actor, Flags: flags, Reason: "push of " + short(p.SHA) + " to " + p.Branch})
+		TriggeredBy: "push:" + by.Name, Creator: run.Creator{Admin: by.Admin, Teams: by.Teams}, Flags: flags, Reason: "push of " + short(p.SHA) + " to " + p.Branch})
 	if err != nil {
 		return res, err
 	}

@@ -199,6 +199,7 @@ type New struct {
 	Flags         []string // flags carried over (from the run that triggered it)
 	Drift         bool     // a drift detection run (PROPOSED only)
 	Targets       []string // resource addresses to limit the plan to (TRACKED and PROPOSED)
+	Creator       Creator  // what policies see of TriggeredBy
 }
 
 // Create queues a run and lets it go if the stack is free.
@@ -239,7 +240,7 @@ func (s *Service) Create(ctx context.Context, in New) (Run, error) {
 		now := time.Now()
 		verdict, err = s.Policies.Approval(ctx, Run{ID: runID, StackID: in.StackID, Type: in.Type, State: Queued, Blocking: in.Type != Proposed,
 			CommitSHA: in.CommitSHA, CommitMessage: in.CommitMessage, TriggeredBy: in.TriggeredBy, Command: in.Command,
-			Drift: in.Drift, Targets: in.Targets, Flags: in.Flags, WorkflowID: in.WorkflowID, CreatedAt: now, UpdatedAt: now}, Queued)
+			Drift: in.Drift, Targets: in.Targets, Flags: in.Flags, WorkflowID: in.WorkflowID, Creator: in.Creator, CreatedAt: now, UpdatedAt: now}, Queued)
 		if err != nil {
 			return Run{}, err
 		}
@@ -256,10 +257,11 @@ func (s *Service) Create(ctx context.Context, in New) (Run, error) {
 		if _, err := s.db.Exec(ctx, `UPDATE stacks SET lock_version = lock_version + 1 WHERE id = $1`, in.StackID); err != nil {
 			return err
 		}
-		res, err := s.db.Exec(ctx, `INSERT INTO runs (id, stack_id, space_id, type, state, blocking, commit_sha, commit_message, triggered_by, command, workflow_id, flags, drift, targets, created_at, updated_at)
-			SELECT $1, id, space_id, $3, 'QUEUED', $4, $5, $6, $7, $8, $10, $11, $12, $13, $9, $9 FROM stacks WHERE id = $2`,
+		res, err := s.db.Exec(ctx, `INSERT INTO runs (id, stack_id, space_id, type, state, blocking, commit_sha, commit_message, triggered_by, command, workflow_id, flags, drift, targets,
+				creator_admin, creator_teams, created_at, updated_at)
+			SELECT $1, id, space_id, $3, 'QUEUED', $4, $5, $6, $7, $8, $10, $11, $12, $13, $14, $15, $9, $9 FROM stacks WHERE id = $2`,
 			runID, in.StackID, in.Type, in.Type != Proposed, in.CommitSHA, in.CommitMessage, in.TriggeredBy, in.Command, now, in.WorkflowID, labels.Encode(in.Flags),
-			in.Drift, labels.Encode(in.Targets))
+			in.Drift, labels.Encode(in.Targets), in.Creator.Admin, labels.Encode(in.Creator.Teams))
 		if err != nil {
 			return err
 		}

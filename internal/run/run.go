@@ -99,11 +99,20 @@ type Run struct {
 	WorkflowID    string   // the first run of the trigger chain this run belongs to ("" if none)
 	ReviewFrom    string   // while PENDING_REVIEW: the state an approval returns it to
 	Targets       []string // resource addresses the plan is limited to (-target)
+	Creator       Creator  // who created it, as policies see them
 	// Notes is not stored: what policies said at the step that returned
 	// this run, for the worker to write into the run's log.
 	Notes     []string
 	CreatedAt time.Time
 	UpdatedAt time.Time
+}
+
+// Creator is what policies see of who created a run (Spacelift's
+// creator_session) as it was then: whether the principal was an admin, and
+// its IdP groups. Its name is the run's TriggeredBy.
+type Creator struct {
+	Admin bool
+	Teams []string
 }
 
 // Transition is one entry of a run's timeline.
@@ -148,7 +157,8 @@ func LogKey(runID string) string { return "log:" + runID }
 
 const cols = `r.id, r.stack_id, s.space_id, s.worker_pool, r.type, r.state, r.blocking, r.drift, r.commit_sha, r.commit_message,
 	r.triggered_by, r.command, r.has_delta, r.delta_add, r.delta_change, r.delta_destroy, r.has_changes, r.reason,
-	r.stop_requested, r.worker_id, r.heartbeat_at, r.log_size, r.flags, r.workflow_id, r.review_from, r.targets, r.created_at, r.updated_at`
+	r.stop_requested, r.worker_id, r.heartbeat_at, r.log_size, r.flags, r.workflow_id, r.review_from, r.targets,
+	r.creator_admin, r.creator_teams, r.created_at, r.updated_at`
 
 const from = ` FROM runs r JOIN stacks s ON s.id = r.stack_id`
 
@@ -156,15 +166,19 @@ const from = ` FROM runs r JOIN stacks s ON s.id = r.stack_id`
 func scan(row interface{ Scan(...any) error }, extra ...any) (Run, error) {
 	var r Run
 	var hb, c, u int64
-	var flags, targets string
+	var flags, targets, teams string
 	err := row.Scan(append([]any{&r.ID, &r.StackID, &r.SpaceID, &r.Pool, &r.Type, &r.State, &r.Blocking, &r.Drift, &r.CommitSHA, &r.CommitMessage,
 		&r.TriggeredBy, &r.Command, &r.HasDelta, &r.Delta.Add, &r.Delta.Change, &r.Delta.Destroy, &r.HasChanges, &r.Reason,
-		&r.StopRequested, &r.WorkerID, &hb, &r.LogSize, &flags, &r.WorkflowID, &r.ReviewFrom, &targets, &c, &u}, extra...)...)
+		&r.StopRequested, &r.WorkerID, &hb, &r.LogSize, &flags, &r.WorkflowID, &r.ReviewFrom, &targets,
+		&r.Creator.Admin, &teams, &c, &u}, extra...)...)
 	if err == nil {
 		r.Flags, err = labels.Decode(flags)
 	}
 	if err == nil {
 		r.Targets, err = labels.Decode(targets)
+	}
+	if err == nil {
+		r.Creator.Teams, err = labels.Decode(teams)
 	}
 	r.HeartbeatAt, r.CreatedAt, r.UpdatedAt = time.Unix(0, hb).UTC(), time.Unix(0, c).UTC(), time.Unix(0, u).UTC()
 	return r, err
