@@ -38,7 +38,8 @@ type stackView struct {
 	stack.Stack
 	space   space.Space
 	state   string
-	visible bool // trigger input: the stack sees a trigger policy's space
+	tracked *run.Run // the run of its tracked commit (nil if none)
+	visible bool     // trigger input: the stack sees a trigger policy's space
 }
 
 func (s *Service) stackView(ctx context.Context, stackID string) (stackView, error) {
@@ -54,7 +55,15 @@ func (s *Service) stackView(ctx context.Context, stackID string) (stackView, err
 	if err != nil {
 		return stackView{}, err
 	}
-	return stackView{Stack: st, space: sp, state: states[st.ID]}, nil
+	v := stackView{Stack: st, space: sp, state: states[st.ID]}
+	tracked, err := s.runs.TrackedCommits(ctx, []string{st.ID})
+	if err != nil {
+		return stackView{}, err
+	}
+	if r, ok := tracked[st.ID]; ok {
+		v.tracked = &r
+	}
+	return v, nil
 }
 
 func toolName(t string) string {
@@ -64,9 +73,27 @@ func toolName(t string) string {
 	return "OPEN_TOFU"
 }
 
-func commitObject(sha, message, branch string, at time.Time) obj {
-	return obj{"author": "", "branch": branch, "created_at": ns(at), "exist_on_tracked_branch": true,
-		"hash": sha, "message": message, "pull_request_id": 0, "tag": "", "url": ""}
+// commit is Spacelift's commit object.
+type commit struct {
+	sha, message, author, branch, tag string
+	at                                time.Time // 0 when not known yet
+	onTracked                         bool      // the branch is the stack's tracked branch
+	pullRequest                       int
+}
+
+func (c commit) object() obj {
+	return obj{"author": c.author, "branch": c.branch, "created_at": ns(c.at), "exist_on_tracked_branch": c.onTracked,
+		"hash": c.sha, "message": c.message, "pull_request_id": c.pullRequest, "tag": c.tag, "url": ""}
+}
+
+// runCommit is the commit of r, a run of a stack tracking stackBranch.
+func runCommit(r run.Run, stackBranch string) commit {
+	branch := r.CommitBranch
+	if branch == "" {
+		branch = stackBranch
+	}
+	return commit{sha: r.CommitSHA, message: r.CommitMessage, author: r.CommitAuthor, branch: branch, tag: r.CommitTag,
+		at: r.CommitAt, onTracked: branch == stackBranch, pullRequest: r.PullRequestID}
 }
 
 func stackObject(v stackView) obj {
@@ -74,11 +101,15 @@ func stackObject(v stackView) obj {
 	if v.WorkerPool != "" {
 		pool = obj{"id": v.WorkerPool, "name": v.WorkerPool, "public": false, "labels": []any{}}
 	}
+	var tracked any
+	if v.tracked != nil {
+		tracked = runCommit(*v.tracked, v.Branch).object()
+	}
 	return obj{
 		"id": v.ID, "name": v.Name, "labels": strs(v.Labels), "autodeploy": v.Autodeploy, "administrative": false,
 		"branch": v.Branch, "namespace": "", "project_root": v.ProjectRoot, "repository": v.Repository,
 		"state": v.state, "terraform_version": v.ToolVersion, "terraform_workflow_tool": toolName(v.Tool),
-		"additional_project_globs": []any{}, "contexts": []any{}, "locked_by": nil, "tracked_commit": nil,
+		"additional_project_globs": []any{}, "contexts": []any{}, "locked_by": nil, "tracked_commit": tracked,
 		"worker_pool": pool,
 		"space":       obj{"id": v.space.ID, "name": v.space.Name, "labels": strs(v.space.Labels)},
 	}
@@ -105,8 +136,9 @@ func session(actor string, admin bool, teams []string) obj {
 		"member": true, "teams": strs(nonNil(teams)), "account_name": "", "creator_ip": "", "stack_id": ""}
 }
 
-// runObject is Spacelift's run object.
-func runObject(r run.Run, branch string, changes []any) obj {
+// runObject is Spacelift's run object of r, a run of a stack tracking
+// stackBranch.
+func runObject(r run.Run, stackBranch string, changes []any) obj {
 	if changes == nil {
 		changes = []any{}
 	}
@@ -114,9 +146,9 @@ func runObject(r run.Run, branch string, changes []any) obj {
 	if flags == nil {
 		flags = []string{}
 	}
+	c := runCommit(r, stackBranch)
 	return obj{
-		"id": r.ID, "type": r.Type, "state": r.State, "branch": branch,
-		"commit":     commitObject(r.CommitSHA, r.CommitMessage, branch, r.CreatedAt),
+		"id": r.ID, "type": r.Type, "state": r.State, "branch": c.branch, "commit": c.object(),
 		"created_at": ns(r.CreatedAt), "updated_at": ns(r.UpdatedAt),
 		"triggered_by": r.TriggeredBy, "drift_detection": r.Drift, "flags": strs(flags),
 		"command": r.Command, "based_on_local_workspace": false, "changes": changes,

@@ -137,7 +137,7 @@ func (s *Service) planInput(ctx context.Context, r run.Run, v stackView) (map[st
 	if plan == nil {
 		return nil, errs.E(errs.Invalid, "the run has no plan JSON for its plan policies to read")
 	}
-	prev, err := s.previousRun(ctx, r)
+	prev, err := s.previousRun(ctx, r, v.Branch)
 	if err != nil {
 		return nil, err
 	}
@@ -149,7 +149,7 @@ func (s *Service) planInput(ctx context.Context, r run.Run, v stackView) (map[st
 	input := obj{
 		"spacelift": obj{
 			"run": runObject(r, v.Branch, changes), "previous_run": prev, "stack": stackObject(v),
-			"commit": commitObject(r.CommitSHA, r.CommitMessage, v.Branch, r.CreatedAt), "request": request(time.Now()),
+			"commit": runCommit(r, v.Branch).object(), "request": request(time.Now()),
 		},
 		"terraform":            plan,
 		"gantry":               obj{"resources": cloud.Normalize(plan)},
@@ -181,15 +181,15 @@ func (s *Service) customMetadata(ctx context.Context, runID string) (map[string]
 }
 
 // previousRun is the stack's newest terminal tracked run before r (nil if
-// none), as Spacelift's previous_run.
-func (s *Service) previousRun(ctx context.Context, r run.Run) (any, error) {
+// none), as Spacelift's previous_run; the stack tracks stackBranch.
+func (s *Service) previousRun(ctx context.Context, r run.Run, stackBranch string) (any, error) {
 	runs, _, err := s.runs.List(ctx, run.Filter{Stack: r.StackID, Type: run.Tracked, Cursor: r.ID, Limit: 20})
 	if err != nil {
 		return nil, err
 	}
 	for _, p := range runs {
 		if run.Terminal(p.State) {
-			return runObject(p, "", nil), nil
+			return runObject(p, stackBranch, nil), nil
 		}
 	}
 	return nil, nil

@@ -407,7 +407,11 @@ func (h *Handler) phase(w http.ResponseWriter, r *http.Request, rn run.Run) erro
 	if err := httpx.DecodeJSON(w, r, &req, 64<<10); err != nil {
 		return err
 	}
-	_, err := h.Runs.Phase(r.Context(), rn.ID, rn.WorkerID, req.State, req.CommitSHA, req.CommitMessage)
+	c := run.Commit{SHA: req.CommitSHA, Message: req.CommitMessage, Author: req.CommitAuthor}
+	if req.CommitAt > 0 {
+		c.At = time.Unix(0, req.CommitAt).UTC()
+	}
+	_, err := h.Runs.PhaseCommit(r.Context(), rn.ID, rn.WorkerID, req.State, c)
 	return noContent(w, err)
 }
 

@@ -1,0 +1,182 @@
+package policy_test
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gantry-iac/gantry/internal/db"
+	"github.com/gantry-iac/gantry/internal/db/dbtest"
+	"github.com/gantry-iac/gantry/internal/policy"
+	"github.com/gantry-iac/gantry/internal/run"
+	"github.com/gantry-iac/gantry/internal/stack"
+)
+
+// sampleAll approves (or allows) everything and keeps every input.
+const sampleAll = `package spacelift
+
+approve := true
+sample := true
+`
+
+// inputs returns the inputs policyID saw for runID, oldest first.
+func (f *fixture) inputs(t *testing.T, policyID, runID string) []map[string]any {
+	t.Helper()
+	samples, err := f.policies.Samples(f.ctx, policyID, "", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []map[string]any
+	for i := len(samples) - 1; i >= 0; i-- {
+		if samples[i].RunID != runID {
+			continue
+		}
+		sm, err := f.policies.Sample(f.ctx, policyID, samples[i].Key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var in map[string]any
+		if err := json.Unmarshal(sm.Input, &in); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, in)
+	}
+	if len(out) == 0 {
+		t.Fatalf("policy %s has no sample of run %s", policyID, runID)
+	}
+	return out
+}
+
+// at follows a path of object keys in a decoded input.
+func at(v any, path string) any {
+	for _, k := range strings.Split(path, ".") {
+		m, _ := v.(map[string]any)
+		v = m[k]
+	}
+	return v
+}
+
+// wantFields checks values of an input by path.
+func wantFields(t *testing.T, what string, in map[string]any, want map[string]any) {
+	t.Helper()
+	for path, w := range want {
+		got := at(in, path)
+		if n, ok := got.(float64); ok {
+			got = int64(n)
+		}
+		if got != w {
+			t.Errorf("%s: %s = %#v, want %#v", what, path, got, w)
+		}
+	}
+}
+
+// planAt takes the stack's next run through planning as a worker that
+// checked out c does, with an empty plan (the run ends: nothing to do).
+func (f *fixture) planAt(t *testing.T, st stack.Stack, c run.Commit) run.Run {
+	t.Helper()
+	cl, err := f.runs.Claim(f.ctx, st.WorkerPool, worker)
+	if err != nil || cl == nil {
+		t.Fatalf("claim: %v %v", cl, err)
+	}
+	if _, err := f.runs.PhaseCommit(f.ctx, cl.Run.ID, worker, run.Initializing, c); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.runs.Phase(f.ctx, cl.Run.ID, worker, run.Planning, "", ""); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := json.Marshal(map[string]any{"format_version": "1.2", "terraform_version": "1.10.7"})
+	if err := f.runs.PutArtifact(f.ctx, cl.Run.ID, run.ArtifactPlanJSON, data); err != nil {
+		t.Fatal(err)
+	}
+	_, r, err := f.runs.Planned(f.ctx, cl.Run.ID, worker, false, run.Delta{}, st.Autodeploy)
+	if err != nil {
+		t.Fatalf("planned: %v", err)
+	}
+	return r
+}
+
+// TestCommitFieldsInInputs: the commit object holds the branch the run was
+// asked on (a pull request's head is not the tracked branch), its author
+// (a push's, else git's), its committer date (once a worker checked it
+// out; before, 0 and not the run's creation), the pull request; the stack
+// object carries its tracked commit and previous_run its branch.
+func TestCommitFieldsInInputs(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newFixture(t, d)
+		f.policy(t, "seen", "APPROVAL", sampleAll, "autoattach:*")
+		f.policy(t, "plan-seen", "PLAN", "package spacelift\n\nsample := true\n", "autoattach:*")
+
+		// A pull request's head branch.
+		st := f.stack(t, nil)
+		head := strings.Repeat("c", 40)
+		res, err := f.policies.NotifyPush(f.ctx, st.ID, policy.Push{Branch: "feature/x", SHA: head, Message: "try it", Author: "ada",
+			AffectedFiles: []string{"main.tf"}, PullRequest: &policy.PullRequest{ID: 42, Action: "opened", BaseBranch: "main"}}, policy.Actor{Name: "api_key::ci"})
+		if err != nil || res.Run == nil {
+			t.Fatalf("push = %+v, %v", res, err)
+		}
+		queued := f.inputs(t, "seen", res.Run.ID)[0]
+		wantFields(t, "pull request run", queued, map[string]any{
+			"run.branch":                         "feature/x",
+			"run.commit.branch":                  "feature/x",
+			"run.commit.exist_on_tracked_branch": false,
+			"run.commit.author":                  "ada",
+			"run.commit.hash":                    head,
+			"run.commit.pull_request_id":         int64(42),
+			"run.commit.created_at":              int64(0),
+			"stack.tracked_commit":               nil,
+		})
+
+		// Tracked runs: a push to the tracked branch, then one started by
+		// hand whose commit the worker finds.
+		st = f.stack(t, nil)
+		first := strings.Repeat("1", 40)
+		res, err = f.policies.NotifyPush(f.ctx, st.ID, policy.Push{Branch: "main", SHA: first, Message: "ship", Author: "bob",
+			AffectedFiles: []string{"main.tf"}}, policy.Actor{Name: "api_key::ci"})
+		if err != nil || res.Run == nil {
+			t.Fatalf("push = %+v, %v", res, err)
+		}
+		firstAt := time.Date(2024, 3, 4, 5, 6, 7, 0, time.UTC)
+		ended := f.planAt(t, st, run.Commit{SHA: first, Message: "ship", Author: "Bob Git", At: firstAt})
+		wantState(t, ended, run.Finished)
+		planned := f.inputs(t, "plan-seen", ended.ID)[0]
+		wantFields(t, "tracked run's plan", planned, map[string]any{
+			"spacelift.run.branch":                     "main",
+			"spacelift.commit.branch":                  "main",
+			"spacelift.commit.exist_on_tracked_branch": true,
+			"spacelift.commit.author":                  "bob",
+			"spacelift.commit.created_at":              firstAt.UnixNano(),
+			"spacelift.run.commit.created_at":          firstAt.UnixNano(),
+			"spacelift.stack.tracked_commit.hash":      first,
+		})
+
+		second := f.create(t, st.ID, run.Tracked)
+		queued = f.inputs(t, "seen", second.ID)[0]
+		wantFields(t, "manual run, queued", queued, map[string]any{
+			"run.branch":                         "main",
+			"run.commit.hash":                    "",
+			"run.commit.author":                  "",
+			"run.commit.created_at":              int64(0),
+			"run.commit.exist_on_tracked_branch": true,
+			"stack.tracked_commit.hash":          first,
+			"stack.tracked_commit.author":        "bob",
+			"stack.tracked_commit.branch":        "main",
+			"stack.tracked_commit.created_at":    firstAt.UnixNano(),
+		})
+		secondSHA := strings.Repeat("2", 40)
+		secondAt := time.Date(2024, 3, 5, 0, 0, 0, 0, time.UTC)
+		f.planAt(t, st, run.Commit{SHA: secondSHA, Message: "more", Author: "Carol", At: secondAt})
+		planned = f.inputs(t, "plan-seen", second.ID)[0]
+		wantFields(t, "manual run's plan", planned, map[string]any{
+			"spacelift.commit.author":                               "Carol",
+			"spacelift.commit.created_at":                           secondAt.UnixNano(),
+			"spacelift.previous_run.id":                             ended.ID,
+			"spacelift.previous_run.branch":                         "main",
+			"spacelift.previous_run.commit.branch":                  "main",
+			"spacelift.previous_run.commit.hash":                    first,
+			"spacelift.previous_run.commit.author":                  "bob",
+			"spacelift.previous_run.commit.exist_on_tracked_branch": true,
+			"spacelift.stack.tracked_commit.hash":                   secondSHA,
+		})
+	})
+}
