@@ -153,7 +153,7 @@ func runObject(r run.Run, stackBranch string, changes []any) obj {
 		"triggered_by": r.TriggeredBy, "drift_detection": r.Drift, "flags": strs(flags),
 		"command": r.Command, "based_on_local_workspace": false, "changes": changes,
 		"creator_session": session(r.TriggeredBy, r.Creator.Admin, r.Creator.Teams), "user_provided_metadata": []any{},
-		"runtime_config": obj{"project_root": "", "environment": obj{}, "terraform_version": ""},
+		"runtime_config": runtimeConfigObject(nil, nil),
 	}
 }
 

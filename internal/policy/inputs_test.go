@@ -180,3 +180,76 @@ func TestCommitFieldsInInputs(t *testing.T) {
 		})
 	})
 }
+
+// TestRuntimeConfigInInputs: run.runtime_config holds the stack's project
+// root, tool version (the plan's when the stack sets none), hooks and
+// plain variables; secrets are left out. A run a worker took shows what it
+// ran with, even after the stack changed; one no worker took yet, what it
+// would run with now.
+func TestRuntimeConfigInInputs(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newFixture(t, d)
+		f.policy(t, "seen", "APPROVAL", sampleAll, "autoattach:*")
+		f.policy(t, "plan-seen", "PLAN", "package spacelift\n\nsample := true\n", "autoattach:*")
+		st := f.stack(t, func(s *stack.Stack) {
+			s.ProjectRoot = "infra/prod"
+			s.Hooks = stack.Hooks{BeforeInit: []string{"tflint --init"}, AfterPlan: []string{"infracost breakdown", "echo done"}}
+		})
+		for _, v := range []stack.EnvVar{{Name: "AWS_REGION", Value: "eu-west-1"}, {Name: "TF_VAR_token", Value: "s3cr3t", Secret: true}} {
+			if _, err := f.stacks.SetEnv(f.ctx, st.ID, v); err != nil {
+				t.Fatal(err)
+			}
+		}
+		wantConfig := func(what string, in map[string]any, prefix string, want map[string]any) {
+			t.Helper()
+			rc, _ := at(in, prefix).(map[string]any)
+			for k, w := range want {
+				got, _ := json.Marshal(rc[k])
+				if wj, _ := json.Marshal(w); string(got) != string(wj) {
+					t.Errorf("%s: %s.%s = %s, want %s", what, prefix, k, got, wj)
+				}
+			}
+		}
+		r := f.create(t, st.ID, run.Tracked)
+		wantConfig("queued", f.inputs(t, "seen", r.ID)[0], "run.runtime_config", map[string]any{
+			"project_root": "infra/prod", "terraform_version": "",
+			"before_init": []string{"tflint --init"}, "after_plan": []string{"infracost breakdown", "echo done"},
+			"before_apply": []string{}, "after_run": []string{},
+			"environment":  map[string]string{"AWS_REGION": "eu-west-1"},
+			"runner_image": "", "git_sparse_checkout_paths": []string{},
+		})
+
+		// The worker takes it (and records what its job runs with), then
+		// the stack changes: the run's plan still shows what it ran with,
+		// with the tool version of its plan.
+		ran := run.RuntimeConfig{ProjectRoot: "infra/prod"}
+		ran.SetHooks("before_init", []string{"tflint --init"})
+		ran.AddEnv("AWS_REGION", "eu-west-1", false)
+		if err := f.runs.SetRuntimeConfig(f.ctx, r.ID, ran); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.stacks.Update(f.ctx, st.ID, func(s *stack.Stack) error {
+			s.ProjectRoot, s.ToolVersion = "infra/staging", "1.9.0"
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		wantState(t, f.planAt(t, st, run.Commit{SHA: strings.Repeat("3", 40)}), run.Finished)
+		wantConfig("planned", f.inputs(t, "plan-seen", r.ID)[0], "spacelift.run.runtime_config", map[string]any{
+			"project_root": "infra/prod", "terraform_version": "1.10.7",
+			"before_init": []string{"tflint --init"}, "after_plan": []string{},
+			"environment": map[string]string{"AWS_REGION": "eu-west-1"},
+		})
+
+		// The next run: queued, it shows the stack as it is now; its plan
+		// shows the previous run's as that one ran.
+		next := f.create(t, st.ID, run.Tracked)
+		wantConfig("next, queued", f.inputs(t, "seen", next.ID)[0], "run.runtime_config", map[string]any{
+			"project_root": "infra/staging", "terraform_version": "1.9.0",
+		})
+		f.planAt(t, st, run.Commit{SHA: strings.Repeat("4", 40)})
+		wantConfig("next's plan", f.inputs(t, "plan-seen", next.ID)[0], "spacelift.previous_run.runtime_config", map[string]any{
+			"project_root": "infra/prod", "before_init": []string{"tflint --init"},
+		})
+	})
+}

@@ -72,10 +72,16 @@ func (s *Service) approvalInput(ctx context.Context, r run.Run, v stackView, sta
 		return nil, err
 	}
 	var changes []any
-	if plan, err := s.loadPlan(ctx, r.ID); err == nil && plan != nil {
+	plan, err := s.loadPlan(ctx, r.ID)
+	if err == nil && plan != nil {
 		changes = planChanges(plan)
+	} else {
+		plan = nil
 	}
-	ro := runObject(r, v.Branch, changes)
+	ro, err := s.runInput(ctx, r, v, changes, plan)
+	if err != nil {
+		return nil, err
+	}
 	ro["state"] = stage
 	return obj{"run": ro, "stack": stackObject(v), "reviews": reviews}, nil
 }
@@ -137,7 +143,7 @@ func (s *Service) planInput(ctx context.Context, r run.Run, v stackView) (map[st
 	if plan == nil {
 		return nil, errs.E(errs.Invalid, "the run has no plan JSON for its plan policies to read")
 	}
-	prev, err := s.previousRun(ctx, r, v.Branch)
+	prev, err := s.previousRun(ctx, r, v)
 	if err != nil {
 		return nil, err
 	}
@@ -145,10 +151,13 @@ func (s *Service) planInput(ctx context.Context, r run.Run, v stackView) (map[st
 	if err != nil {
 		return nil, err
 	}
-	changes := planChanges(plan)
+	ro, err := s.runInput(ctx, r, v, planChanges(plan), plan)
+	if err != nil {
+		return nil, err
+	}
 	input := obj{
 		"spacelift": obj{
-			"run": runObject(r, v.Branch, changes), "previous_run": prev, "stack": stackObject(v),
+			"run": ro, "previous_run": prev, "stack": stackObject(v),
 			"commit": runCommit(r, v.Branch).object(), "request": request(time.Now()),
 		},
 		"terraform":            plan,
@@ -181,15 +190,15 @@ func (s *Service) customMetadata(ctx context.Context, runID string) (map[string]
 }
 
 // previousRun is the stack's newest terminal tracked run before r (nil if
-// none), as Spacelift's previous_run; the stack tracks stackBranch.
-func (s *Service) previousRun(ctx context.Context, r run.Run, stackBranch string) (any, error) {
+// none), as Spacelift's previous_run; v is their stack.
+func (s *Service) previousRun(ctx context.Context, r run.Run, v stackView) (any, error) {
 	runs, _, err := s.runs.List(ctx, run.Filter{Stack: r.StackID, Type: run.Tracked, Cursor: r.ID, Limit: 20})
 	if err != nil {
 		return nil, err
 	}
 	for _, p := range runs {
 		if run.Terminal(p.State) {
-			return runObject(p, stackBranch, nil), nil
+			return s.runInput(ctx, p, v, nil, nil)
 		}
 	}
 	return nil, nil

@@ -195,7 +195,10 @@ func (s *Service) triggerInput(ctx context.Context, r run.Run, v stackView, work
 	if err != nil {
 		return nil, err
 	}
-	ro := runObject(r, v.Branch, nil)
+	ro, err := s.runInput(ctx, r, v, nil, nil)
+	if err != nil {
+		return nil, err
+	}
 	ro["states_history"] = hist
 	wf := []any{}
 	for _, w := range workflow {

@@ -343,6 +343,12 @@ func (h *Handler) buildJob(ctx context.Context, cl *run.Claimed, pending *runtok
 		}
 		job.Hooks = Hooks(eff.Hooks)
 	}
+	if cl.Kind != run.KindApply {
+		// What policies see of the run from now on (runtime_config).
+		if err := h.Runs.SetRuntimeConfig(ctx, cl.Run.ID, runtimeConfig(job)); err != nil {
+			return nil, err
+		}
+	}
 	if job.OIDCToken, err = token(); err != nil {
 		return nil, err
 	}
@@ -354,6 +360,21 @@ func (h *Handler) buildJob(ctx context.Context, cl *run.Claimed, pending *runtok
 	job.Revoke, job.CredentialFiles, job.Delegated = m.revoke, m.files, m.delegated
 	job.Env = append(job.Env, m.env...)
 	return job, nil
+}
+
+// runtimeConfig is what policies see of a job (before the integrations'
+// credentials join its environment): the stack's settings, the hooks and
+// the plain variables of the stack and its contexts.
+func runtimeConfig(job *Job) run.RuntimeConfig {
+	c := run.RuntimeConfig{ProjectRoot: job.ProjectRoot, ToolVersion: job.ToolVersion}
+	hooks := contexts.Hooks(job.Hooks)
+	for _, p := range contexts.Phases {
+		c.SetHooks(p, *hooks.Phase(p))
+	}
+	for _, v := range job.Env {
+		c.AddEnv(v.Name, v.Value, v.Secret)
+	}
+	return c
 }
 
 // credentials mints the stack's cloud integrations' credentials for the
