@@ -194,6 +194,55 @@ func changeAction(acts []any) string {
 	return ""
 }
 
+// maxRunChanges bounds run.changes where an input lists the changes of a
+// run whose plan it does not otherwise read (trigger input, previous_run):
+// the plan's first maxRunChanges resource changes.
+const maxRunChanges = 10000
+
+// runChanges lists the resource changes of r's plan as planChanges does,
+// reading of the plan JSON only what it needs. A run whose plan counted no
+// change (or that made no plan) is not read at all.
+func (s *Service) runChanges(ctx context.Context, r run.Run) ([]any, error) {
+	if !r.HasDelta || r.Delta == (run.Delta{}) {
+		return []any{}, nil
+	}
+	data, err := s.runs.Artifact(ctx, r.ID, run.ArtifactPlanJSON)
+	if errs.Is(err, errs.NotFound) {
+		return []any{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var plan struct {
+		ResourceChanges []struct {
+			Address         string          `json:"address"`
+			Name            string          `json:"name"`
+			Type            string          `json:"type"`
+			PreviousAddress json.RawMessage `json:"previous_address"`
+			Change          struct {
+				Actions []any `json:"actions"`
+			} `json:"change"`
+		} `json:"resource_changes"`
+	}
+	if err := json.Unmarshal(data, &plan); err != nil {
+		return []any{}, nil // a plan that does not parse leaves the changes empty
+	}
+	out := []any{}
+	for _, rc := range plan.ResourceChanges {
+		action := changeAction(rc.Change.Actions)
+		if action == "" {
+			continue
+		}
+		if len(out) == maxRunChanges {
+			break
+		}
+		moved := len(rc.PreviousAddress) > 0 && string(rc.PreviousAddress) != "null"
+		out = append(out, obj{"phase": "plan", "action": action, "moved": moved,
+			"entity": obj{"address": rc.Address, "name": rc.Name, "type": rc.Type, "entity_type": "resource"}})
+	}
+	return out, nil
+}
+
 // loadPlan returns the run's plan JSON, decoded (nil if it has none).
 func (s *Service) loadPlan(ctx context.Context, runID string) (map[string]any, error) {
 	data, err := s.runs.Artifact(ctx, runID, run.ArtifactPlanJSON)

@@ -314,3 +314,74 @@ sample := true
 		}
 	})
 }
+
+// TestChangesInTriggerInput: a trigger policy sees the changes of the run
+// that ended (the common "trigger dependents only if something changed"
+// fires), and a plan policy those of the previous run; both as the run's
+// own plan input lists them.
+func TestChangesInTriggerInput(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newFixture(t, d)
+		up := f.stack(t, func(s *stack.Stack) { s.ID = "up"; s.Autodeploy = true; s.Labels = []string{"chained"} })
+		down := f.stack(t, func(s *stack.Stack) { s.ID = "down"; s.Labels = []string{"depends-on:up"} })
+		f.policy(t, "on-change", "TRIGGER", `package spacelift
+
+trigger contains stack.id if {
+	input.run.state == "FINISHED"
+	count(input.run.changes) > 0
+	some stack in input.stacks
+	"depends-on:up" in stack.labels
+}
+sample := true
+`, "autoattach:chained")
+		f.policy(t, "plan-seen", "PLAN", "package spacelift\n\nsample := true\n", "autoattach:chained")
+		downRuns := func() int {
+			t.Helper()
+			runs, _, err := f.runs.List(f.ctx, run.Filter{Stack: down.ID, Limit: 10})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return len(runs)
+		}
+
+		// Nothing changed: nothing triggered.
+		f.create(t, up.ID, run.Tracked)
+		quiet := f.finishNoChanges(t, up)
+		f.processEvents(t)
+		if n := downRuns(); n != 0 {
+			t.Fatalf("a run without changes triggered %d runs", n)
+		}
+		if got := at(f.inputs(t, "on-change", quiet.ID)[0], "run.changes"); got == nil || len(got.([]any)) != 0 {
+			t.Errorf("changes of a run without changes = %v, want []", got)
+		}
+
+		// Two buckets created, one moved: triggered.
+		plan := bucketPlan("private", "private")
+		plan["resource_changes"].([]any)[1].(map[string]any)["previous_address"] = "aws_s3_bucket.old"
+		f.create(t, up.ID, run.Tracked)
+		next, changed := f.plan(t, up, plan)
+		if next != run.NextApply {
+			t.Fatalf("next = %s, want apply", next)
+		}
+		if _, err := f.runs.Finish(f.ctx, changed.ID, worker, true, ""); err != nil {
+			t.Fatal(err)
+		}
+		f.processEvents(t)
+		if n := downRuns(); n != 1 {
+			t.Fatalf("a run with changes triggered %d runs, want 1", n)
+		}
+		own, _ := json.Marshal(at(f.inputs(t, "plan-seen", changed.ID)[0], "spacelift.run.changes"))
+		seen, _ := json.Marshal(at(f.inputs(t, "on-change", changed.ID)[0], "run.changes"))
+		if string(seen) != string(own) || !strings.Contains(string(seen), `"moved":true`) || strings.Count(string(seen), `"added"`) != 2 {
+			t.Errorf("trigger input changes = %s, want the plan input's %s (two added, one moved)", seen, own)
+		}
+
+		// The next plan sees them as previous_run's.
+		f.create(t, up.ID, run.Tracked)
+		third := f.finishNoChanges(t, up)
+		prev, _ := json.Marshal(at(f.inputs(t, "plan-seen", third.ID)[0], "spacelift.previous_run.changes"))
+		if string(prev) != string(own) {
+			t.Errorf("previous_run.changes = %s, want %s", prev, own)
+		}
+	})
+}

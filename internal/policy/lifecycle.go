@@ -203,7 +203,11 @@ func (s *Service) previousRun(ctx context.Context, r run.Run, v stackView) (any,
 	}
 	for _, p := range runs {
 		if run.Terminal(p.State) {
-			return s.runInput(ctx, p, v, nil, nil)
+			changes, err := s.runChanges(ctx, p)
+			if err != nil {
+				return nil, err
+			}
+			return s.runInput(ctx, p, v, changes, nil)
 		}
 	}
 	return nil, nil

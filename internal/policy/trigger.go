@@ -195,7 +195,11 @@ func (s *Service) triggerInput(ctx context.Context, r run.Run, v stackView, work
 	if err != nil {
 		return nil, err
 	}
-	ro, err := s.runInput(ctx, r, v, nil, nil)
+	changes, err := s.runChanges(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	ro, err := s.runInput(ctx, r, v, changes, nil)
 	if err != nil {
 		return nil, err
 	}
