@@ -450,11 +450,16 @@ func (a *API) reviewRun(w http.ResponseWriter, r *http.Request, p auth.Principal
 	if err := auth.Authorize(p, auth.RunReview, rn.SpaceID); err != nil {
 		return err
 	}
-	rn, err = ps.AddReview(r.Context(), rn.ID, p.String(), in.Decision, in.Note, remoteIP(r))
+	rn, err = ps.AddReview(r.Context(), rn.ID, policyActor(p), in.Decision, in.Note, remoteIP(r))
 	if err != nil {
 		return err
 	}
 	return a.writeRun(w, r, http.StatusOK, rn)
+}
+
+// policyActor is what policies see of p (Spacelift's session objects).
+func policyActor(p auth.Principal) policy.Actor {
+	return policy.Actor{Name: p.String(), Admin: p.Admin, Teams: p.Groups}
 }
 
 func remoteIP(r *http.Request) string {
@@ -513,7 +518,7 @@ func (a *API) notifyPush(w http.ResponseWriter, r *http.Request, p auth.Principa
 		push.PullRequest = &policy.PullRequest{ID: pr.ID, Action: pr.Action, Title: pr.Title, Author: pr.Author, Labels: pr.Labels,
 			BaseBranch: pr.BaseBranch, Draft: pr.Draft, Closed: pr.Closed, Approved: pr.Approved, Mergeable: pr.Mergeable}
 	}
-	res, err := ps.NotifyPush(r.Context(), st.ID, push, p.String())
+	res, err := ps.NotifyPush(r.Context(), st.ID, push, policyActor(p))
 	if err != nil {
 		return err
 	}

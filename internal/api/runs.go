@@ -112,6 +112,7 @@ func (a *API) startRun(w http.ResponseWriter, r *http.Request, p auth.Principal,
 		return errs.E(errs.Invalid, "sha %q is not a full 40-character commit SHA", in.CommitSHA)
 	}
 	in.TriggeredBy = p.String()
+	in.Creator = creator(p)
 	rn, err := a.Runs.Create(r.Context(), in)
 	if err != nil {
 		return err
@@ -137,6 +138,9 @@ func (a *API) startRun(w http.ResponseWriter, r *http.Request, p auth.Principal,
 	}
 	return a.writeRun(w, r, http.StatusCreated, rn)
 }
+
+// creator is what policies see of p as the creator of a run.
+func creator(p auth.Principal) run.Creator { return run.Creator{Admin: p.Admin, Teams: p.Groups} }
 
 // run loads a run and checks that p may do action in its space.
 func (a *API) run(r *http.Request, p auth.Principal, action string) (run.Run, error) {

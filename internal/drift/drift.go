@@ -413,7 +413,7 @@ func (s *Service) records(ctx context.Context, q string, args ...any) ([]Record,
 // Reconcile queues a tracked run that applies the configuration back,
 // limited to the given drifted resources (all of the stack's changes when
 // none are given). Each resource must have open drift.
-func (s *Service) Reconcile(ctx context.Context, stackID, actor string, resources []string) (run.Run, error) {
+func (s *Service) Reconcile(ctx context.Context, stackID, actor string, creator run.Creator, resources []string) (run.Run, error) {
 	if len(resources) > 0 {
 		open, err := s.openRows(ctx, stackID)
 		if err != nil {
@@ -429,7 +429,7 @@ func (s *Service) Reconcile(ctx context.Context, stackID, actor string, resource
 	if len(resources) > 0 {
 		reason += ": " + shortList(resources)
 	}
-	return s.runs.Create(ctx, run.New{StackID: stackID, Type: run.Tracked, Targets: resources, TriggeredBy: actor, Reason: reason})
+	return s.runs.Create(ctx, run.New{StackID: stackID, Type: run.Tracked, Targets: resources, TriggeredBy: actor, Creator: creator, Reason: reason})
 }
 
 // Metric is one stack's figures for /metrics.

@@ -415,19 +415,19 @@ func TestReconcile(t *testing.T) {
 		f.driftRun(t, st.ID, driftPlan(t, "aws", map[string]string{a: "dev"}), false) // b resolved
 
 		for _, targets := range [][]string{{"aws_s3_bucket.nope"}, {b}, {a, b}} {
-			_, err := f.drift.Reconcile(f.ctx, st.ID, "alice", targets)
+			_, err := f.drift.Reconcile(f.ctx, st.ID, "alice", run.Creator{}, targets)
 			if !errs.Is(err, errs.Invalid) || !strings.Contains(err.Error(), "no open drift") {
 				t.Errorf("Reconcile(%v): %v, want refused: no open drift", targets, err)
 			}
 		}
-		r, err := f.drift.Reconcile(f.ctx, st.ID, "alice", []string{a})
+		r, err := f.drift.Reconcile(f.ctx, st.ID, "alice", run.Creator{}, []string{a})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if r.Type != run.Tracked || !reflect.DeepEqual(r.Targets, []string{a}) || r.TriggeredBy != "alice" || r.Drift {
 			t.Fatalf("reconcile run %+v", r)
 		}
-		all, err := f.drift.Reconcile(f.ctx, st.ID, "alice", nil)
+		all, err := f.drift.Reconcile(f.ctx, st.ID, "alice", run.Creator{}, nil)
 		if err != nil || all.Type != run.Tracked || len(all.Targets) != 0 {
 			t.Fatalf("Reconcile(all) = %+v, %v", all, err)
 		}

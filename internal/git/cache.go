@@ -18,21 +18,21 @@ import (
 type Cache struct{ Dir string }
 
 // Checkout writes the tree of sha (the tip of branch when sha is empty) into
-// dir, which must not exist or be empty, and returns the commit and its
-// message. Any trouble with the cache falls back to a plain clone.
-func (c *Cache) Checkout(ctx context.Context, repo, branch, sha, dir string) (string, string, error) {
+// dir, which must not exist or be empty, and returns the commit. Any
+// trouble with the cache falls back to a plain clone.
+func (c *Cache) Checkout(ctx context.Context, repo, branch, sha, dir string) (Commit, error) {
 	if sha != "" && !ValidSHA(sha) {
-		return "", "", fmt.Errorf("%q is not a full commit SHA", sha)
+		return Commit{}, fmt.Errorf("%q is not a full commit SHA", sha)
 	}
 	sum := sha256.Sum256([]byte(repo))
 	key := hex.EncodeToString(sum[:16])
 	gitDir := filepath.Join(c.Dir, key+".git")
-	id, msg, err := c.checkout(ctx, gitDir, key, repo, branch, sha, dir)
+	commit, err := c.checkout(ctx, gitDir, key, repo, branch, sha, dir)
 	if err == nil || ctx.Err() != nil {
-		return id, msg, err
+		return commit, err
 	}
 	if _, ok := err.(notFound); ok {
-		return "", "", err
+		return Commit{}, err
 	}
 	// A damaged cache (for example left by a killed process) is rebuilt
 	// next time; this run clones.
@@ -44,22 +44,22 @@ func (c *Cache) Checkout(ctx context.Context, repo, branch, sha, dir string) (st
 // notFound is an error about the repository's content, not the cache.
 type notFound struct{ error }
 
-func (c *Cache) checkout(ctx context.Context, gitDir, key, repo, branch, sha, dir string) (string, string, error) {
+func (c *Cache) checkout(ctx context.Context, gitDir, key, repo, branch, sha, dir string) (Commit, error) {
 	if _, err := os.Stat(gitDir); os.IsNotExist(err) {
 		if err := os.MkdirAll(c.Dir, 0o700); err != nil {
-			return "", "", err
+			return Commit{}, err
 		}
 		tmp, err := os.MkdirTemp(c.Dir, "init-")
 		if err != nil {
-			return "", "", err
+			return Commit{}, err
 		}
 		if _, err := run(ctx, "", "init", "--quiet", "--bare", tmp); err != nil {
 			os.RemoveAll(tmp)
-			return "", "", err
+			return Commit{}, err
 		}
 		if err := os.Rename(tmp, gitDir); err != nil {
 			os.RemoveAll(tmp)
-			return "", "", err
+			return Commit{}, err
 		}
 	}
 	g := func(args ...string) (string, error) {
@@ -80,45 +80,45 @@ func (c *Cache) checkout(ctx context.Context, gitDir, key, repo, branch, sha, di
 		// often the cache already holds that commit.
 		head, err := Head(ctx, repo, branch)
 		if err != nil {
-			return "", "", notFound{err}
+			return Commit{}, notFound{err}
 		}
 		sha = head
 	}
 	if len(sha) == 40 || len(sha) == 64 {
-		if msg, ok := c.fromTree(c.treeEntry(key, sha), dir); ok {
-			return sha, msg, nil
+		if commit, ok := c.fromTree(c.treeEntry(key, sha), dir); ok {
+			return commit, nil
 		}
 	}
 	rev := sha
-	id, msg, err := describeIn(ctx, gitDir, rev)
+	commit, err := describeIn(ctx, gitDir, rev)
 	if err != nil {
 		// Not in the cache yet: fetch the branch, then the commit itself.
 		if err := sound(); err != nil {
-			return "", "", err
+			return Commit{}, err
 		}
 		if ferr := fetch("+refs/heads/" + branch + ":refs/heads/" + branch); ferr != nil {
-			return "", "", notFound{ferr}
+			return Commit{}, notFound{ferr}
 		}
-		if id, msg, err = describeIn(ctx, gitDir, rev); err != nil {
+		if commit, err = describeIn(ctx, gitDir, rev); err != nil {
 			if ferr := fetch(sha); ferr != nil {
-				return "", "", notFound{fmt.Errorf("commit %s not found in %s (branch %s)", sha, repo, branch)}
+				return Commit{}, notFound{fmt.Errorf("commit %s not found in %s (branch %s)", sha, repo, branch)}
 			}
-			if id, msg, err = describeIn(ctx, gitDir, rev); err != nil {
-				return "", "", notFound{fmt.Errorf("commit %s not found in %s (branch %s)", sha, repo, branch)}
+			if commit, err = describeIn(ctx, gitDir, rev); err != nil {
+				return Commit{}, notFound{fmt.Errorf("commit %s not found in %s (branch %s)", sha, repo, branch)}
 			}
 		}
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", "", err
+		return Commit{}, err
 	}
 	_ = os.Remove(filepath.Join(gitDir, "index.lock")) // left by a killed checkout
-	if _, err := g("--work-tree="+dir, "checkout", "--quiet", "--force", id, "--", "."); err != nil {
-		return "", "", err
+	if _, err := g("--work-tree="+dir, "checkout", "--quiet", "--force", commit.SHA, "--", "."); err != nil {
+		return Commit{}, err
 	}
-	c.keepTree(c.treeEntry(key, id), dir, msg)
-	return id, msg, nil
+	c.keepTree(c.treeEntry(key, commit.SHA), dir, commit)
+	return commit, nil
 }
 
-func describeIn(ctx context.Context, gitDir, rev string) (string, string, error) {
+func describeIn(ctx context.Context, gitDir, rev string) (Commit, error) {
 	return describe(ctx, "", rev, "--git-dir="+gitDir)
 }

@@ -30,12 +30,12 @@ func TestCacheCheckout(t *testing.T) {
 		{r.feature, r.feature, "# feature\n"},
 	} {
 		dst := out("ws")
-		id, msg, err := c.Checkout(ctx(t), r.path, "main", tc.sha, dst)
+		got, err := c.Checkout(ctx(t), r.path, "main", tc.sha, dst)
 		if err != nil {
 			t.Fatalf("Checkout(%q): %v", tc.sha, err)
 		}
-		if id != tc.want || msg == "" {
-			t.Errorf("Checkout(%q) = %s %q, want %s", tc.sha, id, msg, tc.want)
+		if got.SHA != tc.want || got.Message == "" || got.Author != "Test" || got.At.IsZero() {
+			t.Errorf("Checkout(%q) = %+v, want %s by Test, with its message and date", tc.sha, got, tc.want)
 		}
 		if got := readFile(t, filepath.Join(dst, "main.tf")); got != tc.content {
 			t.Errorf("Checkout(%q) wrote %q, want %q", tc.sha, got, tc.content)
@@ -52,8 +52,8 @@ func TestCacheCheckout(t *testing.T) {
 		t.Fatal(err)
 	}
 	dst := out("offline")
-	if id, _, err := c.Checkout(ctx(t), r.path, "main", r.first, dst); err != nil || id != r.first {
-		t.Fatalf("cached Checkout = %s, %v", id, err)
+	if got, err := c.Checkout(ctx(t), r.path, "main", r.first, dst); err != nil || got.SHA != r.first {
+		t.Fatalf("cached Checkout = %s, %v", got.SHA, err)
 	}
 	if err := os.Rename(moved, r.path); err != nil {
 		t.Fatal(err)
@@ -62,19 +62,19 @@ func TestCacheCheckout(t *testing.T) {
 	// A new commit is fetched.
 	third := commit(t, r.path, "main.tf", "# v3\n", "Third")
 	dst = out("new")
-	if id, msg, err := c.Checkout(ctx(t), r.path, "main", third, dst); err != nil || id != third || msg != "Third" {
-		t.Fatalf("new commit: %s %q %v", id, msg, err)
+	if got, err := c.Checkout(ctx(t), r.path, "main", third, dst); err != nil || got.SHA != third || got.Message != "Third" {
+		t.Fatalf("new commit: %+v %v", got, err)
 	}
 
 	// Missing branch and commit are reported, not retried as cache damage.
-	if _, _, err := c.Checkout(ctx(t), r.path, "nope", "", out("b")); err == nil || !strings.Contains(err.Error(), "nope") {
+	if _, err := c.Checkout(ctx(t), r.path, "nope", "", out("b")); err == nil || !strings.Contains(err.Error(), "nope") {
 		t.Errorf("missing branch: %v", err)
 	}
 	missing := strings.Repeat("ab", 20)
-	if _, _, err := c.Checkout(ctx(t), r.path, "main", missing, out("c")); err == nil || !strings.Contains(err.Error(), missing) {
+	if _, err := c.Checkout(ctx(t), r.path, "main", missing, out("c")); err == nil || !strings.Contains(err.Error(), missing) {
 		t.Errorf("missing commit: %v", err)
 	}
-	if _, _, err := c.Checkout(ctx(t), r.path, "main", "--upload-pack=evil", out("d")); err == nil {
+	if _, err := c.Checkout(ctx(t), r.path, "main", "--upload-pack=evil", out("d")); err == nil {
 		t.Error("an option-like SHA was accepted")
 	}
 }
@@ -84,7 +84,7 @@ func TestCacheCheckout(t *testing.T) {
 func TestCacheDamaged(t *testing.T) {
 	r := newTestRepo(t)
 	c := &git.Cache{Dir: t.TempDir()}
-	if _, _, err := c.Checkout(ctx(t), r.path, "main", "", filepath.Join(t.TempDir(), "a")); err != nil {
+	if _, err := c.Checkout(ctx(t), r.path, "main", "", filepath.Join(t.TempDir(), "a")); err != nil {
 		t.Fatal(err)
 	}
 	gitDirs, _ := filepath.Glob(filepath.Join(c.Dir, "*.git"))
@@ -96,9 +96,9 @@ func TestCacheDamaged(t *testing.T) {
 		t.Fatal(err)
 	}
 	dst := filepath.Join(t.TempDir(), "b")
-	id, _, err := c.Checkout(ctx(t), r.path, "main", r.first, dst)
-	if err != nil || id != r.first {
-		t.Fatalf("Checkout with a damaged cache = %s, %v", id, err)
+	got, err := c.Checkout(ctx(t), r.path, "main", r.first, dst)
+	if err != nil || got.SHA != r.first {
+		t.Fatalf("Checkout with a damaged cache = %s, %v", got.SHA, err)
 	}
 	if got := readFile(t, filepath.Join(dst, "main.tf")); got != "# v1\n" {
 		t.Errorf("wrote %q", got)
@@ -128,8 +128,9 @@ func TestCacheKeepsTrees(t *testing.T) {
 
 	c := &git.Cache{Dir: t.TempDir()}
 	first := filepath.Join(t.TempDir(), "ws")
-	if id, _, err := c.Checkout(ctx(t), r.path, "main", tip, first); err != nil || id != tip {
-		t.Fatalf("Checkout = %s, %v", id, err)
+	kept, err := c.Checkout(ctx(t), r.path, "main", tip, first)
+	if err != nil || kept.SHA != tip {
+		t.Fatalf("Checkout = %s, %v", kept.SHA, err)
 	}
 	// The run changes its workspace.
 	if err := os.WriteFile(filepath.Join(first, "main.tf"), []byte("changed by the run"), 0o644); err != nil {
@@ -142,9 +143,9 @@ func TestCacheKeepsTrees(t *testing.T) {
 	}
 	t.Setenv("PATH", t.TempDir())
 	second := filepath.Join(t.TempDir(), "ws")
-	id, msg, err := c.Checkout(ctx(t), r.path, "main", tip, second)
-	if err != nil || id != tip || msg != "Executable hook and a link" {
-		t.Fatalf("Checkout from the kept tree = %s %q, %v", id, msg, err)
+	got, err := c.Checkout(ctx(t), r.path, "main", tip, second)
+	if err != nil || got.SHA != tip || got.Message != "Executable hook and a link" || got.Author != "Test" || !got.At.Equal(kept.At) {
+		t.Fatalf("Checkout from the kept tree = %+v, %v; want %+v", got, err, kept)
 	}
 	if got := readFile(t, filepath.Join(second, "main.tf")); got != "# v2\n" {
 		t.Errorf("main.tf = %q, want the commit's content, not the run's change", got)
@@ -156,7 +157,35 @@ func TestCacheKeepsTrees(t *testing.T) {
 		t.Errorf("sub/link.tf = %q, %v; want a link to ../main.tf", link, err)
 	}
 	// A commit never checked out still needs git.
-	if _, _, err := c.Checkout(ctx(t), r.path, "main", r.first, filepath.Join(t.TempDir(), "ws")); err == nil {
+	if _, err := c.Checkout(ctx(t), r.path, "main", r.first, filepath.Join(t.TempDir(), "ws")); err == nil {
 		t.Error("a commit that is not kept was checked out without git or the repository")
+	}
+}
+
+// A tree kept by an older worker (its message without the commit's author
+// and date) is not served: the commit is checked out again, with them, and
+// kept anew.
+func TestCacheDropsOldTrees(t *testing.T) {
+	r := newTestRepo(t)
+	c := &git.Cache{Dir: t.TempDir()}
+	if _, err := c.Checkout(ctx(t), r.path, "main", r.first, filepath.Join(t.TempDir(), "a")); err != nil {
+		t.Fatal(err)
+	}
+	entries, _ := filepath.Glob(filepath.Join(c.Dir, "trees", "*-"+r.first))
+	if len(entries) != 1 {
+		t.Fatalf("kept trees of %s: %v", r.first, entries)
+	}
+	if err := os.Remove(filepath.Join(entries[0], "commit.json")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(entries[0], "message"), []byte("First commit"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.Checkout(ctx(t), r.path, "main", r.first, filepath.Join(t.TempDir(), "b"))
+	if err != nil || got.SHA != r.first || got.Author != "Test" || got.At.IsZero() {
+		t.Fatalf("Checkout over an old kept tree = %+v, %v", got, err)
+	}
+	if _, err := os.Stat(filepath.Join(entries[0], "commit.json")); err != nil {
+		t.Errorf("the tree is not kept anew: %v", err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -94,39 +95,54 @@ func head(ctx context.Context, repo, branch string) (string, error) {
 	return f[0], nil
 }
 
+// Commit is a checked-out commit.
+type Commit struct {
+	SHA     string    `json:"sha"`
+	Message string    `json:"message"`
+	Author  string    `json:"author"` // the author's name
+	At      time.Time `json:"at"`     // the committer date
+}
+
 // Checkout clones branch of repo into dir and checks out sha (the branch's
-// tip when sha is empty). It returns the commit and its message. The usual
-// case, the tip, takes two git commands.
-func Checkout(ctx context.Context, repo, branch, sha, dir string) (string, string, error) {
+// tip when sha is empty). It returns the commit. The usual case, the tip,
+// takes two git commands.
+func Checkout(ctx context.Context, repo, branch, sha, dir string) (Commit, error) {
 	if sha != "" && !ValidSHA(sha) {
-		return "", "", fmt.Errorf("%q is not a full commit SHA", sha)
+		return Commit{}, fmt.Errorf("%q is not a full commit SHA", sha)
 	}
 	if _, err := run(ctx, "", "clone", "--quiet", "--single-branch", "--branch", branch, "--", repo, dir); err != nil {
-		return "", "", err
+		return Commit{}, err
 	}
-	head, msg, err := describe(ctx, dir, "HEAD")
-	if err != nil || sha == "" || sha == head {
-		return head, msg, err
+	head, err := describe(ctx, dir, "HEAD")
+	if err != nil || sha == "" || sha == head.SHA {
+		return head, err
 	}
 	if _, err := run(ctx, dir, "checkout", "--quiet", "--detach", sha); err != nil {
 		// The commit may not be on the branch: fetch it by id.
 		if _, ferr := run(ctx, dir, "fetch", "--quiet", "origin", sha); ferr != nil {
-			return "", "", fmt.Errorf("commit %s not found in %s (branch %s)", sha, repo, branch)
+			return Commit{}, fmt.Errorf("commit %s not found in %s (branch %s)", sha, repo, branch)
 		}
 		if _, err := run(ctx, dir, "checkout", "--quiet", "--detach", sha); err != nil {
-			return "", "", err
+			return Commit{}, err
 		}
 	}
 	return describe(ctx, dir, sha)
 }
 
-// describe returns the full id and the message of a commit; pre are git's
-// global options.
-func describe(ctx context.Context, dir, rev string, pre ...string) (string, string, error) {
-	out, err := run(ctx, dir, append(pre, "log", "-1", "--format=%H%x00%B", rev, "--")...)
+// describe returns a commit's full id, author, date and message; pre are
+// git's global options.
+func describe(ctx context.Context, dir, rev string, pre ...string) (Commit, error) {
+	out, err := run(ctx, dir, append(pre, "log", "-1", "--format=%H%x00%an%x00%ct%x00%B", rev, "--")...)
 	if err != nil {
-		return "", "", err
+		return Commit{}, err
 	}
-	id, msg, _ := strings.Cut(out, "\x00")
-	return strings.TrimSpace(id), strings.TrimSpace(msg), nil
+	f := strings.SplitN(out, "\x00", 4)
+	for len(f) < 4 {
+		f = append(f, "")
+	}
+	c := Commit{SHA: strings.TrimSpace(f[0]), Author: f[1], Message: strings.TrimSpace(f[3])}
+	if secs, err := strconv.ParseInt(f[2], 10, 64); err == nil && secs > 0 {
+		c.At = time.Unix(secs, 0).UTC()
+	}
+	return c, nil
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -22,7 +23,7 @@ func gitRun(t *testing.T, dir string, args ...string) string {
 	cmd := exec.Command("git", args...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1",
-		"GIT_AUTHOR_NAME=Test", "GIT_AUTHOR_EMAIL=test@example.com", "GIT_COMMITTER_NAME=Test", "GIT_COMMITTER_EMAIL=test@example.com")
+		"GIT_AUTHOR_NAME=Test", "GIT_AUTHOR_EMAIL=test@example.com", "GIT_AUTHOR_DATE=2001-02-03T04:05:06Z", "GIT_COMMITTER_NAME=Test", "GIT_COMMITTER_EMAIL=test@example.com")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
@@ -141,25 +142,36 @@ func TestCheckout(t *testing.T) {
 		{name: "upper-case sha refused", repo: r.path, branch: "main", sha: strings.ToUpper(r.first), wantErr: "is not a full commit SHA"},
 		{name: "option-like sha refused", repo: r.path, branch: "main", sha: "--orphan=x", wantErr: "is not a full commit SHA"},
 	}
+	committed := map[string]time.Time{}
+	for _, sha := range []string{r.first, r.second, r.feature} {
+		secs, err := strconv.ParseInt(gitRun(t, r.path, "log", "-1", "--format=%ct", sha), 10, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		committed[sha] = time.Unix(secs, 0).UTC()
+	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "src")
-			sha, msg, err := git.Checkout(ctx(t), tt.repo, tt.branch, tt.sha, dir)
+			got, err := git.Checkout(ctx(t), tt.repo, tt.branch, tt.sha, dir)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("Checkout = %q, %q, %v; want an error containing %q", sha, msg, err, tt.wantErr)
+					t.Fatalf("Checkout = %+v, %v; want an error containing %q", got, err, tt.wantErr)
 				}
 				return
 			}
 			if err != nil {
 				t.Fatalf("Checkout: %v", err)
 			}
-			if sha != tt.wantSHA || msg != tt.wantMsg {
-				t.Errorf("Checkout = %q, %q; want %q, %q", sha, msg, tt.wantSHA, tt.wantMsg)
+			if got.SHA != tt.wantSHA || got.Message != tt.wantMsg {
+				t.Errorf("Checkout = %q, %q; want %q, %q", got.SHA, got.Message, tt.wantSHA, tt.wantMsg)
 			}
-			got, err := os.ReadFile(filepath.Join(dir, "main.tf"))
-			if err != nil || string(got) != tt.wantFile {
-				t.Errorf("main.tf = %q, %v; want %q", got, err, tt.wantFile)
+			if want := committed[tt.wantSHA]; got.Author != "Test" || !got.At.Equal(want) {
+				t.Errorf("Checkout = author %q at %v, want Test at %v (the committer date)", got.Author, got.At, want)
+			}
+			file, err := os.ReadFile(filepath.Join(dir, "main.tf"))
+			if err != nil || string(file) != tt.wantFile {
+				t.Errorf("main.tf = %q, %v; want %q", file, err, tt.wantFile)
 			}
 			if head := gitRun(t, dir, "rev-parse", "HEAD"); head != tt.wantSHA {
 				t.Errorf("work tree HEAD = %s, want %s", head, tt.wantSHA)
@@ -176,9 +188,9 @@ func TestCheckoutUnreachableCommit(t *testing.T) {
 	r := newTestRepo(t)
 	for _, repo := range []string{r.path, "file://" + r.path} {
 		dir := filepath.Join(t.TempDir(), "src")
-		sha, _, err := git.Checkout(ctx(t), repo, "main", r.orphan, dir)
-		if err == nil && sha != r.orphan {
-			t.Errorf("Checkout(%s, unreachable) = %s, want %s or an error", repo, sha, r.orphan)
+		got, err := git.Checkout(ctx(t), repo, "main", r.orphan, dir)
+		if err == nil && got.SHA != r.orphan {
+			t.Errorf("Checkout(%s, unreachable) = %s, want %s or an error", repo, got.SHA, r.orphan)
 		}
 		t.Logf("Checkout(%s, commit on no branch) = %v (nil: fetchable)", repo, err)
 	}
@@ -188,7 +200,7 @@ func TestCheckoutCancelled(t *testing.T) {
 	r := newTestRepo(t)
 	c, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, _, err := git.Checkout(c, r.path, "main", "", filepath.Join(t.TempDir(), "src")); err == nil {
+	if _, err := git.Checkout(c, r.path, "main", "", filepath.Join(t.TempDir(), "src")); err == nil {
 		t.Error("Checkout with a cancelled context = nil, want an error")
 	}
 	if _, err := git.Head(c, r.path, "main"); err == nil {

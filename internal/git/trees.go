@@ -1,6 +1,7 @@
 package git
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -18,34 +19,42 @@ const maxTrees = 16
 // A Cache keeps the trees of the commits it checked out last, so that the
 // next run of the same commit (another stack of the same repository, the
 // next run of a stack whose code did not change) copies files instead of
-// starting git: trees/<repo key>-<sha>/{tree/,message}, each made in a
-// temporary directory and renamed into place whole.
+// starting git: trees/<repo key>-<sha>/{tree/,commit.json}, each made in a
+// temporary directory and renamed into place whole. (Entries of older
+// workers, with a message file instead of commit.json, are dropped.)
 
 func (c *Cache) treeEntry(repoKey, sha string) string {
 	return filepath.Join(c.Dir, "trees", repoKey+"-"+sha)
 }
 
-// fromTree writes the kept tree of entry into dir and returns the commit's
-// message; ok is false when the cache does not hold it (or could not copy
-// it: the entry is dropped and dir emptied).
-func (c *Cache) fromTree(entry, dir string) (msg string, ok bool) {
-	raw, err := os.ReadFile(filepath.Join(entry, "message"))
-	if err != nil {
-		return "", false
+// fromTree writes the kept tree of entry into dir and returns the commit;
+// ok is false when the cache does not hold it (or could not copy it, or
+// kept it without its commit: the entry is dropped and dir emptied).
+func (c *Cache) fromTree(entry, dir string) (commit Commit, ok bool) {
+	raw, err := os.ReadFile(filepath.Join(entry, "commit.json"))
+	if errors.Is(err, fs.ErrNotExist) {
+		if _, err := os.Stat(entry); err == nil {
+			_ = os.RemoveAll(entry) // an older worker's entry: made again
+		}
+		return Commit{}, false
+	}
+	if err != nil || json.Unmarshal(raw, &commit) != nil || commit.SHA == "" {
+		_ = os.RemoveAll(entry)
+		return Commit{}, false
 	}
 	if err := copyTree(filepath.Join(entry, "tree"), dir); err != nil {
 		_ = os.RemoveAll(entry)
 		_ = os.RemoveAll(dir)
-		return "", false
+		return Commit{}, false
 	}
 	now := time.Now()
 	_ = os.Chtimes(entry, now, now) // most recently used
-	return string(raw), true
+	return commit, true
 }
 
 // keepTree keeps a copy of the tree just checked out into dir. Failing to
 // is no error: the next run starts git again.
-func (c *Cache) keepTree(entry, dir, msg string) {
+func (c *Cache) keepTree(entry, dir string, commit Commit) {
 	if _, err := os.Stat(entry); err == nil {
 		return
 	}
@@ -57,8 +66,9 @@ func (c *Cache) keepTree(entry, dir, msg string) {
 	if err != nil {
 		return
 	}
-	if copyTree(dir, filepath.Join(tmp, "tree")) != nil ||
-		os.WriteFile(filepath.Join(tmp, "message"), []byte(msg), 0o600) != nil ||
+	meta, err := json.Marshal(commit)
+	if err != nil || copyTree(dir, filepath.Join(tmp, "tree")) != nil ||
+		os.WriteFile(filepath.Join(tmp, "commit.json"), meta, 0o600) != nil ||
 		os.Rename(tmp, entry) != nil {
 		_ = os.RemoveAll(tmp)
 		return

@@ -25,7 +25,7 @@ func TestDomainAuditEvents(t *testing.T) {
 			t.Fatal(err)
 		}
 		r := f.create(t, st.ID, run.Tracked)
-		if _, err := f.policies.AddReview(f.ctx, r.ID, "api_key::alice", "approve", "ok", ""); err != nil {
+		if _, err := f.policies.AddReview(f.ctx, r.ID, policy.Actor{Name: "api_key::alice"}, "approve", "ok", ""); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := f.runs.Cancel(f.ctx, r.ID, "api_key::alice"); err != nil {

@@ -199,7 +199,7 @@ func TestPushPolicies(t *testing.T) {
 			{"other branch", policy.Push{Branch: "feature", SHA: sha, AffectedFiles: []string{"infra/prod/x.tf"}}, "propose", run.Proposed},
 			{"tag", policy.Push{Tag: "v1.0.0", SHA: sha, AffectedFiles: []string{"infra/prod/x.tf"}}, "ignore", ""},
 		} {
-			res, err := f.policies.NotifyPush(f.ctx, st.ID, tc.push, "tester")
+			res, err := f.policies.NotifyPush(f.ctx, st.ID, tc.push, policy.Actor{Name: "tester"})
 			if err != nil {
 				t.Fatalf("%s: %v", tc.name, err)
 			}
@@ -216,11 +216,11 @@ ignore if not track
 message := "say deploy to deploy" if not track
 `)
 		f.attach(t, "deploy-word", st.ID)
-		res, err := f.policies.NotifyPush(f.ctx, st.ID, policy.Push{Branch: "main", SHA: sha, Message: "fix typo", AffectedFiles: []string{"infra/prod/main.tf"}}, "tester")
+		res, err := f.policies.NotifyPush(f.ctx, st.ID, policy.Push{Branch: "main", SHA: sha, Message: "fix typo", AffectedFiles: []string{"infra/prod/main.tf"}}, policy.Actor{Name: "tester"})
 		if err != nil || res.Action != "ignore" || res.Default || res.Message != "say deploy to deploy" || res.Run != nil {
 			t.Fatalf("ignored push = %+v, %v", res, err)
 		}
-		res, err = f.policies.NotifyPush(f.ctx, st.ID, policy.Push{Branch: "main", SHA: sha, Message: "deploy it", AffectedFiles: []string{"README"}}, "tester")
+		res, err = f.policies.NotifyPush(f.ctx, st.ID, policy.Push{Branch: "main", SHA: sha, Message: "deploy it", AffectedFiles: []string{"README"}}, policy.Actor{Name: "tester"})
 		if err != nil || res.Action != "track" || res.Run == nil || res.Run.CommitSHA != sha || len(res.Receipts) != 1 {
 			t.Fatalf("tracked push = %+v, %v", res, err)
 		}
@@ -372,7 +372,7 @@ cancel contains "`+victim.ID+`"
 ignore := true
 `)
 		f.attach(t, "canceller", st.ID)
-		res, err := f.policies.NotifyPush(f.ctx, st.ID, policy.Push{Branch: "main", SHA: strings.Repeat("b", 40)}, "tester")
+		res, err := f.policies.NotifyPush(f.ctx, st.ID, policy.Push{Branch: "main", SHA: strings.Repeat("b", 40)}, policy.Actor{Name: "tester"})
 		if err != nil || len(res.Canceled) != 1 || res.Canceled[0] != mine.ID {
 			t.Fatalf("canceled %v, %v; want only %s", res.Canceled, err, mine.ID)
 		}

@@ -38,7 +38,8 @@ type stackView struct {
 	stack.Stack
 	space   space.Space
 	state   string
-	visible bool // trigger input: the stack sees a trigger policy's space
+	tracked *run.Run // the run of its tracked commit (nil if none)
+	visible bool     // trigger input: the stack sees a trigger policy's space
 }
 
 func (s *Service) stackView(ctx context.Context, stackID string) (stackView, error) {
@@ -54,7 +55,15 @@ func (s *Service) stackView(ctx context.Context, stackID string) (stackView, err
 	if err != nil {
 		return stackView{}, err
 	}
-	return stackView{Stack: st, space: sp, state: states[st.ID]}, nil
+	v := stackView{Stack: st, space: sp, state: states[st.ID]}
+	tracked, err := s.runs.TrackedCommits(ctx, []string{st.ID})
+	if err != nil {
+		return stackView{}, err
+	}
+	if r, ok := tracked[st.ID]; ok {
+		v.tracked = &r
+	}
+	return v, nil
 }
 
 func toolName(t string) string {
@@ -64,9 +73,27 @@ func toolName(t string) string {
 	return "OPEN_TOFU"
 }
 
-func commitObject(sha, message, branch string, at time.Time) obj {
-	return obj{"author": "", "branch": branch, "created_at": ns(at), "exist_on_tracked_branch": true,
-		"hash": sha, "message": message, "pull_request_id": 0, "tag": "", "url": ""}
+// commit is Spacelift's commit object.
+type commit struct {
+	sha, message, author, branch, tag string
+	at                                time.Time // 0 when not known yet
+	onTracked                         bool      // the branch is the stack's tracked branch
+	pullRequest                       int
+}
+
+func (c commit) object() obj {
+	return obj{"author": c.author, "branch": c.branch, "created_at": ns(c.at), "exist_on_tracked_branch": c.onTracked,
+		"hash": c.sha, "message": c.message, "pull_request_id": c.pullRequest, "tag": c.tag, "url": ""}
+}
+
+// runCommit is the commit of r, a run of a stack tracking stackBranch.
+func runCommit(r run.Run, stackBranch string) commit {
+	branch := r.CommitBranch
+	if branch == "" {
+		branch = stackBranch
+	}
+	return commit{sha: r.CommitSHA, message: r.CommitMessage, author: r.CommitAuthor, branch: branch, tag: r.CommitTag,
+		at: r.CommitAt, onTracked: branch == stackBranch, pullRequest: r.PullRequestID}
 }
 
 func stackObject(v stackView) obj {
@@ -74,28 +101,44 @@ func stackObject(v stackView) obj {
 	if v.WorkerPool != "" {
 		pool = obj{"id": v.WorkerPool, "name": v.WorkerPool, "public": false, "labels": []any{}}
 	}
+	var tracked any
+	if v.tracked != nil {
+		tracked = runCommit(*v.tracked, v.Branch).object()
+	}
 	return obj{
 		"id": v.ID, "name": v.Name, "labels": strs(v.Labels), "autodeploy": v.Autodeploy, "administrative": false,
 		"branch": v.Branch, "namespace": "", "project_root": v.ProjectRoot, "repository": v.Repository,
 		"state": v.state, "terraform_version": v.ToolVersion, "terraform_workflow_tool": toolName(v.Tool),
-		"additional_project_globs": []any{}, "contexts": []any{}, "locked_by": nil, "tracked_commit": nil,
+		"additional_project_globs": []any{}, "contexts": []any{}, "locked_by": nil, "tracked_commit": tracked,
 		"worker_pool": pool,
 		"space":       obj{"id": v.space.ID, "name": v.space.Name, "labels": strs(v.space.Labels)},
 	}
 }
 
-// session describes who triggered a run, as Spacelift's creator_session.
-func session(actor string) obj {
+// Actor is who reviews a run or notifies a push, as session objects show
+// them: its name (as auth.Principal's String: user::alice, api_key::ci),
+// whether it is an admin, and its IdP groups (a user's, or those of the
+// user whose own API key it is).
+type Actor struct {
+	Name  string
+	Admin bool
+	Teams []string
+}
+
+// session is Spacelift's session object (creator_session, a review's
+// session) of an actor as it was when it acted.
+func session(actor string, admin bool, teams []string) obj {
 	kind, name, ok := strings.Cut(actor, "::")
 	if !ok {
 		kind, name = "", actor
 	}
-	return obj{"login": name, "name": name, "admin": kind == "api_key", "machine": kind != "user",
-		"member": true, "teams": []any{}, "account_name": "", "creator_ip": "", "stack_id": ""}
+	return obj{"login": name, "name": name, "admin": admin, "machine": kind != "user",
+		"member": true, "teams": strs(nonNil(teams)), "account_name": "", "creator_ip": "", "stack_id": ""}
 }
 
-// runObject is Spacelift's run object.
-func runObject(r run.Run, branch string, changes []any) obj {
+// runObject is Spacelift's run object of r, a run of a stack tracking
+// stackBranch.
+func runObject(r run.Run, stackBranch string, changes []any) obj {
 	if changes == nil {
 		changes = []any{}
 	}
@@ -103,14 +146,14 @@ func runObject(r run.Run, branch string, changes []any) obj {
 	if flags == nil {
 		flags = []string{}
 	}
+	c := runCommit(r, stackBranch)
 	return obj{
-		"id": r.ID, "type": r.Type, "state": r.State, "branch": branch,
-		"commit":     commitObject(r.CommitSHA, r.CommitMessage, branch, r.CreatedAt),
+		"id": r.ID, "type": r.Type, "state": r.State, "branch": c.branch, "commit": c.object(),
 		"created_at": ns(r.CreatedAt), "updated_at": ns(r.UpdatedAt),
 		"triggered_by": r.TriggeredBy, "drift_detection": r.Drift, "flags": strs(flags),
 		"command": r.Command, "based_on_local_workspace": false, "changes": changes,
-		"creator_session": session(r.TriggeredBy), "user_provided_metadata": []any{},
-		"runtime_config": obj{"project_root": "", "environment": obj{}, "terraform_version": ""},
+		"creator_session": session(r.TriggeredBy, r.Creator.Admin, r.Creator.Teams), "user_provided_metadata": []any{},
+		"runtime_config": runtimeConfigObject(nil, nil),
 	}
 }
 
@@ -149,6 +192,55 @@ func changeAction(acts []any) string {
 		return "replaced"
 	}
 	return ""
+}
+
+// maxRunChanges bounds run.changes where an input lists the changes of a
+// run whose plan it does not otherwise read (trigger input, previous_run):
+// the plan's first maxRunChanges resource changes.
+const maxRunChanges = 10000
+
+// runChanges lists the resource changes of r's plan as planChanges does,
+// reading of the plan JSON only what it needs. A run whose plan counted no
+// change (or that made no plan) is not read at all.
+func (s *Service) runChanges(ctx context.Context, r run.Run) ([]any, error) {
+	if !r.HasDelta || r.Delta == (run.Delta{}) {
+		return []any{}, nil
+	}
+	data, err := s.runs.Artifact(ctx, r.ID, run.ArtifactPlanJSON)
+	if errs.Is(err, errs.NotFound) {
+		return []any{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var plan struct {
+		ResourceChanges []struct {
+			Address         string          `json:"address"`
+			Name            string          `json:"name"`
+			Type            string          `json:"type"`
+			PreviousAddress json.RawMessage `json:"previous_address"`
+			Change          struct {
+				Actions []any `json:"actions"`
+			} `json:"change"`
+		} `json:"resource_changes"`
+	}
+	if err := json.Unmarshal(data, &plan); err != nil {
+		return []any{}, nil // a plan that does not parse leaves the changes empty
+	}
+	out := []any{}
+	for _, rc := range plan.ResourceChanges {
+		action := changeAction(rc.Change.Actions)
+		if action == "" {
+			continue
+		}
+		if len(out) == maxRunChanges {
+			break
+		}
+		moved := len(rc.PreviousAddress) > 0 && string(rc.PreviousAddress) != "null"
+		out = append(out, obj{"phase": "plan", "action": action, "moved": moved,
+			"entity": obj{"address": rc.Address, "name": rc.Name, "type": rc.Type, "entity_type": "resource"}})
+	}
+	return out, nil
 }
 
 // loadPlan returns the run's plan JSON, decoded (nil if it has none).

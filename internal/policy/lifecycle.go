@@ -72,10 +72,21 @@ func (s *Service) approvalInput(ctx context.Context, r run.Run, v stackView, sta
 		return nil, err
 	}
 	var changes []any
-	if plan, err := s.loadPlan(ctx, r.ID); err == nil && plan != nil {
+	plan, err := s.loadPlan(ctx, r.ID)
+	if err == nil && plan != nil {
 		changes = planChanges(plan)
+	} else {
+		plan = nil
+	}
+	cfg, err := s.runtimeConfig(ctx, r, v.Stack)
+	if err != nil {
+		return nil, err
 	}
 	ro := runObject(r, v.Branch, changes)
+	ro["runtime_config"] = runtimeConfigObject(cfg, plan)
+	if ro["repository_runtime_config_changed"], err = s.runtimeConfigChanged(ctx, r, cfg); err != nil {
+		return nil, err
+	}
 	ro["state"] = stage
 	return obj{"run": ro, "stack": stackObject(v), "reviews": reviews}, nil
 }
@@ -137,7 +148,7 @@ func (s *Service) planInput(ctx context.Context, r run.Run, v stackView) (map[st
 	if plan == nil {
 		return nil, errs.E(errs.Invalid, "the run has no plan JSON for its plan policies to read")
 	}
-	prev, err := s.previousRun(ctx, r)
+	prev, err := s.previousRun(ctx, r, v)
 	if err != nil {
 		return nil, err
 	}
@@ -145,11 +156,14 @@ func (s *Service) planInput(ctx context.Context, r run.Run, v stackView) (map[st
 	if err != nil {
 		return nil, err
 	}
-	changes := planChanges(plan)
+	ro, err := s.runInput(ctx, r, v, planChanges(plan), plan)
+	if err != nil {
+		return nil, err
+	}
 	input := obj{
 		"spacelift": obj{
-			"run": runObject(r, v.Branch, changes), "previous_run": prev, "stack": stackObject(v),
-			"commit": commitObject(r.CommitSHA, r.CommitMessage, v.Branch, r.CreatedAt), "request": request(time.Now()),
+			"run": ro, "previous_run": prev, "stack": stackObject(v),
+			"commit": runCommit(r, v.Branch).object(), "request": request(time.Now()),
 		},
 		"terraform":            plan,
 		"gantry":               obj{"resources": cloud.Normalize(plan)},
@@ -181,15 +195,19 @@ func (s *Service) customMetadata(ctx context.Context, runID string) (map[string]
 }
 
 // previousRun is the stack's newest terminal tracked run before r (nil if
-// none), as Spacelift's previous_run.
-func (s *Service) previousRun(ctx context.Context, r run.Run) (any, error) {
+// none), as Spacelift's previous_run; v is their stack.
+func (s *Service) previousRun(ctx context.Context, r run.Run, v stackView) (any, error) {
 	runs, _, err := s.runs.List(ctx, run.Filter{Stack: r.StackID, Type: run.Tracked, Cursor: r.ID, Limit: 20})
 	if err != nil {
 		return nil, err
 	}
 	for _, p := range runs {
 		if run.Terminal(p.State) {
-			return runObject(p, "", nil), nil
+			changes, err := s.runChanges(ctx, p)
+			if err != nil {
+				return nil, err
+			}
+			return s.runInput(ctx, p, v, changes, nil)
 		}
 	}
 	return nil, nil

@@ -98,32 +98,32 @@ func TestApprovalNeedsTwoReviews(t *testing.T) {
 		// A second run waits behind the one pending review.
 		r2 := f.create(t, st.ID, run.Tracked)
 		wantState(t, r2, run.PendingReview)
-		got, err := f.policies.AddReview(f.ctx, r.ID, "api_key::alice", "approve", "fine", "127.0.0.1")
+		got, err := f.policies.AddReview(f.ctx, r.ID, policy.Actor{Name: "api_key::alice"}, "approve", "fine", "127.0.0.1")
 		if err != nil {
 			t.Fatal(err)
 		}
 		wantState(t, got, run.PendingReview)
 		// The same reviewer twice still counts once.
-		if got, err = f.policies.AddReview(f.ctx, r.ID, "api_key::alice", "approve", "", ""); err != nil {
+		if got, err = f.policies.AddReview(f.ctx, r.ID, policy.Actor{Name: "api_key::alice"}, "approve", "", ""); err != nil {
 			t.Fatal(err)
 		}
 		wantState(t, got, run.PendingReview)
-		if got, err = f.policies.AddReview(f.ctx, r.ID, "api_key::bob", "approve", "", ""); err != nil {
+		if got, err = f.policies.AddReview(f.ctx, r.ID, policy.Actor{Name: "api_key::bob"}, "approve", "", ""); err != nil {
 			t.Fatal(err)
 		}
 		wantState(t, got, run.Ready)
 		// A reject fails the other.
-		if got, err = f.policies.AddReview(f.ctx, r2.ID, "api_key::carol", "REJECT", "not now", ""); err != nil {
+		if got, err = f.policies.AddReview(f.ctx, r2.ID, policy.Actor{Name: "api_key::carol"}, "REJECT", "not now", ""); err != nil {
 			t.Fatal(err)
 		}
 		wantState(t, got, run.Failed)
 		if !strings.Contains(got.Reason, "rejected") {
 			t.Fatalf("reason = %q", got.Reason)
 		}
-		if _, err := f.policies.AddReview(f.ctx, r2.ID, "api_key::carol", "approve", "", ""); !errs.Is(err, errs.Conflict) {
+		if _, err := f.policies.AddReview(f.ctx, r2.ID, policy.Actor{Name: "api_key::carol"}, "approve", "", ""); !errs.Is(err, errs.Conflict) {
 			t.Fatalf("reviewing a failed run = %v, want Conflict", err)
 		}
-		if _, err := f.policies.AddReview(f.ctx, r.ID, "api_key::carol", "maybe", "", ""); !errs.Is(err, errs.Invalid) {
+		if _, err := f.policies.AddReview(f.ctx, r.ID, policy.Actor{Name: "api_key::carol"}, "maybe", "", ""); !errs.Is(err, errs.Invalid) {
 			t.Fatalf("a review that neither approves nor rejects = %v, want Invalid", err)
 		}
 		rcs, _ := f.policies.Receipts(f.ctx, r.ID)
@@ -162,7 +162,7 @@ approve if count(input.reviews.current.approvals) > 0
 			t.Fatal(err)
 		}
 		wantState(t, got, run.PendingReview)
-		if got, err = f.policies.AddReview(f.ctx, r.ID, "api_key::alice", "approve", "", ""); err != nil {
+		if got, err = f.policies.AddReview(f.ctx, r.ID, policy.Actor{Name: "api_key::alice"}, "approve", "", ""); err != nil {
 			t.Fatal(err)
 		}
 		wantState(t, got, run.Unconfirmed)

@@ -124,11 +124,14 @@ func (s *Service) notificationInput(ctx context.Context, r run.Run, ev event) (m
 			warn = append(warn, strs(rc.Messages)...)
 		}
 	}
-	changes, err := s.notificationChanges(ctx, r)
+	changes, plan, err := s.notificationChanges(ctx, r)
 	if err != nil {
 		return nil, nil, err
 	}
-	ro := runObject(r, v.Branch, changes)
+	ro, err := s.runInput(ctx, r, v, changes, plan)
+	if err != nil {
+		return nil, nil, err
+	}
 	ro["state"], ro["states_history"] = ev.Payload.State, history
 	input := obj{
 		"account":           obj{"name": "gantry"},
@@ -290,25 +293,26 @@ func emailRecipients(v any) []string {
 // notificationChanges are the run's changes as Spacelift's notification
 // input carries them: the plan's resource changes, and for a drift
 // detection run the resources that drifted (not the configuration's
-// pending changes), each with the attributes that differ.
-func (s *Service) notificationChanges(ctx context.Context, r run.Run) ([]any, error) {
+// pending changes), each with the attributes that differ. The plan, when
+// it was read (not for drift detection runs), is returned too.
+func (s *Service) notificationChanges(ctx context.Context, r run.Run) ([]any, map[string]any, error) {
 	if !r.Drift {
 		plan, err := s.loadPlan(ctx, r.ID)
 		if err != nil || plan == nil {
-			return nil, nil // a plan that does not parse leaves the changes empty
+			return nil, nil, nil // a plan that does not parse leaves the changes empty
 		}
-		return planChanges(plan), nil
+		return planChanges(plan), plan, nil
 	}
 	data, err := s.runs.Artifact(ctx, r.ID, run.ArtifactPlanJSON)
 	if errs.Is(err, errs.NotFound) {
-		return nil, nil
+		return nil, nil, nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	res, err := drift.Parse(data)
 	if err != nil {
-		return nil, nil
+		return nil, nil, nil
 	}
 	out := []any{}
 	for _, x := range res.Resources {
@@ -323,5 +327,5 @@ func (s *Service) notificationChanges(ctx context.Context, r run.Run) ([]any, er
 		out = append(out, obj{"phase": "plan", "action": x.Action, "moved": false, "cloud": x.Cloud, "attributes": attrs,
 			"entity": obj{"address": x.Address, "name": name, "type": x.Type, "entity_type": "resource"}})
 	}
-	return out, nil
+	return out, nil, nil
 }

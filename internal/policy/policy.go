@@ -69,6 +69,11 @@ type Service struct {
 	// may change policies this one learns of late); while it says no, the
 	// gates ask the policy-type cache rather than the database.
 	Shared func() bool
+	// RuntimeConfig, if set, says what a run of the stack would run with
+	// now (the hooks and plain variables of the stack and its contexts),
+	// for the runtime_config of a run no worker took yet; without it, the
+	// stack's own.
+	RuntimeConfig func(ctx context.Context, st stack.Stack) (run.RuntimeConfig, error)
 }
 
 // NewService returns a policy service.

@@ -55,7 +55,7 @@ const MaxAffectedFiles = 10000
 
 // NotifyPush evaluates the GIT_PUSH policies of a stack on a push (or the
 // default rules when none is attached) and starts the run they ask for.
-func (s *Service) NotifyPush(ctx context.Context, stackID string, p Push, actor string) (PushResult, error) {
+func (s *Service) NotifyPush(ctx context.Context, stackID string, p Push, by Actor) (PushResult, error) {
 	if p.SHA == "" || p.Branch == "" && p.Tag == "" {
 		return PushResult{}, errs.E(errs.Invalid, "a push needs a commit SHA and a branch (or a tag)")
 	}
@@ -82,7 +82,7 @@ func (s *Service) NotifyPush(ctx context.Context, stackID string, p Push, actor 
 	if res.Default {
 		res.Action = defaultPush(v, p)
 	} else {
-		input := obj{"push": pushObject(p), "pull_request": prObject(p), "stack": stackObject(v), "in_progress": inProgress, "vcs_integration": nil}
+		input := obj{"push": pushObject(p), "pull_request": prObject(p, v.Branch), "stack": stackObject(v), "in_progress": inProgress, "vcs_integration": nil}
 		ev, err := s.evaluate(ctx, pols, engine.TypePush, input, "")
 		if err != nil {
 			return res, err
@@ -115,8 +115,13 @@ func (s *Service) NotifyPush(ctx context.Context, stackID string, p Push, actor 
 	if d.NoTrigger {
 		flags = append(flags, NoTriggerFlag)
 	}
+	pr := 0
+	if p.PullRequest != nil {
+		pr = p.PullRequest.ID
+	}
 	r, err := s.runs.Create(ctx, run.New{StackID: stackID, Type: typ, CommitSHA: p.SHA, CommitMessage: p.Message,
-		TriggeredBy: "push:" + actor, Flags: flags, Reason: "push of " + short(p.SHA) + " to " + p.Branch})
+		CommitBranch: p.Branch, CommitAuthor: p.Author, CommitTag: p.Tag, PullRequestID: pr,
+		TriggeredBy: "push:" + by.Name, Creator: run.Creator{Admin: by.Admin, Teams: by.Teams}, Flags: flags, Reason: "push of " + short(p.SHA) + " to " + p.Branch})
 	if err != nil {
 		return res, err
 	}
@@ -168,17 +173,19 @@ func pushObject(p Push) obj {
 		"created_at": ns(p.At), "hash": p.SHA, "message": p.Message, "tag": p.Tag}
 }
 
-func prObject(p Push) any {
+// prObject is input.pull_request of a push to a stack tracking
+// stackBranch.
+func prObject(p Push, stackBranch string) any {
 	pr := p.PullRequest
 	if pr == nil {
 		return nil
 	}
-	head := commitObject(p.SHA, p.Message, p.Branch, p.At)
-	head["pull_request_id"] = pr.ID
+	head := commit{sha: p.SHA, message: p.Message, author: p.Author, branch: p.Branch, tag: p.Tag, at: p.At,
+		onTracked: p.Branch == stackBranch, pullRequest: pr.ID}.object()
 	return obj{"id": pr.ID, "action": pr.Action, "action_initiator": pr.Author, "author": pr.Author, "title": pr.Title,
 		"labels": strs(nonNil(pr.Labels)), "draft": pr.Draft, "closed": pr.Closed, "approved": pr.Approved,
 		"mergeable": pr.Mergeable, "undiverged": true, "head": head, "head_owner": "", "comment": "",
-		"base": commitObject("", "", pr.BaseBranch, time.Time{}),
+		"base": commit{branch: pr.BaseBranch, onTracked: pr.BaseBranch == stackBranch}.object(),
 		"diff": strs(nonNil(p.AffectedFiles)),
 	}
 }

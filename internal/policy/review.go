@@ -10,6 +10,7 @@ import (
 	"github.com/gantry-iac/gantry/internal/db"
 	"github.com/gantry-iac/gantry/internal/errs"
 	"github.com/gantry-iac/gantry/internal/id"
+	"github.com/gantry-iac/gantry/internal/labels"
 	"github.com/gantry-iac/gantry/internal/run"
 )
 
@@ -21,13 +22,16 @@ const (
 
 // Review is one person's decision on a run.
 type Review struct {
-	ID        string
-	RunID     string
-	Author    string
-	Decision  string
-	Note      string
-	RunState  string // the stage the run waited in when reviewed
-	RemoteIP  string
+	ID       string
+	RunID    string
+	Author   string
+	Decision string
+	Note     string
+	RunState string // the stage the run waited in when reviewed
+	RemoteIP string
+	// Admin and Teams: the reviewer then (an admin? its IdP groups).
+	Admin     bool
+	Teams     []string
 	CreatedAt time.Time
 }
 
@@ -51,7 +55,8 @@ func stageOf(r run.Run) string {
 // AddReview records a review and evaluates the approval policies again:
 // the run goes back to where it waited when they all approve, fails when
 // one rejects, and stays when they are still undecided.
-func (s *Service) AddReview(ctx context.Context, runID, author, decision, note, remoteIP string) (run.Run, error) {
+func (s *Service) AddReview(ctx context.Context, runID string, by Actor, decision, note, remoteIP string) (run.Run, error) {
+	author := by.Name
 	decision = strings.ToUpper(decision)
 	if decision != Approve && decision != Reject {
 		return run.Run{}, errs.E(errs.Invalid, "a review must approve or reject")
@@ -67,8 +72,9 @@ func (s *Service) AddReview(ctx context.Context, runID, author, decision, note, 
 		return r, err
 	}
 	err = s.db.Tx(ctx, func(ctx context.Context) error {
-		if _, err := s.db.Exec(ctx, `INSERT INTO run_reviews (id, run_id, author, decision, note, run_state, remote_ip, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-			id.New("rev"), r.ID, author, decision, note, stageOf(r), remoteIP, time.Now().UnixNano()); err != nil {
+		if _, err := s.db.Exec(ctx, `INSERT INTO run_reviews (id, run_id, author, decision, note, run_state, remote_ip, admin, teams, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+			id.New("rev"), r.ID, author, decision, note, stageOf(r), remoteIP, by.Admin, labels.Encode(by.Teams), time.Now().UnixNano()); err != nil {
 			return err
 		}
 		if s.Audit == nil {
@@ -113,12 +119,15 @@ func (s *Service) Reviews(ctx context.Context, runID string) ([]Review, error) {
 	return db.Collect(ctx, s.db, func(row db.Scanner) (Review, error) {
 		var rv Review
 		var at int64
-		if err := row.Scan(&rv.ID, &rv.RunID, &rv.Author, &rv.Decision, &rv.Note, &rv.RunState, &rv.RemoteIP, &at); err != nil {
+		var teams string
+		if err := row.Scan(&rv.ID, &rv.RunID, &rv.Author, &rv.Decision, &rv.Note, &rv.RunState, &rv.RemoteIP, &rv.Admin, &teams, &at); err != nil {
 			return Review{}, err
 		}
 		rv.CreatedAt = time.Unix(0, at).UTC()
-		return rv, nil
-	}, `SELECT id, run_id, author, decision, note, run_state, remote_ip, created_at FROM run_reviews WHERE run_id = $1 ORDER BY id`, runID)
+		var err error
+		rv.Teams, err = labels.Decode(teams)
+		return rv, err
+	}, `SELECT id, run_id, author, decision, note, run_state, remote_ip, admin, teams, created_at FROM run_reviews WHERE run_id = $1 ORDER BY id`, runID)
 }
 
 // reviewsInput is Spacelift's input.reviews: only each reviewer's newest
@@ -146,7 +155,7 @@ func (s *Service) reviewsInput(ctx context.Context, runID, stage string) (map[st
 			g = current
 		}
 		item := obj{"author": rv.Author, "state": rv.RunState, "state_version": 0, "note": rv.Note,
-			"request": obj{"remote_ip": rv.RemoteIP, "timestamp_ns": ns(rv.CreatedAt)}, "session": session(rv.Author)}
+			"request": obj{"remote_ip": rv.RemoteIP, "timestamp_ns": ns(rv.CreatedAt)}, "session": session(rv.Author, rv.Admin, rv.Teams)}
 		key := "approvals"
 		if rv.Decision == Reject {
 			key = "rejections"

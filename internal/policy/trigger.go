@@ -195,7 +195,14 @@ func (s *Service) triggerInput(ctx context.Context, r run.Run, v stackView, work
 	if err != nil {
 		return nil, err
 	}
-	ro := runObject(r, v.Branch, nil)
+	changes, err := s.runChanges(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	ro, err := s.runInput(ctx, r, v, changes, nil)
+	if err != nil {
+		return nil, err
+	}
 	ro["states_history"] = hist
 	wf := []any{}
 	for _, w := range workflow {
@@ -246,6 +253,10 @@ func (s *Service) stacksInput(ctx context.Context, policySpaces map[string]bool)
 		if err != nil {
 			return nil, err
 		}
+		tracked, err := s.runs.TrackedCommits(ctx, ids)
+		if err != nil {
+			return nil, err
+		}
 		for _, st := range page {
 			sv, ok := spaces[st.Space]
 			if !ok {
@@ -263,7 +274,11 @@ func (s *Service) stacksInput(ctx context.Context, policySpaces map[string]bool)
 			if !sv.visible {
 				continue
 			}
-			o := stackObject(stackView{Stack: st, space: sv.space, state: states[st.ID]})
+			view := stackView{Stack: st, space: sv.space, state: states[st.ID]}
+			if r, ok := tracked[st.ID]; ok {
+				view.tracked = &r
+			}
+			o := stackObject(view)
 			o["queued_runs"] = queued[st.ID]
 			out = append(out, o)
 		}

@@ -226,10 +226,24 @@ func (s *Service) jobStep(ctx context.Context, runID, workerID string, fn func(c
 	return r, err
 }
 
+// Commit is what a worker learned of the commit it checked out.
+type Commit struct {
+	SHA     string
+	Message string
+	Author  string    // git's author name
+	At      time.Time // committer date
+}
+
 // Phase records that the worker's job entered a new phase: INITIALIZING
 // after PREPARING, PLANNING or PERFORMING after INITIALIZING.
 // The commit, once the worker knows it, is recorded with the phase.
 func (s *Service) Phase(ctx context.Context, runID, workerID, to, sha, message string) (Run, error) {
+	return s.PhaseCommit(ctx, runID, workerID, to, Commit{SHA: sha, Message: message})
+}
+
+// PhaseCommit is Phase with all the worker knows of the commit: its
+// author (kept only if a push did not name one) and its date.
+func (s *Service) PhaseCommit(ctx context.Context, runID, workerID, to string, c Commit) (Run, error) {
 	return s.jobStep(ctx, runID, workerID, func(ctx context.Context, n *notes, r *Run) error {
 		ok := (r.State == Preparing && to == Initializing) ||
 			(r.State == Initializing && to == Planning && r.Type != Task) ||
@@ -237,14 +251,23 @@ func (s *Service) Phase(ctx context.Context, runID, workerID, to, sha, message s
 		if !ok {
 			return errs.E(errs.Conflict, "run %s cannot go from %s to %s", r.ID, r.State, to)
 		}
-		if sha != "" {
+		if c.SHA != "" {
+			message := c.Message
 			if len(message) > 4096 {
 				message = message[:4096]
 			}
-			if _, err := s.db.Exec(ctx, `UPDATE runs SET commit_sha = $2, commit_message = $3 WHERE id = $1`, r.ID, sha, message); err != nil {
+			author := r.CommitAuthor
+			if author == "" {
+				author = c.Author
+			}
+			if len(author) > 255 {
+				author = strings.ToValidUTF8(author[:255], "")
+			}
+			if _, err := s.db.Exec(ctx, `UPDATE runs SET commit_sha = $2, commit_message = $3, commit_author = $4, commit_at = $5 WHERE id = $1`,
+				r.ID, c.SHA, message, author, db.Nanos(c.At)); err != nil {
 				return err
 			}
-			r.CommitSHA, r.CommitMessage = sha, message
+			r.CommitSHA, r.CommitMessage, r.CommitAuthor, r.CommitAt = c.SHA, message, author, c.At
 		}
 		reason := "init succeeded"
 		if to == Initializing {

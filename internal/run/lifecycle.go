@@ -192,6 +192,10 @@ type New struct {
 	Type          string
 	CommitSHA     string
 	CommitMessage string
+	CommitBranch  string // "" for the stack's tracked branch
+	CommitAuthor  string
+	CommitTag     string
+	PullRequestID int
 	Command       string
 	TriggeredBy   string
 	Reason        string
@@ -199,6 +203,7 @@ type New struct {
 	Flags         []string // flags carried over (from the run that triggered it)
 	Drift         bool     // a drift detection run (PROPOSED only)
 	Targets       []string // resource addresses to limit the plan to (TRACKED and PROPOSED)
+	Creator       Creator  // what policies see of TriggeredBy
 }
 
 // Create queues a run and lets it go if the stack is free.
@@ -238,8 +243,9 @@ func (s *Service) Create(ctx context.Context, in New) (Run, error) {
 		var err error
 		now := time.Now()
 		verdict, err = s.Policies.Approval(ctx, Run{ID: runID, StackID: in.StackID, Type: in.Type, State: Queued, Blocking: in.Type != Proposed,
-			CommitSHA: in.CommitSHA, CommitMessage: in.CommitMessage, TriggeredBy: in.TriggeredBy, Command: in.Command,
-			Drift: in.Drift, Targets: in.Targets, Flags: in.Flags, WorkflowID: in.WorkflowID, CreatedAt: now, UpdatedAt: now}, Queued)
+			CommitSHA: in.CommitSHA, CommitMessage: in.CommitMessage, CommitBranch: in.CommitBranch, CommitAuthor: in.CommitAuthor,
+			CommitTag: in.CommitTag, PullRequestID: in.PullRequestID, TriggeredBy: in.TriggeredBy, Command: in.Command,
+			Drift: in.Drift, Targets: in.Targets, Flags: in.Flags, WorkflowID: in.WorkflowID, Creator: in.Creator, CreatedAt: now, UpdatedAt: now}, Queued)
 		if err != nil {
 			return Run{}, err
 		}
@@ -256,10 +262,12 @@ func (s *Service) Create(ctx context.Context, in New) (Run, error) {
 		if _, err := s.db.Exec(ctx, `UPDATE stacks SET lock_version = lock_version + 1 WHERE id = $1`, in.StackID); err != nil {
 			return err
 		}
-		res, err := s.db.Exec(ctx, `INSERT INTO runs (id, stack_id, space_id, type, state, blocking, commit_sha, commit_message, triggered_by, command, workflow_id, flags, drift, targets, created_at, updated_at)
-			SELECT $1, id, space_id, $3, 'QUEUED', $4, $5, $6, $7, $8, $10, $11, $12, $13, $9, $9 FROM stacks WHERE id = $2`,
+		res, err := s.db.Exec(ctx, `INSERT INTO runs (id, stack_id, space_id, type, state, blocking, commit_sha, commit_message, triggered_by, command, workflow_id, flags, drift, targets,
+				creator_admin, creator_teams, commit_branch, commit_author, commit_tag, pull_request_id, created_at, updated_at)
+			SELECT $1, id, space_id, $3, 'QUEUED', $4, $5, $6, $7, $8, $10, $11, $12, $13, $14, $15, COALESCE(NULLIF($16, ''), branch), $17, $18, $19, $9, $9
+			FROM stacks WHERE id = $2`,
 			runID, in.StackID, in.Type, in.Type != Proposed, in.CommitSHA, in.CommitMessage, in.TriggeredBy, in.Command, now, in.WorkflowID, labels.Encode(in.Flags),
-			in.Drift, labels.Encode(in.Targets))
+			in.Drift, labels.Encode(in.Targets), in.Creator.Admin, labels.Encode(in.Creator.Teams), in.CommitBranch, in.CommitAuthor, in.CommitTag, in.PullRequestID)
 		if err != nil {
 			return err
 		}

@@ -85,6 +85,13 @@ type Run struct {
 	Drift         bool
 	CommitSHA     string
 	CommitMessage string
+	// CommitBranch is the branch the run was asked on: a push's, else the
+	// stack's tracked branch when the run was created.
+	CommitBranch  string
+	CommitAuthor  string    // a push's author, else git's (once checked out)
+	CommitAt      time.Time // committer date, once a worker checked it out
+	CommitTag     string    // the tag a push named
+	PullRequestID int       // the pull request a push named
 	TriggeredBy   string
 	Command       string
 	HasDelta      bool
@@ -99,11 +106,20 @@ type Run struct {
 	WorkflowID    string   // the first run of the trigger chain this run belongs to ("" if none)
 	ReviewFrom    string   // while PENDING_REVIEW: the state an approval returns it to
 	Targets       []string // resource addresses the plan is limited to (-target)
+	Creator       Creator  // who created it, as policies see them
 	// Notes is not stored: what policies said at the step that returned
 	// this run, for the worker to write into the run's log.
 	Notes     []string
 	CreatedAt time.Time
 	UpdatedAt time.Time
+}
+
+// Creator is what policies see of who created a run (Spacelift's
+// creator_session) as it was then: whether the principal was an admin, and
+// its IdP groups. Its name is the run's TriggeredBy.
+type Creator struct {
+	Admin bool
+	Teams []string
 }
 
 // Transition is one entry of a run's timeline.
@@ -147,26 +163,34 @@ func Key(runID string) string { return "run:" + runID }
 func LogKey(runID string) string { return "log:" + runID }
 
 const cols = `r.id, r.stack_id, s.space_id, s.worker_pool, r.type, r.state, r.blocking, r.drift, r.commit_sha, r.commit_message,
+	r.commit_branch, r.commit_author, r.commit_at, r.commit_tag, r.pull_request_id,
 	r.triggered_by, r.command, r.has_delta, r.delta_add, r.delta_change, r.delta_destroy, r.has_changes, r.reason,
-	r.stop_requested, r.worker_id, r.heartbeat_at, r.log_size, r.flags, r.workflow_id, r.review_from, r.targets, r.created_at, r.updated_at`
+	r.stop_requested, r.worker_id, r.heartbeat_at, r.log_size, r.flags, r.workflow_id, r.review_from, r.targets,
+	r.creator_admin, r.creator_teams, r.created_at, r.updated_at`
 
 const from = ` FROM runs r JOIN stacks s ON s.id = r.stack_id`
 
 // scan reads a row of cols, then any columns after them into extra.
 func scan(row interface{ Scan(...any) error }, extra ...any) (Run, error) {
 	var r Run
-	var hb, c, u int64
-	var flags, targets string
+	var hb, c, u, committed int64
+	var flags, targets, teams string
 	err := row.Scan(append([]any{&r.ID, &r.StackID, &r.SpaceID, &r.Pool, &r.Type, &r.State, &r.Blocking, &r.Drift, &r.CommitSHA, &r.CommitMessage,
+		&r.CommitBranch, &r.CommitAuthor, &committed, &r.CommitTag, &r.PullRequestID,
 		&r.TriggeredBy, &r.Command, &r.HasDelta, &r.Delta.Add, &r.Delta.Change, &r.Delta.Destroy, &r.HasChanges, &r.Reason,
-		&r.StopRequested, &r.WorkerID, &hb, &r.LogSize, &flags, &r.WorkflowID, &r.ReviewFrom, &targets, &c, &u}, extra...)...)
+		&r.StopRequested, &r.WorkerID, &hb, &r.LogSize, &flags, &r.WorkflowID, &r.ReviewFrom, &targets,
+		&r.Creator.Admin, &teams, &c, &u}, extra...)...)
 	if err == nil {
 		r.Flags, err = labels.Decode(flags)
 	}
 	if err == nil {
 		r.Targets, err = labels.Decode(targets)
 	}
+	if err == nil {
+		r.Creator.Teams, err = labels.Decode(teams)
+	}
 	r.HeartbeatAt, r.CreatedAt, r.UpdatedAt = time.Unix(0, hb).UTC(), time.Unix(0, c).UTC(), time.Unix(0, u).UTC()
+	r.CommitAt = db.FromNanos(committed)
 	return r, err
 }
 
@@ -285,4 +309,32 @@ func (s *Service) StackStates(ctx context.Context, stackIDs []string) (map[strin
 		}
 	}
 	return out, rows.Err()
+}
+
+// TrackedCommits returns, per stack, its newest tracked run on its tracked
+// branch whose commit is known (Spacelift's tracked_commit); stacks
+// without one are missing from the map.
+func (s *Service) TrackedCommits(ctx context.Context, stackIDs []string) (map[string]Run, error) {
+	out := make(map[string]Run, len(stackIDs))
+	if len(stackIDs) == 0 {
+		return out, nil
+	}
+	ph := make([]string, len(stackIDs))
+	args := make([]any, len(stackIDs))
+	for i, id := range stackIDs {
+		ph[i] = "$" + strconv.Itoa(i+1)
+		args[i] = id
+	}
+	// One index seek per stack (runs_tracked_commit), newest first.
+	runs, err := db.Collect(ctx, s.db, func(row db.Scanner) (Run, error) { return scan(row) },
+		`SELECT `+cols+from+` WHERE r.id IN (SELECT (SELECT t.id FROM runs t WHERE t.stack_id = st.id AND t.type = 'TRACKED'
+			AND t.commit_sha <> '' AND t.commit_branch = st.branch ORDER BY t.id DESC LIMIT 1)
+		FROM stacks st WHERE st.id IN (`+strings.Join(ph, ",")+`))`, args...)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range runs {
+		out[r.StackID] = r
+	}
+	return out, nil
 }

@@ -175,14 +175,18 @@ func (j *jobRun) heartbeat(ctx context.Context, cancel context.CancelFunc, done 
 // phase reports that the job entered a new phase without waiting for the
 // answer: the tool starts while the server records the transition. The next
 // report waits for it (settle); a refusal cancels the job.
-func (j *jobRun) phase(ctx context.Context, state, sha, msg string) error {
+func (j *jobRun) phase(ctx context.Context, state string, c git.Commit) error {
 	if err := j.settle(); err != nil {
 		return err
 	}
 	done := make(chan error, 1)
 	j.pending = done
 	go func() {
-		err := j.w.proto.Phase(ctx, j.job, workerapi.PhaseRequest{State: state, CommitSHA: sha, CommitMessage: msg})
+		req := workerapi.PhaseRequest{State: state, CommitSHA: c.SHA, CommitMessage: c.Message, CommitAuthor: c.Author}
+		if !c.At.IsZero() {
+			req.CommitAt = c.At.UnixNano()
+		}
+		err := j.w.proto.Phase(ctx, j.job, req)
 		if err != nil && j.cancel != nil {
 			j.cancel()
 		}
@@ -220,7 +224,7 @@ func (j *jobRun) run(ctx context.Context) error {
 }
 
 // prepare checks out the code and sets up tool, backend and environment.
-func (j *jobRun) prepare(ctx context.Context) (sha, msg string, err error) {
+func (j *jobRun) prepare(ctx context.Context) (commit git.Commit, err error) {
 	src := filepath.Join(j.dir, "src")
 	j.log.Printf("Cloning %s (branch %s) at %s", j.job.Repository, j.job.Branch, orHead(j.job.CommitSHA))
 	if j.w.cfg.GitCache != "" {
@@ -230,32 +234,32 @@ func (j *jobRun) prepare(ctx context.Context) (sha, msg string, err error) {
 			dir = filepath.Join(dir, fmt.Sprintf("slot-%d", j.slot))
 		}
 		cache := &git.Cache{Dir: dir}
-		sha, msg, err = cache.Checkout(ctx, j.job.Repository, j.job.Branch, j.job.CommitSHA, src)
+		commit, err = cache.Checkout(ctx, j.job.Repository, j.job.Branch, j.job.CommitSHA, src)
 	} else {
-		sha, msg, err = git.Checkout(ctx, j.job.Repository, j.job.Branch, j.job.CommitSHA, src)
+		commit, err = git.Checkout(ctx, j.job.Repository, j.job.Branch, j.job.CommitSHA, src)
 	}
 	if err != nil {
-		return "", "", fail("checking out the code: %v", err)
+		return git.Commit{}, fail("checking out the code: %v", err)
 	}
-	j.log.Printf("Checked out commit %s: %s", sha, firstLine(msg))
+	j.log.Printf("Checked out commit %s: %s", commit.SHA, firstLine(commit.Message))
 	if j.job.CommitSHA == "" {
-		j.job.CommitSHA = sha // for TF_VAR_gantry_commit_sha and TF_VAR_spacelift_commit_sha
+		j.job.CommitSHA = commit.SHA // for TF_VAR_gantry_commit_sha and TF_VAR_spacelift_commit_sha
 	}
 	if err := j.mountFiles(); err != nil {
-		return "", "", err
+		return git.Commit{}, err
 	}
 	if err := j.setup(ctx, src); err != nil {
-		return "", "", err
+		return git.Commit{}, err
 	}
 	if j.job.ManagedState {
 		if err := checkNoBackend(j.root); err != nil {
-			return "", "", err
+			return git.Commit{}, err
 		}
 		if err := writeBackendOverride(j.root); err != nil {
-			return "", "", fail("writing the backend configuration: %v", err)
+			return git.Commit{}, fail("writing the backend configuration: %v", err)
 		}
 	}
-	return sha, msg, nil
+	return commit, nil
 }
 
 // setup finds the project root, the tool and builds the environment.
@@ -295,18 +299,18 @@ func (j *jobRun) setup(ctx context.Context, src string) error {
 }
 
 func (j *jobRun) runPlan(ctx context.Context) error {
-	sha, msg, err := j.prepare(ctx)
+	commit, err := j.prepare(ctx)
 	if err != nil {
 		return err
 	}
-	if err := j.phase(ctx, "INITIALIZING", sha, msg); err != nil {
+	if err := j.phase(ctx, "INITIALIZING", commit); err != nil {
 		return err
 	}
 	if err := j.init(ctx); err != nil {
 		return err
 	}
 	if j.job.Kind == "task" {
-		if err := j.phase(ctx, "PERFORMING", "", ""); err != nil {
+		if err := j.phase(ctx, "PERFORMING", git.Commit{}); err != nil {
 			return err
 		}
 		return j.around(ctx, "perform", j.job.Hooks.BeforePerform, j.job.Hooks.AfterPerform, func() error {
@@ -321,7 +325,7 @@ func (j *jobRun) runPlan(ctx context.Context) error {
 			return nil
 		})
 	}
-	if err := j.phase(ctx, "PLANNING", "", ""); err != nil {
+	if err := j.phase(ctx, "PLANNING", git.Commit{}); err != nil {
 		return err
 	}
 	if err := j.hooks(ctx, "before_plan", j.job.Hooks.BeforePlan); err != nil {

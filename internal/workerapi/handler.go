@@ -360,6 +360,12 @@ func (h *Handler) buildJob(ctx context.Context, cl *run.Claimed, pending *runtok
 		}
 		job.Hooks = Hooks(eff.Hooks)
 	}
+	if cl.Kind != run.KindApply {
+		// What policies see of the run from now on (runtime_config).
+		if err := h.Runs.SetRuntimeConfig(ctx, cl.Run.ID, runtimeConfig(job)); err != nil {
+			return nil, err
+		}
+	}
 	if job.OIDCToken, err = token(); err != nil {
 		return nil, integration.Minted{}, err
 	}
@@ -392,6 +398,21 @@ func (h *Handler) discard(ctx context.Context, rn run.Run, m integration.Minted)
 	if err := h.Integrations.Discard(ctx, m); err != nil {
 		h.Log.Warn("revoking the credentials of a job no worker got failed (they expire by themselves)", "run_id", rn.ID, "err", err)
 	}
+}
+
+// runtimeConfig is what policies see of a job (before the integrations'
+// credentials join its environment): the stack's settings, the hooks and
+// the plain variables of the stack and its contexts.
+func runtimeConfig(job *Job) run.RuntimeConfig {
+	c := run.RuntimeConfig{ProjectRoot: job.ProjectRoot, ToolVersion: job.ToolVersion}
+	hooks := contexts.Hooks(job.Hooks)
+	for _, p := range contexts.Phases {
+		c.SetHooks(p, *hooks.Phase(p))
+	}
+	for _, v := range job.Env {
+		c.AddEnv(v.Name, v.Value, v.Secret)
+	}
+	return c
 }
 
 // credentials mints the stack's cloud integrations' credentials for the
@@ -446,7 +467,11 @@ func (h *Handler) phase(w http.ResponseWriter, r *http.Request, rn run.Run) erro
 	if err := httpx.DecodeJSON(w, r, &req, 64<<10); err != nil {
 		return err
 	}
-	_, err := h.Runs.Phase(r.Context(), rn.ID, rn.WorkerID, req.State, req.CommitSHA, req.CommitMessage)
+	c := run.Commit{SHA: req.CommitSHA, Message: req.CommitMessage, Author: req.CommitAuthor}
+	if req.CommitAt > 0 {
+		c.At = time.Unix(0, req.CommitAt).UTC()
+	}
+	_, err := h.Runs.PhaseCommit(r.Context(), rn.ID, rn.WorkerID, req.State, c)
 	return noContent(w, err)
 }
 

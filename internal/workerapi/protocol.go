@@ -252,9 +252,13 @@ type FinishRequest struct {
 	Reason string `json:"reason,omitempty"`
 }
 
-// PhaseRequest reports a new run state, and the commit once it is known.
+// PhaseRequest reports a new run state, and the commit once it is known:
+// its id, message, author and committer date (Unix nanoseconds; older
+// workers send neither author nor date).
 type PhaseRequest struct {
 	State         string `json:"state"`
 	CommitSHA     string `json:"commit_sha,omitempty"`
 	CommitMessage string `json:"commit_message,omitempty"`
+	CommitAuthor  string `json:"commit_author,omitempty"`
+	CommitAt      int64  `json:"commit_at,omitempty"`
 }
