@@ -363,7 +363,7 @@ func (h *Handler) buildJob(ctx context.Context, cl *run.Claimed, pending *runtok
 	if cl.Kind != run.KindApply {
 		// What policies see of the run from now on (runtime_config).
 		if err := h.Runs.SetRuntimeConfig(ctx, cl.Run.ID, runtimeConfig(job)); err != nil {
-			return nil, err
+			return nil, integration.Minted{}, err
 		}
 	}
 	if job.OIDCToken, err = token(); err != nil {
