@@ -189,7 +189,7 @@ func (a *API) listAttachments(w http.ResponseWriter, r *http.Request, p auth.Pri
 	}
 	out := apiv1.List[apiv1.PolicyAttachment]{Items: []apiv1.PolicyAttachment{}}
 	for _, at := range list {
-		out.Items = append(out.Items, apiv1.PolicyAttachment{Stack: at.StackID, Via: at.Via})
+		out.Items = append(out.Items, apiv1.PolicyAttachment{Stack: at.StackID, Via: at.Via, Applied: at.NotApplied == "", NotApplied: at.NotApplied})
 	}
 	httpx.WriteJSON(w, http.StatusOK, out)
 	return nil
