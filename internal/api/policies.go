@@ -549,8 +549,13 @@ func loginPolicyAdmin(p auth.Principal, typ string) error {
 
 // policyEvaluation loads the policy of the path for its samples, simulate
 // and replay: policy:update in its space, and an admin for a LOGIN policy.
+//
+// Their audit events, refused ones included, are in the policy's space.
 func (a *API) policyEvaluation(r *http.Request, p auth.Principal) (*policy.Service, policy.Policy, error) {
 	ps, pol, err := a.policy(r, p, auth.PolicyUpdate)
+	if pol.ID != "" {
+		noteSpace(r, pol.Space)
+	}
 	if err != nil {
 		return ps, pol, err
 	}
