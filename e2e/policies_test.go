@@ -261,8 +261,10 @@ func TestRunawayPolicyTimesOut(t *testing.T) {
 	repo := NewRepo(t, map[string]string{"main.tf": staticConfig("v1")})
 	s.createPolicy(t, "runaway", "APPROVAL", `package spacelift
 
+xs := numbers.range(1, 100000)
+
 approve if {
-	count([x | some x in numbers.range(1, 100000000); x % 7 == 3]) > 0
+	count([x | some x in xs; some y in xs; x * y < 0]) > 0
 }
 `, "--label", "autoattach:*")
 	s.CreateStack(t, "slow", repo.URL)
@@ -273,6 +275,45 @@ approve if {
 	rcs := s.receipts(t, r.ID)
 	if len(rcs) != 1 || rcs[0].Outcome != "error" || !strings.Contains(rcs[0].Error, "timed out") {
 		t.Fatalf("receipts = %+v", rcs)
+	}
+}
+
+// A PLAN policy slower than a worker used to wait for a report (30 s) ends
+// as the documented policy timeout, whatever --policy-timeout-scale: the
+// run fails closed with the timeout as its reason, a receipt and the log
+// line, and the policy is evaluated once (the worker waits as long as the
+// server says, instead of giving up and retrying).
+func TestSlowPlanPolicyTimesOut(t *testing.T) {
+	t.Parallel()
+	requireSetup(t)
+	// PLAN: 45 s × 0.7 = 31.5 s.
+	s := StartServer(t, ServerConfig{Args: []string{"--policy-timeout-scale", "0.7"}})
+	repo := NewRepo(t, map[string]string{"main.tf": staticConfig("v1")})
+	s.createPolicy(t, "slow-plan", "PLAN", `package spacelift
+
+xs := numbers.range(1, 100000)
+
+deny contains "never" if {
+	count([x | some x in xs; some y in xs; x * y < 0]) > 0
+}
+`, "--label", "autoattach:*")
+	s.CreateStack(t, "slowplan", repo.URL)
+	r := s.waitRun(t, s.Deploy(t, "slowplan").ID, 2*time.Minute, "FAILED")
+	if !strings.Contains(r.Reason, "denied by plan policy: policy slow-plan: policy slow-plan.rego: policy evaluation timed out after 31.5s") {
+		t.Fatalf("reason = %q, want the plan policy's timeout", r.Reason)
+	}
+	rcs := s.receipts(t, r.ID)
+	if len(rcs) != 1 || rcs[0].Type != "PLAN" || rcs[0].Outcome != "error" || !strings.Contains(rcs[0].Error, "timed out after 31.5s") {
+		t.Fatalf("receipts = %+v", rcs)
+	}
+	if log := s.WaitLog(t, "slowplan", r.ID, "Plan policies denied this run:"); !strings.Contains(log, "timed out after 31.5s") ||
+		strings.Contains(log, "reporting the plan") {
+		t.Fatalf("log:\n%s", log)
+	}
+	var samples []apiv1.PolicySample
+	s.MustJSON(t, &samples, "policy", "samples", "--id", "slow-plan")
+	if len(samples) != 1 {
+		t.Fatalf("the policy was evaluated %d times: %+v", len(samples), samples)
 	}
 }
 

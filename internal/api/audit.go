@@ -262,8 +262,9 @@ func (a *API) Audited(mux *http.ServeMux) http.Handler {
 		r = r.WithContext(ctx)
 		_, pattern := mux.Handler(r)
 		ra, audited := auditedRoute(r.Method, pattern)
+		read, isRead := refusedRead(r.Method, pattern)
 		rec := &auditRecorder{ResponseWriter: w, captureID: audited && ra.idFrom == fromResponse}
-		if audited {
+		if audited || isRead {
 			w = rec
 		}
 		mux.ServeHTTP(w, r)
@@ -276,6 +277,10 @@ func (a *API) Audited(mux *http.ServeMux) http.Handler {
 				a.Log.Error("recording a failed authentication in the audit trail failed", "request_id", httpx.RequestID(ctx), "err", err)
 			}
 			return
+		}
+		if !audited && isRead && rec.status == http.StatusForbidden {
+			// Other reads are not recorded, but a refused one is.
+			ra, audited = read, true
 		}
 		req, _ := audit.RequestFrom(ctx)
 		if !audited || req.Actor == "" || audit.Recorded(ctx) {
@@ -463,6 +468,47 @@ func auditedRoute(method, pattern string) (routeAudit, bool) {
 	return routeAudit{action: fmt.Sprintf("%s.%s", seg, strings.ToLower(m)), subject: seg, idFrom: "id"}, true
 }
 
+// refusedRead returns how a read of the route pattern is audited when it
+// is refused (403; reads are not recorded otherwise): as
+// "<resource>[.<part>...].read" from the literal segments of its path
+// ("GET /api/v1/policies/{id}/attachments": policy.attachments.read), the
+// subject the resource, its id the {id} wildcard, the other path values
+// in the change.
+func refusedRead(method, pattern string) (routeAudit, bool) {
+	m, path, ok := strings.Cut(pattern, " ")
+	if !ok || (m != http.MethodGet && m != http.MethodHead) || (method != m && !(method == http.MethodHead && m == http.MethodGet)) {
+		return routeAudit{}, false
+	}
+	rest, ok := strings.CutPrefix(path, "/api/v1/")
+	if !ok {
+		return routeAudit{}, false
+	}
+	var names []string
+	for _, seg := range strings.Split(rest, "/") {
+		if seg == "" || strings.HasPrefix(seg, "{") {
+			continue
+		}
+		name := strings.ReplaceAll(seg, "-", "_")
+		if len(names) == 0 {
+			name = singular(name)
+		}
+		names = append(names, name)
+	}
+	if len(names) == 0 {
+		return routeAudit{}, false
+	}
+	return routeAudit{action: strings.Join(append(names, "read"), "."), subject: names[0], idFrom: "id"}, true
+}
+
+// singular turns a resource's plural name singular: policies, stacks,
+// worker_pools -> policy, stack, worker_pool.
+func singular(name string) string {
+	if s, ok := strings.CutSuffix(name, "ies"); ok {
+		return s + "y"
+	}
+	return strings.TrimSuffix(name, "s")
+}
+
 // auditActions maps every route that changes something (and the reads
 // worth an event) to its audit action. TestAuditActionsCoverRoutes keeps
 // it complete.
@@ -544,6 +590,11 @@ var auditActions = map[string]routeAudit{
 	"POST /api/v1/worker-pools/{id}/reset":                  {"worker_pool.reset", "worker_pool", "id"},
 	"PUT /api/v1/worker-pools/{id}/public-key":              {"worker_pool.set-key", "worker_pool", "id"},
 	"POST /api/v1/worker-pools/{id}/workers/{worker}/drain": {"worker.drain", "worker", "worker"},
+
+	// Samples hold what policies were given: plans (raw, for a stack with
+	// raw_policy_input), sign-ins.
+	"GET /api/v1/policies/{id}/samples":       {"policy.sample.list", "policy", "id"},
+	"GET /api/v1/policies/{id}/samples/{key}": {"policy.sample.read", "policy", "id"},
 
 	"GET /api/v1/audit/export":  {"audit.export", "audit", "id"},
 	"POST /api/v1/audit/verify": {"audit.verify", "audit", "id"},

@@ -62,6 +62,23 @@ func TestAuditedRoute(t *testing.T) {
 			t.Errorf("auditedRoute(%s, %q) = %+v, %v", tt.method, tt.pattern, ra, ok)
 		}
 	}
+	for _, tt := range []struct {
+		method, pattern, action, subject string
+		ok                               bool
+	}{
+		{"GET", "GET /api/v1/policies/{id}/attachments", "policy.attachments.read", "policy", true},
+		{"HEAD", "GET /api/v1/stacks/{id}/env/effective", "stack.env.effective.read", "stack", true},
+		{"GET", "GET /api/v1/worker-pools/{id}/workers", "worker_pool.workers.read", "worker_pool", true},
+		{"GET", "GET /api/v1/runs/{id}/policy-receipts", "run.policy_receipts.read", "run", true},
+		{"GET", "GET /api/v1/audit/events", "audit.events.read", "audit", true},
+		{"POST", "POST /api/v1/stacks", "", "", false},
+		{"GET", "GET /healthz", "", "", false},
+	} {
+		ra, ok := refusedRead(tt.method, tt.pattern)
+		if ok != tt.ok || ra.action != tt.action || ra.subject != tt.subject || (ok && (!actionRE.MatchString(ra.action) || ra.idFrom != "id")) {
+			t.Errorf("refusedRead(%s, %q) = %+v, %v", tt.method, tt.pattern, ra, ok)
+		}
+	}
 	if got := pathParams("DELETE /api/v1/policies/{id}/attachments/{stack}", "/api/v1/policies/p1/attachments/s1"); got["id"] != "p1" || got["stack"] != "s1" {
 		t.Errorf("pathParams = %v", got)
 	}

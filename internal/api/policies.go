@@ -189,7 +189,7 @@ func (a *API) listAttachments(w http.ResponseWriter, r *http.Request, p auth.Pri
 	}
 	out := apiv1.List[apiv1.PolicyAttachment]{Items: []apiv1.PolicyAttachment{}}
 	for _, at := range list {
-		out.Items = append(out.Items, apiv1.PolicyAttachment{Stack: at.StackID, Via: at.Via})
+		out.Items = append(out.Items, apiv1.PolicyAttachment{Stack: at.StackID, Via: at.Via, Applied: at.NotApplied == "", NotApplied: at.NotApplied})
 	}
 	httpx.WriteJSON(w, http.StatusOK, out)
 	return nil
@@ -554,8 +554,13 @@ func loginPolicyAdmin(p auth.Principal, typ string) error {
 
 // policyEvaluation loads the policy of the path for its samples, simulate
 // and replay: policy:update in its space, and an admin for a LOGIN policy.
+//
+// Their audit events, refused ones included, are in the policy's space.
 func (a *API) policyEvaluation(r *http.Request, p auth.Principal) (*policy.Service, policy.Policy, error) {
 	ps, pol, err := a.policy(r, p, auth.PolicyUpdate)
+	if pol.ID != "" {
+		noteSpace(r, pol.Space)
+	}
 	if err != nil {
 		return ps, pol, err
 	}

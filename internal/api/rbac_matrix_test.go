@@ -40,8 +40,9 @@ import (
 // rbacEnv is the whole API (every service) over SQLite, with an admin key.
 type rbacEnv struct {
 	*apiEnv
-	a  *api.API
-	db *db.DB
+	a     *api.API
+	db    *db.DB
+	audit *audit.Service
 }
 
 func newRBACEnv(t *testing.T, opts ...func(*api.API)) *rbacEnv {
@@ -99,7 +100,23 @@ func newRBACEnv(t *testing.T, opts ...func(*api.API)) *rbacEnv {
 	srv := httptest.NewServer(httpx.WithRequestID(httpx.Adapter{Log: log}.Recover(a.Audited(mux))))
 	t.Cleanup(srv.Close)
 	e.url = srv.URL
-	return &rbacEnv{apiEnv: e, a: a, db: d}
+	return &rbacEnv{apiEnv: e, a: a, db: d, audit: au}
+}
+
+// trailLen is the number of events of the audit trail.
+func (e *rbacEnv) trailLen() int { return len(e.trailSince(0)) }
+
+// trailSince returns the events of the audit trail after the first n.
+func (e *rbacEnv) trailSince(n int) []audit.Event {
+	e.t.Helper()
+	var out []audit.Event
+	if err := e.audit.Each(context.Background(), audit.Filter{}, func(ev audit.Event) error {
+		out = append(out, ev)
+		return nil
+	}); err != nil {
+		e.t.Fatal(err)
+	}
+	return out[n:]
 }
 
 // as sends a JSON request with token.
@@ -381,6 +398,7 @@ func TestRBACRouteMatrix(t *testing.T) {
 			}
 			return e.as(token, method, path, body)
 		}
+		seen := e.trailLen()
 		r := sendAs(lacks)
 		if filtered[rt.Pattern] {
 			// Lists of every space: filtered, never refused.
@@ -394,6 +412,10 @@ func TestRBACRouteMatrix(t *testing.T) {
 		}
 		if r.status != http.StatusForbidden || !strings.Contains(string(r.body), rt.Action) {
 			t.Errorf("%s without %s: %s, want 403 naming the action", rt.Pattern, rt.Action, r)
+		}
+		// Every refused attempt is in the audit trail, reads included.
+		if evs := e.trailSince(seen); len(evs) != 1 || evs[0].Outcome != audit.Denied || evs[0].Actor != fmt.Sprintf("api_key::lacks%d", i) {
+			t.Errorf("%s refused: events %+v, want one, denied, by lacks%d", rt.Pattern, evs, i)
 		}
 		r = sendAs(has)
 		if r.status == http.StatusUnauthorized || r.status == http.StatusForbidden || r.status >= 500 {

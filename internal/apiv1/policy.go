@@ -47,6 +47,11 @@ type PolicyUpdate struct {
 type PolicyAttachment struct {
 	Stack string `json:"stack"`
 	Via   string `json:"via"` // explicit, or the autoattach label
+	// Applied is false for an explicit attachment that runs of the stack
+	// do not use, NotApplied saying why (the stack's space no longer sees
+	// the policy's).
+	Applied    bool   `json:"applied"`
+	NotApplied string `json:"not_applied,omitempty"`
 }
 
 // PolicyAttach is the body of POST /policies/{id}/attachments.

@@ -184,6 +184,10 @@ func (a *app) printPolicy(p apiv1.Policy, attachments []apiv1.PolicyAttachment, 
 		}
 		names := make([]string, 0, len(attachments))
 		for _, at := range attachments {
+			if at.NotApplied != "" {
+				names = append(names, at.Stack+" ("+at.Via+"; "+at.NotApplied+")")
+				continue
+			}
 			names = append(names, at.Stack+" ("+at.Via+")")
 		}
 		field(w, "Attached to", joinOrDash(names))

@@ -220,3 +220,34 @@ func TestPolicyTestCommand(t *testing.T) {
 		t.Errorf("policy test without DIR: exit %d, want 2", code)
 	}
 }
+
+// policy show lists an explicit attachment that a space turning inherit
+// off cut off from its stack as not applied, with why: runs skip it.
+func TestPolicyShowNotAppliedAttachment(t *testing.T) {
+	isolate(t)
+	conn := policyServer(t)
+	cli := func(args ...string) (int, string, string) { return runMain(append(args, conn...)...) }
+	body := writeFile(t, t.TempDir(), "plan.rego", "package spacelift\n\ndeny contains \"no\" if false\n")
+	for _, args := range [][]string{
+		{"space", "create", "--id", "team", "--name", "team", "--inherit"},
+		{"space", "create", "--id", "app", "--name", "app", "--parent", "team", "--inherit"},
+		{"stack", "create", "--id", "web", "--space", "app", "--repository", "https://git.example.com/web.git"},
+		{"policy", "create", "--id", "guard", "--type", "PLAN", "--space", "root", "--body-file", body},
+		{"policy", "attach", "--id", "guard", "--stack", "web"},
+	} {
+		code, out, errOut := cli(args...)
+		wantRun(t, code, out, errOut, 0)
+	}
+	code, out, errOut := cli("policy", "show", "--id", "guard")
+	wantRun(t, code, out, errOut, 0, "web (explicit)")
+	code, out, errOut = cli("space", "update", "--id", "team", "--inherit=false")
+	wantRun(t, code, out, errOut, 0)
+	code, out, errOut = cli("policy", "show", "--id", "guard")
+	wantRun(t, code, out, errOut, 0, `web (explicit; not applied: space "team" does not inherit from its parent "root", so stack "web" (space "app") does not see the policies of space "root")`)
+	var shown policyWithAttachments
+	code, out, _ = cli("policy", "show", "--id", "guard", "-o", "json")
+	if err := json.Unmarshal([]byte(out), &shown); code != 0 || err != nil || len(shown.Attachments) != 1 ||
+		shown.Attachments[0].Applied || !strings.Contains(shown.Attachments[0].NotApplied, `space "team" does not inherit`) {
+		t.Errorf("show -o json: exit %d, %v, %+v", code, err, shown.Attachments)
+	}
+}

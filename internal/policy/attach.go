@@ -2,6 +2,7 @@ package policy
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"strings"
 	"sync"
@@ -87,10 +88,16 @@ func (s *Service) Detach(ctx context.Context, policyID, stackID string) error {
 type Attachment struct {
 	StackID string
 	Via     string // "explicit" or the autoattach label
+	// NotApplied says why runs of the stack do not use the policy
+	// although it is attached explicitly ("": they do): the stack's space
+	// no longer sees the policy's space (it moved, or a space on the way
+	// stopped inheriting).
+	NotApplied string
 }
 
-// Attached returns the stacks a policy applies to (explicitly or by
-// autoattach label).
+// Attached returns the stacks a policy is attached to, explicitly or by
+// autoattach label, as runs decide (ForStack): the explicit attachments
+// that runs do not use are listed with the reason.
 func (s *Service) Attached(ctx context.Context, policyID string) ([]Attachment, error) {
 	p, err := s.Get(ctx, policyID)
 	if err != nil {
@@ -101,8 +108,24 @@ func (s *Service) Attached(ctx context.Context, policyID string) ([]Attachment, 
 		err := row.Scan(&st)
 		return Attachment{StackID: st, Via: "explicit"}, err
 	}, `SELECT stack_id FROM policy_attachments WHERE policy_id = $1 ORDER BY stack_id`, policyID)
-	if err != nil || !hasAutoattach(p.Labels) {
-		return out, err
+	if err != nil {
+		return nil, err
+	}
+	for i, at := range out {
+		st, err := s.stacks.Get(ctx, at.StackID)
+		if err != nil {
+			return nil, err
+		}
+		ids, lin, err := s.lineageIDs(ctx, st.Space)
+		if err != nil {
+			return nil, err
+		}
+		if appliesVia(p, st, ids, true) == "" {
+			out[i].NotApplied = notApplied(p, st, lin)
+		}
+	}
+	if !hasAutoattach(p.Labels) {
+		return out, nil
 	}
 	// Autoattach: every stack that sees the policy's space and matches.
 	for cursor := ""; ; {
@@ -119,7 +142,7 @@ func (s *Service) Attached(ctx context.Context, policyID string) ([]Attachment, 
 			if err != nil {
 				return nil, err
 			}
-			if labels.Has(ids, p.Space) && !hasStack(out, st.ID) {
+			if appliesVia(p, st, ids, false) != "" && !hasStack(out, st.ID) {
 				out = append(out, Attachment{StackID: st.ID, Via: via})
 			}
 		}
@@ -128,6 +151,31 @@ func (s *Service) Attached(ctx context.Context, policyID string) ([]Attachment, 
 		}
 		cursor = next
 	}
+}
+
+// appliesVia says whether policy p applies to stack st, whose space sees
+// the spaces seen (its lineage), and how: "explicit" (explicit: p is
+// attached to st) or the matching autoattach label; "" when it does not.
+// Runs (ForStack) and the listing of attachments (Attached) both decide by
+// it.
+func appliesVia(p Policy, st stack.Stack, seen []string, explicit bool) string {
+	if !attachable(p.Type) || !labels.Has(seen, p.Space) {
+		return ""
+	}
+	if explicit {
+		return "explicit"
+	}
+	return autoattachMatch(p.Labels, st.Labels)
+}
+
+// notApplied explains why runs of st do not use p, attached explicitly:
+// lin, the spaces st's space sees, stop before p's space.
+func notApplied(p Policy, st stack.Stack, lin []space.Space) string {
+	if n := len(lin); n > 0 && !lin[n-1].Inherit && lin[n-1].Parent != "" {
+		return fmt.Sprintf("not applied: space %q does not inherit from its parent %q, so stack %q (space %q) does not see the policies of space %q",
+			lin[n-1].ID, lin[n-1].Parent, st.ID, st.Space, p.Space)
+	}
+	return fmt.Sprintf("not applied: stack %q is in space %q, which does not inherit from the policy's space %q", st.ID, st.Space, p.Space)
 }
 
 func hasStack(list []Attachment, stackID string) bool {
@@ -194,7 +242,7 @@ func (s *Service) ForStack(ctx context.Context, st stack.Stack, t string) ([]Pol
 	}
 	out := []Policy{}
 	for _, p := range cands {
-		if explicit[p.ID] || autoattachMatch(p.Labels, st.Labels) != "" {
+		if appliesVia(p, st, ids, explicit[p.ID]) != "" {
 			out = append(out, p)
 		}
 	}

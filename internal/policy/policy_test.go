@@ -155,3 +155,59 @@ func TestAttachmentRules(t *testing.T) {
 		}
 	})
 }
+
+// An explicit attachment to a stack of a grandchild space that the middle
+// space's inherit flag then cuts off: runs no longer evaluate the policy,
+// and Attached says so, with why, instead of listing it as applying. It
+// applies again when the middle space inherits again.
+func TestAttachedAsRunsDecide(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newFixture(t, d)
+		for _, sp := range []space.Space{
+			{ID: "team", Parent: space.Root, Inherit: true},
+			{ID: "app", Parent: "team", Inherit: true},
+		} {
+			if _, err := f.spaces.Create(f.ctx, sp); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := f.policies.Create(f.ctx, policy.Policy{ID: "guard", Space: space.Root, Type: "PLAN", Body: denyPublic,
+			Labels: []string{"autoattach:web"}}); err != nil {
+			t.Fatal(err)
+		}
+		app := f.stack(t, func(s *stack.Stack) { s.Space = "app" })
+		web := f.stack(t, func(s *stack.Stack) { s.Space = "app"; s.Labels = []string{"web"} })
+		f.attach(t, "guard", app.ID)
+		setInherit := func(on bool) {
+			if _, err := f.spaces.Update(f.ctx, "team", func(sp *space.Space) error { sp.Inherit = on; return nil }); err != nil {
+				t.Fatal(err)
+			}
+		}
+		check := func(wantApplied bool) {
+			t.Helper()
+			for _, st := range []stack.Stack{app, web} {
+				ps, err := f.policies.ForStack(f.ctx, st, "PLAN")
+				if err != nil || (len(ps) == 1) != wantApplied {
+					t.Errorf("runs of %s evaluate %v, %v; want the policy: %v", st.ID, ps, err, wantApplied)
+				}
+			}
+			at, err := f.policies.Attached(f.ctx, "guard")
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := []policy.Attachment{{StackID: app.ID, Via: "explicit"}, {StackID: web.ID, Via: "autoattach:web"}}
+			if !wantApplied {
+				want = []policy.Attachment{{StackID: app.ID, Via: "explicit", NotApplied: `not applied: space "team" does not inherit from its parent "root", ` +
+					`so stack "` + app.ID + `" (space "app") does not see the policies of space "root"`}}
+			}
+			if !slices.Equal(at, want) {
+				t.Errorf("Attached = %+v, want %+v", at, want)
+			}
+		}
+		check(true)
+		setInherit(false)
+		check(false)
+		setInherit(true)
+		check(true)
+	})
+}

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gantry-iac/gantry/internal/db"
@@ -285,7 +286,19 @@ const (
 )
 
 // Planned records a plan's result and tells the worker what to do next.
+//
+// The plan policies it evaluates may take their whole timeout: a worker
+// that hangs up meanwhile (its own timeout, the network) does not stop
+// the report, which is carried through so that the worker's retry finds
+// it made. A retry (or a duplicate) answers from the run's state what the
+// report answered, without evaluating the policies again; one arriving
+// while the report is still being evaluated on this server waits for it.
 func (s *Service) Planned(ctx context.Context, runID, workerID string, hasChanges bool, d Delta, autodeploy bool) (string, Run, error) {
+	ctx = context.WithoutCancel(ctx)
+	defer s.reports.lock(runID)()
+	if next, r, done, err := s.plannedBefore(ctx, runID, workerID); done || err != nil {
+		return next, r, err
+	}
 	plan, review, err := s.planVerdicts(ctx, runID, workerID, hasChanges, d)
 	if err != nil {
 		return "", Run{}, err
@@ -330,6 +343,42 @@ func (s *Service) Planned(ctx context.Context, runID, workerID string, hasChange
 		}
 	})
 	return next, r, err
+}
+
+// plannedBefore answers a plan report the run shows was made already by
+// this worker (done true): the run got its plan's counts and is still
+// PLANNING (the answer was NextSave), or went from PLANNING straight to
+// APPLYING (NextApply) or to its end (NextDone). The answer has no policy
+// notes: the receipts have them.
+func (s *Service) plannedBefore(ctx context.Context, runID, workerID string) (next string, r Run, done bool, err error) {
+	if r, err = s.Get(ctx, runID); err != nil || r.WorkerID != workerID || !r.HasDelta {
+		return "", r, false, err
+	}
+	if r.State == Planning {
+		return NextSave, r, true, nil
+	}
+	if r.State != Applying && !Terminal(r.State) {
+		return "", r, false, nil
+	}
+	tr, err := s.Transitions(ctx, runID)
+	if err != nil {
+		return "", r, false, err
+	}
+	// The plan report's own moves: PLANNING -> CONFIRMED -> APPLYING, or
+	// PLANNING -> the end (an apply job's run got there otherwise).
+	from := func(back int) string {
+		if len(tr) < back {
+			return ""
+		}
+		return tr[len(tr)-back].From
+	}
+	switch {
+	case r.State == Applying && from(1) == Confirmed && from(2) == Planning:
+		return NextApply, r, true, nil
+	case Terminal(r.State) && from(1) == Planning:
+		return NextDone, r, true, nil
+	}
+	return "", r, false, nil
 }
 
 // NextPlan asks the worker for the plan JSON before deciding.
@@ -387,6 +436,10 @@ func (s *Service) RecordDelta(ctx context.Context, runID, workerID string, d Del
 // HandOff records that the worker saved the workspace: the run waits for a
 // person, and no worker holds it.
 func (s *Service) HandOff(ctx context.Context, runID, workerID string) (Run, error) {
+	// As Planned: the approval policies it evaluates are not abandoned
+	// when the worker hangs up.
+	ctx = context.WithoutCancel(ctx)
+	defer s.reports.lock(runID)()
 	var verdict Verdict
 	if s.Policies != nil {
 		r, err := s.Get(ctx, runID)
@@ -532,4 +585,39 @@ func (s *Service) CountHeld(ctx context.Context) (int, error) {
 	var n int
 	err := s.db.QueryRow(ctx, `SELECT COUNT(*) FROM runs r WHERE r.worker_id <> '' AND r.state IN ('PREPARING','INITIALIZING','PLANNING','PERFORMING','APPLYING')`).Scan(&n)
 	return n, err
+}
+
+// keyedLocks serializes work by key. The zero value is ready.
+type keyedLocks struct {
+	mu    sync.Mutex
+	locks map[string]*keyedLock
+}
+
+type keyedLock struct {
+	sync.Mutex
+	users int
+}
+
+// lock waits for key's lock and returns its unlock.
+func (k *keyedLocks) lock(key string) (unlock func()) {
+	k.mu.Lock()
+	if k.locks == nil {
+		k.locks = map[string]*keyedLock{}
+	}
+	l := k.locks[key]
+	if l == nil {
+		l = &keyedLock{}
+		k.locks[key] = l
+	}
+	l.users++
+	k.mu.Unlock()
+	l.Lock()
+	return func() {
+		l.Unlock()
+		k.mu.Lock()
+		if l.users--; l.users == 0 {
+			delete(k.locks, key)
+		}
+		k.mu.Unlock()
+	}
 }

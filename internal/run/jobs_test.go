@@ -169,10 +169,6 @@ func TestTerminalRefusesWorker(t *testing.T) {
 			_, err := f.runs.Phase(f.ctx, id, worker, run.Planning, "", "")
 			return err
 		}},
-		{"planned", func(f *fixture, id string) error {
-			_, _, err := f.runs.Planned(f.ctx, id, worker, true, run.Delta{}, true)
-			return err
-		}},
 		{"handoff", func(f *fixture, id string) error { _, err := f.runs.HandOff(f.ctx, id, worker); return err }},
 		{"finish ok", func(f *fixture, id string) error { _, err := f.runs.Finish(f.ctx, id, worker, true, ""); return err }},
 		{"finish failed", func(f *fixture, id string) error { _, err := f.runs.Finish(f.ctx, id, worker, false, "x"); return err }},
@@ -187,6 +183,16 @@ func TestTerminalRefusesWorker(t *testing.T) {
 					if err := m.do(f, r.ID); !errs.Is(err, errs.Conflict) {
 						t.Errorf("%s on a %s run: %v, want Conflict", m.name, state, err)
 					}
+				}
+				// A plan report again: the worker whose report ended the run
+				// gets its answer again (it was lost), others a Conflict.
+				next, _, err := f.runs.Planned(f.ctx, r.ID, worker, true, run.Delta{}, true)
+				if r.HasDelta && r.WorkerID == worker {
+					if err != nil || next != run.NextDone {
+						t.Errorf("planned again on a %s run: %q, %v; want done", state, next, err)
+					}
+				} else if !errs.Is(err, errs.Conflict) {
+					t.Errorf("planned on a %s run: %v, want Conflict", state, err)
 				}
 				stop, _, err := f.runs.Heartbeat(f.ctx, r.ID, worker)
 				if err != nil || !stop {

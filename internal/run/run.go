@@ -146,6 +146,8 @@ type Service struct {
 	// Audit, if set, records the actions of people on runs (trigger,
 	// confirm, discard, cancel, stop) in their transaction.
 	Audit Auditor
+
+	reports keyedLocks // a run's plan reports, one at a time on this server
 }
 
 // NewService returns a run service.

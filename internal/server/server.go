@@ -470,8 +470,9 @@ func (s *Server) handler() http.Handler {
 	a.Routes(mux)
 	wh := &workerapi.Handler{Runs: s.runs, Stacks: s.stacks, Registry: s.registry, Hub: s.hub, Log: s.log,
 		MaxClaimWait: min(30*time.Second, max(s.cfg.WorkerTimeout/3, time.Second)), Draining: s.draining.Load,
-		SeenEvery:    min(5*time.Second, s.cfg.WorkerTimeout/10),
-		PoolForToken: s.poolForToken, PoolKey: s.pools.PublicKey, Tokens: s.tokens, SpacePath: s.spacePath, Integrations: s.integrations}
+		SeenEvery:     min(5*time.Second, s.cfg.WorkerTimeout/10),
+		ReportTimeout: reportTimeout(),
+		PoolForToken:  s.poolForToken, PoolKey: s.pools.PublicKey, Tokens: s.tokens, SpacePath: s.spacePath, Integrations: s.integrations}
 	// The runs' OIDC issuer: discovery and keys, without authentication.
 	mux.HandleFunc("GET /.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -726,8 +727,15 @@ func scalePolicyTimeouts(f float64) {
 		f = 1
 	}
 	for k, v := range baseTimeouts {
-		engine.Timeouts[k] = time.Duration(float64(v) * f)
+		engine.Timeouts[k] = time.Duration(float64(v) * f).Round(time.Millisecond) // "31.5s", not "31.499999999s"
 	}
+}
+
+// reportTimeout is how long answering a worker's planned or handoff may
+// take: the plan and approval policies they evaluate, under their (scaled)
+// timeouts, one after the other, and 30 s for the rest.
+func reportTimeout() time.Duration {
+	return 30*time.Second + engine.Timeouts[engine.TypePlan] + engine.Timeouts[engine.TypeApproval]
 }
 
 // poolForToken returns the pool a worker's pool token belongs to: the

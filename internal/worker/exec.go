@@ -99,7 +99,7 @@ func (w *Worker) execute(kill context.Context, job *workerapi.Job, slot int) {
 	}
 	j.log.Close()
 	if !j.ended {
-		ferr := retryReport(context.Background(), func(ctx context.Context) error {
+		ferr := retryReport(context.Background(), reportAttempt, func(ctx context.Context) error {
 			return w.proto.Finish(ctx, job, workerapi.FinishRequest{OK: err == nil, Reason: secrets.NewMasker(masked).String(reason)})
 		})
 		if ferr != nil {
@@ -368,7 +368,7 @@ func (j *jobRun) runPlan(ctx context.Context) error {
 			return err
 		}
 		var resp workerapi.PlannedResponse
-		err := retryReport(ctx, func(ctx context.Context) (err error) {
+		err := retryReport(ctx, reportAttempt, func(ctx context.Context) (err error) {
 			resp, err = j.w.proto.Planned(ctx, j.job, workerapi.PlannedRequest{HasChanges: true, PlanPending: true})
 			return err
 		})
@@ -425,7 +425,7 @@ func (j *jobRun) runPlan(ctx context.Context) error {
 		return err
 	}
 	var resp workerapi.PlannedResponse
-	err = retryReport(ctx, func(ctx context.Context) (err error) {
+	err = retryReport(ctx, j.policyReportAttempt(), func(ctx context.Context) (err error) {
 		resp, err = j.w.proto.Planned(ctx, j.job, workerapi.PlannedRequest{HasChanges: hasChanges, Add: delta.Add, Change: delta.Change, Destroy: delta.Destroy})
 		return err
 	})
@@ -567,7 +567,7 @@ func (j *jobRun) save(ctx context.Context) error {
 	}
 	j.log.Printf("Plan saved; waiting for confirmation.")
 	j.log.Sync()
-	if err := retryReport(ctx, func(ctx context.Context) error { return j.w.proto.HandOff(ctx, j.job) }); err != nil {
+	if err := retryReport(ctx, j.policyReportAttempt(), func(ctx context.Context) error { return j.w.proto.HandOff(ctx, j.job) }); err != nil {
 		return fmt.Errorf("handing off: %w", err)
 	}
 	j.ended, j.handedOff = true, true

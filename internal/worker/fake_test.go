@@ -50,6 +50,11 @@ type fakeProto struct {
 	// finishErr answers the n-th (0-based) Finish call (nil: accepted).
 	finishErr   func(n int) error
 	finishTries int
+	// reportDelay is how long the server takes to answer Planned and
+	// HandOff (policies evaluated); a caller that gives up first gets its
+	// context's error. reportCalls counts those calls.
+	reportDelay time.Duration
+	reportCalls int
 }
 
 var _ workerapi.Protocol = (*fakeProto)(nil)
@@ -114,7 +119,24 @@ func (f *fakeProto) GetArtifact(ctx context.Context, job *workerapi.Job, name st
 	return bytes.Clone(data), nil
 }
 
+// slowReport waits reportDelay, or until ctx ends.
+func (f *fakeProto) slowReport(ctx context.Context) error {
+	f.mu.Lock()
+	f.reportCalls++
+	d := f.reportDelay
+	f.mu.Unlock()
+	select {
+	case <-time.After(d):
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 func (f *fakeProto) Planned(ctx context.Context, job *workerapi.Job, req workerapi.PlannedRequest) (workerapi.PlannedResponse, error) {
+	if err := f.slowReport(ctx); err != nil {
+		return workerapi.PlannedResponse{}, err
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.planned = append(f.planned, req)
@@ -136,6 +158,9 @@ func (f *fakeProto) RecordDelta(ctx context.Context, job *workerapi.Job, req wor
 }
 
 func (f *fakeProto) HandOff(ctx context.Context, job *workerapi.Job) error {
+	if err := f.slowReport(ctx); err != nil {
+		return err
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.handoffs++

@@ -752,3 +752,31 @@ func TestJobFinishRetriedOnTransientErrors(t *testing.T) {
 		})
 	}
 }
+
+// Planned and handoff, which the server answers after evaluating policies,
+// are waited for as long as the job says the server may take, however
+// longer than other reports: a slow plan policy ends as the server decides
+// (its timeout, failed closed), not as a worker's timeout and a retry that
+// evaluates again.
+func TestJobWaitsForPolicyReports(t *testing.T) {
+	defer func(a time.Duration) { reportAttempt = a }(reportAttempt)
+	reportAttempt = 50 * time.Millisecond
+	for _, next := range []string{"done", "save"} {
+		t.Run(next, func(t *testing.T) {
+			fx := newJobFixture(t, nil)
+			fx.proto.next, fx.proto.reportDelay = next, 300*time.Millisecond
+			job := fx.job("plan")
+			job.ReportTimeoutMS = 5000
+			fx.worker.execute(context.Background(), job, 0)
+			p := fx.proto
+			wantCalls, wantHandoffs := 1, 0
+			if next == "save" {
+				wantCalls, wantHandoffs = 2, 1
+			}
+			if p.reportCalls != wantCalls || len(p.planned) != 1 || p.handoffs != wantHandoffs || len(p.finishes) != 0 {
+				t.Fatalf("%d report calls, %d planned, %d handoffs, finishes %+v; want %d, 1, %d and none; log:\n%s",
+					p.reportCalls, len(p.planned), p.handoffs, p.finishes, wantCalls, wantHandoffs, p.log(t, 0))
+			}
+		})
+	}
+}

@@ -23,13 +23,16 @@ var (
 	reportBackoffMax = 5 * time.Second
 )
 
+// reportAttempt bounds one attempt of a report that evaluates no policy.
+var reportAttempt = 30 * time.Second
+
 // retryReport calls fn until it succeeds, fails permanently, ctx ends or
-// reportRetryFor passes; each attempt gets its own 30-second timeout.
-func retryReport(ctx context.Context, fn func(ctx context.Context) error) error {
+// reportRetryFor passes; each attempt gets its own timeout, attempt.
+func retryReport(ctx context.Context, attempt time.Duration, fn func(ctx context.Context) error) error {
 	deadline := time.Now().Add(reportRetryFor)
 	wait := reportBackoff
 	for {
-		actx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		actx, cancel := context.WithTimeout(ctx, attempt)
 		err := fn(actx)
 		cancel()
 		if err == nil || workerapi.Permanent(err) || ctx.Err() != nil || time.Now().Add(wait).After(deadline) {
@@ -42,6 +45,18 @@ func retryReport(ctx context.Context, fn func(ctx context.Context) error) error 
 		}
 		wait = min(wait*2, reportBackoffMax)
 	}
+}
+
+// policyReportAttempt bounds one attempt of planned and handoff, which the
+// server answers after evaluating policies: as long as the server says it
+// may take (their timeouts are the server's, scaled by
+// --policy-timeout-scale), and never less than another report. An older
+// server says nothing: its default timeouts (plan 45 s, approval 5 s) then.
+func (j *jobRun) policyReportAttempt() time.Duration {
+	if j.job.ReportTimeoutMS <= 0 {
+		return reportAttempt + 50*time.Second
+	}
+	return max(reportAttempt, time.Duration(j.job.ReportTimeoutMS)*time.Millisecond)
 }
 
 // rescueState keeps the errored.tfstate OpenTofu writes when it cannot save

@@ -68,6 +68,9 @@ type Handler struct {
 	// SeenEvery spares the database a write per claim: a worker seen less
 	// than this long ago is not recorded as seen again (0: every claim).
 	SeenEvery time.Duration
+	// ReportTimeout is how long answering planned or handoff may take,
+	// policy evaluations included; jobs tell workers (Job.ReportTimeoutMS).
+	ReportTimeout time.Duration
 }
 
 // EndedGrace is how long after its run ended a job may still send its
@@ -82,8 +85,9 @@ func (h *Handler) Routes(mux *http.ServeMux) {
 	job := func(method, path string, fn func(w http.ResponseWriter, r *http.Request, rn run.Run) error) {
 		mux.Handle(method+" "+Prefix+"/jobs/{run}/"+path, a.H(func(w http.ResponseWriter, r *http.Request) error {
 			// A job whose run ended may still send its heartbeat (to learn it must
-			// stop) and the last of its log.
-			rn, err := h.Runs.Authenticate(r.Context(), httpx.BearerToken(r), path == "heartbeat" || path == "logs")
+			// stop), the last of its log, and its plan report again (the answer
+			// that ended the run was lost: it gets it again).
+			rn, err := h.Runs.Authenticate(r.Context(), httpx.BearerToken(r), path == "heartbeat" || path == "logs" || path == "planned")
 			if err != nil {
 				return err
 			}
@@ -312,7 +316,7 @@ func (h *Handler) buildJob(ctx context.Context, cl *run.Claimed, pending *runtok
 		StatePath: "/api/v1/stacks/" + st.ID + "/tfstate", LogOffset: cl.Run.LogSize,
 		Hooks: Hooks{BeforeInit: st.Hooks.BeforeInit, AfterInit: st.Hooks.AfterInit, BeforePlan: st.Hooks.BeforePlan,
 			AfterPlan: st.Hooks.AfterPlan, BeforeApply: st.Hooks.BeforeApply, AfterApply: st.Hooks.AfterApply},
-		StackLabels: st.Labels,
+		StackLabels: st.Labels, ReportTimeoutMS: h.ReportTimeout.Milliseconds(),
 	}
 	if st.Space != cl.Run.SpaceID {
 		// The stack moved since the run was queued: a token of its space.

@@ -179,6 +179,11 @@ type Job struct {
 	// (setting generate_on_worker), each with the run's token for it
 	// (sealed, info "delegated:<run>:<integration>", when TokenSealed).
 	Delegated []Delegation `json:"delegated,omitempty"`
+	// ReportTimeoutMS is how long, in milliseconds, the server may take to
+	// answer planned and handoff, which evaluate policies (plan and
+	// approval, under their timeouts): the worker waits at least that long
+	// for each attempt (0: an older server; the worker's default).
+	ReportTimeoutMS int64 `json:"report_timeout_ms,omitempty"`
 }
 
 // Delegation is an integration the worker mints credentials for.

@@ -272,8 +272,10 @@ func TestSaveAndApply(t *testing.T) {
 		wantStatus(t, c.PutArtifact(ctx, apply, run.ArtifactWorkspace, []byte("late")), 401)
 		_, err = c.GetArtifact(ctx, apply, run.ArtifactPlanJSON)
 		wantStatus(t, err, 401)
+		// (planned takes the token of a run that ended, to answer a retried
+		// report that ended it; this one did not.)
 		_, err = c.Planned(ctx, apply, workerapi.PlannedRequest{HasChanges: true})
-		wantStatus(t, err, 401)
+		wantStatus(t, err, 409)
 		wantStatus(t, c.HandOff(ctx, apply), 401)
 		f.wantState(t, r.ID, run.Finished)
 	})

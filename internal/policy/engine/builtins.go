@@ -214,10 +214,18 @@ func (e *env) newCompiler() *ast.Compiler {
 }
 
 // regoOptions are the options of every rego instance of the env: its
-// capabilities, so the evaluator enforces them (allow_net), and the
-// implementations of its custom built-ins.
+// capabilities, so the evaluator enforces them (allow_net), strict
+// built-in errors, and the implementations of its custom built-ins.
+//
+// Strict: OPA by default turns a built-in's error (a division by zero, an
+// argument of the wrong type at run time, a malformed JSON string or
+// pattern) into an undefined expression, so a deny rule that hits one
+// silently does not fire and the run is allowed. Policies fail closed
+// instead: such an error fails the evaluation, which denies. What is
+// undefined stays undefined (a missing key, a reference into null, a
+// comparison that does not hold): that is no error.
 func (e *env) regoOptions() []func(*rego.Rego) {
-	opts := []func(*rego.Rego){rego.Capabilities(e.caps)}
+	opts := []func(*rego.Rego){rego.Capabilities(e.caps), rego.StrictBuiltinErrors(true)}
 	for _, cb := range e.custom {
 		opts = append(opts, cb.impl)
 	}

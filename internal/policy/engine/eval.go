@@ -152,6 +152,7 @@ type Result struct {
 	// Values holds every rule of the policy's package with its value, as
 	// plain JSON-compatible Go values: sets become []any sorted in OPA's
 	// order (deterministic), numbers json.Number. Undefined rules are absent.
+	// A value too large to keep (see keptValues) is a string saying so.
 	Values   map[string]any
 	Decision Decision
 	Duration time.Duration
@@ -174,7 +175,7 @@ func (p *Policy) Eval(ctx context.Context, in Input) (Result, error) {
 	if n := abandoned.Load(); n >= maxAbandoned {
 		return Result{}, fmt.Errorf("policy %s: %w (%d evaluations that timed out are still running)", p.Name, ErrBusy, n)
 	}
-	ectx, cancel := context.WithTimeout(withHelpers(ctx, in.helpers), limit)
+	ectx, cancel := context.WithTimeout(withMeter(withHelpers(ctx, in.helpers)), limit)
 	defer cancel()
 
 	start := time.Now()
@@ -214,17 +215,15 @@ func (p *Policy) Eval(ctx context.Context, in Input) (Result, error) {
 	if obj == nil {
 		obj = ast.NewObject() // no rule defined
 	}
+	if err := checkDecisionSize(p.Type, obj); err != nil {
+		return res, fmt.Errorf("policy %s: %w", p.Name, err)
+	}
 	var err error
 	res.Decision, err = decode(p.Type, obj)
 	if err != nil {
 		return res, fmt.Errorf("policy %s: %w", p.Name, err)
 	}
-	res.Values = make(map[string]any, obj.Len())
-	obj.Foreach(func(k, v *ast.Term) {
-		if s, ok := k.Value.(ast.String); ok {
-			res.Values[string(s)] = toGo(v.Value)
-		}
-	})
+	res.Values = keptValues(obj)
 	return res, nil
 }
 

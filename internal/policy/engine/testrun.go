@@ -24,7 +24,8 @@ var TestTimeout = 30 * time.Second
 // rule whose name starts with test_ in every *.rego file (Rego v0 or v1,
 // detected per file), with Gantry's built-ins (sanitized, and without the
 // disabled ones) and, in packages spacelift and gantry, the PLAN helpers.
-// It writes a report to out (every test when verbose, else the failures
+// A built-in's error fails the test that hits it, as it fails an
+// evaluation (strict built-in errors, see regoOptions). It writes a report to out (every test when verbose, else the failures
 // and a summary) and returns the number of tests passed and failed. Policy
 // mistakes are returned as a *CompileError; a failing test is not an error.
 func RunTests(ctx context.Context, dir string, out io.Writer, verbose bool) (passed, failed int, err error) {
@@ -47,6 +48,7 @@ func RunTests(ctx context.Context, dir string, out io.Writer, verbose bool) (pas
 	runner := tester.NewRunner().
 		SetCompiler(e.newCompiler()).
 		SetTimeout(TestTimeout).
+		RaiseBuiltinErrors(true). // a built-in's error is the test's, as it fails an evaluation (regoOptions)
 		CapturePrintOutput(true).
 		AddCustomBuiltins(custom)
 	ch, err := runner.Run(ctx, modules)
