@@ -300,3 +300,17 @@ func (s *Service) ForStack(ctx context.Context, st stack.Stack) ([]Applied, erro
 	sort.SliceStable(manual, func(i, j int) bool { return manual[i].Priority < manual[j].Priority })
 	return append(append([]Applied{}, manual...), auto...), nil
 }
+
+// IDsForStack returns the ids of the contexts that apply to a stack, in
+// ForStack's order (what policies see as stack.contexts).
+func (s *Service) IDsForStack(ctx context.Context, st stack.Stack) ([]string, error) {
+	applied, err := s.ForStack(ctx, st)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, len(applied))
+	for i, a := range applied {
+		ids[i] = a.Context.ID
+	}
+	return ids, nil
+}
