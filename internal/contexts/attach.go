@@ -80,29 +80,15 @@ func appliesVia(c Context, st stack.Stack, seen []string, explicit bool) string 
 // space that does not inherit from its parent, c's space being further up,
 // or because c's space is not above st's at all (the stack moved).
 func (s *Service) notApplied(ctx context.Context, c Context, st stack.Stack, lin []space.Space) (string, error) {
-	if n := len(lin); n > 0 && !lin[n-1].Inherit && lin[n-1].Parent != "" {
-		above, err := s.above(ctx, lin[n-1].Parent, c.Space)
-		if err != nil || above {
-			return fmt.Sprintf("not applied: space %q does not inherit from its parent %q, so stack %q (space %q) does not see the contexts of space %q",
-				lin[n-1].ID, lin[n-1].Parent, st.ID, st.Space, c.Space), err
-		}
+	cut, above, err := s.spaces.CutOff(ctx, lin, c.Space)
+	if err != nil {
+		return "", err
+	}
+	if above {
+		return fmt.Sprintf("not applied: space %q does not inherit from its parent %q, so stack %q (space %q) does not see the contexts of space %q",
+			cut.ID, cut.Parent, st.ID, st.Space, c.Space), nil
 	}
 	return fmt.Sprintf("not applied: stack %q is in space %q, which is not under the context's space %q", st.ID, st.Space, c.Space), nil
-}
-
-// above reports whether space want is from or an ancestor of space from.
-func (s *Service) above(ctx context.Context, from, want string) (bool, error) {
-	for id, hops := from, 0; id != "" && hops < 64; hops++ {
-		if id == want {
-			return true, nil
-		}
-		sp, err := s.spaces.Get(ctx, id)
-		if err != nil {
-			return false, err
-		}
-		id = sp.Parent
-	}
-	return false, nil
 }
 
 // Attach attaches a context to a stack with a priority (lower wins), or
