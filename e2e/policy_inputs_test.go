@@ -98,6 +98,12 @@ sample := true
 	if string(hooks) != `[["echo stack-before-init"],["echo context-after-plan"]]` {
 		t.Errorf("plan input: before_init and after_plan = %s", hooks)
 	}
+	if ctxs, _ := json.Marshal(field(plan, "spacelift.stack.contexts")); string(ctxs) != `["shared"]` {
+		t.Errorf("plan input: stack.contexts = %s, want [\"shared\"]", ctxs)
+	}
+	if ip := field(plan, "spacelift.run.creator_session.creator_ip"); ip != "127.0.0.1" {
+		t.Errorf("plan input: creator_session.creator_ip = %#v, want the CLI's address", ip)
+	}
 	if env, _ := json.Marshal(field(plan, "spacelift.run.runtime_config.environment")); strings.Contains(string(env), "DB_PASSWORD") || strings.Contains(string(env), secret) {
 		t.Errorf("plan input: the environment holds the secret: %s", env)
 	}

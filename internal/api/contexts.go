@@ -306,7 +306,7 @@ func (a *API) listContextAttachments(w http.ResponseWriter, r *http.Request, p a
 	}
 	out := apiv1.List[apiv1.ContextAttachment]{Items: []apiv1.ContextAttachment{}}
 	for _, at := range list {
-		out.Items = append(out.Items, apiv1.ContextAttachment{Stack: at.StackID, Priority: at.Priority, Via: at.Via})
+		out.Items = append(out.Items, apiv1.ContextAttachment{Stack: at.StackID, Priority: at.Priority, Via: at.Via, Applied: at.NotApplied == "", NotApplied: at.NotApplied})
 	}
 	httpx.WriteJSON(w, http.StatusOK, out)
 	return nil
@@ -334,7 +334,7 @@ func (a *API) attachContext(w http.ResponseWriter, r *http.Request, p auth.Princ
 	if err != nil {
 		return err
 	}
-	httpx.WriteJSON(w, http.StatusOK, apiv1.ContextAttachment{Stack: at.StackID, Priority: at.Priority, Via: at.Via})
+	httpx.WriteJSON(w, http.StatusOK, apiv1.ContextAttachment{Stack: at.StackID, Priority: at.Priority, Via: at.Via, Applied: true})
 	return nil
 }
 

@@ -264,7 +264,7 @@ func (a *API) reconcileDrift(w http.ResponseWriter, r *http.Request, p auth.Prin
 	if err != nil {
 		return err
 	}
-	rn, err := dr.Reconcile(r.Context(), st.ID, p.String(), creator(p), in.Resources)
+	rn, err := dr.Reconcile(r.Context(), st.ID, p.String(), creator(p, r), in.Resources)
 	if err != nil {
 		return err
 	}

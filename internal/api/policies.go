@@ -450,7 +450,7 @@ func (a *API) reviewRun(w http.ResponseWriter, r *http.Request, p auth.Principal
 	if err := auth.Authorize(p, auth.RunReview, rn.SpaceID); err != nil {
 		return err
 	}
-	rn, err = ps.AddReview(r.Context(), rn.ID, policyActor(p), in.Decision, in.Note, remoteIP(r))
+	rn, err = ps.AddReview(r.Context(), rn.ID, policyActor(p, r), in.Decision, in.Note, remoteIP(r))
 	if err != nil {
 		return err
 	}
@@ -458,8 +458,8 @@ func (a *API) reviewRun(w http.ResponseWriter, r *http.Request, p auth.Principal
 }
 
 // policyActor is what policies see of p (Spacelift's session objects).
-func policyActor(p auth.Principal) policy.Actor {
-	return policy.Actor{Name: p.String(), Admin: p.Admin, Teams: p.Groups}
+func policyActor(p auth.Principal, r *http.Request) policy.Actor {
+	return policy.Actor{Name: p.String(), DisplayName: p.DisplayName, IP: sourceIP(r), Admin: p.Admin, Teams: p.Groups}
 }
 
 func remoteIP(r *http.Request) string {
@@ -518,7 +518,7 @@ func (a *API) notifyPush(w http.ResponseWriter, r *http.Request, p auth.Principa
 		push.PullRequest = &policy.PullRequest{ID: pr.ID, Action: pr.Action, Title: pr.Title, Author: pr.Author, Labels: pr.Labels,
 			BaseBranch: pr.BaseBranch, Draft: pr.Draft, Closed: pr.Closed, Approved: pr.Approved, Mergeable: pr.Mergeable}
 	}
-	res, err := ps.NotifyPush(r.Context(), st.ID, push, policyActor(p))
+	res, err := ps.NotifyPush(r.Context(), st.ID, push, policyActor(p, r))
 	if err != nil {
 		return err
 	}

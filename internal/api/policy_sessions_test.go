@@ -14,18 +14,22 @@ import (
 
 // sessionView is what a policy sees of who acted.
 type sessionView struct {
-	Login string   `json:"login"`
-	Admin bool     `json:"admin"`
-	Teams []string `json:"teams"`
+	Login     string   `json:"login"`
+	Name      string   `json:"name"`
+	Admin     bool     `json:"admin"`
+	Teams     []string `json:"teams"`
+	CreatorIP string   `json:"creator_ip"`
 }
 
 // TestPolicySessionsAreThePrincipals: creator_session and a review's
 // session say whether the principal really is an admin and carry its IdP
 // groups. An API key bound to space-writer is no admin (its run waits for
 // review), an SSO user's groups are its teams, and a user the login
-// policy made an admin is one.
+// policy made an admin is one. A user's name is the display name single
+// sign-on gave (a key's, its name), creator_ip the address the request
+// came from. The stack's contexts are those that apply to it.
 func TestPolicySessionsAreThePrincipals(t *testing.T) {
-	e := newRBACEnv(t, func(a *api.API) { a.Runs.Policies = a.Policies })
+	e := newRBACEnv(t, func(a *api.API) { a.Runs.Policies, a.Policies.Contexts = a.Policies, a.Contexts.IDsForStack })
 	ctx := context.Background()
 	e.must(e.do("POST", "/api/v1/spaces", map[string]any{"id": "team"}), http.StatusCreated, nil)
 	e.must(e.do("POST", "/api/v1/stacks", map[string]any{"id": "app", "space": "team", "repository": pinnedRepo}), http.StatusCreated, nil)
@@ -39,9 +43,18 @@ func TestPolicySessionsAreThePrincipals(t *testing.T) {
 	e.must(e.do("POST", "/api/v1/role-bindings", map[string]any{"role": auth.RoleWriter, "space": "team", "group": "ops"}), http.StatusCreated, nil)
 	_, carol := e.signedInUser("carol", `["ops","sre"]`)
 	dave, daveToken := e.signedInUser("dave", `["platform"]`)
-	if _, err := e.db.Exec(ctx, `UPDATE users SET admin = TRUE WHERE id = $1`, dave); err != nil {
+	if _, err := e.db.Exec(ctx, `UPDATE users SET admin = TRUE, name = 'Dave Jones' WHERE id = $1`, dave); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := e.db.Exec(ctx, `UPDATE users SET name = 'Carol Smith' WHERE login = 'carol'`); err != nil {
+		t.Fatal(err)
+	}
+	// Contexts: one attached by hand, one by label, one of the stack's
+	// root space, which team does not inherit from, labelled for every stack.
+	e.must(e.do("POST", "/api/v1/contexts", map[string]any{"id": "aws", "name": "aws", "space": "team"}), http.StatusCreated, nil)
+	e.must(e.do("POST", "/api/v1/contexts", map[string]any{"id": "shared", "name": "shared", "space": "team", "labels": []string{"autoattach:*"}}), http.StatusCreated, nil)
+	e.must(e.do("POST", "/api/v1/contexts", map[string]any{"id": "unused", "name": "unused", "space": "root", "labels": []string{"autoattach:*"}}), http.StatusCreated, nil)
+	e.must(e.do("POST", "/api/v1/contexts/aws/attachments", map[string]any{"stack": "app", "priority": 1}), http.StatusOK, nil)
 
 	start := func(token string) apiv1.Run {
 		t.Helper()
@@ -72,6 +85,9 @@ func TestPolicySessionsAreThePrincipals(t *testing.T) {
 		Run struct {
 			Creator sessionView `json:"creator_session"`
 		} `json:"run"`
+		Stack struct {
+			Contexts []string `json:"contexts"`
+		} `json:"stack"`
 		Reviews struct {
 			Current struct {
 				Approvals []struct {
@@ -92,21 +108,25 @@ func TestPolicySessionsAreThePrincipals(t *testing.T) {
 			t.Fatal(err)
 		}
 		creators[sm.RunID] = in.Run.Creator
+		if want := []string{"aws", "shared"}; !slices.Equal(in.Stack.Contexts, want) {
+			t.Errorf("stack.contexts = %q, want %q", in.Stack.Contexts, want)
+		}
 		if a := in.Reviews.Current.Approvals; len(a) > 0 {
 			reviewer = &a[0].Session
 		}
 	}
 	want := map[string]sessionView{
-		byKey.ID:   {Login: "ci", Admin: false, Teams: []string{}},
-		byAdmin.ID: {Login: "dave", Admin: true, Teams: []string{"platform"}},
+		byKey.ID:   {Login: "ci", Name: "ci", Admin: false, Teams: []string{}, CreatorIP: "127.0.0.1"},
+		byAdmin.ID: {Login: "dave", Name: "Dave Jones", Admin: true, Teams: []string{"platform"}, CreatorIP: "127.0.0.1"},
 	}
 	for runID, w := range want {
 		got, ok := creators[runID]
-		if !ok || got.Login != w.Login || got.Admin != w.Admin || !slices.Equal(got.Teams, w.Teams) {
+		if !ok || got.Login != w.Login || got.Name != w.Name || got.Admin != w.Admin || !slices.Equal(got.Teams, w.Teams) || got.CreatorIP != w.CreatorIP {
 			t.Errorf("creator_session of run %s = %+v (sampled: %v), want %+v", runID, got, ok, w)
 		}
 	}
-	if reviewer == nil || reviewer.Login != "carol" || reviewer.Admin || !slices.Equal(reviewer.Teams, []string{"ops", "sre"}) {
-		t.Errorf("review session = %+v, want carol, no admin, teams [ops sre]", reviewer)
+	if reviewer == nil || reviewer.Login != "carol" || reviewer.Name != "Carol Smith" || reviewer.Admin ||
+		!slices.Equal(reviewer.Teams, []string{"ops", "sre"}) || reviewer.CreatorIP != "127.0.0.1" {
+		t.Errorf("review session = %+v, want carol (Carol Smith), no admin, teams [ops sre], from 127.0.0.1", reviewer)
 	}
 }

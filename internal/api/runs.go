@@ -112,7 +112,7 @@ func (a *API) startRun(w http.ResponseWriter, r *http.Request, p auth.Principal,
 		return errs.E(errs.Invalid, "sha %q is not a full 40-character commit SHA", in.CommitSHA)
 	}
 	in.TriggeredBy = p.String()
-	in.Creator = creator(p)
+	in.Creator = creator(p, r)
 	rn, err := a.Runs.Create(r.Context(), in)
 	if err != nil {
 		return err
@@ -139,8 +139,10 @@ func (a *API) startRun(w http.ResponseWriter, r *http.Request, p auth.Principal,
 	return a.writeRun(w, r, http.StatusCreated, rn)
 }
 
-// creator is what policies see of p as the creator of a run.
-func creator(p auth.Principal) run.Creator { return run.Creator{Admin: p.Admin, Teams: p.Groups} }
+// creator is what policies see of p as the creator of a run by request r.
+func creator(p auth.Principal, r *http.Request) run.Creator {
+	return run.Creator{Admin: p.Admin, Teams: p.Groups, Name: p.DisplayName, IP: sourceIP(r)}
+}
 
 // run loads a run and checks that p may do action in its space.
 func (a *API) run(r *http.Request, p auth.Principal, action string) (run.Run, error) {

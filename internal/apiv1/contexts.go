@@ -90,11 +90,16 @@ type ContextHookAdd struct {
 	Command string `json:"command" required:"true"`
 }
 
-// ContextAttachment is a stack a context applies to.
+// ContextAttachment is a stack a context is attached to.
 type ContextAttachment struct {
 	Stack    string `json:"stack"`
 	Priority int    `json:"priority"` // explicit attachments; 0 for auto-attached ones
 	Via      string `json:"via"`      // explicit, or the autoattach label
+	// Applied is false for an explicit attachment that runs of the stack
+	// do not use, NotApplied saying why (the stack's space no longer sees
+	// the context's).
+	Applied    bool   `json:"applied"`
+	NotApplied string `json:"not_applied,omitempty"`
 }
 
 // ContextAttach is the body of POST /contexts/{id}/attachments.

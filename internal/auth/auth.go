@@ -21,10 +21,13 @@ import (
 
 // Principal is an authenticated caller.
 type Principal struct {
-	Kind    string // "api_key", "user" (a signed-in user's session) or "run"
-	ID      string // api key id, session id or run id
-	Name    string // api key name, or the user's login
-	StackID string // for run tokens: the only stack it may touch
+	Kind string // "api_key", "user" (a signed-in user's session) or "run"
+	ID   string // api key id, session id or run id
+	Name string // api key name, or the user's login
+	// DisplayName is a signed-in user's name from single sign-on (its
+	// "name" claim; "" if none, and for API keys and runs).
+	DisplayName string
+	StackID     string // for run tokens: the only stack it may touch
 	// RunType and ManagedState describe a run token's run and its stack
 	// when it was authenticated.
 	RunType      string

@@ -193,7 +193,7 @@ func (us *Users) Authenticate(ctx context.Context, token string) (Principal, err
 	if !u.DisabledAt.IsZero() {
 		return Principal{}, errs.E(errs.Unauthenticated, "user disabled")
 	}
-	return Principal{Kind: "user", ID: sid, Name: u.Login, User: u.ID, Groups: u.Groups, Grants: u.Grants, Admin: u.Admin}, nil
+	return Principal{Kind: "user", ID: sid, Name: u.Login, DisplayName: u.Name, User: u.ID, Groups: u.Groups, Grants: u.Grants, Admin: u.Admin}, nil
 }
 
 // ActAs completes p, an API key a user made for themselves, with that

@@ -154,7 +154,9 @@ func (a *app) printContext(x apiv1.Context, env []apiv1.ContextEnvVar, files []a
 		}
 		names := make([]string, 0, len(at))
 		for _, t := range at {
-			if t.Via == "explicit" {
+			if t.Via == "explicit" && t.NotApplied != "" {
+				names = append(names, fmt.Sprintf("%s (explicit, priority %d; %s)", t.Stack, t.Priority, t.NotApplied))
+			} else if t.Via == "explicit" {
 				names = append(names, fmt.Sprintf("%s (priority %d)", t.Stack, t.Priority))
 			} else {
 				names = append(names, t.Stack+" ("+t.Via+")")

@@ -101,3 +101,42 @@ func TestContextCommands(t *testing.T) {
 		t.Errorf("show deleted: %d %s", code, errOut)
 	}
 }
+
+// context show lists an explicit attachment that a space turning inherit
+// off cut off from its stack as not applied, with why: runs skip it.
+func TestContextShowNotAppliedAttachment(t *testing.T) {
+	isolate(t)
+	conn := contextServer(t)
+	cli := func(args ...string) (int, string, string) { return runMain(append(args, conn...)...) }
+	for _, args := range [][]string{
+		{"space", "create", "--id", "team", "--name", "team", "--inherit"},
+		{"space", "create", "--id", "app", "--name", "app", "--parent", "team", "--inherit"},
+		{"stack", "create", "--id", "web", "--space", "app", "--repository", "https://git.example.com/web.git"},
+		{"context", "create", "--id", "aws", "--space", "root"},
+		{"context", "env", "set", "--id", "aws", "REGION", "eu-west-1"},
+		{"context", "attach", "--id", "aws", "--stack", "web", "--priority", "2"},
+	} {
+		code, out, errOut := cli(args...)
+		wantRun(t, code, out, errOut, 0)
+	}
+	code, out, errOut := cli("context", "show", "--id", "aws")
+	wantRun(t, code, out, errOut, 0, "web (priority 2)")
+	code, out, errOut = cli("stack", "env", "list", "--id", "web")
+	wantRun(t, code, out, errOut, 0, "context:aws")
+	code, out, errOut = cli("space", "update", "--id", "team", "--inherit=false")
+	wantRun(t, code, out, errOut, 0)
+	code, out, errOut = cli("context", "show", "--id", "aws")
+	wantRun(t, code, out, errOut, 0, `web (explicit, priority 2; not applied: space "team" does not inherit from its parent "root", so stack "web" (space "app") does not see the contexts of space "root")`)
+	var shown contextDetails
+	code, out, _ = cli("context", "show", "--id", "aws", "-o", "json")
+	if err := json.Unmarshal([]byte(out), &shown); code != 0 || err != nil || len(shown.Attachments) != 1 ||
+		shown.Attachments[0].Applied || !strings.Contains(shown.Attachments[0].NotApplied, `space "team" does not inherit`) {
+		t.Errorf("show -o json: exit %d, %v, %+v", code, err, shown.Attachments)
+	}
+	// Runs agree: the stack's effective environment has no context.
+	code, out, errOut = cli("stack", "env", "list", "--id", "web", "-o", "json")
+	wantRun(t, code, out, errOut, 0)
+	if strings.Contains(out, "context:aws") {
+		t.Errorf("stack env list uses the cut-off context:\n%s", out)
+	}
+}

@@ -2,6 +2,7 @@ package contexts
 
 import (
 	"context"
+	"fmt"
 	"sort"
 	"strconv"
 	"strings"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/gantry-iac/gantry/internal/errs"
 	"github.com/gantry-iac/gantry/internal/labels"
+	"github.com/gantry-iac/gantry/internal/space"
 	"github.com/gantry-iac/gantry/internal/stack"
 )
 
@@ -22,12 +24,17 @@ const Explicit = "explicit"
 // MaxPriority bounds attachment priorities (either sign).
 const MaxPriority = 1_000_000
 
-// Attachment is a stack a context applies to, and how.
+// Attachment is a stack a context is attached to, and how.
 type Attachment struct {
 	ContextID string
 	StackID   string
 	Priority  int    // explicit attachments only
 	Via       string // Explicit or the autoattach label
+	// NotApplied says why runs of the stack do not use the context
+	// although it is attached explicitly ("": they do): the stack's space
+	// no longer sees the context's space (it moved, or a space on the way
+	// stopped inheriting).
+	NotApplied string
 }
 
 // Applied is a context that applies to a stack.
@@ -40,17 +47,48 @@ type Applied struct {
 // IsExplicit reports whether the context was attached by hand.
 func (a Applied) IsExplicit() bool { return a.Via == Explicit }
 
-// lineage returns the ids of the spaces a space sees.
-func (s *Service) lineage(ctx context.Context, spaceID string) ([]string, error) {
+// lineage returns the ids of the spaces a space sees, and the spaces.
+func (s *Service) lineage(ctx context.Context, spaceID string) ([]string, []space.Space, error) {
 	lin, err := s.spaces.Lineage(ctx, spaceID)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	ids := make([]string, len(lin))
 	for i, sp := range lin {
 		ids[i] = sp.ID
 	}
-	return ids, nil
+	return ids, lin, nil
+}
+
+// appliesVia says whether context c applies to stack st, whose space sees
+// the spaces seen (its lineage), and how: Explicit (explicit: c is
+// attached to st) or the matching autoattach label; "" when it does not.
+// Runs (ForStack) and the listing of attachments (Attached) both decide by
+// it.
+func appliesVia(c Context, st stack.Stack, seen []string, explicit bool) string {
+	if !labels.Has(seen, c.Space) {
+		return ""
+	}
+	if explicit {
+		return Explicit
+	}
+	return autoattachMatch(c.Labels, st.Labels)
+}
+
+// notApplied explains why runs of st do not use c, attached explicitly:
+// lin, the spaces st's space sees, stop before c's space, either at a
+// space that does not inherit from its parent, c's space being further up,
+// or because c's space is not above st's at all (the stack moved).
+func (s *Service) notApplied(ctx context.Context, c Context, st stack.Stack, lin []space.Space) (string, error) {
+	cut, above, err := s.spaces.CutOff(ctx, lin, c.Space)
+	if err != nil {
+		return "", err
+	}
+	if above {
+		return fmt.Sprintf("not applied: space %q does not inherit from its parent %q, so stack %q (space %q) does not see the contexts of space %q",
+			cut.ID, cut.Parent, st.ID, st.Space, c.Space), nil
+	}
+	return fmt.Sprintf("not applied: stack %q is in space %q, which is not under the context's space %q", st.ID, st.Space, c.Space), nil
 }
 
 // Attach attaches a context to a stack with a priority (lower wins), or
@@ -70,7 +108,7 @@ func (s *Service) Attach(ctx context.Context, contextID, stackID string, priorit
 		if err != nil {
 			return err
 		}
-		ids, err := s.lineage(ctx, st.Space)
+		ids, _, err := s.lineage(ctx, st.Space)
 		if err != nil {
 			return err
 		}
@@ -127,8 +165,10 @@ func hasAutoattach(l []string) bool {
 	return false
 }
 
-// Attached returns the stacks a context applies to: explicit attachments
-// (by priority) then stacks matching an autoattach label (by id).
+// Attached returns the stacks a context is attached to, as runs decide
+// (ForStack): explicit attachments (by priority, those that runs do not
+// use listed with the reason) then stacks matching an autoattach label (by
+// id).
 func (s *Service) Attached(ctx context.Context, contextID string) ([]Attachment, error) {
 	c, err := s.Get(ctx, contextID)
 	if err != nil {
@@ -150,8 +190,26 @@ func (s *Service) Attached(ctx context.Context, contextID string) ([]Attachment,
 		out = append(out, at)
 	}
 	rows.Close()
-	if err := rows.Err(); err != nil || !hasAutoattach(c.Labels) {
-		return out, err
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	for i, at := range out {
+		st, err := s.stacks.Get(ctx, at.StackID)
+		if err != nil {
+			return nil, err
+		}
+		ids, lin, err := s.lineage(ctx, st.Space)
+		if err != nil {
+			return nil, err
+		}
+		if appliesVia(c, st, ids, true) == "" {
+			if out[i].NotApplied, err = s.notApplied(ctx, c, st, lin); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if !hasAutoattach(c.Labels) {
+		return out, nil
 	}
 	for cursor := ""; ; {
 		page, next, err := s.stacks.List(ctx, stack.Filter{Cursor: cursor, Limit: 500})
@@ -159,15 +217,14 @@ func (s *Service) Attached(ctx context.Context, contextID string) ([]Attachment,
 			return nil, err
 		}
 		for _, st := range page {
-			via := autoattachMatch(c.Labels, st.Labels)
-			if via == "" || seen[st.ID] {
+			if seen[st.ID] || autoattachMatch(c.Labels, st.Labels) == "" {
 				continue
 			}
-			ids, err := s.lineage(ctx, st.Space)
+			ids, _, err := s.lineage(ctx, st.Space)
 			if err != nil {
 				return nil, err
 			}
-			if labels.Has(ids, c.Space) {
+			if via := appliesVia(c, st, ids, false); via != "" {
 				out = append(out, Attachment{ContextID: contextID, StackID: st.ID, Via: via})
 			}
 		}
@@ -184,7 +241,7 @@ func (s *Service) Attached(ctx context.Context, contextID string) ([]Attachment,
 // the ancestors it inherits from apply, so an attachment made before the
 // stack moved, or before its space stopped inheriting, is left out.
 func (s *Service) ForStack(ctx context.Context, st stack.Stack) ([]Applied, error) {
-	ids, err := s.lineage(ctx, st.Space)
+	ids, _, err := s.lineage(ctx, st.Space)
 	if err != nil {
 		return nil, err
 	}
@@ -218,12 +275,28 @@ func (s *Service) ForStack(ctx context.Context, st stack.Stack) ([]Applied, erro
 	}
 	var manual, auto []Applied
 	for _, c := range cands {
-		if prio, ok := explicit[c.ID]; ok {
-			manual = append(manual, Applied{Context: c, Priority: prio, Via: Explicit})
-		} else if via := autoattachMatch(c.Labels, st.Labels); via != "" {
+		prio, ok := explicit[c.ID]
+		switch via := appliesVia(c, st, ids, ok); {
+		case via == Explicit:
+			manual = append(manual, Applied{Context: c, Priority: prio, Via: via})
+		case via != "":
 			auto = append(auto, Applied{Context: c, Via: via})
 		}
 	}
 	sort.SliceStable(manual, func(i, j int) bool { return manual[i].Priority < manual[j].Priority })
 	return append(append([]Applied{}, manual...), auto...), nil
+}
+
+// IDsForStack returns the ids of the contexts that apply to a stack, in
+// ForStack's order (what policies see as stack.contexts).
+func (s *Service) IDsForStack(ctx context.Context, st stack.Stack) ([]string, error) {
+	applied, err := s.ForStack(ctx, st)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, len(applied))
+	for i, a := range applied {
+		ids[i] = a.Context.ID
+	}
+	return ids, nil
 }

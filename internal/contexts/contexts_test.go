@@ -3,6 +3,7 @@ package contexts_test
 import (
 	"bytes"
 	"context"
+	"slices"
 	"strings"
 	"testing"
 
@@ -256,6 +257,42 @@ func TestAttachLineage(t *testing.T) {
 		applied, err := f.svc.ForStack(f.ctx, st)
 		if err != nil || len(applied) != 0 {
 			t.Errorf("ForStack after inheritance off = %+v, %v", applied, err)
+		}
+		// The listing says so, as runs decide: listed, marked not applied.
+		at, err = f.svc.Attached(f.ctx, "root-ctx")
+		want := []contexts.Attachment{{ContextID: "root-ctx", StackID: "web", Priority: 7, Via: contexts.Explicit,
+			NotApplied: `not applied: space "prod" does not inherit from its parent "root", so stack "web" (space "prod") does not see the contexts of space "root"`}}
+		if err != nil || !slices.Equal(at, want) {
+			t.Errorf("Attached after inheritance off = %+v, %v; want %+v", at, err, want)
+		}
+		// The stack moves to a space that never saw the context's.
+		f.context(t, "prod-ctx2", "prod")
+		if _, err := f.svc.Attach(f.ctx, "prod-ctx2", "web", 0); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.stacks.Update(f.ctx, "web", func(s *stack.Stack) error { s.Space = "sandbox"; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		at, err = f.svc.Attached(f.ctx, "prod-ctx2")
+		want = []contexts.Attachment{{ContextID: "prod-ctx2", StackID: "web", Via: contexts.Explicit,
+			NotApplied: `not applied: stack "web" is in space "sandbox", which is not under the context's space "prod"`}}
+		if err != nil || !slices.Equal(at, want) {
+			t.Errorf("Attached after the stack moved = %+v, %v; want %+v", at, err, want)
+		}
+		if _, err := f.stacks.Update(f.ctx, "web", func(s *stack.Stack) error { s.Space = "prod"; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		// Inheriting again, the attachment applies again, unmarked.
+		if _, err := f.spaces.Update(f.ctx, "prod", func(s *space.Space) error { s.Inherit = true; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		at, err = f.svc.Attached(f.ctx, "root-ctx")
+		if err != nil || len(at) != 1 || at[0].NotApplied != "" {
+			t.Errorf("Attached after inheritance back on = %+v, %v", at, err)
+		}
+		st, _ = f.stacks.Get(f.ctx, "web")
+		if applied, err := f.svc.ForStack(f.ctx, st); err != nil || len(applied) != 2 {
+			t.Errorf("ForStack after inheritance back on = %+v, %v", applied, err)
 		}
 		if err := f.svc.Detach(f.ctx, "root-ctx", "web"); err != nil {
 			t.Error(err)

@@ -121,7 +121,9 @@ func (s *Service) Attached(ctx context.Context, policyID string) ([]Attachment, 
 			return nil, err
 		}
 		if appliesVia(p, st, ids, true) == "" {
-			out[i].NotApplied = notApplied(p, st, lin)
+			if out[i].NotApplied, err = s.notApplied(ctx, p, st, lin); err != nil {
+				return nil, err
+			}
 		}
 	}
 	if !hasAutoattach(p.Labels) {
@@ -169,13 +171,19 @@ func appliesVia(p Policy, st stack.Stack, seen []string, explicit bool) string {
 }
 
 // notApplied explains why runs of st do not use p, attached explicitly:
-// lin, the spaces st's space sees, stop before p's space.
-func notApplied(p Policy, st stack.Stack, lin []space.Space) string {
-	if n := len(lin); n > 0 && !lin[n-1].Inherit && lin[n-1].Parent != "" {
-		return fmt.Sprintf("not applied: space %q does not inherit from its parent %q, so stack %q (space %q) does not see the policies of space %q",
-			lin[n-1].ID, lin[n-1].Parent, st.ID, st.Space, p.Space)
+// lin, the spaces st's space sees, stop before p's space, either at a
+// space that does not inherit from its parent, p's space being further up,
+// or because p's space is not above st's at all (the stack moved).
+func (s *Service) notApplied(ctx context.Context, p Policy, st stack.Stack, lin []space.Space) (string, error) {
+	cut, above, err := s.spaces.CutOff(ctx, lin, p.Space)
+	if err != nil {
+		return "", err
 	}
-	return fmt.Sprintf("not applied: stack %q is in space %q, which does not inherit from the policy's space %q", st.ID, st.Space, p.Space)
+	if above {
+		return fmt.Sprintf("not applied: space %q does not inherit from its parent %q, so stack %q (space %q) does not see the policies of space %q",
+			cut.ID, cut.Parent, st.ID, st.Space, p.Space), nil
+	}
+	return fmt.Sprintf("not applied: stack %q is in space %q, which is not under the policy's space %q", st.ID, st.Space, p.Space), nil
 }
 
 func hasStack(list []Attachment, stackID string) bool {

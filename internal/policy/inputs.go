@@ -39,7 +39,10 @@ type stackView struct {
 	space   space.Space
 	state   string
 	tracked *run.Run // the run of its tracked commit (nil if none)
-	visible bool     // trigger input: the stack sees a trigger policy's space
+	// contexts: the ids of the contexts that apply to it (nil: none
+	// known, as for TRIGGER input's list of stacks).
+	contexts []string
+	visible  bool // trigger input: the stack sees a trigger policy's space
 }
 
 func (s *Service) stackView(ctx context.Context, stackID string) (stackView, error) {
@@ -62,6 +65,11 @@ func (s *Service) stackView(ctx context.Context, stackID string) (stackView, err
 	}
 	if r, ok := tracked[st.ID]; ok {
 		v.tracked = &r
+	}
+	if s.Contexts != nil {
+		if v.contexts, err = s.Contexts(ctx, st); err != nil {
+			return stackView{}, err
+		}
 	}
 	return v, nil
 }
@@ -109,7 +117,7 @@ func stackObject(v stackView) obj {
 		"id": v.ID, "name": v.Name, "labels": strs(v.Labels), "autodeploy": v.Autodeploy, "administrative": false,
 		"branch": v.Branch, "namespace": "", "project_root": v.ProjectRoot, "repository": v.Repository,
 		"state": v.state, "terraform_version": v.ToolVersion, "terraform_workflow_tool": toolName(v.Tool),
-		"additional_project_globs": []any{}, "contexts": []any{}, "locked_by": nil, "tracked_commit": tracked,
+		"additional_project_globs": []any{}, "contexts": strs(v.contexts), "locked_by": nil, "tracked_commit": tracked,
 		"worker_pool": pool,
 		"space":       obj{"id": v.space.ID, "name": v.space.Name, "labels": strs(v.space.Labels)},
 	}
@@ -123,17 +131,26 @@ type Actor struct {
 	Name  string
 	Admin bool
 	Teams []string
+	// DisplayName is a user's name from single sign-on ("" if none); IP
+	// the client address of the request by which it acts.
+	DisplayName, IP string
 }
 
 // session is Spacelift's session object (creator_session, a review's
-// session) of an actor as it was when it acted.
-func session(actor string, admin bool, teams []string) obj {
-	kind, name, ok := strings.Cut(actor, "::")
+// session) of an actor (as auth.Principal's String) as it was when it
+// acted: display is a user's name from single sign-on ("": the login),
+// ip the client address of the request by which it acted.
+func session(actor, display, ip string, admin bool, teams []string) obj {
+	kind, login, ok := strings.Cut(actor, "::")
 	if !ok {
-		kind, name = "", actor
+		kind, login = "", actor
 	}
-	return obj{"login": name, "name": name, "admin": admin, "machine": kind != "user",
-		"member": true, "teams": strs(nonNil(teams)), "account_name": "", "creator_ip": "", "stack_id": ""}
+	name := display
+	if name == "" {
+		name = login
+	}
+	return obj{"login": login, "name": name, "admin": admin, "machine": kind != "user",
+		"member": true, "teams": strs(nonNil(teams)), "account_name": "", "creator_ip": ip, "stack_id": ""}
 }
 
 // runObject is Spacelift's run object of r, a run of a stack tracking
@@ -152,7 +169,7 @@ func runObject(r run.Run, stackBranch string, changes []any) obj {
 		"created_at": ns(r.CreatedAt), "updated_at": ns(r.UpdatedAt),
 		"triggered_by": r.TriggeredBy, "drift_detection": r.Drift, "flags": strs(flags),
 		"command": r.Command, "based_on_local_workspace": false, "changes": changes,
-		"creator_session": session(r.TriggeredBy, r.Creator.Admin, r.Creator.Teams), "user_provided_metadata": []any{},
+		"creator_session": session(r.TriggeredBy, r.Creator.Name, r.Creator.IP, r.Creator.Admin, r.Creator.Teams), "user_provided_metadata": []any{},
 		"runtime_config": runtimeConfigObject(nil, nil),
 	}
 }

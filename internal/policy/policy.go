@@ -74,6 +74,11 @@ type Service struct {
 	// for the runtime_config of a run no worker took yet; without it, the
 	// stack's own.
 	RuntimeConfig func(ctx context.Context, st stack.Stack) (run.RuntimeConfig, error)
+	// Contexts, if set, lists the ids of the contexts that apply to the
+	// stack, in the order runs apply them, for stack.contexts (the input's
+	// own stack; not the stacks of TRIGGER input's stacks list); without
+	// it, stack.contexts is empty.
+	Contexts func(ctx context.Context, st stack.Stack) ([]string, error)
 }
 
 // NewService returns a policy service.

@@ -211,3 +211,38 @@ func TestAttachedAsRunsDecide(t *testing.T) {
 		check(true)
 	})
 }
+
+// A stack moved to a space of another branch no longer sees a policy of
+// its old space: Attached says that, not that its new space's inheritance
+// is what cuts it off (inheriting would not bring the policy back).
+func TestAttachedAfterTheStackMoved(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newFixture(t, d)
+		for _, sp := range []space.Space{
+			{ID: "team", Parent: space.Root, Inherit: true},
+			{ID: "other", Parent: space.Root},
+		} {
+			if _, err := f.spaces.Create(f.ctx, sp); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := f.policies.Create(f.ctx, policy.Policy{ID: "guard", Space: "team", Type: "PLAN", Body: denyPublic}); err != nil {
+			t.Fatal(err)
+		}
+		app := f.stack(t, func(s *stack.Stack) { s.Space = "team" })
+		f.attach(t, "guard", app.ID)
+		moved, err := f.stacks.Update(f.ctx, app.ID, func(s *stack.Stack) error { s.Space = "other"; return nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ps, err := f.policies.ForStack(f.ctx, moved, "PLAN"); err != nil || len(ps) != 0 {
+			t.Errorf("runs of the moved stack evaluate %v, %v; want none", ps, err)
+		}
+		at, err := f.policies.Attached(f.ctx, "guard")
+		want := []policy.Attachment{{StackID: app.ID, Via: "explicit",
+			NotApplied: `not applied: stack "` + app.ID + `" is in space "other", which is not under the policy's space "team"`}}
+		if err != nil || !slices.Equal(at, want) {
+			t.Errorf("Attached = %+v, %v; want %+v", at, err, want)
+		}
+	})
+}

@@ -121,7 +121,7 @@ func (s *Service) NotifyPush(ctx context.Context, stackID string, p Push, by Act
 	}
 	r, err := s.runs.Create(ctx, run.New{StackID: stackID, Type: typ, CommitSHA: p.SHA, CommitMessage: p.Message,
 		CommitBranch: p.Branch, CommitAuthor: p.Author, CommitTag: p.Tag, PullRequestID: pr,
-		TriggeredBy: "push:" + by.Name, Creator: run.Creator{Admin: by.Admin, Teams: by.Teams}, Flags: flags, Reason: "push of " + short(p.SHA) + " to " + p.Branch})
+		TriggeredBy: "push:" + by.Name, Creator: run.Creator{Admin: by.Admin, Teams: by.Teams, Name: by.DisplayName, IP: by.IP}, Flags: flags, Reason: "push of " + short(p.SHA) + " to " + p.Branch})
 	if err != nil {
 		return res, err
 	}

@@ -22,13 +22,16 @@ const (
 
 // Review is one person's decision on a run.
 type Review struct {
-	ID       string
-	RunID    string
-	Author   string
-	Decision string
-	Note     string
-	RunState string // the stage the run waited in when reviewed
-	RemoteIP string
+	ID     string
+	RunID  string
+	Author string
+	// AuthorName is the reviewer's display name from single sign-on
+	// ("" if none).
+	AuthorName string
+	Decision   string
+	Note       string
+	RunState   string // the stage the run waited in when reviewed
+	RemoteIP   string
 	// Admin and Teams: the reviewer then (an admin? its IdP groups).
 	Admin     bool
 	Teams     []string
@@ -72,9 +75,9 @@ func (s *Service) AddReview(ctx context.Context, runID string, by Actor, decisio
 		return r, err
 	}
 	err = s.db.Tx(ctx, func(ctx context.Context) error {
-		if _, err := s.db.Exec(ctx, `INSERT INTO run_reviews (id, run_id, author, decision, note, run_state, remote_ip, admin, teams, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-			id.New("rev"), r.ID, author, decision, note, stageOf(r), remoteIP, by.Admin, labels.Encode(by.Teams), time.Now().UnixNano()); err != nil {
+		if _, err := s.db.Exec(ctx, `INSERT INTO run_reviews (id, run_id, author, author_name, decision, note, run_state, remote_ip, admin, teams, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+			id.New("rev"), r.ID, author, by.DisplayName, decision, note, stageOf(r), remoteIP, by.Admin, labels.Encode(by.Teams), time.Now().UnixNano()); err != nil {
 			return err
 		}
 		if s.Audit == nil {
@@ -120,14 +123,14 @@ func (s *Service) Reviews(ctx context.Context, runID string) ([]Review, error) {
 		var rv Review
 		var at int64
 		var teams string
-		if err := row.Scan(&rv.ID, &rv.RunID, &rv.Author, &rv.Decision, &rv.Note, &rv.RunState, &rv.RemoteIP, &rv.Admin, &teams, &at); err != nil {
+		if err := row.Scan(&rv.ID, &rv.RunID, &rv.Author, &rv.AuthorName, &rv.Decision, &rv.Note, &rv.RunState, &rv.RemoteIP, &rv.Admin, &teams, &at); err != nil {
 			return Review{}, err
 		}
 		rv.CreatedAt = time.Unix(0, at).UTC()
 		var err error
 		rv.Teams, err = labels.Decode(teams)
 		return rv, err
-	}, `SELECT id, run_id, author, decision, note, run_state, remote_ip, admin, teams, created_at FROM run_reviews WHERE run_id = $1 ORDER BY id`, runID)
+	}, `SELECT id, run_id, author, author_name, decision, note, run_state, remote_ip, admin, teams, created_at FROM run_reviews WHERE run_id = $1 ORDER BY id`, runID)
 }
 
 // reviewsInput is Spacelift's input.reviews: only each reviewer's newest
@@ -155,7 +158,7 @@ func (s *Service) reviewsInput(ctx context.Context, runID, stage string) (map[st
 			g = current
 		}
 		item := obj{"author": rv.Author, "state": rv.RunState, "state_version": 0, "note": rv.Note,
-			"request": obj{"remote_ip": rv.RemoteIP, "timestamp_ns": ns(rv.CreatedAt)}, "session": session(rv.Author, rv.Admin, rv.Teams)}
+			"request": obj{"remote_ip": rv.RemoteIP, "timestamp_ns": ns(rv.CreatedAt)}, "session": session(rv.Author, rv.AuthorName, rv.RemoteIP, rv.Admin, rv.Teams)}
 		key := "approvals"
 		if rv.Decision == Reject {
 			key = "rejections"

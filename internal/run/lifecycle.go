@@ -263,11 +263,12 @@ func (s *Service) Create(ctx context.Context, in New) (Run, error) {
 			return err
 		}
 		res, err := s.db.Exec(ctx, `INSERT INTO runs (id, stack_id, space_id, type, state, blocking, commit_sha, commit_message, triggered_by, command, workflow_id, flags, drift, targets,
-				creator_admin, creator_teams, commit_branch, commit_author, commit_tag, pull_request_id, created_at, updated_at)
-			SELECT $1, id, space_id, $3, 'QUEUED', $4, $5, $6, $7, $8, $10, $11, $12, $13, $14, $15, COALESCE(NULLIF($16, ''), branch), $17, $18, $19, $9, $9
+				creator_admin, creator_teams, creator_name, creator_ip, commit_branch, commit_author, commit_tag, pull_request_id, created_at, updated_at)
+			SELECT $1, id, space_id, $3, 'QUEUED', $4, $5, $6, $7, $8, $10, $11, $12, $13, $14, $15, $20, $21, COALESCE(NULLIF($16, ''), branch), $17, $18, $19, $9, $9
 			FROM stacks WHERE id = $2`,
 			runID, in.StackID, in.Type, in.Type != Proposed, in.CommitSHA, in.CommitMessage, in.TriggeredBy, in.Command, now, in.WorkflowID, labels.Encode(in.Flags),
-			in.Drift, labels.Encode(in.Targets), in.Creator.Admin, labels.Encode(in.Creator.Teams), in.CommitBranch, in.CommitAuthor, in.CommitTag, in.PullRequestID)
+			in.Drift, labels.Encode(in.Targets), in.Creator.Admin, labels.Encode(in.Creator.Teams), in.CommitBranch, in.CommitAuthor, in.CommitTag, in.PullRequestID,
+			in.Creator.Name, in.Creator.IP)
 		if err != nil {
 			return err
 		}

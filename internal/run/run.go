@@ -115,11 +115,15 @@ type Run struct {
 }
 
 // Creator is what policies see of who created a run (Spacelift's
-// creator_session) as it was then: whether the principal was an admin, and
-// its IdP groups. Its name is the run's TriggeredBy.
+// creator_session) as it was then: whether the principal was an admin, its
+// IdP groups, a user's display name from single sign-on, and the client
+// address of the request that created the run ("" for runs Gantry starts
+// itself). Its login is the run's TriggeredBy.
 type Creator struct {
 	Admin bool
 	Teams []string
+	Name  string
+	IP    string
 }
 
 // Transition is one entry of a run's timeline.
@@ -168,7 +172,7 @@ const cols = `r.id, r.stack_id, s.space_id, s.worker_pool, r.type, r.state, r.bl
 	r.commit_branch, r.commit_author, r.commit_at, r.commit_tag, r.pull_request_id,
 	r.triggered_by, r.command, r.has_delta, r.delta_add, r.delta_change, r.delta_destroy, r.has_changes, r.reason,
 	r.stop_requested, r.worker_id, r.heartbeat_at, r.log_size, r.flags, r.workflow_id, r.review_from, r.targets,
-	r.creator_admin, r.creator_teams, r.created_at, r.updated_at`
+	r.creator_admin, r.creator_teams, r.creator_name, r.creator_ip, r.created_at, r.updated_at`
 
 const from = ` FROM runs r JOIN stacks s ON s.id = r.stack_id`
 
@@ -181,7 +185,7 @@ func scan(row interface{ Scan(...any) error }, extra ...any) (Run, error) {
 		&r.CommitBranch, &r.CommitAuthor, &committed, &r.CommitTag, &r.PullRequestID,
 		&r.TriggeredBy, &r.Command, &r.HasDelta, &r.Delta.Add, &r.Delta.Change, &r.Delta.Destroy, &r.HasChanges, &r.Reason,
 		&r.StopRequested, &r.WorkerID, &hb, &r.LogSize, &flags, &r.WorkflowID, &r.ReviewFrom, &targets,
-		&r.Creator.Admin, &teams, &c, &u}, extra...)...)
+		&r.Creator.Admin, &teams, &r.Creator.Name, &r.Creator.IP, &c, &u}, extra...)...)
 	if err == nil {
 		r.Flags, err = labels.Decode(flags)
 	}

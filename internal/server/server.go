@@ -340,7 +340,9 @@ func (s *Server) open(ctx context.Context) error {
 	// replica), the policy gates trust the type cache: every policy change
 	// reaches it as it commits (another replica's, through NOTIFY).
 	s.policies.Shared = func() bool { return s.db.Dialect == db.Postgres && s.others.Load() }
-	s.policies.RuntimeConfig = runtimeConfig(contexts.NewService(s.db, s.box, s.spaces, s.stacks))
+	policyContexts := contexts.NewService(s.db, s.box, s.spaces, s.stacks)
+	s.policies.RuntimeConfig = runtimeConfig(policyContexts)
+	s.policies.Contexts = policyContexts.IDsForStack
 	scalePolicyTimeouts(s.cfg.PolicyTimeoutScale)
 	s.runs.Policies = s.policies
 	// Changes are audited in their own transaction (roles, bindings and

@@ -236,3 +236,25 @@ func (s *Service) Lineage(ctx context.Context, spaceID string) ([]Space, error) 
 	}
 	return out, nil
 }
+
+// CutOff says why a lineage (Lineage's answer) does not see space want:
+// it returns the last space of lin, which does not inherit from its
+// parent, and true when want is that parent or further up; false when
+// want is not above lin's spaces at all (it is in another branch).
+func (s *Service) CutOff(ctx context.Context, lin []Space, want string) (Space, bool, error) {
+	n := len(lin)
+	if n == 0 || lin[n-1].Inherit || lin[n-1].Parent == "" {
+		return Space{}, false, nil
+	}
+	for id, hops := lin[n-1].Parent, 0; id != "" && hops <= 64; hops++ {
+		if id == want {
+			return lin[n-1], true, nil
+		}
+		sp, err := s.Get(ctx, id)
+		if err != nil {
+			return Space{}, false, err
+		}
+		id = sp.Parent
+	}
+	return Space{}, false, nil
+}
