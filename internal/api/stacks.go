@@ -117,11 +117,11 @@ func (a *API) getStack(w http.ResponseWriter, r *http.Request, p auth.Principal)
 }
 
 func (a *API) updateStack(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
-	var in apiv1.StackUpdate
-	if err := httpx.DecodeJSON(w, r, &in, MaxBody); err != nil {
+	if _, err := a.stack(r, p, auth.StackUpdate); err != nil {
 		return err
 	}
-	if _, err := a.stack(r, p, auth.StackUpdate); err != nil {
+	var in apiv1.StackUpdate
+	if err := httpx.DecodeJSON(w, r, &in, MaxBody); err != nil {
 		return err
 	}
 	force := r.URL.Query().Get("force") == "true"
@@ -301,12 +301,12 @@ func (a *API) listEnv(w http.ResponseWriter, r *http.Request, p auth.Principal) 
 }
 
 func (a *API) setEnv(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
-	var in apiv1.EnvVarSet
-	if err := httpx.DecodeJSON(w, r, &in, MaxBody); err != nil {
-		return err
-	}
 	st, err := a.stack(r, p, auth.StackUpdate)
 	if err != nil {
+		return err
+	}
+	var in apiv1.EnvVarSet
+	if err := httpx.DecodeJSON(w, r, &in, MaxBody); err != nil {
 		return err
 	}
 	v, err := a.Stacks.SetEnv(r.Context(), st.ID, stack.EnvVar{Name: r.PathValue("name"), Value: in.Value, Secret: in.Secret})
