@@ -491,3 +491,56 @@ func slicesContains(m map[string]string, v string) bool {
 	}
 	return false
 }
+
+// TestTwoIntegrationsSetOneVariable: two Vault integrations would both set
+// VAULT_TOKEN for a job: one would silently win and only its token be
+// revoked. The run fails at PREPARING naming both and the variable, and
+// every token minted is revoked: when the server mints both, and when the
+// worker mints the second (generate_on_worker).
+func TestTwoIntegrationsSetOneVariable(t *testing.T) {
+	requireSetup(t)
+	s := StartServer(t, ServerConfig{})
+	fake := fakevault.New(fakevault.Role{Name: "app", Issuer: s.URL, Audience: "vault", BoundSubject: "space:root:stack:app:*"})
+	v := httptest.NewServer(fake)
+	t.Cleanup(v.Close)
+	repo := NewRepo(t, map[string]string{"main.tf": staticConfig("v1")})
+	s.CreateStack(t, "app", repo.URL)
+	for _, id := range []string{"a-vault", "b-vault"} {
+		s.MustGantry(t, "integration", "create", "--id", id, "--type", "vault", "--set", "address="+v.URL, "--set", "role=app")
+		s.MustGantry(t, "integration", "attach", "--id", id, "--stack", "app")
+	}
+	allRevoked := func(want int) {
+		t.Helper()
+		var logins []fakevault.Login
+		if !poll(10*time.Second, 50*time.Millisecond, func() bool {
+			logins = fake.Logins()
+			for _, l := range logins {
+				if !fake.Revoked(l.Token) {
+					return false
+				}
+			}
+			return len(logins) == want
+		}) {
+			for _, l := range logins {
+				t.Errorf("token of %s revoked: %v", l.Subject, fake.Revoked(l.Token))
+			}
+			t.Fatalf("%d logins, want %d, all revoked", len(logins), want)
+		}
+	}
+
+	r := s.StartRun(t, "preview", "app")
+	failed := s.WaitRun(t, r.ID, "FAILED")
+	if !strings.Contains(failed.Reason, "preparing the job failed: integrations a-vault and b-vault both set the environment variables VAULT_ADDR, VAULT_TOKEN") {
+		t.Errorf("reason %q", failed.Reason)
+	}
+	allRevoked(2)
+
+	// The second minted on the worker.
+	s.MustGantry(t, "integration", "update", "--id", "b-vault", "--set", "generate_on_worker=true")
+	r = s.StartRun(t, "preview", "app")
+	failed = s.WaitRun(t, r.ID, "FAILED")
+	if !strings.Contains(failed.Reason, "integration b-vault (minted on this worker) sets VAULT_ADDR, VAULT_TOKEN, which another integration") {
+		t.Errorf("reason %q", failed.Reason)
+	}
+	allRevoked(4)
+}

@@ -320,3 +320,36 @@ output "pw_length" {
 		t.Errorf("the refused runs wrote the state: serial %d, was %d", after.Serial, before.Serial)
 	}
 }
+
+// TestManagedStateOff: turning managed state off on a stack that has state
+// is refused without --force (its runs would plan from nothing), saying how
+// to keep the state; with --force it is off and the versions stay
+// readable. A stack that never had managed state says so when its state
+// is asked for.
+func TestManagedStateOff(t *testing.T) {
+	t.Parallel()
+	s := StartServer(t, ServerConfig{})
+	repo := NewRepo(t, map[string]string{"main.tf": staticConfig("one")})
+	s.CreateStack(t, "kept", repo.URL, "--autodeploy")
+	s.WaitRun(t, s.Deploy(t, "kept").ID, apiv1.StateFinished)
+
+	res := s.Gantry(t, "stack", "update", "--id", "kept", "--managed-state=false")
+	if res.Code == 0 || !strings.Contains(res.Stderr, "gantry stack state show --id kept") || !strings.Contains(res.Stderr, "tofu init -migrate-state") {
+		t.Fatalf("turning managed state off without --force: %s", res)
+	}
+	var st apiv1.Stack
+	s.MustJSON(t, &st, "stack", "update", "--id", "kept", "--managed-state=false", "--force")
+	if st.ManagedState {
+		t.Fatal("--force left managed state on")
+	}
+	if doc := s.MustGantry(t, "stack", "state", "show", "--id", "kept"); !strings.Contains(doc, `"lineage"`) {
+		t.Errorf("state show after turning managed state off: %q, want the stored document", doc)
+	}
+
+	s.CreateStack(t, "own", repo.URL, "--managed-state=false")
+	for _, cmd := range []string{"show", "list"} {
+		if res := s.Gantry(t, "stack", "state", cmd, "--id", "own"); res.Code == 0 || !strings.Contains(res.Stderr, "does not use managed state") {
+			t.Errorf("state %s of a stack without managed state: %s", cmd, res)
+		}
+	}
+}

@@ -133,12 +133,12 @@ func (a *API) getContext(w http.ResponseWriter, r *http.Request, p auth.Principa
 }
 
 func (a *API) updateContext(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
-	var in apiv1.ContextUpdate
-	if err := httpx.DecodeJSON(w, r, &in, MaxBody); err != nil {
-		return err
-	}
 	cs, c, err := a.contextOf(r, p, auth.ContextUpdate)
 	if err != nil {
+		return err
+	}
+	var in apiv1.ContextUpdate
+	if err := httpx.DecodeJSON(w, r, &in, MaxBody); err != nil {
 		return err
 	}
 	c, err = cs.Update(r.Context(), c.ID, func(x *contexts.Context) error {
@@ -193,12 +193,12 @@ func (a *API) listContextEnv(w http.ResponseWriter, r *http.Request, p auth.Prin
 }
 
 func (a *API) setContextEnv(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
-	var in apiv1.ContextEnvVarSet
-	if err := httpx.DecodeJSON(w, r, &in, MaxBody); err != nil {
-		return err
-	}
 	cs, c, err := a.contextOf(r, p, auth.ContextUpdate)
 	if err != nil {
+		return err
+	}
+	var in apiv1.ContextEnvVarSet
+	if err := httpx.DecodeJSON(w, r, &in, MaxBody); err != nil {
 		return err
 	}
 	v, err := cs.SetEnv(r.Context(), c.ID, contexts.EnvVar{Name: r.PathValue("name"), Value: in.Value, Secret: in.Secret, Description: in.Description})
@@ -245,6 +245,10 @@ func (a *API) listContextFiles(w http.ResponseWriter, r *http.Request, p auth.Pr
 const maxFileBody = contexts.MaxFile*4/3 + 64<<10
 
 func (a *API) setContextFile(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	cs, c, err := a.contextOf(r, p, auth.ContextUpdate)
+	if err != nil {
+		return err
+	}
 	var in apiv1.ContextFileSet
 	if err := httpx.DecodeJSON(w, r, &in, maxFileBody); err != nil {
 		return err
@@ -252,10 +256,6 @@ func (a *API) setContextFile(w http.ResponseWriter, r *http.Request, p auth.Prin
 	content, err := base64.StdEncoding.DecodeString(in.Content)
 	if err != nil {
 		return errs.E(errs.Invalid, "content must be base64 (standard encoding, with padding)")
-	}
-	cs, c, err := a.contextOf(r, p, auth.ContextUpdate)
-	if err != nil {
-		return err
 	}
 	f, err := cs.SetFile(r.Context(), c.ID, contexts.File{Path: in.Path, Content: content, Secret: in.Secret, Description: in.Description})
 	if err != nil {
@@ -277,12 +277,12 @@ func (a *API) deleteContextFile(w http.ResponseWriter, r *http.Request, p auth.P
 }
 
 func (a *API) addContextHook(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
-	var in apiv1.ContextHookAdd
-	if err := httpx.DecodeJSON(w, r, &in, MaxBody); err != nil {
-		return err
-	}
 	cs, c, err := a.contextOf(r, p, auth.ContextUpdate)
 	if err != nil {
+		return err
+	}
+	var in apiv1.ContextHookAdd
+	if err := httpx.DecodeJSON(w, r, &in, MaxBody); err != nil {
 		return err
 	}
 	if c, err = cs.AddHook(r.Context(), c.ID, in.Phase, in.Command); err != nil {

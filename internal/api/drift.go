@@ -74,12 +74,12 @@ func (a *API) setDriftDetection(w http.ResponseWriter, r *http.Request, p auth.P
 	if err != nil {
 		return err
 	}
-	var in apiv1.DriftDetectionSet
-	if err := httpx.DecodeJSON(w, r, &in, MaxBody); err != nil {
-		return err
-	}
 	st, err := a.stack(r, p, auth.StackUpdate)
 	if err != nil {
+		return err
+	}
+	var in apiv1.DriftDetectionSet
+	if err := httpx.DecodeJSON(w, r, &in, MaxBody); err != nil {
 		return err
 	}
 	// Drift detection queues runs (proposed ones, and with reconcile
@@ -137,12 +137,12 @@ func (a *API) createSchedule(w http.ResponseWriter, r *http.Request, p auth.Prin
 	if err != nil {
 		return err
 	}
-	var in apiv1.ScheduleCreate
-	if err := httpx.DecodeJSON(w, r, &in, MaxBody); err != nil {
-		return err
-	}
 	st, err := a.stack(r, p, auth.StackUpdate)
 	if err != nil {
+		return err
+	}
+	var in apiv1.ScheduleCreate
+	if err := httpx.DecodeJSON(w, r, &in, MaxBody); err != nil {
 		return err
 	}
 	// A schedule acts later on the caller's behalf: it needs what acting
@@ -256,12 +256,12 @@ func (a *API) reconcileDrift(w http.ResponseWriter, r *http.Request, p auth.Prin
 	if err != nil {
 		return err
 	}
-	var in apiv1.DriftReconcile
-	if err := httpx.DecodeJSON(w, r, &in, MaxBody); err != nil {
-		return err
-	}
 	st, err := a.stack(r, p, auth.RunTrigger)
 	if err != nil {
+		return err
+	}
+	var in apiv1.DriftReconcile
+	if err := httpx.DecodeJSON(w, r, &in, MaxBody); err != nil {
 		return err
 	}
 	rn, err := dr.Reconcile(r.Context(), st.ID, p.String(), creator(p, r), in.Resources)

@@ -109,12 +109,12 @@ func (a *API) getIntegration(w http.ResponseWriter, r *http.Request, p auth.Prin
 }
 
 func (a *API) updateIntegration(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
-	var u apiv1.IntegrationUpdate
-	if err := httpx.DecodeJSON(w, r, &u, MaxBody); err != nil {
-		return err
-	}
 	s, in, err := a.integrationOf(r, p, auth.IntegrationUpdate)
 	if err != nil {
+		return err
+	}
+	var u apiv1.IntegrationUpdate
+	if err := httpx.DecodeJSON(w, r, &u, MaxBody); err != nil {
 		return err
 	}
 	out, err := s.Update(r.Context(), in.ID, func(x *integration.Integration) error {

@@ -135,15 +135,15 @@ func (a *API) getPolicy(w http.ResponseWriter, r *http.Request, p auth.Principal
 }
 
 func (a *API) updatePolicy(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
-	var in apiv1.PolicyUpdate
-	if err := httpx.DecodeJSON(w, r, &in, MaxBody); err != nil {
-		return err
-	}
 	ps, pol, err := a.policy(r, p, auth.PolicyUpdate)
 	if err != nil {
 		return err
 	}
 	if err := loginPolicyAdmin(p, pol.Type); err != nil {
+		return err
+	}
+	var in apiv1.PolicyUpdate
+	if err := httpx.DecodeJSON(w, r, &in, MaxBody); err != nil {
 		return err
 	}
 	pol, err = ps.Update(r.Context(), pol.ID, func(x *policy.Policy) error {
@@ -292,12 +292,12 @@ func decisionOut(d policy.Decision) apiv1.PolicyDecision {
 }
 
 func (a *API) simulatePolicy(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
-	var in apiv1.PolicySimulate
-	if err := httpx.DecodeJSON(w, r, &in, policy.MaxInput); err != nil {
-		return err
-	}
 	ps, pol, err := a.policyEvaluation(r, p)
 	if err != nil {
+		return err
+	}
+	var in apiv1.PolicySimulate
+	if err := httpx.DecodeJSON(w, r, &in, policy.MaxInput); err != nil {
 		return err
 	}
 	if (len(in.Input) == 0) == (in.Sample == "") {
@@ -337,12 +337,12 @@ func ParseSince(s string) (time.Duration, error) {
 }
 
 func (a *API) replayPolicy(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
-	var in apiv1.PolicyReplay
-	if err := httpx.DecodeJSON(w, r, &in, MaxBody); err != nil {
-		return err
-	}
 	ps, pol, err := a.policyEvaluation(r, p)
 	if err != nil {
+		return err
+	}
+	var in apiv1.PolicyReplay
+	if err := httpx.DecodeJSON(w, r, &in, MaxBody); err != nil {
 		return err
 	}
 	if strings.TrimSpace(in.Body) == "" {
@@ -435,10 +435,6 @@ func (a *API) listReviews(w http.ResponseWriter, r *http.Request, p auth.Princip
 }
 
 func (a *API) reviewRun(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
-	var in apiv1.ReviewCreate
-	if err := httpx.DecodeJSON(w, r, &in, MaxBody); err != nil {
-		return err
-	}
 	ps, err := a.policies()
 	if err != nil {
 		return err
@@ -448,6 +444,10 @@ func (a *API) reviewRun(w http.ResponseWriter, r *http.Request, p auth.Principal
 		return err
 	}
 	if err := auth.Authorize(p, auth.RunReview, rn.SpaceID); err != nil {
+		return err
+	}
+	var in apiv1.ReviewCreate
+	if err := httpx.DecodeJSON(w, r, &in, MaxBody); err != nil {
 		return err
 	}
 	rn, err = ps.AddReview(r.Context(), rn.ID, policyActor(p, r), in.Decision, in.Note, remoteIP(r))
@@ -501,16 +501,16 @@ func (a *API) listReceipts(w http.ResponseWriter, r *http.Request, p auth.Princi
 }
 
 func (a *API) notifyPush(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
-	var in apiv1.PushEvent
-	if err := httpx.DecodeJSON(w, r, &in, 8<<20); err != nil {
-		return err
-	}
 	ps, err := a.policies()
 	if err != nil {
 		return err
 	}
 	st, err := a.stack(r, p, auth.RunTrigger)
 	if err != nil {
+		return err
+	}
+	var in apiv1.PushEvent
+	if err := httpx.DecodeJSON(w, r, &in, 8<<20); err != nil {
 		return err
 	}
 	push := policy.Push{Branch: in.Branch, SHA: in.SHA, Message: in.Message, Author: in.Author, Tag: in.Tag, AffectedFiles: in.AffectedFiles}

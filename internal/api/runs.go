@@ -45,6 +45,10 @@ func (a *API) writeRun(w http.ResponseWriter, r *http.Request, status int, rn ru
 }
 
 func (a *API) createRun(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	st, err := a.stack(r, p, auth.RunTrigger)
+	if err != nil {
+		return err
+	}
 	var in apiv1.RunCreate
 	if err := httpx.DecodeJSON(w, r, &in, MaxBody); err != nil {
 		return err
@@ -52,21 +56,17 @@ func (a *API) createRun(w http.ResponseWriter, r *http.Request, p auth.Principal
 	if in.Type == run.Task {
 		return errs.E(errs.Invalid, "tasks are created with POST /api/v1/stacks/{id}/tasks (action task:create)")
 	}
-	st, err := a.stack(r, p, auth.RunTrigger)
-	if err != nil {
-		return err
-	}
 	return a.startRun(w, r, p, st, run.New{StackID: st.ID, Type: in.Type, CommitSHA: in.SHA, Command: in.Command})
 }
 
 // createTask runs a command on a stack (a TASK run).
 func (a *API) createTask(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
-	var in apiv1.TaskCreate
-	if err := httpx.DecodeJSON(w, r, &in, MaxBody); err != nil {
-		return err
-	}
 	st, err := a.stack(r, p, auth.TaskCreate)
 	if err != nil {
+		return err
+	}
+	var in apiv1.TaskCreate
+	if err := httpx.DecodeJSON(w, r, &in, MaxBody); err != nil {
 		return err
 	}
 	return a.startRun(w, r, p, st, run.New{StackID: st.ID, Type: run.Task, CommitSHA: in.SHA, Command: in.Command})

@@ -68,11 +68,11 @@ func (a *API) getSpace(w http.ResponseWriter, r *http.Request, p auth.Principal)
 }
 
 func (a *API) updateSpace(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
-	var in apiv1.SpaceUpdate
-	if err := httpx.DecodeJSON(w, r, &in, MaxBody); err != nil {
+	if err := auth.Authorize(p, auth.SpaceWrite, r.PathValue("id")); err != nil {
 		return err
 	}
-	if err := auth.Authorize(p, auth.SpaceWrite, r.PathValue("id")); err != nil {
+	var in apiv1.SpaceUpdate
+	if err := httpx.DecodeJSON(w, r, &in, MaxBody); err != nil {
 		return err
 	}
 	s, err := a.Spaces.Update(r.Context(), r.PathValue("id"), func(s *space.Space) error {

@@ -117,16 +117,22 @@ func (a *API) getStack(w http.ResponseWriter, r *http.Request, p auth.Principal)
 }
 
 func (a *API) updateStack(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	if _, err := a.stack(r, p, auth.StackUpdate); err != nil {
+		return err
+	}
 	var in apiv1.StackUpdate
 	if err := httpx.DecodeJSON(w, r, &in, MaxBody); err != nil {
 		return err
 	}
-	if _, err := a.stack(r, p, auth.StackUpdate); err != nil {
-		return err
-	}
+	force := r.URL.Query().Get("force") == "true"
 	st, err := a.Stacks.Update(r.Context(), r.PathValue("id"), func(s *stack.Stack) error {
 		before := *s
 		oldSpace := s.Space
+		if s.ManagedState && in.ManagedState != nil && !*in.ManagedState && !force {
+			if err := a.keepsState(r, s.ID); err != nil {
+				return err
+			}
+		}
 		set(&s.Name, in.Name)
 		set(&s.Repository, in.Repository)
 		set(&s.Branch, in.Branch)
@@ -169,6 +175,22 @@ func (a *API) updateStack(w http.ResponseWriter, r *http.Request, p auth.Princip
 		return err
 	}
 	return a.writeStack(w, r, http.StatusOK, st)
+}
+
+// keepsState refuses turning managed state off on a stack that has state
+// in Gantry: its next runs would plan from an empty state (OpenTofu would
+// create everything again) and their state would be thrown away.
+func (a *API) keepsState(r *http.Request, stackID string) error {
+	v, _, err := a.State.Current(r.Context(), stackID)
+	if errs.Is(err, errs.NotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return errs.E(errs.Conflict, "stack %s has state in Gantry (serial %d): without managed state its runs would plan from an empty state, so OpenTofu would try to create every resource again, and the state they write would be thrown away. "+
+		"To keep the state, download it (gantry stack state show --id %s > terraform.tfstate), add a backend to the stack's code, run tofu init -migrate-state with that file, then turn managed state off with force (gantry stack update --force). "+
+		"The stored versions stay readable", stackID, v.Serial, stackID)
 }
 
 // labelAttaches refuses a stack's labels or space (after; before is the
@@ -279,12 +301,12 @@ func (a *API) listEnv(w http.ResponseWriter, r *http.Request, p auth.Principal) 
 }
 
 func (a *API) setEnv(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
-	var in apiv1.EnvVarSet
-	if err := httpx.DecodeJSON(w, r, &in, MaxBody); err != nil {
-		return err
-	}
 	st, err := a.stack(r, p, auth.StackUpdate)
 	if err != nil {
+		return err
+	}
+	var in apiv1.EnvVarSet
+	if err := httpx.DecodeJSON(w, r, &in, MaxBody); err != nil {
 		return err
 	}
 	v, err := a.Stacks.SetEnv(r.Context(), st.ID, stack.EnvVar{Name: r.PathValue("name"), Value: in.Value, Secret: in.Secret})

@@ -188,6 +188,13 @@ func versionOut(v state.Version, current int64) apiv1.StateVersion {
 		CreatedBy: v.CreatedBy, CreatedAt: utc(v.CreatedAt), Current: v.Serial == current}
 }
 
+// unmanaged answers a state read of a stack without managed state that
+// has no versions in Gantry (versions kept from when it had managed state
+// stay readable).
+func unmanaged(stackID string) error {
+	return errs.E(errs.Conflict, "stack %s does not use managed state: its state is wherever the backend in its code keeps it, not in Gantry", stackID)
+}
+
 func (a *API) stateVersions(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
 	st, err := a.stack(r, p, auth.StateRead)
 	if err != nil {
@@ -196,6 +203,9 @@ func (a *API) stateVersions(w http.ResponseWriter, r *http.Request, p auth.Princ
 	vs, err := a.State.Versions(r.Context(), st.ID)
 	if err != nil {
 		return err
+	}
+	if len(vs) == 0 && !st.ManagedState {
+		return unmanaged(st.ID)
 	}
 	out := apiv1.List[apiv1.StateVersion]{Items: []apiv1.StateVersion{}}
 	for _, v := range vs {
@@ -213,6 +223,9 @@ func (a *API) stateVersion(w http.ResponseWriter, r *http.Request, p auth.Princi
 	var data []byte
 	if s := r.PathValue("serial"); s == "current" {
 		_, data, err = a.State.Current(r.Context(), st.ID)
+		if errs.Is(err, errs.NotFound) && !st.ManagedState {
+			return unmanaged(st.ID)
+		}
 	} else {
 		serial, perr := strconv.ParseInt(s, 10, 64)
 		if perr != nil {

@@ -163,12 +163,12 @@ func (a *API) getWebhook(w http.ResponseWriter, r *http.Request, p auth.Principa
 }
 
 func (a *API) updateWebhook(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
-	var in apiv1.WebhookUpdate
-	if err := httpx.DecodeJSON(w, r, &in, MaxBody); err != nil {
-		return err
-	}
 	n, e, err := a.webhook(r, p, auth.IntegrationUpdate)
 	if err != nil {
+		return err
+	}
+	var in apiv1.WebhookUpdate
+	if err := httpx.DecodeJSON(w, r, &in, MaxBody); err != nil {
 		return err
 	}
 	e, err = n.UpdateEndpoint(r.Context(), e.ID, notify.EndpointUpdate{URL: in.URL, Secret: in.Secret, Headers: in.Headers,

@@ -145,12 +145,12 @@ func (a *API) getWorkerPool(w http.ResponseWriter, r *http.Request, p auth.Princ
 }
 
 func (a *API) updateWorkerPool(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
-	var in apiv1.WorkerPoolUpdate
-	if err := httpx.DecodeJSON(w, r, &in, MaxBody); err != nil {
-		return err
-	}
 	s, pool, err := a.workerPool(r, p, auth.WorkerPoolUpdate)
 	if err != nil {
+		return err
+	}
+	var in apiv1.WorkerPoolUpdate
+	if err := httpx.DecodeJSON(w, r, &in, MaxBody); err != nil {
 		return err
 	}
 	pool, err = s.Update(r.Context(), pool.ID, func(pl *workerpool.Pool) error {
@@ -195,12 +195,12 @@ func (a *API) resetWorkerPool(w http.ResponseWriter, r *http.Request, p auth.Pri
 }
 
 func (a *API) setWorkerPoolKey(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
-	var in apiv1.WorkerPoolKey
-	if err := httpx.DecodeJSON(w, r, &in, MaxBody); err != nil {
-		return err
-	}
 	s, pool, err := a.workerPool(r, p, auth.WorkerPoolUpdate)
 	if err != nil {
+		return err
+	}
+	var in apiv1.WorkerPoolKey
+	if err := httpx.DecodeJSON(w, r, &in, MaxBody); err != nil {
 		return err
 	}
 	if err := s.SetPublicKey(r.Context(), pool.ID, in.PublicKey); err != nil {

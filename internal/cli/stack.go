@@ -170,7 +170,10 @@ func (a *app) stackCreate() *cobra.Command {
 }
 
 func (a *app) stackUpdate() *cobra.Command {
-	var s stackFlags
+	var (
+		s     stackFlags
+		force bool
+	)
 	cmd := &cobra.Command{
 		Use:   "update",
 		Short: "Change a stack (only the flags given)",
@@ -184,13 +187,14 @@ func (a *app) stackUpdate() *cobra.Command {
 		if in == (apiv1.StackUpdate{}) {
 			return usageErrorf("nothing to update: give at least one flag besides --id")
 		}
-		st, err := c.UpdateStack(ctx, s.id, in)
+		st, err := c.UpdateStack(ctx, s.id, in, force)
 		if err != nil {
 			return err
 		}
 		return a.printStack(st)
 	})
 	s.register(cmd.Flags())
+	cmd.Flags().BoolVar(&force, "force", false, "turn managed state off even though the stack has state in Gantry (its runs then start from the state its own backend holds)")
 	required(cmd, "id")
 	return cmd
 }

@@ -97,6 +97,14 @@ func TestRequests(t *testing.T) {
 			want: recorded{Method: "DELETE", Path: "/api/v1/stacks/net", RawQuery: "force=true"},
 		},
 		{
+			name: "update stack with force", status: 200, body: `{"id":"net"}`,
+			call: func(c *Client) (any, error) {
+				off := false
+				return c.UpdateStack(ctx, "net", apiv1.StackUpdate{ManagedState: &off}, true)
+			},
+			want: recorded{Method: "PATCH", Path: "/api/v1/stacks/net", RawQuery: "force=true", Body: `{"managed_state":false}`},
+		},
+		{
 			name: "set env escapes name", status: 200, body: `{"name":"A B","secret":true}`,
 			call: func(c *Client) (any, error) {
 				return c.SetEnv(ctx, "net", "A B", apiv1.EnvVarSet{Value: "v", Secret: true})

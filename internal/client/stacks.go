@@ -43,9 +43,14 @@ func (c *Client) GetStack(ctx context.Context, id string) (apiv1.Stack, error) {
 }
 
 // UpdateStack changes the fields of a stack that in sets.
-func (c *Client) UpdateStack(ctx context.Context, id string, in apiv1.StackUpdate) (apiv1.Stack, error) {
+// force turns managed state off even when the stack has state in Gantry.
+func (c *Client) UpdateStack(ctx context.Context, id string, in apiv1.StackUpdate, force bool) (apiv1.Stack, error) {
 	var out apiv1.Stack
-	err := c.do(ctx, http.MethodPatch, "/stacks/"+esc(id), nil, in, &out)
+	var q url.Values
+	if force {
+		q = url.Values{"force": {"true"}}
+	}
+	err := c.do(ctx, http.MethodPatch, "/stacks/"+esc(id), q, in, &out)
 	return out, err
 }
 

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/gantry-iac/gantry/internal/errs"
@@ -113,6 +115,10 @@ func (s *Service) Credentials(ctx context.Context, st stack.Stack, r Request) (M
 	// will get the job, so none would revoke it.
 	undo := func(err error) (Minted, error) { return Minted{}, s.undo(ctx, m, err) }
 	ready := r.Ready
+	// Which integration set each variable and file: a second one setting
+	// the same would silently win (and only one Vault token would be
+	// revoked by the worker, which finds tokens by variable).
+	envBy, fileBy := map[string]string{}, map[string]string{}
 	for _, a := range applied {
 		if (r.Scope == "read" && !a.Attachment.Read) || (r.Scope != "read" && !a.Attachment.Write) {
 			continue
@@ -157,6 +163,12 @@ func (s *Service) Credentials(ctx context.Context, st stack.Stack, r Request) (M
 		}
 		if c.Revoke != nil {
 			m.Revoke = append(m.Revoke, *c.Revoke)
+		}
+		if err := claimNames(envBy, "environment variable", a.Integration.ID, r.Scope, c.Env); err != nil {
+			return undo(err)
+		}
+		if err := claimNames(fileBy, "credential file", a.Integration.ID, r.Scope, c.Files); err != nil {
+			return undo(err)
 		}
 		files := make([]string, 0, len(c.Files))
 		for name := range c.Files {
@@ -208,6 +220,41 @@ func (s *Service) Discard(ctx context.Context, m Minted) error {
 // undo discards what m holds after minting failed with err, and returns
 // err; a revocation that fails too joins its cause, for the operator's
 // log (the run sees err's message).
+// claimNames records that integration id sets names (the keys of set) in
+// by, and refuses names other integrations already set for the job,
+// naming them all.
+func claimNames[V any](by map[string]string, what, id, scope string, set map[string]V) error {
+	names := make([]string, 0, len(set))
+	for k := range set {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	var clash, others []string
+	for _, k := range names {
+		if other, ok := by[k]; ok {
+			clash = append(clash, k)
+			if !slices.Contains(others, other) {
+				others = append(others, other)
+			}
+		}
+	}
+	if len(clash) > 0 {
+		return errs.E(errs.Invalid, "integrations %s and %s both set the %s for this run's %s credentials: a job gets one value of each, so one integration would silently replace the other's; attach only one of them with %s access",
+			strings.Join(others, ", "), id, plural(what, len(clash))+" "+strings.Join(clash, ", "), scope, scope)
+	}
+	for _, k := range names {
+		by[k] = id
+	}
+	return nil
+}
+
+func plural(s string, n int) string {
+	if n == 1 {
+		return s
+	}
+	return s + "s"
+}
+
 func (s *Service) undo(ctx context.Context, m Minted, err error) error {
 	derr := s.Discard(ctx, m)
 	if derr == nil {

@@ -210,3 +210,37 @@ func TestAttachmentOfAStackThatMovedAway(t *testing.T) {
 		}
 	})
 }
+
+// TestTwoIntegrationsSettingOneVariable: two Vault integrations both set
+// VAULT_TOKEN for a job; one would silently win and the worker, revoking
+// by variable, would revoke only that one. Minting fails naming both and
+// the variable, and every token minted is revoked at once; with only one
+// attached for a scope, that scope is fine.
+func TestTwoIntegrationsSettingOneVariable(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newCredentialsFixture(t, d)
+		f.attach(t, "a-vault", "app", true, true)
+		f.attach(t, "b-vault", "app", false, true)
+
+		if _, err := f.s.Credentials(f.ctx, f.st, f.tokens("read")); err != nil {
+			t.Fatalf("Credentials(read), one Vault integration = %v", err)
+		}
+		_, err := f.s.Credentials(f.ctx, f.st, f.tokens("write"))
+		msg := errs.Public(err)
+		if !errs.Is(err, errs.Invalid) || !strings.Contains(msg, "a-vault") || !strings.Contains(msg, "b-vault") || !strings.Contains(msg, "VAULT_TOKEN") {
+			t.Fatalf("Credentials(write), two Vault integrations = %v, want an error naming both and VAULT_TOKEN", err)
+		}
+		var write int
+		for _, l := range f.vault.Logins() {
+			if strings.HasSuffix(l.Subject, ":scope:write") {
+				write++
+				if !f.vault.Revoked(l.Token) {
+					t.Errorf("write token %s left unrevoked", l.Subject)
+				}
+			}
+		}
+		if write != 2 {
+			t.Errorf("%d write logins, want 2", write)
+		}
+	})
+}

@@ -48,22 +48,32 @@ func (r *Resolver) release(tool Tool, version string) release {
 			base = DefaultTerraformBaseURL
 		}
 	}
-	base = strings.TrimRight(base, "/")
 	platform := runtime.GOOS + "_" + runtime.GOARCH
 	bin := tool.Binary()
-	dir := base + "/" + version
+	dir := version
 	if tool == OpenTofu {
-		dir = base + "/v" + version // GitHub release tags carry a "v"
+		dir = "v" + version // GitHub release tags carry a "v"
 	}
 	zipName := fmt.Sprintf("%s_%s_%s.zip", bin, version, platform)
 	return release{
 		tool:     tool,
 		version:  version,
 		zipName:  zipName,
-		zipURL:   dir + "/" + zipName,
-		sumsURL:  dir + "/" + fmt.Sprintf("%s_%s_SHA256SUMS", bin, version),
+		zipURL:   joinURL(base, dir, zipName),
+		sumsURL:  joinURL(base, dir, fmt.Sprintf("%s_%s_SHA256SUMS", bin, version)),
 		platform: platform,
 	}
+}
+
+// joinURL appends elems to the path of base, keeping its query (a mirror
+// may want a token there: http://host/path?token=x) and fragment. A base
+// that does not parse is joined as text; the request then reports it.
+func joinURL(base string, elems ...string) string {
+	u, err := url.Parse(base)
+	if err != nil {
+		return strings.TrimRight(base, "/") + "/" + strings.Join(elems, "/")
+	}
+	return u.JoinPath(elems...).String()
 }
 
 // download fetches, verifies and installs a release, returning the

@@ -530,3 +530,54 @@ func TestFindSum(t *testing.T) {
 		}
 	}
 }
+
+// A mirror whose address carries a query (a token) gets the release paths
+// appended to its path, the query kept on every request.
+func TestResolveMirrorWithQuery(t *testing.T) {
+	f := newFakeReleases(t)
+	f.addRelease(t, OpenTofu, "1.2.3", fakeToolScript("1.2.3"), nil)
+	f.addRelease(t, Terraform, "1.5.7", fakeToolScript("1.5.7"), nil)
+	var mu sync.Mutex
+	var seen []string
+	mirror := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen = append(seen, r.URL.RequestURI())
+		mu.Unlock()
+		if r.URL.Query().Get("token") != "x" || !strings.HasPrefix(r.URL.Path, "/mirror/") {
+			http.Error(w, "forbidden", http.StatusForbidden)
+			return
+		}
+		r2 := r.Clone(r.Context())
+		r2.URL.Path = strings.TrimPrefix(r.URL.Path, "/mirror")
+		f.srv.Config.Handler.ServeHTTP(w, r2)
+	}))
+	t.Cleanup(mirror.Close)
+
+	for _, tc := range []struct {
+		tool    Tool
+		version string
+		base    string
+	}{
+		{OpenTofu, "1.2.3", mirror.URL + "/mirror?token=x"},
+		{Terraform, "1.5.7", mirror.URL + "/mirror/terraform/?token=x"},
+	} {
+		r := f.resolver(t, t.TempDir())
+		r.BaseURLs = map[Tool]string{tc.tool: tc.base}
+		r.HTTPClient = mirror.Client()
+		path, err := r.Resolve(context.Background(), tc.tool, tc.version, &bytes.Buffer{})
+		if err != nil {
+			mu.Lock()
+			t.Fatalf("Resolve %s from %s: %v (requests: %q)", tc.tool, tc.base, err, seen)
+		}
+		if _, err := os.Stat(path); err != nil {
+			t.Errorf("installed binary: %v", err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, s := range seen {
+		if !strings.HasSuffix(s, "?token=x") {
+			t.Errorf("request %q does not keep the mirror's query", s)
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -117,6 +118,9 @@ func (j *jobRun) mintDelegated(ctx context.Context, ds []workerapi.Delegation, s
 			names = append(names, k)
 		}
 		sort.Strings(names)
+		if err := j.clashes(d.ID, names, c); err != nil {
+			return err
+		}
 		for _, k := range names {
 			v := c.Env[k]
 			if v.Secret {
@@ -136,6 +140,36 @@ func (j *jobRun) mintDelegated(ctx context.Context, ds []workerapi.Delegation, s
 		j.log.Printf("Minted the credentials of integration %s on this worker (%s).", d.ID, scope)
 	}
 	return nil
+}
+
+// clashes refuses credentials minted here for integration id that set a
+// variable or file another integration already set for the job: one would
+// silently replace the other (and only one Vault token would be revoked,
+// as tokens are found by variable). What c holds that can be revoked is
+// revoked at once; the job's earlier credentials are revoked when it ends.
+func (j *jobRun) clashes(id string, names []string, c integration.Credentials) error {
+	var clash []string
+	for _, v := range j.job.Env {
+		if v.Rank == -1 && slices.Contains(names, v.Name) && !slices.Contains(clash, v.Name) {
+			clash = append(clash, v.Name)
+		}
+	}
+	for _, f := range j.job.CredentialFiles {
+		if _, ok := c.Files[f.Path]; ok {
+			clash = append(clash, "file "+f.Path)
+		}
+	}
+	if len(clash) == 0 {
+		return nil
+	}
+	if rv := c.Revoke; rv != nil && rv.Kind == integration.RevokeVault {
+		if err := integration.RevokeVaultToken(context.Background(), nil, rv.Address, rv.Namespace, c.Env[rv.TokenVar].Value); err != nil {
+			j.w.cfg.Log.Warn("revoking a Vault token minted on this worker failed (it expires by itself)", "run_id", j.job.RunID, "err", err)
+		}
+	}
+	sort.Strings(clash)
+	return fail("integration %s (minted on this worker) sets %s, which another integration of the stack already set for this job: a job gets one value of each, so one would silently replace the other; attach only one of them for this scope",
+		id, strings.Join(clash, ", "))
 }
 
 // revokeCredentials revokes the job's revocable integration credentials
