@@ -156,7 +156,8 @@ func (a *API) listIntegrationAttachments(w http.ResponseWriter, r *http.Request,
 	}
 	out := apiv1.List[apiv1.IntegrationAttachment]{Items: []apiv1.IntegrationAttachment{}}
 	for _, at := range list {
-		out.Items = append(out.Items, apiv1.IntegrationAttachment{Stack: at.StackID, Read: at.Read, Write: at.Write, Via: at.Via})
+		out.Items = append(out.Items, apiv1.IntegrationAttachment{Stack: at.StackID, Read: at.Read, Write: at.Write, Via: at.Via,
+			Applied: at.NotApplied == "", NotApplied: at.NotApplied})
 	}
 	httpx.WriteJSON(w, http.StatusOK, out)
 	return nil

@@ -49,6 +49,11 @@ type IntegrationAttachment struct {
 	Read  bool   `json:"read"`
 	Write bool   `json:"write"`
 	Via   string `json:"via"` // explicit
+	// Applied is false for an attachment that runs of the stack do not
+	// use, NotApplied saying why (the stack's space no longer sees the
+	// integration's).
+	Applied    bool   `json:"applied"`
+	NotApplied string `json:"not_applied,omitempty"`
 }
 
 // OIDCSetup is what to configure on a cloud so that it trusts a stack's

@@ -65,7 +65,11 @@ func (a *app) printIntegration(in apiv1.Integration, atts []apiv1.IntegrationAtt
 			if at.Write {
 				scopes = append(scopes, "write")
 			}
-			field(w, "Attached", at.Stack+" ("+strings.Join(scopes, ", ")+")")
+			how := strings.Join(scopes, ", ")
+			if at.NotApplied != "" {
+				how += "; " + at.NotApplied
+			}
+			field(w, "Attached", at.Stack+" ("+how+")")
 		}
 	})
 }

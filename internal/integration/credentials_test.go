@@ -244,3 +244,63 @@ func TestTwoIntegrationsSettingOneVariable(t *testing.T) {
 		}
 	})
 }
+
+// TestAttachmentsSayWhenRunsDoNotUseThem: an explicit attachment whose
+// stack's space no longer sees the integration's space (a space on the
+// way stopped inheriting, or the stack moved to another branch) is still
+// listed, with the reason runs do not get the credentials; the listing and
+// ForStack (what runs use) agree at every step.
+func TestAttachmentsSayWhenRunsDoNotUseThem(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newCredentialsFixture(t, d)
+		f.attach(t, "vault", "app", true, true)
+		if _, err := f.spaces.Create(f.ctx, space.Space{ID: "sub", Name: "sub", Parent: "team", Inherit: true}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.spaces.Create(f.ctx, space.Space{ID: "elsewhere", Name: "elsewhere", Parent: space.Root, Inherit: true}); err != nil {
+			t.Fatal(err)
+		}
+		move := func(to string) stack.Stack {
+			t.Helper()
+			st, err := f.stacks.Update(f.ctx, "net", func(s *stack.Stack) error { s.Space = to; return nil })
+			if err != nil {
+				t.Fatal(err)
+			}
+			return st
+		}
+		inherit := func(on bool) {
+			t.Helper()
+			if _, err := f.spaces.Update(f.ctx, "sub", func(sp *space.Space) error { sp.Inherit = on; return nil }); err != nil {
+				t.Fatal(err)
+			}
+		}
+		check := func(st stack.Stack, want string) {
+			t.Helper()
+			atts, err := f.s.Attachments(f.ctx, "vault")
+			if err != nil || len(atts) != 1 {
+				t.Fatalf("Attachments = %+v, %v; want the one attachment", atts, err)
+			}
+			if want == "" && atts[0].NotApplied != "" || want != "" && !strings.Contains(atts[0].NotApplied, want) {
+				t.Errorf("NotApplied = %q, want %q", atts[0].NotApplied, want)
+			}
+			applied, err := f.s.ForStack(f.ctx, st)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if runs := len(applied) == 1; runs != (atts[0].NotApplied == "") {
+				t.Errorf("the listing says applied=%v, runs get %d integrations", atts[0].NotApplied == "", len(applied))
+			}
+		}
+
+		st := move("sub")
+		check(st, "")
+		inherit(false)
+		check(st, `not applied: space "sub" does not inherit from its parent "team", so stack "net" (space "sub") does not see the integrations of space "team"`)
+		inherit(true)
+		check(st, "")
+		st = move("elsewhere")
+		check(st, `not applied: stack "net" is in space "elsewhere", which is not under the integration's space "team"`)
+		st = move("team")
+		check(st, "")
+	})
+}

@@ -11,6 +11,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"sort"
 	"strconv"
@@ -51,6 +52,11 @@ type Attachment struct {
 	IntegrationID, StackID string
 	Read, Write            bool
 	Via                    string // "explicit" or the autoattach label
+	// NotApplied says why runs of the stack do not get the integration's
+	// credentials although it is attached explicitly ("": they do): the
+	// stack's space no longer sees the integration's space (it moved, or a
+	// space on the way stopped inheriting).
+	NotApplied string
 }
 
 // Explicit is the Via of an attachment made by hand.
@@ -335,16 +341,57 @@ func (s *Service) Detach(ctx context.Context, integrationID, stackID string) err
 	})
 }
 
-// Attachments returns the explicit attachments of an integration.
+// Attachments returns the explicit attachments of an integration, as runs
+// decide (ForStack): one whose stack's space no longer sees the
+// integration's space is listed with the reason runs do not use it.
 func (s *Service) Attachments(ctx context.Context, integrationID string) ([]Attachment, error) {
-	if _, err := s.Get(ctx, integrationID); err != nil {
+	in, err := s.Get(ctx, integrationID)
+	if err != nil {
 		return nil, err
 	}
-	return db.Collect(ctx, s.db, func(row db.Scanner) (Attachment, error) {
+	out, err := db.Collect(ctx, s.db, func(row db.Scanner) (Attachment, error) {
 		a := Attachment{IntegrationID: integrationID, Via: Explicit}
 		err := row.Scan(&a.StackID, &a.Read, &a.Write)
 		return a, err
 	}, `SELECT stack_id, read, write FROM integration_attachments WHERE integration_id = $1 ORDER BY stack_id`, integrationID)
+	if err != nil {
+		return nil, err
+	}
+	for i, at := range out {
+		st, err := s.stacks.Get(ctx, at.StackID)
+		if err != nil {
+			return nil, err
+		}
+		lin, err := s.spaces.Lineage(ctx, st.Space)
+		if err != nil {
+			return nil, err
+		}
+		if seesSpace(lin, in.Space) {
+			continue
+		}
+		cut, above, err := s.spaces.CutOff(ctx, lin, in.Space)
+		if err != nil {
+			return nil, err
+		}
+		if above {
+			out[i].NotApplied = fmt.Sprintf("not applied: space %q does not inherit from its parent %q, so stack %q (space %q) does not see the integrations of space %q",
+				cut.ID, cut.Parent, st.ID, st.Space, in.Space)
+		} else {
+			out[i].NotApplied = fmt.Sprintf("not applied: stack %q is in space %q, which is not under the integration's space %q", st.ID, st.Space, in.Space)
+		}
+	}
+	return out, nil
+}
+
+// seesSpace reports whether a lineage (what a stack's space sees) holds
+// space id: ForStack considers only the integrations of those spaces.
+func seesSpace(lin []space.Space, id string) bool {
+	for _, sp := range lin {
+		if sp.ID == id {
+			return true
+		}
+	}
+	return false
 }
 
 // Applied is an integration that applies to a stack.
