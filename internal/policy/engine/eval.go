@@ -175,8 +175,13 @@ func (p *Policy) Eval(ctx context.Context, in Input) (Result, error) {
 	if n := abandoned.Load(); n >= maxAbandoned {
 		return Result{}, fmt.Errorf("policy %s: %w (%d evaluations that timed out are still running)", p.Name, ErrBusy, n)
 	}
-	ectx, cancel := context.WithTimeout(withMeter(withHelpers(ctx, in.helpers)), limit)
+	tctx, cancel := context.WithTimeout(withMeter(withHelpers(ctx, in.helpers)), limit)
 	defer cancel()
+	// The watchdog (watchdog.go) may stop it too, when the heap grows too
+	// large.
+	ectx, stop := context.WithCancelCause(tctx)
+	defer stop(nil)
+	defer watch(stop)()
 
 	start := time.Now()
 	done := make(chan evalOutcome, 1) // buffered: an abandoned evaluation does not block
@@ -264,6 +269,9 @@ func (p *Policy) run(ctx context.Context, in Input) (_ ast.Object, err error) {
 func (p *Policy) evalError(ctx, ectx context.Context, limit time.Duration, err error) error {
 	var te *topdown.Error
 	cancelled := errors.As(err, &te) && te.Code == topdown.CancelErr
+	if context.Cause(ectx) == errHeap {
+		return heapError(p.Name)
+	}
 	if ctx.Err() != nil {
 		return fmt.Errorf("policy %s: evaluation abandoned: %w", p.Name, ctx.Err())
 	}
