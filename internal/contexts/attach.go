@@ -4,10 +4,10 @@ import (
 	"context"
 	"fmt"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
+	"github.com/gantry-iac/gantry/internal/db"
 	"github.com/gantry-iac/gantry/internal/errs"
 	"github.com/gantry-iac/gantry/internal/labels"
 	"github.com/gantry-iac/gantry/internal/space"
@@ -245,13 +245,8 @@ func (s *Service) ForStack(ctx context.Context, st stack.Stack) ([]Applied, erro
 	if err != nil {
 		return nil, err
 	}
-	args := make([]any, len(ids))
-	ph := make([]string, len(ids))
-	for i, id := range ids {
-		args[i] = id
-		ph[i] = "$" + strconv.Itoa(i+1)
-	}
-	cands, err := s.query(ctx, `SELECT `+cols+` FROM contexts WHERE space_id IN (`+strings.Join(ph, ",")+`) ORDER BY id`, args...)
+	in, args := db.InList(ids, 0)
+	cands, err := s.query(ctx, `SELECT `+cols+` FROM contexts WHERE space_id IN (`+in+`) ORDER BY id`, args...)
 	if err != nil || len(cands) == 0 {
 		return []Applied{}, err
 	}

@@ -1,6 +1,10 @@
 package db
 
-import "time"
+import (
+	"strconv"
+	"strings"
+	"time"
+)
 
 // Nanos returns t as nanoseconds since the Unix epoch, or 0 for the zero
 // time.
@@ -33,4 +37,21 @@ func normalizeArgs(args []any) []any {
 		}
 	}
 	return args
+}
+
+// InList returns the placeholders of an IN list of values, numbered from
+// $k+1 ("$1, $2, $3" for k = 0), and the values as arguments: the query's
+// other arguments, if any, come first and number k.
+func InList(values []string, k int) (string, []any) {
+	var b strings.Builder
+	args := make([]any, len(values))
+	for i, v := range values {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("$")
+		b.WriteString(strconv.Itoa(k + i + 1))
+		args[i] = v
+	}
+	return b.String(), args
 }

@@ -157,3 +157,13 @@ func TestNanos(t *testing.T) {
 		}
 	}
 }
+
+func TestInList(t *testing.T) {
+	q, args := db.InList([]string{"a", "b", "c"}, 1)
+	if q != "$2, $3, $4" || len(args) != 3 || args[0] != "a" || args[2] != "c" {
+		t.Errorf("InList = %q, %v", q, args)
+	}
+	if q, args := db.InList(nil, 0); q != "" || len(args) != 0 {
+		t.Errorf("InList(nil) = %q, %v", q, args)
+	}
+}

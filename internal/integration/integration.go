@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"math"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -430,12 +429,8 @@ func (s *Service) ForStack(ctx context.Context, st stack.Stack) ([]Applied, erro
 	if err != nil {
 		return nil, err
 	}
-	ph := make([]string, len(ids))
-	args := make([]any, len(ids))
-	for i, id := range ids {
-		ph[i], args[i] = "$"+strconv.Itoa(i+1), id
-	}
-	cands, err := s.query(ctx, `SELECT `+cols+` FROM integrations WHERE space_id IN (`+strings.Join(ph, ",")+`) ORDER BY id`, args...)
+	in, args := db.InList(ids, 0)
+	cands, err := s.query(ctx, `SELECT `+cols+` FROM integrations WHERE space_id IN (`+in+`) ORDER BY id`, args...)
 	if err != nil || len(cands) == 0 {
 		return nil, err
 	}

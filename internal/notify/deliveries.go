@@ -108,7 +108,7 @@ func (s *Service) loadAttempts(ctx context.Context, ds []Delivery) error {
 	for i := range ds {
 		ids[i], byID[ds[i].ID] = ds[i].ID, &ds[i]
 	}
-	q, args := inList(ids, 0)
+	q, args := db.InList(ids, 0)
 	rows, err := s.db.Query(ctx, `SELECT delivery_id, n, at, http_status, error, duration_ns FROM notify_delivery_attempts
 		WHERE delivery_id IN (`+q+`) ORDER BY delivery_id, n`, args...)
 	if err != nil {

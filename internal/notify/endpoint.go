@@ -8,7 +8,6 @@ import (
 	"errors"
 	"net/url"
 	"sort"
-	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -303,7 +302,7 @@ func (s *Service) Endpoints(ctx context.Context, spaceIDs []string) ([]Endpoint,
 	if len(spaceIDs) == 0 {
 		return []Endpoint{}, nil
 	}
-	q, args := inList(spaceIDs, 0)
+	q, args := db.InList(spaceIDs, 0)
 	return s.queryEndpoints(ctx, `SELECT `+endpointCols+` FROM notify_endpoints WHERE space_id IN (`+q+`) ORDER BY id`, args...)
 }
 
@@ -528,19 +527,4 @@ func headerSecrets(v string) []string {
 		}
 	}
 	return out
-}
-
-// inList returns "$k+1, $k+2, ..." for the values and the values as args.
-func inList(values []string, k int) (string, []any) {
-	var b strings.Builder
-	args := make([]any, len(values))
-	for i, v := range values {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString("$")
-		b.WriteString(strconv.Itoa(k + i + 1))
-		args[i] = v
-	}
-	return b.String(), args
 }

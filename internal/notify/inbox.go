@@ -85,7 +85,7 @@ func (s *Service) ListInbox(ctx context.Context, f InboxFilter) ([]InboxItem, st
 		add("run_id = ?", f.RunID)
 	}
 	if len(f.SpaceIDs) > 0 {
-		q, a := inList(f.SpaceIDs, len(args))
+		q, a := db.InList(f.SpaceIDs, len(args))
 		args = append(args, a...)
 		where = append(where, "space_id IN ("+q+")")
 	}

@@ -3,7 +3,6 @@ package policy
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -275,13 +274,8 @@ func (s *Service) inSpaces(ctx context.Context, spaceIDs []string, t string) ([]
 	if len(spaceIDs) == 0 {
 		return []Policy{}, nil
 	}
-	args := []any{t}
-	ph := make([]string, len(spaceIDs))
-	for i, id := range spaceIDs {
-		args = append(args, id)
-		ph[i] = "$" + strconv.Itoa(i+2)
-	}
-	return s.query(ctx, `SELECT `+cols+` FROM policies WHERE type = $1 AND space_id IN (`+strings.Join(ph, ",")+`) ORDER BY id`, args...)
+	in, args := db.InList(spaceIDs, 1)
+	return s.query(ctx, `SELECT `+cols+` FROM policies WHERE type = $1 AND space_id IN (`+in+`) ORDER BY id`, append([]any{t}, args...)...)
 }
 
 // PoliciesKey is the events key woken (on every replica) when a policy is

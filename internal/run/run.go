@@ -290,16 +290,13 @@ func (s *Service) StackStates(ctx context.Context, stackIDs []string) (map[strin
 	if len(stackIDs) == 0 {
 		return out, nil
 	}
-	ph := make([]string, len(stackIDs))
-	args := make([]any, len(stackIDs))
-	for i, id := range stackIDs {
-		ph[i] = "$" + strconv.Itoa(i+1)
-		args[i] = id
+	in, args := db.InList(stackIDs, 0)
+	for _, id := range stackIDs {
 		out[id] = "NONE"
 	}
 	// One index seek per stack (runs_blocking), newest first.
 	rows, err := s.db.Query(ctx, `SELECT s.id, (SELECT r.state FROM runs r WHERE r.stack_id = s.id AND r.blocking ORDER BY r.id DESC LIMIT 1)
-		FROM stacks s WHERE s.id IN (`+strings.Join(ph, ",")+`)`, args...)
+		FROM stacks s WHERE s.id IN (`+in+`)`, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -325,17 +322,12 @@ func (s *Service) TrackedCommits(ctx context.Context, stackIDs []string) (map[st
 	if len(stackIDs) == 0 {
 		return out, nil
 	}
-	ph := make([]string, len(stackIDs))
-	args := make([]any, len(stackIDs))
-	for i, id := range stackIDs {
-		ph[i] = "$" + strconv.Itoa(i+1)
-		args[i] = id
-	}
+	in, args := db.InList(stackIDs, 0)
 	// One index seek per stack (runs_tracked_commit), newest first.
 	runs, err := db.Collect(ctx, s.db, func(row db.Scanner) (Run, error) { return scan(row) },
 		`SELECT `+cols+from+` WHERE r.id IN (SELECT (SELECT t.id FROM runs t WHERE t.stack_id = st.id AND t.type = 'TRACKED'
 			AND t.commit_sha <> '' AND t.commit_branch = st.branch ORDER BY t.id DESC LIMIT 1)
-		FROM stacks st WHERE st.id IN (`+strings.Join(ph, ",")+`))`, args...)
+		FROM stacks st WHERE st.id IN (`+in+`))`, args...)
 	if err != nil {
 		return nil, err
 	}
