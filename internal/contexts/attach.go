@@ -2,7 +2,6 @@ package contexts
 
 import (
 	"context"
-	"fmt"
 	"sort"
 	"strings"
 	"time"
@@ -75,20 +74,10 @@ func appliesVia(c Context, st stack.Stack, seen []string, explicit bool) string 
 	return autoattachMatch(c.Labels, st.Labels)
 }
 
-// notApplied explains why runs of st do not use c, attached explicitly:
-// lin, the spaces st's space sees, stop before c's space, either at a
-// space that does not inherit from its parent, c's space being further up,
-// or because c's space is not above st's at all (the stack moved).
+// notApplied explains why runs of st do not use c, attached explicitly
+// (see space.Service.NotApplied).
 func (s *Service) notApplied(ctx context.Context, c Context, st stack.Stack, lin []space.Space) (string, error) {
-	cut, above, err := s.spaces.CutOff(ctx, lin, c.Space)
-	if err != nil {
-		return "", err
-	}
-	if above {
-		return fmt.Sprintf("not applied: space %q does not inherit from its parent %q, so stack %q (space %q) does not see the contexts of space %q",
-			cut.ID, cut.Parent, st.ID, st.Space, c.Space), nil
-	}
-	return fmt.Sprintf("not applied: stack %q is in space %q, which is not under the context's space %q", st.ID, st.Space, c.Space), nil
+	return s.spaces.NotApplied(ctx, lin, st.ID, st.Space, c.Space, "context")
 }
 
 // Attach attaches a context to a stack with a priority (lower wins), or

@@ -11,7 +11,6 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"math"
 	"sort"
 	"strings"
@@ -368,15 +367,8 @@ func (s *Service) Attachments(ctx context.Context, integrationID string) ([]Atta
 		if seesSpace(lin, in.Space) {
 			continue
 		}
-		cut, above, err := s.spaces.CutOff(ctx, lin, in.Space)
-		if err != nil {
+		if out[i].NotApplied, err = s.spaces.NotApplied(ctx, lin, st.ID, st.Space, in.Space, "integration"); err != nil {
 			return nil, err
-		}
-		if above {
-			out[i].NotApplied = fmt.Sprintf("not applied: space %q does not inherit from its parent %q, so stack %q (space %q) does not see the integrations of space %q",
-				cut.ID, cut.Parent, st.ID, st.Space, in.Space)
-		} else {
-			out[i].NotApplied = fmt.Sprintf("not applied: stack %q is in space %q, which is not under the integration's space %q", st.ID, st.Space, in.Space)
 		}
 	}
 	return out, nil

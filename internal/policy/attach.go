@@ -2,7 +2,6 @@ package policy
 
 import (
 	"context"
-	"fmt"
 	"strings"
 	"sync"
 	"time"
@@ -169,20 +168,10 @@ func appliesVia(p Policy, st stack.Stack, seen []string, explicit bool) string {
 	return autoattachMatch(p.Labels, st.Labels)
 }
 
-// notApplied explains why runs of st do not use p, attached explicitly:
-// lin, the spaces st's space sees, stop before p's space, either at a
-// space that does not inherit from its parent, p's space being further up,
-// or because p's space is not above st's at all (the stack moved).
+// notApplied explains why runs of st do not use p, attached explicitly
+// (see space.Service.NotApplied).
 func (s *Service) notApplied(ctx context.Context, p Policy, st stack.Stack, lin []space.Space) (string, error) {
-	cut, above, err := s.spaces.CutOff(ctx, lin, p.Space)
-	if err != nil {
-		return "", err
-	}
-	if above {
-		return fmt.Sprintf("not applied: space %q does not inherit from its parent %q, so stack %q (space %q) does not see the policies of space %q",
-			cut.ID, cut.Parent, st.ID, st.Space, p.Space), nil
-	}
-	return fmt.Sprintf("not applied: stack %q is in space %q, which is not under the policy's space %q", st.ID, st.Space, p.Space), nil
+	return s.spaces.NotApplied(ctx, lin, st.ID, st.Space, p.Space, "policy")
 }
 
 func hasStack(list []Attachment, stackID string) bool {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -235,6 +236,28 @@ func (s *Service) Lineage(ctx context.Context, spaceID string) ([]Space, error) 
 		next = sp.Parent
 	}
 	return out, nil
+}
+
+// NotApplied explains why runs of a stack (stackID, in space stackSpace,
+// whose space sees the spaces lin: Lineage's answer) do not use a kind of
+// thing ("policy", "context", "integration") of space want attached to it
+// explicitly: lin stops at a space that does not inherit from its parent,
+// want being further up, or want is not above the stack's space at all
+// (the stack moved). Listings of attachments show it.
+func (s *Service) NotApplied(ctx context.Context, lin []Space, stackID, stackSpace, want, kind string) (string, error) {
+	cut, above, err := s.CutOff(ctx, lin, want)
+	if err != nil {
+		return "", err
+	}
+	if above {
+		plural := kind + "s"
+		if p, ok := strings.CutSuffix(kind, "y"); ok {
+			plural = p + "ies"
+		}
+		return fmt.Sprintf("not applied: space %q does not inherit from its parent %q, so stack %q (space %q) does not see the %s of space %q",
+			cut.ID, cut.Parent, stackID, stackSpace, plural, want), nil
+	}
+	return fmt.Sprintf("not applied: stack %q is in space %q, which is not under the %s's space %q", stackID, stackSpace, kind, want), nil
 }
 
 // CutOff says why a lineage (Lineage's answer) does not see space want:
