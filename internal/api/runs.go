@@ -220,7 +220,7 @@ func (a *API) runLogs(w http.ResponseWriter, r *http.Request, p auth.Principal) 
 		}
 		wait = time.Duration(secs) * time.Second
 	}
-	data, done, err := a.Runs.ReadLog(r.Context(), rn.ID, offset, 1<<20, wait)
+	data, done, err := a.Runs.ReadRunLog(r.Context(), rn, offset, 1<<20, wait)
 	if err != nil {
 		return err
 	}

@@ -74,18 +74,40 @@ func (s *Service) AppendLog(ctx context.Context, runID string, offset int64, dat
 // is terminal with nothing more to read. With wait > 0 it waits that long for
 // new data when offset is at the end.
 func (s *Service) ReadLog(ctx context.Context, runID string, offset int64, max int, wait time.Duration) ([]byte, bool, error) {
+	return s.readLogWait(ctx, runID, nil, offset, max, wait)
+}
+
+// ReadRunLog is ReadLog for a run the caller has just loaded: when that
+// copy already answers (bytes past offset, or the run has ended), the run
+// is not read again. Otherwise it waits as ReadLog does.
+func (s *Service) ReadRunLog(ctx context.Context, r Run, offset int64, max int, wait time.Duration) ([]byte, bool, error) {
+	return s.readLogWait(ctx, r.ID, &r, offset, max, wait)
+}
+
+func (s *Service) readLogWait(ctx context.Context, runID string, known *Run, offset int64, max int, wait time.Duration) ([]byte, bool, error) {
 	deadline := time.Now().Add(wait)
 	for {
+		var size int64
+		var state string
+		// The channel is taken before the log's end is read, so an append
+		// in between wakes the wait below. A run loaded by the caller was
+		// read before the channel existed: it is trusted only when it
+		// answers at once (the log only grows; an ended run stays ended).
 		c := s.hub.Chan(LogKey(runID))
-		r, err := s.Get(ctx, runID)
-		if err != nil {
+		if known != nil && (offset < known.LogSize || Terminal(known.State)) {
+			size, state = known.LogSize, known.State
+		} else if err := s.db.QueryRow(ctx, `SELECT log_size, state FROM runs WHERE id = $1`, runID).Scan(&size, &state); err != nil {
+			if isNoRows(err) {
+				return nil, false, errs.E(errs.NotFound, "run %q not found", runID)
+			}
 			return nil, false, err
 		}
-		if offset < r.LogSize {
+		known = nil
+		if offset < size {
 			data, err := s.readLog(ctx, runID, offset, max)
 			return data, false, err
 		}
-		if Terminal(r.State) {
+		if Terminal(state) {
 			return nil, true, nil
 		}
 		left := time.Until(deadline)

@@ -249,3 +249,45 @@ func TestPutArtifactAfterEnd(t *testing.T) {
 		wantKind(t, err, errs.Conflict)
 	})
 }
+
+// ReadRunLog trusts the caller's copy of the run only when it answers at
+// once: a copy read before the latest append (or before the run ended)
+// must not hide the new bytes, nor make a reader wait past them.
+func TestReadRunLogStaleCopy(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newFixture(t, d)
+		r, _ := f.runIn(t, run.Planning)
+		if _, err := f.runs.AppendLog(f.ctx, r.ID, 0, []byte("abc")); err != nil {
+			t.Fatal(err)
+		}
+		stale, err := f.runs.Get(f.ctx, r.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.runs.AppendLog(f.ctx, r.ID, 3, []byte("def")); err != nil {
+			t.Fatal(err)
+		}
+		ctx := f.ctx
+		// The copy ends at 3; the log at 6: the reader at 3 gets "def"
+		// without waiting (wait 0: trusting the copy would answer nothing).
+		data, done, err := f.runs.ReadRunLog(ctx, stale, 3, 100, 0)
+		if err != nil || done || string(data) != "def" {
+			t.Fatalf("ReadRunLog(stale copy, 3) = %q, %v, %v; want \"def\"", data, done, err)
+		}
+		data, _, err = f.runs.ReadRunLog(ctx, stale, 1, 100, 0)
+		if err != nil || string(data) != "bcdef" {
+			t.Fatalf("ReadRunLog(stale copy, 1) = %q, %v; want every stored byte from 1", data, err)
+		}
+		// The run ends after the copy was read: the reader at the end is
+		// told so at once.
+		if _, err := f.runs.Finish(f.ctx, r.ID, worker, false, ""); err != nil {
+			t.Fatal(err)
+		}
+		data, done, err = f.runs.ReadRunLog(ctx, stale, 6, 100, 0)
+		if err != nil || !done || len(data) != 0 {
+			t.Fatalf("ReadRunLog(stale copy, end) of an ended run = %q, %v, %v; want done", data, done, err)
+		}
+		_, _, err = f.runs.ReadRunLog(ctx, run.Run{ID: "run-missing"}, 0, 10, 0)
+		wantKind(t, err, errs.NotFound)
+	})
+}
