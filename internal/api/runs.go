@@ -49,14 +49,19 @@ func (a *API) createRun(w http.ResponseWriter, r *http.Request, p auth.Principal
 	if err != nil {
 		return err
 	}
-	var in apiv1.RunCreate
+	var in struct {
+		apiv1.RunCreate
+		// Command is no field of RunCreate: it is read only to point a
+		// caller who sends a task here to the tasks route.
+		Command *string `json:"command"`
+	}
 	if err := httpx.DecodeJSON(w, r, &in, MaxBody); err != nil {
 		return err
 	}
-	if in.Type == run.Task {
-		return errs.E(errs.Invalid, "tasks are created with POST /api/v1/stacks/{id}/tasks (action task:create)")
+	if in.Type == run.Task || in.Command != nil {
+		return errs.E(errs.Invalid, "tasks (runs of a command) are created with POST /api/v1/stacks/{id}/tasks (action task:create)")
 	}
-	return a.startRun(w, r, p, st, run.New{StackID: st.ID, Type: in.Type, CommitSHA: in.SHA, Command: in.Command})
+	return a.startRun(w, r, p, st, run.New{StackID: st.ID, Type: in.Type, CommitSHA: in.SHA})
 }
 
 // createTask runs a command on a stack (a TASK run).

@@ -218,11 +218,11 @@ type Run struct {
 	Transitions []Transition `json:"transitions,omitempty"`
 }
 
-// RunCreate is the body of POST /stacks/{id}/runs.
+// RunCreate is the body of POST /stacks/{id}/runs. Tasks have their own
+// route and action: TaskCreate.
 type RunCreate struct {
-	Type    string `json:"type,omitempty"` // TRACKED (default), PROPOSED, DESTROY (tasks: TaskCreate)
-	SHA     string `json:"sha,omitempty"`  // default: head of the stack's branch
-	Command string `json:"command,omitempty"`
+	Type string `json:"type,omitempty"` // TRACKED (default), PROPOSED, DESTROY
+	SHA  string `json:"sha,omitempty"`  // default: head of the stack's branch
 }
 
 // TaskCreate runs a command on a stack (a TASK run).

@@ -112,16 +112,23 @@ func TestRequests(t *testing.T) {
 			want: recorded{Method: "PUT", Path: "/api/v1/stacks/net/env/A%20B", Body: `{"value":"v","secret":true}`},
 		},
 		{
-			name: "create run", status: 201, body: `{"id":"run-1","state":"QUEUED","type":"TASK"}`,
+			name: "create run", status: 201, body: `{"id":"run-1","state":"QUEUED","type":"PROPOSED"}`,
 			call: func(c *Client) (any, error) {
-				return c.CreateRun(ctx, "net", apiv1.RunCreate{Type: apiv1.RunTask, Command: "tofu state list"})
+				return c.CreateRun(ctx, "net", apiv1.RunCreate{Type: apiv1.RunProposed})
 			},
-			want: recorded{Method: "POST", Path: "/api/v1/stacks/net/runs", Body: `{"type":"TASK","command":"tofu state list"}`},
+			want: recorded{Method: "POST", Path: "/api/v1/stacks/net/runs", Body: `{"type":"PROPOSED"}`},
 			check: func(t *testing.T, got any) {
 				if r := got.(apiv1.Run); r.ID != "run-1" || r.State != apiv1.StateQueued {
 					t.Errorf("got %+v", r)
 				}
 			},
+		},
+		{
+			name: "create task", status: 201, body: `{"id":"run-2","state":"QUEUED","type":"TASK"}`,
+			call: func(c *Client) (any, error) {
+				return c.CreateTask(ctx, "net", apiv1.TaskCreate{Command: "tofu state list"})
+			},
+			want: recorded{Method: "POST", Path: "/api/v1/stacks/net/tasks", Body: `{"command":"tofu state list"}`},
 		},
 		{
 			name: "list runs", status: 200, body: `{"items":[]}`,
