@@ -9,6 +9,7 @@ import (
 	"github.com/gantry-iac/gantry/internal/apiv1"
 	"github.com/gantry-iac/gantry/internal/auth"
 	"github.com/gantry-iac/gantry/internal/errs"
+	"github.com/gantry-iac/gantry/internal/git"
 	"github.com/gantry-iac/gantry/internal/httpx"
 	"github.com/gantry-iac/gantry/internal/policy"
 	"github.com/gantry-iac/gantry/internal/policy/engine"
@@ -512,6 +513,11 @@ func (a *API) notifyPush(w http.ResponseWriter, r *http.Request, p auth.Principa
 	var in apiv1.PushEvent
 	if err := httpx.DecodeJSON(w, r, &in, 8<<20); err != nil {
 		return err
+	}
+	// As startRun: a run of a short or made-up SHA would only fail later,
+	// at checkout. An empty one is the policy service's to refuse.
+	if in.SHA != "" && !git.ValidSHA(in.SHA) {
+		return errs.E(errs.Invalid, "sha %q is not a full 40-character commit SHA", in.SHA)
 	}
 	push := policy.Push{Branch: in.Branch, SHA: in.SHA, Message: in.Message, Author: in.Author, Tag: in.Tag, AffectedFiles: in.AffectedFiles}
 	if pr := in.PullRequest; pr != nil {

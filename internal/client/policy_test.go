@@ -174,6 +174,14 @@ func TestPolicyLibraryAndPush(t *testing.T) {
 	}
 
 	must(c.CreateStack(ctx, apiv1.StackCreate{ID: "web", Repository: "https://git.example.com/web.git"}))(t)
+	// A short SHA is refused before anything is decided or created (a run
+	// of it would only fail at checkout), as for a triggered run.
+	if _, err := c.NotifyPush(ctx, "web", apiv1.PushEvent{Branch: "main", SHA: "4f1c0e", AffectedFiles: []string{"main.tf"}}); !errs.Is(err, errs.Invalid) || !strings.Contains(err.Error(), "4f1c0e") {
+		t.Errorf("push of a short SHA: %v, want invalid naming it", err)
+	}
+	if runs := must(c.ListRuns(ctx, RunListOptions{Stack: "web"}))(t); len(runs.Items) != 0 {
+		t.Errorf("a refused push created runs: %+v", runs.Items)
+	}
 	res := must(c.NotifyPush(ctx, "web", apiv1.PushEvent{Branch: "main", SHA: strings.Repeat("a", 40), AffectedFiles: []string{"main.tf"}}))(t)
 	if res.Action != "track" || !res.Default || res.Run == nil || res.Run.Type != apiv1.RunTracked {
 		t.Errorf("push %+v", res)
