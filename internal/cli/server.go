@@ -118,7 +118,7 @@ GANTRY_<FLAG>_FILE for secrets kept in files.`,
 	f.StringSliceVar(&denyCIDRs, "notification-deny-cidrs", nil, "addresses or CIDR ranges notification deliveries (webhooks, Slack, Teams, email) may not connect to, e.g. 127.0.0.0/8,10.0.0.0/8 (link-local and cloud metadata addresses are always refused)")
 	f.StringSliceVar(&trustedProxies, "trusted-proxies", nil, "addresses or CIDR ranges of reverse proxies whose X-Forwarded-For names the client (audit trail, brute-force throttle); none by default")
 	f.DurationVar(&cfg.SessionTTL, "session-ttl", 12*time.Hour, "how long a browser session lasts")
-	f.DurationVar(&cfg.CLITokenTTL, "cli-token-ttl", 7*24*time.Hour, "how long a token from `gantry login --sso` lasts")
+	f.DurationVar(&cfg.CLITokenTTL, "cli-token-ttl", 7*24*time.Hour, `how long a token from "gantry login --sso" lasts`)
 	f.DurationVar(&cfg.SSOGrantsMaxAge, "sso-grants-max-age", 30*24*time.Hour, "a user's own API keys keep what single sign-on granted (IdP groups, login policy) only this long after the user's last sign-in; then only roles bound to the user apply until they sign in again (0: no limit)")
 	f.DurationVar(&cfg.ScheduleJitter, "schedule-jitter", 2*time.Minute, "spread schedules due at the same time (drift detection of many stacks on one cron expression) over this window; never more than half the time to a schedule's next due time (0: no spread)")
 	f.DurationVar(&cfg.SchedulerInterval, "scheduler-interval", time.Second, "how often the scheduler looks for due schedules")

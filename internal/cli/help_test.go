@@ -1,0 +1,37 @@
+package cli
+
+import (
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+)
+
+// allCommands returns every command of the tree, the root included.
+func allCommands() []*cobra.Command {
+	var out []*cobra.Command
+	var walk func(*cobra.Command)
+	walk = func(c *cobra.Command) {
+		out = append(out, c)
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk((&app{stdout: io.Discard, stderr: io.Discard}).rootCommand())
+	return out
+}
+
+// pflag takes the first back-quoted words of a usage string as the name
+// of the flag's value: "`gantry login --sso`" in a usage made --help show
+// "--cli-token-ttl gantry login --sso   how long ...". Quote with "" instead.
+func TestFlagUsagesHaveNoBackQuotes(t *testing.T) {
+	for _, cmd := range allCommands() {
+		cmd.Flags().VisitAll(func(f *pflag.Flag) {
+			if strings.Contains(f.Usage, "`") {
+				t.Errorf("%s --%s: usage %q has a back-quote, which --help shows as the value's name", cmd.CommandPath(), f.Name, f.Usage)
+			}
+		})
+	}
+}
