@@ -2,8 +2,6 @@ package api
 
 import (
 	"net/http"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/gantry-iac/gantry/internal/apiv1"
@@ -12,9 +10,6 @@ import (
 	"github.com/gantry-iac/gantry/internal/httpx"
 	"github.com/gantry-iac/gantry/internal/space"
 )
-
-// maxExpiryDays bounds expires_in given in days (100 years).
-const maxExpiryDays = 36500
 
 // apiKeyRoutes registers the API key routes. Keys are managed in the root
 // space: a key is not bound to a space (yet).
@@ -40,33 +35,15 @@ func apiKeyOut(k auth.Key) apiv1.APIKey {
 		Admin: k.Admin, Owner: k.OwnerUser}
 }
 
-// parseExpiresIn reads a lifetime: a Go duration ("720h", "90m") or a whole
-// number of days ("30d").
-func parseExpiresIn(s string) (time.Duration, error) {
-	bad := errs.E(errs.Invalid, "expires_in %q: want a positive duration such as \"720h\" or a number of days such as \"30d\"", s)
-	if days, ok := strings.CutSuffix(s, "d"); ok {
-		n, err := strconv.Atoi(days)
-		if err != nil || n < 1 || n > maxExpiryDays {
-			return 0, bad
-		}
-		return time.Duration(n) * 24 * time.Hour, nil
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil || d <= 0 {
-		return 0, bad
-	}
-	return d, nil
-}
-
 // expiry returns when a key asked for by in expires (zero: never).
 func expiry(in apiv1.APIKeyCreate, now time.Time) (time.Time, error) {
 	switch {
 	case in.ExpiresIn != "" && in.ExpiresAt != nil:
 		return time.Time{}, errs.E(errs.Invalid, "give expires_in or expires_at, not both")
 	case in.ExpiresIn != "":
-		d, err := parseExpiresIn(in.ExpiresIn)
-		if err != nil {
-			return time.Time{}, err
+		d, ok := apiv1.ParseExpiresIn(in.ExpiresIn)
+		if !ok {
+			return time.Time{}, errs.E(errs.Invalid, "expires_in %q: want a positive duration such as \"720h\" or a number of days such as \"30d\" (at most %d)", in.ExpiresIn, apiv1.MaxExpiryDays)
 		}
 		return now.Add(d), nil
 	case in.ExpiresAt != nil:

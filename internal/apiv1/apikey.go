@@ -1,6 +1,10 @@
 package apiv1
 
-import "time"
+import (
+	"strconv"
+	"strings"
+	"time"
+)
 
 // APIKey is an API key as listed: never its token. Absent times mean never.
 type APIKey struct {
@@ -30,6 +34,27 @@ type APIKeyCreate struct {
 	// with Admin): for CI. It needs apikey:manage in the root space. API
 	// keys that are not a user's own are always automation keys.
 	Automation bool `json:"automation,omitempty"`
+}
+
+// MaxExpiryDays bounds ExpiresIn given in days (100 years).
+const MaxExpiryDays = 36500
+
+// ParseExpiresIn reads APIKeyCreate.ExpiresIn: a positive Go duration
+// ("720h", "90m") or a whole number of days ("30d", at most MaxExpiryDays).
+// The server and the CLI read it alike.
+func ParseExpiresIn(s string) (time.Duration, bool) {
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil || n < 1 || n > MaxExpiryDays {
+			return 0, false
+		}
+		return time.Duration(n) * 24 * time.Hour, true
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return 0, false
+	}
+	return d, true
 }
 
 // APIKeyCreated is the answer to POST /api-keys: the only answer that

@@ -28,6 +28,16 @@ func (a *app) apiKeyCreate() *cobra.Command {
 		Args:  cobra.NoArgs,
 	}
 	cmd.RunE = a.withClient(func(ctx context.Context, c *client.Client, _ []string) error {
+		if in.ExpiresIn != "" {
+			if _, ok := apiv1.ParseExpiresIn(in.ExpiresIn); !ok {
+				flag := "expires"
+				if cmd.Flags().Changed("expires-in") {
+					flag = "expires-in"
+				}
+				return usageErrorf("%s %q: want a positive duration such as \"720h\" or a number of days such as \"30d\" (at most %d)",
+					a.given(flag), in.ExpiresIn, apiv1.MaxExpiryDays)
+			}
+		}
 		if cmd.Flags().Changed("expires-at") {
 			t, err := time.Parse(time.RFC3339, expiresAt)
 			if err != nil {
@@ -63,7 +73,7 @@ func (a *app) apiKeyCreate() *cobra.Command {
 	f.StringVar(&in.ExpiresIn, "expires-in", "", "same as --expires")
 	_ = f.MarkHidden("expires-in")
 	f.StringVar(&expiresAt, "expires-at", "", "expiry as an RFC 3339 time (default: never expires)")
-	cmd.MarkFlagsMutuallyExclusive("expires", "expires-in", "expires-at")
+	exclusive(cmd, "expires", "expires-in", "expires-at")
 	required(cmd, "name")
 	return cmd
 }

@@ -90,9 +90,26 @@ func TestAPIKeyCommands(t *testing.T) {
 			t.Errorf("%v: exit %d, want 2 (usage)\n%s", args, code, errOut)
 		}
 	}
-	code, _, errOut = as(admin, "api-key", "create", "--name", "x", "--expires-in", "3 weeks")
-	if code != 1 || !strings.Contains(errOut, "expires_in") {
-		t.Errorf("bad --expires-in: exit %d, stderr %q", code, errOut)
+	// Messages name the flags as the user typed them, never the hidden
+	// alias or the API's field.
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--expires", "2d", "--expires-at", "2027-01-01T00:00:00Z"}, "Error: --expires and --expires-at cannot be combined\n"},
+		{[]string{"--expires-in", "2d", "--expires-at", "2027-01-01T00:00:00Z"}, "Error: --expires-in and --expires-at cannot be combined\n"},
+		{[]string{"--expires", "0d"}, `Error: --expires "0d": want a positive duration such as "720h" or a number of days such as "30d"`},
+		{[]string{"--expires", "3 weeks"}, `Error: --expires "3 weeks": want a positive duration`},
+		{[]string{"--expires-in", "-1h"}, `Error: --expires-in "-1h": want a positive duration`},
+	} {
+		code, _, errOut := as(admin, append([]string{"api-key", "create", "--name", "x"}, tc.args...)...)
+		if code != 2 || !strings.HasPrefix(errOut, tc.want) {
+			t.Errorf("%v: exit %d, stderr %q; want 2 and %q", tc.args, code, errOut, tc.want)
+		}
+	}
+	t.Setenv("GANTRY_EXPIRES_AT", "2027-01-01T00:00:00Z")
+	if code, _, errOut := as(admin, "api-key", "create", "--name", "x", "--expires", "2d"); code != 2 || !strings.HasPrefix(errOut, "Error: --expires and GANTRY_EXPIRES_AT cannot be combined\n") {
+		t.Errorf("--expires with GANTRY_EXPIRES_AT: exit %d, stderr %q", code, errOut)
 	}
 }
 

@@ -123,7 +123,7 @@ func (a *app) policySimulate() *cobra.Command {
 	f.StringVar(&inputFile, "input", "", `JSON file of the input to evaluate ("-": standard input)`)
 	f.StringVar(&sample, "sample", "", "key of a stored sample to evaluate again (see policy samples)")
 	f.StringVar(&bodyFile, "body", "", "file of an edited Rego body to evaluate instead of the stored one")
-	cmd.MarkFlagsMutuallyExclusive("input", "sample")
+	exclusive(cmd, "input", "sample")
 	cmd.MarkFlagsOneRequired("input", "sample")
 	required(cmd, "id")
 	return cmd

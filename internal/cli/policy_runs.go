@@ -41,7 +41,7 @@ func (a *app) runReview() *cobra.Command {
 	f.BoolVar(&approve, "approve", false, "approve the run")
 	f.BoolVar(&reject, "reject", false, "reject the run")
 	f.StringVar(&note, "note", "", "note kept with the review (input.reviews of approval policies)")
-	cmd.MarkFlagsMutuallyExclusive("approve", "reject")
+	exclusive(cmd, "approve", "reject")
 	cmd.MarkFlagsOneRequired("approve", "reject")
 	required(cmd, "id")
 	return cmd

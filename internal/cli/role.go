@@ -170,7 +170,7 @@ func (a *app) roleBind() *cobra.Command {
 	f.StringVar(&in.User, "user", "", "a user: id or login (they must have signed in once)")
 	f.StringVar(&in.APIKey, "apikey", "", "an API key: id or name")
 	f.StringVar(&in.Group, "group", "", "an IdP group, as the groups claim names it")
-	cmd.MarkFlagsMutuallyExclusive("user", "apikey", "group")
+	exclusive(cmd, "user", "apikey", "group")
 	cmd.MarkFlagsOneRequired("user", "apikey", "group")
 	required(cmd, "role")
 	return cmd

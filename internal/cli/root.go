@@ -137,6 +137,9 @@ func (a *app) prepare(cmd *cobra.Command, _ []string) error {
 	if err := cmd.ValidateRequiredFlags(); err != nil {
 		return err
 	}
+	if err := a.checkExclusive(cmd); err != nil {
+		return err
+	}
 	if err := cmd.ValidateFlagGroups(); err != nil {
 		return err
 	}
@@ -276,6 +279,55 @@ func group(use, short string, subs ...*cobra.Command) *cobra.Command {
 	}
 	cmd.AddCommand(subs...)
 	return cmd
+}
+
+// exclusiveGroups is the annotation exclusive puts on a flag: the groups
+// it is in, each its members joined by spaces.
+const exclusiveGroups = "gantry-exclusive"
+
+// exclusive marks flags of cmd that cannot be given together. Unlike
+// cobra's own check (whose message lists the whole group, hidden flags
+// included), prepare's names only the flags the user gave.
+func exclusive(cmd *cobra.Command, names ...string) {
+	for _, n := range names {
+		f := cmd.Flags().Lookup(n)
+		if f == nil {
+			panic("exclusive: no flag " + n) // a programming error
+		}
+		if f.Annotations == nil {
+			f.Annotations = map[string][]string{}
+		}
+		f.Annotations[exclusiveGroups] = append(f.Annotations[exclusiveGroups], strings.Join(names, " "))
+	}
+}
+
+// checkExclusive refuses two flags of one exclusive group, naming them as
+// given: --flag, or GANTRY_FLAG when it came from the environment.
+func (a *app) checkExclusive(cmd *cobra.Command) error {
+	var err error
+	cmd.Flags().Visit(func(f *pflag.Flag) {
+		for _, g := range f.Annotations[exclusiveGroups] {
+			var given []string
+			for _, n := range strings.Fields(g) {
+				if o := cmd.Flags().Lookup(n); o != nil && o.Changed {
+					given = append(given, a.given(n))
+				}
+			}
+			if len(given) > 1 && err == nil {
+				err = usageErrorf("%s cannot be combined", strings.Join(given, " and "))
+			}
+		}
+	})
+	return err
+}
+
+// given names flag as the user gave it: --name on the command line, else
+// the environment variable it was read from.
+func (a *app) given(name string) string {
+	if a.onCommandLine[name] {
+		return "--" + name
+	}
+	return envName(name)
 }
 
 // required marks flags of cmd as required.

@@ -79,7 +79,7 @@ func (w *webhookFlags) register(cmd *cobra.Command) {
 	f.StringArrayVar(&w.labels, "label", nil, "label (repeatable)")
 	f.IntVar(&w.retries, "retries", 5, "retries after the first attempt (0 to 20)")
 	f.BoolVar(&w.enabled, "enabled", true, "send messages (--enabled=false keeps the endpoint but fails its messages)")
-	cmd.MarkFlagsMutuallyExclusive("secret", "secret-file")
+	exclusive(cmd, "secret", "secret-file")
 	m := &w.email
 	f.StringVar(&m.host, "smtp-host", "", "email: the SMTP server's host name or IP address")
 	f.IntVar(&m.port, "smtp-port", 0, "email: the SMTP server's port (default 587, 465 with --tls tls)")
@@ -288,7 +288,7 @@ func webhookCreate() *cobra.Command {
 	f.BoolVar(&teams, "teams", false, "a Microsoft Teams incoming webhook (or Workflows URL): messages are Adaptive Cards and the URL is kept secret")
 	f.BoolVar(&email, "email", false, "an SMTP server (implied by the email flags below): give --smtp-host, --from and usually --to")
 	w.register(cmd)
-	cmd.MarkFlagsMutuallyExclusive("slack", "teams", "email")
+	exclusive(cmd, "slack", "teams", "email")
 	required(cmd, "id")
 	return cmd
 }

@@ -157,7 +157,7 @@ func TestWebhookTeamsAndEmailCommands(t *testing.T) {
 		{[]string{"webhook", "create", "--id", "x", "--email", "--webhook-url", "https://e.com"}, 2, "no --webhook-url"},
 		{[]string{"webhook", "create", "--id", "x", "--email", "--from", "g@example.com"}, 2, "needs --smtp-host and --from"},
 		{[]string{"webhook", "create", "--id", "x", "--smtp-host", "smtp.example.com", "--from", "g@example.com", "--tls", "none"}, 1, "loopback"},
-		{[]string{"webhook", "create", "--id", "x", "--teams", "--slack", "--webhook-url", "https://e.com"}, 2, "none of the others"},
+		{[]string{"webhook", "create", "--id", "x", "--teams", "--slack", "--webhook-url", "https://e.com"}, 2, "--slack and --teams cannot be combined"},
 		{[]string{"webhook", "update", "--id", "ops-teams", "--smtp-port", "25"}, 1, "email endpoints only"},
 	} {
 		if code, out, errOut := cli(tc.args...); code != tc.code || !strings.Contains(out+errOut, tc.want) {
