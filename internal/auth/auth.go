@@ -102,6 +102,9 @@ func hash(t string) string {
 // TokenPrefix starts every API key.
 const TokenPrefix = "gnt_"
 
+// MinTokenLength is the shortest token Create takes.
+const MinTokenLength = 16
+
 // Create stores a new admin API key (the server's bootstrap key). With
 // token empty a random one is made; the token is returned once and never
 // stored.
@@ -109,8 +112,8 @@ func (k *Keys) Create(ctx context.Context, name, token string) (string, error) {
 	if token == "" {
 		token = TokenPrefix + id.Secret(30)
 	}
-	if len(token) < 16 {
-		return "", errs.E(errs.Invalid, "API tokens must be at least 16 characters")
+	if len(token) < MinTokenLength {
+		return "", errs.E(errs.Invalid, "API tokens must be at least %d characters", MinTokenLength)
 	}
 	_, err := k.db.Exec(ctx, `INSERT INTO api_tokens (id, name, token_hash, created_at, admin) VALUES ($1, $2, $3, $4, TRUE)`,
 		id.New("key"), name, hash(token), time.Now().UnixNano())

@@ -89,23 +89,35 @@ func Open(ctx context.Context, url string, dataDir string, log *slog.Logger) (*D
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	if err := CheckURL(url); err != nil {
+		return nil, err
+	}
+	if url == "" {
+		return openSQLite(ctx, dataDir, log)
+	}
+	return openPostgres(ctx, url, log)
+}
+
+// CheckURL checks the form of a database URL as Open takes it, without
+// connecting: empty (SQLite) or postgres://. Its errors never echo the
+// URL, which may hold a password.
+func CheckURL(url string) error {
 	switch {
 	case url == "":
-		return openSQLite(ctx, dataDir, log)
+		return nil
 	case strings.HasPrefix(url, "postgres://"), strings.HasPrefix(url, "postgresql://"):
 		if ambiguousUserinfo(url) {
 			// pgx's errors would show what it took for the host or the
 			// database: the rest of the password.
-			return nil, errAmbiguousURL
+			return errAmbiguousURL
 		}
-		return openPostgres(ctx, url, log)
+		return nil
 	}
-	// Do not echo the URL: it may hold a password.
 	scheme, _, ok := strings.Cut(url, "://")
 	if !ok {
 		scheme = "(none)"
 	}
-	return nil, fmt.Errorf("db: unsupported database URL scheme %q: use an empty URL for SQLite or postgres://", scheme)
+	return fmt.Errorf("db: unsupported database URL scheme %q: use an empty URL for SQLite or postgres://", scheme)
 }
 
 // Close closes all connections. Statements running at the time fail.

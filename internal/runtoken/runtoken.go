@@ -84,10 +84,10 @@ type signingKey struct {
 
 // New returns the issuer; it checks the configuration.
 func New(d *db.DB, box *secrets.Box, cfg Config) (*Service, error) {
-	u, err := url.Parse(cfg.Issuer)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-		return nil, fmt.Errorf("the token issuer %q must be an http(s) URL without query or fragment", cfg.Issuer)
+	if err := CheckIssuer(cfg.Issuer); err != nil {
+		return nil, err
 	}
+	u, _ := url.Parse(cfg.Issuer)
 	cfg.Issuer = strings.TrimSuffix(cfg.Issuer, "/")
 	if cfg.Audience == "" {
 		cfg.Audience = u.Hostname()
@@ -101,14 +101,33 @@ func New(d *db.DB, box *secrets.Box, cfg Config) (*Service, error) {
 	if cfg.Lifetime <= 0 {
 		cfg.Lifetime = time.Hour
 	}
-	switch cfg.Alg {
-	case "":
+	if err := CheckAlg(cfg.Alg); err != nil {
+		return nil, err
+	}
+	if cfg.Alg == "" {
 		cfg.Alg = RS256
-	case RS256, ES256:
-	default:
-		return nil, fmt.Errorf("token signing algorithm %q: want RS256 or ES256", cfg.Alg)
 	}
 	return &Service{cfg: cfg, db: d, box: box}, nil
+}
+
+// CheckIssuer checks the form of an issuer URL: http(s), with a host,
+// without query or fragment.
+func CheckIssuer(issuer string) error {
+	u, err := url.Parse(issuer)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("the token issuer %q must be an http(s) URL without query or fragment", issuer)
+	}
+	return nil
+}
+
+// CheckAlg checks a signing algorithm of new keys: RS256 or ES256 ("":
+// RS256).
+func CheckAlg(alg string) error {
+	switch alg {
+	case "", RS256, ES256:
+		return nil
+	}
+	return fmt.Errorf("token signing algorithm %q: want RS256 or ES256", alg)
 }
 
 // Config returns the effective configuration.

@@ -15,10 +15,6 @@ import (
 // the key came from can be read by other users.
 func (s *Server) loadKey() ([]byte, error) {
 	file, source := s.cfg.keySource()
-	if s.cfg.EncryptionKeyFile != "" && s.cfg.EncryptionKey == "" {
-		// Not <data-dir>/encryption.key instead: the operator chose a file.
-		return nil, fmt.Errorf("encryption key: %s is empty", source)
-	}
 	key, created, err := secrets.LoadOrCreateKey(s.cfg.EncryptionKey, s.cfg.DataDir)
 	if err != nil && s.cfg.EncryptionKey != "" {
 		return nil, fmt.Errorf("encryption key from %s: %w", source, err)

@@ -190,11 +190,15 @@ type Server struct {
 
 // Run starts the server and blocks until ctx ends, then drains.
 func Run(ctx context.Context, cfg Config, out io.Writer, log *slog.Logger) error {
+	// The configuration's form first, then the address: a server that
+	// cannot start stops before it creates anything (a data directory,
+	// database or keys; the first admin token is printed only by a start
+	// that goes on to serve).
+	if err := cfg.check(); err != nil {
+		return err
+	}
 	s := &Server{cfg: cfg, log: log, out: out, hub: events.NewHub(), closed: make(chan struct{})}
 	defer close(s.closed)
-	// The address first: a server that cannot listen stops before it
-	// creates anything (the first admin token is printed only by a start
-	// that goes on to serve).
 	ln, err := listen(cfg.Listen)
 	if err != nil {
 		return err

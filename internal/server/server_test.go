@@ -257,11 +257,34 @@ func TestServerPresetAdminToken(t *testing.T) {
 	}
 }
 
-func TestServerRefusesShortAdminToken(t *testing.T) {
-	cfg := config(t.TempDir())
-	cfg.AdminToken = "short"
-	if _, err := start(t, cfg); err == nil {
-		t.Error("the server started with a 5-character admin token")
+// A configuration wrong in its form alone is refused before anything is
+// written: no data directory, database, encryption key or data key.
+func TestServerRefusesBadConfigBeforeWriting(t *testing.T) {
+	tests := []struct {
+		name string
+		set  func(*server.Config)
+		want string
+	}{
+		{"short admin token", func(c *server.Config) { c.AdminToken = "short" }, "--admin-token (GANTRY_ADMIN_TOKEN): an API token must be at least 16 characters"},
+		{"malformed encryption key", func(c *server.Config) { c.EncryptionKey = "abc" }, "encryption key from --encryption-key / GANTRY_ENCRYPTION_KEY: encryption key must be 32 bytes"},
+		{"empty encryption key file", func(c *server.Config) { c.EncryptionKeyFile = "/etc/gantry/key" }, "/etc/gantry/key (GANTRY_ENCRYPTION_KEY_FILE) is empty"},
+		{"database URL scheme", func(c *server.Config) { c.DatabaseURL = "mysql://u:secret@h/db" }, `--database-url: db: unsupported database URL scheme "mysql"`},
+		{"token signing algorithm", func(c *server.Config) { c.TokenAlg = "HS256" }, `--token-signing-alg: token signing algorithm "HS256"`},
+		{"token issuer", func(c *server.Config) { c.TokenIssuer = "gantry.example.com" }, "--token-issuer: the token issuer"},
+		{"public URL", func(c *server.Config) { c.PublicURL = "https://gantry.example.com/?x=1" }, "--public-url (the default token issuer)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := config(filepath.Join(t.TempDir(), "d1"))
+			tt.set(&cfg)
+			if _, err := start(t, cfg); err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("start = %v, want an error with %q", err, tt.want)
+			}
+			if _, err := os.Stat(cfg.DataDir); !os.IsNotExist(err) {
+				entries, _ := os.ReadDir(cfg.DataDir)
+				t.Errorf("the refused start left the data directory (%v): %v", err, entries)
+			}
+		})
 	}
 }
 
