@@ -113,6 +113,11 @@ func TestStopAndCancel(t *testing.T) {
 		if r.Reason == "" {
 			t.Errorf("stopped run has no reason")
 		}
+		// The log's closing line says how the run ended: stopped, not failed.
+		log := strings.TrimRight(s.Logs(t, "slow", slow.ID), "\n")
+		if last := log[strings.LastIndexByte(log, '\n')+1:]; !strings.HasPrefix(last, "[gantry] Run stopped: stop requested by ") {
+			t.Errorf("the stopped run's log ends with %q, want [gantry] Run stopped: ...\n%s", last, log)
+		}
 		if res := s.Gantry(t, "run", "stop", "--id", slow.ID); res.Code == 0 {
 			t.Errorf("stopping a stopped run succeeded\n%s", res)
 		}

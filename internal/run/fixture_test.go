@@ -163,9 +163,9 @@ func (f *fixture) stop(t *testing.T, runID, actor string) run.Run {
 	if _, err := f.runs.Stop(f.ctx, runID, actor); err != nil {
 		t.Fatalf("Stop: %v", err)
 	}
-	stop, reason, err := f.runs.Heartbeat(f.ctx, runID, worker)
-	if err != nil || !stop || !strings.Contains(reason, actor) {
-		t.Fatalf("heartbeat after stop = %v %q %v; want stop, naming %s", stop, reason, err, actor)
+	b, err := f.runs.Heartbeat(f.ctx, runID, worker)
+	if err != nil || !b.Stop || !strings.Contains(b.Reason, actor) || b.State != run.Stopped {
+		t.Fatalf("heartbeat after stop = %+v %v; want stop, naming %s, ending STOPPED", b, err, actor)
 	}
 	if r := f.get(t, runID); !run.Terminal(r.State) {
 		if _, err := f.runs.Finish(f.ctx, runID, worker, true, ""); err != nil {

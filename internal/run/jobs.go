@@ -499,27 +499,38 @@ func (s *Service) Finish(ctx context.Context, runID, workerID string, ok bool, r
 	})
 }
 
+// Beat is the answer to a worker's heartbeat.
+type Beat struct {
+	Stop   bool   // the worker must stop the job
+	Reason string // why
+	// State is the run's state once the worker has stopped: STOPPED for a
+	// stop request (the worker's Finish makes it so), the state of a run
+	// that already ended, "" when the run is gone or another worker holds
+	// it. The worker's closing log line says it.
+	State string
+}
+
 // Heartbeat records that the worker still holds the run. It reports whether
 // the worker must stop (the run ended meanwhile, for example stopped).
-func (s *Service) Heartbeat(ctx context.Context, runID, workerID string) (stop bool, reason string, err error) {
+func (s *Service) Heartbeat(ctx context.Context, runID, workerID string) (Beat, error) {
 	now := time.Now().UnixNano()
 	if _, err := s.db.Exec(ctx, `UPDATE runs SET heartbeat_at = $3 WHERE id = $1 AND worker_id = $2 AND state NOT IN `+TerminalSQL, runID, workerID, now); err != nil {
-		return false, "", err
+		return Beat{}, err
 	}
 	r, err := s.Get(ctx, runID)
 	if err != nil {
-		return true, "run deleted", nil
+		return Beat{Stop: true, Reason: "run deleted"}, nil
 	}
 	if Terminal(r.State) {
-		return true, "run is " + r.State + ": " + r.Reason, nil
+		return Beat{Stop: true, Reason: "run is " + r.State + ": " + r.Reason, State: r.State}, nil
 	}
 	if r.WorkerID != workerID {
-		return true, "run is no longer held by this worker", nil
+		return Beat{Stop: true, Reason: "run is no longer held by this worker"}, nil
 	}
 	if r.StopRequested != "" {
-		return true, "stop requested by " + r.StopRequested, nil
+		return Beat{Stop: true, Reason: "stop requested by " + r.StopRequested, State: Stopped}, nil
 	}
-	return false, "", nil
+	return Beat{}, nil
 }
 
 // FailLost fails runs whose worker missed heartbeats since before cutoff,

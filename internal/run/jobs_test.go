@@ -37,8 +37,8 @@ func TestStop(t *testing.T) {
 						t.Fatalf("a refused stop recorded a transition")
 					}
 					if c != nil && !run.Terminal(state) {
-						if stop, reason, _ := f.runs.Heartbeat(f.ctx, r.ID, worker); stop && state != run.Unconfirmed && state != run.Confirmed {
-							t.Fatalf("a refused stop made the heartbeat say stop: %q", reason)
+						if b, _ := f.runs.Heartbeat(f.ctx, r.ID, worker); b.Stop && state != run.Unconfirmed && state != run.Confirmed {
+							t.Fatalf("a refused stop made the heartbeat say stop: %q", b.Reason)
 						}
 					}
 					return
@@ -194,9 +194,9 @@ func TestTerminalRefusesWorker(t *testing.T) {
 				} else if !errs.Is(err, errs.Conflict) {
 					t.Errorf("planned on a %s run: %v, want Conflict", state, err)
 				}
-				stop, _, err := f.runs.Heartbeat(f.ctx, r.ID, worker)
-				if err != nil || !stop {
-					t.Errorf("heartbeat of a %s run = %v %v, want stop", state, stop, err)
+				b, err := f.runs.Heartbeat(f.ctx, r.ID, worker)
+				if err != nil || !b.Stop || b.State != state {
+					t.Errorf("heartbeat of a %s run = %+v %v, want stop and the state", state, b, err)
 				}
 				after := f.wantState(t, r.ID, state)
 				if after.Reason != r.Reason {

@@ -236,7 +236,7 @@ func TestPlanOutcomes(t *testing.T) {
 					if n := len(tr); n < 2 || tr[n-2].To != run.Confirmed || tr[n-1].To != run.Applying || tr[n-2].Actor != "gantry" || tr[n-1].Actor != "worker:"+worker {
 						t.Fatalf("autodeploy transitions end with %+v, want CONFIRMED by gantry then APPLYING by the worker", tr)
 					}
-					if stop, _, _ := f.runs.Heartbeat(f.ctx, r.ID, worker); stop {
+					if b, _ := f.runs.Heartbeat(f.ctx, r.ID, worker); b.Stop {
 						t.Fatalf("heartbeat of an applying run says stop")
 					}
 					f.wantState(t, next.ID, run.Queued)
@@ -246,7 +246,7 @@ func TestPlanOutcomes(t *testing.T) {
 					f.wantState(t, r.ID, run.Finished)
 					f.wantState(t, next.ID, run.Ready)
 				case tt.wantNext == run.NextSave:
-					if stop, _, _ := f.runs.Heartbeat(f.ctx, r.ID, worker); stop {
+					if b, _ := f.runs.Heartbeat(f.ctx, r.ID, worker); b.Stop {
 						t.Fatalf("heartbeat of a planned run waiting to be saved says stop")
 					}
 					f.wantState(t, next.ID, run.Queued)
@@ -286,8 +286,8 @@ func TestSaveConfirmApply(t *testing.T) {
 		if held.WorkerID != "" {
 			t.Fatalf("handed-off run still held by %q", held.WorkerID)
 		}
-		if stop, reason, err := f.runs.Heartbeat(f.ctx, r.ID, worker); err != nil || !stop {
-			t.Fatalf("heartbeat after hand-off = %v %q %v, want stop", stop, reason, err)
+		if b, err := f.runs.Heartbeat(f.ctx, r.ID, worker); err != nil || !b.Stop {
+			t.Fatalf("heartbeat after hand-off = %+v %v, want stop", b, err)
 		}
 		if _, err := f.runs.Authenticate(f.ctx, c.Token, true); !errs.Is(err, errs.Unauthenticated) {
 			t.Fatalf("plan job token after hand-off: %v, want Unauthenticated", err)

@@ -221,6 +221,8 @@ func (j *jobRun) afterRun(kill context.Context, runErr error, handedOff bool) {
 	}
 	state := "FINISHED"
 	switch {
+	case j.stopEnd() != "":
+		state = j.stopEnd() // as the server said: a run failed meanwhile stays FAILED
 	case j.stopReason() != "":
 		state = "STOPPED"
 	case runErr != nil:

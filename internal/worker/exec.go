@@ -38,6 +38,7 @@ type jobRun struct {
 	env       []string
 	stopMu    sync.Mutex
 	stopped   string // why the server asked us to stop, if it did (under stopMu: the heartbeat sets it)
+	stopState string // the state the run ends in after that stop, if the server said (under stopMu)
 	lastError string // the first error line of the last tool command
 	ended     bool   // the server already ended the run (no Finish needed)
 	handedOff bool   // the run waits for a person (after_run reports UNCONFIRMED)
@@ -95,7 +96,7 @@ func (w *Worker) execute(kill context.Context, job *workerapi.Job, slot int) {
 	}
 	j.reportRescue(log)
 	if err != nil {
-		j.log.Printf("Run failed: %s", reason)
+		j.log.Printf("%s", closingLine(j.stopReason() != "", j.stopEnd(), reason))
 	}
 	j.log.Close()
 	if !j.ended {
@@ -160,12 +161,12 @@ func (j *jobRun) heartbeat(ctx context.Context, cancel context.CancelFunc, done 
 		hcancel()
 		switch {
 		case err == nil && resp.Stop:
-			j.setStopped(resp.Reason)
+			j.setStopped(resp.Reason, resp.State)
 			j.log.Printf("Stopping: %s", resp.Reason)
 			cancel()
 			return
 		case err != nil && workerapi.Permanent(err):
-			j.setStopped("the server no longer accepts this job: " + err.Error())
+			j.setStopped("the server no longer accepts this job: "+err.Error(), "")
 			cancel()
 			return
 		}
@@ -675,10 +676,33 @@ func firstLine(s string) string {
 	return s
 }
 
-func (j *jobRun) setStopped(why string) {
+func (j *jobRun) setStopped(why, state string) {
 	j.stopMu.Lock()
-	j.stopped = why
+	j.stopped, j.stopState = why, state
 	j.stopMu.Unlock()
+}
+
+// stopEnd is the state the server said the run ends in after it asked
+// the job to stop ("" if it did not ask, or did not say).
+func (j *jobRun) stopEnd() string {
+	j.stopMu.Lock()
+	defer j.stopMu.Unlock()
+	return j.stopState
+}
+
+// closingLine is the last line of the log of a job that did not succeed,
+// naming the state the run ends in: "Run stopped: stop requested by ..."
+// for a stop, "Run failed: ..." when the job failed. When the server
+// stopped the job without saying how the run ends (it is gone, or another
+// worker holds it), the line does not guess.
+func closingLine(stopped bool, state, reason string) string {
+	switch {
+	case state != "":
+		return fmt.Sprintf("Run %s: %s", strings.ToLower(state), reason)
+	case stopped:
+		return "Job stopped: " + reason
+	}
+	return "Run failed: " + reason
 }
 
 func (j *jobRun) stopReason() string {

@@ -405,9 +405,16 @@ func TestJobStoppedByHeartbeat(t *testing.T) {
 		answer     workerapi.HeartbeatResponse
 		err        error
 		wantReason string
+		wantLast   string // the log's closing line: it names the state the run ends in
 	}{
-		{name: "stop asked", answer: workerapi.HeartbeatResponse{Stop: true, Reason: "stopped by api_key::admin"}, wantReason: "stopped by api_key::admin"},
-		{name: "job refused", err: &workerapi.StatusError{Status: 401, Code: "unauthenticated", Message: "run token expired"}, wantReason: "the server no longer accepts this job: server answered 401"},
+		{name: "stop asked", answer: workerapi.HeartbeatResponse{Stop: true, Reason: "stop requested by api_key::admin", State: "STOPPED"},
+			wantReason: "stop requested by api_key::admin", wantLast: "[gantry] Run stopped: stop requested by api_key::admin"},
+		{name: "run failed meanwhile", answer: workerapi.HeartbeatResponse{Stop: true, Reason: "run is FAILED: no heartbeat for 1m0s", State: "FAILED"},
+			wantReason: "run is FAILED", wantLast: "[gantry] Run failed: run is FAILED: no heartbeat for 1m0s"},
+		{name: "run held elsewhere", answer: workerapi.HeartbeatResponse{Stop: true, Reason: "run is no longer held by this worker"},
+			wantReason: "run is no longer held", wantLast: "[gantry] Job stopped: run is no longer held by this worker"},
+		{name: "job refused", err: &workerapi.StatusError{Status: 401, Code: "unauthenticated", Message: "run token expired"},
+			wantReason: "the server no longer accepts this job: server answered 401", wantLast: "[gantry] Job stopped: the server no longer accepts this job: server answered 401"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -430,6 +437,10 @@ func TestJobStoppedByHeartbeat(t *testing.T) {
 			}
 			if len(fx.proto.finishes) != 1 || fx.proto.finishes[0].OK || !strings.HasPrefix(fx.proto.finishes[0].Reason, tt.wantReason) {
 				t.Errorf("Finish = %+v, want failed with reason %q", fx.proto.finishes, tt.wantReason)
+			}
+			lines := strings.Split(strings.TrimRight(fx.proto.log(t, 0), "\n"), "\n")
+			if last := lines[len(lines)-1]; !strings.HasPrefix(last, tt.wantLast) {
+				t.Errorf("the log ends with %q, want %q", last, tt.wantLast)
 			}
 		})
 	}

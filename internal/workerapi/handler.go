@@ -756,11 +756,11 @@ func (h *Handler) heartbeat(w http.ResponseWriter, r *http.Request, rn run.Run) 
 	if err := h.Registry.Seen(r.Context(), rn.WorkerID); err != nil {
 		return err
 	}
-	stop, reason, err := h.Runs.Heartbeat(r.Context(), rn.ID, rn.WorkerID)
+	b, err := h.Runs.Heartbeat(r.Context(), rn.ID, rn.WorkerID)
 	if err != nil {
 		return err
 	}
-	httpx.WriteJSON(w, http.StatusOK, HeartbeatResponse{Stop: stop, Reason: reason})
+	httpx.WriteJSON(w, http.StatusOK, HeartbeatResponse{Stop: b.Stop, Reason: b.Reason, State: b.State})
 	return nil
 }
 

@@ -249,6 +249,11 @@ type PlannedResponse struct {
 type HeartbeatResponse struct {
 	Stop   bool   `json:"stop"`
 	Reason string `json:"reason,omitempty"`
+	// State, with Stop, is the run's state once the job has stopped:
+	// STOPPED for a stop request (finish makes it so), the state of a run
+	// that already ended, absent when the run is gone or held by another
+	// worker. Older servers never send it.
+	State string `json:"state,omitempty"`
 }
 
 // FinishRequest ends a job.

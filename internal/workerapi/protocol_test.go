@@ -388,8 +388,8 @@ func TestStopThroughHeartbeat(t *testing.T) {
 			t.Fatal(err)
 		}
 		hb, err := c.Heartbeat(f.ctx, job)
-		if err != nil || !hb.Stop || !strings.Contains(hb.Reason, "bob") {
-			t.Fatalf("Heartbeat after stop = %+v, %v", hb, err)
+		if err != nil || !hb.Stop || !strings.Contains(hb.Reason, "bob") || hb.State != run.Stopped {
+			t.Fatalf("Heartbeat after stop = %+v, %v; want stop, by bob, ending STOPPED", hb, err)
 		}
 		// Told to stop, the worker reports the end of its job: accepted as
 		// the end (the run becomes STOPPED) or refused (it already is).
@@ -401,7 +401,7 @@ func TestStopThroughHeartbeat(t *testing.T) {
 		}
 		wantStatus(t, c.Phase(f.ctx, job, workerapi.PhaseRequest{State: run.Planning}), 401)
 		wantStatus(t, c.Finish(f.ctx, job, workerapi.FinishRequest{OK: true}), 401)
-		if hb, err := c.Heartbeat(f.ctx, job); err != nil || !hb.Stop {
+		if hb, err := c.Heartbeat(f.ctx, job); err != nil || !hb.Stop || hb.State != run.Stopped {
 			t.Fatalf("Heartbeat of the stopped run = %+v, %v", hb, err)
 		}
 		// The stack went to the next run, which the worker can claim.
