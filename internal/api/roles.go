@@ -96,10 +96,14 @@ func (a *API) listBindings(w http.ResponseWriter, r *http.Request, p auth.Princi
 	if err != nil {
 		return err
 	}
+	name, err := a.actorNamer(r.Context())
+	if err != nil {
+		return err
+	}
 	out := apiv1.List[apiv1.RoleBinding]{Items: []apiv1.RoleBinding{}}
 	for _, b := range list {
 		if readable(p, b.Space) {
-			out.Items = append(out.Items, bindingOut(b))
+			out.Items = append(out.Items, bindingOut(b, name))
 		}
 	}
 	httpx.WriteJSON(w, http.StatusOK, out)
@@ -169,7 +173,11 @@ func (a *API) createBinding(w http.ResponseWriter, r *http.Request, p auth.Princ
 	if !created {
 		status = http.StatusOK
 	}
-	httpx.WriteJSON(w, status, bindingOut(b))
+	name, err := a.actorNamer(r.Context())
+	if err != nil {
+		return err
+	}
+	httpx.WriteJSON(w, status, bindingOut(b, name))
 	return nil
 }
 
@@ -251,9 +259,38 @@ func roleOut(r auth.Role) apiv1.Role {
 	return apiv1.Role{ID: r.ID, Name: r.Name, Description: r.Description, Actions: r.Actions, BuiltIn: r.BuiltIn, CreatedBy: r.CreatedBy}
 }
 
-func bindingOut(b auth.Binding) apiv1.RoleBinding {
+func bindingOut(b auth.Binding, actor func(auth.Binding) string) apiv1.RoleBinding {
 	return apiv1.RoleBinding{ID: b.ID, Role: b.Role, Space: b.Space, ActorType: b.ActorType, ActorID: b.ActorID,
-		CreatedBy: b.CreatedBy, CreatedAt: utc(b.CreatedAt)}
+		Actor: actor(b), CreatedBy: b.CreatedBy, CreatedAt: utc(b.CreatedAt)}
+}
+
+// actorNamer names the actor of a binding as whoami, run timelines and
+// the audit trail name principals: api_key::<name>, user::<login>,
+// group::<name>. An actor that no longer exists keeps its id.
+func (a *API) actorNamer(ctx context.Context) (func(auth.Binding) string, error) {
+	names := map[string]string{} // actor type and id -> name
+	keys, err := a.Keys.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, k := range keys {
+		names[auth.ActorAPIKey+":"+k.ID] = k.Name
+	}
+	if a.Users != nil {
+		users, err := a.Users.List(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, u := range users {
+			names[auth.ActorUser+":"+u.ID] = u.Login
+		}
+	}
+	return func(b auth.Binding) string {
+		if n, ok := names[b.ActorType+":"+b.ActorID]; ok {
+			return b.ActorType + "::" + n
+		}
+		return b.ActorType + "::" + b.ActorID
+	}, nil
 }
 
 func userOut(u auth.User) apiv1.User {

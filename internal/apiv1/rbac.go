@@ -29,11 +29,14 @@ type RoleCreate struct {
 
 // RoleBinding gives an actor a role in a space and its descendants.
 type RoleBinding struct {
-	ID        string    `json:"id"`
-	Role      string    `json:"role"`
-	Space     string    `json:"space"`
-	ActorType string    `json:"actor_type"` // user, api_key or group
-	ActorID   string    `json:"actor_id"`
+	ID        string `json:"id"`
+	Role      string `json:"role"`
+	Space     string `json:"space"`
+	ActorType string `json:"actor_type"` // user, api_key or group
+	ActorID   string `json:"actor_id"`   // user id, API key id or group name
+	// Actor names the actor as whoami, timelines and the audit trail do:
+	// api_key::<name>, user::<login>, group::<name>.
+	Actor     string    `json:"actor"`
 	CreatedBy string    `json:"created_by"`
 	CreatedAt time.Time `json:"created_at"`
 }

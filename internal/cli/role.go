@@ -145,7 +145,11 @@ func (a *app) printBindings(l []apiv1.RoleBinding, v any) error {
 	return a.print(v, func(w io.Writer) {
 		row(w, "ID", "ROLE", "SPACE", "ACTOR", "CREATED BY", "CREATED")
 		for _, b := range l {
-			row(w, b.ID, b.Role, b.Space, b.ActorType+":"+b.ActorID, orDash(b.CreatedBy), fmtTime(b.CreatedAt))
+			actor := b.Actor
+			if actor == "" { // a server older than the field
+				actor = b.ActorType + "::" + b.ActorID
+			}
+			row(w, b.ID, b.Role, b.Space, actor, orDash(b.CreatedBy), fmtTime(b.CreatedAt))
 		}
 	})
 }
