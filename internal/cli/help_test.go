@@ -2,6 +2,7 @@ package cli
 
 import (
 	"io"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -33,5 +34,35 @@ func TestFlagUsagesHaveNoBackQuotes(t *testing.T) {
 				t.Errorf("%s --%s: usage %q has a back-quote, which --help shows as the value's name", cmd.CommandPath(), f.Name, f.Usage)
 			}
 		})
+	}
+}
+
+// An update changes only the flags given: its help shows no default (the
+// value create would use), neither pflag's "(default X)" nor one written
+// in a usage.
+func TestUpdateHelpShowsNoDefaults(t *testing.T) {
+	defaultWords := regexp.MustCompile(`(?i)\(default|default:|default,`)
+	n := 0
+	for _, cmd := range allCommands() {
+		if cmd.Name() != "update" {
+			continue
+		}
+		n++
+		cmd.LocalFlags().VisitAll(func(f *pflag.Flag) {
+			switch f.DefValue {
+			case "", "false", "0", "[]":
+			default:
+				t.Errorf("%s --%s: help shows (default %s)", cmd.CommandPath(), f.Name, f.DefValue)
+			}
+			if defaultWords.MatchString(f.Usage) {
+				t.Errorf("%s --%s: usage %q names a default", cmd.CommandPath(), f.Name, f.Usage)
+			}
+		})
+		if help := cmd.LocalFlags().FlagUsages(); strings.Contains(help, "(default") {
+			t.Errorf("%s --help shows a default:\n%s", cmd.CommandPath(), help)
+		}
+	}
+	if n < 3 {
+		t.Fatalf("found %d update commands", n)
 	}
 }

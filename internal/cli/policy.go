@@ -122,8 +122,11 @@ func (a *app) policyUpdate() *cobra.Command {
 		return a.printPolicy(pol, nil, false)
 	})
 	p.register(cmd.Flags())
-	cmd.Flags().Lookup("label").Usage = `label (repeatable; replaces all labels; --label "" removes them)`
-	cmd.Flags().Lookup("engine").Usage = `Rego syntax: rego_v0 or rego_v1 ("" : detect from the body)`
+	updateFlags(cmd, map[string]string{
+		"name":   "display name",
+		"label":  `label (repeatable; replaces all labels; --label "" removes them)`,
+		"engine": `Rego syntax: rego_v0 or rego_v1 ("" : detect from the body)`,
+	})
 	required(cmd, "id")
 	return cmd
 }

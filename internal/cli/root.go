@@ -330,6 +330,31 @@ func (a *app) given(name string) string {
 	return envName(name)
 }
 
+// updateFlags readies the flags an update command shares with its create
+// command. An update changes only the flags given, so no flag shows the
+// value create would default to (a bool or int default is shown as
+// none), and usages names the flags whose create usage speaks of
+// defaults, with the update's own.
+func updateFlags(cmd *cobra.Command, usages map[string]string) {
+	for name, u := range usages {
+		f := cmd.Flags().Lookup(name)
+		if f == nil {
+			panic("updateFlags: no flag " + name) // a programming error
+		}
+		f.Usage = u
+	}
+	cmd.LocalFlags().VisitAll(func(f *pflag.Flag) {
+		switch f.Value.Type() {
+		case "bool":
+			f.DefValue = "false"
+		case "int":
+			f.DefValue = "0"
+		case "string":
+			f.DefValue = ""
+		}
+	})
+}
+
 // required marks flags of cmd as required.
 func required(cmd *cobra.Command, names ...string) {
 	for _, n := range names {

@@ -60,12 +60,12 @@ func (s *stackFlags) register(f *pflag.FlagSet) {
 	f.StringVar(&s.projectRoot, "project-root", "", "directory of the root module in the repository")
 	f.StringVar(&s.tool, "tool", "", "opentofu (default) or terraform")
 	f.StringVar(&s.toolVersion, "tool-version", "", "version of the tool (default: the server's choice)")
-	f.BoolVar(&s.autodeploy, "autodeploy", false, "apply tracked runs without confirmation")
-	f.StringArrayVar(&s.labels, "label", nil, `label (repeatable; on update replaces all labels, --label "" removes them)`)
+	f.BoolVar(&s.autodeploy, "autodeploy", false, "apply tracked and destroy runs without confirmation")
+	f.StringArrayVar(&s.labels, "label", nil, "label (repeatable)")
 	f.StringVar(&s.description, "description", "", "description")
 	f.BoolVar(&s.managedState, "managed-state", true, "keep the state in Gantry's state backend")
 	f.BoolVar(&s.rawPolicyInput, "raw-policy-input", false, "plan policies see sensitive values unsanitized (default: sanitized)")
-	f.StringVar(&s.workerPool, "worker-pool", "", `worker pool whose private workers run the stack (a pool of its space or of an ancestor it inherits from; default, or "" on update: the built-in pool)`)
+	f.StringVar(&s.workerPool, "worker-pool", "", "worker pool whose private workers run the stack (a pool of its space or of an ancestor it inherits from; default: the built-in pool)")
 	for _, h := range hookFlags {
 		f.StringArrayVar(h.field(&s.hooks), h.name, nil, "shell command run "+strings.ReplaceAll(h.name, "-", " ")+" (repeatable)")
 	}
@@ -194,6 +194,16 @@ func (a *app) stackUpdate() *cobra.Command {
 		return a.printStack(st)
 	})
 	s.register(cmd.Flags())
+	updateFlags(cmd, map[string]string{
+		"name":             "display name",
+		"space":            "move the stack to this space",
+		"branch":           "branch to track",
+		"tool":             "opentofu or terraform",
+		"tool-version":     `version of the tool ("": the server's choice)`,
+		"label":            `label (repeatable; replaces all labels, --label "" removes them)`,
+		"raw-policy-input": "plan policies see sensitive values unsanitized (--raw-policy-input=false: sanitized)",
+		"worker-pool":      `worker pool whose private workers run the stack (a pool of its space or of an ancestor it inherits from; "": the built-in pool)`,
+	})
 	cmd.Flags().BoolVar(&force, "force", false, "turn managed state off even though the stack has state in Gantry (its runs then start from the state its own backend holds)")
 	required(cmd, "id")
 	return cmd

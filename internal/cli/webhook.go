@@ -374,11 +374,15 @@ func webhookUpdate() *cobra.Command {
 	})
 	cmd.Flags().StringVar(&id, "id", "", "endpoint id")
 	w.register(cmd)
-	cmd.Flags().Lookup("header").Usage = `header NAME=VALUE (repeatable; replaces all headers; --header "" removes them)`
-	cmd.Flags().Lookup("secret").Usage = `new secret (--secret "" removes it); prefer --secret-file or GANTRY_SECRET`
-	cmd.Flags().Lookup("to").Usage = `email: a default recipient (repeatable; replaces them all; --to "" removes them)`
-	cmd.Flags().Lookup("smtp-ca-file").Usage = `email: PEM certificates to trust for the SMTP server (--smtp-ca-file "" removes them)`
-	cmd.Flags().Lookup("smtp-password-file").Usage = `email: read the new SMTP password from this file (an empty file, with --smtp-username "", removes authentication)`
+	updateFlags(cmd, map[string]string{
+		"header":             `header NAME=VALUE (repeatable; replaces all headers; --header "" removes them)`,
+		"secret":             `new secret (--secret "" removes it); prefer --secret-file or GANTRY_SECRET`,
+		"to":                 `email: a default recipient (repeatable; replaces them all; --to "" removes them)`,
+		"smtp-ca-file":       `email: PEM certificates to trust for the SMTP server (--smtp-ca-file "" removes them)`,
+		"smtp-password-file": `email: read the new SMTP password from this file (an empty file, with --smtp-username "", removes authentication)`,
+		"smtp-port":          "email: the SMTP server's port",
+		"tls":                "email: starttls (STARTTLS required), tls (implicit TLS) or none (plain text, loopback hosts only)",
+	})
 	required(cmd, "id")
 	return cmd
 }
