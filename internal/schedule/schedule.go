@@ -95,9 +95,9 @@ type Spec struct {
 // short intervals), and the @ descriptors.
 var parser = cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
 
-// Parse checks cron expressions (standard five fields, or @yearly,
-// @monthly, @weekly, @daily, @midnight, @hourly) and an IANA time zone
-// ("" is UTC).
+// Parse checks cron expressions (standard five fields, six with seconds
+// first, or @yearly, @monthly, @weekly, @daily, @midnight, @hourly) and an
+// IANA time zone ("" is UTC).
 func Parse(crons []string, timezone string) (*Spec, error) {
 	if len(crons) == 0 {
 		return nil, errs.E(errs.Invalid, "at least one cron expression is needed")
@@ -116,7 +116,9 @@ func Parse(crons []string, timezone string) (*Spec, error) {
 	for _, c := range crons {
 		c = strings.TrimSpace(c)
 		if strings.HasPrefix(c, "@every") || strings.Contains(c, "TZ=") {
-			return nil, errs.E(errs.Invalid, "cron expression %q: use five fields or @hourly, @daily, @weekly, @monthly, @yearly, and --timezone for the time zone", c)
+			return nil, errs.E(errs.Invalid, "cron expression %q: @every and TZ= are not accepted: use five fields (minute hour day-of-month month day-of-week, "+
+				"e.g. \"*/5 * * * *\"), six fields with seconds first, or @hourly, @daily, @midnight, @weekly, @monthly, @yearly; "+
+				"the time zone goes in --timezone (timezone in the API)", c)
 		}
 		s, err := parser.Parse(c)
 		if err != nil {

@@ -79,6 +79,9 @@ func TestParseRefuses(t *testing.T) {
 		{"more than 20", many, "", "at most 20"},
 		{"@every", []string{"@every 5m"}, "", "@every"},
 		{"@every in a list", []string{"0 * * * *", "@every 1h"}, "", "@every"},
+		// The message names every form Parse takes.
+		{"@every: six fields", []string{"@every 1m"}, "", "six fields with seconds first"},
+		{"@every: @midnight", []string{"@every 1m"}, "", "@daily, @midnight,"},
 		{"CRON_TZ", []string{"CRON_TZ=Europe/Berlin 0 2 * * *"}, "", "--timezone"},
 		{"TZ", []string{"TZ=UTC 0 2 * * *"}, "", "--timezone"},
 		{"empty expression", []string{""}, "", "cron expression"},
