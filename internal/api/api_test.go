@@ -294,6 +294,12 @@ func TestStackDeleteWithResources(t *testing.T) {
 	if !strings.Contains(d.Message, "2 resource(s)") {
 		t.Errorf("message %q does not count the resources", d.Message)
 	}
+	// Force is named for CLI and API users alike.
+	for _, want := range []string{"gantry stack delete --force", "?force=true"} {
+		if !strings.Contains(d.Message, want) {
+			t.Errorf("message %q does not say %q", d.Message, want)
+		}
+	}
 	e.must(e.do("GET", "/api/v1/stacks/del", nil), 200, nil)
 	e.must(e.do("DELETE", "/api/v1/stacks/del?force=true", nil), 204, nil)
 	wantError(t, e.do("GET", "/api/v1/stacks/del", nil), 404, "not_found")
@@ -310,7 +316,12 @@ func TestStackDeleteWithRunInProgress(t *testing.T) {
 	e := newAPIEnv(t)
 	e.createStack("busy", nil)
 	e.createRun("busy", "TRACKED")
-	wantError(t, e.do("DELETE", "/api/v1/stacks/busy", nil), 409, "conflict")
+	d := wantError(t, e.do("DELETE", "/api/v1/stacks/busy", nil), 409, "conflict")
+	for _, want := range []string{"gantry stack delete --force", "?force=true"} {
+		if !strings.Contains(d.Message, want) {
+			t.Errorf("message %q does not say %q", d.Message, want)
+		}
+	}
 	e.must(e.do("DELETE", "/api/v1/stacks/busy?force=true", nil), 204, nil)
 }
 

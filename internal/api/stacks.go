@@ -189,7 +189,7 @@ func (a *API) keepsState(r *http.Request, stackID string) error {
 		return err
 	}
 	return errs.E(errs.Conflict, "stack %s has state in Gantry (serial %d): without managed state its runs would plan from an empty state, so OpenTofu would try to create every resource again, and the state they write would be thrown away. "+
-		"To keep the state, download it (gantry stack state show --id %s > terraform.tfstate), add a backend to the stack's code, run tofu init -migrate-state with that file, then turn managed state off with force (gantry stack update --force). "+
+		"To keep the state, download it (gantry stack state show --id %s > terraform.tfstate), add a backend to the stack's code, run tofu init -migrate-state with that file, then turn managed state off with force (gantry stack update --force, or PATCH with ?force=true in the API). "+
 		"The stored versions stay readable", stackID, v.Serial, stackID)
 }
 
@@ -264,10 +264,10 @@ func (a *API) deleteStack(w http.ResponseWriter, r *http.Request, p auth.Princip
 			return err
 		}
 		if n > 0 {
-			return errs.E(errs.Conflict, "stack %q manages %d resource(s) in its state; destroy them first (gantry stack destroy), or delete with force to drop the state and leave them unmanaged", r.PathValue("id"), n)
+			return errs.E(errs.Conflict, "stack %q manages %d resource(s) in its state; destroy them first (gantry stack destroy), or delete with force (%s) to drop the state and leave them unmanaged", r.PathValue("id"), n, stack.DeleteForce)
 		}
 		if n < 0 {
-			return errs.E(errs.Conflict, "the state of stack %q cannot be inspected (encrypted client-side or not written by OpenTofu), so it may manage resources; delete with force to drop it", r.PathValue("id"))
+			return errs.E(errs.Conflict, "the state of stack %q cannot be inspected (encrypted client-side or not written by OpenTofu), so it may manage resources; delete with force (%s) to drop it", r.PathValue("id"), stack.DeleteForce)
 		}
 	}
 	if err := a.Stacks.Delete(r.Context(), r.PathValue("id"), force); err != nil {

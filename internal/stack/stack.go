@@ -298,6 +298,10 @@ func view(st Stack) map[string]any {
 		"hooks": st.Hooks, "worker_pool": st.WorkerPool, "raw_policy_input": st.RawPolicyInput}
 }
 
+// DeleteForce says how a CLI or API user deletes with force, for messages
+// that suggest it.
+const DeleteForce = "gantry stack delete --force, or DELETE with ?force=true in the API"
+
 // Delete removes a stack with its runs and state versions. A stack with
 // runs in progress is only deleted with force.
 func (s *Service) Delete(ctx context.Context, stackID string, force bool) error {
@@ -311,7 +315,7 @@ func (s *Service) Delete(ctx context.Context, stackID string, force bool) error 
 			return err
 		}
 		if active > 0 && !force {
-			return errs.E(errs.Conflict, "stack %q has %d run(s) in progress; wait for them, cancel them, or delete with force", stackID, active)
+			return errs.E(errs.Conflict, "stack %q has %d run(s) in progress; wait for them, cancel them, or delete with force (%s)", stackID, active, DeleteForce)
 		}
 		if _, err := s.db.Exec(ctx, `DELETE FROM stacks WHERE id = $1`, stackID); err != nil {
 			return err
