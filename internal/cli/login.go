@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"strings"
@@ -80,9 +81,24 @@ default). Otherwise the token is --token, or read from standard input.`,
 	return cmd
 }
 
-// readToken reads one line from standard input, prompting on stderr.
+// isTerminal reports whether r is a terminal (a character device), where
+// a prompt is read by someone.
+var isTerminal = func(r io.Reader) bool {
+	f, ok := r.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// readToken reads one line from standard input, prompting on stderr when
+// it is a terminal (a piped token needs no prompt, and errors would be
+// glued to it).
 func (a *app) readToken(url string) (string, error) {
-	fmt.Fprintf(a.stderr, "API token for %s: ", url)
+	if isTerminal(a.stdin) {
+		fmt.Fprintf(a.stderr, "API token for %s: ", url)
+	}
 	line, err := bufio.NewReader(a.stdin).ReadString('\n')
 	if err != nil && line == "" {
 		return "", fmt.Errorf("read token from standard input: %w", err)

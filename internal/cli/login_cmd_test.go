@@ -2,6 +2,7 @@ package cli
 
 import (
 	"encoding/json"
+	"io"
 	"os"
 	"strings"
 	"testing"
@@ -54,6 +55,24 @@ func TestLogin(t *testing.T) {
 	if got := other.auth[0]; got != "" {
 		t.Errorf("other server got authorization %q", got)
 	}
+	// A server that wants one hears why no token was sent, and how to send one.
+	wants := newFake(t, map[string]route{
+		"GET /api/v1/whoami":   apiErr(401, "unauthenticated", "missing API token: send Authorization: Bearer <token>"),
+		"GET /api/v1/webhooks": apiErr(401, "unauthenticated", "missing API token"),
+	})
+	code, _, errOut = runMain("whoami", "--url", wants.srv.URL)
+	for _, want := range []string{
+		"the token saved by gantry login is for " + api.srv.URL + ", not " + wants.srv.URL,
+		"Pass --token (or GANTRY_TOKEN), or run: gantry login --url " + wants.srv.URL,
+	} {
+		if code != 1 || !strings.Contains(errOut, want) {
+			t.Errorf("whoami on another server: exit %d, stderr %q; want %q", code, errOut, want)
+		}
+	}
+	// The same for the commands that build their client apart (webhooks).
+	if _, _, errOut := runMain("webhook", "list", "--url", wants.srv.URL); !strings.Contains(errOut, "the token saved by gantry login is for "+api.srv.URL) {
+		t.Errorf("webhook list on another server: stderr %q", errOut)
+	}
 
 	if code, _, _ := runMain("logout"); code != 0 {
 		t.Errorf("logout exit %d", code)
@@ -73,8 +92,9 @@ func TestLoginTokenFromStdin(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
-	if !strings.Contains(errOut, "API token for") || strings.Contains(out+errOut, "piped-token") {
-		t.Errorf("prompt: stdout %q stderr %q", out, errOut)
+	// Piped: no prompt (only a terminal gets one), nothing to glue errors to.
+	if errOut != "" || strings.Contains(out, "piped-token") {
+		t.Errorf("piped login: stdout %q stderr %q", out, errOut)
 	}
 	if api.auth[0] != "Bearer piped-token" {
 		t.Errorf("authorization %q", api.auth[0])
@@ -168,5 +188,26 @@ func TestLogoutEndsSession(t *testing.T) {
 	}
 	if _, err := os.Stat(cfgPath); !os.IsNotExist(err) {
 		t.Errorf("config still there after a failed server logout: %v", err)
+	}
+}
+
+// The token prompt is for a terminal: with piped input an error starts its
+// own line instead of following "API token for ...: ".
+func TestLoginPromptOnlyOnATerminal(t *testing.T) {
+	isolate(t)
+	api := newFake(t, map[string]route{"GET /api/v1/whoami": ok(apiv1.Whoami{Kind: "api_key", Actor: "api_key::ci"})})
+	old, oldTerm := stdin, isTerminal
+	defer func() { stdin, isTerminal = old, oldTerm }()
+
+	stdin = strings.NewReader("")
+	code, _, errOut := runMain("login", "--url", api.srv.URL)
+	if code != 1 || !strings.HasPrefix(errOut, "Error: read token from standard input") {
+		t.Errorf("empty piped input: exit %d, stderr %q", code, errOut)
+	}
+
+	stdin, isTerminal = strings.NewReader("typed-token\n"), func(io.Reader) bool { return true }
+	code, _, errOut = runMain("login", "--url", api.srv.URL)
+	if code != 0 || !strings.HasPrefix(errOut, "API token for "+api.srv.URL+": ") {
+		t.Errorf("terminal: exit %d, stderr %q", code, errOut)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/gantry-iac/gantry/internal/client"
+	"github.com/gantry-iac/gantry/internal/errs"
 )
 
 // extraCommands are added to the root command; other files of the package
@@ -50,6 +51,10 @@ type app struct {
 	// ready is set once flags and arguments are validated: errors after it
 	// are run errors (exit 1), before it usage errors (exit 2).
 	ready bool
+
+	// noToken, set by client when it sends no token, says why and how to
+	// send one (see explain).
+	noToken string
 }
 
 // Main runs the gantry command line with args (without the program name)
@@ -240,11 +245,29 @@ func (a *app) client() (*client.Client, error) {
 		if token == "" && cfg.URL != "" && sameURL(url, cfg.URL) {
 			token = cfg.Token
 		}
-	}
-	if url == "" {
-		url = defaultURL
+		if url == "" {
+			url = defaultURL
+		}
+		switch {
+		case token != "":
+		case cfg.Token != "":
+			a.noToken = fmt.Sprintf("No token was sent: the token saved by gantry login is for %s, not %s (a saved token goes only to the server it was saved for). "+
+				"Pass --token (or GANTRY_TOKEN), or run: gantry login --url %s", cfg.URL, url, url)
+		default:
+			a.noToken = fmt.Sprintf("No token was sent: pass --token (or GANTRY_TOKEN), or run: gantry login --url %s", url)
+		}
 	}
 	return client.New(url, token, client.WithUserAgent("gantry-cli/"+version())), nil
+}
+
+// explain adds to an error of the API what the CLI knows of it: a server
+// that wants a token it was not sent hears why none was and how to send
+// one.
+func (a *app) explain(err error) error {
+	if err != nil && a.noToken != "" && errs.Is(err, errs.Unauthenticated) {
+		return fmt.Errorf("%w\n%s", err, a.noToken)
+	}
+	return err
 }
 
 func sameURL(a, b string) bool {
@@ -261,7 +284,7 @@ func (a *app) withClient(fn apiFunc) func(*cobra.Command, []string) error {
 		if err != nil {
 			return err
 		}
-		return fn(cmd.Context(), c, args)
+		return a.explain(fn(cmd.Context(), c, args))
 	}
 }
 

@@ -41,7 +41,7 @@ func withCmdApp(fn func(ctx context.Context, a *app, c *client.Client) error) fu
 		if err != nil {
 			return err
 		}
-		return fn(cmd.Context(), a, c)
+		return a.explain(fn(cmd.Context(), a, c))
 	}
 }
 
