@@ -410,34 +410,6 @@ func (s *Server) bootstrapToken(ctx context.Context) error {
 	return nil
 }
 
-// recoverInstance fails the runs that this server's built-in workers held
-// when it last stopped without draining (for example, killed).
-func (s *Server) recoverInstance(ctx context.Context) error {
-	path := filepath.Join(s.cfg.DataDir, "instance-id")
-	raw, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		raw = []byte(fmt.Sprintf("srv-%d-%d", time.Now().UnixNano(), os.Getpid()))
-		if err := os.WriteFile(path, raw, 0o600); err != nil {
-			return err
-		}
-	} else if err != nil {
-		return err
-	}
-	s.instance = strings.TrimSpace(string(raw))
-	lost, err := s.registry.OfInstance(ctx, s.instance)
-	if err != nil || len(lost) == 0 {
-		return err
-	}
-	n, err := s.runs.FailLost(ctx, time.Unix(0, 0), lost, "the server restarted while the run was in progress (its built-in worker was lost)")
-	if err != nil {
-		return err
-	}
-	if n > 0 {
-		s.log.Warn("failed runs left in progress by the previous server process", "runs", n)
-	}
-	return s.registry.Forget(ctx, s.instance)
-}
-
 func (s *Server) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok\n") })
