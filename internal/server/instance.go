@@ -7,9 +7,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/gantry-iac/gantry/internal/id"
+	"github.com/gantry-iac/gantry/internal/run"
 )
 
 // instanceFile names this server in its data directory: its built-in
@@ -114,7 +114,7 @@ func (s *Server) recoverInstance(ctx context.Context) error {
 	if err != nil || len(lost) == 0 {
 		return err
 	}
-	n, err := s.runs.FailLost(ctx, time.Unix(0, 0), lost, "the server restarted while the run was in progress (its built-in worker was lost)")
+	n, err := s.runs.FailLost(ctx, run.Lost{Workers: lost, Reason: "the server restarted while the run was in progress (its built-in worker was lost)"})
 	if err != nil {
 		return err
 	}

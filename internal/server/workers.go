@@ -63,6 +63,7 @@ func (s *Server) startWorkers(stop, kill context.Context, wg *sync.WaitGroup) (c
 			Name: name, Instance: s.instance, ServerURL: s.url, WorkDir: workDir, RescueDir: filepath.Join(s.cfg.DataDir, "rescued"), Resolver: resolver,
 			GitCache: filepath.Join(s.cfg.DataDir, "git-cache", name),
 			Log:      s.log.With("worker", name), HeartbeatEvery: min(max(s.cfg.WorkerTimeout/4, 100*time.Millisecond), 2*time.Second),
+			Running: s.holding,
 		}, c)
 		wg.Add(1)
 		go func() {

@@ -49,6 +49,9 @@ func (w *Worker) execute(kill context.Context, job *workerapi.Job, slot int) {
 	log := w.cfg.Log.With("run_id", job.RunID, "stack_id", job.StackID, "kind", job.Kind)
 	log.Info("job started")
 	start := time.Now()
+	if w.cfg.Running != nil {
+		defer w.cfg.Running(job.RunID)()
+	}
 	openErr := w.openSecrets(job) // reported as the job's failure below
 	var masked []string
 	for _, v := range job.Env {
