@@ -601,6 +601,10 @@ func (s *Service) FailLost(ctx context.Context, l Lost) (int, error) {
 			if err := s.transition(ctx, n, &r, change{to: Failed, actor: "gantry", reason: reason}); err != nil {
 				return err
 			}
+			// The log ends with the reason, as a worker's own failure does.
+			if err := s.closeLog(ctx, n, r.ID, "Run failed: "+reason); err != nil {
+				return err
+			}
 			failed++
 			return nil
 		})
