@@ -571,7 +571,8 @@ func (s *Server) serve(ctx context.Context, ln net.Listener) error {
 	if err := os.WriteFile(filepath.Join(s.cfg.DataDir, "url"), []byte(s.url+"\n"), 0o600); err != nil {
 		return err
 	}
-	s.log.Info("server started", "url", s.url, "data_dir", s.cfg.DataDir, "database", s.db.Dialect.String(), "builtin_workers", s.cfg.BuiltinWorkers)
+	s.log.Info("server started", "url", s.url, "data_dir", s.cfg.DataDir, "database", s.db.Dialect.String(), "builtin_workers", s.cfg.BuiltinWorkers,
+		"instance", s.instance)
 	fmt.Fprintf(s.out, "Gantry listening on %s\n", s.url)
 
 	stopWorkers, cancelStop := context.WithCancel(context.Background())
