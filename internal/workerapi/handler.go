@@ -103,17 +103,13 @@ func (h *Handler) Routes(mux *http.ServeMux) {
 			}
 			return fn(w, r, rn)
 		}
-		if path == "heartbeat" {
-			next := handle
-			handle = func(w http.ResponseWriter, r *http.Request) error {
-				err := next(w, r)
-				if err != nil && errs.KindOf(err) == errs.Internal && h.HeartbeatFailed != nil {
-					h.HeartbeatFailed() // a store failure, not a refusal
-				}
-				return err
+		mux.Handle(method+" "+Prefix+"/jobs/{run}/"+path, a.H(func(w http.ResponseWriter, r *http.Request) error {
+			err := handle(w, r)
+			if path == "heartbeat" && err != nil && errs.KindOf(err) == errs.Internal && h.HeartbeatFailed != nil {
+				h.HeartbeatFailed() // a store failure, not a refusal
 			}
-		}
-		mux.Handle(method+" "+Prefix+"/jobs/{run}/"+path, a.H(handle))
+			return err
+		}))
 	}
 	job("POST", "phase", h.phase)
 	job("POST", "logs", h.logs)
