@@ -59,6 +59,10 @@ func TestServerKilledDuringApply(t *testing.T) {
 			t.Errorf("reason %q does not say that the server or worker went away", failed.Reason)
 		}
 		t.Logf("the interrupted run: %v, reason %q", Path(failed), failed.Reason)
+		// The log says it too, last, as when a worker fails a run.
+		if log := s.Logs(t, "crash", r.ID); !strings.HasSuffix(strings.TrimRight(log, "\n"), "[gantry] Run failed: "+failed.Reason) {
+			t.Errorf("the log does not end with the reason %q:\n%s", failed.Reason, log)
+		}
 
 		versions := s.StateVersions(t, "crash")
 		found := false

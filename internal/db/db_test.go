@@ -113,3 +113,22 @@ func TestPlaceholderInStringLiteral(t *testing.T) {
 func lastElem(name string) string {
 	return name[strings.LastIndex(name, "/")+1:]
 }
+
+// dbtest.Outage cuts one test database off, and only that one, until it
+// ends: end-to-end tests use it for a database outage under a server.
+func TestOutage(t *testing.T) {
+	ctx := context.Background()
+	url := dbtest.PostgresURL(t)
+	d, other := dbtest.Open(t, url), dbtest.Postgres(t)
+	end := dbtest.Outage(t, url)
+	if err := d.Ping(ctx); err == nil {
+		t.Fatal("Ping during the outage succeeded")
+	}
+	if err := other.Ping(ctx); err != nil {
+		t.Fatalf("another database is cut off too: %v", err)
+	}
+	end()
+	if err := d.Ping(ctx); err != nil {
+		t.Fatalf("Ping after the outage: %v", err)
+	}
+}

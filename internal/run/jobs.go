@@ -518,8 +518,11 @@ func (s *Service) Heartbeat(ctx context.Context, runID, workerID string) (Beat, 
 		return Beat{}, err
 	}
 	r, err := s.Get(ctx, runID)
-	if err != nil {
+	if errs.Is(err, errs.NotFound) {
 		return Beat{Stop: true, Reason: "run deleted"}, nil
+	}
+	if err != nil {
+		return Beat{}, err // the database failed: the worker goes on and retries
 	}
 	if Terminal(r.State) {
 		return Beat{Stop: true, Reason: "run is " + r.State + ": " + r.Reason, State: r.State}, nil
@@ -533,17 +536,39 @@ func (s *Service) Heartbeat(ctx context.Context, runID, workerID string) (Beat, 
 	return Beat{}, nil
 }
 
-// FailLost fails runs whose worker missed heartbeats since before cutoff,
-// or whose worker is one of lostWorkers (a restarted server's built-in
-// workers). It returns how many runs it failed.
-func (s *Service) FailLost(ctx context.Context, cutoff time.Time, lostWorkers []string, why string) (int, error) {
-	q := `SELECT r.id FROM runs r WHERE r.worker_id <> '' AND r.state IN ('PREPARING','INITIALIZING','PLANNING','PERFORMING','APPLYING') AND (r.heartbeat_at < $1`
-	args := []any{cutoff.UnixNano()}
-	for _, w := range lostWorkers {
-		args = append(args, w)
-		q += ` OR r.worker_id = $` + strconv.Itoa(len(args))
+// Lost says which runs FailLost fails.
+type Lost struct {
+	// Before fails the runs whose last heartbeat is older (zero: none
+	// for their heartbeat).
+	Before time.Time
+	// Workers fails the runs these workers hold, whatever their heartbeat
+	// (a restarted server's built-in workers).
+	Workers []string
+	// Keep, when set, spares the runs it returns true for: their worker is
+	// known to be alive (one of the server's own built-in workers).
+	Keep func(runID string) bool
+	// Reason replaces "worker <id> lost: no heartbeat since <time>".
+	Reason string
+}
+
+// FailLost fails the runs in a job in progress that l names, and returns
+// how many it failed.
+func (s *Service) FailLost(ctx context.Context, l Lost) (int, error) {
+	var conds []string
+	var args []any
+	if !l.Before.IsZero() {
+		args = append(args, l.Before.UnixNano())
+		conds = append(conds, `r.heartbeat_at < $1`)
 	}
-	q += `)`
+	for _, w := range l.Workers {
+		args = append(args, w)
+		conds = append(conds, `r.worker_id = $`+strconv.Itoa(len(args)))
+	}
+	if len(conds) == 0 {
+		return 0, nil
+	}
+	q := `SELECT r.id FROM runs r WHERE r.worker_id <> '' AND r.state IN ('PREPARING','INITIALIZING','PLANNING','PERFORMING','APPLYING') AND (` +
+		strings.Join(conds, " OR ") + `)`
 	rows, err := s.db.Query(ctx, q, args...)
 	if err != nil {
 		return 0, err
@@ -558,8 +583,14 @@ func (s *Service) FailLost(ctx context.Context, cutoff time.Time, lostWorkers []
 		ids = append(ids, runID)
 	}
 	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, err
+	}
 	failed := 0
 	for _, runID := range ids {
+		if l.Keep != nil && l.Keep(runID) {
+			continue
+		}
 		err := s.tx(ctx, func(ctx context.Context, n *notes) error {
 			r, err := s.Get(ctx, runID)
 			if err != nil || !contains(workingStates, r.State) {
@@ -567,17 +598,22 @@ func (s *Service) FailLost(ctx context.Context, cutoff time.Time, lostWorkers []
 			}
 			// Re-check under the transaction: a heartbeat or a hand-over
 			// since the scan means the worker is not lost after all.
-			if !r.HeartbeatAt.Before(cutoff) && !contains(lostWorkers, r.WorkerID) {
+			stale := !l.Before.IsZero() && r.HeartbeatAt.Before(l.Before)
+			if !stale && !contains(l.Workers, r.WorkerID) {
 				return nil
 			}
-			reason := why
+			reason := l.Reason
 			if reason == "" {
 				reason = "worker " + r.WorkerID + " lost: no heartbeat since " + r.HeartbeatAt.Format(time.RFC3339)
 			}
 			if r.State == Applying {
-				reason += " (during apply: the state written so far is kept; check it before the next run)"
+				reason += " " + s.appliedSoFar(ctx, r)
 			}
 			if err := s.transition(ctx, n, &r, change{to: Failed, actor: "gantry", reason: reason}); err != nil {
+				return err
+			}
+			// The log ends with the reason, as a worker's own failure does.
+			if err := s.closeLog(ctx, n, r.ID, "Run failed: "+reason); err != nil {
 				return err
 			}
 			failed++
@@ -588,6 +624,24 @@ func (s *Service) FailLost(ctx context.Context, cutoff time.Time, lostWorkers []
 		}
 	}
 	return failed, nil
+}
+
+// appliedSoFar says, for an apply that is failed without its worker's
+// word, what of its state is kept: the state versions the server stored
+// are all it has.
+func (s *Service) appliedSoFar(ctx context.Context, r Run) string {
+	const check = "check the stack's resources before the next run"
+	if s.StateSaved != nil {
+		serial, saved, err := s.StateSaved(ctx, r.StackID, r.ID)
+		switch {
+		case err == nil && saved:
+			return fmt.Sprintf("(during apply: the last state it saved, serial %d, is kept; changes made after it was saved may be missing from it: %s)", serial, check)
+		case err == nil:
+			return "(during apply: it saved no state, so the stack's state is the one from before the apply; changes the apply made may be missing from it: " + check + ")"
+		}
+		s.log.Warn("finding the state versions a lost apply saved failed", "run_id", r.ID, "err", err)
+	}
+	return "(during apply: the state versions it saved, if any, are kept; changes made after the last one may be missing: check the stack's state and resources before the next run)"
 }
 
 // CountHeld returns how many runs a worker holds in a job in progress

@@ -386,7 +386,7 @@ func TestFailLost(t *testing.T) {
 			t.Fatal(err)
 		}
 		terminal = nil
-		n, err := f.runs.FailLost(f.ctx, time.Now().Add(-time.Minute), []string{"wrk-lost", "wrk-unknown"}, "")
+		n, err := f.runs.FailLost(f.ctx, run.Lost{Before: time.Now().Add(-time.Minute), Workers: []string{"wrk-lost", "wrk-unknown"}})
 		if err != nil || n != 3 {
 			t.Fatalf("FailLost = %d, %v; want 3", n, err)
 		}
@@ -414,14 +414,14 @@ func TestFailLost(t *testing.T) {
 
 		// With a reason given, it is used as is; nothing is failed twice.
 		r2, _ := f.runIn(t, run.Preparing)
-		n, err = f.runs.FailLost(f.ctx, time.Unix(0, 0), []string{worker}, "the server restarted")
+		n, err = f.runs.FailLost(f.ctx, run.Lost{Workers: []string{worker}, Reason: "the server restarted"})
 		if err != nil || n != 2 { // r2 and fresh share the worker
 			t.Fatalf("FailLost(listed) = %d, %v; want 2", n, err)
 		}
 		if got := f.wantState(t, r2.ID, run.Failed); got.Reason != "the server restarted" {
 			t.Errorf("reason = %q", got.Reason)
 		}
-		if n, err := f.runs.FailLost(f.ctx, time.Now(), []string{worker}, "again"); err != nil || n != 0 {
+		if n, err := f.runs.FailLost(f.ctx, run.Lost{Before: time.Now().Add(-time.Hour), Workers: []string{worker}, Reason: "again"}); err != nil || n != 0 {
 			t.Fatalf("FailLost with nothing to fail = %d, %v", n, err)
 		}
 	})

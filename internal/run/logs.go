@@ -13,6 +13,8 @@ const MaxLogChunk = 1 << 20
 
 // AppendLog adds data at byte offset of the run's log. Appending a chunk
 // that is already stored (same offset) is a no-op, so workers can retry.
+// The offset counts the worker's bytes only: a closing line the server
+// put in the log (see closeLog) shifts the worker's bytes after it.
 func (s *Service) AppendLog(ctx context.Context, runID string, offset int64, data []byte) (int64, error) {
 	if len(data) > MaxLogChunk {
 		return 0, errs.E(errs.TooLarge, "log chunk larger than %d bytes", MaxLogChunk)
@@ -43,11 +45,24 @@ func (s *Service) AppendLog(ctx context.Context, runID string, offset int64, dat
 				return err
 			}
 		}
-		if err := s.db.QueryRow(ctx, `SELECT log_size FROM runs WHERE id = $1`, runID).Scan(&size); err != nil {
+		// (The fast path above never matches once the server closed the
+		// log: the worker's offsets then stay short of the log's end.)
+		var closingAt, closingSize int64
+		if err := s.db.QueryRow(ctx, `SELECT log_size, closing_log_at, closing_log_size FROM runs WHERE id = $1`, runID).
+			Scan(&size, &closingAt, &closingSize); err != nil {
 			if isNoRows(err) {
 				return errs.E(errs.NotFound, "run %q not found", runID)
 			}
 			return err
+		}
+		if closingAt >= 0 {
+			switch {
+			case offset >= closingAt:
+				offset += closingSize
+			case offset+int64(len(data)) > closingAt:
+				// Bytes stored before the closing line, then new ones.
+				data, offset = data[closingAt-offset:], closingAt+closingSize
+			}
 		}
 		if offset < size && offset+int64(len(data)) > size {
 			// A retry that resends stored bytes and more: keep the new part.
@@ -68,6 +83,44 @@ func (s *Service) AppendLog(ctx context.Context, runID string, offset int64, dat
 		return err
 	})
 	return size, err
+}
+
+// closeLog appends Gantry's closing line to the log of a run the server
+// ended itself, at the log's end, in the transaction that ended it (the
+// run's row is locked: no append comes in between). A worker that is
+// still writing does not know of the line: where it is is recorded, so
+// that the worker's later appends go after it (see AppendLog).
+func (s *Service) closeLog(ctx context.Context, n *notes, runID, line string) error {
+	var size, closingAt int64
+	if err := s.db.QueryRow(ctx, `SELECT log_size, closing_log_at FROM runs WHERE id = $1`, runID).Scan(&size, &closingAt); err != nil {
+		return err
+	}
+	if closingAt >= 0 {
+		return nil // closed already
+	}
+	data := []byte("[gantry] " + line + "\n")
+	if size > 0 {
+		// A log cut in mid-line (a worker lost while writing one) gets
+		// the closing line on a line of its own.
+		var last []byte
+		err := s.db.QueryRow(ctx, `SELECT SUBSTR(data, LENGTH(data), 1) FROM run_logs WHERE run_id = $1 AND byte_offset + LENGTH(data) = $2`,
+			runID, size).Scan(&last)
+		if err != nil && !isNoRows(err) {
+			return err
+		}
+		if len(last) == 1 && last[0] != '\n' {
+			data = append([]byte("\n"), data...)
+		}
+	}
+	if _, err := s.db.Exec(ctx, `UPDATE runs SET log_size = $2, closing_log_at = $3, closing_log_size = $4 WHERE id = $1`,
+		runID, size+int64(len(data)), size, len(data)); err != nil {
+		return err
+	}
+	if _, err := s.db.Exec(ctx, `INSERT INTO run_logs (run_id, byte_offset, data) VALUES ($1, $2, $3)`, runID, size, data); err != nil {
+		return err
+	}
+	n.add(LogKey(runID))
+	return nil
 }
 
 // ReadLog returns up to max bytes of the log from offset, and whether the run

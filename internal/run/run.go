@@ -150,6 +150,10 @@ type Service struct {
 	// Audit, if set, records the actions of people on runs (trigger,
 	// confirm, discard, cancel, stop) in their transaction.
 	Audit Auditor
+	// StateSaved, if set, returns the serial of the last state version a
+	// run saved on its stack (saved false: none), so that failing a lost
+	// apply says what of its state is kept.
+	StateSaved func(ctx context.Context, stackID, runID string) (serial int64, saved bool, err error)
 
 	reports keyedLocks // a run's plan reports, one at a time on this server
 }

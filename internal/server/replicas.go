@@ -63,6 +63,7 @@ func (s *Server) watchReplicas(ctx context.Context) {
 			if ctx.Err() == nil {
 				// Unsure: publish rather than leave another replica waiting.
 				s.others.Store(true)
+				s.live.failed(s.now()) // nor could heartbeats be recorded
 				s.log.Warn("recording this server as alive failed", "err", err)
 			}
 			continue

@@ -186,6 +186,9 @@ type Server struct {
 	tempDir      bool          // --dev made the data directory: remove it at exit
 	unlockDir    func()        // releases the data directory
 	closed       chan struct{} // closed when Run returns
+	now          func() time.Time
+	live         *liveness // since when heartbeats could be recorded (see reaper.go)
+	held         sync.Map  // run id -> struct{}: jobs this process's built-in workers run
 }
 
 // Run starts the server and blocks until ctx ends, then drains.
@@ -197,7 +200,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer, log *slog.Logger) error
 	if err := cfg.check(); err != nil {
 		return err
 	}
-	s := &Server{cfg: cfg, log: log, out: out, hub: events.NewHub(), closed: make(chan struct{})}
+	s := &Server{cfg: cfg, log: log, out: out, hub: events.NewHub(), closed: make(chan struct{}), now: time.Now}
 	defer close(s.closed)
 	ln, err := listen(cfg.Listen)
 	if err != nil {
@@ -321,6 +324,7 @@ func (s *Server) open(ctx context.Context) error {
 	s.schedules = schedule.New(s.db)
 	s.schedules.Jitter = s.cfg.ScheduleJitter
 	s.drift = drift.New(s.db, s.runs, s.schedules, s.log)
+	s.runs.StateSaved = s.state.LastOfRun
 	s.runs.OnTerminal = func(ctx context.Context, r run.Run) error {
 		if err := s.state.ReleaseRun(ctx, r.ID); err != nil {
 			return err
@@ -414,34 +418,6 @@ func (s *Server) bootstrapToken(ctx context.Context) error {
 	return nil
 }
 
-// recoverInstance fails the runs that this server's built-in workers held
-// when it last stopped without draining (for example, killed).
-func (s *Server) recoverInstance(ctx context.Context) error {
-	path := filepath.Join(s.cfg.DataDir, "instance-id")
-	raw, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		raw = []byte(fmt.Sprintf("srv-%d-%d", time.Now().UnixNano(), os.Getpid()))
-		if err := os.WriteFile(path, raw, 0o600); err != nil {
-			return err
-		}
-	} else if err != nil {
-		return err
-	}
-	s.instance = strings.TrimSpace(string(raw))
-	lost, err := s.registry.OfInstance(ctx, s.instance)
-	if err != nil || len(lost) == 0 {
-		return err
-	}
-	n, err := s.runs.FailLost(ctx, time.Unix(0, 0), lost, "the server restarted while the run was in progress (its built-in worker was lost)")
-	if err != nil {
-		return err
-	}
-	if n > 0 {
-		s.log.Warn("failed runs left in progress by the previous server process", "runs", n)
-	}
-	return s.registry.Forget(ctx, s.instance)
-}
-
 func (s *Server) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok\n") })
@@ -477,8 +453,8 @@ func (s *Server) handler() http.Handler {
 	wh := &workerapi.Handler{Runs: s.runs, Stacks: s.stacks, Registry: s.registry, Hub: s.hub, Log: s.log,
 		MaxClaimWait: min(30*time.Second, max(s.cfg.WorkerTimeout/3, time.Second)), Draining: s.draining.Load,
 		SeenEvery:     min(5*time.Second, s.cfg.WorkerTimeout/10),
-		ReportTimeout: reportTimeout(),
-		PoolForToken:  s.poolForToken, PoolKey: s.pools.PublicKey, Tokens: s.tokens, SpacePath: s.spacePath, Integrations: s.integrations}
+		ReportTimeout: reportTimeout(), HeartbeatFailed: s.heartbeatFailed,
+		PoolForToken: s.poolForToken, PoolKey: s.pools.PublicKey, Tokens: s.tokens, SpacePath: s.spacePath, Integrations: s.integrations}
 	// The runs' OIDC issuer: discovery and keys, without authentication.
 	mux.HandleFunc("GET /.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -589,6 +565,9 @@ func (s *Server) serve(ctx context.Context, ln net.Listener) error {
 		ln.Close()
 		return err
 	}
+	// Heartbeats can be recorded from now on: no worker is lost before a
+	// whole worker timeout has passed (see reaper.go).
+	s.live = newLiveness(s.now())
 	srv := &http.Server{Handler: s.handler(), ReadHeaderTimeout: 10 * time.Second}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
@@ -596,7 +575,8 @@ func (s *Server) serve(ctx context.Context, ln net.Listener) error {
 	if err := os.WriteFile(filepath.Join(s.cfg.DataDir, "url"), []byte(s.url+"\n"), 0o600); err != nil {
 		return err
 	}
-	s.log.Info("server started", "url", s.url, "data_dir", s.cfg.DataDir, "database", s.db.Dialect.String(), "builtin_workers", s.cfg.BuiltinWorkers)
+	s.log.Info("server started", "url", s.url, "data_dir", s.cfg.DataDir, "database", s.db.Dialect.String(), "builtin_workers", s.cfg.BuiltinWorkers,
+		"instance", s.instance)
 	fmt.Fprintf(s.out, "Gantry listening on %s\n", s.url)
 
 	stopWorkers, cancelStop := context.WithCancel(context.Background())
@@ -694,32 +674,6 @@ func (s *Server) waitHeldRuns(timeout <-chan time.Time) {
 			s.log.Warn("shutdown timeout: stopping with jobs of workers still running", "runs", n)
 			return
 		case <-t.C:
-		}
-	}
-}
-
-// reaper fails runs whose worker stopped sending heartbeats.
-func (s *Server) reaper(ctx context.Context) {
-	every := max(s.cfg.WorkerTimeout/4, 250*time.Millisecond)
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		n, err := s.runs.FailLost(ctx, time.Now().Add(-s.cfg.WorkerTimeout), nil, "")
-		if err != nil && ctx.Err() == nil {
-			s.log.Error("reaper failed", "err", err)
-		} else if n > 0 {
-			s.log.Warn("failed runs whose worker was lost", "runs", n)
-		}
-		// Workers silent for a day are gone for good: forget them.
-		if k, err := s.pools.PruneWorkers(ctx, time.Now().Add(-24*time.Hour)); err != nil && ctx.Err() == nil {
-			s.log.Error("pruning gone workers failed", "err", err)
-		} else if k > 0 {
-			s.log.Info("forgot workers silent for a day", "workers", k)
 		}
 	}
 }

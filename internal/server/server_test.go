@@ -3,6 +3,7 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -519,5 +520,46 @@ func TestServerDrainWaitsForPrivateWorkersJobs(t *testing.T) {
 	}
 	if l := s.logs.String(); !strings.Contains(l, "waiting for jobs of workers") {
 		t.Errorf("logs do not say the server waits for workers' jobs:\n%s", l)
+	}
+}
+
+// Built-in workers are named builtin-1, builtin-2... on every replica: their
+// labels say which server runs them (its instance-id) and on which host,
+// so that replicas sharing a database can be told apart in the listing.
+func TestServerBuiltinWorkersNameTheirServer(t *testing.T) {
+	cfg := config(t.TempDir())
+	cfg.BuiltinWorkers = 2
+	cfg.AdminToken = "gnt_builtin-labels-admin-token"
+	s, err := start(t, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.stop(t)
+	raw, err := os.ReadFile(filepath.Join(cfg.DataDir, "instance-id"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	instance := strings.TrimSpace(string(raw))
+	host, _ := os.Hostname()
+	var list struct {
+		Items []struct {
+			Name   string            `json:"name"`
+			Labels map[string]string `json:"labels"`
+		} `json:"items"`
+	}
+	waitFor(t, "two built-in workers registered", func() bool {
+		status, body := s.get(t, "/api/v1/worker-pools/builtin/workers", cfg.AdminToken)
+		if status != 200 {
+			t.Fatalf("list workers: %d %s", status, body)
+		}
+		if err := json.Unmarshal([]byte(body), &list); err != nil {
+			t.Fatal(err)
+		}
+		return len(list.Items) == 2
+	})
+	for _, w := range list.Items {
+		if w.Labels["server"] != instance || w.Labels["host"] != host {
+			t.Errorf("worker %s has labels %v, want server=%s host=%s", w.Name, w.Labels, instance, host)
+		}
 	}
 }

@@ -55,6 +55,13 @@ func (s *Server) startWorkers(stop, kill context.Context, wg *sync.WaitGroup) (c
 		s.log.Error("cannot create the workspace directory", "err", err)
 		return closeIdle
 	}
+	// Replicas on one database each have builtin-1, builtin-2...: the
+	// labels tell whose they are (the instance-id of the data directory,
+	// and the host).
+	labels := map[string]string{"server": s.instance}
+	if host, err := os.Hostname(); err == nil && host != "" {
+		labels["host"] = host
+	}
 	for i := 1; i <= s.cfg.BuiltinWorkers; i++ {
 		name := fmt.Sprintf("builtin-%d", i)
 		c := workerapi.NewClient(s.url, s.poolTok)
@@ -63,6 +70,7 @@ func (s *Server) startWorkers(stop, kill context.Context, wg *sync.WaitGroup) (c
 			Name: name, Instance: s.instance, ServerURL: s.url, WorkDir: workDir, RescueDir: filepath.Join(s.cfg.DataDir, "rescued"), Resolver: resolver,
 			GitCache: filepath.Join(s.cfg.DataDir, "git-cache", name),
 			Log:      s.log.With("worker", name), HeartbeatEvery: min(max(s.cfg.WorkerTimeout/4, 100*time.Millisecond), 2*time.Second),
+			Running: s.holding, Labels: labels,
 		}, c)
 		wg.Add(1)
 		go func() {

@@ -202,6 +202,17 @@ func (s *Service) Versions(ctx context.Context, stackID string) ([]Version, erro
 	return db.Collect(ctx, s.db, scan, `SELECT `+cols+` FROM state_versions WHERE stack_id = $1 ORDER BY serial DESC`, stackID)
 }
 
+// LastOfRun returns the serial of the newest state version run saved on
+// the stack; saved is false when it saved none.
+func (s *Service) LastOfRun(ctx context.Context, stackID, runID string) (serial int64, saved bool, err error) {
+	err = s.db.QueryRow(ctx, `SELECT serial FROM state_versions WHERE stack_id = $1 AND run_id = $2 ORDER BY serial DESC LIMIT 1`,
+		stackID, runID).Scan(&serial)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, false, nil
+	}
+	return serial, err == nil, err
+}
+
 // Write stores a new state version. lockID is the lock the writer holds
 // ("" for none); a write to a state locked by someone else is refused, and
 // so is a stale serial or a different lineage. Writing the current version

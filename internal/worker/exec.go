@@ -50,6 +50,9 @@ func (w *Worker) execute(kill context.Context, job *workerapi.Job, slot int) {
 	log := w.cfg.Log.With("run_id", job.RunID, "stack_id", job.StackID, "kind", job.Kind)
 	log.Info("job started")
 	start := time.Now()
+	if w.cfg.Running != nil {
+		defer w.cfg.Running(job.RunID)()
+	}
 	openErr := w.openSecrets(job) // reported as the job's failure below
 	var masked []string
 	for _, v := range job.Env {
@@ -94,7 +97,12 @@ func (w *Worker) execute(kill context.Context, job *workerapi.Job, slot int) {
 			reason = err.Error()
 		}
 	}
-	j.reportRescue(log)
+	if rescue := j.reportRescue(log); err != nil && rescue != "" {
+		// What became of the state belongs in the reason too: the log may
+		// not reach the server (a full disk there), the reason is retried
+		// with the end of the job.
+		reason += "; " + rescue
+	}
 	if err != nil {
 		j.log.Printf("%s", closingLine(j.stopReason() != "", j.stopEnd(), reason))
 	}
@@ -117,8 +125,9 @@ func (w *Worker) execute(kill context.Context, job *workerapi.Job, slot int) {
 
 // reportRescue keeps what OpenTofu wrote when it could not save the state
 // (see rescueState) and says in the run's log and the worker's what was
-// kept, and what was not.
-func (j *jobRun) reportRescue(log *slog.Logger) {
+// kept, and what was not. It returns that in short, for the run's reason
+// ("": OpenTofu saved its state).
+func (j *jobRun) reportRescue(log *slog.Logger) string {
 	path, unusable, err := j.rescueState()
 	switch {
 	case err != nil:
@@ -126,6 +135,7 @@ func (j *jobRun) reportRescue(log *slog.Logger) {
 			"workspace", j.dir, "err", err)
 		j.log.Printf("OpenTofu could not save the state; keeping its errored.tfstate failed (%v): it stays in %s on the worker", err, j.root)
 		j.dir = "" // do not remove the only copy of the state
+		return fmt.Sprintf("OpenTofu could not save the state, and keeping its errored.tfstate failed: it stays in %s on worker %s", j.root, j.w.cfg.Name)
 	case unusable != "":
 		kept := "Nothing was kept."
 		if path != "" {
@@ -138,12 +148,15 @@ func (j *jobRun) reportRescue(log *slog.Logger) {
 			"it prints the state's JSON in this log instead (secret values masked here), which can be completed and pushed with `tofu state push`. "+
 			"Otherwise the resources this apply made are in no state: import them into the stack's state, or delete them, before the next run.",
 			unusable, kept)
+		return fmt.Sprintf("OpenTofu could not save the state, nor write it whole to errored.tfstate (%s): the state this apply produced was not kept; see the run's log", unusable)
 	case path != "":
 		log.Error("OpenTofu could not save the state: its errored.tfstate is kept; push it to the stack's state", "path", path)
 		j.log.Printf("OpenTofu could not save the state: the new state is kept on worker %s at %s. "+
 			"Push it to the stack's state with `tofu state push` against the stack's backend (see docs/state.md), "+
 			"or the next run will not know the resources this one made.", j.w.cfg.Name, path)
+		return fmt.Sprintf("OpenTofu could not save the state: it is kept on worker %s at %s; push it to the stack's state", j.w.cfg.Name, path)
 	}
+	return ""
 }
 
 func (j *jobRun) heartbeat(ctx context.Context, cancel context.CancelFunc, done chan struct{}) {

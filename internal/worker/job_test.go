@@ -673,6 +673,10 @@ func TestJobRescuesErroredState(t *testing.T) {
 	if !strings.Contains(log, "[gantry] Run failed: ") {
 		t.Errorf("log lacks the failure line:\n%s", log)
 	}
+	// The reason says it too: the log may not reach the server.
+	if r := p.finishes[0].Reason; !strings.Contains(r, "OpenTofu could not save the state: it is kept on worker test at "+path) {
+		t.Errorf("reason = %q, want it to say where the state is kept", r)
+	}
 	// The job directory itself is gone.
 	if ents, _ := filepath.Glob(filepath.Join(fx.work, "gantry-job-*")); len(ents) != 0 {
 		t.Errorf("job directories left: %v", ents)
@@ -709,6 +713,17 @@ func TestJobErroredStateNotWritten(t *testing.T) {
 			}
 			if strings.Contains(log, "the new state is kept") || strings.Contains(log, "Push it to the stack's state") {
 				t.Errorf("log claims a rescue that did not happen:\n%s", log)
+			}
+			// The run's reason says it too (the log may not reach a server
+			// whose disk is full; the reason is retried with the job's end),
+			// and so does the closing line.
+			reason := fx.proto.finishes[0].Reason
+			if !strings.Contains(reason, "OpenTofu could not save the state, nor write it whole to errored.tfstate") ||
+				!strings.Contains(reason, "the state this apply produced was not kept") || strings.Contains(reason, "is kept on worker") {
+				t.Errorf("reason = %q, want it to say that the state was not kept", reason)
+			}
+			if !strings.Contains(log, "[gantry] Run failed: "+reason) {
+				t.Errorf("log does not end with the reason %q:\n%s", reason, log)
 			}
 			kept, _ := filepath.Glob(filepath.Join(fx.worker.cfg.RescueDir, "*"))
 			switch {

@@ -46,6 +46,10 @@ type Config struct {
 	// PrivateKey is the pool's private key, when the pool seals its
 	// secrets and workspaces (see package seal).
 	PrivateKey *seal.PrivateKey
+	// Running, if set, is told when a job starts; the function it returns
+	// when the job has ended (the server's built-in workers: their server
+	// knows they are alive whatever their heartbeats).
+	Running func(runID string) (done func())
 }
 
 // Worker runs jobs one at a time.

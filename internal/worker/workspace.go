@@ -9,11 +9,14 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gantry-iac/gantry/internal/workerapi"
 )
@@ -235,6 +238,8 @@ func buildStageEnv(job *workerapi.Job, cliConfig, toolDir, stateAddress string, 
 		set["TF_HTTP_LOCK_ADDRESS"] = stateAddress
 		set["TF_HTTP_UNLOCK_ADDRESS"] = stateAddress
 		set["TF_HTTP_PASSWORD"] = job.StateToken
+		// Defaults the run's own variables may change (they come after).
+		maps.Copy(set, stateRetryEnv())
 	}
 	for k, v := range set {
 		env = append(env, k+"="+v)
@@ -263,6 +268,36 @@ func buildStageEnv(job *workerapi.Job, cliConfig, toolDir, stateAddress string, 
 		user = kept
 	}
 	return append(env, user...)
+}
+
+// State requests that fail for a network error or a 5xx answer (a server
+// restarting, its database down) are retried by the tool's http backend,
+// waiting stateRetryWaitMin, twice that, and so on up to stateRetryWaitMax
+// between attempts. Its own default (2 retries over 3 s) gives up on a
+// server outage the worker itself survives: the state the apply made would
+// be left in errored.tfstate.
+const (
+	stateRetryWaitMin = time.Second
+	stateRetryWaitMax = 5 * time.Second
+)
+
+// stateRetryEnv sets the http backend's retries so that a state request
+// outlasts an outage as long as the worker's own reports do
+// (reportRetryFor): TF_HTTP_RETRY_MAX, TF_HTTP_RETRY_WAIT_MIN and
+// TF_HTTP_RETRY_WAIT_MAX (in seconds), which OpenTofu and Terraform read
+// when the backend configuration does not set retry_max, retry_wait_min
+// and retry_wait_max (Gantry's override does not).
+func stateRetryEnv() map[string]string {
+	n, waited := 0, time.Duration(0)
+	for wait := stateRetryWaitMin; waited < reportRetryFor; wait = min(wait*2, stateRetryWaitMax) {
+		waited += wait
+		n++
+	}
+	return map[string]string{
+		"TF_HTTP_RETRY_MAX":      strconv.Itoa(n),
+		"TF_HTTP_RETRY_WAIT_MIN": strconv.Itoa(int(stateRetryWaitMin / time.Second)),
+		"TF_HTTP_RETRY_WAIT_MAX": strconv.Itoa(int(stateRetryWaitMax / time.Second)),
+	}
 }
 
 // stateBackendVars are the variables of OpenTofu's http backend that the

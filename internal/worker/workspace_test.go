@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gantry-iac/gantry/internal/workerapi"
 )
@@ -603,5 +604,49 @@ func TestCheckBackendArgs(t *testing.T) {
 				t.Errorf("checkBackendArgs shows the value: %v", err)
 			}
 		})
+	}
+}
+
+// With managed state, the tool's http backend retries a failed state
+// request (a server restarting, its database down) for at least as long
+// as the worker's own reports survive an outage (reportRetryFor): its
+// default, 2 retries over 3 s, gave up on the state an apply had made. The
+// run's own TF_HTTP_RETRY_* variables still win; without managed state
+// nothing is set.
+func TestBuildEnvStateRetries(t *testing.T) {
+	job := &workerapi.Job{RunID: "run-1", StackID: "stk", RunType: "TRACKED", StateToken: "gst_run-1_s", ManagedState: true}
+	for _, write := range []bool{false, true} {
+		m := envMap(buildStageEnv(job, "/job/cli.tfrc", "/tools", "http://srv/api/v1/stacks/stk/tfstate", write))
+		retries, err1 := strconv.Atoi(m["TF_HTTP_RETRY_MAX"])
+		lo, err2 := strconv.Atoi(m["TF_HTTP_RETRY_WAIT_MIN"])
+		hi, err3 := strconv.Atoi(m["TF_HTTP_RETRY_WAIT_MAX"])
+		if err := errors.Join(err1, err2, err3); err != nil || lo < 1 || hi < lo {
+			t.Fatalf("write %v: TF_HTTP_RETRY_* = %q, %q, %q (%v)", write, m["TF_HTTP_RETRY_MAX"], m["TF_HTTP_RETRY_WAIT_MIN"], m["TF_HTTP_RETRY_WAIT_MAX"], err)
+		}
+		// The backend's client (go-retryablehttp) waits min·2^i, at most
+		// max, before retry i+1.
+		var waited time.Duration
+		for i := range retries {
+			waited += min(time.Duration(lo)*time.Second<<i, time.Duration(hi)*time.Second)
+		}
+		if got := [3]int{retries, lo, hi}; reportRetryFor == time.Minute && got != [3]int{14, 1, 5} {
+			t.Errorf("write %v: retries, wait min, wait max = %v; docs/state.md says 14, 1, 5", write, got)
+		}
+		if waited < reportRetryFor || waited > 2*reportRetryFor {
+			t.Errorf("write %v: %d retries wait %s in all, want about the %s the worker's reports retry", write, retries, waited, reportRetryFor)
+		}
+	}
+	own := *job
+	own.Env = []workerapi.EnvVar{{Name: "TF_HTTP_RETRY_MAX", Value: "0"}, {Name: "TF_HTTP_RETRY_WAIT_MAX", Value: "1"}}
+	env := buildStageEnv(&own, "/job/cli.tfrc", "/tools", "http://srv/api/v1/stacks/stk/tfstate", true)
+	if m := envMap(env); m["TF_HTTP_RETRY_MAX"] != "0" || m["TF_HTTP_RETRY_WAIT_MAX"] != "1" {
+		t.Errorf("the run's own retry settings were replaced: %v", m)
+	}
+	unmanaged := *job
+	unmanaged.ManagedState = false
+	for _, kv := range buildStageEnv(&unmanaged, "/job/cli.tfrc", "/tools", "", true) {
+		if strings.HasPrefix(kv, "TF_HTTP_RETRY_") {
+			t.Errorf("%s set without managed state", kv)
+		}
 	}
 }

@@ -71,6 +71,10 @@ type Handler struct {
 	// ReportTimeout is how long answering planned or handoff may take,
 	// policy evaluations included; jobs tell workers (Job.ReportTimeoutMS).
 	ReportTimeout time.Duration
+	// HeartbeatFailed, if set, is called when a heartbeat could not be
+	// recorded for a reason of the server's (the database down, a full
+	// disk): the worker sending it is alive.
+	HeartbeatFailed func()
 }
 
 // EndedGrace is how long after its run ended a job may still send its
@@ -83,7 +87,7 @@ func (h *Handler) Routes(mux *http.ServeMux) {
 	mux.Handle("POST "+Prefix+"/register", a.H(h.register))
 	mux.Handle("POST "+Prefix+"/claim", a.H(h.claim))
 	job := func(method, path string, fn func(w http.ResponseWriter, r *http.Request, rn run.Run) error) {
-		mux.Handle(method+" "+Prefix+"/jobs/{run}/"+path, a.H(func(w http.ResponseWriter, r *http.Request) error {
+		handle := func(w http.ResponseWriter, r *http.Request) error {
 			// A job whose run ended may still send its heartbeat (to learn it must
 			// stop), the last of its log, and its plan report again (the answer
 			// that ended the run was lost: it gets it again).
@@ -98,6 +102,13 @@ func (h *Handler) Routes(mux *http.ServeMux) {
 				return errs.E(errs.Forbidden, "this job token is for run %s", rn.ID)
 			}
 			return fn(w, r, rn)
+		}
+		mux.Handle(method+" "+Prefix+"/jobs/{run}/"+path, a.H(func(w http.ResponseWriter, r *http.Request) error {
+			err := handle(w, r)
+			if path == "heartbeat" && err != nil && errs.KindOf(err) == errs.Internal && h.HeartbeatFailed != nil {
+				h.HeartbeatFailed() // a store failure, not a refusal
+			}
+			return err
 		}))
 	}
 	job("POST", "phase", h.phase)

@@ -440,7 +440,7 @@ func TestWorkspaceUploadRacingEnd(t *testing.T) {
 			return err
 		}, run.Stopped},
 		{"failed as lost", func(f *fixture, runID string) error {
-			n, err := f.runs.FailLost(f.ctx, time.Now().Add(time.Hour), nil, "worker lost")
+			n, err := f.runs.FailLost(f.ctx, run.Lost{Before: time.Now().Add(time.Hour), Reason: "worker lost"})
 			if err == nil && n != 1 {
 				err = fmt.Errorf("FailLost failed %d runs, want 1", n)
 			}

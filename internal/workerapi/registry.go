@@ -36,8 +36,14 @@ func hash(s string) string {
 	return hex.EncodeToString(h[:])
 }
 
-// Register records a worker and returns its token.
+// Register records a worker and returns its token. Only built-in workers
+// (pool "") are recorded under the server instance they name: a private
+// worker's instance is ignored, so that no server's restart recovery
+// (OfInstance, Forget) can ever take it for one of its own.
 func (g *Registry) Register(ctx context.Context, pool string, req RegisterRequest) (Worker, string, error) {
+	if pool != "" {
+		req.Instance = ""
+	}
 	w := Worker{ID: id.New("wrk"), Pool: pool, Name: req.Name, Instance: req.Instance, PublicKey: strings.TrimSpace(req.PublicKey), LastSeen: time.Now()}
 	token := "gwt_" + w.ID + "_" + id.Secret(32)
 	now := time.Now().UnixNano()
@@ -112,18 +118,26 @@ func (g *Registry) Seen(ctx context.Context, workerID string) error {
 	return err
 }
 
-// Forget removes the workers registered by a server instance (after the
-// runs they held were failed).
+// Forget removes the built-in workers registered by a server instance
+// (after the runs they held were failed). An empty instance names none:
+// private workers have no instance.
 func (g *Registry) Forget(ctx context.Context, instance string) error {
-	_, err := g.db.Exec(ctx, `DELETE FROM workers WHERE instance = $1`, instance)
+	if instance == "" {
+		return nil
+	}
+	_, err := g.db.Exec(ctx, `DELETE FROM workers WHERE instance = $1 AND pool_id = ''`, instance)
 	return err
 }
 
-// OfInstance lists the workers registered by a server instance.
+// OfInstance lists the built-in workers registered by a server instance;
+// an empty instance names none.
 func (g *Registry) OfInstance(ctx context.Context, instance string) ([]string, error) {
+	if instance == "" {
+		return nil, nil
+	}
 	return db.Collect(ctx, g.db, func(row db.Scanner) (string, error) {
 		var w string
 		err := row.Scan(&w)
 		return w, err
-	}, `SELECT id FROM workers WHERE instance = $1`, instance)
+	}, `SELECT id FROM workers WHERE instance = $1 AND pool_id = ''`, instance)
 }

@@ -83,3 +83,13 @@ func open(t testing.TB, url, dataDir string) *db.DB {
 	})
 	return d
 }
+
+// Outage cuts the PostgreSQL database at url (from PostgresURL) off from
+// its clients, as if its server were down for them: the connections open
+// to it are ended and new ones are refused. Other tests' databases are
+// not touched. The returned function ends the outage (called at the end
+// of the test if not before).
+func Outage(t testing.TB, url string) (end func()) {
+	t.Helper()
+	return server(t).outage(t, url)
+}

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net/url"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -135,6 +136,33 @@ func (s *pgServer) createDatabase(t testing.TB) string {
 	u.Path = "/" + name
 	u.RawPath = ""
 	return u.String()
+}
+
+// outage implements Outage.
+func (s *pgServer) outage(t testing.TB, rawURL string) (end func()) {
+	t.Helper()
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		t.Fatalf("dbtest: outage: %v", err)
+	}
+	name := strings.TrimPrefix(u.Path, "/")
+	if !strings.HasPrefix(name, "gantry_test_") {
+		t.Fatalf("dbtest: outage: %q is not a database made by PostgresURL", name)
+	}
+	exec := func(q string, args ...any) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if _, err := s.admin.ExecContext(ctx, q, args...); err != nil {
+			t.Fatalf("dbtest: outage: %s: %v", q, err)
+		}
+	}
+	exec("ALTER DATABASE " + name + " WITH ALLOW_CONNECTIONS false")
+	exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", name)
+	var once sync.Once
+	end = func() { once.Do(func() { exec("ALTER DATABASE " + name + " WITH ALLOW_CONNECTIONS true") }) }
+	t.Cleanup(end)
+	return end
 }
 
 // close closes the admin connection and stops the cluster, if any.
