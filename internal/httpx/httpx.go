@@ -73,6 +73,9 @@ func (a Adapter) WriteError(w http.ResponseWriter, r *http.Request, err error) {
 	if status == 0 {
 		status = http.StatusInternalServerError
 	}
+	if errors.Is(err, ErrSlowBody) {
+		kind, status, err = errs.Invalid, http.StatusRequestTimeout, errs.E(errs.Invalid, "%v", err)
+	}
 	if status >= 500 && a.Log != nil && r.Context().Err() == nil {
 		a.Log.Error("request failed", "request_id", RequestID(r.Context()), "method", r.Method, "path", r.URL.Path, "err", err)
 	}
@@ -109,13 +112,9 @@ func DecodeJSON(w http.ResponseWriter, r *http.Request, v any, max int64) error 
 	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
 		return errs.E(errs.Invalid, "Content-Type must be application/json, got %q", ct)
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max))
+	body, err := ReadBody(w, r, max, "request body")
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return errs.E(errs.TooLarge, "request body larger than %d bytes", max)
-		}
-		return errs.E(errs.Invalid, "reading request body: %v", err)
+		return err
 	}
 	if t := bytes.TrimSpace(body); len(t) == 0 || string(t) == "null" {
 		return errs.E(errs.Invalid, "request body is empty: a JSON object is required")
@@ -147,6 +146,24 @@ func DecodeJSON(w http.ResponseWriter, r *http.Request, v any, max int64) error 
 		}
 	}
 	return nil
+}
+
+// ReadBody reads r's body of at most max bytes: a longer one is TooLarge
+// ("<what> larger than N bytes"), one that arrives too slowly stays
+// ErrSlowBody (408), any other failure is Invalid.
+func ReadBody(w http.ResponseWriter, r *http.Request, max int64, what string) ([]byte, error) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		switch {
+		case errors.As(err, &mbe):
+			return nil, errs.E(errs.TooLarge, "%s larger than %d bytes", what, max)
+		case errors.Is(err, ErrSlowBody):
+			return nil, err
+		}
+		return nil, errs.E(errs.Invalid, "reading the %s: %v", what, err)
+	}
+	return body, nil
 }
 
 // requiredTypes remembers which struct types have required fields.
