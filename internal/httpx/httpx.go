@@ -20,6 +20,7 @@ import (
 	"github.com/gantry-iac/gantry/internal/apiv1"
 	"github.com/gantry-iac/gantry/internal/errs"
 	"github.com/gantry-iac/gantry/internal/id"
+	"github.com/gantry-iac/gantry/internal/truncate"
 )
 
 // Status maps error kinds to HTTP statuses: the one table.
@@ -259,7 +260,7 @@ func badTime(raw []byte, t reflect.Type, prefix string) (field, value string, ok
 		if tm.UnmarshalJSON(bytes.TrimSpace(v)) != nil {
 			field, value, ok = path, string(bytes.TrimSpace(v)), true
 			if len(value) > 64 {
-				value = value[:64] + "..."
+				value = truncate.String(value, 64) + "..."
 			}
 		}
 	})

@@ -16,6 +16,7 @@ import (
 	"github.com/gantry-iac/gantry/internal/db"
 	"github.com/gantry-iac/gantry/internal/errs"
 	"github.com/gantry-iac/gantry/internal/id"
+	"github.com/gantry-iac/gantry/internal/truncate"
 )
 
 func isNoRows(err error) bool { return errors.Is(err, sql.ErrNoRows) }
@@ -253,17 +254,12 @@ func (s *Service) PhaseCommit(ctx context.Context, runID, workerID, to string, c
 			return errs.E(errs.Conflict, "run %s cannot go from %s to %s", r.ID, r.State, to)
 		}
 		if c.SHA != "" {
-			message := c.Message
-			if len(message) > 4096 {
-				message = message[:4096]
-			}
+			message := truncate.String(c.Message, 4096)
 			author := r.CommitAuthor
 			if author == "" {
 				author = c.Author
 			}
-			if len(author) > 255 {
-				author = strings.ToValidUTF8(author[:255], "")
-			}
+			author = truncate.String(author, 255)
 			if _, err := s.db.Exec(ctx, `UPDATE runs SET commit_sha = $2, commit_message = $3, commit_author = $4, commit_at = $5 WHERE id = $1`,
 				r.ID, c.SHA, message, author, db.Nanos(c.At)); err != nil {
 				return err

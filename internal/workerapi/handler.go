@@ -21,6 +21,7 @@ import (
 	"github.com/gantry-iac/gantry/internal/run"
 	"github.com/gantry-iac/gantry/internal/runtoken"
 	"github.com/gantry-iac/gantry/internal/stack"
+	"github.com/gantry-iac/gantry/internal/truncate"
 )
 
 // Prefix is where the protocol is served.
@@ -769,9 +770,7 @@ func (h *Handler) finish(w http.ResponseWriter, r *http.Request, rn run.Run) err
 	if err := httpx.DecodeJSON(w, r, &req, 64<<10); err != nil {
 		return err
 	}
-	if len(req.Reason) > 4096 {
-		req.Reason = req.Reason[:4096]
-	}
+	req.Reason = truncate.String(req.Reason, 4096)
 	_, err := h.Runs.Finish(r.Context(), rn.ID, rn.WorkerID, req.OK, req.Reason)
 	return noContent(w, err)
 }
