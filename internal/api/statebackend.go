@@ -122,6 +122,9 @@ func readLockInfo(w http.ResponseWriter, r *http.Request) (state.LockInfo, error
 	if err := json.Unmarshal(body, &info); err != nil {
 		return info, errs.E(errs.Invalid, "lock info is not valid JSON: %v", err)
 	}
+	if err := httpx.CheckNUL(body); err != nil {
+		return info, errs.E(errs.Invalid, "lock info: %s", errs.Public(err))
+	}
 	if info.ID == "" {
 		// OpenTofu always sends the lock's ID, to lock and to unlock.
 		return info, errs.E(errs.Invalid, "lock info needs an ID")

@@ -37,3 +37,20 @@ func TestLongTextsCutOnACharacter(t *testing.T) {
 		}
 	})
 }
+
+// A failure reason quoting a tool's NUL character ends the run: the
+// client drops the character, which no request may carry.
+func TestFinishReasonWithNUL(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newFixture(t, d)
+		c, _ := f.worker(t, builtinToken)
+		r := f.create(t, f.stack(t, nil).ID, run.Proposed)
+		job := claim(t, c)
+		if err := c.Finish(f.ctx, job, workerapi.FinishRequest{OK: false, Reason: "tofu said a\x00b"}); err != nil {
+			t.Fatalf("Finish: %v", err)
+		}
+		if got := f.wantState(t, r.ID, run.Failed); got.Reason != "tofu said ab" {
+			t.Errorf("reason = %q", got.Reason)
+		}
+	})
+}
