@@ -290,6 +290,9 @@ const (
 // report answered, without evaluating the policies again; one arriving
 // while the report is still being evaluated on this server waits for it.
 func (s *Service) Planned(ctx context.Context, runID, workerID string, hasChanges bool, d Delta, autodeploy bool) (string, Run, error) {
+	if err := d.validate(); err != nil {
+		return "", Run{}, err
+	}
 	ctx = context.WithoutCancel(ctx)
 	defer s.reports.lock(runID)()
 	if next, r, done, err := s.plannedBefore(ctx, runID, workerID); done || err != nil {
@@ -415,6 +418,9 @@ func (s *Service) PlannedPending(ctx context.Context, runID, workerID string, au
 
 // RecordDelta stores the counts of a plan reported pending, once.
 func (s *Service) RecordDelta(ctx context.Context, runID, workerID string, d Delta) (Run, error) {
+	if err := d.validate(); err != nil {
+		return Run{}, err
+	}
 	return s.jobStep(ctx, runID, workerID, func(ctx context.Context, n *notes, r *Run) error {
 		if r.HasDelta {
 			return errs.E(errs.Conflict, "run %s already has its plan's counts", r.ID)
