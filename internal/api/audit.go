@@ -19,6 +19,7 @@ import (
 	"github.com/gantry-iac/gantry/internal/errs"
 	"github.com/gantry-iac/gantry/internal/httpx"
 	"github.com/gantry-iac/gantry/internal/space"
+	"github.com/gantry-iac/gantry/internal/truncate"
 )
 
 // auditRoutes registers the audit trail: list, export and verify.
@@ -387,10 +388,7 @@ func (ra routeAudit) event(pattern, path string, rec *auditRecorder) audit.Event
 // noteStack tells the generic event of r, written should the change be
 // refused or fail, the stack the body named, and its space once known.
 func noteStack(r *http.Request, sp, stackID string) {
-	if len(stackID) > 255 {
-		stackID = stackID[:255]
-	}
-	audit.Note(r.Context(), sp, map[string]string{"stack": stackID})
+	audit.Note(r.Context(), sp, map[string]string{"stack": truncate.String(stackID, 255)})
 }
 
 // noteSpace tells the generic event of r the space of its subject.

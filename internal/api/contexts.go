@@ -199,7 +199,7 @@ func (a *API) setContextEnv(w http.ResponseWriter, r *http.Request, p auth.Princ
 	}
 	var in apiv1.ContextEnvVarSet
 	if err := httpx.DecodeJSON(w, r, &in, MaxBody); err != nil {
-		return err
+		return ofVariable(r.PathValue("name"), err)
 	}
 	v, err := cs.SetEnv(r.Context(), c.ID, contexts.EnvVar{Name: r.PathValue("name"), Value: in.Value, Secret: in.Secret, Description: in.Description})
 	if err != nil {

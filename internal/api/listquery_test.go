@@ -81,7 +81,8 @@ func TestListCursorsChecked(t *testing.T) {
 			}
 			for _, c := range bad {
 				d := wantError(t, e.do("GET", path+sep+"cursor="+c, nil), http.StatusBadRequest, "invalid")
-				if !strings.Contains(d.Message, "is not a next_cursor of this list") {
+				// Not UTF-8: refused with the URL, before the list reads it.
+				if !strings.Contains(d.Message, "is not a next_cursor of this list") && !(c == "%00%FF" && strings.Contains(d.Message, "invalid UTF-8")) {
 					t.Errorf("cursor %s: message %q", c, d.Message)
 				}
 			}

@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/gantry-iac/gantry/internal/errs"
+	"github.com/gantry-iac/gantry/internal/truncate"
 )
 
 // page reads limit (1..1000, default 50) and cursor: the store cursor a
@@ -30,7 +31,7 @@ func page(r *http.Request) (int, string, error) {
 	cursor, ok := openCursor(r, c)
 	if !ok {
 		if len(c) > 80 {
-			c = c[:80] + "..."
+			c = truncate.String(c, 80) + "..."
 		}
 		return 0, "", errs.E(errs.Invalid, "cursor %q is not a next_cursor of this list", c)
 	}

@@ -37,7 +37,8 @@ import (
 	"github.com/gantry-iac/gantry/internal/workerpool"
 )
 
-// rbacEnv is the whole API (every service) over SQLite, with an admin key.
+// rbacEnv is the whole API (every service) over SQLite (newRBACEnv) or
+// another database (newRBACEnvOn), with an admin key.
 type rbacEnv struct {
 	*apiEnv
 	a     *api.API
@@ -47,14 +48,19 @@ type rbacEnv struct {
 
 func newRBACEnv(t *testing.T, opts ...func(*api.API)) *rbacEnv {
 	t.Helper()
-	ctx := context.Background()
-	logs := &lockedBuffer{}
-	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	d, err := db.Open(ctx, "", t.TempDir(), nil)
+	d, err := db.Open(context.Background(), "", t.TempDir(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { d.Close() })
+	return newRBACEnvOn(t, d, opts...)
+}
+
+func newRBACEnvOn(t *testing.T, d *db.DB, opts ...func(*api.API)) *rbacEnv {
+	t.Helper()
+	ctx := context.Background()
+	logs := &lockedBuffer{}
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	box, err := secrets.NewBox(bytes.Repeat([]byte{7}, 32))
 	if err != nil {
 		t.Fatal(err)

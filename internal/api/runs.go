@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gantry-iac/gantry/internal/apiv1"
 	"github.com/gantry-iac/gantry/internal/auth"
@@ -229,8 +230,29 @@ func (a *API) runLogs(w http.ResponseWriter, r *http.Request, p auth.Principal) 
 	if err != nil {
 		return err
 	}
+	// Data is a JSON string: a character the page's end cuts in two starts
+	// the next page instead of becoming two U+FFFD. A page that is only
+	// such a piece waits for the rest while the run goes on, and is sent as
+	// it is once the run has ended (bytes that are not UTF-8 at all).
+	if end := wholeCharacters(data); end > 0 || !run.Terminal(rn.State) {
+		data = data[:end]
+	}
 	httpx.WriteJSON(w, http.StatusOK, apiv1.LogChunk{Offset: offset, NextOffset: offset + int64(len(data)), Data: string(data), Done: done})
 	return nil
+}
+
+// wholeCharacters returns the length of data without the start of a
+// UTF-8 character that data ends before its last byte.
+func wholeCharacters(data []byte) int {
+	for i := len(data) - 1; i >= 0 && i > len(data)-utf8.UTFMax; i-- {
+		if utf8.RuneStart(data[i]) {
+			if !utf8.FullRune(data[i:]) {
+				return i
+			}
+			break
+		}
+	}
+	return len(data)
 }
 
 func (a *API) runPlan(w http.ResponseWriter, r *http.Request, p auth.Principal) error {

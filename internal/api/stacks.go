@@ -300,6 +300,15 @@ func (a *API) listEnv(w http.ResponseWriter, r *http.Request, p auth.Principal) 
 	return nil
 }
 
+// ofVariable names the environment variable whose body err refuses
+// ("environment variable FOO: value must not contain a NUL character").
+func ofVariable(name string, err error) error {
+	if errs.Is(err, errs.Invalid) {
+		return errs.E(errs.Invalid, "environment variable %s: %s", name, errs.Public(err))
+	}
+	return err
+}
+
 func (a *API) setEnv(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
 	st, err := a.stack(r, p, auth.StackUpdate)
 	if err != nil {
@@ -307,7 +316,7 @@ func (a *API) setEnv(w http.ResponseWriter, r *http.Request, p auth.Principal) e
 	}
 	var in apiv1.EnvVarSet
 	if err := httpx.DecodeJSON(w, r, &in, MaxBody); err != nil {
-		return err
+		return ofVariable(r.PathValue("name"), err)
 	}
 	v, err := a.Stacks.SetEnv(r.Context(), st.ID, stack.EnvVar{Name: r.PathValue("name"), Value: in.Value, Secret: in.Secret})
 	if err != nil {

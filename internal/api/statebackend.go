@@ -115,12 +115,15 @@ func (a *API) statePost(w http.ResponseWriter, r *http.Request, p auth.Principal
 
 func readLockInfo(w http.ResponseWriter, r *http.Request) (state.LockInfo, error) {
 	var info state.LockInfo
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<10))
+	body, err := httpx.ReadBody(w, r, 64<<10, "lock info")
 	if err != nil {
-		return info, errs.E(errs.TooLarge, "lock info larger than 64 KiB")
+		return info, err
 	}
 	if err := json.Unmarshal(body, &info); err != nil {
 		return info, errs.E(errs.Invalid, "lock info is not valid JSON: %v", err)
+	}
+	if err := httpx.CheckNUL(body); err != nil {
+		return info, errs.E(errs.Invalid, "lock info: %s", errs.Public(err))
 	}
 	if info.ID == "" {
 		// OpenTofu always sends the lock's ID, to lock and to unlock.

@@ -1,10 +1,15 @@
 package api_test
 
 import (
+	"bufio"
 	"context"
 	"crypto/md5"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"reflect"
 	"strings"
 	"testing"
@@ -406,5 +411,35 @@ func TestOutputsMaskSecrets(t *testing.T) {
 	}
 	if r := e.tfstate("GET", "web", "", e.token, "", nil); !strings.Contains(string(r.body), "stack-pw-1234") {
 		t.Errorf("the state download lost the value: %s", r)
+	}
+}
+
+// A lock body that cannot be read is refused for what went wrong, not as
+// a lock info larger than 64 KiB.
+func TestStateLockBodyReadErrors(t *testing.T) {
+	e := newAPIEnv(t)
+	e.createStack("web", nil)
+	r := e.send(request{method: "LOCK", path: "/api/v1/stacks/web/tfstate", token: e.token, basic: true,
+		body: strings.NewReader(lockInfo("big", "plan") + strings.Repeat(" ", 64<<10))})
+	if d := wantError(t, r, 413, "too_large"); !strings.Contains(d.Message, "lock info larger than") {
+		t.Errorf("oversize lock info: %q", d.Message)
+	}
+	// A body shorter than its Content-Length: the client stopped sending.
+	conn, err := net.Dial("tcp", strings.TrimPrefix(e.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	auth := base64.StdEncoding.EncodeToString([]byte("gantry:" + e.token))
+	fmt.Fprintf(conn, "LOCK /api/v1/stacks/web/tfstate HTTP/1.1\r\nHost: x\r\nAuthorization: Basic %s\r\nContent-Length: 100\r\n\r\n{\"ID\":", auth)
+	conn.(*net.TCPConn).CloseWrite()
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 400 || !strings.Contains(string(body), "unexpected EOF") || strings.Contains(string(body), "larger") {
+		t.Errorf("truncated lock info = %d %s, want 400 saying the body ended early", resp.StatusCode, body)
 	}
 }

@@ -28,11 +28,11 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/gantry-iac/gantry/internal/auth"
 	"github.com/gantry-iac/gantry/internal/db"
 	"github.com/gantry-iac/gantry/internal/errs"
+	"github.com/gantry-iac/gantry/internal/truncate"
 )
 
 // Outcomes of an event.
@@ -248,9 +248,5 @@ func (s *Service) setHeadHint(seq int64, hash string) {
 // (on a rune boundary).
 func cleanText(s string) string {
 	s = strings.ToValidUTF8(strings.ReplaceAll(s, "\x00", ""), "\uFFFD")
-	for len(s) > 1024 {
-		_, size := utf8.DecodeLastRuneInString(s)
-		s = s[:len(s)-size]
-	}
-	return s
+	return truncate.String(s, 1024)
 }

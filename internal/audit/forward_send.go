@@ -23,6 +23,7 @@ import (
 	"github.com/gantry-iac/gantry/internal/id"
 	"github.com/gantry-iac/gantry/internal/notify"
 	"github.com/gantry-iac/gantry/internal/secrets"
+	"github.com/gantry-iac/gantry/internal/truncate"
 )
 
 // maxForwardConcurrency bounds how many endpoints one forwarder serves at once.
@@ -270,7 +271,7 @@ func (f *Forwarder) send(ctx context.Context, client *http.Client, t target, ev 
 	}
 	msg := strings.Join(strings.Fields(strings.ToValidUTF8(t.masker.String(string(answer)), "?")), " ")
 	if len(msg) > 200 {
-		msg = cleanText(msg[:200]) + "..."
+		msg = cleanText(truncate.String(msg, 200)) + "..."
 	}
 	if msg != "" {
 		msg = ": " + msg

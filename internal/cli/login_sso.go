@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/gantry-iac/gantry/internal/client"
+	"github.com/gantry-iac/gantry/internal/httpx"
 )
 
 // ssoLogin signs in through the server's single sign-on: the browser goes
@@ -47,7 +48,7 @@ func (a *app) ssoLogin(ctx context.Context, server string, openBrowser bool, tim
 		err  error
 	}
 	got := make(chan result, 1)
-	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httpx.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/callback" {
 			http.NotFound(w, r)
 			return
@@ -72,7 +73,7 @@ func (a *app) ssoLogin(ctx context.Context, server string, openBrowser bool, tim
 		case got <- result{code: code}:
 		default:
 		}
-	})}
+	}))
 	go func() { _ = srv.Serve(ln) }()
 	defer func() {
 		// Let the browser's answer finish; then close.

@@ -551,6 +551,20 @@ func TestCommands(t *testing.T) {
 			notOut:   []string{"hunter2"},
 		},
 		{
+			name: "outputs: a long value pads nothing",
+			args: []string{"stack", "outputs", "--id", "net"},
+			routes: map[string]route{"GET /api/v1/stacks/net/outputs": ok(apiv1.List[apiv1.Output]{Items: []apiv1.Output{
+				{Name: "blob", Value: strings.Repeat("x", 1<<20)}, {Name: "id", Value: "vpc-123"}}})},
+			check: func(t *testing.T, out string) {
+				if len(out) > 1<<20+200 {
+					t.Errorf("%d bytes for a value of 1 MiB: the table pads to the value's width", len(out))
+				}
+				if header, _, _ := strings.Cut(out, "\n"); len(header) > 80 {
+					t.Errorf("header of %d bytes", len(header))
+				}
+			},
+		},
+		{
 			name: "state list",
 			args: []string{"stack", "state", "list", "--id", "net"},
 			routes: map[string]route{"GET /api/v1/stacks/net/state/versions": ok(apiv1.List[apiv1.StateVersion]{Items: []apiv1.StateVersion{

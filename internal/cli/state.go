@@ -25,9 +25,11 @@ func (a *app) outputsCommand() *cobra.Command {
 			}
 			outs := orEmpty(l.Items)
 			return a.print(outs, func(w io.Writer) {
-				row(w, "NAME", "VALUE", "SENSITIVE")
+				// The value last: a table pads a column to its widest
+				// cell, and a value may be megabytes long.
+				row(w, "NAME", "SENSITIVE", "VALUE")
 				for _, o := range outs {
-					row(w, o.Name, outputValue(o), o.Sensitive)
+					row(w, o.Name, o.Sensitive, outputValue(o))
 				}
 			})
 		}),

@@ -15,6 +15,7 @@ import (
 
 	"github.com/gantry-iac/gantry/internal/apiv1"
 	"github.com/gantry-iac/gantry/internal/errs"
+	"github.com/gantry-iac/gantry/internal/truncate"
 )
 
 // Client talks to one Gantry server with one bearer token.
@@ -174,7 +175,7 @@ func decodeError(resp *http.Response) error {
 	e.Message = fmt.Sprintf("%d %s", resp.StatusCode, http.StatusText(resp.StatusCode))
 	if text := strings.TrimSpace(string(raw)); text != "" && isText(text) {
 		if len(text) > 200 {
-			text = text[:200] + "..."
+			text = truncate.String(text, 200) + "..."
 		}
 		e.Message += ": " + text
 	}

@@ -22,6 +22,14 @@ func IsForeignKeyViolation(err error) bool {
 	return pgCode(err) == "23503" || sqliteCode(err) == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY
 }
 
+// IsInvalidText reports whether err (or an error it wraps) is PostgreSQL
+// refusing a text: a NUL character or invalid UTF-8 (SQLSTATE 22021), or a
+// \u0000 escape in JSON (22P05). SQLite stores both.
+func IsInvalidText(err error) bool {
+	c := pgCode(err)
+	return c == "22021" || c == "22P05"
+}
+
 // pgCode returns the SQLSTATE of a PostgreSQL error, or "".
 func pgCode(err error) string {
 	var e *pgconn.PgError

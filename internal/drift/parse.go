@@ -19,7 +19,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"unicode/utf8"
+
+	"github.com/gantry-iac/gantry/internal/truncate"
 )
 
 // Actions: what happened to a resource outside Gantry.
@@ -311,27 +312,16 @@ func equal(a, b any) bool {
 func value(v any) json.RawMessage {
 	str, isString := v.(string)
 	if isString && len(str) > maxValue {
-		v = cut(str, maxValue) + truncated
+		v = truncate.String(str, maxValue) + truncated
 	}
 	data, err := json.Marshal(v)
 	if err != nil {
 		return nil
 	}
 	if !isString && len(data) > maxValue {
-		data, _ = json.Marshal(cut(string(data), maxValue) + truncated)
+		data, _ = json.Marshal(truncate.String(string(data), maxValue) + truncated)
 	}
 	return data
 }
 
 const truncated = "... (truncated)"
-
-// cut is the start of s, at most n bytes, not splitting a character.
-func cut(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
-}

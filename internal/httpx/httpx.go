@@ -10,16 +10,22 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
+	"net/url"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gantry-iac/gantry/internal/apiv1"
+	"github.com/gantry-iac/gantry/internal/db"
 	"github.com/gantry-iac/gantry/internal/errs"
 	"github.com/gantry-iac/gantry/internal/id"
+	"github.com/gantry-iac/gantry/internal/truncate"
 )
 
 // Status maps error kinds to HTTP statuses: the one table.
@@ -52,13 +58,39 @@ func RequestID(ctx context.Context) string {
 // Adapter turns HandlerFuncs into http.Handlers that write errors.
 type Adapter struct{ Log *slog.Logger }
 
-// H adapts h.
+// H adapts h. A URL whose path or query holds a NUL character or invalid
+// UTF-8 is refused before h: no id, name or filter has one, and PostgreSQL
+// refuses them in a query.
 func (a Adapter) H(h HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := h(w, r); err != nil {
+		err := checkURL(r.URL)
+		if err == nil {
+			err = h(w, r)
+		}
+		if err != nil {
 			a.WriteError(w, r, err)
 		}
 	})
+}
+
+func checkURL(u *url.URL) error {
+	bad := func(s string) bool { return strings.IndexByte(s, 0) >= 0 || !utf8.ValidString(s) }
+	if bad(u.Path) {
+		return errs.E(errs.Invalid, "the URL's path holds a NUL character or invalid UTF-8")
+	}
+	if u.RawQuery == "" {
+		return nil
+	}
+	q, err := url.ParseQuery(u.RawQuery)
+	if err != nil {
+		return nil // as the handler reads it: what parses
+	}
+	for k, vs := range q {
+		if bad(k) || slices.ContainsFunc(vs, bad) {
+			return errs.E(errs.Invalid, "the URL's query parameter %q holds a NUL character or invalid UTF-8", strings.ToValidUTF8(strings.ReplaceAll(k, "\x00", ""), "?"))
+		}
+	}
+	return nil
 }
 
 // WriteError writes err as the error envelope with its status; the cause of
@@ -72,6 +104,15 @@ func (a Adapter) WriteError(w http.ResponseWriter, r *http.Request, err error) {
 	status := Status[kind]
 	if status == 0 {
 		status = http.StatusInternalServerError
+	}
+	switch {
+	case errors.Is(err, ErrSlowBody):
+		kind, status, err = errs.Invalid, http.StatusRequestTimeout, errs.E(errs.Invalid, "%v", err)
+	case kind == errs.Internal && db.IsInvalidText(err):
+		// What the checks of requests let through: the client's text,
+		// not the server, is at fault.
+		kind, status = errs.Invalid, http.StatusBadRequest
+		err = errs.Wrap(errs.Invalid, err, "the request holds text the database cannot store (a NUL character or invalid UTF-8)")
 	}
 	if status >= 500 && a.Log != nil && r.Context().Err() == nil {
 		a.Log.Error("request failed", "request_id", RequestID(r.Context()), "method", r.Method, "path", r.URL.Path, "err", err)
@@ -109,13 +150,9 @@ func DecodeJSON(w http.ResponseWriter, r *http.Request, v any, max int64) error 
 	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
 		return errs.E(errs.Invalid, "Content-Type must be application/json, got %q", ct)
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max))
+	body, err := ReadBody(w, r, max, "request body")
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return errs.E(errs.TooLarge, "request body larger than %d bytes", max)
-		}
-		return errs.E(errs.Invalid, "reading request body: %v", err)
+		return err
 	}
 	if t := bytes.TrimSpace(body); len(t) == 0 || string(t) == "null" {
 		return errs.E(errs.Invalid, "request body is empty: a JSON object is required")
@@ -141,12 +178,80 @@ func DecodeJSON(w http.ResponseWriter, r *http.Request, v any, max int64) error 
 	if dec.More() {
 		return errs.E(errs.Invalid, "malformed JSON: unexpected data after the object")
 	}
+	if err := CheckNUL(body); err != nil {
+		return err
+	}
 	if t := reflect.TypeOf(v); hasRequired(t) {
 		if missing := missingFields(body, t, ""); len(missing) > 0 {
 			return errs.E(errs.Invalid, "%s", requiredMessage(missing))
 		}
 	}
 	return nil
+}
+
+// ReadBody reads r's body of at most max bytes: a longer one is TooLarge
+// ("<what> larger than N bytes"), one that arrives too slowly stays
+// ErrSlowBody (408), any other failure is Invalid.
+func ReadBody(w http.ResponseWriter, r *http.Request, max int64, what string) ([]byte, error) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		switch {
+		case errors.As(err, &mbe):
+			return nil, errs.E(errs.TooLarge, "%s larger than %d bytes", what, max)
+		case errors.Is(err, ErrSlowBody):
+			return nil, err
+		}
+		return nil, errs.E(errs.Invalid, "reading the %s: %v", what, err)
+	}
+	return body, nil
+}
+
+// CheckNUL refuses the JSON document raw when one of its strings, a value
+// or a key, holds a NUL character (\u0000): PostgreSQL cannot store it
+// (SQLite can: one rule for both), no process environment can carry it,
+// and no name or command needs it. The error names the field
+// ("labels[1]"). Binary data travels base64-encoded.
+func CheckNUL(raw []byte) error {
+	if !bytes.Contains(raw, []byte(`\u0000`)) {
+		return nil // the only way JSON spells NUL
+	}
+	var v any
+	if json.Unmarshal(raw, &v) != nil {
+		return nil
+	}
+	if path, ok := nulPath(v, ""); ok {
+		return errs.E(errs.Invalid, "%s must not contain a NUL character (\\u0000)", path)
+	}
+	return nil
+}
+
+// nulPath returns the JSON path of the first string of v holding NUL.
+func nulPath(v any, path string) (string, bool) {
+	switch v := v.(type) {
+	case string:
+		return path, strings.IndexByte(v, 0) >= 0
+	case []any:
+		for i, e := range v {
+			if p, ok := nulPath(e, fmt.Sprintf("%s[%d]", path, i)); ok {
+				return p, true
+			}
+		}
+	case map[string]any:
+		for _, k := range slices.Sorted(maps.Keys(v)) {
+			sub := k
+			if path != "" {
+				sub = path + "." + k
+			}
+			if strings.IndexByte(k, 0) >= 0 {
+				return fmt.Sprintf("the key %q", sub), true
+			}
+			if p, ok := nulPath(v[k], sub); ok {
+				return p, true
+			}
+		}
+	}
+	return "", false
 }
 
 // requiredTypes remembers which struct types have required fields.
@@ -242,7 +347,7 @@ func badTime(raw []byte, t reflect.Type, prefix string) (field, value string, ok
 		if tm.UnmarshalJSON(bytes.TrimSpace(v)) != nil {
 			field, value, ok = path, string(bytes.TrimSpace(v)), true
 			if len(value) > 64 {
-				value = value[:64] + "..."
+				value = truncate.String(value, 64) + "..."
 			}
 		}
 	})

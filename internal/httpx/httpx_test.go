@@ -15,6 +15,7 @@ import (
 	"github.com/gantry-iac/gantry/internal/apiv1"
 	"github.com/gantry-iac/gantry/internal/errs"
 	"github.com/gantry-iac/gantry/internal/httpx"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 type body struct {
@@ -214,6 +215,11 @@ func TestWriteErrorStatusTable(t *testing.T) {
 		{fmt.Errorf("wrapped: %w", errs.E(errs.NotFound, "deep")), 404, "not_found"},
 		{&http.MaxBytesError{Limit: 10}, 413, "too_large"},
 		{fmt.Errorf("reading: %w", &http.MaxBytesError{Limit: 10}), 413, "too_large"},
+		// PostgreSQL refusing a text (NUL, invalid UTF-8) the checks let through.
+		{fmt.Errorf("saving: %w", &pgconn.PgError{Code: "22021", Message: "invalid byte sequence"}), 400, "invalid"},
+		{&pgconn.PgError{Code: "22P05", Message: "unsupported Unicode escape sequence"}, 400, "invalid"},
+		{&pgconn.PgError{Code: "23502", Message: "null value"}, 500, "internal"},
+		{httpx.ErrSlowBody, 408, "invalid"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.err.Error(), func(t *testing.T) {
@@ -392,5 +398,42 @@ func TestWriteJSON(t *testing.T) {
 	var m map[string]int
 	if err := json.Unmarshal(rec.Body.Bytes(), &m); err != nil || m["a"] != 1 {
 		t.Errorf("body %q: %v", rec.Body.String(), err)
+	}
+}
+
+func TestCheckNUL(t *testing.T) {
+	tests := []struct {
+		body string
+		want string // the field named; "" for no error
+	}{
+		{`{"name":"ab"}`, ""},
+		{`{"name":"a\\u0000b"}`, ""}, // a backslash, then u0000
+		{`{"name":"a\u0000b"}`, "name must not contain a NUL"},
+		{`{"labels":["ok","x\u0000"]}`, "labels[1] must"},
+		{`{"hooks":{"before_init":["\u0000"]}}`, "hooks.before_init[0] must"},
+		{`{"env":{"A\u0000":"v"}}`, `the key "env.A\x00" must`},
+	}
+	for _, tt := range tests {
+		err := httpx.CheckNUL([]byte(tt.body))
+		switch {
+		case tt.want == "" && err != nil:
+			t.Errorf("CheckNUL(%s) = %v, want nil", tt.body, err)
+		case tt.want != "" && (!errs.Is(err, errs.Invalid) || !strings.Contains(errs.Public(err), tt.want)):
+			t.Errorf("CheckNUL(%s) = %v, want invalid containing %q", tt.body, err, tt.want)
+		}
+	}
+}
+
+func TestAdapterRefusesBadURLs(t *testing.T) {
+	h := httpx.Adapter{}.H(func(w http.ResponseWriter, r *http.Request) error { return nil })
+	for _, target := range []string{"/stacks/a%00b", "/stacks/%C3", "/stacks?cursor=%00", "/stacks?label=%C3%28", "/stacks?%FF=1"} {
+		if rec := serve(h, httptest.NewRequest("GET", target, nil)); rec.Code != 400 {
+			t.Errorf("GET %s = %d, want 400", target, rec.Code)
+		}
+	}
+	for _, target := range []string{"/stacks/caf%C3%A9", "/stacks?label=%C3%A9t%C3%A9", "/stacks?cursor=%zz"} {
+		if rec := serve(h, httptest.NewRequest("GET", target, nil)); rec.Code != 200 {
+			t.Errorf("GET %s = %d, want 200", target, rec.Code)
+		}
 	}
 }

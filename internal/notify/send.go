@@ -13,6 +13,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/gantry-iac/gantry/internal/truncate"
 )
 
 // maxResponse bounds how much of an answer is read.
@@ -101,7 +103,7 @@ func excerpt(b []byte) string {
 		return ""
 	}
 	if len(s) > 200 {
-		s = cut(s, 200) + "..."
+		s = truncate.String(s, 200) + "..."
 	}
 	return ": " + s
 }

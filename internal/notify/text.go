@@ -1,6 +1,10 @@
 package notify
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/gantry-iac/gantry/internal/truncate"
+)
 
 // dbText makes s storable in a TEXT column of both databases: PostgreSQL
 // refuses NUL bytes and invalid UTF-8, which SQLite accepts. It drops NULs,
@@ -14,7 +18,7 @@ func dbText(s string, max int) string {
 	}
 	s = strings.ToValidUTF8(s, "\uFFFD")
 	if max > 0 {
-		s = cut(s, max)
+		s = truncate.String(s, max)
 	}
 	return s
 }
@@ -24,14 +28,3 @@ const (
 	maxError = 4096 // an attempt's or a delivery's error
 	maxShort = 1024 // ids, events and other one-line fields of a message
 )
-
-// cut shortens s to at most n bytes without splitting a UTF-8 sequence.
-func cut(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && s[n]&0xC0 == 0x80 {
-		n--
-	}
-	return s[:n]
-}

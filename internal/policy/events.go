@@ -7,9 +7,9 @@ import (
 	"fmt"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/gantry-iac/gantry/internal/db"
+	"github.com/gantry-iac/gantry/internal/truncate"
 
 	"github.com/gantry-iac/gantry/internal/errs"
 )
@@ -184,10 +184,7 @@ func (s *Service) failEvent(ctx context.Context, ev event, cause error) error {
 	}
 	next := time.Now().Add(time.Duration(1<<min(n, 10)) * time.Second).UnixNano()
 	msg := strings.ToValidUTF8(strings.ReplaceAll(cause.Error(), "\x00", ""), "?")
-	for len(msg) > 4096 {
-		_, size := utf8.DecodeLastRuneInString(msg)
-		msg = msg[:len(msg)-size]
-	}
+	msg = truncate.String(msg, 4096)
 	_, err := s.db.Exec(ctx, `UPDATE policy_events SET status = $2, attempts = $3, next_at = $4, lease_until = 0, error = $5
 		WHERE id = $1 AND status = 'PENDING' AND lease_until = $6`, ev.ID, status, n, next, msg, ev.Lease)
 	return err

@@ -8,13 +8,13 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/gantry-iac/gantry/internal/drift"
 	"github.com/gantry-iac/gantry/internal/errs"
 	"github.com/gantry-iac/gantry/internal/notify"
 	"github.com/gantry-iac/gantry/internal/policy/engine"
 	"github.com/gantry-iac/gantry/internal/run"
+	"github.com/gantry-iac/gantry/internal/truncate"
 )
 
 // handleRunUpdated evaluates the notification policies of a run's space
@@ -255,11 +255,8 @@ func (r *rule) headers() map[string]string {
 
 func jsonText(v any) string {
 	b, _ := json.Marshal(v)
-	if n := 100; len(b) > n {
-		for n > 0 && !utf8.RuneStart(b[n]) {
-			n--
-		}
-		return string(b[:n]) + "..."
+	if len(b) > 100 {
+		return truncate.String(string(b), 100) + "..."
 	}
 	return string(b)
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/gantry-iac/gantry/internal/db"
 	"github.com/gantry-iac/gantry/internal/errs"
 	"github.com/gantry-iac/gantry/internal/policy/engine"
+	"github.com/gantry-iac/gantry/internal/truncate"
 )
 
 // Sample is a stored evaluation of a policy.
@@ -239,7 +240,7 @@ func compact(v any) string {
 	_ = enc.Encode(v)
 	out := bytes.TrimSpace(b.Bytes())
 	if len(out) > 300 {
-		return string(out[:300]) + "..."
+		return truncate.String(string(out), 300) + "..."
 	}
 	return string(out)
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/gantry-iac/gantry/internal/db"
 	"github.com/gantry-iac/gantry/internal/errs"
 	"github.com/gantry-iac/gantry/internal/id"
+	"github.com/gantry-iac/gantry/internal/truncate"
 )
 
 func isNoRows(err error) bool { return errors.Is(err, sql.ErrNoRows) }
@@ -253,17 +254,12 @@ func (s *Service) PhaseCommit(ctx context.Context, runID, workerID, to string, c
 			return errs.E(errs.Conflict, "run %s cannot go from %s to %s", r.ID, r.State, to)
 		}
 		if c.SHA != "" {
-			message := c.Message
-			if len(message) > 4096 {
-				message = message[:4096]
-			}
+			message := truncate.String(c.Message, 4096)
 			author := r.CommitAuthor
 			if author == "" {
 				author = c.Author
 			}
-			if len(author) > 255 {
-				author = strings.ToValidUTF8(author[:255], "")
-			}
+			author = truncate.String(author, 255)
 			if _, err := s.db.Exec(ctx, `UPDATE runs SET commit_sha = $2, commit_message = $3, commit_author = $4, commit_at = $5 WHERE id = $1`,
 				r.ID, c.SHA, message, author, db.Nanos(c.At)); err != nil {
 				return err
@@ -294,6 +290,9 @@ const (
 // report answered, without evaluating the policies again; one arriving
 // while the report is still being evaluated on this server waits for it.
 func (s *Service) Planned(ctx context.Context, runID, workerID string, hasChanges bool, d Delta, autodeploy bool) (string, Run, error) {
+	if err := d.validate(); err != nil {
+		return "", Run{}, err
+	}
 	ctx = context.WithoutCancel(ctx)
 	defer s.reports.lock(runID)()
 	if next, r, done, err := s.plannedBefore(ctx, runID, workerID); done || err != nil {
@@ -419,6 +418,9 @@ func (s *Service) PlannedPending(ctx context.Context, runID, workerID string, au
 
 // RecordDelta stores the counts of a plan reported pending, once.
 func (s *Service) RecordDelta(ctx context.Context, runID, workerID string, d Delta) (Run, error) {
+	if err := d.validate(); err != nil {
+		return Run{}, err
+	}
 	return s.jobStep(ctx, runID, workerID, func(ctx context.Context, n *notes, r *Run) error {
 		if r.HasDelta {
 			return errs.E(errs.Conflict, "run %s already has its plan's counts", r.ID)

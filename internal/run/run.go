@@ -73,6 +73,23 @@ func Terminal(s string) bool {
 // Delta counts a plan's resource changes.
 type Delta struct{ Add, Change, Destroy int }
 
+// MaxDeltaCount bounds each count of a plan: far more resources than one
+// configuration manages.
+const MaxDeltaCount = 10_000_000
+
+// validate refuses counts no plan has.
+func (d Delta) validate() error {
+	for _, c := range []struct {
+		name string
+		n    int
+	}{{"add", d.Add}, {"change", d.Change}, {"destroy", d.Destroy}} {
+		if c.n < 0 || c.n > MaxDeltaCount {
+			return errs.E(errs.Invalid, "%s must be a count of resources from 0 to %d, got %d", c.name, MaxDeltaCount, c.n)
+		}
+	}
+	return nil
+}
+
 // Run is one execution on a stack.
 type Run struct {
 	ID            string

@@ -5,7 +5,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
-	"time"
+
+	"github.com/gantry-iac/gantry/internal/httpx"
 )
 
 // serveDebug serves Go's profiler on its own listener, never on the API's.
@@ -20,7 +21,7 @@ func (s *Server) serveDebug() error {
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := httpx.NewServer(mux)
 	go func() { _ = srv.Serve(ln) }()
 	s.log.Info("profiler listening", "url", "http://"+ln.Addr().String()+"/debug/pprof/")
 	return nil

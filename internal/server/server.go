@@ -568,7 +568,7 @@ func (s *Server) serve(ctx context.Context, ln net.Listener) error {
 	// Heartbeats can be recorded from now on: no worker is lost before a
 	// whole worker timeout has passed (see reaper.go).
 	s.live = newLiveness(s.now())
-	srv := &http.Server{Handler: s.handler(), ReadHeaderTimeout: 10 * time.Second}
+	srv := httpx.NewServer(s.handler())
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	s.ready.Store(true)

@@ -80,6 +80,8 @@ func parseHeader(data []byte) (serial int64, lineage string, err error) {
 	if err := json.Unmarshal(data, &h); err != nil {
 		var te *json.UnmarshalTypeError
 		switch {
+		case errors.As(err, &te) && te.Field == "":
+			return 0, "", errs.E(errs.Invalid, "the state must be a JSON object, got %s", te.Value)
 		case errors.As(err, &te) && te.Field == "serial":
 			return 0, "", errs.E(errs.Invalid, "state serial must be a non-negative integer, got %s", te.Value)
 		case errors.As(err, &te):

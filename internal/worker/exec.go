@@ -305,6 +305,9 @@ func (j *jobRun) setup(ctx context.Context, src string) error {
 	if err := j.writeCredentialFiles(); err != nil {
 		return err
 	}
+	if err := checkEnvNUL(j.job); err != nil {
+		return err
+	}
 	j.env = buildEnv(j.job, cliConfig, filepath.Dir(bin), j.stateAddress())
 	for _, name := range ignoredStateVars(j.job) {
 		j.log.Printf("The variable %s is ignored: this stack's state is managed by Gantry, which sets it (turn managed state off to use your own)", name)

@@ -321,6 +321,18 @@ var stateBackendVars = map[string]bool{
 // for init alone.
 var cliArgsVars = []string{"TF_CLI_ARGS", "TF_CLI_ARGS_init"}
 
+// checkEnvNUL refuses a run with a variable whose value holds a NUL
+// character, which no process environment can carry, naming it (the API
+// refuses such values; one stored before it did may remain).
+func checkEnvNUL(job *workerapi.Job) error {
+	for _, v := range job.Env {
+		if strings.IndexByte(v.Value, 0) >= 0 {
+			return fail("the environment variable %s holds a NUL character, which no process environment can carry: set it again without one", v.Name)
+		}
+	}
+	return nil
+}
+
 // checkBackendArgs refuses a run of a stack with managed state whose
 // TF_CLI_ARGS or TF_CLI_ARGS_init, as the run gets them in either stage
 // (from the stack, a context, in their ro_/wo_ forms), passes -backend-config

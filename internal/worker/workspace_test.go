@@ -650,3 +650,16 @@ func TestBuildEnvStateRetries(t *testing.T) {
 		}
 	}
 }
+
+// A variable holding NUL (stored before the API refused it) fails the run
+// naming the variable, not with exec's anonymous error; its value is not
+// shown.
+func TestCheckEnvNUL(t *testing.T) {
+	if err := checkEnvNUL(&workerapi.Job{Env: []workerapi.EnvVar{{Name: "A", Value: "plain"}}}); err != nil {
+		t.Errorf("checkEnvNUL without NUL = %v", err)
+	}
+	err := checkEnvNUL(&workerapi.Job{Env: []workerapi.EnvVar{{Name: "A", Value: "x"}, {Name: "TOKEN", Value: "hunter2\x00", Secret: true}}})
+	if err == nil || !strings.Contains(err.Error(), "variable TOKEN holds a NUL") || strings.Contains(err.Error(), "hunter2") {
+		t.Errorf("checkEnvNUL = %v, want a failure naming TOKEN", err)
+	}
+}

@@ -201,6 +201,8 @@ func (c *Client) Heartbeat(ctx context.Context, job *Job) (HeartbeatResponse, er
 
 // Finish implements Protocol.
 func (c *Client) Finish(ctx context.Context, job *Job, req FinishRequest) error {
+	// A tool's output may hold NUL characters; a request may not.
+	req.Reason = strings.ReplaceAll(req.Reason, "\x00", "")
 	_, err := c.doJSON(ctx, "POST", jobPath(job, "finish"), job.Token, req, nil)
 	return err
 }

@@ -16,11 +16,13 @@ import (
 	"github.com/gantry-iac/gantry/internal/contexts"
 	"github.com/gantry-iac/gantry/internal/errs"
 	"github.com/gantry-iac/gantry/internal/events"
+	"github.com/gantry-iac/gantry/internal/git"
 	"github.com/gantry-iac/gantry/internal/httpx"
 	"github.com/gantry-iac/gantry/internal/integration"
 	"github.com/gantry-iac/gantry/internal/run"
 	"github.com/gantry-iac/gantry/internal/runtoken"
 	"github.com/gantry-iac/gantry/internal/stack"
+	"github.com/gantry-iac/gantry/internal/truncate"
 )
 
 // Prefix is where the protocol is served.
@@ -482,6 +484,12 @@ func (h *Handler) phase(w http.ResponseWriter, r *http.Request, rn run.Run) erro
 	if err := httpx.DecodeJSON(w, r, &req, 64<<10); err != nil {
 		return err
 	}
+	if req.CommitSHA != "" && !git.ValidSHA(req.CommitSHA) {
+		return errs.E(errs.Invalid, "commit_sha must be a full commit id (40 or 64 lower-case hexadecimal digits), got %q", truncate.String(req.CommitSHA, 80))
+	}
+	if req.CommitAt < 0 {
+		return errs.E(errs.Invalid, "commit_at must be Unix nanoseconds (0: unknown), got %d", req.CommitAt)
+	}
 	c := run.Commit{SHA: req.CommitSHA, Message: req.CommitMessage, Author: req.CommitAuthor}
 	if req.CommitAt > 0 {
 		c.At = time.Unix(0, req.CommitAt).UTC()
@@ -780,9 +788,7 @@ func (h *Handler) finish(w http.ResponseWriter, r *http.Request, rn run.Run) err
 	if err := httpx.DecodeJSON(w, r, &req, 64<<10); err != nil {
 		return err
 	}
-	if len(req.Reason) > 4096 {
-		req.Reason = req.Reason[:4096]
-	}
+	req.Reason = truncate.String(req.Reason, 4096)
 	_, err := h.Runs.Finish(r.Context(), rn.ID, rn.WorkerID, req.OK, req.Reason)
 	return noContent(w, err)
 }

@@ -167,11 +167,11 @@ func TestSaveAndApply(t *testing.T) {
 			t.Fatal("Phase PREPARING -> PLANNING accepted")
 		}
 		committed := time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC)
-		if err := c.Phase(ctx, job, workerapi.PhaseRequest{State: run.Initializing, CommitSHA: "feedface", CommitMessage: "bump",
+		if err := c.Phase(ctx, job, workerapi.PhaseRequest{State: run.Initializing, CommitSHA: strings.Repeat("feedface", 5), CommitMessage: "bump",
 			CommitAuthor: "Ada", CommitAt: committed.UnixNano()}); err != nil {
 			t.Fatalf("Phase INITIALIZING: %v", err)
 		}
-		if got := f.wantState(t, r.ID, run.Initializing); got.CommitSHA != "feedface" || got.CommitMessage != "bump" || got.WorkerID != reg.WorkerID ||
+		if got := f.wantState(t, r.ID, run.Initializing); got.CommitSHA != strings.Repeat("feedface", 5) || got.CommitMessage != "bump" || got.WorkerID != reg.WorkerID ||
 			got.CommitAuthor != "Ada" || !got.CommitAt.Equal(committed) {
 			t.Fatalf("run after phase = %+v", got)
 		}
