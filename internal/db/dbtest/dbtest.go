@@ -17,6 +17,7 @@ package dbtest
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"testing"
 	"time"
 
@@ -82,4 +83,39 @@ func open(t testing.TB, url, dataDir string) *db.DB {
 		}
 	})
 	return d
+}
+
+// EachReplicas runs fn twice, as the subtests "sqlite" and "postgres",
+// with two handles of one fresh database: on PostgreSQL two separately
+// opened pools, as two server replicas; on SQLite, which has one process,
+// the same handle twice. Tests of races give one service to each.
+func EachReplicas(t *testing.T, fn func(t *testing.T, a, b *db.DB)) {
+	t.Helper()
+	t.Run("sqlite", func(t *testing.T) {
+		d := SQLite(t)
+		fn(t, d, d)
+	})
+	t.Run("postgres", func(t *testing.T) {
+		url := PostgresURL(t)
+		fn(t, Open(t, url), Open(t, url))
+	})
+}
+
+// Race runs the functions at once, each in its own goroutine, released
+// together as nearly as can be, and returns their errors in order.
+func Race(fns ...func() error) []error {
+	out := make([]error, len(fns))
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i, fn := range fns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			out[i] = fn()
+		}()
+	}
+	close(start)
+	wg.Wait()
+	return out
 }
