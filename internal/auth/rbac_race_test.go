@@ -1,0 +1,63 @@
+package auth_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/gantry-iac/gantry/internal/auth"
+	"github.com/gantry-iac/gantry/internal/db"
+	"github.com/gantry-iac/gantry/internal/db/dbtest"
+	"github.com/gantry-iac/gantry/internal/errs"
+	"github.com/gantry-iac/gantry/internal/space"
+)
+
+// raceRounds is how often each race below is run: enough for the
+// unlocked check-then-act to lose on PostgreSQL within a few rounds.
+const raceRounds = 60
+
+// cleanly fails the test on an error that is not one a request loses a
+// race with (a 404, 409 or 400), such as a constraint violation (a 500).
+func cleanly(t *testing.T, what string, err error) {
+	t.Helper()
+	if err != nil && !errs.Is(err, errs.NotFound) && !errs.Is(err, errs.Conflict) && !errs.Is(err, errs.Invalid) {
+		t.Fatalf("%s: %v (kind %s), want success or a clean refusal", what, err, errs.KindOf(err))
+	}
+}
+
+// Binding a role while another replica deletes it: never both succeed,
+// and no binding is left naming no role (a later role of the same id
+// would give the binding its actions).
+func TestBindRaceDeleteRole(t *testing.T) {
+	dbtest.EachReplicas(t, func(t *testing.T, a, b *db.DB) {
+		ctx := context.Background()
+		if err := space.NewService(a).EnsureRoot(ctx); err != nil {
+			t.Fatal(err)
+		}
+		ra, rb := auth.NewRoles(a), auth.NewRoles(b)
+		for i := range raceRounds {
+			role := fmt.Sprintf("fr%d", i)
+			if _, err := ra.CreateRole(ctx, auth.Role{ID: role, Actions: []string{auth.SpaceRead}}, "test"); err != nil {
+				t.Fatal(err)
+			}
+			got := dbtest.Race(
+				func() error {
+					_, _, err := ra.Bind(ctx, auth.Binding{Role: role, Space: space.Root, ActorType: auth.ActorAPIKey, ActorID: "fresh"})
+					return err
+				},
+				func() error { _, err := rb.DeleteRole(ctx, role); return err })
+			cleanly(t, "bind", got[0])
+			cleanly(t, "delete role", got[1])
+			if got[0] == nil && got[1] == nil || got[0] != nil && got[1] != nil {
+				t.Fatalf("round %d: bind %v, delete %v: want exactly one to succeed", i, got[0], got[1])
+			}
+			var dangling int
+			if err := a.QueryRow(ctx, `SELECT COUNT(*) FROM role_bindings WHERE role_id = $1 AND role_id NOT IN (SELECT id FROM roles)`, role).Scan(&dangling); err != nil {
+				t.Fatal(err)
+			}
+			if dangling > 0 {
+				t.Fatalf("round %d: a binding names the deleted role %s", i, role)
+			}
+		}
+	})
+}
