@@ -346,9 +346,10 @@ type Binding struct {
 
 // Bind stores a binding; binding twice returns the existing one. The
 // checks (the caller's rules, such as holding the role's actions) run in
-// Bind's transaction with the role as it is bound: a custom role's row is
-// shared until the binding is stored (see db.ShareRow), so that it cannot
-// be deleted, or deleted and made again with other actions, meanwhile.
+// Bind's transaction with the role as it is bound: a custom role's row and
+// the space's are shared until the binding is stored (see db.ShareRow), so
+// that neither can be deleted (or the role deleted and made again with
+// other actions) meanwhile.
 func (rs *Roles) Bind(ctx context.Context, b Binding, checks ...func(Role) error) (Binding, bool, error) {
 	switch b.ActorType {
 	case ActorUser, ActorAPIKey, ActorGroup:
@@ -370,12 +371,13 @@ func (rs *Roles) Bind(ctx context.Context, b Binding, checks ...func(Role) error
 				return err
 			}
 		}
-		var n int
-		if err := rs.db.QueryRow(ctx, `SELECT COUNT(*) FROM spaces WHERE id = $1`, b.Space).Scan(&n); err != nil {
+		// The space's row is shared too: space.Service.Delete locks it
+		// before it checks that the space holds no bindings.
+		if ok, err := rs.db.ShareRow(ctx, "spaces", b.Space); err != nil || !ok {
+			if err == nil {
+				err = errs.E(errs.NotFound, "space %q not found", b.Space)
+			}
 			return err
-		}
-		if n == 0 {
-			return errs.E(errs.NotFound, "space %q not found", b.Space)
 		}
 		old, err := rs.scanBindings(ctx, `WHERE role_id = $1 AND space_id = $2 AND actor_type = $3 AND actor_id = $4`, b.Role, b.Space, b.ActorType, b.ActorID)
 		if err != nil {

@@ -61,3 +61,41 @@ func TestBindRaceDeleteRole(t *testing.T) {
 		}
 	})
 }
+
+// Binding a role in a space while another replica deletes the space:
+// never both succeed, and no binding is left in a deleted space (it
+// would apply to a later space of the same id).
+func TestBindRaceDeleteSpace(t *testing.T) {
+	dbtest.EachReplicas(t, func(t *testing.T, a, b *db.DB) {
+		ctx := context.Background()
+		sa, sb := space.NewService(a), space.NewService(b)
+		if err := sa.EnsureRoot(ctx); err != nil {
+			t.Fatal(err)
+		}
+		ra := auth.NewRoles(a)
+		for i := range raceRounds {
+			sp := fmt.Sprintf("os%d", i)
+			if _, err := sa.Create(ctx, space.Space{ID: sp}); err != nil {
+				t.Fatal(err)
+			}
+			got := dbtest.Race(
+				func() error {
+					_, _, err := ra.Bind(ctx, auth.Binding{Role: auth.RoleWriter, Space: sp, ActorType: auth.ActorAPIKey, ActorID: "orph"})
+					return err
+				},
+				func() error { return sb.Delete(ctx, sp) })
+			cleanly(t, "bind", got[0])
+			cleanly(t, "delete space", got[1])
+			if got[0] == nil && got[1] == nil || got[0] != nil && got[1] != nil {
+				t.Fatalf("round %d: bind %v, delete %v: want exactly one to succeed", i, got[0], got[1])
+			}
+			var dangling int
+			if err := a.QueryRow(ctx, `SELECT COUNT(*) FROM role_bindings WHERE space_id NOT IN (SELECT id FROM spaces)`).Scan(&dangling); err != nil {
+				t.Fatal(err)
+			}
+			if dangling > 0 {
+				t.Fatalf("round %d: a binding is left in the deleted space %s", i, sp)
+			}
+		}
+	})
+}

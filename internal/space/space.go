@@ -163,11 +163,22 @@ func (s *Service) Update(ctx context.Context, spaceID string, fn func(*Space) er
 
 // Delete removes an empty space. Root and spaces holding anything cannot be
 // deleted. The space's notification inbox items and deliveries go with it.
+//
+// The space's row is locked before what it holds is counted, and a role
+// binding shares that row first (see db.LockRow): done at the same time,
+// either the binding is counted and the delete refused, or the space is
+// gone and the binding refused.
 func (s *Service) Delete(ctx context.Context, spaceID string) error {
 	if spaceID == Root {
 		return errs.E(errs.Conflict, "the root space cannot be deleted")
 	}
 	return s.db.Tx(ctx, func(ctx context.Context) error {
+		if ok, err := s.db.LockRow(ctx, "spaces", spaceID); err != nil || !ok {
+			if err == nil {
+				err = errs.E(errs.NotFound, "space %q not found", spaceID)
+			}
+			return err
+		}
 		old, err := s.Get(ctx, spaceID)
 		if err != nil {
 			return err
