@@ -379,18 +379,24 @@ func (rs *Roles) Bind(ctx context.Context, b Binding, checks ...func(Role) error
 			}
 			return err
 		}
-		old, err := rs.scanBindings(ctx, `WHERE role_id = $1 AND space_id = $2 AND actor_type = $3 AND actor_id = $4`, b.Role, b.Space, b.ActorType, b.ActorID)
+		// Inserted unless it exists: of two requests binding the same at
+		// once, the second waits for the first and then finds its binding.
+		res, err := rs.db.Exec(ctx, `INSERT INTO role_bindings (id, role_id, space_id, actor_type, actor_id, created_by, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (role_id, space_id, actor_type, actor_id) DO NOTHING`,
+			b.ID, b.Role, b.Space, b.ActorType, b.ActorID, b.CreatedBy, b.CreatedAt.UnixNano())
 		if err != nil {
 			return err
 		}
-		if len(old) > 0 {
+		if k, _ := res.RowsAffected(); k == 0 {
+			old, err := rs.scanBindings(ctx, `WHERE role_id = $1 AND space_id = $2 AND actor_type = $3 AND actor_id = $4`, b.Role, b.Space, b.ActorType, b.ActorID)
+			if err != nil {
+				return err
+			}
+			if len(old) == 0 {
+				return fmt.Errorf("role binding of %s to %s %s in %s: neither inserted nor found", b.Role, b.ActorType, b.ActorID, b.Space)
+			}
 			b, created = old[0], false
 			return nil
-		}
-		_, err = rs.db.Exec(ctx, `INSERT INTO role_bindings (id, role_id, space_id, actor_type, actor_id, created_by, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7)`, b.ID, b.Role, b.Space, b.ActorType, b.ActorID, b.CreatedBy, b.CreatedAt.UnixNano())
-		if err != nil {
-			return err
 		}
 		return rs.Audit.record(ctx, "role_binding.create", "role_binding", b.ID, b.Space, nil, b)
 	})

@@ -99,3 +99,41 @@ func TestBindRaceDeleteSpace(t *testing.T) {
 		}
 	})
 }
+
+// Binding the same role to the same actor in the same space on two
+// replicas at once (two requests on each): all succeed, with one binding,
+// which exactly one of them created ("binding twice returns the existing
+// one").
+func TestBindTwiceConcurrently(t *testing.T) {
+	dbtest.EachReplicas(t, func(t *testing.T, a, b *db.DB) {
+		ctx := context.Background()
+		if err := space.NewService(a).EnsureRoot(ctx); err != nil {
+			t.Fatal(err)
+		}
+		replicas := []*auth.Roles{auth.NewRoles(a), auth.NewRoles(b), auth.NewRoles(a), auth.NewRoles(b)}
+		for i := range raceRounds {
+			in := auth.Binding{Role: auth.RoleReader, Space: space.Root, ActorType: auth.ActorGroup, ActorID: fmt.Sprintf("twice-%d", i)}
+			out := make([]auth.Binding, len(replicas))
+			created := make([]bool, len(replicas))
+			var fns []func() error
+			for j, rs := range replicas {
+				fns = append(fns, func() (err error) { out[j], created[j], err = rs.Bind(ctx, in); return err })
+			}
+			n := 0
+			for j, err := range dbtest.Race(fns...) {
+				if err != nil {
+					t.Fatalf("round %d: binding %d of the same at once: %v; want all to succeed", i, j, err)
+				}
+				if created[j] {
+					n++
+				}
+				if out[j].ID != out[0].ID {
+					t.Fatalf("round %d: bindings %s and %s: want one", i, out[0].ID, out[j].ID)
+				}
+			}
+			if n != 1 {
+				t.Fatalf("round %d: %d requests created the binding, want 1", i, n)
+			}
+		}
+	})
+}
