@@ -8,7 +8,6 @@ import (
 	"github.com/gantry-iac/gantry/internal/auth"
 	"github.com/gantry-iac/gantry/internal/db"
 	"github.com/gantry-iac/gantry/internal/db/dbtest"
-	"github.com/gantry-iac/gantry/internal/errs"
 	"github.com/gantry-iac/gantry/internal/space"
 )
 
@@ -16,12 +15,11 @@ import (
 // unlocked check-then-act to lose on PostgreSQL within a few rounds.
 const raceRounds = 60
 
-// cleanly fails the test on an error that is not one a request loses a
-// race with (a 404, 409 or 400), such as a constraint violation (a 500).
+// cleanly fails the test unless err is success or a clean refusal.
 func cleanly(t *testing.T, what string, err error) {
 	t.Helper()
-	if err != nil && !errs.Is(err, errs.NotFound) && !errs.Is(err, errs.Conflict) && !errs.Is(err, errs.Invalid) {
-		t.Fatalf("%s: %v (kind %s), want success or a clean refusal", what, err, errs.KindOf(err))
+	if err := dbtest.Lost(err); err != nil {
+		t.Fatalf("%s: %v", what, err)
 	}
 }
 

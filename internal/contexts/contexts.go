@@ -106,16 +106,6 @@ func hooksJSON(h Hooks) string {
 	return string(b)
 }
 
-func (s *Service) checkSpace(ctx context.Context, spaceID string) error {
-	if _, err := s.spaces.Get(ctx, spaceID); err != nil {
-		if errs.Is(err, errs.NotFound) {
-			return errs.E(errs.Invalid, "space %q does not exist", spaceID)
-		}
-		return err
-	}
-	return nil
-}
-
 // Create adds a context.
 func (s *Service) Create(ctx context.Context, c Context) (Context, error) {
 	if err := validate(&c); err != nil {
@@ -124,7 +114,7 @@ func (s *Service) Create(ctx context.Context, c Context) (Context, error) {
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	c.CreatedAt, c.UpdatedAt = now, now
 	err := s.db.Tx(ctx, func(ctx context.Context) error {
-		if err := s.checkSpace(ctx, c.Space); err != nil {
+		if err := s.spaces.Share(ctx, c.Space); err != nil {
 			return err
 		}
 		_, err := s.db.Exec(ctx, `INSERT INTO contexts (`+cols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)`,

@@ -166,10 +166,7 @@ func (s *Service) Create(ctx context.Context, in Integration) (Integration, erro
 	in.CreatedAt, in.UpdatedAt = now, now
 	cfg, _ := json.Marshal(in.Config)
 	err := s.db.Tx(ctx, func(ctx context.Context) error {
-		if _, err := s.spaces.Get(ctx, in.Space); err != nil {
-			if errs.Is(err, errs.NotFound) {
-				return errs.E(errs.Invalid, "space %q does not exist", in.Space)
-			}
+		if err := s.spaces.Share(ctx, in.Space); err != nil {
 			return err
 		}
 		_, err := s.db.Exec(ctx, `INSERT INTO integrations (`+cols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)`,

@@ -184,12 +184,13 @@ func (s *Service) CreateEndpoint(ctx context.Context, e Endpoint) (Endpoint, err
 	}
 	t := now()
 	err = s.db.Tx(ctx, func(ctx context.Context) error {
-		var n int
-		if err := s.db.QueryRow(ctx, `SELECT COUNT(*) FROM spaces WHERE id = $1`, e.SpaceID).Scan(&n); err != nil {
+		// The space's row shared: a space deleted meanwhile takes its
+		// endpoints with it (space.Service.Delete locks the row first).
+		if ok, err := s.db.ShareRow(ctx, "spaces", e.SpaceID); err != nil || !ok {
+			if err == nil {
+				err = errs.E(errs.Invalid, "space %q does not exist", e.SpaceID)
+			}
 			return err
-		}
-		if n == 0 {
-			return errs.E(errs.Invalid, "space %q does not exist", e.SpaceID)
 		}
 		m := e.Email
 		_, err := s.db.Exec(ctx, `INSERT INTO notify_endpoints (id, space_id, kind, url_display, url_sealed, secret_sealed,

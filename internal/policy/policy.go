@@ -159,10 +159,7 @@ func (s *Service) Create(ctx context.Context, p Policy) (Policy, error) {
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	p.CreatedAt, p.UpdatedAt, p.Version = now, now, 1
 	err := s.db.Tx(ctx, func(ctx context.Context) error {
-		if _, err := s.spaces.Get(ctx, p.Space); err != nil {
-			if errs.Is(err, errs.NotFound) {
-				return errs.E(errs.Invalid, "space %q does not exist", p.Space)
-			}
+		if err := s.spaces.Share(ctx, p.Space); err != nil {
 			return err
 		}
 		_, err := s.db.Exec(ctx, `INSERT INTO policies (`+cols+`) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$11)`,

@@ -162,15 +162,15 @@ func hooksJSON(h Hooks) string {
 	return string(b)
 }
 
+// checkSpace checks that the stack's space exists and keeps it until the
+// transaction ends (its row shared: space.Service.Delete locks it before
+// checking that the space holds no stacks).
 func (s *Service) checkSpace(ctx context.Context, spaceID string) error {
-	var n int
-	if err := s.db.QueryRow(ctx, `SELECT COUNT(*) FROM spaces WHERE id = $1`, spaceID).Scan(&n); err != nil {
-		return err
+	ok, err := s.db.ShareRow(ctx, "spaces", spaceID)
+	if err == nil && !ok {
+		err = errs.E(errs.Invalid, "space %q does not exist", spaceID)
 	}
-	if n == 0 {
-		return errs.E(errs.Invalid, "space %q does not exist", spaceID)
-	}
-	return nil
+	return err
 }
 
 // Create adds a stack.

@@ -115,10 +115,7 @@ func (s *Service) Create(ctx context.Context, p Pool) (Pool, string, error) {
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	p.CreatedAt, p.UpdatedAt = now, now
 	err := s.db.Tx(ctx, func(ctx context.Context) error {
-		if _, err := s.spaces.Get(ctx, p.Space); err != nil {
-			if errs.Is(err, errs.NotFound) {
-				return errs.E(errs.Invalid, "space %q does not exist", p.Space)
-			}
+		if err := s.spaces.Share(ctx, p.Space); err != nil {
 			return err
 		}
 		_, err := s.db.Exec(ctx, `INSERT INTO worker_pools (id, name, space_id, labels, description, token_hash, drift_run_limit, created_at, updated_at) VALUES ($1,$2,$3,$4,$5,$6,$8,$7,$7)`,

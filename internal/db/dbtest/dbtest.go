@@ -16,12 +16,14 @@ package dbtest
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/gantry-iac/gantry/internal/db"
+	"github.com/gantry-iac/gantry/internal/errs"
 )
 
 // openTimeout bounds opening and migrating one test database.
@@ -118,4 +120,21 @@ func Race(fns ...func() error) []error {
 	close(start)
 	wg.Wait()
 	return out
+}
+
+// Lost checks the error of a request that may lose a race: nil (it won)
+// or a refusal of the domain's own (errs.NotFound, Conflict or Invalid)
+// pass; an internal error (a 500) or a constraint violation that only the
+// database caught (db.Tx answers those with a bare conflict, the safety
+// net: the domain checked nothing under a lock) is reported.
+func Lost(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case db.IsUniqueViolation(err) || db.IsForeignKeyViolation(err):
+		return fmt.Errorf("only the database refused: %w", err)
+	case errs.Is(err, errs.NotFound) || errs.Is(err, errs.Conflict) || errs.Is(err, errs.Invalid):
+		return nil
+	}
+	return fmt.Errorf("want success or a clean refusal, got (kind %s): %w", errs.KindOf(err), err)
 }
