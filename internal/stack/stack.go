@@ -173,6 +173,23 @@ func (s *Service) checkSpace(ctx context.Context, spaceID string) error {
 	return err
 }
 
+// sharePool checks that a worker pool exists and keeps it until the
+// transaction ends (its row shared: workerpool.Service.Delete locks it
+// before checking that no stack names the pool), so that a stack never
+// names a pool deleted meanwhile: a later pool of the same id, maybe of
+// another team, would run its jobs. "" is the built-in pool. Which pools
+// a stack may use is the caller's rule (workerpool.Service.Usable).
+func (s *Service) sharePool(ctx context.Context, poolID string) error {
+	if poolID == "" {
+		return nil
+	}
+	ok, err := s.db.ShareRow(ctx, "worker_pools", poolID)
+	if err == nil && !ok {
+		err = errs.E(errs.Invalid, "worker pool %q does not exist", poolID)
+	}
+	return err
+}
+
 // Create adds a stack.
 func (s *Service) Create(ctx context.Context, st Stack) (Stack, error) {
 	if err := Validate(&st); err != nil {
@@ -182,6 +199,9 @@ func (s *Service) Create(ctx context.Context, st Stack) (Stack, error) {
 	st.CreatedAt, st.UpdatedAt = now, now
 	err := s.db.Tx(ctx, func(ctx context.Context) error {
 		if err := s.checkSpace(ctx, st.Space); err != nil {
+			return err
+		}
+		if err := s.sharePool(ctx, st.WorkerPool); err != nil {
 			return err
 		}
 		_, err := s.db.Exec(ctx, `INSERT INTO stacks (`+cols+`) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$16,$15,$15)`,
@@ -261,7 +281,7 @@ func (s *Service) Update(ctx context.Context, stackID string, fn func(*Stack) er
 		if st, err = s.Get(ctx, stackID); err != nil {
 			return err
 		}
-		before := view(st)
+		before, oldPool := view(st), st.WorkerPool
 		if err := fn(&st); err != nil {
 			return err
 		}
@@ -271,6 +291,11 @@ func (s *Service) Update(ctx context.Context, stackID string, fn func(*Stack) er
 		}
 		if err := s.checkSpace(ctx, st.Space); err != nil {
 			return err
+		}
+		if st.WorkerPool != oldPool {
+			if err := s.sharePool(ctx, st.WorkerPool); err != nil {
+				return err
+			}
 		}
 		st.UpdatedAt = time.Now().UTC().Truncate(time.Microsecond)
 		// Runs carry their stack's space (for listing runs by space).

@@ -184,9 +184,18 @@ func (s *Service) Update(ctx context.Context, poolID string, fn func(*Pool) erro
 	return p, err
 }
 
-// Delete removes a pool that no stack names.
+// Delete removes a pool that no stack names. The pool's row is locked
+// before the stacks naming it are counted, and a stack set to a pool
+// shares that row (see db.LockRow): a stack set to the pool meanwhile is
+// either counted, and the delete refused, or refused itself.
 func (s *Service) Delete(ctx context.Context, poolID string) error {
 	return s.db.Tx(ctx, func(ctx context.Context) error {
+		if ok, err := s.db.LockRow(ctx, "worker_pools", poolID); err != nil || !ok {
+			if err == nil {
+				err = errs.E(errs.NotFound, "worker pool %q not found", poolID)
+			}
+			return err
+		}
 		old, err := s.Get(ctx, poolID)
 		if err != nil {
 			return err
