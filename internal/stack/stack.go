@@ -328,9 +328,19 @@ func view(st Stack) map[string]any {
 const DeleteForce = "gantry stack delete --force, or DELETE with ?force=true in the API"
 
 // Delete removes a stack with its runs and state versions. A stack with
-// runs in progress is only deleted with force.
+// runs in progress is only deleted with force. The stack's row is locked
+// before its runs are counted, as creating a run locks it (run.Service.
+// Create, see db.LockRow): a run accepted at the same time is either
+// counted, and a plain delete refused, or refused itself (404), never
+// deleted silently with the stack.
 func (s *Service) Delete(ctx context.Context, stackID string, force bool) error {
 	return s.db.Tx(ctx, func(ctx context.Context) error {
+		if ok, err := s.db.LockRow(ctx, "stacks", stackID); err != nil || !ok {
+			if err == nil {
+				err = errs.E(errs.NotFound, "stack %q not found", stackID)
+			}
+			return err
+		}
 		old, err := s.Get(ctx, stackID)
 		if err != nil {
 			return err
