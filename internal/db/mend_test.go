@@ -32,6 +32,11 @@ func TestMigrationsMendDanglingReferences(t *testing.T) {
 					('rbd-custom', 'kept', 'root', 'group', 'g', 1),
 					('rbd-no-role', 'gone', 'root', 'group', 'g', 1),
 					('rbd-no-space', 'space-writer', 'gone', 'group', 'g', 1)`,
+				`INSERT INTO worker_pools (id, name, space_id, token_hash, created_at, updated_at) VALUES ('eu', 'eu', 'root', 'h', 1, 1)`,
+				`INSERT INTO workers (id, pool_id, name, token_hash, registered_at, last_seen_at) VALUES
+					('wrk-builtin', '', 'b', 'h1', 1, 1),
+					('wrk-eu', 'eu', 'e', 'h2', 1, 1),
+					('wrk-gone', 'gone', 'g', 'h3', 1, 1)`,
 			} {
 				if _, err := old.Exec(ctx, q); err != nil {
 					t.Fatalf("%s: %v", q, err)
@@ -54,6 +59,16 @@ func TestMigrationsMendDanglingReferences(t *testing.T) {
 			}
 			if want := []string{"rbd-builtin", "rbd-custom"}; !slices.Equal(ids, want) {
 				t.Errorf("role bindings after migrating = %v, want %v", ids, want)
+			}
+			workers, err := db.Collect(ctx, d, func(s db.Scanner) (string, error) {
+				var id string
+				return id, s.Scan(&id)
+			}, `SELECT id FROM workers ORDER BY id`)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := []string{"wrk-builtin", "wrk-eu"}; !slices.Equal(workers, want) {
+				t.Errorf("workers after migrating = %v, want %v", workers, want)
 			}
 			// The binding's space is a foreign key now.
 			_, err = d.Exec(ctx, `INSERT INTO role_bindings (id, role_id, space_id, actor_type, actor_id, created_at) VALUES ('rbd-x', 'space-reader', 'gone', 'group', 'g', 1)`)

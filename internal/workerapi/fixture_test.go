@@ -57,6 +57,7 @@ func newFixture(t *testing.T, d *db.DB) *fixture {
 	if err := space.NewService(d).EnsureRoot(f.ctx); err != nil {
 		t.Fatal(err)
 	}
+	ensurePool(t, d, "gpu", "")
 	f.handler = &workerapi.Handler{
 		Runs: f.runs, Stacks: f.stacks, Registry: workerapi.NewRegistry(d), Hub: hub, Log: log,
 		MaxClaimWait: patience,
