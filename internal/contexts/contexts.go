@@ -139,6 +139,18 @@ func (s *Service) Get(ctx context.Context, contextID string) (Context, error) {
 	return c, err
 }
 
+// lock returns a context for a transaction that changes it, or its
+// variables, files or attachments, after reading them: its row is locked
+// until the transaction ends (see db.LockRow), so such changes happen one
+// at a time, and Attach (which shares the row) never attaches a context
+// being deleted.
+func (s *Service) lock(ctx context.Context, contextID string) (Context, error) {
+	if _, err := s.db.LockRow(ctx, "contexts", contextID); err != nil {
+		return Context{}, err
+	}
+	return s.Get(ctx, contextID)
+}
+
 // Filter selects contexts in List.
 type Filter struct {
 	Space  string
@@ -181,7 +193,7 @@ func (s *Service) Update(ctx context.Context, contextID string, fn func(*Context
 	var c Context
 	err := s.db.Tx(ctx, func(ctx context.Context) error {
 		var err error
-		if c, err = s.Get(ctx, contextID); err != nil {
+		if c, err = s.lock(ctx, contextID); err != nil {
 			return err
 		}
 		sp, before := c.Space, view(c)
@@ -218,7 +230,7 @@ func (s *Service) AddHook(ctx context.Context, contextID, phase, command string)
 // Delete removes a context with its variables, files and attachments.
 func (s *Service) Delete(ctx context.Context, contextID string) error {
 	return s.db.Tx(ctx, func(ctx context.Context) error {
-		c, err := s.Get(ctx, contextID)
+		c, err := s.lock(ctx, contextID)
 		if err != nil {
 			return err
 		}

@@ -324,6 +324,11 @@ func (s *Service) queryEndpoints(ctx context.Context, q string, args ...any) ([]
 // the password unless u sets it.
 func (s *Service) UpdateEndpoint(ctx context.Context, endpointID string, u EndpointUpdate) (Endpoint, error) {
 	err := s.db.Tx(ctx, func(ctx context.Context) error {
+		// Locked (see db.LockRow): two updates at once apply one after
+		// the other, neither undoing the other's fields.
+		if _, err := s.db.LockRow(ctx, "notify_endpoints", endpointID); err != nil {
+			return err
+		}
 		full, err := s.revealed(ctx, endpointID)
 		if err != nil {
 			return err
@@ -387,6 +392,9 @@ func set[T any](dst *T, v *T) {
 // history stays.
 func (s *Service) DeleteEndpoint(ctx context.Context, endpointID string) error {
 	return s.db.Tx(ctx, func(ctx context.Context) error {
+		if _, err := s.db.LockRow(ctx, "notify_endpoints", endpointID); err != nil {
+			return err
+		}
 		before, err := s.GetEndpoint(ctx, endpointID)
 		if err != nil {
 			return err

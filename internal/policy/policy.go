@@ -196,6 +196,17 @@ func (s *Service) Get(ctx context.Context, policyID string) (Policy, error) {
 	return p, err
 }
 
+// lock returns a policy for a transaction that changes it after reading
+// it: its row is locked until the transaction ends (see db.LockRow), so
+// two updates get two versions, one after the other, and Attach (which
+// shares the row) never attaches a policy being deleted.
+func (s *Service) lock(ctx context.Context, policyID string) (Policy, error) {
+	if _, err := s.db.LockRow(ctx, "policies", policyID); err != nil {
+		return Policy{}, err
+	}
+	return s.Get(ctx, policyID)
+}
+
 // Version returns the body and engine of one version of a policy.
 func (s *Service) Version(ctx context.Context, policyID string, version int) (Policy, error) {
 	p, err := s.Get(ctx, policyID)
@@ -256,7 +267,7 @@ func (s *Service) Update(ctx context.Context, policyID string, fn func(*Policy) 
 	var p Policy
 	err := s.db.Tx(ctx, func(ctx context.Context) error {
 		var err error
-		if p, err = s.Get(ctx, policyID); err != nil {
+		if p, err = s.lock(ctx, policyID); err != nil {
 			return err
 		}
 		old := p
@@ -291,7 +302,7 @@ func (s *Service) Update(ctx context.Context, policyID string, fn func(*Policy) 
 // Receipts on runs stay: they are history.
 func (s *Service) Delete(ctx context.Context, policyID string) error {
 	err := s.db.Tx(ctx, func(ctx context.Context) error {
-		p, err := s.Get(ctx, policyID)
+		p, err := s.lock(ctx, policyID)
 		if err != nil {
 			return err
 		}

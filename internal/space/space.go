@@ -147,10 +147,15 @@ func (s *Service) List(ctx context.Context, cursor string, limit int) ([]Space, 
 }
 
 // Update changes a space with fn, which must not change its id or parent.
+// The space's row is locked first (see db.LockRow): two updates at once
+// apply one after the other, neither undoing the other.
 func (s *Service) Update(ctx context.Context, spaceID string, fn func(*Space) error) (Space, error) {
 	var sp Space
 	err := s.db.Tx(ctx, func(ctx context.Context) error {
 		var err error
+		if _, err = s.db.LockRow(ctx, "spaces", spaceID); err != nil {
+			return err
+		}
 		if sp, err = s.Get(ctx, spaceID); err != nil {
 			return err
 		}

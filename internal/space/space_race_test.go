@@ -138,3 +138,41 @@ func TestDeleteRaceAdd(t *testing.T) {
 		}
 	})
 }
+
+// Two updates of different fields of a space on two replicas at once:
+// neither undoes the other.
+func TestUpdateRace(t *testing.T) {
+	const rounds = 40
+	dbtest.EachReplicas(t, func(t *testing.T, a, b *db.DB) {
+		ctx := context.Background()
+		sa, sb := space.NewService(a), space.NewService(b)
+		if err := sa.EnsureRoot(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for i := range rounds {
+			id := fmt.Sprintf("up%d", i)
+			if _, err := sa.Create(ctx, space.Space{ID: id}); err != nil {
+				t.Fatal(err)
+			}
+			got := dbtest.Race(
+				func() error {
+					_, err := sa.Update(ctx, id, func(s *space.Space) error { s.Name = "renamed"; return nil })
+					return err
+				},
+				func() error {
+					_, err := sb.Update(ctx, id, func(s *space.Space) error { s.Description = "described"; return nil })
+					return err
+				})
+			if got[0] != nil || got[1] != nil {
+				t.Fatalf("round %d: %v, %v", i, got[0], got[1])
+			}
+			after, err := sa.Get(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if after.Name != "renamed" || after.Description != "described" {
+				t.Fatalf("round %d: name %q, description %q: one update undid the other", i, after.Name, after.Description)
+			}
+		}
+	})
+}

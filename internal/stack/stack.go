@@ -227,6 +227,26 @@ func (s *Service) Get(ctx context.Context, stackID string) (Stack, error) {
 	return st, err
 }
 
+// Share returns a stack for a transaction that attaches something to it
+// (a context, policy or integration), its row shared until the
+// transaction ends (see db.ShareRow): Delete locks it first, so the stack
+// is not deleted from under the attachment.
+func (s *Service) Share(ctx context.Context, stackID string) (Stack, error) {
+	if _, err := s.db.ShareRow(ctx, "stacks", stackID); err != nil {
+		return Stack{}, err
+	}
+	return s.Get(ctx, stackID)
+}
+
+// lock returns a stack for a transaction that changes it after reading
+// it, its row locked until the transaction ends (see db.LockRow).
+func (s *Service) lock(ctx context.Context, stackID string) (Stack, error) {
+	if _, err := s.db.LockRow(ctx, "stacks", stackID); err != nil {
+		return Stack{}, err
+	}
+	return s.Get(ctx, stackID)
+}
+
 // Filter selects stacks in List.
 type Filter struct {
 	Space  string
@@ -273,12 +293,14 @@ func (s *Service) List(ctx context.Context, f Filter) ([]Stack, string, error) {
 	return out, next, nil
 }
 
-// Update changes a stack with fn; the id cannot change.
+// Update changes a stack with fn; the id cannot change. The stack's row is
+// locked first (see db.LockRow): two updates at once (two PATCHes of
+// different fields) apply one after the other, neither undoing the other.
 func (s *Service) Update(ctx context.Context, stackID string, fn func(*Stack) error) (Stack, error) {
 	var st Stack
 	err := s.db.Tx(ctx, func(ctx context.Context) error {
 		var err error
-		if st, err = s.Get(ctx, stackID); err != nil {
+		if st, err = s.lock(ctx, stackID); err != nil {
 			return err
 		}
 		before, oldPool := view(st), st.WorkerPool
@@ -335,13 +357,7 @@ const DeleteForce = "gantry stack delete --force, or DELETE with ?force=true in 
 // deleted silently with the stack.
 func (s *Service) Delete(ctx context.Context, stackID string, force bool) error {
 	return s.db.Tx(ctx, func(ctx context.Context) error {
-		if ok, err := s.db.LockRow(ctx, "stacks", stackID); err != nil || !ok {
-			if err == nil {
-				err = errs.E(errs.NotFound, "stack %q not found", stackID)
-			}
-			return err
-		}
-		old, err := s.Get(ctx, stackID)
+		old, err := s.lock(ctx, stackID)
 		if err != nil {
 			return err
 		}

@@ -148,6 +148,15 @@ func (s *Service) Get(ctx context.Context, poolID string) (Pool, error) {
 	return p, err
 }
 
+// lock returns a pool for a transaction that changes it after reading it:
+// its row is locked until the transaction ends (see db.LockRow).
+func (s *Service) lock(ctx context.Context, poolID string) (Pool, error) {
+	if _, err := s.db.LockRow(ctx, "worker_pools", poolID); err != nil {
+		return Pool{}, err
+	}
+	return s.Get(ctx, poolID)
+}
+
 // List returns the pools of a space ("" for all), by id.
 func (s *Service) List(ctx context.Context, spaceID string) ([]Pool, error) {
 	q, args := `SELECT `+cols+` FROM worker_pools ORDER BY id`, []any{}
@@ -162,7 +171,7 @@ func (s *Service) Update(ctx context.Context, poolID string, fn func(*Pool) erro
 	var p Pool
 	err := s.db.Tx(ctx, func(ctx context.Context) error {
 		var err error
-		if p, err = s.Get(ctx, poolID); err != nil {
+		if p, err = s.lock(ctx, poolID); err != nil {
 			return err
 		}
 		old := p
@@ -190,13 +199,7 @@ func (s *Service) Update(ctx context.Context, poolID string, fn func(*Pool) erro
 // either counted, and the delete refused, or refused itself.
 func (s *Service) Delete(ctx context.Context, poolID string) error {
 	return s.db.Tx(ctx, func(ctx context.Context) error {
-		if ok, err := s.db.LockRow(ctx, "worker_pools", poolID); err != nil || !ok {
-			if err == nil {
-				err = errs.E(errs.NotFound, "worker pool %q not found", poolID)
-			}
-			return err
-		}
-		old, err := s.Get(ctx, poolID)
+		old, err := s.lock(ctx, poolID)
 		if err != nil {
 			return err
 		}
@@ -224,7 +227,7 @@ func (s *Service) Delete(ctx context.Context, poolID string) error {
 func (s *Service) Reset(ctx context.Context, poolID string) (string, error) {
 	token := newToken(poolID)
 	err := s.db.Tx(ctx, func(ctx context.Context) error {
-		p, err := s.Get(ctx, poolID)
+		p, err := s.lock(ctx, poolID)
 		if err != nil {
 			return err
 		}
@@ -299,7 +302,7 @@ func (s *Service) SetPublicKey(ctx context.Context, poolID, key string) error {
 		}
 	}
 	return s.db.Tx(ctx, func(ctx context.Context) error {
-		p, err := s.Get(ctx, poolID)
+		p, err := s.lock(ctx, poolID)
 		if err != nil {
 			return err
 		}

@@ -76,3 +76,42 @@ func TestDeleteRaceStack(t *testing.T) {
 		}
 	})
 }
+
+// Two updates of different fields of a pool on two replicas at once:
+// neither undoes the other.
+func TestUpdateRace(t *testing.T) {
+	const rounds = 40
+	dbtest.EachReplicas(t, func(t *testing.T, a, b *db.DB) {
+		ctx := context.Background()
+		spaces := space.NewService(a)
+		if err := spaces.EnsureRoot(ctx); err != nil {
+			t.Fatal(err)
+		}
+		pa, pb := workerpool.NewService(a, spaces, events.NewHub()), workerpool.NewService(b, space.NewService(b), events.NewHub())
+		for i := range rounds {
+			id := fmt.Sprintf("up%d", i)
+			if _, _, err := pa.Create(ctx, workerpool.Pool{ID: id}); err != nil {
+				t.Fatal(err)
+			}
+			got := dbtest.Race(
+				func() error {
+					_, err := pa.Update(ctx, id, func(p *workerpool.Pool) error { p.Name = "renamed"; return nil })
+					return err
+				},
+				func() error {
+					_, err := pb.Update(ctx, id, func(p *workerpool.Pool) error { p.Description = "described"; return nil })
+					return err
+				})
+			if got[0] != nil || got[1] != nil {
+				t.Fatalf("round %d: %v, %v", i, got[0], got[1])
+			}
+			after, err := pa.Get(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if after.Name != "renamed" || after.Description != "described" {
+				t.Fatalf("round %d: name %q, description %q: one update undid the other", i, after.Name, after.Description)
+			}
+		}
+	})
+}
