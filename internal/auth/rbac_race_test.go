@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/gantry-iac/gantry/internal/auth"
 	"github.com/gantry-iac/gantry/internal/db"
 	"github.com/gantry-iac/gantry/internal/db/dbtest"
+	"github.com/gantry-iac/gantry/internal/errs"
 	"github.com/gantry-iac/gantry/internal/space"
 )
 
@@ -131,6 +133,47 @@ func TestBindTwiceConcurrently(t *testing.T) {
 			}
 			if n != 1 {
 				t.Fatalf("round %d: %d requests created the binding, want 1", i, n)
+			}
+		}
+	})
+}
+
+// Giving a user a session or an own API key while another replica
+// disables the user: afterwards the user has no session or own key that
+// is not revoked (one made meanwhile would work again once the user is
+// enabled), and a refusal is clean.
+func TestNewSessionRaceDisable(t *testing.T) {
+	dbtest.EachReplicas(t, func(t *testing.T, a, b *db.DB) {
+		ctx := context.Background()
+		ua, ub := auth.NewUsers(a), auth.NewUsers(b)
+		keys := auth.NewKeys(a)
+		for i := range raceRounds {
+			u, err := ua.SignedIn(ctx, auth.User{Issuer: "https://idp", Subject: fmt.Sprintf("s-%d", i), Login: fmt.Sprintf("u%d", i)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := dbtest.Race(
+				func() error { _, _, err := ua.NewSession(ctx, u.ID, "browser", "127.0.0.1", time.Hour); return err },
+				func() error {
+					_, _, err := keys.NewKey(ctx, auth.KeySpec{Name: fmt.Sprintf("own-%d", i), OwnerUser: u.ID})
+					return err
+				},
+				func() error { _, err := ub.SetDisabled(ctx, u.ID, true, nil); return err })
+			for j, err := range got {
+				if err := dbtest.Lost(err); err != nil && !errs.Is(err, errs.Forbidden) {
+					t.Fatalf("round %d, request %d: %v", i, j, err)
+				}
+			}
+			if got[2] != nil {
+				t.Fatalf("round %d: disabling: %v", i, got[2])
+			}
+			var live int
+			if err := a.QueryRow(ctx, `SELECT (SELECT COUNT(*) FROM sessions WHERE user_id = $1 AND revoked_at = 0)
+				+ (SELECT COUNT(*) FROM api_tokens WHERE owner_user = $1 AND revoked_at = 0)`, u.ID).Scan(&live); err != nil {
+				t.Fatal(err)
+			}
+			if live > 0 {
+				t.Fatalf("round %d: the disabled user kept %d session(s) or key(s) not revoked", i, live)
 			}
 		}
 	})
