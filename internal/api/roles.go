@@ -162,10 +162,8 @@ func (a *API) createBinding(w http.ResponseWriter, r *http.Request, p auth.Princ
 	default:
 		b.ActorType, b.ActorID = auth.ActorGroup, strings.TrimSpace(in.Group)
 	}
-	if err := a.holdsRole(r, p, "grant", b.Role, sp); err != nil {
-		return err
-	}
-	b, created, err := a.Roles.Bind(r.Context(), b)
+	// The rule is checked in Bind's transaction, on the role as bound.
+	b, created, err := a.Roles.Bind(r.Context(), b, func(role auth.Role) error { return mayChange(p, "grant", role, sp) })
 	if err != nil {
 		return err
 	}
@@ -191,6 +189,11 @@ func (a *API) holdsRole(r *http.Request, p auth.Principal, verb, roleID, sp stri
 	if err != nil {
 		return err
 	}
+	return mayChange(p, verb, role, sp)
+}
+
+// mayChange is holdsRole's rule on a role already read.
+func mayChange(p auth.Principal, verb string, role auth.Role, sp string) error {
 	for _, act := range role.Actions {
 		if !p.Can(act, sp) {
 			return errs.E(errs.Forbidden, "%s may not %s role %s in space %s: it does not hold %s there itself", p, verb, role.ID, sp, act)

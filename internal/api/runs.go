@@ -226,7 +226,18 @@ func (a *API) runLogs(w http.ResponseWriter, r *http.Request, p auth.Principal) 
 		}
 		wait = time.Duration(secs) * time.Second
 	}
-	data, done, err := a.Runs.ReadRunLog(r.Context(), rn, offset, 1<<20, wait)
+	data, done, err := a.Runs.ReadRunLog(r.Context(), rn, offset, 1<<20, 0)
+	if err == nil && wait > 0 && len(data) == 0 && !done {
+		// Nothing yet: wait for more. What comes after the wait is sent
+		// only if the caller may still read it: its key or session may
+		// have been revoked, its roles taken, the stack moved, while it
+		// waited (checked once per answer after a wait, never per
+		// wake-up, nor on an answer given at once).
+		data, done, err = a.Runs.ReadRunLog(r.Context(), rn, offset, 1<<20, wait)
+		if err == nil && (len(data) > 0 || done) {
+			err = a.stillMay(r, auth.SpaceRead)
+		}
+	}
 	if err != nil {
 		return err
 	}
@@ -253,6 +264,18 @@ func wholeCharacters(data []byte) int {
 		}
 	}
 	return len(data)
+}
+
+// stillMay checks again, at the end of a long poll, that the caller of r
+// may do action on the run of the route: its credentials are
+// authenticated anew and its permissions resolved anew.
+func (a *API) stillMay(r *http.Request, action string) error {
+	p, err := a.authenticate(r)
+	if err != nil {
+		return err
+	}
+	_, err = a.run(r, p, action)
+	return err
 }
 
 func (a *API) runPlan(w http.ResponseWriter, r *http.Request, p auth.Principal) error {

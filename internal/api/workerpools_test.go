@@ -135,7 +135,7 @@ func TestWorkerPoolsAPI(t *testing.T) {
 		t.Errorf("workers = %+v", workers)
 	}
 	w, _, err := reg.Register(ctx, "eu", workerapi.RegisterRequest{Name: "box-1", Labels: map[string]string{"region": "eu"},
-		Tools: map[string]string{"opentofu": "1.10.7"}, Concurrency: 2})
+		Tools: map[string]string{"opentofu": "1.10.7"}, Concurrency: 2}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +162,7 @@ func TestWorkerPoolsAPI(t *testing.T) {
 	wantError(t, e.do("POST", "/api/v1/worker-pools/builtin/workers/"+w.ID+"/drain", nil), http.StatusNotFound, "not_found")
 
 	// The built-in pool.
-	bw, _, err := reg.Register(ctx, "", workerapi.RegisterRequest{Name: "server-1", Instance: "srv"})
+	bw, _, err := reg.Register(ctx, "", workerapi.RegisterRequest{Name: "server-1", Instance: "srv"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -126,6 +126,13 @@ func (k *Keys) NewKey(ctx context.Context, spec KeySpec) (Key, string, error) {
 		ExpiresAt: db.FromNanos(db.Nanos(expiresAt)), Admin: spec.Admin, OwnerUser: spec.OwnerUser}
 	token := TokenPrefix + id.Secret(30)
 	err := k.db.Tx(ctx, func(ctx context.Context) error {
+		if spec.OwnerUser != "" {
+			// A user's own key: not for a user disabled meanwhile
+			// (Users.SetDisabled revokes their keys).
+			if err := userEnabled(ctx, k.db, spec.OwnerUser); err != nil {
+				return err
+			}
+		}
 		if err := k.lockKeys(ctx); err != nil {
 			return err
 		}

@@ -282,12 +282,22 @@ func (rs *Roles) ListRoles(ctx context.Context) ([]Role, error) {
 }
 
 // DeleteRole deletes a custom role; a role still bound cannot be deleted.
+// The role's row is locked before its bindings are counted, and Bind
+// shares it (see db.LockRow): a binding made at the same time is either
+// counted or refused, never left naming no role (a later role of the same
+// id would give it that role's actions).
 func (rs *Roles) DeleteRole(ctx context.Context, roleID string) (Role, error) {
 	if _, ok := builtIn(roleID); ok {
 		return Role{}, errs.E(errs.Invalid, "%q is a built-in role and cannot be deleted", roleID)
 	}
 	var r Role
 	err := rs.db.Tx(ctx, func(ctx context.Context) error {
+		if ok, err := rs.db.LockRow(ctx, "roles", roleID); err != nil || !ok {
+			if err == nil {
+				err = errs.E(errs.NotFound, "role %q not found (see `gantry role list`)", roleID)
+			}
+			return err
+		}
 		var err error
 		if r, err = rs.Role(ctx, roleID); err != nil {
 			return err
@@ -307,6 +317,22 @@ func (rs *Roles) DeleteRole(ctx context.Context, roleID string) (Role, error) {
 	return r, err
 }
 
+// shareRole returns a role for a transaction that binds it: a custom
+// role's row is shared until the transaction ends (built-in roles are not
+// stored and never change).
+func (rs *Roles) shareRole(ctx context.Context, roleID string) (Role, error) {
+	if r, ok := builtIn(roleID); ok {
+		return r, nil
+	}
+	if ok, err := rs.db.ShareRow(ctx, "roles", roleID); err != nil || !ok {
+		if err == nil {
+			err = errs.E(errs.NotFound, "role %q not found (see `gantry role list`)", roleID)
+		}
+		return Role{}, err
+	}
+	return rs.Role(ctx, roleID)
+}
+
 // Binding is a role held by an actor in a space (and its descendants).
 type Binding struct {
 	ID        string    `json:"id"`
@@ -318,8 +344,13 @@ type Binding struct {
 	CreatedAt time.Time `json:"created_at"`
 }
 
-// Bind stores a binding; binding twice returns the existing one.
-func (rs *Roles) Bind(ctx context.Context, b Binding) (Binding, bool, error) {
+// Bind stores a binding; binding twice returns the existing one. The
+// checks (the caller's rules, such as holding the role's actions) run in
+// Bind's transaction with the role as it is bound: a custom role's row and
+// the space's are shared until the binding is stored (see db.ShareRow), so
+// that neither can be deleted (or the role deleted and made again with
+// other actions) meanwhile.
+func (rs *Roles) Bind(ctx context.Context, b Binding, checks ...func(Role) error) (Binding, bool, error) {
 	switch b.ActorType {
 	case ActorUser, ActorAPIKey, ActorGroup:
 	default:
@@ -328,31 +359,44 @@ func (rs *Roles) Bind(ctx context.Context, b Binding) (Binding, bool, error) {
 	if strings.TrimSpace(b.ActorID) == "" || len(b.ActorID) > 255 {
 		return Binding{}, false, errs.E(errs.Invalid, "a binding needs an actor id of at most 255 bytes")
 	}
-	if _, err := rs.Role(ctx, b.Role); err != nil {
-		return Binding{}, false, err
-	}
 	b.ID, b.CreatedAt = id.New("rbd"), time.Now().UTC()
 	created := true
 	err := rs.db.Tx(ctx, func(ctx context.Context) error {
-		var n int
-		if err := rs.db.QueryRow(ctx, `SELECT COUNT(*) FROM spaces WHERE id = $1`, b.Space).Scan(&n); err != nil {
-			return err
-		}
-		if n == 0 {
-			return errs.E(errs.NotFound, "space %q not found", b.Space)
-		}
-		old, err := rs.scanBindings(ctx, `WHERE role_id = $1 AND space_id = $2 AND actor_type = $3 AND actor_id = $4`, b.Role, b.Space, b.ActorType, b.ActorID)
+		role, err := rs.shareRole(ctx, b.Role)
 		if err != nil {
 			return err
 		}
-		if len(old) > 0 {
+		for _, check := range checks {
+			if err := check(role); err != nil {
+				return err
+			}
+		}
+		// The space's row is shared too: space.Service.Delete locks it
+		// before it checks that the space holds no bindings.
+		if ok, err := rs.db.ShareRow(ctx, "spaces", b.Space); err != nil || !ok {
+			if err == nil {
+				err = errs.E(errs.NotFound, "space %q not found", b.Space)
+			}
+			return err
+		}
+		// Inserted unless it exists: of two requests binding the same at
+		// once, the second waits for the first and then finds its binding.
+		res, err := rs.db.Exec(ctx, `INSERT INTO role_bindings (id, role_id, space_id, actor_type, actor_id, created_by, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (role_id, space_id, actor_type, actor_id) DO NOTHING`,
+			b.ID, b.Role, b.Space, b.ActorType, b.ActorID, b.CreatedBy, b.CreatedAt.UnixNano())
+		if err != nil {
+			return err
+		}
+		if k, _ := res.RowsAffected(); k == 0 {
+			old, err := rs.scanBindings(ctx, `WHERE role_id = $1 AND space_id = $2 AND actor_type = $3 AND actor_id = $4`, b.Role, b.Space, b.ActorType, b.ActorID)
+			if err != nil {
+				return err
+			}
+			if len(old) == 0 {
+				return fmt.Errorf("role binding of %s to %s %s in %s: neither inserted nor found", b.Role, b.ActorType, b.ActorID, b.Space)
+			}
 			b, created = old[0], false
 			return nil
-		}
-		_, err = rs.db.Exec(ctx, `INSERT INTO role_bindings (id, role_id, space_id, actor_type, actor_id, created_by, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7)`, b.ID, b.Role, b.Space, b.ActorType, b.ActorID, b.CreatedBy, b.CreatedAt.UnixNano())
-		if err != nil {
-			return err
 		}
 		return rs.Audit.record(ctx, "role_binding.create", "role_binding", b.ID, b.Space, nil, b)
 	})

@@ -158,9 +158,42 @@ func (us *Users) NewSession(ctx context.Context, userID, kind, sourceIP string, 
 	now := time.Now()
 	s := Session{ID: id.New("ses"), UserID: userID, Kind: kind, CreatedAt: now, ExpiresAt: now.Add(ttl)}
 	token := SessionPrefix + id.Secret(32)
-	_, err := us.db.Exec(ctx, `INSERT INTO sessions (id, token_hash, user_id, kind, source_ip, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-		s.ID, hash(token), userID, kind, sourceIP, now.UnixNano(), s.ExpiresAt.UnixNano())
+	err := us.db.Tx(ctx, func(ctx context.Context) error {
+		if err := us.enabled(ctx, userID); err != nil {
+			return err
+		}
+		_, err := us.db.Exec(ctx, `INSERT INTO sessions (id, token_hash, user_id, kind, source_ip, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+			s.ID, hash(token), userID, kind, sourceIP, now.UnixNano(), s.ExpiresAt.UnixNano())
+		return err
+	})
 	return s, token, err
+}
+
+// enabled checks, in a transaction that gives a user a session or an own
+// API key, that the user exists and is not disabled, and keeps it so
+// until the transaction ends (the user's row shared, see db.ShareRow;
+// SetDisabled locks it): a session or key made while the user is being
+// disabled is either revoked with the others or refused, never left to
+// work again when the user is enabled.
+func (us *Users) enabled(ctx context.Context, userID string) error {
+	return userEnabled(ctx, us.db, userID)
+}
+
+func userEnabled(ctx context.Context, d *db.DB, userID string) error {
+	if ok, err := d.ShareRow(ctx, "users", userID); err != nil || !ok {
+		if err == nil {
+			err = errs.E(errs.NotFound, "user %q not found", userID)
+		}
+		return err
+	}
+	var disabled int64
+	if err := d.QueryRow(ctx, `SELECT disabled_at FROM users WHERE id = $1`, userID).Scan(&disabled); err != nil {
+		return err
+	}
+	if disabled != 0 {
+		return errs.E(errs.Forbidden, "user %s is disabled: an admin enables them with gantry user enable", userID)
+	}
+	return nil
 }
 
 // RevokeSession ends a session (logout).
@@ -262,6 +295,11 @@ func VerifyCookie(key []byte, value string) (string, bool) {
 func (us *Users) SetDisabled(ctx context.Context, userID string, disabled bool, rec Recorder) (User, error) {
 	var u User
 	err := us.db.Tx(ctx, func(ctx context.Context) error {
+		// Locked first: a session or own key being made meanwhile shares
+		// the row (enabled), so it is revoked below or refused.
+		if _, err := us.db.LockRow(ctx, "users", userID); err != nil {
+			return err
+		}
 		var err error
 		if u, err = us.Get(ctx, userID); err != nil {
 			return err

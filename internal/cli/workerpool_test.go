@@ -74,7 +74,7 @@ func TestWorkerPoolCommands(t *testing.T) {
 	code, out, errOut = cli("workerpool", "workers", "--id", "eu")
 	wantRun(t, code, out, errOut, 0, "ID", "NAME", "STATUS", "JOBS", "LAST SEEN", "LABELS", "TOOLS")
 	w, _, err := reg.Register(ctx, "eu", workerapi.RegisterRequest{Name: "box-1", Labels: map[string]string{"region": "eu", "az": "a"},
-		Tools: map[string]string{"opentofu": "1.10.7"}, Concurrency: 2})
+		Tools: map[string]string{"opentofu": "1.10.7"}, Concurrency: 2}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -89,11 +89,16 @@ func (s *Service) Attach(ctx context.Context, contextID, stackID string, priorit
 	}
 	at := Attachment{ContextID: contextID, StackID: stackID, Priority: priority, Via: Explicit}
 	err := s.db.Tx(ctx, func(ctx context.Context) error {
+		// Both rows shared until the attachment is stored (see
+		// db.ShareRow): neither is deleted from under it.
+		if _, err := s.db.ShareRow(ctx, "contexts", contextID); err != nil {
+			return err
+		}
 		c, err := s.Get(ctx, contextID)
 		if err != nil {
 			return err
 		}
-		st, err := s.stacks.Get(ctx, stackID)
+		st, err := s.stacks.Share(ctx, stackID)
 		if err != nil {
 			return err
 		}

@@ -106,16 +106,6 @@ func hooksJSON(h Hooks) string {
 	return string(b)
 }
 
-func (s *Service) checkSpace(ctx context.Context, spaceID string) error {
-	if _, err := s.spaces.Get(ctx, spaceID); err != nil {
-		if errs.Is(err, errs.NotFound) {
-			return errs.E(errs.Invalid, "space %q does not exist", spaceID)
-		}
-		return err
-	}
-	return nil
-}
-
 // Create adds a context.
 func (s *Service) Create(ctx context.Context, c Context) (Context, error) {
 	if err := validate(&c); err != nil {
@@ -124,7 +114,7 @@ func (s *Service) Create(ctx context.Context, c Context) (Context, error) {
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	c.CreatedAt, c.UpdatedAt = now, now
 	err := s.db.Tx(ctx, func(ctx context.Context) error {
-		if err := s.checkSpace(ctx, c.Space); err != nil {
+		if err := s.spaces.Share(ctx, c.Space); err != nil {
 			return err
 		}
 		_, err := s.db.Exec(ctx, `INSERT INTO contexts (`+cols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)`,
@@ -147,6 +137,18 @@ func (s *Service) Get(ctx context.Context, contextID string) (Context, error) {
 		return c, errs.E(errs.NotFound, "context %q not found", contextID)
 	}
 	return c, err
+}
+
+// lock returns a context for a transaction that changes it, or its
+// variables, files or attachments, after reading them: its row is locked
+// until the transaction ends (see db.LockRow), so such changes happen one
+// at a time, and Attach (which shares the row) never attaches a context
+// being deleted.
+func (s *Service) lock(ctx context.Context, contextID string) (Context, error) {
+	if _, err := s.db.LockRow(ctx, "contexts", contextID); err != nil {
+		return Context{}, err
+	}
+	return s.Get(ctx, contextID)
 }
 
 // Filter selects contexts in List.
@@ -191,7 +193,7 @@ func (s *Service) Update(ctx context.Context, contextID string, fn func(*Context
 	var c Context
 	err := s.db.Tx(ctx, func(ctx context.Context) error {
 		var err error
-		if c, err = s.Get(ctx, contextID); err != nil {
+		if c, err = s.lock(ctx, contextID); err != nil {
 			return err
 		}
 		sp, before := c.Space, view(c)
@@ -228,7 +230,7 @@ func (s *Service) AddHook(ctx context.Context, contextID, phase, command string)
 // Delete removes a context with its variables, files and attachments.
 func (s *Service) Delete(ctx context.Context, contextID string) error {
 	return s.db.Tx(ctx, func(ctx context.Context) error {
-		c, err := s.Get(ctx, contextID)
+		c, err := s.lock(ctx, contextID)
 		if err != nil {
 			return err
 		}

@@ -151,7 +151,7 @@ func (s *Service) SetEnv(ctx context.Context, contextID string, v EnvVar) (EnvVa
 		v.Value = ""
 	}
 	err := s.db.Tx(ctx, func(ctx context.Context) error {
-		c, err := s.Get(ctx, contextID)
+		c, err := s.lock(ctx, contextID)
 		if err != nil {
 			return err
 		}
@@ -207,7 +207,7 @@ func (s *Service) env(ctx context.Context, contextID string, reveal bool) ([]Env
 // DeleteEnv removes a variable.
 func (s *Service) DeleteEnv(ctx context.Context, contextID, name string) error {
 	return s.db.Tx(ctx, func(ctx context.Context) error {
-		c, err := s.Get(ctx, contextID)
+		c, err := s.lock(ctx, contextID)
 		if err != nil {
 			return err
 		}
@@ -246,7 +246,7 @@ func (s *Service) SetFile(ctx context.Context, contextID string, f File) (File, 
 	}
 	f.Content = nil
 	err = s.db.Tx(ctx, func(ctx context.Context) error {
-		c, err := s.Get(ctx, contextID)
+		c, err := s.lock(ctx, contextID)
 		if err != nil {
 			return err
 		}
@@ -306,7 +306,7 @@ func (s *Service) DeleteFile(ctx context.Context, contextID, p string) error {
 		return err
 	}
 	return s.db.Tx(ctx, func(ctx context.Context) error {
-		c, err := s.Get(ctx, contextID)
+		c, err := s.lock(ctx, contextID)
 		if err != nil {
 			return err
 		}

@@ -150,7 +150,8 @@ func (d *DB) ForUpdateSkipLocked() string {
 }
 
 // Exec runs a statement that returns no rows, in the context's transaction
-// if it has one.
+// if it has one. Outside a transaction, a unique or foreign key violation
+// comes back as a conflict, as from [DB.Tx].
 func (d *DB) Exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
 	q, args := d.prepare(query), normalizeArgs(args)
 	s := d.stmt(q, false)
@@ -160,10 +161,14 @@ func (d *DB) Exec(ctx context.Context, query string, args ...any) (sql.Result, e
 		}
 		return tx.ExecContext(ctx, q.text, args...)
 	}
+	var res sql.Result
+	var err error
 	if s != nil {
-		return s.ExecContext(ctx, args...)
+		res, err = s.ExecContext(ctx, args...)
+	} else {
+		res, err = d.write.ExecContext(ctx, q.text, args...)
 	}
-	return d.write.ExecContext(ctx, q.text, args...)
+	return res, d.conflicted(ctx, err)
 }
 
 // Query runs a statement that returns rows, in the context's transaction if

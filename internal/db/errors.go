@@ -1,8 +1,10 @@
 package db
 
 import (
+	"context"
 	"errors"
 
+	"github.com/gantry-iac/gantry/internal/errs"
 	"github.com/jackc/pgx/v5/pgconn"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
@@ -46,4 +48,34 @@ func sqliteCode(err error) int {
 		return e.Code()
 	}
 	return 0
+}
+
+// Messages of the constraint violations that conflicted maps.
+const (
+	msgUniqueConflict = "the request conflicts with a concurrent change: what it creates was created meanwhile (look again, then retry)"
+	msgFKConflict     = "the request conflicts with a concurrent change: something it refers to was deleted meanwhile, or something it deletes is still in use (look again, then retry)"
+)
+
+// conflicted is the one place where a unique or foreign key violation
+// that escaped a transaction ([DB.Tx]) or a statement outside one
+// ([DB.Exec]) becomes an error kind: a conflict, not an internal error.
+// Such a violation means that a concurrent request (another replica)
+// created or deleted what this one relied on; domain code that expects one
+// maps it with a message of its own first, and such errors (with a kind)
+// pass unchanged. The cause is logged, never shown.
+func (d *DB) conflicted(ctx context.Context, err error) error {
+	if err == nil || errs.KindOf(err) != errs.Internal {
+		return err
+	}
+	var msg string
+	switch {
+	case IsUniqueViolation(err):
+		msg = msgUniqueConflict
+	case IsForeignKeyViolation(err):
+		msg = msgFKConflict
+	default:
+		return err
+	}
+	d.log.InfoContext(ctx, "constraint violation answered as a conflict", "error", err)
+	return errs.Wrap(errs.Conflict, err, "%s", msg)
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/gantry-iac/gantry/internal/db"
 	"github.com/gantry-iac/gantry/internal/db/dbtest"
+	"github.com/gantry-iac/gantry/internal/errs"
 )
 
 func TestConstraintErrors(t *testing.T) {
@@ -41,6 +42,11 @@ func TestConstraintErrors(t *testing.T) {
 				if err == nil {
 					t.Fatal("statement succeeded")
 				}
+				// Outside a transaction as from Tx: a conflict, not an
+				// internal error (a race with another request).
+				if got, want := errs.KindOf(err), map[bool]errs.Kind{true: errs.Conflict, false: errs.Internal}[tt.unique || tt.fk]; got != want {
+					t.Errorf("kind of %v = %s, want %s", err, got, want)
+				}
 				err = fmt.Errorf("wrapped: %w", err)
 				if got := db.IsUniqueViolation(err); got != tt.unique {
 					t.Errorf("IsUniqueViolation(%v) = %v, want %v", err, got, tt.unique)
@@ -50,13 +56,18 @@ func TestConstraintErrors(t *testing.T) {
 				}
 			})
 		}
-		// Inside a transaction the error comes through Tx unchanged.
+		// Through Tx the cause is still seen, as a conflict.
 		err := d.Tx(ctx, func(ctx context.Context) error {
 			_, err := d.Exec(ctx, tests[0].query, tests[0].args...)
 			return err
 		})
-		if !db.IsUniqueViolation(err) {
-			t.Errorf("IsUniqueViolation(Tx error %v) = false", err)
+		if !db.IsUniqueViolation(err) || !errs.Is(err, errs.Conflict) {
+			t.Errorf("Tx error %v: want a unique violation, as a conflict", err)
+		}
+		// An error with a kind of its own passes unchanged.
+		mine := errs.E(errs.NotFound, "mine")
+		if err := d.Tx(ctx, func(ctx context.Context) error { return mine }); err != mine {
+			t.Errorf("Tx returned %v, want fn's error", err)
 		}
 	})
 	for _, err := range []error{nil, errors.New("UNIQUE constraint failed")} {

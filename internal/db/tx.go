@@ -56,6 +56,11 @@ func (d *DB) InTx(ctx context.Context) bool {
 // If ctx already carries a transaction of d, fn simply runs in it: the
 // outermost Tx decides whether everything commits.
 //
+// A unique or foreign key violation that fn returns without an error kind
+// of its own comes back as an errs.Conflict wrapping it (see conflicted):
+// the request lost a race with another; db.IsUniqueViolation and
+// db.IsForeignKeyViolation still see the cause.
+//
 // On SQLite the transaction is IMMEDIATE on the single writer connection, so
 // transactions run one at a time. Inside fn, use only the context fn was
 // given: a statement that may write, run with a context without the
@@ -78,7 +83,7 @@ func (d *DB) Tx(ctx context.Context, fn func(ctx context.Context) error) error {
 	for attempt := 1; ; attempt++ {
 		err := d.runTx(ctx, fn)
 		if err == nil || d.Dialect != Postgres || attempt == maxTxAttempts || !isRetryable(err) {
-			return err
+			return d.conflicted(ctx, err)
 		}
 		d.log.DebugContext(ctx, "retrying transaction", "attempt", attempt, "error", err)
 		backoff := time.Duration(attempt)*5*time.Millisecond + rand.N(5*time.Millisecond)

@@ -31,6 +31,7 @@ const worker = "wrk-test"
 // into the end of runs as the server wires it.
 type fixture struct {
 	ctx       context.Context
+	d         *db.DB
 	spaces    *space.Service
 	stacks    *stack.Service
 	runs      *run.Service
@@ -46,7 +47,7 @@ func newFixture(t *testing.T, d *db.DB) *fixture {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-	f := &fixture{ctx: context.Background(), spaces: space.NewService(d), stacks: stack.NewService(d, box),
+	f := &fixture{ctx: context.Background(), d: d, spaces: space.NewService(d), stacks: stack.NewService(d, box),
 		runs: run.NewService(d, events.NewHub(), box, log), schedules: schedule.New(d)}
 	f.drift = New(d, f.runs, f.schedules, log)
 	f.runs.OnTerminal = f.drift.OnTerminal
@@ -61,6 +62,7 @@ func (f *fixture) stack(t *testing.T, spaceID string) stack.Stack {
 	t.Helper()
 	f.n++
 	id := fmt.Sprintf("st-%d", f.n)
+	ensurePool(t, f.d, "pool-"+id, spaceID)
 	st, err := f.stacks.Create(f.ctx, stack.Stack{ID: id, Space: spaceID, Repository: "https://example.com/infra.git", WorkerPool: "pool-" + id})
 	if err != nil {
 		t.Fatalf("create stack: %v", err)
@@ -522,4 +524,20 @@ func TestCanceledDriftRunIsNoCheck(t *testing.T) {
 			t.Fatalf("after a canceled drift run: %+v, want unchecked", s)
 		}
 	})
+}
+
+// ensurePool makes the row of worker pool id in space spaceID ("" for
+// root) unless it exists: a stack names only a pool that exists.
+func ensurePool(t *testing.T, d *db.DB, id, spaceID string) {
+	t.Helper()
+	if id == "" {
+		return
+	}
+	if spaceID == "" {
+		spaceID = "root"
+	}
+	if _, err := d.Exec(context.Background(), `INSERT INTO worker_pools (id, name, space_id, token_hash, created_at, updated_at)
+		VALUES ($1, $1, $2, '', 1, 1) ON CONFLICT (id) DO NOTHING`, id, spaceID); err != nil {
+		t.Fatalf("pool %s: %v", id, err)
+	}
 }

@@ -166,10 +166,7 @@ func (s *Service) Create(ctx context.Context, in Integration) (Integration, erro
 	in.CreatedAt, in.UpdatedAt = now, now
 	cfg, _ := json.Marshal(in.Config)
 	err := s.db.Tx(ctx, func(ctx context.Context) error {
-		if _, err := s.spaces.Get(ctx, in.Space); err != nil {
-			if errs.Is(err, errs.NotFound) {
-				return errs.E(errs.Invalid, "space %q does not exist", in.Space)
-			}
+		if err := s.spaces.Share(ctx, in.Space); err != nil {
 			return err
 		}
 		_, err := s.db.Exec(ctx, `INSERT INTO integrations (`+cols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)`,
@@ -194,6 +191,17 @@ func (s *Service) Get(ctx context.Context, integrationID string) (Integration, e
 	return in, err
 }
 
+// lock returns an integration for a transaction that changes it after
+// reading it: its row is locked until the transaction ends (see
+// db.LockRow), and Attach (which shares the row) never attaches an
+// integration being deleted.
+func (s *Service) lock(ctx context.Context, integrationID string) (Integration, error) {
+	if _, err := s.db.LockRow(ctx, "integrations", integrationID); err != nil {
+		return Integration{}, err
+	}
+	return s.Get(ctx, integrationID)
+}
+
 // List returns the integrations of a space ("" for all), by id.
 func (s *Service) List(ctx context.Context, spaceID string) ([]Integration, error) {
 	q, args := `SELECT `+cols+` FROM integrations ORDER BY id`, []any{}
@@ -212,7 +220,7 @@ func (s *Service) Update(ctx context.Context, integrationID string, fn func(*Int
 	var in Integration
 	err := s.db.Tx(ctx, func(ctx context.Context) error {
 		var err error
-		if in, err = s.Get(ctx, integrationID); err != nil {
+		if in, err = s.lock(ctx, integrationID); err != nil {
 			return err
 		}
 		old := in
@@ -264,7 +272,7 @@ func (s *Service) Delete(ctx context.Context, integrationID string) error {
 
 func (s *Service) delete(ctx context.Context, integrationID string) error {
 	return s.db.Tx(ctx, func(ctx context.Context) error {
-		in, err := s.Get(ctx, integrationID)
+		in, err := s.lock(ctx, integrationID)
 		if err != nil {
 			return err
 		}
@@ -297,11 +305,16 @@ func (s *Service) Attach(ctx context.Context, integrationID, stackID string, rea
 	}
 	at := Attachment{IntegrationID: integrationID, StackID: stackID, Read: read, Write: write, Via: Explicit}
 	err := s.db.Tx(ctx, func(ctx context.Context) error {
+		// Both rows shared until the attachment is stored (see
+		// db.ShareRow): neither is deleted from under it.
+		if _, err := s.db.ShareRow(ctx, "integrations", integrationID); err != nil {
+			return err
+		}
 		in, err := s.Get(ctx, integrationID)
 		if err != nil {
 			return err
 		}
-		st, err := s.stacks.Get(ctx, stackID)
+		st, err := s.stacks.Share(ctx, stackID)
 		if err != nil {
 			return err
 		}

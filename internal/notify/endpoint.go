@@ -184,12 +184,13 @@ func (s *Service) CreateEndpoint(ctx context.Context, e Endpoint) (Endpoint, err
 	}
 	t := now()
 	err = s.db.Tx(ctx, func(ctx context.Context) error {
-		var n int
-		if err := s.db.QueryRow(ctx, `SELECT COUNT(*) FROM spaces WHERE id = $1`, e.SpaceID).Scan(&n); err != nil {
+		// The space's row shared: a space deleted meanwhile takes its
+		// endpoints with it (space.Service.Delete locks the row first).
+		if ok, err := s.db.ShareRow(ctx, "spaces", e.SpaceID); err != nil || !ok {
+			if err == nil {
+				err = errs.E(errs.Invalid, "space %q does not exist", e.SpaceID)
+			}
 			return err
-		}
-		if n == 0 {
-			return errs.E(errs.Invalid, "space %q does not exist", e.SpaceID)
 		}
 		m := e.Email
 		_, err := s.db.Exec(ctx, `INSERT INTO notify_endpoints (id, space_id, kind, url_display, url_sealed, secret_sealed,
@@ -323,6 +324,11 @@ func (s *Service) queryEndpoints(ctx context.Context, q string, args ...any) ([]
 // the password unless u sets it.
 func (s *Service) UpdateEndpoint(ctx context.Context, endpointID string, u EndpointUpdate) (Endpoint, error) {
 	err := s.db.Tx(ctx, func(ctx context.Context) error {
+		// Locked (see db.LockRow): two updates at once apply one after
+		// the other, neither undoing the other's fields.
+		if _, err := s.db.LockRow(ctx, "notify_endpoints", endpointID); err != nil {
+			return err
+		}
 		full, err := s.revealed(ctx, endpointID)
 		if err != nil {
 			return err
@@ -386,6 +392,9 @@ func set[T any](dst *T, v *T) {
 // history stays.
 func (s *Service) DeleteEndpoint(ctx context.Context, endpointID string) error {
 	return s.db.Tx(ctx, func(ctx context.Context) error {
+		if _, err := s.db.LockRow(ctx, "notify_endpoints", endpointID); err != nil {
+			return err
+		}
 		before, err := s.GetEndpoint(ctx, endpointID)
 		if err != nil {
 			return err

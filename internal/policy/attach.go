@@ -40,6 +40,11 @@ func (s *Service) lineageIDs(ctx context.Context, spaceID string) ([]string, []s
 // stack's space or in an ancestor the stack's space inherits from.
 func (s *Service) Attach(ctx context.Context, policyID, stackID string) error {
 	return s.db.Tx(ctx, func(ctx context.Context) error {
+		// Both rows shared until the attachment is stored (see
+		// db.ShareRow): neither is deleted from under it.
+		if _, err := s.db.ShareRow(ctx, "policies", policyID); err != nil {
+			return err
+		}
 		p, err := s.Get(ctx, policyID)
 		if err != nil {
 			return err
@@ -47,7 +52,7 @@ func (s *Service) Attach(ctx context.Context, policyID, stackID string) error {
 		if !attachable(p.Type) {
 			return errs.E(errs.Invalid, "%s policies are not attached to stacks: they apply to their space (and, for NOTIFICATION, the spaces that inherit from it)", p.Type)
 		}
-		st, err := s.stacks.Get(ctx, stackID)
+		st, err := s.stacks.Share(ctx, stackID)
 		if err != nil {
 			return err
 		}

@@ -159,10 +159,7 @@ func (s *Service) Create(ctx context.Context, p Policy) (Policy, error) {
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	p.CreatedAt, p.UpdatedAt, p.Version = now, now, 1
 	err := s.db.Tx(ctx, func(ctx context.Context) error {
-		if _, err := s.spaces.Get(ctx, p.Space); err != nil {
-			if errs.Is(err, errs.NotFound) {
-				return errs.E(errs.Invalid, "space %q does not exist", p.Space)
-			}
+		if err := s.spaces.Share(ctx, p.Space); err != nil {
 			return err
 		}
 		_, err := s.db.Exec(ctx, `INSERT INTO policies (`+cols+`) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$11)`,
@@ -197,6 +194,17 @@ func (s *Service) Get(ctx context.Context, policyID string) (Policy, error) {
 		return p, errs.E(errs.NotFound, "policy %q not found", policyID)
 	}
 	return p, err
+}
+
+// lock returns a policy for a transaction that changes it after reading
+// it: its row is locked until the transaction ends (see db.LockRow), so
+// two updates get two versions, one after the other, and Attach (which
+// shares the row) never attaches a policy being deleted.
+func (s *Service) lock(ctx context.Context, policyID string) (Policy, error) {
+	if _, err := s.db.LockRow(ctx, "policies", policyID); err != nil {
+		return Policy{}, err
+	}
+	return s.Get(ctx, policyID)
 }
 
 // Version returns the body and engine of one version of a policy.
@@ -259,7 +267,7 @@ func (s *Service) Update(ctx context.Context, policyID string, fn func(*Policy) 
 	var p Policy
 	err := s.db.Tx(ctx, func(ctx context.Context) error {
 		var err error
-		if p, err = s.Get(ctx, policyID); err != nil {
+		if p, err = s.lock(ctx, policyID); err != nil {
 			return err
 		}
 		old := p
@@ -294,7 +302,7 @@ func (s *Service) Update(ctx context.Context, policyID string, fn func(*Policy) 
 // Receipts on runs stay: they are history.
 func (s *Service) Delete(ctx context.Context, policyID string) error {
 	err := s.db.Tx(ctx, func(ctx context.Context) error {
-		p, err := s.Get(ctx, policyID)
+		p, err := s.lock(ctx, policyID)
 		if err != nil {
 			return err
 		}

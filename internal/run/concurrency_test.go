@@ -174,3 +174,31 @@ func TestCreateConcurrently(t *testing.T) {
 		}
 	})
 }
+
+// Creating a run while another replica deletes its stack without force:
+// never both succeed (the run accepted, then deleted with the stack
+// unseen), and the loser is refused cleanly.
+func TestCreateRaceStackDelete(t *testing.T) {
+	const rounds = 60
+	dbtest.EachReplicas(t, func(t *testing.T, a, b *db.DB) {
+		f := newFixture(t, a)
+		other := stack.NewService(b, testBox(t))
+		for i := range rounds {
+			st := f.stack(t, nil)
+			got := dbtest.Race(
+				func() error {
+					_, err := f.runs.Create(f.ctx, run.New{StackID: st.ID, Type: run.Tracked, TriggeredBy: "alice"})
+					return err
+				},
+				func() error { return other.Delete(f.ctx, st.ID, false) })
+			for j, err := range got {
+				if err := dbtest.Lost(err); err != nil {
+					t.Fatalf("round %d: %s: %v", i, []string{"creating the run", "deleting the stack"}[j], err)
+				}
+			}
+			if got[0] == nil && got[1] == nil || got[0] != nil && got[1] != nil {
+				t.Fatalf("round %d: creating the run: %v; deleting the stack: %v; want exactly one to succeed", i, got[0], got[1])
+			}
+		}
+	})
+}

@@ -62,9 +62,10 @@ func (s *Service) Claim(ctx context.Context, pool, workerID string, within ...fu
 				lock = " FOR UPDATE OF r SKIP LOCKED"
 			}
 			// A drained worker gets nothing, nor one that lacks a feature the
-			// run needs (a targeted plan: "targets").
+			// run needs (a targeted plan: "targets"). A private pool gets
+			// only the runs of stacks it may serve (poolServes).
 			r, err := scan(s.db.QueryRow(ctx, `SELECT `+cols+from+` WHERE r.state IN ('READY', 'CONFIRMED') AND r.worker_id = ''
-				AND s.worker_pool = $1 AND NOT EXISTS (SELECT 1 FROM workers w WHERE w.id = $2
+				AND s.worker_pool = $1 AND `+poolServes+` AND NOT EXISTS (SELECT 1 FROM workers w WHERE w.id = $2
 					AND (w.drained OR (r.targets NOT IN ('', '[]') AND w.features NOT LIKE '%"targets"%')))
 				ORDER BY r.blocking DESC, r.drift, r.id LIMIT 1`+lock, pool, workerID))
 			if isNoRows(err) {
@@ -112,6 +113,21 @@ func (s *Service) Claim(ctx context.Context, pool, workerID string, within ...fu
 	}
 	return nil, nil
 }
+
+// poolServes is the claim's condition that pool $1 may run the jobs of
+// stack s: the built-in pool ("") runs those of the stacks naming it; a
+// private pool those of the stacks in its space, or in a space below it
+// that inherits from it through every space on the way (the rule of
+// workerpool.Service.Usable, which is checked when a stack is set to a
+// pool). Checked again at each claim, so that a stack never hands its
+// jobs, with their secrets, to a pool it may not use: one of another team
+// that took the id of a deleted pool, or a pool its space stopped
+// inheriting from.
+const poolServes = `($1 = '' OR s.space_id IN (
+	WITH RECURSIVE served(id) AS (
+		SELECT space_id FROM worker_pools WHERE id = $1
+		UNION SELECT c.id FROM spaces c JOIN served p ON c.parent_id = p.id WHERE c.inherit)
+	SELECT id FROM served))`
 
 // Unclaim gives back a run a worker claimed but never received (it left
 // while the claim committed): PREPARING goes back to READY, APPLYING (an

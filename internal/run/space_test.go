@@ -53,3 +53,72 @@ func TestListBySpaceFollowsTheStack(t *testing.T) {
 		}
 	})
 }
+
+// A private pool claims only the runs of stacks it may serve: those in its
+// space, or below it through spaces that all inherit (the rule a stack is
+// held to when set to a pool). A stack left naming a pool it may not use
+// (a pool of another team that took the id of a deleted one, or a space
+// that stopped inheriting) keeps its runs waiting rather than handing them,
+// with their secrets, to that pool.
+func TestClaimOnlyForUsablePools(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newFixture(t, d)
+		for _, sp := range []space.Space{
+			{ID: "inh", Parent: "root", Inherit: true}, {ID: "deep", Parent: "inh", Inherit: true},
+			{ID: "cut", Parent: "root"}, {ID: "under-cut", Parent: "cut", Inherit: true},
+			{ID: "team-a", Parent: "root"}, {ID: "team-b", Parent: "root"},
+		} {
+			if _, err := f.spaces.Create(f.ctx, sp); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ensurePool(t, d, "root-pool", "root")
+		ensurePool(t, d, "a-pool", "team-a")
+		ensurePool(t, d, "wp", "team-a")
+		on := func(spaceID, pool string) run.Run {
+			st := f.stack(t, func(s *stack.Stack) { s.Space, s.WorkerPool = spaceID, pool })
+			return f.create(t, st.ID, run.Tracked)
+		}
+		want := map[string]bool{on("root", "root-pool").ID: true, on("inh", "root-pool").ID: true, on("deep", "root-pool").ID: true}
+		on("cut", "root-pool")
+		on("under-cut", "root-pool")
+		on("team-b", "a-pool")
+		// Pool wp of team-a is deleted from under its stack (as two
+		// replicas could before pools were locked), and team-b makes a
+		// pool of the same id.
+		on("team-a", "wp")
+		if _, err := d.Exec(f.ctx, `DELETE FROM worker_pools WHERE id = 'wp'`); err != nil {
+			t.Fatal(err)
+		}
+		ensurePool(t, d, "wp", "team-b")
+
+		got := map[string]bool{}
+		for {
+			c, err := f.runs.Claim(f.ctx, "root-pool", "w-root")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c == nil {
+				break
+			}
+			got[c.Run.ID] = true
+		}
+		if len(got) != len(want) {
+			t.Errorf("root-pool claimed %v, want %v", got, want)
+		}
+		for id := range want {
+			if !got[id] {
+				t.Errorf("root-pool did not claim %s", id)
+			}
+		}
+		for _, pool := range []string{"a-pool", "wp"} {
+			c, err := f.runs.Claim(f.ctx, pool, "w-"+pool)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c != nil {
+				t.Errorf("pool %s claimed %s (stack %s in space %s); want nothing", pool, c.Run.ID, c.Run.StackID, c.Run.SpaceID)
+			}
+		}
+	})
+}

@@ -296,7 +296,7 @@ func (s *Service) SetDrift(ctx context.Context, stackID, actor string, in DriftS
 	}
 	var out Schedule
 	err = s.db.Tx(ctx, func(ctx context.Context) error {
-		if err := s.stackExists(ctx, stackID); err != nil {
+		if err := s.lockStack(ctx, stackID); err != nil {
 			return err
 		}
 		old, err := s.Drift(ctx, stackID)
@@ -326,6 +326,9 @@ func (s *Service) SetDrift(ctx context.Context, stackID, actor string, in DriftS
 // DeleteDrift removes the drift detection schedule of a stack.
 func (s *Service) DeleteDrift(ctx context.Context, stackID string) error {
 	return s.db.Tx(ctx, func(ctx context.Context) error {
+		if err := s.lockStack(ctx, stackID); err != nil {
+			return err
+		}
 		old, err := s.Drift(ctx, stackID)
 		if err != nil {
 			return err
@@ -393,7 +396,7 @@ func (s *Service) Add(ctx context.Context, stackID, actor string, in NewSchedule
 	}
 	var out Schedule
 	err := s.db.Tx(ctx, func(ctx context.Context) error {
-		if err := s.stackExists(ctx, stackID); err != nil {
+		if err := s.lockStack(ctx, stackID); err != nil {
 			return err
 		}
 		if in.Kind == KindDelete {
@@ -417,6 +420,9 @@ func (s *Service) Add(ctx context.Context, stackID, actor string, in NewSchedule
 // Remove deletes a schedule of a stack (any kind).
 func (s *Service) Remove(ctx context.Context, stackID, scheduleID string) error {
 	return s.db.Tx(ctx, func(ctx context.Context) error {
+		if err := s.lockStack(ctx, stackID); err != nil {
+			return err
+		}
 		old, err := s.Get(ctx, stackID, scheduleID)
 		if err != nil {
 			return err
@@ -428,11 +434,17 @@ func (s *Service) Remove(ctx context.Context, stackID, scheduleID string) error 
 	})
 }
 
-func (s *Service) stackExists(ctx context.Context, stackID string) error {
-	var one int
-	err := s.db.QueryRow(ctx, `SELECT 1 FROM stacks WHERE id = $1`, stackID).Scan(&one)
-	if errors.Is(err, sql.ErrNoRows) {
-		return errs.E(errs.NotFound, "stack %q not found", stackID)
+// lockStack locks the stack's row until the transaction ends (see
+// db.LockRow): the changes of one stack's schedules, which read what is
+// there and then write (one drift schedule replaced, one scheduled delete
+// at a time), happen one at a time also on several replicas, and the
+// stack cannot be deleted meanwhile. The scheduler takes the stack's row
+// before a schedule's too (Scheduler.fire), so the two never wait for
+// each other in opposite orders.
+func (s *Service) lockStack(ctx context.Context, stackID string) error {
+	ok, err := s.db.LockRow(ctx, "stacks", stackID)
+	if err == nil && !ok {
+		err = errs.E(errs.NotFound, "stack %q not found", stackID)
 	}
 	return err
 }

@@ -162,6 +162,18 @@ func (sch *Scheduler) fire(ctx context.Context, id string, now time.Time) (bool,
 	fired := false
 	var failure error
 	err := sch.s.db.Tx(ctx, func(ctx context.Context) error {
+		// The stack's row first, then the schedule's: the order of the
+		// schedule service (Service.lockStack) and of run creation.
+		var stackID string
+		if err := sch.s.db.QueryRow(ctx, `SELECT stack_id FROM schedules WHERE id = $1`, id).Scan(&stackID); err != nil {
+			if isNoRows(err) {
+				return nil
+			}
+			return err
+		}
+		if _, err := sch.s.db.LockRow(ctx, "stacks", stackID); err != nil {
+			return err
+		}
 		sc, err := sch.lock(ctx, id)
 		if err != nil {
 			if isNoRows(err) {

@@ -66,6 +66,7 @@ func (f *fixture) stack(t *testing.T, pool string) stack.Stack {
 	if pool == "-" {
 		st.WorkerPool = "pool-" + st.ID
 	}
+	ensurePool(t, f.d, st.WorkerPool, st.Space)
 	got, err := f.stacks.Create(f.ctx, st)
 	if err != nil {
 		t.Fatalf("create stack: %v", err)
@@ -684,5 +685,21 @@ func TestTickConcurrentSchedulersQueueOnce(t *testing.T) {
 				b.Release()
 			}
 		})
+	}
+}
+
+// ensurePool makes the row of worker pool id in space spaceID ("" for
+// root) unless it exists: a stack names only a pool that exists.
+func ensurePool(t *testing.T, d *db.DB, id, spaceID string) {
+	t.Helper()
+	if id == "" {
+		return
+	}
+	if spaceID == "" {
+		spaceID = "root"
+	}
+	if _, err := d.Exec(context.Background(), `INSERT INTO worker_pools (id, name, space_id, token_hash, created_at, updated_at)
+		VALUES ($1, $1, $2, '', 1, 1) ON CONFLICT (id) DO NOTHING`, id, spaceID); err != nil {
+		t.Fatalf("pool %s: %v", id, err)
 	}
 }

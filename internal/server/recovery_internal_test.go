@@ -62,7 +62,7 @@ func (f *recoveryFixture) held(t *testing.T, pool, instance string) (workerID st
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, _, err := f.s.registry.Register(f.ctx, pool, workerapi.RegisterRequest{Name: "w", Version: workerapi.Version, Instance: instance})
+	w, _, err := f.s.registry.Register(f.ctx, pool, workerapi.RegisterRequest{Name: "w", Version: workerapi.Version, Instance: instance}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -92,9 +92,9 @@ func (s *Service) Create(ctx context.Context, sp Space) (Space, error) {
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	sp.CreatedAt, sp.UpdatedAt = now, now
 	err := s.db.Tx(ctx, func(ctx context.Context) error {
-		if _, err := s.Get(ctx, sp.Parent); err != nil {
-			if errs.Is(err, errs.NotFound) {
-				return errs.E(errs.Invalid, "parent space %q does not exist", sp.Parent)
+		if ok, err := s.db.ShareRow(ctx, "spaces", sp.Parent); err != nil || !ok {
+			if err == nil {
+				err = errs.E(errs.Invalid, "parent space %q does not exist", sp.Parent)
 			}
 			return err
 		}
@@ -109,6 +109,18 @@ func (s *Service) Create(ctx context.Context, sp Space) (Space, error) {
 		return s.Audit.Record(ctx, "space.create", "space", sp.ID, sp.ID, nil, view(sp))
 	})
 	return sp, err
+}
+
+// Share checks that a space exists for a transaction that adds something
+// to it, and keeps it from being deleted until that transaction ends (its
+// row shared, see db.ShareRow; Delete locks it). A missing space is
+// invalid input.
+func (s *Service) Share(ctx context.Context, spaceID string) error {
+	ok, err := s.db.ShareRow(ctx, "spaces", spaceID)
+	if err == nil && !ok {
+		err = errs.E(errs.Invalid, "space %q does not exist", spaceID)
+	}
+	return err
 }
 
 // Get returns one space.
@@ -135,10 +147,15 @@ func (s *Service) List(ctx context.Context, cursor string, limit int) ([]Space, 
 }
 
 // Update changes a space with fn, which must not change its id or parent.
+// The space's row is locked first (see db.LockRow): two updates at once
+// apply one after the other, neither undoing the other.
 func (s *Service) Update(ctx context.Context, spaceID string, fn func(*Space) error) (Space, error) {
 	var sp Space
 	err := s.db.Tx(ctx, func(ctx context.Context) error {
 		var err error
+		if _, err = s.db.LockRow(ctx, "spaces", spaceID); err != nil {
+			return err
+		}
 		if sp, err = s.Get(ctx, spaceID); err != nil {
 			return err
 		}
@@ -163,11 +180,24 @@ func (s *Service) Update(ctx context.Context, spaceID string, fn func(*Space) er
 
 // Delete removes an empty space. Root and spaces holding anything cannot be
 // deleted. The space's notification inbox items and deliveries go with it.
+//
+// The space's row is locked before what it holds is counted, and whatever
+// adds something to a space (a child space, stack, policy, pool, context,
+// integration, role binding, notification endpoint) shares that row first
+// (Share, db.ShareRow): done at the same time, either the addition is
+// counted (an endpoint: deleted with the space) and the delete refused, or
+// the space is gone and the addition refused.
 func (s *Service) Delete(ctx context.Context, spaceID string) error {
 	if spaceID == Root {
 		return errs.E(errs.Conflict, "the root space cannot be deleted")
 	}
 	return s.db.Tx(ctx, func(ctx context.Context) error {
+		if ok, err := s.db.LockRow(ctx, "spaces", spaceID); err != nil || !ok {
+			if err == nil {
+				err = errs.E(errs.NotFound, "space %q not found", spaceID)
+			}
+			return err
+		}
 		old, err := s.Get(ctx, spaceID)
 		if err != nil {
 			return err

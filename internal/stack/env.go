@@ -41,7 +41,9 @@ func (s *Service) SetEnv(ctx context.Context, stackID string, v EnvVar) (EnvVar,
 		stored = s.box.SealString(v.Value, aad(stackID, v.Name))
 	}
 	err := s.db.Tx(ctx, func(ctx context.Context) error {
-		st, err := s.Get(ctx, stackID)
+		// Locked: the check that a secret stays secret holds until the
+		// value is written (see db.LockRow).
+		st, err := s.lock(ctx, stackID)
 		if err != nil {
 			return err
 		}

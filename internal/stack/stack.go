@@ -162,15 +162,32 @@ func hooksJSON(h Hooks) string {
 	return string(b)
 }
 
+// checkSpace checks that the stack's space exists and keeps it until the
+// transaction ends (its row shared: space.Service.Delete locks it before
+// checking that the space holds no stacks).
 func (s *Service) checkSpace(ctx context.Context, spaceID string) error {
-	var n int
-	if err := s.db.QueryRow(ctx, `SELECT COUNT(*) FROM spaces WHERE id = $1`, spaceID).Scan(&n); err != nil {
-		return err
+	ok, err := s.db.ShareRow(ctx, "spaces", spaceID)
+	if err == nil && !ok {
+		err = errs.E(errs.Invalid, "space %q does not exist", spaceID)
 	}
-	if n == 0 {
-		return errs.E(errs.Invalid, "space %q does not exist", spaceID)
+	return err
+}
+
+// sharePool checks that a worker pool exists and keeps it until the
+// transaction ends (its row shared: workerpool.Service.Delete locks it
+// before checking that no stack names the pool), so that a stack never
+// names a pool deleted meanwhile: a later pool of the same id, maybe of
+// another team, would run its jobs. "" is the built-in pool. Which pools
+// a stack may use is the caller's rule (workerpool.Service.Usable).
+func (s *Service) sharePool(ctx context.Context, poolID string) error {
+	if poolID == "" {
+		return nil
 	}
-	return nil
+	ok, err := s.db.ShareRow(ctx, "worker_pools", poolID)
+	if err == nil && !ok {
+		err = errs.E(errs.Invalid, "worker pool %q does not exist", poolID)
+	}
+	return err
 }
 
 // Create adds a stack.
@@ -182,6 +199,9 @@ func (s *Service) Create(ctx context.Context, st Stack) (Stack, error) {
 	st.CreatedAt, st.UpdatedAt = now, now
 	err := s.db.Tx(ctx, func(ctx context.Context) error {
 		if err := s.checkSpace(ctx, st.Space); err != nil {
+			return err
+		}
+		if err := s.sharePool(ctx, st.WorkerPool); err != nil {
 			return err
 		}
 		_, err := s.db.Exec(ctx, `INSERT INTO stacks (`+cols+`) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$16,$15,$15)`,
@@ -205,6 +225,26 @@ func (s *Service) Get(ctx context.Context, stackID string) (Stack, error) {
 		return st, errs.E(errs.NotFound, "stack %q not found", stackID)
 	}
 	return st, err
+}
+
+// Share returns a stack for a transaction that attaches something to it
+// (a context, policy or integration), its row shared until the
+// transaction ends (see db.ShareRow): Delete locks it first, so the stack
+// is not deleted from under the attachment.
+func (s *Service) Share(ctx context.Context, stackID string) (Stack, error) {
+	if _, err := s.db.ShareRow(ctx, "stacks", stackID); err != nil {
+		return Stack{}, err
+	}
+	return s.Get(ctx, stackID)
+}
+
+// lock returns a stack for a transaction that changes it after reading
+// it, its row locked until the transaction ends (see db.LockRow).
+func (s *Service) lock(ctx context.Context, stackID string) (Stack, error) {
+	if _, err := s.db.LockRow(ctx, "stacks", stackID); err != nil {
+		return Stack{}, err
+	}
+	return s.Get(ctx, stackID)
 }
 
 // Filter selects stacks in List.
@@ -253,15 +293,17 @@ func (s *Service) List(ctx context.Context, f Filter) ([]Stack, string, error) {
 	return out, next, nil
 }
 
-// Update changes a stack with fn; the id cannot change.
+// Update changes a stack with fn; the id cannot change. The stack's row is
+// locked first (see db.LockRow): two updates at once (two PATCHes of
+// different fields) apply one after the other, neither undoing the other.
 func (s *Service) Update(ctx context.Context, stackID string, fn func(*Stack) error) (Stack, error) {
 	var st Stack
 	err := s.db.Tx(ctx, func(ctx context.Context) error {
 		var err error
-		if st, err = s.Get(ctx, stackID); err != nil {
+		if st, err = s.lock(ctx, stackID); err != nil {
 			return err
 		}
-		before := view(st)
+		before, oldPool := view(st), st.WorkerPool
 		if err := fn(&st); err != nil {
 			return err
 		}
@@ -271,6 +313,11 @@ func (s *Service) Update(ctx context.Context, stackID string, fn func(*Stack) er
 		}
 		if err := s.checkSpace(ctx, st.Space); err != nil {
 			return err
+		}
+		if st.WorkerPool != oldPool {
+			if err := s.sharePool(ctx, st.WorkerPool); err != nil {
+				return err
+			}
 		}
 		st.UpdatedAt = time.Now().UTC().Truncate(time.Microsecond)
 		// Runs carry their stack's space (for listing runs by space).
@@ -303,10 +350,14 @@ func view(st Stack) map[string]any {
 const DeleteForce = "gantry stack delete --force, or DELETE with ?force=true in the API"
 
 // Delete removes a stack with its runs and state versions. A stack with
-// runs in progress is only deleted with force.
+// runs in progress is only deleted with force. The stack's row is locked
+// before its runs are counted, as creating a run locks it (run.Service.
+// Create, see db.LockRow): a run accepted at the same time is either
+// counted, and a plain delete refused, or refused itself (404), never
+// deleted silently with the stack.
 func (s *Service) Delete(ctx context.Context, stackID string, force bool) error {
 	return s.db.Tx(ctx, func(ctx context.Context) error {
-		old, err := s.Get(ctx, stackID)
+		old, err := s.lock(ctx, stackID)
 		if err != nil {
 			return err
 		}

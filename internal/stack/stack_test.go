@@ -173,6 +173,10 @@ func TestCreateGet(t *testing.T) {
 			Autodeploy: true, ManagedState: true, WorkerPool: "private",
 			Hooks: stack.Hooks{BeforeInit: []string{"echo init"}, AfterApply: []string{"echo a", "echo b"}},
 		}
+		if _, err := f.stacks.Create(f.ctx, in); !errs.Is(err, errs.Invalid) {
+			t.Fatalf("a stack on a pool that does not exist: %v, want invalid", err)
+		}
+		ensurePool(t, d, "private", "prod")
 		created := f.create(t, in)
 		if created.ProjectRoot != "net" {
 			t.Fatalf("project root = %q, want net", created.ProjectRoot)
@@ -330,6 +334,7 @@ func TestUpdate(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, d *db.DB) {
 		f := newFixture(t, d)
 		f.space(t, "dest")
+		ensurePool(t, d, "pool-1", "dest")
 		before := f.create(t, stack.Stack{ID: "app"})
 		got, err := f.stacks.Update(f.ctx, "app", func(s *stack.Stack) error {
 			s.ID = "renamed"
@@ -440,4 +445,20 @@ func TestDeleteWithEndedRuns(t *testing.T) {
 			t.Fatalf("Delete: %v", err)
 		}
 	})
+}
+
+// ensurePool makes the row of worker pool id in space spaceID ("" for
+// root) unless it exists: a stack names only a pool that exists.
+func ensurePool(t *testing.T, d *db.DB, id, spaceID string) {
+	t.Helper()
+	if id == "" {
+		return
+	}
+	if spaceID == "" {
+		spaceID = "root"
+	}
+	if _, err := d.Exec(context.Background(), `INSERT INTO worker_pools (id, name, space_id, token_hash, created_at, updated_at)
+		VALUES ($1, $1, $2, '', 1, 1) ON CONFLICT (id) DO NOTHING`, id, spaceID); err != nil {
+		t.Fatalf("pool %s: %v", id, err)
+	}
 }

@@ -57,6 +57,7 @@ func newFixture(t *testing.T, d *db.DB) *fixture {
 	if err := space.NewService(d).EnsureRoot(f.ctx); err != nil {
 		t.Fatal(err)
 	}
+	ensurePool(t, d, "gpu", "")
 	f.handler = &workerapi.Handler{
 		Runs: f.runs, Stacks: f.stacks, Registry: workerapi.NewRegistry(d), Hub: hub, Log: log,
 		MaxClaimWait: patience,
@@ -93,6 +94,7 @@ func (f *fixture) stack(t *testing.T, mod func(*stack.Stack)) stack.Stack {
 	if mod != nil {
 		mod(&st)
 	}
+	ensurePool(t, f.d, st.WorkerPool, st.Space)
 	got, err := f.stacks.Create(f.ctx, st)
 	if err != nil {
 		t.Fatalf("create stack: %v", err)
@@ -151,4 +153,20 @@ func wantStatus(t *testing.T, err error, status int) *workerapi.StatusError {
 		t.Fatalf("error = %v, want HTTP %d", err, status)
 	}
 	return se
+}
+
+// ensurePool makes the row of worker pool id in space spaceID ("" for
+// root) unless it exists: a stack names only a pool that exists.
+func ensurePool(t *testing.T, d *db.DB, id, spaceID string) {
+	t.Helper()
+	if id == "" {
+		return
+	}
+	if spaceID == "" {
+		spaceID = "root"
+	}
+	if _, err := d.Exec(context.Background(), `INSERT INTO worker_pools (id, name, space_id, token_hash, created_at, updated_at)
+		VALUES ($1, $1, $2, '', 1, 1) ON CONFLICT (id) DO NOTHING`, id, spaceID); err != nil {
+		t.Fatalf("pool %s: %v", id, err)
+	}
 }

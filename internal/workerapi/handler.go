@@ -125,7 +125,8 @@ func (h *Handler) Routes(mux *http.ServeMux) {
 }
 
 func (h *Handler) register(w http.ResponseWriter, r *http.Request) error {
-	pool, ok, err := h.PoolForToken(r.Context(), httpx.BearerToken(r))
+	poolToken := httpx.BearerToken(r)
+	pool, ok, err := h.PoolForToken(r.Context(), poolToken)
 	if err != nil {
 		return err
 	}
@@ -145,22 +146,38 @@ func (h *Handler) register(w http.ResponseWriter, r *http.Request) error {
 	if len(req.Labels) > 64 || len(req.Tools) > 64 || req.Concurrency < 0 || req.Concurrency > 256 {
 		return errs.E(errs.Invalid, "at most 64 labels and 64 tools, and a concurrency from 1 to 256")
 	}
-	// A worker without the pool's key pair could open none of its jobs: it
-	// is refused before it is registered (it would show as idle).
+	// The token and the pool's key are checked again in the transaction
+	// that registers the worker, with the pool's row shared (Registry.
+	// Register): a reset of the pool's token (which disconnects its
+	// workers), a new key pair, or the pool's deletion, done meanwhile on
+	// any replica, is either seen here or sees this worker.
 	poolKey := ""
-	if h.PoolKey != nil {
-		if poolKey, err = h.PoolKey(r.Context(), pool); err != nil {
+	admitted := func(ctx context.Context) error {
+		again, ok, err := h.PoolForToken(ctx, poolToken)
+		if err != nil {
 			return err
 		}
+		if !ok || again != pool {
+			return errs.E(errs.Unauthenticated, "invalid pool token (the pool's token was reset, or the pool deleted, meanwhile)")
+		}
+		// A worker without the pool's key pair could open none of its
+		// jobs: it is refused before it is registered (it would show as
+		// idle).
+		if h.PoolKey != nil {
+			if poolKey, err = h.PoolKey(ctx, pool); err != nil {
+				return err
+			}
+		}
+		switch {
+		case poolKey == "":
+		case strings.TrimSpace(req.PublicKey) == "":
+			return errs.E(errs.Conflict, "worker pool %s seals its secrets and workspaces to a key pair: start the worker with the pool's private key (--private-key-file)", pool)
+		case strings.TrimSpace(req.PublicKey) != strings.TrimSpace(poolKey):
+			return errs.E(errs.Conflict, "the worker's private key does not match worker pool %s's public key (was `gantry workerpool keygen` run again? use the new key)", pool)
+		}
+		return nil
 	}
-	switch {
-	case poolKey == "":
-	case strings.TrimSpace(req.PublicKey) == "":
-		return errs.E(errs.Conflict, "worker pool %s seals its secrets and workspaces to a key pair: start the worker with the pool's private key (--private-key-file)", pool)
-	case strings.TrimSpace(req.PublicKey) != strings.TrimSpace(poolKey):
-		return errs.E(errs.Conflict, "the worker's private key does not match worker pool %s's public key (was `gantry workerpool keygen` run again? use the new key)", pool)
-	}
-	wk, token, err := h.Registry.Register(r.Context(), pool, req)
+	wk, token, err := h.Registry.Register(r.Context(), pool, req, admitted)
 	if err != nil {
 		return err
 	}

@@ -36,11 +36,17 @@ func hash(s string) string {
 	return hex.EncodeToString(h[:])
 }
 
-// Register records a worker and returns its token. Only built-in workers
+// Register records a worker and returns its token. A private pool's row
+// is shared for the transaction (see db.ShareRow), and admitted, when
+// set, runs in it: so the checks it makes (the pool token, the pool's
+// key) hold until the worker is stored, against a reset of the pool's
+// token (which deletes its workers), a new key and the pool's deletion,
+// done on any replica: either the worker is stored first and goes with
+// the pool's other workers, or it is refused. Only built-in workers
 // (pool "") are recorded under the server instance they name: a private
 // worker's instance is ignored, so that no server's restart recovery
 // (OfInstance, Forget) can ever take it for one of its own.
-func (g *Registry) Register(ctx context.Context, pool string, req RegisterRequest) (Worker, string, error) {
+func (g *Registry) Register(ctx context.Context, pool string, req RegisterRequest, admitted func(ctx context.Context) error) (Worker, string, error) {
 	if pool != "" {
 		req.Instance = ""
 	}
@@ -54,9 +60,26 @@ func (g *Registry) Register(ctx context.Context, pool string, req RegisterReques
 		features = []string{}
 	}
 	feat, _ := json.Marshal(features)
-	_, err := g.db.Exec(ctx, `INSERT INTO workers (id, pool_id, name, instance, token_hash, registered_at, last_seen_at, labels, tools, concurrency, public_key, features)
-		VALUES ($1,$2,$3,$4,$5,$6,$6,$7,$8,$9,$10,$11)`,
-		w.ID, pool, req.Name, req.Instance, hash(token), now, string(lbl), string(tools), max(req.Concurrency, 1), w.PublicKey, string(feat))
+	err := g.db.Tx(ctx, func(ctx context.Context) error {
+		if pool != "" {
+			ok, err := g.db.ShareRow(ctx, "worker_pools", pool)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return errs.E(errs.Unauthenticated, "worker pool %s no longer exists", pool)
+			}
+		}
+		if admitted != nil {
+			if err := admitted(ctx); err != nil {
+				return err
+			}
+		}
+		_, err := g.db.Exec(ctx, `INSERT INTO workers (id, pool_id, name, instance, token_hash, registered_at, last_seen_at, labels, tools, concurrency, public_key, features)
+			VALUES ($1,$2,$3,$4,$5,$6,$6,$7,$8,$9,$10,$11)`,
+			w.ID, pool, req.Name, req.Instance, hash(token), now, string(lbl), string(tools), max(req.Concurrency, 1), w.PublicKey, string(feat))
+		return err
+	})
 	return w, token, err
 }
 

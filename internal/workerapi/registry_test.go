@@ -19,7 +19,7 @@ func TestRegistryInstanceIsBuiltinOnly(t *testing.T) {
 		g := workerapi.NewRegistry(d)
 		reg := func(pool, instance string) string {
 			t.Helper()
-			w, _, err := g.Register(f.ctx, pool, workerapi.RegisterRequest{Name: "w", Version: workerapi.Version, Instance: instance})
+			w, _, err := g.Register(f.ctx, pool, workerapi.RegisterRequest{Name: "w", Version: workerapi.Version, Instance: instance}, nil)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -115,10 +115,7 @@ func (s *Service) Create(ctx context.Context, p Pool) (Pool, string, error) {
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	p.CreatedAt, p.UpdatedAt = now, now
 	err := s.db.Tx(ctx, func(ctx context.Context) error {
-		if _, err := s.spaces.Get(ctx, p.Space); err != nil {
-			if errs.Is(err, errs.NotFound) {
-				return errs.E(errs.Invalid, "space %q does not exist", p.Space)
-			}
+		if err := s.spaces.Share(ctx, p.Space); err != nil {
 			return err
 		}
 		_, err := s.db.Exec(ctx, `INSERT INTO worker_pools (id, name, space_id, labels, description, token_hash, drift_run_limit, created_at, updated_at) VALUES ($1,$2,$3,$4,$5,$6,$8,$7,$7)`,
@@ -151,6 +148,15 @@ func (s *Service) Get(ctx context.Context, poolID string) (Pool, error) {
 	return p, err
 }
 
+// lock returns a pool for a transaction that changes it after reading it:
+// its row is locked until the transaction ends (see db.LockRow).
+func (s *Service) lock(ctx context.Context, poolID string) (Pool, error) {
+	if _, err := s.db.LockRow(ctx, "worker_pools", poolID); err != nil {
+		return Pool{}, err
+	}
+	return s.Get(ctx, poolID)
+}
+
 // List returns the pools of a space ("" for all), by id.
 func (s *Service) List(ctx context.Context, spaceID string) ([]Pool, error) {
 	q, args := `SELECT `+cols+` FROM worker_pools ORDER BY id`, []any{}
@@ -165,7 +171,7 @@ func (s *Service) Update(ctx context.Context, poolID string, fn func(*Pool) erro
 	var p Pool
 	err := s.db.Tx(ctx, func(ctx context.Context) error {
 		var err error
-		if p, err = s.Get(ctx, poolID); err != nil {
+		if p, err = s.lock(ctx, poolID); err != nil {
 			return err
 		}
 		old := p
@@ -187,10 +193,13 @@ func (s *Service) Update(ctx context.Context, poolID string, fn func(*Pool) erro
 	return p, err
 }
 
-// Delete removes a pool that no stack names.
+// Delete removes a pool that no stack names. The pool's row is locked
+// before the stacks naming it are counted, and a stack set to a pool
+// shares that row (see db.LockRow): a stack set to the pool meanwhile is
+// either counted, and the delete refused, or refused itself.
 func (s *Service) Delete(ctx context.Context, poolID string) error {
 	return s.db.Tx(ctx, func(ctx context.Context) error {
-		old, err := s.Get(ctx, poolID)
+		old, err := s.lock(ctx, poolID)
 		if err != nil {
 			return err
 		}
@@ -218,7 +227,7 @@ func (s *Service) Delete(ctx context.Context, poolID string) error {
 func (s *Service) Reset(ctx context.Context, poolID string) (string, error) {
 	token := newToken(poolID)
 	err := s.db.Tx(ctx, func(ctx context.Context) error {
-		p, err := s.Get(ctx, poolID)
+		p, err := s.lock(ctx, poolID)
 		if err != nil {
 			return err
 		}
@@ -293,7 +302,7 @@ func (s *Service) SetPublicKey(ctx context.Context, poolID, key string) error {
 		}
 	}
 	return s.db.Tx(ctx, func(ctx context.Context) error {
-		p, err := s.Get(ctx, poolID)
+		p, err := s.lock(ctx, poolID)
 		if err != nil {
 			return err
 		}

@@ -62,7 +62,7 @@ func TestPools(t *testing.T) {
 		}
 		// Workers: registered, idle, drained, gone after reset.
 		reg := workerapi.NewRegistry(d)
-		w, _, err := reg.Register(ctx, "eu", workerapi.RegisterRequest{Name: "w1", Labels: map[string]string{"region": "eu"}, Concurrency: 2})
+		w, _, err := reg.Register(ctx, "eu", workerapi.RegisterRequest{Name: "w1", Labels: map[string]string{"region": "eu"}, Concurrency: 2}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -91,7 +91,7 @@ func TestPools(t *testing.T) {
 		if k, err := s.PruneWorkers(ctx, time.Now().Add(time.Hour)); err != nil || k != 1 {
 			t.Fatalf("pruning a silent worker: %d %v", k, err)
 		}
-		if _, _, err := reg.Register(ctx, "eu", workerapi.RegisterRequest{Name: "w2"}); err != nil {
+		if _, _, err := reg.Register(ctx, "eu", workerapi.RegisterRequest{Name: "w2"}, nil); err != nil {
 			t.Fatal(err)
 		}
 		newToken, err := s.Reset(ctx, "eu")

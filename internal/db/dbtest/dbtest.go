@@ -16,11 +16,14 @@ package dbtest
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/gantry-iac/gantry/internal/db"
+	"github.com/gantry-iac/gantry/internal/errs"
 )
 
 // openTimeout bounds opening and migrating one test database.
@@ -92,4 +95,56 @@ func open(t testing.TB, url, dataDir string) *db.DB {
 func Outage(t testing.TB, url string) (end func()) {
 	t.Helper()
 	return server(t).outage(t, url)
+}
+
+// EachReplicas runs fn twice, as the subtests "sqlite" and "postgres",
+// with two handles of one fresh database: on PostgreSQL two separately
+// opened pools, as two server replicas; on SQLite, which has one process,
+// the same handle twice. Tests of races give one service to each.
+func EachReplicas(t *testing.T, fn func(t *testing.T, a, b *db.DB)) {
+	t.Helper()
+	t.Run("sqlite", func(t *testing.T) {
+		d := SQLite(t)
+		fn(t, d, d)
+	})
+	t.Run("postgres", func(t *testing.T) {
+		url := PostgresURL(t)
+		fn(t, Open(t, url), Open(t, url))
+	})
+}
+
+// Race runs the functions at once, each in its own goroutine, released
+// together as nearly as can be, and returns their errors in order.
+func Race(fns ...func() error) []error {
+	out := make([]error, len(fns))
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i, fn := range fns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			out[i] = fn()
+		}()
+	}
+	close(start)
+	wg.Wait()
+	return out
+}
+
+// Lost checks the error of a request that may lose a race: nil (it won)
+// or a refusal of the domain's own (errs.NotFound, Conflict or Invalid)
+// pass; an internal error (a 500) or a constraint violation that only the
+// database caught (db.Tx answers those with a bare conflict, the safety
+// net: the domain checked nothing under a lock) is reported.
+func Lost(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case db.IsUniqueViolation(err) || db.IsForeignKeyViolation(err):
+		return fmt.Errorf("only the database refused: %w", err)
+	case errs.Is(err, errs.NotFound) || errs.Is(err, errs.Conflict) || errs.Is(err, errs.Invalid):
+		return nil
+	}
+	return fmt.Errorf("want success or a clean refusal, got (kind %s): %w", errs.KindOf(err), err)
 }
