@@ -14,6 +14,7 @@ import (
 
 	"github.com/gantry-iac/gantry/internal/db"
 	"github.com/gantry-iac/gantry/internal/db/dbtest"
+	"github.com/gantry-iac/gantry/internal/errs"
 	"github.com/gantry-iac/gantry/internal/events"
 	"github.com/gantry-iac/gantry/internal/run"
 	"github.com/gantry-iac/gantry/internal/secrets"
@@ -58,6 +59,15 @@ func newRecoveryFixture(t *testing.T, d *db.DB) *recoveryFixture {
 // and makes it claim a new run of a new stack of that pool.
 func (f *recoveryFixture) held(t *testing.T, pool, instance string) (workerID string, r run.Run) {
 	t.Helper()
+	if pool != "" {
+		// The pool must exist for a stack to name it; a second call for
+		// the same pool finds it there.
+		if _, err := f.s.pools.Get(f.ctx, pool); errs.Is(err, errs.NotFound) {
+			if _, _, err := f.s.pools.Create(f.ctx, workerpool.Pool{ID: pool, Space: "root"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 	st, err := f.stacks.Create(f.ctx, stack.Stack{ID: fmt.Sprintf("st-%d", stackSeq.Add(1)), Repository: "https://example.com/infra.git", WorkerPool: pool})
 	if err != nil {
 		t.Fatal(err)
