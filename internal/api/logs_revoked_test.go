@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/gantry-iac/gantry/internal/api"
 	"github.com/gantry-iac/gantry/internal/apiv1"
 )
 
@@ -15,6 +16,13 @@ import (
 func TestLogPollAfterRevocation(t *testing.T) {
 	e := newAPIEnv(t)
 	e.createStack("web", nil)
+	waiting := make(chan struct{}, 1)
+	defer api.SetLogPollWaits(func() {
+		select {
+		case waiting <- struct{}{}:
+		default:
+		}
+	})()
 	for i := range 5 {
 		rn := e.createRun("web", "PROPOSED")
 		var key apiv1.APIKeyCreated
@@ -23,6 +31,10 @@ func TestLogPollAfterRevocation(t *testing.T) {
 		go func() {
 			polled <- e.send(request{method: "GET", path: "/api/v1/runs/" + rn.ID + "/logs?offset=0&wait=30", token: key.Token})
 		}()
+		// The key is revoked, and the output comes, once the poll waits:
+		// output already there is answered at once, to the caller
+		// authenticated as the request came.
+		<-waiting
 		e.must(e.do("DELETE", "/api/v1/api-keys/"+key.ID, nil), http.StatusNoContent, nil)
 		if _, err := e.runs.AppendLog(context.Background(), rn.ID, 0, []byte("secret output\n")); err != nil {
 			t.Fatal(err)

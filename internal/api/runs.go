@@ -206,6 +206,10 @@ func (a *API) runAction(action string, fn func(ctx context.Context, runID, actor
 	}
 }
 
+// logPollWaits, when set (tests), is called as a log request starts to
+// wait for output.
+var logPollWaits func()
+
 func (a *API) runLogs(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
 	rn, err := a.run(r, p, auth.SpaceRead)
 	if err != nil {
@@ -233,6 +237,9 @@ func (a *API) runLogs(w http.ResponseWriter, r *http.Request, p auth.Principal) 
 		// have been revoked, its roles taken, the stack moved, while it
 		// waited (checked once per answer after a wait, never per
 		// wake-up, nor on an answer given at once).
+		if logPollWaits != nil {
+			logPollWaits()
+		}
 		data, done, err = a.Runs.ReadRunLog(r.Context(), rn, offset, 1<<20, wait)
 		if err == nil && (len(data) > 0 || done) {
 			err = a.stillMay(r, auth.SpaceRead)
