@@ -181,7 +181,7 @@ func (a *API) updateStack(w http.ResponseWriter, r *http.Request, p auth.Princip
 // in Gantry: its next runs would plan from an empty state (OpenTofu would
 // create everything again) and their state would be thrown away.
 func (a *API) keepsState(r *http.Request, stackID string) error {
-	v, _, err := a.State.Current(r.Context(), stackID)
+	v, err := a.State.CurrentVersion(r.Context(), stackID)
 	if errs.Is(err, errs.NotFound) {
 		return nil
 	}

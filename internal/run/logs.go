@@ -6,6 +6,7 @@ import (
 
 	"github.com/gantry-iac/gantry/internal/errs"
 	"github.com/gantry-iac/gantry/internal/events"
+	"github.com/gantry-iac/gantry/internal/secrets"
 )
 
 // MaxLogChunk is the largest log chunk a worker may append at once.
@@ -213,7 +214,16 @@ func artifactAAD(runID, name string) string { return "artifact:" + runID + ":" +
 
 // PutArtifact stores an artifact of the run, encrypted.
 func (s *Service) PutArtifact(ctx context.Context, runID, name string, data []byte) error {
-	sealed := s.box.Seal(data, artifactAAD(runID, name))
+	return s.putArtifact(ctx, runID, name, s.box.Seal(data, artifactAAD(runID, name)))
+}
+
+// PutArtifactPlain is PutArtifact of an artifact read into p, which it
+// seals where it lies (a large plan is held once): p is used up.
+func (s *Service) PutArtifactPlain(ctx context.Context, runID, name string, p *secrets.Plaintext) error {
+	return s.putArtifact(ctx, runID, name, s.box.SealPlaintext(p, artifactAAD(runID, name)))
+}
+
+func (s *Service) putArtifact(ctx context.Context, runID, name string, sealed []byte) error {
 	return s.db.Tx(ctx, func(ctx context.Context) error {
 		// Touching the run row locks it (PostgreSQL) until the artifact is
 		// stored, so a run cannot end, and drop its workspace, in between.
@@ -233,6 +243,18 @@ func (s *Service) PutArtifact(ctx context.Context, runID, name string, data []by
 	})
 }
 
+// ArtifactSize returns the size of an artifact of the run as stored
+// (sealed: a few bytes more than its content), 0 when there is none: what
+// loading it will hold.
+func (s *Service) ArtifactSize(ctx context.Context, runID, name string) (int64, error) {
+	var size int64
+	err := s.db.QueryRow(ctx, `SELECT LENGTH(data) FROM run_artifacts WHERE run_id = $1 AND name = $2`, runID, name).Scan(&size)
+	if isNoRows(err) {
+		return 0, nil
+	}
+	return size, err
+}
+
 // Artifact returns an artifact of the run.
 func (s *Service) Artifact(ctx context.Context, runID, name string) ([]byte, error) {
 	var sealed []byte
@@ -243,7 +265,7 @@ func (s *Service) Artifact(ctx context.Context, runID, name string) ([]byte, err
 	if err != nil {
 		return nil, err
 	}
-	data, err := s.box.Open(sealed, artifactAAD(runID, name))
+	data, err := s.box.OpenInPlace(sealed, artifactAAD(runID, name))
 	if err != nil {
 		return nil, errs.Wrap(errs.Internal, err, "artifact %s of run %s cannot be decrypted", name, runID)
 	}

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gantry-iac/gantry/internal/bytesize"
 	"github.com/gantry-iac/gantry/internal/git"
 	"github.com/gantry-iac/gantry/internal/secrets"
 	"github.com/gantry-iac/gantry/internal/tofu"
@@ -126,7 +127,10 @@ func (w *Worker) execute(kill context.Context, job *workerapi.Job, slot int) {
 // reportRescue keeps what OpenTofu wrote when it could not save the state
 // (see rescueState) and says in the run's log and the worker's what was
 // kept, and what was not. It returns that in short, for the run's reason
-// ("": OpenTofu saved its state).
+// ("": OpenTofu saved its state). When the state kept is larger than the
+// server's state size limit (which is then why it could not be saved),
+// both say so, and that the limit must be raised before the state is
+// pushed: the server would refuse it again.
 func (j *jobRun) reportRescue(log *slog.Logger) string {
 	path, unusable, err := j.rescueState()
 	switch {
@@ -150,6 +154,14 @@ func (j *jobRun) reportRescue(log *slog.Logger) string {
 			unusable, kept)
 		return fmt.Sprintf("OpenTofu could not save the state, nor write it whole to errored.tfstate (%s): the state this apply produced was not kept; see the run's log", unusable)
 	case path != "":
+		size := fileSize(path)
+		if limit := j.job.MaxStateSize; limit > 0 && size > limit {
+			log.Error("OpenTofu could not save the state, which is larger than the server's state size limit: its errored.tfstate is kept",
+				"path", path, "size", size, "limit", limit)
+			j.log.Printf("%s", stateTooLargeAdvice(j.w.cfg.Name, path, size, limit))
+			return fmt.Sprintf("OpenTofu could not save the state: it is kept on worker %s at %s; the state (%s) is larger than the server's state size limit (%s, --max-state-size): raise the limit, then push it to the stack's state",
+				j.w.cfg.Name, path, bytesize.Format(size), bytesize.Format(limit))
+		}
 		log.Error("OpenTofu could not save the state: its errored.tfstate is kept; push it to the stack's state", "path", path)
 		j.log.Printf("OpenTofu could not save the state: the new state is kept on worker %s at %s. "+
 			"Push it to the stack's state with `tofu state push` against the stack's backend (see docs/state.md), "+
@@ -157,6 +169,52 @@ func (j *jobRun) reportRescue(log *slog.Logger) string {
 		return fmt.Sprintf("OpenTofu could not save the state: it is kept on worker %s at %s; push it to the stack's state", j.w.cfg.Name, path)
 	}
 	return ""
+}
+
+// stateTooLargeAdvice says what to do with a state kept at path on worker
+// that the server refused as larger than its limit: raise the limit (to a
+// size that takes it), then push it; or, past the most a server accepts,
+// keep it and shrink the stack's state.
+func stateTooLargeAdvice(worker, path string, size, limit int64) string {
+	sized := bytesize.Format(size)
+	if size >= 1024 {
+		sized += fmt.Sprintf(" (%d bytes)", size)
+	}
+	head := fmt.Sprintf("OpenTofu could not save the state: the server refused it, as it is %s, larger than the server's state size limit of %s. "+
+		"The new state is kept on worker %s at %s.", sized, bytesize.Format(limit), worker, path)
+	if size > maxStateSizeLimit {
+		return head + fmt.Sprintf(" It is larger than any Gantry server accepts (%s), so it cannot be pushed to the stack's managed state: "+
+			"keep that file safe, push it to a backend of your own (turn managed state off and add a backend to the stack's code), "+
+			"or make the state smaller (split the stack, move large values out of resource attributes), "+
+			"or the next run will not know the resources this one made.", bytesize.Format(maxStateSizeLimit))
+	}
+	return head + fmt.Sprintf(" Pushing it as it is would be refused the same way: first raise the limit on the server "+
+		"(`gantry server --max-state-size %s`, or GANTRY_MAX_STATE_SIZE=%s, on every server), then push it to the stack's state "+
+		"with `tofu state push` against the stack's backend (see docs/state.md); until then the next run will not know the resources this one made.",
+		suggestedLimit(size), suggestedLimit(size))
+}
+
+// maxStateSizeLimit is the most --max-state-size may be (state.MaxSizeLimit,
+// which a test keeps it equal to).
+const maxStateSizeLimit = 1000 << 20
+
+// suggestedLimit is a --max-state-size that takes a state of size bytes:
+// the next power of two in MiB, at most the largest accepted.
+func suggestedLimit(size int64) string {
+	n := int64(1 << 20)
+	for n < size {
+		n *= 2
+	}
+	n = min(n, maxStateSizeLimit)
+	return strings.ReplaceAll(bytesize.Format(n), " ", "")
+}
+
+func fileSize(path string) int64 {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return -1
+	}
+	return fi.Size()
 }
 
 func (j *jobRun) heartbeat(ctx context.Context, cancel context.CancelFunc, done chan struct{}) {

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gantry-iac/gantry/internal/state"
 	"github.com/gantry-iac/gantry/internal/tofu"
 	"github.com/gantry-iac/gantry/internal/workerapi"
 )
@@ -680,6 +681,88 @@ func TestJobRescuesErroredState(t *testing.T) {
 	// The job directory itself is gone.
 	if ents, _ := filepath.Glob(filepath.Join(fx.work, "gantry-job-*")); len(ents) != 0 {
 		t.Errorf("job directories left: %v", ents)
+	}
+}
+
+// A state OpenTofu could not save because the server refused it as larger
+// than its state size limit cannot be pushed as it is either: the run's
+// reason names the limit, and the log says to raise it first, to a size
+// that takes the state, then push; past the most any server accepts, it
+// says that no push to managed state can work.
+func TestJobRescuedStateLargerThanTheLimit(t *testing.T) {
+	const kept = `{"version":4,"serial":7}` + "\n" // 25 bytes
+	for _, tt := range []struct {
+		name    string
+		limit   int64 // the job's MaxStateSize
+		reason  string
+		log     []string
+		notLogs []string
+	}{
+		{"an older server says no limit", 0, "; push it to the stack's state", []string{"Push it to the stack's state with `tofu state push`"}, []string{"--max-state-size"}},
+		{"under the limit", 1 << 20, "; push it to the stack's state", []string{"Push it to the stack's state with `tofu state push`"}, []string{"--max-state-size"}},
+		{"over the limit", 10,
+			"; the state (25 bytes) is larger than the server's state size limit (10 bytes, --max-state-size): raise the limit, then push it to the stack's state",
+			[]string{"it is 25 bytes, larger than the server's state size limit of 10 bytes",
+				"first raise the limit on the server (`gantry server --max-state-size 1MiB`, or GANTRY_MAX_STATE_SIZE=1MiB, on every server), then push it",
+				"`tofu state push`"},
+			[]string{"Push it to the stack's state with"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			fx := newJobFixture(t, nil)
+			fx.worker.cfg.RescueDir = filepath.Join(t.TempDir(), "rescued")
+			job := fx.job("plan")
+			job.MaxStateSize = tt.limit
+			job.Env = append(job.Env, workerapi.EnvVar{Name: "FAKE_APPLY_ERRORED", Value: "1"})
+			fx.proto.next = "apply"
+			fx.worker.execute(context.Background(), job, 0)
+			if len(fx.proto.finishes) != 1 || fx.proto.finishes[0].OK {
+				t.Fatalf("Finish = %+v, want one failed finish", fx.proto.finishes)
+			}
+			path := filepath.Join(fx.worker.cfg.RescueDir, job.RunID+".tfstate")
+			if data, err := os.ReadFile(path); err != nil || string(data) != kept {
+				t.Fatalf("kept state = %q, %v", data, err)
+			}
+			reason := fx.proto.finishes[0].Reason
+			want := "apply failed: tofu exited with code 1: Error: Failed to save state; OpenTofu could not save the state: it is kept on worker test at " + path + tt.reason
+			if reason != want {
+				t.Errorf("reason = %q, want %q", reason, want)
+			}
+			log := fx.proto.log(t, 0)
+			for _, want := range append(tt.log, path) {
+				if !strings.Contains(log, want) {
+					t.Errorf("log lacks %q:\n%s", want, log)
+				}
+			}
+			for _, no := range tt.notLogs {
+				if strings.Contains(log, no) {
+					t.Errorf("log has %q:\n%s", no, log)
+				}
+			}
+		})
+	}
+}
+
+// Past the most a server accepts, raising the limit cannot help: the
+// advice says so instead.
+func TestStateTooLargeAdvice(t *testing.T) {
+	if maxStateSizeLimit != state.MaxSizeLimit {
+		t.Fatalf("maxStateSizeLimit = %d, state.MaxSizeLimit = %d: keep them equal", maxStateSizeLimit, state.MaxSizeLimit)
+	}
+	got := stateTooLargeAdvice("w1", "/r/run.tfstate", 300<<20, 256<<20)
+	for _, want := range []string{"it is 300 MiB (314572800 bytes), larger than the server's state size limit of 256 MiB",
+		"--max-state-size 512MiB", "GANTRY_MAX_STATE_SIZE=512MiB", "worker w1 at /r/run.tfstate"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("advice lacks %q:\n%s", want, got)
+		}
+	}
+	got = stateTooLargeAdvice("w1", "/r/run.tfstate", 1100<<20, 1000<<20)
+	for _, want := range []string{"larger than any Gantry server accepts (1000 MiB)", "cannot be pushed to the stack's managed state", "keep that file safe"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("advice lacks %q:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "first raise the limit") {
+		t.Errorf("advice says to raise a limit that cannot go high enough:\n%s", got)
 	}
 }
 

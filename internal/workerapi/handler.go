@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -77,7 +76,18 @@ type Handler struct {
 	// recorded for a reason of the server's (the database down, a full
 	// disk): the worker sending it is alive.
 	HeartbeatFailed func()
+	// Budget bounds the memory of artifacts uploaded and downloaded at
+	// once (--max-request-memory); nil: no bound.
+	Budget *httpx.Budget
+	// MaxStateSize is the server's state size limit, told to workers
+	// (Job.MaxStateSize) so that their advice about a state the server
+	// refused can say to raise it (0: not told).
+	MaxStateSize int64
 }
+
+// artifactCopies is what an artifact upload or download holds, as a
+// multiple of its size: the artifact, and the database driver's copy.
+const artifactCopies = 2
 
 // EndedGrace is how long after its run ended a job may still send its
 // heartbeat and the last of its log: then its token is dead for good.
@@ -346,7 +356,7 @@ func (h *Handler) buildJob(ctx context.Context, cl *run.Claimed, pending *runtok
 		StatePath: "/api/v1/stacks/" + st.ID + "/tfstate", LogOffset: cl.Run.LogSize,
 		Hooks: Hooks{BeforeInit: st.Hooks.BeforeInit, AfterInit: st.Hooks.AfterInit, BeforePlan: st.Hooks.BeforePlan,
 			AfterPlan: st.Hooks.AfterPlan, BeforeApply: st.Hooks.BeforeApply, AfterApply: st.Hooks.AfterApply},
-		StackLabels: st.Labels, ReportTimeoutMS: h.ReportTimeout.Milliseconds(),
+		StackLabels: st.Labels, ReportTimeoutMS: h.ReportTimeout.Milliseconds(), MaxStateSize: h.MaxStateSize,
 	}
 	if st.Space != cl.Run.SpaceID {
 		// The stack moved since the run was queued: a token of its space.
@@ -520,9 +530,12 @@ func (h *Handler) logs(w http.ResponseWriter, r *http.Request, rn run.Run) error
 	if err != nil || offset < 0 {
 		return errs.E(errs.Invalid, "offset must be a non-negative integer")
 	}
-	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, run.MaxLogChunk))
+	if err := httpx.CheckLength(r, run.MaxLogChunk, "log chunk", ""); err != nil {
+		return err
+	}
+	data, err := httpx.ReadBody(w, r, run.MaxLogChunk, "log chunk")
 	if err != nil {
-		return errs.E(errs.TooLarge, "log chunk larger than %d bytes", run.MaxLogChunk)
+		return err
 	}
 	_, err = h.Runs.AppendLog(r.Context(), rn.ID, offset, data)
 	return noContent(w, err)
@@ -536,15 +549,35 @@ func artifactName(r *http.Request) (string, error) {
 	return name, nil
 }
 
+// putArtifact stores an artifact. One announced larger than the limit is
+// refused before it is read; the body is read once, into memory the
+// budget grants, and sealed where it lies.
 func (h *Handler) putArtifact(w http.ResponseWriter, r *http.Request, rn run.Run) error {
 	name, err := artifactName(r)
 	if err != nil {
 		return err
 	}
-	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, run.MaxArtifact))
-	if err != nil {
-		return errs.E(errs.TooLarge, "artifact larger than %d bytes", run.MaxArtifact)
+	if err := httpx.CheckLength(r, run.MaxArtifact, "artifact "+name, ""); err != nil {
+		return err
 	}
+	want := r.ContentLength
+	if want < 0 {
+		want = run.MaxArtifact
+	}
+	release, err := h.Budget.Acquire(r.Context(), artifactCopies*want)
+	if err != nil {
+		return err
+	}
+	defer release()
+	body, err := httpx.ReadSealable(w, r, run.MaxArtifact)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return errs.E(errs.TooLarge, "artifact %s larger than %d bytes", name, run.MaxArtifact)
+		}
+		return err
+	}
+	data := body.Bytes()
 	if name == run.ArtifactWorkspace {
 		if err := h.checkSealed(r.Context(), rn, data); err != nil {
 			return err
@@ -553,7 +586,7 @@ func (h *Handler) putArtifact(w http.ResponseWriter, r *http.Request, rn run.Run
 	if (name == run.ArtifactPlanJSON || name == run.ArtifactMetadata) && !json.Valid(data) {
 		return errs.E(errs.Invalid, "%s is not valid JSON", name)
 	}
-	return noContent(w, h.Runs.PutArtifact(r.Context(), rn.ID, name, data))
+	return noContent(w, h.Runs.PutArtifactPlain(r.Context(), rn.ID, name, body))
 }
 
 func (h *Handler) getArtifact(w http.ResponseWriter, r *http.Request, rn run.Run) error {
@@ -561,11 +594,21 @@ func (h *Handler) getArtifact(w http.ResponseWriter, r *http.Request, rn run.Run
 	if err != nil {
 		return err
 	}
+	size, err := h.Runs.ArtifactSize(r.Context(), rn.ID, name)
+	if err != nil {
+		return err
+	}
+	release, err := h.Budget.Acquire(r.Context(), artifactCopies*size)
+	if err != nil {
+		return err
+	}
+	defer release()
 	data, err := h.Runs.Artifact(r.Context(), rn.ID, name)
 	if err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Content-Length", strconv.Itoa(len(data)))
 	_, err = w.Write(data)
 	return err
 }

@@ -184,6 +184,10 @@ type Job struct {
 	// approval, under their timeouts): the worker waits at least that long
 	// for each attempt (0: an older server; the worker's default).
 	ReportTimeoutMS int64 `json:"report_timeout_ms,omitempty"`
+	// MaxStateSize is the largest state the server accepts, in bytes (0:
+	// an older server, which does not say): a state OpenTofu could not
+	// save because it is larger cannot be pushed before the limit is raised.
+	MaxStateSize int64 `json:"max_state_size,omitempty"`
 }
 
 // Delegation is an integration the worker mints credentials for.
