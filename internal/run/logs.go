@@ -1,9 +1,13 @@
 package run
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"time"
+	"unicode/utf8"
 
+	"github.com/gantry-iac/gantry/internal/bytesize"
 	"github.com/gantry-iac/gantry/internal/errs"
 	"github.com/gantry-iac/gantry/internal/events"
 	"github.com/gantry-iac/gantry/internal/secrets"
@@ -12,85 +16,165 @@ import (
 // MaxLogChunk is the largest log chunk a worker may append at once.
 const MaxLogChunk = 1 << 20
 
-// AppendLog adds data at byte offset of the run's log. Appending a chunk
-// that is already stored (same offset) is a no-op, so workers can retry.
-// The offset counts the worker's bytes only: a closing line the server
-// put in the log (see closeLog) shifts the worker's bytes after it.
+// DefaultLogLimit is how much of a run's log is stored unless the server
+// says otherwise (Service.LogLimit, --max-run-log-size).
+const DefaultLogLimit = 100 << 20
+
+// lateLogRoom is how far past the limit a log may still grow once its run
+// has ended and told how much was dropped: the last lines a worker sends
+// after the end (the run's failure, what the policies said).
+const lateLogRoom = 64 << 10
+
+func (s *Service) logLimit() int64 {
+	if s.LogLimit > 0 {
+		return s.LogLimit
+	}
+	return DefaultLogLimit
+}
+
+// AppendLog adds data at byte offset of what workers sent of the run's
+// log and returns where the next append starts. Appending a chunk that is
+// already stored (same offset) is a no-op, so workers can retry. The
+// lines the server puts in the log itself (a closing line, see closeLog;
+// the notes below) do not move the workers' offsets.
+//
+// What is stored of a log stops at the log limit: past it, output is
+// counted (Run.LogDropped) but not stored, and the run goes on. The log
+// then gets a line saying so where it was cut, and, when the run ends, a
+// line saying how much was dropped (see noteDropped).
 func (s *Service) AppendLog(ctx context.Context, runID string, offset int64, data []byte) (int64, error) {
 	if len(data) > MaxLogChunk {
 		return 0, errs.E(errs.TooLarge, "log chunk larger than %d bytes", MaxLogChunk)
 	}
-	var size int64
+	var received int64
 	err := s.tx(ctx, func(ctx context.Context, n *notes) error {
-		// store moves the end of the log from offset (and locks the run),
-		// then stores the chunk: false when the log does not end at offset.
-		store := func() (bool, error) {
-			end := offset + int64(len(data))
-			res, err := s.db.Exec(ctx, `UPDATE runs SET log_size = $3 WHERE id = $1 AND log_size = $2`, runID, offset, end)
-			if err != nil {
-				return false, err
-			}
-			if k, _ := res.RowsAffected(); k != 1 {
-				return false, nil
-			}
-			if _, err := s.db.Exec(ctx, `INSERT INTO run_logs (run_id, byte_offset, data) VALUES ($1, $2, $3)`, runID, offset, data); err != nil {
-				return false, err
-			}
-			size = end
-			n.add(LogKey(runID))
-			return true, nil
-		}
-		if len(data) > 0 {
-			// The usual case: the next chunk in order.
-			if ok, err := store(); ok || err != nil {
+		// Read, then move the end from where it was read: an append of the
+		// same chunk committed in between (a retry racing the original)
+		// makes the move fail, and the chunk is found stored on the next read.
+		for range 3 {
+			moved, end, err := s.appendLog(ctx, n, runID, offset, data)
+			if err != nil || moved {
+				received = end
 				return err
 			}
 		}
-		// (The fast path above never matches once the server closed the
-		// log: the worker's offsets then stay short of the log's end.)
-		var closingAt, closingSize int64
-		if err := s.db.QueryRow(ctx, `SELECT log_size, closing_log_at, closing_log_size FROM runs WHERE id = $1`, runID).
-			Scan(&size, &closingAt, &closingSize); err != nil {
-			if isNoRows(err) {
-				return errs.E(errs.NotFound, "run %q not found", runID)
-			}
-			return err
-		}
-		if closingAt >= 0 {
-			switch {
-			case offset >= closingAt:
-				offset += closingSize
-			case offset+int64(len(data)) > closingAt:
-				// Bytes stored before the closing line, then new ones.
-				data, offset = data[closingAt-offset:], closingAt+closingSize
-			}
-		}
-		if offset < size && offset+int64(len(data)) > size {
-			// A retry that resends stored bytes and more: keep the new part.
-			data, offset = data[size-offset:], size
-		}
-		switch {
-		case offset < size:
-			return nil // already stored
-		case offset > size:
-			return errs.E(errs.Conflict, "log offset %d is past the end of the log (%d bytes)", offset, size)
-		case len(data) == 0:
-			return nil
-		}
-		ok, err := store()
-		if err == nil && !ok {
-			err = errs.E(errs.Conflict, "the log of run %s grew while appending; retry", runID)
-		}
-		return err
+		return errs.E(errs.Conflict, "the log of run %s grew while appending; retry", runID)
 	})
-	return size, err
+	return received, err
+}
+
+// appendLog is one attempt of AppendLog: false when the log's end moved
+// since it was read.
+func (s *Service) appendLog(ctx context.Context, n *notes, runID string, offset int64, data []byte) (bool, int64, error) {
+	var received, size, dropped int64
+	var state string
+	if err := s.db.QueryRow(ctx, `SELECT log_received, log_size, log_dropped, state FROM runs WHERE id = $1`, runID).Scan(&received, &size, &dropped, &state); err != nil {
+		if isNoRows(err) {
+			return false, 0, errs.E(errs.NotFound, "run %q not found", runID)
+		}
+		return false, 0, err
+	}
+	if offset < received && offset+int64(len(data)) > received {
+		// A retry that resends stored bytes and more: keep the new part.
+		data, offset = data[received-offset:], received
+	}
+	switch {
+	case offset < received:
+		return true, received, nil // already stored
+	case offset > received:
+		return false, 0, errs.E(errs.Conflict, "log offset %d is past the end of the log (%d bytes)", offset, received)
+	case len(data) == 0:
+		return true, received, nil
+	}
+	room := s.logLimit() - size
+	if Terminal(state) && dropped > 0 {
+		room += lateLogRoom // the end was told: the last lines fit
+	}
+	chunk := data
+	if room = max(room, 0); int64(len(data)) > room {
+		kept := cutLog(data, room)
+		chunk = kept
+		if dropped == 0 { // the first cut: say so there
+			chunk = append(kept[:len(kept):len(kept)], s.limitNote(kept)...)
+		}
+		dropped += int64(len(data) - len(kept))
+	}
+	end := offset + int64(len(data))
+	res, err := s.db.Exec(ctx, `UPDATE runs SET log_received = $3, log_size = $4, log_dropped = $5 WHERE id = $1 AND log_received = $2`,
+		runID, offset, end, size+int64(len(chunk)), dropped)
+	if err != nil {
+		return false, 0, err
+	}
+	if k, _ := res.RowsAffected(); k != 1 {
+		return false, 0, nil
+	}
+	if len(chunk) > 0 {
+		if _, err := s.db.Exec(ctx, `INSERT INTO run_logs (run_id, byte_offset, data) VALUES ($1, $2, $3)`, runID, size, chunk); err != nil {
+			return false, 0, err
+		}
+		n.add(LogKey(runID))
+	}
+	return true, end, nil
+}
+
+// cutLog is the part of data that fits in room bytes: up to its last line
+// break there, else up to its last whole UTF-8 character.
+func cutLog(data []byte, room int64) []byte {
+	keep := data[:room]
+	if i := bytes.LastIndexByte(keep, '\n'); i >= 0 {
+		return keep[:i+1]
+	}
+	for i := len(keep) - 1; i >= 0 && i >= len(keep)-utf8.UTFMax; i-- {
+		if utf8.RuneStart(keep[i]) {
+			if !utf8.FullRune(keep[i:]) {
+				keep = keep[:i]
+			}
+			break
+		}
+	}
+	return keep
+}
+
+// limitNote is the line a log gets where it reaches its limit (after
+// stored, the part of the chunk kept).
+func (s *Service) limitNote(stored []byte) []byte {
+	note := fmt.Sprintf("[gantry] This run's log reached its limit of %s (--max-run-log-size): output past this point is not stored; the run goes on.\n",
+		bytesize.Format(s.logLimit()))
+	if len(stored) > 0 && stored[len(stored)-1] != '\n' {
+		note = "\n" + note
+	}
+	return []byte(note)
+}
+
+// noteDropped ends the stored log of a run that is ending with a line
+// saying how much of its output was dropped past the limit, if any.
+func (s *Service) noteDropped(ctx context.Context, n *notes, runID string) error {
+	var size, dropped int64
+	if err := s.db.QueryRow(ctx, `SELECT log_size, log_dropped FROM runs WHERE id = $1`, runID).Scan(&size, &dropped); err != nil || dropped == 0 {
+		return err
+	}
+	amount := fmt.Sprintf("%d bytes", dropped)
+	if dropped >= 1024 {
+		amount += " (" + bytesize.Format(dropped) + ")"
+	}
+	note := fmt.Sprintf("[gantry] %s of this run's output were dropped past its log limit of %s (--max-run-log-size).\n",
+		amount, bytesize.Format(s.logLimit()))
+	if _, err := s.db.Exec(ctx, `INSERT INTO run_logs (run_id, byte_offset, data) VALUES ($1, $2, $3)`, runID, size, []byte(note)); err != nil {
+		return err
+	}
+	if _, err := s.db.Exec(ctx, `UPDATE runs SET log_size = $2 WHERE id = $1`, runID, size+int64(len(note))); err != nil {
+		return err
+	}
+	n.add(LogKey(runID))
+	return nil
 }
 
 // closeLog appends Gantry's closing line to the log of a run the server
 // ended itself, at the log's end, in the transaction that ended it (the
 // run's row is locked: no append comes in between). A worker that is
-// still writing does not know of the line: where it is is recorded, so
-// that the worker's later appends go after it (see AppendLog).
+// still writing does not know of the line: its later appends, at the
+// offsets of what it sent (log_received, which the line does not move),
+// go after it. Where the line is is recorded (closing_log_at).
 func (s *Service) closeLog(ctx context.Context, n *notes, runID, line string) error {
 	var size, closingAt int64
 	if err := s.db.QueryRow(ctx, `SELECT log_size, closing_log_at FROM runs WHERE id = $1`, runID).Scan(&size, &closingAt); err != nil {

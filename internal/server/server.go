@@ -152,6 +152,9 @@ type Config struct {
 	// state.DefaultMaxSize).
 	MaxRequestMemory int64
 	MaxStateSize     int64
+	// MaxRunLogSize is how much of a run's log is stored (0:
+	// run.DefaultLogLimit): past it, output is dropped with a note.
+	MaxRunLogSize int64
 	// EncryptionKeyFile is the file EncryptionKey was read from
 	// (GANTRY_ENCRYPTION_KEY_FILE): messages name it and its permissions
 	// are checked. Empty when the key was given directly.
@@ -327,6 +330,7 @@ func (s *Server) open(ctx context.Context) error {
 	s.spaces = space.NewService(s.db)
 	s.stacks = stack.NewService(s.db, s.box)
 	s.runs = run.NewService(s.db, s.hub, s.box, s.log)
+	s.runs.LogLimit = s.cfg.MaxRunLogSize
 	s.state = state.NewService(s.db, s.box)
 	s.state.MaxSize = s.cfg.MaxStateSize
 	if s.cfg.MaxRequestMemory > 0 {

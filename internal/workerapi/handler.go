@@ -353,7 +353,7 @@ func (h *Handler) buildJob(ctx context.Context, cl *run.Claimed, pending *runtok
 		StackID: st.ID, SpaceID: st.Space, Repository: st.Repository, Branch: st.Branch,
 		CommitSHA: cl.Run.CommitSHA, ProjectRoot: st.ProjectRoot, Tool: st.Tool, ToolVersion: st.ToolVersion,
 		Command: cl.Run.Command, Targets: cl.Run.Targets, Drift: cl.Run.Drift, ManagedState: st.ManagedState, Autodeploy: st.Autodeploy,
-		StatePath: "/api/v1/stacks/" + st.ID + "/tfstate", LogOffset: cl.Run.LogSize,
+		StatePath: "/api/v1/stacks/" + st.ID + "/tfstate", LogOffset: cl.Run.LogReceived,
 		Hooks: Hooks{BeforeInit: st.Hooks.BeforeInit, AfterInit: st.Hooks.AfterInit, BeforePlan: st.Hooks.BeforePlan,
 			AfterPlan: st.Hooks.AfterPlan, BeforeApply: st.Hooks.BeforeApply, AfterApply: st.Hooks.AfterApply},
 		StackLabels: st.Labels, ReportTimeoutMS: h.ReportTimeout.Milliseconds(), MaxStateSize: h.MaxStateSize,

@@ -13,6 +13,7 @@ import (
 	"github.com/gantry-iac/gantry/internal/db/dbtest"
 	"github.com/gantry-iac/gantry/internal/httpx"
 	"github.com/gantry-iac/gantry/internal/run"
+	"github.com/gantry-iac/gantry/internal/workerapi"
 )
 
 // countingReader counts the bytes a handler read of a request body.
@@ -81,6 +82,51 @@ func TestArtifactUploadMemory(t *testing.T) {
 		}
 		if used, waiting := budget.Stats(); used != 0 || waiting != 0 {
 			t.Errorf("budget after the upload: %d bytes held, %d waiting; want none", used, waiting)
+		}
+	})
+}
+
+// Past the log limit, the plan job's output is not stored but its offsets
+// go on: the apply job starts where the plan job's appends ended, not at
+// the end of what is stored, so its appends are not refused as a gap.
+func TestApplyJobContinuesTheLogPastItsLimit(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newFixture(t, d)
+		f.runs.LogLimit = 16
+		c, _ := f.worker(t, builtinToken)
+		r := f.create(t, f.stack(t, nil).ID, run.Tracked)
+		job := claim(t, c)
+		ctx := f.ctx
+		for _, st := range []string{run.Initializing, run.Planning} {
+			if err := c.Phase(ctx, job, workerapi.PhaseRequest{State: st}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		out := strings.Repeat("plan output\n", 10) // 120 bytes: 108 dropped
+		if err := c.AppendLog(ctx, job, job.LogOffset, []byte(out)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Planned(ctx, job, workerapi.PlannedRequest{HasChanges: true, Add: 1}); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.PutArtifact(ctx, job, run.ArtifactWorkspace, []byte("workspace")); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.HandOff(ctx, job); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.runs.Confirm(ctx, r.ID, "bob"); err != nil {
+			t.Fatal(err)
+		}
+		apply := claim(t, c)
+		if apply.LogOffset != int64(len(out)) {
+			t.Fatalf("apply job's log offset = %d, want %d (what the plan job sent)", apply.LogOffset, len(out))
+		}
+		if err := c.AppendLog(ctx, apply, apply.LogOffset, []byte("apply\n")); err != nil {
+			t.Fatalf("the apply job's first append: %v", err)
+		}
+		if got := f.get(t, r.ID); got.LogDropped != int64(len(out))-12+6 {
+			t.Fatalf("dropped = %d, want %d", got.LogDropped, len(out)-12+6)
 		}
 	})
 }
