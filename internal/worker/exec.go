@@ -1,10 +1,10 @@
 package worker
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -474,10 +474,10 @@ func (j *jobRun) runPlan(ctx context.Context) error {
 	if err := j.settle(); err != nil {
 		return err
 	}
-	if err := j.w.proto.PutArtifact(ctx, j.job, "plan.json", planJSON); err != nil {
+	if err := j.putFile(ctx, "plan.json", planJSON); err != nil {
 		return fmt.Errorf("uploading the plan: %w", err)
 	}
-	delta, hasChanges, err := tofu.ParsePlan(planJSON)
+	delta, hasChanges, err := parsePlanFile(planJSON)
 	if err != nil {
 		return fail("reading the plan: %v", err)
 	}
@@ -525,21 +525,85 @@ func (j *jobRun) runPlan(ctx context.Context) error {
 	return fail("the server asked for %q after planning: upgrade the worker", resp.Next)
 }
 
-// showPlan returns the saved plan as JSON (`show -json`).
-func (j *jobRun) showPlan(ctx context.Context, env []string) ([]byte, error) {
-	var out bytes.Buffer
-	code, err := tofu.RunSplit(ctx, j.bin, j.root, env, &out, j.log, "show", "-json", "-no-color", planFile)
+// showPlan writes the saved plan's JSON (`show -json`), its secrets
+// masked, to a file of the job's directory and returns the file's path. A
+// plan can be far larger than the memory a worker should hold (a built-in
+// worker's is the server's): it goes from the tool to a file, is masked
+// from file to file a value at a time, and is read back the same way.
+func (j *jobRun) showPlan(ctx context.Context, env []string) (string, error) {
+	raw, err := os.CreateTemp(j.dir, "plan-*.json")
 	if err != nil {
-		return nil, err
+		return "", fail("making the plan JSON: %v", err)
+	}
+	defer os.Remove(raw.Name())
+	code, err := tofu.RunSplit(ctx, j.bin, j.root, env, raw, j.log, "show", "-json", "-no-color", planFile)
+	if cerr := raw.Close(); err == nil && cerr != nil {
+		err = fail("making the plan JSON: %v", cerr)
+	}
+	if err != nil {
+		return "", err
 	}
 	if code != 0 {
-		return nil, fail("show -json failed with code %d", code)
+		return "", fail("show -json failed with code %d", code)
 	}
-	masked, err := j.masker.JSON(out.Bytes())
-	if err != nil {
-		return nil, fail("reading the plan JSON: %v", err)
+	masked := strings.TrimSuffix(raw.Name(), ".json") + "-masked.json"
+	if err := maskJSONFile(j.masker, raw.Name(), masked); err != nil {
+		return "", fail("reading the plan JSON: %v", err)
 	}
 	return masked, nil
+}
+
+// maskJSONFile writes the JSON document of file src to dst with its
+// secrets masked (src itself when it holds none).
+func maskJSONFile(m *secrets.Masker, src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	found, err := m.InReader(in)
+	if err != nil {
+		return err
+	}
+	if !found {
+		return os.Link(src, dst)
+	}
+	if _, err := in.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if err := m.JSONStream(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+// parsePlanFile counts the changes of the plan JSON in file path.
+func parsePlanFile(path string) (tofu.Delta, bool, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return tofu.Delta{}, false, err
+	}
+	defer f.Close()
+	return tofu.ParsePlanReader(f)
+}
+
+// putFile uploads the file at path as the artifact name, streamed.
+func (j *jobRun) putFile(ctx context.Context, name, path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	return j.w.proto.PutArtifact(ctx, j.job, name, f, fi.Size())
 }
 
 // applyWhileShowing applies the saved plan and, at the same time, makes its
@@ -560,15 +624,15 @@ func (j *jobRun) applyWhileShowing(ctx context.Context) error {
 	go func() {
 		var out shownPlan
 		defer func() { shown <- out }()
-		data, err := j.showPlan(ctx, readEnv)
+		path, err := j.showPlan(ctx, readEnv)
 		if err != nil {
 			out.notes = append(out.notes, fmt.Sprintf("Making the plan JSON failed: %v", err))
 			return
 		}
-		if err := j.w.proto.PutArtifact(rctx, j.job, "plan.json", data); err != nil {
+		if err := j.putFile(rctx, "plan.json", path); err != nil {
 			out.notes = append(out.notes, fmt.Sprintf("Uploading the plan JSON failed: %v", err))
 		}
-		delta, _, err := tofu.ParsePlan(data)
+		delta, _, err := parsePlanFile(path)
 		if err != nil {
 			out.notes = append(out.notes, fmt.Sprintf("Reading the plan JSON failed: %v", err))
 			return
@@ -630,15 +694,8 @@ func (j *jobRun) apply(ctx context.Context) error {
 // that any worker can apply it once a person confirms.
 func (j *jobRun) save(ctx context.Context) error {
 	j.unmountFiles()
-	data, err := packWorkspace(filepath.Join(j.dir, "src"))
-	if err != nil {
-		return fail("packing the workspace: %v", err)
-	}
-	if data, err = j.sealWorkspace(data); err != nil {
+	if err := j.putWorkspace(ctx); err != nil {
 		return err
-	}
-	if err := j.w.proto.PutArtifact(ctx, j.job, "workspace", data); err != nil {
-		return fmt.Errorf("uploading the workspace: %w", err)
 	}
 	j.log.Printf("Plan saved; waiting for confirmation.")
 	j.log.Sync()

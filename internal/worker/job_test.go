@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -48,6 +49,7 @@ plan)
 show)
 	[ -f "$4" ] || { echo "no plan file $4" >&2; exit 1; }
 	echo "Warning: this goes to stderr" >&2
+	if [ -n "$FAKE_SHOW_FILE" ]; then cat "$FAKE_SHOW_FILE"; exit 0; fi
 	cat <<'JSON'
 ` + planJSON + `
 JSON
@@ -270,6 +272,9 @@ func TestJobSaveThenApplyOnRestoredWorkspace(t *testing.T) {
 	p := fx.proto
 	if p.handoffs != 1 || len(p.finishes) != 0 {
 		t.Fatalf("handoffs = %d, finishes = %+v; want a hand-off and no finish", p.handoffs, p.finishes)
+	}
+	if got := p.bodies["workspace"]; got != "*os.File" {
+		t.Errorf("the workspace was uploaded from a %s, want streamed from the file it was packed into", got)
 	}
 	names := tarNames(t, p.artifacts["workspace"])
 	for _, want := range []string{"main.tf", "gantry.tfplan", overrideFile} {
@@ -887,5 +892,36 @@ func TestJobWaitsForPolicyReports(t *testing.T) {
 					p.reportCalls, len(p.planned), p.handoffs, p.finishes, wantCalls, wantHandoffs, p.log(t, 0))
 			}
 		})
+	}
+}
+
+// The plan JSON goes from the tool to a file, is masked from file to file
+// and uploaded streamed from the file: a large plan (here with an 8 MB
+// attribute holding a secret) is never held in a buffer of the worker's.
+func TestJobPlanJSONGoesThroughFiles(t *testing.T) {
+	fx := newJobFixture(t, nil)
+	big := strings.Repeat("v", 8<<20)
+	plan := `{"format_version":"1.2","resource_changes":[{"address":"terraform_data.x","change":{"actions":["create"],` +
+		`"after":{"input":"` + big + `","password":"very-secret-value"}}}],"prior_state":{"values":{"big":"` + big + `"}}}`
+	showFile := filepath.Join(t.TempDir(), "show.json")
+	if err := os.WriteFile(showFile, []byte(plan), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	job := fx.job("plan")
+	job.RunType = "PROPOSED"
+	job.Env = append(job.Env, workerapi.EnvVar{Name: "FAKE_SHOW_FILE", Value: showFile})
+	fx.proto.next = "done"
+	fx.worker.execute(context.Background(), job, 0)
+	p := fx.proto
+	if got := p.bodies["plan.json"]; got != "*os.File" {
+		t.Errorf("plan.json was uploaded from a %s, want streamed from its file", got)
+	}
+	got := p.artifacts["plan.json"]
+	if !json.Valid(got) || strings.Contains(string(got), "very-secret-value") || !strings.Contains(string(got), `"password":"*****"`) ||
+		!strings.Contains(string(got), big) {
+		t.Errorf("plan.json artifact (%d bytes) is not the plan with its secret masked", len(got))
+	}
+	if len(p.planned) != 1 || p.planned[0] != (workerapi.PlannedRequest{HasChanges: true, Add: 1}) {
+		t.Errorf("Planned = %+v, want one report of 1 to add", p.planned)
 	}
 }

@@ -109,7 +109,7 @@ func TestApplyJobContinuesTheLogPastItsLimit(t *testing.T) {
 		if _, err := c.Planned(ctx, job, workerapi.PlannedRequest{HasChanges: true, Add: 1}); err != nil {
 			t.Fatal(err)
 		}
-		if err := c.PutArtifact(ctx, job, run.ArtifactWorkspace, []byte("workspace")); err != nil {
+		if err := putArtifact(c, ctx, job, run.ArtifactWorkspace, []byte("workspace")); err != nil {
 			t.Fatal(err)
 		}
 		if err := c.HandOff(ctx, job); err != nil {

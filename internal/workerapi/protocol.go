@@ -11,6 +11,7 @@ package workerapi
 
 import (
 	"context"
+	"io"
 	"time"
 )
 
@@ -29,8 +30,9 @@ type Protocol interface {
 	Phase(ctx context.Context, job *Job, req PhaseRequest) error
 	// AppendLog adds data at byte offset of the run's log (idempotent).
 	AppendLog(ctx context.Context, job *Job, offset int64, data []byte) error
-	// PutArtifact uploads an artifact (plan.json, workspace).
-	PutArtifact(ctx context.Context, job *Job, name string, data []byte) error
+	// PutArtifact uploads an artifact (plan.json, workspace) of size
+	// bytes, read from body as it is sent.
+	PutArtifact(ctx context.Context, job *Job, name string, body io.Reader, size int64) error
 	// GetArtifact downloads an artifact (the workspace, for an apply job).
 	GetArtifact(ctx context.Context, job *Job, name string) ([]byte, error)
 	// Planned reports a plan and returns what to do next: done, apply, save
