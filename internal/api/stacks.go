@@ -259,7 +259,17 @@ func (a *API) deleteStack(w http.ResponseWriter, r *http.Request, p auth.Princip
 	}
 	force := r.URL.Query().Get("force") == "true"
 	if !force {
+		// Counting decodes the current state: a large request.
+		size, err := a.State.VersionSize(r.Context(), r.PathValue("id"), -1)
+		if err != nil {
+			return err
+		}
+		release, err := a.hold(r, holdDecoded*size)
+		if err != nil {
+			return err
+		}
 		n, err := a.State.ResourceCount(r.Context(), r.PathValue("id"))
+		release()
 		if err != nil {
 			return err
 		}
