@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -169,52 +168,6 @@ func (j *jobRun) reportRescue(log *slog.Logger) string {
 		return fmt.Sprintf("OpenTofu could not save the state: it is kept on worker %s at %s; push it to the stack's state", j.w.cfg.Name, path)
 	}
 	return ""
-}
-
-// stateTooLargeAdvice says what to do with a state kept at path on worker
-// that the server refused as larger than its limit: raise the limit (to a
-// size that takes it), then push it; or, past the most a server accepts,
-// keep it and shrink the stack's state.
-func stateTooLargeAdvice(worker, path string, size, limit int64) string {
-	sized := bytesize.Format(size)
-	if size >= 1024 {
-		sized += fmt.Sprintf(" (%d bytes)", size)
-	}
-	head := fmt.Sprintf("OpenTofu could not save the state: the server refused it, as it is %s, larger than the server's state size limit of %s. "+
-		"The new state is kept on worker %s at %s.", sized, bytesize.Format(limit), worker, path)
-	if size > maxStateSizeLimit {
-		return head + fmt.Sprintf(" It is larger than any Gantry server accepts (%s), so it cannot be pushed to the stack's managed state: "+
-			"keep that file safe, push it to a backend of your own (turn managed state off and add a backend to the stack's code), "+
-			"or make the state smaller (split the stack, move large values out of resource attributes), "+
-			"or the next run will not know the resources this one made.", bytesize.Format(maxStateSizeLimit))
-	}
-	return head + fmt.Sprintf(" Pushing it as it is would be refused the same way: first raise the limit on the server "+
-		"(`gantry server --max-state-size %s`, or GANTRY_MAX_STATE_SIZE=%s, on every server), then push it to the stack's state "+
-		"with `tofu state push` against the stack's backend (see docs/state.md); until then the next run will not know the resources this one made.",
-		suggestedLimit(size), suggestedLimit(size))
-}
-
-// maxStateSizeLimit is the most --max-state-size may be (state.MaxSizeLimit,
-// which a test keeps it equal to).
-const maxStateSizeLimit = 1000 << 20
-
-// suggestedLimit is a --max-state-size that takes a state of size bytes:
-// the next power of two in MiB, at most the largest accepted.
-func suggestedLimit(size int64) string {
-	n := int64(1 << 20)
-	for n < size {
-		n *= 2
-	}
-	n = min(n, maxStateSizeLimit)
-	return strings.ReplaceAll(bytesize.Format(n), " ", "")
-}
-
-func fileSize(path string) int64 {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return -1
-	}
-	return fi.Size()
 }
 
 func (j *jobRun) heartbeat(ctx context.Context, cancel context.CancelFunc, done chan struct{}) {
@@ -523,87 +476,6 @@ func (j *jobRun) runPlan(ctx context.Context) error {
 		return j.save(ctx)
 	}
 	return fail("the server asked for %q after planning: upgrade the worker", resp.Next)
-}
-
-// showPlan writes the saved plan's JSON (`show -json`), its secrets
-// masked, to a file of the job's directory and returns the file's path. A
-// plan can be far larger than the memory a worker should hold (a built-in
-// worker's is the server's): it goes from the tool to a file, is masked
-// from file to file a value at a time, and is read back the same way.
-func (j *jobRun) showPlan(ctx context.Context, env []string) (string, error) {
-	raw, err := os.CreateTemp(j.dir, "plan-*.json")
-	if err != nil {
-		return "", fail("making the plan JSON: %v", err)
-	}
-	defer os.Remove(raw.Name())
-	code, err := tofu.RunSplit(ctx, j.bin, j.root, env, raw, j.log, "show", "-json", "-no-color", planFile)
-	if cerr := raw.Close(); err == nil && cerr != nil {
-		err = fail("making the plan JSON: %v", cerr)
-	}
-	if err != nil {
-		return "", err
-	}
-	if code != 0 {
-		return "", fail("show -json failed with code %d", code)
-	}
-	masked := strings.TrimSuffix(raw.Name(), ".json") + "-masked.json"
-	if err := maskJSONFile(j.masker, raw.Name(), masked); err != nil {
-		return "", fail("reading the plan JSON: %v", err)
-	}
-	return masked, nil
-}
-
-// maskJSONFile writes the JSON document of file src to dst with its
-// secrets masked (src itself when it holds none).
-func maskJSONFile(m *secrets.Masker, src, dst string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	found, err := m.InReader(in)
-	if err != nil {
-		return err
-	}
-	if !found {
-		return os.Link(src, dst)
-	}
-	if _, err := in.Seek(0, io.SeekStart); err != nil {
-		return err
-	}
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
-	}
-	if err := m.JSONStream(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
-}
-
-// parsePlanFile counts the changes of the plan JSON in file path.
-func parsePlanFile(path string) (tofu.Delta, bool, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return tofu.Delta{}, false, err
-	}
-	defer f.Close()
-	return tofu.ParsePlanReader(f)
-}
-
-// putFile uploads the file at path as the artifact name, streamed.
-func (j *jobRun) putFile(ctx context.Context, name, path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	return j.w.proto.PutArtifact(ctx, j.job, name, f, fi.Size())
 }
 
 // applyWhileShowing applies the saved plan and, at the same time, makes its
