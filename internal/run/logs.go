@@ -94,8 +94,16 @@ func (s *Service) appendLog(ctx context.Context, n *notes, runID string, offset 
 	if room = max(room, 0); int64(len(data)) > room {
 		kept := cutLog(data, room)
 		chunk = kept
-		if dropped == 0 { // the first cut: say so there
-			chunk = append(kept[:len(kept):len(kept)], s.limitNote(kept)...)
+		if dropped == 0 { // the first cut: say so there, on a line of its own
+			midLine := len(kept) > 0 && kept[len(kept)-1] != '\n'
+			if len(kept) == 0 {
+				ends, err := s.endsLine(ctx, runID, size)
+				if err != nil {
+					return false, 0, err
+				}
+				midLine = !ends
+			}
+			chunk = append(kept[:len(kept):len(kept)], s.limitNote(midLine)...)
 		}
 		dropped += int64(len(data) - len(kept))
 	}
@@ -135,15 +143,30 @@ func cutLog(data []byte, room int64) []byte {
 	return keep
 }
 
-// limitNote is the line a log gets where it reaches its limit (after
-// stored, the part of the chunk kept).
-func (s *Service) limitNote(stored []byte) []byte {
+// limitNote is the line a log gets where it reaches its limit (after a
+// line break first when the log stops in mid-line).
+func (s *Service) limitNote(midLine bool) []byte {
 	note := fmt.Sprintf("[gantry] This run's log reached its limit of %s (--max-run-log-size): output past this point is not stored; the run goes on.\n",
 		bytesize.Format(s.logLimit()))
-	if len(stored) > 0 && stored[len(stored)-1] != '\n' {
+	if midLine {
 		note = "\n" + note
 	}
 	return []byte(note)
+}
+
+// endsLine tells whether the stored log of a run, of size bytes, ends at
+// the end of a line (or is empty).
+func (s *Service) endsLine(ctx context.Context, runID string, size int64) (bool, error) {
+	if size == 0 {
+		return true, nil
+	}
+	var last []byte
+	err := s.db.QueryRow(ctx, `SELECT SUBSTR(data, LENGTH(data), 1) FROM run_logs WHERE run_id = $1 AND byte_offset + LENGTH(data) = $2`,
+		runID, size).Scan(&last)
+	if isNoRows(err) {
+		return true, nil
+	}
+	return len(last) != 1 || last[0] == '\n', err
 }
 
 // noteDropped ends the stored log of a run that is ending with a line
@@ -159,6 +182,11 @@ func (s *Service) noteDropped(ctx context.Context, n *notes, runID string) error
 	}
 	note := fmt.Sprintf("[gantry] %s of this run's output were dropped past its log limit of %s (--max-run-log-size).\n",
 		amount, bytesize.Format(s.logLimit()))
+	if ends, err := s.endsLine(ctx, runID, size); err != nil {
+		return err
+	} else if !ends {
+		note = "\n" + note
+	}
 	if _, err := s.db.Exec(ctx, `INSERT INTO run_logs (run_id, byte_offset, data) VALUES ($1, $2, $3)`, runID, size, []byte(note)); err != nil {
 		return err
 	}
@@ -184,18 +212,12 @@ func (s *Service) closeLog(ctx context.Context, n *notes, runID, line string) er
 		return nil // closed already
 	}
 	data := []byte("[gantry] " + line + "\n")
-	if size > 0 {
-		// A log cut in mid-line (a worker lost while writing one) gets
-		// the closing line on a line of its own.
-		var last []byte
-		err := s.db.QueryRow(ctx, `SELECT SUBSTR(data, LENGTH(data), 1) FROM run_logs WHERE run_id = $1 AND byte_offset + LENGTH(data) = $2`,
-			runID, size).Scan(&last)
-		if err != nil && !isNoRows(err) {
-			return err
-		}
-		if len(last) == 1 && last[0] != '\n' {
-			data = append([]byte("\n"), data...)
-		}
+	// A log cut in mid-line (a worker lost while writing one) gets the
+	// closing line on a line of its own.
+	if ends, err := s.endsLine(ctx, runID, size); err != nil {
+		return err
+	} else if !ends {
+		data = append([]byte("\n"), data...)
 	}
 	if _, err := s.db.Exec(ctx, `UPDATE runs SET log_size = $2, closing_log_at = $3, closing_log_size = $4 WHERE id = $1`,
 		runID, size+int64(len(data)), size, len(data)); err != nil {

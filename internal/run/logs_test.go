@@ -375,3 +375,28 @@ func TestLogLimitCutsOnACharacter(t *testing.T) {
 		}
 	})
 }
+
+// A log that reaches its limit in mid-line, with a chunk of which nothing
+// fits, gets its note on a line of its own all the same.
+func TestLogLimitNoteAfterALineLeftOpen(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newFixture(t, d)
+		f.runs.LogLimit = 10
+		r, _ := f.runIn(t, run.Planning)
+		if _, err := f.runs.AppendLog(f.ctx, r.ID, 0, []byte("0123456789")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.runs.AppendLog(f.ctx, r.ID, 10, []byte("rest of the line\n")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.runs.Finish(f.ctx, r.ID, worker, false, "plan failed"); err != nil {
+			t.Fatal(err)
+		}
+		data, _, err := f.runs.ReadLog(f.ctx, r.ID, 0, 1<<20, 0)
+		want := "0123456789\n[gantry] This run's log reached its limit of 10 bytes (--max-run-log-size): output past this point is not stored; the run goes on.\n" +
+			"[gantry] 17 bytes of this run's output were dropped past its log limit of 10 bytes (--max-run-log-size).\n"
+		if err != nil || string(data) != want {
+			t.Fatalf("log = %q, %v; want %q", data, err, want)
+		}
+	})
+}
