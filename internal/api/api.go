@@ -82,6 +82,24 @@ type API struct {
 	// Head resolves the commit at the tip of a branch when a run is
 	// triggered without a SHA; an error leaves the commit to the worker.
 	Head func(ctx context.Context, repo, branch string) (string, error)
+	// Budget bounds the memory of large requests and answers (states,
+	// plans) at once (--max-request-memory); nil: no bound.
+	Budget *httpx.Budget
+}
+
+// What a large request or answer holds, as a multiple of its data's size
+// (its weight in the Budget): the data read or loaded, and the copy the
+// database driver makes of it; a plan redacted or a state's outputs
+// decoded hold its decoded tree besides.
+const (
+	holdCopies   = 2
+	holdDecoded  = 4
+	holdRedacted = 8
+)
+
+// hold takes n bytes of the budget for the request, waiting for them.
+func (a *API) hold(r *http.Request, n int64) (release func(), err error) {
+	return a.Budget.Acquire(r.Context(), n)
 }
 
 type handler func(w http.ResponseWriter, r *http.Request, p auth.Principal) error

@@ -61,9 +61,12 @@ type apiEnv struct {
 	stacks *stack.Service
 	state  *state.Service
 	logs   *lockedBuffer
+	// handler serves the API in process (what the test server serves).
+	handler http.Handler
 }
 
-func newAPIEnv(t *testing.T) *apiEnv {
+// newAPIEnv starts the API; opts may change it first (its Budget).
+func newAPIEnv(t *testing.T, opts ...func(*api.API)) *apiEnv {
 	t.Helper()
 	ctx := context.Background()
 	logs := &lockedBuffer{}
@@ -95,10 +98,14 @@ func newAPIEnv(t *testing.T) *apiEnv {
 			}
 			return "", errors.New("repository unreachable")
 		}}
+	for _, o := range opts {
+		o(a)
+	}
 	mux := http.NewServeMux()
 	a.Routes(mux)
 	ad := httpx.Adapter{Log: log}
-	srv := httptest.NewServer(httpx.WithRequestID(ad.Recover(mux)))
+	e.handler = httpx.WithRequestID(ad.Recover(mux))
+	srv := httptest.NewServer(e.handler)
 	t.Cleanup(srv.Close)
 	e.url = srv.URL
 	t.Cleanup(func() {

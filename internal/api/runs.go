@@ -290,13 +290,26 @@ func (a *API) runPlan(w http.ResponseWriter, r *http.Request, p auth.Principal) 
 	if err != nil {
 		return err
 	}
+	// The plan holds the stack's state (prior_state) and the values
+	// OpenTofu marks sensitive: whole only for who may download the state.
+	redacted := auth.Authorize(p, auth.StateDownload, rn.SpaceID) != nil
+	size, err := a.Runs.ArtifactSize(r.Context(), rn.ID, run.ArtifactPlanJSON)
+	if err != nil {
+		return err
+	}
+	weight := int64(holdCopies)
+	if redacted {
+		weight = holdRedacted // the plan decoded, redacted and encoded again
+	}
+	release, err := a.hold(r, weight*size)
+	if err != nil {
+		return err
+	}
+	defer release()
 	data, err := a.Runs.Artifact(r.Context(), rn.ID, run.ArtifactPlanJSON)
 	if err != nil {
 		return err
 	}
-	// The plan holds the stack's state (prior_state) and the values
-	// OpenTofu marks sensitive: whole only for who may download the state.
-	redacted := auth.Authorize(p, auth.StateDownload, rn.SpaceID) != nil
 	if redacted {
 		if data, err = tofu.RedactPlan(data); err != nil {
 			return err

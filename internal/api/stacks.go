@@ -181,7 +181,7 @@ func (a *API) updateStack(w http.ResponseWriter, r *http.Request, p auth.Princip
 // in Gantry: its next runs would plan from an empty state (OpenTofu would
 // create everything again) and their state would be thrown away.
 func (a *API) keepsState(r *http.Request, stackID string) error {
-	v, _, err := a.State.Current(r.Context(), stackID)
+	v, err := a.State.CurrentVersion(r.Context(), stackID)
 	if errs.Is(err, errs.NotFound) {
 		return nil
 	}
@@ -259,7 +259,17 @@ func (a *API) deleteStack(w http.ResponseWriter, r *http.Request, p auth.Princip
 	}
 	force := r.URL.Query().Get("force") == "true"
 	if !force {
+		// Counting decodes the current state: a large request.
+		size, err := a.State.VersionSize(r.Context(), r.PathValue("id"), -1)
+		if err != nil {
+			return err
+		}
+		release, err := a.hold(r, holdDecoded*size)
+		if err != nil {
+			return err
+		}
 		n, err := a.State.ResourceCount(r.Context(), r.PathValue("id"))
+		release()
 		if err != nil {
 			return err
 		}

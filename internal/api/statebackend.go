@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"strconv"
 
@@ -71,6 +70,15 @@ func (a *API) stateGet(w http.ResponseWriter, r *http.Request, p auth.Principal,
 	if p.Kind == "run" {
 		audit.Skip(r.Context()) // the run reading its own stack's state
 	}
+	size, err := a.State.VersionSize(r.Context(), stackID, -1)
+	if err != nil {
+		return err
+	}
+	release, err := a.hold(r, holdCopies*size)
+	if err != nil {
+		return err
+	}
+	defer release()
 	_, data, err := a.State.Current(r.Context(), stackID)
 	if errs.Is(err, errs.NotFound) {
 		w.WriteHeader(http.StatusNoContent) // no state yet: OpenTofu starts empty
@@ -86,17 +94,33 @@ func (a *API) stateGet(w http.ResponseWriter, r *http.Request, p auth.Principal,
 	return err
 }
 
+// statePost stores a new state version. A body announced larger than the
+// limit is refused before it is read; the body is read once, into memory
+// the budget grants, and sealed where it lies.
 func (a *API) statePost(w http.ResponseWriter, r *http.Request, p auth.Principal, stackID string) error {
-	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, state.MaxSize))
+	limit := a.State.Limit()
+	if r.ContentLength > limit {
+		return a.stateTooLarge(r, p, stackID, r.ContentLength)
+	}
+	want := r.ContentLength
+	if want < 0 {
+		want = limit
+	}
+	release, err := a.hold(r, holdCopies*want)
+	if err != nil {
+		return err
+	}
+	defer release()
+	body, err := httpx.ReadSealable(w, r, limit)
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return errs.E(errs.TooLarge, "state larger than %d bytes", state.MaxSize)
+			return a.stateTooLarge(r, p, stackID, -1)
 		}
-		return errs.E(errs.Invalid, "reading the state: %v", err)
+		return err
 	}
 	if want := r.Header.Get("Content-MD5"); want != "" {
-		sum := md5.Sum(data)
+		sum := md5.Sum(body.Bytes())
 		if base64.StdEncoding.EncodeToString(sum[:]) != want {
 			return errs.E(errs.Invalid, "state body does not match its Content-MD5 header")
 		}
@@ -105,12 +129,24 @@ func (a *API) statePost(w http.ResponseWriter, r *http.Request, p auth.Principal
 	if p.Kind == "run" {
 		runID = p.ID
 	}
-	_, err = a.State.Write(r.Context(), stackID, data, r.URL.Query().Get("ID"), runID, p.String())
+	_, err = a.State.WritePlain(r.Context(), stackID, body, r.URL.Query().Get("ID"), runID, p.String())
 	if err != nil {
 		return lockAware(w, err)
 	}
 	w.WriteHeader(http.StatusOK)
 	return nil
+}
+
+// stateTooLarge refuses a state of size bytes (-1: unknown) larger than
+// the limit, and tells the operator in the server's log (OpenTofu shows
+// its user only "HTTP error: 413").
+func (a *API) stateTooLarge(r *http.Request, p auth.Principal, stackID string, size int64) error {
+	err := a.State.TooLarge(size)
+	if a.Log != nil {
+		a.Log.Warn("a state larger than the state size limit was refused (--max-state-size)", "stack_id", stackID,
+			"by", p.String(), "size", size, "limit", a.State.Limit(), "request_id", httpx.RequestID(r.Context()))
+	}
+	return err
 }
 
 func readLockInfo(w http.ResponseWriter, r *http.Request) (state.LockInfo, error) {
@@ -223,17 +259,29 @@ func (a *API) stateVersion(w http.ResponseWriter, r *http.Request, p auth.Princi
 	if err != nil {
 		return err
 	}
+	serial := int64(-1)
+	if s := r.PathValue("serial"); s != "current" {
+		var perr error
+		if serial, perr = strconv.ParseInt(s, 10, 64); perr != nil || serial < 0 {
+			return errs.E(errs.Invalid, "serial must be a non-negative integer or \"current\"")
+		}
+	}
+	size, err := a.State.VersionSize(r.Context(), st.ID, serial)
+	if err != nil {
+		return err
+	}
+	release, err := a.hold(r, holdCopies*size)
+	if err != nil {
+		return err
+	}
+	defer release()
 	var data []byte
-	if s := r.PathValue("serial"); s == "current" {
+	if serial < 0 {
 		_, data, err = a.State.Current(r.Context(), st.ID)
 		if errs.Is(err, errs.NotFound) && !st.ManagedState {
 			return unmanaged(st.ID)
 		}
 	} else {
-		serial, perr := strconv.ParseInt(s, 10, 64)
-		if perr != nil {
-			return errs.E(errs.Invalid, "serial must be an integer or \"current\"")
-		}
 		_, data, err = a.State.Get(r.Context(), st.ID, serial)
 	}
 	if err != nil {
@@ -269,6 +317,15 @@ func (a *API) outputs(w http.ResponseWriter, r *http.Request, p auth.Principal) 
 		return err
 	}
 	out := apiv1.List[apiv1.Output]{Items: []apiv1.Output{}}
+	size, err := a.State.VersionSize(r.Context(), st.ID, -1)
+	if err != nil {
+		return err
+	}
+	release, err := a.hold(r, holdDecoded*size)
+	if err != nil {
+		return err
+	}
+	defer release()
 	_, data, err := a.State.Current(r.Context(), st.ID)
 	if errs.Is(err, errs.NotFound) {
 		httpx.WriteJSON(w, http.StatusOK, out)

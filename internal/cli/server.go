@@ -5,15 +5,19 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/gantry-iac/gantry/internal/bytesize"
 	"github.com/gantry-iac/gantry/internal/db"
 	"github.com/gantry-iac/gantry/internal/httpx"
 	"github.com/gantry-iac/gantry/internal/redact"
+	runpkg "github.com/gantry-iac/gantry/internal/run"
 	"github.com/gantry-iac/gantry/internal/runtoken"
 	"github.com/gantry-iac/gantry/internal/server"
+	"github.com/gantry-iac/gantry/internal/state"
 )
 
 func init() { extraCommands = append(extraCommands, serverCommand) }
@@ -74,6 +78,12 @@ GANTRY_<FLAG>_FILE for secrets kept in files.`,
 			if cfg.ScheduleJitter < 0 || cfg.SchedulerInterval < 10*time.Millisecond || cfg.BuiltinDriftRunLimit < 0 {
 				return fmt.Errorf("--schedule-jitter and --builtin-drift-run-limit must be >= 0 and --scheduler-interval >= 10ms")
 			}
+			if cfg.MaxRequestMemory < 1<<20 || cfg.MaxRunLogSize < 1<<20 {
+				return fmt.Errorf("--max-request-memory and --max-run-log-size must be at least 1MiB")
+			}
+			if cfg.MaxStateSize < 1<<20 || cfg.MaxStateSize > state.MaxSizeLimit {
+				return fmt.Errorf("--max-state-size must be from 1MiB to %s", bytesize.Format(state.MaxSizeLimit))
+			}
 			if cfg.BuiltinWorkers < 0 || cfg.WorkerTimeout < time.Second/2 {
 				return fmt.Errorf("--builtin-workers must be >= 0 and --worker-timeout >= 500ms")
 			}
@@ -123,6 +133,10 @@ GANTRY_<FLAG>_FILE for secrets kept in files.`,
 	f.DurationVar(&cfg.ScheduleJitter, "schedule-jitter", 2*time.Minute, "spread schedules due at the same time (drift detection of many stacks on one cron expression) over this window; never more than half the time to a schedule's next due time (0: no spread)")
 	f.DurationVar(&cfg.SchedulerInterval, "scheduler-interval", time.Second, "how often the scheduler looks for due schedules")
 	f.IntVar(&cfg.BuiltinDriftRunLimit, "builtin-drift-run-limit", 0, "at most this many drift detection runs of the built-in pool at once; due ones beyond are skipped with a note (0: no limit)")
+	cfg.MaxRequestMemory, cfg.MaxStateSize, cfg.MaxRunLogSize = 512<<20, state.DefaultMaxSize, runpkg.DefaultLogLimit
+	f.Var(sizeValue{&cfg.MaxRequestMemory}, "max-request-memory", "memory the large requests and answers (states, plans, artifacts) may hold at once; past it they wait their turn (e.g. 512MiB, 2GiB)")
+	f.Var(sizeValue{&cfg.MaxStateSize}, "max-state-size", "largest state document accepted, at most 1000MiB (a larger state is refused with 413)")
+	f.Var(sizeValue{&cfg.MaxRunLogSize}, "max-run-log-size", "how much of a run's log is stored; past it, output is dropped (the run goes on) and the log says how much")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	return cmd
@@ -159,5 +173,28 @@ func configAttrs(c server.Config) []any {
 		"oidc_issuer", c.OIDCIssuer, "oidc_client_id", c.OIDCClientID, "oidc_client_secret", set(c.OIDCClientSecret),
 		"oidc_groups_claim", c.OIDCGroupsClaim, "trusted_proxies", fmt.Sprint(c.TrustedProxies), "notification_deny_cidrs", fmt.Sprint(c.NotificationDenyCIDRs),
 		"azure_graph_client_id", c.AzureGraphClientID, "azure_graph_client_secret", set(c.AzureGraphClientSecret), "azure_secret_rotation", c.AzureSecretRotation,
-		"token_issuer", c.TokenIssuer, "token_audience", c.TokenAudience, "token_lifetime", c.TokenLifetime, "token_signing_alg", c.TokenAlg, "session_ttl", c.SessionTTL, "cli_token_ttl", c.CLITokenTTL, "sso_grants_max_age", c.SSOGrantsMaxAge}
+		"token_issuer", c.TokenIssuer, "token_audience", c.TokenAudience, "token_lifetime", c.TokenLifetime, "token_signing_alg", c.TokenAlg, "session_ttl", c.SessionTTL, "cli_token_ttl", c.CLITokenTTL, "sso_grants_max_age", c.SSOGrantsMaxAge,
+		"max_request_memory", c.MaxRequestMemory, "max_state_size", c.MaxStateSize, "max_run_log_size", c.MaxRunLogSize}
 }
+
+// sizeValue is a flag of a size in bytes, written as people do: 512MiB,
+// 2GiB, 100MB, 1048576 (see package bytesize).
+type sizeValue struct{ p *int64 }
+
+func (v sizeValue) String() string {
+	if v.p == nil {
+		return "0"
+	}
+	return strings.ReplaceAll(bytesize.Format(*v.p), " ", "")
+}
+
+func (v sizeValue) Set(s string) error {
+	n, err := bytesize.Parse(s)
+	if err != nil {
+		return err
+	}
+	*v.p = n
+	return nil
+}
+
+func (v sizeValue) Type() string { return "size" }

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"strings"
@@ -270,7 +271,7 @@ func (s *Service) loadPlan(ctx context.Context, runID string) (map[string]any, e
 		return nil, err
 	}
 	var plan map[string]any
-	dec := json.NewDecoder(strings.NewReader(string(data)))
+	dec := json.NewDecoder(bytes.NewReader(data)) // not a string: a second copy of the plan
 	dec.UseNumber()
 	if err := dec.Decode(&plan); err != nil {
 		return nil, errs.E(errs.Invalid, "the run's plan JSON does not parse: %v", err)

@@ -138,6 +138,10 @@ func (s *Service) transitions(ctx context.Context, n *notes, r *Run, steps ...ch
 		if last.reason != "" {
 			r.Reason = last.reason
 		}
+		// What was dropped of its log past the limit, at its end.
+		if err := s.noteDropped(ctx, n, r.ID); err != nil {
+			return err
+		}
 		// The saved workspace (plan and code) is only needed until the run ends.
 		if _, err := s.db.Exec(ctx, `DELETE FROM run_artifacts WHERE run_id = $1 AND name = 'workspace'`, r.ID); err != nil {
 			return err

@@ -1,95 +1,208 @@
 package run
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"time"
+	"unicode/utf8"
 
+	"github.com/gantry-iac/gantry/internal/bytesize"
 	"github.com/gantry-iac/gantry/internal/errs"
 	"github.com/gantry-iac/gantry/internal/events"
+	"github.com/gantry-iac/gantry/internal/secrets"
 )
 
 // MaxLogChunk is the largest log chunk a worker may append at once.
 const MaxLogChunk = 1 << 20
 
-// AppendLog adds data at byte offset of the run's log. Appending a chunk
-// that is already stored (same offset) is a no-op, so workers can retry.
-// The offset counts the worker's bytes only: a closing line the server
-// put in the log (see closeLog) shifts the worker's bytes after it.
+// DefaultLogLimit is how much of a run's log is stored unless the server
+// says otherwise (Service.LogLimit, --max-run-log-size).
+const DefaultLogLimit = 100 << 20
+
+// lateLogRoom is how far past the limit a log may still grow once its run
+// has ended and told how much was dropped: the last lines a worker sends
+// after the end (the run's failure, what the policies said).
+const lateLogRoom = 64 << 10
+
+func (s *Service) logLimit() int64 {
+	if s.LogLimit > 0 {
+		return s.LogLimit
+	}
+	return DefaultLogLimit
+}
+
+// AppendLog adds data at byte offset of what workers sent of the run's
+// log and returns where the next append starts. Appending a chunk that is
+// already stored (same offset) is a no-op, so workers can retry. The
+// lines the server puts in the log itself (a closing line, see closeLog;
+// the notes below) do not move the workers' offsets.
+//
+// What is stored of a log stops at the log limit: past it, output is
+// counted (Run.LogDropped) but not stored, and the run goes on. The log
+// then gets a line saying so where it was cut, and, when the run ends, a
+// line saying how much was dropped (see noteDropped).
 func (s *Service) AppendLog(ctx context.Context, runID string, offset int64, data []byte) (int64, error) {
 	if len(data) > MaxLogChunk {
 		return 0, errs.E(errs.TooLarge, "log chunk larger than %d bytes", MaxLogChunk)
 	}
-	var size int64
+	var received int64
 	err := s.tx(ctx, func(ctx context.Context, n *notes) error {
-		// store moves the end of the log from offset (and locks the run),
-		// then stores the chunk: false when the log does not end at offset.
-		store := func() (bool, error) {
-			end := offset + int64(len(data))
-			res, err := s.db.Exec(ctx, `UPDATE runs SET log_size = $3 WHERE id = $1 AND log_size = $2`, runID, offset, end)
-			if err != nil {
-				return false, err
-			}
-			if k, _ := res.RowsAffected(); k != 1 {
-				return false, nil
-			}
-			if _, err := s.db.Exec(ctx, `INSERT INTO run_logs (run_id, byte_offset, data) VALUES ($1, $2, $3)`, runID, offset, data); err != nil {
-				return false, err
-			}
-			size = end
-			n.add(LogKey(runID))
-			return true, nil
-		}
-		if len(data) > 0 {
-			// The usual case: the next chunk in order.
-			if ok, err := store(); ok || err != nil {
+		// Read, then move the end from where it was read: an append of the
+		// same chunk committed in between (a retry racing the original)
+		// makes the move fail, and the chunk is found stored on the next read.
+		for range 3 {
+			moved, end, err := s.appendLog(ctx, n, runID, offset, data)
+			if err != nil || moved {
+				received = end
 				return err
 			}
 		}
-		// (The fast path above never matches once the server closed the
-		// log: the worker's offsets then stay short of the log's end.)
-		var closingAt, closingSize int64
-		if err := s.db.QueryRow(ctx, `SELECT log_size, closing_log_at, closing_log_size FROM runs WHERE id = $1`, runID).
-			Scan(&size, &closingAt, &closingSize); err != nil {
-			if isNoRows(err) {
-				return errs.E(errs.NotFound, "run %q not found", runID)
-			}
-			return err
-		}
-		if closingAt >= 0 {
-			switch {
-			case offset >= closingAt:
-				offset += closingSize
-			case offset+int64(len(data)) > closingAt:
-				// Bytes stored before the closing line, then new ones.
-				data, offset = data[closingAt-offset:], closingAt+closingSize
-			}
-		}
-		if offset < size && offset+int64(len(data)) > size {
-			// A retry that resends stored bytes and more: keep the new part.
-			data, offset = data[size-offset:], size
-		}
-		switch {
-		case offset < size:
-			return nil // already stored
-		case offset > size:
-			return errs.E(errs.Conflict, "log offset %d is past the end of the log (%d bytes)", offset, size)
-		case len(data) == 0:
-			return nil
-		}
-		ok, err := store()
-		if err == nil && !ok {
-			err = errs.E(errs.Conflict, "the log of run %s grew while appending; retry", runID)
-		}
-		return err
+		return errs.E(errs.Conflict, "the log of run %s grew while appending; retry", runID)
 	})
-	return size, err
+	return received, err
+}
+
+// appendLog is one attempt of AppendLog: false when the log's end moved
+// since it was read.
+func (s *Service) appendLog(ctx context.Context, n *notes, runID string, offset int64, data []byte) (bool, int64, error) {
+	var received, size, dropped int64
+	var state string
+	if err := s.db.QueryRow(ctx, `SELECT log_received, log_size, log_dropped, state FROM runs WHERE id = $1`, runID).Scan(&received, &size, &dropped, &state); err != nil {
+		if isNoRows(err) {
+			return false, 0, errs.E(errs.NotFound, "run %q not found", runID)
+		}
+		return false, 0, err
+	}
+	if offset < received && offset+int64(len(data)) > received {
+		// A retry that resends stored bytes and more: keep the new part.
+		data, offset = data[received-offset:], received
+	}
+	switch {
+	case offset < received:
+		return true, received, nil // already stored
+	case offset > received:
+		return false, 0, errs.E(errs.Conflict, "log offset %d is past the end of the log (%d bytes)", offset, received)
+	case len(data) == 0:
+		return true, received, nil
+	}
+	room := s.logLimit() - size
+	if Terminal(state) && dropped > 0 {
+		room += lateLogRoom // the end was told: the last lines fit
+	}
+	chunk := data
+	if room = max(room, 0); int64(len(data)) > room {
+		kept := cutLog(data, room)
+		chunk = kept
+		if dropped == 0 { // the first cut: say so there, on a line of its own
+			midLine := len(kept) > 0 && kept[len(kept)-1] != '\n'
+			if len(kept) == 0 {
+				ends, err := s.endsLine(ctx, runID, size)
+				if err != nil {
+					return false, 0, err
+				}
+				midLine = !ends
+			}
+			chunk = append(kept[:len(kept):len(kept)], s.limitNote(midLine)...)
+		}
+		dropped += int64(len(data) - len(kept))
+	}
+	end := offset + int64(len(data))
+	res, err := s.db.Exec(ctx, `UPDATE runs SET log_received = $3, log_size = $4, log_dropped = $5 WHERE id = $1 AND log_received = $2`,
+		runID, offset, end, size+int64(len(chunk)), dropped)
+	if err != nil {
+		return false, 0, err
+	}
+	if k, _ := res.RowsAffected(); k != 1 {
+		return false, 0, nil
+	}
+	if len(chunk) > 0 {
+		if _, err := s.db.Exec(ctx, `INSERT INTO run_logs (run_id, byte_offset, data) VALUES ($1, $2, $3)`, runID, size, chunk); err != nil {
+			return false, 0, err
+		}
+		n.add(LogKey(runID))
+	}
+	return true, end, nil
+}
+
+// cutLog is the part of data that fits in room bytes: up to its last line
+// break there, else up to its last whole UTF-8 character.
+func cutLog(data []byte, room int64) []byte {
+	keep := data[:room]
+	if i := bytes.LastIndexByte(keep, '\n'); i >= 0 {
+		return keep[:i+1]
+	}
+	for i := len(keep) - 1; i >= 0 && i >= len(keep)-utf8.UTFMax; i-- {
+		if utf8.RuneStart(keep[i]) {
+			if !utf8.FullRune(keep[i:]) {
+				keep = keep[:i]
+			}
+			break
+		}
+	}
+	return keep
+}
+
+// limitNote is the line a log gets where it reaches its limit (after a
+// line break first when the log stops in mid-line).
+func (s *Service) limitNote(midLine bool) []byte {
+	note := fmt.Sprintf("[gantry] This run's log reached its limit of %s (--max-run-log-size): output past this point is not stored; the run goes on.\n",
+		bytesize.Format(s.logLimit()))
+	if midLine {
+		note = "\n" + note
+	}
+	return []byte(note)
+}
+
+// endsLine tells whether the stored log of a run, of size bytes, ends at
+// the end of a line (or is empty).
+func (s *Service) endsLine(ctx context.Context, runID string, size int64) (bool, error) {
+	if size == 0 {
+		return true, nil
+	}
+	var last []byte
+	err := s.db.QueryRow(ctx, `SELECT SUBSTR(data, LENGTH(data), 1) FROM run_logs WHERE run_id = $1 AND byte_offset + LENGTH(data) = $2`,
+		runID, size).Scan(&last)
+	if isNoRows(err) {
+		return true, nil
+	}
+	return len(last) != 1 || last[0] == '\n', err
+}
+
+// noteDropped ends the stored log of a run that is ending with a line
+// saying how much of its output was dropped past the limit, if any.
+func (s *Service) noteDropped(ctx context.Context, n *notes, runID string) error {
+	var size, dropped int64
+	if err := s.db.QueryRow(ctx, `SELECT log_size, log_dropped FROM runs WHERE id = $1`, runID).Scan(&size, &dropped); err != nil || dropped == 0 {
+		return err
+	}
+	amount := fmt.Sprintf("%d bytes", dropped)
+	if dropped >= 1024 {
+		amount += " (" + bytesize.Format(dropped) + ")"
+	}
+	note := fmt.Sprintf("[gantry] %s of this run's output were dropped past its log limit of %s (--max-run-log-size).\n",
+		amount, bytesize.Format(s.logLimit()))
+	if ends, err := s.endsLine(ctx, runID, size); err != nil {
+		return err
+	} else if !ends {
+		note = "\n" + note
+	}
+	if _, err := s.db.Exec(ctx, `INSERT INTO run_logs (run_id, byte_offset, data) VALUES ($1, $2, $3)`, runID, size, []byte(note)); err != nil {
+		return err
+	}
+	if _, err := s.db.Exec(ctx, `UPDATE runs SET log_size = $2 WHERE id = $1`, runID, size+int64(len(note))); err != nil {
+		return err
+	}
+	n.add(LogKey(runID))
+	return nil
 }
 
 // closeLog appends Gantry's closing line to the log of a run the server
 // ended itself, at the log's end, in the transaction that ended it (the
 // run's row is locked: no append comes in between). A worker that is
-// still writing does not know of the line: where it is is recorded, so
-// that the worker's later appends go after it (see AppendLog).
+// still writing does not know of the line: its later appends, at the
+// offsets of what it sent (log_received, which the line does not move),
+// go after it. Where the line is is recorded (closing_log_at).
 func (s *Service) closeLog(ctx context.Context, n *notes, runID, line string) error {
 	var size, closingAt int64
 	if err := s.db.QueryRow(ctx, `SELECT log_size, closing_log_at FROM runs WHERE id = $1`, runID).Scan(&size, &closingAt); err != nil {
@@ -99,18 +212,12 @@ func (s *Service) closeLog(ctx context.Context, n *notes, runID, line string) er
 		return nil // closed already
 	}
 	data := []byte("[gantry] " + line + "\n")
-	if size > 0 {
-		// A log cut in mid-line (a worker lost while writing one) gets
-		// the closing line on a line of its own.
-		var last []byte
-		err := s.db.QueryRow(ctx, `SELECT SUBSTR(data, LENGTH(data), 1) FROM run_logs WHERE run_id = $1 AND byte_offset + LENGTH(data) = $2`,
-			runID, size).Scan(&last)
-		if err != nil && !isNoRows(err) {
-			return err
-		}
-		if len(last) == 1 && last[0] != '\n' {
-			data = append([]byte("\n"), data...)
-		}
+	// A log cut in mid-line (a worker lost while writing one) gets the
+	// closing line on a line of its own.
+	if ends, err := s.endsLine(ctx, runID, size); err != nil {
+		return err
+	} else if !ends {
+		data = append([]byte("\n"), data...)
 	}
 	if _, err := s.db.Exec(ctx, `UPDATE runs SET log_size = $2, closing_log_at = $3, closing_log_size = $4 WHERE id = $1`,
 		runID, size+int64(len(data)), size, len(data)); err != nil {
@@ -213,7 +320,16 @@ func artifactAAD(runID, name string) string { return "artifact:" + runID + ":" +
 
 // PutArtifact stores an artifact of the run, encrypted.
 func (s *Service) PutArtifact(ctx context.Context, runID, name string, data []byte) error {
-	sealed := s.box.Seal(data, artifactAAD(runID, name))
+	return s.putArtifact(ctx, runID, name, s.box.Seal(data, artifactAAD(runID, name)))
+}
+
+// PutArtifactPlain is PutArtifact of an artifact read into p, which it
+// seals where it lies (a large plan is held once): p is used up.
+func (s *Service) PutArtifactPlain(ctx context.Context, runID, name string, p *secrets.Plaintext) error {
+	return s.putArtifact(ctx, runID, name, s.box.SealPlaintext(p, artifactAAD(runID, name)))
+}
+
+func (s *Service) putArtifact(ctx context.Context, runID, name string, sealed []byte) error {
 	return s.db.Tx(ctx, func(ctx context.Context) error {
 		// Touching the run row locks it (PostgreSQL) until the artifact is
 		// stored, so a run cannot end, and drop its workspace, in between.
@@ -233,6 +349,18 @@ func (s *Service) PutArtifact(ctx context.Context, runID, name string, data []by
 	})
 }
 
+// ArtifactSize returns the size of an artifact of the run as stored
+// (sealed: a few bytes more than its content), 0 when there is none: what
+// loading it will hold.
+func (s *Service) ArtifactSize(ctx context.Context, runID, name string) (int64, error) {
+	var size int64
+	err := s.db.QueryRow(ctx, `SELECT LENGTH(data) FROM run_artifacts WHERE run_id = $1 AND name = $2`, runID, name).Scan(&size)
+	if isNoRows(err) {
+		return 0, nil
+	}
+	return size, err
+}
+
 // Artifact returns an artifact of the run.
 func (s *Service) Artifact(ctx context.Context, runID, name string) ([]byte, error) {
 	var sealed []byte
@@ -243,7 +371,7 @@ func (s *Service) Artifact(ctx context.Context, runID, name string) ([]byte, err
 	if err != nil {
 		return nil, err
 	}
-	data, err := s.box.Open(sealed, artifactAAD(runID, name))
+	data, err := s.box.OpenInPlace(sealed, artifactAAD(runID, name))
 	if err != nil {
 		return nil, errs.Wrap(errs.Internal, err, "artifact %s of run %s cannot be decrypted", name, runID)
 	}

@@ -3,6 +3,7 @@ package run_test
 import (
 	"bytes"
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -289,5 +290,113 @@ func TestReadRunLogStaleCopy(t *testing.T) {
 		}
 		_, _, err = f.runs.ReadRunLog(ctx, run.Run{ID: "run-missing"}, 0, 10, 0)
 		wantKind(t, err, errs.NotFound)
+	})
+}
+
+// A run's log is stored up to the limit: past it, output is counted, not
+// stored, with one line where it was cut and one, when the run ends, with
+// how much was dropped. Workers go on appending at the offsets of what
+// they sent (retries included); the run is not failed for it.
+func TestLogLimit(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newFixture(t, d)
+		f.runs.LogLimit = 100
+		r, _ := f.runIn(t, run.Planning)
+		const line = "0123456789\n"
+		var off int64
+		for range 8 {
+			end, err := f.runs.AppendLog(f.ctx, r.ID, off, []byte(line))
+			if err != nil || end != off+int64(len(line)) {
+				t.Fatalf("AppendLog(%d) = %d, %v", off, end, err)
+			}
+			off = end
+		}
+		// 12 bytes of room: the chunk is cut at its last line break there.
+		chunk := "line-a\nline-b-past-the-limit\n"
+		if end, err := f.runs.AppendLog(f.ctx, r.ID, off, []byte(chunk)); err != nil || end != off+int64(len(chunk)) {
+			t.Fatalf("AppendLog across the limit = %d, %v; want %d", end, err, off+int64(len(chunk)))
+		}
+		off += int64(len(chunk))
+		more := "more output\n"
+		for range 2 { // the second is a retry: stored (counted) once
+			if end, err := f.runs.AppendLog(f.ctx, r.ID, off, []byte(more)); err != nil || end != off+int64(len(more)) {
+				t.Fatalf("AppendLog past the limit = %d, %v", end, err)
+			}
+		}
+		off += int64(len(more))
+		cutNote := "[gantry] This run's log reached its limit of 100 bytes (--max-run-log-size): output past this point is not stored; the run goes on.\n"
+		stored := strings.Repeat(line, 8) + "line-a\n" + cutNote
+		got := f.get(t, r.ID)
+		dropped := int64(len(chunk) - len("line-a\n") + len(more))
+		if got.State != run.Planning || got.LogReceived != off || got.LogSize != int64(len(stored)) || got.LogDropped != dropped {
+			t.Fatalf("run = %s, log received %d, stored %d, dropped %d; want PLANNING, %d, %d, %d",
+				got.State, got.LogReceived, got.LogSize, got.LogDropped, off, len(stored), dropped)
+		}
+		if data, _, err := f.runs.ReadLog(f.ctx, r.ID, 0, 1<<20, 0); err != nil || string(data) != stored {
+			t.Fatalf("log = %q, %v; want %q", data, err, stored)
+		}
+
+		// The end says how much was dropped; the worker's last lines after
+		// it still fit.
+		if _, err := f.runs.Finish(f.ctx, r.ID, worker, false, "plan failed"); err != nil {
+			t.Fatal(err)
+		}
+		endNote := "[gantry] 34 bytes of this run's output were dropped past its log limit of 100 bytes (--max-run-log-size).\n"
+		last := "[gantry] Run failed: plan failed\n"
+		if _, err := f.runs.AppendLog(f.ctx, r.ID, off, []byte(last)); err != nil {
+			t.Fatal(err)
+		}
+		want := stored + endNote + last
+		if data, _, err := f.runs.ReadLog(f.ctx, r.ID, 0, 1<<20, 0); err != nil || string(data) != want {
+			t.Fatalf("log after the end = %q, %v; want %q", data, err, want)
+		}
+		if got := strings.Count(want, "dropped"); got != 1 {
+			t.Fatalf("%d lines say how much was dropped, want 1", got)
+		}
+	})
+}
+
+// A chunk cut at the limit with no line break in the room left is cut at
+// a character boundary, and the note starts on a line of its own.
+func TestLogLimitCutsOnACharacter(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newFixture(t, d)
+		f.runs.LogLimit = 10
+		r, _ := f.runIn(t, run.Planning)
+		if _, err := f.runs.AppendLog(f.ctx, r.ID, 0, []byte("ab€€€€")); err != nil { // 2 + 4×3 bytes
+			t.Fatal(err)
+		}
+		data, _, err := f.runs.ReadLog(f.ctx, r.ID, 0, 1<<20, 0)
+		if err != nil || !strings.HasPrefix(string(data), "ab€€\n[gantry] This run's log reached its limit of 10 bytes") {
+			t.Fatalf("log = %q, %v", data, err)
+		}
+		if got := f.get(t, r.ID); got.LogDropped != 6 {
+			t.Fatalf("dropped %d, want 6", got.LogDropped)
+		}
+	})
+}
+
+// A log that reaches its limit in mid-line, with a chunk of which nothing
+// fits, gets its note on a line of its own all the same.
+func TestLogLimitNoteAfterALineLeftOpen(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newFixture(t, d)
+		f.runs.LogLimit = 10
+		r, _ := f.runIn(t, run.Planning)
+		if _, err := f.runs.AppendLog(f.ctx, r.ID, 0, []byte("0123456789")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.runs.AppendLog(f.ctx, r.ID, 10, []byte("rest of the line\n")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.runs.Finish(f.ctx, r.ID, worker, false, "plan failed"); err != nil {
+			t.Fatal(err)
+		}
+		data, _, err := f.runs.ReadLog(f.ctx, r.ID, 0, 1<<20, 0)
+		want := "0123456789\n[gantry] This run's log reached its limit of 10 bytes (--max-run-log-size): output past this point is not stored; the run goes on.\n" +
+			"[gantry] 17 bytes of this run's output were dropped past its log limit of 10 bytes (--max-run-log-size).\n"
+		if err != nil || string(data) != want {
+			t.Fatalf("log = %q, %v; want %q", data, err, want)
+		}
 	})
 }

@@ -118,12 +118,17 @@ type Run struct {
 	StopRequested string // who asked to stop the run, while its worker stops it
 	WorkerID      string
 	HeartbeatAt   time.Time
-	LogSize       int64
+	LogSize       int64    // what is stored of its log (Gantry's notes included)
 	Flags         []string // set by policies (flag / reset_flag), carried across policy types
 	WorkflowID    string   // the first run of the trigger chain this run belongs to ("" if none)
 	ReviewFrom    string   // while PENDING_REVIEW: the state an approval returns it to
 	Targets       []string // resource addresses the plan is limited to (-target)
 	Creator       Creator  // who created it, as policies see them
+	// LogReceived is where the log's next append from a worker starts:
+	// what workers sent, stored or not; LogDropped is how much of it was
+	// not stored, past the log limit.
+	LogReceived int64
+	LogDropped  int64
 	// Notes is not stored: what policies said at the step that returned
 	// this run, for the worker to write into the run's log.
 	Notes     []string
@@ -171,6 +176,9 @@ type Service struct {
 	// run saved on its stack (saved false: none), so that failing a lost
 	// apply says what of its state is kept.
 	StateSaved func(ctx context.Context, stackID, runID string) (serial int64, saved bool, err error)
+	// LogLimit is how much of a run's log is stored (0: DefaultLogLimit):
+	// past it, output is dropped, with a note (see AppendLog).
+	LogLimit int64
 
 	reports keyedLocks // a run's plan reports, one at a time on this server
 }
@@ -192,7 +200,7 @@ func LogKey(runID string) string { return "log:" + runID }
 const cols = `r.id, r.stack_id, s.space_id, s.worker_pool, r.type, r.state, r.blocking, r.drift, r.commit_sha, r.commit_message,
 	r.commit_branch, r.commit_author, r.commit_at, r.commit_tag, r.pull_request_id,
 	r.triggered_by, r.command, r.has_delta, r.delta_add, r.delta_change, r.delta_destroy, r.has_changes, r.reason,
-	r.stop_requested, r.worker_id, r.heartbeat_at, r.log_size, r.flags, r.workflow_id, r.review_from, r.targets,
+	r.stop_requested, r.worker_id, r.heartbeat_at, r.log_size, r.log_received, r.log_dropped, r.flags, r.workflow_id, r.review_from, r.targets,
 	r.creator_admin, r.creator_teams, r.creator_name, r.creator_ip, r.created_at, r.updated_at`
 
 const from = ` FROM runs r JOIN stacks s ON s.id = r.stack_id`
@@ -205,7 +213,7 @@ func scan(row interface{ Scan(...any) error }, extra ...any) (Run, error) {
 	err := row.Scan(append([]any{&r.ID, &r.StackID, &r.SpaceID, &r.Pool, &r.Type, &r.State, &r.Blocking, &r.Drift, &r.CommitSHA, &r.CommitMessage,
 		&r.CommitBranch, &r.CommitAuthor, &committed, &r.CommitTag, &r.PullRequestID,
 		&r.TriggeredBy, &r.Command, &r.HasDelta, &r.Delta.Add, &r.Delta.Change, &r.Delta.Destroy, &r.HasChanges, &r.Reason,
-		&r.StopRequested, &r.WorkerID, &hb, &r.LogSize, &flags, &r.WorkflowID, &r.ReviewFrom, &targets,
+		&r.StopRequested, &r.WorkerID, &hb, &r.LogSize, &r.LogReceived, &r.LogDropped, &flags, &r.WorkflowID, &r.ReviewFrom, &targets,
 		&r.Creator.Admin, &teams, &r.Creator.Name, &r.Creator.IP, &c, &u}, extra...)...)
 	if err == nil {
 		r.Flags, err = labels.Decode(flags)

@@ -61,6 +61,61 @@ func (b *Box) Open(sealed []byte, aad string) ([]byte, error) {
 	return pt, nil
 }
 
+// Plaintext is a value read into memory with room around it to be sealed
+// where it lies (Box.SealPlaintext): a large value (a state, a plan JSON)
+// is then held once, not once in clear and once sealed.
+type Plaintext struct{ buf []byte }
+
+// GCM's standard nonce and tag sizes (NewBox uses cipher.NewGCM).
+const (
+	nonceSize = 12
+	tagSize   = 16
+	headroom  = 1 + nonceSize
+)
+
+// NewPlaintext returns room for n bytes of plaintext (Bytes).
+func NewPlaintext(n int) *Plaintext {
+	return &Plaintext{buf: make([]byte, headroom+n, headroom+n+tagSize)}
+}
+
+// Bytes returns the plaintext, to fill or read before it is sealed.
+func (p *Plaintext) Bytes() []byte { return p.buf[headroom:] }
+
+// Truncate keeps the first n bytes of the plaintext.
+func (p *Plaintext) Truncate(n int) { p.buf = p.buf[:headroom+n] }
+
+// SealPlaintext is Seal of p.Bytes() in p's own memory: p holds the sealed
+// value afterwards, and its plaintext is gone.
+func (b *Box) SealPlaintext(p *Plaintext, aad string) []byte {
+	buf := p.buf
+	p.buf = nil
+	if b.aead.NonceSize() != nonceSize || b.aead.Overhead() != tagSize {
+		return b.Seal(buf[headroom:], aad)
+	}
+	buf[0] = version
+	nonce := buf[1:headroom]
+	_, _ = rand.Read(nonce)
+	// The ciphertext is written over the plaintext (an exact overlap, which
+	// cipher.AEAD allows) and the tag into the spare capacity.
+	return b.aead.Seal(buf[:headroom], nonce, buf[headroom:], []byte(aad))
+}
+
+// OpenInPlace is Open that decrypts into sealed's own memory: the plaintext
+// returned shares it, and sealed is no longer a sealed value (whether or
+// not it opens).
+func (b *Box) OpenInPlace(sealed []byte, aad string) ([]byte, error) {
+	ns := b.aead.NonceSize()
+	if len(sealed) < 1+ns+b.aead.Overhead() || sealed[0] != version {
+		return nil, errors.New("sealed value is malformed")
+	}
+	ct := sealed[1+ns:]
+	pt, err := b.aead.Open(ct[:0], sealed[1:1+ns], ct, []byte(aad))
+	if err != nil {
+		return nil, errors.New("sealed value does not decrypt with this key (wrong key or tampered data)")
+	}
+	return pt, nil
+}
+
 // SealString seals s and returns base64 text for TEXT columns.
 func (b *Box) SealString(s, aad string) string {
 	return base64.StdEncoding.EncodeToString(b.Seal([]byte(s), aad))

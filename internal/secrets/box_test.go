@@ -75,3 +75,47 @@ func TestMasker(t *testing.T) {
 		t.Errorf("json-escaped: %q", got)
 	}
 }
+
+// TestSealInPlace: a value sealed where it lies (SealPlaintext) opens with
+// Open, one opened in place (OpenInPlace) is the value Seal sealed, and
+// neither allocates a second buffer of the value's size.
+func TestSealInPlace(t *testing.T) {
+	b, err := NewBox(bytes.Repeat([]byte{7}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	value := bytes.Repeat([]byte("state "), 1000)
+	p := NewPlaintext(len(value))
+	copy(p.Bytes(), value)
+	mem := &p.Bytes()[0]
+	sealed := b.SealPlaintext(p, "state:a")
+	if &sealed[headroom] != mem {
+		t.Fatal("SealPlaintext did not seal in the plaintext's memory")
+	}
+	if bytes.Contains(sealed, []byte("state state")) {
+		t.Fatal("plaintext visible")
+	}
+	got, err := b.Open(sealed, "state:a")
+	if err != nil || !bytes.Equal(got, value) {
+		t.Fatalf("Open of a value sealed in place = %v", err)
+	}
+	again := b.Seal(value, "state:a")
+	opened, err := b.OpenInPlace(again, "state:a")
+	if err != nil || !bytes.Equal(opened, value) {
+		t.Fatalf("OpenInPlace = %v", err)
+	}
+	if &opened[0] != &again[headroom] {
+		t.Fatal("OpenInPlace did not open in the sealed value's memory")
+	}
+	tampered := b.Seal(value, "state:a")
+	tampered[len(tampered)-1] ^= 1
+	if _, err := b.OpenInPlace(tampered, "state:a"); err == nil {
+		t.Fatal("OpenInPlace opened a tampered value")
+	}
+	p = NewPlaintext(10)
+	copy(p.Bytes(), "0123456789")
+	p.Truncate(4)
+	if got, err := b.Open(b.SealPlaintext(p, ""), ""); err != nil || string(got) != "0123" {
+		t.Fatalf("a truncated plaintext opens as %q, %v", got, err)
+	}
+}

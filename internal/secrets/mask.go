@@ -1,6 +1,7 @@
 package secrets
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"sort"
@@ -21,6 +22,7 @@ type Masker struct {
 	values []string
 	r      *strings.Replacer
 	maxLen int
+	forms  [][]byte // what r replaces
 }
 
 // NewMasker returns a masker for the given values; values shorter than 4
@@ -55,12 +57,14 @@ func (m *Masker) Add(values ...string) {
 	var pairs []string
 	seen := map[string]bool{}
 	m.maxLen = 0
+	m.forms = m.forms[:0]
 	for _, f := range forms {
 		if seen[f] {
 			continue
 		}
 		seen[f] = true
 		pairs = append(pairs, f, Mask)
+		m.forms = append(m.forms, []byte(f))
 		if len(f) > m.maxLen {
 			m.maxLen = len(f)
 		}
@@ -164,4 +168,30 @@ func (m *Masker) MaxLen() int {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	return m.maxLen
+}
+
+// SafeCut returns the largest n <= cut such that no masked form in b
+// starts before n and ends after it: b[:n] and b[n:] masked apart are
+// masked as b would be. A stream cutting a very long line in pieces cuts
+// there (and holds back MaxLen()-1 bytes for the writes still to come).
+func (m *Masker) SafeCut(b []byte, cut int) int {
+	if m == nil {
+		return cut
+	}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	for moved := true; moved; {
+		moved = false
+		for _, f := range m.forms {
+			// Only an occurrence straddling cut fits in this window.
+			lo, hi := max(0, cut-len(f)+1), min(len(b), cut+len(f)-1)
+			if hi-lo < len(f) {
+				continue
+			}
+			if i := bytes.Index(b[lo:hi], f); i >= 0 {
+				cut, moved = lo+i, true
+			}
+		}
+	}
+	return cut
 }

@@ -61,3 +61,27 @@ func TestMaskerKeepsTrailingNewline(t *testing.T) {
 		t.Error("a value of line breaks only masked line breaks")
 	}
 }
+
+// SafeCut moves a cut that falls inside a secret (in any masked form) to
+// before it, so that the two pieces masked apart leak nothing.
+func TestMaskerSafeCut(t *testing.T) {
+	const secret = "hunter2-Sup3r-secret"
+	m := NewMasker([]string{secret})
+	line := []byte("aaaa" + secret + "bbbb" + secret + "cc")
+	for cut := 0; cut <= len(line); cut++ {
+		n := m.SafeCut(line, cut)
+		if n > cut {
+			t.Fatalf("SafeCut(%d) = %d, after the cut", cut, n)
+		}
+		got := m.String(string(line[:n])) + m.String(string(line[n:]))
+		if want := m.String(string(line)); got != want {
+			t.Errorf("cut at %d moved to %d: pieces masked apart = %q, want %q", cut, n, got, want)
+		}
+	}
+	if n := m.SafeCut(line, 2); n != 2 {
+		t.Errorf("SafeCut outside any secret = %d, want 2", n)
+	}
+	if n := (*Masker)(nil).SafeCut(line, 7); n != 7 {
+		t.Errorf("nil masker SafeCut = %d, want 7", n)
+	}
+}

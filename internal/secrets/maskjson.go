@@ -1,8 +1,11 @@
 package secrets
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
+	"io"
 	"strconv"
 	"strings"
 )
@@ -100,4 +103,140 @@ func (m *Masker) Value(v any) any {
 		return x
 	}
 	return v
+}
+
+// In tells whether b holds a secret, in any form the masker knows.
+func (m *Masker) In(b []byte) bool {
+	if m == nil {
+		return false
+	}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	for _, f := range m.forms {
+		if bytes.Contains(b, f) {
+			return true
+		}
+	}
+	return false
+}
+
+// InReader tells whether what r holds has a secret in it, in any form
+// the masker knows, reading it a piece at a time.
+func (m *Masker) InReader(r io.Reader) (bool, error) {
+	overlap := max(m.MaxLen()-1, 0)
+	buf := make([]byte, 0, 1<<20+overlap)
+	for {
+		n, err := io.ReadFull(r, buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if m.In(buf) {
+			return true, nil
+		}
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		// Keep the end: a secret may go on in the next piece.
+		keep := min(overlap, len(buf))
+		buf = append(buf[:0], buf[len(buf)-keep:]...)
+	}
+}
+
+// JSONStream copies the JSON document in r to w with its secret values
+// masked as JSON masks them (strings, object keys, numbers), one value at
+// a time: it holds the longest string or key of the document, never the
+// document. Object members keep their order.
+func (m *Masker) JSONStream(w io.Writer, r io.Reader) error {
+	dec := json.NewDecoder(r)
+	dec.UseNumber()
+	out := bufio.NewWriterSize(w, 64<<10)
+	var scratch bytes.Buffer
+	enc := json.NewEncoder(&scratch)
+	enc.SetEscapeHTML(false)
+	str := func(s string) error {
+		scratch.Reset()
+		if err := enc.Encode(s); err != nil {
+			return err
+		}
+		_, err := out.Write(bytes.TrimSuffix(scratch.Bytes(), []byte("\n")))
+		return err
+	}
+	type level struct {
+		object bool
+		n      int             // members or elements written
+		value  bool            // an object's next token is a member's value
+		keys   map[string]bool // keys written that hold the mask, to keep masked keys apart
+	}
+	var stack []*level
+	values := 0
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		if d, ok := tok.(json.Delim); ok && (d == '}' || d == ']') {
+			out.WriteByte(byte(d))
+			stack = stack[:len(stack)-1]
+			continue
+		}
+		if len(stack) == 0 {
+			if values++; values > 1 {
+				return errors.New("more than one JSON value")
+			}
+		} else if top := stack[len(stack)-1]; top.object && !top.value {
+			// A member's key.
+			if top.n++; top.n > 1 {
+				out.WriteByte(',')
+			}
+			k := tok.(string)
+			mk := m.String(k) // a secret can be a key too (for_each, tags)
+			if top.keys[mk] {
+				mk += "#" + strconv.Itoa(top.n-1) // two keys masked alike stay apart
+			}
+			if strings.Contains(mk, Mask) {
+				if top.keys == nil {
+					top.keys = map[string]bool{}
+				}
+				top.keys[mk] = true
+			}
+			if err := str(mk); err != nil {
+				return err
+			}
+			out.WriteByte(':')
+			top.value = true
+			continue
+		} else if top.object {
+			top.value = false
+		} else if top.n++; top.n > 1 {
+			out.WriteByte(',')
+		}
+		switch v := tok.(type) {
+		case json.Delim:
+			out.WriteByte(byte(v))
+			stack = append(stack, &level{object: v == '{'})
+		case string:
+			err = str(m.String(v))
+		case json.Number:
+			if s := m.String(string(v)); s != string(v) {
+				err = str(s)
+			} else {
+				_, err = out.WriteString(string(v))
+			}
+		case bool:
+			_, err = out.WriteString(strconv.FormatBool(v))
+		case nil:
+			_, err = out.WriteString("null")
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if values == 0 || len(stack) > 0 {
+		return io.ErrUnexpectedEOF
+	}
+	return out.Flush()
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gantry-iac/gantry/internal/drift"
+	"github.com/gantry-iac/gantry/internal/httpx"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -140,5 +141,19 @@ func (s *Server) metricsHandler() http.Handler {
 		runsCollector{s: s, desc: prometheus.NewDesc("gantry_runs_active", "Runs not yet terminal, by state.", []string{"state"}, nil)},
 		newDriftCollector(func(ctx context.Context) ([]drift.Metric, error) { return s.drift.Metrics(ctx) }, s.log))
 	reg.MustRegister(s.replicaMetrics()...)
+	reg.MustRegister(budgetMetrics(s.budget)...)
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+}
+
+// budgetMetrics report the memory budget of large requests
+// (--max-request-memory): what is held, and how many requests wait.
+func budgetMetrics(b *httpx.Budget) []prometheus.Collector {
+	return []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "gantry_request_memory_held_bytes",
+			Help: "Bytes of the large requests' memory budget (--max-request-memory) held now."},
+			func() float64 { used, _ := b.Stats(); return float64(used) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "gantry_request_memory_waiting",
+			Help: "Large requests (states, plans, artifacts) waiting for the memory budget (--max-request-memory)."},
+			func() float64 { _, waiting := b.Stats(); return float64(waiting) }),
+	}
 }

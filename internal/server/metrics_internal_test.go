@@ -13,6 +13,7 @@ import (
 
 	"github.com/gantry-iac/gantry/internal/db"
 	"github.com/gantry-iac/gantry/internal/drift"
+	"github.com/gantry-iac/gantry/internal/httpx"
 )
 
 // The drift check age is that of the last good check: failed checks do not
@@ -90,5 +91,41 @@ func TestRunsActiveWarnsOnDatabaseError(t *testing.T) {
 	}
 	if !strings.Contains(log.String(), "level=WARN") || !strings.Contains(log.String(), "collecting gantry_runs_active failed") {
 		t.Errorf("no warning logged:\n%s", log.String())
+	}
+}
+
+// The memory budget's metrics say what is held and how many wait.
+func TestBudgetMetrics(t *testing.T) {
+	b := httpx.NewBudget(100)
+	release, err := b.Acquire(context.Background(), 60)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _, _ = b.Acquire(ctx, 50) }()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(budgetMetrics(b)...)
+	got := map[string]float64{}
+	deadline := time.Now().Add(10 * time.Second)
+	for got["gantry_request_memory_waiting"] != 1 && time.Now().Before(deadline) {
+		families, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range families {
+			got[f.GetName()] = f.GetMetric()[0].GetGauge().GetValue()
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if got["gantry_request_memory_held_bytes"] != 60 || got["gantry_request_memory_waiting"] != 1 {
+		t.Errorf("metrics = %v, want 60 bytes held and 1 waiting", got)
+	}
+	// A server without a budget reports none held.
+	reg = prometheus.NewRegistry()
+	reg.MustRegister(budgetMetrics(nil)...)
+	if _, err := reg.Gather(); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -146,6 +146,15 @@ type Config struct {
 	ScheduleJitter       time.Duration
 	SchedulerInterval    time.Duration
 	BuiltinDriftRunLimit int
+	// MaxRequestMemory bounds the memory that large requests and answers
+	// (states, plans, artifacts) hold at once: past it they wait (0: no
+	// bound). MaxStateSize is the largest state document accepted (0:
+	// state.DefaultMaxSize).
+	MaxRequestMemory int64
+	MaxStateSize     int64
+	// MaxRunLogSize is how much of a run's log is stored (0:
+	// run.DefaultLogLimit): past it, output is dropped with a note.
+	MaxRunLogSize int64
 	// EncryptionKeyFile is the file EncryptionKey was read from
 	// (GANTRY_ENCRYPTION_KEY_FILE): messages name it and its permissions
 	// are checked. Empty when the key was given directly.
@@ -175,6 +184,7 @@ type Server struct {
 	audit        *audit.Service
 	tokens       *runtoken.Service
 	integrations *integration.Service
+	budget       *httpx.Budget // large requests' memory (--max-request-memory)
 	instance     string
 	url          string
 	ready        atomic.Bool
@@ -320,7 +330,12 @@ func (s *Server) open(ctx context.Context) error {
 	s.spaces = space.NewService(s.db)
 	s.stacks = stack.NewService(s.db, s.box)
 	s.runs = run.NewService(s.db, s.hub, s.box, s.log)
+	s.runs.LogLimit = s.cfg.MaxRunLogSize
 	s.state = state.NewService(s.db, s.box)
+	s.state.MaxSize = s.cfg.MaxStateSize
+	if s.cfg.MaxRequestMemory > 0 {
+		s.budget = httpx.NewBudget(s.cfg.MaxRequestMemory)
+	}
 	s.schedules = schedule.New(s.db)
 	s.schedules.Jitter = s.cfg.ScheduleJitter
 	s.drift = drift.New(s.db, s.runs, s.schedules, s.log)
@@ -431,7 +446,7 @@ func (s *Server) handler() http.Handler {
 	mux.Handle("GET /metrics", s.metricsHandler())
 	a := &api.API{Spaces: s.spaces, Stacks: s.stacks, Runs: s.runs, State: s.state, Keys: s.keys, Log: s.log, Head: git.Head,
 		Notify: s.notify, Policies: s.policies, Pools: s.pools, BuiltinWorkers: s.cfg.BuiltinWorkers, Audit: s.audit, Schedules: s.schedules, Drift: s.drift,
-		Roles: auth.NewRoles(s.db), Users: s.users(), SSO: s.sso(), Integrations: s.integrations, PublicURL: s.cfg.PublicURL,
+		Roles: auth.NewRoles(s.db), Users: s.users(), SSO: s.sso(), Integrations: s.integrations, PublicURL: s.cfg.PublicURL, Budget: s.budget,
 		TokenSubject: func(ctx context.Context, spaceID, stackID string) (string, string, string) {
 			path, err := s.spacePath(ctx, spaceID)
 			if err != nil {
@@ -453,7 +468,7 @@ func (s *Server) handler() http.Handler {
 	wh := &workerapi.Handler{Runs: s.runs, Stacks: s.stacks, Registry: s.registry, Hub: s.hub, Log: s.log,
 		MaxClaimWait: min(30*time.Second, max(s.cfg.WorkerTimeout/3, time.Second)), Draining: s.draining.Load,
 		SeenEvery:     min(5*time.Second, s.cfg.WorkerTimeout/10),
-		ReportTimeout: reportTimeout(), HeartbeatFailed: s.heartbeatFailed,
+		ReportTimeout: reportTimeout(), HeartbeatFailed: s.heartbeatFailed, Budget: s.budget, MaxStateSize: s.state.Limit(),
 		PoolForToken: s.poolForToken, PoolKey: s.pools.PublicKey, Tokens: s.tokens, SpacePath: s.spacePath, Integrations: s.integrations}
 	// The runs' OIDC issuer: discovery and keys, without authentication.
 	mux.HandleFunc("GET /.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {

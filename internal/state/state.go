@@ -16,13 +16,19 @@ import (
 	"time"
 
 	"github.com/gantry-iac/gantry/internal/audit"
+	"github.com/gantry-iac/gantry/internal/bytesize"
 	"github.com/gantry-iac/gantry/internal/db"
 	"github.com/gantry-iac/gantry/internal/errs"
 	"github.com/gantry-iac/gantry/internal/secrets"
 )
 
-// MaxSize is the largest state document accepted.
-const MaxSize = 256 << 20
+// DefaultMaxSize is the largest state document accepted unless the
+// server says otherwise (Service.MaxSize, --max-state-size).
+const DefaultMaxSize = 256 << 20
+
+// MaxSizeLimit is the most --max-state-size may be: PostgreSQL keeps no
+// value larger than 1 GB, and a state is stored sealed in one.
+const MaxSizeLimit = 1000 << 20
 
 // Version describes one stored state version.
 type Version struct {
@@ -43,6 +49,29 @@ type Service struct {
 	// Audit records writes, rollbacks, locks and unlocks in their
 	// transaction (never the state's content).
 	Audit audit.Hook
+	// MaxSize is the largest state document accepted (0: DefaultMaxSize).
+	MaxSize int64
+}
+
+// Limit returns the largest state document accepted.
+func (s *Service) Limit() int64 {
+	if s.MaxSize > 0 {
+		return s.MaxSize
+	}
+	return DefaultMaxSize
+}
+
+// TooLarge is the error refusing a state of size bytes (-1: unknown, read
+// past the limit): it names the limit and how the server's operator
+// raises it.
+func (s *Service) TooLarge(size int64) error {
+	what := "the state is larger than"
+	if size >= 0 {
+		what = fmt.Sprintf("the state (%d bytes, %s) is larger than", size, bytesize.Format(size))
+	}
+	return errs.E(errs.TooLarge, "%s this server's state size limit of %d bytes (%s): "+
+		"the server's operator can raise it with `gantry server --max-state-size` (GANTRY_MAX_STATE_SIZE), up to %s",
+		what, s.Limit(), bytesize.Format(s.Limit()), bytesize.Format(MaxSizeLimit))
 }
 
 // record records a state event of a stack, in the stack's space.
@@ -144,6 +173,32 @@ func (s *Service) Current(ctx context.Context, stackID string) (Version, []byte,
 		`SELECT `+cols+`, data FROM state_versions WHERE stack_id = $1 ORDER BY serial DESC LIMIT 1`, stackID)
 }
 
+// CurrentVersion returns the newest version of a stack's state, without
+// its document. It returns a NotFound error when the stack has no state yet.
+func (s *Service) CurrentVersion(ctx context.Context, stackID string) (Version, error) {
+	v, err := scan(s.db.QueryRow(ctx, `SELECT `+cols+` FROM state_versions WHERE stack_id = $1 ORDER BY serial DESC LIMIT 1`, stackID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return v, errs.E(errs.NotFound, "stack %s has no state yet", stackID)
+	}
+	return v, err
+}
+
+// VersionSize returns the size of one version's document (serial < 0: the
+// current one); 0 when there is none.
+func (s *Service) VersionSize(ctx context.Context, stackID string, serial int64) (int64, error) {
+	var size int64
+	var err error
+	if serial < 0 {
+		err = s.db.QueryRow(ctx, `SELECT size FROM state_versions WHERE stack_id = $1 ORDER BY serial DESC LIMIT 1`, stackID).Scan(&size)
+	} else {
+		err = s.db.QueryRow(ctx, `SELECT size FROM state_versions WHERE stack_id = $1 AND serial = $2`, stackID, serial).Scan(&size)
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	return size, err
+}
+
 // Get returns one version and its document.
 func (s *Service) Get(ctx context.Context, stackID string, serial int64) (Version, []byte, error) {
 	return s.get(ctx, stackID, fmt.Sprintf("stack %s has no state version %d", stackID, serial),
@@ -162,7 +217,7 @@ func (s *Service) get(ctx context.Context, stackID, notFound, q string, args ...
 		return v, nil, err
 	}
 	v.CreatedAt = time.Unix(0, c).UTC()
-	data, err := s.box.Open(sealed, aad(stackID, v.Serial))
+	data, err := s.box.OpenInPlace(sealed, aad(stackID, v.Serial))
 	if err != nil {
 		return v, nil, errs.Wrap(errs.Internal, err, "state version %d of stack %s cannot be decrypted", v.Serial, stackID)
 	}
@@ -220,8 +275,20 @@ func (s *Service) LastOfRun(ctx context.Context, stackID, runID string) (serial 
 // so is a stale serial or a different lineage. Writing the current version
 // again is a no-op.
 func (s *Service) Write(ctx context.Context, stackID string, data []byte, lockID, runID, actor string) (Version, error) {
-	if len(data) > MaxSize {
-		return Version{}, errs.E(errs.TooLarge, "state larger than %d bytes", MaxSize)
+	return s.write(ctx, stackID, data, func(aad string) []byte { return s.box.Seal(data, aad) }, lockID, runID, actor)
+}
+
+// WritePlain is Write of a document read into p, which it seals where it
+// lies (a large state is held once): p is used up.
+func (s *Service) WritePlain(ctx context.Context, stackID string, p *secrets.Plaintext, lockID, runID, actor string) (Version, error) {
+	return s.write(ctx, stackID, p.Bytes(), func(aad string) []byte { return s.box.SealPlaintext(p, aad) }, lockID, runID, actor)
+}
+
+// write stores data, sealed by seal (once its serial is known; outside the
+// transaction, which may run more than once).
+func (s *Service) write(ctx context.Context, stackID string, data []byte, seal func(aad string) []byte, lockID, runID, actor string) (Version, error) {
+	if int64(len(data)) > s.Limit() {
+		return Version{}, s.TooLarge(int64(len(data)))
 	}
 	serial, lineage, err := parseHeader(data)
 	if err != nil {
@@ -230,6 +297,7 @@ func (s *Service) Write(ctx context.Context, stackID string, data []byte, lockID
 	sum := sha256.Sum256(data)
 	v := Version{StackID: stackID, Serial: serial, Lineage: lineage, Checksum: hex.EncodeToString(sum[:]), Size: int64(len(data)),
 		RunID: runID, CreatedBy: actor, CreatedAt: time.Now().UTC()}
+	sealed := seal(aad(stackID, serial)) // data may be gone from here on
 	err = s.db.Tx(ctx, func(ctx context.Context) error {
 		if err := s.lockStack(ctx, stackID); err != nil {
 			return err
@@ -252,7 +320,7 @@ func (s *Service) Write(ctx context.Context, stackID string, data []byte, lockID
 		case serial == cur.Serial:
 			return errs.E(errs.Conflict, "state serial %d is already stored with different content", serial)
 		}
-		if err := s.insert(ctx, v, data); err != nil {
+		if err := s.insert(ctx, v, sealed); err != nil {
 			return err
 		}
 		return s.record(ctx, "state.write", stackID, nil, versionView(v))
@@ -277,9 +345,10 @@ func (s *Service) lockStack(ctx context.Context, stackID string) error {
 	return nil
 }
 
-func (s *Service) insert(ctx context.Context, v Version, data []byte) error {
+// insert stores a version, sealed with aad(v.StackID, v.Serial).
+func (s *Service) insert(ctx context.Context, v Version, sealed []byte) error {
 	_, err := s.db.Exec(ctx, `INSERT INTO state_versions (`+cols+`, data) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)`,
-		v.StackID, v.Serial, v.Lineage, v.Checksum, v.Size, v.RunID, v.CreatedBy, v.CreatedAt.UnixNano(), s.box.Seal(data, aad(v.StackID, v.Serial)))
+		v.StackID, v.Serial, v.Lineage, v.Checksum, v.Size, v.RunID, v.CreatedBy, v.CreatedAt.UnixNano(), sealed)
 	if db.IsUniqueViolation(err) {
 		return errs.E(errs.Conflict, "state serial %d was written concurrently", v.Serial)
 	}
@@ -348,7 +417,7 @@ func (s *Service) Rollback(ctx context.Context, stackID string, serial int64, ac
 		sum := sha256.Sum256(out)
 		v = Version{StackID: stackID, Serial: cur.Serial + 1, Lineage: old.Lineage, Checksum: hex.EncodeToString(sum[:]), Size: int64(len(out)),
 			CreatedBy: actor + " (rollback to serial " + strconv.FormatInt(serial, 10) + ")", CreatedAt: time.Now().UTC()}
-		if err := s.insert(ctx, v, out); err != nil {
+		if err := s.insert(ctx, v, s.box.Seal(out, aad(stackID, v.Serial))); err != nil {
 			return err
 		}
 		after := versionView(v)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 )
@@ -24,17 +25,21 @@ type Delta struct {
 
 // showPlan is the part of `show -json <planfile>` we read.
 type showPlan struct {
-	FormatVersion   string `json:"format_version"`
-	ResourceChanges []struct {
-		Address string `json:"address"`
-		Change  struct {
-			Actions   []string        `json:"actions"`
-			Importing json.RawMessage `json:"importing"`
-		} `json:"change"`
-	} `json:"resource_changes"`
-	OutputChanges map[string]struct {
-		Actions []string `json:"actions"`
-	} `json:"output_changes"`
+	FormatVersion   string                  `json:"format_version"`
+	ResourceChanges []resourceChange        `json:"resource_changes"`
+	OutputChanges   map[string]outputChange `json:"output_changes"`
+}
+
+type resourceChange struct {
+	Address string `json:"address"`
+	Change  struct {
+		Actions   []string        `json:"actions"`
+		Importing json.RawMessage `json:"importing"`
+	} `json:"change"`
+}
+
+type outputChange struct {
+	Actions []string `json:"actions"`
 }
 
 // ParsePlan reads the JSON of `tofu show -json <planfile>` (or Terraform's)
@@ -49,36 +54,152 @@ func ParsePlan(planJSON []byte) (delta Delta, hasChanges bool, err error) {
 	if err := checkFormatVersion(p.FormatVersion); err != nil {
 		return Delta{}, false, fmt.Errorf("parsing plan JSON: %w", err)
 	}
+	var c counter
 	for _, rc := range p.ResourceChanges {
-		imported := len(rc.Change.Importing) > 0 && !bytes.Equal(rc.Change.Importing, []byte("null"))
-		if imported {
-			delta.Import++
-			hasChanges = true
-		}
-		for _, a := range rc.Change.Actions {
-			switch a {
-			case "create":
-				delta.Add++
-			case "update":
-				delta.Change++
-			case "delete":
-				delta.Destroy++
-			case "forget":
-				delta.Forget++
-			case "no-op", "read":
-				continue
-			}
-			// Any other action (including ones newer than this code)
-			// means applying does something.
-			hasChanges = true
-		}
+		c.resource(rc)
 	}
 	for _, oc := range p.OutputChanges {
-		if !onlyNoOp(oc.Actions) {
-			hasChanges = true
+		c.output(oc)
+	}
+	return c.delta, c.hasChanges, nil
+}
+
+// ParsePlanReader is ParsePlan of the plan JSON read from r, a value at a
+// time: it holds one resource change (or output change) at a time, never
+// the plan, whose prior state and values can be far larger.
+func ParsePlanReader(r io.Reader) (delta Delta, hasChanges bool, err error) {
+	c, version, err := countPlan(json.NewDecoder(r))
+	if err == nil {
+		err = checkFormatVersion(version)
+	}
+	if err != nil {
+		return Delta{}, false, fmt.Errorf("parsing plan JSON: %w", err)
+	}
+	return c.delta, c.hasChanges, nil
+}
+
+// countPlan reads a plan JSON's top-level members, counting its changes
+// and skipping the rest.
+func countPlan(dec *json.Decoder) (c counter, version string, err error) {
+	if err := wantDelim(dec, '{'); err != nil {
+		return c, "", err
+	}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return c, "", err
+		}
+		switch tok {
+		case "format_version":
+			err = dec.Decode(&version)
+		case "resource_changes":
+			err = eachElement(dec, '[', func() error {
+				var rc resourceChange
+				err := dec.Decode(&rc)
+				c.resource(rc)
+				return err
+			})
+		case "output_changes":
+			err = eachElement(dec, '{', func() error {
+				if _, err := dec.Token(); err != nil { // the output's name
+					return err
+				}
+				var oc outputChange
+				err := dec.Decode(&oc)
+				c.output(oc)
+				return err
+			})
+		default:
+			err = skipValue(dec)
+		}
+		if err != nil {
+			return c, "", err
 		}
 	}
-	return delta, hasChanges, nil
+	return c, version, wantDelim(dec, '}')
+}
+
+// eachElement calls fn for each element of the array (open '[') or member
+// of the object (open '{') dec is at; null has none.
+func eachElement(dec *json.Decoder, open json.Delim, fn func() error) error {
+	tok, err := dec.Token()
+	if err != nil || tok == nil {
+		return err
+	}
+	if tok != open {
+		return fmt.Errorf("want %c, got %v", open, tok)
+	}
+	for dec.More() {
+		if err := fn(); err != nil {
+			return err
+		}
+	}
+	_, err = dec.Token()
+	return err
+}
+
+func wantDelim(dec *json.Decoder, d json.Delim) error {
+	tok, err := dec.Token()
+	if err == nil && tok != d {
+		err = fmt.Errorf("want %c, got %v", d, tok)
+	}
+	return err
+}
+
+// skipValue reads past the value dec is at, a token at a time.
+func skipValue(dec *json.Decoder) error {
+	depth := 0
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		switch tok {
+		case json.Delim('{'), json.Delim('['):
+			depth++
+		case json.Delim('}'), json.Delim(']'):
+			depth--
+		}
+		if depth == 0 {
+			return nil
+		}
+	}
+}
+
+// counter counts a plan's changes.
+type counter struct {
+	delta      Delta
+	hasChanges bool
+}
+
+func (c *counter) resource(rc resourceChange) {
+	if len(rc.Change.Importing) > 0 && !bytes.Equal(rc.Change.Importing, []byte("null")) {
+		c.delta.Import++
+		c.hasChanges = true
+	}
+	for _, a := range rc.Change.Actions {
+		switch a {
+		case "create":
+			c.delta.Add++
+		case "update":
+			c.delta.Change++
+		case "delete":
+			c.delta.Destroy++
+		case "forget":
+			c.delta.Forget++
+		case "no-op", "read":
+			continue
+		}
+		// Any other action (including ones newer than this code)
+		// means applying does something.
+		c.hasChanges = true
+	}
+}
+
+func (c *counter) output(oc outputChange) {
+	if !onlyNoOp(oc.Actions) {
+		c.hasChanges = true
+	}
 }
 
 func onlyNoOp(actions []string) bool {

@@ -1,6 +1,7 @@
 package tofu
 
 import (
+	"bytes"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -42,6 +43,10 @@ func TestParsePlan(t *testing.T) {
 			if delta != tt.wantDelta || changes != tt.wantChanges {
 				t.Errorf("ParsePlan = %+v, %v; want %+v, %v", delta, changes, tt.wantDelta, tt.wantChanges)
 			}
+			delta, changes, err = ParsePlanReader(bytes.NewReader(readTestdata(t, tt.file)))
+			if err != nil || delta != tt.wantDelta || changes != tt.wantChanges {
+				t.Errorf("ParsePlanReader = %+v, %v, %v; want %+v, %v", delta, changes, err, tt.wantDelta, tt.wantChanges)
+			}
 		})
 	}
 }
@@ -56,12 +61,18 @@ func TestParsePlanErrors(t *testing.T) {
 		{"no format_version", `{"resource_changes": []}`, "no format_version"},
 		{"future format", `{"format_version": "2.0"}`, `unsupported format_version "2.0"`},
 		{"bad actions", `{"format_version": "1.2", "resource_changes": [{"change": {"actions": "create"}}]}`, "parsing plan JSON"},
+		{"cut short", `{"format_version": "1.2", "prior_state": {"values": [1, 2`, "parsing plan JSON"},
+		{"resource changes not a list", `{"format_version": "1.2", "resource_changes": {}}`, "parsing plan JSON"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, _, err := ParsePlan([]byte(tt.input))
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Errorf("ParsePlan error = %v, want one containing %q", err, tt.wantErr)
+			}
+			_, _, err = ParsePlanReader(strings.NewReader(tt.input))
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("ParsePlanReader error = %v, want one containing %q", err, tt.wantErr)
 			}
 		})
 	}

@@ -16,9 +16,11 @@ import (
 // locks, writing state) if given the time.
 var KillGrace = 10 * time.Second
 
-// drainTimeout bounds how long Run waits for output after the tool's process
-// group is gone (only a process that left the group can hold it open).
-const drainTimeout = 5 * time.Second
+// drainTimeout bounds how long Run waits for more output once the tool's
+// process group is gone and its pipes are idle (only a process that left
+// the group can hold them open). Output still being written out (to a log
+// that takes it slowly) is waited for.
+var drainTimeout = 5 * time.Second
 
 // Run runs bin with args in dir, with stdout and stderr both written to out
 // (nil discards) and stdin empty. env is the complete environment; nil
@@ -85,10 +87,7 @@ func run(ctx context.Context, bin, dir string, env []string, stdout, stderr io.W
 	waitErr, cancelled := waitOrStop(ctx, cmd.Process, exited)
 
 	killGroup(cmd.Process)
-	select {
-	case <-done:
-	case <-time.After(drainTimeout):
-	}
+	out.drain(done)
 	out.closeReaders()
 	<-done
 
@@ -107,6 +106,52 @@ type outputs struct {
 	readers []*os.File
 	writers []*os.File // the child's ends
 	dests   []io.Writer
+
+	mu      sync.Mutex
+	writing int       // copies inside a writer's Write
+	last    time.Time // when output last went to a writer
+}
+
+// drain waits until the copies are done, or the pipes have been idle for
+// drainTimeout: no output came and no writer is still taking some (a
+// writer that holds its caller back, like a run's log, is waited for).
+func (o *outputs) drain(done <-chan struct{}) {
+	o.mu.Lock()
+	o.last = time.Now()
+	o.mu.Unlock()
+	t := time.NewTicker(max(drainTimeout/10, time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-t.C:
+		}
+		o.mu.Lock()
+		idle := o.writing == 0 && time.Since(o.last) >= drainTimeout
+		o.mu.Unlock()
+		if idle {
+			return
+		}
+	}
+}
+
+// tracked is a pipe's writer, noting when output goes through it.
+type tracked struct {
+	o *outputs
+	w io.Writer
+}
+
+func (t tracked) Write(p []byte) (int, error) {
+	t.o.mu.Lock()
+	t.o.writing++
+	t.o.mu.Unlock()
+	n, err := t.w.Write(p)
+	t.o.mu.Lock()
+	t.o.writing--
+	t.o.last = time.Now()
+	t.o.mu.Unlock()
+	return n, err
 }
 
 func (o *outputs) pipe(dest io.Writer) (*os.File, error) {
@@ -136,7 +181,7 @@ func (o *outputs) closeReaders() {
 func (o *outputs) copy() <-chan struct{} {
 	var wg sync.WaitGroup
 	for i, r := range o.readers {
-		wg.Go(func() { _, _ = io.Copy(o.dests[i], r) })
+		wg.Go(func() { _, _ = io.Copy(tracked{o, o.dests[i]}, r) })
 	}
 	done := make(chan struct{})
 	go func() {

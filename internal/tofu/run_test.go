@@ -214,3 +214,42 @@ func TestRunCancel(t *testing.T) {
 		})
 	}
 }
+
+// gatedWriter takes nothing until released: a log that holds the tool
+// back while the server is slow.
+type gatedWriter struct {
+	release chan struct{}
+	n       int
+}
+
+func (g *gatedWriter) Write(p []byte) (int, error) {
+	<-g.release
+	g.n += len(p)
+	return len(p), nil
+}
+
+// Output the tool left in its pipe when it exited is not dropped while the
+// writer is still taking output, however long that takes: only idle pipes
+// (held open by a process that left the group) are given up on.
+func TestRunWaitsForOutputASlowWriterTakes(t *testing.T) {
+	defer func(d time.Duration) { drainTimeout = d }(drainTimeout)
+	drainTimeout = 20 * time.Millisecond
+	exited := filepath.Join(t.TempDir(), "exited")
+	// 50 KB fits in the pipe: the tool exits while its writer still waits.
+	bin := writeScript(t, `head -c 50000 /dev/zero | tr '\0' x; touch "$1"`)
+	w := &gatedWriter{release: make(chan struct{})}
+	go func() {
+		for {
+			if _, err := os.Stat(exited); err == nil {
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
+		time.Sleep(10 * drainTimeout) // the writer holds on past the drain timeout
+		close(w.release)
+	}()
+	code, err := Run(context.Background(), bin, "", nil, w, exited)
+	if err != nil || code != 0 || w.n != 50000 {
+		t.Fatalf("Run = %d, %v; the writer got %d bytes, want all 50000", code, err, w.n)
+	}
+}

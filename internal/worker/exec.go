@@ -1,7 +1,6 @@
 package worker
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gantry-iac/gantry/internal/bytesize"
 	"github.com/gantry-iac/gantry/internal/git"
 	"github.com/gantry-iac/gantry/internal/secrets"
 	"github.com/gantry-iac/gantry/internal/tofu"
@@ -126,7 +126,10 @@ func (w *Worker) execute(kill context.Context, job *workerapi.Job, slot int) {
 // reportRescue keeps what OpenTofu wrote when it could not save the state
 // (see rescueState) and says in the run's log and the worker's what was
 // kept, and what was not. It returns that in short, for the run's reason
-// ("": OpenTofu saved its state).
+// ("": OpenTofu saved its state). When the state kept is larger than the
+// server's state size limit (which is then why it could not be saved),
+// both say so, and that the limit must be raised before the state is
+// pushed: the server would refuse it again.
 func (j *jobRun) reportRescue(log *slog.Logger) string {
 	path, unusable, err := j.rescueState()
 	switch {
@@ -150,6 +153,14 @@ func (j *jobRun) reportRescue(log *slog.Logger) string {
 			unusable, kept)
 		return fmt.Sprintf("OpenTofu could not save the state, nor write it whole to errored.tfstate (%s): the state this apply produced was not kept; see the run's log", unusable)
 	case path != "":
+		size := fileSize(path)
+		if limit := j.job.MaxStateSize; limit > 0 && size > limit {
+			log.Error("OpenTofu could not save the state, which is larger than the server's state size limit: its errored.tfstate is kept",
+				"path", path, "size", size, "limit", limit)
+			j.log.Printf("%s", stateTooLargeAdvice(j.w.cfg.Name, path, size, limit))
+			return fmt.Sprintf("OpenTofu could not save the state: it is kept on worker %s at %s; the state (%s) is larger than the server's state size limit (%s, --max-state-size): raise the limit, then push it to the stack's state",
+				j.w.cfg.Name, path, bytesize.Format(size), bytesize.Format(limit))
+		}
 		log.Error("OpenTofu could not save the state: its errored.tfstate is kept; push it to the stack's state", "path", path)
 		j.log.Printf("OpenTofu could not save the state: the new state is kept on worker %s at %s. "+
 			"Push it to the stack's state with `tofu state push` against the stack's backend (see docs/state.md), "+
@@ -416,10 +427,10 @@ func (j *jobRun) runPlan(ctx context.Context) error {
 	if err := j.settle(); err != nil {
 		return err
 	}
-	if err := j.w.proto.PutArtifact(ctx, j.job, "plan.json", planJSON); err != nil {
+	if err := j.putFile(ctx, "plan.json", planJSON); err != nil {
 		return fmt.Errorf("uploading the plan: %w", err)
 	}
-	delta, hasChanges, err := tofu.ParsePlan(planJSON)
+	delta, hasChanges, err := parsePlanFile(planJSON)
 	if err != nil {
 		return fail("reading the plan: %v", err)
 	}
@@ -467,23 +478,6 @@ func (j *jobRun) runPlan(ctx context.Context) error {
 	return fail("the server asked for %q after planning: upgrade the worker", resp.Next)
 }
 
-// showPlan returns the saved plan as JSON (`show -json`).
-func (j *jobRun) showPlan(ctx context.Context, env []string) ([]byte, error) {
-	var out bytes.Buffer
-	code, err := tofu.RunSplit(ctx, j.bin, j.root, env, &out, j.log, "show", "-json", "-no-color", planFile)
-	if err != nil {
-		return nil, err
-	}
-	if code != 0 {
-		return nil, fail("show -json failed with code %d", code)
-	}
-	masked, err := j.masker.JSON(out.Bytes())
-	if err != nil {
-		return nil, fail("reading the plan JSON: %v", err)
-	}
-	return masked, nil
-}
-
 // applyWhileShowing applies the saved plan and, at the same time, makes its
 // JSON, then sends the JSON and the counts. A failure to make or send the
 // JSON is logged; it does not fail a run whose apply succeeded.
@@ -502,15 +496,15 @@ func (j *jobRun) applyWhileShowing(ctx context.Context) error {
 	go func() {
 		var out shownPlan
 		defer func() { shown <- out }()
-		data, err := j.showPlan(ctx, readEnv)
+		path, err := j.showPlan(ctx, readEnv)
 		if err != nil {
 			out.notes = append(out.notes, fmt.Sprintf("Making the plan JSON failed: %v", err))
 			return
 		}
-		if err := j.w.proto.PutArtifact(rctx, j.job, "plan.json", data); err != nil {
+		if err := j.putFile(rctx, "plan.json", path); err != nil {
 			out.notes = append(out.notes, fmt.Sprintf("Uploading the plan JSON failed: %v", err))
 		}
-		delta, _, err := tofu.ParsePlan(data)
+		delta, _, err := parsePlanFile(path)
 		if err != nil {
 			out.notes = append(out.notes, fmt.Sprintf("Reading the plan JSON failed: %v", err))
 			return
@@ -572,15 +566,8 @@ func (j *jobRun) apply(ctx context.Context) error {
 // that any worker can apply it once a person confirms.
 func (j *jobRun) save(ctx context.Context) error {
 	j.unmountFiles()
-	data, err := packWorkspace(filepath.Join(j.dir, "src"))
-	if err != nil {
-		return fail("packing the workspace: %v", err)
-	}
-	if data, err = j.sealWorkspace(data); err != nil {
+	if err := j.putWorkspace(ctx); err != nil {
 		return err
-	}
-	if err := j.w.proto.PutArtifact(ctx, j.job, "workspace", data); err != nil {
-		return fmt.Errorf("uploading the workspace: %w", err)
 	}
 	j.log.Printf("Plan saved; waiting for confirmation.")
 	j.log.Sync()

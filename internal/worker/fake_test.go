@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sort"
 	"sync"
 	"testing"
@@ -28,6 +29,7 @@ type fakeProto struct {
 	appends   []appendCall
 	phases    []workerapi.PhaseRequest
 	artifacts map[string][]byte
+	bodies    map[string]string // the Go type of each artifact's upload body
 	planned   []workerapi.PlannedRequest
 	finishes  []workerapi.FinishRequest
 	handoffs  int
@@ -59,7 +61,9 @@ type fakeProto struct {
 
 var _ workerapi.Protocol = (*fakeProto)(nil)
 
-func newFakeProto() *fakeProto { return &fakeProto{artifacts: map[string][]byte{}} }
+func newFakeProto() *fakeProto {
+	return &fakeProto{artifacts: map[string][]byte{}, bodies: map[string]string{}}
+}
 
 func (f *fakeProto) Register(ctx context.Context, req workerapi.RegisterRequest) (workerapi.RegisterResponse, error) {
 	if f.registerErr != nil {
@@ -102,10 +106,18 @@ func (f *fakeProto) AppendLog(ctx context.Context, job *workerapi.Job, offset in
 	return err
 }
 
-func (f *fakeProto) PutArtifact(ctx context.Context, job *workerapi.Job, name string, data []byte) error {
+func (f *fakeProto) PutArtifact(ctx context.Context, job *workerapi.Job, name string, body io.Reader, size int64) error {
+	data, err := io.ReadAll(body)
+	if err != nil {
+		return err
+	}
+	if int64(len(data)) != size {
+		return fmt.Errorf("artifact %s: %d bytes sent, %d announced", name, len(data), size)
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.artifacts[name] = bytes.Clone(data)
+	f.artifacts[name] = data
+	f.bodies[name] = fmt.Sprintf("%T", body)
 	return nil
 }
 

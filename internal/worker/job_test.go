@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gantry-iac/gantry/internal/state"
 	"github.com/gantry-iac/gantry/internal/tofu"
 	"github.com/gantry-iac/gantry/internal/workerapi"
 )
@@ -47,6 +49,7 @@ plan)
 show)
 	[ -f "$4" ] || { echo "no plan file $4" >&2; exit 1; }
 	echo "Warning: this goes to stderr" >&2
+	if [ -n "$FAKE_SHOW_FILE" ]; then cat "$FAKE_SHOW_FILE"; exit 0; fi
 	cat <<'JSON'
 ` + planJSON + `
 JSON
@@ -269,6 +272,9 @@ func TestJobSaveThenApplyOnRestoredWorkspace(t *testing.T) {
 	p := fx.proto
 	if p.handoffs != 1 || len(p.finishes) != 0 {
 		t.Fatalf("handoffs = %d, finishes = %+v; want a hand-off and no finish", p.handoffs, p.finishes)
+	}
+	if got := p.bodies["workspace"]; got != "*os.File" {
+		t.Errorf("the workspace was uploaded from a %s, want streamed from the file it was packed into", got)
 	}
 	names := tarNames(t, p.artifacts["workspace"])
 	for _, want := range []string{"main.tf", "gantry.tfplan", overrideFile} {
@@ -683,6 +689,88 @@ func TestJobRescuesErroredState(t *testing.T) {
 	}
 }
 
+// A state OpenTofu could not save because the server refused it as larger
+// than its state size limit cannot be pushed as it is either: the run's
+// reason names the limit, and the log says to raise it first, to a size
+// that takes the state, then push; past the most any server accepts, it
+// says that no push to managed state can work.
+func TestJobRescuedStateLargerThanTheLimit(t *testing.T) {
+	const kept = `{"version":4,"serial":7}` + "\n" // 25 bytes
+	for _, tt := range []struct {
+		name    string
+		limit   int64 // the job's MaxStateSize
+		reason  string
+		log     []string
+		notLogs []string
+	}{
+		{"an older server says no limit", 0, "; push it to the stack's state", []string{"Push it to the stack's state with `tofu state push`"}, []string{"--max-state-size"}},
+		{"under the limit", 1 << 20, "; push it to the stack's state", []string{"Push it to the stack's state with `tofu state push`"}, []string{"--max-state-size"}},
+		{"over the limit", 10,
+			"; the state (25 bytes) is larger than the server's state size limit (10 bytes, --max-state-size): raise the limit, then push it to the stack's state",
+			[]string{"it is 25 bytes, larger than the server's state size limit of 10 bytes",
+				"first raise the limit on the server (`gantry server --max-state-size 1MiB`, or GANTRY_MAX_STATE_SIZE=1MiB, on every server), then push it",
+				"`tofu state push`"},
+			[]string{"Push it to the stack's state with"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			fx := newJobFixture(t, nil)
+			fx.worker.cfg.RescueDir = filepath.Join(t.TempDir(), "rescued")
+			job := fx.job("plan")
+			job.MaxStateSize = tt.limit
+			job.Env = append(job.Env, workerapi.EnvVar{Name: "FAKE_APPLY_ERRORED", Value: "1"})
+			fx.proto.next = "apply"
+			fx.worker.execute(context.Background(), job, 0)
+			if len(fx.proto.finishes) != 1 || fx.proto.finishes[0].OK {
+				t.Fatalf("Finish = %+v, want one failed finish", fx.proto.finishes)
+			}
+			path := filepath.Join(fx.worker.cfg.RescueDir, job.RunID+".tfstate")
+			if data, err := os.ReadFile(path); err != nil || string(data) != kept {
+				t.Fatalf("kept state = %q, %v", data, err)
+			}
+			reason := fx.proto.finishes[0].Reason
+			want := "apply failed: tofu exited with code 1: Error: Failed to save state; OpenTofu could not save the state: it is kept on worker test at " + path + tt.reason
+			if reason != want {
+				t.Errorf("reason = %q, want %q", reason, want)
+			}
+			log := fx.proto.log(t, 0)
+			for _, want := range append(tt.log, path) {
+				if !strings.Contains(log, want) {
+					t.Errorf("log lacks %q:\n%s", want, log)
+				}
+			}
+			for _, no := range tt.notLogs {
+				if strings.Contains(log, no) {
+					t.Errorf("log has %q:\n%s", no, log)
+				}
+			}
+		})
+	}
+}
+
+// Past the most a server accepts, raising the limit cannot help: the
+// advice says so instead.
+func TestStateTooLargeAdvice(t *testing.T) {
+	if maxStateSizeLimit != state.MaxSizeLimit {
+		t.Fatalf("maxStateSizeLimit = %d, state.MaxSizeLimit = %d: keep them equal", maxStateSizeLimit, state.MaxSizeLimit)
+	}
+	got := stateTooLargeAdvice("w1", "/r/run.tfstate", 300<<20, 256<<20)
+	for _, want := range []string{"it is 300 MiB (314572800 bytes), larger than the server's state size limit of 256 MiB",
+		"--max-state-size 512MiB", "GANTRY_MAX_STATE_SIZE=512MiB", "worker w1 at /r/run.tfstate"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("advice lacks %q:\n%s", want, got)
+		}
+	}
+	got = stateTooLargeAdvice("w1", "/r/run.tfstate", 1100<<20, 1000<<20)
+	for _, want := range []string{"larger than any Gantry server accepts (1000 MiB)", "cannot be pushed to the stack's managed state", "keep that file safe"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("advice lacks %q:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "first raise the limit") {
+		t.Errorf("advice says to raise a limit that cannot go high enough:\n%s", got)
+	}
+}
+
 // When OpenTofu could not write errored.tfstate either (a full disk leaves
 // it empty or cut short), the log does not claim the state was kept: it
 // says plainly that it was not, and points to OpenTofu's own messages. An
@@ -804,5 +892,36 @@ func TestJobWaitsForPolicyReports(t *testing.T) {
 					p.reportCalls, len(p.planned), p.handoffs, p.finishes, wantCalls, wantHandoffs, p.log(t, 0))
 			}
 		})
+	}
+}
+
+// The plan JSON goes from the tool to a file, is masked from file to file
+// and uploaded streamed from the file: a large plan (here with an 8 MB
+// attribute holding a secret) is never held in a buffer of the worker's.
+func TestJobPlanJSONGoesThroughFiles(t *testing.T) {
+	fx := newJobFixture(t, nil)
+	big := strings.Repeat("v", 8<<20)
+	plan := `{"format_version":"1.2","resource_changes":[{"address":"terraform_data.x","change":{"actions":["create"],` +
+		`"after":{"input":"` + big + `","password":"very-secret-value"}}}],"prior_state":{"values":{"big":"` + big + `"}}}`
+	showFile := filepath.Join(t.TempDir(), "show.json")
+	if err := os.WriteFile(showFile, []byte(plan), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	job := fx.job("plan")
+	job.RunType = "PROPOSED"
+	job.Env = append(job.Env, workerapi.EnvVar{Name: "FAKE_SHOW_FILE", Value: showFile})
+	fx.proto.next = "done"
+	fx.worker.execute(context.Background(), job, 0)
+	p := fx.proto
+	if got := p.bodies["plan.json"]; got != "*os.File" {
+		t.Errorf("plan.json was uploaded from a %s, want streamed from its file", got)
+	}
+	got := p.artifacts["plan.json"]
+	if !json.Valid(got) || strings.Contains(string(got), "very-secret-value") || !strings.Contains(string(got), `"password":"*****"`) ||
+		!strings.Contains(string(got), big) {
+		t.Errorf("plan.json artifact (%d bytes) is not the plan with its secret masked", len(got))
+	}
+	if len(p.planned) != 1 || p.planned[0] != (workerapi.PlannedRequest{HasChanges: true, Add: 1}) {
+		t.Errorf("Planned = %+v, want one report of 1 to add", p.planned)
 	}
 }

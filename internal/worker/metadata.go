@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -65,7 +66,7 @@ func (j *jobRun) uploadMetadata(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := j.w.proto.PutArtifact(ctx, j.job, "metadata.json", data); err != nil {
+	if err := j.w.proto.PutArtifact(ctx, j.job, "metadata.json", bytes.NewReader(data), int64(len(data))); err != nil {
 		return fmt.Errorf("uploading custom policy metadata: %w", err)
 	}
 	return nil

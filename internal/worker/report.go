@@ -7,8 +7,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
+	"github.com/gantry-iac/gantry/internal/bytesize"
 	"github.com/gantry-iac/gantry/internal/workerapi"
 )
 
@@ -130,4 +132,50 @@ func isState(r io.Reader) bool {
 		Version *int `json:"version"`
 	}
 	return json.NewDecoder(r).Decode(&st) == nil && st.Version != nil
+}
+
+// stateTooLargeAdvice says what to do with a state kept at path on worker
+// that the server refused as larger than its limit: raise the limit (to a
+// size that takes it), then push it; or, past the most a server accepts,
+// keep it and shrink the stack's state.
+func stateTooLargeAdvice(worker, path string, size, limit int64) string {
+	sized := bytesize.Format(size)
+	if size >= 1024 {
+		sized += fmt.Sprintf(" (%d bytes)", size)
+	}
+	head := fmt.Sprintf("OpenTofu could not save the state: the server refused it, as it is %s, larger than the server's state size limit of %s. "+
+		"The new state is kept on worker %s at %s.", sized, bytesize.Format(limit), worker, path)
+	if size > maxStateSizeLimit {
+		return head + fmt.Sprintf(" It is larger than any Gantry server accepts (%s), so it cannot be pushed to the stack's managed state: "+
+			"keep that file safe, push it to a backend of your own (turn managed state off and add a backend to the stack's code), "+
+			"or make the state smaller (split the stack, move large values out of resource attributes), "+
+			"or the next run will not know the resources this one made.", bytesize.Format(maxStateSizeLimit))
+	}
+	return head + fmt.Sprintf(" Pushing it as it is would be refused the same way: first raise the limit on the server "+
+		"(`gantry server --max-state-size %s`, or GANTRY_MAX_STATE_SIZE=%s, on every server), then push it to the stack's state "+
+		"with `tofu state push` against the stack's backend (see docs/state.md); until then the next run will not know the resources this one made.",
+		suggestedLimit(size), suggestedLimit(size))
+}
+
+// maxStateSizeLimit is the most --max-state-size may be (state.MaxSizeLimit,
+// which a test keeps it equal to).
+const maxStateSizeLimit = 1000 << 20
+
+// suggestedLimit is a --max-state-size that takes a state of size bytes:
+// the next power of two in MiB, at most the largest accepted.
+func suggestedLimit(size int64) string {
+	n := int64(1 << 20)
+	for n < size {
+		n *= 2
+	}
+	n = min(n, maxStateSizeLimit)
+	return strings.ReplaceAll(bytesize.Format(n), " ", "")
+}
+
+func fileSize(path string) int64 {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return -1
+	}
+	return fi.Size()
 }

@@ -1,6 +1,12 @@
 package worker
 
 import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+
 	"github.com/gantry-iac/gantry/internal/seal"
 	"github.com/gantry-iac/gantry/internal/workerapi"
 )
@@ -64,6 +70,40 @@ func (w *Worker) openSecrets(job *workerapi.Job) error {
 }
 
 // sealWorkspace seals a packed workspace when the pool asks for it.
+// putWorkspace packs the workspace into a file of the job's directory and
+// uploads it from there; only a workspace sealed to the pool's key is
+// held in memory, to be sealed.
+func (j *jobRun) putWorkspace(ctx context.Context) error {
+	path := filepath.Join(j.dir, "workspace.tar.gz")
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fail("packing the workspace: %v", err)
+	}
+	err = packWorkspace(filepath.Join(j.dir, "src"), f)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fail("packing the workspace: %v", err)
+	}
+	if j.job.Sealed {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return fail("packing the workspace: %v", err)
+		}
+		if data, err = j.sealWorkspace(data); err != nil {
+			return err
+		}
+		err = j.w.proto.PutArtifact(ctx, j.job, "workspace", bytes.NewReader(data), int64(len(data)))
+	} else {
+		err = j.putFile(ctx, "workspace", path)
+	}
+	if err != nil {
+		return fmt.Errorf("uploading the workspace: %w", err)
+	}
+	return nil
+}
+
 func (j *jobRun) sealWorkspace(data []byte) ([]byte, error) {
 	if !j.job.Sealed {
 		return data, nil

@@ -419,11 +419,10 @@ func ignoredStateVars(job *workerapi.Job) []string {
 	return out
 }
 
-// packWorkspace makes a gzipped tar of dir, leaving out provider binaries
-// (init restores them from the lock file) and git metadata.
-func packWorkspace(dir string) ([]byte, error) {
-	var buf bytes.Buffer
-	gz := gzip.NewWriter(&buf)
+// packWorkspace writes a gzipped tar of dir to w, leaving out provider
+// binaries (init restores them from the lock file) and git metadata.
+func packWorkspace(dir string, w io.Writer) error {
+	gz := gzip.NewWriter(w)
 	tw := tar.NewWriter(gz)
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -467,15 +466,12 @@ func packWorkspace(dir string) ([]byte, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if err := tw.Close(); err != nil {
-		return nil, err
+		return err
 	}
-	if err := gz.Close(); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
+	return gz.Close()
 }
 
 // resolveProjectRoot is the directory of the project root rel inside the

@@ -424,7 +424,9 @@ func TestPackUnpackWorkspace(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	data, err := packWorkspace(src)
+	var packed bytes.Buffer
+	err := packWorkspace(src, &packed)
+	data := packed.Bytes()
 	if err != nil {
 		t.Fatalf("packWorkspace: %v", err)
 	}
@@ -533,7 +535,9 @@ func TestPackWorkspaceSkipsOnlyProviderDirs(t *testing.T) {
 		"sub/.terraform/modules/m.tf": "module",
 		"providers/keep.tf":           "kept",
 	})
-	data, err := packWorkspace(src)
+	var packed bytes.Buffer
+	err := packWorkspace(src, &packed)
+	data := packed.Bytes()
 	if err != nil {
 		t.Fatal(err)
 	}

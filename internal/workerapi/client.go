@@ -89,6 +89,12 @@ func (c *Client) do(ctx context.Context, method, path, token string, body io.Rea
 	if err != nil {
 		return 0, err
 	}
+	if sb, ok := body.(sizedBody); ok {
+		req.ContentLength = sb.size
+		if sb.size == 0 {
+			req.Body = http.NoBody
+		}
+	}
 	req.Header.Set("Authorization", "Bearer "+token)
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
@@ -106,6 +112,12 @@ func (c *Client) do(ctx context.Context, method, path, token string, body io.Rea
 	}
 	if out != nil && resp.StatusCode != http.StatusNoContent {
 		if b, ok := out.(*[]byte); ok {
+			if resp.ContentLength >= 0 && resp.ContentLength <= 1<<30 {
+				// One buffer of the announced size, not ReadAll's growing copies.
+				*b = make([]byte, resp.ContentLength)
+				_, err = io.ReadFull(resp.Body, *b)
+				return resp.StatusCode, err
+			}
 			*b, err = io.ReadAll(resp.Body)
 			return resp.StatusCode, err
 		}
@@ -160,10 +172,18 @@ func (c *Client) AppendLog(ctx context.Context, job *Job, offset int64, data []b
 	return err
 }
 
-// PutArtifact implements Protocol.
-func (c *Client) PutArtifact(ctx context.Context, job *Job, name string, data []byte) error {
-	_, err := c.do(ctx, "PUT", jobPath(job, "artifacts/"+name), job.Token, bytes.NewReader(data), "application/octet-stream", nil)
+// PutArtifact implements Protocol: body is streamed, with its size as
+// Content-Length (the server takes its memory budget from it, and
+// refuses a body over the limit before reading it).
+func (c *Client) PutArtifact(ctx context.Context, job *Job, name string, body io.Reader, size int64) error {
+	_, err := c.do(ctx, "PUT", jobPath(job, "artifacts/"+name), job.Token, sizedBody{body, size}, "application/octet-stream", nil)
 	return err
+}
+
+// sizedBody is a request body of a known size.
+type sizedBody struct {
+	io.Reader
+	size int64
 }
 
 // GetArtifact implements Protocol.

@@ -170,3 +170,8 @@ func ensurePool(t *testing.T, d *db.DB, id, spaceID string) {
 		t.Fatalf("pool %s: %v", id, err)
 	}
 }
+
+// putArtifact uploads data as an artifact of job.
+func putArtifact(c *workerapi.Client, ctx context.Context, job *workerapi.Job, name string, data []byte) error {
+	return c.PutArtifact(ctx, job, name, bytes.NewReader(data), int64(len(data)))
+}

@@ -2,13 +2,10 @@ package workerapi
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -77,6 +74,13 @@ type Handler struct {
 	// recorded for a reason of the server's (the database down, a full
 	// disk): the worker sending it is alive.
 	HeartbeatFailed func()
+	// Budget bounds the memory of artifacts uploaded and downloaded at
+	// once (--max-request-memory); nil: no bound.
+	Budget *httpx.Budget
+	// MaxStateSize is the server's state size limit, told to workers
+	// (Job.MaxStateSize) so that their advice about a state the server
+	// refused can say to raise it (0: not told).
+	MaxStateSize int64
 }
 
 // EndedGrace is how long after its run ended a job may still send its
@@ -343,10 +347,10 @@ func (h *Handler) buildJob(ctx context.Context, cl *run.Claimed, pending *runtok
 		StackID: st.ID, SpaceID: st.Space, Repository: st.Repository, Branch: st.Branch,
 		CommitSHA: cl.Run.CommitSHA, ProjectRoot: st.ProjectRoot, Tool: st.Tool, ToolVersion: st.ToolVersion,
 		Command: cl.Run.Command, Targets: cl.Run.Targets, Drift: cl.Run.Drift, ManagedState: st.ManagedState, Autodeploy: st.Autodeploy,
-		StatePath: "/api/v1/stacks/" + st.ID + "/tfstate", LogOffset: cl.Run.LogSize,
+		StatePath: "/api/v1/stacks/" + st.ID + "/tfstate", LogOffset: cl.Run.LogReceived,
 		Hooks: Hooks{BeforeInit: st.Hooks.BeforeInit, AfterInit: st.Hooks.AfterInit, BeforePlan: st.Hooks.BeforePlan,
 			AfterPlan: st.Hooks.AfterPlan, BeforeApply: st.Hooks.BeforeApply, AfterApply: st.Hooks.AfterApply},
-		StackLabels: st.Labels, ReportTimeoutMS: h.ReportTimeout.Milliseconds(),
+		StackLabels: st.Labels, ReportTimeoutMS: h.ReportTimeout.Milliseconds(), MaxStateSize: h.MaxStateSize,
 	}
 	if st.Space != cl.Run.SpaceID {
 		// The stack moved since the run was queued: a token of its space.
@@ -513,61 +517,6 @@ func (h *Handler) phase(w http.ResponseWriter, r *http.Request, rn run.Run) erro
 	}
 	_, err := h.Runs.PhaseCommit(r.Context(), rn.ID, rn.WorkerID, req.State, c)
 	return noContent(w, err)
-}
-
-func (h *Handler) logs(w http.ResponseWriter, r *http.Request, rn run.Run) error {
-	offset, err := strconv.ParseInt(r.URL.Query().Get("offset"), 10, 64)
-	if err != nil || offset < 0 {
-		return errs.E(errs.Invalid, "offset must be a non-negative integer")
-	}
-	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, run.MaxLogChunk))
-	if err != nil {
-		return errs.E(errs.TooLarge, "log chunk larger than %d bytes", run.MaxLogChunk)
-	}
-	_, err = h.Runs.AppendLog(r.Context(), rn.ID, offset, data)
-	return noContent(w, err)
-}
-
-func artifactName(r *http.Request) (string, error) {
-	name := r.PathValue("name")
-	if name != run.ArtifactPlanJSON && name != run.ArtifactWorkspace && name != run.ArtifactMetadata {
-		return "", errs.E(errs.Invalid, "unknown artifact %q", name)
-	}
-	return name, nil
-}
-
-func (h *Handler) putArtifact(w http.ResponseWriter, r *http.Request, rn run.Run) error {
-	name, err := artifactName(r)
-	if err != nil {
-		return err
-	}
-	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, run.MaxArtifact))
-	if err != nil {
-		return errs.E(errs.TooLarge, "artifact larger than %d bytes", run.MaxArtifact)
-	}
-	if name == run.ArtifactWorkspace {
-		if err := h.checkSealed(r.Context(), rn, data); err != nil {
-			return err
-		}
-	}
-	if (name == run.ArtifactPlanJSON || name == run.ArtifactMetadata) && !json.Valid(data) {
-		return errs.E(errs.Invalid, "%s is not valid JSON", name)
-	}
-	return noContent(w, h.Runs.PutArtifact(r.Context(), rn.ID, name, data))
-}
-
-func (h *Handler) getArtifact(w http.ResponseWriter, r *http.Request, rn run.Run) error {
-	name, err := artifactName(r)
-	if err != nil {
-		return err
-	}
-	data, err := h.Runs.Artifact(r.Context(), rn.ID, name)
-	if err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "application/octet-stream")
-	_, err = w.Write(data)
-	return err
 }
 
 func (h *Handler) planned(w http.ResponseWriter, r *http.Request, rn run.Run) error {

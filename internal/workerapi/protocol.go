@@ -11,6 +11,7 @@ package workerapi
 
 import (
 	"context"
+	"io"
 	"time"
 )
 
@@ -29,8 +30,9 @@ type Protocol interface {
 	Phase(ctx context.Context, job *Job, req PhaseRequest) error
 	// AppendLog adds data at byte offset of the run's log (idempotent).
 	AppendLog(ctx context.Context, job *Job, offset int64, data []byte) error
-	// PutArtifact uploads an artifact (plan.json, workspace).
-	PutArtifact(ctx context.Context, job *Job, name string, data []byte) error
+	// PutArtifact uploads an artifact (plan.json, workspace) of size
+	// bytes, read from body as it is sent.
+	PutArtifact(ctx context.Context, job *Job, name string, body io.Reader, size int64) error
 	// GetArtifact downloads an artifact (the workspace, for an apply job).
 	GetArtifact(ctx context.Context, job *Job, name string) ([]byte, error)
 	// Planned reports a plan and returns what to do next: done, apply, save
@@ -184,6 +186,10 @@ type Job struct {
 	// approval, under their timeouts): the worker waits at least that long
 	// for each attempt (0: an older server; the worker's default).
 	ReportTimeoutMS int64 `json:"report_timeout_ms,omitempty"`
+	// MaxStateSize is the largest state the server accepts, in bytes (0:
+	// an older server, which does not say): a state OpenTofu could not
+	// save because it is larger cannot be pushed before the limit is raised.
+	MaxStateSize int64 `json:"max_state_size,omitempty"`
 }
 
 // Delegation is an integration the worker mints credentials for.

@@ -198,10 +198,10 @@ func TestSaveAndApply(t *testing.T) {
 		}
 
 		// Artifacts.
-		wantStatus(t, c.PutArtifact(ctx, job, run.ArtifactPlanJSON, []byte("{not json")), 400)
-		wantStatus(t, c.PutArtifact(ctx, job, "secrets.txt", []byte("x")), 400)
+		wantStatus(t, putArtifact(c, ctx, job, run.ArtifactPlanJSON, []byte("{not json")), 400)
+		wantStatus(t, putArtifact(c, ctx, job, "secrets.txt", []byte("x")), 400)
 		plan := []byte(`{"resource_changes":[]}`)
-		if err := c.PutArtifact(ctx, job, run.ArtifactPlanJSON, plan); err != nil {
+		if err := putArtifact(c, ctx, job, run.ArtifactPlanJSON, plan); err != nil {
 			t.Fatalf("PutArtifact: %v", err)
 		}
 		if got, err := c.GetArtifact(ctx, job, run.ArtifactPlanJSON); err != nil || !bytes.Equal(got, plan) {
@@ -222,7 +222,7 @@ func TestSaveAndApply(t *testing.T) {
 		}
 		wantStatus(t, c.HandOff(ctx, job), 409) // no workspace yet
 		workspace := bytes.Repeat([]byte{0, 1, 2, 0xff}, 4096)
-		if err := c.PutArtifact(ctx, job, run.ArtifactWorkspace, workspace); err != nil {
+		if err := putArtifact(c, ctx, job, run.ArtifactWorkspace, workspace); err != nil {
 			t.Fatalf("PutArtifact(workspace): %v", err)
 		}
 		if err := c.HandOff(ctx, job); err != nil {
@@ -269,7 +269,7 @@ func TestSaveAndApply(t *testing.T) {
 		}
 		wantStatus(t, c.Finish(ctx, apply, workerapi.FinishRequest{OK: false}), 401)
 		wantStatus(t, c.Phase(ctx, apply, workerapi.PhaseRequest{State: run.Initializing}), 401)
-		wantStatus(t, c.PutArtifact(ctx, apply, run.ArtifactWorkspace, []byte("late")), 401)
+		wantStatus(t, putArtifact(c, ctx, apply, run.ArtifactWorkspace, []byte("late")), 401)
 		_, err = c.GetArtifact(ctx, apply, run.ArtifactPlanJSON)
 		wantStatus(t, err, 401)
 		// (planned takes the token of a run that ended, to answer a retried
@@ -528,7 +528,7 @@ func TestStopDuringSave(t *testing.T) {
 			t.Fatal(err)
 		}
 		// Refusals are fine here; what counts is where the run ends.
-		_ = c.PutArtifact(f.ctx, job, run.ArtifactWorkspace, []byte("workspace"))
+		_ = putArtifact(c, f.ctx, job, run.ArtifactWorkspace, []byte("workspace"))
 		_ = c.HandOff(f.ctx, job)
 		got := f.get(t, r.ID)
 		if got.State == run.Unconfirmed {

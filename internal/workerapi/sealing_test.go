@@ -85,14 +85,14 @@ func TestPoolSealing(t *testing.T) {
 			}
 		}
 		// A plain workspace is refused; a sealed one is kept sealed.
-		if err := c.PutArtifact(f.ctx, job, run.ArtifactWorkspace, []byte("plain tarball")); err == nil || !strings.Contains(err.Error(), "seals workspaces") {
+		if err := putArtifact(c, f.ctx, job, run.ArtifactWorkspace, []byte("plain tarball")); err == nil || !strings.Contains(err.Error(), "seals workspaces") {
 			t.Fatalf("plain workspace upload: %v", err)
 		}
 		sealed, err := key.PublicKey().Seal("workspace:"+r.ID, []byte("tarball with the plan"))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := c.PutArtifact(f.ctx, job, run.ArtifactWorkspace, sealed); err != nil {
+		if err := putArtifact(c, f.ctx, job, run.ArtifactWorkspace, sealed); err != nil {
 			t.Fatal(err)
 		}
 		// A pool reset forgets its workers, but their jobs in progress go
@@ -101,10 +101,10 @@ func TestPoolSealing(t *testing.T) {
 		if _, err := f.d.Exec(f.ctx, `DELETE FROM workers WHERE pool_id = $1`, "gpu"); err != nil {
 			t.Fatal(err)
 		}
-		if err := c.PutArtifact(f.ctx, job, run.ArtifactWorkspace, sealed); err != nil {
+		if err := putArtifact(c, f.ctx, job, run.ArtifactWorkspace, sealed); err != nil {
 			t.Fatalf("sealed hand-off after the pool's workers were forgotten: %v", err)
 		}
-		if err := c.PutArtifact(f.ctx, job, run.ArtifactWorkspace, []byte("plain tarball")); err == nil || !strings.Contains(err.Error(), "seals workspaces") {
+		if err := putArtifact(c, f.ctx, job, run.ArtifactWorkspace, []byte("plain tarball")); err == nil || !strings.Contains(err.Error(), "seals workspaces") {
 			t.Fatalf("plain workspace upload after the reset: %v", err)
 		}
 		if _, err := c.Register(f.ctx, workerapi.RegisterRequest{Name: "keyed", Version: workerapi.Version, PublicKey: key.Public()}); err != nil {
