@@ -22,7 +22,8 @@ type Masker struct {
 	values []string
 	r      *strings.Replacer
 	maxLen int
-	forms  [][]byte // what r replaces
+	forms  [][]byte // what r replaces, longest first
+	first  [256]bool // the bytes a form starts with
 }
 
 // NewMasker returns a masker for the given values; values shorter than 4
@@ -58,6 +59,7 @@ func (m *Masker) Add(values ...string) {
 	seen := map[string]bool{}
 	m.maxLen = 0
 	m.forms = m.forms[:0]
+	m.first = [256]bool{}
 	for _, f := range forms {
 		if seen[f] {
 			continue
@@ -65,6 +67,7 @@ func (m *Masker) Add(values ...string) {
 		seen[f] = true
 		pairs = append(pairs, f, Mask)
 		m.forms = append(m.forms, []byte(f))
+		m.first[f[0]] = true
 		if len(f) > m.maxLen {
 			m.maxLen = len(f)
 		}
@@ -174,24 +177,43 @@ func (m *Masker) MaxLen() int {
 // starts before n and ends after it: b[:n] and b[n:] masked apart are
 // masked as b would be. A stream cutting a very long line in pieces cuts
 // there (and holds back MaxLen()-1 bytes for the writes still to come).
+//
+// It finds the forms where the masking itself does (from b's start,
+// leftmost, the longest form first, no overlap), not every occurrence: a
+// value that overlaps itself ("abab" printed over and over) occurs at
+// every other byte, yet is masked only where each mask ends. So n is
+// never more than MaxLen()-1 bytes before cut.
 func (m *Masker) SafeCut(b []byte, cut int) int {
 	if m == nil {
 		return cut
 	}
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	for moved := true; moved; {
-		moved = false
-		for _, f := range m.forms {
-			// Only an occurrence straddling cut fits in this window.
-			lo, hi := max(0, cut-len(f)+1), min(len(b), cut+len(f)-1)
-			if hi-lo < len(f) {
-				continue
-			}
-			if i := bytes.Index(b[lo:hi], f); i >= 0 {
-				cut, moved = lo+i, true
-			}
+	cut = min(cut, len(b))
+	for i := 0; i < cut; {
+		n := m.formAt(b[i:])
+		if n == 0 {
+			i++
+			continue
 		}
+		if i+n > cut {
+			return i
+		}
+		i += n
 	}
 	return cut
+}
+
+// formAt returns the length of the form the masking replaces at the start
+// of b (the longest that matches, as the replacer prefers), or 0.
+func (m *Masker) formAt(b []byte) int {
+	if len(b) == 0 || !m.first[b[0]] {
+		return 0
+	}
+	for _, f := range m.forms { // longest first
+		if bytes.HasPrefix(b, f) {
+			return len(f)
+		}
+	}
+	return 0
 }

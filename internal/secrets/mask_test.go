@@ -85,3 +85,27 @@ func TestMaskerSafeCut(t *testing.T) {
 		t.Errorf("nil masker SafeCut = %d, want 7", n)
 	}
 }
+
+// A value that overlaps itself, printed over and over ("abababab" x N), is
+// found by a plain search at every other byte, but masked only where the
+// masking's own matches fall. SafeCut cuts at those, and close to the cut
+// asked for: a cut pushed far back (or given up on) left pieces of the
+// value unmasked in long log lines.
+func TestMaskerSafeCutSelfOverlapping(t *testing.T) {
+	for _, secret := range []string{"abababab", "abcab", "aaaa"} {
+		m := NewMasker([]string{secret})
+		for _, prefix := range []string{"", "a", "ab", "xyz"} {
+			line := []byte(prefix + strings.Repeat(secret, 50) + "tail")
+			want := m.String(string(line))
+			for cut := 0; cut <= len(line); cut++ {
+				n := m.SafeCut(line, cut)
+				if n > cut || n < cut-m.MaxLen()+1 {
+					t.Fatalf("%q%q: SafeCut(%d) = %d, want within %d bytes before the cut", prefix, secret, cut, n, m.MaxLen()-1)
+				}
+				if got := m.String(string(line[:n])) + m.String(string(line[n:])); got != want {
+					t.Fatalf("%q%q: cut at %d moved to %d: pieces masked apart = %q, want %q", prefix, secret, cut, n, got, want)
+				}
+			}
+		}
+	}
+}
