@@ -22,7 +22,7 @@ type Masker struct {
 	values []string
 	r      *strings.Replacer
 	maxLen int
-	forms  [][]byte // what r replaces, longest first
+	forms  [][]byte  // what r replaces, longest first
 	first  [256]bool // the bytes a form starts with
 }
 
