@@ -64,7 +64,8 @@ func (w *Worker) execute(kill context.Context, job *workerapi.Job, slot int) {
 	masked = append(masked, secretFileMasks(job.CredentialFiles)...)
 	masked = append(masked, job.Token, job.StateToken, job.OIDCToken)
 	masker := secrets.NewMasker(masked)
-	j := &jobRun{w: w, job: job, slot: slot, masker: masker, log: newLogStream(w.proto, job, masker)}
+	j := &jobRun{w: w, job: job, slot: slot, masker: masker,
+		log: newLogStream(w.proto, job, masker, newLogKeeper(w.cfg.RescueDir, job.RunID, w.cfg.Name))}
 	ctx, cancel := context.WithCancel(kill)
 	defer cancel()
 	j.cancel = cancel
@@ -106,7 +107,14 @@ func (w *Worker) execute(kill context.Context, job *workerapi.Job, slot int) {
 	if err != nil {
 		j.log.Printf("%s", closingLine(j.stopReason() != "", j.stopEnd(), reason))
 	}
-	j.log.Close()
+	if kept := j.closeLog(kill, log); kept != "" {
+		// The reason says where the rest of the log is: it reaches the
+		// server when the log does not.
+		if reason != "" {
+			reason += "; "
+		}
+		reason += kept
+	}
 	if !j.ended {
 		ferr := retryReport(context.Background(), reportAttempt, func(ctx context.Context) error {
 			return w.proto.Finish(ctx, job, workerapi.FinishRequest{OK: err == nil, Reason: secrets.NewMasker(masked).String(reason)})

@@ -56,9 +56,15 @@ JSON
 	;;
 apply)
 	[ -f "$5" ] || { echo "Error: no plan file $5"; exit 1; }
+	if [ -n "$FAKE_SERVER_DOWN" ]; then : > "$RECORD/server-down"; fi
 	if [ -n "$FAKE_APPLY_ERRORED" ]; then
 		case "$FAKE_APPLY_ERRORED" in
 		empty) : > errored.tfstate ;;            # a full disk: nothing written
+		printed)                                 # the same, and the state printed instead
+			: > errored.tfstate
+			echo "Error: Failed to create local state file"
+			printf '{"version":4,"serial":7,"outputs":{"pw":{"value":"%s"}}}\n' "$APP_SECRET"
+			;;
 		truncated) printf '{"version":4,"ser' > errored.tfstate ;;
 		*) echo '{"version":4,"serial":7}' > errored.tfstate ;;
 		esac

@@ -21,8 +21,16 @@ import (
 // the server would otherwise keep a run's whole output in the server's
 // memory). The sender never waits for a writer, so this cannot deadlock
 // with the tool. Should the server accept nothing for stallAfter, Write
-// stops waiting and drops what does not fit, and the log gets a line
-// saying how much, where the gap is: a server down must not hang the job.
+// stops waiting: what it is given is dropped from the stream until the
+// server has taken what the stream held before (a drop run), and the log
+// gets a line saying how much, where the gap is: a server down must not
+// hang the job.
+//
+// Nothing dropped is lost: what the server did not take (a drop run, the
+// tail Close could not send, everything once the server refuses the
+// job's appends) is kept, masked as it would have been sent and in the
+// order it was written, in a file on the worker (see logKeeper). The held
+// bytes before a drop run precede it there when they are never sent.
 type logStream struct {
 	proto  workerapi.Protocol
 	job    *workerapi.Job
@@ -38,15 +46,23 @@ type logStream struct {
 	buf          []byte     // not yet masked
 	pending      []byte     // masked, not yet sent
 	offset       int64
-	dead         bool      // the server refuses appends: the run ended
 	closed       bool      // Close was called: nothing sends any more
+	gaveUp       bool      // nothing is sent any more (the server refused an append, or Close): all goes to keep
 	failingSince time.Time // the first failed append since the last success
-	dropped      int64     // bytes dropped since the last line that said so
-	waiting      int       // writers waiting for room (for tests)
-	maxHeld      int       // the most bytes held unsent at once (for tests)
-	wake         chan struct{}
-	done         chan struct{}
-	stopped      chan struct{}
+	sentMidLine  bool      // what the server took last does not end a line
+	// A drop run: while dropping, what is written goes to spill (not yet
+	// masked) and, masked, to keep; gapAt is where in keep's file the
+	// held bytes (pending) belong should they never be sent.
+	dropping bool
+	dropped  int64 // bytes of output dropped in this drop run
+	spill    []byte
+	gapAt    int64
+	keep     *logKeeper
+	waiting  int // writers waiting for room (for tests)
+	maxHeld  int // the most bytes held unsent at once (for tests)
+	wake     chan struct{}
+	done     chan struct{}
+	stopped  chan struct{}
 }
 
 const (
@@ -59,8 +75,17 @@ const (
 	defaultLogLimit = 1 << 20
 )
 
-func newLogStream(proto workerapi.Protocol, job *workerapi.Job, masker *secrets.Masker) *logStream {
-	l := &logStream{proto: proto, job: job, masker: masker, offset: job.LogOffset,
+// tailRetryFor is how long Close keeps trying to send the end of the log
+// to a server that does not take it: as long as the server takes a run's
+// log after the run ended (workerapi.EndedGrace; while the run has not
+// ended it takes it without limit, so this only bounds the wait for a
+// server that is down). Once the worker is shutting down, reportRetryFor.
+var tailRetryFor = workerapi.EndedGrace
+
+// newLogStream returns the stream of job's log; what the server does not
+// take is kept in keep.
+func newLogStream(proto workerapi.Protocol, job *workerapi.Job, masker *secrets.Masker, keep *logKeeper) *logStream {
+	l := &logStream{proto: proto, job: job, masker: masker, offset: job.LogOffset, keep: keep,
 		limit: defaultLogLimit, stallAfter: reportRetryFor,
 		wake: make(chan struct{}, 1), done: make(chan struct{}), stopped: make(chan struct{})}
 	l.room = sync.NewCond(&l.mu)
@@ -71,17 +96,21 @@ func newLogStream(proto workerapi.Protocol, job *workerapi.Job, masker *secrets.
 	return l
 }
 
-// Write implements io.Writer. It returns once p is held (or dropped):
+// Write implements io.Writer. It returns once p is held, dropped or kept:
 // while the stream holds its limit, it waits for the sender.
 func (l *logStream) Write(p []byte) (int, error) {
 	n := len(p)
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for len(p) > 0 && !l.dead {
-		free := l.limit - len(l.buf) - len(l.pending)
-		if free <= 0 && (l.closed || l.stalled()) {
-			l.dropped += int64(len(p))
+	for len(p) > 0 {
+		if l.gaveUp || l.dropping && !l.endDrop() {
+			l.spillOut(p)
 			break
+		}
+		free := l.limit - len(l.buf) - len(l.pending)
+		if free <= 0 && l.stalled() {
+			l.startDrop()
+			continue
 		}
 		if free <= 0 {
 			l.kick()
@@ -89,9 +118,6 @@ func (l *logStream) Write(p []byte) (int, error) {
 			l.room.Wait()
 			l.waiting--
 			continue
-		}
-		if l.dropped > 0 {
-			l.noteDropped()
 		}
 		k := min(free, len(p))
 		l.buf = append(l.buf, p[:k]...)
@@ -101,6 +127,9 @@ func (l *logStream) Write(p []byte) (int, error) {
 			l.kick()
 		}
 	}
+	if l.closed {
+		l.closeKeep() // written after Close: kept whole, at once
+	}
 	return n, nil
 }
 
@@ -109,13 +138,75 @@ func (l *logStream) stalled() bool {
 	return !l.failingSince.IsZero() && time.Since(l.failingSince) >= l.stallAfter
 }
 
-// noteDropped writes, where output was dropped, a line saying how much.
-func (l *logStream) noteDropped() {
-	if len(l.buf) > 0 && l.buf[len(l.buf)-1] != '\n' {
-		l.buf = append(l.buf, '\n')
+// startDrop starts a drop run: the stream keeps what it holds for the
+// server, masked but for a last line not ended yet, which goes with what
+// is dropped (it is masked with the rest of its line).
+func (l *logStream) startDrop() {
+	l.take(false)
+	l.spill = append(l.spill, l.buf...)
+	l.dropped += int64(len(l.buf))
+	l.buf = l.buf[:0]
+	l.dropping = true
+	l.gapAt = l.keep.mark()
+	l.room.Broadcast()
+}
+
+// spillOut keeps p (not yet masked) for good: its complete lines masked
+// in keep's file, the rest held in spill until its line ends.
+func (l *logStream) spillOut(p []byte) {
+	if l.dropping {
+		l.dropped += int64(len(p))
 	}
-	l.buf = fmt.Appendf(l.buf, "[gantry] %d bytes of output were dropped here: the server accepted no log for %s\n", l.dropped, l.stallAfter)
-	l.dropped = 0
+	l.spill = append(l.spill, p...)
+	cut := l.cut(l.spill, l.closed)
+	l.keep.write([]byte(l.masker.String(string(l.spill[:cut]))))
+	l.spill = append(l.spill[:0], l.spill[cut:]...)
+}
+
+// endDrop ends the drop run once the server has taken everything held
+// before it: the log gets, where the gap is, a line saying how much was
+// dropped and where it is kept; the end of the last line dropped goes on
+// in the stream. It reports whether the run ended.
+func (l *logStream) endDrop() bool {
+	if len(l.pending) > 0 || len(l.buf) > 0 {
+		return false
+	}
+	l.dropped -= int64(len(l.spill))
+	if l.dropped > 0 {
+		if l.sentMidLine {
+			l.buf = append(l.buf, '\n')
+		}
+		l.buf = fmt.Appendf(l.buf, "[gantry] %d bytes of output were dropped here: the server accepted no log for %s; %s\n",
+			l.dropped, l.stallAfter, l.keep.where())
+	}
+	l.buf = append(l.buf, l.spill...)
+	l.spill, l.dropped, l.dropping = l.spill[:0], 0, false
+	return true
+}
+
+// giveUp keeps everything not sent in keep's file, in order: what the
+// stream holds goes before the drop run in progress, if any, or at the
+// end. From then on all that is written is kept there. Call it with
+// sendMu held (no append in flight).
+func (l *logStream) giveUp() {
+	l.take(false)
+	l.spill = append(l.buf, l.spill...) // a line not ended yet: masked with its end
+	l.buf = nil
+	if l.dropping {
+		l.keep.insert(l.gapAt, l.pending)
+	} else {
+		l.keep.write(l.pending)
+	}
+	l.pending = nil
+	l.dropping, l.dropped, l.gaveUp = false, 0, true
+	l.room.Broadcast()
+}
+
+// closeKeep keeps the last line not ended yet and closes keep's file.
+func (l *logStream) closeKeep() {
+	l.keep.write([]byte(l.masker.String(string(l.spill))))
+	l.spill = nil
+	l.keep.close()
 }
 
 // kick wakes the sender (l.mu held or not).
@@ -131,22 +222,29 @@ func (l *logStream) Printf(format string, args ...any) {
 	fmt.Fprintf(l, "[gantry] "+format+"\n", args...)
 }
 
+// cut returns how much of b (not yet masked) can be masked now: its
+// complete lines (everything when all), or most of one very long line.
+func (l *logStream) cut(b []byte, all bool) int {
+	if all {
+		return len(b)
+	}
+	cut := bytes.LastIndexByte(b, '\n') + 1
+	if cut == 0 && len(b) > longLine {
+		// One very long line: send it in pieces, but hold back what
+		// could be the start of a secret that the next write completes,
+		// and cut before a secret the piece would split.
+		cut = max(len(b)-max(l.masker.MaxLen()-1, 0), 0)
+		if safe := l.masker.SafeCut(b, cut); safe >= cut/2 {
+			cut = safe // else: a line of a secret repeated over and over
+		}
+	}
+	return cut
+}
+
 // take moves complete lines (everything when all) from buf to pending,
 // masked.
 func (l *logStream) take(all bool) {
-	cut := len(l.buf)
-	if !all {
-		cut = bytes.LastIndexByte(l.buf, '\n') + 1
-		if cut == 0 && len(l.buf) > longLine {
-			// One very long line: send it in pieces, but hold back what
-			// could be the start of a secret that the next write completes,
-			// and cut before a secret the piece would split.
-			cut = max(len(l.buf)-max(l.masker.MaxLen()-1, 0), 0)
-			if safe := l.masker.SafeCut(l.buf, cut); safe >= cut/2 {
-				cut = safe // else: a line of a secret repeated over and over
-			}
-		}
-	}
+	cut := l.cut(l.buf, all)
 	if cut == 0 {
 		return
 	}
@@ -160,17 +258,17 @@ func (l *logStream) flush(all bool) (int, error) {
 	l.sendMu.Lock()
 	defer l.sendMu.Unlock()
 	l.mu.Lock()
-	if all && l.dropped > 0 {
-		l.noteDropped()
+	if all && l.dropping {
+		l.endDrop()
 	}
 	l.take(all)
 	data := l.pending
 	if len(data) > chunkSize {
 		data = data[:chunkSize]
 	}
-	off, dead := l.offset, l.dead
+	off, gaveUp := l.offset, l.gaveUp
 	l.mu.Unlock()
-	if len(data) == 0 || dead {
+	if len(data) == 0 || gaveUp {
 		return 0, nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -184,8 +282,10 @@ func (l *logStream) flush(all bool) (int, error) {
 		l.pending = append(l.pending[:0], l.pending[len(data):]...)
 		l.offset += int64(len(data))
 		l.failingSince = time.Time{}
+		l.sentMidLine = data[len(data)-1] != '\n'
 	case workerapi.Permanent(err):
-		l.dead = true // the run ended or the job token expired
+		// The run ended or the job token expired: nothing more is sent.
+		l.giveUp()
 	case l.failingSince.IsZero():
 		l.failingSince = time.Now()
 	}
@@ -203,7 +303,6 @@ func (l *logStream) loop() {
 	for {
 		select {
 		case <-l.done:
-			l.Sync()
 			return
 		case <-t.C:
 			l.flush(false)
@@ -222,7 +321,7 @@ func (l *logStream) loop() {
 func (l *logStream) unsent() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.dead {
+	if l.gaveUp {
 		return 0
 	}
 	return len(l.buf) + len(l.pending)
@@ -233,32 +332,62 @@ func (l *logStream) unsent() int {
 // chunk until nothing is left, retrying transient errors with backoff, for
 // at most reportRetryFor in all (a server briefly down, a large output).
 func (l *logStream) Sync() {
-	deadline := time.Now().Add(reportRetryFor)
+	l.sync(context.Background(), reportRetryFor)
+}
+
+// sync is Sync for at most retryFor, or reportRetryFor once ctx ends.
+func (l *logStream) sync(ctx context.Context, retryFor time.Duration) {
+	start := time.Now()
 	wait := reportBackoff
 	for {
 		_, err := l.flush(true)
 		l.mu.Lock()
-		left, dead := len(l.pending)+len(l.buf), l.dead
+		left := len(l.pending) + len(l.buf)
+		if l.dropping {
+			left++ // the drop run's note and what follows it
+		}
+		gaveUp := l.gaveUp
 		l.mu.Unlock()
-		if left == 0 || dead || time.Now().After(deadline) {
+		waited := time.Since(start)
+		if left == 0 || gaveUp || waited > retryFor || ctx.Err() != nil && waited > reportRetryFor {
 			return
 		}
 		if err == nil {
 			wait = reportBackoff
 			continue
 		}
-		time.Sleep(wait)
+		if ctx.Err() == nil {
+			sleep(ctx, wait)
+		} else {
+			time.Sleep(wait)
+		}
 		wait = min(wait*2, reportBackoffMax)
 	}
 }
 
-// Close sends what is left and stops the stream; what is written after
-// it is dropped once the stream holds its limit.
-func (l *logStream) Close() {
+// Close sends what is left, retrying for up to tailRetryFor (reportRetryFor
+// once ctx ends: the worker is shutting down), and stops the stream. What
+// it could not send is kept in keep's file, which it closes; so is what
+// is written after it.
+func (l *logStream) Close(ctx context.Context) {
 	close(l.done)
 	<-l.stopped
+	l.sync(ctx, tailRetryFor)
+	l.sendMu.Lock()
+	defer l.sendMu.Unlock()
 	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.gaveUp {
+		l.giveUp()
+	}
 	l.closed = true
-	l.room.Broadcast()
-	l.mu.Unlock()
+	l.closeKeep()
+}
+
+// Kept says what the stream kept in keep's file (after Close: all of it).
+func (l *logStream) Kept() keptLog {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	k := l.keep
+	return keptLog{path: k.path, size: k.end, wrote: k.wrote, lost: k.lost, err: k.err}
 }

@@ -73,7 +73,7 @@ func TestLogStreamHoldsAtMostItsLimit(t *testing.T) {
 	}
 	close(gate)
 	<-wrote
-	l.Close()
+	l.Close(context.Background())
 	if got := f.log(t, 0); got != data {
 		t.Fatalf("log has %d bytes, want the %d written", len(got), len(data))
 	}
@@ -99,7 +99,7 @@ func TestLogStreamSendsAVeryLongLineInPieces(t *testing.T) {
 		t.Fatalf("after writing a 3 MiB line without its newline, %d bytes were sent; want all but the %d-byte limit", got, l.limit)
 	}
 	l.Write([]byte("\n"))
-	l.Close()
+	l.Close(context.Background())
 	if got := f.log(t, 0); got != line+"\n" {
 		t.Fatalf("log has %d bytes, want %d", len(got), len(line)+1)
 	}
@@ -110,7 +110,8 @@ func TestLogStreamSendsAVeryLongLineInPieces(t *testing.T) {
 
 // A server that accepts nothing for longer than stallAfter must not hang
 // the job: Write drops what does not fit, and the log says how much, at
-// the place of the gap, once the server accepts again.
+// the place of the gap, once the server accepts again, and where on the
+// worker what was dropped is kept.
 func TestLogStreamDropsWithANoteWhenTheServerStalls(t *testing.T) {
 	const limit = 128 << 10
 	var failing atomic.Bool
@@ -135,10 +136,14 @@ func TestLogStreamDropsWithANoteWhenTheServerStalls(t *testing.T) {
 	failing.Store(false)
 	l.Sync()
 	l.Write([]byte("after\n"))
-	l.Close()
-	want := kept + "[gantry] 10000 bytes of output were dropped here: the server accepted no log for 0s\n" + "after\n"
+	l.Close(context.Background())
+	want := kept + "[gantry] 10000 bytes of output were dropped here: the server accepted no log for 0s; it is kept on worker w1 at " +
+		l.keep.path + "\n" + "after\n"
 	if got := f.log(t, 0); got != want {
 		t.Fatalf("log ends with %q, want %q", got[max(0, len(got)-200):], want[len(want)-150:])
+	}
+	if got := keptFile(t, l); got != lost {
+		t.Fatalf("the file keeps %d bytes, want the %d dropped", len(got), len(lost))
 	}
 }
 
@@ -172,7 +177,7 @@ func TestLogStreamBackPressureOnAProcess(t *testing.T) {
 	if r := <-ran; r.code != 0 || r.err != nil {
 		t.Fatalf("Run = %d, %v", r.code, r.err)
 	}
-	l.Close()
+	l.Close(context.Background())
 	if got, want := f.log(t, 0), strings.Repeat("x", 3000000)+"\ndone\n"; got != want {
 		t.Fatalf("log has %d bytes, want %d", len(got), len(want))
 	}
@@ -192,7 +197,7 @@ func TestLogStreamLongLinePiecesKeepSecretsMasked(t *testing.T) {
 	l.Write([]byte(line))
 	l.flush(false) // as the sender does when the line passes 64 KiB
 	l.Write([]byte(" more\n"))
-	l.Close()
+	l.Close(context.Background())
 	got := f.log(t, 0)
 	if strings.Contains(got, secretValue[:8]) || strings.Contains(got, secretValue[8:]) {
 		t.Fatalf("a piece of the secret leaked: the line was cut through it")

@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"context"
 	"encoding/base64"
 	"strconv"
 	"strings"
@@ -19,7 +20,7 @@ const (
 func newTestStream(t *testing.T, f *fakeProto, offset int64, values ...string) *logStream {
 	t.Helper()
 	job := &workerapi.Job{RunID: "run-1", LogOffset: offset}
-	return newLogStream(f, job, secrets.NewMasker(values))
+	return newLogStream(f, job, secrets.NewMasker(values), newLogKeeper(t.TempDir(), job.RunID, "w1"))
 }
 
 func TestLogStreamMasksSecrets(t *testing.T) {
@@ -73,7 +74,7 @@ func TestLogStreamMasksSecrets(t *testing.T) {
 					t.Fatalf("Write = %d, %v; want %d, nil", n, err, len(w))
 				}
 			}
-			l.Close()
+			l.Close(context.Background())
 			if got := f.log(t, 0); got != tt.want {
 				t.Errorf("log = %q, want %q", got, tt.want)
 			}
@@ -85,7 +86,7 @@ func TestLogStreamPrintfIsMasked(t *testing.T) {
 	f := newFakeProto()
 	l := newTestStream(t, f, 0, secretValue)
 	l.Printf("cloning with %s", secretValue)
-	l.Close()
+	l.Close(context.Background())
 	if got, want := f.log(t, 0), "[gantry] cloning with *****\n"; got != want {
 		t.Errorf("log = %q, want %q", got, want)
 	}
@@ -99,7 +100,7 @@ func TestLogStreamOffsetsAdvance(t *testing.T) {
 		l.Write([]byte(s))
 		l.flush(false)
 	}
-	l.Close()
+	l.Close(context.Background())
 	calls := f.calls()
 	if len(calls) != len(lines) {
 		t.Fatalf("%d appends, want %d: %s", len(calls), len(lines), describeCalls(calls))
@@ -135,7 +136,7 @@ func TestLogStreamRetriesWithSameOffset(t *testing.T) {
 			l.Write([]byte("first line\n"))
 			l.Sync()
 			l.Write([]byte("second\n"))
-			l.Close()
+			l.Close(context.Background())
 			calls := f.calls()
 			if len(calls) < 4 {
 				t.Fatalf("%d appends, want at least 4: %s", len(calls), describeCalls(calls))
@@ -167,7 +168,7 @@ func TestLogStreamPermanentErrorStopsSending(t *testing.T) {
 				l.flush(false)
 			}
 			l.Sync()
-			l.Close()
+			l.Close(context.Background())
 			if calls := f.calls(); len(calls) != 1 {
 				t.Errorf("%d appends after a %d answer, want 1: %s", len(calls), status, describeCalls(calls))
 			}
@@ -190,7 +191,7 @@ func TestLogStreamSyncSendsEverything(t *testing.T) {
 			t.Errorf("append %d has %d bytes, more than 512 KiB", i, len(c.data))
 		}
 	}
-	l.Close()
+	l.Close(context.Background())
 	if n := len(f.calls()); n < 3 {
 		t.Errorf("%d appends for %d bytes, want at least 3 chunks", n, len(big))
 	}
@@ -206,7 +207,7 @@ func TestLogStreamMasksSecretAcrossLargeBurst(t *testing.T) {
 	l.Write([]byte(burst + "password=" + secretValue[:8]))
 	l.flush(false) // what the background loop does when the buffer passes 64 KiB
 	l.Write([]byte(secretValue[8:] + "\n"))
-	l.Close()
+	l.Close(context.Background())
 	got := f.log(t, 0)
 	if strings.Contains(got, secretValue) {
 		t.Errorf("the secret leaked into the log unmasked (split at the 64 KiB buffer boundary)")
@@ -227,7 +228,7 @@ func TestLogStreamSyncSendsLargeOutput(t *testing.T) {
 	if got := f.log(t, 0); got != big {
 		t.Fatalf("after Sync the log has %d bytes, want %d", len(got), len(big))
 	}
-	l.Close()
+	l.Close(context.Background())
 }
 
 // Sync retries a server that is down for a while (more than a few tries).
@@ -247,5 +248,5 @@ func TestLogStreamSyncRetriesUntilTheServerAnswers(t *testing.T) {
 	if got, want := f.log(t, 0), "Error: the tool failed\n[gantry] Run failed: x\n"; got != want {
 		t.Fatalf("log = %q, want %q", got, want)
 	}
-	l.Close()
+	l.Close(context.Background())
 }
