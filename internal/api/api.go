@@ -92,6 +92,9 @@ type API struct {
 // database driver makes of it; a plan redacted or a state's outputs
 // decoded hold its decoded tree besides.
 const (
+	// smallState is the largest state document the state backend's GET
+	// reads without waiting for the budget (in the query that finds it).
+	smallState   = 1 << 20
 	holdCopies   = 2
 	holdDecoded  = 4
 	holdRedacted = 8

@@ -199,3 +199,50 @@ func TestPlanDownloadsWaitForTheBudget(t *testing.T) {
 		t.Errorf("budget after the downloads: %d bytes held, %d waiting; want none", used, waiting)
 	}
 }
+
+// The state backend's GET reads a small state (up to 1 MiB, what OpenTofu
+// reads at each command) in one query, without waiting for the budget; a
+// larger one waits for its share before it is loaded.
+func TestStateGetWaitsForTheBudgetWhenLarge(t *testing.T) {
+	budget := httpx.NewBudget(64 << 20)
+	e := newAPIEnv(t, func(a *api.API) { a.Budget = budget })
+	e.createStack("small", nil)
+	e.createStack("large", nil)
+	small, large := stateDoc(1, "lin-s", 3), stateDoc(1, "lin-l", 20000)
+	if len(large) <= 1<<20 {
+		t.Fatalf("the large state is %d bytes, want over 1 MiB", len(large))
+	}
+	for stack, doc := range map[string]string{"small": small, "large": large} {
+		if r := e.tfstate("POST", stack, "", e.token, doc, nil); r.status != http.StatusOK {
+			t.Fatalf("POST %s state = %s", stack, r)
+		}
+	}
+	get := func(stack string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest("GET", "/api/v1/stacks/"+stack+"/tfstate", nil)
+		req.SetBasicAuth("gantry", e.token)
+		return e.serve(req)
+	}
+	// Others hold the whole budget.
+	release, err := budget.Acquire(context.Background(), 64<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec := get("small"); rec.Code != http.StatusOK || rec.Body.String() != small {
+		t.Fatalf("small state GET with the budget taken = %d (%d bytes), want 200 and the state", rec.Code, rec.Body.Len())
+	}
+	done := make(chan *httptest.ResponseRecorder, 1)
+	go func() { done <- get("large") }()
+	waitBudget(t, budget, 1)
+	release()
+	if rec := <-done; rec.Code != http.StatusOK || rec.Body.String() != large {
+		t.Fatalf("large state GET after the budget freed = %d (%d bytes), want 200 and the state", rec.Code, rec.Body.Len())
+	}
+	if used, waiting := budget.Stats(); used != 0 || waiting != 0 {
+		t.Errorf("budget after the GETs: %d bytes held, %d waiting; want none", used, waiting)
+	}
+	// No state yet: 204, as before.
+	e.createStack("empty", nil)
+	if rec := get("empty"); rec.Code != http.StatusNoContent {
+		t.Errorf("GET of a stack without state = %d, want 204", rec.Code)
+	}
+}

@@ -70,16 +70,18 @@ func (a *API) stateGet(w http.ResponseWriter, r *http.Request, p auth.Principal,
 	if p.Kind == "run" {
 		audit.Skip(r.Context()) // the run reading its own stack's state
 	}
-	size, err := a.State.VersionSize(r.Context(), stackID, -1)
-	if err != nil {
-		return err
+	// OpenTofu reads the state at each command: a small one (the usual
+	// case) is read in one query; a large one waits for its share of the
+	// memory budget before it is loaded.
+	v, data, err := a.State.CurrentUpTo(r.Context(), stackID, smallState)
+	if err == nil && data == nil {
+		release, herr := a.hold(r, holdCopies*v.Size)
+		if herr != nil {
+			return herr
+		}
+		defer release()
+		_, data, err = a.State.Current(r.Context(), stackID)
 	}
-	release, err := a.hold(r, holdCopies*size)
-	if err != nil {
-		return err
-	}
-	defer release()
-	_, data, err := a.State.Current(r.Context(), stackID)
 	if errs.Is(err, errs.NotFound) {
 		w.WriteHeader(http.StatusNoContent) // no state yet: OpenTofu starts empty
 		return nil

@@ -173,6 +173,21 @@ func (s *Service) Current(ctx context.Context, stackID string) (Version, []byte,
 		`SELECT `+cols+`, data FROM state_versions WHERE stack_id = $1 ORDER BY serial DESC LIMIT 1`, stackID)
 }
 
+// CurrentUpTo is Current for a caller that reserves memory before it
+// loads a large document: in one query, it returns the newest version and
+// its document when the document is at most max bytes; when it is larger,
+// no document (nil) and its size, to reserve before calling Current.
+func (s *Service) CurrentUpTo(ctx context.Context, stackID string, max int64) (Version, []byte, error) {
+	v, sealed, err := s.getSealed(ctx, `SELECT `+cols+`, CASE WHEN size <= $2 THEN data END FROM state_versions WHERE stack_id = $1 ORDER BY serial DESC LIMIT 1`, stackID, max)
+	if errors.Is(err, sql.ErrNoRows) {
+		return v, nil, errs.E(errs.NotFound, "stack %s has no state yet", stackID)
+	}
+	if err != nil || sealed == nil {
+		return v, nil, err
+	}
+	return s.open(stackID, v, sealed)
+}
+
 // CurrentVersion returns the newest version of a stack's state, without
 // its document. It returns a NotFound error when the stack has no state yet.
 func (s *Service) CurrentVersion(ctx context.Context, stackID string) (Version, error) {
@@ -206,17 +221,29 @@ func (s *Service) Get(ctx context.Context, stackID string, serial int64) (Versio
 }
 
 func (s *Service) get(ctx context.Context, stackID, notFound, q string, args ...any) (Version, []byte, error) {
-	var v Version
-	var c int64
-	var sealed []byte
-	err := s.db.QueryRow(ctx, q, args...).Scan(&v.StackID, &v.Serial, &v.Lineage, &v.Checksum, &v.Size, &v.RunID, &v.CreatedBy, &c, &sealed)
+	v, sealed, err := s.getSealed(ctx, q, args...)
 	if errors.Is(err, sql.ErrNoRows) {
 		return v, nil, errs.E(errs.NotFound, "%s", notFound)
 	}
 	if err != nil {
 		return v, nil, err
 	}
+	return s.open(stackID, v, sealed)
+}
+
+// getSealed reads one version and its sealed document (q selects cols and
+// the document).
+func (s *Service) getSealed(ctx context.Context, q string, args ...any) (Version, []byte, error) {
+	var v Version
+	var c int64
+	var sealed []byte
+	err := s.db.QueryRow(ctx, q, args...).Scan(&v.StackID, &v.Serial, &v.Lineage, &v.Checksum, &v.Size, &v.RunID, &v.CreatedBy, &c, &sealed)
 	v.CreatedAt = time.Unix(0, c).UTC()
+	return v, sealed, err
+}
+
+// open decrypts the document of version v.
+func (s *Service) open(stackID string, v Version, sealed []byte) (Version, []byte, error) {
 	data, err := s.box.OpenInPlace(sealed, aad(stackID, v.Serial))
 	if err != nil {
 		return v, nil, errs.Wrap(errs.Internal, err, "state version %d of stack %s cannot be decrypted", v.Serial, stackID)

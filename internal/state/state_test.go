@@ -701,3 +701,25 @@ func TestLockHeldByRun(t *testing.T) {
 		f.write(t, doc(3, lineage, "c"), "l-person")
 	})
 }
+
+// CurrentUpTo gives the current version and its document in one query
+// when the document is at most max bytes, and only its size past that.
+func TestCurrentUpTo(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newFixture(t, d)
+		if _, _, err := f.states.CurrentUpTo(f.ctx, "app", 1<<20); !errs.Is(err, errs.NotFound) {
+			t.Fatalf("CurrentUpTo without state = %v, want NotFound", err)
+		}
+		f.write(t, doc(1, "lin", "a"), "")
+		want := doc(2, "lin", "b")
+		f.write(t, want, "")
+		v, data, err := f.states.CurrentUpTo(f.ctx, "app", int64(len(want)))
+		if err != nil || v.Serial != 2 || !bytes.Equal(data, want) {
+			t.Fatalf("CurrentUpTo(its size) = serial %d, %q, %v; want serial 2 and its document", v.Serial, data, err)
+		}
+		v, data, err = f.states.CurrentUpTo(f.ctx, "app", int64(len(want))-1)
+		if err != nil || v.Serial != 2 || data != nil || v.Size != int64(len(want)) {
+			t.Fatalf("CurrentUpTo(one byte less) = serial %d, size %d, %d bytes, %v; want serial 2, its size, no document", v.Serial, v.Size, len(data), err)
+		}
+	})
+}
