@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"testing"
 
-	"github.com/gantry-iac/gantry/internal/api"
 	"github.com/gantry-iac/gantry/internal/apiv1"
 )
 
@@ -17,12 +16,12 @@ func TestLogPollAfterRevocation(t *testing.T) {
 	e := newAPIEnv(t)
 	e.createStack("web", nil)
 	waiting := make(chan struct{}, 1)
-	defer api.SetLogPollWaits(func() {
+	e.runs.OnLogWait = func() {
 		select {
 		case waiting <- struct{}{}:
 		default:
 		}
-	})()
+	}
 	for i := range 5 {
 		rn := e.createRun("web", "PROPOSED")
 		var key apiv1.APIKeyCreated

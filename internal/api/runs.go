@@ -206,10 +206,6 @@ func (a *API) runAction(action string, fn func(ctx context.Context, runID, actor
 	}
 }
 
-// logPollWaits, when set (tests), is called as a log request starts to
-// wait for output.
-var logPollWaits func()
-
 func (a *API) runLogs(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
 	rn, err := a.run(r, p, auth.SpaceRead)
 	if err != nil {
@@ -230,20 +226,13 @@ func (a *API) runLogs(w http.ResponseWriter, r *http.Request, p auth.Principal) 
 		}
 		wait = time.Duration(secs) * time.Second
 	}
-	data, done, err := a.Runs.ReadRunLog(r.Context(), rn, offset, 1<<20, 0)
-	if err == nil && wait > 0 && len(data) == 0 && !done {
-		// Nothing yet: wait for more. What comes after the wait is sent
-		// only if the caller may still read it: its key or session may
-		// have been revoked, its roles taken, the stack moved, while it
-		// waited (checked once per answer after a wait, never per
-		// wake-up, nor on an answer given at once).
-		if logPollWaits != nil {
-			logPollWaits()
-		}
-		data, done, err = a.Runs.ReadRunLog(r.Context(), rn, offset, 1<<20, wait)
-		if err == nil && (len(data) > 0 || done) {
-			err = a.stillMay(r, auth.SpaceRead)
-		}
+	data, done, waited, err := a.Runs.ReadRunLog(r.Context(), rn, offset, 1<<20, wait)
+	if err == nil && waited && (len(data) > 0 || done) {
+		// What comes after a wait is sent only if the caller may still
+		// read it: its key or session may have been revoked, its roles
+		// taken, the stack moved, while it waited (checked once per answer
+		// after a wait, never per wake-up, nor on an answer given at once).
+		err = a.stillMay(r, auth.SpaceRead)
 	}
 	if err != nil {
 		return err

@@ -48,6 +48,12 @@ func (s *Service) AppendLog(ctx context.Context, runID string, offset int64, dat
 	}
 	var received int64
 	err := s.tx(ctx, func(ctx context.Context, n *notes) error {
+		// The usual case, the next chunk in order, under the limit: one
+		// statement moves the end and says where the chunk goes.
+		if ok, err := s.appendInOrder(ctx, n, runID, offset, data); ok || err != nil {
+			received = offset + int64(len(data))
+			return err
+		}
 		// Read, then move the end from where it was read: an append of the
 		// same chunk committed in between (a retry racing the original)
 		// makes the move fail, and the chunk is found stored on the next read.
@@ -61,6 +67,31 @@ func (s *Service) AppendLog(ctx context.Context, runID string, offset int64, dat
 		return errs.E(errs.Conflict, "the log of run %s grew while appending; retry", runID)
 	})
 	return received, err
+}
+
+// appendInOrder stores data when it is the next chunk of the log (offset
+// is where the workers' log ends), nothing was dropped, and it fits under
+// the limit; false (nothing done) otherwise, for appendLog to sort out.
+func (s *Service) appendInOrder(ctx context.Context, n *notes, runID string, offset int64, data []byte) (bool, error) {
+	if len(data) == 0 {
+		return false, nil
+	}
+	size := int64(len(data))
+	var at int64
+	err := s.db.QueryRow(ctx, `UPDATE runs SET log_received = $3, log_size = log_size + $4
+		WHERE id = $1 AND log_received = $2 AND log_dropped = 0 AND log_size + $4 <= $5 RETURNING log_size - $4`,
+		runID, offset, offset+size, size, s.logLimit()).Scan(&at)
+	if isNoRows(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if _, err := s.db.Exec(ctx, `INSERT INTO run_logs (run_id, byte_offset, data) VALUES ($1, $2, $3)`, runID, at, data); err != nil {
+		return false, err
+	}
+	n.add(LogKey(runID))
+	return true, nil
 }
 
 // appendLog is one attempt of AppendLog: false when the log's end moved
@@ -234,19 +265,21 @@ func (s *Service) closeLog(ctx context.Context, n *notes, runID, line string) er
 // is terminal with nothing more to read. With wait > 0 it waits that long for
 // new data when offset is at the end.
 func (s *Service) ReadLog(ctx context.Context, runID string, offset int64, max int, wait time.Duration) ([]byte, bool, error) {
-	return s.readLogWait(ctx, runID, nil, offset, max, wait)
+	data, done, _, err := s.readLogWait(ctx, runID, nil, offset, max, wait)
+	return data, done, err
 }
 
 // ReadRunLog is ReadLog for a run the caller has just loaded: when that
 // copy already answers (bytes past offset, or the run has ended), the run
-// is not read again. Otherwise it waits as ReadLog does.
-func (s *Service) ReadRunLog(ctx context.Context, r Run, offset int64, max int, wait time.Duration) ([]byte, bool, error) {
+// is not read again. Otherwise it waits as ReadLog does. It also says
+// whether it waited (the answer came after a wait, not at once).
+func (s *Service) ReadRunLog(ctx context.Context, r Run, offset int64, max int, wait time.Duration) (data []byte, done, waited bool, err error) {
 	return s.readLogWait(ctx, r.ID, &r, offset, max, wait)
 }
 
-func (s *Service) readLogWait(ctx context.Context, runID string, known *Run, offset int64, max int, wait time.Duration) ([]byte, bool, error) {
+func (s *Service) readLogWait(ctx context.Context, runID string, known *Run, offset int64, max int, wait time.Duration) ([]byte, bool, bool, error) {
 	deadline := time.Now().Add(wait)
-	for {
+	for waited := false; ; waited = true {
 		var size int64
 		var state string
 		// The channel is taken before the log's end is read, so an append
@@ -258,21 +291,24 @@ func (s *Service) readLogWait(ctx context.Context, runID string, known *Run, off
 			size, state = known.LogSize, known.State
 		} else if err := s.db.QueryRow(ctx, `SELECT log_size, state FROM runs WHERE id = $1`, runID).Scan(&size, &state); err != nil {
 			if isNoRows(err) {
-				return nil, false, errs.E(errs.NotFound, "run %q not found", runID)
+				return nil, false, waited, errs.E(errs.NotFound, "run %q not found", runID)
 			}
-			return nil, false, err
+			return nil, false, waited, err
 		}
 		known = nil
 		if offset < size {
 			data, err := s.readLog(ctx, runID, offset, max)
-			return data, false, err
+			return data, false, waited, err
 		}
 		if Terminal(state) {
-			return nil, true, nil
+			return nil, true, waited, nil
 		}
 		left := time.Until(deadline)
 		if left <= 0 || ctx.Err() != nil {
-			return nil, false, nil
+			return nil, false, waited, nil
+		}
+		if s.OnLogWait != nil {
+			s.OnLogWait()
 		}
 		// Poll at least every second: another replica may have appended.
 		events.Wait(ctx, c, min(left, time.Second))

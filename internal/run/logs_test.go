@@ -271,11 +271,11 @@ func TestReadRunLogStaleCopy(t *testing.T) {
 		ctx := f.ctx
 		// The copy ends at 3; the log at 6: the reader at 3 gets "def"
 		// without waiting (wait 0: trusting the copy would answer nothing).
-		data, done, err := f.runs.ReadRunLog(ctx, stale, 3, 100, 0)
+		data, done, _, err := f.runs.ReadRunLog(ctx, stale, 3, 100, 0)
 		if err != nil || done || string(data) != "def" {
 			t.Fatalf("ReadRunLog(stale copy, 3) = %q, %v, %v; want \"def\"", data, done, err)
 		}
-		data, _, err = f.runs.ReadRunLog(ctx, stale, 1, 100, 0)
+		data, _, _, err = f.runs.ReadRunLog(ctx, stale, 1, 100, 0)
 		if err != nil || string(data) != "bcdef" {
 			t.Fatalf("ReadRunLog(stale copy, 1) = %q, %v; want every stored byte from 1", data, err)
 		}
@@ -284,11 +284,11 @@ func TestReadRunLogStaleCopy(t *testing.T) {
 		if _, err := f.runs.Finish(f.ctx, r.ID, worker, false, ""); err != nil {
 			t.Fatal(err)
 		}
-		data, done, err = f.runs.ReadRunLog(ctx, stale, 6, 100, 0)
+		data, done, _, err = f.runs.ReadRunLog(ctx, stale, 6, 100, 0)
 		if err != nil || !done || len(data) != 0 {
 			t.Fatalf("ReadRunLog(stale copy, end) of an ended run = %q, %v, %v; want done", data, done, err)
 		}
-		_, _, err = f.runs.ReadRunLog(ctx, run.Run{ID: "run-missing"}, 0, 10, 0)
+		_, _, _, err = f.runs.ReadRunLog(ctx, run.Run{ID: "run-missing"}, 0, 10, 0)
 		wantKind(t, err, errs.NotFound)
 	})
 }

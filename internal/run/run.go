@@ -179,6 +179,9 @@ type Service struct {
 	// LogLimit is how much of a run's log is stored (0: DefaultLogLimit):
 	// past it, output is dropped, with a note (see AppendLog).
 	LogLimit int64
+	// OnLogWait, when set (tests), is called each time a log read starts
+	// to wait for output.
+	OnLogWait func()
 
 	reports keyedLocks // a run's plan reports, one at a time on this server
 }
