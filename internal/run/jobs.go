@@ -517,6 +517,22 @@ func (s *Service) Finish(ctx context.Context, runID, workerID string, ok bool, r
 	})
 }
 
+// FailJob fails a claimed run whose job the server could not hand out (a
+// cloud refused its credentials, say): its worker never started it, so
+// the log, which nobody else will write, ends with the reason, as a
+// worker's own failure does.
+func (s *Service) FailJob(ctx context.Context, runID, workerID, reason string) (Run, error) {
+	return s.jobStep(ctx, runID, workerID, func(ctx context.Context, n *notes, r *Run) error {
+		if !contains(workingStates, r.State) {
+			return errs.E(errs.Conflict, "run %s is %s: nothing to fail", r.ID, r.State)
+		}
+		if err := s.transition(ctx, n, r, change{to: Failed, actor: "gantry", reason: reason}); err != nil {
+			return err
+		}
+		return s.closeLog(ctx, n, r.ID, "Run failed: "+reason)
+	})
+}
+
 // Beat is the answer to a worker's heartbeat.
 type Beat struct {
 	Stop   bool   // the worker must stop the job

@@ -83,6 +83,10 @@ func TestClaimCredentialsRefused(t *testing.T) {
 		if got := f.wantState(t, r1.ID, run.Failed); got.Reason != "preparing the job failed: "+refusal {
 			t.Errorf("reason = %q", got.Reason)
 		}
+		// No worker wrote the run's log: it says why the run failed.
+		if log, _, err := f.runs.ReadLog(f.ctx, r1.ID, 0, 1<<20, 0); err != nil || string(log) != "[gantry] Run failed: preparing the job failed: "+refusal+"\n" {
+			t.Errorf("log of the run = %q, %v; want its closing line", log, err)
+		}
 		if !slices.ContainsFunc(job.Env, func(v workerapi.EnvVar) bool { return v.Name == "AWS_REGION" }) {
 			t.Errorf("the next job lacks its credentials: %+v", job.Env)
 		}

@@ -304,7 +304,7 @@ func (h *Handler) claim(w http.ResponseWriter, r *http.Request) error {
 // reason, and logs the cause.
 func (h *Handler) failPreparing(ctx context.Context, rn run.Run, workerID string, cause error) {
 	h.Log.Warn("preparing a job failed: the run fails", "run_id", rn.ID, "stack_id", rn.StackID, "worker_id", workerID, "err", cause)
-	if _, err := h.Runs.Finish(ctx, rn.ID, workerID, false, "preparing the job failed: "+errs.Public(cause)); err != nil {
+	if _, err := h.Runs.FailJob(ctx, rn.ID, workerID, "preparing the job failed: "+errs.Public(cause)); err != nil {
 		h.Log.Warn("failing a run whose job could not be prepared failed", "run_id", rn.ID, "worker_id", workerID, "err", err)
 	}
 }
