@@ -100,9 +100,10 @@ const (
 	holdRedacted = 8
 )
 
-// hold takes n bytes of the budget for the request, waiting for them.
-func (a *API) hold(r *http.Request, n int64) (release func(), err error) {
-	return a.Budget.Acquire(r.Context(), n)
+// hold takes n bytes of the budget for the request of p, waiting for them
+// (p's share of the budget applies: see httpx.Budget).
+func (a *API) hold(r *http.Request, p auth.Principal, n int64) (release func(), err error) {
+	return a.Budget.AcquireFor(r.Context(), p.String(), n)
 }
 
 type handler func(w http.ResponseWriter, r *http.Request, p auth.Principal) error

@@ -290,7 +290,7 @@ func (a *API) runPlan(w http.ResponseWriter, r *http.Request, p auth.Principal) 
 	if redacted {
 		weight = holdRedacted // the plan decoded, redacted and encoded again
 	}
-	release, err := a.hold(r, weight*size)
+	release, err := a.hold(r, p, weight*size)
 	if err != nil {
 		return err
 	}

@@ -264,7 +264,7 @@ func (a *API) deleteStack(w http.ResponseWriter, r *http.Request, p auth.Princip
 		if err != nil {
 			return err
 		}
-		release, err := a.hold(r, holdDecoded*size)
+		release, err := a.hold(r, p, holdDecoded*size)
 		if err != nil {
 			return err
 		}

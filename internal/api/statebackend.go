@@ -75,7 +75,7 @@ func (a *API) stateGet(w http.ResponseWriter, r *http.Request, p auth.Principal,
 	// memory budget before it is loaded.
 	v, data, err := a.State.CurrentUpTo(r.Context(), stackID, smallState)
 	if err == nil && data == nil {
-		release, herr := a.hold(r, holdCopies*v.Size)
+		release, herr := a.hold(r, p, holdCopies*v.Size)
 		if herr != nil {
 			return herr
 		}
@@ -108,7 +108,7 @@ func (a *API) statePost(w http.ResponseWriter, r *http.Request, p auth.Principal
 	if want < 0 {
 		want = limit
 	}
-	release, err := a.hold(r, holdCopies*want)
+	release, err := a.hold(r, p, holdCopies*want)
 	if err != nil {
 		return err
 	}
@@ -272,7 +272,7 @@ func (a *API) stateVersion(w http.ResponseWriter, r *http.Request, p auth.Princi
 	if err != nil {
 		return err
 	}
-	release, err := a.hold(r, holdCopies*size)
+	release, err := a.hold(r, p, holdCopies*size)
 	if err != nil {
 		return err
 	}
@@ -323,7 +323,7 @@ func (a *API) outputs(w http.ResponseWriter, r *http.Request, p auth.Principal) 
 	if err != nil {
 		return err
 	}
-	release, err := a.hold(r, holdDecoded*size)
+	release, err := a.hold(r, p, holdDecoded*size)
 	if err != nil {
 		return err
 	}

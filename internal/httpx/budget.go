@@ -19,20 +19,28 @@ import (
 // done; while others hold the rest, it waits, in order of arrival, for as
 // long as its request lasts, rather than allocate. A weight above the whole
 // budget is cut to it: such a request runs alone. A nil *Budget never waits.
+//
+// One holder (a caller: an API key, a user, a run) may hold at most half
+// the budget at once, unless it holds nothing else: a reader downloading
+// large plans slowly, again and again, cannot take the memory the runs'
+// state pushes need. A request over its holder's share waits without
+// holding up the requests of others behind it.
 type Budget struct {
 	mu      sync.Mutex
 	size    int64
 	used    int64
-	waiters list.List // of *budgetWaiter, first come first served
+	held    map[string]int64 // by holder ("" is no one's: no share)
+	waiters list.List        // of *budgetWaiter, first come first served
 }
 
 type budgetWaiter struct {
+	who   string
 	n     int64
 	ready chan struct{} // closed when the bytes are granted
 }
 
 // NewBudget returns a budget of size bytes (at least 1).
-func NewBudget(size int64) *Budget { return &Budget{size: max(size, 1)} }
+func NewBudget(size int64) *Budget { return &Budget{size: max(size, 1), held: map[string]int64{}} }
 
 // Size returns the budget's size in bytes (0 for nil: no limit).
 func (b *Budget) Size() int64 {
@@ -42,32 +50,33 @@ func (b *Budget) Size() int64 {
 	return b.size
 }
 
-// Acquire waits until n bytes are free (n is cut to the budget's size) and
-// takes them; release gives them back (call it once). It fails with
-// Unavailable when ctx ends first.
+// Acquire is AcquireFor for no one in particular (no share applies).
 func (b *Budget) Acquire(ctx context.Context, n int64) (release func(), err error) {
+	return b.AcquireFor(ctx, "", n)
+}
+
+// AcquireFor waits until n bytes are free (n is cut to the budget's size)
+// and within who's share, and takes them for who; release gives them back
+// (call it once). It fails with Unavailable when ctx ends first.
+func (b *Budget) AcquireFor(ctx context.Context, who string, n int64) (release func(), err error) {
 	if b == nil || n <= 0 {
 		return func() {}, nil
 	}
 	n = min(n, b.size)
+	w := &budgetWaiter{who: who, n: n, ready: make(chan struct{})}
 	b.mu.Lock()
-	if b.waiters.Len() == 0 && b.used+n <= b.size {
-		b.used += n
-		b.mu.Unlock()
-		return b.releaser(n), nil
-	}
-	w := &budgetWaiter{n: n, ready: make(chan struct{})}
 	e := b.waiters.PushBack(w)
+	b.grant()
 	b.mu.Unlock()
 	select {
 	case <-w.ready:
-		return b.releaser(n), nil
+		return b.releaser(who, n), nil
 	case <-ctx.Done():
 	}
 	b.mu.Lock()
 	select {
 	case <-w.ready: // granted meanwhile: give it back
-		b.used -= n
+		b.give(who, n)
 	default:
 		b.waiters.Remove(e)
 	}
@@ -76,28 +85,55 @@ func (b *Budget) Acquire(ctx context.Context, n int64) (release func(), err erro
 	return nil, errs.Wrap(errs.Unavailable, ctx.Err(), "the server is busy with other large requests (--max-request-memory): try again")
 }
 
-func (b *Budget) releaser(n int64) func() {
+func (b *Budget) releaser(who string, n int64) func() {
 	var once sync.Once
 	return func() {
 		once.Do(func() {
 			b.mu.Lock()
-			b.used -= n
+			b.give(who, n)
 			b.grant()
 			b.mu.Unlock()
 		})
 	}
 }
 
-// grant hands free bytes to the waiters at the front, in order.
-func (b *Budget) grant() {
-	for e := b.waiters.Front(); e != nil; e = b.waiters.Front() {
-		w := e.Value.(*budgetWaiter)
-		if b.used+w.n > b.size {
-			return
+// give returns n bytes who held.
+func (b *Budget) give(who string, n int64) {
+	b.used -= n
+	if who != "" {
+		if b.held[who] -= n; b.held[who] <= 0 {
+			delete(b.held, who)
 		}
-		b.used += w.n
-		b.waiters.Remove(e)
-		close(w.ready)
+	}
+}
+
+// overShare reports whether n more bytes would take who past its share:
+// half the budget, unless who holds nothing yet.
+func (b *Budget) overShare(who string, n int64) bool {
+	h := b.held[who]
+	return who != "" && h > 0 && h+n > b.size/2
+}
+
+// grant hands free bytes to the waiters, in order: one that does not fit
+// in what is free stops the others behind it (first come first served);
+// one over its holder's share is passed over, for now.
+func (b *Budget) grant() {
+	for e := b.waiters.Front(); e != nil; {
+		w := e.Value.(*budgetWaiter)
+		next := e.Next()
+		switch {
+		case b.overShare(w.who, w.n):
+		case b.used+w.n > b.size:
+			return
+		default:
+			b.used += w.n
+			if w.who != "" {
+				b.held[w.who] += w.n
+			}
+			b.waiters.Remove(e)
+			close(w.ready)
+		}
+		e = next
 	}
 }
 

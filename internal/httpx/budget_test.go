@@ -145,3 +145,50 @@ func TestCheckLength(t *testing.T) {
 		t.Fatalf("CheckLength past the limit = %v", err)
 	}
 }
+
+// One holder may hold at most half the budget at once, unless it holds
+// nothing else; a request over its holder's share waits without holding
+// up other holders' requests behind it, and goes once its holder gives
+// back enough.
+func TestBudgetHolderShare(t *testing.T) {
+	ctx := context.Background()
+	b := httpx.NewBudget(100)
+	relA, err := b.AcquireFor(ctx, "reader", 40)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan struct{})
+	var relA2 func()
+	go func() {
+		relA2, _ = b.AcquireFor(ctx, "reader", 20) // 60 > 50: over its share
+		close(got)
+	}()
+	waitWaiting(t, b, 1)
+	// Another holder's request behind it is not held up.
+	relB, err := b.AcquireFor(ctx, "run", 30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-got:
+		t.Fatal("the reader got 60 of a budget of 100 (its share is 50)")
+	default:
+	}
+	relA()
+	<-got
+	if used, waiting := b.Stats(); used != 50 || waiting != 0 {
+		t.Errorf("after the reader gave back 40: %d held, %d waiting; want 50, 0", used, waiting)
+	}
+	relA2()
+	relB()
+	// A holder that holds nothing may take more than its share: alone.
+	rel, err := b.AcquireFor(ctx, "reader", 80)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel()
+	if used, waiting := b.Stats(); used != 0 || waiting != 0 {
+		t.Errorf("at the end: %d held, %d waiting; want none", used, waiting)
+	}
+}
+

@@ -56,7 +56,7 @@ func (h *Handler) putArtifact(w http.ResponseWriter, r *http.Request, rn run.Run
 	if want < 0 {
 		want = run.MaxArtifact
 	}
-	release, err := h.Budget.Acquire(r.Context(), artifactCopies*want)
+	release, err := h.Budget.AcquireFor(r.Context(), "worker:"+rn.WorkerID, artifactCopies*want)
 	if err != nil {
 		return err
 	}
@@ -90,7 +90,7 @@ func (h *Handler) getArtifact(w http.ResponseWriter, r *http.Request, rn run.Run
 	if err != nil {
 		return err
 	}
-	release, err := h.Budget.Acquire(r.Context(), artifactCopies*size)
+	release, err := h.Budget.AcquireFor(r.Context(), "worker:"+rn.WorkerID, artifactCopies*size)
 	if err != nil {
 		return err
 	}
