@@ -191,4 +191,3 @@ func TestBudgetHolderShare(t *testing.T) {
 		t.Errorf("at the end: %d held, %d waiting; want none", used, waiting)
 	}
 }
-
