@@ -180,6 +180,25 @@ func (j *jobRun) reportRescue(log *slog.Logger) string {
 
 func (j *jobRun) heartbeat(ctx context.Context, cancel context.CancelFunc, done chan struct{}) {
 	defer close(done)
+	j.beat(ctx, func(resp workerapi.HeartbeatResponse, err error) bool {
+		switch {
+		case err == nil && resp.Stop:
+			j.setStopped(resp.Reason, resp.State)
+			j.log.Printf("Stopping: %s", resp.Reason)
+			cancel()
+			return false
+		case err != nil && workerapi.Permanent(err):
+			j.setStopped("the server no longer accepts this job: "+err.Error(), "")
+			cancel()
+			return false
+		}
+		return true
+	})
+}
+
+// beat sends the job's heartbeat every HeartbeatEvery until ctx ends or
+// answer, given each answer, returns false.
+func (j *jobRun) beat(ctx context.Context, answer func(workerapi.HeartbeatResponse, error) bool) {
 	t := time.NewTicker(j.w.cfg.HeartbeatEvery)
 	defer t.Stop()
 	for {
@@ -191,15 +210,7 @@ func (j *jobRun) heartbeat(ctx context.Context, cancel context.CancelFunc, done 
 		hctx, hcancel := context.WithTimeout(ctx, 10*time.Second)
 		resp, err := j.w.proto.Heartbeat(hctx, j.job)
 		hcancel()
-		switch {
-		case err == nil && resp.Stop:
-			j.setStopped(resp.Reason, resp.State)
-			j.log.Printf("Stopping: %s", resp.Reason)
-			cancel()
-			return
-		case err != nil && workerapi.Permanent(err):
-			j.setStopped("the server no longer accepts this job: "+err.Error(), "")
-			cancel()
+		if !answer(resp, err) {
 			return
 		}
 	}

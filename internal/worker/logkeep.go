@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/gantry-iac/gantry/internal/bytesize"
 	"github.com/gantry-iac/gantry/internal/workerapi"
@@ -197,21 +196,10 @@ func (j *jobRun) closeLog(kill context.Context, log *slog.Logger) string {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		t := time.NewTicker(j.w.cfg.HeartbeatEvery)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-			hctx, hcancel := context.WithTimeout(ctx, 10*time.Second)
-			_, err := j.w.proto.Heartbeat(hctx, j.job)
-			hcancel()
-			if err != nil && workerapi.Permanent(err) {
-				return
-			}
-		}
+		// A stop answer changes nothing here: the job has ended already.
+		j.beat(ctx, func(_ workerapi.HeartbeatResponse, err error) bool {
+			return err == nil || !workerapi.Permanent(err)
+		})
 	}()
 	j.log.Close(kill)
 	cancel()
