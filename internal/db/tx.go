@@ -114,7 +114,14 @@ func (d *DB) runTx(ctx context.Context, fn func(ctx context.Context) error) erro
 	finished = true
 	if err != nil {
 		if rbErr := tx.Rollback(); rbErr != nil && !errors.Is(rbErr, sql.ErrTxDone) {
-			d.log.WarnContext(ctx, "transaction rollback failed", "error", rbErr)
+			// A transaction whose context ended (a client gone, a long poll
+			// given up) is rolled back by the driver or the server; the
+			// failed rollback call says nothing an operator can act on.
+			if ctx.Err() != nil {
+				d.log.DebugContext(ctx, "transaction rollback after its context ended", "error", rbErr)
+			} else {
+				d.log.WarnContext(ctx, "transaction rollback failed", "error", rbErr)
+			}
 		}
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"testing"
 
@@ -274,6 +275,51 @@ func TestClaimWithSkipLocked(t *testing.T) {
 		})
 		if err != nil || claimed != "run-1" {
 			t.Errorf("claimed %q, err %v", claimed, err)
+		}
+	})
+}
+
+// warnings counts the records at WARN and above.
+type warnings struct {
+	mu sync.Mutex
+	n  int
+}
+
+func (w *warnings) Enabled(context.Context, slog.Level) bool { return true }
+func (w *warnings) Handle(_ context.Context, r slog.Record) error {
+	if r.Level >= slog.LevelWarn {
+		w.mu.Lock()
+		w.n++
+		w.mu.Unlock()
+	}
+	return nil
+}
+func (w *warnings) WithAttrs([]slog.Attr) slog.Handler { return w }
+func (w *warnings) WithGroup(string) slog.Handler      { return w }
+
+// A transaction whose context ends (a client that went away) is rolled
+// back, nothing of it is kept, and no warning is logged for the rollback
+// the driver could not send on the ended context.
+func TestTxContextEndedRollsBackQuietly(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		w := &warnings{}
+		db.SetLog(d, slog.New(w))
+		ctx, cancel := context.WithCancel(context.Background())
+		err := d.Tx(ctx, func(ctx context.Context) error {
+			if err := putSetting(ctx, d, "a"); err != nil {
+				return err
+			}
+			cancel()
+			return ctx.Err()
+		})
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("Tx = %v, want context.Canceled", err)
+		}
+		if n := countSettings(t, context.Background(), d); n != 0 {
+			t.Errorf("%d settings kept from the rolled-back transaction", n)
+		}
+		if w.n != 0 {
+			t.Errorf("%d warnings logged for the rollback of an ended context", w.n)
 		}
 	})
 }
