@@ -116,8 +116,11 @@ func (w *Worker) execute(kill context.Context, job *workerapi.Job, slot int) {
 		reason += kept
 	}
 	if !j.ended {
-		ferr := retryReport(context.Background(), reportAttempt, func(ctx context.Context) error {
-			return w.proto.Finish(ctx, job, workerapi.FinishRequest{OK: err == nil, Reason: secrets.NewMasker(masked).String(reason)})
+		var ferr error
+		j.beating(func() {
+			ferr = retryEnd(kill, reportAttempt, func(ctx context.Context) error {
+				return w.proto.Finish(ctx, job, workerapi.FinishRequest{OK: err == nil, Reason: secrets.NewMasker(masked).String(reason)})
+			})
 		})
 		if ferr != nil {
 			log.Warn("reporting the end of the job failed", "err", ferr)

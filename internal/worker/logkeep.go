@@ -192,18 +192,7 @@ func sized(n int64) string {
 // file, and returns that in short, for the run's reason ("": the server
 // took the whole log).
 func (j *jobRun) closeLog(kill context.Context, log *slog.Logger) string {
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		// A stop answer changes nothing here: the job has ended already.
-		j.beat(ctx, func(_ workerapi.HeartbeatResponse, err error) bool {
-			return err == nil || !workerapi.Permanent(err)
-		})
-	}()
-	j.log.Close(kill)
-	cancel()
-	<-done
+	j.beating(func() { j.log.Close(kill) })
 	k := j.log.Kept()
 	switch {
 	case k.wrote == 0 && k.lost == 0:
@@ -215,4 +204,23 @@ func (j *jobRun) closeLog(kill context.Context, log *slog.Logger) string {
 			"path", k.path, "size", k.size, "kept", k.wrote, "lost", k.lost, "err", k.err)
 	}
 	return k.summary(j.w.cfg.Name)
+}
+
+// beating runs fn, one of the last steps of a job that may wait for a
+// server that is down (the end of the log, finish), with the job's
+// heartbeats going on meanwhile, so that a server back in time does not
+// take the run for lost before it hears from the job. A stop answer
+// changes nothing: the job has ended already.
+func (j *jobRun) beating(fn func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		j.beat(ctx, func(_ workerapi.HeartbeatResponse, err error) bool {
+			return err == nil || !workerapi.Permanent(err)
+		})
+	}()
+	fn()
+	cancel()
+	<-done
 }

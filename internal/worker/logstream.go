@@ -76,11 +76,13 @@ const (
 )
 
 // tailRetryFor is how long Close keeps trying to send the end of the log
-// to a server that does not take it: as long as the server takes a run's
-// log after the run ended (workerapi.EndedGrace; while the run has not
-// ended it takes it without limit, so this only bounds the wait for a
-// server that is down). Once the worker is shutting down, reportRetryFor.
-var tailRetryFor = workerapi.EndedGrace
+// to a server that does not take it: as long as finish is retried
+// (endRetryFor), for a server that is down. A server that is up answers
+// for good: it takes the log of a run that has not ended without limit,
+// and that of an ended run for workerapi.EndedGrace, then refuses it (a
+// 4xx stops the retries). Once the worker is shutting down,
+// reportRetryFor.
+var tailRetryFor = endRetryFor
 
 // newLogStream returns the stream of job's log; what the server does not
 // take is kept in keep.

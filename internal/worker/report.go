@@ -19,8 +19,15 @@ import (
 // about as long as the server waits before it takes a silent worker for
 // lost: a server restarting meanwhile must not turn the job's real outcome
 // into "worker lost". A 4xx answer is permanent and stops the retries.
+//
+// The last of them, the end of the log and finish, are retried longer,
+// up to endRetryFor, with the job's heartbeats going on meanwhile (see
+// jobRun.beating): a server down for a maintenance window still learns
+// how the job ended when it is back. A worker shutting down waits
+// reportRetryFor at most.
 var (
 	reportRetryFor   = 60 * time.Second
+	endRetryFor      = time.Hour
 	reportBackoff    = 250 * time.Millisecond
 	reportBackoffMax = 5 * time.Second
 )
@@ -45,6 +52,35 @@ func retryReport(ctx context.Context, attempt time.Duration, fn func(ctx context
 			return err
 		case <-time.After(wait):
 		}
+		wait = min(wait*2, reportBackoffMax)
+	}
+}
+
+// retryEnd calls fn, the job's last report, until it succeeds, fails
+// permanently or endRetryFor passes; once kill ends (the worker shutting
+// down), reportRetryFor after that at most. Each attempt gets its own
+// timeout, attempt.
+func retryEnd(kill context.Context, attempt time.Duration, fn func(ctx context.Context) error) error {
+	deadline := time.Now().Add(endRetryFor)
+	shutdown := false
+	wait := reportBackoff
+	for {
+		actx, cancel := context.WithTimeout(context.Background(), attempt)
+		err := fn(actx)
+		cancel()
+		if err == nil || workerapi.Permanent(err) {
+			return err
+		}
+		if !shutdown && kill.Err() != nil {
+			shutdown = true
+			if d := time.Now().Add(reportRetryFor); d.Before(deadline) {
+				deadline = d
+			}
+		}
+		if time.Now().Add(wait).After(deadline) {
+			return err
+		}
+		time.Sleep(wait)
 		wait = min(wait*2, reportBackoffMax)
 	}
 }

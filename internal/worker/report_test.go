@@ -1,0 +1,77 @@
+package worker
+
+import (
+	"context"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gantry-iac/gantry/internal/workerapi"
+)
+
+// endRetries makes the retries of a job's end short for one test: reports
+// retried for report, the end of the log and finish for end.
+func endRetries(t *testing.T, report, end time.Duration) {
+	t.Helper()
+	r, e, tl, b, m := reportRetryFor, endRetryFor, tailRetryFor, reportBackoff, reportBackoffMax
+	t.Cleanup(func() { reportRetryFor, endRetryFor, tailRetryFor, reportBackoff, reportBackoffMax = r, e, tl, b, m })
+	reportRetryFor, endRetryFor, tailRetryFor, reportBackoff, reportBackoffMax = report, end, end, time.Millisecond, 5*time.Millisecond
+}
+
+// A server down for longer than a report is retried (a maintenance window)
+// still gets the job's real outcome when it is back, and the job's
+// heartbeats go on while the worker waits, so that the server back does
+// not take the run for lost first.
+func TestJobFinishOutlastsALongOutage(t *testing.T) {
+	endRetries(t, 20*time.Millisecond, time.Minute) // the minute only bounds a broken test
+	fx := newJobFixture(t, nil)
+	job := fx.job("plan")
+	job.Hooks.BeforeInit = []string{"exit 4"}
+	down := time.Now().Add(300 * time.Millisecond) // 15 times the report's retries
+	var beatsWhileDown atomic.Int32
+	fx.proto.heartbeat = func() (workerapi.HeartbeatResponse, error) {
+		if time.Now().Before(down) {
+			beatsWhileDown.Add(1)
+			return workerapi.HeartbeatResponse{}, errTransient
+		}
+		return workerapi.HeartbeatResponse{}, nil
+	}
+	fx.proto.finishErr = func(int) error {
+		if time.Now().Before(down) {
+			return &workerapi.StatusError{Status: 503, Code: "unavailable", Message: "database down"}
+		}
+		return nil
+	}
+	fx.worker.execute(context.Background(), job, 0)
+	p := fx.proto
+	if len(p.finishes) != 1 || p.finishes[0].OK || !strings.Contains(p.finishes[0].Reason, "before_init hook failed") {
+		t.Fatalf("finish accepted %d times (%+v) after %d tries; want the hook's failure once the server is back", len(p.finishes), p.finishes, p.finishTries)
+	}
+	if p.finishTries < 3 {
+		t.Errorf("%d Finish calls, want retries while the server was down", p.finishTries)
+	}
+	if beatsWhileDown.Load() < 3 {
+		t.Errorf("%d heartbeats while the server was down, want them to go on while finish is retried", beatsWhileDown.Load())
+	}
+}
+
+// A worker shutting down waits for a server that is down no longer than a
+// report's retries, not the whole end's.
+func TestJobFinishGivesUpSoonerWhenShuttingDown(t *testing.T) {
+	endRetries(t, 50*time.Millisecond, 10*time.Second)
+	fx := newJobFixture(t, nil)
+	job := fx.job("plan")
+	job.Hooks.BeforeInit = []string{"exit 4"}
+	fx.proto.finishErr = func(int) error { return errTransient }
+	kill, cancel := context.WithCancel(context.Background())
+	cancel()
+	start := time.Now()
+	fx.worker.execute(kill, job, 0)
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("the job's end took %s while shutting down, want about the report's retries", took)
+	}
+	if len(fx.proto.finishes) != 0 || fx.proto.finishTries < 2 {
+		t.Errorf("finish accepted %d times after %d tries; want retries, then giving up", len(fx.proto.finishes), fx.proto.finishTries)
+	}
+}
