@@ -82,6 +82,9 @@ func (w *Worker) execute(kill context.Context, job *workerapi.Job, slot int) {
 	}
 	cancel()
 	<-hbDone
+	if err != nil && j.stopReason() == "" && kill.Err() == nil {
+		j.askStopped()
+	}
 	// Credentials that can be revoked (Vault tokens) end with the job.
 	j.revokeCredentials()
 	reason := ""
@@ -179,6 +182,19 @@ func (j *jobRun) reportRescue(log *slog.Logger) string {
 		return fmt.Sprintf("OpenTofu could not save the state: it is kept on worker %s at %s; push it to the stack's state", j.w.cfg.Name, path)
 	}
 	return ""
+}
+
+// askStopped asks the server once more, after the job failed, whether it
+// asked the job to stop since the last heartbeat: a job that fails in the
+// moments after someone stopped the run (the tool killed by a hook, a
+// crash) ends it STOPPED, and its log's closing line must say so, not
+// "Run failed".
+func (j *jobRun) askStopped() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if resp, err := j.w.proto.Heartbeat(ctx, j.job); err == nil && resp.Stop {
+		j.setStopped(resp.Reason, resp.State)
+	}
 }
 
 func (j *jobRun) heartbeat(ctx context.Context, cancel context.CancelFunc, done chan struct{}) {

@@ -75,3 +75,29 @@ func TestJobFinishGivesUpSoonerWhenShuttingDown(t *testing.T) {
 		t.Errorf("finish accepted %d times after %d tries; want retries, then giving up", len(fx.proto.finishes), fx.proto.finishTries)
 	}
 }
+
+// A job that fails on its own just after someone stopped the run, before
+// a heartbeat told it, ends the run STOPPED: its log's closing line says
+// so, asked of the server once the job failed.
+func TestJobFailingRightAfterAStopSaysStopped(t *testing.T) {
+	fx := newJobFixture(t, nil)
+	fx.worker.cfg.HeartbeatEvery = time.Hour // no heartbeat during the job
+	job := fx.job("plan")
+	job.Hooks.BeforeInit = []string{"exit 4"}
+	var asked atomic.Int32
+	fx.proto.heartbeat = func() (workerapi.HeartbeatResponse, error) {
+		asked.Add(1)
+		return workerapi.HeartbeatResponse{Stop: true, Reason: "stop requested by api_key::admin", State: "STOPPED"}, nil
+	}
+	fx.worker.execute(context.Background(), job, 0)
+	if asked.Load() == 0 {
+		t.Fatal("the server was not asked whether the run was stopped")
+	}
+	lines := strings.Split(strings.TrimRight(fx.proto.log(t, 0), "\n"), "\n")
+	if last := lines[len(lines)-1]; last != "[gantry] Run stopped: stop requested by api_key::admin" {
+		t.Errorf("the log ends with %q, want the stop", last)
+	}
+	if len(fx.proto.finishes) != 1 || fx.proto.finishes[0].OK || fx.proto.finishes[0].Reason != "stop requested by api_key::admin" {
+		t.Errorf("Finish = %+v, want failed with the stop's reason", fx.proto.finishes)
+	}
+}
