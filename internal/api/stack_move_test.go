@@ -35,3 +35,24 @@ func TestStackMoveBackReattachingAnIntegrationNeedsAttach(t *testing.T) {
 		t.Errorf("moving the stack back with %s: %v", auth.IntegrationAttach, r)
 	}
 }
+
+// Moving a stack to a space the caller holds nothing in answers as if that
+// space did not exist (404), except the root space, which is no secret: a
+// space admin elsewhere moving a stack to root is told the missing action
+// (403), as when creating a stack there.
+func TestStackMoveToRootRefusedVisibly(t *testing.T) {
+	e := newRBACEnv(t)
+	f1, f2 := e.fixture(1), e.fixture(2)
+	adminA := e.actor("admin-a", f1.space, []string{auth.SpaceRead, auth.StackCreate, auth.StackUpdate})
+	r := e.as(adminA, "PATCH", "/api/v1/stacks/"+f1.stack, map[string]any{"space": "root"})
+	d := wantError(t, r, http.StatusForbidden, "forbidden")
+	if !strings.Contains(d.Message, auth.StackCreate) || !strings.Contains(d.Message, "root") {
+		t.Errorf("moving to root: %v, want the missing action %s in root named", r, auth.StackCreate)
+	}
+	r = e.as(adminA, "PATCH", "/api/v1/stacks/"+f1.stack, map[string]any{"space": f2.space})
+	if d := wantError(t, r, http.StatusNotFound, "not_found"); !strings.Contains(d.Message, `space "`+f2.space+`" not found`) {
+		t.Errorf("moving to a space the caller cannot see: %v, want that space not found", r)
+	}
+	r = e.as(adminA, "PATCH", "/api/v1/stacks/"+f1.stack, map[string]any{"space": "no-such-space"})
+	wantError(t, r, http.StatusNotFound, "not_found")
+}

@@ -9,6 +9,7 @@ import (
 	"github.com/gantry-iac/gantry/internal/auth"
 	"github.com/gantry-iac/gantry/internal/errs"
 	"github.com/gantry-iac/gantry/internal/httpx"
+	"github.com/gantry-iac/gantry/internal/space"
 	"github.com/gantry-iac/gantry/internal/stack"
 )
 
@@ -151,8 +152,14 @@ func (a *API) updateStack(w http.ResponseWriter, r *http.Request, p auth.Princip
 			if err := auth.Authorize(p, auth.StackCreate, *in.Space); err != nil {
 				// The caller sees the stack: a target space it cannot
 				// see is answered as missing, as when creating a stack
-				// there (not as the stack missing).
+				// there (not as the stack missing). The root space is no
+				// secret (see hiddenSubject): there the refusal stays a
+				// 403 naming the action, without the hidden cause that
+				// would answer it as the stack missing.
 				if errors.Is(err, auth.ErrHidden) {
+					if *in.Space == space.Root {
+						return visibleRefusal(err)
+					}
 					return errs.E(errs.NotFound, "space %q not found", *in.Space)
 				}
 				return err
@@ -175,6 +182,17 @@ func (a *API) updateStack(w http.ResponseWriter, r *http.Request, p auth.Princip
 		return err
 	}
 	return a.writeStack(w, r, http.StatusOK, st)
+}
+
+// visibleRefusal returns the 403 of err (auth.Authorize's) without its
+// hidden cause, so that the route does not answer it as its subject
+// missing.
+func visibleRefusal(err error) error {
+	var e *errs.Error
+	if !errors.As(err, &e) {
+		return err
+	}
+	return &errs.Error{Kind: e.Kind, Message: e.Message, Detail: e.Detail}
 }
 
 // keepsState refuses turning managed state off on a stack that has state
