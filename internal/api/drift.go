@@ -214,7 +214,7 @@ func (a *API) listDrift(w http.ResponseWriter, r *http.Request, p auth.Principal
 		return err
 	}
 	list, next, err := fillPage(limit, cursor, func(cursor string, limit int) ([]drift.Status, string, error) {
-		return dr.List(r.Context(), drift.Filter{Space: q.Get("space"), Cloud: q.Get("cloud"), Status: q.Get("status"), Cursor: cursor, Limit: limit})
+		return dr.List(r.Context(), drift.Filter{Stack: q.Get("stack"), Space: q.Get("space"), Cloud: q.Get("cloud"), Status: q.Get("status"), Cursor: cursor, Limit: limit})
 	}, func(s drift.Status) bool { return readable(p, s.SpaceID) }, func(s drift.Status) string { return s.StackID })
 	if err != nil {
 		return err

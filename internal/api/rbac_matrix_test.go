@@ -252,7 +252,7 @@ func matrixCall(pattern string, f fixture) (method, path string, body any) {
 	}
 	q := "?space=" + f.space
 	switch pattern {
-	case "GET /api/v1/spaces", "GET /api/v1/stacks", "GET /api/v1/runs", "GET /api/v1/policies", "GET /api/v1/contexts",
+	case "GET /api/v1/stacks", "GET /api/v1/runs", "GET /api/v1/policies", "GET /api/v1/contexts",
 		"GET /api/v1/worker-pools", "GET /api/v1/webhooks", "GET /api/v1/notifications", "GET /api/v1/role-bindings":
 		path += q
 	case "POST /api/v1/spaces":

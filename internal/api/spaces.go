@@ -21,8 +21,12 @@ func (a *API) listSpaces(w http.ResponseWriter, r *http.Request, p auth.Principa
 	if err != nil {
 		return err
 	}
+	parent := r.URL.Query().Get("space")
+	if err := listScope(p, parent); err != nil {
+		return err
+	}
 	list, next, err := fillPage(limit, cursor, func(cursor string, limit int) ([]space.Space, string, error) {
-		return a.Spaces.List(r.Context(), cursor, limit)
+		return a.Spaces.List(r.Context(), parent, cursor, limit)
 	}, func(s space.Space) bool { return readable(p, s.ID) }, func(s space.Space) string { return s.ID })
 	if err != nil {
 		return err

@@ -273,8 +273,11 @@ func (a *API) listDeliveries(w http.ResponseWriter, r *http.Request, p auth.Prin
 		return err
 	}
 	q := r.URL.Query()
-	f := notify.DeliveryFilter{RunID: q.Get("run"), EndpointID: q.Get("endpoint"), Status: strings.ToUpper(q.Get("status")),
-		Limit: limit, Cursor: cursor}
+	if err := listScope(p, q.Get("space")); err != nil {
+		return err
+	}
+	f := notify.DeliveryFilter{RunID: q.Get("run"), EndpointID: q.Get("endpoint"), SpaceID: q.Get("space"),
+		Status: strings.ToUpper(q.Get("status")), Limit: limit, Cursor: cursor}
 	// In the space of the run that sent it, not the current space of the
 	// endpoint it names (an endpoint id can be reused after a delete by an
 	// endpoint in another space).

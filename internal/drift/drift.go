@@ -249,6 +249,7 @@ type Status struct {
 
 // Filter selects stacks in List.
 type Filter struct {
+	Stack  string // one stack
 	Space  string
 	Spaces []string // only stacks of these spaces (nil: any)
 	Cloud  string
@@ -296,6 +297,9 @@ func (s *Service) List(ctx context.Context, f Filter) ([]Status, string, error) 
 	where = append(where, `(c.stack_id IS NOT NULL OR EXISTS (SELECT 1 FROM schedules sc WHERE sc.stack_id = s.id AND sc.kind = 'drift'))`)
 	if f.Cursor != "" {
 		where = append(where, "s.id > "+arg(f.Cursor))
+	}
+	if f.Stack != "" {
+		where = append(where, "s.id = "+arg(f.Stack))
 	}
 	if f.Space != "" {
 		where = append(where, "s.space_id = "+arg(f.Space))

@@ -45,6 +45,7 @@ type DeliveryFilter struct {
 	ID         string // one delivery
 	RunID      string
 	EndpointID string
+	SpaceID    string // of the run that sent it
 	Status     string
 	Limit      int    // default 50
 	Cursor     string // the NextCursor of the previous page
@@ -71,6 +72,7 @@ func (s *Service) ListDeliveries(ctx context.Context, f DeliveryFilter) ([]Deliv
 	add("id <", f.Cursor)
 	add("run_id =", f.RunID)
 	add("endpoint_id =", f.EndpointID)
+	add("space_id =", f.SpaceID)
 	add("status =", f.Status)
 	q := `SELECT id, kind, endpoint_id, space_id, run_id, stack_id, event, method, body, status, last_error,
 		next_attempt_at, created_at, updated_at FROM notify_deliveries`

@@ -7,6 +7,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -132,9 +133,15 @@ func (s *Service) Get(ctx context.Context, spaceID string) (Space, error) {
 	return sp, err
 }
 
-// List returns up to limit spaces with ids after cursor, and the next cursor.
-func (s *Service) List(ctx context.Context, cursor string, limit int) ([]Space, string, error) {
-	out, err := db.Collect(ctx, s.db, scan, `SELECT `+cols+` FROM spaces WHERE id > $1 ORDER BY id LIMIT $2`, cursor, limit+1)
+// List returns up to limit spaces with ids after cursor, and the next
+// cursor: every space, or with parent set only its children.
+func (s *Service) List(ctx context.Context, parent, cursor string, limit int) ([]Space, string, error) {
+	q, args := `SELECT `+cols+` FROM spaces WHERE id > $1`, []any{cursor}
+	if parent != "" {
+		q, args = q+` AND parent_id = $2`, append(args, parent)
+	}
+	args = append(args, limit+1)
+	out, err := db.Collect(ctx, s.db, scan, q+` ORDER BY id LIMIT $`+strconv.Itoa(len(args)), args...)
 	if err != nil {
 		return nil, "", err
 	}

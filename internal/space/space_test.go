@@ -117,7 +117,7 @@ func TestCreateRefused(t *testing.T) {
 				wantKind(t, err, tt.kind)
 			})
 		}
-		list, _, err := s.List(ctx, "", 100)
+		list, _, err := s.List(ctx, "", "", 100)
 		if err != nil {
 			t.Fatalf("List: %v", err)
 		}
@@ -138,7 +138,7 @@ func TestListPages(t *testing.T) {
 			var got []string
 			cursor, pages := "", 0
 			for {
-				list, next, err := s.List(ctx, cursor, limit)
+				list, next, err := s.List(ctx, "", cursor, limit)
 				if err != nil {
 					t.Fatalf("List(%q, %d): %v", cursor, limit, err)
 				}
@@ -163,6 +163,36 @@ func TestListPages(t *testing.T) {
 			if wantPages := (len(want) + limit - 1) / limit; pages != wantPages {
 				t.Errorf("limit %d: %d pages, want %d", limit, pages, wantPages)
 			}
+		}
+	})
+}
+
+// With a parent, List pages through that space's children only.
+func TestListChildren(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		ctx, s := newSpaces(t, d)
+		for _, sp := range []space.Space{{ID: "team"}, {ID: "b", Parent: "team"}, {ID: "a", Parent: "team"},
+			{ID: "c", Parent: "team"}, {ID: "deep", Parent: "a"}, {ID: "other"}} {
+			mustCreate(t, ctx, s, sp)
+		}
+		var got []string
+		for cursor, pages := "", 0; pages < 5; pages++ {
+			list, next, err := s.List(ctx, "team", cursor, 2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, sp := range list {
+				got = append(got, sp.ID)
+			}
+			if cursor = next; next == "" {
+				break
+			}
+		}
+		if want := []string{"a", "b", "c"}; !reflect.DeepEqual(got, want) {
+			t.Errorf("children of team: %q, want %q", got, want)
+		}
+		if list, _, err := s.List(ctx, "nobody", "", 10); err != nil || len(list) != 0 {
+			t.Errorf("children of a missing space: %v, %v", list, err)
 		}
 	})
 }
