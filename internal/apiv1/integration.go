@@ -48,7 +48,7 @@ type IntegrationAttachment struct {
 	Stack string `json:"stack"`
 	Read  bool   `json:"read"`
 	Write bool   `json:"write"`
-	Via   string `json:"via"` // explicit
+	Via   string `json:"via"` // explicit, or the autoattach label
 	// Applied is false for an attachment that runs of the stack do not
 	// use, NotApplied saying why (the stack's space no longer sees the
 	// integration's).

@@ -66,6 +66,9 @@ func (a *app) printIntegration(in apiv1.Integration, atts []apiv1.IntegrationAtt
 				scopes = append(scopes, "write")
 			}
 			how := strings.Join(scopes, ", ")
+			if at.Via != "" && at.Via != "explicit" {
+				how += "; via " + at.Via
+			}
 			if at.NotApplied != "" {
 				how += "; " + at.NotApplied
 			}

@@ -352,9 +352,11 @@ func (s *Service) Detach(ctx context.Context, integrationID, stackID string) err
 	})
 }
 
-// Attachments returns the explicit attachments of an integration, as runs
-// decide (ForStack): one whose stack's space no longer sees the
-// integration's space is listed with the reason runs do not use it.
+// Attachments returns the stacks an integration applies to, as runs
+// decide (ForStack): its explicit attachments by stack id (one whose
+// stack's space no longer sees the integration's space listed with the
+// reason runs do not use it), then the stacks it reaches through an
+// autoattach label (read and write, Via the label), by stack id.
 func (s *Service) Attachments(ctx context.Context, integrationID string) ([]Attachment, error) {
 	in, err := s.Get(ctx, integrationID)
 	if err != nil {
@@ -368,7 +370,9 @@ func (s *Service) Attachments(ctx context.Context, integrationID string) ([]Atta
 	if err != nil {
 		return nil, err
 	}
+	explicit := map[string]bool{}
 	for i, at := range out {
+		explicit[at.StackID] = true
 		st, err := s.stacks.Get(ctx, at.StackID)
 		if err != nil {
 			return nil, err
@@ -384,7 +388,60 @@ func (s *Service) Attachments(ctx context.Context, integrationID string) ([]Atta
 			return nil, err
 		}
 	}
-	return out, nil
+	return s.autoattached(ctx, in, explicit, out)
+}
+
+// autoattached appends to out the stacks in reaches by an autoattach label
+// (those not in explicit, whose space sees in's), as ForStack decides.
+func (s *Service) autoattached(ctx context.Context, in Integration, explicit map[string]bool, out []Attachment) ([]Attachment, error) {
+	if !hasAutoattach(in.Labels) {
+		return out, nil
+	}
+	for cursor := ""; ; {
+		page, next, err := s.stacks.List(ctx, stack.Filter{Cursor: cursor, Limit: 500})
+		if err != nil {
+			return nil, err
+		}
+		for _, st := range page {
+			via := autoattachVia(in.Labels, st.Labels)
+			if explicit[st.ID] || via == "" {
+				continue
+			}
+			lin, err := s.spaces.Lineage(ctx, st.Space)
+			if err != nil {
+				return nil, err
+			}
+			if seesSpace(lin, in.Space) {
+				out = append(out, Attachment{IntegrationID: in.ID, StackID: st.ID, Read: true, Write: true, Via: via})
+			}
+		}
+		if next == "" {
+			return out, nil
+		}
+		cursor = next
+	}
+}
+
+// autoattachVia returns the autoattach label of an integration that
+// matches a stack's labels ("" if none).
+func autoattachVia(integrationLabels, stackLabels []string) string {
+	for _, l := range integrationLabels {
+		want, ok := strings.CutPrefix(l, AutoattachPrefix)
+		if ok && (want == "*" || labels.Has(stackLabels, want)) {
+			return l
+		}
+	}
+	return ""
+}
+
+// hasAutoattach reports whether labels hold an autoattach label.
+func hasAutoattach(l []string) bool {
+	for _, x := range l {
+		if strings.HasPrefix(x, AutoattachPrefix) {
+			return true
+		}
+	}
+	return false
 }
 
 // seesSpace reports whether a lineage (what a stack's space sees) holds
@@ -462,12 +519,8 @@ func (s *Service) ForStack(ctx context.Context, st stack.Stack) ([]Applied, erro
 			out = append(out, Applied{Integration: in, Attachment: a})
 			continue
 		}
-		for _, l := range in.Labels {
-			want, ok := strings.CutPrefix(l, AutoattachPrefix)
-			if ok && (want == "*" || labels.Has(st.Labels, want)) {
-				out = append(out, Applied{Integration: in, Attachment: Attachment{IntegrationID: in.ID, StackID: st.ID, Read: true, Write: true, Via: l}})
-				break
-			}
+		if l := autoattachVia(in.Labels, st.Labels); l != "" {
+			out = append(out, Applied{Integration: in, Attachment: Attachment{IntegrationID: in.ID, StackID: st.ID, Read: true, Write: true, Via: l}})
 		}
 	}
 	return out, nil
