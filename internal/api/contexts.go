@@ -116,6 +116,9 @@ func (a *API) createContext(w http.ResponseWriter, r *http.Request, p auth.Princ
 	if err := auth.Authorize(p, auth.ContextCreate, c.Space); err != nil {
 		return err
 	}
+	if err := autoattachAllowed(p, auth.StackUpdate, "context", c.ID, c.Space, nil, c.Labels); err != nil {
+		return err
+	}
 	if c, err = cs.Create(r.Context(), c); err != nil {
 		return err
 	}
@@ -143,7 +146,11 @@ func (a *API) updateContext(w http.ResponseWriter, r *http.Request, p auth.Princ
 	}
 	c, err = cs.Update(r.Context(), c.ID, func(x *contexts.Context) error {
 		set(&x.Name, in.Name)
+		before := x.Labels
 		set(&x.Labels, in.Labels)
+		if err := autoattachAllowed(p, auth.StackUpdate, "context", x.ID, x.Space, before, x.Labels); err != nil {
+			return err
+		}
 		set(&x.Description, in.Description)
 		if in.Hooks != nil {
 			x.Hooks = contexts.Hooks(*in.Hooks)

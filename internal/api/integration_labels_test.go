@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -105,4 +106,62 @@ func TestIntegrationAttachmentsListAutoattached(t *testing.T) {
 			t.Errorf("the context's attachments: %q, want %q", ctxStacks, want)
 		}
 	})
+}
+
+// An autoattach label on an integration, context or policy attaches it to
+// stacks (autoattach:* to every stack that sees its space): setting,
+// changing or removing one takes the action attaching by hand takes
+// (integration:attach; stack:update for contexts and policies) in its
+// space, besides create/update; other changes do not.
+func TestAutoattachLabelsNeedTheAttachAction(t *testing.T) {
+	e := newRBACEnv(t)
+	f := e.fixture(1)
+	base := []string{auth.SpaceRead, auth.IntegrationCreate, auth.IntegrationUpdate, auth.ContextCreate, auth.ContextUpdate,
+		auth.PolicyCreate, auth.PolicyUpdate}
+	owner := e.actor("owner", f.space, base)
+	lead := e.actor("lead", f.space, append(slices.Clone(base), auth.IntegrationAttach, auth.StackUpdate))
+	refused := func(r response, action, what string) {
+		t.Helper()
+		d := wantError(t, r, http.StatusForbidden, "forbidden")
+		if !strings.Contains(d.Message, "missing action "+action) || !strings.Contains(d.Message, "autoattach") {
+			t.Errorf("%s: %v, want 403 naming %s", what, r, action)
+		}
+	}
+	ok := func(r response, status int, what string) {
+		t.Helper()
+		if r.status != status {
+			t.Errorf("%s: %v, want %d", what, r, status)
+		}
+	}
+	aws := map[string]string{"role_arn": "arn:aws:iam::123456789012:role/x"}
+	pol := "package spacelift\ndeny contains \"no\" if false\n"
+	creates := []struct {
+		kind, path, action string
+		body               map[string]any
+	}{
+		{"integration", "/api/v1/integrations", auth.IntegrationAttach, map[string]any{"space": f.space, "type": "aws", "config": aws}},
+		{"context", "/api/v1/contexts", auth.StackUpdate, map[string]any{"space": f.space}},
+		{"policy", "/api/v1/policies", auth.StackUpdate, map[string]any{"space": f.space, "type": "PLAN", "body": pol}},
+	}
+	for _, c := range creates {
+		body := func(id string, labels ...string) map[string]any {
+			b := maps.Clone(c.body)
+			b["id"], b["labels"] = id, labels
+			return b
+		}
+		refused(e.as(owner, "POST", c.path, body("o1", "autoattach:*")), c.action, "owner creates an autoattach:* "+c.kind)
+		refused(e.as(owner, "POST", c.path, body("o1", " autoattach:prod")), c.action, "owner creates an autoattach:prod "+c.kind)
+		ok(e.as(owner, "POST", c.path, body("o1", "team")), http.StatusCreated, "owner creates a "+c.kind+" without autoattach")
+		one := c.path + "/o1"
+		refused(e.as(owner, "PATCH", one, map[string]any{"labels": []string{"team", "autoattach:*"}}), c.action, "owner labels a "+c.kind+" autoattach:*")
+		ok(e.as(owner, "PATCH", one, map[string]any{"labels": []string{"team", "other"}}), http.StatusOK, "owner changes other labels of a "+c.kind)
+		ok(e.as(lead, "POST", c.path, body("l1", "autoattach:*")), http.StatusCreated, "lead creates an autoattach:* "+c.kind)
+		ok(e.as(owner, "PATCH", c.path+"/l1", map[string]any{"description": "d", "labels": []string{"autoattach:*", "x"}}), http.StatusOK,
+			"owner changes a "+c.kind+" keeping its autoattach label")
+		refused(e.as(owner, "PATCH", c.path+"/l1", map[string]any{"labels": []string{"x"}}), c.action, "owner removes the autoattach label of a "+c.kind)
+		ok(e.as(lead, "PATCH", one, map[string]any{"labels": []string{"autoattach:prod"}}), http.StatusOK, "lead labels a "+c.kind+" autoattach:prod")
+	}
+	// The policy library import with labels, or with the entry's own.
+	refused(e.as(owner, "POST", "/api/v1/policy-library/approval-destroy-runs/import", map[string]any{"space": f.space,
+		"labels": []string{"autoattach:production"}}), auth.StackUpdate, "owner imports a library policy autoattach:production")
 }

@@ -90,6 +90,9 @@ func (a *API) createIntegration(w http.ResponseWriter, r *http.Request, p auth.P
 	if err := auth.Authorize(p, auth.IntegrationCreate, orRoot(in.Space)); err != nil {
 		return err
 	}
+	if err := autoattachAllowed(p, auth.IntegrationAttach, "integration", in.ID, in.Space, nil, in.Labels); err != nil {
+		return err
+	}
 	out, err := s.Create(r.Context(), integration.Integration{ID: in.ID, Name: in.Name, Space: in.Space, Type: in.Type, Config: in.Config,
 		Labels: in.Labels, Description: in.Description})
 	if err != nil {
@@ -120,7 +123,11 @@ func (a *API) updateIntegration(w http.ResponseWriter, r *http.Request, p auth.P
 	out, err := s.Update(r.Context(), in.ID, func(x *integration.Integration) error {
 		set(&x.Name, u.Name)
 		set(&x.Config, u.Config)
+		before := x.Labels
 		set(&x.Labels, u.Labels)
+		if err := autoattachAllowed(p, auth.IntegrationAttach, "integration", x.ID, x.Space, before, x.Labels); err != nil {
+			return err
+		}
 		set(&x.Description, u.Description)
 		return nil
 	})

@@ -117,6 +117,9 @@ func (a *API) createPolicy(w http.ResponseWriter, r *http.Request, p auth.Princi
 	if err := loginPolicyAdmin(p, in.Type); err != nil {
 		return err
 	}
+	if err := autoattachAllowed(p, auth.StackUpdate, "policy", in.ID, in.Space, nil, in.Labels); err != nil {
+		return err
+	}
 	pol, err := ps.Create(r.Context(), policy.Policy{ID: in.ID, Name: in.Name, Space: in.Space, Type: in.Type, Body: in.Body,
 		EngineSet: in.Engine, Labels: in.Labels, Description: in.Description})
 	if err != nil {
@@ -151,7 +154,11 @@ func (a *API) updatePolicy(w http.ResponseWriter, r *http.Request, p auth.Princi
 		set(&x.Name, in.Name)
 		set(&x.Body, in.Body)
 		set(&x.EngineSet, in.Engine)
+		before := x.Labels
 		set(&x.Labels, in.Labels)
+		if err := autoattachAllowed(p, auth.StackUpdate, "policy", x.ID, x.Space, before, x.Labels); err != nil {
+			return err
+		}
 		set(&x.Description, in.Description)
 		return nil
 	})
@@ -399,6 +406,9 @@ func (a *API) importLibrary(w http.ResponseWriter, r *http.Request, p auth.Princ
 		lbl = e.Labels
 	}
 	if err := loginPolicyAdmin(p, e.Type); err != nil {
+		return err
+	}
+	if err := autoattachAllowed(p, auth.StackUpdate, "policy", pid, in.Space, nil, lbl); err != nil {
 		return err
 	}
 	pol, err := ps.Create(r.Context(), policy.Policy{ID: pid, Name: e.Name, Space: in.Space, Type: e.Type, Body: e.Body,

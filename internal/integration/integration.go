@@ -466,8 +466,8 @@ type Applied struct {
 // (`autoattach:<label>`), or through an explicit attachment, which applies
 // only while the stack's space sees the integration's (one made before the
 // stack moved away applies again when it moves back). Not those labelled
-// `autoattach:*`, which apply to every stack that sees their space (their
-// owner's choice). A change of st's labels or space that makes one apply
+// `autoattach:*`, which apply to every stack that sees their space (setting
+// that label took integration:attach in the integration's space). A change of st's labels or space that makes one apply
 // that did not is attaching it.
 func (s *Service) Attaching(ctx context.Context, st stack.Stack) ([]string, error) {
 	applied, err := s.ForStack(ctx, st)
