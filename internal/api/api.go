@@ -241,19 +241,21 @@ func (a *API) register(user func(pattern, action string, h handler)) {
 // authenticate resolves the caller of r from its bearer token (or basic
 // auth password, as OpenTofu's http backend sends it).
 func (a *API) authenticate(r *http.Request) (p auth.Principal, err error) {
-	defer func() { noteAuth(r, p, err) }()
 	a.initThrottle.Do(func() { a.throttle = newAuthThrottle() })
 	defer func() {
 		// A working token always works; a source that keeps sending bad
-		// ones is told to slow down (429) instead of 401.
+		// ones is told to slow down (429) instead of 401. Either way the
+		// failure is audited (noteAuth sees it before it becomes a 429).
 		if errs.Is(err, errs.Unauthenticated) && presentedCredentials(r) {
 			now := time.Now()
 			if terr := a.throttle.check(r, now); terr != nil {
+				noteAuth(r, p, err, true)
 				err = terr
 				return
 			}
 			a.throttle.failed(r, now)
 		}
+		noteAuth(r, p, err, false)
 	}()
 	token := httpx.BearerToken(r)
 	if token == "" {

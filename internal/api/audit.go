@@ -228,7 +228,9 @@ func presentedCredentials(r *http.Request) bool {
 	return err == nil
 }
 
-func noteAuth(r *http.Request, p auth.Principal, err error) {
+// throttled says that the failure is answered 429 (the source failed too
+// often): it is counted, not written (see Audited).
+func noteAuth(r *http.Request, p auth.Principal, err error, throttled bool) {
 	switch {
 	case err == nil:
 		roles := p.Perms.Roles()
@@ -238,6 +240,9 @@ func noteAuth(r *http.Request, p auth.Principal, err error) {
 		audit.SetActor(r.Context(), p.String(), roles)
 	case errs.Is(err, errs.Unauthenticated) && presentedCredentials(r):
 		audit.SetAuthFailure(r.Context(), errs.Public(err))
+		if throttled {
+			audit.SetAuthThrottled(r.Context())
+		}
 	}
 }
 
@@ -274,6 +279,14 @@ func (a *API) Audited(mux *http.ServeMux) http.Handler {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
 		if reason, failed := audit.AuthFailure(ctx); failed {
+			if audit.AuthThrottled(ctx) {
+				// Refused (429) for the source's earlier failures: counted
+				// in memory, reported in the next event of the source (no
+				// write per throttled request: the throttle protects the
+				// server).
+				a.Audit.CountAuthFailure(rctx)
+				return
+			}
 			if _, err := a.Audit.RecordAuthFailure(rctx, reason); err != nil {
 				a.Log.Error("recording a failed authentication in the audit trail failed", "request_id", httpx.RequestID(ctx), "err", err)
 			}

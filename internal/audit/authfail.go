@@ -72,6 +72,25 @@ func (l *failureLimiter) allow(ip string, now time.Time) (bool, int) {
 	return true, n
 }
 
+// count counts a failure of ip (at now) that gets no event of its own (the
+// request was throttled): the next event of ip reports it.
+func (l *failureLimiter) count(ip string, now time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.byIP == nil {
+		l.byIP = map[string]*ipFailures{}
+	}
+	f := l.byIP[ip]
+	if f == nil {
+		if len(l.byIP) >= maxTracked {
+			l.sweep(now)
+		}
+		f = &ipFailures{}
+		l.byIP[ip] = f
+	}
+	f.suppressed++
+}
+
 // sweep forgets the IPs with nothing suppressed whose second is over; if
 // that is not enough (a spread-out flood), it forgets everything.
 func (l *failureLimiter) sweep(now time.Time) {
@@ -106,4 +125,13 @@ func (s *Service) RecordAuthFailure(ctx context.Context, reason string) (bool, e
 	}
 	_, err = s.Record(ctx, Event{Actor: Unknown, Roles: []string{}, Action: AuthFailedAction, Outcome: Denied, Change: change})
 	return err == nil, err
+}
+
+// CountAuthFailure counts a failed authentication of the request of ctx
+// that its source was refused for anyway (429: the brute-force throttle):
+// in memory only, never a write (the throttle protects the server), and
+// reported in the "suppressed" of the next event of that source IP.
+func (s *Service) CountAuthFailure(ctx context.Context) {
+	req, _ := RequestFrom(ctx)
+	s.failures.count(req.SourceIP, s.now())
 }

@@ -60,3 +60,22 @@ func TestFailureLimiterGlobalCap(t *testing.T) {
 		t.Fatalf("next second: allowed %v, suppressed %d, want the %d dropped counted", ok, suppressed, 100-globalPerSecond)
 	}
 }
+
+// Failures counted without an event (throttled requests) are reported by
+// the next event of their address, with those the limiter held back.
+func TestFailureLimiterCount(t *testing.T) {
+	var l failureLimiter
+	t0 := time.Unix(1000, 0)
+	l.count("192.0.2.9", t0) // before any event
+	if ok, n := l.allow("192.0.2.9", t0); !ok || n != 1 {
+		t.Fatalf("first event: %v, %d; want it with 1 suppressed", ok, n)
+	}
+	l.allow("192.0.2.9", t0.Add(time.Millisecond))
+	for range 41 {
+		l.count("192.0.2.9", t0.Add(time.Second))
+	}
+	l.count("192.0.2.10", t0.Add(time.Second))
+	if ok, n := l.allow("192.0.2.9", t0.Add(61*time.Second)); !ok || n != 42 {
+		t.Errorf("next event: %v, %d; want it with 42 suppressed", ok, n)
+	}
+}

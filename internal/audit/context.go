@@ -22,6 +22,9 @@ type reqState struct {
 	req      Request
 	recorded bool
 	authFail string // why the credentials presented did not work
+	// throttled: the request was refused (429) for its source's failures
+	// before or instead of being told authFail
+	throttled bool
 	// noteSpace and note are what the handler said about the request's
 	// subject for the API's generic event ([Note]).
 	noteSpace string
@@ -87,6 +90,28 @@ func SetAuthFailure(ctx context.Context, reason string) {
 		st.authFail = reason
 		st.mu.Unlock()
 	}
+}
+
+// SetAuthThrottled notes that the request of ctx, whose credentials did
+// not work (SetAuthFailure), was refused for its source's earlier
+// failures (429) rather than told why.
+func SetAuthThrottled(ctx context.Context) {
+	if st := stateFrom(ctx); st != nil {
+		st.mu.Lock()
+		st.throttled = true
+		st.mu.Unlock()
+	}
+}
+
+// AuthThrottled reports whether SetAuthThrottled was called for the
+// request of ctx.
+func AuthThrottled(ctx context.Context) bool {
+	if st := stateFrom(ctx); st != nil {
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		return st.throttled
+	}
+	return false
 }
 
 // AuthFailure returns why the request's credentials did not work, if they
