@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"strings"
 )
 
 // Sensitive replaces a value OpenTofu marks sensitive in a redacted plan,
@@ -15,7 +16,9 @@ const Sensitive = "(sensitive value)"
 // OpenTofu marks sensitive (resource attributes by their *_sensitive
 // marks, outputs, variables declared sensitive) become [Sensitive], and
 // the prior state, which holds every attribute of every resource, is
-// dropped. Values OpenTofu does not mark stay, as in the log.
+// dropped; in the configuration, the literals of what is sensitive are
+// redacted (see redactConfiguration). Values OpenTofu does not mark stay,
+// as in the log.
 func RedactPlan(data []byte) ([]byte, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber() // numbers stay as written
@@ -33,6 +36,7 @@ func RedactPlan(data []byte) ([]byte, error) {
 		redactChange(object(oc))
 	}
 	redactValues(object(plan["planned_values"]))
+	redactConfiguration(object(plan["configuration"]), resourceMarks(plan))
 	declared := object(object(object(plan["configuration"])["root_module"])["variables"])
 	for name, v := range object(plan["variables"]) {
 		if object(declared[name])["sensitive"] == true {
@@ -42,6 +46,202 @@ func RedactPlan(data []byte) ([]byte, error) {
 		}
 	}
 	return json.Marshal(plan)
+}
+
+// redactConfiguration redacts the literals (constant_value) of the
+// configuration that are sensitive, in the root module and every module
+// under module_calls.*.module: the expressions of outputs declared
+// sensitive, the defaults of variables declared sensitive, the arguments
+// of a module call to variables the module declares sensitive, and
+// resource arguments whose attributes OpenTofu marks sensitive in the
+// resource's changes (marks: resourceMarks; the configuration itself
+// carries no such mark, and a resource without a change has none).
+// Provider configurations carry no marks at all and stay as written.
+func redactConfiguration(cfg map[string]any, marks map[string][]any) {
+	var module func(m map[string]any, path string)
+	module = func(m map[string]any, path string) {
+		if m == nil {
+			return
+		}
+		for _, o := range object(m["outputs"]) {
+			if out := object(o); out["sensitive"] == true {
+				redactConstant(object(out["expression"]))
+			}
+		}
+		for _, v := range object(m["variables"]) {
+			if vv := object(v); vv["sensitive"] == true && vv["default"] != nil {
+				vv["default"] = Sensitive
+			}
+		}
+		for _, r := range list(m["resources"]) {
+			res := object(r)
+			if ms := marks[path+"|"+resourceKey(res)]; res != nil && len(ms) > 0 {
+				redactExpressions(object(res["expressions"]), ms)
+			}
+		}
+		for name, c := range object(m["module_calls"]) {
+			call := object(c)
+			child := object(call["module"])
+			declared := object(child["variables"])
+			for arg, ex := range object(call["expressions"]) {
+				if object(declared[arg])["sensitive"] == true {
+					redactConstant(object(ex))
+				}
+			}
+			module(child, path+"module."+name+".")
+		}
+	}
+	module(object(cfg["root_module"]), "")
+}
+
+// resourceMarks collects the sensitive marks (before_sensitive and
+// after_sensitive) of every instance of every resource in the plan's
+// changes and drift, by module path (without instance keys, as the
+// configuration names it: "module.a.module.b.") and resource.
+func resourceMarks(plan map[string]any) map[string][]any {
+	out := map[string][]any{}
+	for _, key := range []string{"resource_changes", "resource_drift"} {
+		for _, rc := range list(plan[key]) {
+			r := object(rc)
+			if r == nil {
+				continue
+			}
+			path := ""
+			if ma, _ := r["module_address"].(string); ma != "" {
+				path = withoutKeys(ma) + "."
+			}
+			k := path + "|" + resourceKey(r)
+			c := object(r["change"])
+			for _, m := range []any{c["before_sensitive"], c["after_sensitive"]} {
+				if m != nil && m != false {
+					out[k] = append(out[k], m)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// resourceKey names a resource within its module: mode, type and name.
+func resourceKey(r map[string]any) string {
+	mode, _ := r["mode"].(string)
+	typ, _ := r["type"].(string)
+	name, _ := r["name"].(string)
+	return mode + "." + typ + "." + name
+}
+
+// withoutKeys drops the instance keys of a module address:
+// module.a[0].module.b["x"] is module.a.module.b. A key is a number or a
+// quoted string, which may hold brackets, quotes (escaped) and dots.
+func withoutKeys(addr string) string {
+	var b strings.Builder
+	depth, quoted, escaped := 0, false, false
+	for _, c := range addr {
+		switch {
+		case quoted:
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				quoted = false
+			}
+		case depth > 0:
+			switch c {
+			case '"':
+				quoted = true
+			case '[':
+				depth++
+			case ']':
+				depth--
+			}
+		case c == '[':
+			depth++
+		default:
+			b.WriteRune(c)
+		}
+	}
+	return b.String()
+}
+
+// redactExpressions redacts the arguments of a configuration block
+// (attribute name to expression, or to nested blocks) that any of marks
+// (the marks of the resource's instances) flags sensitive, in whole or in
+// part: the argument's constant value becomes [Sensitive].
+func redactExpressions(exprs map[string]any, marks []any) {
+	for name, v := range exprs {
+		var sub []any
+		for _, m := range marks {
+			if mm := object(m); mm != nil && mm[name] != nil {
+				sub = append(sub, mm[name])
+			}
+		}
+		if !anyMarked(sub) {
+			continue
+		}
+		switch v := v.(type) {
+		case map[string]any:
+			if isExpression(v) {
+				redactConstant(v)
+			} else {
+				redactExpressions(v, sub) // a single or map nested block
+			}
+		case []any: // list or set nested blocks: their marks are lists
+			var elems []any
+			for _, m := range sub {
+				if l := list(m); l != nil {
+					elems = append(elems, l...)
+				} else {
+					elems = append(elems, m)
+				}
+			}
+			for _, blk := range v {
+				redactExpressions(object(blk), elems)
+			}
+		}
+	}
+}
+
+// isExpression reports whether v is one expression (constant_value,
+// references) rather than a nested block of them.
+func isExpression(v map[string]any) bool {
+	for k := range v {
+		if k != "constant_value" && k != "references" {
+			return false
+		}
+	}
+	return true
+}
+
+// redactConstant replaces an expression's constant value, if it has one.
+func redactConstant(ex map[string]any) {
+	if ex != nil && ex["constant_value"] != nil {
+		ex["constant_value"] = Sensitive
+	}
+}
+
+// anyMarked reports whether any of marks flags something sensitive.
+func anyMarked(marks []any) bool {
+	for _, m := range marks {
+		switch m := m.(type) {
+		case bool:
+			if m {
+				return true
+			}
+		case map[string]any:
+			for _, sub := range m {
+				if anyMarked([]any{sub}) {
+					return true
+				}
+			}
+		case []any:
+			if anyMarked(m) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // redactChange redacts a change's before and after by their marks.

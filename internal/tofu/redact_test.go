@@ -29,7 +29,21 @@ variable "round" {
 
 module "child" {
   source = "./child"
+  count  = 1
   secret = var.dbpass
+  lit    = "moduleargsecret-ZZ9"
+  open   = "openarg-kept"
+}
+
+variable "withdefault" {
+  type      = string
+  default   = "defaultsecret-ZZ9"
+  sensitive = true
+}
+
+output "pw" {
+  value     = "outputsecret-ZZ9"
+  sensitive = true
 }
 
 output "o" {
@@ -50,6 +64,30 @@ variable "secret" {
 
 resource "terraform_data" "inner" {
   input = ["open", var.secret]
+}
+
+variable "lit" {
+  type      = string
+  sensitive = true
+}
+
+variable "open" {
+  type = string
+}
+
+variable "cdef" {
+  type      = string
+  default   = "childdefault-ZZ9"
+  sensitive = true
+}
+
+output "cout" {
+  value     = "childoutput-ZZ9"
+  sensitive = true
+}
+
+resource "terraform_data" "lit" {
+  input = { token = "resourceliteral-ZZ9", note = "x" }
 }
 `
 
@@ -95,9 +133,38 @@ func TestRedactPlan(t *testing.T) {
 		t.Fatalf("the plan JSON itself should hold the secret and the prior state: %s", full)
 	}
 
+	// terraform_data has no attribute its schema marks sensitive; a
+	// provider's (a password argument) would be marked in the changes of
+	// every instance, as here, and only there.
+	full = markSensitive(t, full, "module.child[0]", "terraform_data", "lit", `{"input":{"token":true}}`)
 	out, err := RedactPlan(full)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The configuration keeps the literals of what is not sensitive, and
+	// loses those of sensitive outputs, variable defaults, module
+	// arguments to sensitive variables and sensitive resource arguments.
+	for _, kept := range []string{`"constant_value":"visible"`, `"constant_value":"openarg-kept"`} {
+		if !strings.Contains(string(out), kept) {
+			t.Errorf("the redacted plan lost %s", kept)
+		}
+	}
+	for _, secret := range []string{"outputsecret-ZZ9", "defaultsecret-ZZ9", "moduleargsecret-ZZ9", "childdefault-ZZ9", "childoutput-ZZ9"} {
+		if !bytes.Contains(full, []byte(secret)) {
+			t.Errorf("the plan JSON does not hold %s: the test proves nothing", secret)
+		}
+		if strings.Contains(string(out), secret) {
+			t.Errorf("%s is in the redacted plan: %s", secret, out)
+		}
+	}
+	var cfg struct {
+		Configuration json.RawMessage `json:"configuration"`
+	}
+	if err := json.Unmarshal(out, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(cfg.Configuration), "resourceliteral-ZZ9") || !strings.Contains(string(cfg.Configuration), Sensitive) {
+		t.Errorf("a sensitive resource argument's literal is in the configuration: %s", cfg.Configuration)
 	}
 	var plan struct {
 		Variables       map[string]struct{ Value any } `json:"variables"`
@@ -159,7 +226,8 @@ func TestRedactPlan(t *testing.T) {
 	} else if in, _ := rs[0].Values["input"].(map[string]any); in["a"] != Sensitive || in["b"] != "plain-2" {
 		t.Errorf("planned input = %v, want a redacted, b kept", rs[0].Values["input"])
 	}
-	if cm := plan.PlannedValues.RootModule.ChildModules; len(cm) != 1 || len(cm[0].Resources) != 1 {
+	if cm := plan.PlannedValues.RootModule.ChildModules; len(cm) != 1 || len(cm[0].Resources) != 2 ||
+		cm[0].Resources[0].Address != "module.child[0].terraform_data.inner" {
 		t.Fatalf("planned child modules = %+v", cm)
 	} else if in, _ := cm[0].Resources[0].Values["input"].([]any); len(in) != 2 || in[0] != "open" || in[1] != Sensitive {
 		t.Errorf("child input = %v, want [open %q]", cm[0].Resources[0].Values["input"], Sensitive)
@@ -195,8 +263,54 @@ func TestRedactPlan(t *testing.T) {
 	}
 }
 
+// markSensitive sets the after_sensitive marks of the changes of the
+// resource typ.name in module (an address with instance keys) to marks,
+// as a provider whose schema marks the attribute sensitive makes
+// OpenTofu write them.
+func markSensitive(t *testing.T, plan []byte, module, typ, name, marks string) []byte {
+	t.Helper()
+	var p map[string]any
+	dec := json.NewDecoder(bytes.NewReader(plan))
+	dec.UseNumber() // numbers stay as written
+	if err := dec.Decode(&p); err != nil {
+		t.Fatal(err)
+	}
+	var m any
+	if err := json.Unmarshal([]byte(marks), &m); err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, rc := range list(p["resource_changes"]) {
+		r := object(rc)
+		if r["module_address"] == module && r["type"] == typ && r["name"] == name {
+			object(r["change"])["after_sensitive"], found = m, true
+		}
+	}
+	if !found {
+		t.Fatalf("no change of %s.%s.%s in the plan", module, typ, name)
+	}
+	out, err := json.Marshal(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
 func TestRedactPlanRefusesGarbage(t *testing.T) {
 	if _, err := RedactPlan([]byte("{not json")); err == nil {
 		t.Error("RedactPlan accepted malformed JSON")
+	}
+}
+
+func TestWithoutKeys(t *testing.T) {
+	for in, want := range map[string]string{
+		"module.a":                           "module.a",
+		"module.a[0].module.b":               "module.a.module.b",
+		`module.a["x.y"].module.b["]\"["]`:   "module.a.module.b",
+		`module.a["k"].module.b[2].module.c`: "module.a.module.b.module.c",
+	} {
+		if got := withoutKeys(in); got != want {
+			t.Errorf("withoutKeys(%s) = %s, want %s", in, got, want)
+		}
 	}
 }
