@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"net/url"
@@ -142,6 +143,17 @@ func (s *Service) Forwarder() *Forwarder { return s.forward }
 // id) and one column.
 func forwardAAD(endpointID string, createdAt int64, what string) string {
 	return "audit-endpoint:" + endpointID + ":" + strconv.FormatInt(createdAt, 10) + ":" + what
+}
+
+// SealedColumns are the columns this package seals with the data key
+// (secrets.RotateDataKey re-encrypts them).
+var SealedColumns = []secrets.SealedColumn{forwardColumn("secret_sealed", "secret"), forwardColumn("headers_sealed", "headers")}
+
+func forwardColumn(column, what string) secrets.SealedColumn {
+	return secrets.SealedColumn{Table: "audit_forward_endpoints", Column: column, Keys: []string{"id"}, Extra: []string{"created_at"},
+		Encoding: secrets.Base64, AAD: func(v []any) string {
+			return "audit-endpoint:" + fmt.Sprint(v[0]) + ":" + fmt.Sprint(v[1]) + ":" + what
+		}}
 }
 
 var forwardHeaderRE = id.MustPattern("^[A-Za-z0-9!#$%&'*+.^_`|~-]+$", 1, 128)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gantry-iac/gantry/internal/db"
+	"github.com/gantry-iac/gantry/internal/dirlock"
 	"github.com/gantry-iac/gantry/internal/runtoken"
 	"github.com/gantry-iac/gantry/internal/secrets"
 	spacesvc "github.com/gantry-iac/gantry/internal/space"
@@ -236,6 +237,87 @@ func TestAdminRotateSigningKey(t *testing.T) {
 		}
 		if n := published(61 * time.Minute); n != 1 {
 			t.Errorf("a token lifetime after the rotation, %d keys published, want the new one", n)
+		}
+	})
+}
+
+func TestAdminRotateDataKey(t *testing.T) {
+	adminEnv(t)
+	t.Setenv("GANTRY_ENCRYPTION_KEY", "")
+	t.Setenv("GANTRY_ENCRYPTION_KEY_FILE", "")
+	ctx := context.Background()
+	dir, keys := t.TempDir(), t.TempDir()
+	k1, wrong := secrets.GenerateKey(), secrets.GenerateKey()
+	writeKey(t, dir, "encryption.key", k1)
+	wrongFile := writeKey(t, keys, "wrong", wrong)
+	master := func(s string) []byte { k, _ := secrets.ParseKey(s); return k }
+	dataKeyID := func() string {
+		var id string
+		withDB(t, dir, func(d *db.DB) {
+			_, info, err := secrets.UnlockDataKey(ctx, d, master(k1))
+			if err != nil {
+				t.Fatal(err)
+			}
+			id = info.ID
+		})
+		return id
+	}
+	withDB(t, dir, func(d *db.DB) {
+		box, _, err := secrets.UnlockDataKey(ctx, d, master(k1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := spacesvc.NewService(d).EnsureRoot(ctx); err != nil {
+			t.Fatal(err)
+		}
+		stacks := stacksvc.NewService(d, box)
+		if _, err := stacks.Create(ctx, stacksvc.Stack{ID: "net", Name: "net", Space: "root", Repository: "https://example.com/net.git", Branch: "main", Tool: stacksvc.OpenTofu}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := stacks.SetEnv(ctx, "net", stacksvc.EnvVar{Name: "PW", Value: "s3cret", Secret: true}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	before := dataKeyID()
+
+	if code, _, errOut := runMain("admin", "rotate-key", "--data", "--data-dir", dir, "--old-key-file", wrongFile); code != 2 || !strings.Contains(errOut, "--data keeps the master key") {
+		t.Errorf("--data with --old-key-file: exit %d stderr %q", code, errOut)
+	}
+	if code, _, errOut := runMain("admin", "rotate-key", "--data", "--data-dir", dir, "--encryption-key-file", wrongFile); code != 1 || !strings.Contains(errOut, "does not match this database: nothing was changed") {
+		t.Errorf("wrong key: exit %d stderr %q", code, errOut)
+	}
+	unlock, err := dirlock.Lock(dir) // a server running there
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut := runMain("admin", "rotate-key", "--data", "--data-dir", dir)
+	unlock()
+	if code != 1 || !strings.Contains(errOut, "in use by a running gantry server") {
+		t.Errorf("while a server holds the data directory: exit %d stderr %q", code, errOut)
+	}
+	if dataKeyID() != before {
+		t.Fatal("a refused rotation changed the data key")
+	}
+
+	code, out, errOut := runMain("admin", "rotate-key", "--data", "--data-dir", dir)
+	if code != 0 || !strings.Contains(out, "Re-encrypted every encrypted value under the new data key") {
+		t.Fatalf("exit %d stdout %q stderr %q", code, out, errOut)
+	}
+	after := dataKeyID()
+	if after == before || !strings.Contains(out, after) || !strings.Contains(out, before) {
+		t.Errorf("data key %s -> %s; output %q", before, after, out)
+	}
+	if strings.Contains(out+errOut, k1) {
+		t.Error("a key was printed")
+	}
+	withDB(t, dir, func(d *db.DB) {
+		box, _, err := secrets.UnlockDataKey(ctx, d, master(k1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		env, err := stacksvc.NewService(d, box).EnvForJob(ctx, "net")
+		if err != nil || len(env) != 1 || env[0].Value != "s3cret" {
+			t.Errorf("secret after the rotation: %+v %v", env, err)
 		}
 	})
 }

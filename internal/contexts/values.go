@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"path"
 	"strings"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/gantry-iac/gantry/internal/errs"
 	"github.com/gantry-iac/gantry/internal/id"
 	"github.com/gantry-iac/gantry/internal/runenv"
+	"github.com/gantry-iac/gantry/internal/secrets"
 )
 
 // EnvVar is an environment variable of a context.
@@ -70,6 +72,15 @@ func Checksum(b []byte) string {
 
 func envAAD(contextID, name string) string { return "context-env:" + contextID + ":" + name }
 func fileAAD(contextID, p string) string   { return "context-file:" + contextID + ":" + p }
+
+// SealedColumns are the columns this package seals with the data key
+// (secrets.RotateDataKey re-encrypts them).
+var SealedColumns = []secrets.SealedColumn{
+	{Table: "context_env", Column: "value", Keys: []string{"context_id", "name"}, Where: "secret", Encoding: secrets.Base64,
+		AAD: func(v []any) string { return envAAD(fmt.Sprint(v[0]), fmt.Sprint(v[1])) }},
+	{Table: "context_files", Column: "content", Keys: []string{"context_id", "path"}, Where: "secret", Encoding: secrets.Raw,
+		AAD: func(v []any) string { return fileAAD(fmt.Sprint(v[0]), fmt.Sprint(v[1])) }},
+}
 
 func validateEnv(v EnvVar) error {
 	if !envNameRE.MatchString(v.Name) {

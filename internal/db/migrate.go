@@ -102,3 +102,19 @@ func checkNotNewer(ctx context.Context, provider *goose.Provider) error {
 	}
 	return nil
 }
+
+// HoldStarts keeps servers from starting on the database until the
+// transaction in ctx ends: on PostgreSQL it takes, for the transaction,
+// the advisory lock that every server takes to migrate at start (a
+// starting server waits for it). On SQLite it does nothing: the data
+// directory's lock (package dirlock) keeps a server from starting.
+func (d *DB) HoldStarts(ctx context.Context) error {
+	if d.Dialect != Postgres {
+		return nil
+	}
+	if !d.InTx(ctx) {
+		return errors.New("db: HoldStarts outside a transaction")
+	}
+	_, err := d.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, lock.DefaultLockID)
+	return err
+}

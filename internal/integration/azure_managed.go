@@ -14,6 +14,7 @@ import (
 
 	"github.com/gantry-iac/gantry/internal/db"
 	"github.com/gantry-iac/gantry/internal/errs"
+	"github.com/gantry-iac/gantry/internal/secrets"
 )
 
 // AzureModeManaged makes Gantry manage the application's client secret
@@ -155,6 +156,11 @@ func (g *GraphAdmin) rotateEvery() time.Duration {
 func secretAAD(integrationID, keyID string) string {
 	return "integration-secret:" + integrationID + ":" + keyID
 }
+
+// SealedColumns are the columns this package seals with the data key
+// (secrets.RotateDataKey re-encrypts them).
+var SealedColumns = []secrets.SealedColumn{{Table: "integration_secrets", Column: "secret_sealed", Keys: []string{"integration_id", "key_id"},
+	Encoding: secrets.Base64, AAD: func(v []any) string { return secretAAD(fmt.Sprint(v[0]), fmt.Sprint(v[1])) }}}
 
 // managedSecret returns the newest managed secret of an integration,
 // creating the first one.

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/url"
 	"sort"
 	"strings"
@@ -22,6 +23,18 @@ import (
 // AAD of each sealed column: bound to the endpoint, so a sealed value
 // cannot be moved to another endpoint or column.
 func aad(endpointID, what string) string { return "notify-endpoint:" + endpointID + ":" + what }
+
+// SealedColumns are the columns this package seals with the data key
+// (secrets.RotateDataKey re-encrypts them).
+var SealedColumns = []secrets.SealedColumn{
+	endpointColumn("url_sealed", "url"), endpointColumn("secret_sealed", "secret"),
+	endpointColumn("headers_sealed", "headers"), endpointColumn("smtp_password_sealed", "smtp_password"),
+}
+
+func endpointColumn(column, what string) secrets.SealedColumn {
+	return secrets.SealedColumn{Table: "notify_endpoints", Column: column, Keys: []string{"id"}, Encoding: secrets.Base64,
+		AAD: func(v []any) string { return aad(fmt.Sprint(v[0]), what) }}
+}
 
 var headerNameRE = id.MustPattern("^[A-Za-z0-9!#$%&'*+.^_`|~-]+$", 1, 128)
 

@@ -354,6 +354,11 @@ const MaxArtifact = 512 << 20
 
 func artifactAAD(runID, name string) string { return "artifact:" + runID + ":" + name }
 
+// SealedColumns are the columns this package seals with the data key
+// (secrets.RotateDataKey re-encrypts them).
+var SealedColumns = []secrets.SealedColumn{{Table: "run_artifacts", Column: "data", Keys: []string{"run_id", "name"},
+	Encoding: secrets.Raw, AAD: func(v []any) string { return artifactAAD(fmt.Sprint(v[0]), fmt.Sprint(v[1])) }}}
+
 // PutArtifact stores an artifact of the run, encrypted.
 func (s *Service) PutArtifact(ctx context.Context, runID, name string, data []byte) error {
 	return s.putArtifact(ctx, runID, name, s.box.Seal(data, artifactAAD(runID, name)))

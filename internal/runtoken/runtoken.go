@@ -161,6 +161,11 @@ func publicJWK(kid, alg string, k crypto.Signer) (map[string]any, error) {
 
 func aad(kid string) string { return "oidc-key:" + kid }
 
+// SealedColumns are the columns this package seals with the data key
+// (secrets.RotateDataKey re-encrypts them).
+var SealedColumns = []secrets.SealedColumn{{Table: "oidc_keys", Column: "private_sealed", Keys: []string{"kid"},
+	Encoding: secrets.Base64URL, AAD: func(v []any) string { return aad(fmt.Sprint(v[0])) }}}
+
 // AddKey makes a new signing key and makes it the one that signs; the
 // previous keys are retired: still published for grace (at least the
 // token lifetime, so the tokens they signed verify until they expire),

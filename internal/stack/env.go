@@ -4,11 +4,13 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 
 	"github.com/gantry-iac/gantry/internal/db"
 	"github.com/gantry-iac/gantry/internal/errs"
 	"github.com/gantry-iac/gantry/internal/id"
 	"github.com/gantry-iac/gantry/internal/runenv"
+	"github.com/gantry-iac/gantry/internal/secrets"
 )
 
 // EnvVar is one environment variable of a stack.
@@ -21,6 +23,11 @@ type EnvVar struct {
 var envNameRE = id.MustPattern(`^[A-Za-z_][A-Za-z0-9_]*$`, 1, 255)
 
 func aad(stackID, name string) string { return "stack-env:" + stackID + ":" + name }
+
+// SealedColumns are the columns this package seals with the data key
+// (secrets.RotateDataKey re-encrypts them).
+var SealedColumns = []secrets.SealedColumn{{Table: "stack_env", Column: "value", Keys: []string{"stack_id", "name"},
+	Where: "secret", Encoding: secrets.Base64, AAD: func(v []any) string { return aad(fmt.Sprint(v[0]), fmt.Sprint(v[1])) }}}
 
 // SetEnv creates or replaces a variable. Secret values are encrypted. A
 // secret variable is never replaced by a plain one (a rotation that forgot

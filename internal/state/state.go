@@ -98,6 +98,11 @@ func aad(stackID string, serial int64) string {
 	return "state:" + stackID + ":" + strconv.FormatInt(serial, 10)
 }
 
+// SealedColumns are the columns this package seals with the data key
+// (secrets.RotateDataKey re-encrypts them).
+var SealedColumns = []secrets.SealedColumn{{Table: "state_versions", Column: "data", Keys: []string{"stack_id", "serial"},
+	Encoding: secrets.Raw, AAD: func(v []any) string { return "state:" + fmt.Sprint(v[0]) + ":" + fmt.Sprint(v[1]) }}}
+
 type header struct {
 	Version *int    `json:"version"`
 	Serial  *int64  `json:"serial"`
