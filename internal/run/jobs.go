@@ -261,8 +261,15 @@ func (s *Service) Phase(ctx context.Context, runID, workerID, to, sha, message s
 
 // PhaseCommit is Phase with all the worker knows of the commit: its
 // author (kept only if a push did not name one) and its date.
+//
+// A report of the phase the run is in already is a retry whose answer was
+// lost (the worker reports each phase once, and waits for the answer
+// before its next report): it is answered again, with nothing recorded.
 func (s *Service) PhaseCommit(ctx context.Context, runID, workerID, to string, c Commit) (Run, error) {
 	return s.jobStep(ctx, runID, workerID, func(ctx context.Context, n *notes, r *Run) error {
+		if r.State == to && (to == Initializing || to == Planning || to == Performing) && (c.SHA == "" || c.SHA == r.CommitSHA) {
+			return nil
+		}
 		ok := (r.State == Preparing && to == Initializing) ||
 			(r.State == Initializing && to == Planning && r.Type != Task) ||
 			(r.State == Initializing && to == Performing && r.Type == Task)

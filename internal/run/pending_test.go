@@ -3,6 +3,7 @@ package run_test
 import (
 	"context"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -202,6 +203,37 @@ func (p *barrierPolicies) Plan(context.Context, run.Run) (run.Verdict, error) {
 
 func (p *barrierPolicies) Changed(context.Context, run.Run, string, time.Time, int) ([]string, error) {
 	return nil, nil
+}
+
+// A phase report retried after its answer was lost is answered again,
+// with nothing recorded twice; a phase out of order is still refused.
+func TestPhaseReplayed(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newFixture(t, d)
+		r, _ := f.runIn(t, run.Initializing)
+		sha := strings.Repeat("a", 40)
+		for i := 0; i < 2; i++ {
+			if _, err := f.runs.Phase(f.ctx, r.ID, worker, run.Planning, sha, "msg"); err != nil {
+				t.Fatalf("attempt %d: Phase: %v", i, err)
+			}
+		}
+		n := 0
+		for _, tr := range f.transitions(t, r.ID) {
+			if tr.To == run.Planning {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Errorf("%d transitions to PLANNING, want 1", n)
+		}
+		_, err := f.runs.Phase(f.ctx, r.ID, worker, run.Initializing, "", "")
+		wantKind(t, err, errs.Conflict)
+		_, err = f.runs.Phase(f.ctx, r.ID, "another-worker", run.Planning, "", "")
+		wantKind(t, err, errs.Conflict)
+		// Another commit is no retry of the same report.
+		_, err = f.runs.Phase(f.ctx, r.ID, worker, run.Planning, strings.Repeat("b", 40), "")
+		wantKind(t, err, errs.Conflict)
+	})
 }
 
 func (f *fixture) transitions(t *testing.T, runID string) []run.Transition {

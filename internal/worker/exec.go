@@ -237,7 +237,10 @@ func (j *jobRun) beat(ctx context.Context, answer func(workerapi.HeartbeatRespon
 
 // phase reports that the job entered a new phase without waiting for the
 // answer: the tool starts while the server records the transition. The next
-// report waits for it (settle); a refusal cancels the job.
+// report waits for it (settle); a refusal cancels the job. Network errors
+// and 5xx are retried as the job's other reports are: the server answers a
+// phase it recorded already again (the answer was lost), so a lost answer
+// does not fail the run.
 func (j *jobRun) phase(ctx context.Context, state string, c git.Commit) error {
 	if err := j.settle(); err != nil {
 		return err
@@ -249,7 +252,7 @@ func (j *jobRun) phase(ctx context.Context, state string, c git.Commit) error {
 		if !c.At.IsZero() {
 			req.CommitAt = c.At.UnixNano()
 		}
-		err := j.w.proto.Phase(ctx, j.job, req)
+		err := retryReport(ctx, reportAttempt, func(ctx context.Context) error { return j.w.proto.Phase(ctx, j.job, req) })
 		if err != nil && j.cancel != nil {
 			j.cancel()
 		}

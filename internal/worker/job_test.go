@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -484,6 +485,35 @@ func TestJobPhaseRefused(t *testing.T) {
 	}
 	if _, err := os.Stat(fx.record + "/apply.env"); err == nil {
 		t.Error("apply ran after a refused phase")
+	}
+}
+
+// A phase report whose answer was lost (a proxy's 502) is sent again,
+// and the job goes on: the server answers a phase it recorded already.
+func TestJobPhaseRetried(t *testing.T) {
+	endRetries(t, time.Second, time.Second)
+	fx := newJobFixture(t, nil)
+	fx.proto.next = "done"
+	job := fx.job("plan")
+	failed := false
+	fx.proto.phaseErr = func(req workerapi.PhaseRequest) error {
+		if req.State == "PLANNING" && !failed {
+			failed = true
+			return &workerapi.StatusError{Status: 502, Message: "bad gateway"}
+		}
+		return nil
+	}
+	fx.worker.execute(context.Background(), job, 0)
+	p := fx.proto
+	var states []string
+	for _, ph := range p.phases {
+		states = append(states, ph.State)
+	}
+	if !slices.Equal(states, []string{"INITIALIZING", "PLANNING", "PLANNING"}) {
+		t.Errorf("phases reported: %v; want PLANNING sent again", states)
+	}
+	if len(p.planned) != 1 || len(p.finishes) != 0 {
+		t.Errorf("Planned = %+v, Finish = %+v; want the plan reported, the job done", p.planned, p.finishes)
 	}
 }
 
