@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -612,7 +613,22 @@ func (j *jobRun) save(ctx context.Context) error {
 	}
 	j.log.Printf("Plan saved; waiting for confirmation.")
 	j.log.Sync()
-	if err := retryReport(ctx, j.policyReportAttempt(), func(ctx context.Context) error { return j.w.proto.HandOff(ctx, j.job) }); err != nil {
+	attempts := 0
+	err := retryReport(ctx, j.policyReportAttempt(), func(ctx context.Context) error {
+		attempts++
+		return j.w.proto.HandOff(ctx, j.job)
+	})
+	var se *workerapi.StatusError
+	if err != nil && attempts > 1 && errors.As(err, &se) && se.Status == http.StatusUnauthorized {
+		// A hand-off kills the job token: a retry refused for its token
+		// follows an attempt the server took whose answer was lost (or the
+		// run ended meanwhile). The job is over either way, and the server
+		// would take nothing more of it.
+		j.w.cfg.Log.Info("the server no longer accepts the job's token after a retried hand-off: an earlier attempt was taken (its answer lost), or the run ended",
+			"run_id", j.job.RunID, "answer", err)
+		err = nil
+	}
+	if err != nil {
 		return fmt.Errorf("handing off: %w", err)
 	}
 	j.ended, j.handedOff = true, true

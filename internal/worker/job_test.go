@@ -271,6 +271,33 @@ func TestJobPlannedDoneEndsWithoutFinish(t *testing.T) {
 	}
 }
 
+// A hand-off the server took but whose answer was lost (a proxy's 502) is
+// retried, and the retry is refused for the job token the hand-off killed
+// (401): the job is over, as handed off, without a failure or finish.
+// A 401 to the first attempt is still a failure.
+func TestJobHandOffAnswerLost(t *testing.T) {
+	endRetries(t, time.Second, time.Second)
+	for _, lost := range []bool{true, false} {
+		fx := newJobFixture(t, nil)
+		fx.proto.next = "save"
+		fx.proto.handoffErr = func(n int) error {
+			if lost && n == 0 {
+				return &workerapi.StatusError{Status: 502, Message: "bad gateway"}
+			}
+			return &workerapi.StatusError{Status: 401, Code: "unauthenticated", Message: "invalid or expired run token"}
+		}
+		fx.worker.execute(context.Background(), fx.job("plan"), 0)
+		p := fx.proto
+		failed := strings.Contains(p.log(t, 0), "Run failed")
+		if lost && (p.handoffs != 2 || len(p.finishes) != 0 || failed) {
+			t.Errorf("answer lost: handoffs = %d, finishes = %+v, failed in the log %v; want the retry taken for the hand-off", p.handoffs, p.finishes, failed)
+		}
+		if !lost && (len(p.finishes) != 1 || p.finishes[0].OK) {
+			t.Errorf("refused: finishes = %+v; want the job failed", p.finishes)
+		}
+	}
+}
+
 func TestJobSaveThenApplyOnRestoredWorkspace(t *testing.T) {
 	fx := newJobFixture(t, nil)
 	fx.proto.next = "save"

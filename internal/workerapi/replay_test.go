@@ -224,3 +224,56 @@ func (f *fixture) transitions(t *testing.T, runID string) []run.Transition {
 	}
 	return tr
 }
+
+// TestHandOffRetried: a hand-off's retry after the server took it (its
+// answer lost) is refused for the job token the hand-off killed (401, which
+// the worker takes for the hand-off made); the run waits, handed off once,
+// and its approval policies were evaluated once.
+func TestHandOffRetried(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newFixture(t, d)
+		pols := &slowPolicies{outcome: run.OutcomeAllow}
+		f.runs.Policies = &countedApprovals{slowPolicies: pols}
+		c, _ := f.worker(t, builtinToken)
+		st := f.stack(t, nil)
+		r := f.create(t, st.ID, run.Tracked)
+		job := claim(t, c)
+		for _, p := range []string{run.Initializing, run.Planning} {
+			if err := c.Phase(f.ctx, job, workerapi.PhaseRequest{State: p}); err != nil {
+				t.Fatalf("Phase %s: %v", p, err)
+			}
+		}
+		if resp, err := c.Planned(f.ctx, job, workerapi.PlannedRequest{HasChanges: true, Add: 1}); err != nil || resp.Next != run.NextSave {
+			t.Fatalf("Planned = %+v, %v", resp, err)
+		}
+		if err := putArtifact(c, f.ctx, job, "workspace", []byte("tarball")); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.HandOff(f.ctx, job); err != nil {
+			t.Fatal(err)
+		}
+		moves := f.transitions(t, r.ID)
+		wantStatus(t, c.HandOff(f.ctx, job), http.StatusUnauthorized)
+		f.wantState(t, r.ID, run.Unconfirmed)
+		if again := f.transitions(t, r.ID); len(again) != len(moves) {
+			t.Errorf("the retry moved the run")
+		}
+		if n := f.runs.Policies.(*countedApprovals).n.Load(); n != 1 {
+			t.Errorf("approval policies evaluated %d times, want once", n)
+		}
+	})
+}
+
+// countedApprovals counts the approval evaluations of slowPolicies for
+// runs about to wait for confirmation.
+type countedApprovals struct {
+	*slowPolicies
+	n atomic.Int32
+}
+
+func (p *countedApprovals) Approval(ctx context.Context, r run.Run, stage string) (run.Verdict, error) {
+	if stage == run.Unconfirmed {
+		p.n.Add(1)
+	}
+	return p.slowPolicies.Approval(ctx, r, stage)
+}
