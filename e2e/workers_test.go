@@ -4,11 +4,18 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -300,5 +307,67 @@ resource "terraform_data" "echo" {
 	}
 	if !strings.Contains(withKey.Log(), "key pair") {
 		t.Fatalf("the worker did not say why it stopped:\n%s", tail(withKey.Log(), 2000))
+	}
+}
+
+// A private worker behind a proxy that replaces the answer to each run's
+// first `planned` report with a 502 (a load balancer timing out), though
+// the server made the report: on an autodeploy stack the run went on to
+// APPLYING. The worker retries, gets the same answer (apply, with the
+// apply's token) and the run finishes, its state written once.
+func TestPlannedAnswerLostBehindProxy(t *testing.T) {
+	t.Parallel()
+	requireSetup(t)
+	s := StartServer(t, ServerConfig{Args: []string{"--builtin-workers", "0"}})
+	var pool poolCreated
+	s.MustJSON(t, &pool, "workerpool", "create", "--id", "prox", "--space", "root")
+
+	target, err := url.Parse(s.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	seen := map[string]bool{}
+	var dropped atomic.Int32
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	proxy.ModifyResponse = func(resp *http.Response) error {
+		path := resp.Request.URL.Path
+		if resp.Request.Method != http.MethodPost || !strings.HasSuffix(path, "/planned") {
+			return nil
+		}
+		mu.Lock()
+		first := !seen[path]
+		seen[path] = true
+		mu.Unlock()
+		if first {
+			dropped.Add(1)
+			resp.Body.Close()
+			resp.StatusCode, resp.Status = http.StatusBadGateway, "502 Bad Gateway"
+			resp.Header = http.Header{"Content-Type": {"text/plain"}}
+			resp.Body = io.NopCloser(strings.NewReader("upstream timed out"))
+			resp.ContentLength = -1
+		}
+		return nil
+	}
+	front := httptest.NewServer(proxy)
+	t.Cleanup(front.Close)
+	s.StartWorker(t, "px1", pool.Token, "--server", front.URL)
+	s.workerID(t, "prox", "px1")
+
+	repo := NewRepo(t, map[string]string{"main.tf": staticConfig("v1")})
+	s.CreateStack(t, "px", repo.URL, "--space", "root", "--autodeploy", "--worker-pool", "prox")
+	r := s.WaitRun(t, s.Deploy(t, "px").ID, "FINISHED")
+	if dropped.Load() != 1 {
+		t.Fatalf("the proxy dropped %d answers to planned, want 1", dropped.Load())
+	}
+	if Count(r, "APPLYING") != 1 || Count(r, "CONFIRMED") != 1 {
+		t.Fatalf("run path %v: want one CONFIRMED and one APPLYING", Path(r))
+	}
+	versions := s.StateVersions(t, "px")
+	if len(versions) != 1 || versions[0].Run != r.ID {
+		t.Fatalf("state versions %+v: want one, written by run %s", versions, r.ID)
+	}
+	if out := s.Outputs(t, "px"); out["value"].Value != "v1" {
+		t.Fatalf("outputs %+v", out)
 	}
 }

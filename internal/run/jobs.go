@@ -261,8 +261,15 @@ func (s *Service) Phase(ctx context.Context, runID, workerID, to, sha, message s
 
 // PhaseCommit is Phase with all the worker knows of the commit: its
 // author (kept only if a push did not name one) and its date.
+//
+// A report of the phase the run is in already is a retry whose answer was
+// lost (the worker reports each phase once, and waits for the answer
+// before its next report): it is answered again, with nothing recorded.
 func (s *Service) PhaseCommit(ctx context.Context, runID, workerID, to string, c Commit) (Run, error) {
 	return s.jobStep(ctx, runID, workerID, func(ctx context.Context, n *notes, r *Run) error {
+		if r.State == to && (to == Initializing || to == Planning || to == Performing) && (c.SHA == "" || c.SHA == r.CommitSHA) {
+			return nil
+		}
 		ok := (r.State == Preparing && to == Initializing) ||
 			(r.State == Initializing && to == Planning && r.Type != Task) ||
 			(r.State == Initializing && to == Performing && r.Type == Task)
@@ -323,9 +330,15 @@ func (s *Service) Planned(ctx context.Context, runID, workerID string, hasChange
 		if r.State != Planning {
 			return errs.E(errs.Conflict, "run %s is %s, not PLANNING", r.ID, r.State)
 		}
-		if _, err := s.db.Exec(ctx, `UPDATE runs SET has_delta = TRUE, delta_add = $2, delta_change = $3, delta_destroy = $4, has_changes = $5 WHERE id = $1`,
-			r.ID, d.Add, d.Change, d.Destroy, hasChanges); err != nil {
+		// Only if no report was recorded meanwhile (a retry answered by
+		// another server): it would be recorded twice.
+		res, err := s.db.Exec(ctx, `UPDATE runs SET has_delta = TRUE, delta_add = $2, delta_change = $3, delta_destroy = $4, has_changes = $5 WHERE id = $1 AND NOT has_delta`,
+			r.ID, d.Add, d.Change, d.Destroy, hasChanges)
+		if err != nil {
 			return err
+		}
+		if k, _ := res.RowsAffected(); k != 1 {
+			return errs.E(errs.Conflict, "run %s already has its plan's report", r.ID)
 		}
 		r.HasDelta, r.Delta, r.HasChanges = true, d, hasChanges
 		if err := plan.record(ctx, r.ID); err != nil {
@@ -357,20 +370,35 @@ func (s *Service) Planned(ctx context.Context, runID, workerID string, hasChange
 			return nil
 		}
 	})
+	if errs.Is(err, errs.Conflict) {
+		// The report was made meanwhile (a retry on another server).
+		if n, r2, done, rerr := s.plannedBefore(ctx, runID, workerID); rerr == nil && done {
+			return n, r2, nil
+		}
+	}
 	return next, r, err
 }
 
-// plannedBefore answers a plan report the run shows was made already by
-// this worker (done true): the run got its plan's counts and is still
-// PLANNING (the answer was NextSave), or went from PLANNING straight to
-// APPLYING (NextApply) or to its end (NextDone). The answer has no policy
-// notes: the receipts have them.
+// plannedBefore answers a plan report (Planned or PlannedPending) the run
+// shows was made already by this worker's job (done true): the run got its
+// plan's counts and is still PLANNING (the answer was NextSave), or went
+// from PLANNING straight to APPLYING (NextApply), or to its end, directly or
+// through that APPLYING (NextDone: the job is over). A report whose answer
+// was lost (a proxy's 502, a failure after the report committed, such as
+// issuing the apply's tokens) is retried by the worker and answered so,
+// without evaluating the policies again. The answer has no policy notes:
+// the receipts have them.
+//
+// The caller's job token authenticated the run: the job is the one that
+// planned (a job token dies with its job's hand-off).
 func (s *Service) plannedBefore(ctx context.Context, runID, workerID string) (next string, r Run, done bool, err error) {
-	if r, err = s.Get(ctx, runID); err != nil || r.WorkerID != workerID || !r.HasDelta {
+	if r, err = s.Get(ctx, runID); err != nil || r.WorkerID != workerID {
 		return "", r, false, err
 	}
 	if r.State == Planning {
-		return NextSave, r, true, nil
+		// Only the report with the counts records them while PLANNING (a
+		// pending one's arrive while APPLYING), and left the run there.
+		return NextSave, r, r.HasDelta, nil
 	}
 	if r.State != Applying && !Terminal(r.State) {
 		return "", r, false, nil
@@ -380,17 +408,22 @@ func (s *Service) plannedBefore(ctx context.Context, runID, workerID string) (ne
 		return "", r, false, err
 	}
 	// The plan report's own moves: PLANNING -> CONFIRMED -> APPLYING, or
-	// PLANNING -> the end (an apply job's run got there otherwise).
+	// PLANNING -> the end (an apply job's run got there otherwise: its
+	// CONFIRMED came from UNCONFIRMED, and its job has another token).
 	from := func(back int) string {
 		if len(tr) < back {
 			return ""
 		}
 		return tr[len(tr)-back].From
 	}
+	autodeployed := func(back int) bool { return from(back) == Confirmed && from(back+1) == Planning }
 	switch {
-	case r.State == Applying && from(1) == Confirmed && from(2) == Planning:
+	case r.State == Applying && autodeployed(1):
 		return NextApply, r, true, nil
-	case Terminal(r.State) && from(1) == Planning:
+	case Terminal(r.State) && (from(1) == Planning || from(1) == Applying && autodeployed(2)):
+		// Ended by the report, or after it: the apply's credentials were
+		// refused, or the run was stopped or failed while the worker
+		// retried. The job is over either way.
 		return NextDone, r, true, nil
 	}
 	return "", r, false, nil
@@ -403,7 +436,14 @@ const NextPlan = "plan"
 // JSON is not made yet. On an autodeploy stack nothing needs the plan before
 // applying, so the run goes on to APPLYING at once and the worker sends the
 // counts later (RecordDelta); otherwise the answer is NextPlan.
+//
+// As Planned's, a retry (or a duplicate) answers from the run's state what
+// the report answered.
 func (s *Service) PlannedPending(ctx context.Context, runID, workerID string, autodeploy bool) (string, Run, error) {
+	defer s.reports.lock(runID)()
+	if next, r, done, err := s.plannedBefore(ctx, runID, workerID); done || err != nil {
+		return next, r, err
+	}
 	next := ""
 	r, err := s.jobStep(ctx, runID, workerID, func(ctx context.Context, n *notes, r *Run) error {
 		if r.State != Planning {
@@ -429,6 +469,12 @@ func (s *Service) PlannedPending(ctx context.Context, runID, workerID string, au
 		return s.transitions(ctx, n, r, change{to: Confirmed, actor: "gantry", reason: "autodeploy", sets: []string{"has_changes = TRUE"}},
 			change{to: Applying, actor: "worker:" + workerID, reason: "applying in the workspace that planned"})
 	})
+	if errs.Is(err, errs.Conflict) {
+		// The report was made meanwhile (a retry on another server).
+		if n, r2, done, rerr := s.plannedBefore(ctx, runID, workerID); rerr == nil && done {
+			return n, r2, nil
+		}
+	}
 	return next, r, err
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -237,7 +238,10 @@ func (j *jobRun) beat(ctx context.Context, answer func(workerapi.HeartbeatRespon
 
 // phase reports that the job entered a new phase without waiting for the
 // answer: the tool starts while the server records the transition. The next
-// report waits for it (settle); a refusal cancels the job.
+// report waits for it (settle); a refusal cancels the job. Network errors
+// and 5xx are retried as the job's other reports are: the server answers a
+// phase it recorded already again (the answer was lost), so a lost answer
+// does not fail the run.
 func (j *jobRun) phase(ctx context.Context, state string, c git.Commit) error {
 	if err := j.settle(); err != nil {
 		return err
@@ -249,7 +253,7 @@ func (j *jobRun) phase(ctx context.Context, state string, c git.Commit) error {
 		if !c.At.IsZero() {
 			req.CommitAt = c.At.UnixNano()
 		}
-		err := j.w.proto.Phase(ctx, j.job, req)
+		err := retryReport(ctx, reportAttempt, func(ctx context.Context) error { return j.w.proto.Phase(ctx, j.job, req) })
 		if err != nil && j.cancel != nil {
 			j.cancel()
 		}
@@ -609,7 +613,22 @@ func (j *jobRun) save(ctx context.Context) error {
 	}
 	j.log.Printf("Plan saved; waiting for confirmation.")
 	j.log.Sync()
-	if err := retryReport(ctx, j.policyReportAttempt(), func(ctx context.Context) error { return j.w.proto.HandOff(ctx, j.job) }); err != nil {
+	attempts := 0
+	err := retryReport(ctx, j.policyReportAttempt(), func(ctx context.Context) error {
+		attempts++
+		return j.w.proto.HandOff(ctx, j.job)
+	})
+	var se *workerapi.StatusError
+	if err != nil && attempts > 1 && errors.As(err, &se) && se.Status == http.StatusUnauthorized {
+		// A hand-off kills the job token: a retry refused for its token
+		// follows an attempt the server took whose answer was lost (or the
+		// run ended meanwhile). The job is over either way, and the server
+		// would take nothing more of it.
+		j.w.cfg.Log.Info("the server no longer accepts the job's token after a retried hand-off: an earlier attempt was taken (its answer lost), or the run ended",
+			"run_id", j.job.RunID, "answer", err)
+		err = nil
+	}
+	if err != nil {
 		return fmt.Errorf("handing off: %w", err)
 	}
 	j.ended, j.handedOff = true, true

@@ -49,6 +49,8 @@ type fakeProto struct {
 	// phaseErr answers Phase (nil: accepted).
 	phaseErr  func(req workerapi.PhaseRequest) error
 	nextQueue []string // answers to Planned, in order, before next
+	// handoffErr answers the n-th (0-based) HandOff call (nil: accepted).
+	handoffErr func(n int) error
 	// finishErr answers the n-th (0-based) Finish call (nil: accepted).
 	finishErr   func(n int) error
 	finishTries int
@@ -176,6 +178,9 @@ func (f *fakeProto) HandOff(ctx context.Context, job *workerapi.Job) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.handoffs++
+	if f.handoffErr != nil {
+		return f.handoffErr(f.handoffs - 1)
+	}
 	return nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -270,6 +271,33 @@ func TestJobPlannedDoneEndsWithoutFinish(t *testing.T) {
 	}
 }
 
+// A hand-off the server took but whose answer was lost (a proxy's 502) is
+// retried, and the retry is refused for the job token the hand-off killed
+// (401): the job is over, as handed off, without a failure or finish.
+// A 401 to the first attempt is still a failure.
+func TestJobHandOffAnswerLost(t *testing.T) {
+	endRetries(t, time.Second, time.Second)
+	for _, lost := range []bool{true, false} {
+		fx := newJobFixture(t, nil)
+		fx.proto.next = "save"
+		fx.proto.handoffErr = func(n int) error {
+			if lost && n == 0 {
+				return &workerapi.StatusError{Status: 502, Message: "bad gateway"}
+			}
+			return &workerapi.StatusError{Status: 401, Code: "unauthenticated", Message: "invalid or expired run token"}
+		}
+		fx.worker.execute(context.Background(), fx.job("plan"), 0)
+		p := fx.proto
+		failed := strings.Contains(p.log(t, 0), "Run failed")
+		if lost && (p.handoffs != 2 || len(p.finishes) != 0 || failed) {
+			t.Errorf("answer lost: handoffs = %d, finishes = %+v, failed in the log %v; want the retry taken for the hand-off", p.handoffs, p.finishes, failed)
+		}
+		if !lost && (len(p.finishes) != 1 || p.finishes[0].OK) {
+			t.Errorf("refused: finishes = %+v; want the job failed", p.finishes)
+		}
+	}
+}
+
 func TestJobSaveThenApplyOnRestoredWorkspace(t *testing.T) {
 	fx := newJobFixture(t, nil)
 	fx.proto.next = "save"
@@ -484,6 +512,35 @@ func TestJobPhaseRefused(t *testing.T) {
 	}
 	if _, err := os.Stat(fx.record + "/apply.env"); err == nil {
 		t.Error("apply ran after a refused phase")
+	}
+}
+
+// A phase report whose answer was lost (a proxy's 502) is sent again,
+// and the job goes on: the server answers a phase it recorded already.
+func TestJobPhaseRetried(t *testing.T) {
+	endRetries(t, time.Second, time.Second)
+	fx := newJobFixture(t, nil)
+	fx.proto.next = "done"
+	job := fx.job("plan")
+	failed := false
+	fx.proto.phaseErr = func(req workerapi.PhaseRequest) error {
+		if req.State == "PLANNING" && !failed {
+			failed = true
+			return &workerapi.StatusError{Status: 502, Message: "bad gateway"}
+		}
+		return nil
+	}
+	fx.worker.execute(context.Background(), job, 0)
+	p := fx.proto
+	var states []string
+	for _, ph := range p.phases {
+		states = append(states, ph.State)
+	}
+	if !slices.Equal(states, []string{"INITIALIZING", "PLANNING", "PLANNING"}) {
+		t.Errorf("phases reported: %v; want PLANNING sent again", states)
+	}
+	if len(p.planned) != 1 || len(p.finishes) != 0 {
+		t.Errorf("Planned = %+v, Finish = %+v; want the plan reported, the job done", p.planned, p.finishes)
 	}
 }
 
