@@ -438,12 +438,11 @@ const NextPlan = "plan"
 // counts later (RecordDelta); otherwise the answer is NextPlan.
 //
 // As Planned's, a retry (or a duplicate) answers from the run's state what
-// the report answered.
+// the report answered: the run is no longer PLANNING then, so the step
+// below refuses it, and plannedBefore finds the report made (asked only
+// then: no read on the way of every run).
 func (s *Service) PlannedPending(ctx context.Context, runID, workerID string, autodeploy bool) (string, Run, error) {
 	defer s.reports.lock(runID)()
-	if next, r, done, err := s.plannedBefore(ctx, runID, workerID); done || err != nil {
-		return next, r, err
-	}
 	next := ""
 	r, err := s.jobStep(ctx, runID, workerID, func(ctx context.Context, n *notes, r *Run) error {
 		if r.State != Planning {
@@ -470,7 +469,8 @@ func (s *Service) PlannedPending(ctx context.Context, runID, workerID string, au
 			change{to: Applying, actor: "worker:" + workerID, reason: "applying in the workspace that planned"})
 	})
 	if errs.Is(err, errs.Conflict) {
-		// The report was made meanwhile (a retry on another server).
+		// The report was made already: its answer was lost, or it was
+		// made meanwhile on another server.
 		if n, r2, done, rerr := s.plannedBefore(ctx, runID, workerID); rerr == nil && done {
 			return n, r2, nil
 		}
