@@ -13,6 +13,8 @@ import (
 	"context"
 	"io"
 	"time"
+
+	"github.com/gantry-iac/gantry/internal/run"
 )
 
 // Version is checked at register: a worker speaking another version is
@@ -73,7 +75,7 @@ type RegisterRequest struct {
 // Features are the job features this worker knows: FeatureTargets, a plan
 // limited to resource addresses (-target). A worker that does not name it
 // would plan everything.
-const FeatureTargets = "targets"
+const FeatureTargets = run.FeatureTargets
 
 // Features this worker supports.
 var Features = []string{FeatureTargets}

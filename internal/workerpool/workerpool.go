@@ -412,11 +412,19 @@ func (s *Service) Workers(ctx context.Context, poolID string) ([]WorkerStatus, e
 }
 
 // Connected counts the workers of a pool seen within the worker timeout
-// and not drained: a pool without any leaves its runs waiting.
-func (s *Service) Connected(ctx context.Context, poolID string) (int, error) {
+// and not drained, and that named every one of features at register (the
+// claim's test, see run.Run.Needs): a pool without any leaves its runs
+// (that need those features) waiting.
+func (s *Service) Connected(ctx context.Context, poolID string, features ...string) (int, error) {
+	q := `SELECT COUNT(*) FROM workers WHERE pool_id = $1 AND NOT drained AND last_seen_at > $2`
+	args := []any{poolID, time.Now().Add(-s.WorkerTimeout).UnixNano()}
+	for _, f := range features {
+		// features is a JSON array of strings, as the claim reads it.
+		args = append(args, `%"`+f+`"%`)
+		q += fmt.Sprintf(" AND features LIKE $%d", len(args))
+	}
 	var n int
-	err := s.db.QueryRow(ctx, `SELECT COUNT(*) FROM workers WHERE pool_id = $1 AND NOT drained AND last_seen_at > $2`,
-		poolID, time.Now().Add(-s.WorkerTimeout).UnixNano()).Scan(&n)
+	err := s.db.QueryRow(ctx, q, args...).Scan(&n)
 	return n, err
 }
 
