@@ -86,3 +86,32 @@ func TestWaitingForWorkerFeatures(t *testing.T) {
 		check("an upgraded worker", "", "")
 	})
 }
+
+// A pool's workers show the release each reported at register (in its
+// tools, under "gantry"), on both databases; workers of releases that did
+// not report it have none: so an operator sees which workers are old.
+func TestWorkersShowRelease(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		e := newRBACEnvOn(t, d)
+		ctx := context.Background()
+		e.must(e.do("POST", "/api/v1/worker-pools", map[string]any{"id": "pool1"}), http.StatusCreated, nil)
+		reg := workerapi.NewRegistry(d)
+		for _, w := range []workerapi.RegisterRequest{
+			{Name: "new", Version: workerapi.Version, Tools: map[string]string{workerapi.ToolGantry: "dev-3f2a1c9 (2026-11-26T16:00:00Z, modified)"}},
+			{Name: "old", Version: workerapi.Version},
+		} {
+			if _, _, err := reg.Register(ctx, "pool1", w, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var list apiv1.List[apiv1.Worker]
+		e.must(e.do("GET", "/api/v1/worker-pools/pool1/workers", nil), http.StatusOK, &list)
+		got := map[string]string{}
+		for _, w := range list.Items {
+			got[w.Name] = w.Version
+		}
+		if len(got) != 2 || got["new"] != "dev-3f2a1c9 (2026-11-26T16:00:00Z, modified)" || got["old"] != "" {
+			t.Errorf("workers' versions = %q", got)
+		}
+	})
+}

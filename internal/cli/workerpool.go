@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"sort"
 	"time"
 
@@ -260,9 +261,16 @@ func (a *app) workerpoolWorkers() *cobra.Command {
 }
 
 func workerTable(w io.Writer, ws []apiv1.Worker, now time.Time) {
-	row(w, "ID", "NAME", "STATUS", "JOBS", "LAST SEEN", "LABELS", "TOOLS")
+	row(w, "ID", "NAME", "STATUS", "VERSION", "JOBS", "LAST SEEN", "LABELS", "TOOLS")
 	for _, wk := range ws {
-		row(w, wk.ID, wk.Name, wk.Status, joinOrDash(wk.Jobs), ago(wk.LastSeenAt, now), pairs(wk.Labels), pairs(wk.Tools))
+		// The version is in tools too ("gantry"): shown once.
+		tools := maps.Clone(wk.Tools)
+		delete(tools, "gantry")
+		version := wk.Version
+		if version == "" {
+			version = "-" // a worker of a release that did not report it: older
+		}
+		row(w, wk.ID, wk.Name, wk.Status, version, joinOrDash(wk.Jobs), ago(wk.LastSeenAt, now), pairs(wk.Labels), pairs(tools))
 	}
 }
 

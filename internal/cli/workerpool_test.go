@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -72,7 +73,23 @@ func TestWorkerPoolCommands(t *testing.T) {
 
 	// Workers, their status, drain.
 	code, out, errOut = cli("workerpool", "workers", "--id", "eu")
-	wantRun(t, code, out, errOut, 0, "ID", "NAME", "STATUS", "JOBS", "LAST SEEN", "LABELS", "TOOLS")
+	wantRun(t, code, out, errOut, 0, "ID", "NAME", "STATUS", "VERSION", "JOBS", "LAST SEEN", "LABELS", "TOOLS")
+	// A worker reports its release in its tools (workerapi.ToolGantry):
+	// shown as its version, once; one that did not (older) shows "-".
+	if _, _, err := reg.Register(ctx, "us", workerapi.RegisterRequest{Name: "new-box",
+		Tools: map[string]string{workerapi.ToolGantry: "v1.2.3", "tofu": "1.10.7"}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := reg.Register(ctx, "us", workerapi.RegisterRequest{Name: "old-box"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut = cli("workerpool", "workers", "--id", "us")
+	wantRun(t, code, out, errOut, 0, "new-box", "v1.2.3", "tofu=1.10.7")
+	if strings.Contains(out, "gantry=") || !regexp.MustCompile(`old-box +IDLE +- `).MatchString(out) {
+		t.Errorf("workers of pool us:\n%s", out)
+	}
+	code, out, errOut = cli("workerpool", "workers", "--id", "us", "-o", "json")
+	wantRun(t, code, out, errOut, 0, `"version": "v1.2.3"`)
 	w, _, err := reg.Register(ctx, "eu", workerapi.RegisterRequest{Name: "box-1", Labels: map[string]string{"region": "eu", "az": "a"},
 		Tools: map[string]string{"opentofu": "1.10.7"}, Concurrency: 2}, nil)
 	if err != nil {

@@ -340,6 +340,11 @@ const (
 	Gone    = "GONE" // no sign of life within the worker timeout
 )
 
+// ReleaseTool is the key of a worker's tools under which it reports its
+// own release (see workerapi.ToolGantry); workers of releases before it
+// report none.
+const ReleaseTool = "gantry"
+
 // WorkerStatus is a registered worker as operators see it.
 type WorkerStatus struct {
 	ID          string
@@ -350,6 +355,7 @@ type WorkerStatus struct {
 	Tools       map[string]string
 	Concurrency int
 	Features    []string // what it can do beyond protocol version 1
+	Version     string   // its release, as it reported it (Tools[ReleaseTool]; "" if it did not)
 	Jobs        []string // runs it holds
 	Registered  time.Time
 	LastSeen    time.Time
@@ -368,6 +374,7 @@ func (s *Service) Workers(ctx context.Context, poolID string) ([]WorkerStatus, e
 		_ = json.Unmarshal([]byte(lbl), &w.Labels)
 		_ = json.Unmarshal([]byte(tools), &w.Tools)
 		_ = json.Unmarshal([]byte(feat), &w.Features)
+		w.Version = w.Tools[ReleaseTool]
 		w.Registered, w.LastSeen = time.Unix(0, reg).UTC(), time.Unix(0, seen).UTC()
 		if drained {
 			w.Status = Drained
