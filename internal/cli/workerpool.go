@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -263,13 +264,11 @@ func (a *app) workerpoolWorkers() *cobra.Command {
 func workerTable(w io.Writer, ws []apiv1.Worker, now time.Time) {
 	row(w, "ID", "NAME", "STATUS", "VERSION", "JOBS", "LAST SEEN", "LABELS", "TOOLS")
 	for _, wk := range ws {
-		// The version is in tools too ("gantry"): shown once.
+		// The version is in tools too ("gantry"): shown once. A server of
+		// a release before version sends only the tools.
 		tools := maps.Clone(wk.Tools)
 		delete(tools, "gantry")
-		version := wk.Version
-		if version == "" {
-			version = "-" // a worker of a release that did not report it: older
-		}
+		version := cmp.Or(wk.Version, wk.Tools["gantry"], "-") // "-": a worker of an older release
 		row(w, wk.ID, wk.Name, wk.Status, version, joinOrDash(wk.Jobs), ago(wk.LastSeenAt, now), pairs(wk.Labels), pairs(tools))
 	}
 }
