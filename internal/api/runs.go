@@ -2,8 +2,11 @@ package api
 
 import (
 	"context"
+	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -311,26 +314,60 @@ func (a *API) runPlan(w http.ResponseWriter, r *http.Request, p auth.Principal) 
 }
 
 // waitingFor tells why a run that waits for a worker (READY, or CONFIRMED
-// for its apply) may wait long: its pool has no connected worker. reasons
-// caches the answer per pool.
+// for its apply) may wait long: its pool has no connected worker, or none
+// of its connected workers has a feature the run needs (workers of an
+// older release: a targeted run needs "targets"), which the claim requires.
+// reasons caches the answer per pool and features needed.
 func (a *API) waitingFor(ctx context.Context, rn run.Run, reasons map[string]string) string {
 	if a.Pools == nil || (rn.State != run.Ready && rn.State != run.Confirmed && rn.State != run.Queued) {
 		return ""
 	}
-	if why, ok := reasons[rn.Pool]; ok {
+	needs := rn.Needs()
+	key := rn.Pool + "\x00" + strings.Join(needs, ",")
+	if why, ok := reasons[key]; ok {
 		return why
 	}
 	why := ""
+	// This server's built-in workers are of its own release: they have
+	// every feature.
 	if rn.Pool == "" && a.BuiltinWorkers > 0 {
-		reasons[rn.Pool] = why
+		reasons[key] = why
 		return why
 	}
-	if n, err := a.Pools.Connected(ctx, rn.Pool); err == nil && n == 0 {
+	n, err := a.Pools.Connected(ctx, rn.Pool)
+	switch {
+	case err != nil:
+	case n == 0 && rn.Pool == "":
+		why = "no built-in worker is running (the server runs with --builtin-workers 0?) and the stack names no worker pool"
+	case n == 0:
 		why = "no worker in pool " + rn.Pool
-		if rn.Pool == "" {
-			why = "no built-in worker is running (the server runs with --builtin-workers 0?) and the stack names no worker pool"
+	case len(needs) > 0:
+		if m, err := a.Pools.Connected(ctx, rn.Pool, needs...); err == nil && m == 0 {
+			why = lacking(rn.Pool, needs)
 		}
 	}
-	reasons[rn.Pool] = why
+	reasons[key] = why
 	return why
+}
+
+// featureUses names what each worker feature is for, in waiting_for.
+var featureUses = map[string]string{run.FeatureTargets: "targeted runs"}
+
+// lacking tells that no connected worker of pool has the features needs.
+func lacking(pool string, needs []string) string {
+	var uses []string
+	for _, f := range needs {
+		if u := featureUses[f]; u != "" && !slices.Contains(uses, u) {
+			uses = append(uses, u)
+		}
+	}
+	what := strings.Join(uses, " and ")
+	if what == "" {
+		what = "this run"
+	}
+	if pool == "" {
+		return fmt.Sprintf("no built-in worker supports %s (features: %s): the servers running them are of an older release; upgrade them",
+			what, strings.Join(needs, ", "))
+	}
+	return fmt.Sprintf("no worker in pool %s supports %s (features: %s); upgrade the pool's workers", pool, what, strings.Join(needs, ", "))
 }

@@ -46,7 +46,7 @@ func workerPoolOut(p workerpool.Pool) apiv1.WorkerPool {
 
 func workerOut(w workerpool.WorkerStatus) apiv1.Worker {
 	out := apiv1.Worker{ID: w.ID, Name: w.Name, Status: w.Status, Labels: w.Labels, Tools: w.Tools,
-		Concurrency: w.Concurrency, Features: w.Features, Jobs: w.Jobs, RegisteredAt: utc(w.Registered), LastSeenAt: utc(w.LastSeen)}
+		Concurrency: w.Concurrency, Features: w.Features, Version: w.Version, Jobs: w.Jobs, RegisteredAt: utc(w.Registered), LastSeenAt: utc(w.LastSeen)}
 	if out.Labels == nil {
 		out.Labels = map[string]string{}
 	}

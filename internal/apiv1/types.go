@@ -211,7 +211,7 @@ type Run struct {
 	// Targets are the resource addresses the plan is limited to.
 	Targets []string `json:"targets,omitempty"`
 	// WaitingFor says why a run waiting for a worker gets none, e.g.
-	// "no worker in pool eu-private".
+	// "no worker in pool eu-private", or none with a feature it needs.
 	WaitingFor  string       `json:"waiting_for,omitempty"`
 	CreatedAt   time.Time    `json:"created_at"`
 	UpdatedAt   time.Time    `json:"updated_at"`

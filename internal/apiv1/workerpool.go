@@ -74,7 +74,11 @@ type Worker struct {
 	Concurrency int               `json:"concurrency"`
 	// Features are what it can do beyond protocol version 1 ("targets").
 	Features []string `json:"features,omitempty"`
-	Jobs     []string `json:"jobs"` // ids of the runs it holds
+	// Version is the Gantry release it runs, as it reported it at register
+	// (also in Tools, under "gantry"); absent for workers of releases that
+	// did not report it.
+	Version string   `json:"version,omitempty"`
+	Jobs    []string `json:"jobs"` // ids of the runs it holds
 	// RegisteredAt is when it registered; LastSeenAt when it was last heard
 	// from (a claim or a job's heartbeat).
 	RegisteredAt time.Time `json:"registered_at"`

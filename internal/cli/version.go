@@ -3,25 +3,14 @@ package cli
 import (
 	"fmt"
 	"runtime"
-	"runtime/debug"
 
+	"github.com/gantry-iac/gantry/internal/release"
 	"github.com/spf13/cobra"
 )
 
-// Version is the release of the binary, set when building with
-// -ldflags "-X github.com/gantry-iac/gantry/internal/cli.Version=v1.2.3".
-var Version = ""
-
-// version returns Version, else the module version Go recorded, else "dev".
-func version() string {
-	if Version != "" {
-		return Version
-	}
-	if info, ok := debug.ReadBuildInfo(); ok && info.Main.Version != "" && info.Main.Version != "(devel)" {
-		return info.Main.Version
-	}
-	return "dev"
-}
+// version is the release of the binary, short (no spaces): for the
+// User-Agent. See package release.
+func version() string { return release.Get().Version }
 
 func (a *app) versionCommand() *cobra.Command {
 	return &cobra.Command{
@@ -29,13 +18,21 @@ func (a *app) versionCommand() *cobra.Command {
 		Short: "Print the version of gantry",
 		Args:  cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
+			info := release.Get()
 			if a.output == "json" {
-				return a.printJSON(map[string]string{
-					"version": version(), "go": runtime.Version(),
+				out := map[string]any{
+					"version": info.Version, "go": runtime.Version(),
 					"platform": runtime.GOOS + "/" + runtime.GOARCH,
-				})
+				}
+				if info.Revision != "" {
+					out["revision"], out["modified"] = info.Revision, info.Modified
+				}
+				if info.Time != "" {
+					out["time"] = info.Time
+				}
+				return a.printJSON(out)
 			}
-			_, err := fmt.Fprintf(a.stdout, "gantry %s (%s, %s/%s)\n", version(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+			_, err := fmt.Fprintf(a.stdout, "gantry %s (%s, %s/%s)\n", info, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 			return err
 		},
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/gantry-iac/gantry/internal/client"
 	"github.com/gantry-iac/gantry/internal/dirlock"
 	"github.com/gantry-iac/gantry/internal/redact"
+	"github.com/gantry-iac/gantry/internal/release"
 	"github.com/gantry-iac/gantry/internal/seal"
 	"github.com/gantry-iac/gantry/internal/tofu"
 	"github.com/gantry-iac/gantry/internal/worker"
@@ -201,7 +202,7 @@ func (a *app) runWorker(ctx context.Context, f workerFlags) error {
 		}
 		cancelKill()
 	}()
-	log.Info("worker starting", "server", redact.URL(f.server), "name", f.name, "concurrency", f.concurrency, "work_dir", f.workDir,
+	log.Info("worker starting", "version", release.String(), "server", redact.URL(f.server), "name", f.name, "concurrency", f.concurrency, "work_dir", f.workDir,
 		"opentofu_mirror", redact.URL(f.opentofuMirror), "terraform_mirror", redact.URL(f.terraformMirror))
 	fmt.Fprintf(a.stderr, "Gantry worker %s connecting to %s\n", f.name, redact.URL(f.server))
 	err = w.Run(ctx, kill)

@@ -1,9 +1,11 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"sort"
 	"time"
 
@@ -260,9 +262,14 @@ func (a *app) workerpoolWorkers() *cobra.Command {
 }
 
 func workerTable(w io.Writer, ws []apiv1.Worker, now time.Time) {
-	row(w, "ID", "NAME", "STATUS", "JOBS", "LAST SEEN", "LABELS", "TOOLS")
+	row(w, "ID", "NAME", "STATUS", "VERSION", "JOBS", "LAST SEEN", "LABELS", "TOOLS")
 	for _, wk := range ws {
-		row(w, wk.ID, wk.Name, wk.Status, joinOrDash(wk.Jobs), ago(wk.LastSeenAt, now), pairs(wk.Labels), pairs(wk.Tools))
+		// The version is in tools too ("gantry"): shown once. A server of
+		// a release before version sends only the tools.
+		tools := maps.Clone(wk.Tools)
+		delete(tools, "gantry")
+		version := cmp.Or(wk.Version, wk.Tools["gantry"], "-") // "-": a worker of an older release
+		row(w, wk.ID, wk.Name, wk.Status, version, joinOrDash(wk.Jobs), ago(wk.LastSeenAt, now), pairs(wk.Labels), pairs(tools))
 	}
 }
 

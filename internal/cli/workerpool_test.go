@@ -1,10 +1,13 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gantry-iac/gantry/internal/apiv1"
 	"github.com/gantry-iac/gantry/internal/workerapi"
@@ -72,7 +75,29 @@ func TestWorkerPoolCommands(t *testing.T) {
 
 	// Workers, their status, drain.
 	code, out, errOut = cli("workerpool", "workers", "--id", "eu")
-	wantRun(t, code, out, errOut, 0, "ID", "NAME", "STATUS", "JOBS", "LAST SEEN", "LABELS", "TOOLS")
+	wantRun(t, code, out, errOut, 0, "ID", "NAME", "STATUS", "VERSION", "JOBS", "LAST SEEN", "LABELS", "TOOLS")
+	// A worker reports its release in its tools (workerapi.ToolGantry):
+	// shown as its version, once; one that did not (older) shows "-".
+	if _, _, err := reg.Register(ctx, "us", workerapi.RegisterRequest{Name: "new-box",
+		Tools: map[string]string{workerapi.ToolGantry: "v1.2.3", "tofu": "1.10.7"}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := reg.Register(ctx, "us", workerapi.RegisterRequest{Name: "old-box"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut = cli("workerpool", "workers", "--id", "us")
+	wantRun(t, code, out, errOut, 0, "new-box", "v1.2.3", "tofu=1.10.7")
+	if strings.Contains(out, "gantry=") || !regexp.MustCompile(`old-box +IDLE +- `).MatchString(out) {
+		t.Errorf("workers of pool us:\n%s", out)
+	}
+	code, out, errOut = cli("workerpool", "workers", "--id", "us", "-o", "json")
+	wantRun(t, code, out, errOut, 0, `"version": "v1.2.3"`)
+	// A server of an older release sends no version: the tools have it.
+	var buf bytes.Buffer
+	workerTable(&buf, []apiv1.Worker{{ID: "wrk-1", Name: "box", Status: "IDLE", Tools: map[string]string{"gantry": "v1.2.3", "tofu": "1.10.7"}}}, time.Now())
+	if got := buf.String(); !regexp.MustCompile(`box\s+IDLE\s+v1\.2\.3\s`).MatchString(got) || strings.Contains(got, "gantry=") {
+		t.Errorf("a worker listed by an older server:\n%s", got)
+	}
 	w, _, err := reg.Register(ctx, "eu", workerapi.RegisterRequest{Name: "box-1", Labels: map[string]string{"region": "eu", "az": "a"},
 		Tools: map[string]string{"opentofu": "1.10.7"}, Concurrency: 2}, nil)
 	if err != nil {

@@ -65,9 +65,10 @@ type DB struct {
 	// Dialect is the database behind this DB.
 	Dialect Dialect
 
-	write *sql.DB
-	read  *sql.DB
-	log   *slog.Logger
+	write  *sql.DB
+	read   *sql.DB
+	log    *slog.Logger
+	schema int64 // the schema version, once migrated
 
 	queries    sync.Map // query text -> *query
 	numQueries atomic.Int64
@@ -132,6 +133,10 @@ func (d *DB) Close() error {
 	}
 	return err
 }
+
+// SchemaVersion is the version of the database's schema when it was
+// opened (the newest migration applied): what the log's start lines say.
+func (d *DB) SchemaVersion() int64 { return d.schema }
 
 // Ping checks that the database can be reached.
 func (d *DB) Ping(ctx context.Context) error {

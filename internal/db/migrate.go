@@ -19,15 +19,16 @@ import (
 //go:embed migrations
 var migrations embed.FS
 
-// migrate applies the dialect's pending migrations to pool.
+// migrate applies the dialect's pending migrations to pool and returns
+// the schema version it left.
 //
 // On PostgreSQL a session advisory lock keeps two servers starting at once
 // from migrating together. SQLite needs none: migrations run in IMMEDIATE
 // transactions, which exclude every other writer.
-func migrate(ctx context.Context, pool *sql.DB, dialect Dialect, log *slog.Logger) error {
+func migrate(ctx context.Context, pool *sql.DB, dialect Dialect, log *slog.Logger) (int64, error) {
 	fsys, err := fs.Sub(migrations, "migrations/"+dialect.String())
 	if err != nil {
-		return fmt.Errorf("db: migrations: %w", err)
+		return 0, fmt.Errorf("db: migrations: %w", err)
 	}
 	opts := []goose.ProviderOption{goose.WithDisableGlobalRegistry(true)}
 	gooseDialect := goose.DialectSQLite3
@@ -36,13 +37,13 @@ func migrate(ctx context.Context, pool *sql.DB, dialect Dialect, log *slog.Logge
 		// Poll once a second for up to ten minutes.
 		locker, err := lock.NewPostgresSessionLocker(lock.WithLockTimeout(1, 600))
 		if err != nil {
-			return fmt.Errorf("db: migration lock: %w", err)
+			return 0, fmt.Errorf("db: migration lock: %w", err)
 		}
 		opts = append(opts, goose.WithSessionLocker(locker))
 	}
 	provider, err := goose.NewProvider(gooseDialect, pool, fsys, opts...)
 	if err != nil {
-		return fmt.Errorf("db: migrations: %w", err)
+		return 0, fmt.Errorf("db: migrations: %w", err)
 	}
 	// provider.Close would close pool, which the caller owns: not called.
 	//
@@ -50,8 +51,8 @@ func migrate(ctx context.Context, pool *sql.DB, dialect Dialect, log *slog.Logge
 	// binary touches nothing, and again after: on PostgreSQL a newer replica
 	// may have migrated while this one waited for the lock, and Up then has
 	// nothing to do.
-	if err := checkNotNewer(ctx, provider); err != nil {
-		return err
+	if _, err := checkNotNewer(ctx, provider); err != nil {
+		return 0, err
 	}
 	var results []*goose.MigrationResult
 	if v, ok := ctx.Value(upToKey{}).(int64); ok {
@@ -60,7 +61,7 @@ func migrate(ctx context.Context, pool *sql.DB, dialect Dialect, log *slog.Logge
 		results, err = provider.Up(ctx)
 	}
 	if err != nil {
-		return fmt.Errorf("db: migrate %s: %w", dialect, err)
+		return 0, fmt.Errorf("db: migrate %s: %w", dialect, err)
 	}
 	for _, r := range results {
 		log.Info("database migration applied", "dialect", dialect.String(),
@@ -84,11 +85,11 @@ var ErrSchemaTooNew = errors.New("the database was migrated by a newer Gantry")
 // newer release no longer reads (for example a secret sealed the old way).
 // This is the only downgrade guard: a change in how data is written that
 // older binaries must not meet needs a migration, empty if nothing else,
-// to raise the version.
-func checkNotNewer(ctx context.Context, provider *goose.Provider) error {
+// to raise the version. It returns the database's schema version.
+func checkNotNewer(ctx context.Context, provider *goose.Provider) (int64, error) {
 	current, err := provider.GetDBVersion(ctx)
 	if err != nil {
-		return fmt.Errorf("db: schema version: %w", err)
+		return 0, fmt.Errorf("db: schema version: %w", err)
 	}
 	sources := provider.ListSources()
 	var known int64
@@ -96,11 +97,11 @@ func checkNotNewer(ctx context.Context, provider *goose.Provider) error {
 		known = sources[len(sources)-1].Version
 	}
 	if current > known {
-		return fmt.Errorf("db: %w: schema version %d > %d, the newest this binary knows; "+
+		return 0, fmt.Errorf("db: %w: schema version %d > %d, the newest this binary knows; "+
 			"run that Gantry release (or a later one), or restore a backup taken before the upgrade",
 			ErrSchemaTooNew, current, known)
 	}
-	return nil
+	return current, nil
 }
 
 // HoldStarts keeps servers from starting on the database until the

@@ -28,10 +28,11 @@ func openPostgres(ctx context.Context, url string, log *slog.Logger) (*DB, error
 		pool.Close()
 		return nil, fmt.Errorf("db: connect to PostgreSQL: %w", err)
 	}
-	if err := migrate(ctx, pool, Postgres, log); err != nil {
+	schema, err := migrate(ctx, pool, Postgres, log)
+	if err != nil {
 		pool.Close()
 		return nil, err
 	}
-	log.Info("database opened", "dialect", Postgres.String())
-	return &DB{Dialect: Postgres, write: pool, read: pool, log: log}, nil
+	log.Info("database opened", "dialect", Postgres.String(), "schema_version", schema)
+	return &DB{Dialect: Postgres, write: pool, read: pool, log: log, schema: schema}, nil
 }

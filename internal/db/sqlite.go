@@ -69,7 +69,8 @@ func openSQLite(ctx context.Context, dataDir string, log *slog.Logger) (*DB, err
 	write.SetConnMaxLifetime(0)
 	write.SetConnMaxIdleTime(0)
 	// Migrate through the writer before any reader connects.
-	if err := migrate(ctx, write, SQLite, log); err != nil {
+	schema, err := migrate(ctx, write, SQLite, log)
+	if err != nil {
 		write.Close()
 		return nil, err
 	}
@@ -88,8 +89,8 @@ func openSQLite(ctx context.Context, dataDir string, log *slog.Logger) (*DB, err
 		read.Close()
 		return nil, fmt.Errorf("db: open %s: %w", path, err)
 	}
-	log.Info("database opened", "dialect", SQLite.String(), "path", path)
-	return &DB{Dialect: SQLite, write: write, read: read, log: log}, nil
+	log.Info("database opened", "dialect", SQLite.String(), "path", path, "schema_version", schema)
+	return &DB{Dialect: SQLite, write: write, read: read, log: log, schema: schema}, nil
 }
 
 // makePrivate creates the database file path with mode 0600 if it does not

@@ -147,46 +147,87 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 // type tags `required:"true"` (absent or null; the OpenAPI document's
 // required lists, which a test keeps equal to the tags).
 func DecodeJSON(w http.ResponseWriter, r *http.Request, v any, max int64) error {
+	_, err := decodeJSON(w, r, v, max, true)
+	return err
+}
+
+// DecodeJSONTolerant is DecodeJSON accepting fields that v's type does not
+// have, which it ignores and names (those of the top level, sorted): for
+// the requests of a protocol whose newer clients may add fields that an
+// older server must not refuse (the worker protocol's register).
+func DecodeJSONTolerant(w http.ResponseWriter, r *http.Request, v any, max int64) (unknown []string, err error) {
+	body, err := decodeJSON(w, r, v, max, false)
+	if err != nil {
+		return nil, err
+	}
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(body, &fields) != nil {
+		return nil, nil
+	}
+	known := map[string]bool{}
+	if t := reflect.TypeOf(v); t.Kind() == reflect.Pointer && t.Elem().Kind() == reflect.Struct {
+		for f := range t.Elem().Fields() {
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			if name == "" {
+				name = f.Name
+			}
+			known[strings.ToLower(name)] = true
+		}
+	}
+	for k := range fields {
+		if !known[strings.ToLower(k)] { // encoding/json matches names case-insensitively
+			unknown = append(unknown, k)
+		}
+	}
+	slices.Sort(unknown)
+	return unknown, nil
+}
+
+// decodeJSON is DecodeJSON, refusing unknown fields when strict; it
+// returns the body.
+func decodeJSON(w http.ResponseWriter, r *http.Request, v any, max int64, strict bool) ([]byte, error) {
 	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
-		return errs.E(errs.Invalid, "Content-Type must be application/json, got %q", ct)
+		return nil, errs.E(errs.Invalid, "Content-Type must be application/json, got %q", ct)
 	}
 	body, err := ReadBody(w, r, max, "request body")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if t := bytes.TrimSpace(body); len(t) == 0 || string(t) == "null" {
-		return errs.E(errs.Invalid, "request body is empty: a JSON object is required")
+		return nil, errs.E(errs.Invalid, "request body is empty: a JSON object is required")
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
+	if strict {
+		dec.DisallowUnknownFields()
+	}
 	if err := dec.Decode(v); err != nil {
 		var se *json.SyntaxError
 		var te *json.UnmarshalTypeError
 		switch {
 		case errors.As(err, &se):
-			return errs.E(errs.Invalid, "malformed JSON at byte %d: %v", se.Offset, err)
+			return nil, errs.E(errs.Invalid, "malformed JSON at byte %d: %v", se.Offset, err)
 		case errors.As(err, &te):
-			return errs.E(errs.Invalid, "field %q must be %s, got %s", te.Field, te.Type, te.Value)
+			return nil, errs.E(errs.Invalid, "field %q must be %s, got %s", te.Field, te.Type, te.Value)
 		case strings.HasPrefix(err.Error(), "json: unknown field"):
-			return errs.E(errs.Invalid, "unknown field %s", strings.TrimPrefix(err.Error(), "json: unknown field "))
+			return nil, errs.E(errs.Invalid, "unknown field %s", strings.TrimPrefix(err.Error(), "json: unknown field "))
 		}
 		if field, value, ok := badTime(body, reflect.TypeOf(v), ""); ok {
-			return errs.E(errs.Invalid, "%s: %s is not an RFC 3339 time such as 2026-12-01T00:00:00Z", field, value)
+			return nil, errs.E(errs.Invalid, "%s: %s is not an RFC 3339 time such as 2026-12-01T00:00:00Z", field, value)
 		}
-		return errs.E(errs.Invalid, "malformed JSON: %v", err)
+		return nil, errs.E(errs.Invalid, "malformed JSON: %v", err)
 	}
 	if dec.More() {
-		return errs.E(errs.Invalid, "malformed JSON: unexpected data after the object")
+		return nil, errs.E(errs.Invalid, "malformed JSON: unexpected data after the object")
 	}
 	if err := CheckNUL(body); err != nil {
-		return err
+		return nil, err
 	}
 	if t := reflect.TypeOf(v); hasRequired(t) {
 		if missing := missingFields(body, t, ""); len(missing) > 0 {
-			return errs.E(errs.Invalid, "%s", requiredMessage(missing))
+			return nil, errs.E(errs.Invalid, "%s", requiredMessage(missing))
 		}
 	}
-	return nil
+	return body, nil
 }
 
 // ReadBody reads r's body of at most max bytes: a longer one is TooLarge

@@ -437,3 +437,28 @@ func TestAdapterRefusesBadURLs(t *testing.T) {
 		}
 	}
 }
+
+// DecodeJSONTolerant decodes what it knows, names the top-level fields it
+// does not (sorted), and refuses what DecodeJSON refuses otherwise.
+func TestDecodeJSONTolerant(t *testing.T) {
+	type in struct {
+		Name  string            `json:"name"`
+		Tools map[string]string `json:"tools,omitempty"`
+		Plain int
+	}
+	decode := func(body string) (in, []string, error) {
+		var v in
+		r := httptest.NewRequest("POST", "/", strings.NewReader(body))
+		unknown, err := httpx.DecodeJSONTolerant(httptest.NewRecorder(), r, &v, 1<<10)
+		return v, unknown, err
+	}
+	v, unknown, err := decode(`{"name": "a", "zeta": 1, "tools": {"x": "1"}, "alpha": {"b": [2]}, "NAME": "b", "plain": 3}`)
+	if err != nil || v.Name != "b" || v.Tools["x"] != "1" || v.Plain != 3 || strings.Join(unknown, ",") != "alpha,zeta" {
+		t.Errorf("decoded %+v, unknown %v, err %v", v, unknown, err)
+	}
+	for _, bad := range []string{`{"name": 1}`, `{"name": "a"`, ``, `{"name": "a"} {}`} {
+		if _, _, err := decode(bad); errs.KindOf(err) != errs.Invalid {
+			t.Errorf("%s: err %v, want invalid", bad, err)
+		}
+	}
+}

@@ -29,6 +29,20 @@ const (
 	KindTask  = "task"  // init then a user command
 )
 
+// FeatureTargets is the worker feature a targeted run (Run.Targets set)
+// needs: a worker that does not name it at register (one built before
+// targeted runs) would plan, and apply, everything.
+const FeatureTargets = "targets"
+
+// Needs returns the worker features a run needs (see Claim: a worker
+// without them is not given the run), in the order the claim checks them.
+func (r Run) Needs() []string {
+	if len(r.Targets) > 0 {
+		return []string{FeatureTargets}
+	}
+	return nil
+}
+
 // Claimed is a run a worker just claimed, with the token for its job.
 type Claimed struct {
 	Run   Run
@@ -62,7 +76,8 @@ func (s *Service) Claim(ctx context.Context, pool, workerID string, within ...fu
 				lock = " FOR UPDATE OF r SKIP LOCKED"
 			}
 			// A drained worker gets nothing, nor one that lacks a feature the
-			// run needs (a targeted plan: "targets"). A private pool gets
+			// run needs (a targeted plan: "targets"; keep Run.Needs in step,
+			// which tells why a run waits). A private pool gets
 			// only the runs of stacks it may serve (poolServes).
 			r, err := scan(s.db.QueryRow(ctx, `SELECT `+cols+from+` WHERE r.state IN ('READY', 'CONFIRMED') AND r.worker_id = ''
 				AND s.worker_pool = $1 AND `+poolServes+` AND NOT EXISTS (SELECT 1 FROM workers w WHERE w.id = $2

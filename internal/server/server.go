@@ -37,6 +37,7 @@ import (
 	"github.com/gantry-iac/gantry/internal/notify"
 	"github.com/gantry-iac/gantry/internal/policy"
 	"github.com/gantry-iac/gantry/internal/policy/engine"
+	"github.com/gantry-iac/gantry/internal/release"
 	"github.com/gantry-iac/gantry/internal/run"
 	"github.com/gantry-iac/gantry/internal/runtoken"
 	"github.com/gantry-iac/gantry/internal/schedule"
@@ -590,8 +591,8 @@ func (s *Server) serve(ctx context.Context, ln net.Listener) error {
 	if err := os.WriteFile(filepath.Join(s.cfg.DataDir, "url"), []byte(s.url+"\n"), 0o600); err != nil {
 		return err
 	}
-	s.log.Info("server started", "url", s.url, "data_dir", s.cfg.DataDir, "database", s.db.Dialect.String(), "builtin_workers", s.cfg.BuiltinWorkers,
-		"instance", s.instance)
+	s.log.Info("server started", "version", release.String(), "url", s.url, "data_dir", s.cfg.DataDir, "database", s.db.Dialect.String(),
+		"schema_version", s.db.SchemaVersion(), "builtin_workers", s.cfg.BuiltinWorkers, "instance", s.instance)
 	fmt.Fprintf(s.out, "Gantry listening on %s\n", s.url)
 
 	stopWorkers, cancelStop := context.WithCancel(context.Background())

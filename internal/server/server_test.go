@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -560,6 +561,21 @@ func TestServerBuiltinWorkersNameTheirServer(t *testing.T) {
 	for _, w := range list.Items {
 		if w.Labels["server"] != instance || w.Labels["host"] != host {
 			t.Errorf("worker %s has labels %v, want server=%s host=%s", w.Name, w.Labels, instance, host)
+		}
+	}
+}
+
+// The start line says which release runs and on which schema version: what
+// an operator checks on each replica during an upgrade.
+func TestServerLogsVersionAtStart(t *testing.T) {
+	s, err := start(t, config(t.TempDir()))
+	if err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	want := regexp.MustCompile(`msg="server started" version=\S+ .*schema_version=[1-9][0-9]* `)
+	for deadline := time.Now().Add(10 * time.Second); !want.MatchString(s.logs.String()); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no start line with the version and the schema version:\n%s", s.logs.String())
 		}
 	}
 }

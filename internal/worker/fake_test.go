@@ -43,8 +43,9 @@ type fakeProto struct {
 	heartbeat func() (workerapi.HeartbeatResponse, error)
 	// claim answers Claim.
 	claim func(ctx context.Context, n int) (*workerapi.Job, error)
-	// registerErr answers Register.
+	// registerErr answers Register; registered are its requests.
 	registerErr error
+	registered  []workerapi.RegisterRequest
 	deltas      []workerapi.DeltaRequest
 	// phaseErr answers Phase (nil: accepted).
 	phaseErr  func(req workerapi.PhaseRequest) error
@@ -68,6 +69,9 @@ func newFakeProto() *fakeProto {
 }
 
 func (f *fakeProto) Register(ctx context.Context, req workerapi.RegisterRequest) (workerapi.RegisterResponse, error) {
+	f.mu.Lock()
+	f.registered = append(f.registered, req)
+	f.mu.Unlock()
 	if f.registerErr != nil {
 		return workerapi.RegisterResponse{}, f.registerErr
 	}

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gantry-iac/gantry/internal/release"
 	"github.com/gantry-iac/gantry/internal/tofu"
 	"github.com/gantry-iac/gantry/internal/workerapi"
 )
@@ -656,6 +657,51 @@ func TestWorkerRunRegisterRefused(t *testing.T) {
 	var se *workerapi.StatusError
 	if !errors.As(err, &se) || se.Status != 400 {
 		t.Errorf("Run = %v, want the permanent registration error", err)
+	}
+}
+
+// A server older than the worker refuses the register request's fields it
+// does not know: the worker stops saying which side to upgrade. Other
+// refusals are passed on as they are.
+func TestWorkerRunRegisterRefusedByOlderServer(t *testing.T) {
+	for _, tt := range []struct {
+		message string
+		hint    bool
+	}{
+		{`unknown field "features"`, true},
+		{"worker protocol version 2 is not supported: this server speaks version 1; upgrade the worker", false},
+	} {
+		fx := newJobFixture(t, nil)
+		fx.proto.registerErr = &workerapi.StatusError{Status: 400, Code: "invalid", Message: tt.message}
+		err := fx.worker.Run(context.Background(), context.Background())
+		var se *workerapi.StatusError
+		if !errors.As(err, &se) || se.Message != tt.message {
+			t.Errorf("Run = %v, want the registration error", err)
+			continue
+		}
+		const hint = "the server is older than this worker: upgrade the server first (servers accept older workers)"
+		if got := strings.Contains(err.Error(), hint); got != tt.hint {
+			t.Errorf("Run = %q: hint %v, want %v", err, got, tt.hint)
+		}
+	}
+}
+
+// A worker reports its release at register, in its tools (see
+// workerapi.ToolGantry), besides the tools it was given.
+func TestWorkerRunReportsRelease(t *testing.T) {
+	fx := newJobFixture(t, nil)
+	fx.proto.registerErr = &workerapi.StatusError{Status: 400, Code: "invalid", Message: "stop here"}
+	fx.worker.cfg.Tools = map[string]string{"tofu": "1.10.7"}
+	_ = fx.worker.Run(context.Background(), context.Background())
+	if len(fx.proto.registered) != 1 {
+		t.Fatalf("registered %d times", len(fx.proto.registered))
+	}
+	got := fx.proto.registered[0].Tools
+	if got[workerapi.ToolGantry] != release.String() || got["tofu"] != "1.10.7" || release.String() == "" {
+		t.Errorf("tools = %v, want tofu and gantry=%q", got, release.String())
+	}
+	if _, ok := fx.worker.cfg.Tools[workerapi.ToolGantry]; ok {
+		t.Error("the configured tools were changed")
 	}
 }
 

@@ -6,13 +6,17 @@ package worker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"maps"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/gantry-iac/gantry/internal/release"
 	"github.com/gantry-iac/gantry/internal/seal"
 	"github.com/gantry-iac/gantry/internal/tofu"
 	"github.com/gantry-iac/gantry/internal/workerapi"
@@ -92,10 +96,11 @@ func (w *Worker) Run(stop, kill context.Context) error {
 	log := w.cfg.Log
 	backoff := 100 * time.Millisecond
 	n := max(w.cfg.Concurrency, 1)
-	tools := w.cfg.Tools
+	tools := maps.Clone(w.cfg.Tools)
 	if tools == nil {
 		tools = DetectTools(stop)
 	}
+	tools[workerapi.ToolGantry] = release.String()
 	for {
 		pub := ""
 		if w.cfg.PrivateKey != nil {
@@ -113,7 +118,7 @@ func (w *Worker) Run(stop, kill context.Context) error {
 			return nil
 		}
 		if workerapi.Permanent(err) {
-			return err
+			return registerRefused(err)
 		}
 		log.Warn("worker registration failed; retrying", "err", err)
 		sleep(stop, backoff)
@@ -133,6 +138,19 @@ func (w *Worker) Run(stop, kill context.Context) error {
 		}
 	}
 	return first
+}
+
+// registerRefused explains a registration the server refused for good. A
+// server of a release before this worker's refuses the fields of the
+// register request it does not know (400 "unknown field ..."; servers
+// since ignore them): it is the side to upgrade, which the answer does not
+// say. The server's message is the only sign of it an old server gives.
+func registerRefused(err error) error {
+	var se *workerapi.StatusError
+	if errors.As(err, &se) && se.Status == http.StatusBadRequest && strings.HasPrefix(se.Message, "unknown field") {
+		return fmt.Errorf("%w: the server is older than this worker: upgrade the server first (servers accept older workers)", err)
+	}
+	return err
 }
 
 // loop claims and runs jobs one at a time until stop ends. slot tells the

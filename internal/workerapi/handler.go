@@ -137,9 +137,18 @@ func (h *Handler) register(w http.ResponseWriter, r *http.Request) error {
 	if !ok {
 		return errs.E(errs.Unauthenticated, "invalid pool token")
 	}
+	// Unknown fields are ignored, not refused: a worker of a newer release
+	// may send fields this server does not know, and servers must accept
+	// older and newer workers alike through an upgrade (fields that change
+	// what a job means are negotiated with features, not by refusal).
 	var req RegisterRequest
-	if err := httpx.DecodeJSON(w, r, &req, 64<<10); err != nil {
+	unknown, err := httpx.DecodeJSONTolerant(w, r, &req, 64<<10)
+	if err != nil {
 		return err
+	}
+	if len(unknown) > 0 {
+		h.Log.Warn("a worker registering sent fields this server does not know (it is of a newer release): they are ignored; upgrade the server",
+			"pool", pool, "worker", req.Name, "release", req.Tools[ToolGantry], "fields", truncate.String(strings.Join(unknown, ","), 200))
 	}
 	if req.Version != Version {
 		return errs.E(errs.Invalid, "worker protocol version %d is not supported: this server speaks version %d; upgrade the worker", req.Version, Version)

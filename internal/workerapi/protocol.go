@@ -13,6 +13,9 @@ import (
 	"context"
 	"io"
 	"time"
+
+	"github.com/gantry-iac/gantry/internal/run"
+	"github.com/gantry-iac/gantry/internal/workerpool"
 )
 
 // Version is checked at register: a worker speaking another version is
@@ -57,7 +60,8 @@ type RegisterRequest struct {
 	// Labels describe the worker (from `gantry worker --label K=V`).
 	Labels map[string]string `json:"labels,omitempty"`
 	// Tools are the tools the worker has at hand and their versions (it
-	// downloads others as runs need them).
+	// downloads others as runs need them), its platform, and its own
+	// release (ToolGantry).
 	Tools map[string]string `json:"tools,omitempty"`
 	// Concurrency is how many jobs the worker runs at once.
 	Concurrency int `json:"concurrency,omitempty"`
@@ -73,10 +77,20 @@ type RegisterRequest struct {
 // Features are the job features this worker knows: FeatureTargets, a plan
 // limited to resource addresses (-target). A worker that does not name it
 // would plan everything.
-const FeatureTargets = "targets"
+const FeatureTargets = run.FeatureTargets
 
 // Features this worker supports.
 var Features = []string{FeatureTargets}
+
+// ToolGantry is the key of RegisterRequest.Tools under which a worker
+// reports its own release (e.g. "v1.2.3", "dev-3f2a1c9 (2026-11-26T16:00:00Z,
+// modified)"). It travels in tools, not in a field of its own, because
+// servers before this release refuse a register request with a field they
+// do not know (400 unknown field): every server accepts it in tools (and
+// shows it there), a newer one also as the worker's version. (Servers
+// since this release ignore unknown fields, so that later fields are safe
+// with them; see Handler.register.)
+const ToolGantry = workerpool.ReleaseTool
 
 // RegisterResponse carries the worker's id and token.
 type RegisterResponse struct {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -544,4 +545,58 @@ func TestStopDuringSave(t *testing.T) {
 		}
 		f.wantState(t, r.ID, run.Stopped)
 	})
+}
+
+// A register request with fields this server does not know (from a worker
+// of a newer release) is accepted, the fields ignored, on both databases:
+// servers accept newer workers as well as older ones through an upgrade.
+func TestRegisterIgnoresUnknownFields(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newFixture(t, d)
+		body := `{"name": "newer", "version": 1, "tools": {"gantry": "v9.9.9"}, "capabilities": {"x": [1]}, "release": "v9.9.9"}`
+		req, _ := http.NewRequest("POST", f.url+workerapi.Prefix+"/register", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+gpuToken)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusCreated {
+			t.Fatalf("register with unknown fields: HTTP %d %s", resp.StatusCode, b)
+		}
+		// Malformed JSON and wrong types are still refused.
+		for _, bad := range []string{`{"name": "x", "version": 1, "tools": []}`, `{"name": "x", "version": 1,`} {
+			req, _ := http.NewRequest("POST", f.url+workerapi.Prefix+"/register", strings.NewReader(bad))
+			req.Header.Set("Authorization", "Bearer "+gpuToken)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusBadRequest {
+				t.Errorf("register %s: HTTP %d, want 400", bad, resp.StatusCode)
+			}
+		}
+	})
+}
+
+// The register request's fields are those servers since the release that
+// added features (944f6b8) know: servers until this one refuse a field
+// they do not know (400 unknown field), so a new field would make new
+// workers unusable with them. What a worker adds goes in an existing map
+// (its release is in tools, see ToolGantry) or, when servers of the
+// releases without it are no longer supported, in a field of its own.
+func TestRegisterRequestFieldsOlderServersKnow(t *testing.T) {
+	known := []string{"concurrency", "features", "instance", "labels", "name", "public_key", "tools", "version"}
+	var got []string
+	for f := range reflect.TypeFor[workerapi.RegisterRequest]().Fields() {
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		got = append(got, name)
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, known) {
+		t.Errorf("RegisterRequest's JSON fields = %v, want %v: servers before this release refuse a register request with another field", got, known)
+	}
 }

@@ -340,6 +340,11 @@ const (
 	Gone    = "GONE" // no sign of life within the worker timeout
 )
 
+// ReleaseTool is the key of a worker's tools under which it reports its
+// own release (see workerapi.ToolGantry); workers of releases before it
+// report none.
+const ReleaseTool = "gantry"
+
 // WorkerStatus is a registered worker as operators see it.
 type WorkerStatus struct {
 	ID          string
@@ -350,6 +355,7 @@ type WorkerStatus struct {
 	Tools       map[string]string
 	Concurrency int
 	Features    []string // what it can do beyond protocol version 1
+	Version     string   // its release, as it reported it (Tools[ReleaseTool]; "" if it did not)
 	Jobs        []string // runs it holds
 	Registered  time.Time
 	LastSeen    time.Time
@@ -368,6 +374,7 @@ func (s *Service) Workers(ctx context.Context, poolID string) ([]WorkerStatus, e
 		_ = json.Unmarshal([]byte(lbl), &w.Labels)
 		_ = json.Unmarshal([]byte(tools), &w.Tools)
 		_ = json.Unmarshal([]byte(feat), &w.Features)
+		w.Version = w.Tools[ReleaseTool]
 		w.Registered, w.LastSeen = time.Unix(0, reg).UTC(), time.Unix(0, seen).UTC()
 		if drained {
 			w.Status = Drained
@@ -412,11 +419,19 @@ func (s *Service) Workers(ctx context.Context, poolID string) ([]WorkerStatus, e
 }
 
 // Connected counts the workers of a pool seen within the worker timeout
-// and not drained: a pool without any leaves its runs waiting.
-func (s *Service) Connected(ctx context.Context, poolID string) (int, error) {
+// and not drained, and that named every one of features at register (the
+// claim's test, see run.Run.Needs): a pool without any leaves its runs
+// (that need those features) waiting.
+func (s *Service) Connected(ctx context.Context, poolID string, features ...string) (int, error) {
+	q := `SELECT COUNT(*) FROM workers WHERE pool_id = $1 AND NOT drained AND last_seen_at > $2`
+	args := []any{poolID, time.Now().Add(-s.WorkerTimeout).UnixNano()}
+	for _, f := range features {
+		// features is a JSON array of strings, as the claim reads it.
+		args = append(args, `%"`+f+`"%`)
+		q += fmt.Sprintf(" AND features LIKE $%d", len(args))
+	}
 	var n int
-	err := s.db.QueryRow(ctx, `SELECT COUNT(*) FROM workers WHERE pool_id = $1 AND NOT drained AND last_seen_at > $2`,
-		poolID, time.Now().Add(-s.WorkerTimeout).UnixNano()).Scan(&n)
+	err := s.db.QueryRow(ctx, q, args...).Scan(&n)
 	return n, err
 }
 
