@@ -10,6 +10,7 @@ import (
 
 	"github.com/gantry-iac/gantry/internal/drift"
 	"github.com/gantry-iac/gantry/internal/httpx"
+	"github.com/gantry-iac/gantry/internal/run"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -50,7 +51,10 @@ func countRequests(next http.Handler) http.Handler {
 	})
 }
 
-// runsCollector reports the number of runs per state at scrape time.
+// runsCollector reports the number of runs per state at scrape time:
+// every state a run can be in before it ends, with 0 when no run is in it,
+// so that an idle system still exports the metric (its absence means that
+// the database could not be read).
 type runsCollector struct {
 	s    *Server
 	desc *prometheus.Desc
@@ -61,21 +65,31 @@ func (c runsCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
 func (c runsCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	rows, err := c.s.db.Query(ctx, `SELECT state, COUNT(*) FROM runs WHERE state NOT IN ('FINISHED','FAILED','DISCARDED','CANCELED','STOPPED') GROUP BY state`)
+	rows, err := c.s.db.Query(ctx, `SELECT state, COUNT(*) FROM runs WHERE state NOT IN `+run.TerminalSQL+` GROUP BY state`)
 	if err != nil {
 		c.s.log.Warn("collecting gantry_runs_active failed: the metric is left out of this scrape", "err", err)
 		return
 	}
 	defer rows.Close()
+	counts := map[string]float64{}
+	for _, state := range run.States {
+		if !run.Terminal(state) {
+			counts[state] = 0
+		}
+	}
 	for rows.Next() {
 		var state string
 		var n float64
 		if rows.Scan(&state, &n) == nil {
-			ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, n, state)
+			counts[state] = n
 		}
 	}
 	if err := rows.Err(); err != nil {
-		c.s.log.Warn("collecting gantry_runs_active failed: the metric may be incomplete in this scrape", "err", err)
+		c.s.log.Warn("collecting gantry_runs_active failed: the metric is left out of this scrape", "err", err)
+		return
+	}
+	for state, n := range counts {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, n, state)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"maps"
 	"math"
 	"strings"
 	"testing"
@@ -12,8 +13,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/gantry-iac/gantry/internal/db"
+	"github.com/gantry-iac/gantry/internal/db/dbtest"
 	"github.com/gantry-iac/gantry/internal/drift"
 	"github.com/gantry-iac/gantry/internal/httpx"
+	"github.com/gantry-iac/gantry/internal/run"
 )
 
 // The drift check age is that of the last good check: failed checks do not
@@ -92,6 +95,46 @@ func TestRunsActiveWarnsOnDatabaseError(t *testing.T) {
 	if !strings.Contains(log.String(), "level=WARN") || !strings.Contains(log.String(), "collecting gantry_runs_active failed") {
 		t.Errorf("no warning logged:\n%s", log.String())
 	}
+}
+
+// gantry_runs_active is exported for every state a run can be in before
+// it ends, with 0 when no run is in it: an idle system still has the
+// metric, so that an alert on its absence fires only when the database
+// cannot be read.
+func TestRunsActiveIdleIsZero(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newRecoveryFixture(t, d)
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(runsCollector{s: f.s, desc: prometheus.NewDesc("gantry_runs_active", "", []string{"state"}, nil)})
+		gather := func() map[string]float64 {
+			t.Helper()
+			families, err := reg.Gather()
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := map[string]float64{}
+			for _, fam := range families {
+				for _, m := range fam.GetMetric() {
+					got[m.GetLabel()[0].GetValue()] = m.GetGauge().GetValue()
+				}
+			}
+			return got
+		}
+		want := map[string]float64{}
+		for _, state := range run.States {
+			if !run.Terminal(state) {
+				want[state] = 0
+			}
+		}
+		if got := gather(); !maps.Equal(got, want) {
+			t.Errorf("idle: gantry_runs_active = %v, want %v", got, want)
+		}
+		f.held(t, "", "")
+		want[run.Preparing] = 1
+		if got := gather(); !maps.Equal(got, want) {
+			t.Errorf("one run PREPARING: gantry_runs_active = %v, want %v", got, want)
+		}
+	})
 }
 
 // The memory budget's metrics say what is held and how many wait.
