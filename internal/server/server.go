@@ -289,6 +289,11 @@ func (s *Server) open(ctx context.Context) error {
 	if s.db, err = db.Open(ctx, cfg.DatabaseURL, cfg.DataDir, s.log); err != nil {
 		return fmt.Errorf("opening the database: %w", err)
 	}
+	if key == nil {
+		if key, err = s.createKey(ctx); err != nil {
+			return err
+		}
+	}
 	err = s.checkKey(ctx, key)
 	clear(key)
 	if err != nil {
