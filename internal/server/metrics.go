@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/gantry-iac/gantry/internal/db"
 	"github.com/gantry-iac/gantry/internal/drift"
 	"github.com/gantry-iac/gantry/internal/httpx"
 	"github.com/gantry-iac/gantry/internal/run"
@@ -154,9 +155,33 @@ func (s *Server) metricsHandler() http.Handler {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), httpRequests,
 		runsCollector{s: s, desc: prometheus.NewDesc("gantry_runs_active", "Runs not yet terminal, by state.", []string{"state"}, nil)},
 		newDriftCollector(func(ctx context.Context) ([]drift.Metric, error) { return s.drift.Metrics(ctx) }, s.log))
+	reg.MustRegister(databaseUp(s.db, s.log))
 	reg.MustRegister(s.replicaMetrics()...)
 	reg.MustRegister(budgetMetrics(s.budget)...)
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+}
+
+// databaseUpTimeout bounds the query gantry_database_up makes at scrape
+// time: a database slower than that to answer a trivial query is down for
+// the clients too.
+const databaseUpTimeout = time.Second
+
+// databaseUp is gantry_database_up: 1 when the database answers a trivial
+// query within databaseUpTimeout at scrape time, else 0 (and a warning
+// says why). /healthz and /readyz do not look at the database; this does.
+func databaseUp(d *db.DB, log *slog.Logger) prometheus.Collector {
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "gantry_database_up",
+		Help: "1 when the database answered a query within a second at scrape time, else 0."},
+		func() float64 {
+			ctx, cancel := context.WithTimeout(context.Background(), databaseUpTimeout)
+			defer cancel()
+			var one int
+			if err := d.QueryRow(ctx, `SELECT 1`).Scan(&one); err != nil {
+				log.Warn("the database did not answer at scrape time: gantry_database_up is 0", "err", err)
+				return 0
+			}
+			return 1
+		})
 }
 
 // budgetMetrics report the memory budget of large requests

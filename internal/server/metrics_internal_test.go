@@ -137,6 +137,58 @@ func TestRunsActiveIdleIsZero(t *testing.T) {
 	})
 }
 
+// gantry_database_up says at every scrape whether the database answers:
+// 0 during an outage (/healthz and /readyz do not look), 1 again after.
+func TestDatabaseUpMetric(t *testing.T) {
+	gauge := func(t *testing.T, d *db.DB, log *bytes.Buffer) float64 {
+		t.Helper()
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(databaseUp(d, slog.New(slog.NewTextHandler(log, nil))))
+		families, err := reg.Gather()
+		if err != nil || len(families) != 1 || families[0].GetName() != "gantry_database_up" {
+			t.Fatalf("Gather = %v, %v", families, err)
+		}
+		return families[0].GetMetric()[0].GetGauge().GetValue()
+	}
+	t.Run("postgres", func(t *testing.T) {
+		url := dbtest.PostgresURL(t)
+		d := dbtest.Open(t, url)
+		var log bytes.Buffer
+		if v := gauge(t, d, &log); v != 1 {
+			t.Errorf("up: %v, want 1 (log %s)", v, log.String())
+		}
+		end := dbtest.Outage(t, url)
+		start := time.Now()
+		if v := gauge(t, d, &log); v != 0 {
+			t.Errorf("during an outage: %v, want 0", v)
+		}
+		if d := time.Since(start); d > 5*time.Second {
+			t.Errorf("the scrape took %v during the outage", d)
+		}
+		if !strings.Contains(log.String(), "gantry_database_up is 0") {
+			t.Errorf("no warning: %s", log.String())
+		}
+		end()
+		if v := gauge(t, d, &log); v != 1 {
+			t.Errorf("after the outage: %v, want 1", v)
+		}
+	})
+	t.Run("sqlite", func(t *testing.T) {
+		d, err := db.Open(context.Background(), "", t.TempDir(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var log bytes.Buffer
+		if v := gauge(t, d, &log); v != 1 {
+			t.Errorf("up: %v, want 1", v)
+		}
+		d.Close()
+		if v := gauge(t, d, &log); v != 0 {
+			t.Errorf("closed: %v, want 0", v)
+		}
+	})
+}
+
 // The memory budget's metrics say what is held and how many wait.
 func TestBudgetMetrics(t *testing.T) {
 	b := httpx.NewBudget(100)
