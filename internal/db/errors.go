@@ -2,7 +2,9 @@ package db
 
 import (
 	"context"
+	"database/sql/driver"
 	"errors"
+	"strings"
 
 	"github.com/gantry-iac/gantry/internal/errs"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -30,6 +32,42 @@ func IsForeignKeyViolation(err error) bool {
 func IsInvalidText(err error) bool {
 	c := pgCode(err)
 	return c == "22021" || c == "22P05"
+}
+
+// Unavailable says why the database cannot do work for now, for clients:
+// "" when err is not such an error. Only genuine unavailability counts (no
+// connection can be made, the server refuses or ends connections, it has
+// too many clients, its disk is full); an error of the query itself, a
+// lock timeout or SQLite's busy timeout do not. The message names nothing
+// of the database's address or user.
+func Unavailable(err error) string {
+	if err == nil {
+		return ""
+	}
+	if IsDiskFull(err) {
+		return "the disk holding the database is full"
+	}
+	code := pgCode(err)
+	switch {
+	case code == "53300":
+		return "the database is unavailable: it has too many clients"
+	case code == "57P01" || code == "57P02" || code == "57P03":
+		return "the database is unavailable: it is shutting down or starting up"
+	case strings.HasPrefix(code, "08"):
+		return "the database is unavailable: the connection to it failed"
+	}
+	var ce *pgconn.ConnectError
+	if errors.As(err, &ce) || errors.Is(err, driver.ErrBadConn) {
+		return "the database is unavailable: the server cannot connect to it"
+	}
+	return ""
+}
+
+// IsDiskFull reports whether err (or an error it wraps) says that the disk
+// holding the database is full: SQLite's SQLITE_FULL, PostgreSQL's
+// disk_full (53100).
+func IsDiskFull(err error) bool {
+	return sqliteCode(err)&0xff == sqlite3.SQLITE_FULL || pgCode(err) == "53100"
 }
 
 // pgCode returns the SQLSTATE of a PostgreSQL error, or "".

@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
+
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/gantry-iac/gantry/internal/db"
 	"github.com/gantry-iac/gantry/internal/db/dbtest"
@@ -73,6 +76,68 @@ func TestConstraintErrors(t *testing.T) {
 	for _, err := range []error{nil, errors.New("UNIQUE constraint failed")} {
 		if db.IsUniqueViolation(err) || db.IsForeignKeyViolation(err) {
 			t.Errorf("%v classified as a constraint violation", err)
+		}
+	}
+}
+
+// A database that is down, refuses connections or has a full disk gives
+// errors Unavailable names (the edges answer them 503); errors of the
+// query itself do not.
+func TestUnavailable(t *testing.T) {
+	ctx := context.Background()
+	t.Run("postgres outage", func(t *testing.T) {
+		url := dbtest.PostgresURL(t)
+		d := dbtest.Open(t, url)
+		if _, err := d.Exec(ctx, "SELECT nope FROM settings"); err == nil || db.Unavailable(err) != "" {
+			t.Errorf("a bad query: %v, Unavailable %q; want an error that is not unavailability", err, db.Unavailable(err))
+		}
+		end := dbtest.Outage(t, url)
+		for _, q := range []string{"SELECT COUNT(*) FROM settings", "SELECT COUNT(*) FROM runs"} {
+			var n int
+			err := d.QueryRow(ctx, q).Scan(&n)
+			if err == nil || !strings.HasPrefix(db.Unavailable(err), "the database is unavailable: ") {
+				t.Errorf("%s during an outage: %v, Unavailable %q", q, err, db.Unavailable(err))
+			}
+			if _, err := d.Exec(ctx, "INSERT INTO settings (name, value) VALUES ('x', 'y')"); err == nil || db.Unavailable(err) == "" {
+				t.Errorf("a write during an outage: %v, Unavailable %q", err, db.Unavailable(err))
+			}
+		}
+		end()
+		if err := d.Ping(ctx); err != nil {
+			t.Errorf("after the outage: %v", err)
+		}
+	})
+	t.Run("sqlite disk full", func(t *testing.T) {
+		d := dbtest.SQLite(t)
+		// A database that may not grow stands for a full disk: SQLite
+		// answers both with SQLITE_FULL.
+		var pages int
+		if err := d.QueryRow(ctx, "PRAGMA page_count").Scan(&pages); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := d.Exec(ctx, fmt.Sprintf("PRAGMA max_page_count = %d", pages)); err != nil {
+			t.Fatal(err)
+		}
+		var err error
+		for i := 0; i < 1000 && err == nil; i++ {
+			_, err = d.Exec(ctx, "INSERT INTO settings (name, value) VALUES ($1, $2)", fmt.Sprintf("k%d", i), strings.Repeat("x", 4000))
+		}
+		if err == nil || db.Unavailable(err) != "the disk holding the database is full" || !db.IsDiskFull(err) {
+			t.Errorf("an insert past the database's size: %v, Unavailable %q", err, db.Unavailable(err))
+		}
+	})
+	for _, tt := range []struct {
+		code, want string
+	}{
+		{"53300", "the database is unavailable: it has too many clients"},
+		{"57P01", "the database is unavailable: it is shutting down or starting up"},
+		{"57P03", "the database is unavailable: it is shutting down or starting up"},
+		{"08006", "the database is unavailable: the connection to it failed"},
+		{"53100", "the disk holding the database is full"},
+		{"40001", ""}, {"23505", ""}, {"55P03", ""},
+	} {
+		if got := db.Unavailable(fmt.Errorf("x: %w", &pgconn.PgError{Code: tt.code})); got != tt.want {
+			t.Errorf("SQLSTATE %s: %q, want %q", tt.code, got, tt.want)
 		}
 	}
 }

@@ -7,9 +7,12 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/user"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -55,6 +58,9 @@ func openSQLite(ctx context.Context, dataDir string, log *slog.Logger) (*DB, err
 		return nil, fmt.Errorf("db: data directory: %w", err)
 	}
 	path := filepath.Join(dir, sqliteFile)
+	if err := checkFiles(dir, path); err != nil {
+		return nil, err
+	}
 	if err := makePrivate(path, log); err != nil {
 		return nil, err
 	}
@@ -91,6 +97,78 @@ func openSQLite(ctx context.Context, dataDir string, log *slog.Logger) (*DB, err
 	}
 	log.Info("database opened", "dialect", SQLite.String(), "path", path, "schema_version", schema)
 	return &DB{Dialect: SQLite, write: write, read: read, log: log, schema: schema}, nil
+}
+
+// checkFiles checks, before SQLite opens anything, that this process can
+// use the database: the data directory writable (SQLite creates the -wal
+// and -shm files in it), the database file and its -wal and -shm, where
+// present, regular files it can read and write. SQLite's own errors name
+// no file ("unable to open database file (14)"); these name the file, the
+// problem and its owner.
+func checkFiles(dir, path string) error {
+	if err := syscall.Access(dir, 0o3); err != nil { // write and search
+		return fmt.Errorf("db: the data directory %s is not writable by this process (%s): %w; "+
+			"SQLite creates %s-wal and -shm in it", dir, ownerOf(dir), err, filepath.Base(path))
+	}
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		fi, err := os.Stat(p)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("db: %s: %w", p, err)
+		}
+		if !fi.Mode().IsRegular() {
+			return fmt.Errorf("db: %s is not a regular file but a %s: SQLite cannot use it; move it out of the way "+
+				"(a -wal or -shm file that is not SQLite's own cannot hold data of this database)", p, fileKind(fi.Mode()))
+		}
+		f, err := os.OpenFile(p, os.O_RDWR, 0)
+		if err != nil {
+			return fmt.Errorf("db: %s cannot be read and written by this process (%s): %w; "+
+				"give it to the server's user (chown), or run the server as its owner", p, ownerOf(p), errors.Unwrap(err))
+		}
+		f.Close()
+	}
+	return nil
+}
+
+// ownerOf describes who owns path and who this process runs as.
+func ownerOf(path string) string {
+	self := userName(os.Geteuid())
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "this process runs as " + self
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return "mode " + fi.Mode().Perm().String() + ", this process runs as " + self
+	}
+	return fmt.Sprintf("owner %s, mode %s; this process runs as %s", userName(int(st.Uid)), fi.Mode().Perm(), self)
+}
+
+// userName returns "name (uid N)", or "uid N" when the name is unknown.
+func userName(uid int) string {
+	if u, err := user.LookupId(strconv.Itoa(uid)); err == nil {
+		return fmt.Sprintf("%s (uid %d)", u.Username, uid)
+	}
+	return fmt.Sprintf("uid %d", uid)
+}
+
+// fileKind names what a non-regular file is.
+func fileKind(m os.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "directory"
+	case m&os.ModeSymlink != 0:
+		return "symbolic link"
+	case m&os.ModeNamedPipe != 0:
+		return "named pipe"
+	case m&os.ModeSocket != 0:
+		return "socket"
+	case m&os.ModeDevice != 0:
+		return "device"
+	}
+	return "special file"
 }
 
 // makePrivate creates the database file path with mode 0600 if it does not

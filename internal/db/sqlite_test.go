@@ -70,3 +70,77 @@ func wantModes(t *testing.T, dir string, files []string, want fs.FileMode) {
 		}
 	}
 }
+
+// SQLite's own error for a database file it cannot open names no file
+// ("unable to open database file (14)"): the files are checked first, and
+// the error names the file and the problem.
+func TestSQLiteFilesUnusable(t *testing.T) {
+	ctx := context.Background()
+	newDir := func(t *testing.T) string {
+		t.Helper()
+		dir := t.TempDir()
+		d, err := db.Open(ctx, "", dir, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Close(); err != nil {
+			t.Fatal(err)
+		}
+		return dir
+	}
+	for _, name := range []string{"gantry.db-wal", "gantry.db-shm"} {
+		t.Run("a directory in place of "+name, func(t *testing.T) {
+			dir := newDir(t)
+			p := filepath.Join(dir, name)
+			os.Remove(p)
+			if err := os.Mkdir(p, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			d, err := db.Open(ctx, "", dir, nil)
+			if err == nil {
+				d.Close()
+				t.Fatal("opened")
+			}
+			if want := p + " is not a regular file but a directory"; !strings.Contains(err.Error(), want) {
+				t.Errorf("error %q, want it to say %q", err, want)
+			}
+		})
+	}
+	t.Run("files this process may not write", func(t *testing.T) {
+		if os.Geteuid() == 0 {
+			t.Skip("running as root, whom file permissions do not bind: the directory cases above check the same path")
+		}
+		for _, name := range []string{"gantry.db", "gantry.db-wal", "gantry.db-shm"} {
+			dir := newDir(t)
+			p := filepath.Join(dir, name)
+			if err := os.WriteFile(p, nil, 0o600); err != nil && !os.IsExist(err) {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(p, 0o400); err != nil {
+				t.Fatal(err)
+			}
+			d, err := db.Open(ctx, "", dir, nil)
+			if err == nil {
+				d.Close()
+				t.Fatalf("%s: opened", name)
+			}
+			if want := p + " cannot be read and written by this process (owner "; !strings.Contains(err.Error(), want) ||
+				!strings.Contains(err.Error(), "permission denied") {
+				t.Errorf("%s: error %q, want it to say %q and permission denied", name, err, want)
+			}
+		}
+		dir := newDir(t)
+		if err := os.Chmod(dir, 0o500); err != nil {
+			t.Fatal(err)
+		}
+		defer os.Chmod(dir, 0o700)
+		d, err := db.Open(ctx, "", dir, nil)
+		if err == nil {
+			d.Close()
+			t.Fatal("a data directory it may not write: opened")
+		}
+		if want := "the data directory " + dir + " is not writable by this process (owner "; !strings.Contains(err.Error(), want) {
+			t.Errorf("a data directory it may not write: error %q, want it to say %q", err, want)
+		}
+	})
+}

@@ -113,6 +113,12 @@ func (a Adapter) WriteError(w http.ResponseWriter, r *http.Request, err error) {
 		// not the server, is at fault.
 		kind, status = errs.Invalid, http.StatusBadRequest
 		err = errs.Wrap(errs.Invalid, err, "the request holds text the database cannot store (a NUL character or invalid UTF-8)")
+	case kind == errs.Internal && db.Unavailable(err) != "":
+		// Not a bug: the database is down, full or overloaded. Clients
+		// (OpenTofu's state backend, workers) retry a 503.
+		kind, status = errs.Unavailable, http.StatusServiceUnavailable
+		err = &errs.Error{Kind: errs.Unavailable, Err: err, Detail: RetryAfter(DatabaseRetryAfter),
+			Message: db.Unavailable(err) + "; try again later (request " + RequestID(r.Context()) + ")"}
 	}
 	if status >= 500 && a.Log != nil && r.Context().Err() == nil {
 		a.Log.Error("request failed", "request_id", RequestID(r.Context()), "method", r.Method, "path", r.URL.Path, "err", err)
@@ -132,6 +138,10 @@ func (a Adapter) WriteError(w http.ResponseWriter, r *http.Request, err error) {
 // RetryAfter, as an error's detail, is sent as the Retry-After header
 // (seconds) instead of in the body.
 type RetryAfter int
+
+// DatabaseRetryAfter is the Retry-After (seconds) of a 503 for a database
+// that is unavailable.
+const DatabaseRetryAfter = 10
 
 // WriteJSON writes v as JSON with status.
 func WriteJSON(w http.ResponseWriter, status int, v any) {

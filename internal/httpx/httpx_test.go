@@ -288,6 +288,41 @@ func TestWriteErrorHidesInternalCause(t *testing.T) {
 	}
 }
 
+// A database that is unavailable (down, refusing connections, too many
+// clients, its disk full) is not an internal error: 503 with Retry-After
+// and a message saying what, so that clients retry and operators see it;
+// the cause is logged, never sent.
+func TestWriteErrorDatabaseUnavailable(t *testing.T) {
+	var logs bytes.Buffer
+	ad := httpx.Adapter{Log: slog.New(slog.NewTextHandler(&logs, nil))}
+	for _, tt := range []struct {
+		err  error
+		want string
+	}{
+		{fmt.Errorf("loading: %w", &pgconn.PgError{Code: "53300", Message: "sorry, too many clients already"}),
+			"the database is unavailable: it has too many clients; try again later (request req-db-1)"},
+		{&pgconn.PgError{Code: "57P01", Message: "terminating connection due to administrator command"},
+			"the database is unavailable: it is shutting down or starting up; try again later (request req-db-1)"},
+		{errs.Wrap(errs.Internal, &pgconn.PgError{Code: "53100", Message: "could not extend file"}, "saving"),
+			"the disk holding the database is full; try again later (request req-db-1)"},
+	} {
+		logs.Reset()
+		r := httptest.NewRequest("GET", "/api/v1/stacks", nil)
+		r.Header.Set("X-Request-Id", "req-db-1")
+		rec := serve(httpx.WithRequestID(ad.H(func(w http.ResponseWriter, r *http.Request) error { return tt.err })), r)
+		b := errorBody(t, rec)
+		if rec.Code != 503 || b.Error.Code != "unavailable" || b.Error.Message != tt.want || rec.Header().Get("Retry-After") != "10" {
+			t.Errorf("%v: %d %+v Retry-After %q; want 503 unavailable %q, Retry-After 10", tt.err, rec.Code, b.Error, rec.Header().Get("Retry-After"), tt.want)
+		}
+		if b.Error.Detail != nil || strings.Contains(b.Error.Message, "administrator") || strings.Contains(b.Error.Message, "clients already") {
+			t.Errorf("%v: the answer shows the cause: %+v", tt.err, b.Error)
+		}
+		if !strings.Contains(logs.String(), "req-db-1") || !strings.Contains(logs.String(), tt.err.Error()) {
+			t.Errorf("%v: the cause is not logged: %s", tt.err, logs.String())
+		}
+	}
+}
+
 func TestWriteErrorDoesNotLogClientErrors(t *testing.T) {
 	var logs bytes.Buffer
 	ad := httpx.Adapter{Log: slog.New(slog.NewTextHandler(&logs, nil))}

@@ -571,6 +571,7 @@ func (s *Service) Finish(ctx context.Context, runID, workerID string, ok bool, r
 			if reason == "" {
 				reason = "the job failed"
 			}
+			reason += s.savedSoFar(ctx, *r)
 		} else if reason == "" {
 			reason = map[string]string{Applying: "applied", Performing: "task completed"}[r.State]
 		}
@@ -726,17 +727,40 @@ func (s *Service) FailLost(ctx context.Context, l Lost) (int, error) {
 // are all it has.
 func (s *Service) appliedSoFar(ctx context.Context, r Run) string {
 	const check = "check the stack's resources before the next run"
-	if s.StateSaved != nil {
-		serial, saved, err := s.StateSaved(ctx, r.StackID, r.ID)
-		switch {
-		case err == nil && saved:
-			return fmt.Sprintf("(during apply: the last state it saved, serial %d, is kept; changes made after it was saved may be missing from it: %s)", serial, check)
-		case err == nil:
-			return "(during apply: it saved no state, so the stack's state is the one from before the apply; changes the apply made may be missing from it: " + check + ")"
-		}
-		s.log.Warn("finding the state versions a lost apply saved failed", "run_id", r.ID, "err", err)
+	serial, saved, known := s.lastSaved(ctx, r)
+	switch {
+	case known && saved:
+		return fmt.Sprintf("(during apply: the last state it saved, serial %d, is kept; changes made after it was saved may be missing from it: %s)", serial, check)
+	case known:
+		return "(during apply: it saved no state, so the stack's state is the one from before the apply; changes the apply made may be missing from it: " + check + ")"
 	}
 	return "(during apply: the state versions it saved, if any, are kept; changes made after the last one may be missing: check the stack's state and resources before the next run)"
+}
+
+// savedSoFar says, for a run its worker reports failed, the last state
+// version its run token stored, if it stored one: the worker's reason
+// (OpenTofu's "Failed to upload state", say) may not know that a later
+// retry, or the push of the state OpenTofu kept, stored it after all.
+func (s *Service) savedSoFar(ctx context.Context, r Run) string {
+	serial, saved, known := s.lastSaved(ctx, r)
+	if !known || !saved {
+		return ""
+	}
+	return fmt.Sprintf(" (the last state this run saved, serial %d, is kept: check whether it holds all of the run's changes before the next run)", serial)
+}
+
+// lastSaved returns the serial of the last state version r's run token
+// stored; known is false when that could not be found out.
+func (s *Service) lastSaved(ctx context.Context, r Run) (serial int64, saved, known bool) {
+	if s.StateSaved == nil {
+		return 0, false, false
+	}
+	serial, saved, err := s.StateSaved(ctx, r.StackID, r.ID)
+	if err != nil {
+		s.log.Warn("finding the state versions a failed run saved failed", "run_id", r.ID, "err", err)
+		return 0, false, false
+	}
+	return serial, saved, true
 }
 
 // CountHeld returns how many runs a worker holds in a job in progress

@@ -49,6 +49,40 @@ func TestFailLostApplyReasonSaysWhatIsKept(t *testing.T) {
 	})
 }
 
+// A run its worker reports failed says the last state version its run
+// token stored, if any: OpenTofu's "Failed to upload state" (a full disk)
+// does not know that a later retry, or the push of the state it kept,
+// stored the state after all. A run that stored none keeps its reason.
+func TestFinishFailedReasonSaysStateSaved(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newFixture(t, d)
+		states := state.NewService(d, testBox(t))
+		f.runs.StateSaved = states.LastOfRun
+		const upload = "Error: Failed to upload state: POST http://127.0.0.1:8080/api/v1/stacks/x/tfstate?ID=1 giving up after 15 attempt(s)"
+
+		saved, _ := f.runIn(t, run.Applying)
+		for serial := 1; serial <= 3; serial++ {
+			doc := fmt.Sprintf(`{"version":4,"serial":%d,"lineage":"l-1","resources":[]}`, serial)
+			if _, err := states.Write(f.ctx, saved.StackID, []byte(doc), "", saved.ID, "worker:"+worker); err != nil {
+				t.Fatal(err)
+			}
+		}
+		none, _ := f.runIn(t, run.Applying)
+		for _, r := range []run.Run{saved, none} {
+			if _, err := f.runs.Finish(f.ctx, r.ID, worker, false, upload); err != nil {
+				t.Fatal(err)
+			}
+		}
+		want := upload + " (the last state this run saved, serial 3, is kept: check whether it holds all of the run's changes before the next run)"
+		if got := f.wantState(t, saved.ID, run.Failed).Reason; got != want {
+			t.Errorf("reason of a run that saved states = %q, want %q", got, want)
+		}
+		if got := f.wantState(t, none.ID, run.Failed).Reason; got != upload {
+			t.Errorf("reason of a run that saved no state = %q, want the worker's", got)
+		}
+	})
+}
+
 // Keep spares the runs whose worker is known to be alive (a server's own
 // built-in workers), however old their heartbeat.
 func TestFailLostKeep(t *testing.T) {

@@ -133,6 +133,60 @@ func CheckAlg(alg string) error {
 // Config returns the effective configuration.
 func (s *Service) Config() Config { return s.cfg }
 
+// Identity is what clouds trust the runs' tokens by: the issuer (iss) and
+// the default audience (aud).
+type Identity struct{ Issuer, Audience string }
+
+// Settings rows holding the identity the tokens were last issued with.
+const (
+	issuerSetting   = "token_issuer"
+	audienceSetting = "token_audience"
+)
+
+// RecordIdentity records the effective issuer and default audience in the
+// database, and returns those recorded before and whether they differ
+// (never on a database that recorded none: a first start, or a database
+// from before they were recorded).
+func (s *Service) RecordIdentity(ctx context.Context) (before Identity, changed bool, err error) {
+	now := Identity{Issuer: s.cfg.Issuer, Audience: s.cfg.Audience}
+	err = s.db.Tx(ctx, func(ctx context.Context) error {
+		rows, err := s.db.Query(ctx, `SELECT name, value FROM settings WHERE name IN ($1, $2)`, issuerSetting, audienceSetting)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		found := false
+		for rows.Next() {
+			var name, value string
+			if err := rows.Scan(&name, &value); err != nil {
+				return err
+			}
+			found = true
+			if name == issuerSetting {
+				before.Issuer = value
+			} else {
+				before.Audience = value
+			}
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		rows.Close()
+		if found && before == now {
+			return nil
+		}
+		changed = found
+		for name, value := range map[string]string{issuerSetting: now.Issuer, audienceSetting: now.Audience} {
+			if _, err := s.db.Exec(ctx, `INSERT INTO settings (name, value) VALUES ($1, $2)
+				ON CONFLICT (name) DO UPDATE SET value = excluded.value`, name, value); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return before, changed, err
+}
+
 func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
 
 func newKey(alg string) (crypto.Signer, error) {

@@ -149,33 +149,52 @@ func ParseKey(s string) ([]byte, error) {
 // the one stored in <dataDir>/encryption.key, creating that file (mode 0600)
 // with a fresh random key when it does not exist.
 func LoadOrCreateKey(configured, dataDir string) (key []byte, created bool, err error) {
+	if key, err = LoadKey(configured, dataDir); key != nil || err != nil {
+		return key, false, err
+	}
+	key, err = CreateKey(dataDir)
+	return key, err == nil, err
+}
+
+// LoadKey returns the key given in configured (hex or base64), or the one
+// stored in <dataDir>/encryption.key; nil and no error when neither is
+// there.
+func LoadKey(configured, dataDir string) ([]byte, error) {
 	if configured != "" {
-		k, err := ParseKey(configured)
-		return k, false, err
+		return ParseKey(configured)
 	}
 	path := filepath.Join(dataDir, "encryption.key")
-	if raw, err := os.ReadFile(path); err == nil {
-		k, err := ParseKey(string(raw))
-		if err != nil {
-			return nil, false, fmt.Errorf("%s: %w", path, err)
-		}
-		return k, false, nil
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return nil, false, err
+	raw, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
 	}
+	if err != nil {
+		return nil, err
+	}
+	k, err := ParseKey(string(raw))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return k, nil
+}
+
+// CreateKey writes a fresh random key to <dataDir>/encryption.key (mode
+// 0600), which must not exist, and returns it.
+func CreateKey(dataDir string) ([]byte, error) {
+	path := filepath.Join(dataDir, "encryption.key")
 	k := make([]byte, 32)
 	_, _ = rand.Read(k)
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return nil, false, fmt.Errorf("create %s: %w", path, err)
+		return nil, fmt.Errorf("create %s: %w", path, err)
 	}
 	if _, err := f.WriteString(hex.EncodeToString(k) + "\n"); err != nil {
 		f.Close()
-		return nil, false, err
+		return nil, err
 	}
 	if err := f.Sync(); err != nil {
 		f.Close()
-		return nil, false, err
+		return nil, err
 	}
-	return k, true, f.Close()
+	return k, f.Close()
 }

@@ -254,6 +254,18 @@ func initDataKey(ctx context.Context, d *db.DB, mbox *Box, master []byte, create
 	return n == 1, err
 }
 
+// Encrypted reports whether the database was already given an encryption
+// key: it holds a data key or an encryption check, or encrypted rows (a
+// release from before the check). A new key cannot open such a database.
+func Encrypted(ctx context.Context, d *db.DB) (bool, error) {
+	for _, name := range []string{dataKeySetting, checkSetting} {
+		if _, found, err := readSetting(ctx, d, name); err != nil || found {
+			return found, err
+		}
+	}
+	return hasEncryptedRows(ctx, d)
+}
+
 // encryptedTables hold values sealed with the data key (before data keys:
 // the master key). A database without an encryption check but with rows
 // in one of them was written by a release that sealed with the master key.

@@ -11,28 +11,48 @@ import (
 )
 
 // loadKey returns the master key: the configured one, else
-// <data-dir>/encryption.key, generated if missing. It warns when the file
-// the key came from can be read by other users.
+// <data-dir>/encryption.key; nil when there is none (see createKey). It
+// warns when the file the key came from can be read by other users.
 func (s *Server) loadKey() ([]byte, error) {
 	file, source := s.cfg.keySource()
-	key, created, err := secrets.LoadOrCreateKey(s.cfg.EncryptionKey, s.cfg.DataDir)
+	key, err := secrets.LoadKey(s.cfg.EncryptionKey, s.cfg.DataDir)
 	if err != nil && s.cfg.EncryptionKey != "" {
 		return nil, fmt.Errorf("encryption key from %s: %w", source, err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("encryption key: %w", err) // names the file
 	}
-	if created {
-		s.log.Warn("generated a new encryption key; back it up: without it the state and secrets cannot be read", "path", file)
-		return key, nil
-	}
-	if file == "" {
+	if key == nil || file == "" {
 		return key, nil
 	}
 	if fi, err := os.Stat(file); err == nil && fi.Mode().Perm()&0o077 != 0 {
 		s.log.Warn("the encryption key file can be read by other users: make it readable by the server's user only (chmod 600)",
 			"path", file, "mode", fi.Mode().Perm().String())
 	}
+	return key, nil
+}
+
+// createKey generates <data-dir>/encryption.key when no key was found, on
+// a database that has none yet. A database that holds encrypted data (a
+// backup restored without its key, a data directory lost) is refused:
+// a new key cannot read it, and a new key file left behind would hide
+// which key is missing.
+func (s *Server) createKey(ctx context.Context) ([]byte, error) {
+	file, _ := s.cfg.keySource()
+	encrypted, err := secrets.Encrypted(ctx, s.db)
+	if err != nil {
+		return nil, fmt.Errorf("encryption key: %w", err)
+	}
+	if encrypted {
+		return nil, fmt.Errorf("this database is encrypted, but no encryption key was found at %s (nor --encryption-key, "+
+			"GANTRY_ENCRYPTION_KEY or GANTRY_ENCRYPTION_KEY_FILE): restore the key from your backup "+
+			"(into that file, or give it with one of those); a new key cannot read this database", file)
+	}
+	key, err := secrets.CreateKey(s.cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("encryption key: %w", err)
+	}
+	s.log.Warn("generated a new encryption key; back it up: without it the state and secrets cannot be read", "path", file)
 	return key, nil
 }
 

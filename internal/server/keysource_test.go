@@ -1,10 +1,17 @@
 package server_test
 
 import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/gantry-iac/gantry/internal/server"
 )
 
 // A refused encryption key is named by where it came from: the file of
@@ -120,4 +127,44 @@ func writeKey(t *testing.T, path, key string, mode os.FileMode) {
 	if err := os.Chmod(path, mode); err != nil { // whatever the umask
 		t.Fatal(err)
 	}
+}
+
+// A database restored without its key (or a replica started without the
+// shared key) is refused before any key is made: a new key cannot read
+// it, and a key file generated then would be left behind, looking like the
+// key of the database. The error says what is missing and where.
+func TestEncryptionKeyMissingForEncryptedDatabase(t *testing.T) {
+	eachDatabase(t, func(t *testing.T, url string) {
+		dir := t.TempDir()
+		s, err := start(t, encConfig(dir, url, ""))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.stop(t)
+		dataDirKey := filepath.Join(dir, "encryption.key")
+		if err := os.Remove(dataDirKey); err != nil {
+			t.Fatal(err)
+		}
+		if url != "" {
+			// Another data directory on the same database: a replica
+			// started without the key.
+			dir = t.TempDir()
+			dataDirKey = filepath.Join(dir, "encryption.key")
+		}
+		var logs lockedBuffer
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		err = server.Run(ctx, encConfig(dir, url, ""), io.Discard, slog.New(slog.NewTextHandler(&logs, nil)))
+		want := "this database is encrypted, but no encryption key was found at " + dataDirKey +
+			" (nor --encryption-key, GANTRY_ENCRYPTION_KEY or GANTRY_ENCRYPTION_KEY_FILE): restore the key from your backup"
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("start without the key: %v, want %q", err, want)
+		}
+		if _, err := os.Stat(dataDirKey); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("a key file was left behind: %v", err)
+		}
+		if strings.Contains(logs.String(), "generated a new encryption key") {
+			t.Errorf("a key was generated:\n%s", logs.String())
+		}
+	})
 }

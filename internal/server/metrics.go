@@ -8,8 +8,10 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/gantry-iac/gantry/internal/db"
 	"github.com/gantry-iac/gantry/internal/drift"
 	"github.com/gantry-iac/gantry/internal/httpx"
+	"github.com/gantry-iac/gantry/internal/run"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -50,7 +52,10 @@ func countRequests(next http.Handler) http.Handler {
 	})
 }
 
-// runsCollector reports the number of runs per state at scrape time.
+// runsCollector reports the number of runs per state at scrape time:
+// every state a run can be in before it ends, with 0 when no run is in it,
+// so that an idle system still exports the metric (its absence means that
+// the database could not be read).
 type runsCollector struct {
 	s    *Server
 	desc *prometheus.Desc
@@ -61,21 +66,31 @@ func (c runsCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
 func (c runsCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	rows, err := c.s.db.Query(ctx, `SELECT state, COUNT(*) FROM runs WHERE state NOT IN ('FINISHED','FAILED','DISCARDED','CANCELED','STOPPED') GROUP BY state`)
+	rows, err := c.s.db.Query(ctx, `SELECT state, COUNT(*) FROM runs WHERE state NOT IN `+run.TerminalSQL+` GROUP BY state`)
 	if err != nil {
 		c.s.log.Warn("collecting gantry_runs_active failed: the metric is left out of this scrape", "err", err)
 		return
 	}
 	defer rows.Close()
+	counts := map[string]float64{}
+	for _, state := range run.States {
+		if !run.Terminal(state) {
+			counts[state] = 0
+		}
+	}
 	for rows.Next() {
 		var state string
 		var n float64
 		if rows.Scan(&state, &n) == nil {
-			ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, n, state)
+			counts[state] = n
 		}
 	}
 	if err := rows.Err(); err != nil {
-		c.s.log.Warn("collecting gantry_runs_active failed: the metric may be incomplete in this scrape", "err", err)
+		c.s.log.Warn("collecting gantry_runs_active failed: the metric is left out of this scrape", "err", err)
+		return
+	}
+	for state, n := range counts {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, n, state)
 	}
 }
 
@@ -140,9 +155,33 @@ func (s *Server) metricsHandler() http.Handler {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), httpRequests,
 		runsCollector{s: s, desc: prometheus.NewDesc("gantry_runs_active", "Runs not yet terminal, by state.", []string{"state"}, nil)},
 		newDriftCollector(func(ctx context.Context) ([]drift.Metric, error) { return s.drift.Metrics(ctx) }, s.log))
+	reg.MustRegister(databaseUp(s.db, s.log))
 	reg.MustRegister(s.replicaMetrics()...)
 	reg.MustRegister(budgetMetrics(s.budget)...)
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+}
+
+// databaseUpTimeout bounds the query gantry_database_up makes at scrape
+// time: a database slower than that to answer a trivial query is down for
+// the clients too.
+const databaseUpTimeout = time.Second
+
+// databaseUp is gantry_database_up: 1 when the database answers a trivial
+// query within databaseUpTimeout at scrape time, else 0 (and a warning
+// says why). /healthz and /readyz do not look at the database; this does.
+func databaseUp(d *db.DB, log *slog.Logger) prometheus.Collector {
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "gantry_database_up",
+		Help: "1 when the database answered a query within a second at scrape time, else 0."},
+		func() float64 {
+			ctx, cancel := context.WithTimeout(context.Background(), databaseUpTimeout)
+			defer cancel()
+			var one int
+			if err := d.QueryRow(ctx, `SELECT 1`).Scan(&one); err != nil {
+				log.Warn("the database did not answer at scrape time: gantry_database_up is 0", "err", err)
+				return 0
+			}
+			return 1
+		})
 }
 
 // budgetMetrics report the memory budget of large requests

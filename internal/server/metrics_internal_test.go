@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"maps"
 	"math"
 	"strings"
 	"testing"
@@ -12,8 +13,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/gantry-iac/gantry/internal/db"
+	"github.com/gantry-iac/gantry/internal/db/dbtest"
 	"github.com/gantry-iac/gantry/internal/drift"
 	"github.com/gantry-iac/gantry/internal/httpx"
+	"github.com/gantry-iac/gantry/internal/run"
 )
 
 // The drift check age is that of the last good check: failed checks do not
@@ -92,6 +95,98 @@ func TestRunsActiveWarnsOnDatabaseError(t *testing.T) {
 	if !strings.Contains(log.String(), "level=WARN") || !strings.Contains(log.String(), "collecting gantry_runs_active failed") {
 		t.Errorf("no warning logged:\n%s", log.String())
 	}
+}
+
+// gantry_runs_active is exported for every state a run can be in before
+// it ends, with 0 when no run is in it: an idle system still has the
+// metric, so that an alert on its absence fires only when the database
+// cannot be read.
+func TestRunsActiveIdleIsZero(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newRecoveryFixture(t, d)
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(runsCollector{s: f.s, desc: prometheus.NewDesc("gantry_runs_active", "", []string{"state"}, nil)})
+		gather := func() map[string]float64 {
+			t.Helper()
+			families, err := reg.Gather()
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := map[string]float64{}
+			for _, fam := range families {
+				for _, m := range fam.GetMetric() {
+					got[m.GetLabel()[0].GetValue()] = m.GetGauge().GetValue()
+				}
+			}
+			return got
+		}
+		want := map[string]float64{}
+		for _, state := range run.States {
+			if !run.Terminal(state) {
+				want[state] = 0
+			}
+		}
+		if got := gather(); !maps.Equal(got, want) {
+			t.Errorf("idle: gantry_runs_active = %v, want %v", got, want)
+		}
+		f.held(t, "", "")
+		want[run.Preparing] = 1
+		if got := gather(); !maps.Equal(got, want) {
+			t.Errorf("one run PREPARING: gantry_runs_active = %v, want %v", got, want)
+		}
+	})
+}
+
+// gantry_database_up says at every scrape whether the database answers:
+// 0 during an outage (/healthz and /readyz do not look), 1 again after.
+func TestDatabaseUpMetric(t *testing.T) {
+	gauge := func(t *testing.T, d *db.DB, log *bytes.Buffer) float64 {
+		t.Helper()
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(databaseUp(d, slog.New(slog.NewTextHandler(log, nil))))
+		families, err := reg.Gather()
+		if err != nil || len(families) != 1 || families[0].GetName() != "gantry_database_up" {
+			t.Fatalf("Gather = %v, %v", families, err)
+		}
+		return families[0].GetMetric()[0].GetGauge().GetValue()
+	}
+	t.Run("postgres", func(t *testing.T) {
+		url := dbtest.PostgresURL(t)
+		d := dbtest.Open(t, url)
+		var log bytes.Buffer
+		if v := gauge(t, d, &log); v != 1 {
+			t.Errorf("up: %v, want 1 (log %s)", v, log.String())
+		}
+		end := dbtest.Outage(t, url)
+		start := time.Now()
+		if v := gauge(t, d, &log); v != 0 {
+			t.Errorf("during an outage: %v, want 0", v)
+		}
+		if d := time.Since(start); d > 5*time.Second {
+			t.Errorf("the scrape took %v during the outage", d)
+		}
+		if !strings.Contains(log.String(), "gantry_database_up is 0") {
+			t.Errorf("no warning: %s", log.String())
+		}
+		end()
+		if v := gauge(t, d, &log); v != 1 {
+			t.Errorf("after the outage: %v, want 1", v)
+		}
+	})
+	t.Run("sqlite", func(t *testing.T) {
+		d, err := db.Open(context.Background(), "", t.TempDir(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var log bytes.Buffer
+		if v := gauge(t, d, &log); v != 1 {
+			t.Errorf("up: %v, want 1", v)
+		}
+		d.Close()
+		if v := gauge(t, d, &log); v != 0 {
+			t.Errorf("closed: %v, want 0", v)
+		}
+	})
 }
 
 // The memory budget's metrics say what is held and how many wait.

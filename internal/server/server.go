@@ -290,6 +290,11 @@ func (s *Server) open(ctx context.Context) error {
 	if s.db, err = db.Open(ctx, cfg.DatabaseURL, cfg.DataDir, s.log); err != nil {
 		return fmt.Errorf("opening the database: %w", err)
 	}
+	if key == nil {
+		if key, err = s.createKey(ctx); err != nil {
+			return err
+		}
+	}
 	err = s.checkKey(ctx, key)
 	clear(key)
 	if err != nil {
@@ -514,6 +519,18 @@ func (s *Server) openTokens(ctx context.Context) error {
 	t.Audit = s.audit.Hook()
 	if err := t.EnsureKey(ctx); err != nil {
 		return fmt.Errorf("token signing key: %w", err)
+	}
+	before, changed, err := t.RecordIdentity(ctx)
+	if err != nil {
+		return fmt.Errorf("recording the token issuer: %w", err)
+	}
+	if changed {
+		now := t.Config()
+		s.log.Warn("the runs' OIDC token issuer or audience changed since the last start: cloud trust set up for the old ones "+
+			"(AWS IAM OIDC providers and role trust policies, Google workload identity pools, Azure federated credentials, Vault JWT roles) "+
+			"now rejects the runs' tokens; to keep the old ones, start with --token-issuer and --token-audience set to them "+
+			"(the old issuer URL must then reach this server: clouds fetch its /.well-known/openid-configuration and keys)",
+			"old_issuer", before.Issuer, "new_issuer", now.Issuer, "old_audience", before.Audience, "new_audience", now.Audience)
 	}
 	s.tokens = t
 	return nil

@@ -46,7 +46,11 @@ type fakeProto struct {
 	// registerErr answers Register; registered are its requests.
 	registerErr error
 	registered  []workerapi.RegisterRequest
-	deltas      []workerapi.DeltaRequest
+	// register answers the n-th (0-based) Register call (nil: accepted,
+	// unless registerErr).
+	register  func(n int) error
+	registers int
+	deltas    []workerapi.DeltaRequest
 	// phaseErr answers Phase (nil: accepted).
 	phaseErr  func(req workerapi.PhaseRequest) error
 	nextQueue []string // answers to Planned, in order, before next
@@ -71,11 +75,18 @@ func newFakeProto() *fakeProto {
 func (f *fakeProto) Register(ctx context.Context, req workerapi.RegisterRequest) (workerapi.RegisterResponse, error) {
 	f.mu.Lock()
 	f.registered = append(f.registered, req)
+	f.registers++
+	n, register := f.registers, f.register
 	f.mu.Unlock()
+	if register != nil {
+		if err := register(n - 1); err != nil {
+			return workerapi.RegisterResponse{}, err
+		}
+	}
 	if f.registerErr != nil {
 		return workerapi.RegisterResponse{}, f.registerErr
 	}
-	return workerapi.RegisterResponse{WorkerID: "wkr-1", Token: "gwt_x", Pool: ""}, nil
+	return workerapi.RegisterResponse{WorkerID: fmt.Sprintf("wkr-%d", n), Token: "gwt_x", Pool: ""}, nil
 }
 
 func (f *fakeProto) Claim(ctx context.Context, wait time.Duration) (*workerapi.Job, error) {

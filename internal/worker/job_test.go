@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -707,14 +708,15 @@ func TestWorkerRunReportsRelease(t *testing.T) {
 
 // A claim the server answers with an error the worker cannot help (a 400
 // for a job it could not prepare, a 5xx) is retried; only a refusal of the
-// worker itself (401, 403, 409) stops it.
+// worker itself (403, 409; 401 see TestWorkerRegistersAgainWhenUnknown)
+// stops it.
 func TestWorkerRunClaimErrors(t *testing.T) {
 	for _, tt := range []struct {
 		status int
 		stops  bool
 	}{
 		{400, false}, {404, false}, {500, false}, {503, false},
-		{401, true}, {403, true}, {409, true},
+		{403, true}, {409, true},
 	} {
 		t.Run(strconv.Itoa(tt.status), func(t *testing.T) {
 			fx := newJobFixture(t, nil)
@@ -752,6 +754,111 @@ func TestWorkerRunClaimErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A server that no longer knows the worker (401 to a claim: its database
+// was restored from a backup taken before the worker registered) gets a
+// new registration with the pool token, once, and the worker goes on; a
+// claim refused again right after is a refusal. A registration refused in
+// turn (the pool's token was reset) stops the worker with both answers.
+// Concurrent loops of one worker that meet the answer together register
+// once.
+func TestWorkerRegistersAgainWhenUnknown(t *testing.T) {
+	unknown := &workerapi.StatusError{Status: 401, Code: "unauthenticated",
+		Message: "invalid worker token (unknown worker, or its pool's token was reset: register again with the new pool token)"}
+	run := func(t *testing.T, fx *jobFixture, stop context.Context) error {
+		t.Helper()
+		done := make(chan error, 1)
+		go func() { done <- fx.worker.Run(stop, context.Background()) }()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(20 * time.Second):
+			t.Fatal("Run did not return")
+		}
+		return nil
+	}
+	t.Run("registers again and goes on", func(t *testing.T) {
+		fx := newJobFixture(t, nil)
+		var logs lockedBuffer
+		fx.worker.cfg.Log = slog.New(slog.NewTextHandler(&logs, nil))
+		stop, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		fx.proto.claim = func(ctx context.Context, n int) (*workerapi.Job, error) {
+			switch n {
+			case 0:
+				return nil, unknown
+			case 1:
+				return fx.job("plan"), nil
+			case 2:
+				return nil, unknown // forgotten again later: registers again
+			case 3:
+				return nil, nil
+			}
+			cancel()
+			return nil, ctx.Err()
+		}
+		err := run(t, fx, stop)
+		fx.proto.mu.Lock()
+		defer fx.proto.mu.Unlock()
+		if err != nil || fx.proto.registers != 3 || len(fx.proto.finishes) != 1 || !fx.proto.finishes[0].OK {
+			t.Errorf("Run = %v after %d registrations, Finish = %+v; want 3 registrations and the job run", err, fx.proto.registers, fx.proto.finishes)
+		}
+		if !strings.Contains(logs.String(), "registered again with the pool token") || !strings.Contains(logs.String(), "old_worker_id=wkr-1 worker_id=wkr-2") {
+			t.Errorf("no warning naming the old and new worker ids:\n%s", logs.String())
+		}
+	})
+	t.Run("refused right after registering again", func(t *testing.T) {
+		fx := newJobFixture(t, nil)
+		fx.proto.claim = func(ctx context.Context, n int) (*workerapi.Job, error) { return nil, unknown }
+		err := run(t, fx, context.Background())
+		fx.proto.mu.Lock()
+		defer fx.proto.mu.Unlock()
+		if !errors.Is(err, unknown) || fx.proto.registers != 2 || fx.proto.claims != 2 {
+			t.Errorf("Run = %v after %d registrations and %d claims, want the refusal after one registration again", err, fx.proto.registers, fx.proto.claims)
+		}
+	})
+	t.Run("registration refused", func(t *testing.T) {
+		fx := newJobFixture(t, nil)
+		reset := &workerapi.StatusError{Status: 401, Code: "unauthenticated", Message: "invalid pool token"}
+		fx.proto.register = func(n int) error {
+			if n > 0 {
+				return reset
+			}
+			return nil
+		}
+		fx.proto.claim = func(ctx context.Context, n int) (*workerapi.Job, error) { return nil, unknown }
+		err := run(t, fx, context.Background())
+		if !errors.Is(err, unknown) || err == nil || !strings.Contains(err.Error(), "registering again with the pool token was refused: server answered 401 unauthenticated: invalid pool token") {
+			t.Errorf("Run = %v, want both refusals", err)
+		}
+	})
+	t.Run("concurrent loops register once", func(t *testing.T) {
+		fx := newJobFixture(t, nil)
+		fx.worker.cfg.Concurrency = 3
+		stop, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		var arrived sync.WaitGroup
+		arrived.Add(3)
+		fx.proto.claim = func(ctx context.Context, n int) (*workerapi.Job, error) {
+			if n < 3 { // the three loops' first claims, answered together
+				arrived.Done()
+				arrived.Wait()
+				return nil, unknown
+			}
+			if n < 9 {
+				return nil, nil
+			}
+			cancel()
+			return nil, ctx.Err()
+		}
+		err := run(t, fx, stop)
+		fx.proto.mu.Lock()
+		defer fx.proto.mu.Unlock()
+		if err != nil || fx.proto.registers != 2 {
+			t.Errorf("Run = %v after %d registrations, want 2 (the first, and one again)", err, fx.proto.registers)
+		}
+	})
 }
 
 // A failed finish report (the server briefly down) is retried: the job's

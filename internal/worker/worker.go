@@ -61,6 +61,11 @@ type Worker struct {
 	cfg   Config
 	proto workerapi.Protocol
 	busy  sync.WaitGroup
+	tools map[string]string // reported at registration
+
+	regMu    sync.Mutex // held while registering again
+	regGen   int        // registrations since the first
+	workerID string     // the current registration's
 }
 
 // New returns a worker speaking proto.
@@ -93,36 +98,14 @@ func New(cfg Config, proto workerapi.Protocol) *Worker {
 // Run registers and runs jobs until stop ends. A job in progress when stop
 // ends runs on until it finishes or kill ends.
 func (w *Worker) Run(stop, kill context.Context) error {
-	log := w.cfg.Log
-	backoff := 100 * time.Millisecond
 	n := max(w.cfg.Concurrency, 1)
-	tools := maps.Clone(w.cfg.Tools)
-	if tools == nil {
-		tools = DetectTools(stop)
+	w.tools = maps.Clone(w.cfg.Tools)
+	if w.tools == nil {
+		w.tools = DetectTools(stop)
 	}
-	tools[workerapi.ToolGantry] = release.String()
-	for {
-		pub := ""
-		if w.cfg.PrivateKey != nil {
-			pub = w.cfg.PrivateKey.Public()
-		}
-		reg, err := w.proto.Register(stop, workerapi.RegisterRequest{Name: w.cfg.Name, Version: workerapi.Version, Instance: w.cfg.Instance, Features: workerapi.Features,
-			Labels: w.cfg.Labels, Tools: tools, Concurrency: n, PublicKey: pub})
-		if err == nil {
-			if err := w.checkPoolKey(reg.PublicKey); err != nil {
-				return err
-			}
-			break
-		}
-		if stop.Err() != nil {
-			return nil
-		}
-		if workerapi.Permanent(err) {
-			return registerRefused(err)
-		}
-		log.Warn("worker registration failed; retrying", "err", err)
-		sleep(stop, backoff)
-		backoff = min(backoff*2, 5*time.Second)
+	w.tools[workerapi.ToolGantry] = release.String()
+	if err := w.register(stop); err != nil || stop.Err() != nil {
+		return err
 	}
 	if n == 1 {
 		return w.loop(stop, kill, 0)
@@ -153,16 +136,88 @@ func registerRefused(err error) error {
 	return err
 }
 
+// register registers the worker, retrying what may pass (the server
+// unreachable or in trouble) until stop ends; a refusal (4xx) is
+// returned.
+func (w *Worker) register(stop context.Context) error {
+	backoff := 100 * time.Millisecond
+	pub := ""
+	if w.cfg.PrivateKey != nil {
+		pub = w.cfg.PrivateKey.Public()
+	}
+	for {
+		reg, err := w.proto.Register(stop, workerapi.RegisterRequest{Name: w.cfg.Name, Version: workerapi.Version, Instance: w.cfg.Instance, Features: workerapi.Features,
+			Labels: w.cfg.Labels, Tools: w.tools, Concurrency: max(w.cfg.Concurrency, 1), PublicKey: pub})
+		if err == nil {
+			w.workerID = reg.WorkerID
+			return w.checkPoolKey(reg.PublicKey)
+		}
+		if stop.Err() != nil {
+			return nil
+		}
+		if workerapi.Permanent(err) {
+			return registerRefused(err)
+		}
+		w.cfg.Log.Warn("worker registration failed; retrying", "err", err)
+		sleep(stop, backoff)
+		backoff = min(backoff*2, 5*time.Second)
+	}
+}
+
+// registerAgain registers the worker anew after the server answered a
+// claim made with registration gen that it does not know the worker (a
+// database restored from a backup taken before the worker registered):
+// the pool token it holds still admits it. A concurrent loop of the same
+// worker that met the same answer finds the registration done. Only when
+// the registration itself is refused (the pool's token was reset, the
+// pool deleted) does the worker stop, with both answers.
+func (w *Worker) registerAgain(stop context.Context, gen int, refused error) error {
+	w.regMu.Lock()
+	defer w.regMu.Unlock()
+	if w.regGen != gen {
+		return nil // another loop registered again meanwhile
+	}
+	old := w.workerID
+	if err := w.register(stop); err != nil {
+		return fmt.Errorf("%w; registering again with the pool token was refused: %v", refused, err)
+	}
+	if stop.Err() != nil {
+		return nil
+	}
+	w.regGen++
+	w.cfg.Log.Warn("the server no longer knew this worker (its database restored from a backup taken before the worker registered?): registered again with the pool token",
+		"old_worker_id", old, "worker_id", w.workerID)
+	return nil
+}
+
+// generation returns the current registration's generation.
+func (w *Worker) generation() int {
+	w.regMu.Lock()
+	defer w.regMu.Unlock()
+	return w.regGen
+}
+
 // loop claims and runs jobs one at a time until stop ends. slot tells the
 // concurrent loops of one worker apart (0 when there is one).
 func (w *Worker) loop(stop, kill context.Context, slot int) error {
 	log := w.cfg.Log
 	backoff := 100 * time.Millisecond
+	again := false // registered again after the last claim
 	for stop.Err() == nil {
+		gen := w.generation()
 		job, err := w.proto.Claim(stop, w.cfg.ClaimWait)
 		if err != nil {
 			if stop.Err() != nil {
 				return nil
+			}
+			if workerapi.UnknownWorker(err) && !again {
+				// Once: a claim refused right after a new registration
+				// is not a worker the server forgot.
+				if err := w.registerAgain(stop, gen, err); err != nil {
+					return err
+				}
+				again = true
+				continue
 			}
 			if workerapi.Refused(err) {
 				return err
@@ -173,6 +228,7 @@ func (w *Worker) loop(stop, kill context.Context, slot int) error {
 			continue
 		}
 		backoff = 100 * time.Millisecond
+		again = false
 		if job == nil {
 			continue
 		}

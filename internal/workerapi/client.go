@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gantry-iac/gantry/internal/apiv1"
@@ -23,6 +24,7 @@ type Client struct {
 	PoolToken string
 	HTTP      *http.Client
 
+	mu          sync.Mutex // guards workerToken: a registration again while other loops claim
 	workerToken string
 }
 
@@ -84,6 +86,17 @@ func Refused(err error) bool {
 	return se.Status == http.StatusUnauthorized || se.Status == http.StatusForbidden || se.Status == http.StatusConflict
 }
 
+// UnknownWorker reports whether a claim's error means that the server
+// does not know the worker's token (401): the worker was never registered
+// in the server's database as it is now (restored from a backup taken
+// before the worker registered), or was removed with its pool's token
+// reset. Registering again with the pool token tells them apart: it is
+// refused after a reset.
+func UnknownWorker(err error) bool {
+	var se *StatusError
+	return errors.As(err, &se) && se.Status == http.StatusUnauthorized
+}
+
 func (c *Client) do(ctx context.Context, method, path, token string, body io.Reader, contentType string, out any) (int, error) {
 	req, err := http.NewRequestWithContext(ctx, method, c.BaseURL+Prefix+path, body)
 	if err != nil {
@@ -143,15 +156,23 @@ func (c *Client) Register(ctx context.Context, req RegisterRequest) (RegisterRes
 	var resp RegisterResponse
 	_, err := c.doJSON(ctx, "POST", "/register", c.PoolToken, req, &resp)
 	if err == nil {
+		c.mu.Lock()
 		c.workerToken = resp.Token
+		c.mu.Unlock()
 	}
 	return resp, err
+}
+
+func (c *Client) token() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.workerToken
 }
 
 // Claim implements Protocol.
 func (c *Client) Claim(ctx context.Context, wait time.Duration) (*Job, error) {
 	var job Job
-	status, err := c.doJSON(ctx, "POST", "/claim?wait="+url.QueryEscape(wait.String()), c.workerToken, nil, &job)
+	status, err := c.doJSON(ctx, "POST", "/claim?wait="+url.QueryEscape(wait.String()), c.token(), nil, &job)
 	if err != nil || status == http.StatusNoContent {
 		return nil, err
 	}
