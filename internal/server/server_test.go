@@ -446,17 +446,26 @@ func TestServerDemo(t *testing.T) {
 
 // The profiler is served only on --debug-listen, never on the API's port.
 func TestServerDebugListen(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	cfg := config(t.TempDir())
-	cfg.DebugListen = addr
-	s, err := start(t, cfg)
-	if err != nil {
-		t.Fatal(err)
+	var s *running
+	var addr string
+	// A free port, picked then given to the server: another test may take
+	// it in between (address already in use); pick again then.
+	for attempt := 1; ; attempt++ {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr = ln.Addr().String()
+		ln.Close()
+		cfg := config(t.TempDir())
+		cfg.DebugListen = addr
+		s, err = start(t, cfg)
+		if err == nil {
+			break
+		}
+		if attempt == 5 || !strings.Contains(err.Error(), "address already in use") {
+			t.Fatal(err)
+		}
 	}
 	defer s.stop(t)
 	resp, err := http.Get("http://" + addr + "/debug/pprof/")
