@@ -42,17 +42,7 @@ type ipFailures struct {
 func (l *failureLimiter) allow(ip string, now time.Time) (bool, int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.byIP == nil {
-		l.byIP = map[string]*ipFailures{}
-	}
-	f := l.byIP[ip]
-	if f == nil {
-		if len(l.byIP) >= maxTracked {
-			l.sweep(now)
-		}
-		f = &ipFailures{}
-		l.byIP[ip] = f
-	}
+	f := l.entry(ip, now)
 	if now.Before(f.next) {
 		f.suppressed++
 		return false, 0
@@ -72,11 +62,9 @@ func (l *failureLimiter) allow(ip string, now time.Time) (bool, int) {
 	return true, n
 }
 
-// count counts a failure of ip (at now) that gets no event of its own (the
-// request was throttled): the next event of ip reports it.
-func (l *failureLimiter) count(ip string, now time.Time) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
+// entry returns the record of ip, made if missing (making room first when
+// too many are tracked). l.mu is held.
+func (l *failureLimiter) entry(ip string, now time.Time) *ipFailures {
 	if l.byIP == nil {
 		l.byIP = map[string]*ipFailures{}
 	}
@@ -88,6 +76,15 @@ func (l *failureLimiter) count(ip string, now time.Time) {
 		f = &ipFailures{}
 		l.byIP[ip] = f
 	}
+	return f
+}
+
+// count counts a failure of ip (at now) that gets no event of its own (the
+// request was throttled): the next event of ip reports it.
+func (l *failureLimiter) count(ip string, now time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	f := l.entry(ip, now)
 	f.suppressed++
 }
 

@@ -3,7 +3,6 @@ package contexts
 import (
 	"context"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/gantry-iac/gantry/internal/db"
@@ -15,7 +14,7 @@ import (
 
 // AutoattachPrefix marks a context label that attaches it by stack label
 // (autoattach:* attaches it to every stack that sees its space).
-const AutoattachPrefix = "autoattach:"
+const AutoattachPrefix = labels.AutoattachPrefix
 
 // Explicit is the Via of a context attached by hand.
 const Explicit = "explicit"
@@ -71,7 +70,7 @@ func appliesVia(c Context, st stack.Stack, seen []string, explicit bool) string 
 	if explicit {
 		return Explicit
 	}
-	return autoattachMatch(c.Labels, st.Labels)
+	return labels.AutoattachMatch(c.Labels, st.Labels)
 }
 
 // notApplied explains why runs of st do not use c, attached explicitly
@@ -138,27 +137,6 @@ func (s *Service) Detach(ctx context.Context, contextID, stackID string) error {
 	})
 }
 
-// autoattachMatch returns the autoattach label of a context that matches a
-// stack's labels ("" if none).
-func autoattachMatch(contextLabels, stackLabels []string) string {
-	for _, l := range contextLabels {
-		want, ok := strings.CutPrefix(l, AutoattachPrefix)
-		if ok && (want == "*" || labels.Has(stackLabels, want)) {
-			return l
-		}
-	}
-	return ""
-}
-
-func hasAutoattach(l []string) bool {
-	for _, x := range l {
-		if strings.HasPrefix(x, AutoattachPrefix) {
-			return true
-		}
-	}
-	return false
-}
-
 // Attached returns the stacks a context is attached to, as runs decide
 // (ForStack): explicit attachments (by priority, those that runs do not
 // use listed with the reason) then stacks matching an autoattach label (by
@@ -202,7 +180,7 @@ func (s *Service) Attached(ctx context.Context, contextID string) ([]Attachment,
 			}
 		}
 	}
-	if !hasAutoattach(c.Labels) {
+	if !labels.HasAutoattach(c.Labels) {
 		return out, nil
 	}
 	for cursor := ""; ; {
@@ -211,7 +189,7 @@ func (s *Service) Attached(ctx context.Context, contextID string) ([]Attachment,
 			return nil, err
 		}
 		for _, st := range page {
-			if seen[st.ID] || autoattachMatch(c.Labels, st.Labels) == "" {
+			if seen[st.ID] || labels.AutoattachMatch(c.Labels, st.Labels) == "" {
 				continue
 			}
 			ids, _, err := s.lineage(ctx, st.Space)

@@ -34,7 +34,7 @@ const (
 // AutoattachPrefix marks a label attaching the integration (read and
 // write) to stacks with that label; autoattach:* to every stack that
 // sees its space.
-const AutoattachPrefix = "autoattach:"
+const AutoattachPrefix = labels.AutoattachPrefix
 
 // Integration is one cloud trust.
 type Integration struct {
@@ -394,7 +394,7 @@ func (s *Service) Attachments(ctx context.Context, integrationID string) ([]Atta
 // autoattached appends to out the stacks in reaches by an autoattach label
 // (those not in explicit, whose space sees in's), as ForStack decides.
 func (s *Service) autoattached(ctx context.Context, in Integration, explicit map[string]bool, out []Attachment) ([]Attachment, error) {
-	if !hasAutoattach(in.Labels) {
+	if !labels.HasAutoattach(in.Labels) {
 		return out, nil
 	}
 	for cursor := ""; ; {
@@ -403,7 +403,7 @@ func (s *Service) autoattached(ctx context.Context, in Integration, explicit map
 			return nil, err
 		}
 		for _, st := range page {
-			via := autoattachVia(in.Labels, st.Labels)
+			via := labels.AutoattachMatch(in.Labels, st.Labels)
 			if explicit[st.ID] || via == "" {
 				continue
 			}
@@ -420,28 +420,6 @@ func (s *Service) autoattached(ctx context.Context, in Integration, explicit map
 		}
 		cursor = next
 	}
-}
-
-// autoattachVia returns the autoattach label of an integration that
-// matches a stack's labels ("" if none).
-func autoattachVia(integrationLabels, stackLabels []string) string {
-	for _, l := range integrationLabels {
-		want, ok := strings.CutPrefix(l, AutoattachPrefix)
-		if ok && (want == "*" || labels.Has(stackLabels, want)) {
-			return l
-		}
-	}
-	return ""
-}
-
-// hasAutoattach reports whether labels hold an autoattach label.
-func hasAutoattach(l []string) bool {
-	for _, x := range l {
-		if strings.HasPrefix(x, AutoattachPrefix) {
-			return true
-		}
-	}
-	return false
 }
 
 // seesSpace reports whether a lineage (what a stack's space sees) holds
@@ -519,7 +497,7 @@ func (s *Service) ForStack(ctx context.Context, st stack.Stack) ([]Applied, erro
 			out = append(out, Applied{Integration: in, Attachment: a})
 			continue
 		}
-		if l := autoattachVia(in.Labels, st.Labels); l != "" {
+		if l := labels.AutoattachMatch(in.Labels, st.Labels); l != "" {
 			out = append(out, Applied{Integration: in, Attachment: Attachment{IntegrationID: in.ID, StackID: st.ID, Read: true, Write: true, Via: l}})
 		}
 	}

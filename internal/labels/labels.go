@@ -79,3 +79,31 @@ func Has(list []string, l string) bool {
 	}
 	return false
 }
+
+// AutoattachPrefix starts the labels by which a context, policy or
+// integration attaches itself to every stack (of the spaces that see it)
+// carrying the rest of the label ("autoattach:*": every stack).
+const AutoattachPrefix = "autoattach:"
+
+// AutoattachMatch returns the autoattach label among owner (the labels of
+// a context, policy or integration) that matches a stack's labels ("" if
+// none).
+func AutoattachMatch(owner, stack []string) string {
+	for _, l := range owner {
+		want, ok := strings.CutPrefix(l, AutoattachPrefix)
+		if ok && (want == "*" || Has(stack, want)) {
+			return l
+		}
+	}
+	return ""
+}
+
+// HasAutoattach reports whether l holds an autoattach label.
+func HasAutoattach(l []string) bool {
+	for _, x := range l {
+		if strings.HasPrefix(x, AutoattachPrefix) {
+			return true
+		}
+	}
+	return false
+}

@@ -2,7 +2,6 @@ package policy
 
 import (
 	"context"
-	"strings"
 	"sync"
 	"time"
 
@@ -15,7 +14,7 @@ import (
 )
 
 // AutoattachPrefix marks a policy label that attaches it by stack label.
-const AutoattachPrefix = "autoattach:"
+const AutoattachPrefix = labels.AutoattachPrefix
 
 // attachable reports whether a policy of type t is attached to stacks
 // (LOGIN and NOTIFICATION policies apply by space instead).
@@ -129,7 +128,7 @@ func (s *Service) Attached(ctx context.Context, policyID string) ([]Attachment, 
 			}
 		}
 	}
-	if !hasAutoattach(p.Labels) {
+	if !labels.HasAutoattach(p.Labels) {
 		return out, nil
 	}
 	// Autoattach: every stack that sees the policy's space and matches.
@@ -139,7 +138,7 @@ func (s *Service) Attached(ctx context.Context, policyID string) ([]Attachment, 
 			return nil, err
 		}
 		for _, st := range page {
-			via := autoattachMatch(p.Labels, st.Labels)
+			via := labels.AutoattachMatch(p.Labels, st.Labels)
 			if via == "" {
 				continue
 			}
@@ -170,7 +169,7 @@ func appliesVia(p Policy, st stack.Stack, seen []string, explicit bool) string {
 	if explicit {
 		return "explicit"
 	}
-	return autoattachMatch(p.Labels, st.Labels)
+	return labels.AutoattachMatch(p.Labels, st.Labels)
 }
 
 // notApplied explains why runs of st do not use p, attached explicitly
@@ -186,30 +185,6 @@ func hasStack(list []Attachment, stackID string) bool {
 		}
 	}
 	return false
-}
-
-func hasAutoattach(policyLabels []string) bool {
-	for _, l := range policyLabels {
-		if strings.HasPrefix(l, AutoattachPrefix) {
-			return true
-		}
-	}
-	return false
-}
-
-// autoattachMatch returns the autoattach label of a policy that matches a
-// stack's labels ("" if none).
-func autoattachMatch(policyLabels, stackLabels []string) string {
-	for _, l := range policyLabels {
-		want, ok := strings.CutPrefix(l, AutoattachPrefix)
-		if !ok {
-			continue
-		}
-		if want == "*" || labels.Has(stackLabels, want) {
-			return l
-		}
-	}
-	return ""
 }
 
 // ForStack returns the policies of type t that apply to a stack: attached
