@@ -130,18 +130,8 @@ func RotateMasterKey(ctx context.Context, d *db.DB, oldMaster, newMaster []byte)
 		defer clear(key)
 		next := storedDataKey{ID: cur.ID, MasterVersion: cur.MasterVersion + 1, Adopted: cur.Adopted,
 			Wrapped: wrap(newBox, key), WrappedAt: db.Nanos(time.Now())}
-		value, err := json.Marshal(next)
-		if err != nil {
+		if err := replaceDataKey(ctx, d, raw, next); err != nil {
 			return err
-		}
-		// Only if the row is still the one unwrapped: a concurrent rotation
-		// must not be overwritten silently.
-		res, err := d.Exec(ctx, `UPDATE settings SET value = $1 WHERE name = $2 AND value = $3`, string(value), dataKeySetting, raw)
-		if err != nil {
-			return err
-		}
-		if n, err := res.RowsAffected(); err != nil || n != 1 {
-			return errors.New("the data key changed during the rotation (another rotation?): nothing was changed")
 		}
 		if _, err := d.Exec(ctx, `UPDATE settings SET value = $1 WHERE name = $2`, newBox.SealString(checkValue, checkAAD), checkSetting); err != nil {
 			return err
@@ -318,4 +308,22 @@ func readSetting(ctx context.Context, d *db.DB, name string) (string, bool, erro
 // wrap seals a data key with a master key's Box.
 func wrap(mbox *Box, key []byte) string {
 	return base64.StdEncoding.EncodeToString(mbox.Seal(key, dataKeyAAD))
+}
+
+// replaceDataKey stores next as the data key, only if the stored row is
+// still raw, the one the rotation unwrapped: a concurrent rotation must
+// not be overwritten silently.
+func replaceDataKey(ctx context.Context, d *db.DB, raw string, next storedDataKey) error {
+	value, err := json.Marshal(next)
+	if err != nil {
+		return err
+	}
+	res, err := d.Exec(ctx, `UPDATE settings SET value = $1 WHERE name = $2 AND value = $3`, string(value), dataKeySetting, raw)
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil || n != 1 {
+		return errors.New("the data key changed during the rotation (another rotation?): nothing was changed")
+	}
+	return nil
 }

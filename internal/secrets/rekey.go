@@ -4,8 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -132,16 +130,8 @@ func RotateDataKey(ctx context.Context, d *db.DB, master []byte, cols []SealedCo
 		}
 		stored := storedDataKey{ID: id.New("dk"), MasterVersion: cur.MasterVersion,
 			Wrapped: wrap(mbox, nkey), WrappedAt: db.Nanos(time.Now())}
-		value, err := json.Marshal(stored)
-		if err != nil {
+		if err := replaceDataKey(ctx, d, raw, stored); err != nil {
 			return err
-		}
-		res, err := d.Exec(ctx, `UPDATE settings SET value = $1 WHERE name = $2 AND value = $3`, string(value), dataKeySetting, raw)
-		if err != nil {
-			return err
-		}
-		if n, err := res.RowsAffected(); err != nil || n != 1 {
-			return errors.New("the data key changed during the rotation (another rotation?): nothing was changed")
 		}
 		old, next = cur, stored.info()
 		return nil
