@@ -16,7 +16,7 @@ import (
 // Hub is a set of named wake-up channels.
 type Hub struct {
 	mu      sync.Mutex
-	waiters map[string]chan struct{}
+	waiters map[string]*waiters
 	origin  string // tells this hub's payloads from other replicas'
 
 	// Publish, if set, also sends every Notify to the other replicas
@@ -24,11 +24,18 @@ type Hub struct {
 	Publish func(keys []string)
 }
 
+// waiters are those of one key: its channel, and how many took it and did
+// not Release it.
+type waiters struct {
+	c     chan struct{}
+	taken int
+}
+
 // NewHub returns an empty hub.
 func NewHub() *Hub {
 	b := make([]byte, 8)
 	_, _ = rand.Read(b)
-	return &Hub{waiters: map[string]chan struct{}{}, origin: "@" + hex.EncodeToString(b)}
+	return &Hub{waiters: map[string]*waiters{}, origin: "@" + hex.EncodeToString(b)}
 }
 
 // Payload is what Publish sends to the other replicas for keys: this hub's
@@ -55,15 +62,42 @@ func (h *Hub) NotifyRemote(payload string) {
 
 // Chan returns a channel closed at the next Notify(key). Take it before
 // reading the store, then wait on it, so no notification is missed.
+//
+// The key is kept until it is notified. A caller waiting on keys that may
+// never be notified again (the log of an ended run) calls Release when it
+// stops waiting, so that the key is forgotten once nobody waits on it.
 func (h *Hub) Chan(key string) <-chan struct{} {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	c, ok := h.waiters[key]
+	w, ok := h.waiters[key]
 	if !ok {
-		c = make(chan struct{})
-		h.waiters[key] = c
+		w = &waiters{c: make(chan struct{})}
+		h.waiters[key] = w
 	}
-	return c
+	w.taken++
+	return w.c
+}
+
+// Release says that a caller no longer waits on c, which Chan(key)
+// returned: when nobody else who took it waits (or might), the key is
+// forgotten. Releasing a channel already closed does nothing.
+func (h *Hub) Release(key string, c <-chan struct{}) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	w, ok := h.waiters[key]
+	if !ok || w.c != c {
+		return // notified meanwhile: forgotten already
+	}
+	if w.taken--; w.taken <= 0 {
+		delete(h.waiters, key)
+	}
+}
+
+// Keys returns how many keys the hub holds (waited on, not notified).
+func (h *Hub) Keys() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.waiters)
 }
 
 // Notify wakes every waiter of the keys, here and on other replicas.
@@ -79,8 +113,8 @@ func (h *Hub) NotifyLocal(keys ...string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, key := range keys {
-		if c, ok := h.waiters[key]; ok {
-			close(c)
+		if w, ok := h.waiters[key]; ok {
+			close(w.c)
 			delete(h.waiters, key)
 		}
 	}

@@ -52,3 +52,32 @@ func TestNotifyRemote(t *testing.T) {
 		t.Error("a payload without an origin did not wake the waiter")
 	}
 }
+
+// A key taken and released by everyone who took it is forgotten; one
+// still taken by someone is kept and still woken; a released channel
+// that was notified meanwhile changes nothing.
+func TestHubRelease(t *testing.T) {
+	h := NewHub()
+	a := h.Chan("k")
+	b := h.Chan("k")
+	h.Release("k", a)
+	if h.Keys() != 1 {
+		t.Fatalf("released by one of two: %d keys, want the key kept", h.Keys())
+	}
+	h.Notify("k")
+	select {
+	case <-b:
+	default:
+		t.Fatal("the remaining waiter was not woken")
+	}
+	h.Release("k", b) // notified meanwhile: nothing to do
+	c := h.Chan("k")
+	h.Release("k", b) // an old channel does not release the new one
+	if h.Keys() != 1 {
+		t.Fatalf("%d keys, want the new one kept", h.Keys())
+	}
+	h.Release("k", c)
+	if h.Keys() != 0 {
+		t.Fatalf("%d keys after everyone released, want none", h.Keys())
+	}
+}

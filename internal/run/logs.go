@@ -286,10 +286,16 @@ func (s *Service) readLogWait(ctx context.Context, runID string, known *Run, off
 		// in between wakes the wait below. A run loaded by the caller was
 		// read before the channel existed: it is trusted only when it
 		// answers at once (the log only grows; an ended run stays ended).
-		c := s.hub.Chan(LogKey(runID))
+		//
+		// The channel is released whatever happens: the log of a run that
+		// ended is never notified again, and its key would stay in the hub
+		// for the life of the process.
+		key := LogKey(runID)
+		c := s.hub.Chan(key)
 		if known != nil && (offset < known.LogSize || Terminal(known.State)) {
 			size, state = known.LogSize, known.State
 		} else if err := s.db.QueryRow(ctx, `SELECT log_size, state FROM runs WHERE id = $1`, runID).Scan(&size, &state); err != nil {
+			s.hub.Release(key, c)
 			if isNoRows(err) {
 				return nil, false, waited, errs.E(errs.NotFound, "run %q not found", runID)
 			}
@@ -297,21 +303,21 @@ func (s *Service) readLogWait(ctx context.Context, runID string, known *Run, off
 		}
 		known = nil
 		if offset < size {
+			s.hub.Release(key, c)
 			data, err := s.readLog(ctx, runID, offset, max)
 			return data, false, waited, err
 		}
-		if Terminal(state) {
-			return nil, true, waited, nil
-		}
 		left := time.Until(deadline)
-		if left <= 0 || ctx.Err() != nil {
-			return nil, false, waited, nil
+		if Terminal(state) || left <= 0 || ctx.Err() != nil {
+			s.hub.Release(key, c)
+			return nil, Terminal(state), waited, nil
 		}
 		if s.OnLogWait != nil {
 			s.OnLogWait()
 		}
 		// Poll at least every second: another replica may have appended.
 		events.Wait(ctx, c, min(left, time.Second))
+		s.hub.Release(key, c)
 	}
 }
 

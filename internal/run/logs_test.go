@@ -400,3 +400,46 @@ func TestLogLimitNoteAfterALineLeftOpen(t *testing.T) {
 		}
 	})
 }
+
+// Reading a log leaves nothing behind in the process: the log of an ended
+// run is never notified again, and a wake-up channel kept for each one
+// read would grow for the life of the server (every `stack logs`, every
+// follower's last read). Waits that end, by data or by timeout, leave
+// nothing either.
+func TestReadLogKeepsNoWaiters(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newFixture(t, d)
+		for range 5 {
+			r, _ := f.runIn(t, run.Planning)
+			if _, err := f.runs.AppendLog(f.ctx, r.ID, 0, []byte("log")); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.runs.Finish(f.ctx, r.ID, worker, false, ""); err != nil {
+				t.Fatal(err)
+			}
+			for _, offset := range []int64{0, 3} {
+				if _, _, _, err := f.runs.ReadRunLog(f.ctx, f.get(t, r.ID), offset, 100, 0); err != nil {
+					t.Fatal(err)
+				}
+				if _, _, err := f.runs.ReadLog(f.ctx, r.ID, offset, 100, time.Hour); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		// A run still going: a wait that times out, and one woken by data.
+		r, _ := f.runIn(t, run.Planning)
+		if _, _, err := f.runs.ReadLog(f.ctx, r.ID, 0, 100, 10*time.Millisecond); err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			time.Sleep(20 * time.Millisecond)
+			_, _ = f.runs.AppendLog(f.ctx, r.ID, 0, []byte("more"))
+		}()
+		if data, _, err := f.runs.ReadLog(f.ctx, r.ID, 0, 100, patience); err != nil || string(data) != "more" {
+			t.Fatalf("ReadLog woken by an append = %q, %v", data, err)
+		}
+		if n := f.hub.Keys(); n != 0 {
+			t.Errorf("the hub holds %d keys after the reads ended, want none", n)
+		}
+	})
+}
