@@ -678,8 +678,13 @@ func (s *Server) serve(ctx context.Context, ln net.Listener) error {
 	closeIdle() // the built-in workers' connections, so Shutdown need not wait for them
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	err := srv.Shutdown(shutdownCtx)
+	if err != nil {
+		s.log.Warn("closing the connections still open at shutdown", "err", err)
+	}
+	// Logged once it is true: the HTTP server has closed.
 	s.log.Info("server stopped")
-	return srv.Shutdown(shutdownCtx)
+	return err
 }
 
 // waitHeldRuns waits until no run is held by a worker in a job in
