@@ -371,3 +371,38 @@ func TestPlannedAnswerLostBehindProxy(t *testing.T) {
 		t.Fatalf("outputs %+v", out)
 	}
 }
+
+// A worker stopped with SIGTERM says goodbye: it leaves its pool's
+// workers at once (not IDLE for a --worker-timeout, then GONE for a day),
+// and a run of the pool says at once that no worker is there.
+func TestWorkerGoodbyeOnSIGTERM(t *testing.T) {
+	t.Parallel()
+	requireSetup(t)
+	s := StartServer(t, ServerConfig{Args: []string{"--builtin-workers", "0", "--worker-timeout", "60s"}})
+	var pool poolCreated
+	s.MustJSON(t, &pool, "workerpool", "create", "--id", "bye", "--space", "root")
+	w := s.StartWorker(t, "leaving", pool.Token)
+	id := s.workerID(t, "bye", "leaving")
+	if err := w.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-w.exited:
+	case <-time.After(waitTimeout):
+		t.Fatal("the worker did not exit after SIGTERM")
+	}
+	if code := w.cmd.ProcessState.ExitCode(); code != 0 || !strings.Contains(w.Log(), "worker stopped") {
+		t.Fatalf("worker exited with %d:\n%s", code, tail(w.Log(), 2000))
+	}
+	for _, wk := range s.workers(t, "bye") {
+		if wk.ID == id {
+			t.Fatalf("the worker that stopped is still listed, %s", wk.Status)
+		}
+	}
+	repo := NewRepo(t, map[string]string{"main.tf": staticConfig("v1")})
+	s.CreateStack(t, "on-bye", repo.URL, "--worker-pool", "bye")
+	r := s.Deploy(t, "on-bye")
+	if got := s.GetRun(t, r.ID); got.WaitingFor != "no worker in pool bye" {
+		t.Fatalf("a run of a pool whose only worker stopped is %s, waiting for %q", got.State, got.WaitingFor)
+	}
+}

@@ -401,6 +401,18 @@ func TestServerBuiltinWorkersDrain(t *testing.T) {
 	if l := s.logs.String(); strings.Contains(l, "built-in worker stopped") {
 		t.Errorf("a worker stopped with an error:\n%s", l)
 	}
+	// They said goodbye before the server stopped serving: none is left
+	// to count as connected until the worker timeout, then as GONE.
+	ctx := context.Background()
+	d, err := db.Open(ctx, "", cfg.DataDir, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	var n int
+	if err := d.QueryRow(ctx, `SELECT COUNT(*) FROM workers`).Scan(&n); err != nil || n != 0 {
+		t.Errorf("%d workers left registered after the server stopped (%v), want 0; logs:\n%s", n, err, s.logs.String())
+	}
 }
 
 func TestServerDemo(t *testing.T) {

@@ -64,6 +64,12 @@ type fakeProto struct {
 	// context's error. reportCalls counts those calls.
 	reportDelay time.Duration
 	reportCalls int
+	// deregister answers Deregister (nil: accepted); deregisters counts
+	// its calls, and finishesAtDeregister is how many jobs had finished
+	// by the first.
+	deregister           func(ctx context.Context) error
+	deregisters          int
+	finishesAtDeregister int
 }
 
 var _ workerapi.Protocol = (*fakeProto)(nil)
@@ -221,6 +227,20 @@ func (f *fakeProto) Finish(ctx context.Context, job *workerapi.Job, req workerap
 	}
 	f.finishes = append(f.finishes, req)
 	return nil
+}
+
+func (f *fakeProto) Deregister(ctx context.Context) error {
+	f.mu.Lock()
+	if f.deregisters == 0 {
+		f.finishesAtDeregister = len(f.finishes)
+	}
+	f.deregisters++
+	deregister := f.deregister
+	f.mu.Unlock()
+	if deregister == nil {
+		return nil
+	}
+	return deregister(ctx)
 }
 
 // calls returns a copy of the AppendLog calls so far.

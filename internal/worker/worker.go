@@ -107,6 +107,8 @@ func (w *Worker) Run(stop, kill context.Context) error {
 	if err := w.register(stop); err != nil || stop.Err() != nil {
 		return err
 	}
+	// Every loop has returned, and with it every job: the worker leaves.
+	defer w.goodbye()
 	if n == 1 {
 		return w.loop(stop, kill, 0)
 	}
@@ -121,6 +123,28 @@ func (w *Worker) Run(stop, kill context.Context) error {
 		}
 	}
 	return first
+}
+
+// GoodbyeTimeout bounds the goodbye of a stopping worker.
+var GoodbyeTimeout = 5 * time.Second
+
+// goodbye tells the server that the worker is stopping, once its jobs have
+// ended, so that the server forgets it at once rather than count it among
+// its pool's workers until --worker-timeout, then list it GONE for a day.
+// Failures are only logged: a server that does not answer in time, or of
+// a release that does not know the call (404), does what it did before.
+func (w *Worker) goodbye() {
+	ctx, cancel := context.WithTimeout(context.Background(), GoodbyeTimeout)
+	defer cancel()
+	err := w.proto.Deregister(ctx)
+	switch {
+	case err == nil:
+		w.cfg.Log.Debug("told the server this worker is leaving")
+	case workerapi.Unsupported(err):
+		w.cfg.Log.Debug("the server does not know the goodbye of workers (an older release): it lists this worker until its --worker-timeout, then as GONE", "err", err)
+	default:
+		w.cfg.Log.Info("telling the server this worker is leaving failed: it lists this worker until its --worker-timeout, then as GONE", "err", err)
+	}
 }
 
 // registerRefused explains a registration the server refused for good. A

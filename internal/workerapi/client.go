@@ -97,6 +97,13 @@ func UnknownWorker(err error) bool {
 	return errors.As(err, &se) && se.Status == http.StatusUnauthorized
 }
 
+// Unsupported reports whether an error is the answer of a server that
+// does not serve the call (404, 405): one of a release before it.
+func Unsupported(err error) bool {
+	var se *StatusError
+	return errors.As(err, &se) && (se.Status == http.StatusNotFound || se.Status == http.StatusMethodNotAllowed)
+}
+
 func (c *Client) do(ctx context.Context, method, path, token string, body io.Reader, contentType string, out any) (int, error) {
 	req, err := http.NewRequestWithContext(ctx, method, c.BaseURL+Prefix+path, body)
 	if err != nil {
@@ -161,6 +168,17 @@ func (c *Client) Register(ctx context.Context, req RegisterRequest) (RegisterRes
 		c.mu.Unlock()
 	}
 	return resp, err
+}
+
+// Deregister implements Protocol. A client that never registered has
+// nothing to say.
+func (c *Client) Deregister(ctx context.Context) error {
+	token := c.token()
+	if token == "" {
+		return nil
+	}
+	_, err := c.doJSON(ctx, "POST", "/deregister", token, nil, nil)
+	return err
 }
 
 func (c *Client) token() string {

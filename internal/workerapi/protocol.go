@@ -5,7 +5,7 @@
 // speaks it, and both are tested against each other.
 //
 // Authentication: a pool token to register; the worker token returned by
-// register to claim; the job token returned with each job for everything
+// register to claim and to deregister (say goodbye); the job token returned with each job for everything
 // about that job (valid while the job holds the run).
 package workerapi
 
@@ -50,6 +50,10 @@ type Protocol interface {
 	Heartbeat(ctx context.Context, job *Job) (HeartbeatResponse, error)
 	// Finish ends the job.
 	Finish(ctx context.Context, job *Job, req FinishRequest) error
+	// Deregister says goodbye: the worker is stopping and its jobs have
+	// ended. The server forgets it at once (it no longer counts as
+	// connected). Servers before it answer 404 (see Unsupported).
+	Deregister(ctx context.Context) error
 }
 
 // RegisterRequest is the body of POST /register (pool token as bearer).

@@ -141,6 +141,24 @@ func (g *Registry) Seen(ctx context.Context, workerID string) error {
 	return err
 }
 
+// Remove forgets a worker that left (see Handler.deregister) and reports
+// whether it did. A worker that still holds a run in a job in progress
+// (the caller failed the ones it held: one that lost a race is all that
+// can be left) is kept, drained so that it gets no job, for the reaper
+// and PruneWorkers, as a worker that went silent.
+func (g *Registry) Remove(ctx context.Context, workerID string) (bool, error) {
+	res, err := g.db.Exec(ctx, `DELETE FROM workers WHERE id = $1 AND NOT EXISTS
+		(SELECT 1 FROM runs WHERE runs.worker_id = workers.id AND runs.state IN ('PREPARING','INITIALIZING','PLANNING','PERFORMING','APPLYING'))`, workerID)
+	if err != nil {
+		return false, err
+	}
+	if k, _ := res.RowsAffected(); k > 0 {
+		return true, nil
+	}
+	_, err = g.db.Exec(ctx, `UPDATE workers SET drained = TRUE WHERE id = $1`, workerID)
+	return false, err
+}
+
 // Forget removes the built-in workers registered by a server instance
 // (after the runs they held were failed). An empty instance names none:
 // private workers have no instance.
