@@ -94,8 +94,8 @@ type Pruner struct {
 	// Audit records one event per kind (run.prune, state.prune) for each
 	// pass that deleted any of it.
 	Audit audit.Hook
-	// Batch is how many runs, or state versions, one transaction deletes
-	// at most (default DefaultBatch): SQLite's single writer is never held
+	// Batch is how many runs one transaction examines (and so deletes at
+	// most), or state versions it deletes (default DefaultBatch): SQLite's single writer is never held
 	// for long. StateBatchSize bounds a transaction's state versions by
 	// their size too (default DefaultStateBatchSize; one at least).
 	Batch          int
@@ -176,19 +176,18 @@ func (p *Pruner) DryRun(ctx context.Context, pol Policy) (Result, error) {
 	var res Result
 	if pol.RunAge > 0 {
 		res.EndedBefore = p.Now().Add(-pol.RunAge)
-		after := ""
-		for {
-			batch, err := p.runCandidates(ctx, res.EndedBefore, after)
+		for after := ""; ; {
+			batch, next, err := p.runCandidates(ctx, res.EndedBefore, after)
 			if err != nil {
 				return res, err
 			}
 			for _, c := range batch {
 				res.addStack(c.stackID, Counts{Runs: 1, RunLogBytes: c.logSize})
-				after = c.id
 			}
-			if len(batch) < p.batch() {
+			if next == "" {
 				break
 			}
+			after = next
 		}
 	}
 	if pol.StateVersions > 0 {

@@ -21,11 +21,17 @@ type candidate struct {
 // the primary key instead of reading every run.
 const idSkew = time.Hour
 
-// candidatesSQL selects, in id order after $1, up to $4 runs that ended
-// before $3 (and whose id was made before $2) and that nothing keeps (see
-// Pruner.Prune). Every condition is an index lookup per run.
+// windowSQL returns the last id of the next $3 runs after $1 whose id was
+// made before $2, and how many there are: a batch examines those runs
+// only, read in the primary key's order, so that a pass reads each old
+// run once however many it keeps.
+const windowSQL = `SELECT COALESCE(MAX(id), ''), COUNT(*) FROM (SELECT id FROM runs WHERE id > $1 AND id < $2 ORDER BY id LIMIT $3) w`
+
+// candidatesSQL selects, in id order, the runs with an id in ($1, $2]
+// that ended before $3 and that nothing keeps (see Pruner.Prune). Every
+// condition is an index lookup per run.
 const candidatesSQL = `SELECT r.id, r.stack_id, r.log_size FROM runs r
-WHERE r.id > $1 AND r.id < $2 AND r.state IN ` + run.TerminalSQL + ` AND r.updated_at < $3
+WHERE r.id > $1 AND r.id <= $2 AND r.state IN ` + run.TerminalSQL + ` AND r.updated_at < $3
 -- the newest terminal run of its type on its stack is kept
 AND EXISTS (SELECT 1 FROM runs n WHERE n.stack_id = r.stack_id AND n.id > r.id AND n.type = r.type AND n.state IN ` + run.TerminalSQL + `)
 -- and so is the stack's tracked commit (run.Service.TrackedCommits)
@@ -42,16 +48,23 @@ AND NOT EXISTS (SELECT 1 FROM drift_resources dr WHERE dr.stack_id = r.stack_id 
 	AND (dr.first_run_id = r.id OR dr.last_run_id = r.id))
 AND NOT EXISTS (SELECT 1 FROM policy_events e WHERE e.status = 'PENDING' AND e.run_id = r.id)
 AND NOT EXISTS (SELECT 1 FROM notify_deliveries nd WHERE nd.run_id = r.id AND nd.status IN ('PENDING', 'SENDING'))
-ORDER BY r.id LIMIT $4`
+ORDER BY r.id`
 
-// runCandidates returns the next batch of runs to delete after the id
-// after ("" from the start).
-func (p *Pruner) runCandidates(ctx context.Context, endedBefore time.Time, after string) ([]candidate, error) {
-	return db.Collect(ctx, p.db, func(row db.Scanner) (candidate, error) {
+// runCandidates returns the runs to delete among the next Batch runs
+// after the id after ("" from the start), and the id to go on from (""
+// when no run is left to examine).
+func (p *Pruner) runCandidates(ctx context.Context, endedBefore time.Time, after string) ([]candidate, string, error) {
+	var last string
+	var n int
+	if err := p.db.QueryRow(ctx, windowSQL, after, id.Before("run", endedBefore.Add(idSkew)), p.batch()).Scan(&last, &n); err != nil || n == 0 {
+		return nil, "", err
+	}
+	out, err := db.Collect(ctx, p.db, func(row db.Scanner) (candidate, error) {
 		var c candidate
 		err := row.Scan(&c.id, &c.stackID, &c.logSize)
 		return c, err
-	}, candidatesSQL, after, id.Before("run", endedBefore.Add(idSkew)), endedBefore.UnixNano(), p.batch())
+	}, candidatesSQL, after, last, endedBefore.UnixNano())
+	return out, last, err
 }
 
 // pruneRuns deletes the runs that ended before now - age, a batch per
@@ -61,11 +74,12 @@ func (p *Pruner) pruneRuns(ctx context.Context, age time.Duration, res *Result) 
 	after := ""
 	for {
 		var batch []candidate
+		var next string
 		err := p.db.Tx(ctx, func(ctx context.Context) error {
 			var err error
 			// Chosen in the transaction that deletes them: what keeps a
 			// run is checked as of the deletion.
-			if batch, err = p.runCandidates(ctx, res.EndedBefore, after); err != nil || len(batch) == 0 {
+			if batch, next, err = p.runCandidates(ctx, res.EndedBefore, after); err != nil || len(batch) == 0 {
 				return err
 			}
 			ids := make([]string, len(batch))
@@ -92,10 +106,10 @@ func (p *Pruner) pruneRuns(ctx context.Context, age time.Duration, res *Result) 
 		}
 		for _, c := range batch {
 			res.addStack(c.stackID, Counts{Runs: 1, RunLogBytes: c.logSize})
-			after = c.id
 		}
-		if len(batch) < p.batch() {
+		if next == "" {
 			return nil
 		}
+		after = next
 	}
 }
