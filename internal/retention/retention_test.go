@@ -401,3 +401,29 @@ func TestPolicyCheck(t *testing.T) {
 		}
 	}
 }
+
+// Two replicas pruning at once take turns: together they delete each run
+// once, and neither fails.
+func TestPruneReplicas(t *testing.T) {
+	dbtest.EachReplicas(t, func(t *testing.T, a, b *db.DB) {
+		f := newFixture(t, a)
+		f.pruner.Batch = 3
+		st := f.stack(t)
+		for range 10 {
+			f.run(t, st, run.Proposed, run.Finished, time.Time{})
+		}
+		other := retention.New(b, nil)
+		other.Batch, other.Now = 3, f.pruner.Now
+		pol := retention.Policy{RunAge: retentionAge}
+		var ra, rb retention.Result
+		errs := dbtest.Race(
+			func() (err error) { ra, err = f.pruner.Prune(f.ctx, pol); return err },
+			func() (err error) { rb, err = other.Prune(f.ctx, pol); return err })
+		if errs[0] != nil || errs[1] != nil {
+			t.Fatalf("Prune: %v, %v", errs[0], errs[1])
+		}
+		if ra.Runs+rb.Runs != 9 || f.count(t, `SELECT COUNT(*) FROM runs`) != 1 {
+			t.Fatalf("pruned %d + %d runs, %d left; want 9 and the newest", ra.Runs, rb.Runs, f.count(t, `SELECT COUNT(*) FROM runs`))
+		}
+	})
+}
