@@ -61,6 +61,7 @@ type apiEnv struct {
 	stacks *stack.Service
 	state  *state.Service
 	logs   *lockedBuffer
+	db     *db.DB
 	// handler serves the API in process (what the test server serves).
 	handler http.Handler
 }
@@ -85,7 +86,7 @@ func newAPIEnv(t *testing.T, opts ...func(*api.API)) *apiEnv {
 		t.Fatal(err)
 	}
 	e := &apiEnv{t: t, stacks: stack.NewService(d, box), runs: run.NewService(d, events.NewHub(), box, log),
-		state: state.NewService(d, box), logs: logs}
+		state: state.NewService(d, box), logs: logs, db: d}
 	e.runs.OnTerminal = func(ctx context.Context, r run.Run) error { return e.state.ReleaseRun(ctx, r.ID) }
 	keys := auth.NewKeys(d)
 	if e.token, err = keys.Create(ctx, "admin", ""); err != nil {

@@ -23,7 +23,7 @@ func init() { extraCommands = append(extraCommands, adminCommand) }
 // directly, not through the API.
 func adminCommand() *cobra.Command {
 	return group("admin", "Operate on the server's database and keys directly (not through the API)",
-		rotateKeyCommand(), generateKeyCommand(), rotateSigningKeyCommand())
+		rotateKeyCommand(), generateKeyCommand(), rotateSigningKeyCommand(), pruneCommand())
 }
 
 func generateKeyCommand() *cobra.Command {

@@ -137,6 +137,8 @@ GANTRY_<FLAG>_FILE for secrets kept in files.`,
 	f.Var(sizeValue{&cfg.MaxRequestMemory}, "max-request-memory", "memory the large requests and answers (states, plans, artifacts) may hold at once; past it they wait their turn (e.g. 512MiB, 2GiB)")
 	f.Var(sizeValue{&cfg.MaxStateSize}, "max-state-size", "largest state document accepted, at most 1000MiB (a larger state is refused with 413)")
 	f.Var(sizeValue{&cfg.MaxRunLogSize}, "max-run-log-size", "how much of a run's log is stored; past it, output is dropped (the run goes on) and the log says how much")
+	f.DurationVar(&cfg.RunRetention, "run-retention", 0, "delete the runs that ended longer ago than this (e.g. 720h), with their logs and plans; the newest of each type per stack and others stay (0: keep every run; at least 1h)")
+	f.IntVar(&cfg.StateRetentionVersions, "state-retention-versions", 0, "keep the newest N state versions of each stack, the current one always (0: keep every version)")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	return cmd
@@ -174,7 +176,8 @@ func configAttrs(c server.Config) []any {
 		"oidc_groups_claim", c.OIDCGroupsClaim, "trusted_proxies", fmt.Sprint(c.TrustedProxies), "notification_deny_cidrs", fmt.Sprint(c.NotificationDenyCIDRs),
 		"azure_graph_client_id", c.AzureGraphClientID, "azure_graph_client_secret", set(c.AzureGraphClientSecret), "azure_secret_rotation", c.AzureSecretRotation,
 		"token_issuer", c.TokenIssuer, "token_audience", c.TokenAudience, "token_lifetime", c.TokenLifetime, "token_signing_alg", c.TokenAlg, "session_ttl", c.SessionTTL, "cli_token_ttl", c.CLITokenTTL, "sso_grants_max_age", c.SSOGrantsMaxAge,
-		"max_request_memory", c.MaxRequestMemory, "max_state_size", c.MaxStateSize, "max_run_log_size", c.MaxRunLogSize}
+		"max_request_memory", c.MaxRequestMemory, "max_state_size", c.MaxStateSize, "max_run_log_size", c.MaxRunLogSize,
+		"run_retention", c.RunRetention, "state_retention_versions", c.StateRetentionVersions}
 }
 
 // sizeValue is a flag of a size in bytes, written as people do: 512MiB,

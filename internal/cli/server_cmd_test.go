@@ -104,3 +104,28 @@ func TestServerRefusesSubjectTemplate(t *testing.T) {
 		t.Errorf("the refused server wrote its data directory: %v", entries)
 	}
 }
+
+// Retention settings that make no sense stop the server before it writes
+// anything, naming the flag (GANTRY_RUN_RETENTION sets it too).
+func TestServerRefusesRetention(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		env  string
+		want string
+	}{
+		{[]string{"--run-retention", "10m"}, "", "--run-retention must be 0 (keep every run) or at least 1h0m0s, got 10m0s"},
+		{nil, "30s", "--run-retention must be 0"},
+		{[]string{"--state-retention-versions", "-1"}, "", "--state-retention-versions must be 0 (keep every version) or at least 1, got -1"},
+	} {
+		isolate(t)
+		t.Setenv("GANTRY_RUN_RETENTION", tc.env)
+		dir := t.TempDir()
+		code, _, errOut := runMain(append([]string{"server", "--data-dir", dir, "--listen", "127.0.0.1:0"}, tc.args...)...)
+		if code == 0 || !strings.Contains(errOut, tc.want) {
+			t.Errorf("gantry server %v (GANTRY_RUN_RETENTION=%q) = %d, stderr %s, want %q", tc.args, tc.env, code, errOut, tc.want)
+		}
+		if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+			t.Errorf("the refused server wrote its data directory: %v", entries)
+		}
+	}
+}

@@ -45,6 +45,17 @@ func New(prefix string) string {
 	return prefix + "-" + encode(b)
 }
 
+// Before returns the smallest id of prefix that New could make at t: every
+// id New made before t (by a clock that agrees) sorts below it, as a
+// string.
+func Before(prefix string, t time.Time) string {
+	var b [16]byte
+	ms := uint64(max(t.UnixMilli(), 0))
+	binary.BigEndian.PutUint16(b[0:], uint16(ms>>32))
+	binary.BigEndian.PutUint32(b[2:], uint32(ms))
+	return prefix + "-" + encode(b)
+}
+
 func encode(b [16]byte) string {
 	// 128 bits -> 26 base32 characters (130 bits, top 2 bits zero).
 	hi := binary.BigEndian.Uint64(b[:8])

@@ -3,7 +3,24 @@ package id
 import (
 	"strings"
 	"testing"
+	"time"
 )
+
+// Before sorts above every id made before its time and below every id
+// made from it on.
+func TestBefore(t *testing.T) {
+	start := time.Now()
+	made := New("run")
+	if b := Before("run", start.Add(-time.Millisecond)); made <= b {
+		t.Fatalf("id %q made after %v sorts at or below Before %q", made, start, b)
+	}
+	if b := Before("run", time.Now().Add(time.Millisecond)); made >= b {
+		t.Fatalf("id %q made before the bound sorts at or above Before %q", made, b)
+	}
+	if b := Before("run", start); len(b) != len(made) || !strings.HasPrefix(b, "run-") {
+		t.Fatalf("Before = %q, want the shape of %q", b, made)
+	}
+}
 
 func TestNewSortableAndUnique(t *testing.T) {
 	prev := ""

@@ -5,6 +5,7 @@ import (
 
 	"github.com/gantry-iac/gantry/internal/auth"
 	"github.com/gantry-iac/gantry/internal/db"
+	"github.com/gantry-iac/gantry/internal/retention"
 	"github.com/gantry-iac/gantry/internal/runtoken"
 	"github.com/gantry-iac/gantry/internal/secrets"
 )
@@ -28,6 +29,9 @@ func (c *Config) check() error {
 			return fmt.Errorf("encryption key from %s: %w", source, err)
 		}
 		clear(key)
+	}
+	if err := (retention.Policy{RunAge: c.RunRetention, StateVersions: c.StateRetentionVersions}).Check(); err != nil {
+		return err
 	}
 	if err := db.CheckURL(c.DatabaseURL); err != nil {
 		return fmt.Errorf("--database-url: %w", err)

@@ -152,7 +152,7 @@ func (c driftCollector) Collect(ch chan<- prometheus.Metric) {
 
 func (s *Server) metricsHandler() http.Handler {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), httpRequests,
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), httpRequests, prunedTotal,
 		runsCollector{s: s, desc: prometheus.NewDesc("gantry_runs_active", "Runs not yet terminal, by state.", []string{"state"}, nil)},
 		newDriftCollector(func(ctx context.Context) ([]drift.Metric, error) { return s.drift.Metrics(ctx) }, s.log))
 	reg.MustRegister(databaseUp(s.db, s.log))

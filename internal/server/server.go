@@ -156,6 +156,11 @@ type Config struct {
 	// MaxRunLogSize is how much of a run's log is stored (0:
 	// run.DefaultLogLimit): past it, output is dropped with a note.
 	MaxRunLogSize int64
+	// RunRetention deletes the runs that ended longer ago than this (0:
+	// keep them all); StateRetentionVersions keeps the newest N state
+	// versions of each stack (0: all). See package retention.
+	RunRetention           time.Duration
+	StateRetentionVersions int
 	// EncryptionKeyFile is the file EncryptionKey was read from
 	// (GANTRY_ENCRYPTION_KEY_FILE): messages name it and its permissions
 	// are checked. Empty when the key was given directly.
@@ -619,6 +624,7 @@ func (s *Server) serve(ctx context.Context, ln net.Listener) error {
 	closeIdle := s.startWorkers(stopWorkers, killWorkers, &workers)
 	reaperCtx, stopReaper := context.WithCancel(context.Background())
 	go s.reaper(reaperCtx)
+	go s.pruner(reaperCtx)
 	go s.policies.RunEvents(reaperCtx, time.Second)
 	go s.notify.Run(reaperCtx)
 	go s.scheduler.Run(reaperCtx)
