@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -102,7 +103,15 @@ default <data-dir>/encryption.key; it does not change.`,
 				return err
 			}
 			defer d.Close()
-			info, err := secrets.RotateMasterKey(cmd.Context(), d, oldKey, newKey)
+			var info secrets.DataKeyInfo
+			err = d.Tx(cmd.Context(), func(ctx context.Context) error {
+				var err error
+				if info, err = secrets.RotateMasterKey(ctx, d, oldKey, newKey); err != nil {
+					return err
+				}
+				return audit.NewService(d, nil).Hook().Record(ctx, "encryption_key.rotate", "data_key", info.ID, "root",
+					nil, map[string]any{"data_key": info.ID, "master_key_version": info.MasterVersion})
+			})
 			clear(oldKey)
 			clear(newKey)
 			if errors.Is(err, secrets.ErrWrongKey) {

@@ -152,6 +152,16 @@ func TestAdminRotateKey(t *testing.T) {
 		if err != nil || len(env) != 1 || env[0].Value != "s3cret" {
 			t.Errorf("secret after rotation: %+v %v", env, err)
 		}
+		// The rotation is in the audit trail (never a key); the refused
+		// attempts are not.
+		var n int
+		var change string
+		if err := d.QueryRow(ctx, `SELECT COUNT(*), MAX(change) FROM audit_events WHERE action = 'encryption_key.rotate' AND actor = 'gantry'`).Scan(&n, &change); err != nil {
+			t.Fatal(err)
+		}
+		if n != 1 || !strings.Contains(change, `"master_key_version":2`) || strings.Contains(change, k1) || strings.Contains(change, k2) {
+			t.Errorf("%d encryption_key.rotate events (%s), want one with the master key version", n, change)
+		}
 	})
 }
 
@@ -318,6 +328,16 @@ func TestAdminRotateDataKey(t *testing.T) {
 		env, err := stacksvc.NewService(d, box).EnvForJob(ctx, "net")
 		if err != nil || len(env) != 1 || env[0].Value != "s3cret" {
 			t.Errorf("secret after the rotation: %+v %v", env, err)
+		}
+		// The rotation is in the audit trail, naming both data keys; the
+		// refused attempts are not.
+		var n int
+		var change string
+		if err := d.QueryRow(ctx, `SELECT COUNT(*), MAX(change) FROM audit_events WHERE action = 'data_key.rotate' AND actor = 'gantry' AND subject_id = $1`, after).Scan(&n, &change); err != nil {
+			t.Fatal(err)
+		}
+		if n != 1 || !strings.Contains(change, before) || !strings.Contains(change, after) {
+			t.Errorf("%d data_key.rotate events (%s), want one naming %s and %s", n, change, before, after)
 		}
 	})
 }

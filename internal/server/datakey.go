@@ -33,7 +33,22 @@ func SealedColumns() []secrets.SealedColumn {
 // replicaTimeout, and no server can start until the rotation ends (it
 // waits for the migration lock); on SQLite the caller holds the data
 // directory's lock.
+//
+// The rotation is recorded in the audit trail (data_key.rotate, actor
+// gantry) in its transaction.
 func RotateDataKey(ctx context.Context, d *db.DB, master []byte) (old, next secrets.DataKeyInfo, err error) {
+	err = d.Tx(ctx, func(ctx context.Context) error {
+		var err error
+		if old, next, err = rotateDataKey(ctx, d, master); err != nil {
+			return err
+		}
+		return audit.NewService(d, nil).Hook().Record(ctx, "data_key.rotate", "data_key", next.ID, "root",
+			map[string]any{"data_key": old.ID}, map[string]any{"data_key": next.ID})
+	})
+	return old, next, err
+}
+
+func rotateDataKey(ctx context.Context, d *db.DB, master []byte) (old, next secrets.DataKeyInfo, err error) {
 	return secrets.RotateDataKey(ctx, d, master, SealedColumns(), func(ctx context.Context) error {
 		if err := d.HoldStarts(ctx); err != nil {
 			return err
