@@ -111,7 +111,12 @@ func (w *Worker) execute(kill context.Context, job *workerapi.Job, slot int) {
 	if err != nil {
 		j.log.Printf("%s", closingLine(j.stopReason() != "", j.stopEnd(), reason))
 	}
-	if kept := j.closeLog(kill, log); kept != "" {
+	// The worker shutting down (stop or kill) waits for a server that does
+	// not answer reportRetryFor at most, not the hour a running worker
+	// gives the end of a job: a service manager kills it sooner.
+	ending, endDone := w.shuttingDown(kill)
+	defer endDone()
+	if kept := j.closeLog(ending, log); kept != "" {
 		// The reason says where the rest of the log is: it reaches the
 		// server when the log does not.
 		if reason != "" {
@@ -122,8 +127,10 @@ func (w *Worker) execute(kill context.Context, job *workerapi.Job, slot int) {
 	if !j.ended {
 		var ferr error
 		j.beating(func() {
-			ferr = retryEnd(kill, reportAttempt, func(ctx context.Context) error {
+			ferr = retryEnd(ending, reportAttempt, func(ctx context.Context) error {
 				return w.proto.Finish(ctx, job, workerapi.FinishRequest{OK: err == nil, Reason: secrets.NewMasker(masked).String(reason)})
+			}, func(err error) {
+				log.Warn("the server does not take the end of the job; retrying", "err", err, "for", retryEndFor(ending))
 			})
 		})
 		if ferr != nil {
@@ -183,6 +190,22 @@ func (j *jobRun) reportRescue(log *slog.Logger) string {
 		return fmt.Sprintf("OpenTofu could not save the state: it is kept on worker %s at %s; push it to the stack's state", j.w.cfg.Name, path)
 	}
 	return ""
+}
+
+// shuttingDown returns a context that ends when the worker starts shutting
+// down: Run's stop (the first signal) or kill.
+func (w *Worker) shuttingDown(kill context.Context) (context.Context, func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	undo := []func() bool{context.AfterFunc(kill, cancel)}
+	if w.stopping != nil {
+		undo = append(undo, context.AfterFunc(w.stopping, cancel))
+	}
+	return ctx, func() {
+		for _, u := range undo {
+			u()
+		}
+		cancel()
+	}
 }
 
 // askStopped asks the server once more, after the job failed, whether it

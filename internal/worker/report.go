@@ -57,22 +57,23 @@ func retryReport(ctx context.Context, attempt time.Duration, fn func(ctx context
 }
 
 // retryEnd calls fn, the job's last report, until it succeeds, fails
-// permanently or endRetryFor passes; once kill ends (the worker shutting
-// down), reportRetryFor after that at most. Each attempt gets its own
-// timeout, attempt.
-func retryEnd(kill context.Context, attempt time.Duration, fn func(ctx context.Context) error) error {
+// permanently or endRetryFor passes; once shutdown ends (the worker
+// shutting down), reportRetryFor after that at most. Each attempt gets its
+// own timeout, attempt. warn is told the first failure that is retried,
+// so that a slot kept busy by a server away says why.
+func retryEnd(shutdown context.Context, attempt time.Duration, fn func(ctx context.Context) error, warn func(error)) error {
 	deadline := time.Now().Add(endRetryFor)
-	shutdown := false
+	stopping := false
 	wait := reportBackoff
-	for {
+	for first := true; ; first = false {
 		actx, cancel := context.WithTimeout(context.Background(), attempt)
 		err := fn(actx)
 		cancel()
 		if err == nil || workerapi.Permanent(err) {
 			return err
 		}
-		if !shutdown && kill.Err() != nil {
-			shutdown = true
+		if !stopping && shutdown.Err() != nil {
+			stopping = true
 			if d := time.Now().Add(reportRetryFor); d.Before(deadline) {
 				deadline = d
 			}
@@ -80,9 +81,20 @@ func retryEnd(kill context.Context, attempt time.Duration, fn func(ctx context.C
 		if time.Now().Add(wait).After(deadline) {
 			return err
 		}
+		if first && warn != nil {
+			warn(err)
+		}
 		time.Sleep(wait)
 		wait = min(wait*2, reportBackoffMax)
 	}
+}
+
+// retryEndFor says how long retryEnd tries at most, given shutdown.
+func retryEndFor(shutdown context.Context) time.Duration {
+	if shutdown.Err() != nil {
+		return reportRetryFor
+	}
+	return endRetryFor
 }
 
 // policyReportAttempt bounds one attempt of planned and handoff, which the

@@ -1,7 +1,9 @@
 package worker
 
 import (
+	"bytes"
 	"context"
+	"log/slog"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -99,5 +101,31 @@ func TestJobFailingRightAfterAStopSaysStopped(t *testing.T) {
 	}
 	if len(fx.proto.finishes) != 1 || fx.proto.finishes[0].OK || fx.proto.finishes[0].Reason != "stop requested by api_key::admin" {
 		t.Errorf("Finish = %+v, want failed with the stop's reason", fx.proto.finishes)
+	}
+}
+
+// The first signal (Run's stop) is enough: a worker draining after
+// SIGTERM waits for a server that does not take the end of a job a
+// report's retries, not the hour a running worker gives it (a service
+// manager kills it long before), and says in its log why the slot is
+// still busy.
+func TestJobEndWhileStoppingGivesUpSooner(t *testing.T) {
+	endRetries(t, 50*time.Millisecond, 10*time.Second)
+	fx := newJobFixture(t, nil)
+	var logs bytes.Buffer
+	fx.worker.cfg.Log = slog.New(slog.NewTextHandler(&logs, nil))
+	stop, cancel := context.WithCancel(context.Background())
+	cancel()
+	fx.worker.stopping = stop
+	job := fx.job("plan")
+	job.Hooks.BeforeInit = []string{"exit 4"}
+	fx.proto.finishErr = func(int) error { return errTransient }
+	start := time.Now()
+	fx.worker.execute(context.Background(), job, 0)
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("the job's end took %s after the worker's stop, want about the report's retries", took)
+	}
+	if !strings.Contains(logs.String(), "the server does not take the end of the job; retrying") {
+		t.Errorf("no warning while retrying the end of the job; log:\n%s", logs.String())
 	}
 }

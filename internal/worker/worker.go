@@ -61,7 +61,11 @@ type Worker struct {
 	cfg   Config
 	proto workerapi.Protocol
 	busy  sync.WaitGroup
-	tools map[string]string // reported at registration
+	// stopping is Run's stop: once it ends (the first signal), the end of
+	// a job waits for a server that does not answer reportRetryFor at
+	// most, not endRetryFor (see shuttingDown).
+	stopping context.Context
+	tools    map[string]string // reported at registration
 
 	regMu    sync.Mutex // held while registering again
 	regGen   int        // registrations since the first
@@ -99,6 +103,7 @@ func New(cfg Config, proto workerapi.Protocol) *Worker {
 // ends runs on until it finishes or kill ends.
 func (w *Worker) Run(stop, kill context.Context) error {
 	n := max(w.cfg.Concurrency, 1)
+	w.stopping = stop
 	w.tools = maps.Clone(w.cfg.Tools)
 	if w.tools == nil {
 		w.tools = DetectTools(stop)
