@@ -43,8 +43,28 @@ func autoattachAllowed(p auth.Principal, action, kind, id, spaceID string, befor
 	if auth.Authorize(p, action, spaceID) == nil {
 		return nil
 	}
+	changed := symmetricDifference(autoattachLabels(before), autoattachLabels(after))
 	return &errs.Error{Kind: errs.Forbidden,
-		Message: fmt.Sprintf("%s may not set or remove autoattach labels of %s %s in space %s (they attach it to stacks: autoattach:* to every stack that sees the space): missing action %s",
-			p, kind, id, spaceID, action),
+		Message: fmt.Sprintf("%s may not set or remove the autoattach labels %s of %s %s in space %s (they attach it to the stacks carrying the label, every stack for autoattach:*, in the spaces that see it): missing action %s",
+			p, strings.Join(changed, ", "), kind, id, spaceID, action),
 		Detail: auth.Denial{MissingAction: action, Space: spaceID}}
+}
+
+// symmetricDifference returns the labels in exactly one of a and b
+// (sorted, without duplicates), the autoattach labels a change sets or
+// removes.
+func symmetricDifference(a, b []string) []string {
+	var out []string
+	for _, x := range a {
+		if !slices.Contains(b, x) {
+			out = append(out, x)
+		}
+	}
+	for _, x := range b {
+		if !slices.Contains(a, x) {
+			out = append(out, x)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }

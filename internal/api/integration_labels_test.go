@@ -150,7 +150,11 @@ func TestAutoattachLabelsNeedTheAttachAction(t *testing.T) {
 			return b
 		}
 		refused(e.as(owner, "POST", c.path, body("o1", "autoattach:*")), c.action, "owner creates an autoattach:* "+c.kind)
-		refused(e.as(owner, "POST", c.path, body("o1", " autoattach:prod")), c.action, "owner creates an autoattach:prod "+c.kind)
+		r := e.as(owner, "POST", c.path, body("o1", " autoattach:prod"))
+		refused(r, c.action, "owner creates an autoattach:prod "+c.kind)
+		if d := wantError(t, r, http.StatusForbidden, "forbidden"); !strings.Contains(d.Message, "labels autoattach:prod of") {
+			t.Errorf("the refusal names not the label set: %q", d.Message)
+		}
 		ok(e.as(owner, "POST", c.path, body("o1", "team")), http.StatusCreated, "owner creates a "+c.kind+" without autoattach")
 		one := c.path + "/o1"
 		refused(e.as(owner, "PATCH", one, map[string]any{"labels": []string{"team", "autoattach:*"}}), c.action, "owner labels a "+c.kind+" autoattach:*")

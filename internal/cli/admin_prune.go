@@ -38,11 +38,11 @@ Retention.`,
 			if databaseURL == "" && dataDir == "" {
 				return usageErrorf("--database-url or --data-dir is required")
 			}
-			if !pol.Enabled() {
-				return usageErrorf("nothing to prune: give --run-retention or --state-retention-versions (0 keeps everything)")
-			}
 			if err := pol.Check(); err != nil {
 				return usageErrorf("%v", err)
+			}
+			if !pol.Enabled() {
+				return usageErrorf("nothing to prune: give --run-retention or --state-retention-versions (0 keeps everything)")
 			}
 			d, err := openAdminDB(cmd, databaseURL, dataDir)
 			if err != nil {

@@ -71,6 +71,9 @@ func TestAdminPrune(t *testing.T) {
 	if code, _, errOut := runMain("admin", "prune", "--data-dir", dir, "--run-retention", "5m"); code != 2 || !strings.Contains(errOut, "at least 1h") {
 		t.Fatalf("prune --run-retention 5m = %d, %s", code, errOut)
 	}
+	if code, _, errOut := runMain("admin", "prune", "--data-dir", dir, "--state-retention-versions", "-1", "--dry-run"); code != 2 || !strings.Contains(errOut, "got -1") {
+		t.Errorf("a negative version count: exit %d stderr %q, want the flag's own message", code, errOut)
+	}
 	args := []string{"admin", "prune", "--data-dir", dir, "--run-retention", "1h", "--state-retention-versions", "1"}
 	code, out, errOut := runMain(append(args, "--dry-run")...)
 	if code != 0 {

@@ -28,7 +28,11 @@ func (h *Handler) deregister(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	h.Log.Info("a worker stopped and left its pool", "worker_id", wk.ID, "worker", wk.Name, "pool", wk.Pool, "runs_failed", failed, "removed", removed)
+	pool := wk.Pool
+	if pool == "" {
+		pool = "builtin" // the server's own workers
+	}
+	h.Log.Info("a worker stopped and left its pool", "worker_id", wk.ID, "worker", wk.Name, "pool", pool, "runs_failed", failed, "removed", removed)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
