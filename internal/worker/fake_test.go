@@ -70,6 +70,10 @@ type fakeProto struct {
 	deregister           func(ctx context.Context) error
 	deregisters          int
 	finishesAtDeregister int
+	// drains counts Drain calls; finishesAtDrain is how many jobs had
+	// finished at the first.
+	drains          int
+	finishesAtDrain int
 }
 
 var _ workerapi.Protocol = (*fakeProto)(nil)
@@ -241,6 +245,16 @@ func (f *fakeProto) Deregister(ctx context.Context) error {
 		return nil
 	}
 	return deregister(ctx)
+}
+
+func (f *fakeProto) Drain(ctx context.Context) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.drains == 0 {
+		f.finishesAtDrain = len(f.finishes)
+	}
+	f.drains++
+	return nil
 }
 
 // calls returns a copy of the AppendLog calls so far.

@@ -89,3 +89,41 @@ func TestWorkerGoodbyeOnlyWhenRegistered(t *testing.T) {
 		t.Errorf("Deregister called %d times, want once", fx.proto.deregisters)
 	}
 }
+
+// A worker stopped while a job runs tells the server at once that it
+// drains (listed DRAINED, not counted among its pool's workers), then says
+// goodbye once the job ended; one stopped idle only says goodbye.
+func TestWorkerDrainsWhileItsJobRuns(t *testing.T) {
+	for _, busy := range []bool{true, false} {
+		t.Run(map[bool]string{true: "busy", false: "idle"}[busy], func(t *testing.T) {
+			fx := newJobFixture(t, nil)
+			stop, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			fx.proto.claim = func(ctx context.Context, n int) (*workerapi.Job, error) {
+				if n == 0 && busy {
+					cancel() // told to stop while it has a job: the job goes on
+					job := fx.job("plan")
+					job.Hooks.BeforeInit = []string{"sleep 1"}
+					return job, nil
+				}
+				cancel()
+				<-ctx.Done()
+				return nil, ctx.Err()
+			}
+			if err := fx.worker.Run(stop, context.Background()); err != nil {
+				t.Fatalf("Run = %v", err)
+			}
+			fx.proto.mu.Lock()
+			defer fx.proto.mu.Unlock()
+			switch {
+			case busy && (fx.proto.drains != 1 || fx.proto.finishesAtDrain != 0):
+				t.Errorf("Drain called %d times, after %d jobs finished; want once, while the job ran", fx.proto.drains, fx.proto.finishesAtDrain)
+			case !busy && fx.proto.drains != 0:
+				t.Errorf("an idle worker called Drain %d times, want none (its goodbye says all)", fx.proto.drains)
+			}
+			if fx.proto.deregisters != 1 {
+				t.Errorf("Deregister called %d times, want once", fx.proto.deregisters)
+			}
+		})
+	}
+}

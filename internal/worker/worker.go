@@ -114,6 +114,11 @@ func (w *Worker) Run(stop, kill context.Context) error {
 	}
 	// Every loop has returned, and with it every job: the worker leaves.
 	defer w.goodbye()
+	// Stopping while jobs run on: the server lists the worker DRAINED
+	// meanwhile, not BUSY, and counts it out of its pool's workers.
+	looping := make(chan struct{})
+	defer close(looping)
+	go w.drainNotice(stop, looping)
 	if n == 1 {
 		return w.loop(stop, kill, 0)
 	}
@@ -149,6 +154,38 @@ func (w *Worker) goodbye() {
 		w.cfg.Log.Debug("the server does not know the goodbye of workers (an older release): it lists this worker until its --worker-timeout, then as GONE", "err", err)
 	default:
 		w.cfg.Log.Info("telling the server this worker is leaving failed: it lists this worker until its --worker-timeout, then as GONE", "err", err)
+	}
+}
+
+// drainNoticeAfter is how long a stopping worker's loops may take to
+// return before it tells the server it drains: an idle worker's return at
+// once, and its goodbye says all.
+var drainNoticeAfter = 200 * time.Millisecond
+
+// drainNotice tells the server, once stop ends, that the worker is
+// draining, unless its loops return (looping closed) first. Failures are
+// only logged: a server of a release without the call (404) lists the
+// worker as it did before.
+func (w *Worker) drainNotice(stop context.Context, looping <-chan struct{}) {
+	select {
+	case <-looping:
+		return
+	case <-stop.Done():
+	}
+	select {
+	case <-looping:
+		return
+	case <-time.After(drainNoticeAfter):
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), GoodbyeTimeout)
+	defer cancel()
+	switch err := w.proto.Drain(ctx); {
+	case err == nil:
+		w.cfg.Log.Info("stopping: told the server this worker takes no new jobs; waiting for its jobs to end")
+	case workerapi.Unsupported(err):
+		w.cfg.Log.Debug("the server does not know the drain of workers (an older release)", "err", err)
+	default:
+		w.cfg.Log.Info("telling the server this worker drains failed", "err", err)
 	}
 }
 

@@ -181,6 +181,17 @@ func (c *Client) Deregister(ctx context.Context) error {
 	return err
 }
 
+// Drain implements Protocol. A client that never registered has nothing
+// to say.
+func (c *Client) Drain(ctx context.Context) error {
+	token := c.token()
+	if token == "" {
+		return nil
+	}
+	_, err := c.doJSON(ctx, "POST", "/drain", token, nil, nil)
+	return err
+}
+
 func (c *Client) token() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -36,3 +36,20 @@ func (h *Handler) deregister(w http.ResponseWriter, r *http.Request) error {
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
+
+// drain marks a worker that is stopping while its jobs run on as drained:
+// it claims no new jobs, the pool's workers list shows it DRAINED, and it
+// no longer counts as connected (a waiting run's waiting_for says so at
+// once). Its goodbye follows when its jobs have ended.
+func (h *Handler) drain(w http.ResponseWriter, r *http.Request) error {
+	wk, err := h.Registry.Authenticate(r.Context(), httpx.BearerToken(r))
+	if err != nil {
+		return err
+	}
+	if err := h.Registry.Drain(r.Context(), wk.ID); err != nil {
+		return err
+	}
+	h.Log.Info("a worker is stopping: drained until its jobs end", "worker_id", wk.ID, "worker", wk.Name)
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}

@@ -154,3 +154,52 @@ func TestRegistryRemoveKeepsAWorkerHoldingARun(t *testing.T) {
 		}
 	})
 }
+
+// A worker stopping while its jobs run on says it drains: listed DRAINED,
+// no longer counted as connected (a waiting run says so), given no new
+// job; the run it holds goes on, and its token still works for it.
+func TestDrain(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newFixture(t, d)
+		pools := workerpool.NewService(d, space.NewService(d), events.NewHub())
+		status := func(workerID string) string {
+			t.Helper()
+			ws, err := pools.Workers(f.ctx, "gpu")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, w := range ws {
+				if w.ID == workerID {
+					return w.Status
+				}
+			}
+			return "absent"
+		}
+		draining, dr := f.worker(t, gpuToken)
+		st := f.stack(t, func(s *stack.Stack) { s.WorkerPool = "gpu" })
+		r := f.create(t, st.ID, run.Tracked)
+		if job := claim(t, draining); job.RunID != r.ID {
+			t.Fatalf("claimed %s, want %s", job.RunID, r.ID)
+		}
+		if err := draining.Drain(f.ctx); err != nil {
+			t.Fatalf("Drain: %v", err)
+		}
+		if got := status(dr.WorkerID); got != workerpool.Drained {
+			t.Errorf("status after Drain = %s, want %s", got, workerpool.Drained)
+		}
+		if n, err := pools.Connected(f.ctx, "gpu"); err != nil || n != 0 {
+			t.Errorf("connected = %d, %v; want the draining worker not counted", n, err)
+		}
+		f.create(t, f.stack(t, func(s *stack.Stack) { s.WorkerPool = "gpu" }).ID, run.Tracked)
+		if job, err := draining.Claim(f.ctx, 0); err == nil && job != nil {
+			t.Errorf("a draining worker was given run %s", job.RunID)
+		}
+		if got := f.get(t, r.ID); got.State != run.Preparing || got.WorkerID != dr.WorkerID {
+			t.Errorf("the run it holds: %s by %s, want it going on", got.State, got.WorkerID)
+		}
+		_, other := f.worker(t, gpuToken)
+		if got := status(other.WorkerID); got == workerpool.Drained {
+			t.Errorf("another worker of the pool is %s", got)
+		}
+	})
+}

@@ -93,6 +93,7 @@ func (h *Handler) Routes(mux *http.ServeMux) {
 	mux.Handle("POST "+Prefix+"/register", a.H(h.register))
 	mux.Handle("POST "+Prefix+"/claim", a.H(h.claim))
 	mux.Handle("POST "+Prefix+"/deregister", a.H(h.deregister))
+	mux.Handle("POST "+Prefix+"/drain", a.H(h.drain))
 	job := func(method, path string, fn func(w http.ResponseWriter, r *http.Request, rn run.Run) error) {
 		handle := func(w http.ResponseWriter, r *http.Request) error {
 			// A job whose run ended may still send its heartbeat (to learn it must

@@ -54,6 +54,10 @@ type Protocol interface {
 	// ended. The server forgets it at once (it no longer counts as
 	// connected). Servers before it answer 404 (see Unsupported).
 	Deregister(ctx context.Context) error
+	// Drain says the worker is stopping but still runs jobs: it claims no
+	// more, and the server counts it as drained meanwhile. Servers before
+	// it answer 404 (see Unsupported).
+	Drain(ctx context.Context) error
 }
 
 // RegisterRequest is the body of POST /register (pool token as bearer).

@@ -141,6 +141,13 @@ func (g *Registry) Seen(ctx context.Context, workerID string) error {
 	return err
 }
 
+// Drain marks a worker drained: it claims no new jobs (it is stopping
+// while its jobs run on; see Handler.drain).
+func (g *Registry) Drain(ctx context.Context, workerID string) error {
+	_, err := g.db.Exec(ctx, `UPDATE workers SET drained = TRUE WHERE id = $1`, workerID)
+	return err
+}
+
 // Remove forgets a worker that left (see Handler.deregister) and reports
 // whether it did. A worker that still holds a run in a job in progress
 // (the caller failed the ones it held: one that lost a race is all that
