@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 tofu="$(scripts/ensure-deps.sh)"
 mkdir -p bin
-go build -o bin/gantry ./cmd/gantry
+go build -buildvcs=auto -o bin/gantry ./cmd/gantry
 export PATH="$(dirname "$tofu"):$PWD/bin:$PATH"
 echo "Built bin/gantry; OpenTofu at $tofu"
 exec bin/gantry server --demo --data-dir "${GANTRY_DATA_DIR:-./gantry-data}" "$@"
