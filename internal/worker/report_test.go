@@ -129,3 +129,68 @@ func TestJobEndWhileStoppingGivesUpSooner(t *testing.T) {
 		t.Errorf("no warning while retrying the end of the job; log:\n%s", logs.String())
 	}
 }
+
+// A failed finish report (the server briefly down) is retried: the job's
+// real outcome reaches the server instead of a later "worker lost".
+func TestJobFinishRetriedOnTransientErrors(t *testing.T) {
+	defer func(b time.Duration) { reportBackoff = b }(reportBackoff)
+	reportBackoff = time.Millisecond
+	for _, tt := range []struct {
+		name      string
+		err       error
+		wantTries int
+		wantOK    int
+	}{
+		{"network error", errTransient, 4, 1},
+		{"server error 503", &workerapi.StatusError{Status: 503, Code: "unavailable", Message: "down"}, 4, 1},
+		{"permanent 409", &workerapi.StatusError{Status: 409, Code: "conflict", Message: "run ended"}, 1, 0},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			fx := newJobFixture(t, nil)
+			job := fx.job("plan")
+			job.Hooks.BeforeInit = []string{"exit 4"}
+			fx.proto.finishErr = func(n int) error {
+				if n < 3 {
+					return tt.err
+				}
+				return nil
+			}
+			fx.worker.execute(context.Background(), job, 0)
+			p := fx.proto
+			if p.finishTries != tt.wantTries || len(p.finishes) != tt.wantOK {
+				t.Fatalf("%d Finish calls, %d accepted; want %d and %d", p.finishTries, len(p.finishes), tt.wantTries, tt.wantOK)
+			}
+			if tt.wantOK == 1 && (p.finishes[0].OK || !strings.Contains(p.finishes[0].Reason, "before_init hook failed")) {
+				t.Errorf("Finish = %+v, want the hook's failure", p.finishes[0])
+			}
+		})
+	}
+}
+
+// Planned and handoff, which the server answers after evaluating policies,
+// are waited for as long as the job says the server may take, however
+// longer than other reports: a slow plan policy ends as the server decides
+// (its timeout, failed closed), not as a worker's timeout and a retry that
+// evaluates again.
+func TestJobWaitsForPolicyReports(t *testing.T) {
+	defer func(a time.Duration) { reportAttempt = a }(reportAttempt)
+	reportAttempt = 50 * time.Millisecond
+	for _, next := range []string{"done", "save"} {
+		t.Run(next, func(t *testing.T) {
+			fx := newJobFixture(t, nil)
+			fx.proto.next, fx.proto.reportDelay = next, 300*time.Millisecond
+			job := fx.job("plan")
+			job.ReportTimeoutMS = 5000
+			fx.worker.execute(context.Background(), job, 0)
+			p := fx.proto
+			wantCalls, wantHandoffs := 1, 0
+			if next == "save" {
+				wantCalls, wantHandoffs = 2, 1
+			}
+			if p.reportCalls != wantCalls || len(p.planned) != 1 || p.handoffs != wantHandoffs || len(p.finishes) != 0 {
+				t.Fatalf("%d report calls, %d planned, %d handoffs, finishes %+v; want %d, 1, %d and none; log:\n%s",
+					p.reportCalls, len(p.planned), p.handoffs, p.finishes, wantCalls, wantHandoffs, p.log(t, 0))
+			}
+		})
+	}
+}
