@@ -24,19 +24,7 @@ func TestDeregister(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, d *db.DB) {
 		f := newFixture(t, d)
 		pools := workerpool.NewService(d, space.NewService(d), events.NewHub())
-		listed := func(workerID string) bool {
-			t.Helper()
-			ws, err := pools.Workers(f.ctx, "gpu")
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, w := range ws {
-				if w.ID == workerID {
-					return true
-				}
-			}
-			return false
-		}
+		listed := func(workerID string) bool { return poolStatus(t, f, pools, workerID) != "absent" }
 		connected := func() int {
 			t.Helper()
 			n, err := pools.Connected(f.ctx, "gpu")
@@ -162,19 +150,7 @@ func TestDrain(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, d *db.DB) {
 		f := newFixture(t, d)
 		pools := workerpool.NewService(d, space.NewService(d), events.NewHub())
-		status := func(workerID string) string {
-			t.Helper()
-			ws, err := pools.Workers(f.ctx, "gpu")
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, w := range ws {
-				if w.ID == workerID {
-					return w.Status
-				}
-			}
-			return "absent"
-		}
+		status := func(workerID string) string { return poolStatus(t, f, pools, workerID) }
 		draining, dr := f.worker(t, gpuToken)
 		st := f.stack(t, func(s *stack.Stack) { s.WorkerPool = "gpu" })
 		r := f.create(t, st.ID, run.Tracked)
@@ -202,4 +178,20 @@ func TestDrain(t *testing.T) {
 			t.Errorf("another worker of the pool is %s", got)
 		}
 	})
+}
+
+// poolStatus is the status of a worker in the list of pool gpu's workers,
+// "absent" when it is not listed.
+func poolStatus(t *testing.T, f *fixture, pools *workerpool.Service, workerID string) string {
+	t.Helper()
+	ws, err := pools.Workers(f.ctx, "gpu")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range ws {
+		if w.ID == workerID {
+			return w.Status
+		}
+	}
+	return "absent"
 }
