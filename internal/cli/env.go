@@ -44,6 +44,9 @@ func (a *app) envSet() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&id, "id", "", "stack id")
 	cmd.Flags().BoolVar(&secret, "secret", false, "write-only value, masked in logs")
+	// spacectl's name for it.
+	cmd.Flags().BoolVar(&secret, "write-only", false, "the same as --secret (spacectl's name)")
+	_ = cmd.Flags().MarkHidden("write-only")
 	required(cmd, "id")
 	return cmd
 }

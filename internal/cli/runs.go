@@ -69,10 +69,84 @@ func (a *app) finish(ctx context.Context, c *client.Client, run apiv1.Run, wait 
 	return outcome(run)
 }
 
+// waitFlags are how a command that starts or resumes a run waits for it:
+// --wait polls its state until it ends or waits for a person; spacectl's
+// --tail follows its log until it ends, and --auto-confirm also confirms
+// it.
+type waitFlags struct{ wait, tail, autoConfirm bool }
+
+// register adds --wait (with its usage) and --tail, and with autoConfirm
+// --auto-confirm.
+func (w *waitFlags) register(cmd *cobra.Command, waitUsage string, autoConfirm bool) {
+	f := cmd.Flags()
+	f.BoolVar(&w.wait, "wait", false, waitUsage)
+	f.BoolVar(&w.tail, "tail", false, "print the run's log until the run ends, through confirmation and review (spacectl's --tail); fail if it did not succeed")
+	exclusive(cmd, "wait", "tail")
+	if autoConfirm {
+		f.BoolVar(&w.autoConfirm, "auto-confirm", false, "confirm the run once it is UNCONFIRMED, and print its log as --tail does (spacectl's --auto-confirm)")
+		exclusive(cmd, "wait", "auto-confirm")
+	}
+}
+
+// done ends a command that started or resumed run.
+func (w *waitFlags) done(ctx context.Context, a *app, c *client.Client, run apiv1.Run) error {
+	if w.tail || w.autoConfirm {
+		return a.follow(ctx, c, run, w.autoConfirm)
+	}
+	return a.finish(ctx, c, run, w.wait)
+}
+
+// follow prints the run's log as it grows until the run ends (a run
+// waiting for a confirmation or a review has not ended), telling its
+// first and last state on stderr, and fails when it did not succeed, as
+// spacectl's --tail does. With autoConfirm it confirms the run once it is
+// UNCONFIRMED.
+func (a *app) follow(ctx context.Context, c *client.Client, run apiv1.Run, autoConfirm bool) error {
+	fmt.Fprintf(a.stderr, "%s %s\n", run.ID, run.State)
+	fctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	logs := make(chan error, 1)
+	go func() { logs <- c.FollowLogs(fctx, run.ID, a.stdout) }()
+	var err error
+	if autoConfirm {
+		if err = a.autoConfirm(fctx, c, run.ID); err != nil {
+			cancel()
+		}
+	}
+	if lerr := <-logs; err == nil {
+		err = lerr
+	}
+	if err != nil {
+		return err
+	}
+	run, err = c.GetRun(ctx, run.ID)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(a.stderr, "%s %s\n", run.ID, run.State)
+	return outcome(run)
+}
+
+// autoConfirm waits until the run ends or is UNCONFIRMED, and confirms it
+// then.
+func (a *app) autoConfirm(ctx context.Context, c *client.Client, id string) error {
+	r, err := c.WaitRun(ctx, id, func(r apiv1.Run) bool {
+		return terminal(r.State) || r.State == apiv1.StateUnconfirmed
+	}, pollInterval)
+	if err != nil || r.State != apiv1.StateUnconfirmed {
+		return err
+	}
+	if _, err := c.ConfirmRun(ctx, id); err != nil {
+		return err
+	}
+	fmt.Fprintf(a.stderr, "%s confirmed (--auto-confirm)\n", id)
+	return nil
+}
+
 func (a *app) runCreateCommand(use, short, typ string) *cobra.Command {
 	var (
 		id, sha string
-		wait    bool
+		w       waitFlags
 	)
 	cmd := &cobra.Command{
 		Use:   use,
@@ -83,7 +157,7 @@ func (a *app) runCreateCommand(use, short, typ string) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return a.finish(ctx, c, run, wait)
+			return w.done(ctx, a, c, run)
 		}),
 	}
 	f := cmd.Flags()
@@ -91,18 +165,18 @@ func (a *app) runCreateCommand(use, short, typ string) *cobra.Command {
 	if typ != apiv1.RunDestroy {
 		f.StringVar(&sha, "sha", "", "commit to run (default: head of the stack's branch)")
 	}
-	f.BoolVar(&wait, "wait", false, "wait until the run ends or waits for a person; fail if it did not succeed")
+	w.register(cmd, "wait until the run ends or waits for a person; fail if it did not succeed", typ == apiv1.RunTracked)
 	required(cmd, "id")
 	return cmd
 }
 
 func (a *app) taskCommand() *cobra.Command {
 	var (
-		id   string
-		wait bool
+		id string
+		w  waitFlags
 	)
 	cmd := &cobra.Command{
-		Use:   "task --id ID [--wait] -- COMMAND...",
+		Use:   "task --id ID [--wait | --tail] -- COMMAND...",
 		Short: "Queue a task: run a command in the stack's workspace",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: a.withClient(func(ctx context.Context, c *client.Client, args []string) error {
@@ -110,11 +184,11 @@ func (a *app) taskCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return a.finish(ctx, c, run, wait)
+			return w.done(ctx, a, c, run)
 		}),
 	}
 	cmd.Flags().StringVar(&id, "id", "", "stack id")
-	cmd.Flags().BoolVar(&wait, "wait", false, "wait until the task ends; fail if it did not succeed")
+	w.register(cmd, "wait until the task ends; fail if it did not succeed", false)
 	required(cmd, "id")
 	return cmd
 }
@@ -122,7 +196,7 @@ func (a *app) taskCommand() *cobra.Command {
 func (a *app) confirmCommand() *cobra.Command {
 	var (
 		id, runID string
-		wait      bool
+		w         waitFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "confirm",
@@ -136,12 +210,12 @@ func (a *app) confirmCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return a.finish(ctx, c, run, wait)
+			return w.done(ctx, a, c, run)
 		}),
 	}
 	cmd.Flags().StringVar(&id, "id", "", "stack id")
 	cmd.Flags().StringVar(&runID, "run", "", "run id")
-	cmd.Flags().BoolVar(&wait, "wait", false, "wait until the run ends; fail if it did not succeed")
+	w.register(cmd, "wait until the run ends; fail if it did not succeed", false)
 	required(cmd, "id", "run")
 	return cmd
 }
@@ -171,15 +245,28 @@ func (a *app) discardCommand() *cobra.Command {
 
 func (a *app) logsCommand() *cobra.Command {
 	var (
-		id, runID string
-		follow    bool
+		id, runID      string
+		follow, latest bool
 	)
 	cmd := &cobra.Command{
 		Use:   "logs",
 		Short: "Print the log of a run",
 		Args:  cobra.NoArgs,
 		RunE: a.withClient(func(ctx context.Context, c *client.Client, _ []string) error {
-			if _, err := stackOf(ctx, c, id, runID); err != nil {
+			if runID == "" && !latest {
+				return usageErrorf("give the run: --run RUN, or --run-latest")
+			}
+			if latest {
+				l, err := c.ListRuns(ctx, client.RunListOptions{Stack: id, ListOptions: client.ListOptions{Limit: 1}})
+				if err != nil {
+					return err
+				}
+				if len(l.Items) == 0 {
+					return fmt.Errorf("stack %q has no runs", id)
+				}
+				runID = l.Items[0].ID
+				fmt.Fprintf(a.stderr, "Using the latest run, %s\n", runID)
+			} else if _, err := stackOf(ctx, c, id, runID); err != nil {
 				return err
 			}
 			if follow {
@@ -204,7 +291,9 @@ func (a *app) logsCommand() *cobra.Command {
 	cmd.Flags().StringVar(&id, "id", "", "stack id")
 	cmd.Flags().StringVar(&runID, "run", "", "run id")
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "stream the log until the run ends")
-	required(cmd, "id", "run")
+	cmd.Flags().BoolVar(&latest, "run-latest", false, "the stack's newest run (spacectl's --run-latest)")
+	exclusive(cmd, "run", "run-latest")
+	required(cmd, "id")
 	return cmd
 }
 
@@ -222,7 +311,7 @@ func (a *app) runCommand() *cobra.Command {
 // starts a new run) it also takes --wait.
 func (a *app) runAction(use, short string, act func(*client.Client, context.Context, string) (apiv1.Run, error), waitable bool) *cobra.Command {
 	var id string
-	var wait bool
+	var w waitFlags
 	cmd := &cobra.Command{
 		Use:   use,
 		Short: short,
@@ -232,12 +321,12 @@ func (a *app) runAction(use, short string, act func(*client.Client, context.Cont
 			if err != nil {
 				return err
 			}
-			return a.finish(ctx, c, run, wait)
+			return w.done(ctx, a, c, run)
 		}),
 	}
 	cmd.Flags().StringVar(&id, "id", "", "run id")
 	if waitable {
-		cmd.Flags().BoolVar(&wait, "wait", false, "wait until the new run ends or waits for a person; fail if it did not succeed")
+		w.register(cmd, "wait until the new run ends or waits for a person; fail if it did not succeed", false)
 	}
 	required(cmd, "id")
 	return cmd

@@ -3,7 +3,9 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
+	"slices"
 	"strconv"
 
 	"github.com/spf13/cobra"
@@ -13,7 +15,7 @@ import (
 )
 
 func (a *app) outputsCommand() *cobra.Command {
-	var id string
+	var id, only string
 	cmd := &cobra.Command{
 		Use:   "outputs",
 		Short: "Show the outputs of the stack's current state",
@@ -24,6 +26,12 @@ func (a *app) outputsCommand() *cobra.Command {
 				return err
 			}
 			outs := orEmpty(l.Items)
+			if only != "" {
+				outs = slices.DeleteFunc(outs, func(o apiv1.Output) bool { return o.Name != only })
+				if len(outs) == 0 {
+					return fmt.Errorf("stack %q has no output %q", id, only)
+				}
+			}
 			return a.print(outs, func(w io.Writer) {
 				// The value last: a table pads a column to its widest
 				// cell, and a value may be megabytes long.
@@ -35,6 +43,7 @@ func (a *app) outputsCommand() *cobra.Command {
 		}),
 	}
 	cmd.Flags().StringVar(&id, "id", "", "stack id")
+	cmd.Flags().StringVar(&only, "output-id", "", "only the output of this name (spacectl's --output-id)")
 	required(cmd, "id")
 	return cmd
 }
