@@ -70,11 +70,18 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		return 0
 	}
+	if group, uerr := unknownCommand(root, args); uerr != nil {
+		cmd, err = group, uerr
+	}
 	fmt.Fprintf(stderr, "Error: %s\n", err)
 	var ue *usageError
 	var fe *envFileError
+	var he *hintError
 	if errors.As(err, &fe) {
 		return 2 // the command line is right: its usage would not help
+	}
+	if errors.As(err, &he) {
+		return 2 // the error says what to type instead: the usage would bury it
 	}
 	if !a.ready || errors.As(err, &ue) {
 		fmt.Fprint(stderr, cmd.UsageString())
@@ -98,6 +105,7 @@ line names (--url, --token and --output still come from the environment).`,
 		SilenceUsage:      true,
 		PersistentPreRunE: a.prepare,
 	}
+	root.SetFlagErrorFunc(spacectlFlagError)
 	pf := root.PersistentFlags()
 	pf.StringVar(&a.url, "url", "", "server URL (default: from gantry login, else "+defaultURL+")")
 	pf.StringVar(&a.token, "token", "", "API token (default: from gantry login)")
@@ -291,8 +299,9 @@ func (a *app) withClient(fn apiFunc) func(*cobra.Command, []string) error {
 // group makes a command that only holds subcommands.
 func group(use, short string, subs ...*cobra.Command) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   use,
-		Short: short,
+		Use:         use,
+		Short:       short,
+		Annotations: map[string]string{groupAnnotation: "true"},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 0 {
 				return usageErrorf("unknown command %q for %q", args[0], cmd.CommandPath())
