@@ -384,7 +384,7 @@ func (j *jobRun) setup(ctx context.Context, src string) error {
 	if err := checkEnvNUL(j.job); err != nil {
 		return err
 	}
-	j.env = buildEnv(j.job, cliConfig, filepath.Dir(bin), j.stateAddress())
+	j.env = j.envFor(cliConfig, filepath.Dir(bin), false)
 	for _, name := range ignoredStateVars(j.job) {
 		j.log.Printf("The variable %s is ignored: this stack's state is managed by Gantry, which sets it (turn managed state off to use your own)", name)
 	}
