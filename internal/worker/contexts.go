@@ -107,6 +107,11 @@ func runVars(job *workerapi.Job, workspace string) map[string]string {
 		"stack_labels":      strings.Join(job.StackLabels, ","),
 		"stack_labels_list": string(lbls),
 		"workspace_root":    workspace,
+		"account_name":      job.AccountName,
+		"run_trigger":       job.RunTrigger,
+		"run_state":         job.RunState,
+		// Gantry has no local preview (runs of uncommitted code).
+		"local_preview": "false",
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -55,6 +56,13 @@ func (w *Worker) execute(kill context.Context, job *workerapi.Job, slot int) {
 		defer w.cfg.Running(job.RunID)()
 	}
 	openErr := w.openSecrets(job) // reported as the job's failure below
+	if job.AccountName == "" {
+		// An older server, or none with --public-url: the host the
+		// worker reaches it at.
+		if u, err := url.Parse(w.cfg.ServerURL); err == nil {
+			job.AccountName = u.Host
+		}
+	}
 	var masked []string
 	for _, v := range job.Env {
 		if v.Secret {
