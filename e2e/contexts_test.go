@@ -52,6 +52,14 @@ resource "terraform_data" "echo" {
 	s.MustGantry(t, "context", "hook", "add", "--id", "ctx-high", "--phase", "before_plan", "--command", "echo plan-sees=$PHASE")
 	s.MustGantry(t, "context", "hook", "add", "--id", "ctx-high", "--phase", "before_apply", "--command", "echo apply-sees=$PHASE")
 	s.MustGantry(t, "context", "hook", "add", "--id", "ctx-auto", "--phase", "after_run", "--command", "echo after-run=$TF_VAR_spacelift_final_run_state")
+	// Spacelift's interpolation: a stack value refers to a context's, and a
+	// plain value to a secret one (masked whole in the log, never expanded
+	// where the API shows it); Spacelift's run variables.
+	s.MustGantry(t, "context", "env", "set", "--id", "ctx-low", "FOO", "bar")
+	s.MustGantry(t, "stack", "env", "set", "--id", "ctx-stack", "TF_VAR_greeting", "${FOO}-baz")
+	s.MustGantry(t, "stack", "env", "set", "--id", "ctx-stack", "DSN", "app:${SECRET_CTX}@db")
+	s.MustGantry(t, "context", "hook", "add", "--id", "ctx-auto", "--phase", "before_init", "--command",
+		"echo greeting=$TF_VAR_greeting dsn=$DSN trigger=$TF_VAR_spacelift_run_trigger state=$TF_VAR_spacelift_run_state preview=$TF_VAR_spacelift_local_preview account=$TF_VAR_spacelift_account_name")
 	dir := t.TempDir()
 	tfvars, secretPath := filepath.Join(dir, "ctx.auto.tfvars"), filepath.Join(dir, "secret.txt")
 	if err := os.WriteFile(tfvars, []byte("region = \"eu-ctx\"\n"), 0o600); err != nil {
@@ -66,7 +74,8 @@ resource "terraform_data" "echo" {
 	s.MustGantry(t, "context", "attach", "--id", "ctx-low", "--stack", "ctx-stack", "--priority", "1")
 
 	env := s.MustGantry(t, "stack", "env", "list", "--id", "ctx-stack")
-	for _, want := range []string{"TF_VAR_who", "stack", "context:ctx-low", "context:ctx-auto", "SECRET_CTX", "*****", "creds/secret.txt", "autoattach:e2e"} {
+	for _, want := range []string{"TF_VAR_who", "stack", "context:ctx-low", "context:ctx-auto", "SECRET_CTX", "*****", "creds/secret.txt", "autoattach:e2e",
+		"${FOO}-baz", "app:${SECRET_CTX}@db"} {
 		if !strings.Contains(env, want) {
 			t.Errorf("stack env list lacks %q:\n%s", want, env)
 		}
@@ -77,6 +86,9 @@ resource "terraform_data" "echo" {
 	logs := s.WaitLog(t, "ctx-stack", r.ID, "after-run=FINISHED")
 	if !strings.Contains(logs, "who=stack tier=ctx-low only=auto region=eu-ctx sl=ctx-stack/TRACKED secret=***** file=*****") {
 		t.Errorf("the run did not see the values in precedence order:\n%s", logs)
+	}
+	if !strings.Contains(logs, "greeting=bar-baz dsn=***** trigger=api_key::admin state=PREPARING preview=false account=127.0.0.1:") {
+		t.Errorf("the run did not see the interpolated values and Spacelift's run variables:\n%s", logs)
 	}
 	// Before a phase: attached contexts by priority, auto-attached ones,
 	// then the stack; after it, the reverse.

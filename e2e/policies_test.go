@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"crypto/hmac"
+	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -379,8 +380,13 @@ func TestNotificationWebhook(t *testing.T) {
 	requireSetup(t)
 	got := make(chan *http.Request, 10)
 	bodies := make(chan []byte, 10)
+	slackBodies := make(chan []byte, 10)
 	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
+		if r.URL.Path == "/slack" {
+			slackBodies <- b
+			return
+		}
 		got <- r
 		bodies <- b
 	}))
@@ -388,14 +394,31 @@ func TestNotificationWebhook(t *testing.T) {
 	s := StartServer(t, ServerConfig{})
 	repo := NewRepo(t, map[string]string{"main.tf": staticConfig("v1")})
 	s.MustGantry(t, "webhook", "create", "--id", "ops", "--webhook-url", recv.URL+"/hook", "--secret", "s3cret-e2e")
+	// Spacelift's basic Slack rule: an upper-case channel id, no message.
+	s.MustGantry(t, "webhook", "create", "--id", "c0000000000", "--slack", "--webhook-url", recv.URL+"/slack")
 	s.createPolicy(t, "on-finish", "NOTIFICATION", `package spacelift
 
 webhook contains {"endpoint_id": "ops", "payload": {"run": input.run_updated.run.id, "stack": input.run_updated.stack.id}} if {
 	input.run_updated.state == "FINISHED"
 }
+
+slack contains {"channel_id": "C0000000000"} if {
+	input.run_updated != null
+	input.run_updated.run.state == "FINISHED"
+}
 `)
 	s.CreateStack(t, "notified", repo.URL, "--autodeploy")
 	r := s.WaitRun(t, s.Deploy(t, "notified").ID, "FINISHED")
+	select {
+	case body := <-slackBodies:
+		var msg struct{ Text string }
+		if err := json.Unmarshal(body, &msg); err != nil || !strings.Contains(msg.Text, "*notified* (notified): tracked run ") ||
+			!strings.Contains(msg.Text, r.ID) || !strings.Contains(msg.Text, "is *FINISHED*") {
+			t.Errorf("default slack message = %s (%v)", body, err)
+		}
+	case <-time.After(waitTimeout):
+		t.Error("no slack message arrived")
+	}
 	select {
 	case req := <-got:
 		body := <-bodies
@@ -403,6 +426,11 @@ webhook contains {"endpoint_id": "ops", "payload": {"run": input.run_updated.run
 		mac.Write(body)
 		if want := "sha256=" + hex.EncodeToString(mac.Sum(nil)); req.Header.Get("X-Signature-256") != want {
 			t.Fatalf("signature %q, want %q", req.Header.Get("X-Signature-256"), want)
+		}
+		mac1 := hmac.New(sha1.New, []byte("s3cret-e2e"))
+		mac1.Write(body)
+		if want := "sha1=" + hex.EncodeToString(mac1.Sum(nil)); req.Header.Get("X-Signature") != want {
+			t.Fatalf("SHA-1 signature %q, want %q", req.Header.Get("X-Signature"), want)
 		}
 		var payload map[string]string
 		if err := json.Unmarshal(body, &payload); err != nil || payload["run"] != r.ID || payload["stack"] != "notified" {

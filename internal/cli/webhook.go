@@ -73,7 +73,7 @@ var emailFlagNames = []string{"smtp-host", "smtp-port", "smtp-username", "smtp-p
 func (w *webhookFlags) register(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.StringVar(&w.url, "webhook-url", "", "where messages go: an http(s) URL (for --slack and --teams, the incoming-webhook URL)")
-	f.StringVar(&w.secret, "secret", "", "secret that signs each body (X-Signature-256); prefer --secret-file or GANTRY_SECRET")
+	f.StringVar(&w.secret, "secret", "", "secret that signs each body (X-Signature-256, and X-Signature with SHA-1 as Spacelift does); prefer --secret-file or GANTRY_SECRET")
 	f.StringVar(&w.secretFile, "secret-file", "", "read the secret from this file")
 	f.StringArrayVar(&w.headers, "header", nil, "header NAME=VALUE sent with every message (repeatable; values are write-only)")
 	f.StringArrayVar(&w.labels, "label", nil, "label (repeatable)")

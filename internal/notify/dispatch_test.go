@@ -3,6 +3,7 @@ package notify
 import (
 	"context"
 	"crypto/hmac"
+	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -52,6 +53,12 @@ func TestWebhookDelivery(t *testing.T) {
 		mac.Write(r1.body)
 		if got, want := r1.header.Get("X-Signature-256"), "sha256="+hex.EncodeToString(mac.Sum(nil)); got != want {
 			t.Errorf("signature %q, want %q", got, want)
+		}
+		// Spacelift's SHA-1 signature too, for receivers written for it.
+		mac1 := hmac.New(sha1.New, []byte("the-secret"))
+		mac1.Write(r1.body)
+		if got, want := r1.header.Get("X-Signature"), "sha1="+hex.EncodeToString(mac1.Sum(nil)); got != want {
+			t.Errorf("SHA-1 signature %q, want %q", got, want)
 		}
 		for k, want := range map[string]string{"Content-Type": "application/json", "Authorization": "Bearer endpoint-token",
 			"X-Team": "override", "X-Extra": "1", HeaderEvent: "run_updated:FAILED"} {

@@ -42,7 +42,7 @@ var headerNameRE = id.MustPattern("^[A-Za-z0-9!#$%&'*+.^_`|~-]+$", 1, 128)
 var reservedHeaders = map[string]bool{
 	"content-type": true, "content-length": true, "host": true, "transfer-encoding": true,
 	"connection": true, "user-agent": true,
-	"x-signature-256": true, "x-gantry-delivery": true, "x-gantry-event": true,
+	"x-signature-256": true, "x-signature": true, "x-gantry-delivery": true, "x-gantry-event": true,
 }
 
 // checkHeaders validates header names and values.

@@ -43,6 +43,7 @@ func TestEndpoints(t *testing.T) {
 			{Endpoint{ID: "x", URL: "https://e.com", Kind: "pager"}, "kind"},
 			{Endpoint{ID: "X_", URL: "https://e.com"}, "slug"},
 			{Endpoint{ID: "x", URL: "https://e.com", Headers: map[string]string{"X-Signature-256": "v"}}, "set by Gantry"},
+			{Endpoint{ID: "x", URL: "https://e.com", Headers: map[string]string{"x-signature": "v"}}, "set by Gantry"},
 			{Endpoint{ID: "x", URL: "https://e.com", Headers: map[string]string{"A": "1\r\nB: 2"}}, "one line"},
 			{Endpoint{ID: "x", URL: "https://e.com", SpaceID: "nope"}, "space"},
 		} {

@@ -112,7 +112,7 @@ type Message struct {
 
 	// Webhook.
 	Payload        json.RawMessage // the body; DefaultPayload when empty
-	DefaultPayload json.RawMessage // the run update document
+	DefaultPayload json.RawMessage // Spacelift's default webhook payload of the event
 	Method         string          // default POST
 	Headers        map[string]string
 

@@ -3,6 +3,7 @@ package notify
 import (
 	"context"
 	"crypto/hmac"
+	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -23,8 +24,12 @@ const maxResponse = 64 << 10
 // Headers of every request.
 const (
 	HeaderSignature = "X-Signature-256"
-	HeaderDelivery  = "X-Gantry-Delivery"
-	HeaderEvent     = "X-Gantry-Event"
+	// HeaderSignatureSHA1 is the HMAC-SHA1 signature Spacelift sends
+	// next to X-Signature-256 (as GitHub does), for receivers written
+	// for it: SHA-1 is kept for compatibility only.
+	HeaderSignatureSHA1 = "X-Signature"
+	HeaderDelivery      = "X-Gantry-Delivery"
+	HeaderEvent         = "X-Gantry-Event"
 )
 
 // Sign returns the X-Signature-256 value of body under secret:
@@ -33,6 +38,16 @@ func Sign(secret string, body []byte) string {
 	m := hmac.New(sha256.New, []byte(secret))
 	m.Write(body)
 	return "sha256=" + hex.EncodeToString(m.Sum(nil))
+}
+
+// SignSHA1 returns the X-Signature value of body under secret: "sha1="
+// and the hex HMAC-SHA1, as GitHub's X-Hub-Signature and Spacelift's
+// X-Signature. Only for receivers that still check it: verify
+// X-Signature-256.
+func SignSHA1(secret string, body []byte) string {
+	m := hmac.New(sha1.New, []byte(secret))
+	m.Write(body)
+	return "sha1=" + hex.EncodeToString(m.Sum(nil))
 }
 
 // send makes one HTTP request for a claimed delivery. The outcome's error
@@ -62,6 +77,7 @@ func (s *Service) send(ctx context.Context, client *http.Client, e revealedEndpo
 	}
 	if e.Secret != "" {
 		req.Header.Set(HeaderSignature, Sign(e.Secret, []byte(c.body)))
+		req.Header.Set(HeaderSignatureSHA1, SignSHA1(e.Secret, []byte(c.body)))
 	}
 	resp, err := client.Do(req)
 	if err != nil {

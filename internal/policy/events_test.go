@@ -449,7 +449,7 @@ func TestNotificationSequence(t *testing.T) {
 		f.attach(t, "deny-public", st.ID)
 		f.policy(t, "every-change", "NOTIFICATION", `package spacelift
 
-webhook contains {"endpoint_id": "hook"} if true
+webhook contains {"endpoint_id": "hook", "payload": input.run_updated} if true
 `)
 		if _, err := f.notify.CreateEndpoint(f.ctx, notify.Endpoint{ID: "hook", SpaceID: "root", Kind: notify.KindWebhook, URL: "http://127.0.0.1:1/hook", Enabled: true}); err != nil {
 			t.Fatal(err)

@@ -35,7 +35,7 @@ func (s *Service) handleRunUpdated(ctx context.Context, ev event) error {
 	if len(pols) == 0 {
 		return s.doneEvent(ctx, ev)
 	}
-	input, lineage, err := s.notificationInput(ctx, r, ev)
+	input, lineage, defaults, err := s.notificationInput(ctx, r, ev)
 	if err != nil {
 		return err
 	}
@@ -43,8 +43,7 @@ func (s *Service) handleRunUpdated(ctx context.Context, ev event) error {
 	if err != nil {
 		return err
 	}
-	def, _ := json.Marshal(input["run_updated"])
-	msgs := messagesOf(evaluation.Decision, r, ev, lineage, def, s.runURL(r.ID))
+	msgs := messagesOf(evaluation.Decision, r, ev, lineage, defaults, s.runURL(r.ID))
 	err = s.db.Tx(ctx, func(ctx context.Context) error {
 		if err := s.record(evaluation)(ctx, r.ID); err != nil {
 			return err
@@ -60,18 +59,19 @@ func (s *Service) handleRunUpdated(ctx context.Context, ev event) error {
 	return err
 }
 
-func (s *Service) notificationInput(ctx context.Context, r run.Run, ev event) (map[string]any, []string, error) {
+func (s *Service) notificationInput(ctx context.Context, r run.Run, ev event) (map[string]any, []string, notificationDefaults, error) {
+	var defaults notificationDefaults
 	v, err := s.stackView(ctx, r.StackID)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, defaults, err
 	}
 	lineage, _, err := s.lineageIDs(ctx, r.SpaceID)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, defaults, err
 	}
 	eps, err := s.notify.Endpoints(ctx, lineage)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, defaults, err
 	}
 	endpoints := []any{}
 	for _, e := range eps {
@@ -80,7 +80,7 @@ func (s *Service) notificationInput(ctx context.Context, r run.Run, ev event) (m
 	}
 	ts, err := s.runs.Transitions(ctx, r.ID)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, defaults, err
 	}
 	at := time.Unix(0, ev.Payload.At)
 	history, timing := []any{}, []any{}
@@ -110,7 +110,7 @@ func (s *Service) notificationInput(ctx context.Context, r run.Run, ev event) (m
 	}
 	receipts, err := s.Receipts(ctx, r.ID)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, defaults, err
 	}
 	rcpts, deny, warn := []any{}, []any{}, []any{}
 	for _, rc := range receipts {
@@ -126,15 +126,15 @@ func (s *Service) notificationInput(ctx context.Context, r run.Run, ev event) (m
 	}
 	changes, plan, err := s.notificationChanges(ctx, r)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, defaults, err
 	}
 	ro, err := s.runInput(ctx, r, v, changes, plan)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, defaults, err
 	}
 	ro["state"], ro["states_history"] = ev.Payload.State, history
 	input := obj{
-		"account":           obj{"name": "gantry"},
+		"account":           obj{"name": accountName},
 		"webhook_endpoints": endpoints,
 		"run_updated": obj{
 			"state": ev.Payload.State, "username": username, "note": note, "run": ro, "stack": stackObject(v),
@@ -147,7 +147,9 @@ func (s *Service) notificationInput(ctx context.Context, r run.Run, ev event) (m
 			"sequence": ev.Payload.Seq,
 		},
 	}
-	return input, lineage, nil
+	defaults.webhook = defaultWebhookPayload(r, v, ev.Payload.State, ev.Payload.Seq, at, plan)
+	defaults.slack = defaultSlackMessage(r, v, ev.Payload.State, note, s.runURL(r.ID))
+	return input, lineage, defaults, nil
 }
 
 // runURL is the link to a run in notification input (`urls.run`) and in
@@ -161,12 +163,12 @@ func (s *Service) runURL(runID string) string {
 // of a rule that has the wrong type (a number as a header value or a
 // severity) is not read as empty: the message carries the problem and its
 // delivery fails saying so.
-func messagesOf(d engine.Decision, r run.Run, ev event, lineage []string, def []byte, runURL string) []notify.Message {
+func messagesOf(d engine.Decision, r run.Run, ev event, lineage []string, def notificationDefaults, runURL string) []notify.Message {
 	base := notify.Message{SpaceID: r.SpaceID, RunID: r.ID, StackID: r.StackID, Event: "run_updated:" + ev.Payload.State, AllowedSpaces: lineage}
 	var out []notify.Message
 	for _, w := range d.Webhook {
 		m, f := base, rule{kind: "webhook", m: w}
-		m.Kind, m.EndpointID, m.DefaultPayload = notify.KindWebhook, f.str("endpoint_id"), def
+		m.Kind, m.EndpointID, m.DefaultPayload = notify.KindWebhook, f.str("endpoint_id"), def.webhook
 		if p, ok := w["payload"]; ok && p != nil {
 			m.Payload, _ = json.Marshal(p)
 		}
@@ -177,13 +179,15 @@ func messagesOf(d engine.Decision, r run.Run, ev event, lineage []string, def []
 	}
 	for _, sl := range d.Slack {
 		m, f := base, rule{kind: "slack", m: sl}
-		m.Kind, m.EndpointID, m.Text = notify.KindSlack, f.str("channel_id"), f.str("message")
+		// channel_id matches the endpoint's id whatever its case, so that
+		// Spacelift's upper-case Slack channel ids name endpoints as they are.
+		m.Kind, m.EndpointID, m.Text = notify.KindSlack, strings.ToLower(f.str("channel_id")), f.slackText(def.slack)
 		m.Problem = f.problem
 		out = append(out, m)
 	}
 	for _, tm := range d.Teams {
 		m, f := base, rule{kind: "teams", m: tm}
-		m.Kind, m.EndpointID, m.Title, m.Text = notify.KindTeams, f.str("channel_id"), f.str("title"), f.str("message")
+		m.Kind, m.EndpointID, m.Title, m.Text = notify.KindTeams, strings.ToLower(f.str("channel_id")), f.str("title"), f.str("message")
 		m.RunURL = runURL
 		m.Problem = f.problem
 		out = append(out, m)

@@ -480,7 +480,8 @@ func (s *Server) handler() http.Handler {
 		MaxClaimWait: min(30*time.Second, max(s.cfg.WorkerTimeout/3, time.Second)), Draining: s.draining.Load,
 		SeenEvery:     min(5*time.Second, s.cfg.WorkerTimeout/10),
 		ReportTimeout: reportTimeout(), HeartbeatFailed: s.heartbeatFailed, Budget: s.budget, MaxStateSize: s.state.Limit(),
-		PoolForToken: s.poolForToken, PoolKey: s.pools.PublicKey, Tokens: s.tokens, SpacePath: s.spacePath, Integrations: s.integrations}
+		PoolForToken: s.poolForToken, PoolKey: s.pools.PublicKey, Tokens: s.tokens, SpacePath: s.spacePath, Integrations: s.integrations,
+		AccountName: urlHost(s.cfg.PublicURL)}
 	// The runs' OIDC issuer: discovery and keys, without authentication.
 	mux.HandleFunc("GET /.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")

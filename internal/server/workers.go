@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sync"
@@ -81,4 +82,15 @@ func (s *Server) startWorkers(stop, kill context.Context, wg *sync.WaitGroup) (c
 		}()
 	}
 	return closeIdle
+}
+
+// urlHost is the host (with its port, if any) of a URL, "" if it has none:
+// the runs' account name (TF_VAR_spacelift_account_name), as Spacelift's is
+// the account's host (<account>.app.spacelift.io).
+func urlHost(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return ""
+	}
+	return u.Host
 }

@@ -28,15 +28,31 @@ const (
 	writeOnlyPrefix = "wo_"
 )
 
+// stageVar is a variable as one stage gets it.
+type stageVar struct {
+	name, value string
+	rank        int
+	secret      bool
+}
+
 // stageVars returns the job's variables as KEY=VALUE for one stage. For
 // each name X the value comes from the highest-precedence source (lowest
 // Rank: the stack, then contexts in order) that sets X or the stage's form
 // of it (ro_X for the read stages, wo_X for applying); within one source
 // the stage form wins. The other stage's forms are left out.
 func stageVars(vars []workerapi.EnvVar, write bool) []string {
+	picked := pickStageVars(vars, write)
+	out := make([]string, 0, len(picked))
+	for _, v := range picked {
+		out = append(out, v.name+"="+v.value)
+	}
+	return out
+}
+
+// pickStageVars is stageVars with where each value comes from.
+func pickStageVars(vars []workerapi.EnvVar, write bool) []stageVar {
 	type pick struct {
-		value  string
-		rank   int
+		stageVar
 		staged bool
 	}
 	best := map[string]pick{}
@@ -62,12 +78,12 @@ func stageVars(vars []workerapi.EnvVar, write bool) []string {
 			order = append(order, name)
 		}
 		if !seen || v.Rank < cur.rank || (v.Rank == cur.rank && staged && !cur.staged) {
-			best[name] = pick{value: v.Value, rank: v.Rank, staged: staged}
+			best[name] = pick{stageVar: stageVar{name: name, value: v.Value, rank: v.Rank, secret: v.Secret}, staged: staged}
 		}
 	}
-	out := make([]string, 0, len(order))
+	out := make([]stageVar, 0, len(order))
 	for _, name := range order {
-		out = append(out, name+"="+best[name].value)
+		out = append(out, best[name].stageVar)
 	}
 	return out
 }
@@ -91,6 +107,11 @@ func runVars(job *workerapi.Job, workspace string) map[string]string {
 		"stack_labels":      strings.Join(job.StackLabels, ","),
 		"stack_labels_list": string(lbls),
 		"workspace_root":    workspace,
+		"account_name":      job.AccountName,
+		"run_trigger":       job.RunTrigger,
+		"run_state":         job.RunState,
+		// Gantry has no local preview (runs of uncommitted code).
+		"local_preview": "false",
 	}
 }
 
@@ -113,7 +134,20 @@ func addRunVars(set map[string]string, job *workerapi.Job, workspace string) {
 // stageEnv is the run's environment for the read (write false) or write
 // stage.
 func (j *jobRun) stageEnv(write bool) []string {
-	return buildStageEnv(j.job, filepath.Join(j.dir, "cli.tfrc"), filepath.Dir(j.bin), j.stateAddress(), write)
+	return j.envFor(filepath.Join(j.dir, "cli.tfrc"), filepath.Dir(j.bin), write)
+}
+
+// envFor is the run's environment for a stage. The values interpolation
+// made with a secret are masked in the log from then on, whole: those of
+// secret variables, and those that took a secret in.
+func (j *jobRun) envFor(cliConfig, toolDir string, write bool) []string {
+	env, changed := stageEnvironment(j.job, cliConfig, toolDir, j.stateAddress(), write)
+	for _, v := range changed {
+		if v.secret || j.masker.In([]byte(v.value)) {
+			j.masker.Add(secrets.VariableForms(v.value)...)
+		}
+	}
+	return env
 }
 
 // secretFileMasks are the values to mask for the job's secret files

@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -65,6 +66,7 @@ func TestJobSpaceliftVariables(t *testing.T) {
 	job := fx.job("plan")
 	job.StackLabels = []string{"prod", "team:net"}
 	job.ProjectRoot = ""
+	job.AccountName, job.RunTrigger, job.RunState = "gantry.example.com", "user::alice", "PREPARING"
 	fx.proto.next = "done"
 	fx.worker.execute(context.Background(), job, 0)
 	env := fx.env(t, "plan")
@@ -72,6 +74,7 @@ func TestJobSpaceliftVariables(t *testing.T) {
 		"run_id": job.RunID, "stack_id": "stk", "space_id": "root", "run_type": "TRACKED",
 		"commit_sha": fx.head, "commit_branch": "main", "repository": fx.repo,
 		"stack_labels": "prod,team:net", "stack_labels_list": `["prod","team:net"]`,
+		"account_name": "gantry.example.com", "run_trigger": "user::alice", "run_state": "PREPARING", "local_preview": "false",
 	} {
 		for _, prefix := range []string{"TF_VAR_gantry_", "TF_VAR_spacelift_"} {
 			if got := env[prefix+name]; got != want {
@@ -82,6 +85,19 @@ func TestJobSpaceliftVariables(t *testing.T) {
 	root := env["TF_VAR_spacelift_workspace_root"]
 	if root == "" || env["GANTRY_WORKSPACE_ROOT"] != root || !strings.HasPrefix(root, fx.work) {
 		t.Errorf("workspace root %q / %q, want the job directory under %s", root, env["GANTRY_WORKSPACE_ROOT"], fx.work)
+	}
+}
+
+// Without the server's public host (an older server, or no --public-url),
+// the account name is the host the worker reaches the server at.
+func TestJobAccountNameFallback(t *testing.T) {
+	fx := newJobFixture(t, nil)
+	job := fx.job("plan")
+	fx.proto.next = "done"
+	fx.worker.execute(context.Background(), job, 0)
+	u, err := url.Parse(fx.worker.cfg.ServerURL)
+	if got := fx.env(t, "plan")["TF_VAR_spacelift_account_name"]; err != nil || got == "" || got != u.Host {
+		t.Errorf("TF_VAR_spacelift_account_name = %q, want %q", got, u.Host)
 	}
 }
 

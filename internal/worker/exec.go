@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -55,6 +56,13 @@ func (w *Worker) execute(kill context.Context, job *workerapi.Job, slot int) {
 		defer w.cfg.Running(job.RunID)()
 	}
 	openErr := w.openSecrets(job) // reported as the job's failure below
+	if job.AccountName == "" {
+		// An older server, or none with --public-url: the host the
+		// worker reaches it at.
+		if u, err := url.Parse(w.cfg.ServerURL); err == nil {
+			job.AccountName = u.Host
+		}
+	}
 	var masked []string
 	for _, v := range job.Env {
 		if v.Secret {
@@ -384,7 +392,7 @@ func (j *jobRun) setup(ctx context.Context, src string) error {
 	if err := checkEnvNUL(j.job); err != nil {
 		return err
 	}
-	j.env = buildEnv(j.job, cliConfig, filepath.Dir(bin), j.stateAddress())
+	j.env = j.envFor(cliConfig, filepath.Dir(bin), false)
 	for _, name := range ignoredStateVars(j.job) {
 		j.log.Printf("The variable %s is ignored: this stack's state is managed by Gantry, which sets it (turn managed state off to use your own)", name)
 	}

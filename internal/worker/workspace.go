@@ -204,6 +204,13 @@ func buildEnv(job *workerapi.Job, cliConfig, toolDir, stateAddress string) []str
 // Spacelift's TF_VAR_spacelift_* names), then the stack's variables, of
 // which ro_/wo_ ones reach only their stage, without the prefix.
 func buildStageEnv(job *workerapi.Job, cliConfig, toolDir, stateAddress string, write bool) []string {
+	env, _ := stageEnvironment(job, cliConfig, toolDir, stateAddress, write)
+	return env
+}
+
+// stageEnvironment is buildStageEnv, and the run's variables whose values
+// interpolation changed (see interpolate), as they end up.
+func stageEnvironment(job *workerapi.Job, cliConfig, toolDir, stateAddress string, write bool) ([]string, []stageVar) {
 	env := inheritedEnv()
 	// The resolved tool comes first on PATH, so hooks and tasks run the same
 	// binary as the run.
@@ -256,18 +263,18 @@ func buildStageEnv(job *workerapi.Job, cliConfig, toolDir, stateAddress string, 
 			vars[i] = v
 		}
 	}
-	user := stageVars(vars, write)
-	if job.ManagedState {
-		// Gantry's state backend settings win over the run's variables.
-		kept := user[:0]
-		for _, kv := range user {
-			if name, _, _ := strings.Cut(kv, "="); !stateBackendVars[name] {
-				kept = append(kept, kv)
-			}
+	picked, changedNames := interpolate(env, pickStageVars(vars, write))
+	var changed []stageVar
+	for _, v := range picked {
+		if job.ManagedState && stateBackendVars[v.name] {
+			continue // Gantry's state backend settings win over the run's variables
 		}
-		user = kept
+		env = append(env, v.name+"="+v.value)
+		if slices.Contains(changedNames, v.name) {
+			changed = append(changed, v)
+		}
 	}
-	return append(env, user...)
+	return env, changed
 }
 
 // State requests that fail for a network error or a 5xx answer (a server
@@ -344,7 +351,10 @@ func checkBackendArgs(job *workerapi.Job) error {
 		return nil
 	}
 	for _, write := range []bool{false, true} {
-		for _, kv := range stageVars(job.Env, write) {
+		// As the tool gets them: interpolated (a value may take the flag
+		// from another variable).
+		env, _ := stageEnvironment(job, "", "", "", write)
+		for _, kv := range env {
 			name, value, _ := strings.Cut(kv, "=")
 			if !slices.Contains(cliArgsVars, name) {
 				continue

@@ -62,6 +62,10 @@ type Handler struct {
 		Record(ctx context.Context, p runtoken.Pending) error
 	}
 	Log *slog.Logger
+	// AccountName is what jobs give runs as TF_VAR_spacelift_account_name:
+	// the host of the server's public URL ("" if not set: the worker
+	// uses the host of the URL it reaches the server at).
+	AccountName string
 	// MaxClaimWait bounds a claim's long poll.
 	MaxClaimWait time.Duration
 	// SeenEvery spares the database a write per claim: a worker seen less
@@ -362,6 +366,7 @@ func (h *Handler) buildJob(ctx context.Context, cl *run.Claimed, pending *runtok
 		Hooks: Hooks{BeforeInit: st.Hooks.BeforeInit, AfterInit: st.Hooks.AfterInit, BeforePlan: st.Hooks.BeforePlan,
 			AfterPlan: st.Hooks.AfterPlan, BeforeApply: st.Hooks.BeforeApply, AfterApply: st.Hooks.AfterApply},
 		StackLabels: st.Labels, ReportTimeoutMS: h.ReportTimeout.Milliseconds(), MaxStateSize: h.MaxStateSize,
+		AccountName: h.AccountName, RunTrigger: cl.Run.TriggeredBy, RunState: cl.Run.State,
 	}
 	if st.Space != cl.Run.SpaceID {
 		// The stack moved since the run was queued: a token of its space.

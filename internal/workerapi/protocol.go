@@ -212,6 +212,16 @@ type Job struct {
 	// an older server, which does not say): a state OpenTofu could not
 	// save because it is larger cannot be pushed before the limit is raised.
 	MaxStateSize int64 `json:"max_state_size,omitempty"`
+	// AccountName is the host (and port) of the server's public URL, the
+	// run's TF_VAR_spacelift_account_name ("": an older server, or no
+	// --public-url; the worker uses its server URL's).
+	AccountName string `json:"account_name,omitempty"`
+	// RunTrigger is who or what triggered the run (the run's
+	// triggered_by: user::alice, api_key::ci, trigger_policy:deps,
+	// schedule:nightly, ...), RunState the run's state when the job was
+	// claimed (PREPARING, or APPLYING for an apply job).
+	RunTrigger string `json:"run_trigger,omitempty"`
+	RunState   string `json:"run_state,omitempty"`
 }
 
 // Delegation is an integration the worker mints credentials for.

@@ -103,6 +103,7 @@ func TestJobContents(t *testing.T) {
 			}
 		}
 		c, _ := f.worker(t, builtinToken)
+		f.handler.AccountName = "gantry.example.com"
 		r := f.create(t, st.ID, run.Tracked)
 		job := claim(t, c)
 		got := *job
@@ -125,6 +126,9 @@ func TestJobContents(t *testing.T) {
 			{"tool", got.Tool, want.Tool}, {"tool version", got.ToolVersion, want.ToolVersion}, {"command", got.Command, want.Command},
 			{"env", got.Env, want.Env}, {"hooks", got.Hooks, want.Hooks}, {"managed state", got.ManagedState, want.ManagedState},
 			{"state path", got.StatePath, want.StatePath}, {"log offset", got.LogOffset, want.LogOffset},
+			// TF_VAR_spacelift_account_name, _run_trigger and _run_state.
+			{"account name", got.AccountName, "gantry.example.com"}, {"run trigger", got.RunTrigger, r.TriggeredBy},
+			{"run state", got.RunState, run.Preparing},
 		} {
 			if !reflect.DeepEqual(x.got, x.want) {
 				t.Errorf("job %s = %#v, want %#v", x.field, x.got, x.want)
