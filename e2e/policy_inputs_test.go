@@ -104,6 +104,17 @@ sample := true
 	if ip := field(plan, "spacelift.run.creator_session.creator_ip"); ip != "127.0.0.1" {
 		t.Errorf("plan input: creator_session.creator_ip = %#v, want the CLI's address", ip)
 	}
+	// As Spacelift's: the address that created the run, no previous_run on
+	// the stack's first run, no tool version before anything applied.
+	if ip := field(plan, "spacelift.request.remote_ip"); ip != "127.0.0.1" {
+		t.Errorf("plan input: request.remote_ip = %#v, want the CLI's address", ip)
+	}
+	if prev, ok := field(plan, "spacelift").(map[string]any)["previous_run"]; ok {
+		t.Errorf("plan input of the stack's first run: previous_run = %#v, want it missing", prev)
+	}
+	if v := field(plan, "spacelift.stack.terraform_version"); v != nil {
+		t.Errorf("plan input before any apply: stack.terraform_version = %#v, want null", v)
+	}
 	if env, _ := json.Marshal(field(plan, "spacelift.run.runtime_config.environment")); strings.Contains(string(env), "DB_PASSWORD") || strings.Contains(string(env), secret) {
 		t.Errorf("plan input: the environment holds the secret: %s", env)
 	}
@@ -121,6 +132,12 @@ sample := true
 	}
 	if !slices.Equal(addresses, []string{"added terraform_data.thing"}) {
 		t.Errorf("trigger input: run.changes = %v, want the plan's one creation", addresses)
+	}
+	if got := field(trigger, "stack.terraform_version"); got != "1.10.7" {
+		t.Errorf("trigger input: stack.terraform_version = %#v, want the version that applied", got)
+	}
+	if got, _ := field(trigger, "run.changes").([]any); len(got) == 0 || field(got[0], "entity.entity_vendor") != "terraform" {
+		t.Errorf("trigger input: run.changes = %v, want entity_vendor terraform", got)
 	}
 	if got := field(trigger, "run.runtime_config.environment.TEAM"); got != "infra" {
 		t.Errorf("trigger input: runtime_config.environment.TEAM = %#v", got)

@@ -461,7 +461,11 @@ func (a *API) reviewRun(w http.ResponseWriter, r *http.Request, p auth.Principal
 	if err := httpx.DecodeJSON(w, r, &in, MaxBody); err != nil {
 		return err
 	}
-	rn, err = ps.AddReview(r.Context(), rn.ID, policyActor(p, r), in.Decision, in.Note, remoteIP(r))
+	actor := policyActor(p, r)
+	if actor.Roles, err = a.rolesIn(r, p, rn.SpaceID); err != nil {
+		return err
+	}
+	rn, err = ps.AddReview(r.Context(), rn.ID, actor, in.Decision, in.Note, remoteIP(r))
 	if err != nil {
 		return err
 	}
@@ -471,6 +475,26 @@ func (a *API) reviewRun(w http.ResponseWriter, r *http.Request, p auth.Principal
 // policyActor is what policies see of p (Spacelift's session objects).
 func policyActor(p auth.Principal, r *http.Request) policy.Actor {
 	return policy.Actor{Name: p.String(), DisplayName: p.DisplayName, IP: sourceIP(r), Admin: p.Admin, Teams: p.Groups}
+}
+
+// rolesIn is what a review's author_roles show of the roles p holds in
+// space: each role's slug and name.
+func (a *API) rolesIn(r *http.Request, p auth.Principal, space string) ([]policy.Role, error) {
+	out := []policy.Role{}
+	for _, slug := range p.RolesIn(space) {
+		name := slug
+		if a.Roles != nil {
+			role, err := a.Roles.Role(r.Context(), slug)
+			switch {
+			case err == nil:
+				name = role.Name
+			case !errs.Is(err, errs.NotFound):
+				return nil, err
+			}
+		}
+		out = append(out, policy.Role{Slug: slug, Name: name})
+	}
+	return out, nil
 }
 
 func remoteIP(r *http.Request) string {

@@ -544,3 +544,25 @@ func (rs *Roles) Resolve(ctx context.Context, actors []Actor, grants map[string]
 	sort.Strings(p.roles)
 	return p, admin, nil
 }
+
+// RolesIn returns the slugs of the roles p holds in space: bound (or
+// granted by the login policy) there or on one of its ancestors, sorted.
+// An admin holds space-admin everywhere.
+func (p Principal) RolesIn(space string) []string {
+	out := []string{}
+	if p.Admin {
+		out = append(out, RoleAdmin)
+	}
+	if p.Perms != nil {
+		anc := p.Perms.ancestors(space)
+		for _, r := range p.Perms.roles {
+			i := strings.LastIndexByte(r, '@')
+			if i < 0 || !slices.Contains(anc, r[i+1:]) || slices.Contains(out, r[:i]) {
+				continue
+			}
+			out = append(out, r[:i])
+		}
+	}
+	slices.Sort(out)
+	return out
+}

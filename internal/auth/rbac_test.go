@@ -112,6 +112,20 @@ func TestBindingsInheritance(t *testing.T) {
 			t.Error("auditor: audit:read only")
 		}
 
+		// A review's author_roles: the roles held in a space or its
+		// ancestors; an admin is a space-admin everywhere.
+		both := principal(auth.Principal{Kind: "user", ID: "ses-3", Name: "x", User: "usr-3", Groups: []string{"leafers"},
+			Grants: map[string][]string{"other": {auth.RoleAdmin}, "team": {auth.RoleWriter}}})
+		if got := both.RolesIn("leaf"); !slices.Equal(got, []string{auth.RoleAdmin, auth.RoleReader}) {
+			t.Errorf("roles in leaf = %v, want space-admin (other) and space-reader (leaf)", got)
+		}
+		if got := both.RolesIn("root"); len(got) != 0 {
+			t.Errorf("roles in root = %v, want none", got)
+		}
+		if got := principal(auth.Principal{Kind: "user", User: "usr-admin"}).RolesIn("leaf"); !slices.Equal(got, []string{auth.RoleAdmin}) {
+			t.Errorf("the admin's roles in leaf = %v", got)
+		}
+
 		// Role store errors.
 		if _, err := rs.CreateRole(ctx, auth.Role{ID: "Bad Id", Actions: []string{auth.SpaceRead}}, ""); !errs.Is(err, errs.Invalid) {
 			t.Errorf("bad id: %v", err)

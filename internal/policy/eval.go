@@ -259,7 +259,7 @@ func (s *Service) record(ev Evaluation) func(ctx context.Context, runID string) 
 				return err
 			}
 		}
-		return s.applyFlags(ctx, runID, ev.Decision.Flags, ev.Decision.ResetFlags)
+		return s.applyFlags(ctx, runID, ev)
 	}
 }
 
@@ -270,8 +270,18 @@ func nonNil(l []string) []string {
 	return l
 }
 
-// applyFlags adds and removes a run's flags.
-func (s *Service) applyFlags(ctx context.Context, runID string, add, reset []string) error {
+// applyFlags adds and removes a run's flags as Spacelift's policy flag
+// reset: each policy that sets a flag owns it; a policy's reset_flag gives
+// up its own ownership (its resets first, then its flags: a policy that
+// both sets and resets a flag keeps it), and a flag goes only once every
+// owner gave it up. A reset by a policy that does not own the flag does
+// nothing, and a flag that has no owner (carried over from the run that
+// triggered this one before owners were kept) stays.
+func (s *Service) applyFlags(ctx context.Context, runID string, ev Evaluation) error {
+	var add, reset []string
+	for _, d := range ev.Decisions {
+		add, reset = append(add, d.Flags...), append(reset, d.ResetFlags...)
+	}
 	if len(add) == 0 && len(reset) == 0 {
 		return nil
 	}
@@ -283,15 +293,41 @@ func (s *Service) applyFlags(ctx context.Context, runID string, add, reset []str
 	if err != nil {
 		return err
 	}
+	owners, err := s.flagOwners(ctx, runID)
+	if err != nil {
+		return err
+	}
 	set := map[string]bool{}
 	for _, f := range flags {
 		set[f] = true
 	}
-	for _, f := range reset {
-		delete(set, f)
-	}
-	for _, f := range add {
-		set[f] = true
+	for i, d := range ev.Decisions {
+		pol := ev.Policies[i].ID
+		for _, f := range d.ResetFlags {
+			if !owners[f][pol] {
+				continue
+			}
+			delete(owners[f], pol)
+			if _, err := s.db.Exec(ctx, `DELETE FROM run_flag_owners WHERE run_id = $1 AND flag = $2 AND policy_id = $3`, runID, f, pol); err != nil {
+				return err
+			}
+			if len(owners[f]) == 0 {
+				delete(set, f)
+			}
+		}
+		for _, f := range d.Flags {
+			set[f] = true
+			if owners[f][pol] {
+				continue
+			}
+			if owners[f] == nil {
+				owners[f] = map[string]bool{}
+			}
+			owners[f][pol] = true
+			if _, err := s.db.Exec(ctx, `INSERT INTO run_flag_owners (run_id, flag, policy_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`, runID, f, pol); err != nil {
+				return err
+			}
+		}
 	}
 	out := make([]string, 0, len(set))
 	for f := range set {
@@ -300,6 +336,44 @@ func (s *Service) applyFlags(ctx context.Context, runID string, add, reset []str
 	sort.Strings(out)
 	_, err = s.db.Exec(ctx, `UPDATE runs SET flags = $2 WHERE id = $1`, runID, labels.Encode(out))
 	return err
+}
+
+// flagOwners returns the policies that own each flag of a run.
+func (s *Service) flagOwners(ctx context.Context, runID string) (map[string]map[string]bool, error) {
+	type owner struct{ flag, policy string }
+	rows, err := db.Collect(ctx, s.db, func(row db.Scanner) (owner, error) {
+		var o owner
+		return o, row.Scan(&o.flag, &o.policy)
+	}, `SELECT flag, policy_id FROM run_flag_owners WHERE run_id = $1`, runID)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]map[string]bool{}
+	for _, o := range rows {
+		if out[o.flag] == nil {
+			out[o.flag] = map[string]bool{}
+		}
+		out[o.flag][o.policy] = true
+	}
+	return out, nil
+}
+
+// FlagOwners returns the policies that own each flag of a run (flag ->
+// policy ids, sorted): a run a trigger policy starts carries them over
+// with the flags.
+func (s *Service) FlagOwners(ctx context.Context, runID string) (map[string][]string, error) {
+	owners, err := s.flagOwners(ctx, runID)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string][]string{}
+	for f, ps := range owners {
+		for p := range ps {
+			out[f] = append(out[f], p)
+		}
+		sort.Strings(out[f])
+	}
+	return out, nil
 }
 
 // Receipts returns the receipts of a run, oldest first.

@@ -40,6 +40,8 @@ type stackView struct {
 	space   space.Space
 	state   string
 	tracked *run.Run // the run of its tracked commit (nil if none)
+	// applied is the tool version of its newest run that applied ("": none).
+	applied string
 	// contexts: the ids of the contexts that apply to it (nil: none
 	// known, as for TRIGGER input's list of stacks).
 	contexts []string
@@ -67,6 +69,11 @@ func (s *Service) stackView(ctx context.Context, stackID string) (stackView, err
 	if r, ok := tracked[st.ID]; ok {
 		v.tracked = &r
 	}
+	applied, err := s.runs.AppliedToolVersions(ctx, []string{st.ID})
+	if err != nil {
+		return stackView{}, err
+	}
+	v.applied = applied[st.ID]
 	if s.Contexts != nil {
 		if v.contexts, err = s.Contexts(ctx, st); err != nil {
 			return stackView{}, err
@@ -114,10 +121,15 @@ func stackObject(v stackView) obj {
 	if v.tracked != nil {
 		tracked = runCommit(*v.tracked, v.Branch).object()
 	}
+	// As Spacelift's: the version that last applied changes, null before.
+	var version any
+	if v.applied != "" {
+		version = v.applied
+	}
 	return obj{
 		"id": v.ID, "name": v.Name, "labels": strs(v.Labels), "autodeploy": v.Autodeploy, "administrative": false,
 		"branch": v.Branch, "namespace": "", "project_root": v.ProjectRoot, "repository": v.Repository,
-		"state": v.state, "terraform_version": v.ToolVersion, "terraform_workflow_tool": toolName(v.Tool),
+		"state": v.state, "terraform_version": version, "terraform_workflow_tool": toolName(v.Tool),
 		"additional_project_globs": []any{}, "contexts": strs(v.contexts), "locked_by": nil, "tracked_commit": tracked,
 		"worker_pool": pool,
 		"space":       obj{"id": v.space.ID, "name": v.space.Name, "labels": strs(v.space.Labels)},
@@ -135,6 +147,24 @@ type Actor struct {
 	// DisplayName is a user's name from single sign-on ("" if none); IP
 	// the client address of the request by which it acts.
 	DisplayName, IP string
+	// Roles are those it holds in the space of the run it reviews (a
+	// review's author_roles).
+	Roles []Role
+}
+
+// Role is a role an actor holds, as a review's author_roles show it.
+type Role struct {
+	Slug string `json:"slug"`
+	Name string `json:"name"`
+}
+
+// login is the name of an actor (as auth.Principal's String: the part
+// after "user::" or "api_key::").
+func login(actor string) string {
+	if _, name, ok := strings.Cut(actor, "::"); ok {
+		return name
+	}
+	return actor
 }
 
 // session is Spacelift's session object (creator_session, a review's
@@ -142,15 +172,15 @@ type Actor struct {
 // acted: display is a user's name from single sign-on ("": the login),
 // ip the client address of the request by which it acted.
 func session(actor, display, ip string, admin bool, teams []string) obj {
-	kind, login, ok := strings.Cut(actor, "::")
+	kind, _, ok := strings.Cut(actor, "::")
 	if !ok {
-		kind, login = "", actor
+		kind = ""
 	}
 	name := display
 	if name == "" {
-		name = login
+		name = login(actor)
 	}
-	return obj{"login": login, "name": name, "admin": admin, "machine": kind != "user",
+	return obj{"login": login(actor), "name": name, "admin": admin, "machine": kind != "user",
 		"member": true, "teams": strs(nonNil(teams)), "account_name": "", "creator_ip": ip, "stack_id": ""}
 }
 
@@ -168,11 +198,21 @@ func runObject(r run.Run, stackBranch string, changes []any) obj {
 	return obj{
 		"id": r.ID, "type": r.Type, "state": r.State, "branch": c.branch, "commit": c.object(),
 		"created_at": ns(r.CreatedAt), "updated_at": ns(r.UpdatedAt),
-		"triggered_by": r.TriggeredBy, "drift_detection": r.Drift, "flags": strs(flags),
+		"triggered_by": triggeredBy(r.TriggeredBy), "drift_detection": r.Drift, "flags": strs(flags),
 		"command": r.Command, "based_on_local_workspace": false, "changes": changes,
 		"creator_session": session(r.TriggeredBy, r.Creator.Name, r.Creator.IP, r.Creator.Admin, r.Creator.Teams), "user_provided_metadata": []any{},
 		"runtime_config": runtimeConfigObject(nil, nil),
 	}
+}
+
+// triggeredBy is a run's triggered_by as Spacelift's: null for a run a
+// git push started (its record keeps push:<who notified it>), so that
+// `is_null(input.run.triggered_by)` tells runs nobody started by hand.
+func triggeredBy(by string) any {
+	if strings.HasPrefix(by, pushTriggeredPrefix) {
+		return nil
+	}
+	return by
 }
 
 // planChanges turns a plan's resource changes into Spacelift's run changes.
@@ -187,10 +227,22 @@ func planChanges(plan map[string]any) []any {
 		if action == "" {
 			continue
 		}
+		provider, _ := rc["provider_name"].(string)
+		mode, _ := rc["mode"].(string)
 		out = append(out, obj{"phase": "plan", "action": action, "moved": rc["previous_address"] != nil,
-			"entity": obj{"address": rc["address"], "name": rc["name"], "type": rc["type"], "entity_type": "resource"}})
+			"entity": entity(rc["address"], rc["name"], rc["type"], provider, mode)})
 	}
 	return out
+}
+
+// entity is Spacelift's entity of a resource change: entity_vendor
+// "terraform" (as Spacelift's, for OpenTofu stacks too), entity_type
+// "resource", and as data the provider and mode (managed or data) of the
+// resource, never its values (they may be sensitive: read them in
+// input.terraform, which is sanitized).
+func entity(address, name, typ any, provider, mode string) obj {
+	return obj{"address": address, "name": name, "type": typ, "entity_vendor": "terraform", "entity_type": "resource",
+		"data": obj{"provider_name": provider, "mode": mode}}
 }
 
 func changeAction(acts []any) string {
@@ -236,6 +288,8 @@ func (s *Service) runChanges(ctx context.Context, r run.Run) ([]any, error) {
 			Address         string          `json:"address"`
 			Name            string          `json:"name"`
 			Type            string          `json:"type"`
+			ProviderName    string          `json:"provider_name"`
+			Mode            string          `json:"mode"`
 			PreviousAddress json.RawMessage `json:"previous_address"`
 			Change          struct {
 				Actions []any `json:"actions"`
@@ -256,7 +310,7 @@ func (s *Service) runChanges(ctx context.Context, r run.Run) ([]any, error) {
 		}
 		moved := len(rc.PreviousAddress) > 0 && string(rc.PreviousAddress) != "null"
 		out = append(out, obj{"phase": "plan", "action": action, "moved": moved,
-			"entity": obj{"address": rc.Address, "name": rc.Name, "type": rc.Type, "entity_type": "resource"}})
+			"entity": entity(rc.Address, rc.Name, rc.Type, rc.ProviderName, rc.Mode)})
 	}
 	return out, nil
 }
@@ -292,4 +346,9 @@ func (s *Service) history(ctx context.Context, runID string) ([]any, error) {
 	return out, nil
 }
 
-func request(at time.Time) obj { return obj{"remote_ip": "", "timestamp_ns": ns(at)} }
+// request is a PLAN input's request: the address of the request that
+// created the run (as its creator_session's creator_ip; "" for runs Gantry
+// starts itself) and the time of the evaluation.
+func request(remoteIP string, at time.Time) obj {
+	return obj{"remote_ip": remoteIP, "timestamp_ns": ns(at)}
+}

@@ -160,11 +160,16 @@ func (s *Service) planInput(ctx context.Context, r run.Run, v stackView) (map[st
 	if err != nil {
 		return nil, err
 	}
+	sl := obj{
+		"run": ro, "stack": stackObject(v),
+		"commit": runCommit(r, v.Branch).object(), "request": request(r.Creator.IP, time.Now()),
+	}
+	// As Spacelift: on a stack's first run previous_run is missing, not null.
+	if prev != nil {
+		sl["previous_run"] = prev
+	}
 	input := obj{
-		"spacelift": obj{
-			"run": ro, "previous_run": prev, "stack": stackObject(v),
-			"commit": runCommit(r, v.Branch).object(), "request": request(time.Now()),
-		},
+		"spacelift":            sl,
 		"terraform":            plan,
 		"gantry":               obj{"resources": cloud.Normalize(plan)},
 		"third_party_metadata": obj{"custom": custom},
@@ -196,7 +201,7 @@ func (s *Service) customMetadata(ctx context.Context, runID string) (map[string]
 
 // previousRun is the stack's newest terminal tracked run before r (nil if
 // none), as Spacelift's previous_run; v is their stack.
-func (s *Service) previousRun(ctx context.Context, r run.Run, v stackView) (any, error) {
+func (s *Service) previousRun(ctx context.Context, r run.Run, v stackView) (obj, error) {
 	runs, _, err := s.runs.List(ctx, run.Filter{Stack: r.StackID, Type: run.Tracked, Cursor: r.ID, Limit: 20})
 	if err != nil {
 		return nil, err

@@ -79,6 +79,7 @@ func (s *Service) NotifyPush(ctx context.Context, stackID string, p Push, by Act
 	}
 	res := PushResult{Default: len(pols) == 0}
 	var d engine.Decision
+	owners := map[string][]string{} // the flags' owners: the push policies that set them
 	if res.Default {
 		res.Action = defaultPush(v, p)
 	} else {
@@ -91,6 +92,11 @@ func (s *Service) NotifyPush(ctx context.Context, stackID string, p Push, by Act
 			return res, errs.E(errs.Invalid, "push policy failed: %s", failClosed(ev))
 		}
 		d, res.Receipts = ev.Decision, ev.Receipts
+		for i, pd := range ev.Decisions {
+			for _, f := range pd.Flags {
+				owners[f] = append(owners[f], ev.Policies[i].ID)
+			}
+		}
 		res.Action, res.Message, res.Fail = d.PushAction(), d.Message, d.Fail
 	}
 	for _, runID := range d.Cancel {
@@ -121,13 +127,17 @@ func (s *Service) NotifyPush(ctx context.Context, stackID string, p Push, by Act
 	}
 	r, err := s.runs.Create(ctx, run.New{StackID: stackID, Type: typ, CommitSHA: p.SHA, CommitMessage: p.Message,
 		CommitBranch: p.Branch, CommitAuthor: p.Author, CommitTag: p.Tag, PullRequestID: pr,
-		TriggeredBy: "push:" + by.Name, Creator: run.Creator{Admin: by.Admin, Teams: by.Teams, Name: by.DisplayName, IP: by.IP}, Flags: flags, Reason: "push of " + short(p.SHA) + " to " + p.Branch})
+		TriggeredBy: pushTriggeredPrefix + by.Name, Creator: run.Creator{Admin: by.Admin, Teams: by.Teams, Name: by.DisplayName, IP: by.IP}, Flags: flags, FlagOwners: owners, Reason: "push of " + short(p.SHA) + " to " + p.Branch})
 	if err != nil {
 		return res, err
 	}
 	res.Run = &r
 	return res, nil
 }
+
+// pushTriggeredPrefix starts the triggered_by of runs a push started,
+// followed by who notified the push (policy inputs show null).
+const pushTriggeredPrefix = "push:"
 
 // NoTriggerFlag marks a run whose end must not evaluate trigger policies
 // (a push policy said `notrigger`).

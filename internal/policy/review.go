@@ -2,7 +2,9 @@ package policy
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -33,8 +35,10 @@ type Review struct {
 	RunState   string // the stage the run waited in when reviewed
 	RemoteIP   string
 	// Admin and Teams: the reviewer then (an admin? its IdP groups).
-	Admin     bool
-	Teams     []string
+	Admin bool
+	Teams []string
+	// Roles: the reviewer's roles in the run's space then.
+	Roles     []Role
 	CreatedAt time.Time
 }
 
@@ -75,9 +79,13 @@ func (s *Service) AddReview(ctx context.Context, runID string, by Actor, decisio
 		return r, err
 	}
 	err = s.db.Tx(ctx, func(ctx context.Context) error {
-		if _, err := s.db.Exec(ctx, `INSERT INTO run_reviews (id, run_id, author, author_name, decision, note, run_state, remote_ip, admin, teams, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
-			id.New("rev"), r.ID, author, by.DisplayName, decision, note, stageOf(r), remoteIP, by.Admin, labels.Encode(by.Teams), time.Now().UnixNano()); err != nil {
+		roles, err := json.Marshal(nonNilRoles(by.Roles))
+		if err != nil {
+			return err
+		}
+		if _, err := s.db.Exec(ctx, `INSERT INTO run_reviews (id, run_id, author, author_name, decision, note, run_state, remote_ip, admin, teams, roles, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+			id.New("rev"), r.ID, author, by.DisplayName, decision, note, stageOf(r), remoteIP, by.Admin, labels.Encode(by.Teams), string(roles), time.Now().UnixNano()); err != nil {
 			return err
 		}
 		if s.Audit == nil {
@@ -122,15 +130,18 @@ func (s *Service) Reviews(ctx context.Context, runID string) ([]Review, error) {
 	return db.Collect(ctx, s.db, func(row db.Scanner) (Review, error) {
 		var rv Review
 		var at int64
-		var teams string
-		if err := row.Scan(&rv.ID, &rv.RunID, &rv.Author, &rv.AuthorName, &rv.Decision, &rv.Note, &rv.RunState, &rv.RemoteIP, &rv.Admin, &teams, &at); err != nil {
+		var teams, roles string
+		if err := row.Scan(&rv.ID, &rv.RunID, &rv.Author, &rv.AuthorName, &rv.Decision, &rv.Note, &rv.RunState, &rv.RemoteIP, &rv.Admin, &teams, &roles, &at); err != nil {
 			return Review{}, err
 		}
 		rv.CreatedAt = time.Unix(0, at).UTC()
+		if err := json.Unmarshal([]byte(roles), &rv.Roles); err != nil {
+			return Review{}, fmt.Errorf("review %s: roles: %w", rv.ID, err)
+		}
 		var err error
 		rv.Teams, err = labels.Decode(teams)
 		return rv, err
-	}, `SELECT id, run_id, author, author_name, decision, note, run_state, remote_ip, admin, teams, created_at FROM run_reviews WHERE run_id = $1 ORDER BY id`, runID)
+	}, `SELECT id, run_id, author, author_name, decision, note, run_state, remote_ip, admin, teams, roles, created_at FROM run_reviews WHERE run_id = $1 ORDER BY id`, runID)
 }
 
 // reviewsInput is Spacelift's input.reviews: only each reviewer's newest
@@ -157,7 +168,7 @@ func (s *Service) reviewsInput(ctx context.Context, runID, stage string) (map[st
 		if rv.RunState == stage {
 			g = current
 		}
-		item := obj{"author": rv.Author, "state": rv.RunState, "state_version": 0, "note": rv.Note,
+		item := obj{"author": login(rv.Author), "author_roles": rolesInput(rv.Roles), "state": rv.RunState, "state_version": 0, "note": rv.Note,
 			"request": obj{"remote_ip": rv.RemoteIP, "timestamp_ns": ns(rv.CreatedAt)}, "session": session(rv.Author, rv.AuthorName, rv.RemoteIP, rv.Admin, rv.Teams)}
 		key := "approvals"
 		if rv.Decision == Reject {
@@ -166,4 +177,22 @@ func (s *Service) reviewsInput(ctx context.Context, runID, stage string) (map[st
 		g[key] = append(g[key].([]any), item)
 	}
 	return obj{"current": current, "older": older}, nil
+}
+
+func nonNilRoles(l []Role) []Role {
+	if l == nil {
+		return []Role{}
+	}
+	return l
+}
+
+// rolesInput is a review's author_roles: {"id", "slug", "name"} of each
+// role (id and slug are both the role's slug: Spacelift's policies read
+// slug, its stack roles id).
+func rolesInput(l []Role) []any {
+	out := make([]any, 0, len(l))
+	for _, r := range l {
+		out = append(out, obj{"id": r.Slug, "slug": r.Slug, "name": r.Name})
+	}
+	return out
 }

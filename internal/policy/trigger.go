@@ -72,7 +72,7 @@ func (s *Service) handleRunEnded(ctx context.Context, ev event) error {
 			return err // transient: the event is retried
 		}
 		for i := range evaluation.Receipts {
-			evaluation.Receipts[i].Messages = append(evaluation.Receipts[i].Messages, notes...)
+			evaluation.Receipts[i].Messages = append(evaluation.Receipts[i].Messages, notes[evaluation.Receipts[i].PolicyID]...)
 		}
 		if err := s.record(evaluation)(ctx, r.ID); err != nil {
 			return err
@@ -82,10 +82,11 @@ func (s *Service) handleRunEnded(ctx context.Context, ev event) error {
 }
 
 // startTriggered creates the runs a trigger decision asks for and returns
-// notes on what it started and on what it did not and why. A policy may
-// only trigger stacks that could use it: stacks whose space is the
-// policy's or inherits from it.
-func (s *Service) startTriggered(ctx context.Context, r run.Run, wf string, ev Evaluation) ([]string, error) {
+// notes, by policy, on what it started and on what it did not and why:
+// each policy's receipt tells only of the stacks that policy named. A
+// policy may only trigger stacks that could use it: stacks whose space is
+// the policy's or inherits from it.
+func (s *Service) startTriggered(ctx context.Context, r run.Run, wf string, ev Evaluation) (map[string][]string, error) {
 	if len(ev.Decision.Trigger) == 0 {
 		return nil, nil
 	}
@@ -100,35 +101,59 @@ func (s *Service) startTriggered(ctx context.Context, r run.Run, wf string, ev E
 	for _, w := range workflow {
 		ran[w.StackID] = true
 	}
-	var notes []string
+	owners, err := s.FlagOwners(ctx, r.ID) // carried over with the flags
+	if err != nil {
+		return nil, err
+	}
+	notes := map[string][]string{}
+	// note adds a note to the receipts of the policies in by.
+	note := func(by []string, format string, args ...any) {
+		for _, p := range by {
+			notes[p] = append(notes[p], fmt.Sprintf(format, args...))
+		}
+	}
 	lineages := map[string][]string{}
 	for _, target := range ev.Decision.Trigger {
+		named := namedBy(ev, target)
 		if ran[target] {
-			notes = append(notes, fmt.Sprintf("stack %s not triggered: it already ran in workflow %s (loop protection)", target, wf))
+			note(named, "stack %s not triggered: it already ran in workflow %s (loop protection)", target, wf)
 			continue
 		}
-		by, why, err := s.triggerAllowed(ctx, target, ev, lineages)
+		by, err := s.triggerAllowed(ctx, target, ev, lineages)
 		if err != nil {
 			return nil, err
 		}
+		// A policy that named the stack but may not trigger it.
+		note(slices.DeleteFunc(slices.Clone(named), func(p string) bool { return slices.Contains(by, p) }),
+			"stack %s not triggered: %s", target, notTriggerable)
 		if len(by) == 0 {
-			notes = append(notes, fmt.Sprintf("stack %s not triggered: %s", target, why))
 			continue
 		}
 		created, err := s.runs.Create(ctx, run.New{StackID: target, Type: run.Tracked, TriggeredBy: TriggeredBy(by), WorkflowID: wf,
-			Flags:  r.Flags,
+			Flags: r.Flags, FlagOwners: owners,
 			Reason: fmt.Sprintf("triggered by policy %s after run %s of stack %s ended %s", strings.Join(by, ","), r.ID, r.StackID, r.State)})
 		switch {
 		case errs.Is(err, errs.Invalid) || errs.Is(err, errs.NotFound) || errs.Is(err, errs.Conflict):
-			notes = append(notes, fmt.Sprintf("stack %s not triggered: %v", target, err))
+			note(by, "stack %s not triggered: %v", target, err)
 			continue
 		case err != nil:
 			return nil, fmt.Errorf("triggering stack %s: %w", target, err)
 		}
 		ran[target] = true
-		notes = append(notes, fmt.Sprintf("triggered run %s on stack %s", created.ID, target))
+		note(by, "triggered run %s on stack %s", created.ID, target)
 	}
 	return notes, nil
+}
+
+// namedBy returns the policies whose decision named target.
+func namedBy(ev Evaluation, target string) []string {
+	var out []string
+	for i, d := range ev.Decisions {
+		if slices.Contains(d.Trigger, target) {
+			out = append(out, ev.Policies[i].ID)
+		}
+	}
+	return out
 }
 
 // notTriggerable is why a policy may not trigger a stack, the same words
@@ -138,19 +163,20 @@ func (s *Service) startTriggered(ctx context.Context, r run.Run, wf string, ev E
 const notTriggerable = "no such stack in the space of the policy that named it or in a space that inherits from it"
 
 // triggerAllowed returns the policies that named target and may trigger
-// it (target's space is theirs or inherits from it), or why none may.
-func (s *Service) triggerAllowed(ctx context.Context, target string, ev Evaluation, lineages map[string][]string) ([]string, string, error) {
+// it (target's space is theirs or inherits from it); none when target is
+// no stack.
+func (s *Service) triggerAllowed(ctx context.Context, target string, ev Evaluation, lineages map[string][]string) ([]string, error) {
 	st, err := s.stacks.Get(ctx, target)
 	if errs.Is(err, errs.NotFound) {
-		return nil, notTriggerable, nil
+		return nil, nil
 	}
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	lin, ok := lineages[st.Space]
 	if !ok {
 		if lin, _, err = s.lineageIDs(ctx, st.Space); err != nil {
-			return nil, "", err
+			return nil, err
 		}
 		lineages[st.Space] = lin
 	}
@@ -160,10 +186,7 @@ func (s *Service) triggerAllowed(ctx context.Context, target string, ev Evaluati
 			by = append(by, ev.Policies[i].ID)
 		}
 	}
-	if len(by) == 0 {
-		return nil, notTriggerable, nil
-	}
-	return by, "", nil
+	return by, nil
 }
 
 // workflow returns the runs of a workflow, oldest first.
@@ -257,6 +280,10 @@ func (s *Service) stacksInput(ctx context.Context, policySpaces map[string]bool)
 		if err != nil {
 			return nil, err
 		}
+		applied, err := s.runs.AppliedToolVersions(ctx, ids)
+		if err != nil {
+			return nil, err
+		}
 		for _, st := range page {
 			sv, ok := spaces[st.Space]
 			if !ok {
@@ -274,7 +301,7 @@ func (s *Service) stacksInput(ctx context.Context, policySpaces map[string]bool)
 			if !sv.visible {
 				continue
 			}
-			view := stackView{Stack: st, space: sv.space, state: states[st.ID]}
+			view := stackView{Stack: st, space: sv.space, state: states[st.ID], applied: applied[st.ID]}
 			if r, ok := tracked[st.ID]; ok {
 				view.tracked = &r
 			}

@@ -205,9 +205,12 @@ type New struct {
 	Reason        string
 	WorkflowID    string   // the trigger chain the run joins
 	Flags         []string // flags carried over (from the run that triggered it)
-	Drift         bool     // a drift detection run (PROPOSED only)
-	Targets       []string // resource addresses to limit the plan to (TRACKED and PROPOSED)
-	Creator       Creator  // what policies see of TriggeredBy
+	// FlagOwners are the policies that own each of Flags (flag -> policy
+	// ids): only they may reset it. A flag without owners stays.
+	FlagOwners map[string][]string
+	Drift      bool     // a drift detection run (PROPOSED only)
+	Targets    []string // resource addresses to limit the plan to (TRACKED and PROPOSED)
+	Creator    Creator  // what policies see of TriggeredBy
 }
 
 // Create queues a run and lets it go if the stack is free.
@@ -279,6 +282,16 @@ func (s *Service) Create(ctx context.Context, in New) (Run, error) {
 		if k, _ := res.RowsAffected(); k != 1 {
 			return errs.E(errs.NotFound, "stack %q not found", in.StackID)
 		}
+		for flag, owners := range in.FlagOwners {
+			if !slices.Contains(in.Flags, flag) {
+				continue
+			}
+			for _, p := range owners {
+				if _, err := s.db.Exec(ctx, `INSERT INTO run_flag_owners (run_id, flag, policy_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`, runID, flag, p); err != nil {
+					return err
+				}
+			}
+		}
 		reason := in.Reason
 		if reason == "" {
 			reason = "triggered by " + in.TriggeredBy
@@ -324,8 +337,9 @@ func (s *Service) Create(ctx context.Context, in New) (Run, error) {
 	return r, err
 }
 
-// act applies a person's action to a run in one of the allowed states.
-func (s *Service) act(ctx context.Context, runID, action string, allowed []string, c change) (Run, error) {
+// act applies a person's action to a run in one of the allowed states (and
+// that check, if not nil, accepts).
+func (s *Service) act(ctx context.Context, runID, action string, allowed []string, check func(Run) error, c change) (Run, error) {
 	var r Run
 	err := s.tx(ctx, func(ctx context.Context, n *notes) error {
 		var err error
@@ -334,6 +348,11 @@ func (s *Service) act(ctx context.Context, runID, action string, allowed []strin
 		}
 		if !contains(allowed, r.State) {
 			return errs.E(errs.Conflict, "cannot %s run %s: it is %s (%s is possible only when %s)", action, runID, r.State, action, strings.Join(allowed, " or "))
+		}
+		if check != nil {
+			if err := check(r); err != nil {
+				return err
+			}
 		}
 		before := r.State
 		if err := s.transition(ctx, n, &r, c); err != nil {
@@ -352,17 +371,29 @@ func (s *Service) act(ctx context.Context, runID, action string, allowed []strin
 
 // Confirm lets an UNCONFIRMED run apply its saved plan.
 func (s *Service) Confirm(ctx context.Context, runID, actor string) (Run, error) {
-	return s.act(ctx, runID, "confirm", []string{Unconfirmed}, change{to: Confirmed, actor: actor, reason: "confirmed by " + actor})
+	return s.act(ctx, runID, "confirm", []string{Unconfirmed}, nil, change{to: Confirmed, actor: actor, reason: "confirmed by " + actor})
 }
 
-// Discard drops an UNCONFIRMED run's plan.
+// Discard drops the plan of an UNCONFIRMED run, or of one waiting for a
+// review at UNCONFIRMED (PENDING_REVIEW): as in Spacelift, a run that
+// needs approval before it is confirmed can be discarded at any point.
 func (s *Service) Discard(ctx context.Context, runID, actor string) (Run, error) {
-	return s.act(ctx, runID, "discard", []string{Unconfirmed}, change{to: Discarded, actor: actor, reason: "discarded by " + actor})
+	return s.act(ctx, runID, "discard", []string{Unconfirmed, PendingReview}, discardable, change{to: Discarded, actor: actor, reason: "discarded by " + actor})
+}
+
+// discardable refuses the discard of a run waiting for a review before it
+// started or after a proposed plan: it has no plan to discard.
+func discardable(r Run) error {
+	if r.State == PendingReview && r.ReviewFrom != Unconfirmed {
+		return errs.E(errs.Conflict, "cannot discard run %s: it is PENDING_REVIEW from %s (discard is possible only when UNCONFIRMED, or PENDING_REVIEW from UNCONFIRMED; cancel a run that has not started)",
+			r.ID, r.ReviewFrom)
+	}
+	return nil
 }
 
 // Cancel ends a run that has not started.
 func (s *Service) Cancel(ctx context.Context, runID, actor string) (Run, error) {
-	return s.act(ctx, runID, "cancel", []string{Queued, Ready, PendingReview}, change{to: Canceled, actor: actor, reason: "canceled by " + actor})
+	return s.act(ctx, runID, "cancel", []string{Queued, Ready, PendingReview}, nil, change{to: Canceled, actor: actor, reason: "canceled by " + actor})
 }
 
 // Stop asks the worker of a running run to stop it: at its next heartbeat

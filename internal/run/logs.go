@@ -3,6 +3,7 @@ package run
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"time"
 	"unicode/utf8"
@@ -367,16 +368,48 @@ var SealedColumns = []secrets.SealedColumn{{Table: "run_artifacts", Column: "dat
 
 // PutArtifact stores an artifact of the run, encrypted.
 func (s *Service) PutArtifact(ctx context.Context, runID, name string, data []byte) error {
-	return s.putArtifact(ctx, runID, name, s.box.Seal(data, artifactAAD(runID, name)))
+	return s.putArtifact(ctx, runID, name, planToolVersion(name, data), s.box.Seal(data, artifactAAD(runID, name)))
 }
 
 // PutArtifactPlain is PutArtifact of an artifact read into p, which it
 // seals where it lies (a large plan is held once): p is used up.
 func (s *Service) PutArtifactPlain(ctx context.Context, runID, name string, p *secrets.Plaintext) error {
-	return s.putArtifact(ctx, runID, name, s.box.SealPlaintext(p, artifactAAD(runID, name)))
+	version := planToolVersion(name, p.Bytes())
+	return s.putArtifact(ctx, runID, name, version, s.box.SealPlaintext(p, artifactAAD(runID, name)))
 }
 
-func (s *Service) putArtifact(ctx context.Context, runID, name string, sealed []byte) error {
+// planToolVersion is the version of the tool that made a plan JSON (its
+// terraform_version, which `show -json` writes among its first keys: only
+// the first 64 KiB are read); "" for other artifacts, or if not found.
+func planToolVersion(name string, data []byte) string {
+	if name != ArtifactPlanJSON {
+		return ""
+	}
+	dec := json.NewDecoder(bytes.NewReader(data[:min(len(data), 64<<10)]))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return ""
+	}
+	for dec.More() {
+		key, err := dec.Token()
+		if err != nil {
+			return ""
+		}
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return ""
+		}
+		if key == "terraform_version" {
+			var version string
+			if json.Unmarshal(v, &version) != nil || len(version) > 64 {
+				return ""
+			}
+			return version
+		}
+	}
+	return ""
+}
+
+func (s *Service) putArtifact(ctx context.Context, runID, name, toolVersion string, sealed []byte) error {
 	return s.db.Tx(ctx, func(ctx context.Context) error {
 		// Touching the run row locks it (PostgreSQL) until the artifact is
 		// stored, so a run cannot end, and drop its workspace, in between.
@@ -389,6 +422,11 @@ func (s *Service) putArtifact(ctx context.Context, runID, name string, sealed []
 				return err
 			}
 			return errs.E(errs.Conflict, "run %s has ended: artifacts are no longer accepted", runID)
+		}
+		if toolVersion != "" {
+			if _, err := s.db.Exec(ctx, `UPDATE runs SET tool_version = $2 WHERE id = $1`, runID, toolVersion); err != nil {
+				return err
+			}
 		}
 		_, err = s.db.Exec(ctx, `INSERT INTO run_artifacts (run_id, name, data, created_at) VALUES ($1, $2, $3, $4)
 			ON CONFLICT (run_id, name) DO UPDATE SET data = excluded.data, created_at = excluded.created_at`, runID, name, sealed, time.Now().UnixNano())

@@ -346,6 +346,33 @@ func (s *Service) StackStates(ctx context.Context, stackIDs []string) (map[strin
 	return out, rows.Err()
 }
 
+// AppliedToolVersions returns, per stack, the tool version of its newest
+// run that applied changes (a tracked or destroy run that finished with
+// changes, whose plan JSON named its version): Spacelift's stack
+// terraform_version. Stacks without one are missing from the map.
+func (s *Service) AppliedToolVersions(ctx context.Context, stackIDs []string) (map[string]string, error) {
+	out := make(map[string]string, len(stackIDs))
+	if len(stackIDs) == 0 {
+		return out, nil
+	}
+	in, args := db.InList(stackIDs, 0)
+	// One index seek per stack (runs_applied), newest first.
+	type applied struct{ stack, version string }
+	rows, err := db.Collect(ctx, s.db, func(row db.Scanner) (applied, error) {
+		var a applied
+		return a, row.Scan(&a.stack, &a.version)
+	}, `SELECT stack_id, tool_version FROM runs WHERE id IN (SELECT (SELECT t.id FROM runs t WHERE t.stack_id = st.id
+			AND t.state = 'FINISHED' AND t.has_changes AND t.tool_version <> '' AND t.type IN ('TRACKED', 'DESTROY') ORDER BY t.id DESC LIMIT 1)
+		FROM stacks st WHERE st.id IN (`+in+`))`, args...)
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range rows {
+		out[a.stack] = a.version
+	}
+	return out, nil
+}
+
 // TrackedCommits returns, per stack, its newest tracked run on its tracked
 // branch whose commit is known (Spacelift's tracked_commit); stacks
 // without one are missing from the map.
