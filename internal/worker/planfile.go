@@ -115,9 +115,14 @@ func (j *jobRun) putFile(ctx context.Context, name string, f *os.File) error {
 // planPath is the saved plan's path.
 func (j *jobRun) planPath() string { return filepath.Join(j.root, planFile) }
 
-// planRel is the saved plan's path in the packed workspace.
+// planRel is the saved plan's path in the packed workspace (j.root has
+// the links on the way to src resolved).
 func (j *jobRun) planRel() string {
-	rel, err := filepath.Rel(filepath.Join(j.dir, "src"), j.planPath())
+	src := filepath.Join(j.dir, "src")
+	if real, err := filepath.EvalSymlinks(src); err == nil {
+		src = real
+	}
+	rel, err := filepath.Rel(src, j.planPath())
 	if err != nil {
 		return planFile
 	}

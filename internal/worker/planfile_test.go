@@ -2,9 +2,13 @@ package worker
 
 import (
 	"context"
+	"io"
+	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gantry-iac/gantry/internal/workerapi"
 )
@@ -77,5 +81,27 @@ func TestChangedPlanIsRefused(t *testing.T) {
 	}
 	if _, err := os.Stat(fx.record + "/apply.env"); err == nil {
 		t.Error("the apply job applied the changed plan")
+	}
+}
+
+// A work directory reached through a symbolic link: the saved plan is
+// found in the packed workspace all the same (the project root has the
+// link resolved, the job's directory not).
+func TestSavedPlanUnderALinkedWorkDir(t *testing.T) {
+	fx := newJobFixture(t, nil)
+	link := filepath.Join(t.TempDir(), "work")
+	if err := os.Symlink(fx.work, link); err != nil {
+		t.Fatal(err)
+	}
+	fx.worker = New(Config{Name: "test", ServerURL: "http://127.0.0.1:9", WorkDir: link, Resolver: fx.worker.cfg.Resolver,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), HeartbeatEvery: 20 * time.Millisecond, ClaimWait: time.Second}, fx.proto)
+	fx.proto.next = "save"
+	fx.worker.execute(context.Background(), fx.job("plan"), 0)
+	if fx.proto.handoffs != 1 || len(fx.proto.finishes) != 0 {
+		t.Fatalf("handoffs = %d, finishes = %+v; want the plan saved", fx.proto.handoffs, fx.proto.finishes)
+	}
+	fx.worker.execute(context.Background(), fx.job("apply"), 0)
+	if len(fx.proto.finishes) != 1 || !fx.proto.finishes[0].OK {
+		t.Fatalf("apply job finishes = %+v, want OK", fx.proto.finishes)
 	}
 }
