@@ -353,3 +353,76 @@ func TestManagedStateOff(t *testing.T) {
 		}
 	}
 }
+
+// evilStateHook is an after_plan hook, code of the run, that tries to
+// write the stack's state and keeps a lock of its own past the plan, with
+// the run's own state credentials.
+const evilStateHook = `code() { curl -s -o /dev/null -w "%{http_code}" -u "gantry:$TF_HTTP_PASSWORD" "$@"; }
+echo "evil-post=$(code -X POST --data-binary '{"version":4,"serial":7,"lineage":"evil","outputs":{"injected":{"value":"x","type":"string"}},"resources":[]}' "$TF_HTTP_ADDRESS")"
+echo "evil-lock=$(code -X LOCK --data-binary '{"ID":"evil-hold"}' "$TF_HTTP_ADDRESS")"`
+
+// While a tracked run plans, its state credentials read and lock the
+// state but do not write it; what the run locked while planning is let go
+// when the plan ends: at UNCONFIRMED a person may lock the state, and the
+// confirmed apply (or, with autodeploy, the apply at once) locks and
+// writes it.
+func TestPlanningStateReadOnly(t *testing.T) {
+	t.Parallel()
+	requireSetup(t)
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Skip("needs curl")
+	}
+	s := StartServer(t, ServerConfig{})
+	repo := NewRepo(t, map[string]string{"main.tf": staticConfig("v1")})
+	s.CreateStack(t, "manual", repo.URL, "--after-plan", evilStateHook)
+	var r apiv1.Run
+	if res := s.GantryJSON(t, &r, "stack", "deploy", "--id", "manual", "--wait"); res.Code != 0 || r.State != apiv1.StateUnconfirmed {
+		t.Fatalf("deploy --wait: want UNCONFIRMED\n%s\n%s", res, s.Describe(t, r))
+	}
+	logs := s.Logs(t, "manual", r.ID)
+	for _, want := range []string{"evil-post=403", "evil-lock=200"} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("the log has no %q:\n%s", want, logs)
+		}
+	}
+	if n := len(s.StateVersions(t, "manual")); n != 0 {
+		t.Fatalf("%d state versions before confirmation, want 0", n)
+	}
+	lock := func(method, id string) int {
+		t.Helper()
+		out, err := exec.Command("curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-u", "e2e:"+s.Token,
+			"-X", method, "--data-binary", `{"ID":"`+id+`"}`, s.StateURL("manual")).Output()
+		if err != nil {
+			t.Fatalf("curl: %v", err)
+		}
+		code, _ := strconv.Atoi(string(out))
+		return code
+	}
+	if code := lock("LOCK", "person"); code != 200 {
+		t.Fatalf("a person's LOCK at UNCONFIRMED = %d, want 200: the run's lock outlived its plan", code)
+	}
+	if code := lock("UNLOCK", "person"); code != 200 {
+		t.Fatalf("UNLOCK = %d", code)
+	}
+	var confirmed apiv1.Run
+	if res := s.GantryJSON(t, &confirmed, "stack", "confirm", "--id", "manual", "--run", r.ID, "--wait"); res.Code != 0 || confirmed.State != apiv1.StateFinished {
+		t.Fatalf("confirm --wait: want FINISHED\n%s\n%s", res, s.Describe(t, s.GetRun(t, r.ID)))
+	}
+	if cur := CurrentVersion(t, s.StateVersions(t, "manual")); cur.Run != r.ID || cur.Lineage == "evil" {
+		t.Errorf("current state = %+v, want the apply's", cur)
+	}
+	if _, ok := s.Outputs(t, "manual")["injected"]; ok {
+		t.Error("the state has the output the plan's hook injected")
+	}
+
+	// Autodeploy: the hook's lock goes when the run moves on to apply.
+	s.CreateStack(t, "auto", repo.URL, "--autodeploy", "--after-plan", evilStateHook)
+	auto := s.WaitRun(t, s.Deploy(t, "auto").ID, apiv1.StateFinished)
+	logs = s.Logs(t, "auto", auto.ID)
+	if !strings.Contains(logs, "evil-post=403") || !strings.Contains(logs, "Apply complete") {
+		t.Errorf("autodeploy log:\n%s", logs)
+	}
+	if cur := CurrentVersion(t, s.StateVersions(t, "auto")); cur.Run != auto.ID || cur.Lineage == "evil" {
+		t.Errorf("current state = %+v, want the apply's", cur)
+	}
+}

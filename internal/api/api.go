@@ -279,7 +279,7 @@ func (a *API) authenticate(r *http.Request) (p auth.Principal, err error) {
 		if err != nil {
 			return auth.Principal{}, err // could not be checked: 5xx, retried
 		}
-		return auth.Principal{Kind: "run", ID: rn.ID, StackID: rn.StackID, Name: rn.ID, RunType: rn.Type, ManagedState: managed}, nil
+		return auth.Principal{Kind: "run", ID: rn.ID, StackID: rn.StackID, Name: rn.ID, RunType: rn.Type, RunState: rn.State, ManagedState: managed}, nil
 	}
 	if strings.HasPrefix(token, auth.SessionPrefix) {
 		p, err = a.Users.Authenticate(r.Context(), token)

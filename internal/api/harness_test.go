@@ -88,6 +88,7 @@ func newAPIEnv(t *testing.T, opts ...func(*api.API)) *apiEnv {
 	e := &apiEnv{t: t, stacks: stack.NewService(d, box), runs: run.NewService(d, events.NewHub(), box, log),
 		state: state.NewService(d, box), logs: logs, db: d}
 	e.runs.OnTerminal = func(ctx context.Context, r run.Run) error { return e.state.ReleaseRun(ctx, r.ID) }
+	e.runs.OnPlanEnd = e.runs.OnTerminal // as the server does
 	keys := auth.NewKeys(d)
 	if e.token, err = keys.Create(ctx, "admin", ""); err != nil {
 		t.Fatal(err)

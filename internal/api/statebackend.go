@@ -393,7 +393,12 @@ func (a *API) stackMasker(ctx context.Context, st stack.Stack) (*secrets.Masker,
 }
 
 // runStateAccess limits what a run's own state token may do: a proposed
-// run (which never writes state) may only read it, and a run may only
+// run (which never writes state) may only read it; a tracked or destroy
+// run may write it only while it applies (APPLYING): while it prepares,
+// initializes and plans, its code (hooks, providers, what they leave
+// running) may read and lock the state (`plan` locks it) but not change
+// it before anyone saw the plan. A task writes whenever its command runs
+// (its PERFORMING is reported while the command starts). A run may only
 // unlock the lock it holds itself (the 423 answer to a LOCK shows the
 // holder's lock id, which must not let a run release another's lock).
 func (a *API) runStateAccess(r *http.Request, p auth.Principal, stackID string) error {
@@ -402,6 +407,9 @@ func (a *API) runStateAccess(r *http.Request, p auth.Principal, stackID string) 
 	}
 	if p.RunType == run.Proposed {
 		return errs.E(errs.Forbidden, "a proposed run may only read the state of stack %s", stackID)
+	}
+	if r.Method == http.MethodPost && p.RunType != run.Task && p.RunState != run.Applying {
+		return errs.E(errs.Forbidden, "run %s is %s: a run may write the state of stack %s only while it applies (APPLYING); before that it may read and lock it", p.ID, p.RunState, stackID)
 	}
 	// An UNLOCK of a lock another holds is refused by State.Release.
 	return nil

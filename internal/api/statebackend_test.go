@@ -17,6 +17,7 @@ import (
 
 	"github.com/gantry-iac/gantry/internal/apiv1"
 	"github.com/gantry-iac/gantry/internal/auth"
+	"github.com/gantry-iac/gantry/internal/run"
 )
 
 func md5Header(s string) map[string]string {
@@ -165,6 +166,7 @@ func TestStateBackendRunToken(t *testing.T) {
 		t.Fatalf("Claim = %v, %v", claimed, err)
 	}
 	tok := claimed.StateToken
+	e.applying(rn.ID, "wkr-test")
 	if r := e.tfstate("LOCK", "web", "", tok, lockInfo("run-lock", "OperationTypeApply"), nil); r.status != 200 {
 		t.Fatalf("LOCK with the run token = %s", r)
 	}
@@ -326,6 +328,7 @@ func TestStateBackendRunLockNotForPeople(t *testing.T) {
 	if err != nil || claimed == nil {
 		t.Fatalf("Claim = %v, %v", claimed, err)
 	}
+	e.applying(claimed.Run.ID, "wkr-test")
 	if r := e.tfstate("LOCK", "web", "", claimed.StateToken, lockInfo("run-lock", "OperationTypeApply"), nil); r.status != 200 {
 		t.Fatalf("the run's LOCK = %s", r)
 	}
@@ -441,5 +444,116 @@ func TestStateLockBodyReadErrors(t *testing.T) {
 	body, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != 400 || !strings.Contains(string(body), "unexpected EOF") || strings.Contains(string(body), "larger") {
 		t.Errorf("truncated lock info = %d %s, want 400 saying the body ended early", resp.StatusCode, body)
+	}
+}
+
+// applying takes a claimed tracked run through its plan, with changes, to
+// APPLYING, as an autodeploy stack's worker does.
+func (e *apiEnv) applying(runID, worker string) {
+	e.t.Helper()
+	ctx := context.Background()
+	for _, to := range []string{run.Initializing, run.Planning} {
+		if _, err := e.runs.Phase(ctx, runID, worker, to, "", ""); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+	if next, _, err := e.runs.Planned(ctx, runID, worker, true, run.Delta{Add: 1}, true); err != nil || next != run.NextApply {
+		e.t.Fatalf("Planned = %q, %v; want apply", next, err)
+	}
+}
+
+// While it prepares, initializes and plans, a tracked run's state token
+// reads and locks the state (`plan` locks it) but does not write it; what
+// it locked is released when the plan ends, whether the run waits for a
+// person (UNCONFIRMED) or applies at once (autodeploy), and the apply
+// writes.
+func TestStateBackendPlanningIsReadOnly(t *testing.T) {
+	ctx := context.Background()
+	e := newAPIEnv(t)
+	e.createStack("web", nil)
+	if r := e.tfstate("POST", "web", "", e.token, stateDoc(1, "lin", 0), nil); r.status != 200 {
+		t.Fatalf("a person's POST = %s", r)
+	}
+	planning := func(worker string) *run.Claimed {
+		t.Helper()
+		rn := e.createRun("web", "TRACKED")
+		cl, err := e.runs.Claim(ctx, "", worker)
+		if err != nil || cl == nil || cl.Run.ID != rn.ID {
+			t.Fatalf("Claim = %v, %v", cl, err)
+		}
+		wantError(t, e.tfstate("POST", "web", "", cl.StateToken, stateDoc(2, "lin", 1), nil), 403, "forbidden")
+		for _, to := range []string{run.Initializing, run.Planning} {
+			if _, err := e.runs.Phase(ctx, rn.ID, worker, to, "", ""); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if r := e.tfstate("GET", "web", "", cl.StateToken, "", nil); r.status != 200 {
+			t.Fatalf("GET while planning = %s", r)
+		}
+		if r := e.tfstate("LOCK", "web", "", cl.StateToken, lockInfo("tofu-plan", "OperationTypePlan"), nil); r.status != 200 {
+			t.Fatalf("LOCK while planning = %s", r)
+		}
+		r := e.tfstate("POST", "web", "ID=tofu-plan", cl.StateToken, stateDoc(2, "lin", 1), nil)
+		wantError(t, r, 403, "forbidden")
+		if !strings.Contains(string(r.body), "PLANNING") || !strings.Contains(string(r.body), "APPLYING") {
+			t.Errorf("403 = %s, want it to name the phase", r.body)
+		}
+		if r := e.tfstate("UNLOCK", "web", "", cl.StateToken, lockInfo("tofu-plan", ""), nil); r.status != 200 {
+			t.Fatalf("UNLOCK while planning = %s", r)
+		}
+		// Code of the run keeps a lock of its own past the plan.
+		if r := e.tfstate("LOCK", "web", "", cl.StateToken, lockInfo("evil-hold", "OperationTypePlan"), nil); r.status != 200 {
+			t.Fatalf("LOCK while planning = %s", r)
+		}
+		return cl
+	}
+
+	// Waiting for a person: the lock goes at the hand-off.
+	cl := planning("wkr-1")
+	if next, _, err := e.runs.Planned(ctx, cl.Run.ID, "wkr-1", true, run.Delta{Add: 1}, false); err != nil || next != run.NextSave {
+		t.Fatalf("Planned = %q, %v", next, err)
+	}
+	wantLocked(t, e.tfstate("LOCK", "web", "", e.token, lockInfo("person", "OperationTypePlan"), nil), "evil-hold")
+	if err := e.runs.PutArtifact(ctx, cl.Run.ID, "workspace", []byte("ws")); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := e.runs.HandOff(ctx, cl.Run.ID, "wkr-1"); err != nil || r.State != run.Unconfirmed {
+		t.Fatalf("HandOff = %s, %v", r.State, err)
+	}
+	if r := e.tfstate("LOCK", "web", "", e.token, lockInfo("person", "OperationTypePlan"), nil); r.status != 200 {
+		t.Fatalf("a person's LOCK at UNCONFIRMED = %s, want the run's lock released", r)
+	}
+	if r := e.tfstate("UNLOCK", "web", "", e.token, lockInfo("person", ""), nil); r.status != 200 {
+		t.Fatal(r)
+	}
+	// Confirmed, the apply job writes.
+	if _, err := e.runs.Confirm(ctx, cl.Run.ID, "api_key::admin"); err != nil {
+		t.Fatal(err)
+	}
+	apply, err := e.runs.Claim(ctx, "", "wkr-2")
+	if err != nil || apply == nil || apply.Kind != run.KindApply {
+		t.Fatalf("Claim = %+v, %v", apply, err)
+	}
+	if r := e.tfstate("LOCK", "web", "", apply.StateToken, lockInfo("tofu-apply", "OperationTypeApply"), nil); r.status != 200 {
+		t.Fatalf("the apply's LOCK = %s", r)
+	}
+	if r := e.tfstate("POST", "web", "ID=tofu-apply", apply.StateToken, stateDoc(2, "lin", 1), nil); r.status != 200 {
+		t.Fatalf("the apply's POST = %s", r)
+	}
+	if _, err := e.runs.Finish(ctx, cl.Run.ID, "wkr-2", true, ""); err != nil {
+		t.Fatal(err)
+	}
+
+	// Autodeploy: the lock goes when the run moves on to APPLYING, in the
+	// same job, whose token then writes.
+	cl = planning("wkr-3")
+	if next, _, err := e.runs.Planned(ctx, cl.Run.ID, "wkr-3", true, run.Delta{Add: 1}, true); err != nil || next != run.NextApply {
+		t.Fatalf("Planned = %q, %v", next, err)
+	}
+	if r := e.tfstate("LOCK", "web", "", cl.StateToken, lockInfo("tofu-apply", "OperationTypeApply"), nil); r.status != 200 {
+		t.Fatalf("the apply's LOCK = %s, want the plan's lock released", r)
+	}
+	if r := e.tfstate("POST", "web", "ID=tofu-apply", cl.StateToken, stateDoc(3, "lin", 2), nil); r.status != 200 {
+		t.Fatalf("the apply's POST = %s", r)
 	}
 }

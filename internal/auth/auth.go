@@ -28,9 +28,10 @@ type Principal struct {
 	// "name" claim; "" if none, and for API keys and runs).
 	DisplayName string
 	StackID     string // for run tokens: the only stack it may touch
-	// RunType and ManagedState describe a run token's run and its stack
-	// when it was authenticated.
+	// RunType, RunState and ManagedState describe a run token's run and
+	// its stack when it was authenticated.
 	RunType      string
+	RunState     string
 	ManagedState bool
 	Admin        bool
 	// User is the signed-in user (sessions, and API keys a user made for

@@ -269,8 +269,17 @@ func (a *app) logsCommand() *cobra.Command {
 			} else if _, err := stackOf(ctx, c, id, runID); err != nil {
 				return err
 			}
+			// On a terminal, the control sequences of the run's output
+			// are shown, not obeyed; piped or with -o json, the log is
+			// written as stored.
+			out := a.stdout
+			if a.output != "json" && isTerminalOut(a.stdout) {
+				ts := &termSafe{w: a.stdout}
+				defer ts.Flush()
+				out = ts
+			}
 			if follow {
-				return c.FollowLogs(ctx, runID, a.stdout)
+				return c.FollowLogs(ctx, runID, out)
 			}
 			var offset int64
 			for {
@@ -281,7 +290,7 @@ func (a *app) logsCommand() *cobra.Command {
 				if chunk.Data == "" || chunk.NextOffset <= offset {
 					return nil
 				}
-				if _, err := io.WriteString(a.stdout, chunk.Data); err != nil {
+				if _, err := io.WriteString(out, chunk.Data); err != nil {
 					return err
 				}
 				offset = chunk.NextOffset

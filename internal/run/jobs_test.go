@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -491,5 +492,43 @@ func TestUnclaim(t *testing.T) {
 		if _, err := f.runs.Unclaim(f.ctx, r.ID, "gone"); err == nil {
 			t.Fatal("a worker that does not hold the run gave it back")
 		}
+	})
+}
+
+// OnPlanEnd runs when a run leaves PLANNING for a state that is not
+// terminal: at the hand-off (UNCONFIRMED) and when autodeploy moves it on
+// to APPLYING; not when the plan ends the run (OnTerminal does), nor at
+// other transitions.
+func TestOnPlanEnd(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newFixture(t, d)
+		var calls []string
+		f.runs.OnPlanEnd = func(_ context.Context, x run.Run) error {
+			calls = append(calls, x.ID+" "+x.State)
+			return nil
+		}
+		handed, _ := f.runIn(t, run.Planning)
+		if next := f.planned(t, handed.ID, true, false); next != run.NextSave {
+			t.Fatalf("Planned = %q", next)
+		}
+		if len(calls) != 0 {
+			t.Fatalf("OnPlanEnd calls before the hand-off = %q", calls)
+		}
+		f.handOff(t, handed.ID)
+		auto, _ := f.runIn(t, run.Applying)
+		ended, _ := f.runIn(t, run.Planning)
+		f.planned(t, ended.ID, false, false)
+		want := []string{handed.ID + " " + run.Unconfirmed, auto.ID + " " + run.Applying}
+		if !slices.Equal(calls, want) {
+			t.Fatalf("OnPlanEnd calls = %q, want %q", calls, want)
+		}
+		// A failing hook undoes the transition.
+		boom := errors.New("boom")
+		f.runs.OnPlanEnd = func(context.Context, run.Run) error { return boom }
+		r, _ := f.runIn(t, run.Planning)
+		if _, _, err := f.runs.Planned(f.ctx, r.ID, worker, true, run.Delta{Add: 1}, true); !errors.Is(err, boom) {
+			t.Fatalf("Planned with a failing hook = %v, want boom", err)
+		}
+		f.wantState(t, r.ID, run.Planning)
 	})
 }

@@ -123,6 +123,7 @@ func (s *Service) transitions(ctx context.Context, n *notes, r *Run, steps ...ch
 	}
 	lastSeq := slices.Min(seqs) - 1
 	n.add(Key(r.ID), LogKey(r.ID))
+	wasPlanning := r.State == Planning
 	for i, c := range steps {
 		from := r.State
 		r.State, r.UpdatedAt = c.to, time.Unix(0, now).UTC()
@@ -132,6 +133,13 @@ func (s *Service) transitions(ctx context.Context, n *notes, r *Run, steps ...ch
 				return err
 			}
 			n.add(keys...)
+		}
+	}
+	if wasPlanning && !Terminal(last.to) && last.to != Planning && s.OnPlanEnd != nil {
+		// The plan is over: what the run locked while planning is let go
+		// (an apply locks again itself).
+		if err := s.OnPlanEnd(ctx, *r); err != nil {
+			return err
 		}
 	}
 	if Terminal(last.to) {

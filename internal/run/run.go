@@ -167,6 +167,11 @@ type Service struct {
 	// OnTerminal, if set, runs inside the transaction that makes a run
 	// terminal (the state backend releases the run's locks there).
 	OnTerminal func(ctx context.Context, r Run) error
+	// OnPlanEnd, if set, runs inside the transaction that takes a run out
+	// of PLANNING to a state that is not terminal (UNCONFIRMED at the
+	// hand-off, CONFIRMED and APPLYING by autodeploy): the state backend
+	// releases the locks the run took while planning there.
+	OnPlanEnd func(ctx context.Context, r Run) error
 	// Policies, if set, is consulted at the decision points of RUNS.md.
 	Policies Policies
 	// Audit, if set, records the actions of people on runs (trigger,

@@ -357,6 +357,7 @@ func (s *Server) open(ctx context.Context) error {
 		}
 		return s.drift.OnTerminal(ctx, r)
 	}
+	s.runs.OnPlanEnd = func(ctx context.Context, r run.Run) error { return s.state.ReleaseRun(ctx, r.ID) }
 	s.scheduler = s.schedules.NewScheduler(s.runs, s.stacks, s.log.With("component", "scheduler"))
 	if s.cfg.SchedulerInterval > 0 {
 		s.scheduler.Interval = s.cfg.SchedulerInterval

@@ -68,7 +68,15 @@ func ParsePlan(planJSON []byte) (delta Delta, hasChanges bool, err error) {
 // time: it holds one resource change (or output change) at a time, never
 // the plan, whose prior state and values can be far larger.
 func ParsePlanReader(r io.Reader) (delta Delta, hasChanges bool, err error) {
-	c, version, err := countPlan(json.NewDecoder(r))
+	dec := json.NewDecoder(r)
+	c, version, err := countPlan(dec)
+	if err == nil {
+		// One document, as json.Unmarshal wants: output written into the
+		// tool's pipe by another process does not pass for a plan.
+		if _, terr := dec.Token(); terr != io.EOF {
+			err = errors.New("data after the plan's JSON document")
+		}
+	}
 	if err == nil {
 		err = checkFormatVersion(version)
 	}

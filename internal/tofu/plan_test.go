@@ -63,6 +63,8 @@ func TestParsePlanErrors(t *testing.T) {
 		{"bad actions", `{"format_version": "1.2", "resource_changes": [{"change": {"actions": "create"}}]}`, "parsing plan JSON"},
 		{"cut short", `{"format_version": "1.2", "prior_state": {"values": [1, 2`, "parsing plan JSON"},
 		{"resource changes not a list", `{"format_version": "1.2", "resource_changes": {}}`, "parsing plan JSON"},
+		{"two documents", `{"format_version": "1.2"} {"format_version": "1.2"}`, "parsing plan JSON"},
+		{"trailing data", `{"format_version": "1.2"}]`, "parsing plan JSON"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

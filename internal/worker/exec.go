@@ -42,6 +42,7 @@ type jobRun struct {
 	stopped   string // why the server asked us to stop, if it did (under stopMu: the heartbeat sets it)
 	stopState string // the state the run ends in after that stop, if the server said (under stopMu)
 	lastError string // the first error line of the last tool command
+	planSum   []byte // SHA-256 of the saved plan as OpenTofu wrote it (see checkPlan)
 	ended     bool   // the server already ended the run (no Finish needed)
 	handedOff bool   // the run waits for a person (after_run reports UNCONFIRMED)
 	cancel    context.CancelFunc
@@ -456,6 +457,9 @@ func (j *jobRun) runPlan(ctx context.Context) error {
 	if code != 0 && code != 2 {
 		return j.toolFailed("plan", code)
 	}
+	if err := j.recordPlan(); err != nil {
+		return err
+	}
 	afterPlanDone := false
 	if code == 2 && j.job.Autodeploy && (j.job.RunType == "TRACKED" || j.job.RunType == "DESTROY") {
 		// Changes on an autodeploy stack: ask whether anything needs the
@@ -497,6 +501,7 @@ func (j *jobRun) runPlan(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	defer planJSON.Close()
 	if err := j.settle(); err != nil {
 		return err
 	}
@@ -569,15 +574,16 @@ func (j *jobRun) applyWhileShowing(ctx context.Context) error {
 	go func() {
 		var out shownPlan
 		defer func() { shown <- out }()
-		path, err := j.showPlan(ctx, readEnv)
+		planJSON, err := j.showPlan(ctx, readEnv)
 		if err != nil {
 			out.notes = append(out.notes, fmt.Sprintf("Making the plan JSON failed: %v", err))
 			return
 		}
-		if err := j.putFile(rctx, "plan.json", path); err != nil {
+		defer planJSON.Close()
+		if err := j.putFile(rctx, "plan.json", planJSON); err != nil {
 			out.notes = append(out.notes, fmt.Sprintf("Uploading the plan JSON failed: %v", err))
 		}
-		delta, _, err := parsePlanFile(path)
+		delta, _, err := parsePlanFile(planJSON)
 		if err != nil {
 			out.notes = append(out.notes, fmt.Sprintf("Reading the plan JSON failed: %v", err))
 			return
@@ -615,6 +621,11 @@ func (j *jobRun) init(ctx context.Context) error {
 func (j *jobRun) apply(ctx context.Context) error {
 	j.env = j.stageEnv(true) // applying is the write stage: wo_ variables, not ro_ ones
 	step := func() error {
+		// The plan applied is the one planned, shown and reviewed (hooks
+		// ran since: before_apply, and on an apply job the init ones).
+		if err := j.checkPlan("applying"); err != nil {
+			return err
+		}
 		code, err := j.tool(ctx, "apply", "-input=false", "-no-color", "-lock-timeout=10s", planFile)
 		if err != nil {
 			return err
@@ -675,7 +686,8 @@ func (j *jobRun) runApply(ctx context.Context) error {
 		return err
 	}
 	src := filepath.Join(j.dir, "src")
-	if err := unpackWorkspace(data, src); err != nil {
+	sums, err := unpackWorkspace(data, src)
+	if err != nil {
 		return fail("restoring the saved workspace: %v", err)
 	}
 	j.log.Printf("Restored the workspace planned by this run")
@@ -684,6 +696,11 @@ func (j *jobRun) runApply(ctx context.Context) error {
 	}
 	if err := j.setup(ctx, src); err != nil {
 		return err
+	}
+	// The saved plan as the planning worker packed it (it checked it
+	// against what OpenTofu wrote), not as the file reads now.
+	if j.planSum = sums[j.planRel()]; j.planSum == nil {
+		return fail("restoring the saved workspace: it has no saved plan %s", j.planRel())
 	}
 	j.env = j.stageEnv(true) // the apply job is the write stage throughout
 	if j.job.ManagedState {

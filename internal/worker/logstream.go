@@ -58,8 +58,9 @@ type logStream struct {
 	spill    []byte
 	gapAt    int64
 	keep     *logKeeper
-	waiting  int // writers waiting for room (for tests)
-	maxHeld  int // the most bytes held unsent at once (for tests)
+	mark     lineMarker // marks output lines that begin like Gantry's own (under mu)
+	waiting  int        // writers waiting for room (for tests)
+	maxHeld  int        // the most bytes held unsent at once (for tests)
 	wake     chan struct{}
 	done     chan struct{}
 	stopped  chan struct{}
@@ -98,12 +99,48 @@ func newLogStream(proto workerapi.Protocol, job *workerapi.Job, masker *secrets.
 	return l
 }
 
-// Write implements io.Writer. It returns once p is held, dropped or kept:
-// while the stream holds its limit, it waits for the sender.
+// Write implements io.Writer for the output of the run's commands: a line
+// that begins like one of Gantry's own is marked (see outputMark). It
+// returns once p is held, dropped or kept: while the stream holds its
+// limit, it waits for the sender.
 func (l *logStream) Write(p []byte) (int, error) {
 	n := len(p)
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	q := l.mark.add(nil, p)
+	if l.closed {
+		q = l.mark.flush(q) // kept whole, at once
+	}
+	l.write(q)
+	return n, nil
+}
+
+// own writes a line of Gantry's own, after the beginning of an output
+// line still held.
+func (l *logStream) own(line []byte) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	p := append(l.mark.flush(nil), line...)
+	l.mark.reset()
+	l.write(p)
+}
+
+// releaseHead moves the beginning of an output line still held into the
+// stream, marked (see lineMarker.flush), without waiting for room: it is
+// small, and called when everything is to be sent. l.mu held.
+func (l *logStream) releaseHead() {
+	q := l.mark.flush(nil)
+	switch {
+	case len(q) == 0:
+	case l.gaveUp || l.dropping:
+		l.spillOut(q)
+	default:
+		l.buf = append(l.buf, q...)
+	}
+}
+
+// write holds, drops or keeps p, as Write says. l.mu held.
+func (l *logStream) write(p []byte) {
 	for len(p) > 0 {
 		if l.gaveUp || l.dropping && !l.endDrop() {
 			l.spillOut(p)
@@ -132,7 +169,6 @@ func (l *logStream) Write(p []byte) (int, error) {
 	if l.closed {
 		l.closeKeep() // written after Close: kept whole, at once
 	}
-	return n, nil
 }
 
 // stalled tells whether the server has accepted nothing for stallAfter.
@@ -221,7 +257,7 @@ func (l *logStream) kick() {
 
 // Printf writes a line of Gantry's own commentary.
 func (l *logStream) Printf(format string, args ...any) {
-	fmt.Fprintf(l, "[gantry] "+format+"\n", args...)
+	l.own(fmt.Appendf(nil, "[gantry] "+format+"\n", args...))
 }
 
 // cut returns how much of b (not yet masked) can be masked now: its
@@ -260,6 +296,9 @@ func (l *logStream) flush(all bool) (int, error) {
 	l.sendMu.Lock()
 	defer l.sendMu.Unlock()
 	l.mu.Lock()
+	if all {
+		l.releaseHead()
+	}
 	if all && l.dropping {
 		l.endDrop()
 	}

@@ -223,7 +223,9 @@ func TestLogStreamSyncSendsLargeOutput(t *testing.T) {
 	f := newFakeProto()
 	l := newTestStream(t, f, 0)
 	big := strings.Repeat(strings.Repeat("z", 99)+"\n", 100000) + "[gantry] Run failed: the end\n"
-	l.Write([]byte(big))
+	i := strings.Index(big, "[gantry]")
+	l.Write([]byte(big[:i]))
+	l.own([]byte(big[i:]))
 	l.Sync()
 	if got := f.log(t, 0); got != big {
 		t.Fatalf("after Sync the log has %d bytes, want %d", len(got), len(big))
@@ -243,7 +245,8 @@ func TestLogStreamSyncRetriesUntilTheServerAnswers(t *testing.T) {
 		return nil
 	}
 	l := newTestStream(t, f, 0)
-	l.Write([]byte("Error: the tool failed\n[gantry] Run failed: x\n"))
+	l.Write([]byte("Error: the tool failed\n"))
+	l.own([]byte("[gantry] Run failed: x\n"))
 	l.Sync()
 	if got, want := f.log(t, 0), "Error: the tool failed\n[gantry] Run failed: x\n"; got != want {
 		t.Fatalf("log = %q, want %q", got, want)

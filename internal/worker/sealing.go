@@ -3,8 +3,9 @@ package worker
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
-	"os"
+	"io"
 	"path/filepath"
 
 	"github.com/gantry-iac/gantry/internal/seal"
@@ -69,25 +70,30 @@ func (w *Worker) openSecrets(job *workerapi.Job) error {
 	return nil
 }
 
-// sealWorkspace seals a packed workspace when the pool asks for it.
-// putWorkspace packs the workspace into a file of the job's directory and
-// uploads it from there; only a workspace sealed to the pool's key is
-// held in memory, to be sealed.
+// putWorkspace packs the workspace into a file without a name (see
+// privateFile) and uploads it from there, the saved plan checked as it is
+// packed; only a workspace sealed to the pool's key is held in memory, to
+// be sealed.
 func (j *jobRun) putWorkspace(ctx context.Context) error {
-	path := filepath.Join(j.dir, "workspace.tar.gz")
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	f, err := privateFile(filepath.Dir(j.dir))
 	if err != nil {
 		return fail("packing the workspace: %v", err)
 	}
-	err = packWorkspace(filepath.Join(j.dir, "src"), f)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
+	defer f.Close()
+	want := map[string][]byte{j.planRel(): j.planSum}
+	err = packWorkspace(filepath.Join(j.dir, "src"), f, want, func(string) error { return errPlanChanged("saving") })
 	if err != nil {
+		var fl *failure
+		if errors.As(err, &fl) {
+			return err
+		}
 		return fail("packing the workspace: %v", err)
 	}
 	if j.job.Sealed {
-		data, err := os.ReadFile(path)
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return fail("packing the workspace: %v", err)
+		}
+		data, err := io.ReadAll(f)
 		if err != nil {
 			return fail("packing the workspace: %v", err)
 		}
@@ -96,7 +102,7 @@ func (j *jobRun) putWorkspace(ctx context.Context) error {
 		}
 		err = j.w.proto.PutArtifact(ctx, j.job, "workspace", bytes.NewReader(data), int64(len(data)))
 	} else {
-		err = j.putFile(ctx, "workspace", path)
+		err = j.putFile(ctx, "workspace", f)
 	}
 	if err != nil {
 		return fmt.Errorf("uploading the workspace: %w", err)
@@ -104,6 +110,7 @@ func (j *jobRun) putWorkspace(ctx context.Context) error {
 	return nil
 }
 
+// sealWorkspace seals a packed workspace when the pool asks for it.
 func (j *jobRun) sealWorkspace(data []byte) ([]byte, error) {
 	if !j.job.Sealed {
 		return data, nil

@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"io/fs"
 	"maps"
 	"os"
+	"path"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -430,8 +432,13 @@ func ignoredStateVars(job *workerapi.Job) []string {
 }
 
 // packWorkspace writes a gzipped tar of dir to w, leaving out provider
-// binaries (init restores them from the lock file) and git metadata.
-func packWorkspace(dir string, w io.Writer) error {
+// binaries (init restores them from the lock file) and git metadata. Each
+// file named in want (by its slash-separated path in dir) must be packed
+// with that SHA-256, as a regular file: what goes into the tar is checked
+// as it is read, so a file changed by its path after a check is not
+// packed instead (errChanged(name) is the error then).
+func packWorkspace(dir string, w io.Writer, want map[string][]byte, errChanged func(name string) error) error {
+	packed := map[string]bool{}
 	gz := gzip.NewWriter(w)
 	tw := tar.NewWriter(gz)
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
@@ -464,19 +471,33 @@ func packWorkspace(dir string, w io.Writer) error {
 		if err := tw.WriteHeader(hdr); err != nil {
 			return err
 		}
+		sum, checked := want[rel]
+		if checked && !info.Mode().IsRegular() {
+			return errChanged(rel)
+		}
 		if info.Mode().IsRegular() {
 			f, err := os.Open(p)
 			if err != nil {
 				return err
 			}
-			_, err = io.Copy(tw, f)
+			h := sha256.New()
+			_, err = io.Copy(io.MultiWriter(tw, h), f)
 			f.Close()
+			if err == nil && checked && !bytes.Equal(h.Sum(nil), sum) {
+				err = errChanged(rel)
+			}
+			packed[rel] = checked
 			return err
 		}
 		return nil
 	})
 	if err != nil {
 		return err
+	}
+	for name := range want {
+		if !packed[name] {
+			return errChanged(name)
+		}
 	}
 	if err := tw.Close(); err != nil {
 		return err
@@ -542,52 +563,56 @@ func noSymlinkBetween(dir, sub string) error {
 }
 
 // unpackWorkspace extracts a packed workspace into dir, refusing entries
-// that would land outside it.
-func unpackWorkspace(data []byte, dir string) error {
+// that would land outside it. It returns the SHA-256 of each regular file
+// as extracted, by its slash-separated path in dir.
+func unpackWorkspace(data []byte, dir string) (map[string][]byte, error) {
 	dir = filepath.Clean(dir)
 	gz, err := gzip.NewReader(bytes.NewReader(data))
 	if err != nil {
-		return err
+		return nil, err
 	}
+	sums := map[string][]byte{}
 	tr := tar.NewReader(gz)
 	for {
 		hdr, err := tr.Next()
 		if err == io.EOF {
-			return nil
+			return sums, nil
 		}
 		if err != nil {
-			return err
+			return nil, err
 		}
 		name := filepath.FromSlash(hdr.Name)
 		if filepath.IsAbs(name) || name == ".." || strings.HasPrefix(name, ".."+string(filepath.Separator)) || strings.Contains(name, string(filepath.Separator)+".."+string(filepath.Separator)) {
-			return fmt.Errorf("workspace entry %q is outside the workspace", hdr.Name)
+			return nil, fmt.Errorf("workspace entry %q is outside the workspace", hdr.Name)
 		}
 		target := filepath.Join(dir, name)
 		if err := noSymlinkBetween(dir, filepath.Dir(target)); err != nil {
-			return fmt.Errorf("workspace entry %q: %w", hdr.Name, err)
+			return nil, fmt.Errorf("workspace entry %q: %w", hdr.Name, err)
 		}
 		switch hdr.Typeflag {
 		case tar.TypeDir:
 			if err := os.MkdirAll(target, 0o700); err != nil {
-				return err
+				return nil, err
 			}
 		case tar.TypeReg:
 			if err := os.MkdirAll(filepath.Dir(target), 0o700); err != nil {
-				return err
+				return nil, err
 			}
 			if fi, err := os.Lstat(target); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
-				return fmt.Errorf("workspace entry %q would be written through a symbolic link", hdr.Name)
+				return nil, fmt.Errorf("workspace entry %q would be written through a symbolic link", hdr.Name)
 			}
 			f, err := os.OpenFile(target, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, fs.FileMode(hdr.Mode)&0o755|0o600)
 			if err != nil {
-				return err
+				return nil, err
 			}
-			_, err = io.Copy(f, tr)
+			h := sha256.New()
+			_, err = io.Copy(io.MultiWriter(f, h), tr)
+			sums[path.Clean(hdr.Name)] = h.Sum(nil)
 			if cerr := f.Close(); err == nil {
 				err = cerr
 			}
 			if err != nil {
-				return err
+				return nil, err
 			}
 		case tar.TypeSymlink:
 			if filepath.IsAbs(hdr.Linkname) {
@@ -596,13 +621,13 @@ func unpackWorkspace(data []byte, dir string) error {
 				continue
 			}
 			if dest := filepath.Join(filepath.Dir(target), hdr.Linkname); dest != dir && !strings.HasPrefix(dest, dir+string(filepath.Separator)) {
-				return fmt.Errorf("workspace link %q points outside the workspace", hdr.Name)
+				return nil, fmt.Errorf("workspace link %q points outside the workspace", hdr.Name)
 			}
 			if err := os.MkdirAll(filepath.Dir(target), 0o700); err != nil {
-				return err
+				return nil, err
 			}
 			if err := os.Symlink(hdr.Linkname, target); err != nil {
-				return err
+				return nil, err
 			}
 		}
 	}

@@ -4,7 +4,10 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"crypto/sha256"
 	"errors"
+	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -424,8 +427,10 @@ func TestPackUnpackWorkspace(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	planSum := sha256.Sum256([]byte("binary plan \x00\x01"))
+	changed := func(name string) error { return fmt.Errorf("%s changed", name) }
 	var packed bytes.Buffer
-	err := packWorkspace(src, &packed)
+	err := packWorkspace(src, &packed, map[string][]byte{"gantry.tfplan": planSum[:]}, changed)
 	data := packed.Bytes()
 	if err != nil {
 		t.Fatalf("packWorkspace: %v", err)
@@ -437,8 +442,12 @@ func TestPackUnpackWorkspace(t *testing.T) {
 	}
 
 	dst := filepath.Join(t.TempDir(), "src")
-	if err := unpackWorkspace(data, dst); err != nil {
+	sums, err := unpackWorkspace(data, dst)
+	if err != nil {
 		t.Fatalf("unpackWorkspace: %v", err)
+	}
+	if !bytes.Equal(sums["gantry.tfplan"], planSum[:]) || sums["modules/net/main.tf"] == nil {
+		t.Errorf("unpackWorkspace sums = %x", sums)
 	}
 	for _, name := range []string{"main.tf", "modules/net/main.tf", "gantry.tfplan", ".terraform.lock.hcl", ".terraform/modules/modules.json", ".terraform/terraform.tfstate", "run.sh"} {
 		want, _ := os.ReadFile(filepath.Join(src, name))
@@ -466,6 +475,18 @@ func TestPackUnpackWorkspace(t *testing.T) {
 	}
 	if got, err := os.ReadFile(filepath.Join(dst, "empty", "net", "main.tf")); err != nil || string(got) != "# module\n" {
 		t.Errorf("reading through the restored symlink = %q, %v", got, err)
+	}
+
+	// A file checked while packed must be packed as it was when its sum
+	// was taken, as a regular file.
+	if err := packWorkspace(src, io.Discard, map[string][]byte{"main.tf": planSum[:]}, changed); err == nil || err.Error() != "main.tf changed" {
+		t.Errorf("packWorkspace of a changed file = %v, want main.tf changed", err)
+	}
+	if err := packWorkspace(src, io.Discard, map[string][]byte{"link.tf": planSum[:]}, changed); err == nil || err.Error() != "link.tf changed" {
+		t.Errorf("packWorkspace of a file replaced by a link = %v, want link.tf changed", err)
+	}
+	if err := packWorkspace(src, io.Discard, map[string][]byte{"gone.tfplan": planSum[:]}, changed); err == nil || err.Error() != "gone.tfplan changed" {
+		t.Errorf("packWorkspace of a file gone = %v, want gone.tfplan changed", err)
 	}
 }
 
@@ -496,7 +517,7 @@ func TestUnpackWorkspaceRefusesEscapes(t *testing.T) {
 			if err := os.MkdirAll(outside, 0o700); err != nil {
 				t.Fatal(err)
 			}
-			err := unpackWorkspace(craftTar(t, tt.entries), dst)
+			_, err := unpackWorkspace(craftTar(t, tt.entries), dst)
 			if err == nil {
 				t.Errorf("unpackWorkspace accepted an archive whose entries leave the workspace")
 			}
@@ -523,7 +544,7 @@ func TestUnpackWorkspaceRefusesEscapes(t *testing.T) {
 }
 
 func TestUnpackWorkspaceRejectsGarbage(t *testing.T) {
-	if err := unpackWorkspace([]byte("not a gzip stream"), t.TempDir()); err == nil {
+	if _, err := unpackWorkspace([]byte("not a gzip stream"), t.TempDir()); err == nil {
 		t.Error("unpackWorkspace of garbage = nil, want an error")
 	}
 }
@@ -536,7 +557,7 @@ func TestPackWorkspaceSkipsOnlyProviderDirs(t *testing.T) {
 		"providers/keep.tf":           "kept",
 	})
 	var packed bytes.Buffer
-	err := packWorkspace(src, &packed)
+	err := packWorkspace(src, &packed, nil, nil)
 	data := packed.Bytes()
 	if err != nil {
 		t.Fatal(err)
