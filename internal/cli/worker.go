@@ -15,6 +15,7 @@ import (
 
 	"github.com/gantry-iac/gantry/internal/client"
 	"github.com/gantry-iac/gantry/internal/dirlock"
+	"github.com/gantry-iac/gantry/internal/jobprocs"
 	"github.com/gantry-iac/gantry/internal/redact"
 	"github.com/gantry-iac/gantry/internal/release"
 	"github.com/gantry-iac/gantry/internal/seal"
@@ -108,6 +109,10 @@ func (a *app) runWorker(ctx context.Context, f workerFlags) error {
 	if err := hideSecrets(); err != nil {
 		log.Warn("could not hide this process's memory and environment from the runs it executes", "err", err)
 	}
+	// Read: nothing this process starts (git) inherits them.
+	dropGantryEnv()
+	// What the jobs start must not outlive them (package jobprocs).
+	jobprocs.Subreap(log)
 	if f.name == "" {
 		f.name, _ = os.Hostname()
 	}
