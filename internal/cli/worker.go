@@ -86,15 +86,16 @@ a second signal interrupts them.`,
 	return cmd
 }
 
-// secretFiles names the files the worker read its secrets from
-// (GANTRY_TOKEN_FILE, --private-key-file), as `what (file)`.
+// secretFiles names where the worker read secrets from files
+// (GANTRY_TOKEN_FILE, --private-key-file), not the files' paths: the log
+// may be where the runs can read it.
 func secretFiles(cmd *cobra.Command) []string {
 	var out []string
-	if file := flagFile(cmd.Flags(), "token"); file != "" {
-		out = append(out, "the pool token ("+file+")")
+	if flagFile(cmd.Flags(), "token") != "" {
+		out = append(out, "the pool token (GANTRY_TOKEN_FILE)")
 	}
 	if f := cmd.Flags().Lookup("private-key-file"); f != nil && f.Value.String() != "" {
-		out = append(out, "the private key ("+f.Value.String()+")")
+		out = append(out, "the private key (--private-key-file)")
 	}
 	return out
 }

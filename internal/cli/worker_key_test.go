@@ -95,6 +95,9 @@ func TestWorkerPrivateKeySources(t *testing.T) {
 			if tt.wantRegisteredWith && got != public {
 				t.Errorf("registered with public keys %q, want %q", got, public)
 			}
+			if strings.Contains(errOut, keyFile) {
+				t.Errorf("the log names the key file, for the runs to find:\n%s", errOut)
+			}
 			if strings.Contains(errOut, "sEcReT") || strings.Contains(errOut, strings.TrimPrefix(private, "gantry-pool-private-v1:")) {
 				t.Errorf("the output shows the private key:\n%s", errOut)
 			}
