@@ -85,9 +85,7 @@ func (w *Worker) execute(kill context.Context, job *workerapi.Job, slot int) {
 	}
 	cancel()
 	<-hbDone
-	// Nothing the job started outlives it: what a hook or a provider left
-	// running (detached or not) would go on with its credentials, and see
-	// the next jobs of this worker.
+	// Nothing the job started outlives it, detached or not (jobprocs).
 	if pids := j.procs.End(); len(pids) > 0 {
 		log.Info("killed processes the job left running", "pids", pids)
 	}
