@@ -21,8 +21,9 @@ func daemon(file string, clean bool) string {
 	if clean {
 		env = "env -i "
 	}
-	return `(setsid ` + env + `/bin/sh -c 'trap "" INT TERM HUP; echo $$ > ` + file + `; while :; do sleep 1; done' </dev/null >/dev/null 2>&1 &); ` +
-		`while [ ! -s ` + file + ` ]; do sleep 0.1; done`
+	// The subshell waits for the pid: the daemon is an orphan only then.
+	return `(setsid ` + env + `/bin/sh -c 'trap "" INT TERM HUP; echo $$ > ` + file + `; while :; do sleep 1; done' </dev/null >/dev/null 2>&1 & ` +
+		`while [ ! -s ` + file + ` ]; do sleep 0.1; done)`
 }
 
 // pidIn reads the pid a daemon wrote.

@@ -122,7 +122,9 @@ func TestEndKillsWhatTheJobStarted(t *testing.T) {
 // adopted by the subreaper and killed by the end of its job, or by the
 // periodic sweep; its zombie is reaped.
 func TestOrphansWithoutMark(t *testing.T) {
-	const unmarked = `(setsid env -i PIDFILE="$PIDFILE" /bin/sh -c 'trap "" INT TERM HUP; echo $$ > "$PIDFILE"; exec /bin/sleep 300' </dev/null >/dev/null 2>&1 &)`
+	// The subshell waits for the pid: its child is an orphan only then.
+	const unmarked = `(setsid env -i PIDFILE="$PIDFILE" /bin/sh -c 'trap "" INT TERM HUP; echo $$ > "$PIDFILE"; exec /bin/sleep 300' </dev/null >/dev/null 2>&1 & ` +
+		`while [ ! -s "$PIDFILE" ]; do sleep 0.01; done)`
 	job := jobprocs.NewJob("test")
 	pid := start(t, job, unmarked)
 	if env, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ"); strings.Contains(string(env), jobprocs.MarkVar) {
