@@ -34,6 +34,13 @@ type WorkerProc struct {
 // StartWorker runs `gantry worker` for a pool token against s.
 func (s *Server) StartWorker(t *testing.T, name, token string, extra ...string) *WorkerProc {
 	t.Helper()
+	return s.StartWorkerEnv(t, name, token, nil, extra...)
+}
+
+// StartWorkerEnv is StartWorker with more variables in the worker's
+// environment.
+func (s *Server) StartWorkerEnv(t *testing.T, name, token string, env []string, extra ...string) *WorkerProc {
+	t.Helper()
 	dir := t.TempDir()
 	w := &WorkerProc{Name: name, exited: make(chan struct{}), logPath: filepath.Join(dir, "worker.log")}
 	logFile, err := os.Create(w.logPath)
@@ -47,7 +54,7 @@ func (s *Server) StartWorker(t *testing.T, name, token string, extra ...string) 
 	args := append([]string{"worker", "--server", s.URL, "--name", name, "--work-dir", filepath.Join(dir, "work"),
 		"--heartbeat", "500ms", "--claim-wait", "2s"}, extra...)
 	w.cmd = exec.Command(gantryBin, args...)
-	w.cmd.Env = append(serverEnv(ServerConfig{}, tmp), "GANTRY_TOKEN="+token)
+	w.cmd.Env = append(append(serverEnv(ServerConfig{}, tmp), env...), "GANTRY_TOKEN="+token)
 	w.cmd.Stdout, w.cmd.Stderr = logFile, logFile
 	dieWithParent(w.cmd)
 	err = w.cmd.Start()
@@ -244,6 +251,8 @@ func TestPrivateWorkerPools(t *testing.T) {
 // A pool with a key pair: secret values reach its worker sealed and open
 // only with the private key; the workspace handed from plan to apply is
 // sealed too; a worker without the key fails the job with a clear reason.
+// The worker takes the key from GANTRY_PRIVATE_KEY: the run's code finds
+// it, and the pool token, neither in its environment nor on a command line.
 func TestSealedWorkerPool(t *testing.T) {
 	t.Parallel()
 	requireSetup(t)
@@ -254,7 +263,7 @@ func TestSealedWorkerPool(t *testing.T) {
 	s.MustJSON(t, &pool, "workerpool", "create", "--id", "vault", "--space", "root")
 	keyFile := filepath.Join(t.TempDir(), "vault.key")
 	out := s.MustGantry(t, "workerpool", "keygen", "--id", "vault", "--out", keyFile)
-	if !strings.Contains(out, "--private-key-file") {
+	if !strings.Contains(out, "GANTRY_PRIVATE_KEY") {
 		t.Fatalf("keygen said:\n%s", out)
 	}
 	if fi, err := os.Stat(keyFile); err != nil || fi.Mode().Perm() != 0o600 {
@@ -273,7 +282,12 @@ resource "terraform_data" "echo" {
   }
 }
 `})
-	s.CreateStack(t, "sealed", repo.URL, "--worker-pool", "vault")
+	// The run's code finds the worker's secrets neither in its environment
+	// nor on a command line (the key's content or file). (x[y] matches xy,
+	// not the hook's own command line.)
+	noSecrets := `! env | grep -e 'GANTRY_TOKE[N]' -e 'GANTRY_PRIVATE_KE[Y]' -e 'gantry-pool-privat[e]' -e 'gpt[_]' && ` +
+		`! cat /proc/[0-9]*/cmdline | tr '\0' '\n' | grep -e 'gantry-pool-privat[e]' -e '--private-ke[y]' -e 'gpt_vaul[t]' && echo no-worker-secrets-in-reach`
+	s.CreateStack(t, "sealed", repo.URL, "--worker-pool", "vault", "--before-plan", noSecrets)
 	s.MustGantry(t, "stack", "env", "set", "--id", "sealed", "SECRET_X", secret, "--secret")
 
 	// A worker without the private key refuses to work for the pool
@@ -289,8 +303,13 @@ resource "terraform_data" "echo" {
 	}
 	r := s.Deploy(t, "sealed")
 
-	withKey := s.StartWorker(t, "withkey", pool.Token, "--private-key-file", keyFile)
+	key, err := os.ReadFile(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	withKey := s.StartWorkerEnv(t, "withkey", pool.Token, []string{"GANTRY_PRIVATE_KEY=" + strings.TrimSpace(string(key))})
 	r = s.WaitRun(t, r.ID, "UNCONFIRMED")
+	s.WaitLog(t, "sealed", r.ID, "no-worker-secrets-in-reach")
 	s.MustGantry(t, "stack", "confirm", "--id", "sealed", "--run", r.ID)
 	r = s.WaitRun(t, r.ID, "FINISHED")
 	logs := s.WaitLog(t, "sealed", r.ID, "sum="+hex.EncodeToString(sum[:]))

@@ -13,6 +13,7 @@ import (
 	"github.com/gantry-iac/gantry/internal/bytesize"
 	"github.com/gantry-iac/gantry/internal/db"
 	"github.com/gantry-iac/gantry/internal/httpx"
+	"github.com/gantry-iac/gantry/internal/jobprocs"
 	"github.com/gantry-iac/gantry/internal/redact"
 	runpkg "github.com/gantry-iac/gantry/internal/run"
 	"github.com/gantry-iac/gantry/internal/runtoken"
@@ -88,6 +89,18 @@ GANTRY_<FLAG>_FILE for secrets kept in files.`,
 				return fmt.Errorf("--builtin-workers must be >= 0 and --worker-timeout >= 500ms")
 			}
 			log.Info("configuration", configAttrs(cfg)...)
+			// The built-in workers' jobs run as this process's user: keep
+			// them from reading its memory and environment (the encryption
+			// key, the database's password...), and what they start from
+			// outliving them (package jobprocs).
+			if err := hideSecrets(); err != nil {
+				log.Warn("could not hide this process's memory and environment from the runs of the built-in workers", "err", err)
+			}
+			// Read: nothing this process starts (git) inherits them.
+			dropGantryEnv()
+			if cfg.BuiltinWorkers > 0 {
+				jobprocs.Subreap(log)
+			}
 			return server.Run(cmd.Context(), cfg, cmd.OutOrStdout(), log)
 		},
 	}
@@ -201,3 +214,15 @@ func (v sizeValue) Set(s string) error {
 }
 
 func (v sizeValue) Type() string { return "size" }
+
+// dropGantryEnv removes Gantry's own variables (GANTRY_*, read into the
+// configuration) from this process's environment, so that the processes
+// it starts for itself (git), readable by the runs of the same user, do
+// not carry them. (The runs never get them: see worker.inheritedEnv.)
+func dropGantryEnv() {
+	for _, kv := range os.Environ() {
+		if name, _, _ := strings.Cut(kv, "="); strings.HasPrefix(name, "GANTRY_") {
+			_ = os.Unsetenv(name)
+		}
+	}
+}

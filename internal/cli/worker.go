@@ -15,6 +15,7 @@ import (
 
 	"github.com/gantry-iac/gantry/internal/client"
 	"github.com/gantry-iac/gantry/internal/dirlock"
+	"github.com/gantry-iac/gantry/internal/jobprocs"
 	"github.com/gantry-iac/gantry/internal/redact"
 	"github.com/gantry-iac/gantry/internal/release"
 	"github.com/gantry-iac/gantry/internal/seal"
@@ -27,7 +28,7 @@ import (
 type workerFlags struct {
 	server, name, workDir, toolsDir     string
 	opentofuMirror, terraformMirror     string
-	privateKeyFile                      string
+	privateKey, privateKeyFile          string
 	logFormat, logLevel                 string
 	concurrency                         int
 	labels                              []string
@@ -54,9 +55,13 @@ a second signal interrupts them.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if a.onCommandLine["token"] {
-				fmt.Fprintln(a.stderr, "Warning: a pool token given with --token is visible to every process of this host in /proc/<pid>/cmdline, the runs this worker executes included: pass it with GANTRY_TOKEN_FILE (or GANTRY_TOKEN) instead.")
+				fmt.Fprintln(a.stderr, "Warning: a pool token given with --token is visible to every process of this host in /proc/<pid>/cmdline, the runs this worker executes included: pass it with GANTRY_TOKEN instead.")
 			}
-			return a.runWorker(cmd.Context(), f)
+			if a.onCommandLine["private-key"] {
+				fmt.Fprintln(a.stderr, "Warning: a private key given with --private-key is visible to every process of this host in /proc/<pid>/cmdline, the runs this worker executes included: pass it with GANTRY_PRIVATE_KEY instead.")
+			}
+			files := secretFiles(cmd)
+			return a.runWorker(cmd.Context(), f, files)
 		},
 	}
 	fl := cmd.Flags()
@@ -68,18 +73,34 @@ a second signal interrupts them.`,
 	fl.StringVar(&f.toolsDir, "tools-dir", "", "where downloaded tool versions are kept (default <work-dir>/tools)")
 	fl.StringVar(&f.opentofuMirror, "opentofu-mirror", "", "base URL of OpenTofu releases (default: the official GitHub releases)")
 	fl.StringVar(&f.terraformMirror, "terraform-mirror", "", "base URL of Terraform releases (default: releases.hashicorp.com)")
-	fl.StringVar(&f.privateKeyFile, "private-key-file", "", "the pool's private key (from gantry workerpool keygen), when the pool seals its secrets and workspaces")
+	fl.StringVar(&f.privateKey, "private-key", "", "the pool's private key (from gantry workerpool keygen), when the pool seals its secrets and workspaces: pass it as GANTRY_PRIVATE_KEY")
+	fl.StringVar(&f.privateKeyFile, "private-key-file", "", "a file holding the pool's private key (the runs, of the same user, can read it: prefer GANTRY_PRIVATE_KEY)")
 	fl.DurationVar(&f.heartbeat, "heartbeat", 5*time.Second, "how often a job reports it is alive (keep well under the server's --worker-timeout)")
 	fl.DurationVar(&f.claimWait, "claim-wait", 30*time.Second, "how long one request for work waits")
 	fl.DurationVar(&f.shutdownAfter, "shutdown-timeout", 0, "after SIGTERM, interrupt running jobs after this long (0: wait for them)")
 	fl.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	_ = cmd.MarkFlagRequired("server")
+	exclusive(cmd, "private-key", "private-key-file")
 	cmd.AddCommand(a.workerDrain())
 	return cmd
 }
 
-func (a *app) runWorker(ctx context.Context, f workerFlags) error {
+// secretFiles names where the worker read secrets from files
+// (GANTRY_TOKEN_FILE, --private-key-file), not the files' paths: the log
+// may be where the runs can read it.
+func secretFiles(cmd *cobra.Command) []string {
+	var out []string
+	if flagFile(cmd.Flags(), "token") != "" {
+		out = append(out, "the pool token (GANTRY_TOKEN_FILE)")
+	}
+	if f := cmd.Flags().Lookup("private-key-file"); f != nil && f.Value.String() != "" {
+		out = append(out, "the private key (--private-key-file)")
+	}
+	return out
+}
+
+func (a *app) runWorker(ctx context.Context, f workerFlags, files []string) error {
 	if !strings.HasPrefix(a.token, "gpt_") {
 		msg := "--token (or GANTRY_TOKEN, or GANTRY_TOKEN_FILE) must be a worker pool token (gpt_...): create one with `gantry workerpool create`"
 		if os.Getenv("GANTRY_TOKEN") != "" && os.Getenv("GANTRY_TOKEN_FILE") != "" {
@@ -103,11 +124,19 @@ func (a *app) runWorker(ctx context.Context, f workerFlags) error {
 		return err
 	}
 	// The runs this worker executes run as the same user: keep them from
-	// reading its memory and environment (GANTRY_TOKEN). Its command line
-	// stays readable: hence GANTRY_TOKEN_FILE rather than --token.
+	// reading its memory and environment (GANTRY_TOKEN, GANTRY_PRIVATE_KEY).
+	// Its command line stays readable: hence no --token, no --private-key.
 	if err := hideSecrets(); err != nil {
 		log.Warn("could not hide this process's memory and environment from the runs it executes", "err", err)
 	}
+	// Read: nothing this process starts (git) inherits them.
+	dropGantryEnv()
+	if len(files) > 0 {
+		log.Warn("secrets read from files the runs this worker executes can read too (they run as the same user): pass them in GANTRY_TOKEN and GANTRY_PRIVATE_KEY instead (see docs/workers.md#security)",
+			"files", strings.Join(files, ", "))
+	}
+	// What the jobs start must not outlive them (package jobprocs).
+	jobprocs.Subreap(log)
 	if f.name == "" {
 		f.name, _ = os.Hostname()
 	}
@@ -158,17 +187,9 @@ func (a *app) runWorker(ctx context.Context, f workerFlags) error {
 			resolver.BaseURLs[tofu.Terraform] = f.terraformMirror
 		}
 	}
-	var key *seal.PrivateKey
-	if f.privateKeyFile != "" {
-		raw, err := os.ReadFile(f.privateKeyFile)
-		if err != nil {
-			return fmt.Errorf("--private-key-file: %w", err)
-		}
-		k, err := seal.ParsePrivateKey(string(raw))
-		if err != nil {
-			return fmt.Errorf("--private-key-file: %w", err)
-		}
-		key = &k
+	key, err := f.readPrivateKey(a)
+	if err != nil {
+		return err
 	}
 	c := workerapi.NewClient(f.server, a.token)
 	w := worker.New(worker.Config{
@@ -208,6 +229,28 @@ func (a *app) runWorker(ctx context.Context, f workerFlags) error {
 	err = w.Run(ctx, kill)
 	log.Info("worker stopped")
 	return err
+}
+
+// readPrivateKey reads the pool's private key from --private-key
+// (GANTRY_PRIVATE_KEY) or --private-key-file; nil when neither is given.
+func (f workerFlags) readPrivateKey(a *app) (*seal.PrivateKey, error) {
+	raw, from := f.privateKey, a.given("private-key")
+	if f.privateKeyFile != "" {
+		b, err := os.ReadFile(f.privateKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("--private-key-file: %w", err)
+		}
+		raw, from = string(b), "--private-key-file"
+	}
+	if raw == "" {
+		return nil, nil
+	}
+	k, err := seal.ParsePrivateKey(raw)
+	if err != nil {
+		// The error never quotes the key.
+		return nil, fmt.Errorf("%s: %w", from, err)
+	}
+	return &k, nil
 }
 
 // workerDrain is `gantry worker drain --pool P --id W`.

@@ -25,9 +25,10 @@ func (a *app) workerpoolKeygen() *cobra.Command {
 is uploaded. From then on the pool's secret values are sealed to the key in
 the jobs sent to its workers, and its workers seal the workspaces they hand
 from plan to apply, so that the server's database and keys alone cannot open
-them. Give the private key to the pool's workers:
+them. Give the private key to the pool's workers in their environment,
+which the runs cannot read (a file they can: see docs/workers.md#security):
 
-  GANTRY_TOKEN_FILE=pool.token gantry worker --server URL --private-key-file P.key
+  GANTRY_TOKEN="$(cat pool.token)" GANTRY_PRIVATE_KEY="$(cat P.key)" gantry worker --server URL
 
 Replacing an existing key needs --replace: restart the workers with the new
 key (a worker whose key does not match its pool's refuses to start).`,
@@ -71,7 +72,7 @@ key (a worker whose key does not match its pool's refuses to start).`,
 			if a.output == "json" {
 				return a.printJSON(map[string]string{"pool": pool.ID, "public_key": pool.PublicKey, "private_key_file": out})
 			}
-			fmt.Fprintf(a.stdout, "Pool %s now seals its secrets and workspaces to its public key.\nPrivate key written to %s (keep it safe; it was not sent anywhere).\nStart the pool's workers with --private-key-file %s\n", pool.ID, out, out)
+			fmt.Fprintf(a.stdout, "Pool %s now seals its secrets and workspaces to its public key.\nPrivate key written to %s (keep it safe; it was not sent anywhere).\nStart the pool's workers with the key in their environment: GANTRY_PRIVATE_KEY=\"$(cat %s)\" (or --private-key-file %s, a file the runs can read too)\n", pool.ID, out, out, out)
 			return nil
 		}),
 	}

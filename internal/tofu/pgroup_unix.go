@@ -10,3 +10,7 @@ import (
 func setProcessGroup(cmd *exec.Cmd) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 }
+
+// keepBackground: without package jobprocs's end of the job, what a shell
+// leaves in the background dies with it.
+const keepBackground = false

@@ -20,3 +20,5 @@ func interruptGroup(p *os.Process) {
 func killGroup(p *os.Process) { _ = p.Kill() }
 
 func exitCodeOf(ps *os.ProcessState) int { return ps.ExitCode() }
+
+const keepBackground = false

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/gantry-iac/gantry/internal/jobprocs"
 )
 
 // KillGrace is how long Run waits after interrupting a cancelled tool before
@@ -26,17 +28,29 @@ var drainTimeout = 5 * time.Second
 // (nil discards) and stdin empty. env is the complete environment; nil
 // inherits this process's, as with exec.Cmd.
 //
-// The tool runs in its own process group. When ctx is done the group gets
-// SIGINT, then SIGKILL after KillGrace; once the tool has exited anything
-// left in its group is killed too, so provider plugins and other children
-// never outlive a run.
+// The tool runs in its own process group (on Linux, its own session). When
+// ctx is done the group gets SIGINT, then SIGKILL after KillGrace; once the
+// tool has exited anything left in its group is killed too. What left the
+// group (setsid, setpgid) is not: the worker kills it when the job ends
+// (package jobprocs), where the environment carries the job's mark.
 //
 // It returns the exit code (128+N for death by signal N, -1 if the tool
 // never ran). err is non-nil only when the tool could not be started or ctx
 // ended the run (then it wraps ctx.Err()); a non-zero exit code alone is not
 // an error.
 func Run(ctx context.Context, bin, dir string, env []string, out io.Writer, args ...string) (exitCode int, err error) {
-	return run(ctx, bin, dir, env, out, nil, args)
+	return run(ctx, bin, dir, env, out, nil, false, args)
+}
+
+// RunShell is Run of `/bin/sh -c command` (a hook, a task), except that
+// on Linux what the command leaves running in the background lives on
+// once the shell has exited: a hook's `kubectl port-forward ... &` serves
+// the commands after it. The caller ends the job's processes (package
+// jobprocs). Output they write once the shell has exited and its pipes
+// have been idle for drainTimeout is discarded. Elsewhere they are killed
+// with the shell's process group, as Run does.
+func RunShell(ctx context.Context, dir string, env []string, out io.Writer, command string) (exitCode int, err error) {
+	return run(ctx, "/bin/sh", dir, env, out, nil, keepBackground, []string{"-c", command})
 }
 
 // RunSplit is Run with stdout and stderr kept apart, for commands whose
@@ -46,11 +60,13 @@ func RunSplit(ctx context.Context, bin, dir string, env []string, stdout, stderr
 	if stderr == nil {
 		stderr = io.Discard
 	}
-	return run(ctx, bin, dir, env, stdout, stderr, args)
+	return run(ctx, bin, dir, env, stdout, stderr, false, args)
 }
 
-// run runs the tool; a nil stderr means stderr shares stdout's pipe.
-func run(ctx context.Context, bin, dir string, env []string, stdout, stderr io.Writer, args []string) (int, error) {
+// run runs the tool; a nil stderr means stderr shares stdout's pipe. With
+// background, what the tool leaves in its process group when it exits by
+// itself is not killed.
+func run(ctx context.Context, bin, dir string, env []string, stdout, stderr io.Writer, background bool, args []string) (int, error) {
 	name := filepath.Base(bin)
 	if err := ctx.Err(); err != nil {
 		return -1, fmt.Errorf("%s not started: %w", name, err)
@@ -72,9 +88,11 @@ func run(ctx context.Context, bin, dir string, env []string, stdout, stderr io.W
 			cmd.Stderr, err = out.pipe(stderr)
 		}
 	}
+	started := func() {}
 	if err == nil {
-		err = cmd.Start()
+		started, err = jobprocs.StartWaited(cmd)
 	}
+	defer started()
 	out.closeWriters()
 	if err != nil {
 		out.closeReaders()
@@ -86,10 +104,24 @@ func run(ctx context.Context, bin, dir string, env []string, stdout, stderr io.W
 	go func() { exited <- cmd.Wait() }()
 	waitErr, cancelled := waitOrStop(ctx, cmd.Process, exited)
 
-	killGroup(cmd.Process)
-	out.drain(done)
-	out.closeReaders()
-	<-done
+	if cancelled || !background {
+		killGroup(cmd.Process)
+	}
+	if out.drain(done) {
+		out.closeReaders()
+	} else if background {
+		// Background processes hold the pipes: closing them would kill
+		// the next to write (SIGPIPE). Their output is discarded, the
+		// pipes closed once they are gone.
+		out.discard()
+		go func() {
+			<-done
+			out.closeReaders()
+		}()
+	} else {
+		out.closeReaders()
+		<-done
+	}
 
 	if cmd.ProcessState == nil {
 		return -1, fmt.Errorf("waiting for %s: %w", name, waitErr)
@@ -107,15 +139,24 @@ type outputs struct {
 	writers []*os.File // the child's ends
 	dests   []io.Writer
 
-	mu      sync.Mutex
-	writing int       // copies inside a writer's Write
-	last    time.Time // when output last went to a writer
+	mu        sync.Mutex
+	writing   int       // copies inside a writer's Write
+	last      time.Time // when output last went to a writer
+	discarded bool      // the run returned: output goes nowhere
 }
 
-// drain waits until the copies are done, or the pipes have been idle for
-// drainTimeout: no output came and no writer is still taking some (a
-// writer that holds its caller back, like a run's log, is waited for).
-func (o *outputs) drain(done <-chan struct{}) {
+// discard sends what comes through the pipes from now on nowhere.
+func (o *outputs) discard() {
+	o.mu.Lock()
+	o.discarded = true
+	o.mu.Unlock()
+}
+
+// drain waits until the copies are done (it returns true), or the pipes
+// have been idle for drainTimeout: no output came and no writer is still
+// taking some (a writer that holds its caller back, like a run's log, is
+// waited for).
+func (o *outputs) drain(done <-chan struct{}) bool {
 	o.mu.Lock()
 	o.last = time.Now()
 	o.mu.Unlock()
@@ -124,14 +165,14 @@ func (o *outputs) drain(done <-chan struct{}) {
 	for {
 		select {
 		case <-done:
-			return
+			return true
 		case <-t.C:
 		}
 		o.mu.Lock()
 		idle := o.writing == 0 && time.Since(o.last) >= drainTimeout
 		o.mu.Unlock()
 		if idle {
-			return
+			return false
 		}
 	}
 }
@@ -144,6 +185,10 @@ type tracked struct {
 
 func (t tracked) Write(p []byte) (int, error) {
 	t.o.mu.Lock()
+	if t.o.discarded {
+		t.o.mu.Unlock()
+		return len(p), nil
+	}
 	t.o.writing++
 	t.o.mu.Unlock()
 	n, err := t.w.Write(p)

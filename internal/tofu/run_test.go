@@ -253,3 +253,44 @@ func TestRunWaitsForOutputASlowWriterTakes(t *testing.T) {
 		t.Fatalf("Run = %d, %v; the writer got %d bytes, want all 50000", code, err, w.n)
 	}
 }
+
+// What a shell (a hook) leaves in the background lives on after it (on
+// Linux; elsewhere it dies with the shell's group), even when it writes to
+// the pipe it inherited once RunShell returned: its output is discarded,
+// not a SIGPIPE. A cancelled shell's background processes die with it.
+func TestRunShellBackground(t *testing.T) {
+	defer func(d time.Duration) { drainTimeout = d }(drainTimeout)
+	drainTimeout = 50 * time.Millisecond
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	var out bytes.Buffer
+	start := time.Now()
+	code, err := RunShell(context.Background(), "", nil, &out,
+		`(while :; do sleep 0.05; echo tick || exit 3; done) & echo $! > "`+pidFile+`"; echo started`)
+	if err != nil || code != 0 {
+		t.Fatalf("RunShell = %d, %v", code, err)
+	}
+	if time.Since(start) > 5*time.Second || !strings.HasPrefix(out.String(), "started\n") {
+		t.Fatalf("RunShell took %s, output %q", time.Since(start), out.String())
+	}
+	pid := readPID(t, pidFile)
+	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
+	if !keepBackground {
+		waitFor(t, "the background process to die with the shell", func() bool { return processGone(pid) })
+		return
+	}
+	time.Sleep(10 * drainTimeout) // it writes on, to a pipe nobody reads
+	if processGone(pid) {
+		t.Fatal("the shell's background process died with it (or of writing to its pipe)")
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		readPID(t, pidFile+"2")
+		cancel()
+	}()
+	code, err = RunShell(ctx, "", nil, nil, `sleep 300 & echo $! > "`+pidFile+`2"; wait`)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled RunShell = %d, %v", code, err)
+	}
+	waitFor(t, "the cancelled shell's background process to die", func() bool { return processGone(readPID(t, pidFile+"2")) })
+}

@@ -147,7 +147,16 @@ func (j *jobRun) envFor(cliConfig, toolDir string, write bool) []string {
 			j.masker.Add(secrets.VariableForms(v.value)...)
 		}
 	}
-	return env
+	return j.marked(env)
+}
+
+// marked adds the job's mark to env, last: it wins over a variable of the
+// same name (see package jobprocs).
+func (j *jobRun) marked(env []string) []string {
+	if j.procs == nil {
+		return env
+	}
+	return append(env, j.procs.Env())
 }
 
 // secretFileMasks are the values to mask for the job's secret files
@@ -274,7 +283,7 @@ func (j *jobRun) afterRun(kill context.Context, runErr error, handedOff bool) {
 	env := append(append([]string{}, j.env...), "TF_VAR_spacelift_final_run_state="+state, "TF_VAR_gantry_final_run_state="+state)
 	for _, c := range j.job.Hooks.AfterRun {
 		j.log.Printf("Hook after_run: %s", c)
-		code, err := tofu.Run(ctx, "/bin/sh", j.root, env, j.log, "-c", c)
+		code, err := tofu.RunShell(ctx, j.root, env, j.log, c)
 		if err != nil || code != 0 {
 			// The run's outcome is decided: a failing after_run hook is
 			// reported in the log only.

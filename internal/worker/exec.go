@@ -15,6 +15,7 @@ import (
 
 	"github.com/gantry-iac/gantry/internal/bytesize"
 	"github.com/gantry-iac/gantry/internal/git"
+	"github.com/gantry-iac/gantry/internal/jobprocs"
 	"github.com/gantry-iac/gantry/internal/secrets"
 	"github.com/gantry-iac/gantry/internal/tofu"
 	"github.com/gantry-iac/gantry/internal/workerapi"
@@ -46,7 +47,8 @@ type jobRun struct {
 	ended     bool   // the server already ended the run (no Finish needed)
 	handedOff bool   // the run waits for a person (after_run reports UNCONFIRMED)
 	cancel    context.CancelFunc
-	pending   chan error // the phase report in flight, if any (see phase)
+	pending   chan error    // the phase report in flight, if any (see phase)
+	procs     *jobprocs.Job // what the job's commands start
 }
 
 func (w *Worker) execute(kill context.Context, job *workerapi.Job, slot int) {
@@ -74,7 +76,7 @@ func (w *Worker) execute(kill context.Context, job *workerapi.Job, slot int) {
 	masked = append(masked, secretFileMasks(job.CredentialFiles)...)
 	masked = append(masked, job.Token, job.StateToken, job.OIDCToken)
 	masker := secrets.NewMasker(masked)
-	j := &jobRun{w: w, job: job, slot: slot, masker: masker,
+	j := &jobRun{w: w, job: job, slot: slot, masker: masker, procs: jobprocs.NewJob(jobprocs.Prefix(w.cfg.WorkDir)),
 		log: newLogStream(w.proto, job, masker, newLogKeeper(w.cfg.RescueDir, job.RunID, w.cfg.Name))}
 	ctx, cancel := context.WithCancel(kill)
 	defer cancel()
@@ -92,6 +94,10 @@ func (w *Worker) execute(kill context.Context, job *workerapi.Job, slot int) {
 	}
 	cancel()
 	<-hbDone
+	// Nothing the job started outlives it, detached or not (jobprocs).
+	if pids := j.procs.End(); len(pids) > 0 {
+		log.Info("killed processes the job left running", "pids", pids)
+	}
 	if err != nil && j.stopReason() == "" && kill.Err() == nil {
 		j.askStopped()
 	}
@@ -417,7 +423,7 @@ func (j *jobRun) runPlan(ctx context.Context) error {
 		}
 		return j.around(ctx, "perform", j.job.Hooks.BeforePerform, j.job.Hooks.AfterPerform, func() error {
 			j.log.Printf("Running task: %s", j.job.Command)
-			code, err := tofu.Run(ctx, "/bin/sh", j.root, j.env, j.log, "-c", j.job.Command)
+			code, err := tofu.RunShell(ctx, j.root, j.env, j.log, j.job.Command)
 			if err != nil {
 				return err
 			}
@@ -752,7 +758,7 @@ func (j *jobRun) toolFailed(what string, code int) error {
 func (j *jobRun) hooks(ctx context.Context, name string, cmds []string) error {
 	for _, c := range cmds {
 		j.log.Printf("Hook %s: %s", name, c)
-		code, err := tofu.Run(ctx, "/bin/sh", j.root, j.env, j.log, "-c", c)
+		code, err := tofu.RunShell(ctx, j.root, j.env, j.log, c)
 		if err != nil {
 			return err
 		}

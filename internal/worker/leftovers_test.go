@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+
+	"github.com/gantry-iac/gantry/internal/jobprocs"
 )
 
 // KillLeftovers kills the processes working in the directory or below it,
@@ -53,6 +55,41 @@ func startSleep(t *testing.T, dir string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command("sleep", "60")
 	cmd.Dir = dir
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	return cmd
+}
+
+// KillLeftovers also kills the processes carrying the mark of a job of a
+// worker working in the directory, wherever they work (a killed worker's
+// job that detached and left for /), and not another worker's.
+func TestKillLeftoversMarked(t *testing.T) {
+	if _, err := os.Stat("/proc/self/environ"); err != nil {
+		t.Skip("no /proc")
+	}
+	dir := filepath.Join(t.TempDir(), "workspaces")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	mine := startMarked(t, jobprocs.MarkVar+"="+jobprocs.Prefix(dir)+"-0123")
+	other := startMarked(t, jobprocs.MarkVar+"="+jobprocs.Prefix(t.TempDir())+"-0123")
+	killed := KillLeftovers(dir)
+	if !slices.Contains(killed, mine.Process.Pid) || slices.Contains(killed, other.Process.Pid) {
+		t.Fatalf("KillLeftovers = %v: want %d (marked by a job of this directory's worker), not %d", killed, mine.Process.Pid, other.Process.Pid)
+	}
+}
+
+// startMarked starts a long sleep in / with mark in its environment.
+func startMarked(t *testing.T, mark string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command("sleep", "60")
+	cmd.Dir = "/"
+	cmd.Env = append(os.Environ(), mark)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

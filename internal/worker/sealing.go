@@ -34,7 +34,7 @@ func (w *Worker) openSecrets(job *workerapi.Job) error {
 			continue
 		}
 		if w.cfg.PrivateKey == nil {
-			return fail("this pool seals its secrets to its key: start the worker with the pool's private key (--private-key-file)")
+			return fail("this pool seals its secrets to its key: start the worker with the pool's private key (GANTRY_PRIVATE_KEY or --private-key-file)")
 		}
 		pt, err := w.cfg.PrivateKey.OpenString(envInfo(job.RunID, v.Name), v.Value)
 		if err != nil {
@@ -59,7 +59,7 @@ func (w *Worker) openSecrets(job *workerapi.Job) error {
 			continue
 		}
 		if w.cfg.PrivateKey == nil {
-			return fail("this pool seals its secret files to its key: start the worker with the pool's private key (--private-key-file)")
+			return fail("this pool seals its secret files to its key: start the worker with the pool's private key (GANTRY_PRIVATE_KEY or --private-key-file)")
 		}
 		pt, err := w.cfg.PrivateKey.Open("file:"+job.RunID+":"+f.Path, f.Content)
 		if err != nil {
@@ -117,7 +117,7 @@ func (j *jobRun) sealWorkspace(data []byte) ([]byte, error) {
 	}
 	key := j.w.cfg.PrivateKey
 	if key == nil {
-		return nil, fail("this pool seals workspaces to its key: start the worker with the pool's private key (--private-key-file)")
+		return nil, fail("this pool seals workspaces to its key: start the worker with the pool's private key (GANTRY_PRIVATE_KEY or --private-key-file)")
 	}
 	out, err := key.PublicKey().Seal(workspaceInfo(j.job.RunID), data)
 	if err != nil {
@@ -136,7 +136,7 @@ func (j *jobRun) openWorkspace(data []byte) ([]byte, error) {
 	}
 	key := j.w.cfg.PrivateKey
 	if key == nil {
-		return nil, fail("the saved workspace is sealed to the pool's key: start the worker with the pool's private key (--private-key-file)")
+		return nil, fail("the saved workspace is sealed to the pool's key: start the worker with the pool's private key (GANTRY_PRIVATE_KEY or --private-key-file)")
 	}
 	out, err := key.Open(workspaceInfo(j.job.RunID), data)
 	if err != nil {
@@ -149,7 +149,7 @@ func (j *jobRun) openWorkspace(data []byte) ([]byte, error) {
 // credentials).
 func (w *Worker) openValue(info, v string) (string, error) {
 	if w.cfg.PrivateKey == nil {
-		return "", fail("this pool seals its secrets to its key: start the worker with the pool's private key (--private-key-file)")
+		return "", fail("this pool seals its secrets to its key: start the worker with the pool's private key (GANTRY_PRIVATE_KEY or --private-key-file)")
 	}
 	pt, err := w.cfg.PrivateKey.OpenString(info, v)
 	if err != nil {

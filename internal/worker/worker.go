@@ -322,7 +322,7 @@ func (w *Worker) checkPoolKey(poolKey string) error {
 		w.cfg.Log.Warn("this worker has a private key but its pool has none: nothing is sealed")
 	case poolKey == "":
 	case w.cfg.PrivateKey == nil:
-		return errors.New("this worker pool seals its secrets and workspaces to a key pair: start the worker with the pool's private key (--private-key-file)")
+		return errors.New("this worker pool seals its secrets and workspaces to a key pair: start the worker with the pool's private key (GANTRY_PRIVATE_KEY or --private-key-file)")
 	case w.cfg.PrivateKey.Public() != strings.TrimSpace(poolKey):
 		return errors.New("the private key given does not match this worker pool's public key (was `gantry workerpool keygen` run again? use the new key)")
 	}

@@ -190,7 +190,7 @@ func (h *Handler) register(w http.ResponseWriter, r *http.Request) error {
 		switch {
 		case poolKey == "":
 		case strings.TrimSpace(req.PublicKey) == "":
-			return errs.E(errs.Conflict, "worker pool %s seals its secrets and workspaces to a key pair: start the worker with the pool's private key (--private-key-file)", pool)
+			return errs.E(errs.Conflict, "worker pool %s seals its secrets and workspaces to a key pair: start the worker with the pool's private key (GANTRY_PRIVATE_KEY or --private-key-file)", pool)
 		case strings.TrimSpace(req.PublicKey) != strings.TrimSpace(poolKey):
 			return errs.E(errs.Conflict, "the worker's private key does not match worker pool %s's public key (was `gantry workerpool keygen` run again? use the new key)", pool)
 		}

@@ -44,7 +44,7 @@ func TestPoolSealing(t *testing.T) {
 		otherPriv, _, _ := seal.GenerateKey()
 		other, _ := seal.ParsePrivateKey(otherPriv)
 		for _, tc := range []struct{ key, want string }{
-			{"", "seals its secrets and workspaces to a key pair: start the worker with the pool's private key (--private-key-file)"},
+			{"", "seals its secrets and workspaces to a key pair: start the worker with the pool's private key (GANTRY_PRIVATE_KEY or --private-key-file)"},
 			{other.Public(), "the worker's private key does not match worker pool gpu's public key"},
 		} {
 			refused := workerapi.NewClient(f.url+"/", gpuToken)
