@@ -70,7 +70,8 @@ func (c *Cache) Checkout(ctx context.Context, repo, branch, sha, dir string) (Co
 		return commit, err
 	}
 	if errors.As(err, new(altered)) {
-		c.warn(fmt.Sprintf("the git cache of %s was altered (%v): dropped, fetching commit %s again", repo, err, sha))
+		// The repository's URL may hold a credential: not in the message.
+		c.warn(fmt.Sprintf("the git cache was altered (%v): dropped, fetching commit %s again", err, sha))
 		_ = os.RemoveAll(gitDir)
 		_ = os.RemoveAll(dir)
 		if commit, err = c.checkout(ctx, gitDir, key, repo, branch, sha, dir); err == nil || ctx.Err() != nil {
