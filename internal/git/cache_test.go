@@ -162,30 +162,33 @@ func TestCacheKeepsTrees(t *testing.T) {
 	}
 }
 
-// A tree kept by an older worker (its message without the commit's author
-// and date) is not served: the commit is checked out again, with them, and
-// kept anew.
-func TestCacheDropsOldTrees(t *testing.T) {
+// Trees on disk that a Cache did not keep itself (a restarted worker's,
+// or an older worker's) are not served: nothing tells what they held. The
+// commit is checked out again through git, and kept anew.
+func TestCacheDropsTreesOfEarlierWorkers(t *testing.T) {
 	r := newTestRepo(t)
-	c := &git.Cache{Dir: t.TempDir()}
+	dir := t.TempDir()
+	c := &git.Cache{Dir: dir}
 	if _, err := c.Checkout(ctx(t), r.path, "main", r.first, filepath.Join(t.TempDir(), "a")); err != nil {
 		t.Fatal(err)
 	}
-	entries, _ := filepath.Glob(filepath.Join(c.Dir, "trees", "*-"+r.first))
+	entries, _ := filepath.Glob(filepath.Join(dir, "trees", "*-"+r.first))
 	if len(entries) != 1 {
 		t.Fatalf("kept trees of %s: %v", r.first, entries)
 	}
-	if err := os.Remove(filepath.Join(entries[0], "commit.json")); err != nil {
+	if err := os.WriteFile(filepath.Join(entries[0], "main.tf"), []byte("# changed while the worker was down\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(entries[0], "message"), []byte("First commit"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	got, err := c.Checkout(ctx(t), r.path, "main", r.first, filepath.Join(t.TempDir(), "b"))
+	restarted := &git.Cache{Dir: dir, Warn: func(msg string) { t.Errorf("warned: %s", msg) }}
+	dst := filepath.Join(t.TempDir(), "b")
+	got, err := restarted.Checkout(ctx(t), r.path, "main", r.first, dst)
 	if err != nil || got.SHA != r.first || got.Author != "Test" || got.At.IsZero() {
-		t.Fatalf("Checkout over an old kept tree = %+v, %v", got, err)
+		t.Fatalf("Checkout after a restart = %+v, %v", got, err)
 	}
-	if _, err := os.Stat(filepath.Join(entries[0], "commit.json")); err != nil {
-		t.Errorf("the tree is not kept anew: %v", err)
+	if got := readFile(t, filepath.Join(dst, "main.tf")); got != "# v1\n" {
+		t.Errorf("main.tf = %q, want the commit's", got)
+	}
+	if got := readFile(t, filepath.Join(entries[0], "main.tf")); got != "# v1\n" {
+		t.Errorf("the tree is not kept anew: main.tf = %q", got)
 	}
 }

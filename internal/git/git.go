@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -19,13 +20,62 @@ var shaRE = regexp.MustCompile(`^[0-9a-f]{40}([0-9a-f]{24})?$`)
 // ValidSHA reports whether s is a full commit id.
 func ValidSHA(s string) bool { return shaRE.MatchString(s) }
 
-func run(ctx context.Context, dir string, args ...string) (string, error) {
-	cmd := exec.CommandContext(ctx, "git", args...)
+// safeConfig comes before every git command the worker runs: whatever a
+// repository's own configuration or hooks directory holds (run code, which
+// runs as the worker's user, can write the cache's), git runs no hook and
+// no file system monitor, and no "ext::" transport (a command line as a
+// URL).
+var safeConfig = []string{
+	"-c", "core.hooksPath=/dev/null",
+	"-c", "core.fsmonitor=false",
+	"-c", "protocol.ext.allow=never",
+}
+
+// gitEnv is the environment git runs in: what reaching a remote may need
+// (the user's git configuration, an SSH agent, proxies, certificates),
+// nothing else of the worker's (its tokens), and no git variable that
+// would point git at another repository.
+func gitEnv() []string {
+	env := []string{"GIT_TERMINAL_PROMPT=0", "GIT_ASKPASS=true", "LC_ALL=C"}
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		if keepEnv[name] || strings.HasPrefix(name, "GIT_CONFIG_KEY_") || strings.HasPrefix(name, "GIT_CONFIG_VALUE_") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+var keepEnv = map[string]bool{}
+
+func init() {
+	for _, name := range strings.Fields(`PATH HOME USER LOGNAME TMPDIR XDG_CONFIG_HOME SSH_AUTH_SOCK
+		HTTP_PROXY HTTPS_PROXY NO_PROXY ALL_PROXY http_proxy https_proxy no_proxy all_proxy
+		SSL_CERT_FILE SSL_CERT_DIR GIT_EXEC_PATH GIT_SSH GIT_SSH_COMMAND GIT_SSH_VARIANT
+		GIT_SSL_CAINFO GIT_SSL_CAPATH GIT_SSL_CERT GIT_SSL_KEY GIT_SSL_NO_VERIFY GIT_PROXY_SSL_CAINFO
+		GIT_CONFIG_GLOBAL GIT_CONFIG_SYSTEM GIT_CONFIG_NOSYSTEM GIT_CONFIG_COUNT`) {
+		keepEnv[name] = true
+	}
+}
+
+// command returns git with args, run in dir: "/" when git works on no
+// repository (ls-remote, clone, a --git-dir), so that a repository
+// around the worker's own directory is not read.
+func command(ctx context.Context, dir string, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, "git", append(append([]string(nil), safeConfig...), args...)...)
 	killable(cmd)
 	// Once git is killed, its output is not waited for longer than this.
 	cmd.WaitDelay = 2 * time.Second
+	if dir == "" {
+		dir = "/"
+	}
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GIT_TERMINAL_PROMPT=0", "GIT_ASKPASS=true", "LC_ALL=C")
+	cmd.Env = gitEnv()
+	return cmd
+}
+
+func run(ctx context.Context, dir string, args ...string) (string, error) {
+	cmd := command(ctx, dir, args...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Run(); err != nil {
@@ -33,9 +83,19 @@ func run(ctx context.Context, dir string, args ...string) (string, error) {
 		if msg == "" {
 			msg = err.Error()
 		}
-		return "", fmt.Errorf("git %s: %s", args[0], msg)
+		return "", fmt.Errorf("git %s: %s", gitVerb(args), msg)
 	}
 	return out.String(), nil
+}
+
+// gitVerb is the command among args (after the global options).
+func gitVerb(args []string) string {
+	for _, a := range args {
+		if !strings.HasPrefix(a, "-") {
+			return a
+		}
+	}
+	return args[0]
 }
 
 // heads coalesces concurrent Head calls for the same branch: runs of many
@@ -84,7 +144,7 @@ func Head(ctx context.Context, repo, branch string) (string, error) {
 }
 
 func head(ctx context.Context, repo, branch string) (string, error) {
-	out, err := run(ctx, "", "ls-remote", "--", repo, "refs/heads/"+branch)
+	out, err := run(ctx, "", "ls-remote", "--", absRepo(repo), "refs/heads/"+branch)
 	if err != nil {
 		return "", err
 	}
@@ -109,6 +169,10 @@ type Commit struct {
 func Checkout(ctx context.Context, repo, branch, sha, dir string) (Commit, error) {
 	if sha != "" && !ValidSHA(sha) {
 		return Commit{}, fmt.Errorf("%q is not a full commit SHA", sha)
+	}
+	repo = absRepo(repo)
+	if abs, err := filepath.Abs(dir); err == nil {
+		dir = abs
 	}
 	if _, err := run(ctx, "", "clone", "--quiet", "--single-branch", "--branch", branch, "--", repo, dir); err != nil {
 		return Commit{}, err

@@ -20,6 +20,11 @@ import (
 // gitRun runs git in dir with a fixed identity and no user configuration.
 func gitRun(t *testing.T, dir string, args ...string) string {
 	t.Helper()
+	return gitRunTB(t, dir, args...)
+}
+
+func gitRunTB(t testing.TB, dir string, args ...string) string {
+	t.Helper()
 	cmd := exec.Command("git", args...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1",

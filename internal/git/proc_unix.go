@@ -15,3 +15,6 @@ func killable(cmd *exec.Cmd) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 }
+
+// oNoFollow opens a file only if it is not a symbolic link.
+const oNoFollow = syscall.O_NOFOLLOW

@@ -1,15 +1,14 @@
 package git
 
 import (
-	"encoding/json"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
-	"strings"
 	"time"
 )
 
@@ -19,140 +18,201 @@ const maxTrees = 16
 // A Cache keeps the trees of the commits it checked out last, so that the
 // next run of the same commit (another stack of the same repository, the
 // next run of a stack whose code did not change) copies files instead of
-// starting git: trees/<repo key>-<sha>/{tree/,commit.json}, each made in a
-// temporary directory and renamed into place whole. (Entries of older
-// workers, with a message file instead of commit.json, are dropped.)
+// starting git: trees/<repo key>-<sha>/, each written beside the workspace
+// by materialize. Run code can rewrite them (it runs as the worker's
+// user): what each holds (paths, kinds, object ids, link targets) is kept
+// in the Cache's memory only, and every file is hashed as it is copied. A
+// kept tree that differs in any way is dropped and the commit checked out
+// through git. Trees on disk that this Cache did not keep (a restarted
+// worker's) are not trusted: they are removed at its first checkout.
+
+type fileKind byte
+
+const (
+	kindDir fileKind = iota
+	kindFile
+	kindExec
+	kindLink
+	kindSubmodule // an empty directory
+)
+
+// keptFile is one entry of a kept tree's manifest.
+type keptFile struct {
+	path     string // slash-separated, relative to the tree ("" for its root)
+	kind     fileKind
+	perm     fs.FileMode // files: what they are made with
+	id       string      // files and links: the blob's id
+	size     int64
+	target   string // links
+	children int    // directories: how many entries they hold
+}
+
+// keptTree is the manifest of a kept tree: parents come before their
+// entries.
+type keptTree struct {
+	entry  string // its directory
+	commit Commit
+	files  []keptFile
+	used   time.Time
+}
 
 func (c *Cache) treeEntry(repoKey, sha string) string {
 	return filepath.Join(c.Dir, "trees", repoKey+"-"+sha)
 }
 
-// fromTree writes the kept tree of entry into dir and returns the commit;
-// ok is false when the cache does not hold it (or could not copy it, or
-// kept it without its commit: the entry is dropped and dir emptied).
+// initTrees forgets the trees on disk that this Cache did not keep.
+func (c *Cache) initTrees() {
+	if c.trees == nil {
+		c.trees = map[string]*keptTree{}
+		_ = os.RemoveAll(filepath.Join(c.Dir, "trees"))
+	}
+}
+
+// fromTree copies the kept tree of entry into dir and returns the commit;
+// ok is false when the Cache did not keep it, or when it differs from what
+// was kept (then it is dropped, dir emptied, and Warn told).
 func (c *Cache) fromTree(entry, dir string) (commit Commit, ok bool) {
-	raw, err := os.ReadFile(filepath.Join(entry, "commit.json"))
-	if errors.Is(err, fs.ErrNotExist) {
-		if _, err := os.Stat(entry); err == nil {
-			_ = os.RemoveAll(entry) // an older worker's entry: made again
-		}
+	c.initTrees()
+	kt := c.trees[entry]
+	if kt == nil {
 		return Commit{}, false
 	}
-	if err != nil || json.Unmarshal(raw, &commit) != nil || commit.SHA == "" {
-		_ = os.RemoveAll(entry)
-		return Commit{}, false
-	}
-	if err := copyTree(filepath.Join(entry, "tree"), dir); err != nil {
-		_ = os.RemoveAll(entry)
+	if err := kt.copyTo(dir); err != nil {
+		c.warn(fmt.Sprintf("the kept tree of commit %s in the git cache was altered (%v): dropped, checking the commit out again", kt.commit.SHA, err))
+		c.dropTree(entry)
 		_ = os.RemoveAll(dir)
 		return Commit{}, false
 	}
-	now := time.Now()
-	_ = os.Chtimes(entry, now, now) // most recently used
-	return commit, true
+	kt.used = time.Now()
+	return kt.commit, true
 }
 
-// keepTree keeps a copy of the tree just checked out into dir. Failing to
-// is no error: the next run starts git again.
-func (c *Cache) keepTree(entry, dir string, commit Commit) {
-	if _, err := os.Stat(entry); err == nil {
-		return
-	}
-	root := filepath.Dir(entry)
-	if err := os.MkdirAll(root, 0o700); err != nil {
-		return
-	}
-	tmp, err := os.MkdirTemp(root, "tmp-")
-	if err != nil {
-		return
-	}
-	meta, err := json.Marshal(commit)
-	if err != nil || copyTree(dir, filepath.Join(tmp, "tree")) != nil ||
-		os.WriteFile(filepath.Join(tmp, "commit.json"), meta, 0o600) != nil ||
-		os.Rename(tmp, entry) != nil {
-		_ = os.RemoveAll(tmp)
-		return
-	}
-	c.pruneTrees(root)
-}
-
-// pruneTrees drops the least recently used trees beyond maxTrees, and
-// temporary directories a killed worker left.
-func (c *Cache) pruneTrees(root string) {
-	entries, err := os.ReadDir(root)
-	if err != nil {
-		return
-	}
-	type kept struct {
-		path string
-		used time.Time
-	}
-	var trees []kept
-	for _, e := range entries {
-		p := filepath.Join(root, e.Name())
-		info, err := e.Info()
-		if err != nil {
-			continue
-		}
-		if strings.HasPrefix(e.Name(), "tmp-") {
-			if time.Since(info.ModTime()) > time.Hour {
-				_ = os.RemoveAll(p)
+// keepTree records the manifest of a tree materialize just kept, and drops
+// the least recently used trees beyond maxTrees.
+func (c *Cache) keepTree(kt *keptTree) {
+	c.initTrees()
+	kt.used = time.Now()
+	c.trees[kt.entry] = kt
+	for len(c.trees) > maxTrees {
+		var oldest *keptTree
+		for _, t := range c.trees {
+			if oldest == nil || t.used.Before(oldest.used) {
+				oldest = t
 			}
-			continue
 		}
-		trees = append(trees, kept{p, info.ModTime()})
-	}
-	if len(trees) <= maxTrees {
-		return
-	}
-	sort.Slice(trees, func(i, j int) bool { return trees[i].used.After(trees[j].used) })
-	for _, t := range trees[maxTrees:] {
-		_ = os.RemoveAll(t.path)
+		c.dropTree(oldest.entry)
 	}
 }
 
-// copyTree copies the directories, regular files (with their permission
-// bits) and symbolic links under src into dst.
-func copyTree(src, dst string) error {
-	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
+func (c *Cache) dropTree(entry string) {
+	delete(c.trees, entry)
+	_ = os.RemoveAll(entry)
+}
+
+// copyTo copies the kept tree into dir, checking that it holds exactly
+// what its manifest says: no file more or less, the same kinds, exec bits
+// and link targets, and every file hashing to its blob's id.
+func (kt *keptTree) copyTo(dir string) error {
+	newHash := objectHash(len(kt.commit.SHA))
+	for _, f := range kt.files {
+		src := filepath.Join(kt.entry, filepath.FromSlash(f.path))
+		dst := filepath.Join(dir, filepath.FromSlash(f.path))
+		var err error
+		switch f.kind {
+		case kindDir, kindSubmodule:
+			if err = checkDir(src, f.children); err == nil {
+				if f.path == "" {
+					err = os.MkdirAll(dst, 0o700)
+				} else {
+					err = os.Mkdir(dst, 0o777)
+				}
+			}
+		case kindLink:
+			var target string
+			if target, err = readLink(src); err == nil && target != f.target {
+				err = errors.New("link changed")
+			}
+			if err == nil {
+				err = os.Symlink(target, dst)
+			}
+		default:
+			err = copyVerified(src, dst, f, newHash)
 		}
-		rel, err := filepath.Rel(src, p)
 		if err != nil {
-			return err
-		}
-		target := filepath.Join(dst, rel)
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		switch {
-		case d.IsDir():
-			return os.MkdirAll(target, info.Mode().Perm()|0o700)
-		case d.Type()&fs.ModeSymlink != 0:
-			link, err := os.Readlink(p)
-			if err != nil {
+			if f.path == "" {
 				return err
 			}
-			return os.Symlink(link, target)
-		case d.Type().IsRegular():
-			return copyFile(p, target, info.Mode().Perm())
+			return fmt.Errorf("%s: %w", f.path, err)
 		}
-		return fmt.Errorf("%s: not a file, directory or symbolic link", rel)
-	})
+	}
+	return nil
 }
 
-func copyFile(src, dst string, perm fs.FileMode) error {
-	in, err := os.Open(src)
+func checkDir(path string, children int) error {
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return errors.New("not a directory any more")
+	}
+	d, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	names, err := d.Readdirnames(-1)
+	if err != nil {
+		return err
+	}
+	if len(names) != children {
+		return fmt.Errorf("holds %d entries, not %d", len(names), children)
+	}
+	return nil
+}
+
+func readLink(path string) (string, error) {
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return "", err
+	}
+	if fi.Mode()&fs.ModeSymlink == 0 {
+		return "", errors.New("not a link any more")
+	}
+	return os.Readlink(path)
+}
+
+// copyVerified copies the file src to dst, hashing what it reads as git
+// hashes a blob.
+func copyVerified(src, dst string, f keptFile, newHash func() hash.Hash) error {
+	in, err := os.OpenFile(src, os.O_RDONLY|oNoFollow, 0)
 	if err != nil {
 		return err
 	}
 	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+	fi, err := in.Stat()
+	switch {
+	case err != nil:
+		return err
+	case !fi.Mode().IsRegular():
+		return errors.New("not a file any more")
+	case fi.Size() != f.size:
+		return errors.New("content changed")
+	case (fi.Mode().Perm()&0o100 != 0) != (f.kind == kindExec):
+		return errors.New("mode changed")
+	}
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, f.perm)
 	if err != nil {
 		return err
 	}
-	_, err = io.Copy(out, in)
-	return errors.Join(err, out.Close())
+	h := newHash()
+	fmt.Fprintf(h, "blob %d\x00", f.size)
+	_, err = io.Copy(io.MultiWriter(out, h), io.LimitReader(in, f.size+1))
+	if err = errors.Join(err, out.Close()); err != nil {
+		return err
+	}
+	if hex.EncodeToString(h.Sum(nil)) != f.id {
+		return errors.New("content changed")
+	}
+	return nil
 }

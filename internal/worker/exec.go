@@ -332,13 +332,12 @@ func (j *jobRun) run(ctx context.Context) error {
 func (j *jobRun) prepare(ctx context.Context) (commit git.Commit, err error) {
 	src := filepath.Join(j.dir, "src")
 	j.log.Printf("Cloning %s (branch %s) at %s", j.job.Repository, j.job.Branch, orHead(j.job.CommitSHA))
-	if j.w.cfg.GitCache != "" {
-		dir := j.w.cfg.GitCache
-		if j.slot > 0 {
-			// Concurrent jobs of one worker each keep their own cache.
-			dir = filepath.Join(dir, fmt.Sprintf("slot-%d", j.slot))
+	if cache := j.w.gitCache(j.slot); cache != nil {
+		log := j.w.cfg.Log.With("run_id", j.job.RunID, "stack_id", j.job.StackID)
+		cache.Warn = func(msg string) {
+			log.Warn(msg)
+			j.log.Printf("Warning: %s", msg)
 		}
-		cache := &git.Cache{Dir: dir}
 		commit, err = cache.Checkout(ctx, j.job.Repository, j.job.Branch, j.job.CommitSHA, src)
 	} else {
 		commit, err = git.Checkout(ctx, j.job.Repository, j.job.Branch, j.job.CommitSHA, src)

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gantry-iac/gantry/internal/git"
 	"github.com/gantry-iac/gantry/internal/release"
 	"github.com/gantry-iac/gantry/internal/seal"
 	"github.com/gantry-iac/gantry/internal/tofu"
@@ -66,6 +67,9 @@ type Worker struct {
 	// most, not endRetryFor (see shuttingDown).
 	stopping context.Context
 	tools    map[string]string // reported at registration
+
+	cacheMu sync.Mutex
+	caches  map[int]*git.Cache // by job slot: they live as long as the worker
 
 	regMu    sync.Mutex // held while registering again
 	regGen   int        // registrations since the first
@@ -327,4 +331,28 @@ func (w *Worker) checkPoolKey(poolKey string) error {
 		return errors.New("the private key given does not match this worker pool's public key (was `gantry workerpool keygen` run again? use the new key)")
 	}
 	return nil
+}
+
+// gitCache returns the git cache of a job slot (nil without GitCache). A
+// Cache remembers what its kept trees hold: it lives as long as the
+// worker.
+func (w *Worker) gitCache(slot int) *git.Cache {
+	if w.cfg.GitCache == "" {
+		return nil
+	}
+	w.cacheMu.Lock()
+	defer w.cacheMu.Unlock()
+	if c := w.caches[slot]; c != nil {
+		return c
+	}
+	dir := w.cfg.GitCache
+	if slot > 0 {
+		// Concurrent jobs of one worker each keep their own cache.
+		dir = filepath.Join(dir, fmt.Sprintf("slot-%d", slot))
+	}
+	if w.caches == nil {
+		w.caches = map[int]*git.Cache{}
+	}
+	w.caches[slot] = &git.Cache{Dir: dir}
+	return w.caches[slot]
 }
