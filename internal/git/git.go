@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/gantry-iac/gantry/internal/redact"
 )
 
 var shaRE = regexp.MustCompile(`^[0-9a-f]{40}([0-9a-f]{24})?$`)
@@ -33,7 +35,8 @@ func run(ctx context.Context, dir string, args ...string) (string, error) {
 		if msg == "" {
 			msg = err.Error()
 		}
-		return "", fmt.Errorf("git %s: %s", args[0], msg)
+		// git hides a URL's password in most messages, not all.
+		return "", fmt.Errorf("git %s: %s", args[0], redact.RepositoriesIn(msg))
 	}
 	return out.String(), nil
 }
@@ -90,7 +93,7 @@ func head(ctx context.Context, repo, branch string) (string, error) {
 	}
 	f := strings.Fields(out)
 	if len(f) < 1 || !ValidSHA(f[0]) {
-		return "", fmt.Errorf("branch %q not found in %s", branch, repo)
+		return "", fmt.Errorf("branch %q not found in %s", branch, shown(repo))
 	}
 	return f[0], nil
 }
@@ -113,20 +116,33 @@ func Checkout(ctx context.Context, repo, branch, sha, dir string) (Commit, error
 	if _, err := run(ctx, "", "clone", "--quiet", "--single-branch", "--branch", branch, "--", repo, dir); err != nil {
 		return Commit{}, err
 	}
+	if s := shown(repo); s != repo {
+		// The clone's configuration would keep the credential, where the
+		// run's hooks and tools read files.
+		if _, err := run(ctx, dir, "remote", "set-url", "origin", s); err != nil {
+			return Commit{}, err
+		}
+	}
 	head, err := describe(ctx, dir, "HEAD")
 	if err != nil || sha == "" || sha == head.SHA {
 		return head, err
 	}
 	if _, err := run(ctx, dir, "checkout", "--quiet", "--detach", sha); err != nil {
 		// The commit may not be on the branch: fetch it by id.
-		if _, ferr := run(ctx, dir, "fetch", "--quiet", "origin", sha); ferr != nil {
-			return Commit{}, fmt.Errorf("commit %s not found in %s (branch %s)", sha, repo, branch)
+		if _, ferr := run(ctx, dir, "fetch", "--quiet", "--", repo, sha); ferr != nil {
+			return Commit{}, fmt.Errorf("commit %s not found in %s (branch %s)", sha, shown(repo), branch)
 		}
 		if _, err := run(ctx, dir, "checkout", "--quiet", "--detach", sha); err != nil {
 			return Commit{}, err
 		}
 	}
 	return describe(ctx, dir, sha)
+}
+
+// shown is repo as it may be shown (see redact.Repository).
+func shown(repo string) string {
+	s, _ := redact.Repository(repo)
+	return s
 }
 
 // describe returns a commit's full id, author, date and message; pre are

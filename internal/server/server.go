@@ -399,6 +399,13 @@ func (s *Server) open(ctx context.Context) error {
 	if err := s.spaces.EnsureRoot(ctx); err != nil {
 		return err
 	}
+	// Repository URLs with a credential stored by an older version are
+	// sealed (a stack read before that already hides it).
+	if n, err := s.stacks.SealRepositories(ctx); err != nil {
+		return fmt.Errorf("sealing the credentials of repository URLs: %w", err)
+	} else if n > 0 {
+		s.log.Info("sealed the credentials of repository URLs", "stacks", n)
+	}
 	if err := s.bootstrapToken(ctx); err != nil {
 		return err
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/gantry-iac/gantry/internal/bytesize"
 	"github.com/gantry-iac/gantry/internal/git"
+	"github.com/gantry-iac/gantry/internal/redact"
 	"github.com/gantry-iac/gantry/internal/secrets"
 	"github.com/gantry-iac/gantry/internal/tofu"
 	"github.com/gantry-iac/gantry/internal/workerapi"
@@ -72,6 +73,9 @@ func (w *Worker) execute(kill context.Context, job *workerapi.Job, slot int) {
 	masked = append(masked, secretFileMasks(job.Files)...)
 	masked = append(masked, secretFileMasks(job.CredentialFiles)...)
 	masked = append(masked, job.Token, job.StateToken, job.OIDCToken)
+	// The credential a repository URL may carry (git may print it).
+	_, repoSecret := redact.Repository(job.Repository)
+	masked = append(masked, repoSecret...)
 	masker := secrets.NewMasker(masked)
 	j := &jobRun{w: w, job: job, slot: slot, masker: masker,
 		log: newLogStream(w.proto, job, masker, newLogKeeper(w.cfg.RescueDir, job.RunID, w.cfg.Name))}
@@ -324,7 +328,8 @@ func (j *jobRun) run(ctx context.Context) error {
 // prepare checks out the code and sets up tool, backend and environment.
 func (j *jobRun) prepare(ctx context.Context) (commit git.Commit, err error) {
 	src := filepath.Join(j.dir, "src")
-	j.log.Printf("Cloning %s (branch %s) at %s", j.job.Repository, j.job.Branch, orHead(j.job.CommitSHA))
+	shown, _ := redact.Repository(j.job.Repository)
+	j.log.Printf("Cloning %s (branch %s) at %s", shown, j.job.Branch, orHead(j.job.CommitSHA))
 	if j.w.cfg.GitCache != "" {
 		dir := j.w.cfg.GitCache
 		if j.slot > 0 {
