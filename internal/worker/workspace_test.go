@@ -423,6 +423,14 @@ func TestPackUnpackWorkspace(t *testing.T) {
 	if err := os.Symlink("/usr/share/provider-cache", filepath.Join(src, "abs-link")); err != nil {
 		t.Fatal(err)
 	}
+	// Committed links leading out of the checkout: to where mounted files
+	// land (the workspace root's kube/config), or anywhere (unused).
+	if err := os.Symlink("../kube/config", filepath.Join(src, "kubeconfig")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("../../../../../../../etc", filepath.Join(src, "modules", "etcrel")); err != nil {
+		t.Fatal(err)
+	}
 
 	var packed bytes.Buffer
 	err := packWorkspace(src, &packed)
@@ -458,7 +466,8 @@ func TestPackUnpackWorkspace(t *testing.T) {
 	if fi, err := os.Stat(filepath.Join(dst, "empty")); err != nil || !fi.IsDir() {
 		t.Errorf("empty directory not restored: %v", err)
 	}
-	for link, target := range map[string]string{"link.tf": "main.tf", "empty/net": "../modules/net"} {
+	for link, target := range map[string]string{"link.tf": "main.tf", "empty/net": "../modules/net",
+		"kubeconfig": "../kube/config", "modules/etcrel": "../../../../../../../etc"} {
 		got, err := os.Readlink(filepath.Join(dst, link))
 		if err != nil || got != target {
 			t.Errorf("symlink %s -> %q, %v; want -> %q", link, got, err, target)
@@ -486,6 +495,24 @@ func TestUnpackWorkspaceRefusesEscapes(t *testing.T) {
 		{"overwrite a symlink leading out", []tarEntry{
 			{name: "escape", link: "../outside/evil", typ: tar.TypeSymlink},
 			{name: "escape", body: "x", typ: tar.TypeReg},
+		}},
+		{"write through a symlink to an outer directory", []tarEntry{
+			{name: "etcrel", link: "../../../../../../../" + "tmp", typ: tar.TypeSymlink},
+			{name: "etcrel/evil-" + strconv.Itoa(os.Getpid()), body: "x", typ: tar.TypeReg},
+		}},
+		{"directory through a symlink leading out", []tarEntry{
+			{name: "escape", link: "../outside", typ: tar.TypeSymlink},
+			{name: "escape", typ: tar.TypeDir, mode: 0o755},
+			{name: "escape/evil", body: "x", typ: tar.TypeReg},
+		}},
+		{"write through a chain of symlinks", []tarEntry{
+			{name: "a", link: "b", typ: tar.TypeSymlink},
+			{name: "b", link: "../outside", typ: tar.TypeSymlink},
+			{name: "a/evil", body: "x", typ: tar.TypeReg},
+		}},
+		{"nested directory through a symlink", []tarEntry{
+			{name: "escape", link: "../outside", typ: tar.TypeSymlink},
+			{name: "escape/sub/evil", typ: tar.TypeDir, mode: 0o755},
 		}},
 	}
 	for _, tt := range tests {
