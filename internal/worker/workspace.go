@@ -29,11 +29,17 @@ var blockCommentRE = regexp.MustCompile(`(?s)/\*.*?\*/`)
 
 // checkNoBackend refuses code that declares its own backend while the
 // stack's state is managed by Gantry: in the native syntax (.tf, .tofu)
-// and in the JSON syntax (.tf.json, .tofu.json), which OpenTofu reads too.
+// and in the JSON syntax (.tf.json, .tofu.json), which OpenTofu reads too;
+// and a committed file of the name Gantry writes its backend to.
 func checkNoBackend(root string) error {
 	entries, err := os.ReadDir(root)
 	if err != nil {
 		return fail("reading the project root: %v", err)
+	}
+	// The name is reserved: the run writes that file (a link so named is
+	// refused earlier, by resolveProjectRoot).
+	if _, err := os.Lstat(filepath.Join(root, overrideFile)); err == nil {
+		return fail("%s is in the repository: Gantry writes this file during the run (the name is reserved); rename it in the repository", overrideFile)
 	}
 	for _, e := range entries {
 		name := e.Name()

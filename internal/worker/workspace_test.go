@@ -112,6 +112,16 @@ func TestCheckNoBackend(t *testing.T) {
 			wantErr: "main.tf.json: it is not valid JSON",
 		},
 		{
+			name:    "a committed gantry_backend_override.tf without a backend",
+			files:   map[string]string{"main.tf": "# code\n", "gantry_backend_override.tf": "locals {\n  x = 1\n}\n"},
+			wantErr: "gantry_backend_override.tf is in the repository: Gantry writes this file",
+		},
+		{
+			name:    "a committed gantry_backend_override.tf with a backend",
+			files:   map[string]string{"gantry_backend_override.tf": "terraform {\n  backend \"s3\" {}\n}\n"},
+			wantErr: "gantry_backend_override.tf is in the repository: Gantry writes this file",
+		},
+		{
 			name:  "other JSON files are not configuration",
 			files: map[string]string{"package.json": `{"terraform": {"backend": {"s3": {}}}}`, "main.json": `{"terraform": {"backend": {"s3": {}}}}`},
 		},
