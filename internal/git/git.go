@@ -28,6 +28,7 @@ func run(ctx context.Context, dir string, args ...string) (string, error) {
 	cmd.WaitDelay = 2 * time.Second
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "GIT_TERMINAL_PROMPT=0", "GIT_ASKPASS=true", "LC_ALL=C")
+	cmd.Env = append(cmd.Env, netEnv(os.Getenv, configured())...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Run(); err != nil {
@@ -40,6 +41,44 @@ func run(ctx context.Context, dir string, args ...string) (string, error) {
 	}
 	return out.String(), nil
 }
+
+// Bounds of git's network operations, so that a remote that accepts and
+// never answers (or stalls) fails the command rather than holding it: SSH
+// gives up a connection or handshake after 30 s and a silent server after
+// a minute; HTTP(S) a transfer slower than 1000 bytes/s for 60 s.
+const (
+	sshCommand   = "ssh -o ConnectTimeout=30 -o ServerAliveInterval=15 -o ServerAliveCountMax=4"
+	lowSpeed     = "1000"
+	lowSpeedTime = "60"
+)
+
+// netEnv returns the environment that sets those bounds, leaving out what
+// the user set themselves (in the environment getenv reads, or in git's
+// configuration: the keys in set, lower-case).
+func netEnv(getenv func(string) string, set map[string]bool) []string {
+	var env []string
+	if getenv("GIT_SSH_COMMAND") == "" && getenv("GIT_SSH") == "" && !set["core.sshcommand"] {
+		env = append(env, "GIT_SSH_COMMAND="+sshCommand)
+	}
+	if getenv("GIT_HTTP_LOW_SPEED_LIMIT") == "" && getenv("GIT_HTTP_LOW_SPEED_TIME") == "" &&
+		!set["http.lowspeedlimit"] && !set["http.lowspeedtime"] {
+		env = append(env, "GIT_HTTP_LOW_SPEED_LIMIT="+lowSpeed, "GIT_HTTP_LOW_SPEED_TIME="+lowSpeedTime)
+	}
+	return env
+}
+
+// configured returns which of the keys netEnv defers to the user's git
+// configuration (system and global) sets, read once.
+var configured = sync.OnceValue(func() map[string]bool {
+	set := map[string]bool{}
+	cmd := exec.Command("git", "config", "--name-only", "--get-regexp", `^(core\.sshcommand|http\.lowspeed(limit|time))$`)
+	cmd.Env = append(os.Environ(), "LC_ALL=C")
+	out, _ := cmd.Output() // exit code 1: none set
+	for _, k := range strings.Fields(string(out)) {
+		set[strings.ToLower(k)] = true
+	}
+	return set
+})
 
 // heads coalesces concurrent Head calls for the same branch: runs of many
 // stacks of one repository triggered together (a burst, a monorepo) ask

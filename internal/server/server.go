@@ -91,6 +91,9 @@ type Config struct {
 	AdminToken      string
 	WorkerTimeout   time.Duration
 	ShutdownTimeout time.Duration
+	// CheckoutTimeout bounds a built-in worker's checkout of a run's code
+	// (0: worker.DefaultCheckoutTimeout).
+	CheckoutTimeout time.Duration
 	ToolsDir        string
 	OpenTofuMirror  string
 	TerraformMirror string

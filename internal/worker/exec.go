@@ -330,19 +330,8 @@ func (j *jobRun) prepare(ctx context.Context) (commit git.Commit, err error) {
 	src := filepath.Join(j.dir, "src")
 	shown, _ := redact.Repository(j.job.Repository)
 	j.log.Printf("Cloning %s (branch %s) at %s", shown, j.job.Branch, orHead(j.job.CommitSHA))
-	if j.w.cfg.GitCache != "" {
-		dir := j.w.cfg.GitCache
-		if j.slot > 0 {
-			// Concurrent jobs of one worker each keep their own cache.
-			dir = filepath.Join(dir, fmt.Sprintf("slot-%d", j.slot))
-		}
-		cache := &git.Cache{Dir: dir}
-		commit, err = cache.Checkout(ctx, j.job.Repository, j.job.Branch, j.job.CommitSHA, src)
-	} else {
-		commit, err = git.Checkout(ctx, j.job.Repository, j.job.Branch, j.job.CommitSHA, src)
-	}
-	if err != nil {
-		return git.Commit{}, fail("checking out the code: %v", err)
+	if commit, err = j.checkout(ctx, src); err != nil {
+		return git.Commit{}, err
 	}
 	j.log.Printf("Checked out commit %s: %s", commit.SHA, firstLine(commit.Message))
 	if j.job.CommitSHA == "" {
@@ -361,6 +350,37 @@ func (j *jobRun) prepare(ctx context.Context) (commit git.Commit, err error) {
 		if err := writeBackendOverride(j.root); err != nil {
 			return git.Commit{}, fail("writing the backend configuration: %v", err)
 		}
+	}
+	return commit, nil
+}
+
+// checkout writes the job's commit into src, within the worker's
+// CheckoutTimeout.
+func (j *jobRun) checkout(ctx context.Context, src string) (git.Commit, error) {
+	timeout := j.w.cfg.CheckoutTimeout
+	if timeout <= 0 {
+		timeout = DefaultCheckoutTimeout
+	}
+	tctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var commit git.Commit
+	var err error
+	if j.w.cfg.GitCache != "" {
+		dir := j.w.cfg.GitCache
+		if j.slot > 0 {
+			// Concurrent jobs of one worker each keep their own cache.
+			dir = filepath.Join(dir, fmt.Sprintf("slot-%d", j.slot))
+		}
+		cache := &git.Cache{Dir: dir}
+		commit, err = cache.Checkout(tctx, j.job.Repository, j.job.Branch, j.job.CommitSHA, src)
+	} else {
+		commit, err = git.Checkout(tctx, j.job.Repository, j.job.Branch, j.job.CommitSHA, src)
+	}
+	switch {
+	case err != nil && tctx.Err() != nil && ctx.Err() == nil:
+		return git.Commit{}, fail("checking out the code: timed out after %v", timeout)
+	case err != nil:
+		return git.Commit{}, fail("checking out the code: %v", err)
 	}
 	return commit, nil
 }
