@@ -47,6 +47,10 @@ type jobRun struct {
 	handedOff bool   // the run waits for a person (after_run reports UNCONFIRMED)
 	cancel    context.CancelFunc
 	pending   chan error // the phase report in flight, if any (see phase)
+
+	// dotTerraform: the checkout holds a .terraform directory in the
+	// project root (committed: init reads it as its own).
+	dotTerraform bool
 }
 
 func (w *Worker) execute(kill context.Context, job *workerapi.Job, slot int) {
@@ -343,6 +347,10 @@ func (j *jobRun) prepare(ctx context.Context) (commit git.Commit, err error) {
 	if err := j.setup(ctx, src); err != nil {
 		return git.Commit{}, err
 	}
+	if fi, err := os.Lstat(filepath.Join(j.root, ".terraform")); err == nil && fi.IsDir() {
+		j.dotTerraform = true
+		j.log.Printf("The repository holds a .terraform directory in the project root: init takes it for its own working data (%s); remove it from the repository and add .terraform/ to .gitignore", dotTerraformHint)
+	}
 	if j.job.ManagedState {
 		if err := checkNoBackend(j.root); err != nil {
 			return git.Commit{}, err
@@ -632,7 +640,12 @@ func (j *jobRun) init(ctx context.Context) error {
 		return err
 	}
 	if code != 0 {
-		return j.toolFailed("init", code)
+		err := j.toolFailed("init", code)
+		var f *failure
+		if j.dotTerraform && errors.As(err, &f) {
+			f.reason += "; the repository holds a .terraform directory in the project root: remove it from the repository (" + dotTerraformHint + ")"
+		}
+		return err
 	}
 	return j.hooks(ctx, "after_init", j.job.Hooks.AfterInit)
 }
@@ -749,6 +762,9 @@ func (j *jobRun) tool(ctx context.Context, args ...string) (int, error) {
 }
 
 // toolFailed is the reason a tool command failed, with its first error.
+// dotTerraformHint says what a committed .terraform directory does.
+const dotTerraformHint = "its backend configuration, modules and providers are from another machine, for example \"Backend configuration changed\""
+
 func (j *jobRun) toolFailed(what string, code int) error {
 	reason := fmt.Sprintf("%s failed: %s exited with code %d", what, filepath.Base(j.bin), code)
 	if j.lastError != "" {
