@@ -16,7 +16,7 @@ func TestBadInput(t *testing.T) {
 	e.createStack("web", nil)
 	e.createStack("calm", nil) // no runs
 	rn := e.createRun("web", "PROPOSED")
-	huge := `{"id":"big","repository":"r","description":"` + strings.Repeat("x", 1<<20+10) + `"}`
+	huge := `{"id":"big","repository":"/r","description":"` + strings.Repeat("x", 1<<20+10) + `"}`
 
 	tests := []struct {
 		name, method, path string
@@ -27,28 +27,28 @@ func TestBadInput(t *testing.T) {
 		msg                string // substring of the message, if set
 	}{
 		{name: "malformed JSON", method: "POST", path: "/api/v1/stacks", body: `{"id":`, status: 400, code: "invalid", msg: "malformed JSON"},
-		{name: "unknown field", method: "POST", path: "/api/v1/stacks", body: `{"id":"a","repository":"r","bogus":1}`, status: 400, code: "invalid", msg: "bogus"},
-		{name: "unknown hook", method: "POST", path: "/api/v1/stacks", body: `{"id":"a","repository":"r","hooks":{"before_lunch":["x"]}}`, status: 400, code: "invalid", msg: "before_lunch"},
-		{name: "id of wrong type", method: "POST", path: "/api/v1/stacks", body: `{"id":5,"repository":"r"}`, status: 400, code: "invalid", msg: `"id"`},
-		{name: "bool of wrong type", method: "POST", path: "/api/v1/stacks", body: `{"id":"a","repository":"r","autodeploy":"yes"}`, status: 400, code: "invalid", msg: "autodeploy"},
-		{name: "labels of wrong type", method: "POST", path: "/api/v1/stacks", body: `{"id":"a","repository":"r","labels":"x"}`, status: 400, code: "invalid"},
+		{name: "unknown field", method: "POST", path: "/api/v1/stacks", body: `{"id":"a","repository":"/r","bogus":1}`, status: 400, code: "invalid", msg: "bogus"},
+		{name: "unknown hook", method: "POST", path: "/api/v1/stacks", body: `{"id":"a","repository":"/r","hooks":{"before_lunch":["x"]}}`, status: 400, code: "invalid", msg: "before_lunch"},
+		{name: "id of wrong type", method: "POST", path: "/api/v1/stacks", body: `{"id":5,"repository":"/r"}`, status: 400, code: "invalid", msg: `"id"`},
+		{name: "bool of wrong type", method: "POST", path: "/api/v1/stacks", body: `{"id":"a","repository":"/r","autodeploy":"yes"}`, status: 400, code: "invalid", msg: "autodeploy"},
+		{name: "labels of wrong type", method: "POST", path: "/api/v1/stacks", body: `{"id":"a","repository":"/r","labels":"x"}`, status: 400, code: "invalid"},
 		{name: "empty body", method: "POST", path: "/api/v1/stacks", body: "", status: 400, code: "invalid", msg: "empty"},
 		{name: "array body", method: "POST", path: "/api/v1/stacks", body: `[]`, status: 400, code: "invalid"},
-		{name: "trailing data", method: "POST", path: "/api/v1/stacks", body: `{"id":"a","repository":"r"} {}`, status: 400, code: "invalid"},
-		{name: "missing id", method: "POST", path: "/api/v1/stacks", body: `{"repository":"r"}`, status: 400, code: "invalid", msg: "id is required"},
-		{name: "bad slug", method: "POST", path: "/api/v1/stacks", body: `{"id":"Bad_Slug","repository":"r"}`, status: 400, code: "invalid", msg: "slug"},
-		{name: "slug too long", method: "POST", path: "/api/v1/stacks", body: `{"id":"` + strings.Repeat("a", 64) + `","repository":"r"}`, status: 400, code: "invalid", msg: "slug"},
-		{name: "bad tool", method: "POST", path: "/api/v1/stacks", body: `{"id":"a","repository":"r","tool":"pulumi"}`, status: 400, code: "invalid", msg: "tool"},
-		{name: "bad tool version", method: "POST", path: "/api/v1/stacks", body: `{"id":"a","repository":"r","tool_version":"latest"}`, status: 400, code: "invalid", msg: "version"},
-		{name: "bad branch", method: "POST", path: "/api/v1/stacks", body: `{"id":"a","repository":"r","branch":"a..b"}`, status: 400, code: "invalid", msg: "branch"},
-		{name: "project root outside", method: "POST", path: "/api/v1/stacks", body: `{"id":"a","repository":"r","project_root":"../x"}`, status: 400, code: "invalid", msg: "project root"},
+		{name: "trailing data", method: "POST", path: "/api/v1/stacks", body: `{"id":"a","repository":"/r"} {}`, status: 400, code: "invalid"},
+		{name: "missing id", method: "POST", path: "/api/v1/stacks", body: `{"repository":"/r"}`, status: 400, code: "invalid", msg: "id is required"},
+		{name: "bad slug", method: "POST", path: "/api/v1/stacks", body: `{"id":"Bad_Slug","repository":"/r"}`, status: 400, code: "invalid", msg: "slug"},
+		{name: "slug too long", method: "POST", path: "/api/v1/stacks", body: `{"id":"` + strings.Repeat("a", 64) + `","repository":"/r"}`, status: 400, code: "invalid", msg: "slug"},
+		{name: "bad tool", method: "POST", path: "/api/v1/stacks", body: `{"id":"a","repository":"/r","tool":"pulumi"}`, status: 400, code: "invalid", msg: "tool"},
+		{name: "bad tool version", method: "POST", path: "/api/v1/stacks", body: `{"id":"a","repository":"/r","tool_version":"latest"}`, status: 400, code: "invalid", msg: "version"},
+		{name: "bad branch", method: "POST", path: "/api/v1/stacks", body: `{"id":"a","repository":"/r","branch":"a..b"}`, status: 400, code: "invalid", msg: "branch"},
+		{name: "project root outside", method: "POST", path: "/api/v1/stacks", body: `{"id":"a","repository":"/r","project_root":"../x"}`, status: 400, code: "invalid", msg: "project root"},
 		{name: "missing repository", method: "POST", path: "/api/v1/stacks", body: `{"id":"a"}`, status: 400, code: "invalid", msg: "repository"},
 		{name: "option-like repository", method: "POST", path: "/api/v1/stacks", body: `{"id":"a","repository":"--upload-pack=x"}`, status: 400, code: "invalid", msg: "repository"},
-		{name: "bad label", method: "POST", path: "/api/v1/stacks", body: `{"id":"a","repository":"r","labels":["a\"b"]}`, status: 400, code: "invalid", msg: "label"},
-		{name: "missing space", method: "POST", path: "/api/v1/stacks", body: `{"id":"a","repository":"r","space":"nope"}`, status: 400, code: "invalid", msg: "space"},
-		{name: "duplicate stack", method: "POST", path: "/api/v1/stacks", body: `{"id":"web","repository":"r"}`, status: 409, code: "conflict"},
+		{name: "bad label", method: "POST", path: "/api/v1/stacks", body: `{"id":"a","repository":"/r","labels":["a\"b"]}`, status: 400, code: "invalid", msg: "label"},
+		{name: "missing space", method: "POST", path: "/api/v1/stacks", body: `{"id":"a","repository":"/r","space":"nope"}`, status: 400, code: "invalid", msg: "space"},
+		{name: "duplicate stack", method: "POST", path: "/api/v1/stacks", body: `{"id":"web","repository":"/r"}`, status: 409, code: "conflict"},
 		{name: "oversize body", method: "POST", path: "/api/v1/stacks", body: huge, status: 413, code: "too_large"},
-		{name: "wrong content type", method: "POST", path: "/api/v1/stacks", contentType: "text/plain", body: `{"id":"a","repository":"r"}`, status: 400, code: "invalid", msg: "Content-Type"},
+		{name: "wrong content type", method: "POST", path: "/api/v1/stacks", contentType: "text/plain", body: `{"id":"a","repository":"/r"}`, status: 400, code: "invalid", msg: "Content-Type"},
 		{name: "update: unknown field", method: "PATCH", path: "/api/v1/stacks/web", body: `{"nme":"x"}`, status: 400, code: "invalid"},
 		{name: "update: bad tool", method: "PATCH", path: "/api/v1/stacks/web", body: `{"tool":"pulumi"}`, status: 400, code: "invalid"},
 		{name: "update: missing space", method: "PATCH", path: "/api/v1/stacks/web", body: `{"space":"nope"}`, status: 400, code: "invalid"},

@@ -140,7 +140,11 @@ func (a *API) startRun(w http.ResponseWriter, r *http.Request, p auth.Principal,
 			if cur, err := a.Runs.Get(ctx, rn.ID); err != nil || cur.CommitSHA != "" || (cur.State != run.Queued && cur.State != run.Ready) {
 				return
 			}
-			if sha, err := a.Head(ctx, st.Repository, st.Branch); err == nil {
+			repo, err := a.Stacks.CloneURL(st)
+			if err != nil {
+				return
+			}
+			if sha, err := a.Head(ctx, repo, st.Branch); err == nil {
 				_ = a.Runs.PinCommit(ctx, rn.ID, sha)
 			}
 		}()

@@ -22,9 +22,9 @@ func TestTextPostgreSQLCannotStore(t *testing.T) {
 			msg                string // in the 400's message
 		}{
 			{"POST", "/api/v1/spaces", `{"id":"sp1","name":"a\u0000b"}`, "name"},
-			{"POST", "/api/v1/stacks", `{"id":"st2","repository":"r","name":"a\u0000b"}`, "name"},
+			{"POST", "/api/v1/stacks", `{"id":"st2","repository":"/r","name":"a\u0000b"}`, "name"},
 			{"PATCH", "/api/v1/stacks/st", `{"description":"a\u0000b"}`, "description"},
-			{"POST", "/api/v1/stacks", `{"id":"st3","repository":"r","labels":["ok","x\u0000"]}`, "labels[1]"},
+			{"POST", "/api/v1/stacks", `{"id":"st3","repository":"/r","labels":["ok","x\u0000"]}`, "labels[1]"},
 			{"PUT", "/api/v1/stacks/st/env/FOO", `{"value":"a\u0000b"}`, "FOO"},
 			{"PUT", "/api/v1/stacks/st/env/FOO", `{"value":"a\u0000b","secret":true}`, "FOO"},
 			{"POST", "/api/v1/contexts", `{"id":"c1","description":"x\u0000"}`, "description"},

@@ -221,9 +221,9 @@ func TestCommands(t *testing.T) {
 		},
 		{
 			name:     "stack create minimal",
-			args:     []string{"stack", "create", "--id", "net", "--repository", "r"},
+			args:     []string{"stack", "create", "--id", "net", "--repository", "/r"},
 			routes:   map[string]route{"POST /api/v1/stacks": status(201, stack)},
-			wantReqs: []string{`POST /api/v1/stacks {"id":"net","repository":"r"}`},
+			wantReqs: []string{`POST /api/v1/stacks {"id":"net","repository":"/r"}`},
 		},
 		{
 			name:     "stack create without repository",

@@ -115,6 +115,7 @@ GANTRY_<FLAG>_FILE for secrets kept in files.`,
 	f.StringVar(&cfg.AdminToken, "admin-token", "", "pre-seed the first admin API token instead of generating one")
 	f.DurationVar(&cfg.WorkerTimeout, "worker-timeout", 60*time.Second, "a run whose worker sent no heartbeat for this long fails")
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 2*time.Minute, "on SIGTERM, how long running jobs may take to finish")
+	f.DurationVar(&cfg.CheckoutTimeout, "checkout-timeout", 10*time.Minute, "a built-in worker fails a run whose code it could not check out within this long")
 	f.StringVar(&cfg.ToolsDir, "tools-dir", "", "where downloaded tool versions are kept (default <data-dir>/tools)")
 	f.StringVar(&cfg.OpenTofuMirror, "opentofu-mirror", "", "base URL of OpenTofu releases (default: the official GitHub releases)")
 	f.StringVar(&cfg.TerraformMirror, "terraform-mirror", "", "base URL of Terraform releases (default: releases.hashicorp.com)")
@@ -182,7 +183,7 @@ func configAttrs(c server.Config) []any {
 	}
 	return []any{"listen", c.Listen, "data_dir", c.DataDir, "database_url", db.RedactURL(c.DatabaseURL), "builtin_workers", c.BuiltinWorkers,
 		"dev", c.Dev, "demo", c.Demo, "encryption_key", set(c.EncryptionKey), "admin_token", set(c.AdminToken),
-		"worker_timeout", c.WorkerTimeout, "shutdown_timeout", c.ShutdownTimeout, "tools_dir", c.ToolsDir,
+		"worker_timeout", c.WorkerTimeout, "shutdown_timeout", c.ShutdownTimeout, "checkout_timeout", c.CheckoutTimeout, "tools_dir", c.ToolsDir,
 		"opentofu_mirror", redact.URL(c.OpenTofuMirror), "terraform_mirror", redact.URL(c.TerraformMirror), "debug_listen", c.DebugListen,
 		"public_url", c.PublicURL, "policy_samples", c.PolicySamples, "policy_timeout_scale", c.PolicyTimeoutScale,
 		"oidc_issuer", c.OIDCIssuer, "oidc_client_id", c.OIDCClientID, "oidc_client_secret", set(c.OIDCClientSecret),

@@ -26,13 +26,13 @@ import (
 
 // workerFlags configure `gantry worker`.
 type workerFlags struct {
-	server, name, workDir, toolsDir     string
-	opentofuMirror, terraformMirror     string
-	privateKey, privateKeyFile          string
-	logFormat, logLevel                 string
-	concurrency                         int
-	labels                              []string
-	heartbeat, claimWait, shutdownAfter time.Duration
+	server, name, workDir, toolsDir               string
+	opentofuMirror, terraformMirror               string
+	privateKey, privateKeyFile                    string
+	logFormat, logLevel                           string
+	concurrency                                   int
+	labels                                        []string
+	heartbeat, claimWait, shutdownAfter, checkout time.Duration
 }
 
 // workerCommand is `gantry worker`: a private worker that dials out to the
@@ -78,6 +78,7 @@ a second signal interrupts them.`,
 	fl.DurationVar(&f.heartbeat, "heartbeat", 5*time.Second, "how often a job reports it is alive (keep well under the server's --worker-timeout)")
 	fl.DurationVar(&f.claimWait, "claim-wait", 30*time.Second, "how long one request for work waits")
 	fl.DurationVar(&f.shutdownAfter, "shutdown-timeout", 0, "after SIGTERM, interrupt running jobs after this long (0: wait for them)")
+	fl.DurationVar(&f.checkout, "checkout-timeout", 10*time.Minute, "fail a run whose code could not be checked out within this long")
 	fl.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	_ = cmd.MarkFlagRequired("server")
@@ -195,7 +196,7 @@ func (a *app) runWorker(ctx context.Context, f workerFlags, files []string) erro
 	w := worker.New(worker.Config{
 		Name: f.name, ServerURL: strings.TrimRight(f.server, "/"), WorkDir: filepath.Join(f.workDir, "workspaces"), RescueDir: filepath.Join(f.workDir, "rescued"),
 		GitCache: filepath.Join(f.workDir, "git-cache"), Resolver: resolver, Log: log.With("worker", f.name),
-		HeartbeatEvery: f.heartbeat, ClaimWait: f.claimWait, Concurrency: f.concurrency, Labels: labels,
+		HeartbeatEvery: f.heartbeat, ClaimWait: f.claimWait, CheckoutTimeout: f.checkout, Concurrency: f.concurrency, Labels: labels,
 		PrivateKey: key,
 	}, c)
 	kill, cancelKill := context.WithCancel(context.Background())

@@ -177,13 +177,13 @@ func TestWorkerPoolRequestsOfStackFlags(t *testing.T) {
 		"PATCH /api/v1/stacks/net": ok(stack),
 	})
 	conn := []string{"--url", api.srv.URL, "--token", "t"}
-	if code, _, errOut := runMain(append([]string{"stack", "create", "--id", "net", "--repository", "r", "--worker-pool", "eu"}, conn...)...); code != 0 {
+	if code, _, errOut := runMain(append([]string{"stack", "create", "--id", "net", "--repository", "/r", "--worker-pool", "eu"}, conn...)...); code != 0 {
 		t.Fatalf("create: %s", errOut)
 	}
 	if code, _, errOut := runMain(append([]string{"stack", "update", "--id", "net", "--worker-pool", ""}, conn...)...); code != 0 {
 		t.Fatalf("update: %s", errOut)
 	}
-	want := []string{`POST /api/v1/stacks {"id":"net","repository":"r","worker_pool":"eu"}`, `PATCH /api/v1/stacks/net {"worker_pool":""}`}
+	want := []string{`POST /api/v1/stacks {"id":"net","repository":"/r","worker_pool":"eu"}`, `PATCH /api/v1/stacks/net {"worker_pool":""}`}
 	if got := api.requests(); strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("requests %q, want %q", got, want)
 	}

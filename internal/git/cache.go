@@ -148,10 +148,10 @@ func (c *Cache) checkout(ctx context.Context, gitDir, key, repo, branch, sha, di
 		return commit, err
 	}
 	if ferr := fetch(sha); ferr != nil {
-		return Commit{}, notFound{fmt.Errorf("commit %s not found in %s (branch %s)", sha, repo, branch)}
+		return Commit{}, notFound{fmt.Errorf("commit %s not found in %s (branch %s)", sha, shown(repo), branch)}
 	}
 	if commit, err = write(); errors.Is(err, errMissing) {
-		return Commit{}, notFound{fmt.Errorf("commit %s not found in %s (branch %s)", sha, repo, branch)}
+		return Commit{}, notFound{fmt.Errorf("commit %s not found in %s (branch %s)", sha, shown(repo), branch)}
 	}
 	return commit, err
 }

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/gantry-iac/gantry/internal/redact"
 )
 
 var shaRE = regexp.MustCompile(`^[0-9a-f]{40}([0-9a-f]{24})?$`)
@@ -53,7 +55,8 @@ func init() {
 		HTTP_PROXY HTTPS_PROXY NO_PROXY ALL_PROXY http_proxy https_proxy no_proxy all_proxy
 		SSL_CERT_FILE SSL_CERT_DIR GIT_EXEC_PATH GIT_SSH GIT_SSH_COMMAND GIT_SSH_VARIANT
 		GIT_SSL_CAINFO GIT_SSL_CAPATH GIT_SSL_CERT GIT_SSL_KEY GIT_SSL_NO_VERIFY GIT_PROXY_SSL_CAINFO
-		GIT_CONFIG_GLOBAL GIT_CONFIG_SYSTEM GIT_CONFIG_NOSYSTEM GIT_CONFIG_COUNT`) {
+		GIT_CONFIG_GLOBAL GIT_CONFIG_SYSTEM GIT_CONFIG_NOSYSTEM GIT_CONFIG_COUNT
+		GIT_HTTP_LOW_SPEED_LIMIT GIT_HTTP_LOW_SPEED_TIME`) {
 		keepEnv[name] = true
 	}
 }
@@ -70,7 +73,7 @@ func command(ctx context.Context, dir string, args ...string) *exec.Cmd {
 		dir = "/"
 	}
 	cmd.Dir = dir
-	cmd.Env = gitEnv()
+	cmd.Env = append(gitEnv(), netEnv(os.Getenv, configured())...)
 	return cmd
 }
 
@@ -83,7 +86,8 @@ func run(ctx context.Context, dir string, args ...string) (string, error) {
 		if msg == "" {
 			msg = err.Error()
 		}
-		return "", fmt.Errorf("git %s: %s", gitVerb(args), msg)
+		// git hides a URL's password in most messages, not all.
+		return "", fmt.Errorf("git %s: %s", gitVerb(args), redact.RepositoriesIn(msg))
 	}
 	return out.String(), nil
 }
@@ -97,6 +101,44 @@ func gitVerb(args []string) string {
 	}
 	return args[0]
 }
+
+// Bounds of git's network operations, so that a remote that accepts and
+// never answers (or stalls) fails the command rather than holding it: SSH
+// gives up a connection or handshake after 30 s and a silent server after
+// a minute; HTTP(S) a transfer slower than 1000 bytes/s for 60 s.
+const (
+	sshCommand   = "ssh -o ConnectTimeout=30 -o ServerAliveInterval=15 -o ServerAliveCountMax=4"
+	lowSpeed     = "1000"
+	lowSpeedTime = "60"
+)
+
+// netEnv returns the environment that sets those bounds, leaving out what
+// the user set themselves (in the environment getenv reads, or in git's
+// configuration: the keys in set, lower-case).
+func netEnv(getenv func(string) string, set map[string]bool) []string {
+	var env []string
+	if getenv("GIT_SSH_COMMAND") == "" && getenv("GIT_SSH") == "" && !set["core.sshcommand"] {
+		env = append(env, "GIT_SSH_COMMAND="+sshCommand)
+	}
+	if getenv("GIT_HTTP_LOW_SPEED_LIMIT") == "" && getenv("GIT_HTTP_LOW_SPEED_TIME") == "" &&
+		!set["http.lowspeedlimit"] && !set["http.lowspeedtime"] {
+		env = append(env, "GIT_HTTP_LOW_SPEED_LIMIT="+lowSpeed, "GIT_HTTP_LOW_SPEED_TIME="+lowSpeedTime)
+	}
+	return env
+}
+
+// configured returns which of the keys netEnv defers to the user's git
+// configuration (system and global) sets, read once.
+var configured = sync.OnceValue(func() map[string]bool {
+	set := map[string]bool{}
+	cmd := exec.Command("git", "config", "--name-only", "--get-regexp", `^(core\.sshcommand|http\.lowspeed(limit|time))$`)
+	cmd.Env, cmd.Dir = gitEnv(), "/"
+	out, _ := cmd.Output() // exit code 1: none set
+	for _, k := range strings.Fields(string(out)) {
+		set[strings.ToLower(k)] = true
+	}
+	return set
+})
 
 // heads coalesces concurrent Head calls for the same branch: runs of many
 // stacks of one repository triggered together (a burst, a monorepo) ask
@@ -150,7 +192,7 @@ func head(ctx context.Context, repo, branch string) (string, error) {
 	}
 	f := strings.Fields(out)
 	if len(f) < 1 || !ValidSHA(f[0]) {
-		return "", fmt.Errorf("branch %q not found in %s", branch, repo)
+		return "", fmt.Errorf("branch %q not found in %s", branch, shown(repo))
 	}
 	return f[0], nil
 }
@@ -177,20 +219,33 @@ func Checkout(ctx context.Context, repo, branch, sha, dir string) (Commit, error
 	if _, err := run(ctx, "", "clone", "--quiet", "--single-branch", "--branch", branch, "--", repo, dir); err != nil {
 		return Commit{}, err
 	}
+	if s := shown(repo); s != repo {
+		// The clone's configuration would keep the credential, where the
+		// run's hooks and tools read files.
+		if _, err := run(ctx, dir, "remote", "set-url", "origin", s); err != nil {
+			return Commit{}, err
+		}
+	}
 	head, err := describe(ctx, dir, "HEAD")
 	if err != nil || sha == "" || sha == head.SHA {
 		return head, err
 	}
 	if _, err := run(ctx, dir, "checkout", "--quiet", "--detach", sha); err != nil {
 		// The commit may not be on the branch: fetch it by id.
-		if _, ferr := run(ctx, dir, "fetch", "--quiet", "origin", sha); ferr != nil {
-			return Commit{}, fmt.Errorf("commit %s not found in %s (branch %s)", sha, repo, branch)
+		if _, ferr := run(ctx, dir, "fetch", "--quiet", "--", repo, sha); ferr != nil {
+			return Commit{}, fmt.Errorf("commit %s not found in %s (branch %s)", sha, shown(repo), branch)
 		}
 		if _, err := run(ctx, dir, "checkout", "--quiet", "--detach", sha); err != nil {
 			return Commit{}, err
 		}
 	}
 	return describe(ctx, dir, sha)
+}
+
+// shown is repo as it may be shown (see redact.Repository).
+func shown(repo string) string {
+	s, _ := redact.Repository(repo)
+	return s
 }
 
 // describe returns a commit's full id, author, date and message; pre are

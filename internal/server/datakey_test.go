@@ -25,6 +25,9 @@ import (
 
 const dkPlan = `{"format_version":"1.2","planned_values":{"root_module":{}}}`
 
+// dkRepo is a repository URL carrying a credential (sealed).
+const dkRepo = "https://ci-bot:repo-s3cret@git.example.com/private.git"
+
 // writeEveryKind stores a value of every kind Gantry seals with the data
 // key, through the services where they are simple to drive: on top of
 // writeData (a stack secret, a state version), secret context variables
@@ -37,6 +40,9 @@ func writeEveryKind(t *testing.T, d *db.DB, box *secrets.Box) string {
 	writeData(t, d, box)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	stacks := stack.NewService(d, box)
+	if _, err := stacks.Create(ctx, stack.Stack{ID: "private", Repository: dkRepo}); err != nil {
+		t.Fatal(err)
+	}
 	ctxs := contexts.NewService(d, box, space.NewService(d), stacks)
 	if _, err := ctxs.Create(ctx, contexts.Context{ID: "aws", Name: "aws", Space: "root"}); err != nil {
 		t.Fatal(err)
@@ -329,6 +335,12 @@ func TestRotateDataKey(t *testing.T) {
 			}
 			if plan, err := run.NewService(d, events.NewHub(), box, log).Artifact(ctx, runID, run.ArtifactPlanJSON); err != nil || string(plan) != dkPlan {
 				t.Errorf("plan after rotation: %q %v", plan, err)
+			}
+			stacks := stack.NewService(d, box)
+			if st, err := stacks.Get(ctx, "private"); err != nil {
+				t.Error(err)
+			} else if u, err := stacks.CloneURL(st); err != nil || u != dkRepo {
+				t.Errorf("repository URL after rotation: %q %v", u, err)
 			}
 		})
 		checkData(t, url, dir, mustKey(t, k1))

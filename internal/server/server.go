@@ -91,6 +91,9 @@ type Config struct {
 	AdminToken      string
 	WorkerTimeout   time.Duration
 	ShutdownTimeout time.Duration
+	// CheckoutTimeout bounds a built-in worker's checkout of a run's code
+	// (0: worker.DefaultCheckoutTimeout).
+	CheckoutTimeout time.Duration
 	ToolsDir        string
 	OpenTofuMirror  string
 	TerraformMirror string
@@ -399,6 +402,13 @@ func (s *Server) open(ctx context.Context) error {
 	}
 	if err := s.spaces.EnsureRoot(ctx); err != nil {
 		return err
+	}
+	// Repository URLs with a credential stored by an older version are
+	// sealed (a stack read before that already hides it).
+	if n, err := s.stacks.SealRepositories(ctx); err != nil {
+		return fmt.Errorf("sealing the credentials of repository URLs: %w", err)
+	} else if n > 0 {
+		s.log.Info("sealed the credentials of repository URLs", "stacks", n)
 	}
 	if err := s.bootstrapToken(ctx); err != nil {
 		return err

@@ -69,8 +69,8 @@ func (s *Server) startWorkers(stop, kill context.Context, wg *sync.WaitGroup) (c
 		clients = append(clients, c)
 		w := worker.New(worker.Config{
 			Name: name, Instance: s.instance, ServerURL: s.url, WorkDir: workDir, RescueDir: filepath.Join(s.cfg.DataDir, "rescued"), Resolver: resolver,
-			GitCache: filepath.Join(s.cfg.DataDir, "git-cache", name),
-			Log:      s.log.With("worker", name), HeartbeatEvery: min(max(s.cfg.WorkerTimeout/4, 100*time.Millisecond), 2*time.Second),
+			GitCache: filepath.Join(s.cfg.DataDir, "git-cache", name), CheckoutTimeout: s.cfg.CheckoutTimeout,
+			Log: s.log.With("worker", name), HeartbeatEvery: min(max(s.cfg.WorkerTimeout/4, 100*time.Millisecond), 2*time.Second),
 			Running: s.holding, Labels: labels,
 		}, c)
 		wg.Add(1)

@@ -27,7 +27,8 @@ func aad(stackID, name string) string { return "stack-env:" + stackID + ":" + na
 // SealedColumns are the columns this package seals with the data key
 // (secrets.RotateDataKey re-encrypts them).
 var SealedColumns = []secrets.SealedColumn{{Table: "stack_env", Column: "value", Keys: []string{"stack_id", "name"},
-	Where: "secret", Encoding: secrets.Base64, AAD: func(v []any) string { return aad(fmt.Sprint(v[0]), fmt.Sprint(v[1])) }}}
+	Where: "secret", Encoding: secrets.Base64, AAD: func(v []any) string { return aad(fmt.Sprint(v[0]), fmt.Sprint(v[1])) }},
+	repositoryColumn}
 
 // SetEnv creates or replaces a variable. Secret values are encrypted. A
 // secret variable is never replaced by a plain one (a rotation that forgot

@@ -18,6 +18,7 @@ import (
 	"github.com/gantry-iac/gantry/internal/errs"
 	"github.com/gantry-iac/gantry/internal/id"
 	"github.com/gantry-iac/gantry/internal/labels"
+	"github.com/gantry-iac/gantry/internal/redact"
 	"github.com/gantry-iac/gantry/internal/secrets"
 )
 
@@ -39,9 +40,15 @@ type Hooks struct {
 
 // Stack is one root module.
 type Stack struct {
-	ID           string
-	Name         string
-	Space        string
+	ID    string
+	Name  string
+	Space string
+	// Repository is the git URL or absolute path as shown: a credential
+	// the URL carries (https://user:password@host/...) is replaced by
+	// redact.Hidden (see redact.Repository) and kept sealed; the URL to
+	// clone is Service.CloneURL's. Given to Create or Update, it is the
+	// URL itself, credential included, or (Update) the URL as shown to
+	// keep the stored one.
 	Repository   string
 	Branch       string
 	ProjectRoot  string
@@ -58,6 +65,11 @@ type Stack struct {
 	RawPolicyInput bool
 	CreatedAt      time.Time
 	UpdatedAt      time.Time
+
+	// repoSealed is the URL with its credential, sealed (repoAAD);
+	// repoClear is such a URL stored before they were sealed (see
+	// SealRepositories).
+	repoSealed, repoClear string
 }
 
 // Service stores stacks and their environment.
@@ -71,16 +83,20 @@ type Service struct {
 // NewService returns a stack service; box encrypts secret values.
 func NewService(d *db.DB, box *secrets.Box) *Service { return &Service{db: d, box: box} }
 
-const cols = `id, name, space_id, repository, branch, project_root, tool, tool_version, labels, description, autodeploy, managed_state, hooks, worker_pool, raw_policy_input, created_at, updated_at`
+const cols = `id, name, space_id, repository, branch, project_root, tool, tool_version, labels, description, autodeploy, managed_state, hooks, worker_pool, raw_policy_input, created_at, updated_at, repository_sealed`
 
 func scan(row interface{ Scan(...any) error }) (Stack, error) {
 	var s Stack
 	var lbl, hooks string
 	var c, u int64
 	err := row.Scan(&s.ID, &s.Name, &s.Space, &s.Repository, &s.Branch, &s.ProjectRoot, &s.Tool, &s.ToolVersion,
-		&lbl, &s.Description, &s.Autodeploy, &s.ManagedState, &hooks, &s.WorkerPool, &s.RawPolicyInput, &c, &u)
+		&lbl, &s.Description, &s.Autodeploy, &s.ManagedState, &hooks, &s.WorkerPool, &s.RawPolicyInput, &c, &u, &s.repoSealed)
 	if err != nil {
 		return s, err
+	}
+	if shown, secret := redact.Repository(s.Repository); s.repoSealed == "" && len(secret) > 0 {
+		// Stored in the clear by an older version: never shown.
+		s.repoClear, s.Repository = s.Repository, shown
 	}
 	if s.Labels, err = labels.Decode(lbl); err != nil {
 		return s, err
@@ -195,6 +211,9 @@ func (s *Service) Create(ctx context.Context, st Stack) (Stack, error) {
 	if err := Validate(&st); err != nil {
 		return st, err
 	}
+	if err := s.takeRepository(&st); err != nil {
+		return st, err
+	}
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	st.CreatedAt, st.UpdatedAt = now, now
 	err := s.db.Tx(ctx, func(ctx context.Context) error {
@@ -204,9 +223,10 @@ func (s *Service) Create(ctx context.Context, st Stack) (Stack, error) {
 		if err := s.sharePool(ctx, st.WorkerPool); err != nil {
 			return err
 		}
-		_, err := s.db.Exec(ctx, `INSERT INTO stacks (`+cols+`) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$16,$15,$15)`,
+		_, err := s.db.Exec(ctx, `INSERT INTO stacks (`+cols+`) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$16,$15,$15,$17)`,
 			st.ID, st.Name, st.Space, st.Repository, st.Branch, st.ProjectRoot, st.Tool, st.ToolVersion,
-			labels.Encode(st.Labels), st.Description, st.Autodeploy, st.ManagedState, hooksJSON(st.Hooks), st.WorkerPool, now.UnixNano(), st.RawPolicyInput)
+			labels.Encode(st.Labels), st.Description, st.Autodeploy, st.ManagedState, hooksJSON(st.Hooks), st.WorkerPool, now.UnixNano(), st.RawPolicyInput,
+			st.repoSealed)
 		if db.IsUniqueViolation(err) {
 			return errs.E(errs.Conflict, "stack %q already exists", st.ID)
 		}
@@ -303,13 +323,20 @@ func (s *Service) Update(ctx context.Context, stackID string, fn func(*Stack) er
 		if st, err = s.lock(ctx, stackID); err != nil {
 			return err
 		}
-		before, oldPool := view(st), st.WorkerPool
+		before, oldPool, oldRepo := view(st), st.WorkerPool, st.Repository
 		if err := fn(&st); err != nil {
 			return err
 		}
 		st.ID = stackID
 		if err := Validate(&st); err != nil {
 			return err
+		}
+		if st.Repository != oldRepo {
+			if err := s.takeRepository(&st); err != nil {
+				return err
+			}
+		} else if st.repoClear != "" {
+			st.repoSealed, st.repoClear = s.box.SealString(st.repoClear, repoAAD(st.ID)), ""
 		}
 		if err := s.checkSpace(ctx, st.Space); err != nil {
 			return err
@@ -325,9 +352,11 @@ func (s *Service) Update(ctx context.Context, stackID string, fn func(*Stack) er
 			return err
 		}
 		_, err = s.db.Exec(ctx, `UPDATE stacks SET name=$2, space_id=$3, repository=$4, branch=$5, project_root=$6, tool=$7,
-			tool_version=$8, labels=$9, description=$10, autodeploy=$11, managed_state=$12, hooks=$13, worker_pool=$14, updated_at=$15, raw_policy_input=$16 WHERE id=$1`,
+			tool_version=$8, labels=$9, description=$10, autodeploy=$11, managed_state=$12, hooks=$13, worker_pool=$14, updated_at=$15, raw_policy_input=$16,
+			repository_sealed=$17 WHERE id=$1`,
 			st.ID, st.Name, st.Space, st.Repository, st.Branch, st.ProjectRoot, st.Tool, st.ToolVersion,
-			labels.Encode(st.Labels), st.Description, st.Autodeploy, st.ManagedState, hooksJSON(st.Hooks), st.WorkerPool, st.UpdatedAt.UnixNano(), st.RawPolicyInput)
+			labels.Encode(st.Labels), st.Description, st.Autodeploy, st.ManagedState, hooksJSON(st.Hooks), st.WorkerPool, st.UpdatedAt.UnixNano(), st.RawPolicyInput,
+			st.repoSealed)
 		if err != nil {
 			return err
 		}

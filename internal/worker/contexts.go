@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gantry-iac/gantry/internal/redact"
 	"github.com/gantry-iac/gantry/internal/runenv"
 	"github.com/gantry-iac/gantry/internal/secrets"
 	"github.com/gantry-iac/gantry/internal/tofu"
@@ -94,6 +95,7 @@ func pickStageVars(vars []workerapi.EnvVar, write bool) []stageVar {
 // run unchanged.
 func runVars(job *workerapi.Job, workspace string) map[string]string {
 	lbls, _ := json.Marshal(orNoLabels(job.StackLabels))
+	repo, _ := redact.Repository(job.Repository) // as the stack shows it, without a credential
 	return map[string]string{
 		"run_id":            job.RunID,
 		"stack_id":          job.StackID,
@@ -102,7 +104,7 @@ func runVars(job *workerapi.Job, workspace string) map[string]string {
 		"commit_sha":        job.CommitSHA,
 		"commit_branch":     job.Branch,
 		"stack_branch":      job.Branch,
-		"repository":        job.Repository,
+		"repository":        repo,
 		"project_root":      job.ProjectRoot,
 		"stack_labels":      strings.Join(job.StackLabels, ","),
 		"stack_labels_list": string(lbls),

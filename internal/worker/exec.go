@@ -16,6 +16,7 @@ import (
 	"github.com/gantry-iac/gantry/internal/bytesize"
 	"github.com/gantry-iac/gantry/internal/git"
 	"github.com/gantry-iac/gantry/internal/jobprocs"
+	"github.com/gantry-iac/gantry/internal/redact"
 	"github.com/gantry-iac/gantry/internal/secrets"
 	"github.com/gantry-iac/gantry/internal/tofu"
 	"github.com/gantry-iac/gantry/internal/workerapi"
@@ -49,6 +50,10 @@ type jobRun struct {
 	cancel    context.CancelFunc
 	pending   chan error    // the phase report in flight, if any (see phase)
 	procs     *jobprocs.Job // what the job's commands start
+
+	// dotTerraform: the checkout holds a .terraform directory in the
+	// project root (committed: init reads it as its own).
+	dotTerraform bool
 }
 
 func (w *Worker) execute(kill context.Context, job *workerapi.Job, slot int) {
@@ -75,6 +80,9 @@ func (w *Worker) execute(kill context.Context, job *workerapi.Job, slot int) {
 	masked = append(masked, secretFileMasks(job.Files)...)
 	masked = append(masked, secretFileMasks(job.CredentialFiles)...)
 	masked = append(masked, job.Token, job.StateToken, job.OIDCToken)
+	// The credential a repository URL may carry (git may print it).
+	_, repoSecret := redact.Repository(job.Repository)
+	masked = append(masked, repoSecret...)
 	masker := secrets.NewMasker(masked)
 	j := &jobRun{w: w, job: job, slot: slot, masker: masker, procs: jobprocs.NewJob(jobprocs.Prefix(w.cfg.WorkDir)),
 		log: newLogStream(w.proto, job, masker, newLogKeeper(w.cfg.RescueDir, job.RunID, w.cfg.Name))}
@@ -331,19 +339,10 @@ func (j *jobRun) run(ctx context.Context) error {
 // prepare checks out the code and sets up tool, backend and environment.
 func (j *jobRun) prepare(ctx context.Context) (commit git.Commit, err error) {
 	src := filepath.Join(j.dir, "src")
-	j.log.Printf("Cloning %s (branch %s) at %s", j.job.Repository, j.job.Branch, orHead(j.job.CommitSHA))
-	if cache := j.w.gitCache(j.slot); cache != nil {
-		log := j.w.cfg.Log.With("run_id", j.job.RunID, "stack_id", j.job.StackID)
-		cache.Warn = func(msg string) {
-			log.Warn(msg)
-			j.log.Printf("Warning: %s", msg)
-		}
-		commit, err = cache.Checkout(ctx, j.job.Repository, j.job.Branch, j.job.CommitSHA, src)
-	} else {
-		commit, err = git.Checkout(ctx, j.job.Repository, j.job.Branch, j.job.CommitSHA, src)
-	}
-	if err != nil {
-		return git.Commit{}, fail("checking out the code: %v", err)
+	shown, _ := redact.Repository(j.job.Repository)
+	j.log.Printf("Cloning %s (branch %s) at %s", shown, j.job.Branch, orHead(j.job.CommitSHA))
+	if commit, err = j.checkout(ctx, src); err != nil {
+		return git.Commit{}, err
 	}
 	j.log.Printf("Checked out commit %s: %s", commit.SHA, firstLine(commit.Message))
 	if j.job.CommitSHA == "" {
@@ -355,6 +354,10 @@ func (j *jobRun) prepare(ctx context.Context) (commit git.Commit, err error) {
 	if err := j.setup(ctx, src); err != nil {
 		return git.Commit{}, err
 	}
+	if fi, err := os.Lstat(filepath.Join(j.root, ".terraform")); err == nil && fi.IsDir() {
+		j.dotTerraform = true
+		j.log.Printf("The repository holds a .terraform directory in the project root: init takes it for its own working data (%s); remove it from the repository and add .terraform/ to .gitignore", dotTerraformHint)
+	}
 	if j.job.ManagedState {
 		if err := checkNoBackend(j.root); err != nil {
 			return git.Commit{}, err
@@ -362,6 +365,36 @@ func (j *jobRun) prepare(ctx context.Context) (commit git.Commit, err error) {
 		if err := writeBackendOverride(j.root); err != nil {
 			return git.Commit{}, fail("writing the backend configuration: %v", err)
 		}
+	}
+	return commit, nil
+}
+
+// checkout writes the job's commit into src, within the worker's
+// CheckoutTimeout.
+func (j *jobRun) checkout(ctx context.Context, src string) (git.Commit, error) {
+	timeout := j.w.cfg.CheckoutTimeout
+	if timeout <= 0 {
+		timeout = DefaultCheckoutTimeout
+	}
+	tctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var commit git.Commit
+	var err error
+	if cache := j.w.gitCache(j.slot); cache != nil {
+		log := j.w.cfg.Log.With("run_id", j.job.RunID, "stack_id", j.job.StackID)
+		cache.Warn = func(msg string) {
+			log.Warn(msg)
+			j.log.Printf("Warning: %s", msg)
+		}
+		commit, err = cache.Checkout(tctx, j.job.Repository, j.job.Branch, j.job.CommitSHA, src)
+	} else {
+		commit, err = git.Checkout(tctx, j.job.Repository, j.job.Branch, j.job.CommitSHA, src)
+	}
+	switch {
+	case err != nil && tctx.Err() != nil && ctx.Err() == nil:
+		return git.Commit{}, fail("checking out the code: timed out after %v", timeout)
+	case err != nil:
+		return git.Commit{}, fail("checking out the code: %v", err)
 	}
 	return commit, nil
 }
@@ -618,7 +651,12 @@ func (j *jobRun) init(ctx context.Context) error {
 		return err
 	}
 	if code != 0 {
-		return j.toolFailed("init", code)
+		err := j.toolFailed("init", code)
+		var f *failure
+		if j.dotTerraform && errors.As(err, &f) {
+			f.reason += "; the repository holds a .terraform directory in the project root: remove it from the repository (" + dotTerraformHint + ")"
+		}
+		return err
 	}
 	return j.hooks(ctx, "after_init", j.job.Hooks.AfterInit)
 }
@@ -746,6 +784,9 @@ func (j *jobRun) tool(ctx context.Context, args ...string) (int, error) {
 }
 
 // toolFailed is the reason a tool command failed, with its first error.
+// dotTerraformHint says what a committed .terraform directory does.
+const dotTerraformHint = "its backend configuration, modules and providers are from another machine, for example \"Backend configuration changed\""
+
 func (j *jobRun) toolFailed(what string, code int) error {
 	reason := fmt.Sprintf("%s failed: %s exited with code %d", what, filepath.Base(j.bin), code)
 	if j.lastError != "" {

@@ -32,6 +32,7 @@ echo "fake tofu $*" >&2
 case "$cmd" in
 init)
 	[ -f gantry_backend_override.tf ] || { echo "Error: no backend override"; exit 1; }
+	[ -z "$FAKE_INIT_FAIL" ] || { echo "Error: Backend configuration changed"; exit 1; }
 	echo "secret=$APP_SECRET password=$TF_HTTP_PASSWORD"
 	echo "OpenTofu has been successfully initialized!"
 	;;
@@ -379,6 +380,13 @@ func TestJobFailures(t *testing.T) {
 				j.Env = append(j.Env, workerapi.EnvVar{Name: "ro_TF_CLI_ARGS", Value: "-no-color -backend=false", Rank: 2})
 			},
 			wantReason: []string{"the variable ro_TF_CLI_ARGS passes -backend to init"},
+		},
+		{
+			name:       "init fails with a committed .terraform directory",
+			files:      map[string]string{"main.tf": "# code\n", ".terraform/terraform.tfstate": `{"backend":{"type":"local"}}`},
+			edit:       func(j *workerapi.Job) { j.Env = append(j.Env, workerapi.EnvVar{Name: "FAKE_INIT_FAIL", Value: "1"}) },
+			wantPhases: "INITIALIZING",
+			wantReason: []string{"init failed: tofu exited with code 1: Error: Backend configuration changed", "the repository holds a .terraform directory in the project root: remove it from the repository"},
 		},
 		{
 			name:       "missing project root",

@@ -35,8 +35,12 @@ type Config struct {
 	// GitCache, if set, keeps this worker's bare copies of repositories so
 	// that runs fetch only new commits (one directory per worker).
 	GitCache string
-	Resolver *tofu.Resolver
-	Log      *slog.Logger
+	// CheckoutTimeout bounds checking out a run's code (default
+	// DefaultCheckoutTimeout): a remote that accepts and never answers
+	// fails the run instead of holding the worker.
+	CheckoutTimeout time.Duration
+	Resolver        *tofu.Resolver
+	Log             *slog.Logger
 	// HeartbeatEvery is how often a job reports that it is alive.
 	HeartbeatEvery time.Duration
 	// ClaimWait is how long one claim long-polls.
@@ -56,6 +60,9 @@ type Config struct {
 	// knows they are alive whatever their heartbeats).
 	Running func(runID string) (done func())
 }
+
+// DefaultCheckoutTimeout is Config.CheckoutTimeout's default.
+const DefaultCheckoutTimeout = 10 * time.Minute
 
 // Worker runs jobs one at a time.
 type Worker struct {

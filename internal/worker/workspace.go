@@ -31,11 +31,17 @@ var blockCommentRE = regexp.MustCompile(`(?s)/\*.*?\*/`)
 
 // checkNoBackend refuses code that declares its own backend while the
 // stack's state is managed by Gantry: in the native syntax (.tf, .tofu)
-// and in the JSON syntax (.tf.json, .tofu.json), which OpenTofu reads too.
+// and in the JSON syntax (.tf.json, .tofu.json), which OpenTofu reads too;
+// and a committed file of the name Gantry writes its backend to.
 func checkNoBackend(root string) error {
 	entries, err := os.ReadDir(root)
 	if err != nil {
 		return fail("reading the project root: %v", err)
+	}
+	// The name is reserved: the run writes that file (a link so named is
+	// refused earlier, by resolveProjectRoot).
+	if _, err := os.Lstat(filepath.Join(root, overrideFile)); err == nil {
+		return fail("%s is in the repository: Gantry writes this file during the run (the name is reserved); rename it in the repository", overrideFile)
 	}
 	for _, e := range entries {
 		name := e.Name()
@@ -591,6 +597,9 @@ func unpackWorkspace(data []byte, dir string) (map[string][]byte, error) {
 		}
 		switch hdr.Typeflag {
 		case tar.TypeDir:
+			if fi, err := os.Lstat(target); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
+				return nil, fmt.Errorf("workspace entry %q would be created through a symbolic link", hdr.Name)
+			}
 			if err := os.MkdirAll(target, 0o700); err != nil {
 				return nil, err
 			}
@@ -620,9 +629,11 @@ func unpackWorkspace(data []byte, dir string) (map[string][]byte, error) {
 				// init recreates what it needs.
 				continue
 			}
-			if dest := filepath.Join(filepath.Dir(target), hdr.Linkname); dest != dir && !strings.HasPrefix(dest, dir+string(filepath.Separator)) {
-				return nil, fmt.Errorf("workspace link %q points outside the workspace", hdr.Name)
-			}
+			// A relative link is restored as the checkout had it, even one
+			// leading out of the workspace (kubeconfig -> ../kube/config,
+			// where mounted files land): git keeps such links, and the plan
+			// ran with it. Nothing is ever written through a link here: an
+			// entry below one, or over one, is refused above and below.
 			if err := os.MkdirAll(filepath.Dir(target), 0o700); err != nil {
 				return nil, err
 			}

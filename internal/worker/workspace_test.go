@@ -115,6 +115,16 @@ func TestCheckNoBackend(t *testing.T) {
 			wantErr: "main.tf.json: it is not valid JSON",
 		},
 		{
+			name:    "a committed gantry_backend_override.tf without a backend",
+			files:   map[string]string{"main.tf": "# code\n", "gantry_backend_override.tf": "locals {\n  x = 1\n}\n"},
+			wantErr: "gantry_backend_override.tf is in the repository: Gantry writes this file",
+		},
+		{
+			name:    "a committed gantry_backend_override.tf with a backend",
+			files:   map[string]string{"gantry_backend_override.tf": "terraform {\n  backend \"s3\" {}\n}\n"},
+			wantErr: "gantry_backend_override.tf is in the repository: Gantry writes this file",
+		},
+		{
 			name:  "other JSON files are not configuration",
 			files: map[string]string{"package.json": `{"terraform": {"backend": {"s3": {}}}}`, "main.json": `{"terraform": {"backend": {"s3": {}}}}`},
 		},
@@ -426,6 +436,14 @@ func TestPackUnpackWorkspace(t *testing.T) {
 	if err := os.Symlink("/usr/share/provider-cache", filepath.Join(src, "abs-link")); err != nil {
 		t.Fatal(err)
 	}
+	// Committed links leading out of the checkout: to where mounted files
+	// land (the workspace root's kube/config), or anywhere (unused).
+	if err := os.Symlink("../kube/config", filepath.Join(src, "kubeconfig")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("../../../../../../../etc", filepath.Join(src, "modules", "etcrel")); err != nil {
+		t.Fatal(err)
+	}
 
 	planSum := sha256.Sum256([]byte("binary plan \x00\x01"))
 	changed := func(name string) error { return fmt.Errorf("%s changed", name) }
@@ -467,7 +485,8 @@ func TestPackUnpackWorkspace(t *testing.T) {
 	if fi, err := os.Stat(filepath.Join(dst, "empty")); err != nil || !fi.IsDir() {
 		t.Errorf("empty directory not restored: %v", err)
 	}
-	for link, target := range map[string]string{"link.tf": "main.tf", "empty/net": "../modules/net"} {
+	for link, target := range map[string]string{"link.tf": "main.tf", "empty/net": "../modules/net",
+		"kubeconfig": "../kube/config", "modules/etcrel": "../../../../../../../etc"} {
 		got, err := os.Readlink(filepath.Join(dst, link))
 		if err != nil || got != target {
 			t.Errorf("symlink %s -> %q, %v; want -> %q", link, got, err, target)
@@ -507,6 +526,24 @@ func TestUnpackWorkspaceRefusesEscapes(t *testing.T) {
 		{"overwrite a symlink leading out", []tarEntry{
 			{name: "escape", link: "../outside/evil", typ: tar.TypeSymlink},
 			{name: "escape", body: "x", typ: tar.TypeReg},
+		}},
+		{"write through a symlink to an outer directory", []tarEntry{
+			{name: "etcrel", link: "../../../../../../../" + "tmp", typ: tar.TypeSymlink},
+			{name: "etcrel/evil-" + strconv.Itoa(os.Getpid()), body: "x", typ: tar.TypeReg},
+		}},
+		{"directory through a symlink leading out", []tarEntry{
+			{name: "escape", link: "../outside", typ: tar.TypeSymlink},
+			{name: "escape", typ: tar.TypeDir, mode: 0o755},
+			{name: "escape/evil", body: "x", typ: tar.TypeReg},
+		}},
+		{"write through a chain of symlinks", []tarEntry{
+			{name: "a", link: "b", typ: tar.TypeSymlink},
+			{name: "b", link: "../outside", typ: tar.TypeSymlink},
+			{name: "a/evil", body: "x", typ: tar.TypeReg},
+		}},
+		{"nested directory through a symlink", []tarEntry{
+			{name: "escape", link: "../outside", typ: tar.TypeSymlink},
+			{name: "escape/sub/evil", typ: tar.TypeDir, mode: 0o755},
 		}},
 	}
 	for _, tt := range tests {

@@ -357,9 +357,13 @@ func (h *Handler) buildJob(ctx context.Context, cl *run.Claimed, pending *runtok
 	if err != nil {
 		return nil, integration.Minted{}, err
 	}
+	repo, err := h.Stacks.CloneURL(st)
+	if err != nil {
+		return nil, integration.Minted{}, err
+	}
 	job := &Job{
 		RunID: cl.Run.ID, Kind: cl.Kind, Token: cl.Token, StateToken: cl.StateToken, RunType: cl.Run.Type,
-		StackID: st.ID, SpaceID: st.Space, Repository: st.Repository, Branch: st.Branch,
+		StackID: st.ID, SpaceID: st.Space, Repository: repo, Branch: st.Branch,
 		CommitSHA: cl.Run.CommitSHA, ProjectRoot: st.ProjectRoot, Tool: st.Tool, ToolVersion: st.ToolVersion,
 		Command: cl.Run.Command, Targets: cl.Run.Targets, Drift: cl.Run.Drift, ManagedState: st.ManagedState, Autodeploy: st.Autodeploy,
 		StatePath: "/api/v1/stacks/" + st.ID + "/tfstate", LogOffset: cl.Run.LogReceived,
