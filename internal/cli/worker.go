@@ -158,6 +158,13 @@ func (a *app) runWorker(ctx context.Context, f workerFlags) error {
 			resolver.BaseURLs[tofu.Terraform] = f.terraformMirror
 		}
 	}
+	removed, err := resolver.CleanDownloads()
+	if len(removed) > 0 {
+		log.Info("removed what interrupted tool downloads left", "dirs", removed)
+	}
+	if err != nil {
+		log.Warn("could not remove what interrupted tool downloads left", "err", err)
+	}
 	var key *seal.PrivateKey
 	if f.privateKeyFile != "" {
 		raw, err := os.ReadFile(f.privateKeyFile)

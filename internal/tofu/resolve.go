@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gantry-iac/gantry/internal/dirlock"
 	"github.com/gantry-iac/gantry/internal/errs"
 )
 
@@ -40,6 +42,10 @@ type Resolver struct {
 	BaseURLs map[Tool]string
 	// HTTPClient downloads releases; nil means http.DefaultClient.
 	HTTPClient *http.Client
+	// Download limits; zero means the Default* constant: the time for
+	// an answer's headers, without data while reading its body, for a
+	// whole download (retries included), and before the first retry.
+	HeaderTimeout, StallTimeout, DownloadTimeout, RetryWait time.Duration
 	// LookPath finds a binary on PATH; nil means exec.LookPath.
 	LookPath func(string) (string, error)
 
@@ -73,7 +79,11 @@ func (r *Resolver) Resolve(ctx context.Context, tool Tool, version string, logw 
 	if p, ok := r.cached(key); ok {
 		return p, nil
 	}
-	unlock, err := r.lock(ctx, key)
+	unlock, err := r.lock(ctx, key, func() {
+		if version != "" {
+			writeLog(logw, "Waiting for another job finding or downloading %s", toolVersionString(tool, version))
+		}
+	})
 	if err != nil {
 		return "", err
 	}
@@ -119,8 +129,9 @@ func (r *Resolver) cached(key string) (string, bool) {
 	return p, true
 }
 
-// lock takes the per-key lock, giving up when ctx is done.
-func (r *Resolver) lock(ctx context.Context, key string) (func(), error) {
+// lock takes the per-key lock, giving up when ctx is done; waiting, if it
+// must wait, is called first.
+func (r *Resolver) lock(ctx context.Context, key string, waiting func()) (func(), error) {
 	r.mu.Lock()
 	if r.locks == nil {
 		r.locks = make(map[string]chan struct{})
@@ -131,6 +142,14 @@ func (r *Resolver) lock(ctx context.Context, key string) (func(), error) {
 		r.locks[key] = ch
 	}
 	r.mu.Unlock()
+	select {
+	case ch <- struct{}{}:
+		return func() { <-ch }, nil
+	default:
+	}
+	if waiting != nil {
+		waiting()
+	}
 	select {
 	case ch <- struct{}{}:
 		return func() { <-ch }, nil
@@ -241,4 +260,78 @@ func binaryVersion(ctx context.Context, bin string) (string, error) {
 func isExecutableFile(p string) bool {
 	fi, err := os.Stat(p)
 	return err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0
+}
+
+// CleanDownloads removes what killed downloads left in ToolsDir: their
+// temporary .download-* directories (up to the size of a release archive
+// and its binary) and the empty version directories. A download in
+// progress, in this process or another one sharing the directory, holds
+// a lock on its directory and is left alone; a directory without its lock
+// file (created a moment ago) is left alone for an hour. It returns the
+// directories it removed.
+func (r *Resolver) CleanDownloads() ([]string, error) {
+	if r.ToolsDir == "" {
+		return nil, nil
+	}
+	var removed []string
+	var firstErr error
+	for _, tool := range []Tool{OpenTofu, Terraform} {
+		versions, err := os.ReadDir(filepath.Join(r.ToolsDir, string(tool)))
+		if err != nil {
+			continue
+		}
+		for _, v := range versions {
+			if !v.IsDir() {
+				continue
+			}
+			vdir := filepath.Join(r.ToolsDir, string(tool), v.Name())
+			entries, err := os.ReadDir(vdir)
+			if err != nil {
+				continue
+			}
+			for _, e := range entries {
+				if !e.IsDir() || !strings.HasPrefix(e.Name(), downloadDirPrefix) {
+					continue
+				}
+				dir := filepath.Join(vdir, e.Name())
+				ok, err := removeStaleDownload(dir)
+				if err != nil && firstErr == nil {
+					firstErr = err
+				}
+				if ok {
+					removed = append(removed, dir)
+				}
+			}
+			if os.Remove(vdir) == nil { // only if empty
+				removed = append(removed, vdir)
+			}
+		}
+	}
+	return removed, firstErr
+}
+
+// staleWithoutLock is how old a download directory without its lock file
+// must be to be removed (a download creates the file right after it).
+const staleWithoutLock = time.Hour
+
+// removeStaleDownload removes a download directory nobody holds.
+func removeStaleDownload(dir string) (bool, error) {
+	if _, err := os.Stat(filepath.Join(dir, ".lock")); errors.Is(err, os.ErrNotExist) {
+		fi, err := os.Stat(dir)
+		if err != nil || time.Since(fi.ModTime()) < staleWithoutLock {
+			return false, nil
+		}
+	}
+	unlock, err := dirlock.Lock(dir)
+	if errors.Is(err, dirlock.ErrInUse) || errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	defer unlock()
+	if err := os.RemoveAll(dir); err != nil {
+		return false, err
+	}
+	return true, nil
 }

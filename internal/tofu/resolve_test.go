@@ -468,7 +468,7 @@ func TestResolveConcurrent(t *testing.T) {
 
 func TestResolveCancelledWhileWaiting(t *testing.T) {
 	r := &Resolver{LookPath: notOnPath}
-	unlock, err := r.lock(context.Background(), "opentofu@1.2.3")
+	unlock, err := r.lock(context.Background(), "opentofu@1.2.3", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
