@@ -321,7 +321,8 @@ func TestResolveHidesMirrorCredentials(t *testing.T) {
 func TestResolveRejectsBadVersions(t *testing.T) {
 	f := newFakeReleases(t)
 	r := f.resolver(t, t.TempDir())
-	for _, v := range []string{"1.2", "../1.2.3", "1.2.3/../../x", "1.2.3-", "1.2.3 ", "1.2.3-rc1/..", "latest", "~> 1.6"} {
+	for _, v := range []string{"1.2", "../1.2.3", "1.2.3/../../x", "1.2.3-", "1.2.3 ", "1.2.3-rc1/..", "latest", "~> 1.6",
+		"1.2.3-..", "01.2.3", "1.02.3", "1.2.3-01", "1.2.3-a..b"} {
 		_, err := r.Resolve(context.Background(), OpenTofu, v, nil)
 		if !errs.Is(err, errs.Invalid) {
 			t.Errorf("Resolve(%q) error = %v, want an Invalid error", v, err)
