@@ -98,6 +98,9 @@ func (a *app) runWorker(ctx context.Context, f workerFlags) error {
 		}
 		labels[k] = v
 	}
+	if err := checkMirrors(f.opentofuMirror, f.terraformMirror); err != nil {
+		return err
+	}
 	log, err := newLogger(a.stderr, f.logFormat, f.logLevel)
 	if err != nil {
 		return err
@@ -239,4 +242,18 @@ func (a *app) workerDrain() *cobra.Command {
 	cmd.Flags().StringVar(&id, "id", "", "worker id (see gantry workerpool workers)")
 	required(cmd, "pool", "id")
 	return cmd
+}
+
+// checkMirrors checks --opentofu-mirror and --terraform-mirror (empty:
+// the official releases).
+func checkMirrors(opentofu, terraform string) error {
+	for _, m := range []struct{ flag, value string }{{"opentofu-mirror", opentofu}, {"terraform-mirror", terraform}} {
+		if m.value == "" {
+			continue
+		}
+		if err := tofu.CheckMirror(m.value); err != nil {
+			return fmt.Errorf("--%s (%s): %v", m.flag, envName(m.flag), err)
+		}
+	}
+	return nil
 }

@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -79,6 +80,28 @@ func (r *Resolver) release(tool Tool, version string) release {
 		sumsURL:  joinURL(base, dir, fmt.Sprintf("%s_%s_SHA256SUMS", bin, version)),
 		platform: platform,
 	}
+}
+
+// CheckMirror checks a mirror's base URL: http or https, with a host. The
+// error shows the value (its credentials redacted) and what is wrong.
+func CheckMirror(raw string) error {
+	u, err := url.Parse(raw)
+	shown := strconv.Quote(raw)
+	if strings.ContainsAny(raw, "@?") {
+		shown = strconv.Quote(redact.URL(raw))
+		if shown == `"redacted"` {
+			shown = "(the value, not shown: it may hold credentials)"
+		}
+	}
+	switch {
+	case err != nil:
+		return fmt.Errorf("%s is not a URL (%v): want http:// or https://<host>/<path>", shown, unwrapURLError(err))
+	case u.Scheme != "http" && u.Scheme != "https":
+		return fmt.Errorf("%s is not an http:// or https:// URL", shown)
+	case u.Host == "" || u.Hostname() == "":
+		return fmt.Errorf("%s has no host", shown)
+	}
+	return nil
 }
 
 // joinURL appends elems to the path of base, keeping its query (a mirror
