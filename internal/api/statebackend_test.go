@@ -512,3 +512,29 @@ func TestStateBackendUnlockWithoutID(t *testing.T) {
 	// LOCK still needs an ID.
 	wantError(t, e.tfstate("LOCK", "web", "", e.token, "{}", nil), 400, "invalid")
 }
+
+// A run shows the tool its plan job ran with and the version that made
+// its plan.
+func TestRunShowsItsTool(t *testing.T) {
+	e := newAPIEnv(t)
+	e.createStack("web", nil)
+	created := e.createRun("web", "TRACKED")
+	if created.Tool != "" || created.ToolVersion != "" {
+		t.Errorf("a queued run's tool = %q %q, want none", created.Tool, created.ToolVersion)
+	}
+	claimed, err := e.runs.Claim(context.Background(), "", "wkr-1")
+	if err != nil || claimed == nil {
+		t.Fatalf("Claim = %v, %v", claimed, err)
+	}
+	if err := e.runs.SetTool(context.Background(), claimed.Run.ID, "opentofu"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.runs.PutArtifact(context.Background(), claimed.Run.ID, "plan.json", []byte(`{"terraform_version":"1.10.7"}`)); err != nil {
+		t.Fatal(err)
+	}
+	var got apiv1.Run
+	e.must(e.do("GET", "/api/v1/runs/"+claimed.Run.ID, nil), http.StatusOK, &got)
+	if got.Tool != "opentofu" || got.ToolVersion != "1.10.7" {
+		t.Errorf("run's tool = %q %q, want opentofu 1.10.7", got.Tool, got.ToolVersion)
+	}
+}

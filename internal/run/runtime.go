@@ -67,6 +67,13 @@ func (s *Service) SetRuntimeConfig(ctx context.Context, runID string, c RuntimeC
 	return err
 }
 
+// SetTool records the tool a run's plan (or task) job runs with; the plan
+// JSON's upload records its version.
+func (s *Service) SetTool(ctx context.Context, runID, tool string) error {
+	_, err := s.db.Exec(ctx, `UPDATE runs SET tool = $2 WHERE id = $1`, runID, tool)
+	return err
+}
+
 // RuntimeConfig returns what a run ran with, nil if no job of it ever
 // started (or it ran before Gantry recorded it).
 func (s *Service) RuntimeConfig(ctx context.Context, runID string) (*RuntimeConfig, error) {
