@@ -50,12 +50,16 @@ type Resolver struct {
 	LookPath func(string) (string, error)
 
 	mu    sync.Mutex
-	found map[string]string        // "tool@version" -> path
+	found map[string]found         // "tool@version" -> what was found
 	locks map[string]chan struct{} // one resolution per key at a time
 }
 
+// found is a resolved binary: its path and version ("" if unknown).
+type found struct{ path, version string }
+
 // Resolve returns the path of the binary for tool at version, writing
-// progress lines to logw (which may be nil).
+// progress lines to logw (which may be nil), and last, every time, the
+// binary used: "Using OpenTofu 1.10.7 (<path>)".
 //
 // With an empty version it takes the binary on PATH, else the newest version
 // in ToolsDir. With a version it takes ToolsDir's copy, else the binary on
@@ -63,21 +67,34 @@ type Resolver struct {
 // the release, checks it against the release's SHA256SUMS and installs it
 // into ToolsDir. Results are remembered, so repeated calls are cheap.
 func (r *Resolver) Resolve(ctx context.Context, tool Tool, version string, logw io.Writer) (string, error) {
-	if err := checkTool(tool); err != nil {
+	if logw == nil {
+		logw = io.Discard
+	}
+	f, err := r.find(ctx, tool, version, logw)
+	if err != nil {
 		return "", err
+	}
+	v := f.version
+	if v == "" {
+		v = "(version unknown)"
+	}
+	writeLog(logw, "Using %s %s (%s)", tool.DisplayName(), v, f.path)
+	return f.path, nil
+}
+
+func (r *Resolver) find(ctx context.Context, tool Tool, version string, logw io.Writer) (found, error) {
+	if err := checkTool(tool); err != nil {
+		return found{}, err
 	}
 	version = strings.TrimPrefix(version, "v")
 	if version != "" {
 		if err := checkVersion(tool, version); err != nil {
-			return "", err
+			return found{}, err
 		}
 	}
-	if logw == nil {
-		logw = io.Discard
-	}
 	key := string(tool) + "@" + version
-	if p, ok := r.cached(key); ok {
-		return p, nil
+	if f, ok := r.cached(key); ok {
+		return f, nil
 	}
 	unlock, err := r.lock(ctx, key, func() {
 		if version != "" {
@@ -85,48 +102,48 @@ func (r *Resolver) Resolve(ctx context.Context, tool Tool, version string, logw 
 		}
 	})
 	if err != nil {
-		return "", err
+		return found{}, err
 	}
 	defer unlock()
-	if p, ok := r.cached(key); ok { // resolved while we waited
-		return p, nil
+	if f, ok := r.cached(key); ok { // resolved while we waited
+		return f, nil
 	}
 
-	var p string
+	f := found{version: version}
 	if version == "" {
-		p, err = r.resolveAny(tool)
+		f, err = r.resolveAny(ctx, tool)
 	} else {
-		p, err = r.resolveVersion(ctx, tool, version, logw)
+		f.path, err = r.resolveVersion(ctx, tool, version, logw)
 	}
 	if err != nil {
-		return "", err
+		return found{}, err
 	}
 	r.mu.Lock()
 	if r.found == nil {
-		r.found = make(map[string]string)
+		r.found = make(map[string]found)
 	}
-	r.found[key] = p
+	r.found[key] = f
 	r.mu.Unlock()
-	return p, nil
+	return f, nil
 }
 
-// cached returns a remembered path if the file is still there.
-func (r *Resolver) cached(key string) (string, bool) {
+// cached returns a remembered binary if the file is still there.
+func (r *Resolver) cached(key string) (found, bool) {
 	r.mu.Lock()
-	p, ok := r.found[key]
+	f, ok := r.found[key]
 	r.mu.Unlock()
 	if !ok {
-		return "", false
+		return found{}, false
 	}
-	if !isExecutableFile(p) {
+	if !isExecutableFile(f.path) {
 		r.mu.Lock()
-		if r.found[key] == p {
+		if r.found[key] == f {
 			delete(r.found, key)
 		}
 		r.mu.Unlock()
-		return "", false
+		return found{}, false
 	}
-	return p, true
+	return f, true
 }
 
 // lock takes the per-key lock, giving up when ctx is done; waiting, if it
@@ -158,18 +175,19 @@ func (r *Resolver) lock(ctx context.Context, key string, waiting func()) (func()
 	}
 }
 
-func (r *Resolver) resolveAny(tool Tool) (string, error) {
+func (r *Resolver) resolveAny(ctx context.Context, tool Tool) (found, error) {
 	if p, ok := r.onPath(tool); ok {
-		return p, nil
+		v, _ := binaryVersion(ctx, p) // only for the log: unknown if it does not say
+		return found{path: p, version: v}, nil
 	}
-	if _, p, ok := r.newestInstalled(tool); ok {
-		return p, nil
+	if v, p, ok := r.newestInstalled(tool); ok {
+		return found{path: p, version: v}, nil
 	}
 	where := "PATH"
 	if r.ToolsDir != "" {
 		where = "PATH or in " + filepath.Join(r.ToolsDir, string(tool))
 	}
-	return "", errs.E(errs.NotFound, "no %s binary found on %s; set a tool version to download one", tool, where)
+	return found{}, errs.E(errs.NotFound, "no %s binary found on %s; set a tool version to download one", tool, where)
 }
 
 func (r *Resolver) resolveVersion(ctx context.Context, tool Tool, version string, logw io.Writer) (string, error) {
@@ -180,7 +198,6 @@ func (r *Resolver) resolveVersion(ctx context.Context, tool Tool, version string
 	}
 	if p, ok := r.onPath(tool); ok {
 		if v, err := binaryVersion(ctx, p); err == nil && v == version {
-			writeLog(logw, "Using %s from PATH: %s", toolVersionString(tool, version), p)
 			return p, nil
 		}
 	}
