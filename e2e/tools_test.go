@@ -132,3 +132,29 @@ func TestTerraformStack(t *testing.T) {
 		t.Errorf("outputs = %+v", out)
 	}
 }
+
+// A run waiting for confirmation applies with the tool and version that
+// made its plan, even after the stack was switched to Terraform (whose
+// apply could not read OpenTofu's plan file, or is not installed); the
+// log says which binary each job used, and the run shows it.
+func TestApplyKeepsThePlansTool(t *testing.T) {
+	t.Parallel()
+	requireSetup(t)
+	s := StartServer(t, ServerConfig{})
+	repo := NewRepo(t, map[string]string{"main.tf": staticConfig("kept")})
+	s.CreateStack(t, "kept", repo.URL)
+	r := s.WaitRun(t, s.Deploy(t, "kept").ID, "UNCONFIRMED")
+	s.MustGantry(t, "stack", "update", "--id", "kept", "--tool", "terraform")
+	s.MustGantry(t, "stack", "confirm", "--id", "kept", "--run", r.ID)
+	r = s.WaitRun(t, r.ID, "FINISHED")
+	logs := s.Logs(t, "kept", r.ID)
+	if n := strings.Count(logs, "Using OpenTofu "+r.ToolVersion+" ("); n != 2 || r.ToolVersion == "" {
+		t.Errorf("the log says %d times which OpenTofu %q it uses, want 2 (plan and apply job):\n%s", n, r.ToolVersion, logs)
+	}
+	if !strings.Contains(logs, "Apply complete") {
+		t.Errorf("no apply:\n%s", logs)
+	}
+	if shown := s.ShowRun(t, r.ID); shown.Tool != "opentofu" || shown.ToolVersion == "" {
+		t.Errorf("run show: tool %q %q, want opentofu and its version", shown.Tool, shown.ToolVersion)
+	}
+}

@@ -385,3 +385,34 @@ func TestStackCreateDefaultsAndUpdate(t *testing.T) {
 		t.Errorf("Content-Type = %q", r.header.Get("Content-Type"))
 	}
 }
+
+// Switching a stack's tool without a version clears the version (the
+// other tool's would name a release that does not exist); with one, or
+// without switching, the version is as given or kept.
+func TestStackToolSwitchClearsVersion(t *testing.T) {
+	e := newAPIEnv(t)
+	e.createStack("web", map[string]any{"tool": "opentofu", "tool_version": "1.10.7"})
+	patch := func(in map[string]any) apiv1.Stack {
+		t.Helper()
+		var u apiv1.Stack // fresh: an absent tool_version must read empty
+		e.must(e.do("PATCH", "/api/v1/stacks/web", in), 200, &u)
+		return u
+	}
+	u := patch(map[string]any{"tool": "opentofu"})
+	if u.Tool != "opentofu" || u.ToolVersion != "1.10.7" {
+		t.Errorf("same tool again: %s %q, want the version kept", u.Tool, u.ToolVersion)
+	}
+	u = patch(map[string]any{"tool": "terraform"})
+	if u.Tool != "terraform" || u.ToolVersion != "" {
+		t.Errorf("switched without a version: %s %q, want no version", u.Tool, u.ToolVersion)
+	}
+	patch(map[string]any{"tool_version": "1.5.7"})
+	u = patch(map[string]any{"tool": "", "tool_version": "1.10.6"})
+	if u.Tool != "opentofu" || u.ToolVersion != "1.10.6" {
+		t.Errorf("switched with a version: %s %q, want opentofu 1.10.6", u.Tool, u.ToolVersion)
+	}
+	u = patch(map[string]any{"tool": "terraform", "description": "x"})
+	if u.ToolVersion != "" {
+		t.Errorf("switched without a version: %q", u.ToolVersion)
+	}
+}

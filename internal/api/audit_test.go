@@ -148,6 +148,8 @@ func TestAuditMiddleware(t *testing.T) {
 		{"POST", "/api/v1/stacks/web/tfstate?ID=lock-1", stateDoc(1, "lin", 0), 200, "state.write", "web", audit.Success, ""},
 		{"GET", "/api/v1/stacks/web/tfstate", nil, 200, "state.download", "web", audit.Success, ""},
 		{"UNLOCK", "/api/v1/stacks/web/tfstate", `{"ID":"lock-1"}`, 200, "state.unlock", "web", audit.Success, ""},
+		{"LOCK", "/api/v1/stacks/web/tfstate", `{"ID":"lock-2"}`, 200, "state.lock", "web", audit.Success, ""},
+		{"UNLOCK", "/api/v1/stacks/web/tfstate", "", 200, "state.unlock", "web", audit.Success, ""}, // Terraform's force-unlock
 		{"DELETE", "/api/v1/stacks/web", nil, 204, "stack.delete", "web", audit.Success, ""},
 	}
 	for _, tt := range tests {

@@ -62,6 +62,7 @@ var otherSchemas = map[string]string{
 	"RunState":      "enum, checked against apiv1's State* constants",
 	"LockConflict":  "the 423 body of the state backend, checked against state.LockInfo plus apiv1.ErrorBody",
 	"StateDocument": "OpenTofu's state file format, stored as sent",
+	"Unlock":        "the body of UNLOCK: Lock (state.LockInfo) with an optional ID, or no body (Terraform's force-unlock)",
 }
 
 // requestOnly are schemas of request bodies: their required fields are what

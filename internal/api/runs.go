@@ -24,7 +24,8 @@ func runOut(r run.Run, ts []run.Transition) apiv1.Run {
 	out := apiv1.Run{ID: r.ID, Stack: r.StackID, Space: r.SpaceID, Type: r.Type, State: r.State, Blocking: r.Blocking,
 		CommitSHA: r.CommitSHA, CommitMessage: r.CommitMessage, TriggeredBy: r.TriggeredBy, Command: r.Command,
 		HasChanges: r.HasChanges, Reason: r.Reason, CreatedAt: utc(r.CreatedAt), UpdatedAt: utc(r.UpdatedAt),
-		Flags: r.Flags, Workflow: r.WorkflowID, ReviewFrom: r.ReviewFrom, DriftDetection: r.Drift, Targets: r.Targets}
+		Flags: r.Flags, Workflow: r.WorkflowID, ReviewFrom: r.ReviewFrom, DriftDetection: r.Drift, Targets: r.Targets,
+		Tool: r.Tool, ToolVersion: r.ToolVersion}
 	if out.Flags == nil {
 		out.Flags = []string{}
 	}

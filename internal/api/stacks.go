@@ -138,6 +138,12 @@ func (a *API) updateStack(w http.ResponseWriter, r *http.Request, p auth.Princip
 		set(&s.Repository, in.Repository)
 		set(&s.Branch, in.Branch)
 		set(&s.ProjectRoot, in.ProjectRoot)
+		// Switching tools without a version clears the version: the
+		// other tool's is meaningless (OpenTofu 1.10.7 is no Terraform
+		// release), and the server's choice is what remains.
+		if in.Tool != nil && orOpenTofu(*in.Tool) != s.Tool && in.ToolVersion == nil {
+			s.ToolVersion = ""
+		}
 		set(&s.Tool, in.Tool)
 		set(&s.ToolVersion, in.ToolVersion)
 		set(&s.Labels, in.Labels)
@@ -182,6 +188,14 @@ func (a *API) updateStack(w http.ResponseWriter, r *http.Request, p auth.Princip
 		return err
 	}
 	return a.writeStack(w, r, http.StatusOK, st)
+}
+
+// orOpenTofu is a tool as a stack stores it ("" is the default, opentofu).
+func orOpenTofu(tool string) string {
+	if tool == "" {
+		return stack.OpenTofu
+	}
+	return tool
 }
 
 // visibleRefusal returns the 403 of err (auth.Authorize's) without its

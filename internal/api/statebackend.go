@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"crypto/md5"
 	"encoding/base64"
@@ -151,11 +152,19 @@ func (a *API) stateTooLarge(r *http.Request, p auth.Principal, stackID string, s
 	return err
 }
 
+// readLockInfo reads the lock info of a LOCK or UNLOCK. An UNLOCK may
+// have an empty body, or none without an ID: Terraform's force-unlock
+// sends that (its http backend's Unlock ignores the lock ID); it means
+// "whatever lock is held".
 func readLockInfo(w http.ResponseWriter, r *http.Request) (state.LockInfo, error) {
 	var info state.LockInfo
 	body, err := httpx.ReadBody(w, r, 64<<10, "lock info")
 	if err != nil {
 		return info, err
+	}
+	unlock := r.Method == "UNLOCK"
+	if unlock && len(bytes.TrimSpace(body)) == 0 {
+		return info, nil
 	}
 	if err := json.Unmarshal(body, &info); err != nil {
 		return info, errs.E(errs.Invalid, "lock info is not valid JSON: %v", err)
@@ -163,8 +172,7 @@ func readLockInfo(w http.ResponseWriter, r *http.Request) (state.LockInfo, error
 	if err := httpx.CheckNUL(body); err != nil {
 		return info, errs.E(errs.Invalid, "lock info: %s", errs.Public(err))
 	}
-	if info.ID == "" {
-		// OpenTofu always sends the lock's ID, to lock and to unlock.
+	if info.ID == "" && !unlock {
 		return info, errs.E(errs.Invalid, "lock info needs an ID")
 	}
 	return info, nil
@@ -202,6 +210,8 @@ func (a *API) stateUnlock(w http.ResponseWriter, r *http.Request, p auth.Princip
 		runID = p.ID
 		audit.Skip(r.Context()) // State.Release records a run's release of another's lock
 	}
+	// No ID (Terraform's force-unlock): whatever lock is held, with the
+	// same rules as an UNLOCK giving its ID (a run only its own lock).
 	if err := a.State.Release(r.Context(), stackID, info.ID, runID); err != nil {
 		return lockAware(w, err)
 	}

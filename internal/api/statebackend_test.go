@@ -557,3 +557,98 @@ func TestStateBackendPlanningIsReadOnly(t *testing.T) {
 		t.Fatalf("the apply's POST = %s", r)
 	}
 }
+
+// terraformUnlock sends an UNLOCK as Terraform's http backend sends it on
+// `terraform force-unlock`: its Unlock ignores the lock ID, so the body is
+// empty (Content-Length 0, with the Content-MD5 of nothing).
+func (e *apiEnv) terraformUnlock(stackID, token string) response {
+	e.t.Helper()
+	conn, err := net.Dial("tcp", strings.TrimPrefix(e.url, "http://"))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer conn.Close()
+	auth := base64.StdEncoding.EncodeToString([]byte("gantry:" + token))
+	fmt.Fprintf(conn, "UNLOCK /api/v1/stacks/%s/tfstate HTTP/1.1\r\nHost: x\r\nUser-Agent: Go-http-client/1.1\r\n"+
+		"Content-Length: 0\r\nAuthorization: Basic %s\r\nContent-Md5: 1B2M2Y8AsgTpgAEUs8tKQ==\r\n"+
+		"Content-Type: application/json\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n", stackID, auth)
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return response{status: resp.StatusCode, body: body, header: resp.Header}
+}
+
+// Terraform's force-unlock sends no lock ID: the UNLOCK releases whatever
+// lock is held, with the rules of an UNLOCK naming it (stack:unlock for a
+// person; a run's token only its own run's lock).
+func TestStateBackendUnlockWithoutID(t *testing.T) {
+	e := newAPIEnv(t)
+	e.createStack("web", nil)
+	if r := e.terraformUnlock("web", e.token); r.status != 200 {
+		t.Fatalf("UNLOCK without an ID of an unlocked state = %s, want 200", r)
+	}
+	if r := e.tfstate("LOCK", "web", "", e.token, lockInfo("person", "OperationTypeApply"), nil); r.status != 200 {
+		t.Fatalf("LOCK = %s", r)
+	}
+	e.createRun("web", "TRACKED")
+	tracked, err := e.runs.Claim(context.Background(), "", "wkr-1")
+	if err != nil || tracked == nil {
+		t.Fatalf("Claim = %v, %v", tracked, err)
+	}
+	wantError(t, e.terraformUnlock("web", tracked.StateToken), 403, "forbidden")
+	wantError(t, e.tfstate("UNLOCK", "web", "", tracked.StateToken, "{}", nil), 403, "forbidden")
+	wantLocked(t, e.tfstate("LOCK", "web", "", e.token, lockInfo("other", "OperationTypeApply"), nil), "person")
+
+	if r := e.terraformUnlock("web", e.token); r.status != 200 {
+		t.Fatalf("the person's UNLOCK without an ID = %s, want 200", r)
+	}
+	// Unlocked: the run takes the lock, and releases its own without an ID.
+	if r := e.tfstate("LOCK", "web", "", tracked.StateToken, lockInfo("run", "OperationTypeApply"), nil); r.status != 200 {
+		t.Fatalf("the run's LOCK after the force-unlock = %s", r)
+	}
+	if r := e.terraformUnlock("web", tracked.StateToken); r.status != 200 {
+		t.Fatalf("the run's own UNLOCK without an ID = %s", r)
+	}
+	// A person's "{}" (no ID) releases a run's lock, as its ID would.
+	if r := e.tfstate("LOCK", "web", "", tracked.StateToken, lockInfo("run", "OperationTypeApply"), nil); r.status != 200 {
+		t.Fatalf("the run's LOCK = %s", r)
+	}
+	if r := e.tfstate("UNLOCK", "web", "", e.token, "{}", nil); r.status != 200 {
+		t.Fatalf("UNLOCK {} = %s", r)
+	}
+	if r := e.tfstate("LOCK", "web", "", e.token, lockInfo("again", "OperationTypeApply"), nil); r.status != 200 {
+		t.Fatalf("LOCK after UNLOCK {} = %s", r)
+	}
+	// LOCK still needs an ID.
+	wantError(t, e.tfstate("LOCK", "web", "", e.token, "{}", nil), 400, "invalid")
+}
+
+// A run shows the tool its plan job ran with and the version that made
+// its plan.
+func TestRunShowsItsTool(t *testing.T) {
+	e := newAPIEnv(t)
+	e.createStack("web", nil)
+	created := e.createRun("web", "TRACKED")
+	if created.Tool != "" || created.ToolVersion != "" {
+		t.Errorf("a queued run's tool = %q %q, want none", created.Tool, created.ToolVersion)
+	}
+	claimed, err := e.runs.Claim(context.Background(), "", "wkr-1")
+	if err != nil || claimed == nil {
+		t.Fatalf("Claim = %v, %v", claimed, err)
+	}
+	if err := e.runs.SetRuntimeConfig(context.Background(), claimed.Run.ID, run.RuntimeConfig{}, "opentofu"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.runs.PutArtifact(context.Background(), claimed.Run.ID, "plan.json", []byte(`{"terraform_version":"1.10.7"}`)); err != nil {
+		t.Fatal(err)
+	}
+	var got apiv1.Run
+	e.must(e.do("GET", "/api/v1/runs/"+claimed.Run.ID, nil), http.StatusOK, &got)
+	if got.Tool != "opentofu" || got.ToolVersion != "1.10.7" {
+		t.Errorf("run's tool = %q %q, want opentofu 1.10.7", got.Tool, got.ToolVersion)
+	}
+}

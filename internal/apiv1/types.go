@@ -210,6 +210,10 @@ type Run struct {
 	DriftDetection bool `json:"drift_detection"`
 	// Targets are the resource addresses the plan is limited to.
 	Targets []string `json:"targets,omitempty"`
+	// Tool is what its plan job ran with, ToolVersion the version that
+	// made its plan: what an apply after a confirmation uses.
+	Tool        string `json:"tool,omitempty"`
+	ToolVersion string `json:"tool_version,omitempty"`
 	// WaitingFor says why a run waiting for a worker gets none, e.g.
 	// "no worker in pool eu-private", or none with a feature it needs.
 	WaitingFor  string       `json:"waiting_for,omitempty"`

@@ -426,6 +426,9 @@ func runDetail(w io.Writer, r apiv1.Run) {
 	field(w, "Blocking", r.Blocking)
 	field(w, "Commit", strings.TrimSpace(r.CommitSHA+" "+firstLine(r.CommitMessage)))
 	field(w, "Command", r.Command)
+	if r.Tool != "" {
+		field(w, "Tool", strings.TrimSpace(r.Tool+" "+r.ToolVersion))
+	}
 	field(w, "Triggered by", r.TriggeredBy)
 	field(w, "Delta", fmtDelta(r.Delta))
 	field(w, "Has changes", r.HasChanges)

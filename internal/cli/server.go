@@ -85,6 +85,9 @@ GANTRY_<FLAG>_FILE for secrets kept in files.`,
 			if cfg.MaxStateSize < 1<<20 || cfg.MaxStateSize > state.MaxSizeLimit {
 				return fmt.Errorf("--max-state-size must be from 1MiB to %s", bytesize.Format(state.MaxSizeLimit))
 			}
+			if err := checkMirrors(cfg.OpenTofuMirror, cfg.TerraformMirror); err != nil {
+				return err
+			}
 			if cfg.BuiltinWorkers < 0 || cfg.WorkerTimeout < time.Second/2 {
 				return fmt.Errorf("--builtin-workers must be >= 0 and --worker-timeout >= 500ms")
 			}

@@ -129,3 +129,34 @@ func TestServerRefusesRetention(t *testing.T) {
 		}
 	}
 }
+
+// A mirror that is not an http(s) URL with a host stops the server and the
+// worker at start, naming the flag and the value (credentials hidden).
+func TestMirrorsCheckedAtStart(t *testing.T) {
+	for _, tc := range []struct {
+		flag, value, want string
+	}{
+		{"--opentofu-mirror", "127.0.0.1:19401/x", `--opentofu-mirror (GANTRY_OPENTOFU_MIRROR): "127.0.0.1:19401/x" is not a URL`},
+		{"--opentofu-mirror", "not a url", `--opentofu-mirror (GANTRY_OPENTOFU_MIRROR): "not a url" is not an http:// or https:// URL`},
+		{"--terraform-mirror", "ftp://mirror.example.com/terraform", `--terraform-mirror (GANTRY_TERRAFORM_MIRROR): "ftp://mirror.example.com/terraform" is not an http:// or https:// URL`},
+		{"--terraform-mirror", "https:///terraform", `"https:///terraform" has no host`},
+		{"--opentofu-mirror", "ftp://user:hunter2@mirror/x", `"ftp://redacted@mirror/x" is not an http`},
+		{"--opentofu-mirror", "user:hunter2@mirror:x/y", "(the value, not shown: it may hold credentials) is not an http"},
+	} {
+		isolate(t)
+		t.Setenv("GANTRY_TOKEN", "gpt_x")
+		dir := t.TempDir()
+		for _, args := range [][]string{
+			{"server", "--data-dir", dir, "--listen", "127.0.0.1:0", tc.flag, tc.value},
+			{"worker", "--server", "http://127.0.0.1:9", "--work-dir", dir, tc.flag, tc.value},
+		} {
+			code, _, errOut := runMain(args...)
+			if code == 0 || !strings.Contains(errOut, tc.want) || strings.Contains(errOut, "hunter2") {
+				t.Errorf("gantry %s %s %q = %d, stderr %s, want %q", args[0], tc.flag, tc.value, code, errOut, tc.want)
+			}
+		}
+		if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+			t.Errorf("the refused server or worker wrote its directory: %v", entries)
+		}
+	}
+}

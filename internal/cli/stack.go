@@ -187,9 +187,18 @@ func (a *app) stackUpdate() *cobra.Command {
 		if in == (apiv1.StackUpdate{}) {
 			return usageErrorf("nothing to update: give at least one flag besides --id")
 		}
+		var before apiv1.Stack
+		if in.Tool != nil {
+			if before, err = c.GetStack(ctx, s.id); err != nil {
+				return err
+			}
+		}
 		st, err := c.UpdateStack(ctx, s.id, in, force)
 		if err != nil {
 			return err
+		}
+		if in.Tool != nil && before.Tool != "" && before.Tool != st.Tool {
+			a.warnToolSwitch(before, st)
 		}
 		return a.printStack(st)
 	})
@@ -207,6 +216,24 @@ func (a *app) stackUpdate() *cobra.Command {
 	cmd.Flags().BoolVar(&force, "force", false, "turn managed state off even though the stack has state in Gantry (its runs then start from the state its own backend holds)")
 	required(cmd, "id")
 	return cmd
+}
+
+// warnToolSwitch tells what switching a stack between OpenTofu and
+// Terraform means (docs/runs.md#switching-between-opentofu-and-terraform).
+func (a *app) warnToolSwitch(before, after apiv1.Stack) {
+	version := after.ToolVersion
+	if version == "" {
+		version = "none: the server's choice"
+		if before.ToolVersion != "" {
+			version = "cleared (" + before.ToolVersion + " was " + before.Tool + "'s): the server's choice; set one with --tool-version"
+		}
+	}
+	fmt.Fprintf(a.stderr, `Warning: stack %s switched from %s to %s (version: %s).
+  Runs already waiting for confirmation still apply with %s. Terraform ignores .tofu files
+  (what only they declare would be destroyed), provider addresses differ (registry.opentofu.org
+  and registry.terraform.io), and a state written by a newer version may not be read by an older
+  one. Run a proposed run first: see docs/runs.md, "Switching between OpenTofu and Terraform".
+`, after.ID, before.Tool, after.Tool, version, before.Tool)
 }
 
 func (a *app) stackList() *cobra.Command {

@@ -120,6 +120,9 @@ func (a *app) runWorker(ctx context.Context, f workerFlags, files []string) erro
 		}
 		labels[k] = v
 	}
+	if err := checkMirrors(f.opentofuMirror, f.terraformMirror); err != nil {
+		return err
+	}
 	log, err := newLogger(a.stderr, f.logFormat, f.logLevel)
 	if err != nil {
 		return err
@@ -187,6 +190,13 @@ func (a *app) runWorker(ctx context.Context, f workerFlags, files []string) erro
 		if f.terraformMirror != "" {
 			resolver.BaseURLs[tofu.Terraform] = f.terraformMirror
 		}
+	}
+	removed, err := resolver.CleanDownloads()
+	if len(removed) > 0 {
+		log.Info("removed what interrupted tool downloads left", "dirs", removed)
+	}
+	if err != nil {
+		log.Warn("could not remove what interrupted tool downloads left", "err", err)
 	}
 	key, err := f.readPrivateKey(a)
 	if err != nil {
@@ -276,4 +286,18 @@ func (a *app) workerDrain() *cobra.Command {
 	cmd.Flags().StringVar(&id, "id", "", "worker id (see gantry workerpool workers)")
 	required(cmd, "pool", "id")
 	return cmd
+}
+
+// checkMirrors checks --opentofu-mirror and --terraform-mirror (empty:
+// the official releases).
+func checkMirrors(opentofu, terraform string) error {
+	for _, m := range []struct{ flag, value string }{{"opentofu-mirror", opentofu}, {"terraform-mirror", terraform}} {
+		if m.value == "" {
+			continue
+		}
+		if err := tofu.CheckMirror(m.value); err != nil {
+			return fmt.Errorf("--%s (%s): %v", m.flag, envName(m.flag), err)
+		}
+	}
+	return nil
 }

@@ -225,7 +225,7 @@ func TestRuntimeConfigInInputs(t *testing.T) {
 		ran := run.RuntimeConfig{ProjectRoot: "infra/prod"}
 		ran.SetHooks("before_init", []string{"tflint --init"})
 		ran.AddEnv("AWS_REGION", "eu-west-1", false)
-		if err := f.runs.SetRuntimeConfig(f.ctx, r.ID, ran); err != nil {
+		if err := f.runs.SetRuntimeConfig(f.ctx, r.ID, ran, "opentofu"); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := f.stacks.Update(f.ctx, st.ID, func(s *stack.Stack) error {
@@ -278,7 +278,7 @@ sample := true
 			if err != nil || cl == nil {
 				t.Fatalf("claim: %v %v", cl, err)
 			}
-			if err := f.runs.SetRuntimeConfig(f.ctx, cl.Run.ID, ran); err != nil {
+			if err := f.runs.SetRuntimeConfig(f.ctx, cl.Run.ID, ran, "opentofu"); err != nil {
 				t.Fatal(err)
 			}
 			if _, err := f.runs.Finish(f.ctx, cl.Run.ID, worker, false, "ended by the test"); err != nil {

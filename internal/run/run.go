@@ -124,6 +124,12 @@ type Run struct {
 	ReviewFrom    string   // while PENDING_REVIEW: the state an approval returns it to
 	Targets       []string // resource addresses the plan is limited to (-target)
 	Creator       Creator  // who created it, as policies see them
+	// Tool is the tool its plan job ran with ("" before one was claimed),
+	// ToolVersion the version that made its plan (its plan JSON's
+	// terraform_version, "" before): an apply job after a confirmation
+	// uses them.
+	Tool        string
+	ToolVersion string
 	// LogReceived is where the log's next append from a worker starts:
 	// what workers sent, stored or not; LogDropped is how much of it was
 	// not stored, past the log limit.
@@ -209,7 +215,7 @@ const cols = `r.id, r.stack_id, s.space_id, s.worker_pool, r.type, r.state, r.bl
 	r.commit_branch, r.commit_author, r.commit_at, r.commit_tag, r.pull_request_id,
 	r.triggered_by, r.command, r.has_delta, r.delta_add, r.delta_change, r.delta_destroy, r.has_changes, r.reason,
 	r.stop_requested, r.worker_id, r.heartbeat_at, r.log_size, r.log_received, r.log_dropped, r.flags, r.workflow_id, r.review_from, r.targets,
-	r.creator_admin, r.creator_teams, r.creator_name, r.creator_ip, r.created_at, r.updated_at`
+	r.creator_admin, r.creator_teams, r.creator_name, r.creator_ip, r.tool, r.tool_version, r.created_at, r.updated_at`
 
 const from = ` FROM runs r JOIN stacks s ON s.id = r.stack_id`
 
@@ -222,7 +228,7 @@ func scan(row interface{ Scan(...any) error }, extra ...any) (Run, error) {
 		&r.CommitBranch, &r.CommitAuthor, &committed, &r.CommitTag, &r.PullRequestID,
 		&r.TriggeredBy, &r.Command, &r.HasDelta, &r.Delta.Add, &r.Delta.Change, &r.Delta.Destroy, &r.HasChanges, &r.Reason,
 		&r.StopRequested, &r.WorkerID, &hb, &r.LogSize, &r.LogReceived, &r.LogDropped, &flags, &r.WorkflowID, &r.ReviewFrom, &targets,
-		&r.Creator.Admin, &teams, &r.Creator.Name, &r.Creator.IP, &c, &u}, extra...)...)
+		&r.Creator.Admin, &teams, &r.Creator.Name, &r.Creator.IP, &r.Tool, &r.ToolVersion, &c, &u}, extra...)...)
 	if err == nil {
 		r.Flags, err = labels.Decode(flags)
 	}

@@ -56,14 +56,16 @@ func (c RuntimeConfig) Equal(o RuntimeConfig) bool {
 		maps.EqualFunc(c.Hooks, o.Hooks, slices.Equal) && maps.Equal(c.Environment, o.Environment)
 }
 
-// SetRuntimeConfig records what a run's job runs with (each plan or task
-// job of the run records it again: the last one is what it ran with).
-func (s *Service) SetRuntimeConfig(ctx context.Context, runID string, c RuntimeConfig) error {
+// SetRuntimeConfig records what a run's plan (or task) job runs with: what
+// policies see of it from then on (runtime_config), and the tool, which an
+// apply job after a confirmation uses (the plan JSON's upload records its
+// version). One statement: it is on every run's way to its worker.
+func (s *Service) SetRuntimeConfig(ctx context.Context, runID string, c RuntimeConfig, tool string) error {
 	data, err := json.Marshal(c)
 	if err != nil {
 		return err
 	}
-	_, err = s.db.Exec(ctx, `UPDATE runs SET runtime_config = $2 WHERE id = $1`, runID, string(data))
+	_, err = s.db.Exec(ctx, `UPDATE runs SET runtime_config = $2, tool = $3 WHERE id = $1`, runID, string(data), tool)
 	return err
 }
 

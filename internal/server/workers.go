@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -47,6 +48,7 @@ func (s *Server) startWorkers(stop, kill context.Context, wg *sync.WaitGroup) (c
 	}
 	s.poolTok = "gpt_builtin_" + id.Secret(32)
 	resolver := s.cfg.Resolver()
+	cleanDownloads(resolver, s.log)
 	workDir := filepath.Join(s.cfg.DataDir, "workspaces")
 	if pids := worker.KillLeftovers(workDir); len(pids) > 0 {
 		s.log.Warn("killed processes left running by jobs of a previous server process", "pids", pids)
@@ -82,6 +84,18 @@ func (s *Server) startWorkers(stop, kill context.Context, wg *sync.WaitGroup) (c
 		}()
 	}
 	return closeIdle
+}
+
+// cleanDownloads removes what killed downloads left in the tools
+// directory (downloads in progress in other processes are left alone).
+func cleanDownloads(r *tofu.Resolver, log *slog.Logger) {
+	removed, err := r.CleanDownloads()
+	if len(removed) > 0 {
+		log.Info("removed what interrupted tool downloads left", "dirs", removed)
+	}
+	if err != nil {
+		log.Warn("could not remove what interrupted tool downloads left", "err", err)
+	}
 }
 
 // urlHost is the host (with its port, if any) of a URL, "" if it has none:

@@ -109,8 +109,14 @@ func scan(row interface{ Scan(...any) error }) (Stack, error) {
 }
 
 var (
-	versionRE = regexp.MustCompile(`^\d+\.\d+\.\d+(-[0-9A-Za-z.]+)?$`)
-	branchRE  = id.MustPattern(`^[A-Za-z0-9._/-]+$`, 1, 255)
+	// versionRE is a semantic version, MAJOR.MINOR.PATCH without leading
+	// zeros and an optional -PRERELEASE of dot-separated identifiers (no
+	// build metadata: no release of either tool has any).
+	versionRE = regexp.MustCompile(`^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(-(0|[1-9][0-9]*|[0-9]*[A-Za-z-][0-9A-Za-z-]*)(\.(0|[1-9][0-9]*|[0-9]*[A-Za-z-][0-9A-Za-z-]*))*)?$`)
+	// rangeRE is what a version range or constraint looks like: ~> 1.10.0,
+	// >= 1.6, 1.10, 1, latest.
+	rangeRE  = regexp.MustCompile(`^(latest|[~<>=!^ ].*|.*[,*xX].*|\d+(\.\d+)?)$`)
+	branchRE = id.MustPattern(`^[A-Za-z0-9._/-]+$`, 1, 255)
 )
 
 // Validate checks a stack and fills defaults.
@@ -145,8 +151,12 @@ func Validate(s *Stack) error {
 		return errs.E(errs.Invalid, "branch %q is not a valid branch name", s.Branch)
 	case s.Tool != OpenTofu && s.Tool != Terraform:
 		return errs.E(errs.Invalid, "tool must be %q or %q, got %q", OpenTofu, Terraform, s.Tool)
+	case s.ToolVersion != "" && !versionRE.MatchString(s.ToolVersion) && rangeRE.MatchString(strings.TrimSpace(s.ToolVersion)):
+		return errs.E(errs.Invalid, "tool version %q is a range: Gantry needs an exact version like 1.10.7 "+
+			"(ranges and constraints such as ~> 1.10.0, >= 1.6, 1.10 or latest are not supported)", s.ToolVersion)
 	case s.ToolVersion != "" && !versionRE.MatchString(s.ToolVersion):
-		return errs.E(errs.Invalid, "tool version %q is not a version like 1.10.7", s.ToolVersion)
+		return errs.E(errs.Invalid, "tool version %q is not a version like 1.10.7 "+
+			"(MAJOR.MINOR.PATCH without leading zeros, optionally -PRERELEASE such as 1.11.0-beta1)", s.ToolVersion)
 	}
 	if s.ProjectRoot != "" {
 		clean := path.Clean(strings.TrimPrefix(s.ProjectRoot, "./"))

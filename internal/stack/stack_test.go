@@ -77,6 +77,33 @@ func ids(list []stack.Stack) []string {
 	return out
 }
 
+// Tool versions are exact semantic versions; a range gets a message
+// saying ranges are not supported.
+func TestValidateToolVersion(t *testing.T) {
+	const repo = "https://example.com/r.git"
+	for v, want := range map[string]string{
+		"1.10.7": "", "0.15.0": "", "v1.10.8": "", "1.11.0-beta1": "", "1.6.0-alpha20230816": "", "1.10.0-rc.1": "", "1.0.0-0.3.7": "", "1.10.0-x.1": "",
+		"1.10.7-..": "not a version", "01.10.7": "not a version", "1.010.7": "not a version", "1.10.07": "not a version",
+		"1.10.7-": "not a version", "1.10.7-01": "not a version", "1.10.7-a..b": "not a version", "1.10.7+build": "not a version",
+		"v": "not a version", "vv1.10.7": "not a version",
+		"~> 1.10.0": "ranges and constraints", ">= 1.6": "ranges and constraints", "1.10": "ranges and constraints",
+		"latest": "ranges and constraints", "1": "ranges and constraints", "1.10.x": "ranges and constraints", "^1.10.0": "ranges and constraints",
+		">= 1.6, < 2.0": "ranges and constraints",
+	} {
+		s := stack.Stack{ID: "web", Repository: repo, ToolVersion: v}
+		err := stack.Validate(&s)
+		if want == "" {
+			if err != nil {
+				t.Errorf("Validate(%q): %v", v, err)
+			}
+			continue
+		}
+		if !errs.Is(err, errs.Invalid) || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate(%q) = %v, want an Invalid error saying %q", v, err, want)
+		}
+	}
+}
+
 func TestValidate(t *testing.T) {
 	tests := []struct {
 		name  string

@@ -172,11 +172,13 @@ func (s *Service) Acquire(ctx context.Context, stackID string, info LockInfo, ru
 var errLostRace = errors.New("lost the race for the lock")
 
 // Release unlocks a stack's state held under lockID. Releasing a state that
-// is not locked succeeds; a lock held under another ID is refused. runID
+// is not locked succeeds; a lock held under another ID is refused. An
+// empty lockID releases whatever lock is held (Terraform's force-unlock
+// sends no ID), under the same rules. runID
 // names the run releasing it ("" for a person): a run may release only the
 // lock it holds, and doing so makes no audit event, like its Acquire.
 func (s *Service) Release(ctx context.Context, stackID, lockID, runID string) error {
-	if runID != "" {
+	if runID != "" && lockID != "" {
 		// A run releasing its own lock: one statement, no audit event.
 		res, err := s.db.Exec(ctx, `DELETE FROM state_locks WHERE stack_id = $1 AND lock_id = $2 AND holder_run = $3`, stackID, lockID, runID)
 		if err != nil {
@@ -202,7 +204,7 @@ func (s *Service) Release(ctx context.Context, stackID, lockID, runID string) er
 			}
 			return errs.E(errs.Forbidden, "run %s may only release the lock it holds itself (this one is held by %s)", runID, who)
 		}
-		if l.ID != lockID {
+		if lockID != "" && l.ID != lockID {
 			return lockedErr(stackID, l)
 		}
 		if _, err = s.db.Exec(ctx, `DELETE FROM state_locks WHERE stack_id = $1`, stackID); err != nil {
@@ -211,7 +213,11 @@ func (s *Service) Release(ctx context.Context, stackID, lockID, runID string) er
 		if runID != "" {
 			return nil // the run's own lock (checked above)
 		}
-		return s.record(ctx, "state.unlock", stackID, map[string]any{"lock": l.ID, "who": l.Who, "operation": l.Operation}, nil)
+		before := map[string]any{"lock": l.ID, "who": l.Who, "operation": l.Operation}
+		if lockID == "" {
+			before["without_id"] = true // Terraform's force-unlock
+		}
+		return s.record(ctx, "state.unlock", stackID, before, nil)
 	})
 }
 

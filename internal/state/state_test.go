@@ -334,6 +334,33 @@ func TestReleaseByRun(t *testing.T) {
 	})
 }
 
+// Release with no lock ID (Terraform's force-unlock) releases whatever
+// lock is held, under the same rules: a run only its own.
+func TestReleaseWithoutID(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newFixture(t, d)
+		if err := f.states.Release(f.ctx, "app", "", ""); err != nil {
+			t.Fatalf("Release without an ID of an unlocked state: %v", err)
+		}
+		if err := f.states.Acquire(f.ctx, "app", lockInfo("l-run", "w"), "run-1"); err != nil {
+			t.Fatal(err)
+		}
+		wantKind(t, f.states.Release(f.ctx, "app", "", "run-2"), errs.Forbidden)
+		if err := f.states.Release(f.ctx, "app", "", "run-1"); err != nil {
+			t.Fatalf("a run releasing its own lock without an ID: %v", err)
+		}
+		if err := f.states.Acquire(f.ctx, "app", lockInfo("l-person", "w"), ""); err != nil {
+			t.Fatal(err)
+		}
+		wantKind(t, f.states.Release(f.ctx, "app", "", "run-1"), errs.Forbidden)
+		if err := f.states.Release(f.ctx, "app", "", ""); err != nil {
+			t.Fatalf("a person releasing a lock without an ID: %v", err)
+		}
+		_, err := f.states.Lock(f.ctx, "app")
+		wantKind(t, err, errs.NotFound)
+	})
+}
+
 // TestAcquireConcurrently: lockers racing for a free state get one winner;
 // every other gets Locked with the winner's lock info, as OpenTofu expects
 // (it reports who holds the lock on 423), not an internal error.

@@ -321,7 +321,8 @@ func TestResolveHidesMirrorCredentials(t *testing.T) {
 func TestResolveRejectsBadVersions(t *testing.T) {
 	f := newFakeReleases(t)
 	r := f.resolver(t, t.TempDir())
-	for _, v := range []string{"1.2", "../1.2.3", "1.2.3/../../x", "1.2.3-", "1.2.3 ", "1.2.3-rc1/..", "latest", "~> 1.6"} {
+	for _, v := range []string{"1.2", "../1.2.3", "1.2.3/../../x", "1.2.3-", "1.2.3 ", "1.2.3-rc1/..", "latest", "~> 1.6",
+		"1.2.3-..", "01.2.3", "1.02.3", "1.2.3-01", "1.2.3-a..b"} {
 		_, err := r.Resolve(context.Background(), OpenTofu, v, nil)
 		if !errs.Is(err, errs.Invalid) {
 			t.Errorf("Resolve(%q) error = %v, want an Invalid error", v, err)
@@ -358,8 +359,8 @@ func TestResolveUsesMatchingBinaryOnPath(t *testing.T) {
 	if n := f.requestCount(); n != 0 {
 		t.Errorf("made %d requests although PATH had the version", n)
 	}
-	if !strings.Contains(log.String(), "from PATH") {
-		t.Errorf("log does not mention PATH: %q", log.String())
+	if !strings.Contains(log.String(), "Using OpenTofu 1.2.3 ("+onPath+")") {
+		t.Errorf("log does not say the binary on PATH is used: %q", log.String())
 	}
 
 	// A different version on PATH is not used: the release is downloaded.
@@ -420,7 +421,8 @@ func TestResolveWithoutVersion(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := &Resolver{ToolsDir: tt.toolsDir, LookPath: tt.lookPath}
-			got, err := r.Resolve(context.Background(), OpenTofu, "", nil)
+			var log bytes.Buffer
+			got, err := r.Resolve(context.Background(), OpenTofu, "", &log)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !errs.Is(err, errs.NotFound) {
 					t.Errorf("Resolve = %q, %v; want a NotFound error containing %q", got, err, tt.wantErr)
@@ -429,6 +431,19 @@ func TestResolveWithoutVersion(t *testing.T) {
 			}
 			if err != nil || got != tt.want {
 				t.Errorf("Resolve = %q, %v; want %q", got, err, tt.want)
+			}
+			// The version used is in the log, the binary's own for PATH.
+			if want := "Using OpenTofu " + filepath.Base(filepath.Dir(tt.want)) + " (" + tt.want + ")\n"; tt.want == onPath {
+				if want = "Using OpenTofu 1.0.0 (" + onPath + ")\n"; log.String() != want {
+					t.Errorf("log = %q, want %q", log.String(), want)
+				}
+			} else if log.String() != want {
+				t.Errorf("log = %q, want %q", log.String(), want)
+			}
+			// Every call says it, remembered or not.
+			log.Reset()
+			if _, err := r.Resolve(context.Background(), OpenTofu, "", &log); err != nil || !strings.HasPrefix(log.String(), "Using OpenTofu ") {
+				t.Errorf("second Resolve: %v, log %q", err, log.String())
 			}
 		})
 	}
@@ -468,7 +483,7 @@ func TestResolveConcurrent(t *testing.T) {
 
 func TestResolveCancelledWhileWaiting(t *testing.T) {
 	r := &Resolver{LookPath: notOnPath}
-	unlock, err := r.lock(context.Background(), "opentofu@1.2.3")
+	unlock, err := r.lock(context.Background(), "opentofu@1.2.3", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

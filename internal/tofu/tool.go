@@ -52,9 +52,12 @@ func checkTool(t Tool) error {
 	return nil
 }
 
-var versionRE = regexp.MustCompile(`^\d+\.\d+\.\d+(-[0-9A-Za-z.]+)?$`)
+// versionRE is a semantic version without build metadata: MAJOR.MINOR.PATCH
+// without leading zeros, and an optional -PRERELEASE of dot-separated
+// identifiers (numeric ones without leading zeros).
+var versionRE = regexp.MustCompile(`^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(-(0|[1-9][0-9]*|[0-9]*[A-Za-z-][0-9A-Za-z-]*)(\.(0|[1-9][0-9]*|[0-9]*[A-Za-z-][0-9A-Za-z-]*))*)?$`)
 
-// ValidVersion reports whether v looks like a release version ("1.10.7",
+// ValidVersion reports whether v is a release version ("1.10.7",
 // "1.11.0-beta1"). Only such strings are used in paths and URLs.
 func ValidVersion(v string) bool { return versionRE.MatchString(v) }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/gantry-iac/gantry/internal/run"
 	"github.com/gantry-iac/gantry/internal/runtoken"
 	"github.com/gantry-iac/gantry/internal/stack"
+	"github.com/gantry-iac/gantry/internal/tofu"
 	"github.com/gantry-iac/gantry/internal/truncate"
 )
 
@@ -372,6 +373,11 @@ func (h *Handler) buildJob(ctx context.Context, cl *run.Claimed, pending *runtok
 		StackLabels: st.Labels, ReportTimeoutMS: h.ReportTimeout.Milliseconds(), MaxStateSize: h.MaxStateSize,
 		AccountName: h.AccountName, RunTrigger: cl.Run.TriggeredBy, RunState: cl.Run.State,
 	}
+	if cl.Kind == run.KindApply {
+		// The plan is read by the tool and version that made it, whatever
+		// the stack says now.
+		job.Tool, job.ToolVersion = applyTool(cl.Run, st)
+	}
 	if st.Space != cl.Run.SpaceID {
 		// The stack moved since the run was queued: a token of its space.
 		token = h.jobToken(ctx, cl.Run, st.Space, scope, nil)
@@ -419,8 +425,9 @@ func (h *Handler) buildJob(ctx context.Context, cl *run.Claimed, pending *runtok
 		job.Hooks = Hooks(eff.Hooks)
 	}
 	if cl.Kind != run.KindApply {
-		// What policies see of the run from now on (runtime_config).
-		if err := h.Runs.SetRuntimeConfig(ctx, cl.Run.ID, runtimeConfig(job)); err != nil {
+		// What policies see of the run from now on (runtime_config), and
+		// the tool its plan is made with, for its apply job.
+		if err := h.Runs.SetRuntimeConfig(ctx, cl.Run.ID, runtimeConfig(job), job.Tool); err != nil {
 			return nil, integration.Minted{}, err
 		}
 	}
@@ -435,6 +442,24 @@ func (h *Handler) buildJob(ctx context.Context, cl *run.Claimed, pending *runtok
 	job.Revoke, job.CredentialFiles, job.Delegated = m.creds.revoke, m.creds.files, m.creds.delegated
 	job.Env = append(job.Env, m.creds.env...)
 	return job, m.creds.minted, nil
+}
+
+// applyTool is the tool and version of an apply job after a confirmation:
+// those that made the run's plan (its plan JSON's version, without the
+// "-dev" of a source build, which the binary's version check drops too).
+// A run planned before Gantry recorded its tool takes the stack's.
+func applyTool(rn run.Run, st stack.Stack) (tool, version string) {
+	if rn.Tool == "" {
+		return st.Tool, st.ToolVersion
+	}
+	version = strings.TrimSuffix(rn.ToolVersion, "-dev")
+	if !tofu.ValidVersion(version) {
+		version = ""
+		if rn.Tool == st.Tool {
+			version = st.ToolVersion
+		}
+	}
+	return rn.Tool, version
 }
 
 // jobCredentials are the cloud integrations' credentials of a job, as the
