@@ -57,9 +57,16 @@ func startSubreaping() {
 func endJob(mark string) []int {
 	var all []int
 	for range 50 {
-		killed := killMarked(mark)
+		// A subreaper has every process the job left as a child, or as a
+		// child's descendant (its parent dies first, then it is ours):
+		// the sweep, which kills the job's own orphans with those no
+		// running job claims, finds them all among its children, without
+		// reading every process of the host. Otherwise the marks tell.
+		var killed []int
 		if subreaping.Load() {
-			killed = append(killed, sweep(mark)...)
+			killed = sweep(mark)
+		} else {
+			killed = killMarked(mark)
 		}
 		if len(killed) == 0 {
 			break
@@ -115,6 +122,40 @@ func pids() []int {
 	for _, e := range entries {
 		if pid, err := strconv.Atoi(e.Name()); err == nil {
 			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// hasChildrenFiles reports whether the kernel lists each thread's children
+// in /proc/<pid>/task/<tid>/children (CONFIG_PROC_CHILDREN).
+var hasChildrenFiles = sync.OnceValue(func() bool {
+	_, err := os.Stat(filepath.Join("/proc/self/task", strconv.Itoa(os.Getpid()), "children"))
+	return err == nil
+})
+
+// children lists the processes whose parent is this process (one of its
+// threads): what the kernel lists for each thread, or, without those
+// lists, every process (callers check the parent). A child created or
+// reparented during the listing may be missed: sweeps repeat.
+func children() []int {
+	if !hasChildrenFiles() {
+		return pids()
+	}
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		return pids()
+	}
+	var out []int
+	for _, t := range tasks {
+		b, err := os.ReadFile(filepath.Join("/proc/self/task", t.Name(), "children"))
+		if err != nil {
+			continue // a thread that ended
+		}
+		for _, f := range strings.Fields(string(b)) {
+			if pid, err := strconv.Atoi(f); err == nil {
+				out = append(out, pid)
+			}
 		}
 	}
 	return out
@@ -210,7 +251,7 @@ func sweep(ending string) []int {
 	}
 	var killed []int
 	seen := map[orphan]bool{}
-	for _, pid := range pids() {
+	for _, pid := range children() {
 		st, ok := readStat(pid)
 		if !ok || st.ppid != self || st.sid == sid || isWaited(pid) {
 			continue
@@ -274,7 +315,7 @@ func reapZombies() {
 	if !ok {
 		return
 	}
-	for _, pid := range pids() {
+	for _, pid := range children() {
 		if st, ok := readStat(pid); ok && st.ppid == self && st.sid != sid && st.state == 'Z' && !isWaited(pid) {
 			reap(pid)
 		}
