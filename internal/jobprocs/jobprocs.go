@@ -34,6 +34,28 @@ import (
 // secret (a process that changes it only chooses which job's end kills it).
 const MarkVar = "GANTRY_JOB_MARK"
 
+// CommandVar carries the mark of one tool command (tofu.Run) in the
+// environment of the processes it starts: what such a command leaves
+// running is killed when it exits (EndCommand), not when its job ends, so
+// that nothing a provider or a local-exec of `plan` started is still
+// there while the worker checks the plan and `apply` reads it. Hooks and
+// tasks (tofu.RunShell) have none: what they start in the background
+// lives until the job ends.
+const CommandVar = "GANTRY_COMMAND_MARK"
+
+// NewCommandMark returns a mark for one tool command.
+func NewCommandMark() string {
+	b := make([]byte, 12)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// EndCommand kills what the command marked mark, whose process (pid, the
+// leader of its session) exited and whose process group was killed, left
+// running, and returns their pids (Linux, on a subreaper; elsewhere
+// nothing).
+func EndCommand(mark string, pid int) []int { return endCommand(mark, pid) }
+
 // Job is one job's processes.
 type Job struct{ mark string }
 
@@ -165,9 +187,15 @@ func isWaited(pid int) bool {
 }
 
 // markOf returns the value of MarkVar in a NUL-separated environment.
-func markOf(environ []byte) string {
+func markOf(environ []byte) string { return valueOf(environ, MarkVar) }
+
+// commandMarkOf returns the value of CommandVar in a NUL-separated
+// environment.
+func commandMarkOf(environ []byte) string { return valueOf(environ, CommandVar) }
+
+func valueOf(environ []byte, name string) string {
 	for _, kv := range strings.Split(string(environ), "\x00") {
-		if v, ok := strings.CutPrefix(kv, MarkVar+"="); ok {
+		if v, ok := strings.CutPrefix(kv, name+"="); ok {
 			return v
 		}
 	}

@@ -178,3 +178,66 @@ func TestSweepLeavesWaitedCommands(t *testing.T) {
 		}
 	}
 }
+
+// A process that forks and exits in a loop, so that its pid changes all
+// the time (each one keeping the mark), is caught by the end of its job:
+// a pass finding nothing is followed by others.
+func TestEndCatchesAHopper(t *testing.T) {
+	const hopper = `(setsid /bin/sh -c 'trap "" INT TERM HUP; echo $$ > "$PIDFILE"; ` +
+		`while :; do (exec /bin/sh -c "echo \$\$ > \"$PIDFILE.now\"; sleep 0.002") & wait; done' </dev/null >/dev/null 2>&1 &)`
+	// The loop above keeps one shell alive; a true hopper replaces itself:
+	const replacing = `(setsid /bin/sh -c 'trap "" INT TERM HUP; echo $$ > "$PIDFILE"; ` +
+		`hop() { sleep 0.001; ( hop ) & exit 0; }; hop' </dev/null >/dev/null 2>&1 &)`
+	for name, script := range map[string]string{"looping": hopper, "replacing": replacing} {
+		t.Run(name, func(t *testing.T) {
+			job := jobprocs.NewJob("test")
+			start(t, job, script)
+			time.Sleep(100 * time.Millisecond)
+			job.End()
+			time.Sleep(100 * time.Millisecond)
+			if left := marked(t, job); len(left) > 0 {
+				t.Fatalf("processes of the ended job still run: %v", left)
+			}
+		})
+	}
+}
+
+// marked lists the live processes carrying job's mark.
+func marked(t *testing.T, job *jobprocs.Job) []int {
+	t.Helper()
+	entries, _ := os.ReadDir("/proc")
+	var out []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() || !running(pid) {
+			continue
+		}
+		env, _ := os.ReadFile("/proc/" + e.Name() + "/environ")
+		if strings.Contains(string(env), "\x00"+job.Env()+"\x00") || strings.HasPrefix(string(env), job.Env()+"\x00") {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// What a tool command (tofu.Run: a provider, a local-exec of plan)
+// detaches is killed as soon as the command exits, before the job's next
+// command; what a hook (tofu.RunShell) detaches lives on until the job
+// ends.
+func TestToolCommandsLeaveNothing(t *testing.T) {
+	const daemon = `setsid /bin/sh -c 'trap "" INT TERM HUP; echo $$ > "$PIDFILE"; while :; do sleep 1; done' </dev/null >/dev/null 2>&1 &`
+	job := jobprocs.NewJob("test")
+	defer job.End()
+	dir := t.TempDir()
+	env := append(os.Environ(), "PIDFILE="+filepath.Join(dir, "tool"), job.Env())
+	if code, err := tofu.Run(context.Background(), "/bin/sh", dir, env, nil, "-c", daemon+" while [ ! -s \"$PIDFILE\" ]; do sleep 0.01; done"); err != nil || code != 0 {
+		t.Fatalf("tool: %d %v", code, err)
+	}
+	tool := readPid(t, filepath.Join(dir, "tool"))
+	hook := start(t, job, daemon)
+	waitFor(t, "the tool command's daemon to die with it", func() bool { return !running(tool) })
+	time.Sleep(3 * jobprocs.SweepEvery)
+	if !running(hook) {
+		t.Fatalf("the hook's daemon %d died before its job ended (%s)", hook, state(hook))
+	}
+}

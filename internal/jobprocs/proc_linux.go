@@ -43,7 +43,7 @@ func startSubreaping() {
 		go func() {
 			for {
 				time.Sleep(SweepEvery)
-				if pids := sweep(""); len(pids) > 0 {
+				if pids := settle(func() []int { return sweep("") }); len(pids) > 0 {
 					log.Warn("killed processes left running by jobs that ended (or that no running job claims)", "pids", pids)
 				}
 			}
@@ -52,32 +52,95 @@ func startSubreaping() {
 }
 
 // endJob kills the processes carrying mark, then the orphans no running
-// job claims, for as long as killing some leaves others orphaned (a
-// killed parent's children become ours when it dies), within a bound.
+// job claims, until passes find none (see settle).
 func endJob(mark string) []int {
+	// A subreaper has every process the job left as a child, or as a
+	// child's descendant (its parent dies first, then it is ours): the
+	// sweep, which kills the job's own orphans with those no running job
+	// claims, finds them all among its children, without reading every
+	// process of the host. Otherwise the marks tell.
+	var killed []int
+	if subreaping.Load() {
+		killed = settle(func() []int { return sweep(mark) })
+		reapZombies()
+	} else {
+		killed = settle(func() []int { return killMarked(mark) })
+	}
+	return killed
+}
+
+// settle repeats pass (which kills and returns what it killed) until
+// cleanPasses passes in a row kill nothing, within a bound. Passes that
+// find nothing follow each other at once: a process that forks and exits
+// in a loop, so that its pid changes faster than a pass, is alive in one
+// of them (its child becomes ours as it exits), at no cost in time to a
+// job that left nothing.
+func settle(pass func() []int) []int {
+	const cleanPasses = 3
 	var all []int
-	for range 50 {
-		// A subreaper has every process the job left as a child, or as a
-		// child's descendant (its parent dies first, then it is ours):
-		// the sweep, which kills the job's own orphans with those no
-		// running job claims, finds them all among its children, without
-		// reading every process of the host. Otherwise the marks tell.
-		var killed []int
-		if subreaping.Load() {
-			killed = sweep(mark)
-		} else {
-			killed = killMarked(mark)
-		}
+	for clean, rounds := 0, 0; clean < cleanPasses && rounds < 200; rounds++ {
+		killed := pass()
 		if len(killed) == 0 {
-			break
+			clean++
+			continue
 		}
+		clean = 0
 		all = append(all, killed...)
 		waitGone(killed, time.Second)
 	}
-	if subreaping.Load() {
-		reapZombies()
-	}
 	return all
+}
+
+// endCommand kills what a tool command (tofu.Run, pid the leader of its
+// session) left running once it exited: processes of its session, or
+// carrying its mark, that became our children. Only a subreaper can tell.
+func endCommand(mark string, pid int) []int {
+	if !subreaping.Load() {
+		return nil
+	}
+	// The tool's process group was just killed: its members are dying,
+	// and what they started becomes ours as they go.
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); {
+		reapZombies() // a dead member, ours now, is in the group until reaped
+		if syscall.Kill(-pid, 0) != nil {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	killed := settle(func() []int { return sweepCommand(mark, pid) })
+	reapZombies()
+	return killed
+}
+
+// sweepCommand kills our orphans that a command left: in its session, or
+// carrying its mark. It reaps the dead ones.
+func sweepCommand(mark string, sid int) []int {
+	sweeping.Lock()
+	defer sweeping.Unlock()
+	starting.Lock()
+	defer starting.Unlock()
+	self := os.Getpid()
+	var killed []int
+	for _, pid := range children() {
+		st, ok := readStat(pid)
+		if !ok || st.ppid != self || isWaited(pid) {
+			continue
+		}
+		if st.state == 'Z' {
+			reap(pid)
+			continue
+		}
+		if st.sid != sid {
+			env, ok := environ(pid)
+			if !ok || commandMarkOf(env) != mark {
+				continue
+			}
+		}
+		if syscall.Kill(pid, syscall.SIGKILL) == nil {
+			killed = append(killed, pid)
+		}
+	}
+	return killed
 }
 
 // stat is what /proc/<pid>/stat says of a process.
@@ -352,7 +415,9 @@ func waitGone(pids []int, d time.Duration) {
 // prefix (see Prefix): what the jobs of a killed worker working in the
 // same directory left. It returns their pids.
 func KillPrefixed(prefix string) []int {
-	return killMarking(func(m string) bool { return strings.HasPrefix(m, prefix+"-") })
+	return settle(func() []int {
+		return killMarking(func(m string) bool { return strings.HasPrefix(m, prefix+"-") })
+	})
 }
 
 // ownSession returns our session id.

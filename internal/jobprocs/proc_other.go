@@ -10,3 +10,5 @@ func endJob(string) []int { return nil }
 
 // KillPrefixed does nothing outside Linux.
 func KillPrefixed(string) []int { return nil }
+
+func endCommand(string, int) []int { return nil }

@@ -77,6 +77,15 @@ func run(ctx context.Context, bin, dir string, env []string, stdout, stderr io.W
 	cmd := exec.Command(bin, args...)
 	cmd.Dir = dir
 	cmd.Env = env
+	var mark string
+	if !background {
+		// What the tool leaves running dies with it (jobprocs.EndCommand).
+		mark = jobprocs.NewCommandMark()
+		if env == nil {
+			env = os.Environ()
+		}
+		cmd.Env = append(env[:len(env):len(env)], jobprocs.CommandVar+"="+mark)
+	}
 	setProcessGroup(cmd)
 	// Our own pipes rather than exec's copying goroutines: Wait then returns
 	// when the tool exits, even if a stray child still holds a pipe open.
@@ -106,6 +115,9 @@ func run(ctx context.Context, bin, dir string, env []string, stdout, stderr io.W
 
 	if cancelled || !background {
 		killGroup(cmd.Process)
+	}
+	if !background {
+		jobprocs.EndCommand(mark, cmd.Process.Pid)
 	}
 	if out.drain(done) {
 		out.closeReaders()
