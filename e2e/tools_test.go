@@ -112,6 +112,33 @@ func TestToolVersionDownload(t *testing.T) {
 	}
 }
 
+// A relative --tools-dir, on the server and on a worker, names a
+// directory in the process's working directory: the tool it downloads
+// there is started from a run's own directory all the same.
+func TestRelativeToolsDir(t *testing.T) {
+	t.Parallel()
+	requireSetup(t)
+	mirror, _ := releaseMirror(t, "1.99.0", "1.98.0")
+	dir := t.TempDir()
+	s := StartServer(t, ServerConfig{Dir: dir, Args: []string{"--opentofu-mirror", mirror.URL, "--tools-dir", "tools"}})
+	repo := NewRepo(t, map[string]string{"main.tf": staticConfig("relative")})
+	s.CreateStack(t, "builtin", repo.URL, "--autodeploy", "--tool-version", "1.99.0")
+	s.WaitRun(t, s.Deploy(t, "builtin").ID, "FINISHED")
+	if _, err := os.Stat(filepath.Join(dir, "tools", "opentofu", "1.99.0", "tofu")); err != nil {
+		t.Errorf("the server's tool is not in <its working directory>/tools: %v", err)
+	}
+
+	var pool poolCreated
+	s.MustJSON(t, &pool, "workerpool", "create", "--id", "rel", "--space", "root")
+	w := s.StartWorker(t, "r1", pool.Token, "--work-dir", "work", "--tools-dir", "wtools", "--opentofu-mirror", mirror.URL)
+	s.workerID(t, "rel", "r1")
+	s.CreateStack(t, "private", repo.URL, "--autodeploy", "--tool-version", "1.99.0", "--worker-pool", "rel")
+	s.WaitRun(t, s.Deploy(t, "private").ID, "FINISHED")
+	if _, err := os.Stat(filepath.Join(filepath.Dir(w.logPath), "wtools", "opentofu", "1.99.0", "tofu")); err != nil {
+		t.Errorf("the worker's tool is not in <its working directory>/wtools: %v", err)
+	}
+}
+
 // Stacks may use Terraform instead of OpenTofu where it is installed.
 func TestTerraformStack(t *testing.T) {
 	t.Parallel()

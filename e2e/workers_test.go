@@ -54,6 +54,7 @@ func (s *Server) StartWorkerEnv(t *testing.T, name, token string, env []string, 
 	args := append([]string{"worker", "--server", s.URL, "--name", name, "--work-dir", filepath.Join(dir, "work"),
 		"--heartbeat", "500ms", "--claim-wait", "2s"}, extra...)
 	w.cmd = exec.Command(gantryBin, args...)
+	w.cmd.Dir = dir // where relative --work-dir and --tools-dir in extra are
 	w.cmd.Env = append(append(serverEnv(ServerConfig{}, tmp), env...), "GANTRY_TOKEN="+token)
 	w.cmd.Stdout, w.cmd.Stderr = logFile, logFile
 	dieWithParent(w.cmd)

@@ -153,6 +153,16 @@ func (a *app) runWorker(ctx context.Context, f workerFlags, files []string) erro
 		}
 		f.workDir = filepath.Join(base, "gantry", "worker-"+strings.ReplaceAll(f.name, string(filepath.Separator), "_"))
 	}
+	// Absolute, as the server's --data-dir: the tool is started, and the
+	// workspaces are found, from a job's own directory.
+	for _, dir := range []*string{&f.workDir, &f.toolsDir} {
+		if *dir == "" {
+			continue
+		}
+		if *dir, err = filepath.Abs(*dir); err != nil {
+			return err
+		}
+	}
 	if err := os.MkdirAll(f.workDir, 0o700); err != nil {
 		return err
 	}

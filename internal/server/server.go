@@ -277,6 +277,12 @@ func (s *Server) open(ctx context.Context) error {
 		return fmt.Errorf("the data directory: %w", err)
 	}
 	cfg.DataDir = abs
+	// The tools too: a run's tool is started from the run's directory.
+	if cfg.ToolsDir != "" {
+		if cfg.ToolsDir, err = filepath.Abs(cfg.ToolsDir); err != nil {
+			return fmt.Errorf("the tools directory: %w", err)
+		}
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("creating the data directory: %w", err)
 	}

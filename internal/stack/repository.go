@@ -30,6 +30,10 @@ func (s *Service) takeRepository(st *Stack) error {
 		return errs.E(errs.Invalid, "repository %q is a relative path, which workers would resolve against their own working directory: "+
 			"give an absolute path (/srv/git/infra.git), a file:// URL or a remote URL", st.Repository)
 	}
+	if host, ok := fileURLHost(st.Repository); ok && host != "" && !strings.EqualFold(host, "localhost") {
+		return errs.E(errs.Invalid, "repository %q is a file:// URL naming %q as its host (git would not read it as the path it looks like): "+
+			"write a local repository as file:///absolute/path (three slashes) or as the absolute path itself", st.Repository, host)
+	}
 	st.repoSealed, st.repoClear = "", ""
 	if shown, secret := redact.Repository(st.Repository); len(secret) > 0 {
 		st.repoSealed = s.box.SealString(st.Repository, repoAAD(st.ID))
@@ -47,6 +51,18 @@ func relativePath(repo string) bool {
 	}
 	colon := strings.Index(repo, ":")
 	return colon < 0 || strings.Contains(repo[:colon], "/")
+}
+
+// fileURLHost returns the host part of a file:// URL (ok false for
+// anything else): "" in file:///srv/git/infra.git, "repos" in
+// file://repos/infra.
+func fileURLHost(repo string) (host string, ok bool) {
+	const scheme = "file://"
+	if len(repo) < len(scheme) || !strings.EqualFold(repo[:len(scheme)], scheme) {
+		return "", false
+	}
+	host, _, _ = strings.Cut(repo[len(scheme):], "/")
+	return host, true
 }
 
 // CloneURL returns the URL a worker clones st from: its Repository, with

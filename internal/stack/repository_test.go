@@ -156,7 +156,15 @@ func TestRepositoryRelativePathRefused(t *testing.T) {
 				t.Errorf("Create(%q) = %v, want a message asking for an absolute path", repo, err)
 			}
 		}
-		for i, repo := range []string{"/srv/git/fp.git", "file:///srv/git/fp.git", "git@github.com:acme/fp.git", "github.com:acme/fp.git", repo} {
+		// file:// and no third slash: git takes "repos" for a host.
+		for _, repo := range []string{"file://repos/fp", "FILE://repos/fp", "file://..", "file://example.com/srv/fp.git"} {
+			_, err := f.stacks.Create(f.ctx, stack.Stack{ID: "rel", Repository: repo})
+			wantKind(t, err, errs.Invalid)
+			if err != nil && !strings.Contains(err.Error(), "file:///absolute/path") {
+				t.Errorf("Create(%q) = %v, want a message asking for file:///absolute/path", repo, err)
+			}
+		}
+		for i, repo := range []string{"/srv/git/fp.git", "file:///srv/git/fp.git", "file://localhost/srv/git/fp.git", "git@github.com:acme/fp.git", "github.com:acme/fp.git", repo} {
 			f.create(t, stack.Stack{ID: "abs-" + string(rune('a'+i)), Repository: repo})
 		}
 		_, err := f.stacks.Update(f.ctx, "abs-a", func(s *stack.Stack) error { s.Repository = "repos/fp"; return nil })
