@@ -77,3 +77,42 @@ echo "tampered=$n"`
 		t.Errorf("the worker did not warn that its git cache was altered:\n%s", s.logTail(40))
 	}
 }
+
+// Run code runs as the worker's user, whose HOME may be writable: a task of
+// one stack writes an url.insteadOf into ~/.gitconfig that would send the
+// other stack's repository to its own. The worker read its git
+// configuration at start: the other stack's next run still checks out its
+// own branch. (verification tester's finding: git configuration)
+func TestGitConfigPlanted(t *testing.T) {
+	t.Parallel()
+	requireSetup(t)
+	home := t.TempDir()
+	s := StartServer(t, ServerConfig{Workers: 1, Env: []string{"HOME=" + home, "XDG_CONFIG_HOME=" + filepath.Join(home, ".config")}})
+	victim := NewRepo(t, map[string]string{"main.tf": staticConfig("victim-v1")})
+	evil := NewRepo(t, map[string]string{"main.tf": staticConfig("evil")})
+	s.CreateStack(t, "victim", victim.URL)
+	s.CreateStack(t, "evil", evil.URL)
+
+	plant := `[url "` + evil.URL + `"]\n\tinsteadOf = ` + victim.URL + `\n`
+	script := `mkdir -p "$HOME/.config/git" && printf '` + plant + `' | tee -a "$HOME/.gitconfig" >> "$HOME/.config/git/config" && echo planted`
+	var r apiv1.Run
+	if res := s.GantryJSON(t, &r, "stack", "task", "--id", "evil", "--wait", "--", script); res.Code != 0 {
+		t.Fatalf("evil task: %s\n%s", res, s.Describe(t, r))
+	}
+	s.WaitLog(t, "evil", r.ID, "planted")
+	if b, err := os.ReadFile(filepath.Join(home, ".gitconfig")); err != nil || !strings.Contains(string(b), "insteadOf") {
+		t.Fatalf("the task did not write ~/.gitconfig: %q, %v", b, err)
+	}
+
+	victim.Commit(t, "v2", map[string]string{"main.tf": staticConfig("victim-v2")})
+	if res := s.GantryJSON(t, &r, "stack", "task", "--id", "victim", "--wait", "--", "cat main.tf; echo end-of-task-$((6*7))"); res.Code != 0 {
+		t.Fatalf("victim task: %s\n%s", res, s.Describe(t, r))
+	}
+	logs := s.WaitLog(t, "victim", r.ID, "end-of-task-42")
+	if !strings.Contains(logs, "victim-v2") || r.CommitSHA != victim.Head(t) {
+		t.Errorf("the victim's run checked out %s, not its branch's %s:\n%s", r.CommitSHA, victim.Head(t), logs)
+	}
+	if log := s.Log(); !strings.Contains(log, "read the user's git configuration once") {
+		t.Errorf("the server did not log that it read its git configuration:\n%s", s.logTail(40))
+	}
+}

@@ -34,20 +34,29 @@ var safeConfig = []string{
 }
 
 // gitEnv is the environment git runs in: what reaching a remote may need
-// (the user's git configuration, an SSH agent, proxies, certificates),
-// nothing else of the worker's (its tokens), and no git variable that
-// would point git at another repository.
+// (an SSH agent, proxies, certificates), the user's git configuration as
+// read when the process started (config.go), nothing else of the worker's
+// (its tokens), and no git variable that would point git at another
+// repository.
 func gitEnv() []string {
+	return append(baseEnv(os.Environ()), config().env...)
+}
+
+// baseEnv is gitEnv without the user's git configuration.
+func baseEnv(environ []string) []string {
 	env := []string{"GIT_TERMINAL_PROMPT=0", "GIT_ASKPASS=true", "LC_ALL=C"}
-	for _, kv := range os.Environ() {
+	for _, kv := range environ {
 		name, _, _ := strings.Cut(kv, "=")
-		if keepEnv[name] || strings.HasPrefix(name, "GIT_CONFIG_KEY_") || strings.HasPrefix(name, "GIT_CONFIG_VALUE_") {
+		if keepEnv[name] {
 			env = append(env, kv)
 		}
 	}
 	return env
 }
 
+// keepEnv names the variables of the process that git gets. The user's
+// GIT_CONFIG_GLOBAL and GIT_CONFIG_COUNT entries are read once instead
+// (config.go).
 var keepEnv = map[string]bool{}
 
 func init() {
@@ -55,7 +64,7 @@ func init() {
 		HTTP_PROXY HTTPS_PROXY NO_PROXY ALL_PROXY http_proxy https_proxy no_proxy all_proxy
 		SSL_CERT_FILE SSL_CERT_DIR GIT_EXEC_PATH GIT_SSH GIT_SSH_COMMAND GIT_SSH_VARIANT
 		GIT_SSL_CAINFO GIT_SSL_CAPATH GIT_SSL_CERT GIT_SSL_KEY GIT_SSL_NO_VERIFY GIT_PROXY_SSL_CAINFO
-		GIT_CONFIG_GLOBAL GIT_CONFIG_SYSTEM GIT_CONFIG_NOSYSTEM GIT_CONFIG_COUNT
+		GIT_CONFIG_SYSTEM GIT_CONFIG_NOSYSTEM
 		GIT_HTTP_LOW_SPEED_LIMIT GIT_HTTP_LOW_SPEED_TIME`) {
 		keepEnv[name] = true
 	}
@@ -73,7 +82,7 @@ func command(ctx context.Context, dir string, args ...string) *exec.Cmd {
 		dir = "/"
 	}
 	cmd.Dir = dir
-	cmd.Env = append(gitEnv(), netEnv(os.Getenv, configured())...)
+	cmd.Env = append(gitEnv(), netEnv(os.Getenv, config().set)...)
 	return cmd
 }
 
@@ -114,7 +123,7 @@ const (
 
 // netEnv returns the environment that sets those bounds, leaving out what
 // the user set themselves (in the environment getenv reads, or in git's
-// configuration: the keys in set, lower-case).
+// configuration as read at start: the keys in set, lower-case).
 func netEnv(getenv func(string) string, set map[string]bool) []string {
 	var env []string
 	if getenv("GIT_SSH_COMMAND") == "" && getenv("GIT_SSH") == "" && !set["core.sshcommand"] {
@@ -126,19 +135,6 @@ func netEnv(getenv func(string) string, set map[string]bool) []string {
 	}
 	return env
 }
-
-// configured returns which of the keys netEnv defers to the user's git
-// configuration (system and global) sets, read once.
-var configured = sync.OnceValue(func() map[string]bool {
-	set := map[string]bool{}
-	cmd := exec.Command("git", "config", "--name-only", "--get-regexp", `^(core\.sshcommand|http\.lowspeed(limit|time))$`)
-	cmd.Env, cmd.Dir = gitEnv(), "/"
-	out, _ := cmd.Output() // exit code 1: none set
-	for _, k := range strings.Fields(string(out)) {
-		set[strings.ToLower(k)] = true
-	}
-	return set
-})
 
 // heads coalesces concurrent Head calls for the same branch: runs of many
 // stacks of one repository triggered together (a burst, a monorepo) ask

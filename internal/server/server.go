@@ -607,6 +607,8 @@ func (s *Server) sso() *api.SSO {
 
 func (s *Server) serve(ctx context.Context, ln net.Listener) error {
 	s.url = "http://" + ln.Addr().String()
+	// Before any run: runs may write the configuration (see git.LoadConfig).
+	git.LoadConfig(s.log)
 	s.policies.PublicURL = s.url
 	if s.cfg.PublicURL != "" {
 		s.policies.PublicURL = s.cfg.PublicURL

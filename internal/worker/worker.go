@@ -113,6 +113,8 @@ func New(cfg Config, proto workerapi.Protocol) *Worker {
 // Run registers and runs jobs until stop ends. A job in progress when stop
 // ends runs on until it finishes or kill ends.
 func (w *Worker) Run(stop, kill context.Context) error {
+	// Before any job: jobs may write the configuration (see git.LoadConfig).
+	git.LoadConfig(w.cfg.Log)
 	n := max(w.cfg.Concurrency, 1)
 	w.stopping = stop
 	w.tools = maps.Clone(w.cfg.Tools)
