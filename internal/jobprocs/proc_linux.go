@@ -197,28 +197,26 @@ var hasChildrenFiles = sync.OnceValue(func() bool {
 	return err == nil
 })
 
-// children lists the processes whose parent is this process (one of its
-// threads): what the kernel lists for each thread, or, without those
-// lists, every process (callers check the parent). A child created or
-// reparented during the listing may be missed: sweeps repeat.
+// children lists the processes whose parent is this process: those of its
+// main thread, or, without the kernel's lists (or a main thread), every
+// process (callers check the parent). An orphan a subreaper adopts becomes
+// the child of its first live thread, the main one, whichever thread
+// started its ancestor; children of other threads are the processes this
+// one started itself (commands it waits for, git), which callers leave
+// alone anyway. A child adopted during the listing may be missed: passes
+// repeat (settle).
 func children() []int {
 	if !hasChildrenFiles() {
 		return pids()
 	}
-	tasks, err := os.ReadDir("/proc/self/task")
+	b, err := os.ReadFile(filepath.Join("/proc/self/task", strconv.Itoa(os.Getpid()), "children"))
 	if err != nil {
 		return pids()
 	}
 	var out []int
-	for _, t := range tasks {
-		b, err := os.ReadFile(filepath.Join("/proc/self/task", t.Name(), "children"))
-		if err != nil {
-			continue // a thread that ended
-		}
-		for _, f := range strings.Fields(string(b)) {
-			if pid, err := strconv.Atoi(f); err == nil {
-				out = append(out, pid)
-			}
+	for _, f := range strings.Fields(string(b)) {
+		if pid, err := strconv.Atoi(f); err == nil {
+			out = append(out, pid)
 		}
 	}
 	return out
