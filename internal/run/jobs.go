@@ -280,6 +280,17 @@ func (s *Service) Phase(ctx context.Context, runID, workerID, to, sha, message s
 // lost (the worker reports each phase once, and waits for the answer
 // before its next report): it is answered again, with nothing recorded.
 func (s *Service) PhaseCommit(ctx context.Context, runID, workerID, to string, c Commit) (Run, error) {
+	return s.PhaseAt(ctx, runID, workerID, to, c, -1)
+}
+
+// PhaseAt is PhaseCommit with where the phase begins in the worker's log
+// stream (the offset of its next byte; negative: not said, as older
+// workers do). It is recorded as a position in the stored log, which the
+// worker's offsets may lag behind or run ahead of: lines of Gantry's own
+// are stored among the worker's, and the phase's report may come before
+// the last lines of the phase before it. Past the log limit, the phase
+// begins where the stored log stops.
+func (s *Service) PhaseAt(ctx context.Context, runID, workerID, to string, c Commit, logOffset int64) (Run, error) {
 	return s.jobStep(ctx, runID, workerID, func(ctx context.Context, n *notes, r *Run) error {
 		if r.State == to && (to == Initializing || to == Planning || to == Performing) && (c.SHA == "" || c.SHA == r.CommitSHA) {
 			return nil
@@ -307,7 +318,11 @@ func (s *Service) PhaseCommit(ctx context.Context, runID, workerID, to string, c
 		if to == Initializing {
 			reason = "workspace ready at commit " + r.CommitSHA
 		}
-		return s.transition(ctx, n, r, change{to: to, actor: "worker:" + workerID, reason: reason})
+		at, err := s.storedLogAt(ctx, r.ID, logOffset)
+		if err != nil {
+			return err
+		}
+		return s.transition(ctx, n, r, change{to: to, actor: "worker:" + workerID, reason: reason, logAt: &at})
 	})
 }
 

@@ -45,6 +45,10 @@ type change struct {
 	reason string
 	sets   []string // extra "col = ?" assignments, each ? taking the next of args
 	args   []any
+	// logAt is where the new state begins in the stored log: nil for the
+	// log's size at the change (the server's own transitions), negative
+	// for unknown (a phase reported by a worker that sent no offset).
+	logAt *int64
 }
 
 // transition moves r to c.to if r is still in the state it was read in.
@@ -87,11 +91,14 @@ func (s *Service) transitions(ctx context.Context, n *notes, r *Run, steps ...ch
 	if len(sets) > 0 {
 		set += ", " + strings.Join(sets, ", ")
 	}
-	res, err := s.db.Exec(ctx, `UPDATE runs SET `+set+` WHERE id = $1 AND state = $2`, args...)
-	if err != nil {
+	// The log's size at the change: where the new state begins in the
+	// log, unless the worker said (see change.logAt).
+	var logSize int64
+	err := s.db.QueryRow(ctx, `UPDATE runs SET `+set+` WHERE id = $1 AND state = $2 RETURNING log_size`, args...).Scan(&logSize)
+	if err != nil && !isNoRows(err) {
 		return err
 	}
-	if k, _ := res.RowsAffected(); k != 1 {
+	if isNoRows(err) {
 		cur, err := s.Get(ctx, r.ID)
 		if err != nil {
 			return err
@@ -107,14 +114,21 @@ func (s *Service) transitions(ctx context.Context, n *notes, r *Run, steps ...ch
 	from := r.State
 	for i, c := range steps {
 		b := len(targs)
-		rows = append(rows, fmt.Sprintf("($1, (SELECT COALESCE(MAX(seq), 0) + %d FROM run_transitions WHERE run_id = $1), $%d, $%d, $2, $%d, $%d)", i+1, b+1, b+2, b+3, b+4))
-		targs = append(targs, from, c.to, c.actor, c.reason)
+		rows = append(rows, fmt.Sprintf("($1, (SELECT COALESCE(MAX(seq), 0) + %d FROM run_transitions WHERE run_id = $1), $%d, $%d, $2, $%d, $%d, $%d)", i+1, b+1, b+2, b+3, b+4, b+5))
+		var logAt any = logSize
+		if c.logAt != nil {
+			logAt = *c.logAt
+			if *c.logAt < 0 {
+				logAt = nil
+			}
+		}
+		targs = append(targs, from, c.to, c.actor, c.reason, logAt)
 		from = c.to
 	}
 	seqs, err := db.Collect(ctx, s.db, func(row db.Scanner) (int, error) {
 		var seq int
 		return seq, row.Scan(&seq)
-	}, `INSERT INTO run_transitions (run_id, seq, from_state, to_state, at, actor, reason) VALUES `+strings.Join(rows, ", ")+` RETURNING seq`, targs...)
+	}, `INSERT INTO run_transitions (run_id, seq, from_state, to_state, at, actor, reason, log_offset) VALUES `+strings.Join(rows, ", ")+` RETURNING seq`, targs...)
 	if err != nil {
 		return err
 	}

@@ -157,6 +157,27 @@ func (s *Service) appendLog(ctx context.Context, n *notes, runID string, offset 
 	return true, end, nil
 }
 
+// storedLogAt maps an offset of the workers' log stream (log_received's
+// measure) to a position in the stored log (log_size's): the stored log
+// holds what the workers sent plus Gantry's own lines, so the position is
+// as far before the stored end as the offset is before what was received
+// (or past it, for bytes not received yet). Once output was dropped past
+// the limit, nothing more of the workers' is stored: the stored end. A
+// negative offset (unknown) stays negative.
+func (s *Service) storedLogAt(ctx context.Context, runID string, offset int64) (int64, error) {
+	if offset < 0 {
+		return -1, nil
+	}
+	var received, size, dropped int64
+	if err := s.db.QueryRow(ctx, `SELECT log_received, log_size, log_dropped FROM runs WHERE id = $1`, runID).Scan(&received, &size, &dropped); err != nil {
+		return 0, err
+	}
+	if dropped > 0 {
+		return size, nil
+	}
+	return max(size+offset-received, 0), nil
+}
+
 // cutLog is the part of data that fits in room bytes: up to its last line
 // break there, else up to its last whole UTF-8 character.
 func cutLog(data []byte, room int64) []byte {
@@ -461,4 +482,65 @@ func (s *Service) Artifact(ctx context.Context, runID, name string) ([]byte, err
 		return nil, errs.Wrap(errs.Internal, err, "artifact %s of run %s cannot be decrypted", name, runID)
 	}
 	return data, nil
+}
+
+// PhaseLog returns the stored log of a run while it was in state (each
+// time it was, in order): its last max bytes, and how many bytes before
+// them were left out. A state ends where the next one begins, or, when
+// the next one ends the run, at the log's end (a worker's last lines, its
+// failure, come after). ok is false when where the state began or ended
+// is not known (a phase reported by an older worker); a state the run
+// never entered has an empty log.
+func (s *Service) PhaseLog(ctx context.Context, runID, state string, max int) (data []byte, omitted int64, ok bool, err error) {
+	ts, err := s.Transitions(ctx, runID)
+	if err != nil {
+		return nil, 0, false, err
+	}
+	var size int64
+	if err := s.db.QueryRow(ctx, `SELECT log_size FROM runs WHERE id = $1`, runID).Scan(&size); err != nil {
+		if isNoRows(err) {
+			return nil, 0, false, errs.E(errs.NotFound, "run %q not found", runID)
+		}
+		return nil, 0, false, err
+	}
+	type span struct{ from, to int64 }
+	var spans []span
+	for i, t := range ts {
+		if t.To != state {
+			continue
+		}
+		end := size
+		if i+1 < len(ts) && !Terminal(ts[i+1].To) {
+			end = ts[i+1].LogOffset
+		}
+		if t.LogOffset < 0 || end < 0 {
+			return nil, 0, false, nil
+		}
+		from, to := min(t.LogOffset, size), min(end, size)
+		if to > from {
+			spans = append(spans, span{from, to})
+		}
+	}
+	// The last max bytes, from the last span back.
+	left := int64(max)
+	var parts [][]byte
+	for i := len(spans) - 1; i >= 0; i-- {
+		sp := spans[i]
+		if left <= 0 {
+			omitted += sp.to - sp.from
+			continue
+		}
+		from := sp.to - min(left, sp.to-sp.from)
+		omitted += from - sp.from
+		b, err := s.readLog(ctx, runID, from, int(sp.to-from))
+		if err != nil {
+			return nil, 0, false, err
+		}
+		left -= int64(len(b))
+		parts = append(parts, b)
+	}
+	for i := len(parts) - 1; i >= 0; i-- {
+		data = append(data, parts[i]...)
+	}
+	return data, omitted, true, nil
 }

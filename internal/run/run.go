@@ -162,6 +162,10 @@ type Transition struct {
 	At     time.Time
 	Actor  string
 	Reason string
+	// LogOffset is where the state begins in the stored log (bytes); -1
+	// when unknown (reported by a worker that did not say, or recorded
+	// before Gantry kept it).
+	LogOffset int64
 }
 
 // Service keeps runs.
@@ -318,12 +322,17 @@ func (s *Service) Transitions(ctx context.Context, runID string) ([]Transition, 
 	return db.Collect(ctx, s.db, func(row db.Scanner) (Transition, error) {
 		var t Transition
 		var at int64
-		if err := row.Scan(&t.Seq, &t.From, &t.To, &at, &t.Actor, &t.Reason); err != nil {
+		var logAt sql.NullInt64
+		if err := row.Scan(&t.Seq, &t.From, &t.To, &at, &t.Actor, &t.Reason, &logAt); err != nil {
 			return Transition{}, err
 		}
 		t.At = time.Unix(0, at).UTC()
+		t.LogOffset = -1
+		if logAt.Valid {
+			t.LogOffset = logAt.Int64
+		}
 		return t, nil
-	}, `SELECT seq, from_state, to_state, at, actor, reason FROM run_transitions WHERE run_id = $1 ORDER BY seq`, runID)
+	}, `SELECT seq, from_state, to_state, at, actor, reason, log_offset FROM run_transitions WHERE run_id = $1 ORDER BY seq`, runID)
 }
 
 // StackStates returns, for each given stack, the state of its newest

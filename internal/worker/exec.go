@@ -294,8 +294,14 @@ func (j *jobRun) phase(ctx context.Context, state string, c git.Commit) error {
 	}
 	done := make(chan error, 1)
 	j.pending = done
+	// Where the phase begins in the log: everything written so far
+	// belongs to the phases before.
+	at, known := j.log.boundary()
 	go func() {
 		req := workerapi.PhaseRequest{State: state, CommitSHA: c.SHA, CommitMessage: c.Message, CommitAuthor: c.Author}
+		if known {
+			req.LogOffset = &at
+		}
 		if !c.At.IsZero() {
 			req.CommitAt = c.At.UnixNano()
 		}

@@ -368,6 +368,21 @@ func (l *logStream) unsent() int {
 	return len(l.buf) + len(l.pending)
 }
 
+// boundary is the offset in the run's log of the next byte written: what
+// was written so far, masked, is sent or queued to be (a line not ended
+// yet is taken as it is: it ends a phase). false when the stream lost
+// count of where its output goes (a drop run, or it gave up sending).
+func (l *logStream) boundary() (int64, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.gaveUp || l.dropping {
+		return 0, false
+	}
+	l.releaseHead()
+	l.take(true)
+	return l.offset + int64(len(l.pending)), true
+}
+
 // Sync sends everything written so far; call it before a report that may
 // end the run (after which appends are refused). It sends chunk after
 // chunk until nothing is left, retrying transient errors with backoff, for

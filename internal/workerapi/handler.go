@@ -556,11 +556,18 @@ func (h *Handler) phase(w http.ResponseWriter, r *http.Request, rn run.Run) erro
 	if req.CommitAt < 0 {
 		return errs.E(errs.Invalid, "commit_at must be Unix nanoseconds (0: unknown), got %d", req.CommitAt)
 	}
+	logAt := int64(-1)
+	if req.LogOffset != nil {
+		if *req.LogOffset < 0 {
+			return errs.E(errs.Invalid, "log_offset must be a byte offset of the job's log (0 or more), got %d", *req.LogOffset)
+		}
+		logAt = *req.LogOffset
+	}
 	c := run.Commit{SHA: req.CommitSHA, Message: req.CommitMessage, Author: req.CommitAuthor}
 	if req.CommitAt > 0 {
 		c.At = time.Unix(0, req.CommitAt).UTC()
 	}
-	_, err := h.Runs.PhaseCommit(r.Context(), rn.ID, rn.WorkerID, req.State, c)
+	_, err := h.Runs.PhaseAt(r.Context(), rn.ID, rn.WorkerID, req.State, c, logAt)
 	return noContent(w, err)
 }
 

@@ -302,11 +302,18 @@ type FinishRequest struct {
 
 // PhaseRequest reports a new run state, and the commit once it is known:
 // its id, message, author and committer date (Unix nanoseconds; older
-// workers send neither author nor date).
+// workers send neither author nor date). LogOffset is where the phase
+// begins in the job's log stream: the offset (as AppendLog counts) of the
+// first byte written after the phase began, whether sent yet or not; it
+// marks the phase's part of the log (the spacelift::logs::<phase>
+// placeholders of notification webhooks). Older workers send none, and a
+// worker whose stream lost count (output dropped or kept on the worker)
+// sends none: the phase's part of the log is then unknown.
 type PhaseRequest struct {
 	State         string `json:"state"`
 	CommitSHA     string `json:"commit_sha,omitempty"`
 	CommitMessage string `json:"commit_message,omitempty"`
 	CommitAuthor  string `json:"commit_author,omitempty"`
 	CommitAt      int64  `json:"commit_at,omitempty"`
+	LogOffset     *int64 `json:"log_offset,omitempty"`
 }
