@@ -12,8 +12,10 @@ import (
 	"github.com/gantry-iac/gantry/internal/id"
 )
 
-// maxBody bounds a message body (webhook payload or Slack text).
-const maxBody = 1 << 20
+// MaxBody bounds a message body (webhook payload or Slack text).
+const MaxBody = 1 << 20
+
+const maxBody = MaxBody
 
 // methods a webhook message may use.
 var methods = []string{"GET", "POST", "PUT", "PATCH", "DELETE"}

@@ -44,6 +44,9 @@ func (s *Service) handleRunUpdated(ctx context.Context, ev event) error {
 		return err
 	}
 	msgs := messagesOf(evaluation.Decision, r, ev, lineage, defaults, s.runURL(r.ID))
+	if err := s.withPhaseLogs(ctx, r, msgs); err != nil {
+		return err
+	}
 	err = s.db.Tx(ctx, func(ctx context.Context) error {
 		if err := s.record(evaluation)(ctx, r.ID); err != nil {
 			return err
