@@ -193,6 +193,15 @@ func TestJobPlanAndApply(t *testing.T) {
 			t.Errorf("INITIALIZING reported commit %q %q, want %q and its message", p.phases[0].CommitSHA, p.phases[0].CommitMessage, fx.head)
 		}
 	}
+	// Each phase says where it begins in the log, after the one before.
+	last := int64(-1)
+	for _, ph := range p.phases {
+		if ph.LogOffset == nil || *ph.LogOffset <= last {
+			t.Errorf("%s reported log offset %v, want one past %d", ph.State, ph.LogOffset, last)
+			continue
+		}
+		last = *ph.LogOffset
+	}
 	if got := string(p.artifacts["plan.json"]); strings.TrimSpace(got) != planJSON {
 		t.Errorf("plan.json artifact = %q, want the show -json output only", got)
 	}
