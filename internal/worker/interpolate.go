@@ -40,40 +40,48 @@ func interpolate(base []string, vars []stageVar) ([]stageVar, []string) {
 	for _, v := range vars {
 		raw[v.name] = v
 	}
-	const (
-		visiting = 1
-		done     = 2
-	)
-	state := map[string]int{}
-	resolved := map[string]string{}
-	var resolve func(name string) (string, bool)
-	resolve = func(name string) (string, bool) {
+	// Each variable is expanded as the root of its own expansion: a
+	// reference back to a variable being expanded is that variable's value
+	// without the run's variables. A value is kept for the other roots only
+	// when its expansion met no variable being expanded: the values of
+	// variables in a cycle depend on where the expansion started.
+	visiting := map[string]bool{}
+	memo := map[string]string{}
+	var resolve func(name string) (val string, ok, cyclic bool)
+	resolve = func(name string) (string, bool, bool) {
 		v, own := raw[name]
-		switch {
-		case !own:
+		if !own {
 			val, ok := before[name]
-			return val, ok
-		case state[name] == done:
-			return resolved[name], true
-		case state[name] == visiting:
-			// A reference back to a variable being expanded: the value
-			// it has without the run's variables, if any.
+			return val, ok, false
+		}
+		if val, ok := memo[name]; ok {
+			return val, true, false
+		}
+		if visiting[name] {
 			val, ok := before[name]
-			return val, ok
+			return val, ok, true
 		}
 		if v.rank < 0 {
-			state[name], resolved[name] = done, v.value
-			return v.value, true
+			memo[name] = v.value
+			return v.value, true, false
 		}
-		state[name] = visiting
-		val := expand(v.value, resolve)
-		state[name], resolved[name] = done, val
-		return val, true
+		visiting[name] = true
+		cyclic := false
+		val := expand(v.value, func(n string) (string, bool) {
+			val, ok, c := resolve(n)
+			cyclic = cyclic || c
+			return val, ok
+		})
+		delete(visiting, name)
+		if !cyclic {
+			memo[name] = val
+		}
+		return val, true, cyclic
 	}
 	out := make([]stageVar, len(vars))
 	var changed []string
 	for i, v := range vars {
-		val, _ := resolve(v.name)
+		val, _, _ := resolve(v.name)
 		if val != v.value {
 			changed = append(changed, v.name)
 		}

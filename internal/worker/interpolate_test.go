@@ -32,8 +32,8 @@ func TestInterpolate(t *testing.T) {
 		"RUN":       "run run-1 in /home/w",
 		"UNDEFINED": "${NOPE} and ${var.x} and ${ upper(x) } and ${} and ${1A} and ${UNCLOSED",
 		"ESCAPED":   "${FOO} is bar, $$ stays",
-		// A cycle: each keeps the reference that closes it.
-		"A": "ab${A}", "B": "b${A}",
+		// A cycle: each keeps the reference back to itself.
+		"A": "ab${A}", "B": "ba${B}",
 		"INTEGRATION": "${FOO}", "FROM_INTEGRATION": "[${FOO}]", "PLAIN": "no references $HOME",
 	}
 	for _, v := range got {
@@ -41,8 +41,28 @@ func TestInterpolate(t *testing.T) {
 			t.Errorf("%s = %q, want %q", v.name, v.value, want[v.name])
 		}
 	}
-	if strings.Join(changed, ",") != "BAZ,CHAIN,PATH,RUN,ESCAPED,A,FROM_INTEGRATION" {
+	if strings.Join(changed, ",") != "BAZ,CHAIN,PATH,RUN,ESCAPED,A,B,FROM_INTEGRATION" {
 		t.Errorf("changed = %v", changed)
+	}
+}
+
+// Through a cycle, a variable's value does not depend on which variable of
+// the cycle was expanded first: PATH='${ADDP}' with ADDP='${PATH}:/opt/a'
+// is the worker's PATH with /opt/a, whatever the helper is called.
+func TestInterpolateCycleOrder(t *testing.T) {
+	base := []string{"PATH=/usr/bin"}
+	for _, helper := range []string{"ADDP", "ZADD"} {
+		for _, vars := range [][]stageVar{
+			{{name: helper, value: "${PATH}:/opt/a"}, {name: "PATH", value: "${" + helper + "}"}},
+			{{name: "PATH", value: "${" + helper + "}"}, {name: helper, value: "${PATH}:/opt/a"}},
+		} {
+			got, _ := interpolate(base, vars)
+			for _, v := range got {
+				if v.name == "PATH" && v.value != "/usr/bin:/opt/a" {
+					t.Errorf("helper %s, order %s first: PATH = %q, want /usr/bin:/opt/a", helper, vars[0].name, v.value)
+				}
+			}
+		}
 	}
 }
 
