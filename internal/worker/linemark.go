@@ -164,7 +164,8 @@ func invisible(b []byte) int {
 	if r == utf8.RuneError && n <= 1 {
 		return 0
 	}
-	if unicode.IsSpace(r) || unicode.In(r, unicode.Cf, unicode.Variation_Selector, unicode.Other_Default_Ignorable_Code_Point) {
+	// U+2800, the blank braille pattern, shows as a space in most fonts.
+	if r == '\u2800' || unicode.IsSpace(r) || unicode.In(r, unicode.Cf, unicode.Variation_Selector, unicode.Other_Default_Ignorable_Code_Point) {
 		return n
 	}
 	return 0

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/gantry-iac/gantry/internal/git"
 	"github.com/gantry-iac/gantry/internal/redact"
@@ -80,7 +81,7 @@ func (j *jobRun) setup(ctx context.Context, src string) error {
 		return err
 	}
 	j.root = root
-	bin, err := j.w.cfg.Resolver.Resolve(ctx, tofu.Tool(j.job.Tool), j.job.ToolVersion, j.log)
+	bin, err := j.w.cfg.Resolver.Resolve(ctx, tofu.Tool(j.job.Tool), j.job.ToolVersion, ownLines{j.log})
 	if err != nil {
 		return fail("finding %s %s: %v", j.job.Tool, orAny(j.job.ToolVersion), err)
 	}
@@ -110,4 +111,16 @@ func (j *jobRun) setup(ctx context.Context, src string) error {
 		j.log.Printf("The variable %s is ignored: this stack's state is managed by Gantry, which sets it (turn managed state off to use your own)", name)
 	}
 	return checkBackendArgs(j.job)
+}
+
+// ownLines writes what it is given to the run's log as Gantry's own lines
+// ("[gantry] Using OpenTofu 1.10.7 (...)"): the tool resolver's messages,
+// which output of the run cannot then pass for (see lineMarker).
+type ownLines struct{ l *logStream }
+
+func (w ownLines) Write(p []byte) (int, error) {
+	for _, line := range strings.Split(strings.TrimRight(string(p), "\n"), "\n") {
+		w.l.Printf("%s", line)
+	}
+	return len(p), nil
 }
