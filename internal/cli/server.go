@@ -4,11 +4,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/gantry-iac/gantry/internal/bytesize"
 	"github.com/gantry-iac/gantry/internal/db"
@@ -92,6 +94,7 @@ GANTRY_<FLAG>_FILE for secrets kept in files.`,
 				return fmt.Errorf("--builtin-workers must be >= 0 and --worker-timeout >= 500ms")
 			}
 			log.Info("configuration", configAttrs(cfg)...)
+			warnSecretFlags(cmd.Flags(), cfg, log)
 			// The built-in workers' jobs run as this process's user: keep
 			// them from reading its memory and environment (the encryption
 			// key, the database's password...), and what they start from
@@ -227,6 +230,30 @@ func dropGantryEnv() {
 	for _, kv := range os.Environ() {
 		if name, _, _ := strings.Cut(kv, "="); strings.HasPrefix(name, "GANTRY_") {
 			_ = os.Unsetenv(name)
+		}
+	}
+}
+
+// warnSecretFlags warns of secrets given on the command line, which every
+// process of the host can read in /proc/<pid>/cmdline, the runs of the
+// built-in workers included (a flag set from its GANTRY_ variable is not
+// on the command line).
+func warnSecretFlags(fs *pflag.FlagSet, cfg server.Config, log *slog.Logger) {
+	onCommandLine := func(name string) bool {
+		f := fs.Lookup(name)
+		env := envName(name)
+		return f != nil && f.Changed && os.Getenv(env) == "" && os.Getenv(env+"_FILE") == ""
+	}
+	for _, name := range []string{"admin-token", "encryption-key", "oidc-client-secret", "azure-graph-client-secret"} {
+		if onCommandLine(name) {
+			log.Warn("a secret is on the command line, which every process of this host can read (/proc/<pid>/cmdline), the built-in workers' runs included: pass it in its environment variable instead", "flag", "--"+name, "variable", envName(name))
+		}
+	}
+	if onCommandLine("database-url") {
+		if u, err := url.Parse(cfg.DatabaseURL); err == nil && u.User != nil {
+			if _, ok := u.User.Password(); ok {
+				log.Warn("the database password is on the command line, which every process of this host can read (/proc/<pid>/cmdline), the built-in workers' runs included: pass the URL in GANTRY_DATABASE_URL instead", "flag", "--database-url")
+			}
 		}
 	}
 }
