@@ -29,7 +29,7 @@ func (a *app) outputsCommand() *cobra.Command {
 			if only != "" {
 				outs = slices.DeleteFunc(outs, func(o apiv1.Output) bool { return o.Name != only })
 				if len(outs) == 0 {
-					return fmt.Errorf("stack %q has no output %q", id, only)
+					return fmt.Errorf("not_found: stack %q has no output %q", id, only)
 				}
 			}
 			return a.print(outs, func(w io.Writer) {

@@ -40,7 +40,7 @@ type workerFlags struct {
 func (a *app) workerCommand() *cobra.Command {
 	var f workerFlags
 	cmd := &cobra.Command{
-		Use:   "worker --server URL --token POOL_TOKEN",
+		Use:   "worker --server URL [--concurrency N]",
 		Short: "Run a private worker of a worker pool",
 		Long: `Run a private worker: it registers with the server using its pool's token,
 long-polls for the jobs of the stacks that use the pool, runs them exactly as
