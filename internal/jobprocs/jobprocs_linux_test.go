@@ -241,3 +241,21 @@ func TestToolCommandsLeaveNothing(t *testing.T) {
 		t.Fatalf("the hook's daemon %d died before its job ended (%s)", hook, state(hook))
 	}
 }
+
+// A tool command's detached process that also cleaned its environment
+// (no mark at all) is dead when the command returns, not at the next
+// periodic sweep.
+func TestToolCommandsLeaveNothingUnmarked(t *testing.T) {
+	const daemon = `setsid env -i PIDFILE="$PIDFILE" /bin/sh -c 'trap "" INT TERM HUP; echo $$ > "$PIDFILE"; while :; do sleep 1; done' </dev/null >/dev/null 2>&1 &`
+	job := jobprocs.NewJob("test")
+	defer job.End()
+	dir := t.TempDir()
+	env := append(os.Environ(), "PIDFILE="+filepath.Join(dir, "tool"), job.Env())
+	if code, err := tofu.Run(context.Background(), "/bin/sh", dir, env, nil, "-c", daemon+" while [ ! -s \"$PIDFILE\" ]; do sleep 0.01; done"); err != nil || code != 0 {
+		t.Fatalf("tool: %d %v", code, err)
+	}
+	// tofu.Run returned: what the command left is already killed.
+	if tool := readPid(t, filepath.Join(dir, "tool")); running(tool) {
+		t.Fatalf("the tool command's unmarked daemon %d still runs after the command returned (%s)", tool, state(tool))
+	}
+}

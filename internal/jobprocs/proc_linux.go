@@ -112,8 +112,9 @@ func endCommand(mark string, pid int) []int {
 	return killed
 }
 
-// sweepCommand kills our orphans that a command left: in its session, or
-// carrying its mark. It reaps the dead ones.
+// sweepCommand kills our orphans that a command left: in its session,
+// carrying its mark, or carrying no job's mark at all. It reaps the dead
+// ones.
 func sweepCommand(mark string, sid int) []int {
 	sweeping.Lock()
 	defer sweeping.Unlock()
@@ -131,8 +132,12 @@ func sweepCommand(mark string, sid int) []int {
 			continue
 		}
 		if st.sid != sid {
+			// Its own session: the command's mark says it is the
+			// command's; a readable environment without a job's mark
+			// (cleaned) belongs to no job, as the periodic sweep also
+			// finds, but it must not wait for that sweep.
 			env, ok := environ(pid)
-			if !ok || commandMarkOf(env) != mark {
+			if !ok || (commandMarkOf(env) != mark && markOf(env) != "") {
 				continue
 			}
 		}
