@@ -259,3 +259,30 @@ func TestToolCommandsLeaveNothingUnmarked(t *testing.T) {
 		t.Fatalf("the tool command's unmarked daemon %d still runs after the command returned (%s)", tool, state(tool))
 	}
 }
+
+// At start, what a killed predecessor's jobs left is killed with its whole
+// process group: a member that stayed in the group of a marked process but
+// carries another mark (here a running job's, which no sweep kills) goes
+// too.
+func TestKillPrefixedKillsTheGroup(t *testing.T) {
+	other := jobprocs.NewJob("other")
+	defer other.End()
+	leader := `setsid /bin/sh -c 'env ` + other.Env() + ` /bin/sh -c "echo \$\$ > \$PIDFILE.child; exec sleep 300" & echo $$ > "$PIDFILE"; wait' </dev/null >/dev/null 2>&1 &`
+	job := jobprocs.NewJob("predecessor")
+	dir := t.TempDir()
+	pidFile := filepath.Join(dir, "pid")
+	env := append(os.Environ(), "PIDFILE="+pidFile, job.Env())
+	if code, err := tofu.RunShell(context.Background(), dir, env, nil, leader); err != nil || code != 0 {
+		t.Fatalf("%d %v", code, err)
+	}
+	marked, member := readPid(t, pidFile), readPid(t, pidFile+".child")
+	killed := jobprocs.KillPrefixed("predecessor")
+	if !slices.Contains(killed, marked) {
+		t.Errorf("KillPrefixed = %v, want %d", killed, marked)
+	}
+	time.Sleep(3 * jobprocs.SweepEvery)
+	if running(member) {
+		t.Errorf("the member %d of the marked process's group still runs (%s)", member, state(member))
+	}
+	job.End()
+}

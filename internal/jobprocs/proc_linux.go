@@ -256,6 +256,11 @@ func killMarking(match func(mark string) bool) []int {
 		env, ok := environ(pid)
 		if ok && match(markOf(env)) && p.Signal(syscall.Signal(0)) == nil && p.Signal(syscall.SIGKILL) == nil {
 			killed = append(killed, pid)
+			// Its process group too, at once: a process that forks and
+			// exits in a loop keeps its group while its pid changes.
+			if pgid, err := syscall.Getpgid(pid); err == nil && pgid > 1 && pgid != ownGroup {
+				_ = syscall.Kill(-pgid, syscall.SIGKILL)
+			}
 		}
 		_ = p.Release()
 	}
@@ -418,10 +423,27 @@ func waitGone(pids []int, d time.Duration) {
 // prefix (see Prefix): what the jobs of a killed worker working in the
 // same directory left. It returns their pids.
 func KillPrefixed(prefix string) []int {
-	return settle(func() []int {
-		return killMarking(func(m string) bool { return strings.HasPrefix(m, prefix+"-") })
-	})
+	var all []int
+	// Once, at start, with no orphans of ours to adopt them: passes are
+	// spaced, for a process that forks and exits in a loop to show up in
+	// the listing of one of them.
+	for clean, rounds := 0, 0; clean < 3 && rounds < 50; rounds++ {
+		killed := settle(func() []int {
+			return killMarking(func(m string) bool { return strings.HasPrefix(m, prefix+"-") })
+		})
+		if len(killed) == 0 {
+			clean++
+			time.Sleep(20 * time.Millisecond)
+			continue
+		}
+		clean = 0
+		all = append(all, killed...)
+	}
+	return all
 }
+
+// ownGroup is this process's process group, never killed.
+var ownGroup = syscall.Getpgrp()
 
 // ownSession returns our session id.
 func ownSession() (int, bool) {
